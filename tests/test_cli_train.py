@@ -1,0 +1,123 @@
+"""`cli.py train`: the happy path, resume through the CLI, and every documented error path."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from tianref.cli import main
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SMALL = ["--M", "7", "--K", "16", "--epochs", "6", "--windows", "3"]
+
+
+def _run(args):
+    return CliRunner().invoke(main, ["train"] + args)
+
+
+def test_happy_path_writes_run_directory(tmp_path):
+    out = str(tmp_path / "run")
+    r = _run(SMALL + ["--checkpoint-epochs", "3", "--out", out])
+    assert r.exit_code == 0, r.output
+    summary = json.loads(r.stdout.strip().splitlines()[-1])
+    assert summary["epochs"] == 6
+    rows = [json.loads(l) for l in open(os.path.join(out, "metrics.jsonl"))]
+    assert [r["epoch"] for r in rows] == list(range(7))
+    cfg = json.load(open(os.path.join(out, "config.json")))
+    assert cfg["config"]["M"] == 7 and cfg["config"]["n_train"] == round(0.4 * 49)
+    assert "numpy" in cfg["versions"] and "command" in cfg
+    ck = np.load(os.path.join(out, "checkpoints", "epoch_00003.npz"))
+    assert ck["W"].shape == (14, 16) and int(ck["epoch"]) == 3
+    assert json.loads(str(ck["config"]))["K"] == 16
+    assert os.path.exists(os.path.join(out, "checkpoints", "final.npz"))
+
+
+def test_resume_extends_run_exactly(tmp_path):
+    a, b = str(tmp_path / "a"), str(tmp_path / "b")
+    assert _run(SMALL[:-4] + ["--epochs", "10", "--windows", "3", "--out", a]).exit_code == 0
+    assert _run(SMALL + ["--out", b]).exit_code == 0
+    r = _run(["--resume", "--epochs", "10", "--out", b])
+    assert r.exit_code == 0, r.output
+    assert open(os.path.join(a, "metrics.jsonl")).read() == open(os.path.join(b, "metrics.jsonl")).read()
+
+
+def test_init_from_checkpoint(tmp_path):
+    a = str(tmp_path / "a")
+    assert _run(SMALL + ["--out", a]).exit_code == 0
+    b = str(tmp_path / "b")
+    r = _run(["--init-from", os.path.join(a, "checkpoints", "final.npz"), "--epochs", "2", "--out", b])
+    assert r.exit_code == 0, r.output
+    assert json.load(open(os.path.join(b, "config.json")))["config"]["M"] == 7   # taken from the file
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--M", "1"], "--M must be >= 2"),
+    (["--K", "0"], "--K must be >= 2"),
+    (["--M", "7", "--n-train", "49"], "--n-train must be in"),
+    (["--eta", "-1"], "--eta must be >= 0"),
+    (["--lr", "0"], "--lr must be > 0"),
+    (["--windows", "2"], "window must be >= 3"),
+    (["--windows", "a,b"], "comma-separated integers"),
+    (["--epochs", "5", "--checkpoint-epochs", "9"], "outside"),
+    (["--init-from", "/nonexistent/file.npz"], "file not found"),
+    (["--train-frac", "1.5"], "--train-frac must be in"),
+])
+def test_bad_input_exits_2_with_one_line(tmp_path, args, fragment):
+    r = _run(args + ["--out", str(tmp_path / "x")])
+    assert r.exit_code == 2, r.output
+    assert fragment in r.stderr
+    assert "Traceback" not in r.output
+
+
+def test_unknown_activation_is_a_usage_error(tmp_path):
+    r = _run(["--act", "gelu", "--out", str(tmp_path / "x")])
+    assert r.exit_code == 2 and "gelu" in r.stderr
+
+
+def test_misshaped_init_file(tmp_path):
+    f = str(tmp_path / "bad.npz")
+    np.savez(f, W=np.zeros((3, 3)), V=np.zeros((16, 7)), train_idx=np.arange(10))
+    r = _run(["--init-from", f, "--out", str(tmp_path / "x")])
+    assert r.exit_code == 2 and "expected (2M, K)" in r.stderr
+    g = tmp_path / "garbage.npz"
+    g.write_bytes(b"not a zip")
+    r = _run(["--init-from", str(g), "--out", str(tmp_path / "y")])
+    assert r.exit_code == 2 and "cannot read" in r.stderr
+
+
+def test_non_empty_out_refused_unless_overwrite(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "something").write_text("x")
+    r = _run(SMALL + ["--out", str(out)])
+    assert r.exit_code == 2 and "not empty" in r.stderr
+    r = _run(SMALL + ["--out", str(out), "--overwrite"])
+    assert r.exit_code == 0, r.output
+
+
+def test_cupy_without_gpu_names_the_extra(tmp_path):
+    try:
+        import cupy  # noqa: F401
+        cupy.zeros(1)
+        pytest.skip("a usable CuPy exists here")
+    except Exception:
+        pass
+    r = _run(SMALL + ["--xp", "cupy", "--out", str(tmp_path / "x")])
+    assert r.exit_code == 2 and ".[gpu]" in r.stderr and "Traceback" not in r.output
+
+
+def test_non_finite_loss_exits_1_and_keeps_rows(tmp_path):
+    out = str(tmp_path / "run")
+    r = _run(["--M", "7", "--K", "16", "--epochs", "300", "--lr", "1e6", "--out", out])
+    assert r.exit_code == 1 and "non-finite" in r.stderr
+    assert len(open(os.path.join(out, "metrics.jsonl")).read().splitlines()) >= 1
+
+
+def test_script_entry_point_runs_as_subprocess(tmp_path):
+    """`python cli.py` itself (not just the click object): stdout is one JSON line."""
+    p = subprocess.run([sys.executable, os.path.join(ROOT, "cli.py"), "train", *SMALL,
+                        "--out", str(tmp_path / "run")], capture_output=True, text=True, check=True)
+    json.loads(p.stdout.strip())

@@ -1,0 +1,80 @@
+"""Figure-3 metrics against their direct definitions (n x n and n x K matrices formed explicitly)."""
+import numpy as np
+import pytest
+
+from tianref import data, metrics, model
+from tianref.backend import to_host
+
+
+def _features(n=40, K=24, seed=0):
+    rng = np.random.default_rng(seed)
+    H = rng.standard_normal((n, K))
+    return H ** 2 + 0.1 * rng.standard_normal((n, K))      # x^2-like: positive mean, as in training
+
+
+def _direct(F):
+    n, K = F.shape
+    Ft = F - F.mean(axis=0)
+    C = Ft.T @ Ft
+    off = ~np.eye(K, dtype=bool)
+    ftf = np.abs(C[off]).mean() / np.abs(np.diag(C)).mean()
+    G = F @ F.T                                            # raw Gram, as the paper's code
+    d = np.diag(G).mean()
+    o = G[~np.eye(n, dtype=bool)].mean()
+    ideal = (d - o) * np.eye(n) + o * np.ones((n, n))
+    rho = np.linalg.norm(G - ideal) / np.linalg.norm(G)
+    return ftf, rho
+
+
+def test_ftf_and_rho_match_direct_definitions(xp):
+    F = _features()
+    ftf, rho = metrics.feature_gram_metrics(xp, xp.asarray(F))
+    ftf_d, rho_d = _direct(F)
+    # float64 throughout; the closed form for rho subtracts tau^2/(n-1) from ||C||^2, which loses
+    # at most a few digits here: rtol 1e-10
+    assert float(ftf) == pytest.approx(ftf_d, rel=1e-12)
+    assert float(rho) == pytest.approx(rho_d, rel=1e-10)
+
+
+def test_rho_float32_training_features_close_to_float64_direct():
+    """In float32 (the training default) the K x K product carries ~1e-7 relative error; rho
+    must stay within 1e-4 relative of the exact value -- far below the 0.075 threshold's scale."""
+    F = _features(n=300, K=200, seed=1)
+    _, rho32 = metrics.feature_gram_metrics(np, F.astype(np.float32))
+    _, rho_d = _direct(F.astype(np.float32).astype(np.float64))
+    assert float(rho32) == pytest.approx(rho_d, rel=1e-4)
+
+
+def test_gradient_field_metrics_match_explicit_G_F(xp):
+    rng = np.random.default_rng(3)
+    n, M, K = 50, 7, 30
+    Yhat = rng.standard_normal((n, M))
+    y = rng.integers(0, M, n)
+    V = rng.standard_normal((K, M))
+    j, jp = metrics.draw_pairs(np.random.default_rng(0), K, 200)
+    gF, med, p95 = metrics.gradient_field_metrics(xp, xp.asarray(Yhat), xp.asarray(y), xp.asarray(V),
+                                                  xp.asarray(j), xp.asarray(jp))
+    Y0 = np.eye(M)[y] - 1 / M
+    R = (Y0 - Y0.mean(0)) - (Yhat - Yhat.mean(0))
+    GF = R @ V.T                                            # (n, K), formed explicitly here
+    assert float(gF) == pytest.approx(np.linalg.norm(GF), rel=1e-12)
+    g = GF / np.linalg.norm(GF, axis=0)
+    cos = np.abs((g[:, j] * g[:, jp]).sum(0))
+    s = np.sort(cos)
+    assert float(med) == pytest.approx(s[(len(s) - 1) // 2], rel=1e-12)   # lower median
+    assert float(p95) == pytest.approx(np.percentile(cos, 95), rel=1e-12)
+
+
+def test_draw_pairs_drops_equal_indices_and_is_seeded():
+    j, jp = metrics.draw_pairs(np.random.default_rng(5), 4, 500)
+    assert len(j) < 500 and np.all(j != jp)
+    j2, jp2 = metrics.draw_pairs(np.random.default_rng(5), 4, 500)
+    np.testing.assert_array_equal(j, j2)
+    np.testing.assert_array_equal(jp, jp2)
+
+
+def test_rho_on_model_features_matches_direct():
+    tr, _, W, _ = data.init_host(11, 64, 48, 0)
+    batch = data.make_batch(np, 11, tr)
+    _, F = model.hidden(np, W, batch, "sqr")
+    assert float(metrics.feature_gram_metrics(np, F)[1]) == pytest.approx(_direct(F)[1], rel=1e-10)

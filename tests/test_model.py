@@ -1,0 +1,111 @@
+"""Forward/backward of sigma(XW)V and both losses: finite differences in float64.
+
+Central differences along a random direction U: (L(theta + hU) - L(theta - hU)) / 2h must equal
+<grad, U>. With h = 1e-6 in float64 the truncation error is O(h^2 * |L'''|) ~ 1e-12 and the
+rounding error ~ eps * |L| / h ~ 1e-10 relative, so rtol = 1e-6 leaves a wide margin while a
+wrong factor (2, 1/n, a missing sigma') fails by orders of magnitude.
+"""
+import numpy as np
+import pytest
+
+from tianref import data, loss as losses, model
+from tianref.backend import to_host
+
+M, K, SEED = 7, 12, 3
+
+
+def _problem(xp, act_scale=1.0):
+    train_idx, _, W0, V0 = data.init_host(M, K, 30, SEED)
+    batch = data.make_batch(xp, M, train_idx)
+    params = {"W": xp.asarray(W0 * act_scale), "V": xp.asarray(V0 * 5)}
+    return batch, params
+
+
+def _loss(xp, params, batch, act, which):
+    Yhat, _ = model.forward(xp, params, batch, act)
+    L, _ = losses.loss_and_grad(xp, Yhat, batch.y, which)
+    return float(L)
+
+
+@pytest.mark.parametrize("act", model.ACTIVATIONS)
+@pytest.mark.parametrize("which", losses.LOSSES)
+def test_gradient_matches_central_differences(xp, act, which):
+    batch, params = _problem(xp, act_scale=3.0)
+    Yhat, cache = model.forward(xp, params, batch, act)
+    _, dL_dYhat = losses.loss_and_grad(xp, Yhat, batch.y, which)
+    grads = model.backward(xp, params, batch, cache, dL_dYhat, act)
+    rng = np.random.default_rng(0)
+    for name in ("W", "V"):
+        U = rng.standard_normal(params[name].shape)
+        h = 1e-6
+        plus = dict(params, **{name: params[name] + h * xp.asarray(U)})
+        minus = dict(params, **{name: params[name] - h * xp.asarray(U)})
+        fd = (_loss(xp, plus, batch, act, which) - _loss(xp, minus, batch, act, which)) / (2 * h)
+        analytic = float((to_host(grads[name]) * U).sum())
+        assert analytic == pytest.approx(fd, rel=1e-6, abs=1e-12), (name, act, which)
+
+
+def test_forward_matches_materialised_onehot_input():
+    """XW via gathers equals the explicit one-hot X @ W."""
+    batch, params = _problem(np)
+    a, b, _ = data.pairs(M)
+    X = np.zeros((batch.n, 2 * M))
+    X[np.arange(batch.n), batch.a] = 1
+    X[np.arange(batch.n), M + batch.b] = 1
+    H, F = model.hidden(np, params["W"], batch, "sqr")
+    np.testing.assert_array_equal(H, X @ params["W"])       # one-hot products are exact
+    np.testing.assert_array_equal(F, (X @ params["W"]) ** 2)
+
+
+def test_segment_sum_is_onehot_transpose_product():
+    """dL/dW = X^T dL/dH: segment sums equal the explicit product (float64, rtol 1e-14: reordering only)."""
+    batch, _ = _problem(np)
+    R = np.random.default_rng(1).standard_normal((batch.n, K))
+    X = np.zeros((batch.n, 2 * M))
+    X[np.arange(batch.n), batch.a] = 1
+    X[np.arange(batch.n), M + batch.b] = 1
+    got = np.concatenate([model.segment_sum(np, R, batch.seg_a), model.segment_sum(np, R, batch.seg_b)])
+    np.testing.assert_allclose(got, X.T @ R, rtol=1e-14, atol=1e-14)
+
+
+def test_tian_loss_value_by_hand():
+    """One sample, M = 3: z = yhat - mean, t = e_y - 1/3, L = |z - t|^2 (no 1/2)."""
+    Yhat = np.array([[1.0, 2.0, 6.0]])
+    L, g = losses.loss_tian(np, Yhat, np.array([0]))
+    z = np.array([-2.0, -1.0, 3.0])
+    t = np.array([2 / 3, -1 / 3, -1 / 3])
+    assert float(L) == pytest.approx(((z - t) ** 2).sum(), rel=1e-15)
+    np.testing.assert_allclose(g[0], 2 * (z - t), rtol=1e-15)
+
+
+def test_theory_loss_is_sample_centred_half_squared_norm():
+    rng = np.random.default_rng(2)
+    Yhat = rng.standard_normal((5, 4))
+    y = np.array([0, 1, 2, 3, 1])
+    E = np.eye(4)[y]
+    P = np.eye(5) - np.ones((5, 5)) / 5
+    J, g = losses.loss_theory(np, Yhat, y)
+    assert float(J) == pytest.approx(0.5 * np.linalg.norm(P @ (E - Yhat)) ** 2, rel=1e-13)
+    np.testing.assert_allclose(g, -P @ (E - Yhat), rtol=1e-13, atol=1e-15)
+
+
+def test_activation_values():
+    x = np.array([-2.0, -0.5, 0.0, 0.5, 2.0])
+    np.testing.assert_allclose(model.sigma(np, x, "sqr"), x ** 2)
+    np.testing.assert_allclose(model.sigma(np, x, "relu"), [0, 0, 0, 0.5, 2])
+    np.testing.assert_allclose(model.sigma(np, x, "relusqr"), [0, 0, 0, 0.25, 4])
+    np.testing.assert_allclose(model.sigma(np, x, "silu"), x / (1 + np.exp(-x)))
+    with pytest.raises(ValueError):
+        model.sigma(np, x, "gelu")
+
+
+def test_init_bounds_and_determinism():
+    tr, te, W, V = data.init_host(71, 2048, 2016, 0)
+    assert len(tr) == 2016 and len(te) == 71 * 71 - 2016
+    assert np.intersect1d(tr, te).size == 0
+    assert np.abs(W).max() <= 1 / np.sqrt(142) and np.abs(V).max() <= 1 / np.sqrt(2048)
+    # U(-b, b) has std b/sqrt(3): a loose 2% check that the bound is used, not e.g. 1/fan_in
+    assert W.std() == pytest.approx(1 / np.sqrt(142) / np.sqrt(3), rel=0.02)
+    tr2, _, W2, _ = data.init_host(71, 2048, 2016, 0)
+    np.testing.assert_array_equal(tr, tr2)
+    np.testing.assert_array_equal(W, W2)

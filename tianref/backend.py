@@ -1,0 +1,100 @@
+"""Choose the array backend once, at the edge, and move results to the host.
+
+The core math in ``tianref`` receives an array module ``xp`` and calls only
+``xp.<function>`` and array methods, so the same lines run on
+
+* ``numpy``  (CPU, the default),
+* ``cupy``   (GPU, imported lazily, only when asked for),
+* ``tianref.fakexp`` (CI only: NumPy underneath, but it refuses implicit host
+  conversion exactly as CuPy does, so a stray ``np.asarray`` in the math fails
+  a test instead of silently working on CPU and breaking on GPU).
+
+Data reaches the host through :func:`to_host` alone.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+
+class BackendError(RuntimeError):
+    """The requested backend cannot be used (message is shown to the user)."""
+
+
+def get_xp(name: str):
+    """Return the array module called ``name`` ('numpy', 'cupy' or 'fake')."""
+    if name == "numpy":
+        return np
+    if name == "fake":
+        from tianref import fakexp
+        return fakexp
+    if name == "cupy":
+        try:
+            import cupy  # lazy: never imported unless requested
+        except Exception as exc:  # ImportError, or a broken CUDA install
+            raise BackendError(
+                "--xp cupy needs CuPy and a CUDA GPU: install the extra with "
+                "`pip install -e .[gpu]` (cupy-cuda12x) on a machine with a GPU "
+                f"({type(exc).__name__}: {exc})") from None
+        try:
+            n = cupy.cuda.runtime.getDeviceCount()
+            if n < 1:
+                raise RuntimeError("no CUDA device found")
+            cupy.zeros(1).sum().item()  # first allocation fails without a working device
+        except Exception as exc:
+            raise BackendError(
+                "--xp cupy: CuPy is installed but no usable GPU was found "
+                f"({type(exc).__name__}: {exc}); use --xp numpy") from None
+        return cupy
+    raise BackendError(f"unknown backend {name!r}; choose numpy or cupy")
+
+
+def xp_name(xp) -> str:
+    return {"numpy": "numpy", "cupy": "cupy", "tianref.fakexp": "fake"}.get(xp.__name__, xp.__name__)
+
+
+def to_host(x):
+    """The one door from device to host: array (or 0-d array) -> numpy.ndarray."""
+    if isinstance(x, np.ndarray):
+        return x
+    if hasattr(x, "get"):           # cupy.ndarray and fakexp.FakeArray
+        return x.get()
+    return np.asarray(x)            # Python scalars, lists of floats
+
+
+def to_device(xp, host_array, dtype=None):
+    """Host numpy array -> xp array (a copy on GPU; same data on numpy)."""
+    return xp.asarray(host_array, dtype=dtype)
+
+
+def environment_info(xp) -> dict:
+    """Versions and settings recorded in every run's config.json."""
+    import platform
+    import sys
+
+    import scipy
+
+    info = {
+        "python": sys.version.split()[0],
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+        "platform": platform.platform(),
+        "backend": xp_name(xp),
+    }
+    from importlib import metadata
+    for pkg in ("click", "tianref"):
+        try:
+            info[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:  # pragma: no cover
+            info[pkg] = None
+    if xp_name(xp) == "cupy":
+        info["cupy"] = xp.__version__
+        try:
+            props = xp.cuda.runtime.getDeviceProperties(0)
+            info["gpu"] = props["name"].decode() if isinstance(props["name"], bytes) else str(props["name"])
+        except Exception:  # pragma: no cover
+            pass
+        for var in ("CUPY_TF32", "NVIDIA_TF32_OVERRIDE"):
+            info[var] = os.environ.get(var)
+    return info

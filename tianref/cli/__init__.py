@@ -1,0 +1,40 @@
+"""The command-line interface: thin click commands, no math.
+
+``python cli.py <command>`` or ``tianref <command>``. Each command lives in its own
+module in this package and is registered below.
+"""
+from __future__ import annotations
+
+import functools
+import sys
+
+import click
+
+from tianref.backend import BackendError
+from tianref.errors import InputError, RunFailure
+
+
+def reports_errors(fn):
+    """Turn the library's errors into one-line messages with the documented exit codes."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (InputError, BackendError) as exc:
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(2)
+        except RunFailure as exc:
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(1)
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
+@click.version_option(package_name="tianref")
+def main():
+    """tianref: reference implementation of grokking in sigma(XW)V (Tian's Li2 setup)."""
+
+
+from tianref.cli.train import train_cmd  # noqa: E402
+
+main.add_command(train_cmd, "train")

@@ -1,0 +1,162 @@
+"""``python cli.py train``: one training run into a run directory."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+import click
+
+from tianref import runs
+from tianref.backend import environment_info, get_xp
+from tianref.cli import reports_errors
+from tianref.data import n_train_from_frac
+from tianref.config import DTYPES, METRIC_SETS, OPTIMIZERS, TrainConfig, parse_int_list, validate
+from tianref.errors import InputError
+from tianref.loss import LOSSES
+from tianref.model import ACTIVATIONS
+
+D = TrainConfig()
+DEFAULT_TRAIN_FRAC = 0.4    # round(0.4 * 71^2) = 2016, the paper's n
+
+# options that define the run; on --resume they come from the run's config.json
+DEFINING = ("M", "K", "n_train", "train_frac", "eta", "lr", "seed", "act", "loss", "optimizer",
+            "dtype", "windows", "metrics", "init_from")
+
+
+@click.command(help="Train sigma(XW)V on modular addition and log the paper's per-epoch diagnostics.\n\n"
+               "Writes OUT/config.json, OUT/metrics.jsonl (rows 0..EPOCHS) and OUT/checkpoints/, "
+               "shows progress on stderr and prints a one-line JSON summary on stdout.")
+@click.option("--xp", "xp_name", type=click.Choice(["numpy", "cupy", "fake"]), default="numpy",
+              show_default=True, help="Array backend: numpy (CPU) or cupy (GPU; needs the [gpu] extra). "
+              "'fake' is the strict CI backend.")
+@click.option("--M", "M", type=int, default=D.M, show_default=True, help="Modulus M (classes, operands).")
+@click.option("--K", "K", type=int, default=D.K, show_default=True, help="Hidden width K.")
+@click.option("--n-train", type=int, default=None,
+              help="Training pairs (the first n_train of a seeded permutation of the M^2 pairs). "
+                   "Default: round(0.4 M^2), which is the paper's 2016 at M = 71.")
+@click.option("--train-frac", type=float, default=None,
+              help="Training fraction p instead of --n-train: n_train = round(p M^2) (Python rounding).")
+@click.option("--eta", type=float, default=D.eta, show_default=True, help="L2 weight decay eta (0 = control).")
+@click.option("--lr", type=float, default=D.lr, show_default=True, help="Adam learning rate.")
+@click.option("--epochs", type=int, default=D.epochs, show_default=True,
+              help="Full-batch steps E; rows 0..E are logged.")
+@click.option("--seed", type=int, default=D.seed, show_default=True, help="Seed of the split, init and pair draws.")
+@click.option("--act", type=click.Choice(ACTIVATIONS), default=D.act, show_default=True, help="Activation sigma.")
+@click.option("--loss", type=click.Choice(LOSSES), default=D.loss, show_default=True,
+              help="tian: the class-centred MSE the paper's code trains; theory: 1/2||P_perp(Y - Yhat)||^2.")
+@click.option("--optimizer", type=click.Choice(OPTIMIZERS), default=D.optimizer, show_default=True,
+              help="adam: coupled L2 (torch Adam(weight_decay)); adamw: decoupled decay.")
+@click.option("--dtype", type=click.Choice(DTYPES), default=D.dtype, show_default=True,
+              help="Training dtype (float64 for audits).")
+@click.option("--windows", default="20", show_default=True,
+              help="Rolling windows for the update spectra, e.g. 5,10,20,30 (one pass for all).")
+@click.option("--metrics", "metric_set", type=click.Choice(METRIC_SETS), default=D.metrics, show_default=True,
+              help="core skips the K x K Gram metrics (ftf_ratio, rho_tian).")
+@click.option("--checkpoint-epochs", default="", show_default=True,
+              help="Comma-separated epochs to save checkpoints/epoch_NNNNN.npz.")
+@click.option("--init-from", type=click.Path(dir_okay=False), default=None,
+              help="Start from arrays W (2M x K), V (K x M), train_idx in an .npz; test = complement.")
+@click.option("--out", type=click.Path(file_okay=False), required=True, help="Run directory.")
+@click.option("--resume", is_flag=True, help="Continue the run in OUT from its resume state (may raise --epochs).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing non-empty OUT.")
+@click.option("--no-resume-state", is_flag=True,
+              help="Delete checkpoints/resume.npz when the run finishes (it holds the update buffer, "
+                   "~8 bytes x 3MK x max window).")
+@click.pass_context
+@reports_errors
+def train_cmd(ctx, xp_name, M, K, n_train, train_frac, eta, lr, epochs, seed, act, loss, optimizer,
+              dtype, windows, metric_set, checkpoint_epochs, init_from, out, resume, overwrite,
+              no_resume_state):
+    from tianref import train as engine
+
+    given = {p for p in ctx.params if ctx.get_parameter_source(p) == click.core.ParameterSource.COMMANDLINE}
+    runs.prepare_run_dir(out, resume=resume, overwrite=overwrite)
+    xp = get_xp(xp_name)
+    t0 = time.time()
+
+    if resume:
+        clash = sorted(given & set(DEFINING))
+        if clash:
+            raise InputError(f"--resume continues the stored configuration; drop --{clash[0].replace('_', '-')}")
+        stored = runs.read_config(out)
+        cfg = TrainConfig.from_dict(stored["config"])
+        ck = runs.load_npz(runs.checkpoint_path(out))
+        changes = {}
+        if "epochs" in given:
+            changes["epochs"] = epochs
+        if "checkpoint_epochs" in given:
+            changes["checkpoint_epochs"] = parse_int_list(checkpoint_epochs, "--checkpoint-epochs")
+        cfg = validate(cfg.replace(**changes))
+        state = engine.state_from_arrays(xp, cfg, ck)
+        if state.epoch > cfg.epochs:
+            raise InputError(f"the resume state is at epoch {state.epoch}, past --epochs {cfg.epochs}")
+        if len(ck["train_idx"]) != cfg.n_train:
+            raise InputError("the resume state does not match config.json (n_train differs)")
+        problem, _ = engine.setup(cfg, xp, init={k: ck[k] for k in ("W", "V", "train_idx", "test_idx")})
+        runs.truncate_metrics(os.path.join(out, "metrics.jsonl"), state.epoch)
+        stored["config"] = cfg.to_dict()
+        stored.setdefault("resumed", []).append({"from_epoch": state.epoch, "command": _command_line()})
+        runs.atomic_write_json(os.path.join(out, "config.json"), stored)
+        init = None
+    else:
+        init = runs.load_npz(init_from) if init_from else None
+        if init is not None:
+            # M and K follow the file unless given explicitly
+            if "V" in init and init["V"].ndim == 2:
+                if "M" not in given:
+                    M = int(init["V"].shape[1])
+                if "K" not in given:
+                    K = int(init["V"].shape[0])
+            if "train_idx" in init:
+                n_train = int(len(init["train_idx"]))
+        elif train_frac is not None:
+            if n_train is not None:
+                raise InputError("give --n-train or --train-frac, not both")
+            if not 0 < train_frac < 1:
+                raise InputError(f"--train-frac must be in (0, 1) (got {train_frac})")
+            n_train = n_train_from_frac(M, train_frac)
+        elif n_train is None:
+            n_train = n_train_from_frac(M, DEFAULT_TRAIN_FRAC)
+        cfg = validate(TrainConfig(
+            M=M, K=K, n_train=n_train, eta=eta, lr=lr, epochs=epochs, seed=seed, act=act, loss=loss,
+            optimizer=optimizer, dtype=dtype, windows=parse_int_list(windows, "--windows"),
+            metrics=metric_set, checkpoint_epochs=parse_int_list(checkpoint_epochs, "--checkpoint-epochs")))
+        if init is not None:
+            engine.check_init(cfg, init)
+        runs.atomic_write_json(os.path.join(out, "config.json"), {
+            "config": cfg.to_dict(), "versions": environment_info(xp),
+            "command": _command_line(), "init_from": os.path.abspath(init_from) if init_from else None,
+            "train_frac": train_frac})
+        state, problem = None, None
+
+    writer = runs.RunWriter(out, keep_resume_state=not no_resume_state)
+    first = state.epoch + 1 if state is not None else 0
+    with click.progressbar(length=cfg.epochs + 1 - first, label=f"train {os.path.basename(out)}",
+                           file=sys.stderr, show_pos=True) as bar:
+        def on_row(row):
+            bar.update(1)
+        try:
+            final, problem, last = engine.run(cfg, xp, problem=problem, state=state, init=init,
+                                              sink=writer, on_row=on_row)
+        finally:
+            writer.close()
+
+    rows = runs.read_metrics(os.path.join(out, "metrics.jsonl"))
+    summary = {"out": out, "epochs": cfg.epochs, "seconds": round(time.time() - t0, 3),
+               "backend": xp_name, "dtype": cfg.dtype,
+               "final": {k: rows[-1].get(k) for k in ("train_loss", "test_loss", "train_acc", "test_acc")},
+               "t_test_0.5": _first(rows, "test_acc", 0.5), "t_test_0.99": _first(rows, "test_acc", 0.99)}
+    click.echo(json.dumps(summary))
+
+
+def _first(rows, key, thr):
+    for r in rows:
+        if r.get(key, -1) >= thr:
+            return r["epoch"]
+    return None
+
+
+def _command_line() -> str:
+    return " ".join([os.path.basename(sys.argv[0])] + sys.argv[1:])

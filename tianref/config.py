@@ -1,0 +1,120 @@
+"""One frozen dataclass holds every training setting; ``validate`` names the first bad one.
+
+Defaults are the paper code's protocol (paper-protocol.md §3): M = 71, K = 2048,
+n_train = 2016, sigma = x^2, the class-centred MSE, Adam(lr 1e-3, coupled L2 eta = 2e-4),
+float32, rolling window 20.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from tianref.errors import InputError
+from tianref.loss import LOSSES
+from tianref.model import ACTIVATIONS
+
+OPTIMIZERS = ("adam", "adamw")
+DTYPES = ("float32", "float64")
+METRIC_SETS = ("full", "core")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    M: int = 71
+    K: int = 2048
+    n_train: int = 2016
+    eta: float = 2e-4
+    lr: float = 1e-3
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 1e-8
+    epochs: int = 400
+    seed: int = 0
+    act: str = "sqr"
+    loss: str = "tian"
+    optimizer: str = "adam"
+    dtype: str = "float32"
+    windows: tuple = (20,)
+    metrics: str = "full"
+    indep_pairs: int = 500
+    checkpoint_epochs: tuple = field(default=())
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["windows"] = list(self.windows)
+        d["checkpoint_epochs"] = list(self.checkpoint_epochs)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise InputError(f"unknown config keys: {', '.join(sorted(unknown))}")
+        d = dict(d)
+        for k in ("windows", "checkpoint_epochs"):
+            if k in d:
+                d[k] = tuple(int(x) for x in d[k])
+        return cls(**d)
+
+    def replace(self, **changes) -> "TrainConfig":
+        return dataclasses.replace(self, **changes)
+
+
+def validate(cfg: TrainConfig) -> TrainConfig:
+    """Raise InputError with a one-line message for the first invalid setting."""
+    def bad(msg):
+        raise InputError(msg)
+
+    if cfg.M < 2:
+        bad(f"--M must be >= 2 (got {cfg.M})")
+    if cfg.K < 2:
+        bad(f"--K must be >= 2 (got {cfg.K}); the diagnostics need two hidden units")
+    if not 2 <= cfg.n_train < cfg.M * cfg.M:
+        bad(f"--n-train must be in [2, M^2 - 1] = [2, {cfg.M * cfg.M - 1}] (got {cfg.n_train}); "
+            "the test set must not be empty")
+    if not cfg.eta >= 0:
+        bad(f"--eta must be >= 0 (got {cfg.eta})")
+    if not cfg.lr > 0:
+        bad(f"--lr must be > 0 (got {cfg.lr})")
+    if not (0 <= cfg.beta1 < 1 and 0 <= cfg.beta2 < 1):
+        bad("Adam betas must lie in [0, 1)")
+    if not cfg.eps > 0:
+        bad(f"Adam eps must be > 0 (got {cfg.eps})")
+    if cfg.epochs < 0:
+        bad(f"--epochs must be >= 0 (got {cfg.epochs})")
+    if cfg.seed < 0:
+        bad(f"--seed must be >= 0 (got {cfg.seed})")
+    if cfg.act not in ACTIVATIONS:
+        bad(f"unknown activation {cfg.act!r}; choose one of {', '.join(ACTIVATIONS)}")
+    if cfg.loss not in LOSSES:
+        bad(f"unknown loss {cfg.loss!r}; choose one of {', '.join(LOSSES)}")
+    if cfg.optimizer not in OPTIMIZERS:
+        bad(f"unknown optimizer {cfg.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
+    if cfg.dtype not in DTYPES:
+        bad(f"unknown dtype {cfg.dtype!r}; choose one of {', '.join(DTYPES)}")
+    if cfg.metrics not in METRIC_SETS:
+        bad(f"unknown metric set {cfg.metrics!r}; choose one of {', '.join(METRIC_SETS)}")
+    if not cfg.windows:
+        bad("--windows needs at least one window")
+    if len(set(cfg.windows)) != len(cfg.windows):
+        bad(f"--windows has a repeated value: {list(cfg.windows)}")
+    for w in cfg.windows:
+        if w < 3:
+            bad(f"every window must be >= 3 so that sigma2/sigma3 exists (got {w})")
+    if cfg.indep_pairs < 1:
+        bad("indep_pairs must be >= 1")
+    for e in cfg.checkpoint_epochs:
+        if not 0 <= e <= cfg.epochs:
+            bad(f"checkpoint epoch {e} is outside [0, --epochs = {cfg.epochs}]")
+    return cfg
+
+
+def parse_int_list(text: str, what: str) -> tuple:
+    """'5,10,20' -> (5, 10, 20); a clear InputError otherwise."""
+    if text is None or text.strip() == "":
+        return ()
+    try:
+        return tuple(int(x) for x in text.split(",") if x.strip() != "")
+    except ValueError:
+        raise InputError(f"{what} must be comma-separated integers (got {text!r})") from None

@@ -1,0 +1,96 @@
+"""Modular addition data, the train/test split, and the initial weights.
+
+Reference: the seed paper §2 and its code's protocol (``shared/spec/paper-protocol.md`` §3).
+
+Symbols
+    M            modulus; classes 0..M-1
+    (a, b)       operand pair, table index i = a*M + b, label y_i = (a + b) mod M
+    X            n x 2M input, row i = [onehot(a_i), onehot(b_i)]   (never materialised)
+    W            2M x K first layer   (paper orientation: XW)
+    V            K x M  second layer  (Yhat = sigma(XW) V)
+
+All randomness is drawn on the host from ``numpy.random.default_rng(seed)`` in a
+fixed order -- the permutation of the M^2 pairs, then W, then V -- so NumPy,
+CuPy and the fake backend start from bit-identical numbers.
+
+Deviation from the paper's code: it draws the permutation from a
+``torch.Generator`` and the weights from ``torch.manual_seed``; we draw them from
+NumPy's PCG64. The distributions are identical (a uniform permutation,
+U(+-1/sqrt(fan_in)) weights) but seed s here is not the paper's seed s.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np  # host-side construction only; device arrays are made by to_device
+
+
+def pairs(M: int):
+    """All M^2 pairs: a, b, y as host int64 arrays of length M^2 (index i = a*M + b)."""
+    i = np.arange(M * M, dtype=np.int64)
+    a, b = i // M, i % M
+    return a, b, (a + b) % M
+
+
+def n_train_from_frac(M: int, frac: float) -> int:
+    """Python's round (banker's rounding), as the paper's scaling sweep uses."""
+    return int(round(frac * M * M))
+
+
+def init_host(M: int, K: int, n_train: int, seed: int):
+    """The split and the initial weights, drawn on the host in a fixed order.
+
+    Returns train_idx (n_train,), test_idx (M^2 - n_train,), W0 (2M, K), V0 (K, M);
+    weights are float64 (cast to the training dtype by the caller).
+    """
+    rng = np.random.default_rng(seed)
+    perm = rng.permutation(M * M)                                   # uniform split of the table
+    bound_W = 1.0 / np.sqrt(2 * M)                                  # fan_in of W is 2M
+    bound_V = 1.0 / np.sqrt(K)                                      # fan_in of V is K
+    W0 = rng.uniform(-bound_W, bound_W, size=(2 * M, K))            # (2M, K)
+    V0 = rng.uniform(-bound_V, bound_V, size=(K, M))                # (K, M)
+    return perm[:n_train].copy(), perm[n_train:].copy(), W0, V0
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One fixed set of pairs on the device (the full train or test set).
+
+    a, b, y : (n,) int64     operands and labels
+    seg_a   : (M, c_a) int64 rows of dL/dH that add into W[a]; padded with n (a zero row)
+    seg_b   : (M, c_b) int64 the same for W[M + b]
+    """
+    a: object
+    b: object
+    y: object
+    seg_a: object
+    seg_b: object
+    n: int
+    M: int
+
+
+def segment_index(keys: np.ndarray, n_segments: int) -> np.ndarray:
+    """Host: (n_segments, max_count) table of the rows whose key is s, padded with len(keys).
+
+    Summing ``dH_padded[table]`` over axis 1 is the scatter-add X^T dH for one half of the
+    one-hot input, done as a gather plus a fixed-order reduction: deterministic on every
+    backend (unlike atomics-based ``add.at`` on a GPU).
+    """
+    n = len(keys)
+    order = np.argsort(keys, kind="stable")
+    counts = np.bincount(keys, minlength=n_segments)
+    width = max(int(counts.max()) if n else 0, 1)
+    table = np.full((n_segments, width), n, dtype=np.int64)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    for s in range(n_segments):
+        table[s, :counts[s]] = order[starts[s]:starts[s] + counts[s]]
+    return table
+
+
+def make_batch(xp, M: int, idx: np.ndarray) -> Batch:
+    """Device batch for the table rows ``idx`` (host int array)."""
+    a, b, y = pairs(M)
+    a, b, y = a[idx], b[idx], y[idx]
+    return Batch(a=xp.asarray(a), b=xp.asarray(b), y=xp.asarray(y),
+                 seg_a=xp.asarray(segment_index(a, M)), seg_b=xp.asarray(segment_index(b, M)),
+                 n=len(idx), M=M)

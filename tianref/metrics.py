@@ -1,0 +1,91 @@
+"""Tian's Figure-3 diagnostics, computed at a fraction of the direct cost.
+
+References: Tian (2025) Fig. 3 and the seed paper §6; the quantities as the paper's code logs
+them (paper-protocol.md §3: ftf_ratio, fft_dist_from_ideal, G_F, the independence proxy).
+docs/math.md §4 derives every shortcut used here.
+
+Symbols (code <-> paper), all on the training set
+    F        <-> F = sigma(XW)                    (n, K)
+    mu       <-> F^T 1 / n, column means          (K,)
+    F_tilde  <-> F~ = P_perp F                    (n, K)
+    C        <-> F~^T F~                          (K, K)
+    G        <-> F F^T, the RAW sample Gram       (n, n)   (never formed)
+    R        <-> P_perp (Y_0 - Yhat),  Y_0 = E - 1/M           (n, M)
+    G_F      <-> R V^T                            (n, K)   (never formed)
+    Q        <-> R^T R                            (M, M)
+
+ftf_ratio = mean_{j != l} |C_jl| / mean_j |C_jj|
+
+rho_tian  = ||G - ((d - o) I + o 1 1^T)||_F / ||G||_F,  d = mean diag G, o = mean off-diag G.
+    The paper's code uses the raw G = F F^T (its text writes P_perp F F^T; we follow the code).
+    With tau = tr C and u = F~ mu, writing G = F~F~^T + u1^T + 1u^T + |mu|^2 11^T (all cross
+    terms vanish because F~^T 1 = 0) gives, exactly,
+        ||G||_F^2         = ||C||_F^2 + 2n mu^T C mu + n^2 |mu|^4
+        ||G - ideal||_F^2 = ||C||_F^2 + 2n mu^T C mu - tau^2 / (n - 1)
+    so one K x K product C serves both metrics, where the paper's code forms F F^T (n x n)
+    and F~^T F~ (K x K) separately. tests/test_metrics.py checks this against the direct form.
+
+gF_norm = ||G_F||_F with ||G_F||_F^2 = tr(V Q V^T), and column inner products
+    g_j^T g_j' = (V Q V^T)_{j j'} -- so G_F (n x K) is never formed either.
+
+Independence proxy: |cos(g_j, g_j')| over host-drawn random pairs j != j'; we log the lower
+median (torch.median's convention) and the 95th percentile (linear interpolation).
+"""
+from __future__ import annotations
+
+
+def feature_gram_metrics(xp, F):
+    """(ftf_ratio, rho_tian) as 0-d float64 arrays, from one K x K product.  F (n, K)."""
+    n, K = F.shape
+    mu = F.mean(axis=0)                                  # (K,)   column means
+    F_tilde = F - mu                                     # (n, K) P_perp F
+    C = F_tilde.T @ F_tilde                              # (K, K) F~^T F~ (training dtype; SYRK on NumPy)
+    C = C.astype(xp.float64)
+    mu = mu.astype(xp.float64)
+    absC = xp.abs(C)
+    diag_abs = xp.abs(xp.diagonal(C)).sum()
+    ftf_ratio = ((absC.sum() - diag_abs) / (K * (K - 1))) / (diag_abs / K)
+
+    C_fro2 = (C * C).sum()                               # ||C||_F^2 = ||F~ F~^T||_F^2
+    uu = mu @ (C @ mu)                                   # mu^T C mu = ||F~ mu||^2
+    tau = xp.trace(C)                                    # tr C
+    mu2 = mu @ mu                                        # |mu|^2
+    G_fro2 = C_fro2 + 2 * n * uu + n * n * mu2 * mu2     # ||G||_F^2
+    E_fro2 = C_fro2 + 2 * n * uu - tau * tau / (n - 1)   # ||G - ideal||_F^2
+    rho = xp.sqrt(xp.maximum(E_fro2, 0.0) / G_fro2)
+    return ftf_ratio, rho
+
+
+def residual(xp, Yhat, y):
+    """R = P_perp (Y_0 - Yhat) in float64, (n, M); Y_0 = onehot(y) - 1/M."""
+    n, M = Yhat.shape
+    Y0 = xp.eye(M, dtype=xp.float64)[y] - 1.0 / M        # (n, M)
+    R = Y0 - Yhat.astype(xp.float64)                     # (n, M)
+    return R - R.mean(axis=0, keepdims=True)             # (n, M)  centred over samples
+
+
+def gradient_field_metrics(xp, Yhat, y, V, j, jp):
+    """(gF_norm, indep_cos_med, indep_cos_p95) as 0-d float64 arrays.
+
+    j, jp : (m,) device int arrays of column pairs with j != jp (drawn on the host).
+    """
+    R = residual(xp, Yhat, y)                            # (n, M)
+    Q = R.T @ R                                          # (M, M)  R^T R
+    V64 = V.astype(xp.float64)                           # (K, M)
+    VQ = V64 @ Q                                         # (K, M)
+    col_norm2 = (VQ * V64).sum(axis=1)                   # (K,)    ||g_j||^2 = (V Q V^T)_jj
+    gF_norm = xp.sqrt(col_norm2.sum())                   # ||G_F||_F
+    dots = (VQ[j] * V64[jp]).sum(axis=1)                 # (m,)    g_j^T g_j'
+    cos = xp.abs(dots) / xp.sqrt(col_norm2[j] * col_norm2[jp])   # (m,)
+    s = xp.sort(cos)
+    med = s[(s.shape[0] - 1) // 2]                       # lower median
+    p95 = xp.percentile(cos, 95.0)
+    return gF_norm, med, p95
+
+
+def draw_pairs(rng, K: int, m: int = 500):
+    """Host: m pairs uniform on [0, K) with replacement, pairs with j == j' dropped."""
+    j = rng.integers(0, K, size=m)
+    jp = rng.integers(0, K, size=m)
+    keep = j != jp
+    return j[keep], jp[keep]

@@ -1,0 +1,85 @@
+"""The two-layer network  Yhat = sigma(X W) V  with frozen one-hot inputs and no biases.
+
+Reference: Tian (2025), the seed paper §2 (Li2 setup); docs/math.md §1-2.
+
+Symbols (code name <-> paper)
+    W       <-> W      (2M, K)  first layer
+    V       <-> V      (K, M)   second layer
+    H       <-> XW     (n, K)   pre-activation; row i is W[a_i] + W[M + b_i]
+    F       <-> F = sigma(XW)   (n, K) hidden activations
+    Yhat    <-> Yhat = F V      (n, M)
+    dL_d<X>  the gradient of the loss with respect to <X>
+
+Forward and backward sit side by side so the chain rule can be audited at a glance:
+
+    H = X W              dL_dW = X^T dL_dH           (a segment sum: see data.segment_index)
+    F = sigma(H)         dL_dH = dL_dF * sigma'(H)
+    Yhat = F V           dL_dF = dL_dYhat V^T,   dL_dV = F^T dL_dYhat
+"""
+from __future__ import annotations
+
+ACTIVATIONS = ("sqr", "relu", "silu", "relusqr")
+
+
+def sigma(xp, H, act: str):
+    """sigma(H), elementwise."""
+    if act == "sqr":                      # x^2 (Tian's power activation; the paper's default)
+        return H * H
+    if act == "relu":                     # max(x, 0)
+        return xp.maximum(H, 0)
+    if act == "silu":                     # x * s(x), s = logistic
+        return H / (1 + xp.exp(-H))
+    if act == "relusqr":                  # max(x, 0)^2
+        R = xp.maximum(H, 0)
+        return R * R
+    raise ValueError(f"unknown activation {act!r}; choose one of {', '.join(ACTIVATIONS)}")
+
+
+def sigma_prime(xp, H, act: str):
+    """sigma'(H), elementwise (relu: 0 at x = 0, as autograd does)."""
+    if act == "sqr":                      # 2x
+        return 2 * H
+    if act == "relu":                     # 1[x > 0]
+        return (H > 0).astype(H.dtype)
+    if act == "silu":                     # s(x) (1 + x (1 - s(x)))
+        s = 1 / (1 + xp.exp(-H))
+        return s * (1 + H * (1 - s))
+    if act == "relusqr":                  # 2 max(x, 0)
+        return 2 * xp.maximum(H, 0)
+    raise ValueError(f"unknown activation {act!r}; choose one of {', '.join(ACTIVATIONS)}")
+
+
+def hidden(xp, W, batch, act: str):
+    """H = XW and F = sigma(H) for a batch, without materialising X.
+
+    Returns (H, F), both (n, K).
+    """
+    M = batch.M
+    H = W[batch.a] + W[M + batch.b]                       # (n, K)  = X W, X = [onehot(a), onehot(b)]
+    return H, sigma(xp, H, act)                           # (n, K)
+
+
+def forward(xp, params, batch, act: str):
+    """Yhat = sigma(XW) V.  Returns (Yhat (n, M), cache=(H, F))."""
+    H, F = hidden(xp, params["W"], batch, act)            # (n, K), (n, K)
+    Yhat = F @ params["V"]                                # (n, M)
+    return Yhat, (H, F)
+
+
+def segment_sum(xp, R, seg):
+    """Rows of R summed by segment: out[s] = sum_{i in seg[s]} R[i].   R (n, K), seg (S, c) -> (S, K)."""
+    Rp = xp.concatenate([R, xp.zeros((1, R.shape[1]), dtype=R.dtype)], axis=0)   # (n+1, K): row n is the pad
+    return Rp[seg].sum(axis=1)                                                   # (S, K)
+
+
+def backward(xp, params, batch, cache, dL_dYhat, act: str):
+    """Gradients of the loss given dL/dYhat (n, M).  Returns {'W': (2M, K), 'V': (K, M)}."""
+    H, F = cache
+    V = params["V"]
+    dL_dV = F.T @ dL_dYhat                                # (K, M)   = F^T dL/dYhat
+    dL_dF = dL_dYhat @ V.T                                # (n, K)   = dL/dYhat V^T
+    dL_dH = dL_dF * sigma_prime(xp, H, act)               # (n, K)   chain rule through sigma
+    dL_dW = xp.concatenate([segment_sum(xp, dL_dH, batch.seg_a),    # (M, K)  rows W[a]
+                            segment_sum(xp, dL_dH, batch.seg_b)],   # (M, K)  rows W[M + b]
+                           axis=0)                                  # (2M, K) = X^T dL/dH
+    return {"W": dL_dW, "V": dL_dV}

@@ -1,0 +1,277 @@
+"""The training loop: explicit state in, state out, in the paper code's logging order.
+
+Reference: paper-protocol.md §3 ("Loop and logging"). For t = 0..E: evaluate and log row t
+(the parameters after t steps), then take step t+1 -- no step after row E. E epochs give
+E + 1 rows and E steps. The forward pass of row t on the training set is reused by step t+1.
+
+State (``TrainState``)
+    params   {'W': (2M, K), 'V': (K, M)}  training dtype, on the device
+    adam     optimizer state (optim.adam_init)
+    spec     {'W': ..., 'V': ...}         rolling-update Gram states (spectra.init)
+    rng      numpy Generator for the independence-proxy pairs (host; persists across epochs)
+    epoch    number of steps taken
+"""
+from __future__ import annotations
+
+import json
+import signal
+import threading
+from dataclasses import dataclass
+
+import numpy as np  # host-side bookkeeping only (split, rng, transfers)
+
+from tianref import data, loss as losses, metrics, model, optim, spectra
+from tianref.backend import to_host
+from tianref.errors import InputError, RunFailure
+
+
+@dataclass
+class TrainState:
+    params: dict
+    adam: dict
+    spec: dict
+    rng: object
+    epoch: int
+
+
+@dataclass(frozen=True)
+class Problem:
+    """The fixed data of a run: the split and the device batches."""
+    train_idx: np.ndarray
+    test_idx: np.ndarray
+    train: data.Batch
+    test: data.Batch
+
+
+def dtype_of(xp, cfg):
+    return {"float32": xp.float32, "float64": xp.float64}[cfg.dtype]
+
+
+def check_init(cfg, init: dict) -> None:
+    """Shapes and ranges of an --init-from file (host arrays)."""
+    M, K = cfg.M, cfg.K
+    for key in ("W", "V", "train_idx"):
+        if key not in init:
+            raise InputError(f"init file lacks array {key!r} (needs W, V, train_idx)")
+    if init["W"].shape != (2 * M, K):
+        raise InputError(f"init W has shape {init['W'].shape}, expected (2M, K) = {(2 * M, K)}")
+    if init["V"].shape != (K, M):
+        raise InputError(f"init V has shape {init['V'].shape}, expected (K, M) = {(K, M)}")
+    idx = np.asarray(init["train_idx"])
+    if idx.ndim != 1 or not np.issubdtype(idx.dtype, np.integer):
+        raise InputError("init train_idx must be a 1-d integer array")
+    if idx.size and (idx.min() < 0 or idx.max() >= M * M):
+        raise InputError(f"init train_idx has entries outside [0, M^2) = [0, {M * M})")
+    if len(np.unique(idx)) != len(idx):
+        raise InputError("init train_idx has repeated entries")
+    if not 2 <= len(idx) < M * M:
+        raise InputError(f"init train_idx must hold between 2 and M^2 - 1 pairs (has {len(idx)})")
+    for key in ("W", "V"):
+        if not np.all(np.isfinite(init[key])):
+            raise InputError(f"init {key} has non-finite entries")
+
+
+def setup(cfg, xp, init=None):
+    """(Problem, initial TrainState) from the config, or from an init dict (W, V, train_idx)."""
+    train_idx, test_idx, W0, V0 = data.init_host(cfg.M, cfg.K, cfg.n_train, cfg.seed)
+    if init is not None:
+        check_init(cfg, init)
+        train_idx = np.asarray(init["train_idx"], dtype=np.int64)
+        test_idx = np.setdiff1d(np.arange(cfg.M * cfg.M), train_idx)   # the complement, ascending
+        if "test_idx" in init:        # a checkpoint keeps its order (it fixes float summation order)
+            given = np.asarray(init["test_idx"], dtype=np.int64)
+            if not np.array_equal(np.sort(given), test_idx):
+                raise InputError("init test_idx is not the complement of train_idx")
+            test_idx = given
+        W0, V0 = init["W"], init["V"]
+    dt = dtype_of(xp, cfg)
+    params = {"W": xp.asarray(W0, dtype=dt), "V": xp.asarray(V0, dtype=dt)}
+    problem = Problem(train_idx, test_idx,
+                      data.make_batch(xp, cfg.M, train_idx), data.make_batch(xp, cfg.M, test_idx))
+    w_max = max(cfg.windows)
+    state = TrainState(params=params, adam=optim.adam_init(xp, params),
+                       spec={k: spectra.init(xp, p.size, w_max) for k, p in params.items()},
+                       rng=np.random.default_rng(cfg.seed), epoch=0)
+    return problem, state
+
+
+def step(xp, cfg, state, problem, fwd=None):
+    """One full-batch optimizer step.  ``fwd`` = (Yhat, cache, dL_dYhat) of the current params, if known."""
+    if fwd is None:
+        Yhat, cache = model.forward(xp, state.params, problem.train, cfg.act)
+        _, dL_dYhat = losses.loss_and_grad(xp, Yhat, problem.train.y, cfg.loss)
+    else:
+        Yhat, cache, dL_dYhat = fwd
+    grads = model.backward(xp, state.params, problem.train, cache, dL_dYhat, cfg.act)
+    params, adam = optim.adam_update(xp, state.params, grads, state.adam, lr=cfg.lr,
+                                     beta1=cfg.beta1, beta2=cfg.beta2, eps=cfg.eps, eta=cfg.eta,
+                                     decoupled=(cfg.optimizer == "adamw"))
+    spec = {k: spectra.push(xp, state.spec[k], spectra.delta(xp, params[k], state.params[k]))
+            for k in params}
+    return TrainState(params=params, adam=adam, spec=spec, rng=state.rng, epoch=state.epoch + 1)
+
+
+def evaluate(xp, cfg, state, problem):
+    """Row ``state.epoch`` as a host dict, and the training forward pass for the next step."""
+    P = state.params
+    Yhat, cache = model.forward(xp, P, problem.train, cfg.act)                 # (n, M)
+    L, dL_dYhat = losses.loss_and_grad(xp, Yhat, problem.train.y, cfg.loss)
+    Yhat_te, _ = model.forward(xp, P, problem.test, cfg.act)                   # (n_test, M)
+    L_te, _ = losses.loss_and_grad(xp, Yhat_te, problem.test.y, cfg.loss)
+
+    parts = [("train_loss", L), ("test_loss", L_te),
+             ("train_acc", losses.accuracy(xp, Yhat, problem.train.y)),
+             ("test_acc", losses.accuracy(xp, Yhat_te, problem.test.y))]
+    if cfg.metrics == "full":
+        ftf, rho = metrics.feature_gram_metrics(xp, cache[1])
+        parts += [("ftf_ratio", ftf), ("rho_tian", rho)]
+    j, jp = metrics.draw_pairs(state.rng, cfg.K, cfg.indep_pairs)
+    if len(j):
+        gF, med, p95 = metrics.gradient_field_metrics(xp, Yhat, problem.train.y, P["V"],
+                                                      xp.asarray(j), xp.asarray(jp))
+        parts += [("gF_norm", gF), ("indep_cos_med", med), ("indep_cos_p95", p95)]
+    for name in ("W", "V"):
+        for i, w in enumerate(cfg.windows):
+            ev = spectra.top_eigenvalues(xp, state.spec[name], w)
+            if ev is not None:
+                parts.append((f"{name}_sigma" + ("" if i == 0 else f"_w{w}"), ev))
+
+    # one device -> host transfer per row
+    flat = xp.concatenate([xp.reshape(v, (-1,)).astype(xp.float64) for _, v in parts])
+    host = to_host(flat)
+    row, k = {"epoch": state.epoch}, 0
+    for name, v in parts:
+        size = int(np.prod(v.shape)) if v.shape else 1
+        vals = host[k:k + size]
+        k += size
+        if name.startswith(("W_sigma", "V_sigma")):
+            row[name] = vals.tolist()
+            if len(vals) >= 3:
+                gap = vals[1] / vals[2] if vals[2] > 0 else float("nan")
+                row[name.replace("sigma", "gap23")] = gap
+        else:
+            row[name] = float(vals[0])
+    return row, (Yhat, cache, dL_dYhat)
+
+
+# --- state <-> arrays (checkpoints) ---------------------------------------------
+
+def state_arrays(cfg, state, problem, with_buffer: bool) -> dict:
+    """Everything needed to continue the run exactly, as host arrays."""
+    out = {"W": to_host(state.params["W"]), "V": to_host(state.params["V"]),
+           "train_idx": problem.train_idx, "test_idx": problem.test_idx,
+           "epoch": np.int64(state.epoch), "config": np.str_(json.dumps(cfg.to_dict())),
+           "adam_t": np.int64(state.adam["t"]),
+           "rng_state": np.str_(json.dumps(state.rng.bit_generator.state)),
+           "spec_count": np.int64(state.spec["W"]["count"])}
+    for k in ("W", "V"):
+        out[f"adam_m_{k}"] = to_host(state.adam["m"][k])
+        out[f"adam_v_{k}"] = to_host(state.adam["v"][k])
+        out[f"spec_gram_{k}"] = to_host(state.spec[k]["gram"])
+        if with_buffer:
+            out[f"spec_buf_{k}"] = to_host(state.spec[k]["buf"])
+    return out
+
+
+def state_from_arrays(xp, cfg, ck: dict) -> TrainState:
+    """Inverse of state_arrays(with_buffer=True)."""
+    dt = dtype_of(xp, cfg)
+    try:
+        params = {k: xp.asarray(ck[k], dtype=dt) for k in ("W", "V")}
+        adam = {"t": int(ck["adam_t"]),
+                "m": {k: xp.asarray(ck[f"adam_m_{k}"], dtype=dt) for k in ("W", "V")},
+                "v": {k: xp.asarray(ck[f"adam_v_{k}"], dtype=dt) for k in ("W", "V")}}
+        spec = {k: {"buf": xp.asarray(ck[f"spec_buf_{k}"]), "gram": xp.asarray(ck[f"spec_gram_{k}"]),
+                    "count": int(ck["spec_count"])} for k in ("W", "V")}
+        rng = np.random.default_rng()
+        rng.bit_generator.state = json.loads(str(ck["rng_state"]))
+    except KeyError as exc:
+        raise InputError(f"resume state lacks {exc}; it was not written by this version") from None
+    return TrainState(params=params, adam=adam, spec=spec, rng=rng, epoch=int(ck["epoch"]))
+
+
+class _StopFlag:
+    """SIGINT sets a flag that the loop checks at row boundaries; a second SIGINT aborts."""
+
+    def __init__(self):
+        self.set = False
+        self._old = None
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._old = signal.getsignal(signal.SIGINT)
+
+            def handler(signum, frame):
+                if self.set:
+                    raise KeyboardInterrupt
+                self.set = True
+            signal.signal(signal.SIGINT, handler)
+        return self
+
+    def __exit__(self, *exc):
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+
+
+def run(cfg, xp, *, problem=None, state=None, init=None, sink=None, on_row=None):
+    """Train from ``state`` (or from scratch) to row ``cfg.epochs``.
+
+    sink   : object with ``row(dict)`` and ``checkpoint(arrays_fn, epoch, named, final)``
+             (runs.RunWriter), or None
+    on_row : progress callback(row)
+    Returns (final TrainState, Problem, last row).  Raises RunFailure on a non-finite loss.
+    """
+    if state is None:
+        problem, state = setup(cfg, xp, init)
+        resumed = False
+    else:
+        resumed = True                      # row state.epoch is already logged
+    checkpoints = set(cfg.checkpoint_epochs)
+    row, fwd = None, None
+    with _StopFlag() as stop:
+        while True:
+            if not resumed:
+                row, fwd = evaluate(xp, cfg, state, problem)
+                if sink:
+                    sink.row(row)
+                if on_row:
+                    on_row(row)
+                if not (np.isfinite(row.get("train_loss", np.nan))
+                        and np.isfinite(row.get("test_loss", np.nan))):
+                    raise RunFailure(f"the loss became non-finite at epoch {state.epoch}; "
+                                     "the rows logged so far are kept")
+                final = state.epoch == cfg.epochs
+                if sink and (state.epoch in checkpoints or final):
+                    sink.checkpoint(lambda buf, s=state: state_arrays(cfg, s, problem, buf),
+                                    state.epoch, named=state.epoch in checkpoints, final=final)
+            resumed = False
+            if state.epoch >= cfg.epochs:
+                break
+            if stop.set:
+                if sink:
+                    sink.checkpoint(lambda buf, s=state: state_arrays(cfg, s, problem, buf),
+                                    state.epoch, named=False, final=False)
+                raise RunFailure(f"interrupted at epoch {state.epoch}; continue with --resume")
+            state = step(xp, cfg, state, problem, fwd)
+            fwd = None
+    return state, problem, row
+
+
+def replay(cfg_dict: dict, epochs, xp, init=None) -> dict:
+    """Re-run a configuration deterministically and return {epoch: {'W','V' host arrays}}.
+
+    Only the optimizer steps are taken (no metrics): the parameters do not depend on them.
+    """
+    from tianref.config import TrainConfig, validate
+    wanted = sorted(set(int(e) for e in epochs))
+    cfg = validate(TrainConfig.from_dict(cfg_dict).replace(checkpoint_epochs=(),
+                                                          epochs=max(wanted) if wanted else 0))
+    problem, state = setup(cfg, xp, init)
+    out = {}
+    while True:
+        if state.epoch in wanted:
+            out[state.epoch] = {"W": to_host(state.params["W"]), "V": to_host(state.params["V"]),
+                                "train_idx": problem.train_idx, "test_idx": problem.test_idx}
+        if state.epoch >= cfg.epochs:
+            return out
+        state = step(xp, cfg, state, problem)
