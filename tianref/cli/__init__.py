@@ -13,7 +13,6 @@ import click
 from tianref.backend import BackendError
 from tianref.errors import InputError, RunFailure
 
-
 def reports_errors(fn):
     """Turn the library's errors into one-line messages with the documented exit codes."""
     @functools.wraps(fn)
@@ -28,13 +27,19 @@ def reports_errors(fn):
             sys.exit(1)
     return wrapper
 
-
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
 @click.version_option(package_name="tianref")
 def main():
     """tianref: reference implementation of grokking in sigma(XW)V (Tian's Li2 setup)."""
 
-
 from tianref.cli.train import train_cmd  # noqa: E402
 
 main.add_command(train_cmd, "train")
+from tianref.cli.analysis import plot_cmd, summarize_cmd  # noqa: E402
+
+main.add_command(summarize_cmd, "summarize")
+main.add_command(plot_cmd, "plot")
+from tianref.cli.sweep import sweep_cmd  # noqa: E402
+
+main.add_command(sweep_cmd, "sweep")
+

@@ -1,0 +1,86 @@
+"""Figures from synthetic run trees: the band statistics, the figure set, the files written."""
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from matplotlib.image import imread
+
+from tianref.cli.analysis import plot_cmd
+from tianref.errors import InputError
+from tianref.plots import band, figures_from_runs, save
+from tianref.records import read_tree
+from test_summarize import BASE_CONFIG, synth_columns, write_run
+
+WINDOWS = [20, 5, 30]
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory):
+    """x^2 grok/control (400 ep) and ReLU grok/control (600 ep), 3 seeds each, windows 20/5/30."""
+    root = tmp_path_factory.mktemp("plots") / "runs"
+    for act, E in (("sqr", 400), ("relu", 600)):
+        for eta in (2e-4, 0.0):
+            for s in range(3):
+                cfg = dict(BASE_CONFIG, eta=eta, seed=s, act=act, epochs=E, windows=WINDOWS)
+                cols = synth_columns(E, eta > 0, seed=100 * s + (act == "relu"),
+                                     windows=WINDOWS, relu=act == "relu")
+                write_run(root / f"{act}_eta{eta}_seed{s}", cfg, cols)
+    return root
+
+
+def test_band_median_and_iqr_with_ragged_runs():
+    # three runs, the third shorter: at t = 0..1 values {1, 2, 4}; at t = 2 only {1, 2}
+    t, med, q25, q75 = band([np.array([1.0, 1, 1]), np.array([2.0, 2, 2]), np.array([4.0, 4])])
+    assert list(t) == [0, 1, 2]
+    assert list(med) == [2.0, 2.0, 1.5]
+    assert list(q25) == [1.5, 1.5, 1.25] and list(q75) == [3.0, 3.0, 1.75]   # linear percentiles
+    _, med, _, _ = band([np.array([np.nan, 1.0]), np.array([np.nan, 3.0])])
+    assert np.isnan(med[0]) and med[1] == 2.0
+
+
+def _nontrivial_png(path):
+    """Written, a real image, and with coloured data on it (empty axes are only black/white/grey)."""
+    assert path.stat().st_size > 20_000            # empty 8x9-inch axes at 80 dpi are ~18 kB
+    img = imread(path)[..., :3]                    # (h, w, 3) floats in [0, 1]
+    assert img.shape[0] > 300 and img.shape[1] > 300
+    saturated = (img.max(axis=-1) - img.min(axis=-1)) > 0.3
+    assert saturated.sum() > 2000                  # lines and bands; 0 for empty axes
+
+
+def test_all_figures_are_drawn_and_written(tree, tmp_path):
+    figs, notes = figures_from_runs(read_tree(tree), windows=(5, 20, 30))
+    assert set(figs) == {"headline", "top5", "activation"} and notes == []
+    top5 = figs["top5"]
+    assert len(top5.axes) == 2 * 3                 # rows: grok, control; columns: W = 5, 20, 30
+    assert [ax.get_title() for ax in top5.axes[:3]] == [
+        "eta=0.0002, W = 5", "eta=0.0002, W = 20", "eta=0.0002, W = 30"]
+    head = figs["headline"]
+    assert head.axes[2].get_yscale() == "log"
+    assert len(head.axes[0].get_lines()) == 2 + 1  # two conditions + the 0.5 guide line
+    assert len(figs["activation"].axes) == 3 * 2
+    for name, fig in figs.items():
+        _nontrivial_png(save(fig, tmp_path / f"{name}.png", dpi=80))   # low dpi: test speed
+
+
+def test_missing_window_and_single_activation_are_noted(tmp_path):
+    root = tmp_path / "one"
+    for s in range(2):
+        write_run(root / f"r{s}", dict(BASE_CONFIG, seed=s), synth_columns(300, True, s))
+    figs, notes = figures_from_runs(read_tree(root), windows=(5, 20))
+    assert set(figs) == {"headline", "top5"}
+    assert any("[5]" in n for n in notes) and any("one activation" in n for n in notes)
+    assert len(figs["top5"].axes) == 1
+    with pytest.raises(InputError):
+        figures_from_runs(read_tree(root), which=("bogus",))
+
+
+def test_plot_cli(tree, tmp_path):
+    out = tmp_path / "figs"
+    res = CliRunner().invoke(plot_cmd, [str(tree), "--out", str(out), "--figure", "headline",
+                                        "--figure", "activation", "--dpi", "80", "--format", "png"])
+    assert res.exit_code == 0, res.output
+    assert res.stdout.split() == [str(out / "headline.png"), str(out / "activation.png")]
+    _nontrivial_png(out / "activation.png")
+    res = CliRunner().invoke(plot_cmd, [str(tmp_path / "nope"), "--out", str(out)])
+    assert res.exit_code == 2 and res.stderr.startswith("Error: ") and "Traceback" not in res.output
+    res = CliRunner().invoke(plot_cmd, [str(tree), "--windows", "5,x"])
+    assert res.exit_code == 2 and "--windows" in res.stderr

@@ -1,0 +1,299 @@
+"""summarize on synthetic run trees with known answers, its Markdown/JSON output and CLI errors.
+
+The run directories are written in the engine's format (config.json + metrics.jsonl, absent
+keys for undefined values). ``write_run`` and ``synth_columns`` are shared with test_plots.py.
+"""
+import json
+import math
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from tianref.cli.analysis import summarize_cmd
+from tianref.errors import InputError
+from tianref.records import read_tree
+from tianref.summarize import Options, summarize, to_json, to_markdown
+
+BASE_CONFIG = {"M": 71, "K": 2048, "n_train": 2016, "eta": 2e-4, "lr": 1e-3, "epochs": 400,
+               "seed": 0, "act": "sqr", "loss": "tian", "optimizer": "adam",
+               "dtype": "float32", "windows": [20], "metrics": "full", "checkpoint_epochs": []}
+
+
+def write_run(d, config, cols, partial_tail=None):
+    """Write a run directory: cols maps key -> (E+1,) or (E+1, k) array; NaN entries are omitted."""
+    d.mkdir(parents=True)
+    (d / "config.json").write_text(json.dumps({"config": config, "versions": {}, "command": "test"}))
+    n = len(next(iter(cols.values())))
+    lines = []
+    for t in range(n):
+        row = {"epoch": t}
+        for k, v in cols.items():
+            x = np.asarray(v[t], dtype=float)
+            if x.ndim == 0:
+                if np.isfinite(x):
+                    row[k] = float(x)
+            else:
+                ok = x[np.isfinite(x)]
+                if ok.size:
+                    row[k] = [float(y) for y in ok]
+        lines.append(json.dumps(row))
+    text = "\n".join(lines) + "\n" + (partial_tail or "")
+    (d / "metrics.jsonl").write_text(text)
+    return d
+
+
+def synth_columns(E, grok, seed, windows=(20,), relu=False):
+    """Plausible-looking logs (for the plots): shapes follow the paper's T3/T7/T8, not its values."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(E + 1, dtype=float)
+
+    def sig(x):
+        return 1 / (1 + np.exp(-x))
+    t05 = (100 if not relu else 450) + rng.integers(-12, 13)
+    acc = 0.03 + 0.97 * sig((t - t05) / 8) if grok else 0.03 + 0.01 * rng.random(E + 1)
+    if relu:
+        rho = 0.2 + 0.02 * sig((t - 50) / 20) + 0.002 * rng.standard_normal(E + 1)
+    elif grok:
+        rho = 0.058 + 0.047 * sig((t - 17) / 4) + 0.04 * sig((t - t05) / 10)
+    else:
+        rho = 0.063 - 0.007 * t / E
+    cols = {"test_acc": acc, "train_acc": np.minimum(1, 0.1 + t / 25), "rho_tian": rho}
+    for i, W in enumerate(windows):
+        lock = 170 + rng.integers(-8, 9) + (W - 20) // 2
+        if grok and not relu:
+            lg = np.log(20) + np.log(300 / 20) * sig((t - lock) / 5)
+        else:
+            lg = np.log(1.3 + (0.2 if relu else 0)) + np.log(15) * np.exp(-t / 60)
+        lg = lg + 0.05 * rng.standard_normal(E + 1)
+        lr12 = np.log(7) + (np.log(200 / 7) * sig((t - 160) / 8) if grok and not relu else 0)
+        s1 = (W / 20) * 3.5 * np.exp(-t / 150)
+        s2 = s1 / np.exp(lr12)
+        s3 = s2 / np.exp(lg)
+        S = np.stack([s1, s2, s3, s3 / 3, s3 / 7], axis=1)       # (E+1, 5)
+        S[:2] = np.nan
+        S[2, 2:] = np.nan                                        # row 2: sigma1, sigma2 only
+        gap = S[:, 1] / S[:, 2]
+        suffix = "" if i == 0 else f"_w{W}"
+        cols["W_sigma" + suffix] = S
+        cols["W_gap23" + suffix] = gap
+    return cols
+
+
+# --- a tree with known answers -----------------------------------------------------------------
+
+T05 = (99, 100, 108)
+T099 = (139, 140, 141)
+FIRE = (173, 173, 174)
+FIRE_W5 = (150, 151, 152)
+RHO = (17, 17, 18)
+GROK_BASE = (20.0, 40.0, 30.0)         # late = base * e^1.5 after the jump
+CTRL_LATE = (1.29, 1.31, 1.33)
+
+
+def known_columns(seed, grok, E=400):
+    t = np.arange(E + 1)
+    if grok:
+        acc = np.where(t < T05[seed], 0.03, np.where(t < T099[seed], 0.6, 1.0))
+        gap = np.where(t < FIRE[seed], GROK_BASE[seed], GROK_BASE[seed] * np.exp(1.5))
+        gap5 = np.where(t < FIRE_W5[seed], 2.0, 2.0 * np.exp(1.5))
+        rho = np.where(t < RHO[seed], 0.06, 0.1)
+        r12 = np.where(t < 160, 7.0, 120.0)
+    else:
+        acc = np.full(E + 1, 0.03)
+        gap = np.full(E + 1, CTRL_LATE[seed])
+        gap5 = np.full(E + 1, 8.0)
+        rho = np.full(E + 1, 0.06)
+        r12 = np.full(E + 1, 7.0)
+    gap, gap5 = gap.astype(float), gap5.astype(float)
+    gap[:3] = gap5[:3] = np.nan
+    S = np.stack([np.ones(E + 1), 1 / r12, 1 / r12 / gap], axis=1)
+    S[:2] = np.nan
+    return {"test_acc": acc, "rho_tian": rho, "W_gap23": gap, "W_gap23_w5": gap5, "W_sigma": S}
+
+
+@pytest.fixture
+def known_tree(tmp_path):
+    root = tmp_path / "runs"
+    for grok, eta in ((True, 2e-4), (False, 0.0)):
+        for s in range(3):
+            cfg = dict(BASE_CONFIG, eta=eta, seed=s, windows=[20, 5])
+            write_run(root / f"eta{eta}_seed{s}", cfg, known_columns(s, grok))
+    return root
+
+
+def cond(summary, eta):
+    (c,) = [c for c in summary["conditions"] if c["config"]["eta"] == eta]
+    return c
+
+
+def test_known_statistics(known_tree):
+    s = summarize(read_tree(known_tree))
+    assert s["n_runs"] == 6 and len(s["conditions"]) == 2
+    g, c = cond(s, 2e-4), cond(s, 0.0)
+    assert g["seeds"] == [0, 1, 2] and g["label"] == "eta=0.0002" and c["label"] == "eta=0"
+    gs = g["stats"]
+    assert [r["fire"] for r in g["runs"]] == [173.0, 173.0, 174.0]
+    assert (gs["fire"]["median"], gs["fire"]["q25"], gs["fire"]["q75"]) == (173.0, 173.0, 173.5)
+    assert (gs["fire"]["n_fired"], c["stats"]["fire"]["n_fired"]) == (3, 0)
+    assert (gs["t05"]["median"], gs["t05"]["q25"], gs["t05"]["q75"]) == (100.0, 99.5, 104.0)
+    assert gs["lag_fire_t099"]["median"] == 33.0            # 34, 33, 33
+    assert gs["rho_fire"]["median"] == 17.0 and c["stats"]["rho_fire"]["n_fired"] == 0
+    assert [r["lead_rho"] for r in g["runs"]] == [82.0, 83.0, 90.0]
+    assert gs["lead_rho"]["median"] == 83.0 and gs["lead_rho_of_medians"] == 83.0
+    assert gs["r12_ge100"]["median"] == 160.0 and c["stats"]["r12_ge100"]["n_fired"] == 0
+    assert gs["r12_ge25_x5"]["n_fired"] == 3 and gs["r12_ge25_x5"]["median"] == 160.0
+    # late: per-run nanmedian over 200..400, then the median over seeds; the control pairing
+    sep = g["late_separation"]
+    assert g["control"] == "eta=0" and c["late_separation"] is None
+    assert sep["grok"] == pytest.approx(30 * np.exp(1.5), rel=1e-12)   # exp and one product
+    assert sep["control"] == 1.31
+    assert sep["ratio"] == pytest.approx(30 * np.exp(1.5) / 1.31, rel=1e-12)
+
+
+def test_window_option_selects_suffixed_keys(known_tree):
+    s = summarize(read_tree(known_tree), Options(window=5))
+    assert cond(s, 2e-4)["stats"]["fire"]["median"] == 151.0
+    assert cond(s, 0.0)["late_separation"] is None
+    assert cond(s, 2e-4)["late_separation"]["control"] == 8.0
+    s20 = summarize(read_tree(known_tree), Options(window=20))      # the first window = unsuffixed
+    assert cond(s20, 2e-4)["stats"]["fire"]["median"] == 173.0
+    with pytest.raises(InputError):
+        summarize(read_tree(known_tree), Options(window=30))
+
+
+def test_options_change_the_answer(known_tree):
+    # t_min above every fire: nothing fires; late window before the jumps: grok late = base
+    s = summarize(read_tree(known_tree), Options(slope_t_min=200, late_lo=50, late_hi=150))
+    g = cond(s, 2e-4)
+    assert g["stats"]["fire"]["n_fired"] == 0
+    assert g["late_separation"]["grok"] == 30.0
+    with pytest.raises(InputError):
+        Options(late_lo=300, late_hi=200)
+
+
+def test_markdown_and_json(known_tree):
+    s = summarize(read_tree(known_tree))
+    md = to_markdown(s)
+    assert "| eta=0.0002 | 3 | 100 [99.5, 104] 3/3 | 140 [139.5, 140.5] 3/3 | " \
+           "173 [173, 173.5] 3/3 | +33 [33, 33.5] 3/3 |" in md
+    ratio = f"{30 * np.exp(1.5) / 1.31:.4g}x"
+    assert f"| {ratio} |" in md
+    assert "| eta=0 | 3 | never 0/3 | never 0/3 | never 0/3 | — | 1.31 [1.3, 1.32] | — |" in md
+    data = json.loads(to_json(s))                        # strict JSON: NaN became null
+    assert "NaN" not in to_json(s)
+    assert data["conditions"][1]["stats"]["fire"]["median"] is None
+    assert data["options"]["late_lo"] == 200
+
+
+def test_absent_metrics_read_as_not_logged(tmp_path):
+    # --metrics core runs have no rho_tian: 'n/a', not 'never'
+    root = tmp_path / "core"
+    for s in range(2):
+        cols = known_columns(s, True)
+        del cols["rho_tian"]
+        write_run(root / f"r{s}", dict(BASE_CONFIG, seed=s, metrics="core"), cols)
+    summ = summarize(read_tree(root))
+    assert summ["conditions"][0]["stats"]["rho_fire"] is None
+    assert summ["conditions"][0]["control"] is None
+    row = [ln for ln in to_markdown(summ).splitlines() if ln.startswith("| eta=0.0002")][0]
+    assert row.split(" | ")[8] == "n/a"
+
+
+def test_incomplete_and_partial_runs_are_flagged(tmp_path):
+    root = tmp_path / "p"
+    cols = {k: v[:251] for k, v in known_columns(0, True).items()}
+    write_run(root / "r0", dict(BASE_CONFIG), cols, partial_tail='{"epoch": 251, "te')
+    summ = summarize(read_tree(root))
+    run = summ["conditions"][0]["runs"][0]
+    assert run["partial"] and not run["complete"] and run["n_rows"] == 251
+    assert run["fire"] == 173.0 and run["late"] == 20 * np.exp(1.5)   # same arithmetic as written
+    assert "1 run(s) incomplete (r0)" in to_markdown(summ)
+    with pytest.raises(InputError, match="none is complete"):
+        summarize(read_tree(root), Options(complete_only=True))
+    write_run(root / "r1", dict(BASE_CONFIG, seed=1), known_columns(1, True))
+    only = summarize(read_tree(root), Options(complete_only=True))
+    assert only["n_runs"] == 1 and only["conditions"][0]["seeds"] == [1]
+
+
+def test_grouping_ignores_seed_and_backend_but_not_eta_or_act(tmp_path):
+    root = tmp_path / "g"
+    for i, (act, xp) in enumerate([("sqr", "numpy"), ("sqr", "cupy"), ("relu", "numpy")]):
+        write_run(root / f"r{i}", dict(BASE_CONFIG, seed=i, act=act, xp=xp), known_columns(0, True))
+    summ = summarize(read_tree(root))
+    assert sorted(c["n"] for c in summ["conditions"]) == [1, 2]
+    assert sorted(c["label"] for c in summ["conditions"]) == ["eta=0.0002 act=relu",
+                                                              "eta=0.0002 act=sqr"]
+
+
+# --- CLI ---------------------------------------------------------------------------------------
+
+def run_cli(*args):
+    return CliRunner().invoke(summarize_cmd, [str(a) for a in args])
+
+
+def test_cli_writes_json_and_markdown(known_tree, tmp_path):
+    out_json, out_md = tmp_path / "s.json", tmp_path / "s.md"
+    res = run_cli(known_tree, "--json", out_json, "--md", out_md)
+    assert res.exit_code == 0, res.output
+    assert res.stdout == ""                              # the tables went to --md
+    assert json.loads(out_json.read_text())["n_runs"] == 6
+    assert "| eta=0.0002 | 3 |" in out_md.read_text()
+    assert not list(tmp_path.glob(".*.tmp"))             # the atomic write left no temp file
+    res = run_cli(known_tree, "--window", 5)
+    assert res.exit_code == 0 and "151 [150.5, 151.5] 3/3" in res.stdout
+
+
+@pytest.mark.parametrize("setup, extra, fragment", [
+    ("missing", [], "no such directory"),
+    ("empty", [], "no run directories"),
+    ("corrupt", [], "not a JSON object row"),
+    ("ok", ["--window", 30], "no window 30"),
+    ("ok", ["--late-lo", 300, "--late-hi", 200], "is empty"),
+    ("ok", ["--json", "/nonexistent-dir/x.json"], "does not exist"),
+])
+def test_cli_errors_are_one_line_exit_2(tmp_path, setup, extra, fragment):
+    root = tmp_path / "t"
+    if setup == "empty":
+        root.mkdir()
+    elif setup == "corrupt":
+        write_run(root / "r", dict(BASE_CONFIG), known_columns(0, True))
+        p = root / "r" / "metrics.jsonl"
+        lines = p.read_text().splitlines()
+        lines[5] = "{garbage"
+        p.write_text("\n".join(lines) + "\n")
+    elif setup == "ok":
+        write_run(root / "r", dict(BASE_CONFIG), known_columns(0, True))
+    res = run_cli(root, *extra)
+    assert res.exit_code == 2
+    assert res.stderr.count("\n") == 1 and res.stderr.startswith("Error: ")
+    assert fragment in res.stderr
+    assert "Traceback" not in res.output
+
+
+# --- the published numbers (reference_results/paper/published.json) ---------------------------
+
+def test_published_numbers_are_self_consistent():
+    from pathlib import Path
+    pub = json.loads((Path(__file__).parents[1] / "reference_results" / "paper"
+                      / "published.json").read_text())
+    T = pub["tables"]
+    t3 = T["T3"]
+    # the headline ratio is the ratio of the headline medians, rounded: 300 / 1.31 = 229.0
+    assert round(t3["late_gap23"]["grok"]["median"] / t3["late_gap23"]["control"]["median"]) \
+        == t3["late_gap23"]["ratio_grok_over_ctrl"] == 229
+    assert t3["slope_fire"]["grok"]["median"] == 174 == T["T4"]["rows"][2]["grok_fire"][2]
+    for row in T["T5"]["rows"]:        # lead = t0.5 - t_rho and lag = lock-in - t0.5 (medians)
+        if row["test_0.5"] is not None:
+            assert row["lead"] == row["test_0.5"] - row["rho_fire"]
+            assert row["lag"] == row["lockin"] - row["test_0.5"]
+    t5b = T["T5b"]
+    assert t5b["lead"] == t5b["test_0.5"] - t5b["rho_fire"]
+    # T8 ratios from eigenvalues printed to 2 significant digits: each may be off by up to ~5%,
+    # so a ratio of two of them by up to ~10%
+    for row in T["T8"]["grok"] + T["T8"]["control"]:
+        assert row["sigma2"] / row["sigma3"] == pytest.approx(row["gap23"], rel=0.1)
+        if "gap12" in row:
+            assert row["sigma1"] / row["sigma2"] == pytest.approx(row["gap12"], rel=0.1)
+    for t in ("T2", "T3", "T3b", "T4", "T5", "T5b", "T-ReLU", "T7", "T8"):
+        assert T[t]["source"]

@@ -1,0 +1,113 @@
+"""sweep: job naming, the independent train commands, resumability, and a tiny real sweep."""
+import json
+import sys
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from tianref import sweep
+from tianref.cli.sweep import sweep_cmd
+from tianref.errors import InputError
+from tianref.records import read_tree
+from test_summarize import BASE_CONFIG, known_columns, write_run
+
+COMMON = {"K": 2048, "windows": "20", "metrics": "full", "xp": "numpy", "dtype": "float32"}
+
+
+def test_parse_seeds_and_grid():
+    assert sweep.parse_seeds("0-2,5,1") == (0, 1, 2, 5)
+    for bad in ("", "a", "3-1", "-1"):
+        with pytest.raises(InputError):
+            sweep.parse_seeds(bad)
+    g = sweep.grid(eta=[2e-4, 0.0], act=["sqr", "relu"])
+    assert g[0] == {"eta": 2e-4, "act": "sqr"} and g[3] == {"eta": 0.0, "act": "relu"} and len(g) == 4
+
+
+def test_job_names_and_commands(tmp_path):
+    jobs = sweep.make_jobs(tmp_path, sweep.grid(eta=[2e-4, 0.0], M=[71]), (0, 3), 400,
+                           dict(COMMON, windows=[5, 20]))
+    assert [j.name for j in jobs] == ["eta0.0002_M71_seed0", "eta0.0002_M71_seed3",
+                                      "eta0_M71_seed0", "eta0_M71_seed3"]
+    argv = sweep.train_argv(jobs[3], python="py")
+    assert argv[:5] == ["py", str(sweep.cli_path()), "train", "--out", str(tmp_path / "eta0_M71_seed3")]
+    assert argv[5:] == ["--seed", "3", "--epochs", "400", "--eta", "0.0", "--M", "71", "--K", "2048",
+                        "--windows", "5,20", "--metrics", "full", "--xp", "numpy",
+                        "--dtype", "float32"]
+    with pytest.raises(InputError):                     # two conditions mapping to one directory
+        sweep.make_jobs(tmp_path, [{"eta": 0.0}, {"eta": 0.0}], (0,), 10)
+    # a condition may carry its own length (the scaling sweep: 400 / 600 / 1000 epochs by M)
+    (j,) = sweep.make_jobs(tmp_path, [{"M": 127, "epochs": 1000}], (0,), 400)
+    assert j.epochs == 1000 and j.name == "M127_seed0"
+
+
+def test_jobs_from_tagged_specs(tmp_path):
+    from types import SimpleNamespace as Spec
+    specs = [Spec(tag="eta0_seed1", options={"act": "sqr", "eta": 0.0, "seed": 1, "epochs": 400,
+                                              "windows": [20, 5], "checkpoint_epochs": [50, 100]})]
+    (j,) = sweep.jobs_from_specs(tmp_path, specs)
+    assert (j.out, j.seed, j.epochs) == (tmp_path / "eta0_seed1", 1, 400)
+    assert sweep.train_argv(j, python="py")[5:] == [
+        "--seed", "1", "--epochs", "400", "--act", "sqr", "--eta", "0.0", "--windows", "20,5",
+        "--checkpoint-epochs", "50,100"]
+    with pytest.raises(InputError, match="epochs"):
+        sweep.jobs_from_specs(tmp_path, [Spec(tag="x", options={"seed": 0})])
+
+
+def test_states_done_fresh_resumable_and_mismatch(tmp_path):
+    cond = {k: BASE_CONFIG[k] for k in ("eta", "act", "M")}
+    jobs = sweep.make_jobs(tmp_path, [cond], (0, 1, 2, 3), 400, COMMON)
+    done, partial, resumable, fresh = jobs
+    write_run(done.out, dict(BASE_CONFIG, seed=0), known_columns(0, True))        # rows 0..400
+    cols = {k: v[:100] for k, v in known_columns(0, True).items()}
+    write_run(partial.out, dict(BASE_CONFIG, seed=1), cols)                        # crashed at 99
+    write_run(resumable.out, dict(BASE_CONFIG, seed=2), cols)
+    (resumable.out / "checkpoints").mkdir()
+    (resumable.out / "checkpoints" / "resume.npz").write_bytes(b"")
+    assert [sweep.job_state(j) for j in jobs] == ["done", "fresh", "resumable", "fresh"]
+    assert sweep.train_argv(partial)[-1] == "--overwrite"
+    assert "--overwrite" not in sweep.train_argv(fresh)
+    assert sweep.train_argv(resumable)[-3:] == ["--resume", "--epochs", "400"]
+    lines = sweep.plan_lines(jobs, python="python")
+    assert len(lines) == 3 and all(ln.startswith("python ") for ln in lines)
+    assert not any(str(done.out) in ln for ln in lines)
+    # the same directory name holding another configuration is refused, never skipped
+    other = sweep.make_jobs(tmp_path, [cond], (0,), 400, dict(COMMON, windows="5,20"))[0]
+    with pytest.raises(InputError, match="windows"):
+        sweep.job_state(other)
+
+
+def test_plan_cli(tmp_path):
+    res = CliRunner().invoke(sweep_cmd, [str(tmp_path / "t"), "--plan", "--seeds", "0-2",
+                                         "--eta", "2e-4,0", "--act", "sqr,relu", "--python", "py"])
+    assert res.exit_code == 0, res.output
+    lines = res.stdout.splitlines()
+    assert len(lines) == 2 * 2 * 3
+    assert lines[0].startswith("py ") and "--act relu" in lines[-1] and "--seed 2" in lines[-1]
+    assert not (tmp_path / "t").exists()                # a plan writes nothing
+    res = CliRunner().invoke(sweep_cmd, [str(tmp_path / "t"), "--plan", "--seeds", "x"])
+    assert res.exit_code == 2 and res.stderr.startswith("Error: ")
+
+
+def test_tiny_real_sweep_runs_in_parallel_and_resumes(tmp_path):
+    root = tmp_path / "sw"
+    args = [str(root), "--seeds", "0-1", "--eta", "2e-4", "--M", "7", "--K", "16",
+            "--epochs", "6", "--windows", "3", "--jobs", "2"]
+    res = CliRunner().invoke(sweep_cmd, args)
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout) == {"jobs": 2, "skipped": 0, "ran": 2, "failed": []}
+    runs = read_tree(root)                               # _logs/ is not a run directory
+    assert [r.n_rows for r in runs] == [7, 7] and [r.config["seed"] for r in runs] == [0, 1]
+    assert np.isfinite(runs[0].col("W_gap23")[3:]).all()
+    assert len(list((root / sweep.LOG_DIR).glob("*.log"))) == 2
+    res = CliRunner().invoke(sweep_cmd, args[:-2] + ["--seeds", "0-2"])
+    assert json.loads(res.stdout) == {"jobs": 3, "skipped": 2, "ran": 1, "failed": []}
+
+
+def test_failed_runs_are_reported_exit_1(tmp_path):
+    jobs = sweep.make_jobs(tmp_path, [{"M": 1}], (0,), 3, {"K": 4})    # train rejects M = 1 (exit 2)
+    out = sweep.run_jobs(jobs, 1, sys.executable)
+    assert out["ran"] == 0 and out["failed"][0]["returncode"] == 2
+    res = CliRunner().invoke(sweep_cmd, [str(tmp_path / "b"), "--M", "1", "--eta", "0",
+                                         "--seeds", "0", "--epochs", "2", "--K", "4"])
+    assert res.exit_code == 1 and "1 of 1 runs failed" in res.stderr

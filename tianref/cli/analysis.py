@@ -1,0 +1,108 @@
+"""``summarize`` and ``plot``: thin click commands over tianref.summarize and tianref.plots."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from tianref import detectors as det
+from tianref.cli import reports_errors
+from tianref.errors import InputError
+from tianref.records import read_tree
+
+
+def _window_list(text: str) -> tuple[int, ...]:
+    try:
+        out = tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise InputError(f"--windows {text!r}: expected comma-separated integers") from None
+    if not out or any(w < 1 for w in out):
+        raise InputError(f"--windows {text!r}: expected positive integers")
+    return out
+
+
+@click.command("summarize", context_settings={"show_default": True})
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--window", type=click.IntRange(min=1), default=None,
+              help="Rolling-Gram window W whose keys to analyse (W_gap23_w<W>); "
+                   "default: the first window each run logged (the unsuffixed keys).")
+@click.option("--late-lo", type=click.IntRange(min=0), default=det.LATE_RANGE[0],
+              help="First epoch of the late sigma2/sigma3 range (inclusive).")
+@click.option("--late-hi", type=click.IntRange(min=0), default=det.LATE_RANGE[1],
+              help="Last epoch of the late sigma2/sigma3 range (inclusive).")
+@click.option("--slope-threshold", type=float, default=det.SLOPE_THRESHOLD,
+              help="Lock-in fires when d ln(sigma2/sigma3)/dt exceeds this (per epoch).")
+@click.option("--slope-t-min", type=click.IntRange(min=0), default=det.SLOPE_T_MIN,
+              help="Earliest epoch at which the slope detectors may fire.")
+@click.option("--slope-lag", type=click.IntRange(min=1), default=det.SLOPE_LAG,
+              help="Backward-difference lag of the slope, in epochs.")
+@click.option("--min-valid", type=click.IntRange(min=0), default=0,
+              help="Require this many non-NaN sigma2/sigma3 rows for a fire "
+                   "(30 reproduces the window-sweep script; 0 = off).")
+@click.option("--rho-threshold", type=float, default=det.RHO_THRESHOLD,
+              help="rho_tian fire level (searched from epoch 0).")
+@click.option("--crossing", type=click.Choice(["first", "halfmax"]), default="first",
+              help="t(test>=0.5): first epoch at 0.5, or analysis.py's half-max level.")
+@click.option("--complete-only", is_flag=True,
+              help="Leave out runs with fewer than epochs + 1 rows (still running or crashed); "
+                   "by default they are included and listed under the tables.")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="Also write the full summary as JSON here (atomic write).")
+@click.option("--md", "md_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the Markdown tables here instead of stdout.")
+@reports_errors
+def summarize_cmd(run_dir, window, late_lo, late_hi, slope_threshold, slope_t_min, slope_lag,
+                  min_valid, rho_threshold, crossing, complete_only, json_out, md_out):
+    """Compute the paper's statistics over every run below RUN_DIR.
+
+    Runs are grouped into conditions (config minus seed); each eta > 0 condition is paired
+    with its eta = 0 control for the late sigma2/sigma3 separation.
+    """
+    from tianref.summarize import Options, summarize, to_json, to_markdown, write_atomic
+    if not run_dir.exists():
+        raise InputError(f"{run_dir}: no such directory")
+    opt = Options(window=window, late_lo=late_lo, late_hi=late_hi,
+                  slope_threshold=slope_threshold, slope_t_min=slope_t_min, slope_lag=slope_lag,
+                  min_valid=min_valid, rho_threshold=rho_threshold, crossing=crossing,
+                  complete_only=complete_only)
+    summary = summarize(read_tree(run_dir), opt)
+    if json_out is not None:
+        write_atomic(json_out, to_json(summary))
+    md = to_markdown(summary)
+    if md_out is not None:
+        write_atomic(md_out, md)
+    else:
+        click.echo(md, nl=False)
+
+
+@click.command("plot", context_settings={"show_default": True})
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("figures"), help="Directory for the figure files (created).")
+@click.option("--figure", "which", type=click.Choice(["all", "headline", "top5", "activation"]),
+              multiple=True, default=("all",), help="Which figure(s) to draw (repeatable).")
+@click.option("--window", type=click.IntRange(min=1), default=None,
+              help="Window W for the sigma2/sigma3 panels; default: the first logged window.")
+@click.option("--windows", "windows_text", default="5,20,30",
+              help="Windows for the top-5 eigenvalue panels (comma-separated).")
+@click.option("--act", type=click.Choice(["sqr", "relu", "silu", "relusqr"]), default="sqr",
+              help="Activation of the runs shown in the headline and top-5 figures.")
+@click.option("--format", "fmt", type=click.Choice(["png", "pdf", "svg"]), default="png",
+              help="File format.")
+@click.option("--dpi", type=click.IntRange(min=30, max=600), default=120, help="Resolution.")
+@reports_errors
+def plot_cmd(run_dir, out_dir, which, window, windows_text, act, fmt, dpi):
+    """Draw the paper's figures from the runs below RUN_DIR; prints the files written."""
+    from tianref.plots import FIGURES, figures_from_runs, save
+    if not run_dir.exists():
+        raise InputError(f"{run_dir}: no such directory")
+    names = FIGURES if "all" in which else tuple(dict.fromkeys(which))
+    figs, notes = figures_from_runs(read_tree(run_dir), names, window,
+                                    _window_list(windows_text), act)
+    for note in notes:
+        click.echo(f"note: {note}", err=True)
+    if not figs:
+        raise InputError("no figure could be drawn from these runs")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name, fig in figs.items():
+        click.echo(str(save(fig, out_dir / f"{name}.{fmt}", dpi)))

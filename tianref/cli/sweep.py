@@ -1,0 +1,86 @@
+"""``sweep``: conditions x seeds into one tree (thin click layer over tianref.sweep)."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from tianref.cli import reports_errors
+from tianref.errors import InputError, RunFailure
+
+
+def _floats(text: str, what: str) -> list[float]:
+    try:
+        out = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise InputError(f"{what} {text!r}: expected comma-separated numbers") from None
+    if not out:
+        raise InputError(f"{what}: empty list")
+    return out
+
+
+def _ints(text: str, what: str) -> list[int]:
+    try:
+        out = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise InputError(f"{what} {text!r}: expected comma-separated integers") from None
+    if not out:
+        raise InputError(f"{what}: empty list")
+    return out
+
+
+@click.command("sweep", context_settings={"show_default": True})
+@click.argument("root", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--eta", "eta_text", default="2e-4,0",
+              help="Weight decays, comma-separated (one condition each; 0 = control).")
+@click.option("--act", "act_text", default="sqr", help="Activations, comma-separated.")
+@click.option("--M", "M_text", default="71", help="Moduli, comma-separated.")
+@click.option("--train-frac", "frac_text", default=None,
+              help="Training fractions p, comma-separated (n_train = round(p M^2)); "
+                   "default: train's own default n_train.")
+@click.option("--seeds", "seeds_text", default="0-14", help="Seeds, e.g. 0-14 or 0,1,5.")
+@click.option("--epochs", type=click.IntRange(min=0), default=400, help="Epochs E per run.")
+@click.option("--K", "K", type=click.IntRange(min=2), default=2048, help="Hidden width K.")
+@click.option("--windows", default="20",
+              help="Rolling windows logged by every run (one pass), e.g. 5,10,20,30.")
+@click.option("--metrics", "metric_set", type=click.Choice(["full", "core"]), default="full",
+              help="Metric set passed to train.")
+@click.option("--xp", "xp_name", type=click.Choice(["numpy", "cupy"]), default="numpy",
+              help="Backend passed to train.")
+@click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32",
+              help="Training dtype passed to train.")
+@click.option("--jobs", "n_jobs", type=click.IntRange(min=1), default=1,
+              help="Parallel local train processes (each limited to one BLAS thread when > 1).")
+@click.option("--plan", is_flag=True,
+              help="Print the unfinished runs' independent train commands, one per line, and exit.")
+@click.option("--python", default=sys.executable, help="Interpreter for the train commands.")
+@reports_errors
+def sweep_cmd(root, eta_text, act_text, M_text, frac_text, seeds_text, epochs, K, windows,
+              metric_set, xp_name, dtype, n_jobs, plan, python):
+    """Train every condition x seed into ROOT; finished runs (E + 1 rows) are skipped.
+
+    Conditions are the product of --eta, --act, --M and --train-frac. Each run goes to
+    ROOT/<condition>_seed<s>; its log to ROOT/_logs/. Prints a JSON summary on stdout.
+    """
+    from tianref import sweep
+    lists = {"eta": _floats(eta_text, "--eta"),
+             "act": [a.strip() for a in act_text.split(",") if a.strip()],
+             "M": _ints(M_text, "--M")}
+    if frac_text is not None:
+        lists["train_frac"] = _floats(frac_text, "--train-frac")
+    common = {"K": K, "windows": windows, "metrics": metric_set, "xp": xp_name, "dtype": dtype}
+    root = Path(os.path.abspath(root))           # commands must not depend on the cwd
+    jobs = sweep.make_jobs(root, sweep.grid(**lists), sweep.parse_seeds(seeds_text), epochs, common)
+    if plan:
+        for line in sweep.plan_lines(jobs, python):
+            click.echo(line)
+        return
+    root.mkdir(parents=True, exist_ok=True)
+    result = sweep.run_jobs(jobs, n_jobs, python, report=lambda m: click.echo(m, err=True))
+    click.echo(json.dumps(result))
+    if result["failed"]:
+        raise RunFailure(f"{len(result['failed'])} of {result['jobs']} runs failed; "
+                         f"see {root / sweep.LOG_DIR}")

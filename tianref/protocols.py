@@ -1,0 +1,115 @@
+"""The paper's experiment protocols as data: which runs each reproduction section needs.
+
+Source: paper-protocol.md §4 (the sweep drivers of the paper's code) and issue 4. Every run is
+an ordinary ``train`` invocation; a section is a list of ``RunSpec`` (a tag and its train options).
+
+| section  | act  | eta                          | seeds | epochs | windows        | note |
+|----------|------|------------------------------|-------|--------|----------------|------|
+| headline | sqr  | 2e-4, 0                      | 0-14  | 400    | 20             | run_sweep.sh |
+| relu     | relu | 2e-4, 0                      | 0-14  | 800    | 20             | relu_sweep.sh |
+| window   | sqr  | 2e-4, 0                      | 0-2   | 400    | 20,5,10,30     | one run serves all four windows |
+| eta      | sqr  | 1e-5, 5e-5, 1e-4, 2e-4, 5e-4 | 0-4   | 600    | 20             | eta_sweep.sh |
+| thm6     | sqr  | 2e-4                         | 0-4   | 300    | 20             | checkpoints 50,100,175,250,300 |
+|          | relu | 2e-4                         | 0-4   | 500    | 20             | checkpoints 100,300,500 |
+| extended | sqr  | 1e-5                         | 0     | 2000   | 20             | optional (the paper's seed is not given) |
+
+Deviation: the paper's window sweep trains one run per window (W = 5, 10, 30) and reuses the
+headline runs for W = 20; we train one run per seed and condition and read all four windows from
+it. The parameters do not depend on the window, so the spectra are the same ones.
+
+``scale`` shrinks a section for CI and smoke tests (smaller M, K, seeds and epochs); the full scale
+is the paper's.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+SECTIONS = ("headline", "relu", "window", "eta", "thm6", "extended")
+DEFAULT_SECTIONS = ("headline", "relu", "window", "eta", "thm6")   # what --section all runs
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    tag: str                  # the run directory's name inside the section folder
+    options: dict = field(default_factory=dict)   # train options, e.g. {"eta": 2e-4, "seed": 3}
+
+    def argv(self) -> list:
+        """The ``train`` arguments for this run (without --out)."""
+        out = []
+        for k, v in self.options.items():
+            flag = "--" + k.replace("_", "-")
+            if k in ("M", "K"):
+                flag = "--" + k
+            if isinstance(v, (list, tuple)):
+                v = ",".join(str(x) for x in v)
+            out += [flag, str(v)]
+        return out
+
+
+@dataclass(frozen=True)
+class Scale:
+    name: str
+    M: int | None = None          # None: the default (71)
+    K: int | None = None          # None: the default (2048)
+    seeds: int | None = None      # at most this many seeds per condition
+    epoch_factor: float = 1.0     # multiply every epoch count (and checkpoint epoch)
+
+
+SCALES = {
+    "full": Scale("full"),
+    # CI: the whole pipeline on a table small enough to train in seconds; it does not grok
+    # like M = 71 and is compared only with its own stored summary.
+    "ci": Scale("ci", M=11, K=64, seeds=2, epoch_factor=0.15),
+}
+
+
+def _eta_tag(eta: float) -> str:
+    return "0" if eta == 0 else f"{eta:g}"
+
+
+def section_runs(section: str, scale: Scale = SCALES["full"]) -> list:
+    """The RunSpecs of one section at the given scale."""
+    def grid(act, etas, seeds, epochs, windows=(20,), checkpoints=(), metrics="full"):
+        specs = []
+        n_seeds = len(seeds) if scale.seeds is None else min(len(seeds), scale.seeds)
+        E = max(int(round(epochs * scale.epoch_factor)), 30)
+        cks = sorted({min(E, int(round(c * scale.epoch_factor))) for c in checkpoints})
+        for eta in etas:
+            for s in seeds[:n_seeds]:
+                opts = {"act": act, "eta": eta, "seed": s, "epochs": E, "windows": list(windows)}
+                if scale.M is not None:
+                    opts["M"] = scale.M
+                if scale.K is not None:
+                    opts["K"] = scale.K
+                if cks:
+                    opts["checkpoint_epochs"] = cks
+                if metrics != "full":
+                    opts["metrics"] = metrics
+                specs.append(RunSpec(f"{act}_eta{_eta_tag(eta)}_seed{s}", opts))
+        return specs
+
+    if section == "headline":
+        return grid("sqr", (2e-4, 0.0), list(range(15)), 400)
+    if section == "relu":
+        return grid("relu", (2e-4, 0.0), list(range(15)), 800)
+    if section == "window":
+        return grid("sqr", (2e-4, 0.0), [0, 1, 2], 400, windows=(20, 5, 10, 30))
+    if section == "eta":
+        return grid("sqr", (1e-5, 5e-5, 1e-4, 2e-4, 5e-4), list(range(5)), 600)
+    if section == "thm6":
+        # only the checkpoints matter here, so the K x K Gram metrics are skipped
+        return (grid("sqr", (2e-4,), list(range(5)), 300, checkpoints=(50, 100, 175, 250, 300),
+                     metrics="core")
+                + grid("relu", (2e-4,), list(range(5)), 500, checkpoints=(100, 300, 500),
+                       metrics="core"))
+    if section == "extended":
+        return grid("sqr", (1e-5,), [0], 2000)
+    raise ValueError(f"unknown section {section!r}; choose one of {', '.join(SECTIONS)}")
+
+
+def thm6_epochs(act: str, scale: Scale = SCALES["full"]) -> list:
+    """The checkpoint epochs the thm6 section evaluates for an activation."""
+    base = (50, 100, 175, 250, 300) if act == "sqr" else (100, 300, 500)
+    E = {"sqr": 300, "relu": 500}[act]
+    E = max(int(round(E * scale.epoch_factor)), 30)
+    return sorted({min(E, int(round(c * scale.epoch_factor))) for c in base})

@@ -1,0 +1,230 @@
+"""Read run directories back into arrays: the one door from run records to the analysis.
+
+Reference: the run-record layout written by the training engine (``tianref/runs.py``) and the
+logged fields of the paper's code (``shared/spec/paper-protocol.md`` §3, "Loop and logging").
+
+A run directory holds
+
+    config.json     {"config": {M, K, n_train, eta, lr, epochs, seed, act, windows, ...},
+                     "versions": {...}, "command": ...}
+    metrics.jsonl   one JSON object per log row t = 0..E (row t = parameters after t steps)
+
+Every scalar key becomes a float64 column of length E + 1 indexed by the ``epoch`` field, so
+``col[t]`` is the value logged at row t. A key absent from a row, a JSON ``null`` and a
+missing row all read as NaN. List-valued keys (``W_sigma``: up to 5 eigenvalues, descending)
+become (E + 1, k) arrays padded with NaN. A trailing line that does not parse (a crash in
+the middle of a write) is dropped and flagged; a bad line anywhere else is an error.
+
+Window suffixes: with several windows the unsuffixed keys (``W_gap23``, ``W_sigma``) belong
+to the first window in ``config["windows"]`` and the others carry ``_w<W>`` (``W_gap23_w5``).
+:func:`window_key` resolves a (name, W) pair to the key that holds it.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from tianref.errors import InputError
+
+CONFIG_FILE = "config.json"
+METRICS_FILE = "metrics.jsonl"
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One run directory, read back.
+
+    path      the run directory
+    config    the ``config`` object of config.json (settings only)
+    meta      the whole config.json (versions, command, ...)
+    columns   key -> float64 array (E + 1,) for scalars, (E + 1, k) for lists; NaN where absent
+    n_rows    number of rows that parsed (a complete run of E epochs has E + 1)
+    partial   True when a trailing partial line was dropped
+    """
+    path: Path
+    config: dict
+    meta: dict
+    columns: dict = field(repr=False)
+    n_rows: int = 0
+    partial: bool = False
+
+    @property
+    def n_epochs(self) -> int:
+        """Length of the column arrays (last logged epoch + 1)."""
+        return len(self.columns["epoch"]) if "epoch" in self.columns else 0
+
+    def has(self, key: str) -> bool:
+        return key in self.columns
+
+    def col(self, key: str) -> np.ndarray:
+        """The column ``key``; an all-NaN column when the run never logged it."""
+        if key in self.columns:
+            return self.columns[key]
+        return np.full(self.n_epochs, np.nan)
+
+
+def _to_float(v) -> float:
+    if v is None:                      # JSON null
+        return math.nan
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def read_rows(path: Path):
+    """Parse metrics.jsonl -> (list of dict rows, partial flag). Tolerates a bad last line only."""
+    try:
+        with open(path, "r", encoding="utf-8") as f:
+            lines = f.read().split("\n")
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
+    numbered = [(i + 1, ln) for i, ln in enumerate(lines) if ln.strip()]
+    rows, partial = [], False
+    for j, (lineno, ln) in enumerate(numbered):
+        try:
+            row = json.loads(ln)
+            if not isinstance(row, dict):
+                raise ValueError("not a JSON object")
+        except ValueError as exc:
+            if j == len(numbered) - 1:      # crash mid-write: drop the trailing partial row
+                partial = True
+                break
+            raise InputError(f"{path}:{lineno}: not a JSON object row ({exc})") from None
+        rows.append(row)
+    return rows, partial
+
+
+def columns_from_rows(rows) -> dict:
+    """Rows -> {key: float64 column}; rows are placed by their ``epoch`` (row order if absent)."""
+    idx = []
+    for i, r in enumerate(rows):
+        e = r.get("epoch", i)
+        try:
+            e = int(e)
+        except (TypeError, ValueError):
+            raise InputError(f"row {i}: epoch {e!r} is not an integer") from None
+        if e < 0:
+            raise InputError(f"row {i}: negative epoch {e}")
+        idx.append(e)
+    n = (max(idx) + 1) if idx else 0
+    list_len: dict[str, int] = {}
+    scalar_keys: set[str] = set()
+    for r in rows:
+        for k, v in r.items():
+            if isinstance(v, (list, tuple)):
+                list_len[k] = max(list_len.get(k, 0), len(v))
+            else:
+                scalar_keys.add(k)
+    scalar_keys -= set(list_len)       # a key that is a list anywhere is a list column
+    cols: dict[str, np.ndarray] = {k: np.full(n, np.nan) for k in scalar_keys}
+    cols.update({k: np.full((n, max(m, 1)), np.nan) for k, m in list_len.items()})
+    for e, r in zip(idx, rows):        # a repeated epoch (e.g. after a resume): the last row wins
+        for k, v in r.items():
+            if k in list_len:
+                vals = v if isinstance(v, (list, tuple)) else [v]
+                cols[k][e, :] = np.nan
+                cols[k][e, :len(vals)] = [_to_float(x) for x in vals]
+            else:
+                cols[k][e] = _to_float(v)
+    cols["epoch"] = np.arange(n, dtype=float)     # (E + 1,) row index = epoch
+    return cols
+
+
+def read_run(run_dir) -> RunRecord:
+    """Read one run directory (config.json + metrics.jsonl)."""
+    d = Path(run_dir)
+    if not d.is_dir():
+        raise InputError(f"{d}: not a directory")
+    cfg_path, met_path = d / CONFIG_FILE, d / METRICS_FILE
+    if not met_path.is_file():
+        raise InputError(f"{d}: no {METRICS_FILE} (not a run directory)")
+    meta: dict = {}
+    if cfg_path.is_file():
+        try:
+            meta = json.loads(cfg_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise InputError(f"{cfg_path}: unreadable config ({exc})") from None
+        if not isinstance(meta, dict):
+            raise InputError(f"{cfg_path}: expected a JSON object")
+    else:
+        raise InputError(f"{d}: no {CONFIG_FILE}")
+    config = meta.get("config", meta)
+    if not isinstance(config, dict):
+        raise InputError(f"{cfg_path}: 'config' is not an object")
+    rows, partial = read_rows(met_path)
+    return RunRecord(path=d, config=config, meta=meta, columns=columns_from_rows(rows),
+                     n_rows=len(rows), partial=partial)
+
+
+def is_run_dir(d) -> bool:
+    return (Path(d) / METRICS_FILE).is_file()
+
+
+def list_run_dirs(root) -> list[Path]:
+    """All run directories at or below ``root`` (directories holding metrics.jsonl), sorted."""
+    root = Path(root)
+    if not root.is_dir():
+        raise InputError(f"{root}: not a directory")
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        if METRICS_FILE in filenames:
+            found.append(Path(dirpath))
+            dirnames[:] = []            # a run directory does not nest further runs
+    return sorted(found)
+
+
+def read_tree(root) -> list[RunRecord]:
+    """Every run under ``root``; an error when there is none."""
+    dirs = list_run_dirs(root)
+    if not dirs:
+        raise InputError(f"{root}: no run directories (no {METRICS_FILE} found below it)")
+    return [read_run(d) for d in dirs]
+
+
+def windows_of(record: RunRecord) -> list[int]:
+    """The rolling-Gram windows the run logged, first (unsuffixed) one first."""
+    w = record.config.get("windows")
+    if w is None:
+        w = record.config.get("window")
+    if w is None:
+        return []
+    return [int(x) for x in (w if isinstance(w, (list, tuple)) else [w])]
+
+
+def window_key(record: RunRecord, name: str, window: int | None) -> str:
+    """The column holding ``name`` (e.g. 'W_gap23') for rolling window ``window``.
+
+    None means the first window (the unsuffixed key). Raises InputError when the run did not
+    log that window.
+    """
+    if window is None:
+        return name
+    wins = windows_of(record)
+    if wins and wins[0] == window:
+        return name
+    suffixed = f"{name}_w{window}"
+    if suffixed in record.columns or window in wins:
+        return suffixed
+    if not wins and name in record.columns:
+        raise InputError(f"{record.path}: config lists no windows, so window {window} "
+                         f"cannot be told apart from the unsuffixed {name}")
+    raise InputError(f"{record.path}: no window {window} logged (windows: {wins or 'none'})")
+
+
+def is_complete(run_dir, epochs: int) -> bool:
+    """True when the run's metrics hold all E + 1 rows (what a resumable sweep skips)."""
+    p = Path(run_dir) / METRICS_FILE
+    if not p.is_file():
+        return False
+    try:
+        rows, _ = read_rows(p)
+    except InputError:
+        return False
+    return len({r.get("epoch") for r in rows}) >= epochs + 1

@@ -1,0 +1,342 @@
+"""The paper's statistics over a tree of run directories: per run, per condition, grok vs control.
+
+References: ``shared/spec/paper-protocol.md`` §1 (T2, T3, T3b, T4, T5), §2, §3 (the detectors,
+"Late-stage separation", "Test crossings") and §5.5-5.6 (the late window and the lag caveats).
+The detectors themselves are in :mod:`tianref.detectors`; this module only groups and tabulates.
+
+Conditions: runs are grouped by their config minus the seed and the keys in
+``NON_CONDITION_KEYS`` (where the output went, which backend ran it, how often it printed), so
+the same protocol run on NumPy and on CuPy lands in one condition. A condition with eta > 0 is
+paired with the eta = 0 condition that matches it in every other key (its control); the late
+sigma2/sigma3 separation is median_seeds(late_grok) / median_seeds(late_ctrl).
+
+Per run (NaN = the event never happened; ``None`` in JSON = NaN or not logged):
+    t05, t099        first t with test_acc >= 0.5 / 0.99   ('halfmax': analysis.py's level for t05)
+    fire             sigma2/sigma3 slope detector (window ``window``)
+    late             nanmedian of sigma2/sigma3 over [late_lo, late_hi]
+    rho_fire         first t with rho_tian >= rho_threshold
+    r12_*            the four sigma1/sigma2 detectors of the notes (T3b)
+    lag_fire_t099    fire - t099 (the paper's "+35"), lag_fire_t05 = fire - t05 (~ +72)
+    lead_rho         t05 - rho_fire, per run (plot_two_stage); the difference of medians
+                     (analyze_eta_sweep) is reported per condition as lead_rho_of_medians.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from tianref import detectors as det
+from tianref.errors import InputError
+from tianref.records import RunRecord, window_key
+
+# Config keys that say where or how a run was executed, not what was computed.
+NON_CONDITION_KEYS = frozenset({
+    "seed", "out", "out_dir", "outdir", "run_dir", "dir", "tag", "name", "resume", "xp",
+    "backend", "device", "print_every", "eval_every", "progress", "checkpoint_every",
+    "checkpoints", "checkpoint_epochs", "quiet", "verbose",
+})
+
+PER_RUN_EVENTS = ("t05", "t099", "fire", "late", "rho_fire", "r12_ge25_x5", "r12_ge100",
+                  "r12_ge200", "r12_slope", "lag_fire_t099", "lag_fire_t05", "lead_rho",
+                  "lag_r12_ge100_t05", "lag_r12_slope_t05")
+
+
+@dataclass(frozen=True)
+class Options:
+    """Detector settings (defaults = the paper's code, paper-protocol.md §3)."""
+    window: int | None = None            # None: the first logged window (unsuffixed keys)
+    late_lo: int = det.LATE_RANGE[0]
+    late_hi: int = det.LATE_RANGE[1]
+    slope_threshold: float = det.SLOPE_THRESHOLD
+    slope_t_min: int = det.SLOPE_T_MIN
+    slope_lag: int = det.SLOPE_LAG
+    min_valid: int = 0                   # 30 reproduces the window-sweep script
+    rho_threshold: float = det.RHO_THRESHOLD
+    crossing: str = "first"              # or 'halfmax' (analysis.py)
+    complete_only: bool = False          # drop runs with fewer than epochs + 1 rows
+
+    def __post_init__(self):
+        if self.late_lo < 0 or self.late_hi < self.late_lo:
+            raise InputError(f"late range [{self.late_lo}, {self.late_hi}] is empty")
+        if self.slope_lag < 1:
+            raise InputError("slope lag must be >= 1")
+        if self.crossing not in ("first", "halfmax"):
+            raise InputError(f"unknown crossing {self.crossing!r}; choose first or halfmax")
+
+
+# --- per run ----------------------------------------------------------------------------------
+
+def is_complete_record(rec: RunRecord) -> bool:
+    """True when the run logged rows 0..epochs."""
+    E = rec.config.get("epochs")
+    return E is not None and rec.n_rows >= int(E) + 1
+
+
+def run_values(rec: RunRecord, opt: Options) -> dict:
+    """The per-run events of one run; None where the needed column was never logged."""
+    v: dict = {"path": str(rec.path), "seed": rec.config.get("seed"), "n_rows": rec.n_rows,
+               "partial": rec.partial}
+    v["complete"] = is_complete_record(rec)
+    if rec.has("test_acc"):
+        v["t05"], v["t099"] = det.test_crossings(rec.col("test_acc"), opt.crossing)
+    else:
+        v["t05"] = v["t099"] = None
+    gap_key = window_key(rec, "W_gap23", opt.window)
+    if rec.has(gap_key):
+        gap = rec.col(gap_key)                                        # (E+1,)
+        v["fire"] = det.slope_fire(gap, opt.slope_threshold, opt.slope_t_min, opt.slope_lag,
+                                   min_valid=opt.min_valid)
+        v["late"] = det.late_median(gap, opt.late_lo, opt.late_hi)
+    else:
+        v["fire"] = v["late"] = None
+    v["rho_fire"] = det.rho_fire(rec.col("rho_tian"), opt.rho_threshold) \
+        if rec.has("rho_tian") else None
+    sig_key = window_key(rec, "W_sigma", opt.window)
+    if rec.has(sig_key) and rec.columns[sig_key].ndim == 2 and rec.columns[sig_key].shape[1] >= 2:
+        S = rec.columns[sig_key]                                     # (E+1, k) eigenvalues, descending
+        v.update(det.sigma12_detectors(S[:, 0], S[:, 1], opt.slope_threshold,
+                                       opt.slope_t_min, opt.slope_lag))
+    else:
+        v.update(r12_ge25_x5=None, r12_ge100=None, r12_ge200=None, r12_slope=None)
+
+    def diff(a, b):
+        return None if v[a] is None or v[b] is None else float(det.paired_diff(v[a], v[b]))
+    v["lag_fire_t099"] = diff("fire", "t099")
+    v["lag_fire_t05"] = diff("fire", "t05")
+    v["lead_rho"] = diff("t05", "rho_fire")
+    v["lag_r12_ge100_t05"] = diff("r12_ge100", "t05")
+    v["lag_r12_slope_t05"] = diff("r12_slope", "t05")
+    return v
+
+
+# --- grouping ---------------------------------------------------------------------------------
+
+def condition_config(config: dict) -> dict:
+    return {k: config[k] for k in sorted(config) if k not in NON_CONDITION_KEYS}
+
+
+def _key(d: dict) -> str:
+    return json.dumps(d, sort_keys=True, default=str)
+
+
+def group_conditions(records: list[RunRecord]) -> list[tuple[dict, list[RunRecord]]]:
+    """[(condition config, runs sorted by seed)], in a stable order (eta descending, then key)."""
+    groups: dict[str, tuple[dict, list]] = {}
+    for r in records:
+        cc = condition_config(r.config)
+        groups.setdefault(_key(cc), (cc, []))[1].append(r)
+    out = [(cc, sorted(rs, key=lambda r: (_seed_sort(r.config.get("seed")), str(r.path))))
+           for cc, rs in groups.values()]
+    out.sort(key=lambda g: (_key({k: v for k, v in g[0].items() if k != "eta"}),
+                            -float(g[0].get("eta", 0) or 0)))
+    return out
+
+
+def _seed_sort(s):
+    return (0, s) if isinstance(s, (int, float)) else (1, str(s))
+
+
+def condition_labels(configs: list[dict]) -> list[str]:
+    """Short labels from the keys that differ between conditions (eta alone if none differ)."""
+    keys = sorted({k for c in configs for k in c})
+    varying = [k for k in keys if len({_key({"v": c.get(k)}) for c in configs}) > 1]
+    if "eta" in varying:
+        varying.remove("eta")
+    varying = ["eta"] + varying
+    return [" ".join(f"{k}={_short(c.get(k))}" for k in varying) for c in configs]
+
+
+def _short(v) -> str:
+    if isinstance(v, (list, tuple)):
+        return ",".join(_short(x) for x in v)
+    if isinstance(v, float):
+        return f"{v:g}"
+    return str(v)
+
+
+def find_control(cc: dict, all_cc: list[dict]) -> int | None:
+    """Index of the eta = 0 condition equal to ``cc`` in every other key, or None."""
+    if not _positive(cc.get("eta")):
+        return None
+    rest = _key({k: v for k, v in cc.items() if k != "eta"})
+    for i, other in enumerate(all_cc):
+        eta = other.get("eta")
+        if eta is not None and float(eta) == 0.0 and \
+                _key({k: v for k, v in other.items() if k != "eta"}) == rest:
+            return i
+    return None
+
+
+def _positive(x) -> bool:
+    try:
+        return float(x) > 0
+    except (TypeError, ValueError):
+        return False
+
+
+# --- the summary ------------------------------------------------------------------------------
+
+def summarize(records: list[RunRecord], opt: Options = Options()) -> dict:
+    """JSON-ready summary: options, and per condition its runs, statistics and control pairing."""
+    if opt.complete_only:
+        records = [r for r in records if is_complete_record(r)]
+    if not records:
+        raise InputError("no runs to summarise" + (" (none is complete)" if opt.complete_only else ""))
+    groups = group_conditions(records)
+    configs = [g[0] for g in groups]
+    labels = condition_labels(configs)
+    conds = []
+    for (cc, recs), label in zip(groups, labels):
+        runs = [run_values(r, opt) for r in recs]
+        stats = {}
+        for k in PER_RUN_EVENTS:
+            vals = [r[k] for r in runs if r[k] is not None]
+            stats[k] = det.across_runs(vals) if vals else None      # None: not logged at all
+        t05 = [r["t05"] for r in runs if r["t05"] is not None and r["rho_fire"] is not None]
+        rho = [r["rho_fire"] for r in runs if r["t05"] is not None and r["rho_fire"] is not None]
+        stats["lead_rho_of_medians"] = det.median_diff(t05, rho) if t05 else None
+        conds.append({"label": label, "config": cc, "n": len(runs),
+                      "seeds": [r["seed"] for r in runs], "runs": runs, "stats": stats,
+                      "control": None, "late_separation": None})
+    for i, c in enumerate(conds):
+        j = find_control(c["config"], configs)
+        if j is None or j == i:
+            continue
+        c["control"] = conds[j]["label"]
+        lg = [r["late"] for r in c["runs"] if r["late"] is not None]
+        lc = [r["late"] for r in conds[j]["runs"] if r["late"] is not None]
+        if lg and lc:
+            c["late_separation"] = det.late_separation(lg, lc)
+    return {"options": asdict(opt), "n_runs": len(records), "conditions": conds}
+
+
+# --- output -----------------------------------------------------------------------------------
+
+def _json_safe(x):
+    """NaN/inf -> None (strict JSON); numpy scalars -> Python."""
+    if isinstance(x, dict):
+        return {str(k): _json_safe(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_json_safe(v) for v in x]
+    if isinstance(x, (np.floating, float)):
+        return float(x) if math.isfinite(x) else None
+    if isinstance(x, np.integer):
+        return int(x)
+    if isinstance(x, Path):
+        return str(x)
+    return x
+
+
+def write_atomic(path, text: str) -> None:
+    """Write text to ``path`` via a temporary file in the same directory and os.replace."""
+    path = Path(path)
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise InputError(f"{path}: directory {parent} does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def to_json(summary: dict) -> str:
+    return json.dumps(_json_safe(summary), indent=2, allow_nan=False) + "\n"
+
+
+def fmt(x) -> str:
+    """A number for the tables: '—' for NaN/None, integers plainly, else 4 significant digits
+    (so half-epoch medians and percentiles such as 173.5 survive)."""
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "—"
+    x = float(x)
+    if x.is_integer() and abs(x) < 1e6:
+        return str(int(x))
+    return f"{x:.4g}" if abs(x) < 1000 else f"{x:.0f}"
+
+
+def _event_cell(s: dict | None, signed: bool = False) -> str:
+    """'174 [173, 174] 15/15' (median [IQR] fired/n); 'n/a' when never logged.
+
+    signed=True marks a difference of two events (a lag or lead): '+35 [34, 36] 15/15', and
+    '—' when no run has both events.
+    """
+    if s is None:
+        return "n/a"
+    if s["n_fired"] == 0:
+        return "—" if signed else f"never 0/{s['n']}"
+    m = fmt(s["median"])
+    if signed and s["median"] > 0:
+        m = "+" + m
+    return f"{m} [{fmt(s['q25'])}, {fmt(s['q75'])}] {s['n_fired']}/{s['n']}"
+
+
+def _level_cell(s: dict | None) -> str:
+    """Late sigma2/sigma3: 'median [IQR]' (and the n with a finite value when short)."""
+    if s is None:
+        return "n/a"
+    if s["n_fired"] == 0:
+        return "—"
+    cell = f"{fmt(s['median'])} [{fmt(s['q25'])}, {fmt(s['q75'])}]"
+    return cell if s["n_fired"] == s["n"] else f"{cell} ({s['n_fired']}/{s['n']})"
+
+
+def to_markdown(summary: dict) -> str:
+    o = summary["options"]
+    win = "first logged" if o["window"] is None else str(o["window"])
+    lines = [
+        f"# Summary of {summary['n_runs']} runs",
+        "",
+        f"Window W = {win}; slope detector s > {fmt(o['slope_threshold'])} at t >= "
+        f"{o['slope_t_min']} (lag {o['slope_lag']}); late sigma2/sigma3 over ep "
+        f"{o['late_lo']}-{o['late_hi']}; rho_tian >= {fmt(o['rho_threshold'])}; "
+        f"t0.5 by '{o['crossing']}'. Cells: median [25th, 75th percentile] fired/n.",
+        "",
+        "| condition | n | t(test>=0.5) | t(test>=0.99) | s2/s3 slope fire | fire - t0.99 "
+        f"| late s2/s3 ({o['late_lo']}-{o['late_hi']}) | grok/ctrl | rho fire | lead t0.5 - t_rho |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for c in summary["conditions"]:
+        s = c["stats"]
+        sep = c["late_separation"]
+        ratio = "—" if sep is None or sep["ratio"] is None or not math.isfinite(sep["ratio"]) \
+            else f"{fmt(sep['ratio'])}x"
+        lines.append(" | ".join([
+            f"| {c['label']}", str(c["n"]), _event_cell(s["t05"]), _event_cell(s["t099"]),
+            _event_cell(s["fire"]), _event_cell(s["lag_fire_t099"], signed=True),
+            _level_cell(s["late"]), ratio, _event_cell(s["rho_fire"]),
+            _event_cell(s["lead_rho"], signed=True)]) + " |")
+    lines += [
+        "",
+        "sigma1/sigma2 of the rolling Delta-W Gram (findings T3b):",
+        "",
+        "| condition | >=25 for 5 ep | >=100 | >=200 | log-slope >= "
+        f"{fmt(o['slope_threshold'])} at t >= {o['slope_t_min']} | >=100 - t0.5 |",
+        "|---|---|---|---|---|---|",
+    ]
+    for c in summary["conditions"]:
+        s = c["stats"]
+        lines.append(" | ".join([
+            f"| {c['label']}", _event_cell(s["r12_ge25_x5"]), _event_cell(s["r12_ge100"]),
+            _event_cell(s["r12_ge200"]), _event_cell(s["r12_slope"]),
+            _event_cell(s["lag_r12_ge100_t05"], signed=True)]) + " |")
+    notes = []
+    for c in summary["conditions"]:
+        short = [r for r in c["runs"] if not r["complete"]]
+        if short:
+            notes.append(f"- {c['label']}: {len(short)} run(s) incomplete "
+                         f"({', '.join(Path(r['path']).name for r in short[:5])}"
+                         f"{', ...' if len(short) > 5 else ''})")
+    if notes:
+        lines += ["", "Incomplete runs (fewer than epochs + 1 rows):", *notes]
+    return "\n".join(lines) + "\n"
