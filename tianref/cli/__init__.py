@@ -13,6 +13,7 @@ import click
 from tianref.backend import BackendError
 from tianref.errors import InputError, RunFailure
 
+
 def reports_errors(fn):
     """Turn the library's errors into one-line messages with the documented exit codes."""
     @functools.wraps(fn)
@@ -27,10 +28,12 @@ def reports_errors(fn):
             sys.exit(1)
     return wrapper
 
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
 @click.version_option(package_name="tianref")
 def main():
     """tianref: reference implementation of grokking in sigma(XW)V (Tian's Li2 setup)."""
+
 
 from tianref.cli.train import train_cmd  # noqa: E402
 
@@ -43,3 +46,6 @@ from tianref.cli.sweep import sweep_cmd  # noqa: E402
 
 main.add_command(sweep_cmd, "sweep")
 
+from tianref.cli.thm6 import thm6_cmd  # noqa: E402
+
+main.add_command(thm6_cmd, "thm6")

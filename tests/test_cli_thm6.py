@@ -1,0 +1,164 @@
+"""``thm6`` command paths through click's CliRunner: errors exit 2 with one line, happy paths write
+the documented JSON and PNG. Checkpoints are built here from data.init_host (M = 7, K = 32, n = 20)."""
+import json
+import os
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from tianref.cli import main
+from tianref.cli.thm6 import thm6_cmd
+from tianref.data import init_host
+
+M, K, N_TRAIN = 7, 32, 20                      # n − 1 = 19 < K: B does not exist at η = 0
+CONFIG = {"M": M, "K": K, "n_train": N_TRAIN, "eta": 1e-3, "act": "sqr", "seed": 0, "dtype": "float64",
+          "epochs": 0, "loss": "tian", "optimizer": "adam", "lr": 1e-3}
+
+
+def write_checkpoint(path, config=CONFIG, **override):
+    train_idx, test_idx, W, V = init_host(M, K, N_TRAIN, seed=0)
+    arrays = {"W": W, "V": V, "train_idx": train_idx, "test_idx": test_idx, "epoch": np.int64(0)}
+    if config is not None:
+        arrays["config"] = np.str_(json.dumps(config))
+    arrays.update(override)
+    arrays = {k: v for k, v in arrays.items() if v is not None}
+    np.savez(path, **arrays)
+    return str(path)
+
+
+def run(args):
+    return CliRunner().invoke(thm6_cmd, args)
+
+
+def assert_one_line_error(result, *fragments):
+    assert result.exit_code == 2, (result.exit_code, result.output, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    errors = [ln for ln in lines if ln.startswith("Error")]
+    assert len(errors) == 1 and lines[-1] == errors[0] and "Traceback" not in result.stderr, result.stderr
+    for f in fragments:
+        assert f in errors[0], (f, errors[0])
+
+
+# --- bad input: exit 2, one line, no traceback ----------------------------------------------------
+
+def test_bad_run_dir(tmp_path):
+    assert_one_line_error(run(["--run", str(tmp_path / "nope")]), "no such directory")
+
+
+def test_dir_that_is_not_a_run(tmp_path):
+    assert_one_line_error(run(["--run", str(tmp_path)]), "not a run directory")
+
+
+def test_missing_checkpoint_and_no_config_to_replay(tmp_path):
+    os.makedirs(tmp_path / "checkpoints")
+    write_checkpoint(tmp_path / "checkpoints" / "epoch_00050.npz")
+    assert_one_line_error(run(["--run", str(tmp_path), "--epochs", "50,100"]), "100", "no config.json")
+
+
+def test_missing_checkpoint_file(tmp_path):
+    assert_one_line_error(run(["--checkpoint", str(tmp_path / "none.npz")]), "not found")
+
+
+def test_neither_or_both_sources(tmp_path):
+    assert_one_line_error(run([]), "exactly one of")
+    ck = write_checkpoint(tmp_path / "c.npz")
+    assert_one_line_error(run(["--run", str(tmp_path), "--checkpoint", ck]), "exactly one of")
+
+
+@pytest.mark.parametrize("override, fragment", [
+    ({"W": np.zeros((2 * M + 1, K))}, "W has shape"),
+    ({"W": np.zeros((2 * M, K + 1))}, "V (K, M)"),
+    ({"V": None}, "missing array(s) V"),
+    ({"train_idx": np.arange(3, dtype=np.int64) + M * M}, "train_idx"),
+    ({"train_idx": np.linspace(0, 1, 5)}, "train_idx"),
+])
+def test_mis_shaped_checkpoint(tmp_path, override, fragment):
+    ck = write_checkpoint(tmp_path / "bad.npz", **override)
+    assert_one_line_error(run(["--checkpoint", ck]), "mis-shaped", fragment)
+
+
+def test_not_an_npz(tmp_path):
+    p = tmp_path / "junk.npz"
+    p.write_text("not a zip file")
+    assert_one_line_error(run(["--checkpoint", str(p)]), "cannot read")
+
+
+def test_no_config_needs_act_and_eta(tmp_path):
+    ck = write_checkpoint(tmp_path / "noconf.npz", config=None)
+    assert_one_line_error(run(["--checkpoint", ck]), "--act")
+    assert_one_line_error(run(["--checkpoint", ck, "--act", "sqr"]), "--eta")
+    assert run(["--checkpoint", ck, "--act", "sqr", "--eta", "1e-3", "--top-pairs", "5"]).exit_code == 0
+
+
+def test_eta_zero_says_B_does_not_exist_unless_pinv(tmp_path):
+    ck = write_checkpoint(tmp_path / "c.npz")
+    assert_one_line_error(run(["--checkpoint", ck, "--eta", "0"]), "does not exist", "--pinv")
+    assert_one_line_error(run(["--checkpoint", ck, "--pinv"]), "eta = 0 variant")
+    out, png = tmp_path / "p.json", tmp_path / "p.png"
+    res = run(["--checkpoint", ck, "--eta", "0", "--pinv", "--top-pairs", "10", "--json", str(out),
+               "--plot", str(png)])
+    assert res.exit_code == 0, res.stderr
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    s = json.loads(out.read_text())["checkpoints"][0]["summary"]
+    assert s["B_method"] == "pinv" and s["sign_match_exact"] is None and s["sign_match_paper"] is None
+
+
+# --- happy paths ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("xp_name", ["numpy", "fake"])
+def test_checkpoint_table_json_and_plot(tmp_path, xp_name):
+    ck = write_checkpoint(tmp_path / "c.npz")
+    out, png = tmp_path / "out" / "t.json", tmp_path / "t.png"
+    res = run(["--checkpoint", ck, "--exact", "--top-pairs", "12", "--audit", "3", "--json", str(out),
+               "--plot", str(png), "--xp", xp_name])
+    assert res.exit_code == 0, res.stderr
+    assert "exact" in res.stdout and "paper" in res.stdout
+    doc = json.loads(out.read_text())
+    (rec,) = doc["checkpoints"]
+    assert rec["epoch"] == 0 and rec["eta"] == 1e-3 and rec["act"] == "sqr"
+    s = rec["summary"]
+    for k in ("sign_match_exact", "sign_match_approx", "sign_match_paper", "frac_B_neg_on_pos_cos",
+              "median_abs_cos", "audit_max_rel_diff", "n_pairs"):
+        assert k in s, k
+    assert s["n_pairs"] == 12 and s["sign_match_exact"] == 1.0 and s["audit_max_rel_diff"] < 1e-9
+    assert len(rec["pairs"]) == 12
+    assert set(rec["pairs"][0]) >= {"j", "l", "cos", "B", "r_exact", "r_approx", "r_paper", "B_paper"}
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not [f for f in os.listdir(out.parent) if f.startswith(".tmp")]   # atomic write left no temp
+
+
+def test_all_pairs_lists_nothing(tmp_path):
+    ck = write_checkpoint(tmp_path / "c.npz")
+    out, png = tmp_path / "a.json", tmp_path / "a.png"
+    res = run(["--checkpoint", ck, "--all-pairs", "--json", str(out), "--plot", str(png)])
+    assert res.exit_code == 0, res.stderr
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    (rec,) = json.loads(out.read_text())["checkpoints"]
+    assert "pairs" not in rec and rec["summary"]["n_pairs"] == K * (K - 1) // 2
+    assert rec["summary"]["sign_match_exact"] == 1.0 and "r_exact_quantiles" in rec["summary"]
+
+
+def test_run_dir_with_replay_matches_the_checkpoint(tmp_path):
+    """A tiny real run: epoch 3 from its checkpoint, and again replayed after the file is removed."""
+    rd = tmp_path / "run"
+    res = CliRunner().invoke(main, ["train", "--M", str(M), "--K", str(K), "--epochs", "4",
+                                    "--checkpoint-epochs", "3", "--metrics", "core", "--out", str(rd)])
+    assert res.exit_code == 0, res.output
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    res = run(["--run", str(rd), "--epochs", "3,4", "--top-pairs", "8", "--audit", "1", "--json", str(a)])
+    assert res.exit_code == 0, res.stderr
+    os.unlink(rd / "checkpoints" / "epoch_00003.npz")
+    res = run(["--run", str(rd), "--epochs", "3", "--top-pairs", "8", "--audit", "1", "--json", str(b)])
+    assert res.exit_code == 0, res.stderr
+    assert "replaying" in res.stderr
+    ra, rb = json.loads(a.read_text())["checkpoints"], json.loads(b.read_text())["checkpoints"]
+    assert [r["epoch"] for r in ra] == [3, 4] and rb[0]["source"] == "replay"
+    assert ra[1]["source"].endswith("final.npz")
+    # deterministic replay: bit-identical weights, so bit-identical pairs and B entries
+    assert [(p["j"], p["l"], p["B"]) for p in ra[0]["pairs"]] == [(p["j"], p["l"], p["B"]) for p in rb[0]["pairs"]]
+
+
+def test_registered_on_the_main_group():
+    res = CliRunner().invoke(main, ["thm6", "--help"])
+    assert res.exit_code == 0 and "--all-pairs" in res.output and "[default: 200" in res.output
