@@ -49,3 +49,7 @@ main.add_command(sweep_cmd, "sweep")
 from tianref.cli.thm6 import thm6_cmd  # noqa: E402
 
 main.add_command(thm6_cmd, "thm6")
+
+from tianref.cli.reproduce import reproduce_cmd  # noqa: E402
+
+main.add_command(reproduce_cmd, "reproduce")

@@ -1,0 +1,69 @@
+"""``reproduce``: the paper's protocols section by section (thin click layer over tianref.reproduce)."""
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from tianref.cli import reports_errors
+
+
+@click.command("reproduce", context_settings={"show_default": True})
+@click.option("--section", "section_text", default="all",
+              help="headline | relu | window | eta | thm6 | extended, or all "
+                   "(= headline, relu, window, eta, thm6; extended only when asked).")
+@click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Run tree; each section goes to ROOT/<section>/. Default: runs/reproduce at the "
+                   "full scale, runs/reproduce-<scale> otherwise (so the scales never share runs).")
+@click.option("--scale", "scale_text", default="full",
+              help="full (the paper's protocol) or ci (M=11, K=64, 2 seeds, epochs x 0.15).")
+@click.option("--jobs", "n_jobs", type=click.IntRange(min=1), default=2,
+              help="Parallel local train processes (one BLAS thread each when > 1).")
+@click.option("--plan", is_flag=True,
+              help="Print one independent train command per unfinished run and exit (for a cluster); "
+                   "afterwards run reproduce again without --plan to summarise.")
+@click.option("--store", is_flag=True,
+              help="Copy summary.json, report.md and figures with provenance.json to "
+                   "STORE_TO/<scale>/<section>/.")
+@click.option("--store-to", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where --store writes; default: the repository's reference_results/reproduction.")
+@click.option("--top-pairs", type=click.IntRange(min=1), default=200,
+              help="thm6 section: most similar pairs per checkpoint.")
+@click.option("--xp", "xp_name", type=click.Choice(["numpy", "cupy"]), default="numpy",
+              help="Backend passed to train for new runs.")
+@click.option("--python", default=sys.executable, help="Interpreter in the train commands.")
+@reports_errors
+def reproduce_cmd(section_text, root, scale_text, n_jobs, plan, store, store_to, top_pairs,
+                  xp_name, python):
+    """Run the paper's protocols, summarise them beside the published numbers, draw the figures.
+
+    Finished runs are skipped. Writes ROOT/<section>/summary.json, report.md and figures/;
+    progress goes to stderr, one JSON line to stdout. Exit 2: bad input; exit 1: a run failed
+    (the message names it and its log).
+    """
+    from tianref import reproduce as rp
+    sections = rp.parse_section(section_text)
+    scale = rp.parse_scale(scale_text)
+    if root is None:
+        root = Path("runs/reproduce" if scale.name == "full" else f"runs/reproduce-{scale.name}")
+    if plan:
+        for line in rp.plan(sections, root, scale, xp_name, python):
+            click.echo(line)
+        return
+    command = shlex.join(["python", "cli.py"] + sys.argv[1:]) if sys.argv[0].endswith("cli.py") \
+        else shlex.join(sys.argv)
+    target = None
+    if store:
+        target = store_to if store_to is not None else rp.STORE_ROOT
+    t0 = time.time()
+    done = {}
+    for s in sections:
+        done[s] = rp.reproduce_section(s, root, scale, n_jobs=n_jobs, python=python, xp=xp_name,
+                                       n_top=top_pairs, store_to=target, command=command,
+                                       report=lambda m: click.echo(m, err=True))
+    click.echo(json.dumps({"scale": scale.name, "root": str(Path(root).resolve()),
+                           "sections": done, "wall_s": round(time.time() - t0, 1)}))
