@@ -17,7 +17,7 @@ import os
 import numpy as np
 import pytest
 
-from tianref import data, train
+from tianref import data, runs, train
 from tianref.config import TrainConfig, validate
 
 REF_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
@@ -64,17 +64,10 @@ def _replay(name):
         doc, arrays = _load(name)
         cfg = validate(TrainConfig.from_dict(doc["config"]))
         assert cfg.dtype == "float64"
-        rows = []
-
-        class Sink:
-            def row(self, r):
-                rows.append(r)
-
-            def checkpoint(self, *a, **k):
-                pass
+        sink = runs.MemorySink()
         init = {k: arrays[k] for k in ("W", "V", "train_idx", "test_idx")}
-        final, _, _ = train.run(cfg, np, init=init, sink=Sink())
-        _CACHE[name] = (doc, arrays, rows, final)
+        final, _, _ = train.run(cfg, np, init=init, sink=sink)
+        _CACHE[name] = (doc, arrays, sink.rows, final)
     return _CACHE[name]
 
 

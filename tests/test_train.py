@@ -15,17 +15,9 @@ SMALL = TrainConfig(M=11, K=32, n_train=48, epochs=12, windows=(4, 3), seed=1, e
 
 def _rows(cfg, xp_name="numpy", out=None):
     xp = get_xp(xp_name)
-    sink = None
-    rows = []
-
-    class Sink:
-        def row(self, r):
-            rows.append(r)
-
-        def checkpoint(self, *a, **k):
-            pass
-    final, problem, _ = train.run(validate(cfg), xp, sink=Sink())
-    return rows, final
+    sink = runs.MemorySink()
+    final, problem, _ = train.run(validate(cfg), xp, sink=sink)
+    return sink.rows, final
 
 
 def test_logging_order_and_keys():
@@ -111,15 +103,9 @@ def test_init_from_reproduces_a_run():
     tr, _, W0, V0 = data.init_host(cfg.M, cfg.K, cfg.n_train, cfg.seed)
     a, fa = _rows(cfg)
     xp = np
-    rows = []
-
-    class Sink:
-        def row(self, r):
-            rows.append(r)
-
-        def checkpoint(self, *a, **k):
-            pass
-    fb, _, _ = train.run(cfg, xp, init={"W": W0, "V": V0, "train_idx": tr}, sink=Sink())
+    sink = runs.MemorySink()
+    fb, _, _ = train.run(cfg, xp, init={"W": W0, "V": V0, "train_idx": tr}, sink=sink)
+    rows = sink.rows
     np.testing.assert_array_equal(fa.params["W"], fb.params["W"])
     assert rows[-1]["train_loss"] == a[-1]["train_loss"]
     assert rows[-1]["test_acc"] == a[-1]["test_acc"]

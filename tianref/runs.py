@@ -10,6 +10,9 @@ Layout of a run directory
 Whole files are written to a temporary name in the same folder and renamed over the target, so
 a reader never sees a half-written file. Rows are appended one line at a time and flushed; a
 reader ignores a torn last line and ``--resume`` truncates the log back to the resume point.
+
+Sinks of ``train.run`` (``row(dict)``, ``checkpoint(arrays_fn, epoch, named, final)``): ``RunWriter``
+writes a run directory; ``MemorySink`` keeps the rows in a list and writes nothing.
 """
 from __future__ import annotations
 
@@ -167,6 +170,20 @@ def read_config(run_dir: str) -> dict:
         raise InputError(f"{run_dir} is not a run directory (no config.json)")
     with open(path, encoding="utf-8") as f:
         return json.load(f)
+
+
+class MemorySink:
+    """An in-memory sink for ``train.run``: each logged row is appended to ``self.rows`` (the dict
+    itself, not a JSON-cleaned copy); ``checkpoint()`` does nothing, so no state is written."""
+
+    def __init__(self):
+        self.rows = []
+
+    def row(self, row: dict) -> None:
+        self.rows.append(row)
+
+    def checkpoint(self, arrays_fn, epoch: int, named: bool, final: bool) -> None:
+        pass
 
 
 class RunWriter:

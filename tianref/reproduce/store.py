@@ -1,0 +1,111 @@
+"""Provenance of a reproduced section and ``--store``: the copy into reference_results/reproduction/.
+
+References: issue 4 (every stored result carries its provenance: command, seeds, dtype, backend,
+versions, date, machine, wall time, git state).
+
+Layout written by :func:`store_section`
+    STORE_ROOT/<scale>/<section>/summary.json, report.md, figures/*.png, provenance.json
+The previous copy is replaced in one rename, so a reader never sees a half-written section.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from tianref import sweep
+from tianref.reproduce.rows import REPO
+from tianref.summarize import to_json
+
+STORE_ROOT = REPO / "reference_results" / "reproduction"
+
+
+def git_state():
+    """(commit, dirty) of the repository, read-only; None where git is unavailable."""
+    try:
+        kw = {"cwd": REPO, "capture_output": True, "text": True, "timeout": 10, "check": False}
+        head = subprocess.run(["git", "rev-parse", "HEAD"], **kw)
+        st = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], **kw)
+        if head.returncode or st.returncode:
+            return None
+        return {"commit": head.stdout.strip(), "dirty": bool(st.stdout.strip())}
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def train_seconds(jobs) -> float | None:
+    """Sum of the 'seconds' that each run's train invocations printed into its sweep log."""
+    total, found = 0.0, False
+    for j in jobs:
+        log = j.out.parent / sweep.LOG_DIR / f"{j.name}.log"
+        if not log.is_file():
+            continue
+        for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
+            if line.startswith("{") and '"seconds"' in line:
+                try:
+                    total += float(json.loads(line)["seconds"])
+                    found = True
+                except (ValueError, KeyError, TypeError):
+                    pass
+    return total if found else None
+
+
+def provenance(doc: dict, records, jobs, run_result: dict, wall_s: float, command: str) -> dict:
+    from tianref.backend import environment_info
+    return {"command": command, "section": doc["section"], "scale": doc["scale"],
+            "runs": [j.name for j in jobs], "seeds": doc["seeds"], "epochs": doc["epochs"],
+            "dtype": doc["setup"]["dtype"], "backend": doc["setup"]["backend"],
+            "versions": environment_info(np),
+            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count()},
+            "wall_s": round(wall_s, 1), "runs_trained_by_this_command": run_result["ran"],
+            "runs_found_finished": run_result["skipped"],
+            "train_seconds_from_logs": _round(train_seconds(jobs)),
+            "train_seconds_note": "sum of each run's own wall time as printed by train; runs that ran "
+                                  "in parallel overlap, and a run found finished may have run elsewhere",
+            "git": git_state()}
+
+
+def _round(x, nd=1):
+    return None if x is None else round(x, nd)
+
+
+def store_section(section_dir: Path, dest_root: Path, scale_name: str, section: str,
+                  prov: dict) -> Path:
+    """Copy summary.json, report.md and figures/ with provenance.json into
+    dest_root/<scale>/<section>/, replacing the previous copy in one rename."""
+    parent = Path(dest_root) / scale_name
+    parent.mkdir(parents=True, exist_ok=True)
+    dest = parent / section
+    tmp = Path(tempfile.mkdtemp(prefix=f".{section}.new-", dir=parent))
+    try:
+        for name in ("summary.json", "report.md"):
+            shutil.copy2(section_dir / name, tmp / name)
+        figs = section_dir / "figures"
+        if figs.is_dir():
+            (tmp / "figures").mkdir()
+            for f in sorted(figs.glob("*.png")):
+                shutil.copy2(f, tmp / "figures" / f.name)
+        (tmp / "provenance.json").write_text(to_json(prov), encoding="utf-8")
+        for p in [tmp, *tmp.rglob("*")]:                    # mkdtemp/mkstemp make them private
+            os.chmod(p, 0o755 if p.is_dir() else 0o644)
+        old = None
+        if dest.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{section}.old-", dir=parent))
+            os.rmdir(old)
+            os.replace(dest, old)
+        os.replace(tmp, dest)
+        if old is not None:
+            shutil.rmtree(old)
+    except BaseException:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        raise
+    return dest
