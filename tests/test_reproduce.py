@@ -151,6 +151,9 @@ def test_report_names_the_contradictions():
     for c in rp.SECTION_CAVEATS["headline"]:
         assert f"**§5.{c}**" in md and pub["caveats"][str(c)] in md
     assert "We follow the code" in md and "![headline](figures/headline.png)" in md
+    # the float64 update Gram is a deviation from the code, and the report must say so
+    line12 = next(ln for ln in md.splitlines() if ln.startswith("- **§5.12**"))
+    assert "*We deviate:*" in line12 and "float64" in line12
     assert "not comparable with the paper" not in md                      # full scale: no ci banner
 
 
