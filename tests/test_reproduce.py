@@ -154,6 +154,7 @@ def test_report_names_the_contradictions():
     # the float64 update Gram is a deviation from the code, and the report must say so
     line12 = next(ln for ln in md.splitlines() if ln.startswith("- **§5.12**"))
     assert "*We deviate:*" in line12 and "float64" in line12
+    assert 1 in rp.report.DEVIATE                 # the ReLU features come from the ReLU model
     assert "not comparable with the paper" not in md                      # full scale: no ci banner
 
 
