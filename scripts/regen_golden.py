@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import subprocess
 import sys
 
 import numpy as np
@@ -27,7 +26,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from tianref import runs, train  # noqa: E402
-from tianref.backend import environment_info  # noqa: E402
+from tianref.backend import environment_info, git_state  # noqa: E402
 from tianref.config import TrainConfig, validate  # noqa: E402
 
 OUT_DIR = os.path.join(ROOT, "reference_results", "golden")
@@ -61,14 +60,6 @@ def blas_info():
         return None
 
 
-def git_commit():
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                              check=True).stdout.strip()
-    except Exception:
-        return None
-
-
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out-dir", default=OUT_DIR)
@@ -83,7 +74,7 @@ def main(argv=None):
                 "seed": cfg.seed, "dtype": dtype, "backend": "numpy",
                 "versions": versions, "blas": blas_info(),
                 "threads": {v: os.environ.get(v) for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")},
-                "tianref_commit": git_commit(),
+                "tianref_commit": (git_state() or {}).get("commit"),
                 "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             },
             "config": cfg.to_dict(),

@@ -34,10 +34,8 @@ from __future__ import annotations
 import argparse
 import collections
 import datetime
-import json
 import os
 import platform
-import subprocess
 import sys
 
 import numpy as np
@@ -46,6 +44,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from tianref import data, runs  # noqa: E402  (init_host and atomic writers only)
+from tianref.backend import git_state  # noqa: E402
 
 OUT_DIR = os.path.join(ROOT, "reference_results", "torch")
 
@@ -137,14 +136,6 @@ def run_config(torch, name, cfg):
     return rows, arrays
 
 
-def git_commit():
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                              check=True).stdout.strip()
-    except Exception:
-        return None
-
-
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--only", choices=sorted(CONFIGS), help="write one config only")
@@ -168,7 +159,7 @@ def main(argv=None):
             "versions": {"torch": torch.__version__, "numpy": np.__version__,
                          "python": platform.python_version()},
             "platform": platform.platform(),
-            "tianref_commit": git_commit(),
+            "tianref_commit": (git_state() or {}).get("commit"),
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         }
         doc = {"name": name, "provenance": provenance,

@@ -3,7 +3,6 @@ import numpy as np
 import pytest
 
 from tianref import data, metrics, model
-from tianref.backend import to_host
 
 
 def _features(n=40, K=24, seed=0):

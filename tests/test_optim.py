@@ -1,6 +1,5 @@
 """Adam (coupled L2) and AdamW: a first step checked by hand, and later steps against the formula."""
 import numpy as np
-import pytest
 
 from tianref import optim
 

@@ -1,6 +1,5 @@
 """Rolling Gram spectra: the incremental multi-window Gram against eigenvalues of D^T D formed directly."""
 import numpy as np
-import pytest
 
 from tianref import spectra
 from tianref.backend import to_host

@@ -4,7 +4,6 @@ The run directories are written in the engine's format (config.json + metrics.js
 keys for undefined values). ``write_run`` and ``synth_columns`` are shared with test_plots.py.
 """
 import json
-import math
 
 import numpy as np
 import pytest

@@ -1,5 +1,4 @@
 """The training loop: logging order, determinism, exact resume, and the strict fake backend."""
-import json
 import os
 
 import numpy as np

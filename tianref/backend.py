@@ -9,11 +9,14 @@ The core math in ``tianref`` receives an array module ``xp`` and calls only
   conversion exactly as CuPy does, so a stray ``np.asarray`` in the math fails
   a test instead of silently working on CPU and breaking on GPU).
 
-Data reaches the host through :func:`to_host` alone.
+Data reaches the host through :func:`to_host` alone. :func:`environment_info` and
+:func:`git_state` record what ran, for config.json and every stored reference's provenance.
 """
 from __future__ import annotations
 
 import os
+import subprocess
+from pathlib import Path
 
 import numpy as np
 
@@ -98,3 +101,22 @@ def environment_info(xp) -> dict:
         for var in ("CUPY_TF32", "NVIDIA_TF32_OVERRIDE"):
             info[var] = os.environ.get(var)
     return info
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def git_state(root=REPO):
+    """{'commit', 'dirty'} of the source checkout, read-only; None where git is unavailable.
+
+    Recorded in the provenance of every stored reference file.
+    """
+    try:
+        kw = {"cwd": root, "capture_output": True, "text": True, "timeout": 10, "check": False}
+        head = subprocess.run(["git", "rev-parse", "HEAD"], **kw)
+        st = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], **kw)
+        if head.returncode or st.returncode:
+            return None
+        return {"commit": head.stdout.strip(), "dirty": bool(st.stdout.strip())}
+    except (OSError, subprocess.SubprocessError):
+        return None

@@ -13,7 +13,6 @@ import json
 import os
 import platform
 import shutil
-import subprocess
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,22 +21,10 @@ import numpy as np
 
 from tianref import sweep
 from tianref.reproduce.rows import REPO
+from tianref.backend import git_state  # noqa: F401  (re-exported by tianref.reproduce)
 from tianref.summarize import to_json
 
 STORE_ROOT = REPO / "reference_results" / "reproduction"
-
-
-def git_state():
-    """(commit, dirty) of the repository, read-only; None where git is unavailable."""
-    try:
-        kw = {"cwd": REPO, "capture_output": True, "text": True, "timeout": 10, "check": False}
-        head = subprocess.run(["git", "rev-parse", "HEAD"], **kw)
-        st = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], **kw)
-        if head.returncode or st.returncode:
-            return None
-        return {"commit": head.stdout.strip(), "dirty": bool(st.stdout.strip())}
-    except (OSError, subprocess.SubprocessError):
-        return None
 
 
 def train_seconds(jobs) -> float | None:
