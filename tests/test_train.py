@@ -84,6 +84,7 @@ def test_resume_continues_exactly(tmp_path):
     np.testing.assert_array_equal(fa.params["W"], fb.params["W"])
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
 def test_non_finite_loss_stops_with_rows_kept(tmp_path):
     cfg = validate(SMALL.replace(lr=1e6, epochs=200))       # diverges quickly
     os.makedirs(tmp_path / "checkpoints")

@@ -7,6 +7,7 @@ import sys
 import time
 
 import click
+import numpy as np  # only for np.errstate around the run
 
 from tianref import runs
 from tianref.backend import environment_info, get_xp
@@ -138,8 +139,11 @@ def train_cmd(ctx, xp_name, M, K, n_train, train_frac, eta, lr, epochs, seed, ac
         def on_row(row):
             bar.update(1)
         try:
-            final, problem, last = engine.run(cfg, xp, problem=problem, state=state, init=init,
-                                              sink=writer, on_row=on_row)
+            # a diverging run is reported once, as a non-finite loss (exit 1), not as a
+            # stream of NumPy overflow warnings
+            with np.errstate(over="ignore", invalid="ignore"):
+                final, problem, last = engine.run(cfg, xp, problem=problem, state=state, init=init,
+                                                  sink=writer, on_row=on_row)
         finally:
             writer.close()
 
