@@ -40,13 +40,12 @@ def feature_gram_metrics(xp, F):
     mu = F.mean(axis=0)                                  # (K,)   column means
     F_tilde = F - mu                                     # (n, K) P_perp F
     C = F_tilde.T @ F_tilde                              # (K, K) F~^T F~ (training dtype; SYRK on NumPy)
-    C = C.astype(xp.float64)
+    C = C.astype(xp.float64)                             # reductions below in float64
     mu = mu.astype(xp.float64)
-    absC = xp.abs(C)
     diag_abs = xp.abs(xp.diagonal(C)).sum()
-    ftf_ratio = ((absC.sum() - diag_abs) / (K * (K - 1))) / (diag_abs / K)
+    ftf_ratio = ((xp.abs(C).sum() - diag_abs) / (K * (K - 1))) / (diag_abs / K)
 
-    C_fro2 = (C * C).sum()                               # ||C||_F^2 = ||F~ F~^T||_F^2
+    C_fro2 = xp.vdot(C, C)                               # ||C||_F^2 = ||F~ F~^T||_F^2 (one dot, no temporary)
     uu = mu @ (C @ mu)                                   # mu^T C mu = ||F~ mu||^2
     tau = xp.trace(C)                                    # tr C
     mu2 = mu @ mu                                        # |mu|^2

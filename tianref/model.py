@@ -69,6 +69,11 @@ def forward(xp, params, batch, act: str):
 def segment_sum(xp, R, seg):
     """Rows of R summed by segment: out[s] = sum_{i in seg[s]} R[i].   R (n, K), seg (S, c) -> (S, K)."""
     Rp = xp.concatenate([R, xp.zeros((1, R.shape[1]), dtype=R.dtype)], axis=0)   # (n+1, K): row n is the pad
+    return segment_sum_padded(Rp, seg)
+
+
+def segment_sum_padded(Rp, seg):
+    """As segment_sum, for Rp (n+1, K) whose last row is already zero (the pad)."""
     return Rp[seg].sum(axis=1)                                                   # (S, K)
 
 
@@ -76,10 +81,14 @@ def backward(xp, params, batch, cache, dL_dYhat, act: str):
     """Gradients of the loss given dL/dYhat (n, M).  Returns {'W': (2M, K), 'V': (K, M)}."""
     H, F = cache
     V = params["V"]
+    n, M = dL_dYhat.shape
     dL_dV = F.T @ dL_dYhat                                # (K, M)   = F^T dL/dYhat
-    dL_dF = dL_dYhat @ V.T                                # (n, K)   = dL/dYhat V^T
-    dL_dH = dL_dF * sigma_prime(xp, H, act)               # (n, K)   chain rule through sigma
-    dL_dW = xp.concatenate([segment_sum(xp, dL_dH, batch.seg_a),    # (M, K)  rows W[a]
-                            segment_sum(xp, dL_dH, batch.seg_b)],   # (M, K)  rows W[M + b]
-                           axis=0)                                  # (2M, K) = X^T dL/dH
+    # one zero row appended to dL/dYhat makes the last row of dL/dF (and dL/dH) the pad row
+    # of the segment tables, so the (n, K) gradient is never copied
+    G_pad = xp.concatenate([dL_dYhat, xp.zeros((1, M), dtype=dL_dYhat.dtype)], axis=0)  # (n+1, M)
+    dL_dH = G_pad @ V.T                                   # (n+1, K) = dL/dYhat V^T = dL/dF (row n: 0)
+    dL_dH[:n] *= sigma_prime(xp, H, act)                  # (n, K)   chain rule through sigma (own temporary)
+    dL_dW = xp.concatenate([segment_sum_padded(dL_dH, batch.seg_a),    # (M, K)  rows W[a]
+                            segment_sum_padded(dL_dH, batch.seg_b)],   # (M, K)  rows W[M + b]
+                           axis=0)                                     # (2M, K) = X^T dL/dH
     return {"W": dL_dW, "V": dL_dV}
