@@ -12,21 +12,13 @@ from tianref.cli import reports_errors
 from tianref.errors import InputError, RunFailure
 
 
-def _floats(text: str, what: str) -> list[float]:
+def _numbers(text: str, what: str, kind=float) -> list:
+    """'2e-4,0' -> [0.0002, 0.0]; a one-line InputError for bad or empty lists."""
     try:
-        out = [float(x) for x in text.split(",") if x.strip()]
+        out = [kind(x) for x in text.split(",") if x.strip()]
     except ValueError:
-        raise InputError(f"{what} {text!r}: expected comma-separated numbers") from None
-    if not out:
-        raise InputError(f"{what}: empty list")
-    return out
-
-
-def _ints(text: str, what: str) -> list[int]:
-    try:
-        out = [int(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise InputError(f"{what} {text!r}: expected comma-separated integers") from None
+        noun = "integers" if kind is int else "numbers"
+        raise InputError(f"{what} {text!r}: expected comma-separated {noun}") from None
     if not out:
         raise InputError(f"{what}: empty list")
     return out
@@ -66,11 +58,11 @@ def sweep_cmd(root, eta_text, act_text, M_text, frac_text, seeds_text, epochs, K
     ROOT/<condition>_seed<s>; its log to ROOT/_logs/. Prints a JSON summary on stdout.
     """
     from tianref import sweep
-    lists = {"eta": _floats(eta_text, "--eta"),
+    lists = {"eta": _numbers(eta_text, "--eta"),
              "act": [a.strip() for a in act_text.split(",") if a.strip()],
-             "M": _ints(M_text, "--M")}
+             "M": _numbers(M_text, "--M", int)}
     if frac_text is not None:
-        lists["train_frac"] = _floats(frac_text, "--train-frac")
+        lists["train_frac"] = _numbers(frac_text, "--train-frac")
     common = {"K": K, "windows": windows, "metrics": metric_set, "xp": xp_name, "dtype": dtype}
     root = Path(os.path.abspath(root))           # commands must not depend on the cwd
     jobs = sweep.make_jobs(root, sweep.grid(**lists), sweep.parse_seeds(seeds_text), epochs, common)
