@@ -9,8 +9,8 @@ import math
 import numpy as np
 import pytest
 
-from tianref import detectors as det
-from tianref.records import columns_from_rows, read_rows, read_run, window_key
+from tianref.analysis import detectors as det
+from tianref.analysis.records import columns_from_rows, read_rows, read_run, window_key
 from tianref.errors import InputError
 
 E = 400                       # rows 0..400, the headline protocol's length

@@ -6,8 +6,8 @@ from matplotlib.image import imread
 
 from tianref.cli.analysis import plot_cmd
 from tianref.errors import InputError
-from tianref.plots import band, figures_from_runs, save
-from tianref.records import read_tree
+from tianref.analysis.plots import band, figures_from_runs, save
+from tianref.analysis.records import read_tree
 from test_summarize import BASE_CONFIG, synth_columns, write_run
 
 WINDOWS = [20, 5, 30]

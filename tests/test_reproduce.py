@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from tianref import protocols
-from tianref import reproduce as rp
+from tianref.experiments import protocols
+from tianref.experiments import reproduce as rp
 from tianref.errors import InputError
 
 REPO = Path(__file__).resolve().parents[1]

@@ -11,8 +11,8 @@ from click.testing import CliRunner
 
 from tianref.cli.analysis import summarize_cmd
 from tianref.errors import InputError
-from tianref.records import read_tree
-from tianref.summarize import Options, summarize, to_json, to_markdown
+from tianref.analysis.records import read_tree
+from tianref.analysis.summarize import Options, summarize, to_json, to_markdown
 
 BASE_CONFIG = {"M": 71, "K": 2048, "n_train": 2016, "eta": 2e-4, "lr": 1e-3, "epochs": 400,
                "seed": 0, "act": "sqr", "loss": "tian", "optimizer": "adam",

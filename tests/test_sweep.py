@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from tianref import sweep
+from tianref.experiments import sweep
 from tianref.cli.sweep import sweep_cmd
 from tianref.errors import InputError
-from tianref.records import read_tree
+from tianref.analysis.records import read_tree
 from test_summarize import BASE_CONFIG, known_columns, write_run
 
 COMMON = {"K": 2048, "windows": "20", "metrics": "full", "xp": "numpy", "dtype": "float32"}

@@ -5,28 +5,9 @@ module in this package and is registered below.
 """
 from __future__ import annotations
 
-import functools
-import sys
-
 import click
 
-from tianref.backend import BackendError
-from tianref.errors import InputError, RunFailure
-
-
-def reports_errors(fn):
-    """Turn the library's errors into one-line messages with the documented exit codes."""
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except (InputError, BackendError) as exc:
-            click.echo(f"Error: {exc}", err=True)
-            sys.exit(2)
-        except RunFailure as exc:
-            click.echo(f"Error: {exc}", err=True)
-            sys.exit(1)
-    return wrapper
+from tianref.cli.common import reports_errors  # noqa: F401  (re-exported)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})

@@ -1,14 +1,14 @@
-"""``summarize`` and ``plot``: thin click commands over tianref.summarize and tianref.plots."""
+"""``summarize`` and ``plot``: thin click commands over tianref.analysis.summarize and tianref.analysis.plots."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import click
 
-from tianref import detectors as det
-from tianref.cli import reports_errors
+from tianref.analysis import detectors as det
+from tianref.cli.common import reports_errors
 from tianref.errors import InputError
-from tianref.records import read_tree
+from tianref.analysis.records import read_tree
 
 
 def _window_list(text: str) -> tuple[int, ...]:
@@ -58,7 +58,7 @@ def summarize_cmd(run_dir, window, late_lo, late_hi, slope_threshold, slope_t_mi
     Runs are grouped into conditions (config minus seed); each eta > 0 condition is paired
     with its eta = 0 control for the late sigma2/sigma3 separation.
     """
-    from tianref.summarize import Options, summarize, to_json, to_markdown, write_atomic
+    from tianref.analysis.summarize import Options, summarize, to_json, to_markdown, write_atomic
     if not run_dir.exists():
         raise InputError(f"{run_dir}: no such directory")
     opt = Options(window=window, late_lo=late_lo, late_hi=late_hi,
@@ -93,7 +93,7 @@ def summarize_cmd(run_dir, window, late_lo, late_hi, slope_threshold, slope_t_mi
 @reports_errors
 def plot_cmd(run_dir, out_dir, which, window, windows_text, act, fmt, dpi):
     """Draw the paper's figures from the runs below RUN_DIR; prints the files written."""
-    from tianref.plots import FIGURES, figures_from_runs, save
+    from tianref.analysis.plots import FIGURES, figures_from_runs, save
     if not run_dir.exists():
         raise InputError(f"{run_dir}: no such directory")
     names = FIGURES if "all" in which else tuple(dict.fromkeys(which))

@@ -1,4 +1,4 @@
-"""``reproduce``: the paper's protocols section by section (thin click layer over tianref.reproduce)."""
+"""``reproduce``: the paper's protocols section by section (thin click layer over tianref.experiments.reproduce)."""
 from __future__ import annotations
 
 import json
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from tianref.cli import reports_errors
+from tianref.cli.common import reports_errors
 
 
 @click.command("reproduce", context_settings={"show_default": True})
@@ -45,7 +45,7 @@ def reproduce_cmd(section_text, root, scale_text, n_jobs, plan, store, store_to,
     progress goes to stderr, one JSON line to stdout. Exit 2: bad input; exit 1: a run failed
     (the message names it and its log).
     """
-    from tianref import reproduce as rp
+    from tianref.experiments import reproduce as rp
     sections = rp.parse_section(section_text)
     scale = rp.parse_scale(scale_text)
     if root is None:

@@ -1,4 +1,4 @@
-"""``sweep``: conditions x seeds into one tree (thin click layer over tianref.sweep)."""
+"""``sweep``: conditions x seeds into one tree (thin click layer over tianref.experiments.sweep)."""
 from __future__ import annotations
 
 import json
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from tianref.cli import reports_errors
+from tianref.cli.common import reports_errors
 from tianref.errors import InputError, RunFailure
 
 
@@ -57,7 +57,7 @@ def sweep_cmd(root, eta_text, act_text, M_text, frac_text, seeds_text, epochs, K
     Conditions are the product of --eta, --act, --M and --train-frac. Each run goes to
     ROOT/<condition>_seed<s>; its log to ROOT/_logs/. Prints a JSON summary on stdout.
     """
-    from tianref import sweep
+    from tianref.experiments import sweep
     lists = {"eta": _numbers(eta_text, "--eta"),
              "act": [a.strip() for a in act_text.split(",") if a.strip()],
              "M": _numbers(M_text, "--M", int)}

@@ -1,4 +1,4 @@
-"""``python cli.py thm6``: Theorem 6 exactly, for checkpoints of a run (the math is in tianref/thm6.py).
+"""``python cli.py thm6``: Theorem 6 exactly, for checkpoints of a run (the math is in tianref/thm6/theorem.py).
 
 This layer only finds the weights (checkpoint files, or a deterministic replay of the run), reads
 M, act and eta from the stored config (or --act / --eta), and prints or writes what
@@ -14,7 +14,7 @@ import click
 
 from tianref import __version__, runs, thm6
 from tianref.backend import environment_info, get_xp
-from tianref.cli import reports_errors
+from tianref.cli.common import reports_errors
 from tianref.config import parse_int_list
 from tianref.errors import InputError
 from tianref.model import ACTIVATIONS
@@ -201,7 +201,7 @@ def thm6_cmd(run_dir, epochs_text, checkpoint, act, eta, top_pairs, all_pairs, a
         runs.atomic_write_json(json_out, _json_safe(doc))
         _note(f"wrote {json_out}")
     if plot_out:
-        from tianref.plots_thm6 import figure_thm6, load_paper_T1
+        from tianref.thm6.figures import figure_thm6, load_paper_T1
         paper = load_paper_T1()
         if paper is None:
             _note("reference_results/paper/thm6_T1.json not found: plotting without the paper's values")

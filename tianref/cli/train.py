@@ -11,7 +11,7 @@ import numpy as np  # only for np.errstate around the run
 
 from tianref import runs
 from tianref.backend import environment_info, get_xp
-from tianref.cli import reports_errors
+from tianref.cli.common import reports_errors
 from tianref.data import n_train_from_frac
 from tianref.config import DTYPES, METRIC_SETS, OPTIMIZERS, TrainConfig, parse_int_list, validate
 from tianref.errors import InputError

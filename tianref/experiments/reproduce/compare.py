@@ -1,5 +1,5 @@
 """The comparison of one section with the published numbers (pure: summary document + published
-numbers -> rows; the rules of a row are in :mod:`tianref.reproduce.rows`).
+numbers -> rows; the rules of a row are in :mod:`tianref.experiments.reproduce.rows`).
 
 References: ``shared/spec/paper-protocol.md`` §1-2, per section: headline T2, T3, T3b, T7, T8 and
 issue 4's independent 3-seed measurement; relu T-ReLU and §2; window T4 (and its rank check); eta T5
@@ -8,7 +8,7 @@ T1-seed0 and the T1 'ReLU' row (§5.1).
 
 Symbols
     doc           a section's summary document (``pipeline.build_doc``); views[i]["summary"] are
-                  :func:`tianref.summarize.summarize` outputs
+                  :func:`tianref.analysis.summarize.summarize` outputs
     pub           the published numbers (``rows.load_published``)
     g, c          the grokking (η = 2e-4) and control (η = 0) conditions of a view
     t05, t099     first epoch of test accuracy ≥ 0.5 / ≥ 0.99; t_ρ: the ρ_tian ≥ 0.075 fire epoch
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tianref.reproduce.rows import (
+from tianref.experiments.reproduce.rows import (
     _cnt,
     _ep,
     _ev,
@@ -30,8 +30,8 @@ from tianref.reproduce.rows import (
     find_condition,
     row,
 )
-from tianref.reproduce.sections import ETA_GROK
-from tianref.summarize import fmt
+from tianref.experiments.reproduce.sections import ETA_GROK
+from tianref.analysis.summarize import fmt
 
 
 def compare_headline(doc, pub) -> list:

@@ -2,12 +2,12 @@
 
 References: issue 4 (the ``reproduce`` command), ``shared/spec/paper-protocol.md`` §1-2 (the published
 numbers, as data in ``reference_results/paper/published.json``), §3-4 (the protocols, as RunSpecs in
-:mod:`tianref.protocols`) and §5 (where the paper contradicts itself; we follow its code).
+:mod:`tianref.experiments.protocols`) and §5 (where the paper contradicts itself; we follow its code).
 
 A section is one protocol of the paper (``protocols.SECTIONS``). For each section this package
 
 1. builds the section's runs (``protocols.section_runs``) as sweep jobs under ROOT/<section>/ and runs
-   the unfinished ones (:func:`tianref.sweep.run_jobs`; finished runs are skipped),
+   the unfinished ones (:func:`tianref.experiments.sweep.run_jobs`; finished runs are skipped),
 2. summarises them under one or more *views* (detector settings; the table is in ``sections``),
 3. compares ours with the published numbers (:func:`compare`, a pure function of the summary
    document; each row carries ours, the paper's value, Δ = ours − paper and a within-range flag),
@@ -28,7 +28,7 @@ Modules (data flows down the list; nothing reaches back up)
 Everything a caller used from the former single module is re-exported here, e.g.
 ``from tianref import reproduce; reproduce.reproduce_section(...)``.
 """
-from tianref.reproduce.compare import (
+from tianref.experiments.reproduce.compare import (
     COMPARE,
     compare,
     compare_eta,
@@ -38,10 +38,10 @@ from tianref.reproduce.compare import (
     compare_thm6,
     compare_window,
 )
-from tianref.reproduce.extras import section_extras
-from tianref.reproduce.figures import fig_thm6_seeds, make_figures
-from tianref.reproduce.pipeline import build_doc, plan, reproduce_section
-from tianref.reproduce.report import (
+from tianref.experiments.reproduce.extras import section_extras
+from tianref.experiments.reproduce.figures import fig_thm6_seeds, make_figures
+from tianref.experiments.reproduce.pipeline import build_doc, plan, reproduce_section
+from tianref.experiments.reproduce.report import (
     GENERAL_NOTES,
     GROUP_TITLES,
     SECTION_CAVEATS,
@@ -50,14 +50,14 @@ from tianref.reproduce.report import (
     report_markdown,
     thm6_markdown,
 )
-from tianref.reproduce.rows import (
+from tianref.experiments.reproduce.rows import (
     PUBLISHED_PATH,
     REPO,
     find_condition,
     load_published,
     row,
 )
-from tianref.reproduce.sections import (
+from tianref.experiments.reproduce.sections import (
     ETA_GROK,
     View,
     parse_scale,
@@ -68,14 +68,14 @@ from tianref.reproduce.sections import (
     section_jobs,
     section_views,
 )
-from tianref.reproduce.store import (
+from tianref.experiments.reproduce.store import (
     STORE_ROOT,
     git_state,
     provenance,
     store_section,
     train_seconds,
 )
-from tianref.reproduce.thm6_runs import (
+from tianref.experiments.reproduce.thm6_runs import (
     THM6_BASE_EPOCHS,
     THM6_QTY,
     import_thm6,

@@ -16,7 +16,7 @@ from pathlib import Path
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-PAPER_T1_PATH = Path(__file__).resolve().parents[1] / "reference_results" / "paper" / "thm6_T1.json"
+PAPER_T1_PATH = Path(__file__).resolve().parents[2] / "reference_results" / "paper" / "thm6_T1.json"
 
 SERIES = (("sign_match_exact", "exact r (eq. 2)", "o-"),
           ("sign_match_approx", "full projector, correct B", "s--"),

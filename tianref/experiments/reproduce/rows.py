@@ -27,9 +27,9 @@ import math
 from pathlib import Path
 
 from tianref.errors import InputError
-from tianref.summarize import fmt
+from tianref.analysis.summarize import fmt
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 PUBLISHED_PATH = REPO / "reference_results" / "paper" / "published.json"
 
 

@@ -8,15 +8,15 @@ Symbols
     SECTION_CAVEATS   the §5 caveats each section's report lists
     WE_FOLLOW         {caveat n: what we follow}
     GROUP_TITLES      the heading of each group of comparison rows
-    Δ, ×r             ours − paper, ours/paper (see :mod:`tianref.reproduce.rows`)
+    Δ, ×r             ours − paper, ours/paper (see :mod:`tianref.experiments.reproduce.rows`)
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-from tianref.reproduce.rows import _thm6_cell
-from tianref.reproduce.thm6_runs import THM6_QTY
-from tianref.summarize import fmt, to_markdown
+from tianref.experiments.reproduce.rows import _thm6_cell
+from tianref.experiments.reproduce.thm6_runs import THM6_QTY
+from tianref.analysis.summarize import fmt, to_markdown
 
 SECTION_CAVEATS = {"headline": (5, 6, 11, 12), "relu": (1, 5), "window": (5, 9, 12),
                    "eta": (5, 6, 7), "thm6": (1, 2, 10), "extended": (6, 7)}

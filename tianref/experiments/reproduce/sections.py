@@ -1,11 +1,11 @@
 """The paper's sections as runs and detector views: parse the names, scale the epochs, build the jobs.
 
 References: issue 4 (the ``reproduce`` command); ``shared/spec/paper-protocol.md`` §3-4 (the
-protocols, as RunSpecs in :mod:`tianref.protocols`) and §5.5 (the ReLU 'end of training', which no
+protocols, as RunSpecs in :mod:`tianref.experiments.protocols`) and §5.5 (the ReLU 'end of training', which no
 stored script defines); the paper's analysis scripts named in the table.
 
 A section is one protocol of the paper (``protocols.SECTIONS``). It is summarised under one or more
-*views* (detector settings, :class:`tianref.summarize.Options`):
+*views* (detector settings, :class:`tianref.analysis.summarize.Options`):
 
    | section  | views                                                                        |
    |----------|------------------------------------------------------------------------------|
@@ -17,7 +17,7 @@ A section is one protocol of the paper (``protocols.SECTIONS``). It is summarise
    | extended | late 200-400                                                                 |
    | thm6     | none: ``thm6.summarize_checkpoint`` (top-200 pairs) per checkpoint, per seed   |
 
-(the thm6 section is evaluated in :mod:`tianref.reproduce.thm6_runs`).
+(the thm6 section is evaluated in :mod:`tianref.experiments.reproduce.thm6_runs`).
 
 Scaled-down runs (``--scale ci``): the epoch *positions* of the detectors (the late range, the slope
 detector's earliest epoch t_min = 100, the checkpoint epochs) are multiplied by the scale's epoch
@@ -35,10 +35,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 
-from tianref import detectors as det
-from tianref import protocols, sweep
+from tianref.analysis import detectors as det
+from tianref.experiments import protocols, sweep
 from tianref.errors import InputError, RunFailure
-from tianref.summarize import Options
+from tianref.analysis.summarize import Options
 
 ETA_GROK = 2e-4
 

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from tianref import sweep
-from tianref.reproduce.rows import REPO
-from tianref.backend import git_state  # noqa: F401  (re-exported by tianref.reproduce)
-from tianref.summarize import to_json
+from tianref.experiments import sweep
+from tianref.experiments.reproduce.rows import REPO
+from tianref.backend import git_state  # noqa: F401  (re-exported by tianref.experiments.reproduce)
+from tianref.analysis.summarize import to_json
 
 STORE_ROOT = REPO / "reference_results" / "reproduction"
 

@@ -26,10 +26,10 @@ matplotlib.use("Agg")        # headless; harmless when already set
 from matplotlib.figure import Figure  # noqa: E402
 import numpy as np  # noqa: E402
 
-from tianref import detectors as det  # noqa: E402
+from tianref.analysis import detectors as det  # noqa: E402
 from tianref.errors import InputError  # noqa: E402
-from tianref.records import RunRecord, window_key  # noqa: E402
-from tianref.summarize import condition_labels, group_conditions  # noqa: E402
+from tianref.analysis.records import RunRecord, window_key  # noqa: E402
+from tianref.analysis.summarize import condition_labels, group_conditions  # noqa: E402
 
 FIGURES = ("headline", "top5", "activation")
 ACT_NAMES = {"sqr": "x²", "relu": "ReLU", "silu": "SiLU", "relusqr": "ReLU²"}

@@ -17,22 +17,22 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from tianref import sweep
-from tianref.records import read_run
-from tianref.reproduce.compare import compare
-from tianref.reproduce.extras import section_extras
-from tianref.reproduce.figures import make_figures
-from tianref.reproduce.report import report_markdown
-from tianref.reproduce.rows import load_published
-from tianref.reproduce.sections import (
+from tianref.experiments import sweep
+from tianref.analysis.records import read_run
+from tianref.experiments.reproduce.compare import compare
+from tianref.experiments.reproduce.extras import section_extras
+from tianref.experiments.reproduce.figures import make_figures
+from tianref.experiments.reproduce.report import report_markdown
+from tianref.experiments.reproduce.rows import load_published
+from tianref.experiments.reproduce.sections import (
     run_section,
     section_epochs,
     section_jobs,
     section_views,
 )
-from tianref.reproduce.store import provenance, store_section
-from tianref.reproduce.thm6_runs import import_thm6, thm6_section
-from tianref.summarize import (
+from tianref.experiments.reproduce.store import provenance, store_section
+from tianref.experiments.reproduce.thm6_runs import import_thm6, thm6_section
+from tianref.analysis.summarize import (
     condition_labels,
     group_conditions,
     summarize,

@@ -3,7 +3,7 @@ and the statistics over seeds per checkpoint.
 
 References: seed paper Theorem 6 and its Tables T1, T1-IQR, T1-seed0 (``shared/spec/paper-protocol.md``
 §1 and §3 "Thm 6": top-200 pairs at checkpoints 50/100/175/250/300 of the x² runs; the 'ReLU' row at
-100/300/500, §5.1); docs/theorem6.md; the math is in tianref/thm6.py and tianref/thm6_summary.py.
+100/300/500, §5.1); docs/theorem6.md; the math is in tianref/thm6/theorem.py and tianref/thm6/summary.py.
 
 Symbols
     THM6_BASE_EPOCHS   the paper's checkpoint epochs per activation
@@ -24,11 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
-from tianref import detectors as det
-from tianref import protocols
+from tianref.analysis import detectors as det
+from tianref.experiments import protocols
 from tianref.errors import InputError
-from tianref.reproduce.sections import scaled
-from tianref.summarize import to_json, write_atomic
+from tianref.experiments.reproduce.sections import scaled
+from tianref.analysis.summarize import to_json, write_atomic
 
 THM6_QTY = ("sign_match_exact", "sign_match_approx", "sign_match_paper", "frac_B_neg_on_pos_cos",
             "median_abs_cos")
@@ -57,12 +57,13 @@ def thm6_epoch_map(act: str, scale: protocols.Scale) -> dict:
 
 def _thm6_cache_key(run_dir: Path, epochs, n_top: int, thm6) -> dict:
     """What a cached thm6 result depends on: the checkpoints, n_top and the thm6 code itself
-    (tianref/thm6.py and tianref/thm6_summary.py)."""
+    (tianref/thm6/theorem.py and tianref/thm6/summary.py)."""
     import hashlib
 
-    from tianref import thm6_summary
     from tianref.runs import checkpoint_path
-    code = hashlib.sha1(b"".join(Path(m.__file__).read_bytes() for m in (thm6, thm6_summary))).hexdigest()
+    from tianref.thm6 import summary as thm6_summary, theorem as thm6_theorem
+    code = hashlib.sha1(b"".join(Path(m.__file__).read_bytes()
+                                 for m in (thm6_theorem, thm6_summary))).hexdigest()
     stamp = {}
     for e in epochs:
         p = Path(checkpoint_path(str(run_dir), e))
@@ -75,7 +76,7 @@ def thm6_run(run_dir: Path, config: dict, epochs, n_top: int, cache_dir: Path, k
     """{epoch: summary dict} for one run's checkpoints and, with keep_pairs, their pair lists.
 
     Cached in cache_dir/<run>.json, keyed by the epochs, n_top, each checkpoint's size and mtime
-    and a hash of tianref/thm6.py and tianref/thm6_summary.py, so a rerun does not recompute
+    and a hash of tianref/thm6/theorem.py and tianref/thm6/summary.py, so a rerun does not recompute
     unchanged checkpoints."""
     from tianref.runs import checkpoint_path, load_npz
     thm6 = import_thm6()

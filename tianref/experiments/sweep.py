@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tianref.errors import InputError
-from tianref.records import is_complete
+from tianref.analysis.records import is_complete
 
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 LOG_DIR = "_logs"          # per-job stdout/stderr, beside (not inside) the run directories
@@ -40,7 +40,7 @@ STOP_GRACE_S = 60          # how long an interrupted child may take to save its 
 
 def cli_path() -> Path:
     """The repository's ``cli.py`` (the same entry point a user types)."""
-    p = Path(__file__).resolve().parents[1] / "cli.py"
+    p = Path(__file__).resolve().parents[2] / "cli.py"
     if p.is_file():
         return p
     import importlib.util

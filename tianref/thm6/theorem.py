@@ -40,8 +40,8 @@ Deviations from the paper's script, each deliberate
     * A zero column of F̃ (a dead unit) has cos := 0 with every other column.
 
 What ``thm6`` reports for one checkpoint (sign-match fractions, top pairs, all-pairs distributions)
-is assembled from these pieces in tianref/thm6_summary.py; ``summarize_checkpoint`` and
-``all_pairs_summary`` are re-exported here, so ``thm6.summarize_checkpoint`` keeps working.
+is assembled from these pieces in tianref/thm6/summary.py. The package ``tianref.thm6`` re-exports
+both modules' public names, so ``from tianref import thm6; thm6.summarize_checkpoint`` works.
 """
 from __future__ import annotations
 
@@ -328,16 +328,3 @@ def sign_error_bound(xp, F_tilde, eta: float, lam_max_A=None, lam_min_A=None) ->
     if norm_B * e_C >= 1:
         return math.inf
     return norm_B ** 2 * e_C / (1 - norm_B * e_C) + gamma(2 * K) * norm_B
-
-
-# --- re-exported from tianref/thm6_summary.py ----------------------------------------------------
-
-_SUMMARY_NAMES = ("summarize_checkpoint", "all_pairs_summary", "QUANTILES")
-
-
-def __getattr__(name):
-    """``thm6.summarize_checkpoint`` etc., imported on first use (thm6_summary imports this module)."""
-    if name in _SUMMARY_NAMES:
-        from tianref import thm6_summary
-        return getattr(thm6_summary, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

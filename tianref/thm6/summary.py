@@ -6,7 +6,7 @@ References
     over the top-200 pairs by |cos|), produced by ``theorem6_verify.py`` as described in
     shared/spec/paper-protocol.md §3 "Thm 6"; docs/theorem6.md (§5: why the published route tracks
     'B < 0 on cos > 0'; §6: the sign error bound δ). The math (B, the residuals, the pairs, δ) is in
-    tianref/thm6.py; this module only combines it and moves scalars to the host.
+    tianref/thm6/theorem.py; this module only combines it and moves scalars to the host.
 
 Symbols (code name <-> math; N listed pairs, P = K(K−1)/2 pairs in all)
     B_jl, B_u     B_jℓ for the listed pairs / the pairs of one row block       (N,) / (m,)
@@ -26,7 +26,7 @@ import math
 
 from tianref.backend import to_host
 from tianref.errors import InputError
-from tianref.thm6 import (
+from tianref.thm6.theorem import (
     B_eigh,
     B_inverse,
     B_paper,

@@ -1,11 +1,11 @@
 """A section's figures (PNG, written atomically into ROOT/<section>/figures/).
 
-References: the paper's figures as drawn by :mod:`tianref.plots` (headline, x² vs ReLU, window
-sweep, top-5 spectrum) and :mod:`tianref.plots_thm6` (one run's checkpoints); Tables T1, T1-IQR,
+References: the paper's figures as drawn by :mod:`tianref.analysis.plots` (headline, x² vs ReLU, window
+sweep, top-5 spectrum) and :mod:`tianref.thm6.figures` (one run's checkpoints); Tables T1, T1-IQR,
 T1-seed0 and the T1 'ReLU' row (``shared/spec/paper-protocol.md`` §1, §5.1) in the sign-match figure.
 
 Symbols
-    th            doc['thm6'] (:func:`tianref.reproduce.thm6_runs.thm6_section`)
+    th            doc['thm6'] (:func:`tianref.experiments.reproduce.thm6_runs.thm6_section`)
     pub           the published numbers
     seed0         {act: the first seed's per-checkpoint records with their pair lists}
 """
@@ -17,12 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
-from tianref import sweep
+from tianref.experiments import sweep
 from tianref.errors import InputError
-from tianref.records import read_run
-from tianref.reproduce.rows import load_published
-from tianref.reproduce.sections import section_jobs
-from tianref.reproduce.thm6_runs import _nan
+from tianref.analysis.records import read_run
+from tianref.experiments.reproduce.rows import load_published
+from tianref.experiments.reproduce.sections import section_jobs
+from tianref.experiments.reproduce.thm6_runs import _nan
 
 
 def _save_fig(fig, path: Path, dpi: int = 110) -> str:
@@ -43,7 +43,7 @@ def fig_thm6_seeds(th: dict, pub: dict):
     the paper's T1 (median and IQR), its seed-0 values and its 'ReLU' row."""
     from matplotlib.figure import Figure
 
-    from tianref.plots import ACT_NAMES
+    from tianref.analysis.plots import ACT_NAMES
     acts = list(th["acts"])
     fig = Figure(figsize=(6.2 * len(acts), 4.6), layout="constrained")
     axes = fig.subplots(1, len(acts), squeeze=False)[0]
@@ -86,7 +86,7 @@ def fig_thm6_seeds(th: dict, pub: dict):
 def make_figures(section: str, doc: dict, records, root: Path, scale, fig_dir: Path,
                  seed0=None) -> tuple[list, list]:
     """Draw the section's figures into fig_dir: (file names, notes on what was skipped)."""
-    from tianref.plots import figures_from_runs
+    from tianref.analysis.plots import figures_from_runs
     fig_dir.mkdir(parents=True, exist_ok=True)
     files, notes = [], []
 
@@ -125,7 +125,7 @@ def make_figures(section: str, doc: dict, records, root: Path, scale, fig_dir: P
     elif section == "thm6" and doc.get("thm6"):
         pub = load_published()
         files.append(_save_fig(fig_thm6_seeds(doc["thm6"], pub), fig_dir / "thm6_seeds.png"))
-        from tianref.plots_thm6 import figure_thm6, load_paper_T1
+        from tianref.thm6.figures import figure_thm6, load_paper_T1
         for act, recs in (seed0 or {}).items():
             paper = load_paper_T1() if act == "sqr" and scale.name == "full" else None
             fig = figure_thm6(recs, paper)

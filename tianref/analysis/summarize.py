@@ -2,7 +2,7 @@
 
 References: ``shared/spec/paper-protocol.md`` §1 (T2, T3, T3b, T4, T5), §2, §3 (the detectors,
 "Late-stage separation", "Test crossings") and §5.5-5.6 (the late window and the lag caveats).
-The detectors themselves are in :mod:`tianref.detectors`; this module only groups and tabulates.
+The detectors themselves are in :mod:`tianref.analysis.detectors`; this module only groups and tabulates.
 
 Conditions: runs are grouped by their config minus the seed and the keys in
 ``NON_CONDITION_KEYS`` (where the output went, which backend ran it, how often it printed), so
@@ -31,9 +31,9 @@ from pathlib import Path
 
 import numpy as np
 
-from tianref import detectors as det
+from tianref.analysis import detectors as det
 from tianref.errors import InputError
-from tianref.records import RunRecord, window_key
+from tianref.analysis.records import RunRecord, window_key
 
 # Config keys that say where or how a run was executed, not what was computed.
 NON_CONDITION_KEYS = frozenset({

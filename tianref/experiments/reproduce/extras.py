@@ -1,4 +1,4 @@
-"""Quantities read from a section's runs beyond :func:`tianref.summarize.summarize`.
+"""Quantities read from a section's runs beyond :func:`tianref.analysis.summarize.summarize`.
 
 References: ``shared/spec/paper-protocol.md`` §1-2, the tables these numbers are compared with:
 T3b and T8 (headline: median σ1/σ2 and σ1..σ3 at given epochs, control test accuracy over the late
@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from tianref import detectors as det
-from tianref import protocols
-from tianref.records import window_key
-from tianref.reproduce.sections import ETA_GROK, scaled
+from tianref.analysis import detectors as det
+from tianref.experiments import protocols
+from tianref.analysis.records import window_key
+from tianref.experiments.reproduce.sections import ETA_GROK, scaled
 
 
 def _cond_records(records, eta: float, act: str | None = None):
