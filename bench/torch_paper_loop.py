@@ -1,6 +1,6 @@
 """The paper code's training loop in PyTorch, as the speed baseline for bench/bench_train.py.
 
-It does per epoch what shared/spec/paper-protocol.md §3 says the paper's code does, the way that
+It does per epoch what docs/paper-protocol.md §3 says the paper's code does, the way that
 code does it (float32, CPU here):
 
     model    W = Linear(2M -> K, bias=False), V = Linear(K -> M, bias=False) on an explicit

@@ -4,7 +4,7 @@
     python scripts/torch_reference.py      # writes reference_results/torch/{sqr,relu}.{json,npz}
 
 It trains  Yhat = sigma(X W) V  on modular addition with the paper code's protocol
-(shared/spec/paper-protocol.md §3) by a route that shares nothing with tianref's math:
+(docs/paper-protocol.md §3) by a route that shares nothing with tianref's math:
 
     X      (n, 2M)  the two one-hot vectors, materialised in float64   (tianref gathers rows of W)
     W      (2M, K)  a torch parameter;  V (K, M) a torch parameter       (the paper's orientation)

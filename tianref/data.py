@@ -1,6 +1,6 @@
 """Modular addition data, the train/test split, and the initial weights.
 
-Reference: the seed paper §2 and its code's protocol (``shared/spec/paper-protocol.md`` §3).
+Reference: the seed paper §2 and its code's protocol (``docs/paper-protocol.md`` §3).
 
 Symbols
     M            modulus; classes 0..M-1

@@ -1,6 +1,6 @@
 """The paper's event detectors and across-run statistics, as pure functions of logged series.
 
-References: ``shared/spec/paper-protocol.md`` §3 ("Slope detector", "Late-stage separation",
+References: ``docs/paper-protocol.md`` §3 ("Slope detector", "Late-stage separation",
 "Test crossings", "rho fire"), §1 T2/T3/T3b (the published values) and §5 (where the paper,
 its notes and its code disagree; we follow the code). docs/detectors.md has the math.
 

@@ -1,6 +1,6 @@
 """The paper's figures, drawn from run directories.
 
-References: the seed paper's figures as described in ``shared/spec/paper-protocol.md`` §1-2
+References: the seed paper's figures as described in ``docs/paper-protocol.md`` §1-2
 (the headline two-stage overlay, the rank-2 top-5 eigenvalue panels of T4, the x^2 vs ReLU
 comparison of T-ReLU) and §3 for the plotted quantities. Medians over seeds with the
 25th-75th percentile band (np.nanmedian / np.nanpercentile per epoch), as the notes plot them.

@@ -1,7 +1,7 @@
 """Read run directories back into arrays: the one door from run records to the analysis.
 
 Reference: the run-record layout written by the training engine (``tianref/runs.py``) and the
-logged fields of the paper's code (``shared/spec/paper-protocol.md`` §3, "Loop and logging").
+logged fields of the paper's code (``docs/paper-protocol.md`` §3, "Loop and logging").
 
 A run directory holds
 

@@ -1,6 +1,6 @@
 """The paper's statistics over a tree of run directories: per run, per condition, grok vs control.
 
-References: ``shared/spec/paper-protocol.md`` §1 (T2, T3, T3b, T4, T5), §2, §3 (the detectors,
+References: ``docs/paper-protocol.md`` §1 (T2, T3, T3b, T4, T5), §2, §3 (the detectors,
 "Late-stage separation", "Test crossings") and §5.5-5.6 (the late window and the lag caveats).
 The detectors themselves are in :mod:`tianref.analysis.detectors`; this module only groups and tabulates.
 

@@ -1,6 +1,6 @@
 """Conditions x seeds into one directory tree, resumable, run as parallel local processes.
 
-Reference: the paper's sweep drivers (``shared/spec/paper-protocol.md`` §4: run_sweep.sh,
+Reference: the paper's sweep drivers (``docs/paper-protocol.md`` §4: run_sweep.sh,
 relu_sweep.sh, window_sweep.sh, eta_sweep.sh, scaling_sweep.sh), which run one training per
 (condition, seed) and skip a run whose log already has >= E + 1 rows.
 

@@ -4,7 +4,7 @@ distributions over all pairs, with the routes to B cross-checked and a few pairs
 References
     Seed paper (arXiv 2605.08119), Theorem 6 and its Table T1 (sign-match of B against the residual
     over the top-200 pairs by |cos|), produced by ``theorem6_verify.py`` as described in
-    shared/spec/paper-protocol.md §3 "Thm 6"; docs/theorem6.md (§5: why the published route tracks
+    docs/paper-protocol.md §3 "Thm 6"; docs/theorem6.md (§5: why the published route tracks
     'B < 0 on cos > 0'; §6: the sign error bound δ). The math (B, the residuals, the pairs, δ) is in
     tianref/thm6/theorem.py; this module only combines it and moves scalars to the host.
 

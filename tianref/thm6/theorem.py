@@ -2,8 +2,8 @@
 
 References
     Seed paper (arXiv 2605.08119), Theorem 6 and its eq. (4); the script that produced its Table T1
-    (``theorem6_verify.py``), as described in shared/spec/paper-protocol.md §3 "Thm 6";
-    shared/spec/theorem6.md (Facts 1-3); docs/theorem6.md derives every identity used here.
+    (``theorem6_verify.py``), as described in docs/paper-protocol.md §3 "Thm 6";
+    docs/theorem6.md (Facts 1-3); docs/theorem6.md derives every identity used here.
 
 Symbols (code name <-> math; n training samples, K hidden units)
     F_tilde       F̃ = P₁⊥F                         (n, K)   hidden activations, column-centred over samples

@@ -1,7 +1,7 @@
 """The comparison of one section with the published numbers (pure: summary document + published
 numbers -> rows; the rules of a row are in :mod:`tianref.experiments.reproduce.rows`).
 
-References: ``shared/spec/paper-protocol.md`` §1-2, per section: headline T2, T3, T3b, T7, T8 and
+References: ``docs/paper-protocol.md`` §1-2, per section: headline T2, T3, T3b, T7, T8 and
 issue 4's independent 3-seed measurement; relu T-ReLU and §2; window T4 (and its rank check); eta T5
 (the per-η table, the regression t_ρ = a·t0.5 + b, the leads); extended T5b; thm6 T1, T1-IQR,
 T1-seed0 and the T1 'ReLU' row (§5.1).

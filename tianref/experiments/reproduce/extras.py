@@ -1,6 +1,6 @@
 """Quantities read from a section's runs beyond :func:`tianref.analysis.summarize.summarize`.
 
-References: ``shared/spec/paper-protocol.md`` §1-2, the tables these numbers are compared with:
+References: ``docs/paper-protocol.md`` §1-2, the tables these numbers are compared with:
 T3b and T8 (headline: median σ1/σ2 and σ1..σ3 at given epochs, control test accuracy over the late
 range), T4 (window: the rank check σ3..σ5 at epoch 200), T-ReLU / §2 (relu: late σ1/σ2 and σ2/σ5) and
 T5b (extended: the peak of σ2/σ3).

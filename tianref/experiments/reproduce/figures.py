@@ -2,7 +2,7 @@
 
 References: the paper's figures as drawn by :mod:`tianref.analysis.plots` (headline, x² vs ReLU, window
 sweep, top-5 spectrum) and :mod:`tianref.thm6.figures` (one run's checkpoints); Tables T1, T1-IQR,
-T1-seed0 and the T1 'ReLU' row (``shared/spec/paper-protocol.md`` §1, §5.1) in the sign-match figure.
+T1-seed0 and the T1 'ReLU' row (``docs/paper-protocol.md`` §1, §5.1) in the sign-match figure.
 
 Symbols
     th            doc['thm6'] (:func:`tianref.experiments.reproduce.thm6_runs.thm6_section`)

@@ -1,6 +1,6 @@
 """A section's report.md (pure: summary document + published numbers -> Markdown).
 
-References: ``shared/spec/paper-protocol.md`` §5 (where the paper contradicts itself; the caveat
+References: ``docs/paper-protocol.md`` §5 (where the paper contradicts itself; the caveat
 texts are in published.json, and ``WE_FOLLOW`` says what we follow: the paper's code, except where ``DEVIATE`` names a deviation) and
 §1 T1, T1-IQR, T1-seed0 (the Theorem 6 table).
 

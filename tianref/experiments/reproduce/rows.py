@@ -1,7 +1,7 @@
 """One line of the comparison with the published numbers, and the helpers that make lines from a
 summary (pure: no I/O except reading the published numbers).
 
-References: ``shared/spec/paper-protocol.md`` §1-2 (the published numbers, as data in
+References: ``docs/paper-protocol.md`` §1-2 (the published numbers, as data in
 ``reference_results/paper/published.json``) and §5 (its numbered caveats, cited by each row).
 
 Comparison rules (``kind`` of a row):

@@ -1,7 +1,7 @@
 """The Theorem 6 section: every seed's checkpoints through ``thm6.summarize_checkpoint``, cached,
 and the statistics over seeds per checkpoint.
 
-References: seed paper Theorem 6 and its Tables T1, T1-IQR, T1-seed0 (``shared/spec/paper-protocol.md``
+References: seed paper Theorem 6 and its Tables T1, T1-IQR, T1-seed0 (``docs/paper-protocol.md``
 §1 and §3 "Thm 6": top-200 pairs at checkpoints 50/100/175/250/300 of the x² runs; the 'ReLU' row at
 100/300/500, §5.1); docs/theorem6.md; the math is in tianref/thm6/theorem.py and tianref/thm6/summary.py.
 
