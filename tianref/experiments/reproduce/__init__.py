@@ -1,6 +1,6 @@
 """Reproduce the paper section by section: run, summarise, compare with the published numbers, store.
 
-References: issue 4 (the ``reproduce`` command), ``docs/paper-protocol.md`` §1-2 (the published
+References: ``docs/reproduce.md`` (the ``reproduce`` command), ``docs/paper-protocol.md`` §1-2 (the published
 numbers, as data in ``reference_results/paper/published.json``), §3-4 (the protocols, as RunSpecs in
 :mod:`tianref.experiments.protocols`) and §5 (where the paper contradicts itself; we follow its code).
 
