@@ -60,7 +60,8 @@ def reproduce_cmd(section_text, root, scale_text, n_jobs, plan, store, store_to,
         names = stored_sections(base, scale.name, None if section_text == "all" else sections)
         command = shlex.join(["python", "cli.py"] + sys.argv[1:]) if sys.argv[0].endswith("cli.py") \
             else shlex.join(sys.argv)
-        done = {s: rerender_section(base, scale.name, s, command) for s in names}
+        git = rp.git_state()                                  # before the first write
+        done = {s: rerender_section(base, scale.name, s, command, git) for s in names}
         click.echo(json.dumps({"scale": scale.name, "rerendered": done}))
         return
     if plan:

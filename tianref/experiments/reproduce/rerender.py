@@ -53,9 +53,13 @@ def rerender_doc(doc: dict, pub: dict) -> tuple[dict, str]:
     return new, report_markdown(new, pub)
 
 
-def rerender_section(store_root: Path, scale_name: str, section: str, command: str = "") -> dict:
-    """Re-render one stored section in place; returns what changed."""
+def rerender_section(store_root: Path, scale_name: str, section: str, command: str = "",
+                     git: dict | None = None) -> dict:
+    """Re-render one stored section in place; returns what changed. ``git``: the checkout's state
+    taken before anything was written (default: now), so that one command's earlier sections do not
+    mark the tree dirty for its later ones."""
     from tianref.backend import git_state
+    git = git_state() if git is None else git
     d = Path(store_root) / scale_name / section
     try:
         doc = json.loads((d / "summary.json").read_text(encoding="utf-8"))
@@ -79,7 +83,7 @@ def rerender_section(store_root: Path, scale_name: str, section: str, command: s
         prov = json.loads(prov_path.read_text(encoding="utf-8"))
         prov["rerendered"] = {"command": command,
                               "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                              "git": git_state(),
+                              "git": git,
                               "note": "comparison and report.md re-rendered from the stored summary.json; "
                                       "the runs and their statistics are those of the original command"}
         write_atomic(prov_path, to_json(prov))
