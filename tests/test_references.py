@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs"
 TEXT_SUFFIXES = {".py", ".md", ".json", ".txt", ".cfg", ".toml", ".sh", ""}
 FORBIDDEN = [re.compile(p, re.IGNORECASE) for p in
-             (r"\bshared[/]", r"\bshared spec", r"\bissue[ _#]?\d", r"\.\./shared\b", r"\bseeds[/]0")]
+             (r"\bshared[/]", r"\bshared[ ]spec", r"\bissue[ _#]?\d", r"\.\./shared\b", r"\bseeds[/]0")]
 CITATION = re.compile(r"\b([a-z0-9_-]+\.md)`{0,2} §(\d+)(?:\.(\d+))?")
 
 
