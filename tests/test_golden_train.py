@@ -93,6 +93,9 @@ def test_golden_has_provenance_and_is_eventful(dtype):
     for key in ("command", "seed", "dtype", "backend", "versions", "date"):
         assert key in doc["provenance"], key
     assert doc["provenance"]["dtype"] == dtype
+    # the git state the values came from: a dirty tree (uncommitted changes) is recorded as such
+    git = doc["provenance"]["git"]
+    assert len(git["commit"]) == 40 and isinstance(git["dirty"], bool)
     rows = doc["rows"]
     assert [r["epoch"] for r in rows] == doc["epochs"] and doc["epochs"][-1] == doc["config"]["epochs"]
     assert rows[0]["train_acc"] < 0.2 and rows[-1]["train_acc"] == 1.0
