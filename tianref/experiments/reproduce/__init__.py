@@ -26,7 +26,7 @@ Modules (data flows down the list; nothing reaches back up)
     pipeline.py   one section end to end (reproduce_section) and --plan
 
 Everything a caller used from the former single module is re-exported here, e.g.
-``from tianref import reproduce; reproduce.reproduce_section(...)``.
+``from tianref.experiments import reproduce; reproduce.reproduce_section(...)``.
 """
 from tianref.experiments.reproduce.compare import (
     COMPARE,
