@@ -208,11 +208,11 @@ def test_across_runs_median_iqr_and_counts():
 
 
 def test_leads_per_run_and_of_medians_differ():
-    t05 = [101.0, 99.0, 110.0]
-    trho = [17.0, 18.0, 15.0]
-    assert list(det.paired_diff(t05, trho)) == [84.0, 81.0, 95.0]
-    assert np.median(det.paired_diff(t05, trho)) == 84.0
-    assert det.median_diff(t05, trho) == 101.0 - 17.0
+    t05 = [100.0, 120.0, 101.0]
+    trho = [10.0, 30.0, 25.0]
+    assert list(det.paired_diff(t05, trho)) == [90.0, 90.0, 76.0]
+    assert np.median(det.paired_diff(t05, trho)) == 90.0                # per run, then the median
+    assert det.median_diff(t05, trho) == 101.0 - 25.0 == 76.0            # the medians, then the difference
 
 
 # --- reading logs --------------------------------------------------------------------------------
