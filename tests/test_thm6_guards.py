@@ -94,7 +94,7 @@ def test_sign_error_bound_covers_the_true_error_of_B(noise):
     """δ ≥ max |B̂_jl − B_jl|, B exact in rationals from the same float64 F̃ (an independent route).
 
     Nearly collinear columns and η = 1e-9 make C ill-conditioned, so the true error of the float64
-    B̂ is large; measured, δ exceeds it by a factor of ~40-110 (see the assertion message), so a bound
+    B̂ is large; measured, δ exceeds it by a factor of ~100-260 (see the assertion message), so a bound
     missing a factor such as ‖B‖₂ or the γ_K term falls below the true error.
     """
     rng = np.random.default_rng(0)
