@@ -77,3 +77,10 @@ def test_rerender_of_nothing_stored_is_exit_2(tmp_path):
     (tmp_path / "full" / "eta" / "summary.json").write_text('{"section": "relu", "scale": {"name": "full"}}')
     res = cli("reproduce", "--rerender", "--section", "eta", "--scale", "full", "--store-to", str(tmp_path))
     assert res.returncode == 2 and "not 'eta'" in res.stderr
+
+
+def test_rerender_with_plan_or_store_is_exit_2(tmp_path):
+    for flag in ("--plan", "--store"):
+        res = cli("reproduce", "--rerender", flag, "--scale", "ci", "--store-to", str(tmp_path))
+        assert res.returncode == 2 and "cannot be combined" in res.stderr and "Traceback" not in res.stderr
+    assert list(tmp_path.iterdir()) == []

@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from tianref.cli.common import reports_errors
+from tianref.errors import InputError
 
 
 @click.command("reproduce", context_settings={"show_default": True})
@@ -55,6 +56,8 @@ def reproduce_cmd(section_text, root, scale_text, n_jobs, plan, store, store_to,
     if root is None:
         root = Path("runs/reproduce" if scale.name == "full" else f"runs/reproduce-{scale.name}")
     if rerender:
+        if plan or store:
+            raise InputError("--rerender re-renders stored sections; it cannot be combined with --plan or --store")
         from tianref.experiments.reproduce.rerender import rerender_section, stored_sections
         base = store_to if store_to is not None else rp.STORE_ROOT
         names = stored_sections(base, scale.name, None if section_text == "all" else sections)
