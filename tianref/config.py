@@ -2,7 +2,7 @@
 
 Defaults are the paper code's protocol (paper-protocol.md §3): M = 71, K = 2048,
 n_train = 2016, sigma = x^2, the class-centred MSE, Adam(lr 1e-3, coupled L2 eta = 2e-4),
-float32, rolling window 20.
+float32, rolling window 20 (its Gram in float64: a documented deviation, docs/math.md §8).
 """
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from tianref.errors import InputError
 from tianref.loss import LOSSES
 from tianref.model import ACTIVATIONS
+from tianref.spectra import GRAM_DTYPES
 
 OPTIMIZERS = ("adam", "adamw")
 DTYPES = ("float32", "float64")
@@ -35,6 +36,8 @@ class TrainConfig:
     optimizer: str = "adam"
     dtype: str = "float32"
     windows: tuple = (20,)
+    gram_dtype: str = "float64"      # precision of the update Gram (float32 = the paper's code)
+    log_gram_f32: bool = False       # also log the float32 Gram's spectra (keys ..._f32)
     metrics: str = "full"
     indep_pairs: int = 500
     checkpoint_epochs: tuple = field(default=())
@@ -93,6 +96,11 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         bad(f"unknown optimizer {cfg.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
     if cfg.dtype not in DTYPES:
         bad(f"unknown dtype {cfg.dtype!r}; choose one of {', '.join(DTYPES)}")
+    if cfg.gram_dtype not in GRAM_DTYPES:
+        bad(f"unknown Gram dtype {cfg.gram_dtype!r}; choose one of {', '.join(GRAM_DTYPES)}")
+    if cfg.log_gram_f32 and cfg.gram_dtype == "float32":
+        bad("--log-gram-f32 adds float32 spectra beside float64 ones; with --gram-dtype float32 "
+            "the main spectra are already float32")
     if cfg.metrics not in METRIC_SETS:
         bad(f"unknown metric set {cfg.metrics!r}; choose one of {', '.join(METRIC_SETS)}")
     if not cfg.windows:

@@ -16,10 +16,12 @@ full (w_max, w_max) Gram of the buffer. A new update costs one (w_max, P) x (P,)
 G_w for any w <= w_max is the sub-block on the w most recent slots (eigenvalues do not depend
 on the order of the slots, so the ring order is never unrolled).
 
-Precision: updates are formed as float64(theta_t) - float64(theta_{t-1}), which is exact for
-float32 parameters, and all inner products are float64 whatever the training dtype.
-Deviation from the paper's code: it forms the Gram and its eigenvalues in float32, which puts
-sigma_3 ~ 1e-5..1e-6 near float32's resolution (paper-protocol.md §5.12).
+Precision (``gram_dtype``): by default updates are formed as float64(theta_t) - float64(theta_{t-1}),
+which is exact for float32 parameters, and all inner products are float64 whatever the training
+dtype. ``gram_dtype='float32'`` is the paper code's pipeline: Delta formed and stored in float32,
+G and its eigenvalues computed in float32. The rounding of each Gram entry then depends on the
+BLAS summation order (pairwise sums ~1e-8, blocked sgemm ~1e-7, sequential ~1e-5 relative at
+P ~ 3e5), so an eigenvalue below ~100 float32 epsilons times sigma_1 is not resolved (docs/math.md §8).
 
 State is an explicit dict; ``push`` returns the new state and reuses the buffer's storage
 (the old state must not be used afterwards).
@@ -27,17 +29,20 @@ State is an explicit dict; ``push`` returns the new state and reuses the buffer'
 from __future__ import annotations
 
 N_TOP = 5
+GRAM_DTYPES = ("float64", "float32")
+F32_EPS = 2.0 ** -23          # float32 machine epsilon (spacing of floats at 1)
 
 
-def init(xp, P: int, w_max: int):
-    """Empty state for updates of length P."""
-    return {"buf": xp.zeros((w_max, P), dtype=xp.float64),     # (w_max, P) ring buffer of updates
-            "gram": xp.zeros((w_max, w_max), dtype=xp.float64),  # (w_max, w_max) Gram of the buffer
+def init(xp, P: int, w_max: int, gram_dtype: str = "float64"):
+    """Empty state for updates of length P; buffer and Gram in ``gram_dtype``."""
+    dt = getattr(xp, gram_dtype)
+    return {"buf": xp.zeros((w_max, P), dtype=dt),             # (w_max, P) ring buffer of updates
+            "gram": xp.zeros((w_max, w_max), dtype=dt),          # (w_max, w_max) Gram of the buffer
             "count": 0}                                          # updates pushed so far
 
 
 def push(xp, state, delta):
-    """Add the update ``delta`` (P,) float64.  Returns the new state."""
+    """Add the update ``delta`` (P,), in the buffer's dtype.  Returns the new state."""
     buf, gram, count = state["buf"], state["gram"], state["count"]
     w_max = buf.shape[0]
     slot = count % w_max
@@ -65,6 +70,7 @@ def top_eigenvalues(xp, state, w: int):
     return ev[::-1][:N_TOP]                             # (min(m, 5),) descending
 
 
-def delta(xp, new, old):
-    """Delta = float64(new) - float64(old), flattened (P,)."""
-    return (new.astype(xp.float64) - old.astype(xp.float64)).reshape(-1)
+def delta(xp, new, old, gram_dtype: str = "float64"):
+    """Delta = dt(new) - dt(old), flattened (P,), dt = gram_dtype (float64: exact for float32 params)."""
+    dt = getattr(xp, gram_dtype)
+    return (new.astype(dt) - old.astype(dt)).reshape(-1)
