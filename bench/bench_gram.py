@@ -1,6 +1,7 @@
 """What the float32 Gram costs: the training loop with --gram-dtype float64 (the default), with
---log-gram-f32 (float64 and the paper's float32 Gram side by side) and with --gram-dtype float32,
-timed in the same process and interleaved.
+--log-grams float32 (float64 and the paper's float32 Gram side by side), with --log-grams
+float32,float32-seq (what ``reproduce`` logs) and with --gram-dtype float32, timed in the same
+process and interleaved.
 
     python bench/bench_gram.py                          # M=71, K=2048, 30 epochs, windows 20
     python bench/bench_gram.py --windows 20,5,10,30     # the window section's runs
@@ -8,8 +9,9 @@ timed in the same process and interleaved.
 
 Each mode is timed ``--repeats`` times (after one untimed warm-up run of each), in the order
 default, shadow, float32, default, shadow, ...; it prints the median seconds per epoch and the
-ratios against the default measured in the same run. The extra work of the shadow is one float32
-(w_max x P) @ (P,) product per parameter and step and one float32 eigvalsh per window and row.
+ratios against the default measured in the same run. Each logged mode adds one float32
+(w_max x P) @ (P,) product (float32-seq: a running sum over the same products) per parameter and
+step, and one float32 eigvalsh per window and row.
 """
 from __future__ import annotations
 
@@ -28,7 +30,8 @@ sys.path.insert(0, os.path.dirname(HERE))
 from tianref import train  # noqa: E402
 from tianref.config import TrainConfig, parse_int_list, validate  # noqa: E402
 
-MODES = {"float64 (default)": {}, "float64 + float32 shadow": {"log_gram_f32": True},
+MODES = {"float64 (default)": {}, "float64 + float32": {"log_grams": ("float32",)},
+         "float64 + float32 + float32-seq": {"log_grams": ("float32", "float32-seq")},
          "float32": {"gram_dtype": "float32"}}
 
 
@@ -59,7 +62,7 @@ def main(argv=None):
     for m, ts in times.items():
         med = float(np.median(ts))
         res[m] = {"s_per_epoch": med, "ratio": med / ref, "all": ts}
-        print(f"{m:26s} {med:8.4f} s/epoch  ratio {med / ref:.3f}  "
+        print(f"{m:32s} {med:8.4f} s/epoch  ratio {med / ref:.3f}  "
               f"(runs: {', '.join(f'{t:.4f}' for t in ts)})", flush=True)
     print(json.dumps(res))
 

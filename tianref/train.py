@@ -48,11 +48,11 @@ def dtype_of(xp, cfg):
 
 
 def gram_states(cfg) -> dict:
-    """{spec key: (parameter, Gram dtype)}: one rolling Gram per parameter in cfg.gram_dtype, and
-    with cfg.log_gram_f32 a float32 shadow ('W_f32', 'V_f32') logged as W_sigma_f32, W_gap23_f32."""
+    """{spec key: (parameter, Gram mode)}: one rolling Gram per parameter in cfg.gram_dtype, and one
+    per mode in cfg.log_grams ('W_f32', 'V_f32seq', ...; logged as W_sigma_f32, W_gap23_f32seq)."""
     out = {k: (k, cfg.gram_dtype) for k in ("W", "V")}
-    if cfg.log_gram_f32:
-        out.update({f"{k}_f32": (k, "float32") for k in ("W", "V")})
+    for m in cfg.log_grams:
+        out.update({k + spectra.GRAM_SUFFIX[m]: (k, m) for k in ("W", "V")})
     return out
 
 
@@ -116,8 +116,8 @@ def step(xp, cfg, state, problem, fwd=None):
     params, adam = optim.adam_update(xp, state.params, grads, state.adam, lr=cfg.lr,
                                      beta1=cfg.beta1, beta2=cfg.beta2, eps=cfg.eps, eta=cfg.eta,
                                      decoupled=(cfg.optimizer == "adamw"))
-    spec = {s: spectra.push(xp, state.spec[s], spectra.delta(xp, params[k], state.params[k], dt))
-            for s, (k, dt) in gram_states(cfg).items()}
+    spec = {s: spectra.push(xp, state.spec[s], spectra.delta(xp, params[k], state.params[k], m), m)
+            for s, (k, m) in gram_states(cfg).items()}
     return TrainState(params=params, adam=adam, spec=spec, rng=state.rng, epoch=state.epoch + 1)
 
 
@@ -141,7 +141,7 @@ def evaluate(xp, cfg, state, problem):
                                                       xp.asarray(j), xp.asarray(jp))
         parts += [("gF_norm", gF), ("indep_cos_med", med), ("indep_cos_p95", p95)]
     for s, (name, _) in gram_states(cfg).items():
-        tag = s[len(name):]                             # '' or '_f32' (the float32 shadow)
+        tag = s[len(name):]                             # '' or a --log-grams suffix ('_f32')
         for i, w in enumerate(cfg.windows):
             ev = spectra.top_eigenvalues(xp, state.spec[s], w)
             if ev is not None:

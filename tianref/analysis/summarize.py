@@ -23,8 +23,8 @@ Per run (NaN = the event never happened; ``None`` in JSON = NaN or not logged):
     late_precollapse, q_late_eps, precision_limited
                      the diagnostics of :mod:`tianref.analysis.diagnostics` (q = sigma3/sigma1)
 
-``Options.gram = 'f32'`` reads the float32 shadow spectra a run logged with ``--log-gram-f32``
-(W_gap23_f32, W_sigma_f32) instead of its own.
+``Options.gram = 'float32'`` (or 'float32-seq') reads the spectra a run also logged with
+``train --log-grams`` (W_gap23_f32, W_sigma_f32; ..._f32seq) instead of its own.
 """
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ from tianref.analysis.records import RunRecord, window_key
 NON_CONDITION_KEYS = frozenset({
     "seed", "out", "out_dir", "outdir", "run_dir", "dir", "tag", "name", "resume", "xp",
     "backend", "device", "print_every", "eval_every", "progress", "checkpoint_every",
-    "checkpoints", "checkpoint_epochs", "quiet", "verbose", "log_gram_f32",
+    "checkpoints", "checkpoint_epochs", "quiet", "verbose", "log_grams",
 })
 
 PER_RUN_EVENTS = ("t05", "t099", "fire", "late", "rho_fire", "r12_ge25_x5", "r12_ge100",
@@ -55,7 +55,8 @@ PER_RUN_EVENTS = ("t05", "t099", "fire", "late", "rho_fire", "r12_ge25_x5", "r12
 # per-run diagnostics (tianref.analysis.diagnostics), summarised across runs like the events
 DIAGNOSTICS = ("slope_peak", "slope_peak_epoch", *(dg.fire_key(c) for c in dg.FIRE_THRESHOLDS),
                "collapse_epoch", "late_precollapse", "q_late_eps")
-GRAM_KEYS = {"main": "", "f32": "_f32"}   # which logged spectra: the run's own, or its float32 shadow
+# which logged spectra: the run's own ('main'), or a Gram mode it also logged with train --log-grams
+GRAM_KEYS = {"main": "", "float32": "_f32", "float32-seq": "_f32seq"}
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,7 @@ class Options:
     rho_threshold: float = det.RHO_THRESHOLD
     crossing: str = "first"              # or 'halfmax' (analysis.py)
     complete_only: bool = False          # drop runs with fewer than epochs + 1 rows
-    gram: str = "main"                   # 'f32': the float32 shadow spectra (train --log-gram-f32)
+    gram: str = "main"                   # or a mode logged with train --log-grams (GRAM_KEYS)
     precision_factor: float = dg.PRECISION_FACTOR   # precision_limited: sigma3/sigma1 < factor 2^-23
 
     def __post_init__(self):
@@ -217,8 +218,10 @@ def summarize(records: list[RunRecord], opt: Options = Options()) -> dict:
         records = [r for r in records if is_complete_record(r)]
     if not records:
         raise InputError("no runs to summarise" + (" (none is complete)" if opt.complete_only else ""))
-    if opt.gram == "f32" and not any(r.has("W_gap23_f32") for r in records):
-        raise InputError("no run logged float32 Gram spectra (W_gap23_f32); train with --log-gram-f32")
+    sfx = GRAM_KEYS[opt.gram]
+    if sfx and not any(r.has("W_gap23" + sfx) for r in records):
+        raise InputError(f"no run logged {opt.gram} Gram spectra (W_gap23{sfx}); "
+                         f"train with --log-grams {opt.gram}")
     groups = group_conditions(records)
     configs = [g[0] for g in groups]
     labels = condition_labels(configs)
