@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tianref.experiments.reproduce.explain_report import explain_markdown
 from tianref.experiments.reproduce.rows import _thm6_cell
 from tianref.experiments.reproduce.thm6_runs import THM6_QTY
 from tianref.analysis.summarize import fmt, to_markdown
@@ -147,6 +148,7 @@ def report_markdown(doc: dict, pub: dict) -> str:
     if doc.get("thm6"):
         lines += ["## Theorem 6 per checkpoint", ""] + thm6_markdown(doc["thm6"], pub)
     lines += ["## Ours vs published", ""] + comparison_markdown(doc.get("comparison", []))
+    lines += explain_markdown(doc, pub)
     lines += ["## Where the paper contradicts itself (docs/paper-protocol.md §5) and what we follow", ""]
     for c in SECTION_CAVEATS.get(sec, ()):
         lead = "*We deviate:*" if c in DEVIATE else "*We follow the code:*"

@@ -112,9 +112,18 @@ def section_views(section: str, scale: protocols.Scale) -> list[View]:
 
 # --- runs -----------------------------------------------------------------------------------
 
+# Gram modes logged beside the float64 one (train --log-grams), for the report's account of the
+# differences from the paper (explain.py); float32-seq needs NumPy (a sequential sum).
+SECTION_GRAMS = {"window": ("float32", "float32-seq"), "eta": ("float32", "float32-seq"),
+                 "headline": ("float32", "float32-seq")}
+
+
 def section_jobs(root, section: str, scale: protocols.Scale, xp: str = "numpy") -> list:
     """The section's sweep jobs under ROOT/<section>/ (resume state deleted when a run finishes)."""
     extra = {"no_resume_state": True}
+    grams = [g for g in SECTION_GRAMS.get(section, ()) if xp != "cupy" or g != "float32-seq"]
+    if grams:
+        extra["log_grams"] = grams
     if xp != "numpy":
         extra["xp"] = xp
     specs = [SimpleNamespace(tag=s.tag, options={**s.options, **extra})
