@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from tianref.cli.common import reports_errors
+from tianref.cli.progress import RunsReporter
 from tianref.errors import InputError
 from tianref.experiments.protocols import SCALES, SECTIONS
 
@@ -92,8 +93,12 @@ def reproduce_cmd(section_text, root, scale_text, n_jobs, plan, store, store_to,
     t0 = time.time()
     done = {}
     for s in sections:
-        done[s] = rp.reproduce_section(s, root, scale, n_jobs=n_jobs, python=python, xp=xp_name,
-                                       n_top=top_pairs, store_to=target, command=command,
-                                       report=lambda m: click.echo(m, err=True))
+        reporter = RunsReporter(f"reproduce {s}")
+        try:
+            done[s] = rp.reproduce_section(s, root, scale, n_jobs=n_jobs, python=python, xp=xp_name,
+                                           n_top=top_pairs, store_to=target, command=command,
+                                           report=reporter.note, progress=reporter.progress)
+        finally:
+            reporter.close()
     click.echo(json.dumps({"scale": scale.name, "root": str(Path(root).resolve()),
                            "sections": done, "wall_s": round(time.time() - t0, 1)}))

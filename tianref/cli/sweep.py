@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from tianref.cli.common import CommaChoice, reports_errors
+from tianref.cli.progress import RunsReporter
 from tianref.errors import InputError, RunFailure
 from tianref.model import ACTIVATIONS
 
@@ -84,7 +85,11 @@ def sweep_cmd(root, eta_text, act_list, M_text, frac_text, seeds_text, epochs, K
                                                    command=shlex.join(sys.argv))))
         return
     root.mkdir(parents=True, exist_ok=True)
-    result = sweep.run_jobs(jobs, n_jobs, python, report=lambda m: click.echo(m, err=True))
+    reporter = RunsReporter("sweep")
+    try:
+        result = sweep.run_jobs(jobs, n_jobs, python, report=reporter.note, progress=reporter.progress)
+    finally:
+        reporter.close()
     click.echo(json.dumps(result))
     if result["failed"]:
         raise RunFailure(f"{len(result['failed'])} of {result['runs']} runs failed; "
