@@ -44,8 +44,8 @@ def _numbers(text: str, what: str, kind=float) -> list:
               help="Rolling windows logged by every run (one pass), e.g. 5,10,20,30.")
 @click.option("--metrics", "metric_set", type=click.Choice(["full", "core"]), default="full",
               help="Metric set passed to train.")
-@click.option("--xp", "xp_name", type=click.Choice(["numpy", "cupy"]), default="numpy",
-              help="Backend passed to train.")
+@click.option("--xp", "xp_name", type=click.Choice(["numpy", "cupy", "fake"]), default="numpy",
+              help="Backend passed to train ('fake': the strict CI backend, for dry runs of GPU scripts).")
 @click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32",
               help="Training dtype passed to train.")
 @click.option("--jobs", "n_jobs", type=click.IntRange(min=1), default=1,
