@@ -220,7 +220,8 @@ def fig_activation(by_act, window=None, rho_threshold=det.RHO_THRESHOLD) -> Figu
                 ln = _plot_band(axes[i, j], [_series(r, key, window) for r in recs], c,
                                 f"{label} (n={len(recs)})", log=log)
                 handles.setdefault(label, ln)
-        axes[0, j].set_title(f"σ = {ACT_NAMES.get(act, act)}")
+        ns = sorted({len(recs) for _, recs in groups})
+        axes[0, j].set_title(f"σ = {ACT_NAMES.get(act, act)} (n = {', '.join(map(str, ns))} per condition)")
         axes[-1, j].set_xlabel("epoch")
         for i, (key, ylab, log) in enumerate(panels):
             _style(axes[i, j], ylab if j == 0 else "", log)
