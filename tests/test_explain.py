@@ -124,3 +124,17 @@ def test_window_text_flips_with_the_numbers():
     assert "above the 100-epsilon limit" in text and "farther from the paper's value" in text
     assert explain_markdown({"section": "window", "explain": ex}, PUB)[0].startswith("## Differences")
     assert explain_markdown({"section": "relu", "explain": None}, PUB) == []
+
+
+def test_gram_precision_figure_draws_every_logged_gram(tmp_path):
+    from tianref.analysis.gram_plots import fig_gram_precision
+    g = [_write(tmp_path / f"g{s}", s, 2e-4, _lockin(), s3=1e-7) for s in (0, 1)]
+    c = [_write(tmp_path / f"c{s}", s, 0.0, np.full(E + 1, 1.3), s3=1e-7) for s in (0, 1)]
+    fig = fig_gram_precision(g, c, (20,), ["main", "float32"], (200, 400), {20: (285, 1.3)})
+    axes = fig.axes
+    assert len(axes) == 3
+    labels = [ln.get_label() for ln in axes[0].get_lines()]
+    assert "float64" in labels and "float32 (BLAS)" in labels
+    q = [ln for ln in axes[2].get_lines() if ln.get_label() == "float64"][0].get_ydata()
+    assert np.nanmedian(q) == pytest.approx(1e-7 / dg.F32_EPS)          # sigma3/sigma1 in epsilons
+    fig.savefig(tmp_path / "f.png")

@@ -29,7 +29,7 @@ from tianref.analysis import diagnostics as dg
 from tianref.analysis.records import window_key
 from tianref.errors import InputError
 from tianref.analysis.summarize import GRAM_KEYS, run_values
-from tianref.experiments.reproduce.sections import ETA_GROK, scaled, section_views
+from tianref.experiments.reproduce.sections import ETA_GROK, eta_at, scaled, section_views
 
 WINDOWS = (5, 10, 20, 30)
 
@@ -94,7 +94,7 @@ def explain_window(records, scale) -> dict:
     for W in WINDOWS:
         opt = views[W]
         per = {}
-        for cname, eta in (("grok", ETA_GROK), ("control", 0.0)):
+        for cname, eta in (("grok", eta_at(ETA_GROK, scale)), ("control", 0.0)):
             recs = _by_eta(records, eta)
             row = {"seeds": [r.config.get("seed") for r in recs]}
             for gram in grams:
@@ -136,7 +136,8 @@ def explain_eta(records, scale) -> dict:
             runs.append(d)
         med = {k: _med([x["fires"][k] for x in runs]) for k in map(dg.fire_key, dg.FIRE_THRESHOLDS)}
         nf = {k: sum(x["fires"][k] is not None for x in runs) for k in map(dg.fire_key, dg.FIRE_THRESHOLDS)}
-        out["etas"].append({"eta": eta, "runs": runs, "median_fire": med, "n_fired": nf, "n": len(runs),
+        paper_eta = float(f"{eta / scale.eta_factor:.6g}")            # the paper's η of this condition
+        out["etas"].append({"eta": eta, "paper_eta": paper_eta, "runs": runs, "median_fire": med, "n_fired": nf, "n": len(runs),
                             "median_fire_by_gram": {g: _med([x["fire_by_gram"][g] for x in runs])
                                                     for g in grams if g != "main"}})
     return out
@@ -148,7 +149,7 @@ def explain_headline(records, scale) -> dict:
     opt = section_views("headline", scale)[0].options
     lag = opt.slope_lag
     grams = logged_grams(records)
-    ctrl, grok = _by_eta(records, 0.0), _by_eta(records, ETA_GROK)
+    ctrl, grok = _by_eta(records, 0.0), _by_eta(records, eta_at(ETA_GROK, scale))
     fired = []
     for r in ctrl:
         v = run_values(r, opt)

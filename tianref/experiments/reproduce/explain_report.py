@@ -166,7 +166,7 @@ def eta_markdown(ex: dict, pub: dict) -> list:
             "|---|---|---|" + "---|" * len(grams)]
     text = []
     for e in ex["etas"]:
-        p = T5.get(e["eta"])
+        p = T5.get(e.get("paper_eta", e["eta"]))
         cells = " / ".join(f"{fmt(e['median_fire'][k])} ({e['n_fired'][k]}/{e['n']})" for k in keys)
         out.append(f"| {e['eta']:g} | {cells} | {fmt(None if p is None else p['lockin'])} |"
                    + "".join(f" {fmt(e['median_fire_by_gram'].get(g))} |" for g in grams))
@@ -177,7 +177,9 @@ def eta_markdown(ex: dict, pub: dict) -> list:
         if m04 is None or abs(m04 - p["lockin"]) <= 25:
             continue                                            # no difference to explain
         near = [r for r in e["runs"] if r["slope_peak"] is not None and abs(r["slope_peak"] - 0.04) <= 0.005]
-        s = (f"- **η = {e['eta']:g}**: our lock-in median is {fmt(m04)}, the paper's {fmt(p['lockin'])}. "
+        trained = "" if e.get("paper_eta", e["eta"]) == e["eta"] else f" (trained at η = {e['eta']:g})"
+        s = (f"- **η = {e.get('paper_eta', e['eta']):g}**{trained}: our lock-in median is {fmt(m04)}, the paper's "
+             f"{fmt(p['lockin'])}. "
              f"{len(near)} of {e['n']} runs peak within ±0.005 of the threshold"
              + (": " + ", ".join(f"seed {r['seed']} at {r['slope_peak']:.4f} (epoch {fmt(r['slope_peak_epoch'])})"
                                  for r in near) if near else "") + ". ")
