@@ -40,6 +40,11 @@ def test_fire_at_three_thresholds_around_a_marginal_peak():
     assert f["fire_0.04"] == det.slope_fire(gap)               # the same detector at 0.04
     assert f["fire_0.045"] > 300                               # only the second ramp passes 0.045
     assert dg.slope_peak(gap)[0] == pytest.approx(0.06)
+    # the first rise's own peak: s = 0.042 on t in [175, 230], first reached at t = 175
+    peak, at = dg.episode_peak(gap)
+    assert peak == pytest.approx(0.042) and 175 <= at <= 230
+    assert dg.episode_peak(gap, level=0.05)[0] == pytest.approx(0.06)   # only the second clears 0.05
+    assert np.isnan(dg.episode_peak(np.ones(E + 1))[0])
 
 
 def test_collapse_epoch_known_answer():

@@ -138,3 +138,15 @@ def test_gram_precision_figure_draws_every_logged_gram(tmp_path):
     q = [ln for ln in axes[2].get_lines() if ln.get_label() == "float64"][0].get_ydata()
     assert np.nanmedian(q) == pytest.approx(1e-7 / dg.F32_EPS)          # sigma3/sigma1 in epsilons
     fig.savefig(tmp_path / "f.png")
+
+
+def test_eta_names_the_run_whose_first_rise_is_marginal(tmp_path):
+    t = np.arange(E + 1, dtype=float)
+    steep = 0.08 * np.clip(t - 300, 0, 40)
+    recs = [_write(tmp_path / "a", 0, 5e-4, np.exp(0.042 * np.clip(t - 150, 0, 30) + steep)),
+            _write(tmp_path / "b", 1, 5e-4, np.exp(steep)), _write(tmp_path / "c", 2, 5e-4, np.exp(steep))]
+    ex = ex_mod.explain_eta(recs, protocols.Scale("t", epoch_factor=1.0))
+    r0 = ex["etas"][0]["runs"][0]
+    assert r0["first_peak"] == pytest.approx(0.042) and r0["slope_peak"] == pytest.approx(0.08)
+    text = "\n".join(eta_markdown(ex, PUB))
+    assert "In 1 of 3 runs the first rise of the slope peaks within ±0.005" in text and "seed 0 at 0.0420" in text

@@ -10,7 +10,8 @@ Per section (``section_explain``):
     window    per W and condition, float64 and float32-Gram fires, late σ2/σ3, and σ3/σ1 at epoch
               200 and over the late range in float32 epsilons, for every Gram mode the runs logged
               (float64, and with train --log-grams float32,float32-seq the paper's float32 Gram)
-    eta       per η and run: slope peak and its epoch, fire at 0.035 / 0.04 / 0.045, float32 fire
+    eta       per η and run: slope peak (overall and of the first rise above 0.035) and its epoch,
+              fire at 0.035 / 0.04 / 0.045, and the fire with the float32 Grams
     headline  every control run that fired: its training-loss rise and σ2, σ3, σ2/σ3 around the
               fire; every grok run's collapse epoch (W and V) and late σ2/σ3 before the collapse
 
@@ -129,8 +130,10 @@ def explain_eta(records, scale) -> dict:
         runs = []
         for r in recs:
             v = run_values(r, opt)
+            ep, ept = dg.episode_peak(r.col("W_gap23"), dg.FIRE_THRESHOLDS[0], opt.slope_t_min, opt.slope_lag)
             d = {"seed": r.config.get("seed"), "slope_peak": _f(v["slope_peak"]),
                  "slope_peak_epoch": _f(v["slope_peak_epoch"]),
+                 "first_peak": _f(ep), "first_peak_epoch": _f(ept),
                  "fires": {k: _f(v[k]) for k in map(dg.fire_key, dg.FIRE_THRESHOLDS)},
                  "fire_by_gram": _fires_by_gram(r, opt, grams)}
             runs.append(d)
