@@ -96,7 +96,7 @@ def test_activation_values():
     np.testing.assert_allclose(model.sigma(np, x, "relusqr"), [0, 0, 0, 0.25, 4])
     np.testing.assert_allclose(model.sigma(np, x, "silu"), x / (1 + np.exp(-x)))
     with pytest.raises(ValueError):
-        model.sigma(np, x, "gelu")
+        model.sigma(np, x, "tanh")
 
 
 def test_init_bounds_and_determinism():

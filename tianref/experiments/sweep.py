@@ -128,7 +128,7 @@ def make_jobs(root, conditions: list[dict], seeds, epochs: int, common: dict | N
 
 # train options that config.json records under the same name (others, e.g. xp, are not compared)
 _COMPARED = ("eta", "act", "M", "K", "lr", "loss", "optimizer", "dtype", "windows", "metrics",
-             "n_train")
+             "n_train", "momentum", "top_layer", "ridge_reg", "init_scale", "output_scale")
 
 
 def config_mismatch(job: Job) -> str | None:
