@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np  # host-side bookkeeping only (split, rng, transfers)
 
-from tianref import data, loss as losses, metrics, model, optimizers, ridge, spectra
+from tianref import data, fourier, loss as losses, metrics, model, optimizers, ridge, spectra
 from tianref.backend import to_host
 from tianref.errors import InputError, RunFailure
 
@@ -146,6 +146,7 @@ def evaluate(xp, cfg, state, problem):
     if cfg.metrics == "full":
         ftf, rho = metrics.feature_gram_metrics(xp, cache[1])
         parts += [("ftf_ratio", ftf), ("rho_tian", rho)]
+        parts += fourier.row_metrics(xp, P["W"], problem.train, cfg.act, cache[1])   # Fourier, energy
     j, jp = metrics.draw_pairs(state.rng, cfg.K, cfg.indep_pairs)
     if len(j):
         V_eff = P["V"] if beta == 1.0 else beta * P["V"]                        # G_F = R (beta V)^T
@@ -171,6 +172,8 @@ def evaluate(xp, cfg, state, problem):
             if len(vals) >= 3:
                 gap = vals[1] / vals[2] if vals[2] > 0 else float("nan")
                 row[name.replace("sigma", "gap23")] = gap
+        elif name == "freq_coverage":
+            row[name] = int(vals[0])
         else:
             row[name] = float(vals[0])
     return row, (Yhat, cache, dL_dYhat)

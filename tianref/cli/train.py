@@ -68,7 +68,8 @@ DEFINING = ("M", "K", "n_train", "train_frac", "eta", "lr", "seed", "act", "loss
 @click.option("--windows", default="20", show_default=True,
               help="Rolling windows for the update spectra, e.g. 5,10,20,30 (one pass for all).")
 @click.option("--metrics", "metric_set", type=click.Choice(METRIC_SETS), default=D.metrics, show_default=True,
-              help="core skips the K x K Gram metrics (ftf_ratio, rho_tian).")
+              help="core skips the K x K Gram metrics (ftf_ratio, rho_tian) and the Fourier/energy ones "
+                   "(freq_coverage, freq_purity_med, energy_med).")
 @click.option("--checkpoint-epochs", default="", show_default=True,
               help="Comma-separated epochs to save checkpoints/epoch_NNNNN.npz.")
 @click.option("--init-from", type=click.Path(dir_okay=False), default=None,
