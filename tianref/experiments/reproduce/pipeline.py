@@ -1,6 +1,6 @@
 """One section end to end: run, summarise, compare, report, draw, store; and ``--plan``.
 
-References: issue 4 (the ``reproduce`` command); ``docs/paper-protocol.md`` §3-4 (the
+References: ``docs/reproduce.md`` (the ``reproduce`` command); ``docs/paper-protocol.md`` §3-4 (the
 protocols) and §5 (the deviations each section's document notes).
 
 Data flow of :func:`reproduce_section`

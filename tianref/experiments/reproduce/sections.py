@@ -1,6 +1,6 @@
 """The paper's sections as runs and detector views: parse the names, scale the epochs, build the jobs.
 
-References: issue 4 (the ``reproduce`` command); ``docs/paper-protocol.md`` §3-4 (the
+References: ``docs/reproduce.md`` (the ``reproduce`` command); ``docs/paper-protocol.md`` §3-4 (the
 protocols, as RunSpecs in :mod:`tianref.experiments.protocols`) and §5.5 (the ReLU 'end of training', which no
 stored script defines); the paper's analysis scripts named in the table.
 
