@@ -22,6 +22,11 @@ then for each (a, b, c) in NS_COEFFS:  S = X X^T,  X <- a X + (b S + c S^2) X;  
 The iteration maps every singular value of X towards ~1 while keeping the singular vectors, so
 O ~ U V^T for G = U Sigma V^T. It is transpose-invariant: NS(G^T) = NS(G)^T, which is why W
 stored as (2M, K) here or as torch's (K, 2M) gives the same step.
+
+The weight-decay part of a step (the split Delta = Delta^grad + Delta^wd of optim.py): the decay is
+decoupled, so Delta^wd = -lr eta W (W before the decay) and the orthogonalised step is the gradient
+part, Delta^grad = (1 - lr eta) W - lr O - W + lr eta W = -lr O. ``wd_part=True`` returns Delta^wd
+third (None when eta = 0).
 """
 from __future__ import annotations
 
@@ -51,10 +56,14 @@ def muon_init(xp, W):
     return {"t": 0, "m": xp.zeros_like(W)}
 
 
-def muon_update(xp, W, g, state, *, lr, eta=0.0, beta=MUON_BETA):
-    """One Muon step on W (2-d).  Returns (new W, new state); inputs are not modified."""
+def muon_update(xp, W, g, state, *, lr, eta=0.0, beta=MUON_BETA, wd_part=False):
+    """One Muon step on W (2-d).  Returns (new W, new state), and Delta^wd (or None) third when
+    ``wd_part``; inputs are not modified."""
+    d_wd = (-lr * eta) * W if (wd_part and eta) else None      # W before the decay
     if eta:
         W = W * (1.0 - lr * eta)                           # decoupled decay, before the update
     m = beta * state["m"] + (1.0 - beta) * g               # EMA momentum
     O = newton_schulz(xp, m)                               # (2M, K) orthogonalised step
+    if wd_part:
+        return W - lr * O, {"t": state["t"] + 1, "m": m}, d_wd
     return W - lr * O, {"t": state["t"] + 1, "m": m}

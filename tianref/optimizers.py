@@ -33,21 +33,29 @@ def init(xp, cfg, params):
     raise ValueError(f"unknown optimizer {cfg.optimizer!r}")
 
 
-def update(xp, cfg, params, grads, state):
-    """One step of the configured optimizer.  Returns (new params, new state)."""
+def update(xp, cfg, params, grads, state, *, eta=None, wd_part=False):
+    """One step of the configured optimizer.  Returns (new params, new state), and with ``wd_part``
+    the weight-decay part of the step {name: Delta^wd or None} third (the split optim.py defines).
+    ``eta`` overrides cfg.eta (a schedule); wd_part is passed on only when asked for."""
+    eta = cfg.eta if eta is None else eta
+    kw = {"wd_part": True} if wd_part else {}
     if cfg.optimizer in ("adam", "adamw"):
         return optim.adam_update(xp, params, grads, state, lr=cfg.lr, beta1=cfg.beta1,
-                                 beta2=cfg.beta2, eps=cfg.eps, eta=cfg.eta,
-                                 decoupled=(cfg.optimizer == "adamw"))
+                                 beta2=cfg.beta2, eps=cfg.eps, eta=eta,
+                                 decoupled=(cfg.optimizer == "adamw"), **kw)
     if cfg.optimizer == "sgd":
         return optim_sgd.sgd_update(xp, params, grads, state, lr=cfg.lr, momentum=cfg.momentum,
-                                    eta=cfg.eta)
+                                    eta=eta, **kw)
     if cfg.optimizer == "muon":
-        W, mu = muon.muon_update(xp, params["W"], grads["W"], state["muon"], lr=cfg.lr, eta=cfg.eta)
+        outW = muon.muon_update(xp, params["W"], grads["W"], state["muon"], lr=cfg.lr, eta=eta, **kw)
         rest = {k: p for k, p in params.items() if k != "W"}
-        new, adam = optim.adam_update(xp, rest, {k: grads[k] for k in rest}, state["adam"], lr=cfg.lr,
-                                      beta1=cfg.beta1, beta2=cfg.beta2, eps=cfg.eps, eta=cfg.eta)
-        return dict(new, W=W), {"muon": mu, "adam": adam}
+        outV = optim.adam_update(xp, rest, {k: grads[k] for k in rest}, state["adam"], lr=cfg.lr,
+                                 beta1=cfg.beta1, beta2=cfg.beta2, eps=cfg.eps, eta=eta, **kw)
+        new = dict(outV[0], W=outW[0])
+        st = {"muon": outW[1], "adam": outV[1]}
+        if wd_part:
+            return new, st, dict(outV[2], W=outW[2])
+        return new, st
     raise ValueError(f"unknown optimizer {cfg.optimizer!r}")
 
 
@@ -76,6 +84,7 @@ def to_arrays(cfg, state) -> dict:
     if cfg.optimizer == "sgd":
         out = {"sgd_t": np.int64(state["t"])}
         out.update({f"sgd_buf_{k}": to_host(b) for k, b in state["buf"].items()})
+        out.update({f"sgd_buf_wd_{k}": to_host(b) for k, b in state["buf_wd"].items()})
         return out
     if cfg.optimizer == "muon":
         out = _adam_arrays(state["adam"])
@@ -89,7 +98,8 @@ def from_arrays(xp, cfg, ck, names, dt):
     if cfg.optimizer in ("adam", "adamw"):
         return _adam_from(xp, ck, names, dt)
     if cfg.optimizer == "sgd":
-        return {"t": int(ck["sgd_t"]), "buf": {k: xp.asarray(ck[f"sgd_buf_{k}"], dtype=dt) for k in names}}
+        return {"t": int(ck["sgd_t"]), "buf": {k: xp.asarray(ck[f"sgd_buf_{k}"], dtype=dt) for k in names},
+                "buf_wd": {k: xp.asarray(ck[f"sgd_buf_wd_{k}"], dtype=dt) for k in names}}
     if cfg.optimizer == "muon":
         return {"muon": {"t": int(ck["muon_t"]), "m": xp.asarray(ck["muon_m_W"], dtype=dt)},
                 "adam": _adam_from(xp, ck, [k for k in names if k != "W"], dt)}

@@ -27,8 +27,12 @@ two agree only through the mathematics.
 """
 from __future__ import annotations
 
+from numpy.linalg import LinAlgError  # the exception class only (CuPy raises NumPy's too)
+
 from tianref.backend import scipy_linalg
 from tianref.errors import RunFailure
+
+_LINALG_ERRORS = (LinAlgError,)
 
 
 def targets(xp, y, M: int):
@@ -53,7 +57,7 @@ def ridge_V(xp, F, y, M: int, lam: float):
             L = xp.linalg.cholesky(A)                            # (n, n)
             Z = la.solve_triangular(L, T, lower=True)            # (n, M)
             V = F64.T @ la.solve_triangular(L.T, Z, lower=False)  # (K, M)
-    except xp.linalg.LinAlgError as exc:
+    except _LINALG_ERRORS as exc:
         raise RunFailure(f"the ridge solve failed ({exc}); the activations are too large "
                          f"for --ridge-reg {lam:g}") from None
     return V.astype(F.dtype)

@@ -204,7 +204,7 @@ def reproduce_tian_section(section: str, root, scale, *, n_jobs: int = 2, python
            "setup": {"M": sorted({s["M"] for s in stats}), "K": cfg0.get("K"),
                      "dtype": ",".join(sorted({str(r.config.get("dtype")) for r in records})),
                      "backend": ",".join(sorted({str(r.meta.get("versions", {}).get("backend")) for r in records}))},
-           "per_run": stats}
+           "per_run": stats, "comparison": []}      # the claims are in doc["analysis"]
     report(f"{section}: measuring")
     doc["analysis"] = analyse(section, records, stats, load_published(), scale)
     from tianref.experiments.reproduce.tian_figures import make_tian_figures
