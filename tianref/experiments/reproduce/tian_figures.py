@@ -43,10 +43,18 @@ def fig_scaling(doc, pub) -> Figure:
                      mfc="none", label=f"M={M} paper (T6)")
         for ax in (ax1, ax2):
             ax.axvline(pt.p_crit(M), color=col, ls=":", lw=1)
+        for r in rows:                                     # name the cells whose runs failed to train
+            bad = [f"{r[k]} {w}" for k, w in (("n_collapsed", "collapsed"), ("n_diverged", "diverged")) if r[k]]
+            if bad:
+                ax1.annotate(", ".join(bad), (r["p"], r["n_grok"] / r["n"]), textcoords="offset points",
+                             xytext=(4, 6 + 8 * i), fontsize=7, color=col)
     ax1.set(xlabel="training fraction p", ylabel="fraction of seeds with test acc ≥ 0.99",
             title="grokked (dotted: Tian's p_crit = log M / M)", ylim=(-0.05, 1.05))
     ax2.set(xlabel="training fraction p", ylabel="median t(test ≥ 0.99) over grokked runs",
             title="time to generalise")
+    hi = max(r["p"] for r in table) * 1.08
+    for ax in (ax1, ax2):
+        ax.set_xlim(0, hi)                                 # p_crit (0.04-0.09 at the full scale) in view
     ax1.legend(fontsize=7)
     ax2.legend(fontsize=7)
     fig.suptitle(f"scaling ({doc['scale']['name']} scale): ours (solid) vs the paper's T6 (dashed)")
