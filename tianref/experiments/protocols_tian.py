@@ -16,8 +16,10 @@ n = round(p M^2) with Python's rounding (``--train-frac``). Our choice for ``cri
 open): eta = 5e-4, the largest weight decay of the paper's eta sweep, because grokking time scales like 1/eta
 (Tian's slides) and the smallest c sit near the boundary, where grokking is slow; 1500 epochs.
 
-Scale ``ci`` keeps each grid's shape on a tiny problem (M in {11, 13}, K = 64, two seeds, fewer cells,
-epochs x 0.15, at least 30): a smoke test of the whole pipeline, not a measurement.
+A reduced scale (``ci``: the quick configuration M = 23, K = 512, eta x 10) keeps each grid's shape on a
+small problem: M in {M_s, M_s + 2}, two seeds, fewer cells (scaling p in {0.2, 0.5}, critical c in {1, 3}),
+its eta factor and train fraction (muon, ridge), and at most 400 epochs per run: a check of the whole
+pipeline, not a measurement.
 
 This module imports nothing from tianref: :mod:`tianref.experiments.protocols` wraps its (tag, options)
 pairs into RunSpecs.
@@ -55,7 +57,8 @@ def _ftag(x: float) -> str:
 
 
 def _E(epochs: int, scale) -> int:
-    return max(int(round(epochs * scale.epoch_factor)), 30)
+    E = max(int(round(epochs * scale.epoch_factor)), 30)
+    return min(E, SMALL_MAX_EPOCHS) if _small(scale) else E
 
 
 def _seeds(seeds, scale):
@@ -64,6 +67,14 @@ def _seeds(seeds, scale):
 
 def _small(scale) -> bool:
     return scale.M is not None
+
+
+def _eta(eta: float, scale) -> float:
+    """A weight decay at the scale (protocols.scaled_eta, restated: this module imports nothing)."""
+    return float(f"{eta * getattr(scale, 'eta_factor', 1.0):.6g}")
+
+
+SMALL_MAX_EPOCHS = 400     # a reduced scale caps every run here (the ci scale keeps the paper's epochs)
 
 
 def section_runs(section: str, scale) -> list:
@@ -77,7 +88,7 @@ def section_runs(section: str, scale) -> list:
             for p in ps:
                 for s in _seeds(range(5), scale):
                     out.append((f"M{M}_p{_ftag(p)}_seed{s}",
-                                dict(M=M, **K, train_frac=p, eta=ETA_SCALING, act="sqr", seed=s,
+                                dict(M=M, **K, train_frac=p, eta=_eta(ETA_SCALING, scale), act="sqr", seed=s,
                                      epochs=_E(E, scale))))
         return out
     if section == "critical":
@@ -87,10 +98,13 @@ def section_runs(section: str, scale) -> list:
             for c in cs:
                 for s in _seeds(range(3), scale):
                     out.append((f"M{M}_c{_ftag(c)}_seed{s}",
-                                dict(M=M, **K, train_frac=round(critical_p(M, c), 6), eta=CRITICAL_ETA,
+                                dict(M=M, **K, train_frac=round(critical_p(M, c), 6), eta=_eta(CRITICAL_ETA, scale),
                                      act="sqr", seed=s, epochs=_E(CRITICAL_EPOCHS, scale), metrics="core")))
         return out
     base = dict(HEADLINE, **({"M": scale.M} if _small(scale) else {}), **K)
+    base["eta"] = _eta(base["eta"], scale)
+    if getattr(scale, "train_frac", None) is not None:
+        base["train_frac"] = scale.train_frac
     E = _E(HEADLINE_EPOCHS, scale)
     if section == "muon":
         for opt in ("adam", "muon"):

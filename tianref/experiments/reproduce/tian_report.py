@@ -94,8 +94,10 @@ def analyse(section: str, records, stats, pub, scale) -> dict:
                       f"{fmt(hi) if hi is not None else '> grid'}]", "consistent": None})
         lo_all, hi_all = max(i[0] for i in ivals), min(i[1] for i in ivals)
         located = any(v["first_ge_half"] is not None and v["last_below"] is not None for v in b.values())
+        open_M = [M for M, v in b.items() if v["first_ge_half"] is None or v["last_below"] is None]
+        note = f" (no crossing inside the grid for M = {', '.join(map(str, open_M))})" if open_M else ""
         C.append({"claim": "one constant c fits every M (the intervals overlap)", "paper": "yes (Theorem 4)",
-                  "ours": ("yes" if lo_all < hi_all else "no") if located else
+                  "ours": (("yes" if lo_all < hi_all else "no") + note) if located else
                   "undecided: no M has its boundary inside the grid",
                   "consistent": (lo_all < hi_all) if located else None})
     else:
