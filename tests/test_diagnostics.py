@@ -150,7 +150,8 @@ def test_summarize_cli_gram_and_factor_errors(tmp_path):
         res = subprocess.run([sys.executable, cli, "summarize", str(tmp_path / "runs"), *extra],
                              capture_output=True, text=True, check=False, timeout=60)
         assert res.returncode == 2 and msg in res.stderr and "Traceback" not in res.stderr
-    res = subprocess.run([sys.executable, cli, "summarize", str(tmp_path / "runs"), "--json", str(tmp_path / "s.json")],
+    res = subprocess.run([sys.executable, cli, "summarize", str(tmp_path / "runs"),
+                          "--json", str(tmp_path / "s.json")],
                          capture_output=True, text=True, check=False, timeout=60)
     assert res.returncode == 0, res.stderr
     run = json.loads((tmp_path / "s.json").read_text())["conditions"][0]["runs"][0]

@@ -14,8 +14,6 @@ Symbols: gap = sigma2/sigma3 (``W_gap23`` + mode suffix + window suffix), q = si
 """
 from __future__ import annotations
 
-import numpy as np
-
 from tianref.analysis import diagnostics as dg
 from tianref.analysis.plots import Figure, _plot_band, _style
 from tianref.analysis.records import window_key

@@ -44,14 +44,6 @@ def _logdist(a, b):
     return abs(math.log10(a / b))
 
 
-def _median(xs):
-    v = sorted(x for x in xs if x is not None)
-    if not v:
-        return None
-    m = len(v) // 2
-    return float(v[m]) if len(v) % 2 else 0.5 * (v[m - 1] + v[m])
-
-
 # --- window ---------------------------------------------------------------------------------
 
 def window_markdown(ex: dict, pub: dict) -> list:
