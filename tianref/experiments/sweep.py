@@ -128,9 +128,11 @@ def make_jobs(root, conditions: list[dict], seeds, epochs: int, common: dict | N
 
 # train options that config.json records under the same name (others, e.g. xp, are not compared)
 _COMPARED = ("eta", "act", "M", "K", "lr", "loss", "optimizer", "dtype", "windows", "metrics",
-             "n_train", "gram_dtype", "log_grams")
+             "n_train", "gram_dtype", "log_grams", "momentum", "top_layer", "ridge_reg", "init_scale",
+             "output_scale")
 # what a config.json written before a key existed meant by it
-_ABSENT = {"gram_dtype": "float64", "log_grams": []}
+_ABSENT = {"gram_dtype": "float64", "log_grams": [], "momentum": 0.9, "top_layer": "trained",
+           "ridge_reg": 1e-3, "init_scale": 1.0, "output_scale": 1.0}
 
 
 def config_mismatch(job: Job) -> str | None:

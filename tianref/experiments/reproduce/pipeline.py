@@ -89,6 +89,11 @@ def reproduce_section(section: str, root, scale, *, n_jobs: int = 2, python: str
                       report=lambda m: None, progress=None) -> dict:
     """Run, summarise, compare, draw and (optionally) store one section; returns what it did.
     ``progress(finished, total, name)`` follows the runs (sweep.run_jobs)."""
+    from tianref.experiments.protocols_tian import TIAN_SECTIONS
+    if section in TIAN_SECTIONS:                            # Tian's own setup: its own analysis
+        from tianref.experiments.reproduce.tian_report import reproduce_tian_section
+        return reproduce_tian_section(section, root, scale, n_jobs=n_jobs, python=python, xp=xp,
+                                      store_to=store_to, command=command, report=report)
     t0 = time.time()
     if section == "thm6":
         import_thm6()                                       # fail before training, not after

@@ -105,7 +105,7 @@ def section_views(section: str, scale: protocols.Scale) -> list[View]:
     if section == "eta":
         E = section_epochs("eta", scale)["sqr"]
         return [View(f"late {f(300)}-{E}", Options(**dict(base, late_lo=f(300), late_hi=E)))]
-    if section == "thm6":
+    if section in ("thm6", "scaling", "critical", "muon", "ridge"):   # analysed elsewhere
         return []
     raise InputError(f"unknown section {section!r}")
 
