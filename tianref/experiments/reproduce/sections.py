@@ -131,9 +131,9 @@ def section_jobs(root, section: str, scale: protocols.Scale, xp: str = "numpy") 
     return sweep.jobs_from_specs(Path(root) / section, specs)
 
 
-def run_section(jobs, n_jobs: int, python: str, report) -> dict:
+def run_section(jobs, n_jobs: int, python: str, report, progress=None) -> dict:
     """Run the unfinished jobs; RunFailure naming the first failed run and its log."""
-    res = sweep.run_jobs(jobs, n_jobs, python, report=report)
+    res = sweep.run_jobs(jobs, n_jobs, python, report=report, progress=progress)
     if res["failed"]:
         f = res["failed"][0]
         more = len(res["failed"]) - 1
