@@ -51,6 +51,19 @@ def _diverged(failed) -> set:
     return out
 
 
+def _diverged_before(jobs) -> set:
+    """Runs whose log ends with a non-finite-loss failure and whose rows are on disk."""
+    out = set()
+    for j in jobs:
+        log = j.out.parent / sweep.LOG_DIR / f"{j.name}.log"
+        if not (log.is_file() and (j.out / "metrics.jsonl").is_file()):
+            continue
+        tail = log.read_text(encoding="utf-8", errors="replace")[-2000:]
+        if "non-finite" in tail and sweep.job_state(j) != "done":
+            out.add(j.name)
+    return out
+
+
 def analyse(section: str, records, stats, pub, scale) -> dict:
     """The section's tables and claim rows (a JSON-ready dict)."""
     out = {"claim": CLAIMS[section], "claims": []}
@@ -195,8 +208,12 @@ def reproduce_tian_section(section: str, root, scale, *, n_jobs: int = 2, python
     jobs = section_jobs(root, section, scale, xp)
     section_dir.mkdir(parents=True, exist_ok=True)
     report(f"{section}: {len(jobs)} runs in {section_dir}")
-    res = sweep.run_jobs(jobs, n_jobs, python, report=lambda m: report(f"{section}: {m}"))
-    diverged = _diverged(res["failed"])
+    before = _diverged_before(jobs)                  # deterministic: running them again would diverge again
+    if before:
+        report(f"{section}: {len(before)} run(s) diverged in an earlier call; kept as diverged, not rerun")
+    res = sweep.run_jobs([j for j in jobs if j.name not in before], n_jobs, python,
+                         report=lambda m: report(f"{section}: {m}"))
+    diverged = _diverged(res["failed"]) | before
     records = [read_run(j.out) for j in jobs]
     stats = [ta.run_stats(r, diverged=r.path.name in diverged) for r in records]
     cfg0 = records[0].config
