@@ -37,6 +37,16 @@ CLAIMS = {
 }
 
 
+CAVEATS = {
+    "muon": "Tian's arrangement shares one learning rate between Muon (W) and Adam (V). A Muon step changes W by "
+            "lr·O with every singular value of O near 1, ‖ΔW‖_F ≈ lr·√(2M), against ≈ lr·√(2MK) for Adam's "
+            "sign-like step (about 45× more at M = 71, K = 2048), so at equal lr this compares step sizes as "
+            "much as update directions.",
+    "critical": "η and the epochs are our choice (the claim names neither); a seed that would grok after the "
+                "last epoch counts as not grokking, which moves the apparent boundary to larger c.",
+}
+
+
 def _diverged(failed) -> set:
     out = set()
     for f in failed:
@@ -164,7 +174,10 @@ def report_markdown(doc: dict) -> str:
     L = [f"# {s}: Tian's claim beside this implementation ({doc['scale']['name']} scale)", "",
          f"Command: `{doc['command']}`  ", f"Runs: {doc['n_runs']}, seeds {doc['seeds']}, "
          f"epochs {doc['epochs']}; dtype {doc['setup']['dtype']}, backend {doc['setup']['backend']}.", "",
-         f"**Claim.** {a['claim']}", "", "| claim | paper / theory | ours | consistent? |", "|---|---|---|---|"]
+         f"**Claim.** {a['claim']}", ""]
+    if s in CAVEATS:
+        L += [f"**Caveat.** {CAVEATS[s]}", ""]
+    L += ["| claim | paper / theory | ours | consistent? |", "|---|---|---|---|"]
     for c in a["claims"]:
         ok = {True: "yes", False: "no", None: "—"}[c["consistent"]]
         L.append(f"| {c['claim']} | {c['paper'] if c['paper'] is not None else '—'} | {c['ours'] if c['ours'] is not None else '—'} | {ok} |")
