@@ -130,7 +130,8 @@ def test_sgd_weight_decay_part_by_hand_and_exact_split():
         bg = gg if t == 0 else 0.9 * bg + gg
         np.testing.assert_allclose(new["w"] - p["w"] - wd["w"], -0.05 * bg, rtol=1e-12, atol=1e-15)
         p = new
-    assert optim_sgd.sgd_update(np, p, {"w": gg}, st, lr=0.1, eta=0.0, wd_part=True)[2]["w"] is None
+    fresh = optim_sgd.sgd_init(np, p)                   # no decay has entered the buffer: no part
+    assert optim_sgd.sgd_update(np, p, {"w": gg}, fresh, lr=0.1, eta=0.0, wd_part=True)[2]["w"] is None
 
 
 def test_muon_weight_decay_part_is_minus_lr_eta_W():
@@ -160,3 +161,28 @@ def _adam_has_wd_part():
     import inspect
     from tianref import optim
     return "wd_part" in inspect.signature(optim.adam_update).parameters
+
+
+def test_optimizer_state_arrays_round_trip_with_the_decay_parts():
+    """Checkpoint arrays carry every buffer of every optimizer (the weight-decay ones included)."""
+    rng = np.random.default_rng(3)
+    for opt in ("adam", "adamw", "sgd", "muon"):
+        cfg = validate(TrainConfig(M=7, K=12, n_train=30, optimizer=opt, dtype="float64", eta=0.01))
+        _, s = train.setup(cfg, np)
+        p, st = s.params, s.adam
+        for _ in range(2):                                   # real states after two steps
+            g = {k: rng.standard_normal(v.shape) for k, v in p.items()}
+            p, st = optimizers.update(np, cfg, p, g, st)
+        back = optimizers.from_arrays(np, cfg, optimizers.to_arrays(cfg, st), ["W", "V"], np.float64)
+        _assert_same(back, st, opt)
+
+
+def _assert_same(a, b, where):
+    if isinstance(b, dict):
+        assert isinstance(a, dict) and sorted(a) == sorted(b), (where, sorted(a), sorted(b))
+        for k in b:
+            _assert_same(a[k], b[k], f"{where}.{k}")
+    elif isinstance(b, np.ndarray):
+        np.testing.assert_array_equal(a, b, err_msg=where)
+    else:
+        assert a == b, where
