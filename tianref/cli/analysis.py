@@ -1,21 +1,20 @@
 """``summarize`` and ``plot``: thin click commands over tianref.analysis.summarize and tianref.analysis.plots."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import click
 
 from tianref.analysis import detectors as det
 from tianref.cli.common import reports_errors
+from tianref.config import parse_int_list
 from tianref.errors import InputError
 from tianref.analysis.records import read_tree
 
 
 def _window_list(text: str) -> tuple[int, ...]:
-    try:
-        out = tuple(int(x) for x in text.split(",") if x.strip())
-    except ValueError:
-        raise InputError(f"--windows {text!r}: expected comma-separated integers") from None
+    out = parse_int_list(text, "--windows")
     if not out or any(w < 1 for w in out):
         raise InputError(f"--windows {text!r}: expected positive integers")
     return out
@@ -61,6 +60,9 @@ def summarize_cmd(run_dir, window, late_lo, late_hi, slope_threshold, slope_t_mi
     from tianref.analysis.summarize import Options, summarize, to_json, to_markdown, write_atomic
     if not run_dir.exists():
         raise InputError(f"{run_dir}: no such directory")
+    for name, v in (("--slope-threshold", slope_threshold), ("--rho-threshold", rho_threshold)):
+        if not math.isfinite(v):
+            raise InputError(f"{name} must be a finite number (got {v})")
     opt = Options(window=window, late_lo=late_lo, late_hi=late_hi,
                   slope_threshold=slope_threshold, slope_t_min=slope_t_min, slope_lag=slope_lag,
                   min_valid=min_valid, rho_threshold=rho_threshold, crossing=crossing,

@@ -50,6 +50,9 @@ def reproduce_cmd(section_text, root, scale_text, n_jobs, plan, store, store_to,
     scale = rp.parse_scale(scale_text)
     if root is None:
         root = Path("runs/reproduce" if scale.name == "full" else f"runs/reproduce-{scale.name}")
+    from tianref.cli.sweep import check_jobs
+    check_jobs([j for s in sections for j in rp.section_jobs(Path(root).absolute(), s, scale, xp_name)],
+               xp_name)                                  # every run of every section, before any starts
     if plan:
         for line in rp.plan(sections, root, scale, xp_name, python):
             click.echo(line)

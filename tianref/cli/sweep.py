@@ -9,19 +9,31 @@ from pathlib import Path
 import click
 
 from tianref.cli.common import reports_errors
+from tianref.config import parse_list
 from tianref.errors import InputError, RunFailure
 
 
 def _numbers(text: str, what: str, kind=float) -> list:
-    """'2e-4,0' -> [0.0002, 0.0]; a one-line InputError for bad or empty lists."""
-    try:
-        out = [kind(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        noun = "integers" if kind is int else "numbers"
-        raise InputError(f"{what} {text!r}: expected comma-separated {noun}") from None
+    """'2e-4,0' -> [0.0002, 0.0]; the one list parser (config.parse_list); an empty list is refused."""
+    out = list(parse_list(text, what, kind))
     if not out:
         raise InputError(f"{what}: empty list")
     return out
+
+
+def check_jobs(jobs, xp_name: str) -> None:
+    """Validate every job's train command with train's own checks, and the backend once, before
+    anything starts (an InputError names the first bad run)."""
+    from tianref.backend import get_xp
+    from tianref.cli.train import check_train_args
+    from tianref.experiments import sweep
+    get_xp(xp_name)
+    for job in jobs:
+        argv = sweep.train_argv(job, state="fresh")
+        try:
+            check_train_args(argv[argv.index("train") + 1:])
+        except InputError as exc:
+            raise InputError(f"run {job.name}: {exc}") from None
 
 
 @click.command("sweep", context_settings={"show_default": True})
@@ -59,13 +71,14 @@ def sweep_cmd(root, eta_text, act_text, M_text, frac_text, seeds_text, epochs, K
     """
     from tianref.experiments import sweep
     lists = {"eta": _numbers(eta_text, "--eta"),
-             "act": [a.strip() for a in act_text.split(",") if a.strip()],
+             "act": _numbers(act_text, "--act", str),
              "M": _numbers(M_text, "--M", int)}
     if frac_text is not None:
         lists["train_frac"] = _numbers(frac_text, "--train-frac")
     common = {"K": K, "windows": windows, "metrics": metric_set, "xp": xp_name, "dtype": dtype}
     root = Path(os.path.abspath(root))           # commands must not depend on the cwd
     jobs = sweep.make_jobs(root, sweep.grid(**lists), sweep.parse_seeds(seeds_text), epochs, common)
+    check_jobs(jobs, xp_name)
     if plan:
         for line in sweep.plan_lines(jobs, python):
             click.echo(line)

@@ -11,6 +11,7 @@ import os
 import sys
 
 import click
+import numpy as np  # host checks of a checkpoint's arrays
 
 from tianref import __version__, runs, thm6
 from tianref.backend import environment_info, get_xp
@@ -97,6 +98,10 @@ def _weights(label, ck, cfg):
         raise InputError(f"{label}: mis-shaped checkpoint: W has K = {K} columns but its config says K = {cfg['K']}")
     if idx.ndim != 1 or idx.dtype.kind not in "iu" or idx.size < 2 or idx.min() < 0 or idx.max() >= M * M:
         raise InputError(f"{label}: mis-shaped checkpoint: train_idx must be >= 2 integers in [0, M^2 = {M * M})")
+    if len(np.unique(idx)) != idx.size:
+        raise InputError(f"{label}: corrupt checkpoint: train_idx has repeated entries")
+    if W.dtype.kind != "f" or not np.all(np.isfinite(W)):
+        raise InputError(f"{label}: corrupt checkpoint: W must hold finite real numbers (dtype {W.dtype})")
     return W, M, idx
 
 
