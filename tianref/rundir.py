@@ -185,6 +185,7 @@ class Session:
         self.lock = RunLock(self.out)
         self.aside = None
         self.created = False
+        self.owned = False          # True once OUT's contents are this run's (locked, old run moved)
         self.is_started = False
         if not resume and not overwrite and not is_empty(self.out):
             raise InputError(f"--out {self.out} is not empty; pass --resume to continue it or "
@@ -211,6 +212,7 @@ class Session:
                                  "--overwrite to replace it")
             if self.overwrite and not empty:
                 self._move_aside()
+            self.owned = True
             if not self.resume:
                 self._makedirs(os.path.join(self.out, "checkpoints"))
         except BaseException:
@@ -251,16 +253,29 @@ class Session:
         except OSError as exc:
             raise InputError(f"--overwrite: cannot create {aside} to keep the old run until the new one "
                              f"has started ({describe_oserror(exc)})") from None
+        moved = []
+        try:
+            for entry in os.listdir(self.out):
+                if entry != LOCK:
+                    os.rename(os.path.join(self.out, entry), os.path.join(aside, entry))
+                    moved.append(entry)
+        except OSError as exc:                      # put back what moved; change nothing
+            for entry in moved:
+                os.rename(os.path.join(aside, entry), os.path.join(self.out, entry))
+            os.rmdir(aside)
+            raise InputError(f"--overwrite: cannot move the old run aside ({describe_oserror(exc)}); "
+                             "nothing was changed") from None
         self.aside = aside
-        for entry in os.listdir(self.out):
-            if entry != LOCK:
-                os.rename(os.path.join(self.out, entry), os.path.join(aside, entry))
         self.note(f"--overwrite: the old run is kept in {aside} until the new one has started")
 
     def _rollback(self) -> None:
         """Undo everything this session did to the filesystem (before ``started()``)."""
         if self.resume:
             return                                  # a resume only rewrites files atomically
+        if not self.owned:                          # refused before OUT was ours: touch nothing
+            if self.created and self.lock.fd is not None:
+                self._remove_created()
+            return
         try:
             if os.path.isdir(self.out):
                 for entry in os.listdir(self.out):
@@ -277,9 +292,15 @@ class Session:
                 os.rmdir(self.aside)
                 self.aside = None
             elif self.created:
-                self.lock.release()
-                os.unlink(os.path.join(self.out, LOCK))
-                os.rmdir(self.out)
+                self._remove_created()
         except OSError as exc:                      # never hide the original error
             where = f"; the old run is in {self.aside}" if self.aside else ""
             self.note(f"could not fully undo the start ({describe_oserror(exc)}){where}")
+
+    def _remove_created(self) -> None:
+        """Remove OUT, which this session created and holds locked, again."""
+        try:
+            os.unlink(os.path.join(self.out, LOCK))
+            os.rmdir(self.out)
+        except OSError:
+            pass

@@ -72,6 +72,11 @@ def _sources(run_dir, epochs_text, checkpoint, xp):
         if run_cfg is None:
             raise InputError(f"epoch(s) {', '.join(map(str, missing))}: no checkpoint in "
                              f"{os.path.join(run_dir, 'checkpoints')} and no config.json to replay from")
+        from tianref.config import TrainConfig, validate
+        try:
+            validate(TrainConfig.from_dict(run_cfg))       # before any output: a corrupt config is one line
+        except InputError as exc:
+            raise InputError(f"{os.path.join(run_dir, 'config.json')}: {exc}") from None
         _note(f"no checkpoint for epoch(s) {', '.join(map(str, missing))}: replaying the run "
               f"deterministically from {os.path.join(run_dir, 'config.json')}")
         from tianref.train import replay

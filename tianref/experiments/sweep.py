@@ -61,11 +61,11 @@ def cli_path() -> Path:
 def parse_seeds(text: str) -> tuple[int, ...]:
     """'0-14' -> 0..14; '0-2,5' -> 0, 1, 2, 5 (order kept, duplicates dropped)."""
     out: list[int] = []
+    if any(not part.strip() for part in text.split(",")):
+        raise InputError(f"seeds {text!r}: expected e.g. 0-14 or 0,1,5; an item is empty")
     try:
         for part in text.split(","):
             part = part.strip()
-            if not part:
-                raise InputError(f"seeds {text!r}: expected e.g. 0-14 or 0,1,5; an item is empty")
             if "-" in part:
                 a, b = (int(x) for x in part.split("-", 1))
                 if b < a:
