@@ -299,3 +299,30 @@ def test_absurd_epoch_in_a_log_is_refused_not_allocated(run_dir):
     p = run_dir / "metrics.jsonl"
     p.write_text(p.read_text() + json.dumps({"epoch": 1e9, "test_acc": 0.5}) + "\n")
     _refused(_cli(["summarize", str(run_dir)]), "epoch 1000000000 in a log of 5 rows")
+
+
+# --- figures ------------------------------------------------------------------------------------------
+
+def test_plot_killed_mid_write_leaves_the_old_figure_not_an_empty_one(tmp_path, monkeypatch):
+    """savefig dies half-way (a kill, a full disk): the figure file keeps its old bytes, no temp
+    file is left, and plot reports one line."""
+    from matplotlib.figure import Figure
+    from test_summarize import BASE_CONFIG, synth_columns, write_run
+    root = tmp_path / "runs"
+    for eta in (2e-4, 0.0):
+        write_run(root / f"eta{eta}", dict(BASE_CONFIG, eta=eta, windows=[20]), synth_columns(400, eta > 0, seed=0, windows=[20]))
+    out = tmp_path / "figs"
+    out.mkdir()
+    (out / "headline.png").write_bytes(b"old figure")
+
+    def dies(self, f, **kw):
+        if isinstance(f, (str, os.PathLike)):
+            f = open(f, "wb")
+        f.write(b"\x89PNG half")
+        f.flush()
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(Figure, "savefig", dies)
+    r = _cli(["plot", str(root), "--out", str(out), "--figure", "headline"])
+    assert r.exit_code == 1 and "No space left on device" in r.stderr and "Traceback" not in r.output
+    assert (out / "headline.png").read_bytes() == b"old figure"
+    assert sorted(p.name for p in out.iterdir()) == ["headline.png"]

@@ -105,6 +105,9 @@ def plot_cmd(run_dir, out_dir, which, window, windows_text, act, fmt, dpi):
         click.echo(f"note: {note}", err=True)
     if not figs:
         raise InputError("no figure could be drawn from these runs")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"--out {out_dir}: cannot create it ({exc.strerror or exc})") from None
     for name, fig in figs.items():
         click.echo(str(save(fig, out_dir / f"{name}.{fmt}", dpi)))

@@ -39,7 +39,7 @@ from pathlib import Path
 
 from tianref.errors import InputError, RunFailure
 from tianref.analysis.records import is_complete
-from tianref.rundir import lock_holder
+from tianref.rundir import is_empty, lock_holder
 
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 LOG_DIR = "_logs"          # per-job stdout/stderr, beside (not inside) the run directories
@@ -218,7 +218,7 @@ def train_argv(job: Job, python: str = sys.executable, state: str | None = None)
         if isinstance(v, (list, tuple)):
             v = ",".join(str(x) for x in v)           # e.g. --windows 5,10,20,30
         argv += [_opt(k), repr(v) if isinstance(v, float) else str(v)]
-    if job.out.is_dir() and any(job.out.iterdir()):
+    if not is_empty(str(job.out)):
         argv.append("--overwrite")      # a partial run without resume state: start it again
     return argv
 
