@@ -326,3 +326,12 @@ def test_plot_killed_mid_write_leaves_the_old_figure_not_an_empty_one(tmp_path, 
     assert r.exit_code == 1 and "No space left on device" in r.stderr and "Traceback" not in r.output
     assert (out / "headline.png").read_bytes() == b"old figure"
     assert sorted(p.name for p in out.iterdir()) == ["headline.png"]
+
+
+@pytest.mark.parametrize("opt", ["--json", "--plot"])
+def test_thm6_output_below_a_file_is_refused_before_computing(run_dir, tmp_path, opt):
+    (tmp_path / "file").write_text("x")
+    r = _cli(["thm6", "--run", str(run_dir), "--epochs", "3", opt, str(tmp_path / "file" / "x")])
+    line = _refused(r, "is not a directory")
+    assert "thm6: epoch" not in r.stderr                   # refused before any checkpoint was evaluated
+    assert line

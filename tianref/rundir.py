@@ -59,6 +59,18 @@ def check_out_path(out: str) -> str:
     return out
 
 
+def check_output_file(path: str, what: str) -> str:
+    """Refuse an output file path that cannot be written: a folder, or below a file (no change)."""
+    if os.path.isdir(path):
+        raise InputError(f"{what} {path} is a directory")
+    p = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(p):
+        p = os.path.dirname(p)
+    if not os.path.isdir(p):
+        raise InputError(f"{what} {path}: {p} is not a directory")
+    return path
+
+
 def _is_leftover(name: str) -> bool:
     return name == LOCK or name.startswith(TMP_PREFIX)
 

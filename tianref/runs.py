@@ -98,6 +98,7 @@ def clean_row(row: dict) -> dict:
 
 
 _os_write = os.write        # the one call that writes a row (tests replace it to fill the disk)
+_sync = getattr(os, "fdatasync", os.fsync)    # the row's bytes and the file size; not its mtime
 
 
 class MetricsLog:
@@ -114,7 +115,7 @@ class MetricsLog:
             done = 0
             while done < len(data):
                 done += _os_write(self._fd, data[done:])
-            os.fsync(self._fd)
+            _sync(self._fd)
         except OSError as exc:
             try:
                 os.ftruncate(self._fd, start)       # cut the partial row back off

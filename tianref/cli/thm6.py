@@ -19,6 +19,7 @@ from tianref.cli.common import reports_errors
 from tianref.config import parse_int_list
 from tianref.errors import InputError
 from tianref.model import ACTIVATIONS
+from tianref.rundir import check_output_file
 
 DEFAULT_EPOCHS = "50,100,175,250,300"
 
@@ -180,6 +181,9 @@ def _table(records) -> str:
 @reports_errors
 def thm6_cmd(run_dir, epochs_text, checkpoint, act, eta, top_pairs, all_pairs, audit, exact, pinv,
              method, block, json_out, plot_out, xp_name):
+    for what, path in (("--json", json_out), ("--plot", plot_out)):
+        if path:
+            check_output_file(path, what)
     xp = get_xp(xp_name)
     if eta is not None and not (math.isfinite(eta) and eta >= 0):
         raise InputError(f"--eta must be a finite number >= 0 (got {eta})")
