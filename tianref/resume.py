@@ -11,7 +11,7 @@ continued only when every part of the directory agrees with it:
   and moments are finite, and the rng state is a valid generator state;
 * the resume epoch lies in [0, --epochs];
 * metrics.jsonl is UTF-8 and holds exactly the rows 0, 1, ..., r (r = the resume epoch), in order,
-  possibly followed by later rows (a run killed after its last checkpoint: they are dropped and
+  possibly followed by rows r + 1, r + 2, ... (a run killed after its last checkpoint: they are dropped and
   recomputed identically) and by one torn last line (a kill mid-write: dropped). Anything else
   (a missing, repeated or out-of-order row, a bad line before the end) is refused with a message
   naming the line.
@@ -121,12 +121,12 @@ def _same_kind(got, want) -> bool:
 
 
 def check_rows(path: str, r: int) -> tuple:
-    """(text of rows 0..r, number of later or torn lines dropped); InputError if the log does not
-    hold exactly rows 0..r at its start."""
+    """(text of rows 0..r, number of later or torn lines dropped). Every whole line must be the
+    row of its own epoch (line i holds epoch i - 1) and rows 0..r must all be there; only a torn
+    last line (no newline) is not checked. InputError otherwise."""
     if not os.path.isfile(path):
         raise InputError(f"{path} is missing; the resume state is at epoch {r}, so rows 0..{r} must be there")
-    text = runs.read_text(path)
-    lines = text.split("\n")
+    lines = runs.read_text(path).split("\n")
     torn = 1 if lines[-1] != "" else 0          # no newline at the end: a kill mid-write
     lines = lines[:-1]
     for i, line in enumerate(lines):
@@ -140,13 +140,12 @@ def check_rows(path: str, r: int) -> tuple:
         if not isinstance(e, int) or isinstance(e, bool) or e != i:
             raise InputError(f"{path}: line {i + 1} holds epoch {e!r}, expected {i} (rows must be "
                              f"0, 1, 2, ... in order); cannot resume")
-        if i == r:
-            keep = lines[:r + 1]
-            return "".join(x + "\n" for x in keep), len(lines) - (r + 1) + torn
     n = len(lines)
-    held = "no rows" if n == 0 else f"rows 0..{n - 1}"
-    raise InputError(f"{path} holds {held} but the resume state is at epoch {r}: rows {n}..{r} are "
-                     "missing (the log was truncated or emptied); cannot resume")
+    if n <= r:
+        held = "no rows" if n == 0 else f"rows 0..{n - 1}"
+        raise InputError(f"{path} holds {held} but the resume state is at epoch {r}: rows {n}..{r} are "
+                         "missing (the log was truncated or emptied); cannot resume")
+    return "".join(x + "\n" for x in lines[:r + 1]), n - (r + 1) + torn
 
 
 def commit(out: str, plan: Plan, command: str) -> None:
