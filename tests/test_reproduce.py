@@ -16,10 +16,12 @@ import shlex
 import shutil
 import subprocess
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
 
+from tianref.analysis.summarize import Options
 from tianref.experiments import protocols
 from tianref.experiments import reproduce as rp
 from tianref.errors import InputError
@@ -130,9 +132,9 @@ def test_compare_headline_known_answers():
     assert (r["paper"], r["delta"]) == (84, 9)
     r = find(rows, "t(test ≥ 0.5), reached/n", "eta=0")
     assert r["within"] is True and r["ours_text"] == "0/15"
-    r = find(rows, "t(test ≥ 0.5)", "eta=0.0002", group="issue4")        # issue 4: [99, 108]
+    r = find(rows, "t(test ≥ 0.5)", "eta=0.0002", group="independent")   # the independent range [99, 108]
     assert r["within"] is False and r["paper_text"] == "[99, 108]"
-    r = find(rows, "σ2/σ3 slope fire (epoch)", "eta=0.0002", group="issue4")
+    r = find(rows, "σ2/σ3 slope fire (epoch)", "eta=0.0002", group="independent")
     assert r["within"] is True
     md = "\n".join(rp.comparison_markdown(rows))
     line = next(ln for ln in md.splitlines() if ln.startswith("| t(test ≥ 0.5) | eta=0.0002 |"))
@@ -226,10 +228,27 @@ def test_views_and_epoch_scaling():
     assert [v.options.window for v in ws] == [5, 10, 20, 30] and all(v.options.min_valid == 30 for v in ws)
     (e,) = rp.section_views("eta", full)
     assert (e.options.late_lo, e.options.late_hi) == (300, 600)
-    (v,) = rp.section_views("headline", CI)                               # positions x 0.15
-    assert (v.options.late_lo, v.options.late_hi, v.options.slope_t_min, v.options.slope_lag) == (30, 60, 15, 25)
+    (v,) = rp.section_views("headline", CI)                               # the ci scale keeps the epochs
+    assert (v.options.late_lo, v.options.late_hi, v.options.slope_t_min, v.options.slope_lag) == (200, 400, 100, 25)
     assert rp.thm6_epoch_map("sqr", full) == {e: e for e in (50, 100, 175, 250, 300)}
-    assert rp.thm6_epoch_map("sqr", CI) == {8: 50, 15: 100, 26: 175, 38: 250, 45: 300}
+    assert rp.thm6_epoch_map("sqr", CI) == {e: e for e in (50, 100, 175, 250, 300)}
+    half = protocols.Scale("half", epoch_factor=0.5)                       # positions x 0.5
+    (v,) = rp.section_views("headline", half)
+    assert (v.options.late_lo, v.options.late_hi, v.options.slope_t_min, v.options.slope_lag) == (100, 200, 50, 25)
+    assert rp.thm6_epoch_map("sqr", half) == {25: 50, 50: 100, 88: 175, 125: 250, 150: 300}
+
+
+def test_ci_scale_is_the_quick_configuration():
+    """Every ci run trains the quick configuration; the paper's eta = 2e-4 becomes its 2e-3."""
+    for section in protocols.SECTIONS:
+        for spec in protocols.section_runs(section, CI):
+            o = spec.options
+            assert (o["M"], o["K"], o["train_frac"]) == (23, 512, 0.5), spec
+    etas = {s.options["eta"] for s in protocols.section_runs("headline", CI)}
+    assert etas == {protocols.QUICK["eta"], 0.0} and protocols.QUICK["eta"] == rp.eta_at(rp.ETA_GROK, CI)
+    assert {s.options["eta"] for s in protocols.section_runs("eta", CI)} == {1e-4, 5e-4, 1e-3, 2e-3, 5e-3}
+    assert rp.section_epochs("headline", CI) == {"sqr": protocols.QUICK["epochs"]}
+    assert rp.eta_at(2e-4, {"name": "full"}) == 2e-4                   # old summaries: no eta_factor
 
 
 def test_thm6_module_missing(monkeypatch):
@@ -272,8 +291,8 @@ def test_failed_run_exit_1_names_run_and_log(tmp_path):
               "--jobs", "1", "--python", false)
     assert res.returncode == 1
     last = res.stderr.strip().splitlines()[-1]
-    assert "sqr_eta0.0002_seed0 failed" in last
-    assert str(tmp_path / "headline" / "_logs" / "sqr_eta0.0002_seed0.log") in last
+    assert "sqr_eta0.002_seed0 failed" in last
+    assert str(tmp_path / "headline" / "_logs" / "sqr_eta0.002_seed0.log") in last
 
 
 # --- the reduced-scale reproduction against its golden summary ------------------------------
@@ -320,7 +339,10 @@ def test_ci_reproduction_matches_golden(ci_run, section):
     assert ours["runs"] == gold["runs"] and ours["scale"] == gold["scale"]
     assert [v["name"] for v in ours["views"]] == [v["name"] for v in gold["views"]]
     for vo, vg in zip(ours["views"], gold["views"]):
-        assert vo["options"] == vg["options"]
+        # options added after the golden was stored must sit at their defaults (same meaning)
+        assert {k: vo["options"].get(k) for k in vg["options"]} == vg["options"]
+        defaults = asdict(Options())
+        assert all(vo["options"][k] == defaults[k] for k in set(vo["options"]) - set(vg["options"]))
         co = {c["label"]: c for c in vo["summary"]["conditions"]}
         cg = {c["label"]: c for c in vg["summary"]["conditions"]}
         assert co.keys() == cg.keys()
@@ -417,7 +439,7 @@ def test_stored_full_summaries_are_self_consistent(section):
 HEADLINE_CHECKS = [
     # quantity in the report, condition, statistic, allowed range, why
     ("σ2/σ3 slope fire (epoch)", "eta=0.0002", "fire", (172, 175), "IQR [173, 174] ± 1 (§5.12)"),
-    ("t(test ≥ 0.5)", "eta=0.0002", "t05", (97, 110), "IQR [99, 102]; issue 4 saw 99-108"),
+    ("t(test ≥ 0.5)", "eta=0.0002", "t05", (97, 110), "IQR [99, 102]; the independent 3 seeds saw 99-108"),
     ("late σ2/σ3, ep 200-400", "eta=0.0002", "late", (168, 320), "the published bracket"),
     ("late σ2/σ3, ep 200-400", "eta=0", "late", (1.2, 1.45), "bracket [1.25, 1.37] widened"),
     ("ρ_tian ≥ 0.075 fire (epoch)", "eta=0.0002", "rho_fire", (15, 20), "IQR [17, 18] ± 2"),

@@ -2,7 +2,7 @@
 
 Defaults are the paper code's protocol (paper-protocol.md §3): M = 71, K = 2048,
 n_train = 2016, sigma = x^2, the class-centred MSE, Adam(lr 1e-3, coupled L2 eta = 2e-4),
-float32, rolling window 20.
+float32, rolling window 20 (its Gram in float64: a documented deviation, docs/math.md §8).
 """
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from tianref.errors import InputError
 from tianref.loss import LOSSES
 from tianref.model import ACTIVATIONS
+from tianref.spectra import GRAM_MODES
 
 OPTIMIZERS = ("adam", "adamw")
 DTYPES = ("float32", "float64")
@@ -36,6 +37,8 @@ class TrainConfig:
     optimizer: str = "adam"
     dtype: str = "float32"
     windows: tuple = (20,)
+    gram_dtype: str = "float64"      # precision of the update Gram (float32 = the paper's code)
+    log_grams: tuple = ()            # further Gram modes logged beside it (keys ..._f32, ..._f32seq)
     metrics: str = "full"
     indep_pairs: int = 500
     checkpoint_epochs: tuple = field(default=())
@@ -44,6 +47,7 @@ class TrainConfig:
         d = dataclasses.asdict(self)
         d["windows"] = list(self.windows)
         d["checkpoint_epochs"] = list(self.checkpoint_epochs)
+        d["log_grams"] = list(self.log_grams)
         return d
 
     @classmethod
@@ -129,6 +133,13 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         bad(f"unknown optimizer {cfg.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
     if cfg.dtype not in DTYPES:
         bad(f"unknown dtype {cfg.dtype!r}; choose one of {', '.join(DTYPES)}")
+    if cfg.gram_dtype not in GRAM_MODES:
+        bad(f"unknown Gram dtype {cfg.gram_dtype!r}; choose one of {', '.join(GRAM_MODES)}")
+    for g in cfg.log_grams:
+        if g not in GRAM_MODES[1:]:
+            bad(f"--log-grams: unknown or main-only Gram {g!r}; choose from {', '.join(GRAM_MODES[1:])}")
+    if len(set(cfg.log_grams)) != len(cfg.log_grams) or cfg.gram_dtype in cfg.log_grams:
+        bad(f"--log-grams {','.join(cfg.log_grams)} repeats a Gram (main: --gram-dtype {cfg.gram_dtype})")
     if cfg.metrics not in METRIC_SETS:
         bad(f"unknown metric set {cfg.metrics!r}; choose one of {', '.join(METRIC_SETS)}")
     if not cfg.windows:

@@ -7,7 +7,7 @@ E + 1 rows and E steps. The forward pass of row t on the training set is reused 
 State (``TrainState``)
     params   {'W': (2M, K), 'V': (K, M)}  training dtype, on the device
     adam     optimizer state (optim.adam_init)
-    spec     {'W': ..., 'V': ...}         rolling-update Gram states (spectra.init)
+    spec     {'W': ..., 'V': ...}         rolling-update Gram states (spectra.init; gram_states)
     rng      numpy Generator for the independence-proxy pairs (host; persists across epochs)
     epoch    number of steps taken
 """
@@ -45,6 +45,15 @@ class Problem:
 
 def dtype_of(xp, cfg):
     return {"float32": xp.float32, "float64": xp.float64}[cfg.dtype]
+
+
+def gram_states(cfg) -> dict:
+    """{spec key: (parameter, Gram mode)}: one rolling Gram per parameter in cfg.gram_dtype, and one
+    per mode in cfg.log_grams ('W_f32', 'V_f32seq', ...; logged as W_sigma_f32, W_gap23_f32seq)."""
+    out = {k: (k, cfg.gram_dtype) for k in ("W", "V")}
+    for m in cfg.log_grams:
+        out.update({k + spectra.GRAM_SUFFIX[m]: (k, m) for k in ("W", "V")})
+    return out
 
 
 def check_init(cfg, init: dict) -> None:
@@ -93,7 +102,8 @@ def setup(cfg, xp, init=None):
                       data.make_batch(xp, cfg.M, train_idx), data.make_batch(xp, cfg.M, test_idx))
     w_max = max(cfg.windows)
     state = TrainState(params=params, adam=optim.adam_init(xp, params),
-                       spec={k: spectra.init(xp, p.size, w_max) for k, p in params.items()},
+                       spec={s: spectra.init(xp, params[k].size, w_max, dt)
+                             for s, (k, dt) in gram_states(cfg).items()},
                        rng=np.random.default_rng(cfg.seed), epoch=0)
     return problem, state
 
@@ -109,8 +119,8 @@ def step(xp, cfg, state, problem, fwd=None):
     params, adam = optim.adam_update(xp, state.params, grads, state.adam, lr=cfg.lr,
                                      beta1=cfg.beta1, beta2=cfg.beta2, eps=cfg.eps, eta=cfg.eta,
                                      decoupled=(cfg.optimizer == "adamw"))
-    spec = {k: spectra.push(xp, state.spec[k], spectra.delta(xp, params[k], state.params[k]))
-            for k in params}
+    spec = {s: spectra.push(xp, state.spec[s], spectra.delta(xp, params[k], state.params[k], m), m)
+            for s, (k, m) in gram_states(cfg).items()}
     return TrainState(params=params, adam=adam, spec=spec, rng=state.rng, epoch=state.epoch + 1)
 
 
@@ -133,11 +143,12 @@ def evaluate(xp, cfg, state, problem):
         gF, med, p95 = metrics.gradient_field_metrics(xp, Yhat, problem.train.y, P["V"],
                                                       xp.asarray(j), xp.asarray(jp))
         parts += [("gF_norm", gF), ("indep_cos_med", med), ("indep_cos_p95", p95)]
-    for name in ("W", "V"):
+    for s, (name, _) in gram_states(cfg).items():
+        tag = s[len(name):]                             # '' or a --log-grams suffix ('_f32')
         for i, w in enumerate(cfg.windows):
-            ev = spectra.top_eigenvalues(xp, state.spec[name], w)
+            ev = spectra.top_eigenvalues(xp, state.spec[s], w)
             if ev is not None:
-                parts.append((f"{name}_sigma" + ("" if i == 0 else f"_w{w}"), ev))
+                parts.append((f"{name}_sigma{tag}" + ("" if i == 0 else f"_w{w}"), ev))
 
     # one device -> host transfer per row
     flat = xp.concatenate([xp.reshape(v, (-1,)).astype(xp.float64) for _, v in parts])
@@ -170,6 +181,7 @@ def state_arrays(cfg, state, problem, with_buffer: bool) -> dict:
     for k in ("W", "V"):
         out[f"adam_m_{k}"] = to_host(state.adam["m"][k])
         out[f"adam_v_{k}"] = to_host(state.adam["v"][k])
+    for k in gram_states(cfg):
         out[f"spec_gram_{k}"] = to_host(state.spec[k]["gram"])
         if with_buffer:
             out[f"spec_buf_{k}"] = to_host(state.spec[k]["buf"])
@@ -185,7 +197,7 @@ def state_from_arrays(xp, cfg, ck: dict) -> TrainState:
                 "m": {k: xp.asarray(ck[f"adam_m_{k}"], dtype=dt) for k in ("W", "V")},
                 "v": {k: xp.asarray(ck[f"adam_v_{k}"], dtype=dt) for k in ("W", "V")}}
         spec = {k: {"buf": xp.asarray(ck[f"spec_buf_{k}"]), "gram": xp.asarray(ck[f"spec_gram_{k}"]),
-                    "count": int(ck["spec_count"])} for k in ("W", "V")}
+                    "count": int(ck["spec_count"])} for k in gram_states(cfg)}
         rng = np.random.default_rng()
         rng.bit_generator.state = json.loads(str(ck["rng_state"]))
     except KeyError as exc:
@@ -288,10 +300,11 @@ def run(cfg, xp, *, problem=None, state=None, init=None, sink=None, on_row=None,
     return state, problem, row
 
 
-def replay(cfg_dict: dict, epochs, xp, init=None) -> dict:
+def replay(cfg_dict: dict, epochs, xp, init=None, on_step=None) -> dict:
     """Re-run a configuration deterministically and return {epoch: {'W','V' host arrays}}.
 
     Only the optimizer steps are taken (no metrics): the parameters do not depend on them.
+    on_step: progress callback(epoch) after each step, or None.
     """
     from tianref.config import TrainConfig, validate
     wanted = sorted(set(int(e) for e in epochs))
@@ -306,3 +319,5 @@ def replay(cfg_dict: dict, epochs, xp, init=None) -> dict:
         if state.epoch >= cfg.epochs:
             return out
         state = step(xp, cfg, state, problem)
+        if on_step:
+            on_step(state.epoch)

@@ -42,6 +42,12 @@ def _window_list(text: str) -> tuple[int, ...]:
               help="rho_tian fire level (searched from epoch 0).")
 @click.option("--crossing", type=click.Choice(["first", "halfmax"]), default="first",
               help="t(test>=0.5): first epoch at 0.5, or analysis.py's half-max level.")
+@click.option("--gram", type=click.Choice(["main", "float32", "float32-seq"]), default="main",
+              help="Which logged spectra: the run's own (main), or a Gram mode it also logged with "
+                   "train --log-grams (float32: W_gap23_f32, W_sigma_f32; float32-seq: ..._f32seq).")
+@click.option("--precision-factor", type=float, default=100.0,
+              help="precision_limited: the late median of sigma3/sigma1 is below this many float32 "
+                   "epsilons (2^-23), so a float32 Gram cannot resolve sigma3.")
 @click.option("--complete-only", is_flag=True,
               help="Leave out runs with fewer than epochs + 1 rows (still running or crashed); "
                    "by default they are included and listed under the tables.")
@@ -51,13 +57,15 @@ def _window_list(text: str) -> tuple[int, ...]:
               help="Write the Markdown tables here instead of stdout.")
 @reports_errors
 def summarize_cmd(run_dir, window, late_lo, late_hi, slope_threshold, slope_t_min, slope_lag,
-                  min_valid, rho_threshold, crossing, complete_only, json_out, md_out):
+                  min_valid, rho_threshold, crossing, gram, precision_factor, complete_only, json_out,
+                  md_out):
     """Compute the paper's statistics over every run below RUN_DIR.
 
     Runs are grouped into conditions (config minus seed); each eta > 0 condition is paired
     with its eta = 0 control for the late sigma2/sigma3 separation.
     """
-    from tianref.analysis.summarize import Options, summarize, to_json, to_markdown, write_atomic
+    from tianref.analysis.summarize import (Options, late_range_note, summarize, to_json, to_markdown,
+                                            write_atomic)
     if not run_dir.exists():
         raise InputError(f"{run_dir}: no such directory")
     for name, v in (("--slope-threshold", slope_threshold), ("--rho-threshold", rho_threshold)):
@@ -66,8 +74,11 @@ def summarize_cmd(run_dir, window, late_lo, late_hi, slope_threshold, slope_t_mi
     opt = Options(window=window, late_lo=late_lo, late_hi=late_hi,
                   slope_threshold=slope_threshold, slope_t_min=slope_t_min, slope_lag=slope_lag,
                   min_valid=min_valid, rho_threshold=rho_threshold, crossing=crossing,
-                  complete_only=complete_only)
+                  complete_only=complete_only, gram=gram, precision_factor=precision_factor)
     summary = summarize(read_tree(run_dir), opt)
+    note = late_range_note(summary)
+    if note:
+        click.echo(f"summarize: {note}", err=True)
     if json_out is not None:
         write_atomic(json_out, to_json(summary))
     md = to_markdown(summary)

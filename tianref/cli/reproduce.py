@@ -10,17 +10,19 @@ from pathlib import Path
 import click
 
 from tianref.cli.common import reports_errors
+from tianref.errors import InputError
+from tianref.experiments.protocols import SCALES, SECTIONS
 
 
 @click.command("reproduce", context_settings={"show_default": True})
-@click.option("--section", "section_text", default="all",
-              help="headline | relu | window | eta | thm6 | extended, or all "
-                   "(= headline, relu, window, eta, thm6; extended only when asked).")
+@click.option("--section", "section_text", type=click.Choice(SECTIONS + ("all",)), default="all",
+              help="One section, or all (= headline, relu, window, eta, thm6; extended only when asked).")
 @click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Run tree; each section goes to ROOT/<section>/. Default: runs/reproduce at the "
                    "full scale, runs/reproduce-<scale> otherwise (so the scales never share runs).")
-@click.option("--scale", "scale_text", default="full",
-              help="full (the paper's protocol) or ci (M=11, K=64, 2 seeds, epochs x 0.15).")
+@click.option("--scale", "scale_text", type=click.Choice(tuple(SCALES)), default="full",
+              help="full: the paper's protocol; ci: the quick configuration (M=23, K=512, train "
+                   "fraction 0.5, every eta x 10, 2 seeds, the paper's epochs), which groks in seconds.")
 @click.option("--jobs", "n_jobs", type=click.IntRange(min=1), default=2,
               help="Parallel local train processes (one BLAS thread each when > 1).")
 @click.option("--plan", is_flag=True,
@@ -36,9 +38,13 @@ from tianref.cli.common import reports_errors
 @click.option("--xp", "xp_name", type=click.Choice(["numpy", "cupy"]), default="numpy",
               help="Backend passed to train for new runs.")
 @click.option("--python", default=sys.executable, help="Interpreter in the train commands.")
+@click.option("--rerender", is_flag=True,
+              help="Trains nothing: rebuild the comparison and report.md of the stored section(s) in "
+                   "STORE_TO/<scale>/ from their summary.json (e.g. after a citation or rule changed); "
+                   "the measured statistics are kept as stored. With --section all: every stored section.")
 @reports_errors
 def reproduce_cmd(section_text, root, scale_text, n_jobs, plan, store, store_to, top_pairs,
-                  xp_name, python):
+                  xp_name, python, rerender):
     """Run the paper's protocols, summarise them beside the published numbers, draw the figures.
 
     Finished runs are skipped. Writes ROOT/<section>/summary.json, report.md and figures/;
@@ -50,6 +56,18 @@ def reproduce_cmd(section_text, root, scale_text, n_jobs, plan, store, store_to,
     scale = rp.parse_scale(scale_text)
     if root is None:
         root = Path("runs/reproduce" if scale.name == "full" else f"runs/reproduce-{scale.name}")
+    if rerender:
+        if plan or store:
+            raise InputError("--rerender re-renders stored sections; it cannot be combined with --plan or --store")
+        from tianref.experiments.reproduce.rerender import rerender_section, stored_sections
+        base = store_to if store_to is not None else rp.STORE_ROOT
+        names = stored_sections(base, scale.name, None if section_text == "all" else sections)
+        command = shlex.join(["python", "cli.py"] + sys.argv[1:]) if sys.argv[0].endswith("cli.py") \
+            else shlex.join(sys.argv)
+        git = rp.git_state()                                  # before the first write
+        done = {s: rerender_section(base, scale.name, s, command, git) for s in names}
+        click.echo(json.dumps({"scale": scale.name, "rerendered": done}))
+        return
     from tianref.cli.sweep import check_jobs
     check_jobs([j for s in sections for j in rp.section_jobs(Path(root).absolute(), s, scale, xp_name)],
                xp_name)                                  # every run of every section, before any starts

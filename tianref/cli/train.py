@@ -12,8 +12,10 @@ import numpy as np  # only for np.errstate around the run
 from tianref import resume as resume_mod, rundir, runs
 from tianref.backend import environment_info, get_xp
 from tianref.cli.common import RAISE_ERRORS, reports_errors
+from tianref.cli.progress import RowProgress
 from tianref.data import n_train_from_frac
-from tianref.config import DTYPES, METRIC_SETS, OPTIMIZERS, TrainConfig, parse_int_list, validate
+from tianref.config import (DTYPES, GRAM_MODES, INT_TUPLES, METRIC_SETS, OPTIMIZERS, TrainConfig, parse_int_list,
+                            parse_list, validate)
 from tianref.errors import InputError
 from tianref.loss import LOSSES
 from tianref.model import ACTIVATIONS
@@ -53,6 +55,15 @@ RESUME_OPTIONS = ("xp_name", "epochs", "checkpoint_epochs", "out", "resume", "no
               help="Training dtype (float64 for audits).")
 @click.option("--windows", default="20", show_default=True,
               help="Rolling windows for the update spectra, e.g. 5,10,20,30 (one pass for all).")
+@click.option("--gram-dtype", type=click.Choice(GRAM_MODES), default=D.gram_dtype, show_default=True,
+              help="Precision of the rolling update Gram: float64 (exact float32 differences, float64 "
+                   "Gram and eigenvalues); float32 (the paper's code: updates, Gram and eigenvalues in "
+                   "float32, inner products by the BLAS); float32-seq (float32 with strictly sequential "
+                   "sums, NumPy only). In float32, sigma3 below ~100 float32 epsilons of sigma1 is noise.")
+@click.option("--log-grams", default="", show_default=True,
+              help="Also log the spectra of these Gram modes beside the main one, e.g. "
+                   "float32,float32-seq: keys W_sigma_f32, W_gap23_f32seq, V_... (window suffix last: "
+                   "W_gap23_f32_w5).")
 @click.option("--metrics", "metric_set", type=click.Choice(METRIC_SETS), default=D.metrics, show_default=True,
               help="core skips the K x K Gram metrics (ftf_ratio, rho_tian).")
 @click.option("--checkpoint-epochs", default="", show_default=True,
@@ -71,7 +82,7 @@ RESUME_OPTIONS = ("xp_name", "epochs", "checkpoint_epochs", "out", "resume", "no
 @reports_errors
 def train_cmd(ctx, xp_name, M, K, n_train, train_frac, eta, lr, epochs, seed, act, loss, optimizer,
               dtype, windows, metric_set, checkpoint_epochs, init_from, out, resume, overwrite,
-              no_resume_state, check_only):
+              no_resume_state, gram_dtype, log_grams, check_only):
     from tianref import train as engine
 
     given = {p for p in ctx.params if ctx.get_parameter_source(p) == click.core.ParameterSource.COMMANDLINE}
@@ -93,6 +104,7 @@ def train_cmd(ctx, xp_name, M, K, n_train, train_frac, eta, lr, epochs, seed, ac
         with session:                                   # the lock is held from here to the end
             plan = resume_mod.check(out, changes)
             cfg = plan.cfg
+            _check_gram_backend(cfg, xp_name)
             state = engine.state_from_arrays(xp, cfg, plan.ck)
             problem, _ = engine.setup(cfg, xp, init={k: plan.ck[k] for k in ("W", "V", "train_idx", "test_idx")})
             if plan.dropped:
@@ -126,7 +138,9 @@ def train_cmd(ctx, xp_name, M, K, n_train, train_frac, eta, lr, epochs, seed, ac
         cfg = validate(TrainConfig(
             M=M, K=K, n_train=n_train, eta=eta, lr=lr, epochs=epochs, seed=seed, act=act, loss=loss,
             optimizer=optimizer, dtype=dtype, windows=parse_int_list(windows, "--windows"),
+            gram_dtype=gram_dtype, log_grams=parse_list(log_grams, "--log-grams", str),
             metrics=metric_set, checkpoint_epochs=parse_int_list(checkpoint_epochs, "--checkpoint-epochs")))
+        _check_gram_backend(cfg, xp_name)
         if init is not None:
             engine.check_init(cfg, init)
         xp = get_xp(xp_name)
@@ -145,10 +159,9 @@ def _train(engine, cfg, xp, xp_name, out, state, problem, init, no_resume_state,
     t0 = time.time()
     writer = runs.RunWriter(out, keep_resume_state=not no_resume_state, on_first_row=session.started)
     first = state.epoch + 1 if state is not None else 0
-    with click.progressbar(length=max(cfg.epochs + 1 - first, 0), label=f"train {os.path.basename(out)}",
-                           file=sys.stderr, show_pos=True) as bar:
+    with RowProgress(max(cfg.epochs + 1 - first, 0), f"train {os.path.basename(out)}") as bar:
         def on_row(row):
-            bar.update(1)
+            bar.update(1, row)
         try:
             # a diverging run is reported once, as a non-finite loss (exit 1), not as a
             # stream of NumPy overflow warnings
@@ -192,7 +205,8 @@ def _refuse_changes_on_resume(ctx, given, out):
 
 def _same(value, stored, opt) -> bool:
     if isinstance(stored, list):
-        value = list(parse_int_list(value, opt)) if isinstance(value, str) else list(value)
+        kind = int if opt.lstrip("-").replace("-", "_") in INT_TUPLES else str
+        value = list(parse_list(value, opt, kind)) if isinstance(value, str) else list(value)
         return value == stored
     if isinstance(stored, float) or isinstance(value, float):
         return value is not None and float(value) == float(stored)
@@ -213,6 +227,12 @@ def check_train_args(args) -> None:
         raise InputError(exc.format_message()) from None
     finally:
         RAISE_ERRORS.reset(token)
+
+
+def _check_gram_backend(cfg, xp_name):
+    if xp_name == "cupy" and "float32-seq" in (cfg.gram_dtype, *cfg.log_grams):
+        raise InputError("the float32-seq Gram needs a strictly sequential sum, which CuPy's cumsum "
+                         "(a parallel scan) is not; use --xp numpy or drop float32-seq")
 
 
 def _first(rows, key, thr):

@@ -1,6 +1,6 @@
 """Reproduce the paper section by section: run, summarise, compare with the published numbers, store.
 
-References: issue 4 (the ``reproduce`` command), ``docs/paper-protocol.md`` §1-2 (the published
+References: ``docs/reproduce.md`` (the ``reproduce`` command), ``docs/paper-protocol.md`` §1-2 (the published
 numbers, as data in ``reference_results/paper/published.json``), §3-4 (the protocols, as RunSpecs in
 :mod:`tianref.experiments.protocols`) and §5 (where the paper contradicts itself; we follow its code).
 
@@ -26,7 +26,7 @@ Modules (data flows down the list; nothing reaches back up)
     pipeline.py   one section end to end (reproduce_section) and --plan
 
 Everything a caller used from the former single module is re-exported here, e.g.
-``from tianref import reproduce; reproduce.reproduce_section(...)``.
+``from tianref.experiments import reproduce; reproduce.reproduce_section(...)``.
 """
 from tianref.experiments.reproduce.compare import (
     COMPARE,
@@ -60,6 +60,7 @@ from tianref.experiments.reproduce.rows import (
 from tianref.experiments.reproduce.sections import (
     ETA_GROK,
     View,
+    eta_at,
     parse_scale,
     parse_section,
     run_section,
@@ -85,7 +86,7 @@ from tianref.experiments.reproduce.thm6_runs import (
 )
 
 __all__ = [
-    "COMPARE", "ETA_GROK", "GENERAL_NOTES", "GROUP_TITLES", "PUBLISHED_PATH", "REPO", "SECTION_CAVEATS",
+    "COMPARE", "ETA_GROK", "eta_at", "GENERAL_NOTES", "GROUP_TITLES", "PUBLISHED_PATH", "REPO", "SECTION_CAVEATS",
     "STORE_ROOT", "THM6_BASE_EPOCHS", "THM6_QTY", "WE_FOLLOW", "View", "build_doc", "compare",
     "compare_eta", "compare_extended", "compare_headline", "compare_relu", "compare_thm6",
     "compare_window", "comparison_markdown", "fig_thm6_seeds", "find_condition", "git_state",

@@ -1,6 +1,6 @@
 """The paper's sections as runs and detector views: parse the names, scale the epochs, build the jobs.
 
-References: issue 4 (the ``reproduce`` command); ``docs/paper-protocol.md`` §3-4 (the
+References: ``docs/reproduce.md`` (the ``reproduce`` command); ``docs/paper-protocol.md`` §3-4 (the
 protocols, as RunSpecs in :mod:`tianref.experiments.protocols`) and §5.5 (the ReLU 'end of training', which no
 stored script defines); the paper's analysis scripts named in the table.
 
@@ -25,7 +25,7 @@ factor like the runs' lengths; the *durations and rates* (the slope lag 25, the 
 threshold 0.04) are not. At the full scale the views are exactly the paper's code settings.
 
 Symbols
-    ETA_GROK      η = 2e-4, the grokking condition (the control is η = 0)
+    ETA_GROK      η = 2e-4, the grokking condition (the control is η = 0); at a scale, eta_at(η, scale)
     E             a section's number of epochs for one activation
     f(e)          ``scaled(e, scale)``, an epoch position at the scale
 """
@@ -41,6 +41,12 @@ from tianref.errors import InputError, RunFailure
 from tianref.analysis.summarize import Options
 
 ETA_GROK = 2e-4
+
+
+def eta_at(eta: float, scale) -> float:
+    """The paper's weight decay ``eta`` as trained at ``scale`` (a Scale or a summary's scale dict)."""
+    factor = scale.get("eta_factor", 1.0) if isinstance(scale, dict) else scale.eta_factor
+    return protocols.scaled_eta(eta, factor)
 
 
 # --- sections, scales, views ----------------------------------------------------------------
@@ -106,9 +112,18 @@ def section_views(section: str, scale: protocols.Scale) -> list[View]:
 
 # --- runs -----------------------------------------------------------------------------------
 
+# Gram modes logged beside the float64 one (train --log-grams), for the report's account of the
+# differences from the paper (explain.py); float32-seq needs NumPy (a sequential sum).
+SECTION_GRAMS = {"window": ("float32", "float32-seq"), "eta": ("float32", "float32-seq"),
+                 "headline": ("float32", "float32-seq")}
+
+
 def section_jobs(root, section: str, scale: protocols.Scale, xp: str = "numpy") -> list:
     """The section's sweep jobs under ROOT/<section>/ (resume state deleted when a run finishes)."""
     extra = {"no_resume_state": True}
+    grams = [g for g in SECTION_GRAMS.get(section, ()) if xp != "cupy" or g != "float32-seq"]
+    if grams:
+        extra["log_grams"] = grams
     if xp != "numpy":
         extra["xp"] = xp
     specs = [SimpleNamespace(tag=s.tag, options={**s.options, **extra})
