@@ -47,7 +47,8 @@ TOL = {
     },
 }
 LOSS_KEYS = ("train_loss", "test_loss")
-METRIC_KEYS = ("ftf_ratio", "rho_tian", "gF_norm", "indep_cos_med", "indep_cos_p95")
+METRIC_KEYS = ("ftf_ratio", "rho_tian", "gF_norm", "indep_cos_med", "indep_cos_p95",
+               "freq_coverage", "freq_purity_med", "energy_med")
 
 
 def _load(dtype):

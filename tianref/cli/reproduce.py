@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import sys
 import time
@@ -10,13 +11,15 @@ from pathlib import Path
 import click
 
 from tianref.cli.common import reports_errors
+from tianref.cli.progress import RunsReporter
 from tianref.errors import InputError
 from tianref.experiments.protocols import SCALES, SECTIONS
 
 
 @click.command("reproduce", context_settings={"show_default": True})
 @click.option("--section", "section_text", type=click.Choice(SECTIONS + ("all",)), default="all",
-              help="One section, or all (= headline, relu, window, eta, thm6; extended only when asked).")
+              help="One section, or all (= headline, relu, window, eta, thm6; extended, scaling, critical, "
+                   "muon and ridge only when asked).")
 @click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Run tree; each section goes to ROOT/<section>/. Default: runs/reproduce at the "
                    "full scale, runs/reproduce-<scale> otherwise (so the scales never share runs).")
@@ -37,6 +40,9 @@ from tianref.experiments.protocols import SCALES, SECTIONS
               help="thm6 section: most similar pairs per checkpoint.")
 @click.option("--xp", "xp_name", type=click.Choice(["numpy", "cupy"]), default="numpy",
               help="Backend passed to train for new runs.")
+@click.option("--slurm", "slurm_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write a SLURM job-array script for the unfinished runs of the section(s) to this file "
+                   "(task i runs the i-th --plan command) and exit; afterwards run reproduce again to summarise.")
 @click.option("--python", default=sys.executable, help="Interpreter in the train commands.")
 @click.option("--rerender", is_flag=True,
               help="Trains nothing: rebuild the comparison and report.md of the stored section(s) in "
@@ -44,7 +50,7 @@ from tianref.experiments.protocols import SCALES, SECTIONS
                    "the measured statistics are kept as stored. With --section all: every stored section.")
 @reports_errors
 def reproduce_cmd(section_text, root, scale_text, n_jobs, plan, store, store_to, top_pairs,
-                  xp_name, python, rerender):
+                  xp_name, slurm_file, python, rerender):
     """Run the paper's protocols, summarise them beside the published numbers, draw the figures.
 
     Finished runs are skipped. Writes ROOT/<section>/summary.json, report.md and figures/;
@@ -68,12 +74,20 @@ def reproduce_cmd(section_text, root, scale_text, n_jobs, plan, store, store_to,
         done = {s: rerender_section(base, scale.name, s, command, git) for s in names}
         click.echo(json.dumps({"scale": scale.name, "rerendered": done}))
         return
+    if plan and slurm_file is not None:
+        raise InputError("give --plan or --slurm, not both")
     from tianref.cli.sweep import check_jobs
     check_jobs([j for s in sections for j in rp.section_jobs(Path(root).absolute(), s, scale, xp_name)],
                xp_name)                                  # every run of every section, before any starts
     if plan:
         for line in rp.plan(sections, root, scale, xp_name, python):
             click.echo(line)
+        return
+    if slurm_file is not None:
+        from tianref.experiments import slurm
+        jobs = [j for s in sections for j in rp.section_jobs(Path(os.path.abspath(root)), s, scale, xp_name)]
+        click.echo(json.dumps(slurm.write_for_jobs(jobs, slurm_file, python=python, name="tianref-reproduce",
+                                                   command=shlex.join(sys.argv))))
         return
     command = shlex.join(["python", "cli.py"] + sys.argv[1:]) if sys.argv[0].endswith("cli.py") \
         else shlex.join(sys.argv)
@@ -83,8 +97,12 @@ def reproduce_cmd(section_text, root, scale_text, n_jobs, plan, store, store_to,
     t0 = time.time()
     done = {}
     for s in sections:
-        done[s] = rp.reproduce_section(s, root, scale, n_jobs=n_jobs, python=python, xp=xp_name,
-                                       n_top=top_pairs, store_to=target, command=command,
-                                       report=lambda m: click.echo(m, err=True))
+        reporter = RunsReporter(f"reproduce {s}")
+        try:
+            done[s] = rp.reproduce_section(s, root, scale, n_jobs=n_jobs, python=python, xp=xp_name,
+                                           n_top=top_pairs, store_to=target, command=command,
+                                           report=reporter.note, progress=reporter.progress)
+        finally:
+            reporter.close()
     click.echo(json.dumps({"scale": scale.name, "root": str(Path(root).resolve()),
                            "sections": done, "wall_s": round(time.time() - t0, 1)}))

@@ -136,9 +136,11 @@ def make_jobs(root, conditions: list[dict], seeds, epochs: int, common: dict | N
 
 # train options that config.json records under the same name (others, e.g. xp, are not compared)
 _COMPARED = ("eta", "act", "M", "K", "lr", "loss", "optimizer", "dtype", "windows", "metrics",
-             "n_train", "gram_dtype", "log_grams")
+             "n_train", "gram_dtype", "log_grams", "momentum", "top_layer", "ridge_reg", "init_scale",
+             "output_scale")
 # what a config.json written before a key existed meant by it
-_ABSENT = {"gram_dtype": "float64", "log_grams": []}
+_ABSENT = {"gram_dtype": "float64", "log_grams": [], "momentum": 0.9, "top_layer": "trained",
+           "ridge_reg": 1e-3, "init_scale": 1.0, "output_scale": 1.0}
 
 
 def config_mismatch(job: Job) -> str | None:
@@ -266,11 +268,12 @@ def _die_with(parent: int):
 
 
 def run_jobs(jobs: list[Job], n_jobs: int = 1, python: str = sys.executable, report=None,
-             poll_s: float = 0.2) -> dict:
+             poll_s: float = 0.2, progress=None) -> dict:
     """Run the unfinished jobs with up to ``n_jobs`` processes; returns a summary dict.
 
     Each child's stdout/stderr go to ROOT/_logs/<name>.log. ``report(msg)`` receives one line per
-    started/finished job (the CLI sends them to stderr).
+    started/finished job; ``progress(finished, total, name)`` is called once with 0 before the
+    first start and after each finished job (the CLI draws a bar from it on a terminal).
     """
     if n_jobs < 1:
         raise InputError(f"--jobs must be >= 1 (got {n_jobs})")
@@ -295,16 +298,19 @@ def run_jobs(jobs: list[Job], n_jobs: int = 1, python: str = sys.executable, rep
         for sig in (signal.SIGINT, signal.SIGTERM):
             old_handlers[sig] = signal.getsignal(sig)
             signal.signal(sig, on_signal)
+    progress = progress or (lambda finished, total, name: None)    # (runs finished, of total, last)
+    progress(0, total, None)
     try:
         while queue or running:
             while queue and len(running) < n_jobs:
                 job, state = queue.pop(0)
                 holder = lock_holder(job.out)
                 if holder is not None:
-                    failed.append({"name": job.name, "returncode": None, "log": None,
-                                   "reason": f"in use by process {holder}"})
-                    report(f"[{len(done) + len(failed)}/{total}] SKIPPED {job.name}: its directory is "
-                           f"in use by process {holder}")
+                    failed.append({"name": job.name, "returncode": None,
+                                   "log": f"(not started: its directory is in use by process {holder})"})
+                    report(f"[{len(done) + len(failed)}/{total}] FAILED {job.name}: not started, its "
+                           f"directory is in use by process {holder}")
+                    progress(len(done) + len(failed), total, job.name)
                     continue
                 log_dir = job.out.parent / LOG_DIR
                 log_dir.mkdir(parents=True, exist_ok=True)
@@ -335,6 +341,7 @@ def run_jobs(jobs: list[Job], n_jobs: int = 1, python: str = sys.executable, rep
                                    "log": str(job.out.parent / LOG_DIR / f"{job.name}.log")})
                     report(f"[{len(done) + len(failed)}/{total}] FAILED {job.name} (exit {rc}, "
                            f"see {LOG_DIR}/{job.name}.log)")
+                progress(len(done) + len(failed), total, job.name)
             running = still
             if running:
                 time.sleep(poll_s)
