@@ -116,7 +116,9 @@ def test_non_utf8_metrics_is_refused_by_resume_and_summarize(run_dir):
 
 @pytest.mark.parametrize("key, value", [("lr", 0.01), ("eta", 0.0), ("seed", 3), ("act", "relu"),
                                         ("dtype", "float64"), ("optimizer", "adamw"), ("loss", "theory"),
-                                        ("windows", [4])])
+                                        ("windows", [4]), ("top_layer", "ridge"), ("momentum", 0.5),
+                                        ("gram_dtype", "float32"), ("log_grams", ["float32"]),
+                                        ("init_scale", 2.0), ("output_scale", 2.0), ("ridge_reg", 0.1)])
 def test_resume_refuses_an_edited_config_json(run_dir, key, value):
     p = run_dir / "config.json"
     cfg = json.loads(p.read_text())
@@ -157,7 +159,10 @@ def test_corrupt_config_json_is_refused_by_summarize(run_dir):
 
 @pytest.mark.parametrize("opt", [["--metrics", "core"], ["--lr", "0.01"], ["--seed", "1"], ["--M", "9"],
                                  ["--windows", "4"], ["--train-frac", "0.5"], ["--act", "relu"],
-                                 ["--init-from", "x.npz"], ["--overwrite"]])
+                                 ["--init-from", "x.npz"], ["--overwrite"], ["--momentum", "0.5"],
+                                 ["--top-layer", "ridge"], ["--ridge-reg", "0.1"], ["--gram-dtype", "float32"],
+                                 ["--log-grams", "float32"], ["--init-scale", "2"], ["--output-scale", "2"],
+                                 ["--optimizer", "sgd"]])
 def test_resume_refuses_an_option_that_would_change_the_run(run_dir, opt):
     before = _snapshot(run_dir)
     line = _refused(_resume(run_dir, *opt))
@@ -166,7 +171,8 @@ def test_resume_refuses_an_option_that_would_change_the_run(run_dir, opt):
 
 
 def test_resume_accepts_an_option_equal_to_the_stored_one(run_dir, reference):
-    r = _resume(run_dir, "--metrics", "full", "--lr", "1e-3", "--windows", "3", "--M", "7")
+    r = _resume(run_dir, "--metrics", "full", "--lr", "1e-3", "--windows", "3", "--M", "7",
+                "--top-layer", "trained", "--log-grams", "", "--gram-dtype", "float64", "--momentum", "0.9")
     assert r.exit_code == 0, r.output
     assert (run_dir / "metrics.jsonl").read_bytes() == reference
 
