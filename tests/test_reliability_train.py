@@ -329,3 +329,25 @@ def test_eigensolver_failure_on_non_finite_parameters_is_the_divergence_message(
     line = _one_line_error(_train(SMALL + ["--out", str(out)]), 1)
     assert "non-finite" in line and "rows logged so far are kept" in line
     assert _rows(out)
+
+
+def test_interrupted_overwrite_keeps_the_replaced_run_and_says_where(run_dir):
+    """kill -9 between moving the old run aside and the new run's first row: the old run survives
+    in the hidden sibling, and the next start in OUT names it."""
+    aside = run_dir.parent / ".run.replaced-12345"
+    aside.mkdir()
+    for p in list(run_dir.iterdir()):
+        if p.name != ".lock":
+            p.rename(aside / p.name)
+    r = _train(SMALL + ["--out", str(run_dir)])
+    assert r.exit_code == 0, r.output
+    assert "was interrupted" in r.stderr and str(aside) in r.stderr
+    assert (aside / "metrics.jsonl").is_file()
+
+
+def test_a_run_kept_aside_is_not_read_as_a_run(run_dir):
+    from tianref.analysis.records import list_run_dirs
+    aside = run_dir.parent / ".run.replaced-12345"
+    aside.mkdir()
+    (aside / "metrics.jsonl").write_text((run_dir / "metrics.jsonl").read_text())
+    assert list_run_dirs(run_dir.parent) == [run_dir]

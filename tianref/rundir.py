@@ -218,6 +218,11 @@ class Session:
             self.lock.acquire()
             for p in clean_stale_tmp(self.out):
                 self.note(f"removed {p}, left by an interrupted write")
+            parent, name = os.path.split(os.path.abspath(self.out))
+            for entry in sorted(os.listdir(parent)):
+                if entry.startswith(f".{name}.replaced-"):
+                    self.note(f"an earlier --overwrite of {self.out} was interrupted; the run it replaced "
+                              f"is kept in {os.path.join(parent, entry)} (delete it when no longer needed)")
             empty = is_empty(self.out)
             if not self.resume and not self.overwrite and not empty:     # filled since the check
                 raise InputError(f"--out {self.out} is not empty; pass --resume to continue it or "
