@@ -172,3 +172,14 @@ def test_kill_9_of_the_sweep_takes_its_children_with_it(tmp_path):
             pass
     ck = root / RUN / "checkpoints"
     assert (ck / "resume.npz").is_file() and not (ck / "final.npz").exists()
+
+
+@pytest.mark.skipif(_cupy_usable(), reason="a usable GPU exists here")
+def test_slurm_script_for_gpu_nodes_is_validated_without_opening_the_gpu_here(tmp_path):
+    """--slurm is written on a login node for GPU nodes: the values are checked, the device is not."""
+    root, script = tmp_path / "root", tmp_path / "job.sh"
+    r = _cli(["sweep", str(root), *TINY, "--xp", "cupy", "--slurm", str(script)])
+    assert r.exit_code == 0, r.output
+    assert script.is_file()
+    r = _cli(["sweep", str(root), *TINY, "--xp", "cupy", "--eta", "-1", "--slurm", str(tmp_path / "bad.sh")])
+    assert r.exit_code == 2 and "--eta must be >= 0" in r.stderr and not (tmp_path / "bad.sh").exists()

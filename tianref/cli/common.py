@@ -21,6 +21,8 @@ from tianref.rundir import describe_oserror
 # set while a command is run only to validate its arguments (train --check-only from a sweep):
 # errors then propagate to the caller instead of ending the process
 RAISE_ERRORS = contextvars.ContextVar("raise_errors", default=False)
+# False while validating commands that run elsewhere (a SLURM script): the backend is not opened here
+CHECK_DEVICE = contextvars.ContextVar("check_device", default=True)
 
 
 class OneLineErrors(click.Group):

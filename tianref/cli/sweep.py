@@ -24,17 +24,19 @@ def _numbers(text: str, what: str, kind=float) -> list:
     return out
 
 
-def check_jobs(jobs, xp_name: str) -> None:
+def check_jobs(jobs, xp_name: str, device: bool = True) -> None:
     """Validate every job's train command with train's own checks, and the backend once, before
-    anything starts (an InputError names the first bad run)."""
+    anything starts (an InputError names the first bad run). ``device=False`` (a SLURM script,
+    written on a login node for GPU nodes) checks everything but opening the backend."""
     from tianref.backend import get_xp
     from tianref.cli.train import check_train_args
     from tianref.experiments import sweep
-    get_xp(xp_name)
+    if device:
+        get_xp(xp_name)
     for job in jobs:
         argv = sweep.train_argv(job, state="fresh")
         try:
-            check_train_args(argv[argv.index("train") + 1:])
+            check_train_args(argv[argv.index("train") + 1:], device=device)
         except InputError as exc:
             raise InputError(f"run {job.name}: {exc}") from None
 
@@ -87,7 +89,7 @@ def sweep_cmd(root, eta_text, act_list, M_text, frac_text, seeds_text, epochs, K
     jobs = sweep.make_jobs(root, sweep.grid(**lists), sweep.parse_seeds(seeds_text), epochs, common)
     if plan and slurm_file is not None:
         raise InputError("give --plan or --slurm, not both")
-    check_jobs(jobs, xp_name)
+    check_jobs(jobs, xp_name, device=slurm_file is None)
     if plan:
         for line in sweep.plan_lines(jobs, python):
             click.echo(line)

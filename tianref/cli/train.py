@@ -11,7 +11,7 @@ import numpy as np  # only for np.errstate around the run
 
 from tianref import resume as resume_mod, rundir, runs
 from tianref.backend import environment_info, get_xp
-from tianref.cli.common import RAISE_ERRORS, reports_errors
+from tianref.cli.common import CHECK_DEVICE, RAISE_ERRORS, reports_errors
 from tianref.cli.progress import RowProgress
 from tianref.data import n_train_from_frac
 from tianref.config import (DTYPES, GRAM_MODES, INT_TUPLES, METRIC_SETS, OPTIMIZERS, TOP_LAYERS, TrainConfig,
@@ -112,9 +112,11 @@ def train_cmd(ctx, xp_name, M, K, n_train, train_frac, eta, lr, epochs, seed, ac
             changes["epochs"] = epochs
         if "checkpoint_epochs" in given:
             changes["checkpoint_epochs"] = parse_int_list(checkpoint_epochs, "--checkpoint-epochs")
-        xp = get_xp(xp_name)
         if check_only:
+            if CHECK_DEVICE.get():
+                get_xp(xp_name)
             return
+        xp = get_xp(xp_name)
         session = rundir.Session(out, resume=True, note=_note)
         with session:                                   # the lock is held from here to the end
             plan = resume_mod.check(out, changes)
@@ -160,9 +162,11 @@ def train_cmd(ctx, xp_name, M, K, n_train, train_frac, eta, lr, epochs, seed, ac
         _check_gram_backend(cfg, xp_name)
         if init is not None:
             engine.check_init(cfg, init)
-        xp = get_xp(xp_name)
         if check_only:
+            if CHECK_DEVICE.get():
+                get_xp(xp_name)
             return
+        xp = get_xp(xp_name)
         session = rundir.Session(out, overwrite=overwrite, note=_note)
         with session:                                   # the lock is held from here to the end
             runs.atomic_write_json(os.path.join(out, "config.json"), {
@@ -234,16 +238,18 @@ def _note(msg: str) -> None:
     click.echo(f"train: {msg}", err=True)
 
 
-def check_train_args(args) -> None:
+def check_train_args(args, device: bool = True) -> None:
     """Run train's own option parsing and validation on ``args`` (what follows ``train`` on a
-    command line) without touching the filesystem; InputError with train's message if bad."""
-    token = RAISE_ERRORS.set(True)
+    command line) without touching the filesystem; InputError with train's message if bad.
+    ``device=False`` skips opening the backend (--xp cupy on a machine without the GPU)."""
+    token, dev = RAISE_ERRORS.set(True), CHECK_DEVICE.set(device)
     try:
         train_cmd.main(args=list(args) + ["--check-only"], prog_name="train", standalone_mode=False)
     except click.ClickException as exc:
         raise InputError(exc.format_message()) from None
     finally:
         RAISE_ERRORS.reset(token)
+        CHECK_DEVICE.reset(dev)
 
 
 def _check_gram_backend(cfg, xp_name):
