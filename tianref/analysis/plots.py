@@ -31,6 +31,7 @@ from tianref.analysis import detectors as det  # noqa: E402
 from tianref.analysis import diagnostics as dg  # noqa: E402
 from tianref.analysis import figure_text as ft  # noqa: E402
 from tianref.errors import InputError  # noqa: E402
+from tianref.runs import atomic_write_bytes  # noqa: E402
 from tianref.analysis.records import RunRecord, window_key  # noqa: E402
 from tianref.analysis.summarize import condition_labels, group_conditions  # noqa: E402
 
@@ -291,7 +292,9 @@ def _has_window(r: RunRecord, W: int) -> bool:
 
 
 def save(fig: Figure, path, dpi: int = 120) -> Path:
-    """savefig to ``path`` (format from the suffix); returns the path."""
+    """savefig to ``path`` (format from the suffix), atomically: a temp file beside it is renamed
+    over it, so a kill never leaves a truncated or empty figure. Returns the path."""
     path = Path(path)
-    fig.savefig(path, dpi=dpi)
+    fmt = path.suffix.lstrip(".").lower() or "png"
+    atomic_write_bytes(str(path), lambda f: fig.savefig(f, format=fmt, dpi=dpi))
     return path
