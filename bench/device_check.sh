@@ -7,7 +7,7 @@
 # Knobs (environment): PY (interpreter, default python3), SWEEP_EPOCHS (epochs of each run in the
 # 30-run sweep timings, default 100), GPU_JOBS (parallel train processes sharing the GPU, default 8),
 # CPU_JOBS (default: nproc), SKIP_CPU_SWEEP=1 (time the sweep on the GPU only), HEADLINE_EPOCHS
-# (default 400), F64_EPOCHS (default 50), EXTRA (train options added to every run, e.g. a small
+# (default 400), F64_EPOCHS (default 50), SKIP_INSTALL=1 (leave an existing install alone), EXTRA (train options added to every run, e.g. a small
 # "--M 11 --K 64" for a smoke test), XP (the device backend, default cupy).
 # Without a GPU, `XP=fake EXTRA="--M 11 --K 64" bash bench/device_check.sh` exercises the whole script
 # through the strict fake backend; see bench/README.md.
@@ -61,7 +61,9 @@ cat "$WORK/gpu" "$WORK/env" | tee -a "$LOG" >&2
 
 # 1. install the gpu extra; on a machine without a package index but with CuPy already present,
 #    install the project alone (its other dependencies are checked by importing them).
-if "$PY" -c "import cupy" 2>/dev/null; then
+if [ "${SKIP_INSTALL:-0}" = 1 ]; then
+  say "== install: skipped (SKIP_INSTALL=1)"
+elif "$PY" -c "import cupy" 2>/dev/null; then
   step install 300 "$PY" -m pip install -q --no-deps --no-build-isolation -e . || say "   (editable install failed; running from the checkout)"
 else
   step install 600 "$PY" -m pip install -q -e ".[gpu]" || say "   (gpu extra not installable here)"
@@ -70,7 +72,7 @@ fi
 
 # 2. the real-CuPy tests (skipped on machines without a GPU)
 step cupy_tests 240 "$PY" -m pytest -q -p no:cacheprovider -m cupy tests
-grep -E "passed|failed|error" "$LOG" | tail -1 >"$WORK/cupy_tests"
+grep -E "passed|failed|error|skipped|deselected|no tests ran" "$LOG" | tail -1 >"$WORK/cupy_tests"
 
 # 3. CuPy vs NumPy, float64, 50 epochs of the headline configuration (full metrics)
 T="$PY cli.py train --epochs $F64_EPOCHS --dtype float64 --no-resume-state $EXTRA"
@@ -124,6 +126,9 @@ for name, title in (("compare_float64.json", f"CuPy vs NumPy, float64, {f64} epo
     worst = sorted(((v, k) for k, v in d.items() if v == v), reverse=True)[:6]
     L += ["| key | largest relative difference over the rows |", "|---|---|"]
     L += [f"| {k} | {v:.2e} |" for v, k in worst]
+    if "float32" in name:
+        L += ["", "Per-row float32 differences of σ₂/σ₃ are expected (σ₃ is ~1e-3 of σ₁, so float32 rounding",
+              "of the Gram moves it by tens of percent); the criterion is the event epochs below."]
     ea, eb = c["events_a"], c["events_b"]
     L += ["", "| | NumPy | CuPy |", "|---|---|---|"]
     for k in ("t05", "t099", "slope_fire", "final_test_acc", "final_train_loss"):

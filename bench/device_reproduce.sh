@@ -3,17 +3,17 @@
 # back: every section's stored outputs (summary.json, report.md, figures, provenance.json) and the run
 # trees without checkpoints.
 #
-#   git bundle create .devbundle/repo.bundle HEAD      # on the source machine (provenance: that commit)
-#   bash bench/device_reproduce.sh OUT_DIR SECTION...  # on the GPU machine
+#   git bundle create .devbundle/repo.bundle HEAD          # on the source machine (provenance: that commit)
+#   bash bench/device_reproduce.sh OUT_DIR STREAM...       # on the GPU machine
 #
-# Knobs (environment): PY (default python3), JOBS (train processes sharing the GPU, default 12), XP
-# (default cupy), SCALE (default full; ci for a smoke test), DEADLINE_S (stop starting sections after this many seconds, default 480), RESERVE_S
-# (seconds kept for packing, default 45). Sections run in the order given; one that would outlast
-# the deadline is stopped, and its finished runs are still packed.
+# A STREAM is BACKEND:JOBS:SECTION[,SECTION...], e.g. cupy:8:headline,eta  numpy:5:window. Streams run
+# in parallel; the sections of one stream run in order, each with JOBS train processes (one BLAS thread
+# each). Knobs (environment): PY (default python3), SCALE (default full; ci for a smoke test),
+# DEADLINE_S (no section starts, and a running one is stopped, after this many seconds; default 480).
+# A section stopped by the deadline keeps its finished runs (packed), but is not stored.
 set -uo pipefail
-OUT_DIR=$(realpath -m "${1:?usage: device_reproduce.sh OUT_DIR SECTION...}"); shift
-PY=${PY:-python3}; JOBS=${JOBS:-12}; XP=${XP:-cupy}; SCALE=${SCALE:-full}
-DEADLINE_S=${DEADLINE_S:-480}; RESERVE_S=${RESERVE_S:-45}
+OUT_DIR=$(realpath -m "${1:?usage: device_reproduce.sh OUT_DIR BACKEND:JOBS:SECTIONS...}"); shift
+PY=${PY:-python3}; SCALE=${SCALE:-full}; DEADLINE_S=${DEADLINE_S:-480}
 HERE=$(cd "$(dirname "$0")/.." && pwd)
 mkdir -p "$OUT_DIR"
 LOG="$OUT_DIR/reproduce.log"; : >"$LOG"
@@ -28,24 +28,36 @@ else
   SRC=$HERE; say "no bundle: running from the working tree (provenance will say so)"
 fi
 cd "$SRC"
-ROOT=/tmp/tianref-runs; STORE="$OUT_DIR/store"; mkdir -p "$ROOT" "$STORE"
-for S in "$@"; do
-  left=$(( DEADLINE_S - ($(date +%s) - T0) ))
-  if [ "$left" -le 20 ]; then say "skip $S: deadline"; continue; fi
-  say "== $S (at most ${left}s)"
-  timeout "$left" "$PY" cli.py reproduce --section "$S" --scale "$SCALE" --xp "$XP" --jobs "$JOBS" \
-      --root "$ROOT" --store --store-to "$STORE" >>"$LOG" 2>&1
-  say "   $S exit $?"
+ROOT=/tmp/tianref-runs; STORE=/tmp/tianref-store; mkdir -p "$ROOT" "$STORE"
+
+stream() {  # stream BACKEND JOBS SECTIONS
+  local xp=$1 jobs=$2 s left
+  for s in ${3//,/ }; do
+    left=$(( DEADLINE_S - ($(date +%s) - T0) ))
+    if [ "$left" -le 15 ]; then say "skip $s: deadline"; continue; fi
+    say "== $s on $xp x$jobs (at most ${left}s)"
+    timeout "$left" "$PY" cli.py reproduce --section "$s" --scale "$SCALE" --xp "$xp" --jobs "$jobs" \
+        --root "$ROOT" --store --store-to "$STORE" >>"$OUT_DIR/reproduce_$s.log" 2>&1
+    say "   $s exit $? ($(ls -d "$ROOT/$s"/*/ 2>/dev/null | grep -vc _logs) run folders)"
+  done
+}
+for spec in "$@"; do
+  IFS=: read -r xp jobs secs <<<"$spec"
+  stream "$xp" "$jobs" "$secs" &
 done
+wait
 say "packing"
 tar -C "$STORE" -czf "$OUT_DIR/store.tar.gz" . 2>>"$LOG"
-n=0
-for d in "$ROOT"/*/; do
-  s=$(basename "$d"); n=$((n + 1))
-  tar -C "$ROOT" --exclude='*.npz' --exclude='checkpoints' -cJf "$OUT_DIR/runs_$s.tar.xz" "$s" 2>>"$LOG"
-  sz=$(stat -c %s "$OUT_DIR/runs_$s.tar.xz")
-  if [ "$sz" -gt 16000000 ] || [ "$n" -gt 6 ]; then rm -f "$OUT_DIR/runs_$s.tar.xz"; say "   runs_$s not kept ($sz bytes or too many files)"; fi
-done
-rm -rf "$STORE"
+# run trees without checkpoints, in the order the sections were named, split into 15 MB parts
+order=$(for spec in "$@"; do echo "${spec##*:}" | tr , '\n'; done | while read -r s; do [ -d "$ROOT/$s" ] && echo "$s"; done)
+if [ -n "$order" ]; then
+  tar -C "$ROOT" --exclude='*.npz' --exclude='checkpoints' -cf - $order 2>>"$LOG" | xz -T0 -6 \
+    | split -b 15000000 -d -a 1 - "$OUT_DIR/runs.tar.xz.part"
+  for p in "$OUT_DIR"/runs.tar.xz.part*; do
+    case "$p" in *part[0-3]) ;; *) rm -f "$p"; say "   dropped $p (at most four parts come back)";; esac
+  done
+fi
+for f in "$OUT_DIR"/reproduce_*.log; do [ -f "$f" ] && { echo "### $f"; tail -5 "$f"; } >>"$LOG"; done
+rm -f "$OUT_DIR"/reproduce_*.log
 ls -la "$OUT_DIR" | tee -a "$LOG" >&2
 say "done"
