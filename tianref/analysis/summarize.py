@@ -351,6 +351,10 @@ def _dagger(stats: dict) -> str:
 def _diagnostics_markdown(summary: dict) -> list:
     """The per-run diagnostics table; † marks runs whose sigma3 a float32 Gram cannot resolve."""
     o = summary["options"]
+    runs = [r for c in summary["conditions"] for r in c["runs"]]
+    if runs and not any("slope_peak" in r for r in runs):    # a stored summary older than these keys
+        return ["", "Per-run diagnostics (slope peak, fires at three thresholds, collapse, σ3/σ1 in float32 "
+                "epsilons): not in this stored summary, which predates them; rerun the section to fill them."]
     factor = o.get("precision_factor", dg.PRECISION_FACTOR)
     thr = " / ".join(fmt(c) for c in dg.FIRE_THRESHOLDS)
     lines = ["", f"Per-run diagnostics: slope peak = max s(t) at t >= {o['slope_t_min']} (epoch); fire at "
