@@ -8,6 +8,7 @@ State (``TrainState``)
     params   {'W': (2M, K), 'V': (K, M)}  training dtype, on the device
     adam     optimizer state (optim.adam_init)
     spec     {'W': ..., 'V': ...}         rolling-update Gram states (spectra.init)
+    edge     {'W': ..., 'V': ...}         the ring of weight-decay parts, same slots (edge.init)
     rng      numpy Generator for the independence-proxy pairs (host; persists across epochs)
     epoch    number of steps taken
 """
@@ -20,7 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np  # host-side bookkeeping only (split, rng, transfers)
 
-from tianref import data, loss as losses, metrics, model, optim, spectra
+from tianref import clocks, data, edge as edges, loss as losses, metrics, model, optim, spectra
+from tianref.config import eta_at
 from tianref.backend import to_host
 from tianref.errors import InputError, RunFailure
 
@@ -32,6 +34,7 @@ class TrainState:
     spec: dict
     rng: object
     epoch: int
+    edge: dict = None
 
 
 @dataclass(frozen=True)
@@ -91,7 +94,8 @@ def setup(cfg, xp, init=None):
     w_max = max(cfg.windows)
     state = TrainState(params=params, adam=optim.adam_init(xp, params),
                        spec={k: spectra.init(xp, p.size, w_max) for k, p in params.items()},
-                       rng=np.random.default_rng(cfg.seed), epoch=0)
+                       rng=np.random.default_rng(cfg.seed), epoch=0,
+                       edge={k: edges.init(xp, p.size, w_max, p.dtype) for k, p in params.items()})
     return problem, state
 
 
@@ -103,12 +107,15 @@ def step(xp, cfg, state, problem, fwd=None):
     else:
         Yhat, cache, dL_dYhat = fwd
     grads = model.backward(xp, state.params, problem.train, cache, dL_dYhat, cfg.act)
-    params, adam = optim.adam_update(xp, state.params, grads, state.adam, lr=cfg.lr,
-                                     beta1=cfg.beta1, beta2=cfg.beta2, eps=cfg.eps, eta=cfg.eta,
-                                     decoupled=(cfg.optimizer == "adamw"))
-    spec = {k: spectra.push(xp, state.spec[k], spectra.delta(xp, params[k], state.params[k]))
-            for k in params}
-    return TrainState(params=params, adam=adam, spec=spec, rng=state.rng, epoch=state.epoch + 1)
+    params, adam, wd = optim.adam_update(xp, state.params, grads, state.adam, lr=cfg.lr,
+                                         beta1=cfg.beta1, beta2=cfg.beta2, eps=cfg.eps,
+                                         eta=eta_at(cfg, state.epoch),
+                                         decoupled=(cfg.optimizer == "adamw"), wd_part=True)
+    deltas = {k: spectra.delta(xp, params[k], state.params[k]) for k in params}     # (P,) float64
+    spec = {k: spectra.push(xp, state.spec[k], deltas[k]) for k in params}
+    edge = {k: edges.push(xp, state.edge[k], spec[k], wd[k]) for k in params}
+    return TrainState(params=params, adam=adam, spec=spec, rng=state.rng, epoch=state.epoch + 1,
+                      edge=edge)
 
 
 def evaluate(xp, cfg, state, problem):
@@ -135,6 +142,10 @@ def evaluate(xp, cfg, state, problem):
             ev = spectra.top_eigenvalues(xp, state.spec[name], w)
             if ev is not None:
                 parts.append((f"{name}_sigma" + ("" if i == 0 else f"_w{w}"), ev))
+        split = edges.window_split(xp, state.spec[name], state.edge[name], cfg.windows[0])
+        if split is not None:                       # the edge split of the first window
+            parts += [(f"{name}_edge_{k}", v) for k, v in zip(edges.KEYS, split)]
+    parts += clocks.clock_stats(xp, P)
 
     # one device -> host transfer per row
     flat = xp.concatenate([xp.reshape(v, (-1,)).astype(xp.float64) for _, v in parts])
@@ -151,6 +162,10 @@ def evaluate(xp, cfg, state, problem):
                 row[name.replace("sigma", "gap23")] = gap
         else:
             row[name] = float(vals[0])
+    for name in ("W", "V"):
+        if f"{name}_edge_g2" in row:
+            for k, v in edges.derived(*(row[f"{name}_edge_{k}"] for k in edges.KEYS)).items():
+                row[f"{name}_edge_{k}"] = v
     return row, (Yhat, cache, dL_dYhat)
 
 
@@ -163,13 +178,17 @@ def state_arrays(cfg, state, problem, with_buffer: bool) -> dict:
            "epoch": np.int64(state.epoch), "config": np.str_(json.dumps(cfg.to_dict())),
            "adam_t": np.int64(state.adam["t"]),
            "rng_state": np.str_(json.dumps(state.rng.bit_generator.state)),
-           "spec_count": np.int64(state.spec["W"]["count"])}
+           "spec_count": np.int64(state.spec["W"]["count"]),
+           "adam_m_wd_zero": np.bool_(state.adam["m_wd_zero"]),
+           "edge_clean": np.bool_(all(state.edge[k]["clean"] for k in ("W", "V")))}
     for k in ("W", "V"):
         out[f"adam_m_{k}"] = to_host(state.adam["m"][k])
         out[f"adam_v_{k}"] = to_host(state.adam["v"][k])
         out[f"spec_gram_{k}"] = to_host(state.spec[k]["gram"])
+        out[f"adam_m_wd_{k}"] = to_host(state.adam["m_wd"][k])
         if with_buffer:
             out[f"spec_buf_{k}"] = to_host(state.spec[k]["buf"])
+            out[f"spec_buf_wd_{k}"] = to_host(state.edge[k]["buf_wd"])
     return out
 
 
@@ -180,14 +199,18 @@ def state_from_arrays(xp, cfg, ck: dict) -> TrainState:
         params = {k: xp.asarray(ck[k], dtype=dt) for k in ("W", "V")}
         adam = {"t": int(ck["adam_t"]),
                 "m": {k: xp.asarray(ck[f"adam_m_{k}"], dtype=dt) for k in ("W", "V")},
-                "v": {k: xp.asarray(ck[f"adam_v_{k}"], dtype=dt) for k in ("W", "V")}}
+                "v": {k: xp.asarray(ck[f"adam_v_{k}"], dtype=dt) for k in ("W", "V")},
+                "m_wd": {k: xp.asarray(ck[f"adam_m_wd_{k}"], dtype=dt) for k in ("W", "V")},
+                "m_wd_zero": bool(ck["adam_m_wd_zero"])}
         spec = {k: {"buf": xp.asarray(ck[f"spec_buf_{k}"]), "gram": xp.asarray(ck[f"spec_gram_{k}"]),
                     "count": int(ck["spec_count"])} for k in ("W", "V")}
+        edge = {k: {"buf_wd": xp.asarray(ck[f"spec_buf_wd_{k}"]), "clean": bool(ck["edge_clean"])}
+                for k in ("W", "V")}
         rng = np.random.default_rng()
         rng.bit_generator.state = json.loads(str(ck["rng_state"]))
     except KeyError as exc:
         raise InputError(f"resume state lacks {exc}; it was not written by this version") from None
-    return TrainState(params=params, adam=adam, spec=spec, rng=rng, epoch=int(ck["epoch"]))
+    return TrainState(params=params, adam=adam, spec=spec, rng=rng, epoch=int(ck["epoch"]), edge=edge)
 
 
 class _StopFlag:

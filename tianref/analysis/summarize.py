@@ -19,6 +19,8 @@ Per run (NaN = the event never happened; ``None`` in JSON = NaN or not logged):
     lag_fire_t099    fire - t099 (the paper's "+35"), lag_fire_t05 = fire - t05 (~ +72)
     lead_rho         t05 - rho_fire, per run (plot_two_stage); the difference of medians
                      (analyze_eta_sweep) is reported per condition as lead_rho_of_medians.
+    t_cls, t_rep     the classifier and representation clocks, clock_ratio = t_rep / t_cls
+                     (tianref.analysis.clock_events; eps = cls_eps, delta = rep_delta)
 """
 from __future__ import annotations
 
@@ -31,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tianref.analysis import detectors as det
+from tianref.analysis import clock_events, detectors as det
 from tianref.errors import InputError
 from tianref.analysis.records import RunRecord, window_key
 
@@ -44,7 +46,7 @@ NON_CONDITION_KEYS = frozenset({
 
 PER_RUN_EVENTS = ("t05", "t099", "fire", "late", "rho_fire", "r12_ge25_x5", "r12_ge100",
                   "r12_ge200", "r12_slope", "lag_fire_t099", "lag_fire_t05", "lead_rho",
-                  "lag_r12_ge100_t05", "lag_r12_slope_t05")
+                  "lag_r12_ge100_t05", "lag_r12_slope_t05", "t_cls", "t_rep", "clock_ratio")
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,8 @@ class Options:
     rho_threshold: float = det.RHO_THRESHOLD
     crossing: str = "first"              # or 'halfmax' (analysis.py)
     complete_only: bool = False          # drop runs with fewer than epochs + 1 rows
+    cls_eps: float = clock_events.CLS_EPS     # t_cls: train loss <= cls_eps * row-0 loss
+    rep_delta: float = clock_events.REP_DELTA  # t_rep: W_srank within rep_delta of its final value
 
     def __post_init__(self):
         if self.late_lo < 0 or self.late_hi < self.late_lo:
@@ -112,6 +116,7 @@ def run_values(rec: RunRecord, opt: Options) -> dict:
     v["lead_rho"] = diff("t05", "rho_fire")
     v["lag_r12_ge100_t05"] = diff("r12_ge100", "t05")
     v["lag_r12_slope_t05"] = diff("r12_slope", "t05")
+    v.update(clock_events.clock_events(rec.columns, opt.cls_eps, opt.rep_delta))
     return v
 
 
@@ -330,6 +335,20 @@ def to_markdown(summary: dict) -> str:
             f"| {c['label']}", _event_cell(s["r12_ge25_x5"]), _event_cell(s["r12_ge100"]),
             _event_cell(s["r12_ge200"]), _event_cell(s["r12_slope"]),
             _event_cell(s["lag_r12_ge100_t05"], signed=True)]) + " |")
+    if any(c["stats"].get("t_rep") is not None for c in summary["conditions"]):
+        lines += [
+            "",
+            f"The two clocks: t_cls = first train loss <= {fmt(o.get('cls_eps'))} x row 0; t_rep = first "
+            f"epoch from which W_srank stays within {fmt(o.get('rep_delta'))} (relative) of its final value:",
+            "",
+            "| condition | t_cls | t_rep | t_rep / t_cls | t(test>=0.5) | t(test>=0.99) |",
+            "|---|---|---|---|---|---|",
+        ]
+        for c in summary["conditions"]:
+            s = c["stats"]
+            lines.append(" | ".join([
+                f"| {c['label']}", _event_cell(s.get("t_cls")), _event_cell(s.get("t_rep")),
+                _event_cell(s.get("clock_ratio")), _event_cell(s["t05"]), _event_cell(s["t099"])]) + " |")
     notes = []
     for c in summary["conditions"]:
         short = [r for r in c["runs"] if not r["complete"]]

@@ -43,6 +43,11 @@ def _window_list(text: str) -> tuple[int, ...]:
               help="rho_tian fire level (searched from epoch 0).")
 @click.option("--crossing", type=click.Choice(["first", "halfmax"]), default="first",
               help="t(test>=0.5): first epoch at 0.5, or analysis.py's half-max level.")
+@click.option("--cls-eps", type=click.FloatRange(min=0, min_open=True), default=0.01,
+              help="Classifier clock t_cls: first epoch with train loss <= this x the row-0 loss.")
+@click.option("--rep-delta", type=click.FloatRange(min=0), default=0.05,
+              help="Representation clock t_rep: first epoch from which W_srank stays within this "
+                   "(relative) of its final value.")
 @click.option("--complete-only", is_flag=True,
               help="Leave out runs with fewer than epochs + 1 rows (still running or crashed); "
                    "by default they are included and listed under the tables.")
@@ -52,7 +57,7 @@ def _window_list(text: str) -> tuple[int, ...]:
               help="Write the Markdown tables here instead of stdout.")
 @reports_errors
 def summarize_cmd(run_dir, window, late_lo, late_hi, slope_threshold, slope_t_min, slope_lag,
-                  min_valid, rho_threshold, crossing, complete_only, json_out, md_out):
+                  min_valid, rho_threshold, crossing, cls_eps, rep_delta, complete_only, json_out, md_out):
     """Compute the paper's statistics over every run below RUN_DIR.
 
     Runs are grouped into conditions (config minus seed); each eta > 0 condition is paired
@@ -64,7 +69,7 @@ def summarize_cmd(run_dir, window, late_lo, late_hi, slope_threshold, slope_t_mi
     opt = Options(window=window, late_lo=late_lo, late_hi=late_hi,
                   slope_threshold=slope_threshold, slope_t_min=slope_t_min, slope_lag=slope_lag,
                   min_valid=min_valid, rho_threshold=rho_threshold, crossing=crossing,
-                  complete_only=complete_only)
+                  complete_only=complete_only, cls_eps=cls_eps, rep_delta=rep_delta)
     summary = summarize(read_tree(run_dir), opt)
     if json_out is not None:
         write_atomic(json_out, to_json(summary))

@@ -13,7 +13,8 @@ from tianref import runs
 from tianref.backend import environment_info, get_xp
 from tianref.cli.common import reports_errors
 from tianref.data import n_train_from_frac
-from tianref.config import DTYPES, METRIC_SETS, OPTIMIZERS, TrainConfig, parse_int_list, validate
+from tianref.config import (DTYPES, METRIC_SETS, OPTIMIZERS, TrainConfig, parse_eta_schedule,
+                            parse_int_list, validate)
 from tianref.errors import InputError
 from tianref.loss import LOSSES
 from tianref.model import ACTIVATIONS
@@ -23,7 +24,7 @@ DEFAULT_TRAIN_FRAC = 0.4    # round(0.4 * 71^2) = 2016, the paper's n
 
 # options that define the run; on --resume they come from the run's config.json
 DEFINING = ("M", "K", "n_train", "train_frac", "eta", "lr", "seed", "act", "loss", "optimizer",
-            "dtype", "windows", "metrics", "init_from")
+            "dtype", "windows", "metrics", "init_from", "eta_schedule")
 
 
 @click.command(help="Train sigma(XW)V on modular addition and log the paper's per-epoch diagnostics.\n\n"
@@ -40,6 +41,9 @@ DEFINING = ("M", "K", "n_train", "train_frac", "eta", "lr", "seed", "act", "loss
 @click.option("--train-frac", type=float, default=None,
               help="Training fraction p instead of --n-train: n_train = round(p M^2) (Python rounding).")
 @click.option("--eta", type=float, default=D.eta, show_default=True, help="L2 weight decay eta (0 = control).")
+@click.option("--eta-schedule", default=None,
+              help="Piecewise-constant weight decay START:ETA,... e.g. 0:2e-4,250:0: the step from row t "
+                   "to t+1 uses the ETA of the last START <= t. Starts ascend from 0. Replaces --eta.")
 @click.option("--lr", type=float, default=D.lr, show_default=True, help="Adam learning rate.")
 @click.option("--epochs", type=int, default=D.epochs, show_default=True,
               help="Full-batch steps E; rows 0..E are logged.")
@@ -67,12 +71,17 @@ DEFINING = ("M", "K", "n_train", "train_frac", "eta", "lr", "seed", "act", "loss
                    "~8 bytes x 3MK x max window).")
 @click.pass_context
 @reports_errors
-def train_cmd(ctx, xp_name, M, K, n_train, train_frac, eta, lr, epochs, seed, act, loss, optimizer,
+def train_cmd(ctx, xp_name, M, K, n_train, train_frac, eta, eta_schedule, lr, epochs, seed, act, loss, optimizer,
               dtype, windows, metric_set, checkpoint_epochs, init_from, out, resume, overwrite,
               no_resume_state):
     from tianref import train as engine
 
     given = {p for p in ctx.params if ctx.get_parameter_source(p) == click.core.ParameterSource.COMMANDLINE}
+    schedule = ()
+    if eta_schedule is not None and not resume:     # checked before anything is written
+        if "eta" in given:
+            raise InputError("give --eta or --eta-schedule, not both")
+        schedule = parse_eta_schedule(eta_schedule)
     runs.prepare_run_dir(out, resume=resume, overwrite=overwrite)
     xp = get_xp(xp_name)
     t0 = time.time()
@@ -120,10 +129,15 @@ def train_cmd(ctx, xp_name, M, K, n_train, train_frac, eta, lr, epochs, seed, ac
             n_train = n_train_from_frac(M, train_frac)
         elif n_train is None:
             n_train = n_train_from_frac(M, DEFAULT_TRAIN_FRAC)
+        if schedule:
+            eta = schedule[0][1]
+            if len(schedule) == 1:          # the one-entry schedule is plain --eta
+                schedule = ()
         cfg = validate(TrainConfig(
             M=M, K=K, n_train=n_train, eta=eta, lr=lr, epochs=epochs, seed=seed, act=act, loss=loss,
             optimizer=optimizer, dtype=dtype, windows=parse_int_list(windows, "--windows"),
-            metrics=metric_set, checkpoint_epochs=parse_int_list(checkpoint_epochs, "--checkpoint-epochs")))
+            metrics=metric_set, checkpoint_epochs=parse_int_list(checkpoint_epochs, "--checkpoint-epochs"),
+            eta_schedule=schedule))
         if init is not None:
             engine.check_init(cfg, init)
         runs.atomic_write_json(os.path.join(out, "config.json"), {
