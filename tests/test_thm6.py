@@ -308,7 +308,12 @@ def test_every_backend_gives_the_numpy_numbers(xp):
         a = thm6.summarize_checkpoint(np, Ft_np, 1e-2, **kw)
         b = thm6.summarize_checkpoint(xp, Ft, 1e-2, **kw)
         for k, v in a["summary"].items():
-            if isinstance(v, float):
+            if k.endswith("_rel_diff"):
+                # a rounding-error diagnostic (two routes to B, or the audit), ~1e-13 on any backend:
+                # its value depends on the BLAS's summation order (cuBLAS gave 2.4e-13 where OpenBLAS
+                # gave 1.9e-13 on the H200 device check), so both must only be at rounding level
+                assert v < 1e-10 and b["summary"][k] < 1e-10, k
+            elif isinstance(v, float):
                 assert b["summary"][k] == pytest.approx(v, rel=1e-9, abs=1e-300), k   # cupy: other BLAS
             elif not isinstance(v, dict):
                 assert b["summary"][k] == v, k
