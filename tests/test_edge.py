@@ -7,7 +7,7 @@ state and an explicit deque), for coupled Adam with a schedule and for AdamW.
 import numpy as np
 import pytest
 
-from tianref import data, edge, loss as losses, model, optim, runs, train
+from tianref import edge, loss as losses, model, optim, runs, spectra, train
 from tianref.backend import get_xp
 from tianref.config import TrainConfig, eta_at, validate
 
@@ -130,10 +130,21 @@ def test_split_matches_explicit_recomputation():
 def test_edge_vector_parts_sum_and_norm():
     cfg = validate(SMALL)
     _, final = _rows(cfg)
-    e, e_g, e_wd = edge.edge_vector(np, final.spec["W"], final.edge["W"], cfg.windows[0])
+    w = cfg.windows[0]
+    [(e, e_wd)] = edge.edge_vector(np, [final.spec["W"]], [final.edge["W"]], w)
     assert np.linalg.norm(e) == pytest.approx(1.0, rel=1e-14)
-    np.testing.assert_allclose(e_g + e_wd, e, atol=1e-15)
-    assert float(e_wd @ e_wd) > 0
+    g2, wd2, cross = edge.window_split(np, final.spec["W"], final.edge["W"], w)
+    s1 = g2 + wd2 + 2 * cross
+    assert float(e_wd @ e_wd) == pytest.approx(wd2 / s1, rel=1e-12)             # ||D^wd u_1||^2 / sigma_1
+    # the joint edge: u_1 of G_W + G_V; its parts over W and V have unit norm together, and its
+    # sigma_1 is the top eigenvalue of the summed Gram (>= each block's own sigma_1)
+    joint = edge.edge_vector(np, [final.spec["W"], final.spec["V"]], [final.edge["W"], final.edge["V"]], w)
+    assert sum(float(e @ e) for e, _ in joint) == pytest.approx(1.0, rel=1e-14)
+    parts = edge.edge_parts(np, [final.spec["W"], final.spec["V"]], [final.edge["W"], final.edge["V"]], w)
+    sj = sum(float(a @ a) for a, _ in parts)
+    idx = spectra.window_slots(final.spec["W"]["count"], final.spec["W"]["buf"].shape[0], w)
+    Gj = sum(final.spec[k]["gram"][np.ix_(idx, idx)] for k in "WV")
+    assert sj == pytest.approx(np.linalg.eigvalsh(Gj)[-1], rel=1e-12) and sj >= s1
 
 
 def test_fake_backend_and_resume_keep_the_split(tmp_path):

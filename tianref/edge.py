@@ -66,44 +66,58 @@ def push(xp, state, spec, delta_wd):
     return {"buf_wd": buf_wd, "clean": False}
 
 
-def _top(xp, spec, w: int):
-    """(slots, sigma_1, u_1 scattered into a (w_max,) vector), or None with fewer than 2 updates."""
-    w_max = spec["buf"].shape[0]
-    slots = spectra.window_slots(spec["count"], w_max, w)
+def _top(xp, specs, w: int):
+    """(sigma_1, u_1 scattered into a (w_max,) vector) of G = sum of the specs' Grams on the window w
+    (one spec: its own G; W and V together: the Gram of the joint update), or None with < 2 updates."""
+    w_max = specs[0]["buf"].shape[0]
+    slots = spectra.window_slots(specs[0]["count"], w_max, w)
     if len(slots) < 2:                                  # as spectra: from 2 updates on
         return None
     idx = xp.asarray(slots)
-    ev, U = xp.linalg.eigh(spec["gram"][idx][:, idx])   # ascending; (m,), (m, m)
+    G = specs[0]["gram"][idx][:, idx]                   # (m, m) D^T D
+    for sp in specs[1:]:
+        G = G + sp["gram"][idx][:, idx]                 # (m, m) + D_V^T D_V: the joint update's Gram
+    ev, U = xp.linalg.eigh(G)                           # ascending; (m,), (m, m)
     u = xp.zeros(w_max, dtype=xp.float64)
     u[idx] = U[:, -1]                                   # (w_max,) u_1 on the window's slots, 0 elsewhere
     return ev[-1], u
 
 
-def edge_parts(xp, spec, state, w: int):
-    """(a, b) = (D u_1, D^wd u_1), each (P,) float64, for the window w; None with < 2 updates."""
-    top = _top(xp, spec, w)
+def edge_parts(xp, specs, states, w: int):
+    """[(a, b)] per block: a = D u_1, b = D^wd u_1 (P,) float64 (b None: exactly 0), with u_1 the top
+    eigenvector of the blocks' summed Gram on the window w; None with fewer than 2 updates."""
+    top = _top(xp, specs, w)
     if top is None:
         return None
     _, u = top
-    a = u @ spec["buf"]                                 # (P,) D u_1
-    if state["clean"]:
-        return a, None
-    B = state["buf_wd"]
-    b = (u.astype(B.dtype) @ B).astype(xp.float64)      # (P,) D^wd u_1 (w terms per entry, ring dtype)
-    return a, b
+    out = []
+    for sp, st in zip(specs, states):
+        a = u @ sp["buf"]                               # (P,) D u_1
+        if st["clean"]:
+            out.append((a, None))
+            continue
+        B = st["buf_wd"]
+        b = (u.astype(B.dtype) @ B).astype(xp.float64)  # (P,) D^wd u_1 (w terms per entry, ring dtype)
+        out.append((a, b))
+    return out
+
+
+def split_of(xp, parts):
+    """(g2, wd2, cross) as 0-d float64 arrays, summed over the blocks of ``edge_parts``."""
+    g2 = wd2 = cross = xp.zeros((), dtype=xp.float64)
+    for a, b in parts:
+        if b is None:                                   # no weight decay in the ring: exact zeros
+            g2 = g2 + a @ a
+            continue
+        g = a - b                                       # (P,) D^g u_1
+        g2, wd2, cross = g2 + g @ g, wd2 + b @ b, cross + g @ b
+    return g2, wd2, cross
 
 
 def window_split(xp, spec, state, w: int):
-    """(g2, wd2, cross) as 0-d float64 arrays for the window w, or None with fewer than 2 updates."""
-    parts = edge_parts(xp, spec, state, w)
-    if parts is None:
-        return None
-    a, b = parts
-    if b is None:                                       # no weight decay in the ring: exact zeros
-        zero = xp.zeros((), dtype=xp.float64)
-        return a @ a, zero, zero
-    g = a - b                                           # (P,) D^g u_1
-    return g @ g, b @ b, g @ b
+    """(g2, wd2, cross) as 0-d float64 arrays for one block and the window w, or None (< 2 updates)."""
+    parts = edge_parts(xp, [spec], [state], w)
+    return None if parts is None else split_of(xp, parts)
 
 
 def derived(g2: float, wd2: float, cross: float) -> dict:
@@ -116,14 +130,11 @@ def derived(g2: float, wd2: float, cross: float) -> dict:
     return out
 
 
-def edge_vector(xp, spec, state, w: int):
-    """(e, e_g, e_wd): the edge direction e = D u_1 / ||D u_1|| (P,) float64 and its parts
-    D^g u_1 / ||D u_1||, D^wd u_1 / ||D u_1|| (they sum to e); None with fewer than 2 updates."""
-    parts = edge_parts(xp, spec, state, w)
+def edge_vector(xp, specs, states, w: int):
+    """[(e, e_wd)] per block: the edge direction e = D u_1 / ||D u_1|| (the norm over all blocks)
+    and its weight-decay part D^wd u_1 / ||D u_1||, each (P,) float64; None with < 2 updates."""
+    parts = edge_parts(xp, specs, states, w)
     if parts is None:
         return None
-    a, b = parts
-    if b is None:
-        b = xp.zeros_like(a)
-    n = xp.sqrt(a @ a)
-    return a / n, (a - b) / n, b / n
+    n = xp.sqrt(sum(a @ a for a, _ in parts))
+    return [(a / n, xp.zeros_like(a) if b is None else b / n) for a, b in parts]

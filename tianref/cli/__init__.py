@@ -34,3 +34,7 @@ main.add_command(thm6_cmd, "thm6")
 from tianref.cli.reproduce import reproduce_cmd  # noqa: E402
 
 main.add_command(reproduce_cmd, "reproduce")
+
+from tianref.cli.edge import edge_cmd  # noqa: E402
+
+main.add_command(edge_cmd, "edge")

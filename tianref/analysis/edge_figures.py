@@ -1,0 +1,110 @@
+"""Figures of the spectral edge and the two clocks (host data only; Agg canvas, no pyplot).
+
+figure_edge(records)     ``cli.py edge`` records: per space (joint, W), across the probed epochs,
+                         (1) test-loss change on ablation, edge vs random (mean and min-max band),
+                         (2) the ablation and flatness ratios, (3) the edge's gfrac and cos.
+figure_edge_run(rows)    one run's log: W/V edge gfrac and cos per epoch, with test accuracy.
+figure_clocks(runs)      per run, W_srank and the train loss against epochs with t_cls, t_rep and
+                         t0.5 marked (one panel per condition).
+docs/edge-and-clocks.md defines the quantities.
+"""
+from __future__ import annotations
+
+import math
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+SPACE_STYLE = {"joint": ("C0", "W and V"), "W": ("C3", "W alone")}
+
+
+def _pos(v):
+    return v is not None and isinstance(v, (int, float)) and math.isfinite(v) and v > 0
+
+
+def figure_edge(records, title: str = "") -> Figure:
+    fig = Figure(figsize=(15, 4.4), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax_abl, ax_ratio, ax_split = fig.subplots(1, 3)
+    for space, (colour, label) in SPACE_STYLE.items():
+        recs = sorted((r for r in records if r["space"] == space), key=lambda r: r["epoch"])
+        if not recs:
+            continue
+        ep = [r["epoch"] for r in recs]
+        edge = [r["probe"]["edge"]["dloss_abl"] for r in recs]
+        ax_abl.plot(ep, [abs(v) for v in edge], "o-", color=colour, label=f"edge, {label}")
+        R = [r["probe"].get("random", {}).get("abs_dloss_abl") for r in recs]
+        if all(R):
+            ax_abl.plot(ep, [s["mean"] for s in R], "x--", color=colour, label=f"random, mean |dL|, {label}")
+            ax_abl.fill_between(ep, [max(s["min"], 1e-300) for s in R], [s["max"] for s in R],
+                                color=colour, alpha=0.12)
+        for key, style, name in (("ablation_ratio", "o-", "ablation"), ("flatness_ratio", "s:", "flatness")):
+            pts = [(e, r["probe"].get(key)) for e, r in zip(ep, recs) if _pos(r["probe"].get(key))]
+            if pts:
+                ax_ratio.plot(*zip(*pts), style, color=colour, label=f"{name}, {label}")
+        for key, style in (("gfrac", "o-"), ("cos", "s:")):
+            pts = [(e, r["split"].get(key)) for e, r in zip(ep, recs) if r["split"].get(key) is not None]
+            if pts:
+                ax_split.plot(*zip(*pts), style, color=colour, label=f"{key}, {label}")
+    ax_abl.set_yscale("log")
+    ax_abl.set_title("|test-loss change| when the direction is projected out")
+    ax_ratio.set_yscale("log")
+    ax_ratio.axhline(1.0, color="grey", lw=0.8)
+    ax_ratio.set_title("edge / mean random: ablation (dL) and flatness (curvature)")
+    ax_split.axhline(0.0, color="grey", lw=0.8)
+    ax_split.set_ylim(-1.05, 1.05)
+    ax_split.set_title("edge split: gfrac = g2/(g2+wd2), cos(D^g u1, D^wd u1)")
+    for ax in (ax_abl, ax_ratio, ax_split):
+        ax.set_xlabel("epoch")
+        ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def figure_edge_run(rows, title: str = "") -> Figure:
+    """gfrac and cos of the W and V edges, and test accuracy, from one run's metrics rows."""
+    fig = Figure(figsize=(8, 4.2), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    ep = [r["epoch"] for r in rows]
+    for p, colour in (("W", "C0"), ("V", "C2")):
+        for key, style in (("gfrac", "-"), ("cos", ":")):
+            pts = [(r["epoch"], r[f"{p}_edge_{key}"]) for r in rows if f"{p}_edge_{key}" in r]
+            if pts:
+                ax.plot(*zip(*pts), style, color=colour, label=f"{p} {key}")
+    ax.plot(ep, [r.get("test_acc", math.nan) for r in rows], "-", color="k", lw=0.8, label="test acc")
+    ax.axhline(0.0, color="grey", lw=0.6)
+    ax.set_ylim(-1.05, 1.05)
+    ax.set_xlabel("epoch")
+    ax.legend(fontsize=7, ncol=3)
+    ax.set_title(title or "spectral edge split")
+    return fig
+
+
+def figure_clocks(groups, title: str = "") -> Figure:
+    """groups: [(label, [(rows, events)])] with events {'t_cls', 't_rep', 't05'} per run."""
+    n = max(len(groups), 1)
+    fig = Figure(figsize=(4.6 * n, 6.4), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(2, n, squeeze=False)
+    for j, (label, items) in enumerate(groups):
+        ax_s, ax_l = axes[0][j], axes[1][j]
+        for i, (rows, ev) in enumerate(items):
+            c = f"C{i % 10}"
+            ep = [r["epoch"] for r in rows]
+            ax_s.plot(ep, [r.get("W_srank", math.nan) for r in rows], color=c, lw=1)
+            ax_l.plot(ep, [r.get("train_loss", math.nan) for r in rows], color=c, lw=1)
+            for key, style in (("t_cls", "--"), ("t_rep", "-"), ("t05", ":")):
+                t = ev.get(key)
+                if t is not None and math.isfinite(t):
+                    for ax in (ax_s, ax_l):
+                        ax.axvline(t, color=c, ls=style, lw=0.8)
+        ax_s.set_title(label, fontsize=9)
+        ax_s.set_ylabel("W stable rank")
+        ax_l.set_yscale("log")
+        ax_l.set_ylabel("train loss")
+        ax_l.set_xlabel("epoch   (-- t_cls, — t_rep, : t0.5)")
+    if title:
+        fig.suptitle(title)
+    return fig
