@@ -4,6 +4,9 @@ figure_edge(records)     ``cli.py edge`` records: per space (joint, W), across t
                          (1) test-loss change on ablation, edge vs random (mean and min-max band),
                          (2) the ablation and flatness ratios, (3) the edge's gfrac and cos.
 figure_edge_run(rows)    one run's log: W/V edge gfrac and cos per epoch, with test accuracy.
+figure_lifecycle(by, probes)  the lifecycle section: per condition, the median over seeds of the W edge's
+                         gfrac and cos, ||W||_F, W_srank and test accuracy against epochs, and the
+                         probe ratios (median, min-max band) at the probed epochs.
 figure_clocks(runs)      per run, W_srank and the train loss against epochs with t_cls, t_rep and
                          t0.5 marked (one panel per condition).
 docs/edge-and-clocks.md defines the quantities.
@@ -105,6 +108,61 @@ def figure_clocks(groups, title: str = "") -> Figure:
         ax_l.set_yscale("log")
         ax_l.set_ylabel("train loss")
         ax_l.set_xlabel("epoch   (-- t_cls, — t_rep, : t0.5)")
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def _median_curve(recs, key):
+    import numpy as np
+    cols = [r.col(key) for r in recs]
+    n = min(len(c) for c in cols)
+    A = np.array([c[:n] for c in cols])                       # (runs, epochs)
+    with np.errstate(all="ignore"):
+        import warnings
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return list(range(n)), np.nanmedian(A, axis=0)
+
+
+def figure_lifecycle(by: dict, probes: list, title: str = "") -> Figure:
+    """by: {condition: [RunRecord]}; probes: the lifecycle document's probe table."""
+    fig = Figure(figsize=(15, 8), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(2, 3)
+    panels = ((axes[0][0], "W_edge_gfrac", "W edge gfrac = g2/(g2+wd2)"),
+              (axes[0][1], "W_edge_cos", "W edge cos(D^g u1, D^wd u1)"),
+              (axes[1][0], "W_fro", "||W||_F"), (axes[1][1], "W_srank", "W stable rank"),
+              (axes[1][2], "test_acc", "test accuracy"))
+    for i, (cond, recs) in enumerate(by.items()):
+        c = f"C{i}"
+        for ax, key, name in panels:
+            x, y = _median_curve(recs, key)
+            ax.plot(x, y, color=c, lw=1.2, label=f"{cond} (median of {len(recs)})")
+            ax.set_title(name, fontsize=10)
+        sw = recs[0].config.get("eta_schedule")
+        if sw:
+            for ax, _, _ in panels:
+                ax.axvline(sw[-1][0], color=c, ls="--", lw=0.8)
+    ax = axes[0][2]
+    for i, cond in enumerate(by):
+        for key, style in (("ablation_ratio", "o-"), ("flatness_ratio", "s:")):
+            pts = [(p["epoch"], p[key]) for p in probes if p["condition"] == cond and p["space"] == "joint"
+                   and p[key]["n_fired"]]
+            if pts:
+                ax.plot([e for e, _ in pts], [s["median"] for _, s in pts], style, color=f"C{i}",
+                        label=f"{key.split('_')[0]}, {cond}")
+                ax.fill_between([e for e, _ in pts], [s["min"] for _, s in pts], [s["max"] for _, s in pts],
+                                color=f"C{i}", alpha=0.12)
+    ax.set_yscale("log")
+    ax.axhline(1.0, color="grey", lw=0.8)
+    ax.set_title("edge / random (W and V jointly): ablation, flatness", fontsize=10)
+    axes[0][1].set_ylim(-1.05, 1.05)
+    axes[0][0].set_ylim(-0.05, 1.05)
+    for row in axes:
+        for a in row:
+            a.set_xlabel("epoch")
+            a.legend(fontsize=7)
     if title:
         fig.suptitle(title)
     return fig

@@ -1,8 +1,8 @@
 """``python cli.py edge``: ablate and perturb the spectral edge of a run at chosen epochs.
 
-This layer reads the run's config, replays it deterministically to each epoch
-(tianref.edge_probe.replay_states), checks the replay against the run's own log and checkpoints,
-and prints or writes what ``edge_probe.probe`` returns. The math is in tianref/edge_probe.py and
+This layer parses the options and prints or writes what tianref.analysis.edge_runs.probe_run
+returns (a deterministic replay to each epoch, checked against the run's checkpoints and log, then
+tianref.edge_probe.probe per space). The math is in tianref/edge_probe.py and
 tianref/edge.py; docs/edge-and-clocks.md §3 defines every number.
 """
 from __future__ import annotations
@@ -12,17 +12,12 @@ import os
 import sys
 
 import click
-import numpy as np  # host comparisons of replayed and stored weights
 
 from tianref import __version__, runs
-from tianref.backend import environment_info, get_xp, to_host
+from tianref.backend import environment_info, get_xp
 from tianref.cli.common import reports_errors
-from tianref.config import TrainConfig, parse_int_list, validate
-from tianref.errors import InputError, RunFailure
-
-SPACES = {"joint": ("W", "V"), "W": ("W",)}
-REPLAY_RTOL = 1e-9      # logged vs replayed edge statistics (same arithmetic: equal unless the run changed)
-
+from tianref.config import parse_int_list
+from tianref.errors import InputError
 
 def _note(msg: str) -> None:
     click.echo(f"edge: {msg}", err=True)
@@ -36,36 +31,6 @@ def _json_safe(obj):
     if isinstance(obj, (list, tuple)):
         return [_json_safe(v) for v in obj]
     return obj
-
-
-def _load_run(run_dir):
-    if not os.path.isdir(run_dir):
-        raise InputError(f"--run {run_dir}: no such directory")
-    stored = runs.read_config(run_dir)
-    cfg = validate(TrainConfig.from_dict(stored["config"]))
-    init = None
-    if stored.get("init_from"):
-        init = runs.load_npz(stored["init_from"])
-    logged = {}
-    path = os.path.join(run_dir, "metrics.jsonl")
-    if os.path.isfile(path):
-        logged = {r["epoch"]: r for r in runs.read_metrics(path)}
-    return cfg, init, logged
-
-
-def _check_replay(run_dir, e, state, logged):
-    """The replay must reproduce the run: weights = its checkpoint (if any), edge statistics = its log."""
-    ck_path = runs.checkpoint_path(run_dir, e)
-    if os.path.isfile(ck_path):
-        ck = runs.load_npz(ck_path)
-        for k in ("W", "V"):
-            if not np.array_equal(to_host(state.params[k]), ck[k]):
-                raise RunFailure(f"replayed {k} at epoch {e} differs from {ck_path}; the run cannot be "
-                                 "replayed on this backend/machine bit for bit")
-    row = logged.get(e)
-    if row is None or "W_edge_g2" not in row:
-        return "no logged row to compare" if row is None else "the log has no edge statistics"
-    return None
 
 
 def _fmt(v, spec=".3g"):
@@ -116,45 +81,23 @@ def _table(records) -> str:
               show_default=True, help="Array backend: numpy (CPU) or cupy (GPU). 'fake' is the strict CI backend.")
 @reports_errors
 def edge_cmd(run_dir, epochs_text, n_random, seed, eps_rel, space_names, json_out, plot_out, xp_name):
-    from tianref import edge_probe
+    from tianref.analysis.edge_runs import load_run, probe_run
     epochs = parse_int_list(epochs_text, "--epochs")
     if not epochs or min(epochs) < 0:
         raise InputError(f"--epochs needs one or more epochs >= 0 (got {epochs_text!r})")
-    cfg, init, logged = _load_run(run_dir)
+    cfg, _, _ = load_run(run_dir)
     if max(epochs) > cfg.epochs:
         raise InputError(f"epoch {max(epochs)} is past the run's --epochs {cfg.epochs}")
     spaces = ["joint", "W"] if space_names == "both" else [space_names]
     xp = get_xp(xp_name)
     w = cfg.windows[0]
     total = len(set(epochs)) * len(spaces) * (n_random + 1)
-    show = sys.stderr.isatty()
     _note(f"replaying {run_dir} to epoch(s) {', '.join(map(str, sorted(set(epochs))))}; "
           f"{n_random} random directions per epoch and space")
-    records = []
     with click.progressbar(length=total, label="edge probes", file=sys.stderr, show_pos=True,
-                           hidden=not show) as bar:
-        for e, state, problem in edge_probe.replay_states(cfg, epochs, xp, init):
-            why = _check_replay(run_dir, e, state, logged)
-            for sp in spaces:
-                got = edge_probe.space_edge(xp, state, w, SPACES[sp])
-                if got is None:
-                    _note(f"epoch {e}: fewer than 2 updates, no edge; skipped")
-                    bar.update(n_random + 1)
-                    continue
-                e_dir, split = got
-                if sp == "W" and why is None:            # the replay reproduces the logged split
-                    row = logged[e]
-                    for k in ("g2", "wd2", "cross"):
-                        ref, ours = row[f"W_edge_{k}"], split[k]
-                        scale = max(abs(row["W_edge_g2"]), abs(row["W_edge_wd2"]), 1e-300)
-                        if abs(ref - ours) > REPLAY_RTOL * scale:
-                            raise RunFailure(f"epoch {e}: replayed W_edge_{k} = {ours!r} differs from the "
-                                             f"logged {ref!r}; the replay does not reproduce the run")
-                res = edge_probe.probe(xp, state.params, e_dir, problem.test, cfg.act, cfg.loss,
-                                       SPACES[sp], n_random=n_random, seed=seed, eps_rel=eps_rel,
-                                       progress=lambda: bar.update(1))
-                records.append({"epoch": e, "space": sp, "split": split, "probe": res,
-                                "replay_check": why or "weights and logged edge statistics reproduced"})
+                           hidden=not sys.stderr.isatty()) as bar:
+        records = probe_run(run_dir, epochs, xp, spaces=spaces, n_random=n_random, seed=seed,
+                            eps_rel=eps_rel, progress=bar.update, note=_note)
     click.echo(_table(records))
     if json_out:
         doc = {"tool": "tianref edge", "version": __version__, "command": " ".join(sys.argv),

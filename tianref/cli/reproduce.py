@@ -15,7 +15,8 @@ from tianref.cli.common import reports_errors
 @click.command("reproduce", context_settings={"show_default": True})
 @click.option("--section", "section_text", default="all",
               help="headline | relu | window | eta | thm6 | extended, or all "
-                   "(= headline, relu, window, eta, thm6; extended only when asked).")
+                   "(= headline, relu, window, eta, thm6; extended only when asked); lifecycle | clocks "
+                   "test two other seed papers (the spectral edge, the two training clocks) on this model.")
 @click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Run tree; each section goes to ROOT/<section>/. Default: runs/reproduce at the "
                    "full scale, runs/reproduce-<scale> otherwise (so the scales never share runs).")

@@ -86,6 +86,10 @@ def reproduce_section(section: str, root, scale, *, n_jobs: int = 2, python: str
                       xp: str = "numpy", n_top: int = 200, store_to=None, command: str = "",
                       report=lambda m: None) -> dict:
     """Run, summarise, compare, draw and (optionally) store one section; returns what it did."""
+    if section in ("lifecycle", "clocks"):                  # other seed papers: their own pipeline
+        from tianref.experiments.reproduce.seeds import reproduce_seed_section
+        return reproduce_seed_section(section, root, scale, n_jobs=n_jobs, python=python, xp=xp,
+                                      store_to=store_to, command=command, report=report)
     t0 = time.time()
     if section == "thm6":
         import_thm6()                                       # fail before training, not after
