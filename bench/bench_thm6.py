@@ -1,6 +1,6 @@
 """Benchmark, not a test: exact leave-two-out residuals for ALL pairs, and the closed form's speed-up.
 
-Target (issue 3): at K = 2048, n = 2016, float64, on the 2-core CPU, all K(K-1)/2 ≈ 2.1M exact residuals
+Target (the project's speed requirement for thm6): at K = 2048, n = 2016, float64, on the 2-core CPU, all K(K-1)/2 ≈ 2.1M exact residuals
 in ≤ 15 s including B. The baseline is the definitional route (drop two columns, solve, apply), timed on
 a few pairs in the same run; the closed form r = -B_jl / (B_jj B_ll - B_jl^2) is timed on all pairs.
 

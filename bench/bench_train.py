@@ -14,7 +14,7 @@ Both sides compute every per-epoch quantity the paper's code logs (bench/torch_p
 them), start from the same initial state and write no files. torch uses as many threads as NumPy's
 BLAS (torch.set_num_threads), so the comparison is between implementations, not thread counts.
 
-It prints seconds, seconds per epoch, the ratios ours/torch (targets from issue 2: full <= 0.4,
+It prints seconds, seconds per epoch, the ratios ours/torch (the project's targets: full <= 0.4,
 core <= 0.5), and our time against the FLOP floor of training plus test evaluation,
 2 K M (3 n_train + n_test) ~ 2.64 GFLOP per epoch at the paper's size (forward, the two backward
 products, test forward; the one-hot products are gathers and cost no FLOPs). If torch is not

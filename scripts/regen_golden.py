@@ -10,7 +10,8 @@ barely moves in 100 epochs at this size.)
 
 Each file stores the rows at epochs 0, 1, 2, 5, 10, 25, 50, 75, 100 with every key the engine logs,
 the Frobenius norms of the final W and V, the config, and provenance (command, seed, dtype, backend,
-versions, BLAS, date, commit). Run this only when a change to the numerics is intended, and say
+versions, BLAS, date, and the git state: commit and whether the tree was dirty, i.e. had
+uncommitted changes to tracked files, so the values may not be those of the commit). Run this only when a change to the numerics is intended, and say
 why in the commit; tests/test_golden_train.py re-derives the values and compares them.
 """
 from __future__ import annotations
@@ -64,6 +65,10 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out-dir", default=OUT_DIR)
     args = ap.parse_args(argv)
+    git = git_state()                 # taken before anything is written: {'commit', 'dirty'} or None
+    if git is None or git["dirty"]:
+        print("warning: the source tree is " + ("not a git checkout" if git is None else "dirty")
+              + "; the provenance records it", file=sys.stderr)
     for dtype in DTYPES:
         cfg = CONFIG.replace(dtype=dtype)
         rows, norms = derive(cfg)
@@ -74,7 +79,7 @@ def main(argv=None):
                 "seed": cfg.seed, "dtype": dtype, "backend": "numpy",
                 "versions": versions, "blas": blas_info(),
                 "threads": {v: os.environ.get(v) for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")},
-                "tianref_commit": (git_state() or {}).get("commit"),
+                "git": git,
                 "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             },
             "config": cfg.to_dict(),

@@ -23,7 +23,8 @@ Only the shared initial state comes from tianref: ``tianref.data.init_host(M, K,
 Output per config NAME, both written atomically:
     reference_results/torch/NAME.json   provenance, config, one row per epoch:
         epoch, train_loss, test_loss, train_acc, test_acc,
-        W_sigma / V_sigma (window 20), W_sigma_w5 / V_sigma_w5 (window 5)
+        W_sigma / V_sigma (window 20), W_sigma_w5 / V_sigma_w5 (window 5),
+        and arrays_sha256, the SHA-256 of NAME.npz (so that a .json is never read with another .npz)
     reference_results/torch/NAME.npz    W, V, train_idx, test_idx (the initial state; valid
         ``cli.py train --init-from`` input), W_final, V_final (after E steps)
 
@@ -34,6 +35,7 @@ from __future__ import annotations
 import argparse
 import collections
 import datetime
+import hashlib
 import os
 import platform
 import sys
@@ -136,6 +138,15 @@ def run_config(torch, name, cfg):
     return rows, arrays
 
 
+def sha256_file(path) -> str:
+    """Hex SHA-256 of a file's bytes (tests/test_torch_reference.py checks the .npz against it)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--only", choices=sorted(CONFIGS), help="write one config only")
@@ -159,7 +170,7 @@ def main(argv=None):
             "versions": {"torch": torch.__version__, "numpy": np.__version__,
                          "python": platform.python_version()},
             "platform": platform.platform(),
-            "tianref_commit": (git_state() or {}).get("commit"),
+            "git": git_state(),       # {'commit', 'dirty'}: dirty = uncommitted changes to tracked files
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         }
         doc = {"name": name, "provenance": provenance,
@@ -167,6 +178,7 @@ def main(argv=None):
                "arrays": os.path.basename(name + ".npz"), "rows": rows}
         os.makedirs(args.out_dir, exist_ok=True)
         runs.save_npz(os.path.join(args.out_dir, name + ".npz"), arrays)
+        doc["arrays_sha256"] = sha256_file(os.path.join(args.out_dir, name + ".npz"))   # ties the pair
         runs.atomic_write_json(os.path.join(args.out_dir, name + ".json"), doc)
         last = rows[-1]
         print(f"{name}: {len(rows)} rows; final train_loss {last['train_loss']:.6g} "

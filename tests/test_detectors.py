@@ -63,7 +63,7 @@ def test_slope_fires_exactly_at_designed_epoch():
     g = step_gap([(137, 1.5)])
     s = det.log_slope(g)
     assert np.isnan(s[:28]).all()                # t < 25, or gap(t - 25) NaN (rows 0-2)
-    assert s[136] == 0.0 and s[137] == pytest.approx(0.06, rel=1e-12)   # exact logs, 1 rounding
+    assert s[136] == 0.0 and s[137] == pytest.approx(0.06, rel=1e-12, abs=0)   # exact logs, 1 rounding
     assert det.slope_fire(g) == 137.0
 
 
@@ -100,7 +100,7 @@ def test_slope_clips_at_1e6_before_the_log():
     assert math.isnan(det.slope_fire(g))
     assert det.slope_fire(g, floor=1e-300) == 150.0
     s = det.log_slope(g)
-    assert s[150] == pytest.approx(np.log(2) / 25, rel=1e-12)   # one log, one division
+    assert s[150] == pytest.approx(np.log(2) / 25, rel=1e-12, abs=0)   # one log, one division
     # zero and negative ratios are clipped too (no -inf, no NaN from log of a negative)
     g0 = np.where(T < 150, 0.0, 1e-6 * np.exp(1.5))
     g0[10] = -5.0
@@ -138,7 +138,7 @@ def test_late_median_inclusive_bounds_and_nan():
 def test_late_separation_ratio():
     sep = det.late_separation([300.0, 168.0, 320.0, np.nan], [1.31, 1.25, 1.37])
     assert sep["grok"] == 300.0 and sep["control"] == 1.31
-    assert sep["ratio"] == pytest.approx(300 / 1.31, rel=1e-15)   # a single division
+    assert sep["ratio"] == pytest.approx(300 / 1.31, rel=1e-15, abs=0)   # a single division
     assert math.isnan(det.late_separation([1.0], [np.nan])["ratio"])
 
 
@@ -191,7 +191,7 @@ def test_sigma12_slope_is_non_strict():
 
 def test_sigma12_ratio_floor_and_nan():
     r = det.sigma12_ratio([1.0, np.nan, 2.0], [0.0, 1.0, np.nan])
-    assert r[0] == pytest.approx(1e30, rel=1e-15)    # 1 / 1e-30 rounds once
+    assert r[0] == pytest.approx(1e30, rel=1e-15, abs=0)    # 1 / 1e-30 rounds once
     assert np.isnan(r[1]) and np.isnan(r[2])
 
 
@@ -208,11 +208,11 @@ def test_across_runs_median_iqr_and_counts():
 
 
 def test_leads_per_run_and_of_medians_differ():
-    t05 = [101.0, 99.0, 110.0]
-    trho = [17.0, 18.0, 15.0]
-    assert list(det.paired_diff(t05, trho)) == [84.0, 81.0, 95.0]
-    assert np.median(det.paired_diff(t05, trho)) == 84.0
-    assert det.median_diff(t05, trho) == 101.0 - 17.0
+    t05 = [100.0, 120.0, 101.0]
+    trho = [10.0, 30.0, 25.0]
+    assert list(det.paired_diff(t05, trho)) == [90.0, 90.0, 76.0]
+    assert np.median(det.paired_diff(t05, trho)) == 90.0                # per run, then the median
+    assert det.median_diff(t05, trho) == 101.0 - 25.0 == 76.0            # the medians, then the difference
 
 
 # --- reading logs --------------------------------------------------------------------------------

@@ -99,6 +99,11 @@ def test_golden_has_provenance_and_is_eventful(dtype):
     for key in ("command", "seed", "dtype", "backend", "versions", "date"):
         assert key in doc["provenance"], key
     assert doc["provenance"]["dtype"] == dtype
+    # the git state the values came from: a dirty tree (uncommitted changes) is recorded as such;
+    # null only with a note saying why it is unknown (files written before the script recorded it)
+    git = doc["provenance"]["git"]
+    assert len(git["commit"]) == 40
+    assert isinstance(git["dirty"], bool) or (git["dirty"] is None and git["note"])
     rows = doc["rows"]
     assert [r["epoch"] for r in rows] == doc["epochs"] and doc["epochs"][-1] == doc["config"]["epochs"]
     assert rows[0]["train_acc"] < 0.2 and rows[-1]["train_acc"] == 1.0
@@ -169,3 +174,20 @@ def test_golden_final_parameter_norms(dtype):
     rtol, atol = TOL[dtype]["late"]["norm"]
     for key, ref in doc["final"].items():
         np.testing.assert_allclose(norms[key], ref, rtol=rtol, atol=atol, err_msg=key)
+
+
+def test_regen_script_records_a_dirty_tree(tmp_path, monkeypatch):
+    """scripts/regen_golden.py writes the tree's git state into the provenance (training stubbed out)."""
+    import importlib.util
+    path = os.path.join(os.path.dirname(GOLDEN_DIR), os.pardir, "scripts", "regen_golden.py")
+    spec = importlib.util.spec_from_file_location("regen_golden", os.path.abspath(path))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    monkeypatch.setattr(mod, "derive", lambda cfg: ([{"epoch": 100, "train_acc": 1.0, "test_acc": 1.0}],
+                                                     {"W_fro": 1.0, "V_fro": 1.0}))
+    monkeypatch.setattr(mod, "git_state", lambda: {"commit": "c" * 40, "dirty": True})
+    mod.main(["--out-dir", str(tmp_path)])
+    for dtype in ("float32", "float64"):
+        with open(tmp_path / f"train_small_{dtype}.json", encoding="utf-8") as f:
+            prov = json.load(f)["provenance"]
+        assert prov["git"] == {"commit": "c" * 40, "dirty": True} and prov["dtype"] == dtype

@@ -5,6 +5,8 @@ Central differences along a random direction U: (L(theta + hU) - L(theta - hU)) 
 rounding error ~ eps * |L| / h ~ 1e-10 relative, so rtol = 1e-6 leaves a wide margin while a
 wrong factor (2, 1/n, a missing sigma') fails by orders of magnitude.
 """
+import math
+
 import numpy as np
 import pytest
 
@@ -74,7 +76,7 @@ def test_tian_loss_value_by_hand():
     L, g = losses.loss_tian(np, Yhat, np.array([0]))
     z = np.array([-2.0, -1.0, 3.0])
     t = np.array([2 / 3, -1 / 3, -1 / 3])
-    assert float(L) == pytest.approx(((z - t) ** 2).sum(), rel=1e-15)
+    assert float(L) == pytest.approx(((z - t) ** 2).sum(), rel=1e-15, abs=0)   # 3 terms: ~1 ulp
     np.testing.assert_allclose(g[0], 2 * (z - t), rtol=1e-15)
 
 
@@ -85,7 +87,8 @@ def test_theory_loss_is_sample_centred_half_squared_norm():
     E = np.eye(4)[y]
     P = np.eye(5) - np.ones((5, 5)) / 5
     J, g = losses.loss_theory(np, Yhat, y)
-    assert float(J) == pytest.approx(0.5 * np.linalg.norm(P @ (E - Yhat)) ** 2, rel=1e-13)
+    # a 5×4 problem: both routes round ~20 times, ~1e-15 relative; 1e-13 leaves a margin of 100
+    assert float(J) == pytest.approx(0.5 * np.linalg.norm(P @ (E - Yhat)) ** 2, rel=1e-13, abs=0)
     np.testing.assert_allclose(g, -P @ (E - Yhat), rtol=1e-13, atol=1e-15)
 
 
@@ -94,9 +97,34 @@ def test_activation_values():
     np.testing.assert_allclose(model.sigma(np, x, "sqr"), x ** 2)
     np.testing.assert_allclose(model.sigma(np, x, "relu"), [0, 0, 0, 0.5, 2])
     np.testing.assert_allclose(model.sigma(np, x, "relusqr"), [0, 0, 0, 0.25, 4])
-    np.testing.assert_allclose(model.sigma(np, x, "silu"), x / (1 + np.exp(-x)))
+    # silu by another identity: x s(x) with s(x) = (1 + tanh(x/2)) / 2, in Python floats; the two
+    # routes round differently, by a few ulp of values of size <= 2
+    silu_tanh = [v * (1 + math.tanh(v / 2)) / 2 for v in x]
+    np.testing.assert_allclose(model.sigma(np, x, "silu"), silu_tanh, rtol=1e-15, atol=1e-16)
+    assert model.sigma(np, np.array([0.0]), "silu")[0] == 0.0
     with pytest.raises(ValueError):
         model.sigma(np, x, "gelu")
+
+
+def test_activation_derivatives_literals():
+    """sigma' at literal points, including exactly 0.
+
+    Convention: relu'(0) = 0, as in PyTorch's autograd (the backward of relu passes the gradient
+    only where x > 0): a unit sitting exactly at 0 gets no gradient, as in the paper's code.
+    """
+    x = np.array([-2.0, -0.5, 0.0, 0.5, 2.0])
+    np.testing.assert_array_equal(model.sigma_prime(np, x, "relu"), [0, 0, 0, 1, 1])
+    np.testing.assert_array_equal(model.sigma_prime(np, x, "relusqr"), [0, 0, 0, 1, 4])
+    np.testing.assert_array_equal(model.sigma_prime(np, x, "sqr"), [-4, -1, 0, 1, 4])
+    # silu'(0) = s(0) (1 + 0 (1 - s(0))) = 1/2 exactly
+    assert model.sigma_prime(np, np.array([0.0]), "silu")[0] == 0.5
+
+    # silu' against central differences of x / (1 + e^-x) in Python floats: h = 1e-5 gives a
+    # truncation error h^2 |f'''| / 6 < 1e-10 and a rounding error ~ 1e-16 / h ~ 1e-11
+    def silu(v):
+        return v / (1 + math.exp(-v))
+    fd = [(silu(v + 1e-5) - silu(v - 1e-5)) / 2e-5 for v in x]
+    np.testing.assert_allclose(model.sigma_prime(np, x, "silu"), fd, rtol=0, atol=1e-9)
 
 
 def test_init_bounds_and_determinism():

@@ -16,10 +16,12 @@ import shlex
 import shutil
 import subprocess
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
 
+from tianref.analysis.summarize import Options
 from tianref.experiments import protocols
 from tianref.experiments import reproduce as rp
 from tianref.errors import InputError
@@ -130,9 +132,9 @@ def test_compare_headline_known_answers():
     assert (r["paper"], r["delta"]) == (84, 9)
     r = find(rows, "t(test ≥ 0.5), reached/n", "eta=0")
     assert r["within"] is True and r["ours_text"] == "0/15"
-    r = find(rows, "t(test ≥ 0.5)", "eta=0.0002", group="issue4")        # issue 4: [99, 108]
+    r = find(rows, "t(test ≥ 0.5)", "eta=0.0002", group="independent")   # the independent range [99, 108]
     assert r["within"] is False and r["paper_text"] == "[99, 108]"
-    r = find(rows, "σ2/σ3 slope fire (epoch)", "eta=0.0002", group="issue4")
+    r = find(rows, "σ2/σ3 slope fire (epoch)", "eta=0.0002", group="independent")
     assert r["within"] is True
     md = "\n".join(rp.comparison_markdown(rows))
     line = next(ln for ln in md.splitlines() if ln.startswith("| t(test ≥ 0.5) | eta=0.0002 |"))
@@ -320,8 +322,10 @@ def test_ci_reproduction_matches_golden(ci_run, section):
     assert ours["runs"] == gold["runs"] and ours["scale"] == gold["scale"]
     assert [v["name"] for v in ours["views"]] == [v["name"] for v in gold["views"]]
     for vo, vg in zip(ours["views"], gold["views"]):
-        # options added since the golden summary was stored (at their defaults) are not in it
+        # options added after the golden was stored must sit at their defaults (same meaning)
         assert {k: vo["options"].get(k) for k in vg["options"]} == vg["options"]
+        defaults = asdict(Options())
+        assert all(vo["options"][k] == defaults[k] for k in set(vo["options"]) - set(vg["options"]))
         co = {c["label"]: c for c in vo["summary"]["conditions"]}
         cg = {c["label"]: c for c in vg["summary"]["conditions"]}
         assert co.keys() == cg.keys()
@@ -418,7 +422,7 @@ def test_stored_full_summaries_are_self_consistent(section):
 HEADLINE_CHECKS = [
     # quantity in the report, condition, statistic, allowed range, why
     ("σ2/σ3 slope fire (epoch)", "eta=0.0002", "fire", (172, 175), "IQR [173, 174] ± 1 (§5.12)"),
-    ("t(test ≥ 0.5)", "eta=0.0002", "t05", (97, 110), "IQR [99, 102]; issue 4 saw 99-108"),
+    ("t(test ≥ 0.5)", "eta=0.0002", "t05", (97, 110), "IQR [99, 102]; the independent 3 seeds saw 99-108"),
     ("late σ2/σ3, ep 200-400", "eta=0.0002", "late", (168, 320), "the published bracket"),
     ("late σ2/σ3, ep 200-400", "eta=0", "late", (1.2, 1.45), "bracket [1.25, 1.37] widened"),
     ("ρ_tian ≥ 0.075 fire (epoch)", "eta=0.0002", "rho_fire", (15, 20), "IQR [17, 18] ± 2"),

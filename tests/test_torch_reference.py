@@ -11,6 +11,7 @@ W and V after 50 steps.
 A missing reference file is a failure, not a skip: regenerate it deliberately with
 ``pip install torch==2.13.0 && python scripts/torch_reference.py``.
 """
+import hashlib
 import json
 import os
 
@@ -79,6 +80,17 @@ def test_reference_has_provenance(name):
         assert key in prov, key
     assert prov["dtype"] == "float64" and prov["versions"]["torch"].startswith("2.13.0")
     assert len(doc["rows"]) == doc["config"]["epochs"] + 1
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_npz_is_the_one_its_json_was_written_with(name):
+    """The .json records the SHA-256 of its .npz; a different or edited .npz is refused."""
+    with open(os.path.join(REF_DIR, name + ".json"), encoding="utf-8") as f:
+        doc = json.load(f)
+    with open(os.path.join(REF_DIR, doc["arrays"]), "rb") as f:
+        digest = hashlib.sha256(f.read()).hexdigest()
+    assert doc["arrays"] == name + ".npz"
+    assert digest == doc["arrays_sha256"], f"{name}.npz does not match {name}.json; regenerate both with `{REGEN}`"
 
 
 @pytest.mark.parametrize("name", NAMES)

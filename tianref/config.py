@@ -2,7 +2,7 @@
 
 Defaults are the paper code's protocol (paper-protocol.md §3): M = 71, K = 2048,
 n_train = 2016, sigma = x^2, the class-centred MSE, Adam(lr 1e-3, coupled L2 eta = 2e-4),
-float32, rolling window 20.
+float32, rolling window 20 (its Gram in float64: a documented deviation, docs/math.md §8).
 
 Weight-decay schedule: ``eta_schedule`` = ((t_0, eta_0), (t_1, eta_1), ...) with 0 = t_0 < t_1 < ...
 The step from row t to row t + 1 uses eta_j of the last entry with t_j <= t (``eta_at``). An empty
@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from tianref.errors import InputError
 from tianref.loss import LOSSES
 from tianref.model import ACTIVATIONS
+from tianref.spectra import GRAM_MODES
 
 OPTIMIZERS = ("adam", "adamw")
 DTYPES = ("float32", "float64")
@@ -41,6 +42,8 @@ class TrainConfig:
     optimizer: str = "adam"
     dtype: str = "float32"
     windows: tuple = (20,)
+    gram_dtype: str = "float64"      # precision of the update Gram (float32 = the paper's code)
+    log_grams: tuple = ()            # further Gram modes logged beside it (keys ..._f32, ..._f32seq)
     metrics: str = "full"
     indep_pairs: int = 500
     checkpoint_epochs: tuple = field(default=())
@@ -50,6 +53,7 @@ class TrainConfig:
         d = dataclasses.asdict(self)
         d["windows"] = list(self.windows)
         d["checkpoint_epochs"] = list(self.checkpoint_epochs)
+        d["log_grams"] = list(self.log_grams)
         if self.eta_schedule:
             d["eta_schedule"] = [[int(t), float(e)] for t, e in self.eta_schedule]
         else:
@@ -66,6 +70,8 @@ class TrainConfig:
         for k in ("windows", "checkpoint_epochs"):
             if k in d:
                 d[k] = tuple(int(x) for x in d[k])
+        if "log_grams" in d:
+            d["log_grams"] = tuple(str(x) for x in d["log_grams"])
         if "eta_schedule" in d:
             try:
                 d["eta_schedule"] = tuple((int(t), float(e)) for t, e in d["eta_schedule"])
@@ -110,6 +116,13 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         bad(f"unknown optimizer {cfg.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
     if cfg.dtype not in DTYPES:
         bad(f"unknown dtype {cfg.dtype!r}; choose one of {', '.join(DTYPES)}")
+    if cfg.gram_dtype not in GRAM_MODES:
+        bad(f"unknown Gram dtype {cfg.gram_dtype!r}; choose one of {', '.join(GRAM_MODES)}")
+    for g in cfg.log_grams:
+        if g not in GRAM_MODES[1:]:
+            bad(f"--log-grams: unknown or main-only Gram {g!r}; choose from {', '.join(GRAM_MODES[1:])}")
+    if len(set(cfg.log_grams)) != len(cfg.log_grams) or cfg.gram_dtype in cfg.log_grams:
+        bad(f"--log-grams {','.join(cfg.log_grams)} repeats a Gram (main: --gram-dtype {cfg.gram_dtype})")
     if cfg.metrics not in METRIC_SETS:
         bad(f"unknown metric set {cfg.metrics!r}; choose one of {', '.join(METRIC_SETS)}")
     if not cfg.windows:

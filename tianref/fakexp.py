@@ -89,6 +89,8 @@ class FakeArray(NDArrayOperatorsMixin):
         return FakeArray(self._a.T)
 
     def __getattr__(self, name):
+        if name.startswith("__array"):       # __array_interface__/__array_struct__ would let NumPy
+            raise AttributeError(name)       # read the host buffer behind __array__'s back
         attr = getattr(self._a, name)
         if callable(attr):
             def method(*args, **kwargs):

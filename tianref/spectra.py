@@ -16,10 +16,15 @@ full (w_max, w_max) Gram of the buffer. A new update costs one (w_max, P) x (P,)
 G_w for any w <= w_max is the sub-block on the w most recent slots (eigenvalues do not depend
 on the order of the slots, so the ring order is never unrolled).
 
-Precision: updates are formed as float64(theta_t) - float64(theta_{t-1}), which is exact for
-float32 parameters, and all inner products are float64 whatever the training dtype.
-Deviation from the paper's code: it forms the Gram and its eigenvalues in float32, which puts
-sigma_3 ~ 1e-5..1e-6 near float32's resolution (paper-protocol.md §5.12).
+Precision (the Gram *mode*, ``GRAM_MODES``). 'float64', the default: updates are formed as
+float64(theta_t) - float64(theta_{t-1}), which is exact for float32 parameters, and all inner
+products and eigenvalues are float64 whatever the training dtype. 'float32' is the paper code's
+pipeline: Delta formed and stored in float32, G and its eigenvalues computed in float32 (the inner
+products by the backend's BLAS). 'float32-seq' sums each inner product strictly in order in float32
+(NumPy only: CuPy's cumsum is a parallel scan). The rounding of a float32 Gram entry depends on the
+summation order (measured at P ~ 3e5: pairwise ~4e-8, OpenBLAS sgemv ~1e-7, sgemm ~4e-7, sequential
+~5e-5 relative), so an eigenvalue below ~100 float32 epsilons times sigma_1 is not resolved in
+float32, and what is logged there depends on the BLAS (docs/math.md §8).
 
 State is an explicit dict; ``push`` returns the new state and reuses the buffer's storage
 (the old state must not be used afterwards).
@@ -27,22 +32,39 @@ State is an explicit dict; ``push`` returns the new state and reuses the buffer'
 from __future__ import annotations
 
 N_TOP = 5
+GRAM_MODES = ("float64", "float32", "float32-seq")
+GRAM_SUFFIX = {"float64": "", "float32": "_f32", "float32-seq": "_f32seq"}   # logged-key suffixes
+F32_EPS = 2.0 ** -23          # float32 machine epsilon (spacing of floats at 1)
 
 
-def init(xp, P: int, w_max: int):
-    """Empty state for updates of length P."""
-    return {"buf": xp.zeros((w_max, P), dtype=xp.float64),     # (w_max, P) ring buffer of updates
-            "gram": xp.zeros((w_max, w_max), dtype=xp.float64),  # (w_max, w_max) Gram of the buffer
+def gram_dtype(xp, mode: str):
+    """The array dtype of a Gram mode: float64, or float32 for both float32 modes."""
+    return xp.float64 if mode == "float64" else xp.float32
+
+
+def init(xp, P: int, w_max: int, mode: str = "float64"):
+    """Empty state for updates of length P; buffer and Gram in the mode's dtype."""
+    dt = gram_dtype(xp, mode)
+    return {"buf": xp.zeros((w_max, P), dtype=dt),             # (w_max, P) ring buffer of updates
+            "gram": xp.zeros((w_max, w_max), dtype=dt),          # (w_max, w_max) Gram of the buffer
             "count": 0}                                          # updates pushed so far
 
 
-def push(xp, state, delta):
-    """Add the update ``delta`` (P,) float64.  Returns the new state."""
+def push(xp, state, delta, mode: str = "float64"):
+    """Add the update ``delta`` (P,), in the buffer's dtype.  Returns the new state.
+
+    mode 'float32-seq' sums each inner product strictly left to right in float32 (a running
+    sum, NumPy's cumsum) instead of the BLAS product: the summation order with the largest
+    rounding error, one end of what a float32 Gram can give.
+    """
     buf, gram, count = state["buf"], state["gram"], state["count"]
     w_max = buf.shape[0]
     slot = count % w_max
     buf[slot] = delta                                   # overwrite the oldest update
-    g = buf @ delta                                     # (w_max,)  <Delta_s, Delta_t> for all slots s
+    if mode == "float32-seq":
+        g = xp.cumsum(buf * delta, axis=1, dtype=buf.dtype)[:, -1]   # (w_max,) sequential sums
+    else:
+        g = buf @ delta                                 # (w_max,)  <Delta_s, Delta_t> for all slots s
     gram[slot, :] = g
     gram[:, slot] = g
     return {"buf": buf, "gram": gram, "count": count + 1}
@@ -65,6 +87,7 @@ def top_eigenvalues(xp, state, w: int):
     return ev[::-1][:N_TOP]                             # (min(m, 5),) descending
 
 
-def delta(xp, new, old):
-    """Delta = float64(new) - float64(old), flattened (P,)."""
-    return (new.astype(xp.float64) - old.astype(xp.float64)).reshape(-1)
+def delta(xp, new, old, mode: str = "float64"):
+    """Delta = dt(new) - dt(old), flattened (P,), dt = the mode's dtype (float64: exact for float32 params)."""
+    dt = gram_dtype(xp, mode)
+    return (new.astype(dt) - old.astype(dt)).reshape(-1)

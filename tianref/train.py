@@ -7,8 +7,8 @@ E + 1 rows and E steps. The forward pass of row t on the training set is reused 
 State (``TrainState``)
     params   {'W': (2M, K), 'V': (K, M)}  training dtype, on the device
     adam     optimizer state (optim.adam_init)
-    spec     {'W': ..., 'V': ...}         rolling-update Gram states (spectra.init)
-    edge     {'W': ..., 'V': ...}         the ring of weight-decay parts, same slots (edge.init)
+    spec     {'W': ..., 'V': ...}         rolling-update Gram states (spectra.init; gram_states)
+    edge     {'W': ..., 'V': ...}         the ring of weight-decay parts, slots as spec['W'/'V'] (edge.init)
     rng      numpy Generator for the independence-proxy pairs (host; persists across epochs)
     epoch    number of steps taken
 """
@@ -48,6 +48,15 @@ class Problem:
 
 def dtype_of(xp, cfg):
     return {"float32": xp.float32, "float64": xp.float64}[cfg.dtype]
+
+
+def gram_states(cfg) -> dict:
+    """{spec key: (parameter, Gram mode)}: one rolling Gram per parameter in cfg.gram_dtype, and one
+    per mode in cfg.log_grams ('W_f32', 'V_f32seq', ...; logged as W_sigma_f32, W_gap23_f32seq)."""
+    out = {k: (k, cfg.gram_dtype) for k in ("W", "V")}
+    for m in cfg.log_grams:
+        out.update({k + spectra.GRAM_SUFFIX[m]: (k, m) for k in ("W", "V")})
+    return out
 
 
 def check_init(cfg, init: dict) -> None:
@@ -93,7 +102,8 @@ def setup(cfg, xp, init=None):
                       data.make_batch(xp, cfg.M, train_idx), data.make_batch(xp, cfg.M, test_idx))
     w_max = max(cfg.windows)
     state = TrainState(params=params, adam=optim.adam_init(xp, params),
-                       spec={k: spectra.init(xp, p.size, w_max) for k, p in params.items()},
+                       spec={s: spectra.init(xp, params[k].size, w_max, dt)
+                             for s, (k, dt) in gram_states(cfg).items()},
                        rng=np.random.default_rng(cfg.seed), epoch=0,
                        edge={k: edges.init(xp, p.size, w_max, p.dtype) for k, p in params.items()})
     return problem, state
@@ -111,8 +121,8 @@ def step(xp, cfg, state, problem, fwd=None):
                                          beta1=cfg.beta1, beta2=cfg.beta2, eps=cfg.eps,
                                          eta=eta_at(cfg, state.epoch),
                                          decoupled=(cfg.optimizer == "adamw"), wd_part=True)
-    deltas = {k: spectra.delta(xp, params[k], state.params[k]) for k in params}     # (P,) float64
-    spec = {k: spectra.push(xp, state.spec[k], deltas[k]) for k in params}
+    spec = {s: spectra.push(xp, state.spec[s], spectra.delta(xp, params[k], state.params[k], m), m)
+            for s, (k, m) in gram_states(cfg).items()}
     edge = {k: edges.push(xp, state.edge[k], spec[k], wd[k]) for k in params}
     return TrainState(params=params, adam=adam, spec=spec, rng=state.rng, epoch=state.epoch + 1,
                       edge=edge)
@@ -137,13 +147,15 @@ def evaluate(xp, cfg, state, problem):
         gF, med, p95 = metrics.gradient_field_metrics(xp, Yhat, problem.train.y, P["V"],
                                                       xp.asarray(j), xp.asarray(jp))
         parts += [("gF_norm", gF), ("indep_cos_med", med), ("indep_cos_p95", p95)]
-    for name in ("W", "V"):
+    for s, (name, _) in gram_states(cfg).items():
+        tag = s[len(name):]                             # '' or a --log-grams suffix ('_f32')
         for i, w in enumerate(cfg.windows):
-            ev = spectra.top_eigenvalues(xp, state.spec[name], w)
+            ev = spectra.top_eigenvalues(xp, state.spec[s], w)
             if ev is not None:
-                parts.append((f"{name}_sigma" + ("" if i == 0 else f"_w{w}"), ev))
+                parts.append((f"{name}_sigma{tag}" + ("" if i == 0 else f"_w{w}"), ev))
+    for name in ("W", "V"):                             # the edge split of the first window
         split = edges.window_split(xp, state.spec[name], state.edge[name], cfg.windows[0])
-        if split is not None:                       # the edge split of the first window
+        if split is not None:
             parts += [(f"{name}_edge_{k}", v) for k, v in zip(edges.KEYS, split)]
     parts += clocks.clock_stats(xp, P)
 
@@ -184,11 +196,13 @@ def state_arrays(cfg, state, problem, with_buffer: bool) -> dict:
     for k in ("W", "V"):
         out[f"adam_m_{k}"] = to_host(state.adam["m"][k])
         out[f"adam_v_{k}"] = to_host(state.adam["v"][k])
-        out[f"spec_gram_{k}"] = to_host(state.spec[k]["gram"])
         out[f"adam_m_wd_{k}"] = to_host(state.adam["m_wd"][k])
         if with_buffer:
-            out[f"spec_buf_{k}"] = to_host(state.spec[k]["buf"])
             out[f"spec_buf_wd_{k}"] = to_host(state.edge[k]["buf_wd"])
+    for k in gram_states(cfg):
+        out[f"spec_gram_{k}"] = to_host(state.spec[k]["gram"])
+        if with_buffer:
+            out[f"spec_buf_{k}"] = to_host(state.spec[k]["buf"])
     return out
 
 
@@ -203,7 +217,7 @@ def state_from_arrays(xp, cfg, ck: dict) -> TrainState:
                 "m_wd": {k: xp.asarray(ck[f"adam_m_wd_{k}"], dtype=dt) for k in ("W", "V")},
                 "m_wd_zero": bool(ck["adam_m_wd_zero"])}
         spec = {k: {"buf": xp.asarray(ck[f"spec_buf_{k}"]), "gram": xp.asarray(ck[f"spec_gram_{k}"]),
-                    "count": int(ck["spec_count"])} for k in ("W", "V")}
+                    "count": int(ck["spec_count"])} for k in gram_states(cfg)}
         edge = {k: {"buf_wd": xp.asarray(ck[f"spec_buf_wd_{k}"]), "clean": bool(ck["edge_clean"])}
                 for k in ("W", "V")}
         rng = np.random.default_rng()

@@ -8,7 +8,8 @@ comparison of T-ReLU) and §3 for the plotted quantities. Medians over seeds wit
 Figures (each a ``matplotlib.figure.Figure`` built without pyplot state; saved with savefig):
 
     headline     test accuracy, rho_tian and sigma2/sigma3 (log) vs epoch, one line per condition,
-                 with the median sigma2/sigma3 slope-fire epoch (default detector) marked
+                 with the median sigma2/sigma3 slope-fire epoch (default detector) marked, and the
+                 median collapse epoch (diagnostics.collapse_epoch) where sigma2/sigma3 collapses
     top5         sigma1..sigma5 of the rolling Delta-W Gram (log) at W = 5/20/30, per condition
     activation   x^2 vs ReLU: test accuracy, rho_tian and sigma2/sigma3, grok vs control
 
@@ -27,6 +28,7 @@ from matplotlib.figure import Figure  # noqa: E402
 import numpy as np  # noqa: E402
 
 from tianref.analysis import detectors as det  # noqa: E402
+from tianref.analysis import diagnostics as dg  # noqa: E402
 from tianref.errors import InputError  # noqa: E402
 from tianref.analysis.records import RunRecord, window_key  # noqa: E402
 from tianref.analysis.summarize import condition_labels, group_conditions  # noqa: E402
@@ -97,11 +99,17 @@ def fig_headline(groups, window=None, rho_threshold=det.RHO_THRESHOLD,
         _plot_band(axes[1], [r.col("rho_tian") for r in recs], c, lab)
         gaps = [_gap(r, window) for r in recs]
         _plot_band(axes[2], gaps, c, lab, log=True)
-        fire = det.across_runs([det.slope_fire(g) for g in gaps])  # lock-in marker, if it fired
+        fires = [det.slope_fire(g) for g in gaps]
+        fire = det.across_runs(fires)                              # lock-in marker, if it fired
         if fire["n_fired"]:
             axes[2].axvline(fire["median"], color=c, lw=0.9, ls="--",
                             label=f"slope fire, median {fire['median']:g} "
                                   f"({fire['n_fired']}/{fire['n']})")
+        col = det.across_runs([dg.collapse_epoch(g, f) for g, f in zip(gaps, fires)])
+        if col["n_fired"]:                                          # sigma2/sigma3 collapse marker
+            axes[2].axvline(col["median"], color=c, lw=0.9, ls=":",
+                            label=f"σ2/σ3 collapse (< 1/10 of max since fire), median {col['median']:g} "
+                                  f"({col['n_fired']}/{col['n']})")
     _style(axes[0], "test accuracy")
     axes[0].set_ylim(-0.02, 1.05)
     axes[0].axhline(0.5, color="gray", lw=0.7, ls=":")

@@ -19,6 +19,12 @@ Per run (NaN = the event never happened; ``None`` in JSON = NaN or not logged):
     lag_fire_t099    fire - t099 (the paper's "+35"), lag_fire_t05 = fire - t05 (~ +72)
     lead_rho         t05 - rho_fire, per run (plot_two_stage); the difference of medians
                      (analyze_eta_sweep) is reported per condition as lead_rho_of_medians.
+    slope_peak, slope_peak_epoch, fire_0.035, fire_0.04, fire_0.045, collapse_epoch,
+    late_precollapse, q_late_eps, precision_limited
+                     the diagnostics of :mod:`tianref.analysis.diagnostics` (q = sigma3/sigma1)
+
+``Options.gram = 'float32'`` (or 'float32-seq') reads the spectra a run also logged with
+``train --log-grams`` (W_gap23_f32, W_sigma_f32; ..._f32seq) instead of its own.
     t_cls, t_rep     the classifier and representation clocks, clock_ratio = t_rep / t_cls
                      (tianref.analysis.clock_events; eps = cls_eps, delta = rep_delta)
 """
@@ -34,6 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from tianref.analysis import clock_events, detectors as det
+from tianref.analysis import diagnostics as dg
 from tianref.errors import InputError
 from tianref.analysis.records import RunRecord, window_key
 
@@ -41,12 +48,17 @@ from tianref.analysis.records import RunRecord, window_key
 NON_CONDITION_KEYS = frozenset({
     "seed", "out", "out_dir", "outdir", "run_dir", "dir", "tag", "name", "resume", "xp",
     "backend", "device", "print_every", "eval_every", "progress", "checkpoint_every",
-    "checkpoints", "checkpoint_epochs", "quiet", "verbose",
+    "checkpoints", "checkpoint_epochs", "quiet", "verbose", "log_grams",
 })
 
 PER_RUN_EVENTS = ("t05", "t099", "fire", "late", "rho_fire", "r12_ge25_x5", "r12_ge100",
                   "r12_ge200", "r12_slope", "lag_fire_t099", "lag_fire_t05", "lead_rho",
                   "lag_r12_ge100_t05", "lag_r12_slope_t05", "t_cls", "t_rep", "clock_ratio")
+# per-run diagnostics (tianref.analysis.diagnostics), summarised across runs like the events
+DIAGNOSTICS = ("slope_peak", "slope_peak_epoch", *(dg.fire_key(c) for c in dg.FIRE_THRESHOLDS),
+               "collapse_epoch", "late_precollapse", "q_late_eps")
+# which logged spectra: the run's own ('main'), or a Gram mode it also logged with train --log-grams
+GRAM_KEYS = {"main": "", "float32": "_f32", "float32-seq": "_f32seq"}
 
 
 @dataclass(frozen=True)
@@ -62,6 +74,8 @@ class Options:
     rho_threshold: float = det.RHO_THRESHOLD
     crossing: str = "first"              # or 'halfmax' (analysis.py)
     complete_only: bool = False          # drop runs with fewer than epochs + 1 rows
+    gram: str = "main"                   # or a mode logged with train --log-grams (GRAM_KEYS)
+    precision_factor: float = dg.PRECISION_FACTOR   # precision_limited: sigma3/sigma1 < factor 2^-23
     cls_eps: float = clock_events.CLS_EPS     # t_cls: train loss <= cls_eps * row-0 loss
     rep_delta: float = clock_events.REP_DELTA  # t_rep: W_srank within rep_delta of its final value
 
@@ -70,6 +84,10 @@ class Options:
             raise InputError(f"late range [{self.late_lo}, {self.late_hi}] is empty")
         if self.slope_lag < 1:
             raise InputError("slope lag must be >= 1")
+        if self.gram not in GRAM_KEYS:
+            raise InputError(f"unknown Gram {self.gram!r}; choose one of {', '.join(GRAM_KEYS)}")
+        if not self.precision_factor > 0:
+            raise InputError(f"precision factor must be > 0 (got {self.precision_factor})")
         if self.crossing not in ("first", "halfmax"):
             raise InputError(f"unknown crossing {self.crossing!r}; choose first or halfmax")
 
@@ -91,23 +109,35 @@ def run_values(rec: RunRecord, opt: Options) -> dict:
         v["t05"], v["t099"] = det.test_crossings(rec.col("test_acc"), opt.crossing)
     else:
         v["t05"] = v["t099"] = None
-    gap_key = window_key(rec, "W_gap23", opt.window)
+    sfx = GRAM_KEYS[opt.gram]
+    gap_key = window_key(rec, "W_gap23" + sfx, opt.window)
     if rec.has(gap_key):
         gap = rec.col(gap_key)                                        # (E+1,)
         v["fire"] = det.slope_fire(gap, opt.slope_threshold, opt.slope_t_min, opt.slope_lag,
                                    min_valid=opt.min_valid)
         v["late"] = det.late_median(gap, opt.late_lo, opt.late_hi)
+        v["slope_peak"], v["slope_peak_epoch"] = dg.slope_peak(gap, opt.slope_t_min, opt.slope_lag)
+        v.update(dg.fires_at(gap, dg.FIRE_THRESHOLDS, opt.slope_t_min, opt.slope_lag, opt.min_valid))
+        v["collapse_epoch"] = dg.collapse_epoch(gap, v["fire"])
+        v["late_precollapse"] = dg.late_precollapse(gap, opt.late_lo, opt.late_hi, v["collapse_epoch"])
     else:
         v["fire"] = v["late"] = None
+        v.update({k: None for k in DIAGNOSTICS if k != "q_late_eps"})
     v["rho_fire"] = det.rho_fire(rec.col("rho_tian"), opt.rho_threshold) \
         if rec.has("rho_tian") else None
-    sig_key = window_key(rec, "W_sigma", opt.window)
+    sig_key = window_key(rec, "W_sigma" + sfx, opt.window)
     if rec.has(sig_key) and rec.columns[sig_key].ndim == 2 and rec.columns[sig_key].shape[1] >= 2:
         S = rec.columns[sig_key]                                     # (E+1, k) eigenvalues, descending
         v.update(det.sigma12_detectors(S[:, 0], S[:, 1], opt.slope_threshold,
                                        opt.slope_t_min, opt.slope_lag))
     else:
         v.update(r12_ge25_x5=None, r12_ge100=None, r12_ge200=None, r12_slope=None)
+    if rec.has(sig_key) and rec.columns[sig_key].ndim == 2 and rec.columns[sig_key].shape[1] >= 3:
+        q = dg.sigma_ratio(rec.columns[sig_key][:, 2], rec.columns[sig_key][:, 0])   # sigma3/sigma1
+        p = dg.precision(q, opt.late_lo, opt.late_hi, opt.precision_factor)
+        v["q_late_eps"], v["precision_limited"] = p["q_late_eps"], p["precision_limited"]
+    else:
+        v["q_late_eps"] = v["precision_limited"] = None
 
     def diff(a, b):
         return None if v[a] is None or v[b] is None else float(det.paired_diff(v[a], v[b]))
@@ -193,6 +223,10 @@ def summarize(records: list[RunRecord], opt: Options = Options()) -> dict:
         records = [r for r in records if is_complete_record(r)]
     if not records:
         raise InputError("no runs to summarise" + (" (none is complete)" if opt.complete_only else ""))
+    sfx = GRAM_KEYS[opt.gram]
+    if sfx and not any(r.has("W_gap23" + sfx) for r in records):
+        raise InputError(f"no run logged {opt.gram} Gram spectra (W_gap23{sfx}); "
+                         f"train with --log-grams {opt.gram}")
     groups = group_conditions(records)
     configs = [g[0] for g in groups]
     labels = condition_labels(configs)
@@ -200,9 +234,11 @@ def summarize(records: list[RunRecord], opt: Options = Options()) -> dict:
     for (cc, recs), label in zip(groups, labels):
         runs = [run_values(r, opt) for r in recs]
         stats = {}
-        for k in PER_RUN_EVENTS:
+        for k in PER_RUN_EVENTS + DIAGNOSTICS:
             vals = [r[k] for r in runs if r[k] is not None]
             stats[k] = det.across_runs(vals) if vals else None      # None: not logged at all
+        flags = [r["precision_limited"] for r in runs if r["precision_limited"] is not None]
+        stats["n_precision_limited"] = sum(flags) if flags else None
         t05 = [r["t05"] for r in runs if r["t05"] is not None and r["rho_fire"] is not None]
         rho = [r["rho_fire"] for r in runs if r["t05"] is not None and r["rho_fire"] is not None]
         stats["lead_rho_of_medians"] = det.median_diff(t05, rho) if t05 else None
@@ -286,6 +322,41 @@ def _event_cell(s: dict | None, signed: bool = False) -> str:
     return f"{m} [{fmt(s['q25'])}, {fmt(s['q75'])}] {s['n_fired']}/{s['n']}"
 
 
+def _dagger(stats: dict) -> str:
+    k = stats.get("n_precision_limited")
+    return f" †{k}/{stats['late']['n']}" if k and stats.get("late") else ""
+
+
+def _diagnostics_markdown(summary: dict) -> list:
+    """The per-run diagnostics table; † marks runs whose sigma3 a float32 Gram cannot resolve."""
+    o = summary["options"]
+    factor = o.get("precision_factor", dg.PRECISION_FACTOR)
+    thr = " / ".join(fmt(c) for c in dg.FIRE_THRESHOLDS)
+    lines = ["", f"Per-run diagnostics: slope peak = max s(t) at t >= {o['slope_t_min']} (epoch); fire at "
+             f"{thr}; collapse = first epoch after the fire with s2/s3 < 1/10 of its maximum since the "
+             f"fire; late s2/s3 over [{o['late_lo']}, collapse); s3/s1 = late median of s3/s1 in float32 "
+             f"epsilons (2^-23), † = below {fmt(factor)}: a float32 Gram cannot resolve s3 "
+             "(docs/math.md §8).", "",
+             f"| condition | seed | slope peak (epoch) | fire at {thr} | collapse | late s2/s3 "
+             f"[{o['late_lo']}, collapse) | late s2/s3 | s3/s1 (f32 eps) |",
+             "|---|---|---|---|---|---|---|---|"]
+    for c in summary["conditions"]:
+        for r in c["runs"]:
+            dag = " †" if r.get("precision_limited") else ""
+            peak = _num(r.get("slope_peak"), ".4f")
+            if peak != "—":
+                peak += f" ({fmt(r['slope_peak_epoch'])})"
+            fires = " / ".join(fmt(r.get(dg.fire_key(c_))) for c_ in dg.FIRE_THRESHOLDS)
+            lines.append(f"| {c['label']} | {r['seed']} | {peak} | {fires} | {fmt(r.get('collapse_epoch'))} "
+                         f"| {fmt(r.get('late_precollapse'))}{dag} | {fmt(r.get('late'))}{dag} "
+                         f"| {_num(r.get('q_late_eps'), '.3g')}{dag} |")
+    return lines
+
+
+def _num(x, spec) -> str:
+    return "—" if x is None or (isinstance(x, float) and not math.isfinite(x)) else format(x, spec)
+
+
 def _level_cell(s: dict | None) -> str:
     """Late sigma2/sigma3: 'median [IQR]' (and the n with a finite value when short)."""
     if s is None:
@@ -319,7 +390,7 @@ def to_markdown(summary: dict) -> str:
         lines.append(" | ".join([
             f"| {c['label']}", str(c["n"]), _event_cell(s["t05"]), _event_cell(s["t099"]),
             _event_cell(s["fire"]), _event_cell(s["lag_fire_t099"], signed=True),
-            _level_cell(s["late"]), ratio, _event_cell(s["rho_fire"]),
+            _level_cell(s["late"]) + _dagger(s), ratio, _event_cell(s["rho_fire"]),
             _event_cell(s["lead_rho"], signed=True)]) + " |")
     lines += [
         "",
@@ -349,6 +420,7 @@ def to_markdown(summary: dict) -> str:
             lines.append(" | ".join([
                 f"| {c['label']}", _event_cell(s.get("t_cls")), _event_cell(s.get("t_rep")),
                 _event_cell(s.get("clock_ratio")), _event_cell(s["t05"]), _event_cell(s["t099"])]) + " |")
+    lines += _diagnostics_markdown(summary)
     notes = []
     for c in summary["conditions"]:
         short = [r for r in c["runs"] if not r["complete"]]

@@ -43,6 +43,12 @@ def _window_list(text: str) -> tuple[int, ...]:
               help="rho_tian fire level (searched from epoch 0).")
 @click.option("--crossing", type=click.Choice(["first", "halfmax"]), default="first",
               help="t(test>=0.5): first epoch at 0.5, or analysis.py's half-max level.")
+@click.option("--gram", type=click.Choice(["main", "float32", "float32-seq"]), default="main",
+              help="Which logged spectra: the run's own (main), or a Gram mode it also logged with "
+                   "train --log-grams (float32: W_gap23_f32, W_sigma_f32; float32-seq: ..._f32seq).")
+@click.option("--precision-factor", type=float, default=100.0,
+              help="precision_limited: the late median of sigma3/sigma1 is below this many float32 "
+                   "epsilons (2^-23), so a float32 Gram cannot resolve sigma3.")
 @click.option("--cls-eps", type=click.FloatRange(min=0, min_open=True), default=0.01,
               help="Classifier clock t_cls: first epoch with train loss <= this x the row-0 loss.")
 @click.option("--rep-delta", type=click.FloatRange(min=0), default=0.05,
@@ -57,7 +63,8 @@ def _window_list(text: str) -> tuple[int, ...]:
               help="Write the Markdown tables here instead of stdout.")
 @reports_errors
 def summarize_cmd(run_dir, window, late_lo, late_hi, slope_threshold, slope_t_min, slope_lag,
-                  min_valid, rho_threshold, crossing, cls_eps, rep_delta, complete_only, json_out, md_out):
+                  min_valid, rho_threshold, crossing, gram, precision_factor, cls_eps, rep_delta,
+                  complete_only, json_out, md_out):
     """Compute the paper's statistics over every run below RUN_DIR.
 
     Runs are grouped into conditions (config minus seed); each eta > 0 condition is paired
@@ -69,7 +76,8 @@ def summarize_cmd(run_dir, window, late_lo, late_hi, slope_threshold, slope_t_mi
     opt = Options(window=window, late_lo=late_lo, late_hi=late_hi,
                   slope_threshold=slope_threshold, slope_t_min=slope_t_min, slope_lag=slope_lag,
                   min_valid=min_valid, rho_threshold=rho_threshold, crossing=crossing,
-                  complete_only=complete_only, cls_eps=cls_eps, rep_delta=rep_delta)
+                  complete_only=complete_only, gram=gram, precision_factor=precision_factor,
+                  cls_eps=cls_eps, rep_delta=rep_delta)
     summary = summarize(read_tree(run_dir), opt)
     if json_out is not None:
         write_atomic(json_out, to_json(summary))

@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from tianref.cli.common import reports_errors
+from tianref.errors import InputError
 
 
 @click.command("reproduce", context_settings={"show_default": True})
@@ -37,9 +38,13 @@ from tianref.cli.common import reports_errors
 @click.option("--xp", "xp_name", type=click.Choice(["numpy", "cupy"]), default="numpy",
               help="Backend passed to train for new runs.")
 @click.option("--python", default=sys.executable, help="Interpreter in the train commands.")
+@click.option("--rerender", is_flag=True,
+              help="Trains nothing: rebuild the comparison and report.md of the stored section(s) in "
+                   "STORE_TO/<scale>/ from their summary.json (e.g. after a citation or rule changed); "
+                   "the measured statistics are kept as stored. With --section all: every stored section.")
 @reports_errors
 def reproduce_cmd(section_text, root, scale_text, n_jobs, plan, store, store_to, top_pairs,
-                  xp_name, python):
+                  xp_name, python, rerender):
     """Run the paper's protocols, summarise them beside the published numbers, draw the figures.
 
     Finished runs are skipped. Writes ROOT/<section>/summary.json, report.md and figures/;
@@ -51,6 +56,18 @@ def reproduce_cmd(section_text, root, scale_text, n_jobs, plan, store, store_to,
     scale = rp.parse_scale(scale_text)
     if root is None:
         root = Path("runs/reproduce" if scale.name == "full" else f"runs/reproduce-{scale.name}")
+    if rerender:
+        if plan or store:
+            raise InputError("--rerender re-renders stored sections; it cannot be combined with --plan or --store")
+        from tianref.experiments.reproduce.rerender import rerender_section, stored_sections
+        base = store_to if store_to is not None else rp.STORE_ROOT
+        names = stored_sections(base, scale.name, None if section_text == "all" else sections)
+        command = shlex.join(["python", "cli.py"] + sys.argv[1:]) if sys.argv[0].endswith("cli.py") \
+            else shlex.join(sys.argv)
+        git = rp.git_state()                                  # before the first write
+        done = {s: rerender_section(base, scale.name, s, command, git) for s in names}
+        click.echo(json.dumps({"scale": scale.name, "rerendered": done}))
+        return
     if plan:
         for line in rp.plan(sections, root, scale, xp_name, python):
             click.echo(line)

@@ -13,7 +13,7 @@ from tianref import runs
 from tianref.backend import environment_info, get_xp
 from tianref.cli.common import reports_errors
 from tianref.data import n_train_from_frac
-from tianref.config import (DTYPES, METRIC_SETS, OPTIMIZERS, TrainConfig, parse_eta_schedule,
+from tianref.config import (DTYPES, GRAM_MODES, METRIC_SETS, OPTIMIZERS, TrainConfig, parse_eta_schedule,
                             parse_int_list, validate)
 from tianref.errors import InputError
 from tianref.loss import LOSSES
@@ -24,7 +24,7 @@ DEFAULT_TRAIN_FRAC = 0.4    # round(0.4 * 71^2) = 2016, the paper's n
 
 # options that define the run; on --resume they come from the run's config.json
 DEFINING = ("M", "K", "n_train", "train_frac", "eta", "lr", "seed", "act", "loss", "optimizer",
-            "dtype", "windows", "metrics", "init_from", "eta_schedule")
+            "dtype", "windows", "metrics", "init_from", "gram_dtype", "log_grams", "eta_schedule")
 
 
 @click.command(help="Train sigma(XW)V on modular addition and log the paper's per-epoch diagnostics.\n\n"
@@ -57,6 +57,15 @@ DEFINING = ("M", "K", "n_train", "train_frac", "eta", "lr", "seed", "act", "loss
               help="Training dtype (float64 for audits).")
 @click.option("--windows", default="20", show_default=True,
               help="Rolling windows for the update spectra, e.g. 5,10,20,30 (one pass for all).")
+@click.option("--gram-dtype", type=click.Choice(GRAM_MODES), default=D.gram_dtype, show_default=True,
+              help="Precision of the rolling update Gram: float64 (exact float32 differences, float64 "
+                   "Gram and eigenvalues); float32 (the paper's code: updates, Gram and eigenvalues in "
+                   "float32, inner products by the BLAS); float32-seq (float32 with strictly sequential "
+                   "sums, NumPy only). In float32, sigma3 below ~100 float32 epsilons of sigma1 is noise.")
+@click.option("--log-grams", default="", show_default=True,
+              help="Also log the spectra of these Gram modes beside the main one, e.g. "
+                   "float32,float32-seq: keys W_sigma_f32, W_gap23_f32seq, V_... (window suffix last: "
+                   "W_gap23_f32_w5).")
 @click.option("--metrics", "metric_set", type=click.Choice(METRIC_SETS), default=D.metrics, show_default=True,
               help="core skips the K x K Gram metrics (ftf_ratio, rho_tian).")
 @click.option("--checkpoint-epochs", default="", show_default=True,
@@ -73,7 +82,7 @@ DEFINING = ("M", "K", "n_train", "train_frac", "eta", "lr", "seed", "act", "loss
 @reports_errors
 def train_cmd(ctx, xp_name, M, K, n_train, train_frac, eta, eta_schedule, lr, epochs, seed, act, loss, optimizer,
               dtype, windows, metric_set, checkpoint_epochs, init_from, out, resume, overwrite,
-              no_resume_state):
+              no_resume_state, gram_dtype, log_grams):
     from tianref import train as engine
 
     given = {p for p in ctx.params if ctx.get_parameter_source(p) == click.core.ParameterSource.COMMANDLINE}
@@ -99,6 +108,7 @@ def train_cmd(ctx, xp_name, M, K, n_train, train_frac, eta, eta_schedule, lr, ep
         if "checkpoint_epochs" in given:
             changes["checkpoint_epochs"] = parse_int_list(checkpoint_epochs, "--checkpoint-epochs")
         cfg = validate(cfg.replace(**changes))
+        _check_gram_backend(cfg, xp_name)
         state = engine.state_from_arrays(xp, cfg, ck)
         if state.epoch > cfg.epochs:
             raise InputError(f"the resume state is at epoch {state.epoch}, past --epochs {cfg.epochs}")
@@ -136,8 +146,10 @@ def train_cmd(ctx, xp_name, M, K, n_train, train_frac, eta, eta_schedule, lr, ep
         cfg = validate(TrainConfig(
             M=M, K=K, n_train=n_train, eta=eta, lr=lr, epochs=epochs, seed=seed, act=act, loss=loss,
             optimizer=optimizer, dtype=dtype, windows=parse_int_list(windows, "--windows"),
+            gram_dtype=gram_dtype, log_grams=tuple(g.strip() for g in log_grams.split(",") if g.strip()),
             metrics=metric_set, checkpoint_epochs=parse_int_list(checkpoint_epochs, "--checkpoint-epochs"),
             eta_schedule=schedule))
+        _check_gram_backend(cfg, xp_name)
         if init is not None:
             engine.check_init(cfg, init)
         runs.atomic_write_json(os.path.join(out, "config.json"), {
@@ -167,6 +179,12 @@ def train_cmd(ctx, xp_name, M, K, n_train, train_frac, eta, eta_schedule, lr, ep
                "final": {k: rows[-1].get(k) for k in ("train_loss", "test_loss", "train_acc", "test_acc")},
                "t_test_0.5": _first(rows, "test_acc", 0.5), "t_test_0.99": _first(rows, "test_acc", 0.99)}
     click.echo(json.dumps(summary))
+
+
+def _check_gram_backend(cfg, xp_name):
+    if xp_name == "cupy" and "float32-seq" in (cfg.gram_dtype, *cfg.log_grams):
+        raise InputError("the float32-seq Gram needs a strictly sequential sum, which CuPy's cumsum "
+                         "(a parallel scan) is not; use --xp numpy or drop float32-seq")
 
 
 def _first(rows, key, thr):

@@ -1,6 +1,6 @@
 """The paper's experiment protocols as data: which runs each reproduction section needs.
 
-Source: paper-protocol.md §4 (the sweep drivers of the paper's code) and issue 4. Every run is
+Source: ``docs/paper-protocol.md`` §4 (the sweep drivers of the paper's code). Every run is
 an ordinary ``train`` invocation; a section is a list of ``RunSpec`` (a tag and its train options).
 
 | section  | act  | eta                          | seeds | epochs | windows        | note |

@@ -128,7 +128,9 @@ def make_jobs(root, conditions: list[dict], seeds, epochs: int, common: dict | N
 
 # train options that config.json records under the same name (others, e.g. xp, are not compared)
 _COMPARED = ("eta", "act", "M", "K", "lr", "loss", "optimizer", "dtype", "windows", "metrics",
-             "n_train")
+             "n_train", "gram_dtype", "log_grams")
+# what a config.json written before a key existed meant by it
+_ABSENT = {"gram_dtype": "float64", "log_grams": []}
 
 
 def config_mismatch(job: Job) -> str | None:
@@ -144,6 +146,9 @@ def config_mismatch(job: Job) -> str | None:
     want = dict(job.options, seed=job.seed)
     if "windows" in want and isinstance(want["windows"], str):
         want["windows"] = [int(x) for x in want["windows"].split(",") if x.strip()]
+    if "log_grams" in want and isinstance(want["log_grams"], str):
+        want["log_grams"] = [x.strip() for x in want["log_grams"].split(",") if x.strip()]
+    cfg = {**_ABSENT, **cfg}
     for k in _COMPARED + ("seed",):
         if k in want and k in cfg and _norm(want[k]) != _norm(cfg[k]):
             return f"{k} = {cfg[k]!r} there, {want[k]!r} requested"

@@ -199,6 +199,8 @@ def all_pairs_summary(xp, F_tilde, eta: float, B, Bp, delta: float, block: int =
     for r0 in range(0, K, block):
         r1 = min(K, r0 + block)
         m = sum(K - 1 - jr for jr in range(r0, r1))                  # pairs in this block (host int)
+        if m == 0:                                                   # the last row alone has no ℓ > j
+            continue
         upper = idx[r0:r1, None] < idx[None, :]                      # (b, K)  ℓ > j
         B_u = B[r0:r1][upper]                                        # (m,)  B_jℓ
         det_u = (d[r0:r1, None] * d[None, :])[upper] - B_u * B_u     # (m,)  B_jjB_ℓℓ − B_jℓ²

@@ -1,6 +1,6 @@
 """Reproduce the paper section by section: run, summarise, compare with the published numbers, store.
 
-References: issue 4 (the ``reproduce`` command), ``docs/paper-protocol.md`` §1-2 (the published
+References: ``docs/reproduce.md`` (the ``reproduce`` command), ``docs/paper-protocol.md`` §1-2 (the published
 numbers, as data in ``reference_results/paper/published.json``), §3-4 (the protocols, as RunSpecs in
 :mod:`tianref.experiments.protocols`) and §5 (where the paper contradicts itself; we follow its code).
 
@@ -26,7 +26,7 @@ Modules (data flows down the list; nothing reaches back up)
     pipeline.py   one section end to end (reproduce_section) and --plan
 
 Everything a caller used from the former single module is re-exported here, e.g.
-``from tianref import reproduce; reproduce.reproduce_section(...)``.
+``from tianref.experiments import reproduce; reproduce.reproduce_section(...)``.
 """
 from tianref.experiments.reproduce.compare import (
     COMPARE,

@@ -122,6 +122,7 @@ def make_figures(section: str, doc: dict, records, root: Path, scale, fig_dir: P
         figs, n = figures_from_runs(records, ("top5",), windows=(5, 20, 30))
         put(figs, {"top5": "top5.png"})
         notes += n
+        files.append(_save_fig(_fig_window_precision(doc, records, scale), fig_dir / "gram_precision.png"))
     elif section == "thm6" and doc.get("thm6"):
         pub = load_published()
         files.append(_save_fig(fig_thm6_seeds(doc["thm6"], pub), fig_dir / "thm6_seeds.png"))
@@ -134,6 +135,20 @@ def make_figures(section: str, doc: dict, records, root: Path, scale, fig_dir: P
                          f"top-{doc['thm6']['n_top']} pairs per checkpoint")
             files.append(_save_fig(fig, fig_dir / f"thm6_seed{seed}_{act}.png"))
     return files, notes
+
+
+def _fig_window_precision(doc, records, scale):
+    """float64 vs the logged float32 Grams at each W (the paper's late values at the full scale)."""
+    from tianref.analysis.gram_plots import fig_gram_precision
+    from tianref.experiments.reproduce.explain import WINDOWS, logged_grams
+    from tianref.experiments.reproduce.sections import ETA_GROK
+    grok = [r for r in records if float(r.config.get("eta", -1)) == ETA_GROK]
+    ctrl = [r for r in records if float(r.config.get("eta", -1)) == 0.0]
+    o = doc["views"][0]["options"]
+    paper = None
+    if scale.name == "full":
+        paper = {r["W"]: (r["late_grok"], r["late_ctrl"]) for r in load_published()["tables"]["T4"]["rows"]}
+    return fig_gram_precision(grok, ctrl, WINDOWS, logged_grams(records), (o["late_lo"], o["late_hi"]), paper)
 
 
 def _seed_of(doc, act):

@@ -1,6 +1,6 @@
 """One section end to end: run, summarise, compare, report, draw, store; and ``--plan``.
 
-References: issue 4 (the ``reproduce`` command); ``docs/paper-protocol.md`` §3-4 (the
+References: ``docs/reproduce.md`` (the ``reproduce`` command); ``docs/paper-protocol.md`` §3-4 (the
 protocols) and §5 (the deviations each section's document notes).
 
 Data flow of :func:`reproduce_section`
@@ -20,6 +20,7 @@ from pathlib import Path
 from tianref.experiments import sweep
 from tianref.analysis.records import read_run
 from tianref.experiments.reproduce.compare import compare
+from tianref.experiments.reproduce.explain import section_explain
 from tianref.experiments.reproduce.extras import section_extras
 from tianref.experiments.reproduce.figures import make_figures
 from tianref.experiments.reproduce.report import report_markdown
@@ -69,6 +70,7 @@ def build_doc(section: str, scale, records, section_dir: Path, n_top: int, repor
         s = _relative_paths(summarize(records, v.options), section_dir)
         doc["views"].append({"name": v.name, "note": v.note, "options": asdict(v.options), "summary": s})
     doc["extras"] = section_extras(section, records, scale)
+    doc["explain"] = section_explain(section, records, scale)
     seed0 = None
     if section == "window":
         doc["notes"].append("Deviation: one run per seed and condition logs all four windows; the paper "

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tianref.experiments.reproduce.explain_report import explain_markdown
 from tianref.experiments.reproduce.rows import _thm6_cell
 from tianref.experiments.reproduce.thm6_runs import THM6_QTY
 from tianref.analysis.summarize import fmt, to_markdown
@@ -40,8 +41,8 @@ WE_FOLLOW = {
 # caveats where we knowingly do not follow the paper's code (rendered with another lead-in)
 DEVIATE = frozenset({1, 12})
 GROUP_TITLES = {"main": "Ours vs published", "sigma12": "σ1/σ2 detectors (T3b)",
-                "spectra": "Spectra and levels", "issue4": "Against issue 4's independent 3-seed "
-                "measurement", "regression": "Regression and leads (T5)",
+                "spectra": "Spectra and levels", "independent": "Against an independent 3-seed "
+                "measurement of the paper code's protocol", "regression": "Regression and leads (T5)",
                 "seed0": "Against the paper's seed-0 values (T1-seed0)",
                 "relu": "ReLU (the T1 ReLU row)"}
 GENERAL_NOTES = (
@@ -143,7 +144,8 @@ def report_markdown(doc: dict, pub: dict) -> str:
     if doc.get("thm6"):
         lines += ["## Theorem 6 per checkpoint", ""] + thm6_markdown(doc["thm6"], pub)
     lines += ["## Ours vs published", ""] + comparison_markdown(doc.get("comparison", []))
-    lines += ["## Where the paper contradicts itself (paper-protocol.md §5) and what we follow", ""]
+    lines += explain_markdown(doc, pub)
+    lines += ["## Where the paper contradicts itself (docs/paper-protocol.md §5) and what we follow", ""]
     for c in SECTION_CAVEATS.get(sec, ()):
         lead = "*We deviate:*" if c in DEVIATE else "*We follow the code:*"
         lines.append(f"- **§5.{c}** {pub['caveats'][str(c)]} {lead} {WE_FOLLOW[c]}.")

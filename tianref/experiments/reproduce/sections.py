@@ -1,6 +1,6 @@
 """The paper's sections as runs and detector views: parse the names, scale the epochs, build the jobs.
 
-References: issue 4 (the ``reproduce`` command); ``docs/paper-protocol.md`` §3-4 (the
+References: ``docs/reproduce.md`` (the ``reproduce`` command); ``docs/paper-protocol.md`` §3-4 (the
 protocols, as RunSpecs in :mod:`tianref.experiments.protocols`) and §5.5 (the ReLU 'end of training', which no
 stored script defines); the paper's analysis scripts named in the table.
 
@@ -106,9 +106,18 @@ def section_views(section: str, scale: protocols.Scale) -> list[View]:
 
 # --- runs -----------------------------------------------------------------------------------
 
+# Gram modes logged beside the float64 one (train --log-grams), for the report's account of the
+# differences from the paper (explain.py); float32-seq needs NumPy (a sequential sum).
+SECTION_GRAMS = {"window": ("float32", "float32-seq"), "eta": ("float32", "float32-seq"),
+                 "headline": ("float32", "float32-seq")}
+
+
 def section_jobs(root, section: str, scale: protocols.Scale, xp: str = "numpy") -> list:
     """The section's sweep jobs under ROOT/<section>/ (resume state deleted when a run finishes)."""
     extra = {"no_resume_state": True}
+    grams = [g for g in SECTION_GRAMS.get(section, ()) if xp != "cupy" or g != "float32-seq"]
+    if grams:
+        extra["log_grams"] = grams
     if xp != "numpy":
         extra["xp"] = xp
     specs = [SimpleNamespace(tag=s.tag, options={**s.options, **extra})

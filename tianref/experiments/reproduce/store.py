@@ -1,6 +1,6 @@
 """Provenance of a reproduced section and ``--store``: the copy into reference_results/reproduction/.
 
-References: issue 4 (every stored result carries its provenance: command, seeds, dtype, backend,
+References: ``docs/reproduce.md`` (every stored result carries its provenance: command, seeds, dtype, backend,
 versions, date, machine, wall time, git state).
 
 Layout written by :func:`store_section`
