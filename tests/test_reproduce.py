@@ -228,10 +228,27 @@ def test_views_and_epoch_scaling():
     assert [v.options.window for v in ws] == [5, 10, 20, 30] and all(v.options.min_valid == 30 for v in ws)
     (e,) = rp.section_views("eta", full)
     assert (e.options.late_lo, e.options.late_hi) == (300, 600)
-    (v,) = rp.section_views("headline", CI)                               # positions x 0.15
-    assert (v.options.late_lo, v.options.late_hi, v.options.slope_t_min, v.options.slope_lag) == (30, 60, 15, 25)
+    (v,) = rp.section_views("headline", CI)                               # the ci scale keeps the epochs
+    assert (v.options.late_lo, v.options.late_hi, v.options.slope_t_min, v.options.slope_lag) == (200, 400, 100, 25)
     assert rp.thm6_epoch_map("sqr", full) == {e: e for e in (50, 100, 175, 250, 300)}
-    assert rp.thm6_epoch_map("sqr", CI) == {8: 50, 15: 100, 26: 175, 38: 250, 45: 300}
+    assert rp.thm6_epoch_map("sqr", CI) == {e: e for e in (50, 100, 175, 250, 300)}
+    half = protocols.Scale("half", epoch_factor=0.5)                       # positions x 0.5
+    (v,) = rp.section_views("headline", half)
+    assert (v.options.late_lo, v.options.late_hi, v.options.slope_t_min, v.options.slope_lag) == (100, 200, 50, 25)
+    assert rp.thm6_epoch_map("sqr", half) == {25: 50, 50: 100, 88: 175, 125: 250, 150: 300}
+
+
+def test_ci_scale_is_the_quick_configuration():
+    """Every ci run trains the quick configuration; the paper's eta = 2e-4 becomes its 2e-3."""
+    for section in protocols.SECTIONS:
+        for spec in protocols.section_runs(section, CI):
+            o = spec.options
+            assert (o["M"], o["K"], o["train_frac"]) == (23, 512, 0.5), spec
+    etas = {s.options["eta"] for s in protocols.section_runs("headline", CI)}
+    assert etas == {protocols.QUICK["eta"], 0.0} and protocols.QUICK["eta"] == rp.eta_at(rp.ETA_GROK, CI)
+    assert {s.options["eta"] for s in protocols.section_runs("eta", CI)} == {1e-4, 5e-4, 1e-3, 2e-3, 5e-3}
+    assert rp.section_epochs("headline", CI) == {"sqr": protocols.QUICK["epochs"]}
+    assert rp.eta_at(2e-4, {"name": "full"}) == 2e-4                   # old summaries: no eta_factor
 
 
 def test_thm6_module_missing(monkeypatch):
@@ -274,8 +291,8 @@ def test_failed_run_exit_1_names_run_and_log(tmp_path):
               "--jobs", "1", "--python", false)
     assert res.returncode == 1
     last = res.stderr.strip().splitlines()[-1]
-    assert "sqr_eta0.0002_seed0 failed" in last
-    assert str(tmp_path / "headline" / "_logs" / "sqr_eta0.0002_seed0.log") in last
+    assert "sqr_eta0.002_seed0 failed" in last
+    assert str(tmp_path / "headline" / "_logs" / "sqr_eta0.002_seed0.log") in last
 
 
 # --- the reduced-scale reproduction against its golden summary ------------------------------

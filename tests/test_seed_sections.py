@@ -10,7 +10,7 @@ from tianref.analysis.records import read_run
 from tianref.experiments import protocols
 from tianref.experiments.reproduce import seeds
 
-TINY = protocols.Scale("tiny", M=7, K=16, seeds=1, epoch_factor=0.06)    # 36-48 epochs per run
+TINY = protocols.Scale("tiny", M=7, K=16, seeds=1, epoch_factor=0.06)    # 30-48 epochs per run
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +27,7 @@ def test_run_counts_and_protocol():
     tags = [s.tag for s in protocols.section_runs("lifecycle")]
     assert "sqr_eta0.0002to0at250_seed4" in tags
     sw = [s for s in protocols.section_runs("lifecycle") if "to0" in s.tag][0]
-    assert sw.options["eta_schedule"] == "0:2e-4,250:0" and "eta" not in sw.options
+    assert sw.options["eta_schedule"] == "0:0.0002,250:0" and "eta" not in sw.options
     ce = [s for s in protocols.section_runs("clocks") if s.options["act"] == "relu"]
     assert len(ce) == 10 and all(s.options["loss"] == "ce" and s.options["epochs"] == 800 for s in ce)
 

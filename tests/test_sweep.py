@@ -95,13 +95,13 @@ def test_tiny_real_sweep_runs_in_parallel_and_resumes(tmp_path):
             "--epochs", "6", "--windows", "3", "--jobs", "2"]
     res = CliRunner().invoke(sweep_cmd, args)
     assert res.exit_code == 0, res.output
-    assert json.loads(res.stdout) == {"jobs": 2, "skipped": 0, "ran": 2, "failed": []}
+    assert json.loads(res.stdout) == {"runs": 2, "skipped": 0, "ran": 2, "failed": []}
     runs = read_tree(root)                               # _logs/ is not a run directory
     assert [r.n_rows for r in runs] == [7, 7] and [r.config["seed"] for r in runs] == [0, 1]
     assert np.isfinite(runs[0].col("W_gap23")[3:]).all()
     assert len(list((root / sweep.LOG_DIR).glob("*.log"))) == 2
     res = CliRunner().invoke(sweep_cmd, args[:-2] + ["--seeds", "0-2"])
-    assert json.loads(res.stdout) == {"jobs": 3, "skipped": 2, "ran": 1, "failed": []}
+    assert json.loads(res.stdout) == {"runs": 3, "skipped": 2, "ran": 1, "failed": []}
 
 
 def test_failed_runs_are_reported_exit_1(tmp_path):

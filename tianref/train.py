@@ -294,10 +294,11 @@ def run(cfg, xp, *, problem=None, state=None, init=None, sink=None, on_row=None)
     return state, problem, row
 
 
-def replay(cfg_dict: dict, epochs, xp, init=None) -> dict:
+def replay(cfg_dict: dict, epochs, xp, init=None, on_step=None) -> dict:
     """Re-run a configuration deterministically and return {epoch: {'W','V' host arrays}}.
 
     Only the optimizer steps are taken (no metrics): the parameters do not depend on them.
+    on_step: progress callback(epoch) after each step, or None.
     """
     from tianref.config import TrainConfig, validate
     wanted = sorted(set(int(e) for e in epochs))
@@ -312,3 +313,5 @@ def replay(cfg_dict: dict, epochs, xp, init=None) -> dict:
         if state.epoch >= cfg.epochs:
             return out
         state = step(xp, cfg, state, problem)
+        if on_step:
+            on_step(state.epoch)

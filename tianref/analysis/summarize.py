@@ -123,6 +123,7 @@ def run_values(rec: RunRecord, opt: Options) -> dict:
     else:
         v["fire"] = v["late"] = None
         v.update({k: None for k in DIAGNOSTICS if k != "q_late_eps"})
+    v["late_range_used"] = late_range_used(rec.n_epochs - 1, opt)
     v["rho_fire"] = det.rho_fire(rec.col("rho_tian"), opt.rho_threshold) \
         if rec.has("rho_tian") else None
     sig_key = window_key(rec, "W_sigma" + sfx, opt.window)
@@ -148,6 +149,29 @@ def run_values(rec: RunRecord, opt: Options) -> dict:
     v["lag_r12_slope_t05"] = diff("r12_slope", "t05")
     v.update(clock_events.clock_events(rec.columns, opt.cls_eps, opt.rep_delta))
     return v
+
+
+def late_range_used(last_epoch: int, opt: Options):
+    """[late_lo, min(late_hi, last_epoch)]: the part of the late range a run ending at ``last_epoch``
+    covers; None when it ends before late_lo."""
+    if last_epoch < opt.late_lo:
+        return None
+    return [opt.late_lo, min(opt.late_hi, last_epoch)]
+
+
+def late_range_note(summary: dict) -> str | None:
+    """One line saying which runs end before the late range does (None when every run covers it)."""
+    o = summary["options"]
+    short = [r for c in summary["conditions"] for r in c["runs"]
+             if r.get("late_range_used", [o["late_lo"], o["late_hi"]]) != [o["late_lo"], o["late_hi"]]]
+    if not short:
+        return None
+    used = summary.get("late_range_used")
+    where = "no late range at all" if used is None else f"late sigma2/sigma3 over ep {used[0]}-{used[1]}"
+    ends = sorted({r["n_rows"] - 1 for r in short})
+    ends = str(ends[0]) if len(ends) == 1 else f"{ends[0]}-{ends[-1]}"
+    return (f"{len(short)} of {summary['n_runs']} run(s) end before the late range "
+            f"{o['late_lo']}-{o['late_hi']} does (last epoch {ends}): {where}")
 
 
 # --- grouping ---------------------------------------------------------------------------------
@@ -254,7 +278,9 @@ def summarize(records: list[RunRecord], opt: Options = Options()) -> dict:
         lc = [r["late"] for r in conds[j]["runs"] if r["late"] is not None]
         if lg and lc:
             c["late_separation"] = det.late_separation(lg, lc)
-    return {"options": asdict(opt), "n_runs": len(records), "conditions": conds}
+    used = [r["late_range_used"] for c in conds for r in c["runs"] if r.get("late_range_used")]
+    return {"options": asdict(opt), "n_runs": len(records), "conditions": conds,
+            "late_range_used": [opt.late_lo, max(u[1] for u in used)] if used else None}
 
 
 # --- output -----------------------------------------------------------------------------------
@@ -370,16 +396,26 @@ def _level_cell(s: dict | None) -> str:
 def to_markdown(summary: dict) -> str:
     o = summary["options"]
     win = "first logged" if o["window"] is None else str(o["window"])
+    asked = [o["late_lo"], o["late_hi"]]
+    used = summary.get("late_range_used", asked)
+    late = short_late = f"{asked[0]}-{asked[1]}"
+    if used is None:
+        late = f"{late} (not reached: every run ends before epoch {asked[0]})"
+        short_late = "not reached"
+    elif used != asked:
+        short_late = f"{used[0]}-{used[1]}"
+        late = f"{short_late} (shortened from {asked[0]}-{asked[1]}: the runs end at epoch {used[1]})"
     lines = [
-        f"# Summary of {summary['n_runs']} runs",
+        f"# Summary of {summary['n_runs']} runs"
+        + ("" if used == asked else f"; late range {late}"),
         "",
         f"Window W = {win}; slope detector s > {fmt(o['slope_threshold'])} at t >= "
         f"{o['slope_t_min']} (lag {o['slope_lag']}); late sigma2/sigma3 over ep "
-        f"{o['late_lo']}-{o['late_hi']}; rho_tian >= {fmt(o['rho_threshold'])}; "
+        f"{late}; rho_tian >= {fmt(o['rho_threshold'])}; "
         f"t0.5 by '{o['crossing']}'. Cells: median [25th, 75th percentile] fired/n.",
         "",
         "| condition | n | t(test>=0.5) | t(test>=0.99) | s2/s3 slope fire | fire - t0.99 "
-        f"| late s2/s3 ({o['late_lo']}-{o['late_hi']}) | grok/ctrl | rho fire | lead t0.5 - t_rho |",
+        f"| late s2/s3 ({short_late}) | grok/ctrl | rho fire | lead t0.5 - t_rho |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for c in summary["conditions"]:

@@ -7,10 +7,21 @@ from __future__ import annotations
 
 import click
 
-from tianref.cli.common import reports_errors  # noqa: F401  (re-exported)
+from tianref.cli.common import OneLineErrors, reports_errors  # noqa: F401  (re-exported)
+
+# one sentence per command for the top-level help (click would cut the first line of the docstring)
+SHORT_HELP = {
+    "train": "Train one run and log the paper's per-epoch diagnostics.",
+    "summarize": "Compute the paper's statistics over a tree of runs.",
+    "plot": "Draw the paper's figures from a tree of runs.",
+    "sweep": "Train conditions x seeds into one tree (resumable, or a plan).",
+    "thm6": "Check Theorem 6 exactly on a run's checkpoints.",
+    "reproduce": "Run the paper's protocols and compare with its numbers.",
+    "edge": "Probe the spectral edge of a run against random directions.",
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
+@click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
 @click.version_option(package_name="tianref")
 def main():
     """tianref: reference implementation of grokking in sigma(XW)V (Tian's Li2 setup)."""
@@ -38,3 +49,7 @@ main.add_command(reproduce_cmd, "reproduce")
 from tianref.cli.edge import edge_cmd  # noqa: E402
 
 main.add_command(edge_cmd, "edge")
+
+for _name, _text in SHORT_HELP.items():
+    if _name in main.commands:
+        main.commands[_name].short_help = _text

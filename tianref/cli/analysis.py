@@ -70,7 +70,8 @@ def summarize_cmd(run_dir, window, late_lo, late_hi, slope_threshold, slope_t_mi
     Runs are grouped into conditions (config minus seed); each eta > 0 condition is paired
     with its eta = 0 control for the late sigma2/sigma3 separation.
     """
-    from tianref.analysis.summarize import Options, summarize, to_json, to_markdown, write_atomic
+    from tianref.analysis.summarize import (Options, late_range_note, summarize, to_json, to_markdown,
+                                            write_atomic)
     if not run_dir.exists():
         raise InputError(f"{run_dir}: no such directory")
     opt = Options(window=window, late_lo=late_lo, late_hi=late_hi,
@@ -79,6 +80,9 @@ def summarize_cmd(run_dir, window, late_lo, late_hi, slope_threshold, slope_t_mi
                   complete_only=complete_only, gram=gram, precision_factor=precision_factor,
                   cls_eps=cls_eps, rep_delta=rep_delta)
     summary = summarize(read_tree(run_dir), opt)
+    note = late_range_note(summary)
+    if note:
+        click.echo(f"summarize: {note}", err=True)
     if json_out is not None:
         write_atomic(json_out, to_json(summary))
     md = to_markdown(summary)

@@ -1,4 +1,10 @@
-"""What every command shares: turning the library's errors into one-line messages and exit codes."""
+"""What every command shares: one-line error messages with the documented exit codes.
+
+``reports_errors`` turns the library's errors (InputError, BackendError: exit 2; RunFailure: exit 1)
+into one line on stderr. ``OneLineErrors`` does the same for click's own usage errors (an unknown
+option, a value outside a choice, a missing argument): click prints usage, a hint and the error on
+three lines; we print ``Error: <message>. See 'cli.py <command> --help'.`` on one, still exit 2.
+"""
 from __future__ import annotations
 
 import functools
@@ -8,6 +14,29 @@ import click
 
 from tianref.backend import BackendError
 from tianref.errors import InputError, RunFailure
+
+
+class OneLineErrors(click.Group):
+    """A click Group whose usage errors are one line on stderr (exit 2)."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.UsageError as exc:
+            msg = exc.format_message().rstrip()
+            if exc.ctx is not None:
+                msg = f"{msg.rstrip('.')}. See '{exc.ctx.command_path} --help'."
+            click.echo(f"Error: {msg}", err=True)
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        sys.exit(rv if isinstance(rv, int) else 0)
 
 
 def reports_errors(fn):
@@ -23,3 +52,26 @@ def reports_errors(fn):
             click.echo(f"Error: {exc}", err=True)
             sys.exit(1)
     return wrapper
+
+
+class CommaChoice(click.ParamType):
+    """A comma-separated list of values from a fixed set, e.g. ``--act sqr,relu``; a value outside
+    the set is a usage error naming it and the choices (one line, exit 2)."""
+    name = "list"
+
+    def __init__(self, choices):
+        self.choices = tuple(choices)
+
+    def get_metavar(self, param, ctx=None):
+        return "[" + "|".join(self.choices) + "],..."
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, (list, tuple)):
+            return list(value)
+        items = [x.strip() for x in str(value).split(",") if x.strip()]
+        if not items:
+            self.fail(f"{value!r} is empty; choose from {', '.join(self.choices)}", param, ctx)
+        bad = [x for x in items if x not in self.choices]
+        if bad:
+            self.fail(f"{bad[0]!r} is not one of {', '.join(map(repr, self.choices))}", param, ctx)
+        return list(dict.fromkeys(items))

@@ -16,6 +16,7 @@ import click
 from tianref import __version__, runs
 from tianref.backend import environment_info, get_xp
 from tianref.cli.common import reports_errors
+from tianref.cli.progress import CountProgress
 from tianref.config import parse_int_list
 from tianref.errors import InputError
 
@@ -94,8 +95,7 @@ def edge_cmd(run_dir, epochs_text, n_random, seed, eps_rel, space_names, json_ou
     total = len(set(epochs)) * len(spaces) * (n_random + 1)
     _note(f"replaying {run_dir} to epoch(s) {', '.join(map(str, sorted(set(epochs))))}; "
           f"{n_random} random directions per epoch and space")
-    with click.progressbar(length=total, label="edge probes", file=sys.stderr, show_pos=True,
-                           hidden=not sys.stderr.isatty()) as bar:
+    with CountProgress(total, "edge probes") as bar:              # on a terminal only
         records = probe_run(run_dir, epochs, xp, spaces=spaces, n_random=n_random, seed=seed,
                             eps_rel=eps_rel, progress=bar.update, note=_note)
     click.echo(_table(records))

@@ -11,18 +11,20 @@ import click
 
 from tianref.cli.common import reports_errors
 from tianref.errors import InputError
+from tianref.experiments.protocols import SCALES, SECTIONS
 
 
 @click.command("reproduce", context_settings={"show_default": True})
-@click.option("--section", "section_text", default="all",
-              help="headline | relu | window | eta | thm6 | extended, or all "
-                   "(= headline, relu, window, eta, thm6; extended only when asked); lifecycle | clocks "
-                   "test two other seed papers (the spectral edge, the two training clocks) on this model.")
+@click.option("--section", "section_text", type=click.Choice(SECTIONS + ("all",)), default="all",
+              help="One section, or all (= headline, relu, window, eta, thm6; extended only when asked); "
+                   "lifecycle and clocks test two other seed papers (the spectral edge, the two training "
+                   "clocks) on this model.")
 @click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Run tree; each section goes to ROOT/<section>/. Default: runs/reproduce at the "
                    "full scale, runs/reproduce-<scale> otherwise (so the scales never share runs).")
-@click.option("--scale", "scale_text", default="full",
-              help="full (the paper's protocol) or ci (M=11, K=64, 2 seeds, epochs x 0.15).")
+@click.option("--scale", "scale_text", type=click.Choice(tuple(SCALES)), default="full",
+              help="full: the paper's protocol; ci: the quick configuration (M=23, K=512, train "
+                   "fraction 0.5, every eta x 10, 2 seeds, the paper's epochs), which groks in seconds.")
 @click.option("--jobs", "n_jobs", type=click.IntRange(min=1), default=2,
               help="Parallel local train processes (one BLAS thread each when > 1).")
 @click.option("--plan", is_flag=True,

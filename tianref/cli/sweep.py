@@ -8,8 +8,9 @@ from pathlib import Path
 
 import click
 
-from tianref.cli.common import reports_errors
+from tianref.cli.common import CommaChoice, reports_errors
 from tianref.errors import InputError, RunFailure
+from tianref.model import ACTIVATIONS
 
 
 def _numbers(text: str, what: str, kind=float) -> list:
@@ -28,7 +29,8 @@ def _numbers(text: str, what: str, kind=float) -> list:
 @click.argument("root", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--eta", "eta_text", default="2e-4,0",
               help="Weight decays, comma-separated (one condition each; 0 = control).")
-@click.option("--act", "act_text", default="sqr", help="Activations, comma-separated.")
+@click.option("--act", "act_list", type=CommaChoice(ACTIVATIONS), default="sqr",
+              help="Activations, comma-separated.")
 @click.option("--M", "M_text", default="71", help="Moduli, comma-separated.")
 @click.option("--train-frac", "frac_text", default=None,
               help="Training fractions p, comma-separated (n_train = round(p M^2)); "
@@ -50,7 +52,7 @@ def _numbers(text: str, what: str, kind=float) -> list:
               help="Print the unfinished runs' independent train commands, one per line, and exit.")
 @click.option("--python", default=sys.executable, help="Interpreter for the train commands.")
 @reports_errors
-def sweep_cmd(root, eta_text, act_text, M_text, frac_text, seeds_text, epochs, K, windows,
+def sweep_cmd(root, eta_text, act_list, M_text, frac_text, seeds_text, epochs, K, windows,
               metric_set, xp_name, dtype, n_jobs, plan, python):
     """Train every condition x seed into ROOT; finished runs (E + 1 rows) are skipped.
 
@@ -59,7 +61,7 @@ def sweep_cmd(root, eta_text, act_text, M_text, frac_text, seeds_text, epochs, K
     """
     from tianref.experiments import sweep
     lists = {"eta": _numbers(eta_text, "--eta"),
-             "act": [a.strip() for a in act_text.split(",") if a.strip()],
+             "act": act_list,
              "M": _numbers(M_text, "--M", int)}
     if frac_text is not None:
         lists["train_frac"] = _numbers(frac_text, "--train-frac")
@@ -74,5 +76,5 @@ def sweep_cmd(root, eta_text, act_text, M_text, frac_text, seeds_text, epochs, K
     result = sweep.run_jobs(jobs, n_jobs, python, report=lambda m: click.echo(m, err=True))
     click.echo(json.dumps(result))
     if result["failed"]:
-        raise RunFailure(f"{len(result['failed'])} of {result['jobs']} runs failed; "
+        raise RunFailure(f"{len(result['failed'])} of {result['runs']} runs failed; "
                          f"see {root / sweep.LOG_DIR}")

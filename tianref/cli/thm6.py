@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import sys
 
 import click
@@ -15,15 +16,20 @@ import click
 from tianref import __version__, runs, thm6
 from tianref.backend import environment_info, get_xp
 from tianref.cli.common import reports_errors
+from tianref.cli.progress import CountProgress, interactive
 from tianref.config import parse_int_list
 from tianref.errors import InputError
 from tianref.model import ACTIVATIONS
 
-DEFAULT_EPOCHS = "50,100,175,250,300"
+# the paper's Theorem 6 checkpoints (Table T1 for x^2; its 'ReLU' row)
+PAPER_EPOCHS = {"sqr": (50, 100, 175, 250, 300), "relu": (100, 300, 500)}
+REPLAY_BEYOND = "replayed beyond the run (its last epoch is {last})"
 
 
 def _note(msg: str) -> None:
-    click.echo(f"thm6: {msg}", err=True)
+    """Progress notes go to a terminal only (off one, stderr carries errors alone)."""
+    if interactive():
+        click.echo(f"thm6: {msg}", err=True)
 
 
 def _json_safe(obj):
@@ -37,24 +43,72 @@ def _json_safe(obj):
     return obj
 
 
-def _sources(run_dir, epochs_text, checkpoint, xp):
+def _last_epoch(run_dir):
+    """The last epoch the run reached: its last logged row, else its final checkpoint; None when it
+    has neither (a directory of checkpoints alone does not say how far the run went)."""
+    mpath = os.path.join(run_dir, "metrics.jsonl")
+    if os.path.isfile(mpath):
+        rows = runs.read_metrics(mpath)
+        if rows:
+            return int(rows[-1]["epoch"])
+    final_path = runs.checkpoint_path(run_dir, final=True)
+    if os.path.isfile(final_path):
+        final = runs.load_npz(final_path)
+        if "epoch" in final:
+            return int(final["epoch"])
+    return None
+
+
+def _named_checkpoints(run_dir) -> list:
+    d = os.path.join(run_dir, "checkpoints")
+    if not os.path.isdir(d):
+        return []
+    return sorted(int(m.group(1)) for f in os.listdir(d) if (m := re.fullmatch(r"epoch_(\d+)\.npz", f)))
+
+
+def default_epochs(act: str | None, last: int | None) -> list:
+    """The paper's checkpoint epochs for the activation that the run reached, plus its last epoch."""
+    paper = PAPER_EPOCHS.get(act or "sqr", PAPER_EPOCHS["sqr"])
+    return sorted({e for e in paper if e <= last} | {last})
+
+
+def _sources(run_dir, epochs_text, checkpoint, xp, act=None, replay_beyond=False):
     """[(label, epoch, arrays dict, config dict or None, source)] for every requested state."""
     if (run_dir is None) == (checkpoint is None):
         raise InputError("give exactly one of --run DIR or --checkpoint FILE.npz")
     if checkpoint is not None:
+        if epochs_text is not None:
+            raise InputError("--epochs selects checkpoints of --run DIR; a --checkpoint file has one epoch")
         ck = runs.load_npz(checkpoint)
         epoch = int(ck["epoch"]) if "epoch" in ck else None
         return [(checkpoint, epoch, ck, runs.checkpoint_config(ck), checkpoint)]
 
     if not os.path.isdir(run_dir):
         raise InputError(f"--run {run_dir}: no such directory")
-    epochs = parse_int_list(epochs_text, "--epochs")
-    if not epochs or min(epochs) < 0:
-        raise InputError(f"--epochs needs one or more epochs >= 0 (got {epochs_text!r})")
     has_cfg = os.path.isfile(os.path.join(run_dir, "config.json"))
     if not has_cfg and not os.path.isdir(os.path.join(run_dir, "checkpoints")):
         raise InputError(f"--run {run_dir} is not a run directory (no config.json, no checkpoints/)")
     run_cfg = runs.read_config(run_dir).get("config") if has_cfg else None
+    last = _last_epoch(run_dir)
+    if epochs_text is None:
+        if last is None:
+            epochs = _named_checkpoints(run_dir)
+            if not epochs:
+                raise InputError(f"--run {run_dir} has no metrics.jsonl, final.npz or epoch checkpoints; "
+                                 "give --epochs")
+            _note(f"epochs {', '.join(map(str, epochs))}: the run's checkpoints (it logged no rows)")
+        else:
+            epochs = default_epochs(act or (run_cfg or {}).get("act"), last)
+            _note(f"epochs {', '.join(map(str, epochs))}: the paper's checkpoints that the run reached "
+                  f"and its last epoch ({last})")
+    else:
+        epochs = list(dict.fromkeys(parse_int_list(epochs_text, "--epochs")))
+        if not epochs or min(epochs) < 0:
+            raise InputError(f"--epochs needs one or more epochs >= 0 (got {epochs_text!r})")
+    beyond = [e for e in epochs if last is not None and e > last]
+    if beyond and not replay_beyond:
+        raise InputError(f"epoch(s) {', '.join(map(str, beyond))} lie beyond the run's last epoch {last}; "
+                         "pass --replay-beyond to train on to them deterministically")
     final_path = runs.checkpoint_path(run_dir, final=True)
     final = runs.load_npz(final_path) if os.path.isfile(final_path) else None
     out, missing = {}, []
@@ -74,9 +128,11 @@ def _sources(run_dir, epochs_text, checkpoint, xp):
         _note(f"no checkpoint for epoch(s) {', '.join(map(str, missing))}: replaying the run "
               f"deterministically from {os.path.join(run_dir, 'config.json')}")
         from tianref.train import replay
-        states = replay(run_cfg, missing, xp)
+        with CountProgress(max(missing), "thm6 replay") as bar:
+            states = replay(run_cfg, missing, xp, on_step=lambda e: bar.update(1, f"epoch {e}"))
         for e in missing:
-            out[e] = (f"{run_dir} (replayed)", e, states[e], run_cfg, "replay")
+            src = REPLAY_BEYOND.format(last=last) if e in beyond else "replay"
+            out[e] = (f"{run_dir} ({src})", e, states[e], run_cfg, src)
     return [out[e] for e in epochs]
 
 
@@ -128,6 +184,11 @@ def _table(records) -> str:
             f"{_fmt(s['audit_max_rel_diff'], '.1e'):>8} {_fmt(s['B_route_rel_diff'], '.1e'):>8}")
     lines.append("certain = pairs whose sign survives the floating-point bound; audit = max relative "
                  "difference, closed form vs the definitional solve; B-route = ||B - B_woodbury||_F / ||B||_F")
+    for kind in sorted({r["source"] for r in records if r["source"].startswith("replay")}):
+        eps = ", ".join(str(r["epoch"]) for r in records if r["source"] == kind)
+        what = "replayed deterministically from config.json (no checkpoint)" if kind == "replay" else \
+            kind + ", by --replay-beyond: the run itself never reached it"
+        lines.append(f"epoch {eps}: {what}")
     return "\n".join(lines)
 
 
@@ -138,8 +199,13 @@ def _table(records) -> str:
 @click.option("--run", "run_dir", type=click.Path(file_okay=False), default=None,
               help="Run directory written by `train`; its checkpoints/epoch_NNNNN.npz are used, and "
                    "missing epochs are replayed deterministically from its config.json.")
-@click.option("--epochs", "epochs_text", default=DEFAULT_EPOCHS, show_default=True,
-              help="Comma-separated epochs to analyse with --run.")
+@click.option("--epochs", "epochs_text", default=None,
+              help="Comma-separated epochs to analyse with --run. Default: the paper's checkpoints "
+                   "(50,100,175,250,300 for x^2; 100,300,500 for ReLU) that the run reached, plus its "
+                   "last epoch. An epoch beyond the run's last is an error unless --replay-beyond.")
+@click.option("--replay-beyond", is_flag=True, default=False,
+              help="Allow --epochs beyond the run's last epoch: the run's config is replayed on to them "
+                   "(the table, the JSON and the figure say so).")
 @click.option("--checkpoint", type=click.Path(dir_okay=False), default=None,
               help="A single checkpoint .npz (W, V, train_idx, config) instead of --run.")
 @click.option("--act", type=click.Choice(ACTIVATIONS), default=None, show_default=True,
@@ -168,13 +234,13 @@ def _table(records) -> str:
 @click.option("--xp", "xp_name", type=click.Choice(["numpy", "cupy", "fake"]), default="numpy",
               show_default=True, help="Array backend: numpy (CPU) or cupy (GPU). 'fake' is the strict CI backend.")
 @reports_errors
-def thm6_cmd(run_dir, epochs_text, checkpoint, act, eta, top_pairs, all_pairs, audit, exact, pinv,
-             method, block, json_out, plot_out, xp_name):
+def thm6_cmd(run_dir, epochs_text, replay_beyond, checkpoint, act, eta, top_pairs, all_pairs, audit, exact,
+             pinv, method, block, json_out, plot_out, xp_name):
     xp = get_xp(xp_name)
     if eta is not None and not (math.isfinite(eta) and eta >= 0):
         raise InputError(f"--eta must be a finite number >= 0 (got {eta})")
     jobs = []                                        # read and check every input before computing
-    for label, epoch, ck, cfg, source in _sources(run_dir, epochs_text, checkpoint, xp):
+    for label, epoch, ck, cfg, source in _sources(run_dir, epochs_text, checkpoint, xp, act, replay_beyond):
         W, M, train_idx = _weights(label, ck, cfg)
         a = _setting("act", act, cfg, label)
         e = float(_setting("eta", eta, cfg, label))
@@ -182,11 +248,14 @@ def thm6_cmd(run_dir, epochs_text, checkpoint, act, eta, top_pairs, all_pairs, a
             raise InputError(f"{label}: unknown activation {a!r} in the config")
         jobs.append((epoch, source, W, M, train_idx, a, e))
     records = []
+    setup = None
     for epoch, source, W, M, train_idx, a, e in jobs:
+        setup = setup or {"M": M, "K": int(W.shape[1]), "n": int(len(train_idx)), "act": a, "eta": e}
         F_tilde = thm6.features_from_weights(xp, W, M, train_idx, a)
         res = thm6.summarize_checkpoint(xp, F_tilde, e, n_top=top_pairs, all_pairs=all_pairs,
                                         n_audit=audit, pinv=pinv, method=method, block=block)
-        rec = {"epoch": epoch, "eta": e, "act": a, "source": source, "summary": res["summary"]}
+        rec = {"epoch": epoch, "eta": e, "act": a, "source": source,
+               "replayed_beyond_run": source.startswith(REPLAY_BEYOND.split("{")[0]), "summary": res["summary"]}
         if res["pairs"] is not None:
             rec["pairs"] = res["pairs"]
         records.append(rec)
@@ -201,10 +270,11 @@ def thm6_cmd(run_dir, epochs_text, checkpoint, act, eta, top_pairs, all_pairs, a
         runs.atomic_write_json(json_out, _json_safe(doc))
         _note(f"wrote {json_out}")
     if plot_out:
-        from tianref.thm6.figures import figure_thm6, load_paper_T1
+        from tianref.thm6.figures import figure_thm6, load_paper_T1, paper_matches
         paper = load_paper_T1()
-        if paper is None:
-            _note("reference_results/paper/thm6_T1.json not found: plotting without the paper's values")
-        fig = figure_thm6(records, paper)
+        match, why = paper_matches(paper, setup or {}, None if all_pairs else top_pairs)
+        if not match:
+            _note(f"the paper's T1 values are not overlaid: {why}")
+        fig = figure_thm6(records, paper if match else None, paper_note=None if match else why)
         runs.atomic_write_bytes(plot_out, lambda f: fig.savefig(f, format="png", dpi=110))
         _note(f"wrote {plot_out}")

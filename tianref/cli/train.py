@@ -12,6 +12,7 @@ import numpy as np  # only for np.errstate around the run
 from tianref import runs
 from tianref.backend import environment_info, get_xp
 from tianref.cli.common import reports_errors
+from tianref.cli.progress import RowProgress
 from tianref.data import n_train_from_frac
 from tianref.config import (DTYPES, GRAM_MODES, METRIC_SETS, OPTIMIZERS, TrainConfig, parse_eta_schedule,
                             parse_int_list, validate)
@@ -160,10 +161,9 @@ def train_cmd(ctx, xp_name, M, K, n_train, train_frac, eta, eta_schedule, lr, ep
 
     writer = runs.RunWriter(out, keep_resume_state=not no_resume_state)
     first = state.epoch + 1 if state is not None else 0
-    with click.progressbar(length=cfg.epochs + 1 - first, label=f"train {os.path.basename(out)}",
-                           file=sys.stderr, show_pos=True) as bar:
+    with RowProgress(cfg.epochs + 1 - first, f"train {os.path.basename(out)}") as bar:
         def on_row(row):
-            bar.update(1)
+            bar.update(1, row)
         try:
             # a diverging run is reported once, as a non-finite loss (exit 1), not as a
             # stream of NumPy overflow warnings

@@ -23,8 +23,8 @@ Deviation: the paper's window sweep trains one run per window (W = 5, 10, 30) an
 headline runs for W = 20; we train one run per seed and condition and read all four windows from
 it. The parameters do not depend on the window, so the spectra are the same ones.
 
-``scale`` shrinks a section for CI and smoke tests (smaller M, K, seeds and epochs); the full scale
-is the paper's.
+``scale`` shrinks a section for CI and smoke tests (smaller M and K, half the table for training,
+fewer seeds, every eta x 10); the full scale is the paper's.
 """
 from __future__ import annotations
 
@@ -59,14 +59,29 @@ class Scale:
     K: int | None = None          # None: the default (2048)
     seeds: int | None = None      # at most this many seeds per condition
     epoch_factor: float = 1.0     # multiply every epoch count (and checkpoint epoch)
+    train_frac: float | None = None   # None: train's default n_train (round(0.4 M^2))
+    eta_factor: float = 1.0       # multiply every weight decay (0 stays 0: the controls)
 
+
+# The quick configuration: M = 23, K = 512, half the table for training, eta = 2e-3, 400 epochs.
+# It groks in about 2 s of one CPU core: over seeds 0-7, test accuracy 0.5 at epochs 180-190 and
+# 0.99 at 235-266, the sigma2/sigma3 slope detector fires at 190-194 (1-11 epochs after t0.5, before
+# t0.99), and the eta = 0 controls never pass test accuracy 0.06 (docs/reproduce.md, "The ci scale").
+QUICK = {"M": 23, "K": 512, "train_frac": 0.5, "eta": 2e-3, "epochs": 400}
 
 SCALES = {
     "full": Scale("full"),
-    # CI: the whole pipeline on a table small enough to train in seconds; it does not grok
-    # like M = 71 and is compared only with its own stored summary.
-    "ci": Scale("ci", M=11, K=64, seeds=2, epoch_factor=0.15),
+    # CI: the whole pipeline at the quick configuration. The paper's eta = 2e-4 becomes 2e-3 (every
+    # eta x 10) and the epochs are the paper's, so the detectors keep the paper's epoch positions.
+    # It groks, but on a 23 x 23 table: compared only with its own stored summary.
+    "ci": Scale("ci", M=QUICK["M"], K=QUICK["K"], seeds=2, epoch_factor=1.0,
+                train_frac=QUICK["train_frac"], eta_factor=10.0),
 }
+
+
+def scaled_eta(eta: float, eta_factor: float = 1.0) -> float:
+    """A weight decay at a scale, rounded to 6 significant digits (2e-4 x 10 -> 0.002, not 0.0020000000000000005)."""
+    return float(f"{eta * eta_factor:.6g}")
 
 
 def _eta_tag(eta: float) -> str:
@@ -82,16 +97,19 @@ def section_runs(section: str, scale: Scale = SCALES["full"]) -> list:
         cks = sorted({min(E, int(round(c * scale.epoch_factor))) for c in checkpoints})
         for eta in etas:
             for s in seeds[:n_seeds]:
-                opts = {"act": act, "eta": eta, "seed": s, "epochs": E, "windows": list(windows)}
+                opts = {"act": act, "eta": scaled_eta(eta, scale.eta_factor), "seed": s, "epochs": E,
+                        "windows": list(windows)}
                 if scale.M is not None:
                     opts["M"] = scale.M
                 if scale.K is not None:
                     opts["K"] = scale.K
+                if scale.train_frac is not None:
+                    opts["train_frac"] = scale.train_frac
                 if cks:
                     opts["checkpoint_epochs"] = cks
                 if metrics != "full":
                     opts["metrics"] = metrics
-                specs.append(RunSpec(f"{act}_eta{_eta_tag(eta)}_seed{s}", opts))
+                specs.append(RunSpec(f"{act}_eta{_eta_tag(opts['eta'])}_seed{s}", opts))
         return specs
 
     if section == "headline":
@@ -113,10 +131,11 @@ def section_runs(section: str, scale: Scale = SCALES["full"]) -> list:
     if section == "lifecycle":
         specs = grid("sqr", (2e-4, 0.0), list(range(5)), 600, metrics="core")
         switch = int(round(LIFECYCLE_SWITCH * scale.epoch_factor))
+        g = _eta_tag(scaled_eta(2e-4, scale.eta_factor))
         for s in grid("sqr", (2e-4,), list(range(5)), 600, metrics="core"):
             opts = {k: v for k, v in s.options.items() if k != "eta"}
-            opts["eta_schedule"] = f"0:2e-4,{switch}:0"
-            specs.append(RunSpec(s.tag.replace("eta0.0002", f"eta0.0002to0at{switch}"), opts))
+            opts["eta_schedule"] = f"0:{g},{switch}:0"        # eta -> 0 after grokking
+            specs.append(RunSpec(s.tag.replace(f"eta{g}", f"eta{g}to0at{switch}"), opts))
         return specs
     if section == "clocks":
         relu = [RunSpec(s.tag.replace("relu_", "relu_ce_"), {**s.options, "loss": "ce"})

@@ -296,4 +296,4 @@ def run_jobs(jobs: list[Job], n_jobs: int = 1, python: str = sys.executable, rep
                 proc.kill()
                 proc.wait()
             log.close()
-    return {"jobs": len(jobs), "skipped": len(skipped), "ran": len(done), "failed": failed}
+    return {"runs": len(jobs), "skipped": len(skipped), "ran": len(done), "failed": failed}

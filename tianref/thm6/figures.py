@@ -2,26 +2,40 @@
 
 Panels
     1. sign-match across checkpoints: exact r (eq. 2), the full projector with the correct B (eq. 3),
-       the published eq. (4) path, and the fraction of B_jℓ < 0 among cos > 0 pairs; the paper's
-       Table T1 (5-seed median with IQR, and seed-0 values) overlaid.
-    2. B_jℓ against cos_jℓ for the listed pairs, one colour per checkpoint.
-    3. B_jℓ against r_exact: by eq. (2) every point lies in the quadrants of opposite sign.
-Reference values: reference_results/paper/thm6_T1.json (with their source).
+       the published eq. (4) path, and the fraction of B_jℓ < 0 among cos > 0 pairs. The paper's
+       Table T1 (5-seed median with IQR, and seed-0 values) is overlaid only when the run's
+       configuration is the paper's (``paper_matches``: M, K, n, σ, η and top-200 pairs), and the
+       legend says which configuration those values belong to.
+    2. top-N mode: B_jℓ against cos_jℓ for the listed pairs, one colour per checkpoint.
+       all-pairs mode: the distribution of |cos_jℓ| over all pairs (its quantile function).
+    3. top-N mode: B_jℓ against r_exact: by eq. (2) every point lies in the quadrants of opposite sign.
+       all-pairs mode: the distribution of r_exact over all pairs (quantile function, symlog).
+Only panels with data are drawn (``--pinv`` has no exact residuals: no panel 3).
+Symlog axes take their linear range from the data (``_symlog_threshold``) so that at most
+``SYMLOG_DECADES`` decades are drawn on each side of zero and the tick labels stay apart.
+Reference values: reference_results/paper/thm6_T1.json (with their source and setup).
 """
 from __future__ import annotations
 
 import json
+import math
+import textwrap
 from pathlib import Path
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 PAPER_T1_PATH = Path(__file__).resolve().parents[2] / "reference_results" / "paper" / "thm6_T1.json"
+SYMLOG_DECADES = 4          # decades drawn on each side of the linear range of a symlog axis
 
-SERIES = (("sign_match_exact", "exact r (eq. 2)", "o-"),
-          ("sign_match_approx", "full projector, correct B", "s--"),
+SERIES = (("sign_match_exact", r"exact $r$ (eq. 2)", "o-"),
+          ("sign_match_approx", r"full projector, correct $B$", "s--"),
           ("sign_match_paper", "published eq. (4) path", "^-"),
-          ("frac_B_neg_on_pos_cos", "B<0 among cos>0", "d:"))
+          ("frac_B_neg_on_pos_cos", r"$B<0$ among $\cos>0$", "d:"))
+ACT_TEX = {"sqr": "x^2", "relu": r"\mathrm{ReLU}", "silu": r"\mathrm{SiLU}", "relusqr": r"\mathrm{ReLU}^2"}
+LABEL_COS = r"$\cos(\tilde f_j, \tilde f_\ell)$"
+LABEL_B = r"$B_{j\ell}$"
+LABEL_R = r"$r_{j\ell} = \tilde f_j^{\top} P_{\eta,-j\ell}\, \tilde f_\ell$"
 
 
 def load_paper_T1(path=PAPER_T1_PATH):
@@ -33,17 +47,81 @@ def load_paper_T1(path=PAPER_T1_PATH):
         return json.load(f)
 
 
+def paper_matches(paper, setup: dict, top_pairs: int | None) -> tuple[bool, str]:
+    """(whether the paper's T1 values describe this configuration, why not).
+
+    setup: {'M', 'K', 'n', 'act', 'eta'} of the analysed run (any may be None: unknown, no match);
+    top_pairs: the number of listed pairs, None in the all-pairs mode.
+    """
+    if not paper:
+        return False, "the paper's values are not available (reference_results/paper/thm6_T1.json)"
+    ps = paper.get("setup", {})
+    want = {"M": ps.get("M", 71), "K": ps.get("K", 2048), "n": ps.get("n_train", 2016),
+            "act": ps.get("act", "sqr"), "eta": ps.get("eta", 2e-4), "top-pairs": 200}
+    have = dict(setup, **{"top-pairs": top_pairs})
+    diffs = []
+    for k, w in want.items():
+        h = have.get(k)
+        same = h is not None and (math.isclose(float(h), float(w), rel_tol=1e-9) if k == "eta" else h == w)
+        if not same:
+            diffs.append(f"{k} = {'all' if k == 'top-pairs' and h is None else h} (paper {w})")
+    return (not diffs), "; ".join(diffs)
+
+
+def paper_setup_text(paper) -> str:
+    ps = (paper or {}).get("setup", {})
+    return (f"M={ps.get('M', 71)}, K={ps.get('K', 2048)}, n={ps.get('n_train', 2016)}, "
+            f"$x^2$, η={ps.get('eta', 2e-4):g}, top-200")
+
+
 def _symlog_threshold(values) -> float:
-    """Linear range of a symlog axis: the smallest nonzero magnitude (at least 1e-300)."""
-    mags = [abs(v) for v in values if v]
-    return max(min(mags), 1e-300) if mags else 1.0
+    """Linear range of a symlog axis: the smallest nonzero magnitude, but no more than
+    SYMLOG_DECADES decades below the largest (so near-zero tick labels do not pile up)."""
+    mags = [abs(v) for v in values if v and math.isfinite(v)]
+    if not mags:
+        return 1.0
+    return max(min(mags), max(mags) * 10.0 ** -SYMLOG_DECADES, 1e-300)
 
 
-def figure_thm6(records, paper=None) -> Figure:
-    """records: the ``checkpoints`` list of ``thm6 --json``; paper: load_paper_T1() or None."""
-    fig = Figure(figsize=(16, 4.8), layout="constrained")
+def _symlog(ax, which: str, values) -> None:
+    """A symlog axis whose ticks are 0 and the decades from 10x the linear range outwards, at most
+    4 per side on y and 2 on x (so the labels do not collide); minor ticks off."""
+    from matplotlib.ticker import FixedLocator, NullLocator
+    lt = _symlog_threshold(values)
+    (ax.set_yscale if which == "y" else ax.set_xscale)("symlog", linthresh=lt)
+    mags = [abs(v) for v in values if v and math.isfinite(v)]
+    top = max(mags) if mags else 1.0
+    lo_k, hi_k = math.ceil(math.log10(10 * lt) - 1e-9), math.floor(math.log10(top) + 1e-9)
+    per_side = 4 if which == "y" else 2                   # x labels are wider: fewer of them
+    step = max(1, -(-(hi_k - lo_k + 1) // per_side))
+    decades = [10.0 ** k for k in range(hi_k, lo_k - 1, -step)]
+    if not decades and 10.0 ** hi_k >= lt:                 # less than a decade beyond the linear range
+        decades = [10.0 ** hi_k]
+    has_neg, has_pos = any(v < 0 for v in values), any(v > 0 for v in values)
+    ticks = sorted([-d for d in decades if has_neg] + [0.0] + [d for d in decades if has_pos])
+    axis = ax.yaxis if which == "y" else ax.xaxis
+    axis.set_major_locator(FixedLocator(ticks))
+    axis.set_minor_locator(NullLocator())
+
+
+def _epoch_label(r) -> str:
+    return f"epoch {r['epoch']}" if r.get("epoch") is not None else str(r.get("source", ""))
+
+
+def figure_thm6(records, paper=None, paper_note: str | None = None) -> Figure:
+    """records: the ``checkpoints`` list of ``thm6 --json``; paper: load_paper_T1() when the
+    configuration matches the paper's (else None); paper_note: why it is not overlaid (shown)."""
+    listed = [r for r in records if r.get("pairs")]
+    dists = [] if listed else [r for r in records if r["summary"].get("abs_cos_quantiles")]
+    if listed:
+        has_r = any(p["r_exact"] is not None for r in listed for p in r["pairs"])
+    else:
+        has_r = any(r["summary"].get("r_exact_quantiles") for r in dists)
+    n_panels = 1 + bool(listed or dists) + bool((listed or dists) and has_r)   # only panels with data
+    fig = Figure(figsize=(5.6 * n_panels, 5.0), layout="constrained")
     FigureCanvasAgg(fig)
-    ax_sm, ax_cos, ax_r = fig.subplots(1, 3)
+    axes = list(fig.subplots(1, n_panels, squeeze=False)[0]) + [None, None]
+    ax_sm, ax_cos, ax_r = axes[0], axes[1], axes[2]
 
     recs = [r for r in records if r.get("epoch") is not None] or list(records)
     xs = [r["epoch"] if r.get("epoch") is not None else i for i, r in enumerate(recs)]
@@ -58,46 +136,91 @@ def figure_thm6(records, paper=None) -> Figure:
         med = [t1[str(e)] for e in ep]
         lo = [med[i] - iqr[str(e)]["iqr"][0] for i, e in enumerate(ep)]
         hi = [iqr[str(e)]["iqr"][1] - med[i] for i, e in enumerate(ep)]
-        ax_sm.errorbar(ep, med, yerr=[lo, hi], fmt="kx", capsize=3, label="paper T1: 5-seed median, IQR")
+        where = paper_setup_text(paper)
+        ax_sm.errorbar(ep, med, yerr=[lo, hi], fmt="kx", capsize=3, label=f"paper T1 ({where}): 5-seed median, IQR")
         s0 = paper["T1_seed0"]["sign_match"]
-        ax_sm.plot([int(e) for e in s0], list(s0.values()), "k+", markersize=10, label="paper T1: seed 0")
+        ax_sm.plot([int(e) for e in s0], list(s0.values()), "k+", markersize=10, label="paper T1: its seed 0")
     ax_sm.set_xlabel("epoch")
     ax_sm.set_ylabel("fraction of pairs")
-    ax_sm.set_title("Theorem 6 sign-match")
-    ax_sm.legend(fontsize=7, loc="lower right")
+    mode = "all pairs" if any(r["summary"].get("mode") == "all" for r in records) else \
+        f"top-{max((r['summary'].get('n_pairs') or 0) for r in records)} pairs"
+    beyond = [str(r["epoch"]) for r in records if r.get("replayed_beyond_run")]
+    ax_sm.set_title(f"Theorem 6 sign-match ({mode})"
+                    + (f"\nepoch {', '.join(beyond)} replayed beyond the end of the run" if beyond else ""))
+    vals = [r["summary"].get(k) for r in recs for k, _, _ in SERIES if r["summary"].get(k) is not None]
+    ax_sm.set_ylim(min([0.95] + [v - 0.02 for v in vals]), 1.01)
+    ax_sm.grid(alpha=0.3)
+    note = None
+    if not paper and paper_note:
+        note = "\n".join(textwrap.wrap(f"paper's T1 values not shown: {paper_note}", 70))
+    leg = ax_sm.legend(fontsize=7, loc="upper left", bbox_to_anchor=(0.0, -0.14), ncol=2, frameon=False,
+                       title=note, title_fontsize=7, alignment="left")
+    if note:
+        leg.get_title().set_color("0.35")
 
-    listed = [r for r in records if r.get("pairs")]
-    if not listed:
-        for ax in (ax_cos, ax_r):
-            ax.text(0.5, 0.5, "no pair list (--all-pairs)", ha="center", va="center", transform=ax.transAxes)
+    if listed:
+        _pairs_panels(ax_cos, ax_r, listed)
+    elif dists:
+        _distribution_panels(ax_cos, ax_r, dists)
+    return fig
+
+
+def _pairs_panels(ax_cos, ax_r, listed):
     all_B, all_r = [], []
     for r in listed:
         ps = r["pairs"]
-        lab = f"epoch {r['epoch']}" if r.get("epoch") is not None else r.get("source", "")
         B = [p["B"] for p in ps]
-        ax_cos.scatter([p["cos"] for p in ps], B, s=6, label=lab)
+        ax_cos.scatter([p["cos"] for p in ps], B, s=6, label=_epoch_label(r))
         with_r = [p for p in ps if p["r_exact"] is not None]
-        if with_r:
-            ax_r.scatter([p["r_exact"] for p in with_r], [p["B"] for p in with_r], s=6, label=lab)
+        if with_r and ax_r is not None:
+            ax_r.scatter([p["r_exact"] for p in with_r], [p["B"] for p in with_r], s=6, label=_epoch_label(r))
             all_r += [p["r_exact"] for p in with_r]
         all_B += B
-    if listed:
-        ax_cos.set_yscale("symlog", linthresh=_symlog_threshold(all_B))
-        ax_r.set_yscale("symlog", linthresh=_symlog_threshold(all_B))
-        if all_r:
-            ax_r.set_xscale("symlog", linthresh=_symlog_threshold(all_r))
-        ax_cos.legend(fontsize=7)
-        if all_r:
-            ax_r.legend(fontsize=7)
-        else:
-            ax_r.text(0.5, 0.5, "no exact residuals (--pinv)", ha="center", va="center", transform=ax_r.transAxes)
-        for ax in (ax_cos, ax_r):
-            ax.axhline(0, color="grey", lw=0.5)
-        ax_r.axvline(0, color="grey", lw=0.5)
-    ax_cos.set_xlabel("cos(f~_j, f~_l)")
-    ax_cos.set_ylabel("B_jl")
-    ax_cos.set_title("similar features repel: B_jl < 0 where cos > 0")
-    ax_r.set_xlabel("r_exact = f~_j^T P_{eta,-jl} f~_l")
-    ax_r.set_ylabel("B_jl")
-    ax_r.set_title("eq. (2): sgn B_jl = -sgn r_jl")
-    return fig
+    _symlog(ax_cos, "y", all_B)
+    ax_cos.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+    ax_cos.axhline(0, color="grey", lw=0.5)
+    ax_cos.grid(alpha=0.3)
+    ax_cos.set_xlabel(LABEL_COS)
+    ax_cos.set_ylabel(LABEL_B)
+    ax_cos.set_title(r"similar features repel: $B_{j\ell} < 0$ where $\cos > 0$")
+    if ax_r is None:
+        return
+    _symlog(ax_r, "y", all_B)
+    _symlog(ax_r, "x", all_r)
+    ax_r.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+    ax_r.axhline(0, color="grey", lw=0.5)
+    ax_r.axvline(0, color="grey", lw=0.5)
+    ax_r.grid(alpha=0.3)
+    ax_r.set_xlabel(LABEL_R)
+    ax_r.set_ylabel(LABEL_B)
+    ax_r.set_title(r"eq. (2): $\mathrm{sgn}\, B_{j\ell} = -\mathrm{sgn}\, r_{j\ell}$")
+
+
+def _distribution_panels(ax_cos, ax_r, dists):
+    """All-pairs mode: the quantile functions of |cos| and of r_exact, one line per checkpoint."""
+    all_r = []
+    for r in dists:
+        s = r["summary"]
+        q = sorted(s["abs_cos_quantiles"].items(), key=lambda kv: float(kv[0]))
+        ax_cos.plot([float(k) for k, _ in q], [v for _, v in q], "o-", ms=3, label=_epoch_label(r))
+        rq = s.get("r_exact_quantiles")
+        if rq and ax_r is not None:
+            q = sorted(rq.items(), key=lambda kv: float(kv[0]))
+            neg = s.get("frac_r_exact_neg")
+            lab = _epoch_label(r) + ("" if neg is None else f" ({neg:.3f} of pairs have r < 0)")
+            ax_r.plot([float(k) for k, _ in q], [v for _, v in q], "o-", ms=3, label=lab)
+            all_r += [v for _, v in q]
+    n = dists[0]["summary"].get("n_pairs")
+    ax_cos.set_xlabel("quantile level")
+    ax_cos.set_ylabel(r"$|\cos(\tilde f_j, \tilde f_\ell)|$")
+    ax_cos.set_title(f"|cos| over all {n} pairs (quantiles)")
+    ax_cos.grid(alpha=0.3)
+    ax_cos.legend(fontsize=7, loc="upper left")
+    if ax_r is not None:
+        _symlog(ax_r, "y", all_r)
+        ax_r.axhline(0, color="grey", lw=0.5)
+        ax_r.legend(fontsize=7, loc="upper left")
+        ax_r.set_xlabel("quantile level")
+        ax_r.set_ylabel(LABEL_R)
+        ax_r.set_title(f"exact residual over all {n} pairs (quantiles)")
+        ax_r.grid(alpha=0.3)

@@ -60,6 +60,7 @@ from tianref.experiments.reproduce.rows import (
 from tianref.experiments.reproduce.sections import (
     ETA_GROK,
     View,
+    eta_at,
     parse_scale,
     parse_section,
     run_section,
@@ -85,7 +86,7 @@ from tianref.experiments.reproduce.thm6_runs import (
 )
 
 __all__ = [
-    "COMPARE", "ETA_GROK", "GENERAL_NOTES", "GROUP_TITLES", "PUBLISHED_PATH", "REPO", "SECTION_CAVEATS",
+    "COMPARE", "ETA_GROK", "eta_at", "GENERAL_NOTES", "GROUP_TITLES", "PUBLISHED_PATH", "REPO", "SECTION_CAVEATS",
     "STORE_ROOT", "THM6_BASE_EPOCHS", "THM6_QTY", "WE_FOLLOW", "View", "build_doc", "compare",
     "compare_eta", "compare_extended", "compare_headline", "compare_relu", "compare_thm6",
     "compare_window", "comparison_markdown", "fig_thm6_seeds", "find_condition", "git_state",

@@ -31,13 +31,13 @@ from tianref.experiments.reproduce.rows import (
     find_condition,
     row,
 )
-from tianref.experiments.reproduce.sections import ETA_GROK
+from tianref.experiments.reproduce.sections import ETA_GROK, eta_at
 from tianref.analysis.summarize import fmt
 
 
 def compare_headline(doc, pub) -> list:
     s = _view(doc)
-    g, c = find_condition(s, ETA_GROK), find_condition(s, 0.0)
+    g, c = find_condition(s, eta_at(ETA_GROK, doc["scale"])), find_condition(s, 0.0)
     T3, T2, T3b = pub["tables"]["T3"], pub["tables"]["T2"], pub["tables"]["T3b"]
     rho = next(r for r in T2["rows"] if r["threshold"] == 0.075)
     t099_paper = pub["tables"]["T-ReLU"]["sqr"]["t_test_0.99"]
@@ -126,7 +126,7 @@ def compare_relu(doc, pub) -> list:
     rows = []
     for i, v in enumerate(doc["views"]):
         s = v["summary"]
-        g, c = find_condition(s, ETA_GROK, "relu"), find_condition(s, 0.0, "relu")
+        g, c = find_condition(s, eta_at(ETA_GROK, doc["scale"]), "relu"), find_condition(s, 0.0, "relu")
         rows += [
             _ev(f"σ2/σ3, {v['name']}", g, "late", T["late_gap23_grok_median"],
                 source="T-ReLU ('end of training')", caveats=[5]),
@@ -161,7 +161,7 @@ def compare_window(doc, pub) -> list:
         W = v["summary"]["options"]["window"]
         s, p = v["summary"], T4[W]
         for cname, eta, key in (("grok", ETA_GROK, "grok_fire"), ("control", 0.0, "ctrl_fire")):
-            c = find_condition(s, eta)
+            c = find_condition(s, eta_at(eta, doc["scale"]))
             fired = [x for x in p[key] if x is not None]
             ptxt = "[" + ", ".join("—" if x is None else str(x) for x in p[key]) + "]"
             rows.append(_cnt(f"W={W}: slope fire, fired/n", c, "fire", (len(fired), len(p[key])),
@@ -190,7 +190,7 @@ def compare_eta(doc, pub) -> list:
     s = _view(doc)
     rows, reg_x, reg_y, leads = [], [], [], []
     for p in T5["rows"]:
-        c = find_condition(s, p["eta"])
+        c = find_condition(s, eta_at(p["eta"], doc["scale"]))
         e = f"η={p['eta']:g}"
         if c is None:
             rows.append(row(f"{e}: runs", None, None, kind="info", ours_text="missing", source="T5"))
@@ -250,7 +250,7 @@ def _linfit(x, y):
 
 def compare_extended(doc, pub) -> list:
     T = pub["tables"]["T5b"]
-    c = find_condition(_view(doc), 1e-5)
+    c = find_condition(_view(doc), eta_at(1e-5, doc["scale"]))
     peak = doc.get("extras", {}).get("peak_gap23")
     kw = dict(source="T5b", caveats=[6, 7])
     return [_ev("t(test ≥ 0.5)", c, "t05", T["test_0.5"], **kw),

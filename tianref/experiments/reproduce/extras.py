@@ -19,7 +19,7 @@ import numpy as np
 from tianref.analysis import detectors as det
 from tianref.experiments import protocols
 from tianref.analysis.records import window_key
-from tianref.experiments.reproduce.sections import ETA_GROK, scaled
+from tianref.experiments.reproduce.sections import ETA_GROK, eta_at, scaled
 
 
 def _cond_records(records, eta: float, act: str | None = None):
@@ -44,7 +44,7 @@ def section_extras(section: str, records, scale: protocols.Scale) -> dict:
     """Per-epoch medians over seeds that the published tables quote (T3b, T8, T4 rank check, ...)."""
     f = lambda e: scaled(e, scale)
     out: dict = {}
-    groups = {"grok": _cond_records(records, ETA_GROK), "control": _cond_records(records, 0.0)}
+    groups = {"grok": _cond_records(records, eta_at(ETA_GROK, scale)), "control": _cond_records(records, 0.0)}
     if section == "headline":
         r12 = lambda r: _sigma(r, 0) / np.maximum(_sigma(r, 1), det.R12_FLOOR)
         out["r12_median"] = {g: {str(e): _median_at(rs, r12, f(e))

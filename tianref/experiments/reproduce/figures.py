@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -38,9 +39,20 @@ def _save_fig(fig, path: Path, dpi: int = 110) -> str:
     return path.name
 
 
-def fig_thm6_seeds(th: dict, pub: dict):
+def _paper_check(doc: dict, act: str, as_act: str | None = None):
+    """(whether the paper's T1 values describe the ``act`` runs, why not); ``as_act`` compares the
+    setup as if the activation were that one (the paper's 'ReLU' row is its x² model, §5.1)."""
+    from tianref.thm6.figures import load_paper_T1, paper_matches
+    setup = doc.get("setup", {})
+    a = doc["thm6"]["acts"][act]
+    return paper_matches(load_paper_T1(), {"M": setup.get("M"), "K": setup.get("K"), "n": setup.get("n_train"),
+                                           "act": as_act or act, "eta": a.get("eta")}, doc["thm6"]["n_top"])
+
+
+def fig_thm6_seeds(th: dict, pub: dict, matches=None):
     """Sign-match across checkpoints: median over seeds with the IQR band, per activation, with
-    the paper's T1 (median and IQR), its seed-0 values and its 'ReLU' row."""
+    the paper's T1 (median and IQR), its seed-0 values and its 'ReLU' row -- drawn only for the
+    activations whose configuration is the paper's (``matches``: {act: (bool, why)}; None: all)."""
     from matplotlib.figure import Figure
 
     from tianref.analysis.plots import ACT_NAMES
@@ -63,7 +75,10 @@ def fig_thm6_seeds(th: dict, pub: dict):
             ax.fill_between(x, [_nan(s["q25"]) for s in st], [_nan(s["q75"]) for s in st],
                             color=f"C{k}", alpha=0.18, lw=0)
         pe = [a["paper_epochs"][str(e)] for e in x]
-        if act == "sqr":
+        ok, why = (matches or {}).get(act, (True, ""))
+        if not ok:
+            pass
+        elif act == "sqr":
             med = np.array([iqr[p]["median"] for p in pe])
             err = [med - [iqr[p]["iqr"][0] for p in pe], [iqr[p]["iqr"][1] for p in pe] - med]
             ax.errorbar(x, med, yerr=err, fmt="kx", capsize=3, label="paper T1: 5-seed median [IQR]")
@@ -78,8 +93,14 @@ def fig_thm6_seeds(th: dict, pub: dict):
         ax.set_xlabel("epoch (checkpoint)")
         ax.set_ylabel("fraction of pairs")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="lower right")
-    fig.suptitle("Theorem 6 sign-match sgn(B_jl) = −sgn(r_jl): median over seeds, band = IQR")
+        note = None if ok else "\n".join(textwrap.wrap(f"paper's values not shown: {why}", 36))
+        leg = ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False,
+                        title=note, title_fontsize=7, alignment="left")
+        if note:
+            leg.get_title().set_color("0.35")
+    n_seeds = max(len(th["acts"][a]["seeds"]) for a in acts)
+    spread = "median over seeds, band = IQR" if n_seeds > 1 else "one seed"
+    fig.suptitle(r"Theorem 6 sign-match $\mathrm{sgn}\,B_{j\ell} = -\mathrm{sgn}\,r_{j\ell}$: " + spread)
     return fig
 
 
@@ -125,11 +146,14 @@ def make_figures(section: str, doc: dict, records, root: Path, scale, fig_dir: P
         files.append(_save_fig(_fig_window_precision(doc, records, scale), fig_dir / "gram_precision.png"))
     elif section == "thm6" and doc.get("thm6"):
         pub = load_published()
-        files.append(_save_fig(fig_thm6_seeds(doc["thm6"], pub), fig_dir / "thm6_seeds.png"))
+        # the seeds figure: T1 beside x², the 'ReLU' row beside ReLU, each where the rest of the setup
+        # is the paper's; the one-run figure overlays T1 (an x² table) only on the paper's x² setup
+        matches = {act: _paper_check(doc, act, as_act="sqr") for act in doc["thm6"]["acts"]}
+        files.append(_save_fig(fig_thm6_seeds(doc["thm6"], pub, matches), fig_dir / "thm6_seeds.png"))
         from tianref.thm6.figures import figure_thm6, load_paper_T1
         for act, recs in (seed0 or {}).items():
-            paper = load_paper_T1() if act == "sqr" and scale.name == "full" else None
-            fig = figure_thm6(recs, paper)
+            ok, why = _paper_check(doc, act)
+            fig = figure_thm6(recs, load_paper_T1() if ok else None, paper_note=None if ok else why)
             seed = _seed_of(doc, act)
             fig.suptitle(f"Theorem 6, one run: σ = {'x²' if act == 'sqr' else act}, seed {seed}, "
                          f"top-{doc['thm6']['n_top']} pairs per checkpoint")

@@ -133,9 +133,13 @@ def report_markdown(doc: dict, pub: dict) -> str:
              f"K = {setup.get('K')}, n_train = {setup.get('n_train')}; dtype {setup.get('dtype')}; "
              f"backend {setup.get('backend')}. Command: `{doc.get('command', '')}`.", ""]
     if sc["name"] != "full":
-        lines += [f"> **{sc['name']} scale (M = {sc['M']}, K = {sc['K']}, at most {sc['seeds']} seeds, "
-                  f"epochs × {sc['epoch_factor']}): not comparable with the paper.** The comparison below "
-                  "only exercises the pipeline; this summary is checked against its own stored golden copy. "
+        frac = sc.get("train_frac")
+        lines += [f"> **{sc['name']} scale (M = {sc['M']}, K = {sc['K']}"
+                  + (f", train fraction {frac:g}" if frac is not None else "")
+                  + f", at most {sc['seeds']} seeds, epochs × {sc['epoch_factor']:g}, "
+                  f"η × {sc.get('eta_factor', 1.0):g}): not comparable with the paper.** The comparison below "
+                  "puts a smaller model beside the paper's numbers (its conditions are the paper's η scaled "
+                  "as stated); this summary is checked against its own stored golden copy. "
                   "Detector epoch positions (late range, t_min, checkpoints) are scaled by the epoch factor; "
                   "paper epochs are given in brackets where they differ.", ""]
     for v in doc.get("views", []):

@@ -25,7 +25,7 @@ factor like the runs' lengths; the *durations and rates* (the slope lag 25, the 
 threshold 0.04) are not. At the full scale the views are exactly the paper's code settings.
 
 Symbols
-    ETA_GROK      η = 2e-4, the grokking condition (the control is η = 0)
+    ETA_GROK      η = 2e-4, the grokking condition (the control is η = 0); at a scale, eta_at(η, scale)
     E             a section's number of epochs for one activation
     f(e)          ``scaled(e, scale)``, an epoch position at the scale
 """
@@ -41,6 +41,12 @@ from tianref.errors import InputError, RunFailure
 from tianref.analysis.summarize import Options
 
 ETA_GROK = 2e-4
+
+
+def eta_at(eta: float, scale) -> float:
+    """The paper's weight decay ``eta`` as trained at ``scale`` (a Scale or a summary's scale dict)."""
+    factor = scale.get("eta_factor", 1.0) if isinstance(scale, dict) else scale.eta_factor
+    return protocols.scaled_eta(eta, factor)
 
 
 # --- sections, scales, views ----------------------------------------------------------------

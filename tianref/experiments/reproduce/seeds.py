@@ -40,7 +40,7 @@ import numpy as np
 from tianref.analysis import clock_events, detectors as det
 from tianref.analysis.records import read_run
 from tianref.analysis.summarize import fmt, to_json, write_atomic
-from tianref.experiments.protocols import LIFECYCLE_SWITCH
+from tianref.experiments.protocols import LIFECYCLE_SWITCH, scaled_eta
 from tianref.experiments.reproduce.figures import _save_fig
 from tianref.experiments.reproduce.sections import run_section, scaled, section_epochs, section_jobs
 from tianref.experiments.reproduce.store import provenance, store_section
@@ -48,6 +48,7 @@ from tianref.experiments.reproduce.store import provenance, store_section
 SEED_SECTIONS = ("lifecycle", "clocks")
 PROBE_EPOCHS = (50, 100, 125, 175, 250, 400)     # memorisation, ~t0.5, grokking, ~lock-in, after
 N_RANDOM = {"full": 100}                          # random directions per probe; 10 at smaller scales
+ETA_GROK = 2e-4                                   # the weight-decay condition (scaled by Scale.eta_factor)
 ABLATION_CLAIM = 4000.0                           # the seed's "> 4000x a random direction"
 FALL_FACTOR = 0.95        # "falls further": final/max below 0.95x the no-weight-decay runs' value
 
@@ -188,9 +189,15 @@ def _cell(s) -> str:
     return cell if s["n_fired"] == s["n"] else f"{cell} ({s['n_fired']}/{s['n']})"
 
 
+def grok_condition(scale) -> str:
+    """The name of the weight-decay condition (eta = 2e-4 at the full scale)."""
+    return f"eta={scaled_eta(ETA_GROK, scale.eta_factor):g}"
+
+
 def lifecycle_doc(records, probes, scale) -> dict:
     runs = [lifecycle_run(r, scale) for r in records]
-    conds = sorted({r["condition"] for r in runs}, key=lambda c: {"eta=0.0002": 0, "eta=0": 1}.get(c, 2))
+    G = grok_condition(scale)
+    conds = sorted({r["condition"] for r in runs}, key=lambda c: {G: 0, "eta=0": 1}.get(c, 2))
     by = {c: [r for r in runs if r["condition"] == c] for c in conds}
     stats = {}
     for c, rs in by.items():
@@ -207,7 +214,7 @@ def lifecycle_doc(records, probes, scale) -> dict:
             key = (c, p["epoch"], p["space"])
             pstats.setdefault(key, []).append(p)
     probe_table = []
-    for (c, e, sp), ps in sorted(pstats.items(), key=lambda kv: (kv[0][0] != "eta=0.0002", kv[0][1], kv[0][2])):
+    for (c, e, sp), ps in sorted(pstats.items(), key=lambda kv: (kv[0][0] != G, kv[0][1], kv[0][2])):
         probe_table.append({"condition": c, "epoch": e, "space": sp, "n": len(ps),
                             "ablation_ratio": _stats([p["probe"].get("ablation_ratio") for p in ps]),
                             "flatness_ratio": _stats([p["probe"].get("flatness_ratio") for p in ps]),
@@ -218,7 +225,7 @@ def lifecycle_doc(records, probes, scale) -> dict:
                             "test_acc": _stats([p["probe"]["test_acc"] for p in ps])})
     # intervention: switch runs against eta = 2e-4 runs of the same seed
     inter = []
-    base = {r["seed"]: r for r in by.get("eta=0.0002", [])}
+    base = {r["seed"]: r for r in by.get(G, [])}
     for r in by.get("switch", []):
         Ts, E = str(int(r["switch"])), max(r["at"], key=int)
         b = base.get(r["seed"])
@@ -231,7 +238,7 @@ def lifecycle_doc(records, probes, scale) -> dict:
         row["test_acc_end_kept_eta"] = b["at"][E]["test_acc"] if b else math.nan
         inter.append(row)
     inter_stats = {k: _stats([x[k] for x in inter]) for k in (inter[0] if inter else {}) if k not in ("seed",)}
-    return {"runs": runs, "conditions": conds, "stats": stats, "probes": probe_table,
+    return {"grok": G, "runs": runs, "conditions": conds, "stats": stats, "probes": probe_table,
             "intervention": inter, "intervention_stats": inter_stats}
 
 
@@ -267,7 +274,8 @@ def _med(s):
 def claims_lifecycle(d) -> list:
     """[(the seed's claim, what this model shows, verdict)] from the lifecycle document."""
     out = []
-    g = d["stats"].get("eta=0.0002")
+    G = d["grok"]
+    g = d["stats"].get(G)
     if g is None:
         return out
     ph = g["phases"]
@@ -285,7 +293,7 @@ def claims_lifecycle(d) -> list:
     out.append(("At grokking the gradient and weight-decay parts align.",
                 f"median W cos(D^g u1, D^wd u1): memorisation {fmt(cm)}, grokking {fmt(cg)}, after {fmt(ca)}",
                 verdict))
-    after_rows = [p for p in d["probes"] if p["condition"] == "eta=0.0002" and p["space"] == "joint"]
+    after_rows = [p for p in d["probes"] if p["condition"] == G and p["space"] == "joint"]
     t099 = _med(g["t099"])
     late = [p for p in after_rows if t099 is not None and p["epoch"] > t099] or after_rows[-1:]
     if late:
@@ -477,7 +485,7 @@ def figures(section, doc, records, fig_dir: Path) -> list:
         for v in d["runs"]:
             by.setdefault(v["condition"], []).append(rows[v["tag"]])
         files.append(_save_fig(figure_lifecycle(by, d["probes"]), fig_dir / "lifecycle.png"))
-        first = sorted(records, key=lambda r: (_cond(r) != "eta=0.0002", r.config["seed"]))[0]
+        first = sorted(records, key=lambda r: (_cond(r) != doc["lifecycle"]["grok"], r.config["seed"]))[0]
         files.append(_save_fig(figure_edge_run(_rows_of(first, ("W_edge_gfrac", "W_edge_cos", "V_edge_gfrac",
                                                                 "V_edge_cos", "test_acc")),
                                                f"edge split, {first.path.name}"), fig_dir / "edge_seed.png"))

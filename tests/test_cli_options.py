@@ -1,0 +1,57 @@
+"""The command line's promises: usage errors are one line (exit 2, nothing on stdout), fixed sets are
+choices, and the top-level help lists every command with a whole sentence."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def cli(*args):
+    return subprocess.run([sys.executable, str(REPO / "cli.py"), *args], capture_output=True, text=True,
+                          cwd=REPO, timeout=60)
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["train", "--act", "foo", "--out", "x"], "'foo' is not one of"),
+    (["train"], "Missing option '--out'"),
+    (["train", "--out", "x", "--nope"], "No such option '--nope'"),
+    (["sweep", "ROOT", "--act", "sqr,foo"], "'foo' is not one of"),
+    (["sweep"], "Missing argument 'ROOT'"),
+    (["reproduce", "--section", "nope"], "'nope' is not one of"),
+    (["reproduce", "--scale", "huge"], "'huge' is not one of"),
+    (["summarize", "x", "--crossing", "mid"], "'mid' is not one of"),
+    (["thm6", "--method", "qr"], "'qr' is not one of"),
+    (["nope"], "No such command 'nope'"),
+])
+def test_usage_errors_are_one_line_exit_2(args, needle, tmp_path):
+    res = cli(*args)
+    assert res.returncode == 2 and res.stdout == ""
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and needle in lines[0], res.stderr
+    assert "--help'." in lines[0]                                       # where to look next
+    assert not (tmp_path / "x").exists()
+
+
+def test_help_is_not_an_error():
+    res = cli("train", "--help")
+    assert res.returncode == 0 and res.stdout.startswith("Usage:") and res.stderr == ""
+
+
+def test_top_level_help_lists_whole_sentences():
+    res = cli("--help")
+    assert res.returncode == 0
+    block = res.stdout.split("Commands:")[1].strip().splitlines()
+    names = [ln.split()[0] for ln in block]
+    assert sorted(names) == ["edge", "plot", "reproduce", "summarize", "sweep", "thm6", "train"]
+    for ln in block:
+        text = ln.split(None, 1)[1]
+        assert text.endswith(".") and not text.endswith("..."), ln
+
+
+def test_sweep_act_is_a_choice_list(tmp_path):
+    res = cli("sweep", str(tmp_path / "r"), "--act", "sqr,relu", "--eta", "2e-4", "--seeds", "0", "--epochs", "3", "--plan")
+    assert res.returncode == 0, res.stderr
+    assert [ln.split("--act ")[1].split()[0] for ln in res.stdout.splitlines()] == ["sqr", "relu"]

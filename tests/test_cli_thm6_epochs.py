@@ -1,0 +1,131 @@
+"""thm6 reports only epochs the run reached unless asked (--replay-beyond), says when it replayed, and
+draws the paper's values only on the paper's configuration; all-pairs figures have no empty panel."""
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from tianref import train
+from tianref.cli import main
+from tianref.cli.thm6 import default_epochs, thm6_cmd
+from tianref.thm6.figures import _symlog_threshold, figure_thm6, load_paper_T1, paper_matches
+
+TINY = ["--M", "7", "--K", "16", "--n-train", "30", "--eta", "1e-2", "--metrics", "core"]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    rd = tmp_path_factory.mktemp("thm6") / "run"
+    res = CliRunner().invoke(main, ["train", *TINY, "--epochs", "60", "--checkpoint-epochs", "50",
+                                    "--out", str(rd)])
+    assert res.exit_code == 0, res.output
+    return rd
+
+
+def thm6(*args):
+    return CliRunner().invoke(thm6_cmd, [str(a) for a in args])
+
+
+def test_default_epochs_rule():
+    assert default_epochs("sqr", 60) == [50, 60]
+    assert default_epochs("sqr", 400) == [50, 100, 175, 250, 300, 400]
+    assert default_epochs("sqr", 300) == [50, 100, 175, 250, 300]
+    assert default_epochs("relu", 350) == [100, 300, 350]
+    assert default_epochs("sqr", 20) == [20]
+
+
+def test_default_is_what_the_run_reached(run_dir, tmp_path):
+    res = thm6("--run", run_dir, "--top-pairs", "5", "--json", tmp_path / "a.json")
+    assert res.exit_code == 0, res.output
+    doc = json.loads((tmp_path / "a.json").read_text())
+    assert [r["epoch"] for r in doc["checkpoints"]] == [50, 60]
+    assert not any(r["replayed_beyond_run"] for r in doc["checkpoints"])
+    assert "beyond" not in res.stdout and res.stderr == ""
+
+
+def test_epoch_beyond_the_run_is_exit_2(run_dir):
+    res = thm6("--run", run_dir, "--epochs", "50,100")
+    assert res.exit_code == 2 and res.stdout == ""
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and "100" in lines[0] and "last epoch 60" in lines[0] and "--replay-beyond" in lines[0]
+
+
+def test_replay_beyond_says_so(run_dir, tmp_path):
+    res = thm6("--run", run_dir, "--epochs", "50,100", "--replay-beyond", "--top-pairs", "5",
+               "--json", tmp_path / "b.json", "--plot", tmp_path / "b.png")
+    assert res.exit_code == 0, res.output
+    recs = {r["epoch"]: r for r in json.loads((tmp_path / "b.json").read_text())["checkpoints"]}
+    assert recs[100]["replayed_beyond_run"] and "replayed beyond the run" in recs[100]["source"]
+    assert "60" in recs[100]["source"] and not recs[50]["replayed_beyond_run"]
+    assert "epoch 100: replayed beyond the run (its last epoch is 60)" in res.stdout
+    assert (tmp_path / "b.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_replay_reports_every_step():
+    cfg = {"M": 7, "K": 16, "n_train": 30, "eta": 1e-2, "epochs": 5}
+    seen = []
+    out = train.replay(cfg, [2, 5], np, on_step=seen.append)
+    assert seen == [1, 2, 3, 4, 5] and sorted(out) == [2, 5]
+
+
+PAPER_SETUP = {"M": 71, "K": 2048, "n": 2016, "act": "sqr", "eta": 2e-4}
+
+
+def test_paper_overlay_only_on_the_paper_configuration():
+    paper = load_paper_T1()
+    assert paper is not None
+    assert paper_matches(paper, PAPER_SETUP, 200) == (True, "")
+    for change, top, word in ((dict(M=23), 200, "M = 23 (paper 71)"), (dict(K=512), 200, "K = 512"),
+                              (dict(n=264), 200, "n = 264"), (dict(act="relu"), 200, "act = relu"),
+                              (dict(eta=1e-3), 200, "eta = 0.001"), ({}, 100, "top-pairs = 100"),
+                              ({}, None, "top-pairs = all")):
+        ok, why = paper_matches(paper, dict(PAPER_SETUP, **change), top)
+        assert not ok and word in why, (change, why)
+    assert not paper_matches(None, PAPER_SETUP, 200)[0]
+
+
+def _record(epoch, mode="top", r_exact=True):
+    s = {"mode": mode, "n_pairs": 3 if mode == "top" else 120, "sign_match_exact": 1.0, "sign_match_approx": 1.0,
+         "sign_match_paper": 0.9, "frac_B_neg_on_pos_cos": 0.95}
+    rec = {"epoch": epoch, "source": "x", "summary": s}
+    if mode == "top":
+        rec["pairs"] = [{"cos": c, "B": b, "r_exact": (-b * 1e-3 if r_exact else None)}
+                        for c, b in ((0.5, -30.0), (0.4, -2e-9), (-0.3, 40.0))]
+    else:
+        s["abs_cos_quantiles"] = {"0": 0.0, "0.5": 0.1, "1": 0.7}
+        s["r_exact_quantiles"] = {"0": -1e-3, "0.5": 1e-7, "1": 1e-3} if r_exact else None
+        s["frac_r_exact_neg"] = 0.5 if r_exact else None
+    return rec
+
+
+def _drawn(ax):
+    return len(ax.lines) + len(ax.collections)
+
+
+@pytest.mark.parametrize("mode, r_exact, n_axes", [("top", True, 3), ("top", False, 2),
+                                                   ("all", True, 3), ("all", False, 2)])
+def test_every_panel_has_data(mode, r_exact, n_axes):
+    fig = figure_thm6([_record(50, mode, r_exact), _record(100, mode, r_exact)])
+    axes = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(axes) == n_axes and all(_drawn(ax) > 0 for ax in axes)
+
+
+def test_paper_series_and_its_label_only_when_given():
+    paper = load_paper_T1()
+    labels = lambda fig: [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    with_paper = figure_thm6([_record(50), _record(100)], paper)
+    assert any("paper T1 (M=71, K=2048, n=2016" in t for t in labels(with_paper))
+    without = figure_thm6([_record(50), _record(100)], None, paper_note="M = 23 (paper 71)")
+    assert not any("paper" in t for t in labels(without))
+    assert "M = 23 (paper 71)" in without.axes[0].get_legend().get_title().get_text()
+
+
+def test_symlog_ticks_stay_apart_from_zero():
+    fig = figure_thm6([_record(50)])
+    ax = fig.axes[1]                                   # B against cos: B spans 2e-9 .. 40
+    lt = _symlog_threshold([-30.0, -2e-9, 40.0])
+    assert lt >= 40.0 * 1e-4                           # at most 4 decades below the largest |B|
+    ticks = [t for t in ax.get_yticks() if t != 0]
+    assert ticks and min(abs(t) for t in ticks) >= 10 * lt * (1 - 1e-12)
+    assert len(ax.get_yticks()) <= 11

@@ -1,0 +1,75 @@
+"""Progress on stderr, shown only on a terminal; off a terminal (a log file, a pipe, a batch job)
+nothing is printed, so stderr carries errors alone.
+
+    RowProgress    ``train``: epoch, train/test accuracy and loss of the last row, time left
+    CountProgress  long commands that finish items (runs of a sweep, replayed epochs, figures)
+
+Both are context managers whose ``update`` is a no-op off a terminal. ``interactive()`` is the one
+test of "on a terminal" (stderr is a TTY), so a command can also keep chatty notes to terminals.
+"""
+from __future__ import annotations
+
+import sys
+
+import click
+
+BAR_WIDTH = 24
+
+
+def interactive() -> bool:
+    """True when stderr is a terminal."""
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):          # closed or replaced stream
+        return False
+
+
+def row_text(row: dict | None) -> str:
+    """'ep 120  train acc 1.000 loss 1.23e-02  test acc 0.512 loss 8.11e-02' from a metrics row."""
+    if not row:
+        return ""
+
+    def num(key, spec):
+        v = row.get(key)
+        return "-" if v is None else format(v, spec)
+    return (f"ep {row.get('epoch', '-')}  train acc {num('train_acc', '.3f')} loss {num('train_loss', '.2e')}"
+            f"  test acc {num('test_acc', '.3f')} loss {num('test_loss', '.2e')}")
+
+
+class _Bar:
+    """A click progress bar on a terminal, nothing elsewhere."""
+
+    def __init__(self, length: int, label: str, show: callable):
+        self._ctx = None
+        if interactive() and length > 0:
+            self._ctx = click.progressbar(length=length, label=label, file=sys.stderr, show_eta=True,
+                                          show_pos=True, width=BAR_WIDTH, item_show_func=show)
+        self._bar = None
+
+    def __enter__(self):
+        if self._ctx is not None:
+            self._bar = self._ctx.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        if self._ctx is not None:
+            return self._ctx.__exit__(*exc)
+        return False
+
+    def update(self, n: int = 1, item=None) -> None:
+        if self._bar is not None:
+            self._bar.update(n, item)
+
+
+class RowProgress(_Bar):
+    """``train``'s bar: one step per logged row, the last row's metrics beside it."""
+
+    def __init__(self, length: int, label: str):
+        super().__init__(length, label, row_text)
+
+
+class CountProgress(_Bar):
+    """A bar over ``length`` items; ``update(1, 'name')`` shows the last item's name."""
+
+    def __init__(self, length: int, label: str):
+        super().__init__(length, label, lambda item: "" if item is None else str(item))
