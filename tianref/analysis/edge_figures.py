@@ -136,14 +136,15 @@ def figure_lifecycle(by: dict, probes: list, title: str = "") -> Figure:
               (axes[1][2], "test_acc", "test accuracy"))
     for i, (cond, recs) in enumerate(by.items()):
         c = f"C{i}"
+        ls = "--" if recs[0].config.get("eta_schedule") else "-"      # drawn over the runs it equals until the switch
         for ax, key, name in panels:
             x, y = _median_curve(recs, key)
-            ax.plot(x, y, color=c, lw=1.2, label=f"{cond} (median of {len(recs)})")
+            ax.plot(x, y, color=c, lw=1.2, ls=ls, label=f"{cond} (median of {len(recs)})")
             ax.set_title(name, fontsize=10)
         sw = recs[0].config.get("eta_schedule")
         if sw:
             for ax, _, _ in panels:
-                ax.axvline(sw[-1][0], color=c, ls="--", lw=0.8)
+                ax.axvline(sw[-1][0], color=c, ls=":", lw=0.8)
     ax = axes[0][2]
     for i, cond in enumerate(by):
         for key, style in (("ablation_ratio", "o-"), ("flatness_ratio", "s:")):

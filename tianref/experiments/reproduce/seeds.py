@@ -116,6 +116,8 @@ def clocks_run(rec) -> dict:
     v = {"tag": rec.path.name, "seed": rec.config["seed"], "condition": _cond(rec)}
     v.update(clock_events.clock_events(rec.columns))
     v["t05"], v["t099"] = det.test_crossings(rec.col("test_acc"))
+    L = rec.col("train_loss")
+    v["loss_min_ratio"] = float(np.nanmin(L) / L[0])      # how close the run came to t_cls's level
     ev = [(k, v[k]) for k in ("t_cls", "t05", "t_rep") if v[k] is not None and math.isfinite(v[k])]
     v["order"] = " <= ".join(k for k, _ in sorted(ev, key=lambda kv: kv[1])) if ev else "none"
     for key in ("W_srank", "WV_nuc"):
@@ -248,7 +250,8 @@ def clocks_doc(records) -> dict:
     stats = {}
     for c in conds:
         rs = [r for r in runs if r["condition"] == c]
-        st = {k: _stats([r[k] for r in rs]) for k in ("t_cls", "t_rep", "clock_ratio", "t05", "t099")}
+        st = {k: _stats([r[k] for r in rs]) for k in ("t_cls", "t_rep", "clock_ratio", "t05", "t099",
+                                                      "loss_min_ratio")}
         for key in ("W_srank", "WV_nuc"):
             st[key] = {k: _stats([r[key][k] for r in rs]) for k in ("start", "max", "final", "final_over_max")}
         st["orders"] = sorted({r["order"] for r in rs})
@@ -271,6 +274,16 @@ def _med(s):
     return None if s is None or s["n_fired"] == 0 else s["median"]
 
 
+def _drive(gfrac) -> str:
+    """Which part wins along the edge: with cos near -1 the parts oppose, and the net motion
+    sigma_1 = (sqrt(g2) - sqrt(wd2))^2 goes the way of the larger one (gfrac > 1/2: the gradient's)."""
+    if gfrac is None:
+        return "—"
+    side = "the gradient part" if gfrac > 0.5 else "the weight-decay part"
+    close = " (by a small margin: the parts nearly cancel)" if abs(gfrac - 0.5) < 0.05 else ""
+    return side + close
+
+
 def claims_lifecycle(d) -> list:
     """[(the seed's claim, what this model shows, verdict)] from the lifecycle document."""
     out = []
@@ -281,37 +294,57 @@ def claims_lifecycle(d) -> list:
     ph = g["phases"]
     mem, grok, after = (_med(ph[p]["W_gfrac"]) for p in ("memorisation", "grokking", "after"))
     out.append(("Before grokking the edge is gradient-driven.",
-                f"median W gfrac = g2/(g2+wd2) in memorisation {fmt(mem)}, during grokking {fmt(grok)}, "
-                f"after {fmt(after)}",
-                "—" if mem is None else ("agrees (gradient part larger)" if mem > 0.5 else
-                                         "disagrees (the weight-decay part is as large or larger)")))
+                f"median W gfrac = g2/(g2+wd2) in memorisation {fmt(mem)} (larger: {_drive(mem)})",
+                "—" if mem is None else ("agrees" if mem > 0.5 else "disagrees")))
+    late = [x for x in (grok, after) if x is not None]
+    out.append(("At grokking the edge becomes a weight-decay (compression) axis.",
+                f"median W gfrac during grokking {fmt(grok)} (larger: {_drive(grok)}), after {fmt(after)} "
+                f"(larger: {_drive(after)})",
+                "—" if not late else ("agrees" if max(late) < 0.5 else
+                                      ("partly" if min(late) < 0.5 else "disagrees"))))
     cm, cg, ca = (_med(ph[p]["W_cos"]) for p in ("memorisation", "grokking", "after"))
     verdict = "—"
     if cm is not None and cg is not None:
         verdict = ("agrees: |cos| grows" if abs(cg) > abs(cm) else "disagrees: |cos| does not grow") + \
-            (" (the parts are anti-parallel: they cancel along the edge)" if cg < 0 else "")
+            ("; the parts are anti-parallel (they oppose each other along the edge)" if cg < 0 else "")
     out.append(("At grokking the gradient and weight-decay parts align.",
                 f"median W cos(D^g u1, D^wd u1): memorisation {fmt(cm)}, grokking {fmt(cg)}, after {fmt(ca)}",
                 verdict))
-    after_rows = [p for p in d["probes"] if p["condition"] == G and p["space"] == "joint"]
+    joint = [p for p in d["probes"] if p["space"] == "joint"]
     t099 = _med(g["t099"])
-    late = [p for p in after_rows if t099 is not None and p["epoch"] > t099] or after_rows[-1:]
-    if late:
-        abl = [_med(p["ablation_ratio"]) for p in late]
-        flat = [_med(p["flatness_ratio"]) for p in late]
-        abl_txt = ", ".join(f"ep {p['epoch']}: {fmt(a)}x" for p, a in zip(late, abl))
+    late_rows = [p for p in joint if p["condition"] == G and t099 is not None and p["epoch"] > t099] \
+        or [p for p in joint if p["condition"] == G][-1:]
+    ctrl = {p["epoch"]: _med(p["ablation_ratio"]) for p in joint if p["condition"] == "eta=0"}
+    if late_rows:
+        abl = [_med(p["ablation_ratio"]) for p in late_rows]
+        dl = [_med(p["dloss_abl"]) for p in late_rows]
+        flat = [_med(p["flatness_ratio"]) for p in late_rows]
+        abl_txt = ", ".join(f"ep {p['epoch']}: {fmt(a)}x, edge dL {fmt(x)} (eta = 0: {fmt(ctrl.get(p['epoch']))}x)"
+                            for p, a, x in zip(late_rows, abl, dl))
         good = [a for a in abl if a is not None]
-        out.append((f"After grokking the edge is ablation-critical: > {ABLATION_CLAIM:g}x a random direction.",
-                    f"median |dL| ablation ratio (W and V jointly): {abl_txt}",
-                    "—" if not good else (f"agrees (> {ABLATION_CLAIM:g}x)" if min(good) > ABLATION_CLAIM else
-                                          ("agrees in kind (>> 1) but below the seed's size" if min(good) > 10
-                                           else "disagrees (comparable to random directions)"))))
-        flat_txt = ", ".join(f"ep {p['epoch']}: {fmt(f)}" for p, f in zip(late, flat))
+        signs = [x for x in dl if x is not None]
+        if not good:
+            verdict = "—"
+        elif min(good) <= 10:
+            verdict = "disagrees (comparable to random directions)"
+        elif signs and max(signs) < 0:
+            verdict = ("disagrees in sign: removing the edge changes the test loss far more than a random "
+                       "direction, but lowers it (the seed's ablation raises it)")
+        elif signs and min(signs) > 0:
+            verdict = (f"agrees (> {ABLATION_CLAIM:g}x)" if min(good) > ABLATION_CLAIM
+                       else "agrees in kind (>> 1, loss rises) but below the seed's size")
+        else:
+            verdict = "mixed: the sign of the change differs between epochs"
+        out.append((f"After grokking the edge is ablation-critical: removing it raises the test loss > "
+                    f"{ABLATION_CLAIM:g}x more than removing a random direction.",
+                    f"median |dL| ratio, edge / random (W and V jointly): {abl_txt}", verdict))
+        flat_txt = ", ".join(f"ep {p['epoch']}: {fmt(f)}" for p, f in zip(late_rows, flat))
         goodf = [f for f in flat if f is not None]
         out.append(("After grokking the edge is flat under perturbation.",
                     f"median |curvature| along the edge / random (jointly): {flat_txt}",
                     "—" if not goodf else ("agrees (flatter than random)" if max(goodf) < 1 else
-                                           "disagrees (not flatter than random directions)")))
+                                           ("partly" if min(goodf) < 1 else
+                                            "disagrees (not flatter than random directions)"))))
     ist = d["intervention_stats"]
     if ist:
         gw, gk = _med(ist["W_fro_growth"]), _med(ist["W_fro_growth_kept_eta"])
@@ -339,11 +372,14 @@ def claims_clocks(d) -> list:
         tc, tr, t05 = _med(st["t_cls"]), _med(st["t_rep"]), _med(st["t05"])
         both = min(st["t_cls"]["n_fired"], st["t_rep"]["n_fired"])
         if both == 0:
-            verdict = "not measurable: " + ("the train loss never fell to eps x its row-0 value"
+            verdict = "not measurable: " + (f"the train loss never fell to eps x its row-0 value (lowest: "
+                                            f"{fmt(_med(st['loss_min_ratio']))} x)"
                                             if st["t_cls"]["n_fired"] == 0 else "no t_rep")
         else:
             k = st["n_cls_before_rep"]
             verdict = "agrees" if k == n else (f"mixed ({k}/{n})" if k else "disagrees (t_rep <= t_cls)")
+        if c.endswith("eta=0"):
+            verdict = "for contrast (the seed's slow clock is driven by weight decay): " + verdict
         out.append((f"[{c}] The classifier clock runs first: T_cls < T_rep.",
                     f"median t_cls {fmt(tc)}, t_rep {fmt(tr)}, t0.5 {fmt(t05)}; t_cls < t_rep in "
                     f"{st['n_cls_before_rep']}/{n} runs, t_cls < t0.5 in {st['n_cls_before_t05']}/{n}, "
@@ -425,8 +461,8 @@ def report_lifecycle(doc) -> str:
           "directions, step eps = 1e-3 ||theta||. The seed's numbers come from transformers on Dyck-1 "
           "and SCAN; this is a two-layer network on modular addition.", ""]
     if doc["scale"]["name"] != "full":
-        L += [f"Scale {doc['scale']['name']}: a pipeline check on a small table that does not grok like "
-              "M = 71; its numbers say nothing about the seed.", ""]
+        L += [f"Scale {doc['scale']['name']}: a reduced configuration (M = {doc['setup']['M']}); it checks the "
+              "pipeline. Read the full scale for what this model says about the seed.", ""]
     L += [f"Figures: {', '.join(doc.get('figures', []))}", ""]
     return "\n".join(L)
 
@@ -441,11 +477,12 @@ def report_clocks(doc) -> str:
          f"{fmt(o['rep_delta'])} (relative) of its final value -- measured against the run's own end, so it "
          "is censored by the run length. Cells: median [min, max] over seeds.", "",
          "## Point by point", ""] + _claims_md(claims_clocks(d)) + ["", "## Clocks", "",
-         "| condition | t_cls | t_rep | t_rep/t_cls | t0.5 | t0.99 | orders seen |", "|---|---|---|---|---|---|---|"]
+         "| condition | t_cls | t_rep | t_rep/t_cls | t0.5 | t0.99 | lowest train loss / row 0 | orders seen |",
+         "|---|---|---|---|---|---|---|---|"]
     for c in d["conditions"]:
         s = d["stats"][c]
         L.append(f"| {c} | {_cell(s['t_cls'])} | {_cell(s['t_rep'])} | {_cell(s['clock_ratio'])} | "
-                 f"{_cell(s['t05'])} | {_cell(s['t099'])} | {'; '.join(s['orders'])} |")
+                 f"{_cell(s['t05'])} | {_cell(s['t099'])} | {_cell(s['loss_min_ratio'])} | {'; '.join(s['orders'])} |")
     L += ["", "## Stable rank of W and nuclear norm of WV", "",
           "| condition | W srank start | max | final | final/max | ‖WV‖* start | max | final | final/max |",
           "|---|---|---|---|---|---|---|---|---|"]
@@ -457,8 +494,8 @@ def report_clocks(doc) -> str:
     L += ["", "The seed's theory is for deep linear networks with cross-entropy; x² runs here use the "
           "paper's class-centred MSE, ReLU runs use cross-entropy (--loss ce).", ""]
     if doc["scale"]["name"] != "full":
-        L += [f"Scale {doc['scale']['name']}: a pipeline check on a small table; its numbers say nothing "
-              "about the seed.", ""]
+        L += [f"Scale {doc['scale']['name']}: a reduced configuration (M = {doc['setup']['M']}); it checks the "
+              "pipeline. Read the full scale for what this model says about the seed.", ""]
     L += [f"Figures: {', '.join(doc.get('figures', []))}", ""]
     return "\n".join(L)
 
