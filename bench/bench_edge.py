@@ -18,8 +18,9 @@ a percentage of a core epoch (target for the split: <= 5%). With eta > 0 the spl
 (with eta = 0 it does none: the control runs pay nothing).
 
 On a shared machine the differences of whole runs are noisy (a few percent of an epoch is the
-noise itself), so the script also times the pieces directly, each as the minimum over --reps calls
-on the state of a real run after --warmup + E epochs, and divides by the minimum core-epoch time:
+noise itself), so the script also times the pieces directly on the state of a real run after E
+epochs: in each of --reps rounds one core epoch (evaluate + step) and then each piece, and divides
+the minimum of each piece by the minimum epoch:
 
     split/step  the optimizer's m^wd and Delta^wd (adam_update with minus without), and edge.push
                 for W and V (the ring write)
@@ -68,44 +69,46 @@ def timed(cfg, xp, split: bool, clock: bool, sync) -> float:
             p.stop()
 
 
-def _best(f, sync, reps):
-    f()
-    sync()
-    best = float("inf")
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        f()
-        sync()
-        best = min(best, time.perf_counter() - t0)
-    return best
-
-
 def time_pieces(cfg, xp, sync, reps) -> dict:
-    """Seconds per call of each piece (module docstring) and of one core epoch (min over epochs)."""
+    """Seconds per call of each piece (module docstring) and of one core epoch: each the minimum
+    over ``reps`` rounds, the pieces timed right after each epoch so drift hits them alike."""
     from tianref import loss as losses, model, optim
     problem, state = train.setup(cfg, xp)
-    epoch_times = []
-    for _ in range(cfg.epochs):
-        sync()
-        t0 = time.perf_counter()
+    for _ in range(cfg.epochs):                        # a trajectory with a full window of updates
         row, fwd = train.evaluate(xp, cfg, state, problem)
         state = train.step(xp, cfg, state, problem, fwd)
-        sync()
-        epoch_times.append(time.perf_counter() - t0)
-    Yhat, cache = model.forward(xp, state.params, problem.train, cfg.act)
-    _, dY = losses.loss_and_grad(xp, Yhat, problem.train.y, cfg.loss)
-    grads = model.backward(xp, state.params, problem.train, cache, dY, cfg.act)
     kw = dict(lr=cfg.lr, eta=cfg.eta)
-    no_wd = {k: v for k, v in state.adam.items() if k not in ("m_wd", "m_wd_zero")}
-    t_opt = _best(lambda: optim.adam_update(xp, state.params, grads, state.adam, wd_part=True, **kw), sync, reps)
-    t_opt0 = _best(lambda: optim.adam_update(xp, state.params, grads, no_wd, **kw), sync, reps)
-    new, _, wd = optim.adam_update(xp, state.params, grads, state.adam, wd_part=True, **kw)
-    t_push = _best(lambda: [edge.push(xp, state.edge[k], state.spec[k], wd[k]) for k in new], sync, reps)
     w = cfg.windows[0]
-    t_row = _best(lambda: [edge.window_split(xp, state.spec[k], state.edge[k], w) for k in new], sync, reps)
-    t_clk = _best(lambda: clocks.clock_stats(xp, state.params), sync, reps)
-    return {"epoch": min(epoch_times), "split_step": max(t_opt - t_opt0, 0.0) + t_push,
-            "split_row": t_row, "clocks_row": t_clk}
+    best = {"epoch": float("inf"), "opt": float("inf"), "opt0": float("inf"), "push": float("inf"),
+            "row": float("inf"), "clk": float("inf")}
+
+    def once(key, f):
+        sync()
+        t0 = time.perf_counter()
+        out = f()
+        sync()
+        best[key] = min(best[key], time.perf_counter() - t0)
+        return out
+    for _ in range(reps):
+        sync()
+        t0 = time.perf_counter()
+        row, fwd = train.evaluate(xp, cfg, state, problem)       # one core epoch: row t, then step t+1
+        st2 = train.step(xp, cfg, state, problem, fwd)
+        sync()
+        best["epoch"] = min(best["epoch"], time.perf_counter() - t0)
+        Yhat, cache = model.forward(xp, state.params, problem.train, cfg.act)
+        _, dY = losses.loss_and_grad(xp, Yhat, problem.train.y, cfg.loss)
+        grads = model.backward(xp, state.params, problem.train, cache, dY, cfg.act)
+        no_wd = {k: v for k, v in state.adam.items() if k not in ("m_wd", "m_wd_zero")}
+        new, _, wd = once("opt", lambda: optim.adam_update(xp, state.params, grads, state.adam,
+                                                          wd_part=True, **kw))
+        once("opt0", lambda: optim.adam_update(xp, state.params, grads, no_wd, **kw))
+        once("push", lambda: [edge.push(xp, state.edge[k], state.spec[k], wd[k]) for k in new])
+        once("row", lambda: [edge.window_split(xp, state.spec[k], state.edge[k], w) for k in new])
+        once("clk", lambda: clocks.clock_stats(xp, state.params))
+        del st2
+    return {"epoch": best["epoch"], "split_step": max(best["opt"] - best["opt0"], 0.0) + best["push"],
+            "split_row": best["row"], "clocks_row": best["clk"]}
 
 
 def main(argv=None):

@@ -25,7 +25,8 @@ cross = <a - b, b>. This keeps one extra ring (Delta^wd) and costs two (P, w) pa
 
 Deviation from the plan of three incremental cross-Grams (G_ww, C = D^g^T D^wd and its transpose,
 updated like G): each update of those costs three (w, P) x (P,) passes per step, against two per
-row here (bench/bench_edge.py measured 6.0 vs 3.5 ms per epoch at M = 71, K = 2048, w = 20), and
+row here (measured on the 2-core machine at M = 71, K = 2048, w = 20: 6.0 ms per step for the three
+products against 3.9 ms per row here; bench/bench_edge.py times the latter), and
 with G_gg formed as G - G_ww - C - C^T their identity would hold by construction. Here sigma_1
 comes from the incremental Gram G and g2 + wd2 + 2 cross from the ring contents directly, so the
 identity sigma_1 = g2 + wd2 + 2 cross tested on every row checks the Gram's bookkeeping, the
