@@ -73,8 +73,8 @@ def test_bad_input_exits_2_with_one_line(tmp_path, args, fragment):
 
 
 def test_unknown_activation_is_a_usage_error(tmp_path):
-    r = _run(["--act", "gelu", "--out", str(tmp_path / "x")])
-    assert r.exit_code == 2 and "gelu" in r.stderr
+    r = _run(["--act", "tanh", "--out", str(tmp_path / "x")])
+    assert r.exit_code == 2 and "tanh" in r.stderr
 
 
 def test_misshaped_init_file(tmp_path):

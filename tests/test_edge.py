@@ -165,3 +165,45 @@ def test_fake_backend_and_resume_keep_the_split(tmp_path):
     sink = runs.MemorySink()
     train.run(validate(cfg), np, problem=problem, state=state, sink=sink)
     assert sink.rows == a[8:]
+
+
+# --- the other optimizers: SGD (coupled, momentum) and Muon (decoupled on W, Adam on V) ---------
+
+def test_sgd_update_splits_exactly_through_a_schedule():
+    """Delta^grad from an independent momentum buffer of the raw gradients (torch's rule: b = g at
+    the first step, then mu b + g) plus the optimizer's Delta^wd equals the actual update; the decay
+    carried in the buffer after eta -> 0 is kept (Delta^wd != 0 while b^wd decays)."""
+    from tianref import optim_sgd
+    rng = np.random.default_rng(2)
+    w = {"w": rng.standard_normal(30)}
+    st = optim_sgd.sgd_init(np, w)
+    b_g = None
+    lr, mu = 1e-2, 0.9
+    etas = [0.0, 0.2, 0.2, 0.0, 0.0, 0.1, 0.0]
+    for t, eta in enumerate(etas, start=1):
+        g = rng.standard_normal(30)
+        new, st, parts = optim_sgd.sgd_update(np, w, {"w": g}, st, lr=lr, momentum=mu, eta=eta, wd_part=True)
+        b_g = g if b_g is None else mu * b_g + g
+        d_wd = np.zeros(30) if parts["w"] is None else parts["w"]
+        assert (parts["w"] is None) == all(e == 0 for e in etas[:t])
+        np.testing.assert_allclose(-lr * b_g + d_wd, new["w"] - w["w"], rtol=0, atol=1e-15)
+        w = new
+
+
+@pytest.mark.parametrize("case", ["sgd", "muon", "sgd_schedule"])
+def test_identity_on_every_row_other_optimizers(case):
+    cfg = {"sgd": SMALL.replace(optimizer="sgd", lr=0.05, eta=1e-2),
+           "muon": SMALL.replace(optimizer="muon", eta=0.05),
+           "sgd_schedule": SMALL.replace(optimizer="sgd", lr=0.05, eta_schedule=((0, 1e-2), (6, 0.0)))}[case]
+    rows, _ = _rows(cfg)
+    for r in rows[2:]:
+        for p in ("W", "V"):
+            g2, wd2, cross = (r[f"{p}_edge_{k}"] for k in ("g2", "wd2", "cross"))
+            assert g2 + wd2 + 2 * cross == pytest.approx(r[f"{p}_sigma"][0], abs=1e-12 * max(g2, wd2)), (case, r["epoch"])
+            assert wd2 > 0, (case, p, r["epoch"])           # momentum carries the decay after the switch too
+
+
+def test_ridge_top_layer_v_has_no_weight_decay_part():
+    rows, _ = _rows(SMALL.replace(top_layer="ridge"))
+    for r in rows[2:]:
+        assert r["V_edge_wd2"] == 0.0 and r["W_edge_wd2"] > 0

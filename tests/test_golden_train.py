@@ -47,7 +47,8 @@ TOL = {
     },
 }
 LOSS_KEYS = ("train_loss", "test_loss")
-METRIC_KEYS = ("ftf_ratio", "rho_tian", "gF_norm", "indep_cos_med", "indep_cos_p95")
+METRIC_KEYS = ("ftf_ratio", "rho_tian", "gF_norm", "indep_cos_med", "indep_cos_p95",
+               "freq_coverage", "freq_purity_med", "energy_med")
 # Logged after the golden files were written; regenerating them would also move the stored values of
 # the older keys by rounding (they come from an earlier commit), so these are checked by their own
 # tests instead: the clocks by tests/test_clocks.py (SVD of stored checkpoints) and

@@ -103,7 +103,7 @@ def test_activation_values():
     np.testing.assert_allclose(model.sigma(np, x, "silu"), silu_tanh, rtol=1e-15, atol=1e-16)
     assert model.sigma(np, np.array([0.0]), "silu")[0] == 0.0
     with pytest.raises(ValueError):
-        model.sigma(np, x, "gelu")
+        model.sigma(np, x, "tanh")
 
 
 def test_activation_derivatives_literals():

@@ -53,3 +53,29 @@ def test_train_on_a_terminal_shows_metrics_and_time_left(tmp_path):
     assert rc == 0, err
     assert "31/31" in err and "ep 30  train acc" in err and "test acc" in err and "loss" in err
     assert "t_test_0.5" in out and "t_test_0.5" not in err
+
+
+SWEEP = ["--eta", "0", "--seeds", "0-1", "--M", "5", "--K", "8", "--epochs", "3", "--windows", "3"]
+
+
+def test_sweep_off_a_terminal_is_quiet_and_on_one_shows_a_bar(tmp_path):
+    res = subprocess.run([sys.executable, str(REPO / "cli.py"), "sweep", str(tmp_path / "a"), *SWEEP],
+                         capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert res.returncode == 0 and res.stderr == "", res.stderr
+    rc, out, err = _run_on_pty(["sweep", str(tmp_path / "b"), *SWEEP])
+    assert rc == 0, err
+    assert "sweep" in err and "2/2" in err and "start " not in err
+    assert '"ran": 2' in out
+
+
+def test_runs_reporter_keeps_failures_off_a_terminal(capsys):
+    from tianref.cli.progress import RunsReporter
+    rep = RunsReporter("sweep")
+    rep.progress(0, 2, None)
+    rep.note("start a (fresh)")
+    rep.note("[1/2] done a (1.0 s)")
+    rep.progress(1, 2, "a")
+    rep.note("[2/2] FAILED b (exit 1, see _logs/b.log)")
+    rep.progress(2, 2, "b")
+    rep.close()
+    assert capsys.readouterr().err == "[2/2] FAILED b (exit 1, see _logs/b.log)\n"

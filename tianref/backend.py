@@ -53,6 +53,30 @@ def get_xp(name: str):
     raise BackendError(f"unknown backend {name!r}; choose numpy or cupy")
 
 
+def special(xp):
+    """scipy.special for the backend (erf for GELU): scipy, cupyx.scipy or the fake's wrapper."""
+    name = xp_name(xp)
+    if name == "cupy":
+        import cupyx.scipy.special as sp
+        return sp
+    if name == "fake":
+        return xp.special
+    import scipy.special as sp
+    return sp
+
+
+def scipy_linalg(xp):
+    """scipy.linalg for the backend (solve_triangular for the ridge solve)."""
+    name = xp_name(xp)
+    if name == "cupy":
+        import cupyx.scipy.linalg as la
+        return la
+    if name == "fake":
+        return xp.scipy_linalg
+    import scipy.linalg as la
+    return la
+
+
 def xp_name(xp) -> str:
     return {"numpy": "numpy", "cupy": "cupy", "tianref.fakexp": "fake"}.get(xp.__name__, xp.__name__)
 

@@ -20,7 +20,8 @@ from tianref.loss import LOSSES
 from tianref.model import ACTIVATIONS
 from tianref.spectra import GRAM_MODES
 
-OPTIMIZERS = ("adam", "adamw")
+OPTIMIZERS = ("adam", "adamw", "sgd", "muon")
+TOP_LAYERS = ("trained", "ridge")
 DTYPES = ("float32", "float64")
 METRIC_SETS = ("full", "core")
 
@@ -47,6 +48,12 @@ class TrainConfig:
     metrics: str = "full"
     indep_pairs: int = 500
     checkpoint_epochs: tuple = field(default=())
+    # Tian's own setup (docs/math.md §9-10); the defaults leave the paper's path untouched
+    momentum: float = 0.9             # sgd only
+    top_layer: str = "trained"        # or "ridge": V = (F^T F + lam I)^-1 F^T T before every pass
+    ridge_reg: float = 1e-3           # lam of the ridge top layer
+    init_scale: float = 1.0           # alpha: multiplies the initial V
+    output_scale: float = 1.0         # beta: Yhat = beta sigma(XW) V
     eta_schedule: tuple = field(default=())
 
     def to_dict(self) -> dict:
@@ -132,6 +139,20 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     for w in cfg.windows:
         if w < 3:
             bad(f"every window must be >= 3 so that sigma2/sigma3 exists (got {w})")
+    if not 0 <= cfg.momentum < 1:
+        bad(f"--momentum must lie in [0, 1) (got {cfg.momentum})")
+    if cfg.top_layer not in TOP_LAYERS:
+        bad(f"unknown top layer {cfg.top_layer!r}; choose one of {', '.join(TOP_LAYERS)}")
+    if not cfg.ridge_reg > 0:
+        bad(f"--ridge-reg must be > 0 (got {cfg.ridge_reg}); it keeps the ridge solve well posed")
+    if not 0 <= cfg.init_scale < float("inf"):
+        bad(f"--init-scale must be a finite number >= 0 (got {cfg.init_scale})")
+    if not 0 < cfg.output_scale < float("inf"):
+        bad(f"--output-scale must be a finite number > 0 (got {cfg.output_scale})")
+    if cfg.top_layer == "ridge" and cfg.loss != "tian":
+        bad("--top-layer ridge needs --loss tian (the MSE its solve minimises; Tian's code asserts the same)")
+    if cfg.top_layer == "ridge" and cfg.output_scale != 1.0:
+        bad("--top-layer ridge fits V to the targets itself; --output-scale must stay 1 with it")
     if cfg.indep_pairs < 1:
         bad("indep_pairs must be >= 1")
     for e in cfg.checkpoint_epochs:

@@ -59,6 +59,7 @@ class Batch:
     a, b, y : (n,) int64     operands and labels
     seg_a   : (M, c_a) int64 rows of dL/dH that add into W[a]; padded with n (a zero row)
     seg_b   : (M, c_b) int64 the same for W[M + b]
+    seg_y   : (M, c_y) int64 the rows with label c (the class sums Y^T F of the energy diagnostic)
     """
     a: object
     b: object
@@ -67,6 +68,7 @@ class Batch:
     seg_b: object
     n: int
     M: int
+    seg_y: object = None
 
 
 def segment_index(keys: np.ndarray, n_segments: int) -> np.ndarray:
@@ -93,4 +95,4 @@ def make_batch(xp, M: int, idx: np.ndarray) -> Batch:
     a, b, y = a[idx], b[idx], y[idx]
     return Batch(a=xp.asarray(a), b=xp.asarray(b), y=xp.asarray(y),
                  seg_a=xp.asarray(segment_index(a, M)), seg_b=xp.asarray(segment_index(b, M)),
-                 n=len(idx), M=M)
+                 n=len(idx), M=M, seg_y=xp.asarray(segment_index(y, M)))

@@ -178,7 +178,26 @@ class _Linalg:
     LinAlgError = _np.linalg.LinAlgError
 
 
+class _Wrapped:
+    """A host module whose functions take and return device arrays (scipy.special, scipy.linalg)."""
+
+    def __init__(self, modname):
+        self._modname = modname
+
+    def __getattr__(self, name):
+        import importlib
+        return _wrap_function(getattr(importlib.import_module(self._modname), name))
+
+
+class _Fft:
+    def __getattr__(self, name):
+        return _wrap_function(getattr(_np.fft, name))
+
+
 linalg = _Linalg()
+fft = _Fft()
+special = _Wrapped("scipy.special")
+scipy_linalg = _Wrapped("scipy.linalg")
 ndarray = FakeArray
 
 

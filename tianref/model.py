@@ -7,7 +7,7 @@ Symbols (code name <-> paper)
     V       <-> V      (K, M)   second layer
     H       <-> XW     (n, K)   pre-activation; row i is W[a_i] + W[M + b_i]
     F       <-> F = sigma(XW)   (n, K) hidden activations
-    Yhat    <-> Yhat = F V      (n, M)
+    Yhat    <-> Yhat = beta F V (n, M)    beta = output scale (1 by default; Tian's slides)
     dL_d<X>  the gradient of the loss with respect to <X>
 
 Forward and backward sit side by side so the chain rule can be audited at a glance:
@@ -15,10 +15,24 @@ Forward and backward sit side by side so the chain rule can be audited at a glan
     H = X W              dL_dW = X^T dL_dH           (a segment sum: see data.segment_index)
     F = sigma(H)         dL_dH = dL_dF * sigma'(H)
     Yhat = F V           dL_dF = dL_dYhat V^T,   dL_dV = F^T dL_dYhat
+
+With an output scale beta != 1, Yhat = beta F V and both dL_dF and dL_dV carry the factor beta
+(the backward scales dL_dYhat by beta once). beta = 1 skips the multiplication, so the default
+path is bit for bit the unscaled one.
+
+GELU is the exact (erf) form  x Phi(x) = x (1 + erf(x / sqrt 2)) / 2, with
+sigma'(x) = Phi(x) + x phi(x), phi(x) = exp(-x^2 / 2) / sqrt(2 pi); erf comes from
+scipy.special / cupyx.scipy.special through ``backend.special``.
 """
 from __future__ import annotations
 
-ACTIVATIONS = ("sqr", "relu", "silu", "relusqr")
+import math
+
+from tianref.backend import special
+
+ACTIVATIONS = ("sqr", "relu", "silu", "relusqr", "gelu")
+_SQRT2 = math.sqrt(2.0)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 
 def sigma(xp, H, act: str):
@@ -32,6 +46,8 @@ def sigma(xp, H, act: str):
     if act == "relusqr":                  # max(x, 0)^2
         R = xp.maximum(H, 0)
         return R * R
+    if act == "gelu":                     # x Phi(x), exact erf form
+        return 0.5 * H * (1 + special(xp).erf(H / _SQRT2))
     raise ValueError(f"unknown activation {act!r}; choose one of {', '.join(ACTIVATIONS)}")
 
 
@@ -46,6 +62,8 @@ def sigma_prime(xp, H, act: str):
         return s * (1 + H * (1 - s))
     if act == "relusqr":                  # 2 max(x, 0)
         return 2 * xp.maximum(H, 0)
+    if act == "gelu":                     # Phi(x) + x phi(x)
+        return 0.5 * (1 + special(xp).erf(H / _SQRT2)) + H * (_INV_SQRT_2PI * xp.exp(-0.5 * H * H))
     raise ValueError(f"unknown activation {act!r}; choose one of {', '.join(ACTIVATIONS)}")
 
 
@@ -59,10 +77,12 @@ def hidden(xp, W, batch, act: str):
     return H, sigma(xp, H, act)                           # (n, K)
 
 
-def forward(xp, params, batch, act: str):
-    """Yhat = sigma(XW) V.  Returns (Yhat (n, M), cache=(H, F))."""
+def forward(xp, params, batch, act: str, beta: float = 1.0):
+    """Yhat = beta sigma(XW) V.  Returns (Yhat (n, M), cache=(H, F))."""
     H, F = hidden(xp, params["W"], batch, act)            # (n, K), (n, K)
     Yhat = F @ params["V"]                                # (n, M)
+    if beta != 1.0:
+        Yhat = beta * Yhat                                # output scale
     return Yhat, (H, F)
 
 
@@ -77,9 +97,11 @@ def segment_sum_padded(Rp, seg):
     return Rp[seg].sum(axis=1)                                                   # (S, K)
 
 
-def backward(xp, params, batch, cache, dL_dYhat, act: str):
+def backward(xp, params, batch, cache, dL_dYhat, act: str, beta: float = 1.0):
     """Gradients of the loss given dL/dYhat (n, M).  Returns {'W': (2M, K), 'V': (K, M)}."""
     H, F = cache
+    if beta != 1.0:
+        dL_dYhat = beta * dL_dYhat                        # (n, M) dL/d(FV) = beta dL/dYhat
     V = params["V"]
     n, M = dL_dYhat.shape
     dL_dV = F.T @ dL_dYhat                                # (K, M)   = F^T dL/dYhat

@@ -6,11 +6,15 @@ E + 1 rows and E steps. The forward pass of row t on the training set is reused 
 
 State (``TrainState``)
     params   {'W': (2M, K), 'V': (K, M)}  training dtype, on the device
-    adam     optimizer state (optim.adam_init)
+    adam     optimizer state (optimizers.init; Adam's dict for adam/adamw, whence the name)
     spec     {'W': ..., 'V': ...}         rolling-update Gram states (spectra.init; gram_states)
     edge     {'W': ..., 'V': ...}         the ring of weight-decay parts, slots as spec['W'/'V'] (edge.init)
     rng      numpy Generator for the independence-proxy pairs (host; persists across epochs)
     epoch    number of steps taken
+
+With ``--top-layer ridge`` only W is trained: V is the ridge solution of the current W
+(ridge.ridge_V), set at setup and after every step, so the evaluation, every diagnostic and every
+checkpoint see the V of their W, and the gradient of W treats V as a constant.
 """
 from __future__ import annotations
 
@@ -21,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np  # host-side bookkeeping only (split, rng, transfers)
 
-from tianref import clocks, data, edge as edges, loss as losses, metrics, model, optim, spectra
+from tianref import clocks, data, edge as edges, fourier, loss as losses, metrics, model, optimizers, ridge, spectra
 from tianref.config import eta_at
 from tianref.backend import to_host
 from tianref.errors import InputError, RunFailure
@@ -96,12 +100,16 @@ def setup(cfg, xp, init=None):
                 raise InputError("init test_idx is not the complement of train_idx")
             test_idx = given
         W0, V0 = init["W"], init["V"]
+    if cfg.init_scale != 1.0:
+        V0 = cfg.init_scale * V0                                   # alpha: the initial V's scale
     dt = dtype_of(xp, cfg)
     params = {"W": xp.asarray(W0, dtype=dt), "V": xp.asarray(V0, dtype=dt)}
     problem = Problem(train_idx, test_idx,
                       data.make_batch(xp, cfg.M, train_idx), data.make_batch(xp, cfg.M, test_idx))
+    if cfg.top_layer == "ridge":
+        params["V"] = ridge_top(xp, cfg, params["W"], problem)
     w_max = max(cfg.windows)
-    state = TrainState(params=params, adam=optim.adam_init(xp, params),
+    state = TrainState(params=params, adam=optimizers.init(xp, cfg, trained(cfg, params)),
                        spec={s: spectra.init(xp, params[k].size, w_max, dt)
                              for s, (k, dt) in gram_states(cfg).items()},
                        rng=np.random.default_rng(cfg.seed), epoch=0,
@@ -109,21 +117,33 @@ def setup(cfg, xp, init=None):
     return problem, state
 
 
+def trained(cfg, params) -> dict:
+    """The parameters the optimizer steps: W and V, or W alone under the ridge top layer."""
+    return {"W": params["W"]} if cfg.top_layer == "ridge" else params
+
+
+def ridge_top(xp, cfg, W, problem):
+    """The ridge V of W on the training set (ridge.ridge_V)."""
+    _, F = model.hidden(xp, W, problem.train, cfg.act)                        # (n, K)
+    return ridge.ridge_V(xp, F, problem.train.y, cfg.M, cfg.ridge_reg)         # (K, M)
+
+
 def step(xp, cfg, state, problem, fwd=None):
     """One full-batch optimizer step.  ``fwd`` = (Yhat, cache, dL_dYhat) of the current params, if known."""
+    beta = cfg.output_scale
     if fwd is None:
-        Yhat, cache = model.forward(xp, state.params, problem.train, cfg.act)
+        Yhat, cache = model.forward(xp, state.params, problem.train, cfg.act, beta)
         _, dL_dYhat = losses.loss_and_grad(xp, Yhat, problem.train.y, cfg.loss)
     else:
         Yhat, cache, dL_dYhat = fwd
-    grads = model.backward(xp, state.params, problem.train, cache, dL_dYhat, cfg.act)
-    params, adam, wd = optim.adam_update(xp, state.params, grads, state.adam, lr=cfg.lr,
-                                         beta1=cfg.beta1, beta2=cfg.beta2, eps=cfg.eps,
-                                         eta=eta_at(cfg, state.epoch),
-                                         decoupled=(cfg.optimizer == "adamw"), wd_part=True)
+    grads = model.backward(xp, state.params, problem.train, cache, dL_dYhat, cfg.act, beta)
+    params, adam, wd = optimizers.update(xp, cfg, trained(cfg, state.params), grads, state.adam,
+                                         eta=eta_at(cfg, state.epoch), wd_part=True)
+    if cfg.top_layer == "ridge":
+        params = dict(params, V=ridge_top(xp, cfg, params["W"], problem))   # V of the new W
     spec = {s: spectra.push(xp, state.spec[s], spectra.delta(xp, params[k], state.params[k], m), m)
             for s, (k, m) in gram_states(cfg).items()}
-    edge = {k: edges.push(xp, state.edge[k], spec[k], wd[k]) for k in params}
+    edge = {k: edges.push(xp, state.edge[k], spec[k], wd.get(k)) for k in params}   # ridge V: no decay part
     return TrainState(params=params, adam=adam, spec=spec, rng=state.rng, epoch=state.epoch + 1,
                       edge=edge)
 
@@ -131,9 +151,10 @@ def step(xp, cfg, state, problem, fwd=None):
 def evaluate(xp, cfg, state, problem):
     """Row ``state.epoch`` as a host dict, and the training forward pass for the next step."""
     P = state.params
-    Yhat, cache = model.forward(xp, P, problem.train, cfg.act)                 # (n, M)
+    beta = cfg.output_scale
+    Yhat, cache = model.forward(xp, P, problem.train, cfg.act, beta)           # (n, M)
     L, dL_dYhat = losses.loss_and_grad(xp, Yhat, problem.train.y, cfg.loss)
-    Yhat_te, _ = model.forward(xp, P, problem.test, cfg.act)                   # (n_test, M)
+    Yhat_te, _ = model.forward(xp, P, problem.test, cfg.act, beta)             # (n_test, M)
     L_te, _ = losses.loss_and_grad(xp, Yhat_te, problem.test.y, cfg.loss)
 
     parts = [("train_loss", L), ("test_loss", L_te),
@@ -142,9 +163,11 @@ def evaluate(xp, cfg, state, problem):
     if cfg.metrics == "full":
         ftf, rho = metrics.feature_gram_metrics(xp, cache[1])
         parts += [("ftf_ratio", ftf), ("rho_tian", rho)]
+        parts += fourier.row_metrics(xp, P["W"], problem.train, cfg.act, cache[1])   # Fourier, energy
     j, jp = metrics.draw_pairs(state.rng, cfg.K, cfg.indep_pairs)
     if len(j):
-        gF, med, p95 = metrics.gradient_field_metrics(xp, Yhat, problem.train.y, P["V"],
+        V_eff = P["V"] if beta == 1.0 else beta * P["V"]                        # G_F = R (beta V)^T
+        gF, med, p95 = metrics.gradient_field_metrics(xp, Yhat, problem.train.y, V_eff,
                                                       xp.asarray(j), xp.asarray(jp))
         parts += [("gF_norm", gF), ("indep_cos_med", med), ("indep_cos_p95", p95)]
     for s, (name, _) in gram_states(cfg).items():
@@ -172,6 +195,8 @@ def evaluate(xp, cfg, state, problem):
             if len(vals) >= 3:
                 gap = vals[1] / vals[2] if vals[2] > 0 else float("nan")
                 row[name.replace("sigma", "gap23")] = gap
+        elif name == "freq_coverage":
+            row[name] = int(vals[0])
         else:
             row[name] = float(vals[0])
     for name in ("W", "V"):
@@ -188,16 +213,12 @@ def state_arrays(cfg, state, problem, with_buffer: bool) -> dict:
     out = {"W": to_host(state.params["W"]), "V": to_host(state.params["V"]),
            "train_idx": problem.train_idx, "test_idx": problem.test_idx,
            "epoch": np.int64(state.epoch), "config": np.str_(json.dumps(cfg.to_dict())),
-           "adam_t": np.int64(state.adam["t"]),
            "rng_state": np.str_(json.dumps(state.rng.bit_generator.state)),
            "spec_count": np.int64(state.spec["W"]["count"]),
-           "adam_m_wd_zero": np.bool_(state.adam["m_wd_zero"]),
            "edge_clean": np.bool_(all(state.edge[k]["clean"] for k in ("W", "V")))}
-    for k in ("W", "V"):
-        out[f"adam_m_{k}"] = to_host(state.adam["m"][k])
-        out[f"adam_v_{k}"] = to_host(state.adam["v"][k])
-        out[f"adam_m_wd_{k}"] = to_host(state.adam["m_wd"][k])
-        if with_buffer:
+    out.update(optimizers.to_arrays(cfg, state.adam))
+    if with_buffer:
+        for k in ("W", "V"):
             out[f"spec_buf_wd_{k}"] = to_host(state.edge[k]["buf_wd"])
     for k in gram_states(cfg):
         out[f"spec_gram_{k}"] = to_host(state.spec[k]["gram"])
@@ -211,11 +232,7 @@ def state_from_arrays(xp, cfg, ck: dict) -> TrainState:
     dt = dtype_of(xp, cfg)
     try:
         params = {k: xp.asarray(ck[k], dtype=dt) for k in ("W", "V")}
-        adam = {"t": int(ck["adam_t"]),
-                "m": {k: xp.asarray(ck[f"adam_m_{k}"], dtype=dt) for k in ("W", "V")},
-                "v": {k: xp.asarray(ck[f"adam_v_{k}"], dtype=dt) for k in ("W", "V")},
-                "m_wd": {k: xp.asarray(ck[f"adam_m_wd_{k}"], dtype=dt) for k in ("W", "V")},
-                "m_wd_zero": bool(ck["adam_m_wd_zero"])}
+        adam = optimizers.from_arrays(xp, cfg, ck, list(trained(cfg, params)), dt)
         spec = {k: {"buf": xp.asarray(ck[f"spec_buf_{k}"]), "gram": xp.asarray(ck[f"spec_gram_{k}"]),
                     "count": int(ck["spec_count"])} for k in gram_states(cfg)}
         edge = {k: {"buf_wd": xp.asarray(ck[f"spec_buf_wd_{k}"]), "clean": bool(ck["edge_clean"])}

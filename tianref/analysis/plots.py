@@ -29,6 +29,7 @@ import numpy as np  # noqa: E402
 
 from tianref.analysis import detectors as det  # noqa: E402
 from tianref.analysis import diagnostics as dg  # noqa: E402
+from tianref.analysis import figure_text as ft  # noqa: E402
 from tianref.errors import InputError  # noqa: E402
 from tianref.analysis.records import RunRecord, window_key  # noqa: E402
 from tianref.analysis.summarize import condition_labels, group_conditions  # noqa: E402
@@ -71,11 +72,14 @@ def _sigma(r: RunRecord, i: int, window) -> np.ndarray:
 
 
 def _plot_band(ax, series, color, label, log=False):
+    """Median line; the 25th-75th percentile band only over more than one run."""
     t, med, lo, hi = band(series)
     if log:                                                          # log axes: keep positive values
         med, lo, hi = (np.where(a > 0, a, np.nan) for a in (med, lo, hi))
-    ax.plot(t, med, color=color, lw=1.6, label=label)
-    ax.fill_between(t, lo, hi, color=color, alpha=0.2, lw=0)
+    line, = ax.plot(t, med, color=color, lw=1.6, label=label)
+    if len(series) > 1:
+        ax.fill_between(t, lo, hi, color=color, alpha=0.2, lw=0)
+    return line
 
 
 def _style(ax, ylabel, log=False):
@@ -85,90 +89,155 @@ def _style(ax, ylabel, log=False):
     ax.grid(alpha=0.3, which="both" if log else "major")
 
 
+def _panels(records, window):
+    """The headline panels whose metric some run logged: [(key, y label, log)]."""
+    W = ft.window_of(records, window)
+    gap_label = "σ₂/σ₃ of the rolling ΔW Gram" + ("" if W is None else f" (W = {W})")
+    out = []
+    if ft.present(records, "test_acc"):
+        out.append(("test_acc", "test accuracy", False))
+    if ft.present(records, "rho_tian"):
+        out.append(("rho_tian", "ρ_tian", False))
+    if any(_has_gap(r, window) for r in records):
+        out.append(("gap", gap_label, True))
+    if not out:
+        raise InputError("the runs logged none of test_acc, rho_tian, W_gap23: nothing to plot")
+    return out
+
+
+def _has_gap(r, window):
+    try:
+        return r.has(window_key(r, "W_gap23", window))
+    except InputError:
+        return False
+
+
+def _series(r, key, window):
+    return _gap(r, window) if key == "gap" else r.col(key)
+
+
+def _guides(ax, key, rho_threshold):
+    if key == "test_acc":
+        ax.set_ylim(-0.02, 1.05)
+        ax.axhline(0.5, color="gray", lw=0.7, ls=":")
+    elif key == "rho_tian":
+        ax.axhline(rho_threshold, color="gray", lw=0.8, ls="--")
+
+
+def _legend(fig, handles, extra):
+    """One legend for the figure, outside the axes on the right (it hides no data)."""
+    from matplotlib.lines import Line2D
+    hs = list(handles) + [Line2D([], [], color="gray", ls=ls, lw=0.9, label=lab) for ls, lab in extra]
+    fig.legend(handles=hs, loc="outside right center", fontsize=8, frameon=False)
+
+
 # --- figures ----------------------------------------------------------------------------------
 
-def fig_headline(groups, window=None, rho_threshold=det.RHO_THRESHOLD,
-                 title="Grok vs control") -> Figure:
-    """groups: [(label, [RunRecord])]. Three panels sharing the epoch axis."""
-    fig = Figure(figsize=(8, 9), layout="constrained")
-    axes = fig.subplots(3, 1, sharex=True)
+def fig_headline(groups, window=None, rho_threshold=det.RHO_THRESHOLD, title=None) -> Figure:
+    """groups: [(label, [RunRecord])]. One panel per logged metric (test accuracy, ρ_tian,
+    σ2/σ3 of window W), sharing the epoch axis; the title and legend come from the conditions."""
+    records = [r for _, rs in groups for r in rs]
+    panels = _panels(records, window)
+    fig = Figure(figsize=(10.5, 2.7 * len(panels) + 0.9), layout="constrained")
+    axes = fig.subplots(len(panels), 1, sharex=True, squeeze=False)[:, 0]
+    several = any(len(rs) > 1 for _, rs in groups)
+    handles, marks = [], set()
     for k, (label, recs) in enumerate(groups):
         c = f"C{k % 10}"
-        lab = f"{label} (n={len(recs)})"
-        _plot_band(axes[0], [r.col("test_acc") for r in recs], c, lab)
-        _plot_band(axes[1], [r.col("rho_tian") for r in recs], c, lab)
-        gaps = [_gap(r, window) for r in recs]
-        _plot_band(axes[2], gaps, c, lab, log=True)
-        fires = [det.slope_fire(g) for g in gaps]
-        fire = det.across_runs(fires)                              # lock-in marker, if it fired
-        if fire["n_fired"]:
-            axes[2].axvline(fire["median"], color=c, lw=0.9, ls="--",
-                            label=f"slope fire, median {fire['median']:g} "
-                                  f"({fire['n_fired']}/{fire['n']})")
-        col = det.across_runs([dg.collapse_epoch(g, f) for g, f in zip(gaps, fires)])
-        if col["n_fired"]:                                          # sigma2/sigma3 collapse marker
-            axes[2].axvline(col["median"], color=c, lw=0.9, ls=":",
-                            label=f"σ2/σ3 collapse (< 1/10 of max since fire), median {col['median']:g} "
-                                  f"({col['n_fired']}/{col['n']})")
-    _style(axes[0], "test accuracy")
-    axes[0].set_ylim(-0.02, 1.05)
-    axes[0].axhline(0.5, color="gray", lw=0.7, ls=":")
-    _style(axes[1], "ρ_tian")
-    axes[1].axhline(rho_threshold, color="gray", lw=0.8, ls="--", label=f"ρ = {rho_threshold:g}")
-    _style(axes[2], "σ2/σ3 of rolling ΔW Gram" + ("" if window is None else f" (W={window})"),
-           log=True)
-    axes[2].set_xlabel("epoch")
-    for ax in axes:
-        ax.legend(fontsize=8, loc="best")
-    fig.suptitle(f"{title}: median over seeds, band = 25th-75th percentile")
+        events = []
+        line = None
+        for ax, (key, _, log) in zip(axes, panels):
+            ln = _plot_band(ax, [_series(r, key, window) for r in recs], c, None, log=log)
+            line = line or ln
+            if key != "gap":
+                continue
+            gaps = [_gap(r, window) for r in recs]
+            fires = [det.slope_fire(g) for g in gaps]
+            for name, stat, ls in (
+                    ("fire", det.across_runs(fires), "--"),
+                    ("collapse", det.across_runs([dg.collapse_epoch(g, f) for g, f in zip(gaps, fires)]), ":")):
+                text = ft.event_text(name, stat)
+                if text:
+                    ax.axvline(stat["median"], color=c, lw=0.9, ls=ls)
+                    events.append(text)
+                    marks.add((ls, name))
+        line.set_label(f"{label} (n={len(recs)})" + (": " + ", ".join(events) if events else ""))
+        handles.append(line)
+    for ax, (key, ylabel, log) in zip(axes, panels):
+        _style(ax, ylabel, log)
+        _guides(ax, key, rho_threshold)
+    axes[-1].set_xlabel("epoch")
+    med = "median " if several else ""
+    extra = [(ls, {"fire": f"σ₂/σ₃ slope fire ({med}epoch)",
+                   "collapse": f"σ₂/σ₃ collapse, < 1/10 of its max since fire ({med}epoch)"}[n])
+             for ls, n in sorted(marks, key=lambda m: m[1] != "fire")]
+    if any(k == "rho_tian" for k, _, _ in panels):
+        extra.append(("--", f"ρ_tian = {rho_threshold:g} (in its panel)"))
+    _legend(fig, handles, extra)
+    fig.suptitle(f"{title or ft.title_of(groups)}\n{ft.setup_of(records, window)}; {ft.spread_of(groups)}",
+                 fontsize=10)
     return fig
 
 
 def fig_top5(groups, windows=(5, 20, 30)) -> Figure:
-    """Rows = groups, columns = windows; sigma1..sigma5 medians over seeds, log scale."""
+    """Rows = groups, columns = windows; sigma1..sigma5 (medians over seeds where n > 1), log scale."""
     ncol, nrow = len(windows), len(groups)
-    fig = Figure(figsize=(max(4.2 * ncol, 6.0), 3.4 * nrow + 0.4), layout="constrained")
+    fig = Figure(figsize=(max(4.2 * ncol, 6.0) + 1.0, 3.4 * nrow + 0.6), layout="constrained")
     axes = np.atleast_2d(fig.subplots(nrow, ncol, sharex=True, sharey=True, squeeze=False))
+    handles = []
     for i, (label, recs) in enumerate(groups):
         for j, W in enumerate(windows):
             ax = axes[i, j]
             for s in range(5):
-                _plot_band(ax, [_sigma(r, s, W) for r in recs], f"C{s}", f"σ{s + 1}", log=True)
+                ln = _plot_band(ax, [_sigma(r, s, W) for r in recs], f"C{s}", f"σ{s + 1}", log=True)
+                if i == 0 and j == 0:
+                    handles.append(ln)
             ax.set_title(f"{label}, W = {W}", fontsize=10)
             _style(ax, "eigenvalue of DᵀD" if j == 0 else "", log=True)
             if i == nrow - 1:
                 ax.set_xlabel("epoch")
-    axes[0, 0].legend(fontsize=8, ncol=2, loc="lower left")
-    fig.suptitle("Top-5 eigenvalues of the rolling ΔW Gram\n(median over seeds, band = 25th-75th percentile)")
+    _legend(fig, handles, [])
+    records = [r for _, rs in groups for r in rs]
+    fig.suptitle("Top-5 eigenvalues of the rolling ΔW Gram\n"
+                 f"{ft.setup_of(records, show_window=False)}; {ft.spread_of(groups)}",
+                 fontsize=10)
     return fig
 
 
 def fig_activation(by_act, window=None, rho_threshold=det.RHO_THRESHOLD) -> Figure:
-    """by_act: [(activation name, [(label, [RunRecord])])]; columns = activations."""
+    """by_act: [(activation name, [(label, [RunRecord])])]; columns = activations, rows = the
+    metrics some run logged."""
     ncol = len(by_act)
-    fig = Figure(figsize=(5.2 * ncol, 9), layout="constrained")
-    axes = fig.subplots(3, ncol, sharex="col", squeeze=False)
+    records = [r for _, groups in by_act for _, rs in groups for r in rs]
+    panels = _panels(records, window)
+    fig = Figure(figsize=(5.2 * ncol + 1.8, 2.7 * len(panels) + 0.9), layout="constrained")
+    axes = fig.subplots(len(panels), ncol, sharex="col", squeeze=False)
+    handles = {}
     for j, (act, groups) in enumerate(by_act):
         for k, (label, recs) in enumerate(groups):
             c = f"C{k % 10}"
-            lab = f"{label} (n={len(recs)})"
-            _plot_band(axes[0, j], [r.col("test_acc") for r in recs], c, lab)
-            _plot_band(axes[1, j], [r.col("rho_tian") for r in recs], c, lab)
-            _plot_band(axes[2, j], [_gap(r, window) for r in recs], c, lab, log=True)
+            for i, (key, _, log) in enumerate(panels):
+                ln = _plot_band(axes[i, j], [_series(r, key, window) for r in recs], c,
+                                f"{label} (n={len(recs)})", log=log)
+                handles.setdefault(label, ln)
         axes[0, j].set_title(f"σ = {ACT_NAMES.get(act, act)}")
-        axes[1, j].axhline(rho_threshold, color="gray", lw=0.8, ls="--")
-        axes[2, j].set_xlabel("epoch")
-        for i, (ylab, log) in enumerate([("test accuracy", False), ("ρ_tian", False),
-                                         ("σ2/σ3 (rolling ΔW)", True)]):
+        axes[-1, j].set_xlabel("epoch")
+        for i, (key, ylab, log) in enumerate(panels):
             _style(axes[i, j], ylab if j == 0 else "", log)
-        axes[0, j].set_ylim(-0.02, 1.05)
-        axes[0, j].legend(fontsize=8, loc="best")
-    for i in (1, 2):                                                 # same y range across activations
+            _guides(axes[i, j], key, rho_threshold)
+    for i, (key, _, _) in enumerate(panels):                         # same y range across activations
+        if key == "test_acc":
+            continue
         lo = min(ax.get_ylim()[0] for ax in axes[i])
         hi = max(ax.get_ylim()[1] for ax in axes[i])
         for ax in axes[i]:
             ax.set_ylim(lo, hi)
-    fig.suptitle("Activation comparison: median over seeds, band = 25th-75th percentile")
+    for ln in handles.values():                                      # n may differ by activation
+        ln.set_label(ln.get_label().split(" (n=")[0])
+    _legend(fig, list(handles.values()), [])
+    all_groups = [g for _, gs in by_act for g in gs]
+    fig.suptitle(f"Activation comparison: {', '.join(ACT_NAMES.get(a, a) for a, _ in by_act)}\n"
+                 f"{ft.setup_of(records, window)}; {ft.spread_of(all_groups)}", fontsize=10)
     return fig
 
 

@@ -8,7 +8,21 @@ import click
 from tianref.analysis import detectors as det
 from tianref.cli.common import reports_errors
 from tianref.errors import InputError
-from tianref.analysis.records import read_tree
+from tianref.analysis.records import METRICS_FILE, list_run_dirs, read_run
+from tianref.cli.progress import CountProgress
+
+
+def read_tree(root, label: str) -> list:
+    """Every run under ``root`` (records.read_tree), with a bar over the runs on a terminal."""
+    dirs = list_run_dirs(root)
+    if not dirs:
+        raise InputError(f"{root}: no run directories (no {METRICS_FILE} found below it)")
+    out = []
+    with CountProgress(len(dirs) if len(dirs) > 1 else 0, label) as bar:
+        for d in dirs:
+            out.append(read_run(d))
+            bar.update(1, d.name if hasattr(d, "name") else str(d))
+    return out
 
 
 def _window_list(text: str) -> tuple[int, ...]:
@@ -79,7 +93,7 @@ def summarize_cmd(run_dir, window, late_lo, late_hi, slope_threshold, slope_t_mi
                   min_valid=min_valid, rho_threshold=rho_threshold, crossing=crossing,
                   complete_only=complete_only, gram=gram, precision_factor=precision_factor,
                   cls_eps=cls_eps, rep_delta=rep_delta)
-    summary = summarize(read_tree(run_dir), opt)
+    summary = summarize(read_tree(run_dir, "summarize: reading runs"), opt)
     note = late_range_note(summary)
     if note:
         click.echo(f"summarize: {note}", err=True)
@@ -114,7 +128,7 @@ def plot_cmd(run_dir, out_dir, which, window, windows_text, act, fmt, dpi):
     if not run_dir.exists():
         raise InputError(f"{run_dir}: no such directory")
     names = FIGURES if "all" in which else tuple(dict.fromkeys(which))
-    figs, notes = figures_from_runs(read_tree(run_dir), names, window,
+    figs, notes = figures_from_runs(read_tree(run_dir, "plot: reading runs"), names, window,
                                     _window_list(windows_text), act)
     for note in notes:
         click.echo(f"note: {note}", err=True)

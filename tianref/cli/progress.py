@@ -73,3 +73,42 @@ class CountProgress(_Bar):
 
     def __init__(self, length: int, label: str):
         super().__init__(length, label, lambda item: "" if item is None else str(item))
+
+
+class RunsReporter:
+    """``sweep`` and ``reproduce``: on a terminal a bar over the unfinished runs and the command's
+    notes; off a terminal only failures (they are errors). ``note`` takes the engine's one-line
+    messages (``run_jobs``' report); ``progress`` its (finished, total, name) calls."""
+
+    ROUTINE = ("start ", "[")                      # per-run lines that the bar replaces
+
+    def __init__(self, label: str):
+        self.label = label
+        self._bar = None
+
+    def note(self, msg: str) -> None:
+        if "FAILED" in msg or "failed" in msg:
+            self._echo(msg)
+        elif interactive() and not msg.split(": ", 1)[-1].startswith(self.ROUTINE):
+            self._echo(msg)
+
+    def progress(self, finished: int, total: int, name) -> None:
+        if self._bar is None and finished == 0:
+            self.close()
+            if total:
+                self._bar = CountProgress(total, self.label).__enter__()
+            return
+        if self._bar is not None:
+            self._bar.update(1, name)
+            if finished >= total:
+                self.close()
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(None, None, None)
+            self._bar = None
+
+    def _echo(self, msg: str) -> None:
+        if self._bar is not None and self._bar._bar is not None:
+            click.echo("", err=True)                    # leave the bar's line
+        click.echo(msg, err=True)

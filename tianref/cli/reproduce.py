@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import sys
 import time
@@ -10,15 +11,16 @@ from pathlib import Path
 import click
 
 from tianref.cli.common import reports_errors
+from tianref.cli.progress import RunsReporter
 from tianref.errors import InputError
 from tianref.experiments.protocols import SCALES, SECTIONS
 
 
 @click.command("reproduce", context_settings={"show_default": True})
 @click.option("--section", "section_text", type=click.Choice(SECTIONS + ("all",)), default="all",
-              help="One section, or all (= headline, relu, window, eta, thm6; extended only when asked); "
-                   "lifecycle and clocks test two other seed papers (the spectral edge, the two training "
-                   "clocks) on this model.")
+              help="One section, or all (= headline, relu, window, eta, thm6; extended, scaling, critical, "
+                   "muon, ridge, lifecycle and clocks only when asked; lifecycle and clocks test two other "
+                   "seed papers, the spectral edge and the two training clocks, on this model).")
 @click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Run tree; each section goes to ROOT/<section>/. Default: runs/reproduce at the "
                    "full scale, runs/reproduce-<scale> otherwise (so the scales never share runs).")
@@ -39,6 +41,9 @@ from tianref.experiments.protocols import SCALES, SECTIONS
               help="thm6 section: most similar pairs per checkpoint.")
 @click.option("--xp", "xp_name", type=click.Choice(["numpy", "cupy"]), default="numpy",
               help="Backend passed to train for new runs.")
+@click.option("--slurm", "slurm_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write a SLURM job-array script for the unfinished runs of the section(s) to this file "
+                   "(task i runs the i-th --plan command) and exit; afterwards run reproduce again to summarise.")
 @click.option("--python", default=sys.executable, help="Interpreter in the train commands.")
 @click.option("--rerender", is_flag=True,
               help="Trains nothing: rebuild the comparison and report.md of the stored section(s) in "
@@ -46,7 +51,7 @@ from tianref.experiments.protocols import SCALES, SECTIONS
                    "the measured statistics are kept as stored. With --section all: every stored section.")
 @reports_errors
 def reproduce_cmd(section_text, root, scale_text, n_jobs, plan, store, store_to, top_pairs,
-                  xp_name, python, rerender):
+                  xp_name, slurm_file, python, rerender):
     """Run the paper's protocols, summarise them beside the published numbers, draw the figures.
 
     Finished runs are skipped. Writes ROOT/<section>/summary.json, report.md and figures/;
@@ -70,9 +75,17 @@ def reproduce_cmd(section_text, root, scale_text, n_jobs, plan, store, store_to,
         done = {s: rerender_section(base, scale.name, s, command, git) for s in names}
         click.echo(json.dumps({"scale": scale.name, "rerendered": done}))
         return
+    if plan and slurm_file is not None:
+        raise InputError("give --plan or --slurm, not both")
     if plan:
         for line in rp.plan(sections, root, scale, xp_name, python):
             click.echo(line)
+        return
+    if slurm_file is not None:
+        from tianref.experiments import slurm
+        jobs = [j for s in sections for j in rp.section_jobs(Path(os.path.abspath(root)), s, scale, xp_name)]
+        click.echo(json.dumps(slurm.write_for_jobs(jobs, slurm_file, python=python, name="tianref-reproduce",
+                                                   command=shlex.join(sys.argv))))
         return
     command = shlex.join(["python", "cli.py"] + sys.argv[1:]) if sys.argv[0].endswith("cli.py") \
         else shlex.join(sys.argv)
@@ -82,8 +95,12 @@ def reproduce_cmd(section_text, root, scale_text, n_jobs, plan, store, store_to,
     t0 = time.time()
     done = {}
     for s in sections:
-        done[s] = rp.reproduce_section(s, root, scale, n_jobs=n_jobs, python=python, xp=xp_name,
-                                       n_top=top_pairs, store_to=target, command=command,
-                                       report=lambda m: click.echo(m, err=True))
+        reporter = RunsReporter(f"reproduce {s}")
+        try:
+            done[s] = rp.reproduce_section(s, root, scale, n_jobs=n_jobs, python=python, xp=xp_name,
+                                           n_top=top_pairs, store_to=target, command=command,
+                                           report=reporter.note, progress=reporter.progress)
+        finally:
+            reporter.close()
     click.echo(json.dumps({"scale": scale.name, "root": str(Path(root).resolve()),
                            "sections": done, "wall_s": round(time.time() - t0, 1)}))

@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import sys
 from pathlib import Path
 
 import click
 
 from tianref.cli.common import CommaChoice, reports_errors
+from tianref.cli.progress import RunsReporter
 from tianref.errors import InputError, RunFailure
 from tianref.model import ACTIVATIONS
 
@@ -42,18 +44,21 @@ def _numbers(text: str, what: str, kind=float) -> list:
               help="Rolling windows logged by every run (one pass), e.g. 5,10,20,30.")
 @click.option("--metrics", "metric_set", type=click.Choice(["full", "core"]), default="full",
               help="Metric set passed to train.")
-@click.option("--xp", "xp_name", type=click.Choice(["numpy", "cupy"]), default="numpy",
-              help="Backend passed to train.")
+@click.option("--xp", "xp_name", type=click.Choice(["numpy", "cupy", "fake"]), default="numpy",
+              help="Backend passed to train ('fake': the strict CI backend, for dry runs of GPU scripts).")
 @click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32",
               help="Training dtype passed to train.")
 @click.option("--jobs", "n_jobs", type=click.IntRange(min=1), default=1,
               help="Parallel local train processes (each limited to one BLAS thread when > 1).")
 @click.option("--plan", is_flag=True,
               help="Print the unfinished runs' independent train commands, one per line, and exit.")
+@click.option("--slurm", "slurm_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write a SLURM job-array script for the unfinished runs to this file (task i runs "
+                   "the i-th --plan command) and exit; submit it with sbatch.")
 @click.option("--python", default=sys.executable, help="Interpreter for the train commands.")
 @reports_errors
 def sweep_cmd(root, eta_text, act_list, M_text, frac_text, seeds_text, epochs, K, windows,
-              metric_set, xp_name, dtype, n_jobs, plan, python):
+              metric_set, xp_name, dtype, n_jobs, plan, slurm_file, python):
     """Train every condition x seed into ROOT; finished runs (E + 1 rows) are skipped.
 
     Conditions are the product of --eta, --act, --M and --train-frac. Each run goes to
@@ -68,12 +73,23 @@ def sweep_cmd(root, eta_text, act_list, M_text, frac_text, seeds_text, epochs, K
     common = {"K": K, "windows": windows, "metrics": metric_set, "xp": xp_name, "dtype": dtype}
     root = Path(os.path.abspath(root))           # commands must not depend on the cwd
     jobs = sweep.make_jobs(root, sweep.grid(**lists), sweep.parse_seeds(seeds_text), epochs, common)
+    if plan and slurm_file is not None:
+        raise InputError("give --plan or --slurm, not both")
     if plan:
         for line in sweep.plan_lines(jobs, python):
             click.echo(line)
         return
+    if slurm_file is not None:
+        from tianref.experiments import slurm
+        click.echo(json.dumps(slurm.write_for_jobs(jobs, slurm_file, python=python, name="tianref-sweep",
+                                                   command=shlex.join(sys.argv))))
+        return
     root.mkdir(parents=True, exist_ok=True)
-    result = sweep.run_jobs(jobs, n_jobs, python, report=lambda m: click.echo(m, err=True))
+    reporter = RunsReporter("sweep")
+    try:
+        result = sweep.run_jobs(jobs, n_jobs, python, report=reporter.note, progress=reporter.progress)
+    finally:
+        reporter.close()
     click.echo(json.dumps(result))
     if result["failed"]:
         raise RunFailure(f"{len(result['failed'])} of {result['runs']} runs failed; "

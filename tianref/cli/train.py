@@ -14,8 +14,8 @@ from tianref.backend import environment_info, get_xp
 from tianref.cli.common import reports_errors
 from tianref.cli.progress import RowProgress
 from tianref.data import n_train_from_frac
-from tianref.config import (DTYPES, GRAM_MODES, METRIC_SETS, OPTIMIZERS, TrainConfig, parse_eta_schedule,
-                            parse_int_list, validate)
+from tianref.config import (DTYPES, GRAM_MODES, METRIC_SETS, OPTIMIZERS, TOP_LAYERS, TrainConfig,
+                            parse_eta_schedule, parse_int_list, validate)
 from tianref.errors import InputError
 from tianref.loss import LOSSES
 from tianref.model import ACTIVATIONS
@@ -25,7 +25,8 @@ DEFAULT_TRAIN_FRAC = 0.4    # round(0.4 * 71^2) = 2016, the paper's n
 
 # options that define the run; on --resume they come from the run's config.json
 DEFINING = ("M", "K", "n_train", "train_frac", "eta", "lr", "seed", "act", "loss", "optimizer",
-            "dtype", "windows", "metrics", "init_from", "gram_dtype", "log_grams", "eta_schedule")
+            "dtype", "windows", "metrics", "init_from", "gram_dtype", "log_grams",
+            "momentum", "top_layer", "ridge_reg", "init_scale", "output_scale", "eta_schedule")
 
 
 @click.command(help="Train sigma(XW)V on modular addition and log the paper's per-epoch diagnostics.\n\n"
@@ -53,7 +54,20 @@ DEFINING = ("M", "K", "n_train", "train_frac", "eta", "lr", "seed", "act", "loss
 @click.option("--loss", type=click.Choice(LOSSES), default=D.loss, show_default=True,
               help="tian: the class-centred MSE the paper's code trains; theory: 1/2||P_perp(Y - Yhat)||^2.")
 @click.option("--optimizer", type=click.Choice(OPTIMIZERS), default=D.optimizer, show_default=True,
-              help="adam: coupled L2 (torch Adam(weight_decay)); adamw: decoupled decay.")
+              help="adam: coupled L2 (torch Adam(weight_decay)); adamw: decoupled decay; sgd: momentum "
+                   "and coupled L2 (torch SGD(momentum, weight_decay)); muon: W by Muon (decoupled decay), "
+                   "V by Adam (coupled L2), as Tian's code.")
+@click.option("--momentum", type=float, default=D.momentum, show_default=True,
+              help="SGD momentum (dampening 0, no Nesterov); used by --optimizer sgd only.")
+@click.option("--top-layer", type=click.Choice(TOP_LAYERS), default=D.top_layer, show_default=True,
+              help="trained: V is learned; ridge: V = (F^T F + lam I)^-1 F^T T on the training set before "
+                   "every pass, only W is trained (Tian's set_weight_reg).")
+@click.option("--ridge-reg", type=float, default=D.ridge_reg, show_default=True,
+              help="lam of the ridge top layer.")
+@click.option("--init-scale", type=float, default=D.init_scale, show_default=True,
+              help="alpha: multiplies the initial V (drawn or from --init-from).")
+@click.option("--output-scale", type=float, default=D.output_scale, show_default=True,
+              help="beta: Yhat = beta sigma(XW) V (the gradients follow).")
 @click.option("--dtype", type=click.Choice(DTYPES), default=D.dtype, show_default=True,
               help="Training dtype (float64 for audits).")
 @click.option("--windows", default="20", show_default=True,
@@ -68,7 +82,8 @@ DEFINING = ("M", "K", "n_train", "train_frac", "eta", "lr", "seed", "act", "loss
                    "float32,float32-seq: keys W_sigma_f32, W_gap23_f32seq, V_... (window suffix last: "
                    "W_gap23_f32_w5).")
 @click.option("--metrics", "metric_set", type=click.Choice(METRIC_SETS), default=D.metrics, show_default=True,
-              help="core skips the K x K Gram metrics (ftf_ratio, rho_tian).")
+              help="core skips the K x K Gram metrics (ftf_ratio, rho_tian) and the Fourier/energy ones "
+                   "(freq_coverage, freq_purity_med, energy_med).")
 @click.option("--checkpoint-epochs", default="", show_default=True,
               help="Comma-separated epochs to save checkpoints/epoch_NNNNN.npz.")
 @click.option("--init-from", type=click.Path(dir_okay=False), default=None,
@@ -82,8 +97,8 @@ DEFINING = ("M", "K", "n_train", "train_frac", "eta", "lr", "seed", "act", "loss
 @click.pass_context
 @reports_errors
 def train_cmd(ctx, xp_name, M, K, n_train, train_frac, eta, eta_schedule, lr, epochs, seed, act, loss, optimizer,
-              dtype, windows, metric_set, checkpoint_epochs, init_from, out, resume, overwrite,
-              no_resume_state, gram_dtype, log_grams):
+              momentum, top_layer, ridge_reg, init_scale, output_scale, dtype, windows, metric_set,
+              checkpoint_epochs, init_from, out, resume, overwrite, no_resume_state, gram_dtype, log_grams):
     from tianref import train as engine
 
     given = {p for p in ctx.params if ctx.get_parameter_source(p) == click.core.ParameterSource.COMMANDLINE}
@@ -146,7 +161,9 @@ def train_cmd(ctx, xp_name, M, K, n_train, train_frac, eta, eta_schedule, lr, ep
                 schedule = ()
         cfg = validate(TrainConfig(
             M=M, K=K, n_train=n_train, eta=eta, lr=lr, epochs=epochs, seed=seed, act=act, loss=loss,
-            optimizer=optimizer, dtype=dtype, windows=parse_int_list(windows, "--windows"),
+            optimizer=optimizer, momentum=momentum, top_layer=top_layer, ridge_reg=ridge_reg,
+            init_scale=init_scale, output_scale=output_scale, dtype=dtype,
+            windows=parse_int_list(windows, "--windows"),
             gram_dtype=gram_dtype, log_grams=tuple(g.strip() for g in log_grams.split(",") if g.strip()),
             metrics=metric_set, checkpoint_epochs=parse_int_list(checkpoint_epochs, "--checkpoint-epochs"),
             eta_schedule=schedule))

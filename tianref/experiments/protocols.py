@@ -30,7 +30,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-SECTIONS = ("headline", "relu", "window", "eta", "thm6", "extended", "lifecycle", "clocks")
+SECTIONS = ("headline", "relu", "window", "eta", "thm6", "extended",
+            "scaling", "critical", "muon", "ridge",           # these four: protocols_tian
+            "lifecycle", "clocks")                            # these two: other seed papers (reproduce.seeds)
 DEFAULT_SECTIONS = ("headline", "relu", "window", "eta", "thm6")   # what --section all runs
 
 
@@ -112,6 +114,9 @@ def section_runs(section: str, scale: Scale = SCALES["full"]) -> list:
                 specs.append(RunSpec(f"{act}_eta{_eta_tag(opts['eta'])}_seed{s}", opts))
         return specs
 
+    from tianref.experiments import protocols_tian
+    if section in protocols_tian.TIAN_SECTIONS:                # Tian's own setup (its own table)
+        return [RunSpec(tag, opts) for tag, opts in protocols_tian.section_runs(section, scale)]
     if section == "headline":
         return grid("sqr", (2e-4, 0.0), list(range(15)), 400)
     if section == "relu":

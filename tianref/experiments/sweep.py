@@ -128,9 +128,11 @@ def make_jobs(root, conditions: list[dict], seeds, epochs: int, common: dict | N
 
 # train options that config.json records under the same name (others, e.g. xp, are not compared)
 _COMPARED = ("eta", "act", "M", "K", "lr", "loss", "optimizer", "dtype", "windows", "metrics",
-             "n_train", "gram_dtype", "log_grams")
+             "n_train", "gram_dtype", "log_grams", "momentum", "top_layer", "ridge_reg", "init_scale",
+             "output_scale")
 # what a config.json written before a key existed meant by it
-_ABSENT = {"gram_dtype": "float64", "log_grams": []}
+_ABSENT = {"gram_dtype": "float64", "log_grams": [], "momentum": 0.9, "top_layer": "trained",
+           "ridge_reg": 1e-3, "init_scale": 1.0, "output_scale": 1.0}
 
 
 def config_mismatch(job: Job) -> str | None:
@@ -234,11 +236,12 @@ def _child_env(n_jobs: int) -> dict:
 
 
 def run_jobs(jobs: list[Job], n_jobs: int = 1, python: str = sys.executable, report=None,
-             poll_s: float = 0.2) -> dict:
+             poll_s: float = 0.2, progress=None) -> dict:
     """Run the unfinished jobs with up to ``n_jobs`` processes; returns a summary dict.
 
     Each child's stdout/stderr go to ROOT/_logs/<name>.log. ``report(msg)`` receives one line per
-    started/finished job (the CLI sends them to stderr).
+    started/finished job; ``progress(finished, total, name)`` is called once with 0 before the
+    first start and after each finished job (the CLI draws a bar from it on a terminal).
     """
     if n_jobs < 1:
         raise InputError(f"--jobs must be >= 1 (got {n_jobs})")
@@ -250,6 +253,8 @@ def run_jobs(jobs: list[Job], n_jobs: int = 1, python: str = sys.executable, rep
     running: list[tuple[Job, subprocess.Popen, float, object]] = []
     done, failed = [], []
     total = len(queue)
+    progress = progress or (lambda finished, total, name: None)    # (runs finished, of total, last)
+    progress(0, total, None)
     try:
         while queue or running:
             while queue and len(running) < n_jobs:
@@ -282,6 +287,7 @@ def run_jobs(jobs: list[Job], n_jobs: int = 1, python: str = sys.executable, rep
                                    "log": str(job.out.parent / LOG_DIR / f"{job.name}.log")})
                     report(f"[{len(done) + len(failed)}/{total}] FAILED {job.name} (exit {rc}, "
                            f"see {LOG_DIR}/{job.name}.log)")
+                progress(len(done) + len(failed), total, job.name)
             running = still
             if running:
                 time.sleep(poll_s)

@@ -86,8 +86,14 @@ def build_doc(section: str, scale, records, section_dir: Path, n_top: int, repor
 
 def reproduce_section(section: str, root, scale, *, n_jobs: int = 2, python: str = sys.executable,
                       xp: str = "numpy", n_top: int = 200, store_to=None, command: str = "",
-                      report=lambda m: None) -> dict:
-    """Run, summarise, compare, draw and (optionally) store one section; returns what it did."""
+                      report=lambda m: None, progress=None) -> dict:
+    """Run, summarise, compare, draw and (optionally) store one section; returns what it did.
+    ``progress(finished, total, name)`` follows the runs (sweep.run_jobs)."""
+    from tianref.experiments.protocols_tian import TIAN_SECTIONS
+    if section in TIAN_SECTIONS:                            # Tian's own setup: its own analysis
+        from tianref.experiments.reproduce.tian_report import reproduce_tian_section
+        return reproduce_tian_section(section, root, scale, n_jobs=n_jobs, python=python, xp=xp,
+                                      store_to=store_to, command=command, report=report)
     if section in ("lifecycle", "clocks"):                  # other seed papers: their own pipeline
         from tianref.experiments.reproduce.seeds import reproduce_seed_section
         return reproduce_seed_section(section, root, scale, n_jobs=n_jobs, python=python, xp=xp,
@@ -100,7 +106,7 @@ def reproduce_section(section: str, root, scale, *, n_jobs: int = 2, python: str
     jobs = section_jobs(root, section, scale, xp)
     section_dir.mkdir(parents=True, exist_ok=True)
     report(f"{section}: {len(jobs)} runs in {section_dir}")
-    res = run_section(jobs, n_jobs, python, lambda m: report(f"{section}: {m}"))
+    res = run_section(jobs, n_jobs, python, lambda m: report(f"{section}: {m}"), progress)
     records = [read_run(j.out) for j in jobs]
     report(f"{section}: summarising")
     doc, seed0 = build_doc(section, scale, records, section_dir, n_top, report, command)

@@ -48,6 +48,11 @@ def stored_sections(store_root: Path, scale_name: str, sections: list[str] | Non
 
 def rerender_doc(doc: dict, pub: dict) -> tuple[dict, str]:
     """(the document with a fresh comparison, its report.md); pure."""
+    from tianref.experiments.protocols_tian import TIAN_SECTIONS
+    if doc.get("section") in TIAN_SECTIONS:                 # claims live in doc["analysis"]; no comparison
+        from tianref.experiments.reproduce.tian_report import report_markdown as tian_markdown
+        new = dict(doc, comparison=doc.get("comparison", []))
+        return new, tian_markdown(new)
     new = dict(doc)
     new["comparison"] = json.loads(to_json(compare(doc, pub)))
     return new, report_markdown(new, pub)

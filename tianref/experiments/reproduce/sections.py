@@ -105,7 +105,7 @@ def section_views(section: str, scale: protocols.Scale) -> list[View]:
     if section == "eta":
         E = section_epochs("eta", scale)["sqr"]
         return [View(f"late {f(300)}-{E}", Options(**dict(base, late_lo=f(300), late_hi=E)))]
-    if section == "thm6":
+    if section in ("thm6", "scaling", "critical", "muon", "ridge"):   # analysed elsewhere
         return []
     raise InputError(f"unknown section {section!r}")
 
@@ -131,9 +131,9 @@ def section_jobs(root, section: str, scale: protocols.Scale, xp: str = "numpy") 
     return sweep.jobs_from_specs(Path(root) / section, specs)
 
 
-def run_section(jobs, n_jobs: int, python: str, report) -> dict:
+def run_section(jobs, n_jobs: int, python: str, report, progress=None) -> dict:
     """Run the unfinished jobs; RunFailure naming the first failed run and its log."""
-    res = sweep.run_jobs(jobs, n_jobs, python, report=report)
+    res = sweep.run_jobs(jobs, n_jobs, python, report=report, progress=progress)
     if res["failed"]:
         f = res["failed"][0]
         more = len(res["failed"]) - 1

@@ -1,0 +1,127 @@
+"""Fourier view and Stage-II energy: exact on analytic (Gromov-style) weights, and a direct route.
+
+The analytic network (Gromov 2023, for sigma = x^2): for each chosen frequency k and each phase pair
+(phi_r, psi_s) on a 5 x 5 grid of multiples of 2 pi / 5, one unit with
+    w_a(a) = cos(2 pi k a / M + phi),  w_b(b) = cos(2 pi k b / M + psi),  V_c = cos(2 pi k c / M + phi + psi).
+Then (w_a + w_b)^2 V_c summed over the phase grid is exactly (25/2) cos(2 pi k (a + b - c) / M): every
+other product carries a factor sum_r exp(i m phi_r) with m in {1, 2, 3} (zero on a 5-point grid), so the
+output peaks at c = a + b mod M and the network is a perfect modular adder for prime M.
+"""
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from tianref import data, fourier, model, runs
+from tianref.cli import main as cli_main
+
+M = 23
+FREQS = (1, 3, 7)
+R = 5
+
+
+def analytic(M=M, freqs=FREQS):
+    a = np.arange(M)
+    W_cols, V_rows = [], []
+    for k in freqs:
+        th = 2 * np.pi * k / M
+        for r in range(R):
+            for s in range(R):
+                phi, psi = 2 * np.pi * r / R, 2 * np.pi * s / R
+                W_cols.append(np.concatenate([np.cos(th * a + phi), np.cos(th * a + psi)]))
+                V_rows.append(np.cos(th * a + phi + psi))
+    return np.array(W_cols).T, np.array(V_rows)                     # (2M, K), (K, M)
+
+
+def test_pure_cosines_give_exact_coverage_and_purity(xp):
+    W, _ = analytic()
+    cov, pmed, kstar, purity = fourier.frequency_metrics(xp, xp.asarray(W), M)
+    assert int(cov) == len(FREQS)
+    np.testing.assert_allclose(np.asarray(purity.get() if hasattr(purity, "get") else purity), 1.0, atol=1e-12)
+    ks = kstar.get() if hasattr(kstar, "get") else kstar
+    assert sorted(set(ks.tolist())) == list(FREQS) and float(pmed) == pytest.approx(1.0, abs=1e-12)
+
+
+def test_mixed_units_lower_purity_and_do_not_count():
+    W, _ = analytic()
+    a = np.arange(M)
+    mix = np.concatenate([np.cos(2 * np.pi * 9 * a / M) + np.cos(2 * np.pi * 10 * a / M + 1.0),
+                          np.cos(2 * np.pi * 9 * a / M + 2.0) + np.cos(2 * np.pi * 10 * a / M)])
+    W2 = np.concatenate([W, np.repeat(mix[:, None], 100, axis=1)], axis=1)     # 75 pure, 100 mixed
+    cov, pmed, kstar, purity = fourier.frequency_metrics(np, W2, M)
+    np.testing.assert_allclose(purity[75:], 0.5, atol=1e-12)       # two frequencies of equal power
+    assert int(cov) == len(FREQS)                                   # 9 and 10 are not pure: not counted
+    assert float(pmed) == pytest.approx(0.5, abs=1e-12)             # the median unit is mixed
+    # coverage counts distinct frequencies, not units: duplicating units changes nothing
+    assert int(fourier.frequency_metrics(np, np.concatenate([W, W], axis=1), M)[0]) == len(FREQS)
+
+
+def test_fft_matches_a_direct_dft():
+    rng = np.random.default_rng(0)
+    W = rng.standard_normal((2 * M, 9))
+    k = np.arange(1, (M - 1) // 2 + 1)
+    E = np.exp(-2j * np.pi * np.outer(k, np.arange(M)) / M)          # (k_max, M)
+    P = np.abs(E @ W[:M]) ** 2 + np.abs(E @ W[M:]) ** 2
+    np.testing.assert_allclose(fourier.unit_spectrum(np, W, M), P, rtol=1e-12)
+
+
+def test_energy_matches_the_definition_with_materialised_X():
+    rng = np.random.default_rng(1)
+    W = rng.standard_normal((2 * M, 6))
+    tr, _, _, _ = data.init_host(M, 6, 200, 0)
+    batch = data.make_batch(np, M, tr)
+    X = np.zeros((200, 2 * M))
+    X[np.arange(200), batch.a] = 1
+    X[np.arange(200), M + batch.b] = 1
+    Y = np.eye(M)[batch.y]
+    Yt = Y - Y.mean(axis=0)
+    want = []
+    for j in range(6):
+        w = W[:, j] / np.linalg.norm(W[:, j])
+        want.append(0.5 * np.sum((Yt @ Yt.T @ (X @ w) ** 2) ** 2))
+    np.testing.assert_allclose(fourier.unit_energies(np, W, batch, "sqr"), want, rtol=1e-11)
+    # the shortcut through the row's own activations (homogeneous sigma) gives the same numbers
+    _, F = model.hidden(np, W, batch, "sqr")
+    np.testing.assert_allclose(fourier.unit_energies(np, W, batch, "sqr", F), want, rtol=1e-11)
+    _, F32 = model.hidden(np, W.astype(np.float32), batch, "sqr")
+    np.testing.assert_allclose(fourier.unit_energies(np, W.astype(np.float32), batch, "sqr", F32), want,
+                               rtol=1e-5)
+    for act in ("relu", "gelu"):
+        want = [0.5 * np.sum((Yt @ Yt.T @ model.sigma(np, X @ (W[:, j] / np.linalg.norm(W[:, j])), act)) ** 2)
+                for j in range(6)]
+        _, F = model.hidden(np, W, batch, act)
+        np.testing.assert_allclose(fourier.unit_energies(np, W, batch, act, F), want, rtol=1e-11)
+
+
+def test_a_pure_frequency_is_a_local_maximum_of_the_energy():
+    """Tian's Stage II on the full table: perturbing a pure-cosine unit lowers E(w/||w||)."""
+    W, _ = analytic(freqs=(3,))
+    w = W[:, :1]
+    batch = data.make_batch(np, M, np.arange(M * M))
+    E0 = fourier.unit_energies(np, w, batch, "sqr")[0]
+    rng = np.random.default_rng(2)
+    D = rng.standard_normal((2 * M, 20)) * 1e-3
+    E = fourier.unit_energies(np, w + D, batch, "sqr")
+    assert np.all(E < E0)
+
+
+def test_analytic_network_adds_perfectly_at_row_0(tmp_path):
+    W, V = analytic()
+    tr, _, _, _ = data.init_host(M, W.shape[1], 150, 0)
+    init = tmp_path / "analytic.npz"
+    runs.save_npz(str(init), {"W": W, "V": V, "train_idx": tr})
+    out = tmp_path / "run"
+    r = CliRunner().invoke(cli_main, ["train", "--init-from", str(init), "--epochs", "0", "--dtype", "float64",
+                                      "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    row = runs.read_metrics(str(out / "metrics.jsonl"))[0]
+    assert row["test_acc"] == 1.0 and row["train_acc"] == 1.0
+    assert row["freq_coverage"] == 3 and row["freq_purity_med"] == pytest.approx(1.0, abs=1e-12)
+    # the output is exactly (25/2) sum_k cos(2 pi k (a + b - c) / M)
+    batch = data.make_batch(np, M, np.arange(M * M))
+    Yhat, _ = model.forward(np, {"W": W, "V": V}, batch, "sqr")
+    c = np.arange(M)
+    want = sum(12.5 * np.cos(2 * np.pi * k * ((batch.a + batch.b)[:, None] - c[None, :]) / M) for k in FREQS)
+    np.testing.assert_allclose(Yhat, want, atol=1e-11)
+    assert json.loads((out / "config.json").read_text())["config"]["K"] == 75

@@ -1,0 +1,85 @@
+"""Run figures say only what their runs show: panels for the metrics logged, titles from the
+conditions present, no band or 'median' for one run, the window W in the title, and one legend
+outside the axes."""
+import numpy as np
+import pytest
+
+from tianref.analysis import figure_text as ft
+from tianref.analysis.plots import fig_headline, figures_from_runs
+from tianref.analysis.records import read_tree
+from test_summarize import BASE_CONFIG, synth_columns, write_run
+
+
+def _tree(root, etas=(2e-4, 0.0), seeds=(0, 1), core=False, windows=(20,)):
+    for eta in etas:
+        for s in seeds:
+            cols = synth_columns(300, eta > 0, seed=s, windows=list(windows))
+            if core:
+                cols.pop("rho_tian", None)
+            cfg = dict(BASE_CONFIG, eta=eta, seed=s, epochs=300, windows=list(windows),
+                       metrics="core" if core else "full")
+            write_run(root / f"eta{eta}_s{s}", cfg, cols)
+    return read_tree(root)
+
+
+def _headline(records):
+    figs, _ = figures_from_runs(records, ("headline",))
+    return figs["headline"]
+
+
+def _texts(fig):
+    legend = fig.legends[0]
+    return fig._suptitle.get_text(), [t.get_text() for t in legend.get_texts()]
+
+
+def test_grok_vs_control_title_window_and_spread(tmp_path):
+    fig = _headline(_tree(tmp_path))
+    title, legend = _texts(fig)
+    assert title.startswith("Grok (η = 0.0002) vs control (η = 0)")
+    assert "window W = 20" in title and "M = 71" in title and "median over seeds, band" in title
+    assert [ax.get_ylabel() for ax in fig.axes] == ["test accuracy", "ρ_tian",
+                                                    "σ₂/σ₃ of the rolling ΔW Gram (W = 20)"]
+    assert any(t.startswith("eta=0.0002 (n=2)") for t in legend)
+    assert any("median epoch" in t for t in legend)
+    assert not any(ax.get_legend() for ax in fig.axes)                 # one legend, outside the axes
+    assert len(fig.legends) == 1
+
+
+def test_core_metrics_have_no_rho_panel(tmp_path):
+    fig = _headline(_tree(tmp_path, core=True))
+    assert len(fig.axes) == 2 and "ρ_tian" not in [ax.get_ylabel() for ax in fig.axes]
+    assert not any("ρ_tian" in t for t in _texts(fig)[1])
+
+
+def test_one_run_has_no_band_and_no_median(tmp_path):
+    fig = _headline(_tree(tmp_path, etas=(2e-4,), seeds=(0,)))
+    title, legend = _texts(fig)
+    assert "Grok" not in title and "control" not in title and title.startswith("eta=0.0002")
+    assert "one run per condition" in title and "median" not in title and "band" not in title
+    assert not any("median" in t for t in legend)
+    assert all(len(ax.collections) == 0 for ax in fig.axes)           # no fill_between band
+
+
+def test_eta_sweep_title_and_window_choice(tmp_path):
+    records = _tree(tmp_path, etas=(5e-4, 2e-4, 1e-4), seeds=(0,), windows=(20, 5))
+    figs, _ = figures_from_runs(records, ("headline",), window=5)
+    title = figs["headline"]._suptitle.get_text()
+    assert title.startswith("η sweep: η = 0.0005, 0.0002, 0.0001") and "window W = 5" in title
+
+
+def test_figure_text_helpers(tmp_path):
+    records = _tree(tmp_path, etas=(2e-4,), seeds=(0, 1))
+    assert ft.present(records, "test_acc") and not ft.present(records, "nope")
+    assert ft.window_of(records) == 20 and ft.window_of(records, 5) == 5
+    assert ft.spread_of([("a", [1]), ("b", [1, 2])]).startswith("median over seeds where n > 1")
+    assert ft.event_text("fire", {"n": 1, "n_fired": 1, "median": 173.0}) == "fire 173"
+    assert ft.event_text("fire", {"n": 3, "n_fired": 2, "median": 173.5}) == "fire 173.5 (2/3)"
+    assert ft.event_text("fire", {"n": 3, "n_fired": 0, "median": None}) is None
+    assert ft.title_of([("eta=0.0002 act=sqr", records), ("eta=0.0002 act=relu", records)]) == "2 conditions"
+
+
+def test_nothing_to_plot_is_an_input_error(tmp_path):
+    from tianref.errors import InputError
+    write_run(tmp_path / "r", dict(BASE_CONFIG), {"train_loss": np.ones(5)})
+    with pytest.raises(InputError, match="nothing to plot"):
+        fig_headline([("eta=0.0002", read_tree(tmp_path))])

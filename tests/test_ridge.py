@@ -1,0 +1,101 @@
+"""The ridge top layer: the solve against independent routes, its float64 stability, and the wiring."""
+import numpy as np
+import pytest
+
+from tianref import model, ridge, runs, train
+from tianref.config import TrainConfig, validate
+from tianref.errors import InputError
+
+
+def _F(n, K, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((n, K)) ** 2, rng.integers(0, 5, size=n)
+
+
+@pytest.mark.parametrize("n,K", [(40, 12), (12, 40)])          # primal (K x K) and dual (n x n) branches
+def test_ridge_matches_svd_and_augmented_least_squares(n, K):
+    F, y = _F(n, K)
+    lam, M = 1e-3, 5
+    V = ridge.ridge_V(np, F, y, M, lam)
+    T = np.eye(M)[y] - 1 / M
+    U, s, Vh = np.linalg.svd(F, full_matrices=False)             # Tian's route
+    V_svd = Vh.T @ ((s / (s * s + lam))[:, None] * (U.T @ T))
+    np.testing.assert_allclose(V, V_svd, rtol=1e-9, atol=1e-12)
+    A = np.vstack([F, np.sqrt(lam) * np.eye(K)])                  # min ||F V - T||^2 + lam ||V||^2
+    V_ls = np.linalg.lstsq(A, np.vstack([T, np.zeros((K, M))]), rcond=None)[0]
+    np.testing.assert_allclose(V, V_ls, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(V.sum(axis=1), 0, atol=1e-12)      # T 1 = 0  =>  V 1 = 0
+
+
+def test_float32_activations_are_solved_in_float64():
+    # an ill-conditioned F: cond(F^T F + lam I) ~ 1e8. The float64 solve of the float32 F is accurate;
+    # the same normal equations solved in float32 are not (the reason the solve is always float64).
+    rng = np.random.default_rng(1)
+    Q1, _ = np.linalg.qr(rng.standard_normal((60, 20)))
+    Q2, _ = np.linalg.qr(rng.standard_normal((20, 20)))
+    F = ((Q1 * np.logspace(2, -3, 20)) @ Q2.T).astype(np.float32)  # singular values 1e2 .. 1e-3
+    y = rng.integers(0, 4, size=60)
+    V32 = ridge.ridge_V(np, F, y, 4, 1e-3)
+    assert V32.dtype == np.float32
+    exact = ridge.ridge_V(np, F.astype(np.float64), y, 4, 1e-3)
+    assert np.abs(V32 - exact).max() <= 1e-6 * np.abs(exact).max()
+    T = (np.eye(4)[y] - 0.25).astype(np.float32)
+    naive = np.linalg.solve(F.T @ F + np.float32(1e-3) * np.eye(20, dtype=np.float32), F.T @ T)
+    assert np.abs(naive - exact).max() > 1e-3 * np.abs(exact).max()
+
+
+def test_ridge_limit_formula_is_the_gradient_at_the_ridge_V():
+    F, y = _F(30, 8)
+    lam, M = 0.05, 5
+    V = ridge.ridge_V(np, F, y, M, lam)
+    R = (np.eye(M)[y] - 1 / M) - F @ V
+    G = (R - R.mean(axis=0)) @ V.T                                # P_perp (T - F V) V^T
+    np.testing.assert_allclose(ridge.ridge_limit_G_F(np, F, y, M, lam), G, rtol=1e-9, atol=1e-13)
+
+
+def test_training_keeps_V_the_ridge_solution_of_W_and_steps_only_W():
+    cfg = validate(TrainConfig(M=7, K=12, n_train=30, epochs=5, top_layer="ridge", dtype="float64", lr=1e-2))
+    sink = runs.MemorySink()
+    final, problem, _ = train.run(cfg, np, sink=sink)
+    _, F = model.hidden(np, final.params["W"], problem.train, "sqr")
+    np.testing.assert_array_equal(final.params["V"], ridge.ridge_V(np, F, problem.train.y, 7, 1e-3))
+    assert list(final.adam["m"]) == ["W"]                          # the optimizer never sees V
+    # the gradient of W treats V as a constant: one step by hand
+    _, s0 = train.setup(cfg, np)
+    Yhat, cache = model.forward(np, s0.params, problem.train, "sqr")
+    from tianref import loss as losses, optim
+    _, G = losses.loss_and_grad(np, Yhat, problem.train.y, "tian")
+    g = model.backward(np, s0.params, problem.train, cache, G, "sqr")["W"]
+    W1, _ = optim.adam_update(np, {"W": s0.params["W"]}, {"W": g}, optim.adam_init(np, {"W": g}),
+                              lr=1e-2, eta=cfg.eta)
+    s1 = train.step(np, cfg, s0, problem)
+    np.testing.assert_array_equal(s1.params["W"], W1["W"])
+
+
+def test_ridge_checkpoint_resume_is_exact():
+    cfg = validate(TrainConfig(M=7, K=12, n_train=30, epochs=6, top_layer="ridge", dtype="float64", lr=1e-2))
+    full, _, _ = train.run(cfg, np)
+    half = validate(cfg.replace(epochs=3))
+    st, problem, _ = train.run(half, np)
+    st2 = train.state_from_arrays(np, cfg, train.state_arrays(half, st, problem, with_buffer=True))
+    end, _, _ = train.run(cfg, np, problem=problem, state=st2)
+    for k in ("W", "V"):
+        np.testing.assert_array_equal(end.params[k], full.params[k])
+
+
+def test_ridge_needs_the_mse_loss_and_unit_output_scale():
+    with pytest.raises(InputError, match="--loss tian"):
+        validate(TrainConfig(top_layer="ridge", loss="theory"))
+    with pytest.raises(InputError, match="output-scale"):
+        validate(TrainConfig(top_layer="ridge", output_scale=2.0))
+    with pytest.raises(InputError, match="ridge-reg"):
+        validate(TrainConfig(top_layer="ridge", ridge_reg=0.0))
+
+
+@pytest.mark.parametrize("K", [12, 40])                       # primal (K < n = 30) and dual solves
+def test_ridge_on_every_backend_matches_numpy(xp, K):
+    from tianref.backend import to_host
+    cfg = validate(TrainConfig(M=7, K=K, n_train=30, epochs=3, top_layer="ridge", dtype="float64", lr=1e-2))
+    a, _, _ = train.run(cfg, np)
+    b, _, _ = train.run(cfg, xp)
+    np.testing.assert_allclose(to_host(b.params["V"]), a.params["V"], rtol=1e-10)

@@ -1,0 +1,123 @@
+"""The sections of Tian's own setup as data: scaling (the paper's T6), critical, muon, ridge.
+
+References: docs/paper-protocol.md §1 T6 (the M x p sweep of the paper's findings); Tian, "Provable
+Scaling Laws of Feature Emergence from Learning Dynamics of Grokking" (arXiv:2509.21519): Theorem 4
+(generalisation needs n/M^2 >~ log M / M), Stage I (V -> its ridge solution), the claim that Muon gives
+more diverse features; his code's ridge top layer and Muon (docs/math.md §9-10).
+
+| section  | grid                                                          | seeds | epochs            | metrics |
+|----------|---------------------------------------------------------------|-------|-------------------|---------|
+| scaling  | M in {41, 71, 127} x p in {0.1, 0.2, 0.3, 0.5}, eta = 2e-4      | 0-4   | 400 / 600 / 1000  | full    |
+| critical | M in {23, 41, 71} x p = c log M / M, c in {0.5, 1, 1.5, 2, 3}  | 0-2   | 1500, eta = 5e-4  | core    |
+| muon     | headline (M 71, K 2048, p 0.4, eta 2e-4), adam vs muon         | 0-4   | 400               | full    |
+| ridge    | headline, top layer trained vs ridge (lam 1e-3)                | 0-2   | 400, checkpoints  | full    |
+
+n = round(p M^2) with Python's rounding (``--train-frac``). Our choice for ``critical`` (the issue leaves it
+open): eta = 5e-4, the largest weight decay of the paper's eta sweep, because grokking time scales like 1/eta
+(Tian's slides) and the smallest c sit near the boundary, where grokking is slow; 1500 epochs.
+
+A reduced scale (``ci``: the quick configuration M = 23, K = 512, eta x 10) keeps each grid's shape on a
+small problem: M in {M_s, M_s + 2}, two seeds, fewer cells (scaling p in {0.2, 0.5}, critical c in {1, 3}),
+its eta factor and train fraction (muon, ridge), and at most 400 epochs per run: a check of the whole
+pipeline, not a measurement.
+
+This module imports nothing from tianref: :mod:`tianref.experiments.protocols` wraps its (tag, options)
+pairs into RunSpecs.
+"""
+from __future__ import annotations
+
+import math
+
+TIAN_SECTIONS = ("scaling", "critical", "muon", "ridge")
+
+ETA_SCALING = 2e-4
+SCALING_EPOCHS = {41: 400, 71: 600, 127: 1000}
+SCALING_P = (0.1, 0.2, 0.3, 0.5)
+CRITICAL_M = (23, 41, 71)
+CRITICAL_C = (0.5, 1.0, 1.5, 2.0, 3.0)
+CRITICAL_ETA = 5e-4
+CRITICAL_EPOCHS = 1500
+HEADLINE = dict(M=71, K=2048, train_frac=0.4, eta=2e-4, act="sqr")
+HEADLINE_EPOCHS = 400
+RIDGE_CHECKPOINTS = (0, 25, 50, 100, 150, 200, 300, 400)
+RIDGE_REG = 1e-3
+
+
+def p_crit(M: int) -> float:
+    """Tian's critical training fraction log M / M (natural log)."""
+    return math.log(M) / M
+
+
+def critical_p(M: int, c: float) -> float:
+    return c * p_crit(M)
+
+
+def _ftag(x: float) -> str:
+    return f"{x:g}"
+
+
+def _E(epochs: int, scale) -> int:
+    E = max(int(round(epochs * scale.epoch_factor)), 30)
+    return min(E, SMALL_MAX_EPOCHS) if _small(scale) else E
+
+
+def _seeds(seeds, scale):
+    return list(seeds)[: (len(seeds) if scale.seeds is None else min(len(seeds), scale.seeds))]
+
+
+def _small(scale) -> bool:
+    return scale.M is not None
+
+
+def _eta(eta: float, scale) -> float:
+    """A weight decay at the scale (protocols.scaled_eta, restated: this module imports nothing)."""
+    return float(f"{eta * getattr(scale, 'eta_factor', 1.0):.6g}")
+
+
+SMALL_MAX_EPOCHS = 400     # a reduced scale caps every run here (the ci scale keeps the paper's epochs)
+
+
+def section_runs(section: str, scale) -> list:
+    """[(tag, options)] of one of Tian's sections at the scale (protocols.Scale)."""
+    out = []
+    K = {} if scale.K is None else {"K": scale.K}
+    if section == "scaling":
+        Ms = {scale.M: 400, scale.M + 2: 600} if _small(scale) else SCALING_EPOCHS
+        ps = (0.2, 0.5) if _small(scale) else SCALING_P
+        for M, E in Ms.items():
+            for p in ps:
+                for s in _seeds(range(5), scale):
+                    out.append((f"M{M}_p{_ftag(p)}_seed{s}",
+                                dict(M=M, **K, train_frac=p, eta=_eta(ETA_SCALING, scale), act="sqr", seed=s,
+                                     epochs=_E(E, scale))))
+        return out
+    if section == "critical":
+        Ms = (scale.M, scale.M + 2) if _small(scale) else CRITICAL_M
+        cs = (1.0, 3.0) if _small(scale) else CRITICAL_C
+        for M in Ms:
+            for c in cs:
+                for s in _seeds(range(3), scale):
+                    out.append((f"M{M}_c{_ftag(c)}_seed{s}",
+                                dict(M=M, **K, train_frac=round(critical_p(M, c), 6), eta=_eta(CRITICAL_ETA, scale),
+                                     act="sqr", seed=s, epochs=_E(CRITICAL_EPOCHS, scale), metrics="core")))
+        return out
+    base = dict(HEADLINE, **({"M": scale.M} if _small(scale) else {}), **K)
+    base["eta"] = _eta(base["eta"], scale)
+    if getattr(scale, "train_frac", None) is not None:
+        base["train_frac"] = scale.train_frac
+    E = _E(HEADLINE_EPOCHS, scale)
+    if section == "muon":
+        for opt in ("adam", "muon"):
+            for s in _seeds(range(5), scale):
+                out.append((f"{opt}_seed{s}", dict(base, optimizer=opt, seed=s, epochs=E)))
+        return out
+    if section == "ridge":
+        cks = sorted({min(E, int(round(c * scale.epoch_factor))) for c in RIDGE_CHECKPOINTS})
+        for top in ("trained", "ridge"):
+            for s in _seeds(range(3), scale):
+                opts = dict(base, top_layer=top, seed=s, epochs=E, checkpoint_epochs=cks)
+                if top == "ridge":
+                    opts["ridge_reg"] = RIDGE_REG
+                out.append((f"{top}_seed{s}", opts))
+        return out
+    raise ValueError(f"unknown section {section!r}")

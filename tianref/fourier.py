@@ -1,0 +1,91 @@
+"""Per-unit Fourier view of W and Tian's Stage-II energy, logged every row.
+
+References: Tian, "Provable Scaling Laws of Feature Emergence from Learning Dynamics of Grokking"
+(arXiv:2509.21519), Stage II: each hidden unit w climbs E(w) = 1/2 ||Y~ Y~^T sigma(X w)||^2, whose
+local maxima on modular addition are single Fourier frequencies of Z_M; Gromov (2023), "Grokking
+modular arithmetic" (arXiv:2301.02679), for the analytic cosine solution. docs/math.md §12.
+
+Symbols
+    W        (2M, K)  first layer; column j = unit j = [w_a (M), w_b (M)]
+    P        (k_max, K) P[k-1, j] = |DFT(w_a)(k)|^2 + |DFT(w_b)(k)|^2, k = 1..k_max = floor((M-1)/2)
+             (k = 0, the mean, is excluded; for real w, |DFT(M-k)| = |DFT(k)|, so +-k are one frequency)
+    k*_j     argmax_k P[k-1, j], the dominant frequency of unit j
+    purity_j P[k*_j - 1, j] / sum_k P[k-1, j]            (1 for a pure cosine; 0 for an all-zero unit)
+    Y~       (n, M)  P_perp Y: the one-hot training labels centred over samples
+    E(w)     1/2 ||Y~ Y~^T sigma(X w)||^2 = 1/2 a^T (Y~^T Y~) a,  a = Y~^T sigma(X w)   (M,)
+
+Logged (``--metrics full``):
+    freq_coverage    number of distinct k*_j among units with purity_j >= 0.9
+    freq_purity_med  median over units of purity_j
+    energy_med       median over units of E(w_j / ||w_j||) on the training set
+
+Cost per row: one batched real FFT of the (2, M, K) array, a segment sum of the row's training
+activations by label (an extra hidden pass only for the non-homogeneous GELU and SiLU) and an
+(M, M) x (M, K) product -- bench/bench_fourier.py measures it against a training step.
+"""
+from __future__ import annotations
+
+from tianref import model
+
+PURITY_THRESHOLD = 0.9
+
+
+def unit_spectrum(xp, W, M: int):
+    """P (k_max, K) float64, as in the module docstring.  W (2M, K)."""
+    K = W.shape[1]
+    Wr = xp.reshape(W.astype(xp.float64), (2, M, K))                # (2, M, K): w_a, w_b
+    Fh = xp.fft.rfft(Wr, axis=1)                                    # (2, M//2 + 1, K)
+    P = (Fh.real * Fh.real + Fh.imag * Fh.imag).sum(axis=0)        # (M//2 + 1, K)
+    return P[1:(M - 1) // 2 + 1]                                    # (k_max, K), k = 1..k_max
+
+
+def frequency_metrics(xp, W, M: int, threshold: float = PURITY_THRESHOLD):
+    """(freq_coverage, freq_purity_med, kstar (K,), purity (K,)) as device arrays; kstar is 1-based."""
+    P = unit_spectrum(xp, W, M)                                     # (k_max, K)
+    k_max = P.shape[0]
+    tot = P.sum(axis=0)                                             # (K,)
+    top = P.max(axis=0)                                             # (K,)
+    purity = top / xp.where(tot > 0, tot, 1.0)                      # (K,)  0 for an all-zero unit
+    kstar = P.argmax(axis=0) + 1                                    # (K,)
+    pure = purity >= threshold                                      # (K,)
+    hit = (kstar[None, :] == xp.arange(1, k_max + 1)[:, None]) & pure[None, :]   # (k_max, K)
+    coverage = hit.any(axis=1).sum()
+    return coverage, xp.median(purity), kstar, purity
+
+
+# sigma(x / c) = sigma(x) / c^d for c > 0: the energy of w/||w|| follows from the row's own F
+HOMOGENEOUS = {"sqr": 2, "relusqr": 2, "relu": 1}
+
+
+def unit_energies(xp, W, batch, act: str, F=None):
+    """E(w_j / ||w_j||) for every unit on the batch, float64 (K,).
+
+    F (n, K) = sigma(X W) of this batch, if known: for a homogeneous sigma (x^2, relu, relu^2) the
+    normalised activations are F / ||w_j||^d and no extra hidden pass is needed. The class sums
+    Y^T F are a segment sum (batch.seg_y); with c the class counts,
+        Y~^T F = Y^T F - (c / n) 1^T F,    Y~^T Y~ = diag(c) - c c^T / n.
+    """
+    n, M = batch.n, batch.M
+    W64 = W.astype(xp.float64)
+    norms = xp.sqrt((W64 * W64).sum(axis=0))                        # (K,)
+    safe = xp.where(norms > 0, norms, 1.0)
+    d = HOMOGENEOUS.get(act)
+    if F is None or d is None:
+        _, Fn = model.hidden(xp, W64 / safe, batch, act)            # (n, K) sigma(X w_j/||w_j||)
+        scale = None
+    else:
+        Fn, scale = F, safe ** (-d)                                 # (n, K), (K,)
+    YF = model.segment_sum(xp, Fn, batch.seg_y).astype(xp.float64)  # (M, K)  Y^T F
+    c = (batch.seg_y < n).sum(axis=1).astype(xp.float64)            # (M,)    class counts
+    A = YF - (c / n)[:, None] * Fn.sum(axis=0).astype(xp.float64)[None, :]   # (M, K) Y~^T F
+    if scale is not None:
+        A = A * scale                                               # (M, K)
+    G = xp.diag(c) - c[:, None] * c[None, :] / n                    # (M, M) Y~^T Y~
+    return 0.5 * ((G @ A) * A).sum(axis=0)                          # (K,)  1/2 ||Y~ a_j||^2
+
+
+def row_metrics(xp, W, batch, act: str, F=None):
+    """[(name, 0-d array)] for a training row: coverage, median purity, median energy."""
+    cov, pmed, _, _ = frequency_metrics(xp, W, batch.M)
+    return [("freq_coverage", cov), ("freq_purity_med", pmed),
+            ("energy_med", xp.median(unit_energies(xp, W, batch, act, F)))]
