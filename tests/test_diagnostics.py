@@ -40,6 +40,11 @@ def test_fire_at_three_thresholds_around_a_marginal_peak():
     assert f["fire_0.04"] == det.slope_fire(gap)               # the same detector at 0.04
     assert f["fire_0.045"] > 300                               # only the second ramp passes 0.045
     assert dg.slope_peak(gap)[0] == pytest.approx(0.06)
+    # the first rise's own peak: s = 0.042 on t in [175, 230], first reached at t = 175
+    peak, at = dg.episode_peak(gap)
+    assert peak == pytest.approx(0.042) and 175 <= at <= 230
+    assert dg.episode_peak(gap, level=0.05)[0] == pytest.approx(0.06)   # only the second clears 0.05
+    assert np.isnan(dg.episode_peak(np.ones(E + 1))[0])
 
 
 def test_collapse_epoch_known_answer():
@@ -133,3 +138,22 @@ def test_summarize_carries_the_new_keys(tmp_path):
     assert st["collapse_epoch"]["median"] == 330.0 and st["n_precision_limited"] == 1
     md = to_markdown(s)
     assert "slope peak" in md and "collapse" in md and "†" in md
+
+
+def test_summarize_cli_gram_and_factor_errors(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+    _write_run(tmp_path / "runs" / "a", 0, np.full(E + 1, 1.3))
+    cli = str(Path(__file__).resolve().parents[1] / "cli.py")
+    for extra, msg in ((["--gram", "float32"], "--log-grams float32"), (["--precision-factor", "0"], "> 0")):
+        res = subprocess.run([sys.executable, cli, "summarize", str(tmp_path / "runs"), *extra],
+                             capture_output=True, text=True, check=False, timeout=60)
+        assert res.returncode == 2 and msg in res.stderr and "Traceback" not in res.stderr
+    res = subprocess.run([sys.executable, cli, "summarize", str(tmp_path / "runs"),
+                          "--json", str(tmp_path / "s.json")],
+                         capture_output=True, text=True, check=False, timeout=60)
+    assert res.returncode == 0, res.stderr
+    run = json.loads((tmp_path / "s.json").read_text())["conditions"][0]["runs"][0]
+    assert {"slope_peak", "slope_peak_epoch", "collapse_epoch", "precision_limited"} <= set(run)
+    assert run["collapse_epoch"] is None                                 # no fire, no collapse

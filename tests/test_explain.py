@@ -124,3 +124,29 @@ def test_window_text_flips_with_the_numbers():
     assert "above the 100-epsilon limit" in text and "farther from the paper's value" in text
     assert explain_markdown({"section": "window", "explain": ex}, PUB)[0].startswith("## Differences")
     assert explain_markdown({"section": "relu", "explain": None}, PUB) == []
+
+
+def test_gram_precision_figure_draws_every_logged_gram(tmp_path):
+    from tianref.analysis.gram_plots import fig_gram_precision
+    g = [_write(tmp_path / f"g{s}", s, 2e-4, _lockin(), s3=1e-7) for s in (0, 1)]
+    c = [_write(tmp_path / f"c{s}", s, 0.0, np.full(E + 1, 1.3), s3=1e-7) for s in (0, 1)]
+    fig = fig_gram_precision(g, c, (20,), ["main", "float32"], (200, 400), {20: (285, 1.3)})
+    axes = fig.axes
+    assert len(axes) == 3
+    labels = [ln.get_label() for ln in axes[0].get_lines()]
+    assert "float64" in labels and "float32 (BLAS)" in labels
+    q = [ln for ln in axes[2].get_lines() if ln.get_label() == "float64"][0].get_ydata()
+    assert np.nanmedian(q) == pytest.approx(1e-7 / dg.F32_EPS)          # sigma3/sigma1 in epsilons
+    fig.savefig(tmp_path / "f.png")
+
+
+def test_eta_names_the_run_whose_first_rise_is_marginal(tmp_path):
+    t = np.arange(E + 1, dtype=float)
+    steep = 0.08 * np.clip(t - 300, 0, 40)
+    recs = [_write(tmp_path / "a", 0, 5e-4, np.exp(0.042 * np.clip(t - 150, 0, 30) + steep)),
+            _write(tmp_path / "b", 1, 5e-4, np.exp(steep)), _write(tmp_path / "c", 2, 5e-4, np.exp(steep))]
+    ex = ex_mod.explain_eta(recs, protocols.Scale("t", epoch_factor=1.0))
+    r0 = ex["etas"][0]["runs"][0]
+    assert r0["first_peak"] == pytest.approx(0.042) and r0["slope_peak"] == pytest.approx(0.08)
+    text = "\n".join(eta_markdown(ex, PUB))
+    assert "In 1 of 3 runs the first rise of the slope peaks within ±0.005" in text and "seed 0 at 0.0420" in text

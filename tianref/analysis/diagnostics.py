@@ -17,6 +17,7 @@ Symbols
 Defining equations
 
     slope_peak        = max_{t >= t_min} s(t),  slope_peak_epoch = its first argmax
+    episode_peak      = max s(t) over the first run of consecutive t >= t_min with s(t) > 0.035
     fire_c            = min{ t >= t_min : s(t) > c },  c in FIRE_THRESHOLDS   (sensitivity view)
     collapse_epoch    = min{ t > t_fire : gap(t) < f * max_{t_fire <= t' <= t} gap(t') },  f = 1/10
     late_precollapse  = nanmedian_{lo <= t < collapse_epoch} gap(t)   (the whole [lo, hi] without collapse)
@@ -52,6 +53,23 @@ def slope_peak(gap, t_min: int = det.SLOPE_T_MIN, lag: int = det.SLOPE_LAG,
         return np.nan, np.nan
     t = int(np.nanargmax(s))
     return float(s[t]), float(t)
+
+
+def episode_peak(gap, level: float = FIRE_THRESHOLDS[0], t_min: int = det.SLOPE_T_MIN,
+                 lag: int = det.SLOPE_LAG, floor: float = det.LOG_FLOOR) -> tuple[float, float]:
+    """(max s(t), its epoch) over the first run of consecutive epochs t >= t_min with s(t) > level:
+    how far the first rise clears (or misses) the threshold, even when a later rise is steeper.
+    (NaN, NaN) when s never exceeds level."""
+    s = det.log_slope(gap, lag, floor)                               # (E+1,)
+    with np.errstate(invalid="ignore"):
+        mask = (s > level) & (np.arange(s.size) >= t_min)            # NaN -> False
+    hits = np.flatnonzero(mask)
+    if not hits.size:
+        return np.nan, np.nan
+    start = int(hits[0])
+    stop = start + int(np.argmin(mask[start:])) if not mask[start:].all() else s.size   # first False
+    k = start + int(np.argmax(s[start:stop]))
+    return float(s[k]), float(k)
 
 
 def fires_at(gap, thresholds=FIRE_THRESHOLDS, t_min: int = det.SLOPE_T_MIN,

@@ -14,8 +14,6 @@ Symbols: gap = sigma2/sigma3 (``W_gap23`` + mode suffix + window suffix), q = si
 """
 from __future__ import annotations
 
-import numpy as np
-
 from tianref.analysis import diagnostics as dg
 from tianref.analysis.plots import Figure, _plot_band, _style
 from tianref.analysis.records import window_key
@@ -59,8 +57,11 @@ def fig_gram_precision(grok, control, windows, grams=("main",), late=None, paper
         for i, lab in enumerate(("grok σ2/σ3", "control σ2/σ3", "grok σ3/σ1 (float32 eps)")):
             _style(axes[i, j], lab if j == 0 else "", log=True)
         axes[2, j].set_xlabel("epoch")
-    for i in range(3):
-        axes[i, 0].legend(fontsize=7, loc="best")
+    names = list(LABELS.values())
+    for i in range(3):                                              # legend in LABELS order
+        h, lab = axes[i, 0].get_legend_handles_labels()
+        order = sorted(range(len(lab)), key=lambda k: names.index(lab[k]) if lab[k] in names else len(names))
+        axes[i, 0].legend([h[k] for k in order], [lab[k] for k in order], fontsize=7, loc="best")
     fig.suptitle("Rolling ΔW Gram in float64 and float32, per window (median over seeds, "
                  "band = 25th-75th percentile)")
     return fig

@@ -10,7 +10,8 @@ Per section (``section_explain``):
     window    per W and condition, float64 and float32-Gram fires, late σ2/σ3, and σ3/σ1 at epoch
               200 and over the late range in float32 epsilons, for every Gram mode the runs logged
               (float64, and with train --log-grams float32,float32-seq the paper's float32 Gram)
-    eta       per η and run: slope peak and its epoch, fire at 0.035 / 0.04 / 0.045, float32 fire
+    eta       per η and run: slope peak (overall and of the first rise above 0.035) and its epoch,
+              fire at 0.035 / 0.04 / 0.045, and the fire with the float32 Grams
     headline  every control run that fired: its training-loss rise and σ2, σ3, σ2/σ3 around the
               fire; every grok run's collapse epoch (W and V) and late σ2/σ3 before the collapse
 
@@ -29,7 +30,7 @@ from tianref.analysis import diagnostics as dg
 from tianref.analysis.records import window_key
 from tianref.errors import InputError
 from tianref.analysis.summarize import GRAM_KEYS, run_values
-from tianref.experiments.reproduce.sections import ETA_GROK, scaled, section_views
+from tianref.experiments.reproduce.sections import ETA_GROK, eta_at, scaled, section_views
 
 WINDOWS = (5, 10, 20, 30)
 
@@ -94,7 +95,7 @@ def explain_window(records, scale) -> dict:
     for W in WINDOWS:
         opt = views[W]
         per = {}
-        for cname, eta in (("grok", ETA_GROK), ("control", 0.0)):
+        for cname, eta in (("grok", eta_at(ETA_GROK, scale)), ("control", 0.0)):
             recs = _by_eta(records, eta)
             row = {"seeds": [r.config.get("seed") for r in recs]}
             for gram in grams:
@@ -129,14 +130,17 @@ def explain_eta(records, scale) -> dict:
         runs = []
         for r in recs:
             v = run_values(r, opt)
+            ep, ept = dg.episode_peak(r.col("W_gap23"), dg.FIRE_THRESHOLDS[0], opt.slope_t_min, opt.slope_lag)
             d = {"seed": r.config.get("seed"), "slope_peak": _f(v["slope_peak"]),
                  "slope_peak_epoch": _f(v["slope_peak_epoch"]),
+                 "first_peak": _f(ep), "first_peak_epoch": _f(ept),
                  "fires": {k: _f(v[k]) for k in map(dg.fire_key, dg.FIRE_THRESHOLDS)},
                  "fire_by_gram": _fires_by_gram(r, opt, grams)}
             runs.append(d)
         med = {k: _med([x["fires"][k] for x in runs]) for k in map(dg.fire_key, dg.FIRE_THRESHOLDS)}
         nf = {k: sum(x["fires"][k] is not None for x in runs) for k in map(dg.fire_key, dg.FIRE_THRESHOLDS)}
-        out["etas"].append({"eta": eta, "runs": runs, "median_fire": med, "n_fired": nf, "n": len(runs),
+        paper_eta = float(f"{eta / scale.eta_factor:.6g}")            # the paper's η of this condition
+        out["etas"].append({"eta": eta, "paper_eta": paper_eta, "runs": runs, "median_fire": med, "n_fired": nf, "n": len(runs),
                             "median_fire_by_gram": {g: _med([x["fire_by_gram"][g] for x in runs])
                                                     for g in grams if g != "main"}})
     return out
@@ -148,7 +152,7 @@ def explain_headline(records, scale) -> dict:
     opt = section_views("headline", scale)[0].options
     lag = opt.slope_lag
     grams = logged_grams(records)
-    ctrl, grok = _by_eta(records, 0.0), _by_eta(records, ETA_GROK)
+    ctrl, grok = _by_eta(records, 0.0), _by_eta(records, eta_at(ETA_GROK, scale))
     fired = []
     for r in ctrl:
         v = run_values(r, opt)

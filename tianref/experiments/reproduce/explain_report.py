@@ -44,14 +44,6 @@ def _logdist(a, b):
     return abs(math.log10(a / b))
 
 
-def _median(xs):
-    v = sorted(x for x in xs if x is not None)
-    if not v:
-        return None
-    m = len(v) // 2
-    return float(v[m]) if len(v) % 2 else 0.5 * (v[m - 1] + v[m])
-
-
 # --- window ---------------------------------------------------------------------------------
 
 def window_markdown(ex: dict, pub: dict) -> list:
@@ -152,23 +144,28 @@ def eta_markdown(ex: dict, pub: dict) -> list:
     thr = " / ".join(fmt(c) for c in ex["thresholds"])
     grams = [g for g in ex["grams"] if g != "main"]
     out = ["### η sweep: how close each run's slope comes to the 0.04 threshold", "",
-           f"Per run: the slope peak max s(t) at t ≥ t_min and its epoch; the fire epoch at thresholds {thr}"
+           f"Per run: the slope peak max s(t) at t ≥ t_min and its epoch; the peak of the first rise (the first "
+           f"run of epochs with s > {fmt(ex['thresholds'][0])}); the fire epoch at thresholds {thr}"
            + (f"; the fire with the {', '.join(_gname(g, ex) for g in grams)} Gram" if grams else "") + ".", "",
-           f"| η | seed | slope peak (epoch) | fire at {thr} |" + "".join(f" fire, {_gname(g, ex)} |" for g in grams),
-           "|---|---|---|---|" + "---|" * len(grams)]
+           f"| η | seed | slope peak (epoch) | first-rise peak (epoch) | fire at {thr} |"
+           + "".join(f" fire, {_gname(g, ex)} |" for g in grams),
+           "|---|---|---|---|---|" + "---|" * len(grams)]
     for e in ex["etas"]:
         for r in e["runs"]:
             peak = _g(r["slope_peak"], ".4f") + ("" if r["slope_peak"] is None else f" ({fmt(r['slope_peak_epoch'])})")
-            out.append(f"| {e['eta']:g} | {r['seed']} | {peak} | " + " / ".join(fmt(r["fires"][k]) for k in keys)
+            first = _g(r.get("first_peak"), ".4f") + ("" if r.get("first_peak") is None
+                                                      else f" ({fmt(r['first_peak_epoch'])})")
+            out.append(f"| {e.get('paper_eta', e['eta']):g} | {r['seed']} | {peak} | {first} | "
+                       + " / ".join(fmt(r["fires"][k]) for k in keys)
                        + " |" + "".join(f" {fmt(r['fire_by_gram'].get(g))} |" for g in grams))
     out += ["", f"| η | median fire at {thr} (fired/n) | paper lock-in |"
             + "".join(f" median fire, {_gname(g, ex)} |" for g in grams),
             "|---|---|---|" + "---|" * len(grams)]
     text = []
     for e in ex["etas"]:
-        p = T5.get(e["eta"])
+        p = T5.get(e.get("paper_eta", e["eta"]))
         cells = " / ".join(f"{fmt(e['median_fire'][k])} ({e['n_fired'][k]}/{e['n']})" for k in keys)
-        out.append(f"| {e['eta']:g} | {cells} | {fmt(None if p is None else p['lockin'])} |"
+        out.append(f"| {e.get('paper_eta', e['eta']):g} | {cells} | {fmt(None if p is None else p['lockin'])} |"
                    + "".join(f" {fmt(e['median_fire_by_gram'].get(g))} |" for g in grams))
         if p is None or p["lockin"] is None:
             continue
@@ -176,10 +173,12 @@ def eta_markdown(ex: dict, pub: dict) -> list:
         m04 = e["median_fire"][dg.fire_key(0.04)]
         if m04 is None or abs(m04 - p["lockin"]) <= 25:
             continue                                            # no difference to explain
-        near = [r for r in e["runs"] if r["slope_peak"] is not None and abs(r["slope_peak"] - 0.04) <= 0.005]
-        s = (f"- **η = {e['eta']:g}**: our lock-in median is {fmt(m04)}, the paper's {fmt(p['lockin'])}. "
-             f"{len(near)} of {e['n']} runs peak within ±0.005 of the threshold"
-             + (": " + ", ".join(f"seed {r['seed']} at {r['slope_peak']:.4f} (epoch {fmt(r['slope_peak_epoch'])})"
+        near = [r for r in e["runs"] if r.get("first_peak") is not None and abs(r["first_peak"] - 0.04) <= 0.005]
+        trained = "" if e.get("paper_eta", e["eta"]) == e["eta"] else f" (trained at η = {e['eta']:g})"
+        s = (f"- **η = {e.get('paper_eta', e['eta']):g}**{trained}: our lock-in median is {fmt(m04)}, the paper's "
+             f"{fmt(p['lockin'])}. "
+             f"In {len(near)} of {e['n']} runs the first rise of the slope peaks within ±0.005 of the threshold"
+             + (": " + ", ".join(f"seed {r['seed']} at {r['first_peak']:.4f} (epoch {fmt(r['first_peak_epoch'])})"
                                  for r in near) if near else "") + ". ")
         lo = min(x for x in meds if x is not None) if any(x is not None for x in meds) else None
         hi = max(x for x in meds if x is not None) if any(x is not None for x in meds) else None

@@ -165,8 +165,8 @@ def _fig_window_precision(doc, records, scale):
     """float64 vs the logged float32 Grams at each W (the paper's late values at the full scale)."""
     from tianref.analysis.gram_plots import fig_gram_precision
     from tianref.experiments.reproduce.explain import WINDOWS, logged_grams
-    from tianref.experiments.reproduce.sections import ETA_GROK
-    grok = [r for r in records if float(r.config.get("eta", -1)) == ETA_GROK]
+    from tianref.experiments.reproduce.sections import ETA_GROK, eta_at
+    grok = [r for r in records if float(r.config.get("eta", -1)) == eta_at(ETA_GROK, scale)]
     ctrl = [r for r in records if float(r.config.get("eta", -1)) == 0.0]
     o = doc["views"][0]["options"]
     paper = None
