@@ -112,4 +112,16 @@ def test_missing_run_and_a_run_that_does_not_replay(run_dir, tmp_path):
     ck["W"] = ck["W"] + 1e-12
     np.savez(bad / "checkpoints" / "epoch_00008.npz", **ck)
     r = CliRunner().invoke(main, ["edge", "--run", str(bad), "--epochs", "8", "--random", "0"])
-    assert r.exit_code == 1 and "differs" in r.output
+    assert r.exit_code == 1 and "differ" in r.output
+    # the reproduce section probes without stopping, and records what did not match
+    from tianref.analysis.edge_runs import probe_run
+    recs = probe_run(str(bad), [8], np, spaces=("W",), n_random=0, strict=False)
+    assert "weights DIFFER" in recs[0]["replay_check"]
+    rows = [json.loads(l) for l in open(bad / "metrics.jsonl")]
+    rows[8]["W_edge_g2"] *= 1.001
+    (bad / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in rows))
+    (bad / "checkpoints" / "epoch_00008.npz").unlink()
+    r = CliRunner().invoke(main, ["edge", "--run", str(bad), "--epochs", "8", "--random", "0"])
+    assert r.exit_code == 1 and "split differs from the logged one" in r.output
+    recs = probe_run(str(bad), [8], np, spaces=("W",), n_random=0, strict=False)
+    assert "split NOT reproduced" in recs[0]["replay_check"]

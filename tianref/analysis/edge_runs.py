@@ -29,43 +29,53 @@ def load_run(run_dir):
     return cfg, init, logged
 
 
-def check_replay(run_dir, epoch, state, logged) -> str:
-    """RunFailure unless the replayed weights equal the run's checkpoint at ``epoch`` (if stored);
-    returns what could be compared (the logged split is compared in ``probe_run``)."""
+def check_replay(run_dir, epoch, state, logged, strict=True, xp=None, w=None) -> str:
+    """Compare the replayed state with what the run stored: its checkpoint's weights at ``epoch`` (bit
+    for bit) and its logged W edge split (to REPLAY_RTOL). RunFailure on a difference when ``strict``;
+    returns what was compared."""
     ck_path = runs.checkpoint_path(run_dir, epoch)
     said = []
     if os.path.isfile(ck_path):
         ck = runs.load_npz(ck_path)
-        for k in ("W", "V"):
-            if not np.array_equal(to_host(state.params[k]), ck[k]):
-                raise RunFailure(f"replayed {k} at epoch {epoch} differs from {ck_path}; the run cannot be "
-                                 "replayed on this backend/machine bit for bit")
-        said.append("weights equal the checkpoint")
-    row = logged.get(epoch)
-    if row is not None and "W_edge_g2" in row:
-        said.append("logged W edge split reproduced")
+        same = all(np.array_equal(to_host(state.params[k]), ck[k]) for k in ("W", "V"))
+        if strict and not same:
+            raise RunFailure(f"replayed weights at epoch {epoch} differ from {ck_path}; the run cannot be "
+                             "replayed on this backend/machine bit for bit")
+        said.append("weights equal the checkpoint" if same else "weights DIFFER from the checkpoint")
+    row = logged.get(epoch, {})
+    if "W_edge_g2" in row:
+        got = edge_probe.space_edge(xp, state, w, ("W",))
+        worst = _check_logged_split(epoch, got[1], row, strict)
+        what = "reproduced" if worst <= REPLAY_RTOL else "NOT reproduced"
+        said.append(f"logged W edge split {what} (max relative difference {worst:.1e})")
     return "; ".join(said) or "nothing stored to compare"
 
 
-def _check_logged_split(epoch, split, row):
+def _check_logged_split(epoch, split, row, strict=True) -> float:
+    """The largest difference of the replayed W split from the logged one, relative to max(g2, wd2);
+    RunFailure above REPLAY_RTOL when ``strict``."""
     scale = max(abs(row["W_edge_g2"]), abs(row["W_edge_wd2"]), 1e-300)
-    for k in ("g2", "wd2", "cross"):
-        ref, ours = row[f"W_edge_{k}"], split[k]
-        if abs(ref - ours) > REPLAY_RTOL * scale:
-            raise RunFailure(f"epoch {epoch}: replayed W_edge_{k} = {ours!r} differs from the logged "
-                             f"{ref!r}; the replay does not reproduce the run")
+    worst = max(abs(row[f"W_edge_{k}"] - split[k]) / scale for k in ("g2", "wd2", "cross"))
+    if strict and worst > REPLAY_RTOL:
+        raise RunFailure(f"epoch {epoch}: the replayed W edge split differs from the logged one by {worst:.1e} "
+                         "(relative); the replay does not reproduce the run")
+    return worst
 
 
 def probe_run(run_dir, epochs, xp, *, spaces=("joint", "W"), n_random=100, seed=0, eps_rel=1e-3,
-              progress=None, note=lambda m: None) -> list:
-    """[{'epoch', 'space', 'split', 'probe', 'replay_check'}] for each epoch (ascending) and space."""
+              progress=None, note=lambda m: None, strict=True) -> list:
+    """[{'epoch', 'space', 'split', 'probe', 'replay_check'}] for each epoch (ascending) and space.
+
+    strict: a replay whose W split differs from the logged one by more than REPLAY_RTOL raises
+    RunFailure; otherwise the difference is recorded in 'replay_check' (the reproduce section, where
+    a GPU's reduction order may differ between the training process and the replay)."""
     cfg, init, logged = load_run(run_dir)
     if max(epochs) > cfg.epochs:
         raise InputError(f"epoch {max(epochs)} is past the run's --epochs {cfg.epochs}")
     w = cfg.windows[0]
     records = []
     for e, state, problem in edge_probe.replay_states(cfg, epochs, xp, init):
-        said = check_replay(run_dir, e, state, logged)
+        said = check_replay(run_dir, e, state, logged, strict, xp, w)
         for sp in spaces:
             got = edge_probe.space_edge(xp, state, w, SPACES[sp])
             if got is None:
@@ -74,8 +84,6 @@ def probe_run(run_dir, epochs, xp, *, spaces=("joint", "W"), n_random=100, seed=
                     progress(n_random + 1)
                 continue
             e_dir, split = got
-            if sp == "W" and "W_edge_g2" in logged.get(e, {}):
-                _check_logged_split(e, split, logged[e])
             res = edge_probe.probe(xp, state.params, e_dir, problem.test, cfg.act, cfg.loss, SPACES[sp],
                                    n_random=n_random, seed=seed, eps_rel=eps_rel,
                                    progress=(lambda: progress(1)) if progress else None)

@@ -150,7 +150,7 @@ def _probe_one(args):
                 return doc["records"]
         except (OSError, ValueError):
             pass
-    recs = probe_run(run_dir, epochs, get_xp(xp_name), n_random=n_random)
+    recs = probe_run(run_dir, epochs, get_xp(xp_name), n_random=n_random, strict=False)
     doc = json.loads(to_json({"key": key, "records": recs}))
     write_atomic(cache, to_json(doc))
     return doc["records"]
@@ -240,7 +240,10 @@ def lifecycle_doc(records, probes, scale) -> dict:
         row["test_acc_end_kept_eta"] = b["at"][E]["test_acc"] if b else math.nan
         inter.append(row)
     inter_stats = {k: _stats([x[k] for x in inter]) for k in (inter[0] if inter else {}) if k not in ("seed",)}
+    issues = sorted({f"{tag} epoch {p['epoch']}: {p['replay_check']}" for tag, ps in probes.items() for p in ps
+                     if "NOT" in p["replay_check"] or "DIFFER" in p["replay_check"]})
     return {"grok": G, "runs": runs, "conditions": conds, "stats": stats, "probes": probe_table,
+            "replay_issues": issues,
             "intervention": inter, "intervention_stats": inter_stats}
 
 
@@ -456,6 +459,9 @@ def report_lifecycle(doc) -> str:
                      f"{fmt(x['W_srank_growth_kept_eta'])} | {fmt(x['WV_nuc_growth'])} / "
                      f"{fmt(x['WV_nuc_growth_kept_eta'])} | {fmt(x['test_acc_at_switch'])} → "
                      f"{fmt(x['test_acc_end'])} ({fmt(x['test_acc_end_kept_eta'])}) |")
+    if d.get("replay_issues"):
+        L += ["", "**Replays that did not reproduce their run** (the probes then describe a state that differs "
+              "from the logged one by rounding):", ""] + [f"- {x}" for x in d["replay_issues"]]
     L += ["", "Ratios: ablation = |test-loss change when e is projected out| / mean over random unit "
           "directions of the same; flatness = |curvature along e| / mean |curvature| along random "
           "directions, step eps = 1e-3 ||theta||. The seed's numbers come from transformers on Dyck-1 "
