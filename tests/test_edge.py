@@ -207,3 +207,25 @@ def test_ridge_top_layer_v_has_no_weight_decay_part():
     rows, _ = _rows(SMALL.replace(top_layer="ridge"))
     for r in rows[2:]:
         assert r["V_edge_wd2"] == 0.0 and r["W_edge_wd2"] > 0
+
+
+def test_every_backend_logs_the_same_split_and_clocks(xp):
+    """NumPy, the strict fake backend and (where a GPU exists) CuPy, float64: the edge split and the
+    clock statistics agree to 1e-9 (CuPy's reductions round in another order; the fake backend is
+    NumPy underneath and agrees exactly)."""
+    cfg = validate(SMALL.replace(epochs=8, eta_schedule=((0, 1e-2), (5, 0.0))))
+    ref = runs.MemorySink()
+    train.run(cfg, np, sink=ref)
+    got = runs.MemorySink()
+    train.run(cfg, xp, sink=got)
+    keys = [f"{p}_edge_{k}" for p in "WV" for k in ("g2", "wd2", "cross", "gfrac", "cos")] + \
+        ["W_srank", "V_srank", "W_fro", "V_fro", "WV_nuc"]
+    n = 0
+    for a, b in zip(ref.rows, got.rows):
+        for k in keys:
+            assert (k in a) == (k in b), (k, a["epoch"])
+            if k in a:
+                scale = max(abs(a[k]), abs(a.get(k.rsplit("_", 1)[0] + "_g2", 0.0)), 1e-300)
+                assert abs(a[k] - b[k]) <= 1e-9 * scale, (k, a["epoch"], a[k], b[k])
+                n += 1
+    assert n > 100
