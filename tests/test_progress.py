@@ -79,3 +79,13 @@ def test_runs_reporter_keeps_failures_off_a_terminal(capsys):
     rep.progress(2, 2, "b")
     rep.close()
     assert capsys.readouterr().err == "[2/2] FAILED b (exit 1, see _logs/b.log)\n"
+
+
+def test_time_left_is_named(monkeypatch):
+    from tianref.cli import progress
+    monkeypatch.setattr(progress, "interactive", lambda: True)
+    with progress.RowProgress(10, "train x") as bar:
+        pb = bar._bar
+        assert pb.format_eta() == ""                       # unknown until click has timed a step
+        pb.avg, pb.pos, pb.eta_known = [0.5], 2, True      # 0.5 s per row, 8 rows to go
+        assert pb.format_eta() == "00:00:04 left"

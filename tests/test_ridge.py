@@ -72,8 +72,10 @@ def test_training_keeps_V_the_ridge_solution_of_W_and_steps_only_W():
     np.testing.assert_array_equal(s1.params["W"], W1["W"])
 
 
-def test_ridge_checkpoint_resume_is_exact():
-    cfg = validate(TrainConfig(M=7, K=12, n_train=30, epochs=6, top_layer="ridge", dtype="float64", lr=1e-2))
+@pytest.mark.parametrize("opt", ["adam", "sgd", "muon"])
+def test_ridge_checkpoint_resume_is_exact(opt):
+    cfg = validate(TrainConfig(M=7, K=12, n_train=30, epochs=6, top_layer="ridge", dtype="float64", lr=1e-2,
+                               optimizer=opt))
     full, _, _ = train.run(cfg, np)
     half = validate(cfg.replace(epochs=3))
     st, problem, _ = train.run(half, np)

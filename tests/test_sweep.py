@@ -59,6 +59,8 @@ def test_states_done_fresh_resumable_and_mismatch(tmp_path):
     jobs = sweep.make_jobs(tmp_path, [cond], (0, 1, 2, 3), 400, COMMON)
     done, partial, resumable, fresh = jobs
     write_run(done.out, dict(BASE_CONFIG, seed=0), known_columns(0, True))        # rows 0..400
+    (done.out / "checkpoints").mkdir()                                             # and final.npz
+    np.savez(done.out / "checkpoints" / "final.npz", epoch=np.int64(400))
     cols = {k: v[:100] for k, v in known_columns(0, True).items()}
     write_run(partial.out, dict(BASE_CONFIG, seed=1), cols)                        # crashed at 99
     write_run(resumable.out, dict(BASE_CONFIG, seed=2), cols)
@@ -108,6 +110,14 @@ def test_failed_runs_are_reported_exit_1(tmp_path):
     jobs = sweep.make_jobs(tmp_path, [{"M": 1}], (0,), 3, {"K": 4})    # train rejects M = 1 (exit 2)
     out = sweep.run_jobs(jobs, 1, sys.executable)
     assert out["ran"] == 0 and out["failed"][0]["returncode"] == 2
+    # through the CLI a bad value is refused before anything starts (exit 2, nothing created) ...
     res = CliRunner().invoke(sweep_cmd, [str(tmp_path / "b"), "--M", "1", "--eta", "0",
                                          "--seeds", "0", "--epochs", "2", "--K", "4"])
-    assert res.exit_code == 1 and "1 of 1 runs failed" in res.stderr
+    assert res.exit_code == 2 and "--M must be >= 2" in res.stderr and not (tmp_path / "b").exists()
+    # ... and a run that cannot start (its folder is in use) is a failure: exit 1
+    from tianref.rundir import RunLock
+    (tmp_path / "c" / "eta0_actsqr_M7_seed0").mkdir(parents=True)
+    with RunLock(str(tmp_path / "c" / "eta0_actsqr_M7_seed0")):
+        res = CliRunner().invoke(sweep_cmd, [str(tmp_path / "c"), "--M", "7", "--eta", "0",
+                                             "--seeds", "0", "--epochs", "2", "--K", "4", "--windows", "3"])
+    assert res.exit_code == 1 and "1 of 1 runs failed" in res.stderr and "in use by process" in res.stderr

@@ -96,3 +96,25 @@ def test_section_end_to_end_at_a_tiny_scale(tmp_path, section):
     again = reproduce_section(section, tmp_path / "runs", scale, n_jobs=2, command="test")
     assert again["ran"] == 0 and again["skipped"] == out["runs"]
     assert np.isfinite(out["wall_s"])
+
+
+def test_a_diverged_run_is_kept_as_diverged_and_not_rerun(tmp_path):
+    """A run whose loss became non-finite (train exit 1) is flagged, not fatal, and not trained again."""
+    import sys
+    from types import SimpleNamespace
+
+    from tianref.analysis.records import read_run
+    from tianref.errors import RunFailure
+    from tianref.experiments import sweep
+    from tianref.experiments.reproduce import tian_report as tr
+    spec = SimpleNamespace(tag="boom", options={"M": 7, "K": 16, "optimizer": "sgd", "lr": 1e6, "seed": 0,
+                                                "epochs": 30, "no_resume_state": True})
+    (job,) = sweep.jobs_from_specs(tmp_path / "sec", [spec])
+    res = sweep.run_jobs([job], 1, sys.executable)
+    assert res["failed"] and res["failed"][0]["returncode"] == 1
+    assert tr._diverged(res["failed"]) == {"boom"}
+    assert tr._diverged_before([job]) == {"boom"}
+    stats = ta.run_stats(read_run(job.out), diverged=True)
+    assert stats["status"] == "diverged" and stats["rows"] < 31
+    with pytest.raises(RunFailure):                                   # any other failure stops the section
+        tr._diverged([{"name": "x", "returncode": 2, "log": str(tmp_path / "missing.log")}])

@@ -69,32 +69,65 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - names
+        """The config from a stored dict (config.json, a checkpoint); every value's type is checked
+        against its field's default, so a hand-edited or corrupt file gives one clear InputError."""
+        if not isinstance(d, dict):
+            raise InputError(f"the stored config is not a JSON object (got {type(d).__name__})")
+        names = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = set(d) - set(names)
         if unknown:
-            raise InputError(f"unknown config keys: {', '.join(sorted(unknown))}")
-        d = dict(d)
-        for k in ("windows", "checkpoint_epochs"):
-            if k in d:
-                d[k] = tuple(int(x) for x in d[k])
-        if "log_grams" in d:
-            d["log_grams"] = tuple(str(x) for x in d["log_grams"])
-        if "eta_schedule" in d:
-            try:
-                d["eta_schedule"] = tuple((int(t), float(e)) for t, e in d["eta_schedule"])
-            except (TypeError, ValueError):
-                raise InputError(f"eta_schedule must be a list of [start, eta] pairs "
-                                 f"(got {d['eta_schedule']!r})") from None
-        return cls(**d)
+            raise InputError(f"unknown config keys: {', '.join(sorted(map(str, unknown)))}")
+        return cls(**{k: _typed(k, v, names[k].default if names[k].default is not dataclasses.MISSING
+                                 else names[k].default_factory()) for k, v in d.items()})
 
     def replace(self, **changes) -> "TrainConfig":
         return dataclasses.replace(self, **changes)
+
+
+INT_TUPLES = ("windows", "checkpoint_epochs")     # tuple fields whose items are integers
+
+
+def _typed(name: str, v, default):
+    """``v`` converted to the type of the field's default, or InputError naming the field."""
+    def bad():
+        raise InputError(f"stored config: {name} = {v!r} is not {what}")
+    if name == "eta_schedule":
+        what = "a list of [start, eta] pairs"
+        try:
+            return tuple((int(t), float(e)) for t, e in v)
+        except (TypeError, ValueError):
+            bad()
+    if isinstance(default, bool):
+        what = "true or false"
+        return v if isinstance(v, bool) else bad()
+    if isinstance(default, int):
+        what = "an integer"
+        return v if isinstance(v, int) and not isinstance(v, bool) else bad()
+    if isinstance(default, float):
+        what = "a number"
+        return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else bad()
+    if isinstance(default, str):
+        what = "a string"
+        return v if isinstance(v, str) else bad()
+    if isinstance(default, tuple):
+        what = "a list of integers" if name in INT_TUPLES else "a list"
+        if not isinstance(v, (list, tuple)):
+            bad()
+        if name in INT_TUPLES and not all(isinstance(x, int) and not isinstance(x, bool) for x in v):
+            bad()
+        return tuple(v)
+    return v
 
 
 def validate(cfg: TrainConfig) -> TrainConfig:
     """Raise InputError with a one-line message for the first invalid setting."""
     def bad(msg):
         raise InputError(msg)
+
+    for f in dataclasses.fields(cfg):             # every number, whatever helper added it
+        v = getattr(cfg, f.name)
+        if isinstance(v, float) and not math.isfinite(v):
+            bad(f"--{f.name.replace('_', '-')} must be a finite number (got {v})")
 
     if cfg.M < 2:
         bad(f"--M must be >= 2 (got {cfg.M})")
@@ -209,11 +242,32 @@ def eta_at(cfg: TrainConfig, t: int) -> float:
     return eta
 
 
-def parse_int_list(text: str, what: str) -> tuple:
-    """'5,10,20' -> (5, 10, 20); a clear InputError otherwise."""
-    if text is None or text.strip() == "":
+def parse_list(text: str, what: str, kind=int) -> tuple:
+    """The one parser of comma-separated option values: '5,10,20' -> (5, 10, 20).
+
+    ``kind`` is int, float or str. Empty text gives (); an empty item ('5,,10', '5,'), an item that
+    is not a ``kind``, or a non-finite float is an InputError naming the option and the item.
+    """
+    if text is None or str(text).strip() == "":
         return ()
-    try:
-        return tuple(int(x) for x in text.split(",") if x.strip() != "")
-    except ValueError:
-        raise InputError(f"{what} must be comma-separated integers (got {text!r})") from None
+    noun, nouns = {int: ("an integer", "integers"), float: ("a number", "numbers"),
+                   str: ("a name", "names")}[kind]
+    head = f"{what} {text!r}: expected comma-separated {nouns};"
+    out = []
+    for i, item in enumerate(str(text).split(",")):
+        item = item.strip()
+        if item == "":
+            raise InputError(f"{head} item {i + 1} is empty")
+        try:
+            v = kind(item)
+        except ValueError:
+            raise InputError(f"{head} {item!r} is not {noun}") from None
+        if kind is float and not math.isfinite(v):
+            raise InputError(f"{head} {item!r} is not finite")
+        out.append(v)
+    return tuple(out)
+
+
+def parse_int_list(text: str, what: str) -> tuple:
+    """'5,10,20' -> (5, 10, 20); see parse_list."""
+    return parse_list(text, what, int)

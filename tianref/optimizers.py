@@ -68,16 +68,20 @@ def _adam_arrays(st):
     for k in st["m"]:
         out[f"adam_m_{k}"] = to_host(st["m"][k])
         out[f"adam_v_{k}"] = to_host(st["v"][k])
-        out[f"adam_m_wd_{k}"] = to_host(st["m_wd"][k])      # the weight-decay part of m (optim.py)
+    if "m_wd" in st:                                   # the weight-decay part of m (optim.py's split)
+        out["adam_m_wd_zero"] = np.bool_(st["m_wd_zero"])
+        out.update({f"adam_m_wd_{k}": to_host(v) for k, v in st["m_wd"].items()})
     return out
 
 
 def _adam_from(xp, ck, names, dt):
-    return {"t": int(ck["adam_t"]),
-            "m": {k: xp.asarray(ck[f"adam_m_{k}"], dtype=dt) for k in names},
-            "v": {k: xp.asarray(ck[f"adam_v_{k}"], dtype=dt) for k in names},
-            "m_wd": {k: xp.asarray(ck[f"adam_m_wd_{k}"], dtype=dt) for k in names},
-            "m_wd_zero": bool(ck["adam_m_wd_zero"])}
+    st = {"t": int(ck["adam_t"]),
+          "m": {k: xp.asarray(ck[f"adam_m_{k}"], dtype=dt) for k in names},
+          "v": {k: xp.asarray(ck[f"adam_v_{k}"], dtype=dt) for k in names}}
+    if "adam_m_wd_zero" in ck:
+        st["m_wd_zero"] = bool(ck["adam_m_wd_zero"])
+        st["m_wd"] = {k: xp.asarray(ck[f"adam_m_wd_{k}"], dtype=dt) for k in names}
+    return st
 
 
 def to_arrays(cfg, state) -> dict:

@@ -7,9 +7,12 @@ Layout of a run directory
     checkpoints/final.npz          the same at the last row
     checkpoints/resume.npz         the latest resumable state, including the rolling-update buffer
 
-Whole files are written to a temporary name in the same folder and renamed over the target, so
-a reader never sees a half-written file. Rows are appended one line at a time and flushed; a
-reader ignores a torn last line and ``--resume`` truncates the log back to the resume point.
+Whole files are written to a temporary name in the same folder, fsynced and renamed over the
+target, so a reader never sees a half-written file. Rows are appended one line per write(2) and
+fsynced before the row counts as logged; a write that fails part-way (a full disk) is cut back
+to the last whole row. A reader ignores a torn last line (a kill -9 mid-write), and ``--resume``
+(tianref/resume.py) checks the log against the resume state. Who may write a run directory and
+how one is replaced: tianref/rundir.py.
 
 Sinks of ``train.run`` (``row(dict)``, ``checkpoint(arrays_fn, epoch, named, final)``): ``RunWriter``
 writes a run directory; ``MemorySink`` keeps the rows in a list and writes nothing.
@@ -29,11 +32,15 @@ RESUME = "resume.npz"
 
 
 def atomic_write_bytes(path: str, write) -> None:
-    """Call write(fileobj) on a temp file beside ``path``, then rename it over ``path``."""
+    """Call write(fileobj) on a temp file beside ``path``, fsync it, then rename it over ``path``.
+
+    An OSError names ``path`` (not the temp file); the temp file is removed.
+    """
     d = os.path.dirname(os.path.abspath(path))
-    os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-", suffix=os.path.basename(path))
+    tmp = None
     try:
+        os.makedirs(d, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-", suffix=os.path.basename(path))
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
@@ -42,10 +49,27 @@ def atomic_write_bytes(path: str, write) -> None:
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)       # mkstemp creates 0600; give the usual file mode
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
+        tmp = None
+        _fsync_dir(d)
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror or str(exc), path) from None
+    finally:
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
-        raise
+
+
+def _fsync_dir(d: str) -> None:
+    """Make a rename durable (best effort: some filesystems refuse fsync on a directory)."""
+    try:
+        fd = os.open(d, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def atomic_write_text(path: str, text: str) -> None:
@@ -73,26 +97,42 @@ def clean_row(row: dict) -> dict:
     return out
 
 
+_os_write = os.write        # the one call that writes a row (tests replace it to fill the disk)
+_sync = getattr(os, "fdatasync", os.fsync)    # the row's bytes and the file size; not its mtime
+
+
 class MetricsLog:
-    """Append-only metrics.jsonl."""
+    """Append-only metrics.jsonl: one write per row, then fsync; never a torn row on an error."""
 
     def __init__(self, path: str):
         self.path = path
-        self._f = open(path, "a", encoding="utf-8")
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
 
     def append(self, row: dict) -> None:
-        self._f.write(json.dumps(clean_row(row)) + "\n")
-        self._f.flush()
+        data = (json.dumps(clean_row(row)) + "\n").encode()
+        start = os.fstat(self._fd).st_size
+        try:
+            done = 0
+            while done < len(data):
+                done += _os_write(self._fd, data[done:])
+            _sync(self._fd)
+        except OSError as exc:
+            try:
+                os.ftruncate(self._fd, start)       # cut the partial row back off
+            except OSError:
+                pass                                # a reader still drops a torn last line
+            raise OSError(exc.errno, exc.strerror or str(exc), self.path) from None
 
     def close(self) -> None:
-        self._f.close()
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 def read_metrics(path: str) -> list:
     """Rows of metrics.jsonl; a torn final line (a crash mid-write) is ignored."""
     rows = []
-    with open(path, encoding="utf-8") as f:
-        lines = f.read().split("\n")
+    lines = read_text(path).split("\n")
     for i, line in enumerate(lines):
         if not line.strip():
             continue
@@ -105,10 +145,14 @@ def read_metrics(path: str) -> list:
     return rows
 
 
-def truncate_metrics(path: str, last_epoch: int) -> None:
-    """Keep the rows with epoch <= last_epoch (atomic rewrite)."""
-    rows = [r for r in read_metrics(path) if r["epoch"] <= last_epoch]
-    atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
+def read_text(path: str) -> str:
+    """A UTF-8 text file; InputError (one line) if it is not text."""
+    with open(path, "rb") as f:
+        data = f.read()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not UTF-8 text (bad byte at offset {exc.start})") from None
 
 
 def checkpoint_path(run_dir: str, epoch=None, final=False) -> str:
@@ -138,38 +182,27 @@ def checkpoint_config(ck: dict):
     """The config dict stored in a checkpoint, or None."""
     if "config" not in ck:
         return None
-    return json.loads(str(ck["config"]))
-
-
-def prepare_run_dir(out: str, resume: bool, overwrite: bool) -> None:
-    """Refuse a non-empty ``out`` unless resuming or overwriting."""
-    if os.path.exists(out) and not os.path.isdir(out):
-        raise InputError(f"--out {out} exists and is not a directory")
-    non_empty = os.path.isdir(out) and bool(os.listdir(out))
-    if resume:
-        if not os.path.isfile(checkpoint_path(out)):
-            raise InputError(f"--resume: no {os.path.join('checkpoints', RESUME)} in {out}")
-        return
-    if non_empty and not overwrite:
-        raise InputError(f"--out {out} is not empty; pass --resume to continue it or --overwrite to replace it")
-    if non_empty and overwrite:
-        for name in ("metrics.jsonl", "config.json"):
-            p = os.path.join(out, name)
-            if os.path.exists(p):
-                os.unlink(p)
-        ck = os.path.join(out, "checkpoints")
-        if os.path.isdir(ck):
-            for name in os.listdir(ck):
-                os.unlink(os.path.join(ck, name))
-    os.makedirs(os.path.join(out, "checkpoints"), exist_ok=True)
+    try:
+        cfg = json.loads(str(ck["config"]))
+    except ValueError:
+        cfg = None
+    if not isinstance(cfg, dict):
+        raise InputError("the checkpoint's stored 'config' is not a JSON object")
+    return cfg
 
 
 def read_config(run_dir: str) -> dict:
+    """config.json of a run directory as a dict with a 'config' object; InputError otherwise."""
     path = os.path.join(run_dir, "config.json")
     if not os.path.isfile(path):
         raise InputError(f"{run_dir} is not a run directory (no config.json)")
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+    try:
+        meta = json.loads(read_text(path))
+    except ValueError as exc:
+        raise InputError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("config"), dict):
+        raise InputError(f"{path}: expected a JSON object with a 'config' object")
+    return meta
 
 
 class MemorySink:
@@ -189,13 +222,17 @@ class MemorySink:
 class RunWriter:
     """The training loop's sink: rows to metrics.jsonl, states to checkpoints/."""
 
-    def __init__(self, out: str, keep_resume_state: bool = True):
+    def __init__(self, out: str, keep_resume_state: bool = True, on_first_row=None):
         self.out = out
         self.keep_resume_state = keep_resume_state
+        self.on_first_row = on_first_row
         self.log = MetricsLog(os.path.join(out, "metrics.jsonl"))
 
     def row(self, row: dict) -> None:
         self.log.append(row)
+        if self.on_first_row is not None:       # the run has started cleanly
+            cb, self.on_first_row = self.on_first_row, None
+            cb()
 
     def checkpoint(self, arrays_fn, epoch: int, named: bool, final: bool) -> None:
         """Write epoch_NNNNN.npz if ``named``, final.npz if ``final``, and always resume.npz."""

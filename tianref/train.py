@@ -69,6 +69,9 @@ def check_init(cfg, init: dict) -> None:
     for key in ("W", "V", "train_idx"):
         if key not in init:
             raise InputError(f"init file lacks array {key!r} (needs W, V, train_idx)")
+    for key in ("W", "V"):
+        if init[key].dtype.kind not in "fiu":
+            raise InputError(f"init {key} has dtype {init[key].dtype}; it must hold real numbers")
     if init["W"].shape != (2 * M, K):
         raise InputError(f"init W has shape {init['W'].shape}, expected (2M, K) = {(2 * M, K)}")
     if init["V"].shape != (K, M):
@@ -244,36 +247,55 @@ def state_from_arrays(xp, cfg, ck: dict) -> TrainState:
     return TrainState(params=params, adam=adam, spec=spec, rng=rng, epoch=int(ck["epoch"]), edge=edge)
 
 
-class _StopFlag:
-    """SIGINT sets a flag that the loop checks at row boundaries; a second SIGINT aborts."""
+class _Stop:
+    """SIGINT and SIGTERM during a run (main thread only): ask the loop to stop at the next row
+    boundary, where it writes the resume state and raises RunFailure.
 
-    def __init__(self):
+    A repeated signal does not abort: the rolling-Gram buffer is updated in place by a step, so
+    the state of the last logged row cannot be saved once the next step has begun; the loop
+    always finishes the row in progress (one epoch) and saves that. kill -9 stops at once; the
+    run then resumes from its last checkpoint.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self, notify=None):
         self.set = False
-        self._old = None
+        self.name = None
+        self.notify = notify
+        self._old = {}
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
-            self._old = signal.getsignal(signal.SIGINT)
-
-            def handler(signum, frame):
-                if self.set:
-                    raise KeyboardInterrupt
-                self.set = True
-            signal.signal(signal.SIGINT, handler)
+            for sig in self.SIGNALS:
+                self._old[sig] = signal.getsignal(sig)
+                signal.signal(sig, self._handler)
         return self
 
+    def _handler(self, signum, frame):
+        name = signal.Signals(signum).name
+        if not self.set:
+            self.set, self.name = True, name
+            msg = "stop pending: finishing the current epoch, then saving the resume state"
+        else:
+            msg = "already stopping: the resume state is saved after the current epoch"
+        if self.notify:
+            self.notify(f"{name}: {msg}")
+
     def __exit__(self, *exc):
-        if self._old is not None:
-            signal.signal(signal.SIGINT, self._old)
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
 
 
-def run(cfg, xp, *, problem=None, state=None, init=None, sink=None, on_row=None):
+def run(cfg, xp, *, problem=None, state=None, init=None, sink=None, on_row=None, on_stop=None):
     """Train from ``state`` (or from scratch) to row ``cfg.epochs``.
 
-    sink   : object with ``row(dict)`` and ``checkpoint(arrays_fn, epoch, named, final)``
-             (runs.RunWriter), or None
-    on_row : progress callback(row)
-    Returns (final TrainState, Problem, last row).  Raises RunFailure on a non-finite loss.
+    sink    : object with ``row(dict)`` and ``checkpoint(arrays_fn, epoch, named, final)``
+              (runs.RunWriter), or None
+    on_row  : progress callback(row)
+    on_stop : callback(message) when a stop signal arrives (the CLI prints it)
+    Returns (final TrainState, Problem, last row). Raises RunFailure on a non-finite loss or
+    parameters, and on SIGINT/SIGTERM after saving the resume state (see ``_Stop``).
     """
     if state is None:
         problem, state = setup(cfg, xp, init)
@@ -282,10 +304,15 @@ def run(cfg, xp, *, problem=None, state=None, init=None, sink=None, on_row=None)
         resumed = True                      # row state.epoch is already logged
     checkpoints = set(cfg.checkpoint_epochs)
     row, fwd = None, None
-    with _StopFlag() as stop:
+    with _Stop(on_stop) as stop:
         while True:
             if not resumed:
-                row, fwd = evaluate(xp, cfg, state, problem)
+                try:
+                    row, fwd = evaluate(xp, cfg, state, problem)
+                except np.linalg.LinAlgError:
+                    raise RunFailure(f"the parameters became non-finite at epoch {state.epoch} (the "
+                                     "update spectra cannot be computed); the rows logged so far "
+                                     "are kept") from None
                 if sink:
                     sink.row(row)
                 if on_row:
@@ -298,6 +325,9 @@ def run(cfg, xp, *, problem=None, state=None, init=None, sink=None, on_row=None)
                 if sink and (state.epoch in checkpoints or final):
                     sink.checkpoint(lambda buf, s=state: state_arrays(cfg, s, problem, buf),
                                     state.epoch, named=state.epoch in checkpoints, final=final)
+            elif sink and state.epoch == cfg.epochs:    # resumed at the end: make sure of final.npz
+                sink.checkpoint(lambda buf, s=state: state_arrays(cfg, s, problem, buf),
+                                state.epoch, named=state.epoch in checkpoints, final=True)
             resumed = False
             if state.epoch >= cfg.epochs:
                 break
@@ -305,7 +335,8 @@ def run(cfg, xp, *, problem=None, state=None, init=None, sink=None, on_row=None)
                 if sink:
                     sink.checkpoint(lambda buf, s=state: state_arrays(cfg, s, problem, buf),
                                     state.epoch, named=False, final=False)
-                raise RunFailure(f"interrupted at epoch {state.epoch}; continue with --resume")
+                raise RunFailure(f"stopped by {stop.name} at epoch {state.epoch}; the resume state "
+                                 "is saved: continue with --resume")
             state = step(xp, cfg, state, problem, fwd)
             fwd = None
     return state, problem, row

@@ -31,6 +31,7 @@ from tianref.analysis import detectors as det  # noqa: E402
 from tianref.analysis import diagnostics as dg  # noqa: E402
 from tianref.analysis import figure_text as ft  # noqa: E402
 from tianref.errors import InputError  # noqa: E402
+from tianref.runs import atomic_write_bytes  # noqa: E402
 from tianref.analysis.records import RunRecord, window_key  # noqa: E402
 from tianref.analysis.summarize import condition_labels, group_conditions  # noqa: E402
 
@@ -220,7 +221,8 @@ def fig_activation(by_act, window=None, rho_threshold=det.RHO_THRESHOLD) -> Figu
                 ln = _plot_band(axes[i, j], [_series(r, key, window) for r in recs], c,
                                 f"{label} (n={len(recs)})", log=log)
                 handles.setdefault(label, ln)
-        axes[0, j].set_title(f"σ = {ACT_NAMES.get(act, act)}")
+        ns = sorted({len(recs) for _, recs in groups})
+        axes[0, j].set_title(f"σ = {ACT_NAMES.get(act, act)} (n = {', '.join(map(str, ns))} per condition)")
         axes[-1, j].set_xlabel("epoch")
         for i, (key, ylab, log) in enumerate(panels):
             _style(axes[i, j], ylab if j == 0 else "", log)
@@ -290,7 +292,9 @@ def _has_window(r: RunRecord, W: int) -> bool:
 
 
 def save(fig: Figure, path, dpi: int = 120) -> Path:
-    """savefig to ``path`` (format from the suffix); returns the path."""
+    """savefig to ``path`` (format from the suffix), atomically: a temp file beside it is renamed
+    over it, so a kill never leaves a truncated or empty figure. Returns the path."""
     path = Path(path)
-    fig.savefig(path, dpi=dpi)
+    fmt = path.suffix.lstrip(".").lower() or "png"
+    atomic_write_bytes(str(path), lambda f: fig.savefig(f, format=fmt, dpi=dpi))
     return path

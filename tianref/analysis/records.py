@@ -84,6 +84,8 @@ def read_rows(path: Path):
             lines = f.read().split("\n")
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not UTF-8 text (bad byte at offset {exc.start})") from None
     numbered = [(i + 1, ln) for i, ln in enumerate(lines) if ln.strip()]
     rows, partial = [], False
     for j, (lineno, ln) in enumerate(numbered):
@@ -100,6 +102,12 @@ def read_rows(path: Path):
     return rows, partial
 
 
+def max_epoch(n_rows: int) -> int:
+    """The largest epoch a log of ``n_rows`` rows may name (gaps are read as NaN rows, but a log
+    is never mostly gaps: 4 n_rows + 1000 bounds the columns' size by the file's own)."""
+    return 4 * n_rows + 1000
+
+
 def columns_from_rows(rows) -> dict:
     """Rows -> {key: float64 column}; rows are placed by their ``epoch`` (row order if absent)."""
     idx = []
@@ -111,6 +119,9 @@ def columns_from_rows(rows) -> dict:
             raise InputError(f"row {i}: epoch {e!r} is not an integer") from None
         if e < 0:
             raise InputError(f"row {i}: negative epoch {e}")
+        if e > max_epoch(len(rows)):            # refuse rather than allocate a huge column
+            raise InputError(f"row {i}: epoch {e} in a log of {len(rows)} rows; a run logs rows "
+                             "0..E, so this log is corrupt")
         idx.append(e)
     n = (max(idx) + 1) if idx else 0
     list_len: dict[str, int] = {}
@@ -173,7 +184,8 @@ def list_run_dirs(root) -> list[Path]:
         raise InputError(f"{root}: not a directory")
     found = []
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
+        # hidden folders are not runs (e.g. .NAME.replaced-PID, a run kept aside during --overwrite)
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         if METRICS_FILE in filenames:
             found.append(Path(dirpath))
             dirnames[:] = []            # a run directory does not nest further runs
@@ -219,12 +231,24 @@ def window_key(record: RunRecord, name: str, window: int | None) -> str:
 
 
 def is_complete(run_dir, epochs: int) -> bool:
-    """True when the run's metrics hold all E + 1 rows (what a resumable sweep skips)."""
-    p = Path(run_dir) / METRICS_FILE
+    """True when the run's metrics hold every row 0..E and checkpoints/final.npz is the state at
+    epoch E: a complete run (what a resumable sweep skips). A run that crashed after its last row
+    but before final.npz is not complete."""
+    d = Path(run_dir)
+    p = d / METRICS_FILE
     if not p.is_file():
         return False
     try:
         rows, _ = read_rows(p)
     except InputError:
         return False
-    return len({r.get("epoch") for r in rows}) >= epochs + 1
+    if not set(range(epochs + 1)) <= {r.get("epoch") for r in rows}:
+        return False
+    final = d / "checkpoints" / "final.npz"
+    if not final.is_file():
+        return False
+    try:
+        with np.load(final, allow_pickle=False) as z:
+            return int(z["epoch"]) == epochs
+    except Exception:                 # unreadable or torn: not complete
+        return False

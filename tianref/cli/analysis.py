@@ -1,12 +1,14 @@
 """``summarize`` and ``plot``: thin click commands over tianref.analysis.summarize and tianref.analysis.plots."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import click
 
 from tianref.analysis import detectors as det
 from tianref.cli.common import reports_errors
+from tianref.config import parse_int_list
 from tianref.errors import InputError
 from tianref.analysis.records import METRICS_FILE, list_run_dirs, read_run
 from tianref.cli.progress import CountProgress
@@ -26,10 +28,7 @@ def read_tree(root, label: str) -> list:
 
 
 def _window_list(text: str) -> tuple[int, ...]:
-    try:
-        out = tuple(int(x) for x in text.split(",") if x.strip())
-    except ValueError:
-        raise InputError(f"--windows {text!r}: expected comma-separated integers") from None
+    out = parse_int_list(text, "--windows")
     if not out or any(w < 1 for w in out):
         raise InputError(f"--windows {text!r}: expected positive integers")
     return out
@@ -88,6 +87,9 @@ def summarize_cmd(run_dir, window, late_lo, late_hi, slope_threshold, slope_t_mi
                                             write_atomic)
     if not run_dir.exists():
         raise InputError(f"{run_dir}: no such directory")
+    for name, v in (("--slope-threshold", slope_threshold), ("--rho-threshold", rho_threshold)):
+        if not math.isfinite(v):
+            raise InputError(f"{name} must be a finite number (got {v})")
     opt = Options(window=window, late_lo=late_lo, late_hi=late_hi,
                   slope_threshold=slope_threshold, slope_t_min=slope_t_min, slope_lag=slope_lag,
                   min_valid=min_valid, rho_threshold=rho_threshold, crossing=crossing,
@@ -134,6 +136,9 @@ def plot_cmd(run_dir, out_dir, which, window, windows_text, act, fmt, dpi):
         click.echo(f"note: {note}", err=True)
     if not figs:
         raise InputError("no figure could be drawn from these runs")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"--out {out_dir}: cannot create it ({exc.strerror or exc})") from None
     for name, fig in figs.items():
         click.echo(str(save(fig, out_dir / f"{name}.{fmt}", dpi)))

@@ -7,13 +7,22 @@ three lines; we print ``Error: <message>. See 'cli.py <command> --help'.`` on on
 """
 from __future__ import annotations
 
+import contextvars
 import functools
 import sys
 
 import click
 
 from tianref.backend import BackendError
+from tianref.config import parse_list
 from tianref.errors import InputError, RunFailure
+from tianref.rundir import describe_oserror
+
+# set while a command is run only to validate its arguments (train --check-only from a sweep):
+# errors then propagate to the caller instead of ending the process
+RAISE_ERRORS = contextvars.ContextVar("raise_errors", default=False)
+# False while validating commands that run elsewhere (a SLURM script): the backend is not opened here
+CHECK_DEVICE = contextvars.ContextVar("check_device", default=True)
 
 
 class OneLineErrors(click.Group):
@@ -40,16 +49,23 @@ class OneLineErrors(click.Group):
 
 
 def reports_errors(fn):
-    """Turn the library's errors into one-line messages with the documented exit codes."""
+    """Turn the library's errors into one-line messages with the documented exit codes:
+    bad input 2; a failed run 1; any OSError (a full disk, a read-only folder, ...) 1, naming the
+    path and the cause."""
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
         except (InputError, BackendError) as exc:
+            if RAISE_ERRORS.get():
+                raise
             click.echo(f"Error: {exc}", err=True)
             sys.exit(2)
         except RunFailure as exc:
             click.echo(f"Error: {exc}", err=True)
+            sys.exit(1)
+        except OSError as exc:
+            click.echo(f"Error: {describe_oserror(exc)}", err=True)
             sys.exit(1)
     return wrapper
 
@@ -68,7 +84,10 @@ class CommaChoice(click.ParamType):
     def convert(self, value, param, ctx):
         if isinstance(value, (list, tuple)):
             return list(value)
-        items = [x.strip() for x in str(value).split(",") if x.strip()]
+        try:                                   # the one list parser: an empty item is an error
+            items = list(parse_list(value, "", str))
+        except InputError as exc:
+            self.fail(str(exc).lstrip(), param, ctx)
         if not items:
             self.fail(f"{value!r} is empty; choose from {', '.join(self.choices)}", param, ctx)
         bad = [x for x in items if x not in self.choices]

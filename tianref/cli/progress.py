@@ -49,6 +49,8 @@ class _Bar:
     def __enter__(self):
         if self._ctx is not None:
             self._bar = self._ctx.__enter__()
+            plain = self._bar.format_eta                  # click prints the time left bare: name it
+            self._bar.format_eta = lambda: (f"{plain()} left" if plain() else "")
         return self
 
     def __exit__(self, *exc):

@@ -77,6 +77,9 @@ def reproduce_cmd(section_text, root, scale_text, n_jobs, plan, store, store_to,
         return
     if plan and slurm_file is not None:
         raise InputError("give --plan or --slurm, not both")
+    from tianref.cli.sweep import check_jobs
+    check_jobs([j for s in sections for j in rp.section_jobs(Path(root).absolute(), s, scale, xp_name)],
+               xp_name, device=slurm_file is None)     # every run of every section, before any starts
     if plan:
         for line in rp.plan(sections, root, scale, xp_name, python):
             click.echo(line)

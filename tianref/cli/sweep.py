@@ -10,21 +10,35 @@ from pathlib import Path
 import click
 
 from tianref.cli.common import CommaChoice, reports_errors
+from tianref.config import parse_list
 from tianref.cli.progress import RunsReporter
 from tianref.errors import InputError, RunFailure
 from tianref.model import ACTIVATIONS
 
 
 def _numbers(text: str, what: str, kind=float) -> list:
-    """'2e-4,0' -> [0.0002, 0.0]; a one-line InputError for bad or empty lists."""
-    try:
-        out = [kind(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        noun = "integers" if kind is int else "numbers"
-        raise InputError(f"{what} {text!r}: expected comma-separated {noun}") from None
+    """'2e-4,0' -> [0.0002, 0.0]; the one list parser (config.parse_list); an empty list is refused."""
+    out = list(parse_list(text, what, kind))
     if not out:
         raise InputError(f"{what}: empty list")
     return out
+
+
+def check_jobs(jobs, xp_name: str, device: bool = True) -> None:
+    """Validate every job's train command with train's own checks, and the backend once, before
+    anything starts (an InputError names the first bad run). ``device=False`` (a SLURM script,
+    written on a login node for GPU nodes) checks everything but opening the backend."""
+    from tianref.backend import get_xp
+    from tianref.cli.train import check_train_args
+    from tianref.experiments import sweep
+    if device:
+        get_xp(xp_name)
+    for job in jobs:
+        argv = sweep.train_argv(job, state="fresh")
+        try:
+            check_train_args(argv[argv.index("train") + 1:], device=device)
+        except InputError as exc:
+            raise InputError(f"run {job.name}: {exc}") from None
 
 
 @click.command("sweep", context_settings={"show_default": True})
@@ -75,6 +89,7 @@ def sweep_cmd(root, eta_text, act_list, M_text, frac_text, seeds_text, epochs, K
     jobs = sweep.make_jobs(root, sweep.grid(**lists), sweep.parse_seeds(seeds_text), epochs, common)
     if plan and slurm_file is not None:
         raise InputError("give --plan or --slurm, not both")
+    check_jobs(jobs, xp_name, device=slurm_file is None)
     if plan:
         for line in sweep.plan_lines(jobs, python):
             click.echo(line)

@@ -12,6 +12,7 @@ import re
 import sys
 
 import click
+import numpy as np  # host checks of a checkpoint's arrays
 
 from tianref import __version__, runs, thm6
 from tianref.backend import environment_info, get_xp
@@ -20,6 +21,7 @@ from tianref.cli.progress import CountProgress, interactive
 from tianref.config import parse_int_list
 from tianref.errors import InputError
 from tianref.model import ACTIVATIONS
+from tianref.rundir import check_output_file
 
 # the paper's Theorem 6 checkpoints (Table T1 for x^2; its 'ReLU' row)
 PAPER_EPOCHS = {"sqr": (50, 100, 175, 250, 300), "relu": (100, 300, 500)}
@@ -125,6 +127,11 @@ def _sources(run_dir, epochs_text, checkpoint, xp, act=None, replay_beyond=False
         if run_cfg is None:
             raise InputError(f"epoch(s) {', '.join(map(str, missing))}: no checkpoint in "
                              f"{os.path.join(run_dir, 'checkpoints')} and no config.json to replay from")
+        from tianref.config import TrainConfig, validate
+        try:
+            validate(TrainConfig.from_dict(run_cfg))       # before any output: a corrupt config is one line
+        except InputError as exc:
+            raise InputError(f"{os.path.join(run_dir, 'config.json')}: {exc}") from None
         _note(f"no checkpoint for epoch(s) {', '.join(map(str, missing))}: replaying the run "
               f"deterministically from {os.path.join(run_dir, 'config.json')}")
         from tianref.train import replay
@@ -153,6 +160,10 @@ def _weights(label, ck, cfg):
         raise InputError(f"{label}: mis-shaped checkpoint: W has K = {K} columns but its config says K = {cfg['K']}")
     if idx.ndim != 1 or idx.dtype.kind not in "iu" or idx.size < 2 or idx.min() < 0 or idx.max() >= M * M:
         raise InputError(f"{label}: mis-shaped checkpoint: train_idx must be >= 2 integers in [0, M^2 = {M * M})")
+    if len(np.unique(idx)) != idx.size:
+        raise InputError(f"{label}: corrupt checkpoint: train_idx has repeated entries")
+    if W.dtype.kind != "f" or not np.all(np.isfinite(W)):
+        raise InputError(f"{label}: corrupt checkpoint: W must hold finite real numbers (dtype {W.dtype})")
     return W, M, idx
 
 
@@ -236,6 +247,9 @@ def _table(records) -> str:
 @reports_errors
 def thm6_cmd(run_dir, epochs_text, replay_beyond, checkpoint, act, eta, top_pairs, all_pairs, audit, exact,
              pinv, method, block, json_out, plot_out, xp_name):
+    for what, path in (("--json", json_out), ("--plot", plot_out)):
+        if path:
+            check_output_file(path, what)
     xp = get_xp(xp_name)
     if eta is not None and not (math.isfinite(eta) and eta >= 0):
         raise InputError(f"--eta must be a finite number >= 0 (got {eta})")

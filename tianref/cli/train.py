@@ -9,13 +9,13 @@ import time
 import click
 import numpy as np  # only for np.errstate around the run
 
-from tianref import runs
+from tianref import resume as resume_mod, rundir, runs
 from tianref.backend import environment_info, get_xp
-from tianref.cli.common import reports_errors
+from tianref.cli.common import CHECK_DEVICE, RAISE_ERRORS, reports_errors
 from tianref.cli.progress import RowProgress
 from tianref.data import n_train_from_frac
-from tianref.config import (DTYPES, GRAM_MODES, METRIC_SETS, OPTIMIZERS, TOP_LAYERS, TrainConfig,
-                            parse_eta_schedule, parse_int_list, validate)
+from tianref.config import (DTYPES, GRAM_MODES, INT_TUPLES, METRIC_SETS, OPTIMIZERS, TOP_LAYERS, TrainConfig,
+                            parse_eta_schedule, parse_int_list, parse_list, validate)
 from tianref.errors import InputError
 from tianref.loss import LOSSES
 from tianref.model import ACTIVATIONS
@@ -23,10 +23,9 @@ from tianref.model import ACTIVATIONS
 D = TrainConfig()
 DEFAULT_TRAIN_FRAC = 0.4    # round(0.4 * 71^2) = 2016, the paper's n
 
-# options that define the run; on --resume they come from the run's config.json
-DEFINING = ("M", "K", "n_train", "train_frac", "eta", "lr", "seed", "act", "loss", "optimizer",
-            "dtype", "windows", "metrics", "init_from", "gram_dtype", "log_grams",
-            "momentum", "top_layer", "ridge_reg", "init_scale", "output_scale", "eta_schedule")
+# options --resume accepts; any other option given with it must agree with the stored config
+RESUME_OPTIONS = ("xp_name", "epochs", "checkpoint_epochs", "out", "resume", "no_resume_state",
+                  "check_only")
 
 
 @click.command(help="Train sigma(XW)V on modular addition and log the paper's per-epoch diagnostics.\n\n"
@@ -94,59 +93,60 @@ DEFINING = ("M", "K", "n_train", "train_frac", "eta", "lr", "seed", "act", "loss
 @click.option("--no-resume-state", is_flag=True,
               help="Delete checkpoints/resume.npz when the run finishes (it holds the update buffer, "
                    "~8 bytes x 3MK x max window).")
+@click.option("--check-only", is_flag=True, hidden=True,
+              help="Validate every input (as a sweep does before starting runs), touch nothing, exit 0.")
 @click.pass_context
 @reports_errors
 def train_cmd(ctx, xp_name, M, K, n_train, train_frac, eta, eta_schedule, lr, epochs, seed, act, loss, optimizer,
               momentum, top_layer, ridge_reg, init_scale, output_scale, dtype, windows, metric_set,
-              checkpoint_epochs, init_from, out, resume, overwrite, no_resume_state, gram_dtype, log_grams):
+              checkpoint_epochs, init_from, out, resume, overwrite, no_resume_state, gram_dtype, log_grams,
+              check_only):
     from tianref import train as engine
 
     given = {p for p in ctx.params if ctx.get_parameter_source(p) == click.core.ParameterSource.COMMANDLINE}
-    schedule = ()
-    if eta_schedule is not None and not resume:     # checked before anything is written
-        if "eta" in given:
-            raise InputError("give --eta or --eta-schedule, not both")
-        schedule = parse_eta_schedule(eta_schedule)
-    runs.prepare_run_dir(out, resume=resume, overwrite=overwrite)
-    xp = get_xp(xp_name)
-    t0 = time.time()
+    rundir.check_out_path(out)
+    if resume and overwrite:
+        raise InputError("give --resume or --overwrite, not both")
 
     if resume:
-        clash = sorted(given & set(DEFINING))
-        if clash:
-            raise InputError(f"--resume continues the stored configuration; drop --{clash[0].replace('_', '-')}")
-        stored = runs.read_config(out)
-        cfg = TrainConfig.from_dict(stored["config"])
-        ck = runs.load_npz(runs.checkpoint_path(out))
+        _refuse_changes_on_resume(ctx, given, out)
         changes = {}
         if "epochs" in given:
             changes["epochs"] = epochs
         if "checkpoint_epochs" in given:
             changes["checkpoint_epochs"] = parse_int_list(checkpoint_epochs, "--checkpoint-epochs")
-        cfg = validate(cfg.replace(**changes))
-        _check_gram_backend(cfg, xp_name)
-        state = engine.state_from_arrays(xp, cfg, ck)
-        if state.epoch > cfg.epochs:
-            raise InputError(f"the resume state is at epoch {state.epoch}, past --epochs {cfg.epochs}")
-        if len(ck["train_idx"]) != cfg.n_train:
-            raise InputError("the resume state does not match config.json (n_train differs)")
-        problem, _ = engine.setup(cfg, xp, init={k: ck[k] for k in ("W", "V", "train_idx", "test_idx")})
-        runs.truncate_metrics(os.path.join(out, "metrics.jsonl"), state.epoch)
-        stored["config"] = cfg.to_dict()
-        stored.setdefault("resumed", []).append({"from_epoch": state.epoch, "command": _command_line()})
-        runs.atomic_write_json(os.path.join(out, "config.json"), stored)
-        init = None
+        if check_only:
+            if CHECK_DEVICE.get():
+                get_xp(xp_name)
+            return
+        xp = get_xp(xp_name)
+        session = rundir.Session(out, resume=True, note=_note)
+        with session:                                   # the lock is held from here to the end
+            plan = resume_mod.check(out, changes)
+            cfg = plan.cfg
+            _check_gram_backend(cfg, xp_name)
+            state = engine.state_from_arrays(xp, cfg, plan.ck)
+            problem, _ = engine.setup(cfg, xp, init={k: plan.ck[k] for k in ("W", "V", "train_idx", "test_idx")})
+            if plan.dropped:
+                _note(f"dropping {plan.dropped} line(s) of metrics.jsonl after the resume epoch "
+                      f"{plan.epoch} (they are recomputed)")
+            resume_mod.commit(out, plan, _command_line())
+            session.started()
+            _train(engine, cfg, xp, xp_name, out, state, problem, None, no_resume_state, session)
     else:
         init = runs.load_npz(init_from) if init_from else None
         if init is not None:
+            if "n_train" in given or "train_frac" in given:
+                raise InputError("--init-from fixes the split (its train_idx); drop --n-train/--train-frac")
             # M and K follow the file unless given explicitly
             if "V" in init and init["V"].ndim == 2:
                 if "M" not in given:
                     M = int(init["V"].shape[1])
                 if "K" not in given:
                     K = int(init["V"].shape[0])
-            if "train_idx" in init:
-                n_train = int(len(init["train_idx"]))
+            if "train_idx" not in init:
+                raise InputError(f"--init-from {init_from}: no array 'train_idx' (needs W, V, train_idx)")
+            n_train = int(len(np.atleast_1d(init["train_idx"])))
         elif train_frac is not None:
             if n_train is not None:
                 raise InputError("give --n-train or --train-frac, not both")
@@ -155,38 +155,52 @@ def train_cmd(ctx, xp_name, M, K, n_train, train_frac, eta, eta_schedule, lr, ep
             n_train = n_train_from_frac(M, train_frac)
         elif n_train is None:
             n_train = n_train_from_frac(M, DEFAULT_TRAIN_FRAC)
-        if schedule:
+        schedule = ()
+        if eta_schedule is not None:                    # checked before anything is written
+            if "eta" in given:
+                raise InputError("give --eta or --eta-schedule, not both")
+            schedule = parse_eta_schedule(eta_schedule)
             eta = schedule[0][1]
-            if len(schedule) == 1:          # the one-entry schedule is plain --eta
+            if len(schedule) == 1:                      # the one-entry schedule is plain --eta
                 schedule = ()
         cfg = validate(TrainConfig(
             M=M, K=K, n_train=n_train, eta=eta, lr=lr, epochs=epochs, seed=seed, act=act, loss=loss,
             optimizer=optimizer, momentum=momentum, top_layer=top_layer, ridge_reg=ridge_reg,
             init_scale=init_scale, output_scale=output_scale, dtype=dtype,
             windows=parse_int_list(windows, "--windows"),
-            gram_dtype=gram_dtype, log_grams=tuple(g.strip() for g in log_grams.split(",") if g.strip()),
+            gram_dtype=gram_dtype, log_grams=parse_list(log_grams, "--log-grams", str),
             metrics=metric_set, checkpoint_epochs=parse_int_list(checkpoint_epochs, "--checkpoint-epochs"),
             eta_schedule=schedule))
         _check_gram_backend(cfg, xp_name)
         if init is not None:
             engine.check_init(cfg, init)
-        runs.atomic_write_json(os.path.join(out, "config.json"), {
-            "config": cfg.to_dict(), "versions": environment_info(xp),
-            "command": _command_line(), "init_from": os.path.abspath(init_from) if init_from else None,
-            "train_frac": train_frac})
-        state, problem = None, None
+        if check_only:
+            if CHECK_DEVICE.get():
+                get_xp(xp_name)
+            return
+        xp = get_xp(xp_name)
+        session = rundir.Session(out, overwrite=overwrite, note=_note)
+        with session:                                   # the lock is held from here to the end
+            runs.atomic_write_json(os.path.join(out, "config.json"), {
+                "config": cfg.to_dict(), "versions": environment_info(xp),
+                "command": _command_line(), "init_from": os.path.abspath(init_from) if init_from else None,
+                "train_frac": train_frac})
+            _train(engine, cfg, xp, xp_name, out, None, None, init, no_resume_state, session)
 
-    writer = runs.RunWriter(out, keep_resume_state=not no_resume_state)
+def _train(engine, cfg, xp, xp_name, out, state, problem, init, no_resume_state, session):
+    """Run the loop into OUT (locked by ``session``), then print the JSON summary."""
+    t0 = time.time()
+    writer = runs.RunWriter(out, keep_resume_state=not no_resume_state, on_first_row=session.started)
     first = state.epoch + 1 if state is not None else 0
-    with RowProgress(cfg.epochs + 1 - first, f"train {os.path.basename(out)}") as bar:
+    with RowProgress(max(cfg.epochs + 1 - first, 0), f"train {os.path.basename(out)}") as bar:
         def on_row(row):
             bar.update(1, row)
         try:
             # a diverging run is reported once, as a non-finite loss (exit 1), not as a
             # stream of NumPy overflow warnings
             with np.errstate(over="ignore", invalid="ignore"):
-                final, problem, last = engine.run(cfg, xp, problem=problem, state=state, init=init,
-                                                  sink=writer, on_row=on_row)
+                engine.run(cfg, xp, problem=problem, state=state, init=init, sink=writer,
+                           on_row=on_row, on_stop=lambda m: click.echo(f"\n{m}", err=True))
         finally:
             writer.close()
 
@@ -196,6 +210,58 @@ def train_cmd(ctx, xp_name, M, K, n_train, train_frac, eta, eta_schedule, lr, ep
                "final": {k: rows[-1].get(k) for k in ("train_loss", "test_loss", "train_acc", "test_acc")},
                "t_test_0.5": _first(rows, "test_acc", 0.5), "t_test_0.99": _first(rows, "test_acc", 0.99)}
     click.echo(json.dumps(summary))
+
+
+def _refuse_changes_on_resume(ctx, given, out):
+    """Every option given with --resume that would change the run is refused.
+
+    An option ``--foo-bar`` is compared with the stored config's ``foo_bar`` (so options added
+    later are covered without edits here); one with no such field is refused outright, unless it
+    is one --resume accepts (RESUME_OPTIONS).
+    """
+    stored = None
+    for p in ctx.command.params:
+        if p.name not in given or p.name in RESUME_OPTIONS or not getattr(p, "opts", None):
+            continue
+        opt = max(p.opts, key=len)
+        field = opt.lstrip("-").replace("-", "_")
+        if stored is None:
+            stored = resume_mod.stored_config(out)[1].to_dict()
+        value = ctx.params[p.name]
+        if field in stored:
+            if _same(value, stored[field], opt):
+                continue
+            raise InputError(f"--resume continues the stored configuration: {opt} {value} differs from "
+                             f"the stored {field} = {stored[field]!r}; drop {opt}")
+        raise InputError(f"--resume continues the stored configuration; drop {opt}")
+
+
+def _same(value, stored, opt) -> bool:
+    if isinstance(stored, list):
+        kind = int if opt.lstrip("-").replace("-", "_") in INT_TUPLES else str
+        value = list(parse_list(value, opt, kind)) if isinstance(value, str) else list(value)
+        return value == stored
+    if isinstance(stored, float) or isinstance(value, float):
+        return value is not None and float(value) == float(stored)
+    return value == stored
+
+
+def _note(msg: str) -> None:
+    click.echo(f"train: {msg}", err=True)
+
+
+def check_train_args(args, device: bool = True) -> None:
+    """Run train's own option parsing and validation on ``args`` (what follows ``train`` on a
+    command line) without touching the filesystem; InputError with train's message if bad.
+    ``device=False`` skips opening the backend (--xp cupy on a machine without the GPU)."""
+    token, dev = RAISE_ERRORS.set(True), CHECK_DEVICE.set(device)
+    try:
+        train_cmd.main(args=list(args) + ["--check-only"], prog_name="train", standalone_mode=False)
+    except click.ClickException as exc:
+        raise InputError(exc.format_message()) from None
+    finally:
+        RAISE_ERRORS.reset(token)
+        CHECK_DEVICE.reset(dev)
 
 
 def _check_gram_backend(cfg, xp_name):

@@ -9,13 +9,19 @@ one (condition, seed) with its run directory ``ROOT/<key><value>_..._seed<s>`` a
 independent command line ``python cli.py train --out DIR ...`` that produces it. Each job is in
 one of three states, decided from its directory alone:
 
-    done       metrics.jsonl holds rows 0..E               -> skipped
+    done       metrics.jsonl holds rows 0..E and checkpoints/final.npz is at epoch E -> skipped
     resumable  incomplete, checkpoints/resume.npz present  -> ``train --out DIR --resume --epochs E``
     fresh      anything else                               -> ``train ... --overwrite`` if DIR is non-empty
 
 Jobs share nothing, so ``--plan`` can hand them to any scheduler (a SLURM array, GNU parallel);
 locally ``run_jobs`` keeps up to N ``train`` processes alive. With N > 1 each child is limited to
 one BLAS/OpenMP thread unless the caller set those variables, so N processes use N cores.
+
+Stopping: SIGINT or SIGTERM to the sweep is passed on to every running child as one SIGINT (train
+then saves its resume state and exits); the sweep waits for them and exits 1. A sweep that is
+killed outright (kill -9) takes its children with it: each child asks the kernel for SIGTERM when
+its parent dies (Linux ``PR_SET_PDEATHSIG``). A run directory whose lock is held by a live process
+(tianref/rundir.py) is never started a second time.
 """
 from __future__ import annotations
 
@@ -26,12 +32,14 @@ import shlex
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tianref.errors import InputError
+from tianref.errors import InputError, RunFailure
 from tianref.analysis.records import is_complete
+from tianref.rundir import is_empty, lock_holder
 
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 LOG_DIR = "_logs"          # per-job stdout/stderr, beside (not inside) the run directories
@@ -53,11 +61,11 @@ def cli_path() -> Path:
 def parse_seeds(text: str) -> tuple[int, ...]:
     """'0-14' -> 0..14; '0-2,5' -> 0, 1, 2, 5 (order kept, duplicates dropped)."""
     out: list[int] = []
+    if any(not part.strip() for part in text.split(",")):
+        raise InputError(f"seeds {text!r}: expected e.g. 0-14 or 0,1,5; an item is empty")
     try:
         for part in text.split(","):
             part = part.strip()
-            if not part:
-                continue
             if "-" in part:
                 a, b = (int(x) for x in part.split("-", 1))
                 if b < a:
@@ -217,7 +225,7 @@ def train_argv(job: Job, python: str = sys.executable, state: str | None = None)
         if isinstance(v, (list, tuple)):
             v = ",".join(str(x) for x in v)           # e.g. --windows 5,10,20,30
         argv += [_opt(k), repr(v) if isinstance(v, float) else str(v)]
-    if job.out.is_dir() and any(job.out.iterdir()):
+    if not is_empty(str(job.out)):
         argv.append("--overwrite")      # a partial run without resume state: start it again
     return argv
 
@@ -233,6 +241,30 @@ def _child_env(n_jobs: int) -> dict:
         for k in THREAD_VARS:
             env.setdefault(k, "1")
     return env
+
+
+class _Stopped(Exception):
+    """A stop signal reached the sweep."""
+
+
+def _libc():
+    try:
+        import ctypes
+        return ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
+    except OSError:
+        return None
+
+
+def _die_with(parent: int):
+    """preexec_fn for a child: SIGTERM when ``parent`` dies (also if it already has)."""
+    libc = _libc()
+
+    def fn():
+        if libc is not None:
+            libc.prctl(1, int(signal.SIGTERM), 0, 0, 0)         # PR_SET_PDEATHSIG
+        if os.getppid() != parent:
+            os.kill(os.getpid(), signal.SIGTERM)
+    return fn
 
 
 def run_jobs(jobs: list[Job], n_jobs: int = 1, python: str = sys.executable, report=None,
@@ -253,12 +285,33 @@ def run_jobs(jobs: list[Job], n_jobs: int = 1, python: str = sys.executable, rep
     running: list[tuple[Job, subprocess.Popen, float, object]] = []
     done, failed = [], []
     total = len(queue)
+    stop = {"sig": None}
+    old_handlers = {}
+
+    def on_signal(signum, frame):
+        first = stop["sig"] is None
+        stop["sig"] = signal.Signals(signum).name
+        if first:
+            raise _Stopped()
+
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            old_handlers[sig] = signal.getsignal(sig)
+            signal.signal(sig, on_signal)
     progress = progress or (lambda finished, total, name: None)    # (runs finished, of total, last)
     progress(0, total, None)
     try:
         while queue or running:
             while queue and len(running) < n_jobs:
                 job, state = queue.pop(0)
+                holder = lock_holder(job.out)
+                if holder is not None:
+                    failed.append({"name": job.name, "returncode": None,
+                                   "log": f"(not started: its directory is in use by process {holder})"})
+                    report(f"[{len(done) + len(failed)}/{total}] FAILED {job.name}: not started, its "
+                           f"directory is in use by process {holder}")
+                    progress(len(done) + len(failed), total, job.name)
+                    continue
                 log_dir = job.out.parent / LOG_DIR
                 log_dir.mkdir(parents=True, exist_ok=True)
                 log = open(log_dir / f"{job.name}.log", "ab")
@@ -268,7 +321,8 @@ def run_jobs(jobs: list[Job], n_jobs: int = 1, python: str = sys.executable, rep
                 # own session: a terminal Ctrl-C reaches only us, and we pass exactly one
                 # SIGINT on, which makes train save its resume state and exit
                 proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                        stdin=subprocess.DEVNULL, start_new_session=True)
+                                        stdin=subprocess.DEVNULL, start_new_session=True,
+                                        preexec_fn=_die_with(os.getpid()))
                 running.append((job, proc, time.time(), log))
                 report(f"start {job.name} ({state})")
             still = []
@@ -291,10 +345,13 @@ def run_jobs(jobs: list[Job], n_jobs: int = 1, python: str = sys.executable, rep
             running = still
             if running:
                 time.sleep(poll_s)
-    finally:                                   # interrupted: stop only the children we started
+    except _Stopped:
+        pass
+    finally:                                   # stopped or failed: stop only the children we started
+        stop["sig"] = stop["sig"] or "exit"    # from here on a signal only records itself
         for job, proc, _, log in running:
             if proc.poll() is None:
-                proc.send_signal(signal.SIGINT)    # train checkpoints resume.npz and exits
+                proc.send_signal(signal.SIGINT)    # train saves resume.npz and exits
         for job, proc, _, log in running:
             try:
                 proc.wait(timeout=STOP_GRACE_S)
@@ -302,4 +359,9 @@ def run_jobs(jobs: list[Job], n_jobs: int = 1, python: str = sys.executable, rep
                 proc.kill()
                 proc.wait()
             log.close()
+        for sig, old in old_handlers.items():
+            signal.signal(sig, old)
+    if stop["sig"] not in (None, "exit"):
+        raise RunFailure(f"sweep stopped by {stop['sig']}: {len(running)} running run(s) saved their "
+                         f"resume state, {len(queue)} not started; run the same command again to continue")
     return {"runs": len(jobs), "skipped": len(skipped), "ran": len(done), "failed": failed}

@@ -37,6 +37,16 @@ CLAIMS = {
 }
 
 
+CAVEATS = {
+    "muon": "Tian's arrangement shares one learning rate between Muon (W) and Adam (V). A Muon step changes W by "
+            "lr·O with every singular value of O near 1, ‖ΔW‖_F ≈ lr·√(2M), against ≈ lr·√(2MK) for Adam's "
+            "sign-like step (about 45× more at M = 71, K = 2048), so at equal lr this compares step sizes as "
+            "much as update directions.",
+    "critical": "η and the epochs are our choice (the claim names neither); a seed that would grok after the "
+                "last epoch counts as not grokking, which moves the apparent boundary to larger c.",
+}
+
+
 def _diverged(failed) -> set:
     out = set()
     for f in failed:
@@ -48,6 +58,19 @@ def _diverged(failed) -> set:
             out.add(f["name"])
         else:
             raise RunFailure(f"run {f['name']} failed (exit {f['returncode']}); log: {f['log']}")
+    return out
+
+
+def _diverged_before(jobs) -> set:
+    """Runs whose log ends with a non-finite-loss failure and whose rows are on disk."""
+    out = set()
+    for j in jobs:
+        log = j.out.parent / sweep.LOG_DIR / f"{j.name}.log"
+        if not (log.is_file() and (j.out / "metrics.jsonl").is_file()):
+            continue
+        tail = log.read_text(encoding="utf-8", errors="replace")[-2000:]
+        if "non-finite" in tail and sweep.job_state(j) != "done":
+            out.add(j.name)
     return out
 
 
@@ -151,7 +174,10 @@ def report_markdown(doc: dict) -> str:
     L = [f"# {s}: Tian's claim beside this implementation ({doc['scale']['name']} scale)", "",
          f"Command: `{doc['command']}`  ", f"Runs: {doc['n_runs']}, seeds {doc['seeds']}, "
          f"epochs {doc['epochs']}; dtype {doc['setup']['dtype']}, backend {doc['setup']['backend']}.", "",
-         f"**Claim.** {a['claim']}", "", "| claim | paper / theory | ours | consistent? |", "|---|---|---|---|"]
+         f"**Claim.** {a['claim']}", ""]
+    if s in CAVEATS:
+        L += [f"**Caveat.** {CAVEATS[s]}", ""]
+    L += ["| claim | paper / theory | ours | consistent? |", "|---|---|---|---|"]
     for c in a["claims"]:
         ok = {True: "yes", False: "no", None: "—"}[c["consistent"]]
         L.append(f"| {c['claim']} | {c['paper'] if c['paper'] is not None else '—'} | {c['ours'] if c['ours'] is not None else '—'} | {ok} |")
@@ -195,8 +221,12 @@ def reproduce_tian_section(section: str, root, scale, *, n_jobs: int = 2, python
     jobs = section_jobs(root, section, scale, xp)
     section_dir.mkdir(parents=True, exist_ok=True)
     report(f"{section}: {len(jobs)} runs in {section_dir}")
-    res = sweep.run_jobs(jobs, n_jobs, python, report=lambda m: report(f"{section}: {m}"))
-    diverged = _diverged(res["failed"])
+    before = _diverged_before(jobs)                  # deterministic: running them again would diverge again
+    if before:
+        report(f"{section}: {len(before)} run(s) diverged in an earlier call; kept as diverged, not rerun")
+    res = sweep.run_jobs([j for j in jobs if j.name not in before], n_jobs, python,
+                         report=lambda m: report(f"{section}: {m}"))
+    diverged = _diverged(res["failed"]) | before
     records = [read_run(j.out) for j in jobs]
     stats = [ta.run_stats(r, diverged=r.path.name in diverged) for r in records]
     cfg0 = records[0].config

@@ -1,0 +1,185 @@
+"""`sweep` and `reproduce` under bad values, stops, kill -9 and half-finished runs.
+
+Each test is named after one attack case (docs/reliability.md maps the guarantees to them).
+"""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from tianref.cli import main
+from tianref.experiments import sweep
+from tianref.rundir import RunLock, lock_holder
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--eta", "0", "--act", "sqr", "--M", "7", "--K", "16", "--windows", "3", "--seeds", "0",
+        "--epochs", "6"]
+LONG = ["--eta", "0", "--act", "sqr", "--M", "11", "--K", "64", "--windows", "3", "--seeds", "0",
+        "--epochs", "200"]
+RUN = "eta0_actsqr_M11_seed0"
+
+
+def _cupy_usable():
+    try:
+        import cupy
+        cupy.zeros(1)
+        return True
+    except Exception:
+        return False
+
+
+def _cli(args):
+    return CliRunner().invoke(main, args)
+
+
+@pytest.mark.parametrize("plan", [False, True], ids=["run", "plan"])
+@pytest.mark.parametrize("bad, fragment", [
+    (["--eta", "-1"], "--eta must be >= 0"),
+    (["--act", "tanh"], "tanh"),
+    (["--M", "1"], "--M must be >= 2"),
+    (["--train-frac", "2"], "--train-frac must be in (0, 1)"),
+    (["--xp", "cupy"], "cupy"),
+], ids=["eta-1", "act-tanh", "M1", "train-frac-2", "cupy-without-gpu"])
+def test_sweep_bad_value_is_refused_before_anything_starts(tmp_path, bad, fragment, plan):
+    if "cupy" in bad and _cupy_usable():
+        pytest.skip("a usable GPU exists here")
+    root = tmp_path / "root"
+    r = _cli(["sweep", str(root), *TINY, *bad] + (["--plan"] if plan else []))
+    assert r.exit_code == 2, r.output
+    assert fragment in r.stderr and "Traceback" not in r.output and r.stdout == ""
+    assert not root.exists()
+
+
+@pytest.mark.skipif(_cupy_usable(), reason="a usable GPU exists here")
+@pytest.mark.parametrize("plan", [False, True], ids=["run", "plan"])
+def test_reproduce_checks_xp_cupy_before_anything_starts(tmp_path, plan):
+    root = tmp_path / "root"
+    r = _cli(["reproduce", "--section", "headline", "--scale", "ci", "--root", str(root), "--xp", "cupy"]
+             + (["--plan"] if plan else []))
+    assert r.exit_code == 2 and "cupy" in r.stderr and "Traceback" not in r.output
+    assert not root.exists()
+
+
+def test_crash_after_the_last_row_before_final_npz_is_not_done(tmp_path):
+    root = tmp_path / "root"
+    assert _cli(["sweep", str(root), *TINY]).exit_code == 0
+    run = root / "eta0_actsqr_M7_seed0"
+    rows = (run / "metrics.jsonl").read_bytes()
+    (run / "checkpoints" / "final.npz").unlink()          # crashed between the last row and final.npz
+    (job,) = sweep.make_jobs(root, [{"eta": 0.0, "act": "sqr", "M": 7}], (0,), 6,
+                             {"K": 16, "windows": "3"})
+    assert sweep.job_state(job) == "resumable"
+    r = _cli(["sweep", str(root), *TINY])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["ran"] == 1
+    assert (run / "checkpoints" / "final.npz").is_file() and (run / "metrics.jsonl").read_bytes() == rows
+    (run / "checkpoints" / "final.npz").unlink()          # ... and without resume state: rerun
+    (run / "checkpoints" / "resume.npz").unlink()
+    assert sweep.job_state(job) == "fresh"
+    assert json.loads(_cli(["sweep", str(root), *TINY]).stdout)["ran"] == 1
+    assert (run / "checkpoints" / "final.npz").is_file() and (run / "metrics.jsonl").read_bytes() == rows
+
+
+def test_sweep_rerun_never_overwrites_a_folder_in_use(tmp_path):
+    root = tmp_path / "root"
+    run = root / "eta0_actsqr_M7_seed0"
+    run.mkdir(parents=True)
+    (run / "metrics.jsonl").write_text('{"epoch": 0}\n')     # a partial run, being written by someone
+    with RunLock(str(run)):
+        r = _cli(["sweep", str(root), *TINY])
+    assert r.exit_code == 1 and f"in use by process {os.getpid()}" in r.stderr
+    assert (run / "metrics.jsonl").read_text() == '{"epoch": 0}\n'
+
+
+# --- stopping a sweep ----------------------------------------------------------------------------
+
+def _start_sweep(root):
+    return subprocess.Popen([sys.executable, str(ROOT / "cli.py"), "sweep", str(root), *LONG], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _child_pid(root, sweep_proc, rows=20, timeout=60):
+    """The running train's pid (from its lock), once it has logged ``rows`` rows."""
+    run, t0 = root / RUN, time.time()
+    while time.time() - t0 < timeout:
+        m = run / "metrics.jsonl"
+        if m.is_file() and m.read_text().count("\n") >= rows:
+            pid = lock_holder(str(run))
+            if pid:
+                return pid
+        assert sweep_proc.poll() is None, sweep_proc.communicate()
+        time.sleep(0.01)
+    raise AssertionError("the sweep's child never got going")
+
+
+def _gone(pid, timeout=30):
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        try:
+            state = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            return True
+        if "\nState:\tZ" in state:                            # exited, not yet reaped
+            return True
+        time.sleep(0.02)
+    return False
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ref")
+    assert _cli(["sweep", str(root), *LONG]).exit_code == 0
+    return (root / RUN / "metrics.jsonl").read_bytes()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "sigint"])
+def test_stopped_sweep_stops_its_children_which_save_resume_state(tmp_path, reference, sig):
+    root = tmp_path / "root"
+    proc = _start_sweep(root)
+    child = _child_pid(root, proc)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1 and "sweep stopped by" in err and "Traceback" not in err, err
+    assert _gone(child)
+    assert (root / RUN / "checkpoints" / "resume.npz").is_file()
+    assert not (root / RUN / "checkpoints" / "final.npz").exists()     # stopped, not finished
+    r = _cli(["sweep", str(root), *LONG])                  # the rerun resumes and ends identical
+    assert r.exit_code == 0, r.output
+    assert (root / RUN / "metrics.jsonl").read_bytes() == reference
+
+
+def test_kill_9_of_the_sweep_takes_its_children_with_it(tmp_path):
+    """A child that would run for ~10 s more is gone within 5 s of kill -9 to its sweep, and it
+    saved its resume state on the way out (SIGTERM from the kernel when its parent died)."""
+    root = tmp_path / "root"
+    proc = subprocess.Popen([sys.executable, str(ROOT / "cli.py"), "sweep", str(root),
+                             *LONG[:-1], "5000"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    child = _child_pid(root, proc)
+    try:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert _gone(child, timeout=5), "the sweep's child outlived it"
+    finally:
+        try:
+            os.kill(child, signal.SIGKILL)
+        except OSError:
+            pass
+    ck = root / RUN / "checkpoints"
+    assert (ck / "resume.npz").is_file() and not (ck / "final.npz").exists()
+
+
+@pytest.mark.skipif(_cupy_usable(), reason="a usable GPU exists here")
+def test_slurm_script_for_gpu_nodes_is_validated_without_opening_the_gpu_here(tmp_path):
+    """--slurm is written on a login node for GPU nodes: the values are checked, the device is not."""
+    root, script = tmp_path / "root", tmp_path / "job.sh"
+    r = _cli(["sweep", str(root), *TINY, "--xp", "cupy", "--slurm", str(script)])
+    assert r.exit_code == 0, r.output
+    assert script.is_file()
+    r = _cli(["sweep", str(root), *TINY, "--xp", "cupy", "--eta", "-1", "--slurm", str(tmp_path / "bad.sh")])
+    assert r.exit_code == 2 and "--eta must be >= 0" in r.stderr and not (tmp_path / "bad.sh").exists()

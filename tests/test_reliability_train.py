@@ -1,0 +1,353 @@
+"""`train` under misuse, crashes, signals and full disks: nothing lost, mixed or silently continued.
+
+Each test is named after one attack case (docs/reliability.md maps the guarantees to them).
+Subprocess tests are used only where a real signal or a second process is the point.
+"""
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from tianref import runs
+from tianref.cli import main
+from tianref.rundir import RunLock
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = ["--M", "7", "--K", "16", "--epochs", "6", "--windows", "3"]
+
+
+def _train(args):
+    return CliRunner().invoke(main, ["train"] + args)
+
+
+def _snapshot(d: Path) -> dict:
+    """Every file below d (hidden ones included, the lock file excluded) -> its bytes."""
+    return {str(p.relative_to(d)): p.read_bytes() for p in sorted(d.rglob("*"))
+            if p.is_file() and p.name != ".lock"}
+
+
+def _rows(d: Path) -> list:
+    return [json.loads(line) for line in (d / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture
+def run_dir(tmp_path):
+    """A finished tiny run with checkpoints at 3 (and final/resume at 6)."""
+    d = tmp_path / "run"
+    r = _train(SMALL + ["--checkpoint-epochs", "3", "--out", str(d)])
+    assert r.exit_code == 0, r.output
+    return d
+
+
+def _one_line_error(r, code):
+    assert r.exit_code == code, r.output
+    assert "Traceback" not in r.output
+    err = r.stderr.strip().splitlines()
+    assert len(err) >= 1 and err[-1].startswith("Error: "), r.stderr
+    return err[-1]
+
+
+# --- --overwrite -----------------------------------------------------------------------------
+
+def _cupy_usable():
+    try:
+        import cupy
+        cupy.zeros(1)
+        return True
+    except Exception:
+        return False
+
+
+@pytest.mark.parametrize("bad", [["--M", "1"], ["--init-from", "/nonexistent/init.npz"],
+                                 ["--lr", "inf"], ["--windows", "3,,5"], ["--xp", "cupy"]],
+                         ids=["M1", "missing-init-from", "lr-inf", "empty-list-item", "cupy-without-gpu"])
+def test_refused_overwrite_keeps_old_run_intact(run_dir, bad):
+    if "cupy" in bad and _cupy_usable():
+        pytest.skip("a usable GPU exists here")
+    before = _snapshot(run_dir)
+    r = _train(SMALL + bad + ["--overwrite", "--out", str(run_dir)])
+    _one_line_error(r, 2)
+    assert _snapshot(run_dir) == before
+    assert not list(run_dir.parent.glob(".run.replaced-*"))
+
+
+def test_overwrite_failing_before_start_restores_old_run(run_dir, monkeypatch):
+    """A disk error while the new run writes config.json: exit 1, the old run is back, no leftovers."""
+    before = _snapshot(run_dir)
+
+    def full(path, obj):
+        raise OSError(errno.ENOSPC, "No space left on device", path)
+    monkeypatch.setattr(runs, "atomic_write_json", full)
+    r = _train(SMALL + ["--seed", "5", "--overwrite", "--out", str(run_dir)])
+    line = _one_line_error(r, 1)
+    assert "config.json" in line and "No space left on device" in line
+    assert _snapshot(run_dir) == before
+    assert not list(run_dir.parent.glob(".run.replaced-*"))
+
+
+def test_overwrite_replaces_only_after_start_and_leaves_nothing_aside(run_dir):
+    r = _train(SMALL + ["--seed", "5", "--overwrite", "--out", str(run_dir)])
+    assert r.exit_code == 0, r.output
+    assert json.loads((run_dir / "config.json").read_text())["config"]["seed"] == 5
+    assert [row["epoch"] for row in _rows(run_dir)] == list(range(7))
+    assert not (run_dir / "checkpoints" / "epoch_00003.npz").exists()      # nothing of the old run
+    assert not list(run_dir.parent.glob(".run.replaced-*"))
+
+
+# --- one writer --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("mode", [[], ["--overwrite"], ["--resume"]], ids=["plain", "overwrite", "resume"])
+def test_two_writers_second_is_refused_naming_the_pid(run_dir, mode):
+    if not mode:                                 # a plain start needs an empty folder
+        run_dir = run_dir.parent / "empty"
+        run_dir.mkdir()
+    before = _snapshot(run_dir)
+    args = (SMALL if mode != ["--resume"] else []) + mode + ["--out", str(run_dir)]
+    with RunLock(str(run_dir)):                  # the first writer (this process)
+        r = _train(args)
+    line = _one_line_error(r, 2)
+    assert f"in use by process {os.getpid()}" in line
+    assert _snapshot(run_dir) == before
+    assert not list(run_dir.parent.glob(f".{run_dir.name}.replaced-*"))
+
+
+def test_two_train_processes_on_one_folder(tmp_path):
+    """A real second `train` process while the first runs: refused with the first one's pid; the
+    first run finishes with exactly one row per epoch."""
+    out = tmp_path / "run"
+    cmd = [sys.executable, str(ROOT / "cli.py"), "train", "--M", "11", "--K", "64", "--epochs", "300",
+           "--windows", "3", "--out", str(out)]
+    first = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        _wait_rows(out, 2, first)
+        second = subprocess.run(cmd + ["--overwrite"], cwd=ROOT, capture_output=True, text=True)
+        assert second.returncode == 2
+        assert f"in use by process {first.pid}" in second.stderr and "Traceback" not in second.stderr
+        assert first.wait(timeout=120) == 0
+    finally:
+        first.kill()
+        first.wait()
+    assert [row["epoch"] for row in _rows(out)] == list(range(301))
+
+
+def test_empty_out_is_refused(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    line = _one_line_error(_train(SMALL + ["--out", ""]), 2)
+    assert "--out is empty" in line
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_out_that_is_a_file_is_refused(tmp_path):
+    f = tmp_path / "f"
+    f.write_text("x")
+    assert "is a file" in _one_line_error(_train(SMALL + ["--out", str(f)]), 2)
+    assert "is not a directory" in _one_line_error(_train(SMALL + ["--out", str(f / "run")]), 2)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores folder permissions")
+def test_read_only_parent_is_refused(tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        line = _one_line_error(_train(SMALL + ["--out", str(ro / "run")]), 2)
+        assert "cannot create" in line
+    finally:
+        ro.chmod(0o755)
+
+
+# --- disk errors ---------------------------------------------------------------------------------
+
+def test_disk_full_during_a_metrics_row_leaves_no_torn_row(tmp_path, monkeypatch):
+    """The 4th row's write stores half its bytes, then the disk is full: exit 1 naming the file,
+    rows 0..2 intact and the log ends at a whole row."""
+    out = tmp_path / "run"
+    real, calls = os.write, {"n": 0}
+
+    def write(fd, data):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            real(fd, bytes(data[:len(data) // 2]))
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(fd, data)
+    monkeypatch.setattr(runs, "_os_write", write)
+    line = _one_line_error(_train(SMALL + ["--out", str(out)]), 1)
+    assert "metrics.jsonl" in line and "No space left on device" in line
+    text = (out / "metrics.jsonl").read_text()
+    assert text.endswith("\n")
+    assert [row["epoch"] for row in _rows(out)] == [0, 1, 2]
+
+
+def test_failed_config_write_leaves_a_folder_the_retry_accepts(tmp_path, monkeypatch):
+    out = tmp_path / "run"
+
+    def full(path, obj):
+        raise OSError(errno.ENOSPC, "No space left on device", path)
+    with monkeypatch.context() as m:
+        m.setattr(runs, "atomic_write_json", full)
+        _one_line_error(_train(SMALL + ["--out", str(out)]), 1)
+    assert not out.exists()                                 # created by the failed run: removed
+    out.mkdir()
+    with monkeypatch.context() as m:
+        m.setattr(runs, "atomic_write_json", full)
+        _one_line_error(_train(SMALL + ["--out", str(out)]), 1)
+    assert _snapshot(out) == {}                             # the user's folder stays, empty
+    assert _train(SMALL + ["--out", str(out)]).exit_code == 0
+
+
+def test_stale_tmp_files_are_removed_on_the_next_start(run_dir):
+    for p in (run_dir / ".tmp-xyzconfig.json", run_dir / "checkpoints" / ".tmp-abcresume.npz"):
+        p.write_bytes(b"\0" * 1000)
+    r = _train(["--resume", "--epochs", "8", "--out", str(run_dir)])
+    assert r.exit_code == 0, r.output
+    assert not list(run_dir.rglob(".tmp-*"))
+
+
+# --- signals and kill -9 ---------------------------------------------------------------------------
+
+LONG = ["--M", "11", "--K", "64", "--epochs", "160", "--windows", "3,5", "--checkpoint-epochs",
+        ",".join(str(e) for e in range(20, 160, 20))]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """The uninterrupted LONG run."""
+    d = tmp_path_factory.mktemp("ref") / "run"
+    r = _train(LONG + ["--out", str(d)])
+    assert r.exit_code == 0, r.output
+    return d
+
+
+def _start(out):
+    return subprocess.Popen([sys.executable, str(ROOT / "cli.py"), "train"] + LONG + ["--out", str(out)],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_rows(out, n, proc, timeout=60):
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        p = out / "metrics.jsonl"
+        if p.is_file() and p.read_text().count("\n") >= n:
+            return
+        if proc.poll() is not None:
+            raise AssertionError(f"train ended early: {proc.communicate()}")
+        time.sleep(0.005)
+    raise AssertionError("no rows appeared")
+
+
+def _same_run(a, b):
+    assert (a / "metrics.jsonl").read_bytes() == (b / "metrics.jsonl").read_bytes()
+    fa, fb = np.load(a / "checkpoints" / "final.npz"), np.load(b / "checkpoints" / "final.npz")
+    for k in ("W", "V", "adam_m_W", "adam_v_V", "spec_gram_W"):
+        assert np.array_equal(fa[k], fb[k]), k
+
+
+def test_kill_9_then_resume_is_bitwise_identical(tmp_path, reference):
+    out = tmp_path / "run"
+    proc = _start(out)
+    _wait_rows(out, 45, proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    r = _train(["--resume", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    _same_run(out, reference)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "ctrl-c"])
+def test_stop_signal_writes_resume_state_then_resume_is_bitwise(tmp_path, reference, sig):
+    out = tmp_path / "run"
+    proc = _start(out)
+    _wait_rows(out, 25, proc)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1, err
+    assert "stop pending" in err                              # the first signal is acknowledged
+    assert "continue with --resume" in err and "Traceback" not in err
+    ck = np.load(out / "checkpoints" / "resume.npz")
+    assert int(ck["epoch"]) == _rows(out)[-1]["epoch"]        # saved at the last logged row
+    r = _train(["--resume", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    _same_run(out, reference)
+
+
+def test_second_ctrl_c_within_the_row_still_writes_resume_state(tmp_path):
+    """Rows of ~50 ms: the second SIGINT is sent as soon as the first is acknowledged, so it lands
+    inside the same row; the run still saves the state of its last logged row."""
+    out, log = tmp_path / "run", tmp_path / "stderr"
+    with open(log, "w") as err_f:
+        proc = subprocess.Popen([sys.executable, str(ROOT / "cli.py"), "train", "--M", "41", "--K", "1536",
+                                 "--epochs", "400", "--windows", "3", "--out", str(out)],
+                                cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err_f)
+        try:
+            _wait_rows(out, 2, proc)
+            proc.send_signal(signal.SIGINT)
+            t0 = time.time()
+            while "stop pending" not in log.read_text() and time.time() - t0 < 30:
+                time.sleep(0.001)
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(timeout=60) == 1
+        finally:
+            proc.kill()
+            proc.wait()
+    err = log.read_text()
+    assert "already stopping" in err and "continue with --resume" in err and "Traceback" not in err, err
+    ck = np.load(out / "checkpoints" / "resume.npz")
+    assert int(ck["epoch"]) == _rows(out)[-1]["epoch"] < 400
+
+
+# --- divergence --------------------------------------------------------------------------------------
+
+def test_non_finite_loss_mid_run_is_one_line_exit_1_rows_kept(tmp_path):
+    out = tmp_path / "run"
+    line = _one_line_error(_train(SMALL + ["--optimizer", "adamw", "--eta", "1e5", "--lr", "1",
+                                           "--out", str(out)]), 1)
+    assert "non-finite" in line
+    assert [row["epoch"] for row in _rows(out)] == [0, 1, 2]
+
+
+def test_eigensolver_failure_on_non_finite_parameters_is_the_divergence_message(tmp_path, monkeypatch):
+    """LAPACK may fail to converge on a non-finite update Gram (the LinAlgError of the report):
+    simulated here at the 4th row; the run ends with the one-line message, rows kept."""
+    from tianref import spectra
+    real, calls = spectra.top_eigenvalues, {"n": 0}
+
+    def eig(xp, state, w):
+        calls["n"] += 1
+        if calls["n"] > 4:
+            raise np.linalg.LinAlgError("Eigenvalues did not converge")
+        return real(xp, state, w)
+    monkeypatch.setattr(spectra, "top_eigenvalues", eig)
+    out = tmp_path / "run"
+    line = _one_line_error(_train(SMALL + ["--out", str(out)]), 1)
+    assert "non-finite" in line and "rows logged so far are kept" in line
+    assert _rows(out)
+
+
+def test_interrupted_overwrite_keeps_the_replaced_run_and_says_where(run_dir):
+    """kill -9 between moving the old run aside and the new run's first row: the old run survives
+    in the hidden sibling, and the next start in OUT names it."""
+    aside = run_dir.parent / ".run.replaced-12345"
+    aside.mkdir()
+    for p in list(run_dir.iterdir()):
+        if p.name != ".lock":
+            p.rename(aside / p.name)
+    r = _train(SMALL + ["--out", str(run_dir)])
+    assert r.exit_code == 0, r.output
+    assert "was interrupted" in r.stderr and str(aside) in r.stderr
+    assert (aside / "metrics.jsonl").is_file()
+
+
+def test_a_run_kept_aside_is_not_read_as_a_run(run_dir):
+    from tianref.analysis.records import list_run_dirs
+    aside = run_dir.parent / ".run.replaced-12345"
+    aside.mkdir()
+    (aside / "metrics.jsonl").write_text((run_dir / "metrics.jsonl").read_text())
+    assert list_run_dirs(run_dir.parent) == [run_dir]

@@ -1,0 +1,159 @@
+"""``train --resume``: check a run directory against its resume state before continuing it.
+
+Nothing is guessed. The resume state (checkpoints/resume.npz) is the source of truth, and a run is
+continued only when every part of the directory agrees with it:
+
+* config.json parses, every value has its field's type, and its ``config`` equals the config
+  stored inside resume.npz (apart from ``epochs`` and ``checkpoint_epochs``, the two settings
+  ``--resume`` may change);
+* every array of the resume state is present with the shape and kind a fresh state of that
+  config has (W, V, Adam moments, the rolling-Gram buffer and Gram, the split), the parameters
+  and moments are finite, and the rng state is a valid generator state;
+* the resume epoch lies in [0, --epochs];
+* metrics.jsonl is UTF-8 and holds exactly the rows 0, 1, ..., r (r = the resume epoch), in order,
+  possibly followed by rows r + 1, r + 2, ... (a run killed after its last checkpoint: they are dropped and
+  recomputed identically) and by one torn last line (a kill mid-write: dropped). Anything else
+  (a missing, repeated or out-of-order row, a bad line before the end) is refused with a message
+  naming the line.
+
+Symbols
+    r       epoch of the resume state (steps taken); rows 0..r are logged
+    E       --epochs of the continued run
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+
+import numpy as np  # host arrays of the resume file
+
+from tianref import runs
+from tianref.config import TrainConfig, validate
+from tianref.errors import InputError
+
+MUTABLE = ("epochs", "checkpoint_epochs")       # what --resume may change
+
+
+@dataclass
+class Plan:
+    """A checked resume: what to write (``commit``) and what to continue from."""
+    cfg: object             # TrainConfig of the continued run
+    meta: dict              # config.json, to be rewritten with the new epochs
+    ck: dict                # the resume state's host arrays
+    epoch: int              # r
+    keep_text: str          # metrics.jsonl rows 0..r
+    dropped: int            # later rows and torn lines dropped
+
+
+def stored_config(out: str) -> tuple:
+    """(config.json dict, TrainConfig) of a run directory, type-checked."""
+    meta = runs.read_config(out)
+    path = os.path.join(out, "config.json")
+    try:
+        cfg = validate(TrainConfig.from_dict(meta["config"]))
+    except InputError as exc:
+        raise InputError(f"{path}: {exc}") from None
+    return meta, cfg
+
+
+def check(out: str, changes: dict) -> Plan:
+    """Check OUT against its resume state (module docstring); ``changes`` = {epochs, checkpoint_epochs}
+    given on the command line. Reads only; raises InputError naming what is wrong."""
+    from tianref import train as engine            # the engine defines what a state holds
+    meta, cfg = stored_config(out)
+    ck_path = runs.checkpoint_path(out)
+    if not os.path.isfile(ck_path):
+        raise InputError(f"--resume: no {os.path.join('checkpoints', runs.RESUME)} in {out}")
+    ck = runs.load_npz(ck_path)
+    try:
+        ck_cfg = runs.checkpoint_config(ck)
+        if ck_cfg is None:
+            raise InputError("it stores no config")
+        ck_cfg = TrainConfig.from_dict(ck_cfg)
+    except InputError as exc:
+        raise InputError(f"{ck_path}: {exc}") from None
+    a, b = cfg.to_dict(), ck_cfg.to_dict()
+    differ = [k for k in a if k not in MUTABLE and a[k] != b[k]]
+    if differ:
+        k = differ[0]
+        raise InputError(f"config.json does not match the resume state: {k} = {a[k]!r} in config.json, "
+                         f"{b[k]!r} in {ck_path} (config.json was edited, or mixed with another run)")
+    cfg = validate(cfg.replace(**changes))
+
+    template = _template(engine, cfg)
+    for k, want in template.items():
+        if k not in ck:
+            raise InputError(f"{ck_path}: no array {k!r}; it was not written by this version")
+        got = ck[k]
+        if got.shape != want.shape or not _same_kind(got, want):
+            raise InputError(f"{ck_path}: {k} has shape {got.shape} and dtype {got.dtype}, expected "
+                             f"{want.shape} {want.dtype} for this config")
+        if got.dtype.kind == "f" and not np.all(np.isfinite(got)):
+            raise InputError(f"{ck_path}: {k} has non-finite entries")
+    r = int(ck["epoch"])
+    if not 0 <= r <= cfg.epochs:
+        raise InputError(f"{ck_path}: the resume epoch {r} is outside [0, --epochs = {cfg.epochs}]"
+                         + (" (raise --epochs to continue further)" if r > cfg.epochs else ""))
+    try:
+        rng = np.random.default_rng()
+        rng.bit_generator.state = json.loads(str(ck["rng_state"]))
+    except (ValueError, TypeError, KeyError) as exc:
+        raise InputError(f"{ck_path}: rng_state is not a valid generator state ({exc})") from None
+    try:
+        engine.check_init(cfg, ck)
+    except InputError as exc:
+        raise InputError(f"{ck_path}: {exc}") from None
+    keep, dropped = check_rows(os.path.join(out, "metrics.jsonl"), r)
+    return Plan(cfg=cfg, meta=meta, ck=ck, epoch=r, keep_text=keep, dropped=dropped)
+
+
+def _template(engine, cfg) -> dict:
+    """The arrays a resume state of ``cfg`` has (a fresh numpy state; a tiny run for the shapes
+    of everything that does not scale with the config)."""
+    problem, state = engine.setup(cfg, np)
+    return {k: np.asarray(v) for k, v in engine.state_arrays(cfg, state, problem, True).items()}
+
+
+def _same_kind(got, want) -> bool:
+    kinds = {"f": "f", "i": "iu", "u": "iu", "U": "U", "S": "U"}
+    return got.dtype.kind in kinds.get(want.dtype.kind, want.dtype.kind)
+
+
+def check_rows(path: str, r: int) -> tuple:
+    """(text of rows 0..r, number of later or torn lines dropped). Every whole line must be the
+    row of its own epoch (line i holds epoch i - 1) and rows 0..r must all be there; only a torn
+    last line (no newline) is not checked. InputError otherwise."""
+    if not os.path.isfile(path):
+        raise InputError(f"{path} is missing; the resume state is at epoch {r}, so rows 0..{r} must be there")
+    lines = runs.read_text(path).split("\n")
+    torn = 1 if lines[-1] != "" else 0          # no newline at the end: a kill mid-write
+    lines = lines[:-1]
+    for i, line in enumerate(lines):
+        try:
+            row = json.loads(line)
+            if not isinstance(row, dict):
+                raise ValueError("not a JSON object")
+        except ValueError:
+            raise InputError(f"{path}: line {i + 1} is not a JSON object row; cannot resume") from None
+        e = row.get("epoch")
+        if not isinstance(e, int) or isinstance(e, bool) or e != i:
+            raise InputError(f"{path}: line {i + 1} holds epoch {e!r}, expected {i} (rows must be "
+                             f"0, 1, 2, ... in order); cannot resume")
+    n = len(lines)
+    if n <= r:
+        held = "no rows" if n == 0 else f"rows 0..{n - 1}"
+        raise InputError(f"{path} holds {held} but the resume state is at epoch {r}: rows {n}..{r} are "
+                         "missing (the log was truncated or emptied); cannot resume")
+    return "".join(x + "\n" for x in lines[:r + 1]), n - (r + 1) + torn
+
+
+def commit(out: str, plan: Plan, command: str) -> None:
+    """Cut metrics.jsonl back to rows 0..r and record the resume in config.json (atomic writes)."""
+    if plan.dropped:
+        runs.atomic_write_text(os.path.join(out, "metrics.jsonl"), plan.keep_text)
+    meta = dict(plan.meta)
+    meta["config"] = plan.cfg.to_dict()
+    before = meta.get("resumed")
+    meta["resumed"] = (before if isinstance(before, list) else []) + [{"from_epoch": plan.epoch, "command": command}]
+    runs.atomic_write_json(os.path.join(out, "config.json"), meta)

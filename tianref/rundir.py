@@ -1,0 +1,323 @@
+"""Who may write a run directory, and how one is created, replaced and cleaned.
+
+What this module guarantees (docs/reliability.md lists the test of each):
+
+* **One writer.** ``RunLock`` holds ``fcntl.flock`` on ``OUT/.lock`` for the whole run; the
+  holder's pid is written into the lock file, and a second writer is refused with a one-line
+  message naming it. The lock belongs to the open file, so it is released when the process ends,
+  however it ends (kill -9 included): a stale lock file never blocks anyone.
+* **A refused command changes nothing.** Every input is validated before ``Session`` is entered;
+  ``Session`` itself only checks and locks until the caller says the run has *started cleanly*.
+* **--overwrite replaces, never destroys first.** The old run's files are moved into a hidden
+  sibling ``.<name>.replaced-<pid>``; the new run starts in OUT; the aside copy is deleted only once
+  ``Session.started()`` is called (config.json and the first row written). A failure before that
+  removes what the new run wrote and moves the old files back.
+* **No leftovers.** Stale ``.tmp-*`` files of an interrupted atomic write are removed when a run
+  (re)starts in the folder; a directory that holds only the lock file, such leftovers and an empty
+  ``checkpoints/`` counts as empty.
+* **Given paths that cannot be used** (``--out ''``, a file where a folder should be, a read-only
+  parent) are bad input: ``InputError`` (exit 2), never a traceback.
+
+Symbols
+    OUT     the run directory given with --out
+    LOCK    OUT/.lock, a one-line file holding the writer's pid
+    ASIDE   OUT's parent / .<name>.replaced-<pid>, the old run during --overwrite
+"""
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import shutil
+
+from tianref.errors import InputError
+
+LOCK = ".lock"
+TMP_PREFIX = ".tmp-"
+
+
+def describe_oserror(exc: OSError) -> str:
+    """'PATH: cause' for an OSError (one line)."""
+    cause = exc.strerror or str(exc) or type(exc).__name__
+    name = exc.filename if exc.filename is not None else None
+    return f"{name}: {cause}" if name is not None else cause
+
+
+def check_out_path(out: str) -> str:
+    """Refuse an --out that cannot be a run directory (no filesystem change)."""
+    if out is None or str(out).strip() == "":
+        raise InputError("--out is empty; give a directory for the run")
+    out = str(out)
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise InputError(f"--out {out} exists and is not a directory")
+    parent = os.path.dirname(os.path.abspath(out))
+    p = parent
+    while not os.path.exists(p):               # the nearest existing ancestor must be a folder
+        p = os.path.dirname(p)
+    if not os.path.isdir(p):
+        raise InputError(f"--out {out}: {p} is not a directory")
+    return out
+
+
+def check_output_file(path: str, what: str) -> str:
+    """Refuse an output file path that cannot be written: a folder, or below a file (no change)."""
+    if os.path.isdir(path):
+        raise InputError(f"{what} {path} is a directory")
+    p = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(p):
+        p = os.path.dirname(p)
+    if not os.path.isdir(p):
+        raise InputError(f"{what} {path}: {p} is not a directory")
+    return path
+
+
+def _is_leftover(name: str) -> bool:
+    return name == LOCK or name.startswith(TMP_PREFIX)
+
+
+def is_empty(out: str) -> bool:
+    """True when OUT is absent or holds nothing but the lock file, temp leftovers and an empty
+    checkpoints/ (what a refused or crashed-at-start run leaves)."""
+    if not os.path.isdir(out):
+        return True
+    for name in os.listdir(out):
+        if _is_leftover(name):
+            continue
+        p = os.path.join(out, name)
+        if name == "checkpoints" and os.path.isdir(p) and all(_is_leftover(n) for n in os.listdir(p)):
+            continue
+        return False
+    return True
+
+
+def clean_stale_tmp(out: str) -> list:
+    """Remove ``.tmp-*`` files of interrupted atomic writes in OUT and OUT/checkpoints (call it
+    only while holding the lock: then no live writer owns them). Returns the removed paths."""
+    removed = []
+    for d in (out, os.path.join(out, "checkpoints")):
+        if not os.path.isdir(d):
+            continue
+        for name in os.listdir(d):
+            if name.startswith(TMP_PREFIX):
+                p = os.path.join(d, name)
+                try:
+                    os.unlink(p)
+                    removed.append(p)
+                except FileNotFoundError:
+                    pass
+    return removed
+
+
+def lock_holder(out: str):
+    """The pid that holds OUT's lock now, or None (not locked, or no lock file)."""
+    path = os.path.join(out, LOCK)
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            return _read_pid(fd) or "unknown"
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+def _read_pid(fd):
+    try:
+        text = os.pread(fd, 64, 0).decode("ascii", "replace").strip()
+        return int(text) if text.isdigit() else None
+    except OSError:
+        return None
+
+
+class RunLock:
+    """Exclusive ``flock`` on OUT/.lock, held until ``release()`` or process exit."""
+
+    def __init__(self, out: str):
+        self.out = out
+        self.path = os.path.join(out, LOCK)
+        self.fd = None
+
+    def acquire(self) -> "RunLock":
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise InputError(f"--out {self.out}: cannot create its lock file ({describe_oserror(exc)})") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            pid = _read_pid(fd)
+            os.close(fd)
+            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                who = f"process {pid}" if pid else "another process"
+                raise InputError(f"--out {self.out} is in use by {who} (it holds {self.path}); "
+                                 "wait for it to finish or stop it first") from None
+            raise InputError(f"--out {self.out}: cannot lock {self.path} ({describe_oserror(exc)})") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self.fd = fd
+        return self
+
+    def release(self) -> None:
+        if self.fd is not None:
+            fd, self.fd = self.fd, None
+            try:
+                os.ftruncate(fd, 0)             # the pid is no longer the holder
+            except OSError:
+                pass
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+    def __enter__(self):
+        return self.acquire()
+
+    def __exit__(self, *exc):
+        self.release()
+
+
+class Session:
+    """Lock OUT and prepare it for a fresh run, an --overwrite or a --resume.
+
+    Use as a context manager around the whole run; call ``started()`` once the new run has written
+    config.json and its first row. Leaving the block with an exception before ``started()`` rolls
+    back: the new run's files are removed, an overwritten run is moved back, and a directory this
+    session created is removed again.
+    """
+
+    def __init__(self, out: str, *, resume: bool = False, overwrite: bool = False, note=None):
+        if resume and overwrite:
+            raise InputError("give --resume or --overwrite, not both")
+        self.out = check_out_path(out)
+        self.resume, self.overwrite = resume, overwrite
+        self.note = note or (lambda msg: None)
+        self.lock = RunLock(self.out)
+        self.aside = None
+        self.created = False
+        self.owned = False          # True once OUT's contents are this run's (locked, old run moved)
+        self.is_started = False
+        if not resume and not overwrite and not is_empty(self.out):
+            raise InputError(f"--out {self.out} is not empty; pass --resume to continue it or "
+                             "--overwrite to replace it")
+        if resume and not os.path.isdir(self.out):
+            raise InputError(f"--resume: {self.out} does not exist")
+
+    def __enter__(self) -> "Session":
+        if not os.path.isdir(self.out):
+            try:
+                os.makedirs(self.out)
+                self.created = True
+            except FileExistsError:
+                pass
+            except OSError as exc:
+                raise InputError(f"--out {self.out}: cannot create it ({describe_oserror(exc)})") from None
+        try:
+            self.lock.acquire()
+            for p in clean_stale_tmp(self.out):
+                self.note(f"removed {p}, left by an interrupted write")
+            parent, name = os.path.split(os.path.abspath(self.out))
+            for entry in sorted(os.listdir(parent)):
+                if entry.startswith(f".{name}.replaced-"):
+                    self.note(f"an earlier --overwrite of {self.out} was interrupted; the run it replaced "
+                              f"is kept in {os.path.join(parent, entry)} (delete it when no longer needed)")
+            empty = is_empty(self.out)
+            if not self.resume and not self.overwrite and not empty:     # filled since the check
+                raise InputError(f"--out {self.out} is not empty; pass --resume to continue it or "
+                                 "--overwrite to replace it")
+            if self.overwrite and not empty:
+                self._move_aside()
+            self.owned = True
+            if not self.resume:
+                self._makedirs(os.path.join(self.out, "checkpoints"))
+        except BaseException:
+            self._rollback()
+            raise
+        return self
+
+    def started(self) -> None:
+        """The new run is known to be valid and has started: drop the replaced run for good."""
+        if self.is_started:
+            return
+        self.is_started = True
+        if self.aside is not None:
+            aside, self.aside = self.aside, None
+            shutil.rmtree(aside, ignore_errors=True)
+
+    def __exit__(self, exc_type, exc, tb):
+        try:
+            if exc_type is not None and not self.is_started:
+                self._rollback()
+        finally:
+            self.lock.release()
+        return False
+
+    # --- internals -------------------------------------------------------------------------
+
+    def _makedirs(self, path):
+        try:
+            os.makedirs(path, exist_ok=True)
+        except OSError as exc:
+            raise InputError(f"--out {self.out}: cannot create {path} ({describe_oserror(exc)})") from None
+
+    def _move_aside(self) -> None:
+        parent, name = os.path.split(os.path.abspath(self.out))
+        aside = os.path.join(parent, f".{name}.replaced-{os.getpid()}")
+        try:
+            os.makedirs(aside)
+        except OSError as exc:
+            raise InputError(f"--overwrite: cannot create {aside} to keep the old run until the new one "
+                             f"has started ({describe_oserror(exc)})") from None
+        moved = []
+        try:
+            for entry in os.listdir(self.out):
+                if entry != LOCK:
+                    os.rename(os.path.join(self.out, entry), os.path.join(aside, entry))
+                    moved.append(entry)
+        except OSError as exc:                      # put back what moved; change nothing
+            for entry in moved:
+                os.rename(os.path.join(aside, entry), os.path.join(self.out, entry))
+            os.rmdir(aside)
+            raise InputError(f"--overwrite: cannot move the old run aside ({describe_oserror(exc)}); "
+                             "nothing was changed") from None
+        self.aside = aside
+        self.note(f"--overwrite: the old run is kept in {aside} until the new one has started")
+
+    def _rollback(self) -> None:
+        """Undo everything this session did to the filesystem (before ``started()``)."""
+        if self.resume:
+            return                                  # a resume only rewrites files atomically
+        if not self.owned:                          # refused before OUT was ours: touch nothing
+            if self.created and self.lock.fd is not None:
+                self._remove_created()
+            return
+        try:
+            if os.path.isdir(self.out):
+                for entry in os.listdir(self.out):
+                    if entry == LOCK:
+                        continue
+                    p = os.path.join(self.out, entry)
+                    if os.path.isdir(p) and not os.path.islink(p):
+                        shutil.rmtree(p)
+                    else:
+                        os.unlink(p)
+            if self.aside is not None:
+                for entry in os.listdir(self.aside):
+                    os.rename(os.path.join(self.aside, entry), os.path.join(self.out, entry))
+                os.rmdir(self.aside)
+                self.aside = None
+            elif self.created:
+                self._remove_created()
+        except OSError as exc:                      # never hide the original error
+            where = f"; the old run is in {self.aside}" if self.aside else ""
+            self.note(f"could not fully undo the start ({describe_oserror(exc)}){where}")
+
+    def _remove_created(self) -> None:
+        """Remove OUT, which this session created and holds locked, again."""
+        try:
+            os.unlink(os.path.join(self.out, LOCK))
+            os.rmdir(self.out)
+        except OSError:
+            pass
