@@ -49,6 +49,12 @@ TOL = {
 LOSS_KEYS = ("train_loss", "test_loss")
 METRIC_KEYS = ("ftf_ratio", "rho_tian", "gF_norm", "indep_cos_med", "indep_cos_p95",
                "freq_coverage", "freq_purity_med", "energy_med")
+# Logged after the golden files were written; regenerating them would also move the stored values of
+# the older keys by rounding (they come from an earlier commit), so these are checked by their own
+# tests instead: the clocks by tests/test_clocks.py (SVD of stored checkpoints) and
+# test_torch_reference_ce.py, the edge split by tests/test_edge.py and test_torch_reference_ce.py.
+NEWER_KEYS = frozenset({"W_srank", "V_srank", "W_fro", "V_fro", "WV_nuc"}
+                       | {f"{p}_edge_{k}" for p in "WV" for k in ("g2", "wd2", "cross", "gfrac", "cos")})
 
 
 def _load(dtype):
@@ -109,7 +115,8 @@ def test_golden_has_provenance_and_is_eventful(dtype):
 def test_golden_rows_have_the_same_keys(dtype):
     doc, ours, _ = _derive(dtype)
     for ref in doc["rows"]:
-        assert sorted(ours[ref["epoch"]]) == sorted(ref), ref["epoch"]
+        # keys logged since the golden files were written are checked elsewhere (NEWER_KEYS)
+        assert sorted(k for k in ours[ref["epoch"]] if k not in NEWER_KEYS) == sorted(ref), ref["epoch"]
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

@@ -130,7 +130,10 @@ def test_sgd_weight_decay_part_by_hand_and_exact_split():
         bg = gg if t == 0 else 0.9 * bg + gg
         np.testing.assert_allclose(new["w"] - p["w"] - wd["w"], -0.05 * bg, rtol=1e-12, atol=1e-15)
         p = new
-    fresh = optim_sgd.sgd_init(np, p)                   # no decay has entered the buffer: no part
+    # eta -> 0 after decay: the buffer still carries it, Delta^wd = -lr mu b^wd (a schedule's switch)
+    np.testing.assert_allclose(optim_sgd.sgd_update(np, p, {"w": gg}, st, lr=0.1, eta=0.0, wd_part=True)[2]["w"],
+                               -0.1 * 0.9 * st["buf_wd"]["w"], rtol=1e-15)
+    fresh = optim_sgd.sgd_init(np, p)                  # no decay ever: exactly zero, reported as None
     assert optim_sgd.sgd_update(np, p, {"w": gg}, fresh, lr=0.1, eta=0.0, wd_part=True)[2]["w"] is None
 
 

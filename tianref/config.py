@@ -3,6 +3,11 @@
 Defaults are the paper code's protocol (paper-protocol.md §3): M = 71, K = 2048,
 n_train = 2016, sigma = x^2, the class-centred MSE, Adam(lr 1e-3, coupled L2 eta = 2e-4),
 float32, rolling window 20 (its Gram in float64: a documented deviation, docs/math.md §8).
+
+Weight-decay schedule: ``eta_schedule`` = ((t_0, eta_0), (t_1, eta_1), ...) with 0 = t_0 < t_1 < ...
+The step from row t to row t + 1 uses eta_j of the last entry with t_j <= t (``eta_at``). An empty
+schedule is the one-entry schedule ((0, eta),); a given schedule sets eta = eta_0. ``to_dict`` omits an
+empty schedule, so a plain run's config.json is what it was before schedules existed.
 """
 from __future__ import annotations
 
@@ -49,12 +54,17 @@ class TrainConfig:
     ridge_reg: float = 1e-3           # lam of the ridge top layer
     init_scale: float = 1.0           # alpha: multiplies the initial V
     output_scale: float = 1.0         # beta: Yhat = beta sigma(XW) V
+    eta_schedule: tuple = field(default=())
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["windows"] = list(self.windows)
         d["checkpoint_epochs"] = list(self.checkpoint_epochs)
         d["log_grams"] = list(self.log_grams)
+        if self.eta_schedule:
+            d["eta_schedule"] = [[int(t), float(e)] for t, e in self.eta_schedule]
+        else:
+            del d["eta_schedule"]
         return d
 
     @classmethod
@@ -81,6 +91,12 @@ def _typed(name: str, v, default):
     """``v`` converted to the type of the field's default, or InputError naming the field."""
     def bad():
         raise InputError(f"stored config: {name} = {v!r} is not {what}")
+    if name == "eta_schedule":
+        what = "a list of [start, eta] pairs"
+        try:
+            return tuple((int(t), float(e)) for t, e in v)
+        except (TypeError, ValueError):
+            bad()
     if isinstance(default, bool):
         what = "true or false"
         return v if isinstance(v, bool) else bad()
@@ -175,7 +191,55 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     for e in cfg.checkpoint_epochs:
         if not 0 <= e <= cfg.epochs:
             bad(f"checkpoint epoch {e} is outside [0, --epochs = {cfg.epochs}]")
+    if cfg.eta_schedule:
+        check_schedule(cfg.eta_schedule)
+        if cfg.eta_schedule[0][1] != cfg.eta:
+            bad(f"eta ({cfg.eta:g}) differs from the schedule's first value ({cfg.eta_schedule[0][1]:g})")
     return cfg
+
+
+def check_schedule(schedule) -> None:
+    """InputError unless starts are ascending from 0 and every eta is finite and >= 0."""
+    if not schedule:
+        raise InputError("--eta-schedule needs at least one START:ETA entry")
+    starts = [t for t, _ in schedule]
+    if starts[0] != 0:
+        raise InputError(f"--eta-schedule must start at epoch 0 (first start is {starts[0]})")
+    for a, b in zip(starts, starts[1:]):
+        if not b > a:
+            raise InputError(f"--eta-schedule starts must be strictly ascending (got {a} then {b})")
+    for t, e in schedule:
+        if not (math.isfinite(e) and e >= 0):
+            raise InputError(f"--eta-schedule value at {t} must be finite and >= 0 (got {e})")
+
+
+def parse_eta_schedule(text: str) -> tuple:
+    """'0:2e-4,250:0' -> ((0, 2e-4), (250, 0.0)), validated; a clear InputError otherwise."""
+    out = []
+    for item in (text or "").split(","):
+        if not item.strip():
+            continue
+        start, sep, value = item.partition(":")
+        try:
+            if not sep:
+                raise ValueError
+            out.append((int(start), float(value)))
+        except ValueError:
+            raise InputError(f"--eta-schedule entries must be START:ETA, e.g. 0:2e-4,250:0 "
+                             f"(got {item.strip()!r})") from None
+    check_schedule(tuple(out))
+    return tuple(out)
+
+
+def eta_at(cfg: TrainConfig, t: int) -> float:
+    """The weight decay of the step from row t to row t + 1."""
+    eta = cfg.eta
+    for start, value in cfg.eta_schedule:
+        if start <= t:
+            eta = value
+        else:
+            break
+    return eta
 
 
 def parse_list(text: str, what: str, kind=int) -> tuple:

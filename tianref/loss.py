@@ -1,4 +1,4 @@
-"""The two squared losses, each with its hand-written gradient dL/dYhat.
+"""The two squared losses and softmax cross-entropy, each with its hand-written gradient dL/dYhat.
 
 Reference: the seed paper §2 (J) and its code's training loss (paper-protocol.md §3, §5.4);
 docs/math.md §3.
@@ -24,10 +24,19 @@ Symbols
 The two differ in the centring axis (classes vs samples), the 1/2 and the 1/n. With Adam
 the overall scale mostly cancels, but not against the coupled weight decay eta*w, so the
 default follows the code that produced the published numbers.
+
+``ce`` (softmax cross-entropy on the raw outputs, as ``torch.nn.CrossEntropyLoss()``, mean reduction;
+the loss of the two-clocks paper's modular-addition experiments):
+
+    L = (1/n) sum_i [ lse(yhat_i) - yhat_{i,y_i} ],   lse(z) = log sum_c exp(z_c)
+    dL/dYhat = (softmax(Yhat) - E) / n
+
+Stable form: with m_i = max_c yhat_ic, lse(yhat_i) = m_i + log sum_c exp(yhat_ic - m_i), so no
+exponent exceeds 0 and the sum is >= 1 (no overflow, no log 0).
 """
 from __future__ import annotations
 
-LOSSES = ("tian", "theory")
+LOSSES = ("tian", "theory", "ce")
 
 
 def onehot(xp, y, M: int, dtype):
@@ -54,11 +63,24 @@ def loss_theory(xp, Yhat, y):
     return J, -R                                         # dJ/dYhat = -P_perp (E - Yhat)
 
 
+def loss_ce(xp, Yhat, y):
+    """L = (1/n) sum_i [lse(yhat_i) - yhat_{i,y_i}].  Returns (L (0-d), dL_dYhat (n, M))."""
+    n, M = Yhat.shape
+    S = Yhat - Yhat.max(axis=1, keepdims=True)           # (n, M)  yhat_i - m_i <= 0
+    Z = xp.exp(S)                                        # (n, M)  in (0, 1], row max exactly 1
+    s = Z.sum(axis=1, keepdims=True)                     # (n, 1)  >= 1
+    E = onehot(xp, y, M, Yhat.dtype)                     # (n, M)
+    L = (xp.log(s[:, 0]) - (S * E).sum(axis=1)).sum() / n    # ()  mean of lse - yhat_y (m_i cancels)
+    return L, (Z / s - E) / n                            # dL/dYhat = (softmax - E) / n
+
+
 def loss_and_grad(xp, Yhat, y, loss: str):
     if loss == "tian":
         return loss_tian(xp, Yhat, y)
     if loss == "theory":
         return loss_theory(xp, Yhat, y)
+    if loss == "ce":
+        return loss_ce(xp, Yhat, y)
     raise ValueError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")
 
 

@@ -22,6 +22,30 @@ AdamW, decoupled (``decoupled=True``):
 
 With coupled L2 the decay is rescaled per coordinate by 1/sqrt(v_hat), so coordinates
 with small gradients are decayed hardest; AdamW decays every coordinate at rate lr*eta.
+
+The weight-decay part of an update (docs/edge-and-clocks.md §1). Every update splits exactly
+into a gradient part and a weight-decay part, Delta = Delta^grad + Delta^wd:
+
+    Adam (coupled)  m is linear in g = dL/dw + eta w, so m = m^grad + m^wd with
+                    m^wd <- beta1 m^wd + (1 - beta1) eta w   (same beta1, zero start); the
+                    denominator sqrt(v_hat) + eps is shared, so
+                    Delta^wd = -(lr / c1) m^wd / denom,   Delta^grad = -(lr / c1) m^grad / denom
+    AdamW           Delta^wd = -lr eta w,   Delta^grad = the Adam step on dL/dw
+
+``wd_part=True`` makes an update also return {name: Delta^wd} (the training dtype, the parameter's
+shape; None where it is exactly zero, i.e. no decay has entered the state yet). The gradient part is
+the rest, Delta^grad = Delta - Delta^wd, formed in float64 from the parameters actually stored
+(tianref.edge), so D = D^grad + D^wd holds to float64 rounding in any training dtype (the rounding
+of storing w goes to the gradient part). m^wd is kept in the training dtype under the state key
+"m_wd"; it never feeds back into the parameters, so the training path is bit-identical with or
+without it.
+
+How to give another optimizer its split (the same contract): accept ``wd_part``; carry any
+momentum of the decay term in the state in float64 (linear buffers split like m above); return
+Delta^wd as the third value. SGD with momentum (torch.optim.SGD, coupled L2): the buffer
+b <- mu b + (g + eta w) is linear, so keep b^wd <- mu b^wd + eta w and Delta^wd = -lr b^wd.
+Muon with decoupled decay: Delta^wd = -lr eta w (the orthogonalised step is the gradient part);
+its Adam-driven V splits as Adam above. Resume must restore the extra state (train.state_arrays).
 """
 from __future__ import annotations
 
@@ -29,20 +53,38 @@ import math
 
 
 def adam_init(xp, params):
-    """State with zero moments and t = 0.  params: {name: array}."""
+    """State with zero moments and t = 0.  params: {name: array}.
+
+    m_wd is the weight-decay part of m; m_wd_zero (host bool) says it is still exactly 0.
+    """
     return {"t": 0,
             "m": {k: xp.zeros_like(p) for k, p in params.items()},
-            "v": {k: xp.zeros_like(p) for k, p in params.items()}}
+            "v": {k: xp.zeros_like(p) for k, p in params.items()},
+            "m_wd": {k: xp.zeros_like(p) for k, p in params.items()},
+            "m_wd_zero": True}
 
 
 def adam_update(xp, params, grads, state, *, lr, beta1=0.9, beta2=0.999, eps=1e-8,
-                eta=0.0, decoupled=False):
-    """One step.  Returns (new_params, new_state); inputs are not modified."""
+                eta=0.0, decoupled=False, wd_part=False):
+    """One step.  Returns (new_params, new_state), and {name: Delta^wd or None} third when
+    ``wd_part``; inputs are not modified."""
     t = state["t"] + 1
     c1 = 1.0 - beta1 ** t                              # bias correction of m
     c2 = 1.0 - beta2 ** t                              # bias correction of v
     new_params, new_m, new_v = {}, {}, {}
+    m_wd_old = state.get("m_wd")
+    coupled_wd = bool(eta) and not decoupled
+    m_wd_zero = state.get("m_wd_zero", True) and not coupled_wd
+    new_m_wd, parts = {}, {}
     for k, w in params.items():
+        if m_wd_old is not None:
+            if m_wd_zero:                              # no decay has entered m yet: m^wd = 0 exactly
+                new_m_wd[k] = m_wd_old[k]
+            else:                                      # m^wd <- beta1 m^wd + (1 - beta1) eta w
+                mw = beta1 * m_wd_old[k]               # a new array: updated in place below
+                if coupled_wd:
+                    mw += ((1.0 - beta1) * eta) * w
+                new_m_wd[k] = mw
         g = grads[k]
         if eta and not decoupled:
             g = g + eta * w                            # coupled L2: g + eta w
@@ -55,4 +97,18 @@ def adam_update(xp, params, grads, state, *, lr, beta1=0.9, beta2=0.999, eps=1e-
         denom = xp.sqrt(v) / math.sqrt(c2) + eps
         new_params[k] = w - (lr / c1) * (m / denom)
         new_m[k], new_v[k] = m, v
-    return new_params, {"t": t, "m": new_m, "v": new_v}
+        if wd_part:
+            if eta and decoupled:                      # Delta^wd = -lr eta w (w before the decay)
+                parts[k] = (-lr * eta) * params[k]
+            elif m_wd_old is not None and not m_wd_zero:   # Delta^wd = -(lr/c1) m^wd / denom
+                d_wd = new_m_wd[k] / denom             # a new array: scaled in place
+                d_wd *= -lr / c1
+                parts[k] = d_wd
+            else:
+                parts[k] = None
+    new_state = {"t": t, "m": new_m, "v": new_v}
+    if m_wd_old is not None:
+        new_state["m_wd"], new_state["m_wd_zero"] = new_m_wd, m_wd_zero
+    if wd_part:
+        return new_params, new_state, parts
+    return new_params, new_state

@@ -20,9 +20,11 @@ Adam). The buffer is linear in g + eta w, so b = b^grad + b^wd with
     b^wd <- mu b^wd + eta w     (b^wd = eta w at the first step, as b = g there)
     Delta^wd = -lr b^wd,        Delta^grad = -lr b^grad = Delta - Delta^wd
 
-``wd_part=True`` returns {name: Delta^wd} third (None where it is exactly zero: eta = 0). b^wd is
-kept in the state ("buf_wd", training dtype) whether or not it is asked for; it never feeds back
-into the parameters, so the training path is bit-identical either way.
+``wd_part=True`` returns {name: Delta^wd} third (None where it is exactly zero: no decay has entered
+the buffer yet). b^wd is kept in the state ("buf_wd", training dtype) whether or not it is asked for;
+it never feeds back into the parameters, so the training path is bit-identical either way. After a
+weight-decay schedule sets eta to 0, b^wd <- mu b^wd keeps decaying and Delta^wd stays nonzero: the
+buffer still carries the decay of earlier steps. The host flag "buf_wd_zero" says b^wd is exactly 0.
 """
 from __future__ import annotations
 
@@ -30,7 +32,7 @@ from __future__ import annotations
 def sgd_init(xp, params):
     """State with t = 0 and no buffer yet (the first step sets it).  params: {name: array}."""
     return {"t": 0, "buf": {k: xp.zeros_like(p) for k, p in params.items()},
-            "buf_wd": {k: xp.zeros_like(p) for k, p in params.items()}}
+            "buf_wd": {k: xp.zeros_like(p) for k, p in params.items()}, "buf_wd_zero": True}
 
 
 def sgd_update(xp, params, grads, state, *, lr, momentum=0.9, eta=0.0, wd_part=False):
@@ -39,13 +41,17 @@ def sgd_update(xp, params, grads, state, *, lr, momentum=0.9, eta=0.0, wd_part=F
     t = state["t"] + 1
     new_params, new_buf, new_wd, parts = {}, {}, {}, {}
     old_wd = state.get("buf_wd", {})
+    zero = state.get("buf_wd_zero", not old_wd) and not eta       # b^wd still exactly 0 after this step
     for k, w in params.items():
-        if eta:                                            # b^wd <- mu b^wd + eta w
-            bw = eta * w if (t == 1 or not momentum or k not in old_wd) else momentum * old_wd[k] + eta * w
-        else:
+        carry = momentum and t > 1 and k in old_wd and not state.get("buf_wd_zero", False)
+        if zero:
             bw = old_wd[k] if k in old_wd else xp.zeros_like(w)
+        elif carry:                                        # b^wd <- mu b^wd + eta w
+            bw = momentum * old_wd[k] + eta * w if eta else momentum * old_wd[k]
+        else:                                              # b^wd = eta w (first step, or no momentum)
+            bw = eta * w
         new_wd[k] = bw
-        parts[k] = (-lr) * bw if eta else None
+        parts[k] = None if zero else (-lr) * bw
         g = grads[k]
         if eta:
             g = g + eta * w                                # coupled L2: g + eta w
@@ -55,7 +61,7 @@ def sgd_update(xp, params, grads, state, *, lr, momentum=0.9, eta=0.0, wd_part=F
             b = g
         new_params[k] = w - lr * b
         new_buf[k] = b
-    new_state = {"t": t, "buf": new_buf, "buf_wd": new_wd}
+    new_state = {"t": t, "buf": new_buf, "buf_wd": new_wd, "buf_wd_zero": zero}
     if wd_part:
         return new_params, new_state, parts
     return new_params, new_state

@@ -64,7 +64,7 @@ def steps_taken(cfg, state) -> int:
 
 
 def _adam_arrays(st):
-    out = {"adam_t": np.int64(st["t"])}
+    out = {"adam_t": np.int64(st["t"]), "adam_m_wd_zero": np.bool_(st["m_wd_zero"])}
     for k in st["m"]:
         out[f"adam_m_{k}"] = to_host(st["m"][k])
         out[f"adam_v_{k}"] = to_host(st["v"][k])
@@ -106,7 +106,8 @@ def from_arrays(xp, cfg, ck, names, dt):
         return _adam_from(xp, ck, names, dt)
     if cfg.optimizer == "sgd":
         return {"t": int(ck["sgd_t"]), "buf": {k: xp.asarray(ck[f"sgd_buf_{k}"], dtype=dt) for k in names},
-                "buf_wd": {k: xp.asarray(ck[f"sgd_buf_wd_{k}"], dtype=dt) for k in names}}
+                "buf_wd": {k: xp.asarray(ck[f"sgd_buf_wd_{k}"], dtype=dt) for k in names},
+                "buf_wd_zero": not any(np.any(ck[f"sgd_buf_wd_{k}"]) for k in names)}
     if cfg.optimizer == "muon":
         return {"muon": {"t": int(ck["muon_t"]), "m": xp.asarray(ck["muon_m_W"], dtype=dt)},
                 "adam": _adam_from(xp, ck, [k for k in names if k != "W"], dt)}

@@ -8,6 +8,7 @@ State (``TrainState``)
     params   {'W': (2M, K), 'V': (K, M)}  training dtype, on the device
     adam     optimizer state (optimizers.init; Adam's dict for adam/adamw, whence the name)
     spec     {'W': ..., 'V': ...}         rolling-update Gram states (spectra.init; gram_states)
+    edge     {'W': ..., 'V': ...}         the ring of weight-decay parts, slots as spec['W'/'V'] (edge.init)
     rng      numpy Generator for the independence-proxy pairs (host; persists across epochs)
     epoch    number of steps taken
 
@@ -24,7 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np  # host-side bookkeeping only (split, rng, transfers)
 
-from tianref import data, fourier, loss as losses, metrics, model, optimizers, ridge, spectra
+from tianref import clocks, data, edge as edges, fourier, loss as losses, metrics, model, optimizers, ridge, spectra
+from tianref.config import eta_at
 from tianref.backend import to_host
 from tianref.errors import InputError, RunFailure
 
@@ -36,6 +38,7 @@ class TrainState:
     spec: dict
     rng: object
     epoch: int
+    edge: dict = None
 
 
 @dataclass(frozen=True)
@@ -112,7 +115,8 @@ def setup(cfg, xp, init=None):
     state = TrainState(params=params, adam=optimizers.init(xp, cfg, trained(cfg, params)),
                        spec={s: spectra.init(xp, params[k].size, w_max, dt)
                              for s, (k, dt) in gram_states(cfg).items()},
-                       rng=np.random.default_rng(cfg.seed), epoch=0)
+                       rng=np.random.default_rng(cfg.seed), epoch=0,
+                       edge={k: edges.init(xp, p.size, w_max, p.dtype) for k, p in params.items()})
     return problem, state
 
 
@@ -136,12 +140,15 @@ def step(xp, cfg, state, problem, fwd=None):
     else:
         Yhat, cache, dL_dYhat = fwd
     grads = model.backward(xp, state.params, problem.train, cache, dL_dYhat, cfg.act, beta)
-    params, adam = optimizers.update(xp, cfg, trained(cfg, state.params), grads, state.adam)
+    params, adam, wd = optimizers.update(xp, cfg, trained(cfg, state.params), grads, state.adam,
+                                         eta=eta_at(cfg, state.epoch), wd_part=True)
     if cfg.top_layer == "ridge":
         params = dict(params, V=ridge_top(xp, cfg, params["W"], problem))   # V of the new W
     spec = {s: spectra.push(xp, state.spec[s], spectra.delta(xp, params[k], state.params[k], m), m)
             for s, (k, m) in gram_states(cfg).items()}
-    return TrainState(params=params, adam=adam, spec=spec, rng=state.rng, epoch=state.epoch + 1)
+    edge = {k: edges.push(xp, state.edge[k], spec[k], wd.get(k)) for k in params}   # ridge V: no decay part
+    return TrainState(params=params, adam=adam, spec=spec, rng=state.rng, epoch=state.epoch + 1,
+                      edge=edge)
 
 
 def evaluate(xp, cfg, state, problem):
@@ -172,6 +179,11 @@ def evaluate(xp, cfg, state, problem):
             ev = spectra.top_eigenvalues(xp, state.spec[s], w)
             if ev is not None:
                 parts.append((f"{name}_sigma{tag}" + ("" if i == 0 else f"_w{w}"), ev))
+    for name in ("W", "V"):                             # the edge split of the first window
+        split = edges.window_split(xp, state.spec[name], state.edge[name], cfg.windows[0])
+        if split is not None:
+            parts += [(f"{name}_edge_{k}", v) for k, v in zip(edges.KEYS, split)]
+    parts += clocks.clock_stats(xp, P)
 
     # one device -> host transfer per row
     flat = xp.concatenate([xp.reshape(v, (-1,)).astype(xp.float64) for _, v in parts])
@@ -190,6 +202,10 @@ def evaluate(xp, cfg, state, problem):
             row[name] = int(vals[0])
         else:
             row[name] = float(vals[0])
+    for name in ("W", "V"):
+        if f"{name}_edge_g2" in row:
+            for k, v in edges.derived(*(row[f"{name}_edge_{k}"] for k in edges.KEYS)).items():
+                row[f"{name}_edge_{k}"] = v
     return row, (Yhat, cache, dL_dYhat)
 
 
@@ -201,8 +217,12 @@ def state_arrays(cfg, state, problem, with_buffer: bool) -> dict:
            "train_idx": problem.train_idx, "test_idx": problem.test_idx,
            "epoch": np.int64(state.epoch), "config": np.str_(json.dumps(cfg.to_dict())),
            "rng_state": np.str_(json.dumps(state.rng.bit_generator.state)),
-           "spec_count": np.int64(state.spec["W"]["count"])}
+           "spec_count": np.int64(state.spec["W"]["count"]),
+           "edge_clean": np.bool_(all(state.edge[k]["clean"] for k in ("W", "V")))}
     out.update(optimizers.to_arrays(cfg, state.adam))
+    if with_buffer:
+        for k in ("W", "V"):
+            out[f"spec_buf_wd_{k}"] = to_host(state.edge[k]["buf_wd"])
     for k in gram_states(cfg):
         out[f"spec_gram_{k}"] = to_host(state.spec[k]["gram"])
         if with_buffer:
@@ -218,11 +238,13 @@ def state_from_arrays(xp, cfg, ck: dict) -> TrainState:
         adam = optimizers.from_arrays(xp, cfg, ck, list(trained(cfg, params)), dt)
         spec = {k: {"buf": xp.asarray(ck[f"spec_buf_{k}"]), "gram": xp.asarray(ck[f"spec_gram_{k}"]),
                     "count": int(ck["spec_count"])} for k in gram_states(cfg)}
+        edge = {k: {"buf_wd": xp.asarray(ck[f"spec_buf_wd_{k}"]), "clean": bool(ck["edge_clean"])}
+                for k in ("W", "V")}
         rng = np.random.default_rng()
         rng.bit_generator.state = json.loads(str(ck["rng_state"]))
     except KeyError as exc:
         raise InputError(f"resume state lacks {exc}; it was not written by this version") from None
-    return TrainState(params=params, adam=adam, spec=spec, rng=rng, epoch=int(ck["epoch"]))
+    return TrainState(params=params, adam=adam, spec=spec, rng=rng, epoch=int(ck["epoch"]), edge=edge)
 
 
 class _Stop:

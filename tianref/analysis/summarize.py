@@ -25,6 +25,8 @@ Per run (NaN = the event never happened; ``None`` in JSON = NaN or not logged):
 
 ``Options.gram = 'float32'`` (or 'float32-seq') reads the spectra a run also logged with
 ``train --log-grams`` (W_gap23_f32, W_sigma_f32; ..._f32seq) instead of its own.
+    t_cls, t_rep     the classifier and representation clocks, clock_ratio = t_rep / t_cls
+                     (tianref.analysis.clock_events; eps = cls_eps, delta = rep_delta)
 """
 from __future__ import annotations
 
@@ -37,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tianref.analysis import detectors as det
+from tianref.analysis import clock_events, detectors as det
 from tianref.analysis import diagnostics as dg
 from tianref.errors import InputError
 from tianref.analysis.records import RunRecord, window_key
@@ -51,7 +53,7 @@ NON_CONDITION_KEYS = frozenset({
 
 PER_RUN_EVENTS = ("t05", "t099", "fire", "late", "rho_fire", "r12_ge25_x5", "r12_ge100",
                   "r12_ge200", "r12_slope", "lag_fire_t099", "lag_fire_t05", "lead_rho",
-                  "lag_r12_ge100_t05", "lag_r12_slope_t05")
+                  "lag_r12_ge100_t05", "lag_r12_slope_t05", "t_cls", "t_rep", "clock_ratio")
 # per-run diagnostics (tianref.analysis.diagnostics), summarised across runs like the events
 DIAGNOSTICS = ("slope_peak", "slope_peak_epoch", *(dg.fire_key(c) for c in dg.FIRE_THRESHOLDS),
                "collapse_epoch", "late_precollapse", "q_late_eps")
@@ -74,6 +76,8 @@ class Options:
     complete_only: bool = False          # drop runs with fewer than epochs + 1 rows
     gram: str = "main"                   # or a mode logged with train --log-grams (GRAM_KEYS)
     precision_factor: float = dg.PRECISION_FACTOR   # precision_limited: sigma3/sigma1 < factor 2^-23
+    cls_eps: float = clock_events.CLS_EPS     # t_cls: train loss <= cls_eps * row-0 loss
+    rep_delta: float = clock_events.REP_DELTA  # t_rep: W_srank within rep_delta of its final value
 
     def __post_init__(self):
         if self.late_lo < 0 or self.late_hi < self.late_lo:
@@ -143,6 +147,7 @@ def run_values(rec: RunRecord, opt: Options) -> dict:
     v["lead_rho"] = diff("t05", "rho_fire")
     v["lag_r12_ge100_t05"] = diff("r12_ge100", "t05")
     v["lag_r12_slope_t05"] = diff("r12_slope", "t05")
+    v.update(clock_events.clock_events(rec.columns, opt.cls_eps, opt.rep_delta))
     return v
 
 
@@ -441,6 +446,20 @@ def to_markdown(summary: dict) -> str:
             f"| {c['label']}", _event_cell(s["r12_ge25_x5"]), _event_cell(s["r12_ge100"]),
             _event_cell(s["r12_ge200"]), _event_cell(s["r12_slope"]),
             _event_cell(s["lag_r12_ge100_t05"], signed=True)]) + " |")
+    if any(c["stats"].get("t_rep") is not None for c in summary["conditions"]):
+        lines += [
+            "",
+            f"The two clocks: t_cls = first train loss <= {fmt(o.get('cls_eps'))} x row 0; t_rep = first "
+            f"epoch from which W_srank stays within {fmt(o.get('rep_delta'))} (relative) of its final value:",
+            "",
+            "| condition | t_cls | t_rep | t_rep / t_cls | t(test>=0.5) | t(test>=0.99) |",
+            "|---|---|---|---|---|---|",
+        ]
+        for c in summary["conditions"]:
+            s = c["stats"]
+            lines.append(" | ".join([
+                f"| {c['label']}", _event_cell(s.get("t_cls")), _event_cell(s.get("t_rep")),
+                _event_cell(s.get("clock_ratio")), _event_cell(s["t05"]), _event_cell(s["t099"])]) + " |")
     lines += _diagnostics_markdown(summary)
     notes = []
     for c in summary["conditions"]:

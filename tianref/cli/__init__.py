@@ -17,6 +17,7 @@ SHORT_HELP = {
     "sweep": "Train conditions x seeds into one tree (resumable, or a plan).",
     "thm6": "Check Theorem 6 exactly on a run's checkpoints.",
     "reproduce": "Run the paper's protocols and compare with its numbers.",
+    "edge": "Probe the spectral edge of a run against random directions.",
 }
 
 
@@ -44,6 +45,10 @@ main.add_command(thm6_cmd, "thm6")
 from tianref.cli.reproduce import reproduce_cmd  # noqa: E402
 
 main.add_command(reproduce_cmd, "reproduce")
+
+from tianref.cli.edge import edge_cmd  # noqa: E402
+
+main.add_command(edge_cmd, "edge")
 
 for _name, _text in SHORT_HELP.items():
     if _name in main.commands:

@@ -62,6 +62,11 @@ def _window_list(text: str) -> tuple[int, ...]:
 @click.option("--precision-factor", type=float, default=100.0,
               help="precision_limited: the late median of sigma3/sigma1 is below this many float32 "
                    "epsilons (2^-23), so a float32 Gram cannot resolve sigma3.")
+@click.option("--cls-eps", type=click.FloatRange(min=0, min_open=True), default=0.01,
+              help="Classifier clock t_cls: first epoch with train loss <= this x the row-0 loss.")
+@click.option("--rep-delta", type=click.FloatRange(min=0), default=0.05,
+              help="Representation clock t_rep: first epoch from which W_srank stays within this "
+                   "(relative) of its final value.")
 @click.option("--complete-only", is_flag=True,
               help="Leave out runs with fewer than epochs + 1 rows (still running or crashed); "
                    "by default they are included and listed under the tables.")
@@ -71,8 +76,8 @@ def _window_list(text: str) -> tuple[int, ...]:
               help="Write the Markdown tables here instead of stdout.")
 @reports_errors
 def summarize_cmd(run_dir, window, late_lo, late_hi, slope_threshold, slope_t_min, slope_lag,
-                  min_valid, rho_threshold, crossing, gram, precision_factor, complete_only, json_out,
-                  md_out):
+                  min_valid, rho_threshold, crossing, gram, precision_factor, cls_eps, rep_delta,
+                  complete_only, json_out, md_out):
     """Compute the paper's statistics over every run below RUN_DIR.
 
     Runs are grouped into conditions (config minus seed); each eta > 0 condition is paired
@@ -88,7 +93,8 @@ def summarize_cmd(run_dir, window, late_lo, late_hi, slope_threshold, slope_t_mi
     opt = Options(window=window, late_lo=late_lo, late_hi=late_hi,
                   slope_threshold=slope_threshold, slope_t_min=slope_t_min, slope_lag=slope_lag,
                   min_valid=min_valid, rho_threshold=rho_threshold, crossing=crossing,
-                  complete_only=complete_only, gram=gram, precision_factor=precision_factor)
+                  complete_only=complete_only, gram=gram, precision_factor=precision_factor,
+                  cls_eps=cls_eps, rep_delta=rep_delta)
     summary = summarize(read_tree(run_dir, "summarize: reading runs"), opt)
     note = late_range_note(summary)
     if note:

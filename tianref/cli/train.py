@@ -15,7 +15,7 @@ from tianref.cli.common import CHECK_DEVICE, RAISE_ERRORS, reports_errors
 from tianref.cli.progress import RowProgress
 from tianref.data import n_train_from_frac
 from tianref.config import (DTYPES, GRAM_MODES, INT_TUPLES, METRIC_SETS, OPTIMIZERS, TOP_LAYERS, TrainConfig,
-                            parse_int_list, parse_list, validate)
+                            parse_eta_schedule, parse_int_list, parse_list, validate)
 from tianref.errors import InputError
 from tianref.loss import LOSSES
 from tianref.model import ACTIVATIONS
@@ -42,6 +42,9 @@ RESUME_OPTIONS = ("xp_name", "epochs", "checkpoint_epochs", "out", "resume", "no
 @click.option("--train-frac", type=float, default=None,
               help="Training fraction p instead of --n-train: n_train = round(p M^2) (Python rounding).")
 @click.option("--eta", type=float, default=D.eta, show_default=True, help="L2 weight decay eta (0 = control).")
+@click.option("--eta-schedule", default=None,
+              help="Piecewise-constant weight decay START:ETA,... e.g. 0:2e-4,250:0: the step from row t "
+                   "to t+1 uses the ETA of the last START <= t. Starts ascend from 0. Replaces --eta.")
 @click.option("--lr", type=float, default=D.lr, show_default=True, help="Adam learning rate.")
 @click.option("--epochs", type=int, default=D.epochs, show_default=True,
               help="Full-batch steps E; rows 0..E are logged.")
@@ -94,7 +97,7 @@ RESUME_OPTIONS = ("xp_name", "epochs", "checkpoint_epochs", "out", "resume", "no
               help="Validate every input (as a sweep does before starting runs), touch nothing, exit 0.")
 @click.pass_context
 @reports_errors
-def train_cmd(ctx, xp_name, M, K, n_train, train_frac, eta, lr, epochs, seed, act, loss, optimizer,
+def train_cmd(ctx, xp_name, M, K, n_train, train_frac, eta, eta_schedule, lr, epochs, seed, act, loss, optimizer,
               momentum, top_layer, ridge_reg, init_scale, output_scale, dtype, windows, metric_set,
               checkpoint_epochs, init_from, out, resume, overwrite, no_resume_state, gram_dtype, log_grams,
               check_only):
@@ -152,13 +155,22 @@ def train_cmd(ctx, xp_name, M, K, n_train, train_frac, eta, lr, epochs, seed, ac
             n_train = n_train_from_frac(M, train_frac)
         elif n_train is None:
             n_train = n_train_from_frac(M, DEFAULT_TRAIN_FRAC)
+        schedule = ()
+        if eta_schedule is not None:                    # checked before anything is written
+            if "eta" in given:
+                raise InputError("give --eta or --eta-schedule, not both")
+            schedule = parse_eta_schedule(eta_schedule)
+            eta = schedule[0][1]
+            if len(schedule) == 1:                      # the one-entry schedule is plain --eta
+                schedule = ()
         cfg = validate(TrainConfig(
             M=M, K=K, n_train=n_train, eta=eta, lr=lr, epochs=epochs, seed=seed, act=act, loss=loss,
             optimizer=optimizer, momentum=momentum, top_layer=top_layer, ridge_reg=ridge_reg,
             init_scale=init_scale, output_scale=output_scale, dtype=dtype,
             windows=parse_int_list(windows, "--windows"),
             gram_dtype=gram_dtype, log_grams=parse_list(log_grams, "--log-grams", str),
-            metrics=metric_set, checkpoint_epochs=parse_int_list(checkpoint_epochs, "--checkpoint-epochs")))
+            metrics=metric_set, checkpoint_epochs=parse_int_list(checkpoint_epochs, "--checkpoint-epochs"),
+            eta_schedule=schedule))
         _check_gram_backend(cfg, xp_name)
         if init is not None:
             engine.check_init(cfg, init)

@@ -12,6 +12,12 @@ an ordinary ``train`` invocation; a section is a list of ``RunSpec`` (a tag and 
 | thm6     | sqr  | 2e-4                         | 0-4   | 300    | 20             | checkpoints 50,100,175,250,300 |
 |          | relu | 2e-4                         | 0-4   | 500    | 20             | checkpoints 100,300,500 |
 | extended | sqr  | 1e-5                         | 0     | 2000   | 20             | optional (the paper's seed is not given) |
+| lifecycle| sqr  | 2e-4, 0, 2e-4 -> 0 at 250    | 0-4   | 600    | 20             | the spectral-edge seed; core metrics |
+| clocks   | sqr  | 2e-4, 0 (the paper's loss)   | 0-4   | 400    | 20             | the two-clocks seed; core metrics |
+|          | relu | 2e-4, 0 (--loss ce)          | 0-4   | 800    | 20             |      |
+
+The last two sections test two of the project's other seed papers on this model (the spectral-edge
+lifecycle and the two training clocks; tianref.experiments.reproduce.seeds), not the main paper.
 
 Deviation: the paper's window sweep trains one run per window (W = 5, 10, 30) and reuses the
 headline runs for W = 20; we train one run per seed and condition and read all four windows from
@@ -25,7 +31,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 SECTIONS = ("headline", "relu", "window", "eta", "thm6", "extended",
-            "scaling", "critical", "muon", "ridge")          # the last four: protocols_tian
+            "scaling", "critical", "muon", "ridge",           # these four: protocols_tian
+            "lifecycle", "clocks")                            # these two: other seed papers (reproduce.seeds)
 DEFAULT_SECTIONS = ("headline", "relu", "window", "eta", "thm6")   # what --section all runs
 
 
@@ -126,7 +133,23 @@ def section_runs(section: str, scale: Scale = SCALES["full"]) -> list:
                        metrics="core"))
     if section == "extended":
         return grid("sqr", (1e-5,), [0], 2000)
+    if section == "lifecycle":
+        specs = grid("sqr", (2e-4, 0.0), list(range(5)), 600, metrics="core")
+        switch = int(round(LIFECYCLE_SWITCH * scale.epoch_factor))
+        g = _eta_tag(scaled_eta(2e-4, scale.eta_factor))
+        for s in grid("sqr", (2e-4,), list(range(5)), 600, metrics="core"):
+            opts = {k: v for k, v in s.options.items() if k != "eta"}
+            opts["eta_schedule"] = f"0:{g},{switch}:0"        # eta -> 0 after grokking
+            specs.append(RunSpec(s.tag.replace(f"eta{g}", f"eta{g}to0at{switch}"), opts))
+        return specs
+    if section == "clocks":
+        relu = [RunSpec(s.tag.replace("relu_", "relu_ce_"), {**s.options, "loss": "ce"})
+                for s in grid("relu", (2e-4, 0.0), list(range(5)), 800, metrics="core")]
+        return grid("sqr", (2e-4, 0.0), list(range(5)), 400, metrics="core") + relu
     raise ValueError(f"unknown section {section!r}; choose one of {', '.join(SECTIONS)}")
+
+
+LIFECYCLE_SWITCH = 250     # the epoch at which the lifecycle section's intervention sets eta to 0
 
 
 def thm6_epochs(act: str, scale: Scale = SCALES["full"]) -> list:

@@ -94,6 +94,10 @@ def reproduce_section(section: str, root, scale, *, n_jobs: int = 2, python: str
         from tianref.experiments.reproduce.tian_report import reproduce_tian_section
         return reproduce_tian_section(section, root, scale, n_jobs=n_jobs, python=python, xp=xp,
                                       store_to=store_to, command=command, report=report)
+    if section in ("lifecycle", "clocks"):                  # other seed papers: their own pipeline
+        from tianref.experiments.reproduce.seeds import reproduce_seed_section
+        return reproduce_seed_section(section, root, scale, n_jobs=n_jobs, python=python, xp=xp,
+                                      store_to=store_to, command=command, report=report)
     t0 = time.time()
     if section == "thm6":
         import_thm6()                                       # fail before training, not after

@@ -1,0 +1,91 @@
+"""Probe the spectral edge of a stored run: replay it to chosen epochs, check the replay against
+the run's own record, and run tianref.edge_probe on each space. Shared by ``cli.py edge`` and the
+lifecycle reproduce section; docs/edge-and-clocks.md §3.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np  # host comparisons of replayed and stored weights
+
+from tianref import edge_probe, runs
+from tianref.backend import to_host
+from tianref.config import TrainConfig, validate
+from tianref.errors import InputError, RunFailure
+
+SPACES = {"joint": ("W", "V"), "W": ("W",)}
+REPLAY_RTOL = 1e-9      # logged vs replayed edge statistics (same arithmetic: equal unless the run changed)
+
+
+def load_run(run_dir):
+    """(validated TrainConfig, init arrays or None, {epoch: logged row})."""
+    if not os.path.isdir(run_dir):
+        raise InputError(f"--run {run_dir}: no such directory")
+    stored = runs.read_config(run_dir)
+    cfg = validate(TrainConfig.from_dict(stored["config"]))
+    init = runs.load_npz(stored["init_from"]) if stored.get("init_from") else None
+    path = os.path.join(run_dir, "metrics.jsonl")
+    logged = {r["epoch"]: r for r in runs.read_metrics(path)} if os.path.isfile(path) else {}
+    return cfg, init, logged
+
+
+def check_replay(run_dir, epoch, state, logged, strict=True, xp=None, w=None) -> str:
+    """Compare the replayed state with what the run stored: its checkpoint's weights at ``epoch`` (bit
+    for bit) and its logged W edge split (to REPLAY_RTOL). RunFailure on a difference when ``strict``;
+    returns what was compared."""
+    ck_path = runs.checkpoint_path(run_dir, epoch)
+    said = []
+    if os.path.isfile(ck_path):
+        ck = runs.load_npz(ck_path)
+        same = all(np.array_equal(to_host(state.params[k]), ck[k]) for k in ("W", "V"))
+        if strict and not same:
+            raise RunFailure(f"replayed weights at epoch {epoch} differ from {ck_path}; the run cannot be "
+                             "replayed on this backend/machine bit for bit")
+        said.append("weights equal the checkpoint" if same else "weights DIFFER from the checkpoint")
+    row = logged.get(epoch, {})
+    if "W_edge_g2" in row:
+        got = edge_probe.space_edge(xp, state, w, ("W",))
+        worst = _check_logged_split(epoch, got[1], row, strict)
+        what = "reproduced" if worst <= REPLAY_RTOL else "NOT reproduced"
+        said.append(f"logged W edge split {what} (max relative difference {worst:.1e})")
+    return "; ".join(said) or "nothing stored to compare"
+
+
+def _check_logged_split(epoch, split, row, strict=True) -> float:
+    """The largest difference of the replayed W split from the logged one, relative to max(g2, wd2);
+    RunFailure above REPLAY_RTOL when ``strict``."""
+    scale = max(abs(row["W_edge_g2"]), abs(row["W_edge_wd2"]), 1e-300)
+    worst = max(abs(row[f"W_edge_{k}"] - split[k]) / scale for k in ("g2", "wd2", "cross"))
+    if strict and worst > REPLAY_RTOL:
+        raise RunFailure(f"epoch {epoch}: the replayed W edge split differs from the logged one by {worst:.1e} "
+                         "(relative); the replay does not reproduce the run")
+    return worst
+
+
+def probe_run(run_dir, epochs, xp, *, spaces=("joint", "W"), n_random=100, seed=0, eps_rel=1e-3,
+              progress=None, note=lambda m: None, strict=True) -> list:
+    """[{'epoch', 'space', 'split', 'probe', 'replay_check'}] for each epoch (ascending) and space.
+
+    strict: a replay whose W split differs from the logged one by more than REPLAY_RTOL raises
+    RunFailure; otherwise the difference is recorded in 'replay_check' (the reproduce section, where
+    a GPU's reduction order may differ between the training process and the replay)."""
+    cfg, init, logged = load_run(run_dir)
+    if max(epochs) > cfg.epochs:
+        raise InputError(f"epoch {max(epochs)} is past the run's --epochs {cfg.epochs}")
+    w = cfg.windows[0]
+    records = []
+    for e, state, problem in edge_probe.replay_states(cfg, epochs, xp, init):
+        said = check_replay(run_dir, e, state, logged, strict, xp, w)
+        for sp in spaces:
+            got = edge_probe.space_edge(xp, state, w, SPACES[sp])
+            if got is None:
+                note(f"epoch {e}: fewer than 2 updates, no edge; skipped")
+                if progress:
+                    progress(n_random + 1)
+                continue
+            e_dir, split = got
+            res = edge_probe.probe(xp, state.params, e_dir, problem.test, cfg.act, cfg.loss, SPACES[sp],
+                                   n_random=n_random, seed=seed, eps_rel=eps_rel,
+                                   progress=(lambda: progress(1)) if progress else None)
+            records.append({"epoch": e, "space": sp, "split": split, "probe": res, "replay_check": said})
+    return records

@@ -1,0 +1,141 @@
+"""The spectral edge split: the top direction of the update Gram, as gradient part plus weight-decay part.
+
+Reference: *The Lifecycle of the Spectral Edge: From Gradient Learning to Weight-Decay Compression*
+(the spectral edge = the top eigenvector of the Gram of recent updates, and its gradient /
+weight-decay decomposition); docs/edge-and-clocks.md §1-3 derives the split and its cost.
+
+Symbols (per parameter matrix W or V, flattened; ring slots as in tianref.spectra)
+    Delta_t     = theta_t - theta_{t-1}                 (P,)  the update of step t (spectra's ring)
+    Delta^wd_t  the weight-decay part of that step      (P,)  from the optimizer (optim, wd_part)
+    Delta^g_t   = Delta_t - Delta^wd_t                  (P,)  the gradient part
+    D, D^g, D^wd  the last w of each as columns         (P, w);  D = D^g + D^wd exactly
+    G           = D^T D                                 (w, w)  spectra's incremental Gram
+    u_1         the unit top eigenvector of G, sigma_1 its eigenvalue
+
+The split of the top eigenvalue (exact, because D = D^g + D^wd column by column):
+
+    sigma_1 = ||D u_1||^2 = ||D^g u_1||^2 + ||D^wd u_1||^2 + 2 <D^g u_1, D^wd u_1>
+            =     g2      +      wd2       +  2 cross
+    gfrac = g2 / (g2 + wd2)          (undefined when g2 + wd2 = 0)
+    cos   = cross / sqrt(g2 wd2)     (the cosine between D^g u_1 and D^wd u_1; undefined when g2 wd2 = 0)
+
+Evaluated per logged row from the two vectors a = D u_1 and b = D^wd u_1 (one pass over each
+ring, with u_1 scattered into the ring's slots): g2 = ||a - b||^2, wd2 = ||b||^2,
+cross = <a - b, b>. This keeps one extra ring (Delta^wd) and costs two (P, w) passes per row.
+
+Deviation from the plan of three incremental cross-Grams (G_ww, C = D^g^T D^wd and its transpose,
+updated like G): each update of those costs three (w, P) x (P,) passes per step, against two per
+row here (measured on the 2-core machine at M = 71, K = 2048, w = 20: 6.0 ms per step for the three
+products against 3.9 ms per row here; bench/bench_edge.py times the latter), and
+with G_gg formed as G - G_ww - C - C^T their identity would hold by construction. Here sigma_1
+comes from the incremental Gram G and g2 + wd2 + 2 cross from the ring contents directly, so the
+identity sigma_1 = g2 + wd2 + 2 cross tested on every row checks the Gram's bookkeeping, the
+window's slots and u_1 through a second route.
+
+Without weight decay (Delta^wd = None from the optimizer, and nothing nonzero in the ring) nothing
+is written or read: wd2 = cross = 0 exactly and g2 = ||D u_1||^2. The Delta^wd ring is kept in the
+training dtype, in which the optimizer forms Delta^wd (half the memory traffic in float32); D^wd u_1
+sums w terms per entry in that dtype, everything else is float64. The identity does not depend on
+that precision (g = a - b, so ||g + b||^2 = ||a||^2 whatever b is); in float32 the split itself
+carries float32's relative error (~1e-7), in float64 float64's.
+State is an explicit dict; ``push`` reuses its storage (as spectra.push).
+"""
+from __future__ import annotations
+
+from tianref import spectra
+
+KEYS = ("g2", "wd2", "cross")
+
+
+def init(xp, P: int, w_max: int, dtype=None):
+    """Empty state for updates of length P (slots as in spectra.init); the ring holds Delta^wd in
+    ``dtype`` (the training dtype: the optimizer forms Delta^wd in it, so nothing is lost)."""
+    return {"buf_wd": xp.zeros((w_max, P), dtype=dtype or xp.float64),  # (w_max, P) ring of Delta^wd
+            "clean": True}                                       # host: the ring holds only zeros
+
+
+def push(xp, state, spec, delta_wd):
+    """Record the weight-decay part of the step just pushed to ``spec``: delta_wd (any shape with
+    P entries, any float dtype), or None for an exact zero.  Returns the new state."""
+    buf_wd = state["buf_wd"]
+    slot = (spec["count"] - 1) % buf_wd.shape[0]
+    if delta_wd is None:
+        if not state["clean"]:
+            buf_wd[slot] = 0.0
+        return state
+    buf_wd[slot] = delta_wd.reshape(-1)                 # (P,)
+    return {"buf_wd": buf_wd, "clean": False}
+
+
+def _top(xp, specs, w: int):
+    """(sigma_1, u_1 scattered into a (w_max,) vector) of G = sum of the specs' Grams on the window w
+    (one spec: its own G; W and V together: the Gram of the joint update), or None with < 2 updates."""
+    w_max = specs[0]["buf"].shape[0]
+    slots = spectra.window_slots(specs[0]["count"], w_max, w)
+    if len(slots) < 2:                                  # as spectra: from 2 updates on
+        return None
+    idx = xp.asarray(slots)
+    G = specs[0]["gram"][idx][:, idx]                   # (m, m) D^T D
+    for sp in specs[1:]:
+        G = G + sp["gram"][idx][:, idx]                 # (m, m) + D_V^T D_V: the joint update's Gram
+    ev, U = xp.linalg.eigh(G)                           # ascending; (m,), (m, m)
+    u = xp.zeros(w_max, dtype=xp.float64)
+    u[idx] = U[:, -1]                                   # (w_max,) u_1 on the window's slots, 0 elsewhere
+    return ev[-1], u
+
+
+def edge_parts(xp, specs, states, w: int):
+    """[(a, b)] per block: a = D u_1, b = D^wd u_1 (P,) float64 (b None: exactly 0), with u_1 the top
+    eigenvector of the blocks' summed Gram on the window w; None with fewer than 2 updates."""
+    top = _top(xp, specs, w)
+    if top is None:
+        return None
+    _, u = top
+    out = []
+    for sp, st in zip(specs, states):
+        a = u @ sp["buf"]                               # (P,) D u_1
+        if st["clean"]:
+            out.append((a, None))
+            continue
+        B = st["buf_wd"]
+        b = (u.astype(B.dtype) @ B).astype(xp.float64)  # (P,) D^wd u_1 (w terms per entry, ring dtype)
+        out.append((a, b))
+    return out
+
+
+def split_of(xp, parts):
+    """(g2, wd2, cross) as 0-d float64 arrays, summed over the blocks of ``edge_parts``."""
+    g2 = wd2 = cross = xp.zeros((), dtype=xp.float64)
+    for a, b in parts:
+        if b is None:                                   # no weight decay in the ring: exact zeros
+            g2 = g2 + a @ a
+            continue
+        g = a - b                                       # (P,) D^g u_1
+        g2, wd2, cross = g2 + g @ g, wd2 + b @ b, cross + g @ b
+    return g2, wd2, cross
+
+
+def window_split(xp, spec, state, w: int):
+    """(g2, wd2, cross) as 0-d float64 arrays for one block and the window w, or None (< 2 updates)."""
+    parts = edge_parts(xp, [spec], [state], w)
+    return None if parts is None else split_of(xp, parts)
+
+
+def derived(g2: float, wd2: float, cross: float) -> dict:
+    """Host: gfrac and cos where defined (an absent key = undefined)."""
+    out = {}
+    if g2 + wd2 > 0:
+        out["gfrac"] = g2 / (g2 + wd2)
+    if g2 > 0 and wd2 > 0:
+        out["cos"] = cross / (g2 * wd2) ** 0.5
+    return out
+
+
+def edge_vector(xp, specs, states, w: int):
+    """[(e, e_wd)] per block: the edge direction e = D u_1 / ||D u_1|| (the norm over all blocks)
+    and its weight-decay part D^wd u_1 / ||D u_1||, each (P,) float64; None with < 2 updates."""
+    parts = edge_parts(xp, specs, states, w)
+    if parts is None:
+        return None
+    n = xp.sqrt(sum(a @ a for a, _ in parts))
+    return [(a / n, xp.zeros_like(a) if b is None else b / n) for a, b in parts]
