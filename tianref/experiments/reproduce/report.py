@@ -36,7 +36,8 @@ WE_FOLLOW = {
     11: "the raw eigenvalues are compared by order of magnitude only",
     12: "here we deviate from the code (docs/math.md §8): the updates are exact float64 differences of "
         "the float32 parameters and the Gram and its eigenvalues are float64, so σ3 ~ 1e-5..1e-6 is "
-        "resolved; ours run on NumPy/CPU, the paper's on MPS, so fire epochs may differ by about ±1",
+        "resolved (the paper's float32 Gram is logged beside it where a section asks); ours ran on the "
+        "backend named at the top of this report, the paper's on MPS, so fire epochs may differ by about ±1",
 }
 # caveats where we knowingly do not follow the paper's code (rendered with another lead-in)
 DEVIATE = frozenset({1, 12})
