@@ -49,9 +49,13 @@ from tianref.experiments.protocols import SCALES, SECTIONS
               help="Trains nothing: rebuild the comparison and report.md of the stored section(s) in "
                    "STORE_TO/<scale>/ from their summary.json (e.g. after a citation or rule changed); "
                    "the measured statistics are kept as stored. With --section all: every stored section.")
+@click.option("--no-train", is_flag=True,
+              help="Trains nothing (Tian's sections): summarise the runs under ROOT that have all their rows, "
+                   "e.g. a tree copied back from another machine without checkpoints; the report lists the "
+                   "missing runs and how to finish them.")
 @reports_errors
 def reproduce_cmd(section_text, root, scale_text, n_jobs, plan, store, store_to, top_pairs,
-                  xp_name, slurm_file, python, rerender):
+                  xp_name, slurm_file, python, rerender, no_train):
     """Run the paper's protocols, summarise them beside the published numbers, draw the figures.
 
     Finished runs are skipped. Writes ROOT/<section>/summary.json, report.md and figures/;
@@ -63,6 +67,9 @@ def reproduce_cmd(section_text, root, scale_text, n_jobs, plan, store, store_to,
     scale = rp.parse_scale(scale_text)
     if root is None:
         root = Path("runs/reproduce" if scale.name == "full" else f"runs/reproduce-{scale.name}")
+    if no_train and (plan or slurm_file is not None or rerender):
+        raise InputError("--no-train summarises runs already there; it cannot be combined with --plan, "
+                         "--slurm or --rerender")
     if rerender:
         if plan or store:
             raise InputError("--rerender re-renders stored sections; it cannot be combined with --plan or --store")
@@ -102,7 +109,8 @@ def reproduce_cmd(section_text, root, scale_text, n_jobs, plan, store, store_to,
         try:
             done[s] = rp.reproduce_section(s, root, scale, n_jobs=n_jobs, python=python, xp=xp_name,
                                            n_top=top_pairs, store_to=target, command=command,
-                                           report=reporter.note, progress=reporter.progress)
+                                           report=reporter.note, progress=reporter.progress,
+                                           no_train=no_train)
         finally:
             reporter.close()
     click.echo(json.dumps({"scale": scale.name, "root": str(Path(root).resolve()),

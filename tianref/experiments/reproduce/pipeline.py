@@ -17,6 +17,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+from tianref.errors import InputError
 from tianref.experiments import sweep
 from tianref.analysis.records import read_run
 from tianref.experiments.reproduce.compare import compare
@@ -86,14 +87,19 @@ def build_doc(section: str, scale, records, section_dir: Path, n_top: int, repor
 
 def reproduce_section(section: str, root, scale, *, n_jobs: int = 2, python: str = sys.executable,
                       xp: str = "numpy", n_top: int = 200, store_to=None, command: str = "",
-                      report=lambda m: None, progress=None) -> dict:
+                      report=lambda m: None, progress=None, no_train: bool = False) -> dict:
     """Run, summarise, compare, draw and (optionally) store one section; returns what it did.
-    ``progress(finished, total, name)`` follows the runs (sweep.run_jobs)."""
+    ``progress(finished, total, name)`` follows the runs (sweep.run_jobs). ``no_train`` (Tian's
+    sections only): summarise the runs that have all their rows, list the others as missing."""
     from tianref.experiments.protocols_tian import TIAN_SECTIONS
     if section in TIAN_SECTIONS:                            # Tian's own setup: its own analysis
         from tianref.experiments.reproduce.tian_report import reproduce_tian_section
         return reproduce_tian_section(section, root, scale, n_jobs=n_jobs, python=python, xp=xp,
-                                      store_to=store_to, command=command, report=report)
+                                      store_to=store_to, command=command, report=report,
+                                      no_train=no_train)
+    if no_train:
+        raise InputError(f"--no-train summarises Tian's sections ({', '.join(TIAN_SECTIONS)}) only; "
+                         f"the {section} section needs its runs' checkpoints")
     if section in ("lifecycle", "clocks"):                  # other seed papers: their own pipeline
         from tianref.experiments.reproduce.seeds import reproduce_seed_section
         return reproduce_seed_section(section, root, scale, n_jobs=n_jobs, python=python, xp=xp,

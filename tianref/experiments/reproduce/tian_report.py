@@ -18,7 +18,7 @@ from pathlib import Path
 
 from tianref.analysis.records import read_run
 from tianref.analysis.summarize import fmt, to_json, write_atomic
-from tianref.errors import RunFailure
+from tianref.errors import InputError, RunFailure
 from tianref.experiments import protocols_tian as pt, sweep
 import tianref.experiments.reproduce.tian_analysis as ta
 from tianref.experiments.reproduce.rows import load_published
@@ -177,6 +177,12 @@ def report_markdown(doc: dict) -> str:
          f"**Claim.** {a['claim']}", ""]
     if s in CAVEATS:
         L += [f"**Caveat.** {CAVEATS[s]}", ""]
+    if doc.get("missing_runs"):
+        miss = doc["missing_runs"]
+        L += [f"**Not all runs are here.** {len(miss)} of the section's {len(miss) + doc['n_runs']} runs did not "
+              f"finish in the time this reproduction had and are left out of every number below: "
+              f"{', '.join(miss)}. `python cli.py reproduce --section {s} --plan` (or `--slurm FILE`) lists "
+              "their train commands; run them, then this section again, to complete it.", ""]
     L += ["| claim | paper / theory | ours | consistent? |", "|---|---|---|---|"]
     for c in a["claims"]:
         ok = {True: "yes", False: "no", None: "—"}[c["consistent"]]
@@ -213,19 +219,45 @@ def report_markdown(doc: dict) -> str:
     return "\n".join(L) + "\n"
 
 
+def _all_rows(job) -> bool:
+    """Every row 0..E is logged (the run finished training; its checkpoints may not have travelled)."""
+    from tianref.analysis.records import METRICS_FILE, read_rows
+    try:
+        rows, _ = read_rows(Path(job.out) / METRICS_FILE)
+    except (InputError, OSError):
+        return False
+    return set(range(job.epochs + 1)) <= {r.get("epoch") for r in rows}
+
+
 def reproduce_tian_section(section: str, root, scale, *, n_jobs: int = 2, python: str = sys.executable,
-                           xp: str = "numpy", store_to=None, command: str = "", report=lambda m: None) -> dict:
+                           xp: str = "numpy", store_to=None, command: str = "", report=lambda m: None,
+                           no_train: bool = False) -> dict:
+    """Run (unless ``no_train``), measure, report and optionally store one of Tian's sections.
+
+    ``no_train``: train nothing; summarise the runs whose rows 0..E are all logged (e.g. a tree copied
+    back from another machine without its checkpoints) and list the others as missing, with the
+    commands that finish them (``--plan`` / ``--slurm``)."""
     t0 = time.time()
     root = Path(os.path.abspath(root))
     section_dir = root / section
-    jobs = section_jobs(root, section, scale, xp)
+    all_jobs = section_jobs(root, section, scale, xp)
     section_dir.mkdir(parents=True, exist_ok=True)
-    report(f"{section}: {len(jobs)} runs in {section_dir}")
-    before = _diverged_before(jobs)                  # deterministic: running them again would diverge again
-    if before:
-        report(f"{section}: {len(before)} run(s) diverged in an earlier call; kept as diverged, not rerun")
-    res = sweep.run_jobs([j for j in jobs if j.name not in before], n_jobs, python,
-                         report=lambda m: report(f"{section}: {m}"))
+    report(f"{section}: {len(all_jobs)} runs in {section_dir}")
+    missing = []
+    if no_train:
+        jobs = [j for j in all_jobs if _all_rows(j)]
+        missing = [j.name for j in all_jobs if j not in jobs]
+        if not jobs:
+            raise InputError(f"{section}: --no-train found no run with all its rows under {section_dir}")
+        report(f"{section}: --no-train: {len(jobs)} runs with all rows, {len(missing)} missing")
+        res, before = {"ran": 0, "skipped": len(jobs), "failed": []}, set()
+    else:
+        jobs = all_jobs
+        before = _diverged_before(jobs)              # deterministic: running them again would diverge again
+        if before:
+            report(f"{section}: {len(before)} run(s) diverged in an earlier call; kept as diverged, not rerun")
+        res = sweep.run_jobs([j for j in jobs if j.name not in before], n_jobs, python,
+                             report=lambda m: report(f"{section}: {m}"))
     diverged = _diverged(res["failed"]) | before
     records = [read_run(j.out) for j in jobs]
     stats = [ta.run_stats(r, diverged=r.path.name in diverged) for r in records]
@@ -236,7 +268,7 @@ def reproduce_tian_section(section: str, root, scale, *, n_jobs: int = 2, python
            "setup": {"M": sorted({s["M"] for s in stats}), "K": cfg0.get("K"),
                      "dtype": ",".join(sorted({str(r.config.get("dtype")) for r in records})),
                      "backend": ",".join(sorted({str(r.meta.get("versions", {}).get("backend")) for r in records}))},
-           "per_run": stats, "comparison": []}      # the claims are in doc["analysis"]
+           "per_run": stats, "comparison": [], "missing_runs": missing}   # the claims: doc["analysis"]
     report(f"{section}: measuring")
     doc["analysis"] = analyse(section, records, stats, load_published(), scale)
     from tianref.experiments.reproduce.tian_figures import make_tian_figures

@@ -1,0 +1,55 @@
+"""``reproduce --no-train``: summarise the runs that have all their rows (a tree copied back without
+checkpoints), list the missing ones, train nothing; refused where it cannot be honoured."""
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from tianref.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _cli(*args):
+    return CliRunner().invoke(main, list(args))
+
+
+def test_no_train_on_an_empty_root_is_exit_2(tmp_path):
+    r = _cli("reproduce", "--section", "ridge", "--scale", "ci", "--no-train", "--root", str(tmp_path))
+    assert r.exit_code == 2 and "no run with all its rows" in r.output and "Traceback" not in r.output
+
+
+def test_no_train_refuses_a_section_that_needs_checkpoints(tmp_path):
+    r = _cli("reproduce", "--section", "headline", "--scale", "ci", "--no-train", "--root", str(tmp_path))
+    assert r.exit_code == 2 and "Tian's sections" in r.output
+    assert not (tmp_path / "headline").exists()                  # nothing written before the refusal
+
+
+def test_no_train_with_plan_is_exit_2(tmp_path):
+    r = _cli("reproduce", "--section", "ridge", "--scale", "ci", "--no-train", "--plan", "--root", str(tmp_path))
+    assert r.exit_code == 2 and "cannot be combined" in r.output
+
+
+def test_no_train_summarises_the_finished_run_and_lists_the_rest(tmp_path):
+    """One of the ci ridge section's four runs is trained (by its own --plan command), its checkpoints
+    removed as after a copy without them; --no-train summarises that one run and names the other three."""
+    plan = subprocess.run([sys.executable, "cli.py", "reproduce", "--section", "ridge", "--scale", "ci",
+                           "--plan", "--root", str(tmp_path)], capture_output=True, text=True, cwd=ROOT)
+    lines = plan.stdout.strip().splitlines()
+    assert plan.returncode == 0 and len(lines) == 4
+    first = lines[0].split() + ["--epochs", "400"]
+    done = subprocess.run(first, capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    run_dir = Path(first[first.index("--out") + 1])
+    shutil.rmtree(run_dir / "checkpoints")
+    r = _cli("reproduce", "--section", "ridge", "--scale", "ci", "--no-train", "--root", str(tmp_path))
+    assert r.exit_code == 0, r.output
+    doc = json.loads((tmp_path / "ridge" / "summary.json").read_text())
+    assert doc["n_runs"] == 1 and doc["runs"] == [run_dir.name]
+    assert len(doc["missing_runs"]) == 3 and run_dir.name not in doc["missing_runs"]
+    report = (tmp_path / "ridge" / "report.md").read_text()
+    assert "Not all runs are here" in report and "3 of the section's 4 runs" in report
+    assert not any((tmp_path / "ridge" / m).exists() for m in doc["missing_runs"])   # nothing trained
