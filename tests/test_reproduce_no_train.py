@@ -18,14 +18,15 @@ def _cli(*args):
 
 
 def test_no_train_on_an_empty_root_is_exit_2(tmp_path):
-    r = _cli("reproduce", "--section", "ridge", "--scale", "ci", "--no-train", "--root", str(tmp_path))
-    assert r.exit_code == 2 and "no run with all its rows" in r.output and "Traceback" not in r.output
+    for section in ("ridge", "headline"):
+        r = _cli("reproduce", "--section", section, "--scale", "ci", "--no-train", "--root", str(tmp_path))
+        assert r.exit_code == 2 and "no run with all its rows" in r.output and "Traceback" not in r.output
 
 
 def test_no_train_refuses_a_section_that_needs_checkpoints(tmp_path):
-    r = _cli("reproduce", "--section", "headline", "--scale", "ci", "--no-train", "--root", str(tmp_path))
-    assert r.exit_code == 2 and "Tian's sections" in r.output
-    assert not (tmp_path / "headline").exists()                  # nothing written before the refusal
+    r = _cli("reproduce", "--section", "thm6", "--scale", "ci", "--no-train", "--root", str(tmp_path))
+    assert r.exit_code == 2 and "needs its runs' checkpoints" in r.output
+    assert not (tmp_path / "thm6").exists()                  # nothing written before the refusal
 
 
 def test_no_train_with_plan_is_exit_2(tmp_path):

@@ -89,17 +89,18 @@ def reproduce_section(section: str, root, scale, *, n_jobs: int = 2, python: str
                       xp: str = "numpy", n_top: int = 200, store_to=None, command: str = "",
                       report=lambda m: None, progress=None, no_train: bool = False) -> dict:
     """Run, summarise, compare, draw and (optionally) store one section; returns what it did.
-    ``progress(finished, total, name)`` follows the runs (sweep.run_jobs). ``no_train`` (Tian's
-    sections only): summarise the runs that have all their rows, list the others as missing."""
+    ``progress(finished, total, name)`` follows the runs (sweep.run_jobs). ``no_train``: train
+    nothing; summarise the runs that have all their rows (a tree copied back without checkpoints) and
+    list the others as missing (not for thm6, lifecycle and clocks, which need checkpoints or replays)."""
     from tianref.experiments.protocols_tian import TIAN_SECTIONS
     if section in TIAN_SECTIONS:                            # Tian's own setup: its own analysis
         from tianref.experiments.reproduce.tian_report import reproduce_tian_section
         return reproduce_tian_section(section, root, scale, n_jobs=n_jobs, python=python, xp=xp,
                                       store_to=store_to, command=command, report=report,
                                       no_train=no_train)
-    if no_train:
-        raise InputError(f"--no-train summarises Tian's sections ({', '.join(TIAN_SECTIONS)}) only; "
-                         f"the {section} section needs its runs' checkpoints")
+    if no_train and section in ("thm6", "lifecycle", "clocks"):
+        raise InputError(f"--no-train cannot summarise the {section} section: it needs its runs' "
+                         "checkpoints or replays")
     if section in ("lifecycle", "clocks"):                  # other seed papers: their own pipeline
         from tianref.experiments.reproduce.seeds import reproduce_seed_section
         return reproduce_seed_section(section, root, scale, n_jobs=n_jobs, python=python, xp=xp,
@@ -109,13 +110,26 @@ def reproduce_section(section: str, root, scale, *, n_jobs: int = 2, python: str
         import_thm6()                                       # fail before training, not after
     root = Path(os.path.abspath(root))
     section_dir = root / section
-    jobs = section_jobs(root, section, scale, xp)
+    all_jobs = section_jobs(root, section, scale, xp)
     section_dir.mkdir(parents=True, exist_ok=True)
-    report(f"{section}: {len(jobs)} runs in {section_dir}")
-    res = run_section(jobs, n_jobs, python, lambda m: report(f"{section}: {m}"), progress)
+    report(f"{section}: {len(all_jobs)} runs in {section_dir}")
+    if no_train:                                            # summarise what is there, train nothing
+        from tianref.experiments.reproduce.tian_report import _all_rows
+        jobs = [j for j in all_jobs if _all_rows(j)]
+        if not jobs:
+            raise InputError(f"{section}: --no-train found no run with all its rows under {section_dir}")
+        res = {"ran": 0, "skipped": len(jobs), "failed": []}
+    else:
+        jobs = all_jobs
+        res = run_section(jobs, n_jobs, python, lambda m: report(f"{section}: {m}"), progress)
     records = [read_run(j.out) for j in jobs]
     report(f"{section}: summarising")
     doc, seed0 = build_doc(section, scale, records, section_dir, n_top, report, command)
+    doc["missing_runs"] = [j.name for j in all_jobs if j not in jobs]
+    if doc["missing_runs"]:
+        doc["notes"].append(f"Not all runs are here: {len(doc['missing_runs'])} of the section's "
+                            f"{len(all_jobs)} runs are left out of every number ({', '.join(doc['missing_runs'])}); "
+                            f"`python cli.py reproduce --section {section} --plan` lists their commands.")
     pub = load_published()
     doc["comparison"] = json.loads(to_json(compare(doc, pub)))
     figs, notes = make_figures(section, doc, records, root, scale, section_dir / "figures", seed0)
