@@ -124,7 +124,7 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     def bad(msg):
         raise InputError(msg)
 
-    for f in dataclasses.fields(cfg):             # every number, whatever helper added it
+    for f in dataclasses.fields(cfg):             # every numeric field, present and future
         v = getattr(cfg, f.name)
         if isinstance(v, float) and not math.isfinite(v):
             bad(f"--{f.name.replace('_', '-')} must be a finite number (got {v})")
