@@ -51,7 +51,8 @@ RESUME_OPTIONS = ("xp_name", "epochs", "checkpoint_epochs", "out", "resume", "no
 @click.option("--seed", type=int, default=D.seed, show_default=True, help="Seed of the split, init and pair draws.")
 @click.option("--act", type=click.Choice(ACTIVATIONS), default=D.act, show_default=True, help="Activation sigma.")
 @click.option("--loss", type=click.Choice(LOSSES), default=D.loss, show_default=True,
-              help="tian: the class-centred MSE the paper's code trains; theory: 1/2||P_perp(Y - Yhat)||^2.")
+              help="tian: the class-centred MSE the paper's code trains; theory: 1/2||P_perp(Y - Yhat)||^2; "
+                   "ce: softmax cross-entropy on the raw outputs (torch CrossEntropyLoss).")
 @click.option("--optimizer", type=click.Choice(OPTIMIZERS), default=D.optimizer, show_default=True,
               help="adam: coupled L2 (torch Adam(weight_decay)); adamw: decoupled decay; sgd: momentum "
                    "and coupled L2 (torch SGD(momentum, weight_decay)); muon: W by Muon (decoupled decay), "

@@ -66,6 +66,14 @@ def build_doc(section: str, scale, records, section_dir: Path, n_top: int, repor
                      "backend": ",".join(sorted({str(r.meta.get("versions", {}).get("backend"))
                                                  for r in records}))},
            "views": [], "extras": {}, "thm6": None, "notes": []}
+    backends = {}
+    for r in records:
+        backends.setdefault(str(r.meta.get("versions", {}).get("backend")), []).append(r.path.name)
+    if len(backends) > 1:
+        doc["notes"].append("Runs from more than one backend: " + "; ".join(
+            f"{b}: {', '.join(sorted(n))}" for b, n in sorted(backends.items())) + ". Float32 runs of one "
+            "configuration on two backends agree in their events to about an epoch but not bit for bit "
+            "(bench/results/).")
     doc["conditions"] = condition_labels([cc for cc, _ in group_conditions(records)])
     for v in section_views(section, scale):
         s = _relative_paths(summarize(records, v.options), section_dir)
