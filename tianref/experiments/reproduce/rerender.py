@@ -53,6 +53,10 @@ def rerender_doc(doc: dict, pub: dict) -> tuple[dict, str]:
         from tianref.experiments.reproduce.tian_report import report_markdown as tian_markdown
         new = dict(doc, comparison=doc.get("comparison", []))
         return new, tian_markdown(new)
+    if doc.get("section") in ("lifecycle", "clocks"):      # the seed sections: claims in their own keys
+        from tianref.experiments.reproduce.seeds import report_clocks, report_lifecycle
+        new = dict(doc)
+        return new, (report_lifecycle if doc["section"] == "lifecycle" else report_clocks)(new)
     new = dict(doc)
     new["comparison"] = json.loads(to_json(compare(doc, pub)))
     return new, report_markdown(new, pub)
@@ -78,7 +82,7 @@ def rerender_section(store_root: Path, scale_name: str, section: str, command: s
     if any(new.get(k) != stored.get(k) for k in MEASURED_KEYS):         # guard: only the comparison moves
         raise AssertionError("re-rendering changed a measured key")
     old_md = (d / "report.md").read_text(encoding="utf-8") if (d / "report.md").is_file() else None
-    changed = {"summary.json": new["comparison"] != stored.get("comparison"), "report.md": md != old_md}
+    changed = {"summary.json": new.get("comparison") != stored.get("comparison"), "report.md": md != old_md}
     if changed["summary.json"]:
         write_atomic(d / "summary.json", to_json(new))
     if changed["report.md"]:
