@@ -17,6 +17,7 @@ import os
 
 import numpy as np
 import pytest
+from torch_refs import load_reference
 
 from tianref import data, runs, train
 from tianref.config import TrainConfig, validate
@@ -44,16 +45,7 @@ ATOL_SIGMA_REL = 1e-12      # x sigma_1 of the same row
 
 
 def _load(name):
-    path_json = os.path.join(REF_DIR, name + ".json")
-    path_npz = os.path.join(REF_DIR, name + ".npz")
-    for p in (path_json, path_npz):
-        if not os.path.isfile(p):
-            pytest.fail(f"missing reference file {p}; regenerate it with `{REGEN}`")
-    with open(path_json, encoding="utf-8") as f:
-        doc = json.load(f)
-    with np.load(path_npz, allow_pickle=False) as z:
-        arrays = {k: z[k] for k in z.files}
-    return doc, arrays
+    return load_reference(name, REGEN)
 
 
 _CACHE = {}

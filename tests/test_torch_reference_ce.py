@@ -11,17 +11,13 @@ clocks from torch's SVD-based matrix norms. torch is not imported here.
 A missing file fails: regenerate it with
 ``pip install torch==2.13.0 && python scripts/torch_reference_ce.py``.
 """
-import json
-import os
-
 import numpy as np
 import pytest
+from torch_refs import load_reference
 
 from tianref import data, runs, train
 from tianref.config import TrainConfig, validate
 
-REF_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                       "reference_results", "torch")
 NAMES = ["ce_relu", "ce_sqr_adamw"]
 REGEN = "pip install torch==2.13.0 && python scripts/torch_reference_ce.py"
 
@@ -36,15 +32,7 @@ RTOL_EDGE = 1e-10           # x max(g2, wd2, sigma_1) of the row
 
 
 def _load(name):
-    paths = [os.path.join(REF_DIR, name + ext) for ext in (".json", ".npz")]
-    for p in paths:
-        if not os.path.isfile(p):
-            pytest.fail(f"missing reference file {p}; regenerate it with `{REGEN}`")
-    with open(paths[0], encoding="utf-8") as f:
-        doc = json.load(f)
-    with np.load(paths[1], allow_pickle=False) as z:
-        arrays = {k: z[k] for k in z.files}
-    return doc, arrays
+    return load_reference(name, REGEN)
 
 
 _CACHE = {}

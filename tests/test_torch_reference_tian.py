@@ -15,17 +15,13 @@ ridge solve, beta applied to the forward but not the backward -- each moves thes
 A missing file is a failure: regenerate deliberately with
 ``pip install torch==2.13.0 && python scripts/torch_reference_tian.py``.
 """
-import json
-import os
-
 import numpy as np
 import pytest
+from torch_refs import load_reference
 
 from tianref import runs, train
 from tianref.config import TrainConfig, validate
 
-REF_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                       "reference_results", "torch")
 NAMES = ["tian_sgd", "tian_muon", "tian_ridge", "tian_knobs"]
 REGEN = "pip install torch==2.13.0 && python scripts/torch_reference_tian.py"
 RTOL = 1e-10
@@ -33,15 +29,7 @@ ATOL_PARAM_REL = 1e-12
 
 
 def _load(name):
-    paths = [os.path.join(REF_DIR, name + ext) for ext in (".json", ".npz")]
-    for p in paths:
-        if not os.path.isfile(p):
-            pytest.fail(f"missing reference file {p}; regenerate it with `{REGEN}`")
-    with open(paths[0], encoding="utf-8") as f:
-        doc = json.load(f)
-    with np.load(paths[1], allow_pickle=False) as z:
-        arrays = {k: z[k] for k in z.files}
-    return doc, arrays
+    return load_reference(name, REGEN)
 
 
 _CACHE = {}
