@@ -10,6 +10,8 @@ more diverse features; his code's ridge top layer and Muon (docs/math.md §9-10)
 | scaling  | M in {41, 71, 127} x p in {0.1, 0.2, 0.3, 0.5}, eta = 2e-4      | 0-4   | 400 / 600 / 1000  | full    |
 | critical | M in {23, 41, 71} x p = c log M / M, c in {0.5, 1, 1.5, 2, 3}  | 0-2   | 1500, eta = 5e-4  | core    |
 | muon     | headline (M 71, K 2048, p 0.4, eta 2e-4), adam vs muon         | 0-4   | 400               | full    |
+|          | Tian's defaults (M 127, K 512, p 0.3, lr 1e-3, eta 1e-4),       | 0-2   | 3000, checkpoints | full    |
+|          | adam vs muon x {ce + trained V, class-centred MSE + ridge V}   |       |                   |         |
 | ridge    | headline, top layer trained vs ridge (lam 1e-3)                | 0-2   | 400, checkpoints  | full    |
 
 n = round(p M^2) with Python's rounding (``--train-frac``). Our choice for ``critical`` (the issue leaves it
@@ -41,6 +43,15 @@ HEADLINE = dict(M=71, K=2048, train_frac=0.4, eta=2e-4, act="sqr")
 HEADLINE_EPOCHS = 400
 RIDGE_CHECKPOINTS = (0, 25, 50, 100, 150, 200, 300, 400)
 RIDGE_REG = 1e-3
+# Tian's own defaults (his dyn_madd config): M 127, hidden 512, train fraction 0.3, lr 1e-3, weight decay
+# 1e-4, 3000 epochs, set_weight_reg 1e-3. His config names cross-entropy together with the ridge top
+# layer, a combination his code refuses (ridge needs the MSE loss), so both halves are run:
+# cross-entropy with a trained top layer, and the class-centred MSE with the ridge top layer.
+TIAN_DEFAULT = dict(M=127, K=512, train_frac=0.3, lr=1e-3, eta=1e-4, act="sqr")
+TIAN_DEFAULT_EPOCHS = 3000
+TIAN_DEFAULT_CHECKPOINTS = (0, 250, 500, 1000, 2000, 3000)
+TIAN_DEFAULT_VARIANTS = (("ce", dict(loss="ce", top_layer="trained")),
+                         ("mse", dict(loss="tian", top_layer="ridge", ridge_reg=RIDGE_REG)))
 
 
 def p_crit(M: int) -> float:
@@ -110,7 +121,7 @@ def section_runs(section: str, scale) -> list:
         for opt in ("adam", "muon"):
             for s in _seeds(range(5), scale):
                 out.append((f"{opt}_seed{s}", dict(base, optimizer=opt, seed=s, epochs=E)))
-        return out
+        return out + tian_default_runs(scale)
     if section == "ridge":
         cks = sorted({min(E, int(round(c * scale.epoch_factor))) for c in RIDGE_CHECKPOINTS})
         for top in ("trained", "ridge"):
@@ -121,3 +132,24 @@ def section_runs(section: str, scale) -> list:
                 out.append((f"{top}_seed{s}", opts))
         return out
     raise ValueError(f"unknown section {section!r}")
+
+
+def tian_default_runs(scale) -> list:
+    """[(tag, options)]: Adam against Muon at Tian's own defaults (TIAN_DEFAULT), both loss variants,
+    seeds 0-2. A reduced scale keeps the grid on its small problem (M_s, its K, train fraction, eta
+    factor and epoch cap)."""
+    base = dict(TIAN_DEFAULT)
+    if _small(scale):
+        base.update(M=scale.M, **({} if scale.K is None else {"K": scale.K}))
+        if getattr(scale, "train_frac", None) is not None:
+            base["train_frac"] = scale.train_frac
+    base["eta"] = _eta(base["eta"], scale)
+    E = _E(TIAN_DEFAULT_EPOCHS, scale)
+    cks = sorted({min(E, int(round(c * scale.epoch_factor))) for c in TIAN_DEFAULT_CHECKPOINTS})
+    out = []
+    for name, variant in TIAN_DEFAULT_VARIANTS:
+        for opt in ("adam", "muon"):
+            for s in _seeds(range(3), scale):
+                out.append((f"tian_{name}_{opt}_seed{s}",
+                            dict(base, **variant, optimizer=opt, seed=s, epochs=E, checkpoint_epochs=cks)))
+    return out
