@@ -141,7 +141,7 @@ def section_runs(section: str, scale: Scale = SCALES["full"]) -> list:
             opts = {k: v for k, v in s.options.items() if k != "eta"}
             opts["eta_schedule"] = f"0:{g},{switch}:0"        # eta -> 0 after grokking
             specs.append(RunSpec(s.tag.replace(f"eta{g}", f"eta{g}to0at{switch}"), opts))
-        return specs
+        return specs + intervention_runs(scale)
     if section == "clocks":
         relu = [RunSpec(s.tag.replace("relu_", "relu_ce_"), {**s.options, "loss": "ce"})
                 for s in grid("relu", (2e-4, 0.0), list(range(5)), 800, metrics="core")]
@@ -150,6 +150,34 @@ def section_runs(section: str, scale: Scale = SCALES["full"]) -> list:
 
 
 LIFECYCLE_SWITCH = 250     # the epoch at which the lifecycle section's intervention sets eta to 0
+# The weight-decay intervention as the spectral-edge authors run it: from one epoch before grokking
+# (memorised, test accuracy still low: t_mem ~ 17, t0.5 ~ 100 at the full scale) and one after it,
+# continue with eta x m for a fixed number of epochs. m = 1 is the eta = 2e-4 run itself and
+# (LIFECYCLE_SWITCH, 0) the switch run above; the other pairs are the runs below.
+INTERVENTION_EPOCHS = (60, LIFECYCLE_SWITCH)
+INTERVENTION_FACTORS = (0.0, 0.5, 2.0)
+INTERVENTION_LENGTH = 200
+
+
+def intervention_runs(scale: Scale) -> list:
+    """RunSpecs of the weight-decay intervention: eta = 2e-4 until T, then eta x m, for T + length epochs."""
+    g = scaled_eta(2e-4, scale.eta_factor)
+    n_seeds = 5 if scale.seeds is None else min(5, scale.seeds)
+    specs = []
+    for T0 in INTERVENTION_EPOCHS:
+        T = int(round(T0 * scale.epoch_factor))
+        E = T + max(int(round(INTERVENTION_LENGTH * scale.epoch_factor)), 30)
+        for m in INTERVENTION_FACTORS:
+            if T0 == LIFECYCLE_SWITCH and m == 0.0:
+                continue                                   # the switch run of the section
+            for s in range(n_seeds):
+                opts = {"act": "sqr", "eta_schedule": f"0:{_eta_tag(g)},{T}:{_eta_tag(scaled_eta(g * m))}",
+                        "seed": s, "epochs": E, "windows": [20], "metrics": "core"}
+                for k in ("M", "K", "train_frac"):
+                    if getattr(scale, k) is not None:
+                        opts[k] = getattr(scale, k)
+                specs.append(RunSpec(f"sqr_eta{_eta_tag(g)}x{m:g}at{T}_seed{s}", opts))
+    return specs
 
 
 def thm6_epochs(act: str, scale: Scale = SCALES["full"]) -> list:
