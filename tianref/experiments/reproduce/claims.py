@@ -1,0 +1,205 @@
+"""A claim of a source beside our measurement, and the named rules that turn the two into a verdict.
+
+References: docs/claims.md (the table of every rule and its thresholds; a test keeps the table and
+:data:`RULES` equal). Every section's report has one claims table with the columns
+claim | source | ours | rule | verdict, built from :class:`Claim` records.
+
+A verdict is never written by hand: it comes from a rule in :data:`RULES`, applied to the numbers. The
+vocabulary (:data:`VERDICTS`):
+
+    agrees          the source's own quantity, measured with the source's own definition, passes the rule
+    in kind         the rule passes, but our setup or definition differs from the source's; the verdict
+                    names the difference ("in kind (their model: transformer on Dyck-1)")
+    differs         the rule fails (the number is outside what the rule accepts)
+    disagrees       the rule fails in direction: the opposite of the claim is measured
+    not measurable  the quantity does not exist in these runs (an event that never happens, a run too short)
+    identity        an algebraic identity checked at floating-point rounding: not evidence for the claim
+    info            shown for reading, nothing to judge
+
+"agrees" is only possible when the claim's :class:`Source` is tied to the definition we use
+(``Claim.same_definition``); otherwise the same passing rule yields "in kind (<difference>)".
+
+Symbols
+    Source.kind   paper | paper-code | findings | seed | author-code | slides | rebuttal | ours
+    Rule          name, statement, thresholds (a dict of named numbers), judge(ours, ref, **thr) -> outcome
+    outcome       "pass" | "fail" | "opposite" | "undefined" | "identity" | "info"
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+VERDICTS = ("agrees", "in kind", "differs", "disagrees", "not measurable", "identity", "info")
+
+SOURCE_KINDS = {
+    "paper": "the paper's text or table",
+    "paper-code": "the paper's code (its repository)",
+    "findings": "the paper's repository, findings.md (not the paper's text)",
+    "seed": "a seed document, quoted",
+    "author-code": "the seed authors' public code (repository, file, commit)",
+    "slides": "Tian's slides",
+    "rebuttal": "simulated rebuttal on the review page (not the authors)",
+    "ours": "a contrast or check of this project (no outside claim)",
+}
+
+
+@dataclass(frozen=True)
+class Source:
+    kind: str                 # a key of SOURCE_KINDS
+    ref: str                  # e.g. "Table T2", "skydancerosel/dyck_scan spectral/edge_ablation.py @ e37417d"
+    quote: str = ""           # the source's words, where there are words to quote
+
+    def __post_init__(self):
+        if self.kind not in SOURCE_KINDS:
+            raise ValueError(f"unknown source kind {self.kind!r}")
+
+    def text(self) -> str:
+        head = {"rebuttal": "simulated rebuttal on the review page (not the authors)",
+                "findings": "paper repository findings.md"}.get(self.kind, self.kind)
+        s = f"{head}: {self.ref}" if self.ref else head
+        return s + (f' — "{self.quote}"' if self.quote else "")
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    statement: str            # what passes, in words, with the thresholds named
+    thresholds: dict = field(default_factory=dict)
+
+    def judge(self, ours, ref=None) -> str:
+        return JUDGES[self.name](ours, ref, **self.thresholds)
+
+
+def _finite(x) -> bool:
+    return x is not None and isinstance(x, (int, float)) and math.isfinite(x)
+
+
+def _within_range(ours, ref, **_):
+    """ref = (lo, hi): pass when lo <= ours <= hi."""
+    if not _finite(ours) or ref is None or None in ref:
+        return "undefined"
+    return "pass" if ref[0] <= ours <= ref[1] else "fail"
+
+
+def _same_count(ours, ref, **_):
+    """ours, ref = (k, n): pass when k/n are equal."""
+    (k, n), (kp, np_) = ours, ref
+    if not n or not np_:
+        return "undefined"
+    return "pass" if abs(k / n - kp / np_) < 1e-12 else "fail"
+
+
+def _magnitude(ours, ref, *, max_log10):
+    if not _finite(ours) or not _finite(ref) or ours <= 0 or ref <= 0:
+        return "undefined"
+    return "pass" if abs(math.log10(ours / ref)) <= max_log10 else "fail"
+
+
+def _seedrange(ours, ref, **_):
+    """ours = (min, max) over our seeds, ref = the published single run."""
+    if ours is None or None in ours or not _finite(ref):
+        return "undefined"
+    return "pass" if ours[0] <= ref <= ours[1] else "fail"
+
+
+def _fraction_at_least(ours, ref, *, min_fraction):
+    """ours = (k, n): pass when k/n >= min_fraction (the claim holds in most runs); opposite when k = 0."""
+    k, n = ours
+    if not n:
+        return "undefined"
+    if k / n >= min_fraction:
+        return "pass"
+    return "opposite" if k == 0 else "fail"
+
+
+def _ratio_above(ours, ref, *, factor):
+    """pass when ours >= factor * ref; opposite when ours <= ref / factor... (ref > 0)."""
+    if not _finite(ours) or not _finite(ref) or ref <= 0:
+        return "undefined"
+    if ours >= factor * ref:
+        return "pass"
+    return "opposite" if ours <= ref else "fail"
+
+
+def _info(ours, ref, **_):
+    return "info"
+
+
+def _identity(ours, ref, *, rel_tol):
+    """ours = the relative residual of an algebraic identity: it holds at rounding when <= rel_tol."""
+    if not _finite(ours):
+        return "undefined"
+    return "identity" if ours <= rel_tol else "fail"
+
+
+JUDGES = {"within-range": _within_range, "same-count": _same_count, "magnitude": _magnitude,
+          "seed-range": _seedrange, "most-runs": _fraction_at_least, "ratio-above": _ratio_above,
+          "info": _info, "identity": _identity}
+
+# Every rule a verdict may use. Sections may add rules only here (docs/claims.md lists the same table).
+RULES = {r.name: r for r in (
+    Rule("within-range", "ours lies in the published range [lo, hi]"),
+    Rule("same-count", "the same fired fraction k/n as published"),
+    Rule("magnitude", "the same order of magnitude: |log10(ours/published)| <= max_log10", {"max_log10": 0.5}),
+    Rule("seed-range", "the published single run lies inside our [min, max] over seeds"),
+    Rule("most-runs", "the claimed event holds in at least min_fraction of the runs (none: the opposite)",
+         {"min_fraction": 0.8}),
+    Rule("ratio-above", "ours >= factor x the reference (ours <= the reference: the opposite)", {"factor": 2.0}),
+    Rule("identity", "an algebraic identity holds to rel_tol: a check of the code, not evidence for the claim",
+         {"rel_tol": 1e-4}),
+    Rule("info", "shown for reading; nothing is judged"),
+)}
+
+
+@dataclass(frozen=True)
+class Claim:
+    claim: str                       # the source's statement, in one line
+    source: Source
+    ours: str                        # our measurement, as shown (numbers with their cells)
+    rule: str                        # a key of RULES
+    outcome: str                     # the rule's outcome on the numbers (Rule.judge)
+    same_definition: bool = True     # our quantity is the source's own definition, on the source's setup
+    difference: str = ""             # how our setup or definition differs (required when not same_definition)
+    note: str = ""
+
+    def __post_init__(self):
+        if self.rule not in RULES:
+            raise ValueError(f"unknown rule {self.rule!r}")
+        if not self.same_definition and not self.difference:
+            raise ValueError("a claim measured with another definition or setup must name the difference")
+
+    @property
+    def verdict(self) -> str:
+        return verdict_of(self.outcome, self.same_definition, self.difference)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["source"] = asdict(self.source)
+        d["source_text"] = self.source.text()
+        d["verdict"] = self.verdict
+        return d
+
+
+def verdict_of(outcome: str, same_definition: bool, difference: str = "") -> str:
+    """The verdict of a rule's outcome (module docstring)."""
+    if outcome == "pass":
+        return "agrees" if same_definition else f"in kind ({difference})"
+    return {"fail": "differs", "opposite": "disagrees", "undefined": "not measurable",
+            "identity": "identity", "info": "info"}[outcome]
+
+
+def judged(claim: str, source: Source, ours_text: str, rule: str, ours, ref=None, **kw) -> Claim:
+    """A Claim whose outcome is the named rule applied to (ours, ref)."""
+    return Claim(claim, source, ours_text, rule, RULES[rule].judge(ours, ref), **kw)
+
+
+def claims_markdown(claims) -> list[str]:
+    """The one claims table of a report: claim | source | ours | rule | verdict (claims as dicts or Claims)."""
+    def cell(x) -> str:
+        return str(x).replace("|", "/").replace("\n", " ")
+    out = ["| claim | source | ours | rule | verdict |", "|---|---|---|---|---|"]
+    for c in claims:
+        d = c.to_dict() if isinstance(c, Claim) else c
+        out.append(f"| {cell(d['claim'])} | {cell(d['source_text'])} | {cell(d['ours'])} | {cell(d['rule'])} | "
+                   f"{cell(d['verdict'])} |")
+    return out
