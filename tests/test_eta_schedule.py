@@ -107,3 +107,42 @@ def test_resume_honours_the_schedule(tmp_path):
     assert cfg["eta_schedule"] == [[0, 5e-3], [6, 0.0]] and cfg["eta"] == 5e-3
     r = CliRunner().invoke(main, ["train", "--out", b, "--resume", "--epochs", "12", "--eta-schedule", "0:1"])
     assert r.exit_code == 2 and "--eta-schedule" in r.output
+
+
+def _edit_config(out, edit):
+    p = os.path.join(out, "config.json")
+    meta = json.load(open(p))
+    edit(meta["config"])
+    json.dump(meta, open(p, "w"))
+
+
+def _snapshot(out):
+    return {os.path.relpath(os.path.join(d, f), out): open(os.path.join(d, f), "rb").read()
+            for d, _, fs in os.walk(out) for f in fs}
+
+
+def test_resume_refuses_a_schedule_deleted_from_config_json(tmp_path):
+    """The comparison of config.json with the resume state runs over both sides' keys: a scheduled
+    run whose config.json lost its schedule must not continue at a constant eta."""
+    b = str(tmp_path / "b")
+    r = CliRunner().invoke(main, ["train"] + CLI_SMALL + ["--eta-schedule", "0:5e-3,6:0", "--epochs", "4",
+                                                          "--out", b])
+    assert r.exit_code == 0, r.output
+    _edit_config(b, lambda c: c.pop("eta_schedule"))
+    before = _snapshot(b)
+    r = CliRunner().invoke(main, ["train", "--out", b, "--resume", "--epochs", "10"])
+    assert r.exit_code == 2 and "eta_schedule" in r.output, r.output
+    assert _snapshot(b) == before                       # nothing touched
+
+
+def test_resume_refuses_a_schedule_added_to_a_plain_run(tmp_path):
+    """The other direction: a schedule added to a plain run's config.json is a one-line refusal
+    (it was a KeyError traceback)."""
+    b = str(tmp_path / "b")
+    r = CliRunner().invoke(main, ["train"] + CLI_SMALL + ["--eta", "5e-3", "--epochs", "4", "--out", b])
+    assert r.exit_code == 0, r.output
+    _edit_config(b, lambda c: c.update(eta_schedule=[[0, 5e-3], [2, 0.0]]))
+    before = _snapshot(b)
+    r = CliRunner().invoke(main, ["train", "--out", b, "--resume", "--epochs", "10"])
+    assert r.exit_code == 2 and "eta_schedule" in r.output and "Traceback" not in r.output, r.output
+    assert _snapshot(b) == before

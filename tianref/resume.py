@@ -33,6 +33,11 @@ from tianref.config import TrainConfig, validate
 from tianref.errors import InputError
 
 MUTABLE = ("epochs", "checkpoint_epochs")       # what --resume may change
+_ABSENT = object()                              # a key one side leaves out (e.g. no schedule)
+
+
+def _shown(d: dict, k: str) -> str:
+    return repr(d[k]) if k in d else "absent"
 
 
 @dataclass
@@ -74,11 +79,13 @@ def check(out: str, changes: dict) -> Plan:
     except InputError as exc:
         raise InputError(f"{ck_path}: {exc}") from None
     a, b = cfg.to_dict(), ck_cfg.to_dict()
-    differ = [k for k in a if k not in MUTABLE and a[k] != b[k]]
+    # both sides' keys: to_dict() leaves an empty schedule out, so a key on one side only is a difference
+    keys = list(a) + [k for k in b if k not in a]
+    differ = [k for k in keys if k not in MUTABLE and a.get(k, _ABSENT) != b.get(k, _ABSENT)]
     if differ:
         k = differ[0]
-        raise InputError(f"config.json does not match the resume state: {k} = {a[k]!r} in config.json, "
-                         f"{b[k]!r} in {ck_path} (config.json was edited, or mixed with another run)")
+        raise InputError(f"config.json does not match the resume state: {k} = {_shown(a, k)} in config.json, "
+                         f"{_shown(b, k)} in {ck_path} (config.json was edited, or mixed with another run)")
     cfg = validate(cfg.replace(**changes))
 
     template = _template(engine, cfg)
