@@ -84,6 +84,9 @@ def test_precision_limited_threshold():
     assert dg.precision(q, 200, 400)["precision_limited"] is False
     assert dg.precision(q, 200, 400, factor=200)["precision_limited"] is True
     assert dg.precision(np.full(E + 1, np.nan), 200, 400)["precision_limited"] is None
+    # at exactly factor epsilons sigma3 is no longer below the float32 noise level: not limited
+    q[:] = dg.PRECISION_FACTOR * dg.F32_EPS
+    assert dg.precision(q, 200, 400)["precision_limited"] is False
     s1, s3 = np.array([2.0, 0.0, 4.0, np.nan]), np.array([1.0, 1.0, 1.0, 1.0])
     r = dg.sigma_ratio(s3, s1)
     assert r[0] == 0.5 and math.isnan(r[1]) and r[2] == 0.25 and math.isnan(r[3])

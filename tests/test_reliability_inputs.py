@@ -195,6 +195,9 @@ def test_resume_refuses_an_epoch_out_of_range(run_dir, epoch, fragment):
     ("rng_state", np.str_("garbage"), "rng_state is not a valid generator state"),
     ("rng_state", np.str_('{"bit_generator": "Nope"}'), "rng_state is not a valid generator state"),
     ("W", np.full((14, 16), np.nan, np.float32), "W has non-finite entries"),
+    # a NaN Adam moment: accepted, the resumed run would fail a few epochs later with exit 1
+    ("adam_m_W", np.full((14, 16), np.nan, np.float32), "adam_m_W has non-finite entries"),
+    ("adam_v_V", np.full((16, 7), np.inf, np.float32), "adam_v_V has non-finite entries"),
     ("config", np.str_("{not json"), "stored 'config' is not a JSON object"),
     ("config", np.str_(json.dumps({"M": 7, "K": 16, "n_train": 20, "lr": 0.5, "windows": [3],
                                    "epochs": 6})), "does not match the resume state: lr"),

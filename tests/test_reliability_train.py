@@ -351,3 +351,42 @@ def test_a_run_kept_aside_is_not_read_as_a_run(run_dir):
     aside.mkdir()
     (aside / "metrics.jsonl").write_text((run_dir / "metrics.jsonl").read_text())
     assert list_run_dirs(run_dir.parent) == [run_dir]
+
+
+# --- the lock during --overwrite and its rollback -------------------------------------------------
+
+def test_overwrite_keeps_the_held_lock_file_in_place(run_dir):
+    """Moving the old run aside must leave OUT/.lock where it is: the lock belongs to that open file,
+    so a lock file moved aside would let a second writer lock a fresh OUT/.lock while this one runs."""
+    from tianref.rundir import LOCK, Session
+    with Session(str(run_dir), overwrite=True) as s:
+        held = os.fstat(s.lock.fd)
+        here = os.stat(run_dir / LOCK)
+        assert (held.st_dev, held.st_ino) == (here.st_dev, here.st_ino)
+        assert not (Path(s.aside) / LOCK).exists()
+        with pytest.raises(Exception, match=f"in use by process {os.getpid()}"):
+            RunLock(str(run_dir)).acquire()        # a second writer is refused while the first runs
+        s.started()
+
+
+def test_rollback_runs_while_the_lock_is_still_held(run_dir, monkeypatch):
+    """A failed start undoes its changes before it releases the lock: a second writer must not be
+    able to start in OUT while the old run is being moved back."""
+    from tianref import rundir
+    seen = []
+    original = rundir.Session._rollback
+
+    def watched(self):
+        try:
+            RunLock(str(run_dir)).acquire()
+            seen.append("free")                    # another writer got in during the rollback
+        except Exception:
+            seen.append("held")
+        original(self)
+    monkeypatch.setattr(rundir.Session, "_rollback", watched)
+    before = _snapshot(run_dir)
+    with pytest.raises(RuntimeError):
+        with rundir.Session(str(run_dir), overwrite=True):
+            raise RuntimeError("the new run failed before it started")
+    assert seen == ["held"]
+    assert _snapshot(run_dir) == before            # the old run is back, byte for byte
