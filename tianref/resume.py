@@ -74,11 +74,12 @@ def check(out: str, changes: dict) -> Plan:
     except InputError as exc:
         raise InputError(f"{ck_path}: {exc}") from None
     a, b = cfg.to_dict(), ck_cfg.to_dict()
-    differ = [k for k in a if k not in MUTABLE and a[k] != b[k]]
+    keys = list(a) + [k for k in b if k not in a]          # to_dict omits some keys (eta_schedule, ridge_eval)
+    differ = [k for k in keys if k not in MUTABLE and a.get(k) != b.get(k)]
     if differ:
         k = differ[0]
-        raise InputError(f"config.json does not match the resume state: {k} = {a[k]!r} in config.json, "
-                         f"{b[k]!r} in {ck_path} (config.json was edited, or mixed with another run)")
+        raise InputError(f"config.json does not match the resume state: {k} = {a.get(k)!r} in config.json, "
+                         f"{b.get(k)!r} in {ck_path} (config.json was edited, or mixed with another run)")
     cfg = validate(cfg.replace(**changes))
 
     template = _template(engine, cfg)
