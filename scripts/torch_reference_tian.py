@@ -1,7 +1,8 @@
 """Independent PyTorch trajectories for Tian's own options, stored as references for the tests.
 
-    pip install torch==2.13.0                   # a CPU wheel; torch is NOT a dependency of tianref
+    pip install torch                           # a CPU wheel; torch is NOT a dependency of tianref
     python scripts/torch_reference_tian.py      # writes reference_results/torch/tian_{sgd,muon,ridge,knobs}.*
+    python scripts/torch_reference_tian.py --only tian_ridge_held     # one of them
 
 Each config trains  Yhat = beta sigma(X W) V  on modular addition by a route that shares nothing
 with tianref's math (as scripts/torch_reference.py does for Adam):
@@ -18,10 +19,16 @@ and, per config,
                 five Newton-Schulz steps with Tian's coefficient triples, no Nesterov, no scaling);
                 V by torch.optim.Adam(weight_decay=eta). The (K, 2M) orientation also checks that
                 the step is transpose-invariant.
-    tian_ridge  before every forward pass V = sum_k v_k (s_k / (s_k^2 + lam)) u_k^T T through
-                torch.linalg.svd of the raw F = sigma(XW) on the training set (Tian's route; tianref
-                uses a Cholesky factorisation), T = onehot - 1/M; V enters the loss detached (no
-                gradient through the solve); W by torch.optim.Adam(weight_decay=eta).
+    tian_ridge  (--ridge-eval current) before every forward pass V = sum_k v_k (s_k / (s_k^2 + lam)) u_k^T T
+                through torch.linalg.svd of the raw F = sigma(XW) on the training set (Tian's route;
+                tianref uses a Cholesky factorisation), T = onehot - 1/M; V enters the loss detached (no
+                gradient through the solve); W alone by torch.optim.Adam(weight_decay=eta).
+    tian_ridge_held  (--ridge-eval held) Tian's loop as his modular_addition_simple2.py runs it: V is an
+                nn.Parameter of torch.optim.Adam([W, V], weight_decay=eta); only the training forward
+                (the one given the targets) overwrites V's values by the same SVD solve under no_grad,
+                from that forward's own F, and then computes the output with V, so backward gives V the
+                gradient at the solved V and Adam steps it (coupled decay included); the rows are
+                evaluated at the top of each epoch with the V V then holds (row 0: the initial V).
     tian_knobs  GELU (torch.nn.functional.gelu, approximate='none': the erf form), initial V
                 multiplied by alpha = 0.5, output scale beta = 2; Adam with coupled L2.
 
@@ -32,7 +39,8 @@ Output per config NAME, written atomically:
     reference_results/torch/NAME.json   provenance, config (a tianref TrainConfig dict), rows:
                                         epoch, train_loss, test_loss, train_acc, test_acc
     reference_results/torch/NAME.npz    W, V, train_idx, test_idx (the initial state, V before
-                                        alpha), W_final, V_final (after E steps; ridge: the V of W_final)
+                                        alpha), W_final, V_final (after E steps; tian_ridge: the V
+                                        of W_final; tian_ridge_held: the V held after step E)
 
 tests/test_torch_reference_tian.py reads these files only (torch is not imported there).
 """
@@ -59,7 +67,8 @@ CONFIGS = {
     "tian_sgd": dict(SMALL, optimizer="sgd", lr=0.5, momentum=0.9),
     "tian_muon": dict(SMALL, optimizer="muon", eta=1e-2),
     # n > K so that the ridge fit does not interpolate and W's gradient stays substantive
-    "tian_ridge": dict(SMALL, K=32, n_train=96, top_layer="ridge", ridge_reg=1e-3),
+    "tian_ridge": dict(SMALL, K=32, n_train=96, top_layer="ridge", ridge_reg=1e-3, ridge_eval="current"),
+    "tian_ridge_held": dict(SMALL, K=32, n_train=96, top_layer="ridge", ridge_reg=1e-3, ridge_eval="held"),
     "tian_knobs": dict(SMALL, act="gelu", init_scale=0.5, output_scale=2.0),
 }
 COMMON = dict(beta1=0.9, beta2=0.999, eps=1e-8, loss="tian", dtype="float64", windows=[20])
@@ -129,6 +138,8 @@ def run_config(torch, cfg):
     T_tr = torch.nn.functional.one_hot(y_tr, M).to(torch.float64) - 1.0 / M
     opt_name = cfg.get("optimizer", "adam")
     ridge = cfg.get("top_layer") == "ridge"
+    held = ridge and cfg.get("ridge_eval", "current") == "held"     # Tian's loop; else V = ridge(W) always
+    current = ridge and not held
     if opt_name == "muon":                                                    # nn.Linear's (out, in) layout
         Wt = torch.nn.Parameter(torch.tensor(W0.T.copy(), dtype=torch.float64))   # (K, 2M)
         W_of = lambda: Wt.T                                                   # noqa: E731
@@ -142,7 +153,7 @@ def run_config(torch, cfg):
         opts = [torch.optim.SGD([Wt, V], momentum=cfg["momentum"], **kw)]
     elif opt_name == "muon":
         opts = [Muon(torch, [Wt], **kw), torch.optim.Adam([V], **adam_kw)]
-    elif ridge:
+    elif current:
         opts = [torch.optim.Adam([Wt], **adam_kw)]
     else:
         opts = [torch.optim.Adam([Wt, V], **adam_kw)]
@@ -156,7 +167,7 @@ def run_config(torch, cfg):
 
     rows = []
     for t in range(cfg["epochs"] + 1):
-        if ridge:
+        if current:
             set_ridge()
         with torch.no_grad():
             Y_tr, Y_te = beta * features(X_tr) @ V, beta * features(X_te) @ V
@@ -171,11 +182,15 @@ def run_config(torch, cfg):
             if hasattr(o, "zero_grad"):
                 o.zero_grad(set_to_none=True)
         Wt.grad = None
-        Vuse = V.detach() if ridge else V                                     # no gradient through the solve
-        paper_loss(torch, beta * features(X_tr) @ Vuse, y_tr, M).backward()
+        F_tr = features(X_tr)                                                 # (n, K) the training forward
+        if held:                                                              # his forward(X, Y): V's values
+            with torch.no_grad():                                             # overwritten, outside autograd
+                V.copy_(ridge_solution(torch, F_tr.detach(), T_tr, cfg["ridge_reg"]))
+        Vuse = V.detach() if current else V                                   # no gradient through the solve
+        paper_loss(torch, beta * F_tr @ Vuse, y_tr, M).backward()
         for o in opts:
             o.step()
-    if ridge:
+    if current:
         set_ridge()
     arrays = {"W": W0, "V": V0, "train_idx": train_idx, "test_idx": test_idx,
               "W_final": W_of().detach().numpy().copy(), "V_final": V.detach().numpy().copy()}
@@ -190,7 +205,7 @@ def main(argv=None):
     try:
         import torch
     except ImportError:
-        sys.exit("torch is needed to regenerate the reference: pip install torch==2.13.0")
+        sys.exit("torch is needed to regenerate the reference: pip install torch")
     torch.set_default_dtype(torch.float64)
     torch.use_deterministic_algorithms(True)
     torch.set_num_threads(1)

@@ -203,10 +203,21 @@ def test_identity_on_every_row_other_optimizers(case):
             assert wd2 > 0, (case, p, r["epoch"])           # momentum carries the decay after the switch too
 
 
-def test_ridge_top_layer_v_has_no_weight_decay_part():
-    rows, _ = _rows(SMALL.replace(top_layer="ridge"))
+def test_ridge_current_v_has_no_weight_decay_part():
+    rows, _ = _rows(SMALL.replace(top_layer="ridge", ridge_eval="current"))
     for r in rows[2:]:
         assert r["V_edge_wd2"] == 0.0 and r["W_edge_wd2"] > 0
+
+
+def test_ridge_held_v_carries_the_optimizers_decay_part():
+    """--ridge-eval held: V's update V_held(t+1) - V_held(t) = (the solve's jump) + (Adam's step from the
+    solved V); the decay part is Adam's coupled one, the rest (jump included) the gradient part, and the
+    split still sums to sigma_1."""
+    rows, _ = _rows(SMALL.replace(top_layer="ridge"))
+    for r in rows[2:]:
+        assert r["V_edge_wd2"] > 0 and r["W_edge_wd2"] > 0
+        g2, wd2, cross = (r[f"V_edge_{k}"] for k in ("g2", "wd2", "cross"))
+        assert g2 + wd2 + 2 * cross == pytest.approx(r["V_sigma"][0], rel=1e-9)   # float64 rounding
 
 
 def test_every_backend_logs_the_same_split_and_clocks(xp):

@@ -125,3 +125,78 @@ def test_analytic_network_adds_perfectly_at_row_0(tmp_path):
     want = sum(12.5 * np.cos(2 * np.pi * k * ((batch.a + batch.b)[:, None] - c[None, :]) / M) for k in FREQS)
     np.testing.assert_allclose(Yhat, want, atol=1e-11)
     assert json.loads((out / "config.json").read_text())["config"]["K"] == 75
+
+
+# --- diversity: the spread of the pure units over the frequencies ---------------------------------
+
+def _unit(M, A, k1, B=0.0, k2=1):
+    """One unit [A cos(2 pi k1 a / M), B cos(2 pi k2 b / M)]: P(k1) : P(k2) = A^2 : B^2."""
+    a = np.arange(M)
+    return np.concatenate([A * np.cos(2 * np.pi * k1 * a / M), B * np.cos(2 * np.pi * k2 * a / M)])
+
+
+def test_diversity_of_planted_cosines(xp):
+    W, _ = analytic()                                                # 25 pure units at each of k = 1, 3, 7
+    d = fourier.diversity(xp, xp.asarray(W), M)
+    k_max = (M - 1) // 2
+    assert d["n_units"] == d["n_pure"] == 75 and d["coverage"] == 3
+    assert d["hist"] == [25 if k in FREQS else 0 for k in range(1, k_max + 1)]
+    # float64 sums of three equal terms: a few ulps
+    assert d["entropy"] == pytest.approx(np.log(3), rel=1e-14)
+    assert d["entropy_norm"] == pytest.approx(np.log(3) / np.log(k_max), rel=1e-14)
+
+
+def test_diversity_of_a_uniform_histogram_is_ln_of_the_frequencies():
+    Mu = 13
+    k_max = (Mu - 1) // 2
+    pure = [_unit(Mu, 1.0, k) for k in range(1, k_max + 1)]          # one pure unit per frequency
+    mixed = _unit(Mu, 1.0, 2, 1.0, 5)                               # purity 1/2: not counted
+    W = np.stack(pure + [mixed], axis=1)                            # (2M, k_max + 1)
+    d = fourier.diversity(np, W, Mu)
+    assert d["n_units"] == k_max + 1 and d["n_pure"] == k_max and d["hist"] == [1] * k_max
+    assert d["entropy"] == pytest.approx(np.log(k_max), rel=1e-14)   # a sum of k_max equal terms
+    assert d["entropy_norm"] == pytest.approx(1.0, rel=1e-14)
+    one = fourier.diversity(np, W[:, :1], Mu)                       # a single pure unit: no spread
+    assert one["entropy"] == 0.0 and one["entropy_norm"] == 0.0 and one["coverage"] == 1
+    none = fourier.diversity(np, W[:, -1:], Mu)                     # no pure unit at all
+    assert none["n_pure"] == 0 and none["entropy"] == 0.0 and none["hist"] == [0] * k_max
+
+
+def test_diversity_threshold_is_inclusive_at_exactly_0_9():
+    Mu = 13
+    W = np.stack([_unit(Mu, 3.0, 1, 1.0, 2), _unit(Mu, 1.0, 4)], axis=1)   # P(1) : P(2) = 9 : 1, and pure k = 4
+    _, _, _, purity = fourier.frequency_metrics(np, W, Mu)
+    assert purity[0] == 0.9                                         # exactly, in float64 (the premise)
+    d = fourier.diversity(np, W, Mu, purity_min=0.9)
+    assert d["n_pure"] == 2 and d["hist"] == [1, 0, 0, 1, 0, 0] and d["coverage"] == 2
+    assert d["entropy"] == pytest.approx(np.log(2), rel=1e-15)
+    above = fourier.diversity(np, W, Mu, purity_min=np.nextafter(0.9, 1.0))
+    assert above["n_pure"] == 1 and above["hist"] == [0, 0, 0, 1, 0, 0]
+
+
+def test_diversity_coverage_equals_the_logged_freq_coverage():
+    """Planted pure units (k = 1, 3), units at purity exactly 0.9 (k = 5) and random units, trained a few
+    steps: at every row the logged freq_coverage equals diversity's coverage on that row's W."""
+    from tianref import train
+    from tianref.config import TrainConfig, validate
+    Mu, K = 13, 40
+    rng = np.random.default_rng(3)
+    cols = [_unit(Mu, 1.0, 1)] * 4 + [_unit(Mu, 1.0, 3)] * 4 + [_unit(Mu, 3.0, 5, 1.0, 2)] * 2
+    W = np.concatenate([np.stack(cols, axis=1), rng.standard_normal((2 * Mu, K - len(cols)))], axis=1)
+    tr, _, _, V = data.init_host(Mu, K, 60, 0)
+    cfg = validate(TrainConfig(M=Mu, K=K, n_train=60, epochs=4, dtype="float64", lr=1e-2, windows=(3,)))
+    init = {"W": W, "V": V, "train_idx": tr}
+    sink = runs.MemorySink()
+    train.run(cfg, np, init=init, sink=sink)
+    Ws = train.replay(cfg.to_dict(), range(5), np, init=init)
+    assert sink.rows[0]["freq_coverage"] == 3                       # 1, 3 and 5 (inclusive)
+    for row in sink.rows:
+        assert fourier.diversity(np, Ws[row["epoch"]]["W"], Mu)["coverage"] == row["freq_coverage"]
+
+
+def test_diversity_refuses_bad_shapes():
+    from tianref.errors import InputError
+    with pytest.raises(InputError, match="expected"):
+        fourier.diversity(np, np.zeros((10, 4)), 7)
+    with pytest.raises(InputError, match="M >= 3"):
+        fourier.diversity(np, np.zeros((4, 4)), 2)

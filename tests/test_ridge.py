@@ -53,8 +53,9 @@ def test_ridge_limit_formula_is_the_gradient_at_the_ridge_V():
     np.testing.assert_allclose(ridge.ridge_limit_G_F(np, F, y, M, lam), G, rtol=1e-9, atol=1e-13)
 
 
-def test_training_keeps_V_the_ridge_solution_of_W_and_steps_only_W():
-    cfg = validate(TrainConfig(M=7, K=12, n_train=30, epochs=5, top_layer="ridge", dtype="float64", lr=1e-2))
+def test_current_keeps_V_the_ridge_solution_of_W_and_steps_only_W():
+    cfg = validate(TrainConfig(M=7, K=12, n_train=30, epochs=5, top_layer="ridge", ridge_eval="current",
+                               dtype="float64", lr=1e-2))
     sink = runs.MemorySink()
     final, problem, _ = train.run(cfg, np, sink=sink)
     _, F = model.hidden(np, final.params["W"], problem.train, "sqr")
@@ -72,10 +73,11 @@ def test_training_keeps_V_the_ridge_solution_of_W_and_steps_only_W():
     np.testing.assert_array_equal(s1.params["W"], W1["W"])
 
 
+@pytest.mark.parametrize("ev", ["held", "current"])
 @pytest.mark.parametrize("opt", ["adam", "sgd", "muon"])
-def test_ridge_checkpoint_resume_is_exact(opt):
+def test_ridge_checkpoint_resume_is_exact(opt, ev):
     cfg = validate(TrainConfig(M=7, K=12, n_train=30, epochs=6, top_layer="ridge", dtype="float64", lr=1e-2,
-                               optimizer=opt))
+                               optimizer=opt, ridge_eval=ev))
     full, _, _ = train.run(cfg, np)
     half = validate(cfg.replace(epochs=3))
     st, problem, _ = train.run(half, np)
@@ -101,3 +103,93 @@ def test_ridge_on_every_backend_matches_numpy(xp, K):
     a, _, _ = train.run(cfg, np)
     b, _, _ = train.run(cfg, xp)
     np.testing.assert_allclose(to_host(b.params["V"]), a.params["V"], rtol=1e-10)
+
+
+def _held_cfg(**kw):
+    return validate(TrainConfig(**dict(dict(M=7, K=12, n_train=30, epochs=5, top_layer="ridge", dtype="float64",
+                                            lr=1e-2, eta=1e-2), **kw)))
+
+
+def test_held_is_tians_loop_step_by_hand():
+    """--ridge-eval held, one step written out: V := ridge(W0) outside the gradient, the gradients of W
+    and V at (W0, V_solved), one coupled-L2 Adam step of both; row 0 sees the initial V, row 1 the V
+    held after the step (not ridge(W1)). Same functions, same order: equality is exact."""
+    from tianref import loss as losses, optim
+    cfg = _held_cfg(epochs=1)
+    problem, s0 = train.setup(cfg, np)
+    V0 = s0.params["V"].copy()
+    _, F0 = model.hidden(np, s0.params["W"], problem.train, "sqr")
+    Vs = ridge.ridge_V(np, F0, problem.train.y, 7, cfg.ridge_reg)
+    assert not np.allclose(V0, Vs)                                # setup leaves the initial V alone
+    P = {"W": s0.params["W"], "V": Vs}
+    Yhat, cache = model.forward(np, P, problem.train, "sqr")
+    _, G = losses.loss_and_grad(np, Yhat, problem.train.y, "tian")
+    g = model.backward(np, P, problem.train, cache, G, "sqr")
+    want, _ = optim.adam_update(np, P, g, optim.adam_init(np, P), lr=cfg.lr, eta=cfg.eta)
+    sink = runs.MemorySink()
+    final, _, _ = train.run(cfg, np, sink=sink)
+    assert sorted(final.adam["m"]) == ["V", "W"]                   # the optimizer steps V too
+    for k in ("W", "V"):
+        np.testing.assert_array_equal(final.params[k], want[k])
+    _, F1 = model.hidden(np, want["W"], problem.train, "sqr")
+    assert not np.allclose(want["V"], ridge.ridge_V(np, F1, problem.train.y, 7, cfg.ridge_reg))
+    for row, V in ((sink.rows[0], V0), (sink.rows[1], want["V"])):  # each row: the loss at the V held
+        W = s0.params["W"] if row["epoch"] == 0 else want["W"]
+        Y, _ = model.forward(np, {"W": W, "V": V}, problem.train, "sqr")
+        assert row["train_loss"] == losses.loss_and_grad(np, Y, problem.train.y, "tian")[0]
+
+
+@pytest.mark.parametrize("opt", ["adam", "adamw", "sgd", "muon"])
+def test_held_and_current_train_the_same_W(opt):
+    """The training forward overwrites V before it is used, so W's trajectory does not depend on which V
+    the rows see: bit for bit (the same operations on the same values); V and the rows differ."""
+    a, b = runs.MemorySink(), runs.MemorySink()
+    held, _, _ = train.run(_held_cfg(optimizer=opt), np, sink=a)
+    cur, _, _ = train.run(_held_cfg(optimizer=opt, ridge_eval="current"), np, sink=b)
+    np.testing.assert_array_equal(held.params["W"], cur.params["W"])
+    assert not np.allclose(held.params["V"], cur.params["V"])
+    assert a.rows[3]["train_loss"] != b.rows[3]["train_loss"]
+
+
+def test_ridge_eval_is_stored_and_old_configs_read_as_current():
+    held = validate(TrainConfig(top_layer="ridge"))
+    assert held.ridge_eval == "held" and held.to_dict()["ridge_eval"] == "held"
+    assert TrainConfig.from_dict(held.to_dict()) == held
+    old = held.to_dict()
+    del old["ridge_eval"]                                          # a config.json written before the option
+    assert TrainConfig.from_dict(old).ridge_eval == "current"
+    plain = TrainConfig()
+    assert "ridge_eval" not in plain.to_dict()                     # a trained-V config.json is unchanged
+    assert TrainConfig.from_dict(plain.to_dict()) == plain
+    with pytest.raises(InputError, match="--ridge-eval needs --top-layer ridge"):
+        validate(TrainConfig(ridge_eval="current"))
+    with pytest.raises(InputError, match="unknown ridge evaluation"):
+        validate(TrainConfig(top_layer="ridge", ridge_eval="next"))
+
+
+def test_a_ridge_run_stored_before_the_option_resumes_as_current(tmp_path):
+    """A ridge run written before --ridge-eval (no key in config.json nor in the resume state) logged
+    V = ridge(W); --resume must continue it as that, row for row, not switch it to 'held'."""
+    import json
+    import os
+    from click.testing import CliRunner
+    from tianref.cli import main
+
+    base = ["train", "--M", "7", "--K", "12", "--n-train", "30", "--windows", "3", "--top-layer", "ridge",
+            "--dtype", "float64", "--lr", "1e-2"]
+    a, b = str(tmp_path / "a"), str(tmp_path / "b")
+    assert CliRunner().invoke(main, base + ["--ridge-eval", "current", "--epochs", "6", "--out", a]).exit_code == 0
+    assert CliRunner().invoke(main, base + ["--ridge-eval", "current", "--epochs", "3", "--out", b]).exit_code == 0
+    meta = json.load(open(os.path.join(b, "config.json")))
+    assert meta["config"].pop("ridge_eval") == "current"
+    runs.atomic_write_json(os.path.join(b, "config.json"), meta)
+    ck_path = runs.checkpoint_path(b)
+    ck = runs.load_npz(ck_path)
+    stored = json.loads(str(ck["config"]))
+    del stored["ridge_eval"]
+    ck["config"] = np.str_(json.dumps(stored))
+    runs.save_npz(ck_path, ck)
+    r = CliRunner().invoke(main, ["train", "--resume", "--epochs", "6", "--out", b])
+    assert r.exit_code == 0, r.output
+    assert open(os.path.join(a, "metrics.jsonl")).read() == open(os.path.join(b, "metrics.jsonl")).read()
+    assert json.load(open(os.path.join(b, "config.json")))["config"]["ridge_eval"] == "current"

@@ -79,6 +79,20 @@ def test_states_done_fresh_resumable_and_mismatch(tmp_path):
         sweep.job_state(other)
 
 
+def test_a_ridge_run_stored_before_ridge_eval_is_not_taken_for_a_held_one(tmp_path):
+    """A ridge config.json without ridge_eval logged 'current'; a job asking for the ridge top layer without
+    the option means 'held' (the default), so the directory is refused, never counted as done."""
+    cond = {"eta": BASE_CONFIG["eta"], "top_layer": "ridge"}
+    cols = {k: v[:3] for k, v in known_columns(0, True).items()}
+    held = sweep.make_jobs(tmp_path, [cond], (0,), 400, COMMON)[0]
+    write_run(held.out, dict(BASE_CONFIG, seed=0, top_layer="ridge"), cols)
+    with pytest.raises(InputError, match="ridge_eval = 'current' there, 'held' requested"):
+        sweep.job_state(held)
+    current = sweep.make_jobs(tmp_path, [dict(cond, ridge_eval="current")], (0,), 400, COMMON)[0]
+    write_run(current.out, dict(BASE_CONFIG, seed=0, top_layer="ridge"), cols)
+    assert sweep.job_state(current) == "fresh"
+
+
 def test_plan_cli(tmp_path):
     res = CliRunner().invoke(sweep_cmd, [str(tmp_path / "t"), "--plan", "--seeds", "0-2",
                                          "--eta", "2e-4,0", "--act", "sqr,relu", "--python", "py"])

@@ -8,6 +8,10 @@ Weight-decay schedule: ``eta_schedule`` = ((t_0, eta_0), (t_1, eta_1), ...) with
 The step from row t to row t + 1 uses eta_j of the last entry with t_j <= t (``eta_at``). An empty
 schedule is the one-entry schedule ((0, eta),); a given schedule sets eta = eta_0. ``to_dict`` omits an
 empty schedule, so a plain run's config.json is what it was before schedules existed.
+
+Ridge evaluation: ``ridge_eval`` (docs/math.md §10) is written only for ``top_layer = "ridge"``. A stored
+ridge config without the key was written before the option existed, when every row saw V = ridge(current W);
+``from_dict`` reads it as "current", so such a run resumes and is summarised as what it was.
 """
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ from tianref.spectra import GRAM_MODES
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "muon")
 TOP_LAYERS = ("trained", "ridge")
+RIDGE_EVALS = ("held", "current")   # which V a ridge run's rows see (docs/math.md §10)
 DTYPES = ("float32", "float64")
 METRIC_SETS = ("full", "core")
 
@@ -50,8 +55,9 @@ class TrainConfig:
     checkpoint_epochs: tuple = field(default=())
     # Tian's own setup (docs/math.md §9-10); the defaults leave the paper's path untouched
     momentum: float = 0.9             # sgd only
-    top_layer: str = "trained"        # or "ridge": V = (F^T F + lam I)^-1 F^T T before every pass
+    top_layer: str = "trained"        # or "ridge": V = (F^T F + lam I)^-1 F^T T in every training pass
     ridge_reg: float = 1e-3           # lam of the ridge top layer
+    ridge_eval: str = "held"          # ridge: rows see the V held (his loop) or "current" = ridge(W)
     init_scale: float = 1.0           # alpha: multiplies the initial V
     output_scale: float = 1.0         # beta: Yhat = beta sigma(XW) V
     eta_schedule: tuple = field(default=())
@@ -61,6 +67,8 @@ class TrainConfig:
         d["windows"] = list(self.windows)
         d["checkpoint_epochs"] = list(self.checkpoint_epochs)
         d["log_grams"] = list(self.log_grams)
+        if self.top_layer != "ridge":
+            del d["ridge_eval"]                   # meaningless without the ridge top layer
         if self.eta_schedule:
             d["eta_schedule"] = [[int(t), float(e)] for t, e in self.eta_schedule]
         else:
@@ -77,6 +85,8 @@ class TrainConfig:
         unknown = set(d) - set(names)
         if unknown:
             raise InputError(f"unknown config keys: {', '.join(sorted(map(str, unknown)))}")
+        if d.get("top_layer") == "ridge" and "ridge_eval" not in d:
+            d = dict(d, ridge_eval="current")     # written before the option: what those runs did
         return cls(**{k: _typed(k, v, names[k].default if names[k].default is not dataclasses.MISSING
                                  else names[k].default_factory()) for k, v in d.items()})
 
@@ -176,6 +186,10 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         bad(f"--momentum must lie in [0, 1) (got {cfg.momentum})")
     if cfg.top_layer not in TOP_LAYERS:
         bad(f"unknown top layer {cfg.top_layer!r}; choose one of {', '.join(TOP_LAYERS)}")
+    if cfg.ridge_eval not in RIDGE_EVALS:
+        bad(f"unknown ridge evaluation {cfg.ridge_eval!r}; choose one of {', '.join(RIDGE_EVALS)}")
+    if cfg.top_layer != "ridge" and cfg.ridge_eval != TrainConfig.ridge_eval:
+        bad("--ridge-eval needs --top-layer ridge")
     if not cfg.ridge_reg > 0:
         bad(f"--ridge-reg must be > 0 (got {cfg.ridge_reg}); it keeps the ridge solve well posed")
     if not 0 <= cfg.init_scale < float("inf"):

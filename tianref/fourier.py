@@ -19,13 +19,24 @@ Logged (``--metrics full``):
     freq_purity_med  median over units of purity_j
     energy_med       median over units of E(w_j / ||w_j||) on the training set
 
+Not logged; for checkpoints (``diversity``, Tian's claim that Muon gives more diverse weights in the
+stage of feature learning): over the pure units (purity_j >= purity_min, inclusive)
+    hist[k-1]     number of pure units with k*_j = k, k = 1..k_max
+    coverage      number of k with hist[k-1] > 0 (= freq_coverage at purity_min = 0.9)
+    entropy       -sum_k q_k ln q_k, q = hist / n_pure (nats; 0 with no pure unit)
+    entropy_norm  entropy / ln k_max in [0, 1] (1: the pure units spread evenly over all frequencies)
+
 Cost per row: one batched real FFT of the (2, M, K) array, a segment sum of the row's training
 activations by label (an extra hidden pass only for the non-homogeneous GELU and SiLU) and an
 (M, M) x (M, K) product -- bench/bench_fourier.py measures it against a training step.
 """
 from __future__ import annotations
 
+import math
+
 from tianref import model
+from tianref.backend import to_host
+from tianref.errors import InputError
 
 PURITY_THRESHOLD = 0.9
 
@@ -51,6 +62,26 @@ def frequency_metrics(xp, W, M: int, threshold: float = PURITY_THRESHOLD):
     hit = (kstar[None, :] == xp.arange(1, k_max + 1)[:, None]) & pure[None, :]   # (k_max, K)
     coverage = hit.any(axis=1).sum()
     return coverage, xp.median(purity), kstar, purity
+
+
+def diversity(xp, W, M: int, purity_min: float = PURITY_THRESHOLD) -> dict:
+    """How the pure units of W (2M, K) spread over the frequencies, as host numbers (module docstring):
+    {n_units, n_pure, coverage, entropy, entropy_norm, hist (list of k_max counts, k = 1..k_max)}.
+    entropy_norm is 0 when k_max = 1 (one frequency: nothing to spread over)."""
+    if M < 3:
+        raise InputError(f"diversity needs M >= 3 (M = {M} has no frequency k = 1..floor((M-1)/2))")
+    if W.ndim != 2 or W.shape[0] != 2 * M:
+        raise InputError(f"diversity: W has shape {tuple(W.shape)}, expected (2M, K) = ({2 * M}, K)")
+    _, _, kstar, purity = frequency_metrics(xp, W, M, purity_min)   # (K,), (K,)
+    k_max = (M - 1) // 2
+    pure = purity >= purity_min                                     # (K,) inclusive
+    hit = (kstar[None, :] == xp.arange(1, k_max + 1)[:, None]) & pure[None, :]   # (k_max, K)
+    hist = [int(c) for c in to_host(hit.sum(axis=1))]               # (k_max,) host
+    n_pure = sum(hist)
+    entropy = -sum(c / n_pure * math.log(c / n_pure) for c in hist if c > 0) if n_pure else 0.0
+    return {"n_units": int(W.shape[1]), "n_pure": n_pure, "coverage": sum(c > 0 for c in hist),
+            "entropy": float(entropy) + 0.0,                         # + 0.0: no -0.0 for one frequency
+            "entropy_norm": float(entropy / math.log(k_max)) if k_max > 1 else 0.0, "hist": hist}
 
 
 # sigma(x / c) = sigma(x) / c^d for c > 0: the energy of w/||w|| follows from the row's own F

@@ -79,7 +79,7 @@ def check(out: str, changes: dict) -> Plan:
     except InputError as exc:
         raise InputError(f"{ck_path}: {exc}") from None
     a, b = cfg.to_dict(), ck_cfg.to_dict()
-    # both sides' keys: to_dict() leaves an empty schedule out, so a key on one side only is a difference
+    # both sides' keys: to_dict() leaves some keys out (an empty schedule, ridge_eval without ridge), so a key on one side only is a difference
     keys = list(a) + [k for k in b if k not in a]
     differ = [k for k in keys if k not in MUTABLE and a.get(k, _ABSENT) != b.get(k, _ABSENT)]
     if differ:

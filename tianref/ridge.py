@@ -2,8 +2,9 @@
 
 References: Tian, "Provable Scaling Laws of Feature Emergence from Learning Dynamics of Grokking"
 (arXiv:2509.21519), Stage I (V tends to its ridge solution, so G_F tends to its ridge limit);
-his code (github.com/yuandong-tian/understanding, option ``set_weight_reg``), which replaces V by
-this solution before every forward pass on the training set. docs/math.md §10.
+his code (github.com/yuandong-tian/understanding, option ``set_weight_reg``), which overwrites V by
+this solution in every training forward pass (the one given the targets); how the loop then steps and
+logs V (``--ridge-eval``) is train.py's business. docs/math.md §10.
 
 Symbols
     F     (n, K)  raw (uncentred) hidden activations sigma(XW) on the training set

@@ -12,9 +12,14 @@ State (``TrainState``)
     rng      numpy Generator for the independence-proxy pairs (host; persists across epochs)
     epoch    number of steps taken
 
-With ``--top-layer ridge`` only W is trained: V is the ridge solution of the current W
-(ridge.ridge_V), set at setup and after every step, so the evaluation, every diagnostic and every
-checkpoint see the V of their W, and the gradient of W treats V as a constant.
+The ridge top layer (docs/math.md §10), ``--ridge-eval``:
+    held     Tian's loop. Each step first overwrites V by the ridge solution of the current W
+             (ridge.ridge_V, outside the gradient), then the optimizer steps W and V from there, V by
+             the gradient at the solved V (coupled decay included). The rows, every diagnostic and
+             every checkpoint see the V held: the last solve plus one optimizer step (row 0: the
+             initial V). V's update in the rolling Grams is V_held(t+1) - V_held(t).
+    current  only W is trained: V = ridge(W) at setup and after every step, so every row sees the V
+             of its W. W's trajectory is the same in both.
 """
 from __future__ import annotations
 
@@ -109,7 +114,7 @@ def setup(cfg, xp, init=None):
     params = {"W": xp.asarray(W0, dtype=dt), "V": xp.asarray(V0, dtype=dt)}
     problem = Problem(train_idx, test_idx,
                       data.make_batch(xp, cfg.M, train_idx), data.make_batch(xp, cfg.M, test_idx))
-    if cfg.top_layer == "ridge":
+    if ridge_current(cfg):
         params["V"] = ridge_top(xp, cfg, params["W"], problem)
     w_max = max(cfg.windows)
     state = TrainState(params=params, adam=optimizers.init(xp, cfg, trained(cfg, params)),
@@ -120,33 +125,55 @@ def setup(cfg, xp, init=None):
     return problem, state
 
 
+def ridge_current(cfg) -> bool:
+    """--top-layer ridge --ridge-eval current: V = ridge(W) always, never stepped."""
+    return cfg.top_layer == "ridge" and cfg.ridge_eval == "current"
+
+
 def trained(cfg, params) -> dict:
-    """The parameters the optimizer steps: W and V, or W alone under the ridge top layer."""
-    return {"W": params["W"]} if cfg.top_layer == "ridge" else params
+    """The parameters the optimizer steps: W and V, or W alone under --ridge-eval current."""
+    return {"W": params["W"]} if ridge_current(cfg) else params
 
 
-def ridge_top(xp, cfg, W, problem):
-    """The ridge V of W on the training set (ridge.ridge_V)."""
-    _, F = model.hidden(xp, W, problem.train, cfg.act)                        # (n, K)
+def ridge_top(xp, cfg, W, problem, F=None):
+    """The ridge V of W on the training set (ridge.ridge_V); F = sigma(XW) if already known."""
+    if F is None:
+        _, F = model.hidden(xp, W, problem.train, cfg.act)                    # (n, K)
     return ridge.ridge_V(xp, F, problem.train.y, cfg.M, cfg.ridge_reg)         # (K, M)
+
+
+def _held_forward(xp, cfg, state, problem, fwd):
+    """Tian's training forward under --ridge-eval held: V overwritten by ridge(W) (no gradient through
+    the solve), then the forward and dL/dYhat at that V. Returns (params with the solved V, cache, dL)."""
+    if fwd is None:
+        cache = model.hidden(xp, state.params["W"], problem.train, cfg.act)   # (H, F), (n, K) each
+    else:
+        cache = fwd[1]                                                         # sigma(XW) depends on W only
+    P = dict(state.params, V=ridge_top(xp, cfg, state.params["W"], problem, cache[1]))
+    Yhat = cache[1] @ P["V"]                                                   # (n, M) beta = 1 (validate)
+    _, dL_dYhat = losses.loss_and_grad(xp, Yhat, problem.train.y, cfg.loss)
+    return P, cache, dL_dYhat
 
 
 def step(xp, cfg, state, problem, fwd=None):
     """One full-batch optimizer step.  ``fwd`` = (Yhat, cache, dL_dYhat) of the current params, if known."""
     beta = cfg.output_scale
-    if fwd is None:
-        Yhat, cache = model.forward(xp, state.params, problem.train, cfg.act, beta)
+    P = state.params
+    if cfg.top_layer == "ridge" and not ridge_current(cfg):
+        P, cache, dL_dYhat = _held_forward(xp, cfg, state, problem, fwd)      # V := ridge(W), then step
+    elif fwd is None:
+        Yhat, cache = model.forward(xp, P, problem.train, cfg.act, beta)
         _, dL_dYhat = losses.loss_and_grad(xp, Yhat, problem.train.y, cfg.loss)
     else:
         Yhat, cache, dL_dYhat = fwd
-    grads = model.backward(xp, state.params, problem.train, cache, dL_dYhat, cfg.act, beta)
-    params, adam, wd = optimizers.update(xp, cfg, trained(cfg, state.params), grads, state.adam,
+    grads = model.backward(xp, P, problem.train, cache, dL_dYhat, cfg.act, beta)
+    params, adam, wd = optimizers.update(xp, cfg, trained(cfg, P), grads, state.adam,
                                          eta=eta_at(cfg, state.epoch), wd_part=True)
-    if cfg.top_layer == "ridge":
+    if ridge_current(cfg):
         params = dict(params, V=ridge_top(xp, cfg, params["W"], problem))   # V of the new W
     spec = {s: spectra.push(xp, state.spec[s], spectra.delta(xp, params[k], state.params[k], m), m)
             for s, (k, m) in gram_states(cfg).items()}
-    edge = {k: edges.push(xp, state.edge[k], spec[k], wd.get(k)) for k in params}   # ridge V: no decay part
+    edge = {k: edges.push(xp, state.edge[k], spec[k], wd.get(k)) for k in params}   # ridge current V: none
     return TrainState(params=params, adam=adam, spec=spec, rng=state.rng, epoch=state.epoch + 1,
                       edge=edge)
 

@@ -14,7 +14,8 @@ from tianref.backend import environment_info, get_xp
 from tianref.cli.common import CHECK_DEVICE, RAISE_ERRORS, reports_errors
 from tianref.cli.progress import RowProgress
 from tianref.data import n_train_from_frac
-from tianref.config import (DTYPES, GRAM_MODES, INT_TUPLES, METRIC_SETS, OPTIMIZERS, TOP_LAYERS, TrainConfig,
+from tianref.config import (DTYPES, GRAM_MODES, INT_TUPLES, METRIC_SETS, OPTIMIZERS, RIDGE_EVALS, TOP_LAYERS,
+                            TrainConfig,
                             parse_eta_schedule, parse_int_list, parse_list, validate)
 from tianref.errors import InputError
 from tianref.loss import LOSSES
@@ -60,10 +61,16 @@ RESUME_OPTIONS = ("xp_name", "epochs", "checkpoint_epochs", "out", "resume", "no
 @click.option("--momentum", type=float, default=D.momentum, show_default=True,
               help="SGD momentum (dampening 0, no Nesterov); used by --optimizer sgd only.")
 @click.option("--top-layer", type=click.Choice(TOP_LAYERS), default=D.top_layer, show_default=True,
-              help="trained: V is learned; ridge: V = (F^T F + lam I)^-1 F^T T on the training set before "
-                   "every pass, only W is trained (Tian's set_weight_reg).")
+              help="trained: V is learned; ridge: every training step first sets V = (F^T F + lam I)^-1 "
+                   "F^T T on the training set (no gradient through the solve), as Tian's set_weight_reg "
+                   "does (see --ridge-eval).")
 @click.option("--ridge-reg", type=float, default=D.ridge_reg, show_default=True,
               help="lam of the ridge top layer.")
+@click.option("--ridge-eval", type=click.Choice(RIDGE_EVALS), default=D.ridge_eval, show_default=True,
+              help="With --top-layer ridge: held = Tian's loop: the optimizer then steps W and V from the "
+                   "solved V, and rows, diagnostics and checkpoints see the V held (last solve + one step; "
+                   "row 0: the initial V); current = only W is trained and every row sees V = ridge(W). "
+                   "W's trajectory is the same; a stored ridge run without the key is 'current'.")
 @click.option("--init-scale", type=float, default=D.init_scale, show_default=True,
               help="alpha: multiplies the initial V (drawn or from --init-from).")
 @click.option("--output-scale", type=float, default=D.output_scale, show_default=True,
@@ -99,7 +106,7 @@ RESUME_OPTIONS = ("xp_name", "epochs", "checkpoint_epochs", "out", "resume", "no
 @click.pass_context
 @reports_errors
 def train_cmd(ctx, xp_name, M, K, n_train, train_frac, eta, eta_schedule, lr, epochs, seed, act, loss, optimizer,
-              momentum, top_layer, ridge_reg, init_scale, output_scale, dtype, windows, metric_set,
+              momentum, top_layer, ridge_reg, ridge_eval, init_scale, output_scale, dtype, windows, metric_set,
               checkpoint_epochs, init_from, out, resume, overwrite, no_resume_state, gram_dtype, log_grams,
               check_only):
     from tianref import train as engine
@@ -167,6 +174,7 @@ def train_cmd(ctx, xp_name, M, K, n_train, train_frac, eta, eta_schedule, lr, ep
         cfg = validate(TrainConfig(
             M=M, K=K, n_train=n_train, eta=eta, lr=lr, epochs=epochs, seed=seed, act=act, loss=loss,
             optimizer=optimizer, momentum=momentum, top_layer=top_layer, ridge_reg=ridge_reg,
+            ridge_eval=ridge_eval,
             init_scale=init_scale, output_scale=output_scale, dtype=dtype,
             windows=parse_int_list(windows, "--windows"),
             gram_dtype=gram_dtype, log_grams=parse_list(log_grams, "--log-grams", str),

@@ -37,6 +37,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tianref.config import TrainConfig
 from tianref.errors import InputError, RunFailure
 from tianref.analysis.records import is_complete
 from tianref.rundir import is_empty, lock_holder
@@ -162,6 +163,11 @@ def config_mismatch(job: Job) -> str | None:
     for k in _COMPARED + ("seed",):
         if k in want and k in cfg and _norm(want[k]) != _norm(cfg[k]):
             return f"{k} = {cfg[k]!r} there, {want[k]!r} requested"
+    if want.get("top_layer") == "ridge" and cfg.get("top_layer") == "ridge":
+        # a ridge run stored before --ridge-eval logged 'current'; one asked for without it means 'held'
+        there, asked = cfg.get("ridge_eval", "current"), want.get("ridge_eval", TrainConfig.ridge_eval)
+        if there != asked:
+            return f"ridge_eval = {there!r} there, {asked!r} requested"
     if "train_frac" in want and meta.get("train_frac") is not None \
             and float(meta["train_frac"]) != float(want["train_frac"]):
         return f"train_frac = {meta['train_frac']!r} there, {want['train_frac']!r} requested"
