@@ -50,9 +50,9 @@ def _unflat(xp, theta, params, names):
     return out
 
 
-def eval_on(xp, params64, batch, act, loss):
-    """(L, A) on a batch as host floats, float64 parameters."""
-    Yhat, _ = model.forward(xp, params64, batch, act)
+def eval_on(xp, params64, batch, act, loss, beta=1.0):
+    """(L, A) on a batch as host floats, float64 parameters, output scale beta (the run's)."""
+    Yhat, _ = model.forward(xp, params64, batch, act, beta)
     L, _ = losses.loss_and_grad(xp, Yhat, batch.y, loss)
     return float(to_host(L)), float(to_host(losses.accuracy(xp, Yhat, batch.y)))
 
@@ -94,19 +94,19 @@ def _ratio(a, b):
 
 
 def probe(xp, params, e, batch, act, loss, names, *, n_random: int, seed: int, eps_rel: float,
-          progress=None):
+          progress=None, beta: float = 1.0):
     """Ablation and flatness of direction e (P,) in the space ``names`` against n_random random
     unit directions (host rng ``seed``).  params: the run's {'W', 'V'}.  Returns a JSON-ready dict."""
     p64 = {k: v.astype(xp.float64) for k, v in params.items()}
     theta = _flat(xp, p64, names)                        # (P,)
-    L0, A0 = eval_on(xp, p64, batch, act, loss)
+    L0, A0 = eval_on(xp, p64, batch, act, loss, beta)
     eps = eps_rel * float(to_host(xp.sqrt(theta @ theta)))
 
     def measure(d):
         c = theta @ d                                    # () component of theta along d
-        La, Aa = eval_on(xp, _unflat(xp, theta - c * d, p64, names), batch, act, loss)
-        Lp, _ = eval_on(xp, _unflat(xp, theta + eps * d, p64, names), batch, act, loss)
-        Lm, _ = eval_on(xp, _unflat(xp, theta - eps * d, p64, names), batch, act, loss)
+        La, Aa = eval_on(xp, _unflat(xp, theta - c * d, p64, names), batch, act, loss, beta)
+        Lp, _ = eval_on(xp, _unflat(xp, theta + eps * d, p64, names), batch, act, loss, beta)
+        Lm, _ = eval_on(xp, _unflat(xp, theta - eps * d, p64, names), batch, act, loss, beta)
         if progress:
             progress()
         return {"dloss_abl": La - L0, "dacc_abl": Aa - A0, "proj": float(to_host(c)),

@@ -85,7 +85,7 @@ def probe_run(run_dir, epochs, xp, *, spaces=("joint", "W"), n_random=100, seed=
                 continue
             e_dir, split = got
             res = edge_probe.probe(xp, state.params, e_dir, problem.test, cfg.act, cfg.loss, SPACES[sp],
-                                   n_random=n_random, seed=seed, eps_rel=eps_rel,
+                                   n_random=n_random, seed=seed, eps_rel=eps_rel, beta=cfg.output_scale,
                                    progress=(lambda: progress(1)) if progress else None)
             records.append({"epoch": e, "space": sp, "split": split, "probe": res, "replay_check": said})
     return records
