@@ -26,7 +26,8 @@ flattened together, W first; everything float64)
               construction and says nothing about the random directions
     deltas    the change from theta of the four numbers of the run's own model (model.forward with the run's
               activation and output scale beta, loss.loss_and_grad with its loss), keys DELTAS:
-              dtest_acc, dtest_loss, dtrain_loss, dtrain_acc
+              dtest_acc, dtest_loss, dtrain_loss, dtrain_acc. Under --top-layer ridge, V is evaluated as
+              stored (the ridge V of the epoch's W; beta = 1 there), not re-solved for an ablated W
 
 Output of ``probe`` (JSON-ready; None where undefined; random stats over the draws, std with ddof = 0 as
 the authors' np.std):
