@@ -30,56 +30,67 @@ def _edge(run_dir, tmp, *args):
     return json.load(open(js)), r
 
 
-def _test_loss(W, V, M, test_idx, loss="tian"):
-    batch = data.make_batch(np, M, test_idx)
+def _eval(W, V, M, idx):
+    """(test loss, test accuracy) of the model on the rows idx, with the model and loss directly."""
+    batch = data.make_batch(np, M, idx)
     Yhat, _ = model.forward(np, {"W": W, "V": V}, batch, "sqr")
-    L, _ = losses.loss_and_grad(np, Yhat, batch.y, loss)
-    return float(L)
+    L, _ = losses.loss_and_grad(np, Yhat, batch.y, "tian")
+    return float(L), float(losses.accuracy(np, Yhat, batch.y))
 
 
 def test_numbers_match_a_hand_computation_from_the_resume_state(run_dir, tmp_path):
-    """Edge from the stored resume state (its ring and Gram, numpy eigh); one random direction from
-    default_rng(seed); the ablations recomputed with the model directly."""
-    doc, r = _edge(run_dir, tmp_path, "--epochs", f"8,{E}", "--random", "1", "--seed", "7", "--space", "W")
-    assert "abl ratio" in r.stdout
+    """v1, v2 from the stored resume state (its ring, numpy's SVD of the window matrix); one random
+    2-frame from default_rng((seed, 2)); every change recomputed with the model directly."""
+    doc, r = _edge(run_dir, tmp_path, "--epochs", f"8,{E}", "--n-random", "1", "--seed", "7", "--space", "W")
+    assert "ratio" in r.stdout and "perturbation" in r.stdout
     rec = [x for x in doc["records"] if x["epoch"] == E][0]
     ck = np.load(os.path.join(run_dir, "checkpoints", "resume.npz"))
     assert int(ck["epoch"]) == E
     W, V, test_idx = ck["W"], ck["V"], ck["test_idx"]
-    count, buf, gram = int(ck["spec_count"]), ck["spec_buf_W"], ck["spec_gram_W"]
+    count, buf = int(ck["spec_count"]), ck["spec_buf_W"]
     slots = [(count - 1 - i) % buf.shape[0] for i in range(4)]
-    ev, U = np.linalg.eigh(gram[np.ix_(slots, slots)])
-    a = U[:, -1] @ buf[slots]                                   # D u_1 (P,)
-    e = a / np.linalg.norm(a)
+    _, S, Vh = np.linalg.svd(buf[slots], full_matrices=False)   # rows of Vh: right singular vectors
+    v1, v2 = Vh[0], Vh[1]
     w = W.ravel()
-    L0 = _test_loss(W, V, 11, test_idx)
-    assert rec["probe"]["test_loss"] == pytest.approx(L0, rel=1e-13)
-    L_abl = _test_loss((w - (w @ e) * e).reshape(W.shape), V, 11, test_idx)
-    assert rec["probe"]["edge"]["dloss_abl"] == pytest.approx(L_abl - L0, rel=1e-9, abs=1e-14)
-    assert rec["split"]["sigma1"] == pytest.approx(ev[-1], rel=1e-12)
-    rnd = np.random.default_rng(7).standard_normal(w.size)
-    rnd /= np.linalg.norm(rnd)
-    L_r = _test_loss((w - (w @ rnd) * rnd).reshape(W.shape), V, 11, test_idx)
-    assert rec["probe"]["random"]["dloss_abl"]["mean"] == pytest.approx(L_r - L0, rel=1e-9, abs=1e-15)
-    eps = 1e-3 * np.linalg.norm(w)
-    Lp = _test_loss((w + eps * e).reshape(W.shape), V, 11, test_idx)
-    Lm = _test_loss((w - eps * e).reshape(W.shape), V, 11, test_idx)
-    assert rec["probe"]["edge"]["curv"] == pytest.approx((Lp + Lm - 2 * L0) / eps ** 2, rel=1e-6)
-    assert rec["probe"]["ablation_ratio"] == pytest.approx(abs(L_abl - L0) / abs(L_r - L0), rel=1e-9)
+    L0, A0 = _eval(W, V, 11, test_idx)
+    p = rec["probe"]
+    assert p["base"]["test_loss"] == pytest.approx(L0, rel=1e-13)
+    assert p["sigma"] == pytest.approx(list(S[:2] ** 2), rel=1e-10)     # eigh of D D^T vs SVD of D
+    w2 = w - (w @ v1) * v1 - (w @ v2) * v2
+    L2, A2 = _eval(w2.reshape(W.shape), V, 11, test_idx)
+    rm = p["removal"]["v1v2"]
+    assert rm["frac"] == pytest.approx(((w @ v1) ** 2 + (w @ v2) ** 2) / (w @ w), rel=1e-10)
+    # L is smooth in theta; v_k agree with the SVD to ~1e-13 (relative), so 1e-9 is generous
+    assert rm["edge"]["dtest_loss"] == pytest.approx(L2 - L0, rel=1e-9, abs=1e-14)
+    assert rm["edge"]["dtest_acc"] == pytest.approx(A2 - A0, abs=1e-12)
+    Q, _ = np.linalg.qr(np.random.default_rng((7, 2)).standard_normal((w.size, 2)))
+    wr = w - Q @ (Q.T @ w)
+    Lr, Ar = _eval(wr.reshape(W.shape), V, 11, test_idx)
+    assert rm["random"]["dtest_loss"]["values"] == pytest.approx([Lr - L0], rel=1e-9, abs=1e-15)
+    assert rm["ratio"] == pytest.approx(abs(A2 - A0) / (abs(Ar - A0) + 1e-8), rel=1e-9)
+    Ln, _ = _eval((w * np.sqrt(1 - rm["frac"])).reshape(W.shape), V, 11, test_idx)
+    assert rm["norm_matched"]["dtest_loss"] == pytest.approx(Ln - L0, rel=1e-9, abs=1e-14)
+    eps = 0.005 * np.linalg.norm(w)
+    for k, v in (("v1", v1), ("v2", v2)):
+        Lp, _ = _eval((w + eps * np.sign(w @ v) * v).reshape(W.shape), V, 11, test_idx)
+        assert p["perturb"][k]["dtest_loss"] == pytest.approx(Lp - L0, rel=1e-8, abs=1e-14)
     # the replay reproduced the run (its checkpoint at 8 and its logged split at both epochs)
     rows = {json.loads(l)["epoch"]: json.loads(l) for l in open(os.path.join(run_dir, "metrics.jsonl"))}
     for x in doc["records"]:
         assert "reproduced" in x["replay_check"]
         assert x["split"]["gfrac"] == pytest.approx(rows[x["epoch"]]["W_edge_gfrac"], rel=1e-12)
+        assert x["logged"]["W_edge_gfrac"] == rows[x["epoch"]]["W_edge_gfrac"]
+        assert x["split"]["sigma1"] == pytest.approx(x["probe"]["sigma"][0], rel=1e-12)   # two routes to sigma_1
 
 
 def test_joint_space_deterministic_and_fake_backend(run_dir, tmp_path):
-    a, _ = _edge(run_dir, tmp_path, "--epochs", str(E), "--random", "5", "--space", "joint")
-    b, _ = _edge(run_dir, tmp_path, "--epochs", str(E), "--random", "5", "--space", "joint", "--xp", "fake")
-    c, _ = _edge(run_dir, tmp_path, "--epochs", str(E), "--random", "5", "--space", "joint", "--seed", "1")
+    a, _ = _edge(run_dir, tmp_path, "--epochs", str(E), "--n-random", "5", "--space", "joint")
+    b, _ = _edge(run_dir, tmp_path, "--epochs", str(E), "--n-random", "5", "--space", "joint", "--xp", "fake")
+    c, _ = _edge(run_dir, tmp_path, "--epochs", str(E), "--n-random", "5", "--space", "joint", "--seed", "1")
     ra, rb, rc = (d["records"][0] for d in (a, b, c))
     assert ra["probe"] == rb["probe"] and ra["split"] == rb["split"]
-    assert ra["probe"]["edge"] == rc["probe"]["edge"] and ra["probe"]["random"] != rc["probe"]["random"]
+    rma, rmc = ra["probe"]["removal"]["v1v2"], rc["probe"]["removal"]["v1v2"]
+    assert rma["edge"] == rmc["edge"] and rma["random"] != rmc["random"]
     s = ra["split"]
     assert s["g2"] + s["wd2"] + 2 * s["cross"] == pytest.approx(s["sigma1"], rel=1e-12)
     assert ra["probe"]["P"] == 2 * 11 * 32 + 32 * 11
@@ -87,7 +98,7 @@ def test_joint_space_deterministic_and_fake_backend(run_dir, tmp_path):
 
 def test_plot_is_written(run_dir, tmp_path):
     png = tmp_path / "e.png"
-    r = CliRunner().invoke(main, ["edge", "--run", run_dir, "--epochs", "8,16", "--random", "3", "--plot", str(png)])
+    r = CliRunner().invoke(main, ["edge", "--run", run_dir, "--epochs", "8,16", "--n-random", "3", "--plot", str(png)])
     assert r.exit_code == 0, r.output
     assert png.stat().st_size > 10_000
 
@@ -96,10 +107,17 @@ def test_plot_is_written(run_dir, tmp_path):
     (["--epochs", "99"], "past the run's --epochs"),
     (["--epochs", "a"], "comma-separated integers"),
     (["--epochs", "-1"], ">= 0"),
+    (["--epochs", "8", "--eps-rel", "nan"], "--eps-rel must be a finite number > 0"),
+    (["--epochs", "8", "--eps-rel", "inf"], "--eps-rel must be a finite number > 0"),
+    (["--epochs", "8", "--eps-rel", "0"], "--eps-rel must be a finite number > 0"),
+    (["--epochs", "8", "--eps-rel", "-1e-3"], "--eps-rel must be a finite number > 0"),
+    (["--epochs", "8", "--n-random", "-1"], "-1 is not in the range"),
+    (["--epochs", "8", "--space", "U"], "'U' is not one of"),
 ])
 def test_bad_input(run_dir, args, fragment):
     r = CliRunner().invoke(main, ["edge", "--run", run_dir] + args)
-    assert r.exit_code == 2 and fragment in r.output and "Traceback" not in r.output
+    assert r.exit_code == 2 and fragment in r.output and "Traceback" not in r.output, r.output
+    assert len([l for l in r.output.splitlines() if l.startswith("Error")]) == 1
 
 
 def test_missing_run_and_a_run_that_does_not_replay(run_dir, tmp_path):
@@ -111,7 +129,7 @@ def test_missing_run_and_a_run_that_does_not_replay(run_dir, tmp_path):
     ck = dict(np.load(bad / "checkpoints" / "epoch_00008.npz"))
     ck["W"] = ck["W"] + 1e-12
     np.savez(bad / "checkpoints" / "epoch_00008.npz", **ck)
-    r = CliRunner().invoke(main, ["edge", "--run", str(bad), "--epochs", "8", "--random", "0"])
+    r = CliRunner().invoke(main, ["edge", "--run", str(bad), "--epochs", "8", "--n-random", "0"])
     assert r.exit_code == 1 and "differ" in r.output
     # the reproduce section probes without stopping, and records what did not match
     from tianref.analysis.edge_runs import probe_run
@@ -121,7 +139,7 @@ def test_missing_run_and_a_run_that_does_not_replay(run_dir, tmp_path):
     rows[8]["W_edge_g2"] *= 1.001
     (bad / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in rows))
     (bad / "checkpoints" / "epoch_00008.npz").unlink()
-    r = CliRunner().invoke(main, ["edge", "--run", str(bad), "--epochs", "8", "--random", "0"])
+    r = CliRunner().invoke(main, ["edge", "--run", str(bad), "--epochs", "8", "--n-random", "0"])
     assert r.exit_code == 1 and "split differs from the logged one" in r.output
     recs = probe_run(str(bad), [8], np, spaces=("W",), n_random=0, strict=False)
     assert "split NOT reproduced" in recs[0]["replay_check"]

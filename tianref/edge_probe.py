@@ -1,31 +1,45 @@
-"""Probing the spectral edge of a run: ablation and flatness against random directions.
+"""Probing the spectral edge of a run: the edge authors' ablation and perturbation, with fair controls.
 
-Reference: *The Lifecycle of the Spectral Edge* (its protocol: the test-loss increase after removing
-the edge direction from the parameters, against the mean over 100 random directions; the edge is
-"flat under perturbation, yet critical when ablated"); docs/edge-and-clocks.md §3.
+Reference: *The Lifecycle of the Spectral Edge*; the authors' code, github.com/skydancerosel/dyck_scan,
+folder spectral/, commit e37417d (edge_ablation.py, random_direction_controls.py); docs/edge-and-clocks.md §3.
+Their protocol: the edge directions are the top right singular vectors of the window matrix of the last w
+updates; remove {v1, v2} (and {v1}) from theta and measure the change of the TEST ACCURACY; compare with
+20 draws of as many random orthonormal directions removed the same way (QR of a Gaussian P x k matrix, not
+norm-matched) by |dA_edge| / (|mean_i dA_rand_i| + 1e-8); perturb theta + eps sign(p) v_k, eps = 0.005 ||theta||.
 
-Symbols (one *space* at a time: "joint" = W and V flattened together, "W" = W alone, V fixed)
-    theta   (P,)  the parameters of the space at the epoch, float64
-    e       (P,)  the edge direction, e = D u_1 / ||D u_1||, u_1 the top eigenvector of the space's
-                  update Gram on the first window (joint: G_W + G_V; tianref.edge.edge_vector)
-    r_i     (P,)  random unit directions, i = 1..R: standard normal on the host (seeded), normalised
-    L, A          the run's loss and accuracy on the TEST set, evaluated in float64
+Symbols (one *space* at a time: "W" = W alone with V fixed, "V" = V alone with W fixed, "joint" = W and V
+flattened together, W first; everything float64)
+    theta   (P,)    the parameters of the space at the probed epoch
+    D       (m, P)  the last m = min(w, updates) updates of the space as rows (the spectra ring, cast to
+                    float64; joint: the W and V rings side by side), w = the run's first window
+    G = D D^T (m, m) = the update Gram (joint: G_W + G_V); u_k its k-th unit eigenvector, sigma_k its eigenvalue
+    v_k     (P,)    = D^T u_k / sqrt(sigma_k), k = 1, 2: the unit right singular vectors of D (defined while
+                    sigma_k > REL_EV_MIN sigma_1); p_k = <theta, v_k>
+    S               a set of orthonormal directions (rows of a (k, P) matrix): {v1, v2}, {v1}, or random
+    remove    theta_S = theta - sum_{s in S} <theta, s> s;  f_S = sum_{s in S} <theta, s>^2 / ||theta||^2
+    norm-matched  theta sqrt(1 - f_S): the same squared norm removed, along no direction (||.||^2 = (1 - f) ||theta||^2)
+    random    Q = qr(Z), Z (P, k) standard normal from numpy default_rng((seed, k)) on the host: n_random
+              draws per k, the same draws at every epoch of a space (reproducible from the seed)
+    perturb   theta + eps sign(p_k) v_k, eps = eps_rel ||theta|| (sign(0) = +1)
+    ratio     |dA(edge)| / (|mean_i dA(random_i)| + RATIO_FLOOR), dA = the change of the test accuracy;
+              floored = |mean_i dA(random_i)| < RATIO_FLOOR: the ratio is then RATIO_FLOOR^-1 |dA(edge)| by
+              construction and says nothing about the random directions
+    deltas    the change from theta of the four numbers of the run's own model (model.forward with the run's
+              activation and output scale beta, loss.loss_and_grad with its loss), keys DELTAS:
+              dtest_acc, dtest_loss, dtrain_loss, dtrain_acc. Under --top-layer ridge, V is evaluated as
+              stored (the ridge V of the epoch's W; beta = 1 there), not re-solved for an ablated W
 
-    ablation   theta_perp = theta - (theta . d) d             (d = e or r_i: remove d from theta)
-               dL_abl(d) = L(theta_perp) - L(theta),  dA_abl(d) = A(theta_perp) - A(theta)
-               ratio_abl = |dL_abl(e)| / mean_i |dL_abl(r_i)|  (how much more the edge matters; the
-                           signed changes are reported too: removing a random direction can lower L)
-               z_abl     = (dL_abl(e) - mean_i dL_abl(r_i)) / std_i   (std with ddof = 1)
-    flatness   eps = eps_rel * ||theta||                      (the rule: one relative step size for
-                                                                the edge and every random direction)
-               dL_pm(d) = L(theta +- eps d) - L(theta)
-               curv(d)  = (L(theta + eps d) + L(theta - eps d) - 2 L(theta)) / eps^2
-                          (the directional second derivative d^T H d, to O(eps^2))
-               ratio_flat = |curv(e)| / mean_i |curv(r_i)|   (< 1: flatter along the edge than at random)
-
-A ratio_abl >> 1 says removing the edge hurts more than removing a random direction; a small
-ratio_flat says the loss is flatter along the edge than along random directions. Both are
-reported per epoch with the edge's gfrac and cos (tianref.edge) of the same space.
+Output of ``probe`` (JSON-ready; None where undefined; random stats over the draws, std with ddof = 0 as
+the authors' np.std):
+    {"space": "W" | "V" | "W+V", "P": int, "theta_norm": ||theta||, "sigma": [sigma_1, sigma_2],
+     "proj": [p_1, p_2], "n_random": int, "seed": int,
+     "base": {"test_loss", "test_acc", "train_loss", "train_acc"},
+     "removal": {"v1v2" | "v1": None (v2 undefined) or
+                 {"k": 2 | 1, "frac": f_S, "edge": deltas, "norm_matched": deltas,
+                  "random": None (n_random = 0) or {"frac": stats, <each delta key>: stats},
+                  "ratio": float or None, "floored": bool or None}},
+     "perturb": {"eps_rel", "eps", "v1" | "v2": None or {"sign": +-1.0, "p": p_k, **deltas}}}
+    stats = {"mean", "std", "min", "max", "values": [one per draw]}
 """
 from __future__ import annotations
 
@@ -33,15 +47,22 @@ import math
 
 import numpy as np  # host: the random directions and the summary statistics
 
-from tianref import edge as edges, loss as losses, model
+from tianref import edge as edges, loss as losses, model, spectra
 from tianref.backend import to_host
 
+DELTAS = ("dtest_acc", "dtest_loss", "dtrain_loss", "dtrain_acc")
+RATIO_FLOOR = 1e-8          # the authors' additive floor in |dA_edge| / (|mean dA_rand| + 1e-8)
+REL_EV_MIN = 1e-12          # v_k is defined while sigma_k > REL_EV_MIN sigma_1 (its norm error ~1e-16 sqrt(sigma_1/sigma_k))
+REMOVALS = (("v1v2", 2), ("v1", 1))
 
-def _flat(xp, params, names):
+
+def flat(xp, params, names):
+    """theta (P,) float64: the blocks ``names`` of params flattened and concatenated in that order."""
     return xp.concatenate([params[k].astype(xp.float64).reshape(-1) for k in names])   # (P,)
 
 
-def _unflat(xp, theta, params, names):
+def unflat(xp, theta, params, names):
+    """params with the blocks ``names`` replaced by the consecutive pieces of theta (P,)."""
     out, k0 = dict(params), 0
     for k in names:
         n = params[k].size
@@ -50,15 +71,123 @@ def _unflat(xp, theta, params, names):
     return out
 
 
-def eval_on(xp, params64, batch, act, loss):
-    """(L, A) on a batch as host floats, float64 parameters."""
-    Yhat, _ = model.forward(xp, params64, batch, act)
-    L, _ = losses.loss_and_grad(xp, Yhat, batch.y, loss)
-    return float(to_host(L)), float(to_host(losses.accuracy(xp, Yhat, batch.y)))
+def evaluate(xp, params64, problem, cfg) -> dict:
+    """{'test_loss', 'test_acc', 'train_loss', 'train_acc'} of the run's model (cfg's act, loss and
+    output scale) at float64 parameters, as host floats (one transfer)."""
+    vals = []
+    for batch in (problem.test, problem.train):
+        Yhat, _ = model.forward(xp, params64, batch, cfg.act, cfg.output_scale)       # (n, M)
+        L, _ = losses.loss_and_grad(xp, Yhat, batch.y, cfg.loss)
+        vals += [xp.reshape(L, (1,)), xp.reshape(losses.accuracy(xp, Yhat, batch.y).astype(xp.float64), (1,))]
+    h = [float(x) for x in to_host(xp.concatenate(vals))]
+    return {"test_loss": h[0], "test_acc": h[1], "train_loss": h[2], "train_acc": h[3]}
+
+
+def deltas(after: dict, base: dict) -> dict:
+    return {f"d{k}": after[k] - base[k] for k in ("test_acc", "test_loss", "train_loss", "train_acc")}
+
+
+def window_matrix(xp, state, w: int, names):
+    """D (m, P) float64, the last min(w, updates) updates of the space as rows, or None with < 2 updates."""
+    sp = state.spec[names[0]]
+    slots = spectra.window_slots(sp["count"], sp["buf"].shape[0], w)
+    if len(slots) < 2:
+        return None
+    idx = xp.asarray(slots)
+    return xp.concatenate([state.spec[k]["buf"][idx].astype(xp.float64) for k in names], axis=1)   # (m, P)
+
+
+def edge_directions(xp, D, k: int = 2):
+    """(Vk (k', P) with the unit rows v_1..v_k', [sigma_1..sigma_k'] host floats), k' <= k the defined ones."""
+    ev, U = xp.linalg.eigh(D @ D.T)                     # ascending; (m,), (m, m)
+    sig = [float(x) for x in to_host(ev[::-1][:k])]
+    n = sum(1 for s in sig if s > REL_EV_MIN * sig[0]) if sig and sig[0] > 0 else 0
+    Uk = U[:, ::-1][:, :n]                              # (m, k') u_1..u_k'
+    Vk = (Uk.T @ D) / xp.sqrt(xp.asarray(sig[:n]))[:, None]   # (k', P) = D^T u_k / sqrt(sigma_k)
+    return Vk, sig[:n]
+
+
+def remove(xp, theta, Vk):
+    """(theta_S (P,), f_S host float) for the orthonormal rows Vk (k, P)."""
+    c = Vk @ theta                                      # (k,) <theta, s>
+    return theta - c @ Vk, float(to_host((c @ c) / (theta @ theta)))
+
+
+def random_frames(seed: int, P: int, k: int, n: int):
+    """n host (k, P) matrices with orthonormal rows: Q^T, Q from the QR of a standard normal (P, k)."""
+    rng = np.random.default_rng((seed, k))
+    for _ in range(n):
+        Q, _ = np.linalg.qr(rng.standard_normal((P, k)))      # (P, k) orthonormal columns
+        yield Q.T
+
+
+def ratio_of(d_edge: float, d_rand_mean: float):
+    """(the authors' ratio |d_edge| / (|d_rand_mean| + RATIO_FLOOR), floored)."""
+    return abs(d_edge) / (abs(d_rand_mean) + RATIO_FLOOR), abs(d_rand_mean) < RATIO_FLOOR
+
+
+def _stats(x):
+    x = np.asarray(x, dtype=float)
+    return {"mean": float(x.mean()), "std": float(x.std()), "min": float(x.min()), "max": float(x.max()),
+            "values": x.tolist()}
+
+
+def n_evaluations(n_dirs: int, n_random: int) -> int:
+    """Model evaluations of one ``probe`` with n_dirs defined edge directions (for progress)."""
+    return 1 + sum(2 + n_random for _, k in REMOVALS if k <= n_dirs) + n_dirs
+
+
+def probe(xp, params, Vk, sigma, problem, cfg, names, *, n_random: int = 20, seed: int = 0,
+          eps_rel: float = 0.005, progress=None) -> dict:
+    """Ablation and perturbation of the edge directions Vk (k', P) (edge_directions) of the space
+    ``names`` at params {'W', 'V'}, with the random and norm-matched controls; the module docstring
+    gives the output.  progress(): called once per model evaluation."""
+    p64 = {k: v.astype(xp.float64) for k, v in params.items()}
+    theta = flat(xp, p64, names)                        # (P,)
+    P = int(theta.shape[0])
+
+    def ev(th):
+        out = evaluate(xp, unflat(xp, th, p64, names), problem, cfg)
+        if progress:
+            progress()
+        return out
+
+    base = ev(theta)
+    tnorm = math.sqrt(float(to_host(theta @ theta)))
+    proj = [float(x) for x in to_host(Vk @ theta)]
+    out = {"space": "+".join(names), "P": P, "theta_norm": tnorm, "sigma": list(sigma), "proj": proj,
+           "n_random": n_random, "seed": seed, "base": base, "removal": {}, "perturb": {}}
+    for key, k in REMOVALS:
+        if Vk.shape[0] < k:
+            out["removal"][key] = None
+            continue
+        th, f = remove(xp, theta, Vk[:k])
+        rec = {"k": k, "frac": f, "edge": deltas(ev(th), base),
+               "norm_matched": deltas(ev(theta * math.sqrt(max(1.0 - f, 0.0))), base),
+               "random": None, "ratio": None, "floored": None}
+        rand, fr = [], []
+        for Q in random_frames(seed, P, k, n_random):
+            thr, f_r = remove(xp, theta, xp.asarray(Q))
+            rand.append(deltas(ev(thr), base))
+            fr.append(f_r)
+        if rand:
+            rec["random"] = {"frac": _stats(fr), **{d: _stats([r[d] for r in rand]) for d in DELTAS}}
+            rec["ratio"], rec["floored"] = ratio_of(rec["edge"]["dtest_acc"], rec["random"]["dtest_acc"]["mean"])
+        out["removal"][key] = rec
+    eps = eps_rel * tnorm
+    out["perturb"] = {"eps_rel": eps_rel, "eps": eps}
+    for i, key in enumerate(("v1", "v2")):
+        if Vk.shape[0] <= i:
+            out["perturb"][key] = None
+            continue
+        s = 1.0 if proj[i] >= 0 else -1.0
+        out["perturb"][key] = {"sign": s, "p": proj[i], **deltas(ev(theta + (eps * s) * Vk[i]), base)}
+    return out
 
 
 def space_edge(xp, state, w: int, names):
-    """(e (P,), split dict) of the space ``names`` (('W', 'V') or ('W',)), or None with < 2 updates."""
+    """(e (P,), split dict) of the space ``names``: e = D u_1 / ||D u_1|| of tianref.edge and its
+    gradient / weight-decay split (the parameter-space view), or None with < 2 updates."""
     specs = [state.spec[k] for k in names]
     rings = [state.edge[k] for k in names]
     parts = edges.edge_parts(xp, specs, rings, w)
@@ -69,65 +198,3 @@ def space_edge(xp, state, w: int, names):
     sigma1 = float(to_host(a @ a))
     split = {"sigma1": sigma1, "g2": g2, "wd2": wd2, "cross": cross, **edges.derived(g2, wd2, cross)}
     return a / math.sqrt(sigma1), split
-
-
-def replay_states(cfg, epochs, xp, init=None):
-    """Yield (epoch, TrainState, Problem) at each wanted epoch (ascending), replaying the run
-    deterministically from its config (the optimizer steps only; tianref.train.replay's route)."""
-    from tianref import train
-    wanted = sorted(set(int(e) for e in epochs))
-    problem, state = train.setup(cfg, xp, init)
-    for e in wanted:
-        while state.epoch < e:
-            state = train.step(xp, cfg, state, problem)
-        yield e, state, problem
-
-
-def _stats(x):
-    x = np.asarray(x, dtype=float)
-    return {"mean": float(x.mean()), "std": float(x.std(ddof=1)) if x.size > 1 else math.nan,
-            "median": float(np.median(x)), "min": float(x.min()), "max": float(x.max())}
-
-
-def _ratio(a, b):
-    return a / b if b > 0 else math.nan
-
-
-def probe(xp, params, e, batch, act, loss, names, *, n_random: int, seed: int, eps_rel: float,
-          progress=None):
-    """Ablation and flatness of direction e (P,) in the space ``names`` against n_random random
-    unit directions (host rng ``seed``).  params: the run's {'W', 'V'}.  Returns a JSON-ready dict."""
-    p64 = {k: v.astype(xp.float64) for k, v in params.items()}
-    theta = _flat(xp, p64, names)                        # (P,)
-    L0, A0 = eval_on(xp, p64, batch, act, loss)
-    eps = eps_rel * float(to_host(xp.sqrt(theta @ theta)))
-
-    def measure(d):
-        c = theta @ d                                    # () component of theta along d
-        La, Aa = eval_on(xp, _unflat(xp, theta - c * d, p64, names), batch, act, loss)
-        Lp, _ = eval_on(xp, _unflat(xp, theta + eps * d, p64, names), batch, act, loss)
-        Lm, _ = eval_on(xp, _unflat(xp, theta - eps * d, p64, names), batch, act, loss)
-        if progress:
-            progress()
-        return {"dloss_abl": La - L0, "dacc_abl": Aa - A0, "proj": float(to_host(c)),
-                "dloss_plus": Lp - L0, "dloss_minus": Lm - L0, "curv": (Lp + Lm - 2 * L0) / eps ** 2}
-
-    me = measure(e)
-    rng = np.random.default_rng(seed)
-    P = int(theta.shape[0])
-    rand = []
-    for _ in range(n_random):
-        r = rng.standard_normal(P)
-        rand.append(measure(xp.asarray(r / np.linalg.norm(r))))
-    R = {k: _stats([m[k] for m in rand]) for k in ("dloss_abl", "dacc_abl", "curv", "proj")} if rand else {}
-    if rand:
-        R["abs_dloss_abl"] = _stats([abs(m["dloss_abl"]) for m in rand])
-        R["abs_curv"] = _stats([abs(m["curv"]) for m in rand])
-    out = {"space": "+".join(names), "P": P, "test_loss": L0, "test_acc": A0, "eps": eps,
-           "eps_rel": eps_rel, "n_random": n_random, "seed": seed, "edge": me, "random": R}
-    if rand:
-        s = R["dloss_abl"]
-        out["ablation_ratio"] = _ratio(abs(me["dloss_abl"]), R["abs_dloss_abl"]["mean"])
-        out["ablation_z"] = (me["dloss_abl"] - s["mean"]) / s["std"] if s["std"] > 0 else math.nan
-        out["flatness_ratio"] = _ratio(abs(me["curv"]), R["abs_curv"]["mean"])
-    return out

@@ -1,8 +1,8 @@
 """Figures of the spectral edge and the two clocks (host data only; Agg canvas, no pyplot).
 
-figure_edge(records)     ``cli.py edge`` records: per space (joint, W), across the probed epochs,
-                         (1) test-loss change on ablation, edge vs random (mean and min-max band),
-                         (2) the ablation and flatness ratios, (3) the edge's gfrac and cos.
+figure_edge(records)     ``cli.py edge`` records: per space (joint, W, V), across the probed epochs, the
+                         SIGNED changes on removal of the edge directions against the random draws (mean
+                         +- std) and the norm-matched control, the removed fraction, and the perturbation.
 figure_edge_run(rows)    one run's log: W/V edge gfrac and cos per epoch, with test accuracy.
 figure_lifecycle(by, probes)  the lifecycle section: per condition, the median over seeds of the W edge's
                          gfrac and cos, ||W||_F, W_srank and test accuracy against epochs, and the
@@ -18,48 +18,92 @@ import math
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-SPACE_STYLE = {"joint": ("C0", "W and V"), "W": ("C3", "W alone")}
-
-
 def _pos(v):
     return v is not None and isinstance(v, (int, float)) and math.isfinite(v) and v > 0
 
 
-def figure_edge(records, title: str = "") -> Figure:
-    fig = Figure(figsize=(15, 4.4), layout="constrained")
-    FigureCanvasAgg(fig)
-    ax_abl, ax_ratio, ax_split = fig.subplots(1, 3)
-    for space, (colour, label) in SPACE_STYLE.items():
-        recs = sorted((r for r in records if r["space"] == space), key=lambda r: r["epoch"])
-        if not recs:
+SPACE_TITLE = {"joint": "W and V jointly", "W": "W alone (V fixed)", "V": "V alone (W fixed)"}
+REMOVAL_STYLE = {"v1v2": ("-", "o", "{v1, v2}"), "v1": ("--", "s", "{v1}")}
+CONTROL_COLOUR = {"edge": "C0", "random": "C1", "norm_matched": "C2"}
+
+
+def _series(recs, rm, what, delta):
+    """(epochs, values, stds) of one removal's delta: the edge, the norm-matched control, or the random mean."""
+    ep, val, sd = [], [], []
+    for r in recs:
+        x = r["probe"]["removal"].get(rm)
+        if x is None or x.get(what) is None:
             continue
-        ep = [r["epoch"] for r in recs]
-        edge = [r["probe"]["edge"]["dloss_abl"] for r in recs]
-        ax_abl.plot(ep, [abs(v) for v in edge], "o-", color=colour, label=f"edge, {label}")
-        R = [r["probe"].get("random", {}).get("abs_dloss_abl") for r in recs]
-        if all(R):
-            ax_abl.plot(ep, [s["mean"] for s in R], "x--", color=colour, label=f"random, mean |dL|, {label}")
-            ax_abl.fill_between(ep, [max(s["min"], 1e-300) for s in R], [s["max"] for s in R],
-                                color=colour, alpha=0.12)
-        for key, style, name in (("ablation_ratio", "o-", "ablation"), ("flatness_ratio", "s:", "flatness")):
-            pts = [(e, r["probe"].get(key)) for e, r in zip(ep, recs) if _pos(r["probe"].get(key))]
-            if pts:
-                ax_ratio.plot(*zip(*pts), style, color=colour, label=f"{name}, {label}")
-        for key, style in (("gfrac", "o-"), ("cos", "s:")):
-            pts = [(e, r["split"].get(key)) for e, r in zip(ep, recs) if r["split"].get(key) is not None]
-            if pts:
-                ax_split.plot(*zip(*pts), style, color=colour, label=f"{key}, {label}")
-    ax_abl.set_yscale("log")
-    ax_abl.set_title("|test-loss change| when the direction is projected out")
-    ax_ratio.set_yscale("log")
-    ax_ratio.axhline(1.0, color="grey", lw=0.8)
-    ax_ratio.set_title("edge / mean random: ablation (dL) and flatness (curvature)")
-    ax_split.axhline(0.0, color="grey", lw=0.8)
-    ax_split.set_ylim(-1.05, 1.05)
-    ax_split.set_title("edge split: gfrac = g2/(g2+wd2), cos(D^g u1, D^wd u1)")
-    for ax in (ax_abl, ax_ratio, ax_split):
-        ax.set_xlabel("epoch")
-        ax.legend(fontsize=7)
+        ep.append(r["epoch"])
+        if what == "random":
+            val.append(x["random"][delta]["mean"])
+            sd.append(x["random"][delta]["std"])
+        else:
+            val.append(x[what] if delta is None else x[what][delta])
+            sd.append(0.0)
+    return ep, val, sd
+
+
+def _removal_panel(ax, recs, delta, legend):
+    for rm, (ls, mk, name) in REMOVAL_STYLE.items():
+        for what, label in (("edge", "edge"), ("random", "random, mean +- std"), ("norm_matched", "norm-matched")):
+            ep, val, sd = _series(recs, rm, what, delta)
+            if not ep:
+                continue
+            c = CONTROL_COLOUR[what]
+            ax.plot(ep, val, ls=ls, marker=mk, ms=4, color=c, label=f"remove {name}: {label}" if legend else None)
+            if what == "random":
+                ax.fill_between(ep, [v - s for v, s in zip(val, sd)], [v + s for v, s in zip(val, sd)],
+                                color=c, alpha=0.15, lw=0)
+    ax.axhline(0.0, color="grey", lw=0.8)
+
+
+def figure_edge(records, title: str = "") -> Figure:
+    """``cli.py edge`` records: one column per space, rows = signed changes (linear axes) of the test
+    accuracy and the train loss on removal (edge vs random mean +- std vs norm-matched, {v1, v2} solid,
+    {v1} dashed), the removed fraction f of ||theta||^2 (log axis: a fraction, not a change), and the
+    signed changes under the perturbation theta + eps sign(p) v_k."""
+    spaces = [s for s in SPACE_TITLE if any(r["space"] == s for r in records)]
+    n = max(len(spaces), 1)
+    fig = Figure(figsize=(4.8 * n + 2.6, 12), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(4, n, squeeze=False)
+    for j, space in enumerate(spaces):
+        recs = sorted((r for r in records if r["space"] == space), key=lambda r: r["epoch"])
+        first = j == 0
+        _removal_panel(axes[0][j], recs, "dtest_acc", first)
+        _removal_panel(axes[1][j], recs, "dtrain_loss", False)
+        ax = axes[2][j]
+        for rm, (ls, mk, name) in REMOVAL_STYLE.items():
+            for what, label in (("edge", "edge"), ("random", "random, mean")):
+                pts = [(r["epoch"], x["frac"] if what == "edge" else x["random"]["frac"]["mean"])
+                       for r in recs for x in [r["probe"]["removal"].get(rm)]
+                       if x is not None and (what == "edge" or x["random"] is not None)]
+                pts = [(e, v) for e, v in pts if _pos(v)]
+                if pts:
+                    ax.plot(*zip(*pts), ls=ls, marker=mk, ms=4, color=CONTROL_COLOUR[what],
+                            label=f"remove {name}: {label}" if first else None)
+        ax.set_yscale("log")
+        ax = axes[3][j]
+        for k, ls in (("v1", "-"), ("v2", "--")):
+            for delta, c, name in (("dtest_loss", "C3", "test loss"), ("dtrain_loss", "C4", "train loss"),
+                                   ("dtest_acc", "C5", "test acc")):
+                pts = [(r["epoch"], r["probe"]["perturb"][k][delta]) for r in recs if r["probe"]["perturb"].get(k)]
+                if pts:
+                    ax.plot(*zip(*pts), ls=ls, marker="o", ms=3, color=c,
+                            label=f"{k}: {name}" if first else None)
+        ax.axhline(0.0, color="grey", lw=0.8)
+        axes[0][j].set_title(SPACE_TITLE[space], fontsize=11)
+        for ax in axes[:, j]:
+            ax.set_xlabel("epoch", fontsize=8)
+            ax.tick_params(labelsize=8)
+    row_names = ("change of test accuracy\n(direction(s) removed)", "change of train loss\n(direction(s) removed)",
+                 "removed fraction f of ||theta||^2", "change under theta + eps sign(p) v_k")
+    for i, name in enumerate(row_names):
+        axes[i][0].set_ylabel(name, fontsize=9)
+        handles, labels = axes[i][0].get_legend_handles_labels()
+        if handles:                                          # one legend per row, right of the last column
+            axes[i][-1].legend(handles, labels, fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
     if title:
         fig.suptitle(title)
     return fig

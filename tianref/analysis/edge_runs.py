@@ -1,6 +1,18 @@
 """Probe the spectral edge of a stored run: replay it to chosen epochs, check the replay against
 the run's own record, and run tianref.edge_probe on each space. Shared by ``cli.py edge`` and the
 lifecycle reproduce section; docs/edge-and-clocks.md §3.
+
+Two phases, each reported to ``progress(phase, n, total)`` (n more of total items done):
+    "replay"  the optimizer steps up to the last epoch; at each probed epoch the replay check and the
+              edge directions of every space (kept: theta, v_1, v_2 per space, nothing else)
+    "probe"   the model evaluations of tianref.edge_probe.probe (edge_probe.n_evaluations per record)
+
+probe_run returns one record per probed epoch (ascending) and space (in the order asked):
+    {"epoch": int, "space": "joint" | "W" | "V", "replay_check": str,
+     "split": {"sigma1", "g2", "wd2", "cross", "gfrac"?, "cos"?}   the edge split of e = D u_1 (tianref.edge)
+     "logged": {every "W_edge_*" / "V_edge_*" key of the run's row at the epoch (gfrac, cos, and the
+                authors' pgfrac / palign where the run logged them)},
+     "probe": edge_probe.probe's dict (its module docstring)}
 """
 from __future__ import annotations
 
@@ -13,7 +25,7 @@ from tianref.backend import to_host
 from tianref.config import TrainConfig, validate
 from tianref.errors import InputError, RunFailure
 
-SPACES = {"joint": ("W", "V"), "W": ("W",)}
+SPACES = {"joint": ("W", "V"), "W": ("W",), "V": ("V",)}
 REPLAY_RTOL = 1e-9      # logged vs replayed edge statistics (same arithmetic: equal unless the run changed)
 
 
@@ -62,9 +74,24 @@ def _check_logged_split(epoch, split, row, strict=True) -> float:
     return worst
 
 
-def probe_run(run_dir, epochs, xp, *, spaces=("joint", "W"), n_random=100, seed=0, eps_rel=1e-3,
+def replay_states(cfg, epochs, xp, init=None, on_step=None):
+    """Yield (epoch, TrainState, Problem) at each wanted epoch (ascending), replaying the run
+    deterministically from its config (the optimizer steps only; tianref.train.replay's route).
+    on_step(): called after every optimizer step."""
+    from tianref import train
+    wanted = sorted(set(int(e) for e in epochs))
+    problem, state = train.setup(cfg, xp, init)
+    for e in wanted:
+        while state.epoch < e:
+            state = train.step(xp, cfg, state, problem)
+            if on_step:
+                on_step()
+        yield e, state, problem
+
+
+def probe_run(run_dir, epochs, xp, *, spaces=("joint", "W", "V"), n_random=20, seed=0, eps_rel=0.005,
               progress=None, note=lambda m: None, strict=True) -> list:
-    """[{'epoch', 'space', 'split', 'probe', 'replay_check'}] for each epoch (ascending) and space.
+    """The records of the module docstring for each epoch (ascending) and space.
 
     strict: a replay whose W split differs from the logged one by more than REPLAY_RTOL raises
     RunFailure; otherwise the difference is recorded in 'replay_check' (the reproduce section, where
@@ -72,20 +99,31 @@ def probe_run(run_dir, epochs, xp, *, spaces=("joint", "W"), n_random=100, seed=
     cfg, init, logged = load_run(run_dir)
     if max(epochs) > cfg.epochs:
         raise InputError(f"epoch {max(epochs)} is past the run's --epochs {cfg.epochs}")
+    bad = [sp for sp in spaces if sp not in SPACES]
+    if bad:
+        raise InputError(f"unknown space {bad[0]!r}; choose from {', '.join(SPACES)}")
+    tell = progress or (lambda phase, n, total: None)
     w = cfg.windows[0]
-    records = []
-    for e, state, problem in edge_probe.replay_states(cfg, epochs, xp, init):
+    last = max(int(e) for e in epochs)
+    kept = []
+    for e, state, problem in replay_states(cfg, epochs, xp, init, on_step=lambda: tell("replay", 1, last)):
         said = check_replay(run_dir, e, state, logged, strict, xp, w)
+        row = logged.get(e, {})
         for sp in spaces:
-            got = edge_probe.space_edge(xp, state, w, SPACES[sp])
-            if got is None:
+            D = edge_probe.window_matrix(xp, state, w, SPACES[sp])
+            if D is None:                                 # the same count of updates in every space
                 note(f"epoch {e}: fewer than 2 updates, no edge; skipped")
-                if progress:
-                    progress(n_random + 1)
-                continue
-            e_dir, split = got
-            res = edge_probe.probe(xp, state.params, e_dir, problem.test, cfg.act, cfg.loss, SPACES[sp],
-                                   n_random=n_random, seed=seed, eps_rel=eps_rel,
-                                   progress=(lambda: progress(1)) if progress else None)
-            records.append({"epoch": e, "space": sp, "split": split, "probe": res, "replay_check": said})
+                break
+            Vk, sigma = edge_probe.edge_directions(xp, D)
+            kept.append(({"epoch": e, "space": sp, "replay_check": said,
+                          "split": edge_probe.space_edge(xp, state, w, SPACES[sp])[1],
+                          "logged": {k: v for k, v in row.items() if k.startswith(("W_edge_", "V_edge_"))}},
+                         {k: v.copy() for k, v in state.params.items()}, Vk, sigma))
+    total = sum(edge_probe.n_evaluations(len(sigma), n_random) for *_, sigma in kept)
+    records = []
+    for rec, params, Vk, sigma in kept:
+        rec["probe"] = edge_probe.probe(xp, params, Vk, sigma, problem, cfg, SPACES[rec["space"]],
+                                        n_random=n_random, seed=seed, eps_rel=eps_rel,
+                                        progress=lambda: tell("probe", 1, total))
+        records.append(rec)
     return records

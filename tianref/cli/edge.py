@@ -2,8 +2,10 @@
 
 This layer parses the options and prints or writes what tianref.analysis.edge_runs.probe_run
 returns (a deterministic replay to each epoch, checked against the run's checkpoints and log, then
-tianref.edge_probe.probe per space). The math is in tianref/edge_probe.py and
-tianref/edge.py; docs/edge-and-clocks.md §3 defines every number.
+tianref.edge_probe.probe per space: the edge authors' protocol with random and norm-matched controls).
+The math is in tianref/edge_probe.py and tianref/edge.py; docs/edge-and-clocks.md §3 defines every number.
+Progress (on a terminal only): one bar per phase, the replay's optimizer steps, then the probe's model
+evaluations, each with its own time left.
 """
 from __future__ import annotations
 
@@ -39,70 +41,113 @@ def _fmt(v, spec=".3g"):
 
 
 def _table(records) -> str:
-    head = (f"{'epoch':>6} {'space':>6} {'test_acc':>8} {'gfrac':>7} {'cos':>7} {'dL abl edge':>12} "
-            f"{'|dL| rand':>12} {'abl ratio':>10} {'dA abl edge':>11} {'curv edge':>10} "
-            f"{'|curv| rand':>10} {'flat ratio':>10}")
+    head = (f"{'epoch':>6} {'space':>5} {'remove':>6} {'f':>8} {'f rand':>8} | {'dA edge':>8} {'dA rand':>9} "
+            f"{'dA norm':>8} {'ratio':>9} | {'dLtr edge':>9} {'dLtr rand':>9} {'dLtr norm':>9}")
     lines = [head, "-" * len(head)]
+    floored = False
     for r in records:
-        p, s = r["probe"], r["split"]
-        R = p.get("random", {})
-        lines.append(
-            f"{r['epoch']:>6} {r['space']:>6} {p['test_acc']:>8.3f} {_fmt(s.get('gfrac')):>7} "
-            f"{_fmt(s.get('cos')):>7} {_fmt(p['edge']['dloss_abl']):>12} "
-            f"{_fmt(R.get('abs_dloss_abl', {}).get('mean')):>12} {_fmt(p.get('ablation_ratio')):>10} "
-            f"{_fmt(p['edge']['dacc_abl']):>11} {_fmt(p['edge']['curv']):>10} "
-            f"{_fmt(R.get('abs_curv', {}).get('mean')):>10} {_fmt(p.get('flatness_ratio')):>10}")
-    lines.append("dL/dA abl = change of the test loss/accuracy when the direction is projected out of the "
-                 "parameters; curv = (L(+eps) + L(-eps) - 2 L) / eps^2; random: mean of |.| over the random "
-                 "directions; ratios = |edge| / that mean")
+        p = r["probe"]
+        for key, rm in p["removal"].items():
+            if rm is None:
+                continue
+            R = rm["random"] or {}
+            ratio = _fmt(rm["ratio"]) + ("*" if rm["floored"] else "")
+            floored |= bool(rm["floored"])
+            lines.append(
+                f"{r['epoch']:>6} {r['space']:>5} {key:>6} {_fmt(rm['frac']):>8} "
+                f"{_fmt(R.get('frac', {}).get('mean')):>8} | {_fmt(rm['edge']['dtest_acc']):>8} "
+                f"{_fmt(R.get('dtest_acc', {}).get('mean')):>9} {_fmt(rm['norm_matched']['dtest_acc']):>8} "
+                f"{ratio:>9} | {_fmt(rm['edge']['dtrain_loss']):>9} "
+                f"{_fmt(R.get('dtrain_loss', {}).get('mean')):>9} {_fmt(rm['norm_matched']['dtrain_loss']):>9}")
+    lines.append("remove: the edge directions projected out of theta; f = removed fraction of ||theta||^2; "
+                 "dA = change of the test accuracy, dLtr = change of the train loss; rand = mean over the random "
+                 "orthonormal draws; norm = theta scaled by sqrt(1 - f); ratio = |dA edge| / (|dA rand| + 1e-8)")
+    if floored:
+        lines.append("* floored: the random removals changed the test accuracy by < 1e-8 on average, so the "
+                     "ratio is 1e8 x |dA edge| by construction")
+    head2 = f"{'epoch':>6} {'space':>5} {'dir':>4} {'sign':>5} {'dA test':>9} {'dL test':>9} {'dL train':>9}"
+    lines += ["", "perturbation theta + eps sign(p) v_k, eps = eps_rel ||theta||:", head2, "-" * len(head2)]
+    for r in records:
+        for key, q in r["probe"]["perturb"].items():
+            if key in ("v1", "v2") and q is not None:
+                lines.append(f"{r['epoch']:>6} {r['space']:>5} {key:>4} {q['sign']:>+5.0f} "
+                             f"{_fmt(q['dtest_acc']):>9} {_fmt(q['dtest_loss']):>9} {_fmt(q['dtrain_loss']):>9}")
     return "\n".join(lines)
 
 
-@click.command(help="Ablate and perturb the spectral edge of a run: replay it to each epoch, form the edge "
-               "direction e = D u_1 / ||D u_1|| of the first window's update Gram (W and V jointly, and W "
-               "alone), and compare the test-loss change when e is projected out of the parameters, and the "
-               "curvature along e, with random unit directions. Prints a table; --json and --plot write "
-               "files. See docs/edge-and-clocks.md.")
+class _Phases:
+    """One terminal bar per phase of probe_run (its progress(phase, n, total) calls)."""
+    LABELS = {"replay": "edge 1/2 replay (steps)", "probe": "edge 2/2 probe (evaluations)"}
+
+    def __init__(self):
+        self.phase, self.bar = None, None
+
+    def __call__(self, phase, n, total):
+        if phase != self.phase:
+            self.close()
+            self.phase, self.bar = phase, CountProgress(total, self.LABELS.get(phase, phase)).__enter__()
+        self.bar.update(n)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+            self.bar = None
+
+
+SPACE_CHOICES = {"all": ["joint", "W", "V"], "joint": ["joint"], "W": ["W"], "V": ["V"]}
+
+
+@click.command(help="Ablate and perturb the spectral edge of a run, on the edge authors' protocol: replay the "
+               "run to each epoch, take the top two right singular vectors v1, v2 of the window matrix of the "
+               "last w updates (w = the run's first window) in each space (W alone, V alone, W and V jointly), "
+               "project {v1, v2} and {v1} out of the parameters and report the change of the test accuracy, test "
+               "loss, train loss and train accuracy, against random orthonormal directions removed the same way "
+               "and against the same norm removed along no direction; then perturb theta + eps sign(p) v_k. "
+               "Prints tables; --json and --plot write files. See docs/edge-and-clocks.md.")
 @click.option("--run", "run_dir", type=click.Path(file_okay=False), required=True,
               help="Run directory written by `train` (its config.json is replayed deterministically).")
 @click.option("--epochs", "epochs_text", required=True, help="Comma-separated epochs, e.g. 100,200,400.")
-@click.option("--random", "n_random", type=click.IntRange(min=0), default=100, show_default=True,
-              help="Random unit directions per epoch and space (0: the edge only).")
+@click.option("--n-random", "--random", "n_random", type=click.IntRange(min=0), default=20, show_default=True,
+              help="Random draws of 2 (and of 1) orthonormal directions per epoch and space (0: the edge only).")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Seed of the host rng for the random directions (numpy default_rng).")
-@click.option("--eps-rel", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True,
-              help="Flatness step eps = EPS_REL x ||theta|| of the space, the same for e and every random direction.")
-@click.option("--space", "space_names", type=click.Choice(["both", "joint", "W"]), default="both",
-              show_default=True, help="Parameter space: W and V jointly, W alone, or both.")
+              help="Seed of the host rng for the random directions (numpy default_rng((seed, k))).")
+@click.option("--eps-rel", type=float, default=0.005, show_default=True,
+              help="Perturbation step eps = EPS_REL x ||theta|| of the space (finite, > 0; the authors' 0.005).")
+@click.option("--space", "space_names", type=click.Choice(list(SPACE_CHOICES)), default="all",
+              show_default=True, help="Parameter space: W alone, V alone, W and V jointly, or all three.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None,
               help="Write every number to this JSON file (atomically).")
 @click.option("--plot", "plot_out", type=click.Path(dir_okay=False), default=None,
-              help="Write a PNG: ablation and flatness against random directions, and gfrac/cos, per epoch.")
+              help="Write a PNG: signed changes of test accuracy, train loss and perturbation per epoch and space, "
+              "edge against random (mean +- std) and norm-matched.")
 @click.option("--xp", "xp_name", type=click.Choice(["numpy", "cupy", "fake"]), default="numpy",
               show_default=True, help="Array backend: numpy (CPU) or cupy (GPU). 'fake' is the strict CI backend.")
 @reports_errors
 def edge_cmd(run_dir, epochs_text, n_random, seed, eps_rel, space_names, json_out, plot_out, xp_name):
     from tianref.analysis.edge_runs import load_run, probe_run
+    if not (math.isfinite(eps_rel) and eps_rel > 0):
+        raise InputError(f"--eps-rel must be a finite number > 0 (got {eps_rel})")
     epochs = parse_int_list(epochs_text, "--epochs")
     if not epochs or min(epochs) < 0:
         raise InputError(f"--epochs needs one or more epochs >= 0 (got {epochs_text!r})")
     cfg, _, _ = load_run(run_dir)
     if max(epochs) > cfg.epochs:
         raise InputError(f"epoch {max(epochs)} is past the run's --epochs {cfg.epochs}")
-    spaces = ["joint", "W"] if space_names == "both" else [space_names]
+    spaces = SPACE_CHOICES[space_names]
     xp = get_xp(xp_name)
-    w = cfg.windows[0]
-    total = len(set(epochs)) * len(spaces) * (n_random + 1)
-    _note(f"replaying {run_dir} to epoch(s) {', '.join(map(str, sorted(set(epochs))))}; "
-          f"{n_random} random directions per epoch and space")
-    with CountProgress(total, "edge probes") as bar:              # on a terminal only
+    _note(f"replaying {run_dir} to epoch(s) {', '.join(map(str, sorted(set(epochs))))}; then per space "
+          f"({', '.join(spaces)}) the edge and {n_random} random draws of 2 and of 1 directions")
+    bars = _Phases()
+    try:
         records = probe_run(run_dir, epochs, xp, spaces=spaces, n_random=n_random, seed=seed,
-                            eps_rel=eps_rel, progress=bar.update, note=_note)
+                            eps_rel=eps_rel, progress=bars, note=_note)
+    finally:
+        bars.close()
     click.echo(_table(records))
     if json_out:
         doc = {"tool": "tianref edge", "version": __version__, "command": " ".join(sys.argv),
-               "run": os.path.abspath(run_dir), "window": w,
-               "options": {"random": n_random, "seed": seed, "eps_rel": eps_rel, "space": space_names},
+               "run": os.path.abspath(run_dir), "window": cfg.windows[0],
+               "options": {"n_random": n_random, "seed": seed, "eps_rel": eps_rel, "space": space_names},
                "versions": environment_info(xp), "records": records}
         runs.atomic_write_json(json_out, _json_safe(doc))
         _note(f"wrote {json_out}")

@@ -1,0 +1,171 @@
+"""tianref.edge_probe: the probed model is the run's model (output scale), the edge directions against
+an SVD of explicitly stored updates, the removals, the controls and the ratio floor."""
+import json
+import math
+import os
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from tianref import edge_probe, train
+from tianref.analysis import edge_runs
+from tianref.cli import main
+from tianref.config import TrainConfig, validate
+
+E = 16
+
+
+@pytest.fixture(scope="module")
+def scaled_run(tmp_path_factory):
+    """M = 11, float64, trained with the output scale beta = 2."""
+    out = str(tmp_path_factory.mktemp("edge_beta") / "run")
+    r = CliRunner().invoke(main, ["train", "--M", "11", "--K", "32", "--epochs", str(E), "--lr", "1e-2",
+                                  "--eta", "5e-3", "--windows", "4", "--dtype", "float64",
+                                  "--output-scale", "2", "--out", out])
+    assert r.exit_code == 0, r.output
+    return out
+
+
+def test_probe_evaluates_the_run_model_with_its_output_scale(scaled_run):
+    """The unablated losses and accuracies of the probe equal what the run logged for the same weights
+    (a float64 run replayed bit for bit: only the summation order of the loss could differ, 1e-12)."""
+    rows = {json.loads(l)["epoch"]: json.loads(l) for l in open(os.path.join(scaled_run, "metrics.jsonl"))}
+    recs = edge_runs.probe_run(scaled_run, [E], np, spaces=("W",), n_random=0)
+    base = recs[0]["probe"]["base"]
+    for k in ("test_loss", "train_loss"):
+        assert base[k] == pytest.approx(rows[E][k], rel=1e-12), k
+    for k in ("test_acc", "train_acc"):
+        assert base[k] == rows[E][k], k
+
+
+# --- the directions --------------------------------------------------------------------------
+
+def test_edge_directions_are_the_svd_of_the_stored_updates():
+    """Replay a float64 run by hand, keep every update of W and V in a list, and compare v1, v2 of each
+    space with numpy's SVD of the window matrix stacked from that list (no ring, no Gram)."""
+    cfg = validate(TrainConfig(M=11, K=32, n_train=48, epochs=12, windows=(5,), seed=3, eta=1e-2, lr=1e-2,
+                               dtype="float64", metrics="core"))
+    problem, state = train.setup(cfg, np)
+    hist = []
+    for _ in range(cfg.epochs):
+        new = train.step(np, cfg, state, problem)
+        hist.append({k: (new.params[k] - state.params[k]).ravel() for k in "WV"})
+        state = new
+    for names in (("W",), ("V",), ("W", "V")):
+        D = np.array([np.concatenate([h[k] for k in names]) for h in hist[-5:]])    # (5, P)
+        _, S, Vh = np.linalg.svd(D, full_matrices=False)
+        Vk, sig = edge_probe.edge_directions(np, edge_probe.window_matrix(np, state, 5, names))
+        assert Vk.shape == (2, D.shape[1])
+        # sigma_k = S_k^2; float64 eigh of the 5 x 5 Gram against the SVD: 1e-10 relative
+        assert sig == pytest.approx(list(S[:2] ** 2), rel=1e-10)
+        assert S[1] / S[2] > 1.1                                        # v2 is well defined here
+        for k in range(2):
+            # unit and equal to the SVD's up to sign; the gap S2/S3 > 1.1 bounds the error by ~1e-13
+            assert abs(Vk[k] @ Vh[k]) == pytest.approx(1.0, abs=1e-10), (names, k)
+            assert np.linalg.norm(Vk[k]) == pytest.approx(1.0, abs=1e-12)
+        assert abs(Vk[0] @ Vk[1]) < 1e-10                               # v1 perpendicular to v2
+
+
+def test_removal_fraction_against_a_planted_theta():
+    """theta = a v1 + b v2 + c z with z perpendicular to both: f and theta_S are known exactly."""
+    rng = np.random.default_rng(0)
+    Q, _ = np.linalg.qr(rng.standard_normal((50, 3)))
+    v1, v2, z = Q.T
+    a, b, c = 3.0, -2.0, 0.5
+    theta = a * v1 + b * v2 + c * z
+    n2 = a * a + b * b + c * c
+    th, f = edge_probe.remove(np, theta, np.array([v1, v2]))
+    assert f == pytest.approx((a * a + b * b) / n2, rel=1e-14)        # float64 sums of 50 terms
+    np.testing.assert_allclose(th, c * z, atol=1e-14)
+    th, f = edge_probe.remove(np, theta, np.array([v1]))
+    assert f == pytest.approx(a * a / n2, rel=1e-14)
+    np.testing.assert_allclose(th, b * v2 + c * z, atol=1e-14)
+
+
+def test_random_frames_are_orthonormal_and_reproducible():
+    a = list(edge_probe.random_frames(5, 200, 2, 3))
+    b = list(edge_probe.random_frames(5, 200, 2, 3))
+    c = list(edge_probe.random_frames(6, 200, 2, 3))
+    for Q in a:
+        np.testing.assert_allclose(Q @ Q.T, np.eye(2), atol=1e-14)    # Householder QR: orthonormal to rounding
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert not any(np.array_equal(x, y) for x, y in zip(a, c))
+    assert not np.array_equal(a[1], a[0])                             # draws differ from each other
+    Z = np.random.default_rng((5, 2)).standard_normal((200, 2))      # the documented recipe
+    np.testing.assert_array_equal(a[0], np.linalg.qr(Z)[0].T)
+
+
+def test_ratio_floor():
+    r, fl = edge_probe.ratio_of(0.25, 0.0)
+    assert fl is True and r == pytest.approx(0.25 / 1e-8, rel=1e-15)   # |dA| x 1e8 by construction
+    r, fl = edge_probe.ratio_of(-0.25, -0.05)
+    assert fl is False and r == pytest.approx(0.25 / (0.05 + 1e-8), rel=1e-15)
+    assert edge_probe.ratio_of(0.1, 5e-9)[1] is True and edge_probe.ratio_of(0.1, 2e-8)[1] is False
+
+
+# --- the probe end to end, with a spy for the model ------------------------------------------------
+
+def test_unflat_puts_each_block_in_its_place():
+    params = {"W": np.zeros((4, 3)), "V": np.zeros((3, 2))}
+    theta = np.arange(18.0)
+    out = edge_probe.unflat(np, theta, params, ("W", "V"))
+    np.testing.assert_array_equal(out["W"], np.arange(12.0).reshape(4, 3))
+    np.testing.assert_array_equal(out["V"], np.arange(12.0, 18.0).reshape(3, 2))
+    np.testing.assert_array_equal(edge_probe.flat(np, out, ("W", "V")), theta)
+    out = edge_probe.unflat(np, np.arange(6.0), params, ("V",))
+    np.testing.assert_array_equal(out["V"], np.arange(6.0).reshape(3, 2))
+    assert out["W"] is params["W"]                                    # the other block is untouched
+
+
+def test_probe_removes_what_it_says(monkeypatch):
+    """A spy model whose 'losses' are ||W||^2 + ||V||^2 and sum(V): every removal must lower the first by
+    f ||theta||^2 (Pythagoras), the norm-matched control by the same, and only the V part of a joint
+    direction may change sum(V)."""
+    rng = np.random.default_rng(1)
+    params = {"W": rng.standard_normal((6, 4)), "V": rng.standard_normal((4, 3))}
+
+    def spy(xp, p, problem, cfg):
+        return {"test_loss": float((p["W"] ** 2).sum() + (p["V"] ** 2).sum()), "test_acc": 0.0,
+                "train_loss": float(p["V"].sum()), "train_acc": 0.0}
+    monkeypatch.setattr(edge_probe, "evaluate", spy)
+    names = ("W", "V")
+    theta = edge_probe.flat(np, params, names)
+    n2 = float(theta @ theta)
+    D = rng.standard_normal((4, theta.size))
+    D[:, 24:] *= 10.0                                                 # the edge mostly in V
+    Vk, sig = edge_probe.edge_directions(np, D)
+    out = edge_probe.probe(np, params, Vk, sig, None, None, names, n_random=4, seed=2, eps_rel=0.01)
+    for key in ("v1v2", "v1"):
+        rm = out["removal"][key]
+        for what in ("edge", "norm_matched"):
+            assert rm[what]["dtest_loss"] == pytest.approx(-rm["frac"] * n2, rel=1e-12), (key, what)
+        for f, d in zip(rm["random"]["frac"]["values"], rm["random"]["dtest_loss"]["values"]):
+            assert d == pytest.approx(-f * n2, rel=1e-12)
+        c = Vk[: rm["k"]] @ theta
+        assert rm["edge"]["dtrain_loss"] == pytest.approx(-(c @ Vk[: rm["k"], 24:]).sum(), rel=1e-12)
+    eps = 0.01 * math.sqrt(n2)
+    for i, key in enumerate(("v1", "v2")):
+        q = out["perturb"][key]
+        assert q["sign"] == math.copysign(1.0, Vk[i] @ theta)
+        assert q["dtrain_loss"] == pytest.approx(eps * q["sign"] * Vk[i, 24:].sum(), rel=1e-12)
+        # ||theta + eps s v||^2 - ||theta||^2 = 2 eps |p| + eps^2
+        assert q["dtest_loss"] == pytest.approx(2 * eps * abs(q["p"]) + eps ** 2, rel=1e-10)
+    assert out["removal"]["v1v2"]["floored"] is True                  # the spy's accuracy never changes
+
+
+def test_norm_matched_control_keeps_one_minus_f_of_the_squared_norm(monkeypatch):
+    seen = []
+    monkeypatch.setattr(edge_probe, "evaluate",
+                        lambda xp, p, problem, cfg: seen.append(p["W"].copy()) or dict.fromkeys(
+                            ("test_loss", "test_acc", "train_loss", "train_acc"), 0.0))
+    rng = np.random.default_rng(4)
+    params = {"W": rng.standard_normal((5, 4)), "V": rng.standard_normal((4, 2))}
+    Vk, sig = edge_probe.edge_directions(np, rng.standard_normal((3, 20)))
+    out = edge_probe.probe(np, params, Vk, sig, None, None, ("W",), n_random=0)
+    # evaluation order: base, edge {v1, v2}, norm-matched {v1, v2}, edge {v1}, norm-matched {v1}, perturbations
+    n2 = (params["W"] ** 2).sum()
+    for i, key in ((2, "v1v2"), (4, "v1")):
+        assert (seen[i] ** 2).sum() == pytest.approx((1 - out["removal"][key]["frac"]) * n2, rel=1e-13)
+        np.testing.assert_allclose(seen[i] / params["W"], math.sqrt(1 - out["removal"][key]["frac"]), rtol=1e-13)
+    assert len(seen) == edge_probe.n_evaluations(2, 0)
