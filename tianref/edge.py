@@ -44,7 +44,10 @@ from __future__ import annotations
 
 from tianref import spectra
 
-KEYS = ("g2", "wd2", "cross")
+KEYS = ("g2", "wd2", "cross")                     # the parameter-space view (split_of)
+DERIVED = ("gfrac", "cos")
+AUTHOR_KEYS = ("pg2", "pwd2", "pcross")           # the edge-projected view (author_split)
+AUTHOR_DERIVED = ("pgfrac", "palign")
 
 
 def init(xp, P: int, w_max: int, dtype=None):
@@ -121,14 +124,65 @@ def window_split(xp, spec, state, w: int):
     return None if parts is None else split_of(xp, parts)
 
 
-def derived(g2: float, wd2: float, cross: float) -> dict:
-    """Host: gfrac and cos where defined (an absent key = undefined)."""
+def derived(g2: float, wd2: float, cross: float, names=DERIVED) -> dict:
+    """Host: gfrac and cos where defined (an absent key = undefined); with names=AUTHOR_DERIVED
+    and (pg2, pwd2, pcross), pgfrac and palign."""
     out = {}
     if g2 + wd2 > 0:
-        out["gfrac"] = g2 / (g2 + wd2)
+        out[names[0]] = g2 / (g2 + wd2)
     if g2 > 0 and wd2 > 0:
-        out["cos"] = cross / (g2 * wd2) ** 0.5
+        out[names[1]] = cross / (g2 * wd2) ** 0.5
     return out
+
+
+def _window_rows(ring, count: int, w: int):
+    """The rows of a (w_max, P) ring that hold the last min(count, w) pushes, as views: the window
+    is a contiguous run of slots modulo w_max (spectra.window_slots), so one or two slices."""
+    w_max = ring.shape[0]
+    m = min(count, w)
+    s0 = (count - m) % w_max
+    if s0 + m <= w_max:
+        return [ring[s0:s0 + m]]                        # (m, P)
+    return [ring[s0:], ring[:s0 + m - w_max]]           # (w_max - s0, P), (s0 + m - w_max, P)
+
+
+def projections(xp, spec, state, a, w: int):
+    """(p, p_wd): the window's updates projected on the unit edge direction v_1 = a / ||a||
+    (a = D u_1 of ``edge_parts``), p = D^T v_1 from the ring of Delta and p_wd = D^wd^T v_1 from
+    the ring of Delta^wd, (m,) float64 each in the ring's order (p_wd None: exactly 0)."""
+    n = xp.sqrt(a @ a)                                  # ||D u_1|| = sqrt(sigma_1)
+    v = a / xp.where(n > 0, n, 1.0)                     # (P,) v_1 (0 if every update is 0)
+    p = _project(xp, spec["buf"], spec["count"], w, v)                      # (m,) D^T v_1
+    if state["clean"]:
+        return p, None
+    return p, _project(xp, state["buf_wd"], spec["count"], w, v)            # (m,) D^wd^T v_1
+
+
+def _project(xp, ring, count: int, w: int, v):
+    """(m,) float64: the window's rows of the ring times v, in the ring's dtype (P terms per entry)."""
+    v = v if v.dtype == ring.dtype else v.astype(ring.dtype)
+    return xp.concatenate([(R @ v).astype(xp.float64) for R in _window_rows(ring, count, w)])
+
+
+def author_split(xp, spec, state, a, w: int):
+    """(pg2, pwd2, pcross) as 0-d float64 arrays: sum_i p_g,i^2, sum_i p_wd,i^2, sum_i p_g,i p_wd,i
+    over the window's updates, p_g = p - p_wd (``projections``)."""
+    p, p_wd = projections(xp, spec, state, a, w)
+    if p_wd is None:                                    # no weight decay in the ring: exact zeros
+        zero = xp.zeros((), dtype=xp.float64)
+        return p @ p, zero, zero
+    p_g = p - p_wd                                      # (m,) (D^g)^T v_1
+    return p_g @ p_g, p_wd @ p_wd, p_g @ p_wd
+
+
+def window_splits(xp, spec, state, w: int):
+    """Both views for one block and the window w: (g2, wd2, cross, pg2, pwd2, pcross) as 0-d float64
+    arrays (KEYS + AUTHOR_KEYS), or None (< 2 updates). One eigh and one D u_1 serve both."""
+    parts = edge_parts(xp, [spec], [state], w)
+    if parts is None:
+        return None
+    [(a, _)] = parts
+    return split_of(xp, parts) + author_split(xp, spec, state, a, w)
 
 
 def edge_vector(xp, specs, states, w: int):
