@@ -25,7 +25,8 @@ Symbols (one *space* at a time: "joint" = W and V flattened together, "W" = W al
 
 A ratio_abl >> 1 says removing the edge hurts more than removing a random direction; a small
 ratio_flat says the loss is flatter along the edge than along random directions. Both are
-reported per epoch with the edge's gfrac and cos (tianref.edge) of the same space.
+reported per epoch with the edge's gfrac and cos (the parameter-space view of tianref.edge) of the
+same space.
 """
 from __future__ import annotations
 

@@ -54,7 +54,8 @@ def _table(records) -> str:
             f"{_fmt(R.get('abs_curv', {}).get('mean')):>10} {_fmt(p.get('flatness_ratio')):>10}")
     lines.append("dL/dA abl = change of the test loss/accuracy when the direction is projected out of the "
                  "parameters; curv = (L(+eps) + L(-eps) - 2 L) / eps^2; random: mean of |.| over the random "
-                 "directions; ratios = |edge| / that mean")
+                 "directions; ratios = |edge| / that mean; gfrac, cos: the edge split's parameter-space view "
+                 "(docs/edge-and-clocks.md §2)")
     return "\n".join(lines)
 
 
@@ -77,7 +78,8 @@ def _table(records) -> str:
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None,
               help="Write every number to this JSON file (atomically).")
 @click.option("--plot", "plot_out", type=click.Path(dir_okay=False), default=None,
-              help="Write a PNG: ablation and flatness against random directions, and gfrac/cos, per epoch.")
+              help="Write a PNG: ablation and flatness against random directions, and gfrac/cos (the "
+                   "parameter-space view of the edge split), per epoch.")
 @click.option("--xp", "xp_name", type=click.Choice(["numpy", "cupy", "fake"]), default="numpy",
               show_default=True, help="Array backend: numpy (CPU) or cupy (GPU). 'fake' is the strict CI backend.")
 @reports_errors
