@@ -229,7 +229,8 @@ def test_every_backend_logs_the_same_split_and_clocks(xp):
     train.run(cfg, np, sink=ref)
     got = runs.MemorySink()
     train.run(cfg, xp, sink=got)
-    keys = [f"{p}_edge_{k}" for p in "WV" for k in ("g2", "wd2", "cross", "gfrac", "cos")] + \
+    keys = [f"{p}_edge_{k}" for p in "WV" for k in ("g2", "wd2", "cross", "gfrac", "cos",
+                                                    "pg2", "pwd2", "pcross", "pgfrac", "palign")] + \
         ["W_srank", "V_srank", "W_fro", "V_fro", "WV_nuc"]
     n = 0
     for a, b in zip(ref.rows, got.rows):

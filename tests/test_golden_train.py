@@ -54,7 +54,8 @@ METRIC_KEYS = ("ftf_ratio", "rho_tian", "gF_norm", "indep_cos_med", "indep_cos_p
 # tests instead: the clocks by tests/test_clocks.py (SVD of stored checkpoints) and
 # test_torch_reference_ce.py, the edge split by tests/test_edge.py and test_torch_reference_ce.py.
 NEWER_KEYS = frozenset({"W_srank", "V_srank", "W_fro", "V_fro", "WV_nuc"}
-                       | {f"{p}_edge_{k}" for p in "WV" for k in ("g2", "wd2", "cross", "gfrac", "cos")})
+                       | {f"{p}_edge_{k}" for p in "WV" for k in ("g2", "wd2", "cross", "gfrac", "cos")}
+                       | {f"{p}_edge_{k}" for p in "WV" for k in ("pg2", "pwd2", "pcross", "pgfrac", "palign")})
 
 
 def _load(dtype):

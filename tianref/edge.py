@@ -2,7 +2,9 @@
 
 Reference: *The Lifecycle of the Spectral Edge: From Gradient Learning to Weight-Decay Compression*
 (the spectral edge = the top eigenvector of the Gram of recent updates, and its gradient /
-weight-decay decomposition); docs/edge-and-clocks.md §1-3 derives the split and its cost.
+weight-decay decomposition); its authors' code, github.com/skydancerosel/dyck_scan, folder
+``spectral/``, ``grad_vs_wd_decomposition.py`` at commit e37417d (``project_decomposition``: the
+edge-projected view below). docs/edge-and-clocks.md §1-3 derives both views and their cost.
 
 Symbols (per parameter matrix W or V, flattened; ring slots as in tianref.spectra)
     Delta_t     = theta_t - theta_{t-1}                 (P,)  the update of step t (spectra's ring)
@@ -11,40 +13,67 @@ Symbols (per parameter matrix W or V, flattened; ring slots as in tianref.spectr
     D, D^g, D^wd  the last w of each as columns         (P, w);  D = D^g + D^wd exactly
     G           = D^T D                                 (w, w)  spectra's incremental Gram
     u_1         the unit top eigenvector of G, sigma_1 its eigenvalue
+    v_1         = D u_1 / sqrt(sigma_1)                 (P,)  the unit edge direction in parameter space
+    p, p_g, p_wd  = D^T v_1, (D^g)^T v_1, (D^wd)^T v_1  (w,)  each update of the window projected on v_1
 
-The split of the top eigenvalue (exact, because D = D^g + D^wd column by column):
+The parameter-space view (keys g2, wd2, cross; gfrac, cos): the top eigenvalue split over all
+parameter directions, exact because D = D^g + D^wd column by column:
 
     sigma_1 = ||D u_1||^2 = ||D^g u_1||^2 + ||D^wd u_1||^2 + 2 <D^g u_1, D^wd u_1>
             =     g2      +      wd2       +  2 cross
     gfrac = g2 / (g2 + wd2)          (undefined when g2 + wd2 = 0)
     cos   = cross / sqrt(g2 wd2)     (the cosine between D^g u_1 and D^wd u_1; undefined when g2 wd2 = 0)
 
-Evaluated per logged row from the two vectors a = D u_1 and b = D^wd u_1 (one pass over each
-ring, with u_1 scattered into the ring's slots): g2 = ||a - b||^2, wd2 = ||b||^2,
-cross = <a - b, b>. This keeps one extra ring (Delta^wd) and costs two (P, w) passes per row.
+With coupled Adam the two parts largely cancel in parameter space: in the stored lifecycle runs
+(reference_results/reproduction/full/lifecycle/report.md) the median W gfrac is 0.65, 0.47, 0.48 and
+cos -0.90, -0.92, -0.98 in memorisation, grokking and after.
+
+The edge-projected view (keys pg2, pwd2, pcross; pgfrac, palign), the authors' split: each update
+of the window is projected on v_1 and the projections are split, p_g + p_wd = p = D^T v_1 =
+sqrt(sigma_1) u_1, hence, summing over the window's updates i,
+
+    sigma_1 = sum p_i^2 = sum p_g,i^2 + sum p_wd,i^2 + 2 sum p_g,i p_wd,i
+            =              pg2      +     pwd2      +  2 pcross
+    pgfrac = pg2 / (pg2 + pwd2)      (their grad_frac, a ratio of means; undefined when pg2 + pwd2 = 0)
+    palign = pcross / sqrt(pg2 pwd2) (their alignment mean(p_g p_wd), normalised to [-1, 1]: > 0 when
+                                      the two parts push the same way along the edge; undefined when
+                                      pg2 pwd2 = 0)
+
+Evaluation, per logged row, from one eigh of the window's Gram: a = D u_1 and b = D^wd u_1 (one
+pass over each (w, P) ring, u_1 scattered into the ring's slots) give g2 = ||a - b||^2, wd2 = ||b||^2,
+cross = <a - b, b>; then v_1 = a / ||a|| and one (m, P) x (P,) pass over the window's rows of each
+ring give p and p_wd, p_g = p - p_wd. This keeps one extra ring (Delta^wd) and costs four (w, P)
+passes per row (bench/bench_edge.py times both views).
 
 Deviation from the plan of three incremental cross-Grams (G_ww, C = D^g^T D^wd and its transpose,
 updated like G): each update of those costs three (w, P) x (P,) passes per step, against two per
-row here (measured on the 2-core machine at M = 71, K = 2048, w = 20: 6.0 ms per step for the three
-products against 3.9 ms per row here; bench/bench_edge.py times the latter), and
-with G_gg formed as G - G_ww - C - C^T their identity would hold by construction. Here sigma_1
-comes from the incremental Gram G and g2 + wd2 + 2 cross from the ring contents directly, so the
-identity sigma_1 = g2 + wd2 + 2 cross tested on every row checks the Gram's bookkeeping, the
-window's slots and u_1 through a second route.
+row here for the parameter-space view (measured on the 2-core machine at M = 71, K = 2048, w = 20:
+6.0 ms per step for the three products against 3.9 ms per row here), and with G_gg formed as
+G - G_ww - C - C^T their identity would hold by construction. Here sigma_1 comes from the
+incremental Gram G and both g2 + wd2 + 2 cross and pg2 + pwd2 + 2 pcross from the ring contents
+directly, so each identity, tested on every row, checks the Gram's bookkeeping, the window's slots,
+u_1 and (for the second) the normalisation of v_1 through a second route. Neither identity checks
+the Delta^wd ring itself (p_g = p - p_wd whatever p_wd is); tests/test_edge*.py compare it with
+independent recomputations.
 
 Without weight decay (Delta^wd = None from the optimizer, and nothing nonzero in the ring) nothing
-is written or read: wd2 = cross = 0 exactly and g2 = ||D u_1||^2. The Delta^wd ring is kept in the
-training dtype, in which the optimizer forms Delta^wd (half the memory traffic in float32); D^wd u_1
-sums w terms per entry in that dtype, everything else is float64. The identity does not depend on
-that precision (g = a - b, so ||g + b||^2 = ||a||^2 whatever b is); in float32 the split itself
-carries float32's relative error (~1e-7), in float64 float64's.
+is written or read: wd2 = cross = pwd2 = pcross = 0 exactly, g2 = ||D u_1||^2, pg2 = ||p||^2. The
+Delta^wd ring is kept in the training dtype, in which the optimizer forms Delta^wd (half the memory
+traffic in float32); D^wd u_1 sums w terms per entry and each p_wd,i P terms in that dtype (as does
+each p_i with a float32 Gram mode), everything else is float64. The identities do not depend on that
+precision (g = a - b, so ||g + b||^2 = ||a||^2 whatever b is; likewise p_g + p_wd = p); in float32 the
+splits themselves carry float32's relative error (~1e-7 for D^wd u_1; ~1e-6 for a P-term p_wd,i
+against ||Delta^wd_i||), in float64 float64's.
 State is an explicit dict; ``push`` reuses its storage (as spectra.push).
 """
 from __future__ import annotations
 
 from tianref import spectra
 
-KEYS = ("g2", "wd2", "cross")
+KEYS = ("g2", "wd2", "cross")                     # the parameter-space view (split_of)
+DERIVED = ("gfrac", "cos")
+AUTHOR_KEYS = ("pg2", "pwd2", "pcross")           # the edge-projected view (author_split)
+AUTHOR_DERIVED = ("pgfrac", "palign")
 
 
 def init(xp, P: int, w_max: int, dtype=None):
@@ -121,14 +150,65 @@ def window_split(xp, spec, state, w: int):
     return None if parts is None else split_of(xp, parts)
 
 
-def derived(g2: float, wd2: float, cross: float) -> dict:
-    """Host: gfrac and cos where defined (an absent key = undefined)."""
+def derived(g2: float, wd2: float, cross: float, names=DERIVED) -> dict:
+    """Host: gfrac and cos where defined (an absent key = undefined); with names=AUTHOR_DERIVED
+    and (pg2, pwd2, pcross), pgfrac and palign."""
     out = {}
     if g2 + wd2 > 0:
-        out["gfrac"] = g2 / (g2 + wd2)
+        out[names[0]] = g2 / (g2 + wd2)
     if g2 > 0 and wd2 > 0:
-        out["cos"] = cross / (g2 * wd2) ** 0.5
+        out[names[1]] = cross / (g2 * wd2) ** 0.5
     return out
+
+
+def _window_rows(ring, count: int, w: int):
+    """The rows of a (w_max, P) ring that hold the last min(count, w) pushes, as views: the window
+    is a contiguous run of slots modulo w_max (spectra.window_slots), so one or two slices."""
+    w_max = ring.shape[0]
+    m = min(count, w)
+    s0 = (count - m) % w_max
+    if s0 + m <= w_max:
+        return [ring[s0:s0 + m]]                        # (m, P)
+    return [ring[s0:], ring[:s0 + m - w_max]]           # (w_max - s0, P), (s0 + m - w_max, P)
+
+
+def projections(xp, spec, state, a, w: int):
+    """(p, p_wd): the window's updates projected on the unit edge direction v_1 = a / ||a||
+    (a = D u_1 of ``edge_parts``), p = D^T v_1 from the ring of Delta and p_wd = D^wd^T v_1 from
+    the ring of Delta^wd, (m,) float64 each in the ring's order (p_wd None: exactly 0)."""
+    n = xp.sqrt(a @ a)                                  # ||D u_1|| = sqrt(sigma_1)
+    v = a / xp.where(n > 0, n, 1.0)                     # (P,) v_1 (0 if every update is 0)
+    p = _project(xp, spec["buf"], spec["count"], w, v)                      # (m,) D^T v_1
+    if state["clean"]:
+        return p, None
+    return p, _project(xp, state["buf_wd"], spec["count"], w, v)            # (m,) D^wd^T v_1
+
+
+def _project(xp, ring, count: int, w: int, v):
+    """(m,) float64: the window's rows of the ring times v, in the ring's dtype (P terms per entry)."""
+    v = v if v.dtype == ring.dtype else v.astype(ring.dtype)
+    return xp.concatenate([(R @ v).astype(xp.float64) for R in _window_rows(ring, count, w)])
+
+
+def author_split(xp, spec, state, a, w: int):
+    """(pg2, pwd2, pcross) as 0-d float64 arrays: sum_i p_g,i^2, sum_i p_wd,i^2, sum_i p_g,i p_wd,i
+    over the window's updates, p_g = p - p_wd (``projections``)."""
+    p, p_wd = projections(xp, spec, state, a, w)
+    if p_wd is None:                                    # no weight decay in the ring: exact zeros
+        zero = xp.zeros((), dtype=xp.float64)
+        return p @ p, zero, zero
+    p_g = p - p_wd                                      # (m,) (D^g)^T v_1
+    return p_g @ p_g, p_wd @ p_wd, p_g @ p_wd
+
+
+def window_splits(xp, spec, state, w: int):
+    """Both views for one block and the window w: (g2, wd2, cross, pg2, pwd2, pcross) as 0-d float64
+    arrays (KEYS + AUTHOR_KEYS), or None (< 2 updates). One eigh and one D u_1 serve both."""
+    parts = edge_parts(xp, [spec], [state], w)
+    if parts is None:
+        return None
+    [(a, _)] = parts
+    return split_of(xp, parts) + author_split(xp, spec, state, a, w)
 
 
 def edge_vector(xp, specs, states, w: int):

@@ -206,10 +206,10 @@ def evaluate(xp, cfg, state, problem):
             ev = spectra.top_eigenvalues(xp, state.spec[s], w)
             if ev is not None:
                 parts.append((f"{name}_sigma{tag}" + ("" if i == 0 else f"_w{w}"), ev))
-    for name in ("W", "V"):                             # the edge split of the first window
-        split = edges.window_split(xp, state.spec[name], state.edge[name], cfg.windows[0])
+    for name in ("W", "V"):                             # the edge split of the first window, both views
+        split = edges.window_splits(xp, state.spec[name], state.edge[name], cfg.windows[0])
         if split is not None:
-            parts += [(f"{name}_edge_{k}", v) for k, v in zip(edges.KEYS, split)]
+            parts += [(f"{name}_edge_{k}", v) for k, v in zip(edges.KEYS + edges.AUTHOR_KEYS, split)]
     parts += clocks.clock_stats(xp, P)
 
     # one device -> host transfer per row
@@ -232,6 +232,9 @@ def evaluate(xp, cfg, state, problem):
     for name in ("W", "V"):
         if f"{name}_edge_g2" in row:
             for k, v in edges.derived(*(row[f"{name}_edge_{k}"] for k in edges.KEYS)).items():
+                row[f"{name}_edge_{k}"] = v
+            for k, v in edges.derived(*(row[f"{name}_edge_{k}"] for k in edges.AUTHOR_KEYS),
+                                      names=edges.AUTHOR_DERIVED).items():
                 row[f"{name}_edge_{k}"] = v
     return row, (Yhat, cache, dL_dYhat)
 

@@ -3,9 +3,11 @@
 figure_edge(records)     ``cli.py edge`` records: per space (joint, W, V), across the probed epochs, the
                          SIGNED changes on removal of the edge directions against the random draws (mean
                          +- std) and the norm-matched control, the removed fraction, and the perturbation.
-figure_edge_run(rows)    one run's log: W/V edge gfrac and cos per epoch, with test accuracy.
+figure_edge_run(rows)    one run's log: W/V edge gfrac and cos per epoch (the parameter-space view), and
+                         where the rows have them pgfrac and palign (the edge-projected view) in a second
+                         panel, each with test accuracy.
 figure_lifecycle(by, probes)  the lifecycle section: per condition, the median over seeds of the W edge's
-                         gfrac and cos, ||W||_F, W_srank and test accuracy against epochs, and the
+                         gfrac and cos (parameter-space view), ||W||_F, W_srank and test accuracy against epochs, and the
                          probe ratios (median, min-max band) at the probed epochs.
 figure_clocks(runs)      per run, W_srank and the train loss against epochs with t_cls, t_rep and
                          t0.5 marked (one panel per condition).
@@ -110,22 +112,29 @@ def figure_edge(records, title: str = "") -> Figure:
 
 
 def figure_edge_run(rows, title: str = "") -> Figure:
-    """gfrac and cos of the W and V edges, and test accuracy, from one run's metrics rows."""
-    fig = Figure(figsize=(8, 4.2), layout="constrained")
+    """gfrac and cos of the W and V edges (parameter-space view), and test accuracy, from one run's
+    metrics rows; a second panel with pgfrac and palign (edge-projected view) when the rows have them."""
+    views = [(("gfrac", "cos"), "parameter-space view: gfrac = g2/(g2+wd2), cos(D^g u1, D^wd u1)")]
+    if any("W_edge_pgfrac" in r or "V_edge_pgfrac" in r for r in rows):
+        views.append((("pgfrac", "palign"), "edge-projected view: pgfrac = pg2/(pg2+pwd2), "
+                                            "palign = pcross/sqrt(pg2 pwd2)"))
+    fig = Figure(figsize=(8 * len(views), 4.2), layout="constrained")
     FigureCanvasAgg(fig)
-    ax = fig.subplots()
+    axes = fig.subplots(1, len(views), squeeze=False)[0]
     ep = [r["epoch"] for r in rows]
-    for p, colour in (("W", "C0"), ("V", "C2")):
-        for key, style in (("gfrac", "-"), ("cos", ":")):
-            pts = [(r["epoch"], r[f"{p}_edge_{key}"]) for r in rows if f"{p}_edge_{key}" in r]
-            if pts:
-                ax.plot(*zip(*pts), style, color=colour, label=f"{p} {key}")
-    ax.plot(ep, [r.get("test_acc", math.nan) for r in rows], "-", color="k", lw=0.8, label="test acc")
-    ax.axhline(0.0, color="grey", lw=0.6)
-    ax.set_ylim(-1.05, 1.05)
-    ax.set_xlabel("epoch")
-    ax.legend(fontsize=7, ncol=3)
-    ax.set_title(title or "spectral edge split")
+    for ax, (keys, name) in zip(axes, views):
+        for p, colour in (("W", "C0"), ("V", "C2")):
+            for key, style in zip(keys, ("-", ":")):
+                pts = [(r["epoch"], r[f"{p}_edge_{key}"]) for r in rows if f"{p}_edge_{key}" in r]
+                if pts:
+                    ax.plot(*zip(*pts), style, color=colour, label=f"{p} {key}")
+        ax.plot(ep, [r.get("test_acc", math.nan) for r in rows], "-", color="k", lw=0.8, label="test acc")
+        ax.axhline(0.0, color="grey", lw=0.6)
+        ax.set_ylim(-1.05, 1.05)
+        ax.set_xlabel("epoch")
+        ax.legend(fontsize=7, ncol=3)
+        ax.set_title(name, fontsize=9)
+    fig.suptitle(title or "spectral edge split")
     return fig
 
 
@@ -174,8 +183,8 @@ def figure_lifecycle(by: dict, probes: list, title: str = "") -> Figure:
     fig = Figure(figsize=(15, 8), layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(2, 3)
-    panels = ((axes[0][0], "W_edge_gfrac", "W edge gfrac = g2/(g2+wd2)"),
-              (axes[0][1], "W_edge_cos", "W edge cos(D^g u1, D^wd u1)"),
+    panels = ((axes[0][0], "W_edge_gfrac", "W edge gfrac = g2/(g2+wd2) (parameter-space view)"),
+              (axes[0][1], "W_edge_cos", "W edge cos(D^g u1, D^wd u1) (parameter-space view)"),
               (axes[1][0], "W_fro", "||W||_F"), (axes[1][1], "W_srank", "W stable rank"),
               (axes[1][2], "test_acc", "test accuracy"))
     for i, (cond, recs) in enumerate(by.items()):

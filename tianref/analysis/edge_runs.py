@@ -43,8 +43,8 @@ def load_run(run_dir):
 
 def check_replay(run_dir, epoch, state, logged, strict=True, xp=None, w=None) -> str:
     """Compare the replayed state with what the run stored: its checkpoint's weights at ``epoch`` (bit
-    for bit) and its logged W edge split (to REPLAY_RTOL). RunFailure on a difference when ``strict``;
-    returns what was compared."""
+    for bit) and its logged W edge split, the parameter-space view (to REPLAY_RTOL). RunFailure on a
+    difference when ``strict``; returns what was compared."""
     ck_path = runs.checkpoint_path(run_dir, epoch)
     said = []
     if os.path.isfile(ck_path):
@@ -59,7 +59,7 @@ def check_replay(run_dir, epoch, state, logged, strict=True, xp=None, w=None) ->
         got = edge_probe.space_edge(xp, state, w, ("W",))
         worst = _check_logged_split(epoch, got[1], row, strict)
         what = "reproduced" if worst <= REPLAY_RTOL else "NOT reproduced"
-        said.append(f"logged W edge split {what} (max relative difference {worst:.1e})")
+        said.append(f"logged W edge split {what} (parameter-space view; max relative difference {worst:.1e})")
     return "; ".join(said) or "nothing stored to compare"
 
 
@@ -70,7 +70,7 @@ def _check_logged_split(epoch, split, row, strict=True) -> float:
     worst = max(abs(row[f"W_edge_{k}"] - split[k]) / scale for k in ("g2", "wd2", "cross"))
     if strict and worst > REPLAY_RTOL:
         raise RunFailure(f"epoch {epoch}: the replayed W edge split differs from the logged one by {worst:.1e} "
-                         "(relative); the replay does not reproduce the run")
+                         "(relative, parameter-space view); the replay does not reproduce the run")
     return worst
 
 
