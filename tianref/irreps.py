@@ -141,8 +141,9 @@ def central(T, beta, inv) -> np.ndarray:
 
 
 def _trace_with_L(T, P) -> np.ndarray:
-    """t(g) = tr(P L(g)) = sum_h P[g.h, h] for every g, (M,)."""
-    return P[T, np.arange(T.shape[0])[None, :]].sum(axis=1)
+    """t(g) = tr(P L(g)) = sum_h P[h, g.h] for every g, (M,).  (sum_h P[g.h, h] would be
+    tr(P L(g)^T) = d conj(chi(g)): the conjugate irrep's character for a member of a complex pair.)"""
+    return P[np.arange(T.shape[0])[None, :], T].sum(axis=1)
 
 
 def _clusters(vals, tol):
