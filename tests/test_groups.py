@@ -95,6 +95,9 @@ def test_inverse_failure_names_the_element():
     T = np.array([[0, 0], [0, 1]])                                  # ({0, 1}, min): identity 1, 0 has no inverse
     with pytest.raises(InputError, match=r"^no inverse: no h has 0·h = h·0 = 1 \(the identity\)$"):
         check_group(T)
+    T = np.array([[0, 1, 2], [1, 2, 0], [2, 1, 2]])               # 1.2 = 0 but 2.1 = 1: one-sided only
+    with pytest.raises(InputError, match=r"^no inverse: no h has 1·h = h·1 = 0 \(the identity\)$"):
+        check_group(T)
 
 
 def test_associativity_failure_gives_a_true_witness():
