@@ -151,3 +151,9 @@ def test_planted_units_have_purity_one_and_coverage_counts_components(spec):
     assert int(gf.irrep_metrics(np, mixed, G, threshold=float(pur2[-1]))[0]) == 1
     cov0, _, _, pur0 = gf.irrep_metrics(np, np.zeros((2 * M, 1)), G)          # an all-zero unit
     assert int(cov0) == 0 and float(pur0[0]) == 0.0
+
+
+def test_the_trivial_group_is_refused_by_irrep_metrics():
+    from tianref.errors import InputError
+    with pytest.raises(InputError, match="no non-trivial irrep"):
+        gf.irrep_metrics(np, np.ones((2, 3)), parse_group("Z1"))

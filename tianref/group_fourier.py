@@ -31,6 +31,7 @@ import numpy as np  # host-side: the projectors are built on the host, then move
 
 from tianref import irreps as ir
 from tianref import model
+from tianref.errors import InputError
 
 PURITY_THRESHOLD = 0.9
 
@@ -44,6 +45,8 @@ def component_power(xp, W, group):
     dec = _decomposition(group)
     M, K = dec.order, W.shape[1]
     comps = dec.components[1:]
+    if not comps:
+        raise InputError("the trivial group has no non-trivial irrep to measure purity on")
     Q = np.concatenate([c.basis for c in comps], axis=1)            # (M, M - 1) orthonormal
     S = np.zeros((len(comps), Q.shape[1]))                          # (n_comp - 1, M - 1) membership
     start = 0
