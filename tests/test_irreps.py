@@ -162,3 +162,15 @@ def test_a_degenerate_draw_is_caught_and_the_next_seed_used(monkeypatch):
     monkeypatch.setattr(ir.np.random, "default_rng", Flat)
     dec = ir.decompose(T, seed=12345)
     assert dec.degrees == [1, 1, 2, 3, 3]
+
+
+def test_a_relabelled_table_with_identity_elsewhere_decomposes_the_same():
+    T = parse_group("A4").table
+    pi = np.random.default_rng(0).permutation(12)                  # element a is called pi[a]
+    T2 = np.empty_like(T)
+    T2[pi[:, None], pi[None, :]] = pi[T]
+    dec, dec2 = ir.decompose(T), ir.decompose(T2)
+    assert dec2.identity == pi[0] != 0 and dec2.classes[0].tolist() == [pi[0]]
+    assert dec2.degrees == dec.degrees and sorted(dec2.class_sizes) == sorted(dec.class_sizes)
+    assert [r.fs for r in dec2.irreps] == [r.fs for r in dec.irreps]
+    assert dec2.orthogonality_error() < TOL
