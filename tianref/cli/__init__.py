@@ -18,6 +18,7 @@ SHORT_HELP = {
     "thm6": "Check Theorem 6 exactly on a run's checkpoints.",
     "reproduce": "Run the paper's protocols and compare with its numbers.",
     "edge": "Probe the spectral edge of a run against random directions.",
+    "group": "A finite group's classes and irreps, from its Cayley table.",
 }
 
 
@@ -49,6 +50,10 @@ main.add_command(reproduce_cmd, "reproduce")
 from tianref.cli.edge import edge_cmd  # noqa: E402
 
 main.add_command(edge_cmd, "edge")
+
+from tianref.cli.group import group_cmd  # noqa: E402
+
+main.add_command(group_cmd, "group")
 
 for _name, _text in SHORT_HELP.items():
     if _name in main.commands:

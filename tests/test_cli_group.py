@@ -1,0 +1,81 @@
+"""``python cli.py group``: the JSON and text outputs, and its one-line refusals (exit 2)."""
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from tianref.cli import main as cli_main
+from tianref.groups import parse_group
+
+
+def run(args):
+    r = CliRunner().invoke(cli_main, args, catch_exceptions=False)
+    return r.exit_code, r.stdout, r.stderr
+
+
+def test_s4_json():
+    code, out, _ = run(["group", "S4", "--json"])
+    assert code == 0
+    s = json.loads(out)
+    assert s["order"] == 24 and s["abelian"] is False and s["degrees"] == [1, 1, 2, 3, 3]
+    assert sorted(c["size"] for c in s["classes"]) == [1, 3, 6, 6, 8]
+    assert sum(len(c["elements"]) for c in s["classes"]) == 24
+    assert [r["real_dim"] for r in s["irreps"]] == [1, 1, 4, 9, 9]
+    assert {r["type"] for r in s["irreps"]} == {"real"}
+    c = s["checks"]
+    assert c["sum_d2"] == 24 and c["sum_d2_equals_order"] and c["n_irreps_equals_n_classes"]
+    assert c["orthogonality_max_err"] < 1e-10
+
+
+@pytest.mark.parametrize("spec,types", [("A4", ["real", "complex", "complex", "real"]),
+                                        ("Q8", ["real"] * 4 + ["quaternionic"])])
+def test_types_and_component_dims(spec, types):
+    s = json.loads(run(["group", spec, "--json"])[1])
+    assert [r["type"] for r in s["irreps"]] == types
+    if spec == "A4":
+        assert [r["real_dim"] for r in s["irreps"]] == [1, 2, 2, 9]   # the complex pair shares one component
+        assert s["irreps"][1]["component"] == s["irreps"][2]["component"]
+        assert s["irreps"][1]["fs_indicator"] == 0
+
+
+def test_text_output_and_abelian_flag():
+    code, out, _ = run(["group", "Z3xZ5"])
+    assert code == 0 and "order 15, abelian" in out and "degrees: " + ", ".join(["1"] * 15) in out
+    code, out, _ = run(["group", "S3"])
+    assert "non-abelian" in out and "sizes 1 3 2" in out and "sum d_k^2 = 6 (= |H|)" in out
+
+
+def test_an_expression_that_is_a_group_is_decomposed():
+    s = json.loads(run(["group", "expr:x+y", "--M", "7", "--json"])[1])
+    assert s["degrees"] == [1] * 7
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["group", "expr:x*y", "--M", "7"], "expr:x*y is an expression table, not a group (no irreps): no inverse: "),
+    (["group", "expr:x*y"], "needs the modulus M"),
+    (["group", "S4", "--M", "23"], "S4 has order 24, which conflicts with M = 23"),
+    (["group", "S7"], "S7: n must be in 1..5"),
+])
+def test_refusals_are_one_line_exit_2(args, msg):
+    code, out, err = run(args)
+    assert code == 2 and out == "" and msg in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("table,axiom", [
+    ([[0, 1, 2], [1, 2, 0], [2, 0, 3]], "not closed: 2·2 = 3"),
+    ([[0, 2, 1], [1, 0, 2], [2, 1, 0]], "no identity"),
+    ([[0, 0], [0, 1]], "no inverse: no h has 0·h = h·0 = 1"),
+    ([[0, 1, 2, 3, 4], [1, 0, 3, 4, 2], [2, 4, 0, 1, 3], [3, 2, 4, 0, 1], [4, 3, 1, 2, 0]], "not associative: ("),
+])
+def test_a_table_that_is_not_a_group_names_the_axiom(tmp_path, table, axiom):
+    p = tmp_path / "t.json"
+    p.write_text(json.dumps({"name": "t", "table": table}))
+    code, out, err = run(["group", f"table:{p}"])
+    assert code == 2 and out == "" and axiom in err and err.count("\n") == 1
+
+
+def test_a_table_file_that_is_a_group(tmp_path):
+    p = tmp_path / "q8.json"
+    p.write_text(json.dumps({"name": "quaternions", "table": parse_group("Q8").table.tolist()}))
+    s = json.loads(run(["group", f"table:{p}", "--json"])[1])
+    assert s["name"] == "quaternions" and s["degrees"] == [1, 1, 1, 1, 2]

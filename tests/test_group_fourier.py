@@ -1,0 +1,159 @@
+"""The irrep view of W and the Stage-II energy of group arithmetic (docs/groups.md §4).
+
+Independent computations: the energy on a materialised X and Y (the definition, with the project's
+P_perp convention), the same through tianref.fourier.unit_energies on Z_M, through the isotypic
+projectors, and through matrix irreps (Plancherel); irrep_metrics against fourier.frequency_metrics.
+Tolerance 1e-10 relative: each route is a handful of float64 sums of O(M^2) terms.
+"""
+import numpy as np
+import pytest
+
+from tianref import data, fourier
+from tianref import group_fourier as gf
+from tianref import irreps as ir
+from tianref.groups import parse_group
+
+RTOL = 1e-10
+
+
+def _host(a):
+    return a.get() if hasattr(a, "get") else np.asarray(a)
+
+
+@pytest.mark.parametrize("spec", ["Z7", "Z8", "S3", "S4", "A4", "Q8", "A5"])
+def test_energy_routes_agree_on_random_units(spec):
+    G = parse_group(spec)
+    T, M = G.table, G.order
+    dec = ir.decompose(T)
+    rng = np.random.default_rng(3)
+    for _ in range(2):
+        wa, wb = rng.standard_normal(M), rng.standard_normal(M)
+        E = gf.energy_direct(T, wa, wb)
+        assert gf.energy_labels(T, wa, wb) == pytest.approx(E, rel=RTOL)
+        assert gf.energy_components(dec, T, wa, wb).sum() == pytest.approx(E, rel=RTOL)
+        assert gf.energy_plancherel(dec, T, wa, wb) == pytest.approx(E, rel=RTOL)
+        # the w_a^2 and w_b^2 terms carry no energy: only the convolution does
+        c = gf.convolve(T, wa, wb)
+        assert 2 * M * ((c - c.mean()) ** 2).sum() == pytest.approx(E, rel=RTOL)
+
+
+def test_energy_labels_holds_for_any_activation():
+    T = parse_group("S4").table
+    rng = np.random.default_rng(4)
+    wa, wb = rng.standard_normal(24), rng.standard_normal(24)
+    for act in ["relu", "gelu", "silu"]:
+        assert gf.energy_labels(T, wa, wb, act) == pytest.approx(gf.energy_direct(T, wa, wb, act), rel=RTOL)
+
+
+def test_energy_matches_the_projects_zm_energy_on_the_full_table():
+    M = 11
+    rng = np.random.default_rng(5)
+    W = rng.standard_normal((2 * M, 3))
+    batch = data.make_batch(np, M, np.arange(M * M))
+    got = fourier.unit_energies(np, W, batch, "sqr")               # E(w / ||w||)
+    for j in range(3):
+        w = W[:, j] / np.linalg.norm(W[:, j])
+        assert gf.energy_direct(parse_group(f"Z{M}").table, w[:M], w[M:]) == pytest.approx(got[j], rel=RTOL)
+
+
+@pytest.mark.parametrize("spec", ["S4", "A5"])
+def test_a_unit_in_one_component_has_energy_there_only(spec):
+    G = parse_group(spec)
+    T, M = G.table, G.order
+    dec = ir.decompose(T)
+    rng = np.random.default_rng(6)
+    for k in range(1, len(dec.components)):
+        P = dec.components[k].projector
+        wa, wb = P @ rng.standard_normal(M), P @ rng.standard_normal(M)
+        Ek = gf.energy_components(dec, T, wa, wb)
+        assert Ek[k] > 0 and np.abs(np.delete(Ek, k)).max() <= 1e-10 * Ek[k]
+        assert Ek.sum() == pytest.approx(gf.energy_direct(T, wa, wb), rel=RTOL)
+
+
+def test_slide_form_is_exact_up_to_1_over_M_on_abelian_groups_only():
+    rng = np.random.default_rng(7)
+    for spec in ["Z9", "Z10", "3x4"]:
+        G = parse_group(spec)
+        dec = ir.decompose(G.table)
+        wa, wb = rng.standard_normal(G.order), rng.standard_normal(G.order)
+        E = gf.energy_direct(G.table, wa, wb)
+        for reading in ["product", "tensor"]:
+            assert gf.energy_slide(dec, G.table, wa, wb, reading=reading) == pytest.approx(E / G.order, rel=RTOL)
+    G = parse_group("S4")                                           # d_k > 1: |tr|^2 is not ||.||_F^2
+    dec = ir.decompose(G.table)
+    ratios = []
+    for _ in range(4):
+        wa, wb = rng.standard_normal(24), rng.standard_normal(24)
+        ratios.append(gf.energy_slide(dec, G.table, wa, wb) * 24 / gf.energy_direct(G.table, wa, wb))
+    assert max(ratios) - min(ratios) > 0.1                          # not even proportional
+
+
+@pytest.mark.parametrize("M", [11, 13])
+def test_irrep_metrics_equal_frequency_metrics_on_odd_cyclic_groups(xp, M):
+    rng = np.random.default_rng(M)
+    W = rng.standard_normal((2 * M, 40))
+    a = np.arange(M)
+    for j in range(0, 40, 4):                                      # some pure units, so coverage > 0
+        k = 1 + j % ((M - 1) // 2)
+        W[:, j] = np.concatenate([np.cos(2 * np.pi * k * a / M + j), np.cos(2 * np.pi * k * a / M + 2 * j)])
+    G = parse_group(f"Z{M}")
+    cov, med, ks, pur = gf.irrep_metrics(xp, xp.asarray(W), G)
+    fcov, fmed, fks, fpur = fourier.frequency_metrics(np, W, M)
+    assert int(cov) == int(fcov) > 0
+    assert float(med) == pytest.approx(float(fmed), abs=1e-12)
+    np.testing.assert_array_equal(_host(ks), fks)
+    np.testing.assert_allclose(_host(pur), fpur, atol=1e-12)
+    # the component power is the DFT power times 2/M (the real cos/sin pair, unit-normalised)
+    want = 2 / M * fourier.unit_spectrum(np, W, M)                  # zeros of a pure unit: atol
+    np.testing.assert_allclose(_host(gf.component_power(xp, xp.asarray(W), G)), want, rtol=1e-10,
+                               atol=1e-12 * want.max())
+
+
+def test_even_cyclic_groups_count_the_sign_character():
+    M = 12
+    rng = np.random.default_rng(1)
+    G = parse_group(f"Z{M}")
+    dec = ir.decompose(G.table)
+    sign = dec.components[-1].projector                            # (-1)^a, 1-dim, listed last
+    W = rng.standard_normal((2 * M, 8))
+    W[:M] -= sign @ W[:M]
+    W[M:] -= sign @ W[M:]                                           # no weight on (-1)^a: the views agree
+    _, med, ks, pur = gf.irrep_metrics(np, W, G)
+    _, fmed, fks, fpur = fourier.frequency_metrics(np, W, M)
+    np.testing.assert_array_equal(ks, fks)
+    np.testing.assert_allclose(pur, fpur, atol=1e-12)
+    alt = np.cos(np.pi * np.arange(M))
+    Ws = np.concatenate([alt, alt])[:, None]                        # a pure sign unit
+    cov, _, ks, pur = gf.irrep_metrics(np, Ws, G)
+    assert int(ks[0]) == len(dec.components) - 1 and pur[0] == pytest.approx(1.0) and int(cov) == 1
+    assert float(fourier.frequency_metrics(np, Ws, M)[3][0]) == 0.0   # invisible to the DFT view
+
+
+@pytest.mark.parametrize("spec", ["S4", "A4", "Q8"])
+def test_planted_units_have_purity_one_and_coverage_counts_components(spec):
+    G = parse_group(spec)
+    dec = ir.decompose(G.table)
+    M, n = G.order, len(dec.components) - 1
+    rng = np.random.default_rng(2)
+    cols = []
+    for k in range(1, n + 1):
+        P = dec.components[k].projector
+        cols.append(np.concatenate([P @ rng.standard_normal(M), P @ rng.standard_normal(M)]))
+    W = np.stack(cols, 1)                                           # (2M, n): unit k-1 lives in component k
+    cov, med, ks, pur = gf.irrep_metrics(np, W, G)
+    np.testing.assert_array_equal(ks, np.arange(1, n + 1))
+    np.testing.assert_allclose(pur, 1.0, atol=1e-12)
+    assert int(cov) == n and float(med) == pytest.approx(1.0)
+    mixed = W[:, :1] + W[:, 1:2] * (np.linalg.norm(W[:, 0]) / np.linalg.norm(W[:, 1]))   # equal power in two
+    cov2, _, _, pur2 = gf.irrep_metrics(np, np.concatenate([W, mixed], 1), G)
+    assert pur2[-1] == pytest.approx(0.5) and int(cov2) == n
+    # the threshold is inclusive: a unit whose purity equals it counts
+    assert int(gf.irrep_metrics(np, mixed, G, threshold=float(pur2[-1]))[0]) == 1
+    cov0, _, _, pur0 = gf.irrep_metrics(np, np.zeros((2 * M, 1)), G)          # an all-zero unit
+    assert int(cov0) == 0 and float(pur0[0]) == 0.0
+
+
+def test_the_trivial_group_is_refused_by_irrep_metrics():
+    from tianref.errors import InputError
+    with pytest.raises(InputError, match="no non-trivial irrep"):
+        gf.irrep_metrics(np, np.ones((2, 3)), parse_group("Z1"))
