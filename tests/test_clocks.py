@@ -29,7 +29,8 @@ def test_stable_rank_of_known_matrices(xp):
     }
     V = rng.standard_normal((8, 6))
     for name, W in cases.items():
-        stats = dict((k, float(to_host(x))) for k, x in clocks.clock_stats(xp, {"W": xp.asarray(W), "V": xp.asarray(V)}, 2))
+        P = {"W": xp.asarray(W), "V": xp.asarray(V)}
+        stats = dict((k, float(to_host(x))) for k, x in clocks.clock_stats(xp, P, 2))
         assert stats["W_srank"] == pytest.approx({"rank1": 1.0, "iso": 5.0}[name], rel=1e-12)
         # outside the top 2 directions: nothing of a rank-1 W, 3 of 5 equal ones (eigvalsh rounding ~1e-15)
         assert stats["W_tail"] == pytest.approx({"rank1": 0.0, "iso": 0.6}[name], abs=1e-12)

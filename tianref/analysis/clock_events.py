@@ -49,9 +49,9 @@ Defaults and why: eps = 1e-2 (relative: one level for the squared losses and cro
 the level of t099); delta = 0.05; P = 50 rows (long against Adam's one-epoch loss spikes, short against
 the 400-800-epoch runs; with delta = 0.05 it reads "settled" as moving less than 0.1 % per epoch, slow
 enough to see the post-grokking fall of W_tail in the quick configuration, docs/edge-and-clocks.md §5);
-CENSOR_FRAC = 0.1; TOL_ROWS = P (an event's own resolution; clock_events passes its P) and TOL_FRAC = 0.25 (the test curve's rise
-from 0.5 to 0.99 takes about a quarter of t099 at the full and the quick scale: events inside it move
-"together").
+CENSOR_FRAC = 0.1; TOL_ROWS = P (an event's own resolution; clock_events passes its P) and
+TOL_FRAC = 0.25 (the test curve's rise from 0.5 to 0.99 takes about a quarter of t099 at the full and
+the quick scale: events inside it move "together").
 """
 from __future__ import annotations
 
