@@ -157,11 +157,17 @@ def test_tail_rank_option_and_its_validation():
         with pytest.raises(InputError):
             tail_rank_of(bad, 71)
     assert validate(TrainConfig(M=11, K=32, n_train=48)).tail_r == 10
-    for bad in ("0", "22", "M+11"):                # r must lie in [1, min(2M, K) - 1] = [1, 21]
+    for bad in ("0", "M-11", "M-20"):              # r must be >= 1
         with pytest.raises(InputError, match="tail-rank"):
             validate(TrainConfig(M=11, K=32, n_train=48, tail_rank=bad))
-    with pytest.raises(InputError, match="tail-rank"):
-        validate(TrainConfig(M=11, K=8, n_train=48, tail_rank="M-1"))   # K = 8 < M - 1 + 1
+    # K = 4 < M - 1: the default is allowed, and W (rank <= 4) has nothing outside its top 6 or 10
+    validate(TrainConfig(M=11, K=4, n_train=48))
+    W = np.random.default_rng(1).standard_normal((22, 4))
+    for r in (6, 10):
+        assert dict(clocks.clock_stats(np, {"W": W, "V": np.ones((4, 11))}, r))["W_tail"] == 0.0
+    stats = dict(clocks.clock_stats(np, {"W": W, "V": np.ones((4, 11))}, 3))
+    s = np.linalg.svd(W, compute_uv=False)
+    assert stats["W_tail"] == pytest.approx(s[3] ** 2 / (s ** 2).sum(), rel=1e-12)   # K the small side
     assert TrainConfig.from_dict({"M": 11, "tail_rank": 7}).tail_rank == "7"   # a hand-written integer
 
 

@@ -44,10 +44,10 @@ def spectral_norm2(xp, X):
 
 
 def spectral_tail(ev, r: int):
-    """sum_{i > r} s_i^2 / sum_i s_i^2 from the ascending eigenvalues ev = s^2 (n,); 0 <= r <= n.
-    The tail is summed from the small end (no cancellation when it is tiny)."""
+    """sum_{i > r} s_i^2 / sum_i s_i^2 from the ascending eigenvalues ev = s^2 (n,), r >= 0; 0 when
+    r >= n (no direction outside the top r). Summed from the small end (no cancellation when tiny)."""
     n = ev.shape[0]
-    return ev[:n - r].sum() / ev.sum()
+    return ev[:max(n - r, 0)].sum() / ev.sum()
 
 
 def clock_stats(xp, params, tail_rank: int | None = None):

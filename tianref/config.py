@@ -199,10 +199,8 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         bad("--top-layer ridge needs --loss tian (the MSE its solve minimises; Tian's code asserts the same)")
     if cfg.top_layer == "ridge" and cfg.output_scale != 1.0:
         bad("--top-layer ridge fits V to the targets itself; --output-scale must stay 1 with it")
-    r = cfg.tail_r
-    if not 1 <= r < min(2 * cfg.M, cfg.K):
-        bad(f"--tail-rank {cfg.tail_rank} gives r = {r}; it must lie in [1, min(2M, K) - 1] = "
-            f"[1, {min(2 * cfg.M, cfg.K) - 1}] so that the tail is neither everything nor empty")
+    if cfg.tail_r < 1:               # r >= min(2M, K) is allowed: W_tail is then 0 (nothing outside)
+        bad(f"--tail-rank {cfg.tail_rank} gives r = {cfg.tail_r}; it must be >= 1 (r = 0 is all of W)")
     if cfg.indep_pairs < 1:
         bad("indep_pairs must be >= 1")
     for e in cfg.checkpoint_epochs:
