@@ -1,5 +1,7 @@
-"""The two clocks: stable ranks, norms and the nuclear norm per row (against an SVD of the stored
-checkpoint weights), and the events t_cls, t_rep on hand-made columns."""
+"""The two clocks per row: stable ranks, norms, the nuclear norm and the spectral tail (against an SVD
+of the stored checkpoint weights), the smallest training margin (against a forward pass of them), the
+tail rank option and an old run's config; summarize carrying the clock events (their rules:
+tests/test_clock_events.py)."""
 import json
 import math
 import os
@@ -12,6 +14,8 @@ from tianref import clocks
 from tianref.analysis import clock_events
 from tianref.backend import to_host
 from tianref.cli import main
+from tianref.config import TrainConfig, tail_rank_of, validate
+from tianref.errors import InputError
 
 
 def test_stable_rank_of_known_matrices(xp):
@@ -25,8 +29,11 @@ def test_stable_rank_of_known_matrices(xp):
     }
     V = rng.standard_normal((8, 6))
     for name, W in cases.items():
-        stats = dict((k, float(to_host(x))) for k, x in clocks.clock_stats(xp, {"W": xp.asarray(W), "V": xp.asarray(V)}))
+        P = {"W": xp.asarray(W), "V": xp.asarray(V)}
+        stats = dict((k, float(to_host(x))) for k, x in clocks.clock_stats(xp, P, 2))
         assert stats["W_srank"] == pytest.approx({"rank1": 1.0, "iso": 5.0}[name], rel=1e-12)
+        # outside the top 2 directions: nothing of a rank-1 W, 3 of 5 equal ones (eigvalsh rounding ~1e-15)
+        assert stats["W_tail"] == pytest.approx({"rank1": 0.0, "iso": 0.6}[name], abs=1e-12)
         assert stats["W_fro"] == pytest.approx(np.linalg.norm(W), rel=1e-14)
         sv = np.linalg.svd(W @ V, compute_uv=False)
         assert stats["WV_nuc"] == pytest.approx(sv.sum(), rel=1e-12)
@@ -45,6 +52,10 @@ def test_logged_clocks_equal_svd_of_stored_checkpoints(tmp_path):
     for e in (0, 5, 12):
         ck = np.load(os.path.join(out, "checkpoints", f"epoch_{e:05d}.npz"))
         W, V = ck["W"].astype(np.float64), ck["V"].astype(np.float64)
+        sW = np.linalg.svd(W, compute_uv=False)                       # (2M,) descending
+        r = 10                                                         # the default M - 1 at M = 11
+        # a tail of ~0.2 from eigvalsh of W W^T vs an SVD: each eigenvalue to ~1e-15 of ||W||_2^2
+        assert rows[e]["W_tail"] == pytest.approx((sW[r:] ** 2).sum() / (sW ** 2).sum(), rel=1e-11), e
         for name, X in (("W", W), ("V", V)):
             s = np.linalg.svd(X, compute_uv=False)
             # eigvalsh of the Gram vs an SVD: both backward stable, ~1e-15 of ||X||_2^2
@@ -54,33 +65,130 @@ def test_logged_clocks_equal_svd_of_stored_checkpoints(tmp_path):
     assert rows[12]["W_fro"] != rows[0]["W_fro"]                     # the weights moved
 
 
-def test_t_cls_and_t_rep_by_hand():
-    loss = [2.0, 1.5, 0.5, 0.03, 0.019, 0.05, 0.001]
-    assert clock_events.t_cls(loss, 1e-2) == 4.0                    # 0.019 <= 0.02 (a later rise is ignored)
-    assert math.isnan(clock_events.t_cls(loss[:4], 1e-2))
-    #        0    1    2    3     4     5     6     7
-    srank = [9.0, 8.0, 6.0, 5.1, 4.8, 5.3, 5.02, 5.0]
-    # final 5.0, delta 0.05 -> band [4.75, 5.25]: row 5 (5.3) is the last outside, so t_rep = 6
-    assert clock_events.t_rep(srank, 0.05) == 6.0
-    assert clock_events.t_rep(srank, 0.1) == 3.0                     # band [4.5, 5.5]
-    assert clock_events.t_rep([3.0, 3.0], 0.0) == 0.0
-    assert clock_events.t_rep(srank + [float("nan")], 0.05) == 6.0   # a trailing unlogged row is skipped
-    ev = clock_events.clock_events({"train_loss": np.array(loss), "W_srank": np.array(srank[:7])}, 1e-2, 0.05)
-    assert ev == {"t_cls": 4.0, "t_rep": 6.0, "clock_ratio": 1.5}
-
-
 def test_summarize_reports_the_clocks(tmp_path):
-    out = str(tmp_path / "runs" / "a")
-    r = CliRunner().invoke(main, ["train", "--M", "11", "--K", "32", "--epochs", "40", "--lr", "1e-2",
-                                  "--eta", "5e-3", "--windows", "4", "--metrics", "core", "--out", out])
-    assert r.exit_code == 0, r.output
+    """summarize --json carries every clock event per run (computed from the run's own log) and the
+    options used; the cross-entropy run also has t_cls_abs; the conditions count the outcomes."""
+    runs = tmp_path / "runs"
+    for tag, extra in (("a", []), ("ce", ["--loss", "ce", "--act", "relu"])):
+        r = CliRunner().invoke(main, ["train", "--M", "11", "--K", "32", "--epochs", "40", "--lr", "1e-2",
+                                      "--eta", "5e-3", "--windows", "4", "--metrics", "core",
+                                      "--out", str(runs / tag), *extra])
+        assert r.exit_code == 0, r.output
     js = tmp_path / "s.json"
-    r = CliRunner().invoke(main, ["summarize", str(tmp_path / "runs"), "--cls-eps", "0.05",
-                                  "--rep-delta", "0.1", "--json", str(js)])
+    r = CliRunner().invoke(main, ["summarize", str(runs), "--cls-eps", "0.5", "--cls-eps-abs", "1.5",
+                                  "--rep-delta", "0.1", "--persist", "5", "--json", str(js)])
     assert r.exit_code == 0, r.output
-    assert "t_rep / t_cls" in r.output
-    run = json.loads(js.read_text())["conditions"][0]["runs"][0]
-    rows = [json.loads(l) for l in open(os.path.join(out, "metrics.jsonl"))]
-    assert run["t_cls"] == clock_events.t_cls([x["train_loss"] for x in rows], 0.05)
-    assert run["t_rep"] == clock_events.t_rep([x["W_srank"] for x in rows], 0.1)
-    assert run["t_cls"] is not None and run["t_rep"] is not None
+    assert "t_rep / t_cls" in r.output and "Structural clock W_tail" in r.output
+    doc = json.loads(js.read_text())
+    assert {k: doc["options"][k] for k in ("cls_eps", "cls_eps_abs", "rep_delta", "persist")} == \
+        {"cls_eps": 0.5, "cls_eps_abs": 1.5, "rep_delta": 0.1, "persist": 5}
+    seen = 0
+    for c in doc["conditions"]:
+        assert sum(c["stats"]["clock_outcomes"].values()) == c["n"] == 1
+        run = c["runs"][0]
+        rows = [json.loads(l) for l in open(os.path.join(run["path"], "metrics.jsonl"))]
+        col = {k: [x[k] for x in rows] for k in ("train_loss", "W_srank", "W_tail", "margin_min", "test_acc")}
+        ce = json.loads(open(os.path.join(run["path"], "config.json")).read())["config"]["loss"] == "ce"
+        want = {"t_cls": clock_events.t_cls(col["train_loss"], 0.5, 5),
+                "t_cls_abs": clock_events.t_cls_abs(col["train_loss"], 1.5, 5) if ce else None,
+                "t_margin": clock_events.t_margin(col["margin_min"], 5)}
+        for sfx, key in (("", "W_srank"), ("_tail", "W_tail")):
+            want[f"t_rep{sfx}"] = clock_events.t_rep(col[key], 0.1)
+            want[f"t_rep{sfx}_settled"] = clock_events.t_rep_settled(col[key], 0.1, 5)
+            want[f"t_rep{sfx}_censored"] = clock_events.rep_censored(col[key], want[f"t_rep{sfx}"], 0.1)
+        for k, v in want.items():
+            assert k in run and (run[k] == v or (run[k] is None and isinstance(v, float) and math.isnan(v))), k
+        assert run["clock_outcome"] in clock_events.OUTCOMES and run["clock_outcome_tail"] in clock_events.OUTCOMES
+        assert (run["t_cls_abs"] is not None) == ce
+        seen += 1
+    assert seen == 2
+    fired = {(c["runs"][0]["path"].endswith("ce"), k) for c in doc["conditions"] for k in
+             ("t_cls", "t_cls_abs", "t_margin") if c["runs"][0][k] is not None}
+    assert fired == {(False, "t_cls"), (False, "t_margin"), (True, "t_cls"), (True, "t_cls_abs")}
+
+
+def test_margin_min_by_hand(xp):
+    Y = np.array([[3.0, 1.0, 2.5],                 # right, gap 0.5
+                  [0.0, 2.0, 2.0],                 # label 1 tied with class 2: gap 0
+                  [1.0, 4.0, -1.0]])               # label 0 but class 1 is larger: gap -3 (wrong)
+    y = np.array([0, 1, 0])
+    assert float(to_host(clocks.margin_min(xp, xp.asarray(Y), xp.asarray(y)))) == -3.0
+    assert float(to_host(clocks.margin_min(xp, xp.asarray(Y[:2]), xp.asarray(y[:2])))) == 0.0
+    assert float(to_host(clocks.margin_min(xp, xp.asarray(Y[:1]), xp.asarray(y[:1])))) == 0.5
+
+
+def _forward64(M, W, V, idx, beta):
+    """Yhat = beta (W[a] + W[M + b])^2 V, labels y = (a + b) mod M, from a stored state (float64)."""
+    a, b = idx // M, idx % M
+    return beta * ((W[a] + W[M + b]) ** 2) @ V, (a + b) % M
+
+
+def test_logged_margin_equals_a_forward_pass_of_stored_checkpoints(tmp_path):
+    """margin_min (beta = 2.5, float64 training) against the outputs recomputed from the stored W, V and
+    train_idx: the model's outputs with the output scale, a negative value while samples are wrong."""
+    out = str(tmp_path / "run")
+    r = CliRunner().invoke(main, ["train", "--M", "11", "--K", "32", "--epochs", "30", "--lr", "1e-2",
+                                  "--dtype", "float64", "--output-scale", "2.5", "--windows", "4",
+                                  "--metrics", "core", "--checkpoint-epochs", "0,30", "--out", out])
+    assert r.exit_code == 0, r.output
+    rows = {json.loads(l)["epoch"]: json.loads(l) for l in open(os.path.join(out, "metrics.jsonl"))}
+    for e in (0, 30):
+        ck = np.load(os.path.join(out, "checkpoints", f"epoch_{e:05d}.npz"))
+        Y, y = _forward64(11, ck["W"], ck["V"], ck["train_idx"], 2.5)
+        n = len(y)
+        own = Y[np.arange(n), y]
+        Y[np.arange(n), y] = -np.inf
+        gap = own - Y.max(axis=1)                                      # (n,)
+        # the same float64 products in another summation order: ~1e-15 of |Yhat| ~ 1
+        assert rows[e]["margin_min"] == pytest.approx(gap.min(), rel=1e-12, abs=1e-13), e
+        assert (rows[e]["margin_min"] > 0) == (rows[e]["train_acc"] == 1.0), e
+    assert rows[0]["margin_min"] < 0 < rows[30]["margin_min"]         # misclassified at start, not at end
+    # beta scales the outputs, so it scales the margin: the same run at beta = 1 has 1/2.5 of it at row 0
+    r = CliRunner().invoke(main, ["train", "--M", "11", "--K", "32", "--epochs", "0", "--dtype", "float64",
+                                  "--windows", "4", "--metrics", "core", "--out", str(tmp_path / "b1")])
+    assert r.exit_code == 0, r.output
+    row0 = json.loads(open(tmp_path / "b1" / "metrics.jsonl").readline())
+    assert row0["margin_min"] == pytest.approx(rows[0]["margin_min"] / 2.5, rel=1e-12)
+
+
+def test_tail_rank_option_and_its_validation():
+    assert [tail_rank_of(t, 71) for t in ("M-1", "M", "M+3", "22", " M - 2 ")] == [70, 71, 74, 22, 69]
+    for bad in ("M*2", "-3", "r", "", "2M"):
+        with pytest.raises(InputError):
+            tail_rank_of(bad, 71)
+    assert validate(TrainConfig(M=11, K=32, n_train=48)).tail_r == 10
+    for bad in ("0", "M-11", "M-20"):              # r must be >= 1
+        with pytest.raises(InputError, match="tail-rank"):
+            validate(TrainConfig(M=11, K=32, n_train=48, tail_rank=bad))
+    # K = 4 < M - 1: the default is allowed, and W (rank <= 4) has nothing outside its top 6 or 10
+    validate(TrainConfig(M=11, K=4, n_train=48))
+    W = np.random.default_rng(1).standard_normal((22, 4))
+    for r in (6, 10):
+        assert dict(clocks.clock_stats(np, {"W": W, "V": np.ones((4, 11))}, r))["W_tail"] == 0.0
+    stats = dict(clocks.clock_stats(np, {"W": W, "V": np.ones((4, 11))}, 3))
+    s = np.linalg.svd(W, compute_uv=False)
+    assert stats["W_tail"] == pytest.approx(s[3] ** 2 / (s ** 2).sum(), rel=1e-12)   # K the small side
+    assert TrainConfig.from_dict({"M": 11, "tail_rank": 7}).tail_rank == "7"   # a hand-written integer
+
+
+def test_a_run_without_tail_rank_in_its_config_still_resumes(tmp_path):
+    """A run written before tail_rank existed: config.json and the resume state hold no tail_rank; it
+    resumes with the default, and the continued rows carry W_tail at r = M - 1."""
+    out = tmp_path / "old"
+    r = CliRunner().invoke(main, ["train", "--M", "11", "--K", "32", "--epochs", "6", "--lr", "1e-2",
+                                  "--windows", "4", "--metrics", "core", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    meta = json.loads((out / "config.json").read_text())
+    del meta["config"]["tail_rank"]
+    (out / "config.json").write_text(json.dumps(meta))
+    ck_path = out / "checkpoints" / "resume.npz"
+    ck = dict(np.load(ck_path))
+    cfg = json.loads(str(ck["config"]))
+    del cfg["tail_rank"]
+    ck["config"] = np.str_(json.dumps(cfg))
+    np.savez(ck_path, **ck)
+    r = CliRunner().invoke(main, ["train", "--out", str(out), "--resume", "--epochs", "9"])
+    assert r.exit_code == 0, r.output
+    rows = [json.loads(l) for l in open(out / "metrics.jsonl")]
+    assert [x["epoch"] for x in rows] == list(range(10)) and "W_tail" in rows[-1]
+    assert json.loads((out / "config.json").read_text())["config"]["tail_rank"] == "M-1"

@@ -231,7 +231,7 @@ def test_every_backend_logs_the_same_split_and_clocks(xp):
     train.run(cfg, xp, sink=got)
     keys = [f"{p}_edge_{k}" for p in "WV" for k in ("g2", "wd2", "cross", "gfrac", "cos",
                                                     "pg2", "pwd2", "pcross", "pgfrac", "palign")] + \
-        ["W_srank", "V_srank", "W_fro", "V_fro", "WV_nuc"]
+        ["W_srank", "V_srank", "W_fro", "V_fro", "WV_nuc", "W_tail", "margin_min"]
     n = 0
     for a, b in zip(ref.rows, got.rows):
         for k in keys:

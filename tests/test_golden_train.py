@@ -51,9 +51,10 @@ METRIC_KEYS = ("ftf_ratio", "rho_tian", "gF_norm", "indep_cos_med", "indep_cos_p
                "freq_coverage", "freq_purity_med", "energy_med")
 # Logged after the golden files were written; regenerating them would also move the stored values of
 # the older keys by rounding (they come from an earlier commit), so these are checked by their own
-# tests instead: the clocks by tests/test_clocks.py (SVD of stored checkpoints) and
-# test_torch_reference_ce.py, the edge split by tests/test_edge.py and test_torch_reference_ce.py.
-NEWER_KEYS = frozenset({"W_srank", "V_srank", "W_fro", "V_fro", "WV_nuc"}
+# tests instead: the clocks by tests/test_clocks.py (SVD of stored checkpoints, and the margin from a
+# forward pass of them) and test_torch_reference_ce.py, the edge split by tests/test_edge.py and
+# test_torch_reference_ce.py.
+NEWER_KEYS = frozenset({"W_srank", "V_srank", "W_fro", "V_fro", "WV_nuc", "W_tail", "margin_min"}
                        | {f"{p}_edge_{k}" for p in "WV" for k in ("g2", "wd2", "cross", "gfrac", "cos")}
                        | {f"{p}_edge_{k}" for p in "WV" for k in ("pg2", "pwd2", "pcross", "pgfrac", "palign")})
 

@@ -296,3 +296,42 @@ def test_published_numbers_are_self_consistent():
             assert row["sigma1"] / row["sigma2"] == pytest.approx(row["gap12"], rel=0.1)
     for t in ("T2", "T3", "T3b", "T4", "T5", "T5b", "T-ReLU", "T7", "T8"):
         assert T[t]["source"]
+
+
+def test_old_runs_without_the_clock_keys_still_summarise(tmp_path):
+    """A log from before the clocks (no W_srank, W_tail, margin_min) and one from before the tail and
+    margin keys: every clock key is there, None where its column was not logged, and the outcome of a
+    statistic that was not logged is 'undetermined'."""
+    root = tmp_path / "old"
+    E = 400
+    t = np.arange(E + 1)
+    pre = known_columns(0, True)
+    pre["train_loss"] = np.where(t < 150, 1.0, 1e-3)
+    write_run(root / "pre_clocks", dict(BASE_CONFIG, seed=0), pre)
+    srank_only = dict(pre, W_srank=90.0 - 20.0 * np.clip((t - 150) / 50, 0, 1))   # settles at 200
+    write_run(root / "srank_only", dict(BASE_CONFIG, seed=1), srank_only)
+    doc = json.loads(to_json(summarize(read_tree(root))))
+    (c,) = doc["conditions"]
+    a, b = c["runs"]
+    assert a["t_cls"] == 150.0 and b["t_cls"] == 150.0
+    for run in (a, b):
+        assert run["t_margin"] is None and run["t_cls_abs"] is None
+        assert run["t_rep_tail"] is None and run["t_rep_tail_settled"] is None
+        assert run["t_rep_tail_censored"] is None and run["clock_outcome_tail"] == "undetermined"
+    assert a["t_rep"] is None and a["t_rep_settled"] is None and a["t_rep_censored"] is None
+    assert a["clock_outcome"] == "undetermined"
+    # W_srank falls 0.4 per row over [150, 200]: a 50-row window from s in the fall moves 0.4 (200 - s),
+    # within 0.05 x_s from s = 191 on; t_rep: x_s <= 70 x 1.05 from s = 192; t099 = 139 < 191 - tol
+    # (tol = max(50, 0.25 x 139) = 50): test first
+    assert b["t_rep"] == 192.0 and b["t_rep_settled"] == 191.0 and b["t_rep_censored"] is False
+    assert b["clock_outcome"] == "test-before-structure"
+    assert c["stats"]["clock_outcomes_tail"]["undetermined"] == 2 and c["stats"]["n_rep_tail_censored"] is None
+    md = to_markdown(summarize(read_tree(root)))
+    assert "Structural clock W_srank" in md and "Structural clock W_tail" not in md
+    # a stored summary from before the sustained clocks (no persist, no new stats) still renders
+    old = summarize(read_tree(root))
+    del old["options"]["persist"]
+    for c in old["conditions"]:
+        for k in [k for k in c["stats"] if "tail" in k or k.startswith(("clock_outcomes", "n_rep"))]:
+            del c["stats"][k]
+    assert "| t_cls | t_rep | t_rep / t_cls |" in to_markdown(old)

@@ -12,11 +12,16 @@ empty schedule, so a plain run's config.json is what it was before schedules exi
 Ridge evaluation: ``ridge_eval`` (docs/math.md §10) is written only for ``top_layer = "ridge"``. A stored
 ridge config without the key was written before the option existed, when every row saw V = ridge(current W);
 ``from_dict`` reads it as "current", so such a run resumes and is summarised as what it was.
+
+``tail_rank`` (the r of the logged spectral tail W_tail, docs/edge-and-clocks.md §4) chooses what is
+logged, not how the run trains; a stored config without it (written before it existed) reads as the
+default "M-1", so an old run resumes and its checkpoints compare equal.
 """
 from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from dataclasses import dataclass, field
 
 from tianref.errors import InputError
@@ -61,6 +66,12 @@ class TrainConfig:
     init_scale: float = 1.0           # alpha: multiplies the initial V
     output_scale: float = 1.0         # beta: Yhat = beta sigma(XW) V
     eta_schedule: tuple = field(default=())
+    tail_rank: str = "M-1"            # r of the W_tail statistic: an integer, or M, M-c, M+c (tail_rank_of)
+
+    @property
+    def tail_r(self) -> int:
+        """The tail rank r as an integer (tail_rank resolved against M)."""
+        return tail_rank_of(self.tail_rank, self.M)
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -107,6 +118,8 @@ def _typed(name: str, v, default):
             return tuple((int(t), float(e)) for t, e in v)
         except (TypeError, ValueError):
             bad()
+    if name == "tail_rank" and isinstance(v, int) and not isinstance(v, bool):
+        return str(v)                 # a hand-written integer rank
     if isinstance(default, bool):
         what = "true or false"
         return v if isinstance(v, bool) else bad()
@@ -200,6 +213,8 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         bad("--top-layer ridge needs --loss tian (the MSE its solve minimises; Tian's code asserts the same)")
     if cfg.top_layer == "ridge" and cfg.output_scale != 1.0:
         bad("--top-layer ridge fits V to the targets itself; --output-scale must stay 1 with it")
+    if cfg.tail_r < 1:               # r >= min(2M, K) is allowed: W_tail is then 0 (nothing outside)
+        bad(f"--tail-rank {cfg.tail_rank} gives r = {cfg.tail_r}; it must be >= 1 (r = 0 is all of W)")
     if cfg.indep_pairs < 1:
         bad("indep_pairs must be >= 1")
     for e in cfg.checkpoint_epochs:
@@ -210,6 +225,19 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         if cfg.eta_schedule[0][1] != cfg.eta:
             bad(f"eta ({cfg.eta:g}) differs from the schedule's first value ({cfg.eta_schedule[0][1]:g})")
     return cfg
+
+
+def tail_rank_of(text, M: int) -> int:
+    """The tail rank r of ``text``: an integer ('22'), or relative to M ('M', 'M-1', 'M+3').
+    InputError for anything else."""
+    t = str(text).replace(" ", "")
+    m = re.fullmatch(r"(\d+)|M(?:([+-])(\d+))?", t)
+    if m is None:
+        raise InputError(f"--tail-rank {text!r}: expected an integer or M, M-c, M+c (e.g. 22, M-1)")
+    if m.group(1) is not None:
+        return int(m.group(1))
+    c = int(m.group(3) or 0)
+    return M - c if m.group(2) == "-" else M + c
 
 
 def check_schedule(schedule) -> None:

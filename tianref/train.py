@@ -210,7 +210,8 @@ def evaluate(xp, cfg, state, problem):
         split = edges.window_splits(xp, state.spec[name], state.edge[name], cfg.windows[0])
         if split is not None:
             parts += [(f"{name}_edge_{k}", v) for k, v in zip(edges.KEYS + edges.AUTHOR_KEYS, split)]
-    parts += clocks.clock_stats(xp, P)
+    parts += clocks.clock_stats(xp, P, cfg.tail_r)
+    parts.append((clocks.MARGIN_KEY, clocks.margin_min(xp, Yhat, problem.train.y)))   # on Yhat above
 
     # one device -> host transfer per row
     flat = xp.concatenate([xp.reshape(v, (-1,)).astype(xp.float64) for _, v in parts])

@@ -4,11 +4,11 @@ References: ``docs/paper-protocol.md`` §1 (T2, T3, T3b, T4, T5), §2, §3 (the 
 "Late-stage separation", "Test crossings") and §5.5-5.6 (the late window and the lag caveats).
 The detectors themselves are in :mod:`tianref.analysis.detectors`; this module only groups and tabulates.
 
-Conditions: runs are grouped by their config minus the seed and the keys in
-``NON_CONDITION_KEYS`` (where the output went, which backend ran it, how often it printed), so
-the same protocol run on NumPy and on CuPy lands in one condition. A condition with eta > 0 is
-paired with the eta = 0 condition that matches it in every other key (its control); the late
-sigma2/sigma3 separation is median_seeds(late_grok) / median_seeds(late_ctrl).
+Conditions and controls (:mod:`tianref.analysis.conditions`): runs are grouped by their config minus
+the seed and what was only logged; a condition with eta > 0 is paired with its eta = 0 control, and the
+late sigma2/sigma3 separation is median_seeds(late_grok) / median_seeds(late_ctrl). The Markdown is
+:mod:`tianref.analysis.summary_markdown`, the JSON and the atomic write :mod:`tianref.analysis.summary_io`;
+every name they define is importable from here too.
 
 Per run (NaN = the event never happened; ``None`` in JSON = NaN or not logged):
     t05, t099        first t with test_acc >= 0.5 / 0.99   ('halfmax': analysis.py's level for t05)
@@ -23,37 +23,40 @@ Per run (NaN = the event never happened; ``None`` in JSON = NaN or not logged):
     late_precollapse, q_late_eps, precision_limited
                      the diagnostics of :mod:`tianref.analysis.diagnostics` (q = sigma3/sigma1)
 
+    t_cls, t_cls_abs, t_margin, t_rep, t_rep_settled, t_rep_censored, clock_ratio, clock_outcome
+                     the two clocks and the F.4 outcome (tianref.analysis.clock_events; eps = cls_eps,
+                     eps_abs = cls_eps_abs, delta = rep_delta, persist); the same with suffix _tail
+                     for W_tail (t_rep_tail, t_rep_tail_settled, ..., clock_outcome_tail). Per
+                     condition: median [IQR] of the times, n_rep_censored, and clock_outcomes (counts).
+
 ``Options.gram = 'float32'`` (or 'float32-seq') reads the spectra a run also logged with
 ``train --log-grams`` (W_gap23_f32, W_sigma_f32; ..._f32seq) instead of its own.
-    t_cls, t_rep     the classifier and representation clocks, clock_ratio = t_rep / t_cls
-                     (tianref.analysis.clock_events; eps = cls_eps, delta = rep_delta)
 """
 from __future__ import annotations
 
-import json
-import math
-import os
-import tempfile
 from dataclasses import asdict, dataclass
-from pathlib import Path
-
-import numpy as np
 
 from tianref.analysis import clock_events, detectors as det
 from tianref.analysis import diagnostics as dg
-from tianref.errors import InputError
+from tianref.analysis.conditions import (NON_CONDITION_KEYS, condition_config, condition_labels,  # noqa: F401
+                                         find_control, group_conditions)
 from tianref.analysis.records import RunRecord, window_key
+from tianref.analysis.summary_io import to_json, write_atomic  # noqa: F401
+from tianref.analysis.summary_markdown import fmt, late_range_note, to_markdown  # noqa: F401
+from tianref.errors import InputError
 
-# Config keys that say where or how a run was executed, not what was computed.
-NON_CONDITION_KEYS = frozenset({
-    "seed", "out", "out_dir", "outdir", "run_dir", "dir", "tag", "name", "resume", "xp",
-    "backend", "device", "print_every", "eval_every", "progress", "checkpoint_every",
-    "checkpoints", "checkpoint_epochs", "quiet", "verbose", "log_grams",
-})
+__all__ = ["NON_CONDITION_KEYS", "PER_RUN_EVENTS", "DIAGNOSTICS", "GRAM_KEYS", "Options", "is_complete_record",
+           "run_values", "late_range_used", "late_range_note", "condition_config", "group_conditions",
+           "condition_labels", "find_control", "summarize", "to_json", "write_atomic", "fmt", "to_markdown"]
 
 PER_RUN_EVENTS = ("t05", "t099", "fire", "late", "rho_fire", "r12_ge25_x5", "r12_ge100",
                   "r12_ge200", "r12_slope", "lag_fire_t099", "lag_fire_t05", "lead_rho",
-                  "lag_r12_ge100_t05", "lag_r12_slope_t05", "t_cls", "t_rep", "clock_ratio")
+                  "lag_r12_ge100_t05", "lag_r12_slope_t05", "t_cls", "t_rep", "clock_ratio",
+                  "t_cls_abs", "t_margin", "t_rep_settled", "t_rep_tail", "t_rep_tail_settled",
+                  "clock_ratio_tail")
+# per-run flags and labels of the clocks, counted per condition (not medians)
+CLOCK_FLAGS = ("t_rep_censored", "t_rep_tail_censored")
+CLOCK_OUTCOMES = ("clock_outcome", "clock_outcome_tail")
 # per-run diagnostics (tianref.analysis.diagnostics), summarised across runs like the events
 DIAGNOSTICS = ("slope_peak", "slope_peak_epoch", *(dg.fire_key(c) for c in dg.FIRE_THRESHOLDS),
                "collapse_epoch", "late_precollapse", "q_late_eps")
@@ -78,6 +81,8 @@ class Options:
     precision_factor: float = dg.PRECISION_FACTOR   # precision_limited: sigma3/sigma1 < factor 2^-23
     cls_eps: float = clock_events.CLS_EPS     # t_cls: train loss <= cls_eps * row-0 loss
     rep_delta: float = clock_events.REP_DELTA  # t_rep: W_srank within rep_delta of its final value
+    persist: int = clock_events.PERSIST       # rows a clock's level must hold (sustained events)
+    cls_eps_abs: float = clock_events.CLS_EPS_ABS   # t_cls_abs (cross-entropy): train loss <= this (nats)
 
     def __post_init__(self):
         if self.late_lo < 0 or self.late_hi < self.late_lo:
@@ -88,6 +93,8 @@ class Options:
             raise InputError(f"unknown Gram {self.gram!r}; choose one of {', '.join(GRAM_KEYS)}")
         if not self.precision_factor > 0:
             raise InputError(f"precision factor must be > 0 (got {self.precision_factor})")
+        if self.persist < 1:
+            raise InputError(f"persist must be >= 1 row (got {self.persist})")
         if self.crossing not in ("first", "halfmax"):
             raise InputError(f"unknown crossing {self.crossing!r}; choose first or halfmax")
 
@@ -147,7 +154,10 @@ def run_values(rec: RunRecord, opt: Options) -> dict:
     v["lead_rho"] = diff("t05", "rho_fire")
     v["lag_r12_ge100_t05"] = diff("r12_ge100", "t05")
     v["lag_r12_slope_t05"] = diff("r12_slope", "t05")
-    v.update(clock_events.clock_events(rec.columns, opt.cls_eps, opt.rep_delta))
+    ev = clock_events.clock_events(rec.columns, opt.cls_eps, opt.rep_delta, opt.persist, opt.cls_eps_abs,
+                                   loss=rec.config.get("loss"))
+    ev.pop("t099")                                   # the same first crossing as v["t099"] above
+    v.update(ev)
     return v
 
 
@@ -157,86 +167,6 @@ def late_range_used(last_epoch: int, opt: Options):
     if last_epoch < opt.late_lo:
         return None
     return [opt.late_lo, min(opt.late_hi, last_epoch)]
-
-
-def late_range_note(summary: dict) -> str | None:
-    """One line saying which runs end before the late range does (None when every run covers it)."""
-    o = summary["options"]
-    short = [r for c in summary["conditions"] for r in c["runs"]
-             if r.get("late_range_used", [o["late_lo"], o["late_hi"]]) != [o["late_lo"], o["late_hi"]]]
-    if not short:
-        return None
-    used = summary.get("late_range_used")
-    where = "no late range at all" if used is None else f"late sigma2/sigma3 over ep {used[0]}-{used[1]}"
-    ends = sorted({r["n_rows"] - 1 for r in short})
-    ends = str(ends[0]) if len(ends) == 1 else f"{ends[0]}-{ends[-1]}"
-    return (f"{len(short)} of {summary['n_runs']} run(s) end before the late range "
-            f"{o['late_lo']}-{o['late_hi']} does (last epoch {ends}): {where}")
-
-
-# --- grouping ---------------------------------------------------------------------------------
-
-def condition_config(config: dict) -> dict:
-    return {k: config[k] for k in sorted(config) if k not in NON_CONDITION_KEYS}
-
-
-def _key(d: dict) -> str:
-    return json.dumps(d, sort_keys=True, default=str)
-
-
-def group_conditions(records: list[RunRecord]) -> list[tuple[dict, list[RunRecord]]]:
-    """[(condition config, runs sorted by seed)], in a stable order (eta descending, then key)."""
-    groups: dict[str, tuple[dict, list]] = {}
-    for r in records:
-        cc = condition_config(r.config)
-        groups.setdefault(_key(cc), (cc, []))[1].append(r)
-    out = [(cc, sorted(rs, key=lambda r: (_seed_sort(r.config.get("seed")), str(r.path))))
-           for cc, rs in groups.values()]
-    out.sort(key=lambda g: (_key({k: v for k, v in g[0].items() if k != "eta"}),
-                            -float(g[0].get("eta", 0) or 0)))
-    return out
-
-
-def _seed_sort(s):
-    return (0, s) if isinstance(s, (int, float)) else (1, str(s))
-
-
-def condition_labels(configs: list[dict]) -> list[str]:
-    """Short labels from the keys that differ between conditions (eta alone if none differ)."""
-    keys = sorted({k for c in configs for k in c})
-    varying = [k for k in keys if len({_key({"v": c.get(k)}) for c in configs}) > 1]
-    if "eta" in varying:
-        varying.remove("eta")
-    varying = ["eta"] + varying
-    return [" ".join(f"{k}={_short(c.get(k))}" for k in varying) for c in configs]
-
-
-def _short(v) -> str:
-    if isinstance(v, (list, tuple)):
-        return ",".join(_short(x) for x in v)
-    if isinstance(v, float):
-        return f"{v:g}"
-    return str(v)
-
-
-def find_control(cc: dict, all_cc: list[dict]) -> int | None:
-    """Index of the eta = 0 condition equal to ``cc`` in every other key, or None."""
-    if not _positive(cc.get("eta")):
-        return None
-    rest = _key({k: v for k, v in cc.items() if k != "eta"})
-    for i, other in enumerate(all_cc):
-        eta = other.get("eta")
-        if eta is not None and float(eta) == 0.0 and \
-                _key({k: v for k, v in other.items() if k != "eta"}) == rest:
-            return i
-    return None
-
-
-def _positive(x) -> bool:
-    try:
-        return float(x) > 0
-    except (TypeError, ValueError):
-        return False
 
 
 # --- the summary ------------------------------------------------------------------------------
@@ -263,6 +193,12 @@ def summarize(records: list[RunRecord], opt: Options = Options()) -> dict:
             stats[k] = det.across_runs(vals) if vals else None      # None: not logged at all
         flags = [r["precision_limited"] for r in runs if r["precision_limited"] is not None]
         stats["n_precision_limited"] = sum(flags) if flags else None
+        for k in CLOCK_FLAGS:                                   # n_rep_censored, n_rep_tail_censored
+            flags = [r[k] for r in runs if r[k] is not None]
+            stats["n_" + k[2:]] = sum(flags) if flags else None
+        for k in CLOCK_OUTCOMES:                                # clock_outcomes{,_tail}: counts
+            stats[k.replace("outcome", "outcomes")] = {o: sum(r[k] == o for r in runs)
+                                                       for o in clock_events.OUTCOMES}
         t05 = [r["t05"] for r in runs if r["t05"] is not None and r["rho_fire"] is not None]
         rho = [r["rho_fire"] for r in runs if r["t05"] is not None and r["rho_fire"] is not None]
         stats["lead_rho_of_medians"] = det.median_diff(t05, rho) if t05 else None
@@ -281,193 +217,3 @@ def summarize(records: list[RunRecord], opt: Options = Options()) -> dict:
     used = [r["late_range_used"] for c in conds for r in c["runs"] if r.get("late_range_used")]
     return {"options": asdict(opt), "n_runs": len(records), "conditions": conds,
             "late_range_used": [opt.late_lo, max(u[1] for u in used)] if used else None}
-
-
-# --- output -----------------------------------------------------------------------------------
-
-def _json_safe(x):
-    """NaN/inf -> None (strict JSON); numpy scalars -> Python."""
-    if isinstance(x, dict):
-        return {str(k): _json_safe(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_json_safe(v) for v in x]
-    if isinstance(x, (np.floating, float)):
-        return float(x) if math.isfinite(x) else None
-    if isinstance(x, np.integer):
-        return int(x)
-    if isinstance(x, Path):
-        return str(x)
-    return x
-
-
-def write_atomic(path, text: str) -> None:
-    """Write text to ``path`` via a temporary file in the same directory and os.replace."""
-    path = Path(path)
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise InputError(f"{path}: directory {parent} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def to_json(summary: dict) -> str:
-    return json.dumps(_json_safe(summary), indent=2, allow_nan=False) + "\n"
-
-
-def fmt(x) -> str:
-    """A number for the tables: '—' for NaN/None, integers plainly, else 4 significant digits
-    (so half-epoch medians and percentiles such as 173.5 survive)."""
-    if x is None or (isinstance(x, float) and not math.isfinite(x)):
-        return "—"
-    x = float(x)
-    if x.is_integer() and abs(x) < 1e6:
-        return str(int(x))
-    return f"{x:.4g}" if abs(x) < 1000 else f"{x:.0f}"
-
-
-def _event_cell(s: dict | None, signed: bool = False) -> str:
-    """'174 [173, 174] 15/15' (median [IQR] fired/n); 'n/a' when never logged.
-
-    signed=True marks a difference of two events (a lag or lead): '+35 [34, 36] 15/15', and
-    '—' when no run has both events.
-    """
-    if s is None:
-        return "n/a"
-    if s["n_fired"] == 0:
-        return "—" if signed else f"never 0/{s['n']}"
-    m = fmt(s["median"])
-    if signed and s["median"] > 0:
-        m = "+" + m
-    return f"{m} [{fmt(s['q25'])}, {fmt(s['q75'])}] {s['n_fired']}/{s['n']}"
-
-
-def _dagger(stats: dict) -> str:
-    k = stats.get("n_precision_limited")
-    return f" †{k}/{stats['late']['n']}" if k and stats.get("late") else ""
-
-
-def _diagnostics_markdown(summary: dict) -> list:
-    """The per-run diagnostics table; † marks runs whose sigma3 a float32 Gram cannot resolve."""
-    o = summary["options"]
-    runs = [r for c in summary["conditions"] for r in c["runs"]]
-    if runs and not any("slope_peak" in r for r in runs):    # a stored summary older than these keys
-        return ["", "Per-run diagnostics (slope peak, fires at three thresholds, collapse, σ3/σ1 in float32 "
-                "epsilons): not in this stored summary, which predates them; rerun the section to fill them."]
-    factor = o.get("precision_factor", dg.PRECISION_FACTOR)
-    thr = " / ".join(fmt(c) for c in dg.FIRE_THRESHOLDS)
-    lines = ["", f"Per-run diagnostics: slope peak = max s(t) at t >= {o['slope_t_min']} (epoch); fire at "
-             f"{thr}; collapse = first epoch after the fire with s2/s3 < 1/10 of its maximum since the "
-             f"fire; late s2/s3 over [{o['late_lo']}, collapse); s3/s1 = late median of s3/s1 in float32 "
-             f"epsilons (2^-23), † = below {fmt(factor)}: a float32 Gram cannot resolve s3 "
-             "(docs/math.md §8).", "",
-             f"| condition | seed | slope peak (epoch) | fire at {thr} | collapse | late s2/s3 "
-             f"[{o['late_lo']}, collapse) | late s2/s3 | s3/s1 (f32 eps) |",
-             "|---|---|---|---|---|---|---|---|"]
-    for c in summary["conditions"]:
-        for r in c["runs"]:
-            dag = " †" if r.get("precision_limited") else ""
-            peak = _num(r.get("slope_peak"), ".4f")
-            if peak != "—":
-                peak += f" ({fmt(r['slope_peak_epoch'])})"
-            fires = " / ".join(fmt(r.get(dg.fire_key(c_))) for c_ in dg.FIRE_THRESHOLDS)
-            lines.append(f"| {c['label']} | {r['seed']} | {peak} | {fires} | {fmt(r.get('collapse_epoch'))} "
-                         f"| {fmt(r.get('late_precollapse'))}{dag} | {fmt(r.get('late'))}{dag} "
-                         f"| {_num(r.get('q_late_eps'), '.3g')}{dag} |")
-    return lines
-
-
-def _num(x, spec) -> str:
-    return "—" if x is None or (isinstance(x, float) and not math.isfinite(x)) else format(x, spec)
-
-
-def _level_cell(s: dict | None) -> str:
-    """Late sigma2/sigma3: 'median [IQR]' (and the n with a finite value when short)."""
-    if s is None:
-        return "n/a"
-    if s["n_fired"] == 0:
-        return "—"
-    cell = f"{fmt(s['median'])} [{fmt(s['q25'])}, {fmt(s['q75'])}]"
-    return cell if s["n_fired"] == s["n"] else f"{cell} ({s['n_fired']}/{s['n']})"
-
-
-def to_markdown(summary: dict) -> str:
-    o = summary["options"]
-    win = "first logged" if o["window"] is None else str(o["window"])
-    asked = [o["late_lo"], o["late_hi"]]
-    used = summary.get("late_range_used", asked)
-    late = short_late = f"{asked[0]}-{asked[1]}"
-    if used is None:
-        late = f"{late} (not reached: every run ends before epoch {asked[0]})"
-        short_late = "not reached"
-    elif used != asked:
-        short_late = f"{used[0]}-{used[1]}"
-        late = f"{short_late} (shortened from {asked[0]}-{asked[1]}: the runs end at epoch {used[1]})"
-    lines = [
-        f"# Summary of {summary['n_runs']} runs"
-        + ("" if used == asked else f"; late range {late}"),
-        "",
-        f"Window W = {win}; slope detector s > {fmt(o['slope_threshold'])} at t >= "
-        f"{o['slope_t_min']} (lag {o['slope_lag']}); late sigma2/sigma3 over ep "
-        f"{late}; rho_tian >= {fmt(o['rho_threshold'])}; "
-        f"t0.5 by '{o['crossing']}'. Cells: median [25th, 75th percentile] fired/n.",
-        "",
-        "| condition | n | t(test>=0.5) | t(test>=0.99) | s2/s3 slope fire | fire - t0.99 "
-        f"| late s2/s3 ({short_late}) | grok/ctrl | rho fire | lead t0.5 - t_rho |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for c in summary["conditions"]:
-        s = c["stats"]
-        sep = c["late_separation"]
-        ratio = "—" if sep is None or sep["ratio"] is None or not math.isfinite(sep["ratio"]) \
-            else f"{fmt(sep['ratio'])}x"
-        lines.append(" | ".join([
-            f"| {c['label']}", str(c["n"]), _event_cell(s["t05"]), _event_cell(s["t099"]),
-            _event_cell(s["fire"]), _event_cell(s["lag_fire_t099"], signed=True),
-            _level_cell(s["late"]) + _dagger(s), ratio, _event_cell(s["rho_fire"]),
-            _event_cell(s["lead_rho"], signed=True)]) + " |")
-    lines += [
-        "",
-        "sigma1/sigma2 of the rolling Delta-W Gram (findings T3b):",
-        "",
-        "| condition | >=25 for 5 ep | >=100 | >=200 | log-slope >= "
-        f"{fmt(o['slope_threshold'])} at t >= {o['slope_t_min']} | >=100 - t0.5 |",
-        "|---|---|---|---|---|---|",
-    ]
-    for c in summary["conditions"]:
-        s = c["stats"]
-        lines.append(" | ".join([
-            f"| {c['label']}", _event_cell(s["r12_ge25_x5"]), _event_cell(s["r12_ge100"]),
-            _event_cell(s["r12_ge200"]), _event_cell(s["r12_slope"]),
-            _event_cell(s["lag_r12_ge100_t05"], signed=True)]) + " |")
-    if any(c["stats"].get("t_rep") is not None for c in summary["conditions"]):
-        lines += [
-            "",
-            f"The two clocks: t_cls = first train loss <= {fmt(o.get('cls_eps'))} x row 0; t_rep = first "
-            f"epoch from which W_srank stays within {fmt(o.get('rep_delta'))} (relative) of its final value:",
-            "",
-            "| condition | t_cls | t_rep | t_rep / t_cls | t(test>=0.5) | t(test>=0.99) |",
-            "|---|---|---|---|---|---|",
-        ]
-        for c in summary["conditions"]:
-            s = c["stats"]
-            lines.append(" | ".join([
-                f"| {c['label']}", _event_cell(s.get("t_cls")), _event_cell(s.get("t_rep")),
-                _event_cell(s.get("clock_ratio")), _event_cell(s["t05"]), _event_cell(s["t099"])]) + " |")
-    lines += _diagnostics_markdown(summary)
-    notes = []
-    for c in summary["conditions"]:
-        short = [r for r in c["runs"] if not r["complete"]]
-        if short:
-            notes.append(f"- {c['label']}: {len(short)} run(s) incomplete "
-                         f"({', '.join(Path(r['path']).name for r in short[:5])}"
-                         f"{', ...' if len(short) > 5 else ''})")
-    if notes:
-        lines += ["", "Incomplete runs (fewer than epochs + 1 rows):", *notes]
-    return "\n".join(lines) + "\n"

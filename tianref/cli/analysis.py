@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from tianref.analysis import detectors as det
+from tianref.analysis import clock_events, detectors as det
 from tianref.cli.common import reports_errors
 from tianref.config import parse_int_list
 from tianref.errors import InputError
@@ -62,11 +62,19 @@ def _window_list(text: str) -> tuple[int, ...]:
 @click.option("--precision-factor", type=float, default=100.0,
               help="precision_limited: the late median of sigma3/sigma1 is below this many float32 "
                    "epsilons (2^-23), so a float32 Gram cannot resolve sigma3.")
-@click.option("--cls-eps", type=click.FloatRange(min=0, min_open=True), default=0.01,
-              help="Classifier clock t_cls: first epoch with train loss <= this x the row-0 loss.")
-@click.option("--rep-delta", type=click.FloatRange(min=0), default=0.05,
-              help="Representation clock t_rep: first epoch from which W_srank stays within this "
-                   "(relative) of its final value.")
+@click.option("--cls-eps", type=click.FloatRange(min=0, min_open=True), default=clock_events.CLS_EPS,
+              help="Classifier clock t_cls: first epoch from which the train loss stays <= this x the "
+                   "row-0 loss for --persist rows.")
+@click.option("--cls-eps-abs", type=click.FloatRange(min=0, min_open=True), default=clock_events.CLS_EPS_ABS,
+              help="Cross-entropy runs: t_cls_abs, the same with an absolute level (nats; 0.01 = mean "
+                   "probability of the right class >= 0.99).")
+@click.option("--rep-delta", type=click.FloatRange(min=0), default=clock_events.REP_DELTA,
+              help="Representation clock: t_rep = first epoch from which W_srank (W_tail) stays within "
+                   "this (relative) of its final value; t_rep_settled = first epoch from which it moves "
+                   "by at most this in every --persist-row window.")
+@click.option("--persist", type=click.IntRange(min=1), default=clock_events.PERSIST,
+              help="Persistence window (rows = epochs) of the sustained clocks: t_cls, t_cls_abs, "
+                   "t_margin hold their level, t_rep_settled its band, for this many rows.")
 @click.option("--complete-only", is_flag=True,
               help="Leave out runs with fewer than epochs + 1 rows (still running or crashed); "
                    "by default they are included and listed under the tables.")
@@ -76,8 +84,8 @@ def _window_list(text: str) -> tuple[int, ...]:
               help="Write the Markdown tables here instead of stdout.")
 @reports_errors
 def summarize_cmd(run_dir, window, late_lo, late_hi, slope_threshold, slope_t_min, slope_lag,
-                  min_valid, rho_threshold, crossing, gram, precision_factor, cls_eps, rep_delta,
-                  complete_only, json_out, md_out):
+                  min_valid, rho_threshold, crossing, gram, precision_factor, cls_eps, cls_eps_abs,
+                  rep_delta, persist, complete_only, json_out, md_out):
     """Compute the paper's statistics over every run below RUN_DIR.
 
     Runs are grouped into conditions (config minus seed); each eta > 0 condition is paired
@@ -94,7 +102,7 @@ def summarize_cmd(run_dir, window, late_lo, late_hi, slope_threshold, slope_t_mi
                   slope_threshold=slope_threshold, slope_t_min=slope_t_min, slope_lag=slope_lag,
                   min_valid=min_valid, rho_threshold=rho_threshold, crossing=crossing,
                   complete_only=complete_only, gram=gram, precision_factor=precision_factor,
-                  cls_eps=cls_eps, rep_delta=rep_delta)
+                  cls_eps=cls_eps, rep_delta=rep_delta, persist=persist, cls_eps_abs=cls_eps_abs)
     summary = summarize(read_tree(run_dir, "summarize: reading runs"), opt)
     note = late_range_note(summary)
     if note:

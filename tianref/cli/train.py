@@ -91,6 +91,10 @@ RESUME_OPTIONS = ("xp_name", "epochs", "checkpoint_epochs", "out", "resume", "no
 @click.option("--metrics", "metric_set", type=click.Choice(METRIC_SETS), default=D.metrics, show_default=True,
               help="core skips the K x K Gram metrics (ftf_ratio, rho_tian) and the Fourier/energy ones "
                    "(freq_coverage, freq_purity_med, energy_med).")
+@click.option("--tail-rank", default=D.tail_rank, show_default=True,
+              help="r of the logged spectral tail W_tail = sum_{i>r} s_i(W)^2 / ||W||_F^2: an integer, or "
+                   "relative to M (M, M-c, M+c). M-1: the grokked x^2 solution puts W's energy in two "
+                   "directions per frequency, (M-1)/2 frequencies (docs/edge-and-clocks.md §4).")
 @click.option("--checkpoint-epochs", default="", show_default=True,
               help="Comma-separated epochs to save checkpoints/epoch_NNNNN.npz.")
 @click.option("--init-from", type=click.Path(dir_okay=False), default=None,
@@ -108,7 +112,7 @@ RESUME_OPTIONS = ("xp_name", "epochs", "checkpoint_epochs", "out", "resume", "no
 def train_cmd(ctx, xp_name, M, K, n_train, train_frac, eta, eta_schedule, lr, epochs, seed, act, loss, optimizer,
               momentum, top_layer, ridge_reg, ridge_eval, init_scale, output_scale, dtype, windows, metric_set,
               checkpoint_epochs, init_from, out, resume, overwrite, no_resume_state, gram_dtype, log_grams,
-              check_only):
+              tail_rank, check_only):
     from tianref import train as engine
 
     given = {p for p in ctx.params if ctx.get_parameter_source(p) == click.core.ParameterSource.COMMANDLINE}
@@ -179,7 +183,7 @@ def train_cmd(ctx, xp_name, M, K, n_train, train_frac, eta, eta_schedule, lr, ep
             windows=parse_int_list(windows, "--windows"),
             gram_dtype=gram_dtype, log_grams=parse_list(log_grams, "--log-grams", str),
             metrics=metric_set, checkpoint_epochs=parse_int_list(checkpoint_epochs, "--checkpoint-epochs"),
-            eta_schedule=schedule))
+            eta_schedule=schedule, tail_rank=tail_rank))
         _check_gram_backend(cfg, xp_name)
         if init is not None:
             engine.check_init(cfg, init)

@@ -1,0 +1,55 @@
+"""A summary to strict JSON, and the atomic write every report goes through.
+
+NaN and inf become JSON null (``allow_nan=False``: a reader in any language parses the file), numpy
+scalars become Python numbers, paths become strings. ``write_atomic`` writes a temporary file in the
+target's directory and renames it over the target (os.replace), so a reader never sees half a file.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from tianref.errors import InputError
+
+
+def _json_safe(x):
+    """NaN/inf -> None (strict JSON); numpy scalars -> Python."""
+    if isinstance(x, dict):
+        return {str(k): _json_safe(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_json_safe(v) for v in x]
+    if isinstance(x, (np.floating, float)):
+        return float(x) if math.isfinite(x) else None
+    if isinstance(x, np.bool_):
+        return bool(x)
+    if isinstance(x, np.integer):
+        return int(x)
+    if isinstance(x, Path):
+        return str(x)
+    return x
+
+
+def write_atomic(path, text: str) -> None:
+    """Write text to ``path`` via a temporary file in the same directory and os.replace."""
+    path = Path(path)
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise InputError(f"{path}: directory {parent} does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def to_json(summary: dict) -> str:
+    return json.dumps(_json_safe(summary), indent=2, allow_nan=False) + "\n"

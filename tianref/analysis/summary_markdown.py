@@ -1,0 +1,229 @@
+"""The summary's Markdown: the per-condition tables of ``summarize`` and their notes.
+
+Reference: ``docs/paper-protocol.md`` §3 (the detectors' tables), docs/edge-and-clocks.md §5 (the two
+clocks). Reads only the JSON-ready dict of :func:`tianref.analysis.summarize.summarize` (or a stored
+summary.json), so a stored summary renders without its runs. Cells: median [25th, 75th percentile]
+fired/n; '—' = never fired or not a number; 'n/a' = not logged.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from tianref.analysis import diagnostics as dg
+from tianref.analysis.clock_events import OUTCOMES
+
+
+def late_range_note(summary: dict) -> str | None:
+    """One line saying which runs end before the late range does (None when every run covers it)."""
+    o = summary["options"]
+    short = [r for c in summary["conditions"] for r in c["runs"]
+             if r.get("late_range_used", [o["late_lo"], o["late_hi"]]) != [o["late_lo"], o["late_hi"]]]
+    if not short:
+        return None
+    used = summary.get("late_range_used")
+    where = "no late range at all" if used is None else f"late sigma2/sigma3 over ep {used[0]}-{used[1]}"
+    ends = sorted({r["n_rows"] - 1 for r in short})
+    ends = str(ends[0]) if len(ends) == 1 else f"{ends[0]}-{ends[-1]}"
+    return (f"{len(short)} of {summary['n_runs']} run(s) end before the late range "
+            f"{o['late_lo']}-{o['late_hi']} does (last epoch {ends}): {where}")
+
+
+def fmt(x) -> str:
+    """A number for the tables: '—' for NaN/None, integers plainly, else 4 significant digits
+    (so half-epoch medians and percentiles such as 173.5 survive)."""
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "—"
+    x = float(x)
+    if x.is_integer() and abs(x) < 1e6:
+        return str(int(x))
+    return f"{x:.4g}" if abs(x) < 1000 else f"{x:.0f}"
+
+
+def _event_cell(s: dict | None, signed: bool = False) -> str:
+    """'174 [173, 174] 15/15' (median [IQR] fired/n); 'n/a' when never logged.
+
+    signed=True marks a difference of two events (a lag or lead): '+35 [34, 36] 15/15', and
+    '—' when no run has both events.
+    """
+    if s is None:
+        return "n/a"
+    if s["n_fired"] == 0:
+        return "—" if signed else f"never 0/{s['n']}"
+    m = fmt(s["median"])
+    if signed and s["median"] > 0:
+        m = "+" + m
+    return f"{m} [{fmt(s['q25'])}, {fmt(s['q75'])}] {s['n_fired']}/{s['n']}"
+
+
+def _dagger(stats: dict) -> str:
+    k = stats.get("n_precision_limited")
+    return f" †{k}/{stats['late']['n']}" if k and stats.get("late") else ""
+
+
+def _diagnostics_markdown(summary: dict) -> list:
+    """The per-run diagnostics table; † marks runs whose sigma3 a float32 Gram cannot resolve."""
+    o = summary["options"]
+    runs = [r for c in summary["conditions"] for r in c["runs"]]
+    if runs and not any("slope_peak" in r for r in runs):    # a stored summary older than these keys
+        return ["", "Per-run diagnostics (slope peak, fires at three thresholds, collapse, σ3/σ1 in float32 "
+                "epsilons): not in this stored summary, which predates them; rerun the section to fill them."]
+    factor = o.get("precision_factor", dg.PRECISION_FACTOR)
+    thr = " / ".join(fmt(c) for c in dg.FIRE_THRESHOLDS)
+    lines = ["", f"Per-run diagnostics: slope peak = max s(t) at t >= {o['slope_t_min']} (epoch); fire at "
+             f"{thr}; collapse = first epoch after the fire with s2/s3 < 1/10 of its maximum since the "
+             f"fire; late s2/s3 over [{o['late_lo']}, collapse); s3/s1 = late median of s3/s1 in float32 "
+             f"epsilons (2^-23), † = below {fmt(factor)}: a float32 Gram cannot resolve s3 "
+             "(docs/math.md §8).", "",
+             f"| condition | seed | slope peak (epoch) | fire at {thr} | collapse | late s2/s3 "
+             f"[{o['late_lo']}, collapse) | late s2/s3 | s3/s1 (f32 eps) |",
+             "|---|---|---|---|---|---|---|---|"]
+    for c in summary["conditions"]:
+        for r in c["runs"]:
+            dag = " †" if r.get("precision_limited") else ""
+            peak = _num(r.get("slope_peak"), ".4f")
+            if peak != "—":
+                peak += f" ({fmt(r['slope_peak_epoch'])})"
+            fires = " / ".join(fmt(r.get(dg.fire_key(c_))) for c_ in dg.FIRE_THRESHOLDS)
+            lines.append(f"| {c['label']} | {r['seed']} | {peak} | {fires} | {fmt(r.get('collapse_epoch'))} "
+                         f"| {fmt(r.get('late_precollapse'))}{dag} | {fmt(r.get('late'))}{dag} "
+                         f"| {_num(r.get('q_late_eps'), '.3g')}{dag} |")
+    return lines
+
+
+def _num(x, spec) -> str:
+    return "—" if x is None or (isinstance(x, float) and not math.isfinite(x)) else format(x, spec)
+
+
+def _level_cell(s: dict | None) -> str:
+    """Late sigma2/sigma3: 'median [IQR]' (and the n with a finite value when short)."""
+    if s is None:
+        return "n/a"
+    if s["n_fired"] == 0:
+        return "—"
+    cell = f"{fmt(s['median'])} [{fmt(s['q25'])}, {fmt(s['q75'])}]"
+    return cell if s["n_fired"] == s["n"] else f"{cell} ({s['n_fired']}/{s['n']})"
+
+
+OUTCOME_SHORT = {"two-clocks": "two clocks", "test-before-structure": "test first",
+                 "structure-without-test": "structure only", "undetermined": "undetermined"}
+
+
+def _outcome_cell(counts: dict | None) -> str:
+    """'test first 4, undetermined 1' (the non-zero outcome counts); 'n/a' when not summarised."""
+    if not counts:
+        return "n/a"
+    return ", ".join(f"{OUTCOME_SHORT[o]} {counts[o]}" for o in OUTCOMES if counts.get(o))
+
+
+def _clocks_markdown(summary: dict) -> list:
+    """The two clocks (F.4): classifier-side events, then one table per structural statistic."""
+    conds = summary["conditions"]
+    if not any(c["stats"].get("t_rep") is not None for c in conds):
+        return []
+    o = summary["options"]
+    persist = o.get("persist")
+    if persist is None:                      # a stored summary older than the sustained clocks
+        return ["", f"The two clocks: t_cls = first train loss <= {fmt(o.get('cls_eps'))} x row 0; t_rep = "
+                f"first epoch from which W_srank stays within {fmt(o.get('rep_delta'))} (relative) of its "
+                "final value:", "", "| condition | t_cls | t_rep | t_rep / t_cls | t(test>=0.5) | t(test>=0.99) |",
+                "|---|---|---|---|---|---|"] + [" | ".join([
+                    f"| {c['label']}", _event_cell(c["stats"].get("t_cls")), _event_cell(c["stats"].get("t_rep")),
+                    _event_cell(c["stats"].get("clock_ratio")), _event_cell(c["stats"]["t05"]),
+                    _event_cell(c["stats"]["t099"])]) + " |" for c in conds]
+    ce = any(c["stats"].get("t_cls_abs") is not None for c in conds)
+    lines = ["", f"The two clocks (sustained for {persist} rows): t_cls = train loss <= {fmt(o['cls_eps'])} x "
+             "row 0" + (f" (t_cls_abs: <= {fmt(o.get('cls_eps_abs'))} nats, cross-entropy runs)" if ce else "")
+             + "; t_margin = every training sample classified with a positive logit gap; "
+             f"t_rep = first epoch from which the statistic stays within {fmt(o['rep_delta'])} (relative) of "
+             f"its final value; settled = first epoch from which it moves by at most {fmt(o['rep_delta'])} "
+             f"(relative) in every {persist}-row window; censored = t_rep or a move > {fmt(o['rep_delta'])} "
+             "in the last 10 % of the rows. Outcome (F.4; docs/edge-and-clocks.md §5): two clocks = the "
+             "statistic settles with t0.99 after t_cls; test first = t0.99 before it settles; structure "
+             "only = it settles, test never reaches 0.99.", "",
+             "| condition | t_cls |" + (" t_cls_abs |" if ce else "") + " t_margin | t(test>=0.5) | t(test>=0.99) |",
+             "|---|---|---|---|---|" + ("---|" if ce else "")]
+    for c in conds:
+        s = c["stats"]
+        lines.append(" | ".join([f"| {c['label']}", _event_cell(s.get("t_cls"))]
+                                + ([_event_cell(s.get("t_cls_abs"))] if ce else [])
+                                + [_event_cell(s.get("t_margin")), _event_cell(s["t05"]),
+                                   _event_cell(s["t099"])]) + " |")
+    for sfx, name in (("", "W_srank (stable rank of W)"),
+                      ("_tail", "W_tail (fraction of ||W||_F^2 outside W's top tail_rank singular directions)")):
+        if not any(c["stats"].get(f"t_rep{sfx}") is not None for c in conds):
+            continue
+        lines += ["", f"Structural clock {name}:", "",
+                  "| condition | t_rep | settled | censored | t_rep / t_cls | outcome |",
+                  "|---|---|---|---|---|---|"]
+        for c in conds:
+            s = c["stats"]
+            k = s.get(f"n_rep{sfx}_censored")
+            lines.append(" | ".join([
+                f"| {c['label']}", _event_cell(s.get(f"t_rep{sfx}")), _event_cell(s.get(f"t_rep{sfx}_settled")),
+                "n/a" if k is None else f"{k}/{c['n']}", _event_cell(s.get(f"clock_ratio{sfx}")),
+                _outcome_cell(s.get(f"clock_outcomes{sfx}"))]) + " |")
+    return lines
+
+
+def to_markdown(summary: dict) -> str:
+    o = summary["options"]
+    win = "first logged" if o["window"] is None else str(o["window"])
+    asked = [o["late_lo"], o["late_hi"]]
+    used = summary.get("late_range_used", asked)
+    late = short_late = f"{asked[0]}-{asked[1]}"
+    if used is None:
+        late = f"{late} (not reached: every run ends before epoch {asked[0]})"
+        short_late = "not reached"
+    elif used != asked:
+        short_late = f"{used[0]}-{used[1]}"
+        late = f"{short_late} (shortened from {asked[0]}-{asked[1]}: the runs end at epoch {used[1]})"
+    lines = [
+        f"# Summary of {summary['n_runs']} runs"
+        + ("" if used == asked else f"; late range {late}"),
+        "",
+        f"Window W = {win}; slope detector s > {fmt(o['slope_threshold'])} at t >= "
+        f"{o['slope_t_min']} (lag {o['slope_lag']}); late sigma2/sigma3 over ep "
+        f"{late}; rho_tian >= {fmt(o['rho_threshold'])}; "
+        f"t0.5 by '{o['crossing']}'. Cells: median [25th, 75th percentile] fired/n.",
+        "",
+        "| condition | n | t(test>=0.5) | t(test>=0.99) | s2/s3 slope fire | fire - t0.99 "
+        f"| late s2/s3 ({short_late}) | grok/ctrl | rho fire | lead t0.5 - t_rho |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for c in summary["conditions"]:
+        s = c["stats"]
+        sep = c["late_separation"]
+        ratio = "—" if sep is None or sep["ratio"] is None or not math.isfinite(sep["ratio"]) \
+            else f"{fmt(sep['ratio'])}x"
+        lines.append(" | ".join([
+            f"| {c['label']}", str(c["n"]), _event_cell(s["t05"]), _event_cell(s["t099"]),
+            _event_cell(s["fire"]), _event_cell(s["lag_fire_t099"], signed=True),
+            _level_cell(s["late"]) + _dagger(s), ratio, _event_cell(s["rho_fire"]),
+            _event_cell(s["lead_rho"], signed=True)]) + " |")
+    lines += [
+        "",
+        "sigma1/sigma2 of the rolling Delta-W Gram (findings T3b):",
+        "",
+        "| condition | >=25 for 5 ep | >=100 | >=200 | log-slope >= "
+        f"{fmt(o['slope_threshold'])} at t >= {o['slope_t_min']} | >=100 - t0.5 |",
+        "|---|---|---|---|---|---|",
+    ]
+    for c in summary["conditions"]:
+        s = c["stats"]
+        lines.append(" | ".join([
+            f"| {c['label']}", _event_cell(s["r12_ge25_x5"]), _event_cell(s["r12_ge100"]),
+            _event_cell(s["r12_ge200"]), _event_cell(s["r12_slope"]),
+            _event_cell(s["lag_r12_ge100_t05"], signed=True)]) + " |")
+    lines += _clocks_markdown(summary)
+    lines += _diagnostics_markdown(summary)
+    notes = []
+    for c in summary["conditions"]:
+        short = [r for r in c["runs"] if not r["complete"]]
+        if short:
+            notes.append(f"- {c['label']}: {len(short)} run(s) incomplete "
+                         f"({', '.join(Path(r['path']).name for r in short[:5])}"
+                         f"{', ...' if len(short) > 5 else ''})")
+    if notes:
+        lines += ["", "Incomplete runs (fewer than epochs + 1 rows):", *notes]
+    return "\n".join(lines) + "\n"
