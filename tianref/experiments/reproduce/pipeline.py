@@ -99,7 +99,7 @@ def reproduce_section(section: str, root, scale, *, n_jobs: int = 2, python: str
     """Run, summarise, compare, draw and (optionally) store one section; returns what it did.
     ``progress(finished, total, name)`` follows the runs (sweep.run_jobs). ``no_train``: train
     nothing; summarise the runs that have all their rows (a tree copied back without checkpoints) and
-    list the others as missing (not for thm6, lifecycle and clocks, which need checkpoints or replays)."""
+    list the others as missing (not for thm6 and lifecycle, which need checkpoints or replays)."""
     if section in MODULE_SECTIONS:                          # one module each: sections/<name>.py
         return reproduce_module_section(section_module(section), root, scale, n_jobs=n_jobs, python=python,
                                         xp=xp, store_to=store_to, command=command, report=report,

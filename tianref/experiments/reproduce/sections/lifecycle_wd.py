@@ -95,8 +95,8 @@ def measure_intervention(records, scale, grok_eta) -> dict:
         return {"length": L, "source": "tianref.analysis.wd_intervention", "note": "",
                 "rows": wd_intervention.intervention_table(
                     [{"T": T, "m": m, "seed": s, "record": rec} for T, m, s, rec in entries], length=L)}
-    note = ("values read from the rows here" if wd_intervention is None else
-            "tianref.analysis.wd_intervention has no intervention_table: values read from the rows here")
+    note = ("Values read from the rows here" if wd_intervention is None else
+            "tianref.analysis.wd_intervention has no intervention_table: the values are read from the rows here")
     return {"length": L, "source": "local", "note": note, "rows": _local_rows(entries, L)}
 
 
