@@ -7,8 +7,8 @@ figure_edge_run(rows)    one run's log: W/V edge gfrac and cos per epoch (the pa
                          where the rows have them pgfrac and palign (the edge-projected view) in a second
                          panel, each with test accuracy.
 figure_lifecycle(by, probes)  the lifecycle section: per condition, the median over seeds of the W edge's
-                         gfrac and cos (parameter-space view), ||W||_F, W_srank and test accuracy against epochs, and the
-                         probe ratios (median, min-max band) at the probed epochs.
+                         authors' split (and the parameter-space gfrac), ||W||_F, W_srank and test accuracy
+                         against epochs, and the signed probe changes (edge vs norm-matched) at the probed epochs.
 figure_clocks(runs)      per run, W_srank and the train loss against epochs with t_cls, t_rep and
                          t0.5 marked (one panel per condition).
 docs/edge-and-clocks.md defines the quantities.
@@ -179,44 +179,55 @@ def _median_curve(recs, key):
 
 
 def figure_lifecycle(by: dict, probes: list, title: str = "") -> Figure:
-    """by: {condition: [RunRecord]}; probes: the lifecycle document's probe table."""
+    """by: {condition: [RunRecord]}; probes: the lifecycle document's probe table (medians per condition, epoch,
+    space and removal). Top: the authors' split (pgfrac, palign) and the parameter-space gfrac per epoch; the
+    signed changes of test accuracy and train loss when v1 + v2 are removed (joint space), edge against the
+    norm-matched control. Bottom: ||W||_F, the W stable rank and test accuracy."""
     fig = Figure(figsize=(15, 8), layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(2, 3)
-    panels = ((axes[0][0], "W_edge_gfrac", "W edge gfrac = g2/(g2+wd2) (parameter-space view)"),
-              (axes[0][1], "W_edge_cos", "W edge cos(D^g u1, D^wd u1) (parameter-space view)"),
+    panels = ((axes[0][0], "W_edge_pgfrac", "W edge: authors' grad_frac (solid), parameter-space gfrac (dotted)"),
               (axes[1][0], "W_fro", "||W||_F"), (axes[1][1], "W_srank", "W stable rank"),
               (axes[1][2], "test_acc", "test accuracy"))
     for i, (cond, recs) in enumerate(by.items()):
         c = f"C{i}"
         ls = "--" if recs[0].config.get("eta_schedule") else "-"      # drawn over the runs it equals until the switch
         for ax, key, name in panels:
-            x, y = _median_curve(recs, key)
-            ax.plot(x, y, color=c, lw=1.2, ls=ls, label=f"{cond} (median of {len(recs)})")
+            if any(key in r.columns for r in recs):
+                x, y = _median_curve(recs, key)
+                ax.plot(x, y, color=c, lw=1.2, ls=ls, label=f"{cond} (median of {len(recs)})")
             ax.set_title(name, fontsize=10)
+        x, y = _median_curve(recs, "W_edge_gfrac")
+        axes[0][0].plot(x, y, color=c, lw=0.8, ls=":")
+        if any("W_edge_palign" in r.columns for r in recs):
+            x, y = _median_curve(recs, "W_edge_palign")
+            axes[0][1].plot(x, y, color=c, lw=1.2, ls=ls, label=cond)
         sw = recs[0].config.get("eta_schedule")
         if sw:
             for ax, _, _ in panels:
                 ax.axvline(sw[-1][0], color=c, ls=":", lw=0.8)
+    axes[0][1].set_title("W edge: authors' alignment Σp_g p_wd / √(Σp_g² Σp_wd²)", fontsize=10)
+    axes[0][1].axhline(0.0, color="grey", lw=0.8)
     ax = axes[0][2]
     for i, cond in enumerate(by):
-        for key, style in (("ablation_ratio", "o-"), ("flatness_ratio", "s:")):
+        for key, style, name in (("dtest_acc_edge", "o-", "Δ test acc, edge"),
+                                 ("dtest_acc_norm", "o:", "Δ test acc, norm-matched"),
+                                 ("dtrain_loss_edge", "s-", "Δ train loss, edge"),
+                                 ("dtrain_loss_norm", "s:", "Δ train loss, norm-matched")):
             pts = [(p["epoch"], p[key]) for p in probes if p["condition"] == cond and p["space"] == "joint"
-                   and p[key]["n_fired"]]
+                   and p.get("removal") == "v1v2" and p.get(key) and p[key]["n_fired"]]
             if pts:
                 ax.plot([e for e, _ in pts], [s["median"] for _, s in pts], style, color=f"C{i}",
-                        label=f"{key.split('_')[0]}, {cond}")
-                ax.fill_between([e for e, _ in pts], [s["min"] for _, s in pts], [s["max"] for _, s in pts],
-                                color=f"C{i}", alpha=0.12)
-    ax.set_yscale("log")
-    ax.axhline(1.0, color="grey", lw=0.8)
-    ax.set_title("edge / random (W and V jointly): ablation, flatness", fontsize=10)
-    axes[0][1].set_ylim(-1.05, 1.05)
+                        label=f"{name}, {cond}")
+    ax.axhline(0.0, color="grey", lw=0.8)
+    ax.set_title("v1 + v2 removed (W and V jointly): signed changes", fontsize=10)
     axes[0][0].set_ylim(-0.05, 1.05)
+    axes[0][1].set_ylim(-1.05, 1.05)
     for row in axes:
         for a in row:
             a.set_xlabel("epoch")
-            a.legend(fontsize=7)
+            if a.get_legend_handles_labels()[0]:
+                a.legend(fontsize=7)
     if title:
         fig.suptitle(title)
     return fig

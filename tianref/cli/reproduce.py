@@ -50,7 +50,7 @@ from tianref.experiments.protocols import SCALES, SECTIONS
                    "STORE_TO/<scale>/ from their summary.json (e.g. after a citation or rule changed); "
                    "the measured statistics are kept as stored. With --section all: every stored section.")
 @click.option("--no-train", is_flag=True,
-              help="Trains nothing: summarise the runs under ROOT that have all their rows (not thm6, lifecycle, clocks), "
+              help="Trains nothing: summarise the runs under ROOT that have all their rows (not thm6, lifecycle), "
                    "e.g. a tree copied back from another machine without checkpoints; the report lists the "
                    "missing runs and how to finish them.")
 @reports_errors

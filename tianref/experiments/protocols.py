@@ -17,7 +17,7 @@ an ordinary ``train`` invocation; a section is a list of ``RunSpec`` (a tag and 
 |          | relu | 2e-4, 0 (--loss ce)          | 0-4   | 800    | 20             |      |
 
 The last two sections test two of the project's other seed papers on this model (the spectral-edge
-lifecycle and the two training clocks; tianref.experiments.reproduce.seeds), not the main paper.
+lifecycle and the two training clocks; tianref.experiments.reproduce.sections), not the main paper.
 
 Deviation: the paper's window sweep trains one run per window (W = 5, 10, 30) and reuses the
 headline runs for W = 20; we train one run per seed and condition and read all four windows from
@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 
 SECTIONS = ("headline", "relu", "window", "eta", "thm6", "extended",
             "scaling", "critical", "muon", "ridge",           # these four: protocols_tian
-            "lifecycle", "clocks")                            # these two: other seed papers (reproduce.seeds)
+            "lifecycle", "clocks")                            # these two: other seed papers (reproduce.sections)
 DEFAULT_SECTIONS = ("headline", "relu", "window", "eta", "thm6")   # what --section all runs
 
 

@@ -121,6 +121,30 @@ def _ratio_above(ours, ref, *, factor):
     return "opposite" if ours <= ref else "fail"
 
 
+def _above(ours, ref, **_):
+    """pass when ours > ref; the opposite when ours <= ref."""
+    if not _finite(ours) or not _finite(ref):
+        return "undefined"
+    return "pass" if ours > ref else "opposite"
+
+
+def _all_within(ours, ref, **_):
+    """ours = a list of values, ref = (lo, hi): pass when every finite value lies in [lo, hi]."""
+    vals = [v for v in (ours or []) if _finite(v)]
+    if not vals or ref is None or None in ref:
+        return "undefined"
+    return "pass" if all(ref[0] <= v <= ref[1] for v in vals) else "fail"
+
+
+def _ratio_below(ours, ref, *, factor):
+    """pass when ours <= factor * ref; opposite when ours > ref (ref > 0)."""
+    if not _finite(ours) or not _finite(ref) or ref <= 0:
+        return "undefined"
+    if ours <= factor * ref:
+        return "pass"
+    return "opposite" if ours > ref else "fail"
+
+
 def _info(ours, ref, **_):
     return "info"
 
@@ -134,7 +158,8 @@ def _identity(ours, ref, *, rel_tol):
 
 JUDGES = {"within-range": _within_range, "same-count": _same_count, "magnitude": _magnitude,
           "seed-range": _seedrange, "most-runs": _fraction_at_least, "ratio-above": _ratio_above,
-          "info": _info, "identity": _identity}
+          "info": _info, "identity": _identity, "above": _above, "all-within": _all_within,
+          "ratio-below": _ratio_below}
 
 # Every rule a verdict may use. Sections may add rules only here (docs/claims.md lists the same table).
 RULES = {r.name: r for r in (
@@ -147,6 +172,9 @@ RULES = {r.name: r for r in (
     Rule("ratio-above", "ours >= factor x the reference (ours <= the reference: the opposite)", {"factor": 2.0}),
     Rule("identity", "an algebraic identity holds to rel_tol: a check of the code, not evidence for the claim",
          {"rel_tol": 1e-4}),
+    Rule("above", "ours > the reference (ours <= the reference: the opposite)"),
+    Rule("all-within", "every one of our values lies in the source's range [lo, hi]"),
+    Rule("ratio-below", "ours <= factor x the reference (ours > the reference: the opposite)", {"factor": 0.95}),
     Rule("info", "shown for reading; nothing is judged"),
 )}
 

@@ -99,20 +99,14 @@ def reproduce_section(section: str, root, scale, *, n_jobs: int = 2, python: str
     """Run, summarise, compare, draw and (optionally) store one section; returns what it did.
     ``progress(finished, total, name)`` follows the runs (sweep.run_jobs). ``no_train``: train
     nothing; summarise the runs that have all their rows (a tree copied back without checkpoints) and
-    list the others as missing (not for thm6, lifecycle and clocks, which need checkpoints or replays)."""
-    from tianref.experiments.protocols_tian import TIAN_SECTIONS
-    if section in TIAN_SECTIONS:                            # Tian's own setup: its own analysis
-        from tianref.experiments.reproduce.tian_report import reproduce_tian_section
-        return reproduce_tian_section(section, root, scale, n_jobs=n_jobs, python=python, xp=xp,
-                                      store_to=store_to, command=command, report=report,
-                                      no_train=no_train)
-    if no_train and section in ("thm6", "lifecycle", "clocks"):
+    list the others as missing (not for thm6 and lifecycle, which need checkpoints or replays)."""
+    if section in MODULE_SECTIONS:                          # one module each: sections/<name>.py
+        return reproduce_module_section(section_module(section), root, scale, n_jobs=n_jobs, python=python,
+                                        xp=xp, store_to=store_to, command=command, report=report,
+                                        progress=progress, no_train=no_train)
+    if no_train and section == "thm6":
         raise InputError(f"--no-train cannot summarise the {section} section: it needs its runs' "
                          "checkpoints or replays")
-    if section in ("lifecycle", "clocks"):                  # other seed papers: their own pipeline
-        from tianref.experiments.reproduce.seeds import reproduce_seed_section
-        return reproduce_seed_section(section, root, scale, n_jobs=n_jobs, python=python, xp=xp,
-                                      store_to=store_to, command=command, report=report)
     t0 = time.time()
     if section == "thm6":
         import_thm6()                                       # fail before training, not after
@@ -122,7 +116,6 @@ def reproduce_section(section: str, root, scale, *, n_jobs: int = 2, python: str
     section_dir.mkdir(parents=True, exist_ok=True)
     report(f"{section}: {len(all_jobs)} runs in {section_dir}")
     if no_train:                                            # summarise what is there, train nothing
-        from tianref.experiments.reproduce.tian_report import _all_rows
         jobs = [j for j in all_jobs if _all_rows(j)]
         if not jobs:
             raise InputError(f"{section}: --no-train found no run with all its rows under {section_dir}")
@@ -160,3 +153,92 @@ def plan(sections, root, scale, xp: str = "numpy", python: str = sys.executable)
     """One independent train command per unfinished run of the sections."""
     root = Path(os.path.abspath(root))
     return [line for s in sections for line in sweep.plan_lines(section_jobs(root, s, scale, xp), python)]
+
+
+# --- the sections with one module each (reproduce/sections/<name>.py, the Section protocol) ------------
+
+MODULE_SECTIONS = ("scaling", "critical", "muon", "ridge", "lifecycle", "clocks")
+
+
+def section_module(name: str):
+    """The SECTION object of reproduce/sections/<name>.py."""
+    import importlib
+    return importlib.import_module(f"tianref.experiments.reproduce.sections.{name}").SECTION
+
+
+def _all_rows(job) -> bool:
+    """Every row 0..E is logged (the run finished training; its checkpoints may not have travelled)."""
+    from tianref.analysis.records import METRICS_FILE, read_rows
+    try:
+        rows, _ = read_rows(Path(job.out) / METRICS_FILE)
+    except (InputError, OSError):
+        return False
+    return set(range(job.epochs + 1)) <= {r.get("epoch") for r in rows}
+
+
+def _non_finite(job) -> bool:
+    """The run's log ends with a non-finite-loss failure (it diverged; running it again diverges again)."""
+    log = job.out.parent / sweep.LOG_DIR / f"{job.name}.log"
+    return log.is_file() and "non-finite" in log.read_text(encoding="utf-8", errors="replace")[-2000:]
+
+
+def reproduce_module_section(S, root, scale, *, n_jobs: int = 2, python: str = sys.executable, xp: str = "numpy",
+                             store_to=None, command: str = "", report=lambda m: None, progress=None,
+                             no_train: bool = False) -> dict:
+    """Drive one Section (tianref.experiments.reproduce.section) end to end: its runs (a run that diverged
+    is kept, not rerun), measure, figures, claims and report, summary.json, --store."""
+    from types import SimpleNamespace
+
+    from tianref.errors import RunFailure
+    from tianref.experiments.reproduce.section import Context
+    t0 = time.time()
+    if no_train and S.needs_checkpoints:
+        raise InputError(f"--no-train cannot summarise the {S.name} section: it needs its runs' "
+                         "checkpoints or replays")
+    root = Path(os.path.abspath(root))
+    section_dir = root / S.name
+    extra = {"no_resume_state": True, **({"xp": xp} if xp != "numpy" else {})}
+    all_jobs = sweep.jobs_from_specs(section_dir, [SimpleNamespace(tag=s.tag, options={**s.options, **extra})
+                                                   for s in S.runs(scale)])
+    section_dir.mkdir(parents=True, exist_ok=True)
+    report(f"{S.name}: {len(all_jobs)} runs in {section_dir}")
+    if no_train:
+        jobs = [j for j in all_jobs if _all_rows(j)]
+        if not jobs:
+            raise InputError(f"{S.name}: --no-train found no run with all its rows under {section_dir}")
+        res = {"ran": 0, "skipped": len(jobs), "failed": []}
+    else:
+        jobs = all_jobs
+        todo = [j for j in jobs if not (_non_finite(j) and sweep.job_state(j) != "done"
+                                        and (j.out / "metrics.jsonl").is_file())]
+        res = sweep.run_jobs(todo, n_jobs, python, report=lambda m: report(f"{S.name}: {m}"), progress=progress)
+        for f in res["failed"]:
+            job = next(j for j in jobs if j.name == f["name"])
+            if not _non_finite(job):
+                raise RunFailure(f"run {f['name']} failed (exit {f['returncode']}); log: {f['log']}")
+    records = [read_run(j.out) for j in jobs]
+    cfg0 = records[0].config
+    doc = {"section": S.name, "scale": asdict(scale), "command": command, "n_runs": len(records),
+           "runs": [r.path.name for r in records], "seeds": sorted({r.config["seed"] for r in records}),
+           "epochs": sorted({int(r.config["epochs"]) for r in records}),
+           "setup": {"M": sorted({r.config.get("M") for r in records}), "K": cfg0.get("K"),
+                     "dtype": ",".join(sorted({str(r.config.get("dtype")) for r in records})),
+                     "backend": ",".join(sorted({str(r.meta.get("versions", {}).get("backend")) for r in records}))},
+           "notes": [], "missing_runs": [j.name for j in all_jobs if j not in jobs]}
+    ctx = Context(section_dir=section_dir, xp=xp, n_jobs=n_jobs, report=report)
+    report(f"{S.name}: measuring")
+    doc.update(S.measure(records, scale, ctx))
+    doc = json.loads(to_json(doc))
+    doc["figures"] = S.figures(doc, records, section_dir / "figures", scale, ctx)
+    pub = load_published()
+    doc["claims"] = [c.to_dict() for c in S.claims(doc, pub)]
+    write_atomic(section_dir / "summary.json", to_json(doc))
+    write_atomic(section_dir / "report.md", S.report(doc, pub))
+    out = {"runs": len(jobs), "ran": res["ran"], "skipped": res["skipped"], "dir": str(section_dir),
+           "figures": len(doc["figures"]), "stored": None}
+    if store_to is not None:
+        prov = provenance(doc, records, jobs, res, time.time() - t0, command)
+        out["stored"] = str(store_section(section_dir, Path(store_to), scale.name, S.name, prov))
+        report(f"{S.name}: stored in {out['stored']}")
+    out["wall_s"] = round(time.time() - t0, 1)
+    return out

@@ -46,17 +46,23 @@ def stored_sections(store_root: Path, scale_name: str, sections: list[str] | Non
     return list(sections)
 
 
+def predates_section_module(doc: dict) -> bool:
+    """A stored summary of the layout before reproduce/sections/<name>.py: Tian's sections kept their claims
+    in doc["analysis"], the seed sections as [claim, ours, verdict] lists; neither has doc[<section>] alone."""
+    return "analysis" in doc or doc.get("section") not in doc or \
+        any(isinstance(c, list) for c in doc.get("claims", []))
+
+
 def rerender_doc(doc: dict, pub: dict) -> tuple[dict, str]:
     """(the document with a fresh comparison, its report.md); pure."""
-    from tianref.experiments.protocols_tian import TIAN_SECTIONS
-    if doc.get("section") in TIAN_SECTIONS:                 # claims live in doc["analysis"]; no comparison
-        from tianref.experiments.reproduce.tian_report import report_markdown as tian_markdown
-        new = dict(doc, comparison=doc.get("comparison", []))
-        return new, tian_markdown(new)
-    if doc.get("section") in ("lifecycle", "clocks"):      # the seed sections: claims in their own keys
-        from tianref.experiments.reproduce.seeds import report_clocks, report_lifecycle
-        new = dict(doc)
-        return new, (report_lifecycle if doc["section"] == "lifecycle" else report_clocks)(new)
+    from tianref.experiments.reproduce.pipeline import MODULE_SECTIONS, section_module
+    if doc.get("section") in MODULE_SECTIONS:               # claims and report: the section module's, pure
+        S = section_module(doc["section"])
+        if predates_section_module(doc):
+            raise InputError(f"the stored {doc['section']} summary predates its section module; run the section "
+                             "again")
+        new = dict(doc, claims=[c.to_dict() for c in S.claims(doc, pub)])
+        return new, S.report(new, pub)
     new = dict(doc)
     new["comparison"] = json.loads(to_json(compare(doc, pub)))
     return new, report_markdown(new, pub)
@@ -79,10 +85,12 @@ def rerender_section(store_root: Path, scale_name: str, section: str, command: s
                          f"{doc.get('scale', {}).get('name')!r}, not {section!r} at {scale_name!r}")
     stored = copy.deepcopy(doc)
     new, md = rerender_doc(doc, load_published())
-    if any(new.get(k) != stored.get(k) for k in MEASURED_KEYS):         # guard: only the comparison moves
+    from tianref.experiments.reproduce.pipeline import MODULE_SECTIONS
+    if any(new.get(k) != stored.get(k) for k in MEASURED_KEYS + MODULE_SECTIONS):   # only the claims move
         raise AssertionError("re-rendering changed a measured key")
     old_md = (d / "report.md").read_text(encoding="utf-8") if (d / "report.md").is_file() else None
-    changed = {"summary.json": new.get("comparison") != stored.get("comparison"), "report.md": md != old_md}
+    changed = {"summary.json": any(new.get(k) != stored.get(k) for k in ("comparison", "claims")),
+               "report.md": md != old_md}
     if changed["summary.json"]:
         write_atomic(d / "summary.json", to_json(new))
     if changed["report.md"]:

@@ -1,0 +1,59 @@
+"""The critical section module: the constant-c boundary of Theorem 4 as Claim records, on the stored full-scale
+per-run numbers and on synthetic grids."""
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from section_driver import PUBLISHED, no_agrees_without_the_definition, verdicts
+from tianref.experiments import protocols, protocols_tian as pt
+from tianref.experiments.reproduce.runstats import boundary
+from tianref.experiments.reproduce.sections import critical
+
+FULL = Path(__file__).resolve().parents[1] / "reference_results" / "reproduction" / "full" / "critical"
+
+
+def _doc(per_run):
+    table = critical.cell_table(per_run)
+    b = boundary([{"M": r["M"], "x": r["c"], "frac": r["frac"]} for r in table])
+    return {"section": "critical", "scale": {"name": "full"}, "command": "", "n_runs": len(per_run), "seeds": [0],
+            "epochs": [1500], "setup": {}, "critical": {"per_run": per_run, "table": table, "eta": [5e-4],
+                                                        "boundary": {str(M): v for M, v in b.items()}}}
+
+
+def _run(M, c, grok):
+    return {"M": M, "c": c, "p": c * pt.p_crit(M), "n_train": 1, "grokked": grok, "t099": 100.0 if grok else None,
+            "final": {"test_acc": 1.0 if grok else 0.0}}
+
+
+def test_grid():
+    crit = protocols.section_runs("critical")
+    assert len(crit) == 3 * 5 * 3
+    for s in crit:
+        M = s.options["M"]
+        assert min(abs(s.options["train_frac"] / (math.log(M) / M) - x) for x in pt.CRITICAL_C) < 1e-4
+
+
+@pytest.mark.skipif(not (FULL / "summary.json").is_file(), reason="no stored full critical section")
+def test_stored_numbers_give_the_stored_intervals():
+    old = json.loads((FULL / "summary.json").read_text())
+    doc = _doc(old["per_run"])
+    assert doc["critical"]["boundary"] == old["analysis"]["boundary"]         # (2, 3] for every M
+    claims = critical.SECTION.claims(doc, PUBLISHED)
+    assert all("(2, 3]" in c.ours for c in claims if c.rule == "info")
+    one = [c for c in claims if c.rule == "above"][0]
+    assert one.source.kind == "slides" and one.verdict.startswith("in kind (")
+    no_agrees_without_the_definition(claims)
+
+
+def test_intervals_that_do_not_overlap_disagree_and_an_open_grid_is_not_measurable():
+    runs = [_run(23, c, c >= 3) for c in (1, 2, 3)] + [_run(41, c, c >= 2) for c in (0.5, 1, 2)]
+    # M = 23: (2, 3]; M = 41: (1, 2]: no common c
+    v = verdicts(critical.SECTION.claims(_doc(runs), PUBLISHED))
+    assert v["one constant c fits every M (the intervals overlap)"] == "disagrees"
+    runs = [_run(23, c, True) for c in (1, 2)]                     # groks everywhere: no crossing in the grid
+    v = verdicts(critical.SECTION.claims(_doc(runs), PUBLISHED))
+    assert v["one constant c fits every M (the intervals overlap)"] == "not measurable"
+    report = critical.SECTION.report(_doc(runs), PUBLISHED)
+    assert report.count("| claim | source | ours | rule | verdict |") == 1 and "no crossing inside the grid" in report

@@ -1,0 +1,178 @@
+"""The lifecycle section module: the split claims are judged on the authors' projections when the runs logged
+them ("not measurable" otherwise) and the parameter-space view is information only; the probe rows from
+today's probe output; the schedules as their own conditions; the intervention table from the runs' rows."""
+import math
+
+import pytest
+
+from section_driver import PUBLISHED, TINY, drive, no_agrees_without_the_definition, verdicts
+from tianref.analysis.records import read_run
+from tianref.experiments import protocols
+from tianref.experiments.reproduce.cells import scaled, stats
+from tianref.experiments.reproduce.sections import lifecycle, lifecycle_probes as lp, lifecycle_wd as wd
+
+G = "eta=0.0002"
+BEFORE = "Before grokking the edge is gradient-driven (W)"
+
+
+def _run(seed, pgfrac=None, palign=None, gfrac=0.3, cond=G):
+    """A weight-decay run whose parameter-space gfrac (0.3: 'weight-decay') contradicts the authors' grad_frac."""
+    ph = {}
+    for name in ("memorisation", "grokking", "after"):
+        p = {k: None for k in lifecycle.PHASE_KEYS}
+        p.update(W_gfrac=gfrac, W_cos=-0.9, V_gfrac=gfrac, V_cos=-0.8)
+        if pgfrac is not None:
+            p.update(W_pgfrac=pgfrac[name], V_pgfrac=pgfrac[name], W_palign=palign, V_palign=palign)
+        ph[name] = p
+    logged = [f"{s}_{k}" for s in "WV" for k in ("gfrac", "cos")] + \
+        ([f"{s}_{k}" for s in "WV" for k in ("pgfrac", "palign")] if pgfrac is not None else [])
+    return {"tag": f"r{seed}", "seed": seed, "condition": cond, "t_mem": 17.0, "t05": 100.0, "t099": 139.0,
+            "fire": 173.0, "phases": ph, "logged": logged}
+
+
+def _doc(runs):
+    st = {G: {"phases": {ph: {k: stats([r["phases"][ph][k] for r in runs]) for k in lifecycle.PHASE_KEYS}
+                         for ph in ("memorisation", "grokking", "after")},
+              **{k: stats([r[k] for r in runs]) for k in ("t_mem", "t05", "t099", "fire")}}}
+    return {"section": "lifecycle", "scale": {"name": "full"}, "command": "", "n_runs": len(runs), "seeds": [0],
+            "epochs": [600], "setup": {}, "lifecycle": {
+                "grok": G, "runs": runs, "conditions": [G], "stats": st,
+                "probes": {"n_random": 100, "rows": [], "table": [], "replay_issues": []},
+                "intervention": {"length": 200, "source": "local", "note": "", "rows": []}}}
+
+
+def test_run_counts_and_conditions():
+    specs = protocols.section_runs("lifecycle")
+    assert len(specs) == 15 + 25
+    conds = {wd.condition(s.options | {"eta": s.options.get("eta", 2e-4)}, protocols.SCALES["full"]) for s in specs}
+    assert conds == {"eta=0.0002", "eta=0", "switch", "eta x0 at 60", "eta x0.5 at 60", "eta x2 at 60",
+                     "eta x0.5 at 250", "eta x2 at 250"}
+
+
+def test_the_split_claims_use_the_authors_keys():
+    authors = {"memorisation": 0.7, "grokking": 0.4, "after": 0.45}
+    claims = lifecycle.SECTION.claims(_doc([_run(s, authors, palign=0.2) for s in range(5)]), PUBLISHED)
+    v = verdicts(claims)
+    kind = "in kind (their model: transformer on Dyck-1/SCAN)"
+    assert v[BEFORE] == kind                                   # grad_frac 0.7 > 0.5, although gfrac is 0.3
+    assert v["At grokking the edge becomes a weight-decay (compression) axis (V)"] == kind
+    assert v["At grokking the gradient and weight-decay parts align (W)"] == kind
+    c = [c for c in claims if c.claim == BEFORE][0]
+    assert c.source.kind == "author-code" and "grad_vs_wd_decomposition.py @ e37417d" in c.source.ref
+    view = [c for c in claims if c.claim.startswith("Parameter-space view")][0]
+    assert view.rule == "info" and view.verdict == "info" and "W gfrac 0.3" in view.ours
+    no_agrees_without_the_definition(claims)
+    opposite = {"memorisation": 0.3, "grokking": 0.6, "after": 0.6}
+    v = verdicts(lifecycle.SECTION.claims(_doc([_run(s, opposite, palign=-0.5) for s in range(5)]), PUBLISHED))
+    assert v[BEFORE] == "disagrees" and v["At grokking the gradient and weight-decay parts align (V)"] == "disagrees"
+
+
+def test_without_the_authors_keys_the_split_is_not_measurable():
+    claims = lifecycle.SECTION.claims(_doc([_run(s) for s in range(5)]), PUBLISHED)
+    split = [c for c in claims if c.source.kind == "author-code" and "grad_vs_wd" in c.source.ref]
+    assert len(split) == 6 and all(c.verdict == "not measurable" for c in split)
+    assert all("predate the authors' split" in c.note for c in split)
+    assert "agrees" not in verdicts(claims).values()
+    report = lifecycle.SECTION.report(_doc([_run(s) for s in range(5)]), PUBLISHED)
+    assert report.count("| claim | source | ours | rule | verdict |") == 1 and "Notes to the claims" in report
+
+
+def _S(values):
+    v = list(values)
+    return {"mean": sum(v) / len(v), "std": 0.0, "min": min(v), "max": max(v), "values": v}
+
+
+def _delta(acc, test_loss, train_loss, train_acc=0.0):
+    return {"dtest_acc": acc, "dtest_loss": test_loss, "dtrain_loss": train_loss, "dtrain_acc": train_acc}
+
+
+def _probe(epoch, test_acc, dacc, dloss, dtrain, dtrain_norm, frac, rand_dacc=0.0, rand_dloss=(1e-6, -1e-6),
+           pert_dacc=0.0, P=100):
+    """One probe_run record of edge_runs' schema, with the same numbers for both removals."""
+    rnd = {"frac": _S([0.01, 0.01]), "dtest_acc": _S([rand_dacc] * 2), "dtest_loss": _S(rand_dloss),
+           "dtrain_loss": _S([1e-6, 1e-6]), "dtrain_acc": _S([0.0, 0.0])}
+    ratio = abs(dacc) / (abs(rand_dacc) + 1e-8)
+    rm = {"k": 2, "frac": frac, "edge": _delta(dacc, dloss, dtrain), "norm_matched": _delta(0.0, -0.01, dtrain_norm),
+          "random": rnd, "ratio": ratio, "floored": abs(rand_dacc) < 1e-8}
+    return {"epoch": epoch, "space": "joint", "split": {"gfrac": 0.5, "cos": -0.9}, "replay_check": "",
+            "logged": {"W_edge_pgfrac": 0.1},
+            "probe": {"P": P, "base": {"test_acc": test_acc, "test_loss": 1.0, "train_loss": 0.01, "train_acc": 1.0},
+                      "removal": {"v1v2": rm, "v1": dict(rm, k=1)},
+                      "perturb": {"eps_rel": 0.005, "eps": 0.01,
+                                  "v1": {"sign": 1.0, "p": 1.0, **_delta(pert_dacc, 1e-4, 1e-4)}, "v2": None}}}
+
+
+def test_probe_rows_and_claims_from_the_probe_output():
+    runs = [{"tag": "a", "condition": G, "seed": 0, "t099": 139.0}]
+    probes = {"a": [_probe(100, 0.5, 0.3, 0.1, 0.05, 0.01, 0.4, rand_dacc=0.0),
+                    _probe(175, 1.0, 0.0, -0.3, 0.05, 0.06, 0.3),
+                    _probe(400, 1.0, 0.0, 0.01, 0.02, 0.01, 0.2, pert_dacc=0.02)]}
+    d = lp.probe_doc(probes, runs, 20)
+    r = {(x["epoch"], x["removal"]): x for x in d["rows"]}
+    assert r[175, "v1"]["f_edge"] == 0.3 and r[175, "v1"]["f_rand"] == pytest.approx(0.01)
+    assert not r[100, "v1"]["after_grok"] and r[175, "v1v2"]["after_grok"]
+    assert r[175, "v1v2"]["ratio_acc"] == 0.0 and r[100, "v1v2"]["ratio_acc"] == pytest.approx(0.3 / 1e-8)
+    assert r[100, "v1v2"]["floored"] is True and r[175, "v1"]["pgfrac"] == 0.1
+    assert r[400, "v1"]["abs_dtest_loss_rand"] == pytest.approx(1e-6)                  # mean of |values|
+    v = {c.claim: c for c in lp.probe_claims(d, G)}
+    loss = [c for k, c in v.items() if k.startswith("After grokking, removing the edge raises the test loss")][0]
+    assert loss.ours.startswith("1/2 probes") and loss.source.kind == "rebuttal" and loss.verdict == "differs"
+    assert v["After grokking, removing v1 + v2 leaves test accuracy at 1.0 (≥ 0.99)"].verdict == "agrees"
+    assert v["... while it raises the train loss"].verdict == "agrees"                  # +0.05, +0.02
+    beyond = [c for k, c in v.items() if k.startswith("The edge matters beyond its norm")][0]
+    assert beyond.ours.startswith("edge > norm-matched in 1/2") and beyond.verdict == "differs"
+    acc = [c for k, c in v.items() if k.startswith("After grokking the edge is ablation-critical")][0]
+    assert acc.source.kind == "author-code" and acc.verdict == "disagrees"          # Δacc = 0 after grokking
+    flat = [c for k, c in v.items() if k.startswith("After grokking the edge is flat")][0]
+    assert flat.ours.startswith("|Δacc| ≤ 0.01 in 1/2") and flat.verdict == "differs"
+    no_agrees_without_the_definition(v.values())
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp("lifecycle")
+    return root, *drive(lifecycle.SECTION, root)
+
+
+def test_tiny_section_conditions_intervention_and_probes(tiny):
+    root, doc, records = tiny
+    d = doc["lifecycle"]
+    switch = scaled(protocols.LIFECYCLE_SWITCH, TINY)
+    assert "switch" in d["conditions"] and f"eta x0.5 at {scaled(60, TINY)}" in d["conditions"]
+    assert sum(r["condition"] == "switch" for r in d["runs"]) == 1
+    iv = d["intervention"]
+    L = iv["length"]
+    T0 = scaled(60, TINY)
+    # at this scale the plain and switch runs end at 36 < switch + L: at T = switch only the intervention runs
+    # (which run to T + L) have their T + L
+    assert L == 30 and {(x["T"], x["m"]) for x in iv["rows"]} == \
+        {(T0, m) for m in (0.0, 0.5, 1.0, 2.0)} | {(switch, 0.5), (switch, 2.0)}
+    assert switch + L > max(r.n_epochs - 1 for r in records if not r.config.get("eta_schedule"))
+    for x in iv["rows"]:                                       # the values are the runs' own rows at T and T + L
+        rec = read_run(root / "lifecycle" / x["tag"])
+        assert x["at_T"]["W_fro"] == rec.col("W_fro")[x["T"]] and x["at_TL"]["W_fro"] == rec.col("W_fro")[x["T"] + L]
+        want = rec.col("W_fro")[x["T"] + L] / rec.col("W_fro")[x["T"]]
+        assert x["ratio"]["W_fro"] == pytest.approx(want, rel=1e-15)            # the same float64 division
+    probed = {r["tag"] for r in d["probes"]["rows"]}
+    assert probed == {r.path.name for r in records if not r.config.get("eta_schedule")}
+    assert all(r["gfrac"] == 1.0 for r in d["probes"]["rows"] if r["condition"] == "eta=0")   # no wd part
+    assert len(list((root / "lifecycle" / "_probes").glob("*.json"))) == 2
+    assert all(math.isfinite(r["f_edge"]) and 0 <= r["f_edge"] <= 1 for r in d["probes"]["rows"])
+    report = lifecycle.SECTION.report(doc, PUBLISHED)
+    assert "Weight-decay intervention" in report and "The edge probes" in report
+    assert (root / "lifecycle" / "figures" / "lifecycle.png").is_file()
+
+
+def test_intervention_is_the_analysis_modules_table_and_rule(tiny):
+    """The section reads the intervention only through tianref.analysis.wd_intervention: its rows (those that
+    reached T + L) and its reversal verdicts, for the runs at the grokking eta."""
+    from tianref.analysis import wd_intervention
+    root, _, records = tiny
+    eta = protocols.scaled_eta(2e-4, TINY.eta_factor)
+    out = wd.measure_intervention(records, TINY, eta)
+    mine = [r for r in records if (wd_intervention.classify(r.config) or (None,))[0] == eta]
+    t = wd_intervention.intervention_table(mine, N=out["length"])
+    assert out["source"] == "tianref.analysis.wd_intervention" and out["reversal"] == t["reversal"]
+    assert [(r["T"], r["m"], r["seed"]) for r in out["rows"]] == \
+        [(x["T"], x["m"], x["seed"]) for x in t["rows"] if x["complete"]]
+    assert all(r["tag"] != "" and not r["tag"].startswith("sqr_eta0_") for r in out["rows"])   # no eta = 0 control

@@ -1,0 +1,77 @@
+"""The scaling section module: Theorem 4 and the findings' T6 as Claim records, on the stored full-scale per-run
+numbers (the claims' numbers must be the ones the stored report states) and on a tiny end-to-end pass."""
+import json
+from pathlib import Path
+
+import pytest
+
+from section_driver import PUBLISHED, drive, no_agrees_without_the_definition
+from tianref.data import n_train_from_frac
+from tianref.experiments import protocols
+from tianref.experiments.reproduce.claims import RULES
+from tianref.experiments.reproduce.runstats import boundary
+from tianref.experiments.reproduce.sections import scaling
+
+FULL = Path(__file__).resolve().parents[1] / "reference_results" / "reproduction" / "full" / "scaling"
+
+
+def _doc_from_stored():
+    """doc["scaling"] rebuilt from the per-run numbers the full-scale section stored (44 of 60 runs)."""
+    old = json.loads((FULL / "summary.json").read_text())
+    table = scaling.cell_table(old["per_run"])
+    b = boundary([{"M": r["M"], "x": r["p"], "frac": r["n_grok"] / r["n"]} for r in table])
+    return {"section": "scaling", "scale": {"name": "full"}, "command": "", "n_runs": old["n_runs"],
+            "seeds": old["seeds"], "epochs": old["epochs"], "setup": old["setup"],
+            "scaling": {"per_run": old["per_run"], "table": table, "boundary": {str(M): v for M, v in b.items()}}}
+
+
+def test_grid_is_the_findings_T6():
+    specs = protocols.section_runs("scaling")
+    assert len(specs) == 3 * 4 * 5
+    assert {(s.options["M"], s.options["epochs"]) for s in specs} == {(41, 400), (71, 600), (127, 1000)}
+    # n = round(p M^2) as Python rounds (banker's rounding): 0.5 * 41^2 = 840.5 -> 840
+    assert n_train_from_frac(41, 0.5) == 840 and n_train_from_frac(127, 0.3) == 4839
+
+
+@pytest.mark.skipif(not (FULL / "summary.json").is_file(), reason="no stored full scaling section")
+def test_claims_on_the_stored_numbers_carry_their_source_and_rule():
+    claims = scaling.SECTION.claims(_doc_from_stored(), PUBLISHED)
+    by = {c.claim: c for c in claims}
+    # the numbers the stored report gives: M = 41 -> 0.5, M = 71 -> 0.2, 44/44 fired, cell medians 11-20
+    t6_41 = by["M = 41: the smallest grid p where ≥ half the seeds grok is 0.5"]
+    assert t6_41.ours == "0.5" and t6_41.verdict == "agrees"
+    assert by["M = 71: the smallest grid p where ≥ half the seeds grok is 0.2"].verdict == "agrees"
+    assert by["ρ_tian ≥ 0.075 fires in 60/60 runs"].ours == "44/44 runs"
+    assert by["... at ep ~11–25 (cell medians)"].ours == "cell medians 11–20"
+    assert all(c.rule in RULES for c in claims)
+    # every claim but Theorem 4's is a T6 cell: the paper repository's notes, not the paper
+    assert {(c.source.kind, c.source.ref) for c in claims if c.rule != "above"} == \
+        {("findings", "tian_eigengap/findings.md, T6")}
+    thm4 = by["M = 41: generalisation needs p ≳ p_crit = log M / M = 0.091"]
+    assert thm4.source.kind == "slides" and thm4.rule == "above"
+    assert thm4.verdict.startswith("in kind (")            # our grokking is not the theorem's local maxima
+    no_agrees_without_the_definition(claims)
+    report = scaling.SECTION.report(_doc_from_stored(), PUBLISHED)
+    assert "| claim | source | ours | rule | verdict |" in report and "tian_eigengap/findings.md" in report
+    assert report.count("| claim | source | ours | rule | verdict |") == 1
+
+
+def test_new_rules_judge_as_stated():
+    """The rules added for these sections, against direct cases (each threshold on both sides)."""
+    assert RULES["above"].judge(0.5, 0.091) == "pass" and RULES["above"].judge(0.05, 0.091) == "opposite"
+    assert RULES["above"].judge(None, 0.091) == "undefined"
+    assert RULES["all-within"].judge([11, 20], (11, 25)) == "pass"
+    assert RULES["all-within"].judge([11, 26], (11, 25)) == "fail"
+    assert RULES["all-within"].judge([], (1, 2)) == "undefined"
+    assert RULES["ratio-below"].judge(0.8, 1.0) == "pass" and RULES["ratio-below"].judge(0.96, 1.0) == "fail"
+    assert RULES["ratio-below"].judge(1.01, 1.0) == "opposite"
+
+
+def test_section_end_to_end_at_a_tiny_scale(tmp_path):
+    doc, _ = drive(scaling.SECTION, tmp_path)
+    d = doc["scaling"]
+    assert set(doc) >= {"scaling", "figures"} and len(d["per_run"]) == doc["n_runs"] == 4
+    assert (tmp_path / "scaling" / "figures" / "scaling.png").is_file()
+    report = scaling.SECTION.report(doc, PUBLISHED)                  # pure: from the JSON document alone
+    assert report == scaling.SECTION.report(json.loads(json.dumps(doc)), PUBLISHED)
+    assert "| claim | source | ours | rule | verdict |" in report
