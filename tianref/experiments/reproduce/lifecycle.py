@@ -11,7 +11,7 @@ import math
 from tianref.analysis import detectors as det
 from tianref.analysis.summarize import fmt
 from tianref.experiments.protocols import LIFECYCLE_SWITCH, scaled_eta
-from tianref.experiments.reproduce.sections import scaled
+from tianref.experiments.reproduce.views import scaled
 from tianref.experiments.reproduce.seed_stats import (_cell, _claims_md, _cond, _first, _med,
                                                       _phase_median, _stats)
 

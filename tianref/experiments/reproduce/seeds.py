@@ -42,7 +42,8 @@ from tianref.analysis.summarize import to_json, write_atomic
 from tianref.experiments.reproduce.clocks_section import claims_clocks, clocks_doc, report_clocks
 from tianref.experiments.reproduce.figures import _save_fig
 from tianref.experiments.reproduce.lifecycle import claims_lifecycle, lifecycle_doc, report_lifecycle
-from tianref.experiments.reproduce.sections import run_section, scaled, section_epochs, section_jobs
+from tianref.experiments.reproduce.jobs import run_section, section_epochs, section_jobs
+from tianref.experiments.reproduce.views import scaled
 from tianref.experiments.reproduce.seed_stats import _cond
 from tianref.experiments.reproduce.store import provenance, store_section
 

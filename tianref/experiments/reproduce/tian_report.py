@@ -22,7 +22,7 @@ from tianref.errors import InputError, RunFailure
 from tianref.experiments import protocols_tian as pt, sweep
 import tianref.experiments.reproduce.tian_analysis as ta
 from tianref.experiments.reproduce.rows import load_published
-from tianref.experiments.reproduce.sections import section_jobs
+from tianref.experiments.reproduce.jobs import section_jobs
 from tianref.experiments.reproduce.store import provenance, store_section
 
 CLAIMS = {
