@@ -1,6 +1,6 @@
 """The reports' account of the differences from the paper: numbers from synthetic runs with known
-answers (explain.py), and text that follows the numbers (explain_report.py: flip a number, the
-sentence flips)."""
+answers (``explain`` of the headline, eta and window sections), and text that follows the numbers
+(their ``explain_markdown``: flip a number, the sentence flips)."""
 import copy
 import json
 
@@ -10,10 +10,11 @@ import pytest
 from tianref.analysis import diagnostics as dg
 from tianref.analysis.records import read_run
 from tianref.experiments import protocols
-from tianref.experiments.reproduce import explain as ex_mod
-from tianref.experiments.reproduce.explain_report import (eta_markdown, explain_markdown,
-                                                          headline_markdown, window_markdown)
 from tianref.experiments.reproduce.rows import load_published
+from tianref.experiments.reproduce.sections import eta as eta_sec, headline as head_sec, window as win_sec
+
+eta_markdown, headline_markdown, window_markdown = (eta_sec.explain_markdown, head_sec.explain_markdown,
+                                                    win_sec.explain_markdown)
 
 E = 400
 FULL = protocols.SCALES["full"]
@@ -57,7 +58,7 @@ def test_headline_numbers_and_text(tmp_path):
     bump = flat.copy()
     bump[180:] = 1.3 * np.exp(0.05 * np.clip(t[180:] - 180, 0, 30))        # fires ~ 201
     ctrl = [_write(tmp_path / "c0", 0, 0.0, flat), _write(tmp_path / "c1", 1, 0.0, bump, loss=loss)]
-    ex = ex_mod.explain_headline(grok + ctrl, FULL)
+    ex = head_sec.explain(grok + ctrl, head_sec.SECTION.views(FULL)[0].options, FULL)
     assert ex["grams"] == ["main", "float32"]
     g = ex["grok"]
     assert [r["collapse"] for r in g["runs"]] == [310.0, 320.0, 330.0]
@@ -90,7 +91,7 @@ def test_eta_threshold_text_follows_the_numbers(tmp_path):
     recs = [_write(tmp_path / "a", 0, 5e-4, marginal), _write(tmp_path / "b", 1, 5e-4, late),
             _write(tmp_path / "c", 2, 5e-4, late)]
     scale = protocols.Scale("t", epoch_factor=1.0)
-    ex = ex_mod.explain_eta(recs, scale)
+    ex = eta_sec.explain(recs, eta_sec.SECTION.views(scale)[0].options, scale)
     e = ex["etas"][0]
     r0 = e["runs"][0]
     assert r0["slope_peak"] == pytest.approx(0.08)                          # the later, steeper rise
@@ -122,8 +123,10 @@ def test_window_text_flips_with_the_numbers():
     per["grok"]["main"]["q_eps_ep"] = 500.0
     text = "\n".join(window_markdown(ex, PUB))
     assert "above the 100-epsilon limit" in text and "farther from the paper's value" in text
-    assert explain_markdown({"section": "window", "explain": ex}, PUB)[0].startswith("## Differences")
-    assert explain_markdown({"section": "relu", "explain": None}, PUB) == []
+    doc = {"section": "window", "scale": {"name": "full"}, "n_runs": 6, "explain": ex, "claims": []}
+    md = win_sec.SECTION.report(doc, PUB)
+    assert "## Differences from the paper, explained" in md and "above the 100-epsilon limit" in md
+    assert "## Differences" not in win_sec.SECTION.report(dict(doc, explain=None), PUB)
 
 
 def test_gram_precision_figure_draws_every_logged_gram(tmp_path):
@@ -145,7 +148,8 @@ def test_eta_names_the_run_whose_first_rise_is_marginal(tmp_path):
     steep = 0.08 * np.clip(t - 300, 0, 40)
     recs = [_write(tmp_path / "a", 0, 5e-4, np.exp(0.042 * np.clip(t - 150, 0, 30) + steep)),
             _write(tmp_path / "b", 1, 5e-4, np.exp(steep)), _write(tmp_path / "c", 2, 5e-4, np.exp(steep))]
-    ex = ex_mod.explain_eta(recs, protocols.Scale("t", epoch_factor=1.0))
+    scale = protocols.Scale("t", epoch_factor=1.0)
+    ex = eta_sec.explain(recs, eta_sec.SECTION.views(scale)[0].options, scale)
     r0 = ex["etas"][0]["runs"][0]
     assert r0["first_peak"] == pytest.approx(0.042) and r0["slope_peak"] == pytest.approx(0.08)
     text = "\n".join(eta_markdown(ex, PUB))

@@ -129,7 +129,7 @@ def test_ci_summary_reports_real_grokking(section):
     assert all(r["t05"] is not None for r in g["runs"]) and all(r["t05"] is None for r in c["runs"])
     assert g["late_separation"]["ratio"] > 5
     report = (CI / section / "report.md").read_text()
-    row = next(ln for ln in report.splitlines() if ln.startswith("| t(test ≥ 0.5) | eta=0.002 |"))
+    row = next(ln for ln in report.splitlines() if ln.startswith("| t(test ≥ 0.5), eta=0.002: 102"))
     assert f"{g['n']}/{g['n']}" in row                              # the report quotes the grok numbers
 
 

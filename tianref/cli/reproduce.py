@@ -1,8 +1,8 @@
-"""``reproduce``: the paper's protocols section by section (thin click layer over tianref.experiments.reproduce)."""
+"""``reproduce``: the sections of the registry (tianref.experiments.reproduce.sections), each run, measured,
+judged and reported through one protocol (thin click layer over tianref.experiments.reproduce.pipeline)."""
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import sys
 import time
@@ -26,7 +26,8 @@ from tianref.experiments.protocols import SCALES, SECTIONS
                    "full scale, runs/reproduce-<scale> otherwise (so the scales never share runs).")
 @click.option("--scale", "scale_text", type=click.Choice(tuple(SCALES)), default="full",
               help="full: the paper's protocol; ci: the quick configuration (M=23, K=512, train "
-                   "fraction 0.5, every eta x 10, 2 seeds, the paper's epochs), which groks in seconds.")
+                   "fraction 0.5, every eta x 10, 2 seeds, the paper's epochs), which groks in seconds; "
+                   "smoke: M=11, K=32, one seed, about 30 epochs per run, a check of the pipeline only.")
 @click.option("--jobs", "n_jobs", type=click.IntRange(min=1), default=2,
               help="Parallel local train processes (one BLAS thread each when > 1).")
 @click.option("--plan", is_flag=True,
@@ -46,7 +47,7 @@ from tianref.experiments.protocols import SCALES, SECTIONS
                    "(task i runs the i-th --plan command) and exit; afterwards run reproduce again to summarise.")
 @click.option("--python", default=sys.executable, help="Interpreter in the train commands.")
 @click.option("--rerender", is_flag=True,
-              help="Trains nothing: rebuild the comparison and report.md of the stored section(s) in "
+              help="Trains nothing: rebuild the claims and report.md of the stored section(s) in "
                    "STORE_TO/<scale>/ from their summary.json (e.g. after a citation or rule changed); "
                    "the measured statistics are kept as stored. With --section all: every stored section.")
 @click.option("--no-train", is_flag=True,
@@ -85,15 +86,14 @@ def reproduce_cmd(section_text, root, scale_text, n_jobs, plan, store, store_to,
     if plan and slurm_file is not None:
         raise InputError("give --plan or --slurm, not both")
     from tianref.cli.sweep import check_jobs
-    check_jobs([j for s in sections for j in rp.section_jobs(Path(root).absolute(), s, scale, xp_name)],
-               xp_name, device=slurm_file is None)     # every run of every section, before any starts
+    jobs = rp.all_section_jobs(sections, root, scale, xp_name)
+    check_jobs(jobs, xp_name, device=slurm_file is None)     # every run of every section, before any starts
     if plan:
         for line in rp.plan(sections, root, scale, xp_name, python):
             click.echo(line)
         return
     if slurm_file is not None:
         from tianref.experiments import slurm
-        jobs = [j for s in sections for j in rp.section_jobs(Path(os.path.abspath(root)), s, scale, xp_name)]
         click.echo(json.dumps(slurm.write_for_jobs(jobs, slurm_file, python=python, name="tianref-reproduce",
                                                    command=shlex.join(sys.argv))))
         return

@@ -3,5 +3,5 @@
 Data flows down the list; nothing reaches back up:
     protocols.py  the paper's run specifications (RunSpec) per section
     sweep.py      conditions x seeds -> one tree of train runs (resumable, parallel, --plan)
-    reproduce/    run, summarise, compare with the published numbers, report, store
+    reproduce/    every section through one protocol: run, measure, claims beside their sources, report, store
 """

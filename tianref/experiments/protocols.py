@@ -78,6 +78,10 @@ SCALES = {
     # It groks, but on a 23 x 23 table: compared only with its own stored summary.
     "ci": Scale("ci", M=QUICK["M"], K=QUICK["K"], seeds=2, epoch_factor=1.0,
                 train_frac=QUICK["train_frac"], eta_factor=10.0),
+    # smoke: every section's pipeline end to end in seconds (the conformance test): M = 11, K = 32, one
+    # seed per condition, epochs x 0.02 (so every run has the 30-epoch floor, 40 for extended, 60 for
+    # Tian's defaults); it checks the code, not the model, and need not grok.
+    "smoke": Scale("smoke", M=11, K=32, seeds=1, epoch_factor=0.02, train_frac=0.5, eta_factor=10.0),
 }
 
 

@@ -1,15 +1,14 @@
-"""``reproduce --rerender``: rebuild a stored section's comparison and report.md from its summary.json.
+"""``reproduce --rerender``: rebuild a stored section's claims and report.md from its summary.json.
 
-References: ``docs/reproduce.md`` ("Re-rendering a stored section"). The comparison
-(:func:`tianref.experiments.reproduce.compare.compare`) and the report
-(:func:`tianref.experiments.reproduce.report.report_markdown`) are pure functions of the summary document
-and the published numbers, so when their wording, a citation or a rule changes, the stored section can be
-brought up to date without its runs. Nothing measured is touched: the runs' statistics (``views``,
-``extras``, ``thm6``) are read and written back unchanged, and :func:`rerender_section` refuses to write
-if they would differ.
+References: ``docs/reproduce.md`` ("Re-rendering a stored section"). A section's ``claims`` and ``report``
+(:mod:`tianref.experiments.reproduce.section`) are pure functions of the summary document and the
+published numbers, so when their wording, a citation or a rule changes, the stored section can be brought
+up to date without its runs. Nothing measured is touched: every key of summary.json other than the
+rendered ones (:data:`RENDERED_KEYS`) is read and written back unchanged, and :func:`rerender_section`
+refuses to write if one would differ.
 
 Files
-    STORE/<scale>/<section>/summary.json     ``comparison`` replaced; every other key kept as stored
+    STORE/<scale>/<section>/summary.json     ``claims`` replaced (a former ``comparison`` dropped); the rest kept
     STORE/<scale>/<section>/report.md        re-rendered
     STORE/<scale>/<section>/provenance.json  gains ``rerendered`` = {command, date, git}; the rest kept
 Each file is replaced atomically; figures are not touched.
@@ -24,12 +23,14 @@ from pathlib import Path
 from tianref.analysis.summarize import to_json, write_atomic
 from tianref.errors import InputError
 from tianref.experiments import protocols
-from tianref.experiments.reproduce.compare import compare
-from tianref.experiments.reproduce.report import report_markdown
+from tianref.experiments.reproduce.pipeline import get_section, render
 from tianref.experiments.reproduce.rows import load_published
 
-MEASURED_KEYS = ("section", "scale", "n_runs", "runs", "seeds", "epochs", "setup", "conditions", "views",
-                 "extras", "thm6", "notes", "figures", "command")
+RENDERED_KEYS = ("claims", "comparison")     # what a re-render may change; every other key is measured
+
+
+def measured_part(doc: dict) -> dict:
+    return {k: v for k, v in doc.items() if k not in RENDERED_KEYS}
 
 
 def stored_sections(store_root: Path, scale_name: str, sections: list[str] | None) -> list[str]:
@@ -46,26 +47,9 @@ def stored_sections(store_root: Path, scale_name: str, sections: list[str] | Non
     return list(sections)
 
 
-def predates_section_module(doc: dict) -> bool:
-    """A stored summary of the layout before reproduce/sections/<name>.py: Tian's sections kept their claims
-    in doc["analysis"], the seed sections as [claim, ours, verdict] lists; neither has doc[<section>] alone."""
-    return "analysis" in doc or doc.get("section") not in doc or \
-        any(isinstance(c, list) for c in doc.get("claims", []))
-
-
 def rerender_doc(doc: dict, pub: dict) -> tuple[dict, str]:
-    """(the document with a fresh comparison, its report.md); pure."""
-    from tianref.experiments.reproduce.pipeline import MODULE_SECTIONS, section_module
-    if doc.get("section") in MODULE_SECTIONS:               # claims and report: the section module's, pure
-        S = section_module(doc["section"])
-        if predates_section_module(doc):
-            raise InputError(f"the stored {doc['section']} summary predates its section module; run the section "
-                             "again")
-        new = dict(doc, claims=[c.to_dict() for c in S.claims(doc, pub)])
-        return new, S.report(new, pub)
-    new = dict(doc)
-    new["comparison"] = json.loads(to_json(compare(doc, pub)))
-    return new, report_markdown(new, pub)
+    """(the document with fresh claims, its report.md); pure."""
+    return render(get_section(doc.get("section")), doc, pub)
 
 
 def rerender_section(store_root: Path, scale_name: str, section: str, command: str = "",
@@ -85,12 +69,10 @@ def rerender_section(store_root: Path, scale_name: str, section: str, command: s
                          f"{doc.get('scale', {}).get('name')!r}, not {section!r} at {scale_name!r}")
     stored = copy.deepcopy(doc)
     new, md = rerender_doc(doc, load_published())
-    from tianref.experiments.reproduce.pipeline import MODULE_SECTIONS
-    if any(new.get(k) != stored.get(k) for k in MEASURED_KEYS + MODULE_SECTIONS):   # only the claims move
+    if measured_part(new) != measured_part(stored):                 # guard: only the claims move
         raise AssertionError("re-rendering changed a measured key")
     old_md = (d / "report.md").read_text(encoding="utf-8") if (d / "report.md").is_file() else None
-    changed = {"summary.json": any(new.get(k) != stored.get(k) for k in ("comparison", "claims")),
-               "report.md": md != old_md}
+    changed = {"summary.json": new != stored, "report.md": md != old_md}
     if changed["summary.json"]:
         write_atomic(d / "summary.json", to_json(new))
     if changed["report.md"]:
@@ -101,7 +83,7 @@ def rerender_section(store_root: Path, scale_name: str, section: str, command: s
         prov["rerendered"] = {"command": command,
                               "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                               "git": git,
-                              "note": "comparison and report.md re-rendered from the stored summary.json; "
+                              "note": "claims and report.md re-rendered from the stored summary.json; "
                                       "the runs and their statistics are those of the original command"}
         write_atomic(prov_path, to_json(prov))
     return {"dir": str(d), "changed": [k for k, v in changed.items() if v]}

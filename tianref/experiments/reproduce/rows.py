@@ -1,36 +1,41 @@
-"""One line of the comparison with the published numbers, and the helpers that make lines from a
-summary (pure: no I/O except reading the published numbers).
+"""The published numbers, the cells of a summary, and the claims built from them (pure: no I/O except
+reading the published numbers).
 
 References: ``docs/paper-protocol.md`` §1-2 (the published numbers, as data in
-``reference_results/paper/published.json``) and §5 (its numbered caveats, cited by each row).
+``reference_results/paper/published.json``, each table with its source) and §5 (its numbered caveats,
+cited by each claim's source); docs/claims.md (the rules and the verdicts).
 
-Comparison rules (``kind`` of a row):
-    value      Δ = ours − paper; within = lo <= ours <= hi for a published range [lo, hi], else none.
-               Both "never" (None): within; exactly one "never": not within.
-    count      fired/n: Δ = ours_fired/ours_n − paper_fired/paper_n; within = (Δ == 0).
-    magnitude  a '~1e-5'-style claim: Δ shown as the ratio ours/paper; within = |log10 ratio| <= 0.5.
-    seedrange  a single published run (seed 0 of the paper's torch RNG, not ours): within = the
-               paper's value lies in our [min, max] over seeds.
-    info       shown for reading, nothing to compare (a qualitative claim).
+Each published table's source kind (:data:`TABLE_KINDS`) is read off its ``source`` in published.json:
+"paper" where the paper's text prints it (T1, T3, T4, T5b, T1-seed0 from the early draft, and §2), "findings"
+where only the repository's findings.md has it; the independent 3-seed measurement of the paper code's
+protocol (``independent_measurement``) is "paper-code". A claim is measured with the source's own
+definition unless our scale is not the paper's (:func:`scale_difference`), the quantity comes from the
+update Gram (ours float64, the paper's float32: :data:`GRAM_DIFFERENCE`), or the section names another
+difference.
 
-Symbols (keys of a row)
-    ours, paper   the two values; ``*_text`` how they are shown
-    delta, rel    Δ = ours − paper and Δ/|paper| (``kind`` magnitude: rel = ours/paper)
-    within        True / False / None (nothing to judge); ``rule`` says which rule decided
-    range         the published range [lo, hi] (or our [min, max] for seedrange)
-    caveats       numbers n of paper-protocol.md §5.n that bear on the row
+Symbols
+    pub           the published numbers (``load_published``)
+    c             a condition of a summary view: {label, config, n, runs, stats, late_separation}
+    s             an across-run statistic {n, n_fired, median, q25, q75, min, max}
 """
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
-from tianref.errors import InputError
 from tianref.analysis.summarize import fmt
+from tianref.errors import InputError
+from tianref.experiments.reproduce.claims import Source, judged
 
 REPO = Path(__file__).resolve().parents[3]
 PUBLISHED_PATH = REPO / "reference_results" / "paper" / "published.json"
+
+TABLE_KINDS = {"T1": "paper", "T1-IQR": "findings", "T1-seed0": "paper", "T-ReLU": "findings",
+               "T2": "findings", "T3": "paper", "T3b": "findings", "T4": "paper", "T5": "findings",
+               "T5b": "paper", "T6": "findings", "T7": "findings", "T8": "findings", "§2": "paper"}
+INDEPENDENT = Source("paper-code", "an independent 3-seed run of the paper's code (published.json "
+                     "independent_measurement; not published)")
+GRAM_DIFFERENCE = "float64 Gram, the paper's float32 (§5.12)"
 
 
 def load_published(path=PUBLISHED_PATH) -> dict:
@@ -40,54 +45,19 @@ def load_published(path=PUBLISHED_PATH) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def row(quantity, ours, paper, *, condition="", kind="value", rng=None, ours_text=None,
-        paper_text=None, source="", caveats=(), note="", group="main") -> dict:
-    """One comparison line with its Δ and within-range flag (rules in the module docstring)."""
-    delta = rel = within = None
-    rule = ""
-    if kind == "value":
-        if ours is None and paper is None:
-            within, rule = True, "both never"
-        elif ours is None or paper is None:
-            within, rule = False, "one of the two never happened"
-        else:
-            delta = ours - paper
-            rel = delta / abs(paper) if paper else None
-            if rng is not None:
-                within, rule = bool(rng[0] <= ours <= rng[1]), "ours in the published range"
-            else:
-                rule = "no published range"
-    elif kind == "count":
-        (k, n), (kp, np_) = ours, paper
-        if n:
-            delta = k / n - kp / np_
-            within, rule = bool(abs(delta) < 1e-12), "same fired fraction"
-        else:
-            within, rule = False, "no runs to count"
-        ours_text = ours_text or f"{k}/{n}"
-        paper_text = paper_text or f"{kp}/{np_}"
-    elif kind == "magnitude":
-        rule = "same order of magnitude (|log10 ratio| <= 0.5)"
-        if ours is not None and ours > 0 and paper:
-            rel = ours / paper
-            within = bool(abs(math.log10(rel)) <= 0.5)
-        else:
-            within = False
-    elif kind == "seedrange":
-        rule = "paper's single run inside our seed range"
-        if rng is not None and paper is not None and None not in rng:
-            within = bool(rng[0] <= paper <= rng[1])
-            if ours is not None:
-                delta = ours - paper
-    elif kind == "info":
-        rule = "qualitative claim"
-    else:
-        raise ValueError(f"unknown row kind {kind!r}")
-    return {"group": group, "quantity": quantity, "condition": condition, "kind": kind,
-            "ours": ours, "ours_text": ours_text if ours_text is not None else fmt(ours),
-            "paper": paper, "paper_text": paper_text if paper_text is not None else fmt(paper),
-            "range": list(rng) if rng is not None else None, "delta": delta, "rel": rel,
-            "within": within, "rule": rule, "source": source, "caveats": list(caveats), "note": note}
+def paper_source(ref: str, caveats=(), quote: str = "", kind: str | None = None) -> Source:
+    """A published table or paragraph ('T3', 'T4 rank check', '§2 ...'), kind from TABLE_KINDS unless
+    given, with the §5 caveats that bear on it."""
+    kind = kind or TABLE_KINDS[ref.split()[0].rstrip(",")]
+    return Source(kind, ref + "".join(f" §5.{c}" for c in caveats), quote)
+
+
+def scale_difference(doc: dict) -> str:
+    """'' at the full scale; otherwise why the setup is not the paper's."""
+    sc = doc.get("scale", {})
+    if sc.get("name", "full") == "full":
+        return ""
+    return f"{sc['name']} scale, not the paper's setup"
 
 
 def find_condition(summary: dict, eta: float, act: str | None = None):
@@ -97,6 +67,8 @@ def find_condition(summary: dict, eta: float, act: str | None = None):
             return c
     return None
 
+
+# --- cells ------------------------------------------------------------------------------------
 
 def _cell(s) -> str:
     if s is None:
@@ -108,29 +80,6 @@ def _cell(s) -> str:
 
 def _stat(c, key):
     return None if c is None else c["stats"].get(key)
-
-
-def _ev(quantity, c, key, paper, **kw):
-    """A value row from a condition's across-run statistic (median, with its cell as text)."""
-    s = _stat(c, key)
-    ours = None if s is None else s["median"]
-    return row(quantity, ours, paper, condition=c["label"] if c else "missing",
-               ours_text=_cell(s), **kw)
-
-
-def _cnt(quantity, c, key, paper, **kw):
-    s = _stat(c, key)
-    if s is None:
-        return row(quantity, None, None, condition="missing", kind="info", ours_text="n/a",
-                   paper_text=f"{paper[0]}/{paper[1]}", **kw)
-    return row(quantity, (s["n_fired"], s["n"]), paper, kind="count", condition=c["label"], **kw)
-
-
-def _sep(quantity, c, paper, **kw):
-    sep = None if c is None else c.get("late_separation")
-    ours = None if not sep else sep.get("ratio")
-    return row(quantity, ours, paper, condition=c["label"] if c else "missing",
-               ours_text=None if ours is None else f"{fmt(ours)}x", **kw)
 
 
 def _view(doc, i=0):
@@ -153,3 +102,47 @@ def _thm6_cell(s) -> str:
         return "—"
     return (f"{s['median']:.3f} [{s['q25']:.3f}, {s['q75']:.3f}] "
             f"({s['min']:.3f}–{s['max']:.3f})")
+
+
+def range_text(paper, rng) -> str:
+    """'174 [173, 174]', '[99, 108]' (a range alone) or '174'."""
+    if rng is None:
+        return fmt(paper)
+    r = f"[{fmt(rng[0])}, {fmt(rng[1])}]"
+    return r if paper is None else f"{fmt(paper)} {r}"
+
+
+# --- claims -----------------------------------------------------------------------------------
+
+class ClaimList(list):
+    """The claims of one summary document, each judged by its named rule; the scale's difference from
+    the paper's setup (and with ``gram=True`` the Gram precision) is applied to every claim."""
+
+    def __init__(self, doc: dict):
+        super().__init__()
+        self.base = scale_difference(doc)
+
+    def add(self, quantity, paper_text, ours_text, rule, ours, ref=None, *, source: Source, condition="",
+            gram=False, diff="", note=""):
+        diffs = [d for d in (self.base, GRAM_DIFFERENCE if gram else "", diff) if d]
+        claim = f"{quantity}, {condition}: {paper_text}" if condition else f"{quantity}: {paper_text}"
+        self.append(judged(claim, source, ours_text, rule, ours, ref, same_definition=not diffs,
+                           difference="; ".join(diffs), note=note))
+
+    def value(self, quantity, c, key, paper, *, rng=None, paper_text=None, **kw):
+        """A condition's median against a published value: within-range where a range is published,
+        otherwise shown for reading (info)."""
+        s = _stat(c, key)
+        self.add(quantity, paper_text if paper_text is not None else range_text(paper, rng), _cell(s),
+                 "info" if rng is None else "within-range", None if s is None else s["median"],
+                 None if rng is None else tuple(rng), condition=c["label"] if c else "missing", **kw)
+
+    def count(self, quantity, c, key, paper, *, paper_text=None, **kw):
+        """A condition's fired/n against the published fired/n (same-count)."""
+        s = _stat(c, key)
+        ptxt = paper_text or f"{paper[0]}/{paper[1]}"
+        if s is None:
+            self.add(quantity, ptxt, "n/a", "info", None, condition="missing", **kw)
+        else:
+            self.add(quantity, ptxt, f"{s['n_fired']}/{s['n']}", "same-count", (s["n_fired"], s["n"]),
+                     tuple(paper), condition=c["label"], **kw)

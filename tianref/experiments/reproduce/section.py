@@ -1,6 +1,7 @@
 """The one protocol every reproduce section follows (one module per section, in ``reproduce/sections/``).
 
-References: docs/reproduce.md (the ``reproduce`` command), docs/claims.md (claims, sources, rules).
+References: docs/reproduce.md (the ``reproduce`` command, "Adding a section"), docs/claims.md (claims,
+sources, rules).
 
 A section is an object with
 
@@ -8,16 +9,25 @@ A section is an object with
     tests              which document it tests: "paper" | "tian" | "seed-lifecycle" | "seed-clocks" | ...
     default            part of ``--section all``
     needs_checkpoints  True when its measurements replay runs or read checkpoints (``--no-train`` refused)
-    runs(scale)                         -> [RunSpec]           its runs (tags and train options)
+    log_grams          Gram modes its runs also log (``train --log-grams``; float32-seq is dropped with CuPy)
+    keeps_diverged     True: a run whose loss became non-finite is kept (named in ``ctx.diverged``), not fatal
+    runs(scale)                         -> [RunSpec]           its runs (default: protocols.section_runs)
+    preflight()                         -> None                raise InputError before any run starts
     measure(records, scale, ctx)        -> dict                its measurements (JSON-ready; summary.json)
     claims(doc, published)              -> [Claim]             pure: the claims beside our numbers
     figures(doc, records, fig_dir, scale, ctx) -> [str]        its figures (file names)
     report(doc, published)              -> str                 pure: report.md, with one claims table
 
+The pipeline (:mod:`tianref.experiments.reproduce.pipeline`) builds ``doc``: the common header (section,
+scale, command, n_runs, runs, seeds, epochs, setup, conditions, notes), updated with ``measure``'s dict
+(its ``notes`` are appended to the header's, any other key may replace a header key), then
+``missing_runs``, ``figures`` (``figures`` may append lines to ``doc["notes"]``: what it did not draw) and
+``claims`` (a list of ``Claim.to_dict()``), in this order; ``report`` reads ``doc["claims"]``.
+
 ``claims`` and ``report`` are pure functions of the stored summary document (and the published numbers),
-so ``reproduce --rerender`` rebuilds them without the runs. The pipeline
-(:mod:`tianref.experiments.reproduce.pipeline`) drives every section through this protocol and holds no
-section's logic; shared helpers (rows, stats, figures' saving, store) hold none either.
+so ``reproduce --rerender`` rebuilds them without the runs. The pipeline drives every section through
+this protocol and holds no section's logic; shared helpers (rows, views, figures' saving, store) hold
+none either.
 """
 from __future__ import annotations
 
@@ -28,11 +38,17 @@ from pathlib import Path
 @dataclass
 class Context:
     """What a section's measurement may use beyond its records (nothing section-specific)."""
-    section_dir: Path
+    section_dir: Path                 # ROOT/<section>/ (caches go below it, e.g. _thm6/, _probes/)
     xp: str = "numpy"                 # backend name for replays and probes
     n_jobs: int = 2
     n_top: int = 200                  # thm6: most similar pairs per checkpoint
     report: object = field(default=lambda m: None)      # report(message): one progress line
+    diverged: frozenset = frozenset()                   # names of the runs kept as diverged (keeps_diverged)
+
+    @property
+    def root(self) -> Path:
+        """The run tree ROOT (other sections' runs live beside this one's)."""
+        return Path(self.section_dir).parent
 
 
 class Section:
@@ -42,9 +58,15 @@ class Section:
     tests: str = "paper"
     default: bool = False
     needs_checkpoints: bool = False
+    log_grams: tuple = ()
+    keeps_diverged: bool = False
 
     def runs(self, scale) -> list:
-        raise NotImplementedError
+        from tianref.experiments import protocols
+        return protocols.section_runs(self.name, scale)
+
+    def preflight(self) -> None:
+        return None
 
     def measure(self, records, scale, ctx: Context) -> dict:
         raise NotImplementedError

@@ -27,7 +27,7 @@ import numpy as np
 from tianref.analysis import detectors as det
 from tianref.experiments import protocols
 from tianref.errors import InputError
-from tianref.experiments.reproduce.sections import scaled
+from tianref.experiments.reproduce.views import scaled
 from tianref.analysis.summarize import to_json, write_atomic
 
 THM6_QTY = ("sign_match_exact", "sign_match_approx", "sign_match_paper", "frac_B_neg_on_pos_cos",
@@ -132,6 +132,21 @@ def thm6_section(records, scale: protocols.Scale, n_top: int, cache_dir: Path, r
                             "paper_epochs": {str(e): pe for e, pe in emap.items()},
                             "seeds": [p["seed"] for p in per_run], "per_run": per_run, "stats": stats}
     return out, seed0
+
+
+def first_seed_pairs(records, scale: protocols.Scale, n_top: int, cache_dir: Path) -> dict:
+    """{act: the first seed's per-checkpoint records with their pair lists} (from the cache that
+    :func:`thm6_section` filled; computed again only where it is stale)."""
+    out = {}
+    for act in ("sqr", "relu"):
+        recs = sorted([r for r in records if r.config.get("act", "sqr") == act], key=lambda r: r.config["seed"])
+        if not recs:
+            continue
+        r, emap = recs[0], thm6_epoch_map(act, scale)
+        summ, pairs = thm6_run(r.path, r.config, list(emap), n_top, cache_dir, True)
+        out[act] = [{"epoch": e, "act": act, "eta": float(r.config["eta"]), "summary": summ[str(e)],
+                     "pairs": pairs[str(e)]} for e in emap]
+    return out
 
 
 def _nan(x):

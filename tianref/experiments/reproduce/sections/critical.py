@@ -43,6 +43,7 @@ class Critical(Section):
     name = "critical"
     title = "Tian's Theorem 4 as a constant-c boundary beside this implementation"
     tests = "tian"
+    keeps_diverged = True              # a run whose loss became non-finite is a result here (its status)
 
     def runs(self, scale):
         return protocols.section_runs(self.name, scale)

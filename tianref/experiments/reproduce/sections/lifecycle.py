@@ -32,7 +32,8 @@ from tianref.experiments.reproduce.cells import (cell, claims_block, first, fmt,
                                                  rows_of, scaled, stats)
 from tianref.experiments.reproduce.claims import Source, judged
 from tianref.experiments.reproduce.section import Section
-from tianref.experiments.reproduce.sections import lifecycle_probes as lp, lifecycle_wd as wd
+import tianref.experiments.reproduce.sections.lifecycle_probes as lp
+import tianref.experiments.reproduce.sections.lifecycle_wd as wd
 
 ETA_GROK = 2e-4
 AUTHORS = Source("author-code", "skydancerosel/dyck_scan spectral/grad_vs_wd_decomposition.py @ e37417d")

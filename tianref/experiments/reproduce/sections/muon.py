@@ -86,6 +86,7 @@ class Muon(Section):
     name = "muon"
     title = "Tian's Muon claim beside this implementation"
     tests = "tian"
+    keeps_diverged = True              # a run whose loss became non-finite is a result here (its status)
 
     def runs(self, scale):
         return protocols.section_runs(self.name, scale)

@@ -75,6 +75,7 @@ class Ridge(Section):
     name = "ridge"
     title = "Tian's Stage I and his ridge top layer beside this implementation"
     tests = "tian"
+    keeps_diverged = True              # a run whose loss became non-finite is a result here (its status)
 
     def runs(self, scale):
         return protocols.section_runs(self.name, scale)

@@ -52,6 +52,7 @@ class Scaling(Section):
     name = "scaling"
     title = "Tian's Theorem 4 and the M × p sweep (findings T6) beside this implementation"
     tests = "tian"
+    keeps_diverged = True              # a run whose loss became non-finite is a result here (its status)
 
     def runs(self, scale):
         return protocols.section_runs(self.name, scale)

@@ -1,0 +1,37 @@
+"""The eta section's claims: the regression t_ρ = a·t0.5 + b and the leads, on runs with known answers."""
+import math
+
+from tianref.experiments.reproduce.sections.eta import SECTION
+
+from .conftest import FULL_SCALE, condition, find, stat
+
+
+def test_eta_regression_and_leads(pub):
+    # grokking runs with t_rho = 0.8 t05 - 75 exactly: slope 0.8, intercept -75, R^2 = 1
+    conds = []
+    for k, p in enumerate(pub["tables"]["T5"]["rows"]):
+        runs = []
+        for s in range(5):
+            t05 = None if p["eta"] == 1e-5 else 100.0 + 40 * k + 10 * s
+            runs.append({"t05": t05, "t099": None if t05 is None else t05 + 40,
+                         "rho_fire": None if t05 is None else 0.8 * t05 - 75})
+        conds.append(dict(condition(f"eta={p['eta']:g}", p["eta"], {
+            "rho_fire": stat(1.0), "t05": stat(2.0), "fire": stat(3.0), "late": stat(4.0)}, runs=runs), n=5))
+        conds[-1]["stats"]["lead_rho_of_medians"] = 10.0 * (k + 1)
+    doc = {"section": "eta", "scale": dict(FULL_SCALE),
+           "views": [{"name": "late 300-600", "summary": {"options": {"late_lo": 300, "late_hi": 600},
+                                                           "conditions": conds}}]}
+    claims = SECTION.claims(doc, pub)
+    reg = {c.claim.split(": ")[1]: c for c in claims if c.claim.startswith("regression")}
+    assert set(reg) == {"slope", "intercept", "R²"}
+    assert math.isclose(float(reg["slope"].ours), 0.8) and math.isclose(float(reg["intercept"].ours), -75)
+    assert math.isclose(float(reg["R²"].ours), 1.0) and reg["R²"].note == "n = 20 runs (paper: 20)"
+    pos = find(claims, "lead t0.5 − t_ρ positive, runs: 20/20")
+    assert (pos["ours"], pos["rule"], pos["verdict"]) == ("20/20", "same-count", "agrees")
+    n1 = find(claims, "η=1e-05: groks (t0.5 and t0.99 reached), n/N, eta=1e-05: 0/5")
+    assert (n1["ours"], n1["verdict"]) == ("0/5", "agrees")
+    lag = find(claims, "η=0.0002: lag, median fire − median t0.5, eta=0.0002: 72")
+    assert lag["ours"] == "1" and lag["rule"] == "info"                   # 3 - 2
+    assert all(c.source.kind == "findings" for c in claims)              # T5 is findings.md's table
+    lock = find(claims, "η=0.0005: lock-in, slope fire (epoch), eta=0.0005")
+    assert lock["source_text"] == "paper repository findings.md: T5 §5.6"

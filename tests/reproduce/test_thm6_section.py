@@ -1,0 +1,55 @@
+"""The thm6 section's claims on known statistics; its module check before training."""
+import sys
+
+import pytest
+
+from tianref.errors import InputError
+from tianref.experiments.reproduce.sections.thm6 import RELU_DIFFERENCE, ROUTE_DIFFERENCE, SECTION
+from tianref.experiments.reproduce.thm6_runs import THM6_QTY, import_thm6
+
+from .conftest import FULL_SCALE, find
+
+
+def qstats(med, lo, hi):
+    return {"n": 5, "n_fired": 5, "median": med, "q25": med, "q75": med, "min": lo, "max": hi}
+
+
+def thm6_doc():
+    stats = {}
+    for e, pm in zip((50, 100, 175, 250, 300), (0.87, 0.85, 0.96, 0.97, 0.985)):
+        stats[str(e)] = {q: qstats(pm, pm - 0.01, pm + 0.01) for q in THM6_QTY}
+        stats[str(e)]["sign_match_exact"] = qstats(1.0, 1.0, 1.0)
+    stats["250"]["sign_match_exact"] = qstats(0.97, 0.96, 0.98)          # inside T1-IQR [0.965, 0.975]
+    relu = {str(e): {q: qstats(0.99, 0.98, 1.0) for q in THM6_QTY} for e in (100, 300, 500)}
+    return {"section": "thm6", "scale": dict(FULL_SCALE), "thm6": {"n_top": 200, "acts": {
+        "sqr": {"epochs": [50, 100, 175, 250, 300], "paper_epochs": {e: int(e) for e in stats},
+                "stats": stats, "seeds": [0, 1, 2, 3, 4], "eta": 2e-4},
+        "relu": {"epochs": [100, 300, 500], "paper_epochs": {e: int(e) for e in relu},
+                 "stats": relu, "seeds": [0, 1, 2, 3, 4], "eta": 2e-4}}}}
+
+
+def test_thm6_claims_known_answers(pub):
+    claims = SECTION.claims(thm6_doc(), pub)
+    c = find(claims, "sign-match, paper route, x², ep 50:")             # T1-IQR ep 50: [0.865, 0.875]
+    assert (c["rule"], c["verdict"], c["source"]["kind"]) == ("within-range", "agrees", "paper")
+    c = find(claims, "sign-match, paper route, x², ep 100:")            # 0.85 < 0.88
+    assert c["verdict"] == "differs"
+    c = find(claims, "sign-match, exact route, x², ep 300:")            # 1.0 > 0.99
+    assert c["verdict"] == "differs" and c["difference"] == ROUTE_DIFFERENCE
+    c = find(claims, "sign-match, exact route, x², ep 250:")            # passes, but another route
+    assert c["verdict"] == f"in kind ({ROUTE_DIFFERENCE})"
+    c = find(claims, "sign_match_paper vs the paper's seed 0, x², ep 100:")
+    assert (c["rule"], c["verdict"]) == ("seed-range", "differs")       # 0.91 outside [0.84, 0.86]
+    c = find(claims, "sign-match, paper route vs the paper's 'ReLU' seed 0, ReLU, ep 100:")
+    assert c["verdict"] == "differs" and "§5.1" in c["source_text"]     # 0.91 outside [0.98, 1.0]
+    c = find(claims, "sign-match, paper route vs the paper's 'ReLU' seed 0, ReLU, ep 300:")
+    assert c["verdict"] == f"in kind ({RELU_DIFFERENCE})"               # 0.995 inside, but an x² number
+    assert not any(d.verdict == "agrees" for d in claims if "ReLU" in d.claim)
+
+
+def test_thm6_module_missing(monkeypatch):
+    monkeypatch.setitem(sys.modules, "tianref.thm6", None)              # import now raises ImportError
+    with pytest.raises(InputError, match="thm6 section needs tianref.thm6"):
+        import_thm6()
+    with pytest.raises(InputError, match="thm6 section needs tianref.thm6"):
+        SECTION.preflight()
