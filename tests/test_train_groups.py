@@ -228,3 +228,28 @@ def test_help_names_the_option_and_the_keys():
 def test_table_of_config_follows_the_stored_group():
     assert group_rows.table_of_config({"M": 11}) is None
     np.testing.assert_array_equal(group_rows.table_of_config({"M": 8, "group": "Q8"}), groups.quaternion().table)
+
+
+def test_figure_setup_line_names_the_group():
+    from types import SimpleNamespace
+    from tianref.analysis.figure_text import setup_of
+    recs = [SimpleNamespace(config={"act": "sqr", "M": 24, "K": 64, "n_train": 288, "group": "S4"})]
+    assert "H = S4" in setup_of(recs, show_window=False)
+    assert "H =" not in setup_of([SimpleNamespace(config={"act": "sqr", "M": 23})], show_window=False)
+
+
+def test_sweep_plans_group_conditions_and_refuses_a_conflicting_M(tmp_path):
+    code, out, _ = cli(["sweep", str(tmp_path / "sw"), "--group", "S4,D5", "--eta", "2e-3", "--seeds", "0",
+                        "--K", "8", "--epochs", "2", "--plan"])
+    lines = out.strip().splitlines()
+    assert code == 0 and len(lines) == 2
+    assert "--group S4" in lines[0] and "groupS4_seed0" in lines[0] and "--M" not in lines[0]
+    code, _, err = cli(["sweep", str(tmp_path / "sw2"), "--group", "S4", "--M", "23", "--seeds", "0",
+                        "--epochs", "2", "--plan"])
+    assert code == 2 and "order 24" in err and err.count("\n") == 1
+
+
+def test_an_expression_run_says_it_has_no_irreps(tmp_path):
+    code, _, err = cli(["train", "--group", "expr:x*y", "--M", "5", "--epochs", "1", "--K", "8",
+                        "--out", str(tmp_path / "e")])
+    assert code == 0 and "not a group" in err and "no irrep_* keys" in err

@@ -219,6 +219,8 @@ def _resolve_group(spec, M, M_fixed: bool):
     if spec.startswith("table:"):
         spec = "table:" + os.path.abspath(spec[len("table:"):])
     G = task_group(spec, M if (M_fixed or spec.startswith("expr:")) else None)
+    if not G.is_group:
+        _note(f"{G.name} is a task table, not a group: no irreps, so no irrep_* keys are logged")
     return spec, G.order
 
 
