@@ -25,7 +25,6 @@ Claims (rules of tianref.experiments.reproduce.claims.RULES):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 from tianref.errors import InputError
 from tianref.experiments.protocols import RunSpec
