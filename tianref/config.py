@@ -16,6 +16,11 @@ ridge config without the key was written before the option existed, when every r
 ``tail_rank`` (the r of the logged spectral tail W_tail, docs/edge-and-clocks.md §4) chooses what is
 logged, not how the run trains; a stored config without it (written before it existed) reads as the
 default "M-1", so an old run resumes and its checkpoints compare equal.
+
+``group`` (docs/groups.md §6) names the task table: "" is Z_M's (a + b) mod M, the task every run had
+before the option existed; ``to_dict`` omits it then, so a plain run's config.json is unchanged and an old
+config reads as Z_M. Otherwise it is a tianref.groups spec (S4, D5, Z3xZ5, Q8xZ3, table:FILE, expr:EXPR)
+whose order must be M; a table that is not a group is refused unless it is an expr: table.
 """
 from __future__ import annotations
 
@@ -67,6 +72,7 @@ class TrainConfig:
     output_scale: float = 1.0         # beta: Yhat = beta sigma(XW) V
     eta_schedule: tuple = field(default=())
     tail_rank: str = "M-1"            # r of the W_tail statistic: an integer, or M, M-c, M+c (tail_rank_of)
+    group: str = ""                   # the task table: "" = Z_M (a + b mod M); else a tianref.groups spec
 
     @property
     def tail_r(self) -> int:
@@ -80,6 +86,8 @@ class TrainConfig:
         d["log_grams"] = list(self.log_grams)
         if self.top_layer != "ridge":
             del d["ridge_eval"]                   # meaningless without the ridge top layer
+        if not self.group:
+            del d["group"]                        # Z_M: the config.json of every run before --group
         if self.eta_schedule:
             d["eta_schedule"] = [[int(t), float(e)] for t, e in self.eta_schedule]
         else:
@@ -217,6 +225,9 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         bad(f"--tail-rank {cfg.tail_rank} gives r = {cfg.tail_r}; it must be >= 1 (r = 0 is all of W)")
     if cfg.indep_pairs < 1:
         bad("indep_pairs must be >= 1")
+    if cfg.group:
+        from tianref.groups import task_group
+        task_group(cfg.group, cfg.M)              # order = M, and a group unless expr: (InputError)
     for e in cfg.checkpoint_epochs:
         if not 0 <= e <= cfg.epochs:
             bad(f"checkpoint epoch {e} is outside [0, --epochs = {cfg.epochs}]")

@@ -1,10 +1,12 @@
-"""Modular addition data, the train/test split, and the initial weights.
+"""Modular addition (or any task table) data, the train/test split, and the initial weights.
 
-Reference: the seed paper §2 and its code's protocol (``docs/paper-protocol.md`` §3).
+Reference: the seed paper §2 and its code's protocol (``docs/paper-protocol.md`` §3); Tian,
+arXiv:2509.21519, for the task on a finite group H (docs/groups.md §6).
 
 Symbols
-    M            modulus; classes 0..M-1
-    (a, b)       operand pair, table index i = a*M + b, label y_i = (a + b) mod M
+    M            modulus (|H| for a group task); classes 0..M-1
+    (a, b)       operand pair, table index i = a*M + b, label y_i = (a + b) mod M, or table[a, b] for a
+                 task table (tianref.groups; None = Z_M's addition, computed as before)
     X            n x 2M input, row i = [onehot(a_i), onehot(b_i)]   (never materialised)
     W            2M x K first layer   (paper orientation: XW)
     V            K x M  second layer  (Yhat = sigma(XW) V)
@@ -25,11 +27,17 @@ from dataclasses import dataclass
 import numpy as np  # host-side construction only; device arrays are made by to_device
 
 
-def pairs(M: int):
-    """All M^2 pairs: a, b, y as host int64 arrays of length M^2 (index i = a*M + b)."""
+def pairs(M: int, table=None):
+    """All M^2 pairs: a, b, y as host int64 arrays of length M^2 (index i = a*M + b);
+    y = (a + b) mod M, or table[a, b] when a (M, M) task table is given."""
     i = np.arange(M * M, dtype=np.int64)
     a, b = i // M, i % M
-    return a, b, (a + b) % M
+    if table is None:
+        return a, b, (a + b) % M
+    T = np.asarray(table, dtype=np.int64)
+    if T.shape != (M, M):
+        raise ValueError(f"task table has shape {T.shape}, expected (M, M) = {(M, M)}")
+    return a, b, T[a, b]
 
 
 def n_train_from_frac(M: int, frac: float) -> int:
@@ -89,9 +97,9 @@ def segment_index(keys: np.ndarray, n_segments: int) -> np.ndarray:
     return table
 
 
-def make_batch(xp, M: int, idx: np.ndarray) -> Batch:
-    """Device batch for the table rows ``idx`` (host int array)."""
-    a, b, y = pairs(M)
+def make_batch(xp, M: int, idx: np.ndarray, table=None) -> Batch:
+    """Device batch for the table rows ``idx`` (host int array); labels from ``table`` (pairs)."""
+    a, b, y = pairs(M, table)
     a, b, y = a[idx], b[idx], y[idx]
     return Batch(a=xp.asarray(a), b=xp.asarray(b), y=xp.asarray(y),
                  seg_a=xp.asarray(segment_index(a, M)), seg_b=xp.asarray(segment_index(b, M)),

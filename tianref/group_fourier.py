@@ -21,6 +21,12 @@ and for sigma = x^2, g = ||w_a||^2 + ||w_b||^2 + 2 (w_a * w_b), so
     E(w) = 2M sum_{k != 0} ||(Pi_k w_a) * (Pi_k w_b)||^2                (real components)
          = 2 sum_{k != 0} d_k ||A_k B_k||_F^2,  A_k = sum_g w_a(g) rho_k(g)   (complex irreps)
 
+Logged every row of a --group run (tianref.group_rows): component_power / metrics_from_power (coverage,
+median purity) and the per-component energies summed over normalised units, by two routes that agree to
+rounding: component_energies (label sums of any sigma on the full table, M^2 K activations) and, for
+sigma = x^2, plancherel_power_energies (matrix irreps; one (2R + 1, M) x (M, 2K) product and K small complex
+products per irrep, which also gives P). The projectors and matrix irreps are built once per run.
+
 Z_M with even M: the sign character (-1)^a is a non-trivial real irrep whose component is 1-dim; it is
 a component here (k = M/2, listed last), whereas fourier.frequency_metrics leaves M/2 out. The two
 views agree exactly for odd M, and for even M on units with no weight on (-1)^a.
@@ -40,10 +46,11 @@ def _decomposition(group):
     return group if isinstance(group, ir.Decomposition) else ir.decompose(group.table)
 
 
-def component_power(xp, W, group):
-    """P (n_comp - 1, K) float64, as in the module docstring.  W (2M, K)."""
+def component_basis(group):
+    """(Q (M, M - 1), S (n_comp - 1, M - 1)) host float64: the non-trivial components' orthonormal
+    bases side by side, and which column belongs to which component. Built once per run
+    (tianref.group_rows) and passed to component_power / irrep_metrics as ``basis``."""
     dec = _decomposition(group)
-    M, K = dec.order, W.shape[1]
     comps = dec.components[1:]
     if not comps:
         raise InputError("the trivial group has no non-trivial irrep to measure purity on")
@@ -53,18 +60,33 @@ def component_power(xp, W, group):
     for i, c in enumerate(comps):
         S[i, start:start + c.real_dim] = 1.0
         start += c.real_dim
+    return Q, S
+
+
+def component_power(xp, W, group, basis=None):
+    """P (n_comp - 1, K) float64, as in the module docstring.  W (2M, K).
+    ``basis``: (Q^T (M - 1, M), S) as device arrays, precomputed (component_basis); else built here."""
+    if basis is None:
+        Q, S = component_basis(group)
+        basis = (xp.asarray(Q.T), xp.asarray(S))
+    Qd, Sd = basis                                                  # (M - 1, M), (n_comp - 1, M - 1)
+    M, K = Qd.shape[1], W.shape[1]
     Wr = xp.reshape(W.astype(xp.float64), (2, M, K))                # (2, M, K)
-    Qd = xp.asarray(Q.T)                                            # (M - 1, M)
     Za, Zb = Qd @ Wr[0], Qd @ Wr[1]                                 # (M - 1, K) coordinates
-    return xp.asarray(S) @ (Za * Za + Zb * Zb)                      # (n_comp - 1, K)
+    return Sd @ (Za * Za + Zb * Zb)                                 # (n_comp - 1, K)
 
 
-def irrep_metrics(xp, W, group, threshold: float = PURITY_THRESHOLD):
+def irrep_metrics(xp, W, group, threshold: float = PURITY_THRESHOLD, basis=None):
     """(coverage, purity_med, kstar (K,), purity (K,)) as device arrays; kstar is 1-based.
 
-    ``group``: a tianref.groups.Group (anything with .table) or a tianref.irreps.Decomposition.
-    Mirrors tianref.fourier.frequency_metrics with components in place of frequencies."""
-    P = component_power(xp, W, group)                               # (n, K)
+    ``group``: a tianref.groups.Group (anything with .table) or a tianref.irreps.Decomposition;
+    ``basis`` as in component_power. Mirrors tianref.fourier.frequency_metrics with components in
+    place of frequencies."""
+    return metrics_from_power(xp, component_power(xp, W, group, basis), threshold)
+
+
+def metrics_from_power(xp, P, threshold: float = PURITY_THRESHOLD):
+    """irrep_metrics' four values from the per-unit component power P (n_comp - 1, K)."""
     n = P.shape[0]
     tot = P.sum(axis=0)                                             # (K,)
     purity = P.max(axis=0) / xp.where(tot > 0, tot, 1.0)            # (K,)
@@ -72,6 +94,97 @@ def irrep_metrics(xp, W, group, threshold: float = PURITY_THRESHOLD):
     pure = purity >= threshold                                      # (K,) inclusive, as fourier.py
     hit = (kstar[None, :] == xp.arange(1, n + 1)[:, None]) & pure[None, :]   # (n, K)
     return hit.any(axis=1).sum(), xp.median(purity), kstar, purity
+
+
+def quotient_index(T) -> np.ndarray:
+    """h2 (M, M) host int64, h2[h1, h] = h1^-1 h: the partner of h1 in the pairs with product h."""
+    T = np.asarray(T, dtype=np.int64)
+    _, inv = ir.identity_and_inverse(T)
+    return T[inv]                                                   # (M, M) row h1: T[h1^-1, h]
+
+
+def component_energies(xp, W, h2, basis, act: str = "sqr", chunk_elems: int = 1 << 20):
+    """E_k summed over units, (n_comp - 1,) float64 on the device: for each non-trivial real component k,
+    sum_j (M/2) ||Pi_k g_j||^2 with g_j(h) = sum_{h1 h2 = h} sigma(u_a(h1) + u_b(h2)) on the full table
+    and u_j = w_j / ||w_j|| (a zero unit contributes 0). Summed over k this is sum_j E(u_j) (energy_labels),
+    any sigma; for sigma = x^2 each term is energy_components' 2M ||(Pi_k u_a) * (Pi_k u_b)||^2.
+
+    h2 (M, M) device, quotient_index; basis = (Q^T, S) device as in component_power. Cost M^2 K
+    activations, taken in chunks of rows h1 (at most ``chunk_elems`` entries each, a fixed order)."""
+    Qd, Sd = basis
+    M, K = Qd.shape[1], W.shape[1]
+    W64 = W.astype(xp.float64)
+    norms = xp.sqrt((W64 * W64).sum(axis=0))                        # (K,)
+    U = W64 / xp.where(norms > 0, norms, 1.0)                       # (2M, K)
+    Ua, Ub = U[:M], U[M:]                                           # (M, K) each
+    c = max(1, min(M, chunk_elems // max(M * K, 1)))
+    g = xp.zeros((M, K), dtype=xp.float64)                          # (M, K) label sums
+    for s in range(0, M, c):
+        H = Ua[s:s + c, None, :] + Ub[h2[s:s + c]]                  # (c, M, K) u_a(h1) + u_b(h1^-1 h)
+        g = g + model.sigma(xp, H, act).sum(axis=0)                 # (M, K)
+    Z = Qd @ g                                                      # (M - 1, K) coordinates of Pi g
+    return (0.5 * M) * (Sd @ (Z * Z)).sum(axis=1)                   # (n_comp - 1,)
+
+
+def plancherel_blocks(dec, T) -> tuple:
+    """Host data of plancherel_power_energies: (Phi (2R + 1, M), idx (2, n, D, D), deg (n,), mult (n,),
+    C (n_comp - 1, n)) over the n non-trivial irreps kept: every one, but one member per complex pair.
+    Phi's rows are Re rho(g)[r, c] (first R), Im rho(g)[r, c] (next R) of their matrix irreps
+    (irreps.matrix_irrep), R = sum of d^2, and a zero row. idx[0][i, r, c] is the row of Re rho_i[r, c] and
+    idx[1] that of Im, for r, c < d_i; entries padded up to D = max d point at the zero row 2R, so the
+    padded D x D matrices multiply as the d x d ones do. mult = 2 for a complex pair's member (it stands for
+    its conjugate, whose norms are the same), else 1; C[k - 1, i] = 1 when irrep i lies in component k."""
+    n_comp = len(dec.components) - 1
+    seen, kept = set(), []
+    for k, irr in enumerate(dec.irreps):
+        if irr.component == 0 or (irr.component in seen and irr.fs == "complex"):
+            continue
+        seen.add(irr.component)
+        kept.append((ir.matrix_irrep(T, dec, k), irr))              # (M, d, d) complex unitary
+    R = sum(irr.degree ** 2 for _, irr in kept)
+    D = max(irr.degree for _, irr in kept)
+    idx = np.full((2, len(kept), D, D), 2 * R, dtype=np.int64)      # 2R: the zero row
+    C = np.zeros((n_comp, len(kept)))
+    rows, start = [], 0
+    for i, (rho, irr) in enumerate(kept):
+        d = irr.degree
+        rows.append(rho.reshape(rho.shape[0], d * d).T)             # (d^2, M)
+        at = start + np.arange(d * d).reshape(d, d)
+        idx[0, i, :d, :d], idx[1, i, :d, :d] = at, R + at
+        C[irr.component - 1, i] = 1.0
+        start += d * d
+    Phi = np.concatenate(rows)                                      # (R, M) complex
+    deg = np.array([irr.degree for _, irr in kept], dtype=np.float64)
+    mult = np.array([2.0 if irr.fs == "complex" else 1.0 for _, irr in kept])
+    return np.concatenate([Phi.real, Phi.imag, np.zeros((1, Phi.shape[1]))]), idx, deg, mult, C
+
+
+def plancherel_power_energies(xp, W, blocks):
+    """(P (n_comp - 1, K), E (n_comp - 1,)) float64 on the device, by Plancherel (docs/groups.md §4), with
+    ``blocks`` = plancherel_blocks (every array on the device); A_rho = sum_g w_a(g) rho(g), B_rho likewise:
+        P[k - 1, j] = ||Pi_k w_a||^2 + ||Pi_k w_b||^2 = (1/M) sum_{rho in k} d_rho (||A_rho||_F^2 + ||B_rho||_F^2)
+                      (component_power: the same numbers, another route)
+        E[k - 1]    = sum_j 2 sum_{rho in k} d_rho ||A_rho B_rho||_F^2 / ||w_j||^4
+                      (component_energies for sigma = x^2; a zero unit contributes 0)
+    Cost: one (2R + 1, M) x (M, 2K) product (R <= M), one gather, and K (D x D) complex products per irrep;
+    a fixed number of array operations whatever the group."""
+    Phi, idx, deg, mult, C = blocks
+    M, K = W.shape[0] // 2, W.shape[1]
+    W64 = W.astype(xp.float64)
+    n2 = (W64 * W64).sum(axis=0)                                    # (K,) ||w_j||^2
+    inv4 = xp.where(n2 > 0, 1.0 / xp.where(n2 > 0, n2, 1.0) ** 2, 0.0)   # (K,) 1/||w_j||^4, 0 if zero
+    X = Phi @ xp.concatenate([W64[:M], W64[M:]], axis=1)            # (2R + 1, 2K): [Re; Im; 0] x [w_a | w_b]
+    n, D = idx.shape[1], idx.shape[2]
+    Y = xp.reshape(X[idx], (2, n, D, D, 2, K))                      # [Re | Im], irrep, r, c, [A | B], unit
+    ar, br, ai, bi = Y[0, :, :, :, 0], Y[0, :, :, :, 1], Y[1, :, :, :, 0], Y[1, :, :, :, 1]   # (n, D, D, K)
+    mm = lambda x, y: xp.einsum("nilk,nljk->nijk", x, y)           # K (D x D) products, K last
+    pr = mm(ar, br) - mm(ai, bi)                                    # Re(A B)
+    pi = mm(ar, bi) + mm(ai, br)                                    # Im(A B)
+    f = (pr * pr + pi * pi).sum(axis=(1, 2))                        # (n, K) ||A B||_F^2
+    a2 = (Y * Y).sum(axis=(0, 2, 3, 4))                             # (n, K) ||A||^2 + ||B||^2
+    P = C @ ((deg * mult / M)[:, None] * a2)                        # (n_comp - 1, K)
+    E = C @ (2.0 * deg * mult * (f @ inv4))                         # (n_comp - 1,)
+    return P, E
 
 
 # ---------------------------------------------------------------- the energy (host NumPy, checks)

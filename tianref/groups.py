@@ -211,6 +211,42 @@ def _factor(text: str) -> Group:
     return {"Z": cyclic, "D": dihedral, "S": symmetric, "A": alternating}[kind](n)
 
 
+def is_addition_table(table) -> bool:
+    """True when ``table`` is Z_M's (a + b) mod M itself (not merely isomorphic to it): the labelling on
+    which the DFT view of tianref.fourier means what it says."""
+    T = np.asarray(table)
+    a = np.arange(T.shape[0])
+    return bool((T == (a[:, None] + a[None, :]) % T.shape[0]).all())
+
+
+_TASKS: dict = {}
+
+
+def task_group(spec: str, M: int | None = None) -> Group:
+    """The table a training run's ``--group SPEC`` names (parse_group), cached per (spec, M) except for
+    table: files. A table that fails the axioms is refused (InputError naming the first failed axiom
+    and a witness) unless it is an ``expr:`` table: expressions train as plain tables, without irreps."""
+    spec = str(spec).strip()
+    key = (spec, None if M is None else int(M))
+    G = _TASKS.get(key)
+    if G is None:
+        try:
+            G = parse_group(spec, M)
+        except InputError as exc:
+            raise InputError(f"--group {spec}: {exc}") from None
+        if not spec.startswith("table:"):
+            if len(_TASKS) > 32:
+                _TASKS.pop(next(iter(_TASKS)))
+            _TASKS[key] = G
+    if not G.is_group and not spec.startswith("expr:"):
+        try:
+            check_group(G.table)
+        except InputError as exc:
+            raise InputError(f"--group {spec}: {G.name} is not a group ({exc}); only expr: tables may "
+                             "train without being one") from None
+    return G
+
+
 def parse_group(spec: str, M: int | None = None) -> Group:
     """Build the task table a spec names; a spec whose order differs from a given M is refused."""
     spec = str(spec).strip()

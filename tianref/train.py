@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np  # host-side bookkeeping only (split, rng, transfers)
 
-from tianref import clocks, data, edge as edges, fourier, loss as losses, metrics, model, optimizers, ridge, spectra
+from tianref import clocks, data, edge as edges, group_rows, loss as losses, metrics, model, optimizers, ridge, spectra
 from tianref.config import eta_at
 from tianref.backend import to_host
 from tianref.errors import InputError, RunFailure
@@ -48,11 +48,13 @@ class TrainState:
 
 @dataclass(frozen=True)
 class Problem:
-    """The fixed data of a run: the split and the device batches."""
+    """The fixed data of a run: the split, the device batches (labels from the task table) and, for a
+    --group run with full metrics, the irrep diagnostics' precomputed projectors (group_rows)."""
     train_idx: np.ndarray
     test_idx: np.ndarray
     train: data.Batch
     test: data.Batch
+    group: object = None      # group_rows.GroupView or None (Z_M)
 
 
 def dtype_of(xp, cfg):
@@ -112,8 +114,10 @@ def setup(cfg, xp, init=None):
         V0 = cfg.init_scale * V0                                   # alpha: the initial V's scale
     dt = dtype_of(xp, cfg)
     params = {"W": xp.asarray(W0, dtype=dt), "V": xp.asarray(V0, dtype=dt)}
-    problem = Problem(train_idx, test_idx,
-                      data.make_batch(xp, cfg.M, train_idx), data.make_batch(xp, cfg.M, test_idx))
+    table = group_rows.task_table(cfg)                             # None: Z_M's (a + b) mod M
+    problem = Problem(train_idx, test_idx, data.make_batch(xp, cfg.M, train_idx, table),
+                      data.make_batch(xp, cfg.M, test_idx, table),
+                      group_rows.prepare(xp, cfg) if cfg.metrics == "full" else None)
     if ridge_current(cfg):
         params["V"] = ridge_top(xp, cfg, params["W"], problem)
     w_max = max(cfg.windows)
@@ -193,7 +197,7 @@ def evaluate(xp, cfg, state, problem):
     if cfg.metrics == "full":
         ftf, rho = metrics.feature_gram_metrics(xp, cache[1])
         parts += [("ftf_ratio", ftf), ("rho_tian", rho)]
-        parts += fourier.row_metrics(xp, P["W"], problem.train, cfg.act, cache[1])   # Fourier, energy
+        parts += group_rows.row_metrics(xp, problem.group, P["W"], problem.train, cfg.act, cache[1])
     j, jp = metrics.draw_pairs(state.rng, cfg.K, cfg.indep_pairs)
     if len(j):
         V_eff = P["V"] if beta == 1.0 else beta * P["V"]                        # G_F = R (beta V)^T
@@ -226,8 +230,10 @@ def evaluate(xp, cfg, state, problem):
             if len(vals) >= 3:
                 gap = vals[1] / vals[2] if vals[2] > 0 else float("nan")
                 row[name.replace("sigma", "gap23")] = gap
-        elif name == "freq_coverage":
+        elif name in group_rows.INT_KEYS:
             row[name] = int(vals[0])
+        elif name in group_rows.LIST_KEYS:
+            row[name] = vals.tolist()
         else:
             row[name] = float(vals[0])
     for name in ("W", "V"):

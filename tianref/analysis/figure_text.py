@@ -65,6 +65,9 @@ def setup_of(records, window=None, show_window: bool = True) -> str:
     act = common("act")
     if act:
         parts.append(f"σ = {ACT_NAMES.get(act, act)}")
+    group = common("group")
+    if group:
+        parts.append(f"H = {group}")                 # a --group run (config.json; absent = Z_M)
     for key, name in (("M", "M"), ("K", "K"), ("n_train", "n")):
         v = common(key)
         if v:

@@ -19,8 +19,9 @@ from tianref.experiments.protocols import SCALES, SECTIONS
 @click.command("reproduce", context_settings={"show_default": True})
 @click.option("--section", "section_text", type=click.Choice(SECTIONS + ("all",)), default="all",
               help="One section, or all (= headline, relu, window, eta, thm6; extended, scaling, critical, "
-                   "muon, ridge, lifecycle and clocks only when asked; lifecycle and clocks test two other "
-                   "seed papers, the spectral edge and the two training clocks, on this model).")
+                   "muon, ridge, lifecycle, clocks and groups only when asked; lifecycle and clocks test two other "
+                   "seed papers, the spectral edge and the two training clocks, on this model; groups trains "
+                   "Tian's task on finite groups beyond Z_M).")
 @click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Run tree; each section goes to ROOT/<section>/. Default: runs/reproduce at the "
                    "full scale, runs/reproduce-<scale> otherwise (so the scales never share runs).")

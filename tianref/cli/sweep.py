@@ -47,7 +47,10 @@ def check_jobs(jobs, xp_name: str, device: bool = True) -> None:
               help="Weight decays, comma-separated (one condition each; 0 = control).")
 @click.option("--act", "act_list", type=CommaChoice(ACTIVATIONS), default="sqr",
               help="Activations, comma-separated.")
-@click.option("--M", "M_text", default="71", help="Moduli, comma-separated.")
+@click.option("--M", "M_text", default=None, help="Moduli, comma-separated.  [default: 71; with --group: |H|]")
+@click.option("--group", "group_text", default=None,
+              help="Task groups, comma-separated (one condition each), as train --group: e.g. S4,D5,Q8xZ3. "
+                   "M follows each group unless --M is given.")
 @click.option("--train-frac", "frac_text", default=None,
               help="Training fractions p, comma-separated (n_train = round(p M^2)); "
                    "default: train's own default n_train.")
@@ -71,17 +74,19 @@ def check_jobs(jobs, xp_name: str, device: bool = True) -> None:
                    "the i-th --plan command) and exit; submit it with sbatch.")
 @click.option("--python", default=sys.executable, help="Interpreter for the train commands.")
 @reports_errors
-def sweep_cmd(root, eta_text, act_list, M_text, frac_text, seeds_text, epochs, K, windows,
+def sweep_cmd(root, eta_text, act_list, M_text, group_text, frac_text, seeds_text, epochs, K, windows,
               metric_set, xp_name, dtype, n_jobs, plan, slurm_file, python):
     """Train every condition x seed into ROOT; finished runs (E + 1 rows) are skipped.
 
-    Conditions are the product of --eta, --act, --M and --train-frac. Each run goes to
+    Conditions are the product of --eta, --act, --M (or --group) and --train-frac. Each run goes to
     ROOT/<condition>_seed<s>; its log to ROOT/_logs/. Prints a JSON summary on stdout.
     """
     from tianref.experiments import sweep
-    lists = {"eta": _numbers(eta_text, "--eta"),
-             "act": act_list,
-             "M": _numbers(M_text, "--M", int)}
+    lists = {"eta": _numbers(eta_text, "--eta"), "act": act_list}
+    if group_text is not None:
+        lists["group"] = _numbers(group_text, "--group", str)
+    if M_text is not None or group_text is None:
+        lists["M"] = _numbers("71" if M_text is None else M_text, "--M", int)
     if frac_text is not None:
         lists["train_frac"] = _numbers(frac_text, "--train-frac")
     common = {"K": K, "windows": windows, "metrics": metric_set, "xp": xp_name, "dtype": dtype}

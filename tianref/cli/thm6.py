@@ -14,7 +14,7 @@ import sys
 import click
 import numpy as np  # host checks of a checkpoint's arrays
 
-from tianref import __version__, runs, thm6
+from tianref import __version__, group_rows, runs, thm6
 from tianref.backend import environment_info, get_xp
 from tianref.cli.common import reports_errors
 from tianref.cli.progress import CountProgress, interactive
@@ -260,12 +260,12 @@ def thm6_cmd(run_dir, epochs_text, replay_beyond, checkpoint, act, eta, top_pair
         e = float(_setting("eta", eta, cfg, label))
         if a not in ACTIVATIONS:
             raise InputError(f"{label}: unknown activation {a!r} in the config")
-        jobs.append((epoch, source, W, M, train_idx, a, e))
+        jobs.append((epoch, source, W, M, train_idx, a, e, group_rows.table_of_config(cfg)))
     records = []
     setup = None
-    for epoch, source, W, M, train_idx, a, e in jobs:
+    for epoch, source, W, M, train_idx, a, e, table in jobs:
         setup = setup or {"M": M, "K": int(W.shape[1]), "n": int(len(train_idx)), "act": a, "eta": e}
-        F_tilde = thm6.features_from_weights(xp, W, M, train_idx, a)
+        F_tilde = thm6.features_from_weights(xp, W, M, train_idx, a, table)
         res = thm6.summarize_checkpoint(xp, F_tilde, e, n_top=top_pairs, all_pairs=all_pairs,
                                         n_audit=audit, pinv=pinv, method=method, block=block)
         rec = {"epoch": epoch, "eta": e, "act": a, "source": source,

@@ -35,7 +35,15 @@ RESUME_OPTIONS = ("xp_name", "epochs", "checkpoint_epochs", "out", "resume", "no
 @click.option("--xp", "xp_name", type=click.Choice(["numpy", "cupy", "fake"]), default="numpy",
               show_default=True, help="Array backend: numpy (CPU) or cupy (GPU; needs the [gpu] extra). "
               "'fake' is the strict CI backend.")
-@click.option("--M", "M", type=int, default=D.M, show_default=True, help="Modulus M (classes, operands).")
+@click.option("--M", "M", type=int, default=D.M, show_default=True,
+              help="Modulus M (classes, operands). With --group: |H|, taken from the group (a different "
+                   "--M is refused); expr: tables need it.")
+@click.option("--group", "group", default="", show_default=True,
+              help="Task table: empty = Z_M, (a + b) mod M. Else a finite group H whose Cayley table labels "
+                   "the pairs, y = a.b: Z<n>, D<n>, S<n> (n <= 5), A<n> (3..5), Q8, products such as "
+                   "Z3xZ5 or Q8xZ3, table:FILE (refused unless a group), or expr:EXPR (an expression in x, y "
+                   "mod --M; trains without irrep keys). Rows add irrep_coverage, irrep_purity_med and "
+                   "irrep_energy (docs/groups.md §6); `python cli.py group SPEC` shows the irreps.")
 @click.option("--K", "K", type=int, default=D.K, show_default=True, help="Hidden width K.")
 @click.option("--n-train", type=int, default=None,
               help="Training pairs (the first n_train of a seeded permutation of the M^2 pairs). "
@@ -112,7 +120,7 @@ RESUME_OPTIONS = ("xp_name", "epochs", "checkpoint_epochs", "out", "resume", "no
 def train_cmd(ctx, xp_name, M, K, n_train, train_frac, eta, eta_schedule, lr, epochs, seed, act, loss, optimizer,
               momentum, top_layer, ridge_reg, ridge_eval, init_scale, output_scale, dtype, windows, metric_set,
               checkpoint_epochs, init_from, out, resume, overwrite, no_resume_state, gram_dtype, log_grams,
-              tail_rank, check_only):
+              tail_rank, check_only, group):
     from tianref import train as engine
 
     given = {p for p in ctx.params if ctx.get_parameter_source(p) == click.core.ParameterSource.COMMANDLINE}
@@ -159,13 +167,14 @@ def train_cmd(ctx, xp_name, M, K, n_train, train_frac, eta, eta_schedule, lr, ep
             if "train_idx" not in init:
                 raise InputError(f"--init-from {init_from}: no array 'train_idx' (needs W, V, train_idx)")
             n_train = int(len(np.atleast_1d(init["train_idx"])))
-        elif train_frac is not None:
+        group, M = _resolve_group(group, M, "M" in given or init is not None)
+        if init is None and train_frac is not None:
             if n_train is not None:
                 raise InputError("give --n-train or --train-frac, not both")
             if not 0 < train_frac < 1:
                 raise InputError(f"--train-frac must be in (0, 1) (got {train_frac})")
             n_train = n_train_from_frac(M, train_frac)
-        elif n_train is None:
+        elif init is None and n_train is None:
             n_train = n_train_from_frac(M, DEFAULT_TRAIN_FRAC)
         schedule = ()
         if eta_schedule is not None:                    # checked before anything is written
@@ -183,7 +192,7 @@ def train_cmd(ctx, xp_name, M, K, n_train, train_frac, eta, eta_schedule, lr, ep
             windows=parse_int_list(windows, "--windows"),
             gram_dtype=gram_dtype, log_grams=parse_list(log_grams, "--log-grams", str),
             metrics=metric_set, checkpoint_epochs=parse_int_list(checkpoint_epochs, "--checkpoint-epochs"),
-            eta_schedule=schedule, tail_rank=tail_rank))
+            eta_schedule=schedule, tail_rank=tail_rank, group=group))
         _check_gram_backend(cfg, xp_name)
         if init is not None:
             engine.check_init(cfg, init)
@@ -199,6 +208,21 @@ def train_cmd(ctx, xp_name, M, K, n_train, train_frac, eta, eta_schedule, lr, ep
                 "command": _command_line(), "init_from": os.path.abspath(init_from) if init_from else None,
                 "train_frac": train_frac})
             _train(engine, cfg, xp, xp_name, out, None, None, init, no_resume_state, session)
+
+def _resolve_group(spec, M, M_fixed: bool):
+    """(stored spec, M) of --group: M = |H| unless --M (or an --init-from file) fixes it, when a
+    different order is refused; an expr: table takes M as given. table: paths are made absolute."""
+    from tianref.groups import task_group
+    spec = (spec or "").strip()
+    if not spec:
+        return "", M
+    if spec.startswith("table:"):
+        spec = "table:" + os.path.abspath(spec[len("table:"):])
+    G = task_group(spec, M if (M_fixed or spec.startswith("expr:")) else None)
+    if not G.is_group:
+        _note(f"{G.name} is a task table, not a group: no irreps, so no irrep_* keys are logged")
+    return spec, G.order
+
 
 def _train(engine, cfg, xp, xp_name, out, state, problem, init, no_resume_state, session):
     """Run the loop into OUT (locked by ``session``), then print the JSON summary."""

@@ -20,6 +20,7 @@ tianref.experiments.sweep runs them as local processes.
 from __future__ import annotations
 
 import itertools
+import re
 import json
 import shlex
 import sys
@@ -80,7 +81,7 @@ def _tag(v) -> str:
         return f"{v:g}"
     if isinstance(v, (list, tuple)):
         return "-".join(_tag(x) for x in v)
-    return str(v)
+    return re.sub(r"[^A-Za-z0-9._+-]", "-", str(v))       # a --group spec: no '/', ':' or '*' in a name
 
 
 def _opt(k: str) -> str:
@@ -123,10 +124,10 @@ def make_jobs(root, conditions: list[dict], seeds, epochs: int, common: dict | N
 # train options that config.json records under the same name (others, e.g. xp, are not compared)
 _COMPARED = ("eta", "act", "M", "K", "lr", "loss", "optimizer", "dtype", "windows", "metrics",
              "n_train", "gram_dtype", "log_grams", "momentum", "top_layer", "ridge_reg", "init_scale",
-             "output_scale")
+             "output_scale", "group")
 # what a config.json written before a key existed meant by it
 _ABSENT = {"gram_dtype": "float64", "log_grams": [], "momentum": 0.9, "top_layer": "trained",
-           "ridge_reg": 1e-3, "init_scale": 1.0, "output_scale": 1.0}
+           "ridge_reg": 1e-3, "init_scale": 1.0, "output_scale": 1.0, "group": ""}
 
 
 def config_mismatch(job: Job) -> str | None:

@@ -32,7 +32,8 @@ from dataclasses import dataclass, field
 
 SECTIONS = ("headline", "relu", "window", "eta", "thm6", "extended",
             "scaling", "critical", "muon", "ridge",           # these four: protocols_tian
-            "lifecycle", "clocks")                            # these two: other seed papers (reproduce.sections)
+            "lifecycle", "clocks",                            # these two: other seed papers (reproduce.sections)
+            "groups")                                         # Tian's group tasks (reproduce/sections/groups.py)
 DEFAULT_SECTIONS = ("headline", "relu", "window", "eta", "thm6")   # what --section all runs
 
 

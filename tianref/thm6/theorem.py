@@ -65,9 +65,11 @@ def centre(xp, F):
     return F64 - F64.mean(axis=0, keepdims=True)                     # (n, K)  P₁⊥F
 
 
-def features_from_weights(xp, W, M: int, train_idx, act: str):
-    """F̃ on the training set for first-layer weights W (2M, K), computed in float64."""
-    batch = make_batch(xp, M, np.asarray(train_idx, dtype=np.int64))
+def features_from_weights(xp, W, M: int, train_idx, act: str, table=None):
+    """F̃ on the training set for first-layer weights W (2M, K), computed in float64.
+    ``table``: the run's task table (tianref.group_rows.table_of_config; None = Z_M). F̃ depends on the
+    operands only, but the batch is the training code's own (data.make_batch), labels included."""
+    batch = make_batch(xp, M, np.asarray(train_idx, dtype=np.int64), table)
     W64 = xp.asarray(W, dtype=xp.float64)                            # (2M, K)
     _, F = hidden(xp, W64, batch, act)                               # (n, K)  σ(XW)
     F_tilde = centre(xp, F)                                          # (n, K)

@@ -145,6 +145,32 @@ def _ratio_below(ours, ref, *, factor):
     return "opposite" if ours > ref else "fail"
 
 
+def binomial_tail(k: int, n: int, q: float) -> float:
+    """P[X >= k] for X ~ Binomial(n, q), summed in log space (exact to rounding for any n)."""
+    if k <= 0:
+        return 1.0
+    if q <= 0:
+        return 0.0
+    if q >= 1:
+        return 1.0
+    lq, lr = math.log(q), math.log1p(-q)
+    terms = [math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) + i * lq + (n - i) * lr
+             for i in range(k, n + 1)]
+    top = max(terms)
+    return min(1.0, math.exp(top) * sum(math.exp(t - top) for t in terms))
+
+
+def _binomial_above(ours, ref, *, alpha):
+    """ours = (k, n) units that did the thing, ref = q its probability under the null: pass when the
+    one-sided tail P[X >= k | Binomial(n, q)] <= alpha; opposite when k/n <= q; undefined when n = 0."""
+    k, n = ours
+    if not n or ref is None or not _finite(ref) or not 0 <= ref <= 1:
+        return "undefined"
+    if k / n <= ref:
+        return "opposite"
+    return "pass" if binomial_tail(int(k), int(n), float(ref)) <= alpha else "fail"
+
+
 def _info(ours, ref, **_):
     return "info"
 
@@ -159,7 +185,7 @@ def _identity(ours, ref, *, rel_tol):
 JUDGES = {"within-range": _within_range, "same-count": _same_count, "magnitude": _magnitude,
           "seed-range": _seedrange, "most-runs": _fraction_at_least, "ratio-above": _ratio_above,
           "info": _info, "identity": _identity, "above": _above, "all-within": _all_within,
-          "ratio-below": _ratio_below}
+          "ratio-below": _ratio_below, "binomial-above": _binomial_above}
 
 # Every rule a verdict may use. Sections may add rules only here (docs/claims.md lists the same table).
 RULES = {r.name: r for r in (
@@ -176,6 +202,8 @@ RULES = {r.name: r for r in (
     Rule("all-within", "every one of our values lies in the source's range [lo, hi]"),
     Rule("ratio-below", "ours <= factor x the reference (ours > the reference: the opposite)", {"factor": 0.95}),
     Rule("info", "shown for reading; nothing is judged"),
+    Rule("binomial-above", "k of n units chose the claimed way more often than a null of probability q: "
+         "P[Binomial(n, q) >= k] <= alpha (k/n <= q: the opposite)", {"alpha": 0.05}),
 )}
 
 

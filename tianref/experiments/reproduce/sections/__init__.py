@@ -6,7 +6,7 @@ References: docs/reproduce.md ("A section is one module"), :mod:`tianref.experim
     REGISTRY   {name: SECTION} in the order of ``tianref.experiments.protocols.SECTIONS``
 
 The paper's sections: headline, relu, window, eta, thm6, extended; Tian's: scaling, critical, muon, ridge;
-the two other seed papers': lifecycle, clocks. A new section is a module here defining ``SECTION`` (an
+the two other seed papers': lifecycle, clocks; any finite group: groups. A new section is a module here defining ``SECTION`` (an
 instance of a :class:`~tianref.experiments.reproduce.section.Section` subclass), its name added to
 ``protocols.SECTIONS`` and its import below.
 """
@@ -18,6 +18,7 @@ from tianref.experiments.reproduce.sections import (
     critical,
     eta,
     extended,
+    groups,
     headline,
     lifecycle,
     muon,
@@ -29,5 +30,5 @@ from tianref.experiments.reproduce.sections import (
 )
 
 _MODULES = {m.SECTION.name: m for m in (headline, relu, window, eta, thm6, extended, scaling, critical, muon,
-                                        ridge, lifecycle, clocks)}
+                                        ridge, lifecycle, clocks, groups)}
 REGISTRY = {name: _MODULES[name].SECTION for name in protocols.SECTIONS}

@@ -45,7 +45,7 @@ def ridge_gf_check(run_dir, config, epochs) -> list:
 
     lam = n eta / 2 for a trained V (the stationary V of Adam with coupled L2 on this loss), the run's
     --ridge-reg for the ridge top layer."""
-    from tianref import data, metrics, model, ridge, runs
+    from tianref import data, group_rows, metrics, model, ridge, runs
     M, n = int(config["M"]), int(config["n_train"])
     lam = float(config.get("ridge_reg", 1e-3)) if config.get("top_layer") == "ridge" else n * float(config["eta"]) / 2
     out = []
@@ -55,7 +55,7 @@ def ridge_gf_check(run_dir, config, epochs) -> list:
             continue
         ck = runs.load_npz(path)
         W, V = ck["W"].astype(np.float64), ck["V"].astype(np.float64)
-        batch = data.make_batch(np, M, np.asarray(ck["train_idx"]))
+        batch = data.make_batch(np, M, np.asarray(ck["train_idx"]), group_rows.table_of_config(config))
         _, F = model.hidden(np, W, batch, config.get("act", "sqr"))
         G = metrics.residual(np, F @ V, batch.y) @ V.T                      # (n, K) P_perp (T - F V) V^T
         Gr = ridge.ridge_limit_G_F(np, F, batch.y, M, lam)                   # (n, K)
