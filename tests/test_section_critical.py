@@ -38,8 +38,9 @@ def test_grid():
 @pytest.mark.skipif(not (FULL / "summary.json").is_file(), reason="no stored full critical section")
 def test_stored_numbers_give_the_stored_intervals():
     old = json.loads((FULL / "summary.json").read_text())
-    doc = _doc(old["per_run"])
-    assert doc["critical"]["boundary"] == old["analysis"]["boundary"]         # (2, 3] for every M
+    doc = _doc(old["critical"]["per_run"])
+    assert doc["critical"]["boundary"] == old["critical"]["boundary"]         # (2, 3] for every M
+    assert all((v["last_below"], v["first_ge_half"]) == (2.0, 3.0) for v in doc["critical"]["boundary"].values())
     claims = critical.SECTION.claims(doc, PUBLISHED)
     assert all("(2, 3]" in c.ours for c in claims if c.rule == "info")
     one = [c for c in claims if c.rule == "above"][0]

@@ -18,11 +18,12 @@ FULL = Path(__file__).resolve().parents[1] / "reference_results" / "reproduction
 def _doc_from_stored():
     """doc["scaling"] rebuilt from the per-run numbers the full-scale section stored (44 of 60 runs)."""
     old = json.loads((FULL / "summary.json").read_text())
-    table = scaling.cell_table(old["per_run"])
+    per_run = old["scaling"]["per_run"]
+    table = scaling.cell_table(per_run)
     b = boundary([{"M": r["M"], "x": r["p"], "frac": r["n_grok"] / r["n"]} for r in table])
     return {"section": "scaling", "scale": {"name": "full"}, "command": "", "n_runs": old["n_runs"],
             "seeds": old["seeds"], "epochs": old["epochs"], "setup": old["setup"],
-            "scaling": {"per_run": old["per_run"], "table": table, "boundary": {str(M): v for M, v in b.items()}}}
+            "scaling": {"per_run": per_run, "table": table, "boundary": {str(M): v for M, v in b.items()}}}
 
 
 def test_grid_is_the_findings_T6():
