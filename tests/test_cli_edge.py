@@ -143,3 +143,26 @@ def test_missing_run_and_a_run_that_does_not_replay(run_dir, tmp_path):
     assert r.exit_code == 1 and "split differs from the logged one" in r.output
     recs = probe_run(str(bad), [8], np, spaces=("W",), n_random=0, strict=False)
     assert "split NOT reproduced" in recs[0]["replay_check"]
+
+
+def test_random_statistics_and_the_authors_ratio_follow_from_the_draws(run_dir, tmp_path):
+    """Per removal, the random control's mean and std are the plain mean and the population std (ddof = 0,
+    the authors' np.std) of the per-draw values, and the authors' ratio divides |Δacc edge| by |mean of the
+    signed Δacc of the draws| + 1e-8 (not by the mean of their absolute values)."""
+    doc, _ = _edge(run_dir, tmp_path, "--epochs", str(E), "--n-random", "6", "--space", "W")
+    seen = 0
+    for r in doc["records"]:
+        for rm in r["probe"]["removal"].values():
+            if rm is None or rm["random"] is None:
+                continue
+            for key in ("dtest_acc", "dtest_loss", "dtrain_loss", "frac"):
+                s = rm["random"][key]
+                v = np.asarray(s["values"], dtype=float)
+                assert len(v) == 6
+                assert s["mean"] == pytest.approx(v.mean(), rel=1e-12, abs=1e-300)
+                assert s["std"] == pytest.approx(np.sqrt(np.mean((v - v.mean()) ** 2)), rel=1e-9, abs=1e-300)
+            v = np.asarray(rm["random"]["dtest_acc"]["values"], dtype=float)
+            want = abs(rm["edge"]["dtest_acc"]) / (abs(v.mean()) + 1e-8)
+            assert rm["ratio"] == pytest.approx(want, rel=1e-12)
+            seen += 1
+    assert seen >= 2

@@ -169,3 +169,12 @@ def test_norm_matched_control_keeps_one_minus_f_of_the_squared_norm(monkeypatch)
         assert (seen[i] ** 2).sum() == pytest.approx((1 - out["removal"][key]["frac"]) * n2, rel=1e-13)
         np.testing.assert_allclose(seen[i] / params["W"], math.sqrt(1 - out["removal"][key]["frac"]), rtol=1e-13)
     assert len(seen) == edge_probe.n_evaluations(2, 0)
+
+
+def test_the_authors_ratio_uses_the_signed_mean_of_the_draws():
+    """Draws that raise and lower the test accuracy cancel in the authors' denominator |mean Δacc| + 1e-8:
+    here the mean is 0, so the ratio is floored (1e8 x |Δacc edge|); a mean of |Δacc| would give 0.1."""
+    r, fl = edge_probe.ratio_from_draws(0.02, [0.1, -0.1, 0.05, -0.05])
+    assert fl is True and r == pytest.approx(0.02 / 1e-8, rel=1e-12)
+    r, fl = edge_probe.ratio_from_draws(-0.02, [0.1, 0.3])
+    assert fl is False and r == pytest.approx(0.02 / (0.2 + 1e-8), rel=1e-12)

@@ -126,6 +126,12 @@ def ratio_of(d_edge: float, d_rand_mean: float):
     return abs(d_edge) / (abs(d_rand_mean) + RATIO_FLOOR), abs(d_rand_mean) < RATIO_FLOOR
 
 
+def ratio_from_draws(d_edge: float, d_rand) -> tuple:
+    """The authors' ratio from the per-draw changes: the mean of the SIGNED changes enters (random removals
+    that raise and lower the accuracy cancel), not the mean of their absolute values."""
+    return ratio_of(d_edge, float(np.mean(np.asarray(d_rand, dtype=float))))
+
+
 def _stats(x):
     x = np.asarray(x, dtype=float)
     return {"mean": float(x.mean()), "std": float(x.std()), "min": float(x.min()), "max": float(x.max()),
@@ -172,7 +178,7 @@ def probe(xp, params, Vk, sigma, problem, cfg, names, *, n_random: int = 20, see
             fr.append(f_r)
         if rand:
             rec["random"] = {"frac": _stats(fr), **{d: _stats([r[d] for r in rand]) for d in DELTAS}}
-            rec["ratio"], rec["floored"] = ratio_of(rec["edge"]["dtest_acc"], rec["random"]["dtest_acc"]["mean"])
+            rec["ratio"], rec["floored"] = ratio_from_draws(rec["edge"]["dtest_acc"], rec["random"]["dtest_acc"]["values"])
         out["removal"][key] = rec
     eps = eps_rel * tnorm
     out["perturb"] = {"eps_rel": eps_rel, "eps": eps}
