@@ -43,7 +43,7 @@ def _doc(runs):
 
 def test_run_counts_and_conditions():
     specs = protocols.section_runs("lifecycle")
-    assert len(specs) == 15 + 25
+    assert len(specs) == 15 + 5 * 3          # five (T, m) pairs beyond the plain and switch runs, seeds 0-2
     conds = {wd.condition(s.options | {"eta": s.options.get("eta", 2e-4)}, protocols.SCALES["full"]) for s in specs}
     assert conds == {"eta=0.0002", "eta=0", "switch", "eta x0 at 60", "eta x0.5 at 60", "eta x2 at 60",
                      "eta x0.5 at 250", "eta x2 at 250"}

@@ -157,17 +157,18 @@ def section_runs(section: str, scale: Scale = SCALES["full"]) -> list:
 LIFECYCLE_SWITCH = 250     # the epoch at which the lifecycle section's intervention sets eta to 0
 # The weight-decay intervention as the spectral-edge authors run it: from one epoch before grokking
 # (memorised, test accuracy still low: t_mem ~ 17, t0.5 ~ 100 at the full scale) and one after it,
-# continue with eta x m for a fixed number of epochs. m = 1 is the eta = 2e-4 run itself and
+# continue with eta x m for a fixed number of epochs (seeds 0-2). m = 1 is the eta = 2e-4 run itself and
 # (LIFECYCLE_SWITCH, 0) the switch run above; the other pairs are the runs below.
 INTERVENTION_EPOCHS = (60, LIFECYCLE_SWITCH)
 INTERVENTION_FACTORS = (0.0, 0.5, 2.0)
 INTERVENTION_LENGTH = 200
+INTERVENTION_SEEDS = 3     # seeds 0-2 (the plain and switch runs that serve m = 1 and (250, 0) have 0-4)
 
 
 def intervention_runs(scale: Scale) -> list:
     """RunSpecs of the weight-decay intervention: eta = 2e-4 until T, then eta x m, for T + length epochs."""
     g = scaled_eta(2e-4, scale.eta_factor)
-    n_seeds = 5 if scale.seeds is None else min(5, scale.seeds)
+    n_seeds = INTERVENTION_SEEDS if scale.seeds is None else min(INTERVENTION_SEEDS, scale.seeds)
     specs = []
     for T0 in INTERVENTION_EPOCHS:
         T = int(round(T0 * scale.epoch_factor))

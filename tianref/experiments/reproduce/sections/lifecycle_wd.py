@@ -4,7 +4,7 @@ intervention analysis (:mod:`tianref.analysis.wd_intervention`, used when presen
 
 References: *The Lifecycle of the Spectral Edge* (review page, abstract: "removing weight decay post-grok
 reverses compression while preserving the algorithm"); :func:`tianref.experiments.protocols.intervention_runs`
-(T ∈ {60, 250}, m ∈ {0, 0.5, 2}, 200 epochs; m = 1 is the plain η = 2e-4 run; (250, 0) is the section's switch
+(T ∈ {60, 250}, m ∈ {0, 0.5, 2}, 200 epochs, seeds 0-2; m = 1 is the plain η = 2e-4 run; (250, 0) is the section's switch
 run, to 600 epochs).
 
 Conditions
