@@ -7,9 +7,11 @@ References: Tian's slides, Stage I ("Final stage G_F(+∞) = η(F̃F̃ᵀ + ηI)
 λ = 1e-3, seeds 0-2, checkpoints 0, 25, 50, 100, 150, 200, 300, 400).
 
 What a ridge run logs (config key ``ridge_eval``): "held" = V is the last ridge solve plus one optimizer step,
-as Tian's loop logs; "current" (runs without the key) = V = ridge(current W) at every evaluation. For "current"
-runs the distance of G_F from the ridge-limit formula is the push-through identity at float32 rounding (rule
-"identity": a check of the code, not evidence for Stage I); for "held" runs it is shown as information.
+as Tian's loop logs; "current" (runs without the key) = V = ridge(current W) at every evaluation. At every
+checkpoint of a ridge run G_F is also formed from V = ridge(F) of the checkpoint's own W (``rel_dist_solved``):
+its distance from the ridge-limit formula is the push-through identity, at float64 rounding (rule "identity":
+a check of the code, not evidence for Stage I). The distance of the V the run holds is shown as information
+("held"), or is the same identity at the weights' rounding ("current", summaries from before the solved-V check).
 
 doc["ridge"] (measure)
     per_run     runstats.run_stats of every run (+ 'ridge_eval' of ridge runs)
@@ -123,7 +125,7 @@ class Ridge(Section):
             out.append(judged("ridge V = ridge(F) of the checkpoint's W: G_F equals the ridge-limit formula "
                               "(push-through identity)", Source("ours", "docs/math.md §10"),
                               "max over checkpoints of the median ‖G_F − limit‖/‖limit‖: " + fmt(worst), "identity",
-                              worst, note="an algebraic identity at float32 rounding: not evidence for Stage I"))
+                              worst, note="an algebraic identity (G_F from the solved V, float64): a check of the code, not evidence for Stage I"))
         if rg and sem != ["current"]:
             worst = max((v for v in rg.values() if v is not None), default=None)
             out.append(judged("ridge V held (last solve plus one step): G_F beside the ridge-limit formula of "
