@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -35,20 +34,15 @@ def _json_safe(x):
 
 
 def write_atomic(path, text: str) -> None:
-    """Write text to ``path`` via a temporary file in the same directory and os.replace."""
+    """Write text to ``path`` through tianref.runs.atomic_write_bytes: a temporary file in the same
+    directory, fsync'd, given the mode a plain open() gives under the user's umask, renamed over ``path``."""
+    from tianref.runs import atomic_write_bytes
     path = Path(path)
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise InputError(f"{path}: directory {parent} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    data = text.encode("utf-8")
+    atomic_write_bytes(str(path), lambda f: f.write(data))
 
 
 def to_json(summary: dict) -> str:

@@ -4,23 +4,14 @@ says which figures it draws (``sections/<name>.py``).
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 
 def _save_fig(fig, path: Path, dpi: int = 110) -> str:
     """Write fig to path by one rename; returns the file name."""
+    from tianref.runs import atomic_write_bytes           # fsync'd, the mode of a plain open() under the umask
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=dpi, format="png")
-        os.chmod(tmp, 0o644)                                # mkstemp makes it private
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write_bytes(str(path), lambda f: fig.savefig(f, dpi=dpi, format="png"))
     return path.name
 
 

@@ -81,8 +81,10 @@ def store_section(section_dir: Path, dest_root: Path, scale_name: str, section: 
             for f in sorted(figs.glob("*.png")):
                 shutil.copy2(f, tmp / "figures" / f.name)
         (tmp / "provenance.json").write_text(to_json(prov), encoding="utf-8")
-        for p in [tmp, *tmp.rglob("*")]:                    # mkdtemp/mkstemp make them private
-            os.chmod(p, 0o755 if p.is_dir() else 0o644)
+        umask = os.umask(0)
+        os.umask(umask)
+        for p in [tmp, *tmp.rglob("*")]:                    # mkdtemp makes it private: the modes of a plain
+            os.chmod(p, (0o777 if p.is_dir() else 0o666) & ~umask)   # mkdir/open() under the user's umask
         old = None
         if dest.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{section}.old-", dir=parent))
