@@ -154,7 +154,8 @@ class Muon(Section):
         g = d["groups"]
         tian = [k for k in g if " " in k]
         if tian:
-            L += ["## Tian's defaults (full scale: M 127, K 512, p 0.3, lr 1e-3, η 1e-4, 3000 epochs)", "",
+            L += ["## Tian's defaults (at the full scale M 127, K 512, p 0.3, lr 1e-3, η 1e-4, 3000 epochs; "
+                  f"this is the {doc['scale']['name']} scale)", "",
                   "| variant, optimizer | n | outcome | median t0.5 | median t0.99 | final train acc "
                   "| final test acc |",
                   "|---|---|---|---|---|---|---|"]
@@ -176,7 +177,8 @@ class Muon(Section):
             L.append("")
         head = [k for k in ("adam", "muon") if k in g]
         if head:
-            L += ["## The headline configuration (full scale: M 71, K 2048, p 0.4, η 2e-4, 400 epochs)", "",
+            L += ["## The headline configuration (at the full scale M 71, K 2048, p 0.4, η 2e-4, 400 epochs; "
+                  f"this is the {doc['scale']['name']} scale)", "",
                   "| optimizer | n | outcome | median t0.5 | median t0.99 | final train acc | final test acc | final "
                   "coverage | final purity | final ftf_ratio | final indep abs cos |", "|" + "---|" * 11]
             L += [f"| {k} | {g[k]['n']} | {g[k]['outcome']} | {fmt(g[k]['t05_med'])} | {fmt(g[k]['t099_med'])} | "
