@@ -151,6 +151,8 @@ def section_runs(section: str, scale: Scale = SCALES["full"]) -> list:
         relu = [RunSpec(s.tag.replace("relu_", "relu_ce_"), {**s.options, "loss": "ce"})
                 for s in grid("relu", (2e-4, 0.0), list(range(5)), 800, metrics="core")]
         return grid("sqr", (2e-4, 0.0), list(range(5)), 400, metrics="core") + relu
+    if section == "groups":
+        raise ValueError("the groups section lists its runs itself (reproduce/sections/groups.py, SECTION.runs)")
     raise ValueError(f"unknown section {section!r}; choose one of {', '.join(SECTIONS)}")
 
 
