@@ -101,7 +101,14 @@ class Muon(Section):
             s["diversity"] = checkpoint_diversity(r) if s["variant"] != "headline" else None
             per_run.append(s)
         avail = any(s["diversity"] is not None for s in per_run if s["variant"] != "headline")
-        return {"muon": {"per_run": per_run, "groups": group_summary(per_run, "group"), "diversity_available": avail,
+        cfgs = [r.config for r in records]
+        setup = {"M": sorted({int(c["M"]) for c in cfgs}), "K": sorted({int(c["K"]) for c in cfgs}),
+                 "dtype": ",".join(sorted({str(c.get("dtype")) for c in cfgs})),
+                 "backend": ",".join(sorted({str(r.meta.get("versions", {}).get("backend")) for r in records}))}
+        epochs = {v: sorted({int(s["epochs"]) for s in per_run if s["variant"] == v})
+                  for v in dict.fromkeys(s["variant"] for s in per_run)}
+        return {"setup": setup, "epochs": epochs,            # two configurations: the header names both
+                "muon": {"per_run": per_run, "groups": group_summary(per_run, "group"), "diversity_available": avail,
                          "purity_min": PURITY_MIN}}
 
     def claims(self, doc, published):
