@@ -32,8 +32,12 @@ def section_jobs(root, section, scale, xp: str = "numpy") -> list:
 
 
 def epochs_of(specs) -> dict:
-    """{act: E} of a list of RunSpecs."""
-    return {s.options.get("act", "sqr"): int(s.options["epochs"]) for s in specs}
+    """{act: E} of a list of RunSpecs; {act: [E1, E2, ...]} (ascending) where the runs of one activation
+    have several lengths (e.g. the lifecycle intervention runs beside the 600-epoch runs)."""
+    by = {}
+    for s in specs:
+        by.setdefault(s.options.get("act", "sqr"), set()).add(int(s.options["epochs"]))
+    return {a: (next(iter(e)) if len(e) == 1 else sorted(e)) for a, e in by.items()}
 
 
 def section_epochs(section: str, scale) -> dict:
