@@ -55,3 +55,17 @@ def test_sweep_act_is_a_choice_list(tmp_path):
     res = cli("sweep", str(tmp_path / "r"), "--act", "sqr,relu", "--eta", "2e-4", "--seeds", "0", "--epochs", "3", "--plan")
     assert res.returncode == 0, res.stderr
     assert [ln.split("--act ")[1].split()[0] for ln in res.stdout.splitlines()] == ["sqr", "relu"]
+
+
+def test_the_program_alone_prints_its_help():
+    r = cli()
+    assert r.returncode == 0 and r.stdout.startswith("Usage:") and "reproduce" in r.stdout and not r.stderr
+
+
+def test_reproduce_offers_the_fake_backend(tmp_path):
+    """--xp fake (the strict CI backend) is a choice of reproduce as of train and sweep."""
+    r = cli("reproduce", "--section", "headline", "--scale", "smoke", "--plan", "--xp", "fake",
+            "--root", str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines and all("--xp fake" in line for line in lines)

@@ -100,6 +100,7 @@ def test_nothing_unfinished_writes_nothing(tmp_path):
     assert cli("sweep", root, *small).returncode == 0
     res = cli("sweep", root, *small, "--slurm", script)
     assert res.returncode == 0 and json.loads(res.stdout) == {"slurm": None, "runs": 0, "submit": None}
+    assert "nothing to submit" in res.stderr and str(script) in res.stderr        # said, not only {"slurm": null}
     assert not script.exists()
 
 

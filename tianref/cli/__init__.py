@@ -22,7 +22,8 @@ SHORT_HELP = {
 }
 
 
-@click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
+@click.group(cls=OneLineErrors, no_args_is_help=True,       # `python cli.py` alone prints this help, exit 0
+             context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
 @click.version_option(package_name="tianref")
 def main():
     """tianref: reference implementation of grokking in sigma(XW)V (Tian's Li2 setup)."""

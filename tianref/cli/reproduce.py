@@ -41,7 +41,7 @@ from tianref.experiments.protocols import SCALES, SECTIONS
               help="Where --store writes; default: the repository's reference_results/reproduction.")
 @click.option("--top-pairs", type=click.IntRange(min=1), default=200,
               help="thm6 section: most similar pairs per checkpoint.")
-@click.option("--xp", "xp_name", type=click.Choice(["numpy", "cupy"]), default="numpy",
+@click.option("--xp", "xp_name", type=click.Choice(["numpy", "cupy", "fake"]), default="numpy",
               help="Backend passed to train for new runs.")
 @click.option("--slurm", "slurm_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write a SLURM job-array script for the unfinished runs of the section(s) to this file "
@@ -95,8 +95,11 @@ def reproduce_cmd(section_text, root, scale_text, n_jobs, plan, store, store_to,
         return
     if slurm_file is not None:
         from tianref.experiments import slurm
-        click.echo(json.dumps(slurm.write_for_jobs(jobs, slurm_file, python=python, name="tianref-reproduce",
-                                                   command=shlex.join(sys.argv))))
+        out = slurm.write_for_jobs(jobs, slurm_file, python=python, name="tianref-reproduce",
+                                   command=shlex.join(sys.argv))
+        if out["slurm"] is None:
+            click.echo(f"--slurm: every run is finished; nothing to submit, {slurm_file} not written", err=True)
+        click.echo(json.dumps(out))
         return
     command = shlex.join(["python", "cli.py"] + sys.argv[1:]) if sys.argv[0].endswith("cli.py") \
         else shlex.join(sys.argv)

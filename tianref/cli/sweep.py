@@ -101,8 +101,11 @@ def sweep_cmd(root, eta_text, act_list, M_text, group_text, frac_text, seeds_tex
         return
     if slurm_file is not None:
         from tianref.experiments import slurm
-        click.echo(json.dumps(slurm.write_for_jobs(jobs, slurm_file, python=python, name="tianref-sweep",
-                                                   command=shlex.join(sys.argv))))
+        out = slurm.write_for_jobs(jobs, slurm_file, python=python, name="tianref-sweep",
+                                   command=shlex.join(sys.argv))
+        if out["slurm"] is None:
+            click.echo(f"--slurm: every run is finished; nothing to submit, {slurm_file} not written", err=True)
+        click.echo(json.dumps(out))
         return
     root.mkdir(parents=True, exist_ok=True)
     reporter = RunsReporter("sweep")
