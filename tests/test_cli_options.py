@@ -69,3 +69,17 @@ def test_reproduce_offers_the_fake_backend(tmp_path):
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
     assert lines and all("--xp fake" in line for line in lines)
+
+
+def test_plot_act_must_match_a_run_and_gelu_is_a_choice(tmp_path):
+    """plot --act relu on a tree of x² runs used to draw the x² runs and exit 0; it is refused (exit 2, one
+    line, nothing written). gelu is one of the choices, as in train."""
+    r = cli("train", "--M", "7", "--K", "16", "--epochs", "4", "--windows", "3", "--out", str(tmp_path / "runs" / "a"))
+    assert r.returncode == 0, r.stderr
+    out = tmp_path / "figs"
+    for act in ("relu", "gelu"):
+        r = cli("plot", str(tmp_path / "runs"), "--act", act, "--out", str(out))
+        assert r.returncode == 2 and f"--act {act}: no run" in r.stderr and "found: sqr" in r.stderr, r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1 and not out.exists()
+    r = cli("plot", str(tmp_path / "runs"), "--act", "sqr", "--figure", "headline", "--out", str(out))
+    assert r.returncode == 0, r.stderr

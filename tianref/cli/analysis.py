@@ -126,8 +126,8 @@ def summarize_cmd(run_dir, window, late_lo, late_hi, slope_threshold, slope_t_mi
               help="Window W for the sigma2/sigma3 panels; default: the first logged window.")
 @click.option("--windows", "windows_text", default="5,20,30",
               help="Windows for the top-5 eigenvalue panels (comma-separated).")
-@click.option("--act", type=click.Choice(["sqr", "relu", "silu", "relusqr"]), default="sqr",
-              help="Activation of the runs shown in the headline and top-5 figures.")
+@click.option("--act", type=click.Choice(["sqr", "relu", "silu", "relusqr", "gelu"]), default="sqr",
+              help="Activation of the runs shown in the headline and top-5 figures (refused when no run has it).")
 @click.option("--format", "fmt", type=click.Choice(["png", "pdf", "svg"]), default="png",
               help="File format.")
 @click.option("--dpi", type=click.IntRange(min=30, max=600), default=120, help="Resolution.")
@@ -138,8 +138,11 @@ def plot_cmd(run_dir, out_dir, which, window, windows_text, act, fmt, dpi):
     if not run_dir.exists():
         raise InputError(f"{run_dir}: no such directory")
     names = FIGURES if "all" in which else tuple(dict.fromkeys(which))
-    figs, notes = figures_from_runs(read_tree(run_dir, "plot: reading runs"), names, window,
-                                    _window_list(windows_text), act)
+    records = read_tree(run_dir, "plot: reading runs")
+    acts = sorted({str(r.config.get("act", "sqr")) for r in records})
+    if records and act not in acts and any(n in ("headline", "top5") for n in names):
+        raise InputError(f"--act {act}: no run below {run_dir} has that activation (found: {', '.join(acts)})")
+    figs, notes = figures_from_runs(records, names, window, _window_list(windows_text), act)
     for note in notes:
         click.echo(f"note: {note}", err=True)
     if not figs:
