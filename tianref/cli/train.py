@@ -228,10 +228,10 @@ def _train(engine, cfg, xp, xp_name, out, state, problem, init, no_resume_state,
     """Run the loop into OUT (locked by ``session``), then print the JSON summary."""
     t0 = time.time()
     writer = runs.RunWriter(out, keep_resume_state=not no_resume_state, on_first_row=session.started)
-    first = state.epoch + 1 if state is not None else 0
-    with RowProgress(max(cfg.epochs + 1 - first, 0), f"train {os.path.basename(out)}") as bar:
+    start = state.epoch if state is not None else 0            # the bar counts epochs (steps), not rows:
+    with RowProgress(max(cfg.epochs - start, 0), f"train {os.path.basename(out)}") as bar:   # 0/E .. E/E
         def on_row(row):
-            bar.update(1, row)
+            bar.update(1 if row["epoch"] > start else 0, row)      # row 0 is logged before the first step
         try:
             # a diverging run is reported once, as a non-finite loss (exit 1), not as a
             # stream of NumPy overflow warnings
