@@ -135,3 +135,22 @@ def test_failed_runs_are_reported_exit_1(tmp_path):
         res = CliRunner().invoke(sweep_cmd, [str(tmp_path / "c"), "--M", "7", "--eta", "0",
                                              "--seeds", "0", "--epochs", "2", "--K", "4", "--windows", "3"])
     assert res.exit_code == 1 and "1 of 1 runs failed" in res.stderr and "in use by process" in res.stderr
+
+
+def test_no_resume_state_is_passed_to_every_run(tmp_path):
+    """sweep --no-resume-state: each finished run drops its checkpoints/resume.npz (train's option), and the
+    plan's commands carry the flag."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    repo = Path(__file__).resolve().parents[1]
+    small = ["--eta", "0", "--seeds", "0-1", "--M", "5", "--K", "8", "--epochs", "3", "--windows", "3"]
+    run = lambda *a: subprocess.run([sys.executable, str(repo / "cli.py"), "sweep", str(tmp_path / "s"), *small, *a],
+                                    capture_output=True, text=True, cwd=repo, timeout=120)
+    r = run("--no-resume-state", "--plan")
+    assert r.returncode == 0 and r.stdout.count("--no-resume-state") == 2, r.stdout
+    r = run("--no-resume-state")
+    assert r.returncode == 0, r.stderr
+    dirs = [d for d in (tmp_path / "s").iterdir() if d.is_dir() and not d.name.startswith("_")]
+    assert len(dirs) == 2 and all((d / "checkpoints" / "final.npz").is_file() for d in dirs)
+    assert not any((d / "checkpoints" / "resume.npz").exists() for d in dirs)

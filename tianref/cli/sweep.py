@@ -73,9 +73,12 @@ def check_jobs(jobs, xp_name: str, device: bool = True) -> None:
               help="Write a SLURM job-array script for the unfinished runs to this file (task i runs "
                    "the i-th --plan command) and exit; submit it with sbatch.")
 @click.option("--python", default=sys.executable, help="Interpreter for the train commands.")
+@click.option("--no-resume-state", is_flag=True,
+              help="Passed to train: delete each run's checkpoints/resume.npz when it finishes (it holds the "
+                   "rolling-update buffer, ~110 MB at the headline size).")
 @reports_errors
 def sweep_cmd(root, eta_text, act_list, M_text, group_text, frac_text, seeds_text, epochs, K, windows,
-              metric_set, xp_name, dtype, n_jobs, plan, slurm_file, python):
+              metric_set, xp_name, dtype, n_jobs, plan, slurm_file, python, no_resume_state):
     """Train every condition x seed into ROOT; finished runs (E + 1 rows) are skipped.
 
     Conditions are the product of --eta, --act, --M (or --group) and --train-frac. Each run goes to
@@ -90,6 +93,8 @@ def sweep_cmd(root, eta_text, act_list, M_text, group_text, frac_text, seeds_tex
     if frac_text is not None:
         lists["train_frac"] = _numbers(frac_text, "--train-frac")
     common = {"K": K, "windows": windows, "metrics": metric_set, "xp": xp_name, "dtype": dtype}
+    if no_resume_state:
+        common["no_resume_state"] = True
     root = Path(os.path.abspath(root))           # commands must not depend on the cwd
     jobs = sweep.make_jobs(root, sweep.grid(**lists), sweep.parse_seeds(seeds_text), epochs, common)
     if plan and slurm_file is not None:
