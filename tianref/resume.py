@@ -28,11 +28,11 @@ from dataclasses import dataclass
 
 import numpy as np  # host arrays of the resume file
 
-from tianref import runs
+from tianref import identity, runs
 from tianref.config import TrainConfig, validate
 from tianref.errors import InputError
 
-MUTABLE = ("epochs", "checkpoint_epochs")       # what --resume may change
+MUTABLE = identity.MUTABLE                       # what --resume may change
 _ABSENT = object()                              # a key one side leaves out (e.g. no schedule)
 
 
@@ -49,6 +49,8 @@ class Plan:
     epoch: int              # r
     keep_text: str          # metrics.jsonl rows 0..r
     dropped: int            # later rows and torn lines dropped
+    fingerprint: str = None  # F of the run (tianref/identity.py)
+    digest: str = None       # D_r, the digest of rows 0..r
 
 
 def stored_config(out: str) -> tuple:
@@ -111,8 +113,46 @@ def check(out: str, changes: dict) -> Plan:
         engine.check_init(cfg, ck)
     except InputError as exc:
         raise InputError(f"{ck_path}: {exc}") from None
-    keep, dropped = check_rows(os.path.join(out, "metrics.jsonl"), r)
-    return Plan(cfg=cfg, meta=meta, ck=ck, epoch=r, keep_text=keep, dropped=dropped)
+    _check_counters(ck, cfg, r, ck_path)
+    F, split = _check_identity(meta, cfg, ck, out, ck_path)
+    log = os.path.join(out, "metrics.jsonl")
+    keep, dropped = check_rows(log, r)
+    D = identity.rows_digest(F, keep.split("\n")[:-1])
+    if D != str(ck["rows_digest"]):
+        raise InputError(f"{log} does not hold the rows this run logged: rows 0..{r} do not match the "
+                         f"digest in {ck_path} (the log was replaced or mixed with another run's)")
+    return Plan(cfg=cfg, meta=meta, ck=ck, epoch=r, keep_text=keep, dropped=dropped, fingerprint=F, digest=D)
+
+
+def _check_identity(meta, cfg, ck, out, ck_path) -> tuple:
+    """(F, S) once config.json's identity, the state's fingerprint and its split agree."""
+    path = os.path.join(out, "config.json")
+    block = identity.stored_block(meta, path)
+    F_ck, D_ck = identity.of_arrays(ck)
+    if block is None or F_ck is None:
+        where = path if block is None else ck_path
+        raise InputError(f"{where} carries no run fingerprint (written before run identities), so the run "
+                         "cannot be checked and is not resumed; start it again with --overwrite")
+    F = identity.of_run(meta, cfg, path)
+    if F_ck != F:
+        raise InputError(f"{ck_path} belongs to another run: its fingerprint {F_ck[:12]} is not "
+                         f"config.json's {F[:12]} (files mixed from two runs)")
+    S = identity.split_digest(ck["train_idx"], ck["test_idx"])
+    if S != block["split"]:
+        raise InputError(f"{ck_path}: train_idx/test_idx are not this run's split (their digest "
+                         f"{S[:12]} is not config.json's {block['split'][:12]})")
+    return F, S
+
+
+def _check_counters(ck, cfg, r, ck_path) -> None:
+    """Every step counter of the state equals the resume epoch r (each step advances each by one)."""
+    names = ["spec_count"] + [k for k in ("adam_t", "sgd_t", "muon_t") if k in ck]
+    for k in names:
+        v = ck[k]
+        if v.shape != () or v.dtype.kind not in "iu" or int(v) != r:
+            shown = v.item() if v.shape == () else f"an array of shape {v.shape}"
+            raise InputError(f"{ck_path}: {k} = {shown} but the state is at epoch {r}; every step counter "
+                             "must equal it (the state was edited or mixed)")
 
 
 def _template(engine, cfg) -> dict:

@@ -3,7 +3,8 @@
 Layout of a run directory
     config.json                    {"config": TrainConfig dict, "versions": ..., "command": ..., ...}
     metrics.jsonl                  one JSON object per logged row (epoch 0..E), append-only
-    checkpoints/epoch_NNNNN.npz    state after NNNNN steps (W, V, split, Adam state, rng state, config)
+    checkpoints/epoch_NNNNN.npz    state after NNNNN steps (W, V, split, Adam state, rng state, config,
+                                   the run's fingerprint and the digest of rows 0..NNNNN)
     checkpoints/final.npz          the same at the last row
     checkpoints/resume.npz         the latest resumable state, including the rolling-update buffer
 
@@ -26,6 +27,7 @@ import tempfile
 
 import numpy as np  # host I/O only
 
+from tianref import identity
 from tianref.errors import InputError
 
 RESUME = "resume.npz"
@@ -108,8 +110,10 @@ class MetricsLog:
         self.path = path
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
 
-    def append(self, row: dict) -> None:
-        data = (json.dumps(clean_row(row)) + "\n").encode()
+    def append(self, row: dict) -> str:
+        """Append one row; returns its line as written (without the newline)."""
+        line = json.dumps(clean_row(row))
+        data = (line + "\n").encode()
         start = os.fstat(self._fd).st_size
         try:
             done = 0
@@ -122,6 +126,7 @@ class MetricsLog:
             except OSError:
                 pass                                # a reader still drops a torn last line
             raise OSError(exc.errno, exc.strerror or str(exc), self.path) from None
+        return line
 
     def close(self) -> None:
         if self._fd is not None:
@@ -220,23 +225,35 @@ class MemorySink:
 
 
 class RunWriter:
-    """The training loop's sink: rows to metrics.jsonl, states to checkpoints/."""
+    """The training loop's sink: rows to metrics.jsonl, states to checkpoints/.
 
-    def __init__(self, out: str, keep_resume_state: bool = True, on_first_row=None):
+    With a ``fingerprint`` (tianref/identity.py) every row extends the row digest, and every
+    checkpoint carries the fingerprint and the digest of the rows logged up to its epoch. ``digest``
+    is the digest of the rows already in metrics.jsonl (a resumed run); a new run starts from F."""
+
+    def __init__(self, out: str, keep_resume_state: bool = True, on_first_row=None,
+                 fingerprint=None, digest=None):
         self.out = out
         self.keep_resume_state = keep_resume_state
         self.on_first_row = on_first_row
+        self.fingerprint = fingerprint
+        self.digest = digest if digest is not None else fingerprint
         self.log = MetricsLog(os.path.join(out, "metrics.jsonl"))
 
     def row(self, row: dict) -> None:
-        self.log.append(row)
+        line = self.log.append(row)
+        if self.fingerprint is not None:
+            self.digest = identity.chain(self.digest, line)
         if self.on_first_row is not None:       # the run has started cleanly
             cb, self.on_first_row = self.on_first_row, None
             cb()
 
     def checkpoint(self, arrays_fn, epoch: int, named: bool, final: bool) -> None:
-        """Write epoch_NNNNN.npz if ``named``, final.npz if ``final``, and always resume.npz."""
+        """Write epoch_NNNNN.npz if ``named``, final.npz if ``final``, and always resume.npz
+        (the state after the last row logged, so its digest covers rows 0..epoch)."""
         full = arrays_fn(True)
+        if self.fingerprint is not None:
+            full = dict(full, fingerprint=np.str_(self.fingerprint), rows_digest=np.str_(self.digest))
         light = {k: v for k, v in full.items() if not k.startswith("spec_buf_")}
         if named:
             save_npz(checkpoint_path(self.out, epoch), light)

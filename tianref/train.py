@@ -97,18 +97,32 @@ def check_init(cfg, init: dict) -> None:
             raise InputError(f"init {key} has non-finite entries")
 
 
+def init_split(cfg, init: dict):
+    """(train_idx, test_idx) of an init dict (checked): its train_idx, and its test_idx when given (a
+    checkpoint keeps its order, which fixes the float summation order), else the complement, ascending."""
+    check_init(cfg, init)
+    train_idx = np.asarray(init["train_idx"], dtype=np.int64)
+    test_idx = np.setdiff1d(np.arange(cfg.M * cfg.M), train_idx)
+    if "test_idx" in init:
+        given = np.asarray(init["test_idx"], dtype=np.int64)
+        if not np.array_equal(np.sort(given), test_idx):
+            raise InputError("init test_idx is not the complement of train_idx")
+        test_idx = given
+    return train_idx, test_idx
+
+
+def split_of(cfg, init=None):
+    """(train_idx, test_idx) the run of ``cfg`` (from its seed, or from an init dict) trains on."""
+    if init is not None:
+        return init_split(cfg, init)
+    return data.init_host(cfg.M, cfg.K, cfg.n_train, cfg.seed)[:2]
+
+
 def setup(cfg, xp, init=None):
     """(Problem, initial TrainState) from the config, or from an init dict (W, V, train_idx)."""
     train_idx, test_idx, W0, V0 = data.init_host(cfg.M, cfg.K, cfg.n_train, cfg.seed)
     if init is not None:
-        check_init(cfg, init)
-        train_idx = np.asarray(init["train_idx"], dtype=np.int64)
-        test_idx = np.setdiff1d(np.arange(cfg.M * cfg.M), train_idx)   # the complement, ascending
-        if "test_idx" in init:        # a checkpoint keeps its order (it fixes float summation order)
-            given = np.asarray(init["test_idx"], dtype=np.int64)
-            if not np.array_equal(np.sort(given), test_idx):
-                raise InputError("init test_idx is not the complement of train_idx")
-            test_idx = given
+        train_idx, test_idx = init_split(cfg, init)
         W0, V0 = init["W"], init["V"]
     if cfg.init_scale != 1.0:
         V0 = cfg.init_scale * V0                                   # alpha: the initial V's scale

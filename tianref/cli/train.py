@@ -1,6 +1,7 @@
 """``python cli.py train``: one training run into a run directory."""
 from __future__ import annotations
 
+import contextvars
 import json
 import os
 import sys
@@ -9,7 +10,7 @@ import time
 import click
 import numpy as np  # only for np.errstate around the run
 
-from tianref import resume as resume_mod, rundir, runs
+from tianref import identity, resume as resume_mod, rundir, runs
 from tianref.backend import environment_info, get_xp
 from tianref.cli.common import CHECK_DEVICE, RAISE_ERRORS, reports_errors
 from tianref.cli.progress import RowProgress
@@ -22,6 +23,8 @@ from tianref.loss import LOSSES
 from tianref.model import ACTIVATIONS
 
 D = TrainConfig()
+# set by check_train_args: a --check-only run appends (TrainConfig, init source) of the run it would start
+CHECKED = contextvars.ContextVar("checked", default=None)
 DEFAULT_TRAIN_FRAC = 0.4    # round(0.4 * 71^2) = 2016, the paper's n
 
 # options --resume accepts; any other option given with it must agree with the stored config
@@ -152,7 +155,8 @@ def train_cmd(ctx, xp_name, M, K, n_train, train_frac, eta, eta_schedule, lr, ep
                       f"{plan.epoch} (they are recomputed)")
             resume_mod.commit(out, plan, _command_line())
             session.started()
-            _train(engine, cfg, xp, xp_name, out, state, problem, None, no_resume_state, session)
+            _train(engine, cfg, xp, xp_name, out, state, problem, None, no_resume_state, session,
+                   plan.fingerprint, plan.digest)
     else:
         init = runs.load_npz(init_from) if init_from else None
         if init is not None:
@@ -199,15 +203,21 @@ def train_cmd(ctx, xp_name, M, K, n_train, train_frac, eta, eta_schedule, lr, ep
         if check_only:
             if CHECK_DEVICE.get():
                 get_xp(xp_name)
+            checked = CHECKED.get()
+            if checked is not None:                     # the caller wants the run's identity
+                checked.append((cfg, identity.init_digest(init) if init is not None else identity.SEED_INIT))
             return
         xp = get_xp(xp_name)
         session = rundir.Session(out, overwrite=overwrite, note=_note)
+        ident = identity.record(cfg, identity.init_digest(init) if init is not None else identity.SEED_INIT,
+                                *engine.split_of(cfg, init))
         with session:                                   # the lock is held from here to the end
             runs.atomic_write_json(os.path.join(out, "config.json"), {
-                "config": cfg.to_dict(), "versions": environment_info(xp),
+                "config": cfg.to_dict(), "identity": ident, "versions": environment_info(xp),
                 "command": _command_line(), "init_from": os.path.abspath(init_from) if init_from else None,
                 "train_frac": train_frac})
-            _train(engine, cfg, xp, xp_name, out, None, None, init, no_resume_state, session)
+            _train(engine, cfg, xp, xp_name, out, None, None, init, no_resume_state, session,
+                   ident["fingerprint"], None)
 
 def _resolve_group(spec, M, M_fixed: bool):
     """(stored spec, M) of --group: M = |H| unless --M (or an --init-from file) fixes it, when a
@@ -224,10 +234,12 @@ def _resolve_group(spec, M, M_fixed: bool):
     return spec, G.order
 
 
-def _train(engine, cfg, xp, xp_name, out, state, problem, init, no_resume_state, session):
-    """Run the loop into OUT (locked by ``session``), then print the JSON summary."""
+def _train(engine, cfg, xp, xp_name, out, state, problem, init, no_resume_state, session, fingerprint, digest):
+    """Run the loop into OUT (locked by ``session``), then print the JSON summary. ``fingerprint`` and
+    ``digest``: the run's identity and the digest of the rows already logged (tianref/identity.py)."""
     t0 = time.time()
-    writer = runs.RunWriter(out, keep_resume_state=not no_resume_state, on_first_row=session.started)
+    writer = runs.RunWriter(out, keep_resume_state=not no_resume_state, on_first_row=session.started,
+                            fingerprint=fingerprint, digest=digest)
     start = state.epoch if state is not None else 0            # the bar counts epochs (steps), not rows:
     with RowProgress(max(cfg.epochs - start, 0), f"train {os.path.basename(out)}") as bar:   # 0/E .. E/E
         def on_row(row):
@@ -287,18 +299,22 @@ def _note(msg: str) -> None:
     click.echo(f"train: {msg}", err=True)
 
 
-def check_train_args(args, device: bool = True) -> None:
+def check_train_args(args, device: bool = True):
     """Run train's own option parsing and validation on ``args`` (what follows ``train`` on a
     command line) without touching the filesystem; InputError with train's message if bad.
-    ``device=False`` skips opening the backend (--xp cupy on a machine without the GPU)."""
-    token, dev = RAISE_ERRORS.set(True), CHECK_DEVICE.set(device)
+    ``device=False`` skips opening the backend (--xp cupy on a machine without the GPU).
+    Returns (TrainConfig, init source) of a new run (tianref/identity.py), None for --resume."""
+    token, dev, box = RAISE_ERRORS.set(True), CHECK_DEVICE.set(device), CHECKED.set([])
     try:
         train_cmd.main(args=list(args) + ["--check-only"], prog_name="train", standalone_mode=False)
+        got = CHECKED.get()
+        return got[0] if got else None
     except click.ClickException as exc:
         raise InputError(exc.format_message()) from None
     finally:
         RAISE_ERRORS.reset(token)
         CHECK_DEVICE.reset(dev)
+        CHECKED.reset(box)
 
 
 def _check_gram_backend(cfg, xp_name):

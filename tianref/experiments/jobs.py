@@ -13,7 +13,9 @@ one of three states, decided from its directory alone:
     resumable  incomplete, checkpoints/resume.npz present  -> ``train --out DIR --resume --epochs E``
     fresh      anything else                               -> ``train ... --overwrite`` if DIR is non-empty
 
-A directory that holds a run of another configuration is refused (``config_mismatch``). Jobs share
+A directory that holds another run is refused before anything starts: its fingerprint
+(tianref/identity.py) must equal the one train would give the job (``config_mismatch``, naming the
+first differing setting), and a complete run's final state must vouch for its log (``log_mismatch``). Jobs share
 nothing, so ``plan_lines`` can hand them to any scheduler (a SLURM array, GNU parallel);
 tianref.experiments.sweep runs them as local processes.
 """
@@ -21,13 +23,13 @@ from __future__ import annotations
 
 import itertools
 import re
-import json
 import shlex
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from tianref.config import TrainConfig
+from tianref import identity, runs
+from tianref.config import TrainConfig, validate
 from tianref.errors import InputError
 from tianref.analysis.records import is_complete
 from tianref.rundir import is_empty
@@ -121,51 +123,62 @@ def make_jobs(root, conditions: list[dict], seeds, epochs: int, common: dict | N
     return jobs
 
 
-# train options that config.json records under the same name (others, e.g. xp, are not compared)
-_COMPARED = ("eta", "act", "M", "K", "lr", "loss", "optimizer", "dtype", "windows", "metrics",
-             "n_train", "gram_dtype", "log_grams", "momentum", "top_layer", "ridge_reg", "init_scale",
-             "output_scale", "group")
-# what a config.json written before a key existed meant by it
-_ABSENT = {"gram_dtype": "float64", "log_grams": [], "momentum": 0.9, "top_layer": "trained",
-           "ridge_reg": 1e-3, "init_scale": 1.0, "output_scale": 1.0, "group": ""}
+_WANTED = {}            # (out, seed, epochs, options) -> (canonical config, fingerprint) of a job
+
+
+def wanted(job: Job) -> tuple:
+    """(canonical config, fingerprint F) of the run ``job`` would start, from train's own option
+    parsing (tianref/identity.py): the one definition of what a command line means."""
+    key = (str(job.out), job.seed, job.epochs, repr(job.options))
+    if key not in _WANTED:
+        from tianref.cli.train import check_train_args
+        argv = train_argv(job, state="fresh")
+        cfg, init = check_train_args(argv[argv.index("train") + 1:], device=False)
+        _WANTED[key] = (identity.canonical(cfg), identity.fingerprint(cfg, init))
+    return _WANTED[key]
 
 
 def config_mismatch(job: Job) -> str | None:
-    """Why the existing run directory was made by a different command, or None."""
+    """Why the existing run directory does not hold the run ``job`` would start, or None (no
+    config.json: nothing there to compare). The folder's fingerprint (recorded, or recomputed for a
+    run written before identities) must equal the job's; the message names the first differing setting."""
     p = job.out / "config.json"
-    if not p.is_file():
+    if not p.exists():
         return None
     try:
-        meta = json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None                        # unreadable: the run is restarted, not trusted
-    cfg = meta.get("config", {}) if isinstance(meta, dict) else {}
-    want = dict(job.options, seed=job.seed)
-    if "windows" in want and isinstance(want["windows"], str):
-        want["windows"] = [int(x) for x in want["windows"].split(",") if x.strip()]
-    if "log_grams" in want and isinstance(want["log_grams"], str):
-        want["log_grams"] = [x.strip() for x in want["log_grams"].split(",") if x.strip()]
-    cfg = {**_ABSENT, **cfg}
-    for k in _COMPARED + ("seed",):
-        if k in want and k in cfg and _norm(want[k]) != _norm(cfg[k]):
-            return f"{k} = {cfg[k]!r} there, {want[k]!r} requested"
-    if want.get("top_layer") == "ridge" and cfg.get("top_layer") == "ridge":
-        # a ridge run stored before --ridge-eval logged 'current'; one asked for without it means 'held'
-        there, asked = cfg.get("ridge_eval", "current"), want.get("ridge_eval", TrainConfig.ridge_eval)
-        if there != asked:
-            return f"ridge_eval = {there!r} there, {asked!r} requested"
-    if "train_frac" in want and meta.get("train_frac") is not None \
-            and float(meta["train_frac"]) != float(want["train_frac"]):
-        return f"train_frac = {meta['train_frac']!r} there, {want['train_frac']!r} requested"
+        meta = runs.read_config(str(job.out))
+        there = validate(TrainConfig.from_dict(meta["config"]))
+        F_there = identity.of_run(meta, there, str(p))
+    except InputError as exc:
+        return f"its config.json cannot be read as a run's ({exc})"
+    want, F_want = wanted(job)
+    if F_there == F_want:
+        return None
+    diff = identity.first_difference(identity.canonical(there), want)
+    if diff is None:
+        return "its split or initial weights come from another source (an --init-from file)"
+    k, a, b = diff
+    return f"{k} = {a} there, {b} requested"
+
+
+def log_mismatch(job: Job) -> str | None:
+    """Why a complete-looking folder's final state does not vouch for its metrics.jsonl, or None: the
+    state's fingerprint must be config.json's and its row digest must chain from rows 0..E."""
+    final = job.out / "checkpoints" / "final.npz"
+    try:
+        ck = runs.load_npz(str(final))
+    except InputError as exc:
+        return str(exc)
+    F, D = identity.of_arrays(ck)
+    if F is None:
+        return None                                 # written before identities: config.json decides
+    if F != wanted(job)[1]:
+        return f"{final} belongs to another run (another fingerprint)"
+    text = runs.read_text(str(job.out / "metrics.jsonl"))
+    lines = text.split("\n")[:job.epochs + 1]
+    if identity.rows_digest(F, lines) != D:
+        return f"its metrics.jsonl is not the log {final} was written with (mixed with another run's)"
     return None
-
-
-def _norm(v):
-    if isinstance(v, (list, tuple)):
-        return [_norm(x) for x in v]
-    if isinstance(v, (int, float)) and not isinstance(v, bool):
-        return float(v)
-    return v
 
 
 def jobs_from_specs(root, specs) -> list[Job]:
@@ -196,6 +209,9 @@ def job_state(job: Job) -> str:
     if why:
         raise InputError(f"{job.out} holds a different run ({why}); use another ROOT")
     if is_complete(job.out, job.epochs):
+        why = log_mismatch(job)
+        if why:
+            raise InputError(f"{job.out}: {why}; use another ROOT or remove it")
         return "done"
     if (job.out / "checkpoints" / "resume.npz").is_file() and (job.out / "config.json").is_file():
         return "resumable"

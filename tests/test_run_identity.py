@@ -1,0 +1,270 @@
+"""A run's identity (tianref/identity.py): fingerprint, split digest and row digest, and the cases where
+a folder's files were mixed from two runs. Each resume test is named after one attack case; each asserts
+exit 2 with one line, and a folder byte-identical to what it was (nothing written before validation).
+
+The hashes are checked by a second route: the test recomputes them with hashlib from the bytes on disk
+(the rows' exact lines, the split arrays), not through the module's helpers.
+"""
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from tianref import identity
+from tianref.cli import main
+from tianref.config import TrainConfig
+
+T = ["--M", "13", "--K", "64", "--epochs", "20", "--windows", "5"]
+
+
+def _cli(args):
+    return CliRunner().invoke(main, args)
+
+
+def _snapshot(d: Path) -> dict:
+    return {str(p.relative_to(d)): p.read_bytes() for p in sorted(d.rglob("*"))
+            if p.is_file() and p.name != ".lock"}
+
+
+def _refused(r, *fragments):
+    assert r.exit_code == 2, r.output
+    assert "Traceback" not in r.output
+    err = r.stderr.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("Error: "), r.stderr
+    for f in fragments:
+        assert f in err[0], err[0]
+    return err[0]
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory):
+    """plain (seed 0), s1 (seed 1) and sched (a two-step schedule), each 20 epochs, checkpoint at 10."""
+    root = tmp_path_factory.mktemp("identity")
+    for name, extra in (("plain", []), ("s1", ["--seed", "1"]), ("sched", ["--eta-schedule", "0:1e-3,10:0"])):
+        r = _cli(["train"] + T + extra + ["--checkpoint-epochs", "10", "--out", str(root / name)])
+        assert r.exit_code == 0, r.output
+    return root
+
+
+def _copy(base, name, tmp_path) -> Path:
+    d = tmp_path / name
+    shutil.copytree(base / name, d)
+    return d
+
+
+def _edit_npz(path, **changes):
+    a = dict(np.load(path))
+    a.update(changes)
+    np.savez(path, **a)
+
+
+def _edit_config(d, fn):
+    p = d / "config.json"
+    meta = json.loads(p.read_text())
+    fn(meta["config"])
+    p.write_text(json.dumps(meta))
+
+
+def _resume(d, epochs=30):
+    return _cli(["train", "--out", str(d), "--resume", "--epochs", str(epochs)])
+
+
+# --- the hashes, by a second route --------------------------------------------------------------
+
+def test_row_digest_chains_the_exact_lines_of_the_log(base):
+    d = base / "plain"
+    meta = json.loads((d / "config.json").read_text())
+    F = meta["identity"]["fingerprint"]
+    lines = (d / "metrics.jsonl").read_text().split("\n")[:-1]
+    digest = F
+    for line in lines:
+        digest = hashlib.sha256((digest + "\n" + line).encode()).hexdigest()
+    final = np.load(d / "checkpoints" / "final.npz")
+    assert str(final["fingerprint"]) == F and str(final["rows_digest"]) == digest
+    mid = np.load(d / "checkpoints" / "epoch_00010.npz")     # a named checkpoint: rows 0..10
+    digest = F
+    for line in lines[:11]:
+        digest = hashlib.sha256((digest + "\n" + line).encode()).hexdigest()
+    assert str(mid["fingerprint"]) == F and str(mid["rows_digest"]) == digest
+
+
+def test_fingerprint_is_the_hash_of_the_canonical_settings(base):
+    meta = json.loads((base / "sched" / "config.json").read_text())
+    cfg = {k: v for k, v in meta["config"].items() if k not in ("epochs", "checkpoint_epochs")}
+    assert cfg["eta_schedule"] == [[0, 0.001], [10, 0.0]]          # the schedule is part of it
+    text = json.dumps({"config": cfg, "init": "seed"}, sort_keys=True, separators=(",", ":"))
+    assert meta["identity"]["fingerprint"] == hashlib.sha256(text.encode()).hexdigest()
+    ck = np.load(base / "sched" / "checkpoints" / "final.npz")
+    raw = (np.asarray(ck["train_idx"], np.int64), np.asarray(ck["test_idx"], np.int64))
+    split = hashlib.sha256(b"".join([f"{raw[0].dtype.str}{raw[0].shape}".encode() + raw[0].tobytes(), b"|",
+                                     f"{raw[1].dtype.str}{raw[1].shape}".encode() + raw[1].tobytes()]))
+    assert meta["identity"]["split"] == split.hexdigest()
+
+
+def test_fingerprint_ignores_what_resume_may_change_and_nothing_else():
+    a = TrainConfig(M=13, K=64, epochs=20)
+    assert identity.fingerprint(a) == identity.fingerprint(a.replace(epochs=99, checkpoint_epochs=(3,)))
+    for change in ({"seed": 1}, {"eta": 1e-3}, {"eta_schedule": ((0, 2e-4), (5, 0.0))}, {"windows": (5,)},
+                   {"metrics": "core"}, {"act": "relu"}, {"group": "D13"}):
+        assert identity.fingerprint(a.replace(**change)) != identity.fingerprint(a), change
+    assert identity.fingerprint(a, "0" * 64) != identity.fingerprint(a)   # an --init-from run
+
+
+def test_resumed_run_keeps_its_identity_and_continues_the_chain(base, tmp_path):
+    d = _copy(base, "plain", tmp_path)
+    before = json.loads((d / "config.json").read_text())["identity"]
+    assert _resume(d).exit_code == 0
+    assert json.loads((d / "config.json").read_text())["identity"] == before
+    straight = tmp_path / "straight"
+    assert _cli(["train"] + T[:-4] + ["--epochs", "30", "--windows", "5", "--out", str(straight)]).exit_code == 0
+    assert (d / "metrics.jsonl").read_bytes() == (straight / "metrics.jsonl").read_bytes()
+    a, b = (np.load(x / "checkpoints" / "final.npz") for x in (d, straight))
+    assert str(a["rows_digest"]) == str(b["rows_digest"]) and str(a["fingerprint"]) == str(b["fingerprint"])
+
+
+# --- silent mixing on resume: each refused, nothing touched ----------------------------------
+
+def test_resume_refuses_metrics_of_another_seed_copied_over(base, tmp_path):
+    d = _copy(base, "plain", tmp_path)
+    shutil.copy(base / "s1" / "metrics.jsonl", d / "metrics.jsonl")
+    snap = _snapshot(d)
+    _refused(_resume(d), "metrics.jsonl", "digest")
+    assert _snapshot(d) == snap
+
+
+def test_resume_refuses_state_and_config_of_another_seed_copied_over(base, tmp_path):
+    d = _copy(base, "plain", tmp_path)
+    shutil.copy(base / "s1" / "config.json", d / "config.json")
+    shutil.copy(base / "s1" / "checkpoints" / "resume.npz", d / "checkpoints" / "resume.npz")
+    snap = _snapshot(d)
+    _refused(_resume(d), "metrics.jsonl")
+    assert _snapshot(d) == snap
+
+
+def test_resume_refuses_the_split_of_another_seed(base, tmp_path):
+    d = _copy(base, "plain", tmp_path)
+    other = np.load(base / "s1" / "checkpoints" / "resume.npz")
+    _edit_npz(d / "checkpoints" / "resume.npz", train_idx=other["train_idx"], test_idx=other["test_idx"])
+    snap = _snapshot(d)
+    _refused(_resume(d), "split")
+    assert _snapshot(d) == snap
+
+
+@pytest.mark.parametrize("key", ["spec_count", "adam_t"])
+def test_resume_refuses_a_negative_step_counter_before_writing(base, tmp_path, key):
+    d = _copy(base, "plain", tmp_path)
+    _edit_npz(d / "checkpoints" / "resume.npz", **{key: np.int64(-7 if key == "spec_count" else -1)})
+    snap = _snapshot(d)
+    _refused(_resume(d), key)
+    assert _snapshot(d) == snap                    # config.json does not record a refused resume
+
+
+def test_resume_refuses_sched_config_with_its_schedule_deleted(base, tmp_path):
+    d = _copy(base, "sched", tmp_path)
+    _edit_config(d, lambda c: c.pop("eta_schedule"))
+    snap = _snapshot(d)
+    _refused(_resume(d), "eta_schedule")
+    assert _snapshot(d) == snap
+
+
+def test_resume_refuses_a_schedule_added_to_a_plain_config(base, tmp_path):
+    d = _copy(base, "plain", tmp_path)
+    _edit_config(d, lambda c: c.update(eta_schedule=[[0, 2e-4], [10, 0.0]]))
+    snap = _snapshot(d)
+    _refused(_resume(d))
+    assert _snapshot(d) == snap
+
+
+def test_resume_refuses_a_config_edited_to_match_the_state_but_not_its_fingerprint(base, tmp_path):
+    d = _copy(base, "plain", tmp_path)
+    meta = json.loads((d / "config.json").read_text())
+    meta["identity"]["fingerprint"] = "0" * 64
+    (d / "config.json").write_text(json.dumps(meta))
+    snap = _snapshot(d)
+    _refused(_resume(d), "fingerprint")
+    assert _snapshot(d) == snap
+
+
+def test_resume_refuses_a_run_written_before_identities(base, tmp_path):
+    d = _copy(base, "plain", tmp_path)
+    meta = json.loads((d / "config.json").read_text())
+    del meta["identity"]
+    (d / "config.json").write_text(json.dumps(meta))
+    snap = _snapshot(d)
+    _refused(_resume(d), "no run fingerprint")
+    assert _snapshot(d) == snap
+
+
+# --- done means the same run ------------------------------------------------------------------
+
+SWEEP = ["--M", "13", "--K", "64", "--epochs", "20", "--seeds", "0", "--eta", "2e-4", "--windows", "5"]
+
+
+def _sweep_folder(root: Path) -> Path:
+    return root / "eta0.0002_actsqr_M13_seed0"
+
+
+@pytest.mark.parametrize("plan", [True, False])
+def test_sweep_refuses_a_folder_with_a_foreign_schedule_as_done(tmp_path, plan):
+    root = tmp_path / "sw"
+    d = _sweep_folder(root)
+    r = _cli(["train"] + T + ["--eta-schedule", "0:2e-4,5:0", "--out", str(d)])
+    assert r.exit_code == 0, r.output
+    snap = _snapshot(root)
+    r = _cli(["sweep", str(root)] + SWEEP + (["--plan"] if plan else []))
+    _refused(r, str(d), "eta_schedule")
+    assert _snapshot(root) == snap
+
+
+def test_sweep_refuses_a_done_folder_whose_log_is_another_runs(base, tmp_path):
+    root = tmp_path / "sw"
+    assert _cli(["sweep", str(root)] + SWEEP).exit_code == 0
+    d = _sweep_folder(root)
+    shutil.copy(base / "s1" / "metrics.jsonl", d / "metrics.jsonl")
+    snap = _snapshot(root)
+    _refused(_cli(["sweep", str(root)] + SWEEP + ["--plan"]), str(d), "metrics.jsonl")
+    assert _snapshot(root) == snap
+
+
+def test_sweep_skips_its_own_run_and_a_run_written_before_identities(tmp_path):
+    root = tmp_path / "sw"
+    assert _cli(["sweep", str(root)] + SWEEP).exit_code == 0
+    r = _cli(["sweep", str(root)] + SWEEP + ["--plan"])
+    assert r.exit_code == 0 and r.stdout.strip() == ""              # done: nothing to plan
+    d = _sweep_folder(root)                                           # strip the identity, as an old run
+    meta = json.loads((d / "config.json").read_text())
+    del meta["identity"]
+    (d / "config.json").write_text(json.dumps(meta))
+    a = dict(np.load(d / "checkpoints" / "final.npz"))
+    np.savez(d / "checkpoints" / "final.npz", **{k: v for k, v in a.items()
+                                                 if k not in ("fingerprint", "rows_digest")})
+    r = _cli(["sweep", str(root)] + SWEEP + ["--plan"])
+    assert r.exit_code == 0 and r.stdout.strip() == "", r.output      # its config recomputes to the same F
+    r = _cli(["sweep", str(root)] + SWEEP[:-4] + ["--eta", "1e-3", "--windows", "5", "--plan"])
+    assert r.exit_code == 0                                            # another condition: another folder
+
+
+def test_reproduce_plan_refuses_a_foreign_run_in_a_lifecycle_folder(tmp_path):
+    root = tmp_path / "rp"
+    r = _cli(["reproduce", "--section", "lifecycle", "--scale", "smoke", "--root", str(root), "--plan"])
+    assert r.exit_code == 0, r.output
+    line = r.stdout.strip().splitlines()[0].split()
+    out = Path(line[line.index("--out") + 1])
+    args = line[line.index("train") + 1:]
+    i = args.index("--out")
+    del args[i:i + 2]
+    args = [a for a in args if a != "--no-resume-state"]
+    j = args.index("--eta")                                           # plant the run with a schedule
+    eta = args[j + 1]
+    del args[j:j + 2]
+    args += ["--eta-schedule", f"0:{eta},3:0"]
+    r = _cli(["train"] + args + ["--out", str(out)])
+    assert r.exit_code == 0, r.output
+    snap = _snapshot(root)
+    r = _cli(["reproduce", "--section", "lifecycle", "--scale", "smoke", "--root", str(root), "--plan"])
+    _refused(r, str(out), "eta_schedule")
+    assert _snapshot(root) == snap

@@ -1,0 +1,143 @@
+"""A run's identity: the fingerprint of what defines it, and the digest of the rows it has logged.
+
+A run directory is only ever continued, skipped as done or replaced when it is provably the run asked
+for. Three hashes (SHA-256, hex) make that checkable from the files alone:
+
+    F    fingerprint = sha256 of the canonical JSON {"config": C, "init": I}, where
+             C = the run's TrainConfig (validated, ``to_dict``) without the settings ``--resume`` may
+                 change (epochs, checkpoint_epochs): every setting that defines the trajectory,
+                 the eta schedule, the group, the seed included;
+             I = "seed" when the split and the initial weights are drawn from C's seed
+                 (data.init_host), else the digest of the --init-from arrays (``init_digest``)
+    S    split digest = sha256 of train_idx and test_idx (int64, in their stored order)
+    D_t  row digest after row t: D_{-1} = F, D_t = sha256(D_{t-1} + "\\n" + line_t), line_t the exact
+         text of row t in metrics.jsonl (without its newline): a hash chain, so D_r pins rows 0..r
+
+Where they are kept
+    config.json                      "identity": {"scheme": 1, "fingerprint": F, "init": I, "split": S}
+    every checkpoint and resume.npz  arrays "fingerprint" (F) and "rows_digest" (D_e, e = its epoch)
+
+``--resume`` (tianref/resume.py) continues a directory only when config.json's settings hash to its
+recorded F, the state carries the same F and a split hashing to S, and metrics.jsonl's rows 0..r chain
+to the state's D_r. A sweep or ``reproduce`` counts a folder as done only when its F equals the F of the
+run it would start (tianref/experiments/jobs.py).
+
+A config.json written before identities existed has no "identity"; ``of_run`` then recomputes F from
+its config when the run was drawn from its seed (the only case where F is a function of config.json).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np  # host arrays only (split and init digests)
+
+from tianref.errors import InputError
+
+SCHEME = 1
+MUTABLE = ("epochs", "checkpoint_epochs")       # what --resume may change: not part of F
+SEED_INIT = "seed"
+KEY = "identity"                                # config.json's block
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def canonical(cfg) -> dict:
+    """The settings F covers: ``cfg.to_dict()`` without MUTABLE."""
+    return {k: v for k, v in cfg.to_dict().items() if k not in MUTABLE}
+
+
+def fingerprint(cfg, init: str = SEED_INIT) -> str:
+    """F of a validated TrainConfig and its init source ("seed" or an ``init_digest``)."""
+    text = json.dumps({"config": canonical(cfg), "init": init}, sort_keys=True, separators=(",", ":"))
+    return _sha(text.encode())
+
+
+def _array_bytes(a) -> bytes:
+    a = np.ascontiguousarray(a)
+    return f"{a.dtype.str}{a.shape}".encode() + a.tobytes()
+
+
+def init_digest(init: dict) -> str:
+    """Digest of an --init-from file's W, V, train_idx (and test_idx when given): dtype, shape, bytes."""
+    h = hashlib.sha256()
+    for k in ("W", "V", "train_idx", "test_idx"):
+        if k in init:
+            h.update(k.encode() + _array_bytes(np.asarray(init[k])))
+    return h.hexdigest()
+
+
+def split_digest(train_idx, test_idx) -> str:
+    """S: the split as int64 arrays in their stored order (the order fixes float summation)."""
+    return _sha(_array_bytes(np.asarray(train_idx, dtype=np.int64)) + b"|"
+                + _array_bytes(np.asarray(test_idx, dtype=np.int64)))
+
+
+def chain(digest: str, line: str) -> str:
+    """D_t from D_{t-1} and row t's line (no newline)."""
+    return _sha((digest + "\n" + line).encode())
+
+
+def rows_digest(F: str, lines) -> str:
+    """D of the given row lines (each without its newline), starting from F."""
+    d = F
+    for line in lines:
+        d = chain(d, line)
+    return d
+
+
+def record(cfg, init: str, train_idx, test_idx) -> dict:
+    """config.json's identity block of a new run."""
+    return {"scheme": SCHEME, "fingerprint": fingerprint(cfg, init), "init": init,
+            "split": split_digest(train_idx, test_idx)}
+
+
+def first_difference(a: dict, b: dict):
+    """The first setting whose value differs between two canonical dicts, as (key, a's, b's), or None.
+    A key one side leaves out (an empty schedule, Z_M's group) shows as 'absent'."""
+    for k in list(a) + [k for k in b if k not in a]:
+        if a.get(k, _ABSENT) != b.get(k, _ABSENT):
+            return k, _shown(a, k), _shown(b, k)
+    return None
+
+
+_ABSENT = object()
+
+
+def _shown(d: dict, k: str) -> str:
+    return repr(d[k]) if k in d else "absent"
+
+
+def stored_block(meta: dict, path: str):
+    """config.json's identity block, checked for shape; None when the run predates identities."""
+    block = meta.get(KEY)
+    if block is None:
+        return None
+    if not (isinstance(block, dict) and isinstance(block.get("fingerprint"), str)
+            and isinstance(block.get("init"), str) and isinstance(block.get("split"), str)):
+        raise InputError(f"{path}: its 'identity' is not a {{fingerprint, init, split}} object of strings")
+    return block
+
+
+def of_run(meta: dict, cfg, path: str):
+    """F of a run from its config.json (``meta``) and validated config: the recorded F after checking
+    that the settings still hash to it, or, for a run written before identities, F recomputed when its
+    split and weights came from its seed. None when it cannot be known (an old --init-from run).
+    InputError when config.json's settings no longer hash to the F it records (it was edited)."""
+    block = stored_block(meta, path)
+    if block is None:
+        return fingerprint(cfg) if not meta.get("init_from") else None
+    F = fingerprint(cfg, block["init"])
+    if F != block["fingerprint"]:
+        raise InputError(f"{path}: its settings do not give the fingerprint it records (the file was "
+                         "edited after the run started, or mixed with another run's)")
+    return F
+
+
+def of_arrays(ck: dict):
+    """(F, D) stored in a checkpoint's arrays, or (None, None) for a state written before identities."""
+    if "fingerprint" not in ck or "rows_digest" not in ck:
+        return None, None
+    return str(ck["fingerprint"]), str(ck["rows_digest"])
