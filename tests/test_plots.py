@@ -84,3 +84,26 @@ def test_plot_cli(tree, tmp_path):
     assert res.exit_code == 2 and res.stderr.startswith("Error: ") and "Traceback" not in res.output
     res = CliRunner().invoke(plot_cmd, [str(tree), "--windows", "5,x"])
     assert res.exit_code == 2 and "--windows" in res.stderr
+
+
+def test_legend_swatches_axes_and_epoch_range_match_what_is_drawn(tree):
+    """The slope-fire swatch is not the rho threshold's (colour and dash differ, and the threshold line
+    drawn in its panel has the threshold swatch's style); the activation columns share one epoch range
+    (400- and 600-epoch runs side by side); long legend labels go below the axes."""
+    from matplotlib.colors import to_rgba
+    figs, _ = figures_from_runs(read_tree(tree), windows=(5, 20, 30))
+    head = figs["headline"]
+    leg = head.legends[0]
+    by_label = {t.get_text(): h for t, h in zip(leg.get_texts(), leg.legend_handles)}
+    fire = next(h for k, h in by_label.items() if k.startswith("σ₂/σ₃ slope fire"))
+    rho = next(h for k, h in by_label.items() if k.startswith("ρ_tian ="))
+    assert (to_rgba(fire.get_color()), fire.get_linestyle()) != (to_rgba(rho.get_color()), rho.get_linestyle())
+    drawn = [ln for ln in head.axes[1].get_lines() if len(set(ln.get_ydata())) == 1]   # the threshold line
+    assert [(to_rgba(ln.get_color()), ln.get_linestyle()) for ln in drawn] == \
+        [(to_rgba(rho.get_color()), rho.get_linestyle())]
+    act = figs["activation"]
+    xlims = {tuple(round(v) for v in ax.get_xlim()) for ax in act.axes}
+    assert len(xlims) == 1 and max(xlims.pop()) >= 600
+    labels = [t.get_text() for t in leg.get_texts()]
+    assert max(map(len, labels)) > 45
+    assert leg._loc in (8,) or "lower" in str(getattr(leg, "_outside_loc", ""))   # below the axes

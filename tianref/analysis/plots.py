@@ -122,14 +122,27 @@ def _guides(ax, key, rho_threshold):
         ax.set_ylim(-0.02, 1.05)
         ax.axhline(0.5, color="gray", lw=0.7, ls=":")
     elif key == "rho_tian":
-        ax.axhline(rho_threshold, color="gray", lw=0.8, ls="--")
+        ax.axhline(rho_threshold, color=RHO_STYLE[0], lw=0.8, ls=RHO_STYLE[1])
+
+
+RHO_STYLE = ("gray", "-.")      # the rho_tian threshold line: its own colour and dash, unlike an event mark
+EVENT_COLOR = "black"           # legend swatch of an event mark; the marks themselves take their condition's colour
+WIDE_LABEL = 45                 # a legend label longer than this goes below the axes, not beside them
 
 
 def _legend(fig, handles, extra):
-    """One legend for the figure, outside the axes on the right (it hides no data)."""
+    """One legend for the figure, outside the axes (it hides no data). ``extra``: (linestyle, label[,
+    colour]) swatches for the guide lines. Short labels sit on the right; long ones (a mixed tree's
+    conditions with their events) go below the axes, so the panels keep the figure's width."""
     from matplotlib.lines import Line2D
-    hs = list(handles) + [Line2D([], [], color="gray", ls=ls, lw=0.9, label=lab) for ls, lab in extra]
-    fig.legend(handles=hs, loc="outside right center", fontsize=8, frameon=False)
+    hs = list(handles) + [Line2D([], [], color=(e[2] if len(e) > 2 else EVENT_COLOR), ls=e[0], lw=0.9,
+                                 label=e[1]) for e in extra]
+    wide = max((len(h.get_label()) for h in hs), default=0) > WIDE_LABEL
+    if wide:
+        fig.legend(handles=hs, loc="outside lower center", fontsize=8, frameon=False,
+                   ncols=1 if len(hs) <= 4 else 2)
+    else:
+        fig.legend(handles=hs, loc="outside right center", fontsize=8, frameon=False)
 
 
 # --- figures ----------------------------------------------------------------------------------
@@ -169,11 +182,11 @@ def fig_headline(groups, window=None, rho_threshold=det.RHO_THRESHOLD, title=Non
         _guides(ax, key, rho_threshold)
     axes[-1].set_xlabel("epoch")
     med = "median " if several else ""
-    extra = [(ls, {"fire": f"σ₂/σ₃ slope fire ({med}epoch)",
+    extra = [(ls, {"fire": f"σ₂/σ₃ slope fire ({med}epoch; vertical, in its condition's colour)",
                    "collapse": f"σ₂/σ₃ collapse, < 1/10 of its max since fire ({med}epoch)"}[n])
              for ls, n in sorted(marks, key=lambda m: m[1] != "fire")]
     if any(k == "rho_tian" for k, _, _ in panels):
-        extra.append(("--", f"ρ_tian = {rho_threshold:g} (in its panel)"))
+        extra.append((RHO_STYLE[1], f"ρ_tian = {rho_threshold:g} (in its panel)", RHO_STYLE[0]))
     _legend(fig, handles, extra)
     fig.suptitle(f"{title or ft.title_of(groups)}\n{ft.setup_of(records, window)}; {ft.spread_of(groups)}",
                  fontsize=10)
@@ -212,7 +225,7 @@ def fig_activation(by_act, window=None, rho_threshold=det.RHO_THRESHOLD) -> Figu
     records = [r for _, groups in by_act for _, rs in groups for r in rs]
     panels = _panels(records, window)
     fig = Figure(figsize=(5.2 * ncol + 1.8, 2.7 * len(panels) + 0.9), layout="constrained")
-    axes = fig.subplots(len(panels), ncol, sharex="col", squeeze=False)
+    axes = fig.subplots(len(panels), ncol, sharex=True, squeeze=False)    # one epoch range for all columns
     handles = {}
     for j, (act, groups) in enumerate(by_act):
         for k, (label, recs) in enumerate(groups):
