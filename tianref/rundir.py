@@ -336,7 +336,10 @@ class Session:
             if not self.resume:
                 self._makedirs(os.path.join(self.out, "checkpoints"))
         except BaseException:
-            self._rollback()
+            try:
+                self._rollback()
+            finally:
+                self.lock.release()                 # __exit__ is not called when __enter__ fails
             raise
         return self
 
