@@ -84,16 +84,21 @@ def _check_folder_usable(folder: str, path: str, what: str) -> None:
         raise InputError(f"{what} {path}: cannot write in {folder} (permission denied)")
 
 
-def check_output_file(path, what: str) -> str:
+def check_output_file(path, what: str, make_parents: bool = True) -> str:
     """Refuse an output file path that cannot be written (no filesystem change): empty, a folder,
     below a file, or in a folder (the nearest existing one, which would be created below) that is
-    not writable. Call it before computing what goes into the file."""
+    not writable; with ``make_parents=False`` (a writer that creates no folder) its folder must
+    exist. Call it before computing what goes into the file."""
     path = os.fspath(path)
     if path.strip() == "":
         raise InputError(f"{what} is empty; give a file name")
     if os.path.isdir(path):
         raise InputError(f"{what} {path} is a directory")
-    _check_folder_usable(_nearest_existing(os.path.dirname(os.path.abspath(path))), path, what)
+    parent = os.path.dirname(os.path.abspath(path))
+    folder = _nearest_existing(parent)
+    if not make_parents and folder != parent and os.path.isdir(folder):
+        raise InputError(f"{what} {path}: directory {os.path.dirname(path) or '.'} does not exist")
+    _check_folder_usable(folder, path, what)
     return path
 
 

@@ -96,7 +96,7 @@ def summarize_cmd(run_dir, window, late_lo, late_hi, slope_threshold, slope_t_mi
                                             write_atomic)
     for what, path in (("--json", json_out), ("--md", md_out)):     # before reading any run
         if path is not None:
-            check_output_file(path, what)
+            check_output_file(path, what, make_parents=False)     # write_atomic makes no folder
     if not run_dir.exists():
         raise InputError(f"{run_dir}: no such directory")
     for name, v in (("--slope-threshold", slope_threshold), ("--rho-threshold", rho_threshold)):

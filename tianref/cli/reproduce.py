@@ -91,7 +91,7 @@ def reproduce_cmd(section_text, root, scale_text, n_jobs, plan, store, store_to,
     if not plan:                                 # every output path before anything is computed or created
         check_output_dir(root, "--root")
     if slurm_file is not None:
-        check_output_file(slurm_file, "--slurm")
+        check_output_file(slurm_file, "--slurm", make_parents=False)
     if store:
         check_output_dir(store_to if store_to is not None else rp.STORE_ROOT, "--store-to")
     if no_train:                                 # every section has runs to summarise, before any is

@@ -103,7 +103,7 @@ def sweep_cmd(root, eta_text, act_list, M_text, group_text, frac_text, seeds_tex
     if not plan:                                 # the paths, before anything is validated or created
         check_output_dir(root, "ROOT")
     if slurm_file is not None:
-        check_output_file(slurm_file, "--slurm")
+        check_output_file(slurm_file, "--slurm", make_parents=False)
     check_jobs(jobs, xp_name, device=slurm_file is None)
     if plan:
         for line in sweep.plan_lines(jobs, python):

@@ -90,7 +90,7 @@ def write_for_jobs(jobs, path, *, python: str = sys.executable, name: str = "tia
 
     Returns {"slurm": path or None, "runs": N unfinished, "submit": "sbatch PATH" or None}."""
     from tianref.rundir import check_output_file
-    check_output_file(path, "--slurm")                # before any log directory is created
+    check_output_file(path, "--slurm", make_parents=False)     # before any log directory is created
     tasks = unfinished(jobs, python)
     if not tasks:
         return {"slurm": None, "runs": 0, "submit": None}
