@@ -8,6 +8,10 @@ What this module guarantees (docs/reliability.md lists the test of each):
   however it ends (kill -9 included): a stale lock file never blocks anyone.
 * **A refused command changes nothing.** Every input is validated before ``Session`` is entered;
   ``Session`` itself only checks and locks until the caller says the run has *started cleanly*.
+* **--overwrite replaces only a run.** A non-empty OUT is replaced only when it is a run directory
+  (``check_replaceable``): a config.json that is a JSON object with a 'config' object, and nothing
+  beside the files a run writes (RUN_FILES; checkpoints/ holding only CHECKPOINT_FILES). Anything else
+  (notes, a tree of other runs) is refused before anything is moved or created.
 * **--overwrite replaces, never destroys first.** The old run's files are moved into a hidden
   sibling ``.<name>.replaced-<pid>``; the new run starts in OUT; the aside copy is deleted only once
   ``Session.started()`` is called (config.json and the first row written). A failure before that
@@ -16,7 +20,9 @@ What this module guarantees (docs/reliability.md lists the test of each):
   (re)starts in the folder; a directory that holds only the lock file, such leftovers and an empty
   ``checkpoints/`` counts as empty.
 * **Given paths that cannot be used** (``--out ''``, a file where a folder should be, a read-only
-  parent) are bad input: ``InputError`` (exit 2), never a traceback.
+  parent) are bad input: ``InputError`` (exit 2), never a traceback. ``check_output_file`` and
+  ``check_output_dir`` check every command's output path before it computes; ``check_writable``
+  checks before a --resume that every file it rewrites can be written.
 
 Symbols
     OUT     the run directory given with --out
@@ -28,12 +34,16 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import re
 import shutil
 
 from tianref.errors import InputError
 
 LOCK = ".lock"
 TMP_PREFIX = ".tmp-"
+# what a run writes in OUT (name -> is a folder), and in OUT/checkpoints/ (tianref/runs.py)
+RUN_FILES = {"config.json": False, "metrics.jsonl": False, "checkpoints": True}
+CHECKPOINT_FILES = re.compile(r"epoch_\d{5,}\.npz|final\.npz|resume\.npz")
 
 
 def describe_oserror(exc: OSError) -> str:
@@ -59,16 +69,101 @@ def check_out_path(out: str) -> str:
     return out
 
 
-def check_output_file(path: str, what: str) -> str:
-    """Refuse an output file path that cannot be written: a folder, or below a file (no change)."""
-    if os.path.isdir(path):
-        raise InputError(f"{what} {path} is a directory")
-    p = os.path.dirname(os.path.abspath(path))
+def _nearest_existing(path: str) -> str:
+    p = os.path.abspath(path)
     while not os.path.exists(p):
         p = os.path.dirname(p)
-    if not os.path.isdir(p):
-        raise InputError(f"{what} {path}: {p} is not a directory")
+    return p
+
+
+def _check_folder_usable(folder: str, path: str, what: str) -> None:
+    """``folder`` (an existing ancestor of ``path``) must be a folder this process can write in."""
+    if not os.path.isdir(folder):
+        raise InputError(f"{what} {path}: {folder} is not a directory")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise InputError(f"{what} {path}: cannot write in {folder} (permission denied)")
+
+
+def check_output_file(path, what: str, make_parents: bool = True) -> str:
+    """Refuse an output file path that cannot be written (no filesystem change): empty, a folder,
+    below a file, or in a folder (the nearest existing one, which would be created below) that is
+    not writable; with ``make_parents=False`` (a writer that creates no folder) its folder must
+    exist. Call it before computing what goes into the file."""
+    path = os.fspath(path)
+    if path.strip() == "":
+        raise InputError(f"{what} is empty; give a file name")
+    if os.path.isdir(path):
+        raise InputError(f"{what} {path} is a directory")
+    parent = os.path.dirname(os.path.abspath(path))
+    folder = _nearest_existing(parent)
+    if not make_parents and folder != parent and os.path.isdir(folder):
+        raise InputError(f"{what} {path}: directory {os.path.dirname(path) or '.'} does not exist")
+    _check_folder_usable(folder, path, what)
     return path
+
+
+def check_output_dir(path, what: str) -> str:
+    """Refuse an output folder that cannot be written (no filesystem change): empty, an existing
+    non-folder, below a file, or not writable (itself or, if absent, its nearest existing ancestor)."""
+    path = os.fspath(path)
+    if path.strip() == "":
+        raise InputError(f"{what} is empty; give a directory")
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise InputError(f"{what} {path} exists and is not a directory")
+    _check_folder_usable(_nearest_existing(path), path, what)
+    return path
+
+
+def check_writable(out: str) -> None:
+    """Refuse a --resume of OUT that could not write all it rewrites (InputError naming the path,
+    no filesystem change): config.json and metrics.jsonl (appended, or rewritten by a rename in
+    OUT), checkpoints/ (its files are replaced by renames in it) and OUT itself."""
+    for name, folder in (("config.json", False), ("metrics.jsonl", False), ("checkpoints", True), ("", True)):
+        path = os.path.join(out, name) if name else out
+        if not os.path.exists(path):
+            continue                    # a missing file is resume's to report; a folder is created
+        if not os.access(path, os.W_OK | (os.X_OK if folder else 0)):
+            kind = "folder" if folder else "file"
+            raise InputError(f"--resume: {path} is a read-only {kind}; make it writable to continue "
+                             "the run (nothing was changed)")
+
+
+def check_replaceable(out: str) -> None:
+    """Refuse to --overwrite OUT unless it is a run directory (no filesystem change): config.json
+    parses as a JSON object with a 'config' object, and OUT holds nothing but RUN_FILES, the lock and
+    temp leftovers, checkpoints/ nothing but CHECKPOINT_FILES and temp leftovers."""
+    from tianref.runs import read_config
+
+    def refuse(why):
+        return InputError(f"--overwrite replaces only a run directory, and {out} is not one ({why}); "
+                          "nothing was changed")
+    if not os.path.isfile(os.path.join(out, "config.json")):
+        raise refuse("it has no config.json")
+    try:
+        read_config(out)
+        foreign = _foreign_entry(out)
+    except InputError as exc:
+        raise refuse(str(exc)) from None
+    except OSError as exc:
+        raise refuse(describe_oserror(exc)) from None
+    if foreign is not None:
+        raise refuse(f"it holds {foreign}, which no run writes")
+
+
+def _foreign_entry(out: str):
+    """The first path below OUT (sorted) that is not a run's own file, or None."""
+    for name in sorted(os.listdir(out)):
+        p = os.path.join(out, name)
+        if _is_leftover(name):
+            continue
+        if name not in RUN_FILES or RUN_FILES[name] != (os.path.isdir(p) and not os.path.islink(p)):
+            return p
+        if name == "checkpoints":
+            for sub in sorted(os.listdir(p)):
+                q = os.path.join(p, sub)
+                if not (sub.startswith(TMP_PREFIX) or (CHECKPOINT_FILES.fullmatch(sub) and os.path.isfile(q))):
+                    return q
+    return None
 
 
 def _is_leftover(name: str) -> bool:
@@ -126,6 +221,13 @@ def lock_holder(out: str):
         os.close(fd)
 
 
+def in_use(out: str, pid) -> InputError:
+    """The one-line refusal of a second writer; ``pid``: the holder's, if known."""
+    who = f"process {pid}" if isinstance(pid, int) and pid else "another process"
+    return InputError(f"--out {out} is in use by {who} (it holds {os.path.join(out, LOCK)}); "
+                      "wait for it to finish or stop it first")
+
+
 def _read_pid(fd):
     try:
         text = os.pread(fd, 64, 0).decode("ascii", "replace").strip()
@@ -153,9 +255,7 @@ class RunLock:
             pid = _read_pid(fd)
             os.close(fd)
             if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                who = f"process {pid}" if pid else "another process"
-                raise InputError(f"--out {self.out} is in use by {who} (it holds {self.path}); "
-                                 "wait for it to finish or stop it first") from None
+                raise in_use(self.out, pid) from None
             raise InputError(f"--out {self.out}: cannot lock {self.path} ({describe_oserror(exc)})") from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
@@ -199,11 +299,16 @@ class Session:
         self.created = False
         self.owned = False          # True once OUT's contents are this run's (locked, old run moved)
         self.is_started = False
+        holder = lock_holder(self.out)              # a second writer learns who holds OUT, first
+        if holder is not None:
+            raise in_use(self.out, holder)
         if not resume and not overwrite and not is_empty(self.out):
             raise InputError(f"--out {self.out} is not empty; pass --resume to continue it or "
                              "--overwrite to replace it")
         if resume and not os.path.isdir(self.out):
             raise InputError(f"--resume: {self.out} does not exist")
+        if overwrite and not is_empty(self.out):
+            check_replaceable(self.out)
 
     def __enter__(self) -> "Session":
         if not os.path.isdir(self.out):
@@ -216,6 +321,8 @@ class Session:
                 raise InputError(f"--out {self.out}: cannot create it ({describe_oserror(exc)})") from None
         try:
             self.lock.acquire()
+            if self.resume:
+                check_writable(self.out)            # before anything is rewritten or removed
             for p in clean_stale_tmp(self.out):
                 self.note(f"removed {p}, left by an interrupted write")
             parent, name = os.path.split(os.path.abspath(self.out))
@@ -228,12 +335,16 @@ class Session:
                 raise InputError(f"--out {self.out} is not empty; pass --resume to continue it or "
                                  "--overwrite to replace it")
             if self.overwrite and not empty:
+                check_replaceable(self.out)         # again, now that OUT is locked
                 self._move_aside()
             self.owned = True
             if not self.resume:
                 self._makedirs(os.path.join(self.out, "checkpoints"))
         except BaseException:
-            self._rollback()
+            try:
+                self._rollback()
+            finally:
+                self.lock.release()                 # __exit__ is not called when __enter__ fails
             raise
         return self
 

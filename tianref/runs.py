@@ -33,10 +33,11 @@ from tianref.errors import InputError
 RESUME = "resume.npz"
 
 
-def atomic_write_bytes(path: str, write) -> None:
+def atomic_write_bytes(path: str, write, mode: int = 0o666) -> None:
     """Call write(fileobj) on a temp file beside ``path``, fsync it, then rename it over ``path``.
 
-    An OSError names ``path`` (not the temp file); the temp file is removed.
+    The file gets ``mode`` less the user's umask (what a plain open() gives for 0o666). An OSError
+    names ``path`` (not the temp file); the temp file is removed.
     """
     d = os.path.dirname(os.path.abspath(path))
     tmp = None
@@ -49,7 +50,7 @@ def atomic_write_bytes(path: str, write) -> None:
             os.fsync(f.fileno())
         umask = os.umask(0)
         os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)       # mkstemp creates 0600; give the usual file mode
+        os.chmod(tmp, mode & ~umask)        # mkstemp creates 0600; give the usual file mode
         os.replace(tmp, path)
         tmp = None
         _fsync_dir(d)

@@ -10,6 +10,7 @@ from tianref.analysis import clock_events, detectors as det
 from tianref.cli.common import reports_errors
 from tianref.config import parse_int_list
 from tianref.errors import InputError
+from tianref.rundir import check_output_dir, check_output_file
 from tianref.analysis.records import METRICS_FILE, list_run_dirs, read_run
 from tianref.cli.progress import CountProgress
 
@@ -93,6 +94,9 @@ def summarize_cmd(run_dir, window, late_lo, late_hi, slope_threshold, slope_t_mi
     """
     from tianref.analysis.summarize import (Options, late_range_note, summarize, to_json, to_markdown,
                                             write_atomic)
+    for what, path in (("--json", json_out), ("--md", md_out)):     # before reading any run
+        if path is not None:
+            check_output_file(path, what, make_parents=False)     # write_atomic makes no folder
     if not run_dir.exists():
         raise InputError(f"{run_dir}: no such directory")
     for name, v in (("--slope-threshold", slope_threshold), ("--rho-threshold", rho_threshold)):
@@ -135,6 +139,7 @@ def summarize_cmd(run_dir, window, late_lo, late_hi, slope_threshold, slope_t_mi
 def plot_cmd(run_dir, out_dir, which, window, windows_text, act, fmt, dpi):
     """Draw the paper's figures from the runs below RUN_DIR; prints the files written."""
     from tianref.analysis.plots import FIGURES, figures_from_runs, save
+    check_output_dir(out_dir, "--out")                   # before reading any run
     if not run_dir.exists():
         raise InputError(f"{run_dir}: no such directory")
     names = FIGURES if "all" in which else tuple(dict.fromkeys(which))

@@ -21,6 +21,7 @@ from tianref.cli.common import reports_errors
 from tianref.cli.progress import CountProgress
 from tianref.config import parse_int_list
 from tianref.errors import InputError
+from tianref.rundir import check_output_file
 
 def _note(msg: str) -> None:
     click.echo(f"edge: {msg}", err=True)
@@ -125,6 +126,9 @@ SPACE_CHOICES = {"all": ["joint", "W", "V"], "joint": ["joint"], "W": ["W"], "V"
 @reports_errors
 def edge_cmd(run_dir, epochs_text, n_random, seed, eps_rel, space_names, json_out, plot_out, xp_name):
     from tianref.analysis.edge_runs import load_run, probe_run
+    for what, path in (("--json", json_out), ("--plot", plot_out)):     # before any replay
+        if path is not None:
+            check_output_file(path, what)
     if not (math.isfinite(eps_rel) and eps_rel > 0):
         raise InputError(f"--eps-rel must be a finite number > 0 (got {eps_rel})")
     epochs = parse_int_list(epochs_text, "--epochs")

@@ -14,6 +14,7 @@ from tianref.cli.common import reports_errors
 from tianref.cli.progress import RunsReporter
 from tianref.errors import InputError
 from tianref.experiments.protocols import SCALES, SECTIONS
+from tianref.rundir import check_output_dir, check_output_file
 
 
 @click.command("reproduce", context_settings={"show_default": True})
@@ -77,6 +78,7 @@ def reproduce_cmd(section_text, root, scale_text, n_jobs, plan, store, store_to,
             raise InputError("--rerender re-renders stored sections; it cannot be combined with --plan or --store")
         from tianref.experiments.reproduce.rerender import rerender_section, stored_sections
         base = store_to if store_to is not None else rp.STORE_ROOT
+        check_output_dir(base, "--store-to")
         names = stored_sections(base, scale.name, None if section_text == "all" else sections)
         command = shlex.join(["python", "cli.py"] + sys.argv[1:]) if sys.argv[0].endswith("cli.py") \
             else shlex.join(sys.argv)
@@ -86,6 +88,15 @@ def reproduce_cmd(section_text, root, scale_text, n_jobs, plan, store, store_to,
         return
     if plan and slurm_file is not None:
         raise InputError("give --plan or --slurm, not both")
+    if not plan:                                 # every output path before anything is computed or created
+        check_output_dir(root, "--root")
+    if slurm_file is not None:
+        check_output_file(slurm_file, "--slurm", make_parents=False)
+    if store:
+        check_output_dir(store_to if store_to is not None else rp.STORE_ROOT, "--store-to")
+    if no_train:                                 # every section has runs to summarise, before any is
+        for s in sections:
+            rp.no_train_jobs(s, root, scale, xp_name)
     from tianref.cli.sweep import check_jobs
     jobs = rp.all_section_jobs(sections, root, scale, xp_name)
     check_jobs(jobs, xp_name, device=slurm_file is None)     # every run of every section, before any starts

@@ -14,6 +14,7 @@ from tianref.config import parse_list
 from tianref.cli.progress import RunsReporter
 from tianref.errors import InputError, RunFailure
 from tianref.model import ACTIVATIONS
+from tianref.rundir import check_output_dir, check_output_file
 
 
 def _numbers(text: str, what: str, kind=float) -> list:
@@ -99,6 +100,10 @@ def sweep_cmd(root, eta_text, act_list, M_text, group_text, frac_text, seeds_tex
     jobs = sweep.make_jobs(root, sweep.grid(**lists), sweep.parse_seeds(seeds_text), epochs, common)
     if plan and slurm_file is not None:
         raise InputError("give --plan or --slurm, not both")
+    if not plan:                                 # the paths, before anything is validated or created
+        check_output_dir(root, "ROOT")
+    if slurm_file is not None:
+        check_output_file(slurm_file, "--slurm", make_parents=False)
     check_jobs(jobs, xp_name, device=slurm_file is None)
     if plan:
         for line in sweep.plan_lines(jobs, python):

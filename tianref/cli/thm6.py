@@ -248,7 +248,7 @@ def _table(records) -> str:
 def thm6_cmd(run_dir, epochs_text, replay_beyond, checkpoint, act, eta, top_pairs, all_pairs, audit, exact,
              pinv, method, block, json_out, plot_out, xp_name):
     for what, path in (("--json", json_out), ("--plot", plot_out)):
-        if path:
+        if path is not None:
             check_output_file(path, what)
     xp = get_xp(xp_name)
     if eta is not None and not (math.isfinite(eta) and eta >= 0):

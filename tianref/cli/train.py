@@ -112,7 +112,8 @@ RESUME_OPTIONS = ("xp_name", "epochs", "checkpoint_epochs", "out", "resume", "no
               help="Start from arrays W (2M x K), V (K x M), train_idx in an .npz; test = complement.")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Run directory.")
 @click.option("--resume", is_flag=True, help="Continue the run in OUT from its resume state (may raise --epochs).")
-@click.option("--overwrite", is_flag=True, help="Replace an existing non-empty OUT.")
+@click.option("--overwrite", is_flag=True, help="Replace the run in a non-empty OUT (refused unless OUT is a run "
+              "directory: config.json, metrics.jsonl, checkpoints/ and nothing else).")
 @click.option("--no-resume-state", is_flag=True,
               help="Delete checkpoints/resume.npz when the run finishes (it holds the update buffer, "
                    "~8 bytes x 3MK x max window).")

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import shlex
-import stat
 import sys
 from pathlib import Path
 
@@ -73,19 +72,15 @@ def array_script(tasks: list[tuple], *, name: str, command: str = "", cpus: int 
 
 
 def write_script(path, text: str) -> Path:
-    """Write the script atomically, executable by its owner."""
+    """Write the script atomically (fsync'd, renamed over ``path``), executable by its owner under
+    the user's umask; an OSError (a full disk) names ``path``."""
+    from tianref.runs import atomic_write_bytes
     path = Path(path)
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise InputError(f"--slurm {path}: directory {parent} does not exist")
-    tmp = parent / f".{path.name}.tmp{os.getpid()}"
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        tmp.chmod(tmp.stat().st_mode | stat.S_IXUSR | stat.S_IRUSR)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    data = text.encode("utf-8")
+    atomic_write_bytes(str(path), lambda f: f.write(data), mode=0o766)    # u+x as well as rw
     return path
 
 
@@ -94,6 +89,8 @@ def write_for_jobs(jobs, path, *, python: str = sys.executable, name: str = "tia
     """Write the job-array script of the unfinished ``jobs`` to ``path`` (nothing when all are done).
 
     Returns {"slurm": path or None, "runs": N unfinished, "submit": "sbatch PATH" or None}."""
+    from tianref.rundir import check_output_file
+    check_output_file(path, "--slurm", make_parents=False)     # before any log directory is created
     tasks = unfinished(jobs, python)
     if not tasks:
         return {"slurm": None, "runs": 0, "submit": None}

@@ -40,6 +40,7 @@ from tianref.experiments.reproduce.jobs import section_epochs, section_jobs
 from tianref.experiments.reproduce.pipeline import (
     all_section_jobs,
     get_section,
+    no_train_jobs,
     parse_scale,
     parse_section,
     plan,
@@ -54,7 +55,7 @@ from tianref.experiments.reproduce.views import ETA_GROK, View, eta_at, scaled
 __all__ = [
     "all_section_jobs", "Claim", "ETA_GROK", "PUBLISHED_PATH", "REGISTRY", "REPO", "RULES", "SOURCE_KINDS", "STORE_ROOT",
     "Source", "THM6_QTY", "VERDICTS", "View", "eta_at", "find_condition", "get_section", "git_state",
-    "import_thm6", "load_published", "parse_scale", "parse_section", "plan", "provenance",
+    "import_thm6", "load_published", "no_train_jobs", "parse_scale", "parse_section", "plan", "provenance",
     "reproduce_section", "scaled", "section_epochs", "section_jobs", "store_section", "thm6_epoch_map",
     "train_seconds",
 ]

@@ -99,22 +99,19 @@ def reproduce_section(name: str, root, scale, *, n_jobs: int = 2, python: str = 
     nothing; summarise the runs that have all their rows (a tree copied back without checkpoints) and
     list the others as missing (refused for sections that need checkpoints or replays)."""
     section = get_section(name)
-    if no_train and section.needs_checkpoints:
-        raise InputError(f"--no-train cannot summarise the {name} section: it needs its runs' "
-                         "checkpoints or replays")
+    if no_train:                                               # refused before anything is created
+        all_jobs, jobs = no_train_jobs(name, root, scale, xp)
     section.preflight()                                        # fail before training, not after
     t0 = time.time()
     root = Path(os.path.abspath(root))
     section_dir = root / name
-    all_jobs = section_jobs(root, section, scale, xp)
+    if not no_train:
+        all_jobs = section_jobs(root, section, scale, xp)
     section_dir.mkdir(parents=True, exist_ok=True)
     report(f"{name}: {len(all_jobs)} runs in {section_dir}")
     say = lambda m: report(f"{name}: {m}")                    # noqa: E731
     diverged = set()
     if no_train:                                               # summarise what is there, train nothing
-        jobs = [j for j in all_jobs if all_rows(j)]
-        if not jobs:
-            raise InputError(f"{name}: --no-train found no run with all its rows under {section_dir}")
         res = {"ran": 0, "skipped": len(jobs), "failed": []}
     elif section.keeps_diverged:
         jobs = all_jobs
@@ -153,6 +150,21 @@ def reproduce_section(name: str, root, scale, *, n_jobs: int = 2, python: str = 
         say(f"stored in {out['stored']}")
     out["wall_s"] = round(time.time() - t0, 1)
     return out
+
+
+def no_train_jobs(name: str, root, scale, xp: str = "numpy") -> tuple[list, list]:
+    """(all jobs, the jobs with all their rows) of a section for ``--no-train``; InputError (nothing
+    created) when the section needs checkpoints or replays, or when no run has all its rows."""
+    section = get_section(name)
+    if section.needs_checkpoints:
+        raise InputError(f"--no-train cannot summarise the {name} section: it needs its runs' "
+                         "checkpoints or replays")
+    root = Path(os.path.abspath(root))
+    all_jobs = section_jobs(root, section, scale, xp)
+    jobs = [j for j in all_jobs if all_rows(j)]
+    if not jobs:
+        raise InputError(f"{name}: --no-train found no run with all its rows under {root / name}")
+    return all_jobs, jobs
 
 
 def all_section_jobs(sections, root, scale, xp: str = "numpy") -> list:

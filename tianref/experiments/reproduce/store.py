@@ -93,8 +93,10 @@ def store_section(section_dir: Path, dest_root: Path, scale_name: str, section: 
         os.replace(tmp, dest)
         if old is not None:
             shutil.rmtree(old)
-    except BaseException:
+    except BaseException as exc:
         if tmp.exists():
             shutil.rmtree(tmp)
+        if isinstance(exc, OSError):            # a full disk: name where the copy was going
+            raise OSError(exc.errno, exc.strerror or str(exc), str(dest)) from None
         raise
     return dest

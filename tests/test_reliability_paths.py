@@ -1,0 +1,404 @@
+"""Paths: `--overwrite` replaces only a run, a locked or read-only run is refused before anything
+changes, every output path is checked before computing, and every writer names its file on a full
+disk and follows the umask.
+
+Each test is named after one attack case (docs/reliability.md maps the guarantees to them). A refused
+command must exit 2 with one line and leave the folder byte-identical (``_snapshot`` also lists the
+folders, so a folder created before the refusal is seen). The permission tests need permissions to be
+enforced: they are skipped as root unless root runs without CAP_DAC_OVERRIDE, e.g.
+``setpriv --bounding-set=-dac_override,-dac_read_search python -m pytest ...``.
+"""
+import errno
+import json
+import os
+import shutil
+import stat
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from tianref.cli import main
+from tianref.rundir import RunLock
+
+SMALL = ["--M", "7", "--K", "16", "--epochs", "6", "--windows", "3"]
+TINY_SWEEP = ["--eta", "0", "--act", "sqr", "--M", "7", "--K", "16", "--windows", "3", "--seeds", "0",
+              "--epochs", "6"]
+
+
+def _cli(args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def _snapshot(d: Path) -> dict:
+    """Every path below d (hidden ones and the lock file included): a file -> its bytes, a folder -> None."""
+    return {str(p.relative_to(d)): (p.read_bytes() if p.is_file() else None) for p in sorted(d.rglob("*"))}
+
+
+def _refused(r, fragment=None):
+    """Exit 2, exactly one 'Error:' line on stderr, no traceback; returns the line."""
+    assert r.exit_code == 2, r.output
+    assert "Traceback" not in r.output
+    assert r.exception is None or isinstance(r.exception, SystemExit), repr(r.exception)
+    err = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(err) == 1 and err[0].startswith("Error: "), r.stderr
+    if fragment:
+        assert fragment in err[0], err[0]
+    return err[0]
+
+
+def _enforced() -> bool:
+    """True when a 0555 folder refuses writes to this process (not root with CAP_DAC_OVERRIDE)."""
+    import tempfile
+    d = tempfile.mkdtemp()
+    try:
+        os.chmod(d, 0o555)
+        return not os.access(d, os.W_OK)
+    finally:
+        os.chmod(d, 0o755)
+        os.rmdir(d)
+
+
+needs_permissions = pytest.mark.skipif(not _enforced(), reason="permissions are not enforced for this user (root)")
+
+
+@contextmanager
+def _read_only(p: Path):
+    old = stat.S_IMODE(p.stat().st_mode)
+    p.chmod(0o555 if p.is_dir() else 0o444)
+    try:
+        yield p
+    finally:
+        p.chmod(old)
+
+
+def _never(what):
+    def fail(*a, **k):
+        raise AssertionError(f"{what} ran before the output path was checked")
+    return fail
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """A finished tiny run with a checkpoint at epoch 3 (copied by each test that changes it)."""
+    d = tmp_path_factory.mktemp("finished") / "run"
+    r = _cli(["train", *SMALL, "--checkpoint-epochs", "3", "--out", d])
+    assert r.exit_code == 0, r.output
+    return d
+
+
+@pytest.fixture
+def run_dir(finished, tmp_path):
+    d = tmp_path / "run"
+    shutil.copytree(finished, d)
+    return d
+
+
+# --- --overwrite replaces only a run ------------------------------------------------------------------
+
+def _notes_and_a_run_below(tmp_path, finished):
+    d = tmp_path / "DIR"
+    (d / "sub").mkdir(parents=True)
+    shutil.copytree(finished, d / "sub" / "otherrun")
+    (d / "notes.txt").write_text("my notes\n")
+    return d, "it has no config.json"
+
+
+def _a_run_plus_a_foreign_file(tmp_path, finished):
+    d = tmp_path / "DIR"
+    shutil.copytree(finished, d)
+    (d / "notes.txt").write_text("my notes\n")
+    return d, "notes.txt, which no run writes"
+
+
+def _a_foreign_file_in_checkpoints(tmp_path, finished):
+    d = tmp_path / "DIR"
+    shutil.copytree(finished, d)
+    (d / "checkpoints" / "best_model.pt").write_bytes(b"weights")
+    return d, "best_model.pt, which no run writes"
+
+
+def _a_config_json_that_is_not_a_run(tmp_path, finished):
+    d = tmp_path / "DIR"
+    d.mkdir()
+    (d / "config.json").write_text('{"name": "my project"}\n')
+    (d / "data.csv").write_text("1,2\n")
+    return d, "expected a JSON object with a 'config' object"
+
+
+@pytest.mark.parametrize("make", [_notes_and_a_run_below, _a_run_plus_a_foreign_file,
+                                  _a_foreign_file_in_checkpoints, _a_config_json_that_is_not_a_run],
+                         ids=lambda f: f.__name__.strip("_"))
+def test_overwrite_refuses_folder_that_is_not_a_run(tmp_path, finished, make):
+    d, fragment = make(tmp_path, finished)
+    before = _snapshot(tmp_path)
+    _refused(_cli(["train", *SMALL, "--overwrite", "--out", d]), fragment)
+    assert _snapshot(tmp_path) == before              # nothing moved aside, created or deleted
+
+
+def test_overwrite_replaces_a_run_with_its_leftovers(run_dir):
+    """What a run itself leaves (the lock, temp files, named checkpoints) does not make it foreign."""
+    (run_dir / ".tmp-abcconfig.json").write_bytes(b"half")
+    (run_dir / "checkpoints" / ".tmp-xyzresume.npz").write_bytes(b"half")
+    r = _cli(["train", *SMALL, "--seed", "4", "--overwrite", "--out", run_dir])
+    assert r.exit_code == 0, r.output
+    assert json.loads((run_dir / "config.json").read_text())["config"]["seed"] == 4
+    assert not (run_dir / "checkpoints" / "epoch_00003.npz").exists()
+
+
+# --- one writer: the holder's pid first ---------------------------------------------------------------
+
+@pytest.mark.parametrize("mode", [[], ["--overwrite"], ["--resume", "--epochs", "8"]],
+                         ids=["plain", "overwrite", "resume"])
+def test_second_writer_names_holder_pid(run_dir, mode):
+    """A run folder in use: every kind of start is refused naming the holder, not 'not empty'."""
+    before = _snapshot(run_dir.parent)
+    with RunLock(str(run_dir)):
+        r = _cli(["train", *([] if "--resume" in mode else SMALL), *mode, "--out", run_dir])
+        before[str(Path(run_dir.name) / ".lock")] = (run_dir / ".lock").read_bytes()   # holds our pid now
+        _refused(r, f"in use by process {os.getpid()}")
+        assert _snapshot(run_dir.parent) == before
+
+
+def test_second_writer_on_a_locked_folder_that_is_not_a_run_names_holder_pid(tmp_path):
+    d = tmp_path / "DIR"
+    d.mkdir()
+    (d / "notes.txt").write_text("x")
+    with RunLock(str(d)):
+        _refused(_cli(["train", *SMALL, "--overwrite", "--out", d]), f"in use by process {os.getpid()}")
+    assert (d / "notes.txt").read_text() == "x"
+
+
+# --- --resume of a read-only run ------------------------------------------------------------------------
+
+@needs_permissions
+@pytest.mark.parametrize("target", ["metrics.jsonl", "config.json", "checkpoints", "."],
+                         ids=["metrics", "config", "checkpoints", "out"])
+def test_resume_with_read_only_metrics_changes_nothing(run_dir, target):
+    p = run_dir / target
+    before = _snapshot(run_dir)
+    with _read_only(p):
+        _refused(_cli(["train", "--resume", "--epochs", "8", "--out", run_dir]), "is a read-only")
+    assert _snapshot(run_dir) == before              # config.json not rewritten, no row dropped
+
+
+# --- output paths checked before computing ---------------------------------------------------------------
+
+@pytest.fixture
+def afile(tmp_path):
+    f = tmp_path / "afile"
+    f.write_text("a regular file\n")
+    return f
+
+
+def test_summarize_md_below_a_file_refused_before_computing(run_dir, afile, monkeypatch):
+    monkeypatch.setattr("tianref.cli.analysis.read_tree", _never("summarize"))
+    for opt in ("--md", "--json"):
+        _refused(_cli(["summarize", run_dir, opt, afile / "x.md"]), "is not a directory")
+
+
+@needs_permissions
+def test_summarize_json_into_a_read_only_folder_is_exit_2_before_computing(run_dir, tmp_path, monkeypatch):
+    monkeypatch.setattr("tianref.cli.analysis.read_tree", _never("summarize"))
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    with _read_only(ro):
+        for opt in ("--json", "--md"):
+            _refused(_cli(["summarize", run_dir, opt, ro / "s.out"]), "cannot write in")
+            _refused(_cli(["summarize", run_dir, opt, ro / "absent" / "s.out"]), "does not exist")
+    assert list(ro.iterdir()) == []
+
+
+@needs_permissions
+@pytest.mark.parametrize("sub", ["figs", ""], ids=["new-folder-in-it", "the-folder-itself"])
+def test_plot_out_into_a_read_only_folder_refused_before_computing(run_dir, tmp_path, monkeypatch, sub):
+    monkeypatch.setattr("tianref.cli.analysis.read_tree", _never("plot"))
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    with _read_only(ro):
+        _refused(_cli(["plot", run_dir, "--out", ro / sub if sub else ro]), "cannot write in")
+    assert list(ro.iterdir()) == []
+
+
+def test_plot_out_below_a_file_refused_before_computing(run_dir, afile, monkeypatch):
+    monkeypatch.setattr("tianref.cli.analysis.read_tree", _never("plot"))
+    _refused(_cli(["plot", run_dir, "--out", afile / "figs"]), "is not a directory")
+    _refused(_cli(["plot", run_dir, "--out", afile]), "is a file")        # click's own check
+
+
+@pytest.mark.parametrize("opt", ["--plot", "--json"])
+def test_edge_plot_below_a_file_refused_before_computing(run_dir, afile, monkeypatch, opt):
+    monkeypatch.setattr("tianref.analysis.edge_runs.load_run", _never("edge"))
+    monkeypatch.setattr("tianref.analysis.edge_runs.probe_run", _never("edge"))
+    _refused(_cli(["edge", "--run", run_dir, "--epochs", "3", "--n-random", "0", opt, afile / "x.png"]),
+             "is not a directory")
+
+
+@needs_permissions
+@pytest.mark.parametrize("cmd, opt", [("edge", "--json"), ("edge", "--plot"), ("thm6", "--json"),
+                                      ("thm6", "--plot")])
+def test_json_into_a_read_only_folder_is_exit_2_before_computing(run_dir, tmp_path, monkeypatch, cmd, opt):
+    monkeypatch.setattr("tianref.analysis.edge_runs.load_run", _never("edge"))
+    monkeypatch.setattr("tianref.cli.thm6._sources", _never("thm6"))
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    with _read_only(ro):
+        _refused(_cli([cmd, "--run", run_dir, "--epochs", "3", opt, ro / "x.out"]), "cannot write in")
+    assert list(ro.iterdir()) == []
+
+
+def test_sweep_slurm_below_a_file_creates_nothing(tmp_path, afile, monkeypatch):
+    monkeypatch.setattr("tianref.cli.sweep.check_jobs", _never("sweep validation"))
+    before = _snapshot(tmp_path)
+    _refused(_cli(["sweep", tmp_path / "root", *TINY_SWEEP, "--slurm", afile / "x.sh"]), "is not a directory")
+    _refused(_cli(["reproduce", "--section", "ridge", "--scale", "smoke", "--root", tmp_path / "rr",
+                   "--slurm", afile / "x.sh"]), "is not a directory")
+    assert _snapshot(tmp_path) == before
+
+
+@needs_permissions
+def test_sweep_and_reproduce_into_a_read_only_folder_create_nothing(tmp_path, monkeypatch):
+    monkeypatch.setattr("tianref.cli.sweep.check_jobs", _never("sweep validation"))
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    with _read_only(ro):
+        _refused(_cli(["sweep", ro / "root", *TINY_SWEEP]), "cannot write in")
+        _refused(_cli(["sweep", tmp_path / "root", *TINY_SWEEP, "--slurm", ro / "x.sh"]), "cannot write in")
+        _refused(_cli(["reproduce", "--section", "ridge", "--scale", "smoke", "--root", ro / "rr"]),
+                 "cannot write in")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ro"] and list(ro.iterdir()) == []
+
+
+def test_reproduce_store_to_below_a_file_refused_before_computing(tmp_path, afile, monkeypatch):
+    monkeypatch.setattr("tianref.cli.sweep.check_jobs", _never("reproduce validation"))
+    before = _snapshot(tmp_path)
+    _refused(_cli(["reproduce", "--section", "ridge", "--scale", "smoke", "--root", tmp_path / "rr",
+                   "--store", "--store-to", afile / "store"]), "is not a directory")
+    _refused(_cli(["reproduce", "--section", "ridge", "--scale", "smoke", "--rerender",
+                   "--store-to", afile / "store"]), "is not a directory")
+    assert _snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize("section", ["ridge", "all"])
+def test_reproduce_no_train_on_an_empty_root_creates_nothing(tmp_path, section):
+    root = tmp_path / "root"
+    root.mkdir()
+    _refused(_cli(["reproduce", "--section", section, "--scale", "smoke", "--no-train", "--root", root]))
+    assert list(root.iterdir()) == []
+
+
+# --- durability: fsync, full disks, umask ---------------------------------------------------------------
+
+def _fd_path(fd) -> str:
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return ""
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc/self/fd")
+def test_summarize_output_is_fsynced_before_it_is_renamed(run_dir, tmp_path, monkeypatch):
+    """--json and --md: the temp file's bytes are fsync'd before it is renamed over the target, and the
+    folder is fsync'd after (the rename itself is durable)."""
+    events, real_fsync, real_replace = [], os.fsync, os.replace
+
+    def fsync(fd):
+        events.append(("fsync", _fd_path(fd)))
+        return real_fsync(fd)
+
+    def replace(src, dst):
+        events.append(("replace", os.fspath(src), os.fspath(dst)))
+        return real_replace(src, dst)
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    out = tmp_path / "o"
+    out.mkdir()
+    r = _cli(["summarize", run_dir, "--json", out / "s.json", "--md", out / "s.md"])
+    assert r.exit_code == 0, r.output
+    for name in ("s.json", "s.md"):
+        i = next(k for k, e in enumerate(events) if e[0] == "replace" and e[2] == str(out / name))
+        tmp = events[i][1]
+        assert os.path.basename(tmp).startswith(".tmp-") and os.path.dirname(tmp) == str(out)
+        assert ("fsync", tmp) in events[:i]                      # the data, before the rename
+        assert ("fsync", str(out)) in events[i + 1:]             # the folder entry, after it
+    assert json.loads((out / "s.json").read_text())
+
+
+@pytest.fixture
+def disk_full_at(monkeypatch):
+    """disk_full_at(name): the fsync of any file whose name ends with ``name`` fails with ENOSPC and
+    no file name (as the kernel reports it), so the message must add the path itself."""
+    real = os.fsync
+
+    def arm(name):
+        def fsync(fd):
+            if _fd_path(fd).endswith(name):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            return real(fd)
+        monkeypatch.setattr(os, "fsync", fsync)
+    return arm
+
+
+def _one_line_exit_1(r):
+    assert r.exit_code == 1, r.output
+    assert "Traceback" not in r.output and isinstance(r.exception, SystemExit)
+    err = [ln for ln in r.stderr.splitlines() if ln.startswith("Error: ")]
+    assert len(err) == 1, r.stderr
+    return err[0]
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc/self/fd")
+@pytest.mark.parametrize("writer", ["config", "checkpoint", "summary-json", "summary-md", "plot", "edge-plot",
+                                    "edge-json", "thm6-plot", "slurm"])
+def test_disk_full_message_names_the_path(run_dir, tmp_path, disk_full_at, writer):
+    o = tmp_path / "o"
+    o.mkdir()
+    args, target = {
+        "config": (["train", *SMALL, "--out", o / "new"], o / "new" / "config.json"),
+        "checkpoint": (["train", *SMALL, "--out", o / "new"], o / "new" / "checkpoints" / "resume.npz"),
+        "summary-json": (["summarize", run_dir, "--json", o / "s.json"], o / "s.json"),
+        "summary-md": (["summarize", run_dir, "--md", o / "s.md"], o / "s.md"),
+        "plot": (["plot", run_dir, "--out", o, "--figure", "headline", "--act", "sqr"], o / "headline.png"),
+        "edge-plot": (["edge", "--run", run_dir, "--epochs", "3", "--n-random", "0", "--plot", o / "e.png"],
+                      o / "e.png"),
+        "edge-json": (["edge", "--run", run_dir, "--epochs", "3", "--n-random", "0", "--json", o / "e.json"],
+                      o / "e.json"),
+        "thm6-plot": (["thm6", "--run", run_dir, "--epochs", "3", "--plot", o / "t.png"], o / "t.png"),
+        "slurm": (["sweep", tmp_path / "root", *TINY_SWEEP, "--slurm", o / "job.sh"], o / "job.sh"),
+    }[writer]
+    disk_full_at(target.name)
+    line = _one_line_exit_1(_cli(args))
+    assert line == f"Error: {target}: No space left on device"
+    assert not list(o.rglob(".tmp-*"))                          # no temp file left behind
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc/self/fd")
+def test_disk_full_in_a_reproduce_report_names_the_path(tmp_path, disk_full_at):
+    disk_full_at("report.md")
+    root = tmp_path / "rep"
+    line = _one_line_exit_1(_cli(["reproduce", "--section", "ridge", "--scale", "smoke", "--root", root,
+                                  "--jobs", "1"]))
+    assert line == f"Error: {root / 'ridge' / 'report.md'}: No space left on device"
+
+
+@pytest.mark.parametrize("umask, want", [(0o022, 0o644), (0o077, 0o600)])
+def test_every_figure_follows_the_umask(run_dir, tmp_path, umask, want):
+    """plot, edge --plot/--json, thm6 --plot/--json and the SLURM script (owner-executable) get the
+    mode a plain open() gives under the umask; reproduce's figures: tests/test_file_modes.py."""
+    o = tmp_path / "o"
+    old = os.umask(umask)
+    try:
+        for args in (["plot", run_dir, "--out", o / "figs", "--figure", "headline"],
+                     ["edge", "--run", run_dir, "--epochs", "3", "--n-random", "0", "--plot", o / "e.png",
+                      "--json", o / "e.json"],
+                     ["thm6", "--run", run_dir, "--epochs", "3", "--plot", o / "t.png", "--json", o / "t.json"],
+                     ["sweep", tmp_path / "root", *TINY_SWEEP, "--slurm", o / "job.sh"]):
+            r = _cli(args)
+            assert r.exit_code == 0, r.output
+    finally:
+        os.umask(old)
+    modes = {str(p.relative_to(o)): stat.S_IMODE(p.stat().st_mode) for p in o.rglob("*") if p.is_file()}
+    assert {"figs/headline.png", "e.png", "e.json", "t.png", "t.json", "job.sh"} <= set(modes)
+    want_of = {"job.sh": want | stat.S_IXUSR}
+    assert {k: oct(v) for k, v in modes.items() if v != want_of.get(k, want)} == {}
