@@ -402,3 +402,33 @@ def test_every_figure_follows_the_umask(run_dir, tmp_path, umask, want):
     assert {"figs/headline.png", "e.png", "e.json", "t.png", "t.json", "job.sh"} <= set(modes)
     want_of = {"job.sh": want | stat.S_IXUSR}
     assert {k: oct(v) for k, v in modes.items() if v != want_of.get(k, want)} == {}
+
+
+def _no_bytes_allowed():
+    """preexec_fn: every write past 0 bytes fails with EFBIG (a disk full from the first byte)."""
+    import resource
+    import signal as _signal
+    _signal.signal(_signal.SIGXFSZ, _signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
+
+
+@pytest.mark.parametrize("command", ["train", "sweep"])
+def test_disk_full_from_the_first_byte_names_the_path(tmp_path, command):
+    """The first byte a command writes is train's pid into OUT/.lock, or sweep's command line into its
+    job log: with no room even for that, the one-line message (exit 1) names the file."""
+    import subprocess
+    import sys
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "x"
+    if command == "train":
+        args = ["train", "--M", "7", "--K", "16", "--epochs", "2", "--out", str(out)]
+        want = out / ".lock"
+    else:
+        args = ["sweep", str(out), "--M", "7", "--K", "16", "--epochs", "2", "--seeds", "0", "--eta", "0"]
+        want = out / "_logs"
+    r = subprocess.run([sys.executable, str(root / "cli.py")] + args, cwd=root, capture_output=True,
+                       text=True, preexec_fn=_no_bytes_allowed, timeout=120)
+    assert r.returncode == 1, r.stderr
+    assert "Traceback" not in r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert lines[-1].startswith("Error: ") and str(want) in lines[-1], r.stderr

@@ -257,8 +257,13 @@ class RunLock:
             if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
                 raise in_use(self.out, pid) from None
             raise InputError(f"--out {self.out}: cannot lock {self.path} ({describe_oserror(exc)})") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except OSError as exc:                      # a full disk already at the pid: name the file
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+            raise OSError(exc.errno, exc.strerror or str(exc), self.path) from None
         self.fd = fd
         return self
 

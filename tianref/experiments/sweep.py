@@ -68,6 +68,25 @@ def _die_with(parent: int):
     return fn
 
 
+def _open_log(path, command: str):
+    """A job's log, opened for appending, with its command line as the first line written; an
+    OSError (a full disk) names the log's path."""
+    try:
+        log = open(path, "ab")
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None
+    try:
+        log.write((command + "\n").encode())
+        log.flush()
+    except OSError as exc:
+        try:
+            log.close()
+        except OSError:
+            pass
+        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None
+    return log
+
+
 def run_jobs(jobs: list[Job], n_jobs: int = 1, python: str = sys.executable, report=None,
              poll_s: float = 0.2, progress=None) -> dict:
     """Run the unfinished jobs with up to ``n_jobs`` processes; returns a summary dict.
@@ -115,10 +134,8 @@ def run_jobs(jobs: list[Job], n_jobs: int = 1, python: str = sys.executable, rep
                     continue
                 log_dir = job.out.parent / LOG_DIR
                 log_dir.mkdir(parents=True, exist_ok=True)
-                log = open(log_dir / f"{job.name}.log", "ab")
                 argv = train_argv(job, python, state)
-                log.write((shlex.join(argv) + "\n").encode())
-                log.flush()
+                log = _open_log(log_dir / f"{job.name}.log", shlex.join(argv))
                 # own session: a terminal Ctrl-C reaches only us, and we pass exactly one
                 # SIGINT on, which makes train save its resume state and exit
                 proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env,
