@@ -163,3 +163,20 @@ def test_run_dir_with_replay_matches_the_checkpoint(tmp_path):
 def test_registered_on_the_main_group():
     res = CliRunner().invoke(main, ["thm6", "--help"])
     assert res.exit_code == 0 and "--all-pairs" in res.output and "[default: 200" in res.output
+
+
+def test_figure_marks_replayed_and_beyond_run_epochs():
+    """The sign-match panel carries a rug at the replayed checkpoints (grey) and at those replayed beyond
+    the run's end (red), each with its legend entry; stored checkpoints get no mark."""
+    from tianref.thm6.figures import figure_thm6
+    recs = [{"epoch": e, "source": src, "replayed_beyond_run": beyond,
+             "summary": {"sign_match_exact": 1.0, "n_pairs": 10}}
+            for e, src, beyond in ((50, "replay", False), (100, "checkpoints/epoch_00100.npz", False),
+                                   (150, "replay", False), (250, "replayed beyond the run (its last epoch is 200)", True))]
+    fig = figure_thm6(recs)
+    ax = fig.axes[0]
+    rug = {ln.get_label(): list(ln.get_xdata()) for ln in ax.get_lines() if ln.get_marker() == "|"}
+    assert rug == {"replayed from config.json (no checkpoint stored)": [50, 150],
+                   "replayed beyond the run's last epoch": [250]}
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "replayed from config.json (no checkpoint stored)" in labels

@@ -2,7 +2,8 @@
 
 Panels
     1. sign-match across checkpoints: exact r (eq. 2), the full projector with the correct B (eq. 3),
-       the published eq. (4) path, and the fraction of B_jℓ < 0 among cos > 0 pairs. The paper's
+       the published eq. (4) path, and the fraction of B_jℓ < 0 among cos > 0 pairs; a rug on the epoch
+       axis marks the checkpoints replayed from config.json (grey) or beyond the run's end (red). The paper's
        Table T1 (5-seed median with IQR, and seed-0 values) is overlaid only when the run's
        configuration is the paper's (``paper_matches``: M, K, n, σ, η and top-200 pairs), and the
        legend says which configuration those values belong to.
@@ -148,7 +149,9 @@ def figure_thm6(records, paper=None, paper_note: str | None = None) -> Figure:
     ax_sm.set_title(f"Theorem 6 sign-match ({mode})"
                     + (f"\nepoch {', '.join(beyond)} replayed beyond the end of the run" if beyond else ""))
     vals = [r["summary"].get(k) for r in recs for k, _, _ in SERIES if r["summary"].get(k) is not None]
-    ax_sm.set_ylim(min([0.95] + [v - 0.02 for v in vals]), 1.01)
+    y_lo = min([0.95] + [v - 0.02 for v in vals])
+    ax_sm.set_ylim(y_lo, 1.01)
+    _mark_replayed(ax_sm, recs, xs, y_lo)
     ax_sm.grid(alpha=0.3)
     note = None
     if not paper and paper_note:
@@ -163,6 +166,18 @@ def figure_thm6(records, paper=None, paper_note: str | None = None) -> Figure:
     elif dists:
         _distribution_panels(ax_cos, ax_r, dists)
     return fig
+
+
+def _mark_replayed(ax, recs, xs, y_lo) -> None:
+    """A rug on the epoch axis for the checkpoints that were not stored but replayed from config.json
+    (grey), and for those replayed beyond the run's last epoch (red), each with its legend entry."""
+    for beyond, colour, label in ((False, "0.45", "replayed from config.json (no checkpoint stored)"),
+                                  (True, "tab:red", "replayed beyond the run's last epoch")):
+        at = [x for x, r in zip(xs, recs) if str(r.get("source", "")).startswith("replay")
+              and bool(r.get("replayed_beyond_run")) == beyond]
+        if at:
+            ax.plot(at, [y_lo] * len(at), linestyle="none", marker="|", markersize=14, markeredgewidth=2,
+                    color=colour, label=label, clip_on=False, zorder=5)
 
 
 def _pairs_panels(ax_cos, ax_r, listed):
