@@ -1,0 +1,84 @@
+"""Paths a command is given: checked before anything is computed or written, and OS errors named.
+
+Every command checks each output path it was given at its start (``check_output_file``,
+``check_output_dir``; train's --out: ``check_out_path``), so a path that cannot be used is bad input
+(InputError, exit 2, one line) and nothing has been computed or written when it is refused. An
+OSError met later (a full disk, a folder made read-only meanwhile) is shown by
+``describe_oserror`` as one line naming the file (exit 1).
+
+Refused: an empty path; a folder where a file is asked for (or a file where a folder is); a path
+below a regular file; a path whose nearest existing folder this process cannot write in.
+"""
+from __future__ import annotations
+
+import os
+
+from tianref.errors import InputError
+
+
+def describe_oserror(exc: OSError) -> str:
+    """'PATH: cause' for an OSError (one line)."""
+    cause = exc.strerror or str(exc) or type(exc).__name__
+    name = exc.filename if exc.filename is not None else None
+    return f"{name}: {cause}" if name is not None else cause
+
+
+def check_out_path(out: str) -> str:
+    """Refuse an --out that cannot be a run directory (no filesystem change)."""
+    if out is None or str(out).strip() == "":
+        raise InputError("--out is empty; give a directory for the run")
+    out = str(out)
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise InputError(f"--out {out} exists and is not a directory")
+    parent = os.path.dirname(os.path.abspath(out))
+    p = parent
+    while not os.path.exists(p):               # the nearest existing ancestor must be a folder
+        p = os.path.dirname(p)
+    if not os.path.isdir(p):
+        raise InputError(f"--out {out}: {p} is not a directory")
+    return out
+
+
+def _nearest_existing(path: str) -> str:
+    p = os.path.abspath(path)
+    while not os.path.exists(p):
+        p = os.path.dirname(p)
+    return p
+
+
+def _check_folder_usable(folder: str, path: str, what: str) -> None:
+    """``folder`` (an existing ancestor of ``path``) must be a folder this process can write in."""
+    if not os.path.isdir(folder):
+        raise InputError(f"{what} {path}: {folder} is not a directory")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise InputError(f"{what} {path}: cannot write in {folder} (permission denied)")
+
+
+def check_output_file(path, what: str, make_parents: bool = True) -> str:
+    """Refuse an output file path that cannot be written (no filesystem change): empty, a folder,
+    below a file, or in a folder (the nearest existing one, which would be created below) that is
+    not writable; with ``make_parents=False`` (a writer that creates no folder) its folder must
+    exist. Call it before computing what goes into the file."""
+    path = os.fspath(path)
+    if path.strip() == "":
+        raise InputError(f"{what} is empty; give a file name")
+    if os.path.isdir(path):
+        raise InputError(f"{what} {path} is a directory")
+    parent = os.path.dirname(os.path.abspath(path))
+    folder = _nearest_existing(parent)
+    if not make_parents and folder != parent and os.path.isdir(folder):
+        raise InputError(f"{what} {path}: directory {os.path.dirname(path) or '.'} does not exist")
+    _check_folder_usable(folder, path, what)
+    return path
+
+
+def check_output_dir(path, what: str) -> str:
+    """Refuse an output folder that cannot be written (no filesystem change): empty, an existing
+    non-folder, below a file, or not writable (itself or, if absent, its nearest existing ancestor)."""
+    path = os.fspath(path)
+    if path.strip() == "":
+        raise InputError(f"{what} is empty; give a directory")
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise InputError(f"{what} {path} exists and is not a directory")
+    _check_folder_usable(_nearest_existing(path), path, what)
+    return path
