@@ -26,6 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np  # host-side construction only; device arrays are made by to_device
 
+from tianref.errors import InputError
+
 
 def pairs(M: int, table=None):
     """All M^2 pairs: a, b, y as host int64 arrays of length M^2 (index i = a*M + b);
@@ -58,6 +60,54 @@ def init_host(M: int, K: int, n_train: int, seed: int):
     W0 = rng.uniform(-bound_W, bound_W, size=(2 * M, K))            # (2M, K)
     V0 = rng.uniform(-bound_V, bound_V, size=(K, M))                # (K, M)
     return perm[:n_train].copy(), perm[n_train:].copy(), W0, V0
+
+
+def check_init(cfg, init: dict) -> None:
+    """Shapes and ranges of an --init-from file or a checkpoint (host arrays) for ``cfg`` (its M, K)."""
+    M, K = cfg.M, cfg.K
+    for key in ("W", "V", "train_idx"):
+        if key not in init:
+            raise InputError(f"init file lacks array {key!r} (needs W, V, train_idx)")
+    for key in ("W", "V"):
+        if init[key].dtype.kind not in "fiu":
+            raise InputError(f"init {key} has dtype {init[key].dtype}; it must hold real numbers")
+    if init["W"].shape != (2 * M, K):
+        raise InputError(f"init W has shape {init['W'].shape}, expected (2M, K) = {(2 * M, K)}")
+    if init["V"].shape != (K, M):
+        raise InputError(f"init V has shape {init['V'].shape}, expected (K, M) = {(K, M)}")
+    idx = np.asarray(init["train_idx"])
+    if idx.ndim != 1 or not np.issubdtype(idx.dtype, np.integer):
+        raise InputError("init train_idx must be a 1-d integer array")
+    if idx.size and (idx.min() < 0 or idx.max() >= M * M):
+        raise InputError(f"init train_idx has entries outside [0, M^2) = [0, {M * M})")
+    if len(np.unique(idx)) != len(idx):
+        raise InputError("init train_idx has repeated entries")
+    if not 2 <= len(idx) < M * M:
+        raise InputError(f"init train_idx must hold between 2 and M^2 - 1 pairs (has {len(idx)})")
+    for key in ("W", "V"):
+        if not np.all(np.isfinite(init[key])):
+            raise InputError(f"init {key} has non-finite entries")
+
+
+def init_split(cfg, init: dict):
+    """(train_idx, test_idx) of an init dict (checked): its train_idx, and its test_idx when given (a
+    checkpoint keeps its order, which fixes the float summation order), else the complement, ascending."""
+    check_init(cfg, init)
+    train_idx = np.asarray(init["train_idx"], dtype=np.int64)
+    test_idx = np.setdiff1d(np.arange(cfg.M * cfg.M), train_idx)
+    if "test_idx" in init:
+        given = np.asarray(init["test_idx"], dtype=np.int64)
+        if not np.array_equal(np.sort(given), test_idx):
+            raise InputError("init test_idx is not the complement of train_idx")
+        test_idx = given
+    return train_idx, test_idx
+
+
+def split_of(cfg, init=None):
+    """(train_idx, test_idx) the run of ``cfg`` (from its seed, or from an init dict) trains on."""
+    if init is not None:
+        return init_split(cfg, init)
+    return init_host(cfg.M, cfg.K, cfg.n_train, cfg.seed)[:2]
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ from tianref import clocks, data, edge as edges, group_rows, loss as losses, met
 from tianref.config import eta_at
 from tianref.backend import to_host
 from tianref.errors import InputError, RunFailure
+from tianref.data import check_init, split_of  # noqa: F401  (the engine's entry points for an init dict)
 
 
 @dataclass
@@ -70,59 +71,11 @@ def gram_states(cfg) -> dict:
     return out
 
 
-def check_init(cfg, init: dict) -> None:
-    """Shapes and ranges of an --init-from file (host arrays)."""
-    M, K = cfg.M, cfg.K
-    for key in ("W", "V", "train_idx"):
-        if key not in init:
-            raise InputError(f"init file lacks array {key!r} (needs W, V, train_idx)")
-    for key in ("W", "V"):
-        if init[key].dtype.kind not in "fiu":
-            raise InputError(f"init {key} has dtype {init[key].dtype}; it must hold real numbers")
-    if init["W"].shape != (2 * M, K):
-        raise InputError(f"init W has shape {init['W'].shape}, expected (2M, K) = {(2 * M, K)}")
-    if init["V"].shape != (K, M):
-        raise InputError(f"init V has shape {init['V'].shape}, expected (K, M) = {(K, M)}")
-    idx = np.asarray(init["train_idx"])
-    if idx.ndim != 1 or not np.issubdtype(idx.dtype, np.integer):
-        raise InputError("init train_idx must be a 1-d integer array")
-    if idx.size and (idx.min() < 0 or idx.max() >= M * M):
-        raise InputError(f"init train_idx has entries outside [0, M^2) = [0, {M * M})")
-    if len(np.unique(idx)) != len(idx):
-        raise InputError("init train_idx has repeated entries")
-    if not 2 <= len(idx) < M * M:
-        raise InputError(f"init train_idx must hold between 2 and M^2 - 1 pairs (has {len(idx)})")
-    for key in ("W", "V"):
-        if not np.all(np.isfinite(init[key])):
-            raise InputError(f"init {key} has non-finite entries")
-
-
-def init_split(cfg, init: dict):
-    """(train_idx, test_idx) of an init dict (checked): its train_idx, and its test_idx when given (a
-    checkpoint keeps its order, which fixes the float summation order), else the complement, ascending."""
-    check_init(cfg, init)
-    train_idx = np.asarray(init["train_idx"], dtype=np.int64)
-    test_idx = np.setdiff1d(np.arange(cfg.M * cfg.M), train_idx)
-    if "test_idx" in init:
-        given = np.asarray(init["test_idx"], dtype=np.int64)
-        if not np.array_equal(np.sort(given), test_idx):
-            raise InputError("init test_idx is not the complement of train_idx")
-        test_idx = given
-    return train_idx, test_idx
-
-
-def split_of(cfg, init=None):
-    """(train_idx, test_idx) the run of ``cfg`` (from its seed, or from an init dict) trains on."""
-    if init is not None:
-        return init_split(cfg, init)
-    return data.init_host(cfg.M, cfg.K, cfg.n_train, cfg.seed)[:2]
-
-
 def setup(cfg, xp, init=None):
     """(Problem, initial TrainState) from the config, or from an init dict (W, V, train_idx)."""
     train_idx, test_idx, W0, V0 = data.init_host(cfg.M, cfg.K, cfg.n_train, cfg.seed)
     if init is not None:
-        train_idx, test_idx = init_split(cfg, init)
+        train_idx, test_idx = data.init_split(cfg, init)
         W0, V0 = init["W"], init["V"]
     if cfg.init_scale != 1.0:
         V0 = cfg.init_scale * V0                                   # alpha: the initial V's scale
