@@ -268,3 +268,14 @@ def test_reproduce_plan_refuses_a_foreign_run_in_a_lifecycle_folder(tmp_path):
     r = _cli(["reproduce", "--section", "lifecycle", "--scale", "smoke", "--root", str(root), "--plan"])
     _refused(r, str(out), "eta_schedule")
     assert _snapshot(root) == snap
+
+
+@pytest.mark.parametrize("command", ["thm6", "edge"])
+def test_analysis_refuses_a_checkpoint_copied_from_another_run(base, tmp_path, command):
+    """thm6 reads a run's checkpoint as its state, and edge compares its replay with it: a checkpoint of
+    another run (seed 1's epoch-10 state in seed 0's folder) is refused naming the file."""
+    d = _copy(base, "plain", tmp_path)
+    shutil.copy(base / "s1" / "checkpoints" / "epoch_00010.npz", d / "checkpoints" / "epoch_00010.npz")
+    args = (["thm6", "--run", str(d), "--epochs", "10", "--top-pairs", "5"] if command == "thm6"
+            else ["edge", "--run", str(d), "--epochs", "10"])
+    _refused(_cli(args), "epoch_00010.npz", "another run")

@@ -141,3 +141,13 @@ def of_arrays(ck: dict):
     if "fingerprint" not in ck or "rows_digest" not in ck:
         return None, None
     return str(ck["fingerprint"]), str(ck["rows_digest"])
+
+
+def check_checkpoint(meta, ck: dict, path: str) -> None:
+    """A checkpoint read as a state of the run whose config.json is ``meta`` must carry that run's
+    fingerprint (checked when both record one; InputError naming the file otherwise)."""
+    block = meta.get(KEY) if isinstance(meta, dict) else None
+    F, _ = of_arrays(ck)
+    if isinstance(block, dict) and F is not None and F != block.get("fingerprint"):
+        raise InputError(f"{path} belongs to another run: its fingerprint {F[:12]} is not config.json's "
+                         f"{str(block.get('fingerprint'))[:12]} (a checkpoint copied from another run)")

@@ -20,7 +20,7 @@ import os
 
 import numpy as np  # host comparisons of replayed and stored weights
 
-from tianref import edge_probe, runs
+from tianref import edge_probe, identity, runs
 from tianref.backend import to_host
 from tianref.config import TrainConfig, validate
 from tianref.errors import InputError, RunFailure
@@ -29,12 +29,17 @@ SPACES = {"joint": ("W", "V"), "W": ("W",), "V": ("V",)}
 REPLAY_RTOL = 1e-9      # logged vs replayed edge statistics (same arithmetic: equal unless the run changed)
 
 
-def load_run(run_dir):
-    """(validated TrainConfig, init arrays or None, {epoch: logged row})."""
+def load_run(run_dir, epochs=()):
+    """(validated TrainConfig, init arrays or None, {epoch: logged row}); the stored checkpoints of
+    ``epochs`` must be this run's (their fingerprint, tianref/identity.py)."""
     if not os.path.isdir(run_dir):
         raise InputError(f"--run {run_dir}: no such directory")
     stored = runs.read_config(run_dir)
     cfg = validate(TrainConfig.from_dict(stored["config"]))
+    for e in epochs:
+        p = runs.checkpoint_path(run_dir, int(e))
+        if os.path.isfile(p):
+            identity.check_checkpoint(stored, runs.load_npz(p), p)
     init = runs.load_npz(stored["init_from"]) if stored.get("init_from") else None
     path = os.path.join(run_dir, "metrics.jsonl")
     logged = {r["epoch"]: r for r in runs.read_metrics(path)} if os.path.isfile(path) else {}
@@ -49,6 +54,7 @@ def check_replay(run_dir, epoch, state, logged, strict=True, xp=None, w=None) ->
     said = []
     if os.path.isfile(ck_path):
         ck = runs.load_npz(ck_path)
+        identity.check_checkpoint(runs.read_config(run_dir), ck, ck_path)
         same = all(np.array_equal(to_host(state.params[k]), ck[k]) for k in ("W", "V"))
         if strict and not same:
             raise RunFailure(f"replayed weights at epoch {epoch} differ from {ck_path}; the run cannot be "
@@ -96,7 +102,7 @@ def probe_run(run_dir, epochs, xp, *, spaces=("joint", "W", "V"), n_random=20, s
     strict: a replay whose W split differs from the logged one by more than REPLAY_RTOL raises
     RunFailure; otherwise the difference is recorded in 'replay_check' (the reproduce section, where
     a GPU's reduction order may differ between the training process and the replay)."""
-    cfg, init, logged = load_run(run_dir)
+    cfg, init, logged = load_run(run_dir, epochs)
     if max(epochs) > cfg.epochs:
         raise InputError(f"epoch {max(epochs)} is past the run's --epochs {cfg.epochs}")
     bad = [sp for sp in spaces if sp not in SPACES]

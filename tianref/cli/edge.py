@@ -134,7 +134,7 @@ def edge_cmd(run_dir, epochs_text, n_random, seed, eps_rel, space_names, json_ou
     epochs = parse_int_list(epochs_text, "--epochs")
     if not epochs or min(epochs) < 0:
         raise InputError(f"--epochs needs one or more epochs >= 0 (got {epochs_text!r})")
-    cfg, _, _ = load_run(run_dir)
+    cfg, _, _ = load_run(run_dir, epochs)
     if max(epochs) > cfg.epochs:
         raise InputError(f"epoch {max(epochs)} is past the run's --epochs {cfg.epochs}")
     spaces = SPACE_CHOICES[space_names]

@@ -14,7 +14,7 @@ import sys
 import click
 import numpy as np  # host checks of a checkpoint's arrays
 
-from tianref import __version__, group_rows, runs, thm6
+from tianref import __version__, group_rows, identity, runs, thm6
 from tianref.backend import environment_info, get_xp
 from tianref.cli.common import reports_errors
 from tianref.cli.progress import CountProgress, interactive
@@ -90,7 +90,8 @@ def _sources(run_dir, epochs_text, checkpoint, xp, act=None, replay_beyond=False
     has_cfg = os.path.isfile(os.path.join(run_dir, "config.json"))
     if not has_cfg and not os.path.isdir(os.path.join(run_dir, "checkpoints")):
         raise InputError(f"--run {run_dir} is not a run directory (no config.json, no checkpoints/)")
-    run_cfg = runs.read_config(run_dir).get("config") if has_cfg else None
+    meta = runs.read_config(run_dir) if has_cfg else None
+    run_cfg = meta.get("config") if has_cfg else None
     last = _last_epoch(run_dir)
     if epochs_text is None:
         if last is None:
@@ -118,8 +119,10 @@ def _sources(run_dir, epochs_text, checkpoint, xp, act=None, replay_beyond=False
         path = runs.checkpoint_path(run_dir, e)
         if os.path.isfile(path):
             ck = runs.load_npz(path)
+            identity.check_checkpoint(meta, ck, path)
             out[e] = (path, e, ck, runs.checkpoint_config(ck) or run_cfg, path)
         elif final is not None and "epoch" in final and int(final["epoch"]) == e:
+            identity.check_checkpoint(meta, final, final_path)
             out[e] = (final_path, e, final, runs.checkpoint_config(final) or run_cfg, final_path)
         else:
             missing.append(e)
