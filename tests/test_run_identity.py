@@ -279,3 +279,24 @@ def test_analysis_refuses_a_checkpoint_copied_from_another_run(base, tmp_path, c
     args = (["thm6", "--run", str(d), "--epochs", "10", "--top-pairs", "5"] if command == "thm6"
             else ["edge", "--run", str(d), "--epochs", "10"])
     _refused(_cli(args), "epoch_00010.npz", "another run")
+
+
+def test_config_json_records_the_checkout_that_trained_it_and_stores_count_them(base, tmp_path):
+    """config.json's "source" is the repository's HEAD (git rev-parse, a second route) and its dirty flag;
+    a stored section's provenance counts its runs by that source ("not recorded" for older runs)."""
+    import subprocess
+    from types import SimpleNamespace
+    from tianref.experiments.reproduce.store import runs_source
+    repo = Path(__file__).resolve().parents[1]
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True)
+    if head.returncode:
+        pytest.skip("not a git checkout")
+    src = json.loads((base / "plain" / "config.json").read_text())["source"]
+    assert src["commit"] == head.stdout.strip() and isinstance(src["dirty"], bool)
+    old = _copy(base, "s1", tmp_path)
+    meta = json.loads((old / "config.json").read_text())
+    del meta["source"]
+    (old / "config.json").write_text(json.dumps(meta))
+    key = src["commit"] + (" (dirty)" if src["dirty"] else "")
+    assert runs_source([SimpleNamespace(out=base / "plain"), SimpleNamespace(out=base / "sched"),
+                        SimpleNamespace(out=old)]) == {key: 2, "not recorded": 1}

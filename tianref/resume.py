@@ -202,5 +202,7 @@ def commit(out: str, plan: Plan, command: str) -> None:
     meta = dict(plan.meta)
     meta["config"] = plan.cfg.to_dict()
     before = meta.get("resumed")
-    meta["resumed"] = (before if isinstance(before, list) else []) + [{"from_epoch": plan.epoch, "command": command}]
+    from tianref.backend import git_state
+    meta["resumed"] = (before if isinstance(before, list) else []) + [
+        {"from_epoch": plan.epoch, "command": command, "source": git_state()}]
     runs.atomic_write_json(os.path.join(out, "config.json"), meta)

@@ -11,7 +11,7 @@ import click
 import numpy as np  # only for np.errstate around the run
 
 from tianref import identity, resume as resume_mod, rundir, runs
-from tianref.backend import environment_info, get_xp
+from tianref.backend import environment_info, get_xp, git_state
 from tianref.cli.common import CHECK_DEVICE, RAISE_ERRORS, reports_errors
 from tianref.cli.progress import RowProgress
 from tianref.data import n_train_from_frac
@@ -215,6 +215,7 @@ def train_cmd(ctx, xp_name, M, K, n_train, train_frac, eta, eta_schedule, lr, ep
         with session:                                   # the lock is held from here to the end
             runs.atomic_write_json(os.path.join(out, "config.json"), {
                 "config": cfg.to_dict(), "identity": ident, "versions": environment_info(xp),
+                "source": git_state(),                  # the checkout that trains it (None outside git)
                 "command": _command_line(), "init_from": os.path.abspath(init_from) if init_from else None,
                 "train_frac": train_frac})
             _train(engine, cfg, xp, xp_name, out, None, None, init, no_resume_state, session,

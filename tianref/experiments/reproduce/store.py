@@ -57,7 +57,22 @@ def provenance(doc: dict, records, jobs, run_result: dict, wall_s: float, comman
             "train_seconds_from_logs": _round(train_seconds(jobs)),
             "train_seconds_note": "sum of each run's own wall time as printed by train; runs that ran "
                                   "in parallel overlap, and a run found finished may have run elsewhere",
-            "git": git_state()}
+            "git": git_state(), "runs_source": runs_source(jobs)}
+
+
+def runs_source(jobs) -> dict:
+    """{'<commit>' or '<commit> (dirty)' or 'not recorded': number of runs} from each run's config.json
+    ("source", the checkout that trained it; runs written before it was recorded say so)."""
+    out = {}
+    for j in jobs:
+        try:
+            src = json.loads((j.out / "config.json").read_text(encoding="utf-8")).get("source")
+        except (OSError, ValueError, AttributeError):
+            src = None
+        key = "not recorded" if not isinstance(src, dict) or not src.get("commit") else \
+            src["commit"] + (" (dirty)" if src.get("dirty") else "")
+        out[key] = out.get(key, 0) + 1
+    return out
 
 
 def _round(x, nd=1):
