@@ -15,9 +15,10 @@ OpenMP. It only sees libraries that are already loaded, so ``limits`` loads ``sc
 ridge solve's Cholesky) first. With ``--xp cupy`` only the host's BLAS is affected; the GPU is not.
 
 Why DEFAULT is 1: the quick run of the README on the shared 2-core development VM (AMD EPYC, load
-average 5-7 from other work) took 9-21 s with one BLAS thread and 55-125 s with two, interleaved in
-one session (OpenBLAS's threads spin-wait when the cores are oversubscribed); a second thread can at
-best halve a run on an idle machine. Raise it with ``--threads`` on an idle many-core machine.
+average 4-7 from other work) took 6-21 s with one BLAS thread and 10-125 s with two, in six pairs
+interleaved in one session, never faster and up to 11x slower (OpenBLAS's threads spin-wait when the
+cores are oversubscribed); a second thread can at best halve a run on an idle machine. Raise it with
+``--threads`` on an idle many-core machine.
 """
 from __future__ import annotations
 

@@ -116,9 +116,9 @@ RESUME_OPTIONS = ("xp_name", "epochs", "checkpoint_epochs", "out", "resume", "no
                    "~8 bytes x 3MK x max window).")
 @click.option("--threads", type=click.IntRange(min=1), default=None, show_default=blas_threads.DEFAULT_TEXT,
               help="BLAS/OpenMP threads of this process, set at run time (the BLAS is loaded before the "
-                   "options are read). 1 by default: on a shared 2-core machine the README's quick run took "
-                   "9-21 s with 1 thread and 55-125 s with 2 (oversubscribed threads spin); raise it on an "
-                   "idle many-core machine. With --xp cupy only the host BLAS is affected.")
+                   "options are read). 1 by default: on a shared 2-core machine (load 4-7) the README's quick "
+                   "run took 6-21 s with 1 thread and 10-125 s with 2 (oversubscribed threads spin); raise it "
+                   "on an idle many-core machine. With --xp cupy only the host BLAS is affected.")
 @click.option("--check-only", is_flag=True, hidden=True,
               help="Validate every input (as a sweep does before starting runs), touch nothing, exit 0.")
 @click.pass_context
