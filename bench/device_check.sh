@@ -6,7 +6,7 @@
 #
 # Knobs (environment): PY (interpreter, default python3), SWEEP_EPOCHS (epochs of each run in the
 # 30-run sweep timings, default 100), GPU_JOBS (parallel train processes sharing the GPU, default 8),
-# CPU_JOBS (default: nproc), SKIP_CPU_SWEEP=1 (time the sweep on the GPU only), HEADLINE_EPOCHS
+# CPU_JOBS (default: nproc), CPU_THREADS (BLAS threads of the single NumPy runs, default: nproc), SKIP_CPU_SWEEP=1 (time the sweep on the GPU only), HEADLINE_EPOCHS
 # (default 400), F64_EPOCHS (default 50), SKIP_INSTALL=1 (leave an existing install alone), EXTRA (train options added to every run, e.g. a small
 # "--M 11 --K 64" for a smoke test), XP (the device backend, default cupy).
 # Without a GPU, `XP=fake EXTRA="--M 11 --K 64" bash bench/device_check.sh` exercises the whole script
@@ -18,6 +18,7 @@ PY=${PY:-python3}
 SWEEP_EPOCHS=${SWEEP_EPOCHS:-100}
 GPU_JOBS=${GPU_JOBS:-8}
 CPU_JOBS=${CPU_JOBS:-$(nproc)}
+CPU_THREADS=${CPU_THREADS:-$(nproc)}
 XP=${XP:-cupy}
 HEADLINE_EPOCHS=${HEADLINE_EPOCHS:-400}
 F64_EPOCHS=${F64_EPOCHS:-50}
@@ -76,13 +77,13 @@ grep -E "passed|failed|error|skipped|deselected|no tests ran" "$LOG" | tail -1 >
 
 # 3. CuPy vs NumPy, float64, 50 epochs of the headline configuration (full metrics)
 T="$PY cli.py train --epochs $F64_EPOCHS --dtype float64 --no-resume-state $EXTRA"
-step np64 300 $T --xp numpy --out "$WORK/np64"
+step np64 300 $T --xp numpy --threads "$CPU_THREADS" --out "$WORK/np64"
 step cp64 300 $T --xp "$XP" --out "$WORK/cp64"
 "$PY" bench/device_compare.py "$WORK/np64" "$WORK/cp64" --json "$OUT_DIR/compare_float64.json" >"$WORK/cmp64" 2>&1
 
 # 4. float32, 400 epochs: the headline run, timed on each backend; fire epoch and t0.5 compared
 T="$PY cli.py train --epochs $HEADLINE_EPOCHS --dtype float32 --no-resume-state $EXTRA"
-step headline_cpu 600 $T --xp numpy --out "$WORK/np32"
+step headline_cpu 600 $T --xp numpy --threads "$CPU_THREADS" --out "$WORK/np32"
 step headline_gpu 600 $T --xp "$XP" --out "$WORK/cp32"
 "$PY" bench/device_compare.py "$WORK/np32" "$WORK/cp32" --json "$OUT_DIR/compare_float32.json" >"$WORK/cmp32" 2>&1
 
@@ -94,10 +95,10 @@ if [ "${SKIP_CPU_SWEEP:-0}" != 1 ]; then
 fi
 
 # 6. the report
-"$PY" - "$WORK" "$REPORT" "$SWEEP_EPOCHS" "$GPU_JOBS" "$CPU_JOBS" "$F64_EPOCHS" "$HEADLINE_EPOCHS" "$EXTRA" <<'PYEOF'
+"$PY" - "$WORK" "$REPORT" "$SWEEP_EPOCHS" "$GPU_JOBS" "$CPU_JOBS" "$F64_EPOCHS" "$HEADLINE_EPOCHS" "$EXTRA" "$CPU_THREADS" <<'PYEOF'
 import json, sys
 from pathlib import Path
-work, report, ep, gj, cj, f64, hl, extra = Path(sys.argv[1]), Path(sys.argv[2]), *sys.argv[3:9]
+work, report, ep, gj, cj, f64, hl, extra, ct = Path(sys.argv[1]), Path(sys.argv[2]), *sys.argv[3:10]
 steps = {}
 for line in (work / "steps").read_text().splitlines():
     name, rc, s = line.split("|")
@@ -138,7 +139,7 @@ L += ["## Timings (wall clock, this machine)", "",
       "| what | GPU (CuPy) | CPU (NumPy) | CPU / GPU |", "|---|---|---|---|",
       f"| headline run{(' ' + extra) if extra else ''}, {hl} epochs, float32, full metrics | {t('headline_gpu')} | {t('headline_cpu')} | {ratio('headline_cpu', 'headline_gpu')} |",
       f"| 30-run headline sweep, {ep} epochs each (GPU: {gj} processes; CPU: {cj}, one BLAS thread each) | {t('sweep_gpu')} | {t('sweep_cpu')} | {ratio('sweep_cpu', 'sweep_gpu')} |",
-      "", "The CPU headline run uses NumPy's default BLAS threads (all cores).", ""]
+      "", f"The CPU headline run uses {ct} BLAS threads (`train --threads {ct}`; CPU_THREADS, default nproc).", ""]
 report.write_text("\n".join(L) + "\n")
 print(report.read_text())
 PYEOF

@@ -1,6 +1,7 @@
-"""Progress goes to a terminal only: on a pseudo-terminal ``train`` shows the epoch, train/test accuracy
-and loss and the time left; off a terminal its stderr is empty (errors alone would appear there)."""
+"""Progress: on a pseudo-terminal ``train`` shows a bar with the epoch, train/test accuracy and loss and the
+time left; off a terminal one heartbeat line per tenth of the epochs (and after minutes of silence)."""
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -40,11 +41,59 @@ def test_row_text():
     assert row_text({"epoch": 0}).count("-") == 4 and row_text(None) == ""
 
 
-def test_train_off_a_terminal_writes_nothing_on_stderr(tmp_path):
+HEARTBEAT = re.compile(r"^train r: epoch (\d+)/(\d+) \((\d+) %\), [\d.]+ (s|min) elapsed"
+                       r"(, ~[\d.]+ (s|min) left)?, test_acc [01]\.\d{3}$")
+
+
+def _beats(stderr: str) -> list[int]:
+    """The heartbeat lines' epochs; every stderr line must be one."""
+    lines = stderr.splitlines()
+    assert all(HEARTBEAT.match(ln) for ln in lines), stderr
+    return [int(HEARTBEAT.match(ln).group(1)) for ln in lines]
+
+
+def test_train_off_a_terminal_prints_a_heartbeat_every_tenth(tmp_path):
     res = subprocess.run([sys.executable, str(REPO / "cli.py"), "train", *TINY, "--out", str(tmp_path / "r")],
                          capture_output=True, text=True, cwd=REPO, timeout=60)
-    assert res.returncode == 0 and res.stderr == ""
+    assert res.returncode == 0
+    assert _beats(res.stderr) == [3, 6, 9, 12, 15, 18, 21, 24, 27, 30]       # --epochs 30: one per 10 %
+    assert "left" not in res.stderr.splitlines()[-1] and "(100 %)" in res.stderr.splitlines()[-1]
     assert res.stdout.count("\n") == 1                              # the one JSON line
+
+
+def test_heartbeat_in_process_and_on_resume(tmp_path):
+    from click.testing import CliRunner
+    from tianref.cli import main
+    out = str(tmp_path / "r")
+    r = CliRunner().invoke(main, ["train", "--M", "7", "--K", "16", "--epochs", "20", "--out", out])
+    assert r.exit_code == 0 and _beats(r.stderr) == list(range(2, 21, 2))
+    r = CliRunner().invoke(main, ["train", "--out", out, "--resume", "--epochs", "40"])
+    assert r.exit_code == 0 and _beats(r.stderr) == list(range(22, 41, 2))   # the run's epochs, of 40
+    assert "epoch 22/40 (55 %)" in r.stderr
+
+
+def test_heartbeat_clock_rule():
+    """A fake clock: the tenths, the time left from the rate so far, and a line after HEARTBEAT_S of
+    silence when a tenth takes longer than that."""
+    from tianref.cli.progress import HEARTBEAT_S, Heartbeat
+    now = [0.0]
+    lines = []
+    hb = Heartbeat(400, "train q", clock=lambda: now[0], echo=lines.append)
+    for e in range(1, 401):
+        now[0] += 0.1
+        hb.update(1, {"epoch": e, "test_acc": 0.41})
+    assert len(lines) == 10
+    assert lines[2] == "train q: epoch 120/400 (30 %), 12.0 s elapsed, ~28.0 s left, test_acc 0.410"
+    assert lines[-1] == "train q: epoch 400/400 (100 %), 40.0 s elapsed, test_acc 0.410"
+    lines.clear()
+    now[0] = 0.0
+    hb = Heartbeat(100, "train slow", clock=lambda: now[0], echo=lines.append)
+    for e in range(1, 11):                  # 10 steps of 100 s: the first tenth ends at step 10
+        now[0] += 100.0
+        hb.update(1, {"epoch": e})
+    assert [ln.split(", ")[1] for ln in lines] == ["3.3 min elapsed", "6.7 min elapsed", "10.0 min elapsed",
+                                                   "13.3 min elapsed", "16.7 min elapsed"]
+    assert HEARTBEAT_S == 180.0 and "epoch 10/100 (10 %)" in lines[-1]
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="needs a POSIX pseudo-terminal")

@@ -102,12 +102,14 @@ def environment_info(xp) -> dict:
 
     import scipy
 
+    from tianref import threads
     info = {
         "python": sys.version.split()[0],
         "numpy": np.__version__,
         "scipy": scipy.__version__,
         "platform": platform.platform(),
         "backend": xp_name(xp),
+        "blas_threads": threads.current(),        # of this process's host BLAS (train --threads)
     }
     from importlib import metadata
     for pkg in ("click", "tianref"):

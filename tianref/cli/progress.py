@@ -1,19 +1,26 @@
-"""Progress on stderr, shown only on a terminal; off a terminal (a log file, a pipe, a batch job)
-nothing is printed, so stderr carries errors alone.
+"""Progress on stderr: a bar on a terminal; off a terminal (a log file, a pipe, a batch job) only
+``train``'s heartbeat, one line every ~10 % of the epochs, so a log shows that a run is alive.
 
-    RowProgress    ``train``: epoch, train/test accuracy and loss of the last row, time left
+    RowProgress    ``train``: on a terminal a bar with the epoch, train/test accuracy and loss of the
+                   last row and the time left; off one a Heartbeat
+    Heartbeat      'train NAME: epoch 120/400 (30 %), 14.2 s elapsed, ~33 s left, test_acc 0.412',
+                   at the first step at or past each tenth of the epochs (k = 1..10, so the last line
+                   is 100 %) and after HEARTBEAT_S seconds without a line (a slow run)
     CountProgress  long commands that finish items (runs of a sweep, replayed epochs, figures)
 
-Both are context managers whose ``update`` is a no-op off a terminal. ``interactive()`` is the one
-test of "on a terminal" (stderr is a TTY), so a command can also keep chatty notes to terminals.
+Both bars are context managers whose ``update`` draws nothing off a terminal. ``interactive()`` is the
+one test of "on a terminal" (stderr is a TTY), so a command can also keep chatty notes to terminals.
 """
 from __future__ import annotations
 
+import math
 import sys
+import time
 
 import click
 
 BAR_WIDTH = 24
+HEARTBEAT_S = 180.0        # the longest a slow run stays silent off a terminal
 
 
 def interactive() -> bool:
@@ -63,11 +70,61 @@ class _Bar:
             self._bar.update(n, item)
 
 
-class RowProgress(_Bar):
-    """``train``'s bar: one step per logged row, the last row's metrics beside it."""
+def _secs(s: float) -> str:
+    return f"{s:.1f} s" if s < 100 else f"{s / 60:.1f} min"
 
-    def __init__(self, length: int, label: str):
+
+class Heartbeat:
+    """One line on stderr at each tenth of ``length`` steps and after ``every_s`` seconds of silence.
+
+    ``update(n, row)`` counts n steps and names the row's epoch: a resumed run's rows start past 0, so
+    the epoch shown is the row's and the total is (row epoch - steps counted) + ``length``. The time
+    left is the elapsed time per step so far times the steps to go. ``clock`` and ``echo`` (default:
+    a line on stderr) are injectable (tests).
+    """
+
+    def __init__(self, length: int, label: str, clock=time.monotonic, every_s: float = HEARTBEAT_S,
+                 echo=None):
+        self.length, self.label, self.clock, self.every_s = length, label, clock, every_s
+        self.echo = echo or (lambda text: click.echo(text, err=True))
+        self.marks = sorted({math.ceil(k * length / 10) for k in range(1, 11)})     # steps 1..length
+        self.pos = 0
+        self.t0 = self.last = clock()
+
+    def update(self, n: int, row: dict | None) -> None:
+        self.pos += n
+        now = self.clock()
+        due = bool(self.marks) and self.pos >= self.marks[0]
+        while self.marks and self.pos >= self.marks[0]:
+            self.marks.pop(0)
+        if n and (due or now - self.last >= self.every_s):
+            self.last = now
+            self.echo(self.line(row, now - self.t0))
+
+    def line(self, row: dict | None, elapsed: float) -> str:
+        row = row or {}
+        epoch = row.get("epoch", self.pos)
+        total = epoch - self.pos + self.length
+        text = f"{self.label}: epoch {epoch}/{total} ({100 * epoch / max(total, 1):.0f} %), {_secs(elapsed)} elapsed"
+        if self.pos < self.length:
+            text += f", ~{_secs(elapsed / self.pos * (self.length - self.pos))} left"
+        if row.get("test_acc") is not None:
+            text += f", test_acc {row['test_acc']:.3f}"
+        return text
+
+
+class RowProgress(_Bar):
+    """``train``'s progress: on a terminal a bar, one step per epoch, the last row's metrics beside
+    it; off a terminal a Heartbeat."""
+
+    def __init__(self, length: int, label: str, clock=time.monotonic):
         super().__init__(length, label, row_text)
+        self._beat = Heartbeat(length, label, clock) if self._ctx is None and length > 0 else None
+
+    def update(self, n: int = 1, item=None) -> None:
+        super().update(n, item)
+        if self._beat is not None:
+            self._beat.update(n, item)
 
 
 class CountProgress(_Bar):

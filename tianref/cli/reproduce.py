@@ -12,6 +12,7 @@ import click
 
 from tianref.cli.common import reports_errors
 from tianref.cli.progress import RunsReporter
+from tianref.cli.sweep import THREADS_DEFAULT, THREADS_HELP
 from tianref.errors import InputError
 from tianref.experiments.protocols import SCALES, SECTIONS
 from tianref.rundir import check_output_dir, check_output_file
@@ -31,7 +32,9 @@ from tianref.rundir import check_output_dir, check_output_file
                    "fraction 0.5, every eta x 10, 2 seeds, the paper's epochs), which groks in seconds; "
                    "smoke: M=11, K=32, one seed, about 30 epochs per run, a check of the pipeline only.")
 @click.option("--jobs", "n_jobs", type=click.IntRange(min=1), default=2,
-              help="Parallel local train processes (one BLAS thread each when > 1).")
+              help="Parallel local train processes (each with --threads BLAS threads).")
+@click.option("--threads", type=click.IntRange(min=1), default=None, show_default=THREADS_DEFAULT,
+              help=THREADS_HELP)
 @click.option("--plan", is_flag=True,
               help="Print one independent train command per unfinished run and exit (for a cluster); "
                    "afterwards run reproduce again without --plan to summarise.")
@@ -57,7 +60,7 @@ from tianref.rundir import check_output_dir, check_output_file
                    "e.g. a tree copied back from another machine without checkpoints; the report lists the "
                    "missing runs and how to finish them.")
 @reports_errors
-def reproduce_cmd(section_text, root, scale_text, n_jobs, plan, store, store_to, top_pairs,
+def reproduce_cmd(section_text, root, scale_text, n_jobs, threads, plan, store, store_to, top_pairs,
                   xp_name, slurm_file, python, rerender, no_train):
     """Run the paper's protocols, summarise them beside the published numbers, draw the figures.
 
@@ -101,13 +104,13 @@ def reproduce_cmd(section_text, root, scale_text, n_jobs, plan, store, store_to,
     jobs = rp.all_section_jobs(sections, root, scale, xp_name)
     check_jobs(jobs, xp_name, device=slurm_file is None)     # every run of every section, before any starts
     if plan:
-        for line in rp.plan(sections, root, scale, xp_name, python):
+        for line in rp.plan(sections, root, scale, xp_name, python, threads=threads):
             click.echo(line)
         return
     if slurm_file is not None:
         from tianref.experiments import slurm
         out = slurm.write_for_jobs(jobs, slurm_file, python=python, name="tianref-reproduce",
-                                   command=shlex.join(sys.argv))
+                                   command=shlex.join(sys.argv), threads=threads)
         if out["slurm"] is None:
             click.echo(f"--slurm: every run is finished; nothing to submit, {slurm_file} not written", err=True)
         click.echo(json.dumps(out))
@@ -125,7 +128,7 @@ def reproduce_cmd(section_text, root, scale_text, n_jobs, plan, store, store_to,
             done[s] = rp.reproduce_section(s, root, scale, n_jobs=n_jobs, python=python, xp=xp_name,
                                            n_top=top_pairs, store_to=target, command=command,
                                            report=reporter.note, progress=reporter.progress,
-                                           no_train=no_train)
+                                           no_train=no_train, threads=threads)
         finally:
             reporter.close()
     click.echo(json.dumps({"scale": scale.name, "root": str(Path(root).resolve()),

@@ -15,6 +15,12 @@ from tianref.cli.progress import RunsReporter
 from tianref.errors import InputError, RunFailure
 from tianref.model import ACTIVATIONS
 from tianref.rundir import check_output_dir, check_output_file
+from tianref.threads import DEFAULT_TEXT as THREADS_DEFAULT
+
+THREADS_HELP = ("BLAS/OpenMP threads of each train process: passed as train --threads T and set in its "
+                "OPENBLAS/MKL/OMP_NUM_THREADS, so --jobs N uses N x T threads. --plan and --slurm commands "
+                "carry it only when given (--slurm then asks for T CPUs per task; otherwise the script "
+                "sets the variables to the task's CPUs). With --xp cupy only the host BLAS is affected.")
 
 
 def _numbers(text: str, what: str, kind=float) -> list:
@@ -67,7 +73,9 @@ def check_jobs(jobs, xp_name: str, device: bool = True) -> None:
 @click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32",
               help="Training dtype passed to train.")
 @click.option("--jobs", "n_jobs", type=click.IntRange(min=1), default=1,
-              help="Parallel local train processes (each limited to one BLAS thread when > 1).")
+              help="Parallel local train processes (each with --threads BLAS threads).")
+@click.option("--threads", type=click.IntRange(min=1), default=None, show_default=THREADS_DEFAULT,
+              help=THREADS_HELP)
 @click.option("--plan", is_flag=True,
               help="Print the unfinished runs' independent train commands, one per line, and exit.")
 @click.option("--slurm", "slurm_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -79,7 +87,7 @@ def check_jobs(jobs, xp_name: str, device: bool = True) -> None:
                    "rolling-update buffer, ~110 MB at the headline size).")
 @reports_errors
 def sweep_cmd(root, eta_text, act_list, M_text, group_text, frac_text, seeds_text, epochs, K, windows,
-              metric_set, xp_name, dtype, n_jobs, plan, slurm_file, python, no_resume_state):
+              metric_set, xp_name, dtype, n_jobs, threads, plan, slurm_file, python, no_resume_state):
     """Train every condition x seed into ROOT; finished runs (E + 1 rows) are skipped.
 
     Conditions are the product of --eta, --act, --M (or --group) and --train-frac. Each run goes to
@@ -106,13 +114,13 @@ def sweep_cmd(root, eta_text, act_list, M_text, group_text, frac_text, seeds_tex
         check_output_file(slurm_file, "--slurm", make_parents=False)
     check_jobs(jobs, xp_name, device=slurm_file is None)
     if plan:
-        for line in sweep.plan_lines(jobs, python):
+        for line in sweep.plan_lines(jobs, python, threads=threads):
             click.echo(line)
         return
     if slurm_file is not None:
         from tianref.experiments import slurm
         out = slurm.write_for_jobs(jobs, slurm_file, python=python, name="tianref-sweep",
-                                   command=shlex.join(sys.argv))
+                                   command=shlex.join(sys.argv), threads=threads)
         if out["slurm"] is None:
             click.echo(f"--slurm: every run is finished; nothing to submit, {slurm_file} not written", err=True)
         click.echo(json.dumps(out))
@@ -120,7 +128,8 @@ def sweep_cmd(root, eta_text, act_list, M_text, group_text, frac_text, seeds_tex
     root.mkdir(parents=True, exist_ok=True)
     reporter = RunsReporter("sweep")
     try:
-        result = sweep.run_jobs(jobs, n_jobs, python, report=reporter.note, progress=reporter.progress)
+        result = sweep.run_jobs(jobs, n_jobs, python, report=reporter.note, progress=reporter.progress,
+                                threads=threads)
     finally:
         reporter.close()
     click.echo(json.dumps(result))

@@ -14,6 +14,7 @@ from tianref import identity, resume as resume_mod, rundir, runs
 from tianref.backend import environment_info, get_xp, git_state
 from tianref.cli.common import CHECK_DEVICE, RAISE_ERRORS, reports_errors
 from tianref.cli.progress import RowProgress
+from tianref import threads as blas_threads
 from tianref.data import n_train_from_frac
 from tianref.config import (DTYPES, GRAM_MODES, INT_TUPLES, METRIC_SETS, OPTIMIZERS, RIDGE_EVALS, TOP_LAYERS,
                             TrainConfig,
@@ -29,7 +30,7 @@ DEFAULT_TRAIN_FRAC = 0.4    # round(0.4 * 71^2) = 2016, the paper's n
 
 # options --resume accepts; any other option given with it must agree with the stored config
 RESUME_OPTIONS = ("xp_name", "epochs", "checkpoint_epochs", "out", "resume", "no_resume_state",
-                  "check_only")
+                  "check_only", "threads")
 
 
 @click.command(help="Train sigma(XW)V on modular addition and log the paper's per-epoch diagnostics.\n\n"
@@ -117,6 +118,11 @@ RESUME_OPTIONS = ("xp_name", "epochs", "checkpoint_epochs", "out", "resume", "no
 @click.option("--no-resume-state", is_flag=True,
               help="Delete checkpoints/resume.npz when the run finishes (it holds the update buffer, "
                    "~8 bytes x 3MK x max window).")
+@click.option("--threads", type=click.IntRange(min=1), default=None, show_default=blas_threads.DEFAULT_TEXT,
+              help="BLAS/OpenMP threads of this process, set at run time (the BLAS is loaded before the "
+                   "options are read). 1 by default: on a shared 2-core machine (load 4-7) the README's quick "
+                   "run took 6-21 s with 1 thread and 10-125 s with 2 (oversubscribed threads spin); raise it "
+                   "on an idle many-core machine. With --xp cupy only the host BLAS is affected.")
 @click.option("--check-only", is_flag=True, hidden=True,
               help="Validate every input (as a sweep does before starting runs), touch nothing, exit 0.")
 @click.pass_context
@@ -124,13 +130,15 @@ RESUME_OPTIONS = ("xp_name", "epochs", "checkpoint_epochs", "out", "resume", "no
 def train_cmd(ctx, xp_name, M, K, n_train, train_frac, eta, eta_schedule, lr, epochs, seed, act, loss, optimizer,
               momentum, top_layer, ridge_reg, ridge_eval, init_scale, output_scale, dtype, windows, metric_set,
               checkpoint_epochs, init_from, out, resume, overwrite, no_resume_state, gram_dtype, log_grams,
-              tail_rank, check_only, group):
+              tail_rank, check_only, group, threads):
     from tianref import train as engine
 
     given = {p for p in ctx.params if ctx.get_parameter_source(p) == click.core.ParameterSource.COMMANDLINE}
     rundir.check_out_path(out)
     if resume and overwrite:
         raise InputError("give --resume or --overwrite, not both")
+    if not check_only:                          # for the whole command; restored when it ends
+        ctx.with_resource(blas_threads.limits(threads))
 
     if resume:
         _refuse_changes_on_resume(ctx, given, out)

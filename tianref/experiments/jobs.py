@@ -218,10 +218,14 @@ def job_state(job: Job) -> str:
     return "fresh"
 
 
-def train_argv(job: Job, python: str = sys.executable, state: str | None = None) -> list[str]:
-    """The independent command line that (re)produces ``job``'s run directory."""
+def train_argv(job: Job, python: str = sys.executable, state: str | None = None,
+               threads: int | None = None) -> list[str]:
+    """The independent command line that (re)produces ``job``'s run directory; ``threads``: add
+    ``--threads T`` (None: train's default, the thread variables when set, else 1)."""
     state = state or job_state(job)
     base = [python, str(cli_path()), "train", "--out", str(job.out)]
+    if threads is not None:             # a setting of the process, not of the run: also on --resume
+        base += ["--threads", str(int(threads))]
     if state == "resumable":            # the stored config defines the run; only E may change
         return base + ["--resume", "--epochs", str(job.epochs)]
     argv = base + ["--seed", str(job.seed), "--epochs", str(job.epochs)]
@@ -238,6 +242,6 @@ def train_argv(job: Job, python: str = sys.executable, state: str | None = None)
     return argv
 
 
-def plan_lines(jobs: list[Job], python: str = sys.executable) -> list[str]:
-    """One shell command per unfinished job."""
-    return [shlex.join(train_argv(j, python)) for j in jobs if job_state(j) != "done"]
+def plan_lines(jobs: list[Job], python: str = sys.executable, threads: int | None = None) -> list[str]:
+    """One shell command per unfinished job (with ``--threads T`` when ``threads`` is given)."""
+    return [shlex.join(train_argv(j, python, threads=threads)) for j in jobs if job_state(j) != "done"]

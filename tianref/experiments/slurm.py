@@ -10,7 +10,8 @@ job array: task i executes exactly the i-th unfinished run's ``train`` command, 
     case $SLURM_ARRAY_TASK_ID in i) exec <train command i> >> ROOT/_logs/<run>.log 2>&1 ;; esac
 
 Each run also appends to ROOT/_logs/<run>.log, the log a local sweep writes, and one BLAS/OpenMP
-thread per CPU that SLURM gives the task is set (``--cpus-per-task``, default 1). Submit with
+thread per CPU that SLURM gives the task is set (``--cpus-per-task``: ``--threads`` when given, else
+1), which ``train`` follows unless the command carries ``--threads`` (given explicitly). Submit with
 ``sbatch FILE``; options given to sbatch on its command line (``--time``, ``--partition``) override
 the ones in the file. Afterwards the local ``sweep``/``reproduce`` command finds the runs finished.
 """
@@ -24,16 +25,16 @@ from pathlib import Path
 from tianref.errors import InputError
 from tianref.experiments import sweep
 
-THREADS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+THREADS = sweep.THREAD_VARS
 
 
-def unfinished(jobs, python: str = sys.executable) -> list[tuple]:
+def unfinished(jobs, python: str = sys.executable, threads: int | None = None) -> list[tuple]:
     """[(job, argv)] for every job that is not done, in the order of ``--plan``."""
     out = []
     for j in jobs:
         state = sweep.job_state(j)
         if state != "done":
-            out.append((j, sweep.train_argv(j, python, state)))
+            out.append((j, sweep.train_argv(j, python, state, threads=threads)))
     return out
 
 
@@ -85,18 +86,19 @@ def write_script(path, text: str) -> Path:
 
 
 def write_for_jobs(jobs, path, *, python: str = sys.executable, name: str = "tianref",
-                   command: str = "") -> dict:
+                   command: str = "", threads: int | None = None) -> dict:
     """Write the job-array script of the unfinished ``jobs`` to ``path`` (nothing when all are done).
+    ``threads`` (--threads): every command carries it and each task asks for that many CPUs.
 
     Returns {"slurm": path or None, "runs": N unfinished, "submit": "sbatch PATH" or None}."""
     from tianref.rundir import check_output_file
     check_output_file(path, "--slurm", make_parents=False)     # before any log directory is created
-    tasks = unfinished(jobs, python)
+    tasks = unfinished(jobs, python, threads)
     if not tasks:
         return {"slurm": None, "runs": 0, "submit": None}
     # SLURM opens --output before the script runs: the log directories must exist now
     for d in {j.out.parent / sweep.LOG_DIR for j, _ in tasks} | \
             {Path(os.path.commonpath([str(j.out.parent) for j, _ in tasks])) / sweep.LOG_DIR}:
         d.mkdir(parents=True, exist_ok=True)
-    path = write_script(path, array_script(tasks, name=name, command=command))
+    path = write_script(path, array_script(tasks, name=name, command=command, cpus=threads or 1))
     return {"slurm": str(path), "runs": len(tasks), "submit": f"sbatch {shlex.quote(str(path))}"}

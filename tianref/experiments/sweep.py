@@ -2,8 +2,9 @@
 
 The jobs themselves (conditions x seeds, each run directory's state, the ``train`` command line that
 produces it) are tianref.experiments.jobs; every name of it is importable from here too. This module
-runs them: locally ``run_jobs`` keeps up to N ``train`` processes alive. With N > 1 each child is
-limited to one BLAS/OpenMP thread unless the caller set those variables, so N processes use N cores.
+runs them: locally ``run_jobs`` keeps up to N ``train`` processes alive, each with ``threads``
+BLAS/OpenMP threads (``train --threads T`` and the thread variables of its environment; by default
+the caller's OPENBLAS/MKL/OMP_NUM_THREADS when set, else 1, so N processes use N cores).
 
 Stopping: SIGINT or SIGTERM to the sweep is passed on to every running child as one SIGINT (train
 then saves its resume state and exits); the sweep waits for them and exits 1. A sweep that is
@@ -21,6 +22,7 @@ import sys
 import threading
 import time
 
+from tianref import threads as blas_threads
 from tianref.errors import InputError, RunFailure
 from tianref.analysis.records import is_complete
 from tianref.experiments.jobs import (  # noqa: F401  (re-exported: callers import them from here)
@@ -31,17 +33,13 @@ from tianref.rundir import lock_holder
 __all__ = ["Job", "cli_path", "config_mismatch", "grid", "job_state", "jobs_from_specs", "make_jobs",
            "parse_seeds", "plan_lines", "train_argv", "THREAD_VARS", "LOG_DIR", "STOP_GRACE_S", "run_jobs"]
 
-THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+THREAD_VARS = blas_threads.VARS      # set to --threads in every child's environment
 LOG_DIR = "_logs"          # per-job stdout/stderr, beside (not inside) the run directories
 STOP_GRACE_S = 60          # how long an interrupted child may take to save its resume state
 
 
-def _child_env(n_jobs: int) -> dict:
-    env = dict(os.environ)
-    if n_jobs > 1:
-        for k in THREAD_VARS:
-            env.setdefault(k, "1")
-    return env
+def _child_env(threads: int) -> dict:
+    return blas_threads.child_env(threads)
 
 
 class _Stopped(Exception):
@@ -88,8 +86,11 @@ def _open_log(path, command: str):
 
 
 def run_jobs(jobs: list[Job], n_jobs: int = 1, python: str = sys.executable, report=None,
-             poll_s: float = 0.2, progress=None) -> dict:
+             poll_s: float = 0.2, progress=None, threads: int | None = None) -> dict:
     """Run the unfinished jobs with up to ``n_jobs`` processes; returns a summary dict.
+
+    Each child runs ``train ... --threads T`` with T = ``threads`` (None: the caller's thread
+    variables when set, else 1; tianref.threads.resolve) and those variables set to T.
 
     Each child's stdout/stderr go to ROOT/_logs/<name>.log. ``report(msg)`` receives one line per
     started/finished job; ``progress(finished, total, name)`` is called once with 0 before the
@@ -101,7 +102,8 @@ def run_jobs(jobs: list[Job], n_jobs: int = 1, python: str = sys.executable, rep
     todo = [(j, job_state(j)) for j in jobs]
     skipped = [j.name for j, s in todo if s == "done"]
     queue = [(j, s) for j, s in todo if s != "done"]
-    env = _child_env(n_jobs)
+    threads = blas_threads.resolve(threads)
+    env = _child_env(threads)
     running: list[tuple[Job, subprocess.Popen, float, object]] = []
     done, failed = [], []
     total = len(queue)
@@ -134,7 +136,7 @@ def run_jobs(jobs: list[Job], n_jobs: int = 1, python: str = sys.executable, rep
                     continue
                 log_dir = job.out.parent / LOG_DIR
                 log_dir.mkdir(parents=True, exist_ok=True)
-                argv = train_argv(job, python, state)
+                argv = train_argv(job, python, state, threads=threads)
                 log = _open_log(log_dir / f"{job.name}.log", shlex.join(argv))
                 # own session: a terminal Ctrl-C reaches only us, and we pass exactly one
                 # SIGINT on, which makes train save its resume state and exit

@@ -1,0 +1,162 @@
+"""--threads: the BLAS/OpenMP pools of a train process are set at run time (read inside the running
+loop with threadpoolctl), restored when the command ends, accepted with --resume; sweep and reproduce
+children get ``train --threads T`` and T in their thread variables; the default (the variables when
+set, else 1)."""
+import json
+import os
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+threadpoolctl = pytest.importorskip("threadpoolctl")
+
+from tianref import threads as blas_threads  # noqa: E402
+from tianref.cli import main  # noqa: E402
+
+TINY = ["--M", "7", "--K", "16", "--epochs", "3", "--windows", "3"]
+
+
+def _blas_counts():
+    return [int(i["num_threads"]) for i in threadpoolctl.threadpool_info() if i.get("user_api") == "blas"]
+
+
+@pytest.fixture
+def seen(monkeypatch):
+    """Record the BLAS pools' thread counts from inside the training loop (train.run)."""
+    from tianref import train as engine
+    counts = []
+    run = engine.run
+
+    def spy(*a, **k):
+        counts.append(_blas_counts())
+        return run(*a, **k)
+    monkeypatch.setattr(engine, "run", spy)
+    return counts
+
+
+@pytest.mark.parametrize("n", [1, 2])
+def test_train_threads_sets_every_blas_pool_inside_the_run(tmp_path, seen, n):
+    import scipy.linalg  # noqa: F401  (SciPy's own BLAS is a second pool in a pip install: both must move)
+    # start every pool at the other count, so that a --threads that did nothing shows
+    with threadpoolctl.threadpool_limits(limits=3 - n):
+        before = _blas_counts()
+        r = CliRunner().invoke(main, ["train", *TINY, "--threads", str(n), "--out", str(tmp_path / "r")])
+        assert r.exit_code == 0, r.output
+        assert _blas_counts() == before                  # restored when the command ended
+    assert before and set(before) == {3 - n}
+    assert seen == [[n] * len(before)]
+    cfg = json.loads((tmp_path / "r" / "config.json").read_text())
+    assert cfg["versions"]["blas_threads"] == n          # recorded beside the timing
+
+
+def test_train_default_is_one_thread_or_the_environment(tmp_path, seen, monkeypatch):
+    for var in blas_threads.VARS:
+        monkeypatch.delenv(var, raising=False)
+    with threadpoolctl.threadpool_limits(limits=2):
+        assert CliRunner().invoke(main, ["train", *TINY, "--out", str(tmp_path / "a")]).exit_code == 0
+        monkeypatch.setenv("OMP_NUM_THREADS", "2")
+        assert CliRunner().invoke(main, ["train", *TINY, "--out", str(tmp_path / "b")]).exit_code == 0
+    assert [set(c) for c in seen] == [{1}, {2}]
+
+
+def test_resume_accepts_threads(tmp_path):
+    out = str(tmp_path / "r")
+    assert CliRunner().invoke(main, ["train", *TINY, "--out", out]).exit_code == 0
+    r = CliRunner().invoke(main, ["train", "--out", out, "--resume", "--epochs", "5", "--threads", "1"])
+    assert r.exit_code == 0, r.output                  # a setting of the process, not of the run
+
+
+def test_threads_below_one_is_refused(tmp_path):
+    r = CliRunner().invoke(main, ["train", *TINY, "--threads", "0", "--out", str(tmp_path / "r")])
+    assert r.exit_code == 2 and "--threads" in r.stderr and not (tmp_path / "r").exists()
+
+
+def test_resolve():
+    assert blas_threads.resolve(3, env={"OPENBLAS_NUM_THREADS": "2"}) == 3      # the option wins
+    assert blas_threads.resolve(None, env={}) == blas_threads.DEFAULT == 1
+    assert blas_threads.resolve(None, env={"OMP_NUM_THREADS": "4"}) == 4
+    assert blas_threads.resolve(None, env={"OPENBLAS_NUM_THREADS": "2", "OMP_NUM_THREADS": "4"}) == 2
+    assert blas_threads.resolve(None, env={"OMP_NUM_THREADS": "x", "MKL_NUM_THREADS": "0"}) == 1
+
+
+# --- sweep and reproduce children ----------------------------------------------------------------
+
+@pytest.fixture
+def stub(tmp_path):
+    """An 'interpreter' that appends its argv and thread variables (one JSON line) to $STUB_LOG."""
+    p = tmp_path / "stub.sh"
+    p.write_text('#!/bin/bash\npython3 -c \'import json, os, sys; print(json.dumps({"argv": sys.argv[1:], '
+                 '"env": [os.environ.get(v) for v in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", '
+                 '"OMP_NUM_THREADS")]}))\' "$@" >> "$STUB_LOG"\n')
+    p.chmod(0o755)
+    return p
+
+
+SWEEP = ["--eta", "0", "--seeds", "0-1", "--M", "5", "--K", "8", "--epochs", "3", "--windows", "3"]
+
+
+def _children(tmp_path, stub, monkeypatch, args, env=None):
+    log = tmp_path / "children.jsonl"
+    log.unlink(missing_ok=True)
+    monkeypatch.setenv("STUB_LOG", str(log))
+    for var in blas_threads.VARS:
+        monkeypatch.delenv(var, raising=False)
+    for k, v in (env or {}).items():
+        monkeypatch.setenv(k, v)
+    r = CliRunner().invoke(main, [*args, "--python", str(stub)])
+    assert r.exit_code == 1                              # the stub trains nothing: every run "fails"
+    return [json.loads(line) for line in log.read_text().splitlines()]
+
+
+def _threads_arg(argv):
+    return argv[argv.index("--threads") + 1] if "--threads" in argv else None
+
+
+def test_sweep_children_get_threads_in_argv_and_env(tmp_path, stub, monkeypatch):
+    root = str(tmp_path / "sw")
+    kids = _children(tmp_path, stub, monkeypatch, ["sweep", root, *SWEEP, "--jobs", "2"])
+    assert len(kids) == 2
+    assert all(_threads_arg(k["argv"]) == "1" and k["env"] == ["1"] * 3 for k in kids)   # the default
+    kids = _children(tmp_path, stub, monkeypatch, ["sweep", root, *SWEEP, "--jobs", "2", "--threads", "3"])
+    assert all(_threads_arg(k["argv"]) == "3" and k["env"] == ["3"] * 3 for k in kids)
+    # the caller's variable is the default, as train's own default is
+    kids = _children(tmp_path, stub, monkeypatch, ["sweep", root, *SWEEP], env={"OMP_NUM_THREADS": "2"})
+    assert all(_threads_arg(k["argv"]) == "2" and k["env"] == ["2"] * 3 for k in kids)
+
+
+def test_reproduce_children_get_threads(tmp_path, stub, monkeypatch):
+    args = ["reproduce", "--scale", "smoke", "--section", "headline", "--root", str(tmp_path / "rep"),
+            "--jobs", "1", "--threads", "2"]
+    kids = _children(tmp_path, stub, monkeypatch, args)
+    assert kids and _threads_arg(kids[0]["argv"]) == "2" and kids[0]["env"] == ["2"] * 3
+
+
+def test_plan_and_slurm_carry_threads_only_when_given(tmp_path):
+    root = str(tmp_path / "sw")
+    plain = CliRunner().invoke(main, ["sweep", root, *SWEEP, "--plan"]).stdout.splitlines()
+    given = CliRunner().invoke(main, ["sweep", root, *SWEEP, "--plan", "--threads", "4"]).stdout.splitlines()
+    assert len(plain) == len(given) == 2
+    assert not any("--threads" in ln for ln in plain) and all("--threads 4" in ln for ln in given)
+    script = tmp_path / "a.sh"
+    assert CliRunner().invoke(main, ["sweep", root, *SWEEP, "--slurm", str(script), "--threads", "4"]).exit_code == 0
+    text = script.read_text()
+    assert "#SBATCH --cpus-per-task=4\n" in text and "--threads 4" in text
+    assert CliRunner().invoke(main, ["sweep", root, *SWEEP, "--slurm", str(script)]).exit_code == 0
+    text = script.read_text()
+    assert "#SBATCH --cpus-per-task=1\n" in text and "--threads" not in text
+
+
+def test_limits_reaches_scipys_own_blas_loaded_later():
+    """SciPy (pip) bundles a second OpenBLAS, loaded only with scipy.linalg (the ridge solve): limits()
+    loads it first, so it is limited too. Checked in a fresh process with no thread variables."""
+    import subprocess
+    import sys
+    code = ("import json, numpy; from tianref import threads; cm = threads.limits(1); import scipy.linalg, "
+            "threadpoolctl; print(json.dumps([i['num_threads'] for i in threadpoolctl.threadpool_info() "
+            "if i['user_api'] == 'blas']))")
+    env = {k: v for k, v in os.environ.items() if k not in blas_threads.VARS}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert out.returncode == 0, out.stderr
+    assert set(json.loads(out.stdout)) == {1}

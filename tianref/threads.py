@@ -1,0 +1,88 @@
+"""The BLAS/OpenMP thread pools of this process: how many threads a training process uses.
+
+    VARS       the environment variables that set a BLAS's thread count when it loads
+    DEFAULT    1: the thread count when neither --threads nor a variable says otherwise
+    resolve    --threads N, else the first of VARS that is set (OpenBLAS's order), else DEFAULT
+    limits     a context manager that sets every loaded BLAS and OpenMP pool to that many threads
+    current    the largest thread count among the loaded BLAS pools (recorded in config.json)
+    child_env  the environment of a child process that should use N threads
+
+Why in-process: NumPy's BLAS is loaded (and has read the variables) before the command line is
+parsed, so setting ``OPENBLAS_NUM_THREADS`` from inside ``train`` would be too late. threadpoolctl
+(the library scikit-learn uses for this) finds every loaded pool by its exported symbols and sets it
+at run time: NumPy's bundled OpenBLAS and SciPy's separate copy (two pools in a pip install), MKL,
+OpenMP. It only sees libraries that are already loaded, so ``limits`` loads ``scipy.linalg`` (the
+ridge solve's Cholesky) first. With ``--xp cupy`` only the host's BLAS is affected; the GPU is not.
+
+Why DEFAULT is 1: the quick run of the README on the shared 2-core development VM (AMD EPYC, load
+average 4-7 from other work) took 6-21 s with one BLAS thread and 10-125 s with two, in six pairs
+interleaved in one session, never faster and up to 11x slower (OpenBLAS's threads spin-wait when the
+cores are oversubscribed); a second thread can at best halve a run on an idle machine. Raise it with
+``--threads`` on an idle many-core machine.
+"""
+from __future__ import annotations
+
+import os
+
+from tianref.errors import InputError
+
+VARS = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS")
+DEFAULT = 1
+DEFAULT_TEXT = f"{DEFAULT}, or OPENBLAS/MKL/OMP_NUM_THREADS when set"
+
+
+def from_env(env=None) -> int | None:
+    """The first of VARS set to a positive integer, or None."""
+    env = os.environ if env is None else env
+    for var in VARS:
+        try:
+            n = int(env.get(var, "").strip())
+        except ValueError:
+            continue
+        if n >= 1:
+            return n
+    return None
+
+
+def resolve(threads: int | None, env=None) -> int:
+    """The thread count a process uses: ``threads`` if given, else the environment's, else DEFAULT."""
+    if threads is not None:
+        return int(threads)
+    n = from_env(env)
+    return DEFAULT if n is None else n
+
+
+def _threadpoolctl():
+    try:
+        import threadpoolctl
+    except ImportError:
+        raise InputError("setting the BLAS thread count needs threadpoolctl, a dependency of tianref: "
+                         "pip install threadpoolctl (or pip install -e . again)") from None
+    return threadpoolctl
+
+
+def limits(threads: int | None):
+    """Context manager: every loaded BLAS and OpenMP pool at ``resolve(threads)`` threads while it is
+    open (the previous counts are restored on exit)."""
+    tp = _threadpoolctl()
+    import numpy  # noqa: F401  (its BLAS)
+    import scipy.linalg  # noqa: F401  (SciPy's own BLAS: load it now so that it is limited too)
+    return tp.threadpool_limits(limits=resolve(threads))
+
+
+def current() -> int | None:
+    """The largest thread count among the loaded BLAS pools (None without threadpoolctl or a BLAS)."""
+    try:
+        import threadpoolctl
+    except ImportError:
+        return None
+    n = [int(i["num_threads"]) for i in threadpoolctl.threadpool_info() if i.get("user_api") == "blas"]
+    return max(n) if n else None
+
+
+def child_env(threads: int, env=None) -> dict:
+    """A copy of the environment in which every variable of VARS is ``threads``."""
+    out = dict(os.environ if env is None else env)
+    for var in VARS:
+        out[var] = str(int(threads))
+    return out
