@@ -135,7 +135,7 @@ def test_resume_refuses_an_edited_config_json(run_dir, key, value):
     ("config-null", '{"config": null}', "expected a JSON object"),
     ("M-a-string", None, "M = '7' is not an integer"),
     ("windows-a-string", None, "windows = '3' is not a list of integers"),
-    ("lr-a-list", None, "lr = [0.001] is not a number"),
+    ("lr-a-list", None, "lr = [0.001] is not a finite number"),
     ("unknown-key", None, "unknown config keys: bogus"),
 ])
 def test_corrupt_config_json_is_one_line_exit_2(run_dir, case, text, fragment):
