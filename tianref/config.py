@@ -124,7 +124,8 @@ def _is_int(v) -> bool:
 def _typed(name: str, v, default):
     """``v`` converted to the type of the field's default, or InputError naming the field."""
     def bad():
-        raise InputError(f"stored config: {name} = {v!r} is not {what}")
+        shown = repr(v) if len(repr(v)) <= 60 else repr(v)[:40] + f"... ({len(repr(v))} characters)"
+        raise InputError(f"stored config: {name} = {shown} is not {what}")
     if name == "eta_schedule":
         what = "a list of [start, eta] pairs of an integer and a finite number"
         try:

@@ -108,6 +108,14 @@ def check_run(cfg, available: int | None = None) -> None:
                                     f"(mostly {LABELS[top]})", available)
 
 
+def thm6_bytes(n: int, K: int, all_pairs: bool = False) -> int:
+    """Bytes Theorem 6 (tianref.thm6.summarize_checkpoint) needs for F~ (n, K), about: its (n, K)
+    float64 quantities and the (K, K) ones (B by two routes, the paper's, their differences), and with
+    ``all_pairs`` the K(K - 1)/2 values of each distribution. Measured (tracemalloc, the 2-core
+    machine): 1.04-1.1 x this at K = 300..1200, n = 67..1000, top and all pairs."""
+    return int(8 * (7 * n * K + 7.5 * K * K + (5 * K * K if all_pairs else 0)))
+
+
 def _gib(x: int) -> str:
     v = x / GIB
     return f"{v:.3g}" if v < 1e6 else f"{v:.2e}"

@@ -34,7 +34,10 @@ def load_run(run_dir):
     if not os.path.isdir(run_dir):
         raise InputError(f"--run {run_dir}: no such directory")
     stored = runs.read_config(run_dir)
-    cfg = validate(TrainConfig.from_dict(stored["config"]))
+    try:
+        cfg = validate(TrainConfig.from_dict(stored["config"]))
+    except InputError as exc:
+        raise InputError(f"{os.path.join(run_dir, 'config.json')}: {exc}") from None
     init = runs.load_npz(stored["init_from"]) if stored.get("init_from") else None
     path = os.path.join(run_dir, "metrics.jsonl")
     logged = {r["epoch"]: r for r in runs.read_metrics(path)} if os.path.isfile(path) else {}
