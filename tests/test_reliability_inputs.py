@@ -307,7 +307,7 @@ def test_non_finite_value_is_refused_at_parse_time(tmp_path, args, fragment):
 def test_absurd_epoch_in_a_log_is_refused_not_allocated(run_dir):
     p = run_dir / "metrics.jsonl"
     p.write_text(p.read_text() + json.dumps({"epoch": 1e9, "test_acc": 0.5}) + "\n")
-    _refused(_cli(["summarize", str(run_dir)]), "epoch 1000000000 in a log of 5 rows")
+    _refused(_cli(["summarize", str(run_dir)]), "metrics.jsonl:5 holds epoch 1000000000.0, expected 4")
 
 
 # --- figures ------------------------------------------------------------------------------------------
