@@ -108,12 +108,14 @@ def check_run(cfg, available: int | None = None) -> None:
                                     f"(mostly {LABELS[top]})", available)
 
 
-def thm6_bytes(n: int, K: int, all_pairs: bool = False) -> int:
+def thm6_bytes(n: int, K: int, all_pairs: bool = False, n_top: int = 200) -> int:
     """Bytes Theorem 6 (tianref.thm6.summarize_checkpoint) needs for F~ (n, K), about: its (n, K)
-    float64 quantities and the (K, K) ones (B by two routes, the paper's, their differences), and with
-    ``all_pairs`` the K(K - 1)/2 values of each distribution. Measured (tracemalloc, the 2-core
-    machine): 1.04-1.1 x this at K = 300..1200, n = 67..1000, top and all pairs."""
-    return int(8 * (7 * n * K + 7.5 * K * K + (5 * K * K if all_pairs else 0)))
+    float64 quantities, the (K, K) ones (B by two routes, the paper's, their differences), the
+    (n, pairs) residual routes of the n_top listed pairs, and with ``all_pairs`` the K(K - 1)/2 values
+    of each distribution. Measured (tracemalloc, 2-core CPU machine) at K = 60..1200, n = 67..1000, top
+    and all pairs: this is 0.95-1.5 x the peak."""
+    pairs = min(n_top, K * (K - 1) // 2)
+    return int(8 * (5 * n * K + 7.5 * K * K + 8 * n * pairs + (5 * K * K if all_pairs else 0)))
 
 
 def _gib(x: int) -> str:

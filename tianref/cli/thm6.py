@@ -268,7 +268,7 @@ def thm6_cmd(run_dir, epochs_text, replay_beyond, checkpoint, act, eta, top_pair
         W, M, train_idx = _weights(label, ck, cfg)
         a = _setting("act", act, cfg, label)
         e = _finite("eta", _setting("eta", eta, cfg, label), label)
-        memory.check_fits(memory.thm6_bytes(len(train_idx), int(W.shape[1]), all_pairs),
+        memory.check_fits(memory.thm6_bytes(len(train_idx), int(W.shape[1]), all_pairs, top_pairs),
                           f"{label}: Theorem 6 at K = {W.shape[1]}, n = {len(train_idx)}"
                           + (" (--all-pairs)" if all_pairs else ""))
         if a not in ACTIVATIONS:
