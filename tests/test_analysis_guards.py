@@ -8,11 +8,13 @@ import pytest
 from tianref.analysis import detectors as det
 from tianref.analysis.records import columns_from_rows, read_run, read_tree
 from tianref.analysis.summarize import summarize
+from tianref.errors import InputError
 from tests.test_summarize import BASE_CONFIG, write_run
 
 
 def test_the_last_of_two_rows_for_one_epoch_wins(tmp_path):
-    """A resumed run may log an epoch twice; the later row is the one that counts."""
+    """Rows in memory: of two rows for one epoch the later one counts. A log on disk never holds an
+    epoch twice (--resume cuts it back to rows 0..r first), so one that does is refused, naming the line."""
     rows = [{"epoch": 0, "test_acc": 0.1, "W_sigma": [3.0, 2.0, 1.0]},
             {"epoch": 1, "test_acc": 0.2, "W_sigma": [3.0, 2.0, 1.0]},
             {"epoch": 1, "test_acc": 0.7, "W_sigma": [5.0, 4.0]},        # epoch 1 again
@@ -25,7 +27,8 @@ def test_the_last_of_two_rows_for_one_epoch_wins(tmp_path):
     d.mkdir()
     (d / "config.json").write_text(json.dumps({"config": {"epochs": 2, "seed": 0}}))
     (d / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    assert list(read_run(d).col("test_acc")) == [0.1, 0.7, 0.9]
+    with pytest.raises(InputError, match="metrics.jsonl:3 holds epoch 1, expected 2"):
+        read_run(d)
 
 
 def test_across_runs_with_an_even_count_averages_the_two_middle_values():

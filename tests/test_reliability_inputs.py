@@ -135,7 +135,7 @@ def test_resume_refuses_an_edited_config_json(run_dir, key, value):
     ("config-null", '{"config": null}', "expected a JSON object"),
     ("M-a-string", None, "M = '7' is not an integer"),
     ("windows-a-string", None, "windows = '3' is not a list of integers"),
-    ("lr-a-list", None, "lr = [0.001] is not a number"),
+    ("lr-a-list", None, "lr = [0.001] is not a finite number"),
     ("unknown-key", None, "unknown config keys: bogus"),
 ])
 def test_corrupt_config_json_is_one_line_exit_2(run_dir, case, text, fragment):
@@ -307,7 +307,7 @@ def test_non_finite_value_is_refused_at_parse_time(tmp_path, args, fragment):
 def test_absurd_epoch_in_a_log_is_refused_not_allocated(run_dir):
     p = run_dir / "metrics.jsonl"
     p.write_text(p.read_text() + json.dumps({"epoch": 1e9, "test_acc": 0.5}) + "\n")
-    _refused(_cli(["summarize", str(run_dir)]), "epoch 1000000000 in a log of 5 rows")
+    _refused(_cli(["summarize", str(run_dir)]), "metrics.jsonl:5 holds epoch 1000000000.0, expected 4")
 
 
 # --- figures ------------------------------------------------------------------------------------------

@@ -114,18 +114,27 @@ class TrainConfig:
 
 
 INT_TUPLES = ("windows", "checkpoint_epochs")     # tuple fields whose items are integers
+INT64_MAX = 2 ** 63 - 1        # integers are stored as int64 (checkpoints: epoch, counts; numpy seeds)
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
 
 
 def _typed(name: str, v, default):
     """``v`` converted to the type of the field's default, or InputError naming the field."""
     def bad():
-        raise InputError(f"stored config: {name} = {v!r} is not {what}")
+        shown = repr(v) if len(repr(v)) <= 60 else repr(v)[:40] + f"... ({len(repr(v))} characters)"
+        raise InputError(f"stored config: {name} = {shown} is not {what}")
     if name == "eta_schedule":
-        what = "a list of [start, eta] pairs"
+        what = "a list of [start, eta] pairs of an integer and a finite number"
         try:
-            return tuple((int(t), float(e)) for t, e in v)
-        except (TypeError, ValueError):
+            out = tuple((t, float(e)) for t, e in v)
+        except (TypeError, ValueError, OverflowError):
             bad()
+        if not all(_is_int(t) and math.isfinite(e) for t, e in out):
+            bad()
+        return out
     if name == "tail_rank" and isinstance(v, int) and not isinstance(v, bool):
         return str(v)                 # a hand-written integer rank
     if isinstance(default, bool):
@@ -135,8 +144,14 @@ def _typed(name: str, v, default):
         what = "an integer"
         return v if isinstance(v, int) and not isinstance(v, bool) else bad()
     if isinstance(default, float):
-        what = "a number"
-        return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else bad()
+        what = "a finite number"
+        if not isinstance(v, (int, float)) or isinstance(v, bool):
+            bad()
+        try:
+            x = float(v)                  # an integer beyond float's range: OverflowError
+        except OverflowError:
+            bad()
+        return x if math.isfinite(x) else bad()
     if isinstance(default, str):
         what = "a string"
         return v if isinstance(v, str) else bad()
@@ -159,6 +174,13 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         v = getattr(cfg, f.name)
         if isinstance(v, float) and not math.isfinite(v):
             bad(f"--{f.name.replace('_', '-')} must be a finite number (got {v})")
+
+    for f in dataclasses.fields(cfg):             # every integer, alone or in a list: int64-sized
+        v = getattr(cfg, f.name)
+        for x in (v if f.name in INT_TUPLES else (v,)):
+            if _is_int(x) and abs(x) > INT64_MAX:
+                shown = x if x.bit_length() < 128 else f"(a {x.bit_length()}-bit integer)"
+                bad(f"--{f.name.replace('_', '-')} {shown} is too large (the limit is 2^63 - 1)")
 
     if cfg.M < 2:
         bad(f"--M must be >= 2 (got {cfg.M})")
@@ -269,9 +291,8 @@ def check_schedule(schedule) -> None:
 def parse_eta_schedule(text: str) -> tuple:
     """'0:2e-4,250:0' -> ((0, 2e-4), (250, 0.0)), validated; a clear InputError otherwise."""
     out = []
-    for item in (text or "").split(","):
-        if not item.strip():
-            continue
+    for item in parse_list(text, "--eta-schedule", str,    # the one list parser: an empty item is refused
+                           nouns=("a START:ETA entry", "START:ETA entries")):
         start, sep, value = item.partition(":")
         try:
             if not sep:
@@ -295,16 +316,17 @@ def eta_at(cfg: TrainConfig, t: int) -> float:
     return eta
 
 
-def parse_list(text: str, what: str, kind=int) -> tuple:
+def parse_list(text: str, what: str, kind=int, nouns=None) -> tuple:
     """The one parser of comma-separated option values: '5,10,20' -> (5, 10, 20).
 
     ``kind`` is int, float or str. Empty text gives (); an empty item ('5,,10', '5,'), an item that
     is not a ``kind``, or a non-finite float is an InputError naming the option and the item.
+    ``nouns`` = (one, many) names the items in those messages (default: by ``kind``).
     """
     if text is None or str(text).strip() == "":
         return ()
-    noun, nouns = {int: ("an integer", "integers"), float: ("a number", "numbers"),
-                   str: ("a name", "names")}[kind]
+    noun, nouns = nouns or {int: ("an integer", "integers"), float: ("a number", "numbers"),
+                            str: ("a name", "names")}[kind]
     head = f"{what} {text!r}: expected comma-separated {nouns};"
     out = []
     for i, item in enumerate(str(text).split(",")):

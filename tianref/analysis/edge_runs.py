@@ -35,7 +35,10 @@ def load_run(run_dir, epochs=()):
     if not os.path.isdir(run_dir):
         raise InputError(f"--run {run_dir}: no such directory")
     stored = runs.read_config(run_dir)
-    cfg = validate(TrainConfig.from_dict(stored["config"]))
+    try:
+        cfg = validate(TrainConfig.from_dict(stored["config"]))
+    except InputError as exc:
+        raise InputError(f"{os.path.join(run_dir, 'config.json')}: {exc}") from None
     for e in epochs:
         p = runs.checkpoint_path(run_dir, int(e))
         if os.path.isfile(p):

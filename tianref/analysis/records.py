@@ -10,10 +10,15 @@ A run directory holds
     metrics.jsonl   one JSON object per log row t = 0..E (row t = parameters after t steps)
 
 Every scalar key becomes a float64 column of length E + 1 indexed by the ``epoch`` field, so
-``col[t]`` is the value logged at row t. A key absent from a row, a JSON ``null`` and a
-missing row all read as NaN. List-valued keys (``W_sigma``: up to 5 eigenvalues, descending)
-become (E + 1, k) arrays padded with NaN. A trailing line that does not parse (a crash in
-the middle of a write) is dropped and flagged; a bad line anywhere else is an error.
+``col[t]`` is the value logged at row t. A key absent from a row and a JSON ``null`` read as
+NaN. List-valued keys (``W_sigma``: up to 5 eigenvalues, descending) become (E + 1, k) arrays
+padded with NaN. A log read from disk (``read_rows``, the one reader summarize, plot and the sweeps'
+"done" test use) is checked row by row (``check_row``): line i holds epoch i - 1, an integer (no
+gap, repeat or fraction), every value is a number, null or a list of them, and there are at most
+E + 1 rows for the config's E; a log that breaks a rule is refused with its file and line, never
+read around. A trailing line that does not parse (a crash in the middle of a write) is dropped and
+flagged; a bad line anywhere else is an error. (``columns_from_rows`` itself, on rows in memory,
+places rows by epoch: a missing row reads as NaN, a repeated one's last copy wins.)
 
 Window suffixes: with several windows the unsuffixed keys (``W_gap23``, ``W_sigma``) belong
 to the first window in ``config["windows"]`` and the others carry ``_w<W>`` (``W_gap23_w5``).
@@ -77,8 +82,31 @@ def _to_float(v) -> float:
         return math.nan
 
 
-def read_rows(path: Path):
-    """Parse metrics.jsonl -> (list of dict rows, partial flag). Tolerates a bad last line only."""
+def _is_number(v) -> bool:
+    return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
+
+
+def check_row(row, expected: int, where: str) -> None:
+    """The rules every whole row of a log obeys (``where`` = 'FILE:LINE' for the message): a JSON
+    object whose ``epoch`` is the integer ``expected`` (rows are 0, 1, 2, ... in order: no gap, no
+    repeat, no fraction), every other value a number, null, or a list of those. InputError otherwise."""
+    if not isinstance(row, dict):
+        raise InputError(f"{where}: not a JSON object row")
+    e = row.get("epoch")
+    if not (isinstance(e, int) and not isinstance(e, bool) and e == expected):
+        held = "has no epoch" if "epoch" not in row else f"holds epoch {e!r}"
+        raise InputError(f"{where} {held}, expected {expected} (rows must be 0, 1, 2, ... in order)")
+    for k, v in row.items():
+        if not (_is_number(v) or (isinstance(v, list) and all(_is_number(x) for x in v))):
+            shown = repr(v) if len(repr(v)) <= 40 else repr(v)[:30] + "..."
+            raise InputError(f"{where}: {k} = {shown} is not a number")
+
+
+def read_rows(path: Path, epochs: int | None = None):
+    """Parse metrics.jsonl -> (list of dict rows, partial flag). Every whole row must pass
+    ``check_row`` (line i holds epoch i - 1); only a last line that does not parse (a kill mid-write)
+    is dropped and flagged. With ``epochs`` (the config's E), a log of more than E + 1 rows is refused:
+    it does not belong to that config (mixed with another run, or edited)."""
     try:
         with open(path, "r", encoding="utf-8") as f:
             lines = f.read().split("\n")
@@ -98,7 +126,11 @@ def read_rows(path: Path):
                 partial = True
                 break
             raise InputError(f"{path}:{lineno}: not a JSON object row ({exc})") from None
+        check_row(row, len(rows), f"{path}:{lineno}")
         rows.append(row)
+    if epochs is not None and len(rows) > epochs + 1:
+        raise InputError(f"{path} holds rows 0..{len(rows) - 1}, but its config's epochs = {epochs} allows "
+                         f"only rows 0..{epochs}; the log does not belong to this config")
     return rows, partial
 
 
@@ -168,7 +200,8 @@ def read_run(run_dir) -> RunRecord:
     config = meta.get("config", meta)
     if not isinstance(config, dict):
         raise InputError(f"{cfg_path}: 'config' is not an object")
-    rows, partial = read_rows(met_path)
+    E = config.get("epochs")
+    rows, partial = read_rows(met_path, E if isinstance(E, int) and not isinstance(E, bool) else None)
     return RunRecord(path=d, config=config, meta=meta, columns=columns_from_rows(rows),
                      n_rows=len(rows), partial=partial)
 
@@ -239,10 +272,10 @@ def is_complete(run_dir, epochs: int) -> bool:
     if not p.is_file():
         return False
     try:
-        rows, _ = read_rows(p)
+        rows, _ = read_rows(p, epochs)          # rows 0, 1, ... in order, at most epochs + 1 of them
     except InputError:
         return False
-    if not set(range(epochs + 1)) <= {r.get("epoch") for r in rows}:
+    if len(rows) != epochs + 1:
         return False
     final = d / "checkpoints" / "final.npz"
     if not final.is_file():

@@ -1,13 +1,12 @@
 """``summarize`` and ``plot``: thin click commands over tianref.analysis.summarize and tianref.analysis.plots."""
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import click
 
 from tianref.analysis import clock_events, detectors as det
-from tianref.cli.common import reports_errors
+from tianref.cli.common import FiniteFloat, reports_errors
 from tianref.config import parse_int_list
 from tianref.errors import InputError
 from tianref.rundir import check_output_dir, check_output_file
@@ -44,7 +43,7 @@ def _window_list(text: str) -> tuple[int, ...]:
               help="First epoch of the late sigma2/sigma3 range (inclusive).")
 @click.option("--late-hi", type=click.IntRange(min=0), default=det.LATE_RANGE[1],
               help="Last epoch of the late sigma2/sigma3 range (inclusive).")
-@click.option("--slope-threshold", type=float, default=det.SLOPE_THRESHOLD,
+@click.option("--slope-threshold", type=FiniteFloat(), default=det.SLOPE_THRESHOLD,
               help="Lock-in fires when d ln(sigma2/sigma3)/dt exceeds this (per epoch).")
 @click.option("--slope-t-min", type=click.IntRange(min=0), default=det.SLOPE_T_MIN,
               help="Earliest epoch at which the slope detectors may fire.")
@@ -53,23 +52,23 @@ def _window_list(text: str) -> tuple[int, ...]:
 @click.option("--min-valid", type=click.IntRange(min=0), default=0,
               help="Require this many non-NaN sigma2/sigma3 rows for a fire "
                    "(30 reproduces the window-sweep script; 0 = off).")
-@click.option("--rho-threshold", type=float, default=det.RHO_THRESHOLD,
+@click.option("--rho-threshold", type=FiniteFloat(), default=det.RHO_THRESHOLD,
               help="rho_tian fire level (searched from epoch 0).")
 @click.option("--crossing", type=click.Choice(["first", "halfmax"]), default="first",
               help="t(test>=0.5): first epoch at 0.5, or analysis.py's half-max level.")
 @click.option("--gram", type=click.Choice(["main", "float32", "float32-seq"]), default="main",
               help="Which logged spectra: the run's own (main), or a Gram mode it also logged with "
                    "train --log-grams (float32: W_gap23_f32, W_sigma_f32; float32-seq: ..._f32seq).")
-@click.option("--precision-factor", type=float, default=100.0,
+@click.option("--precision-factor", type=FiniteFloat(0, low_open=True), default=100.0,
               help="precision_limited: the late median of sigma3/sigma1 is below this many float32 "
                    "epsilons (2^-23), so a float32 Gram cannot resolve sigma3.")
-@click.option("--cls-eps", type=click.FloatRange(min=0, min_open=True), default=clock_events.CLS_EPS,
+@click.option("--cls-eps", type=FiniteFloat(0, low_open=True), default=clock_events.CLS_EPS,
               help="Classifier clock t_cls: first epoch from which the train loss stays <= this x the "
                    "row-0 loss for --persist rows.")
-@click.option("--cls-eps-abs", type=click.FloatRange(min=0, min_open=True), default=clock_events.CLS_EPS_ABS,
+@click.option("--cls-eps-abs", type=FiniteFloat(0, low_open=True), default=clock_events.CLS_EPS_ABS,
               help="Cross-entropy runs: t_cls_abs, the same with an absolute level (nats; 0.01 = mean "
                    "probability of the right class >= 0.99).")
-@click.option("--rep-delta", type=click.FloatRange(min=0), default=clock_events.REP_DELTA,
+@click.option("--rep-delta", type=FiniteFloat(0), default=clock_events.REP_DELTA,
               help="Representation clock: t_rep = first epoch from which W_srank (W_tail) stays within "
                    "this (relative) of its final value; t_rep_settled = first epoch from which it moves "
                    "by at most this in every --persist-row window.")
@@ -99,9 +98,6 @@ def summarize_cmd(run_dir, window, late_lo, late_hi, slope_threshold, slope_t_mi
             check_output_file(path, what, make_parents=False)     # write_atomic makes no folder
     if not run_dir.exists():
         raise InputError(f"{run_dir}: no such directory")
-    for name, v in (("--slope-threshold", slope_threshold), ("--rho-threshold", rho_threshold)):
-        if not math.isfinite(v):
-            raise InputError(f"{name} must be a finite number (got {v})")
     opt = Options(window=window, late_lo=late_lo, late_hi=late_hi,
                   slope_threshold=slope_threshold, slope_t_min=slope_t_min, slope_lag=slope_lag,
                   min_valid=min_valid, rho_threshold=rho_threshold, crossing=crossing,

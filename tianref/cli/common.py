@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextvars
 import functools
+import math
 import sys
 
 import click
@@ -71,6 +72,27 @@ def reports_errors(fn):
             click.echo(f"Error: {describe_oserror(exc)}", err=True)
             sys.exit(1)
     return wrapper
+
+
+class FiniteFloat(click.ParamType):
+    """A float option refused at parse time (one line, exit 2) when it is not a finite number, or lies
+    below ``low`` (``low_open``: at or below it). click's FloatRange lets nan and inf through."""
+    name = "float"
+
+    def __init__(self, low=None, low_open=False):
+        self.low, self.low_open = low, low_open
+
+    def convert(self, value, param, ctx):
+        try:
+            v = float(value)
+        except (TypeError, ValueError, OverflowError):
+            v = math.nan
+        low = self.low is not None and (v < self.low or (self.low_open and v == self.low))
+        if not math.isfinite(v) or low:
+            need = "" if self.low is None else f" {'>' if self.low_open else '>='} {self.low:g}"
+            opt = max(param.opts, key=len) if param is not None and param.opts else "the value"
+            raise click.UsageError(f"{opt} must be a finite number{need} (got {value!r})", ctx)
+        return v
 
 
 class CommaChoice(click.ParamType):

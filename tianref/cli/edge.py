@@ -15,9 +15,9 @@ import sys
 
 import click
 
-from tianref import __version__, runs
+from tianref import __version__, memory, runs
 from tianref.backend import environment_info, get_xp
-from tianref.cli.common import reports_errors
+from tianref.cli.common import FiniteFloat, reports_errors
 from tianref.cli.progress import CountProgress
 from tianref.config import parse_int_list
 from tianref.errors import InputError
@@ -112,7 +112,7 @@ SPACE_CHOICES = {"all": ["joint", "W", "V"], "joint": ["joint"], "W": ["W"], "V"
               help="Random draws of 2 (and of 1) orthonormal directions per epoch and space (0: the edge only).")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Seed of the host rng for the random directions (numpy default_rng((seed, k))).")
-@click.option("--eps-rel", type=float, default=0.005, show_default=True,
+@click.option("--eps-rel", type=FiniteFloat(0, low_open=True), default=0.005, show_default=True,
               help="Perturbation step eps = EPS_REL x ||theta|| of the space (finite, > 0; the authors' 0.005).")
 @click.option("--space", "space_names", type=click.Choice(list(SPACE_CHOICES)), default="all",
               show_default=True, help="Parameter space: W alone, V alone, W and V jointly, or all three.")
@@ -129,8 +129,6 @@ def edge_cmd(run_dir, epochs_text, n_random, seed, eps_rel, space_names, json_ou
     for what, path in (("--json", json_out), ("--plot", plot_out)):     # before any replay
         if path is not None:
             check_output_file(path, what)
-    if not (math.isfinite(eps_rel) and eps_rel > 0):
-        raise InputError(f"--eps-rel must be a finite number > 0 (got {eps_rel})")
     epochs = parse_int_list(epochs_text, "--epochs")
     if not epochs or min(epochs) < 0:
         raise InputError(f"--epochs needs one or more epochs >= 0 (got {epochs_text!r})")
@@ -138,6 +136,9 @@ def edge_cmd(run_dir, epochs_text, n_random, seed, eps_rel, space_names, json_ou
     if max(epochs) > cfg.epochs:
         raise InputError(f"epoch {max(epochs)} is past the run's --epochs {cfg.epochs}")
     spaces = SPACE_CHOICES[space_names]
+    # the replay is a run; each probed epoch and space then keeps theta, v_1, v_2 (float64, P each)
+    memory.check_fits(memory.estimate_bytes(cfg) + len(set(epochs)) * len(spaces) * 3 * 8 * 3 * cfg.M * cfg.K,
+                      f"edge on {run_dir} (M = {cfg.M}, K = {cfg.K}, windows up to {max(cfg.windows)})")
     xp = get_xp(xp_name)
     _note(f"replaying {run_dir} to epoch(s) {', '.join(map(str, sorted(set(epochs))))}; then per space "
           f"({', '.join(spaces)}) the edge and {n_random} random draws of 2 and of 1 directions")

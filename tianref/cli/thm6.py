@@ -14,9 +14,9 @@ import sys
 import click
 import numpy as np  # host checks of a checkpoint's arrays
 
-from tianref import __version__, group_rows, identity, runs, thm6
+from tianref import __version__, group_rows, identity, memory, runs, thm6
 from tianref.backend import environment_info, get_xp
-from tianref.cli.common import reports_errors
+from tianref.cli.common import FiniteFloat, reports_errors
 from tianref.cli.progress import CountProgress, interactive
 from tianref.config import parse_int_list
 from tianref.errors import InputError
@@ -135,6 +135,7 @@ def _sources(run_dir, epochs_text, checkpoint, xp, act=None, replay_beyond=False
             validate(TrainConfig.from_dict(run_cfg))       # before any output: a corrupt config is one line
         except InputError as exc:
             raise InputError(f"{os.path.join(run_dir, 'config.json')}: {exc}") from None
+        memory.check_run(TrainConfig.from_dict(run_cfg))   # the replay's arrays fit (tianref.memory)
         _note(f"no checkpoint for epoch(s) {', '.join(map(str, missing))}: replaying the run "
               f"deterministically from {os.path.join(run_dir, 'config.json')}")
         from tianref.train import replay
@@ -176,6 +177,17 @@ def _setting(name, override, cfg, label):
     if cfg and name in cfg:
         return cfg[name]
     raise InputError(f"{label}: no config with '{name}' (neither in the file nor a config.json); pass --{name}")
+
+
+def _finite(name, v, label) -> float:
+    """A stored setting as a finite float >= 0, or InputError naming it (10**400, NaN, a string)."""
+    try:
+        x = float(v)
+    except (TypeError, ValueError, OverflowError):
+        x = math.nan
+    if isinstance(v, bool) or not (math.isfinite(x) and x >= 0):
+        raise InputError(f"{label}: {name} = {v!r} in the config is not a finite number >= 0")
+    return x
 
 
 def _fmt(v, spec=".3f"):
@@ -224,7 +236,7 @@ def _table(records) -> str:
               help="A single checkpoint .npz (W, V, train_idx, config) instead of --run.")
 @click.option("--act", type=click.Choice(ACTIVATIONS), default=None, show_default=True,
               help="Activation used to compute F = sigma(XW); default: the stored config's.")
-@click.option("--eta", type=float, default=None, show_default=True,
+@click.option("--eta", type=FiniteFloat(0), default=None, show_default=True,
               help="eta of B = (F~^T F~ + eta I)^-1; default: the stored config's (the training eta).")
 @click.option("--top-pairs", type=click.IntRange(min=1), default=200, show_default=True,
               help="Number N of most similar pairs j < l (largest |cos|, ties by (j, l)) to evaluate and list.")
@@ -254,13 +266,14 @@ def thm6_cmd(run_dir, epochs_text, replay_beyond, checkpoint, act, eta, top_pair
         if path is not None:
             check_output_file(path, what)
     xp = get_xp(xp_name)
-    if eta is not None and not (math.isfinite(eta) and eta >= 0):
-        raise InputError(f"--eta must be a finite number >= 0 (got {eta})")
     jobs = []                                        # read and check every input before computing
     for label, epoch, ck, cfg, source in _sources(run_dir, epochs_text, checkpoint, xp, act, replay_beyond):
         W, M, train_idx = _weights(label, ck, cfg)
         a = _setting("act", act, cfg, label)
-        e = float(_setting("eta", eta, cfg, label))
+        e = _finite("eta", _setting("eta", eta, cfg, label), label)
+        memory.check_fits(memory.thm6_bytes(len(train_idx), int(W.shape[1]), all_pairs, top_pairs),
+                          f"{label}: Theorem 6 at K = {W.shape[1]}, n = {len(train_idx)}"
+                          + (" (--all-pairs)" if all_pairs else ""))
         if a not in ACTIVATIONS:
             raise InputError(f"{label}: unknown activation {a!r} in the config")
         jobs.append((epoch, source, W, M, train_idx, a, e, group_rows.table_of_config(cfg)))

@@ -10,7 +10,7 @@ import time
 import click
 import numpy as np  # only for np.errstate around the run
 
-from tianref import identity, resume as resume_mod, rundir, runs
+from tianref import identity, memory, resume as resume_mod, rundir, runs
 from tianref.backend import environment_info, get_xp, git_state
 from tianref.cli.common import CHECK_DEVICE, RAISE_ERRORS, reports_errors
 from tianref.cli.progress import RowProgress
@@ -147,6 +147,7 @@ def train_cmd(ctx, xp_name, M, K, n_train, train_frac, eta, eta_schedule, lr, ep
             changes["epochs"] = epochs
         if "checkpoint_epochs" in given:
             changes["checkpoint_epochs"] = parse_int_list(checkpoint_epochs, "--checkpoint-epochs")
+        _check_memory(resume_mod.stored_config(out)[1])
         if check_only:
             if CHECK_DEVICE.get():
                 get_xp(xp_name)
@@ -207,6 +208,7 @@ def train_cmd(ctx, xp_name, M, K, n_train, train_frac, eta, eta_schedule, lr, ep
             metrics=metric_set, checkpoint_epochs=parse_int_list(checkpoint_epochs, "--checkpoint-epochs"),
             eta_schedule=schedule, tail_rank=tail_rank, group=group))
         _check_gram_backend(cfg, xp_name)
+        _check_memory(cfg)
         if init is not None:
             engine.check_init(cfg, init)
         if check_only:
@@ -287,12 +289,35 @@ def _refuse_changes_on_resume(ctx, given, out):
         if stored is None:
             stored = resume_mod.stored_config(out)[1].to_dict()
         value = ctx.params[p.name]
+        if p.name in ("eta", "eta_schedule"):          # both name the weight-decay schedule: by value
+            if _schedule_of(p.name, value) == _schedule_of("stored", stored):
+                continue
+            raise InputError(f"--resume continues the stored configuration: {opt} {value} differs from the "
+                             f"stored {_schedule_text(_schedule_of('stored', stored))}; drop {opt}")
         if field in stored:
             if _same(value, stored[field], opt):
                 continue
             raise InputError(f"--resume continues the stored configuration: {opt} {value} differs from "
                              f"the stored {field} = {stored[field]!r}; drop {opt}")
         raise InputError(f"--resume continues the stored configuration; drop {opt}")
+
+
+def _schedule_of(name, value) -> tuple:
+    """The weight-decay schedule ((start, eta), ...) that --eta, --eta-schedule or a stored config
+    (``name`` = 'stored') means; a one-entry schedule is the constant eta, as train reads it."""
+    if name == "eta_schedule":
+        sched = parse_eta_schedule(value)
+    elif name == "eta":
+        sched = ((0, float(value)),)
+    else:
+        sched = tuple((int(t), float(e)) for t, e in value.get("eta_schedule") or [[0, value["eta"]]])
+    return sched
+
+
+def _schedule_text(sched) -> str:
+    if len(sched) == 1:
+        return f"eta = {sched[0][1]:g}"
+    return "eta_schedule = " + ",".join(f"{t}:{e:g}" for t, e in sched)
 
 
 def _same(value, stored, opt) -> bool:
@@ -325,6 +350,13 @@ def check_train_args(args, device: bool = True):
         RAISE_ERRORS.reset(token)
         CHECK_DEVICE.reset(dev)
         CHECKED.reset(box)
+
+
+def _check_memory(cfg):
+    """Refuse a run whose arrays would not fit in this machine's memory (tianref.memory), before
+    anything is allocated; not for a command checked here to run elsewhere (a SLURM script)."""
+    if CHECK_DEVICE.get():
+        memory.check_run(cfg)
 
 
 def _check_gram_backend(cfg, xp_name):

@@ -47,6 +47,9 @@ def cli_path() -> Path:
     return Path(spec.origin)
 
 
+MAX_SEEDS = 100_000          # seeds per sweep: each is one run per condition
+
+
 def parse_seeds(text: str) -> tuple[int, ...]:
     """'0-14' -> 0..14; '0-2,5' -> 0, 1, 2, 5 (order kept, duplicates dropped)."""
     out: list[int] = []
@@ -59,9 +62,14 @@ def parse_seeds(text: str) -> tuple[int, ...]:
                 a, b = (int(x) for x in part.split("-", 1))
                 if b < a:
                     raise ValueError
+                if len(out) + (b - a + 1) > MAX_SEEDS:      # refuse before building the list
+                    raise InputError(f"seeds {text!r}: {len(out) + b - a + 1} seeds; at most {MAX_SEEDS} "
+                                     "(each is a run)")
                 out.extend(range(a, b + 1))
             else:
                 out.append(int(part))
+    except InputError:
+        raise
     except ValueError:
         raise InputError(f"seeds {text!r}: expected e.g. 0-14 or 0,1,5") from None
     if not out or min(out) < 0:

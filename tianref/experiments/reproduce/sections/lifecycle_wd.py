@@ -46,7 +46,8 @@ def schedule(config):
     if not s:
         return None
     if isinstance(s, str):                                   # as a RunSpec option: "0:0.0002,250:0"
-        s = [item.split(":") for item in s.split(",")]
+        from tianref.config import parse_eta_schedule
+        s = parse_eta_schedule(s)                            # the one parser of schedules
     (_, e0), (T, e1) = s[0], s[-1]
     return int(T), (float(e1) / float(e0) if e0 else float("nan"))
 
