@@ -88,13 +88,19 @@ def test_misshaped_init_file(tmp_path):
     assert r.exit_code == 2 and "cannot read" in r.stderr
 
 
-def test_non_empty_out_refused_unless_overwrite(tmp_path):
+def test_non_empty_out_refused_unless_overwrite_of_a_run(tmp_path):
+    """A non-empty OUT is refused; --overwrite replaces a run folder, never a folder that is not one."""
     out = tmp_path / "run"
     out.mkdir()
     (out / "something").write_text("x")
     r = _run(SMALL + ["--out", str(out)])
     assert r.exit_code == 2 and "not empty" in r.stderr
     r = _run(SMALL + ["--out", str(out), "--overwrite"])
+    assert r.exit_code == 2 and "not one" in r.stderr and (out / "something").read_text() == "x"
+    run = tmp_path / "real"
+    assert _run(SMALL + ["--out", str(run)]).exit_code == 0
+    assert _run(SMALL + ["--out", str(run)]).exit_code == 2
+    r = _run(SMALL + ["--out", str(run), "--overwrite"])
     assert r.exit_code == 0, r.output
 
 
