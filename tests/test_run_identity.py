@@ -300,3 +300,16 @@ def test_config_json_records_the_checkout_that_trained_it_and_stores_count_them(
     key = src["commit"] + (" (dirty)" if src["dirty"] else "")
     assert runs_source([SimpleNamespace(out=base / "plain"), SimpleNamespace(out=base / "sched"),
                         SimpleNamespace(out=old)]) == {key: 2, "not recorded": 1}
+
+
+@pytest.mark.parametrize("plan", [True, False])
+def test_sweep_refuses_a_folder_that_is_not_a_run_before_starting(tmp_path, plan):
+    """A folder under the sweep's name that holds no run (notes, another tree) would be restarted with
+    --overwrite, which refuses it; the sweep says so before anything starts, and nothing changes."""
+    root = tmp_path / "sw"
+    d = _sweep_folder(root)
+    (d / "sub").mkdir(parents=True)
+    (d / "notes.txt").write_text("mine\n")
+    snap = _snapshot(root)
+    _refused(_cli(["sweep", str(root)] + SWEEP + (["--plan"] if plan else [])), str(d), "not empty")
+    assert _snapshot(root) == snap

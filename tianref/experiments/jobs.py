@@ -32,7 +32,7 @@ from tianref import identity, runs
 from tianref.config import TrainConfig, validate
 from tianref.errors import InputError
 from tianref.analysis.records import is_complete
-from tianref.rundir import is_empty
+from tianref.rundir import check_replaceable, is_empty, lock_holder
 
 
 def cli_path() -> Path:
@@ -223,6 +223,12 @@ def job_state(job: Job) -> str:
         return "done"
     if (job.out / "checkpoints" / "resume.npz").is_file() and (job.out / "config.json").is_file():
         return "resumable"
+    if not is_empty(str(job.out)) and lock_holder(str(job.out)) is None:   # restarted with --overwrite:
+        try:                                       # it must be a run (one in use is run_jobs' to skip)
+            check_replaceable(str(job.out))
+        except InputError:
+            raise InputError(f"{job.out} is not empty and holds no run of this sweep (no valid config.json, "
+                             "or files no run writes); use another ROOT or move it away") from None
     return "fresh"
 
 
