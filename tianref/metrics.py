@@ -33,6 +33,8 @@ median (torch.median's convention) and the 95th percentile (linear interpolation
 """
 from __future__ import annotations
 
+from tianref.backend import xp_name
+
 
 BLOCK_BYTES = 1 << 20      # float64 rows of C per block in _gram_sums: 1 MiB, about one core's L2
 
@@ -44,7 +46,8 @@ def _gram_sums(xp, C, mu):
     copy at K = 2048, float32; bench/bench_rows.py). The same values as on a float64 copy of C up to
     the order of the float64 sums (the casts are exact)."""
     K = C.shape[0]
-    b = max(1, BLOCK_BYTES // (8 * K))                   # rows per block
+    # rows per block; on a GPU one block (no cache to fit, and every block costs kernel launches)
+    b = K if xp_name(xp) == "cupy" else max(1, BLOCK_BYTES // (8 * K))
     abs_sum = fro2 = xp.zeros((), dtype=xp.float64)
     C_mu = []
     for r in range(0, K, b):
