@@ -26,10 +26,9 @@ stage of feature learning): over the pure units (purity_j >= purity_min, inclusi
     entropy       -sum_k q_k ln q_k, q = hist / n_pure (nats; 0 with no pure unit)
     entropy_norm  entropy / ln k_max in [0, 1] (1: the pure units spread evenly over all frequencies)
 
-Cost per row: one (2 k_max, M) x (2, M, K) real DFT product (unit_spectrum), a segment sum of the
-row's training activations by label (an extra hidden pass only for the non-homogeneous GELU and SiLU)
-and an (M, M) x (M, K) product -- bench/bench_fourier.py measures it against a training step,
-bench/bench_rows.py against a full-metrics epoch.
+Cost per row: one batched real FFT of the (2, M, K) array, a segment sum of the row's training
+activations by label (an extra hidden pass only for the non-homogeneous GELU and SiLU) and an
+(M, M) x (M, K) product -- bench/bench_fourier.py measures it against a training step.
 """
 from __future__ import annotations
 
@@ -42,28 +41,13 @@ from tianref.errors import InputError
 PURITY_THRESHOLD = 0.9
 
 
-def dft_rows(xp, M: int):
-    """(2 k_max, M) float64: the real and (minus) imaginary rows of the DFT of Z_M at k = 1..k_max,
-    cos(2 pi k m / M) stacked over sin(2 pi k m / M), the angle reduced exactly (k m mod M)."""
-    k_max = (M - 1) // 2
-    km = (xp.arange(1, k_max + 1)[:, None] * xp.arange(M)[None, :]) % M     # (k_max, M) integers
-    theta = (2.0 * math.pi / M) * km                                        # (k_max, M) in [0, 2 pi)
-    return xp.concatenate([xp.cos(theta), xp.sin(theta)], axis=0)           # (2 k_max, M)
-
-
 def unit_spectrum(xp, W, M: int):
-    """P (k_max, K) float64, as in the module docstring.  W (2M, K).
-
-    |DFT(w)(k)|^2 = (sum_m cos(2 pi k m / M) w_m)^2 + (sum_m sin(2 pi k m / M) w_m)^2, from one
-    (2 k_max, M) x (2, M, K) product: only the k_max frequencies kept are formed, and at a prime M
-    (the paper's 71) a matrix product is several times faster than length-M FFTs (bench/bench_rows.py;
-    the same values to float64 rounding, tests/test_fourier.py)."""
+    """P (k_max, K) float64, as in the module docstring.  W (2M, K)."""
     K = W.shape[1]
-    k_max = (M - 1) // 2
     Wr = xp.reshape(W.astype(xp.float64), (2, M, K))                # (2, M, K): w_a, w_b
-    Z = dft_rows(xp, M) @ Wr                                        # (2, 2 k_max, K): Re, -Im of DFT(w_a), DFT(w_b)
-    Z = Z * Z                                                       # (2, 2 k_max, K)
-    return xp.reshape(Z, (4, k_max, K)).sum(axis=0)                 # (k_max, K), k = 1..k_max
+    Fh = xp.fft.rfft(Wr, axis=1)                                    # (2, M//2 + 1, K)
+    P = (Fh.real * Fh.real + Fh.imag * Fh.imag).sum(axis=0)        # (M//2 + 1, K)
+    return P[1:(M - 1) // 2 + 1]                                    # (k_max, K), k = 1..k_max
 
 
 def frequency_metrics(xp, W, M: int, threshold: float = PURITY_THRESHOLD):
