@@ -35,6 +35,20 @@ def test_ftf_and_rho_match_direct_definitions(xp):
     assert float(rho) == pytest.approx(rho_d, rel=1e-10, abs=0)
 
 
+@pytest.mark.parametrize("rows", [1, 5, 24])
+def test_gram_sums_by_blocks_match_direct_definitions(monkeypatch, rows):
+    """_gram_sums reads C a block of rows at a time; at the real K = 2048 a block is 64 rows, at the
+    tests' K one block holds everything. Blocks of 1 and 5 rows (24 = 4 x 5 + 4: a short last block)
+    must give the same ftf_ratio and rho_tian as one block, here and against the direct forms."""
+    F = _features()
+    monkeypatch.setattr(metrics, "BLOCK_BYTES", 8 * F.shape[1] * rows)
+    ftf, rho = metrics.feature_gram_metrics(np, F)
+    ftf_d, rho_d = _direct(F)
+    # as test_ftf_and_rho_match_direct_definitions: only the order of the float64 sums differs
+    assert float(ftf) == pytest.approx(ftf_d, rel=1e-12, abs=0)
+    assert float(rho) == pytest.approx(rho_d, rel=1e-10, abs=0)
+
+
 def test_rho_float32_training_features_close_to_float64_direct():
     """In float32 (the training default) the K x K product carries ~1e-7 relative error; rho
     must stay within 1e-4 relative of the exact value -- far below the 0.075 threshold's scale."""
