@@ -29,17 +29,25 @@ Per run (NaN = the event never happened; ``None`` in JSON = NaN or not logged):
                      for W_tail (t_rep_tail, t_rep_tail_settled, ..., clock_outcome_tail). Per
                      condition: median [IQR] of the times, n_rep_censored, and clock_outcomes (counts).
 
+    folder           the run's folder relative to the summarised directory (conditions.run_folder)
+
+Each run is counted once: folders holding the same run (same condition, seed and init source; identical
+identity fingerprints always are) are reduced to one by conditions.drop_duplicates and listed under the
+summary's "duplicates" (docs/detectors.md §9).
+
 ``Options.gram = 'float32'`` (or 'float32-seq') reads the spectra a run also logged with
 ``train --log-grams`` (W_gap23_f32, W_sigma_f32; ..._f32seq) instead of its own.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass
 
 from tianref.analysis import clock_events, detectors as det
 from tianref.analysis import diagnostics as dg
 from tianref.analysis.conditions import (NON_CONDITION_KEYS, condition_config, condition_labels,  # noqa: F401
-                                         find_control, group_conditions)
+                                         drop_duplicates, duplicates_line, find_control, group_conditions,
+                                         run_folder)
 from tianref.analysis.records import RunRecord, window_key
 from tianref.analysis.summary_io import to_json, write_atomic  # noqa: F401
 from tianref.analysis.summary_markdown import fmt, late_range_note, to_markdown  # noqa: F401
@@ -171,8 +179,15 @@ def late_range_used(last_epoch: int, opt: Options):
 
 # --- the summary ------------------------------------------------------------------------------
 
-def summarize(records: list[RunRecord], opt: Options = Options()) -> dict:
-    """JSON-ready summary: options, and per condition its runs, statistics and control pairing."""
+def summarize(records: list[RunRecord], opt: Options = Options(), root=None) -> dict:
+    """JSON-ready summary: options, and per condition its runs, statistics and control pairing.
+
+    Each run is counted once (conditions.drop_duplicates; the copies left out are listed under
+    "duplicates"); every per-run row names its "folder", relative to ``root`` (default: the folder
+    that holds all the runs)."""
+    if root is None and records:
+        root = os.path.commonpath([os.path.abspath(r.path.parent) for r in records])
+    records, dups = drop_duplicates(records, root)
     if opt.complete_only:
         records = [r for r in records if is_complete_record(r)]
     if not records:
@@ -186,7 +201,7 @@ def summarize(records: list[RunRecord], opt: Options = Options()) -> dict:
     labels = condition_labels(configs)
     conds = []
     for (cc, recs), label in zip(groups, labels):
-        runs = [run_values(r, opt) for r in recs]
+        runs = [{**run_values(r, opt), "folder": run_folder(r.path, root)} for r in recs]
         stats = {}
         for k in PER_RUN_EVENTS + DIAGNOSTICS:
             vals = [r[k] for r in runs if r[k] is not None]
@@ -216,4 +231,5 @@ def summarize(records: list[RunRecord], opt: Options = Options()) -> dict:
             c["late_separation"] = det.late_separation(lg, lc)
     used = [r["late_range_used"] for c in conds for r in c["runs"] if r.get("late_range_used")]
     return {"options": asdict(opt), "n_runs": len(records), "conditions": conds,
-            "late_range_used": [opt.late_lo, max(u[1] for u in used)] if used else None}
+            "late_range_used": [opt.late_lo, max(u[1] for u in used)] if used else None,
+            "duplicates": dups}

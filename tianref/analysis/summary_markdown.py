@@ -8,7 +8,6 @@ fired/n; '—' = never fired or not a number; 'n/a' = not logged.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 from tianref.analysis import diagnostics as dg
 from tianref.analysis.clock_events import OUTCOMES
@@ -75,9 +74,9 @@ def _diagnostics_markdown(summary: dict) -> list:
              f"fire; late s2/s3 over [{o['late_lo']}, collapse); s3/s1 = late median of s3/s1 in float32 "
              f"epsilons (2^-23), † = below {fmt(factor)}: a float32 Gram cannot resolve s3 "
              "(docs/math.md §8).", "",
-             f"| condition | seed | slope peak (epoch) | fire at {thr} | collapse | late s2/s3 "
+             f"| condition | seed | run | slope peak (epoch) | fire at {thr} | collapse | late s2/s3 "
              f"[{o['late_lo']}, collapse) | late s2/s3 | s3/s1 (f32 eps) |",
-             "|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|"]
     for c in summary["conditions"]:
         for r in c["runs"]:
             dag = " †" if r.get("precision_limited") else ""
@@ -85,10 +84,25 @@ def _diagnostics_markdown(summary: dict) -> list:
             if peak != "—":
                 peak += f" ({fmt(r['slope_peak_epoch'])})"
             fires = " / ".join(fmt(r.get(dg.fire_key(c_))) for c_ in dg.FIRE_THRESHOLDS)
-            lines.append(f"| {c['label']} | {r['seed']} | {peak} | {fires} | {fmt(r.get('collapse_epoch'))} "
+            lines.append(f"| {c['label']} | {r['seed']} | {run_name(r)} | {peak} | {fires} | {fmt(r.get('collapse_epoch'))} "
                          f"| {fmt(r.get('late_precollapse'))}{dag} | {fmt(r.get('late'))}{dag} "
                          f"| {_num(r.get('q_late_eps'), '.3g')}{dag} |")
     return lines
+
+
+def run_name(r: dict) -> str:
+    """A per-run row's folder (relative to the summarised tree); a summary stored before "folder"
+    existed names its stored path."""
+    return str(r.get("folder") or r["path"])
+
+
+def duplicates_note(summary: dict) -> list:
+    """Lines saying which run folders were the same run and counted once (none when there is none)."""
+    dups = summary.get("duplicates") or []
+    if not dups:
+        return []
+    return ["", "Duplicate runs (same condition, seed and init source), each counted once:", *[
+        f"- {d['kept']} counted; left out: {', '.join(d['dropped'])} (same {d['match']})" for d in dups]]
 
 
 def _num(x, spec) -> str:
@@ -222,8 +236,9 @@ def to_markdown(summary: dict) -> str:
         short = [r for r in c["runs"] if not r["complete"]]
         if short:
             notes.append(f"- {c['label']}: {len(short)} run(s) incomplete "
-                         f"({', '.join(Path(r['path']).name for r in short[:5])}"
+                         f"({', '.join(run_name(r) for r in short[:5])}"
                          f"{', ...' if len(short) > 5 else ''})")
     if notes:
         lines += ["", "Incomplete runs (fewer than epochs + 1 rows):", *notes]
+    lines += duplicates_note(summary)
     return "\n".join(lines) + "\n"
