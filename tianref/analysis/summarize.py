@@ -19,6 +19,7 @@ Per run (NaN = the event never happened; ``None`` in JSON = NaN or not logged):
     lag_fire_t099    fire - t099 (the paper's "+35"), lag_fire_t05 = fire - t05 (~ +72)
     lead_rho         t05 - rho_fire, per run (plot_two_stage); the difference of medians
                      (analyze_eta_sweep) is reported per condition as lead_rho_of_medians.
+                     A lead or lag with an operand in from_start is undefined (None).
     slope_peak, slope_peak_epoch, fire_0.035, fire_0.04, fire_0.045, collapse_epoch,
     late_precollapse, q_late_eps, precision_limited
                      the diagnostics of :mod:`tianref.analysis.diagnostics` (q = sigma3/sigma1)
@@ -30,6 +31,11 @@ Per run (NaN = the event never happened; ``None`` in JSON = NaN or not logged):
                      condition: median [IQR] of the times, n_rep_censored, and clock_outcomes (counts).
 
     folder           the run's folder relative to the summarised directory (conditions.run_folder)
+    from_start, undefined, grokked, fire_without_grok
+                     events at the first row their detector can fire; the leads and lags they leave
+                     undefined (None above, reason here); test accuracy >= 0.5 at some row; the
+                     detectors that fired in a run that never did (tianref.analysis.event_flags).
+                     Per condition: fire_without_grok, n_from_start, n_undefined (counts).
 
 Each run is counted once: folders holding the same run (same condition, seed and init source; identical
 identity fingerprints always are) are reduced to one by conditions.drop_duplicates and listed under the
@@ -40,11 +46,15 @@ summary's "duplicates" (docs/detectors.md §9).
 """
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import asdict, dataclass
 
+import numpy as np
+
 from tianref.analysis import clock_events, detectors as det
 from tianref.analysis import diagnostics as dg
+from tianref.analysis import event_flags as ef
 from tianref.analysis.conditions import (NON_CONDITION_KEYS, condition_config, condition_labels,  # noqa: F401
                                          drop_duplicates, duplicates_line, find_control, group_conditions,
                                          run_folder)
@@ -155,13 +165,25 @@ def run_values(rec: RunRecord, opt: Options) -> dict:
     else:
         v["q_late_eps"] = v["precision_limited"] = None
 
-    def diff(a, b):
-        return None if v[a] is None or v[b] is None else float(det.paired_diff(v[a], v[b]))
-    v["lag_fire_t099"] = diff("fire", "t099")
-    v["lag_fire_t05"] = diff("fire", "t05")
-    v["lead_rho"] = diff("t05", "rho_fire")
-    v["lag_r12_ge100_t05"] = diff("r12_ge100", "t05")
-    v["lag_r12_slope_t05"] = diff("r12_slope", "t05")
+    S = rec.columns.get(sig_key)
+    first = ef.first_rows(
+        rec.col("test_acc") if rec.has("test_acc") else None, rec.col("rho_tian") if rec.has("rho_tian") else None,
+        rec.col(gap_key) if rec.has(gap_key) else None,
+        det.sigma12_ratio(S[:, 0], S[:, 1]) if S is not None and S.ndim == 2 and S.shape[1] >= 2 else None,
+        opt.slope_t_min, opt.slope_lag)
+    v["from_start"] = ef.from_start(v, first)
+    v["undefined"] = ef.undefined_leads(v["from_start"])
+    v["grokked"] = bool(np.nanmax(rec.col("test_acc")) >= 0.5) \
+        if rec.has("test_acc") and np.isfinite(rec.col("test_acc")).any() else None
+    v["fire_without_grok"] = ef.fired_without_grok(v, v["grokked"])
+
+    def diff(lead):                                  # None where an operand is missing or fired from the start
+        a, b = ef.LEADS[lead]
+        if v[a] is None or v[b] is None or lead in v["undefined"]:
+            return None
+        return float(det.paired_diff(v[a], v[b]))
+    for lead in ef.LEADS:
+        v[lead] = diff(lead)
     ev = clock_events.clock_events(rec.columns, opt.cls_eps, opt.rep_delta, opt.persist, opt.cls_eps_abs,
                                    loss=rec.config.get("loss"))
     ev.pop("t099")                                   # the same first crossing as v["t099"] above
@@ -204,7 +226,8 @@ def summarize(records: list[RunRecord], opt: Options = Options(), root=None) -> 
         runs = [{**run_values(r, opt), "folder": run_folder(r.path, root)} for r in recs]
         stats = {}
         for k in PER_RUN_EVENTS + DIAGNOSTICS:
-            vals = [r[k] for r in runs if r[k] is not None]
+            vals = [math.nan if k in r["undefined"] else r[k] for r in runs
+                    if r[k] is not None or k in r["undefined"]]     # an undefined lead: n, not n_fired
             stats[k] = det.across_runs(vals) if vals else None      # None: not logged at all
         flags = [r["precision_limited"] for r in runs if r["precision_limited"] is not None]
         stats["n_precision_limited"] = sum(flags) if flags else None
@@ -214,9 +237,12 @@ def summarize(records: list[RunRecord], opt: Options = Options(), root=None) -> 
         for k in CLOCK_OUTCOMES:                                # clock_outcomes{,_tail}: counts
             stats[k.replace("outcome", "outcomes")] = {o: sum(r[k] == o for r in runs)
                                                        for o in clock_events.OUTCOMES}
-        t05 = [r["t05"] for r in runs if r["t05"] is not None and r["rho_fire"] is not None]
-        rho = [r["rho_fire"] for r in runs if r["t05"] is not None and r["rho_fire"] is not None]
+        both = [r for r in runs if r["t05"] is not None and r["rho_fire"] is not None
+                and "lead_rho" not in r["undefined"]]
+        t05, rho = [r["t05"] for r in both], [r["rho_fire"] for r in both]
         stats["lead_rho_of_medians"] = det.median_diff(t05, rho) if t05 else None
+        cond = {"runs": runs, "stats": stats}
+        stats.update(ef.condition_flags(cond, asdict(opt)))  # fire_without_grok, n_from_start, n_undefined
         conds.append({"label": label, "config": cc, "n": len(runs),
                       "seeds": [r["seed"] for r in runs], "runs": runs, "stats": stats,
                       "control": None, "late_separation": None})
