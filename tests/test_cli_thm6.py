@@ -53,7 +53,7 @@ def test_dir_that_is_not_a_run(tmp_path):
 def test_missing_checkpoint_and_no_config_to_replay(tmp_path):
     os.makedirs(tmp_path / "checkpoints")
     write_checkpoint(tmp_path / "checkpoints" / "epoch_00050.npz")
-    assert_one_line_error(run(["--run", str(tmp_path), "--epochs", "50,100"]), "100", "no config.json")
+    assert_one_line_error(run(["--run", str(tmp_path), "--at-epochs", "50,100"]), "100", "no config.json")
 
 
 def test_missing_checkpoint_file(tmp_path):
@@ -146,10 +146,10 @@ def test_run_dir_with_replay_matches_the_checkpoint(tmp_path):
                                     "--checkpoint-epochs", "3", "--metrics", "core", "--out", str(rd)])
     assert res.exit_code == 0, res.output
     a, b = tmp_path / "a.json", tmp_path / "b.json"
-    res = run(["--run", str(rd), "--epochs", "3,4", "--top-pairs", "8", "--audit", "1", "--json", str(a)])
+    res = run(["--run", str(rd), "--at-epochs", "3,4", "--top-pairs", "8", "--audit", "1", "--json", str(a)])
     assert res.exit_code == 0, res.stderr
     os.unlink(rd / "checkpoints" / "epoch_00003.npz")
-    res = run(["--run", str(rd), "--epochs", "3", "--top-pairs", "8", "--audit", "1", "--json", str(b)])
+    res = run(["--run", str(rd), "--at-epochs", "3", "--top-pairs", "8", "--audit", "1", "--json", str(b)])
     assert res.exit_code == 0, res.stderr
     assert res.stderr == ""                                    # off a terminal: no notes
     assert "epoch 3: replayed deterministically from config.json" in res.stdout

@@ -98,7 +98,7 @@ def probe_run(run_dir, epochs, xp, *, spaces=("joint", "W", "V"), n_random=20, s
     a GPU's reduction order may differ between the training process and the replay)."""
     cfg, init, logged = load_run(run_dir)
     if max(epochs) > cfg.epochs:
-        raise InputError(f"epoch {max(epochs)} is past the run's --epochs {cfg.epochs}")
+        raise InputError(f"epoch {max(epochs)} is past the run's last epoch {cfg.epochs} (its train --epochs)")
     bad = [sp for sp in spaces if sp not in SPACES]
     if bad:
         raise InputError(f"unknown space {bad[0]!r}; choose from {', '.join(SPACES)}")

@@ -17,7 +17,7 @@ import click
 
 from tianref import __version__, runs
 from tianref.backend import environment_info, get_xp
-from tianref.cli.common import reports_errors
+from tianref.cli.common import epoch_list_options, reports_errors
 from tianref.cli.progress import CountProgress
 from tianref.config import parse_int_list
 from tianref.errors import InputError
@@ -106,7 +106,8 @@ SPACE_CHOICES = {"all": ["joint", "W", "V"], "joint": ["joint"], "W": ["W"], "V"
                "Prints tables; --json and --plot write files. See docs/edge-and-clocks.md.")
 @click.option("--run", "run_dir", type=click.Path(file_okay=False), required=True,
               help="Run directory written by `train` (its config.json is replayed deterministically).")
-@click.option("--epochs", "epochs_text", required=True, help="Comma-separated epochs, e.g. 100,200,400.")
+@epoch_list_options("edge", "Comma-separated epochs to probe, e.g. 100,200,400 (each <= the run's last epoch).",
+                    required=True)
 @click.option("--n-random", "--random", "n_random", type=click.IntRange(min=0), default=20, show_default=True,
               help="Random draws of 2 (and of 1) orthonormal directions per epoch and space (0: the edge only).")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
@@ -127,12 +128,12 @@ def edge_cmd(run_dir, epochs_text, n_random, seed, eps_rel, space_names, json_ou
     from tianref.analysis.edge_runs import load_run, probe_run
     if not (math.isfinite(eps_rel) and eps_rel > 0):
         raise InputError(f"--eps-rel must be a finite number > 0 (got {eps_rel})")
-    epochs = parse_int_list(epochs_text, "--epochs")
+    epochs = parse_int_list(epochs_text, "--at-epochs")
     if not epochs or min(epochs) < 0:
-        raise InputError(f"--epochs needs one or more epochs >= 0 (got {epochs_text!r})")
+        raise InputError(f"--at-epochs needs one or more epochs >= 0 (got {epochs_text!r})")
     cfg, _, _ = load_run(run_dir)
     if max(epochs) > cfg.epochs:
-        raise InputError(f"epoch {max(epochs)} is past the run's --epochs {cfg.epochs}")
+        raise InputError(f"epoch {max(epochs)} is past the run's last epoch {cfg.epochs} (its train --epochs)")
     spaces = SPACE_CHOICES[space_names]
     xp = get_xp(xp_name)
     _note(f"replaying {run_dir} to epoch(s) {', '.join(map(str, sorted(set(epochs))))}; then per space "
