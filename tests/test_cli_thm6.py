@@ -104,6 +104,20 @@ def test_eta_zero_says_B_does_not_exist_unless_pinv(tmp_path):
     assert s["B_method"] == "pinv" and s["sign_match_exact"] is None and s["sign_match_paper"] is None
 
 
+def test_exact_is_the_default_and_refuses_pinv(tmp_path):
+    """--exact changes no number (the exact residual is always computed); with --pinv, where no exact
+    residual exists, asking for it is refused instead of silently ignored."""
+    ck = write_checkpoint(tmp_path / "c.npz")
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    ra = run(["--checkpoint", ck, "--top-pairs", "10", "--json", str(a)])
+    rb = run(["--checkpoint", ck, "--top-pairs", "10", "--json", str(b), "--exact"])
+    assert ra.exit_code == 0 and rb.exit_code == 0 and ra.stdout == rb.stdout
+    sa, sb = (json.loads(p.read_text())["checkpoints"][0]["summary"] for p in (a, b))
+    assert sa == sb and sa["sign_match_exact"] == 1.0
+    assert_one_line_error(run(["--checkpoint", ck, "--eta", "0", "--pinv", "--exact"]), "--exact", "--pinv")
+    assert "--exact is the default" in run(["--help"]).stdout
+
+
 # --- happy paths ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("xp_name", ["numpy", "fake"])

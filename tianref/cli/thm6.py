@@ -230,7 +230,9 @@ def _table(records) -> str:
 @click.option("--audit", type=click.IntRange(min=0), default=5, show_default=True,
               help="Pairs (the most similar) whose exact residual is also computed by the definitional route.")
 @click.option("--exact", is_flag=True, default=False, show_default=True,
-              help="Accepted for the documented `thm6 --exact`; the exact residual is always computed.")
+              help="--exact is the default and kept for the documented command `thm6 --exact`: the exact "
+                   "leave-two-out residual (closed form from B, audited by the definitional solve) is always "
+                   "computed, with or without it. With --pinv, where no exact residual exists, it is refused.")
 @click.option("--pinv", is_flag=True, default=False, show_default=True,
               help="eta = 0 only: use the pseudo-inverse (F~^T F~)^+ in place of B, which does not exist; "
                    "the exact and paper routes are then undefined (see docs/theorem6.md).")
@@ -253,6 +255,9 @@ def thm6_cmd(run_dir, epochs_text, replay_beyond, checkpoint, act, eta, top_pair
     xp = get_xp(xp_name)
     if eta is not None and not (math.isfinite(eta) and eta >= 0):
         raise InputError(f"--eta must be a finite number >= 0 (got {eta})")
+    if exact and pinv:
+        raise InputError("--exact asks for the exact leave-two-out residual, which does not exist with --pinv "
+                         "(eta = 0: B is the pseudo-inverse); drop one of them")
     jobs = []                                        # read and check every input before computing
     for label, epoch, ck, cfg, source in _sources(run_dir, epochs_text, checkpoint, xp, act, replay_beyond):
         W, M, train_idx = _weights(label, ck, cfg)
