@@ -5,7 +5,8 @@ returns (a deterministic replay to each epoch, checked against the run's checkpo
 tianref.edge_probe.probe per space: the edge authors' protocol with random and norm-matched controls).
 The math is in tianref/edge_probe.py and tianref/edge.py; docs/edge-and-clocks.md §3 defines every number.
 Progress (on a terminal only): one bar per phase, the replay's optimizer steps, then the probe's model
-evaluations, each with its own time left.
+evaluations, each started when its phase starts and with its own time left: the phase's elapsed time per
+completed item times the items left, none before its first item completes (tianref.cli.progress.time_left).
 """
 from __future__ import annotations
 
@@ -76,7 +77,8 @@ def _table(records) -> str:
 
 
 class _Phases:
-    """One terminal bar per phase of probe_run (its progress(phase, n, total) calls)."""
+    """One terminal bar per phase of probe_run (its progress(phase, n, total) calls): a phase's bar starts
+    when the phase does (its n = 0 call), so its time left counts only that phase's own completed items."""
     LABELS = {"replay": "edge 1/2 replay (steps)", "probe": "edge 2/2 probe (evaluations)"}
 
     def __init__(self):
@@ -86,7 +88,8 @@ class _Phases:
         if phase != self.phase:
             self.close()
             self.phase, self.bar = phase, CountProgress(total, self.LABELS.get(phase, phase)).__enter__()
-        self.bar.update(n)
+        if n:
+            self.bar.update(n)
 
     def close(self):
         if self.bar is not None:
