@@ -135,3 +135,14 @@ def test_first_rows_of_the_slope_detector():
     rows = ef.first_rows(gap=gap, t_min=10, lag=25)
     assert rows["fire"] == 28.0                               # s(t) needs gap(t - 25): first at 3 + 25
     assert ef.first_rows(gap=gap, t_min=100, lag=25)["fire"] == 100.0
+
+
+def test_paper_reports_list_fires_without_grokking(tmp_path):
+    from tianref.experiments.reproduce.paper_report import without_grok_block
+    s = summarize(read_tree(_started_tree(tmp_path / "t")))
+    doc = {"views": [{"name": "late 200-400", "summary": json.loads(to_json(s))}]}
+    block = without_grok_block(doc)
+    assert block[0] == "## Detector fires without grokking"
+    assert "- late 200-400, eta=0: σ2/σ3 lock-in (slope fire) in 3/3 (epochs 173, 173, 174)." in block
+    assert not any("eta=0.0002" in ln for ln in block)                 # the grok runs fired and grokked
+    assert without_grok_block({"views": []}) == []
