@@ -126,7 +126,8 @@ def _diagnostics_markdown(summary: dict) -> list:
             if peak != "—":
                 peak += f" ({fmt(r['slope_peak_epoch'])})"
             fires = " / ".join(fmt(r.get(dg.fire_key(c_))) for c_ in dg.FIRE_THRESHOLDS)
-            lines.append(f"| {c['label']} | {r['seed']} | {run_name(r)} | {peak} | {fires} | {fmt(r.get('collapse_epoch'))} "
+            lines.append(f"| {c['label']} | {r['seed']} | {run_name(r)} | {peak} | {fires} "
+                         f"| {fmt(r.get('collapse_epoch'))} "
                          f"| {fmt(r.get('late_precollapse'))}{dag} | {fmt(r.get('late'))}{dag} "
                          f"| {_num(r.get('q_late_eps'), '.3g')}{dag} |")
     return lines

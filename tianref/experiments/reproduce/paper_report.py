@@ -6,8 +6,8 @@ published.json, and ``WE_FOLLOW`` says what we follow: the paper's code, except 
 deviation); docs/claims.md (the claims table).
 
 Layout: title and setup, the reduced-scale banner, the views' notes, the claims table, the detector fires
-without grokking (when there are any), the section's blocks (explanations of differences, the Theorem 6 table), the §5 caveats and notes, the full statistics
-of every view, the figures.
+without grokking (when there are any), the section's blocks (explanations of differences, the Theorem 6
+table), the §5 caveats and notes, the full statistics of every view, the figures.
 """
 from __future__ import annotations
 
