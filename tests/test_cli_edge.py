@@ -41,7 +41,7 @@ def _eval(W, V, M, idx):
 def test_numbers_match_a_hand_computation_from_the_resume_state(run_dir, tmp_path):
     """v1, v2 from the stored resume state (its ring, numpy's SVD of the window matrix); one random
     2-frame from default_rng((seed, 2)); every change recomputed with the model directly."""
-    doc, r = _edge(run_dir, tmp_path, "--epochs", f"8,{E}", "--n-random", "1", "--seed", "7", "--space", "W")
+    doc, r = _edge(run_dir, tmp_path, "--at-epochs", f"8,{E}", "--n-random", "1", "--seed", "7", "--space", "W")
     assert "ratio" in r.stdout and "perturbation" in r.stdout
     rec = [x for x in doc["records"] if x["epoch"] == E][0]
     ck = np.load(os.path.join(run_dir, "checkpoints", "resume.npz"))
@@ -84,9 +84,9 @@ def test_numbers_match_a_hand_computation_from_the_resume_state(run_dir, tmp_pat
 
 
 def test_joint_space_deterministic_and_fake_backend(run_dir, tmp_path):
-    a, _ = _edge(run_dir, tmp_path, "--epochs", str(E), "--n-random", "5", "--space", "joint")
-    b, _ = _edge(run_dir, tmp_path, "--epochs", str(E), "--n-random", "5", "--space", "joint", "--xp", "fake")
-    c, _ = _edge(run_dir, tmp_path, "--epochs", str(E), "--n-random", "5", "--space", "joint", "--seed", "1")
+    a, _ = _edge(run_dir, tmp_path, "--at-epochs", str(E), "--n-random", "5", "--space", "joint")
+    b, _ = _edge(run_dir, tmp_path, "--at-epochs", str(E), "--n-random", "5", "--space", "joint", "--xp", "fake")
+    c, _ = _edge(run_dir, tmp_path, "--at-epochs", str(E), "--n-random", "5", "--space", "joint", "--seed", "1")
     ra, rb, rc = (d["records"][0] for d in (a, b, c))
     assert ra["probe"] == rb["probe"] and ra["split"] == rb["split"]
     rma, rmc = ra["probe"]["removal"]["v1v2"], rc["probe"]["removal"]["v1v2"]
@@ -98,21 +98,21 @@ def test_joint_space_deterministic_and_fake_backend(run_dir, tmp_path):
 
 def test_plot_is_written(run_dir, tmp_path):
     png = tmp_path / "e.png"
-    r = CliRunner().invoke(main, ["edge", "--run", run_dir, "--epochs", "8,16", "--n-random", "3", "--plot", str(png)])
+    r = CliRunner().invoke(main, ["edge", "--run", run_dir, "--at-epochs", "8,16", "--n-random", "3", "--plot", str(png)])
     assert r.exit_code == 0, r.output
     assert png.stat().st_size > 10_000
 
 
 @pytest.mark.parametrize("args, fragment", [
-    (["--epochs", "99"], "past the run's --epochs"),
-    (["--epochs", "a"], "comma-separated integers"),
-    (["--epochs", "-1"], ">= 0"),
-    (["--epochs", "8", "--eps-rel", "nan"], "--eps-rel must be a finite number > 0"),
-    (["--epochs", "8", "--eps-rel", "inf"], "--eps-rel must be a finite number > 0"),
-    (["--epochs", "8", "--eps-rel", "0"], "--eps-rel must be a finite number > 0"),
-    (["--epochs", "8", "--eps-rel", "-1e-3"], "--eps-rel must be a finite number > 0"),
-    (["--epochs", "8", "--n-random", "-1"], "-1 is not in the range"),
-    (["--epochs", "8", "--space", "U"], "'U' is not one of"),
+    (["--at-epochs", "99"], "past the run's last epoch 16 (its train --epochs)"),
+    (["--at-epochs", "a"], "comma-separated integers"),
+    (["--at-epochs", "-1"], ">= 0"),
+    (["--at-epochs", "8", "--eps-rel", "nan"], "--eps-rel must be a finite number > 0"),
+    (["--at-epochs", "8", "--eps-rel", "inf"], "--eps-rel must be a finite number > 0"),
+    (["--at-epochs", "8", "--eps-rel", "0"], "--eps-rel must be a finite number > 0"),
+    (["--at-epochs", "8", "--eps-rel", "-1e-3"], "--eps-rel must be a finite number > 0"),
+    (["--at-epochs", "8", "--n-random", "-1"], "-1 is not in the range"),
+    (["--at-epochs", "8", "--space", "U"], "'U' is not one of"),
 ])
 def test_bad_input(run_dir, args, fragment):
     r = CliRunner().invoke(main, ["edge", "--run", run_dir] + args)

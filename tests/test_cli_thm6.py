@@ -53,7 +53,7 @@ def test_dir_that_is_not_a_run(tmp_path):
 def test_missing_checkpoint_and_no_config_to_replay(tmp_path):
     os.makedirs(tmp_path / "checkpoints")
     write_checkpoint(tmp_path / "checkpoints" / "epoch_00050.npz")
-    assert_one_line_error(run(["--run", str(tmp_path), "--epochs", "50,100"]), "100", "no config.json")
+    assert_one_line_error(run(["--run", str(tmp_path), "--at-epochs", "50,100"]), "100", "no config.json")
 
 
 def test_missing_checkpoint_file(tmp_path):
@@ -104,6 +104,20 @@ def test_eta_zero_says_B_does_not_exist_unless_pinv(tmp_path):
     assert s["B_method"] == "pinv" and s["sign_match_exact"] is None and s["sign_match_paper"] is None
 
 
+def test_exact_is_the_default_and_refuses_pinv(tmp_path):
+    """--exact changes no number (the exact residual is always computed); with --pinv, where no exact
+    residual exists, asking for it is refused instead of silently ignored."""
+    ck = write_checkpoint(tmp_path / "c.npz")
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    ra = run(["--checkpoint", ck, "--top-pairs", "10", "--json", str(a)])
+    rb = run(["--checkpoint", ck, "--top-pairs", "10", "--json", str(b), "--exact"])
+    assert ra.exit_code == 0 and rb.exit_code == 0 and ra.stdout == rb.stdout
+    sa, sb = (json.loads(p.read_text())["checkpoints"][0]["summary"] for p in (a, b))
+    assert sa == sb and sa["sign_match_exact"] == 1.0
+    assert_one_line_error(run(["--checkpoint", ck, "--eta", "0", "--pinv", "--exact"]), "--exact", "--pinv")
+    assert "--exact is the default" in run(["--help"]).stdout
+
+
 # --- happy paths ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("xp_name", ["numpy", "fake"])
@@ -146,10 +160,10 @@ def test_run_dir_with_replay_matches_the_checkpoint(tmp_path):
                                     "--checkpoint-epochs", "3", "--metrics", "core", "--out", str(rd)])
     assert res.exit_code == 0, res.output
     a, b = tmp_path / "a.json", tmp_path / "b.json"
-    res = run(["--run", str(rd), "--epochs", "3,4", "--top-pairs", "8", "--audit", "1", "--json", str(a)])
+    res = run(["--run", str(rd), "--at-epochs", "3,4", "--top-pairs", "8", "--audit", "1", "--json", str(a)])
     assert res.exit_code == 0, res.stderr
     os.unlink(rd / "checkpoints" / "epoch_00003.npz")
-    res = run(["--run", str(rd), "--epochs", "3", "--top-pairs", "8", "--audit", "1", "--json", str(b)])
+    res = run(["--run", str(rd), "--at-epochs", "3", "--top-pairs", "8", "--audit", "1", "--json", str(b)])
     assert res.exit_code == 0, res.stderr
     assert res.stderr == ""                                    # off a terminal: no notes
     assert "epoch 3: replayed deterministically from config.json" in res.stdout

@@ -45,14 +45,14 @@ def test_default_is_what_the_run_reached(run_dir, tmp_path):
 
 
 def test_epoch_beyond_the_run_is_exit_2(run_dir):
-    res = thm6("--run", run_dir, "--epochs", "50,100")
+    res = thm6("--run", run_dir, "--at-epochs", "50,100")
     assert res.exit_code == 2 and res.stdout == ""
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and "100" in lines[0] and "last epoch 60" in lines[0] and "--replay-beyond" in lines[0]
 
 
 def test_replay_beyond_says_so(run_dir, tmp_path):
-    res = thm6("--run", run_dir, "--epochs", "50,100", "--replay-beyond", "--top-pairs", "5",
+    res = thm6("--run", run_dir, "--at-epochs", "50,100", "--replay-beyond", "--top-pairs", "5",
                "--json", tmp_path / "b.json", "--plot", tmp_path / "b.png")
     assert res.exit_code == 0, res.output
     recs = {r["epoch"]: r for r in json.loads((tmp_path / "b.json").read_text())["checkpoints"]}

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tianref.cli.progress import row_text
@@ -131,11 +132,68 @@ def test_runs_reporter_keeps_failures_off_a_terminal(capsys):
     assert capsys.readouterr().err == "[2/2] FAILED b (exit 1, see _logs/b.log)\n"
 
 
-def test_time_left_is_named(monkeypatch):
+class Clock:
+    """A settable monotonic clock (seconds)."""
+    def __init__(self, t=100.0):
+        self.t = t
+
+    def __call__(self):
+        return self.t
+
+
+def test_time_left_rule():
+    from tianref.cli.progress import left_text, time_left
+    assert time_left(10.0, 0, 404) is None                  # no item done: no estimate (click would say 404 x 10 s)
+    assert time_left(2.0, 1, 404) == 806.0                  # 2 s per item, 403 to go
+    assert time_left(5.0, 10, 10) is None
+    assert left_text(806.0) == "00:13:26 left" and left_text(None) == ""
+    assert left_text(90000.0) == "1d 01:00:00 left"
+
+
+def test_time_left_is_named_and_counts_only_completed_items(monkeypatch):
     from tianref.cli import progress
+    clock = Clock()
     monkeypatch.setattr(progress, "interactive", lambda: True)
+    monkeypatch.setattr(progress.time, "monotonic", clock)
     with progress.RowProgress(10, "train x") as bar:
         pb = bar._bar
-        assert pb.format_eta() == ""                       # unknown until click has timed a step
-        pb.avg, pb.pos, pb.eta_known = [0.5], 2, True      # 0.5 s per row, 8 rows to go
-        assert pb.format_eta() == "00:00:04 left"
+        clock.t += 30.0
+        assert pb.format_eta() == ""                       # 30 s and no row done yet: nothing to divide
+        clock.t += 0.5
+        pb.pos = 2                                          # 2 rows in 30.5 s, 8 to go
+        assert pb.format_eta() == "00:02:02 left"
+
+
+def test_edge_phases_time_each_phase_from_its_own_start(monkeypatch):
+    """The probe bar starts when the probe phase starts (its n = 0 call), so the replay's time is not
+    spread over the probes, and the first probe item is timed from the phase start."""
+    from tianref.cli import edge, progress
+    clock = Clock(0.0)
+    monkeypatch.setattr(progress, "interactive", lambda: True)
+    monkeypatch.setattr(progress.time, "monotonic", clock)
+    bars = edge._Phases()
+    bars("replay", 0, 100)
+    for _ in range(100):
+        clock.t += 0.5
+        bars("replay", 1, 100)
+    bars("probe", 0, 404)                                   # the probe phase starts at t = 50 s
+    clock.t += 2.0
+    bars("probe", 1, 404)
+    assert bars.bar._bar.format_eta() == "00:13:26 left"    # 2 s for 1 of 404: 403 x 2 s, not 403 x 52 s
+    bars.close()
+
+
+def test_probe_run_announces_each_phase_before_its_first_item(tmp_path):
+    from click.testing import CliRunner
+    from tianref.analysis.edge_runs import probe_run
+    from tianref.cli import main
+    out = str(tmp_path / "r")
+    r = CliRunner().invoke(main, ["train", "--M", "7", "--K", "16", "--epochs", "8", "--windows", "4",
+                                  "--out", out])
+    assert r.exit_code == 0, r.output
+    calls = []
+    probe_run(out, [8], np, spaces=("W",), n_random=1, progress=lambda *a: calls.append(a))
+    starts = [i for i, (_, n, _) in enumerate(calls) if n == 0]
+    assert [calls[i][0] for i in starts] == ["replay", "probe"]
+    assert starts[0] == 0 and calls[starts[1] - 1][0] == "replay" and calls[starts[1] + 1][0] == "probe"
+    assert sum(n for p, n, _ in calls if p == "replay") == 8

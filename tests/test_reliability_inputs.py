@@ -147,7 +147,7 @@ def test_corrupt_config_json_is_one_line_exit_2(run_dir, case, text, fragment):
         text = json.dumps(cfg)
     p.write_text(text)
     _refused(_resume(run_dir), fragment)
-    _refused(_cli(["thm6", "--run", str(run_dir), "--epochs", "2"]))
+    _refused(_cli(["thm6", "--run", str(run_dir), "--at-epochs", "2"]))
 
 
 def test_corrupt_config_json_is_refused_by_summarize(run_dir):
@@ -271,7 +271,7 @@ def test_thm6_refuses_a_complex_W(tmp_path):
     ["sweep", "ROOT", "--act", "sqr,,relu"],
     ["sweep", "ROOT", "--seeds", "0,,2"],
     ["sweep", "ROOT", "--windows", "5,,10"],
-    ["thm6", "--run", "ROOT", "--epochs", "5,,10"],
+    ["thm6", "--run", "ROOT", "--at-epochs", "5,,10"],
     ["plot", "ROOT", "--windows", "5,,10"],
 ], ids=lambda a: f"{a[0]}-{a[-2]}")
 def test_empty_list_item_is_refused(tmp_path, args):
@@ -340,7 +340,7 @@ def test_plot_killed_mid_write_leaves_the_old_figure_not_an_empty_one(tmp_path, 
 @pytest.mark.parametrize("opt", ["--json", "--plot"])
 def test_thm6_output_below_a_file_is_refused_before_computing(run_dir, tmp_path, opt):
     (tmp_path / "file").write_text("x")
-    r = _cli(["thm6", "--run", str(run_dir), "--epochs", "3", opt, str(tmp_path / "file" / "x")])
+    r = _cli(["thm6", "--run", str(run_dir), "--at-epochs", "3", opt, str(tmp_path / "file" / "x")])
     line = _refused(r, "is not a directory")
     assert "thm6: epoch" not in r.stderr                   # refused before any checkpoint was evaluated
     assert line

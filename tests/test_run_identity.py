@@ -276,8 +276,8 @@ def test_analysis_refuses_a_checkpoint_copied_from_another_run(base, tmp_path, c
     another run (seed 1's epoch-10 state in seed 0's folder) is refused naming the file."""
     d = _copy(base, "plain", tmp_path)
     shutil.copy(base / "s1" / "checkpoints" / "epoch_00010.npz", d / "checkpoints" / "epoch_00010.npz")
-    args = (["thm6", "--run", str(d), "--epochs", "10", "--top-pairs", "5"] if command == "thm6"
-            else ["edge", "--run", str(d), "--epochs", "10"])
+    args = (["thm6", "--run", str(d), "--at-epochs", "10", "--top-pairs", "5"] if command == "thm6"
+            else ["edge", "--run", str(d), "--at-epochs", "10"])
     _refused(_cli(args), "epoch_00010.npz", "another run")
 
 

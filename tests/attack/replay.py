@@ -507,9 +507,9 @@ def _lr_case(command):
 
 case(B_TRACE, '"lr": 10**400 in config.json, then train --resume')(_lr_case(RESUME))
 case(B_TRACE, '"lr": 10**400 in config.json, then edge')(
-    _lr_case(lambda run: ["edge", "--run", run, "--epochs", "10"]))
+    _lr_case(lambda run: ["edge", "--run", run, "--at-epochs", "10"]))
 case(B_TRACE, '"lr": 10**400 in config.json, then thm6 (epoch 10, replayed)')(
-    _lr_case(lambda run: ["thm6", "--run", run, "--epochs", "10"]))
+    _lr_case(lambda run: ["thm6", "--run", run, "--at-epochs", "10"]))
 case(B_TRACE, "adam_t = -1 in resume.npz, then train --resume (config.json untouched)")(
     _mix(npz=lambda rp: {"adam_t": -1}))
 
@@ -552,7 +552,7 @@ def _resume_own_schedule(rp, d):
 def _edge_eps(value):
     def fn(rp, d):
         run = rp.copy("plain", d / "plain")
-        return rp.bad_input(d, ["edge", "--run", run, "--epochs", "10", "--eps-rel", value])
+        return rp.bad_input(d, ["edge", "--run", run, "--at-epochs", "10", "--eps-rel", value])
     return fn
 
 
@@ -639,7 +639,7 @@ def _plot_ro(rp, d):
 @case(B_LATE, "edge --plot afile/x.png is refused before computing (exit 2)")
 def _edge_plot_below_file(rp, d):
     run = rp.copy("plain", d / "plain")
-    return rp.bad_input(d, ["edge", "--run", run, "--epochs", "10", "--plot", _afile(d) / "x.png"])
+    return rp.bad_input(d, ["edge", "--run", run, "--at-epochs", "10", "--plot", _afile(d) / "x.png"])
 
 
 def _json_ro(command):
@@ -651,7 +651,7 @@ def _json_ro(command):
 
 case(B_LATE, "summarize --json into a read-only folder is exit 2")(_json_ro(lambda run: ["summarize", run]))
 case(B_LATE, "edge --json into a read-only folder is exit 2")(
-    _json_ro(lambda run: ["edge", "--run", run, "--epochs", "10"]))
+    _json_ro(lambda run: ["edge", "--run", run, "--at-epochs", "10"]))
 case(B_LATE, "thm6 --json into a read-only folder is exit 2")(_json_ro(lambda run: ["thm6", "--run", run]))
 
 

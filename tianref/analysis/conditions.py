@@ -6,10 +6,19 @@ Conditions: runs are grouped by their config minus the seed and the keys in ``NO
 (where the output went, which backend ran it, how often it printed, what was logged beside the
 training), so the same protocol run on NumPy and on CuPy lands in one condition. A condition with
 eta > 0 is paired with the eta = 0 condition that matches it in every other key (its control).
+
+Duplicates: two folders hold the same run when they have the same condition, the same seed and the same
+init source (config.json's ``identity.init``: "seed" or the digest of the --init-from arrays; before
+identities, the ``init_from`` path). Runs with identical fingerprints (``identity.fingerprint``,
+tianref/identity.py) are always such a pair; settings the fingerprint covers but the condition leaves out
+(``log_grams``, ``tail_rank``) only change what was logged, not the trajectory. A statistic over seeds
+counts each run once: :func:`drop_duplicates` keeps the copy with the most rows (then the first folder).
 """
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 from tianref.analysis.records import RunRecord
 
@@ -82,3 +91,57 @@ def _positive(x) -> bool:
         return float(x) > 0
     except (TypeError, ValueError):
         return False
+
+
+# --- duplicates -------------------------------------------------------------------------------
+
+def run_folder(path, root=None) -> str:
+    """The run's folder relative to ``root`` ('.'-free: the folder's own name when it is ``root``)."""
+    path = Path(path)
+    if root is not None:
+        rel = os.path.relpath(path, root)
+        if rel != "." and not rel.startswith(".."):
+            return rel
+    return path.name or str(path)
+
+
+def _identity(rec: RunRecord) -> dict:
+    ident = rec.meta.get("identity") if isinstance(rec.meta, dict) else None
+    return ident if isinstance(ident, dict) else {}
+
+
+def same_run_key(rec: RunRecord) -> str:
+    """Condition, seed and init source: equal keys = the same run (module docstring)."""
+    ident = _identity(rec)
+    init = ident.get("init") or rec.meta.get("init_from") or "seed"
+    return _key({"condition": condition_config(rec.config), "seed": rec.config.get("seed"), "init": init})
+
+
+def drop_duplicates(records: list[RunRecord], root=None) -> tuple[list[RunRecord], list[dict]]:
+    """(records with each run once, in their order; [{"kept", "dropped", "match"}] per duplicated run).
+
+    kept / dropped are folders (run_folder relative to ``root``); match = "fingerprint" when every copy
+    carries the same identity fingerprint, else "condition and seed"."""
+    groups: dict[str, list[RunRecord]] = {}
+    for r in records:
+        groups.setdefault(same_run_key(r), []).append(r)
+    keep, dups = set(), []
+    for rs in groups.values():
+        best = min(rs, key=lambda r: (-r.n_rows, str(r.path)))
+        keep.add(id(best))
+        if len(rs) > 1:
+            fps = {_identity(r).get("fingerprint") for r in rs}
+            dups.append({"kept": run_folder(best.path, root),
+                         "dropped": sorted(run_folder(r.path, root) for r in rs if r is not best),
+                         "match": "fingerprint" if len(fps) == 1 and None not in fps else "condition and seed"})
+    dups.sort(key=lambda d: d["kept"])
+    return [r for r in records if id(r) in keep], dups
+
+
+def duplicates_line(dups: list[dict]) -> str | None:
+    """One line naming every duplicated run's folders (None when there is none)."""
+    if not dups:
+        return None
+    n = sum(len(d["dropped"]) for d in dups)
+    parts = [f"{d['kept']} = {', '.join(d['dropped'])} (same {d['match']})" for d in dups]
+    return f"warning: {n} duplicate run folder(s) counted once: " + "; ".join(parts)

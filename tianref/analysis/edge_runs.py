@@ -2,7 +2,8 @@
 the run's own record, and run tianref.edge_probe on each space. Shared by ``cli.py edge`` and the
 lifecycle reproduce section; docs/edge-and-clocks.md §3.
 
-Two phases, each reported to ``progress(phase, n, total)`` (n more of total items done):
+Two phases, each reported to ``progress(phase, n, total)`` (n more of total items done; n = 0 once when the
+phase starts, before its first item):
     "replay"  the optimizer steps up to the last epoch; at each probed epoch the replay check and the
               edge directions of every space (kept: theta, v_1, v_2 per space, nothing else)
     "probe"   the model evaluations of tianref.edge_probe.probe (edge_probe.n_evaluations per record)
@@ -107,7 +108,7 @@ def probe_run(run_dir, epochs, xp, *, spaces=("joint", "W", "V"), n_random=20, s
     a GPU's reduction order may differ between the training process and the replay)."""
     cfg, init, logged = load_run(run_dir, epochs)
     if max(epochs) > cfg.epochs:
-        raise InputError(f"epoch {max(epochs)} is past the run's --epochs {cfg.epochs}")
+        raise InputError(f"epoch {max(epochs)} is past the run's last epoch {cfg.epochs} (its train --epochs)")
     bad = [sp for sp in spaces if sp not in SPACES]
     if bad:
         raise InputError(f"unknown space {bad[0]!r}; choose from {', '.join(SPACES)}")
@@ -115,6 +116,7 @@ def probe_run(run_dir, epochs, xp, *, spaces=("joint", "W", "V"), n_random=20, s
     w = cfg.windows[0]
     last = max(int(e) for e in epochs)
     kept = []
+    tell("replay", 0, last)
     for e, state, problem in replay_states(cfg, epochs, xp, init, on_step=lambda: tell("replay", 1, last)):
         said = check_replay(run_dir, e, state, logged, strict, xp, w)
         row = logged.get(e, {})
@@ -130,6 +132,7 @@ def probe_run(run_dir, epochs, xp, *, spaces=("joint", "W", "V"), n_random=20, s
                          {k: v.copy() for k, v in state.params.items()}, Vk, sigma))
     total = sum(edge_probe.n_evaluations(len(sigma), n_random) for *_, sigma in kept)
     records = []
+    tell("probe", 0, total)
     for rec, params, Vk, sigma in kept:
         rec["probe"] = edge_probe.probe(xp, params, Vk, sigma, problem, cfg, SPACES[rec["space"]],
                                         n_random=n_random, seed=seed, eps_rel=eps_rel,

@@ -19,6 +19,7 @@ Per run (NaN = the event never happened; ``None`` in JSON = NaN or not logged):
     lag_fire_t099    fire - t099 (the paper's "+35"), lag_fire_t05 = fire - t05 (~ +72)
     lead_rho         t05 - rho_fire, per run (plot_two_stage); the difference of medians
                      (analyze_eta_sweep) is reported per condition as lead_rho_of_medians.
+                     A lead or lag with an operand in from_start is undefined (None).
     slope_peak, slope_peak_epoch, fire_0.035, fire_0.04, fire_0.045, collapse_epoch,
     late_precollapse, q_late_eps, precision_limited
                      the diagnostics of :mod:`tianref.analysis.diagnostics` (q = sigma3/sigma1)
@@ -29,17 +30,34 @@ Per run (NaN = the event never happened; ``None`` in JSON = NaN or not logged):
                      for W_tail (t_rep_tail, t_rep_tail_settled, ..., clock_outcome_tail). Per
                      condition: median [IQR] of the times, n_rep_censored, and clock_outcomes (counts).
 
+    folder           the run's folder relative to the summarised directory (conditions.run_folder)
+    from_start, undefined, grokked, fire_without_grok
+                     events at the first row their detector can fire; the leads and lags they leave
+                     undefined (None above, reason here); test accuracy >= 0.5 at some row; the
+                     detectors that fired in a run that never did (tianref.analysis.event_flags).
+                     Per condition: fire_without_grok, n_from_start, n_undefined (counts).
+
+Each run is counted once: folders holding the same run (same condition, seed and init source; identical
+identity fingerprints always are) are reduced to one by conditions.drop_duplicates and listed under the
+summary's "duplicates" (docs/detectors.md §9).
+
 ``Options.gram = 'float32'`` (or 'float32-seq') reads the spectra a run also logged with
 ``train --log-grams`` (W_gap23_f32, W_sigma_f32; ..._f32seq) instead of its own.
 """
 from __future__ import annotations
 
+import math
+import os
 from dataclasses import asdict, dataclass
+
+import numpy as np
 
 from tianref.analysis import clock_events, detectors as det
 from tianref.analysis import diagnostics as dg
+from tianref.analysis import event_flags as ef
 from tianref.analysis.conditions import (NON_CONDITION_KEYS, condition_config, condition_labels,  # noqa: F401
-                                         find_control, group_conditions)
+                                         drop_duplicates, duplicates_line, find_control, group_conditions,
+                                         run_folder)
 from tianref.analysis.records import RunRecord, window_key
 from tianref.analysis.summary_io import to_json, write_atomic  # noqa: F401
 from tianref.analysis.summary_markdown import fmt, late_range_note, to_markdown  # noqa: F401
@@ -147,13 +165,25 @@ def run_values(rec: RunRecord, opt: Options) -> dict:
     else:
         v["q_late_eps"] = v["precision_limited"] = None
 
-    def diff(a, b):
-        return None if v[a] is None or v[b] is None else float(det.paired_diff(v[a], v[b]))
-    v["lag_fire_t099"] = diff("fire", "t099")
-    v["lag_fire_t05"] = diff("fire", "t05")
-    v["lead_rho"] = diff("t05", "rho_fire")
-    v["lag_r12_ge100_t05"] = diff("r12_ge100", "t05")
-    v["lag_r12_slope_t05"] = diff("r12_slope", "t05")
+    S = rec.columns.get(sig_key)
+    first = ef.first_rows(
+        rec.col("test_acc") if rec.has("test_acc") else None, rec.col("rho_tian") if rec.has("rho_tian") else None,
+        rec.col(gap_key) if rec.has(gap_key) else None,
+        det.sigma12_ratio(S[:, 0], S[:, 1]) if S is not None and S.ndim == 2 and S.shape[1] >= 2 else None,
+        opt.slope_t_min, opt.slope_lag)
+    v["from_start"] = ef.from_start(v, first)
+    v["undefined"] = ef.undefined_leads(v["from_start"])
+    v["grokked"] = bool(np.nanmax(rec.col("test_acc")) >= 0.5) \
+        if rec.has("test_acc") and np.isfinite(rec.col("test_acc")).any() else None
+    v["fire_without_grok"] = ef.fired_without_grok(v, v["grokked"])
+
+    def diff(lead):                                  # None where an operand is missing or fired from the start
+        a, b = ef.LEADS[lead]
+        if v[a] is None or v[b] is None or lead in v["undefined"]:
+            return None
+        return float(det.paired_diff(v[a], v[b]))
+    for lead in ef.LEADS:
+        v[lead] = diff(lead)
     ev = clock_events.clock_events(rec.columns, opt.cls_eps, opt.rep_delta, opt.persist, opt.cls_eps_abs,
                                    loss=rec.config.get("loss"))
     ev.pop("t099")                                   # the same first crossing as v["t099"] above
@@ -171,8 +201,15 @@ def late_range_used(last_epoch: int, opt: Options):
 
 # --- the summary ------------------------------------------------------------------------------
 
-def summarize(records: list[RunRecord], opt: Options = Options()) -> dict:
-    """JSON-ready summary: options, and per condition its runs, statistics and control pairing."""
+def summarize(records: list[RunRecord], opt: Options = Options(), root=None) -> dict:
+    """JSON-ready summary: options, and per condition its runs, statistics and control pairing.
+
+    Each run is counted once (conditions.drop_duplicates; the copies left out are listed under
+    "duplicates"); every per-run row names its "folder", relative to ``root`` (default: the folder
+    that holds all the runs)."""
+    if root is None and records:
+        root = os.path.commonpath([os.path.abspath(r.path.parent) for r in records])
+    records, dups = drop_duplicates(records, root)
     if opt.complete_only:
         records = [r for r in records if is_complete_record(r)]
     if not records:
@@ -186,10 +223,11 @@ def summarize(records: list[RunRecord], opt: Options = Options()) -> dict:
     labels = condition_labels(configs)
     conds = []
     for (cc, recs), label in zip(groups, labels):
-        runs = [run_values(r, opt) for r in recs]
+        runs = [{**run_values(r, opt), "folder": run_folder(r.path, root)} for r in recs]
         stats = {}
         for k in PER_RUN_EVENTS + DIAGNOSTICS:
-            vals = [r[k] for r in runs if r[k] is not None]
+            vals = [math.nan if k in r["undefined"] else r[k] for r in runs
+                    if r[k] is not None or k in r["undefined"]]     # an undefined lead: n, not n_fired
             stats[k] = det.across_runs(vals) if vals else None      # None: not logged at all
         flags = [r["precision_limited"] for r in runs if r["precision_limited"] is not None]
         stats["n_precision_limited"] = sum(flags) if flags else None
@@ -199,9 +237,12 @@ def summarize(records: list[RunRecord], opt: Options = Options()) -> dict:
         for k in CLOCK_OUTCOMES:                                # clock_outcomes{,_tail}: counts
             stats[k.replace("outcome", "outcomes")] = {o: sum(r[k] == o for r in runs)
                                                        for o in clock_events.OUTCOMES}
-        t05 = [r["t05"] for r in runs if r["t05"] is not None and r["rho_fire"] is not None]
-        rho = [r["rho_fire"] for r in runs if r["t05"] is not None and r["rho_fire"] is not None]
+        both = [r for r in runs if r["t05"] is not None and r["rho_fire"] is not None
+                and "lead_rho" not in r["undefined"]]
+        t05, rho = [r["t05"] for r in both], [r["rho_fire"] for r in both]
         stats["lead_rho_of_medians"] = det.median_diff(t05, rho) if t05 else None
+        cond = {"runs": runs, "stats": stats}
+        stats.update(ef.condition_flags(cond, asdict(opt)))  # fire_without_grok, n_from_start, n_undefined
         conds.append({"label": label, "config": cc, "n": len(runs),
                       "seeds": [r["seed"] for r in runs], "runs": runs, "stats": stats,
                       "control": None, "late_separation": None})
@@ -216,4 +257,5 @@ def summarize(records: list[RunRecord], opt: Options = Options()) -> dict:
             c["late_separation"] = det.late_separation(lg, lc)
     used = [r["late_range_used"] for c in conds for r in c["runs"] if r.get("late_range_used")]
     return {"options": asdict(opt), "n_runs": len(records), "conditions": conds,
-            "late_range_used": [opt.late_lo, max(u[1] for u in used)] if used else None}
+            "late_range_used": [opt.late_lo, max(u[1] for u in used)] if used else None,
+            "duplicates": dups}

@@ -8,9 +8,9 @@ fired/n; '—' = never fired or not a number; 'n/a' = not logged.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 from tianref.analysis import diagnostics as dg
+from tianref.analysis import event_flags as ef
 from tianref.analysis.clock_events import OUTCOMES
 
 
@@ -56,6 +56,47 @@ def _event_cell(s: dict | None, signed: bool = False) -> str:
     return f"{m} [{fmt(s['q25'])}, {fmt(s['q75'])}] {s['n_fired']}/{s['n']}"
 
 
+def _mark(flags: dict, event: str) -> str:
+    """' ‡' when some run's event fired at the first row its detector can fire (event_flags)."""
+    return " ‡" if flags["n_from_start"].get(event) else ""
+
+
+def _lead_cell(c: dict, key: str, o: dict, flags: dict) -> str:
+    """A lead or lag over the runs where it is defined; '— ‡' when it is undefined in every run that has
+    it (an operand fired from the start), never a number taken from such an event."""
+    cell = _event_cell(ef.lead_stats(c, key, o), signed=True)
+    return cell + (" ‡" if flags["n_undefined"].get(key) else "")
+
+
+def _without_grok_cell(c: dict, flags: dict, detectors) -> str:
+    """'0 / 2': per detector, the runs in which it fired though test accuracy never reached 0.5."""
+    if c["stats"].get("t05") is None:
+        return "n/a"
+    return " / ".join("n/a" if c["stats"].get(d) is None else str(flags["fire_without_grok"][d])
+                      for d in detectors)
+
+
+def _flags_note(summary: dict, flags: dict) -> list:
+    """The footnote of ‡ (events from the start, undefined leads) and the 'fired, never t0.5' columns."""
+    lines = ["", "fired, never t0.5: runs in which the detector fired though test accuracy never reached 0.5."]
+    marked = []
+    for c in summary["conditions"]:
+        f = flags[id(c)]
+        ev = [f"{NAMES[e]} {k}/{c['n']} ({ef.WHY[e]})" for e, k in f["n_from_start"].items() if k]
+        if ev:
+            marked.append(f"- {c['label']}: " + "; ".join(ev))
+    if marked:
+        lines += ["", "‡ fired at the first row its detector can fire: the series was beyond the threshold "
+                  "from the start, so the epoch dates no onset, and every lead or lag taken from it is "
+                  "undefined ('—'; cells count only the runs where it is defined):", *marked]
+    return lines
+
+
+NAMES = {"t05": "t(test>=0.5)", "t099": "t(test>=0.99)", "fire": "s2/s3 slope fire", "rho_fire": "rho fire",
+         "r12_ge25_x5": "s1/s2 >=25 for 5 ep", "r12_ge100": "s1/s2 >=100", "r12_ge200": "s1/s2 >=200",
+         "r12_slope": "s1/s2 log-slope"}
+
+
 def _dagger(stats: dict) -> str:
     k = stats.get("n_precision_limited")
     return f" †{k}/{stats['late']['n']}" if k and stats.get("late") else ""
@@ -75,9 +116,9 @@ def _diagnostics_markdown(summary: dict) -> list:
              f"fire; late s2/s3 over [{o['late_lo']}, collapse); s3/s1 = late median of s3/s1 in float32 "
              f"epsilons (2^-23), † = below {fmt(factor)}: a float32 Gram cannot resolve s3 "
              "(docs/math.md §8).", "",
-             f"| condition | seed | slope peak (epoch) | fire at {thr} | collapse | late s2/s3 "
+             f"| condition | seed | run | slope peak (epoch) | fire at {thr} | collapse | late s2/s3 "
              f"[{o['late_lo']}, collapse) | late s2/s3 | s3/s1 (f32 eps) |",
-             "|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|"]
     for c in summary["conditions"]:
         for r in c["runs"]:
             dag = " †" if r.get("precision_limited") else ""
@@ -85,10 +126,26 @@ def _diagnostics_markdown(summary: dict) -> list:
             if peak != "—":
                 peak += f" ({fmt(r['slope_peak_epoch'])})"
             fires = " / ".join(fmt(r.get(dg.fire_key(c_))) for c_ in dg.FIRE_THRESHOLDS)
-            lines.append(f"| {c['label']} | {r['seed']} | {peak} | {fires} | {fmt(r.get('collapse_epoch'))} "
+            lines.append(f"| {c['label']} | {r['seed']} | {run_name(r)} | {peak} | {fires} "
+                         f"| {fmt(r.get('collapse_epoch'))} "
                          f"| {fmt(r.get('late_precollapse'))}{dag} | {fmt(r.get('late'))}{dag} "
                          f"| {_num(r.get('q_late_eps'), '.3g')}{dag} |")
     return lines
+
+
+def run_name(r: dict) -> str:
+    """A per-run row's folder (relative to the summarised tree); a summary stored before "folder"
+    existed names its stored path."""
+    return str(r.get("folder") or r["path"])
+
+
+def duplicates_note(summary: dict) -> list:
+    """Lines saying which run folders were the same run and counted once (none when there is none)."""
+    dups = summary.get("duplicates") or []
+    if not dups:
+        return []
+    return ["", "Duplicate runs (same condition, seed and init source), each counted once:", *[
+        f"- {d['kept']} counted; left out: {', '.join(d['dropped'])} (same {d['match']})" for d in dups]]
 
 
 def _num(x, spec) -> str:
@@ -188,33 +245,38 @@ def to_markdown(summary: dict) -> str:
         f"t0.5 by '{o['crossing']}'. Cells: median [25th, 75th percentile] fired/n.",
         "",
         "| condition | n | t(test>=0.5) | t(test>=0.99) | s2/s3 slope fire | fire - t0.99 "
-        f"| late s2/s3 ({short_late}) | grok/ctrl | rho fire | lead t0.5 - t_rho |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        f"| late s2/s3 ({short_late}) | grok/ctrl | rho fire | lead t0.5 - t_rho "
+        "| fired, never t0.5 (s2/s3 / rho) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+    flags = {id(c): ef.condition_flags(c, o) for c in summary["conditions"]}
     for c in summary["conditions"]:
-        s = c["stats"]
+        s, f = c["stats"], flags[id(c)]
+        ev, lead = (lambda k: _event_cell(s[k]) + _mark(f, k)), (lambda k: _lead_cell(c, k, o, f))
         sep = c["late_separation"]
         ratio = "—" if sep is None or sep["ratio"] is None or not math.isfinite(sep["ratio"]) \
             else f"{fmt(sep['ratio'])}x"
         lines.append(" | ".join([
-            f"| {c['label']}", str(c["n"]), _event_cell(s["t05"]), _event_cell(s["t099"]),
-            _event_cell(s["fire"]), _event_cell(s["lag_fire_t099"], signed=True),
-            _level_cell(s["late"]) + _dagger(s), ratio, _event_cell(s["rho_fire"]),
-            _event_cell(s["lead_rho"], signed=True)]) + " |")
+            f"| {c['label']}", str(c["n"]), ev("t05"), ev("t099"), ev("fire"), lead("lag_fire_t099"),
+            _level_cell(s["late"]) + _dagger(s), ratio, ev("rho_fire"), lead("lead_rho"),
+            _without_grok_cell(c, f, ("fire", "rho_fire"))]) + " |")
     lines += [
         "",
         "sigma1/sigma2 of the rolling Delta-W Gram (findings T3b):",
         "",
         "| condition | >=25 for 5 ep | >=100 | >=200 | log-slope >= "
-        f"{fmt(o['slope_threshold'])} at t >= {o['slope_t_min']} | >=100 - t0.5 |",
-        "|---|---|---|---|---|---|",
+        f"{fmt(o['slope_threshold'])} at t >= {o['slope_t_min']} | >=100 - t0.5 "
+        "| fired, never t0.5 (>=25 / >=100 / >=200 / slope) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for c in summary["conditions"]:
-        s = c["stats"]
+        s, f = c["stats"], flags[id(c)]
+        ev = (lambda k: _event_cell(s[k]) + _mark(f, k))
         lines.append(" | ".join([
-            f"| {c['label']}", _event_cell(s["r12_ge25_x5"]), _event_cell(s["r12_ge100"]),
-            _event_cell(s["r12_ge200"]), _event_cell(s["r12_slope"]),
-            _event_cell(s["lag_r12_ge100_t05"], signed=True)]) + " |")
+            f"| {c['label']}", ev("r12_ge25_x5"), ev("r12_ge100"), ev("r12_ge200"), ev("r12_slope"),
+            _lead_cell(c, "lag_r12_ge100_t05", o, f),
+            _without_grok_cell(c, f, ("r12_ge25_x5", "r12_ge100", "r12_ge200", "r12_slope"))]) + " |")
+    lines += _flags_note(summary, flags)
     lines += _clocks_markdown(summary)
     lines += _diagnostics_markdown(summary)
     notes = []
@@ -222,8 +284,9 @@ def to_markdown(summary: dict) -> str:
         short = [r for r in c["runs"] if not r["complete"]]
         if short:
             notes.append(f"- {c['label']}: {len(short)} run(s) incomplete "
-                         f"({', '.join(Path(r['path']).name for r in short[:5])}"
+                         f"({', '.join(run_name(r) for r in short[:5])}"
                          f"{', ...' if len(short) > 5 else ''})")
     if notes:
         lines += ["", "Incomplete runs (fewer than epochs + 1 rows):", *notes]
+    lines += duplicates_note(summary)
     return "\n".join(lines) + "\n"

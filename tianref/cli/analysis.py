@@ -91,8 +91,8 @@ def summarize_cmd(run_dir, window, late_lo, late_hi, slope_threshold, slope_t_mi
     Runs are grouped into conditions (config minus seed); each eta > 0 condition is paired
     with its eta = 0 control for the late sigma2/sigma3 separation.
     """
-    from tianref.analysis.summarize import (Options, late_range_note, summarize, to_json, to_markdown,
-                                            write_atomic)
+    from tianref.analysis.summarize import (Options, duplicates_line, late_range_note, summarize, to_json,
+                                            to_markdown, write_atomic)
     for what, path in (("--json", json_out), ("--md", md_out)):     # before reading any run
         if path is not None:
             check_output_file(path, what, make_parents=False)     # write_atomic makes no folder
@@ -103,7 +103,10 @@ def summarize_cmd(run_dir, window, late_lo, late_hi, slope_threshold, slope_t_mi
                   min_valid=min_valid, rho_threshold=rho_threshold, crossing=crossing,
                   complete_only=complete_only, gram=gram, precision_factor=precision_factor,
                   cls_eps=cls_eps, rep_delta=rep_delta, persist=persist, cls_eps_abs=cls_eps_abs)
-    summary = summarize(read_tree(run_dir, "summarize: reading runs"), opt)
+    summary = summarize(read_tree(run_dir, "summarize: reading runs"), opt, root=run_dir)
+    dup = duplicates_line(summary["duplicates"])
+    if dup:
+        click.echo(f"summarize: {dup}", err=True)
     note = late_range_note(summary)
     if note:
         click.echo(f"summarize: {note}", err=True)
@@ -139,7 +142,10 @@ def plot_cmd(run_dir, out_dir, which, window, windows_text, act, fmt, dpi):
     if not run_dir.exists():
         raise InputError(f"{run_dir}: no such directory")
     names = FIGURES if "all" in which else tuple(dict.fromkeys(which))
-    records = read_tree(run_dir, "plot: reading runs")
+    from tianref.analysis.conditions import drop_duplicates, duplicates_line
+    records, dups = drop_duplicates(read_tree(run_dir, "plot: reading runs"), run_dir)
+    if dups:
+        click.echo(f"plot: {duplicates_line(dups)}", err=True)
     acts = sorted({str(r.config.get("act", "sqr")) for r in records})
     if records and act not in acts and any(n in ("headline", "top5") for n in names):
         raise InputError(f"--act {act}: no run below {run_dir} has that activation (found: {', '.join(acts)})")

@@ -119,3 +119,37 @@ class CommaChoice(click.ParamType):
         if bad:
             self.fail(f"{bad[0]!r} is not one of {', '.join(map(repr, self.choices))}", param, ctx)
         return list(dict.fromkeys(items))
+
+
+def epoch_list_options(command: str, help: str, required: bool = False):
+    """``--at-epochs LIST`` (an epoch list, unlike train's and sweep's ``--epochs`` count) and its former
+    name ``--epochs``, which still works with a one-line deprecation note on stderr. Both fill the
+    parameter ``epochs_text``; giving both is a usage error. Works on every click >= 8.1: the former name
+    is processed first when given (click handles options given on the command line first) and hands its
+    value to ``--at-epochs`` through ``ctx.meta``."""
+    key = "tianref.deprecated_epochs"
+
+    def former(ctx, param, value):
+        if value is None:
+            return None
+        if ctx.params.get("epochs_text") is not None:
+            raise click.UsageError("give --at-epochs or its former name --epochs, not both", ctx)
+        click.echo(f"{command}: --epochs is deprecated here (it names an epoch list); use --at-epochs", err=True)
+        ctx.meta[key] = value
+        return value
+
+    def current(ctx, param, value):
+        old = ctx.meta.get(key)
+        if value is not None and old is not None:
+            raise click.UsageError("give --at-epochs or its former name --epochs, not both", ctx)
+        value = value if value is not None else old
+        if value is None and required:
+            raise click.UsageError("missing option '--at-epochs'", ctx)
+        return value
+
+    def decorate(fn):
+        fn = click.option("--epochs", "former_epochs", default=None, expose_value=False, callback=former,
+                          metavar="LIST", help="Former name of --at-epochs (deprecated; still accepted).")(fn)
+        return click.option("--at-epochs", "epochs_text", default=None, callback=current, metavar="LIST",
+                            help=help + (" Required." if required else ""))(fn)
+    return decorate

@@ -5,7 +5,8 @@ returns (a deterministic replay to each epoch, checked against the run's checkpo
 tianref.edge_probe.probe per space: the edge authors' protocol with random and norm-matched controls).
 The math is in tianref/edge_probe.py and tianref/edge.py; docs/edge-and-clocks.md §3 defines every number.
 Progress (on a terminal only): one bar per phase, the replay's optimizer steps, then the probe's model
-evaluations, each with its own time left.
+evaluations, each started when its phase starts and with its own time left: the phase's elapsed time per
+completed item times the items left, none before its first item completes (tianref.cli.progress.time_left).
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import click
 
 from tianref import __version__, memory, runs
 from tianref.backend import environment_info, get_xp
-from tianref.cli.common import FiniteFloat, reports_errors
+from tianref.cli.common import FiniteFloat, epoch_list_options, reports_errors
 from tianref.cli.progress import CountProgress
 from tianref.config import parse_int_list
 from tianref.errors import InputError
@@ -77,7 +78,8 @@ def _table(records) -> str:
 
 
 class _Phases:
-    """One terminal bar per phase of probe_run (its progress(phase, n, total) calls)."""
+    """One terminal bar per phase of probe_run (its progress(phase, n, total) calls): a phase's bar starts
+    when the phase does (its n = 0 call), so its time left counts only that phase's own completed items."""
     LABELS = {"replay": "edge 1/2 replay (steps)", "probe": "edge 2/2 probe (evaluations)"}
 
     def __init__(self):
@@ -87,7 +89,8 @@ class _Phases:
         if phase != self.phase:
             self.close()
             self.phase, self.bar = phase, CountProgress(total, self.LABELS.get(phase, phase)).__enter__()
-        self.bar.update(n)
+        if n:
+            self.bar.update(n)
 
     def close(self):
         if self.bar is not None:
@@ -107,7 +110,8 @@ SPACE_CHOICES = {"all": ["joint", "W", "V"], "joint": ["joint"], "W": ["W"], "V"
                "Prints tables; --json and --plot write files. See docs/edge-and-clocks.md.")
 @click.option("--run", "run_dir", type=click.Path(file_okay=False), required=True,
               help="Run directory written by `train` (its config.json is replayed deterministically).")
-@click.option("--epochs", "epochs_text", required=True, help="Comma-separated epochs, e.g. 100,200,400.")
+@epoch_list_options("edge", "Comma-separated epochs to probe, e.g. 100,200,400 (each <= the run's last epoch).",
+                    required=True)
 @click.option("--n-random", "--random", "n_random", type=click.IntRange(min=0), default=20, show_default=True,
               help="Random draws of 2 (and of 1) orthonormal directions per epoch and space (0: the edge only).")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
@@ -129,12 +133,12 @@ def edge_cmd(run_dir, epochs_text, n_random, seed, eps_rel, space_names, json_ou
     for what, path in (("--json", json_out), ("--plot", plot_out)):     # before any replay
         if path is not None:
             check_output_file(path, what)
-    epochs = parse_int_list(epochs_text, "--epochs")
+    epochs = parse_int_list(epochs_text, "--at-epochs")
     if not epochs or min(epochs) < 0:
-        raise InputError(f"--epochs needs one or more epochs >= 0 (got {epochs_text!r})")
+        raise InputError(f"--at-epochs needs one or more epochs >= 0 (got {epochs_text!r})")
     cfg, _, _ = load_run(run_dir, epochs)
     if max(epochs) > cfg.epochs:
-        raise InputError(f"epoch {max(epochs)} is past the run's --epochs {cfg.epochs}")
+        raise InputError(f"epoch {max(epochs)} is past the run's last epoch {cfg.epochs} (its train --epochs)")
     spaces = SPACE_CHOICES[space_names]
     # the replay is a run; each probed epoch and space then keeps theta, v_1, v_2 (float64, P each)
     memory.check_fits(memory.estimate_bytes(cfg) + len(set(epochs)) * len(spaces) * 3 * 8 * 3 * cfg.M * cfg.K,

@@ -10,6 +10,10 @@
 
 Both bars are context managers whose ``update`` draws nothing off a terminal. ``interactive()`` is the
 one test of "on a terminal" (stderr is a TTY), so a command can also keep chatty notes to terminals.
+
+Time left (``time_left``): the bar's own elapsed time since it was entered, divided by the items it has
+completed, times the items left -- nothing before its first item completes, nothing from an earlier phase
+(a command with phases enters one bar per phase when the phase starts).
 """
 from __future__ import annotations
 
@@ -43,6 +47,24 @@ def row_text(row: dict | None) -> str:
             f"  test acc {num('test_acc', '.3f')} loss {num('test_loss', '.2e')}")
 
 
+def time_left(elapsed: float, done: int, total: int) -> float | None:
+    """Seconds left at the mean time per completed item; None before the first item completes or once
+    all are done."""
+    if done <= 0 or total is None or done >= total:
+        return None
+    return elapsed / done * (total - done)
+
+
+def left_text(seconds: float | None) -> str:
+    """'00:01:05 left' ('1d 02:00:00 left' past a day); '' when there is no estimate."""
+    if seconds is None:
+        return ""
+    t = int(seconds)
+    days, t = divmod(t, 86400)
+    hms = f"{t // 3600:02}:{t % 3600 // 60:02}:{t % 60:02}"
+    return (f"{days}d {hms}" if days else hms) + " left"
+
+
 class _Bar:
     """A click progress bar on a terminal, nothing elsewhere."""
 
@@ -56,8 +78,9 @@ class _Bar:
     def __enter__(self):
         if self._ctx is not None:
             self._bar = self._ctx.__enter__()
-            plain = self._bar.format_eta                  # click prints the time left bare: name it
-            self._bar.format_eta = lambda: (f"{plain()} left" if plain() else "")
+            t0 = time.monotonic()                         # this bar's (this phase's) own clock
+            bar = self._bar                               # click's estimate counts pos 0 as one item
+            bar.format_eta = lambda: left_text(time_left(time.monotonic() - t0, bar.pos, bar.length))
         return self
 
     def __exit__(self, *exc):

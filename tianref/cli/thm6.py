@@ -16,7 +16,7 @@ import numpy as np  # host checks of a checkpoint's arrays
 
 from tianref import __version__, group_rows, identity, memory, runs, thm6
 from tianref.backend import environment_info, get_xp
-from tianref.cli.common import FiniteFloat, reports_errors
+from tianref.cli.common import FiniteFloat, epoch_list_options, reports_errors
 from tianref.cli.progress import CountProgress, interactive
 from tianref.config import parse_int_list
 from tianref.errors import InputError
@@ -80,7 +80,7 @@ def _sources(run_dir, epochs_text, checkpoint, xp, act=None, replay_beyond=False
         raise InputError("give exactly one of --run DIR or --checkpoint FILE.npz")
     if checkpoint is not None:
         if epochs_text is not None:
-            raise InputError("--epochs selects checkpoints of --run DIR; a --checkpoint file has one epoch")
+            raise InputError("--at-epochs selects checkpoints of --run DIR; a --checkpoint file has one epoch")
         ck = runs.load_npz(checkpoint)
         epoch = int(ck["epoch"]) if "epoch" in ck else None
         return [(checkpoint, epoch, ck, runs.checkpoint_config(ck), checkpoint)]
@@ -98,16 +98,16 @@ def _sources(run_dir, epochs_text, checkpoint, xp, act=None, replay_beyond=False
             epochs = _named_checkpoints(run_dir)
             if not epochs:
                 raise InputError(f"--run {run_dir} has no metrics.jsonl, final.npz or epoch checkpoints; "
-                                 "give --epochs")
+                                 "give --at-epochs")
             _note(f"epochs {', '.join(map(str, epochs))}: the run's checkpoints (it logged no rows)")
         else:
             epochs = default_epochs(act or (run_cfg or {}).get("act"), last)
             _note(f"epochs {', '.join(map(str, epochs))}: the paper's checkpoints that the run reached "
                   f"and its last epoch ({last})")
     else:
-        epochs = list(dict.fromkeys(parse_int_list(epochs_text, "--epochs")))
+        epochs = list(dict.fromkeys(parse_int_list(epochs_text, "--at-epochs")))
         if not epochs or min(epochs) < 0:
-            raise InputError(f"--epochs needs one or more epochs >= 0 (got {epochs_text!r})")
+            raise InputError(f"--at-epochs needs one or more epochs >= 0 (got {epochs_text!r})")
     beyond = [e for e in epochs if last is not None and e > last]
     if beyond and not replay_beyond:
         raise InputError(f"epoch(s) {', '.join(map(str, beyond))} lie beyond the run's last epoch {last}; "
@@ -225,12 +225,12 @@ def _table(records) -> str:
 @click.option("--run", "run_dir", type=click.Path(file_okay=False), default=None,
               help="Run directory written by `train`; its checkpoints/epoch_NNNNN.npz are used, and "
                    "missing epochs are replayed deterministically from its config.json.")
-@click.option("--epochs", "epochs_text", default=None,
-              help="Comma-separated epochs to analyse with --run. Default: the paper's checkpoints "
-                   "(50,100,175,250,300 for x^2; 100,300,500 for ReLU) that the run reached, plus its "
-                   "last epoch. An epoch beyond the run's last is an error unless --replay-beyond.")
+@epoch_list_options("thm6", "Comma-separated epochs to analyse with --run, e.g. 50,100,300. Default: the "
+                    "paper's checkpoints (50,100,175,250,300 for x^2; 100,300,500 for ReLU) that the run "
+                    "reached, plus its last epoch. An epoch beyond the run's last is an error unless "
+                    "--replay-beyond.")
 @click.option("--replay-beyond", is_flag=True, default=False,
-              help="Allow --epochs beyond the run's last epoch: the run's config is replayed on to them "
+              help="Allow --at-epochs beyond the run's last epoch: the run's config is replayed on to them "
                    "(the table, the JSON and the figure say so).")
 @click.option("--checkpoint", type=click.Path(dir_okay=False), default=None,
               help="A single checkpoint .npz (W, V, train_idx, config) instead of --run.")
@@ -245,7 +245,9 @@ def _table(records) -> str:
 @click.option("--audit", type=click.IntRange(min=0), default=5, show_default=True,
               help="Pairs (the most similar) whose exact residual is also computed by the definitional route.")
 @click.option("--exact", is_flag=True, default=False, show_default=True,
-              help="Accepted for the documented `thm6 --exact`; the exact residual is always computed.")
+              help="--exact is the default and kept for the documented command `thm6 --exact`: the exact "
+                   "leave-two-out residual (closed form from B, audited by the definitional solve) is always "
+                   "computed, with or without it. With --pinv, where no exact residual exists, it is refused.")
 @click.option("--pinv", is_flag=True, default=False, show_default=True,
               help="eta = 0 only: use the pseudo-inverse (F~^T F~)^+ in place of B, which does not exist; "
                    "the exact and paper routes are then undefined (see docs/theorem6.md).")
@@ -266,6 +268,9 @@ def thm6_cmd(run_dir, epochs_text, replay_beyond, checkpoint, act, eta, top_pair
         if path is not None:
             check_output_file(path, what)
     xp = get_xp(xp_name)
+    if exact and pinv:
+        raise InputError("--exact asks for the exact leave-two-out residual, which does not exist with --pinv "
+                         "(eta = 0: B is the pseudo-inverse); drop one of them")
     jobs = []                                        # read and check every input before computing
     for label, epoch, ck, cfg, source in _sources(run_dir, epochs_text, checkpoint, xp, act, replay_beyond):
         W, M, train_idx = _weights(label, ck, cfg)

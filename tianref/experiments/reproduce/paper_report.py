@@ -5,15 +5,16 @@ References: ``docs/paper-protocol.md`` §5 (where the paper contradicts itself; 
 published.json, and ``WE_FOLLOW`` says what we follow: the paper's code, except where ``DEVIATE`` names a
 deviation); docs/claims.md (the claims table).
 
-Layout: title and setup, the reduced-scale banner, the views' notes, the claims table, the section's
-blocks (explanations of differences, the Theorem 6 table), the §5 caveats and notes, the full statistics
-of every view, the figures.
+Layout: title and setup, the reduced-scale banner, the views' notes, the claims table, the detector fires
+without grokking (when there are any), the section's blocks (explanations of differences, the Theorem 6
+table), the §5 caveats and notes, the full statistics of every view, the figures.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-from tianref.analysis.summarize import to_markdown
+from tianref.analysis import event_flags as ef
+from tianref.analysis.summarize import fmt, to_markdown
 from tianref.experiments.reproduce.reporting import claims_block, seed_text
 
 WE_FOLLOW = {
@@ -43,6 +44,34 @@ GENERAL_NOTES = (
 )
 
 
+WITHOUT_GROK = {"fire": "σ2/σ3 lock-in (slope fire)", "rho_fire": "ρ_tian ≥ threshold"}
+
+
+def without_grok_block(doc: dict) -> list:
+    """'## Detector fires without grokking': per view and condition, the runs in which the lock-in or the ρ
+    detector fired though test accuracy never reached 0.5, with their fire epochs (none: no block)."""
+    lines = []
+    for v in doc.get("views", []):
+        s = v["summary"]
+        for c in s["conditions"]:
+            logged = c["stats"].get("t05") is not None
+            flags = [ef.run_flags(r, s["options"], logged) for r in c["runs"]]
+            parts = []
+            for key, name in WITHOUT_GROK.items():
+                eps = [r[key] for r, f in zip(c["runs"], flags) if key in f["fire_without_grok"]]
+                if eps:
+                    first = sum(key in f["from_start"] for f in flags if key in f["fire_without_grok"])
+                    parts.append(f"{name} in {len(eps)}/{c['n']} (epochs {', '.join(fmt(e) for e in sorted(eps))}"
+                                 + (f"; {first} at the detector's first row" if first else "") + ")")
+            if parts:
+                lines.append(f"- {v['name']}, {c['label']}: " + "; ".join(parts) + ".")
+    if not lines:
+        return []
+    return ["## Detector fires without grokking", "",
+            "Runs in which a detector fired though test accuracy never reached 0.5 (a fire is not a sign of "
+            "grokking; docs/detectors.md §10):", ""] + lines + [""]
+
+
 def paper_report(doc: dict, pub: dict, caveats=(), blocks=()) -> str:
     """report.md of a paper section: ``caveats`` the §5 items it lists, ``blocks`` Markdown lines below
     its claims table."""
@@ -67,6 +96,7 @@ def paper_report(doc: dict, pub: dict, caveats=(), blocks=()) -> str:
         if v.get("note"):
             lines += [f"View '{v['name']}': {v['note']}.", ""]
     lines += claims_block(doc.get("claims", []), "## Ours vs published")
+    lines += without_grok_block(doc)
     lines += list(blocks)
     lines += ["## Where the paper contradicts itself (docs/paper-protocol.md §5) and what we follow", ""]
     for c in caveats:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from tianref.analysis import event_flags as ef
 from tianref.analysis.summarize import fmt
 from tianref.errors import InputError
 from tianref.experiments.reproduce.claims import Source, judged
@@ -78,8 +79,44 @@ def _cell(s) -> str:
     return f"{fmt(s['median'])} [{fmt(s['q25'])}, {fmt(s['q75'])}] {s['n_fired']}/{s['n']}"
 
 
-def _stat(c, key):
-    return None if c is None else c["stats"].get(key)
+def _stat(c, key, options=None):
+    """A condition's across-run statistic; a lead or lag over the runs where it is defined (an operand that
+    fired from the start leaves it undefined: event_flags), also for a summary stored before that rule."""
+    if c is None:
+        return None
+    if key in ef.LEADS:
+        return ef.lead_stats(c, key, options or {})
+    return c["stats"].get(key)
+
+
+def without_grok_text(c, key, options=None) -> str:
+    """'; 2 fired, never t0.5' when the detector ``key`` fired in runs that never reached test accuracy 0.5
+    ('' otherwise or for a key that is not a detector)."""
+    if c is None or key not in ef.DETECTORS:
+        return ""
+    k = ef.condition_flags(c, options or {})["fire_without_grok"][key]
+    return f"; {k} fired, never t0.5" if k else ""
+
+
+def _from_start_text(c, key, options=None) -> str:
+    """'; at row 0 in 2/2 (rho_tian >= its threshold from row 0)' for an event that fired at the first row
+    its detector can fire in some runs ('' otherwise)."""
+    if c is None or key not in ef.EVENTS:
+        return ""
+    k = ef.condition_flags(c, options or {})["n_from_start"][key]
+    return f"; at its first row in {k}/{c['n']} ({ef.WHY[key]})" if k else ""
+
+
+def _undefined_text(c, key, options=None) -> str:
+    """'undefined in 2/2 (rho_tian >= its threshold from row 0)' for a lead with undefined runs ('' without)."""
+    if c is None or key not in ef.LEADS:
+        return ""
+    k = ef.condition_flags(c, options or {})["n_undefined"][key]
+    if not k:
+        return ""
+    logged = c["stats"].get("t05") is not None
+    why = sorted({ef.run_flags(r, options or {}, logged)["undefined"].get(key) for r in c["runs"]} - {None})
+    return f"undefined in {k}/{c['n']} ({'; '.join(why)})"
 
 
 def _view(doc, i=0):
@@ -121,6 +158,14 @@ class ClaimList(list):
     def __init__(self, doc: dict):
         super().__init__()
         self.base = scale_difference(doc)
+        self.doc = doc
+
+    def options_of(self, c) -> dict:
+        """The detector options of the view that holds condition ``c`` ({} when none does)."""
+        for v in self.doc.get("views", []):
+            if any(x is c for x in v["summary"]["conditions"]):
+                return v["summary"]["options"]
+        return {}
 
     def add(self, quantity, paper_text, ours_text, rule, ours, ref=None, *, source: Source, condition="",
             gram=False, diff="", note=""):
@@ -132,17 +177,26 @@ class ClaimList(list):
     def value(self, quantity, c, key, paper, *, rng=None, paper_text=None, **kw):
         """A condition's median against a published value: within-range where a range is published,
         otherwise shown for reading (info)."""
-        s = _stat(c, key)
-        self.add(quantity, paper_text if paper_text is not None else range_text(paper, rng), _cell(s),
+        o = self.options_of(c)
+        s = _stat(c, key, o)
+        undefined = _undefined_text(c, key, o)
+        if undefined and s is not None and not s["n_fired"]:
+            ours = undefined                                    # no run has it defined: no number
+        else:
+            ours = _cell(s) + (f"; {undefined}" if undefined else "")
+        ours += _from_start_text(c, key, o) + without_grok_text(c, key, o)
+        self.add(quantity, paper_text if paper_text is not None else range_text(paper, rng), ours,
                  "info" if rng is None else "within-range", None if s is None else s["median"],
                  None if rng is None else tuple(rng), condition=c["label"] if c else "missing", **kw)
 
     def count(self, quantity, c, key, paper, *, paper_text=None, **kw):
         """A condition's fired/n against the published fired/n (same-count)."""
-        s = _stat(c, key)
+        o = self.options_of(c)
+        s = _stat(c, key, o)
         ptxt = paper_text or f"{paper[0]}/{paper[1]}"
         if s is None:
             self.add(quantity, ptxt, "n/a", "info", None, condition="missing", **kw)
         else:
-            self.add(quantity, ptxt, f"{s['n_fired']}/{s['n']}", "same-count", (s["n_fired"], s["n"]),
+            self.add(quantity, ptxt, f"{s['n_fired']}/{s['n']}" + without_grok_text(c, key, o),
+                     "same-count", (s["n_fired"], s["n"]),
                      tuple(paper), condition=c["label"], **kw)

@@ -6,7 +6,8 @@ References: docs/detectors.md (the crossings and the rho detector); Tian, arXiv:
 Symbols (per run)
     t05, t099   first epoch with test accuracy >= 0.5 / >= 0.99 (None: never); "grokked" = t099 exists
     rho_fire    first epoch with rho_tian >= 0.075
-    lead        t05 - rho_fire
+    rho_from_start  rho_tian >= 0.075 at its first logged row: the fire dates no onset (docs/detectors.md §10)
+    lead        t05 - rho_fire; None where rho_from_start (undefined)
     fit         final train accuracy >= FIT_ACC (the run memorised its training set)
     status      ok | collapsed (final train accuracy <= 2/M and train loss >= 0.98 (1 - 1/M): the outputs no
                 longer depend on the input) | diverged (the loss became non-finite; the run stopped)
@@ -18,7 +19,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from tianref.analysis import detectors as det
+from tianref.analysis import detectors as det, event_flags as ef
 from tianref.experiments.reproduce.cells import fnum, med
 
 FIT_ACC = 0.99
@@ -32,6 +33,8 @@ def run_stats(rec, diverged: bool = False, p_crit=None) -> dict:
     M = int(cfg["M"])
     t05, t099 = det.test_crossings(rec.col("test_acc"))
     rho = det.rho_fire(rec.col("rho_tian")) if rec.has("rho_tian") else math.nan
+    started = "rho_fire" in ef.from_start({"rho_fire": rho}, ef.first_rows(rho=rec.col("rho_tian"))) \
+        if rec.has("rho_tian") else False
     last = {k: fnum(rec.col(k)[-1]) if rec.n_epochs else None for k in FINAL_KEYS}
     status = "ok"
     if diverged or (last["train_loss"] is None and rec.n_epochs):
@@ -43,13 +46,21 @@ def run_stats(rec, diverged: bool = False, p_crit=None) -> dict:
     out = {"run": rec.path.name, "M": M, "n_train": int(cfg["n_train"]), "p": float(p), "seed": int(cfg["seed"]),
            "optimizer": cfg.get("optimizer", "adam"), "top_layer": cfg.get("top_layer", "trained"),
            "loss": cfg.get("loss", "tian"), "epochs": int(cfg["epochs"]), "rows": rec.n_rows,
-           "t05": fnum(t05), "t099": fnum(t099), "rho_fire": fnum(rho), "lead": fnum(t05 - rho),
+           "t05": fnum(t05), "t099": fnum(t099), "rho_fire": fnum(rho), "rho_from_start": started,
+           "lead": None if started else fnum(t05 - rho),
            "grokked": bool(math.isfinite(t099)), "fit": bool(last["train_acc"] is not None
                                                              and last["train_acc"] >= FIT_ACC),
            "status": status, "final": last}
     if p_crit is not None:
         out["c"] = round(float(p) / p_crit(M), 4)
     return out
+
+
+def lead_defined(s: dict) -> bool:
+    """A run's lead exists and its rho fire was not at row 0 (a stored run without rho_from_start is
+    judged by its fire epoch: rho_tian is logged from row 0)."""
+    started = s.get("rho_from_start", s.get("rho_fire") == ef.stored_first_rows({})["rho_fire"])
+    return s.get("lead") is not None and not started
 
 
 def diverged_runs(records, section_dir) -> set:

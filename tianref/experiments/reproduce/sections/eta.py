@@ -15,7 +15,7 @@ import dataclasses
 
 import numpy as np
 
-from tianref.analysis import diagnostics as dg
+from tianref.analysis import diagnostics as dg, event_flags as ef
 from tianref.analysis.summarize import fmt, run_values
 import tianref.experiments.reproduce.measures as ms
 from tianref.experiments.reproduce.figures import run_figures
@@ -151,8 +151,9 @@ class Eta(Section):
                 L.add(f"{e}: runs", f"{T5['n']} runs", "missing", "info", None, source=src("T5"))
                 continue
             grok = [r for r in c["runs"] if r["t05"] is not None and r["t099"] is not None]
-            for r in grok:
-                if r["rho_fire"] is not None:
+            o = s["options"]
+            for r in grok:                       # a ρ fire from row 0 dates no onset: no lead, no point
+                if r["rho_fire"] is not None and "lead_rho" not in ef.run_flags(r, o)["undefined"]:
                     reg_x.append(r["t05"])
                     reg_y.append(r["rho_fire"])
             L.add(f"{e}: groks (t0.5 and t0.99 reached), n/N", f"{p['n_grok']}/{T5['n']}", f"{len(grok)}/{c['n']}",
@@ -163,7 +164,7 @@ class Eta(Section):
                 L.count(f"{e}: ρ fire, fired/n", c, "rho_fire", (2, 5), source=src("T5 text", [7]),
                         note="the table says '1 of 5 barely'")
             L.value(f"{e}: t(test ≥ 0.5)", c, "t05", p["test_0.5"], source=src("T5"))
-            lead = c["stats"].get("lead_rho_of_medians")
+            lead = ef.lead_of_medians(c, o)
             L.add(f"{e}: lead, median t0.5 − median t_ρ", fmt(p["lead"]), fmt(lead), "info", lead,
                   condition=c["label"], source=src("T5"))
             if lead is not None and p["lead"] is not None:

@@ -19,7 +19,7 @@ from pathlib import Path
 from tianref.experiments import protocols, protocols_tian as pt
 from tianref.experiments.reproduce.cells import claims_block, fmt, med, report_head
 from tianref.experiments.reproduce.claims import Source, judged
-from tianref.experiments.reproduce.runstats import boundary, diverged_runs, run_stats
+from tianref.experiments.reproduce.runstats import boundary, diverged_runs, lead_defined, run_stats
 from tianref.experiments.reproduce.section import Section
 
 THEOREM4 = Source("slides", "Theorem 4", quote="If %train = n/M² ≳ log M / M, then the local maxima stay.")
@@ -36,7 +36,9 @@ def cell_table(stats) -> list:
         g = [s for s in runs if s["grokked"]]
         out.append({"M": M, "p": p, "n": len(runs), "n_grok": len(g), "p_over_pcrit": p / pt.p_crit(M),
                     "t099_med": med([s["t099"] for s in g]), "rho_fire_med": med([s["rho_fire"] for s in runs]),
-                    "lead_med": med([s["lead"] for s in g]),
+                    "lead_med": med([s["lead"] for s in g if lead_defined(s)]),
+                    "n_lead_undefined": sum(not lead_defined(s) for s in g if s["lead"] is not None
+                                            or s.get("rho_from_start")),
                     "n_rho_fired": sum(s["rho_fire"] is not None for s in runs),
                     "n_collapsed": sum(s["status"] == "collapsed" for s in runs),
                     "n_diverged": sum(s["status"] == "diverged" for s in runs)})
@@ -110,16 +112,23 @@ class Scaling(Section):
         L = report_head(doc, self.title) + claims_block(self.claims(doc, published))
         L += ["| M | p | p/p_crit | grok ours | grok T6 | t0.99 ours | t0.99 T6 | ρ fire ours | ρ fire T6 "
               "| lead ours | lead T6 | collapsed | diverged |", "|" + "---|" * 13]
-        for r in d["table"]:
+        table = cell_table(d["per_run"])                  # leads by the current rule, also for a stored doc
+        undefined = False
+        for r, rt in zip(d["table"], table):
             p = paper.get((r["M"], r["p"]), {})
+            lead = fmt(rt["lead_med"]) + (" ‡" if rt["n_lead_undefined"] else "")
+            undefined |= bool(rt["n_lead_undefined"])
             L.append(f"| {r['M']} | {r['p']} | {r['p_over_pcrit']:.2f} | {r['n_grok']}/{r['n']} | "
                      f"{p.get('n_grok', '—')}/{T6_SEEDS} | {fmt(r['t099_med'])} | {fmt(p.get('t099'))} | "
-                     f"{fmt(r['rho_fire_med'])} | {fmt(p.get('rho_fire'))} | {fmt(r['lead_med'])} | "
+                     f"{fmt(r['rho_fire_med'])} | {fmt(p.get('rho_fire'))} | {lead} | "
                      f"{fmt(p.get('lead'))} | {r['n_collapsed']} | {r['n_diverged']} |")
         L += ["", "T6 is the M × p table of the paper's repository notes (tian_eigengap/findings.md), not of the "
               "paper's text. t0.99 and lead are medians over the runs that grokked; ρ fire over all runs; lead = "
               "t(test ≥ 0.5) − ρ fire. A run is *collapsed* when at its last row train accuracy ≤ 2/M and the train "
-              "loss ≥ 0.98 (1 − 1/M) (constant outputs), *diverged* when its loss became non-finite.", "",
+              "loss ≥ 0.98 (1 − 1/M) (constant outputs), *diverged* when its loss became non-finite."
+              + (" ‡ in some grokking runs of the cell ρ_tian ≥ 0.075 from row 0: the ρ fire dates no onset, so "
+                 "their lead is undefined and left out of the median ('—' when no run has one)." if undefined else ""),
+              "",
               "Figures: " + ", ".join(f"`figures/{f}`" for f in doc.get("figures", [])), ""]
         return "\n".join(L) + "\n"
 

@@ -1,0 +1,91 @@
+"""Duplicate run folders (the same run copied or run twice) are counted once by summarize and plot, with
+one warning line on stderr naming the folders; every per-run row names its folder.
+
+The answer is known independently: the tree with a copy must summarise exactly as the tree without it.
+"""
+import json
+import shutil
+
+from click.testing import CliRunner
+
+from tianref.analysis import plots
+from tianref.analysis.records import read_tree
+from tianref.analysis.summarize import summarize, to_json, to_markdown
+from tianref.cli.analysis import plot_cmd, summarize_cmd
+
+from test_summarize import BASE_CONFIG, known_columns, write_run
+
+
+def _identity(d, fingerprint, init="seed"):
+    p = d / "config.json"
+    meta = json.loads(p.read_text())
+    meta["identity"] = {"scheme": 1, "fingerprint": fingerprint, "init": init, "split": "s"}
+    p.write_text(json.dumps(meta))
+
+
+def _tree(root):
+    for grok, eta, name in ((True, 2e-4, "eta0.0002"), (False, 0.0, "eta0")):
+        for s in range(3):
+            d = write_run(root / "sweep" / f"{name}_seed{s}", dict(BASE_CONFIG, eta=eta, seed=s),
+                          known_columns(s, grok))
+            _identity(d, f"F-{eta}-{s}")
+    return root
+
+
+def _stats(summary):
+    """The per-condition counts and statistics (through strict JSON: NaN becomes null, comparable)."""
+    return json.loads(to_json([(c["label"], c["n"], c["seeds"], c["stats"]) for c in summary["conditions"]]))
+
+
+def test_a_copied_run_counts_once_and_is_named(tmp_path):
+    clean = _tree(tmp_path / "clean")
+    dup = _tree(tmp_path / "dup")
+    shutil.copytree(dup / "sweep" / "eta0.0002_seed1", dup / "again" / "seed1_copy")
+    s_clean, s_dup = summarize(read_tree(clean), root=clean), summarize(read_tree(dup), root=dup)
+    assert _stats(s_dup) == _stats(s_clean)                     # n = 3 and the same statistics
+    assert s_dup["n_runs"] == 6
+    assert s_dup["duplicates"] == [{"kept": "again/seed1_copy", "dropped": ["sweep/eta0.0002_seed1"],
+                                    "match": "fingerprint"}]
+    folders = [r["folder"] for c in s_dup["conditions"] for r in c["runs"]]
+    assert "again/seed1_copy" in folders and "sweep/eta0.0002_seed1" not in folders
+    assert "sweep/eta0_seed2" in folders
+    md = to_markdown(s_dup)
+    assert "| eta=0.0002 | 1 | again/seed1_copy |" in md            # the per-run table names the folder
+    assert "left out: sweep/eta0.0002_seed1 (same fingerprint)" in md
+
+
+def test_same_seed_but_another_init_is_not_a_duplicate(tmp_path):
+    root = tmp_path / "t"
+    for name, init in (("a", "seed"), ("b", "0f" * 32)):          # b was started from --init-from arrays
+        write_run(root / name, dict(BASE_CONFIG), known_columns(0, True))
+        _identity(root / name, f"F-{name}", init)
+    s = summarize(read_tree(root))
+    assert s["conditions"][0]["n"] == 2 and s["duplicates"] == []
+    # without identities (runs stored before them), the same condition and seed is the same run
+    root2 = tmp_path / "old"
+    for name in ("a", "b"):
+        write_run(root2 / name, dict(BASE_CONFIG), known_columns(0, True))
+    s2 = summarize(read_tree(root2))
+    assert s2["conditions"][0]["n"] == 1
+    assert s2["duplicates"] == [{"kept": "a", "dropped": ["b"], "match": "condition and seed"}]
+
+
+def test_cli_warns_once_on_stderr(tmp_path, monkeypatch):
+    root = _tree(tmp_path / "dup")
+    shutil.copytree(root / "sweep" / "eta0_seed0", root / "sweep" / "eta0_seed0_rerun")
+    res = CliRunner().invoke(summarize_cmd, [str(root), "--json", str(tmp_path / "s.json")])
+    assert res.exit_code == 0, res.output
+    warn = [ln for ln in res.stderr.splitlines() if "duplicate" in ln]
+    assert warn == ["summarize: warning: 1 duplicate run folder(s) counted once: sweep/eta0_seed0 = "
+                    "sweep/eta0_seed0_rerun (same fingerprint)"]
+    data = json.loads((tmp_path / "s.json").read_text())
+    assert [c["n"] for c in data["conditions"]] == [3, 3]
+    seen = {}
+
+    def fake_figures(records, *a, **k):
+        seen["records"] = records
+        return {}, []
+    monkeypatch.setattr(plots, "figures_from_runs", fake_figures)
+    res = CliRunner().invoke(plot_cmd, [str(root), "--out", str(tmp_path / "fig")])
+    assert [ln for ln in res.stderr.splitlines() if "duplicate" in ln] == [warn[0].replace("summarize:", "plot:")]
+    assert len(seen["records"]) == 6
