@@ -121,7 +121,7 @@ def test_bad_input(run_dir, args, fragment):
 
 
 def test_missing_run_and_a_run_that_does_not_replay(run_dir, tmp_path):
-    r = CliRunner().invoke(main, ["edge", "--run", str(tmp_path / "nope"), "--epochs", "1"])
+    r = CliRunner().invoke(main, ["edge", "--run", str(tmp_path / "nope"), "--at-epochs", "1"])
     assert r.exit_code == 2 and "no such directory" in r.output
     import shutil
     bad = tmp_path / "bad"
@@ -129,7 +129,7 @@ def test_missing_run_and_a_run_that_does_not_replay(run_dir, tmp_path):
     ck = dict(np.load(bad / "checkpoints" / "epoch_00008.npz"))
     ck["W"] = ck["W"] + 1e-12
     np.savez(bad / "checkpoints" / "epoch_00008.npz", **ck)
-    r = CliRunner().invoke(main, ["edge", "--run", str(bad), "--epochs", "8", "--n-random", "0"])
+    r = CliRunner().invoke(main, ["edge", "--run", str(bad), "--at-epochs", "8", "--n-random", "0"])
     assert r.exit_code == 1 and "differ" in r.output
     # the reproduce section probes without stopping, and records what did not match
     from tianref.analysis.edge_runs import probe_run
@@ -139,7 +139,7 @@ def test_missing_run_and_a_run_that_does_not_replay(run_dir, tmp_path):
     rows[8]["W_edge_g2"] *= 1.001
     (bad / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in rows))
     (bad / "checkpoints" / "epoch_00008.npz").unlink()
-    r = CliRunner().invoke(main, ["edge", "--run", str(bad), "--epochs", "8", "--n-random", "0"])
+    r = CliRunner().invoke(main, ["edge", "--run", str(bad), "--at-epochs", "8", "--n-random", "0"])
     assert r.exit_code == 1 and "split differs from the logged one" in r.output
     recs = probe_run(str(bad), [8], np, spaces=("W",), n_random=0, strict=False)
     assert "split NOT reproduced" in recs[0]["replay_check"]

@@ -88,8 +88,8 @@ def _set_config_text(d, key, text):
 
 COMMANDS = {
     "resume": lambda d: ["train", "--resume", "--out", str(d), "--epochs", "8"],
-    "edge": lambda d: ["edge", "--run", str(d), "--epochs", "3", "--n-random", "1"],
-    "thm6": lambda d: ["thm6", "--run", str(d), "--epochs", "3"],        # no checkpoint at 3: a replay
+    "edge": lambda d: ["edge", "--run", str(d), "--at-epochs", "3", "--n-random", "1"],
+    "thm6": lambda d: ["thm6", "--run", str(d), "--at-epochs", "3"],        # no checkpoint at 3: a replay
 }
 
 
@@ -158,7 +158,7 @@ def test_edge_and_thm6_refuse_a_replay_that_does_not_fit(tmp_path, monkeypatch):
     monkeypatch.setattr(memory, "available_bytes", lambda: 2 ** 10)
     _refused(_cli(COMMANDS["edge"](d)), "GiB available")
     _refused(_cli(COMMANDS["thm6"](d)), "GiB available")
-    _refused(_cli(["thm6", "--run", str(d), "--epochs", "6"]), "Theorem 6 at K = 16")   # a checkpoint, no replay
+    _refused(_cli(["thm6", "--run", str(d), "--at-epochs", "6"]), "Theorem 6 at K = 16")   # a checkpoint, no replay
     assert _snapshot(d) == before
 
 
@@ -230,8 +230,8 @@ def test_thm6_memory_estimate_matches_a_measured_checkpoint(K, n, all_pairs):
 # --- float options: finite, at parse time ------------------------------------------------------------
 
 @pytest.mark.parametrize("args, fragment", [
-    (["edge", "--run", "RUN", "--epochs", "3", "--eps-rel", "nan"], "--eps-rel must be a finite number > 0"),
-    (["edge", "--run", "RUN", "--epochs", "3", "--eps-rel", "inf"], "--eps-rel must be a finite number > 0"),
+    (["edge", "--run", "RUN", "--at-epochs", "3", "--eps-rel", "nan"], "--eps-rel must be a finite number > 0"),
+    (["edge", "--run", "RUN", "--at-epochs", "3", "--eps-rel", "inf"], "--eps-rel must be a finite number > 0"),
     (["thm6", "--run", "RUN", "--eta", "nan"], "--eta must be a finite number >= 0"),
     (["thm6", "--run", "RUN", "--eta", "inf"], "--eta must be a finite number >= 0"),
     (["summarize", "RUN", "--cls-eps", "nan"], "--cls-eps must be a finite number > 0"),

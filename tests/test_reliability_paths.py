@@ -231,7 +231,7 @@ def test_plot_out_below_a_file_refused_before_computing(run_dir, afile, monkeypa
 def test_edge_plot_below_a_file_refused_before_computing(run_dir, afile, monkeypatch, opt):
     monkeypatch.setattr("tianref.analysis.edge_runs.load_run", _never("edge"))
     monkeypatch.setattr("tianref.analysis.edge_runs.probe_run", _never("edge"))
-    _refused(_cli(["edge", "--run", run_dir, "--epochs", "3", "--n-random", "0", opt, afile / "x.png"]),
+    _refused(_cli(["edge", "--run", run_dir, "--at-epochs", "3", "--n-random", "0", opt, afile / "x.png"]),
              "is not a directory")
 
 
@@ -360,11 +360,11 @@ def test_disk_full_message_names_the_path(run_dir, tmp_path, disk_full_at, write
         "summary-json": (["summarize", run_dir, "--json", o / "s.json"], o / "s.json"),
         "summary-md": (["summarize", run_dir, "--md", o / "s.md"], o / "s.md"),
         "plot": (["plot", run_dir, "--out", o, "--figure", "headline", "--act", "sqr"], o / "headline.png"),
-        "edge-plot": (["edge", "--run", run_dir, "--epochs", "3", "--n-random", "0", "--plot", o / "e.png"],
+        "edge-plot": (["edge", "--run", run_dir, "--at-epochs", "3", "--n-random", "0", "--plot", o / "e.png"],
                       o / "e.png"),
-        "edge-json": (["edge", "--run", run_dir, "--epochs", "3", "--n-random", "0", "--json", o / "e.json"],
+        "edge-json": (["edge", "--run", run_dir, "--at-epochs", "3", "--n-random", "0", "--json", o / "e.json"],
                       o / "e.json"),
-        "thm6-plot": (["thm6", "--run", run_dir, "--epochs", "3", "--plot", o / "t.png"], o / "t.png"),
+        "thm6-plot": (["thm6", "--run", run_dir, "--at-epochs", "3", "--plot", o / "t.png"], o / "t.png"),
         "slurm": (["sweep", tmp_path / "root", *TINY_SWEEP, "--slurm", o / "job.sh"], o / "job.sh"),
     }[writer]
     disk_full_at(target.name)
@@ -390,9 +390,9 @@ def test_every_figure_follows_the_umask(run_dir, tmp_path, umask, want):
     old = os.umask(umask)
     try:
         for args in (["plot", run_dir, "--out", o / "figs", "--figure", "headline"],
-                     ["edge", "--run", run_dir, "--epochs", "3", "--n-random", "0", "--plot", o / "e.png",
+                     ["edge", "--run", run_dir, "--at-epochs", "3", "--n-random", "0", "--plot", o / "e.png",
                       "--json", o / "e.json"],
-                     ["thm6", "--run", run_dir, "--epochs", "3", "--plot", o / "t.png", "--json", o / "t.json"],
+                     ["thm6", "--run", run_dir, "--at-epochs", "3", "--plot", o / "t.png", "--json", o / "t.json"],
                      ["sweep", tmp_path / "root", *TINY_SWEEP, "--slurm", o / "job.sh"]):
             r = _cli(args)
             assert r.exit_code == 0, r.output
