@@ -107,3 +107,51 @@ def test_legend_swatches_axes_and_epoch_range_match_what_is_drawn(tree):
     labels = [t.get_text() for t in leg.get_texts()]
     assert max(map(len, labels)) > 45
     assert leg._loc in (8,) or "lower" in str(getattr(leg, "_outside_loc", ""))   # below the axes
+
+
+def _legend_of(labels):
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+    from tianref.analysis.plots import _legend
+    fig = Figure(layout="constrained")
+    fig.subplots()
+    _legend(fig, [Line2D([], [], label=lab) for lab in labels], [])
+    return fig.legends[0]
+
+
+def test_legend_goes_below_past_45_characters_in_two_columns_past_four_entries():
+    """Matplotlib codes 'outside right center' as loc 7 and 'outside lower center' as loc 8."""
+    assert _legend_of(["x" * 45])._loc == 7                    # at the limit: still beside the axes
+    assert _legend_of(["x" * 46])._loc == 8
+    assert _legend_of(["x" * 46] * 4)._ncols == 1
+    assert _legend_of(["x" * 46] * 5)._ncols == 2
+
+
+def test_activation_rows_share_one_y_range_across_columns(tree):
+    figs, _ = figures_from_runs(read_tree(tree), which=("activation",))
+    axes = np.array(figs["activation"].axes).reshape(-1, 2)   # rows: metrics; columns: x², ReLU
+    assert axes.shape[0] == 3
+    for row in axes:
+        assert len({tuple(ax.get_ylim()) for ax in row}) == 1, [ax.get_ylabel() for ax in row]
+
+
+def _rho_groups(root, with_rho):
+    from tianref.analysis.plots import _labelled
+    from tianref.analysis.summarize import group_conditions
+    for s in range(2):
+        cols = synth_columns(200, True, s)
+        if not with_rho:
+            del cols["rho_tian"]
+        write_run(root / f"r{s}", dict(BASE_CONFIG, seed=s, epochs=200), cols)
+    return _labelled(group_conditions(read_tree(root)))
+
+
+def test_rho_threshold_line_and_swatch_follow_the_threshold_and_the_panel(tmp_path):
+    from tianref.analysis.plots import fig_headline
+    fig = fig_headline(_rho_groups(tmp_path / "rho", True), rho_threshold=0.3)
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert [lab for lab in labels if lab.startswith("ρ_tian")] == ["ρ_tian = 0.3 (in its panel)"]
+    flat = [list(ln.get_ydata()) for ln in fig.axes[1].get_lines() if len(set(ln.get_ydata())) == 1]
+    assert flat == [[0.3, 0.3]]                               # the threshold line, at the given threshold
+    fig = fig_headline(_rho_groups(tmp_path / "norho", False), rho_threshold=0.3)
+    assert not any(t.get_text().startswith("ρ_tian") for t in fig.legends[0].get_texts())

@@ -76,6 +76,7 @@ def test_resume_of_an_intact_run_continues_exactly(run_dir, reference):
 @pytest.mark.parametrize("case, edit, fragment", [
     ("emptied", lambda t: "", "holds no rows"),
     ("truncated", lambda t: "".join(t.splitlines(True)[:2]), "rows 2..3 are missing"),
+    ("last-row-missing", lambda t: "".join(t.splitlines(True)[:3]), "rows 3..3 are missing"),
     ("row-missing-in-the-middle", lambda t: "".join(l for i, l in enumerate(t.splitlines(True)) if i != 1),
      "line 2 holds epoch 2, expected 1"),
     ("row-repeated", lambda t: t.splitlines(True)[0] + t, "line 2 holds epoch 0, expected 1"),
@@ -194,6 +195,7 @@ def test_resume_refuses_an_epoch_out_of_range(run_dir, epoch, fragment):
     ("spec_gram_V", np.zeros((1, 1)), "spec_gram_V has shape (1, 1)"),
     ("rng_state", np.str_("garbage"), "rng_state is not a valid generator state"),
     ("rng_state", np.str_('{"bit_generator": "Nope"}'), "rng_state is not a valid generator state"),
+    ("W", np.zeros((14, 16), np.int64), "W has shape (14, 16) and dtype int64"),   # right shape, wrong kind
     ("W", np.full((14, 16), np.nan, np.float32), "W has non-finite entries"),
     # a NaN Adam moment: accepted, the resumed run would fail a few epochs later with exit 1
     ("adam_m_W", np.full((14, 16), np.nan, np.float32), "adam_m_W has non-finite entries"),

@@ -127,8 +127,33 @@ def _a_config_json_that_is_not_a_run(tmp_path, finished):
     return d, "expected a JSON object with a 'config' object"
 
 
+def _a_checkpoint_backup_in_checkpoints(tmp_path, finished):
+    d = tmp_path / "DIR"
+    shutil.copytree(finished, d)
+    shutil.copy(d / "checkpoints" / "final.npz", d / "checkpoints" / "final.npz.bak")   # starts like one
+    return d, "final.npz.bak, which no run writes"
+
+
+def _a_folder_named_like_a_checkpoint(tmp_path, finished):
+    d = tmp_path / "DIR"
+    shutil.copytree(finished, d)
+    (d / "checkpoints" / "epoch_00099.npz").mkdir()
+    (d / "checkpoints" / "epoch_00099.npz" / "notes.txt").write_text("mine\n")
+    return d, "epoch_00099.npz, which no run writes"
+
+
+def _checkpoints_as_a_link_to_another_folder(tmp_path, finished):
+    d = tmp_path / "DIR"
+    shutil.copytree(finished, d)
+    shutil.move(str(d / "checkpoints"), str(tmp_path / "elsewhere"))
+    (d / "checkpoints").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    return d, "checkpoints, which no run writes"
+
+
 @pytest.mark.parametrize("make", [_notes_and_a_run_below, _a_run_plus_a_foreign_file,
-                                  _a_foreign_file_in_checkpoints, _a_config_json_that_is_not_a_run],
+                                  _a_foreign_file_in_checkpoints, _a_config_json_that_is_not_a_run,
+                                  _a_checkpoint_backup_in_checkpoints, _a_folder_named_like_a_checkpoint,
+                                  _checkpoints_as_a_link_to_another_folder],
                          ids=lambda f: f.__name__.strip("_"))
 def test_overwrite_refuses_folder_that_is_not_a_run(tmp_path, finished, make):
     d, fragment = make(tmp_path, finished)
@@ -170,6 +195,94 @@ def test_second_writer_on_a_locked_folder_that_is_not_a_run_names_holder_pid(tmp
     assert (d / "notes.txt").read_text() == "x"
 
 
+def _hold_lock_without_pid(d: Path):
+    """A writer that holds OUT/.lock but has not written its pid yet (the moment after flock)."""
+    import fcntl
+    fd = os.open(d / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return fd
+
+
+@pytest.mark.parametrize("mode", [[], ["--overwrite"]], ids=["plain", "overwrite"])
+def test_second_writer_on_a_locked_folder_without_a_pid_is_told_it_is_in_use(run_dir, mode):
+    """The holder is unknown (an empty lock file): 'in use by another process', not 'not empty' or a
+    refusal of the folder, and no made-up pid."""
+    fd = _hold_lock_without_pid(run_dir)
+    try:
+        before = _snapshot(run_dir.parent)
+        line = _refused(_cli(["train", *SMALL, *mode, "--out", run_dir]), "is in use by another process")
+        assert _snapshot(run_dir.parent) == before
+    finally:
+        os.close(fd)
+    assert "unknown" not in line
+
+
+def test_a_stale_longer_pid_in_the_lock_file_is_replaced_whole(run_dir):
+    """kill -9 leaves the old holder's pid in OUT/.lock; the next holder's pid replaces it entirely, so a
+    second writer is told the live pid (not a mix of both, which reads as no pid at all)."""
+    (run_dir / ".lock").write_text("987654321\n")
+    with RunLock(str(run_dir)):
+        assert (run_dir / ".lock").read_text() == f"{os.getpid()}\n"
+        _refused(_cli(["train", "--resume", "--epochs", "8", "--out", run_dir]), f"in use by process {os.getpid()}")
+
+
+def test_a_start_that_loses_the_race_for_the_folder_it_created_leaves_the_winners_lock(tmp_path, monkeypatch):
+    """OUT did not exist; this start created it, but another writer locked it first (simulated: it takes
+    the lock just before ours). The refusal must not delete the winner's lock file or folder."""
+    from tianref import rundir
+    out = tmp_path / "run"
+    real, held = rundir.RunLock.acquire, []
+
+    def acquire(self):
+        held.append(_hold_lock_without_pid(Path(self.out)))        # the other writer wins the flock
+        return real(self)
+    monkeypatch.setattr(rundir.RunLock, "acquire", acquire)
+    try:
+        _refused(_cli(["train", *SMALL, "--out", out]), "in use by another process")
+        assert (out / ".lock").is_file()
+    finally:
+        for fd in held:
+            os.close(fd)
+
+
+def test_overwrite_checks_the_folder_again_once_it_holds_the_lock(run_dir, monkeypatch):
+    """A file put into OUT after the first check, before the lock is taken (simulated: written just
+    before the flock), is seen by the second check: refused, and the file is not moved or deleted."""
+    from tianref import rundir
+    real = rundir.RunLock.acquire
+
+    def acquire(self):
+        (Path(self.out) / "notes.txt").write_text("written meanwhile\n")
+        return real(self)
+    monkeypatch.setattr(rundir.RunLock, "acquire", acquire)
+    before = _snapshot(run_dir.parent)
+    _refused(_cli(["train", *SMALL, "--seed", "3", "--overwrite", "--out", run_dir]), "notes.txt, which no run writes")
+    before[str(Path(run_dir.name) / "notes.txt")] = b"written meanwhile\n"
+    assert _snapshot(run_dir.parent) == before
+
+
+def test_in_use_names_a_pid_only_when_it_is_one():
+    from tianref.rundir import in_use
+    assert "in use by process 4321 " in str(in_use("o", 4321))
+    for pid in (None, 0, "unknown"):
+        assert "in use by another process " in str(in_use("o", pid)), pid
+
+
+def test_a_folder_holding_checkpoints_only_is_not_empty(tmp_path, finished):
+    """A start without --overwrite into a folder whose checkpoints/ holds a state is refused."""
+    from tianref.rundir import is_empty
+    d = tmp_path / "run"
+    (d / "checkpoints").mkdir(parents=True)
+    (d / "checkpoints" / ".tmp-x").write_bytes(b"half")
+    (d / ".lock").write_text("")
+    assert is_empty(str(d))                              # leftovers only: empty
+    shutil.copy(finished / "checkpoints" / "final.npz", d / "checkpoints" / "final.npz")
+    assert not is_empty(str(d))
+    before = _snapshot(tmp_path)
+    _refused(_cli(["train", *SMALL, "--out", d]), "is not empty")
+    assert _snapshot(tmp_path) == before
+
+
 # --- --resume of a read-only run ------------------------------------------------------------------------
 
 @needs_permissions
@@ -181,6 +294,42 @@ def test_resume_with_read_only_metrics_changes_nothing(run_dir, target):
     with _read_only(p):
         _refused(_cli(["train", "--resume", "--epochs", "8", "--out", run_dir]), "is a read-only")
     assert _snapshot(run_dir) == before              # config.json not rewritten, no row dropped
+
+
+@pytest.mark.parametrize("target", ["metrics.jsonl", "config.json", "checkpoints", "."],
+                         ids=["metrics", "config", "checkpoints", "out"])
+def test_resume_with_a_path_denied_to_writers_changes_nothing_and_unlocks(run_dir, target, monkeypatch):
+    """The read-only case above, for any user (root included): os.access denies write access to one
+    path, as the kernel would for a read-only file or folder. The refusal names it, changes nothing and
+    releases the lock (a later start in this process is not told the folder is in use)."""
+    from tianref import rundir
+    deny = os.path.normpath(run_dir / target)
+    real = os.access
+
+    def access(path, mode, *a, **k):
+        if os.path.normpath(path) == deny and mode & os.W_OK:
+            return False
+        return real(path, mode, *a, **k)
+    monkeypatch.setattr(rundir.os, "access", access)
+    before = _snapshot(run_dir)
+    line = _refused(_cli(["train", "--resume", "--epochs", "8", "--out", run_dir]), "is a read-only")
+    assert f"--resume: {deny} is a read-only" in line.replace(f"{run_dir}{os.sep}.", str(run_dir))
+    assert _snapshot(run_dir) == before
+    assert rundir.lock_holder(str(run_dir)) is None
+
+
+def test_output_file_checks(tmp_path):
+    """check_output_file: a folder is refused; a missing folder is created by a writer that makes its
+    parents, and refused (naming it) for one that does not."""
+    from tianref.errors import InputError
+    from tianref.rundir import check_output_file
+    with pytest.raises(InputError, match="is a directory"):
+        check_output_file(tmp_path, "--plot")
+    new = tmp_path / "new" / "deeper" / "e.png"
+    assert check_output_file(new, "--plot") == str(new)
+    with pytest.raises(InputError, match="directory .*new/deeper does not exist"):
+        check_output_file(new, "--json", make_parents=False)
+    assert not (tmp_path / "new").exists()                     # a check creates nothing
 
 
 # --- output paths checked before computing ---------------------------------------------------------------

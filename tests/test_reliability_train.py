@@ -186,6 +186,45 @@ def test_disk_full_during_a_metrics_row_leaves_no_torn_row(tmp_path, monkeypatch
     assert [row["epoch"] for row in _rows(out)] == [0, 1, 2]
 
 
+def test_a_short_write_of_a_row_is_continued_not_torn(tmp_path, monkeypatch):
+    """write(2) may store fewer bytes than asked without an error (here 7 at a time): the row is
+    completed by further writes, so every row is whole."""
+    out = tmp_path / "run"
+    real = os.write
+    monkeypatch.setattr(runs, "_os_write", lambda fd, data: real(fd, bytes(data[:7])))
+    r = _train(SMALL + ["--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert [row["epoch"] for row in _rows(out)] == list(range(7))
+
+
+def test_every_row_is_synced_before_the_next_is_written(tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    events, write, sync = [], runs._os_write, runs._sync
+    monkeypatch.setattr(runs, "_os_write", lambda fd, data: (events.append("write"), write(fd, data))[1])
+    monkeypatch.setattr(runs, "_sync", lambda fd: (events.append("sync"), sync(fd))[1])
+    assert _train(SMALL + ["--out", str(out)]).exit_code == 0
+    assert events == ["write", "sync"] * 7                 # rows 0..6, each one write then one sync
+
+
+def test_without_kept_resume_state_only_the_final_checkpoint_drops_it(tmp_path):
+    """--no-resume-state: a checkpoint before the end (a named epoch, a stop signal) still writes
+    resume.npz with the rolling buffer, so the run can be continued; the final one removes it. Named
+    and final checkpoints leave the buffer out."""
+    w = runs.RunWriter(str(tmp_path), keep_resume_state=False)
+    arrays = lambda full: {"W": np.zeros(2), "spec_buf_W": np.ones(3)}
+    try:
+        w.row({"epoch": 0})
+        w.checkpoint(arrays, 0, named=True, final=False)
+        resume = tmp_path / "checkpoints" / "resume.npz"
+        assert set(np.load(resume).files) == {"W", "spec_buf_W"}
+        assert set(np.load(tmp_path / "checkpoints" / "epoch_00000.npz").files) == {"W"}
+        w.row({"epoch": 1})
+        w.checkpoint(arrays, 1, named=False, final=True)
+        assert not resume.exists() and (tmp_path / "checkpoints" / "final.npz").is_file()
+    finally:
+        w.close()
+
+
 def test_failed_config_write_leaves_a_folder_the_retry_accepts(tmp_path, monkeypatch):
     out = tmp_path / "run"
 

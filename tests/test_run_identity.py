@@ -313,3 +313,145 @@ def test_sweep_refuses_a_folder_that_is_not_a_run_before_starting(tmp_path, plan
     snap = _snapshot(root)
     _refused(_cli(["sweep", str(root)] + SWEEP + (["--plan"] if plan else [])), str(d), "not empty")
     assert _snapshot(root) == snap
+
+
+# --- the identity checks one by one (each test fails when its check is dropped or weakened) ----------
+
+def _init_digest_by_hand(path) -> str:
+    """The documented init digest: key name, dtype, shape and bytes of W, V, train_idx, test_idx."""
+    z = np.load(path)
+    h = hashlib.sha256()
+    for k in ("W", "V", "train_idx", "test_idx"):
+        a = np.ascontiguousarray(z[k])
+        h.update(k.encode() + f"{a.dtype.str}{a.shape}".encode() + a.tobytes())
+    return h.hexdigest()
+
+
+def test_init_from_run_records_the_digest_of_every_init_array(base, tmp_path):
+    init = base / "plain" / "checkpoints" / "final.npz"          # W, V and the split, test_idx included
+    d = tmp_path / "i"
+    r = _cli(["train"] + T + ["--init-from", str(init), "--out", str(d)])
+    assert r.exit_code == 0, r.output
+    meta = json.loads((d / "config.json").read_text())
+    assert meta["identity"]["init"] == _init_digest_by_hand(init)
+    cfg = {k: v for k, v in meta["config"].items() if k not in ("epochs", "checkpoint_epochs")}
+    text = json.dumps({"config": cfg, "init": _init_digest_by_hand(init)}, sort_keys=True, separators=(",", ":"))
+    assert meta["identity"]["fingerprint"] == hashlib.sha256(text.encode()).hexdigest()
+
+
+def test_first_difference_names_a_setting_only_one_side_has():
+    plain = identity.canonical(TrainConfig(M=13, K=64, epochs=20))
+    sched = identity.canonical(TrainConfig(M=13, K=64, epochs=20, eta_schedule=((0, 2e-4), (5, 0.0))))
+    assert "eta_schedule" not in plain                              # to_dict leaves an empty schedule out
+    assert identity.first_difference(plain, sched) == ("eta_schedule", "absent", repr(sched["eta_schedule"]))
+    assert identity.first_difference(sched, plain) == ("eta_schedule", repr(sched["eta_schedule"]), "absent")
+    assert identity.first_difference(plain, dict(plain)) is None
+
+
+def test_resume_refuses_a_state_whose_fingerprint_is_another_runs(base, tmp_path):
+    """Same config, split and rows: only the state's fingerprint differs (an --init-from run's state)."""
+    d = _copy(base, "plain", tmp_path)
+    _edit_npz(d / "checkpoints" / "resume.npz", fingerprint=np.str_("0" * 64))
+    snap = _snapshot(d)
+    _refused(_resume(d), "resume.npz belongs to another run")
+    assert _snapshot(d) == snap
+
+
+@pytest.mark.parametrize("drop", [("fingerprint", "rows_digest"), ("rows_digest",), ("fingerprint",)],
+                         ids=["both", "rows_digest", "fingerprint"])
+def test_resume_refuses_a_state_written_without_its_identity(base, tmp_path, drop):
+    d = _copy(base, "plain", tmp_path)
+    p = d / "checkpoints" / "resume.npz"
+    a = dict(np.load(p))
+    np.savez(p, **{k: v for k, v in a.items() if k not in drop})
+    snap = _snapshot(d)
+    _refused(_resume(d), "resume.npz carries no run fingerprint")
+    assert _snapshot(d) == snap
+
+
+def test_resume_refuses_an_identity_block_whose_split_is_not_a_string(base, tmp_path):
+    d = _copy(base, "plain", tmp_path)
+    meta = json.loads((d / "config.json").read_text())
+    meta["identity"]["split"] = 12345
+    (d / "config.json").write_text(json.dumps(meta))
+    snap = _snapshot(d)
+    _refused(_resume(d), "its 'identity' is not a {fingerprint, init, split} object of strings")
+    assert _snapshot(d) == snap
+
+
+def test_resume_refuses_another_runs_rows_even_when_a_torn_line_is_dropped(base, tmp_path):
+    """The digest check also runs when rows past the state (here a torn last line) are dropped."""
+    d = _copy(base, "plain", tmp_path)
+    (d / "metrics.jsonl").write_bytes((base / "s1" / "metrics.jsonl").read_bytes() + b'{"epoch": 21, "tr')
+    snap = _snapshot(d)
+    _refused(_resume(d), "metrics.jsonl", "digest")
+    assert _snapshot(d) == snap
+
+
+def test_resume_of_a_finished_run_at_its_own_epochs_changes_no_row(base, tmp_path):
+    """r = E is inside [0, E]: accepted, nothing recomputed; config.json records the resume."""
+    d = _copy(base, "plain", tmp_path)
+    before = {k: v for k, v in _snapshot(d).items() if k != "config.json"}
+    r = _resume(d, epochs=20)
+    assert r.exit_code == 0, r.output
+    assert {k: v for k, v in _snapshot(d).items() if k != "config.json"} == before
+    assert [x["from_epoch"] for x in json.loads((d / "config.json").read_text())["resumed"]] == [20]
+
+
+def test_every_resume_is_appended_to_the_history_in_config_json(base, tmp_path):
+    d = _copy(base, "plain", tmp_path)
+    assert _resume(d, epochs=22).exit_code == 0
+    assert _resume(d, epochs=24).exit_code == 0
+    resumed = json.loads((d / "config.json").read_text())["resumed"]
+    assert [x["from_epoch"] for x in resumed] == [20, 22]
+
+
+def test_resume_validates_the_changed_settings_before_writing(base, tmp_path):
+    d = _copy(base, "plain", tmp_path)
+    snap = _snapshot(d)
+    _refused(_cli(["train", "--out", str(d), "--resume", "--epochs", "25", "--checkpoint-epochs", "40"]),
+             "checkpoint epoch 40 is outside [0, --epochs = 25]")
+    assert _snapshot(d) == snap
+
+
+@pytest.mark.parametrize("old", [False, True], ids=["with-identity", "written-before-identities"])
+def test_sweep_refuses_an_init_from_run_with_the_same_settings(base, tmp_path, old):
+    """Same settings, but the split and weights come from a file: not the job's run, recorded or recomputed."""
+    root = tmp_path / "sw"
+    d = _sweep_folder(root)
+    init = base / "plain" / "checkpoints" / "final.npz"
+    r = _cli(["train"] + T + ["--init-from", str(init), "--out", str(d)])
+    assert r.exit_code == 0, r.output
+    if old:                                                        # strip the identity, as an old run
+        meta = json.loads((d / "config.json").read_text())
+        del meta["identity"]
+        (d / "config.json").write_text(json.dumps(meta))
+        for p in (d / "checkpoints").glob("*.npz"):
+            a = dict(np.load(p))
+            np.savez(p, **{k: v for k, v in a.items() if k not in ("fingerprint", "rows_digest")})
+    snap = _snapshot(root)
+    _refused(_cli(["sweep", str(root)] + SWEEP + ["--plan"]), str(d), "another source")
+    assert _snapshot(root) == snap
+
+
+def test_sweep_refuses_a_done_folder_whose_final_state_and_log_are_another_runs(base, tmp_path):
+    """config.json is the job's, but final.npz and metrics.jsonl (consistent with each other) are seed 1's."""
+    root = tmp_path / "sw"
+    assert _cli(["sweep", str(root)] + SWEEP).exit_code == 0
+    d = _sweep_folder(root)
+    for name in ("metrics.jsonl", "checkpoints/final.npz"):
+        shutil.copy(base / "s1" / name, d / name)
+    snap = _snapshot(root)
+    _refused(_cli(["sweep", str(root)] + SWEEP + ["--plan"]), str(d), "final.npz belongs to another run")
+    assert _snapshot(root) == snap
+
+
+def test_a_job_with_an_init_from_file_counts_its_own_run_as_done(base, tmp_path):
+    from tianref.experiments import jobs as jobs_mod
+    init = base / "plain" / "checkpoints" / "final.npz"
+    (job,) = jobs_mod.make_jobs(tmp_path / "sw", [{"M": 13}], (0,), 6,
+                                {"K": 64, "windows": "5", "init_from": str(init)})
+    argv = jobs_mod.train_argv(job, state="fresh")
+    r = _cli(argv[argv.index("train"):])
+    assert r.exit_code == 0, r.output
+    assert jobs_mod.job_state(job) == "done"

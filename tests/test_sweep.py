@@ -79,6 +79,16 @@ def test_states_done_fresh_resumable_and_mismatch(tmp_path):
         sweep.job_state(other)
 
 
+def test_a_resume_state_without_config_json_is_not_resumable(tmp_path):
+    """--resume needs config.json: a folder holding only checkpoints/resume.npz is not resumed, and as it
+    is no run, --overwrite would refuse it too, so the sweep refuses it before anything starts."""
+    (job,) = sweep.make_jobs(tmp_path, [{"eta": 0.0}], (0,), 400, COMMON)
+    (job.out / "checkpoints").mkdir(parents=True)
+    (job.out / "checkpoints" / "resume.npz").write_bytes(b"")
+    with pytest.raises(InputError, match="holds no run of this sweep"):
+        sweep.job_state(job)
+
+
 def test_a_ridge_run_stored_before_ridge_eval_is_not_taken_for_a_held_one(tmp_path):
     """A ridge config.json without ridge_eval logged 'current'; a job asking for the ridge top layer without
     the option means 'held' (the default), so the directory is refused, never counted as done."""
