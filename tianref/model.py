@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 
-from tianref.backend import special
+from tianref.backend import special, xp_name
 
 ACTIVATIONS = ("sqr", "relu", "silu", "relusqr", "gelu")
 _SQRT2 = math.sqrt(2.0)
@@ -89,12 +89,23 @@ def forward(xp, params, batch, act: str, beta: float = 1.0):
 def segment_sum(xp, R, seg):
     """Rows of R summed by segment: out[s] = sum_{i in seg[s]} R[i].   R (n, K), seg (S, c) -> (S, K)."""
     Rp = xp.concatenate([R, xp.zeros((1, R.shape[1]), dtype=R.dtype)], axis=0)   # (n+1, K): row n is the pad
-    return segment_sum_padded(Rp, seg)
+    return segment_sum_padded(xp, Rp, seg)
 
 
-def segment_sum_padded(Rp, seg):
-    """As segment_sum, for Rp (n+1, K) whose last row is already zero (the pad)."""
-    return Rp[seg].sum(axis=1)                                                   # (S, K)
+def segment_sum_padded(xp, Rp, seg):
+    """As segment_sum, for Rp (n+1, K) whose last row is already zero (the pad).
+
+    On the host: c gathers of (S, K) rows added in slot order into one accumulator that stays in cache,
+    out = R[seg[:, 0]] + R[seg[:, 1]] + ...; that is the order NumPy's sum over axis 1 of the gathered
+    (S, c, K) array takes, so the bits are the same, without the c-times larger temporary (about 4x
+    faster at the paper's size). On a device: that one gather and one reduction (two kernels, not 2c;
+    the summation order is the device's)."""
+    if xp_name(xp) != "numpy":
+        return Rp[seg].sum(axis=1)                                               # (S, c, K) -> (S, K)
+    out = xp.take(Rp, seg[:, 0], axis=0)                                         # (S, K)
+    for j in range(1, seg.shape[1]):
+        out += xp.take(Rp, seg[:, j], axis=0)                                    # slot j of every segment
+    return out
 
 
 def backward(xp, params, batch, cache, dL_dYhat, act: str, beta: float = 1.0):
@@ -110,7 +121,7 @@ def backward(xp, params, batch, cache, dL_dYhat, act: str, beta: float = 1.0):
     G_pad = xp.concatenate([dL_dYhat, xp.zeros((1, M), dtype=dL_dYhat.dtype)], axis=0)  # (n+1, M)
     dL_dH = G_pad @ V.T                                   # (n+1, K) = dL/dYhat V^T = dL/dF (row n: 0)
     dL_dH[:n] *= sigma_prime(xp, H, act)                  # (n, K)   chain rule through sigma (own temporary)
-    dL_dW = xp.concatenate([segment_sum_padded(dL_dH, batch.seg_a),    # (M, K)  rows W[a]
-                            segment_sum_padded(dL_dH, batch.seg_b)],   # (M, K)  rows W[M + b]
+    dL_dW = xp.concatenate([segment_sum_padded(xp, dL_dH, batch.seg_a),    # (M, K)  rows W[a]
+                            segment_sum_padded(xp, dL_dH, batch.seg_b)],   # (M, K)  rows W[M + b]
                            axis=0)                                     # (2M, K) = X^T dL/dH
     return {"W": dL_dW, "V": dL_dV}
