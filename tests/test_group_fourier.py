@@ -153,6 +153,34 @@ def test_planted_units_have_purity_one_and_coverage_counts_components(spec):
     assert int(cov0) == 0 and float(pur0[0]) == 0.0
 
 
+def test_metrics_from_power_equal_their_definitions_on_random_power():
+    """coverage (one bincount of the pure units' k*) and the median (one sort) against a direct construction:
+    the set of k*_j over units with purity >= threshold, and np.median of the purities (both exact)."""
+    rng = np.random.default_rng(5)
+    for n, K in [(1, 7), (3, 8), (5, 64), (9, 511)]:
+        P = rng.random((n, K)) ** 6                                  # skewed: many units above the threshold
+        P[:, 0] = 0.0                                               # an all-zero unit: purity 0
+        P[:, 1] = P[:, 2]                                           # ties in the median
+        for threshold in (0.3, 0.6, 0.9):
+            cov, med, ks, pur = gf.metrics_from_power(np, P, threshold)
+            want_pur = [P[:, j].max() / P[:, j].sum() if P[:, j].sum() > 0 else 0.0 for j in range(K)]
+            np.testing.assert_allclose(pur, want_pur, rtol=1e-15)     # column sums in another order
+            np.testing.assert_array_equal(ks, [int(np.argmax(P[:, j])) + 1 for j in range(K)])
+            assert int(cov) == len({int(ks[j]) for j in range(K) if pur[j] >= threshold})
+            assert float(med) == float(np.median(pur))
+
+
+@pytest.mark.parametrize("K", [1, 2, 5, 512])
+def test_median_equals_numpy_median_with_nan(K):
+    rng = np.random.default_rng(K)
+    x = rng.random(K)
+    assert gf.median(np, x) == np.median(x)
+    x = np.round(x, 1)                                              # ties
+    assert gf.median(np, x) == np.median(x)
+    x[rng.integers(K)] = np.nan                                     # a diverged unit: NaN, as np.median
+    assert np.isnan(gf.median(np, x)) and np.isnan(np.median(x))
+
+
 def test_the_trivial_group_is_refused_by_irrep_metrics():
     from tianref.errors import InputError
     with pytest.raises(InputError, match="no non-trivial irrep"):

@@ -166,7 +166,7 @@ def test_irrep_energy_is_the_label_sum_energy_of_the_normalised_units(tmp_path):
     assert sum(got) == pytest.approx(want, rel=1e-10)               # float64 sums of ~1e2 terms
 
 
-@pytest.mark.parametrize("spec", ["S3", "A4", "Q8xZ3", "Z10", "D5"])
+@pytest.mark.parametrize("spec", ["S3", "S4", "A4", "Q8xZ3", "Z10", "D5"])   # S4: degrees 1, 2, 3 padded to 3
 def test_plancherel_route_equals_the_projector_routes(spec):
     """P and E by matrix irreps equal the projector power and the label-sum energies (another route)."""
     G = groups.parse_group(spec)

@@ -24,8 +24,8 @@ and for sigma = x^2, g = ||w_a||^2 + ||w_b||^2 + 2 (w_a * w_b), so
 Logged every row of a --group run (tianref.group_rows): component_power / metrics_from_power (coverage,
 median purity) and the per-component energies summed over normalised units, by two routes that agree to
 rounding: component_energies (label sums of any sigma on the full table, M^2 K activations) and, for
-sigma = x^2, plancherel_power_energies (matrix irreps; one (2R + 1, M) x (M, 2K) product and K small complex
-products per irrep, which also gives P). The projectors and matrix irreps are built once per run.
+sigma = x^2, plancherel_power_energies (matrix irreps; one (2 n D^2, M) x (M, 2K) product and K small
+complex products per irrep, which also gives P). The projectors and matrix irreps are built once per run.
 
 Z_M with even M: the sign character (-1)^a is a non-trivial real irrep whose component is 1-dim; it is
 a component here (k = M/2, listed last), whereas fourier.frequency_metrics leaves M/2 out. The two
@@ -91,9 +91,19 @@ def metrics_from_power(xp, P, threshold: float = PURITY_THRESHOLD):
     tot = P.sum(axis=0)                                             # (K,)
     purity = P.max(axis=0) / xp.where(tot > 0, tot, 1.0)            # (K,)
     kstar = P.argmax(axis=0) + 1                                    # (K,)
-    pure = purity >= threshold                                      # (K,) inclusive, as fourier.py
-    hit = (kstar[None, :] == xp.arange(1, n + 1)[:, None]) & pure[None, :]   # (n, K)
-    return hit.any(axis=1).sum(), xp.median(purity), kstar, purity
+    pure_kstar = xp.where(purity >= threshold, kstar, 0)            # (K,) k*_j, 0 below (inclusive, as fourier.py)
+    covered = xp.bincount(pure_kstar, minlength=n + 1)[1:] > 0      # (n,) k is the k* of some pure unit
+    return covered.sum(), median(xp, purity), kstar, purity
+
+
+def median(xp, x):
+    """xp.median of a 1-D array x without infinite entries (a purity: in [0, 1] or NaN), the same number by
+    one sort (numpy's median spends ~4x longer at K = 512 in its generic machinery): the mean of the two
+    middle entries of sorted x (one entry twice for odd length), NaN if any entry is NaN (NaN sorts last, and
+    0 * s[-1] is NaN then, 0 otherwise)."""
+    s = xp.sort(x)                                                  # (K,)
+    K = s.shape[0]
+    return (s[(K - 1) // 2] + s[K // 2]) * 0.5 + 0.0 * s[-1]
 
 
 def quotient_index(T) -> np.ndarray:
@@ -127,13 +137,14 @@ def component_energies(xp, W, h2, basis, act: str = "sqr", chunk_elems: int = 1 
 
 
 def plancherel_blocks(dec, T) -> tuple:
-    """Host data of plancherel_power_energies: (Phi (2R + 1, M), idx (2, n, D, D), deg (n,), mult (n,),
-    C (n_comp - 1, n)) over the n non-trivial irreps kept: every one, but one member per complex pair.
-    Phi's rows are Re rho(g)[r, c] (first R), Im rho(g)[r, c] (next R) of their matrix irreps
-    (irreps.matrix_irrep), R = sum of d^2, and a zero row. idx[0][i, r, c] is the row of Re rho_i[r, c] and
-    idx[1] that of Im, for r, c < d_i; entries padded up to D = max d point at the zero row 2R, so the
-    padded D x D matrices multiply as the d x d ones do. mult = 2 for a complex pair's member (it stands for
-    its conjugate, whose norms are the same), else 1; C[k - 1, i] = 1 when irrep i lies in component k."""
+    """Host data of plancherel_power_energies: (Phi (2, n, D, D, M), wP (n_comp - 1, n), wE (n_comp - 1, n))
+    over the n non-trivial irreps kept: every one, but one member per complex pair.
+    Phi[0, i, r, c] = Re rho_i(.)[r, c] and Phi[1, i, r, c] = Im rho_i(.)[r, c] (rows of M values) for the
+    matrix irrep rho_i of degree d_i (irreps.matrix_irrep), r, c < d_i; the entries padded up to D = max d are
+    zero rows, so the padded D x D matrices multiply as the d x d ones do. The weights fold the degree, the
+    multiplicity m_i (2 for a complex pair's member, which stands for its conjugate, whose norms are the
+    same; else 1) and the membership [i in k] of irrep i in component k:
+        wP[k - 1, i] = [i in k] d_i m_i / M,      wE[k - 1, i] = [i in k] 2 d_i m_i."""
     n_comp = len(dec.components) - 1
     seen, kept = set(), []
     for k, irr in enumerate(dec.irreps):
@@ -141,50 +152,40 @@ def plancherel_blocks(dec, T) -> tuple:
             continue
         seen.add(irr.component)
         kept.append((ir.matrix_irrep(T, dec, k), irr))              # (M, d, d) complex unitary
-    R = sum(irr.degree ** 2 for _, irr in kept)
-    D = max(irr.degree for _, irr in kept)
-    idx = np.full((2, len(kept), D, D), 2 * R, dtype=np.int64)      # 2R: the zero row
-    C = np.zeros((n_comp, len(kept)))
-    rows, start = [], 0
+    M, D = dec.order, max(irr.degree for _, irr in kept)
+    Phi = np.zeros((2, len(kept), D, D, M))                         # [Re | Im], irrep, r, c, g
+    wP, wE = np.zeros((n_comp, len(kept))), np.zeros((n_comp, len(kept)))
     for i, (rho, irr) in enumerate(kept):
-        d = irr.degree
-        rows.append(rho.reshape(rho.shape[0], d * d).T)             # (d^2, M)
-        at = start + np.arange(d * d).reshape(d, d)
-        idx[0, i, :d, :d], idx[1, i, :d, :d] = at, R + at
-        C[irr.component - 1, i] = 1.0
-        start += d * d
-    Phi = np.concatenate(rows)                                      # (R, M) complex
-    deg = np.array([irr.degree for _, irr in kept], dtype=np.float64)
-    mult = np.array([2.0 if irr.fs == "complex" else 1.0 for _, irr in kept])
-    return np.concatenate([Phi.real, Phi.imag, np.zeros((1, Phi.shape[1]))]), idx, deg, mult, C
+        d, m = irr.degree, (2.0 if irr.fs == "complex" else 1.0)
+        Phi[0, i, :d, :d], Phi[1, i, :d, :d] = rho.real.transpose(1, 2, 0), rho.imag.transpose(1, 2, 0)
+        wP[irr.component - 1, i] = d * m / M
+        wE[irr.component - 1, i] = 2.0 * d * m
+    return Phi, wP, wE
 
 
 def plancherel_power_energies(xp, W, blocks):
     """(P (n_comp - 1, K), E (n_comp - 1,)) float64 on the device, by Plancherel (docs/groups.md §4), with
     ``blocks`` = plancherel_blocks (every array on the device); A_rho = sum_g w_a(g) rho(g), B_rho likewise:
-        P[k - 1, j] = ||Pi_k w_a||^2 + ||Pi_k w_b||^2 = (1/M) sum_{rho in k} d_rho (||A_rho||_F^2 + ||B_rho||_F^2)
+        P[k - 1, j] = ||Pi_k w_a||^2 + ||Pi_k w_b||^2 = (1/M) sum_{rho in k} m_rho d_rho (||A_rho||_F^2 + ||B_rho||_F^2)
                       (component_power: the same numbers, another route)
-        E[k - 1]    = sum_j 2 sum_{rho in k} d_rho ||A_rho B_rho||_F^2 / ||w_j||^4
+        E[k - 1]    = sum_j 2 sum_{rho in k} m_rho d_rho ||A_rho B_rho||_F^2 / ||w_j||^4
                       (component_energies for sigma = x^2; a zero unit contributes 0)
-    Cost: one (2R + 1, M) x (M, 2K) product (R <= M), one gather, and K (D x D) complex products per irrep;
-    a fixed number of array operations whatever the group."""
-    Phi, idx, deg, mult, C = blocks
-    M, K = W.shape[0] // 2, W.shape[1]
+    Cost: one (2 n D^2, M) x (M, K) product for each of w_a, w_b (n D^2 <= M D), one einsum of the K
+    (D x D) products per irrep; a fixed number of array operations (~15) whatever the group."""
+    Phi, wP, wE = blocks
+    _, n, D, _, M = Phi.shape
+    K = W.shape[1]
     W64 = W.astype(xp.float64)
-    n2 = (W64 * W64).sum(axis=0)                                    # (K,) ||w_j||^2
-    inv4 = xp.where(n2 > 0, 1.0 / xp.where(n2 > 0, n2, 1.0) ** 2, 0.0)   # (K,) 1/||w_j||^4, 0 if zero
-    X = Phi @ xp.concatenate([W64[:M], W64[M:]], axis=1)            # (2R + 1, 2K): [Re; Im; 0] x [w_a | w_b]
-    n, D = idx.shape[1], idx.shape[2]
-    Y = xp.reshape(X[idx], (2, n, D, D, 2, K))                      # [Re | Im], irrep, r, c, [A | B], unit
-    ar, br, ai, bi = Y[0, :, :, :, 0], Y[0, :, :, :, 1], Y[1, :, :, :, 0], Y[1, :, :, :, 1]   # (n, D, D, K)
-    mm = lambda x, y: xp.einsum("nilk,nljk->nijk", x, y)           # K (D x D) products, K last
-    pr = mm(ar, br) - mm(ai, bi)                                    # Re(A B)
-    pi = mm(ar, bi) + mm(ai, br)                                    # Im(A B)
-    f = (pr * pr + pi * pi).sum(axis=(1, 2))                        # (n, K) ||A B||_F^2
-    a2 = (Y * Y).sum(axis=(0, 2, 3, 4))                             # (n, K) ||A||^2 + ||B||^2
-    P = C @ ((deg * mult / M)[:, None] * a2)                        # (n_comp - 1, K)
-    E = C @ (2.0 * deg * mult * (f @ inv4))                         # (n_comp - 1,)
-    return P, E
+    n2 = xp.einsum("gj,gj->j", W64, W64)                            # (K,) ||w_j||^2
+    alive = n2 > 0
+    inv4 = alive / xp.where(alive, n2, 1.0) ** 2                    # (K,) 1/||w_j||^4, 0 for a zero unit
+    X = xp.reshape(xp.reshape(Phi, (-1, M)) @ xp.reshape(W64, (2, M, K)), (2, 2, n, D, D, K))
+    A, B = X[0], X[1]                                               # (2, n, D, D, K) each: [Re | Im], irrep, r, c, unit
+    AB = xp.einsum("snrlj,tnlcj->stnrcj", A, B)                     # (2, 2, n, D, D, K): Re/Im A x Re/Im B
+    re, im = AB[0, 0] - AB[1, 1], AB[0, 1] + AB[1, 0]              # (n, D, D, K) Re(A B), Im(A B)
+    f = xp.einsum("nrcj,nrcj->nj", re, re) + xp.einsum("nrcj,nrcj->nj", im, im)   # (n, K) ||A B||_F^2
+    a2 = xp.einsum("xsnrcj,xsnrcj->nj", X, X)                       # (n, K) ||A||_F^2 + ||B||_F^2
+    return wP @ a2, wE @ (f @ inv4)                                 # (n_comp - 1, K), (n_comp - 1,)
 
 
 # ---------------------------------------------------------------- the energy (host NumPy, checks)
