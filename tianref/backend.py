@@ -133,12 +133,17 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def git_state(root=REPO):
-    """{'commit', 'dirty'} of the source checkout, read-only; None where git is unavailable.
+    """{'commit', 'dirty'} of the source checkout, read-only; None where git is unavailable or
+    ``root`` is not the top of a checkout (an installed copy in site-packages, which may lie inside
+    some other repository whose commit is not this code's).
 
-    Recorded in the provenance of every stored reference file.
+    Recorded in config.json and in the provenance of every stored reference file.
     """
     try:
         kw = {"cwd": root, "capture_output": True, "text": True, "timeout": 10, "check": False}
+        top = subprocess.run(["git", "rev-parse", "--show-toplevel"], **kw)
+        if top.returncode or Path(top.stdout.strip()).resolve() != Path(root).resolve():
+            return None
         head = subprocess.run(["git", "rev-parse", "HEAD"], **kw)
         st = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], **kw)
         if head.returncode or st.returncode:
