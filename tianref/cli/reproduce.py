@@ -64,9 +64,11 @@ def reproduce_cmd(section_text, root, scale_text, n_jobs, threads, plan, store, 
                   xp_name, slurm_file, python, rerender, no_train):
     """Run the paper's protocols, summarise them beside the published numbers, draw the figures.
 
-    Finished runs are skipped. Writes ROOT/<section>/summary.json, report.md and figures/;
-    progress goes to stderr, one JSON line to stdout. Exit 2: bad input; exit 1: a run failed
-    (the message names it and its log).
+    Finished runs of the same configuration (fingerprint) are skipped, unfinished ones resumed; a
+    folder holding another run is refused. Writes ROOT/<section>/summary.json, report.md and figures/;
+    on a terminal a progress bar goes to stderr (off one, only failures; each run's heartbeat is in
+    ROOT/<section>/_logs/), one JSON line to stdout. Exit 2: bad input; exit 1: a run failed (the
+    message names it and its log).
     """
     from tianref.experiments import reproduce as rp
     sections = rp.parse_section(section_text)

@@ -91,7 +91,11 @@ def sweep_cmd(root, eta_text, act_list, M_text, group_text, frac_text, seeds_tex
     """Train every condition x seed into ROOT; finished runs (E + 1 rows) are skipped.
 
     Conditions are the product of --eta, --act, --M (or --group) and --train-frac. Each run goes to
-    ROOT/<condition>_seed<s>; its log to ROOT/_logs/. Prints a JSON summary on stdout.
+    ROOT/<condition>_seed<s>; its log to ROOT/_logs/. A run counts as finished only when its
+    fingerprint is this sweep's (same settings and seed) and its final state vouches for its rows; an
+    unfinished one is resumed from its resume state, or restarted without one. A folder holding
+    another run, or files that are no run, is refused before anything starts (exit 2). On a terminal
+    a progress bar goes to stderr (off one, only failures); prints a JSON summary on stdout.
     """
     from tianref.experiments import sweep
     lists = {"eta": _numbers(eta_text, "--eta"), "act": act_list}

@@ -112,12 +112,15 @@ RESUME_OPTIONS = ("xp_name", "epochs", "checkpoint_epochs", "out", "resume", "no
 @click.option("--init-from", type=click.Path(dir_okay=False), default=None,
               help="Start from arrays W (2M x K), V (K x M), train_idx in an .npz; test = complement.")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Run directory.")
-@click.option("--resume", is_flag=True, help="Continue the run in OUT from its resume state (may raise --epochs).")
+@click.option("--resume", is_flag=True, help="Continue the run in OUT from its resume state, after checking that config.json, "
+                   "the state and metrics.jsonl are one run (fingerprint, split and row digests); may "
+                   "raise --epochs and change --checkpoint-epochs, other options must not change the run.")
 @click.option("--overwrite", is_flag=True, help="Replace the run in a non-empty OUT (refused unless OUT is a run "
               "directory: config.json, metrics.jsonl, checkpoints/ and nothing else).")
 @click.option("--no-resume-state", is_flag=True,
               help="Delete checkpoints/resume.npz when the run finishes (it holds the update buffer, "
-                   "~8 bytes x 3MK x max window).")
+                   "(8 + 4) bytes x 3MK x max window with the default float64 Gram and float32 training: the "
+                   "update ring and the weight-decay ring; ~110 MB at the headline size).")
 @click.option("--threads", type=click.IntRange(min=1), default=None, show_default=blas_threads.DEFAULT_TEXT,
               help="BLAS/OpenMP threads of this process, set at run time (the BLAS is loaded before the "
                    "options are read). 1 by default: on a shared 2-core machine (load 4-7) the README's quick "

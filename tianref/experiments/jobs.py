@@ -9,11 +9,14 @@ one (condition, seed) with its run directory ``ROOT/<key><value>_..._seed<s>`` a
 independent command line ``python cli.py train --out DIR ...`` that produces it. Each job is in
 one of three states, decided from its directory alone:
 
-    done       metrics.jsonl holds rows 0..E and checkpoints/final.npz is at epoch E -> skipped
+    done       metrics.jsonl holds rows 0..E and checkpoints/final.npz, at epoch E, vouches for them
+               (its fingerprint and row digest)             -> skipped
     resumable  incomplete, checkpoints/resume.npz present  -> ``train --out DIR --resume --epochs E``
-    fresh      anything else                               -> ``train ... --overwrite`` if DIR is non-empty
+    fresh      empty, or this job's run without all its rows or a resume state
+                                                           -> ``train ... --overwrite`` if DIR holds that run
 
-A directory that holds another run is refused before anything starts: its fingerprint
+A directory that holds another run, or is not empty and holds no run, is refused before anything
+starts (``--overwrite`` would refuse it too): its fingerprint
 (tianref/identity.py) must equal the one train would give the job (``config_mismatch``, naming the
 first differing setting), and a complete run's final state must vouch for its log (``log_mismatch``). Jobs share
 nothing, so ``plan_lines`` can hand them to any scheduler (a SLURM array, GNU parallel);
