@@ -160,3 +160,19 @@ def test_limits_reaches_scipys_own_blas_loaded_later():
                          cwd=Path(__file__).resolve().parents[1])
     assert out.returncode == 0, out.stderr
     assert set(json.loads(out.stdout)) == {1}
+
+
+def test_each_resume_records_its_own_blas_threads(tmp_path):
+    """config.json keeps the first session's versions.blas_threads, and every --resume entry records the
+    thread count of its own session (read back from the BLAS pool by threadpoolctl, a second route)."""
+    import json
+    from click.testing import CliRunner
+    from tianref.cli import main
+    out = tmp_path / "r"
+    base = ["train", "--M", "7", "--K", "16", "--epochs", "4", "--windows", "3", "--out", str(out)]
+    assert CliRunner().invoke(main, base + ["--threads", "1"]).exit_code == 0
+    r = CliRunner().invoke(main, ["train", "--out", str(out), "--resume", "--epochs", "6", "--threads", "2"])
+    assert r.exit_code == 0, r.output
+    meta = json.loads((out / "config.json").read_text())
+    assert meta["versions"]["blas_threads"] == 1
+    assert [e["blas_threads"] for e in meta["resumed"]] == [2]

@@ -202,7 +202,9 @@ def commit(out: str, plan: Plan, command: str) -> None:
     meta = dict(plan.meta)
     meta["config"] = plan.cfg.to_dict()
     before = meta.get("resumed")
+    from tianref import threads
     from tianref.backend import git_state
     meta["resumed"] = (before if isinstance(before, list) else []) + [
-        {"from_epoch": plan.epoch, "command": command, "source": git_state()}]
+        {"from_epoch": plan.epoch, "command": command, "source": git_state(),
+         "blas_threads": threads.current()}]                     # this session's (train --threads)
     runs.atomic_write_json(os.path.join(out, "config.json"), meta)
