@@ -22,6 +22,10 @@ recorded F, the state carries the same F and a split hashing to S, and metrics.j
 to the state's D_r. A sweep or ``reproduce`` counts a folder as done only when its F equals the F of the
 run it would start (tianref/experiments/jobs.py).
 
+The backend (numpy, cupy) and the thread count are not settings of the run: they change rounding, not
+the trajectory's definition, so F leaves them out and a run may be continued on another backend; config.json
+records both for every session (versions, resumed[]).
+
 A config.json written before identities existed has no "identity"; ``of_run`` then recomputes F from
 its config when the run was drawn from its seed (the only case where F is a function of config.json).
 """
