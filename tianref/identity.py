@@ -155,3 +155,75 @@ def check_checkpoint(meta, ck: dict, path: str) -> None:
     if isinstance(block, dict) and F is not None and F != block.get("fingerprint"):
         raise InputError(f"{path} belongs to another run: its fingerprint {F[:12]} is not config.json's "
                          f"{str(block.get('fingerprint'))[:12]} (a checkpoint copied from another run)")
+
+
+def _state_of(run_dir: str):
+    """(path, F, D, epoch) of the state that vouches for a run's log: final.npz, else resume.npz;
+    None when neither exists or it predates identities. Reads only those three arrays."""
+    import os
+    for name in ("final.npz", "resume.npz"):
+        path = os.path.join(run_dir, "checkpoints", name)
+        if not os.path.isfile(path):
+            continue
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                if "fingerprint" not in z.files or "rows_digest" not in z.files:
+                    return None
+                return path, str(z["fingerprint"]), str(z["rows_digest"]), int(z["epoch"])
+        except Exception as exc:
+            raise InputError(f"cannot read {path} as .npz ({type(exc).__name__}: {exc})") from None
+    return None
+
+
+def check_log(run_dir: str, meta: dict) -> None:
+    """A run directory read for analysis is one run: config.json's settings give the fingerprint it
+    records, its final state (else its resume state) carries that fingerprint, and metrics.jsonl's rows
+    0..e chain to the state's row digest (e = its epoch). Nothing is checked for a run written before
+    identities or one with neither state (no file to vouch for the log); InputError naming the file otherwise."""
+    import os
+    from tianref.config import TrainConfig, validate
+    cfg_path = os.path.join(run_dir, "config.json")
+    if stored_block(meta, cfg_path) is None:
+        return
+    state = _state_of(run_dir)
+    if state is None:
+        return
+    try:
+        cfg = validate(TrainConfig.from_dict(meta["config"]))
+    except InputError as exc:
+        raise InputError(f"{cfg_path}: {exc}") from None
+    F = of_run(meta, cfg, cfg_path)
+    path, F_ck, D_ck, e = state
+    if F_ck != F:
+        raise InputError(f"{path} belongs to another run: its fingerprint {F_ck[:12]} is not config.json's "
+                         f"{F[:12]} (files mixed from two runs)")
+    log = os.path.join(run_dir, "metrics.jsonl")
+    with open(log, "rb") as f:
+        data = f.read()
+    try:
+        lines = data.decode("utf-8").split("\n")[:-1]                     # whole lines only
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{log}: not UTF-8 text (bad byte at offset {exc.start})") from None
+    if len(lines) < e + 1 or rows_digest(F, lines[:e + 1]) != D_ck:
+        raise InputError(f"{log} is not the log this run wrote: its rows 0..{e} do not match the digest in "
+                         f"{path} (replaced, cut or mixed with another run's)")
+
+
+def replay_init(meta: dict, cfg, path: str, load):
+    """The init arrays a replay of the run whose config.json (at ``path``) is ``meta`` must start from:
+    None for a run drawn from its seed, else its --init-from file read with ``load`` and checked against
+    the digest recorded when the run started. Also checks that config.json's settings still give its
+    fingerprint (``of_run``). InputError when the file is gone, changed, or config.json was edited."""
+    of_run(meta, cfg, path)
+    block = stored_block(meta, path)
+    src = meta.get("init_from")
+    if block is None or block["init"] == SEED_INIT:
+        return load(src) if (block is None and src) else None
+    if not isinstance(src, str) or not src:
+        raise InputError(f"{path}: the run started from an --init-from file but config.json names none; "
+                         "it cannot be replayed")
+    init = load(src)
+    if init_digest(init) != block["init"]:
+        raise InputError(f"--init-from file {src} has changed since the run started (its digest is not "
+                         f"{path}'s identity.init); the run cannot be replayed from it")
+    return init

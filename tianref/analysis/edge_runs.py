@@ -44,7 +44,7 @@ def load_run(run_dir, epochs=()):
         p = runs.checkpoint_path(run_dir, int(e))
         if os.path.isfile(p):
             identity.check_checkpoint(stored, runs.load_npz(p), p)
-    init = runs.load_npz(stored["init_from"]) if stored.get("init_from") else None
+    init = identity.replay_init(stored, cfg, os.path.join(run_dir, "config.json"), runs.load_npz)
     path = os.path.join(run_dir, "metrics.jsonl")
     logged = {r["epoch"]: r for r in runs.read_metrics(path)} if os.path.isfile(path) else {}
     return cfg, init, logged

@@ -202,6 +202,8 @@ def read_run(run_dir) -> RunRecord:
         raise InputError(f"{cfg_path}: 'config' is not an object")
     E = config.get("epochs")
     rows, partial = read_rows(met_path, E if isinstance(E, int) and not isinstance(E, bool) else None)
+    from tianref.identity import check_log
+    check_log(str(d), meta)                 # the log, config.json and the run's state are one run's
     return RunRecord(path=d, config=config, meta=meta, columns=columns_from_rows(rows),
                      n_rows=len(rows), partial=partial)
 

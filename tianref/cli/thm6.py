@@ -132,15 +132,17 @@ def _sources(run_dir, epochs_text, checkpoint, xp, act=None, replay_beyond=False
                              f"{os.path.join(run_dir, 'checkpoints')} and no config.json to replay from")
         from tianref.config import TrainConfig, validate
         try:
-            validate(TrainConfig.from_dict(run_cfg))       # before any output: a corrupt config is one line
+            valid = validate(TrainConfig.from_dict(run_cfg))   # before any output: a corrupt config is one line
         except InputError as exc:
             raise InputError(f"{os.path.join(run_dir, 'config.json')}: {exc}") from None
+        # config.json still gives its fingerprint, and an --init-from run replays from its own init file
+        init = identity.replay_init(meta, valid, os.path.join(run_dir, "config.json"), runs.load_npz)
         memory.check_run(TrainConfig.from_dict(run_cfg))   # the replay's arrays fit (tianref.memory)
         _note(f"no checkpoint for epoch(s) {', '.join(map(str, missing))}: replaying the run "
               f"deterministically from {os.path.join(run_dir, 'config.json')}")
         from tianref.train import replay
         with CountProgress(max(missing), "thm6 replay") as bar:
-            states = replay(run_cfg, missing, xp, on_step=lambda e: bar.update(1, f"epoch {e}"))
+            states = replay(run_cfg, missing, xp, init=init, on_step=lambda e: bar.update(1, f"epoch {e}"))
         for e in missing:
             src = REPLAY_BEYOND.format(last=last) if e in beyond else "replay"
             out[e] = (f"{run_dir} ({src})", e, states[e], run_cfg, src)
