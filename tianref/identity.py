@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 
 import numpy as np  # host arrays only (split and init digests)
 
@@ -160,7 +161,6 @@ def check_checkpoint(meta, ck: dict, path: str) -> None:
 def _state_of(run_dir: str):
     """(path, F, D, epoch) of the state that vouches for a run's log: final.npz, else resume.npz;
     None when neither exists or it predates identities. Reads only those three arrays."""
-    import os
     for name in ("final.npz", "resume.npz"):
         path = os.path.join(run_dir, "checkpoints", name)
         if not os.path.isfile(path):
@@ -180,7 +180,6 @@ def check_log(run_dir: str, meta: dict) -> None:
     records, its final state (else its resume state) carries that fingerprint, and metrics.jsonl's rows
     0..e chain to the state's row digest (e = its epoch). Nothing is checked for a run written before
     identities or one with neither state (no file to vouch for the log); InputError naming the file otherwise."""
-    import os
     from tianref.config import TrainConfig, validate
     cfg_path = os.path.join(run_dir, "config.json")
     if stored_block(meta, cfg_path) is None:
