@@ -20,7 +20,10 @@ Where they are kept
 ``--resume`` (tianref/resume.py) continues a directory only when config.json's settings hash to its
 recorded F, the state carries the same F and a split hashing to S, and metrics.jsonl's rows 0..r chain
 to the state's D_r. A sweep or ``reproduce`` counts a folder as done only when its F equals the F of the
-run it would start (tianref/experiments/jobs.py).
+run it would start (tianref/experiments/jobs.py). ``summarize``/``plot`` read a run's log only when its final
+(else resume) state vouches for it (``check_log``); ``thm6``/``edge`` refuse another run's checkpoint
+(``check_checkpoint``) and replay only from a config.json that gives its F and, for an --init-from run, from
+its unchanged init file (``replay_init``).
 
 The backend (numpy, cupy) and the thread count are not settings of the run: they change rounding, not
 the trajectory's definition, so F leaves them out and a run may be continued on another backend; config.json
