@@ -111,7 +111,12 @@ def main(argv=None):
     ap.add_argument("--act", default="sqr", choices=["sqr", "relu"])
     ap.add_argument("--no-torch", action="store_true", help="time tianref only")
     ap.add_argument("--json", metavar="PATH", help="also write the results to PATH")
+    ap.add_argument("--default-malloc", action="store_true",
+                    help="keep glibc's default malloc thresholds (the CLI raises them; tianref/allocator.py)")
     args = ap.parse_args(argv)
+    if not args.default_malloc:             # as the CLI does at start (both sides of the comparison benefit)
+        from tianref.allocator import keep_freed_blocks
+        print(f"allocator: freed large blocks kept for reuse: {keep_freed_blocks()}", flush=True)
 
     base = TrainConfig(M=args.M, K=args.K, n_train=args.n_train, epochs=args.epochs, act=args.act,
                        dtype="float32", windows=(20,))

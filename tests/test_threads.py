@@ -176,3 +176,18 @@ def test_each_resume_records_its_own_blas_threads(tmp_path):
     meta = json.loads((out / "config.json").read_text())
     assert meta["versions"]["blas_threads"] == 1
     assert [e["blas_threads"] for e in meta["resumed"]] == [2]
+
+
+def test_the_cli_keeps_freed_blocks_for_reuse(monkeypatch):
+    """Every command starts by raising glibc's malloc thresholds (tianref/allocator.py), and on glibc both
+    settings are accepted; the numbers a run computes do not depend on it (only the page faults do)."""
+    import tianref.cli as cli
+    from click.testing import CliRunner
+    from tianref.allocator import keep_freed_blocks
+    calls = []
+    monkeypatch.setattr(cli, "keep_freed_blocks", lambda: calls.append(1) or True)
+    assert CliRunner().invoke(cli.main, ["group", "S3"]).exit_code == 0
+    assert calls == [1]
+    import platform
+    if platform.libc_ver()[0] == "glibc":
+        assert keep_freed_blocks() is True

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import click
 
+from tianref.allocator import keep_freed_blocks
 from tianref.cli.common import OneLineErrors, reports_errors  # noqa: F401  (re-exported)
 
 # one sentence per command for the top-level help (click would cut the first line of the docstring)
@@ -27,6 +28,7 @@ SHORT_HELP = {
 @click.version_option(package_name="tianref")
 def main():
     """tianref: reference implementation of grokking in sigma(XW)V (Tian's Li2 setup)."""
+    keep_freed_blocks()                  # reuse the epoch's large host arrays (tianref/allocator.py)
 
 
 from tianref.cli.train import train_cmd  # noqa: E402
