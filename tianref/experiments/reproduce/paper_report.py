@@ -72,6 +72,15 @@ def without_grok_block(doc: dict) -> list:
             "grokking; docs/detectors.md §10):", ""] + lines + [""]
 
 
+def explained(lines: list) -> list:
+    """The "Differences from the paper" block of a section's report around its explanation ``lines``
+    (measured on its runs); no block when there are none."""
+    if not lines:
+        return []
+    return ["## Differences from the paper, explained with this tool's numbers", "",
+            "Measured on these runs; docs/paper-protocol.md §6 explains the four differences in words.", ""] + lines
+
+
 def paper_report(doc: dict, pub: dict, caveats=(), blocks=()) -> str:
     """report.md of a paper section: ``caveats`` the §5 items it lists, ``blocks`` Markdown lines below
     its claims table."""

@@ -85,9 +85,6 @@ class Clocks(Section):
     tests = "seed-clocks"
     needs_checkpoints = False
 
-    def runs(self, scale):
-        return protocols.section_runs(self.name, scale)
-
     def measure(self, records, scale, ctx):
         runs = [clocks_run(r) for r in records]
         return {"clocks": {"runs": runs, "conditions": list(dict.fromkeys(r["condition"] for r in runs))}}

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tianref.experiments import protocols, protocols_tian as pt
+from tianref.experiments import protocols_tian as pt
 from tianref.experiments.reproduce.cells import claims_block, fmt, med, report_head
 from tianref.experiments.reproduce.claims import Source, judged
 from tianref.experiments.reproduce.runstats import boundary, diverged_runs, run_stats
@@ -44,9 +44,6 @@ class Critical(Section):
     title = "Tian's Theorem 4 as a constant-c boundary beside this implementation"
     tests = "tian"
     keeps_diverged = True              # a run whose loss became non-finite is a result here (its status)
-
-    def runs(self, scale):
-        return protocols.section_runs(self.name, scale)
 
     def measure(self, records, scale, ctx):
         dv = diverged_runs(records, ctx.section_dir)

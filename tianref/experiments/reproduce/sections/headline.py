@@ -22,7 +22,7 @@ from tianref.analysis import detectors as det, diagnostics as dg
 from tianref.analysis.summarize import fmt, run_values
 import tianref.experiments.reproduce.measures as ms
 from tianref.experiments.reproduce.figures import run_figures
-from tianref.experiments.reproduce.paper_report import paper_report
+from tianref.experiments.reproduce.paper_report import explained, paper_report
 from tianref.experiments.reproduce.reporting import gram_name, num
 from tianref.experiments.reproduce.rows import (INDEPENDENT, ClaimList, _ep, _late, _view, find_condition,
                                                 paper_source as src)
@@ -235,10 +235,7 @@ class Headline(Section):
 
     def report(self, doc, pub):
         ex = doc.get("explain")
-        blocks = [] if not ex else ["## Differences from the paper, explained with this tool's numbers", "",
-                                    "Measured on these runs; docs/paper-protocol.md §6 explains the four "
-                                    "differences in words.", ""] + explain_markdown(ex, pub)
-        return paper_report(doc, pub, self.caveats, blocks)
+        return paper_report(doc, pub, self.caveats, explained(explain_markdown(ex, pub) if ex else []))
 
 
 SECTION = Headline()

@@ -80,9 +80,6 @@ class Lifecycle(Section):
     tests = "seed-lifecycle"
     needs_checkpoints = True
 
-    def runs(self, scale):
-        return protocols.section_runs(self.name, scale)
-
     def measure(self, records, scale, ctx):
         runs = [lifecycle_run(r, scale) for r in records]
         G = f"eta={protocols.scaled_eta(ETA_GROK, scale.eta_factor):g}"                # the weight-decay runs

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tianref.experiments import protocols
 from tianref.experiments.reproduce.cells import claims_block, fmt, med, report_head
 from tianref.experiments.reproduce.claims import Source, judged
 from tianref.experiments.reproduce.runstats import diverged_runs, group_summary, run_stats
@@ -87,9 +86,6 @@ class Muon(Section):
     title = "Tian's Muon claim beside this implementation"
     tests = "tian"
     keeps_diverged = True              # a run whose loss became non-finite is a result here (its status)
-
-    def runs(self, scale):
-        return protocols.section_runs(self.name, scale)
 
     def measure(self, records, scale, ctx):
         dv = diverged_runs(records, ctx.section_dir)

@@ -26,7 +26,6 @@ from pathlib import Path
 
 import numpy as np
 
-from tianref.experiments import protocols
 from tianref.experiments.reproduce.cells import claims_block, fmt, med, report_head
 from tianref.experiments.reproduce.claims import Source, judged
 from tianref.experiments.reproduce.runstats import diverged_runs, group_summary, run_stats
@@ -78,9 +77,6 @@ class Ridge(Section):
     title = "Tian's Stage I and his ridge top layer beside this implementation"
     tests = "tian"
     keeps_diverged = True              # a run whose loss became non-finite is a result here (its status)
-
-    def runs(self, scale):
-        return protocols.section_runs(self.name, scale)
 
     def measure(self, records, scale, ctx):
         dv = diverged_runs(records, ctx.section_dir)

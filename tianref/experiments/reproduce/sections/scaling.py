@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tianref.experiments import protocols, protocols_tian as pt
+from tianref.experiments import protocols_tian as pt
 from tianref.experiments.reproduce.cells import claims_block, fmt, med, report_head
 from tianref.experiments.reproduce.claims import Source, judged
 from tianref.experiments.reproduce.runstats import boundary, diverged_runs, lead_defined, run_stats
@@ -55,9 +55,6 @@ class Scaling(Section):
     title = "Tian's Theorem 4 and the M × p sweep (findings T6) beside this implementation"
     tests = "tian"
     keeps_diverged = True              # a run whose loss became non-finite is a result here (its status)
-
-    def runs(self, scale):
-        return protocols.section_runs(self.name, scale)
 
     def measure(self, records, scale, ctx):
         dv = diverged_runs(records, ctx.section_dir)
