@@ -11,29 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from tianref.cli import main
+from cli_checks import cli, refused, snapshot
 
 T = ["--M", "13", "--K", "64", "--epochs", "20"]
-
-
-def _cli(args):
-    return CliRunner().invoke(main, args)
-
-
-def _snapshot(d: Path) -> dict:
-    return {str(p.relative_to(d)): p.read_bytes() for p in sorted(d.rglob("*"))
-            if p.is_file() and p.name != ".lock"}
-
-
-def _refused(r, *fragments):
-    assert r.exit_code == 2, r.output
-    assert "Traceback" not in r.output
-    err = r.stderr.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("Error: "), r.stderr
-    for f in fragments:
-        assert f in err[0], err[0]
 
 
 @pytest.fixture(scope="module")
@@ -41,9 +22,9 @@ def base(tmp_path_factory):
     """plain (seed 0), s1 (seed 1), and init: a run started from s1's epoch-5 state (checkpoints 7, 10)."""
     root = tmp_path_factory.mktemp("ident_analysis")
     for name, extra in (("plain", []), ("s1", ["--seed", "1", "--checkpoint-epochs", "5"])):
-        assert _cli(["train"] + T + extra + ["--out", str(root / name)]).exit_code == 0
+        assert cli(["train"] + T + extra + ["--out", str(root / name)]).exit_code == 0
     shutil.copy(root / "s1" / "checkpoints" / "epoch_00005.npz", root / "init.npz")
-    r = _cli(["train"] + T + ["--init-from", str(root / "init.npz"), "--checkpoint-epochs", "7,10",
+    r = cli(["train"] + T + ["--init-from", str(root / "init.npz"), "--checkpoint-epochs", "7,10",
                               "--out", str(root / "init")])
     assert r.exit_code == 0, r.output
     return root
@@ -58,29 +39,29 @@ def _tree(base, tmp_path, name="plain") -> Path:
 def test_summarize_and_plot_refuse_a_log_of_another_seed_copied_over(base, tmp_path, command):
     tree = _tree(base, tmp_path)
     shutil.copy(base / "s1" / "metrics.jsonl", tree / "plain" / "metrics.jsonl")
-    before = _snapshot(tree)
+    before = snapshot(tree)
     args = [command, str(tree)] + (["--out", str(tmp_path / "figs")] if command == "plot" else [])
-    _refused(_cli(args), "metrics.jsonl", "not the log this run wrote")
-    assert _snapshot(tree) == before and not (tmp_path / "figs").exists()
+    refused(cli(args), "metrics.jsonl", "not the log this run wrote")
+    assert snapshot(tree) == before and not (tmp_path / "figs").exists()
 
 
 def test_summarize_refuses_a_config_json_of_another_seed_copied_over(base, tmp_path):
     tree = _tree(base, tmp_path)
     shutil.copy(base / "s1" / "config.json", tree / "plain" / "config.json")
-    _refused(_cli(["summarize", str(tree)]), "final.npz belongs to another run")
+    refused(cli(["summarize", str(tree)]), "final.npz belongs to another run")
 
 
 def test_summarize_refuses_a_log_cut_below_its_final_state(base, tmp_path):
     tree = _tree(base, tmp_path)
     log = tree / "plain" / "metrics.jsonl"
     log.write_text("".join(log.read_text().splitlines(keepends=True)[:11]))
-    _refused(_cli(["summarize", str(tree)]), "rows 0..20 do not match")
+    refused(cli(["summarize", str(tree)]), "rows 0..20 do not match")
 
 
 def test_summarize_reads_its_own_run_and_a_run_in_progress(base, tmp_path):
     tree = _tree(base, tmp_path)
     (tree / "plain" / "checkpoints" / "final.npz").unlink()        # resume.npz (epoch 20) vouches
-    assert _cli(["summarize", str(tree)]).exit_code == 0
+    assert cli(["summarize", str(tree)]).exit_code == 0
 
 
 @pytest.mark.parametrize("command", ["thm6", "edge"])
@@ -90,19 +71,19 @@ def test_replay_refuses_a_config_json_edited_after_the_run(base, tmp_path, comma
     meta = json.loads((run / "config.json").read_text())
     meta["config"]["lr"] = 0.5
     (run / "config.json").write_text(json.dumps(meta))
-    _refused(_cli([command, "--run", str(run), "--at-epochs", "7"]), "do not give the fingerprint")
+    refused(cli([command, "--run", str(run), "--at-epochs", "7"]), "do not give the fingerprint")
 
 
 def test_thm6_replays_an_init_from_run_from_its_own_init_file(base):
     """Epoch 7 replayed (its checkpoint hidden) equals the table row of the stored epoch-7 checkpoint."""
     run = base / "init"
-    stored = _cli(["thm6", "--run", str(run), "--at-epochs", "7"])
+    stored = cli(["thm6", "--run", str(run), "--at-epochs", "7"])
     assert stored.exit_code == 0, stored.output
     ck = run / "checkpoints" / "epoch_00007.npz"
     hidden = run / "epoch_00007.npz.hidden"
     ck.rename(hidden)
     try:
-        replayed = _cli(["thm6", "--run", str(run), "--at-epochs", "7"])
+        replayed = cli(["thm6", "--run", str(run), "--at-epochs", "7"])
     finally:
         hidden.rename(ck)
     assert replayed.exit_code == 0, replayed.output
@@ -120,6 +101,6 @@ def test_replay_refuses_an_init_from_file_changed_after_the_run_started(base, tm
     a = dict(np.load(root / "init.npz"))
     a["W"] = a["W"] * 1.5
     np.savez(root / "init.npz", **a)
-    before = _snapshot(root)
-    _refused(_cli([command, "--run", str(root / "init"), "--at-epochs", "8"]), "has changed since the run started")
-    assert _snapshot(root) == before
+    before = snapshot(root)
+    refused(cli([command, "--run", str(root / "init"), "--at-epochs", "8"]), "has changed since the run started")
+    assert snapshot(root) == before

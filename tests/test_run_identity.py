@@ -12,32 +12,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
+from cli_checks import cli, refused, snapshot
 from tianref import identity
-from tianref.cli import main
 from tianref.config import TrainConfig
 
 T = ["--M", "13", "--K", "64", "--epochs", "20", "--windows", "5"]
-
-
-def _cli(args):
-    return CliRunner().invoke(main, args)
-
-
-def _snapshot(d: Path) -> dict:
-    return {str(p.relative_to(d)): p.read_bytes() for p in sorted(d.rglob("*"))
-            if p.is_file() and p.name != ".lock"}
-
-
-def _refused(r, *fragments):
-    assert r.exit_code == 2, r.output
-    assert "Traceback" not in r.output
-    err = r.stderr.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("Error: "), r.stderr
-    for f in fragments:
-        assert f in err[0], err[0]
-    return err[0]
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +25,7 @@ def base(tmp_path_factory):
     """plain (seed 0), s1 (seed 1) and sched (a two-step schedule), each 20 epochs, checkpoint at 10."""
     root = tmp_path_factory.mktemp("identity")
     for name, extra in (("plain", []), ("s1", ["--seed", "1"]), ("sched", ["--eta-schedule", "0:1e-3,10:0"])):
-        r = _cli(["train"] + T + extra + ["--checkpoint-epochs", "10", "--out", str(root / name)])
+        r = cli(["train"] + T + extra + ["--checkpoint-epochs", "10", "--out", str(root / name)])
         assert r.exit_code == 0, r.output
     return root
 
@@ -70,7 +50,7 @@ def _edit_config(d, fn):
 
 
 def _resume(d, epochs=30):
-    return _cli(["train", "--out", str(d), "--resume", "--epochs", str(epochs)])
+    return cli(["train", "--out", str(d), "--resume", "--epochs", str(epochs)])
 
 
 # --- the hashes, by a second route --------------------------------------------------------------
@@ -120,7 +100,7 @@ def test_resumed_run_keeps_its_identity_and_continues_the_chain(base, tmp_path):
     assert _resume(d).exit_code == 0
     assert json.loads((d / "config.json").read_text())["identity"] == before
     straight = tmp_path / "straight"
-    assert _cli(["train"] + T[:-4] + ["--epochs", "30", "--windows", "5", "--out", str(straight)]).exit_code == 0
+    assert cli(["train"] + T[:-4] + ["--epochs", "30", "--windows", "5", "--out", str(straight)]).exit_code == 0
     assert (d / "metrics.jsonl").read_bytes() == (straight / "metrics.jsonl").read_bytes()
     a, b = (np.load(x / "checkpoints" / "final.npz") for x in (d, straight))
     assert str(a["rows_digest"]) == str(b["rows_digest"]) and str(a["fingerprint"]) == str(b["fingerprint"])
@@ -131,52 +111,52 @@ def test_resumed_run_keeps_its_identity_and_continues_the_chain(base, tmp_path):
 def test_resume_refuses_metrics_of_another_seed_copied_over(base, tmp_path):
     d = _copy(base, "plain", tmp_path)
     shutil.copy(base / "s1" / "metrics.jsonl", d / "metrics.jsonl")
-    snap = _snapshot(d)
-    _refused(_resume(d), "metrics.jsonl", "digest")
-    assert _snapshot(d) == snap
+    snap = snapshot(d)
+    refused(_resume(d), "metrics.jsonl", "digest")
+    assert snapshot(d) == snap
 
 
 def test_resume_refuses_state_and_config_of_another_seed_copied_over(base, tmp_path):
     d = _copy(base, "plain", tmp_path)
     shutil.copy(base / "s1" / "config.json", d / "config.json")
     shutil.copy(base / "s1" / "checkpoints" / "resume.npz", d / "checkpoints" / "resume.npz")
-    snap = _snapshot(d)
-    _refused(_resume(d), "metrics.jsonl")
-    assert _snapshot(d) == snap
+    snap = snapshot(d)
+    refused(_resume(d), "metrics.jsonl")
+    assert snapshot(d) == snap
 
 
 def test_resume_refuses_the_split_of_another_seed(base, tmp_path):
     d = _copy(base, "plain", tmp_path)
     other = np.load(base / "s1" / "checkpoints" / "resume.npz")
     _edit_npz(d / "checkpoints" / "resume.npz", train_idx=other["train_idx"], test_idx=other["test_idx"])
-    snap = _snapshot(d)
-    _refused(_resume(d), "split")
-    assert _snapshot(d) == snap
+    snap = snapshot(d)
+    refused(_resume(d), "split")
+    assert snapshot(d) == snap
 
 
 @pytest.mark.parametrize("key", ["spec_count", "adam_t"])
 def test_resume_refuses_a_negative_step_counter_before_writing(base, tmp_path, key):
     d = _copy(base, "plain", tmp_path)
     _edit_npz(d / "checkpoints" / "resume.npz", **{key: np.int64(-7 if key == "spec_count" else -1)})
-    snap = _snapshot(d)
-    _refused(_resume(d), key)
-    assert _snapshot(d) == snap                    # config.json does not record a refused resume
+    snap = snapshot(d)
+    refused(_resume(d), key)
+    assert snapshot(d) == snap                    # config.json does not record a refused resume
 
 
 def test_resume_refuses_sched_config_with_its_schedule_deleted(base, tmp_path):
     d = _copy(base, "sched", tmp_path)
     _edit_config(d, lambda c: c.pop("eta_schedule"))
-    snap = _snapshot(d)
-    _refused(_resume(d), "eta_schedule")
-    assert _snapshot(d) == snap
+    snap = snapshot(d)
+    refused(_resume(d), "eta_schedule")
+    assert snapshot(d) == snap
 
 
 def test_resume_refuses_a_schedule_added_to_a_plain_config(base, tmp_path):
     d = _copy(base, "plain", tmp_path)
     _edit_config(d, lambda c: c.update(eta_schedule=[[0, 2e-4], [10, 0.0]]))
-    snap = _snapshot(d)
-    _refused(_resume(d))
-    assert _snapshot(d) == snap
+    snap = snapshot(d)
+    refused(_resume(d))
+    assert snapshot(d) == snap
 
 
 def test_resume_refuses_a_config_edited_to_match_the_state_but_not_its_fingerprint(base, tmp_path):
@@ -184,9 +164,9 @@ def test_resume_refuses_a_config_edited_to_match_the_state_but_not_its_fingerpri
     meta = json.loads((d / "config.json").read_text())
     meta["identity"]["fingerprint"] = "0" * 64
     (d / "config.json").write_text(json.dumps(meta))
-    snap = _snapshot(d)
-    _refused(_resume(d), "fingerprint")
-    assert _snapshot(d) == snap
+    snap = snapshot(d)
+    refused(_resume(d), "fingerprint")
+    assert snapshot(d) == snap
 
 
 def test_resume_refuses_a_run_written_before_identities(base, tmp_path):
@@ -194,9 +174,9 @@ def test_resume_refuses_a_run_written_before_identities(base, tmp_path):
     meta = json.loads((d / "config.json").read_text())
     del meta["identity"]
     (d / "config.json").write_text(json.dumps(meta))
-    snap = _snapshot(d)
-    _refused(_resume(d), "no run fingerprint")
-    assert _snapshot(d) == snap
+    snap = snapshot(d)
+    refused(_resume(d), "no run fingerprint")
+    assert snapshot(d) == snap
 
 
 # --- done means the same run ------------------------------------------------------------------
@@ -212,28 +192,28 @@ def _sweep_folder(root: Path) -> Path:
 def test_sweep_refuses_a_folder_with_a_foreign_schedule_as_done(tmp_path, plan):
     root = tmp_path / "sw"
     d = _sweep_folder(root)
-    r = _cli(["train"] + T + ["--eta-schedule", "0:2e-4,5:0", "--out", str(d)])
+    r = cli(["train"] + T + ["--eta-schedule", "0:2e-4,5:0", "--out", str(d)])
     assert r.exit_code == 0, r.output
-    snap = _snapshot(root)
-    r = _cli(["sweep", str(root)] + SWEEP + (["--plan"] if plan else []))
-    _refused(r, str(d), "eta_schedule")
-    assert _snapshot(root) == snap
+    snap = snapshot(root)
+    r = cli(["sweep", str(root)] + SWEEP + (["--plan"] if plan else []))
+    refused(r, str(d), "eta_schedule")
+    assert snapshot(root) == snap
 
 
 def test_sweep_refuses_a_done_folder_whose_log_is_another_runs(base, tmp_path):
     root = tmp_path / "sw"
-    assert _cli(["sweep", str(root)] + SWEEP).exit_code == 0
+    assert cli(["sweep", str(root)] + SWEEP).exit_code == 0
     d = _sweep_folder(root)
     shutil.copy(base / "s1" / "metrics.jsonl", d / "metrics.jsonl")
-    snap = _snapshot(root)
-    _refused(_cli(["sweep", str(root)] + SWEEP + ["--plan"]), str(d), "metrics.jsonl")
-    assert _snapshot(root) == snap
+    snap = snapshot(root)
+    refused(cli(["sweep", str(root)] + SWEEP + ["--plan"]), str(d), "metrics.jsonl")
+    assert snapshot(root) == snap
 
 
 def test_sweep_skips_its_own_run_and_a_run_written_before_identities(tmp_path):
     root = tmp_path / "sw"
-    assert _cli(["sweep", str(root)] + SWEEP).exit_code == 0
-    r = _cli(["sweep", str(root)] + SWEEP + ["--plan"])
+    assert cli(["sweep", str(root)] + SWEEP).exit_code == 0
+    r = cli(["sweep", str(root)] + SWEEP + ["--plan"])
     assert r.exit_code == 0 and r.stdout.strip() == ""              # done: nothing to plan
     d = _sweep_folder(root)                                           # strip the identity, as an old run
     meta = json.loads((d / "config.json").read_text())
@@ -242,15 +222,15 @@ def test_sweep_skips_its_own_run_and_a_run_written_before_identities(tmp_path):
     a = dict(np.load(d / "checkpoints" / "final.npz"))
     np.savez(d / "checkpoints" / "final.npz", **{k: v for k, v in a.items()
                                                  if k not in ("fingerprint", "rows_digest")})
-    r = _cli(["sweep", str(root)] + SWEEP + ["--plan"])
+    r = cli(["sweep", str(root)] + SWEEP + ["--plan"])
     assert r.exit_code == 0 and r.stdout.strip() == "", r.output      # its config recomputes to the same F
-    r = _cli(["sweep", str(root)] + SWEEP[:-4] + ["--eta", "1e-3", "--windows", "5", "--plan"])
+    r = cli(["sweep", str(root)] + SWEEP[:-4] + ["--eta", "1e-3", "--windows", "5", "--plan"])
     assert r.exit_code == 0                                            # another condition: another folder
 
 
 def test_reproduce_plan_refuses_a_foreign_run_in_a_lifecycle_folder(tmp_path):
     root = tmp_path / "rp"
-    r = _cli(["reproduce", "--section", "lifecycle", "--scale", "smoke", "--root", str(root), "--plan"])
+    r = cli(["reproduce", "--section", "lifecycle", "--scale", "smoke", "--root", str(root), "--plan"])
     assert r.exit_code == 0, r.output
     line = r.stdout.strip().splitlines()[0].split()
     out = Path(line[line.index("--out") + 1])
@@ -262,12 +242,12 @@ def test_reproduce_plan_refuses_a_foreign_run_in_a_lifecycle_folder(tmp_path):
     eta = args[j + 1]
     del args[j:j + 2]
     args += ["--eta-schedule", f"0:{eta},3:0"]
-    r = _cli(["train"] + args + ["--out", str(out)])
+    r = cli(["train"] + args + ["--out", str(out)])
     assert r.exit_code == 0, r.output
-    snap = _snapshot(root)
-    r = _cli(["reproduce", "--section", "lifecycle", "--scale", "smoke", "--root", str(root), "--plan"])
-    _refused(r, str(out), "eta_schedule")
-    assert _snapshot(root) == snap
+    snap = snapshot(root)
+    r = cli(["reproduce", "--section", "lifecycle", "--scale", "smoke", "--root", str(root), "--plan"])
+    refused(r, str(out), "eta_schedule")
+    assert snapshot(root) == snap
 
 
 @pytest.mark.parametrize("command", ["thm6", "edge"])
@@ -278,7 +258,7 @@ def test_analysis_refuses_a_checkpoint_copied_from_another_run(base, tmp_path, c
     shutil.copy(base / "s1" / "checkpoints" / "epoch_00010.npz", d / "checkpoints" / "epoch_00010.npz")
     args = (["thm6", "--run", str(d), "--at-epochs", "10", "--top-pairs", "5"] if command == "thm6"
             else ["edge", "--run", str(d), "--at-epochs", "10"])
-    _refused(_cli(args), "epoch_00010.npz", "another run")
+    refused(cli(args), "epoch_00010.npz", "another run")
 
 
 def test_config_json_records_the_checkout_that_trained_it_and_stores_count_them(base, tmp_path):
@@ -310,9 +290,9 @@ def test_sweep_refuses_a_folder_that_is_not_a_run_before_starting(tmp_path, plan
     d = _sweep_folder(root)
     (d / "sub").mkdir(parents=True)
     (d / "notes.txt").write_text("mine\n")
-    snap = _snapshot(root)
-    _refused(_cli(["sweep", str(root)] + SWEEP + (["--plan"] if plan else [])), str(d), "not empty")
-    assert _snapshot(root) == snap
+    snap = snapshot(root)
+    refused(cli(["sweep", str(root)] + SWEEP + (["--plan"] if plan else [])), str(d), "not empty")
+    assert snapshot(root) == snap
 
 
 # --- the identity checks one by one (each test fails when its check is dropped or weakened) ----------
@@ -330,7 +310,7 @@ def _init_digest_by_hand(path) -> str:
 def test_init_from_run_records_the_digest_of_every_init_array(base, tmp_path):
     init = base / "plain" / "checkpoints" / "final.npz"          # W, V and the split, test_idx included
     d = tmp_path / "i"
-    r = _cli(["train"] + T + ["--init-from", str(init), "--out", str(d)])
+    r = cli(["train"] + T + ["--init-from", str(init), "--out", str(d)])
     assert r.exit_code == 0, r.output
     meta = json.loads((d / "config.json").read_text())
     assert meta["identity"]["init"] == _init_digest_by_hand(init)
@@ -352,9 +332,9 @@ def test_resume_refuses_a_state_whose_fingerprint_is_another_runs(base, tmp_path
     """Same config, split and rows: only the state's fingerprint differs (an --init-from run's state)."""
     d = _copy(base, "plain", tmp_path)
     _edit_npz(d / "checkpoints" / "resume.npz", fingerprint=np.str_("0" * 64))
-    snap = _snapshot(d)
-    _refused(_resume(d), "resume.npz belongs to another run")
-    assert _snapshot(d) == snap
+    snap = snapshot(d)
+    refused(_resume(d), "resume.npz belongs to another run")
+    assert snapshot(d) == snap
 
 
 @pytest.mark.parametrize("drop", [("fingerprint", "rows_digest"), ("rows_digest",), ("fingerprint",)],
@@ -364,9 +344,9 @@ def test_resume_refuses_a_state_written_without_its_identity(base, tmp_path, dro
     p = d / "checkpoints" / "resume.npz"
     a = dict(np.load(p))
     np.savez(p, **{k: v for k, v in a.items() if k not in drop})
-    snap = _snapshot(d)
-    _refused(_resume(d), "resume.npz carries no run fingerprint")
-    assert _snapshot(d) == snap
+    snap = snapshot(d)
+    refused(_resume(d), "resume.npz carries no run fingerprint")
+    assert snapshot(d) == snap
 
 
 def test_resume_refuses_an_identity_block_whose_split_is_not_a_string(base, tmp_path):
@@ -374,27 +354,27 @@ def test_resume_refuses_an_identity_block_whose_split_is_not_a_string(base, tmp_
     meta = json.loads((d / "config.json").read_text())
     meta["identity"]["split"] = 12345
     (d / "config.json").write_text(json.dumps(meta))
-    snap = _snapshot(d)
-    _refused(_resume(d), "its 'identity' is not a {fingerprint, init, split} object of strings")
-    assert _snapshot(d) == snap
+    snap = snapshot(d)
+    refused(_resume(d), "its 'identity' is not a {fingerprint, init, split} object of strings")
+    assert snapshot(d) == snap
 
 
 def test_resume_refuses_another_runs_rows_even_when_a_torn_line_is_dropped(base, tmp_path):
     """The digest check also runs when rows past the state (here a torn last line) are dropped."""
     d = _copy(base, "plain", tmp_path)
     (d / "metrics.jsonl").write_bytes((base / "s1" / "metrics.jsonl").read_bytes() + b'{"epoch": 21, "tr')
-    snap = _snapshot(d)
-    _refused(_resume(d), "metrics.jsonl", "digest")
-    assert _snapshot(d) == snap
+    snap = snapshot(d)
+    refused(_resume(d), "metrics.jsonl", "digest")
+    assert snapshot(d) == snap
 
 
 def test_resume_of_a_finished_run_at_its_own_epochs_changes_no_row(base, tmp_path):
     """r = E is inside [0, E]: accepted, nothing recomputed; config.json records the resume."""
     d = _copy(base, "plain", tmp_path)
-    before = {k: v for k, v in _snapshot(d).items() if k != "config.json"}
+    before = {k: v for k, v in snapshot(d).items() if k != "config.json"}
     r = _resume(d, epochs=20)
     assert r.exit_code == 0, r.output
-    assert {k: v for k, v in _snapshot(d).items() if k != "config.json"} == before
+    assert {k: v for k, v in snapshot(d).items() if k != "config.json"} == before
     assert [x["from_epoch"] for x in json.loads((d / "config.json").read_text())["resumed"]] == [20]
 
 
@@ -408,10 +388,10 @@ def test_every_resume_is_appended_to_the_history_in_config_json(base, tmp_path):
 
 def test_resume_validates_the_changed_settings_before_writing(base, tmp_path):
     d = _copy(base, "plain", tmp_path)
-    snap = _snapshot(d)
-    _refused(_cli(["train", "--out", str(d), "--resume", "--epochs", "25", "--checkpoint-epochs", "40"]),
+    snap = snapshot(d)
+    refused(cli(["train", "--out", str(d), "--resume", "--epochs", "25", "--checkpoint-epochs", "40"]),
              "checkpoint epoch 40 is outside [0, --epochs = 25]")
-    assert _snapshot(d) == snap
+    assert snapshot(d) == snap
 
 
 @pytest.mark.parametrize("old", [False, True], ids=["with-identity", "written-before-identities"])
@@ -420,7 +400,7 @@ def test_sweep_refuses_an_init_from_run_with_the_same_settings(base, tmp_path, o
     root = tmp_path / "sw"
     d = _sweep_folder(root)
     init = base / "plain" / "checkpoints" / "final.npz"
-    r = _cli(["train"] + T + ["--init-from", str(init), "--out", str(d)])
+    r = cli(["train"] + T + ["--init-from", str(init), "--out", str(d)])
     assert r.exit_code == 0, r.output
     if old:                                                        # strip the identity, as an old run
         meta = json.loads((d / "config.json").read_text())
@@ -429,21 +409,21 @@ def test_sweep_refuses_an_init_from_run_with_the_same_settings(base, tmp_path, o
         for p in (d / "checkpoints").glob("*.npz"):
             a = dict(np.load(p))
             np.savez(p, **{k: v for k, v in a.items() if k not in ("fingerprint", "rows_digest")})
-    snap = _snapshot(root)
-    _refused(_cli(["sweep", str(root)] + SWEEP + ["--plan"]), str(d), "another source")
-    assert _snapshot(root) == snap
+    snap = snapshot(root)
+    refused(cli(["sweep", str(root)] + SWEEP + ["--plan"]), str(d), "another source")
+    assert snapshot(root) == snap
 
 
 def test_sweep_refuses_a_done_folder_whose_final_state_and_log_are_another_runs(base, tmp_path):
     """config.json is the job's, but final.npz and metrics.jsonl (consistent with each other) are seed 1's."""
     root = tmp_path / "sw"
-    assert _cli(["sweep", str(root)] + SWEEP).exit_code == 0
+    assert cli(["sweep", str(root)] + SWEEP).exit_code == 0
     d = _sweep_folder(root)
     for name in ("metrics.jsonl", "checkpoints/final.npz"):
         shutil.copy(base / "s1" / name, d / name)
-    snap = _snapshot(root)
-    _refused(_cli(["sweep", str(root)] + SWEEP + ["--plan"]), str(d), "final.npz belongs to another run")
-    assert _snapshot(root) == snap
+    snap = snapshot(root)
+    refused(cli(["sweep", str(root)] + SWEEP + ["--plan"]), str(d), "final.npz belongs to another run")
+    assert snapshot(root) == snap
 
 
 def test_a_job_with_an_init_from_file_counts_its_own_run_as_done(base, tmp_path):
@@ -452,6 +432,6 @@ def test_a_job_with_an_init_from_file_counts_its_own_run_as_done(base, tmp_path)
     (job,) = jobs_mod.make_jobs(tmp_path / "sw", [{"M": 13}], (0,), 6,
                                 {"K": 64, "windows": "5", "init_from": str(init)})
     argv = jobs_mod.train_argv(job, state="fresh")
-    r = _cli(argv[argv.index("train"):])
+    r = cli(argv[argv.index("train"):])
     assert r.exit_code == 0, r.output
     assert jobs_mod.job_state(job) == "done"
