@@ -118,6 +118,11 @@ class Batch:
     seg_a   : (M, c_a) int64 rows of dL/dH that add into W[a]; padded with n (a zero row)
     seg_b   : (M, c_b) int64 the same for W[M + b]
     seg_y   : (M, c_y) int64 the rows with label c (the class sums Y^T F of the energy diagnostic)
+    ia, ib  : (n,) int64     the rows a and M + b of W (model.hidden gathers W[ia] + W[ib])
+
+    A stacked batch (``stack_batches``) holds S runs' sets of one size n: a, b, y (S, n), and ia, ib,
+    seg_a, seg_b index W and dL/dH flattened over the run axis (run s's rows offset by s 2M and
+    s (n + 1)); seg_y is None there (the per-run diagnostics use each run's own batch).
     """
     a: object
     b: object
@@ -127,6 +132,8 @@ class Batch:
     n: int
     M: int
     seg_y: object = None
+    ia: object = None
+    ib: object = None
 
 
 def segment_index(keys: np.ndarray, n_segments: int) -> np.ndarray:
@@ -153,4 +160,34 @@ def make_batch(xp, M: int, idx: np.ndarray, table=None) -> Batch:
     a, b, y = a[idx], b[idx], y[idx]
     return Batch(a=xp.asarray(a), b=xp.asarray(b), y=xp.asarray(y),
                  seg_a=xp.asarray(segment_index(a, M)), seg_b=xp.asarray(segment_index(b, M)),
-                 n=len(idx), M=M, seg_y=xp.asarray(segment_index(y, M)))
+                 n=len(idx), M=M, seg_y=xp.asarray(segment_index(y, M)),
+                 ia=xp.asarray(a), ib=xp.asarray(M + b))
+
+
+def stack_batches(xp, M: int, idxs, tables) -> Batch:
+    """One stacked batch of S runs' row sets ``idxs`` (host int arrays of one length n; labels from
+    each run's table, None = Z_M), for S runs trained as one array (tianref/batch.py).
+
+    Run s's gathers read rows s 2M + a and s 2M + M + b of W (S, 2M, K) flattened to (S 2M, K); its
+    segment tables read rows s (n + 1) + i of dL/dH (S, n + 1, K) flattened, padded with its own
+    zero row s (n + 1) + n, all to the widest table of the S runs (a pad adds an exact 0)."""
+    n = len(idxs[0])
+    if any(len(i) != n for i in idxs):
+        raise ValueError("stacked runs need row sets of one size")
+    cols = [pairs(M, t) for t in tables]
+    a = np.stack([c[0][i] for c, i in zip(cols, idxs)])                       # (S, n)
+    b = np.stack([c[1][i] for c, i in zip(cols, idxs)])
+    y = np.stack([c[2][i] for c, i in zip(cols, idxs)])
+    S = len(idxs)
+    row0 = (2 * M * np.arange(S, dtype=np.int64))[:, None]                     # (S, 1) first W row of run s
+
+    def segs(keys):
+        tabs = [segment_index(k, M) for k in keys]                             # (M, c_s), padded with n
+        c = max(t.shape[1] for t in tabs)
+        out = np.full((S, M, c), n, dtype=np.int64)
+        for s, t in enumerate(tabs):
+            out[s, :, :t.shape[1]] = t
+        return out + ((n + 1) * np.arange(S, dtype=np.int64))[:, None, None]  # (S, M, c) flat rows
+    return Batch(a=xp.asarray(a), b=xp.asarray(b), y=xp.asarray(y), seg_a=xp.asarray(segs(a)),
+                 seg_b=xp.asarray(segs(b)), n=n, M=M, seg_y=None,
+                 ia=xp.asarray(row0 + a), ib=xp.asarray(row0 + M + b))

@@ -33,6 +33,9 @@ the loss of the two-clocks paper's modular-addition experiments):
 
 Stable form: with m_i = max_c yhat_ic, lse(yhat_i) = m_i + log sum_c exp(yhat_ic - m_i), so no
 exponent exceeds 0 and the sum is >= 1 (no overflow, no log 0).
+
+A leading run axis is optional: Yhat (S, n, M) and y (S, n) (S runs stacked, tianref/batch.py) give
+L (S,) and dL/dYhat (S, n, M); each run's numbers are those of the S-less call, bit for bit.
 """
 from __future__ import annotations
 
@@ -46,31 +49,31 @@ def onehot(xp, y, M: int, dtype):
 
 def loss_tian(xp, Yhat, y):
     """L = (1/n) sum_i ||P_M yhat_i - (e_{y_i} - 1/M)||^2.  Returns (L (0-d), dL_dYhat (n, M))."""
-    n, M = Yhat.shape
-    Z = Yhat - Yhat.mean(axis=1, keepdims=True)          # (n, M)  P_M yhat_i, centred over classes
+    n, M = Yhat.shape[-2:]
+    Z = Yhat - Yhat.mean(axis=-1, keepdims=True)         # (n, M)  P_M yhat_i, centred over classes
     T = onehot(xp, y, M, Yhat.dtype) - 1.0 / M           # (n, M)  t_i = e_{y_i} - 1/M
     D = Z - T                                            # (n, M)
-    L = (D * D).sum() / n                                # ()
+    L = (D * D).sum(axis=(-2, -1)) / n                   # ()
     return L, (2.0 / n) * D                              # dL/dYhat = (2/n)(Z - T)
 
 
 def loss_theory(xp, Yhat, y):
     """J = 1/2 ||P_perp (E - Yhat)||_F^2.  Returns (J (0-d), dJ_dYhat (n, M))."""
-    n, M = Yhat.shape
+    n, M = Yhat.shape[-2:]
     R = onehot(xp, y, M, Yhat.dtype) - Yhat              # (n, M)  E - Yhat
-    R = R - R.mean(axis=0, keepdims=True)                # (n, M)  P_perp (E - Yhat), centred over samples
-    J = 0.5 * (R * R).sum()                              # ()
+    R = R - R.mean(axis=-2, keepdims=True)               # (n, M)  P_perp (E - Yhat), centred over samples
+    J = 0.5 * (R * R).sum(axis=(-2, -1))                 # ()
     return J, -R                                         # dJ/dYhat = -P_perp (E - Yhat)
 
 
 def loss_ce(xp, Yhat, y):
     """L = (1/n) sum_i [lse(yhat_i) - yhat_{i,y_i}].  Returns (L (0-d), dL_dYhat (n, M))."""
-    n, M = Yhat.shape
-    S = Yhat - Yhat.max(axis=1, keepdims=True)           # (n, M)  yhat_i - m_i <= 0
+    n, M = Yhat.shape[-2:]
+    S = Yhat - Yhat.max(axis=-1, keepdims=True)          # (n, M)  yhat_i - m_i <= 0
     Z = xp.exp(S)                                        # (n, M)  in (0, 1], row max exactly 1
-    s = Z.sum(axis=1, keepdims=True)                     # (n, 1)  >= 1
+    s = Z.sum(axis=-1, keepdims=True)                    # (n, 1)  >= 1
     E = onehot(xp, y, M, Yhat.dtype)                     # (n, M)
-    L = (xp.log(s[:, 0]) - (S * E).sum(axis=1)).sum() / n    # ()  mean of lse - yhat_y (m_i cancels)
+    L = (xp.log(s[..., 0]) - (S * E).sum(axis=-1)).sum(axis=-1) / n   # ()  mean of lse - yhat_y (m_i cancels)
     return L, (Z / s - E) / n                            # dL/dYhat = (softmax - E) / n
 
 
@@ -85,5 +88,5 @@ def loss_and_grad(xp, Yhat, y, loss: str):
 
 
 def accuracy(xp, Yhat, y):
-    """Fraction of rows whose argmax over the raw output equals the label (0-d array)."""
-    return (Yhat.argmax(axis=1) == y).mean()
+    """Fraction of rows whose argmax over the raw output equals the label (0-d array; (S,) stacked)."""
+    return (Yhat.argmax(axis=-1) == y).mean(axis=-1)

@@ -10,6 +10,11 @@ Symbols (code name <-> paper)
     Yhat    <-> Yhat = beta F V (n, M)    beta = output scale (1 by default; Tian's slides)
     dL_d<X>  the gradient of the loss with respect to <X>
 
+A leading run axis S is optional everywhere: W (S, 2M, K), V (S, K, M) with a stacked batch
+(data.stack_batches) give H, F (S, n, K) and Yhat (S, n, M): S runs trained as one array
+(tianref/batch.py). Every product is then a stack of the same products (NumPy's matmul multiplies
+slice by slice, bit for bit as one run), so a single run is the S-less case of the same code.
+
 Forward and backward sit side by side so the chain rule can be audited at a glance:
 
     H = X W              dL_dW = X^T dL_dH           (a segment sum: see data.segment_index)
@@ -70,15 +75,16 @@ def sigma_prime(xp, H, act: str):
 def hidden(xp, W, batch, act: str):
     """H = XW and F = sigma(H) for a batch, without materialising X.
 
-    Returns (H, F), both (n, K).
+    Returns (H, F), both (n, K) ((S, n, K) for W (S, 2M, K) and a stacked batch).
+    batch.ia / batch.ib index the rows W[a] and W[M + b] of W flattened to (S * 2M, K).
     """
-    M = batch.M
-    H = W[batch.a] + W[M + batch.b]                       # (n, K)  = X W, X = [onehot(a), onehot(b)]
+    Wf = W.reshape(-1, W.shape[-1])                       # (2M, K) or (S * 2M, K): the rows of every run
+    H = Wf[batch.ia] + Wf[batch.ib]                       # (n, K)  = X W, X = [onehot(a), onehot(b)]
     return H, sigma(xp, H, act)                           # (n, K)
 
 
 def forward(xp, params, batch, act: str, beta: float = 1.0):
-    """Yhat = beta sigma(XW) V.  Returns (Yhat (n, M), cache=(H, F))."""
+    """Yhat = beta sigma(XW) V.  Returns (Yhat (n, M), cache=(H, F)); (S, n, M) for S stacked runs."""
     H, F = hidden(xp, params["W"], batch, act)            # (n, K), (n, K)
     Yhat = F @ params["V"]                                # (n, M)
     if beta != 1.0:
@@ -93,35 +99,45 @@ def segment_sum(xp, R, seg):
 
 
 def segment_sum_padded(xp, Rp, seg):
-    """As segment_sum, for Rp (n+1, K) whose last row is already zero (the pad).
+    """As segment_sum, for Rp (n+1, K) whose last row is already zero (the pad). S stacked runs:
+    Rp (S, n+1, K) and seg (S, M, c) holding rows of Rp flattened to (S (n+1), K) (each run's table
+    offset by s (n+1), padded with its own zero row; data.stack_batches); out (S, M, K).
 
     On the host: c gathers of (S, K) rows added in slot order into one accumulator that stays in cache,
     out = R[seg[:, 0]] + R[seg[:, 1]] + ...; that is the order NumPy's sum over axis 1 of the gathered
     (S, c, K) array takes, so the bits are the same, without the c-times larger temporary (about 4x
     faster at the paper's size). On a device: that one gather and one reduction (two kernels, not 2c;
     the summation order is the device's)."""
+    Rp = Rp.reshape(-1, Rp.shape[-1])                                            # (S (n+1), K) for a stack
     if xp_name(xp) != "numpy":
-        return Rp[seg].sum(axis=1)                                               # (S, c, K) -> (S, K)
-    out = xp.take(Rp, seg[:, 0], axis=0)                                         # (S, K)
-    for j in range(1, seg.shape[1]):
-        out += xp.take(Rp, seg[:, j], axis=0)                                    # slot j of every segment
+        return Rp[seg].sum(axis=-2)                                              # (.., M, c, K) -> (.., M, K)
+    out = xp.take(Rp, seg[..., 0], axis=0)                                       # (.., M, K)
+    for j in range(1, seg.shape[-1]):
+        out += xp.take(Rp, seg[..., j], axis=0)                                  # slot j of every segment
     return out
 
 
+def _T(A):
+    """A^T on the last two axes (A.T for one matrix, the same view)."""
+    return A.swapaxes(-1, -2)
+
+
 def backward(xp, params, batch, cache, dL_dYhat, act: str, beta: float = 1.0):
-    """Gradients of the loss given dL/dYhat (n, M).  Returns {'W': (2M, K), 'V': (K, M)}."""
+    """Gradients of the loss given dL/dYhat (n, M).  Returns {'W': (2M, K), 'V': (K, M)}.
+    S stacked runs: dL/dYhat (S, n, M) -> {'W': (S, 2M, K), 'V': (S, K, M)}."""
     H, F = cache
     if beta != 1.0:
         dL_dYhat = beta * dL_dYhat                        # (n, M) dL/d(FV) = beta dL/dYhat
     V = params["V"]
-    n, M = dL_dYhat.shape
-    dL_dV = F.T @ dL_dYhat                                # (K, M)   = F^T dL/dYhat
+    n, M = dL_dYhat.shape[-2:]
+    dL_dV = _T(F) @ dL_dYhat                              # (K, M)   = F^T dL/dYhat
     # one zero row appended to dL/dYhat makes the last row of dL/dF (and dL/dH) the pad row
     # of the segment tables, so the (n, K) gradient is never copied
-    G_pad = xp.concatenate([dL_dYhat, xp.zeros((1, M), dtype=dL_dYhat.dtype)], axis=0)  # (n+1, M)
-    dL_dH = G_pad @ V.T                                   # (n+1, K) = dL/dYhat V^T = dL/dF (row n: 0)
-    dL_dH[:n] *= sigma_prime(xp, H, act)                  # (n, K)   chain rule through sigma (own temporary)
+    pad = xp.zeros(dL_dYhat.shape[:-2] + (1, M), dtype=dL_dYhat.dtype)
+    G_pad = xp.concatenate([dL_dYhat, pad], axis=-2)      # (n+1, M)
+    dL_dH = G_pad @ _T(V)                                  # (n+1, K) = dL/dYhat V^T = dL/dF (row n: 0)
+    dL_dH[..., :n, :] *= sigma_prime(xp, H, act)          # (n, K)   chain rule through sigma (own temporary)
     dL_dW = xp.concatenate([segment_sum_padded(xp, dL_dH, batch.seg_a),    # (M, K)  rows W[a]
                             segment_sum_padded(xp, dL_dH, batch.seg_b)],   # (M, K)  rows W[M + b]
-                           axis=0)                                     # (2M, K) = X^T dL/dH
+                           axis=-2)                                    # (2M, K) = X^T dL/dH
     return {"W": dL_dW, "V": dL_dV}

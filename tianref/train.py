@@ -142,25 +142,47 @@ def step(xp, cfg, state, problem, fwd=None):
                                          eta=eta_at(cfg, state.epoch), wd_part=True)
     if ridge_current(cfg):
         params = dict(params, V=ridge_top(xp, cfg, params["W"], problem))   # V of the new W
-    spec = {s: spectra.push(xp, state.spec[s], spectra.delta(xp, params[k], state.params[k], m), m)
-            for s, (k, m) in gram_states(cfg).items()}
-    edge = {k: edges.push(xp, state.edge[k], spec[k], wd.get(k)) for k in params}   # ridge current V: none
+    spec, edge = record_update(xp, cfg, state.spec, state.edge, params, state.params, wd)
     return TrainState(params=params, adam=adam, spec=spec, rng=state.rng, epoch=state.epoch + 1,
                       edge=edge)
 
 
+def record_update(xp, cfg, spec, edge, new, old, wd):
+    """Push the update new - old of each parameter (one run's (2M, K) and (K, M) arrays) into the
+    rolling Grams, and its weight-decay part wd {name: Delta^wd or None} into the edge rings.
+    Returns (spec, edge); the rings are updated in place (spectra.push)."""
+    spec = {s: spectra.push(xp, spec[s], spectra.delta(xp, new[k], old[k], m), m)
+            for s, (k, m) in gram_states(cfg).items()}
+    edge = {k: edges.push(xp, edge[k], spec[k], wd.get(k)) for k in new}   # ridge current V: none
+    return spec, edge
+
+
 def evaluate(xp, cfg, state, problem):
     """Row ``state.epoch`` as a host dict, and the training forward pass for the next step."""
+    head, fwd = head_of(xp, cfg, state.params, problem.train, problem.test)
+    return row_of(xp, cfg, state, problem, head, fwd[0], fwd[1]), fwd
+
+
+def head_of(xp, cfg, P, train, test):
+    """The training and test forward passes and the row's first four keys.  Returns
+    ([(key, value)], (Yhat, cache, dL_dYhat)); values 0-d, or (S,) for S stacked runs (batch.py)."""
+    beta = cfg.output_scale
+    Yhat, cache = model.forward(xp, P, train, cfg.act, beta)                   # (n, M)
+    L, dL_dYhat = losses.loss_and_grad(xp, Yhat, train.y, cfg.loss)
+    Yhat_te, _ = model.forward(xp, P, test, cfg.act, beta)                     # (n_test, M)
+    L_te, _ = losses.loss_and_grad(xp, Yhat_te, test.y, cfg.loss)
+    head = [("train_loss", L), ("test_loss", L_te),
+            ("train_acc", losses.accuracy(xp, Yhat, train.y)),
+            ("test_acc", losses.accuracy(xp, Yhat_te, test.y))]
+    return head, (Yhat, cache, dL_dYhat)
+
+
+def row_of(xp, cfg, state, problem, head, Yhat, cache):
+    """Row ``state.epoch`` as a host dict: ``head`` (head_of's keys) and every diagnostic of one run,
+    from its training forward pass (Yhat (n, M), cache (H, F))."""
     P = state.params
     beta = cfg.output_scale
-    Yhat, cache = model.forward(xp, P, problem.train, cfg.act, beta)           # (n, M)
-    L, dL_dYhat = losses.loss_and_grad(xp, Yhat, problem.train.y, cfg.loss)
-    Yhat_te, _ = model.forward(xp, P, problem.test, cfg.act, beta)             # (n_test, M)
-    L_te, _ = losses.loss_and_grad(xp, Yhat_te, problem.test.y, cfg.loss)
-
-    parts = [("train_loss", L), ("test_loss", L_te),
-             ("train_acc", losses.accuracy(xp, Yhat, problem.train.y)),
-             ("test_acc", losses.accuracy(xp, Yhat_te, problem.test.y))]
+    parts = list(head)
     if cfg.metrics == "full":
         ftf, rho = metrics.feature_gram_metrics(xp, cache[1])
         parts += [("ftf_ratio", ftf), ("rho_tian", rho)]
@@ -210,7 +232,7 @@ def evaluate(xp, cfg, state, problem):
             for k, v in edges.derived(*(row[f"{name}_edge_{k}"] for k in edges.AUTHOR_KEYS),
                                       names=edges.AUTHOR_DERIVED).items():
                 row[f"{name}_edge_{k}"] = v
-    return row, (Yhat, cache, dL_dYhat)
+    return row
 
 
 # --- state <-> arrays (checkpoints) ---------------------------------------------

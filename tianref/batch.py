@@ -1,0 +1,209 @@
+"""S runs that differ only by their seed, trained as one array with a leading run axis.
+
+Reference: tianref/train.py (the loop, its logging order and its checkpoints); docs/batch.md.
+
+The runs of a batch share every setting but the seed: the same shapes, the same weight-decay schedule,
+the same epochs. Their parameters and optimizer moments are stacked along a leading axis S,
+
+    W (S, 2M, K)   V (S, K, M)   Adam's m, v, m^wd like them      (run s = index s)
+
+and the same math modules that train one run (model, loss, optim) train all S: the forward pass is a
+stack of S gathers and S matrix products, the loss reduces each run's (n, M) block, the optimizer is
+elementwise. NumPy multiplies a stack slice by slice with the same BLAS call as one matrix, so run
+s's numbers are bit for bit those of its unbatched run (tests/test_batch.py holds that, float32 and
+float64, on the numpy and fake backends). What stays per run:
+
+    its split and labels  (data.stack_batches: run s's rows of the stacked gathers and segment sums)
+    its rolling Grams and edge rings (spectra, edge), filled from its slice of the update
+    its random stream (the independence-proxy pairs; numpy Generator of its own seed)
+    its row: the diagnostics are train.row_of on run s's slices (views, no copy)
+    its sink: metrics.jsonl, checkpoints, resume state (runs.RunWriter), its lock (the CLI's)
+
+A run whose loss or parameters become non-finite is ended alone: its rows are kept, ``failed`` gets
+its message, and the stack continues without it. SIGINT/SIGTERM stop every run at the next row
+boundary after writing each run's resume state (as train.run does for one).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np  # host-side bookkeeping only (finiteness of host rows, run indices)
+
+from tianref import data, group_rows, loss as losses, model, optimizers, train
+from tianref.config import eta_at
+from tianref.errors import RunFailure
+
+# what a batch can stack: optimizers acting elementwise on their state, and a trained top layer
+BATCHABLE_OPTIMIZERS = ("adam", "adamw", "sgd")
+
+
+def why_not_batchable(cfg) -> str | None:
+    """None when runs of ``cfg`` can be stacked; else the reason (they then train one by one)."""
+    if cfg.optimizer not in BATCHABLE_OPTIMIZERS:
+        return f"--optimizer {cfg.optimizer} (Muon's Newton-Schulz steps are per matrix)"
+    if cfg.top_layer != "trained":
+        return "--top-layer ridge (a linear solve per run)"
+    return None
+
+
+def same_condition(a, b) -> bool:
+    """True when two configs differ at most by their seed."""
+    return a.replace(seed=0) == b.replace(seed=0)
+
+
+@dataclass
+class Member:
+    """One run of a batch: its config (seed), fixed data, per-run state and sink.
+
+    state : train.TrainState of the run when it joins (setup or a resume state); while the batch
+            trains, its params/adam live in the stack and only spec, edge, rng and epoch here are used
+    """
+    cfg: object
+    problem: train.Problem
+    state: train.TrainState
+    resumed: bool = False          # its row state.epoch is already logged (a resume state)
+    sink: object = None
+    on_row: object = None
+    failed: str | None = None
+    row: dict | None = field(default=None, repr=False)
+
+
+def _tree(fn, *trees):
+    """fn applied leaf by leaf to dicts of the same structure; host scalars/flags pass through
+    (they must agree across runs: one step count, one schedule)."""
+    t0 = trees[0]
+    if isinstance(t0, dict):
+        return {k: _tree(fn, *(t[k] for t in trees)) for k in t0}
+    if hasattr(t0, "shape") and getattr(t0, "ndim", 0) >= 1:
+        return fn(*trees)
+    if any(t != t0 for t in trees[1:]):
+        raise ValueError(f"stacked runs disagree on a counter or flag ({[t for t in trees]})")
+    return t0
+
+
+def stack_state(xp, states):
+    """(params, optimizer state) of S runs stacked along a new leading axis."""
+    stack = lambda *xs: xp.stack(xs)                                      # noqa: E731
+    return (_tree(stack, *(s.params for s in states)), _tree(stack, *(s.adam for s in states)))
+
+
+def take(tree, s):
+    """Run s (an int: its (..)-shaped views) or the runs s (an index array: a smaller stack)."""
+    return _tree(lambda x: x[s], tree)
+
+
+def _stacked_problem(xp, members):
+    M = members[0].cfg.M
+    tables = [group_rows.task_table(m.cfg) for m in members]
+    return (data.stack_batches(xp, M, [m.problem.train_idx for m in members], tables),
+            data.stack_batches(xp, M, [m.problem.test_idx for m in members], tables))
+
+
+def member_state(P, opt, m, s, epoch):
+    """Run s's full TrainState (views into the stack), for its row and its checkpoints."""
+    return train.TrainState(params=take(P, s), adam=take(opt, s), spec=m.state.spec,
+                            rng=m.state.rng, epoch=epoch, edge=m.state.edge)
+
+
+def _fail(m, msg):
+    m.failed = msg
+
+
+def run(xp, members, *, on_epoch=None, on_stop=None):
+    """Train every member to row cfg.epochs as one stack.  All members must share the condition
+    (same_condition), the epoch they start from and whether that row is logged. Returns the members (``failed`` set on the ones
+    that diverged). Raises RunFailure on SIGINT/SIGTERM after saving every running member's resume
+    state. on_epoch(epoch): after each logged row of the batch; on_stop(message): a stop signal."""
+    cfg0 = members[0].cfg
+    why = why_not_batchable(cfg0)
+    if why is not None:
+        raise ValueError(f"runs with {why} cannot be batched")
+    epoch, resumed = members[0].state.epoch, members[0].resumed
+    for m in members[1:]:
+        if not same_condition(m.cfg, cfg0) or (m.state.epoch, m.resumed) != (epoch, resumed):
+            raise ValueError("a batch holds runs of one condition starting from one epoch")
+    live = list(members)
+    P, opt = stack_state(xp, [m.state for m in live])
+    train_b, test_b = _stacked_problem(xp, live)
+    checkpoints = set(cfg0.checkpoint_epochs)
+    fwd = None
+    with train._Stop(on_stop) as stop:
+        while live:
+            if not resumed:
+                head, fwd = train.head_of(xp, cfg0, P, train_b, test_b)          # (S,) values
+                ended = []
+                for s, m in enumerate(live):
+                    _row(xp, m, P, opt, s, epoch, head, fwd, checkpoints)
+                    if m.failed:
+                        ended.append(s)
+                if ended:                                                         # drop them from the stack
+                    keep = [s for s in range(len(live)) if s not in ended]
+                    live = [live[s] for s in keep]
+                    if not live:
+                        break
+                    idx = xp.asarray(np.asarray(keep, dtype=np.int64))
+                    P, opt = take(P, idx), take(opt, idx)
+                    fwd = (fwd[0][idx], (fwd[1][0][idx], fwd[1][1][idx]), fwd[2][idx])
+                    train_b, test_b = _stacked_problem(xp, live)
+                if on_epoch:
+                    on_epoch(epoch)
+            else:
+                for s, m in enumerate(live):
+                    if m.sink and epoch == cfg0.epochs:                           # make sure of final.npz
+                        st = member_state(P, opt, m, s, epoch)
+                        m.sink.checkpoint(lambda buf, st=st, m=m: train.state_arrays(m.cfg, st, m.problem, buf),
+                                          epoch, named=epoch in checkpoints, final=True)
+            resumed = False
+            if epoch >= cfg0.epochs:
+                break
+            if stop.set:
+                for s, m in enumerate(live):
+                    if m.sink:
+                        st = member_state(P, opt, m, s, epoch)
+                        m.sink.checkpoint(lambda buf, st=st, m=m: train.state_arrays(m.cfg, st, m.problem, buf),
+                                          epoch, named=False, final=False)
+                raise RunFailure(f"stopped by {stop.name} at epoch {epoch}; every run's resume state "
+                                 "is saved: continue with --resume")
+            P, opt = _step(xp, cfg0, live, P, opt, train_b, epoch, fwd)
+            fwd = None
+            epoch += 1
+    return members
+
+
+def _row(xp, m, P, opt, s, epoch, head, fwd, checkpoints):
+    """Log run s's row ``epoch``, check it, and write its checkpoints (train.run's order)."""
+    st = member_state(P, opt, m, s, epoch)
+    Yhat, (H, F), _ = fwd
+    try:
+        row = train.row_of(xp, m.cfg, st, m.problem, [(k, v[s]) for k, v in head], Yhat[s], (H[s], F[s]))
+    except np.linalg.LinAlgError:
+        return _fail(m, f"the parameters became non-finite at epoch {epoch} (the update spectra cannot "
+                        "be computed); the rows logged so far are kept")
+    m.row = row
+    if m.sink:
+        m.sink.row(row)
+    if m.on_row:
+        m.on_row(row)
+    if not (np.isfinite(row.get("train_loss", np.nan)) and np.isfinite(row.get("test_loss", np.nan))):
+        return _fail(m, f"the loss became non-finite at epoch {epoch}; the rows logged so far are kept")
+    final = epoch == m.cfg.epochs
+    if m.sink and (epoch in checkpoints or final):
+        m.sink.checkpoint(lambda buf: train.state_arrays(m.cfg, st, m.problem, buf),
+                          epoch, named=epoch in checkpoints, final=final)
+
+
+def _step(xp, cfg, live, P, opt, train_b, epoch, fwd):
+    """One optimizer step of every run in the stack; each run's update goes to its own rings."""
+    if fwd is None:
+        Yhat, cache = model.forward(xp, P, train_b, cfg.act, cfg.output_scale)
+        _, dL_dYhat = losses.loss_and_grad(xp, Yhat, train_b.y, cfg.loss)
+    else:
+        Yhat, cache, dL_dYhat = fwd
+    grads = model.backward(xp, P, train_b, cache, dL_dYhat, cfg.act, cfg.output_scale)
+    new, opt, wd = optimizers.update(xp, cfg, P, grads, opt, eta=eta_at(cfg, epoch), wd_part=True)
+    for s, m in enumerate(live):
+        spec, edge = train.record_update(xp, m.cfg, m.state.spec, m.state.edge, take(new, s), take(P, s),
+                                         {k: (None if v is None else v[s]) for k, v in wd.items()})
+        m.state = train.TrainState(params=None, adam=None, spec=spec, rng=m.state.rng, epoch=epoch + 1,
+                                   edge=edge)
+    return new, opt
