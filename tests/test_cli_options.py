@@ -45,7 +45,7 @@ def test_top_level_help_lists_whole_sentences():
     assert res.returncode == 0
     block = res.stdout.split("Commands:")[1].strip().splitlines()
     names = [ln.split()[0] for ln in block]
-    assert sorted(names) == ["edge", "group", "plot", "reproduce", "summarize", "sweep", "thm6", "train"]
+    assert sorted(names) == ["edge", "group", "plot", "reproduce", "summarize", "sweep", "thm6", "train", "train-batch"]
     for ln in block:
         text = ln.split(None, 1)[1]
         assert text.endswith(".") and not text.endswith("..."), ln

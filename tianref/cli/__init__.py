@@ -20,6 +20,7 @@ SHORT_HELP = {
     "reproduce": "Run the paper's protocols and compare with its numbers.",
     "edge": "Probe the spectral edge of a run against random directions.",
     "group": "A finite group's classes and irreps, from its Cayley table.",
+    "train-batch": "Train runs of one condition (seeds) as one stacked array.",
 }
 
 
@@ -57,6 +58,10 @@ main.add_command(edge_cmd, "edge")
 from tianref.cli.group import group_cmd  # noqa: E402
 
 main.add_command(group_cmd, "group")
+
+from tianref.cli.batch import train_batch_cmd  # noqa: E402
+
+main.add_command(train_batch_cmd, "train-batch")
 
 for _name, _text in SHORT_HELP.items():
     if _name in main.commands:

@@ -76,6 +76,12 @@ def check_jobs(jobs, xp_name: str, device: bool = True) -> None:
               help="Parallel local train processes (each with --threads BLAS threads).")
 @click.option("--threads", type=click.IntRange(min=1), default=None, show_default=THREADS_DEFAULT,
               help=THREADS_HELP)
+@click.option("--batch", is_flag=True,
+              help="Train the seeds of each condition as one stacked array (one train-batch process per "
+                   "batch; tianref/batch.py): the same runs, each in its own folder with its own log, "
+                   "at a fraction of the per-run overhead. With --jobs N a condition is split into N "
+                   "batches when there are fewer conditions than N. Muon and ridge runs train one by one "
+                   "inside their batch process.")
 @click.option("--plan", is_flag=True,
               help="Print the unfinished runs' independent train commands, one per line, and exit.")
 @click.option("--slurm", "slurm_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -87,7 +93,7 @@ def check_jobs(jobs, xp_name: str, device: bool = True) -> None:
                    "rolling-update buffer, ~110 MB at the headline size).")
 @reports_errors
 def sweep_cmd(root, eta_text, act_list, M_text, group_text, frac_text, seeds_text, epochs, K, windows,
-              metric_set, xp_name, dtype, n_jobs, threads, plan, slurm_file, python, no_resume_state):
+              metric_set, xp_name, dtype, n_jobs, threads, batch, plan, slurm_file, python, no_resume_state):
     """Train every condition x seed into ROOT; finished runs (E + 1 rows) are skipped.
 
     Conditions are the product of --eta, --act, --M (or --group) and --train-frac. Each run goes to
@@ -118,9 +124,13 @@ def sweep_cmd(root, eta_text, act_list, M_text, group_text, frac_text, seeds_tex
         check_output_file(slurm_file, "--slurm", make_parents=False)
     check_jobs(jobs, xp_name, device=slurm_file is None)
     if plan:
-        for line in sweep.plan_lines(jobs, python, threads=threads):
+        lines = (sweep.batch_plan_lines(jobs, n_jobs, python, threads=threads) if batch
+                 else sweep.plan_lines(jobs, python, threads=threads))
+        for line in lines:
             click.echo(line)
         return
+    if slurm_file is not None and batch:
+        raise InputError("--slurm writes one task per run; drop --batch (or use --plan --batch)")
     if slurm_file is not None:
         from tianref.experiments import slurm
         out = slurm.write_for_jobs(jobs, slurm_file, python=python, name="tianref-sweep",
@@ -133,7 +143,7 @@ def sweep_cmd(root, eta_text, act_list, M_text, group_text, frac_text, seeds_tex
     reporter = RunsReporter("sweep")
     try:
         result = sweep.run_jobs(jobs, n_jobs, python, report=reporter.note, progress=reporter.progress,
-                                threads=threads)
+                                threads=threads, batch=batch)
     finally:
         reporter.close()
     click.echo(json.dumps(result))

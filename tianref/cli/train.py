@@ -6,6 +6,7 @@ import json
 import os
 import sys
 import time
+from typing import NamedTuple
 
 import click
 import numpy as np  # only for np.errstate around the run
@@ -26,6 +27,11 @@ from tianref.model import ACTIVATIONS
 D = TrainConfig()
 # set by check_train_args: a --check-only run appends (TrainConfig, init source) of the run it would start
 CHECKED = contextvars.ContextVar("checked", default=None)
+# set by train-batch (tianref/cli/batch.py): a list that receives each run prepared (Prepared) in place
+# of training it
+BATCH = contextvars.ContextVar("batch", default=None)
+# the command line config.json records, when it is not this process's own (a member of train-batch)
+COMMAND = contextvars.ContextVar("command", default=None)
 DEFAULT_TRAIN_FRAC = 0.4    # round(0.4 * 71^2) = 2016, the paper's n
 
 # options --resume accepts; any other option given with it must agree with the stored config
@@ -157,7 +163,8 @@ def train_cmd(ctx, xp_name, M, K, n_train, train_frac, eta, eta_schedule, lr, ep
             return
         xp = get_xp(xp_name)
         session = rundir.Session(out, resume=True, note=_note)
-        with session:                                   # the lock is held from here to the end
+
+        def prepare():                                  # under the lock
             plan = resume_mod.check(out, changes)
             cfg = plan.cfg
             _check_gram_backend(cfg, xp_name)
@@ -168,8 +175,9 @@ def train_cmd(ctx, xp_name, M, K, n_train, train_frac, eta, eta_schedule, lr, ep
                       f"{plan.epoch} (they are recomputed)")
             resume_mod.commit(out, plan, _command_line())
             session.started()
-            _train(engine, cfg, xp, xp_name, out, state, problem, None, no_resume_state, session,
-                   plan.fingerprint, plan.digest)
+            return Prepared(engine, cfg, xp, xp_name, out, state, problem, None, no_resume_state, session,
+                            plan.fingerprint, plan.digest)
+        _launch(session, prepare)
     else:
         init = runs.load_npz(init_from) if init_from else None
         if init is not None:
@@ -225,14 +233,49 @@ def train_cmd(ctx, xp_name, M, K, n_train, train_frac, eta, eta_schedule, lr, ep
         session = rundir.Session(out, overwrite=overwrite, note=_note)
         ident = identity.record(cfg, identity.init_digest(init) if init is not None else identity.SEED_INIT,
                                 *engine.split_of(cfg, init))
-        with session:                                   # the lock is held from here to the end
+
+        def prepare():                                  # under the lock
             runs.atomic_write_json(os.path.join(out, "config.json"), {
                 "config": cfg.to_dict(), "identity": ident, "versions": environment_info(xp),
                 "source": git_state(),                  # the checkout that trains it (None outside git)
                 "command": _command_line(), "init_from": os.path.abspath(init_from) if init_from else None,
                 "train_frac": train_frac})
-            _train(engine, cfg, xp, xp_name, out, None, None, init, no_resume_state, session,
-                   ident["fingerprint"], None)
+            return Prepared(engine, cfg, xp, xp_name, out, None, None, init, no_resume_state, session,
+                            ident["fingerprint"], None)
+        _launch(session, prepare)
+
+
+class Prepared(NamedTuple):
+    """A run checked, locked and ready to train (the arguments of _train)."""
+    engine: object
+    cfg: object
+    xp: object
+    xp_name: str
+    out: str
+    state: object
+    problem: object
+    init: object
+    no_resume_state: bool
+    session: object
+    fingerprint: str
+    digest: object
+
+
+def _launch(session, prepare):
+    """Lock OUT (``session``), call ``prepare`` under the lock and train the run it returns, the lock
+    held to the end. Under train-batch (BATCH set) the session stays entered and the prepared run is
+    handed to the batch instead (tianref/cli/batch.py exits the session when the run ends)."""
+    box = BATCH.get()
+    if box is None:
+        with session:                                   # the lock is held from here to the end
+            _train(*prepare())
+        return
+    session.__enter__()
+    try:
+        box.append(prepare())
+    except BaseException:
+        session.__exit__(*sys.exc_info())
+        raise
 
 def _resolve_group(spec, M, M_fixed: bool):
     """(stored spec, M) of --group: M = |H| unless --M (or an --init-from file) fixes it, when a
@@ -376,4 +419,6 @@ def _first(rows, key, thr):
 
 
 def _command_line() -> str:
+    if COMMAND.get() is not None:
+        return COMMAND.get()
     return " ".join([os.path.basename(sys.argv[0])] + sys.argv[1:])

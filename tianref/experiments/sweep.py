@@ -30,7 +30,7 @@ from tianref.experiments.jobs import (  # noqa: F401  (re-exported: callers impo
     plan_lines, train_argv)
 from tianref.rundir import lock_holder
 
-__all__ = ["Job", "cli_path", "config_mismatch", "grid", "job_state", "jobs_from_specs", "make_jobs",
+__all__ = ["batches", "batch_argv", "batch_plan_lines", "Job", "cli_path", "config_mismatch", "grid", "job_state", "jobs_from_specs", "make_jobs",
            "parse_seeds", "plan_lines", "train_argv", "THREAD_VARS", "LOG_DIR", "STOP_GRACE_S", "run_jobs"]
 
 THREAD_VARS = blas_threads.VARS      # set to --threads in every child's environment
@@ -85,9 +85,54 @@ def _open_log(path, command: str):
     return log
 
 
+def batches(jobs: list[Job], n_jobs: int = 1) -> list[list[Job]]:
+    """The jobs of each condition (same options and epochs: they differ only by seed) as batches
+    for ``train-batch``: one per condition, each split into equal parts when there are fewer
+    conditions than ``n_jobs`` processes, so the batches fill them."""
+    by_cond: dict = {}
+    for j in jobs:
+        by_cond.setdefault((j.options, j.epochs), []).append(j)
+    parts = max(1, -(-n_jobs // max(len(by_cond), 1)))             # ceil(n_jobs / conditions)
+    out = []
+    for group in by_cond.values():
+        k = min(parts, len(group))
+        size = -(-len(group) // k)
+        out += [group[i:i + size] for i in range(0, len(group), size)]
+    return out
+
+
+def batch_argv(members: list[Job], python: str = sys.executable, states=None,
+               threads: int | None = None) -> list[str]:
+    """The ``train-batch`` command line of ``members`` (their train commands as --member), their
+    messages to ROOT/_logs/<run>.log; ``states``: each member's job_state, if known."""
+    states = states or [None] * len(members)
+    argv = [python, str(cli_path()), "train-batch", "--log-dir", str(members[0].out.parent / LOG_DIR)]
+    if threads is not None:
+        argv += ["--threads", str(int(threads))]
+    for j, st in zip(members, states):
+        a = train_argv(j, python, st)
+        argv += ["--member", shlex.join(a[a.index("train") + 1:])]
+    return argv
+
+
+def batch_plan_lines(jobs: list[Job], n_jobs: int = 1, python: str = sys.executable,
+                     threads: int | None = None) -> list[str]:
+    """One shell command per batch of unfinished jobs (train-batch; a lone job: train)."""
+    todo = [j for j in jobs if job_state(j) != "done"]
+    out = []
+    for unit in batches(todo, n_jobs):
+        argv = (train_argv(unit[0], python, threads=threads) if len(unit) == 1
+                else batch_argv(unit, python, threads=threads))
+        out.append(shlex.join(argv))
+    return out
+
+
 def run_jobs(jobs: list[Job], n_jobs: int = 1, python: str = sys.executable, report=None,
-             poll_s: float = 0.2, progress=None, threads: int | None = None) -> dict:
+             poll_s: float = 0.2, progress=None, threads: int | None = None, batch: bool = False) -> dict:
     """Run the unfinished jobs with up to ``n_jobs`` processes; returns a summary dict.
+
+    ``batch``: the runs of each condition train as stacked arrays, one ``train-batch`` process per
+    batch (``batches``; tianref/batch.py), each member's messages in its own log.
 
     Each child runs ``train ... --threads T`` with T = ``threads`` (None: the caller's thread
     variables when set, else 1; tianref.threads.resolve) and those variables set to T.
@@ -102,9 +147,14 @@ def run_jobs(jobs: list[Job], n_jobs: int = 1, python: str = sys.executable, rep
     todo = [(j, job_state(j)) for j in jobs]
     skipped = [j.name for j, s in todo if s == "done"]
     queue = [(j, s) for j, s in todo if s != "done"]
+    state_of = dict((j.name, s) for j, s in queue)
+    if batch:
+        units = batches([j for j, _ in queue], n_jobs)
+    else:
+        units = [[j] for j, _ in queue]
     threads = blas_threads.resolve(threads)
     env = _child_env(threads)
-    running: list[tuple[Job, subprocess.Popen, float, object]] = []
+    running: list[tuple[list, subprocess.Popen, float, object]] = []
     done, failed = [], []
     total = len(queue)
     stop = {"sig": None}
@@ -123,45 +173,59 @@ def run_jobs(jobs: list[Job], n_jobs: int = 1, python: str = sys.executable, rep
     progress = progress or (lambda finished, total, name: None)    # (runs finished, of total, last)
     progress(0, total, None)
     try:
-        while queue or running:
-            while queue and len(running) < n_jobs:
-                job, state = queue.pop(0)
-                holder = lock_holder(job.out)
-                if holder is not None:
+        while units or running:
+            while units and len(running) < n_jobs:
+                unit = []
+                for job in units.pop(0):
+                    holder = lock_holder(job.out)
+                    if holder is None:
+                        unit.append(job)
+                        continue
                     failed.append({"name": job.name, "returncode": None,
                                    "log": f"(not started: its directory is in use by process {holder})"})
                     report(f"[{len(done) + len(failed)}/{total}] FAILED {job.name}: not started, its "
                            f"directory is in use by process {holder}")
                     progress(len(done) + len(failed), total, job.name)
+                if not unit:
                     continue
-                log_dir = job.out.parent / LOG_DIR
+                log_dir = unit[0].out.parent / LOG_DIR
                 log_dir.mkdir(parents=True, exist_ok=True)
-                argv = train_argv(job, python, state, threads=threads)
-                log = _open_log(log_dir / f"{job.name}.log", shlex.join(argv))
+                states = [state_of[j.name] for j in unit]
+                if len(unit) == 1:
+                    argv = train_argv(unit[0], python, states[0], threads=threads)
+                    log = _open_log(log_dir / f"{unit[0].name}.log", shlex.join(argv))
+                else:
+                    argv = batch_argv(unit, python, states, threads=threads)
+                    for j in unit:                     # each member's log starts with its own command
+                        _open_log(log_dir / f"{j.name}.log", shlex.join(train_argv(j, python, state_of[j.name]))
+                                  + "   # trained in the batch logged in " + f"batch_{unit[0].name}.log").close()
+                    log = _open_log(log_dir / f"batch_{unit[0].name}.log", shlex.join(argv))
                 # own session: a terminal Ctrl-C reaches only us, and we pass exactly one
                 # SIGINT on, which makes train save its resume state and exit
                 proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env,
                                         stdin=subprocess.DEVNULL, start_new_session=True,
                                         preexec_fn=_die_with(os.getpid()))
-                running.append((job, proc, time.time(), log))
-                report(f"start {job.name} ({state})")
+                running.append((unit, proc, time.time(), log))
+                what = unit[0].name if len(unit) == 1 else f"batch of {len(unit)} ({', '.join(j.name for j in unit)})"
+                report(f"start {what} ({', '.join(sorted(set(states)))})")
             still = []
-            for job, proc, t0, log in running:
+            for unit, proc, t0, log in running:
                 rc = proc.poll()
                 if rc is None:
-                    still.append((job, proc, t0, log))
+                    still.append((unit, proc, t0, log))
                     continue
                 log.close()
                 secs = time.time() - t0
-                if rc == 0 and is_complete(job.out, job.epochs):
-                    done.append(job.name)
-                    report(f"[{len(done) + len(failed)}/{total}] done {job.name} ({secs:.1f} s)")
-                else:
-                    failed.append({"name": job.name, "returncode": rc,
-                                   "log": str(job.out.parent / LOG_DIR / f"{job.name}.log")})
-                    report(f"[{len(done) + len(failed)}/{total}] FAILED {job.name} (exit {rc}, "
-                           f"see {LOG_DIR}/{job.name}.log)")
-                progress(len(done) + len(failed), total, job.name)
+                for job in unit:
+                    if (rc == 0 or len(unit) > 1) and is_complete(job.out, job.epochs):
+                        done.append(job.name)
+                        report(f"[{len(done) + len(failed)}/{total}] done {job.name} ({secs:.1f} s)")
+                    else:
+                        failed.append({"name": job.name, "returncode": rc,
+                                       "log": str(job.out.parent / LOG_DIR / f"{job.name}.log")})
+                        report(f"[{len(done) + len(failed)}/{total}] FAILED {job.name} (exit {rc}, "
+                               f"see {LOG_DIR}/{job.name}.log)")
+                    progress(len(done) + len(failed), total, job.name)
             running = still
             if running:
                 time.sleep(poll_s)
@@ -169,10 +233,10 @@ def run_jobs(jobs: list[Job], n_jobs: int = 1, python: str = sys.executable, rep
         pass
     finally:                                   # stopped or failed: stop only the children we started
         stop["sig"] = stop["sig"] or "exit"    # from here on a signal only records itself
-        for job, proc, _, log in running:
+        for unit, proc, _, log in running:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGINT)    # train saves resume.npz and exits
-        for job, proc, _, log in running:
+        for unit, proc, _, log in running:
             try:
                 proc.wait(timeout=STOP_GRACE_S)
             except subprocess.TimeoutExpired:
@@ -182,6 +246,8 @@ def run_jobs(jobs: list[Job], n_jobs: int = 1, python: str = sys.executable, rep
         for sig, old in old_handlers.items():
             signal.signal(sig, old)
     if stop["sig"] not in (None, "exit"):
-        raise RunFailure(f"sweep stopped by {stop['sig']}: {len(running)} running run(s) saved their "
-                         f"resume state, {len(queue)} not started; run the same command again to continue")
+        n_run = sum(len(u) for u, *_ in running)
+        raise RunFailure(f"sweep stopped by {stop['sig']}: {n_run} running run(s) saved their "
+                         f"resume state, {sum(len(u) for u in units)} not started; run the same command again "
+                         "to continue")
     return {"runs": len(jobs), "skipped": len(skipped), "ran": len(done), "failed": failed}

@@ -1,0 +1,199 @@
+"""``python cli.py train-batch``: several train runs of one condition (differing only by seed) trained
+as one stacked array in this process (tianref/batch.py); what ``sweep --batch`` starts.
+
+Each --member is the argument list of one ``train`` command (what follows ``train``). Every member is
+parsed, checked, locked and given its config.json by train's own code, exactly as ``train`` would;
+then the members that share a condition and a starting epoch train together. Each run keeps its own
+directory, metrics.jsonl, checkpoints, resume state and lock: summarize, plot, thm6, edge and
+--resume see an ordinary run.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import sys
+import time
+
+import click
+import numpy as np  # only for np.errstate around the run
+
+from tianref import batch as engine_batch, runs, threads as blas_threads
+from tianref.cli.common import RAISE_ERRORS, reports_errors
+from tianref.cli.progress import RowProgress
+from tianref.errors import InputError, RunFailure
+
+
+def _member_log(log_dir, out):
+    return None if log_dir is None else os.path.join(log_dir, os.path.basename(out) + ".log")
+
+
+def _say(log_dir, out, msg):
+    """A member's message: to stderr, and appended to its log in --log-dir (as a sweep names them)."""
+    click.echo(f"{os.path.basename(out)}: {msg}", err=True)
+    path = _member_log(log_dir, out)
+    if path is not None:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(msg + "\n")
+
+
+def prepare_members(argvs, log_dir):
+    """(prepared runs, {out or argv: refusal}) from train's own parsing of each member."""
+    from tianref.cli.train import BATCH, COMMAND, train_cmd
+    prepared, refused = [], {}
+    prog = os.path.basename(sys.argv[0])
+    for argv in argvs:
+        box, raise_token = BATCH.set([]), RAISE_ERRORS.set(True)
+        cmd = COMMAND.set(f"{prog} train {shlex.join(argv)}  (trained in a batch by {prog} train-batch)")
+        try:
+            train_cmd.main(args=list(argv), prog_name="train", standalone_mode=False)
+            prepared.extend(BATCH.get())
+        except (InputError, click.ClickException) as exc:
+            msg = exc.format_message() if isinstance(exc, click.ClickException) else str(exc)
+            out = argv[argv.index("--out") + 1] if "--out" in argv else shlex.join(argv)
+            refused[out] = msg
+            _say(log_dir, out, f"Error: {msg}")
+        finally:
+            BATCH.reset(box)
+            RAISE_ERRORS.reset(raise_token)
+            COMMAND.reset(cmd)
+    return prepared, refused
+
+
+def _groups(prepared):
+    """Members that can train as one stack: same condition, same starting epoch, same resume status."""
+    groups = []
+    for p in prepared:
+        for g in groups:
+            q = g[0]
+            if (engine_batch.same_condition(p.cfg, q.cfg) and (p.state is None) == (q.state is None)
+                    and (p.state is None or p.state.epoch == q.state.epoch)):
+                g.append(p)
+                break
+        else:
+            groups.append([p])
+    return groups
+
+
+@click.command("train-batch", context_settings={"show_default": True})
+@click.option("--member", "members", multiple=True, required=True,
+              help="One run: the arguments of its train command (what follows `train`), shell-quoted. "
+                   "Repeat for every run of the batch.")
+@click.option("--log-dir", type=click.Path(file_okay=False), default=None,
+              help="Append each run's messages (errors, its JSON summary) to LOG_DIR/<run folder>.log, "
+                   "as sweep's _logs/ holds them.")
+@click.option("--threads", type=click.IntRange(min=1), default=None, show_default=blas_threads.DEFAULT_TEXT,
+              help="BLAS/OpenMP threads of this process.")
+@reports_errors
+def train_batch_cmd(members, log_dir, threads):
+    """Train the --member runs (one condition, different seeds) as one stacked array.
+
+    Runs that cannot be stacked (Muon, the ridge top layer) or that start from different epochs
+    train in separate stacks, one after another. A run that diverges ends alone (its message in its
+    log); SIGINT/SIGTERM save every run's resume state. Prints one JSON summary line per run on
+    stdout. Exit 0 when every run finished, 1 when one failed, 2 when one was refused.
+    """
+    argvs = [shlex.split(m) for m in members]
+    if log_dir is not None:
+        os.makedirs(log_dir, exist_ok=True)
+    with blas_threads.limits(threads):
+        prepared, refused = prepare_members(argvs, log_dir)
+        failed = _train_all(prepared, log_dir)
+    if refused:
+        raise InputError(f"{len(refused)} of {len(argvs)} runs refused (first: {next(iter(refused.values()))})")
+    if failed:
+        raise RunFailure(f"{len(failed)} of {len(argvs)} runs failed (first: {failed[0]})")
+
+
+def _train_all(prepared, log_dir) -> list:
+    """Train every prepared run, stack by stack; exit each run's session with its own outcome.
+    Returns the failure messages."""
+    failed = []
+    pending = list(prepared)
+    stop_exc = None
+    try:
+        for group in _groups(prepared):
+            if stop_exc is not None:
+                break
+            stop_exc = _train_group(group, log_dir, failed)
+            pending = [p for p in pending if p not in group]
+    finally:
+        for p in pending:                         # never started (a stop came first): release them
+            p.session.__exit__(None, None, None)
+    if stop_exc is not None:
+        raise stop_exc
+    return failed
+
+
+def _train_group(group, log_dir, failed):
+    """One stack. Returns the RunFailure of a stop signal (after every session is closed), or None."""
+    from tianref import train
+    p0 = group[0]
+    xp = p0.xp
+    members, writers = [], []
+    for p in group:
+        if p.state is None:
+            problem, state = train.setup(p.cfg, xp, p.init)
+        else:
+            problem, state = p.problem, p.state
+        w = runs.RunWriter(p.out, keep_resume_state=not p.no_resume_state, on_first_row=p.session.started,
+                           fingerprint=p.fingerprint, digest=p.digest)
+        writers.append(w)
+        members.append(engine_batch.Member(p.cfg, problem, state, resumed=p.state is not None, sink=w))
+    t0 = time.time()
+    start, E = members[0].state.epoch, p0.cfg.epochs
+    names = ", ".join(os.path.basename(p.out) for p in group)
+    stopped = None
+    try:
+        with RowProgress(max(E - start, 0), f"train-batch [{names}]") as bar, \
+                np.errstate(over="ignore", invalid="ignore"):
+            last = {"e": start}
+
+            def on_epoch(epoch):
+                bar.update(1 if epoch > last["e"] else 0, members[0].row or {})
+                last["e"] = epoch
+            if engine_batch.why_not_batchable(p0.cfg) is None:
+                engine_batch.run(xp, members, on_epoch=on_epoch,
+                                 on_stop=lambda m: click.echo(f"\n{m}", err=True))
+            else:                                   # one by one, by train's own loop
+                for p, m in zip(group, members):
+                    try:
+                        train.run(m.cfg, xp, problem=m.problem, state=m.state if m.resumed else None,
+                                  init=None if m.resumed else p.init, sink=m.sink)
+                    except RunFailure as exc:
+                        if "stopped by" in str(exc):
+                            raise
+                        m.failed = str(exc)
+    except RunFailure as exc:                       # a stop signal: every running run saved its state
+        stopped = exc
+    finally:
+        for w in writers:
+            w.close()
+    secs = round(time.time() - t0, 3)
+    for p, m in zip(group, members):
+        if m.failed or stopped is not None:
+            err = RunFailure(m.failed or str(stopped))
+            p.session.__exit__(RunFailure, err, None)
+            if m.failed:
+                failed.append(f"{os.path.basename(p.out)}: {m.failed}")
+                _say(log_dir, p.out, f"Error: {m.failed}")
+            else:
+                _say(log_dir, p.out, f"Error: {stopped}")
+            continue
+        p.session.__exit__(None, None, None)
+        summary = _summary(p, secs)
+        click.echo(json.dumps(summary))
+        path = _member_log(log_dir, p.out)
+        if path is not None:
+            with open(path, "a", encoding="utf-8") as f:
+                f.write(json.dumps(summary) + "\n")
+    return stopped
+
+
+def _summary(p, secs):
+    from tianref.cli.train import _first
+    rows = runs.read_metrics(os.path.join(p.out, "metrics.jsonl"))
+    return {"out": p.out, "epochs": p.cfg.epochs, "seconds_batch": secs, "backend": p.xp_name,
+            "dtype": p.cfg.dtype, "batched": True,
+            "final": {k: rows[-1].get(k) for k in ("train_loss", "test_loss", "train_acc", "test_acc")},
+            "t_test_0.5": _first(rows, "test_acc", 0.5), "t_test_0.99": _first(rows, "test_acc", 0.99)}
