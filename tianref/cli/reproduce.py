@@ -35,6 +35,10 @@ from tianref.rundir import check_output_dir, check_output_file
               help="Parallel local train processes (each with --threads BLAS threads).")
 @click.option("--threads", type=click.IntRange(min=1), default=None, show_default=THREADS_DEFAULT,
               help=THREADS_HELP)
+@click.option("--batch/--no-batch", default=None,
+              help="Train the seeds of each condition as stacked arrays (train-batch; the same runs, "
+                   "each in its own folder). Default: on with --xp cupy (a GPU is filled by one stack, "
+                   "not by many small processes), off on a CPU.  [default: auto]")
 @click.option("--plan", is_flag=True,
               help="Print one independent train command per unfinished run and exit (for a cluster); "
                    "afterwards run reproduce again without --plan to summarise.")
@@ -60,7 +64,7 @@ from tianref.rundir import check_output_dir, check_output_file
                    "e.g. a tree copied back from another machine without checkpoints; the report lists the "
                    "missing runs and how to finish them.")
 @reports_errors
-def reproduce_cmd(section_text, root, scale_text, n_jobs, threads, plan, store, store_to, top_pairs,
+def reproduce_cmd(section_text, root, scale_text, n_jobs, threads, batch, plan, store, store_to, top_pairs,
                   xp_name, slurm_file, python, rerender, no_train):
     """Run the paper's protocols, summarise them beside the published numbers, draw the figures.
 
@@ -130,7 +134,8 @@ def reproduce_cmd(section_text, root, scale_text, n_jobs, threads, plan, store, 
             done[s] = rp.reproduce_section(s, root, scale, n_jobs=n_jobs, python=python, xp=xp_name,
                                            n_top=top_pairs, store_to=target, command=command,
                                            report=reporter.note, progress=reporter.progress,
-                                           no_train=no_train, threads=threads)
+                                           no_train=no_train, threads=threads,
+                                           batch=(xp_name == "cupy") if batch is None else batch)
         finally:
             reporter.close()
     click.echo(json.dumps({"scale": scale.name, "root": str(Path(root).resolve()),

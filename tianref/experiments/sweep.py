@@ -91,7 +91,7 @@ def batches(jobs: list[Job], n_jobs: int = 1) -> list[list[Job]]:
     conditions than ``n_jobs`` processes, so the batches fill them."""
     by_cond: dict = {}
     for j in jobs:
-        by_cond.setdefault((j.options, j.epochs), []).append(j)
+        by_cond.setdefault((repr(j.options), j.epochs), []).append(j)
     parts = max(1, -(-n_jobs // max(len(by_cond), 1)))             # ceil(n_jobs / conditions)
     out = []
     for group in by_cond.values():

@@ -45,9 +45,11 @@ def section_epochs(section: str, scale) -> dict:
     return epochs_of(protocols.section_runs(section, scale))
 
 
-def run_section(jobs, n_jobs: int, python: str, report, progress=None, threads: int | None = None) -> dict:
-    """Run the unfinished jobs; RunFailure naming the first failed run and its log."""
-    res = sweep.run_jobs(jobs, n_jobs, python, report=report, progress=progress, threads=threads)
+def run_section(jobs, n_jobs: int, python: str, report, progress=None, threads: int | None = None,
+                batch: bool = False) -> dict:
+    """Run the unfinished jobs (``batch``: as stacked batches); RunFailure naming the first failed run
+    and its log."""
+    res = sweep.run_jobs(jobs, n_jobs, python, report=report, progress=progress, threads=threads, batch=batch)
     if res["failed"]:
         f = res["failed"][0]
         more = len(res["failed"]) - 1
@@ -85,14 +87,14 @@ def diverged_before(jobs) -> set:
 
 
 def run_keeping_diverged(jobs, n_jobs: int, python: str, report, progress=None,
-                         threads: int | None = None) -> tuple[dict, set]:
+                         threads: int | None = None, batch: bool = False) -> tuple[dict, set]:
     """Run the unfinished jobs except those that diverged before (deterministic: they would diverge
     again); (run result, names of the diverged runs). Any other failure raises RunFailure."""
     before = diverged_before(jobs)
     if before:
         report(f"{len(before)} run(s) diverged in an earlier call; kept as diverged, not rerun")
     res = sweep.run_jobs([j for j in jobs if j.name not in before], n_jobs, python, report=report,
-                         progress=progress, threads=threads)
+                         progress=progress, threads=threads, batch=batch)
     return res, diverged_in(res["failed"]) | before
 
 

@@ -1,0 +1,278 @@
+"""Runs trained as one stack (tianref/batch.py, train-batch, sweep --batch) are the unbatched runs.
+
+Every check compares a batched run with the same run trained alone by train's own loop: the logged
+rows must be equal (the stack multiplies slice by slice with the same BLAS calls, so in practice
+they are equal bit for bit; the float64 criterion of the design, 1e-10 relative, is asserted
+explicitly as well), on the numpy and the strict fake backend, float32 and float64.
+"""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tianref import batch, data, loss as losses, model, runs, train
+from tianref.backend import get_xp
+from tianref.config import TrainConfig, validate
+from tianref.rundir import lock_holder
+
+from cli_checks import cli
+
+REPO = Path(__file__).resolve().parents[1]
+SMALL = dict(M=11, K=64, n_train=60, eta=2e-3)
+
+
+def _cfgs(n=3, **kw):
+    return [validate(TrainConfig(**{**SMALL, "epochs": 30, **kw, "seed": s})) for s in range(n)]
+
+
+def _alone(cfg, xp):
+    sink = runs.MemorySink()
+    train.run(cfg, xp, sink=sink)
+    return sink.rows
+
+
+def _stacked(cfgs, xp, spoil=None):
+    members = []
+    for c in cfgs:
+        problem, state = train.setup(c, xp)
+        members.append(batch.Member(c, problem, state, sink=runs.MemorySink()))
+    if spoil is not None:
+        spoil(members)
+    with np.errstate(over="ignore", invalid="ignore"):
+        batch.run(xp, members)
+    return members
+
+
+def _close(a: dict, b: dict, rtol=1e-10):
+    """Every value of row a within rtol (relative) of row b, lists elementwise; the same keys."""
+    assert a.keys() == b.keys()
+    for k in a:
+        x, y = np.atleast_1d(np.asarray(a[k], float)), np.atleast_1d(np.asarray(b[k], float))
+        assert x.shape == y.shape, k
+        assert np.allclose(x, y, rtol=rtol, atol=0, equal_nan=True), (k, x, y)
+
+
+VARIANTS = {
+    "default": {},
+    "relu-ce-adamw-windows": dict(act="relu", loss="ce", optimizer="adamw", windows=(5, 10),
+                                  log_grams=("float32",), checkpoint_epochs=(7,)),
+    "gelu-theory-sgd-schedule": dict(act="gelu", loss="theory", optimizer="sgd", lr=0.05,
+                                     eta_schedule=((0, 2e-3), (12, 0.0))),
+    "core-metrics-beta": dict(metrics="core", output_scale=2.0, init_scale=0.5),
+    "group-S3": dict(M=6, n_train=20, group="S3"),
+}
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+@pytest.mark.parametrize("xp_name,dtype", [("numpy", "float64"), ("numpy", "float32"), ("fake", "float64")])
+def test_every_row_of_a_stacked_run_is_the_run_trained_alone(variant, xp_name, dtype):
+    xp = get_xp(xp_name)
+    kw = dict(VARIANTS[variant], dtype=dtype)
+    if kw.get("eta_schedule"):
+        kw["eta"] = kw["eta_schedule"][0][1]
+    cfgs = _cfgs(**kw)
+    members = _stacked(cfgs, xp)
+    for c, m in zip(cfgs, members):
+        alone = _alone(c, xp)
+        assert m.failed is None
+        assert len(m.sink.rows) == len(alone) == c.epochs + 1
+        for a, b in zip(m.sink.rows, alone):
+            if dtype == "float64":
+                _close(a, b)                             # the design's criterion
+            assert json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)   # and in fact: equal
+
+
+def test_stacked_forward_backward_and_loss_are_each_runs_own():
+    """The math modules' leading run axis, piece by piece: run s of a stack of three different splits."""
+    xp = np
+    cfgs = _cfgs(dtype="float64")
+    probs, states = zip(*(train.setup(c, xp) for c in cfgs))
+    P = {k: np.stack([s.params[k] for s in states]) for k in ("W", "V")}
+    tb = data.stack_batches(xp, 11, [p.train_idx for p in probs], [None] * 3)
+    Yhat, cache = model.forward(xp, P, tb, "sqr")
+    L, dL = losses.loss_and_grad(xp, Yhat, tb.y, "tian")
+    g = model.backward(xp, P, tb, cache, dL, "sqr")
+    assert L.shape == (3,) and g["W"].shape == (3, 22, 64)
+    for s in range(3):
+        y1, c1 = model.forward(xp, states[s].params, probs[s].train, "sqr")
+        l1, d1 = losses.loss_and_grad(xp, y1, probs[s].train.y, "tian")
+        g1 = model.backward(xp, states[s].params, probs[s].train, c1, d1, "sqr")
+        assert np.array_equal(Yhat[s], y1) and L[s] == l1
+        assert np.array_equal(g["W"][s], g1["W"]) and np.array_equal(g["V"][s], g1["V"])
+
+
+def test_a_diverging_run_ends_alone_and_the_others_go_on():
+    cfgs = _cfgs(dtype="float32")
+
+    def spoil(members):                                  # run 1 starts far out: its loss overflows
+        st = members[1].state
+        st.params["W"] = st.params["W"] * np.float32(1e18)
+    members = _stacked(cfgs, np, spoil)
+    assert members[1].failed and "non-finite" in members[1].failed
+    assert 1 <= len(members[1].sink.rows) < cfgs[1].epochs + 1
+    for s in (0, 2):
+        assert members[s].failed is None
+        assert [json.dumps(r, sort_keys=True) for r in members[s].sink.rows] == \
+            [json.dumps(r, sort_keys=True) for r in _alone(cfgs[s], np)]
+
+
+def _member(out, seed, epochs=30, extra=(), split=("--n-train", "60")):
+    return ["--member", " ".join(["--out", str(out), "--seed", str(seed), "--M", "11", "--K", "64",
+                                  *split, "--eta", "2e-3", "--epochs", str(epochs), *extra])]
+
+
+def test_train_batch_writes_each_run_as_train_would(tmp_path):
+    args = ["train-batch", "--log-dir", tmp_path / "_logs"]
+    for s in range(3):
+        args += _member(tmp_path / f"b{s}", s, extra=("--checkpoint-epochs", "10"))
+    r = cli(args)
+    assert r.exit_code == 0, r.output
+    for s in range(3):
+        u = tmp_path / f"u{s}"
+        assert cli(["train", "--out", u, "--seed", s, "--M", 11, "--K", 64, "--n-train", 60, "--eta", "2e-3",
+                    "--epochs", 30, "--checkpoint-epochs", 10]).exit_code == 0
+        b = tmp_path / f"b{s}"
+        assert (b / "metrics.jsonl").read_bytes() == (u / "metrics.jsonl").read_bytes()
+        cb, cu = (json.loads((d / "config.json").read_text()) for d in (b, u))
+        assert cb["config"] == cu["config"] and cb["identity"] == cu["identity"]
+        assert "train-batch" in cb["command"]
+        for ck in ("final.npz", "epoch_00010.npz", "resume.npz"):
+            x, y = runs.load_npz(str(b / "checkpoints" / ck)), runs.load_npz(str(u / "checkpoints" / ck))
+            assert x.keys() == y.keys()
+            for k in x:
+                assert np.array_equal(x[k], y[k]), (ck, k)
+        assert '"batched": true' in (tmp_path / "_logs" / f"b{s}.log").read_text()
+
+
+def test_a_diverging_member_exits_1_with_its_message_in_its_log(tmp_path):
+    M, K = 11, 64
+    rng = np.random.default_rng(0)
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, W=rng.uniform(-1, 1, (2 * M, K)) * 1e18, V=rng.uniform(-1, 1, (K, M)),
+             train_idx=rng.permutation(M * M)[:60])
+    args = ["train-batch", "--log-dir", tmp_path / "_logs"]
+    args += _member(tmp_path / "ok0", 0) + _member(tmp_path / "bad", 1, extra=("--init-from", str(bad)), split=())
+    args += _member(tmp_path / "ok2", 2)
+    r = cli(args)
+    assert r.exit_code == 1, r.output
+    assert "non-finite" in (tmp_path / "_logs" / "bad.log").read_text()
+    assert (tmp_path / "bad" / "metrics.jsonl").is_file()             # its rows are kept
+    for name in ("ok0", "ok2"):
+        assert len((tmp_path / name / "metrics.jsonl").read_text().splitlines()) == 31
+        assert (tmp_path / name / "checkpoints" / "final.npz").is_file()
+
+
+def test_every_member_is_locked_while_the_batch_holds_it(tmp_path):
+    from tianref.cli.batch import prepare_members
+    argvs = [_member(tmp_path / f"m{s}", s)[1].split() for s in range(3)]
+    prepared, refused = prepare_members(argvs, None)
+    try:
+        assert not refused and len(prepared) == 3
+        for s in range(3):
+            assert lock_holder(str(tmp_path / f"m{s}")) == os.getpid()
+        r = cli(["train", "--out", tmp_path / "m1", "--resume"])      # a second writer is refused
+        assert r.exit_code == 2 and "in use" in r.stderr
+    finally:
+        for p in prepared:
+            p.session.__exit__(None, None, None)
+    assert all(lock_holder(str(tmp_path / f"m{s}")) is None for s in range(3))
+
+
+def test_a_member_locked_elsewhere_is_refused_and_the_others_train(tmp_path):
+    from tianref.rundir import RunLock
+    (tmp_path / "m1").mkdir()
+    with RunLock(str(tmp_path / "m1")):
+        args = ["train-batch"]
+        for s in range(3):
+            args += _member(tmp_path / f"m{s}", s, epochs=5)
+        r = cli(args)
+    assert r.exit_code == 2 and "in use" in r.stderr
+    assert not (tmp_path / "m1" / "metrics.jsonl").exists()
+    for s in (0, 2):
+        assert len((tmp_path / f"m{s}" / "metrics.jsonl").read_text().splitlines()) == 6
+
+
+SWEEP = ["--M", "11", "--K", "64", "--train-frac", "0.5", "--seeds", "0-2", "--eta", "2e-3,0"]
+
+
+def _sweep(root, *extra, epochs=30):
+    return subprocess.run([sys.executable, str(REPO / "cli.py"), "sweep", str(root), *SWEEP,
+                           "--epochs", str(epochs), *extra], capture_output=True, text=True, cwd=REPO)
+
+
+def test_sweep_batch_equals_the_unbatched_sweep_and_is_then_done(tmp_path):
+    a, b = _sweep(tmp_path / "a", "--batch", "--jobs", "2"), _sweep(tmp_path / "b")
+    assert a.returncode == 0 and b.returncode == 0, a.stderr + b.stderr
+    runs_a = sorted(p.name for p in (tmp_path / "a").iterdir() if p.name != "_logs")
+    assert len(runs_a) == 6
+    for name in runs_a:
+        assert (tmp_path / "a" / name / "metrics.jsonl").read_bytes() == \
+            (tmp_path / "b" / name / "metrics.jsonl").read_bytes()
+    assert sorted((tmp_path / "a" / "_logs").glob("batch_*.log"))
+    again = _sweep(tmp_path / "a", "--batch")
+    assert json.loads(again.stdout)["skipped"] == 6
+
+
+def test_sweep_plan_batch_prints_one_train_batch_command_per_batch(tmp_path):
+    r = _sweep(tmp_path / "p", "--batch", "--plan", "--jobs", "2")
+    lines = r.stdout.strip().splitlines()
+    assert r.returncode == 0 and len(lines) == 2
+    assert all(" train-batch " in ln and ln.count("--member") == 3 for ln in lines)
+
+
+def _rows(d):
+    return (d / "metrics.jsonl").read_text().splitlines()
+
+
+def test_a_stopped_batch_saves_every_run_and_resumes_each_exactly(tmp_path):
+    epochs = 400
+    proc = subprocess.Popen([sys.executable, str(REPO / "cli.py"), "sweep", str(tmp_path / "a"), *SWEEP,
+                             "--epochs", str(epochs), "--batch"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=REPO)
+    first = tmp_path / "a" / "eta0.002_actsqr_M11_train_frac0.5_seed0"
+    t0 = time.time()
+    while time.time() - t0 < 120:
+        if (first / "metrics.jsonl").is_file() and len(_rows(first)) >= 20:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1, err
+    stopped = [p for p in (tmp_path / "a").iterdir() if p.name != "_logs"
+               and (p / "checkpoints" / "resume.npz").is_file() and len(_rows(p)) < epochs + 1]
+    assert stopped, "no run was stopped mid-way; the test did not interrupt the batch"
+    again = _sweep(tmp_path / "a", "--batch", epochs=epochs)
+    assert again.returncode == 0, again.stderr
+    ref = _sweep(tmp_path / "b", epochs=epochs)
+    assert ref.returncode == 0
+    for p in stopped:
+        assert (p / "metrics.jsonl").read_bytes() == (tmp_path / "b" / p.name / "metrics.jsonl").read_bytes()
+
+
+def _diff(x, y, path=""):
+    """Paths where two JSON documents differ."""
+    if isinstance(x, dict) and isinstance(y, dict):
+        return [d for k in sorted(set(x) | set(y))
+                for d in ([f"{path}/{k}"] if k not in x or k not in y else _diff(x[k], y[k], f"{path}/{k}"))]
+    if isinstance(x, list) and isinstance(y, list):
+        if len(x) != len(y):
+            return [path]
+        return [d for i, (u, v) in enumerate(zip(x, y)) for d in _diff(u, v, f"{path}[{i}]")]
+    return [] if x == y else [path]
+
+
+def test_the_ci_headline_reproduction_batched_gives_the_stored_numbers(tmp_path):
+    r = subprocess.run([sys.executable, str(REPO / "cli.py"), "reproduce", "--section", "headline", "--scale",
+                        "ci", "--root", str(tmp_path), "--batch", "--jobs", "2"],
+                       capture_output=True, text=True, cwd=REPO)
+    assert r.returncode == 0, r.stderr
+    assert sorted((tmp_path / "headline" / "_logs").glob("batch_*.log"))           # it did batch
+    got = json.loads((tmp_path / "headline" / "summary.json").read_text())
+    stored = json.loads((REPO / "reference_results" / "reproduction" / "ci" / "headline" / "summary.json").read_text())
+    assert _diff(got, stored) == ["/command"]
