@@ -37,7 +37,7 @@ def _alone(cfg, xp):
     return sink.rows
 
 
-def _stacked(cfgs, xp, spoil=None):
+def _stacked(cfgs, xp, spoil=None, parts=1):
     members = []
     for c in cfgs:
         problem, state = train.setup(c, xp)
@@ -45,7 +45,7 @@ def _stacked(cfgs, xp, spoil=None):
     if spoil is not None:
         spoil(members)
     with np.errstate(over="ignore", invalid="ignore"):
-        batch.run(xp, members)
+        batch.run(xp, members, parts=parts)
     return members
 
 
@@ -86,6 +86,14 @@ def test_every_row_of_a_stacked_run_is_the_run_trained_alone(variant, xp_name, d
             if dtype == "float64":
                 _close(a, b)                             # the design's criterion
             assert json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)   # and in fact: equal
+
+
+@pytest.mark.parametrize("parts", [2, 3])
+def test_a_stack_split_into_parts_stepped_by_threads_gives_the_same_rows(parts):
+    cfgs = _cfgs(n=5, dtype="float32", windows=(5, 10))
+    for c, m in zip(cfgs, _stacked(cfgs, np, parts=parts)):
+        assert [json.dumps(r, sort_keys=True) for r in m.sink.rows] == \
+            [json.dumps(r, sort_keys=True) for r in _alone(c, np)]
 
 
 def test_stacked_forward_backward_and_loss_are_each_runs_own():
@@ -207,7 +215,7 @@ def _sweep(root, *extra, epochs=30):
 
 
 def test_sweep_batch_equals_the_unbatched_sweep_and_is_then_done(tmp_path):
-    a, b = _sweep(tmp_path / "a", "--batch", "--jobs", "2"), _sweep(tmp_path / "b")
+    a, b = _sweep(tmp_path / "a", "--batch", "--jobs", "2", "--threads", "2"), _sweep(tmp_path / "b")
     assert a.returncode == 0 and b.returncode == 0, a.stderr + b.stderr
     runs_a = sorted(p.name for p in (tmp_path / "a").iterdir() if p.name != "_logs")
     assert len(runs_a) == 6

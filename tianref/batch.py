@@ -25,11 +25,12 @@ boundary after writing each run's resume state (as train.run does for one).
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 
 import numpy as np  # host-side bookkeeping only (finiteness of host rows, run indices)
 
-from tianref import data, group_rows, loss as losses, model, optimizers, train
+from tianref import data, group_rows, loss as losses, model, optimizers, rows as rows_mod, train
 from tianref.config import eta_at
 from tianref.errors import RunFailure
 
@@ -109,11 +110,17 @@ def _fail(m, msg):
     m.failed = msg
 
 
-def run(xp, members, *, on_epoch=None, on_stop=None):
+def run(xp, members, *, parts: int = 1, on_epoch=None, on_stop=None):
     """Train every member to row cfg.epochs as one stack.  All members must share the condition
-    (same_condition), the epoch they start from and whether that row is logged. Returns the members (``failed`` set on the ones
-    that diverged). Raises RunFailure on SIGINT/SIGTERM after saving every running member's resume
-    state. on_epoch(epoch): after each logged row of the batch; on_stop(message): a stop signal."""
+    (same_condition), the epoch they start from and whether that row is logged. Returns the members
+    (``failed`` set on the ones that diverged). Raises RunFailure on SIGINT/SIGTERM after saving every
+    running member's resume state. on_epoch(epoch): after each logged row of the batch (of the first
+    part); on_stop(message): a stop signal.
+
+    ``parts`` > 1 splits the members into that many stacks, stepped at the same time by as many
+    threads (NumPy releases the interpreter lock inside its array operations, so the parts overlap
+    on a multi-core CPU; give each a single-threaded BLAS). Which part a run is in changes none of
+    its numbers: each run's slice of a stack is computed as it would be alone."""
     cfg0 = members[0].cfg
     why = why_not_batchable(cfg0)
     if why is not None:
@@ -122,64 +129,129 @@ def run(xp, members, *, on_epoch=None, on_stop=None):
     for m in members[1:]:
         if not same_condition(m.cfg, cfg0) or (m.state.epoch, m.resumed) != (epoch, resumed):
             raise ValueError("a batch holds runs of one condition starting from one epoch")
-    live = list(members)
+    parts = max(1, min(int(parts), len(members)))
+    with train._Stop(on_stop) as stop:
+        if parts == 1:
+            _loop(xp, members, epoch, resumed, stop, on_epoch)
+            return members
+        split = [members[i::parts] for i in range(parts)]                     # round robin
+        errors = [None] * parts
+        errs = {k: v for k, v in np.geterr().items() if k != "under"}
+
+        def work(i):
+            try:
+                with np.errstate(**errs):                # NumPy's error state is per thread
+                    _loop(xp, split[i], epoch, resumed, stop, on_epoch if i == 0 else None)
+            except BaseException as exc:                                       # re-raised by the caller
+                errors[i] = exc
+        threads = [threading.Thread(target=work, args=(i,), name=f"batch-part-{i}") for i in range(parts)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            while t.is_alive():
+                t.join(0.2)                      # short waits: a signal reaches the main thread's handler
+        for exc in errors:
+            if isinstance(exc, RunFailure):      # a stop: every part saved its runs first
+                raise exc
+        for exc in errors:
+            if exc is not None:
+                raise exc
+    return members
+
+
+def _loop(xp, live, epoch, resumed, stop, on_epoch):
+    """The training loop of one stack (train.run's order): rows, checkpoints, stop, step."""
+    cfg0 = live[0].cfg
+    live = list(live)
     P, opt = stack_state(xp, [m.state for m in live])
     train_b, test_b = _stacked_problem(xp, live)
     checkpoints = set(cfg0.checkpoint_epochs)
     fwd = None
-    with train._Stop(on_stop) as stop:
-        while live:
-            if not resumed:
-                head, fwd = train.head_of(xp, cfg0, P, train_b, test_b)          # (S,) values
-                ended = []
-                for s, m in enumerate(live):
-                    _row(xp, m, P, opt, s, epoch, head, fwd, checkpoints)
-                    if m.failed:
-                        ended.append(s)
-                if ended:                                                         # drop them from the stack
-                    keep = [s for s in range(len(live)) if s not in ended]
-                    live = [live[s] for s in keep]
-                    if not live:
-                        break
-                    idx = xp.asarray(np.asarray(keep, dtype=np.int64))
-                    P, opt = take(P, idx), take(opt, idx)
-                    fwd = (fwd[0][idx], (fwd[1][0][idx], fwd[1][1][idx]), fwd[2][idx])
-                    train_b, test_b = _stacked_problem(xp, live)
-                if on_epoch:
-                    on_epoch(epoch)
-            else:
-                for s, m in enumerate(live):
-                    if m.sink and epoch == cfg0.epochs:                           # make sure of final.npz
-                        st = member_state(P, opt, m, s, epoch)
-                        m.sink.checkpoint(lambda buf, st=st, m=m: train.state_arrays(m.cfg, st, m.problem, buf),
-                                          epoch, named=epoch in checkpoints, final=True)
-            resumed = False
-            if epoch >= cfg0.epochs:
-                break
-            if stop.set:
-                for s, m in enumerate(live):
-                    if m.sink:
-                        st = member_state(P, opt, m, s, epoch)
-                        m.sink.checkpoint(lambda buf, st=st, m=m: train.state_arrays(m.cfg, st, m.problem, buf),
-                                          epoch, named=False, final=False)
-                raise RunFailure(f"stopped by {stop.name} at epoch {epoch}; every run's resume state "
-                                 "is saved: continue with --resume")
-            P, opt = _step(xp, cfg0, live, P, opt, train_b, epoch, fwd)
-            fwd = None
-            epoch += 1
-    return members
+    while live:
+        if not resumed:
+            head, fwd = train.head_of(xp, cfg0, P, train_b, test_b)          # (S,) values
+            ended = []
+            for s, m in enumerate(_rows(xp, cfg0, live, P, epoch, head, fwd, train_b)):
+                _log(m, P, opt, s, epoch, checkpoints)
+                if m.failed:
+                    ended.append(s)
+            if ended:                                                         # drop them from the stack
+                keep = [s for s in range(len(live)) if s not in ended]
+                live = [live[s] for s in keep]
+                if not live:
+                    break
+                idx = xp.asarray(np.asarray(keep, dtype=np.int64))
+                P, opt = take(P, idx), take(opt, idx)
+                fwd = (fwd[0][idx], (fwd[1][0][idx], fwd[1][1][idx]), fwd[2][idx])
+                train_b, test_b = _stacked_problem(xp, live)
+            if on_epoch:
+                on_epoch(epoch)
+        else:
+            for s, m in enumerate(live):
+                if m.sink and epoch == cfg0.epochs:                           # make sure of final.npz
+                    st = member_state(P, opt, m, s, epoch)
+                    m.sink.checkpoint(lambda buf, st=st, m=m: train.state_arrays(m.cfg, st, m.problem, buf),
+                                      epoch, named=epoch in checkpoints, final=True)
+        resumed = False
+        if epoch >= cfg0.epochs:
+            break
+        if stop.set:
+            for s, m in enumerate(live):
+                if m.sink:
+                    st = member_state(P, opt, m, s, epoch)
+                    m.sink.checkpoint(lambda buf, st=st, m=m: train.state_arrays(m.cfg, st, m.problem, buf),
+                                      epoch, named=False, final=False)
+            raise RunFailure(f"stopped by {stop.name} at epoch {epoch}; every run's resume state "
+                             "is saved: continue with --resume")
+        P, opt = _step(xp, cfg0, live, P, opt, train_b, epoch, fwd)
+        fwd = None
+        epoch += 1
 
 
-def _row(xp, m, P, opt, s, epoch, head, fwd, checkpoints):
-    """Log run s's row ``epoch``, check it, and write its checkpoints (train.run's order)."""
-    st = member_state(P, opt, m, s, epoch)
-    Yhat, (H, F), _ = fwd
+def _rows(xp, cfg, live, P, epoch, head, fwd, train_b):
+    """Row ``epoch`` of every live run (tianref/rows.py, one call for the stack); a run whose update
+    spectra cannot be computed (non-finite parameters) is marked failed, the others' rows computed
+    again without it. Returns the live members, each with its row (None when it failed)."""
+    views = [train.RunView(m.state.spec, m.state.edge, m.state.rng, m.problem) for m in live]
+    Yhat, cache, _ = fwd
     try:
-        row = train.row_of(xp, m.cfg, st, m.problem, [(k, v[s]) for k, v in head], Yhat[s], (H[s], F[s]))
+        rows = rows_mod.rows_of(xp, cfg, P, views, epoch, head, Yhat, cache, train_b, train.gram_states(cfg))
     except np.linalg.LinAlgError:
-        return _fail(m, f"the parameters became non-finite at epoch {epoch} (the update spectra cannot "
-                        "be computed); the rows logged so far are kept")
-    m.row = row
+        if len(live) == 1:
+            rows = [None]
+        else:                       # find the run(s) at fault: each alone (its own views and stream state)
+            rows = []
+            for s, (m, v) in enumerate(zip(live, views)):
+                one = lambda x, s=s: x[s:s + 1]                                # noqa: E731
+                try:
+                    rows += rows_mod.rows_of(xp, cfg, {k: one(x) for k, x in P.items()}, [v], epoch,
+                                             [(k, one(x)) for k, x in head], one(Yhat),
+                                             (one(cache[0]), one(cache[1])), _one_batch(train_b, s),
+                                             train.gram_states(cfg))
+                except np.linalg.LinAlgError:
+                    rows.append(None)
+    for m, row in zip(live, rows):
+        m.row = row
+        if row is None:
+            _fail(m, f"the parameters became non-finite at epoch {epoch} (the update spectra cannot "
+                     "be computed); the rows logged so far are kept")
+    return live
+
+
+def _one_batch(b, s):
+    """Run s of a stacked batch as a stack of one (its rows keep their offsets into the full stack's
+    arrays, so only the per-run row values it indexes are used: the diagnostics read y and seg_y)."""
+    return data.Batch(a=b.a[s:s + 1], b=b.b[s:s + 1], y=b.y[s:s + 1], seg_a=None, seg_b=None, n=b.n, M=b.M,
+                      seg_y=b.seg_y[s:s + 1] - s * (b.n + 1), ia=b.ia[s:s + 1] - s * 2 * b.M,
+                      ib=b.ib[s:s + 1] - s * 2 * b.M)
+
+
+def _log(m, P, opt, s, epoch, checkpoints):
+    """Write run s's row, check it, and write its checkpoints (train.run's order)."""
+    row = m.row
+    if row is None:
+        return
+    st = member_state(P, opt, m, s, epoch)
     if m.sink:
         m.sink.row(row)
     if m.on_row:

@@ -32,47 +32,57 @@ MARGIN_KEY = "margin_min"
 
 def gram_eigenvalues(xp, X):
     """Eigenvalues (ascending) of the Gram on X's small side = the squared singular values of X,
-    clipped at 0 (rounding can leave the smallest a hair below).  X (a, b) float64 -> (min(a, b),)."""
-    a, b = X.shape
-    S = X @ X.T if a <= b else X.T @ X                  # (min(a,b), min(a,b))
+    clipped at 0 (rounding can leave the smallest a hair below).  X (a, b) float64 -> (min(a, b),).
+    Every function here takes an optional leading run axis S (X (S, a, b) -> (S, min(a, b)))."""
+    a, b = X.shape[-2:]
+    Xt = X.swapaxes(-1, -2)
+    S = X @ Xt if a <= b else Xt @ X                    # (min(a,b), min(a,b))
     return xp.maximum(xp.linalg.eigvalsh(S), 0.0)
 
 
 def spectral_norm2(xp, X):
     """||X||_2^2 from the eigenvalues of the small-side Gram.  X (a, b) float64 -> 0-d."""
-    return gram_eigenvalues(xp, X)[-1]
+    return gram_eigenvalues(xp, X)[..., -1]
 
 
 def spectral_tail(ev, r: int):
     """sum_{i > r} s_i^2 / sum_i s_i^2 from the ascending eigenvalues ev = s^2 (n,), r >= 0; 0 when
     r >= n (no direction outside the top r). Summed from the small end (no cancellation when tiny)."""
-    n = ev.shape[0]
-    return ev[:max(n - r, 0)].sum() / ev.sum()
+    n = ev.shape[-1]
+    return ev[..., :max(n - r, 0)].sum(axis=-1) / ev.sum(axis=-1)
 
 
 def clock_stats(xp, params, tail_rank: int | None = None):
     """[(key, 0-d float64 array)] for the keys in KEYS (W_tail only when ``tail_rank`` is given)."""
     W = params["W"].astype(xp.float64)                  # (2M, K)
     V = params["V"].astype(xp.float64)                  # (K, M)
-    W_fro2 = xp.vdot(W, W)                              # ||W||_F^2
-    V_fro2 = xp.vdot(V, V)                              # ||V||_F^2
+    W_fro2 = _fro2(xp, W)                               # ||W||_F^2
+    V_fro2 = _fro2(xp, V)                               # ||V||_F^2
     evW = gram_eigenvalues(xp, W)                       # (min(2M, K),) s_i(W)^2 ascending
     s = xp.linalg.svd(W @ V, compute_uv=False)          # (M,) singular values of WV (2M, M)
-    out = [("W_srank", W_fro2 / evW[-1]),
+    out = [("W_srank", W_fro2 / evW[..., -1]),
            ("V_srank", V_fro2 / spectral_norm2(xp, V)),
            ("W_fro", xp.sqrt(W_fro2)),
            ("V_fro", xp.sqrt(V_fro2)),
-           ("WV_nuc", s.sum())]
+           ("WV_nuc", s.sum(axis=-1))]
     if tail_rank is not None:
         out.append(("W_tail", spectral_tail(evW, tail_rank)))
     return out
 
 
+def _fro2(xp, X):
+    """||X||_F^2 (a BLAS dot; run by run for a stack, (S,))."""
+    if X.ndim == 2:
+        return xp.vdot(X, X)
+    return xp.stack([xp.vdot(X[s], X[s]) for s in range(X.shape[0])])
+
+
 def margin_min(xp, Yhat, y):
-    """min_i [Yhat_{i,y_i} - max_{c != y_i} Yhat_{i,c}] in float64.  Yhat (n, M), y (n,) -> 0-d."""
+    """min_i [Yhat_{i,y_i} - max_{c != y_i} Yhat_{i,c}] in float64.  Yhat (n, M), y (n,) -> 0-d
+    (S stacked runs: (S, n, M), (S, n) -> (S,))."""
     Z = Yhat.astype(xp.float64)                         # (n, M)
-    M = Z.shape[1]
-    is_y = xp.arange(M)[None, :] == y[:, None]          # (n, M) one-hot mask of the labels
-    own = xp.where(is_y, Z, -xp.inf).max(axis=1)        # (n,)  Yhat_{i, y_i}
-    other = xp.where(is_y, -xp.inf, Z).max(axis=1)      # (n,)  max over the other classes (M >= 2)
-    return (own - other).min()
+    M = Z.shape[-1]
+    is_y = xp.arange(M) == y[..., None]                 # (n, M) one-hot mask of the labels
+    own = xp.where(is_y, Z, -xp.inf).max(axis=-1)       # (n,)  Yhat_{i, y_i}
+    other = xp.where(is_y, -xp.inf, Z).max(axis=-1)     # (n,)  max over the other classes (M >= 2)
+    return (own - other).min(axis=-1)

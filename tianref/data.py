@@ -122,7 +122,7 @@ class Batch:
 
     A stacked batch (``stack_batches``) holds S runs' sets of one size n: a, b, y (S, n), and ia, ib,
     seg_a, seg_b index W and dL/dH flattened over the run axis (run s's rows offset by s 2M and
-    s (n + 1)); seg_y is None there (the per-run diagnostics use each run's own batch).
+    s (n + 1); seg_y likewise, its pads s (n + 1) + n, so a pad is the index = n mod n + 1).
     """
     a: object
     b: object
@@ -189,5 +189,12 @@ def stack_batches(xp, M: int, idxs, tables) -> Batch:
             out[s, :, :t.shape[1]] = t
         return out + ((n + 1) * np.arange(S, dtype=np.int64))[:, None, None]  # (S, M, c) flat rows
     return Batch(a=xp.asarray(a), b=xp.asarray(b), y=xp.asarray(y), seg_a=xp.asarray(segs(a)),
-                 seg_b=xp.asarray(segs(b)), n=n, M=M, seg_y=None,
+                 seg_b=xp.asarray(segs(b)), n=n, M=M, seg_y=xp.asarray(segs(y)),
                  ia=xp.asarray(row0 + a), ib=xp.asarray(row0 + M + b))
+
+
+def as_stack(batch: Batch) -> Batch:
+    """One run's batch as a stack of S = 1 (views with a leading axis; the offsets of run 0 are 0)."""
+    return Batch(a=batch.a[None], b=batch.b[None], y=batch.y[None], seg_a=batch.seg_a[None],
+                 seg_b=batch.seg_b[None], n=batch.n, M=batch.M,
+                 seg_y=None if batch.seg_y is None else batch.seg_y[None], ia=batch.ia[None], ib=batch.ib[None])

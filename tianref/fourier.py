@@ -42,26 +42,27 @@ PURITY_THRESHOLD = 0.9
 
 
 def unit_spectrum(xp, W, M: int):
-    """P (k_max, K) float64, as in the module docstring.  W (2M, K)."""
-    K = W.shape[1]
-    Wr = xp.reshape(W.astype(xp.float64), (2, M, K))                # (2, M, K): w_a, w_b
-    Fh = xp.fft.rfft(Wr, axis=1)                                    # (2, M//2 + 1, K)
-    P = (Fh.real * Fh.real + Fh.imag * Fh.imag).sum(axis=0)        # (M//2 + 1, K)
-    return P[1:(M - 1) // 2 + 1]                                    # (k_max, K), k = 1..k_max
+    """P (k_max, K) float64, as in the module docstring.  W (2M, K); S stacked runs: (S, 2M, K) ->
+    (S, k_max, K) (every function below takes the same optional leading axis)."""
+    K = W.shape[-1]
+    Wr = xp.reshape(W.astype(xp.float64), W.shape[:-2] + (2, M, K))  # (2, M, K): w_a, w_b
+    Fh = xp.fft.rfft(Wr, axis=-2)                                   # (2, M//2 + 1, K)
+    P = (Fh.real * Fh.real + Fh.imag * Fh.imag).sum(axis=-3)       # (M//2 + 1, K)
+    return P[..., 1:(M - 1) // 2 + 1, :]                            # (k_max, K), k = 1..k_max
 
 
 def frequency_metrics(xp, W, M: int, threshold: float = PURITY_THRESHOLD):
     """(freq_coverage, freq_purity_med, kstar (K,), purity (K,)) as device arrays; kstar is 1-based."""
     P = unit_spectrum(xp, W, M)                                     # (k_max, K)
-    k_max = P.shape[0]
-    tot = P.sum(axis=0)                                             # (K,)
-    top = P.max(axis=0)                                             # (K,)
+    k_max = P.shape[-2]
+    tot = P.sum(axis=-2)                                            # (K,)
+    top = P.max(axis=-2)                                            # (K,)
     purity = top / xp.where(tot > 0, tot, 1.0)                      # (K,)  0 for an all-zero unit
-    kstar = P.argmax(axis=0) + 1                                    # (K,)
+    kstar = P.argmax(axis=-2) + 1                                   # (K,)
     pure = purity >= threshold                                      # (K,)
-    hit = (kstar[None, :] == xp.arange(1, k_max + 1)[:, None]) & pure[None, :]   # (k_max, K)
-    coverage = hit.any(axis=1).sum()
-    return coverage, xp.median(purity), kstar, purity
+    hit = (kstar[..., None, :] == xp.arange(1, k_max + 1)[:, None]) & pure[..., None, :]   # (k_max, K)
+    coverage = hit.any(axis=-1).sum(axis=-1)
+    return coverage, xp.median(purity, axis=-1), kstar, purity
 
 
 def diversity(xp, W, M: int, purity_min: float = PURITY_THRESHOLD) -> dict:
@@ -98,25 +99,25 @@ def unit_energies(xp, W, batch, act: str, F=None):
     """
     n, M = batch.n, batch.M
     W64 = W.astype(xp.float64)
-    norms = xp.sqrt((W64 * W64).sum(axis=0))                        # (K,)
+    norms = xp.sqrt((W64 * W64).sum(axis=-2))                       # (K,)
     safe = xp.where(norms > 0, norms, 1.0)
     d = HOMOGENEOUS.get(act)
     if F is None or d is None:
-        _, Fn = model.hidden(xp, W64 / safe, batch, act)            # (n, K) sigma(X w_j/||w_j||)
+        _, Fn = model.hidden(xp, W64 / safe[..., None, :], batch, act)   # (n, K) sigma(X w_j/||w_j||)
         scale = None
     else:
         Fn, scale = F, safe ** (-d)                                 # (n, K), (K,)
     YF = model.segment_sum(xp, Fn, batch.seg_y).astype(xp.float64)  # (M, K)  Y^T F
-    c = (batch.seg_y < n).sum(axis=1).astype(xp.float64)            # (M,)    class counts
-    A = YF - (c / n)[:, None] * Fn.sum(axis=0).astype(xp.float64)[None, :]   # (M, K) Y~^T F
+    c = ((batch.seg_y % (n + 1)) < n).sum(axis=-1).astype(xp.float64)   # (M,) class counts (pads: n mod n+1)
+    A = YF - (c / n)[..., :, None] * Fn.sum(axis=-2).astype(xp.float64)[..., None, :]   # (M, K) Y~^T F
     if scale is not None:
-        A = A * scale                                               # (M, K)
-    G = xp.diag(c) - c[:, None] * c[None, :] / n                    # (M, M) Y~^T Y~
-    return 0.5 * ((G @ A) * A).sum(axis=0)                          # (K,)  1/2 ||Y~ a_j||^2
+        A = A * scale[..., None, :]                                 # (M, K)
+    G = xp.eye(M) * c[..., None, :] - c[..., :, None] * c[..., None, :] / n   # (M, M) Y~^T Y~ = diag(c) - cc^T/n
+    return 0.5 * ((G @ A) * A).sum(axis=-2)                         # (K,)  1/2 ||Y~ a_j||^2
 
 
 def row_metrics(xp, W, batch, act: str, F=None):
     """[(name, 0-d array)] for a training row: coverage, median purity, median energy."""
     cov, pmed, _, _ = frequency_metrics(xp, W, batch.M)
     return [("freq_coverage", cov), ("freq_purity_med", pmed),
-            ("energy_med", xp.median(unit_energies(xp, W, batch, act, F)))]
+            ("energy_med", xp.median(unit_energies(xp, W, batch, act, F), axis=-1))]

@@ -94,7 +94,7 @@ def forward(xp, params, batch, act: str, beta: float = 1.0):
 
 def segment_sum(xp, R, seg):
     """Rows of R summed by segment: out[s] = sum_{i in seg[s]} R[i].   R (n, K), seg (S, c) -> (S, K)."""
-    Rp = xp.concatenate([R, xp.zeros((1, R.shape[1]), dtype=R.dtype)], axis=0)   # (n+1, K): row n is the pad
+    Rp = xp.concatenate([R, xp.zeros(R.shape[:-2] + (1, R.shape[-1]), dtype=R.dtype)], axis=-2)   # (n+1, K): row n is the pad
     return segment_sum_padded(xp, Rp, seg)
 
 

@@ -77,14 +77,21 @@ def window_slots(count: int, w_max: int, w: int):
 
 
 def top_eigenvalues(xp, state, w: int):
-    """Top-5 eigenvalues (descending, (<=5,) array) of G_w, or None with fewer than 2 updates."""
-    slots = window_slots(state["count"], state["buf"].shape[0], w)
+    """Top-5 eigenvalues (descending, (<=5,) array) of G_w, or None with fewer than 2 updates.
+    A ``stacked`` state of S runs gives (S, <=5): one eigvalsh of the S windows' Grams."""
+    slots = window_slots(state["count"], state["gram"].shape[-1], w)
     if len(slots) < 2:                                  # the paper's code logs sigma from 2 updates on
         return None
     idx = xp.asarray(slots)
-    G = state["gram"][idx][:, idx]                      # (m, m) = D_w^T D_w
+    G = xp.take(xp.take(state["gram"], idx, axis=-2), idx, axis=-1)   # (m, m) = D_w^T D_w
     ev = xp.linalg.eigvalsh(G)                          # ascending
-    return ev[::-1][:N_TOP]                             # (min(m, 5),) descending
+    return ev[..., ::-1][..., :N_TOP]                   # (min(m, 5),) descending
+
+
+def stacked(xp, states):
+    """The Grams of S runs' states (one update count: runs stepped together) as one state for
+    ``top_eigenvalues``: gram (S, w_max, w_max)."""
+    return {"gram": xp.stack([st["gram"] for st in states]), "count": states[0]["count"]}
 
 
 def delta(xp, new, old, mode: str = "float64"):

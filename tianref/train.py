@@ -27,10 +27,11 @@ import json
 import signal
 import threading
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np  # host-side bookkeeping only (split, rng, transfers)
 
-from tianref import clocks, data, edge as edges, group_rows, loss as losses, metrics, model, optimizers, ridge, spectra
+from tianref import data, edge as edges, group_rows, loss as losses, model, optimizers, ridge, rows, spectra
 from tianref.config import eta_at
 from tianref.backend import to_host
 from tianref.errors import InputError, RunFailure
@@ -177,62 +178,22 @@ def head_of(xp, cfg, P, train, test):
     return head, (Yhat, cache, dL_dYhat)
 
 
+class RunView(NamedTuple):
+    """What the logged row of one run reads beside the stacked arrays (tianref/rows.py)."""
+    spec: dict
+    edge: dict
+    rng: object
+    problem: Problem
+
+
 def row_of(xp, cfg, state, problem, head, Yhat, cache):
     """Row ``state.epoch`` as a host dict: ``head`` (head_of's keys) and every diagnostic of one run,
-    from its training forward pass (Yhat (n, M), cache (H, F))."""
-    P = state.params
-    beta = cfg.output_scale
-    parts = list(head)
-    if cfg.metrics == "full":
-        ftf, rho = metrics.feature_gram_metrics(xp, cache[1])
-        parts += [("ftf_ratio", ftf), ("rho_tian", rho)]
-        parts += group_rows.row_metrics(xp, problem.group, P["W"], problem.train, cfg.act, cache[1])
-    j, jp = metrics.draw_pairs(state.rng, cfg.K, cfg.indep_pairs)
-    if len(j):
-        V_eff = P["V"] if beta == 1.0 else beta * P["V"]                        # G_F = R (beta V)^T
-        gF, med, p95 = metrics.gradient_field_metrics(xp, Yhat, problem.train.y, V_eff,
-                                                      xp.asarray(j), xp.asarray(jp))
-        parts += [("gF_norm", gF), ("indep_cos_med", med), ("indep_cos_p95", p95)]
-    for s, (name, _) in gram_states(cfg).items():
-        tag = s[len(name):]                             # '' or a --log-grams suffix ('_f32')
-        for i, w in enumerate(cfg.windows):
-            ev = spectra.top_eigenvalues(xp, state.spec[s], w)
-            if ev is not None:
-                parts.append((f"{name}_sigma{tag}" + ("" if i == 0 else f"_w{w}"), ev))
-    for name in ("W", "V"):                             # the edge split of the first window, both views
-        split = edges.window_splits(xp, state.spec[name], state.edge[name], cfg.windows[0])
-        if split is not None:
-            parts += [(f"{name}_edge_{k}", v) for k, v in zip(edges.KEYS + edges.AUTHOR_KEYS, split)]
-    parts += clocks.clock_stats(xp, P, cfg.tail_r)
-    parts.append((clocks.MARGIN_KEY, clocks.margin_min(xp, Yhat, problem.train.y)))   # on Yhat above
-
-    # one device -> host transfer per row
-    flat = xp.concatenate([xp.reshape(v, (-1,)).astype(xp.float64) for _, v in parts])
-    host = to_host(flat)
-    row, k = {"epoch": state.epoch}, 0
-    for name, v in parts:
-        size = int(np.prod(v.shape)) if v.shape else 1
-        vals = host[k:k + size]
-        k += size
-        if name.startswith(("W_sigma", "V_sigma")):
-            row[name] = vals.tolist()
-            if len(vals) >= 3:
-                gap = vals[1] / vals[2] if vals[2] > 0 else float("nan")
-                row[name.replace("sigma", "gap23")] = gap
-        elif name in group_rows.INT_KEYS:
-            row[name] = int(vals[0])
-        elif name in group_rows.LIST_KEYS:
-            row[name] = vals.tolist()
-        else:
-            row[name] = float(vals[0])
-    for name in ("W", "V"):
-        if f"{name}_edge_g2" in row:
-            for k, v in edges.derived(*(row[f"{name}_edge_{k}"] for k in edges.KEYS)).items():
-                row[f"{name}_edge_{k}"] = v
-            for k, v in edges.derived(*(row[f"{name}_edge_{k}"] for k in edges.AUTHOR_KEYS),
-                                      names=edges.AUTHOR_DERIVED).items():
-                row[f"{name}_edge_{k}"] = v
-    return row
+    from its training forward pass (Yhat (n, M), cache (H, F)): tianref/rows.py with S = 1."""
+    one = lambda v: v[None]                                                    # noqa: E731  (S = 1)
+    return rows.rows_of(xp, cfg, {k: one(v) for k, v in state.params.items()},
+                        [RunView(state.spec, state.edge, state.rng, problem)], state.epoch,
+                        [(k, one(v)) for k, v in head], one(Yhat), (one(cache[0]), one(cache[1])),
+                        data.as_stack(problem.train), gram_states(cfg))[0]
 
 
 # --- state <-> arrays (checkpoints) ---------------------------------------------

@@ -83,7 +83,9 @@ def _groups(prepared):
               help="Append each run's messages (errors, its JSON summary) to LOG_DIR/<run folder>.log, "
                    "as sweep's _logs/ holds them.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, show_default=blas_threads.DEFAULT_TEXT,
-              help="BLAS/OpenMP threads of this process.")
+              help="Threads of this process. With --xp numpy the stack is split into THREADS parts stepped "
+                   "at the same time, each with a one-thread BLAS (the runs' numbers do not depend on the "
+                   "split); with --xp cupy the host BLAS's threads.")
 @reports_errors
 def train_batch_cmd(members, log_dir, threads):
     """Train the --member runs (one condition, different seeds) as one stacked array.
@@ -96,16 +98,15 @@ def train_batch_cmd(members, log_dir, threads):
     argvs = [shlex.split(m) for m in members]
     if log_dir is not None:
         os.makedirs(log_dir, exist_ok=True)
-    with blas_threads.limits(threads):
-        prepared, refused = prepare_members(argvs, log_dir)
-        failed = _train_all(prepared, log_dir)
+    prepared, refused = prepare_members(argvs, log_dir)
+    failed = _train_all(prepared, log_dir, blas_threads.resolve(threads))
     if refused:
         raise InputError(f"{len(refused)} of {len(argvs)} runs refused (first: {next(iter(refused.values()))})")
     if failed:
         raise RunFailure(f"{len(failed)} of {len(argvs)} runs failed (first: {failed[0]})")
 
 
-def _train_all(prepared, log_dir) -> list:
+def _train_all(prepared, log_dir, threads: int) -> list:
     """Train every prepared run, stack by stack; exit each run's session with its own outcome.
     Returns the failure messages."""
     failed = []
@@ -115,7 +116,7 @@ def _train_all(prepared, log_dir) -> list:
         for group in _groups(prepared):
             if stop_exc is not None:
                 break
-            stop_exc = _train_group(group, log_dir, failed)
+            stop_exc = _train_group(group, log_dir, failed, threads)
             pending = [p for p in pending if p not in group]
     finally:
         for p in pending:                         # never started (a stop came first): release them
@@ -125,8 +126,11 @@ def _train_all(prepared, log_dir) -> list:
     return failed
 
 
-def _train_group(group, log_dir, failed):
-    """One stack. Returns the RunFailure of a stop signal (after every session is closed), or None."""
+def _train_group(group, log_dir, failed, threads: int):
+    """One stack. Returns the RunFailure of a stop signal (after every session is closed), or None.
+    On the host backends ``threads`` > 1 splits the stack into that many parts stepped by as many
+    threads, each with a single-threaded BLAS (tianref/batch.py: faster than a multi-threaded BLAS on
+    the many small products of a row); on a GPU it is the host BLAS's thread count."""
     from tianref import train
     p0 = group[0]
     xp = p0.xp
@@ -144,16 +148,17 @@ def _train_group(group, log_dir, failed):
     start, E = members[0].state.epoch, p0.cfg.epochs
     names = ", ".join(os.path.basename(p.out) for p in group)
     stopped = None
+    parts = threads if p0.xp_name in ("numpy", "fake") else 1
     try:
         with RowProgress(max(E - start, 0), f"train-batch [{names}]") as bar, \
-                np.errstate(over="ignore", invalid="ignore"):
+                np.errstate(over="ignore", invalid="ignore"), blas_threads.limits(1 if parts > 1 else threads):
             last = {"e": start}
 
             def on_epoch(epoch):
                 bar.update(1 if epoch > last["e"] else 0, members[0].row or {})
                 last["e"] = epoch
             if engine_batch.why_not_batchable(p0.cfg) is None:
-                engine_batch.run(xp, members, on_epoch=on_epoch,
+                engine_batch.run(xp, members, parts=parts, on_epoch=on_epoch,
                                  on_stop=lambda m: click.echo(f"\n{m}", err=True))
             else:                                   # one by one, by train's own loop
                 for p, m in zip(group, members):

@@ -1,0 +1,102 @@
+"""The logged row: every diagnostic of S runs at one epoch, from their stacked arrays, as S host dicts.
+
+Reference: tianref/train.py (the loop and its logging order); the keys' definitions are in the
+modules named beside each part below (metrics, fourier / group_rows, spectra, edge, clocks).
+
+The runs share a leading axis S (one run: S = 1):
+
+    P        {'W': (S, 2M, K), 'V': (S, K, M)}   the parameters of row t
+    Yhat     (S, n, M)    the training outputs (beta included);  F = cache[1] (S, n, K)
+    train    the stacked training batch (data.stack_batches; a run's own batch: data.as_stack)
+    runs     S per-run records with .spec, .edge, .rng, .problem (their rings, random streams, splits)
+
+Every part is computed for all S runs by one call where the math allows (the clocks' norms,
+eigenvalues and SVDs, the Fourier view and energies, the rolling spectra's eigenvalues, the margin),
+and run by run where each run needs its own operands (the K x K feature Gram, a BLAS SYRK per run;
+the independence proxy's pairs, drawn from each run's own stream; the edge split on each run's
+rings; a group's irreps). Each run's values are those of the S = 1 call (tests/test_batch.py).
+One device -> host transfer serves all S rows.
+"""
+from __future__ import annotations
+
+import numpy as np  # host-side row assembly only
+
+from tianref import clocks, edge as edges, fourier, group_rows, metrics, spectra
+from tianref.backend import to_host
+
+
+def _per_run(xp, values):
+    """[(v_1, ...), ...] of S runs -> (stack of v_1, ...): one (S, ...) array per value."""
+    return [xp.stack(list(vs)) for vs in zip(*values)]
+
+
+def rows_of(xp, cfg, P, runs, epoch: int, head, Yhat, cache, train, gram_states) -> list[dict]:
+    """Row ``epoch`` of each of the S runs (module docstring); ``head``: [(key, (S,) array)] of
+    train.head_of; ``gram_states``: train.gram_states(cfg)."""
+    S = Yhat.shape[0]
+    F = cache[1]                                                              # (S, n, K)
+    beta = cfg.output_scale
+    parts = list(head)
+    if cfg.metrics == "full":
+        ftf, rho = _per_run(xp, [metrics.feature_gram_metrics(xp, F[s]) for s in range(S)])
+        parts += [("ftf_ratio", ftf), ("rho_tian", rho)]
+        view = runs[0].problem.group
+        if view is None:                                                      # Z_M: all S at once
+            parts += fourier.row_metrics(xp, P["W"], train, cfg.act, F)
+        else:                                                                 # a group: run by run
+            per = [group_rows.row_metrics(xp, view, P["W"][s], r.problem.train, cfg.act, F[s])
+                   for s, r in enumerate(runs)]
+            parts += list(zip([k for k, _ in per[0]], _per_run(xp, [[v for _, v in p] for p in per])))
+    pairs = [metrics.draw_pairs(r.rng, cfg.K, cfg.indep_pairs) for r in runs]  # each run's own stream
+    if all(len(j) for j, _ in pairs):
+        V_eff = P["V"] if beta == 1.0 else beta * P["V"]                      # G_F = R (beta V)^T
+        gf = [metrics.gradient_field_metrics(xp, Yhat[s], train.y[s], V_eff[s], xp.asarray(j), xp.asarray(jp))
+              for s, (j, jp) in enumerate(pairs)]
+        parts += list(zip(("gF_norm", "indep_cos_med", "indep_cos_p95"), _per_run(xp, gf)))
+    for key, (name, _) in gram_states.items():
+        tag = key[len(name):]                           # '' or a --log-grams suffix ('_f32')
+        grams = spectra.stacked(xp, [r.spec[key] for r in runs])
+        for i, w in enumerate(cfg.windows):
+            ev = spectra.top_eigenvalues(xp, grams, w)                        # (S, <= 5)
+            if ev is not None:
+                parts.append((f"{name}_sigma{tag}" + ("" if i == 0 else f"_w{w}"), ev))
+    for name in ("W", "V"):                             # the edge split of the first window, both views
+        splits = [edges.window_splits(xp, r.spec[name], r.edge[name], cfg.windows[0]) for r in runs]
+        if splits[0] is not None:
+            parts += list(zip([f"{name}_edge_{k}" for k in edges.KEYS + edges.AUTHOR_KEYS], _per_run(xp, splits)))
+    parts += clocks.clock_stats(xp, P, cfg.tail_r)
+    parts.append((clocks.MARGIN_KEY, clocks.margin_min(xp, Yhat, train.y)))  # on Yhat above
+    return _host_rows(xp, parts, S, epoch)
+
+
+def _host_rows(xp, parts, S: int, epoch: int) -> list[dict]:
+    """[(key, (S, ...) array)] -> S rows (one transfer), with the derived keys (gap23, edge ratios)."""
+    flat = xp.concatenate([xp.reshape(v, (S, -1)).astype(xp.float64) for _, v in parts], axis=1)
+    host = to_host(flat)                                                      # (S, total)
+    out = []
+    for s in range(S):
+        row, k = {"epoch": epoch}, 0
+        for name, v in parts:
+            size = int(np.prod(v.shape[1:])) if v.ndim > 1 else 1
+            vals = host[s, k:k + size]
+            k += size
+            if name.startswith(("W_sigma", "V_sigma")):
+                row[name] = vals.tolist()
+                if len(vals) >= 3:
+                    gap = vals[1] / vals[2] if vals[2] > 0 else float("nan")
+                    row[name.replace("sigma", "gap23")] = gap
+            elif name in group_rows.INT_KEYS:
+                row[name] = int(vals[0])
+            elif name in group_rows.LIST_KEYS:
+                row[name] = vals.tolist()
+            else:
+                row[name] = float(vals[0])
+        for name in ("W", "V"):
+            if f"{name}_edge_g2" in row:
+                for kk, v in edges.derived(*(row[f"{name}_edge_{x}"] for x in edges.KEYS)).items():
+                    row[f"{name}_edge_{kk}"] = v
+                for kk, v in edges.derived(*(row[f"{name}_edge_{x}"] for x in edges.AUTHOR_KEYS),
+                                           names=edges.AUTHOR_DERIVED).items():
+                    row[f"{name}_edge_{kk}"] = v
+        out.append(row)
+    return out
