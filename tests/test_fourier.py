@@ -66,6 +66,18 @@ def test_fft_matches_a_direct_dft():
     np.testing.assert_allclose(fourier.unit_spectrum(np, W, M), P, rtol=1e-12)
 
 
+@pytest.mark.parametrize("m", [5, 8, 71])
+def test_the_dft_product_matches_numpys_fft_and_takes_a_run_axis(m):
+    rng = np.random.default_rng(m)
+    W = rng.standard_normal((3, 2 * m, 17))                           # three stacked runs
+    Fh = np.fft.rfft(W.reshape(3, 2, m, 17), axis=2)
+    P = (np.abs(Fh) ** 2).sum(axis=1)[:, 1:(m - 1) // 2 + 1]          # (3, k_max, K)
+    got = fourier.unit_spectrum(np, W, m)
+    np.testing.assert_allclose(got, P, rtol=1e-12, atol=1e-12 * P.max())
+    for s in range(3):
+        assert np.array_equal(fourier.unit_spectrum(np, W[s], m), got[s])
+
+
 def test_energy_matches_the_definition_with_materialised_X():
     rng = np.random.default_rng(1)
     W = rng.standard_normal((2 * M, 6))

@@ -10,7 +10,9 @@ Symbols
     P        (k_max, K) P[k-1, j] = |DFT(w_a)(k)|^2 + |DFT(w_b)(k)|^2, k = 1..k_max = floor((M-1)/2)
              (k = 0, the mean, is excluded; for real w, |DFT(M-k)| = |DFT(k)|, so +-k are one frequency)
     k*_j     argmax_k P[k-1, j], the dominant frequency of unit j
-    purity_j P[k*_j - 1, j] / sum_k P[k-1, j]            (1 for a pure cosine; 0 for an all-zero unit)
+    purity_j P[k*_j - 1, j] / sum_k P[k-1, j]            (1 for a pure cosine; 0 for a unit with no power
+             at k = 1..k_max: sum_k P <= 1e-20 M ||w_j||^2, far above the DFT's rounding (~1e-26 M ||w||^2)
+             and far below any real power; e.g. an all-zero unit, or the sign character (-1)^a of an even M)
     Y~       (n, M)  P_perp Y: the one-hot training labels centred over samples
     E(w)     1/2 ||Y~ Y~^T sigma(X w)||^2 = 1/2 a^T (Y~^T Y~) a,  a = Y~^T sigma(X w)   (M,)
 
@@ -34,6 +36,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np  # host: the DFT rows, built once per M
+
 from tianref import model
 from tianref.backend import to_host
 from tianref.errors import InputError
@@ -41,14 +45,33 @@ from tianref.errors import InputError
 PURITY_THRESHOLD = 0.9
 
 
+_DFT_ROWS = {}           # (backend, M) -> its dft_rows, built once
+
+
+def dft_rows(xp, M: int):
+    """(2 k_max, M) float64 on the backend: cos(2 pi k a / M) (rows 0..k_max-1), then sin(2 pi k a / M),
+    k = 1..k_max, a = 0..M-1; the angle's integer k a is reduced mod M first (exact)."""
+    key = (id(xp), M)
+    if key not in _DFT_ROWS:
+        k = np.arange(1, (M - 1) // 2 + 1)[:, None]
+        ang = 2.0 * np.pi * ((k * np.arange(M)[None, :]) % M) / M          # (k_max, M)
+        _DFT_ROWS[key] = xp.asarray(np.concatenate([np.cos(ang), np.sin(ang)]))
+    return _DFT_ROWS[key]
+
+
 def unit_spectrum(xp, W, M: int):
     """P (k_max, K) float64, as in the module docstring.  W (2M, K); S stacked runs: (S, 2M, K) ->
-    (S, k_max, K) (every function below takes the same optional leading axis)."""
+    (S, k_max, K) (every function below takes the same optional leading axis).
+
+    The DFT at k = 1..k_max by one product with dft_rows (real and imaginary parts, up to sign) rather
+    than an FFT: M is often prime (71), where an FFT of length M is several times slower than this
+    (2 k_max) x M times M x 2K product; the two agree to ~1e-15 relative (tests/test_fourier.py)."""
     K = W.shape[-1]
     Wr = xp.reshape(W.astype(xp.float64), W.shape[:-2] + (2, M, K))  # (2, M, K): w_a, w_b
-    Fh = xp.fft.rfft(Wr, axis=-2)                                   # (2, M//2 + 1, K)
-    P = (Fh.real * Fh.real + Fh.imag * Fh.imag).sum(axis=-3)       # (M//2 + 1, K)
-    return P[..., 1:(M - 1) // 2 + 1, :]                            # (k_max, K), k = 1..k_max
+    Z = dft_rows(xp, M) @ Wr                                        # (2, 2 k_max, K): Re, -Im at k = 1..k_max
+    Z = Z * Z
+    k_max = Z.shape[-2] // 2
+    return (Z[..., :k_max, :] + Z[..., k_max:, :]).sum(axis=-3)     # (k_max, K) |DFT w_a|^2 + |DFT w_b|^2
 
 
 def frequency_metrics(xp, W, M: int, threshold: float = PURITY_THRESHOLD):
@@ -57,7 +80,9 @@ def frequency_metrics(xp, W, M: int, threshold: float = PURITY_THRESHOLD):
     k_max = P.shape[-2]
     tot = P.sum(axis=-2)                                            # (K,)
     top = P.max(axis=-2)                                            # (K,)
-    purity = top / xp.where(tot > 0, tot, 1.0)                      # (K,)  0 for an all-zero unit
+    W64 = W.astype(xp.float64)
+    floor = (1e-20 * M) * (W64 * W64).sum(axis=-2)                  # (K,)  no power above rounding
+    purity = xp.where(tot > floor, top / xp.where(tot > 0, tot, 1.0), 0.0)   # (K,)
     kstar = P.argmax(axis=-2) + 1                                   # (K,)
     pure = purity >= threshold                                      # (K,)
     hit = (kstar[..., None, :] == xp.arange(1, k_max + 1)[:, None]) & pure[..., None, :]   # (k_max, K)
@@ -89,7 +114,7 @@ def diversity(xp, W, M: int, purity_min: float = PURITY_THRESHOLD) -> dict:
 HOMOGENEOUS = {"sqr": 2, "relusqr": 2, "relu": 1}
 
 
-def unit_energies(xp, W, batch, act: str, F=None):
+def unit_energies(xp, W, batch, act: str, F=None, F_sum=None):
     """E(w_j / ||w_j||) for every unit on the batch, float64 (K,).
 
     F (n, K) = sigma(X W) of this batch, if known: for a homogeneous sigma (x^2, relu, relu^2) the
@@ -109,15 +134,18 @@ def unit_energies(xp, W, batch, act: str, F=None):
         Fn, scale = F, safe ** (-d)                                 # (n, K), (K,)
     YF = model.segment_sum(xp, Fn, batch.seg_y).astype(xp.float64)  # (M, K)  Y^T F
     c = ((batch.seg_y % (n + 1)) < n).sum(axis=-1).astype(xp.float64)   # (M,) class counts (pads: n mod n+1)
-    A = YF - (c / n)[..., :, None] * Fn.sum(axis=-2).astype(xp.float64)[..., None, :]   # (M, K) Y~^T F
+    if F_sum is None or scale is None:
+        F_sum = Fn.sum(axis=-2)                                     # (K,)  1^T F (given: the row's F)
+    A = YF - (c / n)[..., :, None] * F_sum.astype(xp.float64)[..., None, :]   # (M, K) Y~^T F
     if scale is not None:
         A = A * scale[..., None, :]                                 # (M, K)
     G = xp.eye(M) * c[..., None, :] - c[..., :, None] * c[..., None, :] / n   # (M, M) Y~^T Y~ = diag(c) - cc^T/n
     return 0.5 * ((G @ A) * A).sum(axis=-2)                         # (K,)  1/2 ||Y~ a_j||^2
 
 
-def row_metrics(xp, W, batch, act: str, F=None):
-    """[(name, 0-d array)] for a training row: coverage, median purity, median energy."""
+def row_metrics(xp, W, batch, act: str, F=None, F_sum=None):
+    """[(name, 0-d array)] for a training row: coverage, median purity, median energy.  F_sum: the
+    column sums of F, if known (the feature Gram metrics need them too)."""
     cov, pmed, _, _ = frequency_metrics(xp, W, batch.M)
     return [("freq_coverage", cov), ("freq_purity_med", pmed),
-            ("energy_med", xp.median(unit_energies(xp, W, batch, act, F), axis=-1))]
+            ("energy_med", xp.median(unit_energies(xp, W, batch, act, F, F_sum), axis=-1))]

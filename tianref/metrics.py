@@ -58,10 +58,11 @@ def _gram_sums(xp, C, mu):
     return abs_sum, fro2, xp.concatenate(C_mu)           # 0-d, 0-d, (K,)
 
 
-def feature_gram_metrics(xp, F):
-    """(ftf_ratio, rho_tian) as 0-d float64 arrays, from one K x K product.  F (n, K)."""
+def feature_gram_metrics(xp, F, F_sum=None):
+    """(ftf_ratio, rho_tian) as 0-d float64 arrays, from one K x K product.  F (n, K); F_sum its
+    column sums F^T 1 if known (mu = F_sum / n is F.mean(axis=0) bit for bit)."""
     n, K = F.shape
-    mu = F.mean(axis=0)                                  # (K,)   column means
+    mu = F.mean(axis=0) if F_sum is None else F_sum / n  # (K,)   column means
     F_tilde = F - mu                                     # (n, K) P_perp F
     C = F_tilde.T @ F_tilde                              # (K, K) F~^T F~ (training dtype; SYRK on NumPy)
     mu = mu.astype(xp.float64)                           # reductions below in float64

@@ -38,11 +38,12 @@ def rows_of(xp, cfg, P, runs, epoch: int, head, Yhat, cache, train, gram_states)
     beta = cfg.output_scale
     parts = list(head)
     if cfg.metrics == "full":
-        ftf, rho = _per_run(xp, [metrics.feature_gram_metrics(xp, F[s]) for s in range(S)])
+        F_sum = F.sum(axis=-2)                                                # (S, K) 1^T F, shared
+        ftf, rho = _per_run(xp, [metrics.feature_gram_metrics(xp, F[s], F_sum[s]) for s in range(S)])
         parts += [("ftf_ratio", ftf), ("rho_tian", rho)]
         view = runs[0].problem.group
         if view is None:                                                      # Z_M: all S at once
-            parts += fourier.row_metrics(xp, P["W"], train, cfg.act, F)
+            parts += fourier.row_metrics(xp, P["W"], train, cfg.act, F, F_sum)
         else:                                                                 # a group: run by run
             per = [group_rows.row_metrics(xp, view, P["W"][s], r.problem.train, cfg.act, F[s])
                    for s, r in enumerate(runs)]
