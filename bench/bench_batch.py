@@ -16,7 +16,9 @@ The two alternate (batched, unbatched, batched, ...) --repeats times so that slo
 machine hits both alike; the best of each side is compared. It prints the seconds, runs per second,
 the ratio (unbatched seconds / batched seconds: the batched throughput as a multiple of the
 unbatched one; the project's CPU target is >= 1.5 on the quick configuration with 8 seeds), and checks
-that the two trees hold the same rows (metrics.jsonl byte for byte). The last line is JSON.
+that the two trees hold the same rows (metrics.jsonl byte for byte: expected on a CPU when both sides
+use one BLAS thread per part; a GPU or another thread count rounds differently) and the same t0.5 and
+t0.99 in every run. The last line is JSON.
 """
 from __future__ import annotations
 
@@ -52,6 +54,16 @@ def same_rows(a, b) -> bool:
         for n in names)
 
 
+def events(root) -> dict:
+    """{run: (t0.5, t0.99)}: the first epochs with test accuracy >= 0.5 and >= 0.99."""
+    out = {}
+    for n in sorted(x for x in os.listdir(root) if not x.startswith("_")):
+        rows = [json.loads(line) for line in open(os.path.join(root, n, "metrics.jsonl"))]
+        first = lambda thr: next((r["epoch"] for r in rows if r.get("test_acc", -1) >= thr), None)  # noqa: E731
+        out[n] = (first(0.5), first(0.99))
+    return out
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--M", default="23")
@@ -84,7 +96,7 @@ def main(argv=None):
     print(f"  unbatched: sweep --jobs {a.jobs} --threads 1")
     work = tempfile.mkdtemp(prefix="bench_batch.")
     best = {"batched": float("inf"), "unbatched": float("inf")}
-    same = True
+    same = same_events = True
     try:
         for i in range(a.repeats):
             for side in ("batched", "unbatched"):
@@ -94,16 +106,18 @@ def main(argv=None):
                 s = sweep(root, common, extra)
                 best[side] = min(best[side], s)
                 print(f"  repeat {i + 1}: {side:9s} {s:7.2f} s  ({n_runs / s:.3f} runs/s)  load {os.getloadavg()[0]:.2f}")
-            same = same and same_rows(os.path.join(work, f"batched{i}"), os.path.join(work, f"unbatched{i}"))
+            ra, rb = os.path.join(work, f"batched{i}"), os.path.join(work, f"unbatched{i}")
+            same = same and same_rows(ra, rb)
+            same_events = same_events and events(ra) == events(rb)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     ratio = best["unbatched"] / best["batched"]
     print(f"best: batched {best['batched']:.2f} s, unbatched {best['unbatched']:.2f} s; "
           f"throughput ratio batched/unbatched = {ratio:.2f} (CPU target >= {TARGET}); "
-          f"rows identical: {same}")
+          f"rows identical: {same}; same t0.5/t0.99 in every run: {same_events}")
     out = {"runs": n_runs, "epochs": a.epochs, "M": a.M, "K": a.K, "metrics": a.metrics, "xp": a.xp,
            "batched_s": round(best["batched"], 3), "unbatched_s": round(best["unbatched"], 3),
-           "ratio": round(ratio, 3), "rows_identical": same, "batch_jobs": a.batch_jobs,
+           "ratio": round(ratio, 3), "rows_identical": same, "events_identical": same_events, "batch_jobs": a.batch_jobs,
            "batch_threads": threads, "unbatched_jobs": a.jobs, "cpus": cpus}
     print(json.dumps(out))
     if a.json:

@@ -7,7 +7,9 @@
 # Knobs (environment): PY (interpreter, default python3), SWEEP_EPOCHS (epochs of each run in the
 # 30-run sweep timings, default 100), GPU_JOBS (parallel train processes sharing the GPU, default 8),
 # CPU_JOBS (default: nproc), CPU_THREADS (BLAS threads of the single NumPy runs, default: nproc), SKIP_CPU_SWEEP=1 (time the sweep on the GPU only), HEADLINE_EPOCHS
-# (default 400), F64_EPOCHS (default 50), SKIP_INSTALL=1 (leave an existing install alone), EXTRA (train options added to every run, e.g. a small
+# (default 400), F64_EPOCHS (default 50), BATCH_EPOCHS (epochs of the batched-sweep benchmark, default 400),
+# BATCH_ARGS (its sweep's size, default the headline: "--M 71 --K 2048 --train-frac 0.4 --eta 2e-4,0
+# --seeds 0-14"), SKIP_INSTALL=1 (leave an existing install alone), EXTRA (train options added to every run, e.g. a small
 # "--M 11 --K 64" for a smoke test), XP (the device backend, default cupy).
 # Without a GPU, `XP=fake EXTRA="--M 11 --K 64" bash bench/device_check.sh` exercises the whole script
 # through the strict fake backend; see bench/README.md.
@@ -23,6 +25,8 @@ XP=${XP:-cupy}
 HEADLINE_EPOCHS=${HEADLINE_EPOCHS:-400}
 F64_EPOCHS=${F64_EPOCHS:-50}
 EXTRA=${EXTRA:-}
+BATCH_EPOCHS=${BATCH_EPOCHS:-400}
+BATCH_ARGS=${BATCH_ARGS:---M 71 --K 2048 --train-frac 0.4 --eta 2e-4,0 --seeds 0-14}
 SWEEP_EXTRA=${SWEEP_EXTRA:-}
 mkdir -p "$OUT_DIR"
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/tianref-devcheck.XXXXXX")
@@ -94,7 +98,12 @@ if [ "${SKIP_CPU_SWEEP:-0}" != 1 ]; then
   step sweep_cpu 900 $S --xp numpy --jobs "$CPU_JOBS" "$WORK/sweep_cpu"
 fi
 
-# 6. the report
+# 6. the headline sweep batched (one stacked process, sweep --batch) against the unbatched one with
+#    GPU_JOBS processes, side by side (bench/bench_batch.py: the ratio and rows compared)
+step batch_gpu 1200 "$PY" bench/bench_batch.py --xp "$XP" $BATCH_ARGS --epochs "$BATCH_EPOCHS" \
+  --batch-jobs 1 --jobs "$GPU_JOBS" --repeats 1 --json "$OUT_DIR/bench_batch.json"
+
+# 7. the report
 "$PY" - "$WORK" "$REPORT" "$SWEEP_EPOCHS" "$GPU_JOBS" "$CPU_JOBS" "$F64_EPOCHS" "$HEADLINE_EPOCHS" "$EXTRA" "$CPU_THREADS" <<'PYEOF'
 import json, sys
 from pathlib import Path
@@ -140,6 +149,15 @@ L += ["## Timings (wall clock, this machine)", "",
       f"| headline run{(' ' + extra) if extra else ''}, {hl} epochs, float32, full metrics | {t('headline_gpu')} | {t('headline_cpu')} | {ratio('headline_cpu', 'headline_gpu')} |",
       f"| 30-run headline sweep, {ep} epochs each (GPU: {gj} processes; CPU: {cj}, one BLAS thread each) | {t('sweep_gpu')} | {t('sweep_cpu')} | {ratio('sweep_cpu', 'sweep_gpu')} |",
       "", f"The CPU headline run uses {ct} BLAS threads (`train --threads {ct}`; CPU_THREADS, default nproc).", ""]
+b = cmp("bench_batch.json")
+L += ["## Batched sweep (bench/bench_batch.py)", ""]
+if b is None:
+    L += ["(no result: see device_check.log)", ""]
+else:
+    L += [f"{b['runs']} runs x {b['epochs']} epochs, M = {b['M']}, K = {b['K']}, --metrics {b['metrics']}, --xp {b['xp']}:",
+          f"batched in {b['batch_jobs']} process(es): {b['batched_s']} s; unbatched with {b['unbatched_jobs']} "
+          f"processes: {b['unbatched_s']} s; throughput ratio {b['ratio']}x; rows byte-identical: "
+          f"{b['rows_identical']}; same t0.5/t0.99: {b.get('events_identical')}.", ""]
 report.write_text("\n".join(L) + "\n")
 print(report.read_text())
 PYEOF

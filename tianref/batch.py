@@ -16,7 +16,7 @@ float64, on the numpy and fake backends). What stays per run:
     its split and labels  (data.stack_batches: run s's rows of the stacked gathers and segment sums)
     its rolling Grams and edge rings (spectra, edge), filled from its slice of the update
     its random stream (the independence-proxy pairs; numpy Generator of its own seed)
-    its row: the diagnostics are train.row_of on run s's slices (views, no copy)
+    its row: tianref/rows.py computes the S rows from the stacked arrays (S = 1 for one run)
     its sink: metrics.jsonl, checkpoints, resume state (runs.RunWriter), its lock (the CLI's)
 
 A run whose loss or parameters become non-finite is ended alone: its rows are kept, ``failed`` gets
