@@ -79,7 +79,8 @@ def hidden(xp, W, batch, act: str):
     batch.ia / batch.ib index the rows W[a] and W[M + b] of W flattened to (S * 2M, K).
     """
     Wf = W.reshape(-1, W.shape[-1])                       # (2M, K) or (S * 2M, K): the rows of every run
-    H = Wf[batch.ia] + Wf[batch.ib]                       # (n, K)  = X W, X = [onehot(a), onehot(b)]
+    H = xp.take(Wf, batch.ia, axis=0)                     # (n, K)  W[a]
+    H += xp.take(Wf, batch.ib, axis=0)                    # (n, K)  + W[M + b] = X W, X = [onehot(a), onehot(b)]
     return H, sigma(xp, H, act)                           # (n, K)
 
 
@@ -93,7 +94,8 @@ def forward(xp, params, batch, act: str, beta: float = 1.0):
 
 
 def segment_sum(xp, R, seg):
-    """Rows of R summed by segment: out[s] = sum_{i in seg[s]} R[i].   R (n, K), seg (S, c) -> (S, K)."""
+    """Rows of R summed by segment: out[j] = sum_{i in seg[j]} R[i].   R (n, K), seg (m, c) -> (m, K)
+    for m segments of at most c rows (S stacked runs: as segment_sum_padded)."""
     Rp = xp.concatenate([R, xp.zeros(R.shape[:-2] + (1, R.shape[-1]), dtype=R.dtype)], axis=-2)   # (n+1, K): row n is the pad
     return segment_sum_padded(xp, Rp, seg)
 
@@ -103,9 +105,9 @@ def segment_sum_padded(xp, Rp, seg):
     Rp (S, n+1, K) and seg (S, M, c) holding rows of Rp flattened to (S (n+1), K) (each run's table
     offset by s (n+1), padded with its own zero row; data.stack_batches); out (S, M, K).
 
-    On the host: c gathers of (S, K) rows added in slot order into one accumulator that stays in cache,
+    On the host: c gathers of (m, K) rows added in slot order into one accumulator that stays in cache,
     out = R[seg[:, 0]] + R[seg[:, 1]] + ...; that is the order NumPy's sum over axis 1 of the gathered
-    (S, c, K) array takes, so the bits are the same, without the c-times larger temporary (about 4x
+    (m, c, K) array takes, so the bits are the same, without the c-times larger temporary (about 4x
     faster at the paper's size). On a device: that one gather and one reduction (two kernels, not 2c;
     the summation order is the device's)."""
     Rp = Rp.reshape(-1, Rp.shape[-1])                                            # (S (n+1), K) for a stack
@@ -115,6 +117,16 @@ def segment_sum_padded(xp, Rp, seg):
     for j in range(1, seg.shape[-1]):
         out += xp.take(Rp, seg[..., j], axis=0)                                  # slot j of every segment
     return out
+
+
+def _times_sigma_prime(xp, G, H, act: str):
+    """G *= sigma'(H) in place. For x^2, sigma'(H) = 2H is applied as G *= H, then G *= 2: a product
+    by 2 is exact, so these are the bits of G * (2H), without an (n, K) temporary."""
+    if act == "sqr":
+        G *= H
+        G *= 2
+    else:
+        G *= sigma_prime(xp, H, act)
 
 
 def _T(A):
@@ -136,7 +148,7 @@ def backward(xp, params, batch, cache, dL_dYhat, act: str, beta: float = 1.0):
     pad = xp.zeros(dL_dYhat.shape[:-2] + (1, M), dtype=dL_dYhat.dtype)
     G_pad = xp.concatenate([dL_dYhat, pad], axis=-2)      # (n+1, M)
     dL_dH = G_pad @ _T(V)                                  # (n+1, K) = dL/dYhat V^T = dL/dF (row n: 0)
-    dL_dH[..., :n, :] *= sigma_prime(xp, H, act)          # (n, K)   chain rule through sigma (own temporary)
+    _times_sigma_prime(xp, dL_dH[..., :n, :], H, act)     # (n, K)   chain rule through sigma, in place
     dL_dW = xp.concatenate([segment_sum_padded(xp, dL_dH, batch.seg_a),    # (M, K)  rows W[a]
                             segment_sum_padded(xp, dL_dH, batch.seg_b)],   # (M, K)  rows W[M + b]
                            axis=-2)                                    # (2M, K) = X^T dL/dH

@@ -23,6 +23,9 @@ AdamW, decoupled (``decoupled=True``):
 With coupled L2 the decay is rescaled per coordinate by 1/sqrt(v_hat), so coordinates
 with small gradients are decayed hardest; AdamW decays every coordinate at rate lr*eta.
 
+Every operation is elementwise, so parameters, gradients and moments may carry a leading run axis S
+(S runs stacked, tianref/batch.py) with no change: each run's entries are updated as if alone.
+
 The weight-decay part of an update (docs/edge-and-clocks.md §1). Every update splits exactly
 into a gradient part and a weight-decay part, Delta = Delta^grad + Delta^wd:
 

@@ -25,6 +25,8 @@ the buffer yet). b^wd is kept in the state ("buf_wd", training dtype) whether or
 it never feeds back into the parameters, so the training path is bit-identical either way. After a
 weight-decay schedule sets eta to 0, b^wd <- mu b^wd keeps decaying and Delta^wd stays nonzero: the
 buffer still carries the decay of earlier steps. The host flag "buf_wd_zero" says b^wd is exactly 0.
+
+Elementwise, so a leading run axis S (tianref/batch.py) passes through unchanged.
 """
 from __future__ import annotations
 

@@ -18,7 +18,7 @@ import time
 import click
 import numpy as np  # only for np.errstate around the run
 
-from tianref import batch as engine_batch, runs, threads as blas_threads
+from tianref import batch as engine_batch, memory, runs, threads as blas_threads
 from tianref.cli.common import RAISE_ERRORS, reports_errors
 from tianref.cli.progress import RowProgress
 from tianref.errors import InputError, RunFailure
@@ -60,8 +60,10 @@ def prepare_members(argvs, log_dir):
     return prepared, refused
 
 
-def _groups(prepared):
-    """Members that can train as one stack: same condition, same starting epoch, same resume status."""
+def _groups(prepared, available=None):
+    """Members that can train as one stack: same condition, same starting epoch, same resume status;
+    a stack larger than this machine's available memory (tianref.memory: the runs' estimates added
+    up) is cut into stacks that fit, trained one after another."""
     groups = []
     for p in prepared:
         for g in groups:
@@ -72,7 +74,15 @@ def _groups(prepared):
                 break
         else:
             groups.append([p])
-    return groups
+    have = memory.available_bytes() if available is None else available
+    if have is None:
+        return groups
+    out = []
+    for g in groups:
+        per_run = max(memory.estimate_bytes(g[0].cfg), 1)
+        size = max(1, min(len(g), have // per_run))              # one run always fits (train checked it)
+        out += [g[i:i + size] for i in range(0, len(g), size)]
+    return out
 
 
 @click.command("train-batch", context_settings={"show_default": True})
