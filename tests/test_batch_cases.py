@@ -1,0 +1,29 @@
+"""Corner cases of batched training (tianref/batch.py, train-batch): each one is checked against the
+same run trained alone by train's own loop, as tests/test_batch.py does for the ordinary cases."""
+import json
+
+import numpy as np
+
+from test_batch import _alone, _cfgs, _stacked
+
+
+def _lines(rows):
+    return [json.dumps(r, sort_keys=True) for r in rows]
+
+
+def test_a_run_whose_parameters_become_non_finite_leaves_the_others_rows_unchanged():
+    """Run 1 (W x 20, SGD at lr 1 in float64) steps to non-finite parameters while its loss was finite:
+    the stack's spectra fail (LinAlgError) and every run's row is computed again alone. The
+    independence-proxy pairs of that row were already drawn from each run's stream by the failed
+    attempt; they must be drawn again from the same state, not the next one."""
+    cfgs = _cfgs(dtype="float64", optimizer="sgd", lr=1.0)
+
+    def spoil(members):
+        st = members[1].state
+        st.params["W"] = st.params["W"] * 20.0
+
+    members = _stacked(cfgs, np, spoil)
+    assert members[1].failed and "parameters became non-finite" in members[1].failed   # the path under test
+    for s in (0, 2):
+        assert members[s].failed is None
+        assert _lines(members[s].sink.rows) == _lines(_alone(cfgs[s], np))
