@@ -27,3 +27,22 @@ def test_a_run_whose_parameters_become_non_finite_leaves_the_others_rows_unchang
     for s in (0, 2):
         assert members[s].failed is None
         assert _lines(members[s].sink.rows) == _lines(_alone(cfgs[s], np))
+
+
+def test_members_on_different_backends_train_in_different_stacks(tmp_path):
+    """A member given --xp fake beside --xp numpy ones is trained by the backend it names (one
+    stack per backend), not by the first member's."""
+    from tianref.cli.batch import _groups, prepare_members
+    base = ["--M", "11", "--K", "32", "--n-train", "60", "--epochs", "3"]
+    argvs = [base + ["--out", str(tmp_path / f"m{s}"), "--seed", str(s)] + (["--xp", "fake"] if s == 1 else [])
+             for s in range(3)]
+    prepared, refused = prepare_members(argvs, None)
+    try:
+        assert not refused
+        groups = _groups(prepared)
+        assert sorted(len(g) for g in groups) == [1, 2]
+        for g in groups:
+            assert len({p.xp_name for p in g}) == 1 and all(p.xp is g[0].xp for p in g)
+    finally:
+        for p in prepared:
+            p.session.__exit__(None, None, None)

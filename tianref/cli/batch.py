@@ -61,12 +61,14 @@ def prepare_members(argvs, log_dir):
 
 
 def _groups(prepared):
-    """Members that can train as one stack: same condition, same starting epoch, same resume status."""
+    """Members that can train as one stack: same condition and backend, same starting epoch, same
+    resume status."""
     groups = []
     for p in prepared:
         for g in groups:
             q = g[0]
-            if (engine_batch.same_condition(p.cfg, q.cfg) and (p.state is None) == (q.state is None)
+            if (engine_batch.same_condition(p.cfg, q.cfg) and p.xp_name == q.xp_name
+                    and (p.state is None) == (q.state is None)
                     and (p.state is None or p.state.epoch == q.state.epoch)):
                 g.append(p)
                 break
