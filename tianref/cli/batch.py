@@ -120,9 +120,15 @@ def _train_all(prepared, log_dir, threads: int) -> list:
                 break
             stop_exc = _train_group(group, log_dir, failed, threads)
             pending = [p for p in pending if p not in group]
+    except BaseException as exc:                  # the runs not ended yet end with it (train's rollback)
+        for p in pending:
+            p.session.__exit__(type(exc), exc, exc.__traceback__)
+        pending = []
+        raise
     finally:
-        for p in pending:                         # never started (a stop came first): release them
-            p.session.__exit__(None, None, None)
+        for p in pending:                         # never started (a stop came first): as train stopped
+            _say(log_dir, p.out, f"Error: not started ({stop_exc})")  # before its first row: rolled back
+            p.session.__exit__(RunFailure, RunFailure(str(stop_exc)), None)
     if stop_exc is not None:
         raise stop_exc
     return failed
