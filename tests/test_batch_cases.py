@@ -82,3 +82,52 @@ def test_runs_a_stop_kept_from_starting_are_rolled_back_as_train_rolls_back(tmp_
     assert not list(tmp_path.glob(".old.replaced-*"))
     assert "not started" in (tmp_path / "_logs" / "m2.log").read_text()
     assert all(lock_holder(str(tmp_path / d)) is None for d in ("m0", "old"))
+
+
+MEMBER = ["--M", "11", "--K", "32", "--n-train", "60", "--epochs", "3"]
+
+
+def test_a_member_without_out_is_refused_alone_and_logs_nowhere(tmp_path):
+    """Its refusal names it 'member 2' on stderr; it has no run folder, so no log (a log named after
+    its arguments was a file name too long for these, which ended the whole batch with exit 1)."""
+    from cli_checks import cli
+    long = " ".join(MEMBER + ["--windows", "5,10,20", "--checkpoint-epochs", "1,2", "--init-scale", "1.0",
+                              "--output-scale", "1.0", "--gram-dtype", "float64", "--tail-rank", "M-1",
+                              "--momentum", "0.9", "--ridge-reg", "0.1", "--lr", "1e-3", "--eta", "2e-3",
+                              "--act", "sqr", "--loss", "tian", "--optimizer", "adam", "--dtype", "float32"])
+    assert len(long) > 255                                  # longer than a file name may be
+    r = cli(["train-batch", "--log-dir", tmp_path / "_logs", "--member", f"--out={tmp_path / 'm0'} {long}",
+             "--member", f"--seed 1 {long}"])
+    assert r.exit_code == 2 and "Traceback" not in r.output, r.output
+    assert "member 2: Error: Missing option '--out'" in r.stderr
+    assert sorted(p.name for p in (tmp_path / "_logs").iterdir()) == ["m0.log"]
+    assert len((tmp_path / "m0" / "metrics.jsonl").read_text().splitlines()) == 4    # the other trained
+
+
+def test_a_member_that_is_no_command_line_is_refused_before_anything_is_written(tmp_path):
+    from cli_checks import cli, refused
+    r = cli(["train-batch", "--member", f"--out {tmp_path / 'm0'} " + " ".join(MEMBER),
+             "--member", f"--out '{tmp_path / 'm1'} " + " ".join(MEMBER)])
+    refused(r, "--member", "No closing quotation")
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_help_member_is_refused_not_taken_for_a_finished_run(tmp_path):
+    from cli_checks import cli
+    r = cli(["train-batch", "--member", "--help"])
+    assert r.exit_code == 2 and "no run to train" in r.stderr, r.output
+
+
+def test_an_unexpected_error_while_preparing_rolls_back_the_members_prepared_before_it(tmp_path, monkeypatch):
+    from tianref.cli import batch as cli_batch
+
+    def disk_full(*a, **k):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(cli_batch, "_say", disk_full)                 # member 2's refusal cannot be logged
+    argvs = [MEMBER + ["--out", str(tmp_path / "m0")], MEMBER + ["--out", str(tmp_path / "m1"), "--K", "-3"]]
+    try:
+        cli_batch.prepare_members(argvs, str(tmp_path))
+        raise AssertionError("the error was not raised")
+    except OSError:
+        pass
+    assert not (tmp_path / "m0").exists() and lock_holder(str(tmp_path / "m0")) is None

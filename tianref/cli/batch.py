@@ -25,38 +25,58 @@ from tianref.errors import InputError, RunFailure
 
 
 def _member_log(log_dir, out):
-    return None if log_dir is None else os.path.join(log_dir, os.path.basename(out) + ".log")
+    return None if log_dir is None or out is None else os.path.join(log_dir, os.path.basename(out) + ".log")
 
 
-def _say(log_dir, out, msg):
-    """A member's message: to stderr, and appended to its log in --log-dir (as a sweep names them)."""
-    click.echo(f"{os.path.basename(out)}: {msg}", err=True)
+def _say(log_dir, out, msg, label=None):
+    """A member's message: to stderr, and appended to its log in --log-dir (as a sweep names them;
+    a member without --out has no log: ``label`` names it on stderr)."""
+    click.echo(f"{label or os.path.basename(out)}: {msg}", err=True)
     path = _member_log(log_dir, out)
     if path is not None:
         with open(path, "a", encoding="utf-8") as f:
             f.write(msg + "\n")
 
 
+def _out_of(argv):
+    """The --out of a member's arguments (``--out X`` or ``--out=X``), None without one."""
+    for i, a in enumerate(argv):
+        if a == "--out" and i + 1 < len(argv):
+            return argv[i + 1]
+        if a.startswith("--out="):
+            return a[len("--out="):]
+    return None
+
+
 def prepare_members(argvs, log_dir):
-    """(prepared runs, {out or argv: refusal}) from train's own parsing of each member."""
+    """(prepared runs, {out or 'member i': refusal}) from train's own parsing of each member. An
+    unexpected error leaves no member prepared: the ones prepared before it are rolled back."""
     from tianref.cli.train import BATCH, COMMAND, train_cmd
     prepared, refused = [], {}
     prog = os.path.basename(sys.argv[0])
-    for argv in argvs:
-        box, raise_token = BATCH.set([]), RAISE_ERRORS.set(True)
-        cmd = COMMAND.set(f"{prog} train {shlex.join(argv)}  (trained in a batch by {prog} train-batch)")
-        try:
-            train_cmd.main(args=list(argv), prog_name="train", standalone_mode=False)
-            prepared.extend(BATCH.get())
-        except (InputError, click.ClickException) as exc:
-            msg = exc.format_message() if isinstance(exc, click.ClickException) else str(exc)
-            out = argv[argv.index("--out") + 1] if "--out" in argv else shlex.join(argv)
-            refused[out] = msg
-            _say(log_dir, out, f"Error: {msg}")
-        finally:
-            BATCH.reset(box)
-            RAISE_ERRORS.reset(raise_token)
-            COMMAND.reset(cmd)
+    try:
+        for i, argv in enumerate(argvs):
+            box, raise_token = BATCH.set([]), RAISE_ERRORS.set(True)
+            cmd = COMMAND.set(f"{prog} train {shlex.join(argv)}  (trained in a batch by {prog} train-batch)")
+            out = _out_of(argv)
+            label = f"member {i + 1}" if out is None else None
+            try:
+                train_cmd.main(args=list(argv), prog_name="train", standalone_mode=False)
+                if not BATCH.get():                         # --help: click printed and returned
+                    raise InputError("no run to train (its arguments only asked for help)")
+                prepared.extend(BATCH.get())
+            except (InputError, click.ClickException) as exc:
+                msg = exc.format_message() if isinstance(exc, click.ClickException) else str(exc)
+                refused[out if out is not None else label] = msg
+                _say(log_dir, out, f"Error: {msg}", label)
+            finally:
+                BATCH.reset(box)
+                RAISE_ERRORS.reset(raise_token)
+                COMMAND.reset(cmd)
+    except BaseException as exc:
+        for p in prepared:                                  # as train would leave each: rolled back
+            p.session.__exit__(type(exc), exc, exc.__traceback__)
+        raise
     return prepared, refused
 
 
@@ -97,7 +117,12 @@ def train_batch_cmd(members, log_dir, threads):
     log); SIGINT/SIGTERM save every run's resume state. Prints one JSON summary line per run on
     stdout. Exit 0 when every run finished, 1 when one failed, 2 when one was refused.
     """
-    argvs = [shlex.split(m) for m in members]
+    argvs = []
+    for m in members:
+        try:
+            argvs.append(shlex.split(m))
+        except ValueError as exc:                      # before any run is touched
+            raise InputError(f"--member {m!r}: {exc}") from None
     if log_dir is not None:
         os.makedirs(log_dir, exist_ok=True)
     prepared, refused = prepare_members(argvs, log_dir)
