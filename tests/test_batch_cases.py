@@ -131,3 +131,31 @@ def test_an_unexpected_error_while_preparing_rolls_back_the_members_prepared_bef
     except OSError:
         pass
     assert not (tmp_path / "m0").exists() and lock_holder(str(tmp_path / "m0")) is None
+
+
+def test_each_stopped_run_logs_the_epoch_its_own_resume_state_is_at(tmp_path):
+    """With --threads 2 the stack is stepped in two parts (two runs, one run) that reach the stop at
+    different epochs; each run's log names its own (was: the first part's, for every run)."""
+    import re
+    import signal
+    import subprocess
+    import sys
+    import time
+    from test_batch import REPO
+    args = [sys.executable, str(REPO / "cli.py"), "train-batch", "--threads", "2", "--log-dir", str(tmp_path / "_logs")]
+    for s in range(3):
+        args += ["--member", " ".join(MEMBER[:-1] + ["100000", "--out", str(tmp_path / f"m{s}"), "--seed", str(s)])]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    t0 = time.time()
+    while time.time() - t0 < 60 and not all(
+            (tmp_path / f"m{s}" / "metrics.jsonl").is_file()
+            and len((tmp_path / f"m{s}" / "metrics.jsonl").read_text().splitlines()) > 20 for s in range(3)):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1, err
+    for s in range(3):
+        rows = (tmp_path / f"m{s}" / "metrics.jsonl").read_text().splitlines()
+        said = re.findall(r"stopped by SIGTERM at epoch (\d+)", (tmp_path / "_logs" / f"m{s}.log").read_text())
+        assert said == [str(len(rows) - 1)], (s, said, len(rows))
+        assert json.loads(rows[-1])["epoch"] == len(rows) - 1

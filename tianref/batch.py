@@ -66,6 +66,7 @@ class Member:
     sink: object = None
     on_row: object = None
     failed: str | None = None
+    stopped: str | None = None     # a stop signal's message, with the epoch its resume state is at
     row: dict | None = field(default=None, repr=False)
 
 
@@ -201,6 +202,8 @@ def _loop(xp, live, epoch, resumed, stop, on_epoch):
                     st = member_state(P, opt, m, s, epoch)
                     m.sink.checkpoint(lambda buf, st=st, m=m: train.state_arrays(m.cfg, st, m.problem, buf),
                                       epoch, named=False, final=False)
+                m.stopped = (f"stopped by {stop.name} at epoch {epoch}; the resume state is saved: "
+                             "continue with --resume")
             raise RunFailure(f"stopped by {stop.name} at epoch {epoch}; every run's resume state "
                              "is saved: continue with --resume")
         P, opt = _step(xp, cfg0, live, P, opt, train_b, epoch, fwd)

@@ -196,10 +196,11 @@ def _train_group(group, log_dir, failed, threads: int):
             else:                                   # one by one, by train's own loop
                 for p, m in zip(group, members):
                     try:
-                        train.run(m.cfg, xp, problem=m.problem, state=m.state if m.resumed else None,
-                                  init=None if m.resumed else p.init, sink=m.sink)
+                        m.state = train.run(m.cfg, xp, problem=m.problem, state=m.state if m.resumed else None,
+                                            init=None if m.resumed else p.init, sink=m.sink)[0]
                     except RunFailure as exc:
                         if "stopped by" in str(exc):
+                            m.stopped = str(exc)
                             raise
                         m.failed = str(exc)
     except RunFailure as exc:                       # a stop signal: every running run saved its state
@@ -209,14 +210,13 @@ def _train_group(group, log_dir, failed, threads: int):
             w.close()
     secs = round(time.time() - t0, 3)
     for p, m in zip(group, members):
-        if m.failed or stopped is not None:
-            err = RunFailure(m.failed or str(stopped))
-            p.session.__exit__(RunFailure, err, None)
+        finished = m.failed is None and m.stopped is None and m.state.epoch >= p.cfg.epochs
+        if m.failed or m.stopped or (stopped is not None and not finished):
+            msg = m.failed or m.stopped or f"not started ({stopped})"       # each run's own stop epoch
+            p.session.__exit__(RunFailure, RunFailure(msg), None)
             if m.failed:
                 failed.append(f"{os.path.basename(p.out)}: {m.failed}")
-                _say(log_dir, p.out, f"Error: {m.failed}")
-            else:
-                _say(log_dir, p.out, f"Error: {stopped}")
+            _say(log_dir, p.out, f"Error: {msg}")
             continue
         p.session.__exit__(None, None, None)
         summary = _summary(p, secs)
