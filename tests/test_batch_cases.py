@@ -159,3 +159,28 @@ def test_each_stopped_run_logs_the_epoch_its_own_resume_state_is_at(tmp_path):
         said = re.findall(r"stopped by SIGTERM at epoch (\d+)", (tmp_path / "_logs" / f"m{s}.log").read_text())
         assert said == [str(len(rows) - 1)], (s, said, len(rows))
         assert json.loads(rows[-1])["epoch"] == len(rows) - 1
+
+
+def test_a_batch_too_large_for_the_memory_trains_as_stacks_that_fit(tmp_path, monkeypatch):
+    """train checks that one run fits; S stacked runs hold S runs' arrays at once. With memory for
+    2.5 runs (memory.available_bytes patched), three runs train as stacks of 2 and 1, each exact."""
+    from tianref import batch as engine_batch, memory
+    from tianref.config import TrainConfig, validate
+    from cli_checks import cli
+    one = memory.estimate_bytes(validate(TrainConfig(M=11, K=32, n_train=60, epochs=3)))
+    monkeypatch.setattr(memory, "available_bytes", lambda: int(2.5 * one))
+    sizes, real = [], engine_batch.run
+
+    def spy(xp, members, **kw):
+        sizes.append(len(members))
+        return real(xp, members, **kw)
+    monkeypatch.setattr(engine_batch, "run", spy)
+    args = ["train-batch"]
+    for s in range(3):
+        args += ["--member", " ".join(MEMBER + ["--out", str(tmp_path / f"b{s}"), "--seed", str(s)])]
+    r = cli(args)
+    assert r.exit_code == 0, r.output
+    assert sizes == [2, 1] and "stacks of 2" in r.stderr
+    for s in range(3):
+        assert cli(["train", *MEMBER, "--out", tmp_path / f"u{s}", "--seed", s]).exit_code == 0
+        assert (tmp_path / f"b{s}" / "metrics.jsonl").read_bytes() == (tmp_path / f"u{s}" / "metrics.jsonl").read_bytes()

@@ -97,6 +97,23 @@ def _groups(prepared):
     return groups
 
 
+def _fitting(groups, available=None):
+    """Each stack cut into stacks whose runs fit in this machine's memory together (train checked
+    each run alone, tianref/memory.py); ``available``: bytes, default memory.available_bytes()."""
+    from tianref import memory
+    have = memory.available_bytes() if available is None else available
+    out = []
+    for g in groups:
+        need = max(memory.estimate_bytes(g[0].cfg), 1)
+        n = len(g) if have is None else max(1, min(len(g), have // need))
+        if n < len(g):
+            click.echo(f"train-batch: {len(g)} runs of {g[0].cfg.M} x {g[0].cfg.K} need about "
+                       f"{len(g) * need / 2**30:.1f} GiB together, {have / 2**30:.1f} GiB are available: "
+                       f"trained as stacks of {n}", err=True)
+        out += [g[i:i + n] for i in range(0, len(g), n)]
+    return out
+
+
 @click.command("train-batch", context_settings={"show_default": True})
 @click.option("--member", "members", multiple=True, required=True,
               help="One run: the arguments of its train command (what follows `train`), shell-quoted. "
@@ -140,7 +157,7 @@ def _train_all(prepared, log_dir, threads: int) -> list:
     pending = list(prepared)
     stop_exc = None
     try:
-        for group in _groups(prepared):
+        for group in _fitting(_groups(prepared)):
             if stop_exc is not None:
                 break
             stop_exc = _train_group(group, log_dir, failed, threads)
