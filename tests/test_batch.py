@@ -284,15 +284,3 @@ def test_the_ci_headline_reproduction_batched_gives_the_stored_numbers(tmp_path)
     got = json.loads((tmp_path / "headline" / "summary.json").read_text())
     stored = json.loads((REPO / "reference_results" / "reproduction" / "ci" / "headline" / "summary.json").read_text())
     assert _diff(got, stored) == ["/command"]
-
-
-def test_a_stack_larger_than_the_memory_is_cut_into_stacks_that_fit():
-    from types import SimpleNamespace
-    from tianref import memory
-    from tianref.cli.batch import _groups
-    cfgs = _cfgs(n=5)
-    prepared = [SimpleNamespace(cfg=c, state=None) for c in cfgs]
-    one = memory.estimate_bytes(cfgs[0])
-    assert [len(g) for g in _groups(prepared, available=100 * one)] == [5]
-    assert [len(g) for g in _groups(prepared, available=2 * one + 1)] == [2, 2, 1]
-    assert [len(g) for g in _groups(prepared, available=1)] == [1, 1, 1, 1, 1]

@@ -66,6 +66,7 @@ class Member:
     sink: object = None
     on_row: object = None
     failed: str | None = None
+    stopped: str | None = None     # a stop signal's message, with the epoch its resume state is at
     row: dict | None = field(default=None, repr=False)
 
 
@@ -201,6 +202,8 @@ def _loop(xp, live, epoch, resumed, stop, on_epoch):
                     st = member_state(P, opt, m, s, epoch)
                     m.sink.checkpoint(lambda buf, st=st, m=m: train.state_arrays(m.cfg, st, m.problem, buf),
                                       epoch, named=False, final=False)
+                m.stopped = (f"stopped by {stop.name} at epoch {epoch}; the resume state is saved: "
+                             "continue with --resume")
             raise RunFailure(f"stopped by {stop.name} at epoch {epoch}; every run's resume state "
                              "is saved: continue with --resume")
         P, opt = _step(xp, cfg0, live, P, opt, train_b, epoch, fwd)
@@ -214,6 +217,7 @@ def _rows(xp, cfg, live, P, epoch, head, fwd, train_b):
     again without it. Returns the live members, each with its row (None when it failed)."""
     views = [train.RunView(m.state.spec, m.state.edge, m.state.rng, m.problem) for m in live]
     Yhat, cache, _ = fwd
+    streams = [v.rng.bit_generator.state for v in views]     # the pairs are drawn before the spectra
     try:
         rows = rows_mod.rows_of(xp, cfg, P, views, epoch, head, Yhat, cache, train_b, train.gram_states(cfg))
     except np.linalg.LinAlgError:
@@ -222,6 +226,7 @@ def _rows(xp, cfg, live, P, epoch, head, fwd, train_b):
         else:                       # find the run(s) at fault: each alone (its own views and stream state)
             rows = []
             for s, (m, v) in enumerate(zip(live, views)):
+                v.rng.bit_generator.state = streams[s]           # draw this row's pairs again, not new ones
                 one = lambda x, s=s: x[s:s + 1]                                # noqa: E731
                 try:
                     rows += rows_mod.rows_of(xp, cfg, {k: one(x) for k, x in P.items()}, [v], epoch,

@@ -25,63 +25,91 @@ from tianref.errors import InputError, RunFailure
 
 
 def _member_log(log_dir, out):
-    return None if log_dir is None else os.path.join(log_dir, os.path.basename(out) + ".log")
+    return None if log_dir is None or out is None else os.path.join(log_dir, os.path.basename(out) + ".log")
 
 
-def _say(log_dir, out, msg):
-    """A member's message: to stderr, and appended to its log in --log-dir (as a sweep names them)."""
-    click.echo(f"{os.path.basename(out)}: {msg}", err=True)
+def _say(log_dir, out, msg, label=None):
+    """A member's message: to stderr, and appended to its log in --log-dir (as a sweep names them;
+    a member without --out has no log: ``label`` names it on stderr)."""
+    click.echo(f"{label or os.path.basename(out)}: {msg}", err=True)
     path = _member_log(log_dir, out)
     if path is not None:
         with open(path, "a", encoding="utf-8") as f:
             f.write(msg + "\n")
 
 
+def _out_of(argv):
+    """The --out of a member's arguments (``--out X`` or ``--out=X``), None without one."""
+    for i, a in enumerate(argv):
+        if a == "--out" and i + 1 < len(argv):
+            return argv[i + 1]
+        if a.startswith("--out="):
+            return a[len("--out="):]
+    return None
+
+
 def prepare_members(argvs, log_dir):
-    """(prepared runs, {out or argv: refusal}) from train's own parsing of each member."""
+    """(prepared runs, {out or 'member i': refusal}) from train's own parsing of each member. An
+    unexpected error leaves no member prepared: the ones prepared before it are rolled back."""
     from tianref.cli.train import BATCH, COMMAND, train_cmd
     prepared, refused = [], {}
     prog = os.path.basename(sys.argv[0])
-    for argv in argvs:
-        box, raise_token = BATCH.set([]), RAISE_ERRORS.set(True)
-        cmd = COMMAND.set(f"{prog} train {shlex.join(argv)}  (trained in a batch by {prog} train-batch)")
-        try:
-            train_cmd.main(args=list(argv), prog_name="train", standalone_mode=False)
-            prepared.extend(BATCH.get())
-        except (InputError, click.ClickException) as exc:
-            msg = exc.format_message() if isinstance(exc, click.ClickException) else str(exc)
-            out = argv[argv.index("--out") + 1] if "--out" in argv else shlex.join(argv)
-            refused[out] = msg
-            _say(log_dir, out, f"Error: {msg}")
-        finally:
-            BATCH.reset(box)
-            RAISE_ERRORS.reset(raise_token)
-            COMMAND.reset(cmd)
+    try:
+        for i, argv in enumerate(argvs):
+            box, raise_token = BATCH.set([]), RAISE_ERRORS.set(True)
+            cmd = COMMAND.set(f"{prog} train {shlex.join(argv)}  (trained in a batch by {prog} train-batch)")
+            out = _out_of(argv)
+            label = f"member {i + 1}" if out is None else None
+            try:
+                train_cmd.main(args=list(argv), prog_name="train", standalone_mode=False)
+                if not BATCH.get():                         # --help: click printed and returned
+                    raise InputError("no run to train (its arguments only asked for help)")
+                prepared.extend(BATCH.get())
+            except (InputError, click.ClickException) as exc:
+                msg = exc.format_message() if isinstance(exc, click.ClickException) else str(exc)
+                refused[out if out is not None else label] = msg
+                _say(log_dir, out, f"Error: {msg}", label)
+            finally:
+                BATCH.reset(box)
+                RAISE_ERRORS.reset(raise_token)
+                COMMAND.reset(cmd)
+    except BaseException as exc:
+        for p in prepared:                                  # as train would leave each: rolled back
+            p.session.__exit__(type(exc), exc, exc.__traceback__)
+        raise
     return prepared, refused
 
 
-def _groups(prepared, available=None):
-    """Members that can train as one stack: same condition, same starting epoch, same resume status;
-    a stack larger than this machine's available memory (tianref.memory: the runs' estimates added
-    up) is cut into stacks that fit, trained one after another."""
+def _groups(prepared):
+    """Members that can train as one stack: same condition and backend, same starting epoch, same
+    resume status."""
     groups = []
     for p in prepared:
         for g in groups:
             q = g[0]
-            if (engine_batch.same_condition(p.cfg, q.cfg) and (p.state is None) == (q.state is None)
+            if (engine_batch.same_condition(p.cfg, q.cfg) and p.xp_name == q.xp_name
+                    and (p.state is None) == (q.state is None)
                     and (p.state is None or p.state.epoch == q.state.epoch)):
                 g.append(p)
                 break
         else:
             groups.append([p])
+    return groups
+
+
+def _fitting(groups, available=None):
+    """Each stack cut into stacks whose runs fit in this machine's memory together (train checked
+    each run alone, tianref/memory.py); ``available``: bytes, default memory.available_bytes()."""
     have = memory.available_bytes() if available is None else available
-    if have is None:
-        return groups
     out = []
     for g in groups:
-        per_run = max(memory.estimate_bytes(g[0].cfg), 1)
-        size = max(1, min(len(g), have // per_run))              # one run always fits (train checked it)
-        out += [g[i:i + size] for i in range(0, len(g), size)]
+        need = max(memory.estimate_bytes(g[0].cfg), 1)
+        n = len(g) if have is None else max(1, min(len(g), have // need))
+        if n < len(g):
+            click.echo(f"train-batch: {len(g)} runs of {g[0].cfg.M} x {g[0].cfg.K} need about "
+                       f"{len(g) * need / 2**30:.1f} GiB together, {have / 2**30:.1f} GiB are available: "
+                       f"trained as stacks of {n}", err=True)
+        out += [g[i:i + n] for i in range(0, len(g), n)]
     return out
 
 
@@ -105,7 +133,12 @@ def train_batch_cmd(members, log_dir, threads):
     log); SIGINT/SIGTERM save every run's resume state. Prints one JSON summary line per run on
     stdout. Exit 0 when every run finished, 1 when one failed, 2 when one was refused.
     """
-    argvs = [shlex.split(m) for m in members]
+    argvs = []
+    for m in members:
+        try:
+            argvs.append(shlex.split(m))
+        except ValueError as exc:                      # before any run is touched
+            raise InputError(f"--member {m!r}: {exc}") from None
     if log_dir is not None:
         os.makedirs(log_dir, exist_ok=True)
     prepared, refused = prepare_members(argvs, log_dir)
@@ -123,14 +156,20 @@ def _train_all(prepared, log_dir, threads: int) -> list:
     pending = list(prepared)
     stop_exc = None
     try:
-        for group in _groups(prepared):
+        for group in _fitting(_groups(prepared)):
             if stop_exc is not None:
                 break
             stop_exc = _train_group(group, log_dir, failed, threads)
             pending = [p for p in pending if p not in group]
+    except BaseException as exc:                  # the runs not ended yet end with it (train's rollback)
+        for p in pending:
+            p.session.__exit__(type(exc), exc, exc.__traceback__)
+        pending = []
+        raise
     finally:
-        for p in pending:                         # never started (a stop came first): release them
-            p.session.__exit__(None, None, None)
+        for p in pending:                         # never started (a stop came first): as train stopped
+            _say(log_dir, p.out, f"Error: not started ({stop_exc})")  # before its first row: rolled back
+            p.session.__exit__(RunFailure, RunFailure(str(stop_exc)), None)
     if stop_exc is not None:
         raise stop_exc
     return failed
@@ -173,10 +212,11 @@ def _train_group(group, log_dir, failed, threads: int):
             else:                                   # one by one, by train's own loop
                 for p, m in zip(group, members):
                     try:
-                        train.run(m.cfg, xp, problem=m.problem, state=m.state if m.resumed else None,
-                                  init=None if m.resumed else p.init, sink=m.sink)
+                        m.state = train.run(m.cfg, xp, problem=m.problem, state=m.state if m.resumed else None,
+                                            init=None if m.resumed else p.init, sink=m.sink)[0]
                     except RunFailure as exc:
                         if "stopped by" in str(exc):
+                            m.stopped = str(exc)
                             raise
                         m.failed = str(exc)
     except RunFailure as exc:                       # a stop signal: every running run saved its state
@@ -186,14 +226,13 @@ def _train_group(group, log_dir, failed, threads: int):
             w.close()
     secs = round(time.time() - t0, 3)
     for p, m in zip(group, members):
-        if m.failed or stopped is not None:
-            err = RunFailure(m.failed or str(stopped))
-            p.session.__exit__(RunFailure, err, None)
+        finished = m.failed is None and m.stopped is None and m.state.epoch >= p.cfg.epochs
+        if m.failed or m.stopped or (stopped is not None and not finished):
+            msg = m.failed or m.stopped or f"not started ({stopped})"       # each run's own stop epoch
+            p.session.__exit__(RunFailure, RunFailure(msg), None)
             if m.failed:
                 failed.append(f"{os.path.basename(p.out)}: {m.failed}")
-                _say(log_dir, p.out, f"Error: {m.failed}")
-            else:
-                _say(log_dir, p.out, f"Error: {stopped}")
+            _say(log_dir, p.out, f"Error: {msg}")
             continue
         p.session.__exit__(None, None, None)
         summary = _summary(p, secs)

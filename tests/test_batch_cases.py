@@ -1,0 +1,186 @@
+"""Corner cases of batched training (tianref/batch.py, train-batch): each one is checked against the
+same run trained alone by train's own loop, as tests/test_batch.py does for the ordinary cases."""
+import json
+
+import numpy as np
+
+from tianref.rundir import lock_holder
+
+from test_batch import _alone, _cfgs, _stacked
+
+
+def _lines(rows):
+    return [json.dumps(r, sort_keys=True) for r in rows]
+
+
+def test_a_run_whose_parameters_become_non_finite_leaves_the_others_rows_unchanged():
+    """Run 1 (W x 20, SGD at lr 1 in float64) steps to non-finite parameters while its loss was finite:
+    the stack's spectra fail (LinAlgError) and every run's row is computed again alone. The
+    independence-proxy pairs of that row were already drawn from each run's stream by the failed
+    attempt; they must be drawn again from the same state, not the next one."""
+    cfgs = _cfgs(dtype="float64", optimizer="sgd", lr=1.0)
+
+    def spoil(members):
+        st = members[1].state
+        st.params["W"] = st.params["W"] * 20.0
+
+    members = _stacked(cfgs, np, spoil)
+    assert members[1].failed and "parameters became non-finite" in members[1].failed   # the path under test
+    for s in (0, 2):
+        assert members[s].failed is None
+        assert _lines(members[s].sink.rows) == _lines(_alone(cfgs[s], np))
+
+
+def test_members_on_different_backends_train_in_different_stacks(tmp_path):
+    """A member given --xp fake beside --xp numpy ones is trained by the backend it names (one
+    stack per backend), not by the first member's."""
+    from tianref.cli.batch import _groups, prepare_members
+    base = ["--M", "11", "--K", "32", "--n-train", "60", "--epochs", "3"]
+    argvs = [base + ["--out", str(tmp_path / f"m{s}"), "--seed", str(s)] + (["--xp", "fake"] if s == 1 else [])
+             for s in range(3)]
+    prepared, refused = prepare_members(argvs, None)
+    try:
+        assert not refused
+        groups = _groups(prepared)
+        assert sorted(len(g) for g in groups) == [1, 2]
+        for g in groups:
+            assert len({p.xp_name for p in g}) == 1 and all(p.xp is g[0].xp for p in g)
+    finally:
+        for p in prepared:
+            p.session.__exit__(None, None, None)
+
+
+def test_runs_a_stop_kept_from_starting_are_rolled_back_as_train_rolls_back(tmp_path, monkeypatch):
+    """A stop during the first stack leaves the later stacks' runs unstarted: like a train stopped
+    before its first row, a new run's folder is removed and an --overwrite'd run is put back."""
+    from tianref.cli import batch as cli_batch
+    from tianref.errors import RunFailure
+    from cli_checks import cli
+    base = ["--M", "11", "--K", "32", "--n-train", "60"]
+    assert cli(["train", "--out", tmp_path / "old", "--seed", "5", *base, "--epochs", "4"]).exit_code == 0
+    before = (tmp_path / "old" / "metrics.jsonl").read_bytes()
+
+    def first_stack_stopped(group, log_dir, failed, threads):              # stands for a SIGINT in it
+        for p in group:
+            p.session.__exit__(RunFailure, RunFailure("stopped"), None)
+        return RunFailure("stopped by SIGINT at epoch 7")
+    monkeypatch.setattr(cli_batch, "_train_group", first_stack_stopped)
+    argvs = [base + ["--out", str(tmp_path / "m0"), "--seed", "0", "--epochs", "30"],
+             base + ["--out", str(tmp_path / "old"), "--seed", "1", "--epochs", "20", "--overwrite"],
+             base + ["--out", str(tmp_path / "m2"), "--seed", "2", "--epochs", "20"]]
+    (tmp_path / "_logs").mkdir()
+    prepared, refused = cli_batch.prepare_members(argvs, str(tmp_path / "_logs"))
+    assert not refused and len(cli_batch._groups(prepared)) == 2
+    try:
+        cli_batch._train_all(prepared, str(tmp_path / "_logs"), 1)
+        raise AssertionError("the stop was not raised")
+    except RunFailure as exc:
+        assert "stopped by SIGINT" in str(exc)
+    assert (tmp_path / "old" / "metrics.jsonl").read_bytes() == before            # the old run is back
+    assert json.loads((tmp_path / "old" / "config.json").read_text())["config"]["seed"] == 5
+    assert not (tmp_path / "m2").exists()                                          # as if never begun
+    assert not list(tmp_path.glob(".old.replaced-*"))
+    assert "not started" in (tmp_path / "_logs" / "m2.log").read_text()
+    assert all(lock_holder(str(tmp_path / d)) is None for d in ("m0", "old"))
+
+
+MEMBER = ["--M", "11", "--K", "32", "--n-train", "60", "--epochs", "3"]
+
+
+def test_a_member_without_out_is_refused_alone_and_logs_nowhere(tmp_path):
+    """Its refusal names it 'member 2' on stderr; it has no run folder, so no log (a log named after
+    its arguments was a file name too long for these, which ended the whole batch with exit 1)."""
+    from cli_checks import cli
+    long = " ".join(MEMBER + ["--windows", "5,10,20", "--checkpoint-epochs", "1,2", "--init-scale", "1.0",
+                              "--output-scale", "1.0", "--gram-dtype", "float64", "--tail-rank", "M-1",
+                              "--momentum", "0.9", "--ridge-reg", "0.1", "--lr", "1e-3", "--eta", "2e-3",
+                              "--act", "sqr", "--loss", "tian", "--optimizer", "adam", "--dtype", "float32"])
+    assert len(long) > 255                                  # longer than a file name may be
+    r = cli(["train-batch", "--log-dir", tmp_path / "_logs", "--member", f"--out={tmp_path / 'm0'} {long}",
+             "--member", f"--seed 1 {long}"])
+    assert r.exit_code == 2 and "Traceback" not in r.output, r.output
+    assert "member 2: Error: Missing option '--out'" in r.stderr
+    assert sorted(p.name for p in (tmp_path / "_logs").iterdir()) == ["m0.log"]
+    assert len((tmp_path / "m0" / "metrics.jsonl").read_text().splitlines()) == 4    # the other trained
+
+
+def test_a_member_that_is_no_command_line_is_refused_before_anything_is_written(tmp_path):
+    from cli_checks import cli, refused
+    r = cli(["train-batch", "--member", f"--out {tmp_path / 'm0'} " + " ".join(MEMBER),
+             "--member", f"--out '{tmp_path / 'm1'} " + " ".join(MEMBER)])
+    refused(r, "--member", "No closing quotation")
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_help_member_is_refused_not_taken_for_a_finished_run(tmp_path):
+    from cli_checks import cli
+    r = cli(["train-batch", "--member", "--help"])
+    assert r.exit_code == 2 and "no run to train" in r.stderr, r.output
+
+
+def test_an_unexpected_error_while_preparing_rolls_back_the_members_prepared_before_it(tmp_path, monkeypatch):
+    from tianref.cli import batch as cli_batch
+
+    def disk_full(*a, **k):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(cli_batch, "_say", disk_full)                 # member 2's refusal cannot be logged
+    argvs = [MEMBER + ["--out", str(tmp_path / "m0")], MEMBER + ["--out", str(tmp_path / "m1"), "--K", "-3"]]
+    try:
+        cli_batch.prepare_members(argvs, str(tmp_path))
+        raise AssertionError("the error was not raised")
+    except OSError:
+        pass
+    assert not (tmp_path / "m0").exists() and lock_holder(str(tmp_path / "m0")) is None
+
+
+def test_each_stopped_run_logs_the_epoch_its_own_resume_state_is_at(tmp_path):
+    """With --threads 2 the stack is stepped in two parts (two runs, one run) that reach the stop at
+    different epochs; each run's log names its own (was: the first part's, for every run)."""
+    import re
+    import signal
+    import subprocess
+    import sys
+    import time
+    from test_batch import REPO
+    args = [sys.executable, str(REPO / "cli.py"), "train-batch", "--threads", "2", "--log-dir", str(tmp_path / "_logs")]
+    for s in range(3):
+        args += ["--member", " ".join(MEMBER[:-1] + ["100000", "--out", str(tmp_path / f"m{s}"), "--seed", str(s)])]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    t0 = time.time()
+    while time.time() - t0 < 60 and not all(
+            (tmp_path / f"m{s}" / "metrics.jsonl").is_file()
+            and len((tmp_path / f"m{s}" / "metrics.jsonl").read_text().splitlines()) > 20 for s in range(3)):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1, err
+    for s in range(3):
+        rows = (tmp_path / f"m{s}" / "metrics.jsonl").read_text().splitlines()
+        said = re.findall(r"stopped by SIGTERM at epoch (\d+)", (tmp_path / "_logs" / f"m{s}.log").read_text())
+        assert said == [str(len(rows) - 1)], (s, said, len(rows))
+        assert json.loads(rows[-1])["epoch"] == len(rows) - 1
+
+
+def test_a_batch_too_large_for_the_memory_trains_as_stacks_that_fit(tmp_path, monkeypatch):
+    """train checks that one run fits; S stacked runs hold S runs' arrays at once. With memory for
+    2.5 runs (memory.available_bytes patched), three runs train as stacks of 2 and 1, each exact."""
+    from tianref import batch as engine_batch, memory
+    from tianref.config import TrainConfig, validate
+    from cli_checks import cli
+    one = memory.estimate_bytes(validate(TrainConfig(M=11, K=32, n_train=60, epochs=3)))
+    monkeypatch.setattr(memory, "available_bytes", lambda: int(2.5 * one))
+    sizes, real = [], engine_batch.run
+
+    def spy(xp, members, **kw):
+        sizes.append(len(members))
+        return real(xp, members, **kw)
+    monkeypatch.setattr(engine_batch, "run", spy)
+    args = ["train-batch"]
+    for s in range(3):
+        args += ["--member", " ".join(MEMBER + ["--out", str(tmp_path / f"b{s}"), "--seed", str(s)])]
+    r = cli(args)
+    assert r.exit_code == 0, r.output
+    assert sizes == [2, 1] and "stacks of 2" in r.stderr
+    for s in range(3):
+        assert cli(["train", *MEMBER, "--out", tmp_path / f"u{s}", "--seed", s]).exit_code == 0
+        assert (tmp_path / f"b{s}" / "metrics.jsonl").read_bytes() == (tmp_path / f"u{s}" / "metrics.jsonl").read_bytes()
