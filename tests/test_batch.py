@@ -155,7 +155,9 @@ def test_train_batch_writes_each_run_as_train_would(tmp_path):
             assert x.keys() == y.keys()
             for k in x:
                 assert np.array_equal(x[k], y[k]), (ck, k)
-        assert '"batched": true' in (tmp_path / "_logs" / f"b{s}.log").read_text()
+        summary = json.loads((tmp_path / "_logs" / f"b{s}.log").read_text().splitlines()[-1])
+        assert summary["batched"] and summary["batch_runs"] == 3
+        assert summary["seconds"] == pytest.approx(summary["seconds_batch"] / 3, abs=1e-3)   # its share
 
 
 def test_a_diverging_member_exits_1_with_its_message_in_its_log(tmp_path):

@@ -235,7 +235,7 @@ def _train_group(group, log_dir, failed, threads: int):
             _say(log_dir, p.out, f"Error: {msg}")
             continue
         p.session.__exit__(None, None, None)
-        summary = _summary(p, secs)
+        summary = _summary(p, secs, len(group))
         click.echo(json.dumps(summary))
         path = _member_log(log_dir, p.out)
         if path is not None:
@@ -244,10 +244,12 @@ def _train_group(group, log_dir, failed, threads: int):
     return stopped
 
 
-def _summary(p, secs):
+def _summary(p, secs, n_runs):
+    """train's JSON summary of one run; ``seconds`` is its share of the stack's time (the stack's
+    seconds over its runs, so the shares of a stack add up to its time), ``seconds_batch`` the whole."""
     from tianref.cli.train import _first
     rows = runs.read_metrics(os.path.join(p.out, "metrics.jsonl"))
-    return {"out": p.out, "epochs": p.cfg.epochs, "seconds_batch": secs, "backend": p.xp_name,
-            "dtype": p.cfg.dtype, "batched": True,
+    return {"out": p.out, "epochs": p.cfg.epochs, "seconds": round(secs / n_runs, 3), "seconds_batch": secs,
+            "batch_runs": n_runs, "backend": p.xp_name, "dtype": p.cfg.dtype, "batched": True,
             "final": {k: rows[-1].get(k) for k in ("train_loss", "test_loss", "train_acc", "test_acc")},
             "t_test_0.5": _first(rows, "test_acc", 0.5), "t_test_0.99": _first(rows, "test_acc", 0.99)}
