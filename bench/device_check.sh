@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The one-command GPU check: install, real-CuPy tests, CuPy vs NumPy on the headline configuration,
-# GPU vs CPU timings, and a short report. About 5 minutes on one H100/H200 with 16 CPU cores.
+# GPU vs CPU timings, the batched headline sweep against the unbatched one (bench/bench_batch.py), and a
+# short report. About 7 minutes on one H100/H200 with 16 CPU cores (the batched step about 2).
 #
 #   bash bench/device_check.sh [OUT_DIR]          (default: device_check_out/)
 #
