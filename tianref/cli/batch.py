@@ -116,7 +116,8 @@ def _fitting(groups, available=None):
 @click.command("train-batch", context_settings={"show_default": True})
 @click.option("--member", "members", multiple=True, required=True,
               help="One run: the arguments of its train command (what follows `train`), shell-quoted. "
-                   "Repeat for every run of the batch.")
+                   "Repeat for every run of the batch. A member's own --threads is ignored: the batch's "
+                   "--threads applies to all.")
 @click.option("--log-dir", type=click.Path(file_okay=False), default=None,
               help="Append each run's messages (errors, its JSON summary) to LOG_DIR/<run folder>.log, "
                    "as sweep's _logs/ holds them.")
