@@ -54,6 +54,16 @@ def same_rows(a, b) -> bool:
         for n in names)
 
 
+def provenance(command: str) -> dict:
+    """What a stored measurement needs beside its numbers: command, machine, versions, commit, time."""
+    import numpy
+    sys.path.insert(0, os.path.dirname(HERE))
+    from tianref.backend import git_state
+    return {"command": command, "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "machine": platform.processor() or platform.machine(), "python": platform.python_version(),
+            "numpy": numpy.__version__, "source": git_state(), "loadavg_after": list(os.getloadavg())}
+
+
 def events(root) -> dict:
     """{run: (t0.5, t0.99)}: the first epochs with test accuracy >= 0.5 and >= 0.99."""
     out = {}
@@ -118,7 +128,8 @@ def main(argv=None):
     out = {"runs": n_runs, "epochs": a.epochs, "M": a.M, "K": a.K, "metrics": a.metrics, "xp": a.xp,
            "batched_s": round(best["batched"], 3), "unbatched_s": round(best["unbatched"], 3),
            "ratio": round(ratio, 3), "rows_identical": same, "events_identical": same_events, "batch_jobs": a.batch_jobs,
-           "batch_threads": threads, "unbatched_jobs": a.jobs, "cpus": cpus}
+           "batch_threads": threads, "unbatched_jobs": a.jobs, "cpus": cpus,
+           "provenance": provenance(" ".join([os.path.basename(sys.argv[0])] + sys.argv[1:]))}
     print(json.dumps(out))
     if a.json:
         with open(a.json, "w") as f:
