@@ -41,18 +41,20 @@ sqrt(sigma_1) u_1, hence, summing over the window's updates i,
 
 Evaluation, per logged row, from one eigh of the window's Gram: a = D u_1 and b = D^wd u_1 (one
 pass over each (w, P) ring, u_1 scattered into the ring's slots) give g2 = ||a - b||^2, wd2 = ||b||^2,
-cross = <a - b, b>; then v_1 = a / ||a|| and one (m, P) x (P,) pass over the window's rows of each
-ring give p and p_wd, p_g = p - p_wd. This keeps one extra ring (Delta^wd) and costs four (w, P)
-passes per row (bench/bench_edge.py times both views).
+cross = <a - b, b>; then v_1 = a / ||a||, p = D^T v_1 = G u_1 / ||a|| from the incremental Gram (equal
+by linearity: D^T D u_1 = G u_1), and one (m, P) x (P,) pass over the window's rows of the Delta^wd ring
+gives p_wd, p_g = p - p_wd. This keeps one extra ring (Delta^wd) and costs three (w, P) passes per row
+(bench/bench_edge.py times both views).
 
 Deviation from the plan of three incremental cross-Grams (G_ww, C = D^g^T D^wd and its transpose,
 updated like G): each update of those costs three (w, P) x (P,) passes per step, against two per
 row here for the parameter-space view (measured on the 2-core machine at M = 71, K = 2048, w = 20:
 6.0 ms per step for the three products against 3.9 ms per row here), and with G_gg formed as
 G - G_ww - C - C^T their identity would hold by construction. Here sigma_1 comes from the
-incremental Gram G and both g2 + wd2 + 2 cross and pg2 + pwd2 + 2 pcross from the ring contents
-directly, so each identity, tested on every row, checks the Gram's bookkeeping, the window's slots,
-u_1 and (for the second) the normalisation of v_1 through a second route. Neither identity checks
+incremental Gram G and g2 + wd2 + 2 cross from the ring contents directly, so that identity, tested on
+every row, checks the Gram's bookkeeping, the window's slots and u_1 through a second route; and
+pg2 + pwd2 + 2 pcross = ||G u_1||^2 / ||D u_1||^2 equals sigma_1 only when ||D u_1||^2 (from the ring)
+equals u_1^T G u_1 (from the Gram), so the second identity checks the ring against the Gram too. Neither identity checks
 the Delta^wd ring itself (p_g = p - p_wd whatever p_wd is); tests/test_edge*.py compare it with
 independent recomputations.
 
@@ -174,14 +176,27 @@ def _window_rows(ring, count: int, w: int):
 
 def projections(xp, spec, state, a, w: int):
     """(p, p_wd): the window's updates projected on the unit edge direction v_1 = a / ||a||
-    (a = D u_1 of ``edge_parts``), p = D^T v_1 from the ring of Delta and p_wd = D^wd^T v_1 from
-    the ring of Delta^wd, (m,) float64 each in the ring's order (p_wd None: exactly 0)."""
-    n = xp.sqrt(a @ a)                                  # ||D u_1|| = sqrt(sigma_1)
-    v = a / xp.where(n > 0, n, 1.0)                     # (P,) v_1 (0 if every update is 0)
-    p = _project(xp, spec["buf"], spec["count"], w, v)                      # (m,) D^T v_1
+    (a = D u_1 of ``edge_parts``), (m,) float64 each in the ring's order (p_wd None: exactly 0).
+
+    p = D^T v_1 = D^T D u_1 / ||D u_1|| = G u_1 / ||a|| from the incremental Gram G (the same numbers
+    by linearity, without a pass over the ring of Delta: the ring's largest read); p_wd = D^wd^T v_1
+    from one pass over the ring of Delta^wd."""
+    n = xp.sqrt(a @ a)                                  # ||D u_1|| = sqrt(sigma_1), from the ring
+    safe = xp.where(n > 0, n, 1.0)
+    _, u = _top(xp, [spec], w)                          # (w_max,) u_1 on the window's slots (edge_parts' own)
+    idx = xp.asarray(_window_slots_ring_order(spec["count"], spec["gram"].shape[0], w))
+    p = (xp.take(spec["gram"], idx, axis=0) @ u).astype(xp.float64) / safe  # (m,) (G u_1)_i / ||a|| = <Delta_i, v_1>
     if state["clean"]:
         return p, None
+    v = a / safe                                        # (P,) v_1 (0 if every update is 0)
     return p, _project(xp, state["buf_wd"], spec["count"], w, v)            # (m,) D^wd^T v_1
+
+
+def _window_slots_ring_order(count: int, w_max: int, w: int):
+    """The slots of ``_window_rows`` in their order (the window's rows as they lie in the ring)."""
+    m = min(count, w)
+    s0 = (count - m) % w_max
+    return [(s0 + i) % w_max for i in range(m)]
 
 
 def _project(xp, ring, count: int, w: int, v):
