@@ -98,21 +98,36 @@ def push(xp, state, spec, delta_wd):
     return {"buf_wd": buf_wd, "clean": False}
 
 
-def _top(xp, specs, w: int):
-    """(sigma_1, u_1 scattered into a (w_max,) vector) of G = sum of the specs' Grams on the window w
-    (one spec: its own G; W and V together: the Gram of the joint update), or None with < 2 updates."""
-    w_max = specs[0]["buf"].shape[0]
-    slots = spectra.window_slots(specs[0]["count"], w_max, w)
+def _tops(xp, runs, w: int):
+    """(sigma_1 (S,), u_1 (S, w_max)) for S runs, each a list of blocks (specs): G = the sum of a run's
+    blocks' Grams on the window w (one block: its own G; W and V together: the Gram of the joint
+    update), u_1 scattered into the ring's slots (0 elsewhere); one stacked eigh for all S (LAPACK
+    solves each matrix as it would alone). None with < 2 updates (runs stepped together: one count)."""
+    sp0 = runs[0][0]
+    w_max = sp0["gram"].shape[0]
+    slots = spectra.window_slots(sp0["count"], w_max, w)
     if len(slots) < 2:                                  # as spectra: from 2 updates on
         return None
     idx = xp.asarray(slots)
-    G = specs[0]["gram"][idx][:, idx]                   # (m, m) D^T D
-    for sp in specs[1:]:
-        G = G + sp["gram"][idx][:, idx]                 # (m, m) + D_V^T D_V: the joint update's Gram
-    ev, U = xp.linalg.eigh(G)                           # ascending; (m,), (m, m)
-    u = xp.zeros(w_max, dtype=xp.float64)
-    u[idx] = U[:, -1]                                   # (w_max,) u_1 on the window's slots, 0 elsewhere
-    return ev[-1], u
+
+    def window(sp):                                     # (m, m) D^T D on the window's slots
+        return xp.take(xp.take(sp["gram"], idx, axis=0), idx, axis=1)
+    Gs = []
+    for blocks in runs:
+        G = window(blocks[0])
+        for sp in blocks[1:]:
+            G = G + window(sp)                          # (m, m) + D_V^T D_V: the joint update's Gram
+        Gs.append(G)
+    ev, U = xp.linalg.eigh(xp.stack(Gs))                # ascending; (S, m), (S, m, m)
+    u = xp.zeros((len(runs), w_max), dtype=xp.float64)
+    u[:, idx] = U[..., -1]                              # (S, w_max) u_1 on the window's slots
+    return ev[..., -1], u
+
+
+def _top(xp, specs, w: int):
+    """(sigma_1, u_1 (w_max,)) of one run's blocks (``_tops`` with S = 1), or None with < 2 updates."""
+    top = _tops(xp, [specs], w)
+    return None if top is None else (top[0][0], top[1][0])
 
 
 def edge_parts(xp, specs, states, w: int):
@@ -121,7 +136,11 @@ def edge_parts(xp, specs, states, w: int):
     top = _top(xp, specs, w)
     if top is None:
         return None
-    _, u = top
+    return _parts(xp, specs, states, top[1])
+
+
+def _parts(xp, specs, states, u):
+    """edge_parts given u_1 (w_max,): one pass over each block's ring (and its Delta^wd ring)."""
     out = []
     for sp, st in zip(specs, states):
         a = u @ sp["buf"]                               # (P,) D u_1
@@ -174,16 +193,18 @@ def _window_rows(ring, count: int, w: int):
     return [ring[s0:], ring[:s0 + m - w_max]]           # (w_max - s0, P), (s0 + m - w_max, P)
 
 
-def projections(xp, spec, state, a, w: int):
+def projections(xp, spec, state, a, w: int, u=None):
     """(p, p_wd): the window's updates projected on the unit edge direction v_1 = a / ||a||
     (a = D u_1 of ``edge_parts``), (m,) float64 each in the ring's order (p_wd None: exactly 0).
 
     p = D^T v_1 = D^T D u_1 / ||D u_1|| = G u_1 / ||a|| from the incremental Gram G (the same numbers
     by linearity, without a pass over the ring of Delta: the ring's largest read); p_wd = D^wd^T v_1
-    from one pass over the ring of Delta^wd."""
+    from one pass over the ring of Delta^wd. ``u``: u_1 (w_max,) of ``a``, if known (else the same eigh
+    again)."""
     n = xp.sqrt(a @ a)                                  # ||D u_1|| = sqrt(sigma_1), from the ring
     safe = xp.where(n > 0, n, 1.0)
-    _, u = _top(xp, [spec], w)                          # (w_max,) u_1 on the window's slots (edge_parts' own)
+    if u is None:
+        _, u = _top(xp, [spec], w)                      # (w_max,) u_1 on the window's slots (edge_parts' own)
     idx = xp.asarray(_window_slots_ring_order(spec["count"], spec["gram"].shape[0], w))
     p = (xp.take(spec["gram"], idx, axis=0) @ u).astype(xp.float64) / safe  # (m,) (G u_1)_i / ||a|| = <Delta_i, v_1>
     if state["clean"]:
@@ -205,10 +226,10 @@ def _project(xp, ring, count: int, w: int, v):
     return xp.concatenate([(R @ v).astype(xp.float64) for R in _window_rows(ring, count, w)])
 
 
-def author_split(xp, spec, state, a, w: int):
+def author_split(xp, spec, state, a, w: int, u=None):
     """(pg2, pwd2, pcross) as 0-d float64 arrays: sum_i p_g,i^2, sum_i p_wd,i^2, sum_i p_g,i p_wd,i
-    over the window's updates, p_g = p - p_wd (``projections``)."""
-    p, p_wd = projections(xp, spec, state, a, w)
+    over the window's updates, p_g = p - p_wd (``projections``; ``u``: u_1 of ``a`` if known)."""
+    p, p_wd = projections(xp, spec, state, a, w, u)
     if p_wd is None:                                    # no weight decay in the ring: exact zeros
         zero = xp.zeros((), dtype=xp.float64)
         return p @ p, zero, zero
@@ -219,11 +240,23 @@ def author_split(xp, spec, state, a, w: int):
 def window_splits(xp, spec, state, w: int):
     """Both views for one block and the window w: (g2, wd2, cross, pg2, pwd2, pcross) as 0-d float64
     arrays (KEYS + AUTHOR_KEYS), or None (< 2 updates). One eigh and one D u_1 serve both."""
-    parts = edge_parts(xp, [spec], [state], w)
-    if parts is None:
+    out = window_splits_runs(xp, [spec], [state], w)
+    return None if out is None else out[0]
+
+
+def window_splits_runs(xp, specs, states, w: int):
+    """``window_splits`` of one block in each of S runs (stepped together): one stacked eigh for the
+    S window Grams, then each run's passes over its own rings. A list of S tuples, or None."""
+    top = _tops(xp, [[sp] for sp in specs], w)
+    if top is None:
         return None
-    [(a, _)] = parts
-    return split_of(xp, parts) + author_split(xp, spec, state, a, w)
+    U = top[1]                                          # (S, w_max)
+    out = []
+    for s, (sp, st) in enumerate(zip(specs, states)):
+        parts = _parts(xp, [sp], [st], U[s])
+        [(a, _)] = parts
+        out.append(split_of(xp, parts) + author_split(xp, sp, st, a, w, U[s]))
+    return out
 
 
 def edge_vector(xp, specs, states, w: int):

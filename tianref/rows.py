@@ -13,8 +13,8 @@ The runs share a leading axis S (one run: S = 1):
 Every part is computed for all S runs by one call where the math allows (the clocks' norms,
 eigenvalues and SVDs, the Fourier view and energies, the rolling spectra's eigenvalues, the margin),
 and run by run where each run needs its own operands (the K x K feature Gram, a BLAS SYRK per run;
-the independence proxy's pairs, drawn from each run's own stream; the edge split on each run's
-rings; a group's irreps). Each run's values are those of the S = 1 call (tests/test_batch.py).
+the independence proxy's pairs, drawn from each run's own stream; the edge split's passes over each
+run's rings, after one stacked eigh of the S windows; a group's irreps). Each run's values are those of the S = 1 call (tests/test_batch.py).
 One device -> host transfer serves all S rows.
 """
 from __future__ import annotations
@@ -62,8 +62,9 @@ def rows_of(xp, cfg, P, runs, epoch: int, head, Yhat, cache, train, gram_states)
             if ev is not None:
                 parts.append((f"{name}_sigma{tag}" + ("" if i == 0 else f"_w{w}"), ev))
     for name in ("W", "V"):                             # the edge split of the first window, both views
-        splits = [edges.window_splits(xp, r.spec[name], r.edge[name], cfg.windows[0]) for r in runs]
-        if splits[0] is not None:
+        splits = edges.window_splits_runs(xp, [r.spec[name] for r in runs], [r.edge[name] for r in runs],
+                                          cfg.windows[0])                     # one eigh for the S windows
+        if splits is not None:
             parts += list(zip([f"{name}_edge_{k}" for k in edges.KEYS + edges.AUTHOR_KEYS], _per_run(xp, splits)))
     parts += clocks.clock_stats(xp, P, cfg.tail_r)
     parts.append((clocks.MARGIN_KEY, clocks.margin_min(xp, Yhat, train.y)))  # on Yhat above
