@@ -81,11 +81,11 @@ def feature_gram_metrics(xp, F, F_sum=None):
 
 
 def residual(xp, Yhat, y):
-    """R = P_perp (Y_0 - Yhat) in float64, (n, M); Y_0 = onehot(y) - 1/M."""
-    n, M = Yhat.shape
+    """R = P_perp (Y_0 - Yhat) in float64, (n, M); Y_0 = onehot(y) - 1/M.  S stacked runs: (S, n, M)."""
+    n, M = Yhat.shape[-2:]
     Y0 = xp.eye(M, dtype=xp.float64)[y] - 1.0 / M        # (n, M)
     R = Y0 - Yhat.astype(xp.float64)                     # (n, M)
-    return R - R.mean(axis=0, keepdims=True)             # (n, M)  centred over samples
+    return R - R.mean(axis=-2, keepdims=True)            # (n, M)  centred over samples
 
 
 def gradient_field_metrics(xp, Yhat, y, V, j, jp):
@@ -93,18 +93,28 @@ def gradient_field_metrics(xp, Yhat, y, V, j, jp):
 
     j, jp : (m,) device int arrays of column pairs with j != jp (drawn on the host).
     """
-    R = residual(xp, Yhat, y)                            # (n, M)
-    Q = R.T @ R                                          # (M, M)  R^T R
-    V64 = V.astype(xp.float64)                           # (K, M)
-    VQ = V64 @ Q                                         # (K, M)
-    col_norm2 = (VQ * V64).sum(axis=1)                   # (K,)    ||g_j||^2 = (V Q V^T)_jj
-    gF_norm = xp.sqrt(col_norm2.sum())                   # ||G_F||_F
-    dots = (VQ[j] * V64[jp]).sum(axis=1)                 # (m,)    g_j^T g_j'
-    cos = xp.abs(dots) / xp.sqrt(col_norm2[j] * col_norm2[jp])   # (m,)
-    s = xp.sort(cos)
-    med = s[(s.shape[0] - 1) // 2]                       # lower median
-    p95 = xp.percentile(cos, 95.0)
+    [(gF_norm, med, p95)] = gradient_field_runs(xp, Yhat[None], y[None], V[None], [(j, jp)])
     return gF_norm, med, p95
+
+
+def gradient_field_runs(xp, Yhat, y, V, pairs):
+    """gradient_field_metrics of S stacked runs: Yhat (S, n, M), y (S, n), V (S, K, M) and each run's
+    own pairs [(j, jp)]; R, Q, V Q and the column norms for all S at once, the pairs run by run.
+    Returns [(gF_norm, indep_cos_med, indep_cos_p95)] per run."""
+    R = residual(xp, Yhat, y)                            # (S, n, M)
+    Q = xp.stack([R[s].T @ R[s] for s in range(R.shape[0])])   # (S, M, M)  R^T R (a SYRK per run)
+    V64 = V.astype(xp.float64)                           # (S, K, M)
+    VQ = V64 @ Q                                         # (S, K, M)
+    col_norm2 = (VQ * V64).sum(axis=-1)                  # (S, K)  ||g_j||^2 = (V Q V^T)_jj
+    gF_norm = xp.sqrt(col_norm2.sum(axis=-1))            # (S,)    ||G_F||_F
+    out = []
+    for s, (j, jp) in enumerate(pairs):
+        dots = (VQ[s][j] * V64[s][jp]).sum(axis=1)       # (m,)    g_j^T g_j'
+        cos = xp.abs(dots) / xp.sqrt(col_norm2[s][j] * col_norm2[s][jp])   # (m,)
+        srt = xp.sort(cos)
+        med = srt[(srt.shape[0] - 1) // 2]               # lower median
+        out.append((gF_norm[s], med, xp.percentile(cos, 95.0)))
+    return out
 
 
 def draw_pairs(rng, K: int, m: int = 500):

@@ -51,8 +51,8 @@ def rows_of(xp, cfg, P, runs, epoch: int, head, Yhat, cache, train, gram_states)
     pairs = [metrics.draw_pairs(r.rng, cfg.K, cfg.indep_pairs) for r in runs]  # each run's own stream
     if all(len(j) for j, _ in pairs):
         V_eff = P["V"] if beta == 1.0 else beta * P["V"]                      # G_F = R (beta V)^T
-        gf = [metrics.gradient_field_metrics(xp, Yhat[s], train.y[s], V_eff[s], xp.asarray(j), xp.asarray(jp))
-              for s, (j, jp) in enumerate(pairs)]
+        gf = metrics.gradient_field_runs(xp, Yhat, train.y, V_eff,
+                                         [(xp.asarray(j), xp.asarray(jp)) for j, jp in pairs])
         parts += list(zip(("gF_norm", "indep_cos_med", "indep_cos_p95"), _per_run(xp, gf)))
     for key, (name, _) in gram_states.items():
         tag = key[len(name):]                           # '' or a --log-grams suffix ('_f32')
