@@ -56,9 +56,9 @@ def timed(cfg, xp, split: bool, clock: bool, sync) -> float:
     patches = []
     if not split:
         patches += [mock.patch.object(edge, "push", lambda xp, state, *a: state),
-                    mock.patch.object(edge, "window_splits", lambda *a: None)]
+                    mock.patch.object(edge, "window_splits_runs", lambda *a: None)]
     if not clock:
-        patches += [mock.patch.object(clocks, "clock_stats", lambda xp, params: [])]
+        patches += [mock.patch.object(clocks, "clock_stats", lambda *a, **k: [])]
     for p in patches:
         p.start()
     try:
