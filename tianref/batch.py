@@ -189,19 +189,14 @@ def _loop(xp, live, epoch, resumed, stop, on_epoch):
                 on_epoch(epoch)
         else:
             for s, m in enumerate(live):
-                if m.sink and epoch == cfg0.epochs:                           # make sure of final.npz
-                    st = member_state(P, opt, m, s, epoch)
-                    m.sink.checkpoint(lambda buf, st=st, m=m: train.state_arrays(m.cfg, st, m.problem, buf),
-                                      epoch, named=epoch in checkpoints, final=True)
+                if epoch == cfg0.epochs:                                      # make sure of final.npz
+                    _save(m, P, opt, s, epoch, named=epoch in checkpoints, final=True)
         resumed = False
         if epoch >= cfg0.epochs:
             break
         if stop.set:
             for s, m in enumerate(live):
-                if m.sink:
-                    st = member_state(P, opt, m, s, epoch)
-                    m.sink.checkpoint(lambda buf, st=st, m=m: train.state_arrays(m.cfg, st, m.problem, buf),
-                                      epoch, named=False, final=False)
+                _save(m, P, opt, s, epoch, named=False, final=False)
                 m.stopped = (f"stopped by {stop.name} at epoch {epoch}; the resume state is saved: "
                              "continue with --resume")
             raise RunFailure(f"stopped by {stop.name} at epoch {epoch}; every run's resume state "
@@ -256,7 +251,6 @@ def _log(m, P, opt, s, epoch, checkpoints):
     row = m.row
     if row is None:
         return
-    st = member_state(P, opt, m, s, epoch)
     if m.sink:
         m.sink.row(row)
     if m.on_row:
@@ -264,9 +258,15 @@ def _log(m, P, opt, s, epoch, checkpoints):
     if not (np.isfinite(row.get("train_loss", np.nan)) and np.isfinite(row.get("test_loss", np.nan))):
         return _fail(m, f"the loss became non-finite at epoch {epoch}; the rows logged so far are kept")
     final = epoch == m.cfg.epochs
-    if m.sink and (epoch in checkpoints or final):
-        m.sink.checkpoint(lambda buf: train.state_arrays(m.cfg, st, m.problem, buf),
-                          epoch, named=epoch in checkpoints, final=final)
+    if epoch in checkpoints or final:
+        _save(m, P, opt, s, epoch, named=epoch in checkpoints, final=final)
+
+
+def _save(m, P, opt, s, epoch, named: bool, final: bool):
+    """Run s's checkpoint at ``epoch`` through its sink (runs.RunWriter: named, final and resume state)."""
+    if m.sink:
+        st = member_state(P, opt, m, s, epoch)
+        m.sink.checkpoint(lambda buf: train.state_arrays(m.cfg, st, m.problem, buf), epoch, named=named, final=final)
 
 
 def _step(xp, cfg, live, P, opt, train_b, epoch, fwd):
