@@ -42,11 +42,17 @@ def _edit_npz(path, **changes):
     np.savez(path, **a)
 
 
-def _edit_config(d, fn):
+def _edit_meta(d, fn):
+    """Apply ``fn`` to the whole of d/config.json and write it back (a hand-edited or older run)."""
     p = d / "config.json"
     meta = json.loads(p.read_text())
-    fn(meta["config"])
+    fn(meta)
     p.write_text(json.dumps(meta))
+
+
+def _edit_config(d, fn):
+    """Apply ``fn`` to the run's settings, config.json's "config"."""
+    _edit_meta(d, lambda meta: fn(meta["config"]))
 
 
 def _resume(d, epochs=30):
@@ -161,9 +167,7 @@ def test_resume_refuses_a_schedule_added_to_a_plain_config(base, tmp_path):
 
 def test_resume_refuses_a_config_edited_to_match_the_state_but_not_its_fingerprint(base, tmp_path):
     d = _copy(base, "plain", tmp_path)
-    meta = json.loads((d / "config.json").read_text())
-    meta["identity"]["fingerprint"] = "0" * 64
-    (d / "config.json").write_text(json.dumps(meta))
+    _edit_meta(d, lambda m: m["identity"].update(fingerprint="0" * 64))
     snap = snapshot(d)
     refused(_resume(d), "fingerprint")
     assert snapshot(d) == snap
@@ -171,9 +175,7 @@ def test_resume_refuses_a_config_edited_to_match_the_state_but_not_its_fingerpri
 
 def test_resume_refuses_a_run_written_before_identities(base, tmp_path):
     d = _copy(base, "plain", tmp_path)
-    meta = json.loads((d / "config.json").read_text())
-    del meta["identity"]
-    (d / "config.json").write_text(json.dumps(meta))
+    _edit_meta(d, lambda m: m.pop("identity"))
     snap = snapshot(d)
     refused(_resume(d), "no run fingerprint")
     assert snapshot(d) == snap
@@ -216,9 +218,7 @@ def test_sweep_skips_its_own_run_and_a_run_written_before_identities(tmp_path):
     r = cli(["sweep", str(root)] + SWEEP + ["--plan"])
     assert r.exit_code == 0 and r.stdout.strip() == ""              # done: nothing to plan
     d = _sweep_folder(root)                                           # strip the identity, as an old run
-    meta = json.loads((d / "config.json").read_text())
-    del meta["identity"]
-    (d / "config.json").write_text(json.dumps(meta))
+    _edit_meta(d, lambda m: m.pop("identity"))
     a = dict(np.load(d / "checkpoints" / "final.npz"))
     np.savez(d / "checkpoints" / "final.npz", **{k: v for k, v in a.items()
                                                  if k not in ("fingerprint", "rows_digest")})
@@ -274,9 +274,7 @@ def test_config_json_records_the_checkout_that_trained_it_and_stores_count_them(
     src = json.loads((base / "plain" / "config.json").read_text())["source"]
     assert src["commit"] == head.stdout.strip() and isinstance(src["dirty"], bool)
     old = _copy(base, "s1", tmp_path)
-    meta = json.loads((old / "config.json").read_text())
-    del meta["source"]
-    (old / "config.json").write_text(json.dumps(meta))
+    _edit_meta(old, lambda m: m.pop("source"))
     key = src["commit"] + (" (dirty)" if src["dirty"] else "")
     assert runs_source([SimpleNamespace(out=base / "plain"), SimpleNamespace(out=base / "sched"),
                         SimpleNamespace(out=old)]) == {key: 2, "not recorded": 1}
@@ -351,9 +349,7 @@ def test_resume_refuses_a_state_written_without_its_identity(base, tmp_path, dro
 
 def test_resume_refuses_an_identity_block_whose_split_is_not_a_string(base, tmp_path):
     d = _copy(base, "plain", tmp_path)
-    meta = json.loads((d / "config.json").read_text())
-    meta["identity"]["split"] = 12345
-    (d / "config.json").write_text(json.dumps(meta))
+    _edit_meta(d, lambda m: m["identity"].update(split=12345))
     snap = snapshot(d)
     refused(_resume(d), "its 'identity' is not a {fingerprint, init, split} object of strings")
     assert snapshot(d) == snap
@@ -403,9 +399,7 @@ def test_sweep_refuses_an_init_from_run_with_the_same_settings(base, tmp_path, o
     r = cli(["train"] + T + ["--init-from", str(init), "--out", str(d)])
     assert r.exit_code == 0, r.output
     if old:                                                        # strip the identity, as an old run
-        meta = json.loads((d / "config.json").read_text())
-        del meta["identity"]
-        (d / "config.json").write_text(json.dumps(meta))
+        _edit_meta(d, lambda m: m.pop("identity"))
         for p in (d / "checkpoints").glob("*.npz"):
             a = dict(np.load(p))
             np.savez(p, **{k: v for k, v in a.items() if k not in ("fingerprint", "rows_digest")})

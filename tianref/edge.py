@@ -108,19 +108,15 @@ def _tops(xp, runs, w: int):
     slots = spectra.window_slots(sp0["count"], w_max, w)
     if len(slots) < 2:                                  # as spectra: from 2 updates on
         return None
-    idx = xp.asarray(slots)
-
-    def window(sp):                                     # (m, m) D^T D on the window's slots
-        return xp.take(xp.take(sp["gram"], idx, axis=0), idx, axis=1)
     Gs = []
     for blocks in runs:
-        G = window(blocks[0])
+        G = spectra.window_gram(xp, blocks[0]["gram"], slots)           # (m, m) D^T D
         for sp in blocks[1:]:
-            G = G + window(sp)                          # (m, m) + D_V^T D_V: the joint update's Gram
+            G = G + spectra.window_gram(xp, sp["gram"], slots)          # + D_V^T D_V: the joint update's Gram
         Gs.append(G)
     ev, U = xp.linalg.eigh(xp.stack(Gs))                # ascending; (S, m), (S, m, m)
     u = xp.zeros((len(runs), w_max), dtype=xp.float64)
-    u[:, idx] = U[..., -1]                              # (S, w_max) u_1 on the window's slots
+    u[:, xp.asarray(slots)] = U[..., -1]                              # (S, w_max) u_1 on the window's slots
     return ev[..., -1], u
 
 

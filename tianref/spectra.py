@@ -82,10 +82,15 @@ def top_eigenvalues(xp, state, w: int):
     slots = window_slots(state["count"], state["gram"].shape[-1], w)
     if len(slots) < 2:                                  # the paper's code logs sigma from 2 updates on
         return None
-    idx = xp.asarray(slots)
-    G = xp.take(xp.take(state["gram"], idx, axis=-2), idx, axis=-1)   # (m, m) = D_w^T D_w
+    G = window_gram(xp, state["gram"], slots)            # (m, m) = D_w^T D_w
     ev = xp.linalg.eigvalsh(G)                          # ascending
     return ev[..., ::-1][..., :N_TOP]                   # (min(m, 5),) descending
+
+
+def window_gram(xp, gram, slots):
+    """The (m, m) block of a ring's Gram (..., w_max, w_max) on the window's slots = D_w^T D_w."""
+    idx = xp.asarray(slots)
+    return xp.take(xp.take(gram, idx, axis=-2), idx, axis=-1)
 
 
 def stacked(xp, states):

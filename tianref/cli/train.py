@@ -15,9 +15,10 @@ from tianref import identity, memory, resume as resume_mod, rundir, runs
 from tianref.backend import environment_info, get_xp, git_state
 from tianref.cli.common import CHECK_DEVICE, RAISE_ERRORS, reports_errors
 from tianref.cli.progress import RowProgress
+from tianref.cli.resume_options import refuse_changes_on_resume
 from tianref import threads as blas_threads
 from tianref.data import n_train_from_frac
-from tianref.config import (DTYPES, GRAM_MODES, INT_TUPLES, METRIC_SETS, OPTIMIZERS, RIDGE_EVALS, TOP_LAYERS,
+from tianref.config import (DTYPES, GRAM_MODES, METRIC_SETS, OPTIMIZERS, RIDGE_EVALS, TOP_LAYERS,
                             TrainConfig,
                             parse_eta_schedule, parse_int_list, parse_list, validate)
 from tianref.errors import InputError
@@ -33,10 +34,6 @@ BATCH = contextvars.ContextVar("batch", default=None)
 # the command line config.json records, when it is not this process's own (a member of train-batch)
 COMMAND = contextvars.ContextVar("command", default=None)
 DEFAULT_TRAIN_FRAC = 0.4    # round(0.4 * 71^2) = 2016, the paper's n
-
-# options --resume accepts; any other option given with it must agree with the stored config
-RESUME_OPTIONS = ("xp_name", "epochs", "checkpoint_epochs", "out", "resume", "no_resume_state",
-                  "check_only", "threads")
 
 
 @click.command(help="Train sigma(XW)V on modular addition and log the paper's per-epoch diagnostics.\n\n"
@@ -150,7 +147,7 @@ def train_cmd(ctx, xp_name, M, K, n_train, train_frac, eta, eta_schedule, lr, ep
         ctx.with_resource(blas_threads.limits(threads))
 
     if resume:
-        _refuse_changes_on_resume(ctx, given, out)
+        refuse_changes_on_resume(ctx, given, out)
         changes = {}
         if "epochs" in given:
             changes["epochs"] = epochs
@@ -317,63 +314,6 @@ def _train(engine, cfg, xp, xp_name, out, state, problem, init, no_resume_state,
                "final": {k: rows[-1].get(k) for k in ("train_loss", "test_loss", "train_acc", "test_acc")},
                "t_test_0.5": _first(rows, "test_acc", 0.5), "t_test_0.99": _first(rows, "test_acc", 0.99)}
     click.echo(json.dumps(summary))
-
-
-def _refuse_changes_on_resume(ctx, given, out):
-    """Every option given with --resume that would change the run is refused.
-
-    An option ``--foo-bar`` is compared with the stored config's ``foo_bar`` (so options added
-    later are covered without edits here); one with no such field is refused outright, unless it
-    is one --resume accepts (RESUME_OPTIONS).
-    """
-    stored = None
-    for p in ctx.command.params:
-        if p.name not in given or p.name in RESUME_OPTIONS or not getattr(p, "opts", None):
-            continue
-        opt = max(p.opts, key=len)
-        field = opt.lstrip("-").replace("-", "_")
-        if stored is None:
-            stored = resume_mod.stored_config(out)[1].to_dict()
-        value = ctx.params[p.name]
-        if p.name in ("eta", "eta_schedule"):          # both name the weight-decay schedule: by value
-            if _schedule_of(p.name, value) == _schedule_of("stored", stored):
-                continue
-            raise InputError(f"--resume continues the stored configuration: {opt} {value} differs from the "
-                             f"stored {_schedule_text(_schedule_of('stored', stored))}; drop {opt}")
-        if field in stored:
-            if _same(value, stored[field], opt):
-                continue
-            raise InputError(f"--resume continues the stored configuration: {opt} {value} differs from "
-                             f"the stored {field} = {stored[field]!r}; drop {opt}")
-        raise InputError(f"--resume continues the stored configuration; drop {opt}")
-
-
-def _schedule_of(name, value) -> tuple:
-    """The weight-decay schedule ((start, eta), ...) that --eta, --eta-schedule or a stored config
-    (``name`` = 'stored') means; a one-entry schedule is the constant eta, as train reads it."""
-    if name == "eta_schedule":
-        sched = parse_eta_schedule(value)
-    elif name == "eta":
-        sched = ((0, float(value)),)
-    else:
-        sched = tuple((int(t), float(e)) for t, e in value.get("eta_schedule") or [[0, value["eta"]]])
-    return sched
-
-
-def _schedule_text(sched) -> str:
-    if len(sched) == 1:
-        return f"eta = {sched[0][1]:g}"
-    return "eta_schedule = " + ",".join(f"{t}:{e:g}" for t, e in sched)
-
-
-def _same(value, stored, opt) -> bool:
-    if isinstance(stored, list):
-        kind = int if opt.lstrip("-").replace("-", "_") in INT_TUPLES else str
-        value = list(parse_list(value, opt, kind)) if isinstance(value, str) else list(value)
-        return value == stored
-    if isinstance(stored, float) or isinstance(value, float):
-        return value is not None and float(value) == float(stored)
-    return value == stored
 
 
 def _note(msg: str) -> None:

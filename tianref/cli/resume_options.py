@@ -1,0 +1,72 @@
+"""What ``train --resume`` may change: every other option given with it must agree with the stored run.
+
+An option ``--foo-bar`` is compared with the stored config's ``foo_bar`` (so options added later are
+covered without edits here); one with no such field is refused outright, unless ``--resume`` accepts it
+(RESUME_OPTIONS). --eta and --eta-schedule both name the weight-decay schedule and are compared by value.
+"""
+from __future__ import annotations
+
+from tianref import resume as resume_mod
+from tianref.config import INT_TUPLES, parse_eta_schedule, parse_list
+from tianref.errors import InputError
+
+# options --resume accepts; any other option given with it must agree with the stored config
+RESUME_OPTIONS = ("xp_name", "epochs", "checkpoint_epochs", "out", "resume", "no_resume_state",
+                  "check_only", "threads")
+
+
+def refuse_changes_on_resume(ctx, given, out):
+    """Every option given with --resume that would change the run is refused.
+
+    An option ``--foo-bar`` is compared with the stored config's ``foo_bar`` (so options added
+    later are covered without edits here); one with no such field is refused outright, unless it
+    is one --resume accepts (RESUME_OPTIONS).
+    """
+    stored = None
+    for p in ctx.command.params:
+        if p.name not in given or p.name in RESUME_OPTIONS or not getattr(p, "opts", None):
+            continue
+        opt = max(p.opts, key=len)
+        field = opt.lstrip("-").replace("-", "_")
+        if stored is None:
+            stored = resume_mod.stored_config(out)[1].to_dict()
+        value = ctx.params[p.name]
+        if p.name in ("eta", "eta_schedule"):          # both name the weight-decay schedule: by value
+            if _schedule_of(p.name, value) == _schedule_of("stored", stored):
+                continue
+            raise InputError(f"--resume continues the stored configuration: {opt} {value} differs from the "
+                             f"stored {_schedule_text(_schedule_of('stored', stored))}; drop {opt}")
+        if field in stored:
+            if _same(value, stored[field], opt):
+                continue
+            raise InputError(f"--resume continues the stored configuration: {opt} {value} differs from "
+                             f"the stored {field} = {stored[field]!r}; drop {opt}")
+        raise InputError(f"--resume continues the stored configuration; drop {opt}")
+
+
+def _schedule_of(name, value) -> tuple:
+    """The weight-decay schedule ((start, eta), ...) that --eta, --eta-schedule or a stored config
+    (``name`` = 'stored') means; a one-entry schedule is the constant eta, as train reads it."""
+    if name == "eta_schedule":
+        sched = parse_eta_schedule(value)
+    elif name == "eta":
+        sched = ((0, float(value)),)
+    else:
+        sched = tuple((int(t), float(e)) for t, e in value.get("eta_schedule") or [[0, value["eta"]]])
+    return sched
+
+
+def _schedule_text(sched) -> str:
+    if len(sched) == 1:
+        return f"eta = {sched[0][1]:g}"
+    return "eta_schedule = " + ",".join(f"{t}:{e:g}" for t, e in sched)
+
+
+def _same(value, stored, opt) -> bool:
+    if isinstance(stored, list):
+        kind = int if opt.lstrip("-").replace("-", "_") in INT_TUPLES else str
+        value = list(parse_list(value, opt, kind)) if isinstance(value, str) else list(value)
+        return value == stored
+    if isinstance(stored, float) or isinstance(value, float):
+        return value is not None and float(value) == float(stored)
+    return value == stored
