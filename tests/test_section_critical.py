@@ -58,3 +58,23 @@ def test_intervals_that_do_not_overlap_disagree_and_an_open_grid_is_not_measurab
     assert v["one constant c fits every M (the intervals overlap)"] == "not measurable"
     report = critical.SECTION.report(_doc(runs), PUBLISHED)
     assert report.count("| claim | source | ours | rule | verdict |") == 1 and "no crossing inside the grid" in report
+
+
+def test_header_names_every_M_and_training_size_of_a_section():
+    """summary.json's setup is the runs' common M, K and n_train, or all of their values: the critical
+    section spans M = 23 and 25 and several training sizes, not its first run's."""
+    from types import SimpleNamespace
+
+    from tianref.experiments.reproduce import pipeline
+
+    def rec(M, n, seed):
+        cfg = {"M": M, "K": 512, "n_train": n, "seed": seed, "eta": 5e-3, "dtype": "float32"}
+        return SimpleNamespace(config=cfg, meta={"versions": {"backend": "numpy"}},
+                               path=Path(f"M{M}_n{n}_seed{seed}"))
+
+    sec, scale = pipeline.get_section("critical"), protocols.SCALES["ci"]
+    mixed = pipeline.header(sec, scale, [rec(23, 72, 0), rec(25, 80, 0), rec(23, 216, 1)], "")
+    assert mixed["setup"]["M"] == [23, 25] and mixed["setup"]["n_train"] == [72, 80, 216]
+    assert mixed["setup"]["K"] == 512
+    one = pipeline.header(sec, scale, [rec(23, 72, 0), rec(23, 72, 1)], "")
+    assert (one["setup"]["M"], one["setup"]["n_train"]) == (23, 72)

@@ -60,14 +60,20 @@ def parse_scale(text: str) -> protocols.Scale:
     return protocols.SCALES[text]
 
 
+def _one_or_all(records, key):
+    """The runs' common value of a config key, or the sorted list of their values when they differ
+    (a section over several M or training sizes names them all, not its first run's)."""
+    vals = sorted({r.config.get(key) for r in records}, key=lambda v: (v is None, v))
+    return vals[0] if len(vals) == 1 else vals
+
+
 def header(section, scale, records, command: str) -> dict:
     """The part of summary.json every section shares: what ran, on what, with which command."""
-    cfg0 = records[0].config
     doc = {"section": section.name, "scale": asdict(scale), "command": command, "n_runs": len(records),
            "runs": [r.path.name for r in records],
            "seeds": sorted({r.config["seed"] for r in records}),
            "epochs": epochs_of(section.runs(scale)),
-           "setup": {"M": cfg0.get("M"), "K": cfg0.get("K"), "n_train": cfg0.get("n_train"),
+           "setup": {**{k: _one_or_all(records, k) for k in ("M", "K", "n_train")},
                      "dtype": ",".join(sorted({str(r.config.get("dtype")) for r in records})),
                      "backend": ",".join(sorted({str(r.meta.get("versions", {}).get("backend"))
                                                  for r in records}))},
