@@ -89,6 +89,31 @@ def test_all_zero_updates_give_zeros_not_nan():
     assert [float(x) for x in out] == [0.0] * 6
 
 
+@pytest.mark.parametrize("clean", ["none", "all", "mixed"])
+@pytest.mark.parametrize("w_max,w", [(5, 3), (4, 4)])
+def test_stacked_split_is_the_per_run_split_bit_for_bit(clean, w_max, w):
+    """window_splits_runs (the row's stacked algebra over S runs) against edge_parts, split_of and
+    author_split called run by run: the same bits, also when some rings hold no weight-decay part."""
+    rng = np.random.default_rng(7)
+    S, P = 3, 9
+    specs, states = [], []
+    for s in range(S):
+        sp, st = spectra.init(np, P, w_max), edge.init(np, P, w_max, np.float32)
+        no_wd = clean == "all" or (clean == "mixed" and s == 1)
+        for _ in range(w_max + 2):                       # the ring wraps once
+            sp = spectra.push(np, sp, rng.standard_normal(P))
+            st = edge.push(np, st, sp, None if no_wd else rng.standard_normal(P).astype(np.float32))
+        specs.append(sp)
+        states.append(st)
+    got = edge.window_splits_runs(np, specs, states, w)
+    for s in range(S):
+        parts = edge.edge_parts(np, [specs[s]], [states[s]], w)
+        want = edge.split_of(np, parts) + edge.author_split(np, specs[s], states[s], parts[0][0], w)
+        assert [float(x[s]) for x in got] == [float(x) for x in want], (clean, s)
+        if clean == "all" or (clean == "mixed" and s == 1):       # wd2, cross, pwd2, pcross: exact zeros
+            assert [float(got[i][s]) for i in (1, 2, 4, 5)] == [0.0] * 4
+
+
 @pytest.mark.parametrize("w_max,w", [(5, 3), (4, 4), (6, 2)])
 def test_window_rows_are_the_window_slots(w_max, w):
     """The one or two slices of the ring hold exactly the slots spectra.window_slots names."""

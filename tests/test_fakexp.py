@@ -37,3 +37,17 @@ def test_explicit_transfers_are_allowed_and_exact():
     np.testing.assert_array_equal(to_host(x * 2), 2 * h)
     assert float(x.sum()) == 15.0 and x[1, 2].item() == 5.0
     assert isinstance(fx.linalg.eigvalsh(x[:, :2].T @ x[:, :2]), fx.FakeArray)
+
+
+def test_ops_count_counts_every_device_array_made():
+    """bench/bench_ops.py's proxy for kernel launches: one per device array a call, operator, method,
+    index or transfer makes; host-side work and scalar reads count nothing."""
+    from tianref import fakexp
+    a = fakexp.asarray(np.arange(6.0).reshape(2, 3))
+    n0 = fakexp.ops_count()
+    b = a * 2                       # an operator
+    c = fakexp.exp(b)               # a function
+    d = c.sum(axis=1)               # a method
+    e = d[0]                        # an index (a view on a GPU, still a call)
+    float(e)                        # a read back: no device array
+    assert fakexp.ops_count() - n0 == 4

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from tianref import data, metrics, model
+from tianref.backend import to_host
 
 
 def _features(n=40, K=24, seed=0):
@@ -115,3 +116,54 @@ def test_independence_median_is_the_lower_median_for_an_even_count():
     assert s[2] - s[1] > 1e-3                                               # the two middles differ
     # the explicit and the code's route differ only by rounding (~1e-16 on |cos| <= 1)
     assert float(med) == pytest.approx(s[1], rel=0, abs=1e-13)
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered in divide:RuntimeWarning")   # the 0/0 cosines
+@pytest.mark.parametrize("lens", [(200, 37, 1, 60), (2, 3, 4, 60), (5, 5, 5, 5)] + [tuple(range(1, 41))])
+def test_stacked_gradient_field_is_numpys_median_and_percentile_per_run(xp, lens):
+    """gradient_field_runs (one sort of the padded (S, max m) table) against each run's own |cos|
+    values, NumPy's sort for the lower median and np.percentile(., 95) for the p95: the same bits, for
+    runs with different numbers of pairs (1 to 200; 40 runs of 1..40 exercise both sides of NumPy's
+    two-sided lerp); the last run has a zero column of V (unit 4) and one pair on it, a NaN cosine that
+    sorts last: its p95 is NaN, as np.percentile gives, and the other runs keep their values."""
+    rng = np.random.default_rng(11)
+    S, n, M, K = len(lens), 40, 6, 9
+    Yhat, y = rng.standard_normal((S, n, M)), rng.integers(0, M, (S, n))
+    V = rng.standard_normal((S, K, M))
+    V[-1, 4] = 0.0                                       # the last run: unit 4 has no output weights
+    pairs = []
+    for s, m in enumerate(lens):
+        units = np.array([u for u in range(K) if u != 4]) if s == S - 1 else np.arange(K)
+        j, jp = rng.choice(units, m), rng.choice(units, m)
+        jp = np.where(jp == j, units[(np.searchsorted(units, j) + 1) % len(units)], jp)   # j != jp
+        pairs.append((j, jp))
+    pairs[-1] = (np.concatenate([pairs[-1][0], [4]]), np.concatenate([pairs[-1][1], [0]]))
+    gF, med, p95 = (to_host(x) for x in metrics.gradient_field_runs(
+        xp, xp.asarray(Yhat), xp.asarray(y), xp.asarray(V), pairs))
+    for s, (j, jp) in enumerate(pairs):
+        Y0 = np.eye(M)[y[s]] - 1 / M
+        R = Y0 - (Yhat[s])
+        R = R - R.mean(0)
+        VQ = V[s] @ (R.T @ R)
+        cn = (VQ * V[s]).sum(1)
+        with np.errstate(invalid="ignore"):
+            cos = np.abs((VQ[j] * V[s][jp]).sum(1)) / np.sqrt(cn[j] * cn[jp])
+        want_med, want = np.sort(cos)[(len(cos) - 1) // 2], np.percentile(cos, 95)
+        assert med[s] == want_med or (np.isnan(med[s]) and np.isnan(want_med)), s
+        assert p95[s] == want or (np.isnan(p95[s]) and np.isnan(want)), (s, p95[s], want)
+        assert gF[s] == pytest.approx(np.sqrt(cn.sum()), rel=1e-14)
+    assert np.isnan(p95[-1]) and np.isfinite(p95[:-1]).all()
+
+
+def test_stacked_feature_gram_matches_the_definitions_run_by_run(xp):
+    """feature_gram_runs on S stacked runs (the host's per-run SYRK, a device's one batched product)
+    against the direct definitions of ftf_ratio and rho_tian (the n x n Gram formed) for each run; on
+    the host also bit for bit the one-run function."""
+    Fs = np.stack([_features(n=30, K=20, seed=s) for s in range(3)])          # (3, 30, 20)
+    ftf, rho = (to_host(x) for x in metrics.feature_gram_runs(xp, xp.asarray(Fs), xp.asarray(Fs.sum(axis=1))))
+    for s in range(3):
+        want_ftf, want_rho = _direct(Fs[s])
+        assert ftf[s] == pytest.approx(want_ftf, rel=1e-12) and rho[s] == pytest.approx(want_rho, rel=1e-10)
+        if xp is np:
+            one = metrics.feature_gram_metrics(np, Fs[s], Fs[s].sum(axis=0))
+            assert (ftf[s], rho[s]) == (float(one[0]), float(one[1]))

@@ -77,6 +77,13 @@ def scipy_linalg(xp):
     return la
 
 
+def stacked_dot(x, y):
+    """Inner products of two stacks of vectors along their last axis, (..., N) x (..., N) -> (...):
+    a stacked (1, N) by (N, 1) product, one call on any backend; NumPy computes it slice by slice with
+    the BLAS dot that one run's 1-D x @ y calls, so each value has the bits of the S = 1 call."""
+    return (x[..., None, :] @ y[..., :, None])[..., 0, 0]
+
+
 def xp_name(xp) -> str:
     return {"numpy": "numpy", "cupy": "cupy", "tianref.fakexp": "fake"}.get(xp.__name__, xp.__name__)
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np  # host-side bookkeeping only (finiteness of host rows, run indices)
 
-from tianref import data, group_rows, loss as losses, model, optimizers, rows as rows_mod, train
+from tianref import data, group_rows, loss as losses, model, optimizers, rows as rows_mod, spectra, train
 from tianref.config import eta_at
 from tianref.errors import RunFailure
 
@@ -278,9 +278,12 @@ def _step(xp, cfg, live, P, opt, train_b, epoch, fwd):
         Yhat, cache, dL_dYhat = fwd
     grads = model.backward(xp, P, train_b, cache, dL_dYhat, cfg.act, cfg.output_scale)
     new, opt, wd = optimizers.update(xp, cfg, P, grads, opt, eta=eta_at(cfg, epoch), wd_part=True)
+    deltas = {key: spectra.delta(xp, new[k], P[k], mode, runs=True)                  # (S, P) each
+              for key, (k, mode) in train.gram_states(cfg).items()}
     for s, m in enumerate(live):
-        spec, edge = train.record_update(xp, m.cfg, m.state.spec, m.state.edge, take(new, s), take(P, s),
-                                         {k: (None if v is None else v[s]) for k, v in wd.items()})
+        spec, edge = train.record_update(xp, m.cfg, m.state.spec, m.state.edge, None, None,
+                                         {k: (None if v is None else v[s]) for k, v in wd.items()},
+                                         deltas={key: d[s] for key, d in deltas.items()})
         m.state = train.TrainState(params=None, adam=None, spec=spec, rng=m.state.rng, epoch=epoch + 1,
                                    edge=edge)
     return new, opt

@@ -71,6 +71,7 @@ State is an explicit dict; ``push`` reuses its storage (as spectra.push).
 from __future__ import annotations
 
 from tianref import spectra
+from tianref.backend import stacked_dot
 
 KEYS = ("g2", "wd2", "cross")                     # the parameter-space view (split_of)
 DERIVED = ("gfrac", "cos")
@@ -108,13 +109,10 @@ def _tops(xp, runs, w: int):
     slots = spectra.window_slots(sp0["count"], w_max, w)
     if len(slots) < 2:                                  # as spectra: from 2 updates on
         return None
-    Gs = []
-    for blocks in runs:
-        G = spectra.window_gram(xp, blocks[0]["gram"], slots)           # (m, m) D^T D
-        for sp in blocks[1:]:
-            G = G + spectra.window_gram(xp, sp["gram"], slots)          # + D_V^T D_V: the joint update's Gram
-        Gs.append(G)
-    ev, U = xp.linalg.eigh(xp.stack(Gs))                # ascending; (S, m), (S, m, m)
+    G = spectra.window_gram(xp, xp.stack([blocks[0]["gram"] for blocks in runs]), slots)   # (S, m, m) D^T D
+    for b in range(1, len(runs[0])):                    # + D_V^T D_V: the joint update's Gram
+        G = G + spectra.window_gram(xp, xp.stack([blocks[b]["gram"] for blocks in runs]), slots)
+    ev, U = xp.linalg.eigh(G)                           # ascending; (S, m), (S, m, m)
     u = xp.zeros((len(runs), w_max), dtype=xp.float64)
     u[:, xp.asarray(slots)] = U[..., -1]                              # (S, w_max) u_1 on the window's slots
     return ev[..., -1], u
@@ -237,22 +235,49 @@ def window_splits(xp, spec, state, w: int):
     """Both views for one block and the window w: (g2, wd2, cross, pg2, pwd2, pcross) as 0-d float64
     arrays (KEYS + AUTHOR_KEYS), or None (< 2 updates). One eigh and one D u_1 serve both."""
     out = window_splits_runs(xp, [spec], [state], w)
-    return None if out is None else out[0]
+    return None if out is None else tuple(x[0] for x in out)
 
 
 def window_splits_runs(xp, specs, states, w: int):
-    """``window_splits`` of one block in each of S runs (stepped together): one stacked eigh for the
-    S window Grams, then each run's passes over its own rings. A list of S tuples, or None."""
+    """``window_splits`` of one block in each of S runs (stepped together), as six (S,) float64 arrays
+    (KEYS + AUTHOR_KEYS), or None (< 2 updates): one stacked eigh for the S window Grams, one pass over
+    each run's rings (D u_1, D^wd u_1, the window's D^wd rows times v_1), and everything else on the
+    stacked (S, P) and (S, m) arrays, so that a stack costs a few backend calls per run, not a few dozen
+    (bench/bench_ops.py). The numbers are those of edge_parts, split_of and author_split run by run
+    (tests/test_edge_author.py holds that bit for bit)."""
     top = _tops(xp, [[sp] for sp in specs], w)
     if top is None:
         return None
-    U = top[1]                                          # (S, w_max)
-    out = []
-    for s, (sp, st) in enumerate(zip(specs, states)):
-        parts = _parts(xp, [sp], [st], U[s])
-        [(a, _)] = parts
-        out.append(split_of(xp, parts) + author_split(xp, sp, st, a, w, U[s]))
-    return out
+    U = top[1]                                                         # (S, w_max) u_1 on the window's slots
+    zero = xp.zeros(len(specs), dtype=xp.float64)
+    A = xp.stack([U[s] @ sp["buf"] for s, sp in enumerate(specs)])      # (S, P) a = D u_1, a pass over each ring
+    if all(st["clean"] for st in states):                              # no weight decay in any ring: exact zeros
+        B = None
+        g2, wd2, cross = zero + stacked_dot(A, A), zero, zero
+    else:
+        dt = states[0]["buf_wd"].dtype                                 # the rings' dtype (the training dtype)
+        Ud = U.astype(dt)
+        B = xp.stack([xp.zeros(A.shape[-1], dtype=dt) if st["clean"] else Ud[s] @ st["buf_wd"]
+                      for s, st in enumerate(states)]).astype(xp.float64)   # (S, P) b = D^wd u_1 (ring dtype)
+        Gm = A - B                                                     # (S, P) D^g u_1
+        g2, wd2, cross = (zero + stacked_dot(Gm, Gm), zero + stacked_dot(B, B),
+                          zero + stacked_dot(Gm, B))
+    sp0 = specs[0]
+    n = xp.sqrt(stacked_dot(A, A))                                     # (S,) ||D u_1||
+    safe = xp.where(n > 0, n, 1.0)[:, None]                            # (S, 1)
+    idx = xp.asarray(_window_slots_ring_order(sp0["count"], sp0["gram"].shape[0], w))
+    grams = xp.stack([sp["gram"] for sp in specs])                     # (S, w_max, w_max)
+    p = (xp.take(grams, idx, axis=-2) @ U[..., None])[..., 0].astype(xp.float64) / safe   # (S, m) G u_1 / ||a||
+    if B is None:
+        return g2, wd2, cross, zero + stacked_dot(p, p), zero, zero
+    V1 = (A / safe).astype(dt)                                         # (S, P) v_1 in the rings' dtype
+    m = p.shape[-1]
+    p_wd = xp.stack([xp.zeros(m, dtype=xp.float64) if st["clean"] else       # (S, m) D^wd^T v_1: the window's
+                     _project(xp, st["buf_wd"], sp0["count"], w, V1[s])      # rows of each ring (their own
+                     for s, st in enumerate(states)])                        # BLAS call: the bits of one run)
+    p_g = p - p_wd                                                     # (S, m) (D^g)^T v_1
+    return (g2, wd2, cross, zero + stacked_dot(p_g, p_g), zero + stacked_dot(p_wd, p_wd),
+            zero + stacked_dot(p_g, p_wd))
 
 
 def edge_vector(xp, specs, states, w: int):

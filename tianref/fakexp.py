@@ -28,6 +28,9 @@ _MSG = ("Implicit conversion to a NumPy array is not allowed. "
         "Please use `.get()` to construct a NumPy array explicitly.")
 
 
+_OPS = [0]          # device arrays made so far: one per operation a CuPy call would launch (or view)
+
+
 class FakeArray(NDArrayOperatorsMixin):
     """A device array that NumPy cannot silently read."""
 
@@ -35,6 +38,7 @@ class FakeArray(NDArrayOperatorsMixin):
 
     def __init__(self, a):
         self._a = a
+        _OPS[0] += 1
 
     # --- the refusals -----------------------------------------------------
     def __array__(self, *args, **kwargs):
@@ -98,6 +102,13 @@ class FakeArray(NDArrayOperatorsMixin):
                                   **{k: _unwrap_strict(v) for k, v in kwargs.items()}))
             return method
         return _wrap(attr)
+
+
+def ops_count() -> int:
+    """How many device arrays this backend has made (results of functions, operators, methods and
+    indexing, and host -> device transfers): a count of backend operations, the proxy bench/bench_ops.py uses for a GPU's kernel
+    launches and the Python overhead each one costs."""
+    return _OPS[0]
 
 
 def _wrap(x):

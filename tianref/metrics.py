@@ -33,47 +33,66 @@ median (torch.median's convention) and the 95th percentile (linear interpolation
 """
 from __future__ import annotations
 
-from tianref.backend import xp_name
+import math
+
+import numpy as np  # host: the pairs' offsets and the percentile's indices
+
+from tianref.backend import stacked_dot, to_host, xp_name
 
 
 BLOCK_BYTES = 1 << 20      # float64 rows of C per block in _gram_sums: 1 MiB, about one core's L2
 
 
 def _gram_sums(xp, C, mu):
-    """(sum_jl |C_jl|, ||C||_F^2, C mu) in float64 from C (K, K) in the training dtype and mu (K,)
+    """(sum_jl |C_jl|, ||C||_F^2, C mu) in float64 from C (S, K, K) in the training dtype and mu (S, K)
     float64, a block of rows at a time: each block is cast to float64 while it sits in cache, so C is
     read once and no (K, K) float64 copy or |C| temporary is made (about 4x faster than on a float64
     copy at K = 2048, float32; bench/bench_rows.py). The same values as on a float64 copy of C up to
-    the order of the float64 sums (the casts are exact)."""
-    K = C.shape[0]
+    the order of the float64 sums (the casts are exact). Returns (S,), (S,), (S, K)."""
+    S, K = C.shape[0], C.shape[-1]
     # rows per block; on a GPU one block (no cache to fit, and every block costs kernel launches)
     b = K if xp_name(xp) == "cupy" else max(1, BLOCK_BYTES // (8 * K))
-    abs_sum = fro2 = xp.zeros((), dtype=xp.float64)
+    abs_sum = fro2 = xp.zeros(S, dtype=xp.float64)
     C_mu = []
     for r in range(0, K, b):
-        Cb = C[r:r + b].astype(xp.float64)               # (b, K) float64, in cache
-        abs_sum = abs_sum + xp.abs(Cb).sum()
-        fro2 = fro2 + xp.vdot(Cb, Cb)
-        C_mu.append(Cb @ mu)                             # (b,)
-    return abs_sum, fro2, xp.concatenate(C_mu)           # 0-d, 0-d, (K,)
+        Cb = C[:, r:r + b].astype(xp.float64)            # (S, b, K) float64, in cache
+        abs_sum = abs_sum + xp.abs(Cb).sum(axis=(-2, -1))
+        flat = Cb.reshape(S, -1)
+        fro2 = fro2 + stacked_dot(flat, flat)
+        C_mu.append((Cb @ mu[:, :, None])[..., 0])      # (S, b)
+    return abs_sum, fro2, xp.concatenate(C_mu, axis=-1)
 
 
 def feature_gram_metrics(xp, F, F_sum=None):
     """(ftf_ratio, rho_tian) as 0-d float64 arrays, from one K x K product.  F (n, K); F_sum its
     column sums F^T 1 if known (mu = F_sum / n is F.mean(axis=0) bit for bit)."""
-    n, K = F.shape
-    mu = F.mean(axis=0) if F_sum is None else F_sum / n  # (K,)   column means
-    F_tilde = F - mu                                     # (n, K) P_perp F
-    C = F_tilde.T @ F_tilde                              # (K, K) F~^T F~ (training dtype; SYRK on NumPy)
+    F_sum = F.sum(axis=0) if F_sum is None else F_sum
+    ftf, rho = feature_gram_runs(xp, F[None], F_sum[None])
+    return ftf[0], rho[0]
+
+
+def feature_gram_runs(xp, F, F_sum):
+    """(ftf_ratio (S,), rho_tian (S,)) of S stacked runs: F (S, n, K), F_sum (S, K) its column sums.
+
+    One stacked product F~^T F~ (S, K, K): NumPy computes it slice by slice with a SYRK each, the bits
+    of one run, and a device in one batched call. On the host a stack is taken one run at a time (each
+    run's C then stays in cache while its blocks are summed); on a device all S at once."""
+    S, n, K = F.shape
+    if xp_name(xp) == "numpy" and S > 1:
+        out = [feature_gram_runs(xp, F[s:s + 1], F_sum[s:s + 1]) for s in range(S)]
+        return xp.concatenate([o[0] for o in out]), xp.concatenate([o[1] for o in out])
+    mu = F_sum / n                                       # (S, K)   column means
+    F_tilde = F - mu[:, None, :]                         # (S, n, K) P_perp F
+    C = F_tilde.swapaxes(-1, -2) @ F_tilde               # (S, K, K) F~^T F~ (training dtype; NumPy: a SYRK a slice)
     mu = mu.astype(xp.float64)                           # reductions below in float64
-    abs_sum, C_fro2, C_mu = _gram_sums(xp, C, mu)        # sum |C_jl|, ||C||_F^2 = ||F~ F~^T||_F^2, C mu (K,)
-    diag = xp.diagonal(C).astype(xp.float64)             # (K,) C_jj
-    diag_abs = xp.abs(diag).sum()
+    abs_sum, C_fro2, C_mu = _gram_sums(xp, C, mu)        # sum |C_jl|, ||C||_F^2 = ||F~ F~^T||_F^2, C mu (S, K)
+    diag = xp.diagonal(C, axis1=-2, axis2=-1).astype(xp.float64)      # (S, K) C_jj
+    diag_abs = xp.abs(diag).sum(axis=-1)
     ftf_ratio = ((abs_sum - diag_abs) / (K * (K - 1))) / (diag_abs / K)
 
-    uu = mu @ C_mu                                       # mu^T C mu = ||F~ mu||^2
-    tau = diag.sum()                                     # tr C
-    mu2 = mu @ mu                                        # |mu|^2
+    uu = stacked_dot(mu, C_mu)                           # mu^T C mu = ||F~ mu||^2
+    tau = diag.sum(axis=-1)                              # tr C
+    mu2 = stacked_dot(mu, mu)                            # |mu|^2
     G_fro2 = C_fro2 + 2 * n * uu + n * n * mu2 * mu2     # ||G||_F^2
     E_fro2 = C_fro2 + 2 * n * uu - tau * tau / (n - 1)   # ||G - ideal||_F^2
     rho = xp.sqrt(xp.maximum(E_fro2, 0.0) / G_fro2)
@@ -91,30 +110,53 @@ def residual(xp, Yhat, y):
 def gradient_field_metrics(xp, Yhat, y, V, j, jp):
     """(gF_norm, indep_cos_med, indep_cos_p95) as 0-d float64 arrays.
 
-    j, jp : (m,) device int arrays of column pairs with j != jp (drawn on the host).
+    j, jp : (m,) int arrays of column pairs with j != jp (drawn on the host; device arrays are read back).
     """
-    [(gF_norm, med, p95)] = gradient_field_runs(xp, Yhat[None], y[None], V[None], [(j, jp)])
-    return gF_norm, med, p95
+    out = gradient_field_runs(xp, Yhat[None], y[None], V[None], [(to_host(j), to_host(jp))])
+    return tuple(x[0] for x in out)
 
 
-def gradient_field_runs(xp, Yhat, y, V, pairs):
+def gradient_field_runs(xp, Yhat, y, V, pairs, q: float = 95.0):
     """gradient_field_metrics of S stacked runs: Yhat (S, n, M), y (S, n), V (S, K, M) and each run's
-    own pairs [(j, jp)]; R, Q, V Q and the column norms for all S at once, the pairs run by run.
-    Returns [(gF_norm, indep_cos_med, indep_cos_p95)] per run."""
+    own host pairs [(j, jp)] (m_s >= 1 each). Returns (gF_norm, indep_cos_med, indep_cos_p95), each (S,).
+
+    Everything for all S at once: R, Q (NumPy: a SYRK per slice), V Q, the column norms, the pairs'
+    cosines (one gather of every run's pairs, offset by s K), and each run's lower median and q-th
+    percentile from one sort of the (S, max m_s) table of cosines padded with NaN (NaN sorts last, so a
+    run's m_s values come first, in NumPy's order). The percentile is NumPy's default ('linear'):
+    virtual index h = (m - 1) q / 100, its floor and the next order statistic, and NumPy's two-sided lerp,
+    computed with the same float64 operations, so the numbers are np.percentile's bit for bit."""
+    S, K, M = V.shape
     R = residual(xp, Yhat, y)                            # (S, n, M)
-    Q = xp.stack([R[s].T @ R[s] for s in range(R.shape[0])])   # (S, M, M)  R^T R (a SYRK per run)
+    Q = R.swapaxes(-1, -2) @ R                           # (S, M, M)  R^T R (NumPy: a SYRK per slice)
     V64 = V.astype(xp.float64)                           # (S, K, M)
     VQ = V64 @ Q                                         # (S, K, M)
     col_norm2 = (VQ * V64).sum(axis=-1)                  # (S, K)  ||g_j||^2 = (V Q V^T)_jj
     gF_norm = xp.sqrt(col_norm2.sum(axis=-1))            # (S,)    ||G_F||_F
-    out = []
-    for s, (j, jp) in enumerate(pairs):
-        dots = (VQ[s][j] * V64[s][jp]).sum(axis=1)       # (m,)    g_j^T g_j'
-        cos = xp.abs(dots) / xp.sqrt(col_norm2[s][j] * col_norm2[s][jp])   # (m,)
-        srt = xp.sort(cos)
-        med = srt[(srt.shape[0] - 1) // 2]               # lower median
-        out.append((gF_norm[s], med, xp.percentile(cos, 95.0)))
-    return out
+    # host: the pairs of every run as rows of the (S K, M) stacks, and each cosine's place in the table
+    m = [len(j) for j, _ in pairs]
+    J = xp.asarray(np.concatenate([np.asarray(j) + s * K for s, (j, _) in enumerate(pairs)]))
+    JP = xp.asarray(np.concatenate([np.asarray(jp) + s * K for s, (_, jp) in enumerate(pairs)]))
+    at = (xp.asarray(np.repeat(np.arange(S), m)), xp.asarray(np.concatenate([np.arange(k) for k in m])))
+    dots = (xp.take(VQ.reshape(S * K, M), J, axis=0) * xp.take(V64.reshape(S * K, M), JP, axis=0)).sum(axis=1)
+    cn = col_norm2.reshape(S * K)
+    cos = xp.abs(dots) / xp.sqrt(xp.take(cn, J) * xp.take(cn, JP))   # (sum m_s,)  |g_j^T g_j'| / norms
+    table = xp.full((S, max(m)), xp.nan, dtype=xp.float64)
+    table[at] = cos
+    srt = xp.sort(table, axis=-1)                        # (S, max m_s)  each run's m_s cosines first, as NumPy
+                                                         # sorts them (NaN last), then the NaN padding
+    runs = xp.asarray(np.arange(S))
+    med = srt[runs, xp.asarray(np.array([(k - 1) // 2 for k in m]))]  # (S,)  lower median
+    h = [(k - 1) * (q / 100) for k in m]                 # host: NumPy's virtual index of the percentile
+    lo = [min(math.floor(v), k - 1) for v, k in zip(h, m)]
+    hi = [min(f + 1, k - 1) for f, k in zip(lo, m)]
+    t = xp.asarray(np.array([v - f for v, f in zip(h, lo)]))          # (S,) gamma
+    a, b = srt[runs, xp.asarray(np.array(lo))], srt[runs, xp.asarray(np.array(hi))]
+    d = b - a
+    p = xp.where(t >= 0.5, b - d * (1 - t), a + d * t)   # (S,)  NumPy's lerp
+    pads = xp.asarray(np.array([max(m) - k for k in m]))
+    p = xp.where(xp.isnan(srt).sum(axis=-1) > pads, xp.nan, p)   # a NaN cosine (a zero column): NaN, as NumPy
+    return gF_norm, med, p
 
 
 def draw_pairs(rng, K: int, m: int = 500):

@@ -10,11 +10,12 @@ The runs share a leading axis S (one run: S = 1):
     train    the stacked training batch (data.stack_batches; a run's own batch: data.as_stack)
     runs     S per-run records with .spec, .edge, .rng, .problem (their rings, random streams, splits)
 
-Every part is computed for all S runs by one call where the math allows (the clocks' norms,
-eigenvalues and SVDs, the Fourier view and energies, the rolling spectra's eigenvalues, the margin),
-and run by run where each run needs its own operands (the K x K feature Gram, a BLAS SYRK per run;
-the independence proxy's pairs, drawn from each run's own stream; the edge split's passes over each
-run's rings, after one stacked eigh of the S windows; a group's irreps). Each run's values are those of the S = 1 call (tests/test_batch.py).
+Every part is computed for all S runs by one call where the math allows (the feature Gram, the
+clocks' norms, eigenvalues and SVDs, the Fourier view and energies, the independence proxy, the rolling
+spectra's eigenvalues, the edge split's eigenvectors and algebra, the margin), and run by run only
+where a run has its own buffers (the edge split's passes over each run's rings; a group's irreps; on
+the host the feature Gram, for the cache). Each run's values are those of the S = 1 call, bit for bit
+on NumPy (tests/test_batch.py); bench/bench_ops.py counts the backend calls a stack costs.
 One device -> host transfer serves all S rows.
 """
 from __future__ import annotations
@@ -39,7 +40,7 @@ def rows_of(xp, cfg, P, runs, epoch: int, head, Yhat, cache, train, gram_states)
     parts = list(head)
     if cfg.metrics == "full":
         F_sum = F.sum(axis=-2)                                                # (S, K) 1^T F, shared
-        ftf, rho = _per_run(xp, [metrics.feature_gram_metrics(xp, F[s], F_sum[s]) for s in range(S)])
+        ftf, rho = metrics.feature_gram_runs(xp, F, F_sum)                    # (S,) each
         parts += [("ftf_ratio", ftf), ("rho_tian", rho)]
         view = runs[0].problem.group
         if view is None:                                                      # Z_M: all S at once
@@ -51,9 +52,8 @@ def rows_of(xp, cfg, P, runs, epoch: int, head, Yhat, cache, train, gram_states)
     pairs = [metrics.draw_pairs(r.rng, cfg.K, cfg.indep_pairs) for r in runs]  # each run's own stream
     if all(len(j) for j, _ in pairs):
         V_eff = P["V"] if beta == 1.0 else beta * P["V"]                      # G_F = R (beta V)^T
-        gf = metrics.gradient_field_runs(xp, Yhat, train.y, V_eff,
-                                         [(xp.asarray(j), xp.asarray(jp)) for j, jp in pairs])
-        parts += list(zip(("gF_norm", "indep_cos_med", "indep_cos_p95"), _per_run(xp, gf)))
+        gf = metrics.gradient_field_runs(xp, Yhat, train.y, V_eff, pairs)
+        parts += list(zip(("gF_norm", "indep_cos_med", "indep_cos_p95"), gf))
     for key, (name, _) in gram_states.items():
         tag = key[len(name):]                           # '' or a --log-grams suffix ('_f32')
         grams = spectra.stacked(xp, [r.spec[key] for r in runs])
@@ -65,7 +65,7 @@ def rows_of(xp, cfg, P, runs, epoch: int, head, Yhat, cache, train, gram_states)
         splits = edges.window_splits_runs(xp, [r.spec[name] for r in runs], [r.edge[name] for r in runs],
                                           cfg.windows[0])                     # one eigh for the S windows
         if splits is not None:
-            parts += list(zip([f"{name}_edge_{k}" for k in edges.KEYS + edges.AUTHOR_KEYS], _per_run(xp, splits)))
+            parts += list(zip([f"{name}_edge_{k}" for k in edges.KEYS + edges.AUTHOR_KEYS], splits))
     parts += clocks.clock_stats(xp, P, cfg.tail_r)
     parts.append((clocks.MARGIN_KEY, clocks.margin_min(xp, Yhat, train.y)))  # on Yhat above
     return _host_rows(xp, parts, S, epoch)

@@ -99,7 +99,9 @@ def stacked(xp, states):
     return {"gram": xp.stack([st["gram"] for st in states]), "count": states[0]["count"]}
 
 
-def delta(xp, new, old, mode: str = "float64"):
-    """Delta = dt(new) - dt(old), flattened (P,), dt = the mode's dtype (float64: exact for float32 params)."""
+def delta(xp, new, old, mode: str = "float64", runs: bool = False):
+    """Delta = dt(new) - dt(old), flattened (P,), dt = the mode's dtype (float64: exact for float32 params).
+    ``runs``: new and old are stacks of S runs' parameters; each run's update flattened, (S, P)."""
     dt = gram_dtype(xp, mode)
-    return (new.astype(dt) - old.astype(dt)).reshape(-1)
+    d = new.astype(dt) - old.astype(dt)
+    return d.reshape(d.shape[0], -1) if runs else d.reshape(-1)
