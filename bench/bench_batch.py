@@ -83,6 +83,7 @@ def main(argv=None):
     ap.add_argument("--seeds", default="0-7")
     ap.add_argument("--epochs", type=int, default=400)
     ap.add_argument("--metrics", default="full")
+    ap.add_argument("--windows", default=None, help="sweep's --windows (default: train's, 20)")
     ap.add_argument("--xp", default="numpy")
     ap.add_argument("--jobs", type=int, default=2, help="processes of the unbatched sweep")
     ap.add_argument("--batch-jobs", type=int, default=1, help="processes of the batched sweep")
@@ -97,6 +98,8 @@ def main(argv=None):
     threads = a.threads or max(1, cpus // a.batch_jobs)
     common = ["--M", a.M, "--K", a.K, "--train-frac", a.train_frac, "--eta", a.eta, "--seeds", a.seeds,
               "--epochs", str(a.epochs), "--metrics", a.metrics, "--xp", a.xp, "--no-resume-state"]
+    if a.windows:
+        common += ["--windows", a.windows]
     n_runs = len(a.eta.split(",")) * len(range(*[int(x) + i for i, x in enumerate(a.seeds.split("-"))])) \
         if "-" in a.seeds else len(a.eta.split(",")) * len(a.seeds.split(","))
     print(f"bench_batch: {n_runs} runs of M={a.M} K={a.K} train_frac={a.train_frac} eta={a.eta} x {a.epochs} "
@@ -126,6 +129,7 @@ def main(argv=None):
           f"throughput ratio batched/unbatched = {ratio:.2f} (CPU target >= {TARGET}); "
           f"rows identical: {same}; same t0.5/t0.99 in every run: {same_events}")
     out = {"runs": n_runs, "epochs": a.epochs, "M": a.M, "K": a.K, "metrics": a.metrics, "xp": a.xp,
+           "windows": a.windows,
            "batched_s": round(best["batched"], 3), "unbatched_s": round(best["unbatched"], 3),
            "ratio": round(ratio, 3), "rows_identical": same, "events_identical": same_events, "batch_jobs": a.batch_jobs,
            "batch_threads": threads, "unbatched_jobs": a.jobs, "cpus": cpus,
