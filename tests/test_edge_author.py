@@ -92,8 +92,9 @@ def test_all_zero_updates_give_zeros_not_nan():
 @pytest.mark.parametrize("clean", ["none", "all", "mixed"])
 @pytest.mark.parametrize("w_max,w", [(5, 3), (4, 4)])
 def test_stacked_split_is_the_per_run_split_bit_for_bit(clean, w_max, w):
-    """window_splits_runs (the row's stacked algebra over S runs) against edge_parts, split_of and
-    author_split called run by run: the same bits, also when some rings hold no weight-decay part."""
+    """window_splits_runs on S runs' stacked rings (the row's one pass and stacked algebra) against
+    edge_parts, split_of and author_split called run by run: the same bits; runs whose rings disagree
+    on holding weight decay cannot be stacked (runs stepped together share their decay schedule)."""
     rng = np.random.default_rng(7)
     S, P = 3, 9
     specs, states = [], []
@@ -105,13 +106,40 @@ def test_stacked_split_is_the_per_run_split_bit_for_bit(clean, w_max, w):
             st = edge.push(np, st, sp, None if no_wd else rng.standard_normal(P).astype(np.float32))
         specs.append(sp)
         states.append(st)
-    got = edge.window_splits_runs(np, specs, states, w)
+    if clean == "mixed":
+        with pytest.raises(ValueError, match="disagree"):
+            edge.stack_rings(np, specs, states)
+        return
+    got = edge.window_splits_runs(np, *edge.stack_rings(np, specs, states), w)
     for s in range(S):
         parts = edge.edge_parts(np, [specs[s]], [states[s]], w)
         want = edge.split_of(np, parts) + edge.author_split(np, specs[s], states[s], parts[0][0], w)
         assert [float(x[s]) for x in got] == [float(x) for x in want], (clean, s)
-        if clean == "all" or (clean == "mixed" and s == 1):       # wd2, cross, pwd2, pcross: exact zeros
+        if clean == "all":                               # wd2, cross, pwd2, pcross: exact zeros
             assert [float(got[i][s]) for i in (1, 2, 4, 5)] == [0.0] * 4
+
+
+def test_stacked_push_is_each_runs_push():
+    """spectra.push and edge.push on S runs' stacked rings (one call each, batch.py) leave each run's
+    slice as its own pushes leave its rings: the same bits, through a wrap of the ring."""
+    rng = np.random.default_rng(3)
+    S, P, w_max = 3, 11, 4
+    sp_s, st_s = spectra.init(np, P, w_max), edge.init(np, P, w_max, np.float32)
+    sp_s = dict(sp_s, buf=np.zeros((S, w_max, P)), gram=np.zeros((S, w_max, w_max)))
+    st_s = dict(st_s, buf_wd=np.zeros((S, w_max, P), dtype=np.float32))
+    ones = [(spectra.init(np, P, w_max), edge.init(np, P, w_max, np.float32)) for _ in range(S)]
+    for t in range(w_max + 3):
+        d = rng.standard_normal((S, P))
+        wd = None if t == 2 else rng.standard_normal((S, P)).astype(np.float32)
+        sp_s = spectra.push(np, sp_s, d)
+        st_s = edge.push(np, st_s, sp_s, wd)
+        for s in range(S):
+            sp1 = spectra.push(np, ones[s][0], d[s])
+            ones[s] = (sp1, edge.push(np, ones[s][1], sp1, None if wd is None else wd[s]))
+    for s in range(S):
+        np.testing.assert_array_equal(sp_s["buf"][s], ones[s][0]["buf"])
+        np.testing.assert_array_equal(sp_s["gram"][s], ones[s][0]["gram"])
+        np.testing.assert_array_equal(st_s["buf_wd"][s], ones[s][1]["buf_wd"])
 
 
 @pytest.mark.parametrize("w_max,w", [(5, 3), (4, 4), (6, 2)])

@@ -14,7 +14,8 @@ s's numbers are bit for bit those of its unbatched run (tests/test_batch.py hold
 float64, on the numpy and fake backends). What stays per run:
 
     its split and labels  (data.stack_batches: run s's rows of the stacked gathers and segment sums)
-    its rolling Grams and edge rings (spectra, edge), filled from its slice of the update
+    its rolling Grams and edge rings: slice s of the stack's rings (S, w_max, P), pushed for all S by
+                          one call (stack_rings; its state names the views of its slice)
     its random stream (the independence-proxy pairs; numpy Generator of its own seed)
     its row: tianref/rows.py computes the S rows from the stacked arrays (S = 1 for one run)
     its sink: metrics.jsonl, checkpoints, resume state (runs.RunWriter), its lock (the CLI's)
@@ -30,7 +31,7 @@ from dataclasses import dataclass, field
 
 import numpy as np  # host-side bookkeeping only (finiteness of host rows, run indices)
 
-from tianref import data, group_rows, loss as losses, model, optimizers, rows as rows_mod, spectra, train
+from tianref import data, edge as edges, group_rows, loss as losses, model, optimizers, rows as rows_mod, spectra, train
 from tianref.config import eta_at
 from tianref.errors import RunFailure
 
@@ -68,6 +69,7 @@ class Member:
     failed: str | None = None
     stopped: str | None = None     # a stop signal's message, with the epoch its resume state is at
     row: dict | None = field(default=None, repr=False)
+    views: tuple | None = field(default=None, repr=False)   # its slices of the stack's rings (stack_rings)
 
 
 def _tree(fn, *trees):
@@ -165,6 +167,7 @@ def _loop(xp, live, epoch, resumed, stop, on_epoch):
     cfg0 = live[0].cfg
     live = list(live)
     P, opt = stack_state(xp, [m.state for m in live])
+    rings = stack_rings(xp, live)
     train_b, test_b = _stacked_problem(xp, live)
     checkpoints = set(cfg0.checkpoint_epochs)
     fwd = None
@@ -172,7 +175,7 @@ def _loop(xp, live, epoch, resumed, stop, on_epoch):
         if not resumed:
             head, fwd = train.head_of(xp, cfg0, P, train_b, test_b)          # (S,) values
             ended = []
-            for s, m in enumerate(_rows(xp, cfg0, live, P, epoch, head, fwd, train_b)):
+            for s, m in enumerate(_rows(xp, cfg0, live, P, epoch, head, fwd, train_b, rings)):
                 _log(m, P, opt, s, epoch, checkpoints)
                 if m.failed:
                     ended.append(s)
@@ -183,6 +186,7 @@ def _loop(xp, live, epoch, resumed, stop, on_epoch):
                     break
                 idx = xp.asarray(np.asarray(keep, dtype=np.int64))
                 P, opt = take(P, idx), take(opt, idx)
+                rings = stack_rings(xp, live)                                 # the survivors' rings, restacked
                 fwd = (fwd[0][idx], (fwd[1][0][idx], fwd[1][1][idx]), fwd[2][idx])
                 train_b, test_b = _stacked_problem(xp, live)
             if on_epoch:
@@ -201,20 +205,22 @@ def _loop(xp, live, epoch, resumed, stop, on_epoch):
                              "continue with --resume")
             raise RunFailure(f"stopped by {stop.name} at epoch {epoch}; every run's resume state "
                              "is saved: continue with --resume")
-        P, opt = _step(xp, cfg0, live, P, opt, train_b, epoch, fwd)
+        P, opt = _step(xp, cfg0, live, P, opt, train_b, epoch, fwd, rings)
         fwd = None
         epoch += 1
 
 
-def _rows(xp, cfg, live, P, epoch, head, fwd, train_b):
+def _rows(xp, cfg, live, P, epoch, head, fwd, train_b, rings):
     """Row ``epoch`` of every live run (tianref/rows.py, one call for the stack); a run whose update
     spectra cannot be computed (non-finite parameters) is marked failed, the others' rows computed
-    again without it. Returns the live members, each with its row (None when it failed)."""
+    again without it (each from its own rings, the views of its slice). Returns the live members,
+    each with its row (None when it failed)."""
     views = [train.RunView(m.state.spec, m.state.edge, m.state.rng, m.problem) for m in live]
     Yhat, cache, _ = fwd
     streams = [v.rng.bit_generator.state for v in views]     # the pairs are drawn before the spectra
     try:
-        rows = rows_mod.rows_of(xp, cfg, P, views, epoch, head, Yhat, cache, train_b, train.gram_states(cfg))
+        rows = rows_mod.rows_of(xp, cfg, P, views, epoch, head, Yhat, cache, train_b, train.gram_states(cfg),
+                                rings=rings)
     except np.linalg.LinAlgError:
         if len(live) == 1:
             rows = [None]
@@ -269,8 +275,10 @@ def _save(m, P, opt, s, epoch, named: bool, final: bool):
         m.sink.checkpoint(lambda buf: train.state_arrays(m.cfg, st, m.problem, buf), epoch, named=named, final=final)
 
 
-def _step(xp, cfg, live, P, opt, train_b, epoch, fwd):
-    """One optimizer step of every run in the stack; each run's update goes to its own rings."""
+def _step(xp, cfg, live, P, opt, train_b, epoch, fwd, rings):
+    """One optimizer step of every run in the stack; the updates go to the stacked rings (one push for
+    the stack: each run's slice as its own push would leave it), then each member's state names its
+    slices with the new count."""
     if fwd is None:
         Yhat, cache = model.forward(xp, P, train_b, cfg.act, cfg.output_scale)
         _, dL_dYhat = losses.loss_and_grad(xp, Yhat, train_b.y, cfg.loss)
@@ -278,12 +286,33 @@ def _step(xp, cfg, live, P, opt, train_b, epoch, fwd):
         Yhat, cache, dL_dYhat = fwd
     grads = model.backward(xp, P, train_b, cache, dL_dYhat, cfg.act, cfg.output_scale)
     new, opt, wd = optimizers.update(xp, cfg, P, grads, opt, eta=eta_at(cfg, epoch), wd_part=True)
-    deltas = {key: spectra.delta(xp, new[k], P[k], mode, runs=True)                  # (S, P) each
-              for key, (k, mode) in train.gram_states(cfg).items()}
-    for s, m in enumerate(live):
-        spec, edge = train.record_update(xp, m.cfg, m.state.spec, m.state.edge, None, None,
-                                         {k: (None if v is None else v[s]) for k, v in wd.items()},
-                                         deltas={key: d[s] for key, d in deltas.items()})
-        m.state = train.TrainState(params=None, adam=None, spec=spec, rng=m.state.rng, epoch=epoch + 1,
-                                   edge=edge)
+    for key, (k, mode) in train.gram_states(cfg).items():
+        rings["spec"][key] = spectra.push(xp, rings["spec"][key], spectra.delta(xp, new[k], P[k], mode, runs=True),
+                                          mode)                            # (S, P) updates, one push
+    for k in rings["edge"]:
+        rings["edge"][k] = edges.push(xp, rings["edge"][k], rings["spec"][k], wd.get(k))
+    _name_slices(live, rings, epoch + 1)
     return new, opt
+
+
+def stack_rings(xp, live) -> dict:
+    """The members' rolling Grams and edge rings as one stack (rows.rings_of: copies; one member: views
+    of its own arrays), and each member's state rebound to the views of its slice (so its checkpoints
+    read the stack); the members' own arrays are then free."""
+    rings = rows_mod.rings_of(xp, [train.RunView(m.state.spec, m.state.edge, None, None) for m in live],
+                              train.gram_states(live[0].cfg))
+    for s, m in enumerate(live):
+        m.views = ({k: (st["buf"][s], st["gram"][s]) for k, st in rings["spec"].items()},
+                   {k: st["buf_wd"][s] for k, st in rings["edge"].items()})
+    _name_slices(live, rings, live[0].state.epoch)
+    return rings
+
+
+def _name_slices(live, rings, epoch: int) -> None:
+    """Each member's spec and edge: the views of its slice of the stacked rings, with the stack's
+    update count and weight-decay flag (host bookkeeping, no backend call)."""
+    for m in live:
+        spec_v, edge_v = m.views
+        spec = {k: {"buf": b, "gram": g, "count": rings["spec"][k]["count"]} for k, (b, g) in spec_v.items()}
+        edge = {k: {"buf_wd": b, "clean": rings["edge"][k]["clean"]} for k, b in edge_v.items()}
+        m.state = train.TrainState(params=None, adam=None, spec=spec, rng=m.state.rng, epoch=epoch, edge=edge)

@@ -88,40 +88,47 @@ def init(xp, P: int, w_max: int, dtype=None):
 
 def push(xp, state, spec, delta_wd):
     """Record the weight-decay part of the step just pushed to ``spec``: delta_wd (any shape with
-    P entries, any float dtype), or None for an exact zero.  Returns the new state."""
+    P entries, any float dtype), or None for an exact zero.  Returns the new state.  S runs stepped
+    together (rings (S, w_max, P), as spectra.push): delta_wd (S, ...) with P entries a run."""
     buf_wd = state["buf_wd"]
-    slot = (spec["count"] - 1) % buf_wd.shape[0]
+    slot = (spec["count"] - 1) % buf_wd.shape[-2]
     if delta_wd is None:
         if not state["clean"]:
-            buf_wd[slot] = 0.0
+            buf_wd[..., slot, :] = 0.0
         return state
-    buf_wd[slot] = delta_wd.reshape(-1)                 # (P,)
+    buf_wd[..., slot, :] = delta_wd.reshape(buf_wd.shape[:-2] + (-1,))   # (P,); S stacked runs: (S, P)
     return {"buf_wd": buf_wd, "clean": False}
 
 
-def _tops(xp, runs, w: int):
-    """(sigma_1 (S,), u_1 (S, w_max)) for S runs, each a list of blocks (specs): G = the sum of a run's
-    blocks' Grams on the window w (one block: its own G; W and V together: the Gram of the joint
-    update), u_1 scattered into the ring's slots (0 elsewhere); one stacked eigh for all S (LAPACK
-    solves each matrix as it would alone). None with < 2 updates (runs stepped together: one count)."""
-    sp0 = runs[0][0]
-    w_max = sp0["gram"].shape[0]
+def _tops(xp, blocks, w: int):
+    """(sigma_1 (S,), u_1 (S, w_max)) of S runs stepped together: ``blocks`` their stacked rolling Grams
+    (spectra states with gram (S, w_max, w_max), one count), G = the sum of the blocks' Grams on the
+    window w (one block: its own G; W and V together: the Gram of the joint update), u_1 scattered
+    into the ring's slots (0 elsewhere); one stacked eigh (LAPACK solves each matrix as it would
+    alone). None with < 2 updates."""
+    sp0 = blocks[0]
+    w_max = sp0["gram"].shape[-1]
     slots = spectra.window_slots(sp0["count"], w_max, w)
     if len(slots) < 2:                                  # as spectra: from 2 updates on
         return None
-    G = spectra.window_gram(xp, xp.stack([blocks[0]["gram"] for blocks in runs]), slots)   # (S, m, m) D^T D
-    for b in range(1, len(runs[0])):                    # + D_V^T D_V: the joint update's Gram
-        G = G + spectra.window_gram(xp, xp.stack([blocks[b]["gram"] for blocks in runs]), slots)
+    G = spectra.window_gram(xp, sp0["gram"], slots)     # (S, m, m) D^T D
+    for sp in blocks[1:]:                               # + D_V^T D_V: the joint update's Gram
+        G = G + spectra.window_gram(xp, sp["gram"], slots)
     ev, U = xp.linalg.eigh(G)                           # ascending; (S, m), (S, m, m)
-    u = xp.zeros((len(runs), w_max), dtype=xp.float64)
+    u = xp.zeros((G.shape[0], w_max), dtype=xp.float64)
     u[:, xp.asarray(slots)] = U[..., -1]                              # (S, w_max) u_1 on the window's slots
     return ev[..., -1], u
 
 
 def _top(xp, specs, w: int):
     """(sigma_1, u_1 (w_max,)) of one run's blocks (``_tops`` with S = 1), or None with < 2 updates."""
-    top = _tops(xp, [specs], w)
+    top = _tops(xp, [stack_of_one(sp) for sp in specs], w)
     return None if top is None else (top[0][0], top[1][0])
+
+
+def stack_of_one(state):
+    """A run's ring state as a stack of one (its arrays' views with a leading axis of 1)."""
+    return {k: (v[None] if hasattr(v, "shape") else v) for k, v in state.items()}
 
 
 def edge_parts(xp, specs, states, w: int):
@@ -179,12 +186,12 @@ def derived(g2: float, wd2: float, cross: float, names=DERIVED) -> dict:
 def _window_rows(ring, count: int, w: int):
     """The rows of a (w_max, P) ring that hold the last min(count, w) pushes, as views: the window
     is a contiguous run of slots modulo w_max (spectra.window_slots), so one or two slices."""
-    w_max = ring.shape[0]
+    w_max = ring.shape[-2]
     m = min(count, w)
     s0 = (count - m) % w_max
     if s0 + m <= w_max:
-        return [ring[s0:s0 + m]]                        # (m, P)
-    return [ring[s0:], ring[:s0 + m - w_max]]           # (w_max - s0, P), (s0 + m - w_max, P)
+        return [ring[..., s0:s0 + m, :]]                # (m, P)
+    return [ring[..., s0:, :], ring[..., :s0 + m - w_max, :]]   # (w_max - s0, P), (s0 + m - w_max, P)
 
 
 def projections(xp, spec, state, a, w: int, u=None):
@@ -215,9 +222,11 @@ def _window_slots_ring_order(count: int, w_max: int, w: int):
 
 
 def _project(xp, ring, count: int, w: int, v):
-    """(m,) float64: the window's rows of the ring times v, in the ring's dtype (P terms per entry)."""
+    """(m,) float64: the window's rows of the ring times v, in the ring's dtype (P terms per entry).
+    S stacked runs: ring (S, w_max, P), v (S, P) -> (S, m), each slice by the BLAS call of one run."""
     v = v if v.dtype == ring.dtype else v.astype(ring.dtype)
-    return xp.concatenate([(R @ v).astype(xp.float64) for R in _window_rows(ring, count, w)])
+    return xp.concatenate([(R @ v[..., None])[..., 0].astype(xp.float64) for R in _window_rows(ring, count, w)],
+                          axis=-1)
 
 
 def author_split(xp, spec, state, a, w: int, u=None):
@@ -234,50 +243,53 @@ def author_split(xp, spec, state, a, w: int, u=None):
 def window_splits(xp, spec, state, w: int):
     """Both views for one block and the window w: (g2, wd2, cross, pg2, pwd2, pcross) as 0-d float64
     arrays (KEYS + AUTHOR_KEYS), or None (< 2 updates). One eigh and one D u_1 serve both."""
-    out = window_splits_runs(xp, [spec], [state], w)
+    out = window_splits_runs(xp, stack_of_one(spec), stack_of_one(state), w)
     return None if out is None else tuple(x[0] for x in out)
 
 
-def window_splits_runs(xp, specs, states, w: int):
-    """``window_splits`` of one block in each of S runs (stepped together), as six (S,) float64 arrays
-    (KEYS + AUTHOR_KEYS), or None (< 2 updates): one stacked eigh for the S window Grams, one pass over
-    each run's rings (D u_1, D^wd u_1, the window's D^wd rows times v_1), and everything else on the
-    stacked (S, P) and (S, m) arrays, so that a stack costs a few backend calls per run, not a few dozen
-    (bench/bench_ops.py). The numbers are those of edge_parts, split_of and author_split run by run
-    (tests/test_edge_author.py holds that bit for bit)."""
-    top = _tops(xp, [[sp] for sp in specs], w)
+def window_splits_runs(xp, spec, state, w: int):
+    """``window_splits`` of one block in S runs stepped together, as six (S,) float64 arrays (KEYS +
+    AUTHOR_KEYS), or None (< 2 updates). ``spec``, ``state``: the S runs' rings stacked (spectra and
+    edge states with buf, gram, buf_wd (S, ...), one count, one clean flag: runs stepped together share
+    their weight-decay schedule). One stacked eigh, one stacked pass over the rings for D u_1, D^wd u_1
+    and the window's D^wd rows, and the algebra on the (S, P) and (S, m) stacks: a few backend calls
+    for the stack, none per run (bench/bench_ops.py). The numbers are those of edge_parts, split_of and
+    author_split run by run (tests/test_edge_author.py holds that bit for bit)."""
+    top = _tops(xp, [spec], w)
     if top is None:
         return None
     U = top[1]                                                         # (S, w_max) u_1 on the window's slots
-    zero = xp.zeros(len(specs), dtype=xp.float64)
-    A = xp.stack([U[s] @ sp["buf"] for s, sp in enumerate(specs)])      # (S, P) a = D u_1, a pass over each ring
-    if all(st["clean"] for st in states):                              # no weight decay in any ring: exact zeros
+    zero = xp.zeros(U.shape[0], dtype=xp.float64)
+    A = (U[:, None, :] @ spec["buf"])[:, 0, :]                         # (S, P) a = D u_1
+    if state["clean"]:                                                 # no weight decay in the rings: exact zeros
         B = None
         g2, wd2, cross = zero + stacked_dot(A, A), zero, zero
     else:
-        dt = states[0]["buf_wd"].dtype                                 # the rings' dtype (the training dtype)
-        Ud = U.astype(dt)
-        B = xp.stack([xp.zeros(A.shape[-1], dtype=dt) if st["clean"] else Ud[s] @ st["buf_wd"]
-                      for s, st in enumerate(states)]).astype(xp.float64)   # (S, P) b = D^wd u_1 (ring dtype)
+        ring = state["buf_wd"]                                         # (S, w_max, P) in the training dtype
+        B = (U.astype(ring.dtype)[:, None, :] @ ring)[:, 0, :].astype(xp.float64)   # (S, P) b = D^wd u_1
         Gm = A - B                                                     # (S, P) D^g u_1
         g2, wd2, cross = (zero + stacked_dot(Gm, Gm), zero + stacked_dot(B, B),
                           zero + stacked_dot(Gm, B))
-    sp0 = specs[0]
     n = xp.sqrt(stacked_dot(A, A))                                     # (S,) ||D u_1||
     safe = xp.where(n > 0, n, 1.0)[:, None]                            # (S, 1)
-    idx = xp.asarray(_window_slots_ring_order(sp0["count"], sp0["gram"].shape[0], w))
-    grams = xp.stack([sp["gram"] for sp in specs])                     # (S, w_max, w_max)
-    p = (xp.take(grams, idx, axis=-2) @ U[..., None])[..., 0].astype(xp.float64) / safe   # (S, m) G u_1 / ||a||
+    count, w_max = spec["count"], spec["gram"].shape[-1]
+    idx = xp.asarray(_window_slots_ring_order(count, w_max, w))
+    p = (xp.take(spec["gram"], idx, axis=-2) @ U[..., None])[..., 0].astype(xp.float64) / safe   # (S, m) G u_1 / ||a||
     if B is None:
         return g2, wd2, cross, zero + stacked_dot(p, p), zero, zero
-    V1 = (A / safe).astype(dt)                                         # (S, P) v_1 in the rings' dtype
-    m = p.shape[-1]
-    p_wd = xp.stack([xp.zeros(m, dtype=xp.float64) if st["clean"] else       # (S, m) D^wd^T v_1: the window's
-                     _project(xp, st["buf_wd"], sp0["count"], w, V1[s])      # rows of each ring (their own
-                     for s, st in enumerate(states)])                        # BLAS call: the bits of one run)
+    p_wd = _project(xp, state["buf_wd"], count, w, A / safe)           # (S, m) D^wd^T v_1
     p_g = p - p_wd                                                     # (S, m) (D^g)^T v_1
     return (g2, wd2, cross, zero + stacked_dot(p_g, p_g), zero + stacked_dot(p_wd, p_wd),
             zero + stacked_dot(p_g, p_wd))
+
+
+def stack_rings(xp, specs, states):
+    """The rings of S runs stepped together as one (spec, state) pair for window_splits_runs: their
+    arrays stacked (copies; batch.py keeps its rings stacked and passes them as they are)."""
+    clean = {st["clean"] for st in states}
+    if len(clean) > 1:
+        raise ValueError("runs stepped together disagree on whether their rings hold weight decay")
+    return spectra.stacked(xp, specs), {"buf_wd": xp.stack([st["buf_wd"] for st in states]), "clean": clean.pop()}
 
 
 def edge_vector(xp, specs, states, w: int):

@@ -106,8 +106,8 @@ class FakeArray(NDArrayOperatorsMixin):
 
 def ops_count() -> int:
     """How many device arrays this backend has made (results of functions, operators, methods and
-    indexing, and host -> device transfers): a count of backend operations, the proxy bench/bench_ops.py uses for a GPU's kernel
-    launches and the Python overhead each one costs."""
+    indexing, and host -> device transfers): a count of backend operations, the proxy
+    bench/bench_ops.py uses for a GPU's kernel launches and the Python overhead each one costs."""
     return _OPS[0]
 
 

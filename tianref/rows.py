@@ -31,10 +31,28 @@ def _per_run(xp, values):
     return [xp.stack(list(vs)) for vs in zip(*values)]
 
 
-def rows_of(xp, cfg, P, runs, epoch: int, head, Yhat, cache, train, gram_states) -> list[dict]:
+def rings_of(xp, runs, gram_states) -> dict:
+    """The runs' rolling Grams and edge rings stacked: {"spec": {key: spectra state (S, ...)}, "edge":
+    {"W"/"V": edge state (S, ...)}}; one run's as views with a leading axis of 1, several runs' copied
+    (batch.py keeps a stack's rings stacked and passes them to rows_of as they are)."""
+    if len(runs) == 1:
+        return {"spec": {k: edges.stack_of_one(runs[0].spec[k]) for k in gram_states},
+                "edge": {k: edges.stack_of_one(runs[0].edge[k]) for k in ("W", "V")}}
+    out = {"spec": {}, "edge": {}}
+    for k in ("W", "V"):
+        out["spec"][k], out["edge"][k] = edges.stack_rings(xp, [r.spec[k] for r in runs], [r.edge[k] for r in runs])
+    for k in gram_states:
+        if k not in out["spec"]:
+            out["spec"][k] = spectra.stacked(xp, [r.spec[k] for r in runs])
+    return out
+
+
+def rows_of(xp, cfg, P, runs, epoch: int, head, Yhat, cache, train, gram_states, rings=None) -> list[dict]:
     """Row ``epoch`` of each of the S runs (module docstring); ``head``: [(key, (S,) array)] of
-    train.head_of; ``gram_states``: train.gram_states(cfg)."""
+    train.head_of; ``gram_states``: train.gram_states(cfg); ``rings``: the runs' rings stacked
+    (rings_of; built from ``runs`` when not given)."""
     S = Yhat.shape[0]
+    rings = rings_of(xp, runs, gram_states) if rings is None else rings
     F = cache[1]                                                              # (S, n, K)
     beta = cfg.output_scale
     parts = list(head)
@@ -56,13 +74,12 @@ def rows_of(xp, cfg, P, runs, epoch: int, head, Yhat, cache, train, gram_states)
         parts += list(zip(("gF_norm", "indep_cos_med", "indep_cos_p95"), gf))
     for key, (name, _) in gram_states.items():
         tag = key[len(name):]                           # '' or a --log-grams suffix ('_f32')
-        grams = spectra.stacked(xp, [r.spec[key] for r in runs])
         for i, w in enumerate(cfg.windows):
-            ev = spectra.top_eigenvalues(xp, grams, w)                        # (S, <= 5)
+            ev = spectra.top_eigenvalues(xp, rings["spec"][key], w)           # (S, <= 5)
             if ev is not None:
                 parts.append((f"{name}_sigma{tag}" + ("" if i == 0 else f"_w{w}"), ev))
     for name in ("W", "V"):                             # the edge split of the first window, both views
-        splits = edges.window_splits_runs(xp, [r.spec[name] for r in runs], [r.edge[name] for r in runs],
+        splits = edges.window_splits_runs(xp, rings["spec"][name], rings["edge"][name],
                                           cfg.windows[0])                     # one eigh for the S windows
         if splits is not None:
             parts += list(zip([f"{name}_edge_{k}" for k in edges.KEYS + edges.AUTHOR_KEYS], splits))
@@ -73,7 +90,8 @@ def rows_of(xp, cfg, P, runs, epoch: int, head, Yhat, cache, train, gram_states)
 
 def _host_rows(xp, parts, S: int, epoch: int) -> list[dict]:
     """[(key, (S, ...) array)] -> S rows (one transfer), with the derived keys (gap23, edge ratios)."""
-    flat = xp.concatenate([xp.reshape(v, (S, -1)).astype(xp.float64) for _, v in parts], axis=1)
+    flat = xp.concatenate([xp.reshape(v, (S, -1)) for _, v in parts], axis=1).astype(xp.float64)  # one cast:
+    # concatenate promotes every part to the widest dtype (float64, or int64 -> float64), exactly
     host = to_host(flat)                                                      # (S, total)
     out = []
     for s in range(S):

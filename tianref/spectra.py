@@ -51,22 +51,24 @@ def init(xp, P: int, w_max: int, mode: str = "float64"):
 
 
 def push(xp, state, delta, mode: str = "float64"):
-    """Add the update ``delta`` (P,), in the buffer's dtype.  Returns the new state.
+    """Add the update ``delta`` (P,), in the buffer's dtype.  Returns the new state.  A ring of S runs
+    stepped together (buf (S, w_max, P), gram (S, w_max, w_max); batch.py) takes their updates (S, P) in
+    one call; NumPy computes each slice's product with the BLAS call of one run (the same bits).
 
     mode 'float32-seq' sums each inner product strictly left to right in float32 (a running
     sum, NumPy's cumsum) instead of the BLAS product: the summation order with the largest
     rounding error, one end of what a float32 Gram can give.
     """
     buf, gram, count = state["buf"], state["gram"], state["count"]
-    w_max = buf.shape[0]
+    w_max = buf.shape[-2]
     slot = count % w_max
-    buf[slot] = delta                                   # overwrite the oldest update
+    buf[..., slot, :] = delta                           # overwrite the oldest update
     if mode == "float32-seq":
-        g = xp.cumsum(buf * delta, axis=1, dtype=buf.dtype)[:, -1]   # (w_max,) sequential sums
+        g = xp.cumsum(buf * delta[..., None, :], axis=-1, dtype=buf.dtype)[..., -1]   # (w_max,) sequential sums
     else:
-        g = buf @ delta                                 # (w_max,)  <Delta_s, Delta_t> for all slots s
-    gram[slot, :] = g
-    gram[:, slot] = g
+        g = (buf @ delta[..., None])[..., 0]            # (w_max,)  <Delta_s, Delta_t> for all slots s
+    gram[..., slot, :] = g
+    gram[..., :, slot] = g
     return {"buf": buf, "gram": gram, "count": count + 1}
 
 
@@ -94,9 +96,10 @@ def window_gram(xp, gram, slots):
 
 
 def stacked(xp, states):
-    """The Grams of S runs' states (one update count: runs stepped together) as one state for
-    ``top_eigenvalues``: gram (S, w_max, w_max)."""
-    return {"gram": xp.stack([st["gram"] for st in states]), "count": states[0]["count"]}
+    """S runs' states (one update count: runs stepped together) as one state: buf (S, w_max, P) and
+    gram (S, w_max, w_max), copies (``push`` and ``top_eigenvalues`` take it as they take one run's)."""
+    return {"buf": xp.stack([st["buf"] for st in states]), "gram": xp.stack([st["gram"] for st in states]),
+            "count": states[0]["count"]}
 
 
 def delta(xp, new, old, mode: str = "float64", runs: bool = False):
