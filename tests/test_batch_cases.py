@@ -162,12 +162,14 @@ def test_each_stopped_run_logs_the_epoch_its_own_resume_state_is_at(tmp_path):
 
 
 def test_a_batch_too_large_for_the_memory_trains_as_stacks_that_fit(tmp_path, monkeypatch):
-    """train checks that one run fits; S stacked runs hold S runs' arrays at once. With memory for
-    2.5 runs (memory.available_bytes patched), three runs train as stacks of 2 and 1, each exact."""
+    """train checks that one run fits; S stacked runs hold S runs' arrays at once, and their rings
+    twice while the stack forms (memory.stacked_bytes). With memory for 2.5 such runs
+    (memory.available_bytes patched), three runs train as stacks of 2 and 1, each exact."""
     from tianref import batch as engine_batch, memory
     from tianref.config import TrainConfig, validate
     from cli_checks import cli
-    one = memory.estimate_bytes(validate(TrainConfig(M=11, K=32, n_train=60, epochs=3)))
+    one = memory.stacked_bytes(validate(TrainConfig(M=11, K=32, n_train=60, epochs=3)))
+    assert one > memory.estimate_bytes(validate(TrainConfig(M=11, K=32, n_train=60, epochs=3)))
     monkeypatch.setattr(memory, "available_bytes", lambda: int(2.5 * one))
     sizes, real = [], engine_batch.run
 

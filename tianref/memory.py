@@ -75,6 +75,12 @@ def estimate_bytes(cfg) -> int:
     return int(sum(breakdown(cfg).values()))
 
 
+def stacked_bytes(cfg) -> int:
+    """Bytes one run of a batch (tianref/batch.py) needs: ``estimate_bytes`` and its rings once more,
+    since a stack forms by copying its runs' rings into one array each while their own still exist."""
+    return estimate_bytes(cfg) + breakdown(cfg)["rings"]
+
+
 def available_bytes() -> int | None:
     """Memory this machine can give a new process without swapping: MemAvailable of /proc/meminfo,
     else the free physical pages (os.sysconf); None when neither is known."""

@@ -103,7 +103,7 @@ def _fitting(groups, available=None):
     have = memory.available_bytes() if available is None else available
     out = []
     for g in groups:
-        need = max(memory.estimate_bytes(g[0].cfg), 1)
+        need = max(memory.stacked_bytes(g[0].cfg), 1)
         n = len(g) if have is None else max(1, min(len(g), have // need))
         if n < len(g):
             click.echo(f"train-batch: {len(g)} runs of {g[0].cfg.M} x {g[0].cfg.K} need about "
