@@ -144,7 +144,8 @@ def gradient_field_runs(xp, Yhat, y, V, pairs, q: float = 95.0):
     table = xp.full((S, max(m)), xp.nan, dtype=xp.float64)
     table[at] = cos
     srt = xp.sort(table, axis=-1)                        # (S, max m_s)  each run's m_s cosines first, as NumPy
-                                                         # sorts them (NaN last), then the NaN padding
+    # sorts them (NaN last), then the padding: a positive NaN, last in NumPy's order and in a radix sort's
+    # (a GPU's), which orders floats by their bits
     runs = xp.asarray(np.arange(S))
     med = srt[runs, xp.asarray(np.array([(k - 1) // 2 for k in m]))]  # (S,)  lower median
     h = [(k - 1) * (q / 100) for k in m]                 # host: NumPy's virtual index of the percentile
