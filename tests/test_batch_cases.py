@@ -186,3 +186,20 @@ def test_a_batch_too_large_for_the_memory_trains_as_stacks_that_fit(tmp_path, mo
     for s in range(3):
         assert cli(["train", *MEMBER, "--out", tmp_path / f"u{s}", "--seed", s]).exit_code == 0
         assert (tmp_path / f"b{s}" / "metrics.jsonl").read_bytes() == (tmp_path / f"u{s}" / "metrics.jsonl").read_bytes()
+
+
+def test_the_progress_lines_follow_a_live_run_after_the_first_one_diverges(tmp_path):
+    """The heartbeat names part 0's epoch by the row of its first run still training: when the first
+    member diverges (SGD at lr 2.4: seed 0 does, seeds 1-3 do not), the lines go on to epoch 38/38
+    instead of repeating the dead run's last epoch over a shrinking total."""
+    from cli_checks import cli
+    args = ["train-batch", "--log-dir", str(tmp_path / "_logs")]
+    for s in range(4):
+        args += ["--member", " ".join(["--M", "11", "--K", "32", "--train-frac", "0.5", "--epochs", "38",
+                                       "--optimizer", "sgd", "--lr", "2.4", "--no-resume-state",
+                                       "--out", str(tmp_path / f"r{s}"), "--seed", str(s)])]
+    r = cli(args)
+    assert r.exit_code == 1, r.output                  # a member diverged
+    assert "non-finite" in (tmp_path / "_logs" / "r0.log").read_text()
+    lines = [ln for ln in r.stderr.splitlines() if ln.startswith("train-batch [")]
+    assert lines and "epoch 38/38 (100 %)" in lines[-1], lines[-3:]

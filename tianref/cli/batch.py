@@ -204,8 +204,9 @@ def _train_group(group, log_dir, failed, threads: int):
                 np.errstate(over="ignore", invalid="ignore"), blas_threads.limits(1 if parts > 1 else threads):
             last = {"e": start}
 
-            def on_epoch(epoch):
-                bar.update(1 if epoch > last["e"] else 0, members[0].row or {})
+            def on_epoch(epoch):                    # part 0's epochs (batch.run), named by its first live run
+                row = next((m.row for m in members[::parts] if m.failed is None and m.row), None)
+                bar.update(1 if epoch > last["e"] else 0, row or {})
                 last["e"] = epoch
             if engine_batch.why_not_batchable(p0.cfg) is None:
                 engine_batch.run(xp, members, parts=parts, on_epoch=on_epoch,

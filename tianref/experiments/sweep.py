@@ -246,8 +246,9 @@ def run_jobs(jobs: list[Job], n_jobs: int = 1, python: str = sys.executable, rep
         for sig, old in old_handlers.items():
             signal.signal(sig, old)
     if stop["sig"] not in (None, "exit"):
-        n_run = sum(len(u) for u, *_ in running)
-        raise RunFailure(f"sweep stopped by {stop['sig']}: {n_run} running run(s) saved their "
-                         f"resume state, {sum(len(u) for u in units)} not started; run the same command again "
-                         "to continue")
+        members = [j for u, *_ in running for j in u]    # a batch process's runs: some may have finished
+        n_fin = sum(job_state(j) == "done" for j in members)
+        raise RunFailure(f"sweep stopped by {stop['sig']}: {len(members) - n_fin} running run(s) saved their "
+                         f"resume state" + (f", {n_fin} of their batch(es) had finished" if n_fin else "") +
+                         f", {sum(len(u) for u in units)} not started; run the same command again to continue")
     return {"runs": len(jobs), "skipped": len(skipped), "ran": len(done), "failed": failed}
