@@ -25,13 +25,12 @@ import io
 import itertools
 import json
 import os
-import platform
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from bench_batch import provenance  # noqa: E402  (this folder: command, date, machine, versions, commit)
 from tianref import fakexp  # noqa: E402
 from tianref.cli import main as cli_main  # noqa: E402
 
@@ -129,13 +128,9 @@ def main(argv=None):
                       "epochs": [a.short, a.long]},
            "calls_per_epoch": {str(S): res[S] for S in stacks}, "calls_per_extra_run": slope,
            "by_module": {k: v for v, k in breakdown},
-           "provenance": {"command": " ".join([os.path.basename(sys.argv[0])] + sys.argv[1:]),
-                          "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                          "python": platform.python_version()}}
+           "provenance": provenance(" ".join([os.path.basename(sys.argv[0])] + sys.argv[1:]))}
     print(json.dumps({k: v for k, v in out.items() if k != "by_module"}))
     if a.json:
-        from tianref.backend import git_state
-        out["provenance"]["source"] = git_state()
         with open(a.json, "w") as f:
             json.dump(out, f, indent=1)
 

@@ -108,9 +108,9 @@ def test_stacked_split_is_the_per_run_split_bit_for_bit(clean, w_max, w):
         states.append(st)
     if clean == "mixed":
         with pytest.raises(ValueError, match="disagree"):
-            edge.stack_rings(np, specs, states)
+            edge.stacked(np, states)
         return
-    got = edge.window_splits_runs(np, *edge.stack_rings(np, specs, states), w)
+    got = edge.window_splits_runs(np, spectra.stacked(np, specs), edge.stacked(np, states), w)
     for s in range(S):
         parts = edge.edge_parts(np, [specs[s]], [states[s]], w)
         want = edge.split_of(np, parts) + edge.author_split(np, specs[s], states[s], parts[0][0], w)

@@ -283,13 +283,13 @@ def window_splits_runs(xp, spec, state, w: int):
             zero + stacked_dot(p_g, p_wd))
 
 
-def stack_rings(xp, specs, states):
-    """The rings of S runs stepped together as one (spec, state) pair for window_splits_runs: their
-    arrays stacked (copies; batch.py keeps its rings stacked and passes them as they are)."""
+def stacked(xp, states):
+    """S runs' edge states (runs stepped together) as one: buf_wd (S, w_max, P), a copy, and their one
+    clean flag (``spectra.stacked`` does the same for their rolling Grams)."""
     clean = {st["clean"] for st in states}
     if len(clean) > 1:
         raise ValueError("runs stepped together disagree on whether their rings hold weight decay")
-    return spectra.stacked(xp, specs), {"buf_wd": xp.stack([st["buf_wd"] for st in states]), "clean": clean.pop()}
+    return {"buf_wd": xp.stack([st["buf_wd"] for st in states]), "clean": clean.pop()}
 
 
 def edge_vector(xp, specs, states, w: int):

@@ -38,13 +38,8 @@ def rings_of(xp, runs, gram_states) -> dict:
     if len(runs) == 1:
         return {"spec": {k: edges.stack_of_one(runs[0].spec[k]) for k in gram_states},
                 "edge": {k: edges.stack_of_one(runs[0].edge[k]) for k in ("W", "V")}}
-    out = {"spec": {}, "edge": {}}
-    for k in ("W", "V"):
-        out["spec"][k], out["edge"][k] = edges.stack_rings(xp, [r.spec[k] for r in runs], [r.edge[k] for r in runs])
-    for k in gram_states:
-        if k not in out["spec"]:
-            out["spec"][k] = spectra.stacked(xp, [r.spec[k] for r in runs])
-    return out
+    return {"spec": {k: spectra.stacked(xp, [r.spec[k] for r in runs]) for k in gram_states},
+            "edge": {k: edges.stacked(xp, [r.edge[k] for r in runs]) for k in ("W", "V")}}
 
 
 def rows_of(xp, cfg, P, runs, epoch: int, head, Yhat, cache, train, gram_states, rings=None) -> list[dict]:

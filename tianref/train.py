@@ -148,13 +148,12 @@ def step(xp, cfg, state, problem, fwd=None):
                       edge=edge)
 
 
-def record_update(xp, cfg, spec, edge, new, old, wd, deltas=None):
+def record_update(xp, cfg, spec, edge, new, old, wd):
     """Push the update new - old of each parameter (one run's (2M, K) and (K, M) arrays) into the
     rolling Grams, and its weight-decay part wd {name: Delta^wd or None} into the edge rings.
-    ``deltas``: {spec key: the flattened update}, when already formed (a batch forms every run's at
-    once: spectra.delta with runs=True). Returns (spec, edge); the rings are updated in place
-    (spectra.push)."""
-    spec = {s: spectra.push(xp, spec[s], spectra.delta(xp, new[k], old[k], m) if deltas is None else deltas[s], m)
+    Returns (spec, edge); the rings are updated in place (spectra.push). A batch pushes its stack's
+    updates itself (batch._step), into its stacked rings."""
+    spec = {s: spectra.push(xp, spec[s], spectra.delta(xp, new[k], old[k], m), m)
             for s, (k, m) in gram_states(cfg).items()}
     edge = {k: edges.push(xp, edge[k], spec[k], wd.get(k)) for k in edge}  # ridge current V: none
     return spec, edge
