@@ -16,8 +16,10 @@ and each diagnostic alone, called with the arguments evaluate passes it:
     edge_author     the authors' view alone: edge.author_split given D u_1 (W and V)
     clocks          clocks.clock_stats(params, tail_r)
     margin_min      clocks.margin_min on the training Yhat
-    fourier         group_rows.row_metrics (Z_M: fourier.row_metrics, freq_* and energy_med) on F
-    feature_gram    metrics.feature_gram_metrics(F): ftf_ratio and rho_tian
+    fourier         Z_M: fourier.row_metrics (freq_* and energy_med) on F and its column sums 1^T F,
+                    which the row computes once for the feature Gram and the energies; a group:
+                    group_rows.row_metrics
+    feature_gram    metrics.feature_gram_metrics(F): ftf_ratio and rho_tian (1^T F included)
     gradient_field  metrics.draw_pairs + metrics.gradient_field_metrics: gF_norm, indep_cos_*
     top_eig         spectra.top_eigenvalues of every Gram state and window
     transfer        the row's one device -> host transfer (concatenate as float64, backend.to_host)
@@ -46,7 +48,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from tianref import clocks, edge, group_rows, metrics, spectra, train  # noqa: E402
+from tianref import clocks, edge, fourier, group_rows, metrics, spectra, train  # noqa: E402
+from tianref.allocator import keep_freed_blocks  # noqa: E402
 from tianref.backend import to_host  # noqa: E402
 from tianref.config import TrainConfig, validate  # noqa: E402
 from tianref.data import n_train_from_frac  # noqa: E402
@@ -87,6 +90,14 @@ def diagnostics(xp, cfg, state, problem, fwd):
         j, jp = metrics.draw_pairs(state.rng, cfg.K, cfg.indep_pairs)
         return metrics.gradient_field_metrics(xp, Yhat, problem.train.y, V_eff, xp.asarray(j), xp.asarray(jp))
 
+    F_sum = F.sum(axis=-2)                                         # (K,) 1^T F: the row computes it once for
+    #                                           the feature Gram and the energies (charged to feature_gram)
+
+    def fourier_row():
+        if problem.group is None:                                  # Z_M: as rows_of calls it
+            return fourier.row_metrics(xp, P["W"], problem.train, cfg.act, F, F_sum)
+        return group_rows.row_metrics(xp, problem.group, P["W"], problem.train, cfg.act, F)
+
     def top_eig():
         return [spectra.top_eigenvalues(xp, state.spec[s], ww)
                 for s in train.gram_states(cfg) for ww in cfg.windows]
@@ -97,7 +108,7 @@ def diagnostics(xp, cfg, state, problem, fwd):
         "edge_author": lambda: [edge.author_split(xp, state.spec[k], state.edge[k], a[k], w) for k in ("W", "V")],
         "clocks": lambda: clocks.clock_stats(xp, P, cfg.tail_r),
         "margin_min": lambda: clocks.margin_min(xp, Yhat, problem.train.y),
-        "fourier": lambda: group_rows.row_metrics(xp, problem.group, P["W"], problem.train, cfg.act, F),
+        "fourier": fourier_row,
         "feature_gram": lambda: metrics.feature_gram_metrics(xp, F),
         "gradient_field": gradient_field,
         "top_eig": top_eig,
@@ -173,9 +184,14 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=1, help="BLAS threads (threadpoolctl)")
     ap.add_argument("--profile", type=int, default=0, metavar="N",
                     help="also cProfile N full and N core epochs and print the main shares")
+    ap.add_argument("--glibc-defaults", action="store_true",
+                    help="leave glibc's malloc thresholds as they are (the CLI raises them at start: "
+                         "tianref/allocator.py; by default this script does the same)")
     ap.add_argument("--json", default=None, help="also write the JSON here")
     a = ap.parse_args(argv)
     from threadpoolctl import threadpool_limits
+
+    kept = False if a.glibc_defaults else keep_freed_blocks()   # as the CLI does before training
 
     xp = np
     cfg = validate(TrainConfig(M=a.M, K=a.K, n_train=n_train_from_frac(a.M, a.train_frac), eta=a.eta,
@@ -223,7 +239,8 @@ def main(argv=None):
     pct_core = {k: 100.0 * med[k] / cor for k in names}
     above = [k for k in names if not k.startswith("epoch") and pct[k] > TARGET_PCT]
     print(f"M={a.M} K={a.K} n_train={cfg.n_train} float32 x^2 adam eta={a.eta:g} window 20, "
-          f"{a.epochs_warm} warm epochs, {a.rounds} rounds, {a.threads} BLAS thread(s)")
+          f"{a.epochs_warm} warm epochs, {a.rounds} rounds, {a.threads} BLAS thread(s), "
+          f"freed large blocks kept for reuse: {kept}")
     print(f"machine: {cpu_model()}, {os.cpu_count()} CPUs; load average {load0[0]:.2f} before, "
           f"{load1[0]:.2f} after")
     print(f"{'item':16s} {'median ms':>10s} {'% full':>8s} {'% core':>8s}")
@@ -239,7 +256,7 @@ def main(argv=None):
                 print(f"  {n:48s} {s * 1e3:8.2f} ms {100 * share:6.1f}%")
     doc = {"config": {"M": a.M, "K": a.K, "n_train": cfg.n_train, "eta": a.eta, "dtype": "float32",
                       "act": "sqr", "window": 20, "epochs_warm": a.epochs_warm, "rounds": a.rounds,
-                      "threads": a.threads},
+                      "threads": a.threads, "keep_freed_blocks": kept},
            "machine": cpu_model(), "loadavg": [load0[0], load1[0]],
            "median_ms": {k: 1e3 * v for k, v in med.items()},
            "percent_of_full": pct, "percent_of_core": pct_core, "above_target": above,

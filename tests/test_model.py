@@ -156,3 +156,41 @@ def test_segment_sum_host_loop_has_the_bits_of_the_gathered_sum():
         assert got.dtype == want.dtype and np.array_equal(got, want)
         dev = model.segment_sum_padded(fakexp, fakexp.asarray(Rp), fakexp.asarray(seg))
         assert np.array_equal(fakexp.asnumpy(dev), want)
+
+
+def test_segment_sum_host_copies_no_rows_and_keeps_the_bits():
+    """segment_sum on the host (slots every segment fills gather from R itself, the later ones from a
+    copy of their rows behind a zero row) equals segment_sum_padded on R with a zero row appended, bit for
+    bit: one run and a stack of three (run offsets s (n+1)), an empty segment (every slot ragged), equal
+    segments (no slot ragged), and -0.0 entries (a pad adds +0.0 to them, as the appended row does)."""
+    import numpy as np
+    from tianref import data, fakexp, model
+    M, K, n = 13, 24, 60
+    rng = np.random.default_rng(3)
+    cases = [rng.integers(0, M, n),                               # ragged segments
+             np.concatenate([rng.integers(1, M, n - 1), [1]]),    # segment 0 empty: every slot ragged
+             np.arange(n) % 5]                                    # 5 equal segments: no slot ragged
+    cases = [(keys, data.segment_index(keys, int(keys.max()) + 1)) for keys in cases]
+    for keys, seg in cases:
+        m = seg.shape[0]
+        R = rng.standard_normal((len(keys), K)).astype(np.float32)
+        R[rng.random(R.shape) < 0.2] = -0.0
+        want = model.segment_sum_padded(np, np.concatenate([R, np.zeros((1, K), np.float32)]), seg)
+        got = model.segment_sum(np, R, seg)
+        assert got.shape == (m, K) and np.array_equal(got, want)
+        assert np.array_equal(np.signbit(got), np.signbit(want))
+        dev = fakexp.asnumpy(model.segment_sum(fakexp, fakexp.asarray(R), fakexp.asarray(seg)))
+        assert np.array_equal(dev, want) and np.array_equal(np.signbit(dev), np.signbit(want))
+    # a stack of three runs: seg (S, m, c) holds rows of the runs flattened to (S (n+1), K)
+    nn = len(cases[0][0])
+    segs = [data.segment_index(rng.integers(0, M, nn), M) for _ in range(3)]
+    c = max(s.shape[1] for s in segs)
+    seg = np.stack([np.pad(s, ((0, 0), (0, c - s.shape[1])), constant_values=nn) + i * (nn + 1)
+                    for i, s in enumerate(segs)])
+    R = rng.standard_normal((3, nn, K))
+    Rp = np.concatenate([R, np.zeros((3, 1, K))], axis=1)
+    want = model.segment_sum_padded(np, Rp, seg)
+    got = model.segment_sum(np, R, seg)
+    assert got.shape == (3, M, K) and np.array_equal(got, want)
+    for i in range(3):                                           # each run its own one-run sum
+        assert np.array_equal(got[i], model.segment_sum(np, R[i], segs[i]))

@@ -106,9 +106,38 @@ def forward(xp, params, batch, act: str, beta: float = 1.0):
 
 def segment_sum(xp, R, seg):
     """Rows of R summed by segment: out[j] = sum_{i in seg[j]} R[i].   R (n, K), seg (m, c) -> (m, K)
-    for m segments of at most c rows (S stacked runs: as segment_sum_padded)."""
-    Rp = xp.concatenate([R, xp.zeros(R.shape[:-2] + (1, R.shape[-1]), dtype=R.dtype)], axis=-2)   # (n+1, K): row n is the pad
-    return segment_sum_padded(xp, Rp, seg)
+    for m segments of at most c rows, padded with n (S stacked runs: as segment_sum_padded).
+
+    The sum is segment_sum_padded's on R with a zero row appended, bit for bit. On a device that is
+    how it is computed; on the host R is not copied: the slots every segment fills (up to the
+    smallest segment's length) gather from R itself, and only the rows the remaining slots name are
+    copied, behind one zero row for their pads (at the paper's size ~500 of 2016 rows)."""
+    if xp_name(xp) != "numpy":
+        Rp = xp.concatenate([R, xp.zeros(R.shape[:-2] + (1, R.shape[-1]), dtype=R.dtype)], axis=-2)   # (n+1, K): row n is the pad
+        return segment_sum_padded(xp, Rp, seg)
+    n, K = R.shape[-2:]
+    c = seg.shape[-1]
+    run, row = xp.divmod(seg, n + 1)                      # (.., m, c) run s, row in the run (n: a pad)
+    real = row < n                                        # (.., m, c) a real row (a prefix of each segment)
+    src = run * n + row                                   # (.., m, c) its row in R flattened to (S n, K)
+    Rf = R.reshape(-1, K)                                 # (S n, K)
+    filled = real.reshape(-1, c).all(axis=0)              # (c,) slots every segment fills
+    j0 = c if filled.all() else int(xp.argmin(filled))    # the first slot with a pad
+    tail = real[..., j0:]                                 # (.., m, c - j0)
+    rows = src[..., j0:][tail]                            # (t,) the rows of the later slots
+    T = xp.empty((len(rows) + 1, K), dtype=R.dtype)       # (t + 1, K): those rows, then a zero row
+    xp.take(Rf, rows, axis=0, out=T[:-1], mode="clip")    # (indices in range: "clip" only skips a buffer)
+    T[-1] = 0
+    at = xp.full(tail.shape, len(rows))                   # (.., m, c - j0) row of T (t: the zero row)
+    at[tail] = xp.arange(len(rows))
+    out = None
+    for j in range(c):                                    # slot order, as segment_sum_padded
+        g = xp.take(Rf, src[..., j], axis=0) if j < j0 else xp.take(T, at[..., j - j0], axis=0)   # (.., m, K)
+        if out is None:
+            out = g
+        else:
+            out += g
+    return out
 
 
 def segment_sum_padded(xp, Rp, seg):
