@@ -14,6 +14,10 @@ and each diagnostic alone, called with the arguments evaluate passes it:
     edge_split      edge.window_splits for W and V (both views, as evaluate calls it)
     edge_param      the parameter-space view alone: edge.edge_parts + edge.split_of (W and V)
     edge_author     the authors' view alone: edge.author_split given D u_1 (W and V)
+    edge_reads      information, not a diagnostic: the two ring passes the parameter-space view
+                    cannot do without, alone (u_1 times the ring of Delta, float64, and times the ring
+                    of Delta^wd, training dtype; W and V), with the rings' bytes and the rate they
+                    give: a floor for edge_param on this machine
     clocks          clocks.clock_stats(params, tail_r)
     margin_min      clocks.margin_min on the training Yhat
     fourier         Z_M: fourier.row_metrics (freq_* and energy_med) on F and its column sums 1^T F,
@@ -85,6 +89,7 @@ def diagnostics(xp, cfg, state, problem, fwd):
     beta = cfg.output_scale
     V_eff = P["V"] if beta == 1.0 else beta * P["V"]
     a = {k: edge.edge_parts(xp, [state.spec[k]], [state.edge[k]], w)[0][0] for k in ("W", "V")}  # D u_1
+    u = {k: edge._top(xp, [state.spec[k]], w)[1] for k in ("W", "V")}                            # u_1 (w_max,)
 
     def gradient_field():
         j, jp = metrics.draw_pairs(state.rng, cfg.K, cfg.indep_pairs)
@@ -106,6 +111,8 @@ def diagnostics(xp, cfg, state, problem, fwd):
         "edge_split": lambda: [edge.window_splits(xp, state.spec[k], state.edge[k], w) for k in ("W", "V")],
         "edge_param": lambda: [edge.window_split(xp, state.spec[k], state.edge[k], w) for k in ("W", "V")],
         "edge_author": lambda: [edge.author_split(xp, state.spec[k], state.edge[k], a[k], w) for k in ("W", "V")],
+        "edge_reads": lambda: [(u[k] @ state.spec[k]["buf"], u[k].astype(state.edge[k]["buf_wd"].dtype)
+                                @ state.edge[k]["buf_wd"]) for k in ("W", "V")],
         "clocks": lambda: clocks.clock_stats(xp, P, cfg.tail_r),
         "margin_min": lambda: clocks.margin_min(xp, Yhat, problem.train.y),
         "fourier": fourier_row,
@@ -237,7 +244,9 @@ def main(argv=None):
     full, cor = med["epoch_full"], med["epoch_core"]
     pct = {k: 100.0 * med[k] / full for k in names}
     pct_core = {k: 100.0 * med[k] / cor for k in names}
-    above = [k for k in names if not k.startswith("epoch") and pct[k] > TARGET_PCT]
+    info = ("epoch_full", "epoch_core", "edge_reads")             # not per-row diagnostics
+    above = [k for k in names if k not in info and pct[k] > TARGET_PCT]
+    ring_bytes = sum(state.spec[k]["buf"].nbytes + state.edge[k]["buf_wd"].nbytes for k in ("W", "V"))
     print(f"M={a.M} K={a.K} n_train={cfg.n_train} float32 x^2 adam eta={a.eta:g} window 20, "
           f"{a.epochs_warm} warm epochs, {a.rounds} rounds, {a.threads} BLAS thread(s), "
           f"freed large blocks kept for reuse: {kept}")
@@ -248,6 +257,9 @@ def main(argv=None):
         flag = "  ABOVE 2 %" if k in above else ""
         print(f"{k:16s} {med[k] * 1e3:10.2f} {pct[k]:7.2f}% {pct_core[k]:7.2f}%{flag}")
     print(f"above {TARGET_PCT:g} % of the full-metrics epoch: {', '.join(above) if above else 'none'}")
+    print(f"edge_reads: one pass over each ring of W and V, {ring_bytes / 1e6:.1f} MB, at "
+          f"{ring_bytes / med['edge_reads'] / 1e9:.1f} GB/s; the parameter-space view reads each once, "
+          "the authors' view the Delta^wd rings of its window once more")
     if prof:
         for mode, p in prof.items():
             print(f"profile, {mode} metrics ({a.profile} epochs, {p['seconds_per_epoch'] * 1e3:.1f} ms/epoch "
@@ -260,6 +272,7 @@ def main(argv=None):
            "machine": cpu_model(), "loadavg": [load0[0], load1[0]],
            "median_ms": {k: 1e3 * v for k, v in med.items()},
            "percent_of_full": pct, "percent_of_core": pct_core, "above_target": above,
+           "edge_ring_bytes": ring_bytes, "edge_reads_gbps": ring_bytes / med["edge_reads"] / 1e9,
            "profile": prof}
     if a.json:
         with open(a.json, "w", encoding="utf-8") as f:

@@ -67,21 +67,24 @@ def unit_spectrum(xp, W, M: int):
     than an FFT: M is often prime (71), where an FFT of length M is several times slower than this
     (2 k_max) x M times M x 2K product; the two agree to ~1e-15 relative (tests/test_fourier.py)."""
     K = W.shape[-1]
-    Wr = xp.reshape(W.astype(xp.float64), W.shape[:-2] + (2, M, K))  # (2, M, K): w_a, w_b
+    Wr = xp.reshape(W.astype(xp.float64, copy=False), W.shape[:-2] + (2, M, K))   # (2, M, K): w_a, w_b
     Z = dft_rows(xp, M) @ Wr                                        # (2, 2 k_max, K): Re, -Im at k = 1..k_max
     Z = Z * Z
     k_max = Z.shape[-2] // 2
     return (Z[..., :k_max, :] + Z[..., k_max:, :]).sum(axis=-3)     # (k_max, K) |DFT w_a|^2 + |DFT w_b|^2
 
 
-def frequency_metrics(xp, W, M: int, threshold: float = PURITY_THRESHOLD):
-    """(freq_coverage, freq_purity_med, kstar (K,), purity (K,)) as device arrays; kstar is 1-based."""
+def frequency_metrics(xp, W, M: int, threshold: float = PURITY_THRESHOLD, sq=None):
+    """(freq_coverage, freq_purity_med, kstar (K,), purity (K,)) as device arrays; kstar is 1-based.
+    sq: the units' squared norms ||w_j||^2 (K,) float64, if known (``row_metrics`` shares them)."""
     P = unit_spectrum(xp, W, M)                                     # (k_max, K)
     k_max = P.shape[-2]
     tot = P.sum(axis=-2)                                            # (K,)
     top = P.max(axis=-2)                                            # (K,)
-    W64 = W.astype(xp.float64)
-    floor = (1e-20 * M) * (W64 * W64).sum(axis=-2)                  # (K,)  no power above rounding
+    if sq is None:
+        W64 = W.astype(xp.float64, copy=False)
+        sq = (W64 * W64).sum(axis=-2)                               # (K,)  ||w_j||^2
+    floor = (1e-20 * M) * sq                                        # (K,)  no power above rounding
     purity = xp.where(tot > floor, top / xp.where(tot > 0, tot, 1.0), 0.0)   # (K,)
     kstar = P.argmax(axis=-2) + 1                                   # (K,)
     pure = purity >= threshold                                      # (K,)
@@ -114,17 +117,18 @@ def diversity(xp, W, M: int, purity_min: float = PURITY_THRESHOLD) -> dict:
 HOMOGENEOUS = {"sqr": 2, "relusqr": 2, "relu": 1}
 
 
-def unit_energies(xp, W, batch, act: str, F=None, F_sum=None):
+def unit_energies(xp, W, batch, act: str, F=None, F_sum=None, sq=None):
     """E(w_j / ||w_j||) for every unit on the batch, float64 (K,).
 
     F (n, K) = sigma(X W) of this batch, if known: for a homogeneous sigma (x^2, relu, relu^2) the
-    normalised activations are F / ||w_j||^d and no extra hidden pass is needed. The class sums
+    normalised activations are F / ||w_j||^d and no extra hidden pass is needed; sq: ||w_j||^2 (K,)
+    float64, if known. The class sums
     Y^T F are a segment sum (batch.seg_y); with c the class counts,
         Y~^T F = Y^T F - (c / n) 1^T F,    Y~^T Y~ = diag(c) - c c^T / n.
     """
     n, M = batch.n, batch.M
-    W64 = W.astype(xp.float64)
-    norms = xp.sqrt((W64 * W64).sum(axis=-2))                       # (K,)
+    W64 = W.astype(xp.float64, copy=False)
+    norms = xp.sqrt((W64 * W64).sum(axis=-2) if sq is None else sq)   # (K,)
     safe = xp.where(norms > 0, norms, 1.0)
     d = HOMOGENEOUS.get(act)
     if F is None or d is None:
@@ -146,6 +150,8 @@ def unit_energies(xp, W, batch, act: str, F=None, F_sum=None):
 def row_metrics(xp, W, batch, act: str, F=None, F_sum=None):
     """[(name, 0-d array)] for a training row: coverage, median purity, median energy.  F_sum: the
     column sums of F, if known (the feature Gram metrics need them too)."""
-    cov, pmed, _, _ = frequency_metrics(xp, W, batch.M)
+    W64 = W.astype(xp.float64)                                      # (2M, K) one cast for both views
+    sq = (W64 * W64).sum(axis=-2)                                   # (K,)  ||w_j||^2, shared
+    cov, pmed, _, _ = frequency_metrics(xp, W64, batch.M, sq=sq)
     return [("freq_coverage", cov), ("freq_purity_med", pmed),
-            ("energy_med", xp.median(unit_energies(xp, W, batch, act, F, F_sum), axis=-1))]
+            ("energy_med", xp.median(unit_energies(xp, W64, batch, act, F, F_sum, sq), axis=-1))]
