@@ -31,7 +31,8 @@ from dataclasses import dataclass, field
 
 import numpy as np  # host-side bookkeeping only (finiteness of host rows, run indices)
 
-from tianref import data, edge as edges, group_rows, loss as losses, model, optimizers, rows as rows_mod, spectra, train
+from tianref import (data, edge as edges, group_rows, loss as losses, model, optimizers, rows as rows_mod, runs,
+                     spectra, train)
 from tianref.config import eta_at
 from tianref.errors import RunFailure
 
@@ -175,7 +176,8 @@ def _loop(xp, live, epoch, resumed, stop, on_epoch):
         if not resumed:
             head, fwd = train.head_of(xp, cfg0, P, train_b, test_b)          # (S,) values
             ended = []
-            for s, m in enumerate(_rows(xp, cfg0, live, P, epoch, head, fwd, train_b, rings)):
+            _write_rows(_rows(xp, cfg0, live, P, epoch, head, fwd, train_b, rings))
+            for s, m in enumerate(live):
                 _log(m, P, opt, s, epoch, checkpoints)
                 if m.failed:
                     ended.append(s)
@@ -252,13 +254,33 @@ def _one_batch(b, s):
                       ib=b.ib[s:s + 1] - s * 2 * b.M)
 
 
+def _write_rows(live) -> None:
+    """Every live run's row to its sink: each written, then synced together (runs.sync_rows: one
+    wait for the disk instead of one per run); a sink without the two halves (runs.MemorySink) takes
+    its row whole. An OSError (a full disk) is raised once every other row is logged."""
+    errors, written = [], []
+    for m in live:
+        if m.row is None or not m.sink:
+            continue
+        try:
+            if hasattr(m.sink, "write_row"):
+                m.sink.write_row(m.row)
+                written.append(m.sink)
+            else:
+                m.sink.row(m.row)
+        except OSError as exc:
+            errors.append(exc)
+    errors += [e for e in runs.sync_rows(written) if e is not None] if written else []
+    if errors:
+        raise errors[0]
+
+
 def _log(m, P, opt, s, epoch, checkpoints):
-    """Write run s's row, check it, and write its checkpoints (train.run's order)."""
+    """After its row is logged (_write_rows): check run s's row and write its checkpoints (train.run's
+    order)."""
     row = m.row
     if row is None:
         return
-    if m.sink:
-        m.sink.row(row)
     if m.on_row:
         m.on_row(row)
     if not (np.isfinite(row.get("train_loss", np.nan)) and np.isfinite(row.get("test_loss", np.nan))):

@@ -10,8 +10,8 @@ Layout of a run directory
 
 Whole files are written to a temporary name in the same folder, fsynced and renamed over the
 target, so a reader never sees a half-written file. Rows are appended one line per write(2) and
-fsynced before the row counts as logged; a write that fails part-way (a full disk) is cut back
-to the last whole row. A reader ignores a torn last line (a kill -9 mid-write), and ``--resume``
+fsynced before the row counts as logged (a batch writes its runs' rows, then syncs them together:
+``sync_rows``); a write or sync that fails part-way (a full disk) is cut back to the last whole row. A reader ignores a torn last line (a kill -9 mid-write), and ``--resume``
 (tianref/resume.py) checks the log against the resume state. Who may write a run directory and
 how one is replaced: tianref/rundir.py.
 
@@ -24,6 +24,7 @@ import json
 import math
 import os
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np  # host I/O only
 
@@ -100,19 +101,29 @@ def clean_row(row: dict) -> dict:
     return out
 
 
+_SYNC_POOL = ThreadPoolExecutor(max_workers=16, thread_name_prefix="row-sync")   # sync_rows' threads:
+#                                                     started on first use, they only wait on the disk
 _os_write = os.write        # the one call that writes a row (tests replace it to fill the disk)
 _sync = getattr(os, "fdatasync", os.fsync)    # the row's bytes and the file size; not its mtime
 
 
 class MetricsLog:
-    """Append-only metrics.jsonl: one write per row, then fsync; never a torn row on an error."""
+    """Append-only metrics.jsonl: one write per row, then fsync; never a torn row on an error.
+    ``append`` does both; ``write`` and ``sync`` apart let a batch sync its runs' rows together."""
 
     def __init__(self, path: str):
         self.path = path
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        self._start = None                      # the file's size before the row written, not yet synced
 
     def append(self, row: dict) -> str:
-        """Append one row; returns its line as written (without the newline)."""
+        """Append one row and make it durable; returns its line as written (without the newline)."""
+        line = self.write(row)
+        self.sync()
+        return line
+
+    def write(self, row: dict) -> str:
+        """Write one row, not yet durable (``sync``); returns its line.  A failed write is cut back off."""
         line = json.dumps(clean_row(row))
         data = (line + "\n").encode()
         start = os.fstat(self._fd).st_size
@@ -120,14 +131,27 @@ class MetricsLog:
             done = 0
             while done < len(data):
                 done += _os_write(self._fd, data[done:])
+        except OSError as exc:
+            self._cut(start)
+            raise OSError(exc.errno, exc.strerror or str(exc), self.path) from None
+        self._start = start
+        return line
+
+    def sync(self) -> None:
+        """Make the row written last durable; if that fails it is cut back off and OSError raised."""
+        start, self._start = self._start, None
+        try:
             _sync(self._fd)
         except OSError as exc:
-            try:
-                os.ftruncate(self._fd, start)       # cut the partial row back off
-            except OSError:
-                pass                                # a reader still drops a torn last line
+            if start is not None:
+                self._cut(start)
             raise OSError(exc.errno, exc.strerror or str(exc), self.path) from None
-        return line
+
+    def _cut(self, start: int) -> None:
+        try:
+            os.ftruncate(self._fd, start)       # cut the partial row back off
+        except OSError:
+            pass                                # a reader still drops a torn last line
 
     def close(self) -> None:
         if self._fd is not None:
@@ -240,9 +264,25 @@ class RunWriter:
         self.fingerprint = fingerprint
         self.digest = digest if digest is not None else fingerprint
         self.log = MetricsLog(os.path.join(out, "metrics.jsonl"))
+        self._line = None                       # the row written and not yet synced (write_row)
 
     def row(self, row: dict) -> None:
-        line = self.log.append(row)
+        """Log one row: written, synced, then counted (the digest, on_first_row)."""
+        self.write_row(row)
+        self.sync_row()
+
+    def write_row(self, row: dict) -> None:
+        """The first half of ``row``: the row written, not yet durable nor counted (``sync_row``;
+        ``sync_rows`` syncs many runs' rows at once)."""
+        self._line = self.log.write(row)
+
+    def sync_row(self) -> None:
+        """The second half of ``row``: the row written last made durable, then counted."""
+        self.log.sync()
+        self._counted()
+
+    def _counted(self) -> None:
+        line, self._line = self._line, None
         if self.fingerprint is not None:
             self.digest = identity.chain(self.digest, line)
         if self.on_first_row is not None:       # the run has started cleanly
@@ -267,3 +307,27 @@ class RunWriter:
 
     def close(self) -> None:
         self.log.close()
+
+
+def sync_rows(writers) -> list:
+    """``sync_row`` of every RunWriter in ``writers`` (each with a row written), at once: the fdatasyncs
+    run in threads (each releases the interpreter lock), so the filesystem can commit them together
+    where one after another each waits for its own commit; each row is then counted in the calling
+    thread. Returns [None or the OSError] per writer: a row whose sync failed is cut back off and
+    not counted, the others are logged whatever happened to it."""
+    writers = list(writers)
+    if len(writers) == 1:
+        futures = None
+    else:
+        futures = [_SYNC_POOL.submit(w.log.sync) for w in writers]
+    errors = []
+    for i, w in enumerate(writers):
+        try:
+            w.log.sync() if futures is None else futures[i].result()
+        except OSError as exc:
+            w._line = None
+            errors.append(exc)
+            continue
+        w._counted()
+        errors.append(None)
+    return errors

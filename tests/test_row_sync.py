@@ -1,0 +1,132 @@
+"""Rows written first and synced together (runs.RunWriter.write_row / sync_row, runs.sync_rows): what a
+batch does with its runs' rows each epoch. Each row must end exactly as RunWriter.row leaves it."""
+import errno
+import os
+import threading
+
+from tianref import runs
+
+from cli_checks import cli
+from test_batch import _member
+
+
+def _writers(root, n):
+    """n RunWriters, each with its folder and one fingerprint (so every row extends a digest)."""
+    out = []
+    for i in range(n):
+        (root / f"w{i}").mkdir(parents=True)
+        out.append(runs.RunWriter(str(root / f"w{i}"), fingerprint="F"))
+    return out
+
+
+def test_rows_synced_together_end_as_rows_logged_one_by_one(tmp_path):
+    """Three writers: rows 0 and 1 written and synced together equal, byte for byte and digest for digest,
+    three writers that logged the same rows by RunWriter.row; on_first_row fires once, after the sync."""
+    together, alone = _writers(tmp_path / "t", 3), _writers(tmp_path / "a", 3)
+    started = []
+    together[1].on_first_row = lambda: started.append(1)
+    try:
+        for epoch in (0, 1):
+            rows = [{"epoch": epoch, "x": 0.5 + i} for i in range(3)]
+            for w, r in zip(together, rows):
+                w.write_row(r)
+            assert started == [] or epoch == 1                      # counted only once synced
+            assert runs.sync_rows(together) == [None, None, None]
+            for w, r in zip(alone, rows):
+                w.row(r)
+        assert started == [1]
+        for t, a in zip(together, alone):
+            assert open(t.log.path, "rb").read() == open(a.log.path, "rb").read()
+            assert t.digest == a.digest
+    finally:
+        for w in together + alone:
+            w.close()
+
+
+def test_a_row_whose_sync_fails_is_cut_back_and_the_others_are_logged(tmp_path, monkeypatch):
+    """fdatasync fails (EIO) for writer 1 only: its row is cut back off and not counted (its digest stays
+    that of row 0), sync_rows returns its error naming the file, writers 0 and 2 log theirs; the next row
+    of writer 1 is logged normally."""
+    ws = _writers(tmp_path, 3)
+    try:
+        for w in ws:
+            w.row({"epoch": 0})
+        before = [open(w.log.path, "rb").read() for w in ws]
+        digest1 = ws[1].digest
+        real, bad = runs._sync, ws[1].log._fd
+        threads = []
+
+        def sync(fd):
+            threads.append(threading.current_thread().name)
+            if fd == bad:
+                raise OSError(errno.EIO, "Input/output error")
+            real(fd)
+        monkeypatch.setattr(runs, "_sync", sync)
+        for w in ws:
+            w.write_row({"epoch": 1})
+        errors = runs.sync_rows(ws)
+        assert errors[0] is None and errors[2] is None
+        assert isinstance(errors[1], OSError) and errors[1].errno == errno.EIO
+        assert errors[1].filename == ws[1].log.path
+        assert all(name.startswith("row-sync") for name in threads)         # each in the pool
+        assert open(ws[1].log.path, "rb").read() == before[1] and ws[1].digest == digest1
+        for i in (0, 2):
+            assert open(ws[i].log.path, "rb").read() == before[i] + b'{"epoch": 1}\n'
+            assert ws[i].digest != ws[1].digest
+        monkeypatch.setattr(runs, "_sync", real)
+        ws[1].row({"epoch": 1})
+        assert ws[1].digest == ws[0].digest                                # the same two rows, the same chain
+    finally:
+        for w in ws:
+            w.close()
+
+
+def test_a_batch_writes_every_row_of_an_epoch_before_it_syncs_them(tmp_path, monkeypatch):
+    """train-batch with three runs: each epoch's three rows are written, then synced (on the pool's
+    threads), then the next epoch's; every run gets all its rows."""
+    events, write, sync = [], runs._os_write, runs._sync
+    lock = threading.Lock()
+
+    def w(fd, data):
+        with lock:
+            events.append("write")
+        return write(fd, data)
+
+    def s(fd):
+        with lock:
+            events.append("sync")
+        return sync(fd)
+    monkeypatch.setattr(runs, "_os_write", w)
+    monkeypatch.setattr(runs, "_sync", s)
+    args = ["train-batch"]
+    for i in range(3):
+        args += _member(tmp_path / f"b{i}", i, epochs=4)
+    r = cli(args)
+    assert r.exit_code == 0, r.output
+    assert events == (["write"] * 3 + ["sync"] * 3) * 5                   # rows 0..4 of three runs
+    for i in range(3):
+        assert len((tmp_path / f"b{i}" / "metrics.jsonl").read_text().splitlines()) == 5
+
+
+def test_a_batch_whose_row_cannot_be_synced_exits_1_with_the_other_rows_logged(tmp_path, monkeypatch):
+    """The sync of run b1's row 2 fails: train-batch exits 1 with a one-line error naming the file;
+    runs b0 and b2 hold rows 0..2, b1 rows 0..1 (nothing torn)."""
+    real = runs._sync
+    calls = {"n": 0}
+
+    def sync(fd):
+        path = os.readlink(f"/proc/self/fd/{fd}")
+        if path.endswith(os.path.join("b1", "metrics.jsonl")):
+            calls["n"] += 1
+            if calls["n"] == 3:
+                raise OSError(errno.EIO, "Input/output error")
+        real(fd)
+    monkeypatch.setattr(runs, "_sync", sync)
+    args = ["train-batch", "--log-dir", tmp_path / "_logs"]
+    for i in range(3):
+        args += _member(tmp_path / f"b{i}", i, epochs=6)
+    r = cli(args)
+    assert r.exit_code == 1
+    assert len(r.output.strip().splitlines()) >= 1 and "Traceback" not in r.output
+    n_rows = [len((tmp_path / f"b{i}" / "metrics.jsonl").read_text().splitlines()) for i in range(3)]
+    assert n_rows == [3, 2, 3]
