@@ -130,3 +130,34 @@ def test_a_batch_whose_row_cannot_be_synced_exits_1_with_the_other_rows_logged(t
     assert len(r.output.strip().splitlines()) >= 1 and "Traceback" not in r.output
     n_rows = [len((tmp_path / f"b{i}" / "metrics.jsonl").read_text().splitlines()) for i in range(3)]
     assert n_rows == [3, 2, 3]
+
+
+def test_a_forked_child_syncs_rows_with_its_own_threads(tmp_path):
+    """The pool's threads do not survive a fork: a child that syncs rows after its parent did gets a pool
+    of its own instead of waiting forever on the parent's (reproduce forks worker processes)."""
+    import time
+    ws = _writers(tmp_path / "parent", 2)
+    for w in ws:
+        w.write_row({"epoch": 0})
+    assert runs.sync_rows(ws) == [None, None]                       # the parent's pool now has threads
+    pid = os.fork()
+    if pid == 0:                                                     # the child: exit 0 once its rows are logged
+        try:
+            kids = _writers(tmp_path / "child", 2)
+            for w in kids:
+                w.write_row({"epoch": 0})
+            os._exit(0 if runs.sync_rows(kids) == [None, None] else 1)
+        finally:
+            os._exit(2)
+    for _ in range(200):                                             # up to 10 s
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+        raise AssertionError("the forked child hung in sync_rows")
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    for w in ws:
+        w.close()

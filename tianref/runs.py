@@ -101,8 +101,7 @@ def clean_row(row: dict) -> dict:
     return out
 
 
-_SYNC_POOL = ThreadPoolExecutor(max_workers=16, thread_name_prefix="row-sync")   # sync_rows' threads:
-#                                                     started on first use, they only wait on the disk
+_SYNC_POOL = {}             # pid -> sync_rows' thread pool (a forked child makes its own: threads do not fork)
 _os_write = os.write        # the one call that writes a row (tests replace it to fill the disk)
 _sync = getattr(os, "fdatasync", os.fsync)    # the row's bytes and the file size; not its mtime
 
@@ -319,7 +318,10 @@ def sync_rows(writers) -> list:
     if len(writers) == 1:
         futures = None
     else:
-        futures = [_SYNC_POOL.submit(w.log.sync) for w in writers]
+        pool = _SYNC_POOL.get(os.getpid())
+        if pool is None:                        # threads start on first use; they only wait on the disk
+            pool = _SYNC_POOL[os.getpid()] = ThreadPoolExecutor(max_workers=16, thread_name_prefix="row-sync")
+        futures = [pool.submit(w.log.sync) for w in writers]
     errors = []
     for i, w in enumerate(writers):
         try:
