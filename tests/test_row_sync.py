@@ -161,3 +161,37 @@ def test_a_forked_child_syncs_rows_with_its_own_threads(tmp_path):
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
     for w in ws:
         w.close()
+
+
+def test_the_runs_whose_last_row_is_logged_keep_their_final_state_when_another_rows_sync_fails(tmp_path,
+                                                                                                 monkeypatch):
+    """The sync of run b1's last row (epoch 4) fails: train-batch exits 1, b1 keeps rows 0..3 and no
+    checkpoint of epoch 4; b0 and b2, whose row 4 is logged, are complete runs as train leaves them
+    (final.npz and resume.npz at epoch 4, whose digest is that of their five rows, computed here from
+    the log), so a sweep counts them done instead of training them again."""
+    from tianref import identity
+    from tianref.analysis.records import is_complete
+    real, calls = runs._sync, {"n": 0}
+
+    def sync(fd):
+        if os.readlink(f"/proc/self/fd/{fd}").endswith(os.path.join("b1", "metrics.jsonl")):
+            calls["n"] += 1
+            if calls["n"] == 5:
+                raise OSError(errno.EIO, "Input/output error")
+        real(fd)
+    monkeypatch.setattr(runs, "_sync", sync)
+    args = ["train-batch"]
+    for i in range(3):
+        args += _member(tmp_path / f"b{i}", i, epochs=4)
+    r = cli(args)
+    assert r.exit_code == 1 and "b1" in r.output and "Input/output error" in r.output
+    assert len((tmp_path / "b1" / "metrics.jsonl").read_text().splitlines()) == 4
+    assert not is_complete(tmp_path / "b1", 4) and not (tmp_path / "b1" / "checkpoints" / "final.npz").exists()
+    for i in (0, 2):
+        d = tmp_path / f"b{i}"
+        assert is_complete(d, 4)
+        lines = (d / "metrics.jsonl").read_text().splitlines()
+        for name in ("final.npz", "resume.npz"):
+            ck = runs.load_npz(str(d / "checkpoints" / name))
+            assert int(ck["epoch"]) == 4
+            assert str(ck["rows_digest"]) == identity.rows_digest(str(ck["fingerprint"]), lines)

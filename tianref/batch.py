@@ -176,11 +176,19 @@ def _loop(xp, live, epoch, resumed, stop, on_epoch):
         if not resumed:
             head, fwd = train.head_of(xp, cfg0, P, train_b, test_b)          # (S,) values
             ended = []
-            _write_rows(_rows(xp, cfg0, live, P, epoch, head, fwd, train_b, rings))
+            logged, error = _write_rows(_rows(xp, cfg0, live, P, epoch, head, fwd, train_b, rings))
             for s, m in enumerate(live):
-                _log(m, P, opt, s, epoch, checkpoints)
+                if error is None:
+                    _log(m, P, opt, s, epoch, checkpoints)
+                elif s in logged:                   # its row is logged: its checkpoints too, as train's would be
+                    try:
+                        _log(m, P, opt, s, epoch, checkpoints)
+                    except OSError:                 # the same disk: the first error is the one reported
+                        pass
                 if m.failed:
                     ended.append(s)
+            if error is not None:
+                raise error
             if ended:                                                         # drop them from the stack
                 keep = [s for s in range(len(live)) if s not in ended]
                 live = [live[s] for s in keep]
@@ -254,25 +262,32 @@ def _one_batch(b, s):
                       ib=b.ib[s:s + 1] - s * 2 * b.M)
 
 
-def _write_rows(live) -> None:
+def _write_rows(live) -> tuple:
     """Every live run's row to its sink: each written, then synced together (runs.sync_rows: one
     wait for the disk instead of one per run); a sink without the two halves (runs.MemorySink) takes
-    its row whole. An OSError (a full disk) is raised once every other row is logged."""
-    errors, written = [], []
-    for m in live:
-        if m.row is None or not m.sink:
+    its row whole. Returns (the indices s of the runs whose row is logged, the first OSError or None):
+    a row that could not be written or synced (a full disk) is not logged, every other one is."""
+    errors, written, logged = [], [], set()
+    for s, m in enumerate(live):
+        if m.row is None:
             continue
         try:
-            if hasattr(m.sink, "write_row"):
+            if not m.sink:
+                logged.add(s)
+            elif hasattr(m.sink, "write_row"):
                 m.sink.write_row(m.row)
-                written.append(m.sink)
+                written.append(s)
             else:
                 m.sink.row(m.row)
+                logged.add(s)
         except OSError as exc:
             errors.append(exc)
-    errors += [e for e in runs.sync_rows(written) if e is not None] if written else []
-    if errors:
-        raise errors[0]
+    for s, exc in zip(written, runs.sync_rows([live[s].sink for s in written]) if written else []):
+        if exc is None:
+            logged.add(s)
+        else:
+            errors.append(exc)
+    return logged, (errors[0] if errors else None)
 
 
 def _log(m, P, opt, s, epoch, checkpoints):

@@ -11,9 +11,10 @@ Layout of a run directory
 Whole files are written to a temporary name in the same folder, fsynced and renamed over the
 target, so a reader never sees a half-written file. Rows are appended one line per write(2) and
 fsynced before the row counts as logged (a batch writes its runs' rows, then syncs them together:
-``sync_rows``); a write or sync that fails part-way (a full disk) is cut back to the last whole row. A reader ignores a torn last line (a kill -9 mid-write), and ``--resume``
-(tianref/resume.py) checks the log against the resume state. Who may write a run directory and
-how one is replaced: tianref/rundir.py.
+``sync_rows``); a write or sync that fails part-way (a full disk) is cut back to the last whole row.
+A reader ignores a torn last line (a kill -9 mid-write), and ``--resume`` (tianref/resume.py) checks
+the log against the resume state. Who may write a run directory and how one is replaced:
+tianref/rundir.py.
 
 Sinks of ``train.run`` (``row(dict)``, ``checkpoint(arrays_fn, epoch, named, final)``): ``RunWriter``
 writes a run directory; ``MemorySink`` keeps the rows in a list and writes nothing.
