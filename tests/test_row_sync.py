@@ -195,3 +195,30 @@ def test_the_runs_whose_last_row_is_logged_keep_their_final_state_when_another_r
             ck = runs.load_npz(str(d / "checkpoints" / name))
             assert int(ck["epoch"]) == 4
             assert str(ck["rows_digest"]) == identity.rows_digest(str(ck["fingerprint"]), lines)
+
+
+def test_sync_rows_returns_only_once_every_sync_is_over_even_when_one_raises(tmp_path, monkeypatch):
+    """One writer's sync raises an unexpected error (not OSError) at once, the other's takes 0.2 s:
+    sync_rows raises it only after the slow sync has returned, so the caller closing the files (the CLI
+    does in a finally) never closes an fd that a pool thread still syncs (it would sync a closed or reused fd)."""
+    import pytest
+    import time
+    ws = _writers(tmp_path, 2)
+    real, done = runs._sync, []
+
+    def sync(fd):
+        if fd == ws[0].log._fd:
+            raise RuntimeError("unexpected")
+        time.sleep(0.2)                     # long beside the immediate failure: without the wait it is still running
+        real(fd)
+        done.append(fd)
+    monkeypatch.setattr(runs, "_sync", sync)
+    try:
+        for w in ws:
+            w.write_row({"epoch": 0})
+        with pytest.raises(RuntimeError):
+            runs.sync_rows(ws)
+        assert done == [ws[1].log._fd]
+    finally:
+        for w in ws:
+            w.close()

@@ -25,7 +25,8 @@ import json
 import math
 import os
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from concurrent.futures import ThreadPoolExecutor, wait
 
 import numpy as np  # host I/O only
 
@@ -102,9 +103,18 @@ def clean_row(row: dict) -> dict:
     return out
 
 
-_SYNC_POOL = {}             # pid -> sync_rows' thread pool (a forked child makes its own: threads do not fork)
 _os_write = os.write        # the one call that writes a row (tests replace it to fill the disk)
 _sync = getattr(os, "fdatasync", os.fsync)    # the row's bytes and the file size; not its mtime
+_SYNC_POOL = {}             # pid -> sync_rows' thread pool (a forked child makes its own: threads do not fork)
+_SYNC_POOL_LOCK = threading.Lock()     # two parts of a batch (threads) may sync their first rows at once
+
+
+def _new_pool_lock() -> None:   # a child forked while a thread held the lock gets a free one
+    global _SYNC_POOL_LOCK
+    _SYNC_POOL_LOCK = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_new_pool_lock)
 
 
 class MetricsLog:
@@ -319,10 +329,12 @@ def sync_rows(writers) -> list:
     if len(writers) == 1:
         futures = None
     else:
-        pool = _SYNC_POOL.get(os.getpid())
-        if pool is None:                        # threads start on first use; they only wait on the disk
-            pool = _SYNC_POOL[os.getpid()] = ThreadPoolExecutor(max_workers=16, thread_name_prefix="row-sync")
+        with _SYNC_POOL_LOCK:
+            pool = _SYNC_POOL.get(os.getpid())
+            if pool is None:                    # threads start on first use; they only wait on the disk
+                pool = _SYNC_POOL[os.getpid()] = ThreadPoolExecutor(max_workers=16, thread_name_prefix="row-sync")
         futures = [pool.submit(w.log.sync) for w in writers]
+        wait(futures)           # every sync over before any error leaves: the caller may then close the files
     errors = []
     for i, w in enumerate(writers):
         try:
