@@ -114,7 +114,8 @@ def _new_pool_lock() -> None:   # a child forked while a thread held the lock ge
     _SYNC_POOL_LOCK = threading.Lock()
 
 
-os.register_at_fork(after_in_child=_new_pool_lock)
+if hasattr(os, "register_at_fork"):                   # POSIX; where there is no fork there is nothing to do
+    os.register_at_fork(after_in_child=_new_pool_lock)
 
 
 class MetricsLog:
@@ -287,8 +288,13 @@ class RunWriter:
         self._line = self.log.write(row)
 
     def sync_row(self) -> None:
-        """The second half of ``row``: the row written last made durable, then counted."""
-        self.log.sync()
+        """The second half of ``row``: the row written last made durable, then counted (not counted,
+        and forgotten, when the sync fails: the log has cut it back off)."""
+        try:
+            self.log.sync()
+        except OSError:
+            self._line = None
+            raise
         self._counted()
 
     def _counted(self) -> None:
