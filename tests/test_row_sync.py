@@ -222,3 +222,32 @@ def test_sync_rows_returns_only_once_every_sync_is_over_even_when_one_raises(tmp
     finally:
         for w in ws:
             w.close()
+
+
+def test_a_part_that_fails_while_another_is_stopped_names_its_error(tmp_path, monkeypatch):
+    """train-batch --threads 2 (parts b0, b2 and b1): b1's row 2 cannot be synced, and SIGINT arrives
+    at that moment (sent from the failing sync). The stop is raised (exit 1; b0 and b2 stopped at their
+    next row with their resume state saved), and b1 is reported with its own error in its log, not as a
+    run that never started."""
+    import signal
+    real, calls = runs._sync, {"n": 0}
+
+    def sync(fd):
+        if os.readlink(f"/proc/self/fd/{fd}").endswith(os.path.join("b1", "metrics.jsonl")):
+            calls["n"] += 1
+            if calls["n"] == 3:
+                os.kill(os.getpid(), signal.SIGINT)           # to the main thread's handler
+                raise OSError(errno.EIO, "Input/output error")
+        real(fd)
+    monkeypatch.setattr(runs, "_sync", sync)
+    args = ["train-batch", "--threads", "2", "--log-dir", tmp_path / "_logs"]
+    for i in range(3):
+        args += _member(tmp_path / f"b{i}", i, epochs=60)
+    r = cli(args)
+    assert r.exit_code == 1
+    log1 = (tmp_path / "_logs" / "b1.log").read_text()
+    assert "Input/output error" in log1 and "not started" not in log1
+    assert len((tmp_path / "b1" / "metrics.jsonl").read_text().splitlines()) == 2
+    for i in (0, 2):
+        assert "stopped by SIGINT" in (tmp_path / "_logs" / f"b{i}.log").read_text()
+        assert (tmp_path / f"b{i}" / "checkpoints" / "resume.npz").is_file()

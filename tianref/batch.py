@@ -154,6 +154,11 @@ def run(xp, members, *, parts: int = 1, on_epoch=None, on_stop=None):
         for t in threads:
             while t.is_alive():
                 t.join(0.2)                      # short waits: a signal reaches the main thread's handler
+        for i, exc in enumerate(errors):         # a part that failed: its runs end with its error,
+            if exc is not None and not isinstance(exc, RunFailure):   # named even when a stop is raised below
+                for m in split[i]:
+                    if m.failed is None and m.stopped is None:
+                        m.failed = str(exc) or type(exc).__name__
         for exc in errors:
             if isinstance(exc, RunFailure):      # a stop: every part saved its runs first
                 raise exc
