@@ -183,13 +183,13 @@ def _loop(xp, live, epoch, resumed, stop, on_epoch):
             ended = []
             logged, error = _write_rows(_rows(xp, cfg0, live, P, epoch, head, fwd, train_b, rings))
             for s, m in enumerate(live):
-                if error is None:
-                    _log(m, P, opt, s, epoch, checkpoints)
-                elif s in logged:                   # its row is logged: its checkpoints too, as train's would be
+                if s in logged:                     # its row is logged: its checks and checkpoints follow
                     try:
                         _log(m, P, opt, s, epoch, checkpoints)
-                    except OSError:                 # the same disk: the first error is the one reported
-                        pass
+                    except OSError:
+                        if error is None:
+                            raise
+                        # the same disk: the first error (a row's) is the one reported
                 if m.failed:
                     ended.append(s)
             if error is not None:

@@ -25,7 +25,6 @@ import json
 import math
 import os
 import tempfile
-import threading
 from concurrent.futures import ThreadPoolExecutor, wait
 
 import numpy as np  # host I/O only
@@ -106,16 +105,6 @@ def clean_row(row: dict) -> dict:
 _os_write = os.write        # the one call that writes a row (tests replace it to fill the disk)
 _sync = getattr(os, "fdatasync", os.fsync)    # the row's bytes and the file size; not its mtime
 _SYNC_POOL = {}             # pid -> sync_rows' thread pool (a forked child makes its own: threads do not fork)
-_SYNC_POOL_LOCK = threading.Lock()     # two parts of a batch (threads) may sync their first rows at once
-
-
-def _new_pool_lock() -> None:   # a child forked while a thread held the lock gets a free one
-    global _SYNC_POOL_LOCK
-    _SYNC_POOL_LOCK = threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):                   # POSIX; where there is no fork there is nothing to do
-    os.register_at_fork(after_in_child=_new_pool_lock)
 
 
 class MetricsLog:
@@ -287,18 +276,12 @@ class RunWriter:
         ``sync_rows`` syncs many runs' rows at once)."""
         self._line = self.log.write(row)
 
-    def sync_row(self) -> None:
+    def sync_row(self, synced=None) -> None:
         """The second half of ``row``: the row written last made durable, then counted (not counted,
-        and forgotten, when the sync fails: the log has cut it back off)."""
-        try:
-            self.log.sync()
-        except OSError:
-            self._line = None
-            raise
-        self._counted()
-
-    def _counted(self) -> None:
+        and forgotten, when the sync fails: the log has cut it back off). ``synced``: a function that
+        waits for this log's sync already under way (sync_rows), in place of syncing here."""
         line, self._line = self._line, None
+        (synced or self.log.sync)()
         if self.fingerprint is not None:
             self.digest = identity.chain(self.digest, line)
         if self.on_first_row is not None:       # the run has started cleanly
@@ -332,23 +315,19 @@ def sync_rows(writers) -> list:
     thread. Returns [None or the OSError] per writer: a row whose sync failed is cut back off and
     not counted, the others are logged whatever happened to it."""
     writers = list(writers)
-    if len(writers) == 1:
-        futures = None
-    else:
-        with _SYNC_POOL_LOCK:
-            pool = _SYNC_POOL.get(os.getpid())
-            if pool is None:                    # threads start on first use; they only wait on the disk
-                pool = _SYNC_POOL[os.getpid()] = ThreadPoolExecutor(max_workers=16, thread_name_prefix="row-sync")
+    waits = [None] * len(writers)               # one writer: it syncs itself
+    if len(writers) > 1:
+        pid = os.getpid()                       # threads start on first use; they only wait on the disk
+        pool = _SYNC_POOL.get(pid) or _SYNC_POOL.setdefault(
+            pid, ThreadPoolExecutor(max_workers=16, thread_name_prefix="row-sync"))   # setdefault: one wins a race
         futures = [pool.submit(w.log.sync) for w in writers]
         wait(futures)           # every sync over before any error leaves: the caller may then close the files
+        waits = [f.result for f in futures]
     errors = []
-    for i, w in enumerate(writers):
+    for w, synced in zip(writers, waits):
         try:
-            w.log.sync() if futures is None else futures[i].result()
+            w.sync_row(synced)
+            errors.append(None)
         except OSError as exc:
-            w._line = None
             errors.append(exc)
-            continue
-        w._counted()
-        errors.append(None)
     return errors
