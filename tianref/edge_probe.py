@@ -76,7 +76,7 @@ def evaluate(xp, params64, problem, cfg) -> dict:
     output scale) at float64 parameters, as host floats (one transfer)."""
     vals = []
     for batch in (problem.test, problem.train):
-        Yhat, _ = model.forward(xp, params64, batch, cfg.act, cfg.output_scale)       # (n, M)
+        Yhat, _ = model.forward(xp, params64, batch, cfg.act, cfg.output_scale, keep_H=False)   # (n, M)
         L, _ = losses.loss_and_grad(xp, Yhat, batch.y, cfg.loss)
         vals += [xp.reshape(L, (1,)), xp.reshape(losses.accuracy(xp, Yhat, batch.y).astype(xp.float64), (1,))]
     h = [float(x) for x in to_host(xp.concatenate(vals))]

@@ -132,7 +132,7 @@ def unit_energies(xp, W, batch, act: str, F=None, F_sum=None, sq=None):
     safe = xp.where(norms > 0, norms, 1.0)
     d = HOMOGENEOUS.get(act)
     if F is None or d is None:
-        _, Fn = model.hidden(xp, W64 / safe[..., None, :], batch, act)   # (n, K) sigma(X w_j/||w_j||)
+        _, Fn = model.hidden(xp, W64 / safe[..., None, :], batch, act, keep_H=False)   # (n, K) sigma(X w_j/||w_j||)
         scale = None
     else:
         Fn, scale = F, safe ** (-d)                                 # (n, K), (K,)

@@ -33,10 +33,10 @@ from __future__ import annotations
 
 import math
 
+from tianref import host_kernels as host
 from tianref.backend import special, xp_name
 
 ACTIVATIONS = ("sqr", "relu", "silu", "relusqr", "gelu")
-HOST_BLOCK_ROWS = 64        # rows of H per block in hidden() on the host: 64 x K floats, a few hundred KB
 _SQRT2 = math.sqrt(2.0)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
@@ -73,31 +73,26 @@ def sigma_prime(xp, H, act: str):
     raise ValueError(f"unknown activation {act!r}; choose one of {', '.join(ACTIVATIONS)}")
 
 
-def hidden(xp, W, batch, act: str):
+def hidden(xp, W, batch, act: str, keep_H: bool = True):
     """H = XW and F = sigma(H) for a batch, without materialising X.
 
-    Returns (H, F), both (n, K) ((S, n, K) for W (S, 2M, K) and a stacked batch).
+    Returns (H, F), both (n, K) ((S, n, K) for W (S, 2M, K) and a stacked batch); H is None when
+    ``keep_H`` is false (a forward pass whose backward is not taken: the host then never stores it).
     batch.ia / batch.ib index the rows W[a] and W[M + b] of W flattened to (S * 2M, K).
+    On the host: tianref/host_kernels.py (the same operations in cache-sized blocks of rows).
     """
     Wf = W.reshape(-1, W.shape[-1])                       # (2M, K) or (S * 2M, K): the rows of every run
+    if xp_name(xp) == "numpy":
+        return host.hidden(xp, Wf, batch.ia, batch.ib, lambda h: sigma(xp, h, act), keep_H)
     H = xp.take(Wf, batch.ia, axis=0)                     # (n, K)  W[a]
-    if xp_name(xp) != "numpy":
-        H += xp.take(Wf, batch.ib, axis=0)                # (n, K)  + W[M + b] = X W, X = [onehot(a), onehot(b)]
-        return H, sigma(xp, H, act)                       # (n, K)
-    # on the host, a block of rows at a time while it sits in cache: W[M + b] added, then sigma; the
-    # same operations on the same numbers as whole-array ones (so the same bits), a third less traffic
-    F = xp.empty_like(H)
-    Hr, Fr, ib = H.reshape(-1, H.shape[-1]), F.reshape(-1, H.shape[-1]), batch.ib.reshape(-1)
-    for lo in range(0, Hr.shape[0], HOST_BLOCK_ROWS):
-        h = Hr[lo:lo + HOST_BLOCK_ROWS]
-        h += xp.take(Wf, ib[lo:lo + HOST_BLOCK_ROWS], axis=0)
-        Fr[lo:lo + HOST_BLOCK_ROWS] = sigma(xp, h, act)
-    return H, F
+    H += xp.take(Wf, batch.ib, axis=0)                    # (n, K)  + W[M + b] = X W, X = [onehot(a), onehot(b)]
+    return (H if keep_H else None), sigma(xp, H, act)     # (n, K)
 
 
-def forward(xp, params, batch, act: str, beta: float = 1.0):
-    """Yhat = beta sigma(XW) V.  Returns (Yhat (n, M), cache=(H, F)); (S, n, M) for S stacked runs."""
-    H, F = hidden(xp, params["W"], batch, act)            # (n, K), (n, K)
+def forward(xp, params, batch, act: str, beta: float = 1.0, keep_H: bool = True):
+    """Yhat = beta sigma(XW) V.  Returns (Yhat (n, M), cache=(H, F)); (S, n, M) for S stacked runs.
+    keep_H=False: H in the cache is None (the backward needs it; the test set's forward does not)."""
+    H, F = hidden(xp, params["W"], batch, act, keep_H)    # (n, K), (n, K)
     Yhat = F @ params["V"]                                # (n, M)
     if beta != 1.0:
         Yhat = beta * Yhat                                # output scale
@@ -109,35 +104,11 @@ def segment_sum(xp, R, seg):
     for m segments of at most c rows, padded with n (S stacked runs: as segment_sum_padded).
 
     The sum is segment_sum_padded's on R with a zero row appended, bit for bit. On a device that is
-    how it is computed; on the host R is not copied: the slots every segment fills (up to the
-    smallest segment's length) gather from R itself, and only the rows the remaining slots name are
-    copied, behind one zero row for their pads (at the paper's size ~500 of 2016 rows)."""
-    if xp_name(xp) != "numpy":
-        Rp = xp.concatenate([R, xp.zeros(R.shape[:-2] + (1, R.shape[-1]), dtype=R.dtype)], axis=-2)   # (n+1, K): row n is the pad
-        return segment_sum_padded(xp, Rp, seg)
-    n, K = R.shape[-2:]
-    c = seg.shape[-1]
-    run, row = xp.divmod(seg, n + 1)                      # (.., m, c) run s, row in the run (n: a pad)
-    real = row < n                                        # (.., m, c) a real row (a prefix of each segment)
-    src = run * n + row                                   # (.., m, c) its row in R flattened to (S n, K)
-    Rf = R.reshape(-1, K)                                 # (S n, K)
-    filled = real.reshape(-1, c).all(axis=0)              # (c,) slots every segment fills
-    j0 = c if filled.all() else int(xp.argmin(filled))    # the first slot with a pad
-    tail = real[..., j0:]                                 # (.., m, c - j0)
-    rows = src[..., j0:][tail]                            # (t,) the rows of the later slots
-    T = xp.empty((len(rows) + 1, K), dtype=R.dtype)       # (t + 1, K): those rows, then a zero row
-    xp.take(Rf, rows, axis=0, out=T[:-1], mode="clip")    # (indices in range: "clip" only skips a buffer)
-    T[-1] = 0
-    at = xp.full(tail.shape, len(rows))                   # (.., m, c - j0) row of T (t: the zero row)
-    at[tail] = xp.arange(len(rows))
-    out = None
-    for j in range(c):                                    # slot order, as segment_sum_padded
-        g = xp.take(Rf, src[..., j], axis=0) if j < j0 else xp.take(T, at[..., j - j0], axis=0)   # (.., m, K)
-        if out is None:
-            out = g
-        else:
-            out += g
-    return out
+    how it is computed; on the host R is not copied (host_kernels.segment_sum)."""
+    if xp_name(xp) == "numpy":
+        return host.segment_sum(xp, R, seg)
+    Rp = xp.concatenate([R, xp.zeros(R.shape[:-2] + (1, R.shape[-1]), dtype=R.dtype)], axis=-2)   # (n+1, K): row n is the pad
+    return segment_sum_padded(xp, Rp, seg)
 
 
 def segment_sum_padded(xp, Rp, seg):
@@ -151,12 +122,9 @@ def segment_sum_padded(xp, Rp, seg):
     faster at the paper's size). On a device: that one gather and one reduction (two kernels, not 2c;
     the summation order is the device's)."""
     Rp = Rp.reshape(-1, Rp.shape[-1])                                            # (S (n+1), K) for a stack
-    if xp_name(xp) != "numpy":
-        return Rp[seg].sum(axis=-2)                                              # (.., M, c, K) -> (.., M, K)
-    out = xp.take(Rp, seg[..., 0], axis=0)                                       # (.., M, K)
-    for j in range(1, seg.shape[-1]):
-        out += xp.take(Rp, seg[..., j], axis=0)                                  # slot j of every segment
-    return out
+    if xp_name(xp) == "numpy":
+        return host.segment_sum_padded(xp, Rp, seg)
+    return Rp[seg].sum(axis=-2)                                                  # (.., M, c, K) -> (.., M, K)
 
 
 def _times_sigma_prime(xp, G, H, act: str):

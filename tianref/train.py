@@ -110,7 +110,7 @@ def trained(cfg, params) -> dict:
 def ridge_top(xp, cfg, W, problem, F=None):
     """The ridge V of W on the training set (ridge.ridge_V); F = sigma(XW) if already known."""
     if F is None:
-        _, F = model.hidden(xp, W, problem.train, cfg.act)                    # (n, K)
+        _, F = model.hidden(xp, W, problem.train, cfg.act, keep_H=False)       # (n, K)
     return ridge.ridge_V(xp, F, problem.train.y, cfg.M, cfg.ridge_reg)         # (K, M)
 
 
@@ -171,7 +171,7 @@ def head_of(xp, cfg, P, train, test):
     beta = cfg.output_scale
     Yhat, cache = model.forward(xp, P, train, cfg.act, beta)                   # (n, M)
     L, dL_dYhat = losses.loss_and_grad(xp, Yhat, train.y, cfg.loss)
-    Yhat_te, _ = model.forward(xp, P, test, cfg.act, beta)                     # (n_test, M)
+    Yhat_te, _ = model.forward(xp, P, test, cfg.act, beta, keep_H=False)       # (n_test, M), no backward
     L_te, _ = losses.loss_and_grad(xp, Yhat_te, test.y, cfg.loss)
     head = [("train_loss", L), ("test_loss", L_te),
             ("train_acc", losses.accuracy(xp, Yhat, train.y)),

@@ -1,0 +1,44 @@
+"""The host forms of model.py's gathers and activations (tianref/host_kernels.py): bit for bit the
+whole-array forms that a device runs (the fake device backend computes those with NumPy), for every
+activation, one run and a stack of runs, with and without H, on a row count that is not a multiple of
+the 64-row block."""
+import numpy as np
+import pytest
+
+from tianref import data, fakexp, model
+
+M, K = 13, 40
+
+
+def _batch(xp, S):
+    """A training batch of 150 pairs and W, float32: one run (S None) or a stack of S runs' batches."""
+    runs = [data.init_host(M, K, 150, s) for s in range(S or 1)]
+    W = np.stack([(r[2] * 3).astype(np.float32) for r in runs])   # |h| ~ 1: no activation near linear
+    if S is None:
+        return data.make_batch(xp, M, runs[0][0]), W[0]
+    return data.stack_batches(xp, M, [r[0] for r in runs], [None] * S), W
+
+
+@pytest.mark.parametrize("act", model.ACTIVATIONS)
+@pytest.mark.parametrize("stack", [None, 3])
+def test_hidden_has_the_bits_of_the_whole_array_form(act, stack):
+    batch, W = _batch(np, stack)
+    dev_batch, _ = _batch(fakexp, stack)
+    H_dev, F_dev = model.hidden(fakexp, fakexp.asarray(W), dev_batch, act)
+    H_dev, F_dev = fakexp.asnumpy(H_dev), fakexp.asnumpy(F_dev)
+    H, F = model.hidden(np, W, batch, act)
+    none, F2 = model.hidden(np, W, batch, act, keep_H=False)
+    assert H.shape == F.shape == H_dev.shape == ((stack,) if stack else ()) + (150, K)
+    assert np.array_equal(H, H_dev) and np.array_equal(F, F_dev)
+    assert none is None and np.array_equal(F2, F_dev)
+    none_dev, F2_dev = model.hidden(fakexp, fakexp.asarray(W), dev_batch, act, keep_H=False)
+    assert none_dev is None and np.array_equal(fakexp.asnumpy(F2_dev), F_dev)
+
+
+def test_forward_without_H_gives_the_same_outputs():
+    """The test set's forward keeps no H (train.head_of): the outputs are those of the full forward."""
+    batch, W = _batch(np, None)
+    V = np.random.default_rng(0).standard_normal((K, M)).astype(np.float32)
+    Y, (H, F) = model.forward(np, {"W": W, "V": V}, batch, "sqr", beta=2.0)
+    Y2, (H2, F2) = model.forward(np, {"W": W, "V": V}, batch, "sqr", beta=2.0, keep_H=False)
+    assert H2 is None and np.array_equal(F2, F) and np.array_equal(Y2, Y)
