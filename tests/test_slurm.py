@@ -26,7 +26,8 @@ def stub(tmp_path):
     """An 'interpreter' that appends its argv (one JSON line) to $STUB_LOG."""
     p = tmp_path / "stub.sh"
     p.write_text('#!/bin/bash\n'
-                 'python3 -c \'import json, sys; print(json.dumps(sys.argv[1:]))\' "$@" >> "$STUB_LOG"\n')
+                 'python3 -c \'import json, os, sys; os.write(1, (json.dumps(sys.argv[1:]) + "\\n").encode())\' '
+                 '"$@" >> "$STUB_LOG"\n')   # one write: a line is never split (print makes two when unbuffered)
     p.chmod(0o755)
     return p
 

@@ -84,11 +84,13 @@ def test_resolve():
 
 @pytest.fixture
 def stub(tmp_path):
-    """An 'interpreter' that appends its argv and thread variables (one JSON line) to $STUB_LOG."""
+    """An 'interpreter' that appends its argv and thread variables (one JSON line) to $STUB_LOG, in one
+    write: sweep --jobs 2 runs two at once, and print() makes two writes (text, newline) when
+    PYTHONUNBUFFERED is set, which two appending processes can interleave."""
     p = tmp_path / "stub.sh"
-    p.write_text('#!/bin/bash\npython3 -c \'import json, os, sys; print(json.dumps({"argv": sys.argv[1:], '
+    p.write_text('#!/bin/bash\npython3 -c \'import json, os, sys; os.write(1, (json.dumps({"argv": sys.argv[1:], '
                  '"env": [os.environ.get(v) for v in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", '
-                 '"OMP_NUM_THREADS")]}))\' "$@" >> "$STUB_LOG"\n')
+                 '"OMP_NUM_THREADS")]}) + "\\n").encode())\' "$@" >> "$STUB_LOG"\n')
     p.chmod(0o755)
     return p
 
