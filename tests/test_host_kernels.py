@@ -1,18 +1,19 @@
 """The host forms of model.py's gathers and activations (tianref/host_kernels.py): bit for bit the
 whole-array forms that a device runs (the fake device backend computes those with NumPy), for every
-activation, one run and a stack of runs, with and without H, on a row count that is not a multiple of
-the 64-row block."""
+activation, one run and a stack of runs, with and without H, on a row count that spans several blocks
+and is not a multiple of the block."""
 import numpy as np
 import pytest
 
-from tianref import data, fakexp, model
+from tianref import data, fakexp, host_kernels, model
 
 M, K = 13, 40
+N = 2 * host_kernels.HOST_BLOCK_ROWS + 22     # two whole blocks and a partial one
 
 
 def _batch(xp, S):
-    """A training batch of 150 pairs and W, float32: one run (S None) or a stack of S runs' batches."""
-    runs = [data.init_host(M, K, 150, s) for s in range(S or 1)]
+    """A training batch of N pairs and W, float32: one run (S None) or a stack of S runs' batches."""
+    runs = [data.init_host(M, K, N, s) for s in range(S or 1)]
     W = np.stack([(r[2] * 3).astype(np.float32) for r in runs])   # |h| ~ 1: no activation near linear
     if S is None:
         return data.make_batch(xp, M, runs[0][0]), W[0]
@@ -28,7 +29,8 @@ def test_hidden_has_the_bits_of_the_whole_array_form(act, stack):
     H_dev, F_dev = fakexp.asnumpy(H_dev), fakexp.asnumpy(F_dev)
     H, F = model.hidden(np, W, batch, act)
     none, F2 = model.hidden(np, W, batch, act, keep_H=False)
-    assert H.shape == F.shape == H_dev.shape == ((stack,) if stack else ()) + (150, K)
+    assert H.shape == F.shape == H_dev.shape == ((stack,) if stack else ()) + (N, K)
+    assert H.dtype == F.dtype == F2.dtype == F_dev.dtype == np.float32    # array_equal ignores dtypes
     assert np.array_equal(H, H_dev) and np.array_equal(F, F_dev)
     assert none is None and np.array_equal(F2, F_dev)
     none_dev, F2_dev = model.hidden(fakexp, fakexp.asarray(W), dev_batch, act, keep_H=False)
@@ -42,3 +44,5 @@ def test_forward_without_H_gives_the_same_outputs():
     Y, (H, F) = model.forward(np, {"W": W, "V": V}, batch, "sqr", beta=2.0)
     Y2, (H2, F2) = model.forward(np, {"W": W, "V": V}, batch, "sqr", beta=2.0, keep_H=False)
     assert H2 is None and np.array_equal(F2, F) and np.array_equal(Y2, Y)
+    with pytest.raises(ValueError, match="keep_H=True"):                # a clear error, not a TypeError
+        model.backward(np, {"W": W, "V": V}, batch, (H2, F2), np.ones_like(Y), "sqr")

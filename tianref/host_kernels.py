@@ -1,4 +1,4 @@
-"""The host (NumPy) forms of model.py's gathers, activations and segment sums.
+"""The host (NumPy) forms of model.py's gathers (with sigma applied block by block) and segment sums.
 
 model.py states each operation once as whole-array code (what a GPU runs). On the host the same
 operations on the same numbers are arranged for the CPU's caches, with bit for bit the same result
@@ -29,12 +29,13 @@ def hidden(xp, Wf, ia, ib, sigma, keep_H: bool = True):
     F = xp.empty((N, K), dtype=Wf.dtype)                      # (S n, K)
     H = xp.empty((N, K), dtype=Wf.dtype) if keep_H else None  # (S n, K)
     scratch = None if keep_H else xp.empty((HOST_BLOCK_ROWS, K), dtype=Wf.dtype)
-    for a in range(0, N, HOST_BLOCK_ROWS):
-        b = min(a + HOST_BLOCK_ROWS, N)
-        h = H[a:b] if keep_H else scratch[:b - a]            # (B, K)
-        xp.take(Wf, ia[a:b], axis=0, out=h, mode="clip")     # W[a]  (indices in range: "clip" skips a buffer)
-        h += xp.take(Wf, ib[a:b], axis=0)                     # + W[M + b] = X W
-        F[a:b] = sigma(h)                                     # sigma(X W)
+    for lo in range(0, N, HOST_BLOCK_ROWS):
+        hi = min(lo + HOST_BLOCK_ROWS, N)
+        h = H[lo:hi] if keep_H else scratch[:hi - lo]         # (rows, K) this block of H
+        # mode="clip" skips NumPy's bounds-check buffer; the indices come from data.make_batch, in range
+        xp.take(Wf, ia[lo:hi], axis=0, out=h, mode="clip")    # W[a]
+        h += xp.take(Wf, ib[lo:hi], axis=0)                   # + W[M + b] = X W
+        F[lo:hi] = sigma(h)                                   # sigma(X W)
     return (H.reshape(shape) if keep_H else None), F.reshape(shape)
 
 

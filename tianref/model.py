@@ -5,7 +5,8 @@ Reference: Tian (2025), the seed paper §2 (Li2 setup); docs/math.md §1-2.
 Symbols (code name <-> paper)
     W       <-> W      (2M, K)  first layer
     V       <-> V      (K, M)   second layer
-    H       <-> XW     (n, K)   pre-activation; row i is W[a_i] + W[M + b_i]
+    H       <-> XW     (n, K)   pre-activation; row i is W[a_i] + W[M + b_i] (None in a forward's cache
+                                taken with keep_H=False: only the backward needs it)
     F       <-> F = sigma(XW)   (n, K) hidden activations
     Yhat    <-> Yhat = beta F V (n, M)    beta = output scale (1 by default; Tian's slides)
     dL_d<X>  the gradient of the loss with respect to <X>
@@ -116,11 +117,10 @@ def segment_sum_padded(xp, Rp, seg):
     Rp (S, n+1, K) and seg (S, M, c) holding rows of Rp flattened to (S (n+1), K) (each run's table
     offset by s (n+1), padded with its own zero row; data.stack_batches); out (S, M, K).
 
-    On the host: c gathers of (m, K) rows added in slot order into one accumulator that stays in cache,
-    out = R[seg[:, 0]] + R[seg[:, 1]] + ...; that is the order NumPy's sum over axis 1 of the gathered
-    (m, c, K) array takes, so the bits are the same, without the c-times larger temporary (about 4x
-    faster at the paper's size). On a device: that one gather and one reduction (two kernels, not 2c;
-    the summation order is the device's)."""
+    The sum runs over the c slots in order; on a device as one gather and one reduction (two kernels;
+    the summation order is the device's), on the host as c gathers added into one accumulator
+    (host_kernels.segment_sum_padded: the same order as NumPy's sum over the gathered (m, c, K) array,
+    so the same bits)."""
     Rp = Rp.reshape(-1, Rp.shape[-1])                                            # (S (n+1), K) for a stack
     if xp_name(xp) == "numpy":
         return host.segment_sum_padded(xp, Rp, seg)
@@ -146,6 +146,8 @@ def backward(xp, params, batch, cache, dL_dYhat, act: str, beta: float = 1.0):
     """Gradients of the loss given dL/dYhat (n, M).  Returns {'W': (2M, K), 'V': (K, M)}.
     S stacked runs: dL/dYhat (S, n, M) -> {'W': (S, 2M, K), 'V': (S, K, M)}."""
     H, F = cache
+    if H is None:
+        raise ValueError("backward needs H: take the forward pass with keep_H=True")
     if beta != 1.0:
         dL_dYhat = beta * dL_dYhat                        # (n, M) dL/d(FV) = beta dL/dYhat
     V = params["V"]

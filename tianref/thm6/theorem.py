@@ -71,7 +71,7 @@ def features_from_weights(xp, W, M: int, train_idx, act: str, table=None):
     operands only, but the batch is the training code's own (data.make_batch), labels included."""
     batch = make_batch(xp, M, np.asarray(train_idx, dtype=np.int64), table)
     W64 = xp.asarray(W, dtype=xp.float64)                            # (2M, K)
-    _, F = hidden(xp, W64, batch, act)                               # (n, K)  σ(XW)
+    _, F = hidden(xp, W64, batch, act, keep_H=False)                 # (n, K)  σ(XW)
     F_tilde = centre(xp, F)                                          # (n, K)
     if not bool(to_host(xp.isfinite(F_tilde).all())):
         raise InputError("the hidden activations contain NaN/inf (a diverged checkpoint?)")

@@ -57,7 +57,7 @@ def ridge_gf_check(run_dir, config, epochs) -> list:
         ck = runs.load_npz(path)
         W, V = ck["W"].astype(np.float64), ck["V"].astype(np.float64)
         batch = data.make_batch(np, M, np.asarray(ck["train_idx"]), group_rows.table_of_config(config))
-        _, F = model.hidden(np, W, batch, config.get("act", "sqr"))
+        _, F = model.hidden(np, W, batch, config.get("act", "sqr"), keep_H=False)
         G = metrics.residual(np, F @ V, batch.y) @ V.T                      # (n, K) P_perp (T - F V) V^T
         Gr = ridge.ridge_limit_G_F(np, F, batch.y, M, lam)                   # (n, K)
         nG, nR = float(np.linalg.norm(G)), float(np.linalg.norm(Gr))
