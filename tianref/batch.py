@@ -1,9 +1,9 @@
-"""S runs that differ only by their seed, trained as one array with a leading run axis.
+"""S runs that differ only by their seed (and their weight decay eta), trained as one array with a leading run axis.
 
 Reference: tianref/train.py (the loop, its logging order and its checkpoints); docs/batch.md.
 
-The runs of a batch share every setting but the seed: the same shapes, the same weight-decay schedule,
-the same epochs. Their parameters and optimizer moments are stacked along a leading axis S,
+The runs of a batch share every setting but the seed and eta: the same shapes, the same optimizer, the
+same epochs (runs with an eta schedule share it, hence their eta; ``same_stack``). Their parameters and optimizer moments are stacked along a leading axis S,
 
     W (S, 2M, K)   V (S, K, M)   Adam's m, v, m^wd like them      (run s = index s)
 
@@ -17,6 +17,10 @@ float64, on the numpy and fake backends). What stays per run:
     its rolling Grams and edge rings: slice s of the stack's rings (S, w_max, P), pushed for all S by
                           one call (stack_rings; its state names the views of its slice)
     its random stream (the independence-proxy pairs; numpy Generator of its own seed)
+    its eta               one host value per run, (S, 1, 1), when the runs' etas differ (optim.per_run:
+                          each run's coefficients as its own run forms them; a run with eta = 0 adds
+                          exact zeros where its own run skips the decay, and its "no decay yet" flags
+                          are its own again in its checkpoints: member_state)
     its row: tianref/rows.py computes the S rows from the stacked arrays (S = 1 for one run)
     its sink: metrics.jsonl, checkpoints, resume state (runs.RunWriter), its lock (the CLI's)
 
@@ -49,9 +53,39 @@ def why_not_batchable(cfg) -> str | None:
     return None
 
 
-def same_condition(a, b) -> bool:
-    """True when two configs differ at most by their seed."""
-    return a.replace(seed=0) == b.replace(seed=0)
+def same_stack(a, b) -> bool:
+    """True when two configs can share a stack: they differ at most by their seed and eta (a schedule
+    fixes eta as its first value, so runs with one schedule have one eta)."""
+    return a.replace(seed=0, eta=0.0) == b.replace(seed=0, eta=0.0)
+
+
+def _eta(live, epoch):
+    """The weight decay of the step from row ``epoch``: a float when the runs share it, else a host
+    array of each run's value, (S, 1, 1) float64 (optim.per_run)."""
+    etas = [eta_at(m.cfg, epoch) for m in live]
+    if all(e == etas[0] for e in etas):
+        return etas[0]
+    return np.asarray(etas, dtype=np.float64).reshape(-1, 1, 1)
+
+
+def never_decayed(cfg) -> bool:
+    """A run whose every step has eta = 0 (no schedule, eta 0): its own run never lets decay into its
+    optimizer's buffers or its rings, so its flags say so whatever its stack's say."""
+    return cfg.eta == 0 and not cfg.eta_schedule
+
+
+ZERO_FLAGS = ("m_wd_zero", "buf_wd_zero")      # the optimizers' host flags "no decay has entered yet"
+
+
+def _joint_flags(opts):
+    """The runs' optimizer states with their ZERO_FLAGS as the stack's: true only when true for all
+    (a run whose buffer holds no decay keeps exact zeros in it when its stack's flag is false)."""
+    out = [dict(o) for o in opts]
+    for f in ZERO_FLAGS:
+        if f in out[0]:
+            for o in out:
+                o[f] = all(bool(p[f]) for p in opts)
+    return out
 
 
 @dataclass
@@ -89,7 +123,7 @@ def _tree(fn, *trees):
 def stack_state(xp, states):
     """(params, optimizer state) of S runs stacked along a new leading axis."""
     stack = lambda *xs: xp.stack(xs)                                      # noqa: E731
-    return (_tree(stack, *(s.params for s in states)), _tree(stack, *(s.adam for s in states)))
+    return (_tree(stack, *(s.params for s in states)), _tree(stack, *_joint_flags([s.adam for s in states])))
 
 
 def take(tree, s):
@@ -105,8 +139,12 @@ def _stacked_problem(xp, members):
 
 
 def member_state(P, opt, m, s, epoch):
-    """Run s's full TrainState (views into the stack), for its row and its checkpoints."""
-    return train.TrainState(params=take(P, s), adam=take(opt, s), spec=m.state.spec,
+    """Run s's full TrainState (views into the stack), for its row and its checkpoints; a run that never
+    decayed (never_decayed) gets its own flags back, as its unbatched run has them."""
+    own = take(opt, s)
+    if never_decayed(m.cfg):
+        own.update({f: True for f in ZERO_FLAGS if f in own})
+    return train.TrainState(params=take(P, s), adam=own, spec=m.state.spec,
                             rng=m.state.rng, epoch=epoch, edge=m.state.edge)
 
 
@@ -115,8 +153,8 @@ def _fail(m, msg):
 
 
 def run(xp, members, *, parts: int = 1, on_epoch=None, on_stop=None):
-    """Train every member to row cfg.epochs as one stack.  All members must share the condition
-    (same_condition), the epoch they start from and whether that row is logged. Returns the members
+    """Train every member to row cfg.epochs as one stack.  All members must share the condition up to
+    seed and eta (same_stack), the epoch they start from and whether that row is logged. Returns the members
     (``failed`` set on the ones that diverged). Raises RunFailure on SIGINT/SIGTERM after saving every
     running member's resume state. on_epoch(epoch): after each logged row of the batch (of the first
     part); on_stop(message): a stop signal.
@@ -131,8 +169,8 @@ def run(xp, members, *, parts: int = 1, on_epoch=None, on_stop=None):
         raise ValueError(f"runs with {why} cannot be batched")
     epoch, resumed = members[0].state.epoch, members[0].resumed
     for m in members[1:]:
-        if not same_condition(m.cfg, cfg0) or (m.state.epoch, m.resumed) != (epoch, resumed):
-            raise ValueError("a batch holds runs of one condition starting from one epoch")
+        if not same_stack(m.cfg, cfg0) or (m.state.epoch, m.resumed) != (epoch, resumed):
+            raise ValueError("a batch holds runs of one condition (up to seed and eta) starting from one epoch")
     parts = max(1, min(int(parts), len(members)))
     with train._Stop(on_stop) as stop:
         if parts == 1:
@@ -327,7 +365,7 @@ def _step(xp, cfg, live, P, opt, train_b, epoch, fwd, rings):
     else:
         Yhat, cache, dL_dYhat = fwd
     grads = model.backward(xp, P, train_b, cache, dL_dYhat, cfg.act, cfg.output_scale)
-    new, opt, wd = optimizers.update(xp, cfg, P, grads, opt, eta=eta_at(cfg, epoch), wd_part=True)
+    new, opt, wd = optimizers.update(xp, cfg, P, grads, opt, eta=_eta(live, epoch), wd_part=True)
     for key, (k, mode) in train.gram_states(cfg).items():
         rings["spec"][key] = spectra.push(xp, rings["spec"][key], spectra.delta(xp, new[k], P[k], mode, runs=True),
                                           mode)                            # (S, P) updates, one push
@@ -356,5 +394,6 @@ def _name_slices(live, rings, epoch: int) -> None:
     for m in live:
         spec_v, edge_v = m.views
         spec = {k: {"buf": b, "gram": g, "count": rings["spec"][k]["count"]} for k, (b, g) in spec_v.items()}
-        edge = {k: {"buf_wd": b, "clean": rings["edge"][k]["clean"]} for k, b in edge_v.items()}
+        clean = {k: rings["edge"][k]["clean"] or never_decayed(m.cfg) for k in edge_v}   # as its own run's
+        edge = {k: {"buf_wd": b, "clean": clean[k]} for k, b in edge_v.items()}
         m.state = train.TrainState(params=None, adam=None, spec=spec, rng=m.state.rng, epoch=epoch, edge=edge)

@@ -284,12 +284,10 @@ def window_splits_runs(xp, spec, state, w: int):
 
 
 def stacked(xp, states):
-    """S runs' edge states (runs stepped together) as one: buf_wd (S, w_max, P), a copy, and their one
-    clean flag (``spectra.stacked`` does the same for their rolling Grams)."""
-    clean = {st["clean"] for st in states}
-    if len(clean) > 1:
-        raise ValueError("runs stepped together disagree on whether their rings hold weight decay")
-    return {"buf_wd": xp.stack([st["buf_wd"] for st in states]), "clean": clean.pop()}
+    """S runs' edge states (runs stepped together) as one: buf_wd (S, w_max, P), a copy, clean only when
+    every run's ring is (runs with different eta: a run without decay then has exact zeros in its slice,
+    and the splits of a zero ring are exact zeros either way; ``spectra.stacked`` stacks their Grams)."""
+    return {"buf_wd": xp.stack([st["buf_wd"] for st in states]), "clean": all(st["clean"] for st in states)}
 
 
 def edge_vector(xp, specs, states, w: int):

@@ -25,6 +25,10 @@ with small gradients are decayed hardest; AdamW decays every coordinate at rate 
 
 Every operation is elementwise, so parameters, gradients and moments may carry a leading run axis S
 (S runs stacked, tianref/batch.py) with no change: each run's entries are updated as if alone.
+A stack whose runs differ by eta passes eta as a host array of per-run values, shape (S, 1, 1),
+float64 (``per_run``); each coefficient below is then formed in float64, as Python forms it from a
+float, and cast once to the parameters' dtype, as NumPy casts a Python float: each run's numbers
+are those of its own run (a run with eta = 0 adds exact zeros where its own run adds nothing).
 
 The weight-decay part of an update (docs/edge-and-clocks.md §1). Every update splits exactly
 into a gradient part and a weight-decay part, Delta = Delta^grad + Delta^wd:
@@ -55,6 +59,17 @@ from __future__ import annotations
 import math
 
 
+def per_run(xp, c, like):
+    """A step coefficient for ``like``: c itself when it is a Python float; a host array of per-run
+    values (S, 1, 1) as ``like``'s dtype on the backend."""
+    return xp.asarray(c.astype(like.dtype)) if getattr(c, "ndim", 0) else c
+
+
+def nonzero(eta) -> bool:
+    """Whether any run's eta is nonzero (eta a float or a host array of per-run values)."""
+    return bool(eta.any()) if hasattr(eta, "any") else bool(eta)
+
+
 def adam_init(xp, params):
     """State with zero moments and t = 0.  params: {name: array}.
 
@@ -76,7 +91,7 @@ def adam_update(xp, params, grads, state, *, lr, beta1=0.9, beta2=0.999, eps=1e-
     c2 = 1.0 - beta2 ** t                              # bias correction of v
     new_params, new_m, new_v = {}, {}, {}
     m_wd_old = state.get("m_wd")
-    coupled_wd = bool(eta) and not decoupled
+    coupled_wd = nonzero(eta) and not decoupled
     m_wd_zero = state.get("m_wd_zero", True) and not coupled_wd
     new_m_wd, parts = {}, {}
     for k, w in params.items():
@@ -86,13 +101,13 @@ def adam_update(xp, params, grads, state, *, lr, beta1=0.9, beta2=0.999, eps=1e-
             else:                                      # m^wd <- beta1 m^wd + (1 - beta1) eta w
                 mw = beta1 * m_wd_old[k]               # a new array: updated in place below
                 if coupled_wd:
-                    mw += ((1.0 - beta1) * eta) * w
+                    mw += per_run(xp, (1.0 - beta1) * eta, w) * w
                 new_m_wd[k] = mw
         g = grads[k]
-        if eta and not decoupled:
-            g = g + eta * w                            # coupled L2: g + eta w
-        if eta and decoupled:
-            w = w * (1.0 - lr * eta)                   # AdamW: w (1 - lr eta)
+        if coupled_wd:
+            g = g + per_run(xp, eta, w) * w            # coupled L2: g + eta w
+        if decoupled and nonzero(eta):
+            w = w * per_run(xp, 1.0 - lr * eta, w)     # AdamW: w (1 - lr eta)
         m = beta1 * state["m"][k] + (1.0 - beta1) * g  # first moment
         v = beta2 * state["v"][k] + (1.0 - beta2) * (g * g)   # second moment
         # w - lr m_hat / (sqrt(v_hat) + eps), arranged as torch does:
@@ -101,8 +116,8 @@ def adam_update(xp, params, grads, state, *, lr, beta1=0.9, beta2=0.999, eps=1e-
         new_params[k] = w - (lr / c1) * (m / denom)
         new_m[k], new_v[k] = m, v
         if wd_part:
-            if eta and decoupled:                      # Delta^wd = -lr eta w (w before the decay)
-                parts[k] = (-lr * eta) * params[k]
+            if decoupled and nonzero(eta):             # Delta^wd = -lr eta w (w before the decay)
+                parts[k] = per_run(xp, -lr * eta, w) * params[k]
             elif m_wd_old is not None and not m_wd_zero:   # Delta^wd = -(lr/c1) m^wd / denom
                 d_wd = new_m_wd[k] / denom             # a new array: scaled in place
                 d_wd *= -lr / c1

@@ -26,9 +26,12 @@ it never feeds back into the parameters, so the training path is bit-identical e
 weight-decay schedule sets eta to 0, b^wd <- mu b^wd keeps decaying and Delta^wd stays nonzero: the
 buffer still carries the decay of earlier steps. The host flag "buf_wd_zero" says b^wd is exactly 0.
 
-Elementwise, so a leading run axis S (tianref/batch.py) passes through unchanged.
+Elementwise, so a leading run axis S (tianref/batch.py) passes through unchanged; eta may be a host
+array of per-run values (S, 1, 1), as in optim.py (``optim.per_run``).
 """
 from __future__ import annotations
+
+from tianref.optim import nonzero, per_run
 
 
 def sgd_init(xp, params):
@@ -43,20 +46,21 @@ def sgd_update(xp, params, grads, state, *, lr, momentum=0.9, eta=0.0, wd_part=F
     t = state["t"] + 1
     new_params, new_buf, new_wd, parts = {}, {}, {}, {}
     old_wd = state.get("buf_wd", {})
-    zero = state.get("buf_wd_zero", not old_wd) and not eta       # b^wd still exactly 0 after this step
+    decay = nonzero(eta)
+    zero = state.get("buf_wd_zero", not old_wd) and not decay     # b^wd still exactly 0 after this step
     for k, w in params.items():
         carry = momentum and t > 1 and k in old_wd and not state.get("buf_wd_zero", False)
         if zero:
             bw = old_wd[k] if k in old_wd else xp.zeros_like(w)
         elif carry:                                        # b^wd <- mu b^wd + eta w
-            bw = momentum * old_wd[k] + eta * w if eta else momentum * old_wd[k]
+            bw = momentum * old_wd[k] + per_run(xp, eta, w) * w if decay else momentum * old_wd[k]
         else:                                              # b^wd = eta w (first step, or no momentum)
-            bw = eta * w
+            bw = per_run(xp, eta, w) * w
         new_wd[k] = bw
         parts[k] = None if zero else (-lr) * bw
         g = grads[k]
-        if eta:
-            g = g + eta * w                                # coupled L2: g + eta w
+        if decay:
+            g = g + per_run(xp, eta, w) * w                # coupled L2: g + eta w
         if momentum:
             b = g if t == 1 else momentum * state["buf"][k] + g   # torch: buf = g at the first step
         else:

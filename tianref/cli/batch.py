@@ -1,9 +1,9 @@
-"""``python cli.py train-batch``: several train runs of one condition (differing only by seed) trained
+"""``python cli.py train-batch``: several train runs of one condition (differing only by seed and eta) trained
 as one stacked array in this process (tianref/batch.py); what ``sweep --batch`` starts.
 
 Each --member is the argument list of one ``train`` command (what follows ``train``). Every member is
 parsed, checked, locked and given its config.json by train's own code, exactly as ``train`` would;
-then the members that share a condition and a starting epoch train together. Each run keeps its own
+then the members that share a condition (up to seed and eta) and a starting epoch train together. Each run keeps its own
 directory, metrics.jsonl, checkpoints, resume state and lock: summarize, plot, thm6, edge and
 --resume see an ordinary run.
 """
@@ -81,13 +81,13 @@ def prepare_members(argvs, log_dir):
 
 
 def _groups(prepared):
-    """Members that can train as one stack: same condition and backend, same starting epoch, same
-    resume status."""
+    """Members that can train as one stack: same condition up to seed and eta (batch.same_stack), same
+    backend, same starting epoch, same resume status."""
     groups = []
     for p in prepared:
         for g in groups:
             q = g[0]
-            if (engine_batch.same_condition(p.cfg, q.cfg) and p.xp_name == q.xp_name
+            if (engine_batch.same_stack(p.cfg, q.cfg) and p.xp_name == q.xp_name
                     and (p.state is None) == (q.state is None)
                     and (p.state is None or p.state.epoch == q.state.epoch)):
                 g.append(p)
@@ -127,7 +127,7 @@ def _fitting(groups, available=None):
                    "split); with --xp cupy the host BLAS's threads.")
 @reports_errors
 def train_batch_cmd(members, log_dir, threads):
-    """Train the --member runs (one condition, different seeds) as one stacked array.
+    """Train the --member runs (one condition, different seeds or etas) as one stacked array.
 
     Runs that cannot be stacked (Muon, the ridge top layer) or that start from different epochs
     train in separate stacks, one after another. A run that diverges ends alone (its message in its

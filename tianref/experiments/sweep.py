@@ -23,6 +23,7 @@ import threading
 import time
 
 from tianref import threads as blas_threads
+from tianref.batch import BATCHABLE_OPTIMIZERS
 from tianref.errors import InputError, RunFailure
 from tianref.analysis.records import is_complete
 from tianref.experiments.jobs import (  # noqa: F401  (re-exported: callers import them from here)
@@ -85,13 +86,23 @@ def _open_log(path, command: str):
     return log
 
 
+def stack_key(job: Job) -> tuple:
+    """What the runs of one batch share: the options and epochs, all but eta where the runs can stack
+    by eta (batch.same_stack: an optimizer that acts elementwise, a trained top layer, no eta schedule;
+    the other runs are one condition per eta, as before)."""
+    opts = dict(job.options)
+    by_eta = (opts.get("optimizer", "adam") in BATCHABLE_OPTIMIZERS and opts.get("top_layer", "trained") == "trained"
+              and not opts.get("eta_schedule"))
+    return (repr(tuple((k, v) for k, v in job.options if not (by_eta and k == "eta"))), job.epochs)
+
+
 def batches(jobs: list[Job], n_jobs: int = 1) -> list[list[Job]]:
-    """The jobs of each condition (same options and epochs: they differ only by seed) as batches
-    for ``train-batch``: one per condition, each split into equal parts when there are fewer
-    conditions than ``n_jobs`` processes, so the batches fill them."""
+    """The jobs of each condition (``stack_key``: they differ only by seed and eta) as batches for
+    ``train-batch``: one per condition, each split into equal parts when there are fewer conditions
+    than ``n_jobs`` processes, so the batches fill them."""
     by_cond: dict = {}
     for j in jobs:
-        by_cond.setdefault((repr(j.options), j.epochs), []).append(j)
+        by_cond.setdefault(stack_key(j), []).append(j)
     parts = max(1, -(-n_jobs // max(len(by_cond), 1)))             # ceil(n_jobs / conditions)
     out = []
     for group in by_cond.values():

@@ -1,0 +1,137 @@
+"""Runs that differ by their weight decay eta (and seed) in one stack: each run's rows, checkpoints and
+resume state are those of the run trained alone; what may and may not share a stack."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from tianref import batch, runs, train
+from tianref.backend import get_xp
+from tianref.config import TrainConfig, validate
+from tianref.experiments import sweep
+
+from cli_checks import cli
+
+from test_batch import SMALL
+
+ETAS = (2e-3, 0.0, 5e-3)          # a run without decay between two with it
+
+
+class StateSink(runs.MemorySink):
+    """MemorySink that also keeps every checkpoint's arrays (with the rings), by epoch."""
+
+    def __init__(self):
+        super().__init__()
+        self.states = {}
+
+    def checkpoint(self, arrays_fn, epoch, named, final):
+        self.states[(epoch, final)] = arrays_fn(True)
+
+
+def _cfgs(optimizer, dtype, etas=ETAS, **kw):
+    extra = {"lr": 0.05} if optimizer == "sgd" else {}
+    return [validate(TrainConfig(**{**SMALL, "epochs": 24, "windows": (5,), "checkpoint_epochs": (9,),
+                                    "optimizer": optimizer, "dtype": dtype, **extra, **kw, "eta": e, "seed": s}))
+            for e in etas for s in (0, 1)]
+
+
+def _alone(cfg, xp):
+    sink = StateSink()
+    train.run(cfg, xp, sink=sink)
+    return sink
+
+
+def _together(cfgs, xp, parts=1):
+    members = []
+    for c in cfgs:
+        problem, state = train.setup(c, xp)
+        members.append(batch.Member(c, problem, state, sink=StateSink()))
+    batch.run(xp, members, parts=parts)
+    return members
+
+
+def _same_arrays(a: dict, b: dict):
+    assert a.keys() == b.keys()
+    for k in a:
+        x, y = np.asarray(a[k]), np.asarray(b[k])
+        assert x.dtype == y.dtype and x.shape == y.shape, k
+        assert np.array_equal(x, y), k                   # values (a zero's sign aside)
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "adamw", "sgd"])
+@pytest.mark.parametrize("xp_name,dtype", [("numpy", "float64"), ("numpy", "float32"), ("fake", "float64")])
+def test_runs_stacked_by_eta_are_each_the_run_trained_alone(optimizer, xp_name, dtype):
+    xp = get_xp(xp_name)
+    cfgs = _cfgs(optimizer, dtype)
+    members = _together(cfgs, xp)
+    for c, m in zip(cfgs, members):
+        alone = _alone(c, xp)
+        assert m.failed is None
+        assert [json.dumps(r, sort_keys=True) for r in m.sink.rows] == \
+            [json.dumps(r, sort_keys=True) for r in alone.rows], (c.eta, c.seed)
+        assert m.sink.states.keys() == alone.states.keys() == {(9, False), (24, True)}
+        for key in alone.states:                         # checkpoints and resume state, flags included
+            _same_arrays(m.sink.states[key], alone.states[key])
+    if optimizer != "sgd":                               # the "no decay yet" flag is each run's own
+        for c, m in zip(cfgs, members):
+            assert bool(m.sink.states[(24, True)]["adam_m_wd_zero"]) == (c.eta == 0 or optimizer == "adamw")
+    for c, m in zip(cfgs, members):
+        assert bool(m.sink.states[(24, True)]["edge_clean"]) == (c.eta == 0)
+
+
+def test_a_stack_by_eta_in_thread_parts_gives_the_same_rows():
+    cfgs = _cfgs("adam", "float32")
+    together = _together(cfgs, np, parts=2)
+    for c, m in zip(cfgs, together):
+        assert m.sink.rows == _alone(c, np).rows
+
+
+def _argv(out, eta, epochs):
+    return ["--out", str(out), "--seed", "1", "--M", "11", "--K", "64", "--n-train", "60", "--eta", eta,
+            "--epochs", str(epochs), "--checkpoint-epochs", "6"]
+
+
+def test_each_run_of_a_stack_by_eta_resumes_alone_exactly(tmp_path):
+    """train-batch stacks a run with decay and one without (one stack: the log says 2 runs), to epoch 12;
+    then train --resume takes each alone to epoch 24: the same files as its run trained alone from the
+    start (rows byte for byte; checkpoints, the "no decay yet" flags included)."""
+    etas = ("2e-3", "0")
+    args = ["train-batch", "--log-dir", tmp_path / "_logs"]
+    for e in etas:
+        args += ["--member", " ".join(_argv(tmp_path / f"b{e}", e, 12))]
+    r = cli(args)
+    assert r.exit_code == 0, r.output
+    for e in etas:
+        b, u = tmp_path / f"b{e}", tmp_path / f"u{e}"
+        summary = json.loads((tmp_path / "_logs" / f"b{e}.log").read_text().splitlines()[-1])
+        assert summary["batched"] and summary["batch_runs"] == 2
+        assert cli(["train", "--out", b, "--resume", "--epochs", 24]).exit_code == 0
+        assert cli(["train", *_argv(u, e, 24)]).exit_code == 0
+        assert (b / "metrics.jsonl").read_bytes() == (u / "metrics.jsonl").read_bytes()
+        _same_arrays(runs.load_npz(str(b / "checkpoints" / "final.npz")), runs.load_npz(str(u / "checkpoints" / "final.npz")))
+        x, y = (runs.load_npz(str(d / "checkpoints" / "epoch_00006.npz")) for d in (b, u))
+        assert json.loads(str(x.pop("config")))["epochs"] == 12                # written while E was 12
+        y.pop("config")
+        _same_arrays(x, y)
+
+
+def test_same_stack_takes_seed_and_eta_only():
+    a = _cfgs("adam", "float64")[0]
+    assert batch.same_stack(a, a.replace(eta=0.0, seed=5))
+    assert not batch.same_stack(a, a.replace(lr=2e-3))
+    sched = a.replace(eta=2e-3, eta_schedule=((0, 2e-3), (10, 0.0)))
+    assert batch.same_stack(sched, sched.replace(seed=3))
+    assert not batch.same_stack(sched, sched.replace(eta=1e-3, eta_schedule=((0, 1e-3), (10, 0.0))))
+
+
+def test_sweep_batches_put_the_etas_of_a_condition_together(tmp_path):
+    jobs = sweep.make_jobs(tmp_path, sweep.grid(eta=[2e-4, 0.0], act=["sqr"], M=[11]), [0, 1, 2], 10, {"K": 64})
+    assert [len(b) for b in sweep.batches(jobs, 1)] == [6]
+    assert [len(b) for b in sweep.batches(jobs, 2)] == [3, 3]
+    muon = sweep.make_jobs(tmp_path / "m", [dict(eta=e, optimizer="muon") for e in (2e-4, 0.0)], [0, 1], 10)
+    assert [len(b) for b in sweep.batches(muon, 1)] == [2, 2]          # Muon: one condition per eta
+    sched = sweep.make_jobs(tmp_path / "s", [dict(eta=e, eta_schedule=f"0:{e},5:0") for e in (2e-4, 1e-4)],
+                            [0], 10)
+    assert [len(b) for b in sweep.batches(sched, 1)] == [1, 1]
