@@ -66,6 +66,7 @@ VARIANTS = {
                                      eta_schedule=((0, 2e-3), (12, 0.0))),
     "core-metrics-beta": dict(metrics="core", output_scale=2.0, init_scale=0.5),
     "group-S3": dict(M=6, n_train=20, group="S3"),
+    "muon": dict(optimizer="muon", lr=0.02),
 }
 
 

@@ -31,7 +31,7 @@ class StateSink(runs.MemorySink):
 
 
 def _cfgs(optimizer, dtype, etas=ETAS, **kw):
-    extra = {"lr": 0.05} if optimizer == "sgd" else {}
+    extra = {"lr": 0.05} if optimizer == "sgd" else {"lr": 0.02} if optimizer == "muon" else {}
     return [validate(TrainConfig(**{**SMALL, "epochs": 24, "windows": (5,), "checkpoint_epochs": (9,),
                                     "optimizer": optimizer, "dtype": dtype, **extra, **kw, "eta": e, "seed": s}))
             for e in etas for s in (0, 1)]
@@ -60,7 +60,7 @@ def _same_arrays(a: dict, b: dict):
         assert np.array_equal(x, y), k                   # values (a zero's sign aside)
 
 
-@pytest.mark.parametrize("optimizer", ["adam", "adamw", "sgd"])
+@pytest.mark.parametrize("optimizer", ["adam", "adamw", "sgd", "muon"])
 @pytest.mark.parametrize("xp_name,dtype", [("numpy", "float64"), ("numpy", "float32"), ("fake", "float64")])
 def test_runs_stacked_by_eta_are_each_the_run_trained_alone(optimizer, xp_name, dtype):
     xp = get_xp(xp_name)
@@ -75,7 +75,7 @@ def test_runs_stacked_by_eta_are_each_the_run_trained_alone(optimizer, xp_name, 
         for key in alone.states:                         # checkpoints and resume state, flags included
             _same_arrays(m.sink.states[key], alone.states[key])
     if optimizer != "sgd":                               # the "no decay yet" flag is each run's own
-        for c, m in zip(cfgs, members):
+        for c, m in zip(cfgs, members):                  # (Muon: V's Adam, coupled)
             assert bool(m.sink.states[(24, True)]["adam_m_wd_zero"]) == (c.eta == 0 or optimizer == "adamw")
     for c, m in zip(cfgs, members):
         assert bool(m.sink.states[(24, True)]["edge_clean"]) == (c.eta == 0)
@@ -117,6 +117,28 @@ def test_each_run_of_a_stack_by_eta_resumes_alone_exactly(tmp_path):
         _same_arrays(x, y)
 
 
+@pytest.mark.parametrize("optimizer", ["adam", "muon"])
+def test_a_stack_by_eta_resumed_as_a_stack_continues_each_run_exactly(tmp_path, optimizer):
+    """Resumed, the runs' "no decay yet" flags differ (the run without decay keeps its own; Muon's sit in
+    V's Adam state): the stack joins them and each run still ends as its run trained alone."""
+    etas, opt = ("2e-3", "0"), ["--optimizer", optimizer, "--lr", "0.02"]
+
+    def batch_of(epochs, resume):
+        args = ["train-batch"]
+        for e in etas:
+            argv = ["--out", str(tmp_path / f"b{e}"), "--resume", "--epochs", str(epochs)] if resume \
+                else _argv(tmp_path / f"b{e}", e, epochs) + opt
+            args += ["--member", " ".join(argv)]
+        r = cli(args)
+        assert r.exit_code == 0, r.output
+
+    batch_of(12, resume=False)
+    batch_of(24, resume=True)
+    for e in etas:
+        assert cli(["train", *_argv(tmp_path / f"u{e}", e, 24), *opt]).exit_code == 0
+        assert (tmp_path / f"b{e}" / "metrics.jsonl").read_bytes() == (tmp_path / f"u{e}" / "metrics.jsonl").read_bytes()
+
+
 def test_same_stack_takes_seed_and_eta_only():
     a = _cfgs("adam", "float64")[0]
     assert batch.same_stack(a, a.replace(eta=0.0, seed=5))
@@ -131,7 +153,9 @@ def test_sweep_batches_put_the_etas_of_a_condition_together(tmp_path):
     assert [len(b) for b in sweep.batches(jobs, 1)] == [6]
     assert [len(b) for b in sweep.batches(jobs, 2)] == [3, 3]
     muon = sweep.make_jobs(tmp_path / "m", [dict(eta=e, optimizer="muon") for e in (2e-4, 0.0)], [0, 1], 10)
-    assert [len(b) for b in sweep.batches(muon, 1)] == [2, 2]          # Muon: one condition per eta
+    assert [len(b) for b in sweep.batches(muon, 1)] == [4]
+    ridge = sweep.make_jobs(tmp_path / "r", [dict(eta=e, top_layer="ridge") for e in (2e-4, 0.0)], [0, 1], 10)
+    assert [len(b) for b in sweep.batches(ridge, 1)] == [2, 2]        # ridge: one condition per eta
     sched = sweep.make_jobs(tmp_path / "s", [dict(eta=e, eta_schedule=f"0:{e},5:0") for e in (2e-4, 1e-4)],
                             [0], 10)
     assert [len(b) for b in sweep.batches(sched, 1)] == [1, 1]

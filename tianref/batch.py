@@ -40,14 +40,15 @@ from tianref import (data, edge as edges, group_rows, loss as losses, model, opt
 from tianref.config import eta_at
 from tianref.errors import RunFailure
 
-# what a batch can stack: optimizers acting elementwise on their state, and a trained top layer
-BATCHABLE_OPTIMIZERS = ("adam", "adamw", "sgd")
+# what a batch can stack: optimizers that act on each run's slice alone (elementwise, or Muon's
+# Newton-Schulz products slice by slice), and a trained top layer
+BATCHABLE_OPTIMIZERS = ("adam", "adamw", "sgd", "muon")
 
 
 def why_not_batchable(cfg) -> str | None:
     """None when runs of ``cfg`` can be stacked; else the reason (they then train one by one)."""
     if cfg.optimizer not in BATCHABLE_OPTIMIZERS:
-        return f"--optimizer {cfg.optimizer} (Muon's Newton-Schulz steps are per matrix)"
+        return f"--optimizer {cfg.optimizer}"
     if cfg.top_layer != "trained":
         return "--top-layer ridge (a linear solve per run)"
     return None
@@ -78,14 +79,24 @@ ZERO_FLAGS = ("m_wd_zero", "buf_wd_zero")      # the optimizers' host flags "no 
 
 
 def _joint_flags(opts):
-    """The runs' optimizer states with their ZERO_FLAGS as the stack's: true only when true for all
-    (a run whose buffer holds no decay keeps exact zeros in it when its stack's flag is false)."""
+    """The runs' optimizer states (nested dicts: Muon's holds V's Adam) with their ZERO_FLAGS as the
+    stack's: true only when true for all (a run whose buffer holds no decay keeps exact zeros in it
+    when its stack's flag is false)."""
     out = [dict(o) for o in opts]
-    for f in ZERO_FLAGS:
-        if f in out[0]:
+    for k, v in opts[0].items():
+        if isinstance(v, dict):
+            for o, j in zip(out, _joint_flags([p[k] for p in opts])):
+                o[k] = j
+        elif k in ZERO_FLAGS:
             for o in out:
-                o[f] = all(bool(p[f]) for p in opts)
+                o[k] = all(bool(p[k]) for p in opts)
     return out
+
+
+def _own_flags(opt):
+    """A state's ZERO_FLAGS set true, nested dicts included (a run that never decayed)."""
+    return {k: (_own_flags(v) if isinstance(v, dict) else (True if k in ZERO_FLAGS else v))
+            for k, v in opt.items()}
 
 
 @dataclass
@@ -143,7 +154,7 @@ def member_state(P, opt, m, s, epoch):
     decayed (never_decayed) gets its own flags back, as its unbatched run has them."""
     own = take(opt, s)
     if never_decayed(m.cfg):
-        own.update({f: True for f in ZERO_FLAGS if f in own})
+        own = _own_flags(own)
     return train.TrainState(params=take(P, s), adam=own, spec=m.state.spec,
                             rng=m.state.rng, epoch=epoch, edge=m.state.edge)
 

@@ -27,8 +27,15 @@ The weight-decay part of a step (the split Delta = Delta^grad + Delta^wd of opti
 decoupled, so Delta^wd = -lr eta W (W before the decay) and the orthogonalised step is the gradient
 part, Delta^grad = (1 - lr eta) W - lr O - W + lr eta W = -lr O. ``wd_part=True`` returns Delta^wd
 third (None when eta = 0).
+
+A leading run axis S (S runs stacked, tianref/batch.py): W, g and m (S, 2M, K). Each slice is
+orthogonalised alone: the Frobenius norm is taken over the last two axes, the products are ``@`` on
+them (NumPy multiplies a stack slice by slice with the BLAS call of one matrix), so each run's step is
+its own run's bit for bit; eta may be per-run host values (S, 1, 1), as in optim.py.
 """
 from __future__ import annotations
+
+from tianref.optim import nonzero, per_run
 
 # Tian's five (a, b, c) triples, in order
 NS_COEFFS = ((4.01, -9.22, 5.80),
@@ -41,14 +48,20 @@ MUON_BETA = 0.99
 
 
 def newton_schulz(xp, G, coeffs=NS_COEFFS, eps=NS_EPS):
-    """NS(G) for a 2-d G (r, c); returns an array of G's shape and dtype."""
-    tall = G.shape[0] > G.shape[1]
-    X = G.T if tall else G                                 # (p, q), p <= q
-    X = X / (xp.sqrt((X * X).sum()) + eps)                 # ||X||_F <= 1: singular values in [0, 1]
+    """NS(G) for G (r, c), or each slice of a stack (S, r, c); returns an array of G's shape and dtype."""
+    tall = G.shape[-2] > G.shape[-1]
+    X = _T(G) if tall else G                               # (p, q), p <= q
+    norm = xp.sqrt((X * X).sum(axis=(-2, -1), keepdims=True))   # (1, 1) ||X||_F (stack: (S, 1, 1))
+    X = X / (norm + eps)                                   # ||X||_F <= 1: singular values in [0, 1]
     for a, b, c in coeffs:
-        S = X @ X.T                                        # (p, p)
+        S = X @ _T(X)                                      # (p, p)
         X = a * X + (b * S + c * (S @ S)) @ X              # (p, q)
-    return X.T if tall else X
+    return _T(X) if tall else X
+
+
+def _T(X):
+    """X^T of the last two axes (a stack: each slice's)."""
+    return X.swapaxes(-1, -2)
 
 
 def muon_init(xp, W):
@@ -59,9 +72,10 @@ def muon_init(xp, W):
 def muon_update(xp, W, g, state, *, lr, eta=0.0, beta=MUON_BETA, wd_part=False):
     """One Muon step on W (2-d).  Returns (new W, new state), and Delta^wd (or None) third when
     ``wd_part``; inputs are not modified."""
-    d_wd = (-lr * eta) * W if (wd_part and eta) else None      # W before the decay
-    if eta:
-        W = W * (1.0 - lr * eta)                           # decoupled decay, before the update
+    decay = nonzero(eta)
+    d_wd = per_run(xp, -lr * eta, W) * W if (wd_part and decay) else None   # W before the decay
+    if decay:
+        W = W * per_run(xp, 1.0 - lr * eta, W)             # decoupled decay, before the update
     m = beta * state["m"] + (1.0 - beta) * g               # EMA momentum
     O = newton_schulz(xp, m)                               # (2M, K) orthogonalised step
     if wd_part:

@@ -129,7 +129,7 @@ def _fitting(groups, available=None):
 def train_batch_cmd(members, log_dir, threads):
     """Train the --member runs (one condition, different seeds or etas) as one stacked array.
 
-    Runs that cannot be stacked (Muon, the ridge top layer) or that start from different epochs
+    Runs that cannot be stacked (the ridge top layer) or that start from different epochs
     train in separate stacks, one after another. A run that diverges ends alone (its message in its
     log); SIGINT/SIGTERM save every run's resume state. Prints one JSON summary line per run on
     stdout. Exit 0 when every run finished, 1 when one failed, 2 when one was refused.
