@@ -67,6 +67,8 @@ VARIANTS = {
     "core-metrics-beta": dict(metrics="core", output_scale=2.0, init_scale=0.5),
     "group-S3": dict(M=6, n_train=20, group="S3"),
     "muon": dict(optimizer="muon", lr=0.02),
+    "ridge-held-tian": dict(top_layer="ridge", loss="tian", optimizer="sgd", lr=0.05),
+    "ridge-current": dict(top_layer="ridge", ridge_eval="current"),
 }
 
 

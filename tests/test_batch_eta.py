@@ -81,6 +81,18 @@ def test_runs_stacked_by_eta_are_each_the_run_trained_alone(optimizer, xp_name, 
         assert bool(m.sink.states[(24, True)]["edge_clean"]) == (c.eta == 0)
 
 
+@pytest.mark.parametrize("ridge_eval", ["held", "current"])
+def test_ridge_runs_stacked_by_eta_are_each_the_run_trained_alone(ridge_eval):
+    """The ridge top layer: each run's V solved from its own F and labels inside the stack."""
+    cfgs = _cfgs("adam", "float64", top_layer="ridge", ridge_eval=ridge_eval)
+    for c, m in zip(cfgs, _together(cfgs, np)):
+        alone = _alone(c, np)
+        assert [json.dumps(r, sort_keys=True) for r in m.sink.rows] == \
+            [json.dumps(r, sort_keys=True) for r in alone.rows], (c.eta, c.seed)
+        for key in alone.states:
+            _same_arrays(m.sink.states[key], alone.states[key])
+
+
 def test_a_stack_by_eta_in_thread_parts_gives_the_same_rows():
     cfgs = _cfgs("adam", "float32")
     together = _together(cfgs, np, parts=2)
@@ -155,7 +167,7 @@ def test_sweep_batches_put_the_etas_of_a_condition_together(tmp_path):
     muon = sweep.make_jobs(tmp_path / "m", [dict(eta=e, optimizer="muon") for e in (2e-4, 0.0)], [0, 1], 10)
     assert [len(b) for b in sweep.batches(muon, 1)] == [4]
     ridge = sweep.make_jobs(tmp_path / "r", [dict(eta=e, top_layer="ridge") for e in (2e-4, 0.0)], [0, 1], 10)
-    assert [len(b) for b in sweep.batches(ridge, 1)] == [2, 2]        # ridge: one condition per eta
+    assert [len(b) for b in sweep.batches(ridge, 1)] == [4]
     sched = sweep.make_jobs(tmp_path / "s", [dict(eta=e, eta_schedule=f"0:{e},5:0") for e in (2e-4, 1e-4)],
                             [0], 10)
     assert [len(b) for b in sweep.batches(sched, 1)] == [1, 1]

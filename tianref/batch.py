@@ -40,20 +40,6 @@ from tianref import (data, edge as edges, group_rows, loss as losses, model, opt
 from tianref.config import eta_at
 from tianref.errors import RunFailure
 
-# what a batch can stack: optimizers that act on each run's slice alone (elementwise, or Muon's
-# Newton-Schulz products slice by slice), and a trained top layer
-BATCHABLE_OPTIMIZERS = ("adam", "adamw", "sgd", "muon")
-
-
-def why_not_batchable(cfg) -> str | None:
-    """None when runs of ``cfg`` can be stacked; else the reason (they then train one by one)."""
-    if cfg.optimizer not in BATCHABLE_OPTIMIZERS:
-        return f"--optimizer {cfg.optimizer}"
-    if cfg.top_layer != "trained":
-        return "--top-layer ridge (a linear solve per run)"
-    return None
-
-
 def same_stack(a, b) -> bool:
     """True when two configs can share a stack: they differ at most by their seed and eta (a schedule
     fixes eta as its first value, so runs with one schedule have one eta)."""
@@ -175,9 +161,6 @@ def run(xp, members, *, parts: int = 1, on_epoch=None, on_stop=None):
     on a multi-core CPU; give each a single-threaded BLAS). Which part a run is in changes none of
     its numbers: each run's slice of a stack is computed as it would be alone."""
     cfg0 = members[0].cfg
-    why = why_not_batchable(cfg0)
-    if why is not None:
-        raise ValueError(f"runs with {why} cannot be batched")
     epoch, resumed = members[0].state.epoch, members[0].resumed
     for m in members[1:]:
         if not same_stack(m.cfg, cfg0) or (m.state.epoch, m.resumed) != (epoch, resumed):
@@ -370,13 +353,19 @@ def _step(xp, cfg, live, P, opt, train_b, epoch, fwd, rings):
     """One optimizer step of every run in the stack; the updates go to the stacked rings (one push for
     the stack: each run's slice as its own push would leave it), then each member's state names its
     slices with the new count."""
-    if fwd is None:
+    P_step = P                                                             # the params the step starts from
+    if cfg.top_layer == "ridge" and not train.ridge_current(cfg):
+        P_step, cache, dL_dYhat = train.held_forward(xp, cfg, P, train_b, fwd)   # V := each run's ridge(W)
+    elif fwd is None:
         Yhat, cache = model.forward(xp, P, train_b, cfg.act, cfg.output_scale)
         _, dL_dYhat = losses.loss_and_grad(xp, Yhat, train_b.y, cfg.loss)
     else:
         Yhat, cache, dL_dYhat = fwd
-    grads = model.backward(xp, P, train_b, cache, dL_dYhat, cfg.act, cfg.output_scale)
-    new, opt, wd = optimizers.update(xp, cfg, P, grads, opt, eta=_eta(live, epoch), wd_part=True)
+    grads = model.backward(xp, P_step, train_b, cache, dL_dYhat, cfg.act, cfg.output_scale)
+    new, opt, wd = optimizers.update(xp, cfg, train.trained(cfg, P_step), grads, opt, eta=_eta(live, epoch),
+                                     wd_part=True)
+    if train.ridge_current(cfg):
+        new = dict(new, V=train.ridge_top(xp, cfg, new["W"], train_b))      # each run's V of its new W
     for key, (k, mode) in train.gram_states(cfg).items():
         rings["spec"][key] = spectra.push(xp, rings["spec"][key], spectra.delta(xp, new[k], P[k], mode, runs=True),
                                           mode)                            # (S, P) updates, one push

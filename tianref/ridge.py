@@ -42,7 +42,11 @@ def targets(xp, y, M: int):
 
 
 def ridge_V(xp, F, y, M: int, lam: float):
-    """V = (F^T F + lam I)^{-1} F^T T, solved in float64 and returned in F's dtype.  F (n, K)."""
+    """V = (F^T F + lam I)^{-1} F^T T, solved in float64 and returned in F's dtype.  F (n, K), y (n,).
+    S stacked runs (batch.py): F (S, n, K), y (S, n) -> (S, K, M), each run's V solved alone (the
+    triangular solves take one matrix: a run's own solve, bit for bit, run by run)."""
+    if F.ndim == 3:
+        return xp.stack([ridge_V(xp, F[s], y[s], M, lam) for s in range(F.shape[0])])
     n, K = F.shape
     la = scipy_linalg(xp)
     F64 = F.astype(xp.float64)                                   # (n, K)

@@ -87,7 +87,7 @@ def setup(cfg, xp, init=None):
                       data.make_batch(xp, cfg.M, test_idx, table),
                       group_rows.prepare(xp, cfg) if cfg.metrics == "full" else None)
     if ridge_current(cfg):
-        params["V"] = ridge_top(xp, cfg, params["W"], problem)
+        params["V"] = ridge_top(xp, cfg, params["W"], problem.train)
     w_max = max(cfg.windows)
     state = TrainState(params=params, adam=optimizers.init(xp, cfg, trained(cfg, params)),
                        spec={s: spectra.init(xp, params[k].size, w_max, dt)
@@ -107,23 +107,26 @@ def trained(cfg, params) -> dict:
     return {"W": params["W"]} if ridge_current(cfg) else params
 
 
-def ridge_top(xp, cfg, W, problem, F=None):
-    """The ridge V of W on the training set (ridge.ridge_V); F = sigma(XW) if already known."""
+def ridge_top(xp, cfg, W, train, F=None):
+    """The ridge V of W on the training batch ``train`` (ridge.ridge_V); F = sigma(XW) if already known.
+    S stacked runs (batch.py): W (S, 2M, K), their stacked batch -> V (S, K, M), each run's own solve."""
     if F is None:
-        _, F = model.hidden(xp, W, problem.train, cfg.act, keep_H=False)       # (n, K)
-    return ridge.ridge_V(xp, F, problem.train.y, cfg.M, cfg.ridge_reg)         # (K, M)
+        _, F = model.hidden(xp, W, train, cfg.act, keep_H=False)               # (n, K)
+    return ridge.ridge_V(xp, F, train.y, cfg.M, cfg.ridge_reg)                 # (K, M)
 
 
-def _held_forward(xp, cfg, state, problem, fwd):
+def held_forward(xp, cfg, P, train, fwd):
     """Tian's training forward under --ridge-eval held: V overwritten by ridge(W) (no gradient through
-    the solve), then the forward and dL/dYhat at that V. Returns (params with the solved V, cache, dL)."""
+    the solve), then the forward and dL/dYhat at that V. Returns (params with the solved V, cache, dL).
+    ``fwd``: the forward pass of P, if known (its sigma(XW) depends on W only). S stacked runs: as
+    ridge_top."""
     if fwd is None:
-        cache = model.hidden(xp, state.params["W"], problem.train, cfg.act)   # (H, F), (n, K) each
+        cache = model.hidden(xp, P["W"], train, cfg.act)                       # (H, F), (n, K) each
     else:
-        cache = fwd[1]                                                         # sigma(XW) depends on W only
-    P = dict(state.params, V=ridge_top(xp, cfg, state.params["W"], problem, cache[1]))
+        cache = fwd[1]
+    P = dict(P, V=ridge_top(xp, cfg, P["W"], train, cache[1]))
     Yhat = cache[1] @ P["V"]                                                   # (n, M) beta = 1 (validate)
-    _, dL_dYhat = losses.loss_and_grad(xp, Yhat, problem.train.y, cfg.loss)
+    _, dL_dYhat = losses.loss_and_grad(xp, Yhat, train.y, cfg.loss)
     return P, cache, dL_dYhat
 
 
@@ -132,7 +135,7 @@ def step(xp, cfg, state, problem, fwd=None):
     beta = cfg.output_scale
     P = state.params
     if cfg.top_layer == "ridge" and not ridge_current(cfg):
-        P, cache, dL_dYhat = _held_forward(xp, cfg, state, problem, fwd)      # V := ridge(W), then step
+        P, cache, dL_dYhat = held_forward(xp, cfg, P, problem.train, fwd)     # V := ridge(W), then step
     elif fwd is None:
         Yhat, cache = model.forward(xp, P, problem.train, cfg.act, beta)
         _, dL_dYhat = losses.loss_and_grad(xp, Yhat, problem.train.y, cfg.loss)
@@ -142,7 +145,7 @@ def step(xp, cfg, state, problem, fwd=None):
     params, adam, wd = optimizers.update(xp, cfg, trained(cfg, P), grads, state.adam,
                                          eta=eta_at(cfg, state.epoch), wd_part=True)
     if ridge_current(cfg):
-        params = dict(params, V=ridge_top(xp, cfg, params["W"], problem))   # V of the new W
+        params = dict(params, V=ridge_top(xp, cfg, params["W"], problem.train))   # V of the new W
     spec, edge = record_update(xp, cfg, state.spec, state.edge, params, state.params, wd)
     return TrainState(params=params, adam=adam, spec=spec, rng=state.rng, epoch=state.epoch + 1,
                       edge=edge)

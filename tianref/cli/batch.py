@@ -129,8 +129,8 @@ def _fitting(groups, available=None):
 def train_batch_cmd(members, log_dir, threads):
     """Train the --member runs (one condition, different seeds or etas) as one stacked array.
 
-    Runs that cannot be stacked (the ridge top layer) or that start from different epochs
-    train in separate stacks, one after another. A run that diverges ends alone (its message in its
+    Runs of different conditions, or that start from different epochs, train in separate stacks,
+    one after another. A run that diverges ends alone (its message in its
     log); SIGINT/SIGTERM save every run's resume state. Prints one JSON summary line per run on
     stdout. Exit 0 when every run finished, 1 when one failed, 2 when one was refused.
     """
@@ -208,19 +208,8 @@ def _train_group(group, log_dir, failed, threads: int):
                 row = next((m.row for m in members[::parts] if m.failed is None and m.row), None)
                 bar.update(1 if epoch > last["e"] else 0, row or {})
                 last["e"] = epoch
-            if engine_batch.why_not_batchable(p0.cfg) is None:
-                engine_batch.run(xp, members, parts=parts, on_epoch=on_epoch,
-                                 on_stop=lambda m: click.echo(f"\n{m}", err=True))
-            else:                                   # one by one, by train's own loop
-                for p, m in zip(group, members):
-                    try:
-                        m.state = train.run(m.cfg, xp, problem=m.problem, state=m.state if m.resumed else None,
-                                            init=None if m.resumed else p.init, sink=m.sink)[0]
-                    except RunFailure as exc:
-                        if "stopped by" in str(exc):
-                            m.stopped = str(exc)
-                            raise
-                        m.failed = str(exc)
+            engine_batch.run(xp, members, parts=parts, on_epoch=on_epoch,
+                             on_stop=lambda m: click.echo(f"\n{m}", err=True))
     except RunFailure as exc:                       # a stop signal: every running run saved its state
         stopped = exc
     finally:

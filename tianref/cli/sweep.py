@@ -82,8 +82,7 @@ def check_jobs(jobs, xp_name: str, device: bool = True) -> None:
                    "at a fraction of the per-run overhead. With --jobs N a condition is split into N "
                    "batches when there are fewer conditions than N; --threads T then steps each batch in T "
                    "parts, by T threads with a one-thread BLAS each (on a CPU processes overlap better: "
-                   "give --jobs the cores; docs/batch.md §4). Ridge runs train one by one inside "
-                   "their batch process.")
+                   "give --jobs the cores; docs/batch.md §4).")
 @click.option("--plan", is_flag=True,
               help="Print the unfinished runs' independent train commands, one per line, and exit.")
 @click.option("--slurm", "slurm_file", type=click.Path(dir_okay=False, path_type=Path), default=None,

@@ -23,7 +23,6 @@ import threading
 import time
 
 from tianref import threads as blas_threads
-from tianref.batch import BATCHABLE_OPTIMIZERS
 from tianref.errors import InputError, RunFailure
 from tianref.analysis.records import is_complete
 from tianref.experiments.jobs import (  # noqa: F401  (re-exported: callers import them from here)
@@ -87,12 +86,9 @@ def _open_log(path, command: str):
 
 
 def stack_key(job: Job) -> tuple:
-    """What the runs of one batch share: the options and epochs, all but eta where the runs can stack
-    by eta (batch.same_stack: an optimizer that acts elementwise, a trained top layer, no eta schedule;
-    the other runs are one condition per eta, as before)."""
-    opts = dict(job.options)
-    by_eta = (opts.get("optimizer", "adam") in BATCHABLE_OPTIMIZERS and opts.get("top_layer", "trained") == "trained"
-              and not opts.get("eta_schedule"))
+    """What the runs of one batch share: the options and epochs, all but eta unless the runs have an eta
+    schedule (batch.same_stack: a schedule fixes eta; runs with one are one condition per eta)."""
+    by_eta = not dict(job.options).get("eta_schedule")
     return (repr(tuple((k, v) for k, v in job.options if not (by_eta and k == "eta"))), job.epochs)
 
 
