@@ -36,7 +36,7 @@ from tianref.rundir import check_output_dir, check_output_file
 @click.option("--threads", type=click.IntRange(min=1), default=None, show_default=THREADS_DEFAULT,
               help=THREADS_HELP)
 @click.option("--batch/--no-batch", default=None,
-              help="Train the seeds of each condition as stacked arrays (train-batch; the same runs, "
+              help="Train the seeds (and eta values) of each condition as stacked arrays (train-batch; the same runs, "
                    "each in its own folder). Default: on with --xp cupy (a GPU is filled by one stack, "
                    "not by many small processes), off on a CPU.  [default: auto]")
 @click.option("--plan", is_flag=True,
