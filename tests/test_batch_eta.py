@@ -151,6 +151,19 @@ def test_a_stack_by_eta_resumed_as_a_stack_continues_each_run_exactly(tmp_path, 
         assert (tmp_path / f"b{e}" / "metrics.jsonl").read_bytes() == (tmp_path / f"u{e}" / "metrics.jsonl").read_bytes()
 
 
+def test_a_per_run_coefficient_is_sent_to_the_device_once():
+    """optim.per_run keeps each stack coefficient on the backend: the same values give the same device
+    array (no copy per step, each of which would wait for a GPU), cast to the parameters' dtype."""
+    from tianref import fakexp, optim
+    w = fakexp.asarray(np.ones((3, 2, 2), dtype=np.float32))
+    c = np.asarray([2e-3, 0.0, 5e-3]).reshape(-1, 1, 1)
+    a = optim.per_run(fakexp, (1.0 - 0.9) * c, w)
+    assert a is optim.per_run(fakexp, (1.0 - 0.9) * c.copy(), w)      # recomputed on the host: same bits
+    assert a.dtype == np.float32 and np.array_equal(a.get(), ((1.0 - 0.9) * c).astype(np.float32))
+    assert optim.per_run(fakexp, 2 * c, w) is not a
+    assert optim.per_run(fakexp, 0.5, w) == 0.5                         # a float passes as it is
+
+
 def test_same_stack_takes_seed_and_eta_only():
     a = _cfgs("adam", "float64")[0]
     assert batch.same_stack(a, a.replace(eta=0.0, seed=5))

@@ -59,10 +59,24 @@ from __future__ import annotations
 import math
 
 
+_PER_RUN = {}          # (backend, dtype, the values' bytes) -> the coefficient on the backend
+
+
 def per_run(xp, c, like):
     """A step coefficient for ``like``: c itself when it is a Python float; a host array of per-run
-    values (S, 1, 1) as ``like``'s dtype on the backend."""
-    return xp.asarray(c.astype(like.dtype)) if getattr(c, "ndim", 0) else c
+    values (S, 1, 1) as ``like``'s dtype on the backend. Kept per value: a stack's coefficients are
+    the same every step, and a host -> device copy would wait for the device each time."""
+    if not getattr(c, "ndim", 0):
+        return c
+    host = c.astype(like.dtype)
+    key = (id(xp), host.dtype.str, host.shape, host.tobytes())
+    out = _PER_RUN.get(key)
+    if out is None:                                    # (a stack's thread parts may race here: harmless)
+        out = xp.asarray(host)
+        if len(_PER_RUN) >= 64:                        # a few stacks' worth; never grows without bound
+            _PER_RUN.clear()
+        _PER_RUN[key] = out
+    return out
 
 
 def nonzero(eta) -> bool:
