@@ -10,6 +10,7 @@ import pytest
 from tianref import batch, runs, train
 from tianref.backend import get_xp
 from tianref.config import TrainConfig, validate
+from tianref.errors import RunFailure
 from tianref.experiments import sweep
 
 from cli_checks import cli
@@ -27,7 +28,8 @@ class StateSink(runs.MemorySink):
         self.states = {}
 
     def checkpoint(self, arrays_fn, epoch, named, final):
-        self.states[(epoch, final)] = arrays_fn(True)
+        self.states[(epoch, final)] = {k: np.array(v) for k, v in arrays_fn(True).items()}   # copies: the
+        # host backend's arrays are views of rings that later steps update in place
 
 
 def _cfgs(optimizer, dtype, etas=ETAS, **kw):
@@ -91,6 +93,44 @@ def test_ridge_runs_stacked_by_eta_are_each_the_run_trained_alone(ridge_eval):
             [json.dumps(r, sort_keys=True) for r in alone.rows], (c.eta, c.seed)
         for key in alone.states:
             _same_arrays(m.sink.states[key], alone.states[key])
+
+
+@pytest.mark.parametrize("parts", [1, 2])
+@pytest.mark.parametrize("ridge_eval", ["held", "current"])
+def test_a_run_whose_ridge_solve_fails_ends_alone(ridge_eval, parts, monkeypatch):
+    """A ridge run whose solve fails in a step ends alone, as its train.step raises: its rows so far and
+    train's message; the others go on and are each the run trained alone. The failing run diverges
+    (SGD with lr eta = 10: W grows tenfold a step); under current its activations overflow and the
+    solve of its new W meets them (SciPy refuses non-finite input), under held its row's loss would
+    overflow first, so there the Cholesky is refused past a scale its activations reach on the way
+    (as a positive definite matrix rounded to an indefinite one would be)."""
+    if ridge_eval == "held":
+        cholesky = np.linalg.cholesky
+
+        def refusing(A):
+            if np.abs(A).max() > 1e12:
+                raise np.linalg.LinAlgError("Matrix is not positive definite")
+            return cholesky(A)
+        monkeypatch.setattr(np.linalg, "cholesky", refusing)
+    cfgs = _cfgs("sgd", "float32", etas=(2e-3, 100.0), top_layer="ridge", ridge_eval=ridge_eval,
+                 momentum=0.0, lr=0.1)
+    with np.errstate(over="ignore", invalid="ignore"):              # the diverging run's overflow
+        members = _together(cfgs, np, parts=parts)
+        for c, m in zip(cfgs, members):
+            alone = StateSink()
+            try:
+                train.run(c, np, sink=alone)
+                message = None
+            except RunFailure as exc:
+                message = str(exc)
+            assert (m.failed, c.eta == 100.0) == (message, message is not None), (c.eta, c.seed)
+            assert [json.dumps(r, sort_keys=True) for r in m.sink.rows] == \
+                [json.dumps(r, sort_keys=True) for r in alone.rows], (c.eta, c.seed)
+            assert m.sink.states.keys() == alone.states.keys()
+            for key in alone.states:
+                _same_arrays(m.sink.states[key], alone.states[key])
+    assert all("the ridge solve failed" in m.failed for m in members if m.failed)
+    assert all(1 < len(m.sink.rows) < 25 for m in members if m.failed)      # it failed mid-way
 
 
 def test_a_stack_by_eta_in_thread_parts_gives_the_same_rows():

@@ -24,8 +24,8 @@ float64, on the numpy and fake backends). What stays per run:
     its row: tianref/rows.py computes the S rows from the stacked arrays (S = 1 for one run)
     its sink: metrics.jsonl, checkpoints, resume state (runs.RunWriter), its lock (the CLI's)
 
-A run whose loss or parameters become non-finite is ended alone: its rows are kept, ``failed`` gets
-its message, and the stack continues without it. SIGINT/SIGTERM stop every run at the next row
+A run whose loss or parameters become non-finite, or whose ridge solve fails in a step, is ended
+alone: its rows are kept, ``failed`` gets its message, and the stack continues without it. SIGINT/SIGTERM stop every run at the next row
 boundary after writing each run's resume state (as train.run does for one).
 """
 from __future__ import annotations
@@ -227,15 +227,9 @@ def _loop(xp, live, epoch, resumed, stop, on_epoch):
             if error is not None:
                 raise error
             if ended:                                                         # drop them from the stack
-                keep = [s for s in range(len(live)) if s not in ended]
-                live = [live[s] for s in keep]
+                live, P, opt, rings, fwd, train_b, test_b = _drop(xp, live, ended, P, opt, fwd)
                 if not live:
                     break
-                idx = xp.asarray(np.asarray(keep, dtype=np.int64))
-                P, opt = take(P, idx), take(opt, idx)
-                rings = stack_rings(xp, live)                                 # the survivors' rings, restacked
-                fwd = (fwd[0][idx], (fwd[1][0][idx], fwd[1][1][idx]), fwd[2][idx])
-                train_b, test_b = _stacked_problem(xp, live)
             if on_epoch:
                 on_epoch(epoch)
         else:
@@ -252,9 +246,29 @@ def _loop(xp, live, epoch, resumed, stop, on_epoch):
                              "continue with --resume")
             raise RunFailure(f"stopped by {stop.name} at epoch {epoch}; every run's resume state "
                              "is saved: continue with --resume")
-        P, opt = _step(xp, cfg0, live, P, opt, train_b, epoch, fwd, rings)
+        P, opt, solve_failed = _step(xp, cfg0, live, P, opt, train_b, epoch, fwd, rings)
         fwd = None
         epoch += 1
+        if solve_failed:                    # a run whose ridge solve failed ends alone, as its train.step raises
+            for s, msg in solve_failed.items():
+                _fail(live[s], msg)
+            live, P, opt, rings, fwd, train_b, test_b = _drop(xp, live, sorted(solve_failed), P, opt, None)
+
+
+def _drop(xp, live, ended, P, opt, fwd):
+    """The stack without the runs ``ended`` (indices s): (live, P, opt, rings, fwd, train_b, test_b) of
+    the survivors (None for the arrays when none is left)."""
+    keep = [s for s in range(len(live)) if s not in ended]
+    live = [live[s] for s in keep]
+    if not live:
+        return live, None, None, None, None, None, None
+    idx = xp.asarray(np.asarray(keep, dtype=np.int64))
+    P, opt = take(P, idx), take(opt, idx)
+    rings = stack_rings(xp, live)                                             # the survivors' rings, restacked
+    if fwd is not None:
+        fwd = (fwd[0][idx], (fwd[1][0][idx], fwd[1][1][idx]), fwd[2][idx])
+    train_b, test_b = _stacked_problem(xp, live)
+    return live, P, opt, rings, fwd, train_b, test_b
 
 
 def _rows(xp, cfg, live, P, epoch, head, fwd, train_b, rings):
@@ -352,10 +366,12 @@ def _save(m, P, opt, s, epoch, named: bool, final: bool):
 def _step(xp, cfg, live, P, opt, train_b, epoch, fwd, rings):
     """One optimizer step of every run in the stack; the updates go to the stacked rings (one push for
     the stack: each run's slice as its own push would leave it), then each member's state names its
-    slices with the new count."""
+    slices with the new count. Returns (params, optimizer state, {s: message} of the runs whose ridge
+    solve failed: the caller ends them)."""
     P_step = P                                                             # the params the step starts from
+    failed = {}
     if cfg.top_layer == "ridge" and not train.ridge_current(cfg):
-        P_step, cache, dL_dYhat = train.held_forward(xp, cfg, P, train_b, fwd)   # V := each run's ridge(W)
+        P_step, cache, dL_dYhat = train.held_forward(xp, cfg, P, train_b, fwd, failed)   # V := each run's ridge(W)
     elif fwd is None:
         Yhat, cache = model.forward(xp, P, train_b, cfg.act, cfg.output_scale)
         _, dL_dYhat = losses.loss_and_grad(xp, Yhat, train_b.y, cfg.loss)
@@ -365,14 +381,14 @@ def _step(xp, cfg, live, P, opt, train_b, epoch, fwd, rings):
     new, opt, wd = optimizers.update(xp, cfg, train.trained(cfg, P_step), grads, opt, eta=_eta(live, epoch),
                                      wd_part=True)
     if train.ridge_current(cfg):
-        new = dict(new, V=train.ridge_top(xp, cfg, new["W"], train_b))      # each run's V of its new W
+        new = dict(new, V=train.ridge_top(xp, cfg, new["W"], train_b, failed=failed))   # each run's V of its new W
     for key, (k, mode) in train.gram_states(cfg).items():
         rings["spec"][key] = spectra.push(xp, rings["spec"][key], spectra.delta(xp, new[k], P[k], mode, runs=True),
                                           mode)                            # (S, P) updates, one push
     for k in rings["edge"]:
         rings["edge"][k] = edges.push(xp, rings["edge"][k], rings["spec"][k], wd.get(k))
     _name_slices(live, rings, epoch + 1)
-    return new, opt
+    return new, opt, failed
 
 
 def stack_rings(xp, live) -> dict:

@@ -33,7 +33,9 @@ from numpy.linalg import LinAlgError  # the exception class only (CuPy raises Nu
 from tianref.backend import scipy_linalg
 from tianref.errors import RunFailure
 
-_LINALG_ERRORS = (LinAlgError,)
+# a failed solve: LinAlgError (a matrix that is not positive definite); ValueError from SciPy's
+# solve_triangular on non-finite input (NumPy's cholesky passes NaN/inf through without an error)
+_LINALG_ERRORS = (LinAlgError, ValueError)
 
 
 def targets(xp, y, M: int):
@@ -41,12 +43,24 @@ def targets(xp, y, M: int):
     return xp.eye(M, dtype=xp.float64)[y] - 1.0 / M              # (n, M)
 
 
-def ridge_V(xp, F, y, M: int, lam: float):
+def ridge_V(xp, F, y, M: int, lam: float, failed=None):
     """V = (F^T F + lam I)^{-1} F^T T, solved in float64 and returned in F's dtype.  F (n, K), y (n,).
+    Raises RunFailure when the solve fails.
     S stacked runs (batch.py): F (S, n, K), y (S, n) -> (S, K, M), each run's V solved alone (the
-    triangular solves take one matrix: a run's own solve, bit for bit, run by run)."""
+    triangular solves take one matrix: a run's own solve, bit for bit, run by run). ``failed``: a dict
+    that takes {s: message} of each run whose solve fails (its V zeros; the stack ends it alone); None:
+    the first failure raises."""
     if F.ndim == 3:
-        return xp.stack([ridge_V(xp, F[s], y[s], M, lam) for s in range(F.shape[0])])
+        out = []
+        for s in range(F.shape[0]):
+            try:
+                out.append(ridge_V(xp, F[s], y[s], M, lam))
+            except RunFailure as exc:
+                if failed is None:
+                    raise
+                failed[s] = str(exc)
+                out.append(xp.zeros((F.shape[2], M), dtype=F.dtype))  # (K, M) never used: the run ends
+        return xp.stack(out)
     n, K = F.shape
     la = scipy_linalg(xp)
     F64 = F.astype(xp.float64)                                   # (n, K)

@@ -107,24 +107,25 @@ def trained(cfg, params) -> dict:
     return {"W": params["W"]} if ridge_current(cfg) else params
 
 
-def ridge_top(xp, cfg, W, train, F=None):
+def ridge_top(xp, cfg, W, train, F=None, failed=None):
     """The ridge V of W on the training batch ``train`` (ridge.ridge_V); F = sigma(XW) if already known.
-    S stacked runs (batch.py): W (S, 2M, K), their stacked batch -> V (S, K, M), each run's own solve."""
+    S stacked runs (batch.py): W (S, 2M, K), their stacked batch -> V (S, K, M), each run's own solve;
+    ``failed`` takes the runs whose solve fails (ridge.ridge_V)."""
     if F is None:
         _, F = model.hidden(xp, W, train, cfg.act, keep_H=False)               # (n, K)
-    return ridge.ridge_V(xp, F, train.y, cfg.M, cfg.ridge_reg)                 # (K, M)
+    return ridge.ridge_V(xp, F, train.y, cfg.M, cfg.ridge_reg, failed)         # (K, M)
 
 
-def held_forward(xp, cfg, P, train, fwd):
+def held_forward(xp, cfg, P, train, fwd, failed=None):
     """Tian's training forward under --ridge-eval held: V overwritten by ridge(W) (no gradient through
     the solve), then the forward and dL/dYhat at that V. Returns (params with the solved V, cache, dL).
     ``fwd``: the forward pass of P, if known (its sigma(XW) depends on W only). S stacked runs: as
-    ridge_top."""
+    ridge_top (``failed`` too)."""
     if fwd is None:
         cache = model.hidden(xp, P["W"], train, cfg.act)                       # (H, F), (n, K) each
     else:
         cache = fwd[1]
-    P = dict(P, V=ridge_top(xp, cfg, P["W"], train, cache[1]))
+    P = dict(P, V=ridge_top(xp, cfg, P["W"], train, cache[1], failed))
     Yhat = cache[1] @ P["V"]                                                   # (n, M) beta = 1 (validate)
     _, dL_dYhat = losses.loss_and_grad(xp, Yhat, train.y, cfg.loss)
     return P, cache, dL_dYhat
