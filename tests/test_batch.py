@@ -181,6 +181,31 @@ def test_a_diverging_member_exits_1_with_its_message_in_its_log(tmp_path):
         assert (tmp_path / name / "checkpoints" / "final.npz").is_file()
 
 
+def test_a_ridge_member_whose_first_solve_fails_ends_alone(tmp_path):
+    """--ridge-eval current solves V of the initial W at setup; a member whose solve fails there (an
+    --init-from W whose activations overflow) ends as train ends it (exit 1, its folder rolled back,
+    its message in its log), and the others train."""
+    M, K = 11, 64
+    rng = np.random.default_rng(0)
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, W=rng.uniform(-1, 1, (2 * M, K)) * 1e30, V=rng.uniform(-1, 1, (K, M)),
+             train_idx=rng.permutation(M * M)[:60])
+    ridge = ("--top-layer", "ridge", "--ridge-eval", "current")
+    alone = cli(["train", "--out", tmp_path / "alone", "--M", M, "--K", K, "--init-from", bad, *ridge])
+    assert alone.exit_code == 1 and "ridge solve failed" in alone.stderr
+    args = ["train-batch", "--log-dir", tmp_path / "_logs"]
+    args += _member(tmp_path / "ok0", 0, 10, ridge)
+    args += _member(tmp_path / "bad", 1, 10, ("--init-from", str(bad), *ridge), split=())
+    args += _member(tmp_path / "ok2", 2, 10, ridge)
+    r = cli(args)
+    assert r.exit_code == 1, r.output
+    assert "ridge solve failed" in (tmp_path / "_logs" / "bad.log").read_text()
+    assert not (tmp_path / "bad").exists() and not (tmp_path / "alone").exists()     # as train leaves it
+    for name in ("ok0", "ok2"):
+        assert len((tmp_path / name / "metrics.jsonl").read_text().splitlines()) == 11
+        assert (tmp_path / name / "checkpoints" / "final.npz").is_file()
+
+
 def test_every_member_is_locked_while_the_batch_holds_it(tmp_path):
     from tianref.cli.batch import prepare_members
     argvs = [_member(tmp_path / f"m{s}", s)[1].split() for s in range(3)]

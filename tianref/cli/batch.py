@@ -182,18 +182,29 @@ def _train_group(group, log_dir, failed, threads: int):
     threads, each with a single-threaded BLAS (tianref/batch.py: faster than a multi-threaded BLAS on
     the many small products of a row); on a GPU it is the host BLAS's thread count."""
     from tianref import train
-    p0 = group[0]
-    xp = p0.xp
-    members, writers = [], []
+    xp = group[0].xp
+    members, writers, started, ended = [], [], [], []
     for p in group:
         if p.state is None:
-            problem, state = train.setup(p.cfg, xp, p.init)
+            try:
+                problem, state = train.setup(p.cfg, xp, p.init)
+            except RunFailure as exc:          # the ridge V of its initial W (--ridge-eval current): it ends
+                ended.append((p, exc))         # alone before its first row, as train ends it
+                continue
         else:
             problem, state = p.problem, p.state
+        started.append(p)
         w = runs.RunWriter(p.out, keep_resume_state=not p.no_resume_state, on_first_row=p.session.started,
                            fingerprint=p.fingerprint, digest=p.digest)
         writers.append(w)
         members.append(engine_batch.Member(p.cfg, problem, state, resumed=p.state is not None, sink=w))
+    for p, exc in ended:                       # (its session closed once every setup is done)
+        p.session.__exit__(RunFailure, exc, None)
+        failed.append(f"{os.path.basename(p.out)}: {exc}")
+        _say(log_dir, p.out, f"Error: {exc}")
+    if not members:
+        return None
+    group, p0 = started, started[0]
     t0 = time.time()
     start, E = members[0].state.epoch, p0.cfg.epochs
     names = ", ".join(os.path.basename(p.out) for p in group)
