@@ -181,6 +181,7 @@ def test_a_diverging_member_exits_1_with_its_message_in_its_log(tmp_path):
         assert (tmp_path / name / "checkpoints" / "final.npz").is_file()
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")    # the planted W overflows on purpose
 def test_a_ridge_member_whose_first_solve_fails_ends_alone(tmp_path):
     """--ridge-eval current solves V of the initial W at setup; a member whose solve fails there (an
     --init-from W whose activations overflow) ends as train ends it (exit 1, its folder rolled back,
