@@ -59,31 +59,6 @@ from __future__ import annotations
 import math
 
 
-_PER_RUN = {}          # (backend, dtype, the values' bytes) -> the coefficient on the backend
-
-
-def per_run(xp, c, like):
-    """A step coefficient for ``like``: c itself when it is a Python float; a host array of per-run
-    values (S, 1, 1) as ``like``'s dtype on the backend. Kept per value: a stack's coefficients are
-    the same every step, and a host -> device copy would wait for the device each time."""
-    if not getattr(c, "ndim", 0):
-        return c
-    host = c.astype(like.dtype)
-    key = (id(xp), host.dtype.str, host.shape, host.tobytes())
-    out = _PER_RUN.get(key)
-    if out is None:                                    # (a stack's thread parts may race here: harmless)
-        out = xp.asarray(host)
-        if len(_PER_RUN) >= 64:                        # a few stacks' worth; never grows without bound
-            _PER_RUN.clear()
-        _PER_RUN[key] = out
-    return out
-
-
-def nonzero(eta) -> bool:
-    """Whether any run's eta is nonzero (eta a float or a host array of per-run values)."""
-    return bool(eta.any()) if hasattr(eta, "any") else bool(eta)
-
-
 def adam_init(xp, params):
     """State with zero moments and t = 0.  params: {name: array}.
 
@@ -144,3 +119,30 @@ def adam_update(xp, params, grads, state, *, lr, beta1=0.9, beta2=0.999, eps=1e-
     if wd_part:
         return new_params, new_state, parts
     return new_params, new_state
+
+
+# A stack whose runs differ by eta (tianref/batch.py): its per-run coefficients.
+
+_PER_RUN = {}          # (backend, dtype, the values' bytes) -> the coefficient on the backend
+
+
+def per_run(xp, c, like):
+    """A step coefficient for ``like``: c itself when it is a Python float; a host array of per-run
+    values (S, 1, 1) as ``like``'s dtype on the backend. Kept per value: a stack's coefficients are
+    the same every step, and a host -> device copy would wait for the device each time."""
+    if not getattr(c, "ndim", 0):
+        return c
+    host = c.astype(like.dtype)
+    key = (id(xp), host.dtype.str, host.shape, host.tobytes())
+    out = _PER_RUN.get(key)
+    if out is None:                                    # (a stack's thread parts may race here: harmless)
+        out = xp.asarray(host)
+        if len(_PER_RUN) >= 64:                        # a few stacks' worth; never grows without bound
+            _PER_RUN.clear()
+        _PER_RUN[key] = out
+    return out
+
+
+def nonzero(eta) -> bool:
+    """Whether any run's eta is nonzero (eta a float or a host array of per-run values)."""
+    return bool(eta.any()) if hasattr(eta, "any") else bool(eta)
