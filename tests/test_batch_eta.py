@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from tianref import batch, runs, train
+from tianref import batch, runs, stacks, train
 from tianref.backend import get_xp
 from tianref.config import TrainConfig, validate
 from tianref.errors import RunFailure
@@ -206,11 +206,11 @@ def test_a_per_run_coefficient_is_sent_to_the_device_once():
 
 def test_same_stack_takes_seed_and_eta_only():
     a = _cfgs("adam", "float64")[0]
-    assert batch.same_stack(a, a.replace(eta=0.0, seed=5))
-    assert not batch.same_stack(a, a.replace(lr=2e-3))
+    assert stacks.same_stack(a, a.replace(eta=0.0, seed=5))
+    assert not stacks.same_stack(a, a.replace(lr=2e-3))
     sched = a.replace(eta=2e-3, eta_schedule=((0, 2e-3), (10, 0.0)))
-    assert batch.same_stack(sched, sched.replace(seed=3))
-    assert not batch.same_stack(sched, sched.replace(eta=1e-3, eta_schedule=((0, 1e-3), (10, 0.0))))
+    assert stacks.same_stack(sched, sched.replace(seed=3))
+    assert not stacks.same_stack(sched, sched.replace(eta=1e-3, eta_schedule=((0, 1e-3), (10, 0.0))))
 
 
 def test_sweep_batches_put_the_etas_of_a_condition_together(tmp_path):

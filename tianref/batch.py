@@ -37,52 +37,8 @@ import numpy as np  # host-side bookkeeping only (finiteness of host rows, run i
 
 from tianref import (data, edge as edges, group_rows, loss as losses, model, optimizers, rows as rows_mod, runs,
                      spectra, train)
-from tianref.config import eta_at
 from tianref.errors import RunFailure
-
-def same_stack(a, b) -> bool:
-    """True when two configs can share a stack: they differ at most by their seed and eta (a schedule
-    fixes eta as its first value, so runs with one schedule have one eta)."""
-    return a.replace(seed=0, eta=0.0) == b.replace(seed=0, eta=0.0)
-
-
-def _eta(live, epoch):
-    """The weight decay of the step from row ``epoch``: a float when the runs share it, else a host
-    array of each run's value, (S, 1, 1) float64 (optim.per_run)."""
-    etas = [eta_at(m.cfg, epoch) for m in live]
-    if all(e == etas[0] for e in etas):
-        return etas[0]
-    return np.asarray(etas, dtype=np.float64).reshape(-1, 1, 1)
-
-
-def never_decayed(cfg) -> bool:
-    """A run whose every step has eta = 0 (no schedule, eta 0): its own run never lets decay into its
-    optimizer's buffers or its rings, so its flags say so whatever its stack's say."""
-    return cfg.eta == 0 and not cfg.eta_schedule
-
-
-ZERO_FLAGS = ("m_wd_zero", "buf_wd_zero")      # the optimizers' host flags "no decay has entered yet"
-
-
-def _joint_flags(opts):
-    """The runs' optimizer states (nested dicts: Muon's holds V's Adam) with their ZERO_FLAGS as the
-    stack's: true only when true for all (a run whose buffer holds no decay keeps exact zeros in it
-    when its stack's flag is false)."""
-    out = [dict(o) for o in opts]
-    for k, v in opts[0].items():
-        if isinstance(v, dict):
-            for o, j in zip(out, _joint_flags([p[k] for p in opts])):
-                o[k] = j
-        elif k in ZERO_FLAGS:
-            for o in out:
-                o[k] = all(bool(p[k]) for p in opts)
-    return out
-
-
-def _own_flags(opt):
-    """A state's ZERO_FLAGS set true, nested dicts included (a run that never decayed)."""
-    return {k: (_own_flags(v) if isinstance(v, dict) else (True if k in ZERO_FLAGS else v))
-            for k, v in opt.items()}
+from tianref.stacks import etas_of, never_decayed, own_flags, same_stack, stack_state, take
 
 
 @dataclass
@@ -104,30 +60,6 @@ class Member:
     views: tuple | None = field(default=None, repr=False)   # its slices of the stack's rings (stack_rings)
 
 
-def _tree(fn, *trees):
-    """fn applied leaf by leaf to dicts of the same structure; host scalars/flags pass through
-    (they must agree across runs: one step count, one schedule)."""
-    t0 = trees[0]
-    if isinstance(t0, dict):
-        return {k: _tree(fn, *(t[k] for t in trees)) for k in t0}
-    if hasattr(t0, "shape") and getattr(t0, "ndim", 0) >= 1:
-        return fn(*trees)
-    if any(t != t0 for t in trees[1:]):
-        raise ValueError(f"stacked runs disagree on a counter or flag ({[t for t in trees]})")
-    return t0
-
-
-def stack_state(xp, states):
-    """(params, optimizer state) of S runs stacked along a new leading axis."""
-    stack = lambda *xs: xp.stack(xs)                                      # noqa: E731
-    return (_tree(stack, *(s.params for s in states)), _tree(stack, *_joint_flags([s.adam for s in states])))
-
-
-def take(tree, s):
-    """Run s (an int: its (..)-shaped views) or the runs s (an index array: a smaller stack)."""
-    return _tree(lambda x: x[s], tree)
-
-
 def _stacked_problem(xp, members):
     M = members[0].cfg.M
     tables = [group_rows.task_table(m.cfg) for m in members]
@@ -140,7 +72,7 @@ def member_state(P, opt, m, s, epoch):
     decayed (never_decayed) gets its own flags back, as its unbatched run has them."""
     own = take(opt, s)
     if never_decayed(m.cfg):
-        own = _own_flags(own)
+        own = own_flags(own)
     return train.TrainState(params=take(P, s), adam=own, spec=m.state.spec,
                             rng=m.state.rng, epoch=epoch, edge=m.state.edge)
 
@@ -378,7 +310,7 @@ def _step(xp, cfg, live, P, opt, train_b, epoch, fwd, rings):
     else:
         Yhat, cache, dL_dYhat = fwd
     grads = model.backward(xp, P_step, train_b, cache, dL_dYhat, cfg.act, cfg.output_scale)
-    new, opt, wd = optimizers.update(xp, cfg, train.trained(cfg, P_step), grads, opt, eta=_eta(live, epoch),
+    new, opt, wd = optimizers.update(xp, cfg, train.trained(cfg, P_step), grads, opt, eta=etas_of(live, epoch),
                                      wd_part=True)
     if train.ridge_current(cfg):
         new = dict(new, V=train.ridge_top(xp, cfg, new["W"], train_b, failed=failed))   # each run's V of its new W

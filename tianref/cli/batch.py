@@ -19,6 +19,7 @@ import click
 import numpy as np  # only for np.errstate around the run
 
 from tianref import batch as engine_batch, memory, runs, threads as blas_threads
+from tianref.stacks import same_stack
 from tianref.cli.common import RAISE_ERRORS, reports_errors
 from tianref.cli.progress import RowProgress
 from tianref.errors import InputError, RunFailure
@@ -81,13 +82,13 @@ def prepare_members(argvs, log_dir):
 
 
 def _groups(prepared):
-    """Members that can train as one stack: same condition up to seed and eta (batch.same_stack), same
+    """Members that can train as one stack: same condition up to seed and eta (stacks.same_stack), same
     backend, same starting epoch, same resume status."""
     groups = []
     for p in prepared:
         for g in groups:
             q = g[0]
-            if (engine_batch.same_stack(p.cfg, q.cfg) and p.xp_name == q.xp_name
+            if (same_stack(p.cfg, q.cfg) and p.xp_name == q.xp_name
                     and (p.state is None) == (q.state is None)
                     and (p.state is None or p.state.epoch == q.state.epoch)):
                 g.append(p)

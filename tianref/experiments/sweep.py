@@ -87,7 +87,7 @@ def _open_log(path, command: str):
 
 def stack_key(job: Job) -> tuple:
     """What the runs of one batch share: the options and epochs, all but eta unless the runs have an eta
-    schedule (batch.same_stack: a schedule fixes eta; runs with one are one condition per eta)."""
+    schedule (stacks.same_stack: a schedule fixes eta; runs with one are one condition per eta)."""
     by_eta = not dict(job.options).get("eta_schedule")
     return (repr(tuple((k, v) for k, v in job.options if not (by_eta and k == "eta"))), job.epochs)
 
