@@ -4,7 +4,7 @@ import pytest
 
 from tianref import model, ridge, runs, train
 from tianref.config import TrainConfig, validate
-from tianref.errors import InputError
+from tianref.errors import InputError, RunFailure
 
 
 def _F(n, K, seed=0):
@@ -193,3 +193,35 @@ def test_a_ridge_run_stored_before_the_option_resumes_as_current(tmp_path):
     assert r.exit_code == 0, r.output
     assert open(os.path.join(a, "metrics.jsonl")).read() == open(os.path.join(b, "metrics.jsonl")).read()
     assert json.load(open(os.path.join(b, "config.json")))["config"]["ridge_eval"] == "current"
+
+
+def test_a_cholesky_that_returns_nan_fails_as_one_that_raises(monkeypatch):
+    """CuPy's Cholesky of a matrix that is not positive definite returns NaN where NumPy's raises; the
+    solve names that failure on the fake backend made to behave so, alone and for one run of a stack
+    (whose V is then zeros, and which the stack ends)."""
+    from tianref import fakexp
+    rng = np.random.default_rng(0)
+    F = fakexp.asarray(rng.standard_normal((2, 12, 20)))
+    y = fakexp.asarray(rng.integers(0, 5, (2, 12)))
+    good = ridge.ridge_V(fakexp, F, y, 5, 1e-3)
+    real = fakexp.linalg.cholesky
+    calls = []
+
+    def nan_second(A):                                   # the second run's factor: NaN, as CuPy leaves it
+        calls.append(1)
+        L = real(A)
+        return L * float("nan") if len(calls) == 2 else L
+    monkeypatch.setattr(type(fakexp.linalg), "cholesky", staticmethod(nan_second), raising=False)
+
+    def unchecked(a, b, **kw):                           # CuPy's triangular solve passes NaN on
+        import scipy.linalg
+        return fakexp.asarray(scipy.linalg.solve_triangular(a.get(), b.get(), check_finite=False, **kw))
+    monkeypatch.setattr(fakexp.scipy_linalg, "solve_triangular", unchecked, raising=False)
+    failed = {}
+    V = ridge.ridge_V(fakexp, F, y, 5, 1e-3, failed)
+    assert list(failed) == [1] and "not finite" in failed[1]
+    assert np.array_equal(V.get()[0], good.get()[0]) and not V.get()[1].any()
+    calls.clear()
+    calls.append(1)                                      # the next call is the "second"
+    with pytest.raises(RunFailure, match="the ridge solve failed"):
+        ridge.ridge_V(fakexp, F[0], y[0], 5, 1e-3)

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from numpy.linalg import LinAlgError  # the exception class only (CuPy raises NumPy's too)
 
-from tianref.backend import scipy_linalg
+from tianref.backend import scipy_linalg, to_host
 from tianref.errors import RunFailure
 
 # a failed solve: LinAlgError (a matrix that is not positive definite); ValueError from SciPy's
@@ -79,6 +79,11 @@ def ridge_V(xp, F, y, M: int, lam: float, failed=None):
     except _LINALG_ERRORS as exc:
         raise RunFailure(f"the ridge solve failed ({exc}); the activations are too large "
                          f"for --ridge-reg {lam:g}") from None
+    # CuPy's Cholesky returns NaN where NumPy's raises (and its triangular solves pass NaN on): the same
+    # failure, named at the same step on every backend
+    if not bool(to_host(xp.isfinite(V).all())):
+        raise RunFailure(f"the ridge solve failed (its solution is not finite); the activations are "
+                         f"too large for --ridge-reg {lam:g}")
     return V.astype(F.dtype)
 
 
