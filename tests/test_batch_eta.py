@@ -162,7 +162,7 @@ def test_each_run_of_a_stack_by_eta_resumes_alone_exactly(tmp_path):
         assert cli(["train", "--out", b, "--resume", "--epochs", 24]).exit_code == 0
         assert cli(["train", *_argv(u, e, 24)]).exit_code == 0
         assert (b / "metrics.jsonl").read_bytes() == (u / "metrics.jsonl").read_bytes()
-        _same_arrays(runs.load_npz(str(b / "checkpoints" / "final.npz")), runs.load_npz(str(u / "checkpoints" / "final.npz")))
+        _same_arrays(*(runs.load_npz(str(d / "checkpoints" / "final.npz")) for d in (b, u)))
         x, y = (runs.load_npz(str(d / "checkpoints" / "epoch_00006.npz")) for d in (b, u))
         assert json.loads(str(x.pop("config")))["epochs"] == 12                # written while E was 12
         y.pop("config")
@@ -188,7 +188,8 @@ def test_a_stack_by_eta_resumed_as_a_stack_continues_each_run_exactly(tmp_path, 
     batch_of(24, resume=True)
     for e in etas:
         assert cli(["train", *_argv(tmp_path / f"u{e}", e, 24), *opt]).exit_code == 0
-        assert (tmp_path / f"b{e}" / "metrics.jsonl").read_bytes() == (tmp_path / f"u{e}" / "metrics.jsonl").read_bytes()
+        b, u = tmp_path / f"b{e}", tmp_path / f"u{e}"
+        assert (b / "metrics.jsonl").read_bytes() == (u / "metrics.jsonl").read_bytes()
 
 
 def test_a_per_run_coefficient_is_sent_to_the_device_once():

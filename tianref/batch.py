@@ -1,9 +1,11 @@
-"""S runs that differ only by their seed (and their weight decay eta), trained as one array with a leading run axis.
+"""S runs that differ only by their seed (and their weight decay eta), trained as one array with a
+leading run axis.
 
 Reference: tianref/train.py (the loop, its logging order and its checkpoints); docs/batch.md.
 
 The runs of a batch share every setting but the seed and eta: the same shapes, the same optimizer, the
-same epochs (runs with an eta schedule share it, hence their eta; ``same_stack``). Their parameters and optimizer moments are stacked along a leading axis S,
+same epochs (runs with an eta schedule share it, hence their eta; ``same_stack``). Their parameters
+and optimizer moments are stacked along a leading axis S,
 
     W (S, 2M, K)   V (S, K, M)   Adam's m, v, m^wd like them      (run s = index s)
 
@@ -25,8 +27,9 @@ float64, on the numpy and fake backends). What stays per run:
     its sink: metrics.jsonl, checkpoints, resume state (runs.RunWriter), its lock (the CLI's)
 
 A run whose loss or parameters become non-finite, or whose ridge solve fails in a step, is ended
-alone: its rows are kept, ``failed`` gets its message, and the stack continues without it. SIGINT/SIGTERM stop every run at the next row
-boundary after writing each run's resume state (as train.run does for one).
+alone: its rows are kept, ``failed`` gets its message, and the stack continues without it.
+SIGINT/SIGTERM stop every run at the next row boundary after writing each run's resume state (as
+train.run does for one).
 """
 from __future__ import annotations
 
@@ -342,6 +345,6 @@ def _name_slices(live, rings, epoch: int) -> None:
     for m in live:
         spec_v, edge_v = m.views
         spec = {k: {"buf": b, "gram": g, "count": rings["spec"][k]["count"]} for k, (b, g) in spec_v.items()}
-        clean = {k: rings["edge"][k]["clean"] or never_decayed(m.cfg) for k in edge_v}   # as its own run's
-        edge = {k: {"buf_wd": b, "clean": clean[k]} for k, b in edge_v.items()}
+        edge = {k: {"buf_wd": b, "clean": rings["edge"][k]["clean"] or never_decayed(m.cfg)}   # as its own run's
+                for k, b in edge_v.items()}
         m.state = train.TrainState(params=None, adam=None, spec=spec, rng=m.state.rng, epoch=epoch, edge=edge)

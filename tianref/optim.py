@@ -80,7 +80,8 @@ def adam_update(xp, params, grads, state, *, lr, beta1=0.9, beta2=0.999, eps=1e-
     c2 = 1.0 - beta2 ** t                              # bias correction of v
     new_params, new_m, new_v = {}, {}, {}
     m_wd_old = state.get("m_wd")
-    coupled_wd = nonzero(eta) and not decoupled
+    decay = nonzero(eta)                               # any run's eta nonzero (host)
+    coupled_wd = decay and not decoupled
     m_wd_zero = state.get("m_wd_zero", True) and not coupled_wd
     new_m_wd, parts = {}, {}
     for k, w in params.items():
@@ -95,7 +96,7 @@ def adam_update(xp, params, grads, state, *, lr, beta1=0.9, beta2=0.999, eps=1e-
         g = grads[k]
         if coupled_wd:
             g = g + per_run(xp, eta, w) * w            # coupled L2: g + eta w
-        if decoupled and nonzero(eta):
+        if decay and decoupled:
             w = w * per_run(xp, 1.0 - lr * eta, w)     # AdamW: w (1 - lr eta)
         m = beta1 * state["m"][k] + (1.0 - beta1) * g  # first moment
         v = beta2 * state["v"][k] + (1.0 - beta2) * (g * g)   # second moment
@@ -105,7 +106,7 @@ def adam_update(xp, params, grads, state, *, lr, beta1=0.9, beta2=0.999, eps=1e-
         new_params[k] = w - (lr / c1) * (m / denom)
         new_m[k], new_v[k] = m, v
         if wd_part:
-            if decoupled and nonzero(eta):             # Delta^wd = -lr eta w (w before the decay)
+            if decay and decoupled:                    # Delta^wd = -lr eta w (w before the decay)
                 parts[k] = per_run(xp, -lr * eta, w) * params[k]
             elif m_wd_old is not None and not m_wd_zero:   # Delta^wd = -(lr/c1) m^wd / denom
                 d_wd = new_m_wd[k] / denom             # a new array: scaled in place

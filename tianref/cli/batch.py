@@ -1,11 +1,11 @@
-"""``python cli.py train-batch``: several train runs of one condition (differing only by seed and eta) trained
-as one stacked array in this process (tianref/batch.py); what ``sweep --batch`` starts.
+"""``python cli.py train-batch``: several train runs of one condition (differing only by seed and eta)
+trained as one stacked array in this process (tianref/batch.py); what ``sweep --batch`` starts.
 
 Each --member is the argument list of one ``train`` command (what follows ``train``). Every member is
 parsed, checked, locked and given its config.json by train's own code, exactly as ``train`` would;
-then the members that share a condition (up to seed and eta) and a starting epoch train together. Each run keeps its own
-directory, metrics.jsonl, checkpoints, resume state and lock: summarize, plot, thm6, edge and
---resume see an ordinary run.
+then the members that share a condition (up to seed and eta) and a starting epoch train together.
+Each run keeps its own directory, metrics.jsonl, checkpoints, resume state and lock: summarize, plot,
+thm6, edge and --resume see an ordinary run.
 """
 from __future__ import annotations
 
@@ -131,8 +131,7 @@ def train_batch_cmd(members, log_dir, threads):
     """Train the --member runs (one condition, different seeds or etas) as one stacked array.
 
     Runs of different conditions, or that start from different epochs, train in separate stacks,
-    one after another. A run that diverges ends alone (its message in its
-    log); SIGINT/SIGTERM save every run's resume state. Prints one JSON summary line per run on
+    one after another. A run that diverges ends alone (its message in its log); SIGINT/SIGTERM save every run's resume state. Prints one JSON summary line per run on
     stdout. Exit 0 when every run finished, 1 when one failed, 2 when one was refused.
     """
     argvs = []

@@ -77,8 +77,8 @@ def check_jobs(jobs, xp_name: str, device: bool = True) -> None:
 @click.option("--threads", type=click.IntRange(min=1), default=None, show_default=THREADS_DEFAULT,
               help=THREADS_HELP)
 @click.option("--batch", is_flag=True,
-              help="Train the seeds of each condition, and its --eta values, as one stacked array (one train-batch process per "
-                   "batch; tianref/batch.py): the same runs, each in its own folder with its own log, "
+              help="Train the seeds of each condition, and its --eta values, as one stacked array (one "
+                   "train-batch process per batch; tianref/batch.py): the same runs, each in its own folder with its own log, "
                    "at a fraction of the per-run overhead. With --jobs N a condition is split into N "
                    "batches when there are fewer conditions than N; --threads T then steps each batch in T "
                    "parts, by T threads with a one-thread BLAS each (on a CPU processes overlap better: "
