@@ -59,7 +59,9 @@ def _same_arrays(a: dict, b: dict):
     for k in a:
         x, y = np.asarray(a[k]), np.asarray(b[k])
         assert x.dtype == y.dtype and x.shape == y.shape, k
-        assert np.array_equal(x, y), k                   # values (a zero's sign aside)
+        assert np.array_equal(x, y), k
+        if x.dtype.kind == "f":                          # and the sign of every zero: the same bytes
+            assert np.array_equal(np.signbit(x), np.signbit(y)), k
 
 
 @pytest.mark.parametrize("optimizer", ["adam", "adamw", "sgd", "muon"])
@@ -190,6 +192,8 @@ def test_a_stack_by_eta_resumed_as_a_stack_continues_each_run_exactly(tmp_path, 
         assert cli(["train", *_argv(tmp_path / f"u{e}", e, 24), *opt]).exit_code == 0
         b, u = tmp_path / f"b{e}", tmp_path / f"u{e}"
         assert (b / "metrics.jsonl").read_bytes() == (u / "metrics.jsonl").read_bytes()
+        for name in ("final.npz", "resume.npz"):             # written by the stack: the same bytes
+            assert (b / "checkpoints" / name).read_bytes() == (u / "checkpoints" / name).read_bytes(), name
 
 
 def test_a_per_run_coefficient_is_sent_to_the_device_once():

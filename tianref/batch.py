@@ -22,7 +22,7 @@ float64, on the numpy and fake backends). What stays per run:
     its eta               one host value per run, (S, 1, 1), when the runs' etas differ (optim.per_run:
                           each run's coefficients as its own run forms them; a run with eta = 0 adds
                           exact zeros where its own run skips the decay, and its "no decay yet" flags
-                          are its own again in its checkpoints: member_state)
+                          are its own again in its checkpoints: member_state, its zeros +0.0: own_zeros)
     its row: tianref/rows.py computes the S rows from the stacked arrays (S = 1 for one run)
     its sink: metrics.jsonl, checkpoints, resume state (runs.RunWriter), its lock (the CLI's)
 
@@ -41,7 +41,7 @@ import numpy as np  # host-side bookkeeping only (finiteness of host rows, run i
 from tianref import (data, edge as edges, group_rows, loss as losses, model, optimizers, rows as rows_mod, runs,
                      spectra, train)
 from tianref.errors import RunFailure
-from tianref.stacks import etas_of, never_decayed, own_flags, same_stack, stack_state, take
+from tianref.stacks import etas_of, never_decayed, own_flags, own_zeros, same_stack, stack_state, take
 
 
 @dataclass
@@ -295,6 +295,8 @@ def _save(m, P, opt, s, epoch, named: bool, final: bool):
     """Run s's checkpoint at ``epoch`` through its sink (runs.RunWriter: named, final and resume state)."""
     if m.sink:
         st = member_state(P, opt, m, s, epoch)
+        if never_decayed(m.cfg):                    # +0.0 where the stack may hold -0.0 (own_zeros)
+            st = own_zeros(st)
         m.sink.checkpoint(lambda buf: train.state_arrays(m.cfg, st, m.problem, buf), epoch, named=named, final=final)
 
 

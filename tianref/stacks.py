@@ -8,11 +8,13 @@ Reference: tianref/batch.py (the loop that trains a stack); docs/batch.md §1 an
     take           run s's views of a stack (or a smaller stack)
     ZERO_FLAGS     the optimizers' host flags "no decay has entered yet": a stack's flag is true only
                    when every run's is (joint_flags); a run that never decayed gets its own back
-                   (never_decayed, own_flags)
+                   (never_decayed, own_flags), and its zeros as +0.0 in its checkpoints (own_zeros)
 
 Host bookkeeping only: the arrays are stacked and indexed by the backend's own calls.
 """
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np  # host: each run's eta as a host array
 
@@ -56,6 +58,21 @@ def joint_flags(opts):
             for o in out:
                 o[k] = all(bool(p[k]) for p in opts)
     return out
+
+
+WD_BUFFERS = ("m_wd", "buf_wd")              # the optimizers' weight-decay parts of their buffers
+
+
+def own_zeros(state):
+    """A TrainState of a run that never decayed, its weight-decay buffers (WD_BUFFERS, nested dicts
+    included) and its rings of Delta^wd with +0.0 for their zeros, as its own run creates them (zeros_like;
+    a stack with decay may leave -0.0 there: -lr 0 w): the same bytes in its checkpoints. Those arrays
+    hold only zeros, so abs changes nothing but the sign."""
+    def opt(o):
+        return {k: ({n: abs(a) for n, a in v.items()} if k in WD_BUFFERS else opt(v) if isinstance(v, dict)
+                    else v) for k, v in o.items()}
+    return replace(state, adam=opt(state.adam),
+                   edge=state.edge and {k: dict(e, buf_wd=abs(e["buf_wd"])) for k, e in state.edge.items()})
 
 
 def own_flags(opt):
