@@ -28,9 +28,10 @@ stage of feature learning): over the pure units (purity_j >= purity_min, inclusi
     entropy       -sum_k q_k ln q_k, q = hist / n_pure (nats; 0 with no pure unit)
     entropy_norm  entropy / ln k_max in [0, 1] (1: the pure units spread evenly over all frequencies)
 
-Cost per row: one batched real FFT of the (2, M, K) array, a segment sum of the row's training
-activations by label (an extra hidden pass only for the non-homogeneous GELU and SiLU) and an
-(M, M) x (M, K) product -- bench/bench_fourier.py measures it against a training step.
+Cost per row: one (2 k_max, M) x (M, 2K) product with the DFT rows (``unit_spectrum``; an FFT of
+prime length M was slower), a segment sum of the row's training activations by label (an extra
+hidden pass only for the non-homogeneous GELU and SiLU) and an (M, M) x (M, K) product --
+bench/bench_fourier.py measures it against a training step.
 """
 from __future__ import annotations
 
