@@ -97,6 +97,28 @@ def test_sweep_rerun_never_overwrites_a_folder_in_use(tmp_path):
     assert (run / "metrics.jsonl").read_text() == '{"epoch": 0}\n'
 
 
+
+def _tree(d: Path) -> dict:
+    return {str(p.relative_to(d)): p.read_bytes() for p in sorted(d.rglob("*"))
+            if p.is_file() and p.name != ".lock"}
+
+
+@pytest.mark.parametrize("keep", [False, True], ids=["no-resume-state", "resume-state"])
+def test_sweep_rerun_with_fewer_epochs_never_drops_rows(tmp_path, keep):
+    """A finished 6-epoch run (with or without its resume state) met by the same sweep with --epochs 4:
+    restarting (--overwrite) or resuming it would drop rows 5, 6. Refused before anything starts,
+    with and without --plan; the tree byte-identical."""
+    root = tmp_path / "root"
+    extra = [] if keep else ["--no-resume-state"]
+    assert _cli(["sweep", str(root), *TINY, *extra]).exit_code == 0
+    before = _tree(root)
+    for plan in ([], ["--plan"]):
+        r = _cli(["sweep", str(root), *TINY[:-1], "4", *extra, *plan])
+        assert r.exit_code == 2, r.output
+        assert "holds this run's rows 0..6, past the --epochs 4" in r.stderr and r.stdout == ""
+        assert _tree(root) == before
+
+
 # --- stopping a sweep ----------------------------------------------------------------------------
 
 def _start_sweep(root):

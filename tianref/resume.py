@@ -11,8 +11,9 @@ continued only when every part of the directory agrees with it:
   and moments are finite, and the rng state is a valid generator state;
 * the resume epoch lies in [0, --epochs];
 * metrics.jsonl is UTF-8 and holds exactly the rows 0, 1, ..., r (r = the resume epoch), in order,
-  possibly followed by rows r + 1, r + 2, ... (a run killed after its last checkpoint: they are dropped and
-  recomputed identically) and by one torn last line (a kill mid-write: dropped). Anything else
+  possibly followed by rows r + 1, r + 2, ..., at most up to E (a run killed after its last checkpoint: they
+  are dropped and recomputed identically; rows past E would not be, so they are refused) and by one torn
+  last line (a kill mid-write: dropped). Anything else
   (a missing, repeated or out-of-order row, a bad line before the end) is refused with a message
   naming the line.
 
@@ -116,7 +117,7 @@ def check(out: str, changes: dict) -> Plan:
     _check_counters(ck, cfg, r, ck_path)
     F, split = _check_identity(meta, cfg, ck, out, ck_path)
     log = os.path.join(out, "metrics.jsonl")
-    keep, dropped = check_rows(log, r)
+    keep, dropped = check_rows(log, r, cfg.epochs)
     D = identity.rows_digest(F, keep.split("\n")[:-1])
     if D != str(ck["rows_digest"]):
         raise InputError(f"{log} does not hold the rows this run logged: rows 0..{r} do not match the "
@@ -167,10 +168,12 @@ def _same_kind(got, want) -> bool:
     return got.dtype.kind in kinds.get(want.dtype.kind, want.dtype.kind)
 
 
-def check_rows(path: str, r: int) -> tuple:
+def check_rows(path: str, r: int, epochs: int | None = None) -> tuple:
     """(text of rows 0..r, number of later or torn lines dropped). Every whole line must be the
     row of its own epoch (line i holds epoch i - 1) and rows 0..r must all be there; only a torn
-    last line (no newline) is not checked. InputError otherwise."""
+    last line (no newline) is not checked. With ``epochs`` (E of the continued run) no whole row may
+    lie past E: the rows after r are recomputed only up to E, so rows past it would be lost.
+    InputError otherwise."""
     if not os.path.isfile(path):
         raise InputError(f"{path} is missing; the resume state is at epoch {r}, so rows 0..{r} must be there")
     lines = runs.read_text(path).split("\n")
@@ -192,6 +195,10 @@ def check_rows(path: str, r: int) -> tuple:
         held = "no rows" if n == 0 else f"rows 0..{n - 1}"
         raise InputError(f"{path} holds {held} but the resume state is at epoch {r}: rows {n}..{r} are "
                          "missing (the log was truncated or emptied); cannot resume")
+    if epochs is not None and n - 1 > epochs:
+        raise InputError(f"{path} holds rows 0..{n - 1}, past --epochs {epochs}: continuing would drop rows "
+                         f"{epochs + 1}..{n - 1} and never recompute them; give --epochs {n - 1} or more "
+                         "(nothing was changed)")
     return "".join(x + "\n" for x in lines[:r + 1]), n - (r + 1) + torn
 
 

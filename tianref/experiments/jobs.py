@@ -15,7 +15,8 @@ one of three states, decided from its directory alone:
     fresh      empty, or this job's run without all its rows or a resume state
                                                            -> ``train ... --overwrite`` if DIR holds that run
 
-A directory that holds another run, or is not empty and holds no run, is refused before anything
+A directory that holds another run, or is not empty and holds no run, or this job's run with rows past
+its E (a longer run: resuming or restarting it would drop them), is refused before anything
 starts (``--overwrite`` would refuse it too): its fingerprint
 (tianref/identity.py) must equal the one train would give the job (``config_mismatch``, naming the
 first differing setting), and a complete run's final state must vouch for its log (``log_mismatch``). Jobs share
@@ -224,6 +225,11 @@ def job_state(job: Job) -> str:
         if why:
             raise InputError(f"{job.out}: {why}; use another ROOT or remove it")
         return "done"
+    rows = _whole_rows(job.out / "metrics.jsonl") if (job.out / "config.json").is_file() else 0
+    if rows > job.epochs + 1:                      # resumed or restarted, rows past E would be lost
+        raise InputError(f"{job.out} holds this run's rows 0..{rows - 1}, past the --epochs {job.epochs} "
+                         f"asked (continuing or restarting it would drop rows {job.epochs + 1}..{rows - 1}); "
+                         f"ask for --epochs {rows - 1} or more, or use another ROOT")
     if (job.out / "checkpoints" / "resume.npz").is_file() and (job.out / "config.json").is_file():
         return "resumable"
     if not is_empty(str(job.out)) and lock_holder(str(job.out)) is None:   # restarted with --overwrite:
@@ -233,6 +239,15 @@ def job_state(job: Job) -> str:
             raise InputError(f"{job.out} is not empty and holds no run of this sweep (no valid config.json, "
                              "or files no run writes); use another ROOT or move it away") from None
     return "fresh"
+
+
+def _whole_rows(path: Path) -> int:
+    """The number of whole lines (rows) of a metrics.jsonl; 0 when it is absent or unreadable."""
+    try:
+        with open(path, "rb") as f:
+            return f.read().count(b"\n")
+    except OSError:
+        return 0
 
 
 def train_argv(job: Job, python: str = sys.executable, state: str | None = None,
