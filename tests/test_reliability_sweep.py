@@ -4,6 +4,7 @@ Each test is named after one attack case (docs/reliability.md maps the guarantee
 """
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -117,6 +118,34 @@ def test_sweep_rerun_with_fewer_epochs_never_drops_rows(tmp_path, keep):
         assert r.exit_code == 2, r.output
         assert "holds this run's rows 0..6, past the --epochs 4" in r.stderr and r.stdout == ""
         assert _tree(root) == before
+
+
+
+def test_a_run_finished_by_another_sweep_meanwhile_is_skipped_not_overwritten(tmp_path):
+    """Two sweeps on one ROOT: this one found seed 0 half-written by the other (no resume state: to be
+    restarted with --overwrite) and trains seed 1 first; by the time seed 0's turn comes the other sweep
+    has finished it. It is skipped, its files untouched, never restarted with --overwrite."""
+    root = tmp_path / "root"
+    jobs = sweep.make_jobs(root, [{"eta": 0.0, "act": "sqr", "M": 7}], (1, 0), 6, {"K": 16, "windows": "3"})
+    later, first = jobs[1], jobs[0]
+    assert sweep.run_jobs([later])["ran"] == 1                     # the other sweep's finished run ...
+    finished = tmp_path / "finished"
+    later.out.rename(finished)
+    (root / sweep.LOG_DIR / f"{later.name}.log").unlink()
+    shutil.copytree(finished, later.out)                           # ... half-written when we start
+    (later.out / "metrics.jsonl").write_bytes(b"".join((finished / "metrics.jsonl").read_bytes()
+                                                       .splitlines(True)[:3]))
+    shutil.rmtree(later.out / "checkpoints")
+    assert sweep.job_state(later) == "fresh" and sweep.train_argv(later)[-1] == "--overwrite"
+
+    def report(msg):                                               # the other sweep finishes it now
+        if msg.startswith(f"start {first.name}"):
+            shutil.rmtree(later.out)
+            shutil.copytree(finished, later.out)
+    res = sweep.run_jobs([first, later], report=report)
+    assert res["ran"] == 1 and res["skipped"] == 1 and not res["failed"], res
+    assert _tree(later.out) == _tree(finished)
+    assert not (root / sweep.LOG_DIR / f"{later.name}.log").exists()
 
 
 # --- stopping a sweep ----------------------------------------------------------------------------

@@ -10,7 +10,9 @@ Stopping: SIGINT or SIGTERM to the sweep is passed on to every running child as 
 then saves its resume state and exits); the sweep waits for them and exits 1. A sweep that is
 killed outright (kill -9) takes its children with it: each child asks the kernel for SIGTERM when
 its parent dies (Linux ``PR_SET_PDEATHSIG``). A run directory whose lock is held by a live process
-(tianref/rundir.py) is never started a second time.
+(tianref/rundir.py) is never started a second time, and each job's state is taken again just before
+it starts (another sweep on the same ROOT may have finished or stopped it since): a run finished
+meanwhile is skipped, never restarted with ``--overwrite``.
 """
 from __future__ import annotations
 
@@ -185,13 +187,23 @@ def run_jobs(jobs: list[Job], n_jobs: int = 1, python: str = sys.executable, rep
                 unit = []
                 for job in units.pop(0):
                     holder = lock_holder(job.out)
-                    if holder is None:
+                    why = f"its directory is in use by process {holder}" if holder is not None else None
+                    if why is None:             # its state now: another process may have run it meanwhile
+                        try:
+                            state_of[job.name] = job_state(job)
+                        except InputError as exc:
+                            why = str(exc)
+                    if why is None and state_of[job.name] == "done":
+                        skipped.append(job.name)
+                        total -= 1
+                        report(f"skip {job.name}: finished by another process since this sweep started")
+                        progress(len(done) + len(failed), total, job.name)
+                        continue
+                    if why is None:
                         unit.append(job)
                         continue
-                    failed.append({"name": job.name, "returncode": None,
-                                   "log": f"(not started: its directory is in use by process {holder})"})
-                    report(f"[{len(done) + len(failed)}/{total}] FAILED {job.name}: not started, its "
-                           f"directory is in use by process {holder}")
+                    failed.append({"name": job.name, "returncode": None, "log": f"(not started: {why})"})
+                    report(f"[{len(done) + len(failed)}/{total}] FAILED {job.name}: not started, {why}")
                     progress(len(done) + len(failed), total, job.name)
                 if not unit:
                     continue
