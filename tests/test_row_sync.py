@@ -251,3 +251,29 @@ def test_a_part_that_fails_while_another_is_stopped_names_its_error(tmp_path, mo
     for i in (0, 2):
         assert "stopped by SIGINT" in (tmp_path / "_logs" / f"b{i}.log").read_text()
         assert (tmp_path / f"b{i}" / "checkpoints" / "resume.npz").is_file()
+
+
+def test_the_other_runs_keep_their_final_state_when_one_runs_checkpoint_cannot_be_written(tmp_path,
+                                                                                          monkeypatch):
+    """Run b0's final.npz cannot be written (its folder made read-only, say): train-batch exits 1 naming
+    that file, and b1 and b2, whose rows 0..4 are all logged, still get their final.npz and resume.npz of
+    epoch 4 (the checkpoints of the runs after b0 were skipped, so a sweep would train them again)."""
+    from tianref.analysis.records import is_complete
+    real = runs.save_npz
+
+    def save(path, arrays):
+        if path.endswith(os.path.join("b0", "checkpoints", "final.npz")):
+            raise OSError(errno.EACCES, "Permission denied", path)
+        real(path, arrays)
+    monkeypatch.setattr(runs, "save_npz", save)
+    args = ["train-batch"]
+    for i in range(3):
+        args += _member(tmp_path / f"b{i}", i, epochs=4)
+    r = cli(args)
+    assert r.exit_code == 1 and "Traceback" not in r.output, r.output
+    assert os.path.join("b0", "checkpoints", "final.npz") in r.output and "Permission denied" in r.output
+    assert not (tmp_path / "b0" / "checkpoints" / "final.npz").exists()
+    for i in (1, 2):
+        d = tmp_path / f"b{i}"
+        assert is_complete(d, 4), i
+        assert int(runs.load_npz(str(d / "checkpoints" / "resume.npz"))["epoch"]) == 4

@@ -153,10 +153,8 @@ def _loop(xp, live, epoch, resumed, stop, on_epoch):
                 if s in logged:                     # its row is logged: its checks and checkpoints follow
                     try:
                         _log(m, P, opt, s, epoch, checkpoints)
-                    except OSError:
-                        if error is None:
-                            raise
-                        # the same disk: the first error (a row's) is the one reported
+                    except OSError as exc:          # the others' checkpoints are still written; the first
+                        error = error or exc        # error (a row's, else this one) is the one reported
                 if m.failed:
                     ended.append(s)
             if error is not None:
