@@ -205,6 +205,30 @@ def test_stopped_sweep_stops_its_children_which_save_resume_state(tmp_path, refe
     assert (root / RUN / "metrics.jsonl").read_bytes() == reference
 
 
+def test_a_stopped_batch_counts_its_runs_not_started_as_not_started(tmp_path):
+    """One train-batch process holding two stacks: seed 0 resumed from its resume state (trained first)
+    and seeds 1, 2 fresh. Stopped during the first stack, the message counts one run that saved its
+    resume state and two not started (rolled back), not three saved."""
+    root = tmp_path / "root"
+    argv = [sys.executable, str(ROOT / "cli.py"), "sweep", str(root), "--batch", *LONG[:-1], "5000"]
+    proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _child_pid(root, proc)
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=60)
+    assert (root / RUN / "checkpoints" / "resume.npz").is_file()
+    seeds = argv.index("--seeds") + 1
+    argv[seeds] = "0-2"
+    proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _child_pid(root, proc, rows=int(json.loads((root / RUN / "metrics.jsonl").read_text()
+                                               .splitlines()[-1])["epoch"]) + 20)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1, err
+    assert "1 running run(s) saved their resume state, 2 not started" in err, err
+    for s in (1, 2):
+        assert not (root / RUN.replace("seed0", f"seed{s}") / "metrics.jsonl").exists()
+
+
 def test_kill_9_of_the_sweep_takes_its_children_with_it(tmp_path):
     """A child that would run for ~10 s more is gone within 5 s of kill -9 to its sweep, and it
     saved its resume state on the way out (SIGTERM from the kernel when its parent died)."""

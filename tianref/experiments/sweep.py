@@ -136,6 +136,14 @@ def batch_plan_lines(jobs: list[Job], n_jobs: int = 1, python: str = sys.executa
     return out
 
 
+def _state_or_none(job: Job):
+    """job_state, or None for a directory it refuses (reported when the sweep is run again)."""
+    try:
+        return job_state(job)
+    except InputError:
+        return None
+
+
 def run_jobs(jobs: list[Job], n_jobs: int = 1, python: str = sys.executable, report=None,
              poll_s: float = 0.2, progress=None, threads: int | None = None, batch: bool = False) -> dict:
     """Run the unfinished jobs with up to ``n_jobs`` processes; returns a summary dict.
@@ -265,9 +273,11 @@ def run_jobs(jobs: list[Job], n_jobs: int = 1, python: str = sys.executable, rep
         for sig, old in old_handlers.items():
             signal.signal(sig, old)
     if stop["sig"] not in (None, "exit"):
-        members = [j for u, *_ in running for j in u]    # a batch process's runs: some may have finished
-        n_fin = sum(job_state(j) == "done" for j in members)
-        raise RunFailure(f"sweep stopped by {stop['sig']}: {len(members) - n_fin} running run(s) saved their "
-                         f"resume state" + (f", {n_fin} of their batch(es) had finished" if n_fin else "") +
-                         f", {sum(len(u) for u in units)} not started; run the same command again to continue")
+        # a batch process's runs: some may have finished, and the runs of its later stacks not started
+        states = [_state_or_none(j) for u, *_ in running for j in u]
+        n_fin, n_saved = states.count("done"), states.count("resumable")
+        n_new = len(states) - n_fin - n_saved + sum(len(u) for u in units)
+        raise RunFailure(f"sweep stopped by {stop['sig']}: {n_saved} running run(s) saved their resume state"
+                         + (f", {n_fin} of their batch(es) had finished" if n_fin else "") +
+                         f", {n_new} not started; run the same command again to continue")
     return {"runs": len(jobs), "skipped": len(skipped), "ran": len(done), "failed": failed}
