@@ -193,3 +193,44 @@ def test_the_cli_keeps_freed_blocks_for_reuse(monkeypatch):
     import platform
     if platform.libc_ver()[0] == "glibc":
         assert keep_freed_blocks() is True
+
+
+# --- commands that replay a run: edge, thm6 ------------------------------------------------------
+
+# large enough for OpenBLAS to split its float32 GEMMs over two threads (M = 13, K = 32 is not), so that
+# a replay at two threads differs from a run trained at one (measured: 7e-7 in W after 30 epochs)
+QUICK = ["--M", "23", "--K", "512", "--train-frac", "0.5", "--eta", "2e-3", "--epochs", "12", "--windows", "3"]
+
+
+@pytest.fixture
+def replayed(monkeypatch):
+    """Record the BLAS pools' thread counts where a replay starts (train.setup, also edge's route)."""
+    from tianref import train as engine
+    counts = []
+    setup = engine.setup
+
+    def spy(*a, **k):
+        counts.append(_blas_counts())
+        return setup(*a, **k)
+    monkeypatch.setattr(engine, "setup", spy)
+    return counts
+
+
+def test_edge_and_thm6_replay_at_trains_thread_count(tmp_path, monkeypatch, replayed):
+    for var in blas_threads.VARS:
+        monkeypatch.delenv(var, raising=False)
+    out = str(tmp_path / "r")
+    assert CliRunner().invoke(main, ["train", *QUICK, "--out", out]).exit_code == 0       # one thread
+    replayed.clear()
+    # a process whose BLAS starts at two threads (OpenBLAS's own default on a 2-core machine)
+    with threadpoolctl.threadpool_limits(limits=2):
+        r = CliRunner().invoke(main, ["edge", "--run", out, "--at-epochs", "12", "--n-random", "0",
+                                      "--space", "W"])
+        # the logged W edge split is checked against the replay to 1e-9: a replay at another thread
+        # count than the run's fails that check (exit 1, "does not reproduce")
+        assert r.exit_code == 0, r.output
+        r = CliRunner().invoke(main, ["thm6", "--run", out, "--at-epochs", "10", "--top-pairs", "3"])
+        assert r.exit_code == 0, r.output
+        r = CliRunner().invoke(main, ["edge", "--run", out, "--at-epochs", "12", "--n-random", "0",
+                                      "--space", "W", "--threads", "2"])
+    assert [set(c) for c in replayed] == [{1}, {1}, {2}]

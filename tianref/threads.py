@@ -6,6 +6,8 @@
     limits     a context manager that sets every loaded BLAS and OpenMP pool to that many threads
     current    the largest thread count among the loaded BLAS pools (recorded in config.json)
     child_env  the environment of a child process that should use N threads
+    REPLAY_HELP  --threads of edge and thm6, which replay a run: at train's default, so that a run
+               trained at the default replays bit for bit (a BLAS's sums depend on its thread count)
 
 Why in-process: NumPy's BLAS is loaded (and has read the variables) before the command line is
 parsed, so setting ``OPENBLAS_NUM_THREADS`` from inside ``train`` would be too late. threadpoolctl
@@ -29,6 +31,11 @@ from tianref.errors import InputError
 VARS = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS")
 DEFAULT = 1
 DEFAULT_TEXT = f"{DEFAULT}, or OPENBLAS/MKL/OMP_NUM_THREADS when set"
+# --threads of the commands that replay a run (edge, thm6): a float32 GEMM's sums depend on the BLAS's
+# thread count, so a replay equals the run bit for bit only at the count the run was trained with
+REPLAY_HELP = ("BLAS/OpenMP threads of this process. A replayed run equals the trained one bit for bit "
+               "only with the thread count train used (config.json versions.blas_threads; train's "
+               "default is the same as this one).")
 
 
 def from_env(env=None) -> int | None:

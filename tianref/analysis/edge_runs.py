@@ -62,7 +62,8 @@ def check_replay(run_dir, epoch, state, logged, strict=True, xp=None, w=None) ->
         same = all(np.array_equal(to_host(state.params[k]), ck[k]) for k in ("W", "V"))
         if strict and not same:
             raise RunFailure(f"replayed weights at epoch {epoch} differ from {ck_path}; the run cannot be "
-                             "replayed on this backend/machine bit for bit")
+                             "replayed on this backend/machine bit for bit (a replay is exact only on the run's "
+                               "backend and BLAS thread count: edge --threads, config.json versions.blas_threads)")
         said.append("weights equal the checkpoint" if same else "weights DIFFER from the checkpoint")
     row = logged.get(epoch, {})
     if "W_edge_g2" in row:
@@ -80,7 +81,9 @@ def _check_logged_split(epoch, split, row, strict=True) -> float:
     worst = max(abs(row[f"W_edge_{k}"] - split[k]) / scale for k in ("g2", "wd2", "cross"))
     if strict and worst > REPLAY_RTOL:
         raise RunFailure(f"epoch {epoch}: the replayed W edge split differs from the logged one by {worst:.1e} "
-                         "(relative, parameter-space view); the replay does not reproduce the run")
+                         "(relative, parameter-space view); the replay does not reproduce the run (a replay is "
+                         "exact only on the run's backend and BLAS thread count: edge --threads, config.json "
+                         "versions.blas_threads)")
     return worst
 
 

@@ -16,7 +16,7 @@ import sys
 
 import click
 
-from tianref import __version__, memory, runs
+from tianref import __version__, memory, runs, threads as blas_threads
 from tianref.backend import environment_info, get_xp
 from tianref.cli.common import FiniteFloat, epoch_list_options, reports_errors
 from tianref.cli.progress import CountProgress
@@ -127,8 +127,10 @@ SPACE_CHOICES = {"all": ["joint", "W", "V"], "joint": ["joint"], "W": ["W"], "V"
               "edge against random (mean +- std) and norm-matched.")
 @click.option("--xp", "xp_name", type=click.Choice(["numpy", "cupy", "fake"]), default="numpy",
               show_default=True, help="Array backend: numpy (CPU) or cupy (GPU). 'fake' is the strict CI backend.")
+@click.option("--threads", type=click.IntRange(min=1), default=None, show_default=blas_threads.DEFAULT_TEXT,
+              help=blas_threads.REPLAY_HELP)
 @reports_errors
-def edge_cmd(run_dir, epochs_text, n_random, seed, eps_rel, space_names, json_out, plot_out, xp_name):
+def edge_cmd(run_dir, epochs_text, n_random, seed, eps_rel, space_names, json_out, plot_out, xp_name, threads):
     from tianref.analysis.edge_runs import load_run, probe_run
     for what, path in (("--json", json_out), ("--plot", plot_out)):     # before any replay
         if path is not None:
@@ -148,8 +150,9 @@ def edge_cmd(run_dir, epochs_text, n_random, seed, eps_rel, space_names, json_ou
           f"({', '.join(spaces)}) the edge and {n_random} random draws of 2 and of 1 directions")
     bars = _Phases()
     try:
-        records = probe_run(run_dir, epochs, xp, spaces=spaces, n_random=n_random, seed=seed,
-                            eps_rel=eps_rel, progress=bars, note=_note)
+        with blas_threads.limits(threads):          # the thread count train used: a bitwise replay
+            records = probe_run(run_dir, epochs, xp, spaces=spaces, n_random=n_random, seed=seed,
+                                eps_rel=eps_rel, progress=bars, note=_note)
     finally:
         bars.close()
     click.echo(_table(records))

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from tianref import threads as blas_threads
 from tianref.cli.common import reports_errors
 from tianref.cli.progress import RunsReporter
 from tianref.cli.sweep import THREADS_DEFAULT, THREADS_HELP
@@ -34,7 +35,8 @@ from tianref.rundir import check_output_dir, check_output_file
 @click.option("--jobs", "n_jobs", type=click.IntRange(min=1), default=2,
               help="Parallel local train processes (each with --threads BLAS threads).")
 @click.option("--threads", type=click.IntRange(min=1), default=None, show_default=THREADS_DEFAULT,
-              help=THREADS_HELP)
+              help=THREADS_HELP + " This process's own replays (thm6, lifecycle) use T threads too, so that "
+                   "they equal the runs bit for bit.")
 @click.option("--batch/--no-batch", default=None,
               help="Train the seeds (and eta values) of each condition as stacked arrays (train-batch; the same runs, "
                    "each in its own folder). Default: on with --xp cupy (a GPU is filled by one stack, "
@@ -130,12 +132,13 @@ def reproduce_cmd(section_text, root, scale_text, n_jobs, threads, batch, plan, 
     done = {}
     for s in sections:
         reporter = RunsReporter(f"reproduce {s}")
-        try:
-            done[s] = rp.reproduce_section(s, root, scale, n_jobs=n_jobs, python=python, xp=xp_name,
-                                           n_top=top_pairs, store_to=target, command=command,
-                                           report=reporter.note, progress=reporter.progress,
-                                           no_train=no_train, threads=threads,
-                                           batch=(xp_name == "cupy") if batch is None else batch)
+        try:                                    # replays here (thm6, lifecycle) at the children's count
+            with blas_threads.limits(threads):
+                done[s] = rp.reproduce_section(s, root, scale, n_jobs=n_jobs, python=python, xp=xp_name,
+                                               n_top=top_pairs, store_to=target, command=command,
+                                               report=reporter.note, progress=reporter.progress,
+                                               no_train=no_train, threads=threads,
+                                               batch=(xp_name == "cupy") if batch is None else batch)
         finally:
             reporter.close()
     click.echo(json.dumps({"scale": scale.name, "root": str(Path(root).resolve()),

@@ -14,7 +14,7 @@ import sys
 import click
 import numpy as np  # host checks of a checkpoint's arrays
 
-from tianref import __version__, group_rows, identity, memory, runs, thm6
+from tianref import __version__, group_rows, identity, memory, runs, thm6, threads as blas_threads
 from tianref.backend import environment_info, get_xp
 from tianref.cli.common import FiniteFloat, epoch_list_options, reports_errors
 from tianref.cli.progress import CountProgress, interactive
@@ -263,13 +263,17 @@ def _table(records) -> str:
               help="Write a PNG: sign-match across checkpoints with the paper's T1 values, B vs cos, B vs r.")
 @click.option("--xp", "xp_name", type=click.Choice(["numpy", "cupy", "fake"]), default="numpy",
               show_default=True, help="Array backend: numpy (CPU) or cupy (GPU). 'fake' is the strict CI backend.")
+@click.option("--threads", type=click.IntRange(min=1), default=None, show_default=blas_threads.DEFAULT_TEXT,
+              help=blas_threads.REPLAY_HELP)
+@click.pass_context
 @reports_errors
-def thm6_cmd(run_dir, epochs_text, replay_beyond, checkpoint, act, eta, top_pairs, all_pairs, audit, exact,
-             pinv, method, block, json_out, plot_out, xp_name):
+def thm6_cmd(ctx, run_dir, epochs_text, replay_beyond, checkpoint, act, eta, top_pairs, all_pairs, audit, exact,
+             pinv, method, block, json_out, plot_out, xp_name, threads):
     for what, path in (("--json", json_out), ("--plot", plot_out)):
         if path is not None:
             check_output_file(path, what)
     xp = get_xp(xp_name)
+    ctx.with_resource(blas_threads.limits(threads))  # the thread count train used: a bitwise replay
     if exact and pinv:
         raise InputError("--exact asks for the exact leave-two-out residual, which does not exist with --pinv "
                          "(eta = 0: B is the pseudo-inverse); drop one of them")
