@@ -172,8 +172,10 @@ def test_resume_refuses_an_option_that_would_change_the_run(run_dir, opt):
 
 
 def test_resume_accepts_an_option_equal_to_the_stored_one(run_dir, reference):
+    # --train-frac 0.4 gives the stored n_train = round(0.4 * 49) = 20 (train's own default)
     r = _resume(run_dir, "--metrics", "full", "--lr", "1e-3", "--windows", "3", "--M", "7",
-                "--top-layer", "trained", "--log-grams", "", "--gram-dtype", "float64", "--momentum", "0.9")
+                "--train-frac", "0.4", "--top-layer", "trained", "--log-grams", "", "--gram-dtype", "float64",
+                "--momentum", "0.9")
     assert r.exit_code == 0, r.output
     assert (run_dir / "metrics.jsonl").read_bytes() == reference
 

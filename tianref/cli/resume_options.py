@@ -2,12 +2,15 @@
 
 An option ``--foo-bar`` is compared with the stored config's ``foo_bar`` (so options added later are
 covered without edits here); one with no such field is refused outright, unless ``--resume`` accepts it
-(RESUME_OPTIONS). --eta and --eta-schedule both name the weight-decay schedule and are compared by value.
+(RESUME_OPTIONS). --eta and --eta-schedule both name the weight-decay schedule and are compared by value;
+--train-frac names n_train = round(p M^2) and is compared by that count, so a run's own command line with
+--resume added is accepted.
 """
 from __future__ import annotations
 
 from tianref import resume as resume_mod
 from tianref.config import INT_TUPLES, parse_eta_schedule, parse_list
+from tianref.data import n_train_from_frac
 from tianref.errors import InputError
 
 # options --resume accepts; any other option given with it must agree with the stored config
@@ -36,6 +39,12 @@ def refuse_changes_on_resume(ctx, given, out):
                 continue
             raise InputError(f"--resume continues the stored configuration: {opt} {value} differs from the "
                              f"stored {_schedule_text(_schedule_of('stored', stored))}; drop {opt}")
+        if p.name == "train_frac":                   # names n_train = round(p M^2): by that count
+            n = n_train_from_frac(int(stored["M"]), float(value))
+            if n == stored["n_train"]:
+                continue
+            raise InputError(f"--resume continues the stored configuration: {opt} {value} gives n_train = {n}, "
+                             f"the stored n_train is {stored['n_train']}; drop {opt}")
         if field in stored:
             if _same(value, stored[field], opt):
                 continue
