@@ -419,6 +419,18 @@ def test_sweep_and_reproduce_into_a_read_only_folder_create_nothing(tmp_path, mo
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ro"] and list(ro.iterdir()) == []
 
 
+@pytest.mark.parametrize("below", ["", "checkpoints", "new/deeper"])
+def test_sweep_and_reproduce_root_in_a_run_directory_is_refused(run_dir, below):
+    # runs below a run would be written into it and never found by summarize (a run does not nest runs)
+    before = _snapshot(run_dir)
+    root = run_dir / below if below else run_dir
+    for plan in ([], ["--plan"]):
+        _refused(_cli(["sweep", root, *TINY_SWEEP, *plan]), "a run directory")
+        _refused(_cli(["reproduce", "--section", "ridge", "--scale", "smoke", "--root", root, *plan]),
+                 "a run directory")
+    assert _snapshot(run_dir) == before
+
+
 def test_reproduce_store_to_below_a_file_refused_before_computing(tmp_path, afile, monkeypatch):
     monkeypatch.setattr("tianref.cli.sweep.check_jobs", _never("reproduce validation"))
     before = _snapshot(tmp_path)

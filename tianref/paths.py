@@ -7,7 +7,8 @@ OSError met later (a full disk, a folder made read-only meanwhile) is shown by
 ``describe_oserror`` as one line naming the file (exit 1).
 
 Refused: an empty path; a folder where a file is asked for (or a file where a folder is); a path
-below a regular file; a path whose nearest existing folder this process cannot write in.
+below a regular file; a path whose nearest existing folder this process cannot write in; the root of
+a tree of runs (sweep ROOT, reproduce --root) at or below a run directory (``check_not_in_run``).
 """
 from __future__ import annotations
 
@@ -82,3 +83,19 @@ def check_output_dir(path, what: str) -> str:
         raise InputError(f"{what} {path} exists and is not a directory")
     _check_folder_usable(_nearest_existing(path), path, what)
     return path
+
+
+def check_not_in_run(path, what: str) -> str:
+    """Refuse a folder for a tree of runs (sweep ROOT, reproduce --root) that is a run directory or lies
+    below one (a folder holding metrics.jsonl, as tianref.analysis.records finds runs): nothing but train
+    writes in a run, and summarize does not look for runs below a run."""
+    p = os.path.abspath(os.fspath(path))
+    while True:
+        if os.path.isfile(os.path.join(p, "metrics.jsonl")):
+            where = "is" if p == os.path.abspath(os.fspath(path)) else f"lies inside {p}, which is"
+            raise InputError(f"{what} {path} {where} a run directory (it holds metrics.jsonl); give a folder "
+                             "outside any run")
+        parent = os.path.dirname(p)
+        if parent == p:
+            return os.fspath(path)
+        p = parent

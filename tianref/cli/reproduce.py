@@ -16,6 +16,7 @@ from tianref.cli.progress import RunsReporter
 from tianref.cli.sweep import THREADS_DEFAULT, THREADS_HELP
 from tianref.errors import InputError
 from tianref.experiments.protocols import SCALES, SECTIONS
+from tianref.paths import check_not_in_run
 from tianref.rundir import check_output_dir, check_output_file
 
 
@@ -99,6 +100,7 @@ def reproduce_cmd(section_text, root, scale_text, n_jobs, threads, batch, plan, 
         return
     if plan and slurm_file is not None:
         raise InputError("give --plan or --slurm, not both")
+    check_not_in_run(root, "--root")             # also for --plan: its commands would write there
     if not plan:                                 # every output path before anything is computed or created
         check_output_dir(root, "--root")
     if slurm_file is not None:

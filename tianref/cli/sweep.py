@@ -14,6 +14,7 @@ from tianref.config import parse_list
 from tianref.cli.progress import RunsReporter
 from tianref.errors import InputError, RunFailure
 from tianref.model import ACTIVATIONS
+from tianref.paths import check_not_in_run
 from tianref.rundir import check_output_dir, check_output_file
 from tianref.threads import DEFAULT_TEXT as THREADS_DEFAULT
 
@@ -119,6 +120,7 @@ def sweep_cmd(root, eta_text, act_list, M_text, group_text, frac_text, seeds_tex
     jobs = sweep.make_jobs(root, sweep.grid(**lists), sweep.parse_seeds(seeds_text), epochs, common)
     if plan and slurm_file is not None:
         raise InputError("give --plan or --slurm, not both")
+    check_not_in_run(root, "ROOT")               # also for --plan: its commands would write there
     if not plan:                                 # the paths, before anything is validated or created
         check_output_dir(root, "ROOT")
     if slurm_file is not None:
