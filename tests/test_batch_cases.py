@@ -112,6 +112,16 @@ def test_a_member_that_is_no_command_line_is_refused_before_anything_is_written(
     assert not list(tmp_path.iterdir())
 
 
+def test_two_members_with_one_out_are_refused_before_anything_is_written(tmp_path):
+    # the second member would be refused by the lock the first holds in this same process, after the
+    # first had trained: a bad command line, so nothing may be written
+    from cli_checks import cli, refused
+    r = cli(["train-batch", "--member", f"--out {tmp_path / 'm0'} " + " ".join(MEMBER),
+             "--member", f"--out={tmp_path / 'm0'}/ --seed 1 " + " ".join(MEMBER)])
+    refused(r, "--member", "same --out")
+    assert not list(tmp_path.iterdir())
+
+
 def test_a_help_member_is_refused_not_taken_for_a_finished_run(tmp_path):
     from cli_checks import cli
     r = cli(["train-batch", "--member", "--help"])

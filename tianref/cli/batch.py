@@ -140,6 +140,14 @@ def train_batch_cmd(members, log_dir, threads):
             argvs.append(shlex.split(m))
         except ValueError as exc:                      # before any run is touched
             raise InputError(f"--member {m!r}: {exc}") from None
+    seen = {}
+    for argv in argvs:                                 # one run per folder: before any run is touched
+        out = _out_of(argv)
+        key = None if out is None else os.path.realpath(out)
+        if key in seen:
+            raise InputError(f"--member: two members write to the same --out {out}")
+        if key is not None:
+            seen[key] = out
     if log_dir is not None:
         os.makedirs(log_dir, exist_ok=True)
     prepared, refused = prepare_members(argvs, log_dir)
