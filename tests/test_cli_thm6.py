@@ -79,9 +79,15 @@ def test_mis_shaped_checkpoint(tmp_path, override, fragment):
 
 
 def test_not_an_npz(tmp_path):
+    # np.load calls any file that is not a zip (text, a .npy array) pickled data and suggests
+    # allow_pickle, which no command offers: the message says what the file is not instead
     p = tmp_path / "junk.npz"
     p.write_text("not a zip file")
-    assert_one_line_error(run(["--checkpoint", str(p)]), "cannot read")
+    np.save(tmp_path / "one.npy", np.zeros(3))
+    for f in (p, tmp_path / "one.npy"):
+        r = run(["--checkpoint", str(f)])
+        assert_one_line_error(r, "cannot read", "not an .npz archive")
+        assert "pickle" not in r.stderr
 
 
 def test_no_config_needs_act_and_eta(tmp_path):

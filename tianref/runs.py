@@ -25,6 +25,7 @@ import json
 import math
 import os
 import tempfile
+import zipfile
 from concurrent.futures import ThreadPoolExecutor, wait
 
 import numpy as np  # host I/O only
@@ -201,6 +202,8 @@ def load_npz(path: str) -> dict:
     """All arrays of an .npz as host arrays; a clear InputError if it cannot be read."""
     if not os.path.isfile(path):
         raise InputError(f"file not found: {path}")
+    if not zipfile.is_zipfile(path):        # np.load would call any other file pickled data
+        raise InputError(f"cannot read {path} as .npz: it is not an .npz archive (numpy.savez's zip of arrays)")
     try:
         with np.load(path, allow_pickle=False) as z:
             return {k: z[k] for k in z.files}
