@@ -234,3 +234,35 @@ def test_edge_and_thm6_replay_at_trains_thread_count(tmp_path, monkeypatch, repl
         r = CliRunner().invoke(main, ["edge", "--run", out, "--at-epochs", "12", "--n-random", "0",
                                       "--space", "W", "--threads", "2"])
     assert [set(c) for c in replayed] == [{1}, {1}, {2}]
+
+
+def test_edge_and_thm6_replay_at_the_runs_own_thread_count(tmp_path, monkeypatch, replayed):
+    """A run trained with --threads 2 is replayed at two threads without --threads (its config.json
+    says 2), and its edge replay passes the exact check; --threads still wins when given."""
+    for var in blas_threads.VARS:
+        monkeypatch.delenv(var, raising=False)
+    out = str(tmp_path / "r2")
+    assert CliRunner().invoke(main, ["train", *QUICK, "--threads", "2", "--out", out]).exit_code == 0
+    replayed.clear()
+    with threadpoolctl.threadpool_limits(limits=1):
+        r = CliRunner().invoke(main, ["edge", "--run", out, "--at-epochs", "12", "--n-random", "0",
+                                      "--space", "W"])
+        assert r.exit_code == 0, r.output
+        r = CliRunner().invoke(main, ["thm6", "--run", out, "--at-epochs", "10", "--top-pairs", "3"])
+        assert r.exit_code == 0, r.output
+        r = CliRunner().invoke(main, ["thm6", "--run", out, "--at-epochs", "10", "--top-pairs", "3",
+                                      "--threads", "1"])
+        assert r.exit_code == 0, r.output
+    assert [set(c) for c in replayed] == [{2}, {2}, {1}]
+
+
+def test_the_runs_own_thread_count_only_when_every_session_used_one(tmp_path):
+    meta = {"versions": {"blas_threads": 2}}
+    (tmp_path / "config.json").write_text(json.dumps(meta))
+    assert blas_threads.of_run(tmp_path) == 2 and blas_threads.for_replay(None, tmp_path) == 2
+    assert blas_threads.for_replay(3, tmp_path) == 3 and blas_threads.for_replay(None, None) is None
+    meta["resumed"] = [{"from_epoch": 5, "blas_threads": 2}, {"from_epoch": 9, "blas_threads": 1}]
+    (tmp_path / "config.json").write_text(json.dumps(meta))
+    assert blas_threads.of_run(tmp_path) is None                 # two counts: none is the run's
+    (tmp_path / "config.json").write_text("{")
+    assert blas_threads.of_run(tmp_path) is None and blas_threads.of_run(tmp_path / "nowhere") is None

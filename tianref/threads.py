@@ -6,8 +6,8 @@
     limits     a context manager that sets every loaded BLAS and OpenMP pool to that many threads
     current    the largest thread count among the loaded BLAS pools (recorded in config.json)
     child_env  the environment of a child process that should use N threads
-    REPLAY_HELP  --threads of edge and thm6, which replay a run: at train's default, so that a run
-               trained at the default replays bit for bit (a BLAS's sums depend on its thread count)
+    REPLAY_HELP  --threads of edge and thm6, which replay a run: by default the run's own count (of_run,
+               for_replay), so that the replay is bit for bit (a BLAS's sums depend on its thread count)
 
 Why in-process: NumPy's BLAS is loaded (and has read the variables) before the command line is
 parsed, so setting ``OPENBLAS_NUM_THREADS`` from inside ``train`` would be too late. threadpoolctl
@@ -24,6 +24,7 @@ cores are oversubscribed); a second thread can at best halve a run on an idle ma
 """
 from __future__ import annotations
 
+import json
 import os
 
 from tianref.errors import InputError
@@ -31,11 +32,31 @@ from tianref.errors import InputError
 VARS = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS")
 DEFAULT = 1
 DEFAULT_TEXT = f"{DEFAULT}, or OPENBLAS/MKL/OMP_NUM_THREADS when set"
+REPLAY_DEFAULT_TEXT = f"the run's own; else {DEFAULT_TEXT}"
 # --threads of the commands that replay a run (edge, thm6): a float32 GEMM's sums depend on the BLAS's
 # thread count, so a replay equals the run bit for bit only at the count the run was trained with
 REPLAY_HELP = ("BLAS/OpenMP threads of this process. A replayed run equals the trained one bit for bit "
-               "only with the thread count train used (config.json versions.blas_threads; train's "
-               "default is the same as this one).")
+               "only with the thread count train used, so the default is the run's own (config.json "
+               "versions.blas_threads, when every session of the run used one count).")
+
+
+def of_run(run_dir) -> int | None:
+    """The BLAS thread count a run was trained with (config.json: versions.blas_threads and each resume's
+    blas_threads), when every session used the same one; None otherwise or when it is not recorded."""
+    try:
+        with open(os.path.join(run_dir, "config.json"), encoding="utf-8") as f:
+            meta = json.load(f)
+        counts = {meta["versions"]["blas_threads"]} | {r.get("blas_threads") for r in meta.get("resumed") or []}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    n = counts.pop() if len(counts) == 1 else None
+    return n if isinstance(n, int) and n >= 1 else None
+
+
+def for_replay(threads: int | None, run_dir) -> int | None:
+    """--threads of a command that replays the run in ``run_dir``: as given, else the run's own (of_run),
+    else None (resolve's default)."""
+    return threads if threads is not None else (of_run(run_dir) if run_dir is not None else None)
 
 
 def from_env(env=None) -> int | None:

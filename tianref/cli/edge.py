@@ -127,7 +127,7 @@ SPACE_CHOICES = {"all": ["joint", "W", "V"], "joint": ["joint"], "W": ["W"], "V"
               "edge against random (mean +- std) and norm-matched.")
 @click.option("--xp", "xp_name", type=click.Choice(["numpy", "cupy", "fake"]), default="numpy",
               show_default=True, help="Array backend: numpy (CPU) or cupy (GPU). 'fake' is the strict CI backend.")
-@click.option("--threads", type=click.IntRange(min=1), default=None, show_default=blas_threads.DEFAULT_TEXT,
+@click.option("--threads", type=click.IntRange(min=1), default=None, show_default=blas_threads.REPLAY_DEFAULT_TEXT,
               help=blas_threads.REPLAY_HELP)
 @reports_errors
 def edge_cmd(run_dir, epochs_text, n_random, seed, eps_rel, space_names, json_out, plot_out, xp_name, threads):
@@ -150,7 +150,7 @@ def edge_cmd(run_dir, epochs_text, n_random, seed, eps_rel, space_names, json_ou
           f"({', '.join(spaces)}) the edge and {n_random} random draws of 2 and of 1 directions")
     bars = _Phases()
     try:
-        with blas_threads.limits(threads):          # the thread count train used: a bitwise replay
+        with blas_threads.limits(blas_threads.for_replay(threads, run_dir)):   # train's count: a bitwise replay
             records = probe_run(run_dir, epochs, xp, spaces=spaces, n_random=n_random, seed=seed,
                                 eps_rel=eps_rel, progress=bars, note=_note)
     finally:

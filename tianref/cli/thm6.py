@@ -263,7 +263,7 @@ def _table(records) -> str:
               help="Write a PNG: sign-match across checkpoints with the paper's T1 values, B vs cos, B vs r.")
 @click.option("--xp", "xp_name", type=click.Choice(["numpy", "cupy", "fake"]), default="numpy",
               show_default=True, help="Array backend: numpy (CPU) or cupy (GPU). 'fake' is the strict CI backend.")
-@click.option("--threads", type=click.IntRange(min=1), default=None, show_default=blas_threads.DEFAULT_TEXT,
+@click.option("--threads", type=click.IntRange(min=1), default=None, show_default=blas_threads.REPLAY_DEFAULT_TEXT,
               help=blas_threads.REPLAY_HELP)
 @click.pass_context
 @reports_errors
@@ -273,7 +273,7 @@ def thm6_cmd(ctx, run_dir, epochs_text, replay_beyond, checkpoint, act, eta, top
         if path is not None:
             check_output_file(path, what)
     xp = get_xp(xp_name)
-    ctx.with_resource(blas_threads.limits(threads))  # the thread count train used: a bitwise replay
+    ctx.with_resource(blas_threads.limits(blas_threads.for_replay(threads, run_dir)))  # train's count: bitwise
     if exact and pinv:
         raise InputError("--exact asks for the exact leave-two-out residual, which does not exist with --pinv "
                          "(eta = 0: B is the pseudo-inverse); drop one of them")
