@@ -163,7 +163,7 @@ def test_corrupt_config_json_is_refused_by_summarize(run_dir):
                                  ["--init-from", "x.npz"], ["--overwrite"], ["--momentum", "0.5"],
                                  ["--top-layer", "ridge"], ["--ridge-reg", "0.1"], ["--gram-dtype", "float32"],
                                  ["--log-grams", "float32"], ["--init-scale", "2"], ["--output-scale", "2"],
-                                 ["--optimizer", "sgd"]])
+                                 ["--optimizer", "sgd"], ["--group", "S3"], ["--ridge-eval", "current"]])
 def test_resume_refuses_an_option_that_would_change_the_run(run_dir, opt):
     before = _snapshot(run_dir)
     line = _refused(_resume(run_dir, *opt))
@@ -175,8 +175,8 @@ def test_resume_accepts_an_option_equal_to_the_stored_one(run_dir, reference):
     # --train-frac 0.4 gives the stored n_train = round(0.4 * 49) = 20 (train's own default)
     r = _resume(run_dir, "--metrics", "full", "--lr", "1e-3", "--windows", "3", "--M", "7",
                 "--train-frac", "0.4", "--top-layer", "trained", "--log-grams", "", "--gram-dtype", "float64",
-                "--momentum", "0.9")
-    assert r.exit_code == 0, r.output
+                "--momentum", "0.9", "--ridge-eval", "held", "--group", "")   # the last two: fields that
+    assert r.exit_code == 0, r.output            # config.json leaves out for this run (defaults, Z_M)
     assert (run_dir / "metrics.jsonl").read_bytes() == reference
 
 

@@ -8,6 +8,8 @@ covered without edits here); one with no such field is refused outright, unless 
 """
 from __future__ import annotations
 
+import dataclasses
+
 from tianref import resume as resume_mod
 from tianref.config import INT_TUPLES, parse_eta_schedule, parse_list
 from tianref.data import n_train_from_frac
@@ -32,7 +34,10 @@ def refuse_changes_on_resume(ctx, given, out):
         opt = max(p.opts, key=len)
         field = opt.lstrip("-").replace("-", "_")
         if stored is None:
-            stored = resume_mod.stored_config(out)[1].to_dict()
+            cfg = resume_mod.stored_config(out)[1]
+            # config.json leaves out fields that mean nothing for the run (ridge_eval without the ridge
+            # top layer, group on Z_M): compared with their values in the run's config all the same
+            stored = {**{f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)}, **cfg.to_dict()}
         value = ctx.params[p.name]
         if p.name in ("eta", "eta_schedule"):          # both name the weight-decay schedule: by value
             if _schedule_of(p.name, value) == _schedule_of("stored", stored):
