@@ -107,6 +107,7 @@ def test_plot_is_written(run_dir, tmp_path):
     (["--at-epochs", "99"], "past the run's last epoch 16 (its train --epochs)"),
     (["--at-epochs", "a"], "comma-separated integers"),
     (["--at-epochs", "-1"], ">= 0"),
+    (["--at-epochs", "0,1"], "no edge at epoch(s) 0, 1"),               # fewer than 2 updates
     (["--at-epochs", "8", "--eps-rel", "nan"], "--eps-rel must be a finite number > 0"),
     (["--at-epochs", "8", "--eps-rel", "inf"], "--eps-rel must be a finite number > 0"),
     (["--at-epochs", "8", "--eps-rel", "0"], "--eps-rel must be a finite number > 0"),

@@ -115,6 +115,9 @@ def probe_run(run_dir, epochs, xp, *, spaces=("joint", "W", "V"), n_random=20, s
     bad = [sp for sp in spaces if sp not in SPACES]
     if bad:
         raise InputError(f"unknown space {bad[0]!r}; choose from {', '.join(SPACES)}")
+    if max(epochs) < 2:                                   # row e follows e updates; the edge needs 2
+        raise InputError(f"no edge at epoch(s) {', '.join(str(int(e)) for e in sorted(epochs))}: the edge is "
+                         "the top direction of at least 2 updates, so ask for epochs >= 2")
     tell = progress or (lambda phase, n, total: None)
     w = cfg.windows[0]
     last = max(int(e) for e in epochs)
