@@ -57,6 +57,35 @@ def _one_line_error(r, code):
 
 # --- --overwrite -----------------------------------------------------------------------------
 
+SIGTERM_IN_SETUP = """
+import os, signal, sys
+from tianref import train
+real = train.setup
+def setup(*a, **k):                        # SIGTERM while the new run is being set up
+    os.kill(os.getpid(), signal.SIGTERM)
+    return real(*a, **k)
+train.setup = setup
+from tianref.cli import main
+main(sys.argv[1:])
+"""
+
+
+@pytest.mark.parametrize("cmd", ["train", "train-batch"])
+def test_sigterm_while_an_overwrite_is_set_up_puts_the_old_run_back(run_dir, cmd):
+    """SIGTERM outside the training loop unwinds as Ctrl-C: the run replaced by --overwrite is back in
+    OUT, byte for byte, nothing is left aside, exit 1 (the default handler ended the process at once,
+    exit -15, the old run left in .run.replaced-PID)."""
+    before = _snapshot(run_dir)
+    argv = SMALL + ["--seed", "1", "--overwrite", "--out", str(run_dir)]
+    args = ["train", *argv] if cmd == "train" else ["train-batch", "--member", " ".join(argv)]
+    proc = subprocess.run([sys.executable, "-c", SIGTERM_IN_SETUP, *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 1, (proc.returncode, proc.stderr)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert _snapshot(run_dir) == before
+    assert sorted(p.name for p in run_dir.parent.iterdir()) == ["run"]
+
+
 def _cupy_usable():
     try:
         import cupy

@@ -5,6 +5,9 @@ module in this package and is registered below.
 """
 from __future__ import annotations
 
+import signal
+import threading
+
 import click
 
 from tianref.allocator import keep_freed_blocks
@@ -30,6 +33,26 @@ SHORT_HELP = {
 def main():
     """tianref: reference implementation of grokking in sigma(XW)V (Tian's Li2 setup)."""
     keep_freed_blocks()                  # reuse the epoch's large host arrays (tianref/allocator.py)
+    _sigterm_as_interrupt()
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM outside a training loop (which stops at a row boundary itself: train._Stop)."""
+
+
+def _sigterm_as_interrupt():
+    """SIGTERM raises Terminated (a KeyboardInterrupt) instead of ending the process at once, so that
+    outside a training loop (setting runs up, between the stacks of a batch) it unwinds as Ctrl-C does:
+    a run being prepared is rolled back and an --overwrite puts the old run back (tianref/rundir.py);
+    exit 1. Only in the main thread, only over the default handler; restored when the command ends."""
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return
+
+    def handler(signum, frame):
+        raise Terminated()
+    signal.signal(signal.SIGTERM, handler)
+    click.get_current_context().call_on_close(lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL))
 
 
 from tianref.cli.train import train_cmd  # noqa: E402
