@@ -4,6 +4,7 @@
 into one line on stderr. ``OneLineErrors`` does the same for click's own usage errors (an unknown
 option, a value outside a choice, a missing argument): click prints usage, a hint and the error on
 three lines; we print ``Error: <message>. See 'cli.py <command> --help'.`` on one, still exit 2.
+``json_safe`` makes the documents that ``edge --json`` and ``thm6 --json`` write strict JSON.
 """
 from __future__ import annotations
 
@@ -72,6 +73,17 @@ def reports_errors(fn):
             click.echo(f"Error: {describe_oserror(exc)}", err=True)
             sys.exit(1)
     return wrapper
+
+
+def json_safe(obj):
+    """inf/NaN -> None (strict JSON), through dicts, lists and tuples; everything else unchanged."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    return obj
 
 
 class FiniteFloat(click.ParamType):

@@ -18,7 +18,7 @@ import click
 
 from tianref import __version__, memory, runs, threads as blas_threads
 from tianref.backend import environment_info, get_xp
-from tianref.cli.common import FiniteFloat, epoch_list_options, reports_errors
+from tianref.cli.common import FiniteFloat, epoch_list_options, json_safe, reports_errors
 from tianref.cli.progress import CountProgress
 from tianref.config import parse_int_list
 from tianref.errors import InputError
@@ -26,16 +26,6 @@ from tianref.rundir import check_output_file
 
 def _note(msg: str) -> None:
     click.echo(f"edge: {msg}", err=True)
-
-
-def _json_safe(obj):
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    return obj
 
 
 def _fmt(v, spec=".3g"):
@@ -161,7 +151,7 @@ def edge_cmd(run_dir, epochs_text, n_random, seed, eps_rel, space_names, json_ou
                "run": os.path.abspath(run_dir), "window": cfg.windows[0],
                "options": {"n_random": n_random, "seed": seed, "eps_rel": eps_rel, "space": space_names},
                "versions": environment_info(xp), "records": records}
-        runs.atomic_write_json(json_out, _json_safe(doc))
+        runs.atomic_write_json(json_out, json_safe(doc))
         _note(f"wrote {json_out}")
     if plot_out:
         from tianref.analysis.edge_figures import figure_edge

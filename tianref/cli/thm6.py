@@ -16,7 +16,7 @@ import numpy as np  # host checks of a checkpoint's arrays
 
 from tianref import __version__, group_rows, identity, memory, runs, thm6, threads as blas_threads
 from tianref.backend import environment_info, get_xp
-from tianref.cli.common import FiniteFloat, epoch_list_options, reports_errors
+from tianref.cli.common import FiniteFloat, epoch_list_options, json_safe, reports_errors
 from tianref.cli.progress import CountProgress, interactive
 from tianref.config import parse_int_list
 from tianref.errors import InputError
@@ -32,17 +32,6 @@ def _note(msg: str) -> None:
     """Progress notes go to a terminal only (off one, stderr carries errors alone)."""
     if interactive():
         click.echo(f"thm6: {msg}", err=True)
-
-
-def _json_safe(obj):
-    """inf/NaN -> None (strict JSON); everything else unchanged."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_json_safe(v) for v in obj]
-    return obj
 
 
 def _last_epoch(run_dir):
@@ -308,7 +297,7 @@ def thm6_cmd(ctx, run_dir, epochs_text, replay_beyond, checkpoint, act, eta, top
                "options": {"top_pairs": None if all_pairs else top_pairs, "all_pairs": all_pairs,
                            "audit": audit, "pinv": pinv, "method": method, "act": act, "eta": eta},
                "versions": environment_info(xp), "checkpoints": records}
-        runs.atomic_write_json(json_out, _json_safe(doc))
+        runs.atomic_write_json(json_out, json_safe(doc))
         _note(f"wrote {json_out}")
     if plot_out:
         from tianref.thm6.figures import figure_thm6, load_paper_T1, paper_matches
