@@ -20,6 +20,13 @@ from tianref.paths import check_not_in_run
 from tianref.rundir import check_output_dir, check_output_file
 
 
+def _command_line() -> str:
+    """This process's command line as the reports record it (``python cli.py ...`` when run as cli.py)."""
+    if sys.argv[0].endswith("cli.py"):
+        return shlex.join(["python", "cli.py"] + sys.argv[1:])
+    return shlex.join(sys.argv)
+
+
 @click.command("reproduce", context_settings={"show_default": True})
 @click.option("--section", "section_text", type=click.Choice(SECTIONS + ("all",)), default="all",
               help="One section, or all (= headline, relu, window, eta, thm6; extended, scaling, critical, "
@@ -92,8 +99,7 @@ def reproduce_cmd(section_text, root, scale_text, n_jobs, threads, batch, plan, 
         base = store_to if store_to is not None else rp.STORE_ROOT
         check_output_dir(base, "--store-to")
         names = stored_sections(base, scale.name, None if section_text == "all" else sections)
-        command = shlex.join(["python", "cli.py"] + sys.argv[1:]) if sys.argv[0].endswith("cli.py") \
-            else shlex.join(sys.argv)
+        command = _command_line()
         git = rp.git_state()                                  # before the first write
         done = {s: rerender_section(base, scale.name, s, command, git) for s in names}
         click.echo(json.dumps({"scale": scale.name, "rerendered": done}))
@@ -110,7 +116,7 @@ def reproduce_cmd(section_text, root, scale_text, n_jobs, threads, batch, plan, 
     if no_train:                                 # every section has runs to summarise, before any is
         for s in sections:
             rp.no_train_jobs(s, root, scale, xp_name)
-    from tianref.cli.sweep import check_jobs
+    from tianref.cli.sweep import check_jobs, write_slurm
     jobs = rp.all_section_jobs(sections, root, scale, xp_name)
     check_jobs(jobs, xp_name, device=slurm_file is None)     # every run of every section, before any starts
     if plan:
@@ -118,15 +124,9 @@ def reproduce_cmd(section_text, root, scale_text, n_jobs, threads, batch, plan, 
             click.echo(line)
         return
     if slurm_file is not None:
-        from tianref.experiments import slurm
-        out = slurm.write_for_jobs(jobs, slurm_file, python=python, name="tianref-reproduce",
-                                   command=shlex.join(sys.argv), threads=threads)
-        if out["slurm"] is None:
-            click.echo(f"--slurm: every run is finished; nothing to submit, {slurm_file} not written", err=True)
-        click.echo(json.dumps(out))
+        write_slurm(jobs, slurm_file, python, "tianref-reproduce", threads)
         return
-    command = shlex.join(["python", "cli.py"] + sys.argv[1:]) if sys.argv[0].endswith("cli.py") \
-        else shlex.join(sys.argv)
+    command = _command_line()
     target = None
     if store:
         target = store_to if store_to is not None else rp.STORE_ROOT

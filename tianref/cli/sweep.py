@@ -49,6 +49,17 @@ def check_jobs(jobs, xp_name: str, device: bool = True) -> None:
             raise InputError(f"run {job.name}: {exc}") from None
 
 
+def write_slurm(jobs, slurm_file: Path, python: str, name: str, threads) -> None:
+    """--slurm: write the job-array script of the unfinished ``jobs`` (job name ``name``) and print
+    what was written as one JSON line; a note on stderr when every run is finished."""
+    from tianref.experiments import slurm
+    out = slurm.write_for_jobs(jobs, slurm_file, python=python, name=name, command=shlex.join(sys.argv),
+                               threads=threads)
+    if out["slurm"] is None:
+        click.echo(f"--slurm: every run is finished; nothing to submit, {slurm_file} not written", err=True)
+    click.echo(json.dumps(out))
+
+
 @click.command("sweep", context_settings={"show_default": True})
 @click.argument("root", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--eta", "eta_text", default="2e-4,0",
@@ -135,12 +146,7 @@ def sweep_cmd(root, eta_text, act_list, M_text, group_text, frac_text, seeds_tex
     if slurm_file is not None and batch:
         raise InputError("--slurm writes one task per run; drop --batch (or use --plan --batch)")
     if slurm_file is not None:
-        from tianref.experiments import slurm
-        out = slurm.write_for_jobs(jobs, slurm_file, python=python, name="tianref-sweep",
-                                   command=shlex.join(sys.argv), threads=threads)
-        if out["slurm"] is None:
-            click.echo(f"--slurm: every run is finished; nothing to submit, {slurm_file} not written", err=True)
-        click.echo(json.dumps(out))
+        write_slurm(jobs, slurm_file, python, "tianref-sweep", threads)
         return
     root.mkdir(parents=True, exist_ok=True)
     reporter = RunsReporter("sweep")
