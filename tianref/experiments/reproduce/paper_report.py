@@ -72,9 +72,12 @@ def without_grok_block(doc: dict) -> list:
             "grokking; docs/detectors.md §10):", ""] + lines + [""]
 
 
-def explained(lines: list) -> list:
-    """The "Differences from the paper" block of a section's report around its explanation ``lines``
-    (measured on its runs); no block when there are none."""
+def explained(doc: dict, pub: dict, markdown) -> list:
+    """The "Differences from the paper" block of a section's report around its explanation lines
+    ``markdown(doc["explain"], pub)`` (measured on its runs); no block when the document has no
+    ``explain`` or its lines are none."""
+    ex = doc.get("explain")
+    lines = markdown(ex, pub) if ex else []
     if not lines:
         return []
     return ["## Differences from the paper, explained with this tool's numbers", "",

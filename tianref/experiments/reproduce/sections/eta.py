@@ -193,8 +193,7 @@ class Eta(Section):
         return run_figures(records, ("headline",), {"headline": "headline.png"}, fig_dir, doc["notes"], act="sqr")
 
     def report(self, doc, pub):
-        ex = doc.get("explain")
-        return paper_report(doc, pub, self.caveats, explained(explain_markdown(ex, pub) if ex else []))
+        return paper_report(doc, pub, self.caveats, explained(doc, pub, explain_markdown))
 
 
 SECTION = Eta()

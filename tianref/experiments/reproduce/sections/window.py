@@ -220,8 +220,7 @@ class Window(Section):
         return files + [_save_fig(fig, fig_dir / "gram_precision.png")]
 
     def report(self, doc, pub):
-        ex = doc.get("explain")
-        return paper_report(doc, pub, self.caveats, explained(explain_markdown(ex, pub) if ex else []))
+        return paper_report(doc, pub, self.caveats, explained(doc, pub, explain_markdown))
 
 
 SECTION = Window()
