@@ -97,11 +97,6 @@ def to_host(x):
     return np.asarray(x)            # Python scalars, lists of floats
 
 
-def to_device(xp, host_array, dtype=None):
-    """Host numpy array -> xp array (a copy on GPU; same data on numpy)."""
-    return xp.asarray(host_array, dtype=dtype)
-
-
 def environment_info(xp) -> dict:
     """Versions and settings recorded in every run's config.json."""
     import platform

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np  # host-side construction only; device arrays are made by to_device
+import numpy as np  # host-side construction only; device arrays are made by xp.asarray (make_batch, stack_batches)
 
 from tianref.errors import InputError
 

@@ -195,9 +195,6 @@ def save_npz(path: str, arrays: dict) -> None:
     atomic_write_bytes(path, lambda f: np.savez(f, **arrays))
 
 
-REQUIRED = {"W", "V", "train_idx"}
-
-
 def load_npz(path: str) -> dict:
     """All arrays of an .npz as host arrays; a clear InputError if it cannot be read."""
     if not os.path.isfile(path):

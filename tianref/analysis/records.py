@@ -208,10 +208,6 @@ def read_run(run_dir) -> RunRecord:
                      n_rows=len(rows), partial=partial)
 
 
-def is_run_dir(d) -> bool:
-    return (Path(d) / METRICS_FILE).is_file()
-
-
 def list_run_dirs(root) -> list[Path]:
     """All run directories at or below ``root`` (directories holding metrics.jsonl), sorted."""
     root = Path(root)

@@ -33,7 +33,6 @@ SERIES = (("sign_match_exact", r"exact $r$ (eq. 2)", "o-"),
           ("sign_match_approx", r"full projector, correct $B$", "s--"),
           ("sign_match_paper", "published eq. (4) path", "^-"),
           ("frac_B_neg_on_pos_cos", r"$B<0$ among $\cos>0$", "d:"))
-ACT_TEX = {"sqr": "x^2", "relu": r"\mathrm{ReLU}", "silu": r"\mathrm{SiLU}", "relusqr": r"\mathrm{ReLU}^2"}
 LABEL_COS = r"$\cos(\tilde f_j, \tilde f_\ell)$"
 LABEL_B = r"$B_{j\ell}$"
 LABEL_R = r"$r_{j\ell} = \tilde f_j^{\top} P_{\eta,-j\ell}\, \tilde f_\ell$"

@@ -15,9 +15,6 @@ def _save_fig(fig, path: Path, dpi: int = 110) -> str:
     return path.name
 
 
-save_fig = _save_fig
-
-
 def run_figures(records, kinds, names: dict, fig_dir: Path, notes: list, **kw) -> list:
     """Draw ``figures_from_runs(records, kinds, **kw)`` and save figure key k as names[k] in fig_dir;
     returns the file names, appends what was not drawn to ``notes``."""
