@@ -59,17 +59,12 @@ def update(xp, cfg, params, grads, state, *, eta=None, wd_part=False):
     raise ValueError(f"unknown optimizer {cfg.optimizer!r}")
 
 
-def steps_taken(cfg, state) -> int:
-    return state["muon"]["t"] if cfg.optimizer == "muon" else state["t"]
-
-
 def _adam_arrays(st):
     out = {"adam_t": np.int64(st["t"]), "adam_m_wd_zero": np.bool_(st["m_wd_zero"])}
     for k in st["m"]:
         out[f"adam_m_{k}"] = to_host(st["m"][k])
         out[f"adam_v_{k}"] = to_host(st["v"][k])
     if "m_wd" in st:                                   # the weight-decay part of m (optim.py's split)
-        out["adam_m_wd_zero"] = np.bool_(st["m_wd_zero"])
         out.update({f"adam_m_wd_{k}": to_host(v) for k, v in st["m_wd"].items()})
     return out
 
