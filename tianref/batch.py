@@ -36,7 +36,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
-import numpy as np  # host-side bookkeeping only (finiteness of host rows, run indices)
+import numpy as np  # host-side only: finiteness of host rows, run indices, NumPy's error state, LinAlgError
 
 from tianref import (data, edge as edges, group_rows, loss as losses, model, optimizers, rows as rows_mod, runs,
                      spectra, train)

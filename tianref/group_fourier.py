@@ -26,6 +26,11 @@ median purity) and the per-component energies summed over normalised units, by t
 rounding: component_energies (label sums of any sigma on the full table, M^2 K activations) and, for
 sigma = x^2, plancherel_power_energies (matrix irreps; one (2 n D^2, M) x (M, 2K) product and K small
 complex products per irrep, which also gives P). The projectors and matrix irreps are built once per run.
+The host references for one unit (NumPy arrays, not xp): energy_direct (X and Y materialised),
+energy_labels (through label_sums), energy_components (through convolve) and energy_plancherel agree with
+each other (tests/test_group_fourier.py), and the logged energies with energy_labels
+(tests/test_train_groups.py); energy_slide is the talk's form of the energy in its two readings
+(docs/groups.md §4).
 
 Z_M with even M: the sign character (-1)^a is a non-trivial real irrep whose component is 1-dim; it is
 a component here (k = M/2, listed last), whereas fourier.frequency_metrics leaves M/2 out. The two
@@ -33,7 +38,7 @@ views agree exactly for odd M, and for even M on units with no weight on (-1)^a.
 """
 from __future__ import annotations
 
-import numpy as np  # host-side: the projectors are built on the host, then moved by xp.asarray
+import numpy as np  # host-side: projectors, matrix irreps (moved by xp.asarray); the energy_* references
 
 from tianref import irreps as ir
 from tianref import model

@@ -31,7 +31,7 @@ What is counted (each term is a named entry of ``breakdown``):
                 its float64 copy and |C|; the clocks' small-   + 8 (min(2M, K)^2 + 4 M K)
                 side Gram of W and the float64 copy of W
 
-tests/test_memory.py measures the peak traced allocation (tracemalloc, which NumPy reports its
+tests/test_reliability_numbers.py measures the peak traced allocation (tracemalloc, which NumPy reports its
 buffers to) of small runs in which each term dominates in turn and checks the estimate is within a
 factor of 2 of it, never below 0.8 of it.
 """

@@ -29,7 +29,7 @@ import threading
 from dataclasses import dataclass
 from typing import NamedTuple
 
-import numpy as np  # host-side bookkeeping only (split, rng, transfers)
+import numpy as np  # host-side bookkeeping only (split, rng, checkpoint scalars, finiteness of host rows, LinAlgError)
 
 from tianref import data, edge as edges, group_rows, loss as losses, model, optimizers, ridge, rows, spectra
 from tianref.config import eta_at

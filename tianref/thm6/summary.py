@@ -11,7 +11,7 @@ References
 Symbols (code name <-> math; N listed pairs, P = K(K−1)/2 pairs in all)
     B_jl, B_u     B_jℓ for the listed pairs / the pairs of one row block       (N,) / (m,)
     det           B_jjB_ℓℓ − B_jℓ² = 1/det S                                    (N,)
-    r_exact       r_jℓ by eq. (2) of thm6.py                                   (N,)
+    r_exact       r_jℓ by eq. (2) of theorem.py                                  (N,)
     r_approx      f̃_jᵀP_ηf̃_ℓ computed directly; r_approx_identity = −η²B_jℓ, eq. (3)
     r_paper       f̃_jᵀ(I − F̃B_paperF̃ᵀ)f̃_ℓ, the published eq. (4) route
     delta         δ, the bound on |B̂_jℓ − B_jℓ| (thm6.sign_error_bound); a sign is "certain" when
