@@ -11,11 +11,15 @@ mimics both rules:
 * Arithmetic between a ``FakeArray`` and a non-scalar host ``ndarray`` raises.
 * ``x.get()``, ``fakexp.asnumpy(x)``, ``float(x)`` and ``x.item()`` are the
   explicit transfers CuPy allows.
-* Every ``fakexp.<name>`` (and ``fakexp.linalg.<name>``) is the NumPy function
-  with arguments unwrapped and results wrapped, so device arrays stay device
-  arrays. ``fakexp.asarray(host)`` is the explicit host->device transfer.
+* Every ``fakexp.<name>`` (and ``fakexp.linalg.<name>``, ``fakexp.fft.<name>``,
+  ``fakexp.special.<name>``, ``fakexp.scipy_linalg.<name>``: the last two are what
+  ``backend.special`` and ``backend.scipy_linalg`` return for it) is the NumPy
+  (SciPy) function with arguments unwrapped and results wrapped, so device arrays
+  stay device arrays. ``fakexp.asarray(host)`` is the explicit host->device transfer.
+* ``ops_count()`` counts the device arrays made so far, a proxy for a GPU's
+  kernel launches (bench/bench_ops.py).
 
-Use it with ``--xp fake`` (hidden CLI option) or ``tianref.backend.get_xp('fake')``.
+Use it with ``--xp fake`` (a choice of every command's --xp) or ``tianref.backend.get_xp('fake')``.
 """
 from __future__ import annotations
 

@@ -2,7 +2,8 @@
 
     VARS       the environment variables that set a BLAS's thread count when it loads
     DEFAULT    1: the thread count when neither --threads nor a variable says otherwise
-    resolve    --threads N, else the first of VARS that is set (OpenBLAS's order), else DEFAULT
+    resolve    --threads N, else from_env, else DEFAULT
+    from_env   the first of VARS set to a positive integer (OpenBLAS's order), or None
     limits     a context manager that sets every loaded BLAS and OpenMP pool to that many threads
     current    the largest thread count among the loaded BLAS pools (recorded in config.json)
     child_env  the environment of a child process that should use N threads
