@@ -57,6 +57,21 @@ def test_claims_on_the_stored_numbers_carry_their_source_and_rule():
     assert report.count("| claim | source | ours | rule | verdict |") == 1
 
 
+@pytest.mark.skipif(not (FULL / "summary.json").is_file(), reason="no stored full scaling section")
+def test_a_reduced_scale_never_agrees_with_T6():
+    """T6 is a table of M = 41..127 runs at eta = 2e-4: the same numbers at the ci or smoke scale (other M,
+    eta x 10, two seeds) pass the same rules but can only read 'in kind (<scale> scale ...)'."""
+    for name in ("ci", "smoke"):
+        doc = dict(_doc_from_stored(), scale={"name": name})
+        claims = scaling.SECTION.claims(doc, PUBLISHED)
+        t6 = [c for c in claims if c.source.kind == "findings"]
+        assert len(t6) == 5 and all(not c.same_definition for c in t6)
+        by = {c.claim: c for c in claims}
+        assert by["ρ_tian ≥ 0.075 fires in 60/60 runs"].verdict == f"in kind ({name} scale, not the paper's setup)"
+        assert by["M = 41: the smallest grid p where ≥ half the seeds grok is 0.5"].verdict.startswith("in kind (")
+        assert all(c.verdict != "agrees" for c in claims)
+
+
 def test_new_rules_judge_as_stated():
     """The rules added for these sections, against direct cases (each threshold on both sides)."""
     assert RULES["above"].judge(0.5, 0.091) == "pass" and RULES["above"].judge(0.05, 0.091) == "opposite"

@@ -19,6 +19,7 @@ from pathlib import Path
 from tianref.experiments import protocols_tian as pt
 from tianref.experiments.reproduce.cells import claims_block, fmt, med, report_head
 from tianref.experiments.reproduce.claims import Source, judged
+from tianref.experiments.reproduce.rows import scale_difference
 from tianref.experiments.reproduce.runstats import boundary, diverged_runs, lead_defined, run_stats
 from tianref.experiments.reproduce.section import Section
 
@@ -67,6 +68,9 @@ class Scaling(Section):
         d = doc["scaling"]
         paper = paper_cells(published)
         pb = boundary([{"M": M, "x": p, "frac": (r.get("n_grok") or 0) / T6_SEEDS} for (M, p), r in paper.items()])
+        # T6 is a table of runs: at a reduced scale (other M, eta x 10, fewer seeds) not its setup
+        small = scale_difference(doc)
+        t6 = {"same_definition": not small, "difference": small}
         out = []
         for M, v in sorted(d["boundary"].items(), key=lambda kv: int(kv[0])):
             M, lo, pc = int(M), v["first_ge_half"], pt.p_crit(int(M))
@@ -79,23 +83,23 @@ class Scaling(Section):
             if M in pb:
                 ref = pb[M]["first_ge_half"]
                 out.append(judged(f"M = {M}: the smallest grid p where ≥ half the seeds grok is {fmt(ref)}", T6,
-                                  f"{fmt(lo)}", "within-range", lo, (ref, ref)))
+                                  f"{fmt(lo)}", "within-range", lo, (ref, ref), **t6))
         stats = d["per_run"]
         fired = sum(s["rho_fire"] is not None for s in stats)
         meds = [r["rho_fire_med"] for r in d["table"] if r["rho_fire_med"] is not None]
         n_paper = T6_SEEDS * len(paper)
         out.append(judged(f"ρ_tian ≥ 0.075 fires in {n_paper}/{n_paper} runs", T6, f"{fired}/{len(stats)} runs",
-                          "same-count", (fired, len(stats)), (n_paper, n_paper),
+                          "same-count", (fired, len(stats)), (n_paper, n_paper), **t6,
                           note="T6's own M = 127, p = 0.5 cell diverged (ρ NaN), which its 60/60 contradicts"))
         out.append(judged(f"... at ep ~{RHO_EPOCHS[0]}–{RHO_EPOCHS[1]} (cell medians)", T6,
                           f"cell medians {fmt(min(meds)) if meds else '—'}–{fmt(max(meds)) if meds else '—'}",
-                          "all-within", meds, RHO_EPOCHS))
+                          "all-within", meds, RHO_EPOCHS, **t6))
         big = [r for r in d["table"] if r["M"] == 127 and r["p"] == 0.5]
         if big:
             r = big[0]
             out.append(judged("M = 127, p = 0.5: the run diverged (train acc 0.027 → 0.008, ρ → NaN), 0/5 grok", T6,
                               f"{r['n_grok']}/{r['n']} grok, {r['n_collapsed']} collapsed, {r['n_diverged']} diverged",
-                              "info", None))
+                              "info", None, **t6))
         return out
 
     def figures(self, doc, records, fig_dir, scale, ctx):
