@@ -54,3 +54,20 @@ def test_no_train_summarises_the_finished_run_and_lists_the_rest(tmp_path):
     report = (tmp_path / "ridge" / "report.md").read_text()
     assert "Not all runs are here" in report and "3 of the section's 4 runs" in report
     assert not any((tmp_path / "ridge" / m).exists() for m in doc["missing_runs"])   # nothing trained
+
+
+def test_no_train_refuses_a_run_of_another_configuration(tmp_path):
+    """A folder named as the smoke headline's run but holding a run of another M (all its rows logged): a
+    training call refuses it, and so must --no-train, instead of summarising M = 13 runs as the smoke
+    scale's M = 11 (exit 2, nothing written)."""
+    plan = subprocess.run([sys.executable, "cli.py", "reproduce", "--section", "headline", "--scale", "smoke",
+                           "--plan", "--root", str(tmp_path)], capture_output=True, text=True, cwd=ROOT)
+    argv = plan.stdout.strip().splitlines()[0].split()
+    assert plan.returncode == 0 and argv[argv.index("--M") + 1] == "11"
+    argv[argv.index("--M") + 1] = "13"                               # the same folder, another run
+    done = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    r = _cli("reproduce", "--section", "headline", "--scale", "smoke", "--no-train", "--root", str(tmp_path))
+    assert r.exit_code == 2 and "holds a different run (M = 13 there, 11 requested)" in r.output, r.output
+    assert "Traceback" not in r.output and len(r.output.strip().splitlines()) == 1
+    assert not (tmp_path / "headline" / "summary.json").exists()

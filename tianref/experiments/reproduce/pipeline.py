@@ -163,13 +163,19 @@ def reproduce_section(name: str, root, scale, *, n_jobs: int = 2, python: str = 
 
 def no_train_jobs(name: str, root, scale, xp: str = "numpy") -> tuple[list, list]:
     """(all jobs, the jobs with all their rows) of a section for ``--no-train``; InputError (nothing
-    created) when the section needs checkpoints or replays, or when no run has all its rows."""
+    created) when the section needs checkpoints or replays, when a run folder holds another configuration's
+    run (its config.json: another scale, backend's Gram modes or M), or when no run has all its rows."""
     section = get_section(name)
     if section.needs_checkpoints:
         raise InputError(f"--no-train cannot summarise the {name} section: it needs its runs' "
                          "checkpoints or replays")
     root = Path(os.path.abspath(root))
     all_jobs = section_jobs(root, section, scale, xp)
+    for j in all_jobs:                          # as when training: another configuration's run is not ours
+        why = sweep.config_mismatch(j)
+        if why:
+            raise InputError(f"{j.out} holds a different run ({why}); use another ROOT, or the --scale "
+                             "and --xp the runs were made with")
     jobs = [j for j in all_jobs if all_rows(j)]
     if not jobs:
         raise InputError(f"{name}: --no-train found no run with all its rows under {root / name}")
