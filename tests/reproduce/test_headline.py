@@ -71,3 +71,22 @@ def test_report_has_one_claims_table_and_names_the_contradictions(pub):
     assert "*We deviate:*" in line12 and "float64" in line12
     assert 1 in DEVIATE                           # the ReLU features come from the ReLU model
     assert "not comparable with the paper" not in md                      # full scale: no ci banner
+
+
+def test_the_reduced_scale_banner_claims_no_golden_copy_it_does_not_have(pub):
+    """Only the ci headline and thm6 summaries have stored golden copies (reference_results/reproduction/ci,
+    tests/reproduce/test_golden_ci.py): a smoke report must not say it is checked against its own, and it
+    must say the scale it ran at."""
+    from dataclasses import asdict
+
+    from tianref.experiments import protocols
+    doc = dict(headline_doc(), n_runs=2, conditions=["eta=0.002", "eta=0"], seeds=[0], epochs={"sqr": 30},
+               setup={}, notes=[], figures=[], scale=asdict(protocols.SCALES["smoke"]))
+    doc["claims"] = [c.to_dict() for c in SECTION.claims(doc, pub)]
+    doc["views"] = []                                    # the full tables are summarize's (tested there)
+    md = SECTION.report(doc, pub)
+    assert md.startswith("# Reproduction: headline (smoke scale)")
+    banner = next(ln for ln in md.splitlines() if ln.startswith("> **smoke scale"))
+    assert "not comparable with the paper" in banner and "at most 1 seed," in banner
+    assert "its own stored golden copy" not in banner and "checks the pipeline" in banner
+    assert not any(c["verdict"] == "agrees" for c in doc["claims"])
