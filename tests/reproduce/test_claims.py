@@ -76,6 +76,10 @@ def test_counts_and_differences_of_definition():
     assert (c["rule"], c["ours"], c["verdict"]) == ("same-count", "2/2", "agrees")      # the same fraction
     c = _one(FULL, lambda L: L.count("fire, fired/n", g, "fire", (14, 15), source=SRC))
     assert c["verdict"] == "differs"
+    # a condition not run (e.g. --no-train over a partial tree) has nothing to count: not measurable, as a
+    # missing value is (docs/claims.md), not shown as if there were nothing to judge
+    c = _one(FULL, lambda L: L.count("fire, fired/n", None, "fire", (0, 15), source=SRC))
+    assert "missing" in c["claim"] and (c["rule"], c["ours"], c["verdict"]) == ("same-count", "n/a", "not measurable")
     # the Gram precision and a reduced scale are differences of definition: at most "in kind"
     c = _one(FULL, lambda L: L.count("fire, fired/n", g, "fire", (15, 15), source=SRC, gram=True))
     assert c["verdict"] == f"in kind ({GRAM_DIFFERENCE})" and not c["same_definition"]

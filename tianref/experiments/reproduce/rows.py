@@ -194,8 +194,8 @@ class ClaimList(list):
         o = self.options_of(c)
         s = _stat(c, key, o)
         ptxt = paper_text or f"{paper[0]}/{paper[1]}"
-        if s is None:
-            self.add(quantity, ptxt, "n/a", "info", None, condition="missing", **kw)
+        if s is None:                                   # a condition not run: nothing to count
+            self.add(quantity, ptxt, "n/a", "same-count", (0, 0), tuple(paper), condition="missing", **kw)
         else:
             self.add(quantity, ptxt, f"{s['n_fired']}/{s['n']}" + without_grok_text(c, key, o),
                      "same-count", (s["n_fired"], s["n"]),
