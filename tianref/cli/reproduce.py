@@ -70,8 +70,8 @@ def _command_line() -> str:
                    "STORE_TO/<scale>/ from their summary.json (e.g. after a citation or rule changed); "
                    "the measured statistics are kept as stored. With --section all: every stored section.")
 @click.option("--no-train", is_flag=True,
-              help="Trains nothing: summarise the runs under ROOT that have all their rows (not thm6, lifecycle), "
-                   "e.g. a tree copied back from another machine without checkpoints; the report lists the "
+              help="Trains nothing: summarise the runs under ROOT that have all their rows (not thm6, lifecycle, "
+                   "groups), e.g. a tree copied back from another machine without checkpoints; the report lists the "
                    "missing runs and how to finish them.")
 @reports_errors
 def reproduce_cmd(section_text, root, scale_text, n_jobs, threads, batch, plan, store, store_to, top_pairs,
