@@ -90,3 +90,23 @@ def test_the_reduced_scale_banner_claims_no_golden_copy_it_does_not_have(pub):
     assert "not comparable with the paper" in banner and "at most 1 seed," in banner
     assert "its own stored golden copy" not in banner and "checks the pipeline" in banner
     assert not any(c["verdict"] == "agrees" for c in doc["claims"])
+
+
+def test_every_table_a_claim_cites_is_a_table_of_paper_protocol(pub):
+    """A claim's source 'paper: T3 §5.12' is only locatable through docs/paper-protocol.md: the report says so,
+    and every T-label the claims cite is a table heading there ('**T3 (...' names where it is printed)."""
+    import re
+    from pathlib import Path
+
+    from tianref.experiments.reproduce.paper_report import SOURCES_NOTE
+    doc = dict(headline_doc(), n_runs=30, conditions=["eta=0.0002", "eta=0"], seeds=list(range(15)),
+               epochs={"sqr": 400}, setup={}, notes=[], figures=[])
+    doc["claims"] = [c.to_dict() for c in SECTION.claims(doc, pub)]
+    doc["views"] = []
+    assert SOURCES_NOTE in SECTION.report(doc, pub) and "docs/paper-protocol.md §1" in SOURCES_NOTE
+    protocol = (Path(__file__).resolve().parents[2] / "docs" / "paper-protocol.md").read_text(encoding="utf-8")
+    labels = {m for c in doc["claims"] for m in re.findall(r"\bT[0-9][0-9a-z]*(?:-[A-Za-z0-9]+)?|\bT-ReLU",
+                                                           c["source"]["ref"])}
+    assert labels >= {"T2", "T3", "T3b", "T8"}
+    for t in labels:
+        assert f"**{t} (" in protocol, t

@@ -44,6 +44,12 @@ GENERAL_NOTES = (
 )
 
 
+SOURCES_NOTE = ("Sources: T1 … T8 (with T1-IQR, T1-seed0, T3b, T5b, T-ReLU) are the tables of "
+                "docs/paper-protocol.md §1 and '§2' the numbers stated in the paper's text (its §2); each names where "
+                "it is printed, the paper (arXiv 2605.08119, `paper/note_technical.tex`) or its repository's notes "
+                "(`tian_eigengap/findings.md`), at which commits. §5.n are the contradictions listed below.")
+
+
 WITHOUT_GROK = {"fire": "σ2/σ3 lock-in (slope fire)", "rho_fire": "ρ_tian ≥ threshold"}
 
 
@@ -111,6 +117,7 @@ def paper_report(doc: dict, pub: dict, caveats=(), blocks=()) -> str:
         if v.get("note"):
             lines += [f"View '{v['name']}': {v['note']}.", ""]
     lines += claims_block(doc.get("claims", []), "## Ours vs published")
+    lines += [SOURCES_NOTE, ""]
     lines += without_grok_block(doc)
     lines += list(blocks)
     lines += ["## Where the paper contradicts itself (docs/paper-protocol.md §5) and what we follow", ""]
