@@ -113,7 +113,7 @@ def _fraction_at_least(ours, ref, *, min_fraction):
 
 
 def _ratio_above(ours, ref, *, factor):
-    """pass when ours >= factor * ref; opposite when ours <= ref / factor... (ref > 0)."""
+    """pass when ours >= factor * ref; opposite when ours <= ref (ref > 0); fail in between."""
     if not _finite(ours) or not _finite(ref) or ref <= 0:
         return "undefined"
     if ours >= factor * ref:
