@@ -207,7 +207,7 @@ def test_incomplete_and_partial_runs_are_flagged(tmp_path):
     run = summ["conditions"][0]["runs"][0]
     assert run["partial"] and not run["complete"] and run["n_rows"] == 251
     assert run["fire"] == 173.0 and run["late"] == 20 * np.exp(1.5)   # same arithmetic as written
-    assert "1 run(s) incomplete (r0)" in to_markdown(summ)
+    assert "1 run(s) incomplete (r0: ends at epoch 250 of 400)" in to_markdown(summ)
     with pytest.raises(InputError, match="none is complete"):
         summarize(read_tree(root), Options(complete_only=True))
     write_run(root / "r1", dict(BASE_CONFIG, seed=1), known_columns(1, True))

@@ -208,6 +208,29 @@ def read_run(run_dir) -> RunRecord:
                      n_rows=len(rows), partial=partial)
 
 
+def run_status(rec: RunRecord) -> dict:
+    """Where a run's log stands against its config's E: {"status", "last_epoch", "epochs", "why"}.
+
+    status  'complete'   rows 0..E are logged
+            'diverged'   incomplete, and its last row has no finite train or test loss: train stops on a
+                         non-finite loss after logging that row (tianref/train.py), so the run will not go on
+            'unfinished' incomplete otherwise: still running, stopped (SIGINT/SIGTERM: --resume continues
+                         it) or crashed
+    why     one phrase for the reports: 'diverged at epoch 2 (non-finite loss)', 'ends at epoch 25 of 60'
+    """
+    E = rec.config.get("epochs")
+    E = int(E) if isinstance(E, (int, float)) and not isinstance(E, bool) else None
+    last = rec.n_epochs - 1
+    if E is not None and rec.n_rows >= E + 1:
+        return {"status": "complete", "last_epoch": last, "epochs": E, "why": "complete"}
+    losses = [rec.columns[k][-1] for k in ("train_loss", "test_loss") if k in rec.columns and last >= 0]
+    if losses and not all(np.isfinite(x) for x in losses):
+        return {"status": "diverged", "last_epoch": last, "epochs": E,
+                "why": f"diverged at epoch {last} (non-finite loss)"}
+    return {"status": "unfinished", "last_epoch": last, "epochs": E,
+            "why": f"ends at epoch {last} of {'?' if E is None else E}"}
+
+
 def list_run_dirs(root) -> list[Path]:
     """All run directories at or below ``root`` (directories holding metrics.jsonl), sorted."""
     root = Path(root)

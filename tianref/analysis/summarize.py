@@ -31,6 +31,9 @@ Per run (NaN = the event never happened; ``None`` in JSON = NaN or not logged):
                      condition: median [IQR] of the times, n_rep_censored, and clock_outcomes (counts).
 
     folder           the run's folder relative to the summarised directory (conditions.run_folder)
+    status, status_why
+                     'complete' | 'diverged' | 'unfinished' and one phrase saying why
+                     (records.run_status: 'diverged at epoch 2 (non-finite loss)', 'ends at epoch 25 of 60')
     from_start, undefined, grokked, fire_without_grok
                      events at the first row their detector can fire; the leads and lags they leave
                      undefined (None above, reason here); test accuracy >= 0.5 at some row; the
@@ -39,7 +42,9 @@ Per run (NaN = the event never happened; ``None`` in JSON = NaN or not logged):
 
 Each run is counted once: folders holding the same run (same condition, seed and init source; identical
 identity fingerprints always are) are reduced to one by conditions.drop_duplicates and listed under the
-summary's "duplicates" (docs/detectors.md §9).
+summary's "duplicates" (docs/detectors.md §9). With ``Options.complete_only`` the incomplete runs are left out
+and listed under "left_out" ([{"folder", "status", "why", "last_epoch", "epochs"}]); without it they are
+counted as they are and their rows say so ("complete", "status", "status_why").
 
 ``Options.gram = 'float32'`` (or 'float32-seq') reads the spectra a run also logged with
 ``train --log-grams`` (W_gap23_f32, W_sigma_f32; ..._f32seq) instead of its own.
@@ -58,13 +63,13 @@ from tianref.analysis import event_flags as ef
 from tianref.analysis.conditions import (NON_CONDITION_KEYS, condition_config, condition_labels,  # noqa: F401
                                          drop_duplicates, duplicates_line, find_control, group_conditions,
                                          run_folder)
-from tianref.analysis.records import RunRecord, window_key
+from tianref.analysis.records import RunRecord, run_status, window_key
 from tianref.analysis.summary_io import to_json, write_atomic  # noqa: F401
-from tianref.analysis.summary_markdown import fmt, late_range_note, to_markdown  # noqa: F401
+from tianref.analysis.summary_markdown import fmt, incomplete_line, late_range_note, to_markdown  # noqa: F401
 from tianref.errors import InputError
 
 __all__ = ["NON_CONDITION_KEYS", "PER_RUN_EVENTS", "DIAGNOSTICS", "GRAM_KEYS", "Options", "is_complete_record",
-           "run_values", "late_range_used", "late_range_note", "condition_config", "group_conditions",
+           "run_values", "late_range_used", "late_range_note", "incomplete_line", "condition_config", "group_conditions",
            "condition_labels", "find_control", "summarize", "to_json", "write_atomic", "fmt", "to_markdown"]
 
 PER_RUN_EVENTS = ("t05", "t099", "fire", "late", "rho_fire", "r12_ge25_x5", "r12_ge100",
@@ -130,6 +135,8 @@ def run_values(rec: RunRecord, opt: Options) -> dict:
     v: dict = {"path": str(rec.path), "seed": rec.config.get("seed"), "n_rows": rec.n_rows,
                "partial": rec.partial}
     v["complete"] = is_complete_record(rec)
+    st = run_status(rec)
+    v["status"], v["status_why"] = st["status"], st["why"]
     if rec.has("test_acc"):
         v["t05"], v["t099"] = det.test_crossings(rec.col("test_acc"), opt.crossing)
     else:
@@ -210,10 +217,14 @@ def summarize(records: list[RunRecord], opt: Options = Options(), root=None) -> 
     if root is None and records:
         root = os.path.commonpath([os.path.abspath(r.path.parent) for r in records])
     records, dups = drop_duplicates(records, root)
+    left_out = []
     if opt.complete_only:
+        left_out = [{"folder": run_folder(r.path, root), **run_status(r)} for r in records
+                    if not is_complete_record(r)]
         records = [r for r in records if is_complete_record(r)]
     if not records:
-        raise InputError("no runs to summarise" + (" (none is complete)" if opt.complete_only else ""))
+        named = "; ".join(f"{d['folder']}: {d['why']}" for d in left_out[:3]) + ("; ..." if len(left_out) > 3 else "")
+        raise InputError("no runs to summarise" + (f" (none is complete: {named})" if opt.complete_only else ""))
     sfx = GRAM_KEYS[opt.gram]
     if sfx and not any(r.has("W_gap23" + sfx) for r in records):
         raise InputError(f"no run logged {opt.gram} Gram spectra (W_gap23{sfx}); "
@@ -258,4 +269,4 @@ def summarize(records: list[RunRecord], opt: Options = Options(), root=None) -> 
     used = [r["late_range_used"] for c in conds for r in c["runs"] if r.get("late_range_used")]
     return {"options": asdict(opt), "n_runs": len(records), "conditions": conds,
             "late_range_used": [opt.late_lo, max(u[1] for u in used)] if used else None,
-            "duplicates": dups}
+            "duplicates": dups, "left_out": left_out}

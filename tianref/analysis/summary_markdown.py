@@ -29,6 +29,24 @@ def late_range_note(summary: dict) -> str | None:
             f"{o['late_lo']}-{o['late_hi']} does (last epoch {ends}): {where}")
 
 
+def _with_why(name: str, why) -> str:
+    """'odd/run: diverged at epoch 2 (non-finite loss)' (the name alone for a summary stored without it)."""
+    return f"{name}: {why}" if why else name
+
+
+def incomplete_line(summary: dict) -> str | None:
+    """One line naming the incomplete runs, counted (by default) or left out (--complete-only), and why."""
+    left = summary.get("left_out") or []
+    if left:
+        return (f"left out {len(left)} incomplete run(s) (--complete-only): "
+                + "; ".join(_with_why(d["folder"], d.get("why")) for d in left))
+    short = [r for c in summary["conditions"] for r in c["runs"] if not r["complete"]]
+    if not short:
+        return None
+    return (f"warning: {len(short)} incomplete run(s) counted as they are (--complete-only leaves them out): "
+            + "; ".join(_with_why(run_name(r), r.get("status_why")) for r in short))
+
+
 def fmt(x) -> str:
     """A number for the tables: '—' for NaN/None, integers plainly, else 4 significant digits
     (so half-epoch medians and percentiles such as 173.5 survive)."""
@@ -284,9 +302,14 @@ def to_markdown(summary: dict) -> str:
         short = [r for r in c["runs"] if not r["complete"]]
         if short:
             notes.append(f"- {c['label']}: {len(short)} run(s) incomplete "
-                         f"({', '.join(run_name(r) for r in short[:5])}"
+                         f"({', '.join(_with_why(run_name(r), r.get('status_why')) for r in short[:5])}"
                          f"{', ...' if len(short) > 5 else ''})")
     if notes:
-        lines += ["", "Incomplete runs (fewer than epochs + 1 rows):", *notes]
+        lines += ["", "Incomplete runs (fewer than epochs + 1 rows), counted as they are "
+                  "(--complete-only leaves them out):", *notes]
+    left = summary.get("left_out") or []
+    if left:
+        lines += ["", f"Left out by --complete-only ({len(left)} incomplete run(s)):",
+                  *[f"- {_with_why(d['folder'], d.get('why'))}" for d in left]]
     lines += duplicates_note(summary)
     return "\n".join(lines) + "\n"

@@ -1,0 +1,81 @@
+"""summarize names every incomplete run and why: a diverged run (its last row has no finite loss, as train
+leaves it) apart from an unfinished one (stopped, running or crashed), in the per-run rows, the Markdown
+and on stderr; ``--complete-only`` lists the runs it leaves out under "left_out" instead of dropping them
+silently."""
+import json
+
+import numpy as np
+from click.testing import CliRunner
+
+from tianref.analysis.records import read_run, run_status
+from tianref.cli.analysis import summarize_cmd
+from tests.test_summarize import BASE_CONFIG, write_run
+
+E = 60
+
+
+def _cols(n, diverge=False):
+    """n rows of a run; with diverge, the last row lacks both losses (train drops a non-finite value from
+    the row it logs, then stops)."""
+    loss = np.linspace(1.0, 0.5, n)
+    if diverge:
+        loss[-1] = np.nan                       # write_run omits NaN entries, as the engine's rows do
+    return {"test_acc": np.zeros(n), "train_loss": loss, "test_loss": loss.copy(), "W_gap23": 1.0 + np.arange(n)}
+
+
+def _tree(root):
+    write_run(root / "done", dict(BASE_CONFIG, seed=0, epochs=E), _cols(E + 1))
+    write_run(root / "blown", dict(BASE_CONFIG, seed=1, epochs=E), _cols(3, diverge=True))
+    write_run(root / "stopped", dict(BASE_CONFIG, seed=2, epochs=E), _cols(26))
+    return root
+
+
+def test_run_status_tells_diverged_from_unfinished(tmp_path):
+    root = _tree(tmp_path / "t")
+    st = {d: run_status(read_run(root / d)) for d in ("done", "blown", "stopped")}
+    assert st["done"]["status"] == "complete"
+    assert st["blown"] == {"status": "diverged", "last_epoch": 2, "epochs": E,
+                           "why": "diverged at epoch 2 (non-finite loss)"}
+    assert st["stopped"] == {"status": "unfinished", "last_epoch": 25, "epochs": E,
+                             "why": f"ends at epoch 25 of {E}"}
+
+
+def test_complete_only_lists_what_it_left_out_and_why(tmp_path):
+    root = _tree(tmp_path / "t")
+    out = tmp_path / "s.json"
+    res = CliRunner().invoke(summarize_cmd, [str(root), "--complete-only", "--late-lo", "0", "--late-hi", "60",
+                                             "--json", str(out)])
+    assert res.exit_code == 0, res.output
+    s = json.loads(out.read_text())
+    assert s["n_runs"] == 1
+    assert [(d["folder"], d["status"], d["last_epoch"]) for d in s["left_out"]] == [
+        ("blown", "diverged", 2), ("stopped", "unfinished", 25)]
+    line = [ln for ln in res.stderr.splitlines() if "left out" in ln]
+    assert line == ["summarize: left out 2 incomplete run(s) (--complete-only): blown: diverged at epoch 2 "
+                    "(non-finite loss); stopped: ends at epoch 25 of 60"]
+    assert "- blown: diverged at epoch 2 (non-finite loss)" in res.stdout
+    assert "- stopped: ends at epoch 25 of 60" in res.stdout
+
+
+def test_incomplete_runs_counted_by_default_are_named_with_why(tmp_path):
+    root = _tree(tmp_path / "t")
+    out = tmp_path / "s.json"
+    res = CliRunner().invoke(summarize_cmd, [str(root), "--late-lo", "0", "--late-hi", "60", "--json", str(out)])
+    assert res.exit_code == 0, res.output
+    s = json.loads(out.read_text())
+    assert s["n_runs"] == 3 and s["left_out"] == []
+    runs = {r["folder"]: r for r in s["conditions"][0]["runs"]}
+    assert {k: (r["status"], r["complete"]) for k, r in runs.items()} == {
+        "done": ("complete", True), "blown": ("diverged", False), "stopped": ("unfinished", False)}
+    assert ("summarize: warning: 2 incomplete run(s) counted as they are (--complete-only leaves them out): "
+            "blown: diverged at epoch 2 (non-finite loss); stopped: ends at epoch 25 of 60") in res.stderr
+    assert "(blown: diverged at epoch 2 (non-finite loss), stopped: ends at epoch 25 of 60)" in res.stdout
+
+
+def test_complete_only_with_nothing_complete_names_the_runs(tmp_path):
+    root = tmp_path / "t"
+    write_run(root / "blown", dict(BASE_CONFIG, epochs=E), _cols(3, diverge=True))
+    res = CliRunner().invoke(summarize_cmd, [str(root), "--complete-only"])
+    assert res.exit_code == 2
+    assert res.stderr == ("Error: no runs to summarise (none is complete: blown: diverged at epoch 2 "
+                          "(non-finite loss))\n")
