@@ -109,11 +109,11 @@ def test_legend_swatches_axes_and_epoch_range_match_what_is_drawn(tree):
     assert leg._loc in (8,) or "lower" in str(getattr(leg, "_outside_loc", ""))   # below the axes
 
 
-def _legend_of(labels):
+def _legend_of(labels, width=10.5):
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
     from tianref.analysis.plots import _legend
-    fig = Figure(layout="constrained")
+    fig = Figure(figsize=(width, 6), layout="constrained")     # 10.5 in: the headline figure's width
     fig.subplots()
     _legend(fig, [Line2D([], [], label=lab) for lab in labels], [])
     return fig.legends[0]
@@ -125,6 +125,45 @@ def test_legend_goes_below_past_45_characters_in_two_columns_past_four_entries()
     assert _legend_of(["x" * 46])._loc == 8
     assert _legend_of(["x" * 46] * 4)._ncols == 1
     assert _legend_of(["x" * 46] * 5)._ncols == 2
+
+
+def _inside(fig, artist):
+    """The artist's drawn box lies within the figure's (what savefig keeps), to a pixel."""
+    from tianref.analysis.plots import _width                 # attaches the Agg canvas the boxes need
+    _width(fig, artist)
+    fig.canvas.draw()                                          # constrained layout places the legend
+    box = artist.get_window_extent(fig.canvas.get_renderer())
+    return box.x0 >= -1 and box.x1 <= fig.bbox.width + 1
+
+
+def test_a_legend_too_wide_for_two_columns_takes_one_and_wraps_past_the_figure_width():
+    """A mixed tree labels its conditions with every differing key (~110 characters): two such columns
+    were wider than the 10.5-inch figure and savefig cut both sides off."""
+    cond = "eta=0.002 K=64 M=13 epochs=60 group=None lr=0.001 metrics=full n_train=84 optimizer=adam windows=5,20"
+    leg = _legend_of([f"{cond} (n={i})" for i in range(6)])
+    assert leg._ncols == 1 and _inside(leg.figure, leg)
+    assert _legend_of(["x" * 46] * 5, width=6.4)._ncols == 1   # two columns do not fit 6.4 in
+    leg = _legend_of([cond * 3] * 2)                            # ~310 characters: wider than one column
+    texts = [t.get_text() for t in leg.get_texts()]
+    assert all("\n" in t for t in texts) and _inside(leg.figure, leg)
+    assert all(" ".join(t.split()) == " ".join((cond * 3).split()) for t in texts)   # wrapped, not cut
+
+
+def test_top5_titles_fit_their_panels(tmp_path):
+    """A top-5 panel's title names its condition; a mixed tree's long label ran past the panel."""
+    from tianref.analysis.plots import fig_top5
+    long = "eta=0.002 K=64 M=13 epochs=60 group=None lr=0.001 metrics=full n_train=84 optimizer=adam"
+    for s in range(2):
+        write_run(tmp_path / f"r{s}", dict(BASE_CONFIG, seed=s, windows=[5, 20, 30]),
+                  synth_columns(60, True, s, windows=(5, 20, 30)))
+    fig = fig_top5([(long, read_tree(tmp_path))], windows=(5, 20, 30))
+    for ax in fig.axes:
+        assert "\n" in ax.get_title()
+        from tianref.analysis.plots import _width
+        _width(fig, ax)
+        fig.canvas.draw()
+        r = fig.canvas.get_renderer()
+        assert ax.title.get_window_extent(r).width <= ax.get_window_extent(r).width + 1
 
 
 def test_activation_rows_share_one_y_range_across_columns(tree):
@@ -155,3 +194,21 @@ def test_rho_threshold_line_and_swatch_follow_the_threshold_and_the_panel(tmp_pa
     assert flat == [[0.3, 0.3]]                               # the threshold line, at the given threshold
     fig = fig_headline(_rho_groups(tmp_path / "norho", False), rho_threshold=0.3)
     assert not any(t.get_text().startswith("ρ_tian") for t in fig.legends[0].get_texts())
+
+
+def test_a_diverged_run_is_left_out_and_named_not_drawn_on_the_shared_axes(tmp_path):
+    """A run train stopped on a non-finite loss logs update eigenvalues ~1e50 in its last rows; drawn, it set
+    the shared y range of every top-5 panel (1e-17..1e55) and left its own panel empty (one point)."""
+    for s in range(2):
+        write_run(tmp_path / f"ok{s}", dict(BASE_CONFIG, seed=s, epochs=60), synth_columns(60, True, s))
+    cols = {k: v[:3].copy() for k, v in synth_columns(60, True, 7).items()}
+    cols["W_sigma"][2] = [1.7e53, 6.6e8, 1.0, np.nan, np.nan][:cols["W_sigma"].shape[1]]
+    cols["train_loss"] = np.array([0.9, 4.7e24, np.nan])           # row 2: the loss that stopped the run
+    write_run(tmp_path / "blown", dict(BASE_CONFIG, seed=7, epochs=60, lr=1e6, optimizer="sgd"), cols)
+    figs, notes = figures_from_runs(read_tree(tmp_path), which=("headline", "top5"), windows=(20,))
+    assert "left out 1 diverged run(s), whose loss became non-finite: blown (epoch 2)" in notes
+    assert len(figs["top5"].axes) == 1                              # one condition row: the blown one is gone
+    assert figs["top5"].axes[0].get_ylim()[1] < 1e3
+    assert all("lr=" not in t.get_text() for t in figs["headline"].legends[0].get_texts())
+    with pytest.raises(InputError, match="no runs to plot .left out 1 diverged"):
+        figures_from_runs(read_tree(tmp_path / "blown"))

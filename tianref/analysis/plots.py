@@ -10,14 +10,21 @@ Figures (each a ``matplotlib.figure.Figure`` built without pyplot state; saved w
     headline     test accuracy, rho_tian and sigma2/sigma3 (log) vs epoch, one line per condition,
                  with the median sigma2/sigma3 slope-fire epoch (default detector) marked, and the
                  median collapse epoch (diagnostics.collapse_epoch) where sigma2/sigma3 collapses
-    top5         sigma1..sigma5 of the rolling Delta-W Gram (log) at W = 5/20/30, per condition
+    top5         sigma1..sigma5 of the rolling Delta-W Gram (log) at W = 5/20/30, per condition (titles
+                 wrapped to their panel's width)
     activation   x^2 vs ReLU: test accuracy, rho_tian and sigma2/sigma3, grok vs control
+
+A long legend (a mixed tree's conditions) goes below the axes in as many columns as fit the figure's
+width, its labels wrapped when one column does not fit. Diverged runs (records.run_status: the loss became
+non-finite) are left out of every figure and named in a note: their last rows hold values ~1e50 that
+would set the range of every shared axis.
 
 Symbols: sigma_i = i-th eigenvalue of the rolling Gram D^T D (``W_sigma[i-1]``), gap = sigma2/sigma3
 (``W_gap23``), rho = rho_tian. Window W selects the key (``W_gap23`` or ``W_gap23_w<W>``).
 """
 from __future__ import annotations
 
+import textwrap
 import warnings
 from pathlib import Path
 
@@ -32,7 +39,7 @@ from tianref.analysis import diagnostics as dg  # noqa: E402
 from tianref.analysis import figure_text as ft  # noqa: E402
 from tianref.errors import InputError  # noqa: E402
 from tianref.runs import atomic_write_bytes  # noqa: E402
-from tianref.analysis.records import RunRecord, window_key  # noqa: E402
+from tianref.analysis.records import RunRecord, run_status, window_key  # noqa: E402
 from tianref.analysis.summarize import condition_labels, group_conditions  # noqa: E402
 
 FIGURES = ("headline", "top5", "activation")
@@ -127,6 +134,7 @@ def _guides(ax, key, rho_threshold):
 
 RHO_STYLE = ("gray", "-.")      # the rho_tian threshold line: its own colour and dash, unlike an event mark
 EVENT_COLOR = "black"           # legend swatch of an event mark; the marks themselves take their condition's colour
+TITLE_PT_PER_CHAR = 6.5         # a top-5 panel title (10 pt) wraps at the characters its panel's width holds
 WIDE_LABEL = 45                 # a legend label longer than this goes below the axes, not beside them
 
 
@@ -138,11 +146,30 @@ def _legend(fig, handles, extra):
     hs = list(handles) + [Line2D([], [], color=(e[2] if len(e) > 2 else EVENT_COLOR), ls=e[0], lw=0.9,
                                  label=e[1]) for e in extra]
     wide = max((len(h.get_label()) for h in hs), default=0) > WIDE_LABEL
-    if wide:
-        fig.legend(handles=hs, loc="outside lower center", fontsize=8, frameon=False,
-                   ncols=1 if len(hs) <= 4 else 2)
-    else:
+    if not wide:
         fig.legend(handles=hs, loc="outside right center", fontsize=8, frameon=False)
+        return
+    for ncols in ((2, 1) if len(hs) > 4 else (1,)):
+        leg = fig.legend(handles=hs, loc="outside lower center", fontsize=8, frameon=False, ncols=ncols)
+        over = _width(fig, leg) / fig.bbox.width
+        if over <= FIT_WIDTH:
+            return
+        leg.remove()
+    # one column is still wider than the figure: wrap every label to the width that fits
+    chars = max(20, int(max(len(h.get_label()) for h in hs) * FIT_WIDTH / over) - 4)
+    leg = fig.legend(handles=hs, loc="outside lower center", fontsize=8, frameon=False, ncols=1)
+    for t in leg.get_texts():
+        t.set_text(textwrap.fill(t.get_text(), chars, subsequent_indent="  "))
+
+
+FIT_WIDTH = 0.98                # a legend below the axes may take this fraction of the figure's width
+
+
+def _width(fig, artist) -> float:
+    """Drawn width of ``artist`` in pixels (an Agg renderer measures the text as savefig will draw it)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
+    return artist.get_window_extent(canvas.get_renderer()).width
 
 
 # --- figures ----------------------------------------------------------------------------------
@@ -198,6 +225,7 @@ def fig_top5(groups, windows=(5, 20, 30)) -> Figure:
     ncol, nrow = len(windows), len(groups)
     fig = Figure(figsize=(max(4.2 * ncol, 6.0) + 1.0, 3.4 * nrow + 0.6), layout="constrained")
     axes = np.atleast_2d(fig.subplots(nrow, ncol, sharex=True, sharey=True, squeeze=False))
+    title_chars = max(30, int((fig.get_figwidth() - 1.0) / ncol * 72 / TITLE_PT_PER_CHAR))
     handles = []
     for i, (label, recs) in enumerate(groups):
         for j, W in enumerate(windows):
@@ -206,7 +234,7 @@ def fig_top5(groups, windows=(5, 20, 30)) -> Figure:
                 ln = _plot_band(ax, [_sigma(r, s, W) for r in recs], f"C{s}", f"σ{s + 1}", log=True)
                 if i == 0 and j == 0:
                     handles.append(ln)
-            ax.set_title(f"{label}, W = {W}", fontsize=10)
+            ax.set_title(textwrap.fill(f"{label}, W = {W}", title_chars), fontsize=10)
             _style(ax, "eigenvalue of DᵀD" if j == 0 else "", log=True)
             if i == nrow - 1:
                 ax.set_xlabel("epoch")
@@ -265,16 +293,23 @@ def _labelled(groups):
 
 def figures_from_runs(records: list[RunRecord], which=FIGURES, window=None,
                       windows=(5, 20, 30), act: str = "sqr") -> tuple[dict, list[str]]:
-    """Build the requested figures from runs: ({name: Figure}, [notes on what was skipped])."""
+    """Build the requested figures from runs: ({name: Figure}, [notes on what was skipped]). Diverged runs
+    (records.run_status) are left out, and named in a note."""
     unknown = set(which) - set(FIGURES)
     if unknown:
         raise InputError(f"unknown figure(s) {sorted(unknown)}; choose from {', '.join(FIGURES)}")
+    notes = []
+    blown = [r for r in records if run_status(r)["status"] == "diverged"]
+    if blown:                   # their last rows hold values ~1e50 that would set every shared axis's range
+        notes.append(f"left out {len(blown)} diverged run(s), whose loss became non-finite: "
+                     + ", ".join(f"{r.path.name} (epoch {run_status(r)['last_epoch']})" for r in blown))
+        records = [r for r in records if all(r is not b for b in blown)]
     groups = group_conditions(records)
     if not groups:
-        raise InputError("no runs to plot")
+        raise InputError("no runs to plot" + (f" ({notes[0]})" if notes else ""))
     acts = sorted({cc.get("act", "sqr") for cc, _ in groups})
     main = [g for g in groups if g[0].get("act", "sqr") == act] or groups
-    figs, notes = {}, []
+    figs = {}
     if "headline" in which:
         figs["headline"] = fig_headline(_labelled(main), window)
     if "top5" in which:
