@@ -83,3 +83,23 @@ def test_nothing_to_plot_is_an_input_error(tmp_path):
     write_run(tmp_path / "r", dict(BASE_CONFIG), {"train_loss": np.ones(5)})
     with pytest.raises(InputError, match="nothing to plot"):
         fig_headline([("eta=0.0002", read_tree(tmp_path))])
+
+
+def test_runs_with_different_first_windows_are_drawn_at_one_common_window(tmp_path):
+    """A run logged with --windows 5,20 beside runs with 20: its unsuffixed keys are window 5, and the
+    headline drew that curve among the W = 20 ones with no W anywhere on the figure."""
+    a = _tree(tmp_path / "a", etas=(2e-4,), seeds=(0,), windows=(20,))
+    b = _tree(tmp_path / "b", etas=(2e-4,), seeds=(1,), windows=(5, 20))
+    b[0].columns["W_gap23"][:] = 1e6                      # window 5: must not be drawn
+    figs, notes = figures_from_runs(a + b, ("headline",))
+    fig = figs["headline"]
+    assert "window W = 20" in fig._suptitle.get_text()
+    gap_ax = fig.axes[-1]
+    assert gap_ax.get_ylabel().endswith("(W = 20)")
+    drawn = [ln.get_ydata() for ln in gap_ax.get_lines() if len(ln.get_ydata()) > 2]
+    assert drawn and all(np.nanmax(y) < 1e6 for y in drawn)
+    assert ft.window_of(a + b) == 20 and ft.window_of(b) == 5
+    c = _tree(tmp_path / "c", etas=(0.0,), seeds=(2,), windows=(30,))
+    assert ft.window_of(a + c) is None
+    _, notes = figures_from_runs(a + c, ("headline",))
+    assert any("share no rolling window" in n for n in notes)

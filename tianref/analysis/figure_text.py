@@ -25,11 +25,18 @@ def present(records, key: str) -> bool:
 
 
 def window_of(records, window=None):
-    """The window W the σ2/σ3 keys refer to (None when the runs disagree on their first window)."""
+    """The window W the σ2/σ3 keys refer to: ``window``; else the runs' common first window; else the first
+    window (in the first run's order) that every run logged; None when they share none."""
     if window is not None:
         return window
-    firsts = {tuple(r.config.get("windows") or (20,))[0] for r in records}
-    return firsts.pop() if len(firsts) == 1 else None
+    wins = [list(r.config.get("windows") or (20,)) for r in records]
+    if not wins:
+        return None
+    firsts = {w[0] for w in wins}
+    if len(firsts) == 1:
+        return firsts.pop()
+    common = [W for W in wins[0] if all(W in w for w in wins)]
+    return common[0] if common else None
 
 
 def _eta(recs) -> float | None:

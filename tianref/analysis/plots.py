@@ -310,6 +310,12 @@ def figures_from_runs(records: list[RunRecord], which=FIGURES, window=None,
     acts = sorted({cc.get("act", "sqr") for cc, _ in groups})
     main = [g for g in groups if g[0].get("act", "sqr") == act] or groups
     figs = {}
+    if window is None and any(n in which for n in ("headline", "activation")):
+        shown = [r for _, rs in (groups if "activation" in which else main) for r in rs]
+        window = ft.window_of(shown)        # one window for every run: a run's own first one may differ
+        if window is None and len({tuple(r.config.get("windows") or (20,))[0] for r in shown}) > 1:
+            notes.append("the runs share no rolling window: each sigma2/sigma3 curve is its run's first "
+                         "window (give --window to choose one)")
     if "headline" in which:
         figs["headline"] = fig_headline(_labelled(main), window)
     if "top5" in which:
