@@ -61,7 +61,9 @@ def _text(s: dict) -> str:
                "naming the failed axiom. See docs/groups.md.")
 @click.argument("spec")
 @click.option("--M", "M", type=click.IntRange(min=1), default=None,
-              help="The order the group must have (required for expr:EXPR, which is never a group).")
+              help="The order the group must have (required for expr:EXPR, a table mod M: decomposed "
+                   "when it satisfies the group axioms, as expr:x+y does, refused naming the failed "
+                   "axiom otherwise).")
 @click.option("--json", "as_json", is_flag=True, default=False, help="Print one JSON object instead of a table.")
 @reports_errors
 def group_cmd(spec, M, as_json):
