@@ -3,6 +3,7 @@ same run trained alone by train's own loop, as tests/test_batch.py does for the 
 import json
 
 import numpy as np
+import pytest
 
 from tianref.rundir import lock_holder
 
@@ -213,3 +214,45 @@ def test_the_progress_lines_follow_a_live_run_after_the_first_one_diverges(tmp_p
     assert "non-finite" in (tmp_path / "_logs" / "r0.log").read_text()
     lines = [ln for ln in r.stderr.splitlines() if ln.startswith("train-batch [")]
     assert lines and "epoch 38/38 (100 %)" in lines[-1], lines[-3:]
+
+
+def _layout_cases(tmp_path):
+    """Members whose own run holds an array in Fortran order where the stack's slice is in C order
+    (or the reverse): the run trained alone writes the order its arrays have in memory."""
+    from tianref import runs
+    ck = {"W": np.random.default_rng(0).standard_normal((22, 32)).astype(np.float32),
+          "V": np.random.default_rng(1).standard_normal((32, 11)).astype(np.float32),
+          "train_idx": np.arange(0, 121, 2)}
+    runs.save_npz(str(tmp_path / "c.npz"), ck)
+    np.savez(tmp_path / "f.npz", **{k: np.asfortranarray(v) for k, v in ck.items()})    # as another tool may
+    base = ["--K", "32", "--epochs", "4", "--checkpoint-epochs", "0,2"]
+    return {
+        # one run from an F-ordered --init-from (its W, V and buffers F at first) beside one from a C one;
+        # the stack holds both in C order
+        "init-from": [base + ["--seed", "0", "--init-from", str(tmp_path / "c.npz")],
+                      base + ["--seed", "1", "--init-from", str(tmp_path / "f.npz")]],
+        # SGD under the held ridge layer: b^wd of V = eta V_ridge takes the solve's F order in the stack,
+        # where the run without decay keeps its C-ordered zeros
+        "ridge-sgd": [base + ["--M", "11", "--seed", s, "--eta", e, "--optimizer", "sgd", "--lr", "0.05",
+                              "--top-layer", "ridge"] for s, e in (("0", "2e-3"), ("1", "0"))],
+    }
+
+
+@pytest.mark.parametrize("name", ["init-from", "ridge-sgd"])
+def test_each_stacked_run_writes_the_checkpoint_bytes_of_its_run_alone(tmp_path, name):
+    """Every .npz a member writes is the same file, byte for byte, as its run trained alone, whatever
+    the memory order of the arrays on either side: .npy records the order (its 'fortran_order' and
+    the data in that order), so checkpoints are written in C order (runs.save_npz)."""
+    from cli_checks import cli
+    argvs = _layout_cases(tmp_path)[name]
+    args = ["train-batch"]
+    for i, argv in enumerate(argvs):
+        args += ["--member", " ".join(argv + ["--out", str(tmp_path / f"b{i}")])]
+    r = cli(args)
+    assert r.exit_code == 0, r.output
+    for i, argv in enumerate(argvs):
+        assert cli(["train", *argv, "--out", tmp_path / f"u{i}"]).exit_code == 0
+        b, u = tmp_path / f"b{i}", tmp_path / f"u{i}"
+        assert (b / "metrics.jsonl").read_bytes() == (u / "metrics.jsonl").read_bytes()
+        for ck in ("epoch_00000.npz", "epoch_00002.npz", "final.npz", "resume.npz"):
+            assert (b / "checkpoints" / ck).read_bytes() == (u / "checkpoints" / ck).read_bytes(), (i, ck)

@@ -192,7 +192,10 @@ def checkpoint_path(run_dir: str, epoch=None, final=False) -> str:
 
 
 def save_npz(path: str, arrays: dict) -> None:
-    atomic_write_bytes(path, lambda f: np.savez(f, **arrays))
+    """The arrays as an .npz, each in C order: a .npy records its array's memory order (the data in
+    that order, 'fortran_order' in its header), so the same values give the same bytes whether they
+    lay in C or Fortran order (a stacked run's slice and its run alone can differ; docs/batch.md §2)."""
+    atomic_write_bytes(path, lambda f: np.savez(f, **{k: np.asarray(v, order="C") for k, v in arrays.items()}))
 
 
 def load_npz(path: str) -> dict:
