@@ -266,3 +266,38 @@ def test_the_runs_own_thread_count_only_when_every_session_used_one(tmp_path):
     assert blas_threads.of_run(tmp_path) is None                 # two counts: none is the run's
     (tmp_path / "config.json").write_text("{")
     assert blas_threads.of_run(tmp_path) is None and blas_threads.of_run(tmp_path / "nowhere") is None
+
+
+@pytest.mark.parametrize("batch_threads", [1, 2])
+def test_train_batch_records_the_thread_count_it_trains_with(tmp_path, monkeypatch, batch_threads):
+    """A member's config.json (versions.blas_threads, and a resumed session's blas_threads) holds the
+    BLAS thread count the batch trained it with, seen inside the batch's loop, not the member's own
+    --threads (ignored; sweep --batch --threads 2 gives every member --threads 2): on NumPy the stack's
+    thread parts each use a one-thread BLAS. edge and thm6 replay a run at its recorded count."""
+    from tianref import batch as engine_batch
+    for var in blas_threads.VARS:
+        monkeypatch.delenv(var, raising=False)
+    seen = []
+    run = engine_batch.run
+
+    def spy(*a, **k):
+        seen.append(_blas_counts())
+        return run(*a, **k)
+    monkeypatch.setattr(engine_batch, "run", spy)
+    member = TINY[:-4] + ["--windows", "3", "--threads", "2"]
+    r = CliRunner().invoke(main, ["train", *TINY, "--out", str(tmp_path / "m1")])      # then resumed below
+    assert r.exit_code == 0, r.output
+    with threadpoolctl.threadpool_limits(limits=2):               # the pools start at the other count
+        r = CliRunner().invoke(main, ["train-batch", "--threads", str(batch_threads),
+                                      "--member", " ".join(member + ["--epochs", "5", "--out", str(tmp_path / "m0")]),
+                                      "--member", " ".join(member + ["--epochs", "5", "--seed", "1",
+                                                                     "--out", str(tmp_path / "m2")]),
+                                      "--member", " ".join(member + ["--epochs", "5", "--resume",
+                                                                     "--out", str(tmp_path / "m1")])])
+    assert r.exit_code == 0, r.output
+    assert len(seen) == 2 and all(set(c) == {1} for c in seen)    # a fresh stack and a resumed one
+    for name in ("m0", "m1", "m2"):
+        meta = json.loads((tmp_path / name / "config.json").read_text())
+        sessions = [meta["versions"]["blas_threads"]] + [s["blas_threads"] for s in meta.get("resumed") or []]
+        assert sessions == ([1, 1] if name == "m1" else [1]), (name, sessions)
+        assert blas_threads.of_run(tmp_path / name) == 1

@@ -49,12 +49,25 @@ def _out_of(argv):
     return None
 
 
-def prepare_members(argvs, log_dir):
-    """(prepared runs, {out or 'member i': refusal}) from train's own parsing of each member. An
-    unexpected error leaves no member prepared: the ones prepared before it are rolled back."""
-    from tianref.cli.train import BATCH, COMMAND, train_cmd
+HOST = ("numpy", "fake")                # backends whose stack is split into thread parts (--threads)
+
+
+def blas_of(xp_name: str, threads: int) -> int:
+    """The BLAS thread count a stack trains with: on the host backends 1 (--threads counts the thread
+    parts, each with a one-thread BLAS; one part: 1 as well), with --xp cupy --threads (the host BLAS)."""
+    return 1 if xp_name in HOST else threads
+
+
+def prepare_members(argvs, log_dir, threads: int | None = None):
+    """(prepared runs, {out or 'member i': refusal}) from train's own parsing of each member, under the
+    BLAS thread count the batch trains it with (blas_of; ``threads``: the batch's --threads, default
+    threads.resolve's), which its config.json records. An unexpected error leaves no member prepared:
+    the ones prepared before it are rolled back."""
+    from tianref.cli.train import BATCH, BATCH_BLAS, COMMAND, train_cmd
     prepared, refused = [], {}
     prog = os.path.basename(sys.argv[0])
+    threads = blas_threads.resolve(threads)
+    blas_token = BATCH_BLAS.set(lambda xp_name: blas_of(xp_name, threads))
     try:
         for i, argv in enumerate(argvs):
             box, raise_token = BATCH.set([]), RAISE_ERRORS.set(True)
@@ -78,6 +91,8 @@ def prepare_members(argvs, log_dir):
         for p in prepared:                                  # as train would leave each: rolled back
             p.session.__exit__(type(exc), exc, exc.__traceback__)
         raise
+    finally:
+        BATCH_BLAS.reset(blas_token)
     return prepared, refused
 
 
@@ -150,7 +165,7 @@ def train_batch_cmd(members, log_dir, threads):
             seen[key] = out
     if log_dir is not None:
         os.makedirs(log_dir, exist_ok=True)
-    prepared, refused = prepare_members(argvs, log_dir)
+    prepared, refused = prepare_members(argvs, log_dir, threads)
     failed = _train_all(prepared, log_dir, blas_threads.resolve(threads))
     if refused:
         raise InputError(f"{len(refused)} of {len(argvs)} runs refused (first: {next(iter(refused.values()))})")
@@ -217,10 +232,10 @@ def _train_group(group, log_dir, failed, threads: int):
     start, E = members[0].state.epoch, p0.cfg.epochs
     names = ", ".join(os.path.basename(p.out) for p in group)
     stopped = None
-    parts = threads if p0.xp_name in ("numpy", "fake") else 1
+    parts = threads if p0.xp_name in HOST else 1
     try:
         with RowProgress(max(E - start, 0), f"train-batch [{names}]") as bar, \
-                np.errstate(over="ignore", invalid="ignore"), blas_threads.limits(1 if parts > 1 else threads):
+                np.errstate(over="ignore", invalid="ignore"), blas_threads.limits(blas_of(p0.xp_name, threads)):
             last = {"e": start}
 
             def on_epoch(epoch):                    # part 0's epochs (batch.run), named by its first live run

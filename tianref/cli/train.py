@@ -33,6 +33,9 @@ CHECKED = contextvars.ContextVar("checked", default=None)
 BATCH = contextvars.ContextVar("batch", default=None)
 # the command line config.json records, when it is not this process's own (a member of train-batch)
 COMMAND = contextvars.ContextVar("command", default=None)
+# set by train-batch: xp_name -> the BLAS thread count the batch trains a member with, in place of the
+# member's own --threads (config.json records the count the run's numbers come from)
+BATCH_BLAS = contextvars.ContextVar("batch_blas", default=None)
 DEFAULT_TRAIN_FRAC = 0.4    # round(0.4 * 71^2) = 2016, the paper's n
 
 
@@ -144,7 +147,8 @@ def train_cmd(ctx, xp_name, M, K, n_train, train_frac, eta, eta_schedule, lr, ep
     if resume and overwrite:
         raise InputError("give --resume or --overwrite, not both")
     if not check_only:                          # for the whole command; restored when it ends
-        ctx.with_resource(blas_threads.limits(threads))
+        batch_blas = BATCH_BLAS.get()
+        ctx.with_resource(blas_threads.limits(threads if batch_blas is None else batch_blas(xp_name)))
 
     if resume:
         refuse_changes_on_resume(ctx, given, out)
