@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from tianref import batch, runs, stacks, train
-from tianref.backend import get_xp
+from tianref.backend import get_xp, to_host
 from tianref.config import TrainConfig, validate
 from tianref.errors import RunFailure
 from tianref.experiments import sweep
@@ -229,3 +229,51 @@ def test_sweep_batches_put_the_etas_of_a_condition_together(tmp_path):
     sched = sweep.make_jobs(tmp_path / "s", [dict(eta=e, eta_schedule=f"0:{e},5:0") for e in (2e-4, 1e-4)],
                             [0], 10)
     assert [len(b) for b in sweep.batches(sched, 1)] == [1, 1]
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+@pytest.mark.parametrize("xp_name", ["numpy", "fake"])
+def test_a_run_without_decay_keeps_its_gradients_negative_zeros_in_a_stack_with_decay(optimizer, xp_name):
+    """g + 0 w is not g: a -0.0 of the gradient plus 0 w = +0.0 (w > 0) is +0.0. A run with eta = 0 in a
+    stack with decay steps with g itself, as its own run does; SGD's buffer keeps g's zeros, so its
+    checkpoints showed the flipped signs. Checked against the single-run update (a float eta 0.0)."""
+    from tianref import optim, optim_sgd
+    xp = get_xp(xp_name)
+    rng = np.random.default_rng(0)
+    w = np.abs(rng.standard_normal((3, 4, 5))) + 0.5               # (S, 4, 5), w > 0: 0 w = +0.0
+    g = rng.standard_normal((3, 4, 5))
+    g[:, 1, :] = -0.0                                               # a row of the gradient is -0.0
+    etas = np.asarray([2e-3, 0.0, -0.0]).reshape(-1, 1, 1)          # runs 1 and 2 without decay
+    params, grads = {"W": xp.asarray(w)}, {"W": xp.asarray(g)}
+
+    def update(p, gr, eta):
+        if optimizer == "sgd":
+            return optim_sgd.sgd_update(xp, p, gr, optim_sgd.sgd_init(xp, p), lr=0.05, eta=eta)
+        return optim.adam_update(xp, p, gr, optim.adam_init(xp, p), lr=1e-3, eta=eta)
+    new, state = update(params, grads, etas)
+    for s in (1, 2):
+        one, one_state = update({"W": xp.asarray(w[s])}, {"W": xp.asarray(g[s])}, 0.0)
+        for a, b in [(new["W"][s], one["W"])] + ([(state["buf"]["W"][s], one_state["buf"]["W"])]
+                                                 if optimizer == "sgd" else
+                                                 [(state["m"]["W"][s], one_state["m"]["W"]),
+                                                  (state["v"]["W"][s], one_state["v"]["W"])]):
+            a, b = to_host(a), to_host(b)
+            assert a.tobytes() == b.tobytes()                       # the same values and signs of zeros
+    if optimizer == "sgd":
+        assert np.signbit(to_host(state["buf"]["W"][1][1])).all()   # the -0.0 row kept (the case seen)
+
+
+@pytest.mark.parametrize("xp_name", ["numpy", "fake"])
+def test_runs_with_segments_of_other_widths_keep_their_gradients_zero_signs(xp_name):
+    """The stack pads every run's segment tables to the widest run's (data.stack_batches), so a segment
+    of a run gets more pad slots than in its own run. A pad of +0.0 turns a segment sum of -0.0 (ReLU's
+    0 x a negative dL/dF, few training pairs) into +0.0; SGD's buffer keeps the gradient's zeros, so the
+    run's checkpoints differed from its own run's in their sign. The pad row is -0.0: x + (-0.0) = x."""
+    xp = get_xp(xp_name)
+    cfgs = [validate(TrainConfig(M=13, K=32, n_train=12, act="relu", optimizer="sgd", lr=0.05, eta=0.0,
+                                 epochs=6, windows=(3,), checkpoint_epochs=(2, 3), seed=s)) for s in range(4)]
+    for c, m in zip(cfgs, _together(cfgs, xp)):
+        alone = _alone(c, xp)
+        assert m.sink.states.keys() == alone.states.keys()
+        for key in alone.states:
+            _same_arrays(m.sink.states[key], alone.states[key])     # the sign of every zero included

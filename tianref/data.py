@@ -170,7 +170,8 @@ def stack_batches(xp, M: int, idxs, tables) -> Batch:
 
     Run s's gathers read rows s 2M + a and s 2M + M + b of W (S, 2M, K) flattened to (S 2M, K); its
     segment tables read rows s (n + 1) + i of dL/dH (S, n + 1, K) flattened, padded with its own
-    zero row s (n + 1) + n, all to the widest table of the S runs (a pad adds an exact 0)."""
+    zero row s (n + 1) + n, all to the widest table of the S runs (a pad adds an exact 0; model.backward's
+    pad row is -0.0, so not even a -0.0 sum changes sign)."""
     n = len(idxs[0])
     if any(len(i) != n for i in idxs):
         raise ValueError("stacked runs need row sets of one size")

@@ -113,7 +113,9 @@ def segment_sum(xp, R, seg):
 
 
 def segment_sum_padded(xp, Rp, seg):
-    """As segment_sum, for Rp (n+1, K) whose last row is already zero (the pad). S stacked runs:
+    """As segment_sum, for Rp (n+1, K) whose last row is already zero (the pad; backward's is -0.0, which
+    adds nothing to any sum, a -0.0 included, so the extra pad slots of a stack's wider tables leave
+    each run's sums its own, signs of zeros too). S stacked runs:
     Rp (S, n+1, K) and seg (S, M, c) holding rows of Rp flattened to (S (n+1), K) (each run's table
     offset by s (n+1), padded with its own zero row; data.stack_batches); out (S, M, K).
 
@@ -158,6 +160,7 @@ def backward(xp, params, batch, cache, dL_dYhat, act: str, beta: float = 1.0):
     pad = xp.zeros(dL_dYhat.shape[:-2] + (1, M), dtype=dL_dYhat.dtype)
     G_pad = xp.concatenate([dL_dYhat, pad], axis=-2)      # (n+1, M)
     dL_dH = G_pad @ _T(V)                                  # (n+1, K) = dL/dYhat V^T = dL/dF (row n: 0)
+    dL_dH[..., n, :] = -0.0                               # the pad: -0.0, x + (-0.0) = x for every x
     _times_sigma_prime(xp, dL_dH[..., :n, :], H, act)     # (n, K)   chain rule through sigma, in place
     dL_dW = xp.concatenate([segment_sum_padded(xp, dL_dH, batch.seg_a),    # (M, K)  rows W[a]
                             segment_sum_padded(xp, dL_dH, batch.seg_b)],   # (M, K)  rows W[M + b]

@@ -28,7 +28,9 @@ Every operation is elementwise, so parameters, gradients and moments may carry a
 A stack whose runs differ by eta passes eta as a host array of per-run values, shape (S, 1, 1),
 float64 (``per_run``); each coefficient below is then formed in float64, as Python forms it from a
 float, and cast once to the parameters' dtype, as NumPy casts a Python float: each run's numbers
-are those of its own run (a run with eta = 0 adds exact zeros where its own run adds nothing).
+are those of its own run (a run with eta = 0 adds exact zeros where its own run adds nothing; g + 0 w
+may turn a -0.0 of g into +0.0, which Adam never shows: m and v start at +0.0 and a sum of zeros is
+-0.0 only when both are, so they never hold -0.0; SGD's buffer keeps g's zeros: optim_sgd, runs_with).
 
 The weight-decay part of an update (docs/edge-and-clocks.md §1). Every update splits exactly
 into a gradient part and a weight-decay part, Delta = Delta^grad + Delta^wd:
@@ -133,7 +135,17 @@ def per_run(xp, c, like):
     the same every step, and a host -> device copy would wait for the device each time."""
     if not getattr(c, "ndim", 0):
         return c
-    host = c.astype(like.dtype)
+    return _on_device(xp, c.astype(like.dtype))
+
+
+def runs_with(xp, eta):
+    """The runs of a stack whose eta is not 0: a bool (S, 1, 1) on the backend, from per-run etas
+    (S, 1, 1) (kept per value, as per_run's coefficients)."""
+    return _on_device(xp, eta != 0)
+
+
+def _on_device(xp, host):
+    """A host array on the backend, kept per value (_PER_RUN)."""
     key = (id(xp), host.dtype.str, host.shape, host.tobytes())
     out = _PER_RUN.get(key)
     if out is None:                                    # (a stack's thread parts may race here: harmless)

@@ -27,11 +27,14 @@ weight-decay schedule sets eta to 0, b^wd <- mu b^wd keeps decaying and Delta^wd
 buffer still carries the decay of earlier steps. The host flag "buf_wd_zero" says b^wd is exactly 0.
 
 Elementwise, so a leading run axis S (tianref/batch.py) passes through unchanged; eta may be a host
-array of per-run values (S, 1, 1), as in optim.py (``optim.per_run``).
+array of per-run values (S, 1, 1), as in optim.py (``optim.per_run``). A run of such a stack whose eta
+is 0 steps with g itself, as its own run does, not with g + 0 w: where g holds -0.0 and w > 0 that sum
+is +0.0, and the buffer b keeps g's zeros (b = g at the first step), so the run's checkpoints would
+differ from its own run's in the sign of those zeros (``optim.runs_with``: one xp.where).
 """
 from __future__ import annotations
 
-from tianref.optim import nonzero, per_run
+from tianref.optim import nonzero, per_run, runs_with
 
 
 def sgd_init(xp, params):
@@ -61,6 +64,8 @@ def sgd_update(xp, params, grads, state, *, lr, momentum=0.9, eta=0.0, wd_part=F
         g = grads[k]
         if decay:
             g = g + per_run(xp, eta, w) * w                # coupled L2: g + eta w
+            if getattr(eta, "ndim", 0) and not eta.all():  # a stack's runs without decay: g itself (g + 0 w
+                g = xp.where(runs_with(xp, eta), g, grads[k])   # turns g's -0.0 into +0.0 where w > 0)
         if momentum:
             b = g if t == 1 else momentum * state["buf"][k] + g   # torch: buf = g at the first step
         else:
