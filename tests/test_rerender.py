@@ -9,8 +9,17 @@ from pathlib import Path
 
 import pytest
 
+import numpy as np
+
+from tianref.analysis import detectors as det
+from tianref.analysis import event_flags as ef
+from tianref.analysis.records import read_tree
+from tianref.analysis.summarize import summarize, to_json
 from tianref.experiments import reproduce as rp
+from tianref.experiments.reproduce.rederive import rederive_doc
 from tianref.experiments.reproduce.rerender import measured_part, rerender_doc, rerender_section
+
+from test_summarize import BASE_CONFIG, known_columns, write_run
 
 REPO = Path(__file__).resolve().parents[1]
 STORED = sorted(p.parent for p in rp.STORE_ROOT.glob("*/*/summary.json"))
@@ -112,3 +121,123 @@ def test_rerender_with_plan_or_store_is_exit_2(tmp_path):
         res = cli("reproduce", "--rerender", flag, "--scale", "ci", "--store-to", str(tmp_path))
         assert res.returncode == 2 and "cannot be combined" in res.stderr and "Traceback" not in res.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+# --- derived keys: the leads and lags of a section stored under an older rule ---------------------
+
+def _mixed_tree(root):
+    """Grok seeds 0, 1: rho_tian >= 0.075 from row 0 and s1/s2 = 150 from its first row (their lead_rho and
+    lag_r12_ge100_t05 undefined); seed 2 an ordinary run (its leads defined); controls never grok."""
+    for s in range(3):
+        cols = known_columns(s, True)
+        if s < 2:
+            cols["rho_tian"] = np.full(401, 0.1)
+            cols["W_sigma"][:, 1] = cols["W_sigma"][:, 0] / 150.0
+            cols["W_sigma"][:, 2] = cols["W_sigma"][:, 1] / cols["W_gap23"]
+        write_run(root / f"grok{s}", dict(BASE_CONFIG, seed=s), cols)
+        write_run(root / f"ctrl{s}", dict(BASE_CONFIG, eta=0.0, seed=s), known_columns(s, False))
+    return root
+
+
+def _old_rule(summary):
+    """The summary as stored before the first-row rule: no flag keys, every lead the raw difference of its
+    events, its statistics and lead_rho_of_medians over all runs (the older summarize)."""
+    old = json.loads(to_json(summary))
+    for c in old["conditions"]:
+        for k in ("fire_without_grok", "n_from_start", "n_undefined"):
+            del c["stats"][k]
+        for r in c["runs"]:
+            for k in ("from_start", "undefined", "grokked", "fire_without_grok"):
+                del r[k]
+            for lead, (a, b) in ef.LEADS.items():
+                r[lead] = None if r[a] is None or r[b] is None else r[a] - r[b]
+        for lead in ef.LEADS:
+            vals = [np.nan if r[lead] is None else r[lead] for r in c["runs"]]
+            c["stats"][lead] = json.loads(to_json(det.across_runs(vals)))
+        both = [r for r in c["runs"] if r["t05"] is not None and r["rho_fire"] is not None]
+        c["stats"]["lead_rho_of_medians"] = det.median_diff([r["t05"] for r in both],
+                                                            [r["rho_fire"] for r in both]) if both else None
+    return old
+
+
+def test_rederive_recomputes_an_old_rule_lead_as_summarize_gives_it(tmp_path):
+    """A stored summary whose leads were taken from events at their first row gets, from its stored events
+    alone, exactly the leads, lags, statistics and lead_rho_of_medians of a fresh summarize of the same runs;
+    nothing else moves."""
+    fresh = json.loads(to_json(summarize(read_tree(_mixed_tree(tmp_path / "t")))))
+    old = _old_rule(fresh)
+    (g_old,) = [c for c in old["conditions"] if c["config"]["eta"]]
+    assert g_old["runs"][0]["lead_rho"] == 99.0 and g_old["stats"]["lead_rho"]["n_fired"] == 3   # the old rule
+    doc = {"section": "headline", "views": [{"name": "v", "summary": old}]}
+    new, changes = rederive_doc(doc)
+    assert doc["views"][0]["summary"] == old                                     # the input is not modified
+    derived = (*ef.LEADS, "lead_rho_of_medians")
+    for c_new, c_fresh, c_old in zip(new["views"][0]["summary"]["conditions"], fresh["conditions"],
+                                     old["conditions"]):
+        for r_new, r_fresh, r_old in zip(c_new["runs"], c_fresh["runs"], c_old["runs"]):
+            assert {k: r_new[k] for k in ef.LEADS} == {k: r_fresh[k] for k in ef.LEADS}
+            assert {k: v for k, v in r_new.items() if k not in derived} == \
+                {k: v for k, v in r_old.items() if k not in derived}             # measured keys as stored
+        assert {k: c_new["stats"][k] for k in derived} == {k: c_fresh["stats"][k] for k in derived}
+    (g,) = [c for c in new["views"][0]["summary"]["conditions"] if c["config"]["eta"]]
+    assert [r["lead_rho"] for r in g["runs"]] == [None, None, 108.0 - 18.0]      # T05[2] - RHO[2]
+    assert g["stats"]["lead_rho"]["n_fired"] == 1 and g["stats"]["lead_rho_of_medians"] == 90.0
+    assert {c["at"] for c in changes} >= {"views[0].summary.conditions[0].runs[0].lead_rho",
+                                          "views[0].summary.conditions[0].stats.lead_rho_of_medians"}
+    assert rederive_doc(new)[1] == []                                            # idempotent
+
+
+def test_rerender_recomputes_stored_leads_and_records_it(tmp_path):
+    """The command on a stored section whose leads follow the old rule: summary.json gets the leads of the
+    current rule (those a fresh summarize stored), report.md is unchanged, provenance names the command."""
+    src = rp.STORE_ROOT / "ci" / "headline"
+    if not (src / "summary.json").is_file():
+        pytest.skip("no stored ci headline")
+    dest = tmp_path / "ci" / "headline"
+    shutil.copytree(src, dest)
+    doc = json.loads((dest / "summary.json").read_text(encoding="utf-8"))
+    stale = json.loads(json.dumps(doc))
+    n_old = 0
+    for c in stale["views"][0]["summary"]["conditions"]:
+        for r in c["runs"]:
+            for lead, (a, b) in ef.LEADS.items():
+                if lead in r["undefined"] and r[a] is not None and r[b] is not None:
+                    r[lead], n_old = r[a] - r[b], n_old + 1                         # the old rule's number
+        c["stats"]["lead_rho_of_medians"] = 12345.0
+    assert n_old                                                                 # the stored runs have some
+    (dest / "summary.json").write_text(to_json(stale), encoding="utf-8")
+    res = cli("reproduce", "--rerender", "--section", "headline", "--scale", "ci", "--store-to", str(tmp_path))
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout.strip().splitlines()[-1])["rerendered"]["headline"]
+    assert out["changed"] == ["summary.json"] and len(out["derived"]) == n_old + 2
+    assert json.loads((dest / "summary.json").read_text(encoding="utf-8")) == doc
+    assert (dest / "report.md").read_bytes() == (src / "report.md").read_bytes()
+    prov = json.loads((dest / "provenance.json").read_text(encoding="utf-8"))
+    assert "--rerender" in prov["rederived"]["command"] and len(prov["rederived"]["changed"]) == n_old + 2
+    assert {c["new"] for c in prov["rederived"]["changed"] if c["old"] == 12345.0} == {None}
+
+
+def test_rederive_recomputes_an_old_rule_run_stats_lead(tmp_path):
+    """Per-run rows of run_stats (scaling, critical, muon, ridge) stored before rho_from_start: a lead taken
+    from a rho fire at row 0 becomes what run_stats gives for the same run (None); a defined one stays."""
+    from tianref.analysis.records import read_run
+    from tianref.experiments.reproduce.runstats import run_stats
+    cols = known_columns(0, True)
+    cols["rho_tian"] = np.full(401, 0.1)                                  # fires at row 0
+    started = run_stats(read_run(write_run(tmp_path / "a", dict(BASE_CONFIG), cols)))
+    cols["rho_tian"][:17] = 0.06                                          # fires at row 17
+    onset = run_stats(read_run(write_run(tmp_path / "b", dict(BASE_CONFIG, seed=1), cols)))
+    fresh = json.loads(to_json([started, onset]))
+    old = json.loads(to_json([started, onset]))
+    for r in old:
+        del r["rho_from_start"]
+        r["lead"] = r["t05"] - r["rho_fire"]                              # the old rule: 99 - 0
+    assert old[0]["lead"] == 99.0
+    new, changes = rederive_doc({"section": "muon", "muon": {"per_run": old}})
+    assert [r["lead"] for r in new["muon"]["per_run"]] == [r["lead"] for r in fresh] == [None, 99.0 - 17.0]
+    assert changes == [{"at": "muon.per_run[0].lead", "old": 99.0, "new": None}]
+    # scaling's table is derived from the same rows: its lead median by the current rule (the keys it has)
+    table = [{"M": 71, "p": 0.4, "n": 2, "lead_med": 90.5}]                   # median(99, 82), the old rule
+    new, _ = rederive_doc({"section": "scaling", "scaling": {"per_run": old, "table": table}},
+                          rp.REGISTRY["scaling"])
+    assert new["scaling"]["table"] == [{"M": 71, "p": 0.4, "n": 2, "lead_med": 82.0}]

@@ -67,8 +67,10 @@ def _command_line() -> str:
 @click.option("--python", default=sys.executable, help="Interpreter in the train commands.")
 @click.option("--rerender", is_flag=True,
               help="Trains nothing: rebuild the claims and report.md of the stored section(s) in "
-                   "STORE_TO/<scale>/ from their summary.json (e.g. after a citation or rule changed); "
-                   "the measured statistics are kept as stored. With --section all: every stored section.")
+                   "STORE_TO/<scale>/ from their summary.json (e.g. after a citation or rule changed), after "
+                   "recomputing its derived leads and lags from the stored event epochs by the current rule "
+                   "(recorded in provenance.json); the measured statistics are kept as stored. With "
+                   "--section all: every stored section.")
 @click.option("--no-train", is_flag=True,
               help="Trains nothing: summarise the runs under ROOT that have all their rows (not thm6, lifecycle, "
                    "groups), e.g. a tree copied back from another machine without checkpoints; the report lists the "

@@ -1,16 +1,23 @@
-"""``reproduce --rerender``: rebuild a stored section's claims and report.md from its summary.json.
+"""``reproduce --rerender``: recompute a stored section's derived keys and rebuild its claims and report.md
+from its summary.json.
 
 References: ``docs/reproduce.md`` ("Re-rendering a stored section"). A section's ``claims`` and ``report``
 (:mod:`tianref.experiments.reproduce.section`) are pure functions of the summary document and the
 published numbers, so when their wording, a citation or a rule changes, the stored section can be brought
-up to date without its runs. Nothing measured is touched: every key of summary.json other than the
-rendered ones (:data:`RENDERED_KEYS`) is read and written back unchanged, and :func:`rerender_section`
-refuses to write if one would differ.
+up to date without its runs. The leads and lags are differences of measured events by a rule
+(docs/detectors.md §10): they are recomputed first from the stored events
+(:mod:`tianref.experiments.reproduce.rederive`, which refuses to move any other key). Nothing measured is
+touched: every key of summary.json other than the rendered ones (:data:`RENDERED_KEYS`) and the derived
+ones (rederive.DERIVED_KEYS) is read and written back unchanged, and :func:`rerender_section` refuses to
+write if one would differ.
 
 Files
-    STORE/<scale>/<section>/summary.json     ``claims`` replaced (a former ``comparison`` dropped); the rest kept
+    STORE/<scale>/<section>/summary.json     derived keys recomputed; ``claims`` replaced (a former
+                                             ``comparison`` dropped); the rest kept
     STORE/<scale>/<section>/report.md        re-rendered
-    STORE/<scale>/<section>/provenance.json  gains ``rerendered`` = {command, date, git}; the rest kept
+    STORE/<scale>/<section>/provenance.json  gains ``rerendered`` = {command, date, git, note} when a file
+                                             changed, and ``rederived`` = {command, date, git, rule, changed:
+                                             [{at, old, new}]} when a derived key did; the rest kept
 Each file is replaced atomically; figures are not touched.
 """
 from __future__ import annotations
@@ -24,6 +31,7 @@ from tianref.analysis.summarize import to_json, write_atomic
 from tianref.errors import InputError
 from tianref.experiments import protocols
 from tianref.experiments.reproduce.pipeline import get_section, render
+from tianref.experiments.reproduce.rederive import rederive_doc
 from tianref.experiments.reproduce.rows import load_published
 
 RENDERED_KEYS = ("claims", "comparison")     # what a re-render may change; every other key is measured
@@ -47,9 +55,20 @@ def stored_sections(store_root: Path, scale_name: str, sections: list[str] | Non
     return list(sections)
 
 
-def rerender_doc(doc: dict, pub: dict) -> tuple[dict, str]:
-    """(the document with fresh claims, its report.md); pure."""
-    return render(get_section(doc.get("section")), doc, pub)
+RULE = ("leads and lags recomputed from the stored event epochs by the current rule (docs/detectors.md §10: "
+        "undefined, null, where an operand fired at the first row its detector can fire; a row stored without "
+        "from_start is read with the engine's first rows), with their across-run statistics and "
+        "lead_rho_of_medians, as a fresh summarize gives them; no measured key changed")
+
+
+def rerender_doc(doc: dict, pub: dict, changes: list | None = None) -> tuple[dict, str]:
+    """(the document with its derived keys recomputed and fresh claims, its report.md); pure but for
+    ``changes``, which (when given) receives the derived keys that moved (rederive: [{at, old, new}])."""
+    section = get_section(doc.get("section"))
+    derived, moved = rederive_doc(doc, section)
+    if changes is not None:
+        changes.extend(moved)
+    return render(section, derived, pub)
 
 
 def rerender_section(store_root: Path, scale_name: str, section: str, command: str = "",
@@ -68,9 +87,13 @@ def rerender_section(store_root: Path, scale_name: str, section: str, command: s
         raise InputError(f"{d / 'summary.json'} holds section {doc.get('section')!r} at scale "
                          f"{doc.get('scale', {}).get('name')!r}, not {section!r} at {scale_name!r}")
     stored = copy.deepcopy(doc)
-    new, md = rerender_doc(doc, load_published())
-    if measured_part(new) != measured_part(stored):                 # guard: only the claims move
-        raise AssertionError("re-rendering changed a measured key")
+    derived = []
+    new, md = rerender_doc(doc, load_published(), derived)
+    if doc != stored:                                               # guard: the input is not modified
+        raise AssertionError("re-rendering modified the stored document it read")
+    expected = measured_part(rederive_doc(stored, get_section(section))[0])
+    if measured_part(new) != expected:                              # guard: only the claims move (and the
+        raise AssertionError("re-rendering changed a measured key")   # derived keys, checked by rederive)
     old_md = (d / "report.md").read_text(encoding="utf-8") if (d / "report.md").is_file() else None
     changed = {"summary.json": new != stored, "report.md": md != old_md}
     if changed["summary.json"]:
@@ -80,10 +103,14 @@ def rerender_section(store_root: Path, scale_name: str, section: str, command: s
     prov_path = d / "provenance.json"
     if any(changed.values()) and prov_path.is_file():
         prov = json.loads(prov_path.read_text(encoding="utf-8"))
-        prov["rerendered"] = {"command": command,
-                              "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                              "git": git,
+        date = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        prov["rerendered"] = {"command": command, "date": date, "git": git,
                               "note": "claims and report.md re-rendered from the stored summary.json; "
-                                      "the runs and their statistics are those of the original command"}
+                                      "the runs and their measured statistics are those of the original "
+                                      "command" + ("; derived keys recomputed (rederived)" if derived else "")}
+        if derived:
+            prov["rederived"] = {"command": command, "date": date, "git": git, "rule": RULE,
+                                 "changed": derived}
         write_atomic(prov_path, to_json(prov))
-    return {"dir": str(d), "changed": [k for k, v in changed.items() if v]}
+    return {"dir": str(d), "changed": [k for k, v in changed.items() if v],
+            "derived": [c["at"] for c in derived]}

@@ -56,11 +56,23 @@ def run_stats(rec, diverged: bool = False, p_crit=None) -> dict:
     return out
 
 
+def rho_started(s: dict) -> bool:
+    """The run's rho fire was at row 0 (a stored run without rho_from_start is judged by its fire epoch:
+    rho_tian is logged from row 0)."""
+    return bool(s.get("rho_from_start", s.get("rho_fire") == ef.stored_first_rows({})["rho_fire"]))
+
+
 def lead_defined(s: dict) -> bool:
-    """A run's lead exists and its rho fire was not at row 0 (a stored run without rho_from_start is
-    judged by its fire epoch: rho_tian is logged from row 0)."""
-    started = s.get("rho_from_start", s.get("rho_fire") == ef.stored_first_rows({})["rho_fire"])
-    return s.get("lead") is not None and not started
+    """A run's lead exists and its rho fire was not at row 0."""
+    return s.get("lead") is not None and not rho_started(s)
+
+
+def stored_lead(s: dict):
+    """A stored per-run row's lead by the current rule, from its stored t05 and rho_fire: what run_stats
+    gives for the run (None where either is missing or the rho fire was at row 0)."""
+    if rho_started(s) or s.get("t05") is None or s.get("rho_fire") is None:
+        return None
+    return fnum(s["t05"] - s["rho_fire"])
 
 
 def diverged_runs(records, section_dir) -> set:
@@ -124,4 +136,5 @@ def column_at(rec, key, epoch):
     return fnum(col[int(epoch)]) if 0 <= int(epoch) < len(col) else None
 
 
-__all__ = ["FIT_ACC", "run_stats", "diverged_runs", "outcome", "group_summary", "boundary", "column_at"]
+__all__ = ["FIT_ACC", "run_stats", "rho_started", "lead_defined", "stored_lead", "diverged_runs", "outcome",
+           "group_summary", "boundary", "column_at"]

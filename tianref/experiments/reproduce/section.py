@@ -14,6 +14,8 @@ A section is an object with
     runs(scale)                         -> [RunSpec]           its runs (default: protocols.section_runs)
     preflight()                         -> None                raise InputError before any run starts
     measure(records, scale, ctx)        -> dict                its measurements (JSON-ready; summary.json)
+    rederive(doc)                       -> dict                pure: its own derived keys recomputed from the
+                                                               stored per-run rows (default: none; --rerender)
     claims(doc, published)              -> [Claim]             pure: the claims beside our numbers
     figures(doc, records, fig_dir, scale, ctx) -> [str]        its figures (file names)
     report(doc, published)              -> str                 pure: report.md, with one claims table
@@ -25,7 +27,8 @@ scale, command, n_runs, runs, seeds, epochs, setup, conditions, notes), updated 
 ``claims`` (a list of ``Claim.to_dict()``), in this order; ``report`` reads ``doc["claims"]``.
 
 ``claims`` and ``report`` are pure functions of the stored summary document (and the published numbers),
-so ``reproduce --rerender`` rebuilds them without the runs. The pipeline drives every section through
+so ``reproduce --rerender`` rebuilds them without the runs; before that it recomputes the derived keys
+(leads and lags by the current rule: :mod:`tianref.experiments.reproduce.rederive`, then ``rederive``). The pipeline drives every section through
 this protocol and holds no section's logic; shared helpers (rows, views, figures' saving, store) hold
 none either.
 """
@@ -70,6 +73,9 @@ class Section:
 
     def measure(self, records, scale, ctx: Context) -> dict:
         raise NotImplementedError
+
+    def rederive(self, doc: dict) -> dict:
+        return doc
 
     def claims(self, doc: dict, published: dict) -> list:
         raise NotImplementedError

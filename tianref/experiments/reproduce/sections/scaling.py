@@ -20,7 +20,7 @@ from tianref.experiments import protocols_tian as pt
 from tianref.experiments.reproduce.cells import claims_block, fmt, med, report_head
 from tianref.experiments.reproduce.claims import Source, judged
 from tianref.experiments.reproduce.rows import scale_difference
-from tianref.experiments.reproduce.runstats import boundary, diverged_runs, lead_defined, run_stats
+from tianref.experiments.reproduce.runstats import boundary, diverged_runs, lead_defined, rho_started, run_stats
 from tianref.experiments.reproduce.section import Section
 
 THEOREM4 = Source("slides", "Theorem 4", quote="If %train = n/M² ≳ log M / M, then the local maxima stay.")
@@ -38,8 +38,7 @@ def cell_table(stats) -> list:
         out.append({"M": M, "p": p, "n": len(runs), "n_grok": len(g), "p_over_pcrit": p / pt.p_crit(M),
                     "t099_med": med([s["t099"] for s in g]), "rho_fire_med": med([s["rho_fire"] for s in runs]),
                     "lead_med": med([s["lead"] for s in g if lead_defined(s)]),
-                    "n_lead_undefined": sum(not lead_defined(s) for s in g if s["lead"] is not None
-                                            or s.get("rho_from_start")),
+                    "n_lead_undefined": sum(rho_started(s) for s in g),
                     "n_rho_fired": sum(s["rho_fire"] is not None for s in runs),
                     "n_collapsed": sum(s["status"] == "collapsed" for s in runs),
                     "n_diverged": sum(s["status"] == "diverged" for s in runs)})
@@ -63,6 +62,15 @@ class Scaling(Section):
         table = cell_table(stats)
         b = boundary([{"M": r["M"], "x": r["p"], "frac": r["n_grok"] / r["n"]} for r in table])
         return {"scaling": {"per_run": stats, "table": table, "boundary": {str(M): v for M, v in b.items()}}}
+
+    def rederive(self, doc):
+        """The table's lead columns from the stored per-run rows (whose leads rederive recomputed first)."""
+        fresh = {(r["M"], r["p"]): r for r in cell_table(doc["scaling"]["per_run"])}
+        for row in doc["scaling"]["table"]:
+            f = fresh.get((row["M"], row["p"]))
+            if f is not None:
+                row.update({k: f[k] for k in ("lead_med", "n_lead_undefined") if k in row})
+        return doc
 
     def claims(self, doc, published):
         d = doc["scaling"]
