@@ -4,7 +4,8 @@ References: K. Jordan et al., "Muon: An optimizer for hidden layers in neural ne
 https://kellerjordan.github.io/posts/muon/) for the Newton-Schulz orthogonalisation; Tian's code
 (github.com/yuandong-tian/understanding, ``muon_opt.py`` and ``modular_addition_simple2.py``) for
 the arrangement used here: W by Muon, V by Adam with coupled L2 (``optim.adam_update``).
-docs/math.md §9.
+docs/math.md §9 gives the lines read: modular_addition_simple2.py @ 03b212ce, lines 471-485 (his settings);
+muon_opt.py at the same path of facebookresearch/luckmatters @ 54c5c64, lines 5-63.
 
 Symbols: W (2M, K) first layer, g = dL/dW, m momentum buffer (zero at start), lr, eta (decay),
 beta = 0.99 the momentum EMA coefficient, O the orthogonalised step, (a, b, c) the Newton-Schulz

@@ -2,7 +2,8 @@
 
 References: PyTorch's documented update rule of ``torch.optim.SGD(lr, momentum, weight_decay)``
 with its defaults dampening = 0 and nesterov = False (the optimizer Tian's own code offers as
-``sgd``); Polyak (1964) for the heavy ball. docs/math.md §9.
+``sgd``, momentum 0.9: modular_addition_simple2.py @ 03b212ce, line 466); Polyak (1964) for the heavy
+ball. docs/math.md §9.
 
 Symbols: w parameter, g gradient, b momentum buffer, t step count (1 at the first step),
 lr, mu (momentum), eta (L2 weight decay).

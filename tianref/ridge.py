@@ -2,8 +2,9 @@
 
 References: Tian, "Provable Scaling Laws of Feature Emergence from Learning Dynamics of Grokking"
 (arXiv:2509.21519), Stage I (V tends to its ridge solution, so G_F tends to its ridge limit);
-his code (github.com/yuandong-tian/understanding, option ``set_weight_reg``), which overwrites V by
-this solution in every training forward pass (the one given the targets); how the loop then steps and
+his code (github.com/yuandong-tian/understanding, option ``set_weight_reg``; ssl/real-dataset/cogo/
+modular_addition_simple2.py @ 03b212ce, lines 316-337), which overwrites V by this solution in every
+training forward pass (the one given the targets); how the loop then steps and
 logs V (``--ridge-eval``) is train.py's business. docs/math.md §10.
 
 Symbols
