@@ -78,3 +78,27 @@ def test_header_names_every_M_and_training_size_of_a_section():
     assert mixed["setup"]["K"] == 512
     one = pipeline.header(sec, scale, [rec(23, 72, 0), rec(23, 72, 1)], "")
     assert (one["setup"]["M"], one["setup"]["n_train"]) == (23, 72)
+
+
+def test_the_one_constant_row_places_his_code_multiplier():
+    """His code's default critical multiplier 2.7482 (pt.TIAN_CRITICAL_C) against each M's interval: inside
+    (2, 3] for every M in the stored numbers; inside none when the intervals are (1, 2] and (1.5, 2]; an M
+    without a crossing in the grid is not counted as holding it."""
+    assert pt.TIAN_CRITICAL_C == 2.7482
+    runs = [_run(23, c, c >= 2) for c in (1, 2, 3)] + [_run(41, c, c >= 2) for c in (0.5, 1.5, 2)]
+    one = [c for c in critical.SECTION.claims(_doc(runs), PUBLISHED) if c.rule == "above"][0]
+    assert "c = 2.7482" in one.note and "inside no M's interval" in one.note
+    runs = [_run(23, c, c >= 3) for c in (1, 2, 3)] + [_run(41, c, c >= 2) for c in (0.5, 1.5, 2)]
+    one = [c for c in critical.SECTION.claims(_doc(runs), PUBLISHED) if c.rule == "above"][0]
+    assert one.note.endswith("inside the interval of M = 23, outside that of M = 41")
+    runs = [_run(23, c, c >= 3) for c in (1, 2, 3)] + [_run(41, c, True) for c in (1, 2)]   # M = 41: open
+    one = [c for c in critical.SECTION.claims(_doc(runs), PUBLISHED) if c.rule == "above"][0]
+    assert one.note.endswith("no crossing inside the grid for M = 41; Tian's code places the critical fraction "
+                             "at c = 2.7482 (its default critical_ratio_multiplier): inside the interval of M = 23")
+
+
+@pytest.mark.skipif(not (FULL / "summary.json").is_file(), reason="no stored full critical section")
+def test_stored_intervals_hold_his_code_multiplier():
+    old = json.loads((FULL / "summary.json").read_text())
+    one = [c for c in critical.SECTION.claims(_doc(old["critical"]["per_run"]), PUBLISHED) if c.rule == "above"][0]
+    assert one.note.endswith("inside the interval of every M")

@@ -91,3 +91,29 @@ def test_section_end_to_end_at_a_tiny_scale(tmp_path):
     report = scaling.SECTION.report(doc, PUBLISHED)                  # pure: from the JSON document alone
     assert report == scaling.SECTION.report(json.loads(json.dumps(doc)), PUBLISHED)
     assert "| claim | source | ours | rule | verdict |" in report
+
+
+def test_theorem4_rows_say_when_the_grid_cannot_disagree():
+    """The slide's Theorem 4 is a sufficient condition; a Theorem-4 row reads it as a boundary, and with every
+    grid p above p_crit (0.091 at M = 41) its rule 'above' can only pass or be unmeasurable: the note says so,
+    and only then (a grid reaching below p_crit carries no such note)."""
+    assert scaling.theorem4_note(41, [0.1, 0.2, 0.3, 0.5]).startswith("every grid p of M = 41 exceeds p_crit")
+    assert scaling.theorem4_note(41, [0.05, 0.1]) == "" and scaling.theorem4_note(41, []) == ""
+    grid = [{"M": 41, "c": 0, "p": p, "n_train": 1, "seed": s, "grokked": p >= 0.3, "t099": 100.0 if p >= 0.3
+             else None, "rho_fire": 12, "lead": None, "status": "fit", "final": {"test_acc": 1.0}}
+            for p in (0.05, 0.3) for s in (0, 1)]
+    doc = {"section": "scaling", "scale": {"name": "smoke"}, "command": "", "n_runs": 4, "seeds": [0, 1],
+           "epochs": [30], "setup": {}}
+    for ps, noted in (((0.05, 0.3), False), ((0.1, 0.3), True)):
+        runs = [dict(r, p=ps[i // 2]) for i, r in enumerate(grid)]
+        table = scaling.cell_table(runs)
+        b = boundary([{"M": r["M"], "x": r["p"], "frac": r["n_grok"] / r["n"]} for r in table])
+        d = dict(doc, scaling={"per_run": runs, "table": table, "boundary": {str(M): v for M, v in b.items()}})
+        thm4 = [c for c in scaling.SECTION.claims(d, PUBLISHED) if c.rule == "above"]
+        assert len(thm4) == 1 and bool(thm4[0].note) == noted, (ps, thm4[0].note)
+
+
+@pytest.mark.skipif(not (FULL / "summary.json").is_file(), reason="no stored full scaling section")
+def test_stored_theorem4_rows_carry_the_note():
+    claims = scaling.SECTION.claims(_doc_from_stored(), PUBLISHED)
+    assert all("cannot disagree" in c.note for c in claims if c.rule == "above")      # M = 41, 71, 127

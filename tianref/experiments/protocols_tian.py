@@ -46,12 +46,20 @@ RIDGE_REG = 1e-3
 # Tian's own defaults (his dyn_madd config): M 127, hidden 512, train fraction 0.3, lr 1e-3, weight decay
 # 1e-4, 3000 epochs, set_weight_reg 1e-3. His config names cross-entropy together with the ridge top
 # layer, a combination his code refuses (ridge needs the MSE loss), so both halves are run:
-# cross-entropy with a trained top layer, and the class-centred MSE with the ridge top layer.
+# cross-entropy with a trained top layer, and the class-centred MSE with the ridge top layer. (Source:
+# yuandong-tian/understanding, ssl/real-dataset/cogo/config/dyn_madd.yaml @ 03b212ce, and the assertion at
+# modular_addition_simple2.py:452.) His split is sklearn's train_test_split(test_size=0.7), which keeps
+# n = M^2 - ceil(0.7 M^2) = 4838 training pairs at M = 127; --train-frac 0.3 keeps round(0.3 M^2) = 4839 here.
 TIAN_DEFAULT = dict(M=127, K=512, train_frac=0.3, lr=1e-3, eta=1e-4, act="sqr")
 TIAN_DEFAULT_EPOCHS = 3000
 TIAN_DEFAULT_CHECKPOINTS = (0, 250, 500, 1000, 2000, 3000)
 TIAN_DEFAULT_VARIANTS = (("ce", dict(loss="ce", top_layer="trained")),
                          ("mse", dict(loss="tian", top_layer="ridge", ridge_reg=RIDGE_REG)))
+
+
+# His code's critical train fraction is TIAN_CRITICAL_C log M / M (modular_addition_simple2.py, use_critical_ratio;
+# critical_ratio_multiplier in his dyn_madd config, critical_ratio_delta = 0).
+TIAN_CRITICAL_C = 2.7482
 
 
 def p_crit(M: int) -> float:

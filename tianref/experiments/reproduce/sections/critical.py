@@ -1,7 +1,10 @@
 """The ``critical`` section: does the memorisation-to-generalisation boundary sit at p = c·log M / M with one
 constant c (Tian's Theorem 4)?
 
-References: Tian, arXiv:2509.21519 and his slides (Theorem 4; his code's default multiplier 2.7482). The runs:
+References: Tian, arXiv:2509.21519 and his slides (Theorem 4); his code (yuandong-tian/understanding,
+ssl/real-dataset/cogo/modular_addition_simple2.py @ 03b212ce, lines 420-423: with use_critical_ratio the train
+fraction is (critical_ratio_multiplier - critical_ratio_delta) log M / M, the multiplier 2.7482 by default in
+config/dyn_madd.yaml; the one-constant claim's note says where it falls among our intervals). The runs:
 :mod:`tianref.experiments.protocols_tian` (M ∈ {23, 41, 71} × c ∈ {0.5, 1, 1.5, 2, 3}, seeds 0-2; η = 5e-4 and
 1500 epochs are our choice).
 
@@ -39,6 +42,25 @@ def cell_table(stats) -> list:
     return out
 
 
+def code_multiplier_note(b) -> str:
+    """Where his code's default critical multiplier (pt.TIAN_CRITICAL_C) falls among the boundary intervals
+    (last_below, first_ge_half] of the M whose crossing lies inside the grid."""
+    c = pt.TIAN_CRITICAL_C
+    Ms = [M for M, v in sorted(b.items(), key=lambda kv: int(kv[0]))
+          if v["last_below"] is not None and v["first_ge_half"] is not None]
+    inside = [M for M in Ms if b[M]["last_below"] < c <= b[M]["first_ge_half"]]
+    outside = [M for M in Ms if M not in inside]
+    if not inside:
+        where = "inside no M's interval"
+    elif len(inside) == len(b):
+        where = "inside the interval of every M"
+    else:
+        where = f"inside the interval of M = {', '.join(inside)}" + (
+            f", outside that of M = {', '.join(outside)}" if outside else "")
+    return (f"Tian's code places the critical fraction at c = {c:g} (its default critical_ratio_multiplier): "
+            f"{where}")
+
+
 class Critical(Section):
     name = "critical"
     title = "Tian's Theorem 4 as a constant-c boundary beside this implementation"
@@ -66,7 +88,10 @@ class Critical(Section):
         open_M = [M for M, v in b.items() if v["first_ge_half"] is None or v["last_below"] is None]
         lo_all = max(i[0] for i in ivals) if ivals else None
         hi_all = min(i[1] for i in ivals) if ivals else None
-        note = f"no crossing inside the grid for M = {', '.join(open_M)}" if open_M else ""
+        notes = [f"no crossing inside the grid for M = {', '.join(open_M)}"] if open_M else []
+        if located:
+            notes.append(code_multiplier_note(b))
+        note = "; ".join(notes)
         ours = (f"largest lower end {fmt(lo_all)}, smallest upper end {fmt(hi_all)}" if located
                 else "undecided: no M has its boundary inside the grid")
         out.append(judged("one constant c fits every M (the intervals overlap)", THEOREM4, ours, "above",
