@@ -53,7 +53,7 @@ def test_the_split_claims_use_the_authors_keys():
     authors = {"memorisation": 0.7, "grokking": 0.4, "after": 0.45}
     claims = lifecycle.SECTION.claims(_doc([_run(s, authors, palign=0.2) for s in range(5)]), PUBLISHED)
     v = verdicts(claims)
-    kind = "in kind (their model: transformer on Dyck-1/SCAN)"
+    kind = f"in kind (their model: transformer on Dyck-1/SCAN; {lifecycle.SPLIT_DIFFERENCE})"
     assert v[BEFORE] == kind                                   # grad_frac 0.7 > 0.5, although gfrac is 0.3
     assert v["At grokking the edge becomes a weight-decay (compression) axis (V)"] == kind
     assert v["At grokking the gradient and weight-decay parts align (W)"] == kind
@@ -125,6 +125,10 @@ def test_probe_rows_and_claims_from_the_probe_output():
     assert acc.source.kind == "author-code" and acc.verdict == "disagrees"          # Δacc = 0 after grokking
     flat = [c for k, c in v.items() if k.startswith("After grokking the edge is flat")][0]
     assert flat.ours.startswith("|Δacc| ≤ 0.01 in 1/2") and flat.verdict == "differs"
+    # the one-step perturbation is ours: the authors' edge_ablation.py measures flatness as the curvature of
+    # the test loss along v1 (hessian_curvature), so the claim must not cite that file for the perturbation
+    assert flat.source.kind == "seed" and flat.difference.endswith(lp.PERTURBATION)
+    assert "ours: one signed step" in flat.difference and "hessian_curvature" in flat.difference
     no_agrees_without_the_definition(v.values())
 
 

@@ -5,7 +5,10 @@ folder spectral/, commit e37417d (edge_ablation.py, random_direction_controls.py
 Their protocol: the edge directions are the top right singular vectors of the window matrix of the last w
 updates; remove {v1, v2} (and {v1}) from theta and measure the change of the TEST ACCURACY; compare with
 20 draws of as many random orthonormal directions removed the same way (QR of a Gaussian P x k matrix, not
-norm-matched) by |dA_edge| / (|mean_i dA_rand_i| + 1e-8); perturb theta + eps sign(p) v_k, eps = 0.005 ||theta||.
+norm-matched) by |dA_edge| / (|mean_i dA_rand_i| + 1e-8). The perturbation theta + eps sign(p) v_k is ours at
+their step eps = 0.005 ||theta|| (gram_edge_functional_modes.py's EPS_SCALE); their flatness measure, the
+test loss's curvature along v_k at eps = 0.001 ||theta|| (edge_ablation.py, hessian_curvature), is not
+computed here.
 
 Symbols (one *space* at a time: "W" = W alone with V fixed, "V" = V alone with W fixed, "joint" = W and V
 flattened together, W first; everything float64)

@@ -19,7 +19,7 @@ r singular directions, tianref/clocks.py), n = its number of rows.
     t_rep_settled = min { t : spread(s) <= delta |x_s| for every window start s in [t, n - P] },
                     spread(s) = max - min of x over [s, s + P); NaN when the last window moves more
     t_rep_censored = t_rep >= n - k  or  x moves by more than delta |x_E| over its last k rows,
-                    k = ceil(CENSOR_FRAC n) (the run ended before the statistic was seen to settle)
+                    k = max(ceil(CENSOR_FRAC n), 2) (the run ended before the statistic was seen to settle)
     clock_ratio   = t_rep / t_cls     (NaN when either is NaN or t_cls = 0)
     t099          = first t with test_acc >= 0.99
 

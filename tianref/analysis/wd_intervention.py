@@ -3,9 +3,11 @@
 Reference: *The Lifecycle of the Spectral Edge* (removing weight decay after grokking reverses the
 compression while the algorithm stays); the authors' protocol in github.com/skydancerosel/dyck_scan,
 spectral/wd_intervention.py (commit e37417d): continue a pre-grokking and a post-grokking checkpoint with
-the weight decay times m in {1, 0, 0.5, 2}. Here (tianref.experiments.protocols.intervention_runs):
-eta = eta_0 until epoch T, then eta_0 x m for N epochs; m = 1 is the plain eta_0 run (one run serves every
-T), and (T, m) = (LIFECYCLE_SWITCH, 0) is the section's switch run, read at T + N although it runs longer.
+the weight decay times m in {1, 0, 0.5, 2} (a new AdamW on the checkpoint's weights, 3000 steps; compression
+read as the norm of all parameters). Here (tianref.experiments.protocols.intervention_runs):
+eta = eta_0 until epoch T, then eta_0 x m for N epochs, the optimizer's state carried on; m = 1 is the
+plain eta_0 run (one run serves every T), and (T, m) = (LIFECYCLE_SWITCH, 0) is the section's switch run,
+read at T + N although it runs longer.
 
 Symbols (per run and intervention)
     T, m, N     the switch epoch, the factor, the length read (rows T and T + N of metrics.jsonl)

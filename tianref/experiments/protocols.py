@@ -157,10 +157,12 @@ def section_runs(section: str, scale: Scale = SCALES["full"]) -> list:
 
 
 LIFECYCLE_SWITCH = 250     # the epoch at which the lifecycle section's intervention sets eta to 0
-# The weight-decay intervention as the spectral-edge authors run it: from one epoch before grokking
-# (memorised, test accuracy still low: t_mem ~ 17, t0.5 ~ 100 at the full scale) and one after it,
-# continue with eta x m for a fixed number of epochs (seeds 0-2). m = 1 is the eta = 2e-4 run itself and
-# (LIFECYCLE_SWITCH, 0) the switch run above; the other pairs are the runs below.
+# The weight-decay intervention after the spectral-edge authors' design (spectral/wd_intervention.py): from
+# one epoch before grokking (memorised, test accuracy still low: t_mem ~ 17, t0.5 ~ 100 at the full scale)
+# and one after it, continue with eta x m for a fixed number of epochs (seeds 0-2). Unlike theirs (a new
+# AdamW from the checkpoint's weights), the optimizer's state carries on through the change of eta.
+# m = 1 is the eta = 2e-4 run itself and (LIFECYCLE_SWITCH, 0) the switch run above; the other pairs are
+# the runs below.
 INTERVENTION_EPOCHS = (60, LIFECYCLE_SWITCH)
 INTERVENTION_FACTORS = (0.0, 0.5, 2.0)
 INTERVENTION_LENGTH = 200

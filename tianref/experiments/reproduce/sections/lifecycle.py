@@ -5,8 +5,10 @@ intervention (:mod:`.lifecycle_wd`).
 References: *The Lifecycle of the Spectral Edge: From Gradient Learning to Weight-Decay Compression* (review
 page); the authors' split in skydancerosel/dyck_scan @ e37417d, spectral/grad_vs_wd_decomposition.py: each
 update of the window projected on the edge direction v1, p_g = <D^g_i, v1>, p_wd = <D^wd_i, v1>,
-grad_frac = Σp_g² / (Σp_g² + Σp_wd²) (> 0.5: gradient-driven), alignment = Σp_g p_wd / √(Σp_g² Σp_wd²)
-(> 0: aligned); logged per row as {W,V}_edge_pgfrac and {W,V}_edge_palign. docs/edge-and-clocks.md §8.
+grad_frac = Σp_g² / (Σp_g² + Σp_wd²) (> 0.5: gradient-driven; their ratio of means), alignment = their mean
+p_g p_wd (> 0: aligned), logged normalised, Σp_g p_wd / √(Σp_g² Σp_wd²) (the same sign); logged per row as
+{W,V}_edge_pgfrac and {W,V}_edge_palign. Their vector is all attention matrices together, ours W and V apart
+(docs/edge-and-clocks.md §2). docs/edge-and-clocks.md §8.
 
 Per run (phases from the run's own events; a scheduled run's phases end before its change at T)
     t_mem          first epoch with train_acc >= 0.99;  t05, t099: test_acc >= 0.5 / 0.99;  fire: σ2/σ3 lock-in
@@ -38,6 +40,8 @@ import tianref.experiments.reproduce.sections.lifecycle_wd as wd
 ETA_GROK = 2e-4
 AUTHORS = Source("author-code", "skydancerosel/dyck_scan spectral/grad_vs_wd_decomposition.py @ e37417d")
 DIFFERENCE = "their model: transformer on Dyck-1/SCAN"
+SPLIT_DIFFERENCE = ("their edge: all attention matrices together, 5 checkpoint differences; ours: W, V apart, "
+                    "single steps")
 PHASE_KEYS = tuple(f"{p}_{k}" for p in "WV" for k in ("pgfrac", "palign", "gfrac", "cos"))
 COLUMN = {"pgfrac": "edge_pgfrac", "palign": "edge_palign", "gfrac": "edge_gfrac", "cos": "edge_cos"}
 # (claim, phase, key, test, threshold in words): the seed's words, judged by the authors' definitions
@@ -111,7 +115,8 @@ class Lifecycle(Section):
                 logged = any(f"{p}_{key}" in r.get("logged", []) for r in grok_runs)
                 out.append(judged(f"{text} ({p})", AUTHORS,
                                   f"{thr} over the {ph} phase in {k}/{len(vals)} runs (median {fmt(med(vals))})",
-                                  "most-runs", (k, len(vals)), same_definition=False, difference=DIFFERENCE,
+                                  "most-runs", (k, len(vals)), same_definition=False,
+                                  difference=DIFFERENCE + "; " + SPLIT_DIFFERENCE,
                                   note="" if logged else f"the runs did not log {p}_edge_{key} (they predate the "
                                                          "authors' split): not measurable"))
         ph = d["stats"].get(G, {}).get("phases", {})
@@ -146,8 +151,9 @@ class Lifecycle(Section):
     def report(self, doc, published):
         d = doc["lifecycle"]
         L = report_head(doc, self.title) + [
-            f"Conditions: {', '.join(d['conditions'])}. The edge v1 is the top eigenvector of the first window's "
-            "update Gram. The authors' split projects each update of the window on v1 (grad_frac, alignment; "
+            f"Conditions: {', '.join(d['conditions'])}. The edge v1 = D u1/√σ1 is the top right singular vector "
+            "of the first window's update matrix D of W (of V), u1 the top eigenvector of its Gram DᵀD. The "
+            "authors' split projects each update of the window on v1 (grad_frac, alignment; "
             "skydancerosel/dyck_scan spectral/grad_vs_wd_decomposition.py); the parameter-space view compares "
             "D^g u1 and D^wd u1 over all parameter directions and is shown for reading only. Cells: median "
             "[min, max] over seeds (fired/n when some runs lack the value).", ""]

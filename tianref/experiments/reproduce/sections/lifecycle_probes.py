@@ -7,8 +7,9 @@ times more critical to performance than random directions when ablated"; the "> 
 increase against the mean over 100 random directions -- is stated only in the page's simulated author
 response); the authors' own protocol in skydancerosel/dyck_scan @ e37417d, spectral/edge_ablation.py and
 spectral/random_direction_controls.py (remove v1 + v2, and v1; score the change of test ACCURACY; 20 random
-orthonormal draws; ratio |dacc_edge| / (|mean dacc_random| + 1e-8); perturbation theta + eps sign(p) v_k with
-eps = 0.005 ||theta||); docs/edge-and-clocks.md §3.
+orthonormal draws; ratio |dacc_edge| / (|mean dacc_random| + 1e-8)); the perturbation theta + eps sign(p) v_k is
+ours at their step eps = 0.005 ||theta|| (gram_edge_functional_modes.py), not their flatness measure (the test
+loss's curvature along v_k, edge_ablation.py hessian_curvature); docs/edge-and-clocks.md §3.
 
 Probe row (per run, epoch, space in {joint, W, V}, removal S in {v1v2, v1}; :func:`probe_rows`)
     test_acc, train_loss               the unablated state
@@ -49,6 +50,8 @@ SEED = Source("seed", "The Lifecycle of the Spectral Edge (review page), abstrac
               quote="flat under perturbations yet more than 4000 times more critical to performance than random "
                     "directions when ablated")
 DIFFERENCE = "their model: transformer on Dyck-1/SCAN"
+PERTURBATION = ("ours: one signed step at the authors' ε (gram_edge_functional_modes.py); their flatness measure is "
+                "the test loss's curvature along v1 at ε = 0.001‖θ‖ (edge_ablation.py hessian_curvature)")
 
 
 def _probe_key(run_dir: Path, epochs, n_random) -> dict:
@@ -207,7 +210,7 @@ def probe_claims(d, grok: str) -> list:
                       f"the test accuracy by at most {FLAT_ACC:g}", SEED,
                       f"|Δacc| ≤ {FLAT_ACC:g} in {k}/{n} probes; median Δacc {fmt(med([r['pert_dtest_acc'] for r in j1]))}, "
                       f"median ΔL_test {fmt(med([r['pert_dtest_loss'] for r in j1]))}", "most-runs", (k, n),
-                      same_definition=False, difference=DIFFERENCE + "; the authors' perturbation (edge_ablation.py)"))
+                      same_definition=False, difference=DIFFERENCE + "; " + PERTURBATION))
     return out
 
 
