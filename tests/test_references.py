@@ -119,3 +119,41 @@ def test_module_names_in_the_docs_exist():
             if m.group(1) not in names | AUTHORS_FILES:
                 bad.append(f"{page.relative_to(REPO)}: {m.group(1)}")
     assert not bad, "module names that no file of the repository has:\n" + "\n".join(bad)
+
+
+RELIABILITY_LABELS = {"T": "test_reliability_train.py", "I": "test_reliability_inputs.py",
+                      "N": "test_reliability_numbers.py", "S": "test_reliability_sweep.py",
+                      "P": "test_reliability_paths.py"}      # docs/reliability.md, its first paragraph
+ROW_KEYS = {"test_acc", "test_loss", "test_idx"}             # logged keys and checkpoint arrays, not tests
+
+
+def _defs(path: Path) -> set[str]:
+    return set(re.findall(r"^\s*def (test_\w+)", path.read_text(encoding="utf-8"), re.MULTILINE))
+
+
+def test_tests_named_in_the_docs_exist_where_they_are_said_to_be():
+    """A test a doc names exists; in docs/reliability.md's tables, in the file its label (T, I, N, S, P)
+    or its explicit path names. A shorthand `_rest` completes the cell's previous name (any test of that
+    file ending in it). Fails on a renamed or moved test, and on a wrong label."""
+    tests = REPO / "tests"
+    every = set().union(*(_defs(p) for p in tests.rglob("test_*.py")))
+    code = set(re.findall(r"^def (test_\w+)", "\n".join(p.read_text(encoding="utf-8")
+                                                          for p in (REPO / "tianref").rglob("*.py")), re.MULTILINE))
+    bad = []
+    for page in [REPO / "README.md", REPO / "bench" / "README.md", *sorted(DOCS.glob("*.md"))]:
+        for name in re.findall(r"`(?:tests/[\w/]+\.py::)?(test_\w+)`", page.read_text(encoding="utf-8")):
+            if name not in every | code | ROW_KEYS:
+                bad.append(f"{page.relative_to(REPO)}: {name}")
+    for line in (DOCS / "reliability.md").read_text(encoding="utf-8").splitlines():
+        if not line.startswith("|"):
+            continue
+        cell = line.rstrip().rstrip("|").split("|")[-1]
+        label = re.match(r"\s*([TINSP]) `", cell)
+        for path, name in re.findall(r"`(?:(tests/[\w/]+\.py)::)?(test_\w+|_\w+)`", cell):
+            where = REPO / path if path else tests / RELIABILITY_LABELS[label.group(1)] if label else None
+            if where is None:
+                continue                                          # unlabelled: checked above
+            defs = _defs(where)
+            if not (name in defs or name.startswith("_") and any(d.endswith(name) for d in defs)):
+                bad.append(f"docs/reliability.md: {name} is not in {where.relative_to(REPO)}")
+    assert not bad, "tests named in the docs that are not where they are said to be:\n" + "\n".join(bad)
