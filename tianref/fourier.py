@@ -39,7 +39,7 @@ import math
 
 import numpy as np  # host: the DFT rows, built once per M
 
-from tianref import model
+from tianref import model, orderstats
 from tianref.backend import to_host
 from tianref.errors import InputError
 
@@ -91,7 +91,7 @@ def frequency_metrics(xp, W, M: int, threshold: float = PURITY_THRESHOLD, sq=Non
     pure = purity >= threshold                                      # (K,)
     hit = (kstar[..., None, :] == xp.arange(1, k_max + 1)[:, None]) & pure[..., None, :]   # (k_max, K)
     coverage = hit.any(axis=-1).sum(axis=-1)
-    return coverage, xp.median(purity, axis=-1), kstar, purity
+    return coverage, orderstats.median(xp, purity), kstar, purity
 
 
 def diversity(xp, W, M: int, purity_min: float = PURITY_THRESHOLD) -> dict:
@@ -155,4 +155,4 @@ def row_metrics(xp, W, batch, act: str, F=None, F_sum=None):
     sq = (W64 * W64).sum(axis=-2)                                   # (K,)  ||w_j||^2, shared
     cov, pmed, _, _ = frequency_metrics(xp, W64, batch.M, sq=sq)
     return [("freq_coverage", cov), ("freq_purity_med", pmed),
-            ("energy_med", xp.median(unit_energies(xp, W64, batch, act, F, F_sum, sq), axis=-1))]
+            ("energy_med", orderstats.median(xp, unit_energies(xp, W64, batch, act, F, F_sum, sq)))]

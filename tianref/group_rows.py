@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tianref import fourier, group_fourier, irreps
+from tianref import fourier, group_fourier, irreps, orderstats
 from tianref.groups import is_addition_table, task_group
 
 INT_KEYS = ("freq_coverage", "irrep_coverage")      # logged as integers
@@ -89,7 +89,7 @@ def row_metrics(xp, view, W, batch, act: str, F=None):
     if view.cyclic:
         cov, pmed, _, _ = fourier.frequency_metrics(xp, W, batch.M)
         parts += [("freq_coverage", cov), ("freq_purity_med", pmed)]
-    parts.append(("energy_med", xp.median(fourier.unit_energies(xp, W, batch, act, F))))
+    parts.append(("energy_med", orderstats.median(xp, fourier.unit_energies(xp, W, batch, act, F))))
     if view.is_group:
         parts += irrep_parts(xp, view, W, act)
     return parts

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 
+from tianref import orderstats
 from tianref.backend import to_host
 from tianref.errors import InputError
 from tianref.thm6.theorem import (
@@ -137,13 +138,13 @@ def _top_summary(xp, arr, delta):
     B_jl, cos = arr["B"], arr["cos"]
     pos = cos > 0
     vals = {"sm_approx": _sign_match(xp, B_jl, arr["r_approx"]), "pos": pos.sum(),
-            "neg_pos": (pos & (B_jl < 0)).sum(), "med_cos": xp.median(xp.abs(cos)),
-            "med_ra": xp.median(xp.abs(arr["r_approx"]))}
+            "neg_pos": (pos & (B_jl < 0)).sum(), "med_cos": orderstats.median(xp, xp.abs(cos)),
+            "med_ra": orderstats.median(xp, xp.abs(arr["r_approx"]))}
     if "r_exact" in arr:
         ident = arr["r_approx_identity"]
         vals.update(sm_exact=_sign_match(xp, B_jl, arr["r_exact"]),
                     certain=((xp.abs(B_jl) > delta) & (arr["det"] > 0)).sum(),
-                    med_re=xp.median(xp.abs(arr["r_exact"])),
+                    med_re=orderstats.median(xp, xp.abs(arr["r_exact"])),
                     gap=xp.abs(arr["r_approx"] - ident).max(), ident=xp.abs(ident).max())
     if "r_paper" in arr:
         vals["sm_paper"] = _sign_match(xp, arr["B_paper"], arr["r_paper"])
@@ -225,11 +226,11 @@ def all_pairs_summary(xp, F_tilde, eta: float, B, Bp, delta: float, block: int =
         acc["ident"].append(xp.abs(ident_u).max())
     red = {k: (xp.stack(v).max() if k in ("gap", "ident") else xp.stack(v).sum())
            for k, v in acc.items() if v}
-    q = xp.asarray(QUANTILES, dtype=xp.float64)                      # (9,)
     names = list(red)
     host = to_host(xp.concatenate([xp.stack([xp.asarray(red[k], dtype=xp.float64) for k in names]),
-                                   xp.quantile(r_all, q), xp.quantile(abs_cos_all, q),
-                                   xp.stack([xp.median(xp.abs(r_all)), xp.median(abs_ra_all),
+                                   orderstats.quantile(xp, r_all, QUANTILES),        # (9,) NumPy's, NaN included
+                                   orderstats.quantile(xp, abs_cos_all, QUANTILES),
+                                   xp.stack([orderstats.median(xp, xp.abs(r_all)), orderstats.median(xp, abs_ra_all),
                                              (r_all < 0).mean()])]))
     h = dict(zip(names, (float(v) for v in host[:len(names)])))
     nq = len(QUANTILES)
