@@ -75,9 +75,10 @@ def unit_spectrum(xp, W, M: int):
     return (Z[..., :k_max, :] + Z[..., k_max:, :]).sum(axis=-3)     # (k_max, K) |DFT w_a|^2 + |DFT w_b|^2
 
 
-def frequency_metrics(xp, W, M: int, threshold: float = PURITY_THRESHOLD, sq=None):
+def frequency_metrics(xp, W, M: int, threshold: float = PURITY_THRESHOLD, sq=None, median: bool = True):
     """(freq_coverage, freq_purity_med, kstar (K,), purity (K,)) as device arrays; kstar is 1-based.
-    sq: the units' squared norms ||w_j||^2 (K,) float64, if known (``row_metrics`` shares them)."""
+    sq: the units' squared norms ||w_j||^2 (K,) float64, if known (``row_metrics`` shares them);
+    median=False: freq_purity_med is None (the caller takes it with others in one call)."""
     P = unit_spectrum(xp, W, M)                                     # (k_max, K)
     k_max = P.shape[-2]
     tot = P.sum(axis=-2)                                            # (K,)
@@ -91,7 +92,7 @@ def frequency_metrics(xp, W, M: int, threshold: float = PURITY_THRESHOLD, sq=Non
     pure = purity >= threshold                                      # (K,)
     hit = (kstar[..., None, :] == xp.arange(1, k_max + 1)[:, None]) & pure[..., None, :]   # (k_max, K)
     coverage = hit.any(axis=-1).sum(axis=-1)
-    return coverage, orderstats.median(xp, purity), kstar, purity
+    return coverage, (orderstats.median(xp, purity) if median else None), kstar, purity
 
 
 def diversity(xp, W, M: int, purity_min: float = PURITY_THRESHOLD) -> dict:
@@ -102,7 +103,7 @@ def diversity(xp, W, M: int, purity_min: float = PURITY_THRESHOLD) -> dict:
         raise InputError(f"diversity needs M >= 3 (M = {M} has no frequency k = 1..floor((M-1)/2))")
     if W.ndim != 2 or W.shape[0] != 2 * M:
         raise InputError(f"diversity: W has shape {tuple(W.shape)}, expected (2M, K) = ({2 * M}, K)")
-    _, _, kstar, purity = frequency_metrics(xp, W, M, purity_min)   # (K,), (K,)
+    _, _, kstar, purity = frequency_metrics(xp, W, M, purity_min, median=False)   # (K,), (K,)
     k_max = (M - 1) // 2
     pure = purity >= purity_min                                     # (K,) inclusive
     hit = (kstar[None, :] == xp.arange(1, k_max + 1)[:, None]) & pure[None, :]   # (k_max, K)
@@ -153,6 +154,7 @@ def row_metrics(xp, W, batch, act: str, F=None, F_sum=None):
     column sums of F, if known (the feature Gram metrics need them too)."""
     W64 = W.astype(xp.float64)                                      # (2M, K) one cast for both views
     sq = (W64 * W64).sum(axis=-2)                                   # (K,)  ||w_j||^2, shared
-    cov, pmed, _, _ = frequency_metrics(xp, W64, batch.M, sq=sq)
-    return [("freq_coverage", cov), ("freq_purity_med", pmed),
-            ("energy_med", orderstats.median(xp, unit_energies(xp, W64, batch, act, F, F_sum, sq)))]
+    cov, _, _, purity = frequency_metrics(xp, W64, batch.M, sq=sq, median=False)
+    energy = unit_energies(xp, W64, batch, act, F, F_sum, sq)       # (K,)
+    med = orderstats.median(xp, xp.stack([purity, energy]))        # (2,): both medians in one call
+    return [("freq_coverage", cov), ("freq_purity_med", med[0]), ("energy_med", med[1])]

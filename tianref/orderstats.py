@@ -33,11 +33,10 @@ def median(xp, x):
     """NumPy's median of x (..., n) along its last axis (n >= 1): (...,) float, NaN where a slice holds NaN."""
     n = x.shape[-1]
     s = xp.sort(x, axis=-1)                                         # (..., n)
-    # NumPy takes the mean of the middle entry (entries): a sum from +0.0, then / 1 (/ 2), so a -0.0 comes out +0.0
-    if n % 2:
-        m = s[..., n // 2] + 0.0                                    # (...,) the middle entry
-    else:
-        m = ((s[..., n // 2 - 1] + 0.0) + s[..., n // 2]) * 0.5    # (...,) (0 + a + b) / 2
+    # NumPy takes the mean of the middle entry (entries): (a + b) / 2 with the sum started at +0.0, so the median
+    # of zeros is +0.0; a device's mean may start from a and keep -0.0: + 0.0 makes it +0.0 and changes nothing else
+    k = n // 2
+    m = (s[..., k] if n % 2 else s[..., k - 1:k + 1].mean(axis=-1)) + 0.0   # (...,)
     return xp.where(xp.isnan(x).any(axis=-1), xp.nan, m)
 
 
