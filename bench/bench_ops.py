@@ -93,7 +93,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--M", default="23")
     ap.add_argument("--K", default="64", help="small is fast; up to K = 362 the feature Gram's sums take one block, as on a GPU (larger K on the "
-                    "fake backend adds a block of calls per 1 MiB of rows: 545 instead of 531 an epoch at K = 512)")
+                    "fake backend adds a block of calls per 1 MiB of rows: 553 instead of 539 an epoch at K = 512)")
     ap.add_argument("--train-frac", default="0.5")
     ap.add_argument("--eta", default="2e-3")
     ap.add_argument("--metrics", default="full", choices=["full", "core"])
