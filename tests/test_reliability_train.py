@@ -86,6 +86,36 @@ def test_sigterm_while_an_overwrite_is_set_up_puts_the_old_run_back(run_dir, cmd
     assert sorted(p.name for p in run_dir.parent.iterdir()) == ["run"]
 
 
+def test_the_sigterm_handler_lasts_the_command_and_replaces_only_the_default(monkeypatch):
+    """In-process callers (CliRunner, a notebook) keep their own SIGTERM handling: a command installs its
+    handler over the default only, and puts the default back when it ends (a handler left behind would turn
+    a later SIGTERM to the caller into a KeyboardInterrupt)."""
+    import click
+    from tianref.cli import Terminated
+    during = []
+
+    @click.command()
+    def probe():
+        during.append(signal.getsignal(signal.SIGTERM))
+    monkeypatch.setitem(main.commands, "probe-sigterm", probe)
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        pytest.skip("this process does not start with the default SIGTERM handler")
+    assert CliRunner().invoke(main, ["probe-sigterm"]).exit_code == 0
+    assert callable(during[0])                                       # the command's own while it runs
+    with pytest.raises(Terminated):
+        during[0](signal.SIGTERM, None)
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL        # the default again afterwards
+
+    def mine(signum, frame):
+        pass
+    signal.signal(signal.SIGTERM, mine)
+    try:
+        assert CliRunner().invoke(main, ["probe-sigterm"]).exit_code == 0
+        assert during[1] is mine and signal.getsignal(signal.SIGTERM) is mine    # never replaced
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def _cupy_usable():
     try:
         import cupy
