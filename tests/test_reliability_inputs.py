@@ -352,11 +352,12 @@ def test_thm6_output_below_a_file_is_refused_before_computing(run_dir, tmp_path,
 
 def test_resume_refuses_to_drop_rows_past_a_lowered_epochs(run_dir, reference):
     """kill -9 after rows 4..6, past the resume state at 3: --resume --epochs 4 would drop rows 5, 6 and
-    never recompute them. Refused, the folder byte-identical; --epochs 6 recomputes them."""
+    never recompute them, --epochs 5 row 6. Refused, the folder byte-identical; --epochs 6 recomputes them."""
     p = run_dir / "metrics.jsonl"
     p.write_text(p.read_text() + "".join(reference.decode().splitlines(True)[4:7]))   # rows 4, 5, 6
     before = _snapshot(run_dir)
-    _refused(_resume(run_dir, "--epochs", "4"), "holds rows 0..6, past --epochs 4")
-    assert _snapshot(run_dir) == before
+    for lowered in (4, 5):                       # 5: one row past E, the edge of the rule
+        _refused(_resume(run_dir, "--epochs", str(lowered)), f"holds rows 0..6, past --epochs {lowered}")
+        assert _snapshot(run_dir) == before
     assert _resume(run_dir, "--epochs", "6").exit_code == 0
     assert p.read_bytes() == reference
