@@ -107,16 +107,16 @@ def _tree(d: Path) -> dict:
 @pytest.mark.parametrize("keep", [False, True], ids=["no-resume-state", "resume-state"])
 def test_sweep_rerun_with_fewer_epochs_never_drops_rows(tmp_path, keep):
     """A finished 6-epoch run (with or without its resume state) met by the same sweep with --epochs 4:
-    restarting (--overwrite) or resuming it would drop rows 5, 6. Refused before anything starts,
-    with and without --plan; the tree byte-identical."""
+    restarting (--overwrite) or resuming it would drop rows 5, 6 (with --epochs 5, row 6). Refused before
+    anything starts, with and without --plan; the tree byte-identical."""
     root = tmp_path / "root"
     extra = [] if keep else ["--no-resume-state"]
     assert _cli(["sweep", str(root), *TINY, *extra]).exit_code == 0
     before = _tree(root)
-    for plan in ([], ["--plan"]):
-        r = _cli(["sweep", str(root), *TINY[:-1], "4", *extra, *plan])
+    for plan, lowered in (([], 4), (["--plan"], 4), ([], 5)):     # 5: one row past E, the edge of the rule
+        r = _cli(["sweep", str(root), *TINY[:-1], str(lowered), *extra, *plan])
         assert r.exit_code == 2, r.output
-        assert "holds this run's rows 0..6, past the --epochs 4" in r.stderr and r.stdout == ""
+        assert f"holds this run's rows 0..6, past the --epochs {lowered}" in r.stderr and r.stdout == ""
         assert _tree(root) == before
 
 
@@ -145,6 +145,30 @@ def test_a_run_finished_by_another_sweep_meanwhile_is_skipped_not_overwritten(tm
     res = sweep.run_jobs([first, later], report=report)
     assert res["ran"] == 1 and res["skipped"] == 1 and not res["failed"], res
     assert _tree(later.out) == _tree(finished)
+    assert not (root / sweep.LOG_DIR / f"{later.name}.log").exists()
+
+
+def test_a_folder_that_holds_another_run_by_its_turn_is_a_failed_run_never_started(tmp_path):
+    """This sweep found seed 0's folder empty; by its turn another process wrote a run of another
+    configuration there. Its state, taken again, refuses the folder: the job is failed and not started (no
+    process, no log, returncode None), the other run untouched."""
+    root = tmp_path / "root"
+    jobs = sweep.make_jobs(root, [{"eta": 0.0, "act": "sqr", "M": 7}], (1, 0), 6, {"K": 16, "windows": "3"})
+    later, first = jobs[1], jobs[0]
+    (foreign,) = sweep.make_jobs(tmp_path / "other", [{"eta": 0.0, "act": "sqr", "M": 9}], (0,), 6,
+                                 {"K": 16, "windows": "3"})
+    assert sweep.run_jobs([foreign])["ran"] == 1
+    assert sweep.job_state(later) == "fresh"                      # nothing there when the sweep starts
+
+    def report(msg):                                              # the other process writes it now
+        if msg.startswith(f"start {first.name}"):
+            shutil.copytree(foreign.out, later.out)
+    res = sweep.run_jobs([first, later], report=report)
+    assert res["ran"] == 1 and res["skipped"] == 0, res
+    (f,) = res["failed"]
+    assert f["name"] == later.name and f["returncode"] is None, f
+    assert f["log"].startswith("(not started: ") and "holds a different run" in f["log"], f
+    assert _tree(later.out) == _tree(foreign.out)
     assert not (root / sweep.LOG_DIR / f"{later.name}.log").exists()
 
 
