@@ -277,3 +277,25 @@ def test_the_other_runs_keep_their_final_state_when_one_runs_checkpoint_cannot_b
         d = tmp_path / f"b{i}"
         assert is_complete(d, 4), i
         assert int(runs.load_npz(str(d / "checkpoints" / "resume.npz"))["epoch"]) == 4
+
+
+def test_when_two_runs_checkpoints_cannot_be_written_the_first_error_is_reported(tmp_path, monkeypatch):
+    """b0's and b2's final.npz both fail (different errors): train-batch reports the first run's error, as
+    it reports the first of several failed rows, and b1 still gets its final state."""
+    from tianref.analysis.records import is_complete
+    real = runs.save_npz
+    errors = {"b0": (errno.EACCES, "Permission denied"), "b2": (errno.ENOSPC, "No space left on device")}
+
+    def save(path, arrays):
+        for name, (code, text) in errors.items():
+            if path.endswith(os.path.join(name, "checkpoints", "final.npz")):
+                raise OSError(code, text, path)
+        real(path, arrays)
+    monkeypatch.setattr(runs, "save_npz", save)
+    args = ["train-batch"]
+    for i in range(3):
+        args += _member(tmp_path / f"b{i}", i, epochs=4)
+    r = cli(args)
+    assert r.exit_code == 1 and "Traceback" not in r.output, r.output
+    assert "Permission denied" in r.output and "No space left" not in r.output, r.output
+    assert is_complete(tmp_path / "b1", 4)

@@ -301,3 +301,11 @@ def test_train_batch_records_the_thread_count_it_trains_with(tmp_path, monkeypat
         sessions = [meta["versions"]["blas_threads"]] + [s["blas_threads"] for s in meta.get("resumed") or []]
         assert sessions == ([1, 1] if name == "m1" else [1]), (name, sessions)
         assert blas_threads.of_run(tmp_path / name) == 1
+
+
+def test_a_batch_trains_with_a_one_thread_blas_on_the_host_and_its_threads_on_a_gpu():
+    """blas_of: on numpy and fake --threads counts the stack's thread parts, each with a one-thread BLAS;
+    with cupy the stack is one part and --threads is the host BLAS's count (what config.json records)."""
+    from tianref.cli.batch import blas_of
+    assert [blas_of(x, 3) for x in ("numpy", "fake", "cupy")] == [1, 1, 3]
+    assert blas_of("cupy", 1) == 1
