@@ -79,3 +79,15 @@ def test_complete_only_with_nothing_complete_names_the_runs(tmp_path):
     assert res.exit_code == 2
     assert res.stderr == ("Error: no runs to summarise (none is complete: blown: diverged at epoch 2 "
                           "(non-finite loss))\n")
+
+
+def test_a_run_whose_last_test_loss_alone_is_not_finite_diverged(tmp_path):
+    """train stops when either loss is non-finite (tianref/train.py), so a last row with a finite train loss
+    and no test loss is a diverged run, not an unfinished one."""
+    cols = _cols(3)
+    cols["test_loss"][-1] = np.nan                         # write_run omits it from row 2
+    write_run(tmp_path / "half", dict(BASE_CONFIG, epochs=E), cols)
+    rec = read_run(tmp_path / "half")
+    assert np.isfinite(rec.columns["train_loss"][-1])
+    assert run_status(rec) == {"status": "diverged", "last_epoch": 2, "epochs": E,
+                               "why": "diverged at epoch 2 (non-finite loss)"}
