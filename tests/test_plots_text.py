@@ -103,3 +103,19 @@ def test_runs_with_different_first_windows_are_drawn_at_one_common_window(tmp_pa
     assert ft.window_of(a + c) is None
     _, notes = figures_from_runs(a + c, ("headline",))
     assert any("share no rolling window" in n for n in notes)
+
+
+def test_the_activation_figure_draws_every_activation_at_one_window_they_all_logged(tmp_path):
+    """x^2 runs logged with --windows 5,20 (first window 5) beside ReLU runs with 20: the headline and the
+    activation figure use W = 20, which every run logged; the x^2 runs' own W = 5 is not logged by ReLU."""
+    for s in (0, 1):
+        write_run(tmp_path / f"sqr{s}", dict(BASE_CONFIG, seed=s, epochs=300, windows=[5, 20]),
+                  synth_columns(300, True, s, windows=[5, 20]))
+        write_run(tmp_path / f"relu{s}", dict(BASE_CONFIG, seed=s, epochs=300, act="relu", windows=[20]),
+                  synth_columns(300, True, s, windows=[20], relu=True))
+    figs, _ = figures_from_runs(read_tree(tmp_path), ("headline", "activation"))
+    act = figs["activation"]
+    assert act.axes[-2].get_ylabel().endswith("(W = 20)")             # the gap row, first column
+    for ax in act.axes[-2:]:                                            # x^2 and ReLU: both drawn
+        assert [ln for ln in ax.get_lines() if np.isfinite(ln.get_ydata()).sum() > 2]
+    assert figs["headline"].axes[-1].get_ylabel().endswith("(W = 20)")
