@@ -241,3 +241,19 @@ def test_rederive_recomputes_an_old_rule_run_stats_lead(tmp_path):
     new, _ = rederive_doc({"section": "scaling", "scaling": {"per_run": old, "table": table}},
                           rp.REGISTRY["scaling"])
     assert new["scaling"]["table"] == [{"M": 71, "p": 0.4, "n": 2, "lead_med": 82.0}]
+
+
+def test_rederive_refuses_a_section_rule_that_moves_a_measured_key():
+    """rederive_doc's guard: a section's own rederive that touches anything but a derived key (here the
+    per-run t05 beside the lead it recomputes) raises before any document is returned. rerender_section's
+    own check compares with rederive_doc's output, so it cannot see this."""
+    class Meddling:
+        def rederive(self, doc):
+            for r in doc["muon"]["per_run"]:
+                r["lead"], r["t05"] = 1.0, r["t05"] + 1
+            return doc
+    rows = [{"run": "a", "t05": 99.0, "rho_fire": 17, "rho_from_start": False, "lead": 82.0}]
+    doc = {"section": "muon", "muon": {"per_run": rows}}
+    assert rederive_doc(doc)[1] == []                                   # the rows are current
+    with pytest.raises(AssertionError, match=r"measured key: muon\.per_run\[0\]\.t05"):
+        rederive_doc(doc, Meddling())

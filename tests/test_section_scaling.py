@@ -117,3 +117,18 @@ def test_theorem4_rows_say_when_the_grid_cannot_disagree():
 def test_stored_theorem4_rows_carry_the_note():
     claims = scaling.SECTION.claims(_doc_from_stored(), PUBLISHED)
     assert all("cannot disagree" in c.note for c in claims if c.rule == "above")      # M = 41, 71, 127
+
+
+def test_each_theorem4_row_reads_its_own_grid():
+    """M = 23 (p_crit = 0.136) with a grid from 0.05 and M = 41 (p_crit = 0.091) with a grid from 0.1: only
+    M = 41's row carries the 'cannot disagree' note; the grid of another M says nothing about it."""
+    runs = [{"M": M, "c": 0, "p": p, "n_train": 1, "seed": s, "grokked": p >= 0.3, "t099": 100.0 if p >= 0.3
+             else None, "rho_fire": 12, "lead": None, "status": "fit", "final": {"test_acc": 1.0}}
+            for M, ps in ((23, (0.05, 0.3)), (41, (0.1, 0.3))) for p in ps for s in (0, 1)]
+    table = scaling.cell_table(runs)
+    b = boundary([{"M": r["M"], "x": r["p"], "frac": r["n_grok"] / r["n"]} for r in table])
+    d = {"section": "scaling", "scale": {"name": "smoke"}, "command": "", "n_runs": 8, "seeds": [0, 1],
+         "epochs": [30], "setup": {}, "scaling": {"per_run": runs, "table": table,
+                                                 "boundary": {str(M): v for M, v in b.items()}}}
+    notes = {c.claim.split(":")[0]: c.note for c in scaling.SECTION.claims(d, PUBLISHED) if c.rule == "above"}
+    assert notes["M = 23"] == "" and notes["M = 41"].startswith("every grid p of M = 41 exceeds p_crit"), notes
