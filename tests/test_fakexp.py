@@ -66,9 +66,11 @@ def _dev(a):
     (lambda a, i: fx.linalg.qr(fx.stack([a, a])), "one matrix"),                  # CuPy's qr: rank 2 only
     (lambda a, i: fx.scipy_linalg.solve_triangular(fx.stack([a[:, :2]] * 2), a[:, :2]), "one matrix"),
     (lambda a, i: fx.sort(a, kind="quicksort"), "stable"),
+    (lambda a, i: fx.argsort(a, -1, "quicksort"), "stable"),                     # kind given by position
     (lambda a, i: a.sort(-1, "heapsort"), "stable"),
     (lambda a, i: a.max(axis=0, initial=0.0), "no keyword 'initial'"),           # NumPy's, not CuPy's
     (lambda a, i: fx.exp(a, where=a > 0), "no keyword 'where'"),
+    (lambda a, i: np.maximum.reduce(a), "ufunc calls"),    # a NumPy ufunc method on a device array: none admitted
 ])
 def test_arguments_cupy_does_not_take_are_refused(call, match):
     a, i = _dev(np.arange(6.0).reshape(3, 2)), _dev(np.array([0, 2]))
