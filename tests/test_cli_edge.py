@@ -103,6 +103,16 @@ def test_plot_is_written(run_dir, tmp_path):
     assert png.stat().st_size > 10_000
 
 
+def test_an_epoch_without_an_edge_beside_one_with_it_is_skipped_not_refused(run_dir, tmp_path):
+    """--at-epochs 1,8: epoch 1 (one update) has no edge and is skipped with a note; the command is refused
+    only when no epoch has one (0, 1 below), so epoch 8 is probed as alone."""
+    doc, r = _edge(run_dir, tmp_path, "--at-epochs", "1,8", "--n-random", "0", "--space", "W")
+    alone, _ = _edge(run_dir, tmp_path, "--at-epochs", "8", "--n-random", "0", "--space", "W")
+    assert [x["epoch"] for x in doc["records"]] == [8]
+    assert doc["records"][0]["probe"] == alone["records"][0]["probe"]
+    assert "epoch 1: fewer than 2 updates, no edge; skipped" in r.stderr
+
+
 @pytest.mark.parametrize("args, fragment", [
     (["--at-epochs", "99"], "past the run's last epoch 16 (its train --epochs)"),
     (["--at-epochs", "a"], "comma-separated integers"),
