@@ -48,13 +48,18 @@ def test_stored_report_is_the_rendering_of_its_summary(d):
     assert md == (d / "report.md").read_text(encoding="utf-8"), hint
 
 
-def test_rerender_rewrites_only_the_claims_and_report(tmp_path):
+def _copy_of_stored_ci_headline(tmp_path):
+    """(stored folder, its copy under tmp_path, the copy's summary document) of the ci headline section."""
     src = rp.STORE_ROOT / "ci" / "headline"
     if not (src / "summary.json").is_file():
         pytest.skip("no stored ci headline")
     dest = tmp_path / "ci" / "headline"
     shutil.copytree(src, dest)
-    doc = json.loads((dest / "summary.json").read_text(encoding="utf-8"))
+    return src, dest, json.loads((dest / "summary.json").read_text(encoding="utf-8"))
+
+
+def test_rerender_rewrites_only_the_claims_and_report(tmp_path):
+    src, dest, doc = _copy_of_stored_ci_headline(tmp_path)
     stale = json.loads(json.dumps(doc))
     for c in stale["claims"]:                               # an out-of-date citation and a wrong verdict
         c["source_text"] = "an old citation"
@@ -190,12 +195,7 @@ def test_rederive_recomputes_an_old_rule_lead_as_summarize_gives_it(tmp_path):
 def test_rerender_recomputes_stored_leads_and_records_it(tmp_path):
     """The command on a stored section whose leads follow the old rule: summary.json gets the leads of the
     current rule (those a fresh summarize stored), report.md is unchanged, provenance names the command."""
-    src = rp.STORE_ROOT / "ci" / "headline"
-    if not (src / "summary.json").is_file():
-        pytest.skip("no stored ci headline")
-    dest = tmp_path / "ci" / "headline"
-    shutil.copytree(src, dest)
-    doc = json.loads((dest / "summary.json").read_text(encoding="utf-8"))
+    src, dest, doc = _copy_of_stored_ci_headline(tmp_path)
     stale = json.loads(json.dumps(doc))
     n_old = 0
     for c in stale["views"][0]["summary"]["conditions"]:

@@ -253,23 +253,30 @@ def test_a_part_that_fails_while_another_is_stopped_names_its_error(tmp_path, mo
         assert (tmp_path / f"b{i}" / "checkpoints" / "resume.npz").is_file()
 
 
+def _batch_whose_final_states_fail(tmp_path, monkeypatch, errors: dict):
+    """train-batch of runs b0, b1, b2 (4 epochs) in which writing run NAME's final.npz raises
+    OSError(*errors[NAME]); returns the CLI result."""
+    real = runs.save_npz
+
+    def save(path, arrays):
+        for name, (code, text) in errors.items():
+            if path.endswith(os.path.join(name, "checkpoints", "final.npz")):
+                raise OSError(code, text, path)
+        real(path, arrays)
+    monkeypatch.setattr(runs, "save_npz", save)
+    args = ["train-batch"]
+    for i in range(3):
+        args += _member(tmp_path / f"b{i}", i, epochs=4)
+    return cli(args)
+
+
 def test_the_other_runs_keep_their_final_state_when_one_runs_checkpoint_cannot_be_written(tmp_path,
                                                                                           monkeypatch):
     """Run b0's final.npz cannot be written (its folder made read-only, say): train-batch exits 1 naming
     that file, and b1 and b2, whose rows 0..4 are all logged, still get their final.npz and resume.npz of
     epoch 4 (the checkpoints of the runs after b0 were skipped, so a sweep would train them again)."""
     from tianref.analysis.records import is_complete
-    real = runs.save_npz
-
-    def save(path, arrays):
-        if path.endswith(os.path.join("b0", "checkpoints", "final.npz")):
-            raise OSError(errno.EACCES, "Permission denied", path)
-        real(path, arrays)
-    monkeypatch.setattr(runs, "save_npz", save)
-    args = ["train-batch"]
-    for i in range(3):
-        args += _member(tmp_path / f"b{i}", i, epochs=4)
-    r = cli(args)
+    r = _batch_whose_final_states_fail(tmp_path, monkeypatch, {"b0": (errno.EACCES, "Permission denied")})
     assert r.exit_code == 1 and "Traceback" not in r.output, r.output
     assert os.path.join("b0", "checkpoints", "final.npz") in r.output and "Permission denied" in r.output
     assert not (tmp_path / "b0" / "checkpoints" / "final.npz").exists()
@@ -283,19 +290,8 @@ def test_when_two_runs_checkpoints_cannot_be_written_the_first_error_is_reported
     """b0's and b2's final.npz both fail (different errors): train-batch reports the first run's error, as
     it reports the first of several failed rows, and b1 still gets its final state."""
     from tianref.analysis.records import is_complete
-    real = runs.save_npz
-    errors = {"b0": (errno.EACCES, "Permission denied"), "b2": (errno.ENOSPC, "No space left on device")}
-
-    def save(path, arrays):
-        for name, (code, text) in errors.items():
-            if path.endswith(os.path.join(name, "checkpoints", "final.npz")):
-                raise OSError(code, text, path)
-        real(path, arrays)
-    monkeypatch.setattr(runs, "save_npz", save)
-    args = ["train-batch"]
-    for i in range(3):
-        args += _member(tmp_path / f"b{i}", i, epochs=4)
-    r = cli(args)
+    r = _batch_whose_final_states_fail(tmp_path, monkeypatch, {"b0": (errno.EACCES, "Permission denied"),
+                                                               "b2": (errno.ENOSPC, "No space left on device")})
     assert r.exit_code == 1 and "Traceback" not in r.output, r.output
     assert "Permission denied" in r.output and "No space left" not in r.output, r.output
     assert is_complete(tmp_path / "b1", 4)

@@ -21,18 +21,23 @@ def _blas_counts():
     return [int(i["num_threads"]) for i in threadpoolctl.threadpool_info() if i.get("user_api") == "blas"]
 
 
-@pytest.fixture
-def seen(monkeypatch):
-    """Record the BLAS pools' thread counts from inside the training loop (train.run)."""
+def _spy_counts(monkeypatch, name: str) -> list:
+    """The BLAS pools' thread counts each time tianref.train.<name> is called (a growing list)."""
     from tianref import train as engine
     counts = []
-    run = engine.run
+    real = getattr(engine, name)
 
     def spy(*a, **k):
         counts.append(_blas_counts())
-        return run(*a, **k)
-    monkeypatch.setattr(engine, "run", spy)
+        return real(*a, **k)
+    monkeypatch.setattr(engine, name, spy)
     return counts
+
+
+@pytest.fixture
+def seen(monkeypatch):
+    """Record the BLAS pools' thread counts from inside the training loop (train.run)."""
+    return _spy_counts(monkeypatch, "run")
 
 
 @pytest.mark.parametrize("n", [1, 2])
@@ -205,15 +210,7 @@ QUICK = ["--M", "23", "--K", "512", "--train-frac", "0.5", "--eta", "2e-3", "--e
 @pytest.fixture
 def replayed(monkeypatch):
     """Record the BLAS pools' thread counts where a replay starts (train.setup, also edge's route)."""
-    from tianref import train as engine
-    counts = []
-    setup = engine.setup
-
-    def spy(*a, **k):
-        counts.append(_blas_counts())
-        return setup(*a, **k)
-    monkeypatch.setattr(engine, "setup", spy)
-    return counts
+    return _spy_counts(monkeypatch, "setup")
 
 
 def test_edge_and_thm6_replay_at_trains_thread_count(tmp_path, monkeypatch, replayed):
