@@ -136,6 +136,7 @@ RHO_STYLE = ("gray", "-.")      # the rho_tian threshold line: its own colour an
 EVENT_COLOR = "black"           # legend swatch of an event mark; the marks themselves take their condition's colour
 TITLE_PT_PER_CHAR = 6.5         # a top-5 panel title (10 pt) wraps at the characters its panel's width holds
 WIDE_LABEL = 45                 # a legend label longer than this goes below the axes, not beside them
+FIT_WIDTH = 0.98                # a legend below the axes may take this fraction of the figure's width
 
 
 def _legend(fig, handles, extra):
@@ -161,8 +162,6 @@ def _legend(fig, handles, extra):
     for t in leg.get_texts():
         t.set_text(textwrap.fill(t.get_text(), chars, subsequent_indent="  "))
 
-
-FIT_WIDTH = 0.98                # a legend below the axes may take this fraction of the figure's width
 
 
 def _width(fig, artist) -> float:
@@ -299,11 +298,12 @@ def figures_from_runs(records: list[RunRecord], which=FIGURES, window=None,
     if unknown:
         raise InputError(f"unknown figure(s) {sorted(unknown)}; choose from {', '.join(FIGURES)}")
     notes = []
-    blown = [r for r in records if run_status(r)["status"] == "diverged"]
+    status = [run_status(r) for r in records]
+    blown = [(r, s) for r, s in zip(records, status) if s["status"] == "diverged"]
     if blown:                   # their last rows hold values ~1e50 that would set every shared axis's range
         notes.append(f"left out {len(blown)} diverged run(s), whose loss became non-finite: "
-                     + ", ".join(f"{r.path.name} (epoch {run_status(r)['last_epoch']})" for r in blown))
-        records = [r for r in records if all(r is not b for b in blown)]
+                     + ", ".join(f"{r.path.name} (epoch {s['last_epoch']})" for r, s in blown))
+        records = [r for r, s in zip(records, status) if s["status"] != "diverged"]
     groups = group_conditions(records)
     if not groups:
         raise InputError("no runs to plot" + (f" ({notes[0]})" if notes else ""))
