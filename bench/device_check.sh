@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The one-command GPU check: install, real-CuPy tests, CuPy vs NumPy on the headline configuration,
+# The one-command GPU check: install, real-CuPy tests, the stacked eigensolvers (bench/device_eigh.py),
+# CuPy vs NumPy on the headline configuration,
 # GPU vs CPU timings, the batched headline sweep against the unbatched one (bench/bench_batch.py), and a
 # short report. About 7 minutes on one H100/H200 with 16 CPU cores (the batched step about 2).
 #
@@ -80,6 +81,9 @@ fi
 step cupy_tests 240 "$PY" -m pytest -q -p no:cacheprovider -m cupy tests
 grep -E "passed|failed|error|skipped|deselected|no tests ran" "$LOG" | tail -1 >"$WORK/cupy_tests"
 
+# 2b. the device's eigensolvers on 2-D matrices and on stacks (a batch's Grams) against NumPy's, n up to 142
+step eigh 300 "$PY" bench/device_eigh.py --xp "$XP" --json "$OUT_DIR/device_eigh.json"
+
 # 3. CuPy vs NumPy, float64, 50 epochs of the headline configuration (full metrics)
 T="$PY cli.py train --epochs $F64_EPOCHS --dtype float64 --no-resume-state $EXTRA"
 step np64 300 $T --xp numpy --threads "$CPU_THREADS" --out "$WORK/np64"
@@ -150,6 +154,16 @@ L += ["## Timings (wall clock, this machine)", "",
       f"| headline run{(' ' + extra) if extra else ''}, {hl} epochs, float32, full metrics | {t('headline_gpu')} | {t('headline_cpu')} | {ratio('headline_cpu', 'headline_gpu')} |",
       f"| 30-run headline sweep, {ep} epochs each (GPU: {gj} processes; CPU: {cj}, one BLAS thread each) | {t('sweep_gpu')} | {t('sweep_cpu')} | {ratio('sweep_cpu', 'sweep_gpu')} |",
       "", f"The CPU headline run uses {ct} BLAS threads (`train --threads {ct}`; CPU_THREADS, default nproc).", ""]
+e = cmp("device_eigh.json")
+L += ["## Eigensolvers, 2-D and stacked, against NumPy (bench/device_eigh.py)", ""]
+if e is None:
+    L += ["(no result: see device_check.log)", ""]
+else:
+    L += ["| n | rank-deficient | layout | S | ev_rel | res_rel | orth |", "|---|---|---|---|---|---|---|"]
+    L += [f"| {r['n']} | {r['rank_deficient']} | {r['layout']} | {r['S']} | {r['ev_rel']:.1e} | {r['res_rel']:.1e} | "
+          f"{r['orth']:.1e} |" for r in e["rows"]]
+    L += ["", "Verdict: " + ("every case within 1e-10." if not e["bad"] else "ABOVE 1e-10: " + "; ".join(e["bad"])
+          + ". A batch's stacked eigensolves are then not to be trusted at those sizes."), ""]
 b = cmp("bench_batch.json")
 L += ["## Batched sweep (bench/bench_batch.py)", ""]
 if b is None:
