@@ -212,3 +212,21 @@ def test_a_diverged_run_is_left_out_and_named_not_drawn_on_the_shared_axes(tmp_p
     assert all("lr=" not in t.get_text() for t in figs["headline"].legends[0].get_texts())
     with pytest.raises(InputError, match="no runs to plot .left out 1 diverged"):
         figures_from_runs(read_tree(tmp_path / "blown"))
+
+
+def test_every_condition_of_the_headline_figure_has_its_own_colour(tmp_path):
+    """Matplotlib's "C{k}" wraps at 10: a twelfth condition was drawn in the second one's colour."""
+    from matplotlib.colors import to_rgba
+    from tianref.analysis.plots import _labelled, condition_colours, fig_headline
+    from tianref.analysis.summarize import group_conditions
+    for k in range(12):
+        write_run(tmp_path / f"c{k}", dict(BASE_CONFIG, seed=0, epochs=60, eta=1e-4 * (k + 1)),
+                  synth_columns(60, True, k))
+    groups = _labelled(group_conditions(read_tree(tmp_path)))
+    assert len(groups) == 12
+    fig = fig_headline(groups)
+    drawn = {to_rgba(ln.get_color()) for ln in fig.axes[0].get_lines() if len(set(ln.get_ydata())) > 1}
+    assert len(drawn) == 12
+    for n in (1, 10, 11, 20, 21, 40):
+        assert len({to_rgba(c) for c in condition_colours(n)}) == n
+    assert condition_colours(3) == ["C0", "C1", "C2"]          # up to 10: the cycle other figures use

@@ -132,6 +132,16 @@ def _guides(ax, key, rho_threshold):
         ax.axhline(rho_threshold, color=RHO_STYLE[0], lw=0.8, ls=RHO_STYLE[1])
 
 
+def condition_colours(n: int) -> list:
+    """n distinct colours for n conditions: Matplotlib's cycle C0..C9 while it suffices (the colours every
+    other figure uses), else tab20 up to 20, else n points of the turbo colour map: "C{k}" wraps at 10,
+    so an 11th condition would take the 1st one's colour."""
+    if n <= 10:
+        return [f"C{k}" for k in range(n)]
+    cmap = matplotlib.colormaps["tab20" if n <= 20 else "turbo"]
+    return [cmap(k) for k in range(n)] if n <= 20 else [cmap(k / (n - 1)) for k in range(n)]
+
+
 RHO_STYLE = ("gray", "-.")      # the rho_tian threshold line: its own colour and dash, unlike an event mark
 EVENT_COLOR = "black"           # legend swatch of an event mark; the marks themselves take their condition's colour
 TITLE_PT_PER_CHAR = 6.5         # a top-5 panel title (10 pt) wraps at the characters its panel's width holds
@@ -182,8 +192,9 @@ def fig_headline(groups, window=None, rho_threshold=det.RHO_THRESHOLD, title=Non
     axes = fig.subplots(len(panels), 1, sharex=True, squeeze=False)[:, 0]
     several = any(len(rs) > 1 for _, rs in groups)
     handles, marks = [], set()
+    colours = condition_colours(len(groups))
     for k, (label, recs) in enumerate(groups):
-        c = f"C{k % 10}"
+        c = colours[k]
         events = []
         line = None
         for ax, (key, _, log) in zip(axes, panels):
