@@ -1,6 +1,7 @@
 """sweep: job naming, the independent train commands, resumability, and a tiny real sweep."""
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -30,7 +31,8 @@ def test_job_names_and_commands(tmp_path):
     assert [j.name for j in jobs] == ["eta0.0002_M71_seed0", "eta0.0002_M71_seed3",
                                       "eta0_M71_seed0", "eta0_M71_seed3"]
     argv = sweep.train_argv(jobs[3], python="py")
-    assert argv[:5] == ["py", str(sweep.cli_path()), "train", "--out", str(tmp_path / "eta0_M71_seed3")]
+    assert argv[:5] == ["py", str(Path(__file__).resolve().parents[1] / "cli.py"), "train", "--out",
+                        str(tmp_path / "eta0_M71_seed3")]
     assert argv[5:] == ["--seed", "3", "--epochs", "400", "--eta", "0.0", "--M", "71", "--K", "2048",
                         "--windows", "5,20", "--metrics", "full", "--xp", "numpy",
                         "--dtype", "float32"]

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import sys
 import time
 
 import click
@@ -23,6 +22,7 @@ from tianref.stacks import same_stack
 from tianref.cli.common import RAISE_ERRORS, reports_errors
 from tianref.cli.progress import RowProgress
 from tianref.errors import InputError, RunFailure
+from tianref.resources import program
 
 
 def _member_log(log_dir, out):
@@ -65,7 +65,7 @@ def prepare_members(argvs, log_dir, threads: int | None = None):
     the ones prepared before it are rolled back."""
     from tianref.cli.train import BATCH, BATCH_BLAS, COMMAND, train_cmd
     prepared, refused = [], {}
-    prog = os.path.basename(sys.argv[0])
+    prog = program()
     threads = blas_threads.resolve(threads)
     blas_token = BATCH_BLAS.set(lambda xp_name: blas_of(xp_name, threads))
     try:

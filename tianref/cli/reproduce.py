@@ -17,14 +17,23 @@ from tianref.cli.sweep import THREADS_DEFAULT, THREADS_HELP
 from tianref.errors import InputError
 from tianref.experiments.protocols import SCALES, SECTIONS
 from tianref.paths import check_not_in_run
+from tianref.resources import program, store_root
 from tianref.rundir import check_output_dir, check_output_file
 
 
 def _command_line() -> str:
-    """This process's command line as the reports record it (``python cli.py ...`` when run as cli.py)."""
+    """This process's command line as the reports record it (``python cli.py ...`` when run as cli.py,
+    ``python -m tianref ...`` when run by -m)."""
     if sys.argv[0].endswith("cli.py"):
         return shlex.join(["python", "cli.py"] + sys.argv[1:])
+    if program() == "python -m tianref":
+        return shlex.join(["python", "-m", "tianref"] + sys.argv[1:])
     return shlex.join(sys.argv)
+
+
+def _store_dir(store_to):
+    """--store-to, else the source checkout's reference_results/reproduction (exit 2 in an installed copy)."""
+    return store_to if store_to is not None else store_root()
 
 
 @click.command("reproduce", context_settings={"show_default": True})
@@ -56,7 +65,8 @@ def _command_line() -> str:
               help="Copy summary.json, report.md and figures with provenance.json to "
                    "STORE_TO/<scale>/<section>/.")
 @click.option("--store-to", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Where --store writes; default: the repository's reference_results/reproduction.")
+              help="Where --store writes (and --rerender reads); default: the source checkout's "
+                   "reference_results/reproduction (an installed copy has none: give it).")
 @click.option("--top-pairs", type=click.IntRange(min=1), default=200,
               help="thm6 section: most similar pairs per checkpoint.")
 @click.option("--xp", "xp_name", type=click.Choice(["numpy", "cupy", "fake"]), default="numpy",
@@ -94,11 +104,13 @@ def reproduce_cmd(section_text, root, scale_text, n_jobs, threads, batch, plan, 
     if no_train and (plan or slurm_file is not None or rerender):
         raise InputError("--no-train summarises runs already there; it cannot be combined with --plan, "
                          "--slurm or --rerender")
+    if not plan and slurm_file is None:
+        rp.load_published()          # an installed copy has none: exit 2 here, not after training every run
     if rerender:
         if plan or store:
             raise InputError("--rerender re-renders stored sections; it cannot be combined with --plan or --store")
         from tianref.experiments.reproduce.rerender import rerender_section, stored_sections
-        base = store_to if store_to is not None else rp.STORE_ROOT
+        base = _store_dir(store_to)
         check_output_dir(base, "--store-to")
         names = stored_sections(base, scale.name, None if section_text == "all" else sections)
         command = _command_line()
@@ -114,7 +126,7 @@ def reproduce_cmd(section_text, root, scale_text, n_jobs, threads, batch, plan, 
     if slurm_file is not None:
         check_output_file(slurm_file, "--slurm", make_parents=False)
     if store:
-        check_output_dir(store_to if store_to is not None else rp.STORE_ROOT, "--store-to")
+        check_output_dir(_store_dir(store_to), "--store-to")
     if no_train:                                 # every section has runs to summarise, before any is
         for s in sections:
             rp.no_train_jobs(s, root, scale, xp_name)
@@ -131,7 +143,7 @@ def reproduce_cmd(section_text, root, scale_text, n_jobs, threads, batch, plan, 
     command = _command_line()
     target = None
     if store:
-        target = store_to if store_to is not None else rp.STORE_ROOT
+        target = _store_dir(store_to)
     t0 = time.time()
     done = {}
     for s in sections:

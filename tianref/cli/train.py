@@ -22,6 +22,7 @@ from tianref.config import (DTYPES, GRAM_MODES, METRIC_SETS, OPTIMIZERS, RIDGE_E
                             TrainConfig,
                             parse_eta_schedule, parse_int_list, parse_list, validate)
 from tianref.errors import InputError
+from tianref.resources import program
 from tianref.loss import LOSSES
 from tianref.model import ACTIVATIONS
 
@@ -365,4 +366,4 @@ def _first(rows, key, thr):
 def _command_line() -> str:
     if COMMAND.get() is not None:
         return COMMAND.get()
-    return " ".join([os.path.basename(sys.argv[0])] + sys.argv[1:])
+    return " ".join([program()] + sys.argv[1:])

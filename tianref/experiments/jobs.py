@@ -6,7 +6,8 @@ relu_sweep.sh, window_sweep.sh, eta_sweep.sh, scaling_sweep.sh), which run one t
 
 A *condition* is a dict of ``train`` options (``{"eta": 2e-4, "act": "sqr", ...}``); a *job* is
 one (condition, seed) with its run directory ``ROOT/<key><value>_..._seed<s>`` and the
-independent command line ``python cli.py train --out DIR ...`` that produces it. Each job is in
+independent command line ``python cli.py train --out DIR ...`` that produces it (``python -m tianref
+train ...`` in an installed copy: tianref.resources.cli_argv). Each job is in
 one of three states, decided from its directory alone:
 
     done       metrics.jsonl holds rows 0..E and checkpoints/final.npz, at epoch E, vouches for them
@@ -35,20 +36,9 @@ from pathlib import Path
 from tianref import identity, runs
 from tianref.config import TrainConfig, validate
 from tianref.errors import InputError
+from tianref.resources import cli_argv
 from tianref.analysis.records import is_complete
 from tianref.rundir import check_replaceable, is_empty, lock_holder
-
-
-def cli_path() -> Path:
-    """The repository's ``cli.py`` (the same entry point a user types)."""
-    p = Path(__file__).resolve().parents[2] / "cli.py"
-    if p.is_file():
-        return p
-    import importlib.util
-    spec = importlib.util.find_spec("cli")
-    if spec is None or spec.origin is None:
-        raise InputError("cannot find cli.py (is tianref installed with its entry point?)")
-    return Path(spec.origin)
 
 
 MAX_SEEDS = 100_000          # seeds per sweep: each is one run per condition
@@ -255,7 +245,7 @@ def train_argv(job: Job, python: str = sys.executable, state: str | None = None,
     """The independent command line that (re)produces ``job``'s run directory; ``threads``: add
     ``--threads T`` (None: train's default, the thread variables when set, else 1)."""
     state = state or job_state(job)
-    base = [python, str(cli_path()), "train", "--out", str(job.out)]
+    base = [*cli_argv(python), "train", "--out", str(job.out)]
     if threads is not None:             # a setting of the process, not of the run: also on --resume
         base += ["--threads", str(int(threads))]
     if state == "resumable":            # the stored config defines the run; only E may change

@@ -28,11 +28,12 @@ from tianref import threads as blas_threads
 from tianref.errors import InputError, RunFailure
 from tianref.analysis.records import is_complete
 from tianref.experiments.jobs import (  # noqa: F401  (re-exported: callers import them from here)
-    Job, cli_path, config_mismatch, grid, job_state, jobs_from_specs, make_jobs, parse_seeds,
+    Job, config_mismatch, grid, job_state, jobs_from_specs, make_jobs, parse_seeds,
     plan_lines, train_argv)
+from tianref.resources import cli_argv
 from tianref.rundir import lock_holder
 
-__all__ = ["batches", "batch_argv", "batch_plan_lines", "Job", "cli_path", "config_mismatch", "grid", "job_state", "jobs_from_specs", "make_jobs",
+__all__ = ["batches", "batch_argv", "batch_plan_lines", "Job", "cli_argv", "config_mismatch", "grid", "job_state", "jobs_from_specs", "make_jobs",
            "parse_seeds", "plan_lines", "train_argv", "THREAD_VARS", "LOG_DIR", "STOP_GRACE_S", "run_jobs"]
 
 THREAD_VARS = blas_threads.VARS      # set to --threads in every child's environment
@@ -115,7 +116,7 @@ def batch_argv(members: list[Job], python: str = sys.executable, states=None,
     """The ``train-batch`` command line of ``members`` (their train commands as --member), their
     messages to ROOT/_logs/<run>.log; ``states``: each member's job_state, if known."""
     states = states or [None] * len(members)
-    argv = [python, str(cli_path()), "train-batch", "--log-dir", str(members[0].out.parent / LOG_DIR)]
+    argv = [*cli_argv(python), "train-batch", "--log-dir", str(members[0].out.parent / LOG_DIR)]
     if threads is not None:
         argv += ["--threads", str(int(threads))]
     for j, st in zip(members, states):

@@ -26,7 +26,9 @@ from pathlib import Path
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-PAPER_T1_PATH = Path(__file__).resolve().parents[2] / "reference_results" / "paper" / "thm6_T1.json"
+from tianref.resources import PAPER_DIR
+
+PAPER_T1_PATH = None if PAPER_DIR is None else PAPER_DIR / "thm6_T1.json"   # None: an installed copy
 SYMLOG_DECADES = 4          # decades drawn on each side of the linear range of a symlog axis
 
 SERIES = (("sign_match_exact", r"exact $r$ (eq. 2)", "o-"),
@@ -39,7 +41,9 @@ LABEL_R = r"$r_{j\ell} = \tilde f_j^{\top} P_{\eta,-j\ell}\, \tilde f_\ell$"
 
 
 def load_paper_T1(path=PAPER_T1_PATH):
-    """The stored published values, or None when the file is absent (e.g. a non-editable install)."""
+    """The stored published values, or None when the file is absent (an installed copy has none)."""
+    if path is None:
+        return None
     path = Path(path)
     if not path.is_file():
         return None

@@ -27,9 +27,10 @@ from tianref.analysis import event_flags as ef
 from tianref.analysis.summarize import fmt
 from tianref.errors import InputError
 from tianref.experiments.reproduce.claims import Source, judged
+from tianref.resources import PAPER_DIR, checkout_root, paper_file
 
-REPO = Path(__file__).resolve().parents[3]
-PUBLISHED_PATH = REPO / "reference_results" / "paper" / "published.json"
+REPO = checkout_root()                  # the source checkout; None in an installed copy (tianref.resources)
+PUBLISHED_PATH = None if PAPER_DIR is None else PAPER_DIR / "published.json"   # None: an installed copy
 
 TABLE_KINDS = {"T1": "paper", "T1-IQR": "findings", "T1-seed0": "paper", "T-ReLU": "findings",
                "T2": "findings", "T3": "paper", "T3b": "findings", "T4": "paper", "T5": "findings",
@@ -40,7 +41,8 @@ GRAM_DIFFERENCE = "float64 Gram, the paper's float32 (§5.12)"
 
 
 def load_published(path=PUBLISHED_PATH) -> dict:
-    path = Path(path)
+    """The published numbers; InputError (exit 2) in an installed copy (no reference_results/) or when missing."""
+    path = Path(path) if path is not None else paper_file("published.json")
     if not path.is_file():
         raise InputError(f"{path}: the published numbers are missing")
     return json.loads(path.read_text(encoding="utf-8"))

@@ -5,6 +5,8 @@ versions, date, machine, wall time, git state).
 
 Layout written by :func:`store_section`
     STORE_ROOT/<scale>/<section>/summary.json, report.md, figures/*.png, provenance.json
+STORE_ROOT (the default --store-to) is the source checkout's reference_results/reproduction; an installed copy
+has no reference_results/ at all, and reproduce refuses to run there (tianref.resources).
 The previous copy is replaced in one rename, so a reader never sees a half-written section.
 """
 from __future__ import annotations
@@ -20,11 +22,12 @@ from pathlib import Path
 import numpy as np
 
 from tianref.experiments import sweep
-from tianref.experiments.reproduce.rows import REPO
 from tianref.backend import git_state  # noqa: F401  (re-exported by tianref.experiments.reproduce)
 from tianref.analysis.summarize import to_json
+from tianref.experiments.reproduce.rows import REPO
+from tianref.resources import store_root
 
-STORE_ROOT = REPO / "reference_results" / "reproduction"
+STORE_ROOT = store_root() if REPO is not None else None    # the default --store-to; none in an installed copy
 
 
 def train_seconds(jobs) -> float | None:
