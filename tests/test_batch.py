@@ -21,7 +21,7 @@ from tianref.backend import get_xp
 from tianref.config import TrainConfig, validate
 from tianref.rundir import lock_holder
 
-from cli_checks import cli
+from cli_checks import cli, snapshot
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = dict(M=11, K=64, n_train=60, eta=2e-3)
@@ -179,6 +179,40 @@ def test_a_diverging_member_exits_1_with_its_message_in_its_log(tmp_path):
     for name in ("ok0", "ok2"):
         assert len((tmp_path / name / "metrics.jsonl").read_text().splitlines()) == 31
         assert (tmp_path / name / "checkpoints" / "final.npz").is_file()
+
+
+def test_a_member_whose_parameters_become_non_finite_writes_what_train_writes(tmp_path):
+    """W x 20 under SGD at lr 1 (float64): the loss of row 3 is finite (~1e264), then step 4 overflows the
+    parameters, so the run ends before row 4 with the parameters' message. The member's folder is the
+    unbatched run's (config.json but its command, with the same divergence record; rows; checkpoints),
+    both read as diverged, not unfinished, and --resume refuses both (nothing changed)."""
+    from tianref.analysis.records import read_run, run_status
+    idx, _, W0, V0 = data.init_host(11, 64, 60, 1)                  # seed 1's split and weights
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, W=W0 * 20.0, V=V0, train_idx=idx)
+    extra = ("--optimizer", "sgd", "--lr", "1", "--dtype", "float64", "--checkpoint-epochs", "2",
+             "--init-from", str(bad))
+    b, u = tmp_path / "b", tmp_path / "u"
+    r = cli(["train-batch", *_member(b, 1, extra=extra, split=()), *_member(tmp_path / "ok", 0)])
+    assert r.exit_code == 1 and "parameters became non-finite at epoch 4" in r.stderr, r.output
+    r = cli(["train", *_member(u, 1, extra=extra, split=())[1].split()])
+    assert r.exit_code == 1 and "parameters became non-finite at epoch 4" in r.stderr, r.output
+    assert (b / "metrics.jsonl").read_bytes() == (u / "metrics.jsonl").read_bytes()
+    cb, cu = (json.loads((d / "config.json").read_text()) for d in (b, u))
+    assert cb.pop("command") != cu.pop("command")
+    assert list(cb.items()) == list(cu.items())                     # the same keys in the same order
+    assert cb["diverged"] == {"epoch": 4, "non_finite": "parameters"}
+    for ck in ("epoch_00002.npz", "resume.npz"):
+        x, y = runs.load_npz(str(b / "checkpoints" / ck)), runs.load_npz(str(u / "checkpoints" / ck))
+        assert x.keys() == y.keys() and all(np.array_equal(x[k], y[k]) for k in x), ck
+    for d in (b, u):
+        rec = read_run(d)
+        assert rec.n_rows == 4 and np.isfinite(rec.columns["train_loss"][-1])
+        assert run_status(rec)["why"] == "diverged at epoch 4 (non-finite parameters)"
+        before = snapshot(d)
+        r = cli(["train", "--out", d, "--resume"])
+        assert r.exit_code == 2 and "diverged at epoch 4 (non-finite parameters)" in r.stderr, r.output
+        assert snapshot(d) == before
 
 
 @pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")    # the planted W overflows on purpose

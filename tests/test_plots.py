@@ -206,7 +206,7 @@ def test_a_diverged_run_is_left_out_and_named_not_drawn_on_the_shared_axes(tmp_p
     cols["train_loss"] = np.array([0.9, 4.7e24, np.nan])           # row 2: the loss that stopped the run
     write_run(tmp_path / "blown", dict(BASE_CONFIG, seed=7, epochs=60, lr=1e6, optimizer="sgd"), cols)
     figs, notes = figures_from_runs(read_tree(tmp_path), which=("headline", "top5"), windows=(20,))
-    assert "left out 1 diverged run(s), whose loss became non-finite: blown (epoch 2)" in notes
+    assert "left out 1 diverged run(s): blown: diverged at epoch 2 (non-finite loss)" in notes
     assert len(figs["top5"].axes) == 1                              # one condition row: the blown one is gone
     assert figs["top5"].axes[0].get_ylim()[1] < 1e3
     assert all("lr=" not in t.get_text() for t in figs["headline"].legends[0].get_texts())

@@ -406,9 +406,24 @@ def test_second_ctrl_c_within_the_row_still_writes_resume_state(tmp_path):
 def test_non_finite_loss_mid_run_is_one_line_exit_1_rows_kept(tmp_path):
     out = tmp_path / "run"
     line = _one_line_error(_train(SMALL + ["--optimizer", "adamw", "--eta", "1e5", "--lr", "1",
-                                           "--out", str(out)]), 1)
+                                           "--checkpoint-epochs", "1", "--out", str(out)]), 1)
     assert "non-finite" in line
     assert [row["epoch"] for row in _rows(out)] == [0, 1, 2]
+    meta = json.loads((out / "config.json").read_text())
+    assert meta["diverged"] == {"epoch": 2, "non_finite": "loss"}
+
+
+def test_resume_of_a_diverged_run_is_refused_not_retrained(tmp_path):
+    """Its resume state (at the checkpoint, epoch 1) is valid, and continuing from it would take the same
+    steps to the same non-finite loss at epoch 2: refused, naming the divergence, nothing changed."""
+    out = tmp_path / "run"
+    _one_line_error(_train(SMALL + ["--optimizer", "adamw", "--eta", "1e5", "--lr", "1",
+                                    "--checkpoint-epochs", "1", "--out", str(out)]), 1)
+    assert (out / "checkpoints" / "resume.npz").is_file()
+    before = _snapshot(out)
+    line = _one_line_error(_train(["--out", str(out), "--resume"]), 2)
+    assert "diverged at epoch 2 (non-finite loss)" in line and "nothing was changed" in line
+    assert _snapshot(out) == before
 
 
 def test_eigensolver_failure_on_non_finite_parameters_is_the_divergence_message(tmp_path, monkeypatch):
@@ -427,6 +442,28 @@ def test_eigensolver_failure_on_non_finite_parameters_is_the_divergence_message(
     line = _one_line_error(_train(SMALL + ["--out", str(out)]), 1)
     assert "non-finite" in line and "rows logged so far are kept" in line
     assert _rows(out)
+
+
+def test_a_run_ended_by_non_finite_parameters_is_diverged_not_unfinished(tmp_path, monkeypatch):
+    """The parameters' failure ends the run before its row is written, so the last row logged has finite
+    losses: only config.json's record tells summarize and plot that the run diverged (and will not go on)."""
+    from tianref import spectra
+    from tianref.analysis.records import read_run, run_status
+    real = spectra.top_eigenvalues
+
+    def eig(xp, state, w):                              # the update spectra of row 3 fail (a non-finite Gram)
+        if state["count"] == 3:
+            raise np.linalg.LinAlgError("Eigenvalues did not converge")
+        return real(xp, state, w)
+    monkeypatch.setattr(spectra, "top_eigenvalues", eig)
+    out = tmp_path / "run"
+    line = _one_line_error(_train(SMALL + ["--out", str(out)]), 1)
+    assert "parameters became non-finite at epoch 3" in line
+    rec = read_run(out)
+    assert rec.n_rows == 3 and np.isfinite(rec.columns["train_loss"][-1])   # the old rule: 'unfinished'
+    assert json.loads((out / "config.json").read_text())["diverged"] == {"epoch": 3, "non_finite": "parameters"}
+    assert run_status(rec) == {"status": "diverged", "last_epoch": 2, "epochs": 6,
+                               "why": "diverged at epoch 3 (non-finite parameters)"}
 
 
 def test_interrupted_overwrite_keeps_the_replaced_run_and_says_where(run_dir):

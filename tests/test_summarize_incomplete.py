@@ -91,3 +91,27 @@ def test_a_run_whose_last_test_loss_alone_is_not_finite_diverged(tmp_path):
     assert np.isfinite(rec.columns["train_loss"][-1])
     assert run_status(rec) == {"status": "diverged", "last_epoch": 2, "epochs": E,
                                "why": "diverged at epoch 2 (non-finite loss)"}
+
+
+def _with_record(d, record):
+    meta = json.loads((d / "config.json").read_text())
+    meta["diverged"] = record
+    (d / "config.json").write_text(json.dumps(meta))
+    return d
+
+
+def test_the_recorded_divergence_decides_the_status(tmp_path):
+    """config.json's "diverged" record (train writes it when the loss or the parameters became non-finite)
+    is what the status reads: a run whose last row is finite (non-finite parameters end the run before
+    their row) and one whose non-finite loss was its last row E (all E + 1 rows logged) are diverged. A
+    run without a usable record falls back to the rule on its last row."""
+    stopped = _with_record(write_run(tmp_path / "p", dict(BASE_CONFIG, epochs=E), _cols(26)),
+                           {"epoch": 26, "non_finite": "parameters"})
+    assert run_status(read_run(stopped)) == {"status": "diverged", "last_epoch": 25, "epochs": E,
+                                             "why": "diverged at epoch 26 (non-finite parameters)"}
+    at_end = _with_record(write_run(tmp_path / "l", dict(BASE_CONFIG, epochs=E), _cols(E + 1, diverge=True)),
+                          {"epoch": E, "non_finite": "loss"})
+    assert run_status(read_run(at_end))["why"] == f"diverged at epoch {E} (non-finite loss)"
+    odd = _with_record(write_run(tmp_path / "o", dict(BASE_CONFIG, epochs=E), _cols(26)),
+                       {"epoch": "26", "non_finite": "parameters"})
+    assert run_status(read_run(odd))["status"] == "unfinished"

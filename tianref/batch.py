@@ -27,7 +27,8 @@ float64, on the numpy and fake backends). What stays per run:
     its sink: metrics.jsonl, checkpoints, resume state (runs.RunWriter), its lock (the CLI's)
 
 A run whose loss or parameters become non-finite, or whose ridge solve fails in a step, is ended
-alone: its rows are kept, ``failed`` gets its message, and the stack continues without it.
+alone: its rows are kept, ``failed`` gets its message (``diverged`` the epoch and what became non-finite,
+as train.run's errors.Diverged names them), and the stack continues without it.
 SIGINT/SIGTERM stop every run at the next row boundary after writing each run's resume state (as
 train.run does for one).
 """
@@ -58,6 +59,7 @@ class Member:
     sink: object = None
     on_row: object = None
     failed: str | None = None
+    diverged: tuple | None = None  # (epoch, 'loss' or 'parameters'): its failure was a divergence (errors.Diverged)
     stopped: str | None = None     # a stop signal's message, with the epoch its resume state is at
     row: dict | None = field(default=None, repr=False)
     views: tuple | None = field(default=None, repr=False)   # its slices of the stack's rings (stack_rings)
@@ -80,8 +82,8 @@ def member_state(P, opt, m, s, epoch):
                             rng=m.state.rng, epoch=epoch, edge=m.state.edge)
 
 
-def _fail(m, msg):
-    m.failed = msg
+def _fail(m, msg, diverged=None):
+    m.failed, m.diverged = msg, diverged
 
 
 def run(xp, members, *, parts: int = 1, on_epoch=None, on_stop=None):
@@ -234,7 +236,7 @@ def _rows(xp, cfg, live, P, epoch, head, fwd, train_b, rings):
         m.row = row
         if row is None:
             _fail(m, f"the parameters became non-finite at epoch {epoch} (the update spectra cannot "
-                     "be computed); the rows logged so far are kept")
+                     "be computed); the rows logged so far are kept", (epoch, "parameters"))
     return live
 
 
@@ -283,7 +285,8 @@ def _log(m, P, opt, s, epoch, checkpoints):
     if m.on_row:
         m.on_row(row)
     if not (np.isfinite(row.get("train_loss", np.nan)) and np.isfinite(row.get("test_loss", np.nan))):
-        return _fail(m, f"the loss became non-finite at epoch {epoch}; the rows logged so far are kept")
+        return _fail(m, f"the loss became non-finite at epoch {epoch}; the rows logged so far are kept",
+                     (epoch, "loss"))
     final = epoch == m.cfg.epochs
     if epoch in checkpoints or final:
         _save(m, P, opt, s, epoch, named=epoch in checkpoints, final=final)

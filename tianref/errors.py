@@ -4,6 +4,8 @@
                   The CLI prints one line and exits with code 2 (no traceback).
 * ``RunFailure``  the computation itself failed (e.g. the loss became non-finite).
                   The CLI prints one line and exits with code 1; everything logged so far is kept.
+                  ``Diverged``, its kind for a run whose loss or parameters became non-finite, names
+                  the epoch and which (the CLI records it in the run's config.json: runs.record_divergence).
 """
 
 
@@ -13,3 +15,12 @@ class InputError(ValueError):
 
 class RunFailure(RuntimeError):
     exit_code = 1
+
+
+class Diverged(RunFailure):
+    """A run ended at ``epoch`` because its ``what`` ('loss' or 'parameters') became non-finite. The
+    steps are deterministic, so the run would diverge there again: it is over, not unfinished."""
+
+    def __init__(self, message: str, epoch: int, what: str):
+        super().__init__(message)
+        self.epoch, self.what = int(epoch), what

@@ -1,7 +1,8 @@
 """``train --resume``: check a run directory against its resume state before continuing it.
 
 Nothing is guessed. The resume state (checkpoints/resume.npz) is the source of truth, and a run is
-continued only when every part of the directory agrees with it:
+continued only when every part of the directory agrees with it, and it did not diverge (config.json's
+"diverged" record, runs.record_divergence: the steps are deterministic, so it would diverge again):
 
 * config.json parses, every value has its field's type, and its ``config`` equals the config
   stored inside resume.npz (apart from ``epochs`` and ``checkpoint_epochs``, the two settings
@@ -70,6 +71,11 @@ def check(out: str, changes: dict) -> Plan:
     given on the command line. Reads only; raises InputError naming what is wrong."""
     from tianref import train as engine            # the engine defines what a state holds
     meta, cfg = stored_config(out)
+    gone = runs.divergence(meta)
+    if gone is not None:
+        raise InputError(f"--resume: {out} diverged at epoch {gone[0]} (non-finite {gone[1]}); its steps are "
+                         "deterministic, so it would diverge there again: nothing to continue (nothing was "
+                         "changed; change a setting and start it with --overwrite to train it otherwise)")
     ck_path = runs.checkpoint_path(out)
     if not os.path.isfile(ck_path):
         raise InputError(f"--resume: no {os.path.join('checkpoints', runs.RESUME)} in {out}")

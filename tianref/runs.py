@@ -1,7 +1,9 @@
 """Run directories: config.json, metrics.jsonl, checkpoints. Every file is written atomically.
 
 Layout of a run directory
-    config.json                    {"config": TrainConfig dict, "versions": ..., "command": ..., ...}
+    config.json                    {"config": TrainConfig dict, "versions": ..., "command": ..., ...};
+                                   "diverged": {"epoch": t, "non_finite": "loss" | "parameters"} once the
+                                   run ended because that became non-finite at epoch t (record_divergence)
     metrics.jsonl                  one JSON object per logged row (epoch 0..E), append-only
     checkpoints/epoch_NNNNN.npz    state after NNNNN steps (W, V, split, Adam state, rng state, config,
                                    the run's fingerprint and the digest of rows 0..NNNNN)
@@ -34,6 +36,7 @@ from tianref import identity
 from tianref.errors import InputError
 
 RESUME = "resume.npz"
+DIVERGED = "diverged"       # config.json's record of a run ended by a non-finite loss or parameters
 
 
 def atomic_write_bytes(path: str, write, mode: int = 0o666) -> None:
@@ -236,6 +239,24 @@ def read_config(run_dir: str) -> dict:
     if not isinstance(meta, dict) or not isinstance(meta.get("config"), dict):
         raise InputError(f"{path}: expected a JSON object with a 'config' object")
     return meta
+
+
+def record_divergence(run_dir: str, epoch: int, what: str) -> None:
+    """Record in config.json (atomically) that the run ended because its ``what`` ('loss' or
+    'parameters') became non-finite at ``epoch`` (errors.Diverged): its status is then 'diverged'
+    (analysis.records.run_status) and --resume refuses it (tianref/resume.py)."""
+    meta = read_config(run_dir)
+    meta[DIVERGED] = {"epoch": int(epoch), "non_finite": what}
+    atomic_write_json(os.path.join(run_dir, "config.json"), meta)
+
+
+def divergence(meta: dict):
+    """(epoch, 'loss' or 'parameters') of config.json's divergence record (``meta``), or None."""
+    d = meta.get(DIVERGED)
+    if not (isinstance(d, dict) and isinstance(d.get("epoch"), int) and not isinstance(d["epoch"], bool)
+            and d.get("non_finite") in ("loss", "parameters")):
+        return None
+    return d["epoch"], d["non_finite"]
 
 
 class MemorySink:

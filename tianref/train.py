@@ -34,7 +34,7 @@ import numpy as np  # host-side bookkeeping only (split, rng, checkpoint scalars
 from tianref import data, edge as edges, group_rows, loss as losses, model, optimizers, ridge, rows, spectra
 from tianref.config import eta_at
 from tianref.backend import to_host
-from tianref.errors import InputError, RunFailure
+from tianref.errors import Diverged, InputError, RunFailure
 from tianref.data import check_init, split_of  # noqa: F401  (the engine's entry points for an init dict)
 
 
@@ -286,8 +286,9 @@ def run(cfg, xp, *, problem=None, state=None, init=None, sink=None, on_row=None,
               (runs.RunWriter), or None
     on_row  : progress callback(row)
     on_stop : callback(message) when a stop signal arrives (the CLI prints it)
-    Returns (final TrainState, Problem, last row). Raises RunFailure on a non-finite loss or
-    parameters, and on SIGINT/SIGTERM after saving the resume state (see ``_Stop``).
+    Returns (final TrainState, Problem, last row). Raises Diverged (a RunFailure naming the epoch and
+    'loss' or 'parameters') on a non-finite loss or parameters, and RunFailure on SIGINT/SIGTERM after
+    saving the resume state (see ``_Stop``).
     """
     if state is None:
         problem, state = setup(cfg, xp, init)
@@ -302,17 +303,17 @@ def run(cfg, xp, *, problem=None, state=None, init=None, sink=None, on_row=None,
                 try:
                     row, fwd = evaluate(xp, cfg, state, problem)
                 except np.linalg.LinAlgError:
-                    raise RunFailure(f"the parameters became non-finite at epoch {state.epoch} (the "
-                                     "update spectra cannot be computed); the rows logged so far "
-                                     "are kept") from None
+                    raise Diverged(f"the parameters became non-finite at epoch {state.epoch} (the "
+                                   "update spectra cannot be computed); the rows logged so far "
+                                   "are kept", state.epoch, "parameters") from None
                 if sink:
                     sink.row(row)
                 if on_row:
                     on_row(row)
                 if not (np.isfinite(row.get("train_loss", np.nan))
                         and np.isfinite(row.get("test_loss", np.nan))):
-                    raise RunFailure(f"the loss became non-finite at epoch {state.epoch}; "
-                                     "the rows logged so far are kept")
+                    raise Diverged(f"the loss became non-finite at epoch {state.epoch}; "
+                                   "the rows logged so far are kept", state.epoch, "loss")
                 final = state.epoch == cfg.epochs
                 if sink and (state.epoch in checkpoints or final):
                     sink.checkpoint(lambda buf, s=state: state_arrays(cfg, s, problem, buf),

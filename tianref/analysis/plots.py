@@ -15,9 +15,9 @@ Figures (each a ``matplotlib.figure.Figure`` built without pyplot state; saved w
     activation   x^2 vs ReLU: test accuracy, rho_tian and sigma2/sigma3, grok vs control
 
 A long legend (a mixed tree's conditions) goes below the axes in as many columns as fit the figure's
-width, its labels wrapped when one column does not fit. Diverged runs (records.run_status: the loss became
-non-finite) are left out of every figure and named in a note: their last rows hold values ~1e50 that
-would set the range of every shared axis.
+width, its labels wrapped when one column does not fit. Diverged runs (records.run_status: the loss or the
+parameters became non-finite) are left out of every figure and named in a note: their last rows hold
+values ~1e50 that would set the range of every shared axis.
 
 Symbols: sigma_i = i-th eigenvalue of the rolling Gram D^T D (``W_sigma[i-1]``), gap = sigma2/sigma3
 (``W_gap23``), rho = rho_tian. Window W selects the key (``W_gap23`` or ``W_gap23_w<W>``).
@@ -312,8 +312,8 @@ def figures_from_runs(records: list[RunRecord], which=FIGURES, window=None,
     status = [run_status(r) for r in records]
     blown = [(r, s) for r, s in zip(records, status) if s["status"] == "diverged"]
     if blown:                   # their last rows hold values ~1e50 that would set every shared axis's range
-        notes.append(f"left out {len(blown)} diverged run(s), whose loss became non-finite: "
-                     + ", ".join(f"{r.path.name} (epoch {s['last_epoch']})" for r, s in blown))
+        notes.append(f"left out {len(blown)} diverged run(s): "
+                     + "; ".join(f"{r.path.name}: {s['why']}" for r, s in blown))
         records = [r for r, s in zip(records, status) if s["status"] != "diverged"]
     groups = group_conditions(records)
     if not groups:

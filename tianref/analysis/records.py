@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from tianref.errors import InputError
+from tianref.runs import divergence
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
@@ -211,16 +212,24 @@ def read_run(run_dir) -> RunRecord:
 def run_status(rec: RunRecord) -> dict:
     """Where a run's log stands against its config's E: {"status", "last_epoch", "epochs", "why"}.
 
-    status  'complete'   rows 0..E are logged
-            'diverged'   incomplete, and its last row has no finite train or test loss: train stops on a
-                         non-finite loss after logging that row (tianref/train.py), so the run will not go on
+    status  'diverged'   config.json records that the run ended because its loss or its parameters
+                         became non-finite at epoch t (runs.record_divergence; a non-finite loss is
+                         logged as row t, non-finite parameters end the run before row t); --resume
+                         refuses it, as it would diverge again. For a run written before that record:
+                         incomplete, and its last row has no finite train or test loss
+            'complete'   rows 0..E are logged
             'unfinished' incomplete otherwise: still running, stopped (SIGINT/SIGTERM: --resume continues
                          it) or crashed
-    why     one phrase for the reports: 'diverged at epoch 2 (non-finite loss)', 'ends at epoch 25 of 60'
+    why     one phrase for the reports: 'diverged at epoch 2 (non-finite loss)', 'diverged at epoch 4
+            (non-finite parameters)', 'ends at epoch 25 of 60'
     """
     E = rec.config.get("epochs")
     E = int(E) if isinstance(E, (int, float)) and not isinstance(E, bool) else None
     last = rec.n_epochs - 1
+    recorded = divergence(rec.meta)
+    if recorded is not None:
+        return {"status": "diverged", "last_epoch": last, "epochs": E,
+                "why": f"diverged at epoch {recorded[0]} (non-finite {recorded[1]})"}
     if E is not None and rec.n_rows >= E + 1:
         return {"status": "complete", "last_epoch": last, "epochs": E, "why": "complete"}
     losses = [rec.columns[k][-1] for k in ("train_loss", "test_loss") if k in rec.columns and last >= 0]

@@ -205,6 +205,7 @@ def _train_group(group, log_dir, failed, threads: int):
     threads, each with a single-threaded BLAS (tianref/batch.py: faster than a multi-threaded BLAS on
     the many small products of a row); on a GPU it is the host BLAS's thread count."""
     from tianref import train
+    from tianref.cli.train import record_divergence
     xp = group[0].xp
     members, writers, started, ended = [], [], [], []
     for p in group:
@@ -254,6 +255,8 @@ def _train_group(group, log_dir, failed, threads: int):
         finished = m.failed is None and m.stopped is None and m.state.epoch >= p.cfg.epochs
         if m.failed or m.stopped or (stopped is not None and not finished):
             msg = m.failed or m.stopped or f"not started ({stopped})"       # each run's own stop epoch
+            if m.diverged:                              # recorded in its config.json, as train records it
+                record_divergence(p.out, p.session, *m.diverged)
             p.session.__exit__(RunFailure, RunFailure(msg), None)
             if m.failed:
                 failed.append(f"{os.path.basename(p.out)}: {m.failed}")

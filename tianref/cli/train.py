@@ -21,7 +21,8 @@ from tianref.data import n_train_from_frac
 from tianref.config import (DTYPES, GRAM_MODES, METRIC_SETS, OPTIMIZERS, RIDGE_EVALS, TOP_LAYERS,
                             TrainConfig,
                             parse_eta_schedule, parse_int_list, parse_list, validate)
-from tianref.errors import InputError
+from tianref.errors import Diverged, InputError
+from tianref.paths import describe_oserror
 from tianref.resources import program
 from tianref.loss import LOSSES
 from tianref.model import ACTIVATIONS
@@ -310,6 +311,9 @@ def _train(engine, cfg, xp, xp_name, out, state, problem, init, no_resume_state,
             with np.errstate(over="ignore", invalid="ignore"):
                 engine.run(cfg, xp, problem=problem, state=state, init=init, sink=writer,
                            on_row=on_row, on_stop=lambda m: click.echo(f"\n{m}", err=True))
+        except Diverged as exc:
+            record_divergence(out, session, exc.epoch, exc.what)
+            raise
         finally:
             writer.close()
 
@@ -319,6 +323,18 @@ def _train(engine, cfg, xp, xp_name, out, state, problem, init, no_resume_state,
                "final": {k: rows[-1].get(k) for k in ("train_loss", "test_loss", "train_acc", "test_acc")},
                "t_test_0.5": _first(rows, "test_acc", 0.5), "t_test_0.99": _first(rows, "test_acc", 0.99)}
     click.echo(json.dumps(summary))
+
+
+def record_divergence(out, session, epoch: int, what: str) -> None:
+    """Record a run's divergence in its config.json (runs.record_divergence) while ``session`` holds it;
+    nothing for a run that logged no row (its session rolls it back). A failed write is a note: the
+    run's own error is the one reported."""
+    if not session.is_started:
+        return
+    try:
+        runs.record_divergence(out, epoch, what)
+    except OSError as exc:
+        _note(f"could not record the divergence in {os.path.join(out, 'config.json')} ({describe_oserror(exc)})")
 
 
 def _note(msg: str) -> None:
