@@ -241,6 +241,23 @@ def test_a_ridge_member_whose_first_solve_fails_ends_alone(tmp_path):
         assert (tmp_path / name / "checkpoints" / "final.npz").is_file()
 
 
+def test_a_member_resuming_a_complete_run_leaves_it_untouched(tmp_path):
+    """--resume of a finished run through train-batch is train's: its folder byte for byte as it was (no
+    "resumed" entry), its summary printed and logged, exit 0; the member beside it trains."""
+    done = tmp_path / "done"
+    assert cli(["train", *_member(done, 0, epochs=5)[1].split()]).exit_code == 0
+    before = snapshot(done)
+    r = cli(["train-batch", "--log-dir", tmp_path / "_logs", "--member", f"--out {done} --resume",
+             *_member(tmp_path / "new", 1, epochs=5)])
+    assert r.exit_code == 0, r.output
+    assert snapshot(done) == before
+    assert "already complete" in r.stderr
+    summaries = {json.loads(line)["out"]: json.loads(line) for line in r.stdout.splitlines()}
+    assert summaries.keys() == {str(done), str(tmp_path / "new")} and summaries[str(done)]["epochs"] == 5
+    assert json.loads((tmp_path / "_logs" / "done.log").read_text().splitlines()[-1]) == summaries[str(done)]
+    assert len((tmp_path / "new" / "metrics.jsonl").read_text().splitlines()) == 6
+
+
 def test_every_member_is_locked_while_the_batch_holds_it(tmp_path):
     from tianref.cli.batch import prepare_members
     argvs = [_member(tmp_path / f"m{s}", s)[1].split() for s in range(3)]

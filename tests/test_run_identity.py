@@ -364,14 +364,29 @@ def test_resume_refuses_another_runs_rows_even_when_a_torn_line_is_dropped(base,
     assert snapshot(d) == snap
 
 
-def test_resume_of_a_finished_run_at_its_own_epochs_changes_no_row(base, tmp_path):
-    """r = E is inside [0, E]: accepted, nothing recomputed; config.json records the resume."""
+def test_resume_of_a_finished_run_at_its_own_epochs_changes_no_file(base, tmp_path):
+    """r = E is inside [0, E]: accepted (exit 0, train's summary of the run on stdout), but there is nothing
+    to continue: it says so, and no file changes, config.json included (no entry in "resumed")."""
     d = _copy(base, "plain", tmp_path)
-    before = {k: v for k, v in snapshot(d).items() if k != "config.json"}
+    before = snapshot(d)
     r = _resume(d, epochs=20)
     assert r.exit_code == 0, r.output
-    assert {k: v for k, v in snapshot(d).items() if k != "config.json"} == before
-    assert [x["from_epoch"] for x in json.loads((d / "config.json").read_text())["resumed"]] == [20]
+    assert "already complete" in r.stderr and "nothing was changed" in r.stderr
+    assert json.loads(r.stdout)["final"] == {k: json.loads((d / "metrics.jsonl").read_text().splitlines()[-1])[k]
+                                             for k in ("train_loss", "test_loss", "train_acc", "test_acc")}
+    assert snapshot(d) == before
+    assert "resumed" not in json.loads((d / "config.json").read_text())
+
+
+def test_resume_of_a_finished_run_with_new_checkpoint_epochs_is_a_session(base, tmp_path):
+    """A finished run resumed with a setting that changes config.json is not left as it is: the change and
+    the session are recorded, as for any resume."""
+    d = _copy(base, "plain", tmp_path)
+    r = cli(["train", "--out", str(d), "--resume", "--epochs", "20", "--checkpoint-epochs", "10,20"])
+    assert r.exit_code == 0 and "already complete" not in r.stderr, r.output
+    meta = json.loads((d / "config.json").read_text())
+    assert meta["config"]["checkpoint_epochs"] == [10, 20] and [x["from_epoch"] for x in meta["resumed"]] == [20]
+    assert (d / "checkpoints" / "epoch_00020.npz").is_file()
 
 
 def test_every_resume_is_appended_to_the_history_in_config_json(base, tmp_path):

@@ -10,7 +10,8 @@ continued only when every part of the directory agrees with it, and it did not d
 * every array of the resume state is present with the shape and kind a fresh state of that
   config has (W, V, Adam moments, the rolling-Gram buffer and Gram, the split), the parameters
   and moments are finite, and the rng state is a valid generator state;
-* the resume epoch lies in [0, --epochs];
+* the resume epoch lies in [0, --epochs] (a run already complete, r = E with final.npz, no row or setting
+  to change, is left as it is: ``already_complete``);
 * metrics.jsonl is UTF-8 and holds exactly the rows 0, 1, ..., r (r = the resume epoch), in order,
   possibly followed by rows r + 1, r + 2, ..., at most up to E (a run killed after its last checkpoint: they
   are dropped and recomputed identically; rows past E would not be, so they are refused) and by one torn
@@ -129,6 +130,16 @@ def check(out: str, changes: dict) -> Plan:
         raise InputError(f"{log} does not hold the rows this run logged: rows 0..{r} do not match the "
                          f"digest in {ck_path} (the log was replaced or mixed with another run's)")
     return Plan(cfg=cfg, meta=meta, ck=ck, epoch=r, keep_text=keep, dropped=dropped, fingerprint=F, digest=D)
+
+
+def already_complete(out: str, plan: Plan) -> bool:
+    """The checked run is finished as it stands: its resume state is at E, no row would be dropped, the
+    config would not change (--epochs and --checkpoint-epochs as stored) and checkpoints/final.npz is
+    the state at E. Continuing it would only rewrite its files (and record a session): --resume leaves
+    it untouched instead."""
+    from tianref.analysis.records import is_complete
+    return (plan.epoch == plan.cfg.epochs and not plan.dropped and plan.meta.get("config") == plan.cfg.to_dict()
+            and is_complete(out, plan.cfg.epochs))
 
 
 def _check_identity(meta, cfg, ck, out, ck_path) -> tuple:

@@ -174,9 +174,15 @@ def train_batch_cmd(members, log_dir, threads):
 
 
 def _train_all(prepared, log_dir, threads: int) -> list:
-    """Train every prepared run, stack by stack; exit each run's session with its own outcome.
+    """Train every prepared run, stack by stack; exit each run's session with its own outcome. A run
+    already complete (--resume of a finished run) is left untouched, as train leaves it: its summary only.
     Returns the failure messages."""
+    from tianref.cli.train import summary_of
     failed = []
+    for p in [p for p in prepared if p.complete]:
+        p.session.__exit__(None, None, None)
+        _print_summary(log_dir, p.out, summary_of(p.out, p.cfg, p.xp_name, 0.0))
+    prepared = [p for p in prepared if not p.complete]
     pending = list(prepared)
     stop_exc = None
     try:
@@ -263,13 +269,17 @@ def _train_group(group, log_dir, failed, threads: int):
             _say(log_dir, p.out, f"Error: {msg}")
             continue
         p.session.__exit__(None, None, None)
-        summary = _summary(p, secs, len(group))
-        click.echo(json.dumps(summary))
-        path = _member_log(log_dir, p.out)
-        if path is not None:
-            with open(path, "a", encoding="utf-8") as f:
-                f.write(json.dumps(summary) + "\n")
+        _print_summary(log_dir, p.out, _summary(p, secs, len(group)))
     return stopped
+
+
+def _print_summary(log_dir, out, summary):
+    """A run's JSON summary line: to stdout, and appended to its log in --log-dir."""
+    click.echo(json.dumps(summary))
+    path = _member_log(log_dir, out)
+    if path is not None:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(summary) + "\n")
 
 
 def _summary(p, secs, n_runs):

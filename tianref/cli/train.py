@@ -171,6 +171,11 @@ def train_cmd(ctx, xp_name, M, K, n_train, train_frac, eta, eta_schedule, lr, ep
             plan = resume_mod.check(out, changes)
             cfg = plan.cfg
             _check_gram_backend(cfg, xp_name)
+            if resume_mod.already_complete(out, plan):     # nothing to train: no file is touched
+                _note(f"{out} is already complete (rows 0..{cfg.epochs} and checkpoints/final.npz); "
+                      "nothing to continue, nothing was changed")
+                return Prepared(engine, cfg, xp, xp_name, out, None, None, None, no_resume_state, session,
+                                plan.fingerprint, plan.digest, complete=True)
             state = engine.state_from_arrays(xp, cfg, plan.ck)
             problem, _ = engine.setup(cfg, xp, init={k: plan.ck[k] for k in ("W", "V", "train_idx", "test_idx")})
             if plan.dropped:
@@ -262,6 +267,7 @@ class Prepared(NamedTuple):
     session: object
     fingerprint: str
     digest: object
+    complete: bool = False      # --resume of a run already complete: nothing to train (resume.already_complete)
 
 
 def _launch(session, prepare):
@@ -295,10 +301,15 @@ def _resolve_group(spec, M, M_fixed: bool):
     return spec, G.order
 
 
-def _train(engine, cfg, xp, xp_name, out, state, problem, init, no_resume_state, session, fingerprint, digest):
+def _train(engine, cfg, xp, xp_name, out, state, problem, init, no_resume_state, session, fingerprint, digest,
+           complete=False):
     """Run the loop into OUT (locked by ``session``), then print the JSON summary. ``fingerprint`` and
-    ``digest``: the run's identity and the digest of the rows already logged (tianref/identity.py)."""
+    ``digest``: the run's identity and the digest of the rows already logged (tianref/identity.py).
+    ``complete``: the run is already complete; only its summary is printed."""
     t0 = time.time()
+    if complete:
+        click.echo(json.dumps(summary_of(out, cfg, xp_name, 0.0)))
+        return
     writer = runs.RunWriter(out, keep_resume_state=not no_resume_state, on_first_row=session.started,
                             fingerprint=fingerprint, digest=digest)
     start = state.epoch if state is not None else 0            # the bar counts epochs (steps), not rows:
@@ -317,12 +328,16 @@ def _train(engine, cfg, xp, xp_name, out, state, problem, init, no_resume_state,
         finally:
             writer.close()
 
+    click.echo(json.dumps(summary_of(out, cfg, xp_name, time.time() - t0)))
+
+
+def summary_of(out, cfg, xp_name, seconds) -> dict:
+    """train's one-line JSON summary of the run in OUT, from its metrics.jsonl."""
     rows = runs.read_metrics(os.path.join(out, "metrics.jsonl"))
-    summary = {"out": out, "epochs": cfg.epochs, "seconds": round(time.time() - t0, 3),
-               "backend": xp_name, "dtype": cfg.dtype,
-               "final": {k: rows[-1].get(k) for k in ("train_loss", "test_loss", "train_acc", "test_acc")},
-               "t_test_0.5": _first(rows, "test_acc", 0.5), "t_test_0.99": _first(rows, "test_acc", 0.99)}
-    click.echo(json.dumps(summary))
+    return {"out": out, "epochs": cfg.epochs, "seconds": round(seconds, 3),
+            "backend": xp_name, "dtype": cfg.dtype,
+            "final": {k: rows[-1].get(k) for k in ("train_loss", "test_loss", "train_acc", "test_acc")},
+            "t_test_0.5": _first(rows, "test_acc", 0.5), "t_test_0.99": _first(rows, "test_acc", 0.99)}
 
 
 def record_divergence(out, session, epoch: int, what: str) -> None:
