@@ -335,3 +335,29 @@ def test_old_runs_without_the_clock_keys_still_summarise(tmp_path):
         for k in [k for k in c["stats"] if "tail" in k or k.startswith(("clock_outcomes", "n_rep"))]:
             del c["stats"][k]
     assert "| t_cls | t_rep | t_rep / t_cls |" in to_markdown(old)
+
+
+def test_gram_float32_warns_per_condition_about_runs_without_it(tmp_path):
+    """--gram float32 over a condition where one run of three did not log W_gap23_f32: its events from the
+    float32 spectra are None and the statistics count the other two (n = 2), so summarize says so, one line
+    for that condition (none for the control, whose runs all logged it), and lists the run in the JSON."""
+    root = tmp_path / "runs"
+    for grok, eta in ((True, 2e-4), (False, 0.0)):
+        for s in range(3):
+            cols = known_columns(s, grok)
+            if not (grok and s == 2):                                   # eta0.0002_seed2 lacks the keys
+                cols.update(W_gap23_f32=cols["W_gap23"], W_sigma_f32=cols["W_sigma"])
+            write_run(root / f"eta{eta}_seed{s}", dict(BASE_CONFIG, eta=eta, seed=s), cols)
+    out = tmp_path / "s.json"
+    res = CliRunner().invoke(summarize_cmd, [str(root), "--gram", "float32", "--json", str(out)])
+    assert res.exit_code == 0, res.output
+    s = json.loads(out.read_text())
+    grok, ctrl = cond(s, 2e-4), cond(s, 0.0)
+    assert grok["gram_missing"] == ["eta0.0002_seed2"] and ctrl["gram_missing"] == []
+    assert grok["stats"]["fire"]["n"] == 2 and ctrl["stats"]["late"]["n"] == 3
+    warnings = [ln for ln in res.stderr.splitlines() if "Gram spectra" in ln]
+    assert warnings == [f"summarize: warning: {grok['label']}: 1 of 3 run(s) did not log the float32 Gram spectra "
+                        "(train --log-grams float32); its float32 statistics cover the other runs only: "
+                        "eta0.0002_seed2"]
+    plain = CliRunner().invoke(summarize_cmd, [str(root)])          # the main spectra: every run has them
+    assert plain.exit_code == 0 and "Gram spectra" not in plain.stderr

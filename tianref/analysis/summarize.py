@@ -47,7 +47,9 @@ and listed under "left_out" ([{"folder", "status", "why", "last_epoch", "epochs"
 counted as they are and their rows say so ("complete", "status", "status_why").
 
 ``Options.gram = 'float32'`` (or 'float32-seq') reads the spectra a run also logged with
-``train --log-grams`` (W_gap23_f32, W_sigma_f32; ..._f32seq) instead of its own.
+``train --log-grams`` (W_gap23_f32, W_sigma_f32; ..._f32seq) instead of its own. A run of a condition
+that did not log them has no events from them (None); each condition lists such runs' folders under
+"gram_missing" (summary_markdown.gram_missing_lines: one warning line per condition).
 """
 from __future__ import annotations
 
@@ -65,12 +67,14 @@ from tianref.analysis.conditions import (NON_CONDITION_KEYS, condition_config, c
                                          run_folder)
 from tianref.analysis.records import RunRecord, run_status, window_key
 from tianref.analysis.summary_io import to_json, write_atomic  # noqa: F401
-from tianref.analysis.summary_markdown import fmt, incomplete_line, late_range_note, to_markdown  # noqa: F401
+from tianref.analysis.summary_markdown import (fmt, gram_missing_lines, incomplete_line,  # noqa: F401
+                                               late_range_note, to_markdown)
 from tianref.errors import InputError
 
 __all__ = ["NON_CONDITION_KEYS", "PER_RUN_EVENTS", "DIAGNOSTICS", "GRAM_KEYS", "Options", "is_complete_record",
-           "run_values", "late_range_used", "late_range_note", "incomplete_line", "condition_config", "group_conditions",
-           "condition_labels", "find_control", "summarize", "to_json", "write_atomic", "fmt", "to_markdown"]
+           "run_values", "late_range_used", "late_range_note", "incomplete_line", "gram_missing_lines",
+           "condition_config", "group_conditions", "condition_labels", "find_control", "summarize", "to_json",
+           "write_atomic", "fmt", "to_markdown"]
 
 PER_RUN_EVENTS = ("t05", "t099", "fire", "late", "rho_fire", "r12_ge25_x5", "r12_ge100",
                   "r12_ge200", "r12_slope", "lag_fire_t099", "lag_fire_t05", "lead_rho",
@@ -254,9 +258,11 @@ def summarize(records: list[RunRecord], opt: Options = Options(), root=None) -> 
         stats["lead_rho_of_medians"] = det.median_diff(t05, rho) if t05 else None
         cond = {"runs": runs, "stats": stats}
         stats.update(ef.condition_flags(cond, asdict(opt)))  # fire_without_grok, n_from_start, n_undefined
+        missing = [r["folder"] for r, rec in zip(runs, recs)
+                   if sfx and not rec.has(window_key(rec, "W_gap23" + sfx, opt.window))]
         conds.append({"label": label, "config": cc, "n": len(runs),
                       "seeds": [r["seed"] for r in runs], "runs": runs, "stats": stats,
-                      "control": None, "late_separation": None})
+                      "control": None, "late_separation": None, "gram_missing": missing})
     for i, c in enumerate(conds):
         j = find_control(c["config"], configs)
         if j is None or j == i:

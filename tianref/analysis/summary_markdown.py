@@ -47,6 +47,20 @@ def incomplete_line(summary: dict) -> str | None:
             + "; ".join(_with_why(run_name(r), r.get("status_why")) for r in short))
 
 
+def gram_missing_lines(summary: dict) -> list[str]:
+    """One warning per condition with runs that did not log the --gram spectra summarised (their events
+    from them are None, so its statistics cover the other runs only): how many of how many, and which."""
+    gram = (summary.get("options") or {}).get("gram", "main")
+    out = []
+    for c in summary["conditions"]:
+        missing = c.get("gram_missing") or []
+        if missing:
+            out.append(f"warning: {c['label']}: {len(missing)} of {c['n']} run(s) did not log the {gram} Gram "
+                       f"spectra (train --log-grams {gram}); its {gram} statistics cover the other runs only: "
+                       + ", ".join(missing))
+    return out
+
+
 def fmt(x) -> str:
     """A number for the tables: '—' for NaN/None, integers plainly, else 4 significant digits
     (so half-epoch medians and percentiles such as 173.5 survive)."""

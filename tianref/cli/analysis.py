@@ -91,8 +91,8 @@ def summarize_cmd(run_dir, window, late_lo, late_hi, slope_threshold, slope_t_mi
     Runs are grouped into conditions (config minus seed); each eta > 0 condition is paired
     with its eta = 0 control for the late sigma2/sigma3 separation.
     """
-    from tianref.analysis.summarize import (Options, duplicates_line, incomplete_line, late_range_note,
-                                            summarize, to_json, to_markdown, write_atomic)
+    from tianref.analysis.summarize import (Options, duplicates_line, gram_missing_lines, incomplete_line,
+                                            late_range_note, summarize, to_json, to_markdown, write_atomic)
     for what, path in (("--json", json_out), ("--md", md_out)):     # before reading any run
         if path is not None:
             check_output_file(path, what, make_parents=False)     # write_atomic makes no folder
@@ -107,7 +107,7 @@ def summarize_cmd(run_dir, window, late_lo, late_hi, slope_threshold, slope_t_mi
     dup = duplicates_line(summary["duplicates"])
     if dup:
         click.echo(f"summarize: {dup}", err=True)
-    for note in (incomplete_line(summary), late_range_note(summary)):
+    for note in (incomplete_line(summary), late_range_note(summary), *gram_missing_lines(summary)):
         if note:
             click.echo(f"summarize: {note}", err=True)
     if json_out is not None:
