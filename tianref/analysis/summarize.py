@@ -48,8 +48,8 @@ counted as they are and their rows say so ("complete", "status", "status_why").
 
 ``Options.gram = 'float32'`` (or 'float32-seq') reads the spectra a run also logged with
 ``train --log-grams`` (W_gap23_f32, W_sigma_f32; ..._f32seq) instead of its own. A run of a condition
-that did not log them has no events from them (None); each condition lists such runs' folders under
-"gram_missing" (summary_markdown.gram_missing_lines: one warning line per condition).
+that did not log them has no events from them (None); a condition with such runs lists their folders under
+"gram_missing" (absent when there are none; summary_markdown.gram_missing_lines: one warning line per condition).
 """
 from __future__ import annotations
 
@@ -262,7 +262,8 @@ def summarize(records: list[RunRecord], opt: Options = Options(), root=None) -> 
                    if sfx and not rec.has(window_key(rec, "W_gap23" + sfx, opt.window))]
         conds.append({"label": label, "config": cc, "n": len(runs),
                       "seeds": [r["seed"] for r in runs], "runs": runs, "stats": stats,
-                      "control": None, "late_separation": None, "gram_missing": missing})
+                      "control": None, "late_separation": None,
+                      **({"gram_missing": missing} if missing else {})})   # the key only when runs lack them
     for i, c in enumerate(conds):
         j = find_control(c["config"], configs)
         if j is None or j == i:
