@@ -177,3 +177,37 @@ def test_random_statistics_and_the_authors_ratio_follow_from_the_draws(run_dir, 
             assert rm["ratio"] == pytest.approx(want, rel=1e-12)
             seen += 1
     assert seen >= 2
+
+
+def test_split_of_every_space_both_views(run_dir, tmp_path):
+    """The JSON's split per space: W and V alone carry the run's logged W_edge_* / V_edge_* numbers of both
+    views (the same arithmetic, so equal), and the joint space's edge-projected view equals an explicit
+    construction from the stored resume state: D and D^wd the W and V rings side by side (float64),
+    v_1 = numpy's first right singular vector of D, p = D v_1, p_wd = D^wd v_1, p_g = p - p_wd."""
+    doc, r = _edge(run_dir, tmp_path, "--at-epochs", f"8,{E}", "--n-random", "0")
+    assert "pgfrac" in r.stdout and "palign" in r.stdout
+    rows = {json.loads(l)["epoch"]: json.loads(l) for l in open(os.path.join(run_dir, "metrics.jsonl"))}
+    seen = set()
+    for x in doc["records"]:
+        s = x["split"]
+        assert s["pg2"] + s["pwd2"] + 2 * s["pcross"] == pytest.approx(s["sigma1"], rel=1e-12)
+        if x["space"] == "joint":
+            continue
+        for k in ("g2", "wd2", "cross", "gfrac", "cos", "pg2", "pwd2", "pcross", "pgfrac", "palign"):
+            assert s[k] == rows[x["epoch"]][f"{x['space']}_edge_{k}"], (x["epoch"], x["space"], k)
+        seen.add(x["space"])
+    assert seen == {"W", "V"}
+    ck = np.load(os.path.join(run_dir, "checkpoints", "resume.npz"))
+    assert int(ck["epoch"]) == E and ck["spec_buf_W"].shape[0] == 4       # the ring is the window (w = 4)
+    D = np.concatenate([ck["spec_buf_W"], ck["spec_buf_V"]], axis=1)       # (4, P) W first
+    Dwd = np.concatenate([ck["spec_buf_wd_W"], ck["spec_buf_wd_V"]], axis=1)
+    _, S, Vh = np.linalg.svd(D, full_matrices=False)
+    p, p_wd = D @ Vh[0], Dwd @ Vh[0]
+    p_g = p - p_wd
+    s = [x for x in doc["records"] if x["epoch"] == E and x["space"] == "joint"][0]["split"]
+    # float64; the 4 x 4 eigh against the SVD and sums of 4 products: 1e-10 of the largest term
+    scale = max(p_g @ p_g, p_wd @ p_wd)
+    for k, v in (("pg2", p_g @ p_g), ("pwd2", p_wd @ p_wd), ("pcross", p_g @ p_wd), ("sigma1", S[0] ** 2)):
+        assert s[k] == pytest.approx(v, rel=0, abs=1e-10 * scale), k
+    assert s["pgfrac"] == pytest.approx((p_g @ p_g) / (p_g @ p_g + p_wd @ p_wd), rel=1e-9)
+    assert s["palign"] == pytest.approx((p_g @ p_wd) / np.sqrt((p_g @ p_g) * (p_wd @ p_wd)), rel=1e-9)

@@ -178,3 +178,59 @@ def test_the_authors_ratio_uses_the_signed_mean_of_the_draws():
     assert fl is True and r == pytest.approx(0.02 / 1e-8, rel=1e-12)
     r, fl = edge_probe.ratio_from_draws(-0.02, [0.1, 0.3])
     assert fl is False and r == pytest.approx(0.02 / (0.2 + 1e-8), rel=1e-12)
+
+
+# --- the split of each space, both views -----------------------------------------------------------
+
+SPLIT_CASES = {
+    "adam": dict(eta=1e-2),
+    "adamw_wrap": dict(optimizer="adamw", eta=0.3, windows=(3, 5)),   # the window's slots wrap the ring
+    "ridge": dict(eta=1e-2, top_layer="ridge", ridge_eval="current"),  # V re-solved: its Delta^wd ring stays clean
+}
+
+
+@pytest.mark.parametrize("case", sorted(SPLIT_CASES))
+def test_space_split_against_explicit_window_matrices(case):
+    """Replay a float64 run by hand, store every update of W and V (the difference of the parameters)
+    and its weight-decay part (the ring slot the step just wrote) in lists, and compare both views of
+    each space (W, V, and W and V flattened together, W first) with numpy's SVD of the window matrices
+    stacked from those lists: v_1 = Vh[0], p = D v_1, p_wd = D^wd v_1, p_g = p - p_wd."""
+    kw = dict(SPLIT_CASES[case])
+    w = kw.get("windows", (5,))[0]
+    kw.setdefault("windows", (5,))
+    cfg = validate(TrainConfig(M=11, K=32, n_train=48, epochs=12, seed=3, lr=1e-2, dtype="float64",
+                               metrics="core", **kw))
+    problem, state = train.setup(cfg, np)
+    hist = []
+    for _ in range(cfg.epochs):
+        new = train.step(np, cfg, state, problem)
+        rec = {}
+        for k in "WV":
+            ring = new.edge[k]["buf_wd"]
+            rec[k] = (new.params[k] - state.params[k]).ravel()
+            rec[k + "wd"] = ring[(new.spec[k]["count"] - 1) % ring.shape[0]].copy()
+        hist.append(rec)
+        state = new
+    if case == "ridge":
+        assert state.edge["V"]["clean"] and not state.edge["W"]["clean"]
+    for names in (("W",), ("V",), ("W", "V")):
+        D = np.array([np.concatenate([h[k] for k in names]) for h in hist[-w:]])            # (w, P)
+        Dwd = np.array([np.concatenate([h[k + "wd"] for k in names]) for h in hist[-w:]])   # (w, P)
+        _, S, Vh = np.linalg.svd(D, full_matrices=False)
+        v1 = Vh[0]
+        p, p_wd = D @ v1, Dwd @ v1
+        p_g = p - p_wd
+        want = {"sigma1": S[0] ** 2, "pg2": p_g @ p_g, "pwd2": p_wd @ p_wd, "pcross": p_g @ p_wd}
+        got = edge_probe.space_edge(np, state, w, names)[1]
+        scale = max(want["pg2"], want["pwd2"], want["sigma1"])
+        for k, v in want.items():
+            # float64 throughout; the (w x w) eigh against the SVD and sums of w products: 1e-10 of the
+            # largest term (the split's terms can exceed sigma_1: they cancel through pcross)
+            assert got[k] == pytest.approx(v, rel=0, abs=1e-10 * scale), (case, names, k)
+        assert got["pg2"] + got["pwd2"] + 2 * got["pcross"] == pytest.approx(got["sigma1"], abs=1e-12 * scale)
+        assert got["pgfrac"] == pytest.approx(want["pg2"] / (want["pg2"] + want["pwd2"]), rel=1e-9)
+        if want["pwd2"] > 0:
+            assert got["palign"] == pytest.approx(want["pcross"] / np.sqrt(want["pg2"] * want["pwd2"]), rel=1e-8)
+        else:
+            assert got["pwd2"] == 0.0 and got["pcross"] == 0.0 and "palign" not in got
+

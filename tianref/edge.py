@@ -39,6 +39,10 @@ sqrt(sigma_1) u_1, hence, summing over the window's updates i,
                                       the two parts push the same way along the edge; undefined when
                                       pg2 pwd2 = 0)
 
+Several blocks as one space (W and V flattened together, the probe's joint space; space_author_split):
+D is the blocks' updates side by side, so G = sum_b G_b, v_1 = D u_1 / ||D u_1|| over all blocks and
+p = D^T v_1 = sum_b D_b^T v_1,b (likewise p_wd); the identity above holds with the joint sigma_1.
+
 Evaluation, per logged row, from one eigh of the window's Gram: a = D u_1 and b = D^wd u_1 (one
 pass over each (w, P) ring, u_1 scattered into the ring's slots) give g2 = ||a - b||^2, wd2 = ||b||^2,
 cross = <a - b, b>; then v_1 = a / ||a||, p = D^T v_1 = G u_1 / ||a|| from the incremental Gram (equal
@@ -234,6 +238,39 @@ def author_split(xp, spec, state, a, w: int, u=None):
     over the window's updates, p_g = p - p_wd (``projections``; ``u``: u_1 of ``a`` if known)."""
     p, p_wd = projections(xp, spec, state, a, w, u)
     if p_wd is None:                                    # no weight decay in the ring: exact zeros
+        zero = xp.zeros((), dtype=xp.float64)
+        return p @ p, zero, zero
+    p_g = p - p_wd                                      # (m,) (D^g)^T v_1
+    return p_g @ p_g, p_wd @ p_wd, p_g @ p_wd
+
+
+def space_author_split(xp, specs, states, w: int):
+    """(pg2, pwd2, pcross) as 0-d float64 arrays for the blocks ``specs`` taken as ONE space (W and V
+    flattened together, W first): u_1 the top eigenvector of their summed Gram on the window w,
+    a = D u_1 over all blocks, v_1 = a / ||a||, p = D^T v_1 = (sum_b G_b) u_1 / ||a|| and p_wd =
+    sum_b (D^wd_b)^T v_1,b over the blocks' Delta^wd rings. One block: author_split's numbers, bit for
+    bit (the logged keys). None with < 2 updates."""
+    top = _top(xp, specs, w)
+    if top is None:
+        return None
+    u = top[1]                                          # (w_max,) u_1 on the window's slots
+    A = [u @ sp["buf"] for sp in specs]                 # (P_b,) D_b u_1 per block
+    n2 = A[0] @ A[0]
+    for a in A[1:]:
+        n2 = n2 + a @ a
+    n = xp.sqrt(n2)                                     # ||D u_1|| over the space = sqrt(sigma_1)
+    safe = xp.where(n > 0, n, 1.0)
+    idx = xp.asarray(_window_slots_ring_order(specs[0]["count"], specs[0]["gram"].shape[0], w))
+    Gu = xp.take(specs[0]["gram"], idx, axis=0) @ u     # (m,) rows of G_b u_1, summed over the blocks
+    for sp in specs[1:]:
+        Gu = Gu + xp.take(sp["gram"], idx, axis=0) @ u
+    p = Gu.astype(xp.float64) / safe                    # (m,) D^T v_1
+    p_wd = None
+    for sp, st, a in zip(specs, states, A):
+        if not st["clean"]:                             # a block without decay adds exact zeros
+            q = _project(xp, st["buf_wd"], sp["count"], w, a / safe)    # (m,) (D^wd_b)^T v_1,b
+            p_wd = q if p_wd is None else p_wd + q
+    if p_wd is None:                                    # no weight decay in any ring: exact zeros
         zero = xp.zeros((), dtype=xp.float64)
         return p @ p, zero, zero
     p_g = p - p_wd                                      # (m,) (D^g)^T v_1

@@ -42,6 +42,9 @@ the authors' np.std):
                   "random": None (n_random = 0) or {"frac": stats, <each delta key>: stats},
                   "ratio": float or None, "floored": bool or None}},
      "perturb": {"eps_rel", "eps", "v1" | "v2": None or {"sign": +-1.0, "p": p_k, **deltas}}}
+Output of ``space_edge`` (its split dict, both views of tianref/edge.py for the space; the joint space's
+edge-projected view from edge.space_author_split):
+    {"sigma1", "g2", "wd2", "cross", "gfrac"?, "cos"?, "pg2", "pwd2", "pcross", "pgfrac"?, "palign"?}
     stats = {"mean", "std", "min", "max", "values": [one per draw]}
 """
 from __future__ import annotations
@@ -196,7 +199,8 @@ def probe(xp, params, Vk, sigma, problem, cfg, names, *, n_random: int = 20, see
 
 def space_edge(xp, state, w: int, names):
     """(e (P,), split dict) of the space ``names``: e = D u_1 / ||D u_1|| of tianref.edge and its
-    gradient / weight-decay split (the parameter-space view), or None with < 2 updates."""
+    gradient / weight-decay split in both views (the module docstring's keys; for W or V alone the
+    numbers the run logs as W_edge_* / V_edge_*), or None with < 2 updates."""
     specs = [state.spec[k] for k in names]
     rings = [state.edge[k] for k in names]
     parts = edges.edge_parts(xp, specs, rings, w)
@@ -206,4 +210,7 @@ def space_edge(xp, state, w: int, names):
     a = xp.concatenate([a for a, _ in parts])            # (P,) D u_1 over the space
     sigma1 = float(to_host(a @ a))
     split = {"sigma1": sigma1, "g2": g2, "wd2": wd2, "cross": cross, **edges.derived(g2, wd2, cross)}
+    pg2, pwd2, pcross = (float(to_host(x)) for x in edges.space_author_split(xp, specs, rings, w))
+    split.update({"pg2": pg2, "pwd2": pwd2, "pcross": pcross,
+                  **edges.derived(pg2, pwd2, pcross, names=edges.AUTHOR_DERIVED)})
     return a / math.sqrt(sigma1), split

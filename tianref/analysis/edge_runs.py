@@ -10,7 +10,9 @@ phase starts, before its first item):
 
 probe_run returns one record per probed epoch (ascending) and space (in the order asked):
     {"epoch": int, "space": "joint" | "W" | "V", "replay_check": str,
-     "split": {"sigma1", "g2", "wd2", "cross", "gfrac"?, "cos"?}   the edge split of e = D u_1 (tianref.edge)
+     "split": {"sigma1", "g2", "wd2", "cross", "gfrac"?, "cos"?,   the edge split of e = D u_1 (tianref.edge),
+               "pg2", "pwd2", "pcross", "pgfrac"?, "palign"?}     both views (edge_probe.space_edge; W, V:
+                                                                 the logged W_edge_* / V_edge_* numbers)
      "logged": {every "W_edge_*" / "V_edge_*" key of the run's row at the epoch (gfrac, cos, and the
                 authors' pgfrac / palign where the run logged them)},
      "probe": edge_probe.probe's dict (its module docstring)}

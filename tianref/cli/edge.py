@@ -67,6 +67,19 @@ def _table(records) -> str:
     return "\n".join(lines)
 
 
+def _split_table(records) -> str:
+    head = (f"{'epoch':>6} {'space':>5} {'sigma1':>9} | {'gfrac':>6} {'cos':>6} | {'pgfrac':>6} {'palign':>6}")
+    lines = ["gradient / weight-decay split of the edge (sigma1 = g2 + wd2 + 2 cross = pg2 + pwd2 + 2 pcross):",
+             head, "-" * len(head)]
+    for r in records:
+        s = r["split"]
+        lines.append(f"{r['epoch']:>6} {r['space']:>5} {_fmt(s['sigma1']):>9} | {_fmt(s.get('gfrac')):>6} "
+                     f"{_fmt(s.get('cos')):>6} | {_fmt(s.get('pgfrac')):>6} {_fmt(s.get('palign')):>6}")
+    lines.append("gfrac, cos: the parameter-space view (D^g u1 against D^wd u1); pgfrac, palign: the authors' "
+                 "edge-projected view (each update's parts projected on v1); '-': undefined")
+    return "\n".join(lines)
+
+
 class _Phases:
     """One terminal bar per phase of probe_run (its progress(phase, n, total) calls): a phase's bar starts
     when the phase does (its n = 0 call), so its time left counts only that phase's own completed items."""
@@ -145,7 +158,7 @@ def edge_cmd(run_dir, epochs_text, n_random, seed, eps_rel, space_names, json_ou
                                 eps_rel=eps_rel, progress=bars, note=_note)
     finally:
         bars.close()
-    click.echo(_table(records))
+    click.echo(_split_table(records) + "\n\n" + _table(records))
     if json_out:
         doc = {"tool": "tianref edge", "version": __version__, "command": " ".join(sys.argv),
                "run": os.path.abspath(run_dir), "window": cfg.windows[0],
