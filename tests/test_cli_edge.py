@@ -211,3 +211,45 @@ def test_split_of_every_space_both_views(run_dir, tmp_path):
         assert s[k] == pytest.approx(v, rel=0, abs=1e-10 * scale), k
     assert s["pgfrac"] == pytest.approx((p_g @ p_g) / (p_g @ p_g + p_wd @ p_wd), rel=1e-9)
     assert s["palign"] == pytest.approx((p_g @ p_wd) / np.sqrt((p_g @ p_g) * (p_wd @ p_wd)), rel=1e-9)
+
+
+def test_curvature_against_the_model_directly(run_dir, tmp_path):
+    """The curvature block at the stored resume state, v_1..v_4 from numpy's SVD of the W and V rings:
+    W alone against the three test losses computed with the model directly at theta, theta +- eps v_k,
+    eps = 0.001 ||W||; V alone against its closed form: Yhat = F V is linear in V and the loss quadratic
+    in Yhat, so L(V + t v) is a parabola in t and the second difference is exactly its curvature
+    (2/n) ||P_M (F v)||_F^2 (F = sigma(XW) on the test set, P_M the centring over classes)."""
+    doc, r = _edge(run_dir, tmp_path, "--at-epochs", str(E), "--n-random", "0", "--space", "all")
+    assert "curvature of the test loss" in r.stdout
+    ck = np.load(os.path.join(run_dir, "checkpoints", "resume.npz"))
+    W, V, test_idx = ck["W"], ck["V"], ck["test_idx"]
+    rec = {x["space"]: x["probe"]["curvature"] for x in doc["records"]}
+    assert set(rec) == {"joint", "W", "V"}
+    # W: the three losses directly
+    w = W.ravel()
+    _, S, Vh = np.linalg.svd(ck["spec_buf_W"], full_matrices=False)       # the ring is the window (w = 4)
+    eps = 0.001 * np.linalg.norm(w)
+    c = rec["W"]
+    assert c["eps"] == pytest.approx(eps, rel=1e-14)
+    L0, _ = _eval(W, V, 11, test_idx)
+    for k in range(4):
+        q = c[f"v{k + 1}"]
+        v = Vh[k] * np.sign(q["p"] * (w @ Vh[k]))                           # the probe's sign of v_k
+        Lp, _ = _eval((w + eps * v).reshape(W.shape), V, 11, test_idx)
+        Lm, _ = _eval((w - eps * v).reshape(W.shape), V, 11, test_idx)
+        assert q["sigma"] == pytest.approx(S[k] ** 2, rel=1e-8)             # eigh of D D^T vs the SVD
+        # v_k agree with the SVD to ~1e-10 (the smallest gap here), the losses to ~1e-16 relative:
+        # the second difference (divided by eps^2 ~ 2e-5) to ~1e-10, the first to ~1e-14
+        assert q["curvature"] == pytest.approx((Lp + Lm - 2 * L0) / eps ** 2, rel=1e-6), k
+        assert q["func_change"] == pytest.approx(abs(Lp - L0), rel=1e-6, abs=1e-15), k
+        assert q["dL_minus"] == pytest.approx(Lm - L0, rel=1e-6, abs=1e-15), k
+    # V: the closed form of a parabola
+    batch = data.make_batch(np, 11, test_idx)
+    _, (_, F) = model.forward(np, {"W": W, "V": V}, batch, "sqr")             # (n, K) sigma(XW)
+    _, _, Vh = np.linalg.svd(ck["spec_buf_V"], full_matrices=False)
+    for k in range(4):
+        dY = F @ Vh[k].reshape(V.shape)                                     # (n, M) d Yhat / dt
+        dZ = dY - dY.mean(axis=1, keepdims=True)                            # P_M: centred over classes
+        want = 2.0 / len(test_idx) * np.sum(dZ * dZ)
+        # exact for a parabola up to the rounding of the losses (~1e-16) over eps^2 ~ 1e-5
+        assert rec["V"][f"v{k + 1}"]["curvature"] == pytest.approx(want, rel=1e-6), k

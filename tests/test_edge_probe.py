@@ -234,3 +234,47 @@ def test_space_split_against_explicit_window_matrices(case):
         else:
             assert got["pwd2"] == 0.0 and got["pcross"] == 0.0 and "palign" not in got
 
+
+# --- the curvature along v_1..v_4 (the authors' flatness measure) ----------------------------------
+
+def test_curvature_of_a_quadratic_loss_is_its_quadratic_form(monkeypatch):
+    """A spy model whose test loss is L(theta) = 1/2 theta^T A theta + b^T theta over W and V flattened:
+    the second difference is exact for a quadratic, so curvature = v^T A v, and L(theta +- eps v) - L(theta)
+    = +- eps <A theta + b, v> + eps^2/2 v^T A v, with eps = 0.001 ||theta||; two evaluations per direction."""
+    rng = np.random.default_rng(5)
+    params = {"W": rng.standard_normal((6, 4)), "V": rng.standard_normal((4, 3))}
+    names = ("W", "V")
+    theta = edge_probe.flat(np, params, names)
+    B = rng.standard_normal((theta.size, theta.size))
+    A, b = B + B.T, rng.standard_normal(theta.size)
+    calls = []
+
+    def spy(xp, p, problem, cfg):
+        th = edge_probe.flat(np, p, names)
+        calls.append(1)
+        return {"test_loss": float(0.5 * th @ A @ th + b @ th), "test_acc": 0.0, "train_loss": 0.0, "train_acc": 0.0}
+    monkeypatch.setattr(edge_probe, "evaluate", spy)
+    for n_rows, n_dirs in ((6, 4), (3, 3)):                          # 3 updates: v_4 undefined
+        calls.clear()
+        Vk, sig = edge_probe.edge_directions(np, rng.standard_normal((n_rows, theta.size)), 4)
+        assert Vk.shape[0] == n_dirs
+        out = edge_probe.probe(np, params, Vk, sig, None, None, names, n_random=3, seed=1)
+        assert len(calls) == edge_probe.n_evaluations(n_dirs, 3)
+        cv = out["curvature"]
+        eps = 0.001 * np.linalg.norm(theta)
+        assert cv["eps_rel"] == 0.001 and cv["eps"] == pytest.approx(eps, rel=1e-15)
+        g = A @ theta + b
+        for i in range(4):
+            q = cv[f"v{i + 1}"]
+            if i >= n_dirs:
+                assert q is None
+                continue
+            v = Vk[i]
+            vAv, gv = v @ A @ v, g @ v
+            # the losses (~50) carry ~1e-14 of rounding, divided by eps^2 ~ 4e-5: ~1e-9 absolute
+            assert q["curvature"] == pytest.approx(vAv, rel=1e-7, abs=1e-8), i
+            assert q["dL_plus"] == pytest.approx(eps * gv + eps ** 2 / 2 * vAv, rel=1e-9, abs=1e-13)
+            assert q["dL_minus"] == pytest.approx(-eps * gv + eps ** 2 / 2 * vAv, rel=1e-9, abs=1e-13)
+            assert q["func_change"] == abs(q["dL_plus"])
+            assert q["sigma"] == sig[i] and q["p"] == pytest.approx(v @ theta, rel=1e-12)
+        assert out["sigma"] == sig[:2] and len(out["proj"]) == 2      # the ablation's edge: v_1, v_2

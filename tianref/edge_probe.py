@@ -7,8 +7,8 @@ updates; remove {v1, v2} (and {v1}) from theta and measure the change of the TES
 20 draws of as many random orthonormal directions removed the same way (QR of a Gaussian P x k matrix, not
 norm-matched) by |dA_edge| / (|mean_i dA_rand_i| + 1e-8). The perturbation theta + eps sign(p) v_k is ours at
 their step eps = 0.005 ||theta|| (gram_edge_functional_modes.py's EPS_SCALE); their flatness measure, the
-test loss's curvature along v_k at eps = 0.001 ||theta|| (edge_ablation.py, hessian_curvature), is not
-computed here.
+test loss's curvature along v_1..v_4 at eps = 0.001 ||theta|| (edge_ablation.py, hessian_curvature), is
+tianref/edge_curvature.py, called here.
 
 Symbols (one *space* at a time: "W" = W alone with V fixed, "V" = V alone with W fixed, "joint" = W and V
 flattened together, W first; everything float64)
@@ -16,8 +16,9 @@ flattened together, W first; everything float64)
     D       (m, P)  the last m = min(w, updates) updates of the space as rows (the spectra ring, cast to
                     float64; joint: the W and V rings side by side), w = the run's first window
     G = D D^T (m, m) = the update Gram (joint: G_W + G_V); u_k its k-th unit eigenvector, sigma_k its eigenvalue
-    v_k     (P,)    = D^T u_k / sqrt(sigma_k), k = 1, 2: the unit right singular vectors of D (defined while
-                    sigma_k > REL_EV_MIN sigma_1); p_k = <theta, v_k>
+    v_k     (P,)    = D^T u_k / sqrt(sigma_k), k = 1, 2 (the edge; 3, 4 the bulk, for the curvature only):
+                    the unit right singular vectors of D (defined while sigma_k > REL_EV_MIN sigma_1);
+                    p_k = <theta, v_k>
     S               a set of orthonormal directions (rows of a (k, P) matrix): {v1, v2}, {v1}, or random
     remove    theta_S = theta - sum_{s in S} <theta, s> s;  f_S = sum_{s in S} <theta, s>^2 / ||theta||^2
     norm-matched  theta sqrt(1 - f_S): the same squared norm removed, along no direction (||.||^2 = (1 - f) ||theta||^2)
@@ -41,7 +42,10 @@ the authors' np.std):
                  {"k": 2 | 1, "frac": f_S, "edge": deltas, "norm_matched": deltas,
                   "random": None (n_random = 0) or {"frac": stats, <each delta key>: stats},
                   "ratio": float or None, "floored": bool or None}},
-     "perturb": {"eps_rel", "eps", "v1" | "v2": None or {"sign": +-1.0, "p": p_k, **deltas}}}
+     "perturb": {"eps_rel", "eps", "v1" | "v2": None or {"sign": +-1.0, "p": p_k, **deltas}},
+     "curvature": edge_curvature.curvature's dict: {"eps_rel", "eps", "v1" .. "v4": None or
+                  {"sigma", "p", "curvature", "func_change", "dL_plus", "dL_minus"}}}
+    (sigma and proj: the edge's k = 1, 2 only)
 Output of ``space_edge`` (its split dict, both views of tianref/edge.py for the space; the joint space's
 edge-projected view from edge.space_author_split):
     {"sigma1", "g2", "wd2", "cross", "gfrac"?, "cos"?, "pg2", "pwd2", "pcross", "pgfrac"?, "palign"?}
@@ -53,7 +57,7 @@ import math
 
 import numpy as np  # host: the random directions and the summary statistics
 
-from tianref import edge as edges, loss as losses, model, spectra
+from tianref import edge as edges, edge_curvature, loss as losses, model, spectra
 from tianref.backend import to_host
 
 DELTAS = ("dtest_acc", "dtest_loss", "dtrain_loss", "dtrain_acc")
@@ -145,15 +149,20 @@ def _stats(x):
 
 
 def n_evaluations(n_dirs: int, n_random: int) -> int:
-    """Model evaluations of one ``probe`` with n_dirs defined edge directions (for progress)."""
-    return 1 + sum(2 + n_random for _, k in REMOVALS if k <= n_dirs) + n_dirs
+    """Model evaluations of one ``probe`` with n_dirs defined directions (for progress): the base, each
+    removal's edge, norm-matched and random draws, the perturbation of v_1, v_2, the curvature's two per
+    direction (v_1..v_4)."""
+    n_edge = min(n_dirs, 2)
+    return (1 + sum(2 + n_random for _, k in REMOVALS if k <= n_edge) + n_edge
+            + edge_curvature.n_evaluations(n_dirs))
 
 
 def probe(xp, params, Vk, sigma, problem, cfg, names, *, n_random: int = 20, seed: int = 0,
-          eps_rel: float = 0.005, progress=None) -> dict:
-    """Ablation and perturbation of the edge directions Vk (k', P) (edge_directions) of the space
-    ``names`` at params {'W', 'V'}, with the random and norm-matched controls; the module docstring
-    gives the output.  progress(): called once per model evaluation."""
+          eps_rel: float = 0.005, curv_eps_rel: float = edge_curvature.EPS_REL, progress=None) -> dict:
+    """Ablation and perturbation of the edge directions Vk (k', P) (edge_directions; k' <= 4: v_1, v_2
+    are ablated and perturbed, all k' enter the curvature) of the space ``names`` at params {'W', 'V'},
+    with the random and norm-matched controls; the module docstring gives the output.  progress():
+    called once per model evaluation."""
     p64 = {k: v.astype(xp.float64) for k, v in params.items()}
     theta = flat(xp, p64, names)                        # (P,)
     P = int(theta.shape[0])
@@ -166,8 +175,8 @@ def probe(xp, params, Vk, sigma, problem, cfg, names, *, n_random: int = 20, see
 
     base = ev(theta)
     tnorm = math.sqrt(float(to_host(theta @ theta)))
-    proj = [float(x) for x in to_host(Vk @ theta)]
-    out = {"space": "+".join(names), "P": P, "theta_norm": tnorm, "sigma": list(sigma), "proj": proj,
+    proj = [float(x) for x in to_host(Vk[:2] @ theta)]
+    out = {"space": "+".join(names), "P": P, "theta_norm": tnorm, "sigma": list(sigma[:2]), "proj": proj,
            "n_random": n_random, "seed": seed, "base": base, "removal": {}, "perturb": {}}
     for key, k in REMOVALS:
         if Vk.shape[0] < k:
@@ -194,6 +203,8 @@ def probe(xp, params, Vk, sigma, problem, cfg, names, *, n_random: int = 20, see
             continue
         s = 1.0 if proj[i] >= 0 else -1.0
         out["perturb"][key] = {"sign": s, "p": proj[i], **deltas(ev(theta + (eps * s) * Vk[i]), base)}
+    out["curvature"] = edge_curvature.curvature(xp, theta, Vk, sigma, base["test_loss"],
+                                                lambda th: ev(th)["test_loss"], tnorm, curv_eps_rel)
     return out
 
 

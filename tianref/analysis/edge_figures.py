@@ -2,7 +2,8 @@
 
 figure_edge(records)     ``cli.py edge`` records: per space (joint, W, V), across the probed epochs, the
                          SIGNED changes on removal of the edge directions against the random draws (mean
-                         +- std) and the norm-matched control, the removed fraction, and the perturbation.
+                         +- std) and the norm-matched control, the removed fraction, the perturbation, and
+                         the test loss's curvature along v_1..v_4 (edge_curvature).
 figure_edge_run(rows)    one run's log: W/V edge gfrac and cos per epoch (the parameter-space view), and
                          where the rows have them pgfrac and palign (the edge-projected view) in a second
                          panel, each with test accuracy.
@@ -27,6 +28,8 @@ def _pos(v):
 SPACE_TITLE = {"joint": "W and V jointly", "W": "W alone (V fixed)", "V": "V alone (W fixed)"}
 REMOVAL_STYLE = {"v1v2": ("-", "o", "{v1, v2}"), "v1": ("--", "s", "{v1}")}
 CONTROL_COLOUR = {"edge": "C0", "random": "C1", "norm_matched": "C2"}
+CURVATURE_STYLE = (("v1", "-", "C0", "v1 (edge)"), ("v2", "--", "C0", "v2 (edge)"),
+                   ("v3", "-", "C1", "v3 (bulk)"), ("v4", "--", "C1", "v4 (bulk)"))
 
 
 def _series(recs, rm, what, delta):
@@ -64,12 +67,13 @@ def figure_edge(records, title: str = "") -> Figure:
     """``cli.py edge`` records: one column per space, rows = signed changes (linear axes) of the test
     accuracy and the train loss on removal (edge vs random mean +- std vs norm-matched, {v1, v2} solid,
     {v1} dashed), the removed fraction f of ||theta||^2 (log axis: a fraction, not a change), and the
-    signed changes under the perturbation theta + eps sign(p) v_k."""
+    signed changes under the perturbation theta + eps sign(p) v_k, and the curvature of the test loss along
+    v_1, v_2 (the edge) and v_3, v_4 (the bulk) (symlog axis)."""
     spaces = [s for s in SPACE_TITLE if any(r["space"] == s for r in records)]
     n = max(len(spaces), 1)
-    fig = Figure(figsize=(4.8 * n + 2.6, 12), layout="constrained")
+    fig = Figure(figsize=(4.8 * n + 2.6, 15), layout="constrained")
     FigureCanvasAgg(fig)
-    axes = fig.subplots(4, n, squeeze=False)
+    axes = fig.subplots(5, n, squeeze=False)
     for j, space in enumerate(spaces):
         recs = sorted((r for r in records if r["space"] == space), key=lambda r: r["epoch"])
         first = j == 0
@@ -95,12 +99,21 @@ def figure_edge(records, title: str = "") -> Figure:
                     ax.plot(*zip(*pts), ls=ls, marker="o", ms=3, color=c,
                             label=f"{k}: {name}" if first else None)
         ax.axhline(0.0, color="grey", lw=0.8)
+        ax = axes[4][j]
+        for k, ls, c, name in CURVATURE_STYLE:
+            pts = [(r["epoch"], r["probe"]["curvature"][k]["curvature"]) for r in recs
+                   if (r["probe"].get("curvature") or {}).get(k)]
+            if pts:
+                ax.plot(*zip(*pts), ls=ls, marker="o", ms=3, color=c, label=name if first else None)
+        ax.set_yscale("symlog", linthresh=1e-3)              # a curvature may be negative or span decades
+        ax.axhline(0.0, color="grey", lw=0.8)
         axes[0][j].set_title(SPACE_TITLE[space], fontsize=11)
         for ax in axes[:, j]:
             ax.set_xlabel("epoch", fontsize=8)
             ax.tick_params(labelsize=8)
     row_names = ("change of test accuracy\n(direction(s) removed)", "change of train loss\n(direction(s) removed)",
-                 "removed fraction f of ||theta||^2", "change under theta + eps sign(p) v_k")
+                 "removed fraction f of ||theta||^2", "change under theta + eps sign(p) v_k",
+                 "curvature of the test loss along v_k\n(L(+) + L(-) - 2 L) / eps^2")
     for i, name in enumerate(row_names):
         axes[i][0].set_ylabel(name, fontsize=9)
         handles, labels = axes[i][0].get_legend_handles_labels()

@@ -5,7 +5,7 @@ lifecycle reproduce section; docs/edge-and-clocks.md §3.
 Two phases, each reported to ``progress(phase, n, total)`` (n more of total items done; n = 0 once when the
 phase starts, before its first item):
     "replay"  the optimizer steps up to the last epoch; at each probed epoch the replay check and the
-              edge directions of every space (kept: theta, v_1, v_2 per space, nothing else)
+              edge directions of every space (kept: the weights and v_1..v_4 per space, nothing else)
     "probe"   the model evaluations of tianref.edge_probe.probe (edge_probe.n_evaluations per record)
 
 probe_run returns one record per probed epoch (ascending) and space (in the order asked):
@@ -23,7 +23,7 @@ import os
 
 import numpy as np  # host comparisons of replayed and stored weights
 
-from tianref import edge_probe, identity, runs
+from tianref import edge_curvature, edge_probe, identity, runs
 from tianref.backend import to_host
 from tianref.config import TrainConfig, validate
 from tianref.errors import InputError, RunFailure
@@ -133,7 +133,7 @@ def probe_run(run_dir, epochs, xp, *, spaces=("joint", "W", "V"), n_random=20, s
             if D is None:                                 # the same count of updates in every space
                 note(f"epoch {e}: fewer than 2 updates, no edge; skipped")
                 break
-            Vk, sigma = edge_probe.edge_directions(xp, D)
+            Vk, sigma = edge_probe.edge_directions(xp, D, edge_curvature.N_DIRS)   # v_1, v_2 edge; v_3, v_4 bulk
             kept.append(({"epoch": e, "space": sp, "replay_check": said,
                           "split": edge_probe.space_edge(xp, state, w, SPACES[sp])[1],
                           "logged": {k: v for k, v in row.items() if k.startswith(("W_edge_", "V_edge_"))}},

@@ -16,7 +16,7 @@ import sys
 
 import click
 
-from tianref import __version__, memory, runs, threads as blas_threads
+from tianref import __version__, edge_curvature, memory, runs, threads as blas_threads
 from tianref.backend import environment_info, get_xp
 from tianref.cli.common import FiniteFloat, epoch_list_options, json_safe, reports_errors
 from tianref.cli.progress import CountProgress
@@ -64,6 +64,17 @@ def _table(records) -> str:
             if key in ("v1", "v2") and q is not None:
                 lines.append(f"{r['epoch']:>6} {r['space']:>5} {key:>4} {q['sign']:>+5.0f} "
                              f"{_fmt(q['dtest_acc']):>9} {_fmt(q['dtest_loss']):>9} {_fmt(q['dtrain_loss']):>9}")
+    head3 = f"{'epoch':>6} {'space':>5} {'dir':>4} {'sigma':>9} {'curvature':>10} {'func change':>11} {'dL -eps':>9}"
+    lines += ["", "curvature of the test loss along v_k (the authors' flatness; v1, v2 the edge, v3, v4 the bulk):",
+              head3, "-" * len(head3)]
+    for r in records:
+        c = r["probe"]["curvature"]
+        for key, q in c.items():
+            if key.startswith("v") and q is not None:
+                lines.append(f"{r['epoch']:>6} {r['space']:>5} {key:>4} {_fmt(q['sigma']):>9} "
+                             f"{_fmt(q['curvature']):>10} {_fmt(q['func_change']):>11} {_fmt(q['dL_minus']):>9}")
+    lines.append("curvature = (L(theta + eps v) + L(theta - eps v) - 2 L(theta)) / eps^2, L the test loss, eps = "
+                 f"{edge_curvature.EPS_REL:g} ||theta||; func change = |L(theta + eps v) - L(theta)|; dL -eps = L(theta - eps v) - L(theta)")
     return "\n".join(lines)
 
 
@@ -145,8 +156,8 @@ def edge_cmd(run_dir, epochs_text, n_random, seed, eps_rel, space_names, json_ou
     if max(epochs) > cfg.epochs:
         raise InputError(f"epoch {max(epochs)} is past the run's last epoch {cfg.epochs} (its train --epochs)")
     spaces = SPACE_CHOICES[space_names]
-    # the replay is a run; each probed epoch and space then keeps theta, v_1, v_2 (float64, P each)
-    memory.check_fits(memory.estimate_bytes(cfg) + len(set(epochs)) * len(spaces) * 3 * 8 * 3 * cfg.M * cfg.K,
+    # the replay is a run; each probed epoch and space then keeps theta, v_1..v_4 (float64, P <= 3 M K each)
+    memory.check_fits(memory.estimate_bytes(cfg) + len(set(epochs)) * len(spaces) * 5 * 8 * 3 * cfg.M * cfg.K,
                       f"edge on {run_dir} (M = {cfg.M}, K = {cfg.K}, windows up to {max(cfg.windows)})")
     xp = get_xp(xp_name)
     _note(f"replaying {run_dir} to epoch(s) {', '.join(map(str, sorted(set(epochs))))}; then per space "

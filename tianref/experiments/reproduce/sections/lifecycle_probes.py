@@ -55,9 +55,10 @@ PERTURBATION = ("ours: one signed step at the authors' ε (gram_edge_functional_
 
 
 def _probe_key(run_dir: Path, epochs, n_random) -> dict:
-    from tianref import edge as edge_mod, edge_probe
+    from tianref import edge as edge_mod, edge_curvature, edge_probe
     from tianref.analysis import edge_runs
-    code = hashlib.sha1(b"".join(Path(m.__file__).read_bytes() for m in (edge_mod, edge_probe, edge_runs))).hexdigest()
+    mods = (edge_mod, edge_probe, edge_curvature, edge_runs)
+    code = hashlib.sha1(b"".join(Path(m.__file__).read_bytes() for m in mods)).hexdigest()
     st = (run_dir / "metrics.jsonl").stat()
     return {"epochs": list(epochs), "n_random": n_random, "metrics": [st.st_size, st.st_mtime_ns], "code": code}
 
