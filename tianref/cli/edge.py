@@ -2,8 +2,9 @@
 
 This layer parses the options and prints or writes what tianref.analysis.edge_runs.probe_run
 returns (a deterministic replay to each epoch, checked against the run's checkpoints and log, then
-tianref.edge_probe.probe per space: the edge authors' protocol with random and norm-matched controls).
-The math is in tianref/edge_probe.py and tianref/edge.py; docs/edge-and-clocks.md §3 defines every number.
+tianref.edge_probe.probe per space: the edge authors' protocol with random and norm-matched controls, and
+their curvature). The math is in tianref/edge_probe.py, tianref/edge_curvature.py and tianref/edge.py;
+docs/edge-and-clocks.md §3 defines every number.
 Progress (on a terminal only): one bar per phase, the replay's optimizer steps, then the probe's model
 evaluations, each started when its phase starts and with its own time left: the phase's elapsed time per
 completed item times the items left, none before its first item completes (tianref.cli.progress.time_left).
@@ -120,8 +121,11 @@ SPACE_CHOICES = {"all": ["joint", "W", "V"], "joint": ["joint"], "W": ["W"], "V"
                "last w updates (w = the run's first window) in each space (W alone, V alone, W and V jointly), "
                "project {v1, v2} and {v1} out of the parameters and report the change of the test accuracy, test "
                "loss, train loss and train accuracy, against random orthonormal directions removed the same way "
-               "and against the same norm removed along no direction; then perturb theta + eps sign(p) v_k. "
-               "Prints tables; --json and --plot write files. See docs/edge-and-clocks.md.")
+               "and against the same norm removed along no direction; then perturb theta + eps sign(p) v_k, and "
+               "take the test loss's curvature along v1..v4 (the authors' flatness measure, eps = 0.001 ||theta||). "
+               "Also reports each space's gradient / weight-decay split of the edge in both views (parameter space "
+               "and the authors' edge projection). Prints tables; --json and --plot write files. See "
+               "docs/edge-and-clocks.md.")
 @click.option("--run", "run_dir", type=click.Path(file_okay=False), required=True,
               help="Run directory written by `train` (its config.json is replayed deterministically).")
 @epoch_list_options("edge", "Comma-separated epochs to probe, e.g. 100,200,400 (each <= the run's last epoch).",
@@ -138,7 +142,7 @@ SPACE_CHOICES = {"all": ["joint", "W", "V"], "joint": ["joint"], "W": ["W"], "V"
               help="Write every number to this JSON file (atomically).")
 @click.option("--plot", "plot_out", type=click.Path(dir_okay=False), default=None,
               help="Write a PNG: signed changes of test accuracy, train loss and perturbation per epoch and space, "
-              "edge against random (mean +- std) and norm-matched.")
+              "edge against random (mean +- std) and norm-matched, and the curvature along v1..v4.")
 @click.option("--xp", "xp_name", type=click.Choice(["numpy", "cupy", "fake"]), default="numpy",
               show_default=True, help="Array backend: numpy (CPU) or cupy (GPU). 'fake' is the strict CI backend.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, show_default=blas_threads.REPLAY_DEFAULT_TEXT,
