@@ -46,10 +46,10 @@ the authors' np.std):
      "curvature": edge_curvature.curvature's dict: {"eps_rel", "eps", "v1" .. "v4": None or
                   {"sigma", "p", "curvature", "func_change", "dL_plus", "dL_minus"}}}
     (sigma and proj: the edge's k = 1, 2 only)
+    stats = {"mean", "std", "min", "max", "values": [one per draw]}
 Output of ``space_edge`` (its split dict, both views of tianref/edge.py for the space; the joint space's
 edge-projected view from edge.space_author_split):
     {"sigma1", "g2", "wd2", "cross", "gfrac"?, "cos"?, "pg2", "pwd2", "pcross", "pgfrac"?, "palign"?}
-    stats = {"mean", "std", "min", "max", "values": [one per draw]}
 """
 from __future__ import annotations
 
