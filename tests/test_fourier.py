@@ -139,6 +139,25 @@ def test_analytic_network_adds_perfectly_at_row_0(tmp_path):
     assert json.loads((out / "config.json").read_text())["config"]["K"] == 75
 
 
+def test_M_2_has_no_frequency_and_trains_with_full_metrics(tmp_path):
+    """M = 2 (the smallest --M, and --group Z2): k_max = floor(1/2) = 0, so no unit has power at
+    k = 1..k_max and, by the docstring's rule, every purity is 0, no k* exists and the coverage is 0.
+    The only non-constant function on Z_2 is (-1)^a, which the DFT view leaves out (k = M/2)."""
+    W = np.array([[1.0, 0.0, 2.0], [-1.0, 0.0, 0.5], [3.0, 0.0, -1.0], [3.0, 0.0, 0.0]])   # (2M, K) = (4, 3)
+    assert fourier.unit_spectrum(np, W, 2).shape == (0, 3)
+    cov, pmed, kstar, purity = fourier.frequency_metrics(np, W, 2)
+    assert int(cov) == 0 and float(pmed) == 0.0                     # exact: nothing is computed
+    np.testing.assert_array_equal(purity, np.zeros(3))
+    np.testing.assert_array_equal(kstar, np.zeros(3, dtype=int))
+    cov_s, _, _, purity_s = fourier.frequency_metrics(np, np.stack([W, W]), 2)   # a run axis
+    assert cov_s.shape == (2,) and purity_s.shape == (2, 3)
+    out = tmp_path / "m2"
+    r = CliRunner().invoke(cli_main, ["train", "--M", "2", "--K", "8", "--epochs", "2", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    rows = runs.read_metrics(str(out / "metrics.jsonl"))
+    assert all(row["freq_coverage"] == 0 and row["freq_purity_med"] == 0.0 for row in rows)
+
+
 # --- diversity: the spread of the pure units over the frequencies ---------------------------------
 
 def _unit(M, A, k1, B=0.0, k2=1):

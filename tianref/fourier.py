@@ -76,11 +76,17 @@ def unit_spectrum(xp, W, M: int):
 
 
 def frequency_metrics(xp, W, M: int, threshold: float = PURITY_THRESHOLD, sq=None, median: bool = True):
-    """(freq_coverage, freq_purity_med, kstar (K,), purity (K,)) as device arrays; kstar is 1-based.
+    """(freq_coverage, freq_purity_med, kstar (K,), purity (K,)) as device arrays; kstar is 1-based
+    (M = 2 has no frequency k = 1..k_max: every purity and kstar 0, coverage 0).
     sq: the units' squared norms ||w_j||^2 (K,) float64, if known (``row_metrics`` shares them);
     median=False: freq_purity_med is None (the caller takes it with others in one call)."""
     P = unit_spectrum(xp, W, M)                                     # (k_max, K)
     k_max = P.shape[-2]
+    if k_max == 0:                                                  # M = 2: no frequency k = 1..k_max, so
+        purity = xp.zeros(P.shape[:-2] + P.shape[-1:], dtype=xp.float64)   # no unit has power there:
+        kstar = xp.zeros(purity.shape, dtype=xp.int64)              # purity 0, no dominant k, coverage 0
+        coverage = kstar.sum(axis=-1)
+        return coverage, (orderstats.median(xp, purity) if median else None), kstar, purity
     tot = P.sum(axis=-2)                                            # (K,)
     top = P.max(axis=-2)                                            # (K,)
     if sq is None:
