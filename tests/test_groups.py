@@ -119,6 +119,19 @@ def test_spec_conflicting_with_M_and_unknown_specs_are_one_line_errors():
         assert "\n" not in str(ei.value)
 
 
+def test_the_order_bound_is_inclusive_for_groups_built_from_generators():
+    """MAX_ORDER = 1024 elements are allowed, 1025 are not: D512 (the largest D<n> a spec admits) is built
+    with its 1024 elements (~0.3 s); a closure that reaches 1025 is refused. The checks are facts of D_n
+    (order 2n; g.g = e for the identity, the half turn r^(n/2) and the n reflections), not of the builder."""
+    from tianref.groups import MAX_ORDER, from_generators
+    assert MAX_ORDER == 1024
+    T = parse_group("D512").table
+    assert T.shape == (1024, 1024) and (T[0] == np.arange(1024)).all()
+    assert (T[np.arange(1024), np.arange(1024)] == 0).sum() == 1 + 1 + 512   # identity, r^256, reflections
+    with pytest.raises(InputError, match="more than 1024 elements"):
+        from_generators("Z1025", 0, [1], lambda x, g: (x + g) % 1025)
+
+
 def test_expr_tables_evaluate_mod_M_and_are_not_groups():
     M = 7
     x, y = np.arange(M)[:, None], np.arange(M)[None, :]

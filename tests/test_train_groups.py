@@ -194,6 +194,48 @@ def test_other_activations_use_the_label_sum_route(tmp_path):
     assert sum(rows_of(out)[-1]["irrep_energy"]) == pytest.approx(want, rel=1e-10)
 
 
+def _row0(spec, M, act):
+    """The row-0 keys of a --group run (no training step) and its host W (2M, K) float64."""
+    cfg = validate(TrainConfig(M=M, K=8, n_train=max(2, M * M // 2), epochs=1, group=spec, act=act,
+                               dtype="float64"))
+    problem, state = train.setup(cfg, np)
+    row, _ = train.evaluate(np, cfg, state, problem)
+    return row, np.asarray(state.params["W"]), problem.group
+
+
+def _label_sum_energy(spec, W, act):
+    """sum_j E(w_j / ||w_j||) on the full table by host loops (group_fourier.energy_labels)."""
+    T, M = groups.parse_group(spec).table, W.shape[0] // 2
+    return sum(gf.energy_labels(T, W[:M, j] / np.linalg.norm(W[:, j]), W[M:, j] / np.linalg.norm(W[:, j]), act)
+               for j in range(W.shape[1]))
+
+
+@pytest.mark.parametrize("act", ["relusqr", "relu", "sqr"])
+def test_each_activation_takes_a_route_that_gives_its_own_energy(act):
+    """irrep_energy of row 0 is the label-sum energy of sigma itself: the Plancherel route holds for x^2 alone
+    (relu^2 is not a polynomial: that route would give x^2's energy). S3 is not Z_M's addition table, so no
+    freq_* key (the DFT view means nothing on that labelling); its two non-trivial components (sign, the
+    2-dim irrep) are the view's n_comp on either route."""
+    row, W, view = _row0("S3", 6, act)
+    # two float64 routes over <= M^2 K = 288 activations each: rounding only (~1e-15 relative)
+    assert sum(row["irrep_energy"]) == pytest.approx(_label_sum_energy("S3", W, act), rel=1e-10)
+    assert len(row["irrep_energy"]) == 2 and view.n_comp == 2
+    assert not any(k.startswith("freq_") for k in row)
+
+
+def test_the_group_of_order_2_logs_its_sign_component():
+    """Z2 = {0, 1}: its one non-trivial irrep is the sign (-1)^a, on which every unit with w(0) != w(1) is
+    pure: coverage 1, median purity 1 (exact: one component). The DFT view has no frequency at M = 2
+    (freq_* 0, tianref.fourier). The energy by the label sums (host loops) is the other route."""
+    row, W, view = _row0("Z2", 2, "sqr")
+    assert view.is_group and view.n_comp == 1
+    assert row["irrep_coverage"] == 1 and row["irrep_purity_med"] == 1.0
+    assert row["freq_coverage"] == 0 and row["freq_purity_med"] == 0.0
+    assert len(row["irrep_energy"]) == 1
+    # float64, 4 activations per unit: rounding only
+    assert row["irrep_energy"][0] == pytest.approx(_label_sum_energy("Z2", W, "sqr"), rel=1e-10)
+
+
 def test_fake_backend_runs_the_group_rows():
     from tianref.backend import get_xp
     xp = get_xp("fake")
