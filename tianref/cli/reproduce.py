@@ -94,7 +94,9 @@ def reproduce_cmd(section_text, root, scale_text, n_jobs, threads, batch, plan, 
     folder holding another run is refused. Writes ROOT/<section>/summary.json, report.md and figures/;
     on a terminal a progress bar goes to stderr (off one, only failures; each run's heartbeat is in
     ROOT/<section>/_logs/), one JSON line to stdout. Exit 2: bad input; exit 1: a run failed (the
-    message names it and its log).
+    message names it and its log). Needs a source checkout: the published numbers are read from its
+    reference_results/paper, so an installed copy (pip install .) exits 2 before anything runs (--plan
+    and --slurm still print their commands).
     """
     from tianref.experiments import reproduce as rp
     sections = rp.parse_section(section_text)

@@ -122,7 +122,8 @@ DEFAULT_TRAIN_FRAC = 0.4    # round(0.4 * 71^2) = 2016, the paper's n
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Run directory.")
 @click.option("--resume", is_flag=True, help="Continue the run in OUT from its resume state, after checking that config.json, "
                    "the state and metrics.jsonl are one run (fingerprint, split and row digests); may "
-                   "raise --epochs and change --checkpoint-epochs, other options must not change the run.")
+                   "raise --epochs and change --checkpoint-epochs, other options must not change the run. A run "
+                   "already complete is left untouched (exit 0); a run that diverged is refused.")
 @click.option("--overwrite", is_flag=True, help="Replace the run in a non-empty OUT (refused unless OUT is a run "
               "directory: config.json, metrics.jsonl, checkpoints/ and nothing else).")
 @click.option("--no-resume-state", is_flag=True,

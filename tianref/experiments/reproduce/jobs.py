@@ -59,7 +59,7 @@ def run_section(jobs, n_jobs: int, python: str, report, progress=None, threads: 
 
 
 def diverged_in(failed) -> set:
-    """The failed runs whose loss became non-finite; RunFailure for any other failure."""
+    """The failed runs whose loss or parameters became non-finite; RunFailure for any other failure."""
     out = set()
     for f in failed:
         try:
@@ -74,7 +74,7 @@ def diverged_in(failed) -> set:
 
 
 def diverged_before(jobs) -> set:
-    """Runs whose log ends with a non-finite-loss failure and whose rows are on disk."""
+    """Runs whose log ends with a non-finite loss or parameters failure and whose rows are on disk."""
     out = set()
     for j in jobs:
         log = j.out.parent / sweep.LOG_DIR / f"{j.name}.log"

@@ -10,7 +10,8 @@ A section is an object with
     default            part of ``--section all``
     needs_checkpoints  True when its measurements replay runs or read checkpoints (``--no-train`` refused)
     log_grams          Gram modes its runs also log (``train --log-grams``; float32-seq is dropped with CuPy)
-    keeps_diverged     True: a run whose loss became non-finite is kept (named in ``ctx.diverged``), not fatal
+    keeps_diverged     True: a run whose loss or parameters became non-finite is kept (named in
+                       ``ctx.diverged``), not fatal
     runs(scale)                         -> [RunSpec]           its runs (default: protocols.section_runs)
     preflight()                         -> None                raise InputError before any run starts
     measure(records, scale, ctx)        -> dict                its measurements (JSON-ready; summary.json)
