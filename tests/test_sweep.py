@@ -166,3 +166,21 @@ def test_no_resume_state_is_passed_to_every_run(tmp_path):
     dirs = [d for d in (tmp_path / "s").iterdir() if d.is_dir() and not d.name.startswith("_")]
     assert len(dirs) == 2 and all((d / "checkpoints" / "final.npz").is_file() for d in dirs)
     assert not any((d / "checkpoints" / "resume.npz").exists() for d in dirs)
+
+
+def test_a_run_that_diverged_is_skipped_when_the_sweep_runs_again(tmp_path):
+    """A run ended by a non-finite loss records it in config.json; the next sweep skips it as finished
+    (deterministic steps: it would diverge again) instead of sending `train --resume` at its resume state,
+    which train refuses (exit 2), or retraining it."""
+    cond = {"optimizer": "adamw", "eta": 1e5, "lr": 1.0}
+    common = {"M": 7, "K": 16, "windows": "3", "checkpoint_epochs": "1"}
+    (job,) = sweep.make_jobs(tmp_path, [cond], (0,), 6, common)
+    first = sweep.run_jobs([job], 1, sys.executable)
+    assert first["ran"] == 0 and len(first["failed"]) == 1              # diverged at epoch 2: exit 1
+    assert (job.out / "checkpoints" / "resume.npz").is_file()           # a valid resume state at epoch 1
+    assert sweep.job_state(job) == "diverged"
+    assert sweep.plan_lines([job]) == [] and sweep.batch_plan_lines([job]) == []
+    said = []
+    again = sweep.run_jobs([job], 1, sys.executable, report=said.append)
+    assert again == {"runs": 1, "skipped": 1, "ran": 0, "failed": []}, again
+    assert any("diverged" in m for m in said), said

@@ -8,10 +8,13 @@ A *condition* is a dict of ``train`` options (``{"eta": 2e-4, "act": "sqr", ...}
 one (condition, seed) with its run directory ``ROOT/<key><value>_..._seed<s>`` and the
 independent command line ``python cli.py train --out DIR ...`` that produces it (``python -m tianref
 train ...`` in an installed copy: tianref.resources.cli_argv). Each job is in
-one of three states, decided from its directory alone:
+one of four states, decided from its directory alone:
 
     done       metrics.jsonl holds rows 0..E and checkpoints/final.npz, at epoch E, vouches for them
                (its fingerprint and row digest)             -> skipped
+    diverged   config.json records that the run ended on a non-finite loss or non-finite parameters
+               (runs.record_divergence; its steps are deterministic, so it would diverge again)
+                                                           -> skipped, like done (FINISHED)
     resumable  incomplete, checkpoints/resume.npz present  -> ``train --out DIR --resume --epochs E``
     fresh      empty, or this job's run without all its rows or a resume state
                                                            -> ``train ... --overwrite`` if DIR holds that run
@@ -42,6 +45,7 @@ from tianref.rundir import check_replaceable, is_empty, lock_holder
 
 
 MAX_SEEDS = 100_000          # seeds per sweep: each is one run per condition
+FINISHED = ("done", "diverged")   # the states a sweep does not run again
 
 
 def parse_seeds(text: str) -> tuple[int, ...]:
@@ -202,7 +206,7 @@ def jobs_from_specs(root, specs) -> list[Job]:
 
 
 def job_state(job: Job) -> str:
-    """'done', 'resumable' or 'fresh' (see the module docstring).
+    """'done', 'diverged', 'resumable' or 'fresh' (see the module docstring).
 
     Raises InputError when the directory holds a run of a different configuration, so a
     sweep never counts (or overwrites) someone else's run as its own.
@@ -210,6 +214,8 @@ def job_state(job: Job) -> str:
     why = config_mismatch(job)
     if why:
         raise InputError(f"{job.out} holds a different run ({why}); use another ROOT")
+    if diverged(job) is not None:
+        return "diverged"
     if is_complete(job.out, job.epochs):
         why = log_mismatch(job)
         if why:
@@ -229,6 +235,14 @@ def job_state(job: Job) -> str:
             raise InputError(f"{job.out} is not empty and holds no run of this sweep (no valid config.json, "
                              "or files no run writes); use another ROOT or move it away") from None
     return "fresh"
+
+
+def diverged(job: Job):
+    """(epoch, 'loss' or 'parameters') when the job's config.json records that the run diverged, else None."""
+    try:
+        return runs.divergence(runs.read_config(str(job.out)))
+    except (InputError, OSError, ValueError):
+        return None
 
 
 def _whole_rows(path: Path) -> int:
@@ -266,4 +280,4 @@ def train_argv(job: Job, python: str = sys.executable, state: str | None = None,
 
 def plan_lines(jobs: list[Job], python: str = sys.executable, threads: int | None = None) -> list[str]:
     """One shell command per unfinished job (with ``--threads T`` when ``threads`` is given)."""
-    return [shlex.join(train_argv(j, python, threads=threads)) for j in jobs if job_state(j) != "done"]
+    return [shlex.join(train_argv(j, python, threads=threads)) for j in jobs if job_state(j) not in FINISHED]

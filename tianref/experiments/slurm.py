@@ -29,11 +29,11 @@ THREADS = sweep.THREAD_VARS
 
 
 def unfinished(jobs, python: str = sys.executable, threads: int | None = None) -> list[tuple]:
-    """[(job, argv)] for every job that is not done, in the order of ``--plan``."""
+    """[(job, argv)] for every job that is not done (or diverged), in the order of ``--plan``."""
     out = []
     for j in jobs:
         state = sweep.job_state(j)
-        if state != "done":
+        if state not in sweep.FINISHED:
             out.append((j, sweep.train_argv(j, python, state, threads=threads)))
     return out
 

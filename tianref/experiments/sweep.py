@@ -28,12 +28,12 @@ from tianref import threads as blas_threads
 from tianref.errors import InputError, RunFailure
 from tianref.analysis.records import is_complete
 from tianref.experiments.jobs import (  # noqa: F401  (re-exported: callers import them from here)
-    Job, config_mismatch, grid, job_state, jobs_from_specs, make_jobs, parse_seeds,
+    FINISHED, Job, config_mismatch, grid, job_state, jobs_from_specs, make_jobs, parse_seeds,
     plan_lines, train_argv)
 from tianref.resources import cli_argv
 from tianref.rundir import lock_holder
 
-__all__ = ["batches", "batch_argv", "batch_plan_lines", "Job", "cli_argv", "config_mismatch", "grid", "job_state", "jobs_from_specs", "make_jobs",
+__all__ = ["batches", "batch_argv", "batch_plan_lines", "FINISHED", "Job", "cli_argv", "config_mismatch", "grid", "job_state", "jobs_from_specs", "make_jobs",
            "parse_seeds", "plan_lines", "train_argv", "THREAD_VARS", "LOG_DIR", "STOP_GRACE_S", "run_jobs"]
 
 THREAD_VARS = blas_threads.VARS      # set to --threads in every child's environment
@@ -128,7 +128,7 @@ def batch_argv(members: list[Job], python: str = sys.executable, states=None,
 def batch_plan_lines(jobs: list[Job], n_jobs: int = 1, python: str = sys.executable,
                      threads: int | None = None) -> list[str]:
     """One shell command per batch of unfinished jobs (train-batch; a lone job: train)."""
-    todo = [j for j in jobs if job_state(j) != "done"]
+    todo = [j for j in jobs if job_state(j) not in FINISHED]
     out = []
     for unit in batches(todo, n_jobs):
         argv = (train_argv(unit[0], python, threads=threads) if len(unit) == 1
@@ -163,8 +163,11 @@ def run_jobs(jobs: list[Job], n_jobs: int = 1, python: str = sys.executable, rep
         raise InputError(f"--jobs must be >= 1 (got {n_jobs})")
     report = report or (lambda msg: None)
     todo = [(j, job_state(j)) for j in jobs]
-    skipped = [j.name for j, s in todo if s == "done"]
-    queue = [(j, s) for j, s in todo if s != "done"]
+    skipped = [j.name for j, s in todo if s in FINISHED]
+    for j, s in todo:
+        if s == "diverged":
+            report(f"skip {j.name}: it diverged earlier (its config.json records where); it would diverge again")
+    queue = [(j, s) for j, s in todo if s not in FINISHED]
     state_of = dict((j.name, s) for j, s in queue)
     if batch:
         units = batches([j for j, _ in queue], n_jobs)
@@ -202,10 +205,10 @@ def run_jobs(jobs: list[Job], n_jobs: int = 1, python: str = sys.executable, rep
                             state_of[job.name] = job_state(job)
                         except InputError as exc:
                             why = str(exc)
-                    if why is None and state_of[job.name] == "done":
+                    if why is None and state_of[job.name] in FINISHED:
                         skipped.append(job.name)
                         total -= 1
-                        report(f"skip {job.name}: finished by another process since this sweep started")
+                        report(f"skip {job.name}: finished (or diverged) in another process since this sweep started")
                         progress(len(done) + len(failed), total, job.name)
                         continue
                     if why is None:

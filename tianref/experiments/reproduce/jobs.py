@@ -74,9 +74,13 @@ def diverged_in(failed) -> set:
 
 
 def diverged_before(jobs) -> set:
-    """Runs whose log ends with a non-finite loss or parameters failure and whose rows are on disk."""
+    """Runs whose config.json records a divergence (sweep.job_state 'diverged'), or, for runs written
+    before that record, whose log ends with a non-finite loss or parameters failure, rows on disk."""
     out = set()
     for j in jobs:
+        if (j.out / "config.json").is_file() and sweep.job_state(j) == "diverged":
+            out.add(j.name)
+            continue
         log = j.out.parent / sweep.LOG_DIR / f"{j.name}.log"
         if not (log.is_file() and (j.out / "metrics.jsonl").is_file()):
             continue
