@@ -265,9 +265,10 @@ def fig_activation(by_act, window=None, rho_threshold=det.RHO_THRESHOLD) -> Figu
     fig = Figure(figsize=(5.2 * ncol + 1.8, 2.7 * len(panels) + 0.9), layout="constrained")
     axes = fig.subplots(len(panels), ncol, sharex=True, squeeze=False)    # one epoch range for all columns
     handles = {}
+    colours = condition_colours(max((len(groups) for _, groups in by_act), default=0))   # k-th of every column alike
     for j, (act, groups) in enumerate(by_act):
         for k, (label, recs) in enumerate(groups):
-            c = f"C{k % 10}"
+            c = colours[k]
             for i, (key, _, log) in enumerate(panels):
                 ln = _plot_band(axes[i, j], [_series(r, key, window) for r in recs], c,
                                 f"{label} (n={len(recs)})", log=log)
