@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from tianref import edge_probe, train
+from tianref import edge_curvature, edge_probe, train
 from tianref.analysis import edge_runs
 from tianref.cli import main
 from tianref.config import TrainConfig, validate
@@ -102,6 +102,63 @@ def test_ratio_floor():
     r, fl = edge_probe.ratio_of(-0.25, -0.05)
     assert fl is False and r == pytest.approx(0.25 / (0.05 + 1e-8), rel=1e-15)
     assert edge_probe.ratio_of(0.1, 5e-9)[1] is True and edge_probe.ratio_of(0.1, 2e-8)[1] is False
+    # the boundary itself: floored means |mean| < 1e-8 strictly (the docstring's rule); 1e-8 is not floored
+    assert edge_probe.ratio_of(0.1, 1e-8)[1] is False and edge_probe.ratio_of(0.1, -1e-8)[1] is False
+
+
+def test_edge_directions_do_not_depend_on_the_scale_of_the_updates():
+    """v_k is defined while sigma_k > REL_EV_MIN sigma_1, a RELATIVE rule: the same updates times 1e-8
+    (sigma ~ 1e-14, below any absolute 1e-12) give the same directions, sigma scaled by 1e-16; and a
+    rank-1 window gives v_1 alone (its sigma_2 is rounding, ~1e-16 sigma_1), whatever its scale.
+    Compared with numpy's SVD of D; the gap S_2/S_3 is O(1) for a Gaussian (4, 30) matrix, so 1e-10."""
+    rng = np.random.default_rng(7)
+    D = rng.standard_normal((4, 30))
+    _, S, Vh = np.linalg.svd(D, full_matrices=False)
+    for scale in (1.0, 1e-8, 1e6):
+        Vk, sig = edge_probe.edge_directions(np, D * scale, 4)
+        assert Vk.shape == (4, 30), scale
+        assert sig == pytest.approx(list((S * scale) ** 2), rel=1e-10)
+        for k in range(4):
+            assert abs(Vk[k] @ Vh[k]) == pytest.approx(1.0, abs=1e-10), (scale, k)
+        one = np.outer(rng.standard_normal(3), rng.standard_normal(30)) * scale     # rank 1
+        Vk, sig = edge_probe.edge_directions(np, one, 4)
+        assert Vk.shape == (1, 30) and len(sig) == 1, scale
+
+
+def test_perturbation_sign_of_a_zero_projection_is_plus(monkeypatch):
+    """sign(0) = +1 (the module docstring): theta with p_1 = <theta, v_1> = 0 exactly (v_1 = e_0, theta_0 = 0)
+    is moved to theta + eps v_1. The spy's test loss is theta_0, so dtest_loss = +eps (-eps for sign -1)."""
+    monkeypatch.setattr(edge_probe, "evaluate", lambda xp, p, problem, cfg: {
+        "test_loss": float(p["W"].reshape(-1)[0]), "test_acc": 0.0, "train_loss": 0.0, "train_acc": 0.0})
+    W = np.arange(1.0, 13.0).reshape(3, 4)
+    W[0, 0] = 0.0
+    params = {"W": W, "V": np.ones((4, 2))}
+    Vk = np.eye(12)[:2]                                               # v_1 = e_0, v_2 = e_1: orthonormal
+    out = edge_probe.probe(np, params, Vk, [2.0, 1.0], None, None, ("W",), n_random=0, eps_rel=0.01)
+    q = out["perturb"]["v1"]
+    assert q["p"] == 0.0 and q["sign"] == 1.0
+    assert q["dtest_loss"] == pytest.approx(0.01 * np.linalg.norm(W), rel=1e-15)   # ||theta||: two routes' rounding
+    assert out["perturb"]["v2"]["sign"] == 1.0                       # p_2 = W[0, 1] = 2 > 0
+
+
+def test_curvature_uses_at_most_four_directions(monkeypatch):
+    """curvature takes v_1..v_4 of however many rows it is given, and n_evaluations counts what it does:
+    six directions cost eight evaluations (the spy counts them), not twelve."""
+    calls = []
+
+    def loss(th):
+        calls.append(1)
+        return float(th @ th)
+    rng = np.random.default_rng(3)
+    Vk = np.linalg.qr(rng.standard_normal((20, 6)))[0].T             # (6, 20) orthonormal rows
+    theta = rng.standard_normal(20)
+    out = edge_curvature.curvature(np, theta, Vk, list(range(6)), float(theta @ theta), loss,
+                                   float(np.linalg.norm(theta)))
+    assert len(calls) == edge_curvature.n_evaluations(6) == 8
+    assert sorted(k for k in out if k.startswith("v")) == ["v1", "v2", "v3", "v4"]
+    # L = ||theta||^2 has curvature 2 along every unit direction; the second difference of a quadratic
+    # is exact up to the losses' rounding (~1e-15 of ~20) over eps^2 (~2e-5): 1e-9
+    assert all(out[k]["curvature"] == pytest.approx(2.0, abs=1e-9) for k in ("v1", "v4"))
 
 
 # --- the probe end to end, with a spy for the model ------------------------------------------------
