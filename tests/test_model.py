@@ -6,6 +6,7 @@ rounding error ~ eps * |L| / h ~ 1e-10 relative, so rtol = 1e-6 leaves a wide ma
 wrong factor (2, 1/n, a missing sigma') fails by orders of magnitude.
 """
 import math
+import re
 
 import numpy as np
 import pytest
@@ -137,6 +138,36 @@ def test_init_bounds_and_determinism():
     tr2, _, W2, _ = data.init_host(71, 2048, 2016, 0)
     np.testing.assert_array_equal(tr, tr2)
     np.testing.assert_array_equal(W, W2)
+
+
+def test_init_checks_refuse_each_edge_of_the_split():
+    """check_init's ranges at their edges (M = 5, M^2 = 25 pairs): index 24 is a pair, 25 is not; 24
+    training pairs leave one to test, 25 leave none (a run without a test set); init_split refuses a
+    test_idx of the right length that is not the complement, and keeps the order of one that is."""
+    from types import SimpleNamespace
+    from tianref.errors import InputError
+    cfg = SimpleNamespace(M=5, K=3)
+    rng = np.random.default_rng(0)
+
+    def init(idx, **extra):
+        return {"W": rng.standard_normal((10, 3)), "V": rng.standard_normal((3, 5)),
+                "train_idx": np.asarray(idx, dtype=np.int64), **extra}
+    data.check_init(cfg, init([0, 24]))                                  # the last pair is in range
+    data.check_init(cfg, init(np.arange(24)))                            # M^2 - 1 pairs: one left to test
+    for idx, fragment in (([0, 25], "outside [0, M^2)"), ([-1, 3], "outside [0, M^2)"),
+                          (np.arange(25), "between 2 and M^2 - 1"), ([7], "between 2 and M^2 - 1")):
+        with pytest.raises(InputError, match=re.escape(fragment)):
+            data.check_init(cfg, init(idx))
+    train = np.arange(0, 25, 2)                                           # 13 pairs; the complement: 12 odd ones
+    odd = np.arange(1, 25, 2)
+    tr, te = data.init_split(cfg, init(train))
+    np.testing.assert_array_equal(te, odd)                                # the complement, ascending
+    tr, te = data.init_split(cfg, init(train, test_idx=odd[::-1].copy()))
+    np.testing.assert_array_equal(te, odd[::-1])                          # a given order is kept
+    wrong = odd.copy()
+    wrong[0] = 0                                                          # right length, one training pair in it
+    with pytest.raises(InputError, match="not the complement"):
+        data.init_split(cfg, init(train, test_idx=wrong))
 
 
 def test_segment_sum_host_loop_has_the_bits_of_the_gathered_sum():
