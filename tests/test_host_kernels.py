@@ -46,3 +46,20 @@ def test_forward_without_H_gives_the_same_outputs():
     assert H2 is None and np.array_equal(F2, F) and np.array_equal(Y2, Y)
     with pytest.raises(ValueError, match="keep_H=True"):                # a clear error, not a TypeError
         model.backward(np, {"W": W, "V": V}, batch, (H2, F2), np.ones_like(Y), "sqr")
+
+
+@pytest.mark.parametrize("keep_H", [True, False])
+def test_hidden_fills_every_row_at_each_block_boundary(keep_H):
+    """Row counts around the block size B (1, B - 1, B, B + 1, 2B + 1): every row of F (and H) is
+    W[a] + W[M + b] through sigma, against NumPy's whole-array gather. host_kernels.hidden fills
+    np.empty arrays block by block, so a block the loop skips would leave arbitrary memory in its rows;
+    the sum of two gathered rows and sigma = x^2 are the same float operations here: equal bits."""
+    B = host_kernels.HOST_BLOCK_ROWS
+    rng = np.random.default_rng(2)
+    W = rng.standard_normal((2 * M, K))
+    for n in (1, B - 1, B, B + 1, 2 * B + 1):
+        a, b = rng.integers(0, M, n), rng.integers(0, M, n)
+        H, F = host_kernels.hidden(np, W, a, M + b, lambda h: h * h, keep_H)
+        want = W[a] + W[M + b]                                        # (n, K)
+        assert F.shape == (n, K) and np.array_equal(F, want * want), n
+        assert np.array_equal(H, want) if keep_H else H is None
