@@ -350,6 +350,17 @@ def test_thm6_output_below_a_file_is_refused_before_computing(run_dir, tmp_path,
     assert line
 
 
+def test_resume_refuses_epochs_below_the_resume_state(run_dir):
+    """The resume state at r = 3 with --epochs 2 (one below r, the edge of the rule): refused by the
+    epoch range check with its own hint, the folder byte-identical; --epochs 3 = r is in range."""
+    before = _snapshot(run_dir)
+    _refused(_resume(run_dir, "--epochs", "2"),
+             "the resume epoch 3 is outside [0, --epochs = 2] (raise --epochs to continue further)")
+    assert _snapshot(run_dir) == before
+    r = _resume(run_dir, "--epochs", "3")
+    assert r.exit_code == 0, r.output
+
+
 def test_resume_refuses_to_drop_rows_past_a_lowered_epochs(run_dir, reference):
     """kill -9 after rows 4..6, past the resume state at 3: --resume --epochs 4 would drop rows 5, 6 and
     never recompute them, --epochs 5 row 6. Refused, the folder byte-identical; --epochs 6 recomputes them."""
