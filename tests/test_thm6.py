@@ -243,6 +243,22 @@ def test_pinv_variant_is_the_pseudo_inverse_and_has_no_exact_route(xp):
         thm6.summarize_checkpoint(xp, Ft, 1e-3, pinv=True)
 
 
+def test_pinv_drops_eigenvalues_below_its_tolerance(xp):
+    """B_pinv's cut is tol = max(n, K) u lambda_max: F̃ = s_1 q_1 v_1^T + s_2 q_2 v_2^T (n = 4, K = 40,
+    orthonormal q, v) with s_1^2 = 1 and s_2^2 = 20u, between min(n, K) u = 4u and max(n, K) u = 40u. The
+    second direction is rounding-size and must be cut, so B_pinv = v_1 v_1^T / s_1^2 by construction.
+    The computed eigenvalue 20u carries an error of a few u (eigh's backward error ~ u ||A||), well inside
+    the factor 2 to either cut; kept, it would add 1/(20u) ~ 5e14 to B. Tolerance 1e-12: the v_1 v_1^T
+    part is accurate to ~1e-15."""
+    u = 2.0 ** -53
+    rng = np.random.default_rng(4)
+    q = np.linalg.qr(rng.standard_normal((4, 2)))[0]                       # (n, 2) orthonormal
+    v = np.linalg.qr(rng.standard_normal((40, 2)))[0]                      # (K, 2) orthonormal
+    F = q @ np.diag([1.0, np.sqrt(20 * u)]) @ v.T                          # (n, K)
+    B = host(thm6.B_pinv(xp, xp.asarray(F)))
+    np.testing.assert_allclose(B, np.outer(v[:, 0], v[:, 0]), rtol=0, atol=1e-12)
+
+
 # --- floating-point certainty -------------------------------------------------------------------------
 
 def test_sign_certainty_refuses_signs_of_rounding_noise(xp):
