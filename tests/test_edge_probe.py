@@ -278,7 +278,16 @@ def test_space_split_against_explicit_window_matrices(case):
         p, p_wd = D @ v1, Dwd @ v1
         p_g = p - p_wd
         want = {"sigma1": S[0] ** 2, "pg2": p_g @ p_g, "pwd2": p_wd @ p_wd, "pcross": p_g @ p_wd}
-        got = edge_probe.space_edge(np, state, w, names)[1]
+        e, got = edge_probe.space_edge(np, state, w, names)
+        # the edge direction itself: unit, and +-v_1 (the gap S_1/S_2 of these windows is >= 1.5, so the
+        # eigh route agrees with the SVD to ~1e-14; 1e-10 leaves a margin)
+        assert S[0] / S[1] > 1.5
+        assert abs(e @ v1) == pytest.approx(1.0, abs=1e-10) and np.linalg.norm(e) == pytest.approx(1.0, abs=1e-12)
+        # the probe's window matrix holds the same w updates (rows in the ring's order, so compare the
+        # order-free D^T D; the ring's Delta and the parameters' difference agree to float64 rounding)
+        Dw = edge_probe.window_matrix(np, state, w, names)
+        assert Dw.shape == D.shape
+        np.testing.assert_allclose(Dw.T @ Dw, D.T @ D, rtol=0, atol=1e-12 * S[0] ** 2)
         scale = max(want["pg2"], want["pwd2"], want["sigma1"])
         for k, v in want.items():
             # float64 throughout; the (w x w) eigh against the SVD and sums of w products: 1e-10 of the
