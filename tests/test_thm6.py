@@ -243,6 +243,27 @@ def test_pinv_variant_is_the_pseudo_inverse_and_has_no_exact_route(xp):
         thm6.summarize_checkpoint(xp, Ft, 1e-3, pinv=True)
 
 
+def test_eta_zero_refuses_a_lambda_min_below_K_u_lambda_max(xp):
+    """At eta = 0, B exists only while lambda_min(A) > K u lambda_max(A): F̃ = Q diag(s) V^T (n = 20,
+    K = 10) with s^2 = (1, ..., 1, 5u) is singular to that rule (5u < 10u), by construction, and refused by
+    both methods; s_min^2 = 40u is accepted. Forming A and eigh move the computed lambda_min by up to ~5u
+    (seen over seeds), so 5u stays below the cut 10u and 40u above it whatever the rounding; this seed's
+    computed value (~5.7u) also lies above u, which a cut at u lambda_max (no factor K) would accept."""
+    u = 2.0 ** -53
+    rng = np.random.default_rng(6)
+    Q = np.linalg.qr(rng.standard_normal((20, 10)))[0]                      # (n, K) orthonormal columns
+    V = np.linalg.qr(rng.standard_normal((10, 10)))[0]                      # (K, K) orthogonal
+    for lam_min, ok in ((5 * u, False), (40 * u, True)):
+        s = np.sqrt(np.r_[np.ones(9), lam_min])
+        F = xp.asarray(Q @ np.diag(s) @ V.T)                                # (n, K), A = V diag(s^2) V^T
+        for method in ("eigh", "cholesky"):
+            if ok:
+                assert np.isfinite(host(thm6.B_inverse(xp, F, 0.0, method))).all()
+            else:
+                with pytest.raises(InputError, match="singular"):
+                    thm6.B_inverse(xp, F, 0.0, method)
+
+
 def test_pinv_drops_eigenvalues_below_its_tolerance(xp):
     """B_pinv's cut is tol = max(n, K) u lambda_max: F̃ = s_1 q_1 v_1^T + s_2 q_2 v_2^T (n = 4, K = 40,
     orthonormal q, v) with s_1^2 = 1 and s_2^2 = 20u, between min(n, K) u = 4u and max(n, K) u = 40u. The
