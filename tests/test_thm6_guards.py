@@ -71,6 +71,14 @@ def test_sign_error_bound_literal_values():
     assert thm6.sign_error_bound(np, Ft, 1.0) == pytest.approx(86 * U64, rel=1e-12, abs=0)
     assert thm6.sign_error_bound(np, Ft, 1.0, 4.0, 4.0) == pytest.approx(3.76 * U64, rel=1e-12, abs=0)
     assert U64 == 2.0 ** -53                                   # LAPACK dlamch('E') in double precision
+    # eigh's lambda_min(A) is widened DOWN by the same slack gamma_2 lambda_max = 8u and clamped at 0: a
+    # lambda_min of 8u gives lambda_min(C) = eta (not eta + 8u). With eta = 200u: ||B||_2 = 1/(200u),
+    # e_C = gamma_8 8 + gamma_2 (4 + eta) ~ 72u, delta = ||B||^2 e_C / (1 - ||B|| e_C) + gamma_4 ||B||; the
+    # terms left out are O(100 u) relative (eta and the slack inside lambda_max(C)), so rel = 1e-9, while an
+    # unwidened lambda_min (eta + 8u) would move delta by ~8%
+    eta, e_C = 200 * U64, 72 * U64
+    want = e_C / eta ** 2 / (1 - e_C / eta) + 4 * U64 / eta
+    assert thm6.sign_error_bound(np, Ft, eta, 4.0, 8 * U64) == pytest.approx(want, rel=1e-9, abs=0)
 
 
 def _exact_inverse(C):
