@@ -180,3 +180,34 @@ def test_intervention_is_the_analysis_modules_table_and_rule(tiny):
     assert [(r["T"], r["m"], r["seed"]) for r in out["rows"]] == \
         [(x["T"], x["m"], x["seed"]) for x in t["rows"] if x["complete"]]
     assert all(r["tag"] != "" and not r["tag"].startswith("sqr_eta0_") for r in out["rows"])   # no eta = 0 control
+
+
+def _with_curvature(p, curv):
+    """The probe p with the curvature block edge_curvature.curvature writes: curv = (c1, c2, c3, c4)."""
+    p["probe"]["curvature"] = {"eps_rel": 0.001, "eps": 0.002,
+                               **{f"v{k + 1}": {"sigma": 1.0, "p": 0.0, "curvature": c, "func_change": 0.0,
+                                                "dL_plus": 0.0, "dL_minus": 0.0} for k, c in enumerate(curv)}}
+    return p
+
+
+def test_the_authors_curvature_edge_against_bulk():
+    """edge_ablation.py's comparison: the mean curvature along v1, v2 against v3, v4, per probe after t0.99."""
+    runs = [{"tag": "a", "condition": G, "seed": 0, "t099": 139.0}]
+    probes = {"a": [_with_curvature(_probe(100, 0.5, 0.3, 0.1, 0.05, 0.01, 0.4), (9.0, 9.0, 1.0, 1.0)),
+                    _with_curvature(_probe(175, 1.0, 0.0, -0.3, 0.05, 0.06, 0.3), (1.0, 4.0, 2.0, 4.0)),
+                    _with_curvature(_probe(250, 1.0, 0.0, -0.3, 0.05, 0.06, 0.3), (1.0, 2.0, 1.0, 1.0)),
+                    _with_curvature(_probe(400, 1.0, 0.0, 0.01, 0.02, 0.01, 0.2), (0.5, 1.0, 3.0, 5.0))]}
+    d = lp.probe_doc(probes, runs, 20)
+    r = {(x["epoch"], x["removal"]): x for x in d["rows"]}
+    assert r[175, "v1"]["curv_edge"] == 2.5 and r[175, "v1"]["curv_bulk"] == 3.0 and r[400, "v1v2"]["curv_v2"] == 1.0
+    c = lp.curvature_claim([x for x in d["rows"] if x["removal"] == "v1" and x["after_grok"]])
+    # after t0.99: 175 (2.5 < 3), 250 (1.5 > 1), 400 (0.75 < 4): 2 of 3, v1 alone below the bulk in 2 of 3
+    assert c.ours.startswith("mean curvature along v1, v2 below v3, v4 in 2/3 probes (v1 alone below the bulk in 2/3)")
+    assert c.verdict == "differs" and c.source.kind == "author-code" and "hessian_curvature" in c.source.ref
+    assert "theirs: the attention matrices" in c.difference
+    flat = [x for x in lp.probe_claims(d, G) if x.claim.startswith("After grokking the edge is flat by the authors'")]
+    assert len(flat) == 1 and flat[0].ours == c.ours
+    # probes stored before the curvature: the claim says so and judges nothing
+    old = lp.curvature_claim(lp.probe_doc({"a": [_probe(175, 1.0, 0.0, -0.3, 0.05, 0.06, 0.3)]}, runs, 20)["rows"])
+    assert old.ours.startswith("not measured") and old.verdict not in ("agrees", "disagrees", "differs")
+    assert any("curvature v1" in line for line in lp.probe_report(d))

@@ -22,6 +22,12 @@ Probe row (per run, epoch, space in {joint, W, V}, removal S in {v1v2, v1}; :fun
                                        random mean was below the 1e-8 floor (then the ratio is 1e8 |dacc_edge|)
     pert_dtest_acc, pert_dtest_loss, pert_dtrain_loss   theta + eps sign(p) v1, eps = eps_rel ||theta||
     pgfrac, palign, gfrac, cos         the run's logged split at the epoch (W, or W for the joint space)
+    curv_v1 .. curv_v4                 the test loss's curvature along v_k, (L(theta + eps v) + L(theta - eps v)
+                                       - 2 L(theta)) / eps^2, eps = 0.001 ||theta|| (the authors' flatness
+                                       measure, edge_ablation.py hessian_curvature; tianref/edge_curvature.py);
+                                       v1, v2 the edge, v3, v4 the bulk; None where v_k is undefined or the probe
+                                       predates it
+    curv_edge, curv_bulk               the mean of curv_v1, curv_v2 and of curv_v3, curv_v4
     after_grok                         epoch > the run's t0.99
 """
 from __future__ import annotations
@@ -49,6 +55,8 @@ AUTHORS = Source("author-code", "skydancerosel/dyck_scan spectral/edge_ablation.
 SEED = Source("seed", "The Lifecycle of the Spectral Edge (review page), abstract",
               quote="flat under perturbations yet more than 4000 times more critical to performance than random "
                     "directions when ablated")
+AUTHORS_FLATNESS = Source("author-code", "skydancerosel/dyck_scan spectral/edge_ablation.py @ e37417d, "
+                                         "hessian_curvature and main (v1, v2 edge; v3, v4 bulk)")
 DIFFERENCE = "their model: transformer on Dyck-1/SCAN"
 PERTURBATION = ("ours: one signed step at the authors' ε (gram_edge_functional_modes.py); their flatness measure is "
                 "the test loss's curvature along v1 at ε = 0.001‖θ‖ (edge_ablation.py hessian_curvature)")
@@ -106,6 +114,16 @@ def _delta(x, key):
     return None if x is None else x.get(key)
 
 
+def _curvatures(pr) -> dict:
+    """curv_v1..curv_v4, curv_edge and curv_bulk of one probe (None where undefined or not computed)."""
+    cv = pr.get("curvature") or {}
+    out = {f"curv_v{k}": (cv.get(f"v{k}") or {}).get("curvature") for k in range(1, 5)}
+    for name, ks in (("curv_edge", (1, 2)), ("curv_bulk", (3, 4))):
+        vals = [out[f"curv_v{k}"] for k in ks]
+        out[name] = None if any(v is None for v in vals) else sum(vals) / len(vals)
+    return out
+
+
 def probe_rows(probes, runs) -> list:
     """The probe rows of the module docstring. runs: {tag: lifecycle run dict}."""
     out = []
@@ -132,7 +150,7 @@ def probe_rows(probes, runs) -> list:
                        "pert_dtrain_loss": pert.get("dtrain_loss"),
                        "pgfrac": lg.get(f"{mat}_edge_pgfrac"), "palign": lg.get(f"{mat}_edge_palign"),
                        "gfrac": p["split"].get("gfrac"), "cos": p["split"].get("cos"),
-                       "after_grok": after, "replay_check": p.get("replay_check", "")}
+                       "after_grok": after, "replay_check": p.get("replay_check", ""), **_curvatures(pr)}
                 for d in DELTAS:
                     row[f"{d}_edge"] = rm["edge"][d]
                     row[f"{d}_norm"] = rm["norm_matched"][d]
@@ -144,7 +162,7 @@ def probe_rows(probes, runs) -> list:
 DELTAS = ("dtest_acc", "dtest_loss", "dtrain_loss", "dtrain_acc")
 TABLE_KEYS = ("test_acc", "f_edge", "f_rand", "dtest_acc_edge", "dtest_acc_rand", "dtest_acc_norm", "ratio_acc",
               "dtrain_loss_edge", "dtrain_loss_rand", "dtrain_loss_norm", "dtest_loss_edge", "pert_dtest_acc",
-              "pert_dtrain_loss", "pgfrac")
+              "pert_dtrain_loss", "pgfrac", "curv_v1", "curv_v2", "curv_bulk")
 
 
 def probe_doc(probes, runs, n_random) -> dict:
@@ -155,7 +173,7 @@ def probe_doc(probes, runs, n_random) -> dict:
         rs = [r for r in rows if (r["condition"], r["epoch"], r["space"], r["removal"]) == (c, e, sp, S)]
         table.append({"condition": c, "epoch": e, "space": sp, "removal": S, "n": len(rs),
                       "n_floored": sum(bool(r["floored"]) for r in rs),
-                      **{k: stats([r[k] for r in rs]) for k in TABLE_KEYS}})
+                      **{k: stats([r.get(k) for r in rs]) for k in TABLE_KEYS}})
     issues = sorted({f"{r['tag']} epoch {r['epoch']}: {r['replay_check']}" for r in rows
                      if "NOT" in r["replay_check"] or "DIFFER" in r["replay_check"]})
     return {"n_random": n_random, "rows": rows, "table": table, "replay_issues": issues}
@@ -212,7 +230,26 @@ def probe_claims(d, grok: str) -> list:
                       f"|Δacc| ≤ {FLAT_ACC:g} in {k}/{n} probes; median Δacc {fmt(med([r['pert_dtest_acc'] for r in j1]))}, "
                       f"median ΔL_test {fmt(med([r['pert_dtest_loss'] for r in j1]))}", "most-runs", (k, n),
                       same_definition=False, difference=DIFFERENCE + "; " + PERTURBATION))
+    out.append(curvature_claim(j1))
     return out
+
+
+def curvature_claim(j1):
+    """The authors' flatness measure on the joint-space probes after t0.99 (one row per run and epoch): the
+    edge (v1, v2) is flatter than the bulk (v3, v4) when the mean curvature of the test loss along v1, v2 is
+    below the mean along v3, v4 (edge_ablation.py compares exactly these four, edge against bulk)."""
+    have = [r for r in j1 if r.get("curv_edge") is not None and r.get("curv_bulk") is not None]
+    k = sum(r["curv_edge"] < r["curv_bulk"] for r in have)
+    k1 = sum(r["curv_v1"] < r["curv_bulk"] for r in have)
+    ours = (f"mean curvature along v1, v2 below v3, v4 in {k}/{len(have)} probes (v1 alone below the bulk in "
+            f"{k1}/{len(have)}); median curvature v1 {fmt(med([r['curv_v1'] for r in have]))}, v2 "
+            f"{fmt(med([r['curv_v2'] for r in have]))}, bulk {fmt(med([r['curv_bulk'] for r in have]))}"
+            if have else "not measured: these probes predate the curvature (edge_curvature.py)")
+    return judged("After grokking the edge is flat by the authors' measure: the test loss curves less along the "
+                  "edge (v1, v2) than along the bulk (v3, v4), (L(θ + εv) + L(θ − εv) − 2L(θ))/ε², ε = 0.001‖θ‖",
+                  AUTHORS_FLATNESS, ours, "most-runs", (k, len(have)), same_definition=False,
+                  difference=DIFFERENCE + "; θ: W and V jointly (theirs: the attention matrices); the same formula, "
+                  "ε rule and directions (v1..v4 of the window's updates)")
 
 
 FLAT_ACC = 0.01                                   # "flat": the perturbation moves test accuracy by at most this
@@ -223,10 +260,11 @@ def probe_report(d) -> list:
          "draws; a norm-matched control)", "",
          "| condition | epoch | space | removed | test acc | f edge | f random | Δacc edge | Δacc random | "
          "Δacc norm-matched | authors' ratio | ΔL_train edge | ΔL_train random | ΔL_train norm-matched | ΔL_test edge "
-         "| perturbation Δacc | perturbation ΔL_train | pgfrac |", "|" + "---|" * 18]
+         "| perturbation Δacc | perturbation ΔL_train | pgfrac | curvature v1 | curvature v2 | curvature bulk |",
+         "|" + "---|" * 21]
     for p in d["table"]:
         L.append(f"| {p['condition']} | {p['epoch']} | {p['space']} | {p['removal']} | "
-                 + " | ".join(cell(p[k]) for k in TABLE_KEYS)
+                 + " | ".join(cell(p.get(k)) for k in TABLE_KEYS)
                  + (f" (floored in {p['n_floored']}/{p['n']})" if p["n_floored"] else "") + " |")
     if d.get("replay_issues"):
         L += ["", "**Replays that did not reproduce their run** (the probes then describe a state that differs "
@@ -235,5 +273,7 @@ def probe_report(d) -> list:
           "range. f = the removed fraction of ‖θ‖²; norm-matched = θ·√(1 − f_edge), the same norm removed with no "
           "direction; authors' ratio = |Δacc edge| / (|mean Δacc random| + 1e-8), 1e8·|Δacc edge| when the random "
           "draws change nothing (floored); perturbation = θ + ε·sign(⟨θ, v1⟩)·v1, ε = 0.005‖θ‖; pgfrac = the run's "
-          "logged authors' split at that epoch (W; V for the V space)."]
+          "logged authors' split at that epoch (W; V for the V space); curvature = the authors' flatness measure, "
+          "(L(θ + εv) + L(θ − εv) − 2L(θ))/ε² of the test loss, ε = 0.001‖θ‖, along v1, v2 and the mean over the "
+          "bulk v3, v4."]
     return L
