@@ -132,6 +132,18 @@ def test_runs_reporter_keeps_failures_off_a_terminal(capsys):
     assert capsys.readouterr().err == "[2/2] FAILED b (exit 1, see _logs/b.log)\n"
 
 
+def test_runs_reporter_says_off_a_terminal_that_a_run_diverged_earlier(capsys):
+    """A sweep run again over a tree whose run diverged counts it as skipped in its JSON summary, as a
+    finished one; off a terminal that note is the only place it is said, so it is kept there."""
+    from tianref.cli.progress import RunsReporter
+    rep = RunsReporter("sweep")
+    msg = "skip a: it diverged earlier (its config.json records where); it would diverge again"
+    rep.note(msg)
+    rep.note("skip b: finished (or diverged) in another process since this sweep started")   # routine
+    rep.close()
+    assert capsys.readouterr().err == msg + "\n"
+
+
 class Clock:
     """A settable monotonic clock (seconds)."""
     def __init__(self, t=100.0):

@@ -159,17 +159,19 @@ class CountProgress(_Bar):
 
 class RunsReporter:
     """``sweep`` and ``reproduce``: on a terminal a bar over the unfinished runs and the command's
-    notes; off a terminal only failures (they are errors). ``note`` takes the engine's one-line
-    messages (``run_jobs``' report); ``progress`` its (finished, total, name) calls."""
+    notes; off a terminal only failures (they are errors) and runs skipped because they diverged
+    earlier (the JSON summary counts them as skipped, beside the finished ones). ``note`` takes the
+    engine's one-line messages (``run_jobs``' report); ``progress`` its (finished, total, name) calls."""
 
     ROUTINE = ("start ", "[")                      # per-run lines that the bar replaces
+    ALWAYS = ("FAILED", "failed", "diverged earlier")   # said off a terminal too
 
     def __init__(self, label: str):
         self.label = label
         self._bar = None
 
     def note(self, msg: str) -> None:
-        if "FAILED" in msg or "failed" in msg:
+        if any(w in msg for w in self.ALWAYS):
             self._echo(msg)
         elif interactive() and not msg.split(": ", 1)[-1].startswith(self.ROUTINE):
             self._echo(msg)
