@@ -71,3 +71,26 @@ def test_no_train_refuses_a_run_of_another_configuration(tmp_path):
     assert r.exit_code == 2 and "holds a different run (M = 13 there, 11 requested)" in r.output, r.output
     assert "Traceback" not in r.output and len(r.output.strip().splitlines()) == 1
     assert not (tmp_path / "headline" / "summary.json").exists()
+
+
+def test_no_train_names_the_missing_runs_and_a_plan_command_that_lists_them(tmp_path):
+    """The smoke headline has two runs; one is trained, then --no-train names the other in its JSON line,
+    and the --plan command its report gives (same --scale and --root) lists exactly that run's train
+    command, not the full scale's runs under the default root."""
+    root = tmp_path / "rep"
+    plan = subprocess.run([sys.executable, "cli.py", "reproduce", "--section", "headline", "--scale", "smoke",
+                           "--plan", "--root", str(root)], capture_output=True, text=True, cwd=ROOT)
+    first, second = plan.stdout.strip().splitlines()
+    done = subprocess.run(first.split(), capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    r = _cli("reproduce", "--section", "headline", "--scale", "smoke", "--no-train", "--root", str(root))
+    assert r.exit_code == 0, r.output
+    missing = Path(second.split()[second.split().index("--out") + 1]).name
+    line = json.loads([s for s in r.stdout.splitlines() if s.startswith("{")][-1])
+    assert line["sections"]["headline"]["missing"] == [missing]
+    report = (root / "headline" / "report.md").read_text()
+    hint = [s for s in report.splitlines() if "Not all runs are here" in s][0].split("`")[1]
+    argv = hint.split()
+    assert argv[:2] == ["python", "cli.py"] and "--scale" in argv and "--root" in argv
+    again = subprocess.run([sys.executable, *argv[1:]], capture_output=True, text=True, cwd=ROOT)
+    assert again.returncode == 0 and again.stdout.strip().splitlines() == [second], again.stdout

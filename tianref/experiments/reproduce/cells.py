@@ -136,9 +136,9 @@ def report_head(doc: dict, title: str) -> list:
           f"K = {setup.get('K')}; dtype {setup.get('dtype')}, backend {setup.get('backend')}.", ""]
     miss = doc.get("missing_runs") or []
     if miss:
+        plan = doc.get("missing_plan") or f"python cli.py reproduce --section {doc['section']} --plan"
         L += [f"**Not all runs are here.** {len(miss)} of the section's {len(miss) + doc['n_runs']} runs are left "
-              f"out of every number below: {', '.join(miss)}. `python cli.py reproduce --section {doc['section']} "
-              "--plan` lists their train commands.", ""]
+              f"out of every number below: {', '.join(miss)}. `{plan}` lists their train commands.", ""]
     for n in doc.get("notes") or []:
         if miss and n.startswith("Not all runs are here"):           # said just above
             continue

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import sys
 import time
 from dataclasses import asdict
@@ -139,9 +140,10 @@ def reproduce_section(name: str, root, scale, *, n_jobs: int = 2, python: str = 
     doc["notes"] = notes
     doc["missing_runs"] = [j.name for j in all_jobs if j not in jobs]
     if doc["missing_runs"]:
+        doc["missing_plan"] = plan_command(name, root, scale, xp)
         doc["notes"].append(f"Not all runs are here: {len(doc['missing_runs'])} of the section's "
                             f"{len(all_jobs)} runs are left out of every number ({', '.join(doc['missing_runs'])}); "
-                            f"`python cli.py reproduce --section {name} --plan` lists their commands.")
+                            f"`{doc['missing_plan']}` lists their commands.")
     doc = json.loads(to_json(doc))
     doc["figures"] = section.figures(doc, records, section_dir / "figures", scale, ctx)
     pub = load_published()
@@ -151,6 +153,8 @@ def reproduce_section(name: str, root, scale, *, n_jobs: int = 2, python: str = 
     out = {"runs": len(jobs), "ran": res["ran"], "skipped": res["skipped"], "dir": str(section_dir),
            "figures": len(doc["figures"]),
            "flagged": sum(c["verdict"] in FLAGGED for c in doc["claims"]), "stored": None}
+    if doc["missing_runs"]:                                   # --no-train: named here too, not only in report.md
+        out["missing"] = doc["missing_runs"]
     if section.keeps_diverged:
         out["diverged"] = len(diverged)
     if store_to is not None:
@@ -159,6 +163,18 @@ def reproduce_section(name: str, root, scale, *, n_jobs: int = 2, python: str = 
         say(f"stored in {out['stored']}")
     out["wall_s"] = round(time.time() - t0, 1)
     return out
+
+
+def plan_command(name: str, root, scale, xp: str = "numpy") -> str:
+    """The ``reproduce --plan`` command that lists this section's unfinished runs: the same --scale,
+    --root and --xp (without them --plan would list the full scale's runs under the default root)."""
+    argv = ["python", "cli.py", "reproduce", "--section", name]
+    if scale.name != "full":
+        argv += ["--scale", scale.name]
+    argv += ["--root", str(root)]
+    if xp != "numpy":
+        argv += ["--xp", xp]
+    return shlex.join(argv + ["--plan"])
 
 
 def no_train_jobs(name: str, root, scale, xp: str = "numpy") -> tuple[list, list]:
