@@ -184,3 +184,16 @@ def test_a_run_that_diverged_is_skipped_when_the_sweep_runs_again(tmp_path):
     again = sweep.run_jobs([job], 1, sys.executable, report=said.append)
     assert again == {"runs": 1, "skipped": 1, "ran": 0, "failed": []}, again
     assert any("diverged" in m for m in said), said
+
+
+def test_plan_of_a_finished_sweep_says_so_on_stderr(tmp_path):
+    """--plan over a tree whose runs are all finished prints no command; an empty stdout alone does not
+    tell a finished tree from a wrong ROOT or wrong options, so one line on stderr says which it is."""
+    args = [str(tmp_path / "f"), "--seeds", "0", "--eta", "0", "--M", "5", "--K", "8", "--epochs", "3",
+            "--windows", "3"]
+    assert CliRunner().invoke(sweep_cmd, args).exit_code == 0
+    res = CliRunner().invoke(sweep_cmd, args + ["--plan"])
+    assert res.exit_code == 0 and res.stdout == "", res.output
+    assert "all 1 run(s)" in res.stderr and "nothing to plan" in res.stderr
+    res = CliRunner().invoke(sweep_cmd, args[:1] + ["--seeds", "1"] + args[3:] + ["--plan"])   # one to plan
+    assert res.exit_code == 0 and len(res.stdout.splitlines()) == 1 and res.stderr == "", res.output

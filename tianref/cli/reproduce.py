@@ -136,8 +136,12 @@ def reproduce_cmd(section_text, root, scale_text, n_jobs, threads, batch, plan, 
     jobs = rp.all_section_jobs(sections, root, scale, xp_name)
     check_jobs(jobs, xp_name, device=slurm_file is None)     # every run of every section, before any starts
     if plan:
-        for line in rp.plan(sections, root, scale, xp_name, python, threads=threads):
+        lines = rp.plan(sections, root, scale, xp_name, python, threads=threads)
+        for line in lines:
             click.echo(line)
+        if not lines:                            # an empty stdout alone would not say why
+            click.echo(f"reproduce: all {len(jobs)} run(s) of {', '.join(sections)} under {Path(root).resolve()} "
+                       "are finished (or diverged); nothing to plan", err=True)
         return
     if slurm_file is not None:
         write_slurm(jobs, slurm_file, python, "tianref-reproduce", threads)

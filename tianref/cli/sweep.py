@@ -143,6 +143,9 @@ def sweep_cmd(root, eta_text, act_list, M_text, group_text, frac_text, seeds_tex
                  else sweep.plan_lines(jobs, python, threads=threads))
         for line in lines:
             click.echo(line)
+        if not lines:                            # an empty stdout alone would not say why
+            click.echo(f"sweep: all {len(jobs)} run(s) under {root} are finished (or diverged); nothing to plan",
+                       err=True)
         return
     if slurm_file is not None and batch:
         raise InputError("--slurm writes one task per run; drop --batch (or use --plan --batch)")
