@@ -253,3 +253,19 @@ def test_curvature_against_the_model_directly(run_dir, tmp_path):
         want = 2.0 / len(test_idx) * np.sum(dZ * dZ)
         # exact for a parabola up to the rounding of the losses (~1e-16) over eps^2 ~ 1e-5
         assert rec["V"][f"v{k + 1}"]["curvature"] == pytest.approx(want, rel=1e-6), k
+
+
+def test_the_curvature_axis_follows_its_values():
+    """Positive curvatures over decades get a log axis; with a negative one, a symlog axis whose linear range is
+    the decade of the smallest nonzero |value| (a fixed 1e-3 showed ~5e-4..7e-3 with two ticks)."""
+    from matplotlib.figure import Figure
+    from tianref.analysis.edge_figures import _curvature_scale
+    ax = Figure().subplots()
+    _curvature_scale(ax, [5e-4, 2e-3, 0.25])
+    assert ax.get_yscale() == "log"
+    ax = Figure().subplots()
+    _curvature_scale(ax, [-8e-5, 5e-4, 0.69])
+    assert ax.get_yscale() == "symlog" and ax.yaxis.get_transform().linthresh == pytest.approx(1e-5)
+    ax = Figure().subplots()
+    _curvature_scale(ax, [])
+    assert ax.get_yscale() == "symlog"

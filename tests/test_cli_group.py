@@ -54,7 +54,7 @@ def test_an_expression_that_is_a_group_is_decomposed():
     (["group", "expr:x*y", "--M", "7"], "expr:x*y is an expression table, not a group (no irreps): no inverse: "),
     (["group", "expr:x*y"], "needs the modulus M"),
     (["group", "S4", "--M", "23"], "S4 has order 24, which conflicts with M = 23"),
-    (["group", "S7"], "S7: n must be in 1..5"),
+    (["group", "S7"], "S<n> needs 1 <= n <= 5 (got S7)"),
 ])
 def test_refusals_are_one_line_exit_2(args, msg):
     code, out, err = run(args)

@@ -207,7 +207,7 @@ def _factor(text: str) -> Group:
     kind, n = (m.group(1), int(m.group(2))) if m.group(1) else ("Z", int(m.group(4)))
     lo, hi = {"Z": (1, MAX_ORDER), "D": (1, MAX_ORDER // 2), "S": (1, 5), "A": (3, 5)}[kind]
     if not lo <= n <= hi:
-        raise InputError(f"{kind}{n}: n must be in {lo}..{hi}")
+        raise InputError(f"{kind}<n> needs {lo} <= n <= {hi} (got {kind}{n})")
     return {"Z": cyclic, "D": dihedral, "S": symmetric, "A": alternating}[kind](n)
 
 

@@ -100,12 +100,14 @@ def figure_edge(records, title: str = "") -> Figure:
                             label=f"{k}: {name}" if first else None)
         ax.axhline(0.0, color="grey", lw=0.8)
         ax = axes[4][j]
+        drawn = []
         for k, ls, c, name in CURVATURE_STYLE:
             pts = [(r["epoch"], r["probe"]["curvature"][k]["curvature"]) for r in recs
                    if (r["probe"].get("curvature") or {}).get(k)]
             if pts:
                 ax.plot(*zip(*pts), ls=ls, marker="o", ms=3, color=c, label=name if first else None)
-        ax.set_yscale("symlog", linthresh=1e-3)              # a curvature may be negative or span decades
+                drawn += [v for _, v in pts if math.isfinite(v)]
+        _curvature_scale(ax, drawn)
         ax.axhline(0.0, color="grey", lw=0.8)
         axes[0][j].set_title(SPACE_TITLE[space], fontsize=11)
         for ax in axes[:, j]:
@@ -149,6 +151,17 @@ def figure_edge_run(rows, title: str = "") -> Figure:
         ax.set_title(name, fontsize=9)
     fig.suptitle(title or "spectral edge split")
     return fig
+
+
+def _curvature_scale(ax, vals) -> None:
+    """A log axis when every curvature drawn is positive (they span decades: the edge's ~1e-4, the bulk's ~1e-1),
+    else symlog whose linear range is the decade of the smallest nonzero |curvature| (a fixed 1e-3 left
+    curvatures of ~5e-4..7e-3 with two ticks)."""
+    if vals and min(vals) > 0:
+        ax.set_yscale("log")
+        return
+    nonzero = [abs(v) for v in vals if v != 0]
+    ax.set_yscale("symlog", linthresh=10.0 ** math.floor(math.log10(min(nonzero))) if nonzero else 1e-3)
 
 
 def figure_clocks(groups, title: str = "") -> Figure:
