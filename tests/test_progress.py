@@ -109,10 +109,13 @@ def test_train_on_a_terminal_shows_metrics_and_time_left(tmp_path):
 SWEEP = ["--eta", "0", "--seeds", "0-1", "--M", "5", "--K", "8", "--epochs", "3", "--windows", "3"]
 
 
-def test_sweep_off_a_terminal_is_quiet_and_on_one_shows_a_bar(tmp_path):
+def test_sweep_off_a_terminal_beats_and_on_one_shows_a_bar(tmp_path):
     res = subprocess.run([sys.executable, str(REPO / "cli.py"), "sweep", str(tmp_path / "a"), *SWEEP],
                          capture_output=True, text=True, cwd=REPO, timeout=120)
-    assert res.returncode == 0 and res.stderr == "", res.stderr
+    lines = res.stderr.splitlines()
+    assert res.returncode == 0 and lines[0] == "sweep: 0/2 runs finished", res.stderr   # a sign of life at once
+    assert len(lines) == 3 and lines[1].startswith("sweep: 1/2 runs finished (last: ") and \
+        lines[2].startswith("sweep: 2/2 runs finished (last: "), res.stderr           # no per-run start lines
     rc, out, err = _run_on_pty(["sweep", str(tmp_path / "b"), *SWEEP])
     assert rc == 0, err
     assert "sweep" in err and "2/2" in err and "start " not in err
@@ -129,7 +132,20 @@ def test_runs_reporter_keeps_failures_off_a_terminal(capsys):
     rep.note("[2/2] FAILED b (exit 1, see _logs/b.log)")
     rep.progress(2, 2, "b")
     rep.close()
-    assert capsys.readouterr().err == "[2/2] FAILED b (exit 1, see _logs/b.log)\n"
+    assert capsys.readouterr().err == ("sweep: 0/2 runs finished\nsweep: 1/2 runs finished (last: a)\n"
+                                       "[2/2] FAILED b (exit 1, see _logs/b.log)\nsweep: 2/2 runs finished (last: b)\n")
+
+
+def test_runs_reporter_beats_at_each_tenth_off_a_terminal(capsys):
+    """Off a terminal (a sweep of the headline size runs ~30 min), one line at the start and each time another
+    tenth of the runs has finished, as train's heartbeat: 25 runs -> every 3rd run, and the last."""
+    from tianref.cli.progress import RunsReporter
+    rep = RunsReporter("reproduce eta")
+    for k in range(26):
+        rep.progress(k, 25, None if k == 0 else f"r{k}")
+    rep.close()
+    said = [int(line.split(": ")[1].split("/")[0]) for line in capsys.readouterr().err.splitlines()]
+    assert said == [0, 3, 6, 9, 12, 15, 18, 21, 24, 25]
 
 
 def test_runs_reporter_says_off_a_terminal_that_a_run_diverged_earlier(capsys):

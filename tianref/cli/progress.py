@@ -159,9 +159,11 @@ class CountProgress(_Bar):
 
 class RunsReporter:
     """``sweep`` and ``reproduce``: on a terminal a bar over the unfinished runs and the command's
-    notes; off a terminal only failures (they are errors) and runs skipped because they diverged
-    earlier (the JSON summary counts them as skipped, beside the finished ones). ``note`` takes the
-    engine's one-line messages (``run_jobs``' report); ``progress`` its (finished, total, name) calls."""
+    notes; off a terminal a heartbeat as train's (one line when the runs start and each time another
+    ~10 % of them has finished: "sweep: 3/8 runs finished (last: NAME)"), failures (they are errors) and
+    runs skipped because they diverged earlier (the JSON summary counts them as skipped, beside the
+    finished ones). ``note`` takes the engine's one-line messages (``run_jobs``' report); ``progress``
+    its (finished, total, name) calls."""
 
     ROUTINE = ("start ", "[")                      # per-run lines that the bar replaces
     ALWAYS = ("FAILED", "failed", "diverged earlier")   # said off a terminal too
@@ -177,6 +179,12 @@ class RunsReporter:
             self._echo(msg)
 
     def progress(self, finished: int, total: int, name) -> None:
+        if not interactive():
+            step = max(1, math.ceil(total / 10))            # about every 10 % of the runs, and the last
+            if total and (finished == 0 or finished % step == 0 or finished >= total):
+                click.echo(f"{self.label}: {finished}/{total} runs finished" + (f" (last: {name})" if name else ""),
+                           err=True)
+            return
         if self._bar is None and finished == 0:
             self.close()
             if total:
