@@ -52,6 +52,12 @@ def test_half_max_crossing_uses_early_median_baseline():
     assert det.half_max_crossing(y) == 80.0
     assert det.test_crossings(y, "halfmax")[0] == 80.0
     assert det.test_crossings(y, "first")[0] == 90.0
+    # the baseline is rows 0..4 only: row 5 lies outside it. With rows 0-4 = 0.02, 0.02, 0.3,
+    # 0.3, 0.3 the median is 0.3 (level 0.6); were row 5 = 0.02 included the median of six would
+    # be 0.16 (level 0.53). Both levels are a few float operations from exact: abs 1e-12.
+    z = y.copy()
+    z[2:5] = 0.3
+    assert det.half_max_threshold(z) == pytest.approx(0.3 + 0.5 * (0.9 - 0.3), abs=1e-12)
     with pytest.raises(ValueError):
         det.test_crossings(y, "bogus")
 
@@ -140,6 +146,9 @@ def test_late_separation_ratio():
     assert sep["grok"] == 300.0 and sep["control"] == 1.31
     assert sep["ratio"] == pytest.approx(300 / 1.31, rel=1e-15, abs=0)   # a single division
     assert math.isnan(det.late_separation([1.0], [np.nan])["ratio"])
+    # a control median of 0 (or below) has no ratio: NaN, not a ZeroDivisionError or a negative ratio
+    assert math.isnan(det.late_separation([2.0], [0.0])["ratio"])
+    assert math.isnan(det.late_separation([2.0], [-1.0, -1.0])["ratio"])
 
 
 # --- rho and sigma1/sigma2 --------------------------------------------------------------------
