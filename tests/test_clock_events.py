@@ -78,6 +78,13 @@ def test_censoring_by_the_run_end():
     drift = [v * 0.7 / drift[-1] for v in drift]
     assert ce.rep_censored(drift, 0.0, 0.03) and not ce.rep_censored(drift, 0.0, 0.05)
     assert ce.rep_censored([1.0, 2.0], NAN, 0.05)                     # no t_rep: censored
+    # the tail is k = ceil(0.1 n) rows and t_rep = n - k is inside it: n = 45 -> k = 5 (not 4), so a
+    # step that ends at row 40 (t_rep = 40 = 45 - 5) is censored, one that ends at row 39 is not
+    # (both tails are flat, so only the t_rep clause decides). Integers: no tolerance.
+    at_edge = [10.0] * 40 + [1.0] * 5
+    assert ce.t_rep(at_edge, 0.05) == 40.0 and ce.rep_censored(at_edge, 40.0, 0.05)
+    inside = [10.0] * 39 + [1.0] * 6
+    assert ce.t_rep(inside, 0.05) == 39.0 and not ce.rep_censored(inside, 39.0, 0.05)
 
 
 def test_clock_ratio_is_nan_not_inf_at_t_cls_zero():
@@ -104,6 +111,7 @@ def test_clock_ratio_is_nan_not_inf_at_t_cls_zero():
     (100.0, 0.0, False, NAN, "undetermined"),               # settled from row 0: it never changed
     (NAN, 300.0, False, 290.0, "undetermined"),             # together, but no classifier clock
     (320.0, 300.0, False, 290.0, "undetermined"),           # the classifier clock runs last
+    (295.0, 300.0, False, 290.0, "undetermined"),           # before T_rep but after the test curve
     (100.0, 100.0, False, 400.0, "undetermined"),           # structure long before the test curve
     (100.0, NAN, False, NAN, "undetermined"),               # nothing happened
     (100.0, 300.0, False, None, "undetermined"),            # test accuracy not logged
