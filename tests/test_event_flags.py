@@ -137,6 +137,40 @@ def test_first_rows_of_the_slope_detector():
     assert ef.first_rows(gap=gap, t_min=100, lag=25)["fire"] == 100.0
 
 
+def test_stored_first_rows_match_the_engine_log():
+    # A summary stored before from_start existed takes its first rows from stored_first_rows; they must be
+    # the rows at which a real engine log first lets each detector fire (first_rows on its columns).
+    # t_min = 0 and lag = 3 so that the logging rows (sigma1/sigma2 from 2 updates, sigma2/sigma3 from 3)
+    # are not hidden behind t_min = 100. Row indices: exact.
+    from tianref import runs, train
+    from tianref.analysis import detectors as det
+    from tianref.analysis.records import columns_from_rows
+    from tianref.backend import get_xp
+    from tianref.config import TrainConfig, validate
+    cfg = TrainConfig(M=11, K=32, n_train=48, epochs=12, windows=(4,), seed=1, eta=1e-3, lr=1e-2)
+    sink = runs.MemorySink()
+    train.run(validate(cfg), get_xp("numpy"), sink=sink)
+    cols = columns_from_rows(sink.rows)
+    r12 = det.sigma12_ratio(cols["W_sigma"][:, 0], cols["W_sigma"][:, 1])
+    engine = ef.first_rows(cols["test_acc"], cols["rho_tian"], cols["W_gap23"], r12, t_min=0, lag=3)
+    assert ef.stored_first_rows({"slope_t_min": 0, "slope_lag": 3}) == engine
+    assert engine["r12_ge100"] == 2.0 and engine["fire"] == 6.0     # 2 and 3 + 3, by hand
+
+
+def test_lead_values_count_a_lead_that_never_happened():
+    # a condition that logged the lag: a run whose lag is None (its detector never fired) reads NaN, counted in
+    # n; a run with the lag undefined (t099 from row 0) reads NaN too; a condition that never logged it: nothing
+    stats = {"t05": {"n": 3}, "lag_fire_t099": {"n": 3}}
+    runs_ = [{"t05": 150.0, "t099": 170.0, "fire": 180.0, "lag_fire_t099": 10.0, "from_start": []},
+             {"t05": 150.0, "t099": 170.0, "fire": None, "lag_fire_t099": None, "from_start": []},
+             {"t05": 0.0, "t099": 0.0, "fire": 180.0, "lag_fire_t099": 180.0, "from_start": ["t05", "t099"]}]
+    vals = ef.lead_values({"stats": stats, "runs": runs_}, "lag_fire_t099", {})
+    assert vals[0] == 10.0 and len(vals) == 3 and np.isnan(vals[1]) and np.isnan(vals[2])
+    st = ef.lead_stats({"stats": stats, "runs": runs_}, "lag_fire_t099", {})
+    assert (st["n"], st["n_fired"], st["median"]) == (3, 1, 10.0)
+    assert ef.lead_values({"stats": {"t05": {"n": 1}}, "runs": runs_[1:2]}, "lag_fire_t099", {}) == []
+
+
 def test_paper_reports_list_fires_without_grokking(tmp_path):
     from tianref.experiments.reproduce.paper_report import without_grok_block
     s = summarize(read_tree(_started_tree(tmp_path / "t")))
