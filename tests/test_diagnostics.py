@@ -25,6 +25,10 @@ def test_slope_peak_on_a_log_ramp():
     gap2[30:60] = 1e6
     assert dg.slope_peak(gap2)[1] >= det.SLOPE_T_MIN
     assert math.isnan(dg.slope_peak(np.full(E + 1, np.nan))[0])
+    # t_min itself counts: one step of e^1 at row 100 gives s = 1/25 on rows 100..124, first argmax 100
+    # (s is one log difference over 25: 1e-12 relative covers its rounding)
+    gap3 = np.where(t < 100, 1.5, 1.5 * math.e)
+    assert dg.slope_peak(gap3)[1] == 100.0 and math.isclose(dg.slope_peak(gap3)[0], 0.04, rel_tol=1e-12)
 
 
 def test_fire_at_three_thresholds_around_a_marginal_peak():
@@ -74,6 +78,9 @@ def test_late_precollapse():
     assert dg.late_precollapse(gap, 200, 400, 320.0) == 300.0
     assert dg.late_precollapse(gap, 200, 400, np.nan) == det.late_median(gap, 200, 400)
     assert math.isnan(dg.late_precollapse(gap, 200, 400, 150.0))
+    # the collapse row itself is left out: gap(t) = t, collapse at 250 -> median of 200..249 = 224.5
+    # (with row 250 it would be 225); an exact half-integer, so ==
+    assert dg.late_precollapse(np.arange(E + 1, dtype=float), 200, 400, 250.0) == 224.5
 
 
 def test_precision_limited_threshold():
@@ -103,6 +110,13 @@ def test_loss_rise():
     assert r["ratio"] == 1.0 and r["t1"] == r["t2"]
     assert dg.loss_rise(L, np.nan) is None
     assert dg.p_no_event(1, 15) == pytest.approx((14 / 15) ** 15)
+    assert dg.p_no_event(1, 4, 2) == 0.5625                    # (3/4)^2, exact in binary
+    # the window is [t - lag, t], lag + 1 rows: a minimum exactly at t - 25 = 175 still counts.
+    # 0.5 -> 2.0 is a ratio of 4 (exact in binary); without row 175 it would be 2.
+    flat = np.ones(E + 1)
+    flat[175], flat[200] = 0.5, 2.0
+    r = dg.loss_rise(flat, 200.0)
+    assert (r["t1"], r["t2"], r["ratio"]) == (175.0, 200.0, 4.0)
 
 
 # --- in summarize ---------------------------------------------------------------------------
