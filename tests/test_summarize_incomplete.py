@@ -115,3 +115,21 @@ def test_the_recorded_divergence_decides_the_status(tmp_path):
     odd = _with_record(write_run(tmp_path / "o", dict(BASE_CONFIG, epochs=E), _cols(26)),
                        {"epoch": "26", "non_finite": "parameters"})
     assert run_status(read_run(odd))["status"] == "unfinished"
+
+
+def test_a_run_one_row_short_is_unfinished_and_not_complete(tmp_path):
+    """Rows 0..E are E + 1 rows: a log of rows 0..E-1 is one short, whatever final.npz says; and a full log
+    is complete only beside a final.npz at epoch E (not one at E - 1)."""
+    from tianref.analysis.records import is_complete
+    short = write_run(tmp_path / "short", dict(BASE_CONFIG, seed=0, epochs=E), _cols(E))
+    st = run_status(read_run(short))
+    assert st["status"] == "unfinished" and st["last_epoch"] == E - 1
+    (short / "checkpoints").mkdir()
+    np.savez(short / "checkpoints" / "final.npz", epoch=np.array(E))
+    assert not is_complete(short, E)
+    full = write_run(tmp_path / "full", dict(BASE_CONFIG, seed=0, epochs=E), _cols(E + 1))
+    (full / "checkpoints").mkdir()
+    np.savez(full / "checkpoints" / "final.npz", epoch=np.array(E - 1))
+    assert not is_complete(full, E)                     # the state of another epoch
+    np.savez(full / "checkpoints" / "final.npz", epoch=np.array(E))
+    assert is_complete(full, E)
