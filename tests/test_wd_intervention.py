@@ -109,3 +109,18 @@ def test_a_run_shorter_than_T_plus_N_is_incomplete():
     x = [r for r in out["rows"] if r["m"] == 0.0][0]
     assert x["complete"] is False and math.isnan(x["ratio"]["W_fro"]) and x["stays"] is None
     assert out["reversal"][0]["holds"] is None and out["summary"][0]["reverses"] is False
+
+
+def test_reversal_needs_growth_and_pairs_runs_of_the_same_eta0():
+    # m = 0 run flat after T: both ratios exactly 1 (exp of the same exponent), which is not "end above".
+    sched = [[0, 2e-3], [T1, 0.0]]
+    shrink = lambda t: np.exp(-0.01 * t)                 # noqa: E731
+    flat = _record("m0_flat", _cfg(0, sched), T1 + N, _after(T1, -0.01, 0.0), _after(T1, -0.02, 0.0), grok)
+    plain = _record("plain", _cfg(0), 60, shrink, shrink, grok)
+    (v,) = wi.intervention_table([flat, plain], N)["reversal"]
+    assert v["m0"] == {"W_fro": 1.0, "W_srank": 1.0} and v["holds"] is False
+    # the m = 1 partner has the same eta_0: a plain run at another eta (listed last, growing) is not it
+    grows = _record("m0_grows", _cfg(0, sched), T1 + N, _after(T1, -0.01, 0.03), _after(T1, -0.02, 0.03), grok)
+    other = _record("plain_other_eta", _cfg(0, eta=1e-3), 60, lambda t: 1 + t, lambda t: 1 + t, grok)
+    (v,) = wi.intervention_table([grows, plain, other], N)["reversal"]
+    assert v["holds"] is True and v["m1"]["W_fro"] == pytest.approx(math.exp(-0.01 * N), rel=1e-12)  # exp rounding
