@@ -256,3 +256,28 @@ def test_each_stacked_run_writes_the_checkpoint_bytes_of_its_run_alone(tmp_path,
         assert (b / "metrics.jsonl").read_bytes() == (u / "metrics.jsonl").read_bytes()
         for ck in ("epoch_00000.npz", "epoch_00002.npz", "final.npz", "resume.npz"):
             assert (b / "checkpoints" / ck).read_bytes() == (u / "checkpoints" / ck).read_bytes(), (i, ck)
+
+
+def test_a_thread_part_that_raises_names_its_error_on_its_own_runs_only():
+    """--threads 2 steps the stack as two parts (runs 0, 2 and run 1). Run 1's sink fails at row 3 with
+    an OSError (a full disk): batch.run re-raises it, and the runs of that part carry its message in
+    ``failed`` (what train-batch reports for them when a stop arrives in the same batch); the other
+    part's runs finished and carry none. A check that marked only stop signals (RunFailure) would leave
+    run 1 unmarked."""
+    from tianref import batch, runs, train
+
+    class FullDisk(runs.MemorySink):
+        def row(self, row):
+            if row["epoch"] == 3:
+                raise OSError(28, "No space left on device")
+            super().row(row)
+    cfgs = _cfgs(epochs=6)
+    members = []
+    for s, c in enumerate(cfgs):
+        problem, state = train.setup(c, np)
+        members.append(batch.Member(c, problem, state, sink=FullDisk() if s == 1 else runs.MemorySink()))
+    with pytest.raises(OSError, match="No space left"):
+        batch.run(np, members, parts=2)
+    assert "No space left on device" in members[1].failed
+    assert [len(members[s].sink.rows) for s in range(3)] == [7, 3, 7]      # rows 0..6; run 1: rows 0..2
+    assert members[0].failed is None and members[2].failed is None
