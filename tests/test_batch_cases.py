@@ -281,3 +281,31 @@ def test_a_thread_part_that_raises_names_its_error_on_its_own_runs_only():
     assert "No space left on device" in members[1].failed
     assert [len(members[s].sink.rows) for s in range(3)] == [7, 3, 7]      # rows 0..6; run 1: rows 0..2
     assert members[0].failed is None and members[2].failed is None
+
+
+def test_a_run_resumed_at_its_last_row_writes_the_checkpoints_train_writes():
+    """A run stopped after its last row was logged but before final.npz (a crash) is resumed at
+    epoch E; when E is a --checkpoint-epochs epoch its named checkpoint is written with final.npz, as
+    train.run writes it (train.py: resumed at the end). The stack must make the same sink calls:
+    a resumed stack that wrote final.npz only would leave epoch_E.npz missing."""
+    from tianref import batch, runs, train
+
+    class Calls(runs.MemorySink):
+        def __init__(self):
+            super().__init__()
+            self.calls = []
+
+        def checkpoint(self, arrays_fn, epoch, named, final):
+            self.calls.append((epoch, named, final))
+    cfgs = _cfgs(n=2, epochs=0, checkpoint_epochs=(0,))
+    alone = Calls()
+    problem, state = train.setup(cfgs[0], np)
+    train.run(cfgs[0], np, problem=problem, state=state, sink=alone)       # resumed: row 0 is logged
+    members = []
+    for c in cfgs:
+        problem, state = train.setup(c, np)
+        members.append(batch.Member(c, problem, state, resumed=True, sink=Calls()))
+    batch.run(np, members)
+    assert alone.calls == [(0, True, True)]
+    assert [m.sink.calls for m in members] == [alone.calls] * 2
+    assert [m.sink.rows for m in members] == [[], []]                         # no row logged again
