@@ -314,6 +314,20 @@ def test_summarize_refuses_more_rows_than_its_epochs(tmp_path):
     assert not is_complete(d, 6)                   # the sweeps' 'done' test agrees
 
 
+def test_only_the_last_line_of_a_log_may_be_torn(tmp_path):
+    """read_metrics drops a torn last line (a crash mid-write), and only that one: an unreadable line
+    followed by a whole row is damage, refused with its line number, never cut silently together with
+    the rows after it (a log read as rows 0..0 where rows 0..2 are written would pass for a short run)."""
+    from tianref import runs
+    from tianref.errors import InputError
+    p = tmp_path / "metrics.jsonl"
+    p.write_text('{"epoch": 0}\n{"epoch": 1}\n{"epoch": 2, "te')             # torn last line: dropped
+    assert runs.read_metrics(str(p)) == [{"epoch": 0}, {"epoch": 1}]
+    p.write_text('{"epoch": 0}\n{"epo\n{"epoch": 2}\n')                      # line 2 damaged, line 3 whole
+    with pytest.raises(InputError, match="line 2 is not valid JSON"):
+        runs.read_metrics(str(p))
+
+
 def test_summarize_accepts_an_intact_log_and_a_torn_last_line(tmp_path, log_run):
     p = log_run / "metrics.jsonl"
     p.write_text(p.read_text() + '{"epoch": 7, "test_a')
