@@ -309,3 +309,29 @@ def test_a_run_resumed_at_its_last_row_writes_the_checkpoints_train_writes():
     assert alone.calls == [(0, True, True)]
     assert [m.sink.calls for m in members] == [alone.calls] * 2
     assert [m.sink.rows for m in members] == [[], []]                         # no row logged again
+
+
+def test_a_part_that_raises_keeps_the_message_of_its_run_that_diverged_before():
+    """Parts of --threads 2: runs 0, 2 and runs 1, 3. Run 1 (W x 20, SGD at lr 1) becomes non-finite
+    and ends alone; later run 3's sink fails (a full disk) and its part raises. Run 3 carries the
+    disk's error; run 1 keeps its own divergence message (the one its log names), not the error
+    raised after it had ended."""
+    from tianref import batch, runs, train
+
+    class FullDisk(runs.MemorySink):
+        def row(self, row):
+            if row["epoch"] == 5:
+                raise OSError(28, "No space left on device")
+            super().row(row)
+    cfgs = _cfgs(n=4, dtype="float64", optimizer="sgd", lr=1.0, epochs=6)
+    members = []
+    for s, c in enumerate(cfgs):
+        problem, state = train.setup(c, np)
+        members.append(batch.Member(c, problem, state, sink=FullDisk() if s == 3 else runs.MemorySink()))
+    members[1].state.params["W"] = members[1].state.params["W"] * 20.0
+    with np.errstate(over="ignore", invalid="ignore"), pytest.raises(OSError, match="No space left"):
+        batch.run(np, members, parts=2)
+    assert "non-finite" in members[1].failed and members[1].diverged is not None
+    assert len(members[1].sink.rows) < 5                                   # it ended before the error
+    assert "No space left on device" in members[3].failed
+    assert members[0].failed is None and members[2].failed is None
