@@ -43,6 +43,34 @@ def test_rows_synced_together_end_as_rows_logged_one_by_one(tmp_path):
             w.close()
 
 
+def test_each_writer_gets_the_outcome_of_its_own_sync(tmp_path, monkeypatch):
+    """Two writers, the first one's fdatasync fails: the error is the first writer's, and its digest
+    stays; the second counts its row. (With three writers and the middle one failing, an outcome
+    handed to the writer at the mirrored place would still land right: this case tells them apart.)"""
+    ws = _writers(tmp_path, 2)
+    try:
+        for w in ws:
+            w.row({"epoch": 0})
+        digests = [w.digest for w in ws]
+        real, bad = runs._sync, ws[0].log._fd
+
+        def sync(fd):
+            if fd == bad:
+                raise OSError(errno.EIO, "Input/output error")
+            real(fd)
+        monkeypatch.setattr(runs, "_sync", sync)
+        for w in ws:
+            w.write_row({"epoch": 1})
+        errors = runs.sync_rows(ws)
+        assert errors[1] is None and isinstance(errors[0], OSError) and errors[0].filename == ws[0].log.path
+        assert ws[0].digest == digests[0] and ws[1].digest != digests[1]
+        assert open(ws[0].log.path, "rb").read() == b'{"epoch": 0}\n'                 # cut back off
+        assert open(ws[1].log.path, "rb").read() == b'{"epoch": 0}\n{"epoch": 1}\n'
+    finally:
+        for w in ws:
+            w.close()
+
+
 def test_a_row_whose_sync_fails_is_cut_back_and_the_others_are_logged(tmp_path, monkeypatch):
     """fdatasync fails (EIO) for writer 1 only: its row is cut back off and not counted (its digest stays
     that of row 0), sync_rows returns its error naming the file, writers 0 and 2 log theirs; the next row
