@@ -335,3 +335,20 @@ def test_a_part_that_raises_keeps_the_message_of_its_run_that_diverged_before():
     assert len(members[1].sink.rows) < 5                                   # it ended before the error
     assert "No space left on device" in members[3].failed
     assert members[0].failed is None and members[2].failed is None
+
+
+def test_a_batch_with_a_refused_and_a_failed_run_exits_2_naming_the_refusal(tmp_path):
+    """Bad input outranks a runtime failure: one member refused (--M 1) and one that diverges (SGD at
+    lr 2.4, seed 0) exit 2 with the refusal's count, after the other run was trained and its
+    divergence logged (a failure reported over the refusal would exit 1 and hide the bad input)."""
+    from cli_checks import cli
+    args = ["train-batch", "--log-dir", str(tmp_path / "_logs"),
+            "--member", f"--out {tmp_path / 'bad'} --M 1 --epochs 4",
+            "--member", " ".join(["--M", "11", "--K", "32", "--train-frac", "0.5", "--epochs", "38",
+                                  "--optimizer", "sgd", "--lr", "2.4", "--no-resume-state",
+                                  "--out", str(tmp_path / "r0"), "--seed", "0"])]
+    r = cli(args)
+    assert r.exit_code == 2, r.output
+    assert "1 of 2 runs refused" in r.stderr
+    assert "non-finite" in (tmp_path / "_logs" / "r0.log").read_text()          # it did train, and failed
+    assert not (tmp_path / "bad").exists()
