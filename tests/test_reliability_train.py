@@ -413,6 +413,17 @@ def test_non_finite_loss_mid_run_is_one_line_exit_1_rows_kept(tmp_path):
     assert meta["diverged"] == {"epoch": 2, "non_finite": "loss"}
 
 
+def test_only_a_well_formed_divergence_record_counts():
+    """runs.divergence reads config.json's record only when it is what record_divergence writes: an
+    int epoch (a JSON true is a bool, which Python also counts as an int: 'diverged at epoch True'
+    would be shown) and 'loss' or 'parameters'; anything else is no record."""
+    ok = {"diverged": {"epoch": 2, "non_finite": "loss"}}
+    assert runs.divergence(ok) == (2, "loss")
+    for bad in ({"epoch": True, "non_finite": "loss"}, {"epoch": 2.0, "non_finite": "loss"},
+                {"epoch": 2, "non_finite": "nan"}, {"epoch": "2", "non_finite": "parameters"}, [2, "loss"]):
+        assert runs.divergence({"diverged": bad}) is None, bad
+
+
 def test_resume_of_a_diverged_run_is_refused_not_retrained(tmp_path):
     """Its resume state (at the checkpoint, epoch 1) is valid, and continuing from it would take the same
     steps to the same non-finite loss at epoch 2: refused, naming the divergence, nothing changed."""
