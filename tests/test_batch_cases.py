@@ -352,3 +352,30 @@ def test_a_batch_with_a_refused_and_a_failed_run_exits_2_naming_the_refusal(tmp_
     assert "1 of 2 runs refused" in r.stderr
     assert "non-finite" in (tmp_path / "_logs" / "r0.log").read_text()          # it did train, and failed
     assert not (tmp_path / "bad").exists()
+
+
+def test_runs_that_reached_their_last_epoch_before_a_stop_are_finished(tmp_path, monkeypatch):
+    """With --threads parts, one part may train to its last epoch E while a stop signal ends another:
+    batch.run then raises the stop after every run of the first part is at E. Those runs are finished
+    (state at epoch E): their JSON summaries are printed and their logs say no error; the command
+    still exits 1 for the stop. Here the stop is raised after the whole stack finished."""
+    from cli_checks import cli
+    from tianref import batch
+    from tianref.errors import RunFailure
+    real = batch.run
+
+    def run_then_stop(xp, members, **kw):
+        real(xp, members, **kw)
+        raise RunFailure("stopped by SIGTERM at epoch 3; every run's resume state is saved: "
+                         "continue with --resume")
+    monkeypatch.setattr(batch, "run", run_then_stop)
+    args = ["train-batch", "--log-dir", str(tmp_path / "_logs")]
+    for s in range(2):
+        args += ["--member", f"--out {tmp_path / f'm{s}'} --seed {s} --M 11 --K 32 --epochs 5"]
+    r = cli(args)
+    assert r.exit_code == 1, r.output
+    outs = [json.loads(ln)["out"] for ln in r.stdout.splitlines() if ln.startswith("{")]
+    assert outs == [str(tmp_path / "m0"), str(tmp_path / "m1")]
+    for s in range(2):
+        assert "Error" not in (tmp_path / "_logs" / f"m{s}.log").read_text()
+        assert (tmp_path / f"m{s}" / "checkpoints" / "final.npz").is_file()
