@@ -171,10 +171,12 @@ def test_each_run_of_a_stack_by_eta_resumes_alone_exactly(tmp_path):
         _same_arrays(x, y)
 
 
-@pytest.mark.parametrize("optimizer", ["adam", "muon"])
+@pytest.mark.parametrize("optimizer", ["adam", "muon", "sgd"])
 def test_a_stack_by_eta_resumed_as_a_stack_continues_each_run_exactly(tmp_path, optimizer):
     """Resumed, the runs' "no decay yet" flags differ (the run without decay keeps its own; Muon's sit in
-    V's Adam state): the stack joins them and each run still ends as its run trained alone."""
+    V's Adam state): the stack joins them and each run still ends as its run trained alone. SGD is the
+    case where the joined flag is read before decay resets it (whether b^wd is carried with momentum):
+    a stack flag "no decay yet" taken from the run without decay would restart the other run's b^wd."""
     etas, opt = ("2e-3", "0"), ["--optimizer", optimizer, "--lr", "0.02"]
 
     def batch_of(epochs, resume):
