@@ -284,6 +284,24 @@ def test_without_kept_resume_state_only_the_final_checkpoint_drops_it(tmp_path):
         w.close()
 
 
+def test_the_final_checkpoint_leaves_the_rolling_buffer_to_the_resume_state(tmp_path):
+    """With the resume state kept, the last checkpoint writes final.npz and resume.npz from one set of
+    arrays: only resume.npz carries the rolling buffer (spec_buf_*, what a continuation needs), final.npz
+    is the light state as every named checkpoint is (a final.npz written from the full set would carry
+    the w_max x P buffer into every finished run)."""
+    w = runs.RunWriter(str(tmp_path), keep_resume_state=True)
+    arrays = lambda full: {"W": np.zeros(2), "spec_buf_W": np.ones(3)}
+    try:
+        w.row({"epoch": 0})
+        w.checkpoint(arrays, 0, named=True, final=True)
+        ck = tmp_path / "checkpoints"
+        assert set(np.load(ck / "final.npz").files) == {"W"}
+        assert set(np.load(ck / "epoch_00000.npz").files) == {"W"}
+        assert set(np.load(ck / "resume.npz").files) == {"W", "spec_buf_W"}
+    finally:
+        w.close()
+
+
 def test_failed_config_write_leaves_a_folder_the_retry_accepts(tmp_path, monkeypatch):
     out = tmp_path / "run"
 
