@@ -379,3 +379,15 @@ def test_runs_that_reached_their_last_epoch_before_a_stop_are_finished(tmp_path,
     for s in range(2):
         assert "Error" not in (tmp_path / "_logs" / f"m{s}.log").read_text()
         assert (tmp_path / f"m{s}" / "checkpoints" / "final.npz").is_file()
+
+
+def test_states_at_different_steps_are_not_stacked():
+    """A stack holds one host step count t (Adam's bias corrections use it for every run): stacking
+    two states whose t differ is refused, never stacked with the first run's t for both. batch.run
+    only stacks runs at one epoch, so this guards stack_state itself."""
+    from tianref import stacks, train
+    states = [train.setup(c, np)[1] for c in _cfgs(n=2)]
+    stacks.stack_state(np, states)                                          # same t: stacked
+    states[1].adam["t"] = states[0].adam["t"] + 1
+    with pytest.raises(ValueError, match="disagree on a counter or flag"):
+        stacks.stack_state(np, states)
