@@ -361,3 +361,16 @@ def test_gram_float32_warns_per_condition_about_runs_without_it(tmp_path):
                         "eta0.0002_seed2"]
     plain = CliRunner().invoke(summarize_cmd, [str(root)])          # the main spectra: every run has them
     assert plain.exit_code == 0 and "Gram spectra" not in plain.stderr
+
+
+def test_test_accuracy_of_exactly_one_half_counts_as_grokked(tmp_path):
+    """grokked means test_acc >= 0.5 at some row, the same level as t05: a run that touches exactly 0.5
+    (exact in binary floating point) grokked and has t05 at that row; one that peaks just below did not."""
+    E = 10
+    acc = np.full(E + 1, 0.1)
+    acc[7] = 0.5
+    write_run(tmp_path / "touch", dict(BASE_CONFIG, seed=0, epochs=E), {"test_acc": acc})
+    write_run(tmp_path / "below", dict(BASE_CONFIG, seed=1, epochs=E), {"test_acc": np.where(acc == 0.5, 0.49, acc)})
+    rows = {r["folder"]: r for r in summarize(read_tree(tmp_path))["conditions"][0]["runs"]}
+    assert rows["touch"]["t05"] == 7 and rows["touch"]["grokked"] is True
+    assert np.isnan(rows["below"]["t05"]) and rows["below"]["grokked"] is False   # NaN: never crossed

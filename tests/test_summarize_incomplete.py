@@ -133,3 +133,17 @@ def test_a_run_one_row_short_is_unfinished_and_not_complete(tmp_path):
     assert not is_complete(full, E)                     # the state of another epoch
     np.savez(full / "checkpoints" / "final.npz", epoch=np.array(E))
     assert is_complete(full, E)
+
+
+def test_summarize_leaves_out_a_run_one_row_short(tmp_path):
+    """Rows 0..E-1 are E rows, one short of E + 1: the run's row says complete = False and --complete-only
+    leaves it out (listed with its last epoch), keeping the full run of the same condition."""
+    from tianref.analysis.records import read_tree
+    from tianref.analysis.summarize import Options, summarize
+    write_run(tmp_path / "full", dict(BASE_CONFIG, seed=0, epochs=E), _cols(E + 1))
+    write_run(tmp_path / "short", dict(BASE_CONFIG, seed=1, epochs=E), _cols(E))
+    rows = {r["folder"]: r for r in summarize(read_tree(tmp_path))["conditions"][0]["runs"]}
+    assert rows["full"]["complete"] is True and rows["short"]["complete"] is False
+    s = summarize(read_tree(tmp_path), Options(complete_only=True))
+    assert s["n_runs"] == 1 and [r["folder"] for r in s["conditions"][0]["runs"]] == ["full"]
+    assert [(d["folder"], d["last_epoch"]) for d in s["left_out"]] == [("short", E - 1)]

@@ -55,3 +55,12 @@ def test_cli_reports_on_stderr_and_json(tmp_path):
     doc = json.loads((tmp_path / "s.json").read_text())
     assert doc["late_range_used"] == [200, 400]                     # the longer run covers it
     assert sorted(r["late_range_used"][1] for c in doc["conditions"] for r in c["runs"]) == [300, 400]
+
+
+def test_run_ending_at_late_lo_uses_the_one_epoch_range(tmp_path):
+    """A run whose last epoch is late_lo covers the range's first epoch only: [lo, lo], and its late median
+    is sigma2/sigma3 at lo (1 + lo here), not None."""
+    s = summarize(_tree(tmp_path, [200]), Options(late_lo=200, late_hi=400))
+    run = s["conditions"][0]["runs"][0]
+    assert run["late_range_used"] == [200, 200] and s["late_range_used"] == [200, 200]
+    assert run["late"] == 1 + 200
