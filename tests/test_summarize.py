@@ -225,6 +225,16 @@ def test_grouping_ignores_seed_and_backend_but_not_eta_or_act(tmp_path):
                                                               "eta=0.0002 act=sqr"]
 
 
+def test_grouping_ignores_what_was_only_logged_beside_training(tmp_path):
+    """log_grams and tail_rank change what a run logged, not its trajectory: runs differing only in them
+    (and the seed) form one condition."""
+    root = tmp_path / "g"
+    for i, extra in enumerate([{}, {"log_grams": ["float32"]}, {"tail_rank": 4}]):
+        write_run(root / f"r{i}", dict(BASE_CONFIG, seed=i, **extra), known_columns(0, True))
+    summ = summarize(read_tree(root))
+    assert [(c["label"], c["n"], c["seeds"]) for c in summ["conditions"]] == [("eta=0.0002", 3, [0, 1, 2])]
+
+
 # --- CLI ---------------------------------------------------------------------------------------
 
 def run_cli(*args):

@@ -89,3 +89,38 @@ def test_cli_warns_once_on_stderr(tmp_path, monkeypatch):
     res = CliRunner().invoke(plot_cmd, [str(root), "--out", str(tmp_path / "fig")])
     assert [ln for ln in res.stderr.splitlines() if "duplicate" in ln] == [warn[0].replace("summarize:", "plot:")]
     assert len(seen["records"]) == 6
+
+
+def test_the_copy_with_the_most_rows_is_kept(tmp_path):
+    """A rerun stopped early beside the full run (same fingerprint): the full one is kept, even though the
+    short copy's folder sorts first, and the statistics equal those of the tree without the short copy."""
+    clean = _tree(tmp_path / "clean")
+    dup = _tree(tmp_path / "dup")
+    src = dup / "sweep" / "eta0.0002_seed1"
+    short = dup / "aa_short"
+    shutil.copytree(src, short)
+    lines = (short / "metrics.jsonl").read_text().splitlines()
+    (short / "metrics.jsonl").write_text("\n".join(lines[:len(lines) // 2]) + "\n")
+    s_dup = summarize(read_tree(dup), root=dup)
+    assert s_dup["duplicates"] == [{"kept": "sweep/eta0.0002_seed1", "dropped": ["aa_short"],
+                                    "match": "fingerprint"}]
+    assert _stats(s_dup) == _stats(summarize(read_tree(clean), root=clean))
+
+
+def test_duplicates_line_counts_every_dropped_folder():
+    """Two copies dropped for one run and one for another: three folders counted once."""
+    from tianref.analysis.conditions import duplicates_line
+    dups = [{"kept": "a", "dropped": ["a2", "a3"], "match": "fingerprint"},
+            {"kept": "b", "dropped": ["b2"], "match": "condition and seed"}]
+    assert duplicates_line(dups) == ("warning: 3 duplicate run folder(s) counted once: a = a2, a3 (same "
+                                     "fingerprint); b = b2 (same condition and seed)")
+    assert duplicates_line([]) is None
+
+
+def test_a_folder_outside_the_root_is_named_by_itself(tmp_path):
+    """run_folder names a run relative to the root it lies under; one outside the root (a relative path
+    would start with '..') and the root itself are named by the folder's own name."""
+    from tianref.analysis.conditions import run_folder
+    assert run_folder(tmp_path / "sweep" / "r1", tmp_path) == "sweep/r1"
+    assert run_folder(tmp_path / "other" / "r1", tmp_path / "sweep") == "r1"
+    assert run_folder(tmp_path / "sweep", tmp_path / "sweep") == "sweep"
