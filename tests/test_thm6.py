@@ -345,6 +345,26 @@ def test_all_pairs_mode_agrees_with_listing_every_pair(xp):
                                np.quantile(r, [0, 0.5, 1]), rtol=1e-12)
 
 
+def test_all_pairs_max_rel_gap_does_not_depend_on_the_row_blocks(xp):
+    """approx_identity_max_rel_gap is max|r_approx − (−η²B)| / max|η²B| over all pairs: a max over the
+    row blocks, so the block size cannot change it. The residuals are rounding noise (~1e-9 relative here),
+    so another row partition may round them differently but not change their scale: rel=0.25. Summing the
+    per-block maxima of either operand instead would move it by a factor of about the number of blocks (6)."""
+    Ft = features(xp)
+    one = thm6.summarize_checkpoint(xp, Ft, 1e-2, all_pairs=True, block=K_UNITS)["summary"]
+    many = thm6.summarize_checkpoint(xp, Ft, 1e-2, all_pairs=True, block=3)["summary"]
+    assert many["approx_identity_max_rel_gap"] == pytest.approx(one["approx_identity_max_rel_gap"], rel=0.25)
+
+
+def test_more_audited_than_listed_pairs_lists_n_top(xp):
+    """n_audit > n_top: the audit covers the n_audit most similar pairs, the listing only the n_top first."""
+    Ft = features(xp)
+    res = thm6.summarize_checkpoint(xp, Ft, 1e-2, n_top=2, n_audit=5)
+    s, pairs = res["summary"], res["pairs"]
+    assert s["n_pairs"] == 2 and len(pairs) == 2 and s["n_audit"] == 5
+    j, l, _ = thm6.top_pairs(np, host(Ft), 2)                     # the two most similar pairs on the host
+    assert [(p["j"], p["l"]) for p in pairs] == list(zip(host(j).tolist(), host(l).tolist()))
+
 def test_every_backend_gives_the_numpy_numbers(xp):
     """The fake backend refuses implicit host transfers; reaching here proves the discipline."""
     Ft_np, Ft = features(np), features(xp)
