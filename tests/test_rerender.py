@@ -257,3 +257,27 @@ def test_rederive_refuses_a_section_rule_that_moves_a_measured_key():
     assert rederive_doc(doc)[1] == []                                   # the rows are current
     with pytest.raises(AssertionError, match=r"measured key: muon\.per_run\[0\]\.t05"):
         rederive_doc(doc, Meddling())
+
+
+def test_rederive_adds_no_lead_a_stored_row_lacks():
+    """A summary stored with one lead only (rows of an older summarize): rederive recomputes that lead and
+    adds none of the others, so the current document comes back unchanged."""
+    run = {"seed": 0, "t05": 99.0, "rho_fire": 17.0, "lead_rho": 82.0, "from_start": [], "grokked": True,
+           "fire_without_grok": []}
+    summary = {"options": {"crossing": "first"},
+               "conditions": [{"runs": [run], "stats": {"t05": {"median": 99.0}, "lead_rho": {"median": 82.0}}}]}
+    doc = {"section": "headline", "views": [{"name": "v", "summary": summary}]}
+    new, changes = rederive_doc(doc)
+    assert new == doc and changes == []
+
+
+def test_differences_names_added_keys_and_changed_list_lengths():
+    """differences reports what the new document adds (a key, a list item) as a non-derived change, so
+    rederive_doc's guard refuses it; a derived key's change is reported once with its whole value."""
+    from tianref.experiments.reproduce.rederive import differences
+    assert differences({"a": 1}, {"a": 1, "b": 2}) == [{"at": "b", "old": None, "new": 2, "derived": False}]
+    assert differences({"x": [1, 2]}, {"x": [1, 2, 3]}) == [{"at": "x", "old": [1, 2], "new": [1, 2, 3],
+                                                               "derived": False}]
+    assert differences({"r": [{"lead": 1.0, "t05": 5}]}, {"r": [{"lead": None, "t05": 5}]}) == \
+        [{"at": "r[0].lead", "old": 1.0, "new": None, "derived": True}]
+    assert differences({"a": [1, {"b": 2}]}, {"a": [1, {"b": 2}]}) == []
