@@ -57,3 +57,82 @@ def test_a_diverged_run_is_read_from_its_sweep_log(tmp_path):
     assert runstats.diverged_runs([rec], tmp_path / "elsewhere") == set()          # no log: not flagged
     stats = runstats.run_stats(rec, diverged=True)
     assert stats["status"] == "diverged" and stats["rows"] < 31
+
+
+def _rows(n=5, **final):
+    """n rows rising to test accuracy 0.9 (crosses 0.5, never 0.99), the last row overridden by ``final``."""
+    rows = [{"epoch": t, "train_acc": 0.5, "test_acc": 0.9 * t / (n - 1), "train_loss": 0.5, "rho_tian": 0.05 + 0.02 * t}
+            for t in range(n)]
+    rows[-1].update(final)
+    return rows
+
+
+def test_the_thresholds_include_their_boundary_values():
+    """collapsed: final train accuracy <= 2/M and train loss >= 0.98 (1 - 1/M), both at equality; fit: final
+    train accuracy >= 0.99 at equality; grokked is t099 existing, not t05 (the runs here reach 0.9 only)."""
+    M = 11
+    edge = runstats.run_stats(_record(_rows(train_acc=2.0 / M, train_loss=0.98 * (1 - 1 / M)), M=M))
+    assert edge["status"] == "collapsed"
+    assert runstats.run_stats(_record(_rows(train_acc=2.0 / M, train_loss=0.8), M=M))["status"] == "ok"
+    s = runstats.run_stats(_record(_rows(train_acc=0.99), M=M))
+    assert s["fit"] is True and s["t05"] is not None and s["t099"] is None and s["grokked"] is False
+    assert runstats.run_stats(_record(_rows(train_acc=0.98), M=M))["fit"] is False
+
+
+def test_the_nominal_p_is_the_logged_train_fraction_when_there_is_one():
+    """p = the run's train_frac (meta) when logged, else n_train / M²."""
+    assert runstats.run_stats(_record(_rows(), M=11, n_train=60, train_frac=0.5))["p"] == 0.5
+    assert runstats.run_stats(_record(_rows(), M=11, n_train=60))["p"] == 60 / 121
+
+
+def test_outcome_labels_and_group_medians():
+    """outcome by hand: all grokked (whatever fit) 'generalises (n/n)'; some; none but all fit; neither, with
+    every run length named. group_summary's t05/t099 medians are over their own lists."""
+    def run(g, fit, E=100, t05=None, t099=None):
+        return {"grokked": g, "fit": fit, "epochs": E, "t05": t05, "t099": t099,
+                "final": {k: None for k in runstats.FINAL_KEYS}, "k": "a"}
+    assert runstats.outcome([run(True, False), run(True, True)]) == "generalises (2/2)"
+    assert runstats.outcome([run(True, True), run(False, True)]) == "generalises in 1/2 runs"
+    assert runstats.outcome([run(False, True, 200), run(False, True, 400)]) == \
+        "memorises, does not generalise in 200/400 epochs (2/2 reach train accuracy ≥ 0.99)"
+    assert runstats.outcome([run(False, True), run(False, False)]) == \
+        "fits neither set in 100 epochs (1/2 reach train accuracy ≥ 0.99)"
+    g = runstats.group_summary([run(True, True, t05=10.0, t099=40.0), run(True, True, t05=20.0, t099=60.0),
+                                run(False, True, t05=30.0)], "k")["a"]
+    assert (g["n"], g["n_grok"], g["t05_med"], g["t099_med"]) == (3, 2, 20.0, 50.0)
+
+
+def test_boundary_counts_exactly_half_as_grokking():
+    """first_ge_half: the smallest x with frac >= 0.5 (2 of 4 seeds here); last_below: the largest x below it."""
+    cells = [{"M": 11, "x": 0.2, "frac": 0.0}, {"M": 11, "x": 0.3, "frac": 0.25}, {"M": 11, "x": 0.4, "frac": 0.5},
+             {"M": 11, "x": 0.5, "frac": 1.0}]
+    assert runstats.boundary(cells) == {11: {"first_ge_half": 0.4, "last_below": 0.3}}
+
+
+def test_lead_defined_needs_a_rho_fire_after_row_0_and_column_at_stays_inside_the_run():
+    """A stored row whose lead was kept but whose rho fire was at row 0 (rho_from_start) has no defined lead;
+    column_at is None for an epoch outside 0..E (a negative one included), not a value from the other end."""
+    assert runstats.lead_defined({"lead": 82.0, "rho_fire": 17.0, "rho_from_start": False})
+    assert not runstats.lead_defined({"lead": 99.0, "rho_fire": 0.0, "rho_from_start": True})
+    assert not runstats.lead_defined({"lead": 99.0, "rho_fire": 0.0})            # stored before the flag: row 0
+    rec = _record(_rows())
+    assert runstats.column_at(rec, "train_loss", 0) == 0.5 and runstats.column_at(rec, "train_loss", 5) is None
+    assert runstats.column_at(rec, "train_loss", -1) is None
+
+
+def test_a_run_one_row_short_with_a_non_finite_log_is_diverged(tmp_path):
+    """diverged_runs reads the log of every run short of its epochs + 1 rows (one short included), and of
+    none that logged them all."""
+    import json
+    from tianref.analysis.records import read_run
+    from tianref.experiments.sweep import LOG_DIR
+    recs = []
+    for name, n in (("short", 4), ("full", 5)):
+        d = tmp_path / "sec" / name
+        d.mkdir(parents=True)
+        (d / "config.json").write_text(json.dumps({"config": {"M": 11, "n_train": 60, "seed": 0, "epochs": 4}}))
+        (d / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in _rows()[:n]))
+        (tmp_path / "sec" / LOG_DIR).mkdir(exist_ok=True)
+        (tmp_path / "sec" / LOG_DIR / f"{name}.log").write_text("error: non-finite loss at epoch 4\n")
+        recs.append(read_run(d))
+    assert runstats.diverged_runs(recs, tmp_path / "sec") == {"short"}
