@@ -43,6 +43,20 @@ def test_rows_synced_together_end_as_rows_logged_one_by_one(tmp_path):
             w.close()
 
 
+def _fail_sync_of(monkeypatch, bad_fd, threads=None):
+    """runs._sync fails with EIO for the file descriptor bad_fd and syncs the others; threads: a list that
+    receives the name of each thread a sync runs in."""
+    real = runs._sync
+
+    def sync(fd):
+        if threads is not None:
+            threads.append(threading.current_thread().name)
+        if fd == bad_fd:
+            raise OSError(errno.EIO, "Input/output error")
+        real(fd)
+    monkeypatch.setattr(runs, "_sync", sync)
+
+
 def test_each_writer_gets_the_outcome_of_its_own_sync(tmp_path, monkeypatch):
     """Two writers, the first one's fdatasync fails: the error is the first writer's, and its digest
     stays; the second counts its row. (With three writers and the middle one failing, an outcome
@@ -52,13 +66,7 @@ def test_each_writer_gets_the_outcome_of_its_own_sync(tmp_path, monkeypatch):
         for w in ws:
             w.row({"epoch": 0})
         digests = [w.digest for w in ws]
-        real, bad = runs._sync, ws[0].log._fd
-
-        def sync(fd):
-            if fd == bad:
-                raise OSError(errno.EIO, "Input/output error")
-            real(fd)
-        monkeypatch.setattr(runs, "_sync", sync)
+        _fail_sync_of(monkeypatch, ws[0].log._fd)
         for w in ws:
             w.write_row({"epoch": 1})
         errors = runs.sync_rows(ws)
@@ -81,15 +89,8 @@ def test_a_row_whose_sync_fails_is_cut_back_and_the_others_are_logged(tmp_path, 
             w.row({"epoch": 0})
         before = [open(w.log.path, "rb").read() for w in ws]
         digest1 = ws[1].digest
-        real, bad = runs._sync, ws[1].log._fd
-        threads = []
-
-        def sync(fd):
-            threads.append(threading.current_thread().name)
-            if fd == bad:
-                raise OSError(errno.EIO, "Input/output error")
-            real(fd)
-        monkeypatch.setattr(runs, "_sync", sync)
+        real, threads = runs._sync, []
+        _fail_sync_of(monkeypatch, ws[1].log._fd, threads)
         for w in ws:
             w.write_row({"epoch": 1})
         errors = runs.sync_rows(ws)

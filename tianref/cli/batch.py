@@ -285,9 +285,6 @@ def _print_summary(log_dir, out, summary):
 def _summary(p, secs, n_runs):
     """train's JSON summary of one run; ``seconds`` is its share of the stack's time (the stack's
     seconds over its runs, so the shares of a stack add up to its time), ``seconds_batch`` the whole."""
-    from tianref.cli.train import _first
-    rows = runs.read_metrics(os.path.join(p.out, "metrics.jsonl"))
-    return {"out": p.out, "epochs": p.cfg.epochs, "seconds": round(secs / n_runs, 3), "seconds_batch": secs,
-            "batch_runs": n_runs, "backend": p.xp_name, "dtype": p.cfg.dtype, "batched": True,
-            "final": {k: rows[-1].get(k) for k in ("train_loss", "test_loss", "train_acc", "test_acc")},
-            "t_test_0.5": _first(rows, "test_acc", 0.5), "t_test_0.99": _first(rows, "test_acc", 0.99)}
+    from tianref.cli.train import summary_of
+    return {**summary_of(p.out, p.cfg, p.xp_name, secs / n_runs), "seconds_batch": secs, "batch_runs": n_runs,
+            "batched": True}
