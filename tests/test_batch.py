@@ -215,6 +215,46 @@ def test_a_member_whose_parameters_become_non_finite_writes_what_train_writes(tm
         assert snapshot(d) == before
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")    # the diverging W overflows on purpose
+def test_a_ridge_solve_failing_mid_run_is_recorded_as_a_divergence(tmp_path):
+    """SGD at lr 0.1 with eta 100 multiplies W by -9 a step, so under --ridge-eval current the activations of
+    the new W overflow float32 and the solve of the step to row 21 refuses them. train and train-batch end
+    the run alike: exit 1 with one line, rows 0..20 kept, config.json's divergence record naming the ridge
+    solve; it reads as diverged (run_status, the sweep's job_state, summarize), not unfinished, and --resume
+    refuses it (nothing changed)."""
+    from tianref.analysis.records import read_run, run_status
+    from tianref.analysis.summarize import Options, run_values
+    from tianref.experiments import sweep
+    cond = {"top_layer": "ridge", "ridge_eval": "current", "optimizer": "sgd", "momentum": 0.0, "lr": 0.1,
+            "eta": 100.0}
+    jobs = sweep.make_jobs(tmp_path, [cond, dict(cond, eta=2e-3)], (1,), 30, {"M": 11, "K": 64, "n_train": 60})
+    u, ok = jobs[0], jobs[1]
+    b = tmp_path / "b"
+    argv = sweep.train_argv(u)[3:]                                  # what follows `train`
+    r = cli(["train", *argv])
+    assert r.exit_code == 1, r.output
+    err = [line for line in r.stderr.splitlines() if "Error" in line or "Traceback" in line]  # beside progress
+    assert len(err) == 1 and "ridge solve failed" in err[0] and "epoch 21" in err[0], r.stderr
+    member = " ".join(argv).replace(str(u.out), str(b))
+    r = cli(["train-batch", "--member", member, "--member", " ".join(sweep.train_argv(ok)[3:])])
+    assert r.exit_code == 1 and "ridge solve failed" in r.stderr, r.output
+    assert (b / "metrics.jsonl").read_bytes() == (u.out / "metrics.jsonl").read_bytes()
+    assert sweep.job_state(ok) == "done"
+    for d in (b, u.out):
+        meta = json.loads((d / "config.json").read_text())
+        assert meta["diverged"] == {"epoch": 21, "non_finite": "ridge solve"}
+        rec = read_run(d)
+        assert rec.n_rows == 21
+        assert run_status(rec) == {"status": "diverged", "last_epoch": 20, "epochs": 30,
+                                   "why": "diverged at epoch 21 (ridge solve failed)"}
+        assert run_values(rec, Options())["status"] == "diverged"
+        before = snapshot(d)
+        r = cli(["train", "--out", d, "--resume"])
+        assert r.exit_code == 2 and "diverged at epoch 21 (ridge solve failed)" in r.stderr, r.output
+        assert snapshot(d) == before
+    assert sweep.job_state(u) == "diverged"
+
+
 @pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")    # the planted W overflows on purpose
 def test_a_ridge_member_whose_first_solve_fails_ends_alone(tmp_path):
     """--ridge-eval current solves V of the initial W at setup; a member whose solve fails there (an

@@ -27,8 +27,8 @@ float64, on the numpy and fake backends). What stays per run:
     its sink: metrics.jsonl, checkpoints, resume state (runs.RunWriter), its lock (the CLI's)
 
 A run whose loss or parameters become non-finite, or whose ridge solve fails in a step, is ended
-alone: its rows are kept, ``failed`` gets its message (``diverged`` the epoch and what became non-finite,
-as train.run's errors.Diverged names them), and the stack continues without it.
+alone: its rows are kept, ``failed`` gets its message (``diverged`` the epoch and what became non-finite
+or failed, as train.run's errors.Diverged names them), and the stack continues without it.
 SIGINT/SIGTERM stop every run at the next row boundary after writing each run's resume state (as
 train.run does for one).
 """
@@ -59,7 +59,7 @@ class Member:
     sink: object = None
     on_row: object = None
     failed: str | None = None
-    diverged: tuple | None = None  # (epoch, 'loss' or 'parameters'): its failure was a divergence (errors.Diverged)
+    diverged: tuple | None = None  # (epoch, errors.Diverged.KINDS): its failure was a divergence (errors.Diverged)
     stopped: str | None = None     # a stop signal's message, with the epoch its resume state is at
     row: dict | None = field(default=None, repr=False)
     views: tuple | None = field(default=None, repr=False)   # its slices of the stack's rings (stack_rings)
@@ -184,9 +184,10 @@ def _loop(xp, live, epoch, resumed, stop, on_epoch):
         P, opt, solve_failed = _step(xp, cfg0, live, P, opt, train_b, epoch, fwd, rings)
         fwd = None
         epoch += 1
-        if solve_failed:                    # a run whose ridge solve failed ends alone, as its train.step raises
+        if solve_failed:                    # a run whose ridge solve failed ends alone, diverged as train.run ends it
             for s, msg in solve_failed.items():
-                _fail(live[s], msg)
+                d = train.ridge_diverged(msg, epoch)
+                _fail(live[s], str(d), (d.epoch, d.what))
             live, P, opt, rings, fwd, train_b, test_b = _drop(xp, live, sorted(solve_failed), P, opt, None)
 
 

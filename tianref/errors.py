@@ -4,8 +4,9 @@
                   The CLI prints one line and exits with code 2 (no traceback).
 * ``RunFailure``  the computation itself failed (e.g. the loss became non-finite).
                   The CLI prints one line and exits with code 1; everything logged so far is kept.
-                  ``Diverged``, its kind for a run whose loss or parameters became non-finite, names
-                  the epoch and which (the CLI records it in the run's config.json: runs.record_divergence).
+                  ``Diverged``, its kind for a run whose loss or parameters became non-finite or whose
+                  ridge solve failed, names the epoch and which (the CLI records it in the run's
+                  config.json: runs.record_divergence).
 """
 
 
@@ -18,8 +19,12 @@ class RunFailure(RuntimeError):
 
 
 class Diverged(RunFailure):
-    """A run ended at ``epoch`` because its ``what`` ('loss' or 'parameters') became non-finite. The
-    steps are deterministic, so the run would diverge there again: it is over, not unfinished."""
+    """A run ended at ``epoch`` because its ``what`` ('loss' or 'parameters') became non-finite, or
+    ('ridge solve') the ridge solve of the step to row ``epoch`` failed (tianref/ridge.py: activations
+    too large for its regulariser). The steps are deterministic, so the run would diverge there
+    again: it is over, not unfinished."""
+
+    KINDS = ("loss", "parameters", "ridge solve")     # the values of ``what``
 
     def __init__(self, message: str, epoch: int, what: str):
         super().__init__(message)

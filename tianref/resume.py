@@ -74,7 +74,7 @@ def check(out: str, changes: dict) -> Plan:
     meta, cfg = stored_config(out)
     gone = runs.divergence(meta)
     if gone is not None:
-        raise InputError(f"--resume: {out} diverged at epoch {gone[0]} (non-finite {gone[1]}); its steps are "
+        raise InputError(f"--resume: {out} {runs.divergence_why(*gone)}; its steps are "
                          "deterministic, so it would diverge there again: nothing to continue (nothing was "
                          "changed; change a setting and start it with --overwrite to train it otherwise)")
     ck_path = runs.checkpoint_path(out)

@@ -34,6 +34,11 @@ from numpy.linalg import LinAlgError  # the exception class only (CuPy raises Nu
 from tianref.backend import scipy_linalg, to_host
 from tianref.errors import RunFailure
 
+class SolveFailed(RunFailure):
+    """The ridge solve failed: its matrix is not positive definite in floating point, or its input or
+    solution is not finite (train.py ends the run as diverged: train.ridge_diverged)."""
+
+
 # a failed solve: LinAlgError (a matrix that is not positive definite); ValueError from SciPy's
 # solve_triangular on non-finite input (NumPy's cholesky passes NaN/inf through without an error)
 _LINALG_ERRORS = (LinAlgError, ValueError)
@@ -46,7 +51,7 @@ def targets(xp, y, M: int):
 
 def ridge_V(xp, F, y, M: int, lam: float, failed=None):
     """V = (F^T F + lam I)^{-1} F^T T, solved in float64 and returned in F's dtype.  F (n, K), y (n,).
-    Raises RunFailure when the solve fails.
+    Raises SolveFailed (a RunFailure) when the solve fails.
     S stacked runs (batch.py): F (S, n, K), y (S, n) -> (S, K, M), each run's V solved alone (the
     triangular solves take one matrix: a run's own solve, bit for bit, run by run). ``failed``: a dict
     that takes {s: message} of each run whose solve fails (its V zeros; the stack ends it alone); None:
@@ -56,7 +61,7 @@ def ridge_V(xp, F, y, M: int, lam: float, failed=None):
         for s in range(F.shape[0]):
             try:
                 out.append(ridge_V(xp, F[s], y[s], M, lam))
-            except RunFailure as exc:
+            except SolveFailed as exc:
                 if failed is None:
                     raise
                 failed[s] = str(exc)
@@ -78,12 +83,12 @@ def ridge_V(xp, F, y, M: int, lam: float, failed=None):
             Z = la.solve_triangular(L, T, lower=True)            # (n, M)
             V = F64.T @ la.solve_triangular(L.T, Z, lower=False)  # (K, M)
     except _LINALG_ERRORS as exc:
-        raise RunFailure(f"the ridge solve failed ({exc}); the activations are too large "
+        raise SolveFailed(f"the ridge solve failed ({exc}); the activations are too large "
                          f"for --ridge-reg {lam:g}") from None
     # CuPy's Cholesky returns NaN where NumPy's raises (and its triangular solves pass NaN on): the same
     # failure, named at the same step on every backend
     if not bool(to_host(xp.isfinite(V).all())):
-        raise RunFailure(f"the ridge solve failed (its solution is not finite); the activations are "
+        raise SolveFailed(f"the ridge solve failed (its solution is not finite); the activations are "
                          f"too large for --ridge-reg {lam:g}")
     return V.astype(F.dtype)
 

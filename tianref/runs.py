@@ -2,8 +2,9 @@
 
 Layout of a run directory
     config.json                    {"config": TrainConfig dict, "versions": ..., "command": ..., ...};
-                                   "diverged": {"epoch": t, "non_finite": "loss" | "parameters"} once the
-                                   run ended because that became non-finite at epoch t (record_divergence)
+                                   "diverged": {"epoch": t, "non_finite": "loss" | "parameters" |
+                                   "ridge solve"} once the run ended because that became non-finite (or,
+                                   for the ridge solve, failed) at epoch t (record_divergence)
     metrics.jsonl                  one JSON object per logged row (epoch 0..E), append-only
     checkpoints/epoch_NNNNN.npz    state after NNNNN steps (W, V, split, Adam state, rng state, config,
                                    the run's fingerprint and the digest of rows 0..NNNNN)
@@ -33,10 +34,11 @@ from concurrent.futures import ThreadPoolExecutor, wait
 import numpy as np  # host I/O only
 
 from tianref import identity
-from tianref.errors import InputError
+from tianref.errors import Diverged, InputError
 
 RESUME = "resume.npz"
-DIVERGED = "diverged"       # config.json's record of a run ended by a non-finite loss or parameters
+DIVERGED = "diverged"       # config.json's record of a run ended by a non-finite loss or parameters, or a
+                            # failed ridge solve (errors.Diverged.KINDS)
 
 
 def atomic_write_bytes(path: str, write, mode: int = 0o666) -> None:
@@ -243,20 +245,27 @@ def read_config(run_dir: str) -> dict:
 
 def record_divergence(run_dir: str, epoch: int, what: str) -> None:
     """Record in config.json (atomically) that the run ended because its ``what`` ('loss' or
-    'parameters') became non-finite at ``epoch`` (errors.Diverged): its status is then 'diverged'
-    (analysis.records.run_status) and --resume refuses it (tianref/resume.py)."""
+    'parameters') became non-finite at ``epoch``, or ('ridge solve') the ridge solve of the step to row
+    ``epoch`` failed (errors.Diverged): its status is then 'diverged' (analysis.records.run_status) and
+    --resume refuses it (tianref/resume.py)."""
     meta = read_config(run_dir)
     meta[DIVERGED] = {"epoch": int(epoch), "non_finite": what}
     atomic_write_json(os.path.join(run_dir, "config.json"), meta)
 
 
 def divergence(meta: dict):
-    """(epoch, 'loss' or 'parameters') of config.json's divergence record (``meta``), or None."""
+    """(epoch, 'loss', 'parameters' or 'ridge solve') of config.json's divergence record (``meta``), or None."""
     d = meta.get(DIVERGED)
     if not (isinstance(d, dict) and isinstance(d.get("epoch"), int) and not isinstance(d["epoch"], bool)
-            and d.get("non_finite") in ("loss", "parameters")):
+            and d.get("non_finite") in Diverged.KINDS):
         return None
     return d["epoch"], d["non_finite"]
+
+
+def divergence_why(epoch: int, what: str) -> str:
+    """The phrase of the reports for a divergence (``divergence``'s pair): 'diverged at epoch 2
+    (non-finite loss)', '... (non-finite parameters)', 'diverged at epoch 21 (ridge solve failed)'."""
+    return f"diverged at epoch {epoch} ({'ridge solve failed' if what == 'ridge solve' else 'non-finite ' + what})"
 
 
 class MemorySink:

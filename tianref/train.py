@@ -116,6 +116,13 @@ def ridge_top(xp, cfg, W, train, F=None, failed=None):
     return ridge.ridge_V(xp, F, train.y, cfg.M, cfg.ridge_reg, failed)         # (K, M)
 
 
+def ridge_diverged(message: str, epoch: int) -> Diverged:
+    """A ridge solve that failed (ridge.SolveFailed's ``message``) in the step to row ``epoch``, as the
+    divergence it is: the steps are deterministic, so it would fail there again."""
+    return Diverged(f"in the step to epoch {epoch}, {message}; the rows logged so far are kept", epoch,
+                    "ridge solve")
+
+
 def held_forward(xp, cfg, P, train, fwd, failed=None):
     """Tian's training forward under --ridge-eval held: V overwritten by ridge(W) (no gradient through
     the solve), then the forward and dL/dYhat at that V. Returns (params with the solved V, cache, dL).
@@ -287,8 +294,9 @@ def run(cfg, xp, *, problem=None, state=None, init=None, sink=None, on_row=None,
     on_row  : progress callback(row)
     on_stop : callback(message) when a stop signal arrives (the CLI prints it)
     Returns (final TrainState, Problem, last row). Raises Diverged (a RunFailure naming the epoch and
-    'loss' or 'parameters') on a non-finite loss or parameters, and RunFailure on SIGINT/SIGTERM after
-    saving the resume state (see ``_Stop``).
+    'loss', 'parameters' or 'ridge solve') on a non-finite loss or parameters or a failed ridge solve
+    in a step (ridge_diverged), and RunFailure on SIGINT/SIGTERM after saving the resume state (see
+    ``_Stop``); a ridge solve that fails at setup (--ridge-eval current, before row 0) is a RunFailure.
     """
     if state is None:
         problem, state = setup(cfg, xp, init)
@@ -330,7 +338,10 @@ def run(cfg, xp, *, problem=None, state=None, init=None, sink=None, on_row=None,
                                     state.epoch, named=False, final=False)
                 raise RunFailure(f"stopped by {stop.name} at epoch {state.epoch}; the resume state "
                                  "is saved: continue with --resume")
-            state = step(xp, cfg, state, problem, fwd)
+            try:
+                state = step(xp, cfg, state, problem, fwd)
+            except ridge.SolveFailed as exc:
+                raise ridge_diverged(str(exc), state.epoch + 1) from None
             fwd = None
     return state, problem, row
 

@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from tianref.errors import InputError
-from tianref.runs import divergence
+from tianref.runs import divergence, divergence_why
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
@@ -213,15 +213,17 @@ def run_status(rec: RunRecord) -> dict:
     """Where a run's log stands against its config's E: {"status", "last_epoch", "epochs", "why"}.
 
     status  'diverged'   config.json records that the run ended because its loss or its parameters
-                         became non-finite at epoch t (runs.record_divergence; a non-finite loss is
-                         logged as row t, non-finite parameters end the run before row t); --resume
+                         became non-finite at epoch t, or its ridge solve failed in the step to row t
+                         (runs.record_divergence; a non-finite loss is logged as row t, non-finite
+                         parameters and a failed solve end the run before row t); --resume
                          refuses it, as it would diverge again. For a run written before that record:
                          incomplete, and its last row has no finite train or test loss
             'complete'   rows 0..E are logged
             'unfinished' incomplete otherwise: still running, stopped (SIGINT/SIGTERM: --resume continues
                          it) or crashed
     why     one phrase for the reports: 'diverged at epoch 2 (non-finite loss)', 'diverged at epoch 4
-            (non-finite parameters)', 'ends at epoch 25 of 60'
+            (non-finite parameters)', 'diverged at epoch 21 (ridge solve failed)' (runs.divergence_why),
+            'ends at epoch 25 of 60'
     """
     E = rec.config.get("epochs")
     E = int(E) if isinstance(E, (int, float)) and not isinstance(E, bool) else None
@@ -229,7 +231,7 @@ def run_status(rec: RunRecord) -> dict:
     recorded = divergence(rec.meta)
     if recorded is not None:
         return {"status": "diverged", "last_epoch": last, "epochs": E,
-                "why": f"diverged at epoch {recorded[0]} (non-finite {recorded[1]})"}
+                "why": divergence_why(*recorded)}
     if E is not None and rec.n_rows >= E + 1:
         return {"status": "complete", "last_epoch": last, "epochs": E, "why": "complete"}
     losses = [rec.columns[k][-1] for k in ("train_loss", "test_loss") if k in rec.columns and last >= 0]

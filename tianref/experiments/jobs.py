@@ -12,8 +12,9 @@ one of four states, decided from its directory alone:
 
     done       metrics.jsonl holds rows 0..E and checkpoints/final.npz, at epoch E, vouches for them
                (its fingerprint and row digest)             -> skipped
-    diverged   config.json records that the run ended on a non-finite loss or non-finite parameters
-               (runs.record_divergence; its steps are deterministic, so it would diverge again)
+    diverged   config.json records that the run ended on a non-finite loss, non-finite parameters or
+               a failed ridge solve (runs.record_divergence; its steps are deterministic, so it would
+               diverge again)
                                                            -> skipped, like done (FINISHED)
     resumable  incomplete, checkpoints/resume.npz present  -> ``train --out DIR --resume --epochs E``
     fresh      empty, or this job's run without all its rows or a resume state
@@ -238,7 +239,8 @@ def job_state(job: Job) -> str:
 
 
 def diverged(job: Job):
-    """(epoch, 'loss' or 'parameters') when the job's config.json records that the run diverged, else None."""
+    """(epoch, 'loss', 'parameters' or 'ridge solve') when the job's config.json records that the run
+    diverged, else None."""
     try:
         return runs.divergence(runs.read_config(str(job.out)))
     except (InputError, OSError, ValueError):
