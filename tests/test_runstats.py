@@ -1,6 +1,9 @@
 """Per-run numbers of the sections (runstats): crossings, the collapsed and diverged flags, a diverged run read
 from its sweep log, and the scaling cells beside the findings' T6."""
+import pytest
+
 from tianref.analysis.records import RunRecord, columns_from_rows
+from tianref.errors import RunFailure
 from tianref.experiments.reproduce import runstats
 from tianref.experiments.reproduce.sections import scaling
 from tianref.experiments.reproduce.rows import load_published
@@ -41,7 +44,8 @@ def test_scaling_cells_sit_beside_T6_and_boundary():
 
 
 def test_a_diverged_run_is_read_from_its_sweep_log(tmp_path):
-    """A run whose loss became non-finite (train exit 1) is flagged from its log; other runs are not."""
+    """A run whose loss became non-finite (train exit 1) is flagged from its config.json's record, and a run
+    written before that record from its log; other runs are not."""
     import sys
     from types import SimpleNamespace
 
@@ -54,7 +58,10 @@ def test_a_diverged_run_is_read_from_its_sweep_log(tmp_path):
     assert res["failed"] and res["failed"][0]["returncode"] == 1
     rec = read_run(job.out)
     assert runstats.diverged_runs([rec], tmp_path / "sec") == {"boom"}
-    assert runstats.diverged_runs([rec], tmp_path / "elsewhere") == set()          # no log: not flagged
+    assert runstats.diverged_runs([rec], tmp_path / "elsewhere") == {"boom"}       # no log: its record
+    rec.meta.pop("diverged")                                                        # a run from before the record
+    assert runstats.diverged_runs([rec], tmp_path / "sec") == {"boom"}
+    assert runstats.diverged_runs([rec], tmp_path / "elsewhere") == set()          # neither: not flagged
     stats = runstats.run_stats(rec, diverged=True)
     assert stats["status"] == "diverged" and stats["rows"] < 31
 
@@ -136,3 +143,29 @@ def test_a_run_one_row_short_with_a_non_finite_log_is_diverged(tmp_path):
         (tmp_path / "sec" / LOG_DIR / f"{name}.log").write_text("error: non-finite loss at epoch 4\n")
         recs.append(read_run(d))
     assert runstats.diverged_runs(recs, tmp_path / "sec") == {"short"}
+
+
+def test_a_run_whose_config_records_a_failed_ridge_solve_is_diverged(tmp_path):
+    """A ridge run ended by a failed solve says so in its log without the word 'non-finite'; its config.json's
+    divergence record is what makes it diverged for the sections that keep such runs (diverged_runs after
+    the fact, diverged_in when the sweep reports it failed), not a fatal failure of the section."""
+    import json
+    from tianref.analysis.records import read_run
+    from tianref.experiments import sweep
+    from tianref.experiments.reproduce import jobs as rjobs
+    from tianref.experiments.sweep import LOG_DIR
+    d = tmp_path / "sec" / "ridge"
+    d.mkdir(parents=True)
+    meta = {"config": {"M": 11, "n_train": 60, "seed": 0, "epochs": 4}}
+    (d / "config.json").write_text(json.dumps(dict(meta, diverged={"epoch": 3, "non_finite": "ridge solve"})))
+    (d / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in _rows()[:3]))
+    (tmp_path / "sec" / LOG_DIR).mkdir()
+    log = tmp_path / "sec" / LOG_DIR / "ridge.log"
+    log.write_text("Error: in the step to epoch 3, the ridge solve failed (Matrix is not positive definite)\n")
+    assert runstats.diverged_runs([read_run(d)], tmp_path / "sec") == {"ridge"}
+    failed = [{"name": "ridge", "returncode": 1, "log": str(log)}]
+    job = sweep.Job(out=d, seed=0, epochs=4, options=())
+    assert rjobs.diverged_in(failed, [job]) == {"ridge"}
+    (d / "config.json").write_text(json.dumps(meta))                   # no record: a failure like any other
+    with pytest.raises(RunFailure, match="run ridge failed"):
+        rjobs.diverged_in(failed, [job])

@@ -28,7 +28,7 @@ from tianref import threads as blas_threads
 from tianref.errors import InputError, RunFailure
 from tianref.analysis.records import is_complete
 from tianref.experiments.jobs import (  # noqa: F401  (re-exported: callers import them from here)
-    FINISHED, Job, config_mismatch, grid, job_state, jobs_from_specs, make_jobs, parse_seeds,
+    FINISHED, Job, config_mismatch, diverged, grid, job_state, jobs_from_specs, make_jobs, parse_seeds,
     plan_lines, train_argv)
 from tianref.resources import cli_argv
 from tianref.rundir import lock_holder

@@ -58,10 +58,16 @@ def run_section(jobs, n_jobs: int, python: str, report, progress=None, threads: 
     return res
 
 
-def diverged_in(failed) -> set:
-    """The failed runs whose loss or parameters became non-finite; RunFailure for any other failure."""
+def diverged_in(failed, jobs=()) -> set:
+    """The failed runs whose loss or parameters became non-finite (their log says so), or, of ``jobs``, whose
+    config.json records a divergence (a failed ridge solve too: runs.record_divergence); RunFailure for any
+    other failure."""
+    recorded = {j.name for j in jobs if sweep.diverged(j) is not None}
     out = set()
     for f in failed:
+        if f["name"] in recorded:
+            out.add(f["name"])
+            continue
         try:
             text = Path(f["log"]).read_text(encoding="utf-8", errors="replace")
         except OSError:
@@ -99,7 +105,7 @@ def run_keeping_diverged(jobs, n_jobs: int, python: str, report, progress=None,
         report(f"{len(before)} run(s) diverged in an earlier call; kept as diverged, not rerun")
     res = sweep.run_jobs([j for j in jobs if j.name not in before], n_jobs, python, report=report,
                          progress=progress, threads=threads, batch=batch)
-    return res, diverged_in(res["failed"]) | before
+    return res, diverged_in(res["failed"], jobs) | before
 
 
 def all_rows(job) -> bool:

@@ -10,8 +10,8 @@ Symbols (per run)
     lead        t05 - rho_fire; None where rho_from_start (undefined)
     fit         final train accuracy >= FIT_ACC (the run memorised its training set)
     status      ok | collapsed (final train accuracy <= 2/M and train loss >= 0.98 (1 - 1/M): the outputs no
-                longer depend on the input) | diverged (the loss or the parameters became non-finite; the run
-                stopped)
+                longer depend on the input) | diverged (the loss or the parameters became non-finite, or the
+                ridge solve failed; the run stopped)
     outcome     'generalises' (t099 exists) | 'memorises, does not generalise in E epochs' (fit, no t099) |
                 'fits neither set in E epochs' (neither) -- the label of a group of runs
 """
@@ -77,11 +77,16 @@ def stored_lead(s: dict):
 
 
 def diverged_runs(records, section_dir) -> set:
-    """Names of the runs whose sweep log (SECTION_DIR/_logs/<run>.log) ends with a non-finite loss or
-    parameters failure and that did not log all their rows."""
+    """Names of the runs whose config.json records a divergence (runs.record_divergence: a non-finite loss
+    or parameters, or a failed ridge solve), or whose sweep log (SECTION_DIR/_logs/<run>.log) ends with a
+    non-finite loss or parameters failure and that did not log all their rows."""
     from tianref.experiments.sweep import LOG_DIR
+    from tianref.runs import divergence
     out = set()
     for r in records:
+        if divergence(r.meta) is not None:
+            out.add(r.path.name)
+            continue
         log = Path(section_dir) / LOG_DIR / f"{r.path.name}.log"
         if not log.is_file() or r.n_rows >= int(r.config["epochs"]) + 1:
             continue
