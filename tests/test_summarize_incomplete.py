@@ -147,3 +147,26 @@ def test_summarize_leaves_out_a_run_one_row_short(tmp_path):
     s = summarize(read_tree(tmp_path), Options(complete_only=True))
     assert s["n_runs"] == 1 and [r["folder"] for r in s["conditions"][0]["runs"]] == ["full"]
     assert [(d["folder"], d["last_epoch"]) for d in s["left_out"]] == [("short", E - 1)]
+
+
+def test_a_run_that_diverged_at_its_last_row_is_not_counted_complete(tmp_path):
+    """A non-finite loss at row E leaves all E + 1 rows logged, and train ends the run there (no final.npz):
+    it is diverged, in run_status and in summarize's rows and --complete-only alike, with config.json's record
+    and, for a run written before that record, from its last row; the full finite run beside it is complete."""
+    from tianref.analysis.records import read_tree
+    from tianref.analysis.summarize import Options, summarize
+    write_run(tmp_path / "done", dict(BASE_CONFIG, seed=0, epochs=E), _cols(E + 1))
+    _with_record(write_run(tmp_path / "rec", dict(BASE_CONFIG, seed=1, epochs=E), _cols(E + 1, diverge=True)),
+                 {"epoch": E, "non_finite": "loss"})
+    write_run(tmp_path / "old", dict(BASE_CONFIG, seed=2, epochs=E), _cols(E + 1, diverge=True))
+    why = f"diverged at epoch {E} (non-finite loss)"
+    for d in ("rec", "old"):
+        assert run_status(read_run(tmp_path / d)) == {"status": "diverged", "last_epoch": E, "epochs": E,
+                                                      "why": why}
+    rows = {r["folder"]: r for r in summarize(read_tree(tmp_path))["conditions"][0]["runs"]}
+    assert {k: (r["status"], r["complete"]) for k, r in rows.items()} == {
+        "done": ("complete", True), "rec": ("diverged", False), "old": ("diverged", False)}
+    s = summarize(read_tree(tmp_path), Options(complete_only=True))
+    assert s["n_runs"] == 1 and [r["folder"] for r in s["conditions"][0]["runs"]] == ["done"]
+    assert [(d["folder"], d["status"], d["why"]) for d in s["left_out"]] == [
+        ("old", "diverged", why), ("rec", "diverged", why)]

@@ -217,8 +217,8 @@ def run_status(rec: RunRecord) -> dict:
                          (runs.record_divergence; a non-finite loss is logged as row t, non-finite
                          parameters and a failed solve end the run before row t); --resume
                          refuses it, as it would diverge again. For a run written before that record:
-                         incomplete, and its last row has no finite train or test loss
-            'complete'   rows 0..E are logged
+                         its last row has no finite train or test loss (row E too: all its rows logged)
+            'complete'   rows 0..E are logged, and the run did not diverge
             'unfinished' incomplete otherwise: still running, stopped (SIGINT/SIGTERM: --resume continues
                          it) or crashed
     why     one phrase for the reports: 'diverged at epoch 2 (non-finite loss)', 'diverged at epoch 4
@@ -232,12 +232,12 @@ def run_status(rec: RunRecord) -> dict:
     if recorded is not None:
         return {"status": "diverged", "last_epoch": last, "epochs": E,
                 "why": divergence_why(*recorded)}
-    if E is not None and rec.n_rows >= E + 1:
-        return {"status": "complete", "last_epoch": last, "epochs": E, "why": "complete"}
     losses = [rec.columns[k][-1] for k in ("train_loss", "test_loss") if k in rec.columns and last >= 0]
-    if losses and not all(np.isfinite(x) for x in losses):
+    if losses and not all(np.isfinite(x) for x in losses):      # train ends a run at such a row, even row E
         return {"status": "diverged", "last_epoch": last, "epochs": E,
                 "why": f"diverged at epoch {last} (non-finite loss)"}
+    if E is not None and rec.n_rows >= E + 1:
+        return {"status": "complete", "last_epoch": last, "epochs": E, "why": "complete"}
     return {"status": "unfinished", "last_epoch": last, "epochs": E,
             "why": f"ends at epoch {last} of {'?' if E is None else E}"}
 

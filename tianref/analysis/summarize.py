@@ -103,7 +103,8 @@ class Options:
     min_valid: int = 0                   # 30 reproduces the window-sweep script
     rho_threshold: float = det.RHO_THRESHOLD
     crossing: str = "first"              # or 'halfmax' (analysis.py)
-    complete_only: bool = False          # drop runs with fewer than epochs + 1 rows
+    complete_only: bool = False          # drop runs that are not complete (run_status: fewer than epochs + 1
+                                         # rows, or diverged)
     gram: str = "main"                   # or a mode logged with train --log-grams (GRAM_KEYS)
     precision_factor: float = dg.PRECISION_FACTOR   # precision_limited: sigma3/sigma1 < factor 2^-23
     cls_eps: float = clock_events.CLS_EPS     # t_cls: train loss <= cls_eps * row-0 loss
@@ -129,9 +130,9 @@ class Options:
 # --- per run ----------------------------------------------------------------------------------
 
 def is_complete_record(rec: RunRecord) -> bool:
-    """True when the run logged rows 0..epochs."""
-    E = rec.config.get("epochs")
-    return E is not None and rec.n_rows >= int(E) + 1
+    """True when the run logged rows 0..epochs and did not diverge (records.run_status 'complete'): a run
+    whose loss became non-finite at its last row E has all E + 1 rows and is diverged."""
+    return run_status(rec)["status"] == "complete"
 
 
 def run_values(rec: RunRecord, opt: Options) -> dict:

@@ -319,7 +319,7 @@ def to_markdown(summary: dict) -> str:
                          f"({', '.join(_with_why(run_name(r), r.get('status_why')) for r in short[:5])}"
                          f"{', ...' if len(short) > 5 else ''})")
     if notes:
-        lines += ["", "Incomplete runs (fewer than epochs + 1 rows), counted as they are "
+        lines += ["", "Incomplete runs (fewer than epochs + 1 rows, or diverged), counted as they are "
                   "(--complete-only leaves them out):", *notes]
     left = summary.get("left_out") or []
     if left:

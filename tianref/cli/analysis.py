@@ -77,7 +77,8 @@ def _window_list(text: str) -> tuple[int, ...]:
               help="Persistence window (rows = epochs) of the sustained clocks: t_cls, t_cls_abs, "
                    "t_margin hold their level, t_rep_settled its band, for this many rows.")
 @click.option("--complete-only", is_flag=True,
-              help="Leave out runs with fewer than epochs + 1 rows (still running or crashed); "
+              help="Leave out runs that are not complete: fewer than epochs + 1 rows (still running, "
+                   "stopped or crashed) or diverged (even at their last row); "
                    "by default they are included and listed under the tables.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path),
               default=None, help="Also write the full summary as JSON here (atomic write).")
