@@ -378,6 +378,28 @@ def test_resume_of_a_finished_run_at_its_own_epochs_changes_no_file(base, tmp_pa
     assert "resumed" not in json.loads((d / "config.json").read_text())
 
 
+def test_resume_of_a_finished_run_without_resume_state_changes_no_file(base, tmp_path):
+    """A run trained with --no-resume-state keeps no checkpoints/resume.npz. Finished (rows 0..E, final.npz at
+    E vouching for them), --resume at its own epochs is the finished run's case above: exit 0, 'already
+    complete', no file changed; asked to go further it cannot continue (exit 2, nothing changed), and a
+    final.npz that does not vouch for the log (another run's) is not taken for a finished run."""
+    d = _copy(base, "plain", tmp_path)
+    (d / "checkpoints" / "resume.npz").unlink()                    # what --no-resume-state leaves
+    before = snapshot(d)
+    for args in ([], ["--epochs", "20"], ["--epochs", "20", "--checkpoint-epochs", "10"]):
+        r = cli(["train", "--out", str(d), "--resume", *args])
+        assert r.exit_code == 0, (args, r.output)
+        assert "already complete" in r.stderr and "nothing was changed" in r.stderr
+        assert json.loads(r.stdout)["epochs"] == 20
+        assert snapshot(d) == before
+    refused(_resume(d, epochs=30), "resume.npz")
+    assert snapshot(d) == before
+    shutil.copy(base / "s1" / "checkpoints" / "final.npz", d / "checkpoints" / "final.npz")
+    before = snapshot(d)
+    refused(cli(["train", "--out", str(d), "--resume"]), "final.npz", "another run")
+    assert snapshot(d) == before
+
+
 def test_resume_of_a_finished_run_with_new_checkpoint_epochs_is_a_session(base, tmp_path):
     """A finished run resumed with a setting that changes config.json is not left as it is: the change and
     the session are recorded, as for any resume."""

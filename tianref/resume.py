@@ -11,7 +11,8 @@ continued only when every part of the directory agrees with it, and it did not d
   config has (W, V, Adam moments, the rolling-Gram buffer and Gram, the split), the parameters
   and moments are finite, and the rng state is a valid generator state;
 * the resume epoch lies in [0, --epochs] (a run already complete, r = E with final.npz, no row or setting
-  to change, is left as it is: ``already_complete``);
+  to change, is left as it is: ``already_complete``; so is one without a resume state, trained with
+  --no-resume-state, whose final.npz vouches for its rows 0..E: ``complete_without_state``);
 * metrics.jsonl is UTF-8 and holds exactly the rows 0, 1, ..., r (r = the resume epoch), in order,
   possibly followed by rows r + 1, r + 2, ..., at most up to E (a run killed after its last checkpoint: they
   are dropped and recomputed identically; rows past E would not be, so they are refused) and by one torn
@@ -140,6 +141,33 @@ def already_complete(out: str, plan: Plan) -> bool:
     from tianref.analysis.records import is_complete
     return (plan.epoch == plan.cfg.epochs and not plan.dropped and plan.meta.get("config") == plan.cfg.to_dict()
             and is_complete(out, plan.cfg.epochs))
+
+
+def complete_without_state(out: str, changes: dict):
+    """The TrainConfig of a run with no resume state (trained with --no-resume-state) that is finished as it
+    stands, as ``already_complete`` reads a run with one: it did not diverge, ``changes`` leave its config
+    as stored, rows 0..E are logged and checkpoints/final.npz is the state at E, carrying the run's
+    fingerprint and the digest of those rows (InputError naming the file when it carries another run's).
+    None otherwise: there is then nothing to continue from (``check`` refuses the missing state)."""
+    from tianref.analysis.records import is_complete
+    if os.path.isfile(runs.checkpoint_path(out)):
+        return None
+    meta, cfg = stored_config(out)
+    path = os.path.join(out, "config.json")
+    if runs.divergence(meta) is not None or identity.stored_block(meta, path) is None:
+        return None
+    cfg = validate(cfg.replace(**changes))
+    if meta.get("config") != cfg.to_dict() or not is_complete(out, cfg.epochs):
+        return None
+    final = runs.checkpoint_path(out, final=True)
+    with np.load(final, allow_pickle=False) as z:                # is_complete has read it
+        if "fingerprint" not in z.files or "rows_digest" not in z.files:
+            return None
+    try:
+        identity.check_log(out, meta)                            # final.npz vouches for rows 0..E
+    except InputError as exc:
+        raise InputError(f"--resume: {exc}") from None
+    return cfg
 
 
 def _check_identity(meta, cfg, ck, out, ck_path) -> tuple:

@@ -168,15 +168,22 @@ def train_cmd(ctx, xp_name, M, K, n_train, train_frac, eta, eta_schedule, lr, ep
         xp = get_xp(xp_name)
         session = rundir.Session(out, resume=True, note=_note)
 
+        def complete(cfg, fingerprint, digest):         # nothing to train: no file is touched
+            _note(f"{out} is already complete (rows 0..{cfg.epochs} and checkpoints/final.npz); "
+                  "nothing to continue, nothing was changed")
+            return Prepared(engine, cfg, xp, xp_name, out, None, None, None, no_resume_state, session,
+                            fingerprint, digest, complete=True)
+
         def prepare():                                  # under the lock
+            cfg = resume_mod.complete_without_state(out, changes)    # trained with --no-resume-state
+            if cfg is not None:
+                _check_gram_backend(cfg, xp_name)
+                return complete(cfg, None, None)
             plan = resume_mod.check(out, changes)
             cfg = plan.cfg
             _check_gram_backend(cfg, xp_name)
-            if resume_mod.already_complete(out, plan):     # nothing to train: no file is touched
-                _note(f"{out} is already complete (rows 0..{cfg.epochs} and checkpoints/final.npz); "
-                      "nothing to continue, nothing was changed")
-                return Prepared(engine, cfg, xp, xp_name, out, None, None, None, no_resume_state, session,
-                                plan.fingerprint, plan.digest, complete=True)
+            if resume_mod.already_complete(out, plan):
+                return complete(cfg, plan.fingerprint, plan.digest)
             state = engine.state_from_arrays(xp, cfg, plan.ck)
             problem, _ = engine.setup(cfg, xp, init={k: plan.ck[k] for k in ("W", "V", "train_idx", "test_idx")})
             if plan.dropped:
