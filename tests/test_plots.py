@@ -230,3 +230,19 @@ def test_every_condition_of_the_headline_figure_has_its_own_colour(tmp_path):
     for n in (1, 10, 11, 20, 21, 40):
         assert len({to_rgba(c) for c in condition_colours(n)}) == n
     assert condition_colours(3) == ["C0", "C1", "C2"]          # up to 10: the cycle other figures use
+
+
+def test_every_run_of_a_clocks_panel_has_its_own_colour():
+    """figure_clocks colours a condition's runs by index: "C{i % 10}" gave an eleventh seed the first one's
+    colour; each of eleven runs (curves and event marks) now has its own (plots.condition_colours)."""
+    from matplotlib.colors import to_rgba
+    from tianref.analysis.edge_figures import figure_clocks
+    runs = [([{"epoch": t, "W_srank": 1.0 + i + t, "train_loss": 1.0 / (1 + i + t)} for t in range(3)],
+             {"t_cls": 1.0, "t_rep": None, "t05": None}) for i in range(11)]
+    fig = figure_clocks([("cond", runs)])
+    for ax in fig.axes:
+        curves = [ln for ln in ax.get_lines() if len(ln.get_xdata()) == 3]
+        colours = [to_rgba(ln.get_color()) for ln in curves]
+        assert len(colours) == 11 and len(set(colours)) == 11
+        marks = [to_rgba(ln.get_color()) for ln in ax.get_lines() if ln not in curves]
+        assert marks == colours                                  # each run's t_cls mark in its colour

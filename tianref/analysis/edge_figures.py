@@ -21,6 +21,9 @@ import math
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from tianref.analysis.plots import condition_colours
+
+
 def _pos(v):
     return v is not None and isinstance(v, (int, float)) and math.isfinite(v) and v > 0
 
@@ -170,10 +173,11 @@ def figure_clocks(groups, title: str = "") -> Figure:
     fig = Figure(figsize=(4.6 * n, 6.4), layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(2, n, squeeze=False)
+    colours = condition_colours(max((len(items) for _, items in groups), default=0))   # run k alike in every panel
     for j, (label, items) in enumerate(groups):
         ax_s, ax_l = axes[0][j], axes[1][j]
         for i, (rows, ev) in enumerate(items):
-            c = f"C{i % 10}"
+            c = colours[i]
             ep = [r["epoch"] for r in rows]
             ax_s.plot(ep, [r.get("W_srank", math.nan) for r in rows], color=c, lw=1)
             ax_l.plot(ep, [r.get("train_loss", math.nan) for r in rows], color=c, lw=1)
