@@ -37,3 +37,13 @@ def test_condition_label_names_a_non_default_activation_or_loss():
     assert cells.condition_label({"eta": 2e-4, "act": "sqr"}) == "eta=0.0002"
     assert cells.condition_label({"eta": 0.0, "act": "relu"}) == "relu tian eta=0"      # activation alone
     assert cells.condition_label({"eta": 0.0, "act": "sqr", "loss": "ce"}) == "sqr ce eta=0"   # loss alone
+
+
+def test_condition_label_of_a_config_without_act_reads_the_loaders_default():
+    """A stored config without "act" is the default activation (TrainConfig.from_dict fills it: x²), so its
+    label is the paper's, never "None tian ..."; without "loss" as well. With a non-default loss the
+    activation is named as the loader reads it."""
+    from tianref.config import TrainConfig
+    assert TrainConfig.from_dict({"eta": 2e-4}).act == "sqr"                  # what the loader applies
+    assert cells.condition_label({"eta": 2e-4}) == "eta=0.0002"
+    assert cells.condition_label({"eta": 0.0, "loss": "ce"}) == "sqr ce eta=0"

@@ -18,6 +18,9 @@ import numpy as np
 
 from tianref.analysis import detectors as det
 from tianref.analysis.summarize import fmt
+from tianref.config import TrainConfig
+
+_DEFAULT = TrainConfig()        # the values the config loader gives a key a stored config lacks
 
 __all__ = ["fnum", "med", "stats", "cell", "med_of", "lt", "first", "nanmed", "phase_median", "scaled",
            "condition_label", "rows_of", "report_head", "claims_block", "fmt", "quantile_series"]
@@ -84,10 +87,12 @@ def scaled(epoch: int, scale) -> int:
 
 
 def condition_label(config: dict) -> str:
-    """'eta=0.0002', or 'relu ce eta=0' when the activation or the loss is not the paper's x² and MSE."""
+    """'eta=0.0002', or 'relu ce eta=0' when the activation or the loss is not the paper's x² and MSE. A
+    stored config without "act" or "loss" has the default TrainConfig.from_dict gives it (x², tian)."""
+    act, loss = config.get("act", _DEFAULT.act), config.get("loss", _DEFAULT.loss)
     name = f"eta={float(config['eta']):g}"
-    if config.get("loss", "tian") == "ce" or config.get("act") != "sqr":
-        name = f"{config.get('act')} {config.get('loss', 'tian')} " + name
+    if loss == "ce" or act != "sqr":
+        name = f"{act} {loss} " + name
     return name
 
 
