@@ -163,5 +163,18 @@ def epoch_list_options(command: str, help: str, required: bool = False):
         fn = click.option("--epochs", "former_epochs", default=None, expose_value=False, callback=former,
                           metavar="LIST", help="Former name of --at-epochs (deprecated; still accepted).")(fn)
         return click.option("--at-epochs", "epochs_text", default=None, callback=current, metavar="LIST",
-                            help=help + (" Required." if required else ""))(fn)
+                            cls=_RequiredInHelp if required else click.Option, help=help)(fn)
     return decorate
+
+
+class _RequiredInHelp(click.Option):
+    """An option that must be given, under its own name or a former one (epoch_list_options): click's
+    required check would refuse the former name, so the callback checks instead, and the help marks it
+    ``[required]`` as click marks every required option."""
+
+    def get_help_record(self, ctx):
+        self.required = True                    # for the help line only
+        try:
+            return super().get_help_record(ctx)
+        finally:
+            self.required = False
