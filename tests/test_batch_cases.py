@@ -202,7 +202,8 @@ def test_a_batch_too_large_for_the_memory_trains_as_stacks_that_fit(tmp_path, mo
 def test_the_progress_lines_follow_a_live_run_after_the_first_one_diverges(tmp_path):
     """The heartbeat names part 0's epoch by the row of its first run still training: when the first
     member diverges (SGD at lr 2.4: seed 0 does, seeds 1-3 do not), the lines go on to epoch 38/38
-    instead of repeating the dead run's last epoch over a shrinking total."""
+    instead of repeating the dead run's last epoch over a shrinking total; the test_acc each line shows
+    names its run, r0's until it diverges, then r1's."""
     from cli_checks import cli
     args = ["train-batch", "--log-dir", str(tmp_path / "_logs")]
     for s in range(4):
@@ -214,6 +215,8 @@ def test_the_progress_lines_follow_a_live_run_after_the_first_one_diverges(tmp_p
     assert "non-finite" in (tmp_path / "_logs" / "r0.log").read_text()
     lines = [ln for ln in r.stderr.splitlines() if ln.startswith("train-batch [")]
     assert lines and "epoch 38/38 (100 %)" in lines[-1], lines[-3:]
+    assert lines[0].endswith("(run r0)") and lines[-1].endswith("(run r1)"), lines
+    assert all(ln.endswith(("(run r0)", "(run r1)")) for ln in lines), lines
 
 
 def _layout_cases(tmp_path):

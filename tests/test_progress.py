@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tianref.cli.progress import row_text
+from tianref.cli.progress import RUN_KEY, row_text
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["--M", "7", "--K", "16", "--epochs", "30"]
@@ -39,6 +39,7 @@ def _run_on_pty(argv):
 def test_row_text():
     row = {"epoch": 12, "train_acc": 1.0, "train_loss": 0.0123, "test_acc": 0.5, "test_loss": 0.25}
     assert row_text(row) == "ep 12  train acc 1.000 loss 1.23e-02  test acc 0.500 loss 2.50e-01"
+    assert row_text(dict(row, **{RUN_KEY: "s1"})) == "s1: " + row_text(row)       # a batch's run, named
     assert row_text({"epoch": 0}).count("-") == 4 and row_text(None) == ""
 
 
@@ -86,6 +87,10 @@ def test_heartbeat_clock_rule():
     assert len(lines) == 10
     assert lines[2] == "train q: epoch 120/400 (30 %), 12.0 s elapsed, ~28.0 s left, test_acc 0.410"
     assert lines[-1] == "train q: epoch 400/400 (100 %), 40.0 s elapsed, test_acc 0.410"
+    lines.clear()
+    hb = Heartbeat(4, "b", clock=lambda: 0.0, echo=lines.append)
+    hb.update(4, {"epoch": 4, "test_acc": 0.41, RUN_KEY: "s1"})   # whose accuracy, when the line follows one of many runs
+    assert lines == ["b: epoch 4/4 (100 %), 0.0 s elapsed, test_acc 0.410 (run s1)"]
     lines.clear()
     now[0] = 0.0
     hb = Heartbeat(100, "train slow", clock=lambda: now[0], echo=lines.append)

@@ -20,7 +20,7 @@ import numpy as np  # only for np.errstate around the run
 from tianref import batch as engine_batch, memory, runs, threads as blas_threads
 from tianref.stacks import same_stack
 from tianref.cli.common import RAISE_ERRORS, reports_errors
-from tianref.cli.progress import RowProgress
+from tianref.cli.progress import RUN_KEY, RowProgress
 from tianref.errors import InputError, RunFailure
 from tianref.resources import program
 
@@ -246,7 +246,10 @@ def _train_group(group, log_dir, failed, threads: int):
             last = {"e": start}
 
             def on_epoch(epoch):                    # part 0's epochs (batch.run), named by its first live run
-                row = next((m.row for m in members[::parts] if m.failed is None and m.row), None)
+                p, row = next(((p, m.row) for p, m in zip(group[::parts], members[::parts])
+                               if m.failed is None and m.row), (None, None))
+                if row and len(members) > 1:        # whose test_acc the line shows
+                    row = dict(row, **{RUN_KEY: os.path.basename(p.out)})
                 bar.update(1 if epoch > last["e"] else 0, row or {})
                 last["e"] = epoch
             engine_batch.run(xp, members, parts=parts, on_epoch=on_epoch,

@@ -5,7 +5,9 @@
                    last row and the time left; off one a Heartbeat
     Heartbeat      'train NAME: epoch 120/400 (30 %), 14.2 s elapsed, ~33 s left, test_acc 0.412',
                    at the first step at or past each tenth of the epochs (k = 1..10, so the last line
-                   is 100 %) and after HEARTBEAT_S seconds without a line (a slow run)
+                   is 100 %) and after HEARTBEAT_S seconds without a line (a slow run). A row that
+                   carries RUN_KEY (train-batch: the run whose row it is, of several) names it:
+                   'test_acc 0.412 (run s1)'; so does the bar's row text ('s1: ep 120  train acc ...')
     CountProgress  long commands that finish items (runs of a sweep, replayed epochs, figures)
 
 Both bars are context managers whose ``update`` draws nothing off a terminal. ``interactive()`` is the
@@ -24,6 +26,7 @@ import time
 import click
 
 BAR_WIDTH = 24
+RUN_KEY = "progress_run"   # a row's key, added for the progress line only: the run whose numbers it shows
 HEARTBEAT_S = 180.0        # the longest a slow run stays silent off a terminal
 
 
@@ -43,7 +46,8 @@ def row_text(row: dict | None) -> str:
     def num(key, spec):
         v = row.get(key)
         return "-" if v is None else format(v, spec)
-    return (f"ep {row.get('epoch', '-')}  train acc {num('train_acc', '.3f')} loss {num('train_loss', '.2e')}"
+    who = f"{row[RUN_KEY]}: " if row.get(RUN_KEY) else ""
+    return (f"{who}ep {row.get('epoch', '-')}  train acc {num('train_acc', '.3f')} loss {num('train_loss', '.2e')}"
             f"  test acc {num('test_acc', '.3f')} loss {num('test_loss', '.2e')}")
 
 
@@ -132,7 +136,7 @@ class Heartbeat:
         if self.pos < self.length:
             text += f", ~{_secs(elapsed / self.pos * (self.length - self.pos))} left"
         if row.get("test_acc") is not None:
-            text += f", test_acc {row['test_acc']:.3f}"
+            text += f", test_acc {row['test_acc']:.3f}" + (f" (run {row[RUN_KEY]})" if row.get(RUN_KEY) else "")
         return text
 
 
