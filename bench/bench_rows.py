@@ -89,7 +89,7 @@ def diagnostics(xp, cfg, state, problem, fwd):
     beta = cfg.output_scale
     V_eff = P["V"] if beta == 1.0 else beta * P["V"]
     a = {k: edge.edge_parts(xp, [state.spec[k]], [state.edge[k]], w)[0][0] for k in ("W", "V")}  # D u_1
-    u = {k: edge._top(xp, [state.spec[k]], w)[1] for k in ("W", "V")}                            # u_1 (w_max,)
+    u = {k: spectra.top_of_run(xp, [state.spec[k]], w)[1] for k in ("W", "V")}                   # u_1 (w_max,)
 
     def gradient_field():
         j, jp = metrics.draw_pairs(state.rng, cfg.K, cfg.indep_pairs)

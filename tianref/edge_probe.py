@@ -47,8 +47,8 @@ the authors' np.std):
                   {"sigma", "p", "curvature", "func_change", "dL_plus", "dL_minus"}}}
     (sigma and proj: the edge's k = 1, 2 only)
     stats = {"mean", "std", "min", "max", "values": [one per draw]}
-Output of ``space_edge`` (its split dict, both views of tianref/edge.py for the space; the joint space's
-edge-projected view from edge.space_author_split):
+Output of ``space_edge`` (its split dict, both views for the space: tianref/edge.py's parameter-space
+view, and the joint space's edge-projected view from edge_projected.space_author_split):
     {"sigma1", "g2", "wd2", "cross", "gfrac"?, "cos"?, "pg2", "pwd2", "pcross", "pgfrac"?, "palign"?}
 """
 from __future__ import annotations
@@ -57,7 +57,7 @@ import math
 
 import numpy as np  # host: the random directions and the summary statistics
 
-from tianref import edge as edges, edge_curvature, loss as losses, model, spectra
+from tianref import edge as edges, edge_curvature, edge_projected, loss as losses, model, spectra
 from tianref.backend import to_host
 
 DELTAS = ("dtest_acc", "dtest_loss", "dtrain_loss", "dtrain_acc")
@@ -221,7 +221,7 @@ def space_edge(xp, state, w: int, names):
     a = xp.concatenate([a for a, _ in parts])            # (P,) D u_1 over the space
     sigma1 = float(to_host(a @ a))
     split = {"sigma1": sigma1, "g2": g2, "wd2": wd2, "cross": cross, **edges.derived(g2, wd2, cross)}
-    pg2, pwd2, pcross = (float(to_host(x)) for x in edges.space_author_split(xp, specs, rings, w))
+    pg2, pwd2, pcross = (float(to_host(x)) for x in edge_projected.space_author_split(xp, specs, rings, w))
     split.update({"pg2": pg2, "pwd2": pwd2, "pcross": pcross,
-                  **edges.derived(pg2, pwd2, pcross, names=edges.AUTHOR_DERIVED)})
+                  **edges.derived(pg2, pwd2, pcross, names=edge_projected.AUTHOR_DERIVED)})
     return a / math.sqrt(sigma1), split

@@ -10,6 +10,8 @@ Symbols
     sigma_i   the i-th largest EIGENVALUE of G_w (a squared singular value of D_w, as in
               the paper's code), i = 1..5
     gap23     sigma_2 / sigma_3, defined when at least 3 updates exist and sigma_3 > 0
+    u_1       the unit top eigenvector of G_w (``top_pair``; tianref/edge.py's spectral edge), on the
+              ring's slots: (u_1)_slot weighs the update that slot holds
 
 One pass for all windows: keep the last w_max = max(windows) updates in a ring buffer and the
 full (w_max, w_max) Gram of the buffer. A new update costs one (w_max, P) x (P,) product;
@@ -87,6 +89,37 @@ def top_eigenvalues(xp, state, w: int):
     G = window_gram(xp, state["gram"], slots)            # (m, m) = D_w^T D_w
     ev = xp.linalg.eigvalsh(G)                          # ascending
     return ev[..., ::-1][..., :N_TOP]                   # (min(m, 5),) descending
+
+
+def top_pair(xp, blocks, w: int):
+    """(sigma_1 (S,), u_1 (S, w_max)) of S runs stepped together: ``blocks`` their stacked rolling Grams
+    (states with gram (S, w_max, w_max), one count), G = the sum of the blocks' Grams on the
+    window w (one block: its own G; W and V together: the Gram of the joint update), u_1 scattered
+    into the ring's slots (0 elsewhere); one stacked eigh (LAPACK solves each matrix as it would
+    alone). None with < 2 updates."""
+    sp0 = blocks[0]
+    w_max = sp0["gram"].shape[-1]
+    slots = window_slots(sp0["count"], w_max, w)
+    if len(slots) < 2:                                  # as top_eigenvalues: from 2 updates on
+        return None
+    G = window_gram(xp, sp0["gram"], slots)             # (S, m, m) D^T D
+    for sp in blocks[1:]:                               # + D_V^T D_V: the joint update's Gram
+        G = G + window_gram(xp, sp["gram"], slots)
+    ev, U = xp.linalg.eigh(G)                           # ascending; (S, m), (S, m, m)
+    u = xp.zeros((G.shape[0], w_max), dtype=xp.float64)
+    u[:, xp.asarray(slots)] = U[..., -1]                # (S, w_max) u_1 on the window's slots
+    return ev[..., -1], u
+
+
+def top_of_run(xp, specs, w: int):
+    """(sigma_1, u_1 (w_max,)) of one run's blocks (``top_pair`` with S = 1), or None with < 2 updates."""
+    top = top_pair(xp, [stack_of_one(sp) for sp in specs], w)
+    return None if top is None else (top[0][0], top[1][0])
+
+
+def stack_of_one(state):
+    """A run's ring state as a stack of one (its arrays' views with a leading axis of 1)."""
+    return {k: (v[None] if hasattr(v, "shape") else v) for k, v in state.items()}
 
 
 def window_gram(xp, gram, slots):
