@@ -1,28 +1,36 @@
-"""``python cli.py train``: one training run into a run directory."""
+"""``python cli.py train``: one training run into a run directory.
+
+This module is the command line: the options, their checks (bad input: one line, exit 2, before
+anything is written), and the run they prepare under the run directory's lock: a new run's config.json,
+or a ``--resume``'s checked state (tianref/resume.py). Training the prepared run, its divergence record
+and its JSON summary are tianref/cli/train_run.py (``launch``), which train-batch shares.
+
+    train_cmd          the click command
+    check_train_args   train's parsing and validation of an argument list, touching nothing (sweeps)
+    CHECKED, COMMAND, BATCH_BLAS, BATCH
+                       context set by check_train_args and train-batch (BATCH: train_run's)
+"""
 from __future__ import annotations
 
 import contextvars
-import json
 import os
 import sys
-import time
-from typing import NamedTuple
 
 import click
-import numpy as np  # only for np.errstate around the run
+import numpy as np  # host: the length of an --init-from train_idx
 
 from tianref import identity, memory, resume as resume_mod, rundir, runs
 from tianref.backend import environment_info, get_xp, git_state
 from tianref.cli.common import CHECK_DEVICE, RAISE_ERRORS, reports_errors
-from tianref.cli.progress import RowProgress
 from tianref.cli.resume_options import refuse_changes_on_resume
+from tianref.cli.train_run import (  # noqa: F401  (BATCH, record_divergence, summary_of: cli/batch.py reads them here)
+    BATCH, Prepared, launch, note as _note, record_divergence, summary_of)
 from tianref import threads as blas_threads
 from tianref.data import n_train_from_frac
 from tianref.config import (DTYPES, GRAM_MODES, METRIC_SETS, OPTIMIZERS, RIDGE_EVALS, TOP_LAYERS,
                             TrainConfig,
                             parse_eta_schedule, parse_int_list, parse_list, validate)
-from tianref.errors import Diverged, InputError
-from tianref.paths import describe_oserror
+from tianref.errors import InputError
 from tianref.resources import program
 from tianref.loss import LOSSES
 from tianref.model import ACTIVATIONS
@@ -30,9 +38,6 @@ from tianref.model import ACTIVATIONS
 D = TrainConfig()
 # set by check_train_args: a --check-only run appends (TrainConfig, init source) of the run it would start
 CHECKED = contextvars.ContextVar("checked", default=None)
-# set by train-batch (tianref/cli/batch.py): a list that receives each run prepared (Prepared) in place
-# of training it
-BATCH = contextvars.ContextVar("batch", default=None)
 # the command line config.json records, when it is not this process's own (a member of train-batch)
 COMMAND = contextvars.ContextVar("command", default=None)
 # set by train-batch: xp_name -> the BLAS thread count the batch trains a member with, in place of the
@@ -193,7 +198,7 @@ def train_cmd(ctx, xp_name, M, K, n_train, train_frac, eta, eta_schedule, lr, ep
             session.started()
             return Prepared(engine, cfg, xp, xp_name, out, state, problem, None, no_resume_state, session,
                             plan.fingerprint, plan.digest)
-        _launch(session, prepare)
+        launch(session, prepare)
     else:
         init = runs.load_npz(init_from) if init_from else None
         if init is not None:
@@ -258,41 +263,8 @@ def train_cmd(ctx, xp_name, M, K, n_train, train_frac, eta, eta_schedule, lr, ep
                 "train_frac": train_frac})
             return Prepared(engine, cfg, xp, xp_name, out, None, None, init, no_resume_state, session,
                             ident["fingerprint"], None)
-        _launch(session, prepare)
+        launch(session, prepare)
 
-
-class Prepared(NamedTuple):
-    """A run checked, locked and ready to train (the arguments of _train)."""
-    engine: object
-    cfg: object
-    xp: object
-    xp_name: str
-    out: str
-    state: object
-    problem: object
-    init: object
-    no_resume_state: bool
-    session: object
-    fingerprint: str
-    digest: object
-    complete: bool = False      # --resume of a run already complete: nothing to train (resume.already_complete)
-
-
-def _launch(session, prepare):
-    """Lock OUT (``session``), call ``prepare`` under the lock and train the run it returns, the lock
-    held to the end. Under train-batch (BATCH set) the session stays entered and the prepared run is
-    handed to the batch instead (tianref/cli/batch.py exits the session when the run ends)."""
-    box = BATCH.get()
-    if box is None:
-        with session:                                   # the lock is held from here to the end
-            _train(*prepare())
-        return
-    session.__enter__()
-    try:
-        box.append(prepare())
-    except BaseException:
-        session.__exit__(*sys.exc_info())
-        raise
 
 def _resolve_group(spec, M, M_fixed: bool):
     """(stored spec, M) of --group: M = |H| unless --M (or an --init-from file) fixes it, when a
@@ -307,61 +279,6 @@ def _resolve_group(spec, M, M_fixed: bool):
     if not G.is_group:
         _note(f"{G.name} is a task table, not a group: no irreps, so no irrep_* keys are logged")
     return spec, G.order
-
-
-def _train(engine, cfg, xp, xp_name, out, state, problem, init, no_resume_state, session, fingerprint, digest,
-           complete=False):
-    """Run the loop into OUT (locked by ``session``), then print the JSON summary. ``fingerprint`` and
-    ``digest``: the run's identity and the digest of the rows already logged (tianref/identity.py).
-    ``complete``: the run is already complete; only its summary is printed."""
-    t0 = time.time()
-    if complete:
-        click.echo(json.dumps(summary_of(out, cfg, xp_name, 0.0)))
-        return
-    writer = runs.RunWriter(out, keep_resume_state=not no_resume_state, on_first_row=session.started,
-                            fingerprint=fingerprint, digest=digest)
-    start = state.epoch if state is not None else 0            # the bar counts epochs (steps), not rows:
-    with RowProgress(max(cfg.epochs - start, 0), f"train {os.path.basename(out)}") as bar:   # 0/E .. E/E
-        def on_row(row):
-            bar.update(1 if row["epoch"] > start else 0, row)      # row 0 is logged before the first step
-        try:
-            # a diverging run is reported once, as a non-finite loss (exit 1), not as a
-            # stream of NumPy overflow warnings
-            with np.errstate(over="ignore", invalid="ignore"):
-                engine.run(cfg, xp, problem=problem, state=state, init=init, sink=writer,
-                           on_row=on_row, on_stop=lambda m: click.echo(f"\n{m}", err=True))
-        except Diverged as exc:
-            record_divergence(out, session, exc.epoch, exc.what)
-            raise
-        finally:
-            writer.close()
-
-    click.echo(json.dumps(summary_of(out, cfg, xp_name, time.time() - t0)))
-
-
-def summary_of(out, cfg, xp_name, seconds) -> dict:
-    """train's one-line JSON summary of the run in OUT, from its metrics.jsonl."""
-    rows = runs.read_metrics(os.path.join(out, "metrics.jsonl"))
-    return {"out": out, "epochs": cfg.epochs, "seconds": round(seconds, 3),
-            "backend": xp_name, "dtype": cfg.dtype,
-            "final": {k: rows[-1].get(k) for k in ("train_loss", "test_loss", "train_acc", "test_acc")},
-            "t_test_0.5": _first(rows, "test_acc", 0.5), "t_test_0.99": _first(rows, "test_acc", 0.99)}
-
-
-def record_divergence(out, session, epoch: int, what: str) -> None:
-    """Record a run's divergence in its config.json (runs.record_divergence) while ``session`` holds it;
-    nothing for a run that logged no row (its session rolls it back). A failed write is a note: the
-    run's own error is the one reported."""
-    if not session.is_started:
-        return
-    try:
-        runs.record_divergence(out, epoch, what)
-    except OSError as exc:
-        _note(f"could not record the divergence in {os.path.join(out, 'config.json')} ({describe_oserror(exc)})")
-
-
-def _note(msg: str) -> None:
-    click.echo(f"train: {msg}", err=True)
 
 
 def check_train_args(args, device: bool = True):
@@ -393,13 +310,6 @@ def _check_gram_backend(cfg, xp_name):
     if xp_name == "cupy" and "float32-seq" in (cfg.gram_dtype, *cfg.log_grams):
         raise InputError("the float32-seq Gram needs a strictly sequential sum, which CuPy's cumsum "
                          "(a parallel scan) is not; use --xp numpy or drop float32-seq")
-
-
-def _first(rows, key, thr):
-    for r in rows:
-        if r.get(key, -1) >= thr:
-            return r["epoch"]
-    return None
 
 
 def _command_line() -> str:
