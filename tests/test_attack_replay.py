@@ -52,6 +52,8 @@ EXPECTED = {
         "absurd size --windows 1000000000 is refused in one line",
         "absurd size --K 1e11 (100000000000) is refused in one line",
         "absurd size --M 3000000 is refused in one line",
+        "absurd size train --group expr:x+y --M 5000 is refused in one line, at once",
+        "absurd size group expr:x+y --M 5000 is refused in one line, at once",
     ],
     "Inputs the docs promise to refuse": [
         '--eta-schedule "0:1e-3,,10:0" (empty item) is refused',

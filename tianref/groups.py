@@ -253,6 +253,8 @@ def parse_group(spec: str, M: int | None = None) -> Group:
     if spec.startswith("expr:"):
         if M is None:
             raise InputError(f"{spec}: an expression needs the modulus M (--M)")
+        if int(M) > MAX_ORDER:                  # as every table: the axiom check is O(M^3)
+            raise InputError(f"{spec}: order {int(M)} above {MAX_ORDER}")
         T = expr_table(spec[len("expr:"):], int(M))
         return Group(spec, T, is_group(T))
     if spec.startswith("table:"):

@@ -527,6 +527,20 @@ case(B_TRACE, "absurd size --K 1e11 (100000000000) is refused in one line")(_abs
 case(B_TRACE, "absurd size --M 3000000 is refused in one line")(_absurd(M=3000000))
 
 
+def _absurd_expr(command):
+    """An expr: table of order 5000: refused like every table above order 1024, not checked against the
+    group axioms first (O(M^3), hours); 60 s is far more than a refusal takes."""
+    def fn(rp, d):
+        return rp.bad_input(d, command(d), preexec=_address_space(GUARD_AS), timeout=60)
+    return fn
+
+
+case(B_TRACE, "absurd size train --group expr:x+y --M 5000 is refused in one line, at once")(
+    _absurd_expr(lambda d: T(M=5000, out=d / "run") + ["--group", "expr:x+y"]))
+case(B_TRACE, "absurd size group expr:x+y --M 5000 is refused in one line, at once")(
+    _absurd_expr(lambda d: ["group", "expr:x+y", "--M", "5000"]))
+
+
 # --- Inputs the docs promise to refuse -----------------------------------------------------------------
 
 case(B_INPUT, '--eta-schedule "0:1e-3,,10:0" (empty item) is refused')(
