@@ -49,6 +49,8 @@ EXPECTED = {
         '"lr": 10**400 in config.json, then edge',
         '"lr": 10**400 in config.json, then thm6 (epoch 10, replayed)',
         "adam_t = -1 in resume.npz, then train --resume (config.json untouched)",
+        'row 5 of metrics.jsonl is {"epoch": [5]}, then edge',
+        "row 20 (the last) of metrics.jsonl is {}, then thm6",
         "absurd size --windows 1000000000 is refused in one line",
         "absurd size --K 1e11 (100000000000) is refused in one line",
         "absurd size --M 3000000 is refused in one line",

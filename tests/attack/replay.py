@@ -513,6 +513,21 @@ case(B_TRACE, '"lr": 10**400 in config.json, then thm6 (epoch 10, replayed)')(
 case(B_TRACE, "adam_t = -1 in resume.npz, then train --resume (config.json untouched)")(
     _mix(npz=lambda rp: {"adam_t": -1}))
 
+def _row_case(i, line, command):
+    """Line ``i`` of plain's metrics.jsonl replaced by ``line`` (a JSON value that is no row), then
+    ``command(run)``: the log is read by the checked reader and refused naming it, not a traceback."""
+    def fn(rp, d):
+        run = rp.copy("plain", d / "plain")
+        edit_rows(run, lambda rows: [line if j == i else r for j, r in enumerate(rows)])
+        return rp.bad_input(d, command(run))
+    return fn
+
+
+case(B_TRACE, 'row 5 of metrics.jsonl is {"epoch": [5]}, then edge')(
+    _row_case(5, '{"epoch": [5]}', lambda run: ["edge", "--run", run, "--at-epochs", "10", "--n-random", "1"]))
+case(B_TRACE, "row 20 (the last) of metrics.jsonl is {}, then thm6")(
+    _row_case(20, "{}", lambda run: ["thm6", "--run", run, "--at-epochs", "10", "--top-pairs", "5"]))
+
 GUARD_AS = 8 << 30           # the absurd-size cases may not take more than this while being refused
 
 

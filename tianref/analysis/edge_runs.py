@@ -25,6 +25,7 @@ import numpy as np  # host comparisons of replayed and stored weights
 
 from tianref import edge_curvature, edge_probe, identity, runs
 from tianref.backend import to_host
+from tianref.analysis.records import read_rows
 from tianref.config import TrainConfig, validate
 from tianref.errors import InputError, RunFailure
 
@@ -48,7 +49,7 @@ def load_run(run_dir, epochs=()):
             identity.check_checkpoint(stored, runs.load_npz(p), p)
     init = identity.replay_init(stored, cfg, os.path.join(run_dir, "config.json"), runs.load_npz)
     path = os.path.join(run_dir, "metrics.jsonl")
-    logged = {r["epoch"]: r for r in runs.read_metrics(path)} if os.path.isfile(path) else {}
+    logged = {r["epoch"]: r for r in read_rows(path)[0]} if os.path.isfile(path) else {}
     return cfg, init, logged
 
 

@@ -15,6 +15,7 @@ import click
 import numpy as np  # host checks of a checkpoint's arrays
 
 from tianref import __version__, group_rows, identity, memory, runs, thm6, threads as blas_threads
+from tianref.analysis.records import read_rows
 from tianref.backend import environment_info, get_xp
 from tianref.cli.common import FiniteFloat, epoch_list_options, json_safe, reports_errors
 from tianref.cli.progress import CountProgress, interactive
@@ -39,7 +40,7 @@ def _last_epoch(run_dir):
     has neither (a directory of checkpoints alone does not say how far the run went)."""
     mpath = os.path.join(run_dir, "metrics.jsonl")
     if os.path.isfile(mpath):
-        rows = runs.read_metrics(mpath)
+        rows, _ = read_rows(mpath)              # the checked reader: rows 0, 1, ... with integer epochs
         if rows:
             return int(rows[-1]["epoch"])
     final_path = runs.checkpoint_path(run_dir, final=True)
