@@ -578,6 +578,29 @@ def _resume_own_schedule(rp, d):
     return f"rows {bad[0]}.. differ from the uninterrupted run ({len(bad)} rows)" if bad else None
 
 
+def _empty_path(command):
+    """``command(d)`` given an empty path, run from the empty folder d/cwd: click reads '' as '.', so an
+    unrefused '' writes into the current folder; refused, nothing written anywhere below d."""
+    def fn(rp, d):
+        cwd = d / "cwd"
+        cwd.mkdir()
+        args = command(rp, d)
+        before = snapshot(d)
+        return refused(rp.cli(args, cwd=cwd), before, snapshot(d))
+    return fn
+
+
+case(B_INPUT, "sweep '' (an empty ROOT) is refused, nothing written in the current folder")(
+    _empty_path(lambda rp, d: SWEEP("")))
+case(B_INPUT, "reproduce --root '' --plan is refused")(
+    _empty_path(lambda rp, d: ["reproduce", "--section", "relu", "--scale", "smoke", "--plan", "--root", ""]))
+case(B_INPUT, "plot RUN --out '' is refused, no figure in the current folder")(
+    _empty_path(lambda rp, d: ["plot", rp.copy("plain", d / "plain"), "--out", ""]))
+case(B_INPUT, "train-batch --log-dir '' is refused before any run")(
+    _empty_path(lambda rp, d: ["train-batch", "--log-dir", "", "--member",
+                               shlex.join(T(out=d / "run")[1:])]))
+
+
 def _edge_eps(value):
     def fn(rp, d):
         run = rp.copy("plain", d / "plain")

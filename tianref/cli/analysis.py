@@ -6,7 +6,7 @@ from pathlib import Path
 import click
 
 from tianref.analysis import clock_events, detectors as det
-from tianref.cli.common import FiniteFloat, reports_errors
+from tianref.cli.common import FiniteFloat, GivenPath, reports_errors
 from tianref.config import parse_int_list
 from tianref.errors import InputError
 from tianref.rundir import check_output_dir, check_output_file
@@ -35,7 +35,7 @@ def _window_list(text: str) -> tuple[int, ...]:
 
 
 @click.command("summarize", context_settings={"show_default": True})
-@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.argument("run_dir", type=GivenPath(path_type=Path))
 @click.option("--window", type=click.IntRange(min=1), default=None,
               help="Rolling-Gram window W whose keys to analyse (W_gap23_w<W>); "
                    "default: the first window each run logged (the unsuffixed keys).")
@@ -80,9 +80,9 @@ def _window_list(text: str) -> tuple[int, ...]:
               help="Leave out runs that are not complete: fewer than epochs + 1 rows (still running, "
                    "stopped or crashed) or diverged (even at their last row); "
                    "by default they are included and listed under the tables.")
-@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--json", "json_out", type=GivenPath(dir_okay=False, path_type=Path),
               default=None, help="Also write the full summary as JSON here (atomic write).")
-@click.option("--md", "md_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--md", "md_out", type=GivenPath(dir_okay=False, path_type=Path), default=None,
               help="Write the Markdown tables here instead of stdout.")
 @reports_errors
 def summarize_cmd(run_dir, window, late_lo, late_hi, slope_threshold, slope_t_min, slope_lag,
@@ -122,8 +122,8 @@ def summarize_cmd(run_dir, window, late_lo, late_hi, slope_threshold, slope_t_mi
 
 
 @click.command("plot", context_settings={"show_default": True})
-@click.argument("run_dir", type=click.Path(path_type=Path))
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+@click.argument("run_dir", type=GivenPath(path_type=Path))
+@click.option("--out", "out_dir", type=GivenPath(file_okay=False, path_type=Path),
               default=Path("figures"), help="Directory for the figure files (created).")
 @click.option("--figure", "which", type=click.Choice(["all", "headline", "top5", "activation"]),
               multiple=True, default=("all",), help="Which figure(s) to draw (repeatable).")

@@ -19,7 +19,7 @@ import numpy as np  # only for np.errstate around the run
 
 from tianref import batch as engine_batch, memory, runs, threads as blas_threads
 from tianref.stacks import same_stack
-from tianref.cli.common import RAISE_ERRORS, reports_errors
+from tianref.cli.common import RAISE_ERRORS, GivenPath, reports_errors
 from tianref.cli.progress import RUN_KEY, RowProgress
 from tianref.errors import InputError, RunFailure
 from tianref.resources import program
@@ -134,7 +134,7 @@ def _fitting(groups, available=None):
               help="One run: the arguments of its train command (what follows `train`), shell-quoted. "
                    "Repeat for every run of the batch. A member's own --threads is ignored: the batch's "
                    "--threads applies to all.")
-@click.option("--log-dir", type=click.Path(file_okay=False), default=None,
+@click.option("--log-dir", type=GivenPath(file_okay=False), default=None,
               help="Append each run's messages (errors, its JSON summary) to LOG_DIR/<run folder>.log, "
                    "as sweep's _logs/ holds them.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, show_default=blas_threads.DEFAULT_TEXT,

@@ -107,6 +107,16 @@ class FiniteFloat(click.ParamType):
         return v
 
 
+class GivenPath(click.Path):
+    """click.Path that refuses an empty value (one line, exit 2): click turns '' into Path('.'), the
+    current folder, where a sweep, reproduce or plot given '' would otherwise write."""
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, str) and not value.strip():
+            self.fail("the path is empty; give a path", param, ctx)
+        return super().convert(value, param, ctx)
+
+
 class CommaChoice(click.ParamType):
     """A comma-separated list of values from a fixed set, e.g. ``--act sqr,relu``; a value outside
     the set is a usage error naming it and the choices (one line, exit 2)."""

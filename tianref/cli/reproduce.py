@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from tianref import threads as blas_threads
-from tianref.cli.common import reports_errors
+from tianref.cli.common import GivenPath, reports_errors
 from tianref.cli.progress import RunsReporter
 from tianref.cli.sweep import THREADS_DEFAULT, THREADS_HELP
 from tianref.errors import InputError
@@ -42,7 +42,7 @@ def _store_dir(store_to):
                    "muon, ridge, lifecycle, clocks and groups only when asked; lifecycle and clocks test two other "
                    "seed papers, the spectral edge and the two training clocks, on this model; groups trains "
                    "Tian's task on finite groups beyond Z_M).")
-@click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=None,
+@click.option("--root", type=GivenPath(file_okay=False, path_type=Path), default=None,
               help="Run tree; each section goes to ROOT/<section>/. Default: runs/reproduce at the "
                    "full scale, runs/reproduce-<scale> otherwise (so the scales never share runs).")
 @click.option("--scale", "scale_text", type=click.Choice(tuple(SCALES)), default="full",
@@ -64,14 +64,14 @@ def _store_dir(store_to):
 @click.option("--store", is_flag=True,
               help="Copy summary.json, report.md and figures with provenance.json to "
                    "STORE_TO/<scale>/<section>/.")
-@click.option("--store-to", type=click.Path(file_okay=False, path_type=Path), default=None,
+@click.option("--store-to", type=GivenPath(file_okay=False, path_type=Path), default=None,
               help="Where --store writes (and --rerender reads); default: the source checkout's "
                    "reference_results/reproduction (an installed copy has none: give it).")
 @click.option("--top-pairs", type=click.IntRange(min=1), default=200,
               help="thm6 section: most similar pairs per checkpoint.")
 @click.option("--xp", "xp_name", type=click.Choice(["numpy", "cupy", "fake"]), default="numpy",
               help="Backend passed to train for new runs.")
-@click.option("--slurm", "slurm_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--slurm", "slurm_file", type=GivenPath(dir_okay=False, path_type=Path), default=None,
               help="Write a SLURM job-array script for the unfinished runs of the section(s) to this file "
                    "(task i runs the i-th --plan command) and exit; afterwards run reproduce again to summarise.")
 @click.option("--python", default=sys.executable, help="Interpreter in the train commands.")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from tianref.cli.common import CommaChoice, reports_errors
+from tianref.cli.common import CommaChoice, GivenPath, reports_errors
 from tianref.config import parse_list
 from tianref.cli.progress import RunsReporter
 from tianref.errors import InputError, RunFailure
@@ -61,7 +61,7 @@ def write_slurm(jobs, slurm_file: Path, python: str, name: str, threads) -> None
 
 
 @click.command("sweep", context_settings={"show_default": True})
-@click.argument("root", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("root", type=GivenPath(file_okay=False, path_type=Path))
 @click.option("--eta", "eta_text", default="2e-4,0",
               help="Weight decays, comma-separated (one condition each; 0 = control).")
 @click.option("--act", "act_list", type=CommaChoice(ACTIVATIONS), default="sqr",
@@ -97,7 +97,7 @@ def write_slurm(jobs, slurm_file: Path, python: str, name: str, threads) -> None
                    "give --jobs the cores; docs/batch.md §4).")
 @click.option("--plan", is_flag=True,
               help="Print the unfinished runs' independent train commands, one per line, and exit.")
-@click.option("--slurm", "slurm_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--slurm", "slurm_file", type=GivenPath(dir_okay=False, path_type=Path), default=None,
               help="Write a SLURM job-array script for the unfinished runs to this file (task i runs "
                    "the i-th --plan command) and exit; submit it with sbatch.")
 @click.option("--python", default=sys.executable, help="Interpreter for the train commands.")
