@@ -82,6 +82,8 @@ EXPECTED = {
         "thm6 --json into a read-only folder is exit 2",
         "metrics.jsonl read-only: train --resume is exit 2 and leaves config.json as it was",
         "sweep --slurm afile/x.sh is refused before any folder is created",
+        "sweep with ROOT/_logs a regular file is refused before any run starts (exit 2)",
+        "train-batch --log-dir in a read-only folder is refused before any run (exit 2)",
         "reproduce --no-train on an empty root is refused without creating folders",
     ],
     "Durability": [

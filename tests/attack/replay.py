@@ -719,6 +719,21 @@ def _slurm_below_file(rp, d):
     return rp.bad_input(d, SWEEP(d / "root") + ["--slurm", _afile(d) / "x.sh"])
 
 
+@case(B_LATE, "sweep with ROOT/_logs a regular file is refused before any run starts (exit 2)")
+def _logs_is_a_file(rp, d):
+    root = d / "root"
+    root.mkdir()
+    (root / "_logs").write_text("not the log folder\n")
+    return rp.bad_input(d, SWEEP(root))
+
+
+@case(B_LATE, "train-batch --log-dir in a read-only folder is refused before any run (exit 2)")
+def _batch_log_dir_ro(rp, d):
+    member = shlex.join(T(out=d / "run")[1:])
+    return rp.bad_input(d, ["train-batch", "--log-dir", _ro_dir(d) / "logs", "--member", member],
+                        preexec=rp.readonly())
+
+
 @case(B_LATE, "reproduce --no-train on an empty root is refused without creating folders")
 def _no_train_empty(rp, d):
     root = d / "root"

@@ -22,6 +22,7 @@ from tianref.stacks import same_stack
 from tianref.cli.common import RAISE_ERRORS, GivenPath, reports_errors
 from tianref.cli.progress import RUN_KEY, RowProgress
 from tianref.errors import InputError, RunFailure
+from tianref.paths import check_output_dir
 from tianref.resources import program
 
 
@@ -164,6 +165,7 @@ def train_batch_cmd(members, log_dir, threads):
         if key is not None:
             seen[key] = out
     if log_dir is not None:
+        check_output_dir(log_dir, "--log-dir")         # a path that cannot be used: before any run
         os.makedirs(log_dir, exist_ok=True)
     prepared, refused = prepare_members(argvs, log_dir, threads)
     failed = _train_all(prepared, log_dir, blas_threads.resolve(threads))

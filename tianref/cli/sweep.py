@@ -135,6 +135,7 @@ def sweep_cmd(root, eta_text, act_list, M_text, group_text, frac_text, seeds_tex
     check_not_in_run(root, "ROOT")               # also for --plan: its commands would write there
     if not plan:                                 # the paths, before anything is validated or created
         check_output_dir(root, "ROOT")
+        check_output_dir(root / sweep.LOG_DIR, "ROOT's log folder")      # train and --slurm write there
     if slurm_file is not None:
         check_output_file(slurm_file, "--slurm", make_parents=False)
     check_jobs(jobs, xp_name, device=slurm_file is None)
