@@ -65,6 +65,7 @@ EXPECTED = {
         "reproduce --root '' --plan is refused",
         "plot RUN --out '' is refused, no figure in the current folder",
         "train-batch --log-dir '' is refused before any run",
+        "edge --at-epochs 0,1 (no edge before 2 updates) is refused in one line",
         "edge --eps-rel nan is refused",
         "edge --eps-rel inf is refused",
         "summarize: a log with a fractional epoch (5.5) is refused",

@@ -608,6 +608,8 @@ def _edge_eps(value):
     return fn
 
 
+case(B_INPUT, "edge --at-epochs 0,1 (no edge before 2 updates) is refused in one line")(
+    lambda rp, d: rp.bad_input(d, ["edge", "--run", rp.copy("plain", d / "plain"), "--at-epochs", "0,1"]))
 case(B_INPUT, "edge --eps-rel nan is refused")(_edge_eps("nan"))
 case(B_INPUT, "edge --eps-rel inf is refused")(_edge_eps("inf"))
 

@@ -53,6 +53,15 @@ def load_run(run_dir, epochs=()):
     return cfg, init, logged
 
 
+def check_epochs(cfg, epochs) -> None:
+    """InputError unless every epoch lies within the run and at least one has an edge (>= 2)."""
+    if max(epochs) > cfg.epochs:
+        raise InputError(f"epoch {max(epochs)} is past the run's last epoch {cfg.epochs} (its train --epochs)")
+    if max(epochs) < 2:                                   # row e follows e updates; the edge needs 2
+        raise InputError(f"no edge at epoch(s) {', '.join(str(int(e)) for e in sorted(epochs))}: the edge is "
+                         "the top direction of at least 2 updates, so ask for epochs >= 2")
+
+
 def check_replay(run_dir, epoch, state, logged, strict=True, xp=None, w=None) -> str:
     """Compare the replayed state with what the run stored: its checkpoint's weights at ``epoch`` (bit
     for bit) and its logged W edge split, the parameter-space view (to REPLAY_RTOL). RunFailure on a
@@ -113,14 +122,10 @@ def probe_run(run_dir, epochs, xp, *, spaces=("joint", "W", "V"), n_random=20, s
     RunFailure; otherwise the difference is recorded in 'replay_check' (the reproduce section, where
     a GPU's reduction order may differ between the training process and the replay)."""
     cfg, init, logged = load_run(run_dir, epochs)
-    if max(epochs) > cfg.epochs:
-        raise InputError(f"epoch {max(epochs)} is past the run's last epoch {cfg.epochs} (its train --epochs)")
+    check_epochs(cfg, epochs)
     bad = [sp for sp in spaces if sp not in SPACES]
     if bad:
         raise InputError(f"unknown space {bad[0]!r}; choose from {', '.join(SPACES)}")
-    if max(epochs) < 2:                                   # row e follows e updates; the edge needs 2
-        raise InputError(f"no edge at epoch(s) {', '.join(str(int(e)) for e in sorted(epochs))}: the edge is "
-                         "the top direction of at least 2 updates, so ask for epochs >= 2")
     tell = progress or (lambda phase, n, total: None)
     w = cfg.windows[0]
     last = max(int(e) for e in epochs)

@@ -149,7 +149,7 @@ SPACE_CHOICES = {"all": ["joint", "W", "V"], "joint": ["joint"], "W": ["W"], "V"
               help=blas_threads.REPLAY_HELP)
 @reports_errors
 def edge_cmd(run_dir, epochs_text, n_random, seed, eps_rel, space_names, json_out, plot_out, xp_name, threads):
-    from tianref.analysis.edge_runs import load_run, probe_run
+    from tianref.analysis.edge_runs import check_epochs, load_run, probe_run
     for what, path in (("--json", json_out), ("--plot", plot_out)):     # before any replay
         if path is not None:
             check_output_file(path, what)
@@ -157,8 +157,7 @@ def edge_cmd(run_dir, epochs_text, n_random, seed, eps_rel, space_names, json_ou
     if not epochs or min(epochs) < 0:
         raise InputError(f"--at-epochs needs one or more epochs >= 0 (got {epochs_text!r})")
     cfg, _, _ = load_run(run_dir, epochs)
-    if max(epochs) > cfg.epochs:
-        raise InputError(f"epoch {max(epochs)} is past the run's last epoch {cfg.epochs} (its train --epochs)")
+    check_epochs(cfg, epochs)                    # before the note: a refusal is one line
     spaces = SPACE_CHOICES[space_names]
     # the replay is a run; each probed epoch and space then keeps theta, v_1..v_4 (float64, P <= 3 M K each)
     memory.check_fits(memory.estimate_bytes(cfg) + len(set(epochs)) * len(spaces) * 5 * 8 * 3 * cfg.M * cfg.K,
