@@ -65,6 +65,7 @@ EXPECTED = {
         "reproduce --root '' --plan is refused",
         "plot RUN --out '' is refused, no figure in the current folder",
         "train-batch --log-dir '' is refused before any run",
+        "train --eta -0 is the control eta = 0 (the fingerprint of --eta 0, not a condition of its own)",
         "edge --at-epochs 0,1 (no edge before 2 updates) is refused in one line",
         "edge --eps-rel nan is refused",
         "edge --eps-rel inf is refused",

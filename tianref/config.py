@@ -297,7 +297,7 @@ def parse_eta_schedule(text: str) -> tuple:
         try:
             if not sep:
                 raise ValueError
-            out.append((int(start), float(value)))
+            out.append((int(start), float(value) + 0.0))     # + 0.0: -0 is 0 (json would keep -0.0)
         except ValueError:
             raise InputError(f"--eta-schedule entries must be START:ETA, e.g. 0:2e-4,250:0 "
                              f"(got {item.strip()!r})") from None
@@ -339,7 +339,7 @@ def parse_list(text: str, what: str, kind=int, nouns=None) -> tuple:
             raise InputError(f"{head} {item!r} is not {noun}") from None
         if kind is float and not math.isfinite(v):
             raise InputError(f"{head} {item!r} is not finite")
-        out.append(v)
+        out.append(v + 0.0 if kind is float else v)    # -0 is 0: one condition, one folder name
     return tuple(out)
 
 

@@ -601,6 +601,20 @@ case(B_INPUT, "train-batch --log-dir '' is refused before any run")(
                                shlex.join(T(out=d / "run")[1:])]))
 
 
+@case(B_INPUT, "train --eta -0 is the control eta = 0 (the fingerprint of --eta 0, not a condition of its own)")
+def _eta_minus_zero(rp, d):
+    got = {}
+    for name, eta in (("minus", "-0"), ("zero", "0")):
+        r = rp.cli(T(eta=eta, epochs=3, out=d / name))
+        if r.rc != 0:
+            return f"--eta {eta}: exit {r.rc} ({r.last(60)})"
+        doc = json.loads((d / name / "config.json").read_text())
+        got[name] = (doc["identity"]["fingerprint"], json.dumps(doc["config"]["eta"]))
+    if got["minus"] != got["zero"]:
+        return f"--eta -0 records eta {got['minus'][1]} and another fingerprint than --eta 0"
+    return None
+
+
 def _edge_eps(value):
     def fn(rp, d):
         run = rp.copy("plain", d / "plain")
