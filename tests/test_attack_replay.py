@@ -86,6 +86,8 @@ EXPECTED = {
         "sweep --slurm afile/x.sh is refused before any folder is created",
         "sweep with ROOT/_logs a regular file is refused before any run starts (exit 2)",
         "train-batch --log-dir in a read-only folder is refused before any run (exit 2)",
+        "sweep --python /nonexistent is refused before ROOT is created (exit 2)",
+        "reproduce --python naming a file that is not executable is refused before any folder",
         "reproduce --no-train on an empty root is refused without creating folders",
     ],
     "Durability": [

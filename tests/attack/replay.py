@@ -750,6 +750,13 @@ def _batch_log_dir_ro(rp, d):
                         preexec=rp.readonly())
 
 
+case(B_LATE, "sweep --python /nonexistent is refused before ROOT is created (exit 2)")(
+    lambda rp, d: rp.bad_input(d, SWEEP(d / "root") + ["--python", d / "no-such-python"], names="--python"))
+case(B_LATE, "reproduce --python naming a file that is not executable is refused before any folder")(
+    lambda rp, d: rp.bad_input(d, ["reproduce", "--section", "relu", "--scale", "smoke", "--root", d / "root",
+                                   "--python", _afile(d)], names="--python"))
+
+
 @case(B_LATE, "reproduce --no-train on an empty root is refused without creating folders")
 def _no_train_empty(rp, d):
     root = d / "root"

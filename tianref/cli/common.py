@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextvars
 import functools
 import math
+import os
+import shutil
 import sys
 
 import click
@@ -73,6 +75,17 @@ def reports_errors(fn):
             click.echo(f"Error: {describe_oserror(exc)}", err=True)
             sys.exit(1)
     return wrapper
+
+
+def check_interpreter(python: str, option: str = "--python") -> None:
+    """InputError unless ``python`` names an executable here (a path, or a name on PATH): the train
+    children it starts would otherwise fail one by one after the output folders were made. (--plan and
+    --slurm do not check it: their commands may run on another machine.)"""
+    found = shutil.which(python) if os.sep not in python else (python if os.path.isfile(python)
+                                                                and os.access(python, os.X_OK) else None)
+    if not python.strip() or found is None:
+        raise InputError(f"{option} {python!r}: no such executable here (give an interpreter, e.g. "
+                         f"{sys.executable})")
 
 
 def json_safe(obj):

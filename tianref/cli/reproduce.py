@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from tianref import threads as blas_threads
-from tianref.cli.common import GivenPath, reports_errors
+from tianref.cli.common import GivenPath, check_interpreter, reports_errors
 from tianref.cli.progress import RunsReporter
 from tianref.cli.sweep import THREADS_DEFAULT, THREADS_HELP
 from tianref.errors import InputError
@@ -146,6 +146,8 @@ def reproduce_cmd(section_text, root, scale_text, n_jobs, threads, batch, plan, 
     if slurm_file is not None:
         write_slurm(jobs, slurm_file, python, "tianref-reproduce", threads)
         return
+    if not no_train:
+        check_interpreter(python)
     command = _command_line()
     target = None
     if store:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from tianref.cli.common import CommaChoice, GivenPath, reports_errors
+from tianref.cli.common import CommaChoice, GivenPath, check_interpreter, reports_errors
 from tianref.config import parse_list
 from tianref.cli.progress import RunsReporter
 from tianref.errors import InputError, RunFailure
@@ -153,6 +153,7 @@ def sweep_cmd(root, eta_text, act_list, M_text, group_text, frac_text, seeds_tex
     if slurm_file is not None:
         write_slurm(jobs, slurm_file, python, "tianref-sweep", threads)
         return
+    check_interpreter(python)
     root.mkdir(parents=True, exist_ok=True)
     reporter = RunsReporter("sweep")
     try:
