@@ -372,3 +372,14 @@ def test_resume_refuses_to_drop_rows_past_a_lowered_epochs(run_dir, reference):
         assert _snapshot(run_dir) == before
     assert _resume(run_dir, "--epochs", "6").exit_code == 0
     assert p.read_bytes() == reference
+
+
+@pytest.mark.parametrize("option, values", [("--windows", "3,3"), ("--checkpoint-epochs", "2,4,2")])
+def test_a_repeated_list_value_is_refused(tmp_path, option, values):
+    """A repeated window or checkpoint epoch is refused (one line, exit 2, nothing written): stored as given,
+    a repeated checkpoint epoch would give the run another fingerprint than the same run without it."""
+    args = ["train", *[a for a in SMALL if a not in ("--windows", "3")], option, values, "--out", str(tmp_path / "out")]
+    if option != "--windows":
+        args += ["--windows", "3"]
+    assert "repeated value" in _refused(_cli(args))
+    assert not (tmp_path / "out").exists()

@@ -250,6 +250,8 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     if cfg.group:
         from tianref.groups import task_group
         task_group(cfg.group, cfg.M)              # order = M, and a group unless expr: (InputError)
+    if len(set(cfg.checkpoint_epochs)) != len(cfg.checkpoint_epochs):
+        bad(f"--checkpoint-epochs has a repeated value: {list(cfg.checkpoint_epochs)}")
     for e in cfg.checkpoint_epochs:
         if not 0 <= e <= cfg.epochs:
             bad(f"checkpoint epoch {e} is outside [0, --epochs = {cfg.epochs}]")
