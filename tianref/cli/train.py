@@ -71,7 +71,9 @@ DEFAULT_TRAIN_FRAC = 0.4    # round(0.4 * 71^2) = 2016, the paper's n
 @click.option("--eta-schedule", default=None,
               help="Piecewise-constant weight decay START:ETA,... e.g. 0:2e-4,250:0: the step from row t "
                    "to t+1 uses the ETA of the last START <= t. Starts ascend from 0. Replaces --eta.")
-@click.option("--lr", type=float, default=D.lr, show_default=True, help="Adam learning rate.")
+@click.option("--lr", type=float, default=D.lr, show_default=True,
+              help="Learning rate of every --optimizer (Adam, AdamW, SGD, Muon), one value for W and V; "
+                   "SGD needs a far larger one (docs/math.md §9).")
 @click.option("--epochs", type=int, default=D.epochs, show_default=True,
               help="Full-batch steps E; rows 0..E are logged.")
 @click.option("--seed", type=int, default=D.seed, show_default=True, help="Seed of the split, init and pair draws.")
