@@ -83,6 +83,24 @@ def test_numbers_match_a_hand_computation_from_the_resume_state(run_dir, tmp_pat
         assert x["split"]["sigma1"] == pytest.approx(x["probe"]["sigma"][0], rel=1e-12)   # two routes to sigma_1
 
 
+def test_the_removal_table_prints_the_accuracy_the_changes_start_from(run_dir, tmp_path):
+    """A change of the test accuracy reads only beside the accuracy it changes (-0.004 from 0.004 is
+    'every right answer lost'): each removal row prints the test accuracy before any removal, the
+    model's own on the stored state at that epoch."""
+    _, r = _edge(run_dir, tmp_path, "--at-epochs", str(E), "--n-random", "1", "--space", "W")
+    ck = np.load(os.path.join(run_dir, "checkpoints", "resume.npz"))
+    _, A0 = _eval(ck["W"], ck["V"], 11, ck["test_idx"])
+    out = r.stdout.splitlines()
+    first = next(i for i, ln in enumerate(out) if " remove " in ln) + 2      # below the header and its rule
+    last = next(i for i, ln in enumerate(out) if ln.startswith("remove:"))    # the table's legend
+    rows = [ln.replace("|", " ").split() for ln in out[first:last]]
+    assert len(rows) == 2, r.stdout
+    # columns: epoch, space, remove, f, f rand, A, dA edge, ...
+    assert all(x[5] == format(A0, ".3g") for x in rows), rows
+    assert "A = the test accuracy before any removal" in r.stdout
+    assert "p = <theta, v_k>" in r.stdout
+
+
 def test_joint_space_deterministic_and_fake_backend(run_dir, tmp_path):
     a, _ = _edge(run_dir, tmp_path, "--at-epochs", str(E), "--n-random", "5", "--space", "joint")
     b, _ = _edge(run_dir, tmp_path, "--at-epochs", str(E), "--n-random", "5", "--space", "joint", "--xp", "fake")

@@ -34,7 +34,7 @@ def _fmt(v, spec=".3g"):
 
 
 def _table(records) -> str:
-    head = (f"{'epoch':>6} {'space':>5} {'remove':>6} {'f':>8} {'f rand':>8} | {'dA edge':>8} {'dA rand':>9} "
+    head = (f"{'epoch':>6} {'space':>5} {'remove':>6} {'f':>8} {'f rand':>8} | {'A':>6} {'dA edge':>8} {'dA rand':>9} "
             f"{'dA norm':>8} {'ratio':>9} | {'dLtr edge':>9} {'dLtr rand':>9} {'dLtr norm':>9}")
     lines = [head, "-" * len(head)]
     floored = False
@@ -48,18 +48,22 @@ def _table(records) -> str:
             floored |= bool(rm["floored"])
             lines.append(
                 f"{r['epoch']:>6} {r['space']:>5} {key:>6} {_fmt(rm['frac']):>8} "
-                f"{_fmt(R.get('frac', {}).get('mean')):>8} | {_fmt(rm['edge']['dtest_acc']):>8} "
+                f"{_fmt(R.get('frac', {}).get('mean')):>8} | {_fmt(p['base']['test_acc']):>6} "
+                f"{_fmt(rm['edge']['dtest_acc']):>8} "
                 f"{_fmt(R.get('dtest_acc', {}).get('mean')):>9} {_fmt(rm['norm_matched']['dtest_acc']):>8} "
                 f"{ratio:>9} | {_fmt(rm['edge']['dtrain_loss']):>9} "
                 f"{_fmt(R.get('dtrain_loss', {}).get('mean')):>9} {_fmt(rm['norm_matched']['dtrain_loss']):>9}")
     lines.append("remove: the edge directions projected out of theta; f = removed fraction of ||theta||^2; "
-                 "dA = change of the test accuracy, dLtr = change of the train loss; rand = mean over the random "
+                 "A = the test accuracy before any removal; dA = change of the test accuracy (after - before), "
+                 "dLtr = change of the train loss; rand = mean over the random "
                  "orthonormal draws; norm = theta scaled by sqrt(1 - f); ratio = |dA edge| / (|dA rand| + 1e-8)")
     if floored:
         lines.append("* floored: the random removals changed the test accuracy by < 1e-8 on average, so the "
                      "ratio is 1e8 x |dA edge| by construction")
     head2 = f"{'epoch':>6} {'space':>5} {'dir':>4} {'sign':>5} {'dA test':>9} {'dL test':>9} {'dL train':>9}"
-    lines += ["", "perturbation theta + eps sign(p) v_k, eps = eps_rel ||theta||:", head2, "-" * len(head2)]
+    lines += ["", "perturbation theta + eps sign(p) v_k, p = <theta, v_k> (the step moves theta away from the "
+              "removal), eps = eps_rel ||theta||; dA, dL = change (after - before) of the accuracy, loss:",
+              head2, "-" * len(head2)]
     for r in records:
         for key, q in r["probe"]["perturb"].items():
             if key in ("v1", "v2") and q is not None:
