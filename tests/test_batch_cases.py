@@ -217,6 +217,9 @@ def test_the_progress_lines_follow_a_live_run_after_the_first_one_diverges(tmp_p
     assert lines and "epoch 38/38 (100 %)" in lines[-1], lines[-3:]
     assert lines[0].endswith("(run r0)") and lines[-1].endswith("(run r1)"), lines
     assert all(ln.endswith(("(run r0)", "(run r1)")) for ln in lines), lines
+    # a stack of more than three runs is named by its first and last run and its count, not by a list of
+    # every member (thirty names would make each line as long as the command)
+    assert all(ln.startswith("train-batch [r0, ..., r3; 4 runs]: epoch ") for ln in lines), lines
 
 
 def _layout_cases(tmp_path):

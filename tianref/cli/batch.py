@@ -26,6 +26,15 @@ from tianref.paths import check_output_dir
 from tianref.resources import program
 
 
+def batch_label(outs) -> str:
+    """The progress line's name of a stack: 'train-batch [a, b]', and for more than three runs its first and
+    last run and the count, 'train-batch [a, ..., i; 9 runs]' (the log's first line, the command, names
+    every member; a line that named them all would be as long as the command)."""
+    names = [os.path.basename(o) for o in outs]
+    shown = ", ".join(names) if len(names) <= 3 else f"{names[0]}, ..., {names[-1]}; {len(names)} runs"
+    return f"train-batch [{shown}]"
+
+
 def _member_log(log_dir, out):
     return None if log_dir is None or out is None else os.path.join(log_dir, os.path.basename(out) + ".log")
 
@@ -239,11 +248,10 @@ def _train_group(group, log_dir, failed, threads: int):
     group, p0 = started, started[0]
     t0 = time.time()
     start, E = members[0].state.epoch, p0.cfg.epochs
-    names = ", ".join(os.path.basename(p.out) for p in group)
     stopped = None
     parts = threads if p0.xp_name in HOST else 1
     try:
-        with RowProgress(max(E - start, 0), f"train-batch [{names}]") as bar, \
+        with RowProgress(max(E - start, 0), batch_label(p.out for p in group)) as bar, \
                 np.errstate(over="ignore", invalid="ignore"), blas_threads.limits(blas_of(p0.xp_name, threads)):
             last = {"e": start}
 
