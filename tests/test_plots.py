@@ -86,6 +86,25 @@ def test_plot_cli(tree, tmp_path):
     assert res.exit_code == 2 and "--windows" in res.stderr
 
 
+def test_a_condition_whose_detector_never_fired_says_so_in_the_legend(tree):
+    """The headline legend gives each condition's median fire; a condition where no run fired says
+    'no fire (0/n)' rather than nothing, which read as 'not computed'. The counts are the detector's own
+    on each run's logged sigma2/sigma3."""
+    from tianref.analysis import detectors as det
+    records = [r for r in read_tree(tree) if r.config["act"] == "sqr"]
+    fired = {}
+    for r in records:
+        fired.setdefault(r.config["eta"], []).append(bool(np.isfinite(det.slope_fire(r.col("W_gap23")))))
+    assert fired[0.0] == [False] * 3 and all(fired[2e-4])      # the synthetic control never fires
+    figs, _ = figures_from_runs(records, ("headline",))
+    labels = [t.get_text() for t in figs["headline"].legends[0].get_texts()]
+    ctrl = next(t for t in labels if t.startswith("eta=0 "))
+    grok = next(t for t in labels if t.startswith("eta=0.0002 "))
+    assert ctrl.endswith(": no fire (0/3)") and ": fire " in grok and grok.split(": fire ")[1].endswith("(3/3)")
+    vlines = [ln for ln in figs["headline"].axes[2].get_lines() if len(set(ln.get_xdata())) == 1]
+    assert len(vlines) == 1                        # the grok condition's fire only; none for "no fire"
+
+
 def test_legend_swatches_axes_and_epoch_range_match_what_is_drawn(tree):
     """The slope-fire swatch is not the rho threshold's (colour and dash differ, and the threshold line
     drawn in its panel has the threshold swatch's style); the activation columns share one epoch range

@@ -75,6 +75,8 @@ def test_figure_text_helpers(tmp_path):
     assert ft.event_text("fire", {"n": 1, "n_fired": 1, "median": 173.0}) == "fire 173"
     assert ft.event_text("fire", {"n": 3, "n_fired": 2, "median": 173.5}) == "fire 173.5 (2/3)"
     assert ft.event_text("fire", {"n": 3, "n_fired": 0, "median": None}) is None
+    assert ft.event_text("fire", {"n": 3, "n_fired": 0, "median": None}, say_never=True) == "no fire (0/3)"
+    assert ft.event_text("fire", {"n": 1, "n_fired": 0, "median": None}, say_never=True) == "no fire"
     assert ft.title_of([("eta=0.0002 act=sqr", records), ("eta=0.0002 act=relu", records)]) == "2 conditions"
 
 

@@ -94,10 +94,14 @@ def spread_of(groups) -> str:
     return "median over seeds, band = 25th-75th percentile"
 
 
-def event_text(name: str, stat: dict) -> str | None:
-    """'fire 173 (15/15)' over several runs ('median' implied by the legend's header), 'fire 173' for one."""
+def event_text(name: str, stat: dict, say_never: bool = False) -> str | None:
+    """'fire 173 (15/15)' over several runs ('median' implied by the legend's header), 'fire 173' for one.
+    No run fired: None, or with ``say_never`` 'no fire (0/15)' ('no fire' for one run), so that a condition
+    whose detector never fired is not read as one whose detector was not run."""
     if not stat["n_fired"]:
-        return None
+        if not say_never or not stat["n"]:
+            return None
+        return f"no {name}" if stat["n"] == 1 else f"no {name} (0/{stat['n']})"
     if stat["n"] == 1:
         return f"{name} {stat['median']:g}"
     return f"{name} {stat['median']:g} ({stat['n_fired']}/{stat['n']})"

@@ -8,7 +8,8 @@ comparison of T-ReLU) and §3 for the plotted quantities. Medians over seeds wit
 Figures (each a ``matplotlib.figure.Figure`` built without pyplot state; saved with savefig):
 
     headline     test accuracy, rho_tian and sigma2/sigma3 (log) vs epoch, one line per condition,
-                 with the median sigma2/sigma3 slope-fire epoch (default detector) marked, and the
+                 with the median sigma2/sigma3 slope-fire epoch (default detector) marked (the legend
+                 says 'no fire (0/n)' for a condition where no run fired), and the
                  median collapse epoch (diagnostics.collapse_epoch) where sigma2/sigma3 collapses
     top5         sigma1..sigma5 of the rolling Delta-W Gram (log) at W = 5/20/30, per condition (titles
                  wrapped to their panel's width)
@@ -207,10 +208,11 @@ def fig_headline(groups, window=None, rho_threshold=det.RHO_THRESHOLD, title=Non
             for name, stat, ls in (
                     ("fire", det.across_runs(fires), "--"),
                     ("collapse", det.across_runs([dg.collapse_epoch(g, f) for g, f in zip(gaps, fires)]), ":")):
-                text = ft.event_text(name, stat)
+                text = ft.event_text(name, stat, say_never=name == "fire")
                 if text:
-                    ax.axvline(stat["median"], color=c, lw=0.9, ls=ls)
                     events.append(text)
+                if stat["n_fired"]:
+                    ax.axvline(stat["median"], color=c, lw=0.9, ls=ls)
                     marks.add((ls, name))
         line.set_label(f"{label} (n={len(recs)})" + (": " + ", ".join(events) if events else ""))
         handles.append(line)
