@@ -347,6 +347,27 @@ def test_old_runs_without_the_clock_keys_still_summarise(tmp_path):
     assert "| t_cls | t_rep | t_rep / t_cls |" in to_markdown(old)
 
 
+def test_a_clock_ratio_without_its_denominator_is_undefined_not_never(tmp_path):
+    """Under weight decay the train loss may never fall to 0.01 x row 0 (no t_cls) while W_srank settles
+    (t_rep): t_rep / t_cls is then not a number in any run, and its cell says '—', as a lead without its
+    operands does; 'never 0/2' read as an event that did not happen."""
+    root = tmp_path / "wd"
+    E = 400
+    t = np.arange(E + 1)
+    for s in range(2):
+        cols = known_columns(s, True)
+        cols["train_loss"] = np.full(E + 1, 0.5)                              # never <= 0.01 x row 0
+        cols["W_srank"] = 90.0 - 20.0 * np.clip((t - 150) / 50, 0, 1)         # settles at 200
+        write_run(root / f"r{s}", dict(BASE_CONFIG, seed=s), cols)
+    summary = summarize(read_tree(root))
+    (c,) = summary["conditions"]
+    assert all(np.isnan(r["t_cls"]) and np.isfinite(r["t_rep"]) for r in c["runs"])
+    md = to_markdown(summary)
+    row = next(ln for ln in md.split("Structural clock W_srank", 1)[1].splitlines() if ln.startswith("| eta="))
+    cells = [x.strip() for x in row.strip("|").split("|")]          # condition, t_rep, settled, censored, ratio, outcome
+    assert cells[1].endswith("2/2") and cells[4] == "—", row
+
+
 def test_gram_float32_warns_per_condition_about_runs_without_it(tmp_path):
     """--gram float32 over a condition where one run of three did not log W_gap23_f32: its events from the
     float32 spectra are None and the statistics count the other two (n = 2), so summarize says so, one line

@@ -88,6 +88,14 @@ def _event_cell(s: dict | None, signed: bool = False) -> str:
     return f"{m} [{fmt(s['q25'])}, {fmt(s['q75'])}] {s['n_fired']}/{s['n']}"
 
 
+def _ratio_cell(s: dict | None) -> str:
+    """A ratio of two events (t_rep / t_cls): as an event cell, but '—' when no run has both events: the
+    ratio is then not a number, not an event that never happened."""
+    if s is not None and s["n_fired"] == 0:
+        return "—"
+    return _event_cell(s)
+
+
 def _mark(flags: dict, event: str) -> str:
     """' ‡' when some run's event fired at the first row its detector can fire (event_flags)."""
     return " ‡" if flags["n_from_start"].get(event) else ""
@@ -218,7 +226,7 @@ def _clocks_markdown(summary: dict) -> list:
                 "final value:", "", "| condition | t_cls | t_rep | t_rep / t_cls | t(test>=0.5) | t(test>=0.99) |",
                 "|---|---|---|---|---|---|"] + [" | ".join([
                     f"| {c['label']}", _event_cell(c["stats"].get("t_cls")), _event_cell(c["stats"].get("t_rep")),
-                    _event_cell(c["stats"].get("clock_ratio")), _event_cell(c["stats"]["t05"]),
+                    _ratio_cell(c["stats"].get("clock_ratio")), _event_cell(c["stats"]["t05"]),
                     _event_cell(c["stats"]["t099"])]) + " |" for c in conds]
     ce = any(c["stats"].get("t_cls_abs") is not None for c in conds)
     lines = ["", f"The two clocks (sustained for {persist} rows): t_cls = train loss <= {fmt(o['cls_eps'])} x "
@@ -250,7 +258,7 @@ def _clocks_markdown(summary: dict) -> list:
             k = s.get(f"n_rep{sfx}_censored")
             lines.append(" | ".join([
                 f"| {c['label']}", _event_cell(s.get(f"t_rep{sfx}")), _event_cell(s.get(f"t_rep{sfx}_settled")),
-                "n/a" if k is None else f"{k}/{c['n']}", _event_cell(s.get(f"clock_ratio{sfx}")),
+                "n/a" if k is None else f"{k}/{c['n']}", _ratio_cell(s.get(f"clock_ratio{sfx}")),
                 _outcome_cell(s.get(f"clock_outcomes{sfx}"))]) + " |")
     return lines
 
