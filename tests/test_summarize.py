@@ -364,7 +364,7 @@ def test_a_clock_ratio_without_its_denominator_is_undefined_not_never(tmp_path):
     assert all(np.isnan(r["t_cls"]) and np.isfinite(r["t_rep"]) for r in c["runs"])
     md = to_markdown(summary)
     row = next(ln for ln in md.split("Structural clock W_srank", 1)[1].splitlines() if ln.startswith("| eta="))
-    cells = [x.strip() for x in row.strip("|").split("|")]          # condition, t_rep, settled, censored, ratio, outcome
+    cells = [x.strip() for x in row.strip("|").split("|")]      # condition, t_rep, settled, censored, ratio, outcome
     assert cells[1].endswith("2/2") and cells[4] == "—", row
 
 
