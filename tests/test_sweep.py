@@ -197,3 +197,27 @@ def test_plan_of_a_finished_sweep_says_so_on_stderr(tmp_path):
     assert "all 1 run(s)" in res.stderr and "nothing to plan" in res.stderr
     res = CliRunner().invoke(sweep_cmd, args[:1] + ["--seeds", "1"] + args[3:] + ["--plan"])   # one to plan
     assert res.exit_code == 0 and len(res.stdout.splitlines()) == 1 and res.stderr == "", res.output
+
+
+def test_train_options_after_the_double_dash_reach_every_run(tmp_path):
+    """sweep ROOT ... -- --optimizer muon --lr 1e-3: each run's config.json holds them (train's own parser
+    read them), batched and unbatched runs log the same rows, a later sweep without them is refused as
+    another run, and an option the sweep sets itself (--seed, --eta=...) is refused after '--'."""
+    small = ["--eta", "2e-3", "--seeds", "0-1", "--M", "7", "--K", "16", "--epochs", "6", "--windows", "3"]
+    extra = ["--", "--optimizer", "muon", "--lr", "3e-3"]
+    for root, flags in (("a", []), ("b", ["--batch"])):
+        res = CliRunner().invoke(sweep_cmd, [str(tmp_path / root), *small, *flags, *extra])
+        assert res.exit_code == 0, res.output
+    runs = read_tree(tmp_path / "a")
+    assert [(r.config["optimizer"], r.config["lr"]) for r in runs] == [("muon", 3e-3)] * 2
+    for r in runs:                                       # the same runs, batched or not
+        assert (tmp_path / "b" / r.path.name / "metrics.jsonl").read_bytes() == \
+            (r.path / "metrics.jsonl").read_bytes()
+    res = CliRunner().invoke(sweep_cmd, [str(tmp_path / "a"), *small, "--plan"])     # without them: Adam
+    assert res.exit_code == 2 and "holds a different run" in res.stderr
+    res = CliRunner().invoke(sweep_cmd, [str(tmp_path / "a"), *small, "--plan", *extra])
+    assert res.exit_code == 0 and "finished" in res.stderr         # the same sweep: nothing left to run
+    for own in (["--seed", "3"], ["--eta=0"], ["--out", "x"]):
+        res = CliRunner().invoke(sweep_cmd, [str(tmp_path / "c"), *small, "--", *own])
+        assert res.exit_code == 2 and "is set by sweep for every run" in res.stderr, res.output
+        assert not (tmp_path / "c").exists()

@@ -24,6 +24,26 @@ THREADS_HELP = ("BLAS/OpenMP threads of each train process: passed as train --th
                 "sets the variables to the task's CPUs). With --xp cupy only the host BLAS is affected.")
 
 
+# train options a sweep sets for each run itself, refused after `--` (a run would get two values): where
+# to give them instead
+OWN = {"--out": "the runs go to ROOT/<condition>_seed<s>", "--seed": "give --seeds before '--'",
+       "--resume": "a sweep resumes its unfinished runs itself", "--overwrite": "a sweep restarts partial runs itself",
+       **{o: "give it before '--'" for o in ("--epochs", "--threads", "--eta", "--act", "--M", "--group",
+                                              "--train-frac", "--K", "--windows", "--metrics", "--xp", "--dtype",
+                                              "--no-resume-state")}}
+
+
+def pass_through(tokens) -> tuple:
+    """The train options after `--` (``sweep ROOT ... -- --optimizer muon --lr 1e-3``), checked: no token
+    may name an option the sweep sets itself (OWN); train's own parser checks the rest, run by run,
+    before anything starts (check_jobs)."""
+    for t in tokens:
+        name = t.split("=", 1)[0]
+        if name in OWN:
+            raise InputError(f"{name} after '--' is set by sweep for every run ({OWN[name]})")
+    return tuple(tokens)
+
+
 def _numbers(text: str, what: str, kind=float) -> list:
     """'2e-4,0' -> [0.0002, 0.0]; the one list parser (config.parse_list); an empty list is refused."""
     out = list(parse_list(text, what, kind))
@@ -62,6 +82,7 @@ def write_slurm(jobs, slurm_file: Path, python: str, name: str, threads) -> None
 
 @click.command("sweep", context_settings={"show_default": True})
 @click.argument("root", type=GivenPath(file_okay=False, path_type=Path))
+@click.argument("train_args", nargs=-1, type=click.UNPROCESSED, metavar="[-- TRAIN_OPTIONS...]")
 @click.option("--eta", "eta_text", default="2e-4,0",
               help="Weight decays, comma-separated (one condition each; 0 = control).")
 @click.option("--act", "act_list", type=CommaChoice(ACTIVATIONS), default="sqr",
@@ -105,11 +126,13 @@ def write_slurm(jobs, slurm_file: Path, python: str, name: str, threads) -> None
               help="Passed to train: delete each run's checkpoints/resume.npz when it finishes (it holds the "
                    "rolling-update buffer, ~110 MB at the headline size).")
 @reports_errors
-def sweep_cmd(root, eta_text, act_list, M_text, group_text, frac_text, seeds_text, epochs, K, windows,
+def sweep_cmd(root, train_args, eta_text, act_list, M_text, group_text, frac_text, seeds_text, epochs, K, windows,
               metric_set, xp_name, dtype, n_jobs, threads, batch, plan, slurm_file, python, no_resume_state):
     """Train every condition x seed into ROOT; finished runs (E + 1 rows) are skipped.
 
-    Conditions are the product of --eta, --act, --M (or --group) and --train-frac. Each run goes to
+    Conditions are the product of --eta, --act, --M (or --group) and --train-frac. Train options
+    after `--` go to every run as they are (sweep ROOT --eta 2e-3,0 -- --optimizer muon --lr 1e-3;
+    not the options sweep sets itself, such as --eta or --seed). Each run goes to
     ROOT/<condition>_seed<s>; its log to ROOT/_logs/. A run counts as finished only when its
     fingerprint is this sweep's (same settings and seed) and its final state vouches for its rows; an
     unfinished one is resumed from its resume state, or restarted without one. A folder holding
@@ -128,6 +151,8 @@ def sweep_cmd(root, eta_text, act_list, M_text, group_text, frac_text, seeds_tex
     common = {"K": K, "windows": windows, "metrics": metric_set, "xp": xp_name, "dtype": dtype}
     if no_resume_state:
         common["no_resume_state"] = True
+    if train_args:
+        common[sweep.TRAIN_ARGS] = pass_through(train_args)
     root = Path(os.path.abspath(root))           # commands must not depend on the cwd
     jobs = sweep.make_jobs(root, sweep.grid(**lists), sweep.parse_seeds(seeds_text), epochs, common)
     if plan and slurm_file is not None:

@@ -97,6 +97,9 @@ def _opt(k: str) -> str:
     return "--" + k.replace("_", "-")
 
 
+TRAIN_ARGS = "train_args"    # Job.options key: train tokens passed through as given (sweep ROOT ... -- ARGS)
+
+
 @dataclass(frozen=True)
 class Job:
     """One training run: its directory, its seed, and the condition/common train options."""
@@ -268,6 +271,9 @@ def train_argv(job: Job, python: str = sys.executable, state: str | None = None,
         return base + ["--resume", "--epochs", str(job.epochs)]
     argv = base + ["--seed", str(job.seed), "--epochs", str(job.epochs)]
     for k, v in job.options:
+        if k == TRAIN_ARGS:                             # sweep's pass-through: train's own tokens, as given
+            argv += list(v)
+            continue
         if isinstance(v, bool):
             if v:
                 argv.append(_opt(k))

@@ -28,12 +28,12 @@ from tianref import threads as blas_threads
 from tianref.errors import InputError, RunFailure
 from tianref.analysis.records import is_complete
 from tianref.experiments.jobs import (  # noqa: F401  (re-exported: callers import them from here)
-    FINISHED, Job, config_mismatch, diverged, grid, job_state, jobs_from_specs, make_jobs, parse_seeds,
-    plan_lines, train_argv)
+    FINISHED, TRAIN_ARGS, Job, config_mismatch, diverged, grid, job_state, jobs_from_specs, make_jobs,
+    parse_seeds, plan_lines, train_argv)
 from tianref.resources import cli_argv
 from tianref.rundir import lock_holder
 
-__all__ = ["batches", "batch_argv", "batch_plan_lines", "FINISHED", "Job", "cli_argv", "config_mismatch", "grid", "job_state", "jobs_from_specs", "make_jobs",
+__all__ = ["batches", "batch_argv", "batch_plan_lines", "FINISHED", "TRAIN_ARGS", "Job", "cli_argv", "config_mismatch", "grid", "job_state", "jobs_from_specs", "make_jobs",
            "parse_seeds", "plan_lines", "train_argv", "THREAD_VARS", "LOG_DIR", "STOP_GRACE_S", "run_jobs"]
 
 THREAD_VARS = blas_threads.VARS      # set to --threads in every child's environment
