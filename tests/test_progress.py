@@ -230,3 +230,52 @@ def test_probe_run_announces_each_phase_before_its_first_item(tmp_path):
     assert [calls[i][0] for i in starts] == ["replay", "probe"]
     assert starts[0] == 0 and calls[starts[1] - 1][0] == "replay" and calls[starts[1] + 1][0] == "probe"
     assert sum(n for p, n, _ in calls if p == "replay") == 8
+
+
+def test_row_count_reads_each_run_log_incrementally(tmp_path):
+    """sweep.RowCount: complete lines only (a torn last row waits for its newline), capped at E + 1, and a
+    log that shrank (a run restarted) is counted again from its start."""
+    from tianref.experiments.sweep import Job, RowCount
+    job = Job(out=tmp_path, seed=0, epochs=4, options=())
+    log = tmp_path / "metrics.jsonl"
+    count = RowCount()
+    assert count(job) == 0                               # no log yet
+    log.write_bytes(b'{"epoch": 0}\n{"epoch": 1}\n{"epo')
+    assert count(job) == 2
+    with open(log, "ab") as f:
+        f.write(b'ch": 2}\n{"epoch": 3}\n')
+    assert count(job) == 4
+    log.write_bytes(b'{"epoch": 0}\n')                   # restarted
+    assert count(job) == 1
+    log.write_bytes(b"".join(b'{"epoch": %d}\n' % e for e in range(7)))   # more rows than E + 1
+    assert count(job) == 5
+
+
+def test_runs_reporter_says_the_rows_off_a_terminal_at_tenths_and_not_too_often(capsys):
+    """A batch's runs all finish at its end: the rows show how far it is. Off a terminal one line when
+    another tenth of the rows is logged, but at most one every ROWS_EVERY_S seconds, never for the last row."""
+    from tianref.cli.progress import RunsReporter
+    t = [0.0]
+    rep = RunsReporter("sweep", clock=lambda: t[0])
+    for logged, secs in ((5, 10), (15, 40), (18, 80), (25, 90), (34, 130), (100, 200)):
+        t[0] = secs
+        rep.rows(logged, 100)
+    said = capsys.readouterr().err.splitlines()
+    assert said == ["sweep: 15 % of the epochs logged (15/100 rows of the unfinished runs)",
+                    "sweep: 25 % of the epochs logged (25/100 rows of the unfinished runs)",
+                    "sweep: 34 % of the epochs logged (34/100 rows of the unfinished runs)"]
+
+
+def test_a_batched_sweep_reports_its_rows_while_it_trains(tmp_path):
+    """run_jobs' rows(logged, total): a batch's rows grow while its runs are unfinished, and reach every
+    run's E + 1 rows at the end."""
+    from tianref.experiments import sweep
+    jobs = sweep.make_jobs(tmp_path, sweep.grid(eta=[2e-3]), (0, 1), 200,
+                           {"M": 7, "K": 16, "windows": [3], "metrics": "core"})
+    seen = []
+    out = sweep.run_jobs(jobs, 1, sys.executable, batch=True, rows=lambda n, total: seen.append((n, total)),
+                         rows_every_s=0.0, poll_s=0.02)
+    assert out["ran"] == 2 and not out["failed"]
+    assert seen[-1] == (402, 402) and all(total == 402 for _, total in seen)
+    assert [n for n, _ in seen] == sorted({n for n, _ in seen})     # said only when it grew
+    assert any(0 < n < 402 for n, _ in seen), seen                  # while the batch trained

@@ -167,14 +167,40 @@ class RunsReporter:
     ~10 % of them has finished: "sweep: 3/8 runs finished (last: NAME)"), failures (they are errors) and
     runs skipped because they diverged earlier (the JSON summary counts them as skipped, beside the
     finished ones). ``note`` takes the engine's one-line messages (``run_jobs``' report); ``progress``
-    its (finished, total, name) calls."""
+    its (finished, total, name) calls; ``rows`` its (logged, total) calls."""
 
     ROUTINE = ("start ", "[")                      # per-run lines that the bar replaces
     ALWAYS = ("FAILED", "failed", "diverged earlier")   # said off a terminal too
 
-    def __init__(self, label: str):
+    ROWS_EVERY_S = 30.0                             # off a terminal: at most one rows line this often
+
+    def __init__(self, label: str, clock=time.monotonic):
         self.label = label
         self._bar = None
+        self._rows_mark = None                      # off a terminal: the next tenth of the rows to say
+        self.clock = clock
+        self._rows_said = clock()
+
+    def rows(self, logged: int, total: int) -> None:
+        """The rows the unfinished runs have logged, out of ``total`` (run_jobs' rows): how far runs in
+        progress are, where the runs finished say nothing yet (a batch's all finish at its end). On a
+        terminal beside the bar; off one a line when another ~10 % of the rows is logged, at most one
+        every ROWS_EVERY_S seconds (a short sweep says only its runs' lines)."""
+        if not total:
+            return
+        pct = 100 * logged / total
+        if interactive():
+            if self._bar is not None:
+                self._bar.update(0, f"{pct:.0f} % of the epochs")
+            return
+        if self._rows_mark is None:
+            self._rows_mark = 10 * (math.floor(pct / 10) + 1)     # a resumed sweep starts past 0 %
+        now = self.clock()
+        if pct >= self._rows_mark and logged < total and now - self._rows_said >= self.ROWS_EVERY_S:
+            self._rows_mark = 10 * (math.floor(pct / 10) + 1)
+            self._rows_said = now
+            click.echo(f"{self.label}: {pct:.0f} % of the epochs logged ({logged}/{total} rows of the "
+                       "unfinished runs)", err=True)
 
     def note(self, msg: str) -> None:
         if any(w in msg for w in self.ALWAYS):

@@ -162,7 +162,8 @@ def reproduce_cmd(section_text, root, scale_text, n_jobs, threads, batch, plan, 
                                                n_top=top_pairs, store_to=target, command=command,
                                                report=reporter.note, progress=reporter.progress,
                                                no_train=no_train, threads=threads,
-                                               batch=(xp_name == "cupy") if batch is None else batch)
+                                               batch=(xp_name == "cupy") if batch is None else batch,
+                                               rows=reporter.rows)
         finally:
             reporter.close()
     click.echo(json.dumps({"scale": scale.name, "root": str(Path(root).resolve()),

@@ -183,6 +183,7 @@ def sweep_cmd(root, train_args, eta_text, act_list, M_text, group_text, frac_tex
     reporter = RunsReporter("sweep")
     try:
         result = sweep.run_jobs(jobs, n_jobs, python, report=reporter.note, progress=reporter.progress,
+                                rows=reporter.rows,
                                 threads=threads, batch=batch)
     finally:
         reporter.close()

@@ -145,8 +145,36 @@ def _state_or_none(job: Job):
         return None
 
 
+class RowCount:
+    """The rows logged so far by runs in progress, read incrementally: each call reads only the bytes a
+    run's metrics.jsonl gained since the last one and counts its complete lines (a file that shrank, a
+    run restarted or resumed past a torn row, is counted again from its start)."""
+
+    def __init__(self):
+        self._seen = {}                              # path -> (bytes read, complete lines in them)
+
+    def __call__(self, job: Job) -> int:
+        path = job.out / "metrics.jsonl"
+        off, n = self._seen.get(path, (0, 0))
+        try:
+            size = path.stat().st_size
+            if size < off:
+                off, n = 0, 0
+            if size > off:
+                with open(path, "rb") as f:
+                    f.seek(off)
+                    chunk = f.read(size - off)
+                end = chunk.rfind(b"\n") + 1           # up to the last complete line
+                off, n = off + end, n + chunk.count(b"\n", 0, end)
+        except OSError:
+            return min(n, job.epochs + 1)
+        self._seen[path] = (off, n)
+        return min(n, job.epochs + 1)
+
+
 def run_jobs(jobs: list[Job], n_jobs: int = 1, python: str = sys.executable, report=None,
-             poll_s: float = 0.2, progress=None, threads: int | None = None, batch: bool = False) -> dict:
+             poll_s: float = 0.2, progress=None, threads: int | None = None, batch: bool = False,
+             rows=None, rows_every_s: float = 2.0) -> dict:
     """Run the unfinished jobs with up to ``n_jobs`` processes; returns a summary dict.
 
     ``batch``: the runs of each condition train as stacked arrays, one ``train-batch`` process per
@@ -157,7 +185,10 @@ def run_jobs(jobs: list[Job], n_jobs: int = 1, python: str = sys.executable, rep
 
     Each child's stdout/stderr go to ROOT/_logs/<name>.log. ``report(msg)`` receives one line per
     started/finished job; ``progress(finished, total, name)`` is called once with 0 before the
-    first start and after each finished job (the CLI draws a bar from it on a terminal).
+    first start and after each finished job (the CLI draws a bar from it on a terminal);
+    ``rows(logged, total)`` at most every ``rows_every_s`` seconds while runs train, when the count
+    changed: the rows the unfinished runs have logged (RowCount) out of their E + 1 each, so a batch,
+    whose runs all finish at its end, and a long run show how far they are.
     """
     if n_jobs < 1:
         raise InputError(f"--jobs must be >= 1 (got {n_jobs})")
@@ -193,6 +224,17 @@ def run_jobs(jobs: list[Job], n_jobs: int = 1, python: str = sys.executable, rep
             signal.signal(sig, on_signal)
     progress = progress or (lambda finished, total, name: None)    # (runs finished, of total, last)
     progress(0, total, None)
+    count, rows_total, rows_said = RowCount(), sum(j.epochs + 1 for j, _ in queue), [None, time.monotonic()]
+
+    def tell_rows(force=False):
+        now = time.monotonic()
+        if rows is None or not (force or now - rows_said[1] >= rows_every_s):
+            return
+        logged = sum(count(j) for j, _ in queue)
+        rows_said[1] = now
+        if logged != rows_said[0]:
+            rows_said[0] = logged
+            rows(logged, rows_total)
     try:
         while units or running:
             while units and len(running) < n_jobs:
@@ -258,6 +300,7 @@ def run_jobs(jobs: list[Job], n_jobs: int = 1, python: str = sys.executable, rep
                                f"see {LOG_DIR}/{job.name}.log)")
                     progress(len(done) + len(failed), total, job.name)
             running = still
+            tell_rows()
             if running:
                 time.sleep(poll_s)
     except _Stopped:

@@ -46,10 +46,11 @@ def section_epochs(section: str, scale) -> dict:
 
 
 def run_section(jobs, n_jobs: int, python: str, report, progress=None, threads: int | None = None,
-                batch: bool = False) -> dict:
+                batch: bool = False, rows=None) -> dict:
     """Run the unfinished jobs (``batch``: as stacked batches); RunFailure naming the first failed run
     and its log."""
-    res = sweep.run_jobs(jobs, n_jobs, python, report=report, progress=progress, threads=threads, batch=batch)
+    res = sweep.run_jobs(jobs, n_jobs, python, report=report, progress=progress, threads=threads, batch=batch,
+                         rows=rows)
     if res["failed"]:
         f = res["failed"][0]
         more = len(res["failed"]) - 1
@@ -97,14 +98,14 @@ def diverged_before(jobs) -> set:
 
 
 def run_keeping_diverged(jobs, n_jobs: int, python: str, report, progress=None,
-                         threads: int | None = None, batch: bool = False) -> tuple[dict, set]:
+                         threads: int | None = None, batch: bool = False, rows=None) -> tuple[dict, set]:
     """Run the unfinished jobs except those that diverged before (deterministic: they would diverge
     again); (run result, names of the diverged runs). Any other failure raises RunFailure."""
     before = diverged_before(jobs)
     if before:
         report(f"{len(before)} run(s) diverged in an earlier call; kept as diverged, not rerun")
     res = sweep.run_jobs([j for j in jobs if j.name not in before], n_jobs, python, report=report,
-                         progress=progress, threads=threads, batch=batch)
+                         progress=progress, threads=threads, batch=batch, rows=rows)
     return res, diverged_in(res["failed"], jobs) | before
 
 

@@ -101,9 +101,10 @@ def render(section, doc: dict, pub: dict) -> tuple[dict, str]:
 def reproduce_section(name: str, root, scale, *, n_jobs: int = 2, python: str = sys.executable,
                       xp: str = "numpy", n_top: int = 200, store_to=None, command: str = "",
                       report=lambda m: None, progress=None, no_train: bool = False,
-                      threads: int | None = None, batch: bool = False) -> dict:
+                      threads: int | None = None, batch: bool = False, rows=None) -> dict:
     """Run, measure, draw, judge, report and (optionally) store one section; returns what it did.
-    ``progress(finished, total, name)`` follows the runs (sweep.run_jobs); ``threads``: BLAS threads
+    ``progress(finished, total, name)`` and ``rows(logged, total)`` follow the runs and their rows
+    (sweep.run_jobs); ``threads``: BLAS threads
     of each train process (sweep.run_jobs; None: the thread variables when set, else 1); ``batch``: the
     seeds of each condition train as stacked arrays (train-batch, sweep.run_jobs). ``no_train``: train
     nothing; summarise the runs that have all their rows (a tree copied back without checkpoints) and
@@ -125,10 +126,10 @@ def reproduce_section(name: str, root, scale, *, n_jobs: int = 2, python: str = 
         res = {"ran": 0, "skipped": len(jobs), "failed": []}
     elif section.keeps_diverged:
         jobs = all_jobs
-        res, diverged = run_keeping_diverged(jobs, n_jobs, python, say, progress, threads, batch)
+        res, diverged = run_keeping_diverged(jobs, n_jobs, python, say, progress, threads, batch, rows)
     else:
         jobs = all_jobs
-        res = run_section(jobs, n_jobs, python, say, progress, threads, batch)
+        res = run_section(jobs, n_jobs, python, say, progress, threads, batch, rows)
     records = [read_run(j.out) for j in jobs]
     ctx = Context(section_dir=section_dir, xp=xp, n_jobs=n_jobs, n_top=n_top, report=report,
                   diverged=frozenset(diverged))
