@@ -200,3 +200,17 @@ def test_figure_marks_replayed_and_beyond_run_epochs():
                    "replayed beyond the run's last epoch": [250]}
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     assert "replayed from config.json (no checkpoint stored)" in labels
+
+
+def test_figure_keeps_both_routes_visible_where_they_coincide():
+    """The exact and full-projector sign-match fractions agree to ~1e-3 or better, so their markers sit on
+    each other: the exact one is an open ring larger than the other's filled square, so neither hides the
+    other (with equal filled markers the one drawn last covered the first)."""
+    from tianref.thm6.figures import figure_thm6
+    recs = [{"epoch": e, "summary": {"sign_match_exact": 1.0, "sign_match_approx": 1.0, "n_pairs": 10}}
+            for e in (100, 200)]
+    lines = {ln.get_label(): ln for ln in figure_thm6(recs).axes[0].get_lines()}
+    exact, approx = lines[r"exact $r$ (eq. 2)"], lines[r"full projector, correct $B$"]
+    assert list(exact.get_ydata()) == list(approx.get_ydata()) == [1.0, 1.0]
+    assert exact.get_markerfacecolor() == "none" and approx.get_markerfacecolor() != "none"
+    assert exact.get_markersize() > 2 * approx.get_markersize()     # the ring encloses the square

@@ -35,6 +35,10 @@ SERIES = (("sign_match_exact", r"exact $r$ (eq. 2)", "o-"),
           ("sign_match_approx", r"full projector, correct $B$", "s--"),
           ("sign_match_paper", "published eq. (4) path", "^-"),
           ("frac_B_neg_on_pos_cos", r"$B<0$ among $\cos>0$", "d:"))
+# the exact and full-projector routes agree to ~1e-3 or better, so their markers coincide: the exact one
+# is a large open ring around the other's small filled square, both visible where they are equal
+MARKER_KW = {"sign_match_exact": {"markersize": 11, "markerfacecolor": "none", "markeredgewidth": 1.6},
+             "sign_match_approx": {"markersize": 4.5}}
 LABEL_COS = r"$\cos(\tilde f_j, \tilde f_\ell)$"
 LABEL_B = r"$B_{j\ell}$"
 LABEL_R = r"$r_{j\ell} = \tilde f_j^{\top} P_{\eta,-j\ell}\, \tilde f_\ell$"
@@ -132,7 +136,7 @@ def figure_thm6(records, paper=None, paper_note: str | None = None) -> Figure:
     for key, label, style in SERIES:
         pts = [(x, r["summary"].get(key)) for x, r in zip(xs, recs) if r["summary"].get(key) is not None]
         if pts:
-            ax_sm.plot(*zip(*pts), style, label=label)
+            ax_sm.plot(*zip(*pts), style, label=label, **MARKER_KW.get(key, {}))
     if paper:
         t1 = paper["T1"]["sqr_5seed_median"]
         iqr = paper["T1_IQR"]
