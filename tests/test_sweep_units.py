@@ -1,0 +1,67 @@
+"""sweep.run_jobs and sweep.batches on the cases their docstrings promise and no other test reaches.
+
+- batches: the runs of each stack (they differ only by seed and eta) are split into equal parts when
+  there are fewer stacks than processes, so the batches fill them: ceil(n_jobs / stacks) parts per stack.
+- run_jobs: --jobs must be >= 1 (zero processes would never start a queued job);
+  a single train that exits nonzero is a failed run even when its log has all its rows (only a batch's
+  exit code speaks for several runs, each then judged by its rows);
+  a sweep stopped by a signal counts the jobs it never started as not started.
+"""
+import os
+import signal
+import stat
+import subprocess
+import sys
+
+import pytest
+
+from tianref.errors import InputError
+from tianref.experiments import sweep
+from test_reliability_sweep import LONG, ROOT, RUN, _child_pid
+
+
+def _jobs(root):
+    # two stacks (act), each of 2 etas x 2 seeds: the etas of one stack train in one batch
+    return sweep.make_jobs(root, sweep.grid(act=["sqr", "relu"], eta=[2e-3, 0.0]), (0, 1), 10,
+                           {"M": 7, "K": 16, "windows": "3"})
+
+
+@pytest.mark.parametrize("n_jobs, sizes", [(1, [4, 4]), (2, [4, 4]), (3, [2, 2, 2, 2]), (4, [2, 2, 2, 2]),
+                                           (5, [2, 2, 2, 2]), (100, [1] * 8)])
+def test_batches_split_each_stack_into_ceil_of_jobs_over_stacks_parts(tmp_path, n_jobs, sizes):
+    # parts per stack = ceil(n_jobs / 2), at most the stack's 4 runs; part size = ceil(4 / parts)
+    b = sweep.batches(_jobs(tmp_path), n_jobs)
+    assert [len(x) for x in b] == sizes
+    for x in b:                                                      # one stack per batch
+        assert len({dict(j.options)["act"] for j in x}) == 1
+
+
+def test_zero_processes_are_refused():
+    # no jobs: were zero processes accepted, a queued job would wait forever (nothing is ever started)
+    with pytest.raises(InputError, match="--jobs must be >= 1"):
+        sweep.run_jobs([], n_jobs=0)
+
+
+def test_a_train_that_exits_nonzero_is_failed_even_with_all_its_rows(tmp_path):
+    wrapper = tmp_path / "python-then-fail"
+    wrapper.write_text(f'#!/bin/sh\n"{sys.executable}" "$@"\nexit 3\n')
+    wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR)
+    (job,) = sweep.make_jobs(tmp_path / "root", [{"eta": 0.0}], (0,), 3, {"M": 7, "K": 16, "windows": "3"})
+    res = sweep.run_jobs([job], n_jobs=1, python=str(wrapper))
+    assert (job.out / "metrics.jsonl").read_text().count("\n") == 4       # rows 0..3: the run itself finished
+    assert res["ran"] == 0 and [f["returncode"] for f in res["failed"]] == [3], res
+
+
+def test_a_stopped_sweep_counts_its_queued_jobs_as_not_started(tmp_path):
+    """One process, three seeds: stopped while seed 0 trains, seed 0 saves its resume state and seeds 1, 2
+    were never started."""
+    root = tmp_path / "root"
+    argv = [sys.executable, str(ROOT / "cli.py"), "sweep", str(root), "--jobs", "1", *LONG[:-4],
+            "--seeds", "0-2", "--epochs", "5000"]
+    proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, OPENBLAS_NUM_THREADS="1"))
+    _child_pid(root, proc)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1, err
+    assert "1 running run(s) saved their resume state, 2 not started" in err, err
