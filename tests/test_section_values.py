@@ -152,3 +152,39 @@ def test_measures_helpers_by_direct_computation():
     a = record("a", {"seed": 0}, W_gap23=np.ones(3), W_gap23_f32=np.ones(3))
     b = record("b", {"seed": 1}, W_gap23=np.ones(3))
     assert ms.logged_grams([a, b]) == ["main"] and "float32" in ms.logged_grams([a])
+
+
+def test_the_command_flags_differs_and_disagrees():
+    # docs/reproduce.md: the command's summary counts the claims judged "differs" or "disagrees" (flagged)
+    from tianref.experiments.reproduce.claims import VERDICTS
+    from tianref.experiments.reproduce.pipeline import FLAGGED
+    assert sorted(FLAGGED) == ["differs", "disagrees"] and set(FLAGGED) <= set(VERDICTS)
+
+
+def _checkpoint(path, M, K, n, rng):
+    from tianref import runs
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    runs.save_npz(str(path), {"W": rng.standard_normal((2 * M, K)), "V": rng.standard_normal((K, M)),
+                              "train_idx": rng.permutation(M * M)[:n], "epoch": np.int64(5)})
+
+
+def test_ridge_limit_of_a_trained_v_uses_lambda_n_eta_over_2(tmp_path):
+    # docs/math.md §10: lambda = n eta / 2 for a trained V (Adam's stationary V under coupled L2), the run's
+    # --ridge-reg for the ridge top layer
+    from tianref import runs
+    _checkpoint(runs.checkpoint_path(str(tmp_path), 5), 5, 8, 12, np.random.default_rng(0))
+    (row,) = ridge.ridge_gf_check(tmp_path, {"M": 5, "n_train": 12, "eta": 2e-3, "act": "sqr"}, [5])
+    assert row["lam"] == pytest.approx(12 * 2e-3 / 2, rel=1e-15)
+    (row,) = ridge.ridge_gf_check(tmp_path, {"M": 5, "n_train": 12, "eta": 2e-3, "act": "sqr",
+                                             "top_layer": "ridge", "ridge_reg": 0.25}, [5])
+    assert row["lam"] == 0.25
+
+
+def test_theorem6_of_a_run_without_weight_decay_is_not_computed(tmp_path):
+    # Theorem 6's B = (1/eta) I - ... needs eta > 0 (docs/theorem6.md); a final checkpoint exists
+    from tianref import runs
+    from tianref.config import TrainConfig
+    _checkpoint(runs.checkpoint_path(str(tmp_path), final=True), 5, 8, 12, np.random.default_rng(1))
+    cfg = TrainConfig(M=5, K=8, n_train=12, eta=0.0)
+    assert gm.theorem6_final(tmp_path, cfg) is None
+    assert gm.theorem6_final(tmp_path, cfg.replace(eta=2e-3)) is not None
