@@ -1,9 +1,14 @@
 """store: the provenance of a stored section on synthetic jobs (docs/reproduce.md: every stored result carries
-its command, runs, what this command trained, the runs' source checkouts and the train time from the logs)."""
+its command, runs, what this command trained, the runs' source checkouts and the train time from the logs),
+and the modes of the stored copy."""
 import json
+import os
+import stat
 from types import SimpleNamespace
 
-from tianref.experiments.reproduce.store import provenance, runs_source, train_seconds
+import pytest
+
+from tianref.experiments.reproduce.store import provenance, runs_source, store_section, train_seconds
 
 
 def _job(root, name, log=None, source=None):
@@ -39,3 +44,21 @@ def test_provenance_counts_what_this_command_trained(tmp_path):
     p = provenance(doc, [], jobs, {"ran": 3, "skipped": 1, "failed": []}, 12.34, "python cli.py reproduce")
     assert (p["runs_trained_by_this_command"], p["runs_found_finished"]) == (3, 1)
     assert p["runs"] == ["a", "b", "c", "d"] and p["wall_s"] == 12.3 and p["train_seconds_from_logs"] is None
+
+
+@pytest.mark.parametrize("umask, d_mode, f_mode", [(0o022, 0o755, 0o644), (0o077, 0o700, 0o600)])
+def test_a_stored_section_has_the_modes_of_a_plain_mkdir_and_open(tmp_path, umask, d_mode, f_mode):
+    # the copy is built in a mkdtemp folder (always 0700) and renamed into place: its folders and files must
+    # end with the modes the user's umask gives (docs: every file the tool writes follows the umask)
+    src = tmp_path / "rep" / "headline"
+    (src / "figures").mkdir(parents=True)
+    for f in ("summary.json", "report.md", "figures/headline.png"):
+        (src / f).write_text("x")
+    old = os.umask(umask)
+    try:
+        dest = store_section(src, tmp_path / "store", "ci", "headline", {"command": "c"})
+    finally:
+        os.umask(old)
+    assert {p.name for p in dest.iterdir()} == {"summary.json", "report.md", "figures", "provenance.json"}
+    for p in [dest, *dest.rglob("*")]:
+        assert stat.S_IMODE(p.stat().st_mode) == (d_mode if p.is_dir() else f_mode), p
