@@ -126,7 +126,8 @@ def test_lifecycle_phases_end_where_the_docstring_says():
     # train accuracy >= 0.99 from 10, test accuracy >= 0.5 from 40 and >= 0.99 from 60, 100 epochs, eta -> 0 at 80
     t = np.arange(101)
     cfg = {"seed": 0, "eta": 2e-4, "windows": [20], "eta_schedule": [[0, 2e-4], [80, 0.0]]}
-    rec = record("r", cfg, train_acc=np.where(t >= 10, 1.0, 0.5), test_acc=np.where(t >= 60, 1.0, np.where(t >= 40, 0.6, 0.1)))
+    test_acc = np.where(t >= 60, 1.0, np.where(t >= 40, 0.6, 0.1))
+    rec = record("r", cfg, train_acc=np.where(t >= 10, 1.0, 0.5), test_acc=test_acc)
     ph = lifecycle.lifecycle_run(rec, FULL)["phases"]
     assert ph["memorisation"]["range"] == [10, 39]             # [t_mem, t05)
     assert ph["grokking"]["range"] == [40, 60]                 # [t05, t099]

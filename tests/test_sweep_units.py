@@ -17,7 +17,7 @@ import pytest
 
 from tianref.errors import InputError
 from tianref.experiments import sweep
-from test_reliability_sweep import LONG, ROOT, RUN, _child_pid
+from test_reliability_sweep import LONG, ROOT, _child_pid
 
 
 def _jobs(root):
