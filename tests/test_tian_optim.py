@@ -24,6 +24,21 @@ def test_sgd_two_steps_by_hand():
     np.testing.assert_array_equal(p["w"], [0.5, -0.25])                  # inputs untouched
 
 
+def test_sgd_steps_with_its_momentum_not_adams_beta1():
+    # through optimizers.update: beta1 and momentum default to 0.9 both, so mu = 0.5 shows a crossed wire
+    # lr 0.1, mu 0.5 (beta1 stays 0.9), eta 0.1, w0 = (0.5, -0.25), g = (0.2, 0) at both steps.
+    # step 1: g' = g + eta w0 = (0.25, -0.025); buf = g'; w1 = w0 - 0.1 buf = (0.475, -0.2475)
+    # step 2: g' = (0.2475, -0.02475); buf = 0.5 (0.25, -0.025) + g' = (0.3725, -0.03725);
+    #         w2 = w1 - 0.1 buf = (0.43775, -0.243775)
+    cfg = TrainConfig(optimizer="sgd", lr=0.1, momentum=0.5, beta1=0.9, eta=0.1)
+    p = {"W": np.array([0.5, -0.25])}
+    g = {"W": np.array([0.2, 0.0])}
+    st = optimizers.init(np, cfg, p)
+    p, st = optimizers.update(np, cfg, p, g, st)
+    p, st = optimizers.update(np, cfg, p, g, st)
+    np.testing.assert_allclose(p["W"], [0.43775, -0.243775], rtol=0, atol=1e-15)   # a few ulps of 0.5
+
+
 def test_sgd_without_momentum_is_gradient_descent():
     p, g = {"w": np.array([1.0, 2.0])}, {"w": np.array([0.5, -1.0])}
     st = optim_sgd.sgd_init(np, p)
