@@ -180,9 +180,11 @@ def test_two_writers_second_is_refused_naming_the_pid(run_dir, mode):
 
 def test_two_train_processes_on_one_folder(tmp_path):
     """A real second `train` process while the first runs: refused with the first one's pid; the
-    first run finishes with exactly one row per epoch."""
+    first run goes on undisturbed, one row per epoch, until it is stopped (SIGINT: its resume state).
+    The first run is far longer than the test, so it is still running however slowly the second starts
+    (a 300-epoch first run could finish first on a loaded machine, and --overwrite then replaced it)."""
     out = tmp_path / "run"
-    cmd = [sys.executable, str(ROOT / "cli.py"), "train", "--M", "11", "--K", "64", "--epochs", "300",
+    cmd = [sys.executable, str(ROOT / "cli.py"), "train", "--M", "11", "--K", "64", "--epochs", "100000",
            "--windows", "3", "--out", str(out)]
     first = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
@@ -190,11 +192,16 @@ def test_two_train_processes_on_one_folder(tmp_path):
         second = subprocess.run(cmd + ["--overwrite"], cwd=ROOT, capture_output=True, text=True)
         assert second.returncode == 2
         assert f"in use by process {first.pid}" in second.stderr and "Traceback" not in second.stderr
-        assert first.wait(timeout=120) == 0
+        logged = (out / "metrics.jsonl").read_text().count("\n")     # complete rows (one may be torn)
+        _wait_rows(out, logged + 20, first)             # it goes on after the refusal
+        first.send_signal(signal.SIGINT)
+        assert first.wait(timeout=120) == 1              # stopped: its resume state saved
     finally:
         first.kill()
         first.wait()
-    assert [row["epoch"] for row in _rows(out)] == list(range(301))
+    epochs = [row["epoch"] for row in _rows(out)]
+    assert epochs == list(range(len(epochs))) and len(epochs) > 22
+    assert (out / "checkpoints" / "resume.npz").is_file()
 
 
 def test_empty_out_is_refused(tmp_path, monkeypatch):
