@@ -14,22 +14,25 @@ Symbols
 
 What is counted (each term is a named entry of ``breakdown``):
     params      W, V and the next step's copies               2 P b
-    optimizer   Adam m, v, m^wd and their next values, plus    6 P b (an upper bound for sgd, muon)
-                the step's temporaries (g, m / denom, ...)     + 4 P b
+    optimizer   Adam m, v, m^wd, their next values and the     7 P b (an upper bound for sgd, muon)
+                step's live temporaries (g, m / denom, ...)
     rings       per Gram mode m: the (w, P) update ring and    sum_m (w P g_m + 2 w^2 g_m)
                 two (w, w) Grams; the Delta^wd ring (edge.py)  + w P b
-    deltas      the float update of each mode (spectra.delta)  3 P g_max
+                (float32-seq: its (w, P) product and sum)      (+ 2 w P 4)
+    deltas      the update of the widest mode (spectra.delta)  2 P g_max
+                and its cast
     data        host split and weights (data.init_host: the    16 N + 8 P
                 permutation, float64 W0, V0), the pairs table  + 32 N
                 (data.pairs) and both device batches with      + 48 N
                 their segment tables (a, b, y, seg_a/b/y)
     activations the forward of both sets, H and F (n, K) and   (2 N + n) K b
                 (n_te, K), the backward's dL/dH, sigma'(H)     max with 5 n K b
-                and its segment gather; Yhat and the residual  + 6 N M 8
-                (n, M) float64 copies
-    gram_KxK    --metrics full: C = F~^T F~ (K, K) in b and    K^2 (b + 16)
-                its float64 copy and |C|; the clocks' small-   + 8 (min(2M, K)^2 + 4 M K)
-                side Gram of W and the float64 copy of W
+                and its segment gather; Yhat of both sets,     + N M b
+                the targets and the residual (n, M) float64    + 4 n M 8
+    gram_KxK    --metrics full: C = F~^T F~ (K, K) in b and    16 K^2 (two float64 K x K at most:
+                the float64 blocks its sums pass over;         b K^2 plus the blocks, metrics._gram_sums)
+                the clocks' small-side Gram of W and the       + 8 (min(2M, K)^2 + 4 M K)
+                float64 copy of W
 
 tests/test_reliability_numbers.py measures the peak traced allocation (tracemalloc, which NumPy reports its
 buffers to) of small runs in which each term dominates in turn and checks the estimate is within a
