@@ -214,3 +214,25 @@ def test_figure_keeps_both_routes_visible_where_they_coincide():
     assert list(exact.get_ydata()) == list(approx.get_ydata()) == [1.0, 1.0]
     assert exact.get_markerfacecolor() == "none" and approx.get_markerfacecolor() != "none"
     assert exact.get_markersize() > 2 * approx.get_markersize()     # the ring encloses the square
+
+
+@pytest.mark.parametrize("damage", ["K=-64", "unknown key", "a folder"])
+def test_a_damaged_config_json_is_refused_even_with_a_stored_checkpoint(tmp_path, damage):
+    """thm6 --run reads a stored checkpoint's own config, but a run whose config.json is damaged is refused
+    (one line, exit 2), as edge and --resume refuse it; it was read past when the checkpoint existed."""
+    import json
+    run = tmp_path / "run"
+    assert CliRunner().invoke(main, ["train", "--M", "7", "--K", "16", "--epochs", "6", "--windows", "3",
+                                     "--checkpoint-epochs", "4", "--out", str(run)]).exit_code == 0
+    assert CliRunner().invoke(main, ["thm6", "--run", str(run), "--at-epochs", "4"]).exit_code == 0
+    p = run / "config.json"
+    meta = json.loads(p.read_text())
+    if damage == "a folder":
+        p.unlink()
+        p.mkdir()
+    else:
+        meta["config"].update({"K": -64} if damage == "K=-64" else {"not_a_setting": 1})
+        p.write_text(json.dumps(meta))
+    res = CliRunner().invoke(main, ["thm6", "--run", str(run), "--at-epochs", "4"])
+    assert res.exit_code == 2 and "config.json" in res.stderr and len(res.stderr.strip().splitlines()) == 1, \
+        res.output

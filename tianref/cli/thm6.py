@@ -77,11 +77,20 @@ def _sources(run_dir, epochs_text, checkpoint, xp, act=None, replay_beyond=False
 
     if not os.path.isdir(run_dir):
         raise InputError(f"--run {run_dir}: no such directory")
-    has_cfg = os.path.isfile(os.path.join(run_dir, "config.json"))
+    cfg_path = os.path.join(run_dir, "config.json")
+    has_cfg = os.path.isfile(cfg_path)
+    if os.path.lexists(cfg_path) and not has_cfg:
+        raise InputError(f"{cfg_path} is not a file")
     if not has_cfg and not os.path.isdir(os.path.join(run_dir, "checkpoints")):
         raise InputError(f"--run {run_dir} is not a run directory (no config.json, no checkpoints/)")
     meta = runs.read_config(run_dir) if has_cfg else None
     run_cfg = meta.get("config") if has_cfg else None
+    if run_cfg is not None:             # a damaged config.json is refused even where checkpoints carry their own
+        from tianref.config import TrainConfig, validate
+        try:
+            validate(TrainConfig.from_dict(run_cfg))
+        except InputError as exc:
+            raise InputError(f"{cfg_path}: {exc}") from None
     last = _last_epoch(run_dir)
     if epochs_text is None:
         if last is None:
