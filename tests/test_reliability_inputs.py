@@ -383,3 +383,16 @@ def test_a_repeated_list_value_is_refused(tmp_path, option, values):
         args += ["--windows", "3"]
     assert "repeated value" in _refused(_cli(args))
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("option, extra", [("--momentum", ["--optimizer", "sgd"]), ("--eta", []),
+                                           ("--init-scale", [])])
+def test_minus_zero_is_stored_as_zero(tmp_path, option, extra):
+    """A float setting given as -0 is 0.0 in config.json (sign included): -0.0 would give the same run
+    another fingerprint, so a sweep or --resume would take it for another run."""
+    import math
+    out = tmp_path / "out"
+    r = _cli(["train", *SMALL, option, "-0", *extra, "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    v = json.loads((out / "config.json").read_text())["config"][option[2:].replace("-", "_")]
+    assert v == 0.0 and math.copysign(1.0, v) == 1.0

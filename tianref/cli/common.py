@@ -99,6 +99,14 @@ def json_safe(obj):
     return obj
 
 
+class Float(click.types.FloatParamType):
+    """click's float, with -0 read as 0: a setting given as -0 is stored, fingerprinted and named as 0.0
+    (-0.0 would make the same run another one)."""
+
+    def convert(self, value, param, ctx):
+        return super().convert(value, param, ctx) + 0.0
+
+
 class FiniteFloat(click.ParamType):
     """A float option refused at parse time (one line, exit 2) when it is not a finite number, or lies
     below ``low`` (``low_open``: at or below it). click's FloatRange lets nan and inf through."""

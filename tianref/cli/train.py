@@ -21,7 +21,7 @@ import numpy as np  # host: the length of an --init-from train_idx
 
 from tianref import identity, memory, resume as resume_mod, rundir, runs
 from tianref.backend import environment_info, get_xp, git_state
-from tianref.cli.common import CHECK_DEVICE, RAISE_ERRORS, reports_errors
+from tianref.cli.common import CHECK_DEVICE, RAISE_ERRORS, Float, reports_errors
 from tianref.cli.resume_options import refuse_changes_on_resume
 from tianref.cli.train_run import (  # noqa: F401  (BATCH, record_divergence, summary_of: cli/batch.py reads them here)
     BATCH, Prepared, launch, note as _note, record_divergence, summary_of)
@@ -65,13 +65,13 @@ DEFAULT_TRAIN_FRAC = 0.4    # round(0.4 * 71^2) = 2016, the paper's n
 @click.option("--n-train", type=int, default=None,
               help="Training pairs (the first n_train of a seeded permutation of the M^2 pairs). "
                    "Default: round(0.4 M^2), which is the paper's 2016 at M = 71.")
-@click.option("--train-frac", type=float, default=None,
+@click.option("--train-frac", type=Float(), default=None,
               help="Training fraction p instead of --n-train: n_train = round(p M^2) (Python rounding).")
-@click.option("--eta", type=float, default=D.eta, show_default=True, help="L2 weight decay eta (0 = control).")
+@click.option("--eta", type=Float(), default=D.eta, show_default=True, help="L2 weight decay eta (0 = control).")
 @click.option("--eta-schedule", default=None,
               help="Piecewise-constant weight decay START:ETA,... e.g. 0:2e-4,250:0: the step from row t "
                    "to t+1 uses the ETA of the last START <= t. Starts ascend from 0. Replaces --eta.")
-@click.option("--lr", type=float, default=D.lr, show_default=True,
+@click.option("--lr", type=Float(), default=D.lr, show_default=True,
               help="Learning rate of every --optimizer (Adam, AdamW, SGD, Muon), one value for W and V; "
                    "SGD needs a far larger one (docs/math.md §9).")
 @click.option("--epochs", type=int, default=D.epochs, show_default=True,
@@ -85,22 +85,22 @@ DEFAULT_TRAIN_FRAC = 0.4    # round(0.4 * 71^2) = 2016, the paper's n
               help="adam: coupled L2 (torch Adam(weight_decay)); adamw: decoupled decay; sgd: momentum "
                    "and coupled L2 (torch SGD(momentum, weight_decay)); muon: W by Muon (decoupled decay), "
                    "V by Adam (coupled L2), as Tian's code.")
-@click.option("--momentum", type=float, default=D.momentum, show_default=True,
+@click.option("--momentum", type=Float(), default=D.momentum, show_default=True,
               help="SGD momentum (dampening 0, no Nesterov); used by --optimizer sgd only.")
 @click.option("--top-layer", type=click.Choice(TOP_LAYERS), default=D.top_layer, show_default=True,
               help="trained: V is learned; ridge: every training step first sets V = (F^T F + lam I)^-1 "
                    "F^T T on the training set (no gradient through the solve), as Tian's set_weight_reg "
                    "does (see --ridge-eval).")
-@click.option("--ridge-reg", type=float, default=D.ridge_reg, show_default=True,
+@click.option("--ridge-reg", type=Float(), default=D.ridge_reg, show_default=True,
               help="lam of the ridge top layer.")
 @click.option("--ridge-eval", type=click.Choice(RIDGE_EVALS), default=D.ridge_eval, show_default=True,
               help="With --top-layer ridge: held = Tian's loop: the optimizer then steps W and V from the "
                    "solved V, and rows, diagnostics and checkpoints see the V held (last solve + one step; "
                    "row 0: the initial V); current = only W is trained and every row sees V = ridge(W). "
                    "W's trajectory is the same; a stored ridge run without the key is 'current'.")
-@click.option("--init-scale", type=float, default=D.init_scale, show_default=True,
+@click.option("--init-scale", type=Float(), default=D.init_scale, show_default=True,
               help="alpha: multiplies the initial V (drawn or from --init-from).")
-@click.option("--output-scale", type=float, default=D.output_scale, show_default=True,
+@click.option("--output-scale", type=Float(), default=D.output_scale, show_default=True,
               help="beta: Yhat = beta sigma(XW) V (the gradients follow).")
 @click.option("--dtype", type=click.Choice(DTYPES), default=D.dtype, show_default=True,
               help="Training dtype (float64 for audits).")
