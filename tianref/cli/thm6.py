@@ -85,10 +85,11 @@ def _sources(run_dir, epochs_text, checkpoint, xp, act=None, replay_beyond=False
         raise InputError(f"--run {run_dir} is not a run directory (no config.json, no checkpoints/)")
     meta = runs.read_config(run_dir) if has_cfg else None
     run_cfg = meta.get("config") if has_cfg else None
-    if run_cfg is not None:             # a damaged config.json is refused even where checkpoints carry their own
+    valid = None                        # config.json's run, checked before any output: a damaged one is
+    if run_cfg is not None:             # refused in one line, even where checkpoints carry their own config
         from tianref.config import TrainConfig, validate
         try:
-            validate(TrainConfig.from_dict(run_cfg))
+            valid = validate(TrainConfig.from_dict(run_cfg))
         except InputError as exc:
             raise InputError(f"{cfg_path}: {exc}") from None
     last = _last_epoch(run_dir)
@@ -129,14 +130,9 @@ def _sources(run_dir, epochs_text, checkpoint, xp, act=None, replay_beyond=False
         if run_cfg is None:
             raise InputError(f"epoch(s) {', '.join(map(str, missing))}: no checkpoint in "
                              f"{os.path.join(run_dir, 'checkpoints')} and no config.json to replay from")
-        from tianref.config import TrainConfig, validate
-        try:
-            valid = validate(TrainConfig.from_dict(run_cfg))   # before any output: a corrupt config is one line
-        except InputError as exc:
-            raise InputError(f"{os.path.join(run_dir, 'config.json')}: {exc}") from None
         # config.json still gives its fingerprint, and an --init-from run replays from its own init file
-        init = identity.replay_init(meta, valid, os.path.join(run_dir, "config.json"), runs.load_npz)
-        memory.check_run(TrainConfig.from_dict(run_cfg))   # the replay's arrays fit (tianref.memory)
+        init = identity.replay_init(meta, valid, cfg_path, runs.load_npz)
+        memory.check_run(valid)                            # the replay's arrays fit (tianref.memory)
         _note(f"no checkpoint for epoch(s) {', '.join(map(str, missing))}: replaying the run "
               f"deterministically from {os.path.join(run_dir, 'config.json')}")
         from tianref.train import replay

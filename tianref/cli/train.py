@@ -225,7 +225,6 @@ def train_cmd(ctx, xp_name, M, K, n_train, train_frac, eta, eta_schedule, lr, ep
         elif init is None and n_train is None:
             n_train = n_train_from_frac(M, DEFAULT_TRAIN_FRAC)
         schedule = ()
-        eta += 0.0                                      # -0 is 0: config.json and the fingerprint say 0.0
         if eta_schedule is not None:                    # checked before anything is written
             if "eta" in given:
                 raise InputError("give --eta or --eta-schedule, not both")
