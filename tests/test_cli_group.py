@@ -61,6 +61,16 @@ def test_refusals_are_one_line_exit_2(args, msg):
     assert code == 2 and out == "" and msg in err and err.count("\n") == 1
 
 
+@pytest.mark.parametrize("spec", ["Z\u0663", "Z03", "S4xD05"])
+def test_non_ascii_digits_and_leading_zeros_are_refused_by_group_and_train(spec, tmp_path):
+    """Both commands that take a spec: one line, exit 2 (int() alone would read Z\u0663 and Z03 as Z3)."""
+    for args in (["group", spec], ["train", "--group", spec, "--K", "8", "--epochs", "1",
+                                   "--out", str(tmp_path / "r")]):
+        code, out, err = run(args)
+        assert code == 2 and out == "" and err.count("\n") == 1 and "ASCII digits 0-9" in err
+    assert not (tmp_path / "r").exists()
+
+
 @pytest.mark.parametrize("table,axiom", [
     ([[0, 1, 2], [1, 2, 0], [2, 0, 3]], "not closed: 2·2 = 3"),
     ([[0, 2, 1], [1, 0, 2], [2, 1, 0]], "no identity"),

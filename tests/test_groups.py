@@ -119,6 +119,28 @@ def test_spec_conflicting_with_M_and_unknown_specs_are_one_line_errors():
         assert "\n" not in str(ei.value)
 
 
+# Arabic-Indic three, fullwidth three, leading zeros, a newline before a product's 'x': int() and Python's
+# Unicode \d would take each of these for a number (another spelling of Z3, D5, ...); one spelling per group
+STRICT_REFUSED = ["Z\u0663", "Z\uff13", "S\u0663xZ2", "\u0661\u0662", "Z03", "03", "D05", "A05", "Z3xZ05",
+                  "00", "Z3\nxZ5", "D1\u0660"]
+
+
+@pytest.mark.parametrize("spec", STRICT_REFUSED)
+def test_group_numbers_are_ascii_digits_without_leading_zeros(spec):
+    with pytest.raises(InputError) as ei:
+        parse_group(spec)
+    msg = str(ei.value)
+    assert "\n" not in msg and msg.startswith("unknown group ")
+    assert ("ASCII digits" in msg) == (spec != "Z3\nxZ5")         # a digit problem is named as one
+
+
+def test_canonical_numbers_still_parse():
+    for spec, order in [("Z3", 3), ("3", 3), ("D10", 20), ("Z10x10", 100), ("S5", 120), ("A3xQ8", 24)]:
+        assert parse_group(spec).order == order
+    with pytest.raises(InputError, match=r"^Z<n> needs 1 <= n <= 1024 \(got Z0\)$"):   # 0: the bound's message
+        parse_group("Z0")
+
+
 def test_the_order_bound_is_inclusive_for_groups_built_from_generators():
     """MAX_ORDER = 1024 elements are allowed, 1025 are not: D512 (the largest D<n> a spec admits) is built
     with its 1024 elements (~0.3 s); a closure that reaches 1025 is refused. The checks are facts of D_n

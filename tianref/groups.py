@@ -11,7 +11,8 @@ Symbols
     M        |H|, the order
     table    (M, M) int64, table[a, b] = index of a.b  (the label of the pair (a, b))
     spec     Z<n> | D<n> | S<n> | A<n> | Q8 | <n> (= Z<n>) | products F1xF2[x...] of these |
-             table:FILE (JSON {"name": ..., "table": [[...]]}) | expr:EXPR (needs M; not a group)
+             table:FILE (JSON {"name": ..., "table": [[...]]}) | expr:EXPR (needs M; not a group);
+             n in ASCII digits 0-9 without a leading zero (Z03, Z\u0663 are refused: one spelling per group)
 
 Element order: a group built from generators lists its elements in the order a breadth-first search
 over right products x.g (g running over the generators in the order given) first reaches them, starting
@@ -194,11 +195,15 @@ def from_json(path: str) -> Group:
 
 # ---------------------------------------------------------------- specs
 
-_FACTOR = re.compile(r"^(?:(Z|D|S|A)(\d+)|(Q8)|(\d+))$")
+_NUMBER = r"(?:0|[1-9][0-9]*)"       # ASCII digits, no leading zero: one spelling per group (not \d, not int())
+_FACTOR = re.compile(rf"(?:(Z|D|S|A)({_NUMBER})|(Q8)|({_NUMBER}))")
 
 
 def _factor(text: str) -> Group:
-    m = _FACTOR.match(text)
+    m = _FACTOR.fullmatch(text)                 # fullmatch: '$' would let a trailing newline through
+    if not m and re.fullmatch(r"[ZDSA]?\d+", text):        # Unicode \d: another digit, or a leading zero
+        raise InputError(f"unknown group {text!r}: write n in ASCII digits 0-9 without a leading zero "
+                         "(Z3, D10, S4)")
     if not m:
         raise InputError(f"unknown group {text!r}: use Z<n>, D<n>, S<n> (n <= 5), A<n> (3 <= n <= 5), Q8, "
                          "products such as Z3xZ5, table:FILE or expr:EXPR")
