@@ -133,18 +133,138 @@ def test_cyclic_components_are_the_dft_cos_sin_pairs(M):
     assert len(dec.components) == M // 2 + 1
 
 
-@pytest.mark.parametrize("spec", ["S4", "Q8", "A4"])
+# every family a spec names: cyclic, products of cyclic, dihedral (n odd, even, and the degenerate D1, D2),
+# symmetric, alternating, quaternion, mixed products (complex pairs with 2-dim irreps in Q8xZ3)
+FAMILIES = ["Z7", "Z12", "3x4", "D1", "D2", "D5", "D10", "S3", "S4", "S5", "A4", "A5", "Q8", "Q8xZ3", "S3xZ2"]
+
+
+@pytest.mark.parametrize("spec", FAMILIES)
 def test_matrix_irreps_are_unitary_homomorphisms_with_the_right_characters(spec):
+    """rho_k(g h) = rho_k(g) rho_k(h) on the table, rho_k(g) unitary, tr rho_k = chi_k; the traces of the
+    matrices themselves (not the decomposition's characters) are orthonormal over the group,
+    (1/M) sum_g tr rho_k(g) conj(tr rho_l(g)) = delta_kl (pairwise inequivalent, each irreducible), and
+    sum_k d_k^2 = M (complete)."""
     G = parse_group(spec)
-    T = G.table
+    T, M = G.table, G.order
     dec = ir.decompose(T)
+    traces = []
     for k, r in enumerate(dec.irreps):
         rho = ir.matrix_irrep(T, dec, k)                           # (M, d, d)
         d = r.degree
+        assert rho.shape == (M, d, d)
         np.testing.assert_allclose(np.einsum("gij,gkj->gik", rho, rho.conj()), np.broadcast_to(np.eye(d), rho.shape),
                                    atol=TOL)
         np.testing.assert_allclose(np.einsum("aij,bjk->abik", rho, rho), rho[T], atol=TOL)
         np.testing.assert_allclose(np.trace(rho, axis1=1, axis2=2), r.character[dec.class_of], atol=TOL)
+        traces.append(np.trace(rho, axis1=1, axis2=2))
+    X = np.array(traces)                                            # (n_irreps, M)
+    np.testing.assert_allclose(X @ X.conj().T / M, np.eye(len(X)), atol=TOL)
+    assert sum(r.degree ** 2 for r in dec.irreps) == M and len(dec.irreps) == len(dec.classes)
+
+
+def _element_orders(T):
+    e = int(np.argmax((T == np.arange(T.shape[0])).all(axis=1)))
+    out = []
+    for g in range(T.shape[0]):
+        x, n = g, 1
+        while x != e:
+            x, n = T[x, g], n + 1
+        out.append(n)
+    return np.array(out)
+
+
+PHI = (1 + 5 ** 0.5) / 2
+W3 = np.exp(2j * np.pi / 3)
+# Textbook character tables (e.g. James & Liebeck, "Representations and Characters of Groups", ch. 18-20),
+# columns named by (element order, class size), which tells the classes apart up to the ties noted
+TEXTBOOK = {
+    "S4": ([(1, 1), (2, 6), (2, 3), (3, 8), (4, 6)],
+           [[1, 1, 1, 1, 1], [1, -1, 1, 1, -1], [2, 0, 2, -1, 0], [3, 1, -1, 0, -1], [3, -1, -1, 0, 1]]),
+    "A4": ([(1, 1), (2, 3), (3, 4), (3, 4)],
+           [[1, 1, 1, 1], [1, 1, W3, W3 ** 2], [1, 1, W3 ** 2, W3], [3, -1, 0, 0]]),
+    "A5": ([(1, 1), (2, 15), (3, 20), (5, 12), (5, 12)],
+           [[1, 1, 1, 1, 1], [3, -1, 0, PHI, 1 - PHI], [3, -1, 0, 1 - PHI, PHI], [4, 0, 1, -1, -1],
+            [5, 1, -1, 0, 0]]),
+    "S5": ([(1, 1), (2, 10), (2, 15), (3, 20), (6, 20), (4, 30), (5, 24)],
+           [[1, 1, 1, 1, 1, 1, 1], [1, -1, 1, 1, -1, -1, 1], [4, 2, 0, 1, -1, 0, -1], [4, -2, 0, 1, 1, 0, -1],
+            [5, 1, 1, -1, 1, -1, 0], [5, -1, 1, -1, -1, 1, 0], [6, 0, -2, 0, 0, 0, 1]]),
+    "Q8": ([(1, 1), (2, 1), (4, 2), (4, 2), (4, 2)],
+           [[1, 1, 1, 1, 1], [1, 1, 1, -1, -1], [1, 1, -1, 1, -1], [1, 1, -1, -1, 1], [2, -2, 0, 0, 0]]),
+}
+
+
+@pytest.mark.parametrize("spec", sorted(TEXTBOOK))
+def test_characters_equal_the_textbook_tables(spec):
+    """The decomposition's character table equals the printed one, classes matched by (element order,
+    class size); where two classes share that pair (A4's two 3-cycle classes, A5's two 5-cycle classes,
+    Q8's three classes of order 4) every assignment of them is tried, and the irreps are compared as a set."""
+    import itertools
+    G = parse_group(spec)
+    dec = ir.decompose(G.table)
+    orders = _element_orders(G.table)
+    keys = [(int(orders[c[0]]), len(c)) for c in dec.classes]
+    cols, rows = TEXTBOOK[spec]
+    want = np.array(rows, dtype=complex)                            # (n_irreps, n_classes)
+    got = dec.character_table()
+    assert sorted(keys) == sorted(cols)
+    slots = {key: [i for i, c in enumerate(cols) if c == key] for key in set(cols)}
+
+    def same_rows(A, B):
+        return all(any(np.abs(a - b).max() < TOL for b in B) for a in A) and len(A) == len(B)
+
+    for perm in itertools.product(*[itertools.permutations(s) for s in slots.values()]):
+        where = {}
+        for key, p in zip(slots, perm):
+            for i, j in zip([i for i, k in enumerate(keys) if k == key], p):
+                where[i] = j                                        # decomposition class i -> textbook column j
+        order = [i for _, i in sorted((j, i) for i, j in where.items())]
+        if same_rows(got[:, order], want):
+            return
+    raise AssertionError(f"{spec}: characters differ from the textbook table\n{np.round(got, 6)}")
+
+
+def _dihedral_by_hand(T, n):
+    """(labels (M, 2) of g = r^k s^f, a function j -> rho_j (M, 2, 2)) of D_n (n >= 3) read off the table
+    alone: r any element of order n, s an element of order 2 outside <r>; rho_j(r^k s^f) =
+    R(2 pi j k / n) F^f with F = diag(1, -1), the textbook 2-dim irreps (1 <= j < n/2)."""
+    M = T.shape[0]
+    orders = _element_orders(T)
+    r = int(np.flatnonzero(orders == n)[0])
+    powers = [0]
+    for _ in range(n - 1):
+        powers.append(int(T[powers[-1], r]))
+    s = int([g for g in np.flatnonzero(orders == 2) if g not in powers][0])
+    labels = np.zeros((M, 2), int)
+    for k, p in enumerate(powers):
+        labels[p] = (k, 0)
+        labels[T[p, s]] = (k, 1)
+    assert len({tuple(x) for x in labels}) == M                     # every element once: r^k s^f
+
+    def rho(j):
+        th = 2 * np.pi * j * labels[:, 0] / n
+        R = np.stack([np.stack([np.cos(th), -np.sin(th)], -1), np.stack([np.sin(th), np.cos(th)], -1)], -2)
+        F = np.where(labels[:, 1, None, None] == 1, np.diag([1.0, -1.0]), np.eye(2))
+        return R @ F                                                # (M, 2, 2)
+    return labels, rho
+
+
+@pytest.mark.parametrize("n", [3, 4, 5, 6, 10, 12])
+def test_dihedral_irreps_by_hand(n):
+    """The textbook 2-dim irreps of D_n, built from rotation matrices on labels read off the table: each
+    is a homomorphism of the table (so the table is D_n's, s r s = r^-1), and its character is one of the
+    decomposition's (n odd: (n - 1)/2 of them, n even: n/2 - 1, besides 2 resp. 4 one-dim irreps)."""
+    G = parse_group(f"D{n}")
+    T = G.table
+    dec = ir.decompose(T)
+    _, rho = _dihedral_by_hand(T, n)
+    chars = [r.character[dec.class_of] for r in dec.irreps if r.degree == 2]
+    assert len(chars) == (n - 1) // 2 if n % 2 else n // 2 - 1
+    assert sum(r.degree == 1 for r in dec.irreps) == (2 if n % 2 else 4)
+    for j in range(1, (n + 1) // 2):
+        R = rho(j)
+        np.testing.assert_allclose(np.einsum("aij,bjk->abik", R, R), R[T], atol=TOL)
+        chi = np.trace(R, axis1=1, axis2=2)                         # 2 cos(2 pi j k / n) on rotations, 0 else
+        assert sum(np.abs(c - chi).max() < TOL for c in chars) == 1
 
 
 def test_a_degenerate_draw_is_caught_and_the_next_seed_used(monkeypatch):
@@ -174,3 +294,40 @@ def test_a_relabelled_table_with_identity_elsewhere_decomposes_the_same():
     assert dec2.degrees == dec.degrees and sorted(dec2.class_sizes) == sorted(dec.class_sizes)
     assert [r.fs for r in dec2.irreps] == [r.fs for r in dec.irreps]
     assert dec2.orthogonality_error() < TOL
+
+
+@pytest.mark.parametrize("n", [5, 10])
+def test_a_unit_made_of_one_dihedral_irreps_entries_is_pure(n):
+    """Purity is per real component, whatever the degree: a unit whose halves are entries (or any
+    combination of entries) of one hand-built 2-dim irrep rho_j has all its power in rho_j's component
+    (purity 1, k* that component); Schur orthogonality gives each entry the power M/d. A unit with its
+    halves in two different irreps splits its power between them: purity 1/2 for two entries of 2-dim irreps
+    (power M/2 each), 2/3 for a 1-dim character (power M) beside one entry (M/2): power, not power per
+    dimension or per degree, is what purity compares."""
+    from tianref import group_fourier as gf
+    G = parse_group(f"D{n}")
+    T, M = G.table, G.order
+    dec = ir.decompose(T)
+    _, rho = _dihedral_by_hand(T, n)
+    rng = np.random.default_rng(n)
+
+    def comp_of(R):
+        chi = np.trace(R, axis1=1, axis2=2)
+        return [r.component for r in dec.irreps if np.abs(r.character[dec.class_of] - chi).max() < TOL][0]
+
+    js = list(range(1, (n + 1) // 2))
+    cols, want = [], []
+    for j in js:
+        R = rho(j)                                                  # (M, 2, 2) real orthogonal
+        np.testing.assert_allclose(np.einsum("gij,gij->ij", R, R), np.full((2, 2), M / 2), atol=TOL)
+        cols.append(np.concatenate([R[:, 0, 0], R[:, 1, 0]]))       # two entries of one irrep
+        cols.append(np.concatenate([R.reshape(M, 4) @ rng.standard_normal(4), R[:, 0, 1]]))
+        want += [comp_of(R)] * 2
+    _, _, ks, pur = gf.irrep_metrics(np, np.stack(cols, 1), dec)
+    np.testing.assert_allclose(pur, 1.0, atol=1e-12)                # float64 projections of O(1) vectors
+    np.testing.assert_array_equal(ks, want)
+    mixed = np.concatenate([rho(js[0])[:, 0, 0], rho(js[1])[:, 1, 1]])[:, None]
+    assert float(gf.irrep_metrics(np, mixed, dec)[3][0]) == pytest.approx(0.5, abs=1e-12)
+    sign = [r.character[dec.class_of].real for r in dec.irreps if r.degree == 1 and r.component != 0][0]
+    mixed = np.concatenate([sign, rho(js[0])[:, 0, 0]])[:, None]
+    assert float(gf.irrep_metrics(np, mixed, dec)[3][0]) == pytest.approx(2 / 3, abs=1e-12)
