@@ -1,0 +1,167 @@
+"""Every diagnostic of a logged row, recomputed from the stored checkpoint by a second route.
+
+The keys here were otherwise checked only by unit tests of their functions (tests/test_metrics.py,
+tests/test_fourier.py) and by golden values that the code itself wrote (tests/test_golden_train.py):
+neither sees what tianref/rows.py hands those functions (the training set's F, the effective top layer
+beta V, the run's stream of pairs, W in its (2M, K) layout). Here a float64 run is trained through the
+CLI, and at each stored checkpoint every such key of the logged row is recomputed from W, V and
+train_idx with plain NumPy written from the definitions in docs/math.md §3, §4, §11, §12: X and the
+one-hot labels materialised, the n x n sample Gram G = F F^T formed, G_F = R (beta V)^T formed, the
+per-unit spectrum from numpy's FFT, the Stage-II energy as 1/2 ||Y~ Y~^T sigma(X w/||w||)||^2, and the
+independence proxy's pairs drawn again from numpy.random.default_rng(seed), 2 x 500 integers per row.
+No tianref function computes a reference value.
+
+Tolerance: both sides are float64 on the same stored weights and differ only in summation order (a
+K x K route against the n x n Gram, a DFT product against an FFT, a segment sum against a one-hot
+product): ~1e-15 relative per operation, a few hundred terms per sum. 1e-10 relative (1e-12 absolute
+for values that pass near 0) is ~5 orders above that and far below what any wrong input moves them
+(the test set's F for the training set's, V for beta V, another row's pairs: O(1e-2) or more).
+"""
+import json
+import math
+import os
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from tianref.cli import main
+
+M, K, SEED, BETA = 11, 32, 3, 2.5
+EPOCHS, CKPTS, PAIRS = 15, (0, 6, 15), 500      # PAIRS: config.indep_pairs' default (docs/math.md §4)
+RTOL, ATOL = 1e-10, 1e-12
+
+
+def _planted_init(path):
+    """An initial state whose first 12 units are pure cosines at k = 1..4 (docs/math.md §12), so that
+    freq_coverage is not 0 (random units have purity ~0.4), the rest drawn as init_host draws them."""
+    rng = np.random.default_rng(7)
+    W = rng.uniform(-1, 1, (2 * M, K)) / math.sqrt(2 * M)
+    a = np.arange(M)
+    for j in range(12):
+        k, phi, psi = 1 + j % 4, rng.uniform(0, 2 * np.pi), rng.uniform(0, 2 * np.pi)
+        W[:M, j] = 0.3 * np.cos(2 * np.pi * k * a / M + phi)
+        W[M:, j] = 0.3 * np.cos(2 * np.pi * k * a / M + psi)
+    V = rng.uniform(-1, 1, (K, M)) / math.sqrt(K)
+    np.savez(path, W=W, V=V, train_idx=rng.permutation(M * M)[:48])
+    return str(path)
+
+
+def _train(tmp_path, act, loss, extra=()):
+    out = str(tmp_path / f"run_{act}_{loss}")
+    args = ["train", "--init-from", _planted_init(tmp_path / "init.npz"), "--seed", str(SEED),
+            "--epochs", str(EPOCHS),
+            "--lr", "1e-2", "--eta", "1e-2", "--dtype", "float64", "--act", act, "--loss", loss,
+            "--output-scale", str(BETA), "--windows", "4",
+            "--checkpoint-epochs", ",".join(map(str, CKPTS)), "--out", out, *extra]
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 0, r.output
+    rows = [json.loads(line) for line in open(os.path.join(out, "metrics.jsonl"))]
+    assert [r["epoch"] for r in rows] == list(range(EPOCHS + 1))
+    return out, rows
+
+
+def _sigma(act, H):
+    """sigma of docs/math.md §2, elementwise (GELU from math.erf, not scipy)."""
+    if act == "sqr":
+        return H ** 2
+    if act == "relu":
+        return np.maximum(H, 0.0)
+    if act == "gelu":
+        return 0.5 * H * (1.0 + np.vectorize(math.erf)(H / math.sqrt(2.0)))
+    raise AssertionError(act)
+
+
+def _onehot_inputs(idx):
+    """X (n, 2M) = [e_a ; e_b] and labels y = (a + b) mod M of pairs i = a M + b."""
+    a, b = idx // M, idx % M
+    X = np.zeros((len(idx), 2 * M))
+    X[np.arange(len(idx)), a] = 1.0
+    X[np.arange(len(idx)), M + b] = 1.0
+    return X, (a + b) % M
+
+
+def _loss(loss, Yhat, y):
+    """docs/math.md §3: the code's class-centred MSE, J, or mean softmax cross-entropy."""
+    n = len(y)
+    E = np.eye(M)[y]
+    if loss == "tian":
+        Z = Yhat - Yhat.mean(axis=1, keepdims=True)
+        return ((Z - (E - 1.0 / M)) ** 2).sum() / n
+    if loss == "theory":
+        D = E - Yhat
+        return 0.5 * ((D - D.mean(axis=0)) ** 2).sum()
+    z = Yhat - Yhat.max(axis=1, keepdims=True)
+    return float(np.mean(np.log(np.exp(z).sum(axis=1)) - z[np.arange(n), y]))
+
+
+def _reference_row(W, V, train_idx, test_idx, act, loss, pairs):
+    """The row's keys from their definitions (module docstring)."""
+    ref = {}
+    X, y = _onehot_inputs(train_idx)
+    n = len(y)
+    F = _sigma(act, X @ W)                                     # (n, K)
+    Yhat = BETA * F @ V                                        # (n, M)
+    Xt, yt = _onehot_inputs(test_idx)
+    Yt = BETA * _sigma(act, Xt @ W) @ V
+    ref["train_loss"], ref["test_loss"] = _loss(loss, Yhat, y), _loss(loss, Yt, yt)
+    ref["train_acc"], ref["test_acc"] = np.mean(Yhat.argmax(1) == y), np.mean(Yt.argmax(1) == yt)
+    # ftf_ratio: C = F~^T F~ with F~ the column-centred F
+    Ft = F - F.mean(axis=0)
+    C = Ft.T @ Ft
+    off = ~np.eye(K, dtype=bool)
+    ref["ftf_ratio"] = np.abs(C[off]).mean() / np.abs(np.diag(C)).mean()
+    # rho_tian: the raw n x n sample Gram against (d - o) I + o 1 1^T
+    G = F @ F.T
+    d, o = np.diag(G).mean(), G[~np.eye(n, dtype=bool)].mean()
+    ideal = (d - o) * np.eye(n) + o * np.ones((n, n))
+    ref["rho_tian"] = np.linalg.norm(G - ideal) / np.linalg.norm(G)
+    # gF_norm and the independence proxy: G_F = R (beta V)^T, R = P_perp (E - 1/M - Yhat)
+    R = np.eye(M)[y] - 1.0 / M - Yhat
+    R = R - R.mean(axis=0)
+    GF = R @ (BETA * V).T                                      # (n, K) formed
+    ref["gF_norm"] = np.linalg.norm(GF)
+    j, jp = pairs
+    keep = j != jp
+    j, jp = j[keep], jp[keep]
+    cos = np.abs((GF[:, j] * GF[:, jp]).sum(0)) / (np.linalg.norm(GF[:, j], axis=0)
+                                                      * np.linalg.norm(GF[:, jp], axis=0))
+    ref["indep_cos_med"] = np.sort(cos)[(len(cos) - 1) // 2]   # the lower median (torch's)
+    ref["indep_cos_p95"] = np.percentile(cos, 95)
+    # the Fourier view of each unit: numpy's FFT of w_a and w_b at k = 1..(M-1)/2
+    k_max = (M - 1) // 2
+    P = (np.abs(np.fft.fft(W[:M], axis=0)[1:k_max + 1]) ** 2
+         + np.abs(np.fft.fft(W[M:], axis=0)[1:k_max + 1]) ** 2)   # (k_max, K)
+    purity = P.max(axis=0) / P.sum(axis=0)
+    kstar = P.argmax(axis=0) + 1
+    ref["freq_purity_med"] = np.median(purity)
+    ref["freq_coverage"] = len(set(kstar[purity >= 0.9].tolist()))
+    # energy_med: E(u) = 1/2 ||Y~ Y~^T sigma(X u)||^2 with u = w_j / ||w_j||, Y~ the centred one-hot labels
+    Yc = np.eye(M)[y]
+    Yc = Yc - Yc.mean(axis=0)
+    U = W / np.linalg.norm(W, axis=0)
+    ref["energy_med"] = np.median(0.5 * ((Yc @ (Yc.T @ _sigma(act, X @ U))) ** 2).sum(axis=0))
+    return ref
+
+
+KEYS = ("train_loss", "test_loss", "train_acc", "test_acc", "ftf_ratio", "rho_tian", "gF_norm",
+        "indep_cos_med", "indep_cos_p95", "freq_coverage", "freq_purity_med", "energy_med")
+
+
+@pytest.mark.parametrize("act,loss", [("sqr", "tian"), ("relu", "theory"), ("gelu", "ce")])
+def test_row_diagnostics_recomputed_from_stored_checkpoints(tmp_path, act, loss):
+    out, rows = _train(tmp_path, act, loss)
+    rng = np.random.default_rng(SEED)                          # the run's pair stream, row 0 onwards
+    pairs = [(rng.integers(0, K, size=PAIRS), rng.integers(0, K, size=PAIRS)) for _ in rows]
+    checked = 0
+    for e in CKPTS:
+        ck = np.load(os.path.join(out, "checkpoints", f"epoch_{e:05d}.npz"))
+        assert ck["W"].dtype == np.float64
+        ref = _reference_row(ck["W"], ck["V"], ck["train_idx"], ck["test_idx"], act, loss, pairs[e])
+        for key in KEYS:
+            assert rows[e][key] == pytest.approx(ref[key], rel=RTOL, abs=ATOL), (act, e, key)
+            checked += 1
+    assert checked == len(CKPTS) * len(KEYS)
+    assert rows[EPOCHS]["train_loss"] < rows[0]["train_loss"]   # the weights moved
+    assert rows[0]["freq_coverage"] == 4                        # the planted frequencies k = 1..4
+    assert 0 < rows[EPOCHS]["train_acc"] < 1 and rows[EPOCHS]["freq_purity_med"] < 0.9   # nothing saturated
