@@ -165,3 +165,98 @@ def test_row_diagnostics_recomputed_from_stored_checkpoints(tmp_path, act, loss)
     assert rows[EPOCHS]["train_loss"] < rows[0]["train_loss"]   # the weights moved
     assert rows[0]["freq_coverage"] == 4                        # the planted frequencies k = 1..4
     assert 0 < rows[EPOCHS]["train_acc"] < 1 and rows[EPOCHS]["freq_purity_med"] < 0.9   # nothing saturated
+
+
+# ---------------------------------------------------------------- a --group run: the irrep keys on S3
+
+def _s3_characters(T):
+    """From the Cayley table alone: the identity, inverses, and the two non-trivial real characters of S3
+    by element order (order 2: the transpositions, sign -1, standard character 0; order 3: the 3-cycles,
+    sign 1, standard -1; the identity 1 and 2), in the order `python cli.py group S3` lists its
+    components (trivial, sign, the 2-dim irrep; docs/groups.md §2)."""
+    n = len(T)
+    e = next(g for g in range(n) if all(T[g][x] == x for x in range(n)))
+    inv = [next(h for h in range(n) if T[g][h] == e) for g in range(n)]
+
+    def order(g):
+        x, m = g, 1
+        while x != e:
+            x, m = T[x][g], m + 1
+        return m
+    orders = [order(g) for g in range(n)]
+    assert sorted(orders) == [1, 2, 2, 2, 3, 3]
+    sign = np.array([-1.0 if o == 2 else 1.0 for o in orders])
+    std = np.array([{1: 2.0, 2: 0.0, 3: -1.0}[o] for o in orders])
+    return inv, [(1, sign), (2, std)]
+
+
+def _projector(T, inv, d, chi):
+    """Pi (M, M): u -> e_chi * u, the convolution with the central idempotent e = (d/|H|) sum_g chi(g) g
+    (chi real): (Pi u)(h) = (d/|H|) sum_g chi(g) u(g^-1 h)."""
+    n = len(T)
+    Pi = np.zeros((n, n))
+    for g in range(n):
+        for h in range(n):
+            Pi[h, T[inv[g]][h]] += d / n * chi[g]
+    return Pi
+
+
+def _s3_planted_init(path, T, comps, K=16):
+    """Units 0-2 in the sign component, 3-5 in the 2-dim one (purity 1), the rest uniform."""
+    rng = np.random.default_rng(11)
+    M = len(T)
+    W = rng.uniform(-1, 1, (2 * M, K)) / math.sqrt(2 * M)
+    inv = _s3_characters(T)[0]
+    for j in range(6):
+        d, chi = comps[j // 3]
+        Pi = _projector(T, inv, d, chi)
+        W[:M, j], W[M:, j] = 0.5 * Pi @ rng.standard_normal(M), 0.5 * Pi @ rng.standard_normal(M)
+    V = rng.uniform(-1, 1, (K, M)) / math.sqrt(K)
+    np.savez(path, W=W, V=V, train_idx=rng.permutation(M * M)[:22])
+    return str(path)
+
+
+@pytest.mark.parametrize("act", ["sqr", "relu"])     # the two routes: matrix irreps (x^2), label sums (others)
+def test_irrep_keys_recomputed_from_characters_on_s3(tmp_path, act):
+    """irrep_coverage, irrep_purity_med, each entry of irrep_energy and energy_med of a --group S3 run,
+    recomputed from its stored float64 checkpoints with projectors built from S3's character table by
+    element order (no eigendecomposition, no matrix irrep): P_j(k) = ||Pi_k w_a||^2 + ||Pi_k w_b||^2,
+    E_k = sum_j (M/2) ||Pi_k g_j||^2, g_j(h) = sum_{h1 h2 = h} sigma(u_a(h1) + u_b(h2)), u = w_j/||w_j||
+    (docs/groups.md §6). Float64 sums of <= M^2 K = 576 terms: 1e-10 relative as above."""
+    from tianref import groups
+    T = groups.parse_group("S3").table.tolist()                 # the table only: labels T[a][b]
+    M = len(T)
+    inv, comps = _s3_characters(T)
+    Pis = [_projector(T, inv, d, chi) for d, chi in comps]
+    for Pi in Pis:                                              # idempotent: a projector
+        np.testing.assert_allclose(Pi @ Pi, Pi, atol=1e-14)
+    out = str(tmp_path / "s3")
+    r = CliRunner().invoke(main, ["train", "--group", "S3", "--init-from",
+                                  _s3_planted_init(tmp_path / "init.npz", T, comps), "--epochs", "12",
+                                  "--lr", "1e-2", "--eta", "1e-2", "--dtype", "float64", "--act", act,
+                                  "--windows", "4", "--checkpoint-epochs", "0,5,12", "--out", out])
+    assert r.exit_code == 0, r.output
+    rows = [json.loads(line) for line in open(os.path.join(out, "metrics.jsonl"))]
+    A, B = np.divmod(np.arange(M * M), M)                       # every pair (a, b) of the table
+    labels = np.array([T[a][b] for a, b in zip(A, B)])
+    for e in (0, 5, 12):
+        ck = np.load(os.path.join(out, "checkpoints", f"epoch_{e:05d}.npz"))
+        W, row = ck["W"], rows[e]
+        P = np.array([((Pi @ W[:M]) ** 2).sum(0) + ((Pi @ W[M:]) ** 2).sum(0) for Pi in Pis])   # (2, K)
+        purity, kstar = P.max(axis=0) / P.sum(axis=0), P.argmax(axis=0)
+        assert row["irrep_purity_med"] == pytest.approx(np.median(purity), rel=RTOL), e
+        assert row["irrep_coverage"] == len(set(kstar[purity >= 0.9].tolist())), e
+        U = W / np.linalg.norm(W, axis=0)
+        S = _sigma(act, U[A] + U[M + B])                        # (M^2, K) sigma(u_a(a) + u_b(b))
+        g = np.zeros((M, W.shape[1]))
+        np.add.at(g, labels, S)                                 # g_j(h) = sum over a b = h
+        E = [(M / 2) * ((Pi @ g) ** 2).sum() for Pi in Pis]
+        np.testing.assert_allclose(row["irrep_energy"], E, rtol=RTOL, err_msg=f"epoch {e}")
+        # energy_med on the training pairs, as on Z_M: Y~ the centred one-hot labels of train_idx
+        idx = ck["train_idx"]
+        Yc = np.eye(M)[labels[idx]]
+        Yc = Yc - Yc.mean(axis=0)
+        Su = _sigma(act, U[idx // M] + U[M + idx % M])
+        assert row["energy_med"] == pytest.approx(np.median(0.5 * ((Yc @ (Yc.T @ Su)) ** 2).sum(0)), rel=RTOL)
+        assert "freq_coverage" not in row
+    assert rows[0]["irrep_coverage"] == 2 and rows[0]["irrep_purity_med"] < 0.99   # planted in both, others mixed
