@@ -207,12 +207,17 @@ def _author_reference(hist, t, w):
     X = np.array([d for d, _, _ in win])                 # (m, P)
     Xg = np.array([g for _, g, _ in win])                # (m, P) gradient parts
     Xwd = np.array([b for _, _, b in win])               # (m, P) weight-decay parts
-    _, S, Vh = np.linalg.svd(X, full_matrices=False)
+    U, S, Vh = np.linalg.svd(X, full_matrices=False)
     v1 = Vh[0]                                           # (P,) unit
     pg, pwd = Xg @ v1, Xwd @ v1                          # (m,) each
     pg2, pwd2, pcross = pg @ pg, pwd @ pwd, pg @ pwd
+    # the parameter-space view: D^g u_1 and D^wd u_1 with u_1 = U[:, 0] the unit top eigenvector of
+    # X X^T (its sign cancels in every product below)
+    a, b = Xg.T @ U[:, 0], Xwd.T @ U[:, 0]               # (P,) each
+    g2, wd2, cross = a @ a, b @ b, a @ b
     return {"pg2": pg2, "pwd2": pwd2, "pcross": pcross, "pgfrac": pg2 / (pg2 + pwd2),
-            "palign": pcross / np.sqrt(pg2 * pwd2), "sigma1": S[0] ** 2}
+            "palign": pcross / np.sqrt(pg2 * pwd2), "sigma1": S[0] ** 2,
+            "g2": g2, "wd2": wd2, "cross": cross, "gfrac": g2 / (g2 + wd2), "cos": cross / np.sqrt(g2 * wd2)}
 
 
 @pytest.mark.parametrize("optimizer,eta,windows,schedule", [
@@ -221,7 +226,8 @@ def _author_reference(hist, t, w):
     ("adamw", 0.3, (4, 3), ()),
 ])
 def test_matches_an_independent_numpy_loop(optimizer, eta, windows, schedule):
-    """Row by row against a plain float64 training loop and an SVD of the explicit window.
+    """Row by row against a plain float64 training loop and an SVD of the explicit window: both views
+    (pg2, pwd2, pcross, pgfrac, palign and g2, wd2, cross, gfrac, cos) and sigma_1.
 
     Tolerance 1e-9 relative to the largest of pg2, pwd2 (and 1e-9 on pgfrac, palign): both sides
     are float64 and differ only by rounding (their own operation orders in the optimizer and the
@@ -246,5 +252,12 @@ def test_matches_an_independent_numpy_loop(optimizer, eta, windows, schedule):
                 worst = max(worst, err)
                 assert err <= 1e-9, (t, p, k, r[f"{p}_edge_{k}"], ref[k])
             for k in ("pgfrac", "palign"):
+                assert r[f"{p}_edge_{k}"] == pytest.approx(ref[k], rel=1e-9, abs=1e-9), (t, p, k)
+            scale = max(ref["g2"], ref["wd2"])           # the parameter-space view, same tolerance
+            for k in ("g2", "wd2", "cross"):
+                err = abs(r[f"{p}_edge_{k}"] - ref[k]) / scale
+                worst = max(worst, err)
+                assert err <= 1e-9, (t, p, k, r[f"{p}_edge_{k}"], ref[k])
+            for k in ("gfrac", "cos"):
                 assert r[f"{p}_edge_{k}"] == pytest.approx(ref[k], rel=1e-9, abs=1e-9), (t, p, k)
     assert worst < 1e-9
