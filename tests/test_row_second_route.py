@@ -260,3 +260,73 @@ def test_irrep_keys_recomputed_from_characters_on_s3(tmp_path, act):
         assert row["energy_med"] == pytest.approx(np.median(0.5 * ((Yc @ (Yc.T @ Su)) ** 2).sum(0)), rel=RTOL)
         assert "freq_coverage" not in row
     assert rows[0]["irrep_coverage"] == 2 and rows[0]["irrep_purity_med"] < 0.99   # planted in both, others mixed
+
+
+# ---------------------------------------------------------------- thm6: the table from a checkpoint
+
+def test_thm6_numbers_recomputed_from_stored_checkpoints(tmp_path):
+    """thm6's summary and listed pairs at two stored checkpoints of a real run, against NumPy written
+    from docs/theorem6.md: F~ from the float64 copy of the stored W, B = inv(F~^T F~ + eta I), the exact
+    residual by the definitional drop-two-columns solve (no closed form), the full-projector residual
+    and the published eq. (4) route literally, pairs by |cos| with (j, l) ties, numpy's median.
+    At eta = 2e-4 the paper route misses 7/40 and 1/40 signs (epochs 0, 30) and B < 0 holds on 22 of the
+    25 and 14 of the 15 pairs with cos > 0, so the fractions are not all 1 (tests/test_cli_thm6.py checks
+    only sign_match_exact = 1 there).
+    Tolerances: B, cos and r_exact are well-conditioned float64 solves (cond(C) ~ 1e4 here): 1e-9
+    relative; r_approx and r_paper subtract numbers of size ||f~||^2 (and ||f~||^2 / eta^2) to leave
+    small ones, losing ~log10 cond(C) digits on either route, so they are compared to 1e-6 of the
+    terms that cancel."""
+    out = str(tmp_path / "run")
+    eta, N = 2e-4, 40
+    r = CliRunner().invoke(main, ["train", "--M", str(M), "--K", str(K), "--epochs", "30", "--lr", "1e-2",
+                                  "--eta", str(eta), "--metrics", "core", "--checkpoint-epochs", "0,30",
+                                  "--out", out])
+    assert r.exit_code == 0, r.output
+    js = str(tmp_path / "t6.json")
+    r = CliRunner().invoke(main, ["thm6", "--run", out, "--at-epochs", "0,30", "--top-pairs", str(N),
+                                  "--audit", "3", "--json", js])
+    assert r.exit_code == 0, r.output
+    recs = json.load(open(js))["checkpoints"]
+    assert [x["epoch"] for x in recs] == [0, 30]
+    fractions = set()
+    for rec in recs:
+        ck = np.load(os.path.join(out, "checkpoints", f"epoch_{rec['epoch']:05d}.npz"))
+        X, _ = _onehot_inputs(ck["train_idx"])
+        F = (X @ ck["W"].astype(np.float64)) ** 2               # (n, K), sigma = x^2
+        Ft = F - F.mean(axis=0)
+        n = Ft.shape[0]
+        A = Ft.T @ Ft
+        B = np.linalg.inv(A + eta * np.eye(K))
+        cos = A / np.sqrt(np.outer(np.diag(A), np.diag(A)))
+        pairs = sorted(((-abs(cos[j, l]), j, l) for j in range(K) for l in range(j + 1, K)))[:N]
+        got = rec["pairs"]
+        assert [(p["j"], p["l"]) for p in got] == [(j, l) for _, j, l in pairs]
+        Bp = np.eye(K) / eta - Ft.T @ np.linalg.solve(Ft @ Ft.T + eta * np.eye(n), Ft) / eta ** 2
+        ref = {k: [] for k in ("cos", "B", "r_exact", "r_approx", "r_paper", "B_paper")}
+        for p in got:
+            j, l = p["j"], p["l"]
+            Fm = np.delete(Ft, [j, l], axis=1)
+            P1 = np.eye(n) - Fm @ np.linalg.solve(Fm.T @ Fm + eta * np.eye(K - 2), Fm.T)
+            for k, v in (("cos", cos[j, l]), ("B", B[j, l]), ("r_exact", Ft[:, j] @ P1 @ Ft[:, l]),
+                         ("r_approx", Ft[:, j] @ Ft[:, l] - Ft[:, j] @ Ft @ B @ Ft.T @ Ft[:, l]),
+                         ("r_paper", Ft[:, j] @ Ft[:, l] - Ft[:, j] @ Ft @ Bp @ Ft.T @ Ft[:, l]),
+                         ("B_paper", Bp[j, l])):
+                ref[k].append(v)
+            size = np.linalg.norm(Ft[:, j]) * np.linalg.norm(Ft[:, l])   # the terms that cancel
+            for k in ("cos", "B", "r_exact", "B_paper"):
+                assert p[k] == pytest.approx(ref[k][-1], rel=1e-9), (rec["epoch"], j, l, k)
+            assert p["r_approx"] == pytest.approx(ref["r_approx"][-1], abs=1e-6 * size)
+            assert p["r_paper"] == pytest.approx(ref["r_paper"][-1], abs=1e-6 * size / eta ** 2)
+        R = {k: np.array(v) for k, v in ref.items()}
+        s = rec["summary"]
+        want = {"sign_match_exact": np.mean(np.sign(R["B"]) == -np.sign(R["r_exact"])),
+                "sign_match_approx": np.mean(np.sign(R["B"]) == -np.sign(R["r_approx"])),
+                "sign_match_paper": np.mean(np.sign(R["B_paper"]) == -np.sign(R["r_paper"])),
+                "frac_B_neg_on_pos_cos": np.mean(R["B"][R["cos"] > 0] < 0),
+                "median_abs_cos": np.median(np.abs(R["cos"])),
+                "median_abs_r_exact": np.median(np.abs(R["r_exact"])),
+                "n_pairs": N, "n_pos_cos": int((R["cos"] > 0).sum())}
+        for k, v in want.items():
+            assert s[k] == pytest.approx(v, rel=1e-9), (rec["epoch"], k)
+        fractions |= {s["sign_match_paper"], s["frac_B_neg_on_pos_cos"]}
+    assert min(fractions) < 1.0                                 # the fractions are not all trivially 1
