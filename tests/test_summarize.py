@@ -405,3 +405,45 @@ def test_test_accuracy_of_exactly_one_half_counts_as_grokked(tmp_path):
     rows = {r["folder"]: r for r in summarize(read_tree(tmp_path))["conditions"][0]["runs"]}
     assert rows["touch"]["t05"] == 7 and rows["touch"]["grokked"] is True
     assert np.isnan(rows["below"]["t05"]) and rows["below"]["grokked"] is False   # NaN: never crossed
+
+
+def test_known_lags_to_t05(known_tree, tmp_path):
+    """The lags to t05, by hand from designed events. The known tree: fire (173, 173, 174), t05 (99, 100,
+    108). Then a run of its seed 0 whose sigma1/sigma2 rises log-linearly from 7 at epoch 150 to 2000 at
+    250 (c = ln(2000/7)/100 per epoch): the 25-row slope reaches c k/25 >= 0.04 first at k = 18 rows
+    into the ramp (epoch 168; 1/c = 17.7), and the ratio reaches 100 at 150 + 100 ln(100/7)/ln(2000/7)
+    = 197.03, so at row 198: lags 69 and 99 to its t05 = 99, two different detectors apart."""
+    g = cond(summarize(read_tree(known_tree)), 2e-4)
+    assert [r["lag_fire_t05"] for r in g["runs"]] == [74.0, 73.0, 66.0]
+    st = g["stats"]["lag_fire_t05"]
+    assert (st["median"], st["q25"], st["q75"]) == (73.0, 69.5, 73.5)
+    t = np.arange(401)
+    cols = known_columns(0, True)
+    r12 = 7.0 * (2000 / 7) ** (np.clip(t - 150, 0, 100) / 100)
+    S = np.stack([np.ones(401), 1 / r12, 1 / r12 / cols["W_gap23"]], axis=1)
+    S[:2] = np.nan
+    cols["W_sigma"] = S
+    write_run(tmp_path / "ramp" / "a", dict(BASE_CONFIG, windows=[20, 5]), cols)
+    (run,) = summarize(read_tree(tmp_path / "ramp"))["conditions"][0]["runs"]
+    assert (run["t05"], run["r12_slope"], run["r12_ge100"]) == (99.0, 168.0, 198.0)
+    assert (run["lag_r12_slope_t05"], run["lag_r12_ge100_t05"]) == (69.0, 99.0)
+
+
+def test_known_clock_ratios_of_both_structural_statistics(tmp_path):
+    """A run with designed steps (default eps 1e-2, delta 0.05, persist 50): the loss falls 1 -> 1e-3 at
+    50 (t_cls 50), W_srank steps 10 -> 5 at 70 and W_tail 0.5 -> 0.1 at 120 (t_rep and t_rep_settled 70
+    and 120: every 50-row window after a step is flat, every window across it moves more than 5 %), the
+    test accuracy steps 0 -> 1 at 130. So clock_ratio = 70/50, clock_ratio_tail = 120/50, and with
+    tol = max(persist, 0.25 * 130) = 50 the W_tail clock settles with the test curve (two-clocks) where
+    W_srank settles 60 rows before it (undetermined)."""
+    t = np.arange(201)
+    cols = {"train_loss": np.where(t < 50, 1.0, 1e-3), "W_srank": np.where(t < 70, 10.0, 5.0),
+            "W_tail": np.where(t < 120, 0.5, 0.1), "test_acc": np.where(t < 130, 0.0, 1.0),
+            "margin_min": np.where(t < 40, -1.0, 1.0)}
+    write_run(tmp_path / "runs" / "a", dict(BASE_CONFIG, epochs=200), cols)
+    (run,) = summarize(read_tree(tmp_path / "runs"))["conditions"][0]["runs"]
+    assert (run["t_cls"], run["t_margin"], run["t099"]) == (50.0, 40.0, 130.0)
+    assert (run["t_rep"], run["t_rep_settled"], run["t_rep_tail"], run["t_rep_tail_settled"]) == (70.0, 70.0, 120.0, 120.0)
+    assert run["clock_ratio"] == 70 / 50 and run["clock_ratio_tail"] == 120 / 50
+    assert run["clock_outcome"] == "undetermined" and run["clock_outcome_tail"] == "two-clocks"
+    assert run["t_rep_censored"] is False and run["t_rep_tail_censored"] is False
