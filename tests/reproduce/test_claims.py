@@ -106,6 +106,18 @@ def test_seed_range_and_the_claims_block():
     assert "3 claims: 1 agrees, 2 differs" in block[2] and "| claim | source | ours | rule | verdict |" in block
 
 
+def test_the_claims_block_of_a_paper_section_shows_the_notes():
+    # a note says what the table cannot (e.g. the extended run's "one run, of another seed"); the paper
+    # sections' reports used to drop them, so summary.json had them and report.md did not
+    L = ClaimList(FULL)
+    L.add("a", "0.91", "x", "seed-range", (0.88, 0.92), 0.91, source=SRC)
+    L.add("b", "0.95", "x", "info", None, source=SRC, note="one run, of another seed")
+    block = claims_block(L)
+    assert "Notes to the claims (row: note):" in block and "2. one run, of another seed" in block
+    assert "Notes to the claims (row: note):" not in claims_block(L[:1])         # no notes: no list
+    assert claims_block([c.to_dict() for c in L]) == block                       # stored dicts render alike
+
+
 # Each rule at its thresholds, from the statement in docs/claims.md (restated here, not read from the code):
 # every boundary value is exact in binary, so the comparisons below are exact.
 @pytest.mark.parametrize("rule, ours, ref, outcome", [

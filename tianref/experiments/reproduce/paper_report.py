@@ -5,7 +5,7 @@ References: ``docs/paper-protocol.md`` §5 (where the paper contradicts itself; 
 published.json, and ``WE_FOLLOW`` says what we follow: the paper's code, except where ``DEVIATE`` names a
 deviation); docs/claims.md (the claims table).
 
-Layout: title and setup, the reduced-scale banner, the views' notes, the claims table, the detector fires
+Layout: title and setup, the reduced-scale banner, the views' notes, the claims table with its notes, the detector fires
 without grokking (when there are any), the section's blocks (explanations of differences, the Theorem 6
 table), the §5 caveats and notes, the full statistics of every view, the figures.
 """

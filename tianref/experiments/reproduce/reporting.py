@@ -17,11 +17,14 @@ def verdict_counts(claims) -> dict:
 
 
 def claims_block(claims, title: str = "## Claims") -> list:
-    """The report's claims section: a heading, the verdict counts, the one claims table (docs/claims.md)."""
+    """The report's claims section: a heading, the verdict counts, the one claims table (docs/claims.md),
+    then the claims' notes as a numbered list (row: note), as every other section's report has them."""
     counts = ", ".join(f"{n} {v}" for v, n in verdict_counts(claims).items())
+    ds = [c.to_dict() if isinstance(c, Claim) else c for c in claims]
+    notes = [f"{i}. {d['note']}" for i, d in enumerate(ds, 1) if d.get("note")]
     return [title, "", f"{len(claims)} claims: {counts or 'none'}. The rules and verdicts are defined in "
             "docs/claims.md; \"agrees\" only where our quantity is the source's own, on its setup.", ""] \
-        + claims_markdown(claims) + [""]
+        + claims_markdown(claims) + [""] + (["Notes to the claims (row: note):", ""] + notes + [""] if notes else [])
 
 
 def seed_text(seeds) -> str:
