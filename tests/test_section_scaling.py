@@ -45,9 +45,13 @@ def test_claims_on_the_stored_numbers_carry_their_source_and_rule():
     assert by["ρ_tian ≥ 0.075 fires in 60/60 runs"].ours == "44/44 runs"
     assert by["... at ep ~11–25 (cell medians)"].ours == "cell medians 11–20"
     assert all(c.rule in RULES for c in claims)
-    # every claim but Theorem 4's is a T6 cell: the paper repository's notes, not the paper
-    assert {(c.source.kind, c.source.ref) for c in claims if c.rule != "above"} == \
+    # the grid rows are T6 cells (the paper repository's notes); the two ρ rows over the whole sweep are the
+    # paper's own sentence in its §6 ("fires in 60/60 runs at near-constant epoch (~11-25)"), once cited to T6
+    rho = {"ρ_tian ≥ 0.075 fires in 60/60 runs", "... at ep ~11–25 (cell medians)"}
+    assert {(c.source.kind, c.source.ref) for c in claims if c.rule != "above" and c.claim not in rho} == \
         {("findings", "tian_eigengap/findings.md, T6")}
+    assert {c.source.kind for c in claims if c.claim in rho} == {"paper"}
+    assert all("§6" in by[c].source.ref and "60/60" in by[c].source.quote for c in rho)
     thm4 = by["M = 41: generalisation needs p ≳ p_crit = log M / M = 0.091"]
     assert thm4.source.kind == "slides" and thm4.rule == "above"
     assert thm4.verdict.startswith("in kind (")            # our grokking is not the theorem's local maxima
@@ -64,7 +68,7 @@ def test_a_reduced_scale_never_agrees_with_T6():
     for name in ("ci", "smoke"):
         doc = dict(_doc_from_stored(), scale={"name": name})
         claims = scaling.SECTION.claims(doc, PUBLISHED)
-        t6 = [c for c in claims if c.source.kind == "findings"]
+        t6 = [c for c in claims if c.source.kind in ("findings", "paper")]
         assert len(t6) == 5 and all(not c.same_definition for c in t6)
         by = {c.claim: c for c in claims}
         assert by["ρ_tian ≥ 0.075 fires in 60/60 runs"].verdict == f"in kind ({name} scale, not the paper's setup)"

@@ -47,6 +47,15 @@ def test_table_kinds_follow_the_published_sources(pub):
     assert set(pub["tables"]) <= set(TABLE_KINDS)
 
 
+def test_a_source_naming_a_table_and_the_papers_text_is_the_papers():
+    # docs/claims.md: a number printed in the paper and also in findings.md counts as the paper's; "T-ReLU, §2"
+    # (the ReLU 0/15 and 1.4x, stated in the paper's abstract) was cited as findings.md from its first name
+    assert paper_source("T-ReLU, §2").kind == "paper" and paper_source("T2, §2").kind == "paper"
+    assert paper_source("T-ReLU").kind == "findings" and paper_source("T3b").kind == "findings"
+    assert paper_source("T5 (η = 2e-4 lag; §2 '~70')").kind == "findings"    # '~70' is a script's, in brackets
+    assert paper_source("T4 rank check (findings)", kind="findings").kind == "findings"
+
+
 def _one(doc, build):
     L = ClaimList(doc)
     build(L)

@@ -32,6 +32,10 @@ def test_eta_regression_and_leads(pub):
     assert (n1["ours"], n1["verdict"]) == ("0/5", "agrees")
     lag = find(claims, "η=0.0002: lag, median fire − median t0.5, eta=0.0002: 72")
     assert lag["ours"] == "1" and lag["rule"] == "info"                   # 3 - 2
-    assert all(c.source.kind == "findings" for c in claims)              # T5 is findings.md's table
+    # T5 is findings.md's table; the 20/20 positive leads and their range 79-154 are also the paper's words
+    # (its §6: "positive lead in 20/20 grokking runs ..., range 79-154 epochs"), so those rows are the paper's
+    text = [c for c in claims if c.claim.startswith(("lead t0.5 − t_ρ positive", "range of the per-η leads"))]
+    assert len(text) == 3 and all(c.source.kind == "paper" and "§6" in c.source.ref for c in text)
+    assert all(c.source.kind == "findings" for c in claims if c not in text)
     lock = find(claims, "η=0.0005: lock-in, slope fire (epoch), eta=0.0005")
     assert lock["source_text"] == "paper repository findings.md: T5 §5.6"

@@ -40,7 +40,7 @@ def test_headline_claims_known_answers(pub):
     c = find(claims, "late σ2/σ3 grok/control, eta=0.0002: 229")
     assert (c["rule"], c["ours"]) == ("info", "200x")                   # no published range: shown
     c = find(claims, "lead t(test ≥ 0.5) − t_ρ (per run), eta=0.0002: 84")
-    assert c["source"]["kind"] == "findings" and c["verdict"] == "info"
+    assert c["source"]["kind"] == "paper" and c["verdict"] == "info"     # T2 and the paper's §6 ("lead -84")
     c = find(claims, "t(test ≥ 0.5), reached/n, eta=0: 0/15")
     assert (c["ours"], c["verdict"]) == ("0/15", "agrees")              # not a Gram quantity: agrees
     c = find(claims, "ρ_tian ≥ 0.075 fire (epoch), eta=0.0002: 17 [17, 18]")

@@ -50,8 +50,13 @@ def load_published(path=PUBLISHED_PATH) -> dict:
 
 def paper_source(ref: str, caveats=(), quote: str = "", kind: str | None = None) -> Source:
     """A published table or paragraph ('T3', 'T4 rank check', '§2 ...'), kind from TABLE_KINDS unless
-    given, with the §5 caveats that bear on it."""
-    kind = kind or TABLE_KINDS[ref.split()[0].rstrip(",")]
+    given, with the §5 caveats that bear on it. A ref that names several ('T-ReLU, §2') is the paper's when
+    one of them is printed in the paper (docs/claims.md: a number printed in the paper and also in
+    findings.md counts as the paper's)."""
+    if kind is None:
+        names = [part.split()[0] for part in ref.split(", ") if part.split()]
+        kinds = [TABLE_KINDS[n] for n in names if n in TABLE_KINDS]
+        kind = "paper" if "paper" in kinds else TABLE_KINDS[names[0]]
     return Source(kind, ref + "".join(f" §5.{c}" for c in caveats), quote)
 
 

@@ -182,11 +182,12 @@ class Eta(Section):
                   source=src("T5"), note=f"n = {len(reg_x)} runs (paper: {reg['n_runs']})")
         pos = sum(1 for x, y in zip(reg_x, reg_y) if x - y > 0)
         L.add("lead t0.5 − t_ρ positive, runs", "{}/{}".format(*T5["lead_positive"]), f"{pos}/{len(reg_x)}",
-              "same-count", (pos, len(reg_x)), tuple(T5["lead_positive"]), source=src("T5"))
+              "same-count", (pos, len(reg_x)), tuple(T5["lead_positive"]), source=src("T5, §2 (the paper's §6 text)"))
         for i, end in ((0, "min"), (1, "max")):
             ours = (min(leads) if i == 0 else max(leads)) if leads else None
             L.add(f"range of the per-η leads ({end})", fmt(T5["lead_range"][i]), fmt(ours), "info", ours,
-                  source=src("T5"), note="79 and 154 are the extremes of the T5 lead column" if i == 0 else "")
+                  source=src("T5, §2 (the paper's §6 text)"),
+                  note="79 and 154 are the extremes of the T5 lead column" if i == 0 else "")
         return L
 
     def figures(self, doc, records, fig_dir, scale, ctx):
