@@ -56,7 +56,9 @@ def test_the_verdict_follows_clock_outcome():
     assert two.verdict == "in kind (their model: MLP with token embeddings, CE, AdamW, 15,000 epochs)"
     assert two.source.kind == "seed" and two.source.ref == "Deciphering Two Training Clocks, §F.4"
     assert "t_rep censored in 1/5" in two.ours
-    assert v(["test-before-structure"] * 5).verdict == "disagrees"
+    # §F.4: "These cases are not contradictions": no two-clocks run is a failed reading, not the opposite
+    assert v(["test-before-structure"] * 5).verdict == "differs"
+    assert v(["structure-without-test"] * 5).verdict == "differs"
     assert v(["two-clocks"] * 3 + ["undetermined"] * 2).verdict == "differs"       # 3/5 < most-runs' 0.8
 
 

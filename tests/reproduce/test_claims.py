@@ -153,6 +153,10 @@ def test_the_claims_block_of_a_paper_section_shows_the_notes():
     ("most-runs", (7, 10), None, "fail"),
     ("most-runs", (0, 10), None, "opposite"),
     ("most-runs", (0, 0), None, "undefined"),
+    ("most-runs-no-opposite", (8, 10), None, "pass"),      # k/n >= 0.8, as most-runs
+    ("most-runs-no-opposite", (7, 10), None, "fail"),
+    ("most-runs-no-opposite", (0, 10), None, "fail"),      # none: still only a failure, never the opposite
+    ("most-runs-no-opposite", (0, 0), None, "undefined"),
 ])
 def test_each_rule_at_its_boundaries(rule, ours, ref, outcome):
     assert RULES[rule].judge(ours, ref) == outcome

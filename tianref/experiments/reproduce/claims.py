@@ -112,6 +112,13 @@ def _fraction_at_least(ours, ref, *, min_fraction):
     return "opposite" if k == 0 else "fail"
 
 
+def _fraction_no_opposite(ours, ref, *, min_fraction):
+    """ours = (k, n): pass when k/n >= min_fraction; otherwise fail, never opposite (a source that counts no
+    outcome as a contradiction of its claim: fewer runs showing it is no evidence of the contrary)."""
+    outcome = _fraction_at_least(ours, ref, min_fraction=min_fraction)
+    return "fail" if outcome == "opposite" else outcome
+
+
 def _ratio_above(ours, ref, *, factor):
     """pass when ours >= factor * ref; opposite when ours <= ref (ref > 0); fail in between."""
     if not _finite(ours) or not _finite(ref) or ref <= 0:
@@ -185,7 +192,8 @@ def _identity(ours, ref, *, rel_tol):
 JUDGES = {"within-range": _within_range, "same-count": _same_count, "magnitude": _magnitude,
           "seed-range": _seedrange, "most-runs": _fraction_at_least, "ratio-above": _ratio_above,
           "info": _info, "identity": _identity, "above": _above, "all-within": _all_within,
-          "ratio-below": _ratio_below, "binomial-above": _binomial_above}
+          "ratio-below": _ratio_below, "binomial-above": _binomial_above,
+          "most-runs-no-opposite": _fraction_no_opposite}
 
 # Every rule a verdict may use. Sections may add rules only here (docs/claims.md lists the same table).
 RULES = {r.name: r for r in (
@@ -204,6 +212,8 @@ RULES = {r.name: r for r in (
     Rule("info", "shown for reading; nothing is judged"),
     Rule("binomial-above", "k of n units chose the claimed way more often than a null of probability q: "
          "P[Binomial(n, q) >= k] <= alpha (k/n <= q: the opposite)", {"alpha": 0.05}),
+    Rule("most-runs-no-opposite", "the claimed event holds in at least min_fraction of the runs; fewer fails, "
+         "never the opposite (the source names no outcome that contradicts the claim)", {"min_fraction": 0.8}),
 )}
 
 

@@ -14,9 +14,10 @@ doc["clocks"] (measure)
                 clock_outcome), t05, t099, loss_min_ratio, W_srank / WV_nuc {start, max, final, final_over_max}
     conditions  the conditions in order
 
-Rules: the ordering claim counts the runs whose clock_outcome is "two-clocks" (most-runs; the runs without a
-clock_outcome are not counted, and none with it is "not measurable"); the weight-decay claim compares final/max
-of W_srank and ‖WV‖_* with weight decay against the η = 0 runs (ratio-below).
+Rules: the ordering claim counts the runs whose clock_outcome is "two-clocks" (most-runs-no-opposite: §F.4 says
+the other outcomes "are not contradictions", so too few two-clocks runs read "differs", never "disagrees"; the
+runs without a clock_outcome are not counted, and none with it is "not measurable"); the weight-decay claim
+compares final/max of W_srank and ‖WV‖_* with weight decay against the η = 0 runs (ratio-below).
 """
 from __future__ import annotations
 
@@ -102,7 +103,7 @@ class Clocks(Section):
             control = c.endswith("eta=0")
             out.append(judged(f"[{c}] two clocks: the classifier clock stabilises first, then the structural "
                               "statistic and the test curve move together", F4, ours,
-                              "info" if control else "most-runs", (counts.get("two-clocks", 0), n),
+                              "info" if control else "most-runs-no-opposite", (counts.get("two-clocks", 0), n),
                               same_definition=False, difference=DIFFERENCE,
                               note=("no weight decay: shown for contrast" if control else note)))
         pairs = {}

@@ -112,7 +112,8 @@ class Scaling(Section):
         fired = sum(s["rho_fire"] is not None for s in stats)
         meds = [r["rho_fire_med"] for r in d["table"] if r["rho_fire_med"] is not None]
         n_paper = T6_SEEDS * len(paper)
-        out.append(judged(f"ρ_tian ≥ 0.075 fires in {n_paper}/{n_paper} runs", RHO_SWEEP, f"{fired}/{len(stats)} runs",
+        out.append(judged(f"ρ_tian ≥ 0.075 fires in {n_paper}/{n_paper} runs", RHO_SWEEP,
+                          f"{fired}/{len(stats)} runs",
                           "same-count", (fired, len(stats)), (n_paper, n_paper), **t6,
                           note="T6's own M = 127, p = 0.5 cell diverged (ρ NaN), which its 60/60 contradicts"))
         out.append(judged(f"... at ep ~{RHO_EPOCHS[0]}–{RHO_EPOCHS[1]} (cell medians)", RHO_SWEEP,

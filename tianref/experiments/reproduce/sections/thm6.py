@@ -29,7 +29,8 @@ from tianref.experiments.reproduce.thm6_runs import THM6_QTY, _nan, first_seed_p
 
 ROUTE_DIFFERENCE = "Theorem 6 with the exact leave-two-out r; the paper's script used the published eq. (4)"
 RELU_DIFFERENCE = "the paper's 'ReLU' values were computed on the x² model (§5.1); ours on the ReLU model"
-THEOREM6 = Source("paper", "§1 eq. (1), Theorem 6's sign rule; an identity by the block inverse (docs/theorem6.md §3)")
+THEOREM6 = Source("paper", "§1 eq. (1), Theorem 6's sign rule; an identity by the block inverse "
+                           "(docs/theorem6.md §3)")
 EXACT_TEXT = "1 for every pair by construction"
 
 
