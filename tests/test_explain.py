@@ -123,6 +123,12 @@ def test_window_text_flips_with_the_numbers():
     per["grok"]["main"]["q_eps_ep"] = 500.0
     text = "\n".join(window_markdown(ex, PUB))
     assert "above the 100-epsilon limit" in text and "farther from the paper's value" in text
+    # the paper's late value (over 200-400, collapse included) is compared with ours over the same range, not
+    # with the median before the collapse: here the pre-collapse float32 median would be the farther one
+    per["grok"]["float32"] = dict(row(500.0), late_pre_median=30000.0)
+    text = "\n".join(window_markdown(ex, PUB))
+    assert "closer to the paper's value (×1.2 of the paper's value vs ×7.4 for float64)" in text
+    assert "before the collapse: float64 3000, float32 (BLAS) 3e+04" in text
     doc = {"section": "window", "scale": {"name": "full"}, "n_runs": 6, "explain": ex, "claims": []}
     md = win_sec.SECTION.report(doc, PUB)
     assert "## Differences from the paper, explained" in md and "above the 100-epsilon limit" in md

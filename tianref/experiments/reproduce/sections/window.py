@@ -124,12 +124,16 @@ def explain_markdown(ex: dict, pub: dict) -> list:
         s = (f"- **W = {W}**: in float64, σ3/σ1 at epoch {t} is {num(q)} float32 epsilons (grok median), "
              f"{'below' if below else 'above'} the {fmt(LIMIT)}-epsilon limit: a float32 Gram "
              f"{'cannot' if below else 'can'} resolve σ3 here.")
-        key = "late_pre_median"
+        # the paper's value is the late median over the detector's range, collapse included: set it beside
+        # ours over the same range; the median before the collapse (the lock-in level) is shown, not compared
+        key, pre = "late_median", "late_pre_median"
         d64 = _logdist(g64[key], p["late_grok"])
-        parts = [f"grok σ2/σ3 before the collapse: float64 {num(g64[key], '.4g')}"]
+        lo, hi = ex.get("late_lo", ""), ex.get("late_hi", "")
+        parts = [f"grok late σ2/σ3 over {lo}–{hi}, the paper's definition: float64 {num(g64[key], '.4g')}"]
         parts += [f"{gram_name(g, ex)} {num(per['grok'][g][key], '.4g')}" for g in grams[1:]]
-        parts.append(f"paper (late, {ex.get('late_lo', '')}–{ex.get('late_hi', '')}) {fmt(p['late_grok'])}")
-        s += " " + ", ".join(parts) + "."
+        parts.append(f"paper {fmt(p['late_grok'])}")
+        s += " " + ", ".join(parts) + " (before the collapse: " + ", ".join(
+            f"{gram_name(g, ex)} {num(per['grok'][g][pre], '.4g')}" for g in grams) + ")."
         for g in grams[1:]:
             v = per["grok"][g]
             d = _logdist(v[key], p["late_grok"])
