@@ -1,6 +1,7 @@
 """The eta section's claims: the regression t_ρ = a·t0.5 + b and the leads, on runs with known answers."""
 import math
 
+from tianref.experiments.reproduce.reporting import claims_block
 from tianref.experiments.reproduce.sections.eta import SECTION
 
 from .conftest import FULL_SCALE, condition, find, stat
@@ -38,4 +39,9 @@ def test_eta_regression_and_leads(pub):
     assert len(text) == 3 and all(c.source.kind == "paper" and "§6" in c.source.ref for c in text)
     assert all(c.source.kind == "findings" for c in claims if c not in text)
     lock = find(claims, "η=0.0005: lock-in, slope fire (epoch), eta=0.0005")
+    # an info row says how far ours is from the paper's (the stored 225 vs 553 read 'info' with no word of it)
+    assert lock["verdict"] == "info" and lock["note"].startswith("ours 3 = ×0.0054 of the paper's 553; T5 prints")
+    lag5 = find(claims, "η=0.0005: lag, median fire − median t0.5")
+    assert lag5["note"].startswith("ours − the paper's = -450 epochs")                # 3 - 2 = 1 vs 451
+    assert any("×0.0054 of the paper's 553" in line for line in claims_block(claims))   # rendered
     assert lock["source_text"] == "paper repository findings.md: T5 §5.6"

@@ -73,3 +73,19 @@ def test_relu_late_claims_name_the_window_and_window_rank_check_its_sources(pub)
     paper = find(claims, "W=10: σ3 at ep 200, grok: ~1e-05", "paper")      # the paper: ~1e-5 at W <= 10
     findings = find(claims, "W=10: σ3 at ep 200, grok: ~0.0001", "findings")  # findings.md: ~1e-4 (§5.9)
     assert paper["outcome"] == "pass" and findings["outcome"] == "fail"    # 3e-5: 0.48 and 0.52 decades
+
+
+def test_window_late_rows_say_how_far_ours_is(pub):
+    # T4's late sigma2/sigma3 has no range, so the rows are info; the stored W = 10 row showed 1143 beside the
+    # paper's 64 without a word: the note gives the factor (1143 / 64 = 17.9) and, with an explanation block,
+    # where it is accounted for
+    g = condition("eta=0.0002", 2e-4, {"late": stat(1143.0, 598.0, 1160.0), "fire": stat(167.0)})
+    c = condition("eta=0", 0.0, {"late": stat(None, n_fired=0), "fire": stat(286.0)})
+    wdoc = {"section": "window", "scale": dict(FULL_SCALE), "extras": {}, "explain": {"windows": {}},
+            "views": [{"name": "W=10", "summary": {"options": {"late_lo": 200, "late_hi": 400, "window": 10},
+                                                    "conditions": [g, c]}}]}
+    claims = REGISTRY["window"].claims(wdoc, pub)
+    d = find(claims, "W=10: late σ2/σ3, ep 200-400, eta=0.0002: 64")
+    assert d["verdict"] == "info" and d["note"].startswith("ours 1143 = ×18 of the paper's 64; T4 prints no range")
+    assert "'Window sweep: float64 vs the paper's float32 Gram' below" in d["note"]
+    assert find(claims, "W=10: late σ2/σ3, ep 200-400, eta=0: 2.3")["note"] == ""    # no number of ours: no note

@@ -148,6 +148,16 @@ def _thm6_cell(s) -> str:
             f"({s['min']:.3f}–{s['max']:.3f})")
 
 
+def shown_note(ours, paper, table: str, where: str = "") -> str:
+    """The note of an info row that sets a number beside a published one that has no range to judge it by:
+    how far ours is ('ours 225 = ×0.41 of the paper's 553') and where the report accounts for it ('' when
+    either number is missing or not positive)."""
+    if ours is None or paper is None or ours <= 0 or paper <= 0:
+        return ""
+    return (f"ours {fmt(ours)} = ×{ours / paper:.2g} of the paper's {fmt(paper)}; {table} prints no range, so the "
+            "row is shown, not judged" + (f"; {where}" if where else ""))
+
+
 def range_text(paper, rng) -> str:
     """'174 [173, 174]', '[99, 108]' (a range alone) or '174'."""
     if rng is None:

@@ -22,7 +22,8 @@ from tianref.experiments.reproduce.figures import run_figures
 from tianref.experiments.reproduce.jobs import epochs_of
 from tianref.experiments.reproduce.paper_report import explained, paper_report
 from tianref.experiments.reproduce.reporting import gram_name, num
-from tianref.experiments.reproduce.rows import ClaimList, _late, _stat, _view, find_condition, paper_source as src
+from tianref.experiments.reproduce.rows import (ClaimList, _late, _stat, _view, find_condition, paper_source as src,
+                                                shown_note)
 from tianref.experiments.reproduce.section import Section
 from tianref.experiments.reproduce.views import View, eta_at, late_view, scaled, summarise_views
 
@@ -169,11 +170,16 @@ class Eta(Section):
                   condition=c["label"], source=src("T5"))
             if lead is not None and p["lead"] is not None:
                 leads.append(lead)
-            L.value(f"{e}: lock-in, slope fire (epoch)", c, "fire", p["lockin"], source=src("T5", [6]), gram=True)
             f, t = _stat(c, "fire"), _stat(c, "t05")
+            where = ("each run's slope peak and its fires at 0.035 / 0.04 / 0.045 are in 'η sweep: how close each "
+                     "run's slope comes to the 0.04 threshold' below") if doc.get("explain") else ""
+            L.value(f"{e}: lock-in, slope fire (epoch)", c, "fire", p["lockin"], source=src("T5", [6]), gram=True,
+                    note=shown_note(f["median"] if f and f["n_fired"] else None, p["lockin"], "T5", where))
             lag = None if not (f and t and f["n_fired"] and t["n_fired"]) else f["median"] - t["median"]
             L.add(f"{e}: lag, median fire − median t0.5", fmt(p["lag"]), fmt(lag), "info", lag, condition=c["label"],
-                  source=src("T5 (only −32 and +451 stated)", [6]), gram=True)
+                  source=src("T5 (only −32 and +451 stated)", [6]), gram=True,
+                  note="" if lag is None or p["lag"] is None else
+                  f"ours − the paper's = {fmt(lag - p['lag'])} epochs; it moves with the lock-in row above")
             L.value(f"{e}: {_late(s)}", c, "late", p["late_gap23_300_600"], source=src("T5", [5]), gram=True)
         reg, fit = T5["regression"], _linfit(reg_x, reg_y)
         for k, name in (("slope", "slope"), ("intercept", "intercept"), ("r2", "R²")):

@@ -24,7 +24,8 @@ import tianref.experiments.reproduce.measures as ms
 from tianref.experiments.reproduce.figures import _save_fig, run_figures
 from tianref.experiments.reproduce.paper_report import explained, paper_report
 from tianref.experiments.reproduce.reporting import gram_name, num
-from tianref.experiments.reproduce.rows import ClaimList, _ep, _late, find_condition, load_published, paper_source as src
+from tianref.experiments.reproduce.rows import (ClaimList, _ep, _late, find_condition, load_published,
+                                                paper_source as src, shown_note)
 from tianref.experiments.reproduce.section import Section
 from tianref.experiments.reproduce.views import ETA_GROK, View, eta_at, late_view, scaled, summarise_views
 
@@ -195,8 +196,11 @@ class Window(Section):
                 L.value(f"W={W}: slope fire (epoch)", c, "fire", float(np.median(fired)) if fired else None,
                         rng=[min(fired), max(fired)] if fired else None, paper_text=ptxt, source=src("T4"),
                         gram=True)
-                L.value(f"W={W}: {_late(s)}", c, "late", p["late_grok" if cname == "grok" else "late_ctrl"],
-                        source=src("T4", [5]), gram=True)
+                pl, st = p["late_grok" if cname == "grok" else "late_ctrl"], c and c["stats"].get("late")
+                where = ("the three Grams per W are set beside the paper's in 'Window sweep: float64 vs the paper's "
+                         "float32 Gram' below") if doc.get("explain") else ""
+                L.value(f"W={W}: {_late(s)}", c, "late", pl, source=src("T4", [5]), gram=True,
+                        note=shown_note(st["median"] if st and st["n_fired"] else None, pl, "T4", where))
             ours = doc.get("extras", {}).get("rank_check_ep200", {}).get(str(W))
             for kind, claim in (("paper", rank["paper"]), ("findings", rank["findings"])):
                 cl = claim.get(f"W={W}") or (claim.get("W<=10") if W <= 10 else None)
