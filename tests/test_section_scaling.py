@@ -84,7 +84,8 @@ def test_new_rules_judge_as_stated():
     assert RULES["all-within"].judge([11, 26], (11, 25)) == "fail"
     assert RULES["all-within"].judge([], (1, 2)) == "undefined"
     assert RULES["ratio-below"].judge(0.8, 1.0) == "pass" and RULES["ratio-below"].judge(0.96, 1.0) == "fail"
-    assert RULES["ratio-below"].judge(1.01, 1.0) == "opposite"
+    assert RULES["ratio-below"].judge(1.01, 1.0) == "fail"           # above, within the margin 1/0.95
+    assert RULES["ratio-below"].judge(1.06, 1.0) == "opposite"
 
 
 def test_section_end_to_end_at_a_tiny_scale(tmp_path):

@@ -134,11 +134,13 @@ def test_the_claims_block_of_a_paper_section_shows_the_notes():
     ("within-range", 3.0, (2.0, 3.0), "pass"),
     ("ratio-above", 4.0, 2.0, "pass"),                     # ours >= 2 x ref
     ("ratio-above", 3.0, 2.0, "fail"),
-    ("ratio-above", 2.0, 2.0, "opposite"),                 # ours <= ref, equality included
+    ("ratio-above", 2.0, 2.0, "fail"),                     # a tie: no evidence either way
+    ("ratio-above", 1.0, 2.0, "opposite"),                 # ours <= ref / 2, equality included
     ("ratio-below", 1.5, 2.0, "pass"),                     # ours <= 0.95 x ref
     ("ratio-below", 1.96, 2.0, "fail"),
-    ("ratio-below", 2.0, 2.0, "fail"),                     # the opposite needs ours > ref
-    ("ratio-below", 2.5, 2.0, "opposite"),
+    ("ratio-below", 2.0, 2.0, "fail"),                     # a tie: no evidence either way
+    ("ratio-below", 2.1, 2.0, "fail"),                     # above, but by less than the margin 1/0.95
+    ("ratio-below", 2.5, 2.0, "opposite"),                 # ours >= ref / 0.95
     ("above", 2.0, 2.0, "opposite"),                       # ours > ref; equality is the opposite
     ("above", 2.5, 2.0, "pass"),
     ("magnitude", 1e-5, -1.0, "undefined"),                # no order of magnitude of a non-positive value
@@ -146,7 +148,9 @@ def test_the_claims_block_of_a_paper_section_shows_the_notes():
     ("all-within", [2.0, 2.5, 4.0], (2.0, 3.0), "fail"),   # every value, not any
     ("all-within", [2.0, float("nan"), 3.0], (2.0, 3.0), "pass"),
     ("identity", 1e-4, None, "identity"),                  # residual <= rel_tol
-    ("binomial-above", (1, 2), 0.5, "opposite"),           # k/n <= q, equality included
+    ("binomial-above", (1, 2), 0.5, "fail"),               # k = n q: no evidence either way
+    ("binomial-above", (0, 5), 0.5, "opposite"),           # P[X <= 0] = 1/32 <= 0.05
+    ("binomial-above", (1, 5), 0.5, "fail"),               # P[X <= 1] = 6/32 > 0.05: below q, not significant
     ("binomial-above", (5, 5), 0.5, "pass"),               # P[X >= 5] = 1/32 <= 0.05
     ("binomial-above", (4, 5), 0.5, "fail"),               # P[X >= 4] = 6/32 > 0.05
     ("most-runs", (8, 10), None, "pass"),                  # k/n >= 0.8

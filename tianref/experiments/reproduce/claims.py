@@ -120,12 +120,13 @@ def _fraction_no_opposite(ours, ref, *, min_fraction):
 
 
 def _ratio_above(ours, ref, *, factor):
-    """pass when ours >= factor * ref; opposite when ours <= ref (ref > 0); fail in between."""
+    """pass when ours >= factor * ref; opposite when ours <= ref / factor, the same margin the other way
+    (ref > 0, factor > 1); fail in between, a tie included."""
     if not _finite(ours) or not _finite(ref) or ref <= 0:
         return "undefined"
     if ours >= factor * ref:
         return "pass"
-    return "opposite" if ours <= ref else "fail"
+    return "opposite" if ours * factor <= ref else "fail"
 
 
 def _above(ours, ref, **_):
@@ -144,12 +145,13 @@ def _all_within(ours, ref, **_):
 
 
 def _ratio_below(ours, ref, *, factor):
-    """pass when ours <= factor * ref; opposite when ours > ref (ref > 0)."""
+    """pass when ours <= factor * ref; opposite when ours >= ref / factor, the same margin the other way
+    (ref > 0, factor < 1); fail in between, a tie included."""
     if not _finite(ours) or not _finite(ref) or ref <= 0:
         return "undefined"
     if ours <= factor * ref:
         return "pass"
-    return "opposite" if ours > ref else "fail"
+    return "opposite" if ours * factor >= ref else "fail"
 
 
 def binomial_tail(k: int, n: int, q: float) -> float:
@@ -169,13 +171,16 @@ def binomial_tail(k: int, n: int, q: float) -> float:
 
 def _binomial_above(ours, ref, *, alpha):
     """ours = (k, n) units that did the thing, ref = q its probability under the null: pass when the
-    one-sided tail P[X >= k | Binomial(n, q)] <= alpha; opposite when k/n <= q; undefined when n = 0."""
+    upper tail P[X >= k | Binomial(n, q)] <= alpha; opposite when the lower tail P[X <= k] <= alpha (as
+    significant the other way: fewer than the null); fail otherwise, k near n q included; undefined when
+    n = 0. P[X <= k] = P[n - X >= n - k] with n - X ~ Binomial(n, 1 - q)."""
     k, n = ours
     if not n or ref is None or not _finite(ref) or not 0 <= ref <= 1:
         return "undefined"
-    if k / n <= ref:
-        return "opposite"
-    return "pass" if binomial_tail(int(k), int(n), float(ref)) <= alpha else "fail"
+    k, n, q = int(k), int(n), float(ref)
+    if binomial_tail(k, n, q) <= alpha:
+        return "pass"
+    return "opposite" if binomial_tail(n - k, n, 1.0 - q) <= alpha else "fail"
 
 
 def _info(ours, ref, **_):
@@ -203,15 +208,15 @@ RULES = {r.name: r for r in (
     Rule("seed-range", "the published single run lies inside our [min, max] over seeds"),
     Rule("most-runs", "the claimed event holds in at least min_fraction of the runs (none: the opposite)",
          {"min_fraction": 0.8}),
-    Rule("ratio-above", "ours >= factor x the reference (ours <= the reference: the opposite)", {"factor": 2.0}),
+    Rule("ratio-above", "ours >= factor x the reference (ours <= the reference / factor: the opposite)", {"factor": 2.0}),
     Rule("identity", "an algebraic identity holds to rel_tol: a check of the code, not evidence for the claim",
          {"rel_tol": 1e-4}),
     Rule("above", "ours > the reference (ours <= the reference: the opposite)"),
     Rule("all-within", "every one of our values lies in the source's range [lo, hi]"),
-    Rule("ratio-below", "ours <= factor x the reference (ours > the reference: the opposite)", {"factor": 0.95}),
+    Rule("ratio-below", "ours <= factor x the reference (ours >= the reference / factor: the opposite)", {"factor": 0.95}),
     Rule("info", "shown for reading; nothing is judged"),
     Rule("binomial-above", "k of n units chose the claimed way more often than a null of probability q: "
-         "P[Binomial(n, q) >= k] <= alpha (k/n <= q: the opposite)", {"alpha": 0.05}),
+         "P[Binomial(n, q) >= k] <= alpha (P[Binomial(n, q) <= k] <= alpha: the opposite)", {"alpha": 0.05}),
     Rule("most-runs-no-opposite", "the claimed event holds in at least min_fraction of the runs; fewer fails, "
          "never the opposite (the source names no outcome that contradicts the claim)", {"min_fraction": 0.8}),
 )}
