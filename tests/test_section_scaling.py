@@ -15,6 +15,11 @@ from tianref.experiments.reproduce.sections import scaling
 FULL = Path(__file__).resolve().parents[1] / "reference_results" / "reproduction" / "full" / "scaling"
 
 
+def _thm4(claim):
+    """A Theorem-4 row (the slide's p_crit boundary), whatever its rule."""
+    return "generalisation needs p ≳ p_crit" in claim.claim
+
+
 def _doc_from_stored():
     """doc["scaling"] rebuilt from the per-run numbers the full-scale section stored (44 of 60 runs)."""
     old = json.loads((FULL / "summary.json").read_text())
@@ -48,13 +53,13 @@ def test_claims_on_the_stored_numbers_carry_their_source_and_rule():
     # the grid rows are T6 cells (the paper repository's notes); the two ρ rows over the whole sweep are the
     # paper's own sentence in its §6 ("fires in 60/60 runs at near-constant epoch (~11-25)"), once cited to T6
     rho = {"ρ_tian ≥ 0.075 fires in 60/60 runs", "... at ep ~11–25 (cell medians)"}
-    assert {(c.source.kind, c.source.ref) for c in claims if c.rule != "above" and c.claim not in rho} == \
+    assert {(c.source.kind, c.source.ref) for c in claims if not _thm4(c) and c.claim not in rho} == \
         {("findings", "tian_eigengap/findings.md, T6")}
     assert {c.source.kind for c in claims if c.claim in rho} == {"paper"}
     assert all("§6" in by[c].source.ref and "60/60" in by[c].source.quote for c in rho)
     thm4 = by["M = 41: generalisation needs p ≳ p_crit = log M / M = 0.091"]
-    assert thm4.source.kind == "slides" and thm4.rule == "above"
-    assert thm4.verdict.startswith("in kind (")            # our grokking is not the theorem's local maxima
+    # every stored grid p of M = 41 exceeds p_crit: the rule 'above' could only pass, so the row is not judged
+    assert thm4.source.kind == "slides" and thm4.rule == "info" and thm4.verdict == "info"
     no_agrees_without_the_definition(claims)
     report = scaling.SECTION.report(_doc_from_stored(), PUBLISHED)
     assert "| claim | source | ours | rule | verdict |" in report and "tian_eigengap/findings.md" in report
@@ -100,8 +105,8 @@ def test_section_end_to_end_at_a_tiny_scale(tmp_path):
 
 def test_theorem4_rows_say_when_the_grid_cannot_disagree():
     """The slide's Theorem 4 is a sufficient condition; a Theorem-4 row reads it as a boundary, and with every
-    grid p above p_crit (0.091 at M = 41) its rule 'above' can only pass or be unmeasurable: the note says so,
-    and only then (a grid reaching below p_crit carries no such note)."""
+    grid p above p_crit (0.091 at M = 41) its rule 'above' could only pass or be unmeasurable: the row is then
+    'info' and its note says why, and only then (a grid reaching below p_crit is judged by 'above')."""
     assert scaling.theorem4_note(41, [0.1, 0.2, 0.3, 0.5]).startswith("every grid p of M = 41 exceeds p_crit")
     assert scaling.theorem4_note(41, [0.05, 0.1]) == "" and scaling.theorem4_note(41, []) == ""
     grid = [{"M": 41, "c": 0, "p": p, "n_train": 1, "seed": s, "grokked": p >= 0.3, "t099": 100.0 if p >= 0.3
@@ -114,19 +119,21 @@ def test_theorem4_rows_say_when_the_grid_cannot_disagree():
         table = scaling.cell_table(runs)
         b = boundary([{"M": r["M"], "x": r["p"], "frac": r["n_grok"] / r["n"]} for r in table])
         d = dict(doc, scaling={"per_run": runs, "table": table, "boundary": {str(M): v for M, v in b.items()}})
-        thm4 = [c for c in scaling.SECTION.claims(d, PUBLISHED) if c.rule == "above"]
+        thm4 = [c for c in scaling.SECTION.claims(d, PUBLISHED) if _thm4(c)]
         assert len(thm4) == 1 and bool(thm4[0].note) == noted, (ps, thm4[0].note)
+        assert thm4[0].rule == ("info" if noted else "above"), (ps, thm4[0].rule)
 
 
 @pytest.mark.skipif(not (FULL / "summary.json").is_file(), reason="no stored full scaling section")
 def test_stored_theorem4_rows_carry_the_note():
     claims = scaling.SECTION.claims(_doc_from_stored(), PUBLISHED)
-    assert all("cannot disagree" in c.note for c in claims if c.rule == "above")      # M = 41, 71, 127
+    thm4 = [c for c in claims if _thm4(c)]
+    assert len(thm4) == 3 and all("cannot test" in c.note and c.rule == "info" for c in thm4)   # M = 41, 71, 127
 
 
 def test_each_theorem4_row_reads_its_own_grid():
     """M = 23 (p_crit = 0.136) with a grid from 0.05 and M = 41 (p_crit = 0.091) with a grid from 0.1: only
-    M = 41's row carries the 'cannot disagree' note; the grid of another M says nothing about it."""
+    M = 41's row carries the 'cannot test' note (and is not judged); the grid of another M says nothing about it."""
     runs = [{"M": M, "c": 0, "p": p, "n_train": 1, "seed": s, "grokked": p >= 0.3, "t099": 100.0 if p >= 0.3
              else None, "rho_fire": 12, "lead": None, "status": "fit", "final": {"test_acc": 1.0}}
             for M, ps in ((23, (0.05, 0.3)), (41, (0.1, 0.3))) for p in ps for s in (0, 1)]
@@ -135,5 +142,6 @@ def test_each_theorem4_row_reads_its_own_grid():
     d = {"section": "scaling", "scale": {"name": "smoke"}, "command": "", "n_runs": 8, "seeds": [0, 1],
          "epochs": [30], "setup": {}, "scaling": {"per_run": runs, "table": table,
                                                  "boundary": {str(M): v for M, v in b.items()}}}
-    notes = {c.claim.split(":")[0]: c.note for c in scaling.SECTION.claims(d, PUBLISHED) if c.rule == "above"}
-    assert notes["M = 23"] == "" and notes["M = 41"].startswith("every grid p of M = 41 exceeds p_crit"), notes
+    rows = {c.claim.split(":")[0]: c for c in scaling.SECTION.claims(d, PUBLISHED) if _thm4(c)}
+    assert rows["M = 23"].note == "" and rows["M = 23"].rule == "above"
+    assert rows["M = 41"].note.startswith("every grid p of M = 41 exceeds p_crit") and rows["M = 41"].rule == "info"
