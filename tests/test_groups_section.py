@@ -138,12 +138,24 @@ def test_claims_on_a_document_where_every_claim_holds():
 def test_claims_on_a_document_where_they_fail():
     # impure units, coverage short, no c groks, newly pure units avoid the missing components, no fire
     v = _verdicts(_synthetic(purity=0.5, cover=False, k7=5, n7=40, fire=False, c_star=None))
-    assert v == ["disagrees", "disagrees", "not measurable", "disagrees", "disagrees", "identity", "info"]
-    # c* far from Tian's 2.7482 (magnitude: more than a factor 10^0.5 away) differs
-    assert _verdicts(_synthetic(c_star=None) | {})[2] == "not measurable"
-    doc = _synthetic()
-    doc["critical"]["c_star"]["S4"] = 20.0
-    assert _verdicts(doc)[2] == "differs"
+    # no tested c groks: the transition lies above the grid (> 4), not at Tian's 2.7482
+    assert v == ["disagrees", "disagrees", "differs", "disagrees", "disagrees", "identity", "info"]
+    # the grid's transition interval (lo, c*] must hold 2.7482: (2, 3] does, (3, 4] and (1, 2] do not
+    for c_star, verdict in ((3.0, "in kind"), (4.0, "differs"), (2.0, "differs"), (1.0, "differs")):
+        assert _verdicts(_synthetic(c_star=c_star))[2] == verdict, c_star
+
+
+def test_c_bracket_by_hand():
+    cells = [{"group": "S4", "c": c, "n": 3, "n_grok": k} for c, k in ((1.0, 0), (2.0, 1), (3.0, 2), (4.0, 3))]
+    assert gm.c_bracket(cells, "S4") == (2.0, 3.0)                 # 1/3 at c = 2 is below half; 2/3 at 3 is not
+    assert gm.c_bracket(cells[:2], "S4") == (2.0, None)           # nothing reaches half: above the grid
+    assert gm.c_bracket(cells[2:], "S4") == (None, 3.0)           # the first tested c already groks
+    assert RULES["brackets"].judge((2.0, 3.0), 2.7482) == "pass"
+    assert RULES["brackets"].judge((2.0, 3.0), 3.0) == "pass"      # (lo, hi]: the upper end included
+    assert RULES["brackets"].judge((2.0, 3.0), 2.0) == "fail"      # the lower end excluded
+    assert RULES["brackets"].judge((4.0, None), 2.7482) == "fail"
+    assert RULES["brackets"].judge((None, 3.0), 0.5) == "pass"
+    assert RULES["brackets"].judge(None, 2.7482) == "undefined"
 
 
 def test_binomial_rule_against_a_direct_sum():

@@ -183,6 +183,18 @@ def _binomial_above(ours, ref, *, alpha):
     return "opposite" if binomial_tail(n - k, n, 1.0 - q) <= alpha else "fail"
 
 
+def _brackets(ours, ref, **_):
+    """ours = (lo, hi), the measured transition interval (lo None: below the grid, 0; hi None: above it, inf),
+    ref = the source's value: pass when lo < ref <= hi; otherwise fail (the grid locates the transition
+    elsewhere). undefined when there is no interval or no finite ref."""
+    if ours is None or not _finite(ref):
+        return "undefined"
+    lo, hi = ours
+    lo = 0.0 if lo is None else lo
+    hi = math.inf if hi is None else hi
+    return "pass" if lo < ref <= hi else "fail"
+
+
 def _info(ours, ref, **_):
     return "info"
 
@@ -198,7 +210,7 @@ JUDGES = {"within-range": _within_range, "same-count": _same_count, "magnitude":
           "seed-range": _seedrange, "most-runs": _fraction_at_least, "ratio-above": _ratio_above,
           "info": _info, "identity": _identity, "above": _above, "all-within": _all_within,
           "ratio-below": _ratio_below, "binomial-above": _binomial_above,
-          "most-runs-no-opposite": _fraction_no_opposite}
+          "most-runs-no-opposite": _fraction_no_opposite, "brackets": _brackets}
 
 # Every rule a verdict may use. Sections may add rules only here (docs/claims.md lists the same table).
 RULES = {r.name: r for r in (
@@ -217,6 +229,8 @@ RULES = {r.name: r for r in (
     Rule("info", "shown for reading; nothing is judged"),
     Rule("binomial-above", "k of n units chose the claimed way more often than a null of probability q: "
          "P[Binomial(n, q) >= k] <= alpha (P[Binomial(n, q) <= k] <= alpha: the opposite)", {"alpha": 0.05}),
+    Rule("brackets", "the source's value lies in our measured transition interval (lo, hi]: lo the largest tested "
+         "value below the transition, hi the smallest at it (0 / inf when the transition is below / above the grid)"),
     Rule("most-runs-no-opposite", "the claimed event holds in at least min_fraction of the runs; fewer fails, "
          "never the opposite (the source names no outcome that contradicts the claim)", {"min_fraction": 0.8}),
 )}

@@ -160,5 +160,14 @@ def c_star(cells, group: str):
     return min(ok) if ok else None
 
 
+def c_bracket(cells, group: str):
+    """(lo, hi): hi = c_star (None: no tested c reaches half), lo = the largest tested c below hi (all of them
+    when hi is None) at which fewer than half grok (None: none). The transition lies in (lo, hi]."""
+    hi = c_star(cells, group)
+    below = [c["c"] for c in cells if c["group"] == group and c["n"] and (hi is None or c["c"] < hi)
+             and c["n_grok"] * 2 < c["n"]]
+    return (max(below) if below else None), hi
+
+
 def _num(x):
     return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)

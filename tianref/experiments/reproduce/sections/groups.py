@@ -16,7 +16,8 @@ Runs (``train --group``, x^2, the class-centred MSE, Adam with coupled L2):
 Claims (rules of tianref.experiments.reproduce.claims.RULES):
     (1) units converge to single irreps        purity_w >= 0.9 at the end            most-runs
     (2) every non-trivial irrep gets covered   final irrep_coverage = n_comp          most-runs
-    (3) critical fraction, per group           c* (smallest c where >= half grok)     magnitude vs 2.7482
+    (3) critical fraction, per group           the grid's transition (lo, c*]: c* the  brackets 2.7482
+                                               smallest c where >= half grok
     (4) Theorem 7, top-down modulation         newly pure units landing on missing    binomial-above,
                                                components, k of n                     q = max(q_dim, q_unif)
     (5) sigma2/sigma3 lock-in fires in the grokking non-abelian runs                  most-runs
@@ -200,10 +201,12 @@ class GroupsSection(Section):
         for g, cs in crit["c_star"].items():
             cells = [c for c in crit["cells"] if c["group"] == g]
             grid = ", ".join(f"c={c['c']:g}: {c['n_grok']}/{c['n']}" for c in cells)
+            lo, hi = gm.c_bracket(cells, g)
+            where = (f"({fmt_c(lo)}, {fmt_c(hi)}]" if hi is not None else f"above the grid (> {fmt_c(lo)})")
             out.append(judged(f"critical train fraction (d_max/2)·c·ln M/M (M the order) with c = {C_TIAN} "
                               f"({g}, d_max = {crit['d_max'][g]})", CODE,
-                              f"c* = {cs if cs is not None else 'none'} (grokked: {grid})", "magnitude", cs, C_TIAN,
-                              same_definition=False,
+                              f"c* = {cs if cs is not None else 'none'}, transition in {where} (grokked: {grid})",
+                              "brackets", (lo, hi) if cells else None, C_TIAN, same_definition=False,
                               difference=f"grokked = t0.99 within {p['crit_epochs']} epochs; {setup}"))
         t7 = [r["thm7"] for _, r in runs if r.get("thm7")]
         k7, n7 = sum(t["k"] for t in t7), sum(t["n"] for t in t7)
@@ -283,6 +286,11 @@ def _degrees(degs) -> str:
         n = degs.count(d)
         out.append(f"{d}×{n}" if n > 1 else f"{d}")
     return ", ".join(out)
+
+
+def fmt_c(c) -> str:
+    """A multiplier c of the critical grid; None (no tested c below the transition) is its lower end 0."""
+    return "0" if c is None else f"{c:g}"
 
 
 def _f(x, nd=3):
