@@ -202,10 +202,10 @@ class GroupsSection(Section):
             cells = [c for c in crit["cells"] if c["group"] == g]
             grid = ", ".join(f"c={c['c']:g}: {c['n_grok']}/{c['n']}" for c in cells)
             lo, hi = gm.c_bracket(cells, g)
-            where = (f"({fmt_c(lo)}, {fmt_c(hi)}]" if hi is not None else f"above the grid (> {fmt_c(lo)})")
+            where = (f"in ({fmt_c(lo)}, {fmt_c(hi)}]" if hi is not None else f"above the grid (> {fmt_c(lo)})")
             out.append(judged(f"critical train fraction (d_max/2)·c·ln M/M (M the order) with c = {C_TIAN} "
                               f"({g}, d_max = {crit['d_max'][g]})", CODE,
-                              f"c* = {cs if cs is not None else 'none'}, transition in {where} (grokked: {grid})",
+                              f"c* = {cs if cs is not None else 'none'}, transition {where} (grokked: {grid})",
                               "brackets", (lo, hi) if cells else None, C_TIAN, same_definition=False,
                               difference=f"grokked = t0.99 within {p['crit_epochs']} epochs; {setup}"))
         t7 = [r["thm7"] for _, r in runs if r.get("thm7")]
