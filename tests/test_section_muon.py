@@ -49,23 +49,44 @@ def test_the_headline_muon_runs_are_labelled_memorising_never_not_learning():
     assert outcome([_run("muon", 0, fit=False)]).startswith("fits neither set")
 
 
-def test_diversity_claim_follows_the_pairs_at_matching_checkpoints():
-    def claims(muon_cov, muon_ent, n_pure=10):
-        per_run = [_run("adam", s, "mse", div=_div([1, 3, 4], [0.1, 1.0, 1.2])) for s in range(3)] + \
-                  [_run("muon", s, "mse", div=_div([9, *muon_cov[s]], [9.0, *muon_ent[s]], n_pure)) for s in range(3)]
-        # at epoch 0 (the shared initialisation) Muon's values are the larger: never counted
+def test_diversity_claim_compares_the_two_only_where_both_have_generalised():
+    # Tian's claim is about the interactive stage (Stage III); our proxy: both runs have generalised by the
+    # checkpoint. Adam groks at 100 (before 250), Muon at t099_muon: only later checkpoints are compared.
+    def claims(muon_cov, muon_ent, t099_muon=400.0, n_pure=10, M=None):
+        per_run = [_run("adam", s, "mse", grok=True, div=_div([1, 3, 4], [0.1, 1.0, 1.2])) for s in range(3)] + \
+                  [_run("muon", s, "mse", grok=t099_muon is not None,
+                        div=_div([9, *muon_cov[s]], [9.0, *muon_ent[s]], n_pure)) for s in range(3)]
+        for r in per_run:
+            r["M"] = M
+            if r["optimizer"] == "muon":
+                r["t099"] = t099_muon
         cs = muon.SECTION.claims(_doc(per_run), PUBLISHED)
         no_agrees_without_the_definition(cs)
         return {c.claim.split(": ")[1].split()[0]: c for c in cs if c.claim.startswith("[mse]")}
-    more = claims([(5, 6)] * 3, [(2.0, 2.0)] * 3)
-    assert more["coverage"].verdict.startswith("in kind (") and more["coverage"].ours.startswith("Muon > Adam in 6/6")
-    fewer = claims([(2, 2)] * 3, [(0.5, 0.5)] * 3)
+    # Muon still memorising at 250 (nothing pure), ahead at 500 where both have generalised: the claim holds;
+    # counting the epoch-250 pairs (different stages) made it 3/6, 'differs'
+    late = claims([(0, 5)] * 3, [(0.0, 2.0)] * 3)
+    assert late["coverage"].verdict.startswith("in kind (") and late["entropy"].verdict.startswith("in kind (")
+    assert late["coverage"].ours.startswith("Muon > Adam in 3/3, Adam > Muon in 0/3 (seed, checkpoint) pairs where "
+                                            "both have generalised (epochs [500])")
+    # a tie in every in-stage pair is no evidence either way: 'differs', not 'disagrees' (most-runs read 0/3 as
+    # the opposite)
+    tie = claims([(0, 4)] * 3, [(0.0, 1.2)] * 3)
+    assert tie["coverage"].verdict == "differs" and tie["entropy"].verdict == "differs"
+    # Adam ahead in every in-stage pair: the opposite
+    fewer = claims([(0, 2)] * 3, [(0.0, 0.5)] * 3)
     assert fewer["coverage"].verdict == "disagrees" and fewer["entropy"].verdict == "disagrees"
-    mixed = claims([(5, 6), (5, 2), (2, 2)], [(2.0, 2.0)] * 3)          # 3 of 6 pairs: below most-runs' 0.8
-    assert mixed["coverage"].verdict == "differs" and mixed["entropy"].verdict.startswith("in kind (")
-    assert "Muon > Adam in 6/6 (seed, checkpoint)" in more["entropy"].ours
-    # neither generalises: said in the note
-    assert "neither optimizer generalises" in more["coverage"].note
+    # Muon generalising at 250 brings the epoch-250 pairs in
+    both = claims([(5, 5)] * 3, [(2.0, 2.0)] * 3, t099_muon=250.0)
+    assert "Muon > Adam in 6/6" in both["coverage"].ours and "epochs [250, 500]" in both["coverage"].ours
+    # Muon never generalises: the stage is never reached, nothing to compare
+    never = claims([(5, 6)] * 3, [(2.0, 2.0)] * 3, t099_muon=None)
+    assert never["coverage"].verdict == "not measurable" and "does not reach the interactive stage" in \
+        never["coverage"].note
+    # Adam at the coverage ceiling floor((M - 1)/2) = 4 (M = 9) in every in-stage pair: the note says so
+    capped = claims([(0, 4)] * 3, [(0.0, 1.2)] * 3, M=9)
+    assert "at its ceiling 4" in capped["coverage"].note and "ceiling" not in capped["entropy"].note
+    assert "ceiling" not in claims([(0, 4)] * 3, [(0.0, 1.2)] * 3, M=11)["coverage"].note
 
 
 def test_without_diversity_the_claim_is_not_measurable():

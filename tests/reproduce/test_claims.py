@@ -161,6 +161,13 @@ def test_the_claims_block_of_a_paper_section_shows_the_notes():
     ("most-runs-no-opposite", (7, 10), None, "fail"),
     ("most-runs-no-opposite", (0, 10), None, "fail"),      # none: still only a failure, never the opposite
     ("most-runs-no-opposite", (0, 0), None, "undefined"),
+    ("most-pairs", (8, 0, 10), None, "pass"),              # ours ahead in k_for/n >= 0.8 of the pairs
+    ("most-pairs", (7, 3, 10), None, "fail"),
+    ("most-pairs", (0, 0, 10), None, "fail"),              # every pair a tie: no evidence either way
+    ("most-pairs", (0, 7, 10), None, "fail"),              # behind in 0.7 < 0.8: short of the opposite
+    ("most-pairs", (0, 8, 10), None, "opposite"),          # behind in k_against/n >= 0.8
+    ("most-pairs", (2, 8, 10), None, "opposite"),
+    ("most-pairs", (0, 0, 0), None, "undefined"),
 ])
 def test_each_rule_at_its_boundaries(rule, ours, ref, outcome):
     assert RULES[rule].judge(ours, ref) == outcome

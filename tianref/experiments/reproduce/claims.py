@@ -195,6 +195,18 @@ def _brackets(ours, ref, **_):
     return "pass" if lo < ref <= hi else "fail"
 
 
+def _most_pairs(ours, ref, *, min_fraction):
+    """ours = (k_for, k_against, n) paired comparisons: pass when k_for/n >= min_fraction; opposite when
+    k_against/n >= min_fraction, the same evidence the other way; fail otherwise. A tie counts for neither
+    side (it is in n only), so pairs that tie do not make the opposite. undefined when n = 0."""
+    k_for, k_against, n = ours
+    if not n:
+        return "undefined"
+    if k_for / n >= min_fraction:
+        return "pass"
+    return "opposite" if k_against / n >= min_fraction else "fail"
+
+
 def _info(ours, ref, **_):
     return "info"
 
@@ -210,7 +222,7 @@ JUDGES = {"within-range": _within_range, "same-count": _same_count, "magnitude":
           "seed-range": _seedrange, "most-runs": _fraction_at_least, "ratio-above": _ratio_above,
           "info": _info, "identity": _identity, "above": _above, "all-within": _all_within,
           "ratio-below": _ratio_below, "binomial-above": _binomial_above,
-          "most-runs-no-opposite": _fraction_no_opposite, "brackets": _brackets}
+          "most-runs-no-opposite": _fraction_no_opposite, "brackets": _brackets, "most-pairs": _most_pairs}
 
 # Every rule a verdict may use. Sections may add rules only here (docs/claims.md lists the same table).
 RULES = {r.name: r for r in (
@@ -233,6 +245,8 @@ RULES = {r.name: r for r in (
          "value below the transition, hi the smallest at it (0 / inf when the transition is below / above the grid)"),
     Rule("most-runs-no-opposite", "the claimed event holds in at least min_fraction of the runs; fewer fails, "
          "never the opposite (the source names no outcome that contradicts the claim)", {"min_fraction": 0.8}),
+    Rule("most-pairs", "ours beats the reference in at least min_fraction of the paired comparisons (the reference "
+         "beats ours in at least min_fraction: the opposite; a tie counts for neither)", {"min_fraction": 0.8}),
 )}
 
 

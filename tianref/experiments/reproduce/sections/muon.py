@@ -17,9 +17,20 @@ doc["muon"] (measure)
     groups       runstats.group_summary per group (its outcome label: generalises / memorises ...)
     diversity_available   whether the diversity was measured
 
-Rule of the diversity claim (per variant, for coverage and for entropy): a (seed, checkpoint > 0) pair counts
-when at least one of the two runs has a pure unit; the claim holds in the pairs where Muon's value exceeds
-Adam's; "most-runs" judges the fraction (a unit with no pure unit has entropy 0).
+The stage of the claim. Tian's slides place Muon's effect "in the stage of interaction feature learning", i.e.
+his Stage III (slide "Stage III (Interactive Feature Learning)": repulsion, Theorem 6, and top-down modulation,
+Theorem 7; the paper's abstract: "when hidden nodes start to interact in the later stage of learning"), which
+comes after the features have emerged in Stage II. Neither the slides nor his code
+(yuandong-tian/understanding, ssl/real-dataset/cogo/modular_addition_simple2.py, which trains and saves
+checkpoints with no notion of a stage) give it an epoch. Our proxy: a run is in that stage at a checkpoint
+once it has generalised (its t0.99 <= the checkpoint), as the Theorem-6 seed paper places Stage III at and
+after grokking. Muon groks much later than Adam at his defaults, so equal epochs would mostly compare Muon still
+memorising with Adam already generalised: the claim compares the two only where both are in the stage.
+
+Rule of the diversity claim (per variant, for coverage and for entropy): a (seed, checkpoint) pair counts when
+both runs of the seed have generalised by the checkpoint; "most-pairs" judges Muon > Adam against Adam > Muon
+(a tie counts for neither; a run with no pure unit has entropy 0). No such pair (Muon never generalises): not
+measurable. The report's table shows every checkpoint > 0 where either run has a pure unit, for reading.
 """
 from __future__ import annotations
 
@@ -35,6 +46,26 @@ SLIDES = Source("slides", "Muon optimizers", quote="L_2 shows that Muon can lead
 DIFFERENCE = ("the slides give no measure of diversity; ours: distinct dominant frequencies (coverage) and their "
               "entropy over units with purity ≥ 0.9, seed by seed at matching checkpoints")
 PURITY_MIN = 0.9
+STAGE_NOTE = ("tested: Muon against Adam seed by seed at the checkpoints where both runs have generalised "
+              "(t0.99 at or before it), our proxy for the slides' 'stage of interaction feature learning' (Stage "
+              "III, which the slides and his code give no epoch); not tested: equal epochs across stages, other "
+              "K, M or learning rates")
+
+
+def ceiling_note(per_run, variant, key) -> str:
+    """'; Adam's coverage is at its ceiling ...' where every in-stage Adam checkpoint covers all floor((M-1)/2)
+    frequencies (Muon can then only tie or fall short); '' otherwise."""
+    if key != "coverage":
+        return ""
+    Ms = {int(s["M"]) for s in per_run if s["variant"] == variant and s.get("M")}
+    adam = [a for ps in diversity_pairs(per_run, variant, key, stage=True).values() for _, a, _ in ps]
+    if len(Ms) != 1 or not adam:
+        return ""
+    top = (Ms.pop() - 1) // 2
+    return (f"; Adam's coverage is at its ceiling {top} (every frequency) in every such pair, so at this M and K "
+            "Muon can only tie or fall short: the coverage cannot show Muon ahead" if min(adam) >= top else "")
+
+
 CAVEAT = ("Tian's arrangement shares one learning rate between Muon (W) and Adam (V). A Muon step changes W by "
           "lr·O with every singular value of O near 1, ‖ΔW‖_F ≈ lr·√(2M), against ≈ lr·√(2MK) for Adam's sign-like "
           "step, so at equal lr this compares step sizes as much as update directions.")
@@ -64,9 +95,17 @@ def checkpoint_diversity(rec) -> dict | None:
     return out
 
 
-def diversity_pairs(per_run, variant, key) -> dict:
-    """{epoch: [(seed, adam value, muon value)]} over the comparable pairs (module docstring)."""
-    by = {(s["optimizer"], s["seed"]): s.get("diversity") or {} for s in per_run if s["variant"] == variant}
+def in_stage(run, epoch) -> bool:
+    """Whether the run is in the interactive stage at the checkpoint: it has generalised by then (t0.99 <= epoch;
+    the module docstring says why this proxy)."""
+    return run.get("t099") is not None and float(run["t099"]) <= int(epoch)
+
+
+def diversity_pairs(per_run, variant, key, stage=False) -> dict:
+    """{epoch: [(seed, adam value, muon value)]}: every checkpoint > 0 where either run has a pure unit, or with
+    stage=True only the checkpoints where both runs are in the interactive stage (:func:`in_stage`)."""
+    runs = {(s["optimizer"], s["seed"]): s for s in per_run if s["variant"] == variant}
+    by = {k: s.get("diversity") or {} for k, s in runs.items()}
     out = {}
     for (opt, seed), da in sorted(by.items()):
         dm = by.get(("muon", seed))
@@ -74,7 +113,10 @@ def diversity_pairs(per_run, variant, key) -> dict:
             continue
         for e in sorted(set(da) & set(dm), key=int):
             a, m = da[e], dm[e]
-            if int(e) == 0 or not ((a["n_pure"] or 0) + (m["n_pure"] or 0)):
+            if stage:
+                if not (in_stage(runs[("adam", seed)], e) and in_stage(runs[("muon", seed)], e)):
+                    continue
+            elif int(e) == 0 or not ((a["n_pure"] or 0) + (m["n_pure"] or 0)):
                 continue
             val = lambda d: (d[key] or 0.0) if d["n_pure"] else 0.0                  # noqa: E731
             out.setdefault(e, []).append((seed, val(a), val(m)))
@@ -117,14 +159,21 @@ class Muon(Section):
             neither = bool(ga) and bool(gm) and not ga["n_grok"] and not gm["n_grok"]
             for key, what in (("coverage", "coverage (distinct dominant frequencies of pure units)"),
                               ("entropy", "entropy of the dominant-frequency histogram (nats)")):
-                pairs = [p for ps in diversity_pairs(d["per_run"], v, key).values() for p in ps]
-                k = sum(m > a for _, a, m in pairs)
-                note = "" if d["diversity_available"] else "tianref.fourier.diversity is not available: not measured"
+                by_e = diversity_pairs(d["per_run"], v, key, stage=True)
+                pairs = [p for ps in by_e.values() for p in ps]
+                k, k_against = sum(m > a for _, a, m in pairs), sum(a > m for _, a, m in pairs)
+                ours = (f"Muon > Adam in {k}/{len(pairs)}, Adam > Muon in {k_against}/{len(pairs)} (seed, checkpoint) "
+                        f"pairs where both have generalised (epochs {sorted(map(int, by_e))}). {seen}")
+                notes = [] if d["diversity_available"] else ["tianref.fourier.diversity is not available: not measured"]
                 if neither:
-                    note = (note + "; " if note else "") + "neither optimizer generalises: memorising networks compared"
-                out.append(judged(f"[{v}] Muon gives more diverse W than Adam: {what}", SLIDES,
-                                  f"Muon > Adam in {k}/{len(pairs)} (seed, checkpoint) pairs. {seen}", "most-runs",
-                                  (k, len(pairs)), same_definition=False, difference=DIFFERENCE, note=note))
+                    notes.append("neither optimizer generalises: the interactive stage is reached by neither run")
+                elif d["diversity_available"] and not pairs:
+                    notes.append("no checkpoint where both runs have generalised: Muon does not reach the interactive "
+                                 "stage in these runs, so the claim's comparison does not exist")
+                notes.append(STAGE_NOTE + ceiling_note(d["per_run"], v, key))
+                out.append(judged(f"[{v}] Muon gives more diverse W than Adam in the interactive stage: {what}", SLIDES,
+                                  ours, "most-pairs", (k, k_against, len(pairs)), same_definition=False,
+                                  difference=DIFFERENCE, note="; ".join(notes)))
         head = {k: g[k] for k in ("adam", "muon") if k in g}
         if head:
             out.append(judged("Adam against Muon at the headline configuration (K = 2048), one shared lr",
@@ -165,18 +214,23 @@ class Muon(Section):
             L += [f"| {k} | {g[k]['n']} | {g[k]['outcome']} | {fmt(g[k]['t05_med'])} | {fmt(g[k]['t099_med'])} | "
                   f"{fmt(g[k]['final_train_acc_med'])} | {fmt(g[k]['final_test_acc_med'])} |" for k in tian]
             L += ["", f"Diversity of W at the checkpoints (units with purity ≥ {d['purity_min']:g}; medians over "
-                  "seeds; Muon > Adam counts the seeds):", "",
-                  "| variant | epoch | Adam coverage | Muon coverage | Muon > Adam | Adam entropy | Muon entropy "
-                  "| Muon > Adam |", "|---|---|---|---|---|---|---|---|"]
+                  "seeds; Muon > Adam counts the seeds; 'both generalised' counts the seeds whose Adam and Muon runs "
+                  "have both reached test accuracy 0.99 by the epoch: only those pairs enter the claims, the "
+                  "interactive stage of the slides; the other rows compare different stages and are shown for "
+                  "reading):", "",
+                  "| variant | epoch | both generalised | Adam coverage | Muon coverage | Muon > Adam | Adam entropy "
+                  "| Muon entropy | Muon > Adam |", "|---|---|---|---|---|---|---|---|---|"]
             for v in sorted({k.split()[0] for k in tian}):
                 cov, ent = diversity_pairs(d["per_run"], v, "coverage"), diversity_pairs(d["per_run"], v, "entropy")
+                both = diversity_pairs(d["per_run"], v, "coverage", stage=True)
                 for e in sorted(set(cov) | set(ent), key=int):
                     c, h = cov.get(e, []), ent.get(e, [])
-                    L.append(f"| {v} | {e} | {fmt(med([a for _, a, _ in c]))} | {fmt(med([m for _, _, m in c]))} | "
-                             f"{sum(m > a for _, a, m in c)}/{len(c)} | {fmt(med([a for _, a, _ in h]))} | "
-                             f"{fmt(med([m for _, _, m in h]))} | {sum(m > a for _, a, m in h)}/{len(h)} |")
+                    L.append(f"| {v} | {e} | {len(both.get(e, []))}/{len(c)} | {fmt(med([a for _, a, _ in c]))} | "
+                             f"{fmt(med([m for _, _, m in c]))} | {sum(m > a for _, a, m in c)}/{len(c)} | "
+                             f"{fmt(med([a for _, a, _ in h]))} | {fmt(med([m for _, _, m in h]))} | "
+                             f"{sum(m > a for _, a, m in h)}/{len(h)} |")
             if not d["diversity_available"]:
-                L.append("| — | — | not measured: tianref.fourier.diversity is not available | | | | | |")
+                L.append("| — | — | — | not measured: tianref.fourier.diversity is not available | | | | | |")
             L.append("")
         head = [k for k in ("adam", "muon") if k in g]
         if head:
