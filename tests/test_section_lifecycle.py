@@ -211,3 +211,36 @@ def test_the_authors_curvature_edge_against_bulk():
     old = lp.curvature_claim(lp.probe_doc({"a": [_probe(175, 1.0, 0.0, -0.3, 0.05, 0.06, 0.3)]}, runs, 20)["rows"])
     assert old.ours.startswith("not measured") and old.verdict not in ("agrees", "disagrees", "differs")
     assert any("curvature v1" in line for line in lp.probe_report(d))
+
+
+def _iv_row(m, seed, W, V, srank=(1.0, 1.0), T=250):
+    """An intervention row after grokking: (W, V) = ((||W||_F at T, at T + L), (||V||_F at T, at T + L))."""
+    return {"T": T, "m": m, "seed": seed, "tag": f"m{m}_s{seed}", "stays": True,
+            "at_T": {"test_acc": 1.0, "W_fro": W[0], "V_fro": V[0], "W_srank": srank[0]},
+            "at_TL": {"test_acc": 1.0, "W_fro": W[1], "V_fro": V[1], "W_srank": srank[1]},
+            "ratio": {"W_fro": W[1] / W[0], "V_fro": V[1] / V[0], "W_srank": srank[1] / srank[0]}}
+
+
+def test_the_reversal_is_judged_on_the_norm_of_all_parameters():
+    """The authors' wd_intervention.py tracks the norm of every parameter (param_norm), no threshold: with
+    eta -> 0 ||theta|| must end above its value at T while the eta-kept run's ends below, seed by seed."""
+    kept = [_iv_row(1.0, s, (10.0, 7.0), (10.0, 7.0)) for s in range(5)]
+    # W grows, V shrinks more: ||theta|| falls (sqrt(11^2 + 8^2) < sqrt(200)) although ||W||_F and W srank grow,
+    # which the W-only rule counted as a reversal
+    w_only = [_iv_row(0.0, s, (10.0, 11.0), (10.0, 8.0), srank=(2.0, 2.2)) for s in range(5)]
+    # ||theta|| grows (sqrt(10.1^2 + 10.05^2) > sqrt(200)) while W's stable rank falls: a reversal by the
+    # authors' quantity that the W-only rule refused
+    theta = [_iv_row(0.0, s, (10.0, 10.1), (10.0, 10.05), srank=(2.0, 1.9)) for s in range(5)]
+
+    def claim(zero):
+        reversal = [{"T": 250, "seed": r["seed"], "holds": r["ratio"]["W_fro"] > 1 and r["ratio"]["W_srank"] > 1}
+                    for r in zero]                  # wd_intervention's W rule, as stored
+        d = {"rows": zero + kept, "length": 200, "reversal": reversal}
+        return wd.intervention_claims(d)[0]
+    assert wd.theta_ratio(w_only[0]) == pytest.approx(math.hypot(11, 8) / math.hypot(10, 10), rel=1e-15)
+    c = claim(w_only)
+    assert c.verdict == "disagrees" and "in 0/5 seeds" in c.ours
+    assert "both grow while the η-kept run's shrink in 5 of 5 seeds" in c.note and "param_norm" in c.note
+    c = claim(theta)
+    assert c.verdict.startswith("in kind (") and "in 5/5 seeds" in c.ours and "a fresh AdamW" in c.difference
+    assert "+0.8 % in 200 epochs with η → 0 against -30.0 % with η kept" in c.note
