@@ -172,6 +172,25 @@ def test_overwrite_replaces_a_run_with_its_leftovers(run_dir):
     assert not (run_dir / "checkpoints" / "epoch_00003.npz").exists()
 
 
+def test_overwrite_from_a_folder_inside_the_run_is_refused(run_dir, monkeypatch):
+    """`train --overwrite --out ..` run from OUT/checkpoints: moving the old run aside moves the current
+    folder with it, so '..' then names the aside folder. It split the run (metrics.jsonl and checkpoints/
+    aside, config.json in OUT) and exited 1; it must be refused before anything moves."""
+    monkeypatch.chdir(run_dir / "checkpoints")
+    before = _snapshot(run_dir.parent)
+    _refused(_cli(["train", *SMALL, "--seed", "4", "--overwrite", "--out", ".."]), "lies inside")
+    assert _snapshot(run_dir.parent) == before
+
+
+def test_overwrite_of_the_current_folder_replaces_it(run_dir, monkeypatch):
+    """`--out .` from inside the run names OUT itself, which stays in place: the run is replaced."""
+    monkeypatch.chdir(run_dir)
+    r = _cli(["train", *SMALL, "--seed", "4", "--overwrite", "--out", "."])
+    assert r.exit_code == 0, r.output
+    assert json.loads((run_dir / "config.json").read_text())["config"]["seed"] == 4
+    assert sorted(p.name for p in run_dir.parent.iterdir()) == [run_dir.name]     # nothing left aside
+
+
 # --- one writer: the holder's pid first ---------------------------------------------------------------
 
 @pytest.mark.parametrize("mode", [[], ["--overwrite"], ["--resume", "--epochs", "8"]],

@@ -12,6 +12,9 @@ What this module guarantees (docs/reliability.md lists the test of each):
   (``check_replaceable``): a config.json that is a JSON object with a 'config' object, and nothing
   beside the files a run writes (RUN_FILES; checkpoints/ holding only CHECKPOINT_FILES). Anything else
   (notes, a tree of other runs) is refused before anything is moved or created.
+* **--overwrite replaces only from outside.** A current folder below OUT would move aside with the
+  old run (and a relative OUT such as '..' would then name the aside folder): refused
+  (``check_cwd_outside``); OUT itself as the current folder ('.') stays in place and is replaced.
 * **--overwrite replaces, never destroys first.** The old run's files are moved into a hidden
   sibling ``.<name>.replaced-<pid>``; the new run starts in OUT; the aside copy is deleted only once
   ``Session.started()`` is called (config.json and the first row written). A failure before that
@@ -83,6 +86,20 @@ def check_replaceable(out: str) -> None:
         raise refuse(describe_oserror(exc)) from None
     if foreign is not None:
         raise refuse(f"it holds {foreign}, which no run writes")
+
+
+def check_cwd_outside(out: str) -> None:
+    """Refuse to --overwrite OUT from a folder below it (no filesystem change): moving OUT's entries
+    aside would move the current folder with them, and a relative OUT ('..') would then name the
+    aside folder, so the new run would be written there and the old one split in two."""
+    try:
+        here = os.path.realpath(os.getcwd())
+    except OSError:
+        return                                      # no current folder: OUT is not relative to one
+    top = os.path.realpath(out)
+    if here.startswith(top.rstrip(os.sep) + os.sep):
+        raise InputError(f"--overwrite: the current folder {here} lies inside {out}, whose files it would "
+                         f"move aside; run it from outside {out} (nothing was changed)")
 
 
 def _foreign_entry(out: str):
@@ -249,6 +266,7 @@ class Session:
             raise InputError(f"--resume: {self.out} does not exist")
         if overwrite and not is_empty(self.out):
             check_replaceable(self.out)
+            check_cwd_outside(self.out)
 
     def __enter__(self) -> "Session":
         if not os.path.isdir(self.out):

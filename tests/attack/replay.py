@@ -423,6 +423,14 @@ def _overwrite_non_run(rp, d):
     return rp.bad_input(d, T(out=out) + ["--overwrite"])
 
 
+@case(B_LOSS, "train --overwrite --out .. run from the run's own checkpoints/ folder is refused, the run not split")
+def _overwrite_from_inside(rp, d):
+    run = rp.copy("plain", d / "run")
+    before = snapshot(d)
+    r = rp.cli(T(seed=1, out="..") + ["--overwrite"], cwd=run / "checkpoints")
+    return refused(r, before, snapshot(d))
+
+
 # --- Silent mixing on resume ----------------------------------------------------------------------
 
 def _mix(copy_files=(), npz=None, config=None, base="plain", also_stored=False):
