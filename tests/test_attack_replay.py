@@ -35,6 +35,7 @@ EXPECTED = {
         "resume: resume.npz and config.json of s1 copied over plain's",
         "resume: train_idx/test_idx of s1 in plain's resume.npz",
         "resume: spec_count = -7 in resume.npz",
+        "resume: W in resume.npz stored as float64 in a float32 run (another float dtype)",
         "resume: eta_schedule deleted from sched's config.json",
         "resume: eta_schedule deleted from sched's config.json and from the config in resume.npz",
         "resume: eta_schedule added to a plain run's config.json",

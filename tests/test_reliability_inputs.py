@@ -198,6 +198,10 @@ def test_resume_refuses_an_epoch_out_of_range(run_dir, epoch, fragment):
     ("rng_state", np.str_("garbage"), "rng_state is not a valid generator state"),
     ("rng_state", np.str_('{"bit_generator": "Nope"}'), "rng_state is not a valid generator state"),
     ("W", np.zeros((14, 16), np.int64), "W has shape (14, 16) and dtype int64"),   # right shape, wrong kind
+    # right shape and kind, another float dtype (a state written by another version): its values are
+    # another run's (float32 W in a float64 run: rounded), so it was resumed into other rows
+    ("W", np.zeros((14, 16), np.float64), "W has shape (14, 16) and dtype float64"),
+    ("adam_v_V", np.zeros((16, 7), np.float16), "adam_v_V has shape (16, 7) and dtype float16"),
     ("W", np.full((14, 16), np.nan, np.float32), "W has non-finite entries"),
     # a NaN Adam moment: accepted, the resumed run would fail a few epochs later with exit 1
     ("adam_m_W", np.full((14, 16), np.nan, np.float32), "adam_m_W has non-finite entries"),

@@ -8,7 +8,7 @@ continued only when every part of the directory agrees with it, and it did not d
   stored inside resume.npz (apart from ``epochs`` and ``checkpoint_epochs``, the two settings
   ``--resume`` may change);
 * every array of the resume state is present with the shape and kind a fresh state of that
-  config has (W, V, Adam moments, the rolling-Gram buffer and Gram, the split), the parameters
+  config has (a float array: its dtype) (W, V, Adam moments, the rolling-Gram buffer and Gram, the split), the parameters
   and moments are finite, and the rng state is a valid generator state;
 * the resume epoch lies in [0, --epochs] (a run already complete, r = E with final.npz, no row or setting
   to change, is left as it is: ``already_complete``; so is one without a resume state, trained with
@@ -209,7 +209,11 @@ def _template(engine, cfg) -> dict:
 
 
 def _same_kind(got, want) -> bool:
-    kinds = {"f": "f", "i": "iu", "u": "iu", "U": "U", "S": "U"}
+    """A float array must have the fresh state's dtype (a float32 W in a float64 run's state holds
+    rounded values: another run); integers and strings only their kind (their width carries no value)."""
+    if want.dtype.kind == "f":
+        return got.dtype == want.dtype
+    kinds = {"i": "iu", "u": "iu", "U": "U", "S": "U"}
     return got.dtype.kind in kinds.get(want.dtype.kind, want.dtype.kind)
 
 

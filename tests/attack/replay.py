@@ -458,6 +458,13 @@ def _s1_split(rp):
         return {"train_idx": z["train_idx"], "test_idx": z["test_idx"]}
 
 
+def _plain_W(rp):
+    """W of plain's own resume state, as stored."""
+    import numpy as np
+    with np.load(rp.base("plain") / "checkpoints" / "resume.npz") as z:
+        return z["W"]
+
+
 def _del_schedule(cfg):
     del cfg["eta_schedule"]
 
@@ -471,6 +478,8 @@ case(B_MIX, "resume: resume.npz and config.json of s1 copied over plain's")(
     _mix(copy_files=["checkpoints/resume.npz", "config.json"]))
 case(B_MIX, "resume: train_idx/test_idx of s1 in plain's resume.npz")(_mix(npz=_s1_split))
 case(B_MIX, "resume: spec_count = -7 in resume.npz")(_mix(npz=lambda rp: {"spec_count": -7}))
+case(B_MIX, "resume: W in resume.npz stored as float64 in a float32 run (another float dtype)")(
+    _mix(npz=lambda rp: {"W": _plain_W(rp).astype("float64")}))
 case(B_MIX, "resume: eta_schedule deleted from sched's config.json")(_mix(config=_del_schedule, base="sched"))
 case(B_MIX, "resume: eta_schedule deleted from sched's config.json and from the config in resume.npz")(
     _mix(config=_del_schedule, base="sched", also_stored=True))
