@@ -29,6 +29,7 @@ EXPECTED = {
     "Data loss": [
         "train --overwrite on a folder with no config.json (notes.txt and a complete run in sub/otherrun)",
         "train --overwrite --out .. run from the run's own checkpoints/ folder is refused, the run not split",
+        "train --overwrite --out run/checkpoints/.. (a path through the run's own folder) is refused, the run not split",
     ],
     "Silent mixing on resume": [
         "resume: metrics.jsonl of s1 copied over plain's",

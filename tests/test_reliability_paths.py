@@ -172,13 +172,16 @@ def test_overwrite_replaces_a_run_with_its_leftovers(run_dir):
     assert not (run_dir / "checkpoints" / "epoch_00003.npz").exists()
 
 
-def test_overwrite_from_a_folder_inside_the_run_is_refused(run_dir, monkeypatch):
-    """`train --overwrite --out ..` run from OUT/checkpoints: moving the old run aside moves the current
-    folder with it, so '..' then names the aside folder. It split the run (metrics.jsonl and checkpoints/
-    aside, config.json in OUT) and exited 1; it must be refused before anything moves."""
-    monkeypatch.chdir(run_dir / "checkpoints")
+@pytest.mark.parametrize("where, out", [("run/checkpoints", ".."), (".", "run/checkpoints/..")],
+                         ids=["from-checkpoints", "through-checkpoints"])
+def test_overwrite_through_a_folder_inside_the_run_is_refused(run_dir, monkeypatch, where, out):
+    """`train --overwrite --out ..` run from OUT/checkpoints, or `--out run/checkpoints/..`: moving the old
+    run aside moves checkpoints/ with it, so the path then names the aside folder, or nothing. It split
+    the run (metrics.jsonl and checkpoints/ aside, config.json in OUT) and exited 1; it must be refused
+    before anything moves."""
+    monkeypatch.chdir(run_dir.parent / where)
     before = _snapshot(run_dir.parent)
-    _refused(_cli(["train", *SMALL, "--seed", "4", "--overwrite", "--out", ".."]), "lies inside")
+    _refused(_cli(["train", *SMALL, "--seed", "4", "--overwrite", "--out", out]), "lies inside")
     assert _snapshot(run_dir.parent) == before
 
 

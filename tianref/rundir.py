@@ -12,9 +12,9 @@ What this module guarantees (docs/reliability.md lists the test of each):
   (``check_replaceable``): a config.json that is a JSON object with a 'config' object, and nothing
   beside the files a run writes (RUN_FILES; checkpoints/ holding only CHECKPOINT_FILES). Anything else
   (notes, a tree of other runs) is refused before anything is moved or created.
-* **--overwrite replaces only from outside.** A current folder below OUT would move aside with the
-  old run (and a relative OUT such as '..' would then name the aside folder): refused
-  (``check_cwd_outside``); OUT itself as the current folder ('.') stays in place and is replaced.
+* **--overwrite replaces only from outside.** A path to OUT that passes through a folder inside OUT
+  ('..' from OUT/checkpoints, 'run/checkpoints/..') would name another folder once the old run is
+  moved aside: refused (``check_path_outside``); OUT itself as the current folder ('.') is replaced.
 * **--overwrite replaces, never destroys first.** The old run's files are moved into a hidden
   sibling ``.<name>.replaced-<pid>``; the new run starts in OUT; the aside copy is deleted only once
   ``Session.started()`` is called (config.json and the first row written). A failure before that
@@ -88,18 +88,27 @@ def check_replaceable(out: str) -> None:
         raise refuse(f"it holds {foreign}, which no run writes")
 
 
-def check_cwd_outside(out: str) -> None:
-    """Refuse to --overwrite OUT from a folder below it (no filesystem change): moving OUT's entries
-    aside would move the current folder with them, and a relative OUT ('..') would then name the
-    aside folder, so the new run would be written there and the old one split in two."""
+def check_path_outside(out: str) -> None:
+    """Refuse to --overwrite OUT when its path, as given, passes through a folder inside OUT (no
+    filesystem change): the current folder for a relative OUT ('..' from OUT/checkpoints), or a
+    folder it names ('run/checkpoints/..'). Moving OUT's entries aside moves that folder too, so the
+    path would then name the aside folder or nothing: the old run was split in two and the new one
+    written beside it. OUT itself as the current folder ('.') stays in place and is fine."""
+    top = os.path.realpath(out).rstrip(os.sep) + os.sep
     try:
-        here = os.path.realpath(os.getcwd())
+        cur = os.sep if os.path.isabs(out) else os.getcwd()
     except OSError:
-        return                                      # no current folder: OUT is not relative to one
-    top = os.path.realpath(out)
-    if here.startswith(top.rstrip(os.sep) + os.sep):
-        raise InputError(f"--overwrite: the current folder {here} lies inside {out}, whose files it would "
-                         f"move aside; run it from outside {out} (nothing was changed)")
+        return                                      # no current folder: nothing of OUT's below it
+    passes = [cur]
+    names = [c for c in out.split(os.sep) if c]
+    for c in names[:-1]:                            # every folder the path goes through before OUT
+        cur = os.path.join(cur, c)
+        passes.append(cur)
+    for p in passes:
+        if os.path.realpath(p).startswith(top):
+            raise InputError(f"--overwrite: the path {out} passes through {os.path.realpath(p)}, which lies "
+                             "inside the run it replaces and would be moved aside with it; give the run's "
+                             "path from outside it (nothing was changed)")
 
 
 def _foreign_entry(out: str):
@@ -266,7 +275,7 @@ class Session:
             raise InputError(f"--resume: {self.out} does not exist")
         if overwrite and not is_empty(self.out):
             check_replaceable(self.out)
-            check_cwd_outside(self.out)
+            check_path_outside(self.out)
 
     def __enter__(self) -> "Session":
         if not os.path.isdir(self.out):

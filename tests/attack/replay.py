@@ -431,6 +431,13 @@ def _overwrite_from_inside(rp, d):
     return refused(r, before, snapshot(d))
 
 
+@case(B_LOSS, "train --overwrite --out run/checkpoints/.. (a path through the run's own folder) is refused, the run not split")
+def _overwrite_through_inside(rp, d):
+    rp.copy("plain", d / "run")
+    before = snapshot(d)
+    return refused(rp.cli(T(seed=1, out="run/checkpoints/..") + ["--overwrite"], cwd=d), before, snapshot(d))
+
+
 # --- Silent mixing on resume ----------------------------------------------------------------------
 
 def _mix(copy_files=(), npz=None, config=None, base="plain", also_stored=False):
