@@ -279,3 +279,15 @@ def test_a_batched_sweep_reports_its_rows_while_it_trains(tmp_path):
     assert seen[-1] == (402, 402) and all(total == 402 for _, total in seen)
     assert [n for n, _ in seen] == sorted({n for n, _ in seen})     # said only when it grew
     assert any(0 < n < 402 for n, _ in seen), seen                  # while the batch trained
+
+
+@pytest.mark.parametrize("command", ["sweep", "reproduce"])
+def test_help_says_what_is_printed_off_a_terminal(command):
+    """The reporter of sweep and reproduce (RunsReporter, tested above) prints off a terminal a heartbeat of
+    the runs finished and of the epochs logged; each command's --help must say so, not 'only failures'."""
+    res = subprocess.run([sys.executable, str(REPO / "cli.py"), command, "--help"], capture_output=True,
+                         text=True, cwd=REPO, timeout=60)
+    text = " ".join(res.stdout.split())                         # click wraps the text: compare words
+    assert res.returncode == 0, res.stderr
+    assert "only failures" not in text and "(off one, a heartbeat at each tenth of the runs finished" in text
+    assert "of the epochs logged" in text, text

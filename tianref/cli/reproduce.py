@@ -92,8 +92,9 @@ def reproduce_cmd(section_text, root, scale_text, n_jobs, threads, batch, plan, 
 
     Finished runs of the same configuration (fingerprint) are skipped, unfinished ones resumed; a
     folder holding another run is refused. Writes ROOT/<section>/summary.json, report.md and figures/;
-    on a terminal a progress bar goes to stderr (off one, only failures; each run's heartbeat is in
-    ROOT/<section>/_logs/), one JSON line to stdout. Exit 2: bad input; exit 1: a run failed (the
+    on a terminal a progress bar goes to stderr (off one, a heartbeat at each tenth of the runs finished
+    and, while runs train, at each further tenth of the epochs logged, at most every 30 s; failures;
+    each run's own heartbeat is in ROOT/<section>/_logs/), one JSON line to stdout. Exit 2: bad input; exit 1: a run failed (the
     message names it and its log). Needs a source checkout: the published numbers are read from its
     reference_results/paper, so an installed copy (pip install .) exits 2 before anything runs (--plan
     and --slurm still print their commands).

@@ -137,8 +137,9 @@ def sweep_cmd(root, train_args, eta_text, act_list, M_text, group_text, frac_tex
     fingerprint is this sweep's (same settings and seed) and its final state vouches for its rows; an
     unfinished one is resumed from its resume state, or restarted without one. A folder holding
     another run, or files that are no run, is refused before anything starts (exit 2). On a terminal
-    a progress bar goes to stderr (off one, a heartbeat at each tenth of the runs finished, failures
-    and the runs skipped because they diverged earlier); prints a JSON summary on stdout.
+    a progress bar goes to stderr (off one, a heartbeat at each tenth of the runs finished and, while
+    runs train, at each further tenth of the epochs logged, at most every 30 s; failures and the runs
+    skipped because they diverged earlier); prints a JSON summary on stdout.
     """
     from tianref.experiments import sweep
     lists = {"eta": _numbers(eta_text, "--eta"), "act": act_list}
