@@ -415,7 +415,7 @@ def test_json_into_a_read_only_folder_is_exit_2_before_computing(run_dir, tmp_pa
     ro = tmp_path / "ro"
     ro.mkdir()
     with _read_only(ro):
-        _refused(_cli([cmd, "--run", run_dir, "--epochs", "3", opt, ro / "x.out"]), "cannot write in")
+        _refused(_cli([cmd, "--run", run_dir, "--at-epochs", "3", opt, ro / "x.out"]), "cannot write in")
     assert list(ro.iterdir()) == []
 
 
