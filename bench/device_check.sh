@@ -11,11 +11,11 @@
 # CPU_JOBS (default: nproc), CPU_THREADS (BLAS threads of the single NumPy runs, default: nproc), SKIP_CPU_SWEEP=1 (time the sweep on the GPU only), HEADLINE_EPOCHS
 # (default 400), F64_EPOCHS (default 50), BATCH_EPOCHS (epochs of the batched-sweep benchmark, default 400),
 # BATCH_ARGS (its sweep's size, default the headline: "--M 71 --K 2048 --train-frac 0.4 --eta 2e-4,0
-# --seeds 0-14"), SKIP_INSTALL=1 (leave an existing install alone), EXTRA (train options added to every run, e.g. a small
-# "--M 11 --K 64" for a smoke test), XP (the device backend, default cupy).
-# Without a GPU, `XP=fake SKIP_INSTALL=1 EXTRA="--M 11 --K 64" BATCH_ARGS="--M 11 --K 64 --seeds 0-3 --eta 2e-3,0"
-# bash bench/device_check.sh` exercises the whole script through the strict fake backend (BATCH_ARGS too:
-# the batched step does not take EXTRA); see bench/README.md.
+# --seeds 0-14"), SKIP_INSTALL=1 (leave an existing install alone), EXTRA (train options added to the single runs, e.g. a
+# small "--M 11 --K 64" for a smoke test), SWEEP_EXTRA (added to the 30-run sweeps), XP (the device backend, default cupy).
+# Without a GPU, `XP=fake SKIP_INSTALL=1 EXTRA="--M 11 --K 64" SWEEP_EXTRA="--M 11 --K 64"
+# BATCH_ARGS="--M 11 --K 64 --seeds 0-3 --eta 2e-3,0" bash bench/device_check.sh` exercises the whole script
+# through the strict fake backend (the sweeps do not take EXTRA); see bench/README.md.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT_DIR=${1:-device_check_out}
