@@ -168,6 +168,22 @@ def test_the_claims_block_of_a_paper_section_shows_the_notes():
     ("most-pairs", (0, 8, 10), None, "opposite"),          # behind in k_against/n >= 0.8
     ("most-pairs", (2, 8, 10), None, "opposite"),
     ("most-pairs", (0, 0, 0), None, "undefined"),
+    ("same-count", (29, 30), (30, 30), "fail"),            # the same fraction, not a fraction within 0.05
+    ("same-count", (2, 4), (1, 2), "pass"),                # 2/4 = 1/2: the fraction, not the count
+    ("seed-range", (0.5, 0.75), 0.5, "pass"),              # min <= published <= max: both ends inside
+    ("seed-range", (0.5, 0.75), 0.75, "pass"),
+    ("seed-range", (None, None), 0.9, "undefined"),        # no seed has the quantity
+    ("most-runs", (1, 10), None, "fail"),                  # only none of the runs is the opposite
+    ("ratio-above", 1.0, 0.0, "undefined"),                # no ratio to a reference of 0
+    ("ratio-below", 0.0, 0.0, "undefined"),
+    # 0.95 x 20 rounds to exactly 19.0 (0.95 is 0.94999999999999995559..., the product is within half an ulp of
+    # 19), so these two sit on the boundaries: ours <= 0.95 ref passes, ours x 0.95 >= ref is the opposite
+    ("ratio-below", 19.0, 20.0, "pass"),
+    ("ratio-below", 20.0, 19.0, "opposite"),
+    ("binomial-above", (1, 5), 0.0, "pass"),               # P[X >= 1 | q = 0] = 0: never under the null
+    ("binomial-above", (1, 5), 1.5, "undefined"),          # q is a probability
+    ("brackets", (2.0, None), 2.7482, "pass"),             # (2, inf): no tested c groks, 2.7482 above the grid's top
+    ("brackets", (3.0, None), 2.7482, "fail"),
 ])
 def test_each_rule_at_its_boundaries(rule, ours, ref, outcome):
     assert RULES[rule].judge(ours, ref) == outcome
@@ -182,3 +198,57 @@ def test_magnitude_boundary_and_binomial_tail_by_hand():
     assert binomial_tail(2, 3, 0.5) == pytest.approx(0.5, rel=1e-12)
     assert binomial_tail(3, 3, 0.5) == pytest.approx(0.125, rel=1e-12)
     assert binomial_tail(0, 3, 0.5) == 1.0
+    # a probability: P[X >= 1] = 1 - 2^-160, whose log-space sum rounds to 1 + 3e-15 before the cap
+    assert binomial_tail(1, 160, 0.5) <= 1.0 and binomial_tail(1, 160, 0.5) == pytest.approx(1.0, rel=1e-12)
+    assert binomial_tail(1, 5, 0.0) == 0.0 and binomial_tail(1, 5, 1.0) == 1.0
+
+
+def test_binomial_above_includes_alpha_in_both_tails():
+    """P <= alpha passes (and P[X <= k] <= alpha is the opposite), equality included: alpha is set to the tail
+    itself, P[X >= 1 | Binomial(1, 1/2)] = P[X <= 0] = 1/2, so the comparison is exact."""
+    from tianref.experiments.reproduce.claims import JUDGES, binomial_tail
+    a = binomial_tail(1, 1, 0.5)
+    assert a == pytest.approx(0.5, rel=1e-12)
+    assert JUDGES["binomial-above"]((1, 1), 0.5, alpha=a) == "pass"
+    assert JUDGES["binomial-above"]((0, 1), 0.5, alpha=a) == "opposite"       # P[X >= 0] = 1; P[X <= 0] = 1/2
+
+
+def test_claim_and_source_refuse_what_the_table_cannot_show():
+    from tianref.experiments.reproduce.claims import Claim, Source
+    with pytest.raises(ValueError, match="unknown source kind"):
+        Source("blog", "somewhere")
+    with pytest.raises(ValueError, match="unknown rule"):
+        Claim("c", SRC, "1", "roughly", "pass")
+    with pytest.raises(ValueError, match="must name the difference"):             # would read "in kind ()"
+        Claim("c", SRC, "1", "info", "info", same_definition=False)
+    assert Source("findings", "T5", quote="q").text() == 'paper repository findings.md: T5 — "q"'
+    assert Source("rebuttal", "").text() == "simulated rebuttal on the review page (not the authors)"
+
+
+def test_a_cell_with_a_bar_or_a_newline_stays_one_row_of_five_cells():
+    from tianref.experiments.reproduce.claims import claims_markdown, judged
+    c = judged("B<0 | cos>0\nat ep 300", SRC, "0.9 | 0.8", "info", None)
+    (row,) = claims_markdown([c])[2:]
+    assert row.count("|") == 6 and "\n" not in row                                # 5 cells, one line
+    assert row.startswith("| B<0 / cos>0 at ep 300 | ")
+
+
+def test_verdict_counts_name_in_kind_once_in_the_order_of_the_verdicts():
+    # docs/claims.md: the verdicts' order; "in kind (<difference>)" counts as "in kind"
+    L = ClaimList(FULL)
+    L.add("a", "0.95", "x", "seed-range", (0.88, 0.92), 0.95, source=SRC)                    # differs
+    L.add("b", "0.91", "x", "seed-range", (0.88, 0.92), 0.91, source=SRC, diff="another model")
+    L.add("c", "0.91", "x", "seed-range", (0.88, 0.92), 0.91, source=SRC, diff="another seed")
+    assert list(verdict_counts(L).items()) == [("in kind", 2), ("differs", 1)]
+    assert "3 claims: 2 in kind, 1 differs." in claims_block(L)[2]
+
+
+def test_shown_note_by_hand():
+    from tianref.experiments.reproduce.rows import shown_note
+    # 225 / 553 = 0.4069 -> two significant digits
+    assert shown_note(225, 553, "T5") == "ours 225 = ×0.41 of the paper's 553; T5 prints no range, so the row is " \
+                                          "shown, not judged"
+    assert shown_note(1143.0, 64.0, "T4", "see below").endswith("×18 of the paper's 64; T4 prints no range, so the "
+                                                                 "row is shown, not judged; see below")
+    for ours, paper in ((None, 553), (225, None), (0, 553), (225, 0), (-3, 553), (225, -1)):
+        assert shown_note(ours, paper, "T5") == "", (ours, paper)                     # no factor to give
