@@ -113,6 +113,8 @@ def test_spec_conflicting_with_M_and_unknown_specs_are_one_line_errors():
     with pytest.raises(InputError, match="S4 has order 24, which conflicts with M = 23"):
         parse_group("S4", M=23)
     assert parse_group("S4", M=24).order == 24
+    with pytest.raises(InputError, match="S4 has order 24, which conflicts with M = 71"):   # a larger M too
+        parse_group("S4", M=71)
     for bad in ["S6", "A2", "Q9", "Zx3", "foo", "Z0"]:
         with pytest.raises(InputError) as ei:
             parse_group(bad)
@@ -137,6 +139,7 @@ def test_group_numbers_are_ascii_digits_without_leading_zeros(spec):
 def test_canonical_numbers_still_parse():
     for spec, order in [("Z3", 3), ("3", 3), ("D10", 20), ("Z10x10", 100), ("S5", 120), ("A3xQ8", 24)]:
         assert parse_group(spec).order == order
+    assert parse_group(" S3 ").order == 6             # the group command passes its argument as typed
     with pytest.raises(InputError, match=r"^Z<n> needs 1 <= n <= 1024 \(got Z0\)$"):   # 0: the bound's message
         parse_group("Z0")
 

@@ -60,6 +60,24 @@ def test_newly_pure_step_by_hand():
     assert out["e_dim"] == pytest.approx(3 * (1 + 4 + 9) / 23) and out["e_unif"] == pytest.approx(3 * 3 / 4)
     assert gm.newly_pure_step((prev[0], np.zeros(5, bool)), now, dims) is None       # nothing covered yet
     assert gm.newly_pure_step((np.array([1, 2, 3, 4, 4]), np.ones(5, bool)), now, dims) is None   # all covered
+    # C_t = {4}, the last component: missing 1, 2, 3 (real dimensions 1 + 4 + 9 of 23), three of four components
+    prev4 = (np.array([4, 1, 1, 1, 1]), np.array([True, False, False, False, False]))
+    out = gm.newly_pure_step(prev4, now, dims)
+    assert out["n"] == 3 and out["k"] == 3                          # units 1, 2, 4 on components 3, 2, 3
+    assert out["e_dim"] == pytest.approx(3 * 14 / 23) and out["e_unif"] == pytest.approx(3 * 3 / 4)
+
+
+def test_c_star_and_c_bracket_read_only_their_group():
+    # the section asks both of the cells of every critical group at once (S4 and Q8xZ3)
+    cells = [{"group": "Q8xZ3", "c": c, "n": 3, "n_grok": k} for c, k in ((1.0, 3), (2.0, 3), (3.0, 3), (4.0, 3))]
+    cells += [{"group": "S4", "c": c, "n": 3, "n_grok": k} for c, k in ((1.0, 0), (2.0, 1), (3.0, 2), (4.0, 3))]
+    assert gm.c_star(cells, "S4") == 3.0 and gm.c_star(cells, "Q8xZ3") == 1.0
+    assert gm.c_bracket(cells, "S4") == (2.0, 3.0) and gm.c_bracket(cells, "Q8xZ3") == (None, 1.0)
+    s4 = [c if c["group"] == "S4" else dict(c, n_grok=0) for c in cells]     # Q8xZ3 never groks
+    assert gm.c_bracket(s4, "Q8xZ3") == (4.0, None) and gm.c_bracket(s4, "S4") == (2.0, 3.0)
+    # another group's grid (a capped train fraction): its failing c = 2.5 is not S4's lo
+    other = cells + [{"group": "A5", "c": 2.5, "n": 3, "n_grok": 0}]
+    assert gm.c_bracket(other, "S4") == (2.0, 3.0) and gm.c_star(other, "A5") is None
 
 
 def test_power_purity_of_planted_units():
@@ -143,6 +161,50 @@ def test_claims_on_a_document_where_they_fail():
     # the grid's transition interval (lo, c*] must hold 2.7482: (2, 3] does, (3, 4] and (1, 2] do not
     for c_star, verdict in ((3.0, "in kind"), (4.0, "differs"), (2.0, "differs"), (1.0, "differs")):
         assert _verdicts(_synthetic(c_star=c_star))[2] == verdict, c_star
+
+
+def test_claims_at_their_thresholds_and_on_what_they_leave_out():
+    # purity_w >= 0.9 counts (inclusive, docs/groups.md §7); coverage must be n_comp itself (4 for S4), not 3
+    assert _verdicts(_synthetic(purity=0.9))[0] == "in kind"
+    assert _verdicts(_synthetic(cover=False))[1] == "disagrees"
+    doc = _synthetic()
+    doc["groups"][0]["runs"] = [dict(r, coverage=3.0) for r in doc["groups"][0]["runs"]]
+    assert _verdicts(doc)[1] == "disagrees"
+    # a critical group without a single cell (no run of it read): nothing to bracket, not "0 < 2.7482 <= inf"
+    doc = _synthetic()
+    doc["critical"]["cells"] = []
+    assert _verdicts(doc)[2] == "not measurable"
+    # the row's text states the interval it judged: (lo, c*]
+    c = mod.SECTION.claims(_synthetic(), {})[2]
+    assert c.ours == "c* = 3.0, transition in (2, 3] (grokked: c=1: 0/2, c=2: 0/2, c=3: 2/2, c=4: 2/2)"
+    c = mod.SECTION.claims(_synthetic(c_star=None), {})[2]
+    assert "transition above the grid (> 4)" in c.ours
+
+
+def test_theorem7_is_judged_against_the_larger_null():
+    # two runs of k = 12 of n = 20, pooled 24 of 40, with E_dim = 0.4 n and E_unif = 0.5 n: q = 0.5 (docs/groups.md
+    # §7); P[X >= 24 | 40, 0.5]
+    # = 0.134 > 0.05 and P[X <= 24] = 0.923: differs. Against the smaller null (0.4) it would pass (0.0083).
+    up = sum(math.comb(40, i) for i in range(24, 41)) / 2 ** 40
+    assert 0.05 < up < 0.2
+    assert sum(math.comb(40, i) * 0.4 ** i * 0.6 ** (40 - i) for i in range(24, 41)) < 0.05
+    assert _verdicts(_synthetic(k7=12, n7=20))[3] == "differs"
+
+
+def test_lockin_counts_grokking_non_abelian_runs_and_theorem6_its_worst_checkpoint():
+    doc = _synthetic()
+    run = doc["groups"][0]["runs"][0]
+    # an abelian group's grokking run without a fire and a non-abelian run that reaches t0.5 but not t0.99 are
+    # both outside the count: still 2/2 fired
+    z = dict(gm.group_info("Z23"), runs=[dict(run, run="Z23_seed0", fire=None, thm6=None)])
+    doc["groups"][0]["runs"].append(dict(run, run="S4_seed2", t099=None, fire=None, thm6=None))
+    doc["groups"].append(z)
+    c = mod.SECTION.claims(doc, {})[4]
+    assert c.ours == "fired in 2/2 grokking non-abelian runs" and c.verdict.startswith("in kind")
+    # the identity is checked on the worst checkpoint: one at 0.98 fails it
+    doc["groups"][0]["runs"][1]["thm6"] = dict(run["thm6"], sign_match_exact=0.98)
+    c = mod.SECTION.claims(doc, {})[5]
+    assert (c.outcome, c.verdict) == ("fail", "differs") and "worst of 2" in c.ours
 
 
 def test_c_bracket_by_hand():
