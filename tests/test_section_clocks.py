@@ -64,7 +64,11 @@ def test_the_verdict_follows_clock_outcome():
 
 def test_the_control_is_information_and_weight_decay_is_judged_against_it():
     runs = [_run(s, srank=(0.8, 1.0)) for s in range(3)] + [_run(s, "eta=0", srank=(1.0, 1.0)) for s in range(3)]
-    v = verdicts(clocks.SECTION.claims(_doc(runs), PUBLISHED))
+    claims = clocks.SECTION.claims(_doc(runs), PUBLISHED)
+    # one ordering row per condition, and the two late-simplification rows of eta = 2e-4 against eta = 0 (never the
+    # control against itself)
+    assert len(claims) == 4 and sum("eta=0:" in c.ours and "eta=0.0002" in c.ours for c in claims) == 2
+    v = verdicts(claims)
     assert v[ORDER.replace("eta=0.0002", "eta=0")] == "info"
     srank = [k for k in v if "W stable rank falls further" in k][0]
     nuc = [k for k in v if "‖WV‖_*" in k][0]

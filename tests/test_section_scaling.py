@@ -145,3 +145,35 @@ def test_each_theorem4_row_reads_its_own_grid():
     rows = {c.claim.split(":")[0]: c for c in scaling.SECTION.claims(d, PUBLISHED) if _thm4(c)}
     assert rows["M = 23"].note == "" and rows["M = 23"].rule == "above"
     assert rows["M = 41"].note.startswith("every grid p of M = 41 exceeds p_crit") and rows["M = 41"].rule == "info"
+
+
+def _grid_doc(M, grok_at):
+    """A two-seed smoke doc of M over the grid {p: both seeds grok?}."""
+    runs = [{"M": M, "c": 0, "p": p, "n_train": 1, "seed": s, "grokked": ok, "t099": 100.0 if ok else None,
+             "rho_fire": 12, "lead": None, "status": "fit", "final": {"test_acc": 1.0}}
+            for p, ok in grok_at.items() for s in (0, 1)]
+    table = scaling.cell_table(runs)
+    b = boundary([{"M": r["M"], "x": r["p"], "frac": r["n_grok"] / r["n"]} for r in table])
+    return {"section": "scaling", "scale": {"name": "smoke"}, "command": "", "n_runs": len(runs), "seeds": [0, 1],
+            "epochs": [30], "setup": {}, "scaling": {"per_run": runs, "table": table,
+                                                     "boundary": {str(M): v for M, v in b.items()}}}
+
+
+def test_a_judged_theorem4_row_compares_the_smallest_grokking_p_with_p_crit():
+    """M = 41, p_crit = log 41 / 41 = 0.0906: a grid whose p = 0.05 already groks shows generalisation below
+    p_crit, the opposite of the boundary ('disagrees'); one that first groks at 0.3 passes ('in kind')."""
+    for grok_at, verdict in (({0.05: True, 0.3: True}, "disagrees"), ({0.05: False, 0.3: True}, "in kind")):
+        (row,) = [c for c in scaling.SECTION.claims(_grid_doc(41, grok_at), PUBLISHED) if _thm4(c)]
+        assert row.rule == "above" and row.verdict.split(" (")[0] == verdict, (grok_at, row.verdict)
+
+
+def test_the_T6_boundary_row_needs_the_same_grid_p():
+    """T6 (M = 41) first groks in half the seeds at p = 0.5; ours first at 0.3, one grid step below: differs,
+    although T6's boundary lies somewhere in (0.3, 0.5]."""
+    doc = _grid_doc(41, {0.1: False, 0.2: False, 0.3: True, 0.5: True})
+    by = {c.claim: c for c in scaling.SECTION.claims(doc, PUBLISHED)}
+    row = by["M = 41: the smallest grid p where ≥ half the seeds grok is 0.5"]
+    assert (row.ours, row.rule, row.verdict) == ("0.3", "within-range", "differs")
+    doc = _grid_doc(41, {0.1: False, 0.2: False, 0.3: False, 0.5: True})
+    by = {c.claim: c for c in scaling.SECTION.claims(doc, PUBLISHED)}
+    assert by["M = 41: the smallest grid p where ≥ half the seeds grok is 0.5"].verdict.startswith("in kind (")

@@ -45,3 +45,48 @@ def test_eta_regression_and_leads(pub):
     assert lag5["note"].startswith("ours − the paper's = -450 epochs")                # 3 - 2 = 1 vs 451
     assert any("×0.0054 of the paper's 553" in line for line in claims_block(claims))   # rendered
     assert lock["source_text"] == "paper repository findings.md: T5 §5.6"
+
+
+def _doc(pub, edit=lambda k, s, run: run, fire=None, explain=None):
+    """The runs of test_eta_regression_and_leads (t_rho = 0.8 t05 - 75), each passed through ``edit``."""
+    conds = []
+    for k, p in enumerate(pub["tables"]["T5"]["rows"]):
+        runs = []
+        for s in range(5):
+            t05 = None if p["eta"] == 1e-5 else 100.0 + 40 * k + 10 * s
+            runs.append(edit(k, s, {"t05": t05, "t099": None if t05 is None else t05 + 40,
+                                    "rho_fire": None if t05 is None else 0.8 * t05 - 75}))
+        conds.append(dict(condition(f"eta={p['eta']:g}", p["eta"], {
+            "rho_fire": stat(1.0), "t05": stat(2.0), "fire": fire or stat(3.0), "late": stat(4.0)}, runs=runs), n=5))
+    doc = {"section": "eta", "scale": dict(FULL_SCALE),
+           "views": [{"name": "late 300-600", "summary": {"options": {"late_lo": 300, "late_hi": 600},
+                                                           "conditions": conds}}]}
+    if explain is not None:
+        doc["explain"] = explain
+    return doc
+
+
+def test_eta_groks_ties_and_the_lead_range(pub):
+    # per condition k = 1..4 the runs' medians are t05 = 120 + 40 k and t_rho = 0.8 t05 - 75, so the lead of the
+    # medians is 99 + 8 k: 107 .. 131
+    claims = SECTION.claims(_doc(pub), pub)
+    assert find(claims, "range of the per-η leads (min)")["ours"] == "107"
+    assert find(claims, "range of the per-η leads (max)")["ours"] == "131"
+
+    def edit(k, s, run):
+        if (k, s) == (1, 0):                  # reaches t0.5, never t0.99: not a grokking run
+            return dict(run, t099=None)
+        if (k, s) == (2, 0):                  # t_rho = t0.5: a lead of 0 is not positive
+            return dict(run, rho_fire=run["t05"])
+        return run
+    claims = SECTION.claims(_doc(pub, edit), pub)
+    assert find(claims, "η=5e-05: groks (t0.5 and t0.99 reached), n/N")["ours"] == "4/5"
+    assert find(claims, "lead t0.5 − t_ρ positive, runs")["ours"] == "18/19"
+
+
+def test_eta_lockin_note_gives_the_median_and_points_to_the_table_only_when_there_is_one(pub):
+    fire = stat(3.0, 2.0, 5.0)                                   # median 3 inside a wider IQR
+    lock = find(SECTION.claims(_doc(pub, fire=fire), pub), "η=0.0005: lock-in, slope fire (epoch)")
+    assert lock["note"] == "ours 3 = ×0.0054 of the paper's 553; T5 prints no range, so the row is shown, not judged"
+    lock = find(SECTION.claims(_doc(pub, fire=fire, explain={"etas": []}), pub), "η=0.0005: lock-in, slope fire")
+    assert lock["note"].startswith("ours 3 = ×0.0054") and lock["note"].endswith("threshold' below")

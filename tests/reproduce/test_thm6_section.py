@@ -59,3 +59,27 @@ def test_thm6_module_missing(monkeypatch):
         import_thm6()
     with pytest.raises(InputError, match="thm6 section needs tianref.thm6"):
         SECTION.preflight()
+
+
+def test_thm6_claims_judge_the_right_statistic_of_the_right_epoch(pub):
+    """Quartiles, extremes and the two routes all distinct, at a reduced scale whose epoch 50 is the paper's 100:
+    the paper route's median against T1-IQR ep 100 [0.88, 0.91], the seeds' [min, max] against T1-seed0 ep 100
+    (0.91, not ep 50's 0.83), the ReLU row's paper route (not its exact route) against the 'ReLU' seed 0 (0.91)."""
+    def st(med, q25, q75, lo, hi):
+        return {"n": 5, "n_fired": 5, "median": med, "q25": q25, "q75": q75, "min": lo, "max": hi}
+    sq = {q: st(0.89, 0.87, 0.90, 0.85, 0.915) for q in THM6_QTY}       # 0.91 in [min, max], not in [q25, q75]
+    sq["sign_match_exact"] = st(1.0, 1.0, 1.0, 1.0, 1.0)
+    rl = {q: st(0.91, 0.905, 0.915, 0.90, 0.92) for q in THM6_QTY}
+    rl["sign_match_exact"] = st(1.0, 1.0, 1.0, 1.0, 1.0)
+    doc = {"section": "thm6", "scale": dict(FULL_SCALE, name="ci", epoch_factor=0.5), "thm6": {"n_top": 200, "acts": {
+        "sqr": {"epochs": [50], "paper_epochs": {"50": 100}, "stats": {"50": sq}, "seeds": [0, 1], "eta": 2e-4},
+        "relu": {"epochs": [50], "paper_epochs": {"50": 100}, "stats": {"50": rl}, "seeds": [0, 1], "eta": 2e-4}}}}
+    claims = SECTION.claims(doc, pub)
+    c = find(claims, "sign-match, paper route, x², ep 50 (paper ep 100):")      # median 0.89 in [0.88, 0.91]
+    assert (c["rule"], c["outcome"]) == ("within-range", "pass") and c["claim"].endswith("0.895 [0.88, 0.91]")
+    c = find(claims, "sign_match_paper vs the paper's seed 0, x², ep 50 (paper ep 100):")
+    assert (c["rule"], c["outcome"], c["claim"][-4:]) == ("seed-range", "pass", "0.91")   # 0.85 <= 0.91 <= 0.915
+    c = find(claims, "sign-match, paper route vs the paper's 'ReLU' seed 0, ReLU, ep 50 (paper ep 100):")
+    assert c["outcome"] == "pass" and c["ours"].startswith("0.910 [0.905, 0.915]")        # 0.91 in [0.90, 0.92]
+    c = find(claims, "sign-match, exact route, ReLU, ep 50 (paper ep 100):")
+    assert (c["rule"], c["outcome"]) == ("identity", "identity")

@@ -89,3 +89,6 @@ def test_window_late_rows_say_how_far_ours_is(pub):
     assert d["verdict"] == "info" and d["note"].startswith("ours 1143 = ×18 of the paper's 64; T4 prints no range")
     assert "'Window sweep: float64 vs the paper's float32 Gram' below" in d["note"]
     assert find(claims, "W=10: late σ2/σ3, ep 200-400, eta=0: 2.3")["note"] == ""    # no number of ours: no note
+    del wdoc["explain"]                                # no explanation block: nothing below to point to
+    d = find(REGISTRY["window"].claims(wdoc, pub), "W=10: late σ2/σ3, ep 200-400, eta=0.0002: 64")
+    assert d["note"] == "ours 1143 = ×18 of the paper's 64; T4 prints no range, so the row is shown, not judged"
