@@ -249,6 +249,8 @@ def test_row_count_reads_each_run_log_incrementally(tmp_path):
     assert count(job) == 1
     log.write_bytes(b"".join(b'{"epoch": %d}\n' % e for e in range(7)))   # more rows than E + 1
     assert count(job) == 5
+    log.unlink()                                         # gone between two reads: the last count, still capped
+    assert count(job) == 5
 
 
 def test_runs_reporter_says_the_rows_off_a_terminal_at_tenths_and_not_too_often(capsys):

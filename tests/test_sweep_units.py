@@ -65,3 +65,36 @@ def test_a_stopped_sweep_counts_its_queued_jobs_as_not_started(tmp_path):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 1, err
     assert "1 running run(s) saved their resume state, 2 not started" in err, err
+
+
+def test_every_option_a_sweep_writes_itself_is_refused_after_the_double_dash(tmp_path):
+    """pass_through refuses each option the sweep's own train commands carry (a run would get two values), read
+    off the command lines it writes for a job with every condition key and common option the sweep sets, in
+    the fresh, restarted (--overwrite) and resumed (--resume) states, as '--opt v' and as '--opt=v'; train's
+    other options pass unchanged."""
+    from tianref.cli.sweep import pass_through
+    conds = sweep.grid(eta=[2e-3], act=["sqr"], M=[8], group=["Z8"], train_frac=[0.5])
+    common = {"K": 16, "windows": [3], "metrics": "core", "xp": "numpy", "dtype": "float64", "no_resume_state": True}
+    (job,) = sweep.make_jobs(tmp_path, conds, (0,), 10, common)
+    job.out.mkdir()
+    (job.out / "metrics.jsonl").write_text("")           # not empty: the fresh command restarts it (--overwrite)
+    argv = sweep.train_argv(job, state="fresh", threads=2) + sweep.train_argv(job, state="resumable")
+    own = {t for t in argv if t.startswith("--")}
+    assert {"--out", "--seed", "--epochs", "--threads", "--eta", "--group", "--train-frac", "--no-resume-state",
+            "--overwrite", "--resume"} <= own
+    for opt in sorted(own):
+        for tokens in ([opt, "1"], [f"{opt}=1"]):
+            with pytest.raises(InputError, match="is set by sweep for every run"):
+                pass_through(["--lr", "1e-3", *tokens])
+    assert pass_through(["--optimizer", "muon", "--lr=1e-3"]) == ("--optimizer", "muon", "--lr=1e-3")
+
+
+def test_passed_through_options_reach_a_fresh_run_and_not_a_resumed_one(tmp_path):
+    # docs: a resumable job's command is 'train --out DIR --resume --epochs E' (the stored config defines the run)
+    (job,) = sweep.make_jobs(tmp_path, sweep.grid(eta=[2e-3]), (0,), 10,
+                             {"M": 7, sweep.TRAIN_ARGS: ("--optimizer", "muon", "--lr", "3e-3")})
+    fresh = sweep.train_argv(job, state="fresh")
+    assert fresh[fresh.index("train"):] == ["train", "--out", str(job.out), "--seed", "0", "--epochs", "10",
+                                            "--eta", "0.002", "--M", "7", "--optimizer", "muon", "--lr", "3e-3"]
+    resumed = sweep.train_argv(job, state="resumable")
+    assert resumed[resumed.index("train"):] == ["train", "--out", str(job.out), "--resume", "--epochs", "10"]

@@ -1,0 +1,45 @@
+"""cli.common's input checks shared by several commands: check_interpreter (sweep and reproduce --python) and
+GivenPath (an empty path is not the current folder), on their own and through sweep."""
+import click
+import pytest
+from click.testing import CliRunner
+
+from tianref.cli.common import GivenPath, check_interpreter
+from tianref.cli.sweep import sweep_cmd
+from tianref.errors import InputError
+
+SMALL = ["--eta", "2e-3", "--seeds", "0", "--M", "7", "--K", "16", "--epochs", "4", "--windows", "3"]
+
+
+def test_check_interpreter_takes_an_executable_file_by_path_or_by_name_on_PATH(tmp_path, monkeypatch):
+    exe = tmp_path / "bin" / "py"
+    exe.parent.mkdir()
+    exe.write_text("#!/bin/sh\n")
+    exe.chmod(0o755)
+    plain = tmp_path / "plain"
+    plain.write_text("")
+    plain.chmod(0o644)                      # no execute bit: not executable, even for root
+    check_interpreter(str(exe))
+    monkeypatch.setenv("PATH", str(exe.parent))
+    check_interpreter("py")                 # a name, looked up on PATH
+    for bad in ("nopy", str(plain), str(exe.parent), str(tmp_path / "absent"), "", "   "):
+        with pytest.raises(InputError, match="no such executable here") as ei:
+            check_interpreter(bad, "--python")
+        assert str(ei.value).startswith(f"--python {bad!r}: "), bad
+
+
+def test_given_path_refuses_an_empty_or_blank_value():
+    t = GivenPath(file_okay=False)
+    for v in ("", "   "):
+        with pytest.raises(click.BadParameter, match="the path is empty"):
+            t.convert(v, None, None)
+    assert t.convert("runs", None, None) == "runs"
+
+
+def test_sweep_refuses_an_empty_root_and_a_missing_interpreter_before_writing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    res = CliRunner().invoke(sweep_cmd, ["", *SMALL, "--plan"])       # '' would be the current folder
+    assert res.exit_code == 2 and "the path is empty" in res.output and res.stdout == ""
+    res = CliRunner().invoke(sweep_cmd, [str(tmp_path / "r"), *SMALL, "--python", str(tmp_path / "absent")])
+    assert res.exit_code == 2 and "no such executable here" in res.stderr
+    assert list(tmp_path.iterdir()) == []
