@@ -221,3 +221,17 @@ def test_train_options_after_the_double_dash_reach_every_run(tmp_path):
         res = CliRunner().invoke(sweep_cmd, [str(tmp_path / "c"), *small, "--", *own])
         assert res.exit_code == 2 and "is set by sweep for every run" in res.stderr, res.output
         assert not (tmp_path / "c").exists()
+
+
+def test_a_dangling_link_named_like_a_run_is_refused_before_anything_starts(tmp_path):
+    """ROOT/<run> as a symbolic link to a missing folder: exit 2 with one line naming the link, before any
+    run starts (it used to start the sweep and fail at that run's lock file, exit 1)."""
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "eta0.002_actsqr_M7_seed1").symlink_to(tmp_path / "gone")
+    args = [str(root), "--eta", "2e-3", "--seeds", "0-1", "--M", "7", "--K", "16", "--epochs", "4", "--windows", "3"]
+    for extra in ([], ["--plan"]):
+        res = CliRunner().invoke(sweep_cmd, args + extra)
+        assert res.exit_code == 2 and "does not exist" in res.stderr, res.output
+        assert len(res.stderr.strip().splitlines()) == 1
+        assert sorted(p.name for p in root.iterdir()) == ["eta0.002_actsqr_M7_seed1"]      # nothing started or written

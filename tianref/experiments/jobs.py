@@ -31,6 +31,7 @@ tianref.experiments.sweep runs them as local processes.
 from __future__ import annotations
 
 import itertools
+import os
 import re
 import shlex
 import sys
@@ -215,6 +216,9 @@ def job_state(job: Job) -> str:
     Raises InputError when the directory holds a run of a different configuration, so a
     sweep never counts (or overwrites) someone else's run as its own.
     """
+    if job.out.is_symlink() and not job.out.exists():     # a link to nothing: no run can be made there
+        raise InputError(f"{job.out} is a symbolic link to {os.readlink(job.out)}, which does not exist; "
+                         "remove the link or create its target")
     why = config_mismatch(job)
     if why:
         raise InputError(f"{job.out} holds a different run ({why}); use another ROOT")
