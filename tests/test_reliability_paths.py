@@ -615,3 +615,44 @@ def test_disk_full_from_the_first_byte_names_the_path(tmp_path, command):
     assert "Traceback" not in r.stderr
     lines = r.stderr.strip().splitlines()
     assert lines[-1].startswith("Error: ") and str(want) in lines[-1], r.stderr
+
+
+@pytest.mark.parametrize("back_fails", [False, True], ids=["put-back", "put-back-fails"])
+def test_overwrite_that_cannot_move_the_run_aside_changes_nothing_or_says_where_it_is(run_dir, monkeypatch,
+                                                                                    back_fails):
+    """The second rename of the move aside fails (simulated EXDEV): every moved entry goes back and the
+    refusal says nothing changed (exit 2). If putting back fails too, the old run is split between OUT and
+    the aside folder: one line, exit 1, naming the aside folder and what lies there (it was a bare OSError)."""
+    real = os.rename
+    calls = []
+
+    def rename(src, dst):
+        calls.append((src, dst))
+        aside = ".replaced-" in str(dst)
+        if aside and sum(".replaced-" in str(d) for _, d in calls) == 2:
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        if back_fails and ".replaced-" in str(src):
+            raise OSError(errno.EIO, "Input/output error")
+        return real(src, dst)
+    monkeypatch.setattr(os, "rename", rename)
+    before = _snapshot(run_dir.parent)
+    r = _cli(["train", *SMALL, "--seed", "4", "--overwrite", "--out", run_dir])
+    monkeypatch.setattr(os, "rename", real)
+    if not back_fails:
+        _refused(r, "nothing was changed")
+        assert _snapshot(run_dir.parent) == before
+        return
+    assert r.exit_code == 1 and "Traceback" not in r.output, r.output
+    err = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    aside = [p for p in run_dir.parent.iterdir() if ".replaced-" in p.name]
+    assert len(err) == 1 and len(aside) == 1 and str(aside[0]) in err[0] and "by hand" in err[0], r.stderr
+    moved = sorted(p.name for p in aside[0].iterdir())
+    assert moved and all(name in err[0] for name in moved)
+    whole = {str(Path(k).relative_to(run_dir.name)) if k.startswith(run_dir.name + os.sep) else k: v
+             for k, v in before.items() if k != run_dir.name}
+    now = {}                                          # the old run's files, wherever they are: all there
+    for base in (run_dir, aside[0]):
+        now.update({str(p.relative_to(base)): (p.read_bytes() if p.is_file() else None)
+                    for p in sorted(base.rglob("*"))})
+    assert {k: v for k, v in whole.items() if not k.startswith(".lock")} == \
+        {k: v for k, v in now.items() if not k.startswith(".lock")}

@@ -40,7 +40,7 @@ import os
 import re
 import shutil
 
-from tianref.errors import InputError
+from tianref.errors import InputError, RunFailure
 # the given paths' checks live in tianref/paths.py; re-exported here, where commands long found them
 from tianref.paths import (check_out_path, check_output_dir, check_output_file,  # noqa: F401
                            describe_oserror)
@@ -355,9 +355,15 @@ class Session:
                     os.rename(os.path.join(self.out, entry), os.path.join(aside, entry))
                     moved.append(entry)
         except OSError as exc:                      # put back what moved; change nothing
-            for entry in moved:
-                os.rename(os.path.join(aside, entry), os.path.join(self.out, entry))
-            os.rmdir(aside)
+            try:
+                while moved:
+                    os.rename(os.path.join(aside, moved[-1]), os.path.join(self.out, moved[-1]))
+                    moved.pop()
+                os.rmdir(aside)
+            except OSError as back:                 # the old run is split: say where each part is
+                raise RunFailure(f"--overwrite: cannot move the old run aside ({describe_oserror(exc)}) nor put "
+                                 f"it back ({describe_oserror(back)}); {', '.join(sorted(moved))} of it are in "
+                                 f"{aside}, the rest in {self.out}: move them back by hand") from None
             raise InputError(f"--overwrite: cannot move the old run aside ({describe_oserror(exc)}); "
                              "nothing was changed") from None
         self.aside = aside
