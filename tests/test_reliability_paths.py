@@ -150,10 +150,27 @@ def _checkpoints_as_a_link_to_another_folder(tmp_path, finished):
     return d, "checkpoints, which no run writes"
 
 
+def _a_folder_named_like_a_temp_file(tmp_path, finished):
+    d = tmp_path / "DIR"
+    shutil.copytree(finished, d)
+    (d / ".tmp-drafts").mkdir()                       # atomic writes leave temp files, never folders
+    (d / ".tmp-drafts" / "notes.txt").write_text("mine\n")
+    return d, ".tmp-drafts, which no run writes"
+
+
+def _a_folder_named_like_a_temp_file_in_checkpoints(tmp_path, finished):
+    d = tmp_path / "DIR"
+    shutil.copytree(finished, d)
+    (d / "checkpoints" / ".tmp-old").mkdir()
+    (d / "checkpoints" / ".tmp-old" / "w.npz").write_bytes(b"mine")
+    return d, ".tmp-old, which no run writes"
+
+
 @pytest.mark.parametrize("make", [_notes_and_a_run_below, _a_run_plus_a_foreign_file,
                                   _a_foreign_file_in_checkpoints, _a_config_json_that_is_not_a_run,
                                   _a_checkpoint_backup_in_checkpoints, _a_folder_named_like_a_checkpoint,
-                                  _checkpoints_as_a_link_to_another_folder],
+                                  _checkpoints_as_a_link_to_another_folder, _a_folder_named_like_a_temp_file,
+                                  _a_folder_named_like_a_temp_file_in_checkpoints],
                          ids=lambda f: f.__name__.strip("_"))
 def test_overwrite_refuses_folder_that_is_not_a_run(tmp_path, finished, make):
     d, fragment = make(tmp_path, finished)

@@ -21,7 +21,8 @@ What this module guarantees (docs/reliability.md lists the test of each):
   removes what the new run wrote and moves the old files back.
 * **No leftovers.** Stale ``.tmp-*`` files of an interrupted atomic write are removed when a run
   (re)starts in the folder; a directory that holds only the lock file, such leftovers and an empty
-  ``checkpoints/`` counts as empty.
+  ``checkpoints/`` counts as empty. Only plain files are leftovers: a ``.tmp-*`` folder or link is
+  someone else's (foreign: refused, never cleaned).
 * **Given paths that cannot be used** (``--out ''``, a file where a folder should be, a read-only
   parent) are bad input: ``InputError`` (exit 2), never a traceback. ``check_output_file`` and
   ``check_output_dir`` check every command's output path before it computes; ``check_writable``
@@ -115,20 +116,23 @@ def _foreign_entry(out: str):
     """The first path below OUT (sorted) that is not a run's own file, or None."""
     for name in sorted(os.listdir(out)):
         p = os.path.join(out, name)
-        if _is_leftover(name):
+        if _is_leftover(out, name):
             continue
         if name not in RUN_FILES or RUN_FILES[name] != (os.path.isdir(p) and not os.path.islink(p)):
             return p
         if name == "checkpoints":
             for sub in sorted(os.listdir(p)):
                 q = os.path.join(p, sub)
-                if not (sub.startswith(TMP_PREFIX) or (CHECKPOINT_FILES.fullmatch(sub) and os.path.isfile(q))):
+                if not (_is_leftover(p, sub) or (CHECKPOINT_FILES.fullmatch(sub) and os.path.isfile(q))):
                     return q
     return None
 
 
-def _is_leftover(name: str) -> bool:
-    return name == LOCK or name.startswith(TMP_PREFIX)
+def _is_leftover(d: str, name: str) -> bool:
+    """The lock file, or a temp file of an interrupted atomic write (a plain file: writes make no
+    folders or links, so a ``.tmp-*`` folder or link is someone else's)."""
+    p = os.path.join(d, name)
+    return name == LOCK or (name.startswith(TMP_PREFIX) and os.path.isfile(p) and not os.path.islink(p))
 
 
 def is_empty(out: str) -> bool:
@@ -137,10 +141,10 @@ def is_empty(out: str) -> bool:
     if not os.path.isdir(out):
         return True
     for name in os.listdir(out):
-        if _is_leftover(name):
+        if _is_leftover(out, name):
             continue
         p = os.path.join(out, name)
-        if name == "checkpoints" and os.path.isdir(p) and all(_is_leftover(n) for n in os.listdir(p)):
+        if name == "checkpoints" and os.path.isdir(p) and all(_is_leftover(p, n) for n in os.listdir(p)):
             continue
         return False
     return True
@@ -154,7 +158,7 @@ def clean_stale_tmp(out: str) -> list:
         if not os.path.isdir(d):
             continue
         for name in os.listdir(d):
-            if name.startswith(TMP_PREFIX):
+            if _is_leftover(d, name) and name != LOCK:
                 p = os.path.join(d, name)
                 try:
                     os.unlink(p)
