@@ -105,9 +105,9 @@ def _after_grok(rows, m):
 
 def intervention_claims(d) -> list:
     """Removing the decay after grokking (m = 0 from a T where test accuracy >= 0.99): the compression reverses
-    (wd_intervention's rule: with m = 0 ||W||_F and W srank grow over L epochs while the m = 1 run of the same
-    seed keeps shrinking both) and the algorithm stays. Before grokking (test accuracy < 0.99 at T): shown for
-    reading."""
+    (the authors' quantity: with m = 0 ||theta|| = sqrt(||W||_F^2 + ||V||_F^2) grows over L epochs while the m = 1
+    run of the same seed keeps shrinking it; wd_intervention's own ||W||_F and W srank rule is shown in the note,
+    not judged) and the algorithm stays. Before grokking (test accuracy < 0.99 at T): shown for reading."""
     from tianref.analysis.wd_intervention import COMPRESS_MAX, REVERSE_MIN
     rows, L = d["rows"], d["length"]
     zero = _after_grok(rows, 0.0)
