@@ -129,6 +129,7 @@ def test_window_text_flips_with_the_numbers():
     text = "\n".join(window_markdown(ex, PUB))
     assert "closer to the paper's value (×1.2 of the paper's value vs ×7.4 for float64)" in text
     assert "before the collapse: float64 3000, float32 (BLAS) 3e+04" in text
+    assert "resolve σ3 here. Grok late σ2/σ3 over 200–400, the paper's definition" in text   # a new sentence
     doc = {"section": "window", "scale": {"name": "full"}, "n_runs": 6, "explain": ex, "claims": []}
     md = win_sec.SECTION.report(doc, PUB)
     assert "## Differences from the paper, explained" in md and "above the 100-epsilon limit" in md

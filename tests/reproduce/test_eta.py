@@ -43,6 +43,12 @@ def test_eta_regression_and_leads(pub):
     assert lock["verdict"] == "info" and lock["note"].startswith("ours 3 = ×0.0054 of the paper's 553; T5 prints")
     lag5 = find(claims, "η=0.0005: lag, median fire − median t0.5")
     assert lag5["note"].startswith("ours − the paper's = -450 epochs")                # 3 - 2 = 1 vs 451
+    # one epoch is singular (the stored η = 1e-4 row read "ours − the paper's = 1 epochs")
+    from tianref.experiments.reproduce.sections.eta import lag_note
+    assert lag_note(200 - 100, 99).startswith("ours − the paper's = 1 epoch;")
+    assert lag_note(98, 99).startswith("ours − the paper's = -1 epoch;")
+    assert lag_note(101, 99).startswith("ours − the paper's = 2 epochs;")
+    assert lag_note(None, 99) == "" and lag_note(1, None) == ""
     assert any("×0.0054 of the paper's 553" in line for line in claims_block(claims))   # rendered
     assert lock["source_text"] == "paper repository findings.md: T5 §5.6"
 

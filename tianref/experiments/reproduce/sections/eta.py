@@ -117,6 +117,14 @@ def explain_markdown(ex: dict, pub: dict) -> list:
                                   "25 epochs."]) + [""]
 
 
+def lag_note(ours, paper) -> str:
+    """The note of a lag row: ours minus the paper's, in epochs ('' when either is missing)."""
+    if ours is None or paper is None:
+        return ""
+    d = ours - paper
+    return f"ours − the paper's = {fmt(d)} epoch{'' if abs(d) == 1 else 's'}; it moves with the lock-in row above"
+
+
 def _linfit(x, y):
     if len(x) < 3 or len(set(x)) < 2:
         return None
@@ -178,8 +186,7 @@ class Eta(Section):
             lag = None if not (f and t and f["n_fired"] and t["n_fired"]) else f["median"] - t["median"]
             L.add(f"{e}: lag, median fire − median t0.5", fmt(p["lag"]), fmt(lag), "info", lag, condition=c["label"],
                   source=src("T5 (only −32 and +451 stated)", [6]), gram=True,
-                  note="" if lag is None or p["lag"] is None else
-                  f"ours − the paper's = {fmt(lag - p['lag'])} epochs; it moves with the lock-in row above")
+                  note=lag_note(lag, p["lag"]))
             L.value(f"{e}: {_late(s)}", c, "late", p["late_gap23_300_600"], source=src("T5", [5]), gram=True)
         reg, fit = T5["regression"], _linfit(reg_x, reg_y)
         for k, name in (("slope", "slope"), ("intercept", "intercept"), ("r2", "R²")):

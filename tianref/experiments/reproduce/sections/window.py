@@ -130,7 +130,7 @@ def explain_markdown(ex: dict, pub: dict) -> list:
         key, pre = "late_median", "late_pre_median"
         d64 = _logdist(g64[key], p["late_grok"])
         lo, hi = ex.get("late_lo", ""), ex.get("late_hi", "")
-        parts = [f"grok late σ2/σ3 over {lo}–{hi}, the paper's definition: float64 {num(g64[key], '.4g')}"]
+        parts = [f"Grok late σ2/σ3 over {lo}–{hi}, the paper's definition: float64 {num(g64[key], '.4g')}"]
         parts += [f"{gram_name(g, ex)} {num(per['grok'][g][key], '.4g')}" for g in grams[1:]]
         parts.append(f"paper {fmt(p['late_grok'])}")
         s += " " + ", ".join(parts) + " (before the collapse: " + ", ".join(
