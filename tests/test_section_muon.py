@@ -83,6 +83,12 @@ def test_diversity_claim_compares_the_two_only_where_both_have_generalised():
     never = claims([(5, 6)] * 3, [(2.0, 2.0)] * 3, t099_muon=None)
     assert never["coverage"].verdict == "not measurable" and "does not reach the interactive stage" in \
         never["coverage"].note
+    # Adam never generalises (Muon does): the note names Adam, not Muon
+    per_run = [_run("adam", s, "mse", grok=False, div=_div([1, 3, 4], [0.1, 1.0, 1.2])) for s in range(3)] + \
+              [_run("muon", s, "mse", grok=True, div=_div([1, 5, 5], [0.1, 2.0, 2.0])) for s in range(3)]
+    rows = [c for c in muon.SECTION.claims(_doc(per_run), PUBLISHED) if c.claim.startswith("[mse]")]
+    assert all(c.verdict == "not measurable" and "Adam does not reach the interactive stage" in c.note
+               and "Muon does not" not in c.note for c in rows)
     # Adam at the coverage ceiling floor((M - 1)/2) = 4 (M = 9) in every in-stage pair: the note says so
     capped = claims([(0, 4)] * 3, [(0.0, 1.2)] * 3, M=9)
     assert "at its ceiling 4" in capped["coverage"].note and "ceiling" not in capped["entropy"].note

@@ -168,8 +168,11 @@ class Muon(Section):
                 if neither:
                     notes.append("neither optimizer generalises: the interactive stage is reached by neither run")
                 elif d["diversity_available"] and not pairs:
-                    notes.append("no checkpoint where both runs have generalised: Muon does not reach the interactive "
-                                 "stage in these runs, so the claim's comparison does not exist")
+                    late = [name for name, gr in (("Adam", ga), ("Muon", gm)) if gr and not gr["n_grok"]]
+                    who = (f"{late[0]} does not reach the interactive stage in these runs" if late else
+                           "no seed has both runs generalised at a common checkpoint")
+                    notes.append(f"no checkpoint where both runs have generalised: {who}, so the claim's comparison "
+                                 "does not exist")
                 notes.append(STAGE_NOTE + ceiling_note(d["per_run"], v, key))
                 out.append(judged(f"[{v}] Muon gives more diverse W than Adam in the interactive stage: {what}", SLIDES,
                                   ours, "most-pairs", (k, k_against, len(pairs)), same_definition=False,
