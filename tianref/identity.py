@@ -161,10 +161,10 @@ def check_checkpoint(meta, ck: dict, path: str) -> None:
                          f"{str(block.get('fingerprint'))[:12]} (a checkpoint copied from another run)")
 
 
-def _state_of(run_dir: str):
-    """(path, F, D, epoch) of the state that vouches for a run's log: final.npz, else resume.npz;
-    None when neither exists or it predates identities. Reads only those three arrays."""
-    for name in ("final.npz", "resume.npz"):
+def _state_of(run_dir: str, names=("final.npz", "resume.npz")):
+    """(path, F, D, epoch) of the state that vouches for a run's log: the first of ``names`` that exists
+    (final.npz, else resume.npz); None when none exists or it predates identities. Reads only those arrays."""
+    for name in names:
         path = os.path.join(run_dir, "checkpoints", name)
         if not os.path.isfile(path):
             continue
@@ -178,16 +178,17 @@ def _state_of(run_dir: str):
     return None
 
 
-def check_log(run_dir: str, meta: dict) -> None:
+def check_log(run_dir: str, meta: dict, states=("final.npz", "resume.npz")) -> None:
     """A run directory read for analysis is one run: config.json's settings give the fingerprint it
-    records, its final state (else its resume state) carries that fingerprint, and metrics.jsonl's rows
-    0..e chain to the state's row digest (e = its epoch). Nothing is checked for a run written before
-    identities or one with neither state (no file to vouch for the log); InputError naming the file otherwise."""
+    records, its final state (else its resume state; ``states``: the checkpoint names tried, in order)
+    carries that fingerprint, and metrics.jsonl's rows 0..e chain to the state's row digest (e = its
+    epoch). Nothing is checked for a run written before identities or one with neither state (no file to
+    vouch for the log); InputError naming the file otherwise."""
     from tianref.config import TrainConfig, validate
     cfg_path = os.path.join(run_dir, "config.json")
     if stored_block(meta, cfg_path) is None:
         return
-    state = _state_of(run_dir)
+    state = _state_of(run_dir, states)
     if state is None:
         return
     try:

@@ -54,8 +54,10 @@ def _numbers(text: str, what: str, kind=float) -> list:
 
 def check_jobs(jobs, xp_name: str, device: bool = True) -> None:
     """Validate every job's train command with train's own checks, and the backend once, before
-    anything starts (an InputError names the first bad run). ``device=False`` (a SLURM script,
+    anything starts (an InputError names the first bad run); a resumable job's log is checked against the
+    row digest of its resume state (three small arrays read; train --resume checks the whole state). ``device=False`` (a SLURM script,
     written on a login node for GPU nodes) checks everything but opening the backend."""
+    from tianref import identity, runs
     from tianref.backend import get_xp
     from tianref.cli.train import check_train_args
     from tianref.experiments import sweep
@@ -65,6 +67,8 @@ def check_jobs(jobs, xp_name: str, device: bool = True) -> None:
         argv = sweep.train_argv(job, state="fresh")
         try:
             check_train_args(argv[argv.index("train") + 1:], device=device)
+            if sweep.job_state(job) == "resumable":  # its log must be the one its resume state vouches for
+                identity.check_log(str(job.out), runs.read_config(str(job.out)), states=("resume.npz",))
         except InputError as exc:
             raise InputError(f"run {job.name}: {exc}") from None
 
