@@ -55,8 +55,9 @@ def _numbers(text: str, what: str, kind=float) -> list:
 def check_jobs(jobs, xp_name: str, device: bool = True) -> None:
     """Validate every job's train command with train's own checks, and the backend once, before
     anything starts (an InputError names the first bad run); a resumable job's log is checked against
-    the row digest of its resume state (three small arrays read; train --resume checks the whole state). ``device=False`` (a SLURM script,
-    written on a login node for GPU nodes) checks everything but opening the backend."""
+    the row digest of its resume state (three small arrays read; train --resume checks the whole
+    state). ``device=False`` (a SLURM script, written on a login node for GPU nodes) checks everything
+    but opening the backend."""
     from tianref import identity, runs
     from tianref.backend import get_xp
     from tianref.cli.train import check_train_args
