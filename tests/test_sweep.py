@@ -237,26 +237,44 @@ def test_a_dangling_link_named_like_a_run_is_refused_before_anything_starts(tmp_
         assert sorted(p.name for p in root.iterdir()) == ["eta0.002_actsqr_M7_seed1"]      # nothing started or written
 
 
-def test_a_resumable_run_whose_log_is_not_its_own_is_refused_before_anything_starts(tmp_path):
-    """ROOT holds a half-trained run (resume state at epoch 4) whose metrics.jsonl was edited: the sweep's
-    validation checks a resumable run's log against its resume state's row digest, so the sweep exits 2
-    with one line before any run starts (it started, and train --resume failed at that run: exit 1); the
-    other seed's folder is not created, and the half-trained run is untouched."""
-    root = tmp_path / "root"
-    small = ["--eta", "2e-3", "--M", "7", "--K", "16", "--windows", "3"]
-    res = CliRunner().invoke(sweep_cmd, [str(root), *small, "--seeds", "0", "--epochs", "4"])
-    assert res.exit_code == 0, res.output
-    run = root / "eta0.002_actsqr_M7_seed0"
-    log = run / "metrics.jsonl"
+def _edit_a_row(log):
     lines = log.read_text().splitlines(keepends=True)
     row = json.loads(lines[2])
     row["train_loss"] = row["train_loss"] * 1.5                   # another run's row, as far as the digest can tell
     lines[2] = json.dumps(row) + "\n"
     log.write_text("".join(lines))
+    return "is not the log this run wrote"
+
+
+def _remove_the_log(log):
+    log.unlink()
+    return "is missing"
+
+
+def _a_folder_as_the_log(log):
+    log.unlink()
+    log.mkdir()
+    return "is missing"
+
+
+@pytest.mark.parametrize("damage", [_edit_a_row, _remove_the_log, _a_folder_as_the_log],
+                         ids=lambda f: f.__name__.strip("_"))
+def test_a_resumable_run_whose_log_is_not_its_own_is_refused_before_anything_starts(tmp_path, damage):
+    """ROOT holds a half-trained run (resume state at epoch 4) whose metrics.jsonl was edited, removed or
+    replaced by a folder: the sweep's validation checks a resumable run's log against its resume state's
+    row digest, so the sweep exits 2 with one line before any run starts (it started, and train --resume
+    failed at that run: exit 1; a missing log was an OSError, exit 1); the other seed's folder is not
+    created, and the half-trained run is untouched."""
+    root = tmp_path / "root"
+    small = ["--eta", "2e-3", "--M", "7", "--K", "16", "--windows", "3"]
+    res = CliRunner().invoke(sweep_cmd, [str(root), *small, "--seeds", "0", "--epochs", "4"])
+    assert res.exit_code == 0, res.output
+    run = root / "eta0.002_actsqr_M7_seed0"
+    fragment = damage(run / "metrics.jsonl")
     before = {p: p.read_bytes() for p in sorted(run.rglob("*")) if p.is_file()}
     for extra in ([], ["--plan"]):
         res = CliRunner().invoke(sweep_cmd, [str(root), *small, "--seeds", "0-1", "--epochs", "8", *extra])
-        assert res.exit_code == 2 and "is not the log this run wrote" in res.stderr, res.output
+        assert res.exit_code == 2 and fragment in res.stderr, res.output
         assert len(res.stderr.strip().splitlines()) == 1
     assert sorted(p.name for p in root.iterdir() if not p.name.startswith("_")) == [run.name]
     assert {p: p.read_bytes() for p in sorted(run.rglob("*")) if p.is_file()} == before

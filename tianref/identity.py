@@ -183,7 +183,7 @@ def check_log(run_dir: str, meta: dict, states=("final.npz", "resume.npz")) -> N
     records, its final state (else its resume state; ``states``: the checkpoint names tried, in order)
     carries that fingerprint, and metrics.jsonl's rows 0..e chain to the state's row digest (e = its
     epoch). Nothing is checked for a run written before identities or one with neither state (no file to
-    vouch for the log); InputError naming the file otherwise."""
+    vouch for the log); InputError naming the file otherwise (a missing metrics.jsonl included)."""
     from tianref.config import TrainConfig, validate
     cfg_path = os.path.join(run_dir, "config.json")
     if stored_block(meta, cfg_path) is None:
@@ -201,6 +201,8 @@ def check_log(run_dir: str, meta: dict, states=("final.npz", "resume.npz")) -> N
         raise InputError(f"{path} belongs to another run: its fingerprint {F_ck[:12]} is not config.json's "
                          f"{F[:12]} (files mixed from two runs)")
     log = os.path.join(run_dir, "metrics.jsonl")
+    if not os.path.isfile(log):                                         # the state vouches for rows 0..e
+        raise InputError(f"{log} is missing; {path} is at epoch {e}, so rows 0..{e} must be there")
     with open(log, "rb") as f:
         data = f.read()
     try:
