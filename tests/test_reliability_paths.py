@@ -673,3 +673,32 @@ def test_overwrite_that_cannot_move_the_run_aside_changes_nothing_or_says_where_
                     for p in sorted(base.rglob("*"))})
     assert {k: v for k, v in whole.items() if not k.startswith(".lock")} == \
         {k: v for k, v in now.items() if not k.startswith(".lock")}
+
+
+def test_overwrite_that_puts_the_whole_run_back_says_nothing_changed_even_if_its_empty_aside_folder_stays(
+        run_dir, monkeypatch):
+    """The move aside fails (simulated EXDEV at the second entry) and every entry goes back, but the now
+    empty aside folder cannot be removed (simulated EBUSY): the old run is whole in OUT, so the refusal
+    is the plain one (exit 2, 'nothing was changed'), not a claim that the run is split (it said so,
+    exit 1, with an empty list of entries 'of it' in the aside folder)."""
+    real_rename, real_rmdir = os.rename, os.rmdir
+    calls = []
+
+    def rename(src, dst):
+        calls.append(dst)
+        if ".replaced-" in str(dst) and sum(".replaced-" in str(d) for d in calls) == 2:
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        return real_rename(src, dst)
+
+    def rmdir(path, *a, **k):
+        if ".replaced-" in str(path):
+            raise OSError(errno.EBUSY, "Device or resource busy")
+        return real_rmdir(path, *a, **k)
+    monkeypatch.setattr(os, "rename", rename)
+    monkeypatch.setattr(os, "rmdir", rmdir)
+    before = _snapshot(run_dir)
+    r = _cli(["train", *SMALL, "--seed", "4", "--overwrite", "--out", run_dir])
+    monkeypatch.setattr(os, "rename", real_rename)
+    monkeypatch.setattr(os, "rmdir", real_rmdir)
+    _refused(r, "nothing was changed")
+    assert _snapshot(run_dir) == before                                   # the old run, whole, in OUT

@@ -363,11 +363,14 @@ class Session:
                 while moved:
                     os.rename(os.path.join(aside, moved[-1]), os.path.join(self.out, moved[-1]))
                     moved.pop()
-                os.rmdir(aside)
             except OSError as back:                 # the old run is split: say where each part is
                 raise RunFailure(f"--overwrite: cannot move the old run aside ({describe_oserror(exc)}) nor put "
                                  f"it back ({describe_oserror(back)}); {', '.join(sorted(moved))} of it are in "
                                  f"{aside}, the rest in {self.out}: move them back by hand") from None
+            try:
+                os.rmdir(aside)
+            except OSError:                         # the run is whole in OUT; only an empty folder stays
+                pass
             raise InputError(f"--overwrite: cannot move the old run aside ({describe_oserror(exc)}); "
                              "nothing was changed") from None
         self.aside = aside
