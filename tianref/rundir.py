@@ -365,7 +365,7 @@ class Session:
                     moved.pop()
             except OSError as back:                 # the old run is split: say where each part is
                 raise RunFailure(f"--overwrite: cannot move the old run aside ({describe_oserror(exc)}) nor put "
-                                 f"it back ({describe_oserror(back)}); {', '.join(sorted(moved))} of it are in "
+                                 f"it back ({describe_oserror(back)}); the old run's {', '.join(sorted(moved))} lie in "
                                  f"{aside}, the rest in {self.out}: move them back by hand") from None
             try:
                 os.rmdir(aside)
