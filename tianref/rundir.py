@@ -128,11 +128,16 @@ def _foreign_entry(out: str):
     return None
 
 
-def _is_leftover(d: str, name: str) -> bool:
-    """The lock file, or a temp file of an interrupted atomic write (a plain file: writes make no
-    folders or links, so a ``.tmp-*`` folder or link is someone else's)."""
+def _is_tmp_file(d: str, name: str) -> bool:
+    """A temp file of an interrupted atomic write: a plain ``.tmp-*`` file (writes make no folders or
+    links, so a ``.tmp-*`` folder or link is someone else's)."""
     p = os.path.join(d, name)
-    return name == LOCK or (name.startswith(TMP_PREFIX) and os.path.isfile(p) and not os.path.islink(p))
+    return name.startswith(TMP_PREFIX) and os.path.isfile(p) and not os.path.islink(p)
+
+
+def _is_leftover(d: str, name: str) -> bool:
+    """The lock file, or a temp file of an interrupted atomic write."""
+    return name == LOCK or _is_tmp_file(d, name)
 
 
 def is_empty(out: str) -> bool:
@@ -158,7 +163,7 @@ def clean_stale_tmp(out: str) -> list:
         if not os.path.isdir(d):
             continue
         for name in os.listdir(d):
-            if _is_leftover(d, name) and name != LOCK:
+            if _is_tmp_file(d, name):
                 p = os.path.join(d, name)
                 try:
                     os.unlink(p)

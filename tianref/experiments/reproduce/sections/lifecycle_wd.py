@@ -31,6 +31,8 @@ Rules (most-runs over the seeds intervened on at a T where the run had generalis
 """
 from __future__ import annotations
 
+import math
+
 from tianref.experiments import protocols
 from tianref.experiments.reproduce.cells import fmt, med, scaled
 from tianref.experiments.reproduce.claims import Source, judged
@@ -47,7 +49,6 @@ REVERSAL_DIFFERENCE = ("ours: η × 0 from T on, the optimizer's state carried o
 def theta_ratio(row):
     """||theta||(T + L) / ||theta||(T) of an intervention row, ||theta|| = sqrt(||W||_F^2 + ||V||_F^2) (theta =
     every parameter of the model, as the authors' param_norm); None where a norm is missing or not finite."""
-    import math
     v = [row[w].get(k) for w in ("at_T", "at_TL") for k in ("W_fro", "V_fro")]
     if any(x is None or not math.isfinite(x) for x in v) or not (v[0] or v[1]):
         return None
@@ -119,13 +120,14 @@ def intervention_claims(d) -> list:
     Ts = sorted({r["T"] for r in zero})
     pct = lambda x: "—" if x is None else f"{100 * (x - 1):+.1f} %"                    # noqa: E731
     none = "" if zero else "no run had generalised (test accuracy ≥ 0.99) at a T where η was set to 0"
+    old = [v["holds"] for v in d.get("reversal", []) if v["T"] in Ts]       # wd_intervention's W rule, shown
     note = (none or
             f"the authors' quantity is the norm of all parameters (wd_intervention.py, param_norm), read off its "
             f"curves with no threshold. Tested: its direction only, growing with η → 0 while the η-kept run's "
             f"shrinks. Not tested: how far the compression reverses: ‖θ‖ changes by {pct(med(grow))} in {L} "
             f"epochs with η → 0 against {pct(med(keep))} with η kept (medians). ‖W‖_F and W srank, shown, are not "
-            f"judged (both grow while the η-kept run's shrink in {sum(bool(v['holds']) for v in d.get('reversal', []) if v['T'] in Ts)} of "
-            f"{sum(v['holds'] is not None for v in d.get('reversal', []) if v['T'] in Ts)} seeds)")
+            f"judged (both grow while the η-kept run's shrink in {sum(bool(h) for h in old)} of "
+            f"{sum(h is not None for h in old)} seeds)")
     out = [judged("Removing weight decay after grokking reverses the compression", SEED,
                   f"with η → 0 ‖θ‖ = √(‖W‖_F² + ‖V‖_F²) grows over {L} epochs while the η-kept run's shrinks, in "
                   f"{k}/{len(verdicts)} seeds (T = {Ts}); median ‖θ‖(T+{L})/‖θ‖(T) {fmt(med(grow))} with η → 0, "

@@ -52,13 +52,14 @@ STAGE_NOTE = ("tested: Muon against Adam seed by seed at the checkpoints where b
               "K, M or learning rates")
 
 
-def ceiling_note(per_run, variant, key) -> str:
+def ceiling_note(per_run, variant, key, pairs) -> str:
     """'; Adam's coverage is at its ceiling ...' where every in-stage Adam checkpoint covers all floor((M-1)/2)
-    frequencies (Muon can then only tie or fall short); '' otherwise."""
+    frequencies (Muon can then only tie or fall short); '' otherwise. ``pairs``: the in-stage (seed, adam,
+    muon) pairs of ``key`` (diversity_pairs with stage=True)."""
     if key != "coverage":
         return ""
     Ms = {int(s["M"]) for s in per_run if s["variant"] == variant and s.get("M")}
-    adam = [a for ps in diversity_pairs(per_run, variant, key, stage=True).values() for _, a, _ in ps]
+    adam = [a for _, a, _ in pairs]
     if len(Ms) != 1 or not adam:
         return ""
     top = (Ms.pop() - 1) // 2
@@ -173,7 +174,7 @@ class Muon(Section):
                            "no seed has both runs generalised at a common checkpoint")
                     notes.append(f"no checkpoint where both runs have generalised: {who}, so the claim's comparison "
                                  "does not exist")
-                notes.append(STAGE_NOTE + ceiling_note(d["per_run"], v, key))
+                notes.append(STAGE_NOTE + ceiling_note(d["per_run"], v, key, pairs))
                 out.append(judged(f"[{v}] Muon gives more diverse W than Adam in the interactive stage: {what}", SLIDES,
                                   ours, "most-pairs", (k, k_against, len(pairs)), same_definition=False,
                                   difference=DIFFERENCE, note="; ".join(notes)))
