@@ -132,6 +132,37 @@ def test_probe_rows_and_claims_from_the_probe_output():
     no_agrees_without_the_definition(v.values())
 
 
+def test_a_claim_reads_disagrees_only_when_its_contrary_holds_in_most_probes():
+    # "removing the edge raises the test loss > 4000x more than random": its contrary is the test loss falling.
+    # Falling in 2 of 3 probes is short of 0.8 ("differs", as the stored full run's 10 of 15); in 3 of 3 it is
+    # the opposite. A probe whose loss does not move at all counts for neither side.
+    runs = [{"tag": "a", "condition": G, "seed": 0, "t099": 50.0}]
+
+    def loss_row(dlosses):
+        probes = {"a": [_probe(100 + 25 * i, 1.0, 0.0, dl, 0.05, 0.01, 0.3) for i, dl in enumerate(dlosses)]}
+        v = lp.probe_claims(lp.probe_doc(probes, runs, 20), G)
+        return [c for c in v if c.claim.startswith("After grokking, removing the edge raises the test loss")][0]
+
+    assert loss_row([-0.3, -0.2, 0.01]).verdict == "differs"
+    assert "falls in 2/3" in loss_row([-0.3, -0.2, 0.01]).ours
+    assert loss_row([-0.3, -0.2, -0.1]).verdict == "disagrees"
+    assert loss_row([-0.3, -0.2, 0.0]).verdict == "differs"                 # 2/3 fall, one ties
+    # the train-loss row: the loss rising is the claim, falling its contrary, a zero change neither
+    probes = {"a": [_probe(100 + 25 * i, 1.0, 0.0, 0.1, dt, 0.01, 0.3) for i, dt in enumerate([0.0, 0.0, -1.0])]}
+    v = {c.claim: c for c in lp.probe_claims(lp.probe_doc(probes, runs, 20), G)}
+    assert v["... while it raises the train loss"].verdict == "differs"    # 0 rise, 1 falls, 2 tie
+
+
+def test_the_split_claims_count_their_contrary_on_the_other_side_of_the_threshold():
+    # grad_frac exactly 0.5 is on neither side: five runs at 0.5 show neither the claim nor its contrary
+    tie = {"memorisation": 0.5, "grokking": 0.5, "after": 0.5}
+    v = verdicts(lifecycle.SECTION.claims(_doc([_run(s, tie, palign=0.0) for s in range(5)]), PUBLISHED))
+    assert v[BEFORE] == "differs" and v["At grokking the gradient and weight-decay parts align (W)"] == "differs"
+    # four of five on the other side: 0.8 of the runs show the contrary
+    runs = [_run(s, {"memorisation": 0.3 if s else 0.7, "grokking": 0.6, "after": 0.6}) for s in range(5)]
+    assert verdicts(lifecycle.SECTION.claims(_doc(runs), PUBLISHED))[BEFORE] == "disagrees"
+
+
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     root = tmp_path_factory.mktemp("lifecycle")

@@ -153,10 +153,15 @@ def test_the_claims_block_of_a_paper_section_shows_the_notes():
     ("binomial-above", (1, 5), 0.5, "fail"),               # P[X <= 1] = 6/32 > 0.05: below q, not significant
     ("binomial-above", (5, 5), 0.5, "pass"),               # P[X >= 5] = 1/32 <= 0.05
     ("binomial-above", (4, 5), 0.5, "fail"),               # P[X >= 4] = 6/32 > 0.05
-    ("most-runs", (8, 10), None, "pass"),                  # k/n >= 0.8
-    ("most-runs", (7, 10), None, "fail"),
-    ("most-runs", (0, 10), None, "opposite"),
-    ("most-runs", (0, 0), None, "undefined"),
+    ("most-runs", (8, 0, 10), None, "pass"),               # k/n >= 0.8
+    ("most-runs", (8, 2, 10), None, "pass"),
+    ("most-runs", (7, 3, 10), None, "fail"),
+    ("most-runs", (0, 10, 10), None, "opposite"),          # the contrary in every run
+    ("most-runs", (2, 8, 10), None, "opposite"),           # the contrary in k_contrary/n >= 0.8
+    ("most-runs", (0, 7, 10), None, "fail"),               # the contrary in 0.7 < 0.8: short of the opposite
+    ("most-runs", (0, 0, 10), None, "fail"),               # none shows the event, none its contrary (all fall
+                                                           # short of a threshold): no evidence of the contrary
+    ("most-runs", (0, 0, 0), None, "undefined"),
     ("most-runs-no-opposite", (8, 10), None, "pass"),      # k/n >= 0.8, as most-runs
     ("most-runs-no-opposite", (7, 10), None, "fail"),
     ("most-runs-no-opposite", (0, 10), None, "fail"),      # none: still only a failure, never the opposite
@@ -173,7 +178,7 @@ def test_the_claims_block_of_a_paper_section_shows_the_notes():
     ("seed-range", (0.5, 0.75), 0.5, "pass"),              # min <= published <= max: both ends inside
     ("seed-range", (0.5, 0.75), 0.75, "pass"),
     ("seed-range", (None, None), 0.9, "undefined"),        # no seed has the quantity
-    ("most-runs", (1, 10), None, "fail"),                  # only none of the runs is the opposite
+    ("most-runs", (1, 6, 10), None, "fail"),               # as much evidence the other way as a pass needs
     ("ratio-above", 1.0, 0.0, "undefined"),                # no ratio to a reference of 0
     ("ratio-below", 0.0, 0.0, "undefined"),
     # 0.95 x 20 rounds to exactly 19.0 (0.95 is 0.94999999999999995559..., the product is within half an ulp of

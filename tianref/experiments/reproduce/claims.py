@@ -103,20 +103,24 @@ def _seedrange(ours, ref, **_):
 
 
 def _fraction_at_least(ours, ref, *, min_fraction):
-    """ours = (k, n): pass when k/n >= min_fraction (the claim holds in most runs); opposite when k = 0."""
-    k, n = ours
+    """ours = (k, k_contrary, n): k runs show the claimed event, k_contrary runs its contrary (as the claim's
+    row defines it: the other side of a two-sided outcome, e.g. grad_frac above instead of below 1/2; for a
+    threshold claim the outcome that contradicts it, not a run that merely falls short). Pass when
+    k/n >= min_fraction; opposite when k_contrary/n >= min_fraction, the same evidence the other way; fail
+    otherwise; undefined when n = 0."""
+    k, k_contrary, n = ours
     if not n:
         return "undefined"
     if k / n >= min_fraction:
         return "pass"
-    return "opposite" if k == 0 else "fail"
+    return "opposite" if k_contrary / n >= min_fraction else "fail"
 
 
 def _fraction_no_opposite(ours, ref, *, min_fraction):
     """ours = (k, n): pass when k/n >= min_fraction; otherwise fail, never opposite (a source that counts no
     outcome as a contradiction of its claim: fewer runs showing it is no evidence of the contrary)."""
-    outcome = _fraction_at_least(ours, ref, min_fraction=min_fraction)
-    return "fail" if outcome == "opposite" else outcome
+    k, n = ours
+    return _fraction_at_least((k, 0, n), ref, min_fraction=min_fraction)
 
 
 def _ratio_above(ours, ref, *, factor):
@@ -198,13 +202,9 @@ def _brackets(ours, ref, **_):
 def _most_pairs(ours, ref, *, min_fraction):
     """ours = (k_for, k_against, n) paired comparisons: pass when k_for/n >= min_fraction; opposite when
     k_against/n >= min_fraction, the same evidence the other way; fail otherwise. A tie counts for neither
-    side (it is in n only), so pairs that tie do not make the opposite. undefined when n = 0."""
-    k_for, k_against, n = ours
-    if not n:
-        return "undefined"
-    if k_for / n >= min_fraction:
-        return "pass"
-    return "opposite" if k_against / n >= min_fraction else "fail"
+    side (it is in n only), so pairs that tie do not make the opposite. undefined when n = 0. (The same
+    judgement as most-runs, with the pairs for the runs and "the reference beats ours" for the contrary.)"""
+    return _fraction_at_least(ours, ref, min_fraction=min_fraction)
 
 
 def _info(ours, ref, **_):
@@ -230,7 +230,8 @@ RULES = {r.name: r for r in (
     Rule("same-count", "the same fired fraction k/n as published"),
     Rule("magnitude", "the same order of magnitude: |log10(ours/published)| <= max_log10", {"max_log10": 0.5}),
     Rule("seed-range", "the published single run lies inside our [min, max] over seeds"),
-    Rule("most-runs", "the claimed event holds in at least min_fraction of the runs (none: the opposite)",
+    Rule("most-runs", "the claimed event holds in at least min_fraction of the runs (its contrary, as the row "
+         "defines it, in at least min_fraction: the opposite)",
          {"min_fraction": 0.8}),
     Rule("ratio-above", "ours >= factor x the reference (ours <= the reference / factor: the opposite)", {"factor": 2.0}),
     Rule("identity", "an algebraic identity holds to rel_tol: a check of the code, not evidence for the claim",

@@ -45,12 +45,12 @@ SPLIT_DIFFERENCE = ("their edge: all attention matrices together, 5 checkpoint d
 PHASE_KEYS = tuple(f"{p}_{k}" for p in "WV" for k in ("pgfrac", "palign", "gfrac", "cos"))
 COLUMN = {"pgfrac": "edge_pgfrac", "palign": "edge_palign", "gfrac": "edge_gfrac", "cos": "edge_cos"}
 # (claim, phase, key, test, threshold in words): the seed's words, judged by the authors' definitions
-SPLIT_CLAIMS = (("Before grokking the edge is gradient-driven", "memorisation", "pgfrac", lambda x: x > 0.5,
-                 "grad_frac > 0.5"),
-                ("At grokking the edge becomes a weight-decay (compression) axis", "grokking", "pgfrac",
-                 lambda x: x < 0.5, "grad_frac < 0.5"),
-                ("At grokking the gradient and weight-decay parts align", "grokking", "palign", lambda x: x > 0,
-                 "alignment > 0"))
+# (claim, phase, key, side, threshold): the claimed per-run outcome is side * (median - threshold) > 0, its
+# contrary (most-runs' opposite) side * (median - threshold) < 0, the other side of the same threshold
+SPLIT_CLAIMS = (("Before grokking the edge is gradient-driven", "memorisation", "pgfrac", +1, 0.5),
+                ("At grokking the edge becomes a weight-decay (compression) axis", "grokking", "pgfrac", -1, 0.5),
+                ("At grokking the gradient and weight-decay parts align", "grokking", "palign", +1, 0.0))
+SPLIT_NAMES = {"pgfrac": "grad_frac", "palign": "alignment"}
 
 
 def lifecycle_run(rec, scale) -> dict:
@@ -107,15 +107,16 @@ class Lifecycle(Section):
         G = d["grok"]
         grok_runs = [r for r in d["runs"] if r["condition"] == G]
         out = []
-        for text, ph, key, ok, thr in SPLIT_CLAIMS:
+        for text, ph, key, side, t in SPLIT_CLAIMS:
+            thr = f"{SPLIT_NAMES[key]} {'>' if side > 0 else '<'} {t:g}"
             for p in "WV":
                 vals = [r["phases"].get(ph, {}).get(f"{p}_{key}") for r in grok_runs]
                 vals = [x for x in vals if x is not None and math.isfinite(x)]
-                k = sum(ok(x) for x in vals)
+                k, k_contrary = sum(side * (x - t) > 0 for x in vals), sum(side * (x - t) < 0 for x in vals)
                 logged = any(f"{p}_{key}" in r.get("logged", []) for r in grok_runs)
                 out.append(judged(f"{text} ({p})", AUTHORS,
                                   f"{thr} over the {ph} phase in {k}/{len(vals)} runs (median {fmt(med(vals))})",
-                                  "most-runs", (k, len(vals)), same_definition=False,
+                                  "most-runs", (k, k_contrary, len(vals)), same_definition=False,
                                   difference=DIFFERENCE + "; " + SPLIT_DIFFERENCE,
                                   note="" if logged else f"the runs did not log {p}_edge_{key} (they predate the "
                                                          "authors' split): not measurable"))

@@ -189,35 +189,39 @@ def probe_claims(d, grok: str) -> list:
     up = sum(r["dtest_loss_edge"] > 0 for r in j1)
     rr = [abs(r["dtest_loss_edge"]) / r["abs_dtest_loss_rand"] if r["abs_dtest_loss_rand"] else None for r in j1]
     big = sum(r["dtest_loss_edge"] > 0 and (x or 0) > ABLATION_CLAIM for r, x in zip(j1, rr))
+    down = sum(r["dtest_loss_edge"] < 0 for r in j1)          # the contrary: removing the edge lowers the test loss
     out = [judged(f"After grokking, removing the edge raises the test loss > {ABLATION_CLAIM:g}× more than a random "
                   "direction", REBUTTAL, f"{big}/{n} probes (run × epoch after t0.99, joint space, v1 removed); the "
-                  f"test loss rises in {up}/{n}; median |ΔL(v1)| / mean |ΔL(random)| {fmt(med(rr))} ({N} random "
-                  "orthonormal draws)", "most-runs", (big, n), same_definition=False,
+                  f"test loss rises in {up}/{n}, falls in {down}/{n}; median |ΔL(v1)| / mean |ΔL(random)| {fmt(med(rr))} "
+                  f"({N} random orthonormal draws)", "most-runs", (big, down, n), same_definition=False,
                   difference=DIFFERENCE + f"; ours: v1 of the joint (W, V) update Gram, {N} draws (theirs: 100)")]
     k = sum((r["ratio_acc"] or 0) > ABLATION_CLAIM for r in j12)
+    no_more = sum(r["ratio_acc"] is not None and r["ratio_acc"] <= 1 for r in j12)   # the contrary: not above random
     fl = sum(bool(r["floored"]) for r in j12)
     out.append(judged(f"After grokking the edge is ablation-critical: removing v1 + v2 changes the test accuracy > "
                       f"{ABLATION_CLAIM:g}× more than random directions", AUTHORS,
                       f"|Δacc(v1+v2)| / (|mean Δacc(random)| + 1e-8) > {ABLATION_CLAIM:g} in {k}/{len(j12)} probes "
-                      f"(joint; {fl} with the random mean under the 1e-8 floor, where the ratio is 1e8·|Δacc|); "
-                      f"median Δacc(v1+v2) {fmt(med([r['dtest_acc_edge'] for r in j12]))}",
-                      "most-runs", (k, len(j12)), same_definition=False, difference=DIFFERENCE))
-    k = sum(r["test_acc"] + r["dtest_acc_edge"] >= 0.99 for r in j12)
+                      f"(joint; {fl} with the random mean under the 1e-8 floor, where the ratio is 1e8·|Δacc|), ≤ 1 (no "
+                      f"more than random) in {no_more}/{len(j12)}; median Δacc(v1+v2) "
+                      f"{fmt(med([r['dtest_acc_edge'] for r in j12]))}", "most-runs", (k, no_more, len(j12)),
+                      same_definition=False, difference=DIFFERENCE))
+    k = sum(r["test_acc"] + r["dtest_acc_edge"] >= 0.99 for r in j12)     # its contrary: below 0.99, the rest
     out.append(judged("After grokking, removing v1 + v2 leaves test accuracy at 1.0 (≥ 0.99)",
                       Source("ours", "edge probe, joint"),
                       f"test accuracy ≥ 0.99 with v1 + v2 removed in {k}/{len(j12)} probes; Δacc in "
                       f"[{fmt(min((r['dtest_acc_edge'] for r in j12), default=None))}, "
-                      f"{fmt(max((r['dtest_acc_edge'] for r in j12), default=None))}]", "most-runs", (k, len(j12))))
-    k = sum(r["dtrain_loss_edge"] > 0 for r in j12)
+                      f"{fmt(max((r['dtest_acc_edge'] for r in j12), default=None))}]", "most-runs", (k, len(j12) - k, len(j12))))
+    k, k_contrary = sum(r["dtrain_loss_edge"] > 0 for r in j12), sum(r["dtrain_loss_edge"] < 0 for r in j12)
     out.append(judged("... while it raises the train loss", Source("ours", "edge probe, joint"),
                       f"train loss rises in {k}/{len(j12)} probes; median ΔL_train {fmt(med([r['dtrain_loss_edge'] for r in j12]))}",
-                      "most-runs", (k, len(j12))))
+                      "most-runs", (k, k_contrary, len(j12))))
     k = sum(r["dtrain_loss_edge"] > r["dtrain_loss_norm"] for r in j12)
+    k_contrary = sum(r["dtrain_loss_edge"] < r["dtrain_loss_norm"] for r in j12)
     out.append(judged("The edge matters beyond its norm: removing v1 + v2 raises the train loss more than removing "
                       "the same norm with no direction (θ·√(1 − f))", Source("ours", "edge probe, joint, norm-matched"),
                       f"edge > norm-matched in {k}/{len(j12)} probes; median ΔL_train edge "
                       f"{fmt(med([r['dtrain_loss_edge'] for r in j12]))}, norm-matched "
-                      f"{fmt(med([r['dtrain_loss_norm'] for r in j12]))}", "most-runs", (k, len(j12))))
+                      f"{fmt(med([r['dtrain_loss_norm'] for r in j12]))}", "most-runs", (k, k_contrary, len(j12))))
     fe = [r["f_edge"] for r in late if r["space"] == "joint" and r["removal"] == "v1"]
     inv_p = 1 / j1[0]["P"] if j1 and j1[0]["P"] else None
     out.append(judged("The removed fraction of ‖θ‖²: the edge v1 against a random direction (~1/P)",
@@ -225,10 +229,11 @@ def probe_claims(d, grok: str) -> list:
                       f"edge f in [{fmt(min(fe, default=None))}, {fmt(max(fe, default=None))}]; random f median "
                       f"{fmt(med([r['f_rand'] for r in j1]))}; 1/P {fmt(inv_p)}", "info", None))
     k = sum(r["pert_dtest_acc"] is not None and abs(r["pert_dtest_acc"]) <= FLAT_ACC for r in j1)
+    k_contrary = sum(r["pert_dtest_acc"] is not None and abs(r["pert_dtest_acc"]) > FLAT_ACC for r in j1)
     out.append(judged(f"After grokking the edge is flat under perturbation: θ + ε·sign(p)·v1, ε = 0.005‖θ‖, changes "
                       f"the test accuracy by at most {FLAT_ACC:g}", SEED,
                       f"|Δacc| ≤ {FLAT_ACC:g} in {k}/{n} probes; median Δacc {fmt(med([r['pert_dtest_acc'] for r in j1]))}, "
-                      f"median ΔL_test {fmt(med([r['pert_dtest_loss'] for r in j1]))}", "most-runs", (k, n),
+                      f"median ΔL_test {fmt(med([r['pert_dtest_loss'] for r in j1]))}", "most-runs", (k, k_contrary, n),
                       same_definition=False, difference=DIFFERENCE + "; " + PERTURBATION, note=FLAT_NOTE))
     out.append(curvature_claim(j1))
     return out
@@ -241,13 +246,14 @@ def curvature_claim(j1):
     have = [r for r in j1 if r.get("curv_edge") is not None and r.get("curv_bulk") is not None]
     k = sum(r["curv_edge"] < r["curv_bulk"] for r in have)
     k1 = sum(r["curv_v1"] < r["curv_bulk"] for r in have)
+    k_contrary = sum(r["curv_edge"] > r["curv_bulk"] for r in have)      # the edge curves more than the bulk
     ours = (f"mean curvature along v1, v2 below v3, v4 in {k}/{len(have)} probes (v1 alone below the bulk in "
             f"{k1}/{len(have)}); median curvature v1 {fmt(med([r['curv_v1'] for r in have]))}, v2 "
             f"{fmt(med([r['curv_v2'] for r in have]))}, bulk {fmt(med([r['curv_bulk'] for r in have]))}"
             if have else "not measured: these probes predate the curvature (edge_curvature.py)")
     return judged("After grokking the edge is flat by the authors' measure: the test loss curves less along the "
                   "edge (v1, v2) than along the bulk (v3, v4), (L(θ + εv) + L(θ − εv) − 2L(θ))/ε², ε = 0.001‖θ‖",
-                  AUTHORS_FLATNESS, ours, "most-runs", (k, len(have)), same_definition=False,
+                  AUTHORS_FLATNESS, ours, "most-runs", (k, k_contrary, len(have)), same_definition=False,
                   difference=DIFFERENCE + "; θ: W and V jointly (theirs: the attention matrices); the same formula, "
                   "ε rule and directions (v1..v4 of the window's updates)")
 

@@ -117,6 +117,8 @@ def intervention_claims(d) -> list:
     keep = [theta_ratio(kept[r["T"], r["seed"]]) if (r["T"], r["seed"]) in kept else None for r in zero]
     verdicts = [g > REVERSE_MIN and c < COMPRESS_MAX for g, c in zip(grow, keep) if g is not None and c is not None]
     k = sum(verdicts)
+    # the contrary: with eta -> 0 the norm still shrinks (the compression goes on without weight decay)
+    k_contrary = sum(g < REVERSE_MIN for g, c in zip(grow, keep) if g is not None and c is not None)
     Ts = sorted({r["T"] for r in zero})
     pct = lambda x: "—" if x is None else f"{100 * (x - 1):+.1f} %"                    # noqa: E731
     none = "" if zero else "no run had generalised (test accuracy ≥ 0.99) at a T where η was set to 0"
@@ -133,13 +135,14 @@ def intervention_claims(d) -> list:
                   f"{k}/{len(verdicts)} seeds (T = {Ts}); median ‖θ‖(T+{L})/‖θ‖(T) {fmt(med(grow))} with η → 0, "
                   f"{fmt(med(keep))} with η kept; ‖W‖_F ratio {fmt(med([r['ratio'].get('W_fro') for r in zero]))}, "
                   f"W srank ratio {fmt(med([r['ratio'].get('W_srank') for r in zero]))} with η → 0",
-                  "most-runs", (k, len(verdicts)), same_definition=False,
+                  "most-runs", (k, k_contrary, len(verdicts)), same_definition=False,
                   difference=DIFFERENCE + "; " + REVERSAL_DIFFERENCE, note=note)]
     acc = [r["at_TL"].get("test_acc") for r in zero]
     k2 = sum(a is not None and a >= GROKKED for a in acc)
+    lost = sum(a is not None and a < GROKKED for a in acc)                  # the contrary: the algorithm is lost
     out.append(judged("... while the algorithm stays", SEED,
                       f"test accuracy ≥ {GROKKED:g} at T+{L} in {k2}/{len(zero)} seeds (median {fmt(med(acc))})",
-                      "most-runs", (k2, len(zero)), same_definition=False, difference=DIFFERENCE, note=none))
+                      "most-runs", (k2, lost, len(zero)), same_definition=False, difference=DIFFERENCE, note=none))
     for m in sorted({r["m"] for r in rows if r["m"] != 1.0}):
         pre = [r for r in rows if r["m"] == m and (r["at_T"].get("test_acc") or 0) < GROKKED]
         if not pre:
