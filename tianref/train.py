@@ -77,7 +77,9 @@ def setup(cfg, xp, init=None):
     train_idx, test_idx, W0, V0 = data.init_host(cfg.M, cfg.K, cfg.n_train, cfg.seed)
     if init is not None:
         train_idx, test_idx = data.init_split(cfg, init)
-        W0, V0 = init["W"], init["V"]
+        # host, in C order: a file may hold them in Fortran order, and on some CPUs the BLAS rounds a
+        # product of an F-ordered operand differently, so the same values must give the same run
+        W0, V0 = np.ascontiguousarray(init["W"]), np.ascontiguousarray(init["V"])
     if cfg.init_scale != 1.0:
         V0 = cfg.init_scale * V0                                   # alpha: the initial V's scale
     dt = dtype_of(xp, cfg)
