@@ -397,7 +397,31 @@ def _diff(x, y, path=""):
     return [] if x == y else [path]
 
 
+def _far(x, y, rtol, atol, path=""):
+    """Paths where two JSON documents differ beyond float rounding: floats within atol + rtol |y|, but
+    whole-number floats (epochs, counts) exactly; integers, bools, None, strings and the document's shape
+    exactly, except the command and a claim's 'ours' text (it prints the numbers compared here)."""
+    if isinstance(x, dict) and isinstance(y, dict):
+        return [d for k in sorted(set(x) | set(y))
+                for d in ([f"{path}/{k}"] if k not in x or k not in y else _far(x[k], y[k], rtol, atol, f"{path}/{k}"))]
+    if isinstance(x, list) and isinstance(y, list):
+        if len(x) != len(y):
+            return [path]
+        return [d for i, (u, v) in enumerate(zip(x, y)) for d in _far(u, v, rtol, atol, f"{path}[{i}]")]
+    if isinstance(x, float) and isinstance(y, float) and not (x.is_integer() and y.is_integer()):
+        return [] if abs(x - y) <= atol + rtol * abs(y) else [path]
+    if isinstance(x, str) and isinstance(y, str) and (path == "/command" or path.endswith("/ours")):
+        return []
+    return [] if x == y and type(x) is type(y) else [path]
+
+
 def test_the_ci_headline_reproduction_batched_gives_the_stored_numbers(tmp_path):
+    """The stored ci numbers were trained on one CPU (provenance.json). Another CPU's float32 BLAS rounds
+    differently (seen: an Intel Xeon against the AMD EPYC that stored them, batched and unbatched alike,
+    the two bit for bit equal on each machine), so the test asks for what float32 keeps across CPUs: every
+    event epoch, count, outcome and verdict exactly, every float within 2e-3 relative (the largest drift seen: 7e-4,
+    a control run's late sigma2/sigma3) or 1e-10 absolute (sigma of the decayed updates at epoch 400,
+    ~1e-13, is rounding noise). On the storing machine the documents are equal but for the command."""
     r = subprocess.run([sys.executable, str(REPO / "cli.py"), "reproduce", "--section", "headline", "--scale",
                         "ci", "--root", str(tmp_path), "--batch", "--jobs", "2"],
                        capture_output=True, text=True, cwd=REPO)
@@ -405,4 +429,4 @@ def test_the_ci_headline_reproduction_batched_gives_the_stored_numbers(tmp_path)
     assert sorted((tmp_path / "headline" / "_logs").glob("batch_*.log"))           # it did batch
     got = json.loads((tmp_path / "headline" / "summary.json").read_text())
     stored = json.loads((REPO / "reference_results" / "reproduction" / "ci" / "headline" / "summary.json").read_text())
-    assert _diff(got, stored) == ["/command"]
+    assert _far(got, stored, rtol=2e-3, atol=1e-10) == []
