@@ -30,6 +30,7 @@ import re
 from dataclasses import dataclass, field
 
 from tianref.errors import InputError
+from tianref.numtext import parse_float, parse_int, parse_number
 from tianref.loss import LOSSES
 from tianref.model import ACTIVATIONS
 from tianref.spectra import GRAM_MODES
@@ -266,7 +267,7 @@ def tail_rank_of(text, M: int) -> int:
     """The tail rank r of ``text``: an integer ('22'), or relative to M ('M', 'M-1', 'M+3').
     InputError for anything else."""
     t = str(text).replace(" ", "")
-    m = re.fullmatch(r"(\d+)|M(?:([+-])(\d+))?", t)
+    m = re.fullmatch(r"([0-9]+)|M(?:([+-])([0-9]+))?", t)       # ASCII digits (tianref/numtext.py)
     if m is None:
         raise InputError(f"--tail-rank {text!r}: expected an integer or M, M-c, M+c (e.g. 22, M-1)")
     if m.group(1) is not None:
@@ -299,7 +300,7 @@ def parse_eta_schedule(text: str) -> tuple:
         try:
             if not sep:
                 raise ValueError
-            out.append((int(start), float(value) + 0.0))     # + 0.0: -0 is 0 (json would keep -0.0)
+            out.append((parse_int(start), parse_float(value) + 0.0))     # + 0.0: -0 is 0 (json keeps -0.0)
         except ValueError:
             raise InputError(f"--eta-schedule entries must be START:ETA, e.g. 0:2e-4,250:0 "
                              f"(got {item.strip()!r})") from None
@@ -322,23 +323,23 @@ def parse_list(text: str, what: str, kind=int, nouns=None) -> tuple:
     """The one parser of comma-separated option values: '5,10,20' -> (5, 10, 20).
 
     ``kind`` is int, float or str. Empty text gives (); an empty item ('5,,10', '5,'), an item that
-    is not a ``kind``, or a non-finite float is an InputError naming the option and the item.
-    ``nouns`` = (one, many) names the items in those messages (default: by ``kind``).
+    is not a ``kind`` as tianref/numtext.py reads it (ASCII digits), or a non-finite float is an
+    InputError naming the option and the item. ``nouns`` = (one, many) names the items in those
+    messages (default: by ``kind``).
     """
     if text is None or str(text).strip() == "":
         return ()
-    noun, nouns = nouns or {int: ("an integer", "integers"), float: ("a number", "numbers"),
-                            str: ("a name", "names")}[kind]
-    head = f"{what} {text!r}: expected comma-separated {nouns};"
+    many = nouns[1] if nouns else {int: "integers", float: "numbers", str: "names"}[kind]
+    head = f"{what} {text!r}: expected comma-separated {many};"
     out = []
     for i, item in enumerate(str(text).split(",")):
         item = item.strip()
         if item == "":
             raise InputError(f"{head} item {i + 1} is empty")
         try:
-            v = kind(item)
-        except ValueError:
-            raise InputError(f"{head} {item!r} is not {noun}") from None
+            v = item if kind is str else parse_number(item, kind)     # ASCII digits only (numtext)
+        except ValueError as exc:
+            raise InputError(f"{head} {exc}") from None
         if kind is float and not math.isfinite(v):
             raise InputError(f"{head} {item!r} is not finite")
         out.append(v + 0.0 if kind is float else v)    # -0 is 0: one condition, one folder name

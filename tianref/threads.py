@@ -3,7 +3,8 @@
     VARS       the environment variables that set a BLAS's thread count when it loads
     DEFAULT    1: the thread count when neither --threads nor a variable says otherwise
     resolve    --threads N, else from_env, else DEFAULT
-    from_env   the first of VARS set to a positive integer (OpenBLAS's order), or None
+    MAX        2^31 - 1: the largest count, the C int the BLAS and OpenMP calls take (--threads' bound)
+    from_env   the first of VARS set to an integer in [1, MAX] (OpenBLAS's order), or None
     limits     a context manager that sets every loaded BLAS and OpenMP pool to that many threads
     current    the largest thread count among the loaded BLAS pools (recorded in config.json)
     child_env  the environment of a child process that should use N threads
@@ -29,9 +30,13 @@ import json
 import os
 
 from tianref.errors import InputError
+from tianref.numtext import parse_int
 
 VARS = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS")
 DEFAULT = 1
+# openblas_set_num_threads, omp_set_num_threads and MKL's take a C int: a larger count made ctypes raise
+# (a traceback, exit 1) or wrapped around (2^32 reached OpenBLAS as 0, its own default)
+MAX = 2 ** 31 - 1
 DEFAULT_TEXT = f"{DEFAULT}, or OPENBLAS/MKL/OMP_NUM_THREADS when set"
 REPLAY_DEFAULT_TEXT = f"the run's own; else {DEFAULT_TEXT}"
 # --threads of the commands that replay a run (edge, thm6): a float32 GEMM's sums depend on the BLAS's
@@ -51,7 +56,7 @@ def of_run(run_dir) -> int | None:
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
     n = counts.pop() if len(counts) == 1 else None
-    return n if isinstance(n, int) and n >= 1 else None
+    return n if isinstance(n, int) and not isinstance(n, bool) and 1 <= n <= MAX else None
 
 
 def for_replay(threads: int | None, run_dir) -> int | None:
@@ -61,14 +66,14 @@ def for_replay(threads: int | None, run_dir) -> int | None:
 
 
 def from_env(env=None) -> int | None:
-    """The first of VARS set to a positive integer, or None."""
+    """The first of VARS set to an integer in [1, MAX] (ASCII digits, tianref/numtext.py), or None."""
     env = os.environ if env is None else env
     for var in VARS:
         try:
-            n = int(env.get(var, "").strip())
+            n = parse_int(env.get(var, ""))
         except ValueError:
             continue
-        if n >= 1:
+        if 1 <= n <= MAX:
             return n
     return None
 

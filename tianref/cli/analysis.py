@@ -6,7 +6,7 @@ from pathlib import Path
 import click
 
 from tianref.analysis import clock_events, detectors as det
-from tianref.cli.common import FiniteFloat, GivenPath, reports_errors
+from tianref.cli.common import FiniteFloat, GivenPath, IntRange, reports_errors
 from tianref.config import parse_int_list
 from tianref.errors import InputError
 from tianref.rundir import check_output_dir, check_output_file
@@ -36,20 +36,20 @@ def _window_list(text: str) -> tuple[int, ...]:
 
 @click.command("summarize", context_settings={"show_default": True})
 @click.argument("run_dir", type=GivenPath(path_type=Path))
-@click.option("--window", type=click.IntRange(min=1), default=None,
+@click.option("--window", type=IntRange(min=1), default=None,
               help="Rolling-Gram window W whose keys to analyse (W_gap23_w<W>); "
                    "default: the first window each run logged (the unsuffixed keys).")
-@click.option("--late-lo", type=click.IntRange(min=0), default=det.LATE_RANGE[0],
+@click.option("--late-lo", type=IntRange(min=0), default=det.LATE_RANGE[0],
               help="First epoch of the late sigma2/sigma3 range (inclusive).")
-@click.option("--late-hi", type=click.IntRange(min=0), default=det.LATE_RANGE[1],
+@click.option("--late-hi", type=IntRange(min=0), default=det.LATE_RANGE[1],
               help="Last epoch of the late sigma2/sigma3 range (inclusive).")
 @click.option("--slope-threshold", type=FiniteFloat(), default=det.SLOPE_THRESHOLD,
               help="Lock-in fires when d ln(sigma2/sigma3)/dt exceeds this (per epoch).")
-@click.option("--slope-t-min", type=click.IntRange(min=0), default=det.SLOPE_T_MIN,
+@click.option("--slope-t-min", type=IntRange(min=0), default=det.SLOPE_T_MIN,
               help="Earliest epoch at which the slope detectors may fire.")
-@click.option("--slope-lag", type=click.IntRange(min=1), default=det.SLOPE_LAG,
+@click.option("--slope-lag", type=IntRange(min=1), default=det.SLOPE_LAG,
               help="Backward-difference lag of the slope, in epochs.")
-@click.option("--min-valid", type=click.IntRange(min=0), default=0,
+@click.option("--min-valid", type=IntRange(min=0), default=0,
               help="Require this many non-NaN sigma2/sigma3 rows for a fire "
                    "(30 reproduces the window-sweep script; 0 = off).")
 @click.option("--rho-threshold", type=FiniteFloat(), default=det.RHO_THRESHOLD,
@@ -73,7 +73,7 @@ def _window_list(text: str) -> tuple[int, ...]:
               help="Representation clock: t_rep = first epoch from which W_srank (W_tail) stays within "
                    "this (relative) of its final value; t_rep_settled = first epoch from which it moves "
                    "by at most this in every --persist-row window.")
-@click.option("--persist", type=click.IntRange(min=1), default=clock_events.PERSIST,
+@click.option("--persist", type=IntRange(min=1), default=clock_events.PERSIST,
               help="Persistence window (rows = epochs) of the sustained clocks: t_cls, t_cls_abs, "
                    "t_margin hold their level, t_rep_settled its band, for this many rows.")
 @click.option("--complete-only", is_flag=True,
@@ -127,7 +127,7 @@ def summarize_cmd(run_dir, window, late_lo, late_hi, slope_threshold, slope_t_mi
               default=Path("figures"), help="Directory for the figure files (created).")
 @click.option("--figure", "which", type=click.Choice(["all", "headline", "top5", "activation"]),
               multiple=True, default=("all",), help="Which figure(s) to draw (repeatable).")
-@click.option("--window", type=click.IntRange(min=1), default=None,
+@click.option("--window", type=IntRange(min=1), default=None,
               help="Window W for the sigma2/sigma3 panels; default: the first logged window.")
 @click.option("--windows", "windows_text", default="5,20,30",
               help="Windows for the top-5 eigenvalue panels (comma-separated).")
@@ -135,7 +135,7 @@ def summarize_cmd(run_dir, window, late_lo, late_hi, slope_threshold, slope_t_mi
               help="Activation of the runs shown in the headline and top-5 figures (refused when no run has it).")
 @click.option("--format", "fmt", type=click.Choice(["png", "pdf", "svg"]), default="png",
               help="File format.")
-@click.option("--dpi", type=click.IntRange(min=30, max=600), default=120, help="Resolution.")
+@click.option("--dpi", type=IntRange(min=30, max=600), default=120, help="Resolution.")
 @reports_errors
 def plot_cmd(run_dir, out_dir, which, window, windows_text, act, fmt, dpi):
     """Draw the paper's figures from the runs below RUN_DIR; prints the files written."""

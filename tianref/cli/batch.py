@@ -19,7 +19,7 @@ import numpy as np  # only for np.errstate around the run
 
 from tianref import batch as engine_batch, memory, runs, threads as blas_threads
 from tianref.stacks import same_stack
-from tianref.cli.common import RAISE_ERRORS, GivenPath, reports_errors
+from tianref.cli.common import RAISE_ERRORS, THREADS, GivenPath, reports_errors
 from tianref.cli.progress import RUN_KEY, RowProgress
 from tianref.errors import InputError, RunFailure
 from tianref.paths import check_output_dir
@@ -147,7 +147,7 @@ def _fitting(groups, available=None):
 @click.option("--log-dir", type=GivenPath(file_okay=False), default=None,
               help="Append each run's messages (errors, its JSON summary) to LOG_DIR/<run folder>.log, "
                    "as sweep's _logs/ holds them.")
-@click.option("--threads", type=click.IntRange(min=1), default=None, show_default=blas_threads.DEFAULT_TEXT,
+@click.option("--threads", type=THREADS, default=None, show_default=blas_threads.DEFAULT_TEXT,
               help="Threads of this process. With --xp numpy the stack is split into THREADS parts stepped "
                    "at the same time, each with a one-thread BLAS (the runs' numbers do not depend on the "
                    "split); with --xp cupy the host BLAS's threads.")

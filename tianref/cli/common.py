@@ -17,9 +17,11 @@ import sys
 
 import click
 
+from tianref import threads as blas_threads
 from tianref.backend import BackendError
 from tianref.config import parse_list
 from tianref.errors import InputError, RunFailure
+from tianref.numtext import parse_number
 from tianref.rundir import describe_oserror
 
 # set while a command is run only to validate its arguments (train --check-only from a sweep):
@@ -99,12 +101,42 @@ def json_safe(obj):
     return obj
 
 
-class Float(click.types.FloatParamType):
-    """click's float, with -0 read as 0: a setting given as -0 is stored, fingerprinted and named as 0.0
-    (-0.0 would make the same run another one)."""
+def _ascii_number(type_, value, kind, param, ctx):
+    """``value`` read by tianref/numtext.py (ASCII digits, no '_': one spelling per number) when it is
+    text, else as given; a usage error (one line, exit 2) naming the option otherwise."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return parse_number(value, kind)
+    except ValueError as exc:
+        type_.fail(str(exc), param, ctx)
+
+
+class Int(click.types.IntParamType):
+    """click's integer, written in ASCII digits (tianref/numtext.py): int() alone reads '\u0663' as 3
+    and '1_0' as 10."""
 
     def convert(self, value, param, ctx):
-        return super().convert(value, param, ctx) + 0.0
+        return super().convert(_ascii_number(self, value, int, param, ctx), param, ctx)
+
+
+class IntRange(click.IntRange):
+    """click's IntRange, written in ASCII digits (tianref/numtext.py)."""
+
+    def convert(self, value, param, ctx):
+        return super().convert(_ascii_number(self, value, int, param, ctx), param, ctx)
+
+
+# every command's --threads: a count the BLAS and OpenMP calls can take (tianref/threads.py, MAX)
+THREADS = IntRange(min=1, max=blas_threads.MAX)
+
+
+class Float(click.types.FloatParamType):
+    """click's float, written in ASCII (tianref/numtext.py), with -0 read as 0: a setting given as -0 is
+    stored, fingerprinted and named as 0.0 (-0.0 would make the same run another one)."""
+
+    def convert(self, value, param, ctx):
+        return super().convert(_ascii_number(self, value, float, param, ctx), param, ctx) + 0.0
 
 
 class FiniteFloat(click.ParamType):
@@ -117,7 +149,7 @@ class FiniteFloat(click.ParamType):
 
     def convert(self, value, param, ctx):
         try:
-            v = float(value)
+            v = float(_ascii_number(self, value, float, param, ctx))
         except (TypeError, ValueError, OverflowError):
             v = math.nan
         low = self.low is not None and (v < self.low or (self.low_open and v == self.low))

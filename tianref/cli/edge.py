@@ -19,7 +19,7 @@ import click
 
 from tianref import __version__, edge_curvature, memory, runs, threads as blas_threads
 from tianref.backend import environment_info, get_xp
-from tianref.cli.common import FiniteFloat, epoch_list_options, json_safe, reports_errors
+from tianref.cli.common import THREADS, FiniteFloat, IntRange, epoch_list_options, json_safe, reports_errors
 from tianref.cli.progress import CountProgress
 from tianref.config import parse_int_list
 from tianref.errors import InputError
@@ -134,9 +134,9 @@ SPACE_CHOICES = {"all": ["joint", "W", "V"], "joint": ["joint"], "W": ["W"], "V"
               help="Run directory written by `train` (its config.json is replayed deterministically).")
 @epoch_list_options("edge", "Comma-separated epochs to probe, e.g. 100,200,400 (each <= the run's last epoch).",
                     required=True)
-@click.option("--n-random", "--random", "n_random", type=click.IntRange(min=0), default=20, show_default=True,
+@click.option("--n-random", "--random", "n_random", type=IntRange(min=0), default=20, show_default=True,
               help="Random draws of 2 (and of 1) orthonormal directions per epoch and space (0: the edge only).")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+@click.option("--seed", type=IntRange(min=0), default=0, show_default=True,
               help="Seed of the host rng for the random directions (numpy default_rng((seed, k))).")
 @click.option("--eps-rel", type=FiniteFloat(0, low_open=True), default=0.005, show_default=True,
               help="Perturbation step eps = EPS_REL x ||theta|| of the space (finite, > 0; the authors' 0.005).")
@@ -149,7 +149,7 @@ SPACE_CHOICES = {"all": ["joint", "W", "V"], "joint": ["joint"], "W": ["W"], "V"
               "edge against random (mean +- std) and norm-matched, and the curvature along v1..v4.")
 @click.option("--xp", "xp_name", type=click.Choice(["numpy", "cupy", "fake"]), default="numpy",
               show_default=True, help="Array backend: numpy (CPU) or cupy (GPU). 'fake' is the strict CI backend.")
-@click.option("--threads", type=click.IntRange(min=1), default=None, show_default=blas_threads.REPLAY_DEFAULT_TEXT,
+@click.option("--threads", type=THREADS, default=None, show_default=blas_threads.REPLAY_DEFAULT_TEXT,
               help=blas_threads.REPLAY_HELP)
 @reports_errors
 def edge_cmd(run_dir, epochs_text, n_random, seed, eps_rel, space_names, json_out, plot_out, xp_name, threads):

@@ -10,7 +10,7 @@ import json
 import click
 
 from tianref import groups, irreps
-from tianref.cli.common import reports_errors
+from tianref.cli.common import IntRange, reports_errors
 from tianref.errors import InputError
 
 
@@ -60,7 +60,7 @@ def _text(s: dict) -> str:
                "table:FILE (JSON {\"name\": ..., \"table\": [[...]]}). A table that is not a group exits 2 "
                "naming the failed axiom. See docs/groups.md.")
 @click.argument("spec")
-@click.option("--M", "M", type=click.IntRange(min=1), default=None,
+@click.option("--M", "M", type=IntRange(min=1), default=None,
               help="The order the group must have (required for expr:EXPR, a table mod M: decomposed "
                    "when it satisfies the group axioms, as expr:x+y does, refused naming the failed "
                    "axiom otherwise).")

@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from tianref import threads as blas_threads
-from tianref.cli.common import GivenPath, check_interpreter, reports_errors
+from tianref.cli.common import THREADS, GivenPath, IntRange, check_interpreter, reports_errors
 from tianref.cli.progress import RunsReporter
 from tianref.cli.sweep import THREADS_DEFAULT, THREADS_HELP
 from tianref.errors import InputError
@@ -49,9 +49,9 @@ def _store_dir(store_to):
               help="full: the paper's protocol; ci: the quick configuration (M=23, K=512, train "
                    "fraction 0.5, every eta x 10, 2 seeds, the paper's epochs), which groks in seconds; "
                    "smoke: M=11, K=32, one seed, about 30 epochs per run, a check of the pipeline only.")
-@click.option("--jobs", "n_jobs", type=click.IntRange(min=1), default=2,
+@click.option("--jobs", "n_jobs", type=IntRange(min=1), default=2,
               help="Parallel local train processes (each with --threads BLAS threads).")
-@click.option("--threads", type=click.IntRange(min=1), default=None, show_default=THREADS_DEFAULT,
+@click.option("--threads", type=THREADS, default=None, show_default=THREADS_DEFAULT,
               help=THREADS_HELP + " This process's own replays (thm6, lifecycle) use T threads too, so that "
                    "they equal the runs bit for bit.")
 @click.option("--batch/--no-batch", default=None,
@@ -67,7 +67,7 @@ def _store_dir(store_to):
 @click.option("--store-to", type=GivenPath(file_okay=False, path_type=Path), default=None,
               help="Where --store writes (and --rerender reads); default: the source checkout's "
                    "reference_results/reproduction (an installed copy has none: give it).")
-@click.option("--top-pairs", type=click.IntRange(min=1), default=200,
+@click.option("--top-pairs", type=IntRange(min=1), default=200,
               help="thm6 section: most similar pairs per checkpoint.")
 @click.option("--xp", "xp_name", type=click.Choice(["numpy", "cupy", "fake"]), default="numpy",
               help="Backend passed to train for new runs.")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from tianref.cli.common import CommaChoice, GivenPath, check_interpreter, reports_errors
+from tianref.cli.common import THREADS, CommaChoice, GivenPath, IntRange, check_interpreter, reports_errors
 from tianref.config import parse_list
 from tianref.cli.progress import RunsReporter
 from tianref.errors import InputError, RunFailure
@@ -100,8 +100,8 @@ def write_slurm(jobs, slurm_file: Path, python: str, name: str, threads) -> None
               help="Training fractions p, comma-separated (n_train = round(p M^2)); "
                    "default: train's own default n_train.")
 @click.option("--seeds", "seeds_text", default="0-14", help="Seeds, e.g. 0-14 or 0,1,5.")
-@click.option("--epochs", type=click.IntRange(min=0), default=400, help="Epochs E per run.")
-@click.option("--K", "K", type=click.IntRange(min=2), default=2048, help="Hidden width K.")
+@click.option("--epochs", type=IntRange(min=0), default=400, help="Epochs E per run.")
+@click.option("--K", "K", type=IntRange(min=2), default=2048, help="Hidden width K.")
 @click.option("--windows", default="20",
               help="Rolling windows logged by every run (one pass), e.g. 5,10,20,30.")
 @click.option("--metrics", "metric_set", type=click.Choice(["full", "core"]), default="full",
@@ -110,9 +110,9 @@ def write_slurm(jobs, slurm_file: Path, python: str, name: str, threads) -> None
               help="Backend passed to train ('fake': the strict CI backend, for dry runs of GPU scripts).")
 @click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32",
               help="Training dtype passed to train.")
-@click.option("--jobs", "n_jobs", type=click.IntRange(min=1), default=1,
+@click.option("--jobs", "n_jobs", type=IntRange(min=1), default=1,
               help="Parallel local train processes (each with --threads BLAS threads).")
-@click.option("--threads", type=click.IntRange(min=1), default=None, show_default=THREADS_DEFAULT,
+@click.option("--threads", type=THREADS, default=None, show_default=THREADS_DEFAULT,
               help=THREADS_HELP)
 @click.option("--batch", is_flag=True,
               help="Train the seeds of each condition, and its --eta values, as one stacked array (one "

@@ -17,7 +17,7 @@ import numpy as np  # host checks of a checkpoint's arrays
 from tianref import __version__, group_rows, identity, memory, runs, thm6, threads as blas_threads
 from tianref.analysis.records import read_rows
 from tianref.backend import environment_info, get_xp
-from tianref.cli.common import FiniteFloat, epoch_list_options, json_safe, reports_errors
+from tianref.cli.common import THREADS, FiniteFloat, IntRange, epoch_list_options, json_safe, reports_errors
 from tianref.cli.progress import CountProgress, interactive
 from tianref.config import parse_int_list
 from tianref.errors import InputError
@@ -235,11 +235,11 @@ def _table(records) -> str:
               help="Activation used to compute F = sigma(XW); default: the stored config's.")
 @click.option("--eta", type=FiniteFloat(0), default=None, show_default=True,
               help="eta of B = (F~^T F~ + eta I)^-1; default: the stored config's (the training eta).")
-@click.option("--top-pairs", type=click.IntRange(min=1), default=200, show_default=True,
+@click.option("--top-pairs", type=IntRange(min=1), default=200, show_default=True,
               help="Number N of most similar pairs j < l (largest |cos|, ties by (j, l)) to evaluate and list.")
 @click.option("--all-pairs", is_flag=True, default=False, show_default=True,
               help="Evaluate the exact residual for all K(K-1)/2 pairs and report distributions (no list).")
-@click.option("--audit", type=click.IntRange(min=0), default=5, show_default=True,
+@click.option("--audit", type=IntRange(min=0), default=5, show_default=True,
               help="Pairs (the most similar) whose exact residual is also computed by the definitional route.")
 @click.option("--exact", is_flag=True, default=False, show_default=True,
               help="--exact is the default and kept for the documented command `thm6 --exact`: the exact "
@@ -250,7 +250,7 @@ def _table(records) -> str:
                    "the exact and paper routes are then undefined (see docs/theorem6.md).")
 @click.option("--method", type=click.Choice(["cholesky", "eigh"]), default="cholesky", show_default=True,
               help="Factorisation for B (eigh also reports cond(F~^T F~ + eta I)).")
-@click.option("--block", type=click.IntRange(min=1), default=256, show_default=True,
+@click.option("--block", type=IntRange(min=1), default=256, show_default=True,
               help="Rows per block in --all-pairs (bounds the memory).")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None, show_default=True,
               help="Write the per-checkpoint summaries and pair lists to this JSON file (atomically).")
@@ -258,7 +258,7 @@ def _table(records) -> str:
               help="Write a PNG: sign-match across checkpoints with the paper's T1 values, B vs cos, B vs r.")
 @click.option("--xp", "xp_name", type=click.Choice(["numpy", "cupy", "fake"]), default="numpy",
               show_default=True, help="Array backend: numpy (CPU) or cupy (GPU). 'fake' is the strict CI backend.")
-@click.option("--threads", type=click.IntRange(min=1), default=None, show_default=blas_threads.REPLAY_DEFAULT_TEXT,
+@click.option("--threads", type=THREADS, default=None, show_default=blas_threads.REPLAY_DEFAULT_TEXT,
               help=blas_threads.REPLAY_HELP)
 @click.pass_context
 @reports_errors

@@ -21,7 +21,7 @@ import numpy as np  # host: the length of an --init-from train_idx
 
 from tianref import identity, memory, resume as resume_mod, rundir, runs
 from tianref.backend import environment_info, get_xp, git_state
-from tianref.cli.common import CHECK_DEVICE, RAISE_ERRORS, Float, reports_errors
+from tianref.cli.common import CHECK_DEVICE, RAISE_ERRORS, THREADS, Float, Int, reports_errors
 from tianref.cli.resume_options import refuse_changes_on_resume
 from tianref.cli.train_run import (  # noqa: F401  (BATCH, record_divergence, summary_of: cli/batch.py reads them here)
     BATCH, Prepared, launch, note as _note, record_divergence, summary_of)
@@ -52,7 +52,7 @@ DEFAULT_TRAIN_FRAC = 0.4    # round(0.4 * 71^2) = 2016, the paper's n
 @click.option("--xp", "xp_name", type=click.Choice(["numpy", "cupy", "fake"]), default="numpy",
               show_default=True, help="Array backend: numpy (CPU) or cupy (GPU; needs the [gpu] extra). "
               "'fake' is the strict CI backend.")
-@click.option("--M", "M", type=int, default=D.M, show_default=True,
+@click.option("--M", "M", type=Int(), default=D.M, show_default=True,
               help="Modulus M (classes, operands). With --group: |H|, taken from the group (a different "
                    "--M is refused); expr: tables need it.")
 @click.option("--group", "group", default="", show_default=True,
@@ -61,8 +61,8 @@ DEFAULT_TRAIN_FRAC = 0.4    # round(0.4 * 71^2) = 2016, the paper's n
                    "Z3xZ5 or Q8xZ3, table:FILE (refused unless a group), or expr:EXPR (an expression in x, y "
                    "mod --M; trains without irrep keys). Rows add irrep_coverage, irrep_purity_med and "
                    "irrep_energy (docs/groups.md §6); `python cli.py group SPEC` shows the irreps.")
-@click.option("--K", "K", type=int, default=D.K, show_default=True, help="Hidden width K.")
-@click.option("--n-train", type=int, default=None,
+@click.option("--K", "K", type=Int(), default=D.K, show_default=True, help="Hidden width K.")
+@click.option("--n-train", type=Int(), default=None,
               help="Training pairs (the first n_train of a seeded permutation of the M^2 pairs). "
                    "Default: round(0.4 M^2), which is the paper's 2016 at M = 71.")
 @click.option("--train-frac", type=Float(), default=None,
@@ -74,9 +74,9 @@ DEFAULT_TRAIN_FRAC = 0.4    # round(0.4 * 71^2) = 2016, the paper's n
 @click.option("--lr", type=Float(), default=D.lr, show_default=True,
               help="Learning rate of every --optimizer (Adam, AdamW, SGD, Muon), one value for W and V; "
                    "SGD needs a far larger one (docs/math.md §9).")
-@click.option("--epochs", type=int, default=D.epochs, show_default=True,
+@click.option("--epochs", type=Int(), default=D.epochs, show_default=True,
               help="Full-batch steps E; rows 0..E are logged.")
-@click.option("--seed", type=int, default=D.seed, show_default=True, help="Seed of the split, init and pair draws.")
+@click.option("--seed", type=Int(), default=D.seed, show_default=True, help="Seed of the split, init and pair draws.")
 @click.option("--act", type=click.Choice(ACTIVATIONS), default=D.act, show_default=True, help="Activation sigma.")
 @click.option("--loss", type=click.Choice(LOSSES), default=D.loss, show_default=True,
               help="tian: the class-centred MSE the paper's code trains; theory: 1/2||P_perp(Y - Yhat)||^2; "
@@ -137,7 +137,7 @@ DEFAULT_TRAIN_FRAC = 0.4    # round(0.4 * 71^2) = 2016, the paper's n
               help="Delete checkpoints/resume.npz when the run finishes (it holds the update buffer, "
                    "(8 + 4) bytes x 3MK x max window with the default float64 Gram and float32 training: the "
                    "update ring and the weight-decay ring; ~110 MB at the headline size).")
-@click.option("--threads", type=click.IntRange(min=1), default=None, show_default=blas_threads.DEFAULT_TEXT,
+@click.option("--threads", type=THREADS, default=None, show_default=blas_threads.DEFAULT_TEXT,
               help="BLAS/OpenMP threads of this process, set at run time (the BLAS is loaded before the "
                    "options are read). 1 by default: on a shared 2-core machine (load 4-7) the README's quick "
                    "run took 6-21 s with 1 thread and 10-125 s with 2 (oversubscribed threads spin); raise it "

@@ -41,6 +41,7 @@ from pathlib import Path
 from tianref import identity, runs
 from tianref.config import TrainConfig, validate
 from tianref.errors import InputError
+from tianref.numtext import parse_int
 from tianref.resources import cli_argv
 from tianref.analysis.records import is_complete
 from tianref.rundir import check_replaceable, is_empty, lock_holder
@@ -59,7 +60,7 @@ def parse_seeds(text: str) -> tuple[int, ...]:
         for part in text.split(","):
             part = part.strip()
             if "-" in part:
-                a, b = (int(x) for x in part.split("-", 1))
+                a, b = (parse_int(x) for x in part.split("-", 1))     # ASCII digits (numtext)
                 if b < a:
                     raise ValueError
                 if len(out) + (b - a + 1) > MAX_SEEDS:      # refuse before building the list
@@ -67,11 +68,12 @@ def parse_seeds(text: str) -> tuple[int, ...]:
                                      "(each is a run)")
                 out.extend(range(a, b + 1))
             else:
-                out.append(int(part))
+                out.append(parse_int(part))
     except InputError:
         raise
     except ValueError:
-        raise InputError(f"seeds {text!r}: expected e.g. 0-14 or 0,1,5") from None
+        ascii_only = "" if text.isascii() and "_" not in text else " in ASCII digits 0-9, without '_'"
+        raise InputError(f"seeds {text!r}: expected e.g. 0-14 or 0,1,5{ascii_only}") from None
     if not out or min(out) < 0:
         raise InputError(f"seeds {text!r}: expected non-negative integers")
     return tuple(dict.fromkeys(out))
