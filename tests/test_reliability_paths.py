@@ -436,6 +436,24 @@ def test_json_into_a_read_only_folder_is_exit_2_before_computing(run_dir, tmp_pa
     assert list(ro.iterdir()) == []
 
 
+@pytest.mark.parametrize("cmd, first, second", [("summarize", "--json", "--md"), ("thm6", "--json", "--plot"),
+                                                 ("edge", "--json", "--plot")])
+def test_two_outputs_naming_one_file_are_refused_before_computing(run_dir, tmp_path, monkeypatch, cmd, first,
+                                                                  second):
+    """The second write replaced the first, and the command reported both as written (exit 0)."""
+    monkeypatch.setattr("tianref.cli.analysis.read_tree", _never("summarize"))
+    monkeypatch.setattr("tianref.analysis.edge_runs.load_run", _never("edge"))
+    monkeypatch.setattr("tianref.cli.thm6._sources", _never("thm6"))
+    out = tmp_path / "out"
+    out.mkdir()
+    monkeypatch.chdir(out)
+    args = [cmd, run_dir] if cmd == "summarize" else [cmd, "--run", run_dir, "--at-epochs", "3"]
+    before = _snapshot(tmp_path)
+    for a, b in (("same.x", "same.x"), ("same.x", "./sub/../same.x"), ("same.x", out / "same.x")):
+        _refused(_cli([*args, first, a, second, b]), f"{first} and {second} name the same file")
+    assert _snapshot(tmp_path) == before
+
+
 def test_sweep_slurm_below_a_file_creates_nothing(tmp_path, afile, monkeypatch):
     monkeypatch.setattr("tianref.cli.sweep.check_jobs", _never("sweep validation"))
     before = _snapshot(tmp_path)

@@ -7,7 +7,7 @@ OSError met later (a full disk, a folder made read-only meanwhile) is shown by
 ``describe_oserror`` as one line naming the file (exit 1).
 
 Refused: an empty path; a folder where a file is asked for (or a file where a folder is); a path
-below a regular file; a path whose nearest existing folder this process cannot write in; the root of
+below a regular file; two output options of one command naming the same file; a path whose nearest existing folder this process cannot write in; the root of
 a tree of runs (sweep ROOT, reproduce --root) at or below a run directory (``check_not_in_run``).
 """
 from __future__ import annotations
@@ -71,6 +71,20 @@ def check_output_file(path, what: str, make_parents: bool = True) -> str:
         raise InputError(f"{what} {path}: directory {os.path.dirname(path) or '.'} does not exist")
     _check_folder_usable(folder, path, what)
     return path
+
+
+def check_distinct_outputs(*named) -> None:
+    """Refuse two output options of one command that name the same file (``named``: (option, path)
+    pairs, None for an option not given): the second write would replace the first, which the command
+    then reports as written (summarize --json and --md, thm6 and edge --json and --plot)."""
+    seen = {}
+    for what, path in named:
+        if path is None:
+            continue
+        key = os.path.realpath(os.fspath(path))
+        if key in seen:
+            raise InputError(f"{seen[key]} and {what} name the same file {os.fspath(path)}; give each its own")
+        seen[key] = what
 
 
 def check_output_dir(path, what: str) -> str:

@@ -9,6 +9,7 @@ from tianref.analysis import clock_events, detectors as det
 from tianref.cli.common import FiniteFloat, GivenPath, IntRange, reports_errors
 from tianref.config import parse_int_list
 from tianref.errors import InputError
+from tianref.paths import check_distinct_outputs
 from tianref.rundir import check_output_dir, check_output_file
 from tianref.analysis.records import METRICS_FILE, list_run_dirs, read_run
 from tianref.cli.progress import CountProgress
@@ -98,6 +99,7 @@ def summarize_cmd(run_dir, window, late_lo, late_hi, slope_threshold, slope_t_mi
     for what, path in (("--json", json_out), ("--md", md_out)):     # before reading any run
         if path is not None:
             check_output_file(path, what, make_parents=False)     # write_atomic makes no folder
+    check_distinct_outputs(("--json", json_out), ("--md", md_out))
     if not run_dir.exists():
         raise InputError(f"{run_dir}: no such directory")
     opt = Options(window=window, late_lo=late_lo, late_hi=late_hi,

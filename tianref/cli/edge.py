@@ -23,6 +23,7 @@ from tianref.cli.common import THREADS, FiniteFloat, IntRange, epoch_list_option
 from tianref.cli.progress import CountProgress
 from tianref.config import parse_int_list
 from tianref.errors import InputError
+from tianref.paths import check_distinct_outputs
 from tianref.rundir import check_output_file
 
 def _note(msg: str) -> None:
@@ -157,6 +158,7 @@ def edge_cmd(run_dir, epochs_text, n_random, seed, eps_rel, space_names, json_ou
     for what, path in (("--json", json_out), ("--plot", plot_out)):     # before any replay
         if path is not None:
             check_output_file(path, what)
+    check_distinct_outputs(("--json", json_out), ("--plot", plot_out))
     epochs = parse_int_list(epochs_text, "--at-epochs")
     if not epochs or min(epochs) < 0:
         raise InputError(f"--at-epochs needs one or more epochs >= 0 (got {epochs_text!r})")

@@ -22,6 +22,7 @@ from tianref.cli.progress import CountProgress, interactive
 from tianref.config import parse_int_list
 from tianref.errors import InputError
 from tianref.model import ACTIVATIONS
+from tianref.paths import check_distinct_outputs
 from tianref.rundir import check_output_file
 
 # the paper's Theorem 6 checkpoints (Table T1 for x^2; its 'ReLU' row)
@@ -267,6 +268,7 @@ def thm6_cmd(ctx, run_dir, epochs_text, replay_beyond, checkpoint, act, eta, top
     for what, path in (("--json", json_out), ("--plot", plot_out)):
         if path is not None:
             check_output_file(path, what)
+    check_distinct_outputs(("--json", json_out), ("--plot", plot_out))
     xp = get_xp(xp_name)
     ctx.with_resource(blas_threads.limits(blas_threads.for_replay(threads, run_dir)))  # train's count: bitwise
     if exact and pinv:
