@@ -86,6 +86,20 @@ def test_plot_cli(tree, tmp_path):
     assert res.exit_code == 2 and "--windows" in res.stderr
 
 
+@pytest.mark.parametrize("figure", ["headline", "activation"])
+def test_a_window_no_run_logged_is_refused_not_drawn_without_its_panel(tree, tmp_path, figure):
+    """--window 7 (the runs logged 20, 5, 30) dropped the sigma2/sigma3 panel and still titled the figure
+    'window W = 7', exit 0; summarize --window 7 refuses it. A logged window other than the first is drawn."""
+    out = tmp_path / "figs"
+    res = CliRunner().invoke(plot_cmd, [str(tree), "--out", str(out), "--figure", figure, "--window", "7"])
+    assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+    assert res.stderr.strip().splitlines() == [
+        "Error: --window 7: no run shown logged that window (their windows: 5, 20, 30)"]
+    assert not out.exists()
+    figs, _ = figures_from_runs(read_tree(tree), which=("headline",), window=30)
+    assert [ax.get_ylabel() for ax in figs["headline"].axes][-1].endswith("(W = 30)")
+
+
 def test_a_condition_whose_detector_never_fired_says_so_in_the_legend(tree):
     """The headline legend gives each condition's median fire; a condition where no run fired says
     'no fire (0/n)' rather than nothing, which read as 'not computed'. The counts are the detector's own

@@ -40,7 +40,7 @@ from tianref.analysis import diagnostics as dg  # noqa: E402
 from tianref.analysis import figure_text as ft  # noqa: E402
 from tianref.errors import InputError  # noqa: E402
 from tianref.runs import atomic_write_bytes  # noqa: E402
-from tianref.analysis.records import RunRecord, run_status, window_key  # noqa: E402
+from tianref.analysis.records import RunRecord, run_status, window_key, windows_of  # noqa: E402
 from tianref.analysis.summarize import condition_labels, group_conditions  # noqa: E402
 
 FIGURES = ("headline", "top5", "activation")
@@ -324,6 +324,12 @@ def figures_from_runs(records: list[RunRecord], which=FIGURES, window=None,
     acts = sorted({cc.get("act", "sqr") for cc, _ in groups})
     main = [g for g in groups if g[0].get("act", "sqr") == act] or groups
     figs = {}
+    if window is not None and any(n in which for n in ("headline", "activation")):
+        shown = [r for _, rs in (groups if "activation" in which else main) for r in rs]
+        if not any(_has_gap(r, window) for r in shown):   # its panel would vanish, the title still naming W
+            logged = sorted({W for r in shown for W in windows_of(r)})
+            raise InputError(f"--window {window}: no run shown logged that window (their windows: "
+                             f"{', '.join(map(str, logged)) or 'none'})")
     if window is None and any(n in which for n in ("headline", "activation")):
         shown = [r for _, rs in (groups if "activation" in which else main) for r in rs]
         window = ft.window_of(shown)        # one window for every run: a run's own first one may differ
