@@ -43,3 +43,19 @@ def test_sweep_refuses_an_empty_root_and_a_missing_interpreter_before_writing(tm
     res = CliRunner().invoke(sweep_cmd, [str(tmp_path / "r"), *SMALL, "--python", str(tmp_path / "absent")])
     assert res.exit_code == 2 and "no such executable here" in res.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("args", [
+    ["train", "--M", "7", "--K", "8", "--epochs", "2", "--out", "OUT", "--init-from", ""],
+    ["train", "--M", "7", "--K", "8", "--epochs", "2", "--out", "OUT", "--init-from", "  "],
+    ["sweep", "OUT", *SMALL, "--plan", "--python", ""],
+    ["reproduce", "--scale", "smoke", "--section", "headline", "--root", "OUT", "--plan", "--python", " "],
+])
+def test_an_empty_init_from_or_interpreter_is_refused_not_ignored(tmp_path, monkeypatch, args):
+    """train --init-from '' trained a fresh random run as if the option were absent; sweep and reproduce
+    --plan printed commands starting with '' (--plan checks no interpreter: its commands may run
+    elsewhere, but an empty one runs nowhere)."""
+    from cli_checks import cli, refused
+    monkeypatch.chdir(tmp_path)
+    refused(cli([a.replace("OUT", str(tmp_path / "o")) for a in args]), "the path is empty")
+    assert list(tmp_path.iterdir()) == []

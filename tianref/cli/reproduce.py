@@ -74,7 +74,7 @@ def _store_dir(store_to):
 @click.option("--slurm", "slurm_file", type=GivenPath(dir_okay=False, path_type=Path), default=None,
               help="Write a SLURM job-array script for the unfinished runs of the section(s) to this file "
                    "(task i runs the i-th --plan command) and exit; afterwards run reproduce again to summarise.")
-@click.option("--python", default=sys.executable, help="Interpreter in the train commands.")
+@click.option("--python", type=GivenPath(), default=sys.executable, help="Interpreter in the train commands.")
 @click.option("--rerender", is_flag=True,
               help="Trains nothing: rebuild the claims and report.md of the stored section(s) in "
                    "STORE_TO/<scale>/ from their summary.json (e.g. after a citation or rule changed), after "

@@ -126,7 +126,7 @@ def write_slurm(jobs, slurm_file: Path, python: str, name: str, threads) -> None
 @click.option("--slurm", "slurm_file", type=GivenPath(dir_okay=False, path_type=Path), default=None,
               help="Write a SLURM job-array script for the unfinished runs to this file (task i runs "
                    "the i-th --plan command) and exit; submit it with sbatch.")
-@click.option("--python", default=sys.executable, help="Interpreter for the train commands.")
+@click.option("--python", type=GivenPath(), default=sys.executable, help="Interpreter for the train commands.")
 @click.option("--no-resume-state", is_flag=True,
               help="Passed to train: delete each run's checkpoints/resume.npz when it finishes (it holds the "
                    "rolling-update buffer, ~110 MB at the headline size).")

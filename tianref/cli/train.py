@@ -21,7 +21,7 @@ import numpy as np  # host: the length of an --init-from train_idx
 
 from tianref import identity, memory, resume as resume_mod, rundir, runs
 from tianref.backend import environment_info, get_xp, git_state
-from tianref.cli.common import CHECK_DEVICE, RAISE_ERRORS, THREADS, Float, Int, reports_errors
+from tianref.cli.common import CHECK_DEVICE, RAISE_ERRORS, THREADS, Float, GivenPath, Int, reports_errors
 from tianref.cli.resume_options import refuse_changes_on_resume
 from tianref.cli.train_run import (  # noqa: F401  (BATCH, record_divergence, summary_of: cli/batch.py reads them here)
     BATCH, Prepared, launch, note as _note, record_divergence, summary_of)
@@ -124,7 +124,7 @@ DEFAULT_TRAIN_FRAC = 0.4    # round(0.4 * 71^2) = 2016, the paper's n
                    "directions per frequency, (M-1)/2 frequencies (docs/edge-and-clocks.md §4).")
 @click.option("--checkpoint-epochs", default="", show_default=True,
               help="Comma-separated epochs to save checkpoints/epoch_NNNNN.npz.")
-@click.option("--init-from", type=click.Path(dir_okay=False), default=None,
+@click.option("--init-from", type=GivenPath(dir_okay=False), default=None,
               help="Start from arrays W (2M x K), V (K x M), train_idx in an .npz; test = complement.")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Run directory.")
 @click.option("--resume", is_flag=True, help="Continue the run in OUT from its resume state, after checking that config.json, "
