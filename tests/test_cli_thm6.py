@@ -159,6 +159,24 @@ def test_all_pairs_lists_nothing(tmp_path):
     assert rec["summary"]["sign_match_exact"] == 1.0 and "r_exact_quantiles" in rec["summary"]
 
 
+@pytest.mark.parametrize("extra, fragment", [
+    (["--all-pairs", "--top-pairs", "5"], "drop --top-pairs"),
+    (["--replay-beyond"], "a --checkpoint file has no run"),
+])
+def test_options_that_would_be_ignored_are_refused(tmp_path, extra, fragment):
+    """--top-pairs with --all-pairs (which lists no pair) and --replay-beyond with a --checkpoint (no run
+    to train on) were silently ignored, exit 0."""
+    ck = write_checkpoint(tmp_path / "c.npz")
+    out = tmp_path / "a.json"
+    assert_one_line_error(run(["--checkpoint", ck, *extra, "--json", str(out)]), fragment)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("opt", ["--run", "--checkpoint"])
+def test_an_empty_source_path_says_so(opt):
+    assert_one_line_error(run([opt, ""]), "the path is empty")
+
+
 def test_run_dir_with_replay_matches_the_checkpoint(tmp_path):
     """A tiny real run: epoch 3 from its checkpoint, and again replayed after the file is removed."""
     rd = tmp_path / "run"

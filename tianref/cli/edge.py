@@ -19,7 +19,7 @@ import click
 
 from tianref import __version__, edge_curvature, memory, runs, threads as blas_threads
 from tianref.backend import environment_info, get_xp
-from tianref.cli.common import THREADS, FiniteFloat, IntRange, epoch_list_options, json_safe, reports_errors
+from tianref.cli.common import THREADS, FiniteFloat, GivenPath, IntRange, epoch_list_options, json_safe, reports_errors
 from tianref.cli.progress import CountProgress
 from tianref.config import parse_int_list
 from tianref.errors import InputError
@@ -131,7 +131,7 @@ SPACE_CHOICES = {"all": ["joint", "W", "V"], "joint": ["joint"], "W": ["W"], "V"
                "Also reports each space's gradient / weight-decay split of the edge in both views (parameter space "
                "and the authors' edge projection). Prints tables; --json and --plot write files. See "
                "docs/edge-and-clocks.md.")
-@click.option("--run", "run_dir", type=click.Path(file_okay=False), required=True,
+@click.option("--run", "run_dir", type=GivenPath(file_okay=False), required=True,
               help="Run directory written by `train` (its config.json is replayed deterministically).")
 @epoch_list_options("edge", "Comma-separated epochs to probe, e.g. 100,200,400 (each <= the run's last epoch).",
                     required=True)

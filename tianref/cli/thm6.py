@@ -17,7 +17,7 @@ import numpy as np  # host checks of a checkpoint's arrays
 from tianref import __version__, group_rows, identity, memory, runs, thm6, threads as blas_threads
 from tianref.analysis.records import read_rows
 from tianref.backend import environment_info, get_xp
-from tianref.cli.common import THREADS, FiniteFloat, IntRange, epoch_list_options, json_safe, reports_errors
+from tianref.cli.common import THREADS, FiniteFloat, GivenPath, IntRange, epoch_list_options, json_safe, reports_errors
 from tianref.cli.progress import CountProgress, interactive
 from tianref.config import parse_int_list
 from tianref.errors import InputError
@@ -72,6 +72,9 @@ def _sources(run_dir, epochs_text, checkpoint, xp, act=None, replay_beyond=False
     if checkpoint is not None:
         if epochs_text is not None:
             raise InputError("--at-epochs selects checkpoints of --run DIR; a --checkpoint file has one epoch")
+        if replay_beyond:
+            raise InputError("--replay-beyond trains a --run DIR on past its last epoch; a --checkpoint file "
+                             "has no run to train on")
         ck = runs.load_npz(checkpoint)
         epoch = int(ck["epoch"]) if "epoch" in ck else None
         return [(checkpoint, epoch, ck, runs.checkpoint_config(ck), checkpoint)]
@@ -220,7 +223,7 @@ def _table(records) -> str:
                "most similar pairs (or all pairs), the full-projector identity, and the paper's published "
                "eq. (4) path, per checkpoint. Prints a table; --json and --plot write files. "
                "See docs/theorem6.md.")
-@click.option("--run", "run_dir", type=click.Path(file_okay=False), default=None,
+@click.option("--run", "run_dir", type=GivenPath(file_okay=False), default=None,
               help="Run directory written by `train`; its checkpoints/epoch_NNNNN.npz are used, and "
                    "missing epochs are replayed deterministically from its config.json.")
 @epoch_list_options("thm6", "Comma-separated epochs to analyse with --run, e.g. 50,100,300. Default: the "
@@ -230,14 +233,15 @@ def _table(records) -> str:
 @click.option("--replay-beyond", is_flag=True, default=False,
               help="Allow --at-epochs beyond the run's last epoch: the run's config is replayed on to them "
                    "(the table, the JSON and the figure say so).")
-@click.option("--checkpoint", type=click.Path(dir_okay=False), default=None,
+@click.option("--checkpoint", type=GivenPath(dir_okay=False), default=None,
               help="A single checkpoint .npz (W, V, train_idx, config) instead of --run.")
 @click.option("--act", type=click.Choice(ACTIVATIONS), default=None, show_default=True,
               help="Activation used to compute F = sigma(XW); default: the stored config's.")
 @click.option("--eta", type=FiniteFloat(0), default=None, show_default=True,
               help="eta of B = (F~^T F~ + eta I)^-1; default: the stored config's (the training eta).")
 @click.option("--top-pairs", type=IntRange(min=1), default=200, show_default=True,
-              help="Number N of most similar pairs j < l (largest |cos|, ties by (j, l)) to evaluate and list.")
+              help="Number N of most similar pairs j < l (largest |cos|, ties by (j, l)) to evaluate and list "
+                   "(not with --all-pairs, which lists none).")
 @click.option("--all-pairs", is_flag=True, default=False, show_default=True,
               help="Evaluate the exact residual for all K(K-1)/2 pairs and report distributions (no list).")
 @click.option("--audit", type=IntRange(min=0), default=5, show_default=True,
@@ -271,6 +275,8 @@ def thm6_cmd(ctx, run_dir, epochs_text, replay_beyond, checkpoint, act, eta, top
     check_distinct_outputs(("--json", json_out), ("--plot", plot_out))
     xp = get_xp(xp_name)
     ctx.with_resource(blas_threads.limits(blas_threads.for_replay(threads, run_dir)))  # train's count: bitwise
+    if all_pairs and ctx.get_parameter_source("top_pairs") == click.core.ParameterSource.COMMANDLINE:
+        raise InputError("--all-pairs evaluates every pair and lists none; drop --top-pairs")
     if exact and pinv:
         raise InputError("--exact asks for the exact leave-two-out residual, which does not exist with --pinv "
                          "(eta = 0: B is the pseudo-inverse); drop one of them")
