@@ -41,6 +41,22 @@ def test_stable_rank_of_known_matrices(xp):
         assert stats["V_srank"] == pytest.approx((svV ** 2).sum() / svV[0] ** 2, rel=1e-12)
 
 
+
+def test_squared_singular_values_of_a_rank_deficient_W_are_never_negative(xp):
+    """A rank-2 W (22 x 40): the 20 zero eigenvalues of W W^T come out of eigvalsh as +-1e-13 noise; as
+    squared singular values they are clipped at 0, so every one is >= 0 and the tail outside the top 2
+    directions is a sum of non-negative terms (>= 0, ~0), and W_tail at r = 0 is exactly 1."""
+    rng = np.random.default_rng(0)
+    W = rng.standard_normal((22, 2)) @ rng.standard_normal((2, 40))
+    raw = np.linalg.eigvalsh(W @ W.T)
+    assert (raw < 0).any()                                          # the case exists (else nothing is tested)
+    ev = to_host(clocks.gram_eigenvalues(xp, xp.asarray(W)))
+    assert ev.shape == (22,) and ev.min() >= 0.0
+    np.testing.assert_allclose(ev[-2:], np.linalg.svd(W, compute_uv=False)[1::-1] ** 2, rtol=1e-12)   # ascending
+    tail = float(to_host(clocks.spectral_tail(xp.asarray(ev), 2)))
+    assert 0.0 <= tail < 1e-12
+    assert float(to_host(clocks.spectral_tail(xp.asarray(ev), 0))) == 1.0
+
 def test_logged_clocks_equal_svd_of_stored_checkpoints(tmp_path):
     """Train, store checkpoints, and recompute every clock statistic from the stored W and V by
     numpy's SVD (a route that forms no Gram matrix): float32 training, float64 statistics."""

@@ -330,3 +330,44 @@ def test_thm6_numbers_recomputed_from_stored_checkpoints(tmp_path):
             assert s[k] == pytest.approx(v, rel=1e-9), (rec["epoch"], k)
         fractions |= {s["sign_match_paper"], s["frac_B_neg_on_pos_cos"]}
     assert min(fractions) < 1.0                                 # the fractions are not all trivially 1
+
+
+# ---------------------------------------------------------------- the rolling spectra of the updates
+
+def test_rolling_sigmas_and_gap23_recomputed_from_consecutive_checkpoints(tmp_path):
+    """W_sigma, V_sigma (first window) and their _w<w> twins, and every gap23, from checkpoints stored at
+    every epoch: the updates Delta_t = theta_t - theta_{t-1} of the window's last min(e, w) steps as the
+    columns of D, the top five eigenvalues of D^T D by numpy's eigvalsh (descending), gap23 = sigma_2 /
+    sigma_3 (docs/math.md §6). Rows 0 and 1 (fewer than 2 updates) log none; gap23 needs 3 values.
+    Tolerance: the incremental Gram and D^T D differ in summation order only (float64, ~1e-15 of sigma_1),
+    so each sigma to 1e-10 of sigma_1 and gap23 to 1e-8 relative (sigma_3 is >= 2e-3 of sigma_1 here);
+    a gap of other ranks (sigma_1 / sigma_2) or another window's updates is off by O(1)."""
+    epochs, windows = 8, (3, 6)
+    out = str(tmp_path / "run")
+    r = CliRunner().invoke(main, ["train", "--M", str(M), "--K", str(K), "--epochs", str(epochs), "--lr", "1e-2",
+                                  "--eta", "1e-2", "--dtype", "float64", "--metrics", "core",
+                                  "--windows", ",".join(map(str, windows)),
+                                  "--checkpoint-epochs", ",".join(map(str, range(epochs))), "--out", out])
+    assert r.exit_code == 0, r.output
+    rows = [json.loads(line) for line in open(os.path.join(out, "metrics.jsonl"))]
+    names = [f"epoch_{e:05d}.npz" for e in range(epochs)] + ["final.npz"]
+    cks = [np.load(os.path.join(out, "checkpoints", f)) for f in names]
+    checked = 0
+    for e, row in enumerate(rows):
+        for p in ("W", "V"):
+            for i, w in enumerate(windows):
+                key = f"{p}_sigma" + ("" if i == 0 else f"_w{w}")
+                gap = key.replace("sigma", "gap23")
+                m = min(e, w)
+                if m < 2:
+                    assert key not in row and gap not in row, (e, key)
+                    continue
+                D = np.stack([(cks[t][p] - cks[t - 1][p]).ravel() for t in range(e - m + 1, e + 1)], axis=1)
+                ev = np.linalg.eigvalsh(D.T @ D)[::-1][:5]
+                np.testing.assert_allclose(row[key], ev, rtol=0, atol=1e-10 * ev[0], err_msg=f"{key} @ {e}")
+                if m >= 3:
+                    assert row[gap] == pytest.approx(ev[1] / ev[2], rel=1e-8), (gap, e)
+                    checked += 1
+                else:
+                    assert gap not in row
+    assert checked == 2 * sum(min(e, w) >= 3 for e in range(epochs + 1) for w in windows)   # W and V

@@ -28,9 +28,10 @@ def test_gelu_is_not_the_tanh_approximation():
     assert abs(model.sigma(np, x, "gelu")[0] - tanh_form[0]) > 1e-4
 
 
+@pytest.mark.parametrize("beta", [2.5, 0.4])          # above and below 1: the backward scales either way
 @pytest.mark.parametrize("act", ["sqr", "gelu"])
-def test_output_scale_gradient_matches_central_differences(xp, act):
-    M, K, beta = 7, 12, 2.5
+def test_output_scale_gradient_matches_central_differences(xp, act, beta):
+    M, K = 7, 12
     tr, _, W0, V0 = data.init_host(M, K, 30, 3)
     batch = data.make_batch(xp, M, tr)
     params = {"W": xp.asarray(3 * W0), "V": xp.asarray(5 * V0)}
