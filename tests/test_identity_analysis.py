@@ -58,6 +58,17 @@ def test_summarize_refuses_a_log_cut_below_its_final_state(base, tmp_path):
     refused(cli(["summarize", str(tree)]), "rows 0..20 do not match")
 
 
+def test_summarize_refuses_a_log_whose_last_row_lacks_its_newline(base, tmp_path):
+    """Only whole lines count (a row without its newline is a torn write, as --resume reads it): rows
+    0..19 and a row 20 cut before its newline do not hold the rows 0..20 final.npz vouches for."""
+    tree = _tree(base, tmp_path)
+    log = tree / "plain" / "metrics.jsonl"
+    text = log.read_text()
+    assert text.endswith("\n") and text.count("\n") == 21
+    log.write_text(text[:-1])
+    refused(cli(["summarize", str(tree)]), "rows 0..20 do not match")
+
+
 def test_summarize_reads_its_own_run_and_a_run_in_progress(base, tmp_path):
     tree = _tree(base, tmp_path)
     (tree / "plain" / "checkpoints" / "final.npz").unlink()        # resume.npz (epoch 20) vouches

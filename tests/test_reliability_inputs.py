@@ -81,6 +81,8 @@ def test_resume_of_an_intact_run_continues_exactly(run_dir, reference):
      "line 2 holds epoch 2, expected 1"),
     ("row-repeated", lambda t: t.splitlines(True)[0] + t, "line 2 holds epoch 0, expected 1"),
     ("garbage-line-before-the-end", lambda t: "{oops\n" + t, "line 1 is not a JSON object row"),
+    ("json-but-not-an-object", lambda t: "[0]\n" + t, "line 1 is not a JSON object row"),
+    ("epoch-a-boolean", lambda t: t.replace('{"epoch": 0,', '{"epoch": false,', 1), "line 1 holds epoch False, expected 0"),
 ])
 def test_resume_refuses_a_log_that_does_not_hold_rows_0_to_r(run_dir, case, edit, fragment):
     p = run_dir / "metrics.jsonl"
@@ -95,6 +97,20 @@ def test_resume_drops_a_torn_last_row(run_dir, reference):
     p.write_text(p.read_text() + '{"epoch": 4, "train_lo')
     r = _resume(run_dir)
     assert r.exit_code == 0, r.output
+    assert p.read_bytes() == reference
+
+
+def test_resume_of_a_finished_run_drops_a_torn_last_row(tmp_path, reference):
+    """A finished run (resume state and final.npz at E) whose log ends in a torn line is not 'already
+    complete': --resume at its own epochs cuts the log back to rows 0..E (exit 0), as for a run stopped
+    earlier; the rows are those the run logged."""
+    d = tmp_path / "run"
+    assert _cli(["train"] + SMALL + ["--out", str(d)]).exit_code == 0
+    p = d / "metrics.jsonl"
+    assert p.read_bytes() == reference
+    p.write_text(p.read_text() + '{"epoch": 7, "train_lo')
+    r = _resume(d)
+    assert r.exit_code == 0 and "already complete" not in r.stderr, r.output
     assert p.read_bytes() == reference
 
 
@@ -244,6 +260,10 @@ def _good_init():
     ("with-n-train", {}, ["--n-train", "30"], "--init-from fixes the split"),
     ("with-train-frac", {}, ["--train-frac", "0.5"], "--init-from fixes the split"),
     ("duplicated-train-idx", {"train_idx": np.array([0, 1, 1, 2])}, [], "repeated entries"),
+    ("nan-in-W", {"W": np.where(np.eye(14, 16, dtype=bool), np.nan, 1).astype(np.float32)}, [],
+     "init W has non-finite entries"),
+    ("inf-in-V", {"V": np.where(np.eye(16, 7, dtype=bool), np.inf, 1).astype(np.float32)}, [],
+     "init V has non-finite entries"),
 ])
 def test_bad_init_from_is_one_line_exit_2(tmp_path, case, change, extra, fragment):
     arrays = {k: v for k, v in {**_good_init(), **change}.items() if v is not None}
