@@ -85,6 +85,23 @@ def test_runs_stacked_by_eta_are_each_the_run_trained_alone(optimizer, xp_name, 
         assert bool(m.sink.states[(24, True)]["edge_clean"]) == (c.eta == 0)
 
 
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_runs_whose_schedule_turns_decay_on_later_are_each_the_run_trained_alone(optimizer):
+    """eta = 0 at the start and a schedule that turns decay on at row 6: such a run decays (its flags go
+    false, its Delta^wd ring fills), so the stack must not treat it as a run that never decays (whose
+    flags and zeros it resets to its own): its rows and checkpoints are the run trained alone."""
+    cfgs = _cfgs(optimizer, "float64", etas=(0.0,), eta_schedule=((0, 0.0), (6, 5e-3)))
+    for c, m in zip(cfgs, _together(cfgs, np)):
+        alone = _alone(c, np)
+        assert m.failed is None
+        assert [json.dumps(r, sort_keys=True) for r in m.sink.rows] == \
+            [json.dumps(r, sort_keys=True) for r in alone.rows], c.seed
+        for key in alone.states:
+            _same_arrays(m.sink.states[key], alone.states[key])
+        assert alone.rows[-1]["W_edge_wd2"] > 0                      # decay did enter
+        assert not bool(alone.states[(24, True)]["edge_clean"])
+
+
 @pytest.mark.parametrize("ridge_eval", ["held", "current"])
 def test_ridge_runs_stacked_by_eta_are_each_the_run_trained_alone(ridge_eval):
     """The ridge top layer: each run's V solved from its own F and labels inside the stack."""
