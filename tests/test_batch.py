@@ -99,6 +99,23 @@ def test_a_stack_split_into_parts_stepped_by_threads_gives_the_same_rows(parts):
             [json.dumps(r, sort_keys=True) for r in _alone(c, np)]
 
 
+@pytest.mark.parametrize("xp_name", ["numpy", "fake"])
+def test_a_run_that_draws_no_independence_pair_leaves_the_others_keys_their_own(xp_name):
+    """K = 2 and one pair a row: a run draws j == j' (no pair) at about half its rows, and its row alone
+    then has no gF_norm / indep_cos keys; at such a row the other runs of its stack still log theirs, and
+    the run without a pair none, each as trained alone."""
+    xp = get_xp(xp_name)
+    cfgs = _cfgs(n=3, K=2, indep_pairs=1, epochs=12, dtype="float64")
+    members = _stacked(cfgs, xp)
+    alone = [_alone(c, xp) for c in cfgs]
+    for c, m, a in zip(cfgs, members, alone):
+        assert [json.dumps(r, sort_keys=True) for r in m.sink.rows] == [json.dumps(r, sort_keys=True) for r in a]
+    has = [[("gF_norm" in r, "indep_cos_med" in r, "indep_cos_p95" in r) for r in a] for a in alone]
+    assert all(len(set(h)) == 1 for rows in has for h in rows)                 # the three keys together
+    mixed = sum(len({rows[e][0] for rows in has}) == 2 for e in range(13))
+    assert mixed >= 3                                     # rows where some runs drew a pair and some did not
+
+
 def test_stacked_forward_backward_and_loss_are_each_runs_own():
     """The math modules' leading run axis, piece by piece: run s of a stack of three different splits."""
     xp = np

@@ -26,6 +26,9 @@ from tianref import clocks, edge as edges, fourier, group_rows, metrics, spectra
 from tianref.backend import to_host
 
 
+GF_KEYS = ("gF_norm", "indep_cos_med", "indep_cos_p95")    # metrics.gradient_field_runs' values
+
+
 def _per_run(xp, values):
     """[(v_1, ...), ...] of S runs -> (stack of v_1, ...): one (S, ...) array per value."""
     return [xp.stack(list(vs)) for vs in zip(*values)]
@@ -63,10 +66,20 @@ def rows_of(xp, cfg, P, runs, epoch: int, head, Yhat, cache, train, gram_states,
                    for s, r in enumerate(runs)]
             parts += list(zip([k for k, _ in per[0]], _per_run(xp, [[v for _, v in p] for p in per])))
     pairs = [metrics.draw_pairs(r.rng, cfg.K, cfg.indep_pairs) for r in runs]  # each run's own stream
-    if all(len(j) for j, _ in pairs):
+    drew = [s for s, (j, _) in enumerate(pairs) if len(j)]                    # a run without a pair j != j'
+    if drew:                                                                  # logs none of GF_KEYS (as alone)
         V_eff = P["V"] if beta == 1.0 else beta * P["V"]                      # G_F = R (beta V)^T
-        gf = metrics.gradient_field_runs(xp, Yhat, train.y, V_eff, pairs)
-        parts += list(zip(("gF_norm", "indep_cos_med", "indep_cos_p95"), gf))
+        if len(drew) == S:
+            gf = metrics.gradient_field_runs(xp, Yhat, train.y, V_eff, pairs)
+        else:                                                                 # the runs that drew pairs, each
+            at = xp.asarray(np.asarray(drew))                                 # slice its own run's numbers
+            sub = metrics.gradient_field_runs(xp, Yhat[at], train.y[at], V_eff[at], [pairs[s] for s in drew])
+            gf = []
+            for v in sub:                                                     # (S,): NaN where no pair (dropped)
+                full = xp.full(S, xp.nan, dtype=xp.float64)
+                full[at] = v
+                gf.append(full)
+        parts += list(zip(GF_KEYS, gf))
     for key, (name, _) in gram_states.items():
         tag = key[len(name):]                           # '' or a --log-grams suffix ('_f32')
         for i, w in enumerate(cfg.windows):
@@ -80,7 +93,12 @@ def rows_of(xp, cfg, P, runs, epoch: int, head, Yhat, cache, train, gram_states,
             parts += list(zip([f"{name}_edge_{k}" for k in edges.KEYS + edges.AUTHOR_KEYS], splits))
     parts += clocks.clock_stats(xp, P, cfg.tail_r)
     parts.append((clocks.MARGIN_KEY, clocks.margin_min(xp, Yhat, train.y)))  # on Yhat above
-    return _host_rows(xp, parts, S, epoch)
+    rows = _host_rows(xp, parts, S, epoch)
+    if 0 < len(drew) < S:                                                     # the runs without a pair
+        for s in sorted(set(range(S)) - set(drew)):
+            for k in GF_KEYS:
+                del rows[s][k]
+    return rows
 
 
 def _host_rows(xp, parts, S: int, epoch: int) -> list[dict]:
