@@ -287,3 +287,23 @@ def test_the_curvature_axis_follows_its_values():
     ax = Figure().subplots()
     _curvature_scale(ax, [])
     assert ax.get_yscale() == "symlog"
+
+
+def test_n_random_above_its_bound_is_refused_at_parse_time(run_dir, monkeypatch):
+    """--n-random is the number of random draws per removal, epoch and space (each a (P, k) Gaussian frame
+    and one model evaluation, five numbers kept per draw): above N_RANDOM_MAX it is refused by the option
+    parser (one line, exit 2) before any replay; the bound itself parses."""
+    from tianref.edge_probe import N_RANDOM_MAX
+
+    class Reached(Exception):
+        pass
+
+    def reached(*a, **k):
+        raise Reached()
+    monkeypatch.setattr("tianref.analysis.edge_runs.load_run", reached)
+    for n in (str(N_RANDOM_MAX + 1), "100000000000000000000000"):
+        r = CliRunner().invoke(main, ["edge", "--run", run_dir, "--at-epochs", "8", "--n-random", n])
+        assert r.exit_code == 2 and len(r.stderr.splitlines()) == 1, r.output
+        assert "--n-random" in r.stderr and f"0<=x<={N_RANDOM_MAX}" in r.stderr, r.stderr
+    r = CliRunner().invoke(main, ["edge", "--run", run_dir, "--at-epochs", "8", "--n-random", str(N_RANDOM_MAX)])
+    assert isinstance(r.exception, Reached)

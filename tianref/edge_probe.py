@@ -64,6 +64,11 @@ DELTAS = ("dtest_acc", "dtest_loss", "dtrain_loss", "dtrain_acc")
 RATIO_FLOOR = 1e-8          # the authors' additive floor in |dA_edge| / (|mean dA_rand| + 1e-8)
 REL_EV_MIN = 1e-12          # v_k is defined while sigma_k > REL_EV_MIN sigma_1 (its norm error ~1e-16 sqrt(sigma_1/sigma_k))
 REMOVALS = (("v1v2", 2), ("v1", 1))
+# random draws per removal, epoch and space: each is a (P, k) standard normal frame and its QR (host memory
+# 8 P k bytes at a time, ~10 MB at P = 3 M K for M = 97, K = 2048), then one model evaluation; the record
+# keeps five numbers per draw (frac and DELTAS). The authors draw 20; 10^4 keeps the standard error of a
+# mean at 1 % of the spread, and ~10^5 numbers per epoch and space in the JSON
+N_RANDOM_MAX = 10_000
 
 
 def flat(xp, params, names):

@@ -17,7 +17,7 @@ import sys
 
 import click
 
-from tianref import __version__, edge_curvature, memory, runs, threads as blas_threads
+from tianref import __version__, edge_curvature, edge_probe, memory, runs, threads as blas_threads
 from tianref.backend import environment_info, get_xp
 from tianref.cli.common import THREADS, FiniteFloat, GivenPath, IntRange, epoch_list_options, json_safe, reports_errors
 from tianref.cli.progress import CountProgress
@@ -135,8 +135,9 @@ SPACE_CHOICES = {"all": ["joint", "W", "V"], "joint": ["joint"], "W": ["W"], "V"
               help="Run directory written by `train` (its config.json is replayed deterministically).")
 @epoch_list_options("edge", "Comma-separated epochs to probe, e.g. 100,200,400 (each <= the run's last epoch).",
                     required=True)
-@click.option("--n-random", "--random", "n_random", type=IntRange(min=0), default=20, show_default=True,
-              help="Random draws of 2 (and of 1) orthonormal directions per epoch and space (0: the edge only).")
+@click.option("--n-random", "--random", "n_random", type=IntRange(min=0, max=edge_probe.N_RANDOM_MAX), default=20,
+              show_default=True, help="Random draws of 2 (and of 1) orthonormal directions per epoch and space "
+              f"(0: the edge only; at most {edge_probe.N_RANDOM_MAX}: each is a model evaluation).")
 @click.option("--seed", type=IntRange(min=0), default=0, show_default=True,
               help="Seed of the host rng for the random directions (numpy default_rng((seed, k))).")
 @click.option("--eps-rel", type=FiniteFloat(0, low_open=True), default=0.005, show_default=True,
