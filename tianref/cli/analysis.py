@@ -162,5 +162,6 @@ def plot_cmd(run_dir, out_dir, which, window, windows_text, act, fmt, dpi):
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise InputError(f"--out {out_dir}: cannot create it ({exc.strerror or exc})") from None
-    for name, fig in figs.items():
-        click.echo(str(save(fig, out_dir / f"{name}.{fmt}", dpi)))
+    written = [save(fig, out_dir / f"{name}.{fmt}", dpi) for name, fig in figs.items()]
+    for path in written:                      # after every figure: a closed stdout loses none
+        click.echo(str(path))

@@ -60,7 +60,9 @@ class OneLineErrors(click.Group):
 def reports_errors(fn):
     """Turn the library's errors into one-line messages with the documented exit codes:
     bad input 2; a failed run 1; any OSError (a full disk, a read-only folder, ...) 1, naming the
-    path and the cause."""
+    path and the cause. A BrokenPipeError (a reader that closed stdout early, `| head`) passes to
+    click, which ends quietly with exit 1 (stdout and stderr no longer flushed, as Python's docs
+    advise); the commands write their files before they print, so none is lost."""
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
@@ -73,6 +75,8 @@ def reports_errors(fn):
         except RunFailure as exc:
             click.echo(f"Error: {exc}", err=True)
             sys.exit(1)
+        except BrokenPipeError:      # stdout closed by its reader (`| head`): click ends quietly, exit 1
+            raise
         except OSError as exc:
             click.echo(f"Error: {describe_oserror(exc)}", err=True)
             sys.exit(1)

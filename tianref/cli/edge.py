@@ -179,7 +179,6 @@ def edge_cmd(run_dir, epochs_text, n_random, seed, eps_rel, space_names, json_ou
                                 eps_rel=eps_rel, progress=bars, note=_note)
     finally:
         bars.close()
-    click.echo(_split_table(records) + "\n\n" + _table(records))
     if json_out:
         doc = {"tool": "tianref edge", "version": __version__, "command": " ".join(sys.argv),
                "run": os.path.abspath(run_dir), "window": cfg.windows[0],
@@ -192,3 +191,4 @@ def edge_cmd(run_dir, epochs_text, n_random, seed, eps_rel, space_names, json_ou
         fig = figure_edge(records, title=os.path.basename(os.path.normpath(run_dir)))
         runs.atomic_write_bytes(plot_out, lambda f: fig.savefig(f, format="png", dpi=110))
         _note(f"wrote {plot_out}")
+    click.echo(_split_table(records) + "\n\n" + _table(records))   # after the files: a closed stdout loses none

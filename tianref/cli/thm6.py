@@ -305,7 +305,6 @@ def thm6_cmd(ctx, run_dir, epochs_text, replay_beyond, checkpoint, act, eta, top
         records.append(rec)
         _note(f"epoch {epoch}: {source}, act={a}, eta={e:g}, K={W.shape[1]}, n={len(train_idx)}: done")
 
-    click.echo(_table(records))
     if json_out:
         doc = {"tool": "tianref thm6", "version": __version__, "command": " ".join(sys.argv),
                "options": {"top_pairs": None if all_pairs else top_pairs, "all_pairs": all_pairs,
@@ -322,3 +321,4 @@ def thm6_cmd(ctx, run_dir, epochs_text, replay_beyond, checkpoint, act, eta, top
         fig = figure_thm6(records, paper if match else None, paper_note=None if match else why)
         runs.atomic_write_bytes(plot_out, lambda f: fig.savefig(f, format="png", dpi=110))
         _note(f"wrote {plot_out}")
+    click.echo(_table(records))              # after the files: a closed stdout loses none

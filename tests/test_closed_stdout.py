@@ -1,0 +1,79 @@
+"""A stdout closed by its reader (``cli.py edge ... | head``, a pager quit early): the command ends quietly
+with exit 1, as click ends on a closed pipe and as Python's documentation advises (no 'Error: Broken pipe',
+no traceback, no 'Exception ignored'), and every file the user asked for is written all the same.
+
+Each command runs in a child process whose stdout is a pipe with no reader left, so its first write to
+stdout fails with EPIPE, as it would behind a pager that has quit."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from tianref.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory):
+    """A tree with one run that logged the windows of the top-5 figure: `plot` draws two figures from it."""
+    root = tmp_path_factory.mktemp("closed") / "tree"
+    r = CliRunner().invoke(main, ["train", "--M", "7", "--K", "16", "--epochs", "30", "--windows", "5,20,30",
+                                  "--checkpoint-epochs", "10", "--out", str(root / "r")])
+    assert r.exit_code == 0, r.output
+    return root
+
+
+def _closed_stdout(args, cwd):
+    """(exit code, stderr) of cli.py ARGS with a stdout that nobody reads any more."""
+    rd, wr = os.pipe()
+    os.close(rd)                                  # the reader is gone before the first write
+    try:
+        res = subprocess.run([sys.executable, str(REPO / "cli.py"), *map(str, args)], stdout=wr,
+                             stderr=subprocess.PIPE, text=True, cwd=cwd, timeout=300,
+                             env=dict(os.environ, MPLBACKEND="Agg"))
+    finally:
+        os.close(wr)
+    return res.returncode, res.stderr
+
+
+def _quiet(rc, err):
+    assert rc == 1, err
+    assert "Error" not in err and "Traceback" not in err and "Exception ignored" not in err, err
+
+
+@pytest.mark.parametrize("cmd", ["edge", "thm6"])
+def test_edge_and_thm6_write_their_files_when_stdout_is_closed(tree, tmp_path, cmd):
+    extra = ["--n-random", "1", "--space", "W"] if cmd == "edge" else []
+    rc, err = _closed_stdout([cmd, "--run", tree / "r", "--at-epochs", "10,30", *extra,
+                              "--json", "o.json", "--plot", "o.png"], tmp_path)
+    _quiet(rc, err)
+    assert (tmp_path / "o.json").stat().st_size > 0
+    assert (tmp_path / "o.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_plot_writes_every_figure_when_stdout_is_closed(tree, tmp_path):
+    """plot prints each figure's path: the figures are all written before the first path is printed."""
+    rc, err = _closed_stdout(["plot", tree, "--out", "figs", "--figure", "headline", "--figure", "top5"], tmp_path)
+    _quiet(rc, err)
+    assert sorted(p.name for p in (tmp_path / "figs").iterdir()) == ["headline.png", "top5.png"]
+
+
+def test_summarize_writes_its_json_when_stdout_is_closed(tree, tmp_path):
+    rc, err = _closed_stdout(["summarize", tree, "--json", "s.json"], tmp_path)
+    _quiet(rc, err)
+    assert (tmp_path / "s.json").stat().st_size > 0
+
+
+@pytest.mark.parametrize("args", [["group", "S4"],
+                                  ["sweep", "ROOT", "--eta", "0,1e-3", "--seeds", "0-9", "--M", "5", "--K", "8",
+                                   "--epochs", "3", "--plan"],
+                                  ["reproduce", "--plan", "--scale", "smoke", "--section", "headline",
+                                   "--root", "ROOT"]])
+def test_printing_commands_end_quietly_when_stdout_is_closed(tmp_path, args):
+    rc, err = _closed_stdout([str(tmp_path / "root") if a == "ROOT" else a for a in args], tmp_path)
+    _quiet(rc, err)
+    assert not (tmp_path / "root").exists()                  # a plan writes nothing
