@@ -189,7 +189,10 @@ def test_run_dir_with_replay_matches_the_checkpoint(tmp_path):
     os.unlink(rd / "checkpoints" / "epoch_00003.npz")
     res = run(["--run", str(rd), "--at-epochs", "3", "--top-pairs", "8", "--audit", "1", "--json", str(b)])
     assert res.exit_code == 0, res.stderr
-    assert res.stderr == ""                                    # off a terminal: no notes
+    # off a terminal no notes, only the heartbeat of the replay (to epoch 3) and of the checkpoint computed
+    assert [ln.split(",")[0] for ln in res.stderr.splitlines()] == [
+        "thm6 replay: epoch 1/3 (33 %)", "thm6 replay: epoch 2/3 (67 %)", "thm6 replay: epoch 3/3 (100 %)",
+        "thm6: checkpoint 1/1 (100 %)"], res.stderr
     assert "epoch 3: replayed deterministically from config.json" in res.stdout
     ra, rb = json.loads(a.read_text())["checkpoints"], json.loads(b.read_text())["checkpoints"]
     assert [r["epoch"] for r in ra] == [3, 4] and rb[0]["source"] == "replay"

@@ -41,7 +41,9 @@ def test_default_is_what_the_run_reached(run_dir, tmp_path):
     doc = json.loads((tmp_path / "a.json").read_text())
     assert [r["epoch"] for r in doc["checkpoints"]] == [50, 60]
     assert not any(r["replayed_beyond_run"] for r in doc["checkpoints"])
-    assert "beyond" not in res.stdout and res.stderr == ""
+    assert "beyond" not in res.stdout
+    assert [ln.split(",")[0] for ln in res.stderr.splitlines()] == ["thm6: checkpoint 1/2 (50 %)",
+                                                                   "thm6: checkpoint 2/2 (100 %)"], res.stderr
 
 
 def test_epoch_beyond_the_run_is_exit_2(run_dir):

@@ -293,3 +293,59 @@ def test_help_says_what_is_printed_off_a_terminal(command):
     assert res.returncode == 0, res.stderr
     assert "only failures" not in text and "(off one, a heartbeat at each tenth of the runs finished" in text
     assert "of the epochs logged" in text, text
+
+
+ITEM_BEAT = r"^{label}: {unit} (\d+)/{total} \((\d+) %\), [\d.]+ (s|min) elapsed(, ~[\d.]+ (s|min) left)?$"
+
+
+def _item_beats(stderr: str, label: str, unit: str, total) -> list[int]:
+    """The counts of the heartbeat lines 'LABEL: UNIT n/TOTAL (p %), ... elapsed[, ~... left]' in stderr."""
+    pat = re.compile(ITEM_BEAT.format(label=re.escape(label), unit=unit, total=total))
+    return [int(m.group(1)) for m in map(pat.match, stderr.splitlines()) if m]
+
+
+def test_heartbeat_counts_items_in_the_unit_it_is_given():
+    from tianref.cli.progress import Heartbeat
+    now = [0.0]
+    lines = []
+    hb = Heartbeat(20, "edge 2/2 probe", clock=lambda: now[0], echo=lines.append, unit="evaluation")
+    for _ in range(20):
+        now[0] += 0.5
+        hb.update(1, None)
+    assert len(lines) == 10
+    assert lines[1] == "edge 2/2 probe: evaluation 4/20 (20 %), 2.0 s elapsed, ~8.0 s left"
+    assert lines[-1] == "edge 2/2 probe: evaluation 20/20 (100 %), 10.0 s elapsed"
+
+
+def test_edge_off_a_terminal_beats_through_the_replay_and_the_probe(tmp_path):
+    """Off a terminal (a log, a pipe) edge's two long loops, the replay's optimizer steps and the probe's
+    model evaluations, each say a heartbeat line at every tenth as train's; stdout keeps only the tables."""
+    from click.testing import CliRunner
+    from tianref import edge_probe
+    from tianref.cli import main
+    out = str(tmp_path / "r")
+    r = CliRunner().invoke(main, ["train", "--M", "7", "--K", "16", "--epochs", "20", "--windows", "4",
+                                  "--out", out])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(main, ["edge", "--run", out, "--at-epochs", "10,20", "--n-random", "2", "--space", "W"])
+    assert r.exit_code == 0, r.output
+    assert _item_beats(r.stderr, "edge 1/2 replay", "step", 20) == list(range(2, 21, 2)), r.stderr
+    total = 2 * edge_probe.n_evaluations(4, 2)                  # two epochs, v1..v4 defined at both
+    said = _item_beats(r.stderr, "edge 2/2 probe", "evaluation", total)
+    assert len(said) == 10 and said[-1] == total, r.stderr
+    assert r.stdout.startswith("gradient / weight-decay split") and "edge 1/2" not in r.stdout
+
+
+def test_thm6_off_a_terminal_beats_through_the_replay_and_the_checkpoints(tmp_path):
+    """thm6 off a terminal: the replay to epochs without a checkpoint and the Theorem 6 computation per
+    checkpoint each say a heartbeat line at every tenth; stdout keeps only the table."""
+    from click.testing import CliRunner
+    from tianref.cli import main
+    out = str(tmp_path / "r")
+    r = CliRunner().invoke(main, ["train", "--M", "7", "--K", "16", "--epochs", "20", "--out", out])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(main, ["thm6", "--run", out, "--at-epochs", "5,10,20"])
+    assert r.exit_code == 0, r.output
+    assert _item_beats(r.stderr, "thm6 replay", "epoch", 10) == list(range(1, 11)), r.stderr   # to epoch 10
+    assert _item_beats(r.stderr, "thm6", "checkpoint", 3) == [1, 2, 3], r.stderr
+    assert r.stdout.startswith("Theorem 6 sign-match") and "thm6" not in r.stdout

@@ -5,9 +5,11 @@ returns (a deterministic replay to each epoch, checked against the run's checkpo
 tianref.edge_probe.probe per space: the edge authors' protocol with random and norm-matched controls, and
 their curvature). The math is in tianref/edge_probe.py, tianref/edge_curvature.py and tianref/edge.py;
 docs/edge-and-clocks.md §3 defines every number.
-Progress (on a terminal only): one bar per phase, the replay's optimizer steps, then the probe's model
+Progress on stderr: one bar per phase on a terminal, the replay's optimizer steps, then the probe's model
 evaluations, each started when its phase starts and with its own time left: the phase's elapsed time per
 completed item times the items left, none before its first item completes (tianref.cli.progress.time_left).
+Off a terminal each phase says a heartbeat line at every tenth of its items and after minutes of silence,
+as train does ('edge 2/2 probe: evaluation 121/1212 (10 %), 3.1 s elapsed, ~28 s left').
 """
 from __future__ import annotations
 
@@ -98,9 +100,10 @@ def _split_table(records) -> str:
 
 
 class _Phases:
-    """One terminal bar per phase of probe_run (its progress(phase, n, total) calls): a phase's bar starts
-    when the phase does (its n = 0 call), so its time left counts only that phase's own completed items."""
-    LABELS = {"replay": "edge 1/2 replay (steps)", "probe": "edge 2/2 probe (evaluations)"}
+    """One terminal bar per phase of probe_run (its progress(phase, n, total) calls), a heartbeat off a
+    terminal: a phase's bar starts when the phase does (its n = 0 call), so its time left counts only that
+    phase's own completed items."""
+    LABELS = {"replay": ("edge 1/2 replay", "step"), "probe": ("edge 2/2 probe", "evaluation")}
 
     def __init__(self):
         self.phase, self.bar = None, None
@@ -108,7 +111,8 @@ class _Phases:
     def __call__(self, phase, n, total):
         if phase != self.phase:
             self.close()
-            self.phase, self.bar = phase, CountProgress(total, self.LABELS.get(phase, phase)).__enter__()
+            label, unit = self.LABELS.get(phase, (phase, "item"))
+            self.phase, self.bar = phase, CountProgress(total, label, unit).__enter__()
         if n:
             self.bar.update(n)
 

@@ -1,5 +1,5 @@
-"""Progress on stderr: a bar on a terminal; off a terminal (a log file, a pipe, a batch job) only
-``train``'s heartbeat, one line every ~10 % of the epochs, so a log shows that a run is alive.
+"""Progress on stderr: a bar on a terminal; off a terminal (a log file, a pipe, a batch job) a heartbeat,
+one line every ~10 % of the epochs (or items), so a log shows that a run is alive.
 
     RowProgress    ``train``: on a terminal a bar with the epoch, train/test accuracy and loss of the
                    last row and the time left; off one a Heartbeat
@@ -8,7 +8,9 @@
                    is 100 %) and after HEARTBEAT_S seconds without a line (a slow run). A row that
                    carries RUN_KEY (train-batch: the run whose row it is, of several) names it:
                    'test_acc 0.412 (run s1)'; so does the bar's row text ('s1: ep 120  train acc ...')
-    CountProgress  long commands that finish items (runs of a sweep, replayed epochs, figures)
+    CountProgress  long commands that finish items (runs of a sweep, replayed epochs, figures); given a
+                   ``unit`` its label reads 'LABEL (UNITs)' and off a terminal it is a Heartbeat in that
+                   unit: 'edge 2/2 probe: evaluation 121/1212 (10 %), 3.1 s elapsed, ~28 s left'
 
 Both bars are context managers whose ``update`` draws nothing off a terminal. ``interactive()`` is the
 one test of "on a terminal" (stderr is a TTY), so a command can also keep chatty notes to terminals.
@@ -111,8 +113,8 @@ class Heartbeat:
     """
 
     def __init__(self, length: int, label: str, clock=time.monotonic, every_s: float = HEARTBEAT_S,
-                 echo=None):
-        self.length, self.label, self.clock, self.every_s = length, label, clock, every_s
+                 echo=None, unit: str = "epoch"):
+        self.length, self.label, self.clock, self.every_s, self.unit = length, label, clock, every_s, unit
         self.echo = echo or (lambda text: click.echo(text, err=True))
         self.marks = sorted({math.ceil(k * length / 10) for k in range(1, 11)})     # steps 1..length
         self.pos = 0
@@ -132,7 +134,7 @@ class Heartbeat:
         row = row or {}
         epoch = row.get("epoch", self.pos)
         total = epoch - self.pos + self.length
-        text = f"{self.label}: epoch {epoch}/{total} ({100 * epoch / max(total, 1):.0f} %), {_secs(elapsed)} elapsed"
+        text = f"{self.label}: {self.unit} {epoch}/{total} ({100 * epoch / max(total, 1):.0f} %), {_secs(elapsed)} elapsed"
         if self.pos < self.length:
             text += f", ~{_secs(elapsed / self.pos * (self.length - self.pos))} left"
         if row.get("test_acc") is not None:
@@ -155,10 +157,20 @@ class RowProgress(_Bar):
 
 
 class CountProgress(_Bar):
-    """A bar over ``length`` items; ``update(1, 'name')`` shows the last item's name."""
+    """A bar over ``length`` items; ``update(1, 'name')`` shows the last item's name. With a ``unit``
+    (what one item is: 'epoch', 'evaluation') the bar reads 'LABEL (UNITs)', and off a terminal a
+    Heartbeat counts the items in that unit (a long loop: edge, thm6); without one it says nothing there."""
 
-    def __init__(self, length: int, label: str):
-        super().__init__(length, label, lambda item: "" if item is None else str(item))
+    def __init__(self, length: int, label: str, unit: str | None = None, clock=time.monotonic):
+        super().__init__(length, f"{label} ({unit}s)" if unit else label,
+                         lambda item: "" if item is None else str(item))
+        self._beat = Heartbeat(length, label, clock, unit=unit) if unit and self._ctx is None and length > 0 \
+            else None
+
+    def update(self, n: int = 1, item=None) -> None:
+        super().update(n, item)
+        if self._beat is not None:
+            self._beat.update(n, None)
 
 
 class RunsReporter:

@@ -2,7 +2,9 @@
 
 This layer only finds the weights (checkpoint files, or a deterministic replay of the run), reads
 M, act and eta from the stored config (or --act / --eta), and prints or writes what
-``thm6.summarize_checkpoint`` returns.
+``thm6.summarize_checkpoint`` returns. Progress on stderr: on a terminal notes and a bar over the replay's
+epochs; off one a heartbeat at every tenth of the replay's epochs and of the checkpoints computed (and
+after minutes of silence), as train's.
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from tianref import __version__, group_rows, identity, memory, runs, thm6, threa
 from tianref.analysis.records import read_rows
 from tianref.backend import environment_info, get_xp
 from tianref.cli.common import THREADS, FiniteFloat, GivenPath, IntRange, epoch_list_options, json_safe, reports_errors
-from tianref.cli.progress import CountProgress, interactive
+from tianref.cli.progress import CountProgress, Heartbeat, interactive
 from tianref.config import parse_int_list
 from tianref.errors import InputError
 from tianref.model import ACTIVATIONS
@@ -31,7 +33,7 @@ REPLAY_BEYOND = "replayed beyond the run (its last epoch is {last})"
 
 
 def _note(msg: str) -> None:
-    """Progress notes go to a terminal only (off one, stderr carries errors alone)."""
+    """Progress notes go to a terminal only (off one, stderr carries the heartbeat lines and errors)."""
     if interactive():
         click.echo(f"thm6: {msg}", err=True)
 
@@ -140,7 +142,7 @@ def _sources(run_dir, epochs_text, checkpoint, xp, act=None, replay_beyond=False
         _note(f"no checkpoint for epoch(s) {', '.join(map(str, missing))}: replaying the run "
               f"deterministically from {os.path.join(run_dir, 'config.json')}")
         from tianref.train import replay
-        with CountProgress(max(missing), "thm6 replay") as bar:
+        with CountProgress(max(missing), "thm6 replay", "epoch") as bar:
             states = replay(run_cfg, missing, xp, init=init, on_step=lambda e: bar.update(1, f"epoch {e}"))
         for e in missing:
             src = REPLAY_BEYOND.format(last=last) if e in beyond else "replay"
@@ -293,6 +295,7 @@ def thm6_cmd(ctx, run_dir, epochs_text, replay_beyond, checkpoint, act, eta, top
         jobs.append((epoch, source, W, M, train_idx, a, e, group_rows.table_of_config(cfg)))
     records = []
     setup = None
+    beat = None if interactive() else Heartbeat(len(jobs), "thm6", unit="checkpoint")   # a note each, on a terminal
     for epoch, source, W, M, train_idx, a, e, table in jobs:
         setup = setup or {"M": M, "K": int(W.shape[1]), "n": int(len(train_idx)), "act": a, "eta": e}
         F_tilde = thm6.features_from_weights(xp, W, M, train_idx, a, table)
@@ -304,6 +307,8 @@ def thm6_cmd(ctx, run_dir, epochs_text, replay_beyond, checkpoint, act, eta, top
             rec["pairs"] = res["pairs"]
         records.append(rec)
         _note(f"epoch {epoch}: {source}, act={a}, eta={e:g}, K={W.shape[1]}, n={len(train_idx)}: done")
+        if beat is not None:
+            beat.update(1, None)
 
     if json_out:
         doc = {"tool": "tianref thm6", "version": __version__, "command": " ".join(sys.argv),
