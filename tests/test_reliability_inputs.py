@@ -375,13 +375,48 @@ def test_thm6_output_below_a_file_is_refused_before_computing(run_dir, tmp_path,
 
 
 def test_resume_refuses_epochs_below_the_resume_state(run_dir):
-    """The resume state at r = 3 with --epochs 2 (one below r, the edge of the rule): refused by the
-    epoch range check with its own hint, the folder byte-identical; --epochs 3 = r is in range."""
+    """The resume state at r = 3 with --epochs 2 (one below r, the edge of the rule): refused saying that
+    --epochs is below what the run already trained and what to give, the folder byte-identical; --epochs 3
+    = r is in range."""
     before = _snapshot(run_dir)
     _refused(_resume(run_dir, "--epochs", "2"),
-             "the resume epoch 3 is outside [0, --epochs = 2] (raise --epochs to continue further)")
+             "--epochs 2 is below the 3 epochs this run has already trained: --epochs is the run's total, not "
+             "the epochs to add; give --epochs 3 or more to continue it")
     assert _snapshot(run_dir) == before
     r = _resume(run_dir, "--epochs", "3")
+    assert r.exit_code == 0, r.output
+
+
+def test_resume_of_a_finished_run_with_fewer_epochs_says_what_it_trained(tmp_path):
+    """A run trained to 20 with checkpoints at 10 and 20, resumed with --epochs 10: the refusal names the 20
+    epochs trained (it named the checkpoint epoch 20 as 'outside [0, --epochs = 10]'), the folder unchanged."""
+    d = tmp_path / "r20"
+    assert _cli(["train", *SMALL[:4], "--epochs", "20", "--checkpoint-epochs", "10,20", "--out", str(d)]).exit_code == 0
+    before = _snapshot(d)
+    for lowered in ("10", "19"):
+        line = _refused(_resume(d, "--epochs", lowered))
+        assert f"--epochs {lowered} is below the 20 epochs this run has already trained" in line, line
+        assert "give --epochs 20 or more" in line and "outside" not in line, line
+    assert _snapshot(d) == before
+    d = tmp_path / "kept-no-state"                         # nothing continues it: said so, not 'give more'
+    assert _cli(["train", *SMALL[:4], "--epochs", "20", "--checkpoint-epochs", "10,20", "--no-resume-state",
+                 "--out", str(d)]).exit_code == 0
+    line = _refused(_resume(d, "--epochs", "10"))
+    assert "--epochs 10 is below the 20 epochs this run has already trained" in line, line
+    assert "no resume state (--no-resume-state), so it cannot be continued" in line, line
+
+
+def test_resume_with_epochs_before_a_stored_checkpoint_epoch_says_to_change_them(run_dir):
+    """The run (resume state at 3) asked for a checkpoint at 5; --resume --epochs 4 would end before it:
+    refused naming --checkpoint-epochs; giving them with --epochs 4 continues the run."""
+    cfg = json.loads((run_dir / "config.json").read_text())
+    cfg["config"]["checkpoint_epochs"] = [5]                # mutable on --resume: no part of the identity
+    (run_dir / "config.json").write_text(json.dumps(cfg))
+    before = _snapshot(run_dir)
+    line = _refused(_resume(run_dir, "--epochs", "4"))
+    assert "--epochs 4 ends the run before its checkpoint epoch 5" in line and "--checkpoint-epochs" in line, line
+    assert _snapshot(run_dir) == before
+    r = _resume(run_dir, "--epochs", "4", "--checkpoint-epochs", "4")
     assert r.exit_code == 0, r.output
 
 

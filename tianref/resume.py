@@ -10,7 +10,8 @@ continued only when every part of the directory agrees with it, and it did not d
 * every array of the resume state is present with the shape and kind a fresh state of that
   config has (a float array: its dtype) (W, V, Adam moments, the rolling-Gram buffer and Gram, the split), the parameters
   and moments are finite, and the rng state is a valid generator state;
-* the resume epoch lies in [0, --epochs] (a run already complete, r = E with final.npz, no row or setting
+* the resume epoch lies in [0, --epochs], and a lowered --epochs keeps the stored --checkpoint-epochs
+  (refused in plain words otherwise: ``check_new_end``) (a run already complete, r = E with final.npz, no row or setting
   to change, is left as it is: ``already_complete``; so is one without a resume state, trained with
   --no-resume-state, whose final.npz vouches for its rows 0..E: ``complete_without_state``);
 * metrics.jsonl is UTF-8 and holds exactly the rows 0, 1, ..., r (r = the resume epoch), in order,
@@ -57,6 +58,34 @@ class Plan:
     digest: str = None       # D_r, the digest of rows 0..r
 
 
+def check_new_end(changes: dict, cfg, trained, resumable: bool = True) -> None:
+    """InputError, said plainly, when ``--resume --epochs E`` (``changes``) would end the run before what it
+    already trained (``trained`` = r, or None when unknown), or, with its stored --checkpoint-epochs
+    kept, before one of them (validate would otherwise name only 'checkpoint epoch ... is outside').
+    ``resumable``: False for a run without a resume state, which no --epochs continues."""
+    E = changes.get("epochs")
+    if E is None:
+        return
+    if trained is not None and E < trained:
+        todo = (f"give --epochs {trained} or more to continue it (its earlier epochs stay in its metrics.jsonl "
+                "and checkpoints)" if resumable else
+                "this run kept no resume state (--no-resume-state), so it cannot be continued")
+        raise InputError(f"--epochs {E} is below the {trained} epochs this run has already trained: --epochs is "
+                         f"the run's total, not the epochs to add; {todo}")
+    late = [e for e in cfg.checkpoint_epochs if e > E] if "checkpoint_epochs" not in changes else []
+    if late:
+        raise InputError(f"--epochs {E} ends the run before its checkpoint epoch {', '.join(map(str, late))} "
+                         f"(--checkpoint-epochs as stored): give --checkpoint-epochs as well, with epochs <= {E}")
+
+
+def _state_epoch(ck):
+    """The resume state's epoch r as an int, or None when it has none readable (refused later)."""
+    try:
+        return int(ck["epoch"]) if "epoch" in ck else None
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
 def stored_config(out: str) -> tuple:
     """(config.json dict, TrainConfig) of a run directory, type-checked."""
     meta = runs.read_config(out)
@@ -97,6 +126,7 @@ def check(out: str, changes: dict) -> Plan:
         k = differ[0]
         raise InputError(f"config.json does not match the resume state: {k} = {_shown(a, k)} in config.json, "
                          f"{_shown(b, k)} in {ck_path} (config.json was edited, or mixed with another run)")
+    check_new_end(changes, cfg, _state_epoch(ck))
     cfg = validate(cfg.replace(**changes))
 
     template = _template(engine, cfg)
@@ -156,6 +186,7 @@ def complete_without_state(out: str, changes: dict):
     path = os.path.join(out, "config.json")
     if runs.divergence(meta) is not None or identity.stored_block(meta, path) is None:
         return None
+    check_new_end(changes, cfg, cfg.epochs if is_complete(out, cfg.epochs) else None, resumable=False)
     cfg = validate(cfg.replace(**changes))
     if meta.get("config") != cfg.to_dict() or not is_complete(out, cfg.epochs):
         return None
