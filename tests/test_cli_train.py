@@ -94,6 +94,22 @@ def test_unknown_activation_is_a_usage_error(tmp_path):
     assert r.exit_code == 2 and "tanh" in r.stderr
 
 
+def test_init_file_of_another_m_or_k_names_the_mismatch(tmp_path):
+    """An --init-from file made for M = 7, K = 16 (W (14, 16), V (16, 7)) with --M 11 or --K 32: the refusal
+    names the file's M (from its W's rows) or K against the option given, not only array shapes; nothing
+    is written."""
+    src = str(tmp_path / "src")
+    assert _run(SMALL + ["--out", src]).exit_code == 0
+    init = os.path.join(src, "checkpoints", "final.npz")
+    for opt, given, has in (("--M", "11", "M = 7"), ("--K", "32", "K = 16")):
+        out = tmp_path / f"x{opt}"
+        r = _run(["--init-from", init, opt, given, "--epochs", "2", "--out", str(out)])
+        assert r.exit_code == 2 and len(r.stderr.splitlines()) == 1, r.output
+        assert f"the file's W has shape (14, 16), so its {has}" in r.stderr, r.stderr
+        assert f"but {opt} {given} was given" in r.stderr and f"drop {opt}" in r.stderr, r.stderr
+        assert not out.exists()
+
+
 def test_misshaped_init_file(tmp_path):
     f = str(tmp_path / "bad.npz")
     np.savez(f, W=np.zeros((3, 3)), V=np.zeros((16, 7)), train_idx=np.arange(10))

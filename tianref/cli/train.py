@@ -206,7 +206,8 @@ def train_cmd(ctx, xp_name, M, K, n_train, train_frac, eta, eta_schedule, lr, ep
         if init is not None:
             if "n_train" in given or "train_frac" in given:
                 raise InputError("--init-from fixes the split (its train_idx); drop --n-train/--train-frac")
-            # M and K follow the file unless given explicitly
+            # M and K follow the file unless given explicitly; given, they must be the file's
+            _check_init_sizes(init_from, init, {"M": M, "K": K}, given)
             if "V" in init and init["V"].ndim == 2:
                 if "M" not in given:
                     M = int(init["V"].shape[1])
@@ -266,6 +267,19 @@ def train_cmd(ctx, xp_name, M, K, n_train, train_frac, eta, eta_schedule, lr, ep
             return Prepared(engine, cfg, xp, xp_name, out, None, None, init, no_resume_state, session,
                             ident["fingerprint"], None)
         launch(session, prepare)
+
+
+def _check_init_sizes(path, init: dict, sizes: dict, given) -> None:
+    """InputError when --M or --K, given, differs from the M or K of the --init-from file's W (2M, K): the
+    message names both sizes (check_init would name only the array shapes)."""
+    W = init.get("W")
+    if getattr(W, "ndim", 0) != 2 or W.shape[0] % 2:
+        return                                          # misshaped: check_init says how
+    for name, have in (("M", W.shape[0] // 2), ("K", W.shape[1])):
+        if name in given and sizes[name] != have:
+            raise InputError(f"--init-from {path}: the file's W has shape {tuple(W.shape)}, so its {name} = {have} "
+                             f"(W is (2M, K)), but --{name} {sizes[name]} was given; drop --{name} ({name} follows "
+                             f"the file) or give an init file made for {name} = {sizes[name]}")
 
 
 def _resolve_group(spec, M, M_fixed: bool):
