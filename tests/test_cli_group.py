@@ -89,3 +89,34 @@ def test_a_table_file_that_is_a_group(tmp_path):
     p.write_text(json.dumps({"name": "quaternions", "table": parse_group("Q8").table.tolist()}))
     s = json.loads(run(["group", f"table:{p}", "--json"])[1])
     assert s["name"] == "quaternions" and s["degrees"] == [1, 1, 1, 1, 2]
+
+
+def test_a_table_file_that_is_a_bare_list_is_refused_naming_the_expected_form(tmp_path):
+    """A bare JSON list of rows (the table without its object) is refused in one line that shows the
+    form a table file must have, the documented example itself."""
+    from tianref.groups import TABLE_EXAMPLE
+    p = tmp_path / "z3.json"
+    p.write_text("[[0, 1, 2], [1, 2, 0], [2, 0, 1]]")
+    code, out, err = run(["group", f"table:{p}"])
+    assert code == 2 and out == "" and err.count("\n") == 1, err
+    assert f"expected a JSON object such as {TABLE_EXAMPLE}" in err and "got a list" in err, err
+
+
+def test_the_documented_table_file_example_is_a_table_file():
+    """The example that the --help, README.md and docs/groups.md show beside `group table:FILE` is read by
+    `group` as the group it names (Z3), and each of the three shows it."""
+    from pathlib import Path
+    from tianref.groups import TABLE_EXAMPLE
+    import tempfile
+    with tempfile.TemporaryDirectory() as d:
+        p = Path(d) / "z3.json"
+        p.write_text(TABLE_EXAMPLE)
+        s = json.loads(run(["group", f"table:{p}", "--json"])[1])
+    assert s["name"] == "Z3" and s["order"] == 3 and s["abelian"] and s["degrees"] == [1, 1, 1]
+    assert TABLE_EXAMPLE in " ".join(run(["group", "--help"])[1].split())
+    repo = Path(__file__).resolve().parents[1]
+    for doc in ("README.md", "docs/groups.md"):
+        text = (repo / doc).read_text()
+        assert text.count(TABLE_EXAMPLE) >= 1, doc
+        at = text.index("python cli.py group table:my.json")
+        assert TABLE_EXAMPLE in text[at - 400:at + 400], f"{doc}: no example beside `group table:my.json`"

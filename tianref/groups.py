@@ -166,8 +166,13 @@ def direct_product(*factors: Group) -> Group:
     return G
 
 
+# the form of a table: file (its help, README.md, docs/groups.md and its refusal show it): Z3, row a and
+# column b holding a·b, the elements numbered 0..n-1; "name" is optional (default: the file's stem)
+TABLE_EXAMPLE = '{"name": "Z3", "table": [[0, 1, 2], [1, 2, 0], [2, 0, 1]]}'
+
+
 def from_json(path: str) -> Group:
-    """``{"name": ..., "table": [[...], ...]}``; a table outside 0..M-1 is refused (not closed)."""
+    """``{"name": ..., "table": [[...], ...]}`` (TABLE_EXAMPLE); a table outside 0..M-1 is refused (not closed)."""
     p = Path(path)
     try:
         obj = json.loads(p.read_text())
@@ -176,7 +181,10 @@ def from_json(path: str) -> Group:
     except ValueError as exc:
         raise InputError(f"table:{path}: not JSON ({exc})") from None
     if not isinstance(obj, dict) or "table" not in obj:
-        raise InputError(f"table:{path}: expected an object with a 'table' key")
+        got = "an object without a 'table' key" if isinstance(obj, dict) else \
+            {list: "a list", str: "a string", bool: "a boolean", type(None): "null"}.get(type(obj), "a number")
+        raise InputError(f"table:{path}: expected a JSON object such as {TABLE_EXAMPLE} (row a, column b holds "
+                         f"a·b, elements 0..n-1; \"name\" optional), got {got}")
     rows = obj["table"]
     if (not isinstance(rows, list) or not rows or not all(isinstance(r, list) for r in rows)
             or any(len(r) != len(rows) for r in rows)

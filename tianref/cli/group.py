@@ -57,8 +57,9 @@ def _text(s: dict) -> str:
                "(degree, Frobenius-Schur type, real isotypic dimension), all computed from its Cayley "
                "table, with the checks sum d_k^2 = |H| and the character orthogonality error. SPEC: Z<n>, "
                "D<n>, S<n> (n <= 5), A<n> (3 <= n <= 5), Q8, a product such as Z3xZ5 or Q8xZ3, or "
-               "table:FILE (JSON {\"name\": ..., \"table\": [[...]]}). A table that is not a group exits 2 "
-               "naming the failed axiom. See docs/groups.md.")
+               "table:FILE, FILE a JSON object such as " + groups.TABLE_EXAMPLE + " (row a, column b holds "
+               "a*b, the elements numbered 0..n-1; \"name\" optional, default the file's name). A table "
+               "that is not a group exits 2 naming the failed axiom. See docs/groups.md.")
 @click.argument("spec")
 @click.option("--M", "M", type=IntRange(min=1), default=None,
               help="The order the group must have (required for expr:EXPR, a table mod M: decomposed "
