@@ -307,3 +307,26 @@ def test_n_random_above_its_bound_is_refused_at_parse_time(run_dir, monkeypatch)
         assert "--n-random" in r.stderr and f"0<=x<={N_RANDOM_MAX}" in r.stderr, r.stderr
     r = CliRunner().invoke(main, ["edge", "--run", run_dir, "--at-epochs", "8", "--n-random", str(N_RANDOM_MAX)])
     assert isinstance(r.exception, Reached)
+
+
+@pytest.mark.parametrize("cmd", ["edge", "thm6"])
+def test_plot_writes_the_format_its_extension_names_and_refuses_others(run_dir, tmp_path, monkeypatch, cmd):
+    """--plot x.pdf writes a PDF, x.svg an SVG, x.PNG a PNG (the extension names the format, as plot's
+    --format does; it wrote PNG bytes whatever the name); x.jpg or a name without an extension is refused
+    before anything is computed (one line, exit 2), nothing written."""
+    args = [cmd, "--run", run_dir, "--at-epochs", str(E)] + (["--n-random", "0", "--space", "W"] if cmd == "edge" else [])
+    heads = {"f.pdf": b"%PDF", "f.svg": b"<?xml", "f.PNG": b"\x89PNG"}
+    for name, head in heads.items():
+        r = CliRunner().invoke(main, args + ["--plot", str(tmp_path / name)])
+        assert r.exit_code == 0, r.output
+        assert (tmp_path / name).read_bytes()[:len(head)] == head, name
+
+    def never(*a, **k):
+        raise AssertionError("computed before the --plot name was checked")
+    monkeypatch.setattr("tianref.analysis.edge_runs.load_run", never)
+    monkeypatch.setattr("tianref.cli.thm6._sources", never)
+    for name in ("f.jpg", "figure"):
+        r = CliRunner().invoke(main, args + ["--plot", str(tmp_path / name)])
+        assert r.exit_code == 2 and len(r.stderr.splitlines()) == 1, r.output
+        assert "--plot" in r.stderr and ".png, .pdf or .svg" in r.stderr, r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(heads)

@@ -6,7 +6,7 @@ from pathlib import Path
 import click
 
 from tianref.analysis import clock_events, detectors as det
-from tianref.cli.common import FiniteFloat, GivenPath, IntRange, reports_errors
+from tianref.cli.common import FIGURE_FORMATS, FiniteFloat, GivenPath, IntRange, reports_errors
 from tianref.config import parse_int_list
 from tianref.errors import InputError
 from tianref.paths import check_distinct_outputs
@@ -135,7 +135,7 @@ def summarize_cmd(run_dir, window, late_lo, late_hi, slope_threshold, slope_t_mi
               help="Windows for the top-5 eigenvalue panels (comma-separated).")
 @click.option("--act", type=click.Choice(["sqr", "relu", "silu", "relusqr", "gelu"]), default="sqr",
               help="Activation of the runs shown in the headline and top-5 figures (refused when no run has it).")
-@click.option("--format", "fmt", type=click.Choice(["png", "pdf", "svg"]), default="png",
+@click.option("--format", "fmt", type=click.Choice(FIGURE_FORMATS), default="png",
               help="File format.")
 @click.option("--dpi", type=IntRange(min=30, max=600), default=120, help="Resolution.")
 @reports_errors

@@ -94,6 +94,21 @@ def check_interpreter(python: str, option: str = "--python") -> None:
                          f"{sys.executable})")
 
 
+FIGURE_FORMATS = ("png", "pdf", "svg")        # plot's --format; edge's and thm6's --plot by its extension
+
+
+def figure_format(path: str, option: str) -> str:
+    """The figure format that the file name ``path`` names by its extension (case ignored), one of
+    FIGURE_FORMATS; InputError otherwise (x.jpg, no extension): a figure is written in the format its
+    name says, or not at all."""
+    ext = os.path.splitext(path)[1].lower().lstrip(".")
+    if ext not in FIGURE_FORMATS:
+        got = f"the extension .{ext} is no figure format here" if ext else "the name has no extension"
+        raise InputError(f"{option} {path}: {got}; name the file .png, .pdf or .svg (the extension sets "
+                         "the format)")
+    return ext
+
+
 def json_safe(obj):
     """inf/NaN -> None (strict JSON), through dicts, lists and tuples; everything else unchanged."""
     if isinstance(obj, float) and not math.isfinite(obj):

@@ -21,7 +21,8 @@ import click
 
 from tianref import __version__, edge_curvature, edge_probe, memory, runs, threads as blas_threads
 from tianref.backend import environment_info, get_xp
-from tianref.cli.common import THREADS, FiniteFloat, GivenPath, IntRange, epoch_list_options, json_safe, reports_errors
+from tianref.cli.common import (THREADS, FiniteFloat, GivenPath, IntRange, epoch_list_options, figure_format,
+                                json_safe, reports_errors)
 from tianref.cli.progress import CountProgress
 from tianref.config import parse_int_list
 from tianref.errors import InputError
@@ -151,7 +152,7 @@ SPACE_CHOICES = {"all": ["joint", "W", "V"], "joint": ["joint"], "W": ["W"], "V"
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None,
               help="Write every number to this JSON file (atomically).")
 @click.option("--plot", "plot_out", type=click.Path(dir_okay=False), default=None,
-              help="Write a PNG: signed changes of test accuracy, train loss and perturbation per epoch and space, "
+              help="Write a figure, PNG, PDF or SVG as the extension says (.png, .pdf, .svg): signed changes of test accuracy, train loss and perturbation per epoch and space, "
               "edge against random (mean +- std) and norm-matched, and the curvature along v1..v4.")
 @click.option("--xp", "xp_name", type=click.Choice(["numpy", "cupy", "fake"]), default="numpy",
               show_default=True, help="Array backend: numpy (CPU) or cupy (GPU). 'fake' is the strict CI backend.")
@@ -164,6 +165,7 @@ def edge_cmd(run_dir, epochs_text, n_random, seed, eps_rel, space_names, json_ou
         if path is not None:
             check_output_file(path, what)
     check_distinct_outputs(("--json", json_out), ("--plot", plot_out))
+    fmt = figure_format(plot_out, "--plot") if plot_out is not None else None
     epochs = parse_int_list(epochs_text, "--at-epochs")
     if not epochs or min(epochs) < 0:
         raise InputError(f"--at-epochs needs one or more epochs >= 0 (got {epochs_text!r})")
@@ -193,6 +195,6 @@ def edge_cmd(run_dir, epochs_text, n_random, seed, eps_rel, space_names, json_ou
     if plot_out:
         from tianref.analysis.edge_figures import figure_edge
         fig = figure_edge(records, title=os.path.basename(os.path.normpath(run_dir)))
-        runs.atomic_write_bytes(plot_out, lambda f: fig.savefig(f, format="png", dpi=110))
+        runs.atomic_write_bytes(plot_out, lambda f: fig.savefig(f, format=fmt, dpi=110))
         _note(f"wrote {plot_out}")
     click.echo(_split_table(records) + "\n\n" + _table(records))   # after the files: a closed stdout loses none

@@ -19,7 +19,8 @@ import numpy as np  # host checks of a checkpoint's arrays
 from tianref import __version__, group_rows, identity, memory, runs, thm6, threads as blas_threads
 from tianref.analysis.records import read_rows
 from tianref.backend import environment_info, get_xp
-from tianref.cli.common import THREADS, FiniteFloat, GivenPath, IntRange, epoch_list_options, json_safe, reports_errors
+from tianref.cli.common import (THREADS, FiniteFloat, GivenPath, IntRange, epoch_list_options, figure_format,
+                                json_safe, reports_errors)
 from tianref.cli.progress import CountProgress, Heartbeat, interactive
 from tianref.config import parse_int_list
 from tianref.errors import InputError
@@ -262,7 +263,7 @@ def _table(records) -> str:
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None, show_default=True,
               help="Write the per-checkpoint summaries and pair lists to this JSON file (atomically).")
 @click.option("--plot", "plot_out", type=click.Path(dir_okay=False), default=None, show_default=True,
-              help="Write a PNG: sign-match across checkpoints with the paper's T1 values, B vs cos, B vs r.")
+              help="Write a figure, PNG, PDF or SVG as the extension says (.png, .pdf, .svg): sign-match across checkpoints with the paper's T1 values, B vs cos, B vs r.")
 @click.option("--xp", "xp_name", type=click.Choice(["numpy", "cupy", "fake"]), default="numpy",
               show_default=True, help="Array backend: numpy (CPU) or cupy (GPU). 'fake' is the strict CI backend.")
 @click.option("--threads", type=THREADS, default=None, show_default=blas_threads.REPLAY_DEFAULT_TEXT,
@@ -275,6 +276,7 @@ def thm6_cmd(ctx, run_dir, epochs_text, replay_beyond, checkpoint, act, eta, top
         if path is not None:
             check_output_file(path, what)
     check_distinct_outputs(("--json", json_out), ("--plot", plot_out))
+    fmt = figure_format(plot_out, "--plot") if plot_out is not None else None
     xp = get_xp(xp_name)
     ctx.with_resource(blas_threads.limits(blas_threads.for_replay(threads, run_dir)))  # train's count: bitwise
     if all_pairs and ctx.get_parameter_source("top_pairs") == click.core.ParameterSource.COMMANDLINE:
@@ -324,6 +326,6 @@ def thm6_cmd(ctx, run_dir, epochs_text, replay_beyond, checkpoint, act, eta, top
         if not match:
             _note(f"the paper's T1 values are not overlaid: {why}")
         fig = figure_thm6(records, paper if match else None, paper_note=None if match else why)
-        runs.atomic_write_bytes(plot_out, lambda f: fig.savefig(f, format="png", dpi=110))
+        runs.atomic_write_bytes(plot_out, lambda f: fig.savefig(f, format=fmt, dpi=110))
         _note(f"wrote {plot_out}")
     click.echo(_table(records))              # after the files: a closed stdout loses none
