@@ -314,7 +314,8 @@ def test_plot_writes_the_format_its_extension_names_and_refuses_others(run_dir, 
     """--plot x.pdf writes a PDF, x.svg an SVG, x.PNG a PNG (the extension names the format, as plot's
     --format does; it wrote PNG bytes whatever the name); x.jpg or a name without an extension is refused
     before anything is computed (one line, exit 2), nothing written."""
-    args = [cmd, "--run", run_dir, "--at-epochs", str(E)] + (["--n-random", "0", "--space", "W"] if cmd == "edge" else [])
+    args = [cmd, "--run", run_dir, "--at-epochs", str(E)]
+    args += ["--n-random", "0", "--space", "W"] if cmd == "edge" else []
     heads = {"f.pdf": b"%PDF", "f.svg": b"<?xml", "f.PNG": b"\x89PNG"}
     for name, head in heads.items():
         r = CliRunner().invoke(main, args + ["--plot", str(tmp_path / name)])

@@ -152,8 +152,9 @@ SPACE_CHOICES = {"all": ["joint", "W", "V"], "joint": ["joint"], "W": ["W"], "V"
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None,
               help="Write every number to this JSON file (atomically).")
 @click.option("--plot", "plot_out", type=click.Path(dir_okay=False), default=None,
-              help="Write a figure, PNG, PDF or SVG as the extension says (.png, .pdf, .svg): signed changes of test accuracy, train loss and perturbation per epoch and space, "
-              "edge against random (mean +- std) and norm-matched, and the curvature along v1..v4.")
+              help="Write a figure, PNG, PDF or SVG as the extension says (.png, .pdf, .svg): signed changes of "
+              "test accuracy, train loss and perturbation per epoch and space, edge against random (mean +- std) "
+              "and norm-matched, and the curvature along v1..v4.")
 @click.option("--xp", "xp_name", type=click.Choice(["numpy", "cupy", "fake"]), default="numpy",
               show_default=True, help="Array backend: numpy (CPU) or cupy (GPU). 'fake' is the strict CI backend.")
 @click.option("--threads", type=THREADS, default=None, show_default=blas_threads.REPLAY_DEFAULT_TEXT,
