@@ -153,6 +153,27 @@ def test_a_claim_reads_disagrees_only_when_its_contrary_holds_in_most_probes():
     assert v["... while it raises the train loss"].verdict == "differs"    # 0 rise, 1 falls, 2 tie
 
 
+def test_each_probe_claim_reads_disagrees_when_every_probe_shows_its_contrary():
+    """Each probe row's contrary, counted probe by probe: the test accuracy below 0.99 with v1 + v2 removed,
+    the train loss falling, the edge removing less train loss than the norm-matched control, a perturbation
+    moving the test accuracy by more than 0.01, the test loss curving more along the edge than the bulk. Shown
+    by all three probes it is the opposite ("disagrees"); equal sides (a tie) count for neither ("differs")."""
+    runs = [{"tag": "a", "condition": G, "seed": 0, "t099": 50.0}]
+    rows = ("After grokking, removing v1 + v2 leaves test accuracy", "... while it raises the train loss",
+            "The edge matters beyond its norm", "After grokking the edge is flat under perturbation",
+            "After grokking the edge is flat by the authors' measure")
+
+    def judged(dacc, dtrain, dtrain_norm, pert_dacc, curv):
+        probes = {"a": [_with_curvature(_probe(100 + 25 * i, 1.0, dacc, 0.1, dtrain, dtrain_norm, 0.3,
+                                               pert_dacc=pert_dacc), curv) for i in range(3)]}
+        claims = lp.probe_claims(lp.probe_doc(probes, runs, 20), G)
+        return {row: c.verdict for c in claims for row in rows if c.claim.startswith(row)}
+
+    assert judged(-0.5, -0.1, 0.01, 0.5, (9.0, 9.0, 1.0, 1.0)) == dict.fromkeys(rows, "disagrees")
+    tie = judged(0.0, 0.0, 0.0, 0.0, (1.0, 1.0, 1.0, 1.0))
+    assert [tie[r] for r in rows[1:3] + rows[4:]] == ["differs"] * 3       # train loss, norm-matched, curvature
+
+
 def test_the_split_claims_count_their_contrary_on_the_other_side_of_the_threshold():
     # grad_frac exactly 0.5 is on neither side: five runs at 0.5 show neither the claim nor its contrary
     tie = {"memorisation": 0.5, "grokking": 0.5, "after": 0.5}
@@ -275,3 +296,19 @@ def test_the_reversal_is_judged_on_the_norm_of_all_parameters():
     c = claim(theta)
     assert c.verdict.startswith("in kind (") and "in 5/5 seeds" in c.ours and "a fresh AdamW" in c.difference
     assert "+0.8 % in 200 epochs with η → 0 against -30.0 % with η kept" in c.note
+
+
+def test_the_algorithm_stays_reads_disagrees_when_it_is_lost_in_most_seeds():
+    """Its contrary is the algorithm lost: test accuracy below 0.99 at T + L with eta -> 0. Lost in 4 of 5
+    seeds (0.8) is the opposite; in 3 of 5, with 2 kept, neither side reaches 0.8 ("differs")."""
+    kept = [_iv_row(1.0, s, (10.0, 7.0), (10.0, 7.0)) for s in range(5)]
+
+    def stays(n_lost):
+        zero = [_iv_row(0.0, s, (10.0, 10.1), (10.0, 10.05)) for s in range(5)]
+        for r in zero[:n_lost]:
+            r["at_TL"]["test_acc"] = 0.5
+        c = wd.intervention_claims({"rows": zero + kept, "length": 200, "reversal": []})[1]
+        assert c.claim == "... while the algorithm stays"
+        return c.verdict
+
+    assert stays(4) == "disagrees" and stays(3) == "differs" and stays(0).startswith("in kind (")
