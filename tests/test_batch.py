@@ -402,18 +402,6 @@ def test_a_stopped_batch_saves_every_run_and_resumes_each_exactly(tmp_path):
         assert (p / "metrics.jsonl").read_bytes() == (tmp_path / "b" / p.name / "metrics.jsonl").read_bytes()
 
 
-def _diff(x, y, path=""):
-    """Paths where two JSON documents differ."""
-    if isinstance(x, dict) and isinstance(y, dict):
-        return [d for k in sorted(set(x) | set(y))
-                for d in ([f"{path}/{k}"] if k not in x or k not in y else _diff(x[k], y[k], f"{path}/{k}"))]
-    if isinstance(x, list) and isinstance(y, list):
-        if len(x) != len(y):
-            return [path]
-        return [d for i, (u, v) in enumerate(zip(x, y)) for d in _diff(u, v, f"{path}[{i}]")]
-    return [] if x == y else [path]
-
-
 def _far(x, y, rtol, atol, path=""):
     """Paths where two JSON documents differ beyond float rounding: floats within atol + rtol |y|, but
     whole-number floats (epochs, counts) exactly; integers, bools, None, strings and the document's shape

@@ -41,7 +41,6 @@ def test_stable_rank_of_known_matrices(xp):
         assert stats["V_srank"] == pytest.approx((svV ** 2).sum() / svV[0] ** 2, rel=1e-12)
 
 
-
 def test_squared_singular_values_of_a_rank_deficient_W_are_never_negative(xp):
     """A rank-2 W (22 x 40): the 20 zero eigenvalues of W W^T come out of eigvalsh as +-1e-13 noise; as
     squared singular values they are clipped at 0, so every one is >= 0 and the tail outside the top 2
@@ -56,6 +55,7 @@ def test_squared_singular_values_of_a_rank_deficient_W_are_never_negative(xp):
     tail = float(to_host(clocks.spectral_tail(xp.asarray(ev), 2)))
     assert 0.0 <= tail < 1e-12
     assert float(to_host(clocks.spectral_tail(xp.asarray(ev), 0))) == 1.0
+
 
 def test_logged_clocks_equal_svd_of_stored_checkpoints(tmp_path):
     """Train, store checkpoints, and recompute every clock statistic from the stored W and V by
