@@ -169,7 +169,10 @@ def test_each_probe_claim_reads_disagrees_when_every_probe_shows_its_contrary():
         claims = lp.probe_claims(lp.probe_doc(probes, runs, 20), G)
         return {row: c.verdict for c in claims for row in rows if c.claim.startswith(row)}
 
-    assert judged(-0.5, -0.1, 0.01, 0.5, (9.0, 9.0, 1.0, 1.0)) == dict.fromkeys(rows, "disagrees")
+    assert judged(-0.6, -0.1, 0.01, 0.5, (9.0, 9.0, 1.0, 1.0)) == dict.fromkeys(rows, "disagrees")
+    # test accuracy 0.98 or 0.5 with v1 + v2 removed falls short of ">= 0.99" but is not the algorithm lost
+    assert judged(-0.02, 0.1, 0.01, 0.0, (1.0, 1.0, 9.0, 9.0))[rows[0]] == "differs"
+    assert judged(-0.5, 0.1, 0.01, 0.0, (1.0, 1.0, 9.0, 9.0))[rows[0]] == "differs"
     tie = judged(0.0, 0.0, 0.0, 0.0, (1.0, 1.0, 1.0, 1.0))
     assert [tie[r] for r in rows[1:3] + rows[4:]] == ["differs"] * 3       # train loss, norm-matched, curvature
 
@@ -254,7 +257,8 @@ def test_the_authors_curvature_edge_against_bulk():
     assert r[175, "v1"]["curv_edge"] == 2.5 and r[175, "v1"]["curv_bulk"] == 3.0 and r[400, "v1v2"]["curv_v2"] == 1.0
     c = lp.curvature_claim([x for x in d["rows"] if x["removal"] == "v1" and x["after_grok"]])
     # after t0.99: 175 (2.5 < 3), 250 (1.5 > 1), 400 (0.75 < 4): 2 of 3, v1 alone below the bulk in 2 of 3
-    assert c.ours.startswith("mean curvature along v1, v2 below v3, v4 in 2/3 probes (v1 alone below the bulk in 2/3)")
+    assert c.ours.startswith("mean curvature along v1, v2 below v3, v4 in 2/3 probes, above in 1/3 (v1 alone below "
+                             "the bulk in 2/3)")
     assert c.verdict == "differs" and c.source.kind == "author-code" and "hessian_curvature" in c.source.ref
     assert "theirs: the attention matrices" in c.difference
     flat = [x for x in lp.probe_claims(d, G) if x.claim.startswith("After grokking the edge is flat by the authors'")]
@@ -299,16 +303,18 @@ def test_the_reversal_is_judged_on_the_norm_of_all_parameters():
 
 
 def test_the_algorithm_stays_reads_disagrees_when_it_is_lost_in_most_seeds():
-    """Its contrary is the algorithm lost: test accuracy below 0.99 at T + L with eta -> 0. Lost in 4 of 5
-    seeds (0.8) is the opposite; in 3 of 5, with 2 kept, neither side reaches 0.8 ("differs")."""
+    """Its contrary is the algorithm lost: test accuracy below 0.5 at T + L with eta -> 0. Lost in 4 of 5
+    seeds (0.8) is the opposite; in 3 of 5, with 2 kept, neither side reaches 0.8 ("differs"); 0.98 in every
+    seed falls short of the claim without being its contrary ("differs")."""
     kept = [_iv_row(1.0, s, (10.0, 7.0), (10.0, 7.0)) for s in range(5)]
 
-    def stays(n_lost):
+    def stays(n_lost, acc=0.3):
         zero = [_iv_row(0.0, s, (10.0, 10.1), (10.0, 10.05)) for s in range(5)]
         for r in zero[:n_lost]:
-            r["at_TL"]["test_acc"] = 0.5
+            r["at_TL"]["test_acc"] = acc
         c = wd.intervention_claims({"rows": zero + kept, "length": 200, "reversal": []})[1]
         assert c.claim == "... while the algorithm stays"
         return c.verdict
 
     assert stays(4) == "disagrees" and stays(3) == "differs" and stays(0).startswith("in kind (")
+    assert stays(5, acc=0.98) == "differs" and stays(5, acc=0.5) == "differs" and stays(5, acc=0.49) == "disagrees"

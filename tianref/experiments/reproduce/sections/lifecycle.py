@@ -115,7 +115,8 @@ class Lifecycle(Section):
                 k, k_contrary = sum(side * (x - t) > 0 for x in vals), sum(side * (x - t) < 0 for x in vals)
                 logged = any(f"{p}_{key}" in r.get("logged", []) for r in grok_runs)
                 out.append(judged(f"{text} ({p})", AUTHORS,
-                                  f"{thr} over the {ph} phase in {k}/{len(vals)} runs (median {fmt(med(vals))})",
+                                  f"{thr} over the {ph} phase in {k}/{len(vals)} runs, "
+                                  f"{'<' if side > 0 else '>'} {t:g} in {k_contrary}/{len(vals)} (median {fmt(med(vals))})",
                                   "most-runs", (k, k_contrary, len(vals)), same_definition=False,
                                   difference=DIFFERENCE + "; " + SPLIT_DIFFERENCE,
                                   note="" if logged else f"the runs did not log {p}_edge_{key} (they predate the "

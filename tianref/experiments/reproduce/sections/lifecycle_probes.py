@@ -42,6 +42,7 @@ from pathlib import Path
 from tianref.analysis.summarize import to_json, write_atomic
 from tianref.experiments.reproduce.cells import cell, fmt, med, scaled, stats
 from tianref.experiments.reproduce.claims import Source, judged
+from tianref.experiments.reproduce.sections.lifecycle_wd import LOST
 
 PROBE_EPOCHS = (50, 100, 125, 175, 250, 400)      # memorisation, ~t0.5, grokking, ~lock-in, after
 N_RANDOM = {"full": 20}                           # the authors' 20 random draws; 10 at smaller scales
@@ -205,21 +206,22 @@ def probe_claims(d, grok: str) -> list:
                       f"more than random) in {no_more}/{len(j12)}; median Δacc(v1+v2) "
                       f"{fmt(med([r['dtest_acc_edge'] for r in j12]))}", "most-runs", (k, no_more, len(j12)),
                       same_definition=False, difference=DIFFERENCE))
-    k = sum(r["test_acc"] + r["dtest_acc_edge"] >= 0.99 for r in j12)     # its contrary: below 0.99, the rest
+    k = sum(r["test_acc"] + r["dtest_acc_edge"] >= 0.99 for r in j12)
+    lost = sum(r["test_acc"] + r["dtest_acc_edge"] < LOST for r in j12)  # the contrary: below 0.5, lost
     out.append(judged("After grokking, removing v1 + v2 leaves test accuracy at 1.0 (≥ 0.99)",
                       Source("ours", "edge probe, joint"),
-                      f"test accuracy ≥ 0.99 with v1 + v2 removed in {k}/{len(j12)} probes; Δacc in "
+                      f"test accuracy ≥ 0.99 with v1 + v2 removed in {k}/{len(j12)} probes, < {LOST:g} in {lost}/{len(j12)}; Δacc in "
                       f"[{fmt(min((r['dtest_acc_edge'] for r in j12), default=None))}, "
-                      f"{fmt(max((r['dtest_acc_edge'] for r in j12), default=None))}]", "most-runs", (k, len(j12) - k, len(j12))))
+                      f"{fmt(max((r['dtest_acc_edge'] for r in j12), default=None))}]", "most-runs", (k, lost, len(j12))))
     k, k_contrary = sum(r["dtrain_loss_edge"] > 0 for r in j12), sum(r["dtrain_loss_edge"] < 0 for r in j12)
     out.append(judged("... while it raises the train loss", Source("ours", "edge probe, joint"),
-                      f"train loss rises in {k}/{len(j12)} probes; median ΔL_train {fmt(med([r['dtrain_loss_edge'] for r in j12]))}",
+                      f"train loss rises in {k}/{len(j12)} probes, falls in {k_contrary}/{len(j12)}; median ΔL_train {fmt(med([r['dtrain_loss_edge'] for r in j12]))}",
                       "most-runs", (k, k_contrary, len(j12))))
     k = sum(r["dtrain_loss_edge"] > r["dtrain_loss_norm"] for r in j12)
     k_contrary = sum(r["dtrain_loss_edge"] < r["dtrain_loss_norm"] for r in j12)
     out.append(judged("The edge matters beyond its norm: removing v1 + v2 raises the train loss more than removing "
                       "the same norm with no direction (θ·√(1 − f))", Source("ours", "edge probe, joint, norm-matched"),
-                      f"edge > norm-matched in {k}/{len(j12)} probes; median ΔL_train edge "
+                      f"edge > norm-matched in {k}/{len(j12)} probes, < in {k_contrary}/{len(j12)}; median ΔL_train edge "
                       f"{fmt(med([r['dtrain_loss_edge'] for r in j12]))}, norm-matched "
                       f"{fmt(med([r['dtrain_loss_norm'] for r in j12]))}", "most-runs", (k, k_contrary, len(j12))))
     fe = [r["f_edge"] for r in late if r["space"] == "joint" and r["removal"] == "v1"]
@@ -232,7 +234,7 @@ def probe_claims(d, grok: str) -> list:
     k_contrary = sum(r["pert_dtest_acc"] is not None and abs(r["pert_dtest_acc"]) > FLAT_ACC for r in j1)
     out.append(judged(f"After grokking the edge is flat under perturbation: θ + ε·sign(p)·v1, ε = 0.005‖θ‖, changes "
                       f"the test accuracy by at most {FLAT_ACC:g}", SEED,
-                      f"|Δacc| ≤ {FLAT_ACC:g} in {k}/{n} probes; median Δacc {fmt(med([r['pert_dtest_acc'] for r in j1]))}, "
+                      f"|Δacc| ≤ {FLAT_ACC:g} in {k}/{n} probes, > {FLAT_ACC:g} in {k_contrary}/{n}; median Δacc {fmt(med([r['pert_dtest_acc'] for r in j1]))}, "
                       f"median ΔL_test {fmt(med([r['pert_dtest_loss'] for r in j1]))}", "most-runs", (k, k_contrary, n),
                       same_definition=False, difference=DIFFERENCE + "; " + PERTURBATION, note=FLAT_NOTE))
     out.append(curvature_claim(j1))
@@ -247,7 +249,8 @@ def curvature_claim(j1):
     k = sum(r["curv_edge"] < r["curv_bulk"] for r in have)
     k1 = sum(r["curv_v1"] < r["curv_bulk"] for r in have)
     k_contrary = sum(r["curv_edge"] > r["curv_bulk"] for r in have)      # the edge curves more than the bulk
-    ours = (f"mean curvature along v1, v2 below v3, v4 in {k}/{len(have)} probes (v1 alone below the bulk in "
+    ours = (f"mean curvature along v1, v2 below v3, v4 in {k}/{len(have)} probes, above in {k_contrary}/{len(have)} "
+            f"(v1 alone below the bulk in "
             f"{k1}/{len(have)}); median curvature v1 {fmt(med([r['curv_v1'] for r in have]))}, v2 "
             f"{fmt(med([r['curv_v2'] for r in have]))}, bulk {fmt(med([r['curv_bulk'] for r in have]))}"
             if have else "not measured: these probes predate the curvature (edge_curvature.py)")

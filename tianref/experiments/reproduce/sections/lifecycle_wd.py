@@ -26,7 +26,8 @@ Rules (most-runs over the seeds intervened on at a T where the run had generalis
                 run of the same seed ends below it (wd_intervention.REVERSE_MIN, COMPRESS_MAX). Their script
                 sets no threshold (the curves are read), so the direction alone is tested, not the size;
                 wd_intervention's own reversal (||W||_F and W srank, stored as 'reversal') is not judged
-    stays       test accuracy at T+L >= 0.99 with m = 0
+    stays       test accuracy at T+L >= 0.99 with m = 0 (its contrary: below 0.5, the algorithm lost; 0.98 is
+                short of the claim, not its contrary)
     before grokking (test accuracy < 0.99 at T): shown for reading (info)
 """
 from __future__ import annotations
@@ -39,6 +40,7 @@ from tianref.experiments.reproduce.claims import Source, judged
 
 KEYS = ("test_acc", "W_fro", "V_fro", "W_srank", "V_srank", "W_gap12", "W_gap23")
 GROKKED = 0.99
+LOST = 0.5          # "the algorithm is lost" (a claim's contrary): test accuracy back below one half, not 0.98
 SEED = Source("seed", "The Lifecycle of the Spectral Edge (review page), abstract",
               quote="removing weight decay post-grok reverses compression while preserving the algorithm")
 DIFFERENCE = "their model: transformer on Dyck-1/SCAN"
@@ -132,16 +134,17 @@ def intervention_claims(d) -> list:
             f"{sum(h is not None for h in old)} seeds)")
     out = [judged("Removing weight decay after grokking reverses the compression", SEED,
                   f"with η → 0 ‖θ‖ = √(‖W‖_F² + ‖V‖_F²) grows over {L} epochs while the η-kept run's shrinks, in "
-                  f"{k}/{len(verdicts)} seeds (T = {Ts}); median ‖θ‖(T+{L})/‖θ‖(T) {fmt(med(grow))} with η → 0, "
+                  f"{k}/{len(verdicts)} seeds, shrinks with η → 0 in {k_contrary}/{len(verdicts)} (T = {Ts}); median ‖θ‖(T+{L})/‖θ‖(T) {fmt(med(grow))} with η → 0, "
                   f"{fmt(med(keep))} with η kept; ‖W‖_F ratio {fmt(med([r['ratio'].get('W_fro') for r in zero]))}, "
                   f"W srank ratio {fmt(med([r['ratio'].get('W_srank') for r in zero]))} with η → 0",
                   "most-runs", (k, k_contrary, len(verdicts)), same_definition=False,
                   difference=DIFFERENCE + "; " + REVERSAL_DIFFERENCE, note=note)]
     acc = [r["at_TL"].get("test_acc") for r in zero]
     k2 = sum(a is not None and a >= GROKKED for a in acc)
-    lost = sum(a is not None and a < GROKKED for a in acc)                  # the contrary: the algorithm is lost
+    lost = sum(a is not None and a < LOST for a in acc)                     # the contrary: the algorithm is lost
     out.append(judged("... while the algorithm stays", SEED,
-                      f"test accuracy ≥ {GROKKED:g} at T+{L} in {k2}/{len(zero)} seeds (median {fmt(med(acc))})",
+                      f"test accuracy ≥ {GROKKED:g} at T+{L} in {k2}/{len(zero)} seeds, < {LOST:g} in {lost}/{len(zero)} "
+                      f"(median {fmt(med(acc))})",
                       "most-runs", (k2, lost, len(zero)), same_definition=False, difference=DIFFERENCE, note=none))
     for m in sorted({r["m"] for r in rows if r["m"] != 1.0}):
         pre = [r for r in rows if r["m"] == m and (r["at_T"].get("test_acc") or 0) < GROKKED]
