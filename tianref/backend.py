@@ -77,11 +77,35 @@ def scipy_linalg(xp):
     return la
 
 
-def stacked_dot(x, y):
+ROW_ALIGN = 64    # bytes between the rows stacked_dot hands to BLAS: a multiple of every SIMD width (AVX-512: 64)
+
+
+def stacked_dot(xp, x, y):
     """Inner products of two stacks of vectors along their last axis, (..., N) x (..., N) -> (...):
     a stacked (1, N) by (N, 1) product, one call on any backend; NumPy computes it slice by slice with
-    the BLAS dot that one run's 1-D x @ y calls, so each value has the bits of the S = 1 call."""
-    return (x[..., None, :] @ y[..., :, None])[..., 0, 0]
+    the BLAS dot that one run's 1-D x @ y calls, so each value has the bits of the S = 1 call.
+
+    Row s of a packed (S, N) stack starts s N itemsize bytes after the first, so with N odd (float64)
+    every other row sits 8 bytes off the 16-byte alignment a fresh array has; OpenBLAS's SSE2 ddot
+    (the Prescott kernels of a DYNAMIC_ARCH build: OPENBLAS_CORETYPE=Prescott, or a CPU it does not
+    recognise) sums such a row in another order, and that run's value differed from its unbatched
+    run's in the last bits (the edge split's pwd2 and pcross, N = the window's rows). The rows are
+    therefore handed over ROW_ALIGN bytes apart (``_aligned_rows``), each starting as aligned as the
+    stack's first: the same address class as one run's vector on every kernel whose sum depends on
+    alignment only up to the allocator's 16 bytes (all five kernel sets of NumPy's OpenBLAS)."""
+    xa = _aligned_rows(xp, x)
+    return (xa[..., None, :] @ (xa if y is x else _aligned_rows(xp, y))[..., :, None])[..., 0, 0]
+
+
+def _aligned_rows(xp, x):
+    """x (..., N) with its rows a multiple of ROW_ALIGN bytes apart: x itself when they are (or when
+    there is one row), else views (..., :N) of a zero-padded copy; the values are x's."""
+    n, step = x.shape[-1], ROW_ALIGN // x.itemsize
+    if x.ndim < 2 or (n % step == 0 and x.flags.c_contiguous):
+        return x
+    buf = xp.zeros(x.shape[:-1] + (-(-n // step) * step,), dtype=x.dtype)   # (..., N rounded up to step)
+    buf[..., :n] = x
+    return buf[..., :n]
 
 
 def xp_name(xp) -> str:

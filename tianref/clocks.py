@@ -78,7 +78,7 @@ def _fro2(xp, X):
     if X.ndim == 2:
         return xp.vdot(X, X)
     flat = X.reshape(X.shape[0], -1)
-    return stacked_dot(flat, flat)
+    return stacked_dot(xp, flat, flat)
 
 
 def margin_min(xp, Yhat, y):

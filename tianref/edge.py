@@ -164,24 +164,24 @@ def window_splits_runs(xp, spec, state, w: int):
     A = (U[:, None, :] @ spec["buf"])[:, 0, :]                         # (S, P) a = D u_1
     if state["clean"]:                                                 # no weight decay in the rings: exact zeros
         B = None
-        g2, wd2, cross = zero + stacked_dot(A, A), zero, zero
+        g2, wd2, cross = zero + stacked_dot(xp, A, A), zero, zero
     else:
         ring = state["buf_wd"]                                         # (S, w_max, P) in the training dtype
         B = (U.astype(ring.dtype)[:, None, :] @ ring)[:, 0, :].astype(xp.float64)   # (S, P) b = D^wd u_1
         Gm = A - B                                                     # (S, P) D^g u_1
-        g2, wd2, cross = (zero + stacked_dot(Gm, Gm), zero + stacked_dot(B, B),
-                          zero + stacked_dot(Gm, B))
-    n = xp.sqrt(stacked_dot(A, A))                                     # (S,) ||D u_1||
+        g2, wd2, cross = (zero + stacked_dot(xp, Gm, Gm), zero + stacked_dot(xp, B, B),
+                          zero + stacked_dot(xp, Gm, B))
+    n = xp.sqrt(stacked_dot(xp, A, A))                                 # (S,) ||D u_1||
     safe = xp.where(n > 0, n, 1.0)[:, None]                            # (S, 1)
     count, w_max = spec["count"], spec["gram"].shape[-1]
     idx = xp.asarray(window_slots_ring_order(count, w_max, w))
     p = (xp.take(spec["gram"], idx, axis=-2) @ U[..., None])[..., 0].astype(xp.float64) / safe   # (S, m) G u_1 / ||a||
     if B is None:
-        return g2, wd2, cross, zero + stacked_dot(p, p), zero, zero
+        return g2, wd2, cross, zero + stacked_dot(xp, p, p), zero, zero
     p_wd = project(xp, state["buf_wd"], count, w, A / safe)            # (S, m) D^wd^T v_1
     p_g = p - p_wd                                                     # (S, m) (D^g)^T v_1
-    return (g2, wd2, cross, zero + stacked_dot(p_g, p_g), zero + stacked_dot(p_wd, p_wd),
-            zero + stacked_dot(p_g, p_wd))
+    return (g2, wd2, cross, zero + stacked_dot(xp, p_g, p_g), zero + stacked_dot(xp, p_wd, p_wd),
+            zero + stacked_dot(xp, p_g, p_wd))
 
 
 def stacked(xp, states):

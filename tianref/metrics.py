@@ -58,7 +58,7 @@ def _gram_sums(xp, C, mu):
         Cb = C[:, r:r + b].astype(xp.float64)            # (S, b, K) float64, in cache
         abs_sum = abs_sum + xp.abs(Cb).sum(axis=(-2, -1))
         flat = Cb.reshape(S, -1)
-        fro2 = fro2 + stacked_dot(flat, flat)
+        fro2 = fro2 + stacked_dot(xp, flat, flat)
         C_mu.append((Cb @ mu[:, :, None])[..., 0])      # (S, b)
     return abs_sum, fro2, xp.concatenate(C_mu, axis=-1)
 
@@ -90,9 +90,9 @@ def feature_gram_runs(xp, F, F_sum):
     diag_abs = xp.abs(diag).sum(axis=-1)
     ftf_ratio = ((abs_sum - diag_abs) / (K * (K - 1))) / (diag_abs / K)
 
-    uu = stacked_dot(mu, C_mu)                           # mu^T C mu = ||F~ mu||^2
+    uu = stacked_dot(xp, mu, C_mu)                       # mu^T C mu = ||F~ mu||^2
     tau = diag.sum(axis=-1)                              # tr C
-    mu2 = stacked_dot(mu, mu)                            # |mu|^2
+    mu2 = stacked_dot(xp, mu, mu)                        # |mu|^2
     G_fro2 = C_fro2 + 2 * n * uu + n * n * mu2 * mu2     # ||G||_F^2
     E_fro2 = C_fro2 + 2 * n * uu - tau * tau / (n - 1)   # ||G - ideal||_F^2
     rho = xp.sqrt(xp.maximum(E_fro2, 0.0) / G_fro2)
