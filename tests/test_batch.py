@@ -7,6 +7,7 @@ explicitly as well), on the numpy and the strict fake backend, float32 and float
 """
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -402,10 +403,29 @@ def test_a_stopped_batch_saves_every_run_and_resumes_each_exactly(tmp_path):
         assert (p / "metrics.jsonl").read_bytes() == (tmp_path / "b" / p.name / "metrics.jsonl").read_bytes()
 
 
+# The eta = 0 control of the ci headline stops moving: over the late window 200-400 its updates shrink from
+# ~300 ulp of each entry to 1-ulp flips of ~10% of the entries, so the window's Delta-W spectrum (late =
+# sigma2/sigma3, q_late_eps = sigma3/sigma1 in eps32, and the late separation grok/control built on it)
+# follows which entries the BLAS kernels round. Against the stored numbers (Haswell kernels: reproduced
+# exactly by OPENBLAS_CORETYPE=Haswell and Zen) q_late_eps moved up to 2.4e-2 (Nehalem; 9.3e-3 Prescott,
+# 2.4e-3 Sandybridge, 5e-4 SkylakeX) and the rest of these up to 6.3e-3 (Nehalem); every other float at most
+# 2.6e-5 (the grok runs' late sigma2/sigma3, Prescott).
+CONTROL_LATE = re.compile(r"/conditions\[1\]/(runs\[\d+\]|stats)/(late|late_precollapse|q_late_eps)(/|$)"
+                          r"|/late_separation/(control|ratio)$")
+CONTROL_Q_RTOL, CONTROL_LATE_RTOL = 5e-2, 2e-2        # about twice the drift seen: q_late_eps, the others
+
+
+def _rtol(path, rtol):
+    """The relative tolerance of one float of the ci headline summary: rtol but on CONTROL_LATE's paths."""
+    m = CONTROL_LATE.search(path)
+    return rtol if m is None else CONTROL_Q_RTOL if m.group(2) == "q_late_eps" else CONTROL_LATE_RTOL
+
+
 def _far(x, y, rtol, atol, path=""):
-    """Paths where two JSON documents differ beyond float rounding: floats within atol + rtol |y|, but
-    whole-number floats (epochs, counts) exactly; integers, bools, None, strings and the document's shape
-    exactly, except the command and a claim's 'ours' text (it prints the numbers compared here)."""
+    """Paths where two JSON documents differ beyond float rounding: floats within atol + rtol |y| (rtol as
+    _rtol gives it at the path), but whole-number floats (epochs, counts) exactly; integers, bools, None,
+    strings and the document's shape exactly, except the command and a claim's 'ours' text (it prints the
+    numbers compared here)."""
     if isinstance(x, dict) and isinstance(y, dict):
         return [d for k in sorted(set(x) | set(y))
                 for d in ([f"{path}/{k}"] if k not in x or k not in y else _far(x[k], y[k], rtol, atol, f"{path}/{k}"))]
@@ -414,7 +434,7 @@ def _far(x, y, rtol, atol, path=""):
             return [path]
         return [d for i, (u, v) in enumerate(zip(x, y)) for d in _far(u, v, rtol, atol, f"{path}[{i}]")]
     if isinstance(x, float) and isinstance(y, float) and not (x.is_integer() and y.is_integer()):
-        return [] if abs(x - y) <= atol + rtol * abs(y) else [path]
+        return [] if abs(x - y) <= atol + _rtol(path, rtol) * abs(y) else [path]
     if isinstance(x, str) and isinstance(y, str) and (path == "/command" or path.endswith("/ours")):
         return []
     return [] if x == y and type(x) is type(y) else [path]
@@ -423,10 +443,12 @@ def _far(x, y, rtol, atol, path=""):
 def test_the_ci_headline_reproduction_batched_gives_the_stored_numbers(tmp_path):
     """The stored ci numbers were trained on one CPU (provenance.json). Another CPU's float32 BLAS rounds
     differently (seen: an Intel Xeon against the AMD EPYC that stored them, batched and unbatched alike,
-    the two bit for bit equal on each machine), so the test asks for what float32 keeps across CPUs: every
-    event epoch, count, outcome and verdict exactly, every float within 2e-3 relative (the largest drift seen: 7e-4,
-    a control run's late sigma2/sigma3) or 1e-10 absolute (sigma of the decayed updates at epoch 400,
-    ~1e-13, is rounding noise). On the storing machine the documents are equal but for the command."""
+    the two bit for bit equal on each machine; and OpenBLAS's other kernel sets on the Xeon), so the test
+    asks for what float32 keeps across CPUs: every event epoch, count, outcome and verdict exactly, every
+    float within 2e-3 relative (the largest drift seen: 2.6e-5) but the eta = 0 control's late-window
+    spectrum (CONTROL_LATE: rounding of weights at a standstill, up to 2.4e-2 seen), or 1e-10 absolute (sigma
+    of the decayed updates at epoch 400, ~1e-13, is rounding noise). On the storing machine the documents
+    are equal but for the command."""
     r = subprocess.run([sys.executable, str(REPO / "cli.py"), "reproduce", "--section", "headline", "--scale",
                         "ci", "--root", str(tmp_path), "--batch", "--jobs", "2"],
                        capture_output=True, text=True, cwd=REPO)
@@ -434,4 +456,5 @@ def test_the_ci_headline_reproduction_batched_gives_the_stored_numbers(tmp_path)
     assert sorted((tmp_path / "headline" / "_logs").glob("batch_*.log"))           # it did batch
     got = json.loads((tmp_path / "headline" / "summary.json").read_text())
     stored = json.loads((REPO / "reference_results" / "reproduction" / "ci" / "headline" / "summary.json").read_text())
+    assert [c["config"]["eta"] for c in stored["views"][0]["summary"]["conditions"]] == [0.002, 0.0]   # [1]: the control
     assert _far(got, stored, rtol=2e-3, atol=1e-10) == []

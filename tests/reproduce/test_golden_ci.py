@@ -26,6 +26,12 @@ EPOCH_TOL = 1.0        # an event epoch is a first crossing; the ci crossings ar
                        # noise of s away), so a perturbation moves a crossing by at most one row
 LEVEL_RTOL = 2e-2      # late sigma2/sigma3 at W=20: sigma3 ~ 1e-5 vs sigma1 ~ 3e-2, i.e. ~1e-3 of
                        # the largest eigenvalue, far above float32 eigvalsh noise (~1e-7 of it)
+Q_LATE_RTOL = 5e-2     # q_late_eps = sigma3/sigma1 in eps32 over the late window 200-400: the eta = 0
+                       # control's updates shrink there from ~300 ulp of each entry to 1-ulp flips of ~10%
+                       # of the entries, so its sigma3 follows which entries the kernels round; against
+                       # the stored values (Haswell kernels, reproduced exactly by OPENBLAS_CORETYPE=Haswell
+                       # and Zen) it moved 5e-4 (SkylakeX), 2.4e-3 (Sandybridge), 9.3e-3 (Prescott) and
+                       # 2.4e-2 (Nehalem); the control's late sigma2/sigma3 at most 6.3e-3 (Nehalem)
 PAIR_TOL = 0.0101      # thm6 fractions over 200 pairs: two pairs may change near the top-200 cut
 POS_TOL = 0.021        # frac B<0 among the ~100 cos>0 pairs: two of ~100
 COS_TOL = 2e-3         # median |cos| of the listed pairs (float64 from float32 weights)
@@ -59,7 +65,8 @@ def check_stats(ours, gold, key, where):
         assert ours is gold, where
         return
     assert (ours["n"], ours["n_fired"]) == (gold["n"], gold["n_fired"]), where
-    tol = dict(abs_tol=EPOCH_TOL) if key in EPOCH_EVENTS else dict(rel_tol=LEVEL_RTOL)
+    tol = (dict(abs_tol=EPOCH_TOL) if key in EPOCH_EVENTS else
+           dict(rel_tol=Q_LATE_RTOL if key == "q_late_eps" else LEVEL_RTOL))
     for k in ("median", "q25", "q75", "min", "max"):
         assert close(ours[k], gold[k], **tol), (where, k, ours[k], gold[k])
 
