@@ -306,3 +306,25 @@ def test_a_batch_trains_with_a_one_thread_blas_on_the_host_and_its_threads_on_a_
     from tianref.cli.batch import blas_of
     assert [blas_of(x, 3) for x in ("numpy", "fake", "cupy")] == [1, 1, 3]
     assert blas_of("cupy", 1) == 1
+
+
+def test_a_run_records_its_cpu_and_blas_kernel_set(tmp_path):
+    """config.json's versions name the CPU and each BLAS with its kernel set (float32 products round by the
+    kernel set: the stored ci numbers reproduce exactly under OpenBLAS's Haswell kernels, not SkylakeX's),
+    read here a second way: threadpoolctl's own table and /proc/cpuinfo."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    out = tmp_path / "r"
+    r = CliRunner().invoke(main, ["train", "--M", "7", "--K", "8", "--epochs", "1", "--windows", "3", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    v = json.loads((out / "config.json").read_text())["versions"]
+    blas = [i for i in threadpoolctl.threadpool_info() if i.get("user_api") == "blas"]
+    assert v["blas"] and len(v["blas"]) <= len(blas)
+    for i in blas:
+        assert any(s.split()[0] == i["internal_api"] and str(i["version"]) in s and str(i.get("architecture", "")) in s
+                   for s in v["blas"]), (i, v["blas"])
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        names = [ln.split(":", 1)[1].strip() for ln in cpuinfo.read_text().splitlines() if ln.startswith("model name")]
+        if names:
+            assert v["cpu"] == names[0]
+    assert isinstance(v["cpu"], str) and v["cpu"]

@@ -121,6 +121,19 @@ def to_host(x):
     return np.asarray(x)            # Python scalars, lists of floats
 
 
+def cpu_model() -> str:
+    """The host CPU's model name (Linux: /proc/cpuinfo's first 'model name'; else platform.processor())."""
+    import platform
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def environment_info(xp) -> dict:
     """Versions and settings recorded in every run's config.json."""
     import platform
@@ -136,6 +149,8 @@ def environment_info(xp) -> dict:
         "platform": platform.platform(),
         "backend": xp_name(xp),
         "blas_threads": threads.current(),        # of this process's host BLAS (train --threads)
+        "blas": threads.kernels(),                # e.g. ['openblas 0.3.31 SkylakeX']: the kernel set rounds
+        "cpu": cpu_model(),
     }
     from importlib import metadata
     for pkg in ("click", "tianref"):

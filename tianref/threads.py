@@ -104,6 +104,18 @@ def limits(threads: int | None):
     return tp.threadpool_limits(limits=resolve(threads))
 
 
+def kernels() -> list[str]:
+    """The loaded BLAS libraries and the kernel set each uses, as 'openblas 0.3.31 SkylakeX' (threadpoolctl's
+    internal_api, version and architecture): the float32 rounding of a product depends on the kernel set,
+    so a stored number records it ([] without threadpoolctl)."""
+    try:
+        import threadpoolctl
+    except ImportError:
+        return []
+    return sorted({" ".join(str(i[k]) for k in ("internal_api", "version", "architecture") if i.get(k))
+                   for i in threadpoolctl.threadpool_info() if i.get("user_api") == "blas"})
+
+
 def current() -> int | None:
     """The largest thread count among the loaded BLAS pools (None without threadpoolctl or a BLAS)."""
     try:
