@@ -77,3 +77,22 @@ def test_printing_commands_end_quietly_when_stdout_is_closed(tmp_path, args):
     rc, err = _closed_stdout([str(tmp_path / "root") if a == "ROOT" else a for a in args], tmp_path)
     _quiet(rc, err)
     assert not (tmp_path / "root").exists()                  # a plan writes nothing
+
+
+def test_a_closed_stderr_ends_the_progress_lines_not_the_run(tmp_path):
+    """`train ... 2>&1 | head`: once the reader is gone the heartbeat lines stop, the run goes on to its last
+    epoch and writes its final checkpoint and resume state (it stopped at its next heartbeat with exit 1 and
+    no resume state, losing every epoch since the start), and its summary reaches stdout."""
+    rd, wr = os.pipe()
+    os.close(rd)                                  # stderr's reader is gone before the first heartbeat
+    out = tmp_path / "r"
+    try:
+        res = subprocess.run([sys.executable, str(REPO / "cli.py"), "train", "--M", "7", "--K", "16", "--epochs", "30",
+                              "--windows", "5", "--out", str(out)], stdout=subprocess.PIPE, stderr=wr, text=True,
+                             cwd=tmp_path, timeout=300)
+    finally:
+        os.close(wr)
+    assert res.returncode == 0
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == 31
+    assert (out / "checkpoints" / "final.npz").is_file() and (out / "checkpoints" / "resume.npz").is_file()
+    assert '"epochs": 30' in res.stdout.splitlines()[-1]

@@ -32,6 +32,22 @@ RUN_KEY = "progress_run"   # a row's key, added for the progress line only: the 
 HEARTBEAT_S = 180.0        # the longest a slow run stays silent off a terminal
 
 
+def say(text: str) -> None:
+    """One progress line on stderr; a stderr that is gone (a pipe whose reader closed, e.g. `train ... 2>&1 |
+    head`) ends the lines, not the work: progress is advisory, and a run stopped by it would lose its epochs
+    since the last resume state."""
+    global _STDERR_GONE
+    if _STDERR_GONE:
+        return
+    try:
+        click.echo(text, err=True)
+    except (BrokenPipeError, ValueError):            # ValueError: a closed file object
+        _STDERR_GONE = True
+
+
+_STDERR_GONE = False
+
+
 def interactive() -> bool:
     """True when stderr is a terminal."""
     try:
@@ -115,7 +131,7 @@ class Heartbeat:
     def __init__(self, length: int, label: str, clock=time.monotonic, every_s: float = HEARTBEAT_S,
                  echo=None, unit: str = "epoch"):
         self.length, self.label, self.clock, self.every_s, self.unit = length, label, clock, every_s, unit
-        self.echo = echo or (lambda text: click.echo(text, err=True))
+        self.echo = echo or say
         self.marks = sorted({math.ceil(k * length / 10) for k in range(1, 11)})     # steps 1..length
         self.pos = 0
         self.t0 = self.last = clock()
@@ -211,8 +227,7 @@ class RunsReporter:
         if pct >= self._rows_mark and logged < total and now - self._rows_said >= self.ROWS_EVERY_S:
             self._rows_mark = 10 * (math.floor(pct / 10) + 1)
             self._rows_said = now
-            click.echo(f"{self.label}: {pct:.0f} % of the epochs logged ({logged}/{total} rows of the "
-                       "unfinished runs)", err=True)
+            say(f"{self.label}: {pct:.0f} % of the epochs logged ({logged}/{total} rows of the unfinished runs)")
 
     def note(self, msg: str) -> None:
         if any(w in msg for w in self.ALWAYS):
@@ -224,8 +239,7 @@ class RunsReporter:
         if not interactive():
             step = max(1, math.ceil(total / 10))            # about every 10 % of the runs, and the last
             if total and (finished == 0 or finished % step == 0 or finished >= total):
-                click.echo(f"{self.label}: {finished}/{total} runs finished" + (f" (last: {name})" if name else ""),
-                           err=True)
+                say(f"{self.label}: {finished}/{total} runs finished" + (f" (last: {name})" if name else ""))
             return
         if self._bar is None and finished == 0:
             self.close()
@@ -244,5 +258,5 @@ class RunsReporter:
 
     def _echo(self, msg: str) -> None:
         if self._bar is not None and self._bar._bar is not None:
-            click.echo("", err=True)                    # leave the bar's line
-        click.echo(msg, err=True)
+            say("")                                     # leave the bar's line
+        say(msg)
