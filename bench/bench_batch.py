@@ -33,6 +33,8 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from provenance import provenance  # noqa: E402
 CLI = os.path.join(os.path.dirname(HERE), "cli.py")
 TARGET = 1.5
 
@@ -52,16 +54,6 @@ def same_rows(a, b) -> bool:
     return bool(names) and all(
         open(os.path.join(a, n, "metrics.jsonl"), "rb").read() == open(os.path.join(b, n, "metrics.jsonl"), "rb").read()
         for n in names)
-
-
-def provenance(command: str) -> dict:
-    """What a stored measurement needs beside its numbers: command, machine, versions, commit, time."""
-    import numpy
-    sys.path.insert(0, os.path.dirname(HERE))
-    from tianref.backend import git_state
-    return {"command": command, "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "machine": platform.processor() or platform.machine(), "python": platform.python_version(),
-            "numpy": numpy.__version__, "source": git_state(), "loadavg_after": list(os.getloadavg())}
 
 
 def events(root) -> dict:
@@ -133,7 +125,7 @@ def main(argv=None):
            "batched_s": round(best["batched"], 3), "unbatched_s": round(best["unbatched"], 3),
            "ratio": round(ratio, 3), "rows_identical": same, "events_identical": same_events, "batch_jobs": a.batch_jobs,
            "batch_threads": threads, "unbatched_jobs": a.jobs, "cpus": cpus,
-           "provenance": provenance(" ".join([os.path.basename(sys.argv[0])] + sys.argv[1:]))}
+           "provenance": provenance(sys.argv)}
     print(json.dumps(out))
     if a.json:
         with open(a.json, "w") as f:

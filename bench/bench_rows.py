@@ -43,7 +43,6 @@ import cProfile
 import io
 import json
 import os
-import platform
 import pstats
 import sys
 import time
@@ -53,23 +52,14 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from tianref import clocks, edge, fourier, group_rows, metrics, spectra, train  # noqa: E402
+from provenance import provenance  # noqa: E402  (bench/provenance.py)
 from tianref.allocator import keep_freed_blocks  # noqa: E402
+from tianref.backend import cpu_model  # noqa: E402
 from tianref.backend import to_host  # noqa: E402
 from tianref.config import TrainConfig, validate  # noqa: E402
 from tianref.data import n_train_from_frac  # noqa: E402
 
 TARGET_PCT = 2.0
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def fresh_rings(state):
@@ -273,7 +263,7 @@ def main(argv=None):
            "median_ms": {k: 1e3 * v for k, v in med.items()},
            "percent_of_full": pct, "percent_of_core": pct_core, "above_target": above,
            "edge_ring_bytes": ring_bytes, "edge_reads_gbps": ring_bytes / med["edge_reads"] / 1e9,
-           "profile": prof}
+           "profile": prof, "provenance": provenance(sys.argv)}
     if a.json:
         with open(a.json, "w", encoding="utf-8") as f:
             json.dump(doc, f, indent=2)

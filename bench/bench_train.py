@@ -114,6 +114,8 @@ def main(argv=None):
     ap.add_argument("--default-malloc", action="store_true",
                     help="keep glibc's default malloc thresholds (the CLI raises them; tianref/allocator.py)")
     args = ap.parse_args(argv)
+    if not 0 < args.n_train < args.M * args.M:
+        ap.error(f"--n-train {args.n_train} must lie in [1, M^2 - 1] = [1, {args.M * args.M - 1}] (M = {args.M})")
     if not args.default_malloc:             # as the CLI does at start (both sides of the comparison benefit)
         from tianref.allocator import keep_freed_blocks
         print(f"allocator: freed large blocks kept for reuse: {keep_freed_blocks()}", flush=True)
@@ -167,6 +169,9 @@ def main(argv=None):
             for key in ("train_loss", "test_acc", "rho_tian", "W_gap23"):
                 if key in last and key in tlast:
                     print(f"    final {key}: ours {last[key]:.6g}  torch {tlast[key]:.6g}", flush=True)
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from provenance import provenance                                    # bench/provenance.py
+    res["provenance"] = provenance(sys.argv)
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump(res, f, indent=2)
