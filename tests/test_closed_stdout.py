@@ -5,8 +5,10 @@ no traceback, no 'Exception ignored'), and every file the user asked for is writ
 Each command runs in a child process whose stdout is a pipe with no reader left, so its first write to
 stdout fails with EPIPE, as it would behind a pager that has quit."""
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -96,3 +98,36 @@ def test_a_closed_stderr_ends_the_progress_lines_not_the_run(tmp_path):
     assert len((out / "metrics.jsonl").read_text().splitlines()) == 31
     assert (out / "checkpoints" / "final.npz").is_file() and (out / "checkpoints" / "resume.npz").is_file()
     assert '"epochs": 30' in res.stdout.splitlines()[-1]
+
+
+@pytest.mark.parametrize("cmd", ["train", "train-batch"])
+def test_a_stop_signal_with_stderr_gone_still_saves_the_resume_state(tmp_path, cmd):
+    """A stop signal once stderr's reader has gone (`train ... 2>&1 | head`, then kill or Ctrl-C): the run
+    stops at the next row and saves its resume state, as with a live stderr. The signal's notice went to
+    stderr unguarded: its EPIPE was raised inside the signal handler, out of the training loop, and the run
+    ended with exit 1 and no resume state (every epoch lost)."""
+    out = tmp_path / "r"
+    size = ["--M", "7", "--K", "16", "--epochs", "100000", "--windows", "5"]
+    args = (["train", *size, "--out", str(out)] if cmd == "train" else
+            ["train-batch", "--member", " ".join([*size, "--out", str(out)])])
+    rd, wr = os.pipe()
+    os.close(rd)                                  # stderr's reader is gone before the signal's notice
+    try:
+        p = subprocess.Popen([sys.executable, str(REPO / "cli.py"), *args], stdout=subprocess.PIPE, stderr=wr,
+                             text=True, cwd=tmp_path, env=dict(os.environ, MPLBACKEND="Agg"))
+    finally:
+        os.close(wr)
+    try:
+        deadline = time.monotonic() + 120
+        while not ((out / "metrics.jsonl").is_file() and len((out / "metrics.jsonl").read_bytes().splitlines()) > 2):
+            assert p.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        p.send_signal(signal.SIGTERM)
+        p.communicate(timeout=120)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 1                      # stopped, as with a live stderr
+    rows = len((out / "metrics.jsonl").read_text().splitlines())
+    assert (out / "checkpoints" / "resume.npz").is_file() and 2 < rows < 100001

@@ -20,7 +20,7 @@ import numpy as np  # only for np.errstate around the run
 from tianref import batch as engine_batch, memory, runs, threads as blas_threads
 from tianref.stacks import same_stack
 from tianref.cli.common import RAISE_ERRORS, THREADS, GivenPath, reports_errors
-from tianref.cli.progress import RUN_KEY, RowProgress
+from tianref.cli.progress import RUN_KEY, RowProgress, say
 from tianref.errors import InputError, RunFailure
 from tianref.paths import check_output_dir
 from tianref.resources import program
@@ -263,7 +263,7 @@ def _train_group(group, log_dir, failed, threads: int):
                 bar.update(1 if epoch > last["e"] else 0, row or {})
                 last["e"] = epoch
             engine_batch.run(xp, members, parts=parts, on_epoch=on_epoch,
-                             on_stop=lambda m: click.echo(f"\n{m}", err=True))
+                             on_stop=lambda m: say(f"\n{m}"))
     except RunFailure as exc:                       # a stop signal: every running run saved its state
         stopped = exc
     finally:

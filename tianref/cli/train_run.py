@@ -25,7 +25,7 @@ import click
 import numpy as np  # only for np.errstate around the run
 
 from tianref import runs
-from tianref.cli.progress import RowProgress
+from tianref.cli.progress import RowProgress, say
 from tianref.errors import Diverged
 from tianref.paths import describe_oserror
 
@@ -88,7 +88,7 @@ def train_prepared(engine, cfg, xp, xp_name, out, state, problem, init, no_resum
             # stream of NumPy overflow warnings
             with np.errstate(over="ignore", invalid="ignore"):
                 engine.run(cfg, xp, problem=problem, state=state, init=init, sink=writer,
-                           on_row=on_row, on_stop=lambda m: click.echo(f"\n{m}", err=True))
+                           on_row=on_row, on_stop=lambda m: say(f"\n{m}"))
         except Diverged as exc:
             record_divergence(out, session, exc.epoch, exc.what)
             raise
