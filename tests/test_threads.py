@@ -328,3 +328,21 @@ def test_a_run_records_its_cpu_and_blas_kernel_set(tmp_path):
         if names:
             assert v["cpu"] == names[0]
     assert isinstance(v["cpu"], str) and v["cpu"]
+
+
+def test_each_resume_records_its_own_cpu_and_blas_kernel_set(tmp_path, monkeypatch):
+    """A run resumed on another machine trains its later epochs with that machine's kernel set: each --resume
+    entry records the CPU and BLAS of its own session (here a session made to report another CPU and kernel
+    set), and versions keeps the first session's."""
+    from tianref import backend
+    out = tmp_path / "r"
+    r = CliRunner().invoke(main, ["train", "--M", "7", "--K", "8", "--epochs", "2", "--windows", "3", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    first = json.loads((out / "config.json").read_text())["versions"]
+    monkeypatch.setattr(blas_threads, "kernels", lambda: ["openblas 0.0.0 Prescott"])
+    monkeypatch.setattr(backend, "cpu_model", lambda: "another CPU")
+    r = CliRunner().invoke(main, ["train", "--out", str(out), "--resume", "--epochs", "3"])
+    assert r.exit_code == 0, r.output
+    meta = json.loads((out / "config.json").read_text())
+    assert meta["versions"] == first
+    assert [(e.get("cpu"), e.get("blas")) for e in meta["resumed"]] == [("another CPU", ["openblas 0.0.0 Prescott"])]

@@ -290,8 +290,9 @@ def commit(out: str, plan: Plan, command: str) -> None:
     meta["config"] = plan.cfg.to_dict()
     before = meta.get("resumed")
     from tianref import threads
-    from tianref.backend import git_state
+    from tianref import backend
     meta["resumed"] = (before if isinstance(before, list) else []) + [
-        {"from_epoch": plan.epoch, "command": command, "source": git_state(),
-         "blas_threads": threads.current()}]                     # this session's (train --threads)
+        {"from_epoch": plan.epoch, "command": command, "source": backend.git_state(),
+         "blas_threads": threads.current(),                      # this session's (train --threads)
+         "blas": threads.kernels(), "cpu": backend.cpu_model()}]  # and kernel set: its epochs round by them
     runs.atomic_write_json(os.path.join(out, "config.json"), meta)
