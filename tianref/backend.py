@@ -98,8 +98,9 @@ def stacked_dot(xp, x, y):
 
 
 def _aligned_rows(xp, x):
-    """x (..., N) with its rows a multiple of ROW_ALIGN bytes apart: x itself when they are (or when
-    there is one row), else views (..., :N) of a zero-padded copy; the values are x's."""
+    """x (..., N) with its rows a multiple of ROW_ALIGN bytes apart: x itself when they are (or when x
+    is 1-D; a (1, N) stack is copied like any other), else views (..., :N) of a zero-padded copy; the
+    values are x's."""
     n, step = x.shape[-1], ROW_ALIGN // x.itemsize
     if x.ndim < 2 or (n % step == 0 and x.flags.c_contiguous):
         return x
