@@ -131,3 +131,18 @@ def test_a_stop_signal_with_stderr_gone_still_saves_the_resume_state(tmp_path, c
     assert p.returncode == 1                      # stopped, as with a live stderr
     rows = len((out / "metrics.jsonl").read_text().splitlines())
     assert (out / "checkpoints" / "resume.npz").is_file() and 2 < rows < 100001
+
+
+@pytest.mark.parametrize("bad", [["--eta", "-1"], ["--M", "x"]])      # the engine's check, click's usage error
+def test_bad_input_keeps_exit_2_when_stderr_is_gone(tmp_path, bad):
+    """The one-line refusal goes to a stderr nobody reads any more: the line is lost, the exit code is not
+    (the echo raised BrokenPipeError inside the handler, ending with exit 1 as a runtime failure)."""
+    rd, wr = os.pipe()
+    os.close(rd)
+    try:
+        res = subprocess.run([sys.executable, str(REPO / "cli.py"), "train", "--K", "16", *bad,
+                              "--out", str(tmp_path / "r")], stdout=subprocess.DEVNULL, stderr=wr, cwd=tmp_path,
+                             timeout=120)
+    finally:
+        os.close(wr)
+    assert res.returncode == 2 and not (tmp_path / "r").exists()

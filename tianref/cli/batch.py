@@ -42,7 +42,7 @@ def _member_log(log_dir, out):
 def _say(log_dir, out, msg, label=None):
     """A member's message: to stderr, and appended to its log in --log-dir (as a sweep names them;
     a member without --out has no log: ``label`` names it on stderr)."""
-    click.echo(f"{label or os.path.basename(out)}: {msg}", err=True)
+    say(f"{label or os.path.basename(out)}: {msg}")          # a stderr gone ends the lines, not the batch
     path = _member_log(log_dir, out)
     if path is not None:
         with open(path, "a", encoding="utf-8") as f:
@@ -132,9 +132,9 @@ def _fitting(groups, available=None):
         need = max(memory.stacked_bytes(g[0].cfg), 1)
         n = len(g) if have is None else max(1, min(len(g), have // need))
         if n < len(g):
-            click.echo(f"train-batch: {len(g)} runs of {g[0].cfg.M} x {g[0].cfg.K} need about "
-                       f"{len(g) * need / 2**30:.1f} GiB together, {have / 2**30:.1f} GiB are available: "
-                       f"trained as stacks of {n}", err=True)
+            say(f"train-batch: {len(g)} runs of {g[0].cfg.M} x {g[0].cfg.K} need about "
+                f"{len(g) * need / 2**30:.1f} GiB together, {have / 2**30:.1f} GiB are available: "
+                f"trained as stacks of {n}")
         out += [g[i:i + n] for i in range(0, len(g), n)]
     return out
 

@@ -19,6 +19,7 @@ import click
 
 from tianref import threads as blas_threads
 from tianref.backend import BackendError
+from tianref.cli.progress import say
 from tianref.config import parse_list
 from tianref.errors import InputError, RunFailure
 from tianref.numtext import parse_number
@@ -46,13 +47,13 @@ class OneLineErrors(click.Group):
             msg = exc.format_message().rstrip()
             if exc.ctx is not None:
                 msg = f"{msg.rstrip('.')}. See '{exc.ctx.command_path} --help'."
-            click.echo(f"Error: {msg}", err=True)
+            say(f"Error: {msg}")
             sys.exit(exc.exit_code)
         except click.ClickException as exc:
             exc.show()
             sys.exit(exc.exit_code)
         except click.Abort:
-            click.echo("Aborted!", err=True)
+            say("Aborted!")
             sys.exit(1)
         sys.exit(rv if isinstance(rv, int) else 0)
 
@@ -62,7 +63,8 @@ def reports_errors(fn):
     bad input 2; a failed run 1; any OSError (a full disk, a read-only folder, ...) 1, naming the
     path and the cause. A BrokenPipeError (a reader that closed stdout early, `| head`) passes to
     click, which ends quietly with exit 1 (stdout and stderr no longer flushed, as Python's docs
-    advise); the commands write their files before they print, so none is lost."""
+    advise); the commands write their files before they print, so none is lost. The messages go through
+    progress.say: a stderr whose reader has gone loses the line, not the exit code."""
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
@@ -70,15 +72,15 @@ def reports_errors(fn):
         except (InputError, BackendError) as exc:
             if RAISE_ERRORS.get():
                 raise
-            click.echo(f"Error: {exc}", err=True)
+            say(f"Error: {exc}")
             sys.exit(2)
         except RunFailure as exc:
-            click.echo(f"Error: {exc}", err=True)
+            say(f"Error: {exc}")
             sys.exit(1)
         except BrokenPipeError:      # stdout closed by its reader (`| head`): click ends quietly, exit 1
             raise
         except OSError as exc:
-            click.echo(f"Error: {describe_oserror(exc)}", err=True)
+            say(f"Error: {describe_oserror(exc)}")
             sys.exit(1)
     return wrapper
 
