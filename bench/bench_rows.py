@@ -11,13 +11,17 @@ that a shared machine's drift hits every item alike), times once per round:
     epoch_full      train.evaluate (--metrics full) + train.step: the reference (100 %)
     epoch_core      train.evaluate (--metrics core) + train.step (information)
 and each diagnostic alone, called with the arguments evaluate passes it:
-    edge_split      edge.window_splits for W and V (both views, as evaluate calls it)
-    edge_param      the parameter-space view alone: edge.edge_parts + edge.split_of (W and V)
-    edge_author     the authors' view alone: edge.author_split given D u_1 (W and V)
-    edge_reads      information, not a diagnostic: the two ring passes the parameter-space view
-                    cannot do without, alone (u_1 times the ring of Delta, float64, and times the ring
-                    of Delta^wd, training dtype; W and V), with the rings' bytes and the rate they
-                    give: a floor for edge_param on this machine
+    edge_split      edge.window_splits for W and V (both views, as evaluate calls it: one eigh and
+                    w x w algebra on the cross-Grams)
+    edge_step       the edge's share of a step: edge.push (the update and its weight-decay part into
+                    the rings, G's column and the cross-Grams' row and column: two ring passes) minus
+                    gram_push; its median difference is printed as an item and counted in
+                    the edge's total (edge_split + edge_step)
+    gram_push       information, not a diagnostic: spectra.push alone (G's column: one pass over the ring
+                    of Delta), what a step costs without the edge
+    edge_reads      information: one pass over each ring (u_1 times the ring of Delta, float64, and
+                    times the ring of Delta^wd, training dtype; W and V), with the rings' bytes and the
+                    rate they give
     clocks          clocks.clock_stats(params, tail_r)
     margin_min      clocks.margin_min on the training Yhat
     fourier         Z_M: fourier.row_metrics (freq_* and energy_med) on F and its column sums 1^T F,
@@ -78,7 +82,6 @@ def diagnostics(xp, cfg, state, problem, fwd):
     w = cfg.windows[0]
     beta = cfg.output_scale
     V_eff = P["V"] if beta == 1.0 else beta * P["V"]
-    a = {k: edge.edge_parts(xp, [state.spec[k]], [state.edge[k]], w)[0][0] for k in ("W", "V")}  # D u_1
     u = {k: spectra.top_of_run(xp, [state.spec[k]], w)[1] for k in ("W", "V")}                   # u_1 (w_max,)
 
     def gradient_field():
@@ -99,8 +102,6 @@ def diagnostics(xp, cfg, state, problem, fwd):
 
     return {
         "edge_split": lambda: [edge.window_splits(xp, state.spec[k], state.edge[k], w) for k in ("W", "V")],
-        "edge_param": lambda: [edge.window_split(xp, state.spec[k], state.edge[k], w) for k in ("W", "V")],
-        "edge_author": lambda: [edge.author_split(xp, state.spec[k], state.edge[k], a[k], w) for k in ("W", "V")],
         "edge_reads": lambda: [(u[k] @ state.spec[k]["buf"], u[k].astype(state.edge[k]["buf_wd"].dtype)
                                 @ state.edge[k]["buf_wd"]) for k in ("W", "V")],
         "clocks": lambda: clocks.clock_stats(xp, P, cfg.tail_r),
@@ -215,7 +216,22 @@ def main(argv=None):
             flat = xp.concatenate([xp.reshape(v, (-1,)).astype(xp.float64) for _, v in parts])
             return to_host(flat)
 
-        items = {"epoch_full": epoch(cfg), "epoch_core": epoch(core), **diag, "transfer": transfer}
+        # the next step's update and weight-decay part (train.step on copies of the rings), for the pushes
+        nxt = train.step(xp, cfg, fresh_rings(state), problem, fwd)
+        slot = state.spec["W"]["count"] % state.spec["W"]["buf"].shape[0]
+        upd = {k: (spectra.delta(xp, nxt.params[k], state.params[k]), nxt.edge[k]["buf_wd"][slot].copy())
+               for k in ("W", "V")}
+
+        def edge_push():
+            for k in ("W", "V"):
+                edge.push(xp, st_copy[0].edge[k], st_copy[0].spec[k], *upd[k])
+
+        def gram_push():
+            for k in ("W", "V"):
+                spectra.push(xp, st_copy[0].spec[k], upd[k][0])
+
+        items = {"epoch_full": epoch(cfg), "epoch_core": epoch(core), **diag, "edge_push": edge_push,
+                 "gram_push": gram_push, "transfer": transfer}
         names = list(items)
         times = {k: [] for k in names}
         rng_state = state.rng.bit_generator.state
@@ -231,10 +247,14 @@ def main(argv=None):
     load1 = os.getloadavg()
 
     med = {k: float(np.median(v)) for k, v in times.items()}
+    med["edge_step"] = med.pop("edge_push") - med["gram_push"]       # the edge's share of a step
+    med["edge_total"] = med["edge_split"] + med["edge_step"]
+    names = [k for k in names if k != "edge_push"]
+    names[names.index("edge_split") + 1:names.index("edge_split") + 1] = ["edge_step", "edge_total"]
     full, cor = med["epoch_full"], med["epoch_core"]
     pct = {k: 100.0 * med[k] / full for k in names}
     pct_core = {k: 100.0 * med[k] / cor for k in names}
-    info = ("epoch_full", "epoch_core", "edge_reads")             # not per-row diagnostics
+    info = ("epoch_full", "epoch_core", "edge_reads", "gram_push", "edge_split", "edge_step")   # edge: its total
     above = [k for k in names if k not in info and pct[k] > TARGET_PCT]
     ring_bytes = sum(state.spec[k]["buf"].nbytes + state.edge[k]["buf_wd"].nbytes for k in ("W", "V"))
     print(f"M={a.M} K={a.K} n_train={cfg.n_train} float32 x^2 adam eta={a.eta:g} window 20, "
@@ -248,8 +268,8 @@ def main(argv=None):
         print(f"{k:16s} {med[k] * 1e3:10.2f} {pct[k]:7.2f}% {pct_core[k]:7.2f}%{flag}")
     print(f"above {TARGET_PCT:g} % of the full-metrics epoch: {', '.join(above) if above else 'none'}")
     print(f"edge_reads: one pass over each ring of W and V, {ring_bytes / 1e6:.1f} MB, at "
-          f"{ring_bytes / med['edge_reads'] / 1e9:.1f} GB/s; the parameter-space view reads each once, "
-          "the authors' view the Delta^wd rings of its window once more")
+          f"{ring_bytes / med['edge_reads'] / 1e9:.1f} GB/s; a step's edge.push makes one pass over each "
+          "(the ring of Delta's carries G's column too), a row none")
     if prof:
         for mode, p in prof.items():
             print(f"profile, {mode} metrics ({a.profile} epochs, {p['seconds_per_epoch'] * 1e3:.1f} ms/epoch "

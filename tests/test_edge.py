@@ -1,5 +1,6 @@
-"""The spectral-edge split: the optimizers' weight-decay parts, the logged identity, and a
-non-incremental recomputation from explicit update matrices.
+"""The spectral-edge split: the optimizers' weight-decay parts, the logged keys against the ring route
+(a = D u_1, b = D^wd u_1 from the rings' contents) on every row, the identity, and a non-incremental
+recomputation from explicit update matrices.
 
 tests/test_torch_reference_ce.py checks the same statistics against PyTorch (its own optimizer
 state and an explicit deque), for coupled Adam with a schedule and for AdamW.
@@ -64,6 +65,10 @@ def test_no_weight_decay_gives_no_parts_and_bit_identical_steps():
 
 @pytest.mark.parametrize("case", ["adam", "adamw", "schedule", "float32"])
 def test_identity_sigma1_on_every_row(case):
+    """g2 + wd2 + 2 cross = sigma_1 and the derived gfrac, cos. The logged route forms g2, wd2, cross from
+    u_1^T G u_1, u_1^T C u_1 and u_1^T H u_1, for which the identity holds by construction: it checks that
+    algebra (a sign, a factor 2) against the eigh's sigma_1; the numbers themselves are checked against
+    the rings' contents by test_logged_split_equals_the_ring_route_on_every_row."""
     cfg = {"adam": SMALL, "adamw": SMALL.replace(optimizer="adamw", eta=0.3),
            "schedule": SMALL.replace(eta_schedule=((0, 1e-2), (6, 0.0))),
            "float32": SMALL.replace(dtype="float32")}[case]
@@ -84,6 +89,50 @@ def test_identity_sigma1_on_every_row(case):
             assert -1 - 1e-12 <= r[f"{p}_edge_cos"] <= 1 + 1e-12           # Cauchy-Schwarz
             n += 1
     assert n == 2 * (len(rows) - 2)
+
+
+RING_CASES = {
+    "adam": SMALL, "adamw": SMALL.replace(optimizer="adamw", eta=0.3),
+    "adam_schedule": SMALL.replace(eta_schedule=((0, 1e-2), (6, 0.0))),
+    # decay off after 6 steps: AdamW's Delta^wd is None at once while the ring still holds decay parts
+    "adamw_schedule": SMALL.replace(optimizer="adamw", eta=0.3, eta_schedule=((0, 0.3), (6, 0.0))),
+    "float32": SMALL.replace(dtype="float32"),
+    "sgd": SMALL.replace(optimizer="sgd", lr=0.05), "muon": SMALL.replace(optimizer="muon", eta=0.05),
+    "sgd_schedule": SMALL.replace(optimizer="sgd", lr=0.05, eta_schedule=((0, 1e-2), (6, 0.0))),
+    "ridge_held": SMALL.replace(top_layer="ridge"),
+    "wrap": SMALL.replace(windows=(3, 5), epochs=16),
+    "gram_f32": SMALL.replace(gram_dtype="float32"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(RING_CASES))
+def test_logged_split_equals_the_ring_route_on_every_row(case):
+    """The logged keys of both views come from the cross-Grams G, C, H (w x w algebra, tianref/edge.py);
+    here every row is recomputed by the second route, from the rings' contents: a = D u_1, b = D^wd u_1
+    (edge_parts, split_of) and the window's p_wd = D^wd^T v_1 (author_split). An error in C's or H's
+    bookkeeping (a slot, a row for a column, a stale entry after the ring wraps, a step without decay)
+    shows here. Tolerance: 1e-12 of the view's largest term in float64, 1e-5 with a float32 ring or Gram."""
+    cfg = validate(RING_CASES[case])
+    tol = 1e-12 if cfg.dtype == "float64" and cfg.gram_dtype == "float64" else 1e-5
+    w = cfg.windows[0]
+    problem, state = train.setup(cfg, np)
+    n = 0
+    for _ in range(cfg.epochs + 1):
+        row, fwd = train.evaluate(np, cfg, state, problem)
+        for p in ("W", "V"):
+            parts = edge.edge_parts(np, [state.spec[p]], [state.edge[p]], w)
+            if parts is None:
+                assert f"{p}_edge_g2" not in row
+                continue
+            ring = [float(x) for x in edge.split_of(np, parts)
+                    + edge.author_split(np, state.spec[p], state.edge[p], parts[0][0], w)]
+            for view, vals in ((edge.KEYS, ring[:3]), (edge.AUTHOR_KEYS, ring[3:])):
+                scale = max(abs(v) for v in vals)
+                got = [row[f"{p}_edge_{k}"] for k in view]
+                np.testing.assert_allclose(got, vals, rtol=0, atol=tol * scale, err_msg=f"{case} {p} {row['epoch']}")
+            n += 1
+        state = train.step(np, cfg, state, problem, fwd)
+    assert n == 2 * (cfg.epochs - 1)
 
 
 def test_without_weight_decay_wd2_is_exactly_zero():

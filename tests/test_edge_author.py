@@ -2,7 +2,8 @@
 
 Each update of the window is projected on the unit edge direction v_1 = D u_1 / sqrt(sigma_1):
 p_g,i = <Delta^g_i, v_1>, p_wd,i = <Delta^wd_i, v_1>, and sigma_1 = pg2 + pwd2 + 2 pcross exactly
-(docs/edge-and-clocks.md). Checked here: that identity on every row for every optimizer, equality
+(docs/edge-and-clocks.md). Checked here: that identity on every row for every optimizer (the logged
+route's algebra; the numbers against the ring route: tests/test_edge.py), equality
 with a plain NumPy training loop (its own Adam / AdamW, its own split, an SVD of the explicit window
 matrix), the exact zeros without weight decay, and the ring's window rows.
 """
@@ -37,8 +38,12 @@ CASES = {
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_identity_sigma1_on_every_row(case):
-    """sigma_1 from the incremental Gram's eigh against pg2 + pwd2 + 2 pcross from the rings."""
+def test_identity_and_derived_keys_on_every_row(case):
+    """sigma_1 from the eigh against pg2 + pwd2 + 2 pcross: the logged route (p = G u_1 / ||a||, p_wd =
+    C u_1 / ||a||) satisfies it for a unit eigenvector, so it checks that algebra (a sign, a factor, the
+    window's slots), not C; the numbers are compared with the rings' own in tests/test_edge.py
+    (test_logged_split_equals_the_ring_route_on_every_row). Also: pgfrac and palign from their
+    definitions, and exact zeros once no decay step is left in the window."""
     rows = _rows(CASES[case])
     n = n_zero = 0
     for r in rows:
@@ -83,65 +88,73 @@ def test_all_zero_updates_give_zeros_not_nan():
     """sigma_1 = 0 (every update 0): v_1 is undefined; the projections are 0 and the ratios absent."""
     sp, st = spectra.init(np, 6, 4), edge.init(np, 6, 4)
     for _ in range(3):
-        sp = spectra.push(np, sp, np.zeros(6))
-        st = edge.push(np, st, sp, np.zeros(6))
+        sp, st = edge.push(np, st, sp, np.zeros(6), np.zeros(6))
     out = edge.window_splits(np, sp, st, 4)
     assert [float(x) for x in out] == [0.0] * 6
+
+
+def _pushed(rng, P, w_max, no_wd, n):
+    """A spectra state and an edge state (float32 ring) after n pushes of random updates (Delta^wd
+    None where ``no_wd``)."""
+    sp, st = spectra.init(np, P, w_max), edge.init(np, P, w_max, np.float32)
+    for _ in range(n):
+        sp, st = edge.push(np, st, sp, rng.standard_normal(P),
+                           None if no_wd else rng.standard_normal(P).astype(np.float32))
+    return sp, st
 
 
 @pytest.mark.parametrize("clean", ["none", "all", "mixed"])
 @pytest.mark.parametrize("w_max,w", [(5, 3), (4, 4)])
 def test_stacked_split_is_the_per_run_split_bit_for_bit(clean, w_max, w):
-    """window_splits_runs on S runs' stacked rings (the row's one pass and stacked algebra) against
-    edge_parts, split_of and author_split called run by run: the same bits, the sign of a zero
-    included. "mixed": a run without weight decay in a stack of runs with it (runs stacked by eta), whose
-    slice of the stack's ring holds the -0.0 a stack writes for it (-(lr/c1) 0 / denom): its splits are
-    its own run's, exact zeros where its own run skips the ring."""
+    """window_splits_runs on S runs' stacked rings (one stacked eigh and w x w algebra) against
+    window_splits run by run: the same bits, the sign of a zero included; and against the ring route
+    (edge_parts, split_of and author_split: a = D u_1, b = D^wd u_1 from the rings' contents) to the
+    float32 ring's rounding. "mixed": a run without weight decay in a stack of runs with it (runs
+    stacked by eta), whose slices of the stack's ring and cross-Grams hold the -0.0 a stack writes for
+    it (-(lr/c1) 0 / denom, and the products with it): its splits are its own run's, exact zeros where
+    its own run skips the ring."""
     rng = np.random.default_rng(7)
     S, P = 3, 9
-    specs, states = [], []
-    for s in range(S):
-        sp, st = spectra.init(np, P, w_max), edge.init(np, P, w_max, np.float32)
-        no_wd = clean == "all" or (clean == "mixed" and s == 1)
-        for _ in range(w_max + 2):                       # the ring wraps once
-            sp = spectra.push(np, sp, rng.standard_normal(P))
-            st = edge.push(np, st, sp, None if no_wd else rng.standard_normal(P).astype(np.float32))
-        specs.append(sp)
-        states.append(st)
+    runs_ = [_pushed(rng, P, w_max, clean == "all" or (clean == "mixed" and s == 1), w_max + 2)
+             for s in range(S)]                         # the ring wraps once
+    specs, states = [r[0] for r in runs_], [r[1] for r in runs_]
     stack = edge.stacked(np, states)
     assert stack["clean"] == (clean == "all")
     if clean == "mixed":
-        stack["buf_wd"][1] = -0.0
+        stack["buf_wd"][1] = stack["C"][1] = stack["H"][1] = -0.0
     got = edge.window_splits_runs(np, spectra.stacked(np, specs), stack, w)
     for s in range(S):
-        parts = edge.edge_parts(np, [specs[s]], [states[s]], w)
-        want = edge.split_of(np, parts) + edge.author_split(np, specs[s], states[s], parts[0][0], w)
+        want = edge.window_splits(np, specs[s], states[s], w)
         assert [np.float64(x[s]).tobytes() for x in got] == [np.float64(x).tobytes() for x in want], (clean, s)
+        parts = edge.edge_parts(np, [specs[s]], [states[s]], w)
+        ring = edge.split_of(np, parts) + edge.author_split(np, specs[s], states[s], parts[0][0], w)
+        scale = max(abs(float(x)) for x in ring)
+        np.testing.assert_allclose([float(x[s]) for x in got], [float(x) for x in ring], rtol=0, atol=1e-6 * scale)
         if clean == "all":                               # wd2, cross, pwd2, pcross: exact zeros
             assert [float(got[i][s]) for i in (1, 2, 4, 5)] == [0.0] * 4
 
 
 def test_stacked_push_is_each_runs_push():
-    """spectra.push and edge.push on S runs' stacked rings (one call each, batch.py) leave each run's
-    slice as its own pushes leave its rings: the same bits, through a wrap of the ring."""
+    """edge.push on S runs' stacked rings (one call, batch.py) leaves each run's slice as its own pushes
+    leave its rings and Grams: the same bits, through a wrap of the ring and a step without decay."""
     rng = np.random.default_rng(3)
     S, P, w_max = 3, 11, 4
     sp_s, st_s = spectra.init(np, P, w_max), edge.init(np, P, w_max, np.float32)
     sp_s = dict(sp_s, buf=np.zeros((S, w_max, P)), gram=np.zeros((S, w_max, w_max)))
-    st_s = dict(st_s, buf_wd=np.zeros((S, w_max, P), dtype=np.float32))
+    st_s = dict(st_s, buf_wd=np.zeros((S, w_max, P), dtype=np.float32), C=np.zeros((S, w_max, w_max)),
+                H=np.zeros((S, w_max, w_max)))
     ones = [(spectra.init(np, P, w_max), edge.init(np, P, w_max, np.float32)) for _ in range(S)]
     for t in range(w_max + 3):
         d = rng.standard_normal((S, P))
         wd = None if t == 2 else rng.standard_normal((S, P)).astype(np.float32)
-        sp_s = spectra.push(np, sp_s, d)
-        st_s = edge.push(np, st_s, sp_s, wd)
+        sp_s, st_s = edge.push(np, st_s, sp_s, d, wd)
         for s in range(S):
-            sp1 = spectra.push(np, ones[s][0], d[s])
-            ones[s] = (sp1, edge.push(np, ones[s][1], sp1, None if wd is None else wd[s]))
+            ones[s] = edge.push(np, ones[s][1], ones[s][0], d[s], None if wd is None else wd[s])
     for s in range(S):
         np.testing.assert_array_equal(sp_s["buf"][s], ones[s][0]["buf"])
         np.testing.assert_array_equal(sp_s["gram"][s], ones[s][0]["gram"])
-        np.testing.assert_array_equal(st_s["buf_wd"][s], ones[s][1]["buf_wd"])
+        for k in ("buf_wd", "C", "H"):
+            np.testing.assert_array_equal(st_s[k][s], ones[s][1][k])
 
 
 @pytest.mark.parametrize("w_max,w", [(5, 3), (4, 4), (6, 2)])

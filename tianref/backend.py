@@ -109,6 +109,29 @@ def _aligned_rows(xp, x):
     return buf[..., :n]
 
 
+RING_BLOCK_BYTES = 1 << 20    # bytes of a ring per block in ring_products: 1 MiB, in a core's L2
+
+
+def ring_products(xp, ring, vecs):
+    """ring (..., w, P) times c vectors vecs (..., c, P): (..., w, c) float64, every row of the ring
+    against every vector, from one pass over the ring.
+
+    On the host the pass goes by blocks of columns of about RING_BLOCK_BYTES of the ring, each a
+    (w, b) x (b, c) product in the ring's dtype added to a float64 sum: a (w, P) x (P, c) product in one
+    call packs the whole ring first and reads it about twice (measured at w = 20, P = 290816, c = 2:
+    3.5 ms against 1.7 ms for one (w, P) x (P,) pass; by blocks 1.9 ms). The block width depends only
+    on w and the dtype, so every run of a configuration (and each run of a stack, slice by slice) sums
+    in the same order. A device takes the product in one call."""
+    if xp_name(xp) == "cupy":
+        return (ring @ vecs.swapaxes(-1, -2)).astype(xp.float64)
+    w, P = ring.shape[-2:]
+    b = max(64, RING_BLOCK_BYTES // (w * ring.itemsize) // 64 * 64)
+    acc = xp.zeros(ring.shape[:-1] + vecs.shape[-2:-1], dtype=xp.float64)   # (..., w, c)
+    for s in range(0, P, b):
+        acc += ring[..., s:s + b] @ vecs[..., s:s + b].swapaxes(-1, -2)
+    return acc
+
+
 def xp_name(xp) -> str:
     return {"numpy": "numpy", "cupy": "cupy", "tianref.fakexp": "fake"}.get(xp.__name__, xp.__name__)
 

@@ -322,10 +322,12 @@ def _step(xp, cfg, live, P, opt, train_b, epoch, fwd, rings):
     if train.ridge_current(cfg):
         new = dict(new, V=train.ridge_top(xp, cfg, new["W"], train_b, failed=failed))   # each run's V of its new W
     for key, (k, mode) in train.gram_states(cfg).items():
-        rings["spec"][key] = spectra.push(xp, rings["spec"][key], spectra.delta(xp, new[k], P[k], mode, runs=True),
-                                          mode)                            # (S, P) updates, one push
-    for k in rings["edge"]:
-        rings["edge"][k] = edges.push(xp, rings["edge"][k], rings["spec"][k], wd.get(k))
+        d = spectra.delta(xp, new[k], P[k], mode, runs=True)              # (S, P) updates, one push
+        if key in rings["edge"]:                                           # W, V: with the edge's cross-Grams
+            rings["spec"][key], rings["edge"][key] = edges.push(xp, rings["edge"][key], rings["spec"][key], d,
+                                                                wd.get(k), mode)
+        else:
+            rings["spec"][key] = spectra.push(xp, rings["spec"][key], d, mode)
     _name_slices(live, rings, epoch + 1)
     return new, opt, failed
 
@@ -338,7 +340,7 @@ def stack_rings(xp, live) -> dict:
                               train.gram_states(live[0].cfg))
     for s, m in enumerate(live):
         m.views = ({k: (st["buf"][s], st["gram"][s]) for k, st in rings["spec"].items()},
-                   {k: st["buf_wd"][s] for k, st in rings["edge"].items()})
+                   {k: (st["buf_wd"][s], st["C"][s], st["H"][s]) for k, st in rings["edge"].items()})
     _name_slices(live, rings, live[0].state.epoch)
     return rings
 
@@ -349,6 +351,7 @@ def _name_slices(live, rings, epoch: int) -> None:
     for m in live:
         spec_v, edge_v = m.views
         spec = {k: {"buf": b, "gram": g, "count": rings["spec"][k]["count"]} for k, (b, g) in spec_v.items()}
-        edge = {k: {"buf_wd": b, "clean": rings["edge"][k]["clean"] or never_decayed(m.cfg)}   # as its own run's
-                for k, b in edge_v.items()}
+        edge = {k: {"buf_wd": b, "C": c, "H": h,
+                    "clean": rings["edge"][k]["clean"] or never_decayed(m.cfg)}   # as its own run's
+                for k, (b, c, h) in edge_v.items()}
         m.state = train.TrainState(params=None, adam=None, spec=spec, rng=m.state.rng, epoch=epoch, edge=edge)

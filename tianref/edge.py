@@ -5,8 +5,8 @@ Reference: *The Lifecycle of the Spectral Edge: From Gradient Learning to Weight
 weight-decay decomposition); its authors' code, github.com/skydancerosel/dyck_scan, folder
 ``spectral/``, ``grad_vs_wd_decomposition.py`` at commit e37417d (whose ``project_decomposition``, the
 edge-projected view, is tianref/edge_projected.py). docs/edge-and-clocks.md §1-3 derives both views and
-their cost. This module holds the edge itself (the Delta^wd ring, the top eigenvector u_1, D u_1 and
-D^wd u_1) and the parameter-space view.
+their cost. This module holds the edge itself (the Delta^wd ring and the cross-Grams C and H below, the
+top eigenvector u_1, D u_1 and D^wd u_1) and the parameter-space view.
 
 Symbols (per parameter matrix W or V, flattened; ring slots as in tianref.spectra)
     Delta_t     = theta_t - theta_{t-1}                 (P,)  the update of step t (spectra's ring)
@@ -29,36 +29,54 @@ With coupled Adam the two parts largely cancel in parameter space: in the stored
 (reference_results/reproduction/full/lifecycle/report.md) the median W gfrac is 0.65, 0.47, 0.48 and
 cos -0.90, -0.92, -0.98 in memorisation, grokking and after.
 
-Evaluation, per logged row, from one eigh of the window's Gram: a = D u_1 and b = D^wd u_1 (one
-pass over each (w, P) ring, u_1 scattered into the ring's slots) give g2 = ||a - b||^2, wd2 = ||b||^2,
-cross = <a - b, b> (the edge-projected view goes on from a and u_1: tianref/edge_projected.py). This
-keeps one extra ring (Delta^wd) and costs three (w, P) passes per row for both views
-(bench/bench_edge.py times them).
+Evaluation: three w_max x w_max float64 Grams of the ring's slots, updated by every step like G,
 
-Deviation from the plan of three incremental cross-Grams (G_ww, C = D^g^T D^wd and its transpose,
-updated like G): each update of those costs three (w, P) x (P,) passes per step, against two per
-row here for the parameter-space view (measured on the 2-core machine at M = 71, K = 2048, w = 20:
-6.0 ms per step for the three products against 3.9 ms per row here), and with G_gg formed as
-G - G_ww - C - C^T their identity would hold by construction. Here sigma_1 comes from the
-incremental Gram G and g2 + wd2 + 2 cross from the ring contents directly, so that identity, tested on
-every row, checks the Gram's bookkeeping, the window's slots and u_1 through a second route (the
-edge-projected identity checks the ring against the Gram too). Neither identity checks the Delta^wd
-ring itself; tests/test_edge*.py compare it with independent recomputations.
+    G = D^T D          G_ij = <Delta_i, Delta_j>         (tianref.spectra's Gram)
+    C = D^wd^T D       C_ij = <Delta^wd_i, Delta_j>
+    H = D^wd^T D^wd    H_ij = <Delta^wd_i, Delta^wd_j>
 
-Without weight decay (Delta^wd = None from the optimizer, and nothing nonzero in the ring) nothing
-is written or read: wd2 = cross = 0 exactly, g2 = ||D u_1||^2. The Delta^wd ring is kept in the
-training dtype, in which the optimizer forms Delta^wd (half the memory traffic in float32); D^wd u_1
-sums w terms per entry in that dtype, everything else is float64. The identity does not depend on that
-precision (g = a - b, so ||g + b||^2 = ||a||^2 whatever b is); in float32 the split itself carries
-float32's relative error (~1e-7 for D^wd u_1), in float64 float64's.
-State is an explicit dict; ``push`` reuses its storage (as spectra.push). The top eigenpair of the
+give every key of a row from w x w algebra, without a pass over a (w, P) ring:
+
+    ||a||^2 = u_1^T G u_1,   <a, b> = u_1^T C u_1,   ||b||^2 = u_1^T H u_1      (a = D u_1, b = D^wd u_1)
+    g2 = ||a||^2 - 2 <a, b> + ||b||^2,   wd2 = ||b||^2,   cross = <a, b> - ||b||^2
+
+(the edge-projected view's p = G u_1 / ||a|| and p_wd = (C u_1) / ||a|| on the window's slots:
+tianref/edge_projected.py). A step writes its update Delta_t and its Delta^wd_t into their rings' slot t
+and fills row and column t of the three Grams from two passes (backend.ring_products): the ring of Delta
+against [Delta_t, Delta^wd_t] (G's column and C's row t) and the ring of Delta^wd against [Delta_t,
+Delta^wd_t] (C's column and H's row and column t); G's own pass thus carries C's row at little extra
+cost. Measured at M = 71, K = 2048, w = 20 (bench/bench_edge_design.py, 2-core Xeon, one thread): the
+edge's own cost per epoch 4.6 ms (3.1 % of a full-metrics epoch), against 11.7 ms (7.7 %) for the
+earlier design that kept the same rings and took a = D u_1, b = D^wd u_1 and the window's p_wd by three
+passes per row.
+
+Checks by a second route: g2 + wd2 + 2 cross = u_1^T G u_1 holds here by construction, so it checks
+nothing. What checks C and H is the ring route kept below (``edge_parts``, ``split_of``: a = D u_1 and
+b = D^wd u_1 formed from the rings' contents, used by the edge probe and ``edge_vector``):
+tests/test_edge.py compares the logged keys with it on every row, and with explicit (w, P) matrices, an
+independent NumPy loop and PyTorch's Adam. In float32 training the ring of Delta^wd and its pass are in
+float32 (each block's sum; the blocks add in float64), so C's columns and H carry float32's relative error
+(~1e-7 of the products' magnitudes): the logged keys agree with the all-float64 value to a median 1e-8 and
+at most 4e-7 relative on the quick configuration's 400 epochs, as the ring route does. g2 is formed by a
+difference; when the gradient part is much smaller than the weight-decay part (g2 << wd2) its relative error
+grows as wd2 / g2 times that.
+
+Without weight decay (Delta^wd = None from the optimizer, and nothing nonzero in the ring) nothing is
+written to the Delta^wd ring and nothing is read from it: C = H = 0, wd2 = cross = 0 exactly, g2 = ||a||^2.
+With the default float64 Gram mode G's column is taken from the same two-vector pass with or without
+decay (a zero Delta^wd_t), so a run's G has the same bits whether or not it decays, alone or in a stack
+with runs that do; with a float32 Gram mode (--gram-dtype) G keeps spectra.push's own arithmetic and C's
+row takes one more pass over the (float32) ring of Delta.
+
+State is an explicit dict; ``push`` reuses its storage (as spectra.push) and pushes the update into the
+spectra state too. The top eigenpair of the
 window's Gram is spectra.top_pair; ``window_splits`` gives both views of a logged row (one eigh), and the
 edge-projected view's names (AUTHOR_KEYS, author_split, ...) are read from here too.
 """
 from __future__ import annotations
 
 from tianref import spectra
-from tianref.backend import stacked_dot
+from tianref.backend import ring_products, stacked_dot
 from tianref.edge_projected import (  # noqa: F401  (the edge-projected view; its names are read from here too)
     AUTHOR_DERIVED, AUTHOR_KEYS, author_split, project, projections, space_author_split,
     window_rows as _window_rows, window_slots_ring_order)
@@ -72,21 +90,74 @@ def init(xp, P: int, w_max: int, dtype=None):
     """Empty state for updates of length P (slots as in spectra.init); the ring holds Delta^wd in
     ``dtype`` (the training dtype: the optimizer forms Delta^wd in it, so nothing is lost)."""
     return {"buf_wd": xp.zeros((w_max, P), dtype=dtype or xp.float64),  # (w_max, P) ring of Delta^wd
+            "C": xp.zeros((w_max, w_max), dtype=xp.float64),             # (w_max, w_max) D^wd^T D
+            "H": xp.zeros((w_max, w_max), dtype=xp.float64),             # (w_max, w_max) D^wd^T D^wd
             "clean": True}                                       # host: the ring holds only zeros
 
 
-def push(xp, state, spec, delta_wd):
-    """Record the weight-decay part of the step just pushed to ``spec``: delta_wd (any shape with
-    P entries, any float dtype), or None for an exact zero.  Returns the new state.  S runs stepped
-    together (rings (S, w_max, P), as spectra.push): delta_wd (S, ...) with P entries a run."""
-    buf_wd = state["buf_wd"]
-    slot = (spec["count"] - 1) % buf_wd.shape[-2]
-    if delta_wd is None:
-        if not state["clean"]:
-            buf_wd[..., slot, :] = 0.0
-        return state
-    buf_wd[..., slot, :] = delta_wd.reshape(buf_wd.shape[:-2] + (-1,))   # (P,); S stacked runs: (S, P)
-    return {"buf_wd": buf_wd, "clean": False}
+def push(xp, state, spec, delta, delta_wd, mode: str = "float64"):
+    """Record one step: its update ``delta`` (P,) into the spectra state ``spec`` (ring and Gram, as
+    spectra.push) and its weight-decay part ``delta_wd`` (any shape with P entries, the ring's dtype;
+    None for an exact zero) into this state's ring and cross-Grams (module docstring). Returns
+    (spec, state); both reuse their storage. S runs stepped together (rings (S, w_max, P), Grams
+    (S, w_max, w_max)): delta (S, P), delta_wd (S, ...) with P entries a run; each slice is computed
+    by the calls of one run."""
+    buf, ring = spec["buf"], state["buf_wd"]
+    slot = spec["count"] % buf.shape[-2]
+    decayed = delta_wd is not None
+    if decayed:
+        delta_wd = delta_wd.reshape(ring.shape[:-2] + (-1,))             # (P,); S stacked runs: (S, P)
+    if mode == "float64":                                                 # G's column and C's row t: one pass
+        wd_t = delta_wd.astype(buf.dtype) if decayed else xp.zeros_like(delta)
+        buf[..., slot, :] = delta
+        g = ring_products(xp, buf, xp.stack([delta, wd_t], axis=-2))      # (w_max, 2)
+        gram = spec["gram"]
+        gram[..., slot, :] = g[..., 0]
+        gram[..., :, slot] = g[..., 0]
+        spec = {"buf": buf, "gram": gram, "count": spec["count"] + 1}
+        c_row = g[..., 1]                                                 # <Delta^wd_t, Delta_j>
+    else:                                                                 # a float32 Gram mode: G as its own
+        spec = spectra.push(xp, spec, delta, mode)
+        c_row = ring_products(xp, buf, delta_wd.astype(buf.dtype)[..., None, :])[..., 0] if decayed else None
+    if state["clean"] and not decayed:                                    # no decay yet: C = H = 0, no pass
+        return spec, state
+    if decayed:
+        ring[..., slot, :] = delta_wd
+    else:
+        ring[..., slot, :] = 0.0
+    h = ring_products(xp, ring, xp.stack([delta.astype(ring.dtype), ring[..., slot, :]], axis=-2))   # (w_max, 2)
+    C, H = state["C"], state["H"]
+    C[..., :, slot] = h[..., 0]                                           # <Delta^wd_i, Delta_t>
+    C[..., slot, :] = 0.0 if c_row is None else c_row                     # <Delta^wd_t, Delta_j> (j = t too)
+    H[..., slot, :] = h[..., 1]
+    H[..., :, slot] = h[..., 1]
+    return spec, {"buf_wd": ring, "C": C, "H": H, "clean": False}
+
+
+def cross_grams(xp, spec, ring, clean: bool, mode: str = "float64") -> dict:
+    """{"C", "H"} (w_max, w_max) float64 formed from the contents of the rings (spectra state ``spec``,
+    Delta^wd ring ``ring``), slot by slot in the order they were pushed, each with the products ``push``
+    takes: the values ``push`` left, for a state that kept only the rings."""
+    buf = spec["buf"]
+    w_max = buf.shape[-2]
+    C = xp.zeros(buf.shape[:-2] + (w_max, w_max), dtype=xp.float64)
+    H = xp.zeros(buf.shape[:-2] + (w_max, w_max), dtype=xp.float64)
+    count = spec["count"]
+    if clean or count == 0:
+        return {"C": C, "H": H}
+    for t in range(max(0, count - w_max), count):                     # pushes still in the ring, oldest first
+        s = t % w_max
+        d, wd = buf[..., s, :], ring[..., s, :]
+        if mode == "float64":
+            c_row = ring_products(xp, buf, xp.stack([d, wd.astype(buf.dtype)], axis=-2))[..., 1]
+        else:
+            c_row = ring_products(xp, buf, wd.astype(buf.dtype)[..., None, :])[..., 0]
+        h = ring_products(xp, ring, xp.stack([d.astype(ring.dtype), wd], axis=-2))
+        C[..., :, s] = h[..., 0]
+        C[..., s, :] = c_row
+        H[..., s, :] = h[..., 1]
+        H[..., :, s] = h[..., 1]
+    return {"C": C, "H": H}
 
 
 def edge_parts(xp, specs, states, w: int):
@@ -143,7 +214,7 @@ def derived(g2: float, wd2: float, cross: float, names=DERIVED) -> dict:
 
 def window_splits(xp, spec, state, w: int):
     """Both views for one block and the window w: (g2, wd2, cross, pg2, pwd2, pcross) as 0-d float64
-    arrays (KEYS + AUTHOR_KEYS), or None (< 2 updates). One eigh and one D u_1 serve both."""
+    arrays (KEYS + AUTHOR_KEYS), or None (< 2 updates). One eigh serves both."""
     out = window_splits_runs(xp, stack_of_one(spec), stack_of_one(state), w)
     return None if out is None else tuple(x[0] for x in out)
 
@@ -151,44 +222,41 @@ def window_splits(xp, spec, state, w: int):
 def window_splits_runs(xp, spec, state, w: int):
     """``window_splits`` of one block in S runs stepped together, as six (S,) float64 arrays (KEYS +
     AUTHOR_KEYS), or None (< 2 updates). ``spec``, ``state``: the S runs' rings stacked (spectra and
-    edge states with buf, gram, buf_wd (S, ...), one count, one clean flag: runs stepped together share
-    their weight-decay schedule). One stacked eigh, one stacked pass over the rings for D u_1, D^wd u_1
-    and the window's D^wd rows, and the algebra on the (S, P) and (S, m) stacks: a few backend calls
-    for the stack, none per run (bench/bench_ops.py). The numbers are those of edge_parts, split_of and
-    author_split run by run (tests/test_edge_author.py holds that bit for bit)."""
+    edge states with gram, C, H (S, w_max, w_max), one count, one clean flag: runs stepped together share
+    their weight-decay schedule). One stacked eigh and w x w algebra (module docstring): no pass over a
+    ring, a few backend calls for the stack, none per run; each run's numbers are those of its S = 1
+    call (tests/test_batch.py)."""
     top = spectra.top_pair(xp, [spec], w)
     if top is None:
         return None
-    U = top[1]                                                         # (S, w_max) u_1 on the window's slots
+    U = top[1][..., None]                                              # (S, w_max, 1) u_1 on the window's slots
     zero = xp.zeros(U.shape[0], dtype=xp.float64)
-    A = (U[:, None, :] @ spec["buf"])[:, 0, :]                         # (S, P) a = D u_1
-    if state["clean"]:                                                 # no weight decay in the rings: exact zeros
-        B = None
-        g2, wd2, cross = zero + stacked_dot(xp, A, A), zero, zero
-    else:
-        ring = state["buf_wd"]                                         # (S, w_max, P) in the training dtype
-        B = (U.astype(ring.dtype)[:, None, :] @ ring)[:, 0, :].astype(xp.float64)   # (S, P) b = D^wd u_1
-        Gm = A - B                                                     # (S, P) D^g u_1
-        g2, wd2, cross = (zero + stacked_dot(xp, Gm, Gm), zero + stacked_dot(xp, B, B),
-                          zero + stacked_dot(xp, Gm, B))
-    n = xp.sqrt(stacked_dot(xp, A, A))                                 # (S,) ||D u_1||
+    Gu = (spec["gram"].astype(xp.float64) @ U)[..., 0]                 # (S, w_max) G u_1 = D^T a
+    u = U[..., 0]
+    a2 = stacked_dot(xp, u, Gu)                                        # (S,) ||a||^2 = u_1^T G u_1
+    n = xp.sqrt(a2)                                                    # (S,) ||D u_1||
     safe = xp.where(n > 0, n, 1.0)[:, None]                            # (S, 1)
     count, w_max = spec["count"], spec["gram"].shape[-1]
     idx = xp.asarray(window_slots_ring_order(count, w_max, w))
-    p = (xp.take(spec["gram"], idx, axis=-2) @ U[..., None])[..., 0].astype(xp.float64) / safe   # (S, m) G u_1 / ||a||
-    if B is None:
-        return g2, wd2, cross, zero + stacked_dot(xp, p, p), zero, zero
-    p_wd = project(xp, state["buf_wd"], count, w, A / safe)            # (S, m) D^wd^T v_1
+    p = xp.take(Gu, idx, axis=-1) / safe                               # (S, m) D^T v_1
+    if state["clean"]:                                                 # no weight decay in the rings: exact zeros
+        return zero + a2, zero, zero, zero + stacked_dot(xp, p, p), zero, zero
+    Cu = (state["C"] @ U)[..., 0]                                      # (S, w_max) C u_1 = D^wd^T a
+    ab = zero + stacked_dot(xp, u, Cu)                                 # (S,) <a, b>
+    b2 = zero + stacked_dot(xp, u, (state["H"] @ U)[..., 0])           # (S,) ||b||^2
+    p_wd = xp.take(Cu, idx, axis=-1) / safe                            # (S, m) D^wd^T v_1
     p_g = p - p_wd                                                     # (S, m) (D^g)^T v_1
-    return (g2, wd2, cross, zero + stacked_dot(xp, p_g, p_g), zero + stacked_dot(xp, p_wd, p_wd),
-            zero + stacked_dot(xp, p_g, p_wd))
+    return (a2 - 2.0 * ab + b2, b2, ab - b2, zero + stacked_dot(xp, p_g, p_g),
+            zero + stacked_dot(xp, p_wd, p_wd), zero + stacked_dot(xp, p_g, p_wd))
 
 
 def stacked(xp, states):
-    """S runs' edge states (runs stepped together) as one: buf_wd (S, w_max, P), a copy, clean only when
-    every run's ring is (runs with different eta: a run without decay then has exact zeros in its slice,
-    and the splits of a zero ring are exact zeros either way; ``spectra.stacked`` stacks their Grams)."""
-    return {"buf_wd": xp.stack([st["buf_wd"] for st in states]), "clean": all(st["clean"] for st in states)}
+    """S runs' edge states (runs stepped together) as one: buf_wd (S, w_max, P), C and H (S, w_max, w_max),
+    copies, clean only when every run's ring is (runs with different eta: a run without decay then has
+    exact zeros in its slices, and the splits of zero rings are exact zeros either way; ``spectra.stacked``
+    stacks their Grams)."""
+    return {"buf_wd": xp.stack([st["buf_wd"] for st in states]), "C": xp.stack([st["C"] for st in states]),
+            "H": xp.stack([st["H"] for st in states]), "clean": all(st["clean"] for st in states)}
 
 
 def edge_vector(xp, specs, states, w: int):

@@ -215,8 +215,9 @@ def probe(xp, params, Vk, sigma, problem, cfg, names, *, n_random: int = 20, see
 
 def space_edge(xp, state, w: int, names):
     """(e (P,), split dict) of the space ``names``: e = D u_1 / ||D u_1|| of tianref.edge and its
-    gradient / weight-decay split in both views (the module docstring's keys; for W or V alone the
-    numbers the run logs as W_edge_* / V_edge_*), or None with < 2 updates."""
+    gradient / weight-decay split in both views (the module docstring's keys), formed from the rings'
+    contents (for W or V alone the numbers the run logs as W_edge_* / V_edge_* from its cross-Grams, to
+    the rounding of the training dtype: tianref/edge.py), or None with < 2 updates."""
     specs = [state.spec[k] for k in names]
     rings = [state.edge[k] for k in names]
     parts = edges.edge_parts(xp, specs, rings, w)

@@ -27,17 +27,18 @@ Several blocks as one space (W and V flattened together, the probe's joint space
 D is the blocks' updates side by side, so G = sum_b G_b, v_1 = D u_1 / ||D u_1|| over all blocks and
 p = D^T v_1 = sum_b D_b^T v_1,b (likewise p_wd); the identity above holds with the joint sigma_1.
 
-Evaluation, from edge.py's a = D u_1 and u_1: p = D^T v_1 = G u_1 / ||a|| from the incremental Gram
-(equal by linearity: D^T D u_1 = G u_1, without a pass over the ring of Delta), and one (m, P) x (P,)
-pass over the window's rows of the Delta^wd ring gives p_wd, p_g = p - p_wd. pg2 + pwd2 + 2 pcross =
-||G u_1||^2 / ||D u_1||^2 equals sigma_1 only when ||D u_1||^2 (from the ring) equals u_1^T G u_1 (from
-the Gram), so the identity, tested on every row, checks the ring against the Gram. It does not check the
-Delta^wd ring itself (p_g = p - p_wd whatever p_wd is); tests/test_edge_author.py compares it with
-independent recomputations.
+Evaluation. A logged row takes p = G u_1 / ||a|| and p_wd = (C u_1)_window / ||a|| from the incremental
+Gram G and cross-Gram C = D^wd^T D (tianref/edge.py's window_splits: w x w algebra, no pass over a ring;
+||a||^2 = u_1^T G u_1), so pg2 + pwd2 + 2 pcross = ||p||^2 = ||G u_1||^2 / u_1^T G u_1 = sigma_1 for the unit
+eigenvector u_1: a check of the eigh, not of C. The functions below form the same numbers from the rings'
+contents (the ring route: p_wd by one (m, P) x (P,) pass over the window's rows of the Delta^wd ring, given
+a = D u_1 from edge.edge_parts), as the edge probe reports them for every space and as the tests compare
+them with the logged keys on every row (tests/test_edge.py).
 
-Without weight decay (a clean Delta^wd ring) pwd2 = pcross = 0 exactly and pg2 = ||p||^2. Each p_wd,i
-sums P terms in the ring's (training) dtype, as does each p_i with a float32 Gram mode, everything else
-is float64: in float32 the split carries ~1e-6 relative error of a P-term p_wd,i against ||Delta^wd_i||.
+Without weight decay (a clean Delta^wd ring) pwd2 = pcross = 0 exactly and pg2 = ||p||^2. In the ring
+route each p_wd,i sums P terms in the ring's (training) dtype, as does each p_i with a float32 Gram mode,
+everything else is float64; the logged route's C sums each block of its products in that dtype too: in
+float32 either carries ~1e-6 relative error of a P-term p_wd,i against ||Delta^wd_i||.
 """
 from __future__ import annotations
 

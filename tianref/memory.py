@@ -17,7 +17,8 @@ What is counted (each term is a named entry of ``breakdown``):
     optimizer   Adam m, v, m^wd, their next values and the     7 P b (an upper bound for sgd, muon)
                 step's live temporaries (g, m / denom, ...)
     rings       per Gram mode m: the (w, P) update ring and    sum_m (w P g_m + 2 w^2 g_m)
-                two (w, w) Grams; the Delta^wd ring (edge.py)  + w P b
+                two (w, w) Grams; the Delta^wd ring and the    + w P b + 4 w^2 8
+                cross-Grams C, H of W and V (edge.py)
                 (float32-seq: its (w, P) product and sum)      (+ 2 w P 4)
     deltas      the update of the widest mode (spectra.delta)  2 P g_max
                 and its cast
@@ -64,7 +65,7 @@ def breakdown(cfg) -> dict:
     out = {
         "params": 2 * P * b,
         "optimizer": 7 * P * b,
-        "rings": sum(w * P * gm + 2 * w * w * gm for gm in g) + w * P * b + seq,
+        "rings": sum(w * P * gm + 2 * w * w * gm for gm in g) + w * P * b + 4 * w * w * 8 + seq,
         "deltas": 2 * P * max(g),
         "data": 16 * N + 8 * P + 32 * N + 48 * N,
         "activations": act,

@@ -65,14 +65,15 @@ WD_BUFFERS = ("m_wd", "buf_wd")              # the optimizers' weight-decay part
 
 def own_zeros(state):
     """A TrainState of a run that never decayed, its weight-decay buffers (WD_BUFFERS, nested dicts
-    included) and its rings of Delta^wd with +0.0 for their zeros, as its own run creates them (zeros_like;
+    included) and its rings of Delta^wd and their cross-Grams C and H with +0.0 for their zeros, as its own run creates them (zeros_like;
     a stack with decay may leave -0.0 there: -lr 0 w): the same bytes in its checkpoints. Those arrays
     hold only zeros, so abs changes nothing but the sign."""
     def opt(o):
         return {k: ({n: abs(a) for n, a in v.items()} if k in WD_BUFFERS else opt(v) if isinstance(v, dict)
                     else v) for k, v in o.items()}
     return replace(state, adam=opt(state.adam),
-                   edge=state.edge and {k: dict(e, buf_wd=abs(e["buf_wd"])) for k, e in state.edge.items()})
+                   edge=state.edge and {k: dict(e, buf_wd=abs(e["buf_wd"]), C=abs(e["C"]), H=abs(e["H"]))
+                                        for k, e in state.edge.items()})
 
 
 def own_flags(opt):

@@ -163,12 +163,17 @@ def step(xp, cfg, state, problem, fwd=None):
 
 def record_update(xp, cfg, spec, edge, new, old, wd):
     """Push the update new - old of each parameter (one run's (2M, K) and (K, M) arrays) into the
-    rolling Grams, and its weight-decay part wd {name: Delta^wd or None} into the edge rings.
-    Returns (spec, edge); the rings are updated in place (spectra.push). A batch pushes its stack's
+    rolling Grams, and its weight-decay part wd {name: Delta^wd or None} into the edge rings and their
+    cross-Grams (edge.push: W and V, whose pass over the ring of Delta serves G and C together).
+    Returns (spec, edge); the rings are updated in place (spectra.push, edge.push). A batch pushes its stack's
     updates itself (batch._step), into its stacked rings."""
-    spec = {s: spectra.push(xp, spec[s], spectra.delta(xp, new[k], old[k], m), m)
-            for s, (k, m) in gram_states(cfg).items()}
-    edge = {k: edges.push(xp, edge[k], spec[k], wd.get(k)) for k in edge}  # ridge current V: none
+    spec, edge = dict(spec), dict(edge)
+    for s, (k, m) in gram_states(cfg).items():
+        d = spectra.delta(xp, new[k], old[k], m)
+        if s in edge:                              # W, V: the Gram and the edge's cross-Grams in one push
+            spec[s], edge[s] = edges.push(xp, edge[s], spec[s], d, wd.get(k), m)   # ridge current V: no wd
+        else:                                      # a further Gram mode (--log-grams)
+            spec[s] = spectra.push(xp, spec[s], d, m)
     return spec, edge
 
 
@@ -224,6 +229,8 @@ def state_arrays(cfg, state, problem, with_buffer: bool) -> dict:
     if with_buffer:
         for k in ("W", "V"):
             out[f"spec_buf_wd_{k}"] = to_host(state.edge[k]["buf_wd"])
+            out[f"edge_C_{k}"] = to_host(state.edge[k]["C"])
+            out[f"edge_H_{k}"] = to_host(state.edge[k]["H"])
     for k in gram_states(cfg):
         out[f"spec_gram_{k}"] = to_host(state.spec[k]["gram"])
         if with_buffer:
@@ -239,13 +246,23 @@ def state_from_arrays(xp, cfg, ck: dict) -> TrainState:
         adam = optimizers.from_arrays(xp, cfg, ck, list(trained(cfg, params)), dt)
         spec = {k: {"buf": xp.asarray(ck[f"spec_buf_{k}"]), "gram": xp.asarray(ck[f"spec_gram_{k}"]),
                     "count": int(ck["spec_count"])} for k in gram_states(cfg)}
-        edge = {k: {"buf_wd": xp.asarray(ck[f"spec_buf_wd_{k}"]), "clean": bool(ck["edge_clean"])}
-                for k in ("W", "V")}
+        edge = {k: edge_state(xp, ck, k, spec[k], cfg.gram_dtype) for k in ("W", "V")}
         rng = np.random.default_rng()
         rng.bit_generator.state = json.loads(str(ck["rng_state"]))
     except KeyError as exc:
         raise InputError(f"resume state lacks {exc}; it was not written by this version") from None
     return TrainState(params=params, adam=adam, spec=spec, rng=rng, epoch=int(ck["epoch"]), edge=edge)
+
+
+def edge_state(xp, ck: dict, k: str, spec: dict, mode: str) -> dict:
+    """Parameter k's edge state from resume arrays: its Delta^wd ring and its cross-Grams C and H. A
+    state written before the cross-Grams were kept has the rings only: C and H are then formed from
+    the rings' contents slot by slot (edges.cross_grams: the values the pushes left, so it resumes
+    exactly)."""
+    st = {"buf_wd": xp.asarray(ck[f"spec_buf_wd_{k}"]), "clean": bool(ck["edge_clean"])}
+    if f"edge_C_{k}" in ck:
+        return dict(st, C=xp.asarray(ck[f"edge_C_{k}"]), H=xp.asarray(ck[f"edge_H_{k}"]))
+    return dict(st, **edges.cross_grams(xp, spec, st["buf_wd"], st["clean"], mode))
 
 
 class _Stop:
