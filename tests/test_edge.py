@@ -290,3 +290,29 @@ def test_every_backend_logs_the_same_split_and_clocks(xp):
                 assert abs(a[k] - b[k]) <= 1e-9 * scale, (k, a["epoch"], a[k], b[k])
                 n += 1
     assert n > 100
+
+
+def test_replay_check_accepts_either_routes_logged_split(tmp_path):
+    """edge's replay check (analysis/edge_runs.check_replay) compares the replayed W split with the logged
+    one: a run logged by this version (the cross-Grams) and one logged by a version before them (the ring
+    route: a = D u_1, b = D^wd u_1 from the rings) both reproduce; a logged value off by 1e-6 does not.
+    float32, where the two routes differ by ~1e-8 of the view, far above the check's 1e-9."""
+    from tianref.analysis import edge_runs
+    from tianref.errors import RunFailure
+    cfg = validate(SMALL.replace(dtype="float32", epochs=9))
+    problem, state = train.setup(cfg, np)
+    for _ in range(cfg.epochs):
+        _, fwd = train.evaluate(np, cfg, state, problem)
+        state = train.step(np, cfg, state, problem, fwd)
+    row, _ = train.evaluate(np, cfg, state, problem)
+    w = cfg.windows[0]
+    ring = [float(x) for x in edge.split_of(np, edge.edge_parts(np, [state.spec["W"]], [state.edge["W"]], w))]
+    old = dict(row, **{f"W_edge_{k}": v for k, v in zip(edge.KEYS, ring)})
+    scale = max(abs(row["W_edge_g2"]), abs(row["W_edge_wd2"]))
+    assert max(abs(row[f"W_edge_{k}"] - v) for k, v in zip(edge.KEYS, ring)) > 1e-9 * scale   # two routes
+    for logged in (row, old):
+        said = edge_runs.check_replay(str(tmp_path), cfg.epochs, state, {cfg.epochs: logged}, xp=np, w=w)
+        assert "split reproduced" in said
+    bad = dict(row, W_edge_wd2=row["W_edge_wd2"] * (1 + 1e-6))
+    with pytest.raises(RunFailure, match="differs from the logged one"):
+        edge_runs.check_replay(str(tmp_path), cfg.epochs, state, {cfg.epochs: bad}, xp=np, w=w)
