@@ -12,9 +12,9 @@ The runs share a leading axis S (one run: S = 1):
 
 Every part is computed for all S runs by one call where the math allows (the feature Gram, the
 clocks' norms, eigenvalues and SVDs, the Fourier view and energies, the independence proxy, the rolling
-spectra's eigenvalues, the edge split's eigenvectors and algebra, the margin), and run by run only
-where a run has its own buffers (the edge split's passes over each run's rings; a group's irreps; on
-the host the feature Gram, for the cache). Each run's values are those of the S = 1 call, bit for bit
+spectra's eigenvalues, the edge split's eigenvectors and w x w algebra on its cross-Grams, the margin),
+and run by run only where a run has its own buffers (a group's irreps; on the host the feature Gram, for
+the cache). Each run's values are those of the S = 1 call, bit for bit
 on NumPy (tests/test_batch.py); bench/bench_ops.py counts the backend calls a stack costs.
 One device -> host transfer serves all S rows.
 """
