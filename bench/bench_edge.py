@@ -6,7 +6,7 @@
 Four timed runs of ``tianref.train.run`` with ``--metrics core``, each after its own warm-up run,
 interleaved and repeated (--repeats) so that drift on a shared machine hits all alike:
 
-    base    no split (the optimizer keeps no m^wd, edge.push and edge.window_split are no-ops)
+    base    no split (the optimizer keeps no m^wd, edge.push pushes G only and the rows' split is skipped)
             and no clock statistics (clocks.clock_stats returns nothing)
     split   base + the edge split (m^wd in the optimizer, the ring of Delta^wd, the two cross-Grams,
             the per-row eigh and quadratic forms)
@@ -23,11 +23,13 @@ epochs: in each of --reps rounds one core epoch (evaluate + step) and then each 
 the minimum of each piece by the minimum epoch:
 
     split/step  the optimizer's m^wd and Delta^wd (adam_update with minus without), and edge.push
-                for W and V (the ring write)
-    split/row   edge.window_split for W and V (eigh of a w x w Gram, D u_1 and D^wd u_1: two
-                passes over (w, P) rings, three dot products): the parameter-space view
+                for W and V (since the cross-Grams: the rings written, G's column and C's and H's
+                row and column; G's own pass included, which bench_edge_design.py separates)
+    split/row   edge.window_split for W and V: the ring route (eigh of a w x w Gram, D u_1 and D^wd u_1:
+                two passes over (w, P) rings), which the rows took before the cross-Grams and the edge
+                probe still takes; a row now costs edge.window_splits (bench_rows.py's edge_split)
     author/row  edge.author_split for W and V alone, given D u_1 (v_1, then D^T v_1 and D^wd^T v_1:
-                two more passes over the window's rows of the rings): the edge-projected view, as a
+                two more passes over the window's rows of the rings): the ring route's edge-projected view, as a
                 percentage of a full-metrics epoch (evaluate with --metrics full + step, timed in the
                 same rounds; target <= 2%)
     clocks/row  clocks.clock_stats
@@ -46,7 +48,7 @@ from unittest import mock
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
-from tianref import clocks, edge, train  # noqa: E402
+from tianref import clocks, edge, spectra, train  # noqa: E402
 from tianref.backend import get_xp  # noqa: E402
 from tianref.config import TrainConfig, validate  # noqa: E402
 
@@ -55,8 +57,9 @@ def timed(cfg, xp, split: bool, clock: bool, sync) -> float:
     """Seconds for cfg.epochs epochs (rows 0..E) with the split and the clocks on or off."""
     patches = []
     if not split:
-        patches += [mock.patch.object(edge, "push", lambda xp, state, *a: state),
-                    mock.patch.object(edge, "window_splits_runs", lambda *a: None)]
+        patches += [mock.patch.object(edge, "push", lambda xp, state, spec, d, wd, mode="float64":
+                                      (spectra.push(xp, spec, d, mode), state)),   # G only: no cross-Grams
+                    mock.patch.object(edge, "window_splits_runs", lambda *a, **k: None)]
     if not clock:
         patches += [mock.patch.object(clocks, "clock_stats", lambda *a, **k: [])]
     for p in patches:
@@ -117,7 +120,8 @@ def time_pieces(cfg, xp, sync, reps) -> dict:
         new, _, wd = once("opt", lambda: optim.adam_update(xp, state.params, grads, state.adam,
                                                           wd_part=True, **kw))
         once("opt0", lambda: optim.adam_update(xp, state.params, grads, no_wd, **kw))
-        once("push", lambda: [edge.push(xp, state.edge[k], state.spec[k], wd[k]) for k in new])
+        once("push", lambda: [edge.push(xp, state.edge[k], state.spec[k],
+                                        spectra.delta(xp, new[k], state.params[k]), wd[k]) for k in new])
         once("row", lambda: [edge.window_split(xp, state.spec[k], state.edge[k], w) for k in new])
         once("author", lambda: [edge.author_split(xp, state.spec[k], state.edge[k], a[k], w) for k in new])
         once("clk", lambda: clocks.clock_stats(xp, state.params))

@@ -53,7 +53,8 @@ def copies(state):
     """Copies of the rings (both designs write them in place)."""
     spec = {k: dict(state.spec[k], buf=state.spec[k]["buf"].copy(), gram=state.spec[k]["gram"].copy())
             for k in ("W", "V")}
-    ed = {k: dict(state.edge[k], buf_wd=state.edge[k]["buf_wd"].copy()) for k in ("W", "V")}
+    ed = {k: dict(state.edge[k], buf_wd=state.edge[k]["buf_wd"].copy(), C=state.edge[k]["C"].copy(),
+              H=state.edge[k]["H"].copy()) for k in ("W", "V")}
     return spec, ed
 
 

@@ -69,7 +69,8 @@ TARGET_PCT = 2.0
 def fresh_rings(state):
     """A TrainState whose rolling rings are copies (train.step writes them in place)."""
     spec = {k: dict(s, buf=s["buf"].copy(), gram=s["gram"].copy()) for k, s in state.spec.items()}
-    edge_ = {k: dict(e, buf_wd=e["buf_wd"].copy()) for k, e in state.edge.items()}
+    edge_ = {k: dict(e, buf_wd=e["buf_wd"].copy(), C=e["C"].copy(), H=e["H"].copy())
+             for k, e in state.edge.items()}
     return train.TrainState(params=state.params, adam=state.adam, spec=spec, rng=state.rng,
                             epoch=state.epoch, edge=edge_)
 

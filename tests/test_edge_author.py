@@ -274,3 +274,50 @@ def test_matches_an_independent_numpy_loop(optimizer, eta, windows, schedule):
             for k in ("gfrac", "cos"):
                 assert r[f"{p}_edge_{k}"] == pytest.approx(ref[k], rel=1e-9, abs=1e-9), (t, p, k)
     assert worst < 1e-9
+
+
+def test_a_cancelling_g2_is_taken_by_the_ring_route():
+    """Delta = Delta^wd + eps noise (the gradient part ~1e-4 of the decay part), float32 ring of Delta^wd,
+    P = 290816: g2 = ||a||^2 - 2<a, b> + ||b||^2 from the cross-Grams cancels to rounding (here below 0),
+    so window_splits returns the ring route's numbers (g2 = ||a - b||^2 >= 0) for that block."""
+    rng = np.random.default_rng(0)
+    P, w_max = 290816, 4
+    sp, st = spectra.init(np, P, w_max), edge.init(np, P, w_max, np.float32)
+    for _ in range(w_max):
+        wd = rng.standard_normal(P).astype(np.float32)
+        sp, st = edge.push(np, st, sp, wd.astype(np.float64) + 1e-4 * rng.standard_normal(P), wd)
+    raw = edge.window_splits_runs(np, edge.stack_of_one(sp), edge.stack_of_one(st), w_max, scale=True)
+    assert edge.cancels(float(raw[0][0]), float(raw[6][0]), sp, st)        # the case under test
+    got = [float(x) for x in edge.window_splits(np, sp, st, w_max)]
+    want = [float(x) for x in edge.ring_splits(np, sp, st, w_max)]
+    assert got == want and got[0] > 0
+    parts = edge.edge_parts(np, [sp], [st], w_max)
+    g = parts[0][0] - parts[0][1]
+    assert got[0] == pytest.approx(float(g @ g), rel=1e-12)
+
+
+def test_rows_take_the_ring_route_where_g2_cancels_and_a_stack_does_the_same(monkeypatch):
+    """With the cancellation threshold forced up (every row 'cancels'), each logged edge key is the ring
+    route's (edge.ring_splits on the run's rings) and the scale key is never logged; a stack of runs with
+    and without decay logs each run's row as it logs alone (bit for bit)."""
+    import json
+    from test_batch import _alone, _stacked
+    monkeypatch.setattr(edge, "CANCEL", 1e30)
+    cfg = validate(SMALL.replace(dtype="float32", epochs=7))
+    problem, state = train.setup(cfg, np)
+    for _ in range(cfg.epochs + 1):
+        row, fwd = train.evaluate(np, cfg, state, problem)
+        assert not any(k.endswith("_edge_scale") for k in row)
+        for p in ("W", "V"):
+            want = edge.ring_splits(np, state.spec[p], state.edge[p], cfg.windows[0])
+            if want is None:
+                continue
+            assert [row[f"{p}_edge_{k}"] for k in edge.KEYS + edge.AUTHOR_KEYS] == [float(x) for x in want]
+            assert f"{p}_edge_gfrac" in row
+        state = train.step(np, cfg, state, problem, fwd)
+    cfgs = [validate(SMALL.replace(dtype="float32", epochs=7, seed=seed, eta=eta))
+            for seed, eta in ((0, 1e-2), (1, 0.0), (2, 3e-2))]
+    for m, c in zip(_stacked(cfgs, np), cfgs):
+        assert m.failed is None
+        assert [json.dumps(r, sort_keys=True) for r in m.sink.rows] == \
+            [json.dumps(r, sort_keys=True) for r in _alone(c, np)]

@@ -46,7 +46,7 @@ and fills row and column t of the three Grams from two passes (backend.ring_prod
 against [Delta_t, Delta^wd_t] (G's column and C's row t) and the ring of Delta^wd against [Delta_t,
 Delta^wd_t] (C's column and H's row and column t); G's own pass thus carries C's row at little extra
 cost. Measured at M = 71, K = 2048, w = 20 (bench/bench_edge_design.py, 2-core Xeon, one thread): the
-edge's own cost per epoch 4.6 ms (3.1 % of a full-metrics epoch), against 11.7 ms (7.7 %) for the
+edge's own cost per epoch 4.87 ms (3.2 % of a full-metrics epoch), against 12.38 ms (8.0 %) for the
 earlier design that kept the same rings and took a = D u_1, b = D^wd u_1 and the window's p_wd by three
 passes per row.
 
@@ -55,11 +55,14 @@ nothing. What checks C and H is the ring route kept below (``edge_parts``, ``spl
 b = D^wd u_1 formed from the rings' contents, used by the edge probe and ``edge_vector``):
 tests/test_edge.py compares the logged keys with it on every row, and with explicit (w, P) matrices, an
 independent NumPy loop and PyTorch's Adam. In float32 training the ring of Delta^wd and its pass are in
-float32 (each block's products summed in float32, the blocks added in float64), so C's columns and H
+float32 (on the host each block's products summed in float32 and the blocks added in float64; on a GPU one
+float32 product over all P), so C's columns and H
 carry float32's rounding: on the quick configuration's 400 epochs g2, wd2 and cross agree with an
 all-float64 computation from the same rings to a median 1.5e-8 and at most 2.7e-6 relative (the ring route:
 1.1e-8 and 6.9e-7). g2 is formed by a difference; when the gradient part is much smaller than the
-weight-decay part (g2 << wd2) its relative error grows as wd2 / g2 times that.
+weight-decay part (g2 << wd2) its relative error grows as wd2 / g2 times that, and where it would pass ~1e-3
+(CANCEL, ``cancels``) the row takes that block's split from the ring route instead (``ring_splits``; rows.py):
+g2 = ||a - b||^2 there cannot go negative. No stored run comes near it (their gfrac stays near 1/2).
 
 Without weight decay (Delta^wd = None from the optimizer, and nothing nonzero in the ring) nothing is
 written to the Delta^wd ring and nothing is read from it: C = H = 0, wd2 = cross = 0 exactly, g2 = ||a||^2.
@@ -76,7 +79,7 @@ edge-projected view's names (AUTHOR_KEYS, author_split, ...) are read from here 
 from __future__ import annotations
 
 from tianref import spectra
-from tianref.backend import ring_products, stacked_dot
+from tianref.backend import ring_products, stacked_dot, to_host
 from tianref.edge_projected import (  # noqa: F401  (the edge-projected view; its names are read from here too)
     AUTHOR_DERIVED, AUTHOR_KEYS, author_split, project, projections, space_author_split,
     window_rows as _window_rows, window_slots_ring_order)
@@ -84,6 +87,12 @@ from tianref.spectra import stack_of_one  # noqa: F401  (a run's rings as a stac
 
 KEYS = ("g2", "wd2", "cross")                     # the parameter-space view (split_of)
 DERIVED = ("gfrac", "cos")
+# g2 = ||a||^2 - 2<a, b> + ||b||^2 cancels when the gradient part is small against the weight-decay part: its
+# rounding is ~RHO (the relative rounding of the entries of G, C and H: float32 rings or Gram 2e-6, float64
+# 1e-14) times ||a||^2 + 2|<a, b>| + ||b||^2. Below CANCEL RHO of that (a relative error of g2 above ~1e-3),
+# the row is taken by the ring route instead (ring_splits; rows.py), whose g = a - b cannot go negative.
+RHO = {"float32": 2e-6, "float64": 1e-14}
+CANCEL = 1e3
 
 
 def init(xp, P: int, w_max: int, dtype=None):
@@ -97,16 +106,16 @@ def init(xp, P: int, w_max: int, dtype=None):
 
 def push(xp, state, spec, delta, delta_wd, mode: str = "float64"):
     """Record one step: its update ``delta`` (P,) into the spectra state ``spec`` (ring and Gram, as
-    spectra.push) and its weight-decay part ``delta_wd`` (any shape with P entries, the ring's dtype;
-    None for an exact zero) into this state's ring and cross-Grams (module docstring). Returns
-    (spec, state); both reuse their storage. S runs stepped together (rings (S, w_max, P), Grams
-    (S, w_max, w_max)): delta (S, P), delta_wd (S, ...) with P entries a run; each slice is computed
-    by the calls of one run."""
+    spectra.push) and its weight-decay part ``delta_wd`` (any shape with P entries; taken in the ring's
+    dtype, the training dtype in which the optimizer forms it; None for an exact zero) into this state's
+    ring and cross-Grams (module docstring). Returns (spec, state); both reuse their storage. S runs
+    stepped together (rings (S, w_max, P), Grams (S, w_max, w_max)): delta (S, P), delta_wd (S, ...) with
+    P entries a run; each slice is computed by the calls of one run."""
     buf, ring = spec["buf"], state["buf_wd"]
     slot = spec["count"] % buf.shape[-2]
     decayed = delta_wd is not None
-    if decayed:
-        delta_wd = delta_wd.reshape(ring.shape[:-2] + (-1,))             # (P,); S stacked runs: (S, P)
+    if decayed:                                                           # (P,); S stacked runs: (S, P), as stored
+        delta_wd = delta_wd.reshape(ring.shape[:-2] + (-1,)).astype(ring.dtype, copy=False)
     if mode == "float64":                                                 # G's column and C's row t: one pass
         wd_t = delta_wd.astype(buf.dtype) if decayed else xp.zeros_like(delta)
         buf[..., slot, :] = delta
@@ -213,19 +222,46 @@ def derived(g2: float, wd2: float, cross: float, names=DERIVED) -> dict:
 
 
 def window_splits(xp, spec, state, w: int):
-    """Both views for one block and the window w: (g2, wd2, cross, pg2, pwd2, pcross) as 0-d float64
-    arrays (KEYS + AUTHOR_KEYS), or None (< 2 updates). One eigh serves both."""
-    out = window_splits_runs(xp, stack_of_one(spec), stack_of_one(state), w)
-    return None if out is None else tuple(x[0] for x in out)
+    """Both views for one block and the window w, as a row logs them: (g2, wd2, cross, pg2, pwd2, pcross)
+    as 0-d float64 arrays (KEYS + AUTHOR_KEYS), or None (< 2 updates). One eigh serves both; where g2
+    cancels (``cancels``) the ring route's numbers (``ring_splits``)."""
+    out = window_splits_runs(xp, stack_of_one(spec), stack_of_one(state), w, scale=True)
+    if out is None:
+        return None
+    if cancels(float(to_host(out[0][0])), float(to_host(out[6][0])), spec, state):
+        return ring_splits(xp, spec, state, w)
+    return tuple(x[0] for x in out[:6])
 
 
-def window_splits_runs(xp, spec, state, w: int):
+def cancels(g2: float, scale: float, spec, state) -> bool:
+    """Host: whether a row's g2 (from the cross-Grams) is below CANCEL RHO of its terms' scale
+    ||a||^2 + 2|<a, b>| + ||b||^2 (window_splits_runs(scale=True)): its relative error may then pass
+    ~1e-3, and the row takes the ring route."""
+    low = "float32" if "float32" in (str(spec["buf"].dtype), str(state["buf_wd"].dtype)) else "float64"
+    return g2 < CANCEL * RHO[low] * scale
+
+
+def ring_splits(xp, spec, state, w: int):
+    """Both views of one run from the rings' contents (the ring route: a = D u_1 and b = D^wd u_1 by passes
+    over the rings, then split_of and author_split), each ring copied first so that a run's slice of a
+    stack is read from a fresh allocation as its own run's ring is (the same bits). None with < 2 updates."""
+    sp = dict(spec, buf=xp.array(spec["buf"]), gram=xp.array(spec["gram"]))
+    st = dict(state, buf_wd=xp.array(state["buf_wd"]))
+    top = spectra.top_of_run(xp, [sp], w)
+    if top is None:
+        return None
+    a, b = _parts(xp, [sp], [st], top[1])[0]
+    return tuple(split_of(xp, [(a, b)])) + tuple(author_split(xp, sp, st, a, w, top[1]))
+
+
+def window_splits_runs(xp, spec, state, w: int, scale: bool = False):
     """``window_splits`` of one block in S runs stepped together, as six (S,) float64 arrays (KEYS +
     AUTHOR_KEYS), or None (< 2 updates). ``spec``, ``state``: the S runs' rings stacked (spectra and
     edge states with gram, C, H (S, w_max, w_max), one count, one clean flag: runs stepped together share
     their weight-decay schedule). One stacked eigh and w x w algebra (module docstring): no pass over a
     ring, a few backend calls for the stack, none per run; each run's numbers are those of its S = 1
-    call (tests/test_batch.py)."""
+    call (tests/test_batch.py). ``scale``: a seventh (S,) array, ||a||^2 + 2|<a, b>| + ||b||^2, the
+    scale of g2's rounding (``cancels``)."""
     top = spectra.top_pair(xp, [spec], w)
     if top is None:
         return None
@@ -240,14 +276,16 @@ def window_splits_runs(xp, spec, state, w: int):
     idx = xp.asarray(window_slots_ring_order(count, w_max, w))
     p = xp.take(Gu, idx, axis=-1) / safe                               # (S, m) D^T v_1
     if state["clean"]:                                                 # no weight decay in the rings: exact zeros
-        return zero + a2, zero, zero, zero + stacked_dot(xp, p, p), zero, zero
+        out = (zero + a2, zero, zero, zero + stacked_dot(xp, p, p), zero, zero)
+        return out + (a2,) if scale else out
     Cu = (state["C"] @ U)[..., 0]                                      # (S, w_max) C u_1 = D^wd^T a
     ab = zero + stacked_dot(xp, u, Cu)                                 # (S,) <a, b>
     b2 = zero + stacked_dot(xp, u, (state["H"] @ U)[..., 0])           # (S,) ||b||^2
     p_wd = xp.take(Cu, idx, axis=-1) / safe                            # (S, m) D^wd^T v_1
     p_g = p - p_wd                                                     # (S, m) (D^g)^T v_1
-    return (a2 - 2.0 * ab + b2, b2, ab - b2, zero + stacked_dot(xp, p_g, p_g),
-            zero + stacked_dot(xp, p_wd, p_wd), zero + stacked_dot(xp, p_g, p_wd))
+    out = (a2 - 2.0 * ab + b2, b2, ab - b2, zero + stacked_dot(xp, p_g, p_g),
+           zero + stacked_dot(xp, p_wd, p_wd), zero + stacked_dot(xp, p_g, p_wd))
+    return out + (a2 + 2.0 * xp.abs(ab) + b2,) if scale else out
 
 
 def stacked(xp, states):

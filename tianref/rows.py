@@ -88,17 +88,52 @@ def rows_of(xp, cfg, P, runs, epoch: int, head, Yhat, cache, train, gram_states,
                 parts.append((f"{name}_sigma{tag}" + ("" if i == 0 else f"_w{w}"), ev))
     for name in ("W", "V"):                             # the edge split of the first window, both views
         splits = edges.window_splits_runs(xp, rings["spec"][name], rings["edge"][name],
-                                          cfg.windows[0])                     # one eigh for the S windows
+                                          cfg.windows[0], scale=True)         # one eigh for the S windows
         if splits is not None:
-            parts += list(zip([f"{name}_edge_{k}" for k in edges.KEYS + edges.AUTHOR_KEYS], splits))
+            parts += list(zip([f"{name}_edge_{k}" for k in edges.KEYS + edges.AUTHOR_KEYS], splits[:6]))
+            parts.append((f"{name}{SCALE}", splits[6]))                     # not logged: _edge_ring_route
     parts += clocks.clock_stats(xp, P, cfg.tail_r)
     parts.append((clocks.MARGIN_KEY, clocks.margin_min(xp, Yhat, train.y)))  # on Yhat above
     rows = _host_rows(xp, parts, S, epoch)
+    _edge_ring_route(xp, rows, rings, cfg.windows[0])
     if 0 < len(drew) < S:                                                     # the runs without a pair
         for s in sorted(set(range(S)) - set(drew)):
             for k in GF_KEYS:
                 del rows[s][k]
     return rows
+
+
+SCALE = "_edge_scale"     # a row's scale of g2's rounding (edge.cancels), dropped before the row is returned
+
+
+def _edge_ring_route(xp, rows, rings, w: int) -> None:
+    """Where a run's g2 cancels (edge.cancels: the gradient part far below the weight-decay part), its six
+    edge keys are taken by the ring route (edge.ring_splits, from that run's rings) instead, and the ratios
+    derived again; the scale key is dropped from every row. Rare (never in the stored runs), so the common
+    row keeps its one transfer."""
+    for s, row in enumerate(rows):
+        for name in ("W", "V"):
+            scale = row.pop(f"{name}{SCALE}", None)
+            sp, st = rings["spec"][name], rings["edge"][name]
+            if scale is None or not edges.cancels(row[f"{name}_edge_g2"], scale, sp, st):
+                continue
+            one = ({k: (v[s] if hasattr(v, "shape") else v) for k, v in sp.items()},
+                   {k: (v[s] if hasattr(v, "shape") else v) for k, v in st.items()})
+            vals = to_host(xp.stack(edges.ring_splits(xp, one[0], one[1], w)).astype(xp.float64))
+            for k, v in zip(edges.KEYS + edges.AUTHOR_KEYS, vals):
+                row[f"{name}_edge_{k}"] = float(v)
+            for k in edges.DERIVED + edges.AUTHOR_DERIVED:
+                row.pop(f"{name}_edge_{k}", None)
+            _edge_derived(row, name)
+
+
+def _edge_derived(row, name: str) -> None:
+    """The edge ratios of parameter ``name`` from the row's six keys (edge.derived, both views)."""
+    for kk, v in edges.derived(*(row[f"{name}_edge_{x}"] for x in edges.KEYS)).items():
+        row[f"{name}_edge_{kk}"] = v
+    for kk, v in edges.derived(*(row[f"{name}_edge_{x}"] for x in edges.AUTHOR_KEYS),
+                               names=edges.AUTHOR_DERIVED).items():
+        row[f"{name}_edge_{kk}"] = v
 
 
 def _host_rows(xp, parts, S: int, epoch: int) -> list[dict]:
@@ -126,10 +161,6 @@ def _host_rows(xp, parts, S: int, epoch: int) -> list[dict]:
                 row[name] = float(vals[0])
         for name in ("W", "V"):
             if f"{name}_edge_g2" in row:
-                for kk, v in edges.derived(*(row[f"{name}_edge_{x}"] for x in edges.KEYS)).items():
-                    row[f"{name}_edge_{kk}"] = v
-                for kk, v in edges.derived(*(row[f"{name}_edge_{x}"] for x in edges.AUTHOR_KEYS),
-                                           names=edges.AUTHOR_DERIVED).items():
-                    row[f"{name}_edge_{kk}"] = v
+                _edge_derived(row, name)
         out.append(row)
     return out

@@ -8,7 +8,8 @@ State (``TrainState``)
     params   {'W': (2M, K), 'V': (K, M)}  training dtype, on the device
     adam     optimizer state (optimizers.init; Adam's dict for adam/adamw, whence the name)
     spec     {'W': ..., 'V': ...}         rolling-update Gram states (spectra.init; gram_states)
-    edge     {'W': ..., 'V': ...}         the ring of weight-decay parts, slots as spec['W'/'V'] (edge.init)
+    edge     {'W': ..., 'V': ...}         the ring of weight-decay parts and its cross-Grams C, H with the
+                                          updates, slots as spec['W'/'V'] (edge.init)
     rng      numpy Generator for the independence-proxy pairs (host; persists across epochs)
     epoch    number of steps taken
 
