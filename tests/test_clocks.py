@@ -202,6 +202,7 @@ def test_a_run_without_tail_rank_in_its_config_still_resumes(tmp_path):
     cfg = json.loads(str(ck["config"]))
     del cfg["tail_rank"]
     ck["config"] = np.str_(json.dumps(cfg))
+    del ck["state_digest"]                  # a state of that version carries no seal either
     np.savez(ck_path, **ck)
     r = CliRunner().invoke(main, ["train", "--out", str(out), "--resume", "--epochs", "9"])
     assert r.exit_code == 0, r.output

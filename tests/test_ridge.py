@@ -188,6 +188,7 @@ def test_a_ridge_run_stored_before_the_option_resumes_as_current(tmp_path):
     stored = json.loads(str(ck["config"]))
     del stored["ridge_eval"]
     ck["config"] = np.str_(json.dumps(stored))
+    del ck["state_digest"]                  # a state of that version carries no seal either
     runs.save_npz(ck_path, ck)
     r = CliRunner().invoke(main, ["train", "--resume", "--epochs", "6", "--out", b])
     assert r.exit_code == 0, r.output

@@ -140,6 +140,42 @@ def test_resume_refuses_the_split_of_another_seed(base, tmp_path):
     assert snapshot(d) == snap
 
 
+@pytest.mark.parametrize("swap", ["W_V_of_epoch_10", "an_adam_moment"])
+def test_resume_refuses_a_state_whose_arrays_were_swapped_after_it_was_written(base, tmp_path, swap):
+    """resume.npz (epoch 20) with W and V of the same run's epoch-10 checkpoint put in, or one Adam moment
+    scaled: every shape, dtype, counter, fingerprint and digest still checks, only the seal over the file's
+    arrays (identity.state_digest) does not: refused, the folder byte-identical. The seal is a second route:
+    sha256 of the arrays by hand below."""
+    d = _copy(base, "plain", tmp_path)
+    path = d / "checkpoints" / "resume.npz"
+    a = dict(np.load(path))
+    h = hashlib.sha256()
+    for k in sorted(a):
+        if k != "state_digest":
+            v = np.ascontiguousarray(a[k])
+            h.update(k.encode() + b"\0" + f"{v.dtype.str}{v.shape}".encode() + v.tobytes())
+    assert str(a["state_digest"]) == h.hexdigest()
+    if swap == "W_V_of_epoch_10":
+        old = np.load(d / "checkpoints" / "epoch_00010.npz")
+        _edit_npz(path, W=old["W"], V=old["V"])
+    else:
+        _edit_npz(path, adam_m_W=a["adam_m_W"] * 2)
+    snap = snapshot(d)
+    refused(_resume(d), "its arrays are not the ones its run wrote")
+    assert snapshot(d) == snap
+
+
+def test_a_resume_state_without_a_seal_is_checked_as_before(base, tmp_path):
+    """A state written before seals carries none; it resumes, its other checks unchanged (the seal
+    guards against a file edited or assembled after it was written, not against one rewritten without it)."""
+    d = _copy(base, "plain", tmp_path)
+    a = dict(np.load(d / "checkpoints" / "resume.npz"))
+    del a["state_digest"]
+    np.savez(d / "checkpoints" / "resume.npz", **a)
+    r = _resume(d)
+    assert r.exit_code == 0, r.output
+
+
 @pytest.mark.parametrize("key", ["spec_count", "adam_t"])
 def test_resume_refuses_a_negative_step_counter_before_writing(base, tmp_path, key):
     d = _copy(base, "plain", tmp_path)

@@ -15,7 +15,11 @@ for. Three hashes (SHA-256, hex) make that checkable from the files alone:
 
 Where they are kept
     config.json                      "identity": {"scheme": 1, "fingerprint": F, "init": I, "split": S}
-    every checkpoint and resume.npz  arrays "fingerprint" (F) and "rows_digest" (D_e, e = its epoch)
+    every checkpoint and resume.npz  arrays "fingerprint" (F) and "rows_digest" (D_e, e = its epoch), and
+                                     "state_digest": sha256 of the file's other arrays (name, dtype, shape,
+                                     bytes): ``--resume`` refuses a state whose arrays were edited or swapped
+                                     after it was written (W of another epoch, say; check_state); edge and
+                                     thm6 compare a checkpoint's weights with their replay instead
 
 ``--resume`` (tianref/resume.py) continues a directory only when config.json's settings hash to its
 recorded F, the state carries the same F and a split hashing to S, and metrics.jsonl's rows 0..r chain
@@ -46,6 +50,7 @@ SCHEME = 1
 MUTABLE = ("epochs", "checkpoint_epochs")       # what --resume may change: not part of F
 SEED_INIT = "seed"
 KEY = "identity"                                # config.json's block
+STATE_KEY = "state_digest"                      # a checkpoint's seal over its own arrays (state_digest)
 
 
 def _sha(data: bytes) -> str:
@@ -66,6 +71,25 @@ def fingerprint(cfg, init: str = SEED_INIT) -> str:
 def _array_bytes(a) -> bytes:
     a = np.ascontiguousarray(a)
     return f"{a.dtype.str}{a.shape}".encode() + a.tobytes()
+
+
+def state_digest(arrays: dict) -> str:
+    """The seal of a checkpoint's arrays (STATE_KEY): sha256 over every array but the seal itself, by name,
+    of its name, dtype, shape and bytes in C order, as ``runs.save_npz`` stores them and np.load returns
+    them."""
+    h = hashlib.sha256()
+    for k in sorted(arrays):
+        if k != STATE_KEY:
+            h.update(k.encode() + b"\0" + _array_bytes(np.asarray(arrays[k])))
+    return h.hexdigest()
+
+
+def check_state(ck: dict, path: str) -> None:
+    """A checkpoint's arrays are the ones its run wrote: their seal, where the file carries one (files
+    written before seals carry none), equals state_digest of what was read (InputError otherwise)."""
+    if STATE_KEY in ck and str(ck[STATE_KEY]) != state_digest(ck):
+        raise InputError(f"{path}: its arrays are not the ones its run wrote (they no longer match the seal "
+                         f"stored with them: the file was edited, or assembled from other files)")
 
 
 def init_digest(init: dict) -> str:

@@ -162,6 +162,7 @@ def check(out: str, changes: dict) -> Plan:
     if D != str(ck["rows_digest"]):
         raise InputError(f"{log} does not hold the rows this run logged: rows 0..{r} do not match the "
                          f"digest in {ck_path} (the log was replaced or mixed with another run's)")
+    identity.check_state(ck, ck_path)          # last: a file that fails a check above is named by that check
     return Plan(cfg=cfg, meta=meta, ck=ck, epoch=r, keep_text=keep, dropped=dropped, fingerprint=F, digest=D)
 
 

@@ -327,7 +327,10 @@ class RunWriter:
         full = arrays_fn(True)
         if self.fingerprint is not None:
             full = dict(full, fingerprint=np.str_(self.fingerprint), rows_digest=np.str_(self.digest))
-        light = {k: v for k, v in full.items() if not k.startswith("spec_buf_")}
+        light = {k: v for k, v in full.items() if not k.startswith(("spec_buf_", "edge_C_", "edge_H_"))}
+        if self.fingerprint is not None:                    # each file sealed over its own arrays
+            full, light = (dict(d, **{identity.STATE_KEY: np.str_(identity.state_digest(d))})
+                           for d in (full, light))
         if named:
             save_npz(checkpoint_path(self.out, epoch), light)
         if final:

@@ -487,6 +487,8 @@ case(B_MIX, "resume: train_idx/test_idx of s1 in plain's resume.npz")(_mix(npz=_
 case(B_MIX, "resume: spec_count = -7 in resume.npz")(_mix(npz=lambda rp: {"spec_count": -7}))
 case(B_MIX, "resume: W in resume.npz stored as float64 in a float32 run (another float dtype)")(
     _mix(npz=lambda rp: {"W": _plain_W(rp).astype("float64")}))
+case(B_MIX, "resume: W in resume.npz scaled by 1 + 1e-6 (same dtype and shape: only the file's seal tells)")(
+    _mix(npz=lambda rp: {"W": _plain_W(rp) * _plain_W(rp).dtype.type(1 + 1e-6)}))
 case(B_MIX, "resume: eta_schedule deleted from sched's config.json")(_mix(config=_del_schedule, base="sched"))
 case(B_MIX, "resume: eta_schedule deleted from sched's config.json and from the config in resume.npz")(
     _mix(config=_del_schedule, base="sched", also_stored=True))
