@@ -118,7 +118,7 @@ def ring_products(xp, ring, vecs):
 
     On the host the pass goes by blocks of columns of about RING_BLOCK_BYTES of the ring, each a
     (w, b) x (b, c) product in the ring's dtype added to a float64 sum: a (w, P) x (P, c) product in one
-    call packs the whole ring first and reads it about twice (measured at w = 20, P = 290816, c = 2:
+    call packs the whole ring first and reads it about twice (measured at w = 20, P = 290816, c = 2, float64:
     3.5 ms against 1.7 ms for one (w, P) x (P,) pass; by blocks 1.9 ms). The block width depends only
     on w and the dtype, so every run of a configuration (and each run of a stack, slice by slice) sums
     in the same order. A device takes the product in one call."""

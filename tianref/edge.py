@@ -29,7 +29,8 @@ With coupled Adam the two parts largely cancel in parameter space: in the stored
 (reference_results/reproduction/full/lifecycle/report.md) the median W gfrac is 0.65, 0.47, 0.48 and
 cos -0.90, -0.92, -0.98 in memorisation, grokking and after.
 
-Evaluation: three w_max x w_max float64 Grams of the ring's slots, updated by every step like G,
+Evaluation: three w_max x w_max Grams of the ring's slots (C and H float64, G in its Gram mode's dtype),
+updated by every step like G,
 
     G = D^T D          G_ij = <Delta_i, Delta_j>         (tianref.spectra's Gram)
     C = D^wd^T D       C_ij = <Delta^wd_i, Delta_j>
@@ -53,8 +54,9 @@ passes per row.
 Checks by a second route: g2 + wd2 + 2 cross = u_1^T G u_1 holds here by construction, so it checks
 nothing. What checks C and H is the ring route kept below (``edge_parts``, ``split_of``: a = D u_1 and
 b = D^wd u_1 formed from the rings' contents, used by the edge probe and ``edge_vector``):
-tests/test_edge.py compares the logged keys with it on every row, and with explicit (w, P) matrices, an
-independent NumPy loop and PyTorch's Adam. In float32 training the ring of Delta^wd and its pass are in
+tests/test_edge.py compares the logged keys with it on every row and with explicit (w, P) matrices,
+tests/test_edge_author.py with an independent NumPy loop, tests/test_torch_reference_ce.py with PyTorch's
+own Adam. In float32 training the ring of Delta^wd and its pass are in
 float32 (on the host each block's products summed in float32 and the blocks added in float64; on a GPU one
 float32 product over all P), so C's columns and H
 carry float32's rounding: on the quick configuration's 400 epochs g2, wd2 and cross agree with an
@@ -73,7 +75,8 @@ row takes one more pass over the (float32) ring of Delta.
 
 State is an explicit dict; ``push`` reuses its storage (as spectra.push) and pushes the update into the
 spectra state too. The top eigenpair of the
-window's Gram is spectra.top_pair; ``window_splits`` gives both views of a logged row (one eigh), and the
+window's Gram is spectra.top_pair; a logged row takes both views from ``window_splits_runs`` (one stacked
+eigh; rows.py, whose _edge_ring_route applies ``cancels``), ``window_splits`` is the same for one run, and the
 edge-projected view's names (AUTHOR_KEYS, author_split, ...) are read from here too.
 """
 from __future__ import annotations

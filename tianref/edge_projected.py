@@ -5,7 +5,8 @@ Reference: *The Lifecycle of the Spectral Edge: From Gradient Learning to Weight
 authors' code, github.com/skydancerosel/dyck_scan, folder ``spectral/``, ``grad_vs_wd_decomposition.py``
 at commit e37417d (``project_decomposition``: grad_frac and the alignment below).
 docs/edge-and-clocks.md §2-3. The edge itself (the rings, a = D u_1) and the parameter-space view are
-tianref/edge.py, u_1 is spectra.top_pair; edge.window_splits gives both views of a logged row.
+tianref/edge.py, u_1 is spectra.top_pair; edge.window_splits_runs gives both views of a logged row (from
+the cross-Grams; this module's functions are the ring route).
 
 Symbols (as tianref/edge.py; per parameter matrix, flattened)
     D, D^g, D^wd  the window's last w updates and their gradient / weight-decay parts   (P, w)
@@ -28,7 +29,7 @@ D is the blocks' updates side by side, so G = sum_b G_b, v_1 = D u_1 / ||D u_1||
 p = D^T v_1 = sum_b D_b^T v_1,b (likewise p_wd); the identity above holds with the joint sigma_1.
 
 Evaluation. A logged row takes p = G u_1 / ||a|| and p_wd = (C u_1)_window / ||a|| from the incremental
-Gram G and cross-Gram C = D^wd^T D (tianref/edge.py's window_splits: w x w algebra, no pass over a ring;
+Gram G and cross-Gram C = D^wd^T D (tianref/edge.py's window_splits_runs: w x w algebra, no pass over a ring;
 ||a||^2 = u_1^T G u_1), so pg2 + pwd2 + 2 pcross = ||p||^2 = ||G u_1||^2 / u_1^T G u_1 = sigma_1 for the unit
 eigenvector u_1: a check of the eigh, not of C. The functions below form the same numbers from the rings'
 contents (the ring route: p_wd by one (m, P) x (P,) pass over the window's rows of the Delta^wd ring, given
@@ -110,7 +111,8 @@ def space_author_split(xp, specs, states, w: int):
     flattened together, W first): u_1 the top eigenvector of their summed Gram on the window w,
     a = D u_1 over all blocks, v_1 = a / ||a||, p = D^T v_1 = (sum_b G_b) u_1 / ||a|| and p_wd =
     sum_b (D^wd_b)^T v_1,b over the blocks' Delta^wd rings. One block: author_split's numbers, bit for
-    bit (the logged keys). None with < 2 updates."""
+    bit (the ring route; the logged keys come from the cross-Grams and agree to rounding). None with < 2
+    updates."""
     top = spectra.top_of_run(xp, specs, w)
     if top is None:
         return None
