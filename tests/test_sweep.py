@@ -257,14 +257,35 @@ def _a_folder_as_the_log(log):
     return "is missing"
 
 
-@pytest.mark.parametrize("damage", [_edit_a_row, _remove_the_log, _a_folder_as_the_log],
+def _pre_identity_config(log):
+    """config.json as a version before run identities wrote it (no "identity" block)."""
+    path = log.parent / "config.json"
+    meta = json.loads(path.read_text())
+    del meta["identity"]
+    path.write_text(json.dumps(meta))
+    return "config.json carries no run fingerprint (written before run identities)"
+
+
+def _pre_identity_state(log):
+    """resume.npz as a version before run identities wrote it (no fingerprint, digests or seal)."""
+    path = log.parent / "checkpoints" / "resume.npz"
+    a = dict(np.load(path))
+    for k in ("fingerprint", "rows_digest", "state_digest"):
+        del a[k]
+    np.savez(path, **a)
+    return "resume.npz carries no run fingerprint (written before run identities)"
+
+
+@pytest.mark.parametrize("damage", [_edit_a_row, _remove_the_log, _a_folder_as_the_log, _pre_identity_config,
+                                    _pre_identity_state],
                          ids=lambda f: f.__name__.strip("_"))
 def test_a_resumable_run_whose_log_is_not_its_own_is_refused_before_anything_starts(tmp_path, damage):
     """ROOT holds a half-trained run (resume state at epoch 4) whose metrics.jsonl was edited, removed or
-    replaced by a folder: the sweep's validation checks a resumable run's log against its resume state's
-    row digest, so the sweep exits 2 with one line before any run starts (it started, and train --resume
-    failed at that run: exit 1; a missing log was an OSError, exit 1); the other seed's folder is not
-    created, and the half-trained run is untouched."""
+    replaced by a folder, or whose config.json or resume state was written before run identities: the
+    sweep's validation checks a resumable run's log against its resume state's row digest, and that both
+    carry the identity train --resume requires, so the sweep exits 2 with one line before any run starts
+    (it started, and train --resume failed at that run: exit 1; a missing log was an OSError, exit 1); the
+    other seed's folder is not created, and the half-trained run is untouched."""
     root = tmp_path / "root"
     small = ["--eta", "2e-3", "--M", "7", "--K", "16", "--windows", "3"]
     res = CliRunner().invoke(sweep_cmd, [str(root), *small, "--seeds", "0", "--epochs", "4"])

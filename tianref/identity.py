@@ -185,7 +185,7 @@ def check_checkpoint(meta, ck: dict, path: str) -> None:
                          f"{str(block.get('fingerprint'))[:12]} (a checkpoint copied from another run)")
 
 
-def _state_of(run_dir: str, names=("final.npz", "resume.npz")):
+def state_of(run_dir: str, names=("final.npz", "resume.npz")):
     """(path, F, D, epoch) of the state that vouches for a run's log: the first of ``names`` that exists
     (final.npz, else resume.npz); None when none exists or it predates identities. Reads only those arrays."""
     for name in names:
@@ -212,7 +212,7 @@ def check_log(run_dir: str, meta: dict, states=("final.npz", "resume.npz")) -> N
     cfg_path = os.path.join(run_dir, "config.json")
     if stored_block(meta, cfg_path) is None:
         return
-    state = _state_of(run_dir, states)
+    state = state_of(run_dir, states)
     if state is None:
         return
     try:

@@ -52,6 +52,23 @@ def _numbers(text: str, what: str, kind=float) -> list:
     return out
 
 
+def resumable_identity(out: Path, meta: dict) -> None:
+    """A resumable run must carry its identity in config.json and in its resume state, which train --resume
+    requires (tianref/resume.py); a run written before identities is refused here, before anything starts,
+    rather than by its own train --resume once the sweep is under way."""
+    from tianref import identity
+    cfg_path = out / "config.json"
+    if identity.stored_block(meta, str(cfg_path)) is None:
+        where = cfg_path
+    elif identity.state_of(str(out), ("resume.npz",)) is None:
+        where = out / "checkpoints" / "resume.npz"
+    else:
+        return
+    raise InputError(f"{where} carries no run fingerprint (written before run identities), so its train "
+                     "--resume cannot check it and refuses it; remove the run's folder (the sweep then trains "
+                     "it again) or use another ROOT")
+
+
 def check_jobs(jobs, xp_name: str, device: bool = True) -> None:
     """Validate every job's train command with train's own checks, and the backend once, before
     anything starts (an InputError names the first bad run); a resumable job's log is checked against
@@ -69,7 +86,9 @@ def check_jobs(jobs, xp_name: str, device: bool = True) -> None:
         try:
             check_train_args(argv[argv.index("train") + 1:], device=device)
             if sweep.job_state(job) == "resumable":  # its log must be the one its resume state vouches for
-                identity.check_log(str(job.out), runs.read_config(str(job.out)), states=("resume.npz",))
+                meta = runs.read_config(str(job.out))
+                resumable_identity(job.out, meta)
+                identity.check_log(str(job.out), meta, states=("resume.npz",))
         except InputError as exc:
             raise InputError(f"run {job.name}: {exc}") from None
 
