@@ -139,5 +139,5 @@ def delta(xp, new, old, mode: str = "float64", runs: bool = False):
     """Delta = dt(new) - dt(old), flattened (P,), dt = the mode's dtype (float64: exact for float32 params).
     ``runs``: new and old are stacks of S runs' parameters; each run's update flattened, (S, P)."""
     dt = gram_dtype(xp, mode)
-    d = new.astype(dt) - old.astype(dt)
+    d = xp.subtract(new, old, dtype=dt)                 # both cast to dt first, without two cast copies
     return d.reshape(d.shape[0], -1) if runs else d.reshape(-1)
