@@ -37,6 +37,7 @@ EXPECTED = {
         "resume: train_idx/test_idx of s1 in plain's resume.npz",
         "resume: spec_count = -7 in resume.npz",
         "resume: W in resume.npz stored as float64 in a float32 run (another float dtype)",
+        "resume: W in resume.npz scaled by 1 + 1e-6 (same dtype and shape: only the file's seal tells)",
         "resume: eta_schedule deleted from sched's config.json",
         "resume: eta_schedule deleted from sched's config.json and from the config in resume.npz",
         "resume: eta_schedule added to a plain run's config.json",
