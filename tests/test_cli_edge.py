@@ -155,9 +155,14 @@ def test_missing_run_and_a_run_that_does_not_replay(run_dir, tmp_path):
     import shutil
     bad = tmp_path / "bad"
     shutil.copytree(run_dir, bad)
+    from tianref import identity
     ck = dict(np.load(bad / "checkpoints" / "epoch_00008.npz"))
     ck["W"] = ck["W"] + 1e-12
-    np.savez(bad / "checkpoints" / "epoch_00008.npz", **ck)
+    np.savez(bad / "checkpoints" / "epoch_00008.npz", **ck)               # edited, its seal kept: refused
+    r = CliRunner().invoke(main, ["edge", "--run", str(bad), "--at-epochs", "8", "--n-random", "0"])
+    assert r.exit_code == 2 and "its arrays are not the ones its run wrote" in r.output
+    ck["state_digest"] = np.str_(identity.state_digest(ck))               # sealed again: a genuine mismatch,
+    np.savez(bad / "checkpoints" / "epoch_00008.npz", **ck)               # as another machine's replay gives
     r = CliRunner().invoke(main, ["edge", "--run", str(bad), "--at-epochs", "8", "--n-random", "0"])
     assert r.exit_code == 1 and "differ" in r.output
     # the reproduce section probes without stopping, and records what did not match

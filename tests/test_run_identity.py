@@ -297,6 +297,45 @@ def test_analysis_refuses_a_checkpoint_copied_from_another_run(base, tmp_path, c
     refused(cli(args), "epoch_00010.npz", "another run")
 
 
+@pytest.mark.parametrize("command", ["thm6 --run", "thm6 --checkpoint", "edge", "init-from"])
+def test_every_reader_of_a_checkpoint_refuses_one_edited_after_it_was_written(base, tmp_path, command):
+    """The epoch-10 checkpoint with W scaled by 1 + 1e-6 and its seal kept: thm6 (from the run or the file
+    alone), edge and train --init-from refuse it naming the file (exit 2; edge had blamed the replay,
+    thm6 and --init-from had used it); the run's folder is byte-identical and --init-from creates nothing."""
+    d = _copy(base, "plain", tmp_path)
+    path = d / "checkpoints" / "epoch_00010.npz"
+    a = dict(np.load(path))
+    _edit_npz(path, W=a["W"] * a["W"].dtype.type(1 + 1e-6))
+    snap = snapshot(d)
+    out = tmp_path / "from_edited"
+    args = {"thm6 --run": ["thm6", "--run", str(d), "--at-epochs", "10", "--top-pairs", "5"],
+            "thm6 --checkpoint": ["thm6", "--checkpoint", str(path), "--top-pairs", "5"],
+            "edge": ["edge", "--run", str(d), "--at-epochs", "10"],
+            "init-from": ["train", "--init-from", str(path), "--epochs", "2", "--out", str(out)]}[command]
+    refused(cli(args), "epoch_00010.npz", "its arrays are not the ones its run wrote")
+    assert snapshot(d) == snap and not out.exists()
+
+
+def test_a_resume_state_resaved_in_fortran_order_continues_exactly(base, tmp_path):
+    """resume.npz re-saved by another tool with V and the update ring in Fortran order (the same values,
+    so the same seal): the run resumes, and its rows 21..30 equal an uninterrupted run's byte for byte
+    (the arrays are read in C order; some BLAS kernels round a product of an F-ordered operand
+    differently, which moved these rows in their last digits)."""
+    d = _copy(base, "plain", tmp_path)
+    path = d / "checkpoints" / "resume.npz"
+    a = dict(np.load(path))
+    a["V"], a["spec_buf_W"] = np.asfortranarray(a["V"]), np.asfortranarray(a["spec_buf_W"])
+    np.savez(path, **a)
+    with np.load(path) as z:
+        assert z["V"].flags.f_contiguous and not z["V"].flags.c_contiguous     # the case under test
+    r = _resume(d)
+    assert r.exit_code == 0, r.output
+    full = tmp_path / "full"
+    assert cli(["train"] + T[:4] + ["--epochs", "30", "--windows", "5", "--checkpoint-epochs", "10",
+                                    "--out", str(full)]).exit_code == 0
+    assert (d / "metrics.jsonl").read_bytes() == (full / "metrics.jsonl").read_bytes()
+
+
 def test_config_json_records_the_checkout_that_trained_it_and_stores_count_them(base, tmp_path):
     """config.json's "source" is the repository's HEAD (git rev-parse, a second route) and its dirty flag;
     a stored section's provenance counts its runs by that source ("not recorded" for older runs)."""

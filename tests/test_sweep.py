@@ -276,14 +276,24 @@ def _pre_identity_state(log):
     return "resume.npz carries no run fingerprint (written before run identities)"
 
 
+def _state_edited_after_it_was_written(log):
+    """resume.npz with W scaled by 1 + 1e-6, its seal kept (train --resume refuses it)."""
+    path = log.parent / "checkpoints" / "resume.npz"
+    a = dict(np.load(path))
+    a["W"] = a["W"] * a["W"].dtype.type(1 + 1e-6)
+    np.savez(path, **a)
+    return "its arrays are not the ones its run wrote"
+
+
 @pytest.mark.parametrize("damage", [_edit_a_row, _remove_the_log, _a_folder_as_the_log, _pre_identity_config,
-                                    _pre_identity_state],
+                                    _pre_identity_state, _state_edited_after_it_was_written],
                          ids=lambda f: f.__name__.strip("_"))
 def test_a_resumable_run_whose_log_is_not_its_own_is_refused_before_anything_starts(tmp_path, damage):
     """ROOT holds a half-trained run (resume state at epoch 4) whose metrics.jsonl was edited, removed or
-    replaced by a folder, or whose config.json or resume state was written before run identities: the
-    sweep's validation checks a resumable run's log against its resume state's row digest, and that both
-    carry the identity train --resume requires, so the sweep exits 2 with one line before any run starts
+    replaced by a folder, or whose config.json or resume state was written before run identities, or whose
+    resume state was edited after it was written: the sweep's validation checks a resumable run's log
+    against its resume state's row digest, that both carry the identity train --resume requires, and the
+    state's seal, so the sweep exits 2 with one line before any run starts
     (it started, and train --resume failed at that run: exit 1; a missing log was an OSError, exit 1); the
     other seed's folder is not created, and the half-trained run is untouched."""
     root = tmp_path / "root"

@@ -17,16 +17,16 @@ Where they are kept
     config.json                      "identity": {"scheme": 1, "fingerprint": F, "init": I, "split": S}
     every checkpoint and resume.npz  arrays "fingerprint" (F) and "rows_digest" (D_e, e = its epoch), and
                                      "state_digest": sha256 of the file's other arrays (name, dtype, shape,
-                                     bytes): ``--resume`` refuses a state whose arrays were edited or swapped
-                                     after it was written (W of another epoch, say; check_state); edge and
-                                     thm6 compare a checkpoint's weights with their replay instead
+                                     bytes): ``--resume`` (and sweep's check of a resumable run), thm6, edge
+                                     and --init-from refuse a file whose arrays were edited or swapped after
+                                     it was written (W of another epoch, say; check_state)
 
 ``--resume`` (tianref/resume.py) continues a directory only when config.json's settings hash to its
 recorded F, the state carries the same F and a split hashing to S, and metrics.jsonl's rows 0..r chain
 to the state's D_r. A sweep or ``reproduce`` counts a folder as done only when its F equals the F of the
 run it would start (tianref/experiments/jobs.py). ``summarize``/``plot`` read a run's log only when its final
 (else resume) state vouches for it (``check_log``); ``thm6``/``edge`` refuse another run's checkpoint
-(``check_checkpoint``) and replay only from a config.json that gives its F and, for an --init-from run, from
+(``check_checkpoint``, the seal included) and replay only from a config.json that gives its F and, for an --init-from run, from
 its unchanged init file (``replay_init``).
 
 The backend (numpy, cupy) and the thread count are not settings of the run: they change rounding, not
@@ -176,8 +176,10 @@ def of_arrays(ck: dict):
 
 
 def check_checkpoint(meta, ck: dict, path: str) -> None:
-    """A checkpoint read as a state of the run whose config.json is ``meta`` must carry that run's
-    fingerprint (checked when both record one; InputError naming the file otherwise)."""
+    """A checkpoint read as a state of the run whose config.json is ``meta`` must be as its run wrote it
+    (its seal, ``check_state``) and carry that run's fingerprint (checked when both record one;
+    InputError naming the file otherwise)."""
+    check_state(ck, path)
     block = meta.get(KEY) if isinstance(meta, dict) else None
     F, _ = of_arrays(ck)
     if isinstance(block, dict) and F is not None and F != block.get("fingerprint"):

@@ -204,14 +204,16 @@ def save_npz(path: str, arrays: dict) -> None:
 
 
 def load_npz(path: str) -> dict:
-    """All arrays of an .npz as host arrays; a clear InputError if it cannot be read."""
+    """All arrays of an .npz as host arrays in C order (a file re-saved in Fortran order by another tool
+    holds the same values, but some CPUs' BLAS round a product of an F-ordered operand differently, so a
+    run resumed from it would not continue exactly); a clear InputError if it cannot be read."""
     if not os.path.isfile(path):
         raise InputError(f"file not found: {path}")
     if not zipfile.is_zipfile(path):        # np.load would call any other file pickled data
         raise InputError(f"cannot read {path} as .npz: it is not an .npz archive (numpy.savez's zip of arrays)")
     try:
         with np.load(path, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
+            return {k: np.asarray(z[k], order="C") for k in z.files}
     except Exception as exc:
         raise InputError(f"cannot read {path} as .npz ({type(exc).__name__}: {exc})") from None
 

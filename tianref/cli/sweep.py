@@ -65,15 +65,15 @@ def resumable_identity(out: Path, meta: dict) -> None:
     else:
         return
     raise InputError(f"{where} carries no run fingerprint (written before run identities), so its train "
-                     "--resume cannot check it and refuses it; remove the run's folder (the sweep then trains "
-                     "it again) or use another ROOT")
+                     "--resume cannot check it and refuses it; remove the run's folder (it is then trained "
+                     "again) or choose another root folder")
 
 
 def check_jobs(jobs, xp_name: str, device: bool = True) -> None:
     """Validate every job's train command with train's own checks, and the backend once, before
     anything starts (an InputError names the first bad run); a resumable job's log is checked against
-    the row digest of its resume state (three small arrays read; train --resume checks the whole
-    state). ``device=False`` (a SLURM script, written on a login node for GPU nodes) checks everything
+    the row digest of its resume state, and its resume state against its seal (train --resume checks
+    the rest of the state). ``device=False`` (a SLURM script, written on a login node for GPU nodes) checks everything
     but opening the backend."""
     from tianref import identity, runs
     from tianref.backend import get_xp
@@ -89,6 +89,8 @@ def check_jobs(jobs, xp_name: str, device: bool = True) -> None:
                 meta = runs.read_config(str(job.out))
                 resumable_identity(job.out, meta)
                 identity.check_log(str(job.out), meta, states=("resume.npz",))
+                ck_path = str(job.out / "checkpoints" / "resume.npz")      # and its arrays as the run wrote them
+                identity.check_state(runs.load_npz(ck_path), ck_path)
         except InputError as exc:
             raise InputError(f"run {job.name}: {exc}") from None
 

@@ -79,6 +79,7 @@ def _sources(run_dir, epochs_text, checkpoint, xp, act=None, replay_beyond=False
             raise InputError("--replay-beyond trains a --run DIR on past its last epoch; a --checkpoint file "
                              "has no run to train on")
         ck = runs.load_npz(checkpoint)
+        identity.check_state(ck, checkpoint)                 # a sealed file must be as its run wrote it
         epoch = int(ck["epoch"]) if "epoch" in ck else None
         return [(checkpoint, epoch, ck, runs.checkpoint_config(ck), checkpoint)]
 

@@ -204,6 +204,7 @@ def train_cmd(ctx, xp_name, M, K, n_train, train_frac, eta, eta_schedule, lr, ep
     else:
         init = runs.load_npz(init_from) if init_from else None
         if init is not None:
+            identity.check_state(init, init_from)            # a checkpoint must be as its run wrote it
             if "n_train" in given or "train_frac" in given:
                 raise InputError("--init-from fixes the split (its train_idx); drop --n-train/--train-frac")
             # M and K follow the file unless given explicitly; given, they must be the file's
