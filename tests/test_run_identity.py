@@ -165,14 +165,37 @@ def test_resume_refuses_a_state_whose_arrays_were_swapped_after_it_was_written(b
     assert snapshot(d) == snap
 
 
-def test_a_resume_state_without_a_seal_is_checked_as_before(base, tmp_path):
-    """A state written before seals carries none; it resumes, its other checks unchanged (the seal
-    guards against a file edited or assembled after it was written, not against one rewritten without it)."""
+def test_a_resume_state_whose_seal_was_removed_is_refused(base, tmp_path):
+    """config.json records that the run seals every state after epoch -1 (it was started with seals): a
+    resume.npz without its seal (removed along with an edit of W) is refused, the folder byte-identical."""
     d = _copy(base, "plain", tmp_path)
+    assert json.loads((d / "config.json").read_text())["identity"]["sealed_after"] == -1
     a = dict(np.load(d / "checkpoints" / "resume.npz"))
     del a["state_digest"]
+    a["W"] = a["W"] * a["W"].dtype.type(1.01)
     np.savez(d / "checkpoints" / "resume.npz", **a)
+    snap = snapshot(d)
+    refused(_resume(d), "carries no seal", "though its run seals every state after epoch -1")
+    assert snapshot(d) == snap
+
+
+def test_a_run_written_before_seals_resumes_and_is_sealed_from_then_on(base, tmp_path):
+    """A run as a version before seals wrote it (no seal in any checkpoint, no sealed_after in config.json)
+    resumes; config.json then records sealed_after = 20 (its resume epoch), the states written since are
+    sealed, and its unsealed epoch-10 checkpoint is still read (thm6); a later resume state without a seal
+    would be refused."""
+    d = _copy(base, "plain", tmp_path)
+    for f in (d / "checkpoints").glob("*.npz"):
+        a = dict(np.load(f))
+        del a["state_digest"]
+        np.savez(f, **a)
+    _edit_meta(d, lambda meta: meta["identity"].pop("sealed_after"))
     r = _resume(d)
+    assert r.exit_code == 0, r.output
+    assert json.loads((d / "config.json").read_text())["identity"]["sealed_after"] == 20
+    assert "state_digest" in np.load(d / "checkpoints" / "resume.npz").files
+    assert "state_digest" not in np.load(d / "checkpoints" / "epoch_00010.npz").files
+    r = cli(["thm6", "--run", str(d), "--at-epochs", "10", "--top-pairs", "5"])
     assert r.exit_code == 0, r.output
 
 

@@ -14,7 +14,10 @@ for. Three hashes (SHA-256, hex) make that checkable from the files alone:
          text of row t in metrics.jsonl (without its newline): a hash chain, so D_r pins rows 0..r
 
 Where they are kept
-    config.json                      "identity": {"scheme": 1, "fingerprint": F, "init": I, "split": S}
+    config.json                      "identity": {"scheme": 1, "fingerprint": F, "init": I, "split": S,
+                                     "sealed_after": e (its states of epochs > e carry a seal: -1 for a run
+                                     started with seals, r when a version with seals first resumed it from
+                                     epoch r; absent in runs written before seals)}
     every checkpoint and resume.npz  arrays "fingerprint" (F) and "rows_digest" (D_e, e = its epoch), and
                                      "state_digest": sha256 of the file's other arrays (name, dtype, shape,
                                      bytes): ``--resume`` (and sweep's check of a resumable run), thm6, edge
@@ -26,8 +29,8 @@ recorded F, the state carries the same F and a split hashing to S, and metrics.j
 to the state's D_r. A sweep or ``reproduce`` counts a folder as done only when its F equals the F of the
 run it would start (tianref/experiments/jobs.py). ``summarize``/``plot`` read a run's log only when its final
 (else resume) state vouches for it (``check_log``); ``thm6``/``edge`` refuse another run's checkpoint
-(``check_checkpoint``, the seal included) and replay only from a config.json that gives its F and, for an --init-from run, from
-its unchanged init file (``replay_init``).
+(``check_checkpoint``, the seal included) and replay only from a config.json that gives its F and, for an
+--init-from run, from its unchanged init file (``replay_init``).
 
 The backend (numpy, cupy) and the thread count are not settings of the run: they change rounding, not
 the trajectory's definition, so F leaves them out and a run may be continued on another backend; config.json
@@ -51,6 +54,7 @@ MUTABLE = ("epochs", "checkpoint_epochs")       # what --resume may change: not 
 SEED_INIT = "seed"
 KEY = "identity"                                # config.json's block
 STATE_KEY = "state_digest"                      # a checkpoint's seal over its own arrays (state_digest)
+SEALED_AFTER = "sealed_after"                   # config.json's identity: its states of later epochs carry seals
 
 
 def _sha(data: bytes) -> str:
@@ -84,9 +88,18 @@ def state_digest(arrays: dict) -> str:
     return h.hexdigest()
 
 
-def check_state(ck: dict, path: str) -> None:
+def check_state(ck: dict, path: str, meta=None) -> None:
     """A checkpoint's arrays are the ones its run wrote: their seal, where the file carries one (files
-    written before seals carry none), equals state_digest of what was read (InputError otherwise)."""
+    written before seals carry none), equals state_digest of what was read (InputError otherwise). With
+    the run's config.json ``meta``: a state of an epoch after its identity's SEALED_AFTER (-1 for a run
+    this version started, r for one it resumed from epoch r: every state it wrote since) must carry a
+    seal, so a seal removed is refused too."""
+    block = meta.get(KEY) if isinstance(meta, dict) else None
+    after = block.get(SEALED_AFTER) if isinstance(block, dict) else None
+    if (STATE_KEY not in ck and isinstance(after, int) and not isinstance(after, bool) and "epoch" in ck
+            and int(ck["epoch"]) > after):
+        raise InputError(f"{path}: it carries no seal ('{STATE_KEY}'), though its run seals every state after "
+                         f"epoch {after} (config.json's identity): the file was edited or assembled from other files")
     if STATE_KEY in ck and str(ck[STATE_KEY]) != state_digest(ck):
         raise InputError(f"{path}: its arrays are not the ones its run wrote (they no longer match the seal "
                          f"stored with them: the file was edited, or assembled from other files)")
@@ -123,7 +136,7 @@ def rows_digest(F: str, lines) -> str:
 def record(cfg, init: str, train_idx, test_idx) -> dict:
     """config.json's identity block of a new run."""
     return {"scheme": SCHEME, "fingerprint": fingerprint(cfg, init), "init": init,
-            "split": split_digest(train_idx, test_idx)}
+            "split": split_digest(train_idx, test_idx), SEALED_AFTER: -1}
 
 
 def first_difference(a: dict, b: dict):
@@ -179,7 +192,7 @@ def check_checkpoint(meta, ck: dict, path: str) -> None:
     """A checkpoint read as a state of the run whose config.json is ``meta`` must be as its run wrote it
     (its seal, ``check_state``) and carry that run's fingerprint (checked when both record one;
     InputError naming the file otherwise)."""
-    check_state(ck, path)
+    check_state(ck, path, meta)
     block = meta.get(KEY) if isinstance(meta, dict) else None
     F, _ = of_arrays(ck)
     if isinstance(block, dict) and F is not None and F != block.get("fingerprint"):

@@ -162,7 +162,7 @@ def check(out: str, changes: dict) -> Plan:
     if D != str(ck["rows_digest"]):
         raise InputError(f"{log} does not hold the rows this run logged: rows 0..{r} do not match the "
                          f"digest in {ck_path} (the log was replaced or mixed with another run's)")
-    identity.check_state(ck, ck_path)          # last: a file that fails a check above is named by that check
+    identity.check_state(ck, ck_path, meta)    # last: a file that fails a check above is named by that check
     return Plan(cfg=cfg, meta=meta, ck=ck, epoch=r, keep_text=keep, dropped=dropped, fingerprint=F, digest=D)
 
 
@@ -296,6 +296,9 @@ def commit(out: str, plan: Plan, command: str) -> None:
         runs.atomic_write_text(os.path.join(out, "metrics.jsonl"), plan.keep_text)
     meta = dict(plan.meta)
     meta["config"] = plan.cfg.to_dict()
+    block = dict(meta[identity.KEY])
+    block.setdefault(identity.SEALED_AFTER, plan.epoch)          # the states it writes from now on are sealed
+    meta[identity.KEY] = block
     before = meta.get("resumed")
     from tianref import threads
     from tianref import backend

@@ -90,7 +90,7 @@ def check_jobs(jobs, xp_name: str, device: bool = True) -> None:
                 resumable_identity(job.out, meta)
                 identity.check_log(str(job.out), meta, states=("resume.npz",))
                 ck_path = str(job.out / "checkpoints" / "resume.npz")      # and its arrays as the run wrote them
-                identity.check_state(runs.load_npz(ck_path), ck_path)
+                identity.check_state(runs.load_npz(ck_path), ck_path, meta)
         except InputError as exc:
             raise InputError(f"run {job.name}: {exc}") from None
 
