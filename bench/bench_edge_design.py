@@ -35,6 +35,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from tianref import edge, spectra, train  # noqa: E402
 from provenance import provenance  # noqa: E402  (bench/provenance.py)
+from bench_rows import fresh_rings, size_args  # noqa: E402  (this folder)
 from tianref.allocator import keep_freed_blocks  # noqa: E402
 from tianref.backend import cpu_model  # noqa: E402
 from tianref.config import TrainConfig, validate  # noqa: E402
@@ -49,24 +50,9 @@ def ring_route(state, w: int):
     return out
 
 
-def copies(state):
-    """Copies of the rings (both designs write them in place)."""
-    spec = {k: dict(state.spec[k], buf=state.spec[k]["buf"].copy(), gram=state.spec[k]["gram"].copy())
-            for k in ("W", "V")}
-    ed = {k: dict(state.edge[k], buf_wd=state.edge[k]["buf_wd"].copy(), C=state.edge[k]["C"].copy(),
-              H=state.edge[k]["H"].copy()) for k in ("W", "V")}
-    return spec, ed
-
-
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--M", type=int, default=71)
-    ap.add_argument("--K", type=int, default=2048)
-    ap.add_argument("--train-frac", type=float, default=0.4, help="n_train = round(frac M^2) (2016 at M = 71)")
-    ap.add_argument("--eta", type=float, default=2e-4)
-    ap.add_argument("--rounds", type=int, default=9, help="interleaved timing rounds (median taken)")
-    ap.add_argument("--epochs-warm", type=int, default=25, help="training epochs before timing (>= window)")
-    ap.add_argument("--threads", type=int, default=1, help="BLAS threads (threadpoolctl)")
+    size_args(ap, rounds=9)
     ap.add_argument("--json", default=None, help="also write the JSON here")
     a = ap.parse_args(argv)
     from threadpoolctl import threadpool_limits
@@ -85,7 +71,7 @@ def main(argv=None):
             state = train.step(np, core, state, problem, fwd)
         row, fwd = train.evaluate(np, cfg, state, problem)
         # the next step's update and weight-decay part, as train.step forms them (for the timed pushes)
-        nxt = train.step(np, cfg, copies_state(state), problem, fwd)
+        nxt = train.step(np, cfg, fresh_rings(state), problem, fwd)
         delta = {k: spectra.delta(np, nxt.params[k], state.params[k]) for k in ("W", "V")}
         delta_wd = {k: nxt.edge[k]["buf_wd"][state.spec[k]["count"] % nxt.edge[k]["buf_wd"].shape[0]].copy()
                     for k in ("W", "V")}
@@ -98,25 +84,23 @@ def main(argv=None):
                     agree[f"{k}_edge_{name}"] = abs(row[f"{k}_edge_{name}"] - float(v)) / scale
 
         def rings_step():
-            spec, ed = work[0]
+            spec, ed = work[0].spec, work[0].edge
             for k in ("W", "V"):
                 ed[k]["buf_wd"][spec[k]["count"] % spec[k]["buf"].shape[0]] = delta_wd[k]   # the slot push fills
                 spectra.push(np, spec[k], delta[k])
 
         def gram_push():
-            spec, _ = work[0]
+            spec = work[0].spec
             for k in ("W", "V"):
                 spectra.push(np, spec[k], delta[k])
 
         def cross_step():
-            spec, ed = work[0]
+            spec, ed = work[0].spec, work[0].edge
             for k in ("W", "V"):
                 edge.push(np, ed[k], spec[k], delta[k], delta_wd[k])
 
         items = {
-            "epoch_full": lambda: train.step(np, cfg, train.TrainState(
-                params=state.params, adam=state.adam, spec=work[0][0], rng=state.rng, epoch=state.epoch,
-                edge=work[0][1]), problem, train.evaluate(np, cfg, state, problem)[1]),
+            "epoch_full": lambda: train.step(np, cfg, work[0], problem, train.evaluate(np, cfg, state, problem)[1]),
             "cross_step": cross_step,
             "cross_row": lambda: [edge.window_splits(np, state.spec[k], state.edge[k], w) for k in ("W", "V")],
             "gram_push": gram_push,
@@ -129,11 +113,9 @@ def main(argv=None):
         work = [None]
         for r in range(a.rounds):
             for k in names[r % len(names):] + names[:r % len(names)]:
-                work[0] = copies(state)
-                s2 = copies(state)                       # an untimed epoch first: the caches as in training
-                _, f = train.evaluate(np, cfg, state, problem)
-                train.step(np, cfg, train.TrainState(params=state.params, adam=state.adam, spec=s2[0],
-                                                     rng=state.rng, epoch=state.epoch, edge=s2[1]), problem, f)
+                work[0] = fresh_rings(state)
+                _, f = train.evaluate(np, cfg, state, problem)   # an untimed epoch first: the caches as in training
+                train.step(np, cfg, fresh_rings(state), problem, f)
                 state.rng.bit_generator.state = rng_state
                 t0 = time.perf_counter()
                 items[k]()
@@ -167,12 +149,6 @@ def main(argv=None):
         with open(a.json, "w", encoding="utf-8") as f:
             json.dump(doc, f, indent=2)
     print(json.dumps(doc))
-
-
-def copies_state(state):
-    spec, ed = copies(state)
-    return train.TrainState(params=state.params, adam=state.adam, spec=spec, rng=state.rng,
-                            epoch=state.epoch, edge=ed)
 
 
 if __name__ == "__main__":

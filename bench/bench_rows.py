@@ -172,15 +172,20 @@ def profile(xp, cfg, state, problem, epochs: int) -> dict:
     return out
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def size_args(ap, rounds: int):
+    """The options of a headline-size state timed in rounds (this script and bench_edge_design.py)."""
     ap.add_argument("--M", type=int, default=71)
     ap.add_argument("--K", type=int, default=2048)
     ap.add_argument("--train-frac", type=float, default=0.4, help="n_train = round(frac M^2) (2016 at M = 71)")
     ap.add_argument("--eta", type=float, default=2e-4)
-    ap.add_argument("--rounds", type=int, default=15, help="interleaved timing rounds (median taken)")
+    ap.add_argument("--rounds", type=int, default=rounds, help="interleaved timing rounds (median taken)")
     ap.add_argument("--epochs-warm", type=int, default=25, help="training epochs before timing (>= window)")
     ap.add_argument("--threads", type=int, default=1, help="BLAS threads (threadpoolctl)")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    size_args(ap, rounds=15)
     ap.add_argument("--profile", type=int, default=0, metavar="N",
                     help="also cProfile N full and N core epochs and print the main shares")
     ap.add_argument("--glibc-defaults", action="store_true",
