@@ -7,8 +7,8 @@ import pytest
 
 from tianref import data, fakexp, host_kernels, model
 
-M, K = 13, 40
-N = 2 * host_kernels.HOST_BLOCK_ROWS + 22     # two whole blocks and a partial one
+M, K = 13, 1024                             # K: float32 blocks of 64 rows, float64 of 32
+N = 2 * host_kernels.block_rows(K, 4) + 22    # two whole float32 blocks and a partial one
 
 
 def _batch(xp, S):
@@ -54,12 +54,12 @@ def test_hidden_fills_every_row_at_each_block_boundary(keep_H):
     W[a] + W[M + b] through sigma, against NumPy's whole-array gather. host_kernels.hidden fills
     np.empty arrays block by block, so a block the loop skips would leave arbitrary memory in its rows;
     the sum of two gathered rows and sigma = x^2 are the same float operations here: equal bits."""
-    B = host_kernels.HOST_BLOCK_ROWS
     rng = np.random.default_rng(2)
     W = rng.standard_normal((2 * M, K))
+    B = host_kernels.block_rows(K, W.dtype.itemsize)
     for n in (1, B - 1, B, B + 1, 2 * B + 1):
         a, b = rng.integers(0, M, n), rng.integers(0, M, n)
-        H, F = host_kernels.hidden(np, W, a, M + b, lambda h: h * h, keep_H)
+        H, F = host_kernels.hidden(np, W, a, M + b, lambda h, out: np.multiply(h, h, out=out), keep_H)
         want = W[a] + W[M + b]                                        # (n, K)
         assert F.shape == (n, K) and np.array_equal(F, want * want), n
         assert np.array_equal(H, want) if keep_H else H is None

@@ -58,6 +58,14 @@ def sigma(xp, H, act: str):
     raise ValueError(f"unknown activation {act!r}; choose one of {', '.join(ACTIVATIONS)}")
 
 
+def sigma_into(xp, H, act: str, out):
+    """out[...] = sigma(H), elementwise, the bits of sigma(xp, H, act); x^2 without a temporary."""
+    if act == "sqr":
+        xp.multiply(H, H, out=out)
+    else:
+        out[...] = sigma(xp, H, act)
+
+
 def sigma_prime(xp, H, act: str):
     """sigma'(H), elementwise (relu: 0 at x = 0, as autograd does)."""
     if act == "sqr":                      # 2x
@@ -84,7 +92,7 @@ def hidden(xp, W, batch, act: str, keep_H: bool = True):
     """
     Wf = W.reshape(-1, W.shape[-1])                       # (2M, K) or (S * 2M, K): the rows of every run
     if xp_name(xp) == "numpy":
-        return host.hidden(xp, Wf, batch.ia, batch.ib, lambda h: sigma(xp, h, act), keep_H)
+        return host.hidden(xp, Wf, batch.ia, batch.ib, lambda h, out: sigma_into(xp, h, act, out), keep_H)
     H = xp.take(Wf, batch.ia, axis=0)                     # (n, K)  W[a]
     H += xp.take(Wf, batch.ib, axis=0)                    # (n, K)  + W[M + b] = X W, X = [onehot(a), onehot(b)]
     return (H if keep_H else None), sigma(xp, H, act)     # (n, K)
