@@ -131,3 +131,25 @@ def test_symlog_ticks_stay_apart_from_zero():
     ticks = [t for t in ax.get_yticks() if t != 0]
     assert ticks and min(abs(t) for t in ticks) >= 10 * lt * (1 - 1e-12)
     assert len(ax.get_yticks()) <= 11
+
+
+def test_eta_and_pinv_are_checked_before_any_replay(run_dir, tmp_path, monkeypatch):
+    """What config.json alone decides (--pinv with eta > 0; eta = 0 without --pinv where rank F~ <= n - 1 < K)
+    is refused in one line before a replay starts: the replay would cost as long as the run."""
+    def no_replay(*a, **k):
+        raise AssertionError("replayed before refusing")
+    monkeypatch.setattr(train, "replay", no_replay)
+    res = thm6("--run", run_dir, "--at-epochs", "40", "--pinv")          # epoch 40: no checkpoint, a replay
+    assert res.exit_code == 2 and res.stdout == "", res.output
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and "eta = 0 variant" in lines[0], res.stderr
+    wide = tmp_path / "wide"                                              # K = 40 > n - 1 = 29, eta = 0
+    res = CliRunner().invoke(main, ["train", "--M", "7", "--K", "40", "--n-train", "30", "--eta", "0",
+                                    "--metrics", "core", "--epochs", "4", "--out", str(wide)])
+    assert res.exit_code == 0, res.output
+    res = thm6("--run", wide, "--at-epochs", "3")
+    assert res.exit_code == 2 and res.stdout == "", res.output
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and "does not exist" in lines[0] and "--pinv" in lines[0], res.stderr
+    res = thm6("--run", run_dir, "--at-epochs", "40", "--eta", "0", "--pinv")   # the settings allow it:
+    assert res.exit_code == 1 and "replayed before refusing" in str(res.exception), res.output  # it replays

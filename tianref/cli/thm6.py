@@ -68,8 +68,10 @@ def default_epochs(act: str | None, last: int | None) -> list:
     return sorted({e for e in paper if e <= last} | {last})
 
 
-def _sources(run_dir, epochs_text, checkpoint, xp, act=None, replay_beyond=False):
-    """[(label, epoch, arrays dict, config dict or None, source)] for every requested state."""
+def _sources(run_dir, epochs_text, checkpoint, xp, act=None, replay_beyond=False, precheck=None):
+    """[(label, epoch, arrays dict, config dict or None, source)] for every requested state.
+    precheck(config dict, validated TrainConfig, label): called with a run's config.json before any of
+    its states is read or replayed (what the settings alone decide is refused before a long replay)."""
     if (run_dir is None) == (checkpoint is None):
         raise InputError("give exactly one of --run DIR or --checkpoint FILE.npz")
     if checkpoint is not None:
@@ -100,6 +102,8 @@ def _sources(run_dir, epochs_text, checkpoint, xp, act=None, replay_beyond=False
             valid = validate(TrainConfig.from_dict(run_cfg))
         except InputError as exc:
             raise InputError(f"{cfg_path}: {exc}") from None
+        if precheck is not None:
+            precheck(run_cfg, valid, cfg_path)
     last = _last_epoch(run_dir)
     if epochs_text is None:
         if last is None:
@@ -285,8 +289,16 @@ def thm6_cmd(ctx, run_dir, epochs_text, replay_beyond, checkpoint, act, eta, top
     if exact and pinv:
         raise InputError("--exact asks for the exact leave-two-out residual, which does not exist with --pinv "
                          "(eta = 0: B is the pseudo-inverse); drop one of them")
+
+    def precheck(cfg, valid, label):                 # eta and --pinv, from config.json before any replay
+        e = _finite("eta", _setting("eta", eta, cfg, label), label)
+        thm6.check_pinv(e, pinv)
+        if not pinv:                                 # eta = 0 without --pinv: B exists only if n - 1 >= K
+            thm6.check_eta_shape(e, valid.n_train, valid.K)
+
     jobs = []                                        # read and check every input before computing
-    for label, epoch, ck, cfg, source in _sources(run_dir, epochs_text, checkpoint, xp, act, replay_beyond):
+    for label, epoch, ck, cfg, source in _sources(run_dir, epochs_text, checkpoint, xp, act, replay_beyond,
+                                                  precheck):
         W, M, train_idx = _weights(label, ck, cfg)
         a = _setting("act", act, cfg, label)
         e = _finite("eta", _setting("eta", eta, cfg, label), label)

@@ -13,6 +13,7 @@ from tianref.thm6.theorem import (  # noqa: F401
     B_woodbury,
     S_direct,
     centre,
+    check_eta_shape,
     features_from_weights,
     inverse_norms,
     r_approx,
@@ -25,4 +26,4 @@ from tianref.thm6.theorem import (  # noqa: F401
     top_pairs,
     woodbury_core,
 )
-from tianref.thm6.summary import QUANTILES, all_pairs_summary, summarize_checkpoint  # noqa: F401
+from tianref.thm6.summary import QUANTILES, all_pairs_summary, check_pinv, summarize_checkpoint  # noqa: F401

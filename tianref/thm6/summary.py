@@ -69,6 +69,12 @@ def _top_mode(xp, F_tilde, eta, B, Bp, j, l, cos, exact):
     return out
 
 
+def check_pinv(eta, pinv: bool) -> None:
+    """--pinv is the eta = 0 variant only."""
+    if pinv and eta != 0:
+        raise InputError(f"--pinv is the eta = 0 variant, but eta = {eta:g}; drop --pinv or pass --eta 0")
+
+
 def summarize_checkpoint(xp, F_tilde, eta: float, *, n_top: int = 200, all_pairs: bool = False,
                          n_audit: int = 5, pinv: bool = False, method: str = "cholesky", block: int = 256):
     """Everything ``thm6`` reports for one F̃.  Returns {"summary": dict, "pairs": list | None}.
@@ -81,8 +87,7 @@ def summarize_checkpoint(xp, F_tilde, eta: float, *, n_top: int = 200, all_pairs
     A key whose quantity does not exist for this input is None.
     """
     n, K = F_tilde.shape
-    if pinv and eta != 0:
-        raise InputError(f"--pinv is the eta = 0 variant, but eta = {eta:g}; drop --pinv or pass --eta 0")
+    check_pinv(eta, pinv)
     exact = not pinv
     summ = {"eta": float(eta), "n": int(n), "K": int(K), "mode": "all" if all_pairs else "top",
             "B_method": "pinv" if pinv else ("eigh" if eta == 0 else method),

@@ -82,7 +82,12 @@ def features_from_weights(xp, W, M: int, train_idx, act: str, table=None):
 
 def _check_eta(eta, F_tilde, route: str, zero_ok: bool = False) -> None:
     """η must be finite and > 0 for ``route`` to exist; η = 0 only where zero_ok and rank F̃ = K is possible."""
-    n, K = F_tilde.shape
+    check_eta_shape(eta, *F_tilde.shape, route, zero_ok)
+
+
+def check_eta_shape(eta, n: int, K: int, route: str = "B", zero_ok: bool = True) -> None:
+    """_check_eta from the shape (n, K) of F̃ alone: what a run's config decides before any state is
+    computed (thm6's command checks it before replaying a run)."""
     try:
         eta = float(eta)
     except (TypeError, ValueError):
