@@ -279,3 +279,22 @@ def test_every_run_of_a_clocks_panel_has_its_own_colour():
         assert len(colours) == 11 and len(set(colours)) == 11
         marks = [to_rgba(ln.get_color()) for ln in ax.get_lines() if ln not in curves]
         assert marks == colours                                  # each run's t_cls mark in its colour
+
+
+def test_top5_default_windows_are_the_ones_the_runs_logged(tmp_path):
+    """plot's default top-5 windows are those the runs logged: no note for runs of one window (the
+    default train logs 20 only); a window that some runs lack is left out with a note."""
+    for s in range(2):
+        write_run(tmp_path / "one" / f"r{s}", dict(BASE_CONFIG, seed=s, windows=[20]),
+                  synth_columns(60, True, s, windows=(20,)))
+    figs, notes = figures_from_runs(read_tree(tmp_path / "one"), ("top5",))
+    assert "top5" in figs and notes == []
+    assert len(figs["top5"].axes) >= 1
+    r = CliRunner().invoke(plot_cmd, [str(tmp_path / "one"), "--out", str(tmp_path / "f"), "--figure", "top5"])
+    assert r.exit_code == 0 and "note" not in r.stderr, r.output
+    write_run(tmp_path / "one" / "r2", dict(BASE_CONFIG, seed=2, windows=[20, 5]),
+              synth_columns(60, True, 2, windows=(20, 5)))
+    _, notes = figures_from_runs(read_tree(tmp_path / "one"), ("top5",))
+    assert notes == ["top5: window(s) [5] not logged by every run; left out"]
+    _, notes = figures_from_runs(read_tree(tmp_path / "one"), ("top5",), windows=(5, 20, 30))
+    assert notes == ["top5: window(s) [5, 30] not logged by every run; left out"]

@@ -305,9 +305,10 @@ def _labelled(groups):
 
 
 def figures_from_runs(records: list[RunRecord], which=FIGURES, window=None,
-                      windows=(5, 20, 30), act: str = "sqr") -> tuple[dict, list[str]]:
+                      windows=None, act: str = "sqr") -> tuple[dict, list[str]]:
     """Build the requested figures from runs: ({name: Figure}, [notes on what was skipped]). Diverged runs
-    (records.run_status) are left out, and named in a note."""
+    (records.run_status) are left out, and named in a note. windows: the top-5 panels' rolling windows;
+    None: every window the runs shown logged (a window some of them lack is left out, with a note)."""
     unknown = set(which) - set(FIGURES)
     if unknown:
         raise InputError(f"unknown figure(s) {sorted(unknown)}; choose from {', '.join(FIGURES)}")
@@ -339,12 +340,16 @@ def figures_from_runs(records: list[RunRecord], which=FIGURES, window=None,
     if "headline" in which:
         figs["headline"] = fig_headline(_labelled(main), window)
     if "top5" in which:
+        if windows is None:
+            windows = sorted({W for _, rs in main for r in rs for W in windows_of(r)})
         have = [W for W in windows if all(_has_window(r, W) for _, rs in main for r in rs)]
         missing = [W for W in windows if W not in have]
         if missing:
             notes.append(f"top5: window(s) {missing} not logged by every run; left out")
         if have:
             figs["top5"] = fig_top5(_labelled(main), tuple(have))
+        elif not windows:
+            notes.append("top5: the runs name no rolling window in their config; figure skipped")
     if "activation" in which:
         if len(acts) < 2:
             notes.append(f"activation: runs use one activation ({acts[0]}); figure skipped")

@@ -28,7 +28,9 @@ def read_tree(root, label: str) -> list:
     return out
 
 
-def _window_list(text: str) -> tuple[int, ...]:
+def _window_list(text):
+    if text is None:                          # every window the runs logged
+        return None
     out = parse_int_list(text, "--windows")
     if not out or any(w < 1 for w in out):
         raise InputError(f"--windows {text!r}: expected positive integers")
@@ -131,8 +133,9 @@ def summarize_cmd(run_dir, window, late_lo, late_hi, slope_threshold, slope_t_mi
               multiple=True, default=("all",), help="Which figure(s) to draw (repeatable).")
 @click.option("--window", type=IntRange(min=1), default=None,
               help="Window W for the sigma2/sigma3 panels; default: the first logged window.")
-@click.option("--windows", "windows_text", default="5,20,30",
-              help="Windows for the top-5 eigenvalue panels (comma-separated).")
+@click.option("--windows", "windows_text", default=None, show_default="every window the runs logged",
+              help="Windows for the top-5 eigenvalue panels (comma-separated), e.g. 5,20,30 for the "
+                   "paper's figure (train --windows 5,20,30).")
 @click.option("--act", type=click.Choice(["sqr", "relu", "silu", "relusqr", "gelu"]), default="sqr",
               help="Activation of the runs shown in the headline and top-5 figures (refused when no run has it).")
 @click.option("--format", "fmt", type=click.Choice(FIGURE_FORMATS), default="png",
