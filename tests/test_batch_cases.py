@@ -164,7 +164,7 @@ def test_each_stopped_run_logs_the_epoch_its_own_resume_state_is_at(tmp_path):
         time.sleep(0.05)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 1, err
+    assert proc.returncode == 128 + signal.SIGTERM, err
     for s in range(3):
         rows = (tmp_path / f"m{s}" / "metrics.jsonl").read_text().splitlines()
         said = re.findall(r"stopped by SIGTERM at epoch (\d+)", (tmp_path / "_logs" / f"m{s}.log").read_text())

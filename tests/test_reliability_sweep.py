@@ -220,7 +220,7 @@ def test_stopped_sweep_stops_its_children_which_save_resume_state(tmp_path, refe
     child = _child_pid(root, proc)
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 1 and "sweep stopped by" in err and "Traceback" not in err, err
+    assert proc.returncode == 128 + sig and "sweep stopped by" in err and "Traceback" not in err, err
     assert _gone(child)
     assert (root / RUN / "checkpoints" / "resume.npz").is_file()
     assert not (root / RUN / "checkpoints" / "final.npz").exists()     # stopped, not finished
@@ -247,7 +247,7 @@ def test_a_stopped_batch_counts_its_runs_not_started_as_not_started(tmp_path):
                                                .splitlines()[-1])["epoch"]) + 20)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 1, err
+    assert proc.returncode == 128 + signal.SIGINT, err
     assert "1 running run(s) saved their resume state, 2 not started" in err, err
     for s in (1, 2):
         assert not (root / RUN.replace("seed0", f"seed{s}") / "metrics.jsonl").exists()

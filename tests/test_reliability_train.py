@@ -80,7 +80,7 @@ def test_sigterm_while_an_overwrite_is_set_up_puts_the_old_run_back(run_dir, cmd
     args = ["train", *argv] if cmd == "train" else ["train-batch", "--member", " ".join(argv)]
     proc = subprocess.run([sys.executable, "-c", SIGTERM_IN_SETUP, *args], cwd=ROOT, capture_output=True,
                           text=True, timeout=120)
-    assert proc.returncode == 1, (proc.returncode, proc.stderr)
+    assert proc.returncode == 128 + signal.SIGTERM, (proc.returncode, proc.stderr)   # 143: the shell's code
     assert "Traceback" not in proc.stderr, proc.stderr
     assert _snapshot(run_dir) == before
     assert sorted(p.name for p in run_dir.parent.iterdir()) == ["run"]
@@ -195,7 +195,7 @@ def test_two_train_processes_on_one_folder(tmp_path):
         logged = (out / "metrics.jsonl").read_text().count("\n")     # complete rows (one may be torn)
         _wait_rows(out, logged + 20, first)             # it goes on after the refusal
         first.send_signal(signal.SIGINT)
-        assert first.wait(timeout=120) == 1              # stopped: its resume state saved
+        assert first.wait(timeout=120) == 130            # stopped by SIGINT: its resume state saved
     finally:
         first.kill()
         first.wait()
@@ -391,7 +391,7 @@ def test_stop_signal_writes_resume_state_then_resume_is_bitwise(tmp_path, refere
     _wait_rows(out, 25, proc)
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 1, err
+    assert proc.returncode == 128 + sig, err                  # 130 / 143: a stop, not a failure (exit 1)
     assert "stop pending" in err                              # the first signal is acknowledged
     assert "continue with --resume" in err and "Traceback" not in err
     ck = np.load(out / "checkpoints" / "resume.npz")
@@ -416,7 +416,7 @@ def test_second_ctrl_c_within_the_row_still_writes_resume_state(tmp_path):
             while "stop pending" not in log.read_text() and time.time() - t0 < 30:
                 time.sleep(0.001)
             proc.send_signal(signal.SIGINT)
-            assert proc.wait(timeout=60) == 1
+            assert proc.wait(timeout=60) == 128 + signal.SIGINT
         finally:
             proc.kill()
             proc.wait()

@@ -255,7 +255,7 @@ def test_sync_rows_returns_only_once_every_sync_is_over_even_when_one_raises(tmp
 
 def test_a_part_that_fails_while_another_is_stopped_names_its_error(tmp_path, monkeypatch):
     """train-batch --threads 2 (parts b0, b2 and b1): b1's row 2 cannot be synced, and SIGINT arrives
-    at that moment (sent from the failing sync). The stop is raised (exit 1; b0 and b2 stopped at their
+    at that moment (sent from the failing sync). The stop is raised (exit 1, not 130: a run failed; b0 and b2 stopped at their
     next row with their resume state saved), and b1 is reported with its own error in its log, not as a
     run that never started."""
     import signal

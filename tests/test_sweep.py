@@ -123,13 +123,16 @@ def test_tiny_real_sweep_runs_in_parallel_and_resumes(tmp_path):
             "--epochs", "6", "--windows", "3", "--jobs", "2"]
     res = CliRunner().invoke(sweep_cmd, args)
     assert res.exit_code == 0, res.output
-    assert json.loads(res.stdout) == {"runs": 2, "skipped": 0, "ran": 2, "failed": []}
+    assert json.loads(res.stdout) == {"runs": 2, "skipped": 0, "ran": 2, "resumed": 0, "failed": []}
     runs = read_tree(root)                               # _logs/ is not a run directory
     assert [r.n_rows for r in runs] == [7, 7] and [r.config["seed"] for r in runs] == [0, 1]
     assert np.isfinite(runs[0].col("W_gap23")[3:]).all()
     assert len(list((root / sweep.LOG_DIR).glob("*.log"))) == 2
     res = CliRunner().invoke(sweep_cmd, args[:-2] + ["--seeds", "0-2"])
-    assert json.loads(res.stdout) == {"runs": 3, "skipped": 2, "ran": 1, "failed": []}
+    assert json.loads(res.stdout) == {"runs": 3, "skipped": 2, "ran": 1, "resumed": 0, "failed": []}
+    more = [a if a != "6" else "8" for a in args[:-2]] + ["--seeds", "0-2"]     # --epochs 8: each continues
+    res = CliRunner().invoke(sweep_cmd, more)
+    assert json.loads(res.stdout) == {"runs": 3, "skipped": 0, "ran": 3, "resumed": 3, "failed": []}, res.output
 
 
 def test_failed_runs_are_reported_exit_1(tmp_path):
@@ -182,7 +185,7 @@ def test_a_run_that_diverged_is_skipped_when_the_sweep_runs_again(tmp_path):
     assert sweep.plan_lines([job]) == [] and sweep.batch_plan_lines([job]) == []
     said = []
     again = sweep.run_jobs([job], 1, sys.executable, report=said.append)
-    assert again == {"runs": 1, "skipped": 1, "ran": 0, "failed": []}, again
+    assert again == {"runs": 1, "skipped": 1, "ran": 0, "resumed": 0, "failed": []}, again
     assert any("diverged" in m for m in said), said
 
 

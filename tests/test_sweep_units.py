@@ -63,7 +63,7 @@ def test_a_stopped_sweep_counts_its_queued_jobs_as_not_started(tmp_path):
     _child_pid(root, proc)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 1, err
+    assert proc.returncode == 128 + signal.SIGINT, err
     assert "1 running run(s) saved their resume state, 2 not started" in err, err
 
 

@@ -41,7 +41,7 @@ import numpy as np  # host-side only: finiteness of host rows, run indices, NumP
 
 from tianref import (data, edge as edges, group_rows, loss as losses, model, optimizers, rows as rows_mod, runs,
                      spectra, train)
-from tianref.errors import RunFailure
+from tianref.errors import Interrupted, RunFailure
 from tianref.stacks import etas_of, never_decayed, own_flags, own_zeros, same_stack, stack_state, take
 
 
@@ -179,8 +179,8 @@ def _loop(xp, live, epoch, resumed, stop, on_epoch):
                 _save(m, P, opt, s, epoch, named=False, final=False)
                 m.stopped = (f"stopped by {stop.name} at epoch {epoch}; the resume state is saved: "
                              "continue with --resume")
-            raise RunFailure(f"stopped by {stop.name} at epoch {epoch}; every run's resume state "
-                             "is saved: continue with --resume")
+            raise Interrupted(f"stopped by {stop.name} at epoch {epoch}; every run's resume state "
+                              "is saved: continue with --resume", stop.name)
         P, opt, solve_failed = _step(xp, cfg0, live, P, opt, train_b, epoch, fwd, rings)
         fwd = None
         epoch += 1

@@ -4,10 +4,14 @@
                   The CLI prints one line and exits with code 2 (no traceback).
 * ``RunFailure``  the computation itself failed (e.g. the loss became non-finite).
                   The CLI prints one line and exits with code 1; everything logged so far is kept.
+                  ``Interrupted``, its kind for a run (or sweep) stopped by SIGINT or SIGTERM after
+                  saving its resume state, exits with the shell's code for that signal, 128 + its
+                  number (130 for Ctrl-C, 143 for SIGTERM), so a script can tell a stop from a failure.
                   ``Diverged``, its kind for a run whose loss or parameters became non-finite or whose
                   ridge solve failed, names the epoch and which (the CLI records it in the run's
                   config.json: runs.record_divergence).
 """
+import signal
 
 
 class InputError(ValueError):
@@ -16,6 +20,16 @@ class InputError(ValueError):
 
 class RunFailure(RuntimeError):
     exit_code = 1
+
+
+class Interrupted(RunFailure):
+    """A run or sweep stopped by the signal ``name`` ('SIGINT' or 'SIGTERM') at a row boundary, its
+    resume state saved: exit code 128 + the signal's number."""
+
+    def __init__(self, message: str, name: str):
+        super().__init__(message)
+        self.name = name
+        self.exit_code = 128 + int(signal.Signals[name])
 
 
 class Diverged(RunFailure):

@@ -35,7 +35,7 @@ import numpy as np  # host-side bookkeeping only (split, rng, checkpoint scalars
 from tianref import data, edge as edges, group_rows, loss as losses, model, optimizers, ridge, rows, spectra
 from tianref.config import eta_at
 from tianref.backend import to_host
-from tianref.errors import Diverged, InputError, RunFailure
+from tianref.errors import Diverged, InputError, Interrupted, RunFailure
 from tianref.data import check_init, split_of  # noqa: F401  (the engine's entry points for an init dict)
 
 
@@ -268,7 +268,7 @@ def edge_state(xp, ck: dict, k: str, spec: dict, mode: str) -> dict:
 
 class _Stop:
     """SIGINT and SIGTERM during a run (main thread only): ask the loop to stop at the next row
-    boundary, where it writes the resume state and raises RunFailure.
+    boundary, where it writes the resume state and raises Interrupted (a RunFailure).
 
     A repeated signal does not abort: the rolling-Gram buffer is updated in place by a step, so
     the state of the last logged row cannot be saved once the next step has begun; the loop
@@ -315,7 +315,7 @@ def run(cfg, xp, *, problem=None, state=None, init=None, sink=None, on_row=None,
     on_stop : callback(message) when a stop signal arrives (the CLI prints it)
     Returns (final TrainState, Problem, last row). Raises Diverged (a RunFailure naming the epoch and
     'loss', 'parameters' or 'ridge solve') on a non-finite loss or parameters or a failed ridge solve
-    in a step (ridge_diverged), and RunFailure on SIGINT/SIGTERM after saving the resume state (see
+    in a step (ridge_diverged), and Interrupted (a RunFailure) on SIGINT/SIGTERM after saving the resume state (see
     ``_Stop``); a ridge solve that fails at setup (--ridge-eval current, before row 0) is a RunFailure.
     """
     if state is None:
@@ -356,8 +356,8 @@ def run(cfg, xp, *, problem=None, state=None, init=None, sink=None, on_row=None,
                 if sink:
                     sink.checkpoint(lambda buf, s=state: state_arrays(cfg, s, problem, buf),
                                     state.epoch, named=False, final=False)
-                raise RunFailure(f"stopped by {stop.name} at epoch {state.epoch}; the resume state "
-                                 "is saved: continue with --resume")
+                raise Interrupted(f"stopped by {stop.name} at epoch {state.epoch}; the resume state "
+                                  "is saved: continue with --resume", stop.name)
             try:
                 state = step(xp, cfg, state, problem, fwd)
             except ridge.SolveFailed as exc:

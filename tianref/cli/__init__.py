@@ -38,13 +38,14 @@ def main():
 
 class Terminated(KeyboardInterrupt):
     """SIGTERM outside a training loop (which stops at a row boundary itself: train._Stop)."""
+    signal_name = "SIGTERM"
 
 
 def _sigterm_as_interrupt():
     """SIGTERM raises Terminated (a KeyboardInterrupt) instead of ending the process at once, so that
     outside a training loop (setting runs up, between the stacks of a batch) it unwinds as Ctrl-C does:
     a run being prepared is rolled back and an --overwrite puts the old run back (tianref/rundir.py);
-    exit 1. Only in the main thread, only over the default handler; restored when the command ends."""
+    exit 143 (128 + SIGTERM). Only in the main thread, only over the default handler; restored when the command ends."""
     if threading.current_thread() is not threading.main_thread() or \
             signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
         return

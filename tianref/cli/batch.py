@@ -157,7 +157,8 @@ def train_batch_cmd(members, log_dir, threads):
 
     Runs of different conditions, or that start from different epochs, train in separate stacks,
     one after another. A run that diverges ends alone (its message in its log); SIGINT/SIGTERM save every run's resume state. Prints one JSON summary line per run on
-    stdout. Exit 0 when every run finished, 1 when one failed, 2 when one was refused.
+    stdout. Exit 0 when every run finished, 1 when one failed, 2 when one was refused, 130 / 143 when
+    SIGINT / SIGTERM stopped them (each saved its resume state; 1 if a run failed as well).
     """
     argvs = []
     for m in members:
@@ -211,7 +212,9 @@ def _train_all(prepared, log_dir, threads: int) -> list:
         for p in pending:                         # never started (a stop came first): as train stopped
             _say(log_dir, p.out, f"Error: not started ({stop_exc})")  # before its first row: rolled back
             p.session.__exit__(RunFailure, RunFailure(str(stop_exc)), None)
-    if stop_exc is not None:
+    if stop_exc is not None:                      # exit 130/143; 1 if a run also failed (it needs a look)
+        if failed:
+            raise RunFailure(f"{stop_exc}; {len(failed)} run(s) failed (first: {failed[0]})")
         raise stop_exc
     return failed
 

@@ -1,6 +1,7 @@
 """What every command shares: one-line error messages with the documented exit codes.
 
-``reports_errors`` turns the library's errors (InputError, BackendError: exit 2; RunFailure: exit 1)
+``reports_errors`` turns the library's errors (InputError, BackendError: exit 2; RunFailure: exit 1,
+its Interrupted, a run stopped by SIGINT or SIGTERM: 130 or 143)
 into one line on stderr. ``OneLineErrors`` does the same for click's own usage errors (an unknown
 option, a value outside a choice, a missing argument): click prints usage, a hint and the error on
 three lines; we print ``Error: <message>. See 'cli.py <command> --help'.`` on one, still exit 2.
@@ -13,6 +14,7 @@ import functools
 import math
 import os
 import shutil
+import signal
 import sys
 
 import click
@@ -52,15 +54,18 @@ class OneLineErrors(click.Group):
         except click.ClickException as exc:
             exc.show()
             sys.exit(exc.exit_code)
-        except click.Abort:
-            say("Aborted!")
-            sys.exit(1)
+        except click.Abort as exc:               # Ctrl-C or SIGTERM (cli.Terminated) outside a training loop:
+            say("Aborted!")                      # the shell's code for the signal, 128 + its number
+            cause = exc.__cause__
+            name = getattr(cause, "signal_name", "SIGINT") if isinstance(cause, KeyboardInterrupt) else None
+            sys.exit(128 + int(signal.Signals[name]) if name else 1)
         sys.exit(rv if isinstance(rv, int) else 0)
 
 
 def reports_errors(fn):
     """Turn the library's errors into one-line messages with the documented exit codes:
-    bad input 2; a failed run 1; any OSError (a full disk, a read-only folder, ...) 1, naming the
+    bad input 2; a failed run 1 (stopped by a signal: 128 + its number); any OSError (a full disk, a
+    read-only folder, ...) 1, naming the
     path and the cause. A BrokenPipeError (a reader that closed stdout early, `| head`) passes to
     click, which ends quietly with exit 1 (stdout and stderr no longer flushed, as Python's docs
     advise); the commands write their files before they print, so none is lost. The messages go through
@@ -74,9 +79,9 @@ def reports_errors(fn):
                 raise
             say(f"Error: {exc}")
             sys.exit(2)
-        except RunFailure as exc:
+        except RunFailure as exc:            # exit 1; a run stopped by a signal: 128 + its number
             say(f"Error: {exc}")
-            sys.exit(1)
+            sys.exit(exc.exit_code)
         except BrokenPipeError:      # stdout closed by its reader (`| head`): click ends quietly, exit 1
             raise
         except OSError as exc:

@@ -165,7 +165,9 @@ def sweep_cmd(root, train_args, eta_text, act_list, M_text, group_text, frac_tex
     another run, or files that are no run, is refused before anything starts (exit 2). On a terminal
     a progress bar goes to stderr (off one, a heartbeat at each tenth of the runs finished and, while
     runs train, at each further tenth of the epochs logged, at most every 30 s; failures and the runs
-    skipped because they diverged earlier); prints a JSON summary on stdout.
+    skipped because they diverged earlier); prints a JSON summary on stdout: runs, skipped (finished
+    or diverged before), ran (trained to the end now), resumed (of those, continued from a resume
+    state), failed.
     """
     from tianref.experiments import sweep
     lists = {"eta": _numbers(eta_text, "--eta"), "act": act_list}

@@ -25,7 +25,7 @@ import threading
 import time
 
 from tianref import threads as blas_threads
-from tianref.errors import InputError, RunFailure
+from tianref.errors import InputError, Interrupted, RunFailure
 from tianref.analysis.records import is_complete
 from tianref.experiments.jobs import (  # noqa: F401  (re-exported: callers import them from here)
     FINISHED, TRAIN_ARGS, Job, config_mismatch, diverged, grid, job_state, jobs_from_specs, make_jobs,
@@ -324,7 +324,12 @@ def run_jobs(jobs: list[Job], n_jobs: int = 1, python: str = sys.executable, rep
         states = [_state_or_none(j) for u, *_ in running for j in u]
         n_fin, n_saved = states.count("done"), states.count("resumable")
         n_new = len(states) - n_fin - n_saved + sum(len(u) for u in units)
-        raise RunFailure(f"sweep stopped by {stop['sig']}: {n_saved} running run(s) saved their resume state"
-                         + (f", {n_fin} of their batch(es) had finished" if n_fin else "") +
-                         f", {n_new} not started; run the same command again to continue")
-    return {"runs": len(jobs), "skipped": len(skipped), "ran": len(done), "failed": failed}
+        msg = (f"sweep stopped by {stop['sig']}: {n_saved} running run(s) saved their resume state"
+               + (f", {n_fin} of their batch(es) had finished" if n_fin else "") +
+               f", {n_new} not started; run the same command again to continue")
+        if failed:                                 # exit 1, not 130/143: a run failed before the stop
+            raise RunFailure(f"{msg}; {len(failed)} run(s) failed (first: {failed[0]['name']}, log "
+                             f"{failed[0]['log']})")
+        raise Interrupted(msg, stop["sig"])
+    resumed = sum(state_of.get(name) == "resumable" for name in done)   # of "ran": continued, not started
+    return {"runs": len(jobs), "skipped": len(skipped), "ran": len(done), "resumed": resumed, "failed": failed}
