@@ -7,8 +7,11 @@ OSError met later (a full disk, a folder made read-only meanwhile) is shown by
 ``describe_oserror`` as one line naming the file (exit 1).
 
 Refused: an empty path; a folder where a file is asked for (or a file where a folder is); a path
-below a regular file; two output options of one command naming the same file; a path whose nearest existing folder this process cannot write in; the root of
-a tree of runs (sweep ROOT, reproduce --root) at or below a run directory (``check_not_in_run``).
+below a regular file; two output options of one command naming the same file; a path whose nearest existing folder this process cannot write in; an
+output file or folder at or below a run directory (a folder holding metrics.jsonl: only train writes
+there, and a summary written over its config.json or a figure beside its files would break the run);
+the root of a tree of runs (sweep ROOT, reproduce --root) at or below a run directory
+(``check_not_in_run``).
 """
 from __future__ import annotations
 
@@ -55,11 +58,31 @@ def _check_folder_usable(folder: str, path: str, what: str) -> None:
         raise InputError(f"{what} {path}: cannot write in {folder} (permission denied)")
 
 
+def _run_at_or_above(path: str):
+    """The nearest folder at or above ``path`` that is a run directory (holds metrics.jsonl, as
+    tianref.analysis.records finds runs), or None."""
+    p = os.path.abspath(path)
+    while True:
+        if os.path.isfile(os.path.join(p, "metrics.jsonl")):
+            return p
+        parent = os.path.dirname(p)
+        if parent == p:
+            return None
+        p = parent
+
+
+def _refuse_in_run(path: str, folder: str, what: str) -> None:
+    run = _run_at_or_above(folder)
+    if run is not None:
+        raise InputError(f"{what} {path} lies inside the run directory {run}, where only train writes (its "
+                         "files would be replaced, or a later --overwrite refused); give a path outside it")
+
+
 def check_output_file(path, what: str, make_parents: bool = True) -> str:
     """Refuse an output file path that cannot be written (no filesystem change): empty, a folder,
-    below a file, or in a folder (the nearest existing one, which would be created below) that is
-    not writable; with ``make_parents=False`` (a writer that creates no folder) its folder must
-    exist. Call it before computing what goes into the file."""
+    below a file, in a folder (the nearest existing one, which would be created below) that is
+    not writable, or inside a run directory; with ``make_parents=False`` (a writer that creates no
+    folder) its folder must exist. Call it before computing what goes into the file."""
     path = os.fspath(path)
     if path.strip() == "":
         raise InputError(f"{what} is empty; give a file name")
@@ -70,6 +93,7 @@ def check_output_file(path, what: str, make_parents: bool = True) -> str:
     if not make_parents and folder != parent and os.path.isdir(folder):
         raise InputError(f"{what} {path}: directory {os.path.dirname(path) or '.'} does not exist")
     _check_folder_usable(folder, path, what)
+    _refuse_in_run(path, parent, what)
     return path
 
 
@@ -89,13 +113,15 @@ def check_distinct_outputs(*named) -> None:
 
 def check_output_dir(path, what: str) -> str:
     """Refuse an output folder that cannot be written (no filesystem change): empty, an existing
-    non-folder, below a file, or not writable (itself or, if absent, its nearest existing ancestor)."""
+    non-folder, below a file, not writable (itself or, if absent, its nearest existing ancestor), or
+    a run directory or inside one."""
     path = os.fspath(path)
     if path.strip() == "":
         raise InputError(f"{what} is empty; give a directory")
     if os.path.exists(path) and not os.path.isdir(path):
         raise InputError(f"{what} {path} exists and is not a directory")
     _check_folder_usable(_nearest_existing(path), path, what)
+    _refuse_in_run(path, path, what)
     return path
 
 

@@ -280,7 +280,7 @@ def thm6_cmd(ctx, run_dir, epochs_text, replay_beyond, checkpoint, act, eta, top
     for what, path in (("--json", json_out), ("--plot", plot_out)):
         if path is not None:
             check_output_file(path, what)
-    check_distinct_outputs(("--json", json_out), ("--plot", plot_out))
+    check_distinct_outputs(("--checkpoint", checkpoint), ("--json", json_out), ("--plot", plot_out))   # no input replaced
     fmt = figure_format(plot_out, "--plot") if plot_out is not None else None
     xp = get_xp(xp_name)
     ctx.with_resource(blas_threads.limits(blas_threads.for_replay(threads, run_dir)))  # train's count: bitwise
