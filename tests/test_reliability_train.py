@@ -561,3 +561,52 @@ def test_rollback_runs_while_the_lock_is_still_held(run_dir, monkeypatch):
             raise RuntimeError("the new run failed before it started")
     assert seen == ["held"]
     assert _snapshot(run_dir) == before            # the old run is back, byte for byte
+
+
+def _lock_state(d: Path):
+    """(exists, bytes, mtime_ns) of d/.lock."""
+    p = d / ".lock"
+    return (p.exists(), p.read_bytes(), p.stat().st_mtime_ns) if p.exists() else (False, None, None)
+
+
+@pytest.mark.parametrize("lock", ["absent", "present"])
+def test_a_refused_resume_leaves_the_lock_file_as_it_was(run_dir, lock):
+    """A --resume refused once the folder is locked (here: a state of another epoch count) leaves .lock
+    as it found it: not created where there was none, not rewritten where there was one."""
+    if lock == "absent":
+        (run_dir / ".lock").unlink()
+    else:
+        (run_dir / ".lock").write_bytes(b"12345\n")           # a stale pid, e.g. of a process killed -9
+        os.utime(run_dir / ".lock", ns=(1_000_000_000, 1_000_000_000))
+    before, files = _lock_state(run_dir), _snapshot(run_dir)
+    cfg = json.loads((run_dir / "config.json").read_text())
+    cfg["config"]["eta"] = 0.5                                 # config.json no longer the state's run
+    (run_dir / "config.json").write_text(json.dumps(cfg))
+    files = _snapshot(run_dir)
+    r = _train(SMALL[:-4] + ["--epochs", "9", "--windows", "3", "--out", str(run_dir), "--resume"])
+    _one_line_error(r, 2)
+    assert _lock_state(run_dir) == before and _snapshot(run_dir) == files
+
+
+def test_a_lock_file_removed_while_opened_is_not_locked_twice(tmp_path, monkeypatch):
+    """RunLock keeps a lock only on the file the path still names: a holder that removes its lock file
+    (a rollback) cannot leave a second process locked on the old inode beside a third on a new one."""
+    d = tmp_path / "out"
+    d.mkdir()
+    first = RunLock(str(d)).acquire()
+    real_open, calls = os.open, {"n": 0}
+
+    def racing_open(path, flags, *a):
+        fd = real_open(path, flags, *a)
+        calls["n"] += 1
+        if calls["n"] == 1:                                    # the holder rolls back right after our open
+            first.release(restore=True)                       # it made the file: removed
+        return fd
+    monkeypatch.setattr(os, "open", racing_open)
+    second = RunLock(str(d)).acquire()
+    monkeypatch.undo()
+    st, own = os.stat(d / ".lock"), os.fstat(second.fd)
+    assert (st.st_dev, st.st_ino) == (own.st_dev, own.st_ino) and calls["n"] >= 2
+    with pytest.raises(Exception, match="in use"):
+        RunLock(str(d)).acquire()                             # a third is refused: one lock, one file
+    second.release()

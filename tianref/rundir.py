@@ -207,26 +207,65 @@ def _read_pid(fd):
 
 
 class RunLock:
-    """Exclusive ``flock`` on OUT/.lock, held until ``release()`` or process exit."""
+    """Exclusive ``flock`` on OUT/.lock, held until ``release()`` or process exit.
+
+    ``release(restore=True)`` (a session that rolls back) leaves the lock file as it found it: removed
+    if this lock created it, else its bytes and times put back. Since a holder may thus unlink the file,
+    ``acquire`` keeps a lock only on the file that the path still names (else it opens the path again):
+    two processes can never each hold a lock on a different inode of OUT/.lock."""
 
     def __init__(self, out: str):
         self.out = out
         self.path = os.path.join(out, LOCK)
         self.fd = None
+        self.created = False
+        self.prior = None               # (bytes, atime_ns, mtime_ns) of a lock file that existed before
+
+    def _open(self):
+        """(fd, created) of OUT/.lock, made if absent."""
+        while True:
+            try:
+                return os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644), True
+            except FileExistsError:
+                pass
+            except OSError as exc:
+                raise InputError(f"--out {self.out}: cannot create its lock file ({describe_oserror(exc)})") from None
+            try:
+                return os.open(self.path, os.O_RDWR), False
+            except FileNotFoundError:           # removed in between: make it
+                continue
+            except OSError as exc:
+                raise InputError(f"--out {self.out}: cannot open its lock file ({describe_oserror(exc)})") from None
+
+    def _still_named(self, fd) -> bool:
+        try:
+            st, own = os.stat(self.path), os.fstat(fd)
+        except OSError:
+            return False
+        return (st.st_dev, st.st_ino) == (own.st_dev, own.st_ino)
 
     def acquire(self) -> "RunLock":
-        try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as exc:
-            raise InputError(f"--out {self.out}: cannot create its lock file ({describe_oserror(exc)})") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            pid = _read_pid(fd)
+        while True:
+            fd, created = self._open()
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                pid = _read_pid(fd)
+                os.close(fd)
+                if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                    raise in_use(self.out, pid) from None
+                raise InputError(f"--out {self.out}: cannot lock {self.path} ({describe_oserror(exc)})") from None
+            if self._still_named(fd):
+                break
+            fcntl.flock(fd, fcntl.LOCK_UN)      # a holder removed that file as we opened it: again
             os.close(fd)
-            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                raise in_use(self.out, pid) from None
-            raise InputError(f"--out {self.out}: cannot lock {self.path} ({describe_oserror(exc)})") from None
+        self.created = created
+        if not created:
+            try:
+                st = os.fstat(fd)
+                self.prior = (os.pread(fd, 64, 0), st.st_atime_ns, st.st_mtime_ns)
+            except OSError:
+                self.prior = None
         try:
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
@@ -237,11 +276,19 @@ class RunLock:
         self.fd = fd
         return self
 
-    def release(self) -> None:
+    def release(self, restore: bool = False) -> None:
+        """Unlock. restore: leave the lock file as acquire found it (removed if it made it)."""
         if self.fd is not None:
             fd, self.fd = self.fd, None
             try:
-                os.ftruncate(fd, 0)             # the pid is no longer the holder
+                if restore and self.created:
+                    os.unlink(self.path)        # still locked: no one else holds this file
+                else:
+                    os.ftruncate(fd, 0)         # the pid is no longer the holder
+                    if restore and self.prior is not None:
+                        data, atime, mtime = self.prior
+                        os.pwrite(fd, data, 0)
+                        os.utime(fd, ns=(atime, mtime))
             except OSError:
                 pass
             fcntl.flock(fd, fcntl.LOCK_UN)
@@ -320,7 +367,7 @@ class Session:
             try:
                 self._rollback()
             finally:
-                self.lock.release()                 # __exit__ is not called when __enter__ fails
+                self.lock.release(restore=True)     # __exit__ is not called when __enter__ fails
             raise
         return self
 
@@ -334,11 +381,12 @@ class Session:
             shutil.rmtree(aside, ignore_errors=True)
 
     def __exit__(self, exc_type, exc, tb):
+        undo = exc_type is not None and not self.is_started
         try:
-            if exc_type is not None and not self.is_started:
+            if undo:
                 self._rollback()
         finally:
-            self.lock.release()
+            self.lock.release(restore=undo)         # a run refused or rolled back: its lock file as found
         return False
 
     # --- internals -------------------------------------------------------------------------
