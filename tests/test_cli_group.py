@@ -120,3 +120,20 @@ def test_the_documented_table_file_example_is_a_table_file():
         assert text.count(TABLE_EXAMPLE) >= 1, doc
         at = text.index("python cli.py group table:my.json")
         assert TABLE_EXAMPLE in text[at - 400:at + 400], f"{doc}: no example beside `group table:my.json`"
+
+
+@pytest.mark.parametrize("text, what", [
+    ('{"table": [[100000000000000000000, 1], [1, 0]]}', "not closed: 0·0 = 100000000000000000000"),
+    ('{"table": [[0, -100000000000000000000], [1, 0]]}', "not closed: 0·1 = -100000000000000000000"),
+    ('{"table":' + "[" * 100000 + "]" * 100000 + "}", "nested too deep"),
+])
+def test_a_table_file_with_a_huge_entry_or_deep_nesting_is_one_line(tmp_path, text, what):
+    """An entry beyond int64 (it overflowed NumPy's array) or arrays nested past Python's recursion limit
+    (json.loads) gave a traceback and exit 1; both are bad input."""
+    p = tmp_path / "t.json"
+    p.write_text(text)
+    code, out, err = run(["group", f"table:{p}"])
+    assert code == 2 and out == "" and err.count("\n") == 1 and what in err, err
+    res = CliRunner().invoke(cli_main, ["train", "--group", f"table:{p}", "--K", "8", "--epochs", "2",
+                                        "--out", str(tmp_path / "r")])
+    assert res.exit_code == 2 and "Traceback" not in res.output and not (tmp_path / "r").exists(), res.output

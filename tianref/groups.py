@@ -180,6 +180,8 @@ def from_json(path: str) -> Group:
         raise InputError(f"table:{path}: cannot read ({exc.strerror or exc})") from None
     except ValueError as exc:
         raise InputError(f"table:{path}: not JSON ({exc})") from None
+    except RecursionError:                       # arrays nested thousands deep
+        raise InputError(f"table:{path}: not a table (JSON nested too deep to read)") from None
     if not isinstance(obj, dict) or "table" not in obj:
         got = "an object without a 'table' key" if isinstance(obj, dict) else \
             {list: "a list", str: "a string", bool: "a boolean", type(None): "null"}.get(type(obj), "a number")
@@ -192,12 +194,12 @@ def from_json(path: str) -> Group:
         raise InputError(f"table:{path}: 'table' must be a non-empty square list of lists of integers")
     if len(rows) > MAX_ORDER:
         raise InputError(f"table:{path}: order {len(rows)} > {MAX_ORDER}")
+    M = len(rows)
+    for a, r in enumerate(rows):                 # before the int64 array: 10**20 would overflow it
+        for b, v in enumerate(r):
+            if not 0 <= v < M:
+                raise InputError(f"table:{path}: not closed: {_fmt(a, b, v)} is not an element 0..{M - 1}")
     T = np.array(rows, dtype=np.int64)
-    M = T.shape[0]
-    bad = np.argwhere((T < 0) | (T >= M))
-    if len(bad):
-        a, b = bad[0]
-        raise InputError(f"table:{path}: not closed: {_fmt(a, b, T[a, b])} is not an element 0..{M - 1}")
     return Group(str(obj.get("name") or p.stem), T, is_group(T))
 
 
