@@ -298,3 +298,19 @@ def test_top5_default_windows_are_the_ones_the_runs_logged(tmp_path):
     assert notes == ["top5: window(s) [5] not logged by every run; left out"]
     _, notes = figures_from_runs(read_tree(tmp_path / "one"), ("top5",), windows=(5, 20, 30))
     assert notes == ["top5: window(s) [5, 30] not logged by every run; left out"]
+
+
+def test_a_display_backend_in_the_environment_does_not_matter(tmp_path):
+    """MPLBACKEND naming a backend matplotlib does not know made `import matplotlib` raise (a traceback,
+    exit 1); the figures are drawn on an Agg canvas into files, so the CLI ignores the variable."""
+    import os
+    import subprocess
+    import sys
+    root = tmp_path / "runs"
+    write_run(root / "r0", dict(BASE_CONFIG, seed=0, windows=[20]), synth_columns(60, True, 0, windows=(20,)))
+    env = dict(os.environ, MPLBACKEND="no-such-backend")
+    cli = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "cli.py")
+    p = subprocess.run([sys.executable, cli, "plot", str(root), "--out", str(tmp_path / "f")],
+                       capture_output=True, text=True, env=env, timeout=120)
+    assert p.returncode == 0 and "Traceback" not in p.stderr, p.stderr
+    assert (tmp_path / "f" / "headline.png").is_file()

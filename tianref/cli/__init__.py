@@ -5,6 +5,7 @@ module in this package and is registered below.
 """
 from __future__ import annotations
 
+import os
 import signal
 import threading
 
@@ -34,6 +35,9 @@ def main():
     """tianref: reference implementation of grokking in sigma(XW)V (Tian's Li2 setup)."""
     keep_freed_blocks()                  # reuse the epoch's large host arrays (tianref/allocator.py)
     _sigterm_as_interrupt()
+    # every figure is drawn on an Agg canvas into a file (no pyplot, no window), so a display backend
+    # named in MPLBACKEND means nothing here; a name matplotlib does not know made its import raise
+    os.environ.pop("MPLBACKEND", None)
 
 
 class Terminated(KeyboardInterrupt):
