@@ -281,3 +281,24 @@ def test_differences_names_added_keys_and_changed_list_lengths():
     assert differences({"r": [{"lead": 1.0, "t05": 5}]}, {"r": [{"lead": None, "t05": 5}]}) == \
         [{"at": "r[0].lead", "old": 1.0, "new": None, "derived": True}]
     assert differences({"a": [1, {"b": 2}]}, {"a": [1, {"b": 2}]}) == []
+
+
+@pytest.mark.parametrize("edit", ["list", "scale-string", "nan"])
+def test_a_hand_edited_stored_summary_is_refused_in_one_line(tmp_path, edit):
+    """A stored summary.json edited by hand (not an object, a scale that is not an object, a NaN) is bad
+    input, exit 2 in one line, and nothing is written; each gave a traceback."""
+    _, dest, doc = _copy_of_stored_ci_headline(tmp_path)
+    path = dest / "summary.json"
+    if edit == "list":
+        text = "[1]"
+    elif edit == "scale-string":
+        text = json.dumps(dict(doc, scale="x"))
+    else:
+        text = json.dumps(dict(doc, claims={"a": float("nan")}))
+    path.write_text(text, encoding="utf-8")
+    before = {p.name: p.read_bytes() for p in dest.iterdir() if p.is_file()}
+    r = cli("reproduce", "--rerender", "--scale", "ci", "--section", "headline", "--store-to", str(tmp_path))
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(lines) == 1 and lines[0].startswith("Error:"), r.stderr
+    assert "summary.json" in lines[0]
+    assert {p.name: p.read_bytes() for p in dest.iterdir() if p.is_file()} == before

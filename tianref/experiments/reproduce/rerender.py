@@ -71,6 +71,11 @@ def rerender_doc(doc: dict, pub: dict, changes: list | None = None) -> tuple[dic
     return render(section, derived, pub)
 
 
+def _no_constant(name):
+    """json's hook for NaN and ±Infinity, which no stored summary holds (to_json writes strict JSON)."""
+    raise ValueError(f"{name} is not strict JSON")
+
+
 def rerender_section(store_root: Path, scale_name: str, section: str, command: str = "",
                      git: dict | None = None) -> dict:
     """Re-render one stored section in place; returns what changed. ``git``: the checkout's state
@@ -80,15 +85,22 @@ def rerender_section(store_root: Path, scale_name: str, section: str, command: s
     git = git_state() if git is None else git
     d = Path(store_root) / scale_name / section
     try:
-        doc = json.loads((d / "summary.json").read_text(encoding="utf-8"))
+        doc = json.loads((d / "summary.json").read_text(encoding="utf-8"), parse_constant=_no_constant)
     except (OSError, ValueError) as exc:
         raise InputError(f"{d / 'summary.json'}: cannot read it ({exc})") from None
-    if doc.get("section") != section or doc.get("scale", {}).get("name") != scale_name:
+    if not isinstance(doc, dict) or not isinstance(doc.get("scale"), dict):
+        raise InputError(f"{d / 'summary.json'}: not a stored section summary (a JSON object with a 'scale' "
+                         "object)")
+    if doc.get("section") != section or doc["scale"].get("name") != scale_name:
         raise InputError(f"{d / 'summary.json'} holds section {doc.get('section')!r} at scale "
                          f"{doc.get('scale', {}).get('name')!r}, not {section!r} at {scale_name!r}")
     stored = copy.deepcopy(doc)
     derived = []
-    new, md = rerender_doc(doc, load_published(), derived)
+    try:
+        new, md = rerender_doc(doc, load_published(), derived)
+    except (KeyError, TypeError, AttributeError, ValueError, IndexError) as exc:   # a hand-edited document
+        raise InputError(f"{d / 'summary.json'}: not a stored summary of section {section} that can be "
+                         f"re-rendered ({type(exc).__name__}: {exc})") from None
     if doc != stored:                                               # guard: the input is not modified
         raise AssertionError("re-rendering modified the stored document it read")
     expected = measured_part(rederive_doc(stored, get_section(section))[0])
