@@ -509,6 +509,22 @@ def test_resume_of_a_finished_run_with_new_checkpoint_epochs_is_a_session(base, 
     assert (d / "checkpoints" / "epoch_00020.npz").is_file()
 
 
+def test_resume_refuses_checkpoint_epochs_it_has_passed_without_one(base, tmp_path):
+    """--resume --checkpoint-epochs with an epoch at or before the resume state's r that the run holds no
+    checkpoint of was recorded in config.json and never written; it is refused (those it wrote, here 10,
+    and r itself where r is the last epoch, are accepted: above)."""
+    d = _copy(base, "plain", tmp_path)
+    snap = snapshot(d)
+    refused(cli(["train", "--out", str(d), "--resume", "--epochs", "30", "--checkpoint-epochs", "5,10,30"]),
+            "--checkpoint-epochs 5", "already passed", "epoch 20")
+    refused(cli(["train", "--out", str(d), "--resume", "--epochs", "30", "--checkpoint-epochs", "20,30"]),
+            "--checkpoint-epochs 20", "already passed")          # r = 20 < E = 30: not written either
+    assert snapshot(d) == snap
+    r = cli(["train", "--out", str(d), "--resume", "--epochs", "30", "--checkpoint-epochs", "10,25,30"])
+    assert r.exit_code == 0, r.output
+    assert all((d / "checkpoints" / f"epoch_{e:05d}.npz").is_file() for e in (10, 25, 30))
+
+
 def test_every_resume_is_appended_to_the_history_in_config_json(base, tmp_path):
     d = _copy(base, "plain", tmp_path)
     assert _resume(d, epochs=22).exit_code == 0

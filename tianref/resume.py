@@ -78,6 +78,24 @@ def check_new_end(changes: dict, cfg, trained, resumable: bool = True) -> None:
                          f"(--checkpoint-epochs as stored): give --checkpoint-epochs as well, with epochs <= {E}")
 
 
+def check_past_checkpoints(out: str, changes: dict, trained, epochs: int) -> None:
+    """InputError when ``--resume --checkpoint-epochs`` (``changes``) names an epoch the run has already
+    passed (<= ``trained`` = r, its resume state's epoch) and holds no checkpoint of: the resumed loop
+    writes only epochs after r (and r itself only where r is the run's last epoch ``epochs``, its final
+    state), so config.json would list a checkpoint that never exists."""
+    wanted = changes.get("checkpoint_epochs")
+    if wanted is None or trained is None:
+        return
+    E = changes.get("epochs", epochs)
+    missing = [e for e in wanted if e <= trained and not (e == trained == E)
+               and not os.path.isfile(runs.checkpoint_path(out, e))]
+    if missing:
+        raise InputError(f"--checkpoint-epochs {', '.join(map(str, missing))}: this run has already passed "
+                         f"{'that epoch' if len(missing) == 1 else 'those epochs'} (it resumes from epoch "
+                         f"{trained}) and holds no checkpoint of {'it' if len(missing) == 1 else 'them'}; ask "
+                         f"for epochs after {trained}, besides those it wrote (replay one with thm6 or edge)")
+
+
 def _state_epoch(ck):
     """The resume state's epoch r as an int, or None when it has none readable (refused later)."""
     try:
@@ -127,6 +145,7 @@ def check(out: str, changes: dict) -> Plan:
         raise InputError(f"config.json does not match the resume state: {k} = {_shown(a, k)} in config.json, "
                          f"{_shown(b, k)} in {ck_path} (config.json was edited, or mixed with another run)")
     check_new_end(changes, cfg, _state_epoch(ck))
+    check_past_checkpoints(out, changes, _state_epoch(ck), cfg.epochs)
     cfg = validate(cfg.replace(**changes))
 
     template = _template(engine, cfg)
