@@ -314,3 +314,14 @@ def test_a_display_backend_in_the_environment_does_not_matter(tmp_path):
                        capture_output=True, text=True, env=env, timeout=120)
     assert p.returncode == 0 and "Traceback" not in p.stderr, p.stderr
     assert (tmp_path / "f" / "headline.png").is_file()
+
+
+def test_no_figure_drawn_is_one_line_with_its_reasons(tmp_path):
+    """When no figure can be drawn the notes that say why are part of the one error line (they were
+    printed as lines of their own before it)."""
+    write_run(tmp_path / "r0", dict(BASE_CONFIG, seed=0, windows=[20]), synth_columns(60, True, 0, windows=(20,)))
+    r = CliRunner().invoke(plot_cmd, [str(tmp_path), "--out", str(tmp_path / "f"), "--figure", "activation"])
+    lines = r.stderr.strip().splitlines()
+    assert r.exit_code == 2 and len(lines) == 1, r.stderr
+    assert "no figure could be drawn" in lines[0] and "one activation" in lines[0]
+    assert not (tmp_path / "f").exists()

@@ -720,3 +720,16 @@ def test_overwrite_that_puts_the_whole_run_back_says_nothing_changed_even_if_its
     monkeypatch.setattr(os, "rmdir", real_rmdir)
     _refused(r, "nothing was changed")
     assert _snapshot(run_dir) == before                                   # the old run, whole, in OUT
+
+
+def test_reproduce_store_with_plan_or_slurm_is_refused(tmp_path):
+    """--store copies what the command computes; with --plan or --slurm it computed nothing and --store
+    was silently ignored (exit 0)."""
+    from click.testing import CliRunner
+    from tianref.cli import main
+    for extra in (["--plan"], ["--slurm", str(tmp_path / "job.sh")]):
+        r = CliRunner().invoke(main, ["reproduce", "--scale", "smoke", "--section", "headline", "--store",
+                                      "--store-to", str(tmp_path / "st"), "--root", str(tmp_path / "rp"), *extra])
+        lines = r.stderr.strip().splitlines()
+        assert r.exit_code == 2 and len(lines) == 1 and "--store" in lines[0], r.output
+        assert not any(tmp_path.iterdir())

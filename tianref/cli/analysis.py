@@ -157,10 +157,10 @@ def plot_cmd(run_dir, out_dir, which, window, windows_text, act, fmt, dpi):
     if records and act not in acts and any(n in ("headline", "top5") for n in names):
         raise InputError(f"--act {act}: no run below {run_dir} has that activation (found: {', '.join(acts)})")
     figs, notes = figures_from_runs(records, names, window, _window_list(windows_text), act)
+    if not figs:                              # one line: why each was skipped, in the error itself
+        raise InputError("no figure could be drawn from these runs" + (f" ({'; '.join(notes)})" if notes else ""))
     for note in notes:
         click.echo(f"note: {note}", err=True)
-    if not figs:
-        raise InputError("no figure could be drawn from these runs")
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

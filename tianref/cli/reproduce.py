@@ -123,6 +123,9 @@ def reproduce_cmd(section_text, root, scale_text, n_jobs, threads, batch, plan, 
         return
     if plan and slurm_file is not None:
         raise InputError("give --plan or --slurm, not both")
+    if store and (plan or slurm_file is not None):
+        raise InputError("--store copies the sections this command computes; --plan and --slurm compute none "
+                         "(store them with the command that runs them)")
     check_not_in_run(root, "--root")             # also for --plan: its commands would write there
     if not plan:                                 # every output path before anything is computed or created
         check_output_dir(root, "--root")
