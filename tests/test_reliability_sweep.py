@@ -50,6 +50,8 @@ def _cli(args):
 def test_sweep_bad_value_is_refused_before_anything_starts(tmp_path, bad, fragment, plan):
     if "cupy" in bad and _cupy_usable():
         pytest.skip("a usable GPU exists here")
+    if "cupy" in bad and plan:
+        pytest.skip("a plan runs elsewhere: the device is not checked (test_a_plan_for_gpu_nodes_...)")
     root = tmp_path / "root"
     r = _cli(["sweep", str(root), *TINY, *bad] + (["--plan"] if plan else []))
     assert r.exit_code == 2, r.output
@@ -58,12 +60,23 @@ def test_sweep_bad_value_is_refused_before_anything_starts(tmp_path, bad, fragme
 
 
 @pytest.mark.skipif(_cupy_usable(), reason="a usable GPU exists here")
-@pytest.mark.parametrize("plan", [False, True], ids=["run", "plan"])
-def test_reproduce_checks_xp_cupy_before_anything_starts(tmp_path, plan):
+def test_reproduce_checks_xp_cupy_before_anything_starts(tmp_path):
     root = tmp_path / "root"
-    r = _cli(["reproduce", "--section", "headline", "--scale", "ci", "--root", str(root), "--xp", "cupy"]
-             + (["--plan"] if plan else []))
+    r = _cli(["reproduce", "--section", "headline", "--scale", "ci", "--root", str(root), "--xp", "cupy"])
     assert r.exit_code == 2 and "cupy" in r.stderr and "Traceback" not in r.output
+    assert not root.exists()
+
+
+@pytest.mark.skipif(_cupy_usable(), reason="a usable GPU exists here")
+@pytest.mark.parametrize("cmd", ["sweep", "reproduce"])
+def test_a_plan_for_gpu_nodes_is_printed_without_opening_the_gpu_here(tmp_path, cmd):
+    """--plan, like --slurm, prints commands that run elsewhere: the values are checked, the device is not
+    (it was refused for want of CuPy here while --slurm was accepted)."""
+    root = tmp_path / "root"
+    args = ([cmd, str(root), *TINY] if cmd == "sweep" else
+            [cmd, "--section", "headline", "--scale", "ci", "--root", str(root)])
+    r = _cli(args + ["--xp", "cupy", "--plan"])
+    assert r.exit_code == 0 and r.stdout.count("--xp cupy") >= 1, r.output
     assert not root.exists()
 
 
