@@ -146,3 +146,14 @@ def test_bad_input_keeps_exit_2_when_stderr_is_gone(tmp_path, bad):
     finally:
         os.close(wr)
     assert res.returncode == 2 and not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("args", [["group", "Z5"], ["summarize", "{tree}"]], ids=["group", "summarize"])
+def test_a_stdout_closed_from_the_start_is_exit_1_with_a_line(tree, args):
+    """A command started with its stdout closed (`>&-`: Python then has no sys.stdout and click prints
+    nothing) exited 0 having printed nothing; it now says so on stderr and exits 1."""
+    p = subprocess.run([sys.executable, str(REPO / "cli.py"), *[a.format(tree=tree) for a in args]],
+                       stderr=subprocess.PIPE, text=True, timeout=120, preexec_fn=lambda: os.close(1))
+    lines = p.stderr.strip().splitlines()
+    assert p.returncode == 1 and lines and "standard output is closed" in lines[-1], p.stderr
+    assert "Traceback" not in p.stderr

@@ -59,6 +59,10 @@ class OneLineErrors(click.Group):
             cause = exc.__cause__
             name = getattr(cause, "signal_name", "SIGINT") if isinstance(cause, KeyboardInterrupt) else None
             sys.exit(128 + int(signal.Signals[name]) if name else 1)
+        if sys.stdout is None:                   # started with stdout closed (`>&-`): click printed nothing
+            say("Error: standard output is closed: what this command prints was lost (the files it writes "
+                "are written)")
+            sys.exit(1)
         sys.exit(rv if isinstance(rv, int) else 0)
 
 
