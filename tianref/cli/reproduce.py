@@ -138,8 +138,9 @@ def reproduce_cmd(section_text, root, scale_text, n_jobs, threads, batch, plan, 
             rp.no_train_jobs(s, root, scale, xp_name)
     from tianref.cli.sweep import check_jobs, write_slurm
     jobs = rp.all_section_jobs(sections, root, scale, xp_name)
-    check_jobs(jobs, xp_name, device=not plan and slurm_file is None)   # every run, before any starts (a
-    # plan or a script runs elsewhere: the device is not checked here)
+    # every run, before any starts (a script, or a plan for GPU nodes, runs elsewhere: the device is not
+    # opened here)
+    check_jobs(jobs, xp_name, device=slurm_file is None and not (plan and xp_name == "cupy"))
     if plan:
         lines = rp.plan(sections, root, scale, xp_name, python, threads=threads)
         for line in lines:

@@ -192,7 +192,8 @@ def sweep_cmd(root, train_args, eta_text, act_list, M_text, group_text, frac_tex
         check_output_dir(root / sweep.LOG_DIR, "ROOT's log folder")      # train and --slurm write there
     if slurm_file is not None:
         check_output_file(slurm_file, "--slurm", make_parents=False)
-    check_jobs(jobs, xp_name, device=not plan and slurm_file is None)   # a plan or script runs elsewhere
+    # a script, or a plan for GPU nodes, runs elsewhere: every value checked, the device not opened here
+    check_jobs(jobs, xp_name, device=slurm_file is None and not (plan and xp_name == "cupy"))
     if plan:
         lines = (sweep.batch_plan_lines(jobs, n_jobs, python, threads=threads) if batch
                  else sweep.plan_lines(jobs, python, threads=threads))
