@@ -610,3 +610,27 @@ def test_a_lock_file_removed_while_opened_is_not_locked_twice(tmp_path, monkeypa
     with pytest.raises(Exception, match="in use"):
         RunLock(str(d)).acquire()                             # a third is refused: one lock, one file
     second.release()
+
+
+def test_a_rollback_never_removes_a_lock_file_another_process_made(tmp_path):
+    """A rollback that removed its lock file (and OUT) may meet another process's new .lock at the same
+    path before it unlocks: release(restore=True) must not remove that one (a third process could then lock
+    a new file beside the second)."""
+    d = tmp_path / "out"
+    d.mkdir()
+    first = RunLock(str(d)).acquire()                         # made the file: a rollback removes it
+    os.unlink(d / ".lock")                                    # as Session._remove_created does
+    second = RunLock(str(d)).acquire()                        # another process, a new file
+    first.release(restore=True)
+    assert (d / ".lock").exists()
+    with pytest.raises(Exception, match="in use"):
+        RunLock(str(d)).acquire()
+    second.release()
+
+
+def test_a_lock_file_that_links_to_nothing_is_refused_in_one_line(tmp_path):
+    d = tmp_path / "out"
+    d.mkdir()
+    os.symlink(tmp_path / "nowhere", d / ".lock")
+    with pytest.raises(Exception, match="symbolic link"):
+        RunLock(str(d)).acquire()

@@ -98,3 +98,22 @@ def test_passed_through_options_reach_a_fresh_run_and_not_a_resumed_one(tmp_path
                                             "--eta", "0.002", "--M", "7", "--optimizer", "muon", "--lr", "3e-3"]
     resumed = sweep.train_argv(job, state="resumable")
     assert resumed[resumed.index("train"):] == ["train", "--out", str(job.out), "--resume", "--epochs", "10"]
+
+
+def test_a_sweep_stopped_after_a_run_failed_exits_1(tmp_path):
+    """Two processes: seed 1's train fails at once (exit 3), seed 0 trains; a stop then ends the sweep with
+    exit 1, not 130, and says that a run failed: there is more to look at than a rerun."""
+    root = tmp_path / "root"
+    wrapper = tmp_path / "python-seed1-fails"
+    wrapper.write_text(f'#!/bin/sh\ncase "$*" in *"--seed 1 "*) exit 3;; esac\nexec "{sys.executable}" "$@"\n')
+    wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR)
+    argv = [sys.executable, str(ROOT / "cli.py"), "sweep", str(root), "--jobs", "2", *LONG[:-4],
+            "--seeds", "0-1", "--epochs", "5000", "--python", str(wrapper)]
+    proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, OPENBLAS_NUM_THREADS="1"))
+    _child_pid(root, proc, rows=40)                                  # seed 0 well under way: seed 1 long failed
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1, err
+    last = err.strip().splitlines()[-1]
+    assert "sweep stopped by SIGINT" in last and "1 run(s) failed" in last and "Traceback" not in err, err

@@ -78,16 +78,17 @@ def check_new_end(changes: dict, cfg, trained, resumable: bool = True) -> None:
                          f"(--checkpoint-epochs as stored): give --checkpoint-epochs as well, with epochs <= {E}")
 
 
-def check_past_checkpoints(out: str, changes: dict, trained, epochs: int) -> None:
-    """InputError when ``--resume --checkpoint-epochs`` (``changes``) names an epoch the run has already
+def check_past_checkpoints(out: str, changes: dict, trained, cfg) -> None:
+    """InputError when ``--resume --checkpoint-epochs`` (``changes``) adds an epoch the run has already
     passed (<= ``trained`` = r, its resume state's epoch) and holds no checkpoint of: the resumed loop
-    writes only epochs after r (and r itself only where r is the run's last epoch ``epochs``, its final
-    state), so config.json would list a checkpoint that never exists."""
+    writes only epochs after r (and r itself only where r is the run's last epoch, its final state), so
+    config.json would list a checkpoint that never exists. An epoch of the stored list (``cfg``) stays
+    accepted whether or not its file is still there: listing it again claims nothing new."""
     wanted = changes.get("checkpoint_epochs")
     if wanted is None or trained is None:
         return
-    E = changes.get("epochs", epochs)
-    missing = [e for e in wanted if e <= trained and not (e == trained == E)
+    E = changes.get("epochs", cfg.epochs)
+    missing = [e for e in wanted if e <= trained and not (e == trained == E) and e not in cfg.checkpoint_epochs
                and not os.path.isfile(runs.checkpoint_path(out, e))]
     if missing:
         raise InputError(f"--checkpoint-epochs {', '.join(map(str, missing))}: this run has already passed "
@@ -145,7 +146,7 @@ def check(out: str, changes: dict) -> Plan:
         raise InputError(f"config.json does not match the resume state: {k} = {_shown(a, k)} in config.json, "
                          f"{_shown(b, k)} in {ck_path} (config.json was edited, or mixed with another run)")
     check_new_end(changes, cfg, _state_epoch(ck))
-    check_past_checkpoints(out, changes, _state_epoch(ck), cfg.epochs)
+    check_past_checkpoints(out, changes, _state_epoch(ck), cfg)
     cfg = validate(cfg.replace(**changes))
 
     template = _template(engine, cfg)

@@ -221,9 +221,11 @@ class RunLock:
         self.created = False
         self.prior = None               # (bytes, atime_ns, mtime_ns) of a lock file that existed before
 
+    TRIES = 100                         # opens of a lock file that others keep removing, before giving up
+
     def _open(self):
         """(fd, created) of OUT/.lock, made if absent."""
-        while True:
+        for _ in range(self.TRIES):
             try:
                 return os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644), True
             except FileExistsError:
@@ -232,10 +234,13 @@ class RunLock:
                 raise InputError(f"--out {self.out}: cannot create its lock file ({describe_oserror(exc)})") from None
             try:
                 return os.open(self.path, os.O_RDWR), False
-            except FileNotFoundError:           # removed in between: make it
-                continue
+            except FileNotFoundError:           # removed in between: make it (a link to nothing stays one)
+                if os.path.islink(self.path):
+                    raise InputError(f"--out {self.out}: its lock file {self.path} is a symbolic link to "
+                                     f"{os.readlink(self.path)}, which does not exist; remove the link") from None
             except OSError as exc:
                 raise InputError(f"--out {self.out}: cannot open its lock file ({describe_oserror(exc)})") from None
+        raise InputError(f"--out {self.out}: its lock file {self.path} keeps being removed as it is opened")
 
     def _still_named(self, fd) -> bool:
         try:
@@ -245,7 +250,7 @@ class RunLock:
         return (st.st_dev, st.st_ino) == (own.st_dev, own.st_ino)
 
     def acquire(self) -> "RunLock":
-        while True:
+        for _ in range(self.TRIES):
             fd, created = self._open()
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -259,6 +264,8 @@ class RunLock:
                 break
             fcntl.flock(fd, fcntl.LOCK_UN)      # a holder removed that file as we opened it: again
             os.close(fd)
+        else:
+            raise InputError(f"--out {self.out}: its lock file {self.path} keeps being removed as it is locked")
         self.created = created
         if not created:
             try:
@@ -270,27 +277,41 @@ class RunLock:
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         except OSError as exc:                      # a full disk already at the pid: name the file
+            self._put_back(fd)
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
             raise OSError(exc.errno, exc.strerror or str(exc), self.path) from None
         self.fd = fd
         return self
 
+    def _put_back(self, fd) -> None:
+        """The lock file as acquire found it: removed if it made it (only while the path still names
+        this file: a rollback that removed OUT may have let another process make its own), else its
+        bytes and times restored. Called while the lock is held."""
+        try:
+            if self.created:
+                if self._still_named(fd):
+                    os.unlink(self.path)
+            else:
+                os.ftruncate(fd, 0)
+                if self.prior is not None:
+                    data, atime, mtime = self.prior
+                    os.pwrite(fd, data, 0)
+                    os.utime(fd, ns=(atime, mtime))
+        except OSError:
+            pass
+
     def release(self, restore: bool = False) -> None:
-        """Unlock. restore: leave the lock file as acquire found it (removed if it made it)."""
+        """Unlock. restore: leave the lock file as acquire found it (``_put_back``)."""
         if self.fd is not None:
             fd, self.fd = self.fd, None
-            try:
-                if restore and self.created:
-                    os.unlink(self.path)        # still locked: no one else holds this file
-                else:
+            if restore:
+                self._put_back(fd)
+            else:
+                try:
                     os.ftruncate(fd, 0)         # the pid is no longer the holder
-                    if restore and self.prior is not None:
-                        data, atime, mtime = self.prior
-                        os.pwrite(fd, data, 0)
-                        os.utime(fd, ns=(atime, mtime))
-            except OSError:
-                pass
+                except OSError:
+                    pass
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
 
@@ -461,7 +482,8 @@ class Session:
     def _remove_created(self) -> None:
         """Remove OUT, which this session created and holds locked, again."""
         try:
-            os.unlink(os.path.join(self.out, LOCK))
+            if self.lock.fd is not None and self.lock._still_named(self.lock.fd):
+                os.unlink(os.path.join(self.out, LOCK))
             os.rmdir(self.out)
         except OSError:
             pass

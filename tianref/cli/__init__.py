@@ -36,8 +36,11 @@ def main():
     keep_freed_blocks()                  # reuse the epoch's large host arrays (tianref/allocator.py)
     _sigterm_as_interrupt()
     # every figure is drawn on an Agg canvas into a file (no pyplot, no window), so a display backend
-    # named in MPLBACKEND means nothing here; a name matplotlib does not know made its import raise
-    os.environ.pop("MPLBACKEND", None)
+    # named in MPLBACKEND means nothing here; a name matplotlib does not know made its import raise.
+    # Put back when the command ends (a caller in the same process keeps its environment)
+    backend = os.environ.pop("MPLBACKEND", None)
+    if backend is not None:
+        click.get_current_context().call_on_close(lambda: os.environ.__setitem__("MPLBACKEND", backend))
 
 
 class Terminated(KeyboardInterrupt):

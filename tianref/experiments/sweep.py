@@ -7,7 +7,8 @@ BLAS/OpenMP threads (``train --threads T`` and the thread variables of its envir
 the caller's OPENBLAS/MKL/OMP_NUM_THREADS when set, else 1, so N processes use N cores).
 
 Stopping: SIGINT or SIGTERM to the sweep is passed on to every running child as one SIGINT (train
-then saves its resume state and exits); the sweep waits for them and exits 1. A sweep that is
+then saves its resume state and exits); the sweep waits for them and exits 130 (143 for SIGTERM; 1
+if a run had failed before the stop). A sweep that is
 killed outright (kill -9) takes its children with it: each child asks the kernel for SIGTERM when
 its parent dies (Linux ``PR_SET_PDEATHSIG``). A run directory whose lock is held by a live process
 (tianref/rundir.py) is never started a second time, and each job's state is taken again just before

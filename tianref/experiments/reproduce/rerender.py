@@ -96,8 +96,11 @@ def rerender_section(store_root: Path, scale_name: str, section: str, command: s
                          f"{doc.get('scale', {}).get('name')!r}, not {section!r} at {scale_name!r}")
     stored = copy.deepcopy(doc)
     derived = []
+    published = load_published()                                    # its own errors name its own files
     try:
-        new, md = rerender_doc(doc, load_published(), derived)
+        new, md = rerender_doc(doc, published, derived)
+    except InputError:
+        raise
     except (KeyError, TypeError, AttributeError, ValueError, IndexError) as exc:   # a hand-edited document
         raise InputError(f"{d / 'summary.json'}: not a stored summary of section {section} that can be "
                          f"re-rendered ({type(exc).__name__}: {exc})") from None
