@@ -100,7 +100,9 @@ def test_a_member_without_out_is_refused_alone_and_logs_nowhere(tmp_path):
     r = cli(["train-batch", "--log-dir", tmp_path / "_logs", "--member", f"--out={tmp_path / 'm0'} {long}",
              "--member", f"--seed 1 {long}"])
     assert r.exit_code == 2 and "Traceback" not in r.output, r.output
-    assert "member 2: Error: Missing option '--out'" in r.stderr
+    lines = r.stderr.strip().splitlines()                     # one line: the refusal, naming the member
+    assert "1 of 2 runs refused: member 2: Missing option '--out'" in lines[-1]
+    assert sum(ln.startswith("Error") or ": Error" in ln for ln in lines) == 1, r.stderr
     assert sorted(p.name for p in (tmp_path / "_logs").iterdir()) == ["m0.log"]
     assert len((tmp_path / "m0" / "metrics.jsonl").read_text().splitlines()) == 4    # the other trained
 

@@ -39,10 +39,11 @@ def _member_log(log_dir, out):
     return None if log_dir is None or out is None else os.path.join(log_dir, os.path.basename(out) + ".log")
 
 
-def _say(log_dir, out, msg, label=None):
-    """A member's message: to stderr, and appended to its log in --log-dir (as a sweep names them;
-    a member without --out has no log: ``label`` names it on stderr)."""
-    say(f"{label or os.path.basename(out)}: {msg}")          # a stderr gone ends the lines, not the batch
+def _say(log_dir, out, msg, label=None, echo: bool = True):
+    """A member's message: to stderr (unless not ``echo``), and appended to its log in --log-dir (as a
+    sweep names them; a member without --out has no log: ``label`` names it on stderr)."""
+    if echo:
+        say(f"{label or os.path.basename(out)}: {msg}")      # a stderr gone ends the lines, not the batch
     path = _member_log(log_dir, out)
     if path is not None:
         with open(path, "a", encoding="utf-8") as f:
@@ -92,7 +93,7 @@ def prepare_members(argvs, log_dir, threads: int | None = None):
             except (InputError, click.ClickException) as exc:
                 msg = exc.format_message() if isinstance(exc, click.ClickException) else str(exc)
                 refused[out if out is not None else label] = msg
-                _say(log_dir, out, f"Error: {msg}", label)
+                _say(log_dir, out, f"Error: {msg}", label, echo=False)   # stderr: the one closing line
             finally:
                 BATCH.reset(box)
                 RAISE_ERRORS.reset(raise_token)
@@ -179,8 +180,9 @@ def train_batch_cmd(members, log_dir, threads):
         os.makedirs(log_dir, exist_ok=True)
     prepared, refused = prepare_members(argvs, log_dir, threads)
     failed = _train_all(prepared, log_dir, blas_threads.resolve(threads))
-    if refused:
-        raise InputError(f"{len(refused)} of {len(argvs)} runs refused (first: {next(iter(refused.values()))})")
+    if refused:                                        # one line naming every refused member and why
+        raise InputError(f"{len(refused)} of {len(argvs)} runs refused: "
+                         + "; ".join(f"{k}: {v.rstrip('.')}" for k, v in refused.items()))
     if failed:
         raise RunFailure(f"{len(failed)} of {len(argvs)} runs failed (first: {failed[0]})")
 
