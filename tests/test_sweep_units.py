@@ -117,3 +117,26 @@ def test_a_sweep_stopped_after_a_run_failed_exits_1(tmp_path):
     assert proc.returncode == 1, err
     last = err.strip().splitlines()[-1]
     assert "sweep stopped by SIGINT" in last and "1 run(s) failed" in last and "Traceback" not in err, err
+
+
+def test_a_batch_stopped_after_some_of_its_runs_diverged_exits_1(tmp_path):
+    """sweep --batch, one process: the eta = 1e7 runs of the stack diverge at once, the others train; a stop
+    then exits 1 (a run failed), not 130, and counts the diverged runs as such, not as 'not started'."""
+    import time
+    root = tmp_path / "root"
+    argv = [sys.executable, str(ROOT / "cli.py"), "sweep", str(root), "--eta", "1e7,2e-4", "--seeds", "0-1",
+            "--epochs", "5000", "--M", "11", "--K", "64", "--windows", "3", "--batch", "--jobs", "1",
+            "--", "--optimizer", "sgd"]
+    proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, OPENBLAS_NUM_THREADS="1"))
+    logs = [root / f"eta0.0002_actsqr_M11_seed{s}" / "metrics.jsonl" for s in (0, 1)]
+    t0 = time.time()
+    while not all(m.is_file() and m.read_text().count("\n") >= 30 for m in logs):
+        assert proc.poll() is None and time.time() - t0 < 60, proc.communicate()
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    last = err.strip().splitlines()[-1]
+    assert proc.returncode == 1, err
+    assert "2 of their batch(es) had diverged" in last and "0 not started" in last, last
+    assert "2 run(s) failed" in last and "Traceback" not in err, err

@@ -323,14 +323,15 @@ def run_jobs(jobs: list[Job], n_jobs: int = 1, python: str = sys.executable, rep
     if stop["sig"] not in (None, "exit"):
         # a batch process's runs: some may have finished, and the runs of its later stacks not started
         states = [_state_or_none(j) for u, *_ in running for j in u]
-        n_fin, n_saved = states.count("done"), states.count("resumable")
-        n_new = len(states) - n_fin - n_saved + sum(len(u) for u in units)
+        n_fin, n_saved, n_div = states.count("done"), states.count("resumable"), states.count("diverged")
+        n_new = len(states) - n_fin - n_saved - n_div + sum(len(u) for u in units)
         msg = (f"sweep stopped by {stop['sig']}: {n_saved} running run(s) saved their resume state"
-               + (f", {n_fin} of their batch(es) had finished" if n_fin else "") +
+               + (f", {n_fin} of their batch(es) had finished" if n_fin else "")
+               + (f", {n_div} of their batch(es) had diverged" if n_div else "") +
                f", {n_new} not started; run the same command again to continue")
-        if failed:                                 # exit 1, not 130/143: a run failed before the stop
-            raise RunFailure(f"{msg}; {len(failed)} run(s) failed (first: {failed[0]['name']}, log "
-                             f"{failed[0]['log']})")
+        if failed or n_div:                        # exit 1, not 130/143: a run failed before the stop
+            first = (f" (first: {failed[0]['name']}, log {failed[0]['log']})" if failed else "")
+            raise RunFailure(f"{msg}; {len(failed) + n_div} run(s) failed{first}")
         raise Interrupted(msg, stop["sig"])
     resumed = sum(state_of.get(name) == "resumable" for name in done)   # of "ran": continued, not started
     return {"runs": len(jobs), "skipped": len(skipped), "ran": len(done), "resumed": resumed, "failed": failed}
