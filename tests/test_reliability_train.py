@@ -634,3 +634,18 @@ def test_a_lock_file_that_links_to_nothing_is_refused_in_one_line(tmp_path):
     os.symlink(tmp_path / "nowhere", d / ".lock")
     with pytest.raises(Exception, match="symbolic link"):
         RunLock(str(d)).acquire()
+
+
+@pytest.mark.parametrize("lock", ["absent", "present"])
+def test_a_resume_of_a_complete_run_leaves_the_lock_file_as_it_was(run_dir, lock):
+    """'nothing to continue, nothing was changed': the lock file included (it was emptied and re-dated,
+    or created where there was none)."""
+    if lock == "absent":
+        (run_dir / ".lock").unlink()
+    else:
+        (run_dir / ".lock").write_bytes(b"4242\n")
+        os.utime(run_dir / ".lock", ns=(1_000_000_000, 1_000_000_000))
+    before, files = _lock_state(run_dir), _snapshot(run_dir)
+    r = _train(SMALL + ["--out", str(run_dir), "--resume"])
+    assert r.exit_code == 0 and "already complete" in r.stderr, r.output
+    assert _lock_state(run_dir) == before and _snapshot(run_dir) == files

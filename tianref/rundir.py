@@ -342,6 +342,7 @@ class Session:
         self.created = False
         self.owned = False          # True once OUT's contents are this run's (locked, old run moved)
         self.is_started = False
+        self.untouched = False      # True: the caller changed nothing (a --resume of a complete run)
         holder = lock_holder(self.out)              # a second writer learns who holds OUT, first
         if holder is not None:
             raise in_use(self.out, holder)
@@ -392,6 +393,11 @@ class Session:
             raise
         return self
 
+    def nothing_changed(self) -> None:
+        """The run needs nothing (a --resume of a run already complete): on exit its lock file is left
+        as it was found, as every other file is."""
+        self.untouched = True
+
     def started(self) -> None:
         """The new run is known to be valid and has started: drop the replaced run for good."""
         if self.is_started:
@@ -407,7 +413,7 @@ class Session:
             if undo:
                 self._rollback()
         finally:
-            self.lock.release(restore=undo)         # a run refused or rolled back: its lock file as found
+            self.lock.release(restore=undo or self.untouched)   # refused, rolled back or untouched: as found
         return False
 
     # --- internals -------------------------------------------------------------------------

@@ -176,6 +176,7 @@ def train_cmd(ctx, xp_name, M, K, n_train, train_frac, eta, eta_schedule, lr, ep
         session = rundir.Session(out, resume=True, note=_note)
 
         def complete(cfg, fingerprint, digest):         # nothing to train: no file is touched
+            session.nothing_changed()                   # not even the lock file
             _note(f"{out} is already complete (rows 0..{cfg.epochs} and checkpoints/final.npz); "
                   "nothing to continue, nothing was changed")
             return Prepared(engine, cfg, xp, xp_name, out, None, None, None, no_resume_state, session,
