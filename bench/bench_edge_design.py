@@ -24,7 +24,6 @@ with the ring route on the same rings (largest difference relative to each view'
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -34,7 +33,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from tianref import edge, spectra, train  # noqa: E402
-from provenance import provenance  # noqa: E402  (bench/provenance.py)
+from provenance import emit, provenance  # noqa: E402  (bench/provenance.py)
 from bench_rows import fresh_rings, size_args  # noqa: E402  (this folder)
 from tianref.allocator import keep_freed_blocks  # noqa: E402
 from tianref.backend import cpu_model  # noqa: E402
@@ -145,10 +144,7 @@ def main(argv=None):
            "edge_percent_of_full": {"cross_grams": 100 * cur / full, "rings": 100 * old / full},
            "ratio_cross_grams_rings": cur / old, "logged_vs_ring_route": agree,
            "loadavg": [load0[0], load1[0]], "provenance": provenance(sys.argv)}
-    if a.json:
-        with open(a.json, "w", encoding="utf-8") as f:
-            json.dump(doc, f, indent=2)
-    print(json.dumps(doc))
+    emit(doc, a.json)
 
 
 if __name__ == "__main__":

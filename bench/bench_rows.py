@@ -45,7 +45,6 @@ from __future__ import annotations
 import argparse
 import cProfile
 import io
-import json
 import os
 import pstats
 import sys
@@ -56,7 +55,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from tianref import clocks, edge, fourier, group_rows, metrics, spectra, train  # noqa: E402
-from provenance import provenance  # noqa: E402  (bench/provenance.py)
+from provenance import emit, provenance  # noqa: E402  (bench/provenance.py)
 from tianref.allocator import keep_freed_blocks  # noqa: E402
 from tianref.backend import cpu_model  # noqa: E402
 from tianref.backend import to_host  # noqa: E402
@@ -290,10 +289,7 @@ def main(argv=None):
            "percent_of_full": pct, "percent_of_core": pct_core, "above_target": above,
            "edge_ring_bytes": ring_bytes, "edge_reads_gbps": ring_bytes / med["edge_reads"] / 1e9,
            "profile": prof, "provenance": provenance(sys.argv)}
-    if a.json:
-        with open(a.json, "w", encoding="utf-8") as f:
-            json.dump(doc, f, indent=2)
-    print(json.dumps(doc))
+    emit(doc, a.json)
 
 
 if __name__ == "__main__":

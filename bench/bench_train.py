@@ -24,7 +24,6 @@ importable it says so and times tianref only.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -170,12 +169,9 @@ def main(argv=None):
                 if key in last and key in tlast:
                     print(f"    final {key}: ours {last[key]:.6g}  torch {tlast[key]:.6g}", flush=True)
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from provenance import provenance                                    # bench/provenance.py
+    from provenance import emit, provenance                              # bench/provenance.py
     res["provenance"] = provenance(sys.argv)
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(res, f, indent=2)
-    print(json.dumps(res))
+    emit(res, args.json)
 
 
 if __name__ == "__main__":
