@@ -129,13 +129,9 @@ def check_not_in_run(path, what: str) -> str:
     """Refuse a folder for a tree of runs (sweep ROOT, reproduce --root) that is a run directory or lies
     below one (a folder holding metrics.jsonl, as tianref.analysis.records finds runs): nothing but train
     writes in a run, and summarize does not look for runs below a run."""
-    p = os.path.abspath(os.fspath(path))
-    while True:
-        if os.path.isfile(os.path.join(p, "metrics.jsonl")):
-            where = "is" if p == os.path.abspath(os.fspath(path)) else f"lies inside {p}, which is"
-            raise InputError(f"{what} {path} {where} a run directory (it holds metrics.jsonl); give a folder "
-                             "outside any run")
-        parent = os.path.dirname(p)
-        if parent == p:
-            return os.fspath(path)
-        p = parent
+    run = _run_at_or_above(os.fspath(path))
+    if run is not None:
+        where = "is" if run == os.path.abspath(os.fspath(path)) else f"lies inside {run}, which is"
+        raise InputError(f"{what} {path} {where} a run directory (it holds metrics.jsonl); give a folder "
+                         "outside any run")
+    return os.fspath(path)
