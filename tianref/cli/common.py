@@ -1,8 +1,7 @@
 """What every command shares: one-line error messages with the documented exit codes.
 
 ``reports_errors`` turns the library's errors (InputError, BackendError: exit 2; RunFailure: exit 1,
-its Interrupted, a run stopped by SIGINT or SIGTERM: 130 or 143)
-into one line on stderr. ``OneLineErrors`` does the same for click's own usage errors (an unknown
+or 130 / 143 for its Interrupted, a run stopped by SIGINT / SIGTERM) into one line on stderr. ``OneLineErrors`` does the same for click's own usage errors (an unknown
 option, a value outside a choice, a missing argument): click prints usage, a hint and the error on
 three lines; we print ``Error: <message>. See 'cli.py <command> --help'.`` on one, still exit 2.
 ``json_safe`` makes the documents that ``edge --json`` and ``thm6 --json`` write strict JSON.
@@ -69,8 +68,7 @@ class OneLineErrors(click.Group):
 def reports_errors(fn):
     """Turn the library's errors into one-line messages with the documented exit codes:
     bad input 2; a failed run 1 (stopped by a signal: 128 + its number); any OSError (a full disk, a
-    read-only folder, ...) 1, naming the
-    path and the cause. A BrokenPipeError (a reader that closed stdout early, `| head`) passes to
+    read-only folder, ...) 1, naming the path and the cause. A BrokenPipeError (a reader that closed stdout early, `| head`) passes to
     click, which ends quietly with exit 1 (stdout and stderr no longer flushed, as Python's docs
     advise); the commands write their files before they print, so none is lost. The messages go through
     progress.say: a stderr whose reader has gone loses the line, not the exit code."""
