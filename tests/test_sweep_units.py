@@ -140,3 +140,22 @@ def test_a_batch_stopped_after_some_of_its_runs_diverged_exits_1(tmp_path):
     assert proc.returncode == 1, err
     assert "2 of their batch(es) had diverged" in last and "0 not started" in last, last
     assert "2 run(s) failed" in last and "Traceback" not in err, err
+
+
+@pytest.mark.parametrize("batch", [False, True])
+def test_a_resumed_run_of_a_no_resume_state_sweep_drops_its_resume_state(tmp_path, batch):
+    """sweep --no-resume-state deletes each run's resume.npz when it finishes, a run it resumes included
+    (its command is train --resume ... --no-resume-state; a batch member's likewise): runs trained to
+    epoch 4 with their resume state, then continued to 8 by such a sweep, keep final.npz only."""
+    root = tmp_path / "root"
+    base = [sys.executable, str(ROOT / "cli.py"), "sweep", str(root), "--M", "7", "--K", "16", "--eta", "2e-3",
+            "--seeds", "0-1", *(["--batch"] if batch else [])]
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
+    subprocess.run(base + ["--epochs", "4"], check=True, capture_output=True, cwd=ROOT, env=env)
+    assert sorted(p.name for p in root.glob("*/checkpoints/resume.npz")) == ["resume.npz"] * 2
+    r = subprocess.run(base + ["--epochs", "8", "--no-resume-state"], capture_output=True, text=True, cwd=ROOT,
+                       env=env)
+    assert r.returncode == 0, r.stderr
+    assert '"resumed": 2' in r.stdout
+    assert not list(root.glob("*/checkpoints/resume.npz"))
+    assert len(list(root.glob("*/checkpoints/final.npz"))) == 2

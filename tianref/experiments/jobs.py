@@ -17,6 +17,7 @@ one of four states, decided from its directory alone:
                diverge again)
                                                            -> skipped, like done (FINISHED)
     resumable  incomplete, checkpoints/resume.npz present  -> ``train --out DIR --resume --epochs E``
+               (and ``--no-resume-state`` when the sweep has it: the resume state goes when it ends)
     fresh      empty, or this job's run without all its rows or a resume state
                                                            -> ``train ... --overwrite`` if DIR holds that run
 
@@ -273,8 +274,9 @@ def train_argv(job: Job, python: str = sys.executable, state: str | None = None,
     base = [*cli_argv(python), "train", "--out", str(job.out)]
     if threads is not None:             # a setting of the process, not of the run: also on --resume
         base += ["--threads", str(int(threads))]
-    if state == "resumable":            # the stored config defines the run; only E may change
-        return base + ["--resume", "--epochs", str(job.epochs)]
+    if state == "resumable":            # the stored config defines the run; only E may change, and
+        drop = ["--no-resume-state"] if ("no_resume_state", True) in job.options else []   # whether the
+        return base + ["--resume", "--epochs", str(job.epochs)] + drop   # resume state is kept at the end
     argv = base + ["--seed", str(job.seed), "--epochs", str(job.epochs)]
     for k, v in job.options:
         if k == TRAIN_ARGS:                             # sweep's pass-through: train's own tokens, as given
