@@ -394,7 +394,7 @@ def test_summarize_json_into_a_read_only_folder_is_exit_2_before_computing(run_d
     with _read_only(ro):
         for opt in ("--json", "--md"):
             _refused(_cli(["summarize", run_dir, opt, ro / "s.out"]), "cannot write in")
-            _refused(_cli(["summarize", run_dir, opt, ro / "absent" / "s.out"]), "does not exist")
+            _refused(_cli(["summarize", run_dir, opt, ro / "absent" / "s.out"]), "cannot write in")
     assert list(ro.iterdir()) == []
 
 

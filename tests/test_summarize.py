@@ -253,13 +253,21 @@ def test_cli_writes_json_and_markdown(known_tree, tmp_path):
     assert res.exit_code == 0 and "151 [150.5, 151.5] 3/3" in res.stdout
 
 
+def test_cli_creates_the_missing_folders_of_json_and_md(known_tree, tmp_path):
+    # as thm6 --json and edge --json do: results/new/s.json in a folder that does not exist yet
+    out_json, out_md = tmp_path / "results" / "new" / "s.json", tmp_path / "tables" / "s.md"
+    res = run_cli(known_tree, "--json", out_json, "--md", out_md)
+    assert res.exit_code == 0, res.output
+    assert json.loads(out_json.read_text())["n_runs"] == 6
+    assert "| eta=0.0002 | 3 |" in out_md.read_text()
+
+
 @pytest.mark.parametrize("setup, extra, fragment", [
     ("missing", [], "no such directory"),
     ("empty", [], "no run directories"),
     ("corrupt", [], "not a JSON object row"),
     ("ok", ["--window", 30], "no window 30"),
     ("ok", ["--late-lo", 300, "--late-hi", 200], "is empty"),
-    ("ok", ["--json", "/nonexistent-dir/x.json"], "does not exist"),
 ])
 def test_cli_errors_are_one_line_exit_2(tmp_path, setup, extra, fragment):
     root = tmp_path / "t"

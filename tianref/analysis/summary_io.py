@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 
-from tianref.errors import InputError
 
 
 def _json_safe(x):
@@ -34,13 +33,10 @@ def _json_safe(x):
 
 
 def write_atomic(path, text: str) -> None:
-    """Write text to ``path`` through tianref.runs.atomic_write_bytes: a temporary file in the same
-    directory, fsync'd, given the mode a plain open() gives under the user's umask, renamed over ``path``."""
+    """Write text to ``path`` through tianref.runs.atomic_write_bytes: its missing folders created, a
+    temporary file in the same directory, fsync'd, given the mode a plain open() gives under the user's
+    umask, renamed over ``path``."""
     from tianref.runs import atomic_write_bytes
-    path = Path(path)
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise InputError(f"{path}: directory {parent} does not exist")
     data = text.encode("utf-8")
     atomic_write_bytes(str(path), lambda f: f.write(data))
 

@@ -84,9 +84,9 @@ def _window_list(text):
                    "stopped or crashed) or diverged (even at their last row); "
                    "by default they are included and listed under the tables.")
 @click.option("--json", "json_out", type=GivenPath(dir_okay=False, path_type=Path),
-              default=None, help="Also write the full summary as JSON here (atomic write).")
+              default=None, help="Also write the full summary as JSON here (atomic write; missing folders are created).")
 @click.option("--md", "md_out", type=GivenPath(dir_okay=False, path_type=Path), default=None,
-              help="Write the Markdown tables here instead of stdout.")
+              help="Write the Markdown tables here instead of stdout (missing folders are created).")
 @reports_errors
 def summarize_cmd(run_dir, window, late_lo, late_hi, slope_threshold, slope_t_min, slope_lag,
                   min_valid, rho_threshold, crossing, gram, precision_factor, cls_eps, cls_eps_abs,
@@ -100,7 +100,7 @@ def summarize_cmd(run_dir, window, late_lo, late_hi, slope_threshold, slope_t_mi
                                             late_range_note, summarize, to_json, to_markdown, write_atomic)
     for what, path in (("--json", json_out), ("--md", md_out)):     # before reading any run
         if path is not None:
-            check_output_file(path, what, make_parents=False)     # write_atomic makes no folder
+            check_output_file(path, what)                # its missing folders are created when it is written
     check_distinct_outputs(("--json", json_out), ("--md", md_out))
     if not run_dir.exists():
         raise InputError(f"{run_dir}: no such directory")
