@@ -169,3 +169,7 @@ def test_a_run_whose_config_records_a_failed_ridge_solve_is_diverged(tmp_path):
     (d / "config.json").write_text(json.dumps(meta))                   # no record: a failure like any other
     with pytest.raises(RunFailure, match="run ridge failed"):
         rjobs.diverged_in(failed, [job])
+    stopped = [dict(failed[0], returncode=130, stopped=True)]          # signalled itself: resumable, said so
+    with pytest.raises(RunFailure, match=r"run ridge was stopped by a signal sent to it \(its resume state is "
+                                         r"saved: run the same command again to continue it\) \(exit 130\)"):
+        rjobs.diverged_in(stopped, [job])

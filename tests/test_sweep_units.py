@@ -7,6 +7,7 @@
   exit code speaks for several runs, each then judged by its rows);
   a sweep stopped by a signal counts the jobs it never started as not started.
 """
+import json
 import os
 import signal
 import stat
@@ -159,3 +160,22 @@ def test_a_resumed_run_of_a_no_resume_state_sweep_drops_its_resume_state(tmp_pat
     assert '"resumed": 2' in r.stdout
     assert not list(root.glob("*/checkpoints/resume.npz"))
     assert len(list(root.glob("*/checkpoints/final.npz"))) == 2
+
+
+def test_a_run_stopped_by_a_signal_sent_to_it_is_reported_as_stopped_and_resumable(tmp_path):
+    """Someone signals the train process itself (not the sweep): the run saves its resume state and exits
+    130; the sweep (exit 1: a run did not finish) says STOPPED, not FAILED, and that running the same
+    command again continues it, which it then does (resumed, not restarted)."""
+    root = tmp_path / "root"
+    argv = [sys.executable, str(ROOT / "cli.py"), "sweep", str(root), *LONG[:-2], "--epochs", "5000"]
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
+    proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    os.kill(_child_pid(root, proc, rows=20), signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1, err
+    assert "STOPPED eta0_actsqr_M11_seed0 (exit 130" in err and "FAILED" not in err, err
+    assert "1 of 1 runs failed (1 of them stopped by a signal sent to the run" in err, err
+    assert json.loads(out.splitlines()[-1])["failed"][0]["stopped"] is True
+    assert (root / "eta0_actsqr_M11_seed0" / "checkpoints" / "resume.npz").is_file()
+    r = subprocess.run(argv + ["--plan"], cwd=ROOT, capture_output=True, text=True, env=env)
+    assert r.returncode == 0 and "--resume --epochs 5000" in r.stdout, r.stderr     # continued, not restarted

@@ -219,5 +219,8 @@ def sweep_cmd(root, train_args, eta_text, act_list, M_text, group_text, frac_tex
         reporter.close()
     click.echo(json.dumps(result))
     if result["failed"]:
-        raise RunFailure(f"{len(result['failed'])} of {result['runs']} runs failed; "
+        n_stopped = sum(bool(f.get("stopped")) for f in result["failed"])
+        stopped = (f" ({n_stopped} of them stopped by a signal sent to the run, with their resume state "
+                   "saved: run the same command again to continue them)" if n_stopped else "")
+        raise RunFailure(f"{len(result['failed'])} of {result['runs']} runs failed{stopped}; "
                          f"see {root / sweep.LOG_DIR}")

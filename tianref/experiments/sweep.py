@@ -39,6 +39,7 @@ __all__ = ["batches", "batch_argv", "batch_plan_lines", "FINISHED", "TRAIN_ARGS"
 
 THREAD_VARS = blas_threads.VARS      # set to --threads in every child's environment
 LOG_DIR = "_logs"          # per-job stdout/stderr, beside (not inside) the run directories
+STOPPED_EXITS = (130, 143)  # a train stopped by SIGINT / SIGTERM after saving its resume state (errors.Interrupted)
 STOP_GRACE_S = 60          # how long an interrupted child may take to save its resume state
 
 
@@ -295,10 +296,17 @@ def run_jobs(jobs: list[Job], n_jobs: int = 1, python: str = sys.executable, rep
                         done.append(job.name)
                         report(f"[{len(done) + len(failed)}/{total}] done {job.name} ({secs:.1f} s)")
                     else:
-                        failed.append({"name": job.name, "returncode": rc,
-                                       "log": str(job.out.parent / LOG_DIR / f"{job.name}.log")})
-                        report(f"[{len(done) + len(failed)}/{total}] FAILED {job.name} (exit {rc}, "
-                               f"see {LOG_DIR}/{job.name}.log)")
+                        entry = {"name": job.name, "returncode": rc,
+                                 "log": str(job.out.parent / LOG_DIR / f"{job.name}.log")}
+                        if rc in STOPPED_EXITS and _state_or_none(job) == "resumable":   # signalled itself
+                            entry["stopped"] = True
+                            report(f"[{len(done) + len(failed) + 1}/{total}] STOPPED {job.name} (exit {rc}: "
+                                   "stopped by a signal sent to it; its resume state is saved, and running "
+                                   "the same sweep again continues it)")
+                        else:
+                            report(f"[{len(done) + len(failed) + 1}/{total}] FAILED {job.name} (exit {rc}, "
+                                   f"see {LOG_DIR}/{job.name}.log)")
+                        failed.append(entry)
                     progress(len(done) + len(failed), total, job.name)
             running = still
             tell_rows()

@@ -54,9 +54,16 @@ def run_section(jobs, n_jobs: int, python: str, report, progress=None, threads: 
     if res["failed"]:
         f = res["failed"][0]
         more = len(res["failed"]) - 1
-        raise RunFailure(f"run {f['name']} failed (exit {f['returncode']}); log: {f['log']}"
-                         + (f" ({more} more failed, logs beside it)" if more else ""))
+        raise RunFailure(_failed(f) + (f" ({more} more failed, logs beside it)" if more else ""))
     return res
+
+
+def _failed(f: dict) -> str:
+    """What a failed run of run_jobs' result is, in one line: stopped by a signal sent to it (resumable),
+    or failed; its exit code and log."""
+    what = ("was stopped by a signal sent to it (its resume state is saved: run the same command again to "
+            "continue it)" if f.get("stopped") else "failed")
+    return f"run {f['name']} {what} (exit {f['returncode']}); log: {f['log']}"
 
 
 def diverged_in(failed, jobs=()) -> set:
@@ -76,7 +83,7 @@ def diverged_in(failed, jobs=()) -> set:
         if "non-finite" in text:
             out.add(f["name"])
         else:
-            raise RunFailure(f"run {f['name']} failed (exit {f['returncode']}); log: {f['log']}")
+            raise RunFailure(_failed(f))
     return out
 
 
