@@ -300,6 +300,23 @@ def test_overwrite_checks_the_folder_again_once_it_holds_the_lock(run_dir, monke
     assert _snapshot(run_dir.parent) == before
 
 
+@pytest.mark.parametrize("before", ["", "987654321\n"], ids=["empty", "a-dead-holder"])
+def test_a_holder_that_writes_its_pid_a_moment_after_locking_is_named(run_dir, before):
+    """Two starts a few ms apart: the winner has the flock but has not yet written its pid (the file is
+    empty, or still names an earlier holder that is gone). The loser waits for the pid and names the live
+    holder, not 'another process' (11 of 100 such races did) nor the dead one."""
+    import threading
+    fd = _hold_lock_without_pid(run_dir)
+    os.pwrite(fd, before.encode(), 0)
+    t = threading.Timer(0.05, lambda: (os.ftruncate(fd, 0), os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)))
+    t.start()
+    try:
+        _refused(_cli(["train", *SMALL, "--out", run_dir]), f"is in use by process {os.getpid()} ")
+    finally:
+        t.join()
+        os.close(fd)
+
+
 def test_in_use_names_a_pid_only_when_it_is_one():
     from tianref.rundir import in_use
     assert "in use by process 4321 " in str(in_use("o", 4321))

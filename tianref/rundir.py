@@ -40,6 +40,7 @@ import fcntl
 import os
 import re
 import shutil
+import time
 
 from tianref.errors import InputError, RunFailure
 # the given paths' checks live in tianref/paths.py; re-exported here, where commands long found them
@@ -184,7 +185,7 @@ def lock_holder(out: str):
         try:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except OSError:
-            return _read_pid(fd) or "unknown"
+            return _holder_pid(fd) or "unknown"
         fcntl.flock(fd, fcntl.LOCK_UN)
         return None
     finally:
@@ -204,6 +205,30 @@ def _read_pid(fd):
         return int(text) if text.isdigit() else None
     except OSError:
         return None
+
+
+def _holder_pid(fd, wait_s: float = 0.2):
+    """The pid in a lock file another process holds: a holder that has just taken the lock writes its pid
+    a moment later (until then the file is empty or names an earlier holder, gone), so read it again for
+    up to ``wait_s`` until it names a live process; None if it never does."""
+    t_end = time.monotonic() + wait_s
+    while True:
+        pid = _read_pid(fd)
+        if pid is not None and _alive(pid):
+            return pid
+        if time.monotonic() >= t_end:
+            return None
+        time.sleep(0.005)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:                     # EPERM: it exists, another user's
+        return True
+    return True
 
 
 class RunLock:
@@ -255,9 +280,10 @@ class RunLock:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as exc:
-                pid = _read_pid(fd)
+                busy = exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES)
+                pid = _holder_pid(fd) if busy else None
                 os.close(fd)
-                if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                if busy:
                     raise in_use(self.out, pid) from None
                 raise InputError(f"--out {self.out}: cannot lock {self.path} ({describe_oserror(exc)})") from None
             if self._still_named(fd):
