@@ -317,6 +317,24 @@ def test_a_holder_that_writes_its_pid_a_moment_after_locking_is_named(run_dir, b
         os.close(fd)
 
 
+def test_a_resume_racing_an_overwrite_names_the_holder_not_the_emptied_folder(run_dir):
+    """An --overwrite holding OUT has moved the old run aside (no config.json yet): a --resume started
+    then is told who holds OUT (it said 'is not a run directory (no config.json)'), folder untouched."""
+    fd = _hold_lock_without_pid(run_dir)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    try:
+        for name in os.listdir(run_dir):
+            if name != ".lock":
+                p = run_dir / name
+                shutil.rmtree(p) if p.is_dir() else p.unlink()
+        before = _snapshot(run_dir.parent)
+        _refused(_cli(["train", "--resume", "--out", run_dir]), f"is in use by process {os.getpid()} ")
+        assert _snapshot(run_dir.parent) == before
+    finally:
+        os.close(fd)
+    _refused(_cli(["train", "--resume", "--out", run_dir]), "is not a run directory (no config.json)")
+
+
 def test_in_use_names_a_pid_only_when_it_is_one():
     from tianref.rundir import in_use
     assert "in use by process 4321 " in str(in_use("o", 4321))

@@ -167,7 +167,14 @@ def train_cmd(ctx, xp_name, M, K, n_train, train_frac, eta, eta_schedule, lr, ep
             changes["epochs"] = epochs
         if "checkpoint_epochs" in given:
             changes["checkpoint_epochs"] = parse_int_list(checkpoint_epochs, "--checkpoint-epochs")
-        _check_memory(resume_mod.stored_config(out)[1])
+        try:
+            stored = resume_mod.stored_config(out)[1]
+        except InputError:                  # a writer holding OUT (an --overwrite that moved its run aside)
+            holder = rundir.lock_holder(out)                 # is what to name, not the folder it left
+            if holder is not None:
+                raise rundir.in_use(out, holder) from None
+            raise
+        _check_memory(stored)
         if check_only:
             if CHECK_DEVICE.get():
                 get_xp(xp_name)
