@@ -114,6 +114,10 @@ def test_boundary_counts_exactly_half_as_grokking():
     cells = [{"M": 11, "x": 0.2, "frac": 0.0}, {"M": 11, "x": 0.3, "frac": 0.25}, {"M": 11, "x": 0.4, "frac": 0.5},
              {"M": 11, "x": 0.5, "frac": 1.0}]
     assert runstats.boundary(cells) == {11: {"first_ge_half": 0.4, "last_below": 0.3}}
+    none = [dict(c, frac=0.0) for c in cells]                         # never half: above the grid's 0.5
+    assert runstats.boundary(none) == {11: {"first_ge_half": None, "last_below": 0.5}}
+    every = [dict(c, frac=1.0) for c in cells]                        # from the first x on: at or below 0.2
+    assert runstats.boundary(every) == {11: {"first_ge_half": 0.2, "last_below": None}}
 
 
 def test_lead_defined_needs_a_rho_fire_after_row_0_and_column_at_stays_inside_the_run():

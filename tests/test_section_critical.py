@@ -102,3 +102,18 @@ def test_stored_intervals_hold_his_code_multiplier():
     old = json.loads((FULL / "summary.json").read_text())
     one = [c for c in critical.SECTION.claims(_doc(old["critical"]["per_run"]), PUBLISHED) if c.rule == "above"][0]
     assert one.note.endswith("inside the interval of every M")
+
+
+def test_an_M_that_never_groks_has_its_boundary_above_the_grid_and_can_break_the_overlap():
+    """M = 25 groks at no c of the grid: its boundary lies in (3, inf), not anywhere, so with M = 23's (2, 3]
+    no constant c fits both (a tie of the ends reads as the opposite of 'above'): disagrees. It was read
+    as (0, inf] and the verdict said 'in kind'."""
+    runs = [_run(23, c, c >= 3) for c in (1, 2, 3)] + [_run(25, c, False) for c in (1, 2, 3)]
+    b = _doc(runs)["critical"]["boundary"]
+    assert b["25"] == {"first_ge_half": None, "last_below": 3.0} and b["23"] == {"first_ge_half": 3.0, "last_below": 2.0}
+    claims = critical.SECTION.claims(_doc(runs), PUBLISHED)
+    assert verdicts(claims)["one constant c fits every M (the intervals overlap)"] == "disagrees"
+    assert any("(3, > grid]" in c.ours for c in claims if c.rule == "info")
+    runs = [_run(23, c, c >= 3) for c in (1, 2, 3)] + [_run(25, c, False) for c in (1, 2)]   # (2, inf) overlaps
+    assert verdicts(critical.SECTION.claims(_doc(runs), PUBLISHED))[
+        "one constant c fits every M (the intervals overlap)"].startswith("in kind")

@@ -19,7 +19,8 @@ Recomputed, where the stored document has the key (none is added)
         stats[lead_rho_of_medians]    event_flags.lead_of_medians
     per-run rows of run_stats  (a dict with run, t05, rho_fire, lead; e.g. scaling.per_run)
         lead                          runstats.stored_lead
-    and what the section's own ``rederive`` recomputes from them (e.g. scaling's table: lead_med).
+    and what the section's own ``rederive`` recomputes from them (e.g. scaling's table: lead_med; the
+    boundary intervals of critical and scaling: last_below, whose open end above the grid was once None)
 
 Symbols
     change    {"at": "views[0].summary.conditions[0].runs[3].lead_rho", "old": 361.0, "new": None}
@@ -35,7 +36,7 @@ from tianref.analysis import event_flags as ef
 from tianref.analysis.summary_io import to_json
 from tianref.experiments.reproduce.runstats import stored_lead
 
-DERIVED_KEYS = frozenset(ef.LEADS) | {"lead_rho_of_medians", "lead", "lead_med", "n_lead_undefined"}
+DERIVED_KEYS = frozenset(ef.LEADS) | {"lead_rho_of_medians", "lead", "lead_med", "n_lead_undefined", "last_below"}
 RUN_ROW_KEYS = ("run", "t05", "rho_fire", "lead")
 
 

@@ -58,7 +58,9 @@ def stored_sections(store_root: Path, scale_name: str, sections: list[str] | Non
 RULE = ("leads and lags recomputed from the stored event epochs by the current rule (docs/detectors.md §10: "
         "undefined, null, where an operand fired at the first row its detector can fire; a row stored without "
         "from_start is read with the engine's first rows), with their across-run statistics and "
-        "lead_rho_of_medians, as a fresh summarize gives them; no measured key changed")
+        "lead_rho_of_medians, as a fresh summarize gives them; the boundary intervals of critical and scaling "
+        "from the stored cell table (last_below: the largest grid value below the crossing, the grid's largest "
+        "where no grid value reaches half); no measured key changed")
 
 
 def rerender_doc(doc: dict, pub: dict, changes: list | None = None) -> tuple[dict, str]:

@@ -124,14 +124,16 @@ def group_summary(stats, key) -> dict:
 
 def boundary(cells) -> dict:
     """Per M: the smallest grid value x at which at least half of the seeds grok ('first_ge_half') and the
-    largest below it at which fewer do ('last_below'); the boundary lies in between.
+    largest below it at which fewer do ('last_below'); the boundary lies in (last_below, first_ge_half].
+    None marks an open end: first_ge_half None when no grid value reaches half (the boundary lies above the
+    whole grid: last_below is then the largest grid value), last_below None when the smallest already does.
     cells: [{'M', 'x', 'frac'}]."""
     out = {}
     for M in sorted({c["M"] for c in cells}):
         row = sorted((c["x"], c["frac"]) for c in cells if c["M"] == M)
         hit = [x for x, f in row if f >= 0.5]
         lo = hit[0] if hit else None
-        below = [x for x, f in row if lo is not None and x < lo]
+        below = [x for x, f in row if lo is None or x < lo]
         out[M] = {"first_ge_half": lo, "last_below": below[-1] if below else None}
     return out
 

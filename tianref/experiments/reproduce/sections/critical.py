@@ -75,6 +75,13 @@ class Critical(Section):
         return {"critical": {"per_run": stats, "table": table, "boundary": {str(M): v for M, v in b.items()},
                              "eta": sorted({r.config.get("eta") for r in records})}}
 
+    def rederive(self, doc):
+        """The boundary intervals from the stored table (runstats.boundary's rule for the open ends)."""
+        d = doc["critical"]
+        b = boundary([{"M": r["M"], "x": r["c"], "frac": r["frac"]} for r in d["table"]])
+        d["boundary"] = {str(M): v for M, v in b.items()}
+        return doc
+
     def claims(self, doc, published):
         b = doc["critical"]["boundary"]
         out, ivals = [], []

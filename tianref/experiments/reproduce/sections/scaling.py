@@ -79,12 +79,15 @@ class Scaling(Section):
         return {"scaling": {"per_run": stats, "table": table, "boundary": {str(M): v for M, v in b.items()}}}
 
     def rederive(self, doc):
-        """The table's lead columns from the stored per-run rows (whose leads rederive recomputed first)."""
+        """The table's lead columns from the stored per-run rows (whose leads rederive recomputed first), and the
+        boundary intervals from the table."""
         fresh = {(r["M"], r["p"]): r for r in cell_table(doc["scaling"]["per_run"])}
         for row in doc["scaling"]["table"]:
             f = fresh.get((row["M"], row["p"]))
             if f is not None:
                 row.update({k: f[k] for k in ("lead_med", "n_lead_undefined") if k in row})
+        b = boundary([{"M": r["M"], "x": r["p"], "frac": r["n_grok"] / r["n"]} for r in doc["scaling"]["table"]])
+        doc["scaling"]["boundary"] = {str(M): v for M, v in b.items()}       # runstats.boundary's open ends
         return doc
 
     def claims(self, doc, published):
