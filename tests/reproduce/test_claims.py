@@ -226,6 +226,11 @@ def test_claim_and_source_refuse_what_the_table_cannot_show():
         Claim("c", SRC, "1", "roughly", "pass")
     with pytest.raises(ValueError, match="must name the difference"):             # would read "in kind ()"
         Claim("c", SRC, "1", "info", "info", same_definition=False)
+    ours = Source("ours", "a check")                   # no outside definition: a judged one is at most "in kind"
+    with pytest.raises(ValueError, match="at most 'in kind'"):
+        Claim("c", ours, "1", "most-runs", "pass")
+    assert Claim("c", ours, "1", "most-runs", "pass", same_definition=False, difference="d").verdict == "in kind (d)"
+    assert Claim("c", ours, "1", "info", "info").verdict == "info"
     assert Source("findings", "T5", quote="q").text() == 'paper repository findings.md: T5 — "q"'
     assert Source("rebuttal", "").text() == "simulated rebuttal on the review page (not the authors)"
 

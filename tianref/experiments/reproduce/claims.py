@@ -267,6 +267,9 @@ class Claim:
             raise ValueError(f"unknown rule {self.rule!r}")
         if not self.same_definition and not self.difference:
             raise ValueError("a claim measured with another definition or setup must name the difference")
+        if self.source.kind == "ours" and self.same_definition and self.rule not in ("info", "identity"):
+            raise ValueError("a check of this project has no outside definition to share: it reads at most "
+                             "'in kind', so give same_definition=False and the difference")
 
     @property
     def verdict(self) -> str:

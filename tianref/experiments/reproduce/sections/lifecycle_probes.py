@@ -59,6 +59,7 @@ SEED = Source("seed", "The Lifecycle of the Spectral Edge (review page), abstrac
 AUTHORS_FLATNESS = Source("author-code", "skydancerosel/dyck_scan spectral/edge_ablation.py @ e37417d, "
                                          "hessian_curvature and main (v1, v2 edge; v3, v4 bulk)")
 DIFFERENCE = "their model: transformer on Dyck-1/SCAN"
+OURS = "a check of this project, no outside claim; on our x² model, beside the seed's transformer on Dyck-1/SCAN"
 PERTURBATION = ("ours: one signed step at the authors' ε (gram_edge_functional_modes.py); their flatness measure is "
                 "the test loss's curvature along v1 at ε = 0.001‖θ‖ (edge_ablation.py hessian_curvature)")
 
@@ -212,18 +213,20 @@ def probe_claims(d, grok: str) -> list:
                       Source("ours", "edge probe, joint"),
                       f"test accuracy ≥ 0.99 with v1 + v2 removed in {k}/{len(j12)} probes, < {LOST:g} in {lost}/{len(j12)}; Δacc in "
                       f"[{fmt(min((r['dtest_acc_edge'] for r in j12), default=None))}, "
-                      f"{fmt(max((r['dtest_acc_edge'] for r in j12), default=None))}]", "most-runs", (k, lost, len(j12))))
+                      f"{fmt(max((r['dtest_acc_edge'] for r in j12), default=None))}]", "most-runs", (k, lost, len(j12)),
+                      same_definition=False, difference=OURS))
     k, k_contrary = sum(r["dtrain_loss_edge"] > 0 for r in j12), sum(r["dtrain_loss_edge"] < 0 for r in j12)
     out.append(judged("... while it raises the train loss", Source("ours", "edge probe, joint"),
                       f"train loss rises in {k}/{len(j12)} probes, falls in {k_contrary}/{len(j12)}; median ΔL_train {fmt(med([r['dtrain_loss_edge'] for r in j12]))}",
-                      "most-runs", (k, k_contrary, len(j12))))
+                      "most-runs", (k, k_contrary, len(j12)), same_definition=False, difference=OURS))
     k = sum(r["dtrain_loss_edge"] > r["dtrain_loss_norm"] for r in j12)
     k_contrary = sum(r["dtrain_loss_edge"] < r["dtrain_loss_norm"] for r in j12)
     out.append(judged("The edge matters beyond its norm: removing v1 + v2 raises the train loss more than removing "
                       "the same norm with no direction (θ·√(1 − f))", Source("ours", "edge probe, joint, norm-matched"),
                       f"edge > norm-matched in {k}/{len(j12)} probes, < in {k_contrary}/{len(j12)}; median ΔL_train edge "
                       f"{fmt(med([r['dtrain_loss_edge'] for r in j12]))}, norm-matched "
-                      f"{fmt(med([r['dtrain_loss_norm'] for r in j12]))}", "most-runs", (k, k_contrary, len(j12))))
+                      f"{fmt(med([r['dtrain_loss_norm'] for r in j12]))}", "most-runs", (k, k_contrary, len(j12)),
+                      same_definition=False, difference=OURS))
     fe = [r["f_edge"] for r in late if r["space"] == "joint" and r["removal"] == "v1"]
     inv_p = 1 / j1[0]["P"] if j1 and j1[0]["P"] else None
     out.append(judged("The removed fraction of ‖θ‖²: the edge v1 against a random direction (~1/P)",
