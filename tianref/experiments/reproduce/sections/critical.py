@@ -78,8 +78,9 @@ class Critical(Section):
     def rederive(self, doc):
         """The boundary intervals from the stored table (runstats.boundary's rule for the open ends)."""
         d = doc["critical"]
-        b = boundary([{"M": r["M"], "x": r["c"], "frac": r["frac"]} for r in d["table"]])
-        d["boundary"] = {str(M): v for M, v in b.items()}
+        if "boundary" in d:
+            b = boundary([{"M": r["M"], "x": r["c"], "frac": r["frac"]} for r in d["table"]])
+            d["boundary"] = {str(M): v for M, v in b.items()}
         return doc
 
     def claims(self, doc, published):

@@ -86,8 +86,9 @@ class Scaling(Section):
             f = fresh.get((row["M"], row["p"]))
             if f is not None:
                 row.update({k: f[k] for k in ("lead_med", "n_lead_undefined") if k in row})
-        b = boundary([{"M": r["M"], "x": r["p"], "frac": r["n_grok"] / r["n"]} for r in doc["scaling"]["table"]])
-        doc["scaling"]["boundary"] = {str(M): v for M, v in b.items()}       # runstats.boundary's open ends
+        if "boundary" in doc["scaling"]:                                     # runstats.boundary's open ends
+            b = boundary([{"M": r["M"], "x": r["p"], "frac": r["n_grok"] / r["n"]} for r in doc["scaling"]["table"]])
+            doc["scaling"]["boundary"] = {str(M): v for M, v in b.items()}
         return doc
 
     def claims(self, doc, published):
