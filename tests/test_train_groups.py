@@ -295,3 +295,51 @@ def test_an_expression_run_says_it_has_no_irreps(tmp_path):
     code, _, err = cli(["train", "--group", "expr:x*y", "--M", "5", "--epochs", "1", "--K", "8",
                         "--out", str(tmp_path / "e")])
     assert code == 0 and "not a group" in err and "no irrep_* keys" in err
+
+
+# ---------------------------------------------------------------- a table: file's run and its file
+
+def test_a_table_file_changed_after_the_run_started_is_refused_not_mixed_in(tmp_path):
+    """The run records its table's digest (config group_digest, in the fingerprint): the file replaced by
+    another group of the same order is refused by --resume and by edge (it resumed on the new labels, and
+    row 11 trained on Z4xZ6 after rows 0..10 of S4), while summarize still reads the run's log."""
+    tab = tmp_path / "tab.json"
+    tab.write_text(json.dumps({"name": "s4", "table": groups.parse_group("S4").table.tolist()}))
+    out = str(tmp_path / "run")
+    code, _, err = cli(["train", "--group", f"table:{tab}", *SMALL, "--epochs", "10", "--out", out])
+    assert code == 0, err
+    stored = runs.read_config(out)["config"]
+    assert stored["group_digest"] == groups.table_digest(groups.parse_group("S4").table)
+    before = {p: open(os.path.join(out, p), "rb").read() for p in ("metrics.jsonl", "config.json")}
+    tab.write_text(json.dumps({"name": "z", "table": groups.parse_group("Z4xZ6").table.tolist()}))
+    for args in (["train", "--out", out, "--resume", "--epochs", "20"], ["edge", "--run", out, "--at-epochs", "10"]):
+        code, _, err = cli(args)
+        assert code == 2 and "the file's table is not the one this run was made with" in err, (args, err)
+    assert {p: open(os.path.join(out, p), "rb").read() for p in before} == before
+    code, _, err = cli(["summarize", out])
+    assert code == 0, err
+
+
+def test_a_run_whose_table_file_is_gone_is_still_read_by_summarize_and_plot(tmp_path):
+    """Reading a run's log needs no table file (the run is named by its settings and the table's digest);
+    training on it does, and says so in one line."""
+    tab = _table_file(tmp_path, "s3", groups.parse_group("S3").table)
+    out = str(tmp_path / "run")
+    assert cli(["train", "--group", f"table:{tab}", *SMALL, "--epochs", "6", "--out", out])[0] == 0
+    os.unlink(tab)
+    assert cli(["summarize", out])[0] == 0
+    assert cli(["plot", out, "--out", str(tmp_path / "fig")])[0] == 0
+    code, _, err = cli(["train", "--out", out, "--resume", "--epochs", "8"])
+    assert code == 2 and err.count(f"table:{tab}") == 1 and "cannot read" in err, err
+
+
+def test_resume_with_the_runs_own_relative_table_path_is_accepted(tmp_path, monkeypatch):
+    """train stores table: paths absolute; --resume with the run's own command line (a relative path) is
+    the same group, not a change (it was refused as one)."""
+    monkeypatch.chdir(tmp_path)
+    _table_file(tmp_path, "s3", groups.parse_group("S3").table)
+    args = ["train", "--group", "table:s3.json", *SMALL, "--out", "run"]
+    assert cli(args + ["--epochs", "4"])[0] == 0
+    code, _, err = cli(args + ["--epochs", "6", "--resume"])
+    assert code == 0, err
+    assert len(rows_of("run")) == 7

@@ -74,6 +74,7 @@ class TrainConfig:
     eta_schedule: tuple = field(default=())
     tail_rank: str = "M-1"            # r of the W_tail statistic: an integer, or M, M-c, M+c (tail_rank_of)
     group: str = ""                   # the task table: "" = Z_M (a + b mod M); else a tianref.groups spec
+    group_digest: str = ""            # table: groups: the sha256 of the file's table when the run was made
 
     @property
     def tail_r(self) -> int:
@@ -89,6 +90,8 @@ class TrainConfig:
             del d["ridge_eval"]                   # meaningless without the ridge top layer
         if not self.group:
             del d["group"]                        # Z_M: the config.json of every run before --group
+        if not self.group_digest:
+            del d["group_digest"]                 # every group but a table: file's (and such runs made before it)
         if self.eta_schedule:
             d["eta_schedule"] = [[int(t), float(e)] for t, e in self.eta_schedule]
         else:
@@ -166,8 +169,10 @@ def _typed(name: str, v, default):
     return v
 
 
-def validate(cfg: TrainConfig) -> TrainConfig:
-    """Raise InputError with a one-line message for the first invalid setting."""
+def validate(cfg: TrainConfig, read_files: bool = True) -> TrainConfig:
+    """Raise InputError with a one-line message for the first invalid setting. ``read_files=False``: a
+    table: group's file is not read (a reader of a run's log: the run is named by its settings, the
+    file's table by group_digest; training, resuming and replaying it read the file and check both)."""
     def bad(msg):
         raise InputError(msg)
 
@@ -248,9 +253,15 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         bad(f"--tail-rank {cfg.tail_rank} gives r = {cfg.tail_r}; it must be >= 1 (r = 0 is all of W)")
     if cfg.indep_pairs < 1:
         bad("indep_pairs must be >= 1")
-    if cfg.group:
-        from tianref.groups import task_group
-        task_group(cfg.group, cfg.M)              # order = M, and a group unless expr: (InputError)
+    if cfg.group_digest and not cfg.group.startswith("table:"):
+        bad(f"group_digest is recorded only for a table: group (the group is {cfg.group or 'Z_M'!r})")
+    if cfg.group and (read_files or not cfg.group.startswith("table:")):
+        from tianref.groups import table_digest, task_group
+        G = task_group(cfg.group, cfg.M)          # order = M, and a group unless expr: (InputError)
+        if cfg.group_digest and table_digest(G.table) != cfg.group_digest:
+            bad(f"--group {cfg.group}: the file's table is not the one this run was made with (sha256 "
+                f"{cfg.group_digest[:12]}... then, {table_digest(G.table)[:12]}... now); put that table back, "
+                "or train a new run in another folder")
     if len(set(cfg.checkpoint_epochs)) != len(cfg.checkpoint_epochs):
         bad(f"--checkpoint-epochs has a repeated value: {list(cfg.checkpoint_epochs)}")
     for e in cfg.checkpoint_epochs:

@@ -26,6 +26,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import hashlib
+
 import numpy as np  # host-side construction only: a table is built once, before any device work
 
 from tianref.errors import InputError
@@ -50,6 +52,13 @@ class Group:
 
 def _fmt(a, b, c) -> str:
     return f"{a}·{b} = {c}"
+
+
+def table_digest(table) -> str:
+    """sha256 of a task table's values (int64, C order, with its shape): what a table: run records of the
+    file it was made with (config group_digest), so a file changed afterwards is told apart."""
+    T = np.ascontiguousarray(np.asarray(table, dtype=np.int64))
+    return hashlib.sha256(f"{T.shape}".encode() + T.tobytes()).hexdigest()
 
 
 def check_group(table) -> None:
@@ -248,7 +257,9 @@ def task_group(spec: str, M: int | None = None) -> Group:
         try:
             G = parse_group(spec, M)
         except InputError as exc:
-            raise InputError(f"--group {spec}: {exc}") from None
+            msg = str(exc)
+            msg = msg[len(spec) + 2:] if msg.startswith(spec + ": ") else msg     # named once, by --group
+            raise InputError(f"--group {spec}: {msg}") from None
         if not spec.startswith("table:"):
             if len(_TASKS) > 32:
                 _TASKS.pop(next(iter(_TASKS)))

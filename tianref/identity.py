@@ -231,7 +231,7 @@ def check_log(run_dir: str, meta: dict, states=("final.npz", "resume.npz")) -> N
     if state is None:
         return
     try:
-        cfg = validate(TrainConfig.from_dict(meta["config"]))
+        cfg = validate(TrainConfig.from_dict(meta["config"]), read_files=False)   # the log needs no table file
     except InputError as exc:
         raise InputError(f"{cfg_path}: {exc}") from None
     F = of_run(meta, cfg, cfg_path)

@@ -9,6 +9,7 @@ covered without edits here); one with no such field is refused outright, unless 
 from __future__ import annotations
 
 import dataclasses
+import os
 
 from tianref import resume as resume_mod
 from tianref.config import INT_TUPLES, parse_eta_schedule, parse_list
@@ -50,6 +51,8 @@ def refuse_changes_on_resume(ctx, given, out):
                 continue
             raise InputError(f"--resume continues the stored configuration: {opt} {value} gives n_train = {n}, "
                              f"the stored n_train is {stored['n_train']}; drop {opt}")
+        if p.name == "group" and isinstance(value, str) and value.strip().startswith("table:"):
+            value = "table:" + os.path.abspath(value.strip()[len("table:"):])    # stored absolute, as train stores it
         if field in stored:
             if _same(value, stored[field], opt):
                 continue

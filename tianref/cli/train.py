@@ -225,7 +225,7 @@ def train_cmd(ctx, xp_name, M, K, n_train, train_frac, eta, eta_schedule, lr, ep
             if "train_idx" not in init:
                 raise InputError(f"--init-from {init_from}: no array 'train_idx' (needs W, V, train_idx)")
             n_train = int(len(np.atleast_1d(init["train_idx"])))
-        group, M = _resolve_group(group, M, "M" in given or init is not None)
+        group, M, group_digest = _resolve_group(group, M, "M" in given or init is not None)
         if init is None and train_frac is not None:
             if n_train is not None:
                 raise InputError("give --n-train or --train-frac, not both")
@@ -250,7 +250,7 @@ def train_cmd(ctx, xp_name, M, K, n_train, train_frac, eta, eta_schedule, lr, ep
             windows=parse_int_list(windows, "--windows"),
             gram_dtype=gram_dtype, log_grams=parse_list(log_grams, "--log-grams", str),
             metrics=metric_set, checkpoint_epochs=parse_int_list(checkpoint_epochs, "--checkpoint-epochs"),
-            eta_schedule=schedule, tail_rank=tail_rank, group=group))
+            eta_schedule=schedule, tail_rank=tail_rank, group=group, group_digest=group_digest))
         _check_gram_backend(cfg, xp_name)
         _check_memory(cfg)
         if init is not None:
@@ -292,18 +292,19 @@ def _check_init_sizes(path, init: dict, sizes: dict, given) -> None:
 
 
 def _resolve_group(spec, M, M_fixed: bool):
-    """(stored spec, M) of --group: M = |H| unless --M (or an --init-from file) fixes it, when a
-    different order is refused; an expr: table takes M as given. table: paths are made absolute."""
-    from tianref.groups import task_group
+    """(stored spec, M, digest) of --group: M = |H| unless --M (or an --init-from file) fixes it, when a
+    different order is refused; an expr: table takes M as given. table: paths are made absolute, and the
+    file's table is recorded by its digest (groups.table_digest; "" for every other spec)."""
+    from tianref.groups import table_digest, task_group
     spec = (spec or "").strip()
     if not spec:
-        return "", M
+        return "", M, ""
     if spec.startswith("table:"):
         spec = "table:" + os.path.abspath(spec[len("table:"):])
     G = task_group(spec, M if (M_fixed or spec.startswith("expr:")) else None)
     if not G.is_group:
         _note(f"{G.name} is a task table, not a group: no irreps, so no irrep_* keys are logged")
-    return spec, G.order
+    return spec, G.order, (table_digest(G.table) if spec.startswith("table:") else "")
 
 
 def check_train_args(args, device: bool = True):
