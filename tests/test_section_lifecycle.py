@@ -117,8 +117,9 @@ def test_probe_rows_and_claims_from_the_probe_output():
     v = {c.claim: c for c in lp.probe_claims(d, G)}
     loss = [c for k, c in v.items() if k.startswith("After grokking, removing the edge raises the test loss")][0]
     assert loss.ours.startswith("1/2 probes") and loss.source.kind == "rebuttal" and loss.verdict == "differs"
-    assert v["After grokking, removing v1 + v2 leaves test accuracy at 1.0 (≥ 0.99)"].verdict == "agrees"
-    assert v["... while it raises the train loss"].verdict == "agrees"                  # +0.05, +0.02
+    ours = "in kind (" + lp.OURS + ")"                  # checks of this project: no outside definition
+    assert v["After grokking, removing v1 + v2 leaves test accuracy at 1.0 (≥ 0.99)"].verdict == ours
+    assert v["... while it raises the train loss"].verdict == ours                      # +0.05, +0.02
     beyond = [c for k, c in v.items() if k.startswith("The edge matters beyond its norm")][0]
     assert beyond.ours.startswith("edge > norm-matched in 1/2") and beyond.verdict == "differs"
     acc = [c for k, c in v.items() if k.startswith("After grokking the edge is ablation-critical")][0]
