@@ -343,3 +343,17 @@ def test_resume_with_the_runs_own_relative_table_path_is_accepted(tmp_path, monk
     code, _, err = cli(args + ["--epochs", "6", "--resume"])
     assert code == 0, err
     assert len(rows_of("run")) == 7
+
+
+def test_a_group_has_one_stored_spelling(tmp_path):
+    """3x4 and Z3xZ4, 6 and Z6 are one group: train stores its one name (so fingerprints, summarize's
+    conditions and --resume agree), and a sweep given both spellings plans one run (it planned two)."""
+    out = str(tmp_path / "run")
+    assert cli(["train", "--group", "3x4", *SMALL, "--epochs", "3", "--out", out])[0] == 0
+    assert runs.read_config(out)["config"]["group"] == "Z3xZ4"
+    code, _, err = cli(["train", "--group", "3x4", *SMALL, "--epochs", "4", "--out", out, "--resume"])
+    assert code == 0, err
+    code, stdout, err = cli(["sweep", str(tmp_path / "sw"), "--group", "Z6,6,3x4", "--seeds", "0", "--eta", "0",
+                             "--K", "32", "--epochs", "3", "--plan"])
+    assert code == 0, err
+    assert [line.split("--group ")[1].split()[0] for line in stdout.splitlines()] == ["Z6", "Z3xZ4"]

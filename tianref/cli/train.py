@@ -304,6 +304,8 @@ def _resolve_group(spec, M, M_fixed: bool):
     G = task_group(spec, M if (M_fixed or spec.startswith("expr:")) else None)
     if not G.is_group:
         _note(f"{G.name} is a task table, not a group: no irreps, so no irrep_* keys are logged")
+    if not spec.startswith(("table:", "expr:")):
+        spec = G.name                       # one spelling per group: 3x4 and 6 are stored as Z3xZ4 and Z6
     return spec, G.order, (table_digest(G.table) if spec.startswith("table:") else "")
 
 
