@@ -268,8 +268,9 @@ class GroupsSection(Section):
         for grp in doc["groups"]:
             for r in grp["runs"]:
                 t = r.get("thm7") or {}
-                lines.append(f"| {grp['group']} | {r['run']} | {t.get('t_first')} | {t.get('t_full')} | "
-                             f"{t.get('n')} | {t.get('k')} | {t.get('e_dim', 0):.1f} | {t.get('e_unif', 0):.1f} |")
+                cell = lambda k: "—" if t.get(k) is None else t.get(k)                          # noqa: E731
+                lines.append(f"| {grp['group']} | {r['run']} | {cell('t_first')} | {cell('t_full')} | "
+                             f"{cell('n')} | {cell('k')} | {t.get('e_dim', 0):.1f} | {t.get('e_unif', 0):.1f} |")
         lines += ["", "## Theorem 6 (final checkpoint, seed 0 of each non-abelian group)", "",
                   "| group | epoch | pairs | sign match (exact) | sign match (paper eq. 4) | B<0 among cos>0 |",
                   "|---|---|---|---|---|---|"]
