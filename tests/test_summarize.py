@@ -225,6 +225,19 @@ def test_grouping_ignores_seed_and_backend_but_not_eta_or_act(tmp_path):
                                                               "eta=0.0002 act=sqr"]
 
 
+def test_a_label_names_a_run_without_a_group_by_its_cyclic_group_not_none():
+    """A group run beside a plain Z_M run: the plain one's label says Z6 (it said group=None); a key one
+    config leaves out reads —; the digest of a table file only where the group's name does not differ."""
+    from tianref.analysis.conditions import condition_labels
+    plain, s3 = {"eta": 0.0, "M": 6}, {"eta": 0.0, "M": 6, "group": "S3"}
+    assert condition_labels([plain, s3]) == ["eta=0 group=Z6", "eta=0 group=S3"]
+    ridge = {"eta": 0.0, "M": 6, "ridge_eval": "held"}
+    assert condition_labels([plain, ridge]) == ["eta=0 ridge_eval=—", "eta=0 ridge_eval=held"]
+    a, b = ({"eta": 0.0, "M": 6, "group": "table:/t.json", "group_digest": d * 64} for d in "ab")
+    assert condition_labels([a, b]) == ["eta=0 group_digest=aaaaaaaaaaaa", "eta=0 group_digest=bbbbbbbbbbbb"]
+    assert condition_labels([plain, a]) == ["eta=0 group=Z6", "eta=0 group=table:/t.json"]
+
+
 def test_grouping_ignores_what_was_only_logged_beside_training(tmp_path):
     """log_grams and tail_rank change what a run logged, not its trajectory: runs differing only in them
     (and the seed) form one condition."""

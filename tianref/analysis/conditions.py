@@ -62,7 +62,21 @@ def condition_labels(configs: list[dict]) -> list[str]:
     if "eta" in varying:
         varying.remove("eta")
     varying = ["eta"] + varying
-    return [" ".join(f"{k}={_short(c.get(k))}" for k in varying) for c in configs]
+    if "group" in varying and "group_digest" in varying:
+        varying.remove("group_digest")            # the table files differ already by their names
+    return [" ".join(f"{k}={_label_value(c, k)}" for k in varying) for c in configs]
+
+
+def _label_value(c: dict, k: str) -> str:
+    """A condition's value of key k in its label: a run without a group is Z_M's task, a key its
+    config.json leaves out (it means nothing for that run) is —, a table's digest its first 12 digits."""
+    if k == "group" and not c.get("group"):
+        return f"Z{c.get('M')}"
+    if k not in c:
+        return "—"
+    if k == "group_digest":
+        return str(c[k])[:12]
+    return _short(c[k])
 
 
 def _short(v) -> str:
