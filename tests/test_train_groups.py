@@ -108,6 +108,8 @@ def test_a_table_that_is_not_a_group_is_refused_naming_the_axiom(tmp_path, axiom
 
 def test_an_expression_table_trains_without_irrep_keys(tmp_path):
     out = str(tmp_path / "e")
+    code, _, err = cli(["train", "--group", "expr:x*y", "--epochs", "3", "--out", out] + SMALL)   # no --M: as
+    assert code == 2 and "an expression needs the modulus M (--M)" in err and not os.path.exists(out)  # group
     assert cli(["train", "--group", "expr:x*y", "--M", "7", "--epochs", "3", "--out", out] + SMALL)[0] == 0
     T = groups.parse_group("expr:x*y", 7).table
     rows = rows_of(out)

@@ -301,6 +301,8 @@ def _resolve_group(spec, M, M_fixed: bool):
         return "", M, ""
     if spec.startswith("table:"):
         spec = "table:" + os.path.abspath(spec[len("table:"):])
+    if spec.startswith("expr:") and not M_fixed:      # as the group command: no default modulus for it
+        raise InputError(f"--group {spec}: an expression needs the modulus M (--M)")
     G = task_group(spec, M if (M_fixed or spec.startswith("expr:")) else None)
     if not G.is_group:
         _note(f"{G.name} is a task table, not a group: no irreps, so no irrep_* keys are logged")
