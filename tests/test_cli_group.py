@@ -126,6 +126,9 @@ def test_the_documented_table_file_example_is_a_table_file():
     ('{"table": [[100000000000000000000, 1], [1, 0]]}', "not closed: 0·0 = 100000000000000000000"),
     ('{"table": [[0, -100000000000000000000], [1, 0]]}', "not closed: 0·1 = -100000000000000000000"),
     ('{"table":' + "[" * 100000 + "]" * 100000 + "}", "nested too deep"),
+    ('{"name": {"a": 1}, "table": [[0, 1], [1, 0]]}', '"name" must be a string'),      # was printed as {'a': 1}
+    ('{"name": 5, "table": [[0, 1], [1, 0]]}', '"name" must be a string'),
+    ('{"name": "two\\nlines", "table": [[0, 1], [1, 0]]}', "printable"),              # broke group's table
 ])
 def test_a_table_file_with_a_huge_entry_or_deep_nesting_is_one_line(tmp_path, text, what):
     """An entry beyond int64 (it overflowed NumPy's array) or arrays nested past Python's recursion limit

@@ -196,6 +196,10 @@ def from_json(path: str) -> Group:
             {list: "a list", str: "a string", bool: "a boolean", type(None): "null"}.get(type(obj), "a number")
         raise InputError(f"table:{path}: expected a JSON object such as {TABLE_EXAMPLE} (row a, column b holds "
                          f"a·b, elements 0..n-1; \"name\" optional), got {got}")
+    name = obj.get("name")
+    if name is not None and not (isinstance(name, str) and name.isprintable() and len(name) <= 64):
+        raise InputError(f"table:{path}: \"name\" must be a string of at most 64 printable characters "
+                         f"(got {type(name).__name__} {json.dumps(name)[:40]})")
     rows = obj["table"]
     if (not isinstance(rows, list) or not rows or not all(isinstance(r, list) for r in rows)
             or any(len(r) != len(rows) for r in rows)
@@ -209,7 +213,7 @@ def from_json(path: str) -> Group:
             if not 0 <= v < M:
                 raise InputError(f"table:{path}: not closed: {_fmt(a, b, v)} is not an element 0..{M - 1}")
     T = np.array(rows, dtype=np.int64)
-    return Group(str(obj.get("name") or p.stem), T, is_group(T))
+    return Group(name or p.stem, T, is_group(T))
 
 
 # ---------------------------------------------------------------- specs
