@@ -96,6 +96,7 @@ def test_init_from_gives_the_same_run_whatever_the_memory_order_of_the_file(tmp_
     (["--M", "1"], "--M must be >= 2"),
     (["--K", "0"], "--K must be >= 2"),
     (["--M", "7", "--n-train", "49"], "--n-train must be in"),
+    (["--M", "6", "--train-frac", "0.01"], "--train-frac 0.01 gives n_train = round(0.01 M^2) = 0 at M = 6"),
     (["--eta", "-1"], "--eta must be >= 0"),
     (["--lr", "0"], "--lr must be > 0"),
     (["--windows", "2"], "window must be >= 3"),

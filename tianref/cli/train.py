@@ -232,6 +232,9 @@ def train_cmd(ctx, xp_name, M, K, n_train, train_frac, eta, eta_schedule, lr, ep
             if not 0 < train_frac < 1:
                 raise InputError(f"--train-frac must be in (0, 1) (got {train_frac})")
             n_train = n_train_from_frac(M, train_frac)
+            if not 2 <= n_train < M * M:                # said in the option given, not as --n-train
+                raise InputError(f"--train-frac {train_frac:g} gives n_train = round({train_frac:g} M^2) = {n_train} "
+                                 f"at M = {M}; it must give 2..{M * M - 1} (M^2 - 1)")
         elif init is None and n_train is None:
             n_train = n_train_from_frac(M, DEFAULT_TRAIN_FRAC)
         schedule = ()
