@@ -179,3 +179,19 @@ def test_a_run_stopped_by_a_signal_sent_to_it_is_reported_as_stopped_and_resumab
     assert (root / "eta0_actsqr_M11_seed0" / "checkpoints" / "resume.npz").is_file()
     r = subprocess.run(argv + ["--plan"], cwd=ROOT, capture_output=True, text=True, env=env)
     assert r.returncode == 0 and "--resume --epochs 5000" in r.stdout, r.stderr     # continued, not restarted
+
+
+def test_a_stop_names_the_command_that_was_stopped(tmp_path):
+    """run_jobs' stop message names its caller: reproduce's runs said 'sweep stopped by SIGINT'."""
+    root = tmp_path / "root"
+    code = ("import sys; from pathlib import Path; from tianref.experiments import sweep; "
+            "jobs = sweep.make_jobs(Path(sys.argv[1]), sweep.grid(eta=[0.0], act=['sqr'], M=[11]), (0,), 100000, "
+            "{'K': 64, 'windows': '3'}); "
+            "sweep.run_jobs(jobs, 1, sys.executable, label='reproduce')")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(root)], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=dict(os.environ, OPENBLAS_NUM_THREADS="1"))
+    _child_pid(root, proc, rows=10)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert "reproduce stopped by SIGINT: 1 running run(s) saved their resume state" in err, err
+    assert "sweep stopped" not in err

@@ -176,7 +176,7 @@ class RowCount:
 
 def run_jobs(jobs: list[Job], n_jobs: int = 1, python: str = sys.executable, report=None,
              poll_s: float = 0.2, progress=None, threads: int | None = None, batch: bool = False,
-             rows=None, rows_every_s: float = 2.0) -> dict:
+             rows=None, rows_every_s: float = 2.0, label: str = "sweep") -> dict:
     """Run the unfinished jobs with up to ``n_jobs`` processes; returns a summary dict.
 
     ``batch``: the runs of each condition train as stacked arrays, one ``train-batch`` process per
@@ -184,6 +184,8 @@ def run_jobs(jobs: list[Job], n_jobs: int = 1, python: str = sys.executable, rep
 
     Each child runs ``train ... --threads T`` with T = ``threads`` (None: the caller's thread
     variables when set, else 1; tianref.threads.resolve) and those variables set to T.
+
+    ``label`` names the command in the message of a stop (sweep, reproduce).
 
     Each child's stdout/stderr go to ROOT/_logs/<name>.log. ``report(msg)`` receives one line per
     started/finished job; ``progress(finished, total, name)`` is called once with 0 before the
@@ -333,7 +335,7 @@ def run_jobs(jobs: list[Job], n_jobs: int = 1, python: str = sys.executable, rep
         states = [_state_or_none(j) for u, *_ in running for j in u]
         n_fin, n_saved, n_div = states.count("done"), states.count("resumable"), states.count("diverged")
         n_new = len(states) - n_fin - n_saved - n_div + sum(len(u) for u in units)
-        msg = (f"sweep stopped by {stop['sig']}: {n_saved} running run(s) saved their resume state"
+        msg = (f"{label} stopped by {stop['sig']}: {n_saved} running run(s) saved their resume state"
                + (f", {n_fin} of their batch(es) had finished" if n_fin else "")
                + (f", {n_div} of their batch(es) had diverged" if n_div else "") +
                f", {n_new} not started; run the same command again to continue")

@@ -50,7 +50,7 @@ def run_section(jobs, n_jobs: int, python: str, report, progress=None, threads: 
     """Run the unfinished jobs (``batch``: as stacked batches); RunFailure naming the first failed run
     and its log."""
     res = sweep.run_jobs(jobs, n_jobs, python, report=report, progress=progress, threads=threads, batch=batch,
-                         rows=rows)
+                         rows=rows, label="reproduce")
     if res["failed"]:
         f = res["failed"][0]
         more = len(res["failed"]) - 1
@@ -112,7 +112,7 @@ def run_keeping_diverged(jobs, n_jobs: int, python: str, report, progress=None,
     if before:
         report(f"{len(before)} run(s) diverged in an earlier call; kept as diverged, not rerun")
     res = sweep.run_jobs([j for j in jobs if j.name not in before], n_jobs, python, report=report,
-                         progress=progress, threads=threads, batch=batch, rows=rows)
+                         progress=progress, threads=threads, batch=batch, rows=rows, label="reproduce")
     return res, diverged_in(res["failed"], jobs) | before
 
 
