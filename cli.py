@@ -2,7 +2,13 @@
 
 Not installed (setup.cfg installs the package only): an installed copy runs as ``tianref ...`` or
 ``python -m tianref ...`` (tianref/__main__.py), the same program."""
-from tianref.cli import main
+import sys
+
+try:
+    from tianref.cli import main
+except KeyboardInterrupt:        # Ctrl-C while the program loads (numpy, scipy): nothing has been done yet
+    sys.stderr.write("Aborted!\n")
+    sys.exit(130)
 
 if __name__ == "__main__":
     main()

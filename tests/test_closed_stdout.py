@@ -157,3 +157,20 @@ def test_a_stdout_closed_from_the_start_is_exit_1_with_a_line(tree, args):
     lines = p.stderr.strip().splitlines()
     assert p.returncode == 1 and lines and "standard output is closed" in lines[-1], p.stderr
     assert "Traceback" not in p.stderr
+
+
+@pytest.mark.parametrize("entry", ["cli.py", "tianref/__main__.py"])
+def test_ctrl_c_while_the_program_loads_is_aborted_not_a_traceback(entry):
+    """A Ctrl-C in the first tenth of a second (the imports of numpy and scipy) printed a traceback and
+    exit 1; it is 'Aborted!' and 130, as a Ctrl-C a moment later. Simulated: importing tianref.cli raises
+    KeyboardInterrupt."""
+    code = ("import runpy, sys\n"
+            "class Stop:\n"
+            "    def find_spec(self, name, path=None, target=None):\n"
+            "        if name == 'tianref.cli':\n"
+            "            raise KeyboardInterrupt\n"
+            "sys.meta_path.insert(0, Stop())\n"
+            f"sys.argv = [{entry!r}, 'train']\n"
+            f"runpy.run_path({entry!r}, run_name='__main__')\n")
+    r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    assert (r.returncode, r.stderr, r.stdout) == (130, "Aborted!\n", "")
