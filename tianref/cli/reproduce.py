@@ -48,7 +48,9 @@ def _store_dir(store_to):
 @click.option("--scale", "scale_text", type=click.Choice(tuple(SCALES)), default="full",
               help="full: the paper's protocol; ci: the quick configuration (M=23, K=512, train "
                    "fraction 0.5, every eta x 10, 2 seeds, the paper's epochs), which groks in seconds; "
-                   "smoke: M=11, K=32, one seed, about 30 epochs per run, a check of the pipeline only.")
+                   "smoke: M=11, K=32, one seed, about 30 epochs per run, a check of the pipeline only. "
+                   "The groups section has its own sizes (its orders are fixed): ci and smoke both run "
+                   "K=64, 40 epochs, one seed.")
 @click.option("--jobs", "n_jobs", type=IntRange(min=1), default=2,
               help="Parallel local train processes (each with --threads BLAS threads).")
 @click.option("--threads", type=THREADS, default=None, show_default=THREADS_DEFAULT,
