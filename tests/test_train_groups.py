@@ -359,3 +359,26 @@ def test_a_group_has_one_stored_spelling(tmp_path):
                              "--K", "32", "--epochs", "3", "--plan"])
     assert code == 0, err
     assert [line.split("--group ")[1].split()[0] for line in stdout.splitlines()] == ["Z6", "Z3xZ4"]
+
+
+def test_a_sweep_takes_a_table_run_made_before_digests_as_its_own(tmp_path, monkeypatch):
+    """A table: run written before runs recorded group_digest (simulated: train without the digest) is
+    the sweep's finished run, not 'a different run (group_digest = absent there)'; it still resumes."""
+    from tianref.cli import train as train_cli
+    from tianref.experiments import sweep as sweep_engine
+    tab = _table_file(tmp_path, "s3", groups.parse_group("S3").table)
+    root = tmp_path / "sw"
+    real = train_cli._resolve_group
+    monkeypatch.setattr(train_cli, "_resolve_group", lambda *a: real(*a)[:2] + ("",))
+    common = ["--K", "16", "--windows", "3", "--eta", "2e-3", "--epochs", "4"]
+    (job,) = sweep_engine.make_jobs(root, sweep_engine.grid(eta=[2e-3], act=["sqr"], group=[f"table:{tab}"]), (0,), 4,
+                                    {"K": 16, "windows": "3"})
+    assert cli(["train", "--out", str(job.out), "--seed", "0", "--group", f"table:{tab}", *common])[0] == 0
+    assert "group_digest" not in runs.read_config(str(job.out))["config"]
+    monkeypatch.setattr(train_cli, "_resolve_group", real)
+    from tianref.experiments import jobs as jobs_mod
+    jobs_mod._WANTED.clear()
+    code, stdout, err = cli(["sweep", str(root), "--group", f"table:{tab}", "--seeds", "0", *common, "--plan"])
+    assert code == 0 and stdout == "" and "finished" in err, err
+    code, _, err = cli(["sweep", str(root), "--group", f"table:{tab}", "--seeds", "0", *common[:-1], "8", "--plan"])
+    assert code == 0, err

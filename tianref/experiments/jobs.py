@@ -31,6 +31,8 @@ tianref.experiments.sweep runs them as local processes.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import itertools
 import os
 import re
@@ -140,16 +142,24 @@ def make_jobs(root, conditions: list[dict], seeds, epochs: int, common: dict | N
 _WANTED = {}            # (out, seed, epochs, options) -> (canonical config, fingerprint) of a job
 
 
-def wanted(job: Job) -> tuple:
+def wanted(job: Job, undigested: bool = False) -> tuple:
     """(canonical config, fingerprint F) of the run ``job`` would start, from train's own option
-    parsing (tianref/identity.py): the one definition of what a command line means."""
+    parsing (tianref/identity.py): the one definition of what a command line means. ``undigested``: as
+    a table: run made before runs recorded their table's digest (config group_digest) has them."""
     key = (str(job.out), job.seed, job.epochs, repr(job.options))
     if key not in _WANTED:
         from tianref.cli.train import check_train_args
         argv = train_argv(job, state="fresh")
         cfg, init = check_train_args(argv[argv.index("train") + 1:], device=False)
-        _WANTED[key] = (identity.canonical(cfg), identity.fingerprint(cfg, init))
-    return _WANTED[key]
+        old = dataclasses.replace(cfg, group_digest="")
+        _WANTED[key] = {False: (identity.canonical(cfg), identity.fingerprint(cfg, init)),
+                        True: (identity.canonical(old), identity.fingerprint(old, init))}
+    return _WANTED[key][undigested]
+
+
+def _undigested(cfg) -> bool:
+    """A table: run made before runs recorded their table's digest: compared without it."""
+    return cfg.group.startswith("table:") and not cfg.group_digest
 
 
 def config_mismatch(job: Job) -> str | None:
@@ -165,7 +175,7 @@ def config_mismatch(job: Job) -> str | None:
         F_there = identity.of_run(meta, there, str(p))
     except InputError as exc:
         return f"its config.json cannot be read as a run's ({exc})"
-    want, F_want = wanted(job)
+    want, F_want = wanted(job, _undigested(there))
     if F_there == F_want:
         return None
     diff = identity.first_difference(identity.canonical(there), want)
@@ -186,7 +196,11 @@ def log_mismatch(job: Job) -> str | None:
     F, D = identity.of_arrays(ck)
     if F is None:
         return None                                 # written before identities: config.json decides
-    if F != wanted(job)[1]:
+    try:                                            # a table: run made before digests: compared without
+        legacy = _undigested(TrainConfig.from_dict(runs.read_config(str(job.out))["config"]))
+    except InputError:
+        legacy = False
+    if F != wanted(job, legacy)[1]:
         return f"{final} belongs to another run (another fingerprint)"
     text = runs.read_text(str(job.out / "metrics.jsonl"))
     lines = text.split("\n")[:job.epochs + 1]
