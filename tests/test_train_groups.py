@@ -358,7 +358,30 @@ def test_a_group_has_one_stored_spelling(tmp_path):
     code, stdout, err = cli(["sweep", str(tmp_path / "sw"), "--group", "Z6,6,3x4", "--seeds", "0", "--eta", "0",
                              "--K", "32", "--epochs", "3", "--plan"])
     assert code == 0, err
-    assert [line.split("--group ")[1].split()[0] for line in stdout.splitlines()] == ["Z6", "Z3xZ4"]
+    assert [line.split("--group ")[1].split()[0] for line in stdout.splitlines()] == ["Z6", "3x4"]   # as first
+                                                                                  # spelt: an earlier sweep's folders
+
+
+def test_a_run_stored_under_another_spelling_is_still_its_sweeps_and_resumes(tmp_path, monkeypatch):
+    """Runs made before train stored one name per group hold the spec as typed (3x4): the sweep that made
+    them finds them (not 'a different run'), and --resume with that spelling or the name continues them."""
+    from tianref.cli import train as train_cli
+    from tianref.experiments import jobs as jobs_mod, sweep as sweep_engine
+    real = train_cli._resolve_group
+    monkeypatch.setattr(train_cli, "_resolve_group",                 # the earlier train: the spec as typed
+                        lambda spec, *a: (spec.strip(),) + real(spec, *a)[1:])
+    root, common = tmp_path / "sw", ["--K", "16", "--windows", "3", "--eta", "2e-3"]
+    (job,) = sweep_engine.make_jobs(root, sweep_engine.grid(eta=[2e-3], act=["sqr"], group=["3x4"]), (0,), 4,
+                                    {"K": 16, "windows": "3"})
+    assert cli(["train", "--out", str(job.out), "--seed", "0", "--group", "3x4", *common, "--epochs", "4"])[0] == 0
+    assert runs.read_config(str(job.out))["config"]["group"] == "3x4"
+    monkeypatch.setattr(train_cli, "_resolve_group", real)
+    jobs_mod._WANTED.clear()
+    code, stdout, err = cli(["sweep", str(root), "--group", "3x4", "--seeds", "0", *common, "--epochs", "4", "--plan"])
+    assert code == 0 and stdout == "" and "finished" in err, err
+    for spelling in ("3x4", "Z3xZ4"):
+        code, _, err = cli(["train", "--out", str(job.out), "--resume", "--group", spelling, "--epochs", "5"])
+        assert code == 0, err
 
 
 def test_a_sweep_takes_a_table_run_made_before_digests_as_its_own(tmp_path, monkeypatch):

@@ -21,12 +21,12 @@ at the identity. A product F1 x F2 flattens (i, j) to i*|F2| + j, as Tian's "m1x
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-
-import hashlib
 
 import numpy as np  # host-side construction only: a table is built once, before any device work
 
@@ -248,6 +248,20 @@ def is_addition_table(table) -> bool:
 
 
 _TASKS: dict = {}
+
+
+def stored_group_spec(spec: str) -> str:
+    """--group as train stores it: a table: path absolute, a named group by its one name (groups.parse_group:
+    3x4 -> Z3xZ4); an expr: spec, or one that does not parse (refused by the comparison), as given."""
+    spec = spec.strip()
+    if spec.startswith("table:"):
+        return "table:" + os.path.abspath(spec[len("table:"):])
+    if spec and not spec.startswith("expr:"):
+        try:
+            return parse_group(spec).name
+        except InputError:
+            return spec
+    return spec
 
 
 def task_group(spec: str, M: int | None = None) -> Group:

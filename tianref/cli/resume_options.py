@@ -9,12 +9,12 @@ covered without edits here); one with no such field is refused outright, unless 
 from __future__ import annotations
 
 import dataclasses
-import os
 
 from tianref import resume as resume_mod
 from tianref.config import INT_TUPLES, parse_eta_schedule, parse_list
 from tianref.data import n_train_from_frac
 from tianref.errors import InputError
+from tianref.groups import stored_group_spec
 
 # options --resume accepts; any other option given with it must agree with the stored config
 RESUME_OPTIONS = ("xp_name", "epochs", "checkpoint_epochs", "out", "resume", "no_resume_state",
@@ -51,29 +51,15 @@ def refuse_changes_on_resume(ctx, given, out):
                 continue
             raise InputError(f"--resume continues the stored configuration: {opt} {value} gives n_train = {n}, "
                              f"the stored n_train is {stored['n_train']}; drop {opt}")
-        if p.name == "group" and isinstance(value, str):                  # compared as train stores it
-            value = stored_group_spec(value)
+        if p.name == "group" and isinstance(value, str):      # one group, however spelt (a run made before
+            if stored_group_spec(value) == stored_group_spec(str(stored.get("group", ""))):   # train stored
+                continue                                              # its one name may hold 3x4)
         if field in stored:
             if _same(value, stored[field], opt):
                 continue
             raise InputError(f"--resume continues the stored configuration: {opt} {value} differs from "
                              f"the stored {field} = {stored[field]!r}; drop {opt}")
         raise InputError(f"--resume continues the stored configuration; drop {opt}")
-
-
-def stored_group_spec(spec: str) -> str:
-    """--group as train stores it: a table: path absolute, a named group by its one name (groups.parse_group:
-    3x4 -> Z3xZ4); an expr: spec, or one that does not parse (refused by the comparison), as given."""
-    spec = spec.strip()
-    if spec.startswith("table:"):
-        return "table:" + os.path.abspath(spec[len("table:"):])
-    if spec and not spec.startswith("expr:"):
-        from tianref.groups import parse_group
-        try:
-            return parse_group(spec).name
-        except InputError:
-            return spec
-    return spec
 
 
 def _schedule_of(name, value) -> tuple:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from tianref.cli.resume_options import stored_group_spec
+from tianref.groups import stored_group_spec
 from tianref.cli.common import THREADS, CommaChoice, GivenPath, IntRange, check_interpreter, reports_errors
 from tianref.config import parse_list
 from tianref.cli.progress import RunsReporter
@@ -174,8 +174,10 @@ def sweep_cmd(root, train_args, eta_text, act_list, M_text, group_text, frac_tex
     lists = {"eta": _numbers(eta_text, "--eta"), "act": act_list}
     if group_text is not None:
         lists["group"] = _numbers(group_text, "--group", str)
-        lists["group"] = list(dict.fromkeys(g if g.strip().startswith("table:") else stored_group_spec(g)
-                                            for g in lists["group"]))      # one name (and run) per group
+        seen = {}                       # one condition per group: 6 and Z6 name one; the first spelling
+        for g in lists["group"]:        # names its folders (as in the sweeps before this was checked)
+            seen.setdefault(stored_group_spec(g), g)
+        lists["group"] = list(seen.values())
     if M_text is not None or group_text is None:
         lists["M"] = _numbers("71" if M_text is None else M_text, "--M", int)
     if frac_text is not None:

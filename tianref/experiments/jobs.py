@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tianref import identity, runs
+from tianref.groups import stored_group_spec
 from tianref.config import TrainConfig, validate
 from tianref.errors import InputError
 from tianref.numtext import parse_int
@@ -142,24 +143,22 @@ def make_jobs(root, conditions: list[dict], seeds, epochs: int, common: dict | N
 _WANTED = {}            # (out, seed, epochs, options) -> (canonical config, fingerprint) of a job
 
 
-def wanted(job: Job, undigested: bool = False) -> tuple:
+def wanted(job: Job, there=None) -> tuple:
     """(canonical config, fingerprint F) of the run ``job`` would start, from train's own option
-    parsing (tianref/identity.py): the one definition of what a command line means. ``undigested``: as
-    a table: run made before runs recorded their table's digest (config group_digest) has them."""
+    parsing (tianref/identity.py): the one definition of what a command line means. ``there``: the
+    config of the run found in the job's folder, when it was made before train stored a group by its one
+    name (6 for Z6) or a table: run's digest (group_digest): the job's run as that train stored it."""
     key = (str(job.out), job.seed, job.epochs, repr(job.options))
     if key not in _WANTED:
         from tianref.cli.train import check_train_args
         argv = train_argv(job, state="fresh")
-        cfg, init = check_train_args(argv[argv.index("train") + 1:], device=False)
-        old = dataclasses.replace(cfg, group_digest="")
-        _WANTED[key] = {False: (identity.canonical(cfg), identity.fingerprint(cfg, init)),
-                        True: (identity.canonical(old), identity.fingerprint(old, init))}
-    return _WANTED[key][undigested]
-
-
-def _undigested(cfg) -> bool:
-    """A table: run made before runs recorded their table's digest: compared without it."""
-    return cfg.group.startswith("table:") and not cfg.group_digest
+        _WANTED[key] = check_train_args(argv[argv.index("train") + 1:], device=False)
+    cfg, init = _WANTED[key]
+    if there is not None and there.group != cfg.group and stored_group_spec(there.group) == cfg.group:
+        cfg = dataclasses.replace(cfg, group=there.group)            # the same group, spelt as it was
+    if there is not None and cfg.group.startswith("table:") and not there.group_digest:
+        cfg = dataclasses.replace(cfg, group_digest="")             # made before digests were recorded
+    return identity.canonical(cfg), identity.fingerprint(cfg, init)
 
 
 def config_mismatch(job: Job) -> str | None:
@@ -175,7 +174,7 @@ def config_mismatch(job: Job) -> str | None:
         F_there = identity.of_run(meta, there, str(p))
     except InputError as exc:
         return f"its config.json cannot be read as a run's ({exc})"
-    want, F_want = wanted(job, _undigested(there))
+    want, F_want = wanted(job, there)
     if F_there == F_want:
         return None
     diff = identity.first_difference(identity.canonical(there), want)
@@ -196,11 +195,11 @@ def log_mismatch(job: Job) -> str | None:
     F, D = identity.of_arrays(ck)
     if F is None:
         return None                                 # written before identities: config.json decides
-    try:                                            # a table: run made before digests: compared without
-        legacy = _undigested(TrainConfig.from_dict(runs.read_config(str(job.out))["config"]))
+    try:                                            # a run stored as an earlier train stored it
+        there = TrainConfig.from_dict(runs.read_config(str(job.out))["config"])
     except InputError:
-        legacy = False
-    if F != wanted(job, legacy)[1]:
+        there = None
+    if F != wanted(job, there)[1]:
         return f"{final} belongs to another run (another fingerprint)"
     text = runs.read_text(str(job.out / "metrics.jsonl"))
     lines = text.split("\n")[:job.epochs + 1]
