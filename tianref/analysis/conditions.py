@@ -62,16 +62,20 @@ def condition_labels(configs: list[dict]) -> list[str]:
     if "eta" in varying:
         varying.remove("eta")
     varying = ["eta"] + varying
-    if "group" in varying and "group_digest" in varying:
-        varying.remove("group_digest")            # the table files differ already by their names
-    return [" ".join(f"{k}={_label_value(c, k)}" for k in varying) for c in configs]
+    if "group" in varying and "group_digest" in varying and all(
+            len({c.get("group_digest") for c in configs if c.get("group") == g}) == 1
+            for g in {c.get("group") for c in configs}):
+        varying.remove("group_digest")            # each table file has one digest: its name tells them apart
+    return [" ".join(f"{k}={_label_value(c, k, configs)}" for k in varying) for c in configs]
 
 
-def _label_value(c: dict, k: str) -> str:
-    """A condition's value of key k in its label: a run without a group is Z_M's task, a key its
-    config.json leaves out (it means nothing for that run) is —, a table's digest its first 12 digits."""
+def _label_value(c: dict, k: str, configs=()) -> str:
+    """A condition's value of key k in its label: a run without a group is Z_M's task (said so where a
+    --group Z_M run is beside it: the two log different keys), a key its config.json leaves out (it
+    means nothing for that run) is —, a table's digest its first 12 digits."""
     if k == "group" and not c.get("group"):
-        return f"Z{c.get('M')}"
+        z = f"Z{c.get('M')}"
+        return f"{z} (no --group)" if any(o.get("group") == z for o in configs) else z
     if k not in c:
         return "—"
     if k == "group_digest":
