@@ -87,6 +87,10 @@ def test_critical_code_multiplier_sits_in_half_open_intervals():
     assert critical.code_multiplier_note(at_left).endswith("inside no M's interval")
     at_right = {"23": {"last_below": c - 1, "first_ge_half": c}}          # (c - 1, c] holds it
     assert critical.code_multiplier_note(at_right).endswith("inside the interval of every M")
+    above = dict(at_right, **{"25": {"last_below": c + 0.5, "first_ge_half": None}})   # (c + 0.5, inf): not c
+    assert critical.code_multiplier_note(above).endswith("inside the interval of M = 23, outside that of M = 25")
+    below = {"23": {"last_below": None, "first_ge_half": c}}             # (0, c] holds it
+    assert critical.code_multiplier_note(below).endswith("inside the interval of every M")
     assert gs.C_TIAN == c                                                   # one constant of his code, twice
 
 

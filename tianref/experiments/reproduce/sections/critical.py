@@ -12,7 +12,9 @@ doc["critical"] (measure)
     per_run    runstats.run_stats of every run, with c = p / p_crit
     table      one row per (M, c): n, n_grok, fraction, median t099, median final test accuracy
     boundary   per M: the smallest grid c where >= half the seeds grok ('first_ge_half') and the largest below
-               it ('last_below'); the boundary c lies in (last_below, first_ge_half]
+               it ('last_below'); the boundary c lies in (last_below, first_ge_half]. An open end is None:
+               first_ge_half when no grid c reaches half (last_below is then the grid's largest c: the
+               boundary lies above the grid), last_below when the smallest c already does (runstats.boundary)
 """
 from __future__ import annotations
 
@@ -44,11 +46,15 @@ def cell_table(stats) -> list:
 
 def code_multiplier_note(b) -> str:
     """Where his code's default critical multiplier (pt.TIAN_CRITICAL_C) falls among the boundary intervals
-    (last_below, first_ge_half] of the M whose crossing lies inside the grid."""
+    (last_below, first_ge_half] of every M, an open end read as 0 or infinity."""
     c = pt.TIAN_CRITICAL_C
-    Ms = [M for M, v in sorted(b.items(), key=lambda kv: int(kv[0]))
-          if v["last_below"] is not None and v["first_ge_half"] is not None]
-    inside = [M for M in Ms if b[M]["last_below"] < c <= b[M]["first_ge_half"]]
+    Ms = [M for M, _ in sorted(b.items(), key=lambda kv: int(kv[0]))]
+
+    def holds(v) -> bool:
+        lo = 0.0 if v["last_below"] is None else v["last_below"]
+        hi = float("inf") if v["first_ge_half"] is None else v["first_ge_half"]
+        return lo < c <= hi
+    inside = [M for M in Ms if holds(b[M])]
     outside = [M for M in Ms if M not in inside]
     if not inside:
         where = "inside no M's interval"
