@@ -83,7 +83,8 @@ def test_header_names_every_M_and_training_size_of_a_section():
 def test_the_one_constant_row_places_his_code_multiplier():
     """His code's default critical multiplier 2.7482 (pt.TIAN_CRITICAL_C) against each M's interval: inside
     (2, 3] for every M in the stored numbers; inside none when the intervals are (1, 2] and (1.5, 2]; an M
-    without a crossing in the grid is not counted as holding it."""
+    without a crossing in the grid has an open interval, here (0, 1], which does not hold it (it was left
+    out of the note)."""
     assert pt.TIAN_CRITICAL_C == 2.7482
     runs = [_run(23, c, c >= 2) for c in (1, 2, 3)] + [_run(41, c, c >= 2) for c in (0.5, 1.5, 2)]
     one = [c for c in critical.SECTION.claims(_doc(runs), PUBLISHED) if c.rule == "above"][0]
@@ -94,7 +95,8 @@ def test_the_one_constant_row_places_his_code_multiplier():
     runs = [_run(23, c, c >= 3) for c in (1, 2, 3)] + [_run(41, c, True) for c in (1, 2)]   # M = 41: open
     one = [c for c in critical.SECTION.claims(_doc(runs), PUBLISHED) if c.rule == "above"][0]
     assert one.note.endswith("no crossing inside the grid for M = 41; Tian's code places the critical fraction "
-                             "at c = 2.7482 (its default critical_ratio_multiplier): inside the interval of M = 23")
+                             "at c = 2.7482 (its default critical_ratio_multiplier): inside the interval of M = 23, "
+                             "outside that of M = 41")
 
 
 @pytest.mark.skipif(not (FULL / "summary.json").is_file(), reason="no stored full critical section")
