@@ -304,7 +304,7 @@ def run_jobs(jobs: list[Job], n_jobs: int = 1, python: str = sys.executable, rep
                             entry["stopped"] = True
                             report(f"[{len(done) + len(failed) + 1}/{total}] STOPPED {job.name} (exit {rc}: "
                                    "stopped by a signal sent to it; its resume state is saved, and running "
-                                   "the same sweep again continues it)")
+                                   f"the same {label} again continues it)")
                         else:
                             report(f"[{len(done) + len(failed) + 1}/{total}] FAILED {job.name} (exit {rc}, "
                                    f"see {LOG_DIR}/{job.name}.log)")
