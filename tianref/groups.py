@@ -196,10 +196,9 @@ def from_json(path: str) -> Group:
             {list: "a list", str: "a string", bool: "a boolean", type(None): "null"}.get(type(obj), "a number")
         raise InputError(f"table:{path}: expected a JSON object such as {TABLE_EXAMPLE} (row a, column b holds "
                          f"a·b, elements 0..n-1; \"name\" optional), got {got}")
-    name = obj.get("name")
-    if name is not None and not (isinstance(name, str) and name.isprintable() and len(name) <= 64):
-        raise InputError(f"table:{path}: \"name\" must be a string of at most 64 printable characters "
-                         f"(got {type(name).__name__} {json.dumps(name)[:40]})")
+    name = obj.get("name")          # shown only (a run is named by the file and its table's digest): a
+    if not (isinstance(name, str) and name.isprintable()):     # name that is no printable string (a number,
+        name = None                 # an object, a newline, which broke group's table) gives way to the file's
     rows = obj["table"]
     if (not isinstance(rows, list) or not rows or not all(isinstance(r, list) for r in rows)
             or any(len(r) != len(rows) for r in rows)
