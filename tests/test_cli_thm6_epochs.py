@@ -153,3 +153,25 @@ def test_eta_and_pinv_are_checked_before_any_replay(run_dir, tmp_path, monkeypat
     assert len(lines) == 1 and "does not exist" in lines[0] and "--pinv" in lines[0], res.stderr
     res = thm6("--run", run_dir, "--at-epochs", "40", "--eta", "0", "--pinv")   # the settings allow it:
     assert res.exit_code == 1 and "replayed before refusing" in str(res.exception), res.output  # it replays
+
+
+def test_an_eta_schedule_run_is_taken_at_the_eta_in_force_at_each_epoch(tmp_path):
+    """--eta-schedule 0:0,20:1e-3: thm6 used the first value (0) at every epoch and refused epochs 30 and
+    40, trained with 1e-3; each epoch now gets its own eta (the step from it on), from a checkpoint too,
+    and epoch 10 (eta 0, n - 1 < K) is refused as a plain eta = 0 run is."""
+    rd = tmp_path / "sched"
+    res = CliRunner().invoke(main, ["train", "--M", "7", "--K", "32", "--n-train", "30", "--metrics", "core",
+                                    "--eta-schedule", "0:0,20:1e-3", "--epochs", "40", "--checkpoint-epochs",
+                                    "30", "--out", str(rd)])
+    assert res.exit_code == 0, res.output
+    out = tmp_path / "t.json"
+    r = thm6("--run", rd, "--at-epochs", "20,30,40", "--json", out)
+    assert r.exit_code == 0, r.output
+    assert [(c["epoch"], c["eta"]) for c in json.loads(out.read_text())["checkpoints"]] == \
+        [(20, 1e-3), (30, 1e-3), (40, 1e-3)]
+    r = thm6("--checkpoint", rd / "checkpoints" / "epoch_00030.npz", "--json", out)
+    assert r.exit_code == 0 and json.loads(out.read_text())["checkpoints"][0]["eta"] == 1e-3, r.output
+    r = thm6("--run", rd, "--at-epochs", "10")
+    assert r.exit_code == 2 and "eta = 0" in r.output and "--pinv" in r.output
+    r = thm6("--run", rd, "--at-epochs", "30", "--eta", "5e-3", "--json", out)     # --eta still decides
+    assert r.exit_code == 0 and json.loads(out.read_text())["checkpoints"][0]["eta"] == 5e-3

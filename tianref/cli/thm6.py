@@ -70,8 +70,9 @@ def default_epochs(act: str | None, last: int | None) -> list:
 
 def _sources(run_dir, epochs_text, checkpoint, xp, act=None, replay_beyond=False, precheck=None):
     """[(label, epoch, arrays dict, config dict or None, source)] for every requested state.
-    precheck(config dict, validated TrainConfig, label): called with a run's config.json before any of
-    its states is read or replayed (what the settings alone decide is refused before a long replay)."""
+    precheck(config dict, validated TrainConfig, label, epochs): called with a run's config.json and the
+    epochs asked for before any of its states is read or replayed (what the settings alone decide is
+    refused before a long replay)."""
     if (run_dir is None) == (checkpoint is None):
         raise InputError("give exactly one of --run DIR or --checkpoint FILE.npz")
     if checkpoint is not None:
@@ -102,8 +103,6 @@ def _sources(run_dir, epochs_text, checkpoint, xp, act=None, replay_beyond=False
             valid = validate(TrainConfig.from_dict(run_cfg))
         except InputError as exc:
             raise InputError(f"{cfg_path}: {exc}") from None
-        if precheck is not None:
-            precheck(run_cfg, valid, cfg_path)
     last = _last_epoch(run_dir)
     if epochs_text is None:
         if last is None:
@@ -120,6 +119,8 @@ def _sources(run_dir, epochs_text, checkpoint, xp, act=None, replay_beyond=False
         epochs = list(dict.fromkeys(parse_int_list(epochs_text, "--at-epochs")))
         if not epochs or min(epochs) < 0:
             raise InputError(f"--at-epochs needs one or more epochs >= 0 (got {epochs_text!r})")
+    if run_cfg is not None and precheck is not None:
+        precheck(run_cfg, valid, cfg_path, epochs)
     beyond = [e for e in epochs if last is not None and e > last]
     if beyond and not replay_beyond:
         raise InputError(f"epoch(s) {', '.join(map(str, beyond))} lie beyond the run's last epoch {last}; "
@@ -188,6 +189,23 @@ def _setting(name, override, cfg, label):
     raise InputError(f"{label}: no config with '{name}' (neither in the file nor a config.json); pass --{name}")
 
 
+def _eta_setting(override, cfg, epoch, label):
+    """eta of Theorem 6 at row ``epoch``: --eta if given, else the run's: under an eta schedule the eta in
+    force from that row on (config.eta_at: the step epoch -> epoch + 1), else its constant eta."""
+    if override is None and cfg and cfg.get("eta_schedule") and epoch is not None:
+        eta = None
+        try:
+            for start, value in cfg["eta_schedule"]:
+                if int(start) <= int(epoch):
+                    eta = value
+        except (TypeError, ValueError):
+            raise InputError(f"{label}: eta_schedule = {cfg['eta_schedule']!r} in the config is not a list of "
+                             "[start, eta] pairs") from None
+        if eta is not None:
+            return eta
+    return _setting("eta", override, cfg, label)
+
+
 def _finite(name, v, label) -> float:
     """A stored setting as a finite float >= 0, or InputError naming it (10**400, NaN, a string)."""
     try:
@@ -246,7 +264,8 @@ def _table(records) -> str:
 @click.option("--act", type=click.Choice(ACTIVATIONS), default=None, show_default=True,
               help="Activation used to compute F = sigma(XW); default: the stored config's.")
 @click.option("--eta", type=FiniteFloat(0), default=None, show_default=True,
-              help="eta of B = (F~^T F~ + eta I)^-1; default: the stored config's (the training eta).")
+              help="eta of B = (F~^T F~ + eta I)^-1; default: the stored config's (the training eta; under an "
+                   "--eta-schedule the eta in force at each epoch, that of the step from it to the next).")
 @click.option("--top-pairs", type=IntRange(min=1), default=200, show_default=True,
               help="Number N of most similar pairs j < l (largest |cos|, ties by (j, l)) to evaluate and list "
                    "(not with --all-pairs, which lists none).")
@@ -290,18 +309,19 @@ def thm6_cmd(ctx, run_dir, epochs_text, replay_beyond, checkpoint, act, eta, top
         raise InputError("--exact asks for the exact leave-two-out residual, which does not exist with --pinv "
                          "(eta = 0: B is the pseudo-inverse); drop one of them")
 
-    def precheck(cfg, valid, label):                 # eta and --pinv, from config.json before any replay
-        e = _finite("eta", _setting("eta", eta, cfg, label), label)
-        thm6.check_pinv(e, pinv)
-        if not pinv:                                 # eta = 0 without --pinv: B exists only if n - 1 >= K
-            thm6.check_eta_shape(e, valid.n_train, valid.K)
+    def precheck(cfg, valid, label, epochs):         # eta and --pinv, from config.json before any replay
+        for t in epochs:                             # each epoch's eta (an eta schedule changes it)
+            e = _finite("eta", _eta_setting(eta, cfg, t, label), label)
+            thm6.check_pinv(e, pinv)
+            if not pinv:                             # eta = 0 without --pinv: B exists only if n - 1 >= K
+                thm6.check_eta_shape(e, valid.n_train, valid.K)
 
     jobs = []                                        # read and check every input before computing
     for label, epoch, ck, cfg, source in _sources(run_dir, epochs_text, checkpoint, xp, act, replay_beyond,
                                                   precheck):
         W, M, train_idx = _weights(label, ck, cfg)
         a = _setting("act", act, cfg, label)
-        e = _finite("eta", _setting("eta", eta, cfg, label), label)
+        e = _finite("eta", _eta_setting(eta, cfg, epoch, label), label)
         memory.check_fits(memory.thm6_bytes(len(train_idx), int(W.shape[1]), all_pairs, top_pairs),
                           f"{label}: Theorem 6 at K = {W.shape[1]}, n = {len(train_idx)}"
                           + (" (--all-pairs)" if all_pairs else ""))
