@@ -346,3 +346,21 @@ def test_each_resume_records_its_own_cpu_and_blas_kernel_set(tmp_path, monkeypat
     meta = json.loads((out / "config.json").read_text())
     assert meta["versions"] == first
     assert [(e.get("cpu"), e.get("blas")) for e in meta["resumed"]] == [("another CPU", ["openblas 0.0.0 Prescott"])]
+
+
+def test_resume_defaults_to_the_runs_own_count_and_notes_another(tmp_path, monkeypatch, seen):
+    """A run trained with 1 thread, resumed where the thread variables say 2 and no --threads is given:
+    it continues with its own 1 (the variables' 2 changed the last bits of every row after the resume, so
+    the resumed run was not the uninterrupted one); an explicit other count is used, with a note."""
+    out = tmp_path / "r"
+    for var in blas_threads.VARS:
+        monkeypatch.delenv(var, raising=False)
+    assert CliRunner().invoke(main, ["train", *TINY, "--out", str(out)]).exit_code == 0
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "2")
+    r = CliRunner().invoke(main, ["train", "--out", str(out), "--resume", "--epochs", "5"])
+    assert r.exit_code == 0 and "BLAS thread" not in r.stderr, r.output
+    assert seen[-1] and set(seen[-1]) == {1}
+    r = CliRunner().invoke(main, ["train", "--out", str(out), "--resume", "--epochs", "6", "--threads", "2"])
+    assert r.exit_code == 0 and "--threads 2: " in r.stderr and "was trained with 1 BLAS thread" in r.stderr
+    meta = json.loads((out / "config.json").read_text())
+    assert [e["blas_threads"] for e in meta["resumed"]] == [1, 2]

@@ -141,7 +141,9 @@ DEFAULT_TRAIN_FRAC = 0.4    # round(0.4 * 71^2) = 2016, the paper's n
               help="BLAS/OpenMP threads of this process, set at run time (the BLAS is loaded before the "
                    "options are read). 1 by default: on a shared 2-core machine (load 4-7) the README's quick "
                    "run took 6-21 s with 1 thread and 10-125 s with 2 (oversubscribed threads spin); raise it "
-                   "on an idle many-core machine. With --xp cupy only the host BLAS is affected.")
+                   "on an idle many-core machine. With --xp cupy only the host BLAS is affected. With --resume "
+                   "the default is the run's own count (config.json), with which it continues bit for bit; "
+                   "another count is used as given, with a note: a BLAS's sums depend on it.")
 @click.option("--check-only", is_flag=True, hidden=True,
               help="Validate every input (as a sweep does before starting runs), touch nothing, exit 0.")
 @click.pass_context
@@ -156,8 +158,16 @@ def train_cmd(ctx, xp_name, M, K, n_train, train_frac, eta, eta_schedule, lr, ep
     rundir.check_out_path(out)
     if resume and overwrite:
         raise InputError("give --resume or --overwrite, not both")
+    batch_blas = BATCH_BLAS.get()
+    if resume and batch_blas is None and os.path.isdir(out):      # the run's own count: it continues exactly
+        own = blas_threads.of_run(out)
+        if threads is None:
+            threads = own
+        elif own is not None and own != threads:
+            _note(f"--threads {threads}: {out} was trained with {own} BLAS thread(s); its rows from here on "
+                  f"may differ in their last bits from the run continued with {own} (a BLAS's sums depend "
+                  "on its thread count; config.json records each session's)")
     if not check_only:                          # for the whole command; restored when it ends
-        batch_blas = BATCH_BLAS.get()
         ctx.with_resource(blas_threads.limits(threads if batch_blas is None else batch_blas(xp_name)))
 
     if resume:
