@@ -343,3 +343,13 @@ def test_plot_writes_the_format_its_extension_names_and_refuses_others(run_dir, 
         assert r.exit_code == 2 and len(r.stderr.splitlines()) == 1, r.output
         assert "--plot" in r.stderr and ".png, .pdf or .svg" in r.stderr, r.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(heads)
+
+
+def test_the_json_records_the_thread_count_the_replay_ran_with(run_dir, tmp_path, monkeypatch):
+    """The run trained with 1 BLAS thread, so edge replays it with 1 whatever the thread variables say; its
+    JSON said 2 (read after the replay's limit was lifted), as thm6's says 1."""
+    own = json.load(open(f"{run_dir}/config.json"))["versions"]["blas_threads"]
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    with threadpoolctl.threadpool_limits(limits=own + 1):
+        doc, _ = _edge(run_dir, tmp_path, "--at-epochs", str(E))
+    assert doc["versions"]["blas_threads"] == own

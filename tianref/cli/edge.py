@@ -184,13 +184,14 @@ def edge_cmd(run_dir, epochs_text, n_random, seed, eps_rel, space_names, json_ou
         with blas_threads.limits(blas_threads.for_replay(threads, run_dir)):   # train's count: a bitwise replay
             records = probe_run(run_dir, epochs, xp, spaces=spaces, n_random=n_random, seed=seed,
                                 eps_rel=eps_rel, progress=bars, note=_note)
+            versions = environment_info(xp)             # the count the replay ran with, read while it holds
     finally:
         bars.close()
     if json_out:
         doc = {"tool": "tianref edge", "version": __version__, "command": " ".join(sys.argv),
                "run": os.path.abspath(run_dir), "window": cfg.windows[0],
                "options": {"n_random": n_random, "seed": seed, "eps_rel": eps_rel, "space": space_names},
-               "versions": environment_info(xp), "records": records}
+               "versions": versions, "records": records}
         runs.atomic_write_json(json_out, json_safe(doc))
         _note(f"wrote {json_out}")
     if plot_out:
