@@ -420,6 +420,24 @@ def test_gram_float32_warns_per_condition_about_runs_without_it(tmp_path):
     assert plain.exit_code == 0 and "Gram spectra" not in plain.stderr
 
 
+def test_gram_float32_reads_a_run_whose_own_gram_is_float32_from_its_main_keys(tmp_path):
+    """A run trained with --gram-dtype float32 holds its float32 spectra under the main keys (train refuses
+    --log-grams float32 beside it): --gram float32 reads them there, with no warning that the run did not
+    log them and no advice to train with an option train refuses."""
+    root = tmp_path / "runs"
+    for s in range(2):
+        write_run(root / f"r{s}", dict(BASE_CONFIG, seed=s, gram_dtype="float32"), known_columns(s, True))
+    out = tmp_path / "s.json"
+    res = CliRunner().invoke(summarize_cmd, [str(root), "--gram", "float32", "--json", str(out)])
+    assert res.exit_code == 0 and "Gram spectra" not in res.stderr, res.output
+    c = json.loads(out.read_text())["conditions"][0]
+    assert "gram_missing" not in c and c["stats"]["fire"]["n"] == 2
+    main = json.loads(out.read_text())
+    res = CliRunner().invoke(summarize_cmd, [str(root), "--json", str(out)])
+    assert res.exit_code == 0 and json.loads(out.read_text())["conditions"][0]["stats"]["fire"] == \
+        main["conditions"][0]["stats"]["fire"]
+
+
 def test_test_accuracy_of_exactly_one_half_counts_as_grokked(tmp_path):
     """grokked means test_acc >= 0.5 at some row, the same level as t05: a run that touches exactly 0.5
     (exact in binary floating point) grokked and has t05 at that row; one that peaks just below did not."""

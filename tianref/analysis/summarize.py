@@ -47,7 +47,8 @@ and listed under "left_out" ([{"folder", "status", "why", "last_epoch", "epochs"
 counted as they are and their rows say so ("complete", "status", "status_why").
 
 ``Options.gram = 'float32'`` (or 'float32-seq') reads the spectra a run also logged with
-``train --log-grams`` (W_gap23_f32, W_sigma_f32; ..._f32seq) instead of its own. A run of a condition
+``train --log-grams`` (W_gap23_f32, W_sigma_f32; ..._f32seq) instead of its own; a run whose own Gram is
+that mode (``--gram-dtype float32``) is read from its main keys (gram_suffix). A run of a condition
 that did not log them has no events from them (None); a condition with such runs lists their folders under
 "gram_missing" (absent when there are none; summary_markdown.gram_missing_lines: one warning line per condition).
 """
@@ -89,6 +90,14 @@ DIAGNOSTICS = ("slope_peak", "slope_peak_epoch", *(dg.fire_key(c) for c in dg.FI
                "collapse_epoch", "late_precollapse", "q_late_eps")
 # which logged spectra: the run's own ('main'), or a Gram mode it also logged with train --log-grams
 GRAM_KEYS = {"main": "", "float32": "_f32", "float32-seq": "_f32seq"}
+
+
+def gram_suffix(rec, gram: str) -> str:
+    """The key suffix of the ``gram`` spectra in a run: a run whose own Gram is that mode (train
+    --gram-dtype float32) holds them under its main keys (--log-grams refuses to repeat it)."""
+    if gram != "main" and rec.config.get("gram_dtype", "float64") == gram:
+        return ""
+    return GRAM_KEYS[gram]
 
 
 @dataclass(frozen=True)
@@ -146,7 +155,7 @@ def run_values(rec: RunRecord, opt: Options) -> dict:
         v["t05"], v["t099"] = det.test_crossings(rec.col("test_acc"), opt.crossing)
     else:
         v["t05"] = v["t099"] = None
-    sfx = GRAM_KEYS[opt.gram]
+    sfx = gram_suffix(rec, opt.gram)
     gap_key = window_key(rec, "W_gap23" + sfx, opt.window)
     if rec.has(gap_key):
         gap = rec.col(gap_key)                                        # (E+1,)
@@ -231,7 +240,7 @@ def summarize(records: list[RunRecord], opt: Options = Options(), root=None) -> 
         named = "; ".join(f"{d['folder']}: {d['why']}" for d in left_out[:3]) + ("; ..." if len(left_out) > 3 else "")
         raise InputError("no runs to summarise" + (f" (none is complete: {named})" if opt.complete_only else ""))
     sfx = GRAM_KEYS[opt.gram]
-    if sfx and not any(r.has("W_gap23" + sfx) for r in records):
+    if sfx and not any(r.has("W_gap23" + gram_suffix(r, opt.gram)) for r in records):
         raise InputError(f"no run logged {opt.gram} Gram spectra (W_gap23{sfx}); "
                          f"train with --log-grams {opt.gram}")
     groups = group_conditions(records)
@@ -260,7 +269,7 @@ def summarize(records: list[RunRecord], opt: Options = Options(), root=None) -> 
         cond = {"runs": runs, "stats": stats}
         stats.update(ef.condition_flags(cond, asdict(opt)))  # fire_without_grok, n_from_start, n_undefined
         missing = [r["folder"] for r, rec in zip(runs, recs)
-                   if sfx and not rec.has(window_key(rec, "W_gap23" + sfx, opt.window))]
+                   if sfx and not rec.has(window_key(rec, "W_gap23" + gram_suffix(rec, opt.gram), opt.window))]
         conds.append({"label": label, "config": cc, "n": len(runs),
                       "seeds": [r["seed"] for r in runs], "runs": runs, "stats": stats,
                       "control": None, "late_separation": None,
