@@ -236,6 +236,8 @@ def test_a_label_names_a_run_without_a_group_by_its_cyclic_group_not_none():
     a, b = ({"eta": 0.0, "M": 6, "group": "table:/t.json", "group_digest": d * 64} for d in "ab")
     assert condition_labels([a, b]) == ["eta=0 group_digest=aaaaaaaaaaaa", "eta=0 group_digest=bbbbbbbbbbbb"]
     assert condition_labels([plain, a]) == ["eta=0 group=Z6", "eta=0 group=table:/t.json"]
+    sched = {"eta": 0.0, "M": 6, "eta_schedule": [[0, 0.0], [50, 1e-3]]}   # not a constant eta = 0
+    assert condition_labels([plain, sched]) == ["eta=0 eta_schedule=—", "eta=scheduled eta_schedule=0:0,50:0.001"]
     z6 = {"eta": 0.0, "M": 6, "group": "Z6"}                        # two conditions, two labels
     assert condition_labels([plain, z6]) == ["eta=0 group=Z6 (no --group)", "eta=0 group=Z6"]
     c = {"eta": 0.0, "M": 6, "group": "table:/u.json", "group_digest": "c" * 64}

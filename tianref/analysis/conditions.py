@@ -80,6 +80,10 @@ def _label_value(c: dict, k: str, configs=()) -> str:
         return "—"
     if k == "group_digest":
         return str(c[k])[:12]
+    if k == "eta_schedule":                       # as --eta-schedule takes it: START:ETA,...
+        return ",".join(f"{int(t)}:{float(e):g}" for t, e in c[k])
+    if k == "eta" and c.get("eta_schedule"):      # its first value alone would read as a constant eta
+        return "scheduled"
     return _short(c[k])
 
 
