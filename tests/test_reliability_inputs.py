@@ -264,6 +264,9 @@ def _good_init():
      "init W has non-finite entries"),
     ("inf-in-V", {"V": np.where(np.eye(16, 7, dtype=bool), np.inf, 1).astype(np.float32)}, [],
      "init V has non-finite entries"),
+    ("all-pairs-train-idx", {"train_idx": np.arange(49)}, [],            # said --n-train, which was not given
+     "its train_idx holds 49 pairs; it must hold between 2 and M^2 - 1 = 48"),
+    ("mask-train-idx", {"train_idx": np.ones(49, bool)}, [], "its train_idx must be a 1-d integer array"),
 ])
 def test_bad_init_from_is_one_line_exit_2(tmp_path, case, change, extra, fragment):
     arrays = {k: v for k, v in {**_good_init(), **change}.items() if v is not None}
@@ -271,6 +274,21 @@ def test_bad_init_from_is_one_line_exit_2(tmp_path, case, change, extra, fragmen
     _refused(_cli(["train", "--epochs", "2", "--windows", "3", "--init-from", _init_file(tmp_path, **arrays),
                    *extra, "--out", str(out)]), fragment)
     assert not out.exists()
+
+
+def test_resume_with_the_runs_own_init_from_continues_and_another_file_is_refused(tmp_path):
+    """A run's own command line with --resume added, --init-from included, continues it (the file's arrays
+    give the init digest config.json records); another file is refused naming it."""
+    path = _init_file(tmp_path, **_good_init())
+    out = str(tmp_path / "run")
+    args = ["train", "--epochs", "2", "--windows", "3", "--init-from", path, "--out", out]
+    assert _cli(args).exit_code == 0
+    r = _cli(args[:2] + ["4"] + args[3:] + ["--resume"])
+    assert r.exit_code == 0, r.output
+    other = dict(_good_init(), W=_good_init()["W"] * 2)
+    np.savez(tmp_path / "other.npz", **other)
+    _refused(_cli(["train", "--out", out, "--resume", "--epochs", "5", "--init-from", str(tmp_path / "other.npz")]),
+             "is not the file it started from")
 
 
 def test_thm6_refuses_a_checkpoint_with_duplicated_train_idx(tmp_path):

@@ -54,12 +54,29 @@ def refuse_changes_on_resume(ctx, given, out):
         if p.name == "group" and isinstance(value, str):      # one group, however spelt (a run made before
             if stored_group_spec(value) == stored_group_spec(str(stored.get("group", ""))):   # train stored
                 continue                                              # its one name may hold 3x4)
+        if p.name == "init_from":                   # the run's own command line names its own file
+            if _same_init(value, out):
+                continue
+            raise InputError(f"--resume continues the stored run: {opt} {value} is not the file it started from "
+                             "(its arrays differ, or the run started from its seed); drop --init-from")
         if field in stored:
             if _same(value, stored[field], opt):
                 continue
             raise InputError(f"--resume continues the stored configuration: {opt} {value} differs from "
                              f"the stored {field} = {stored[field]!r}; drop {opt}")
         raise InputError(f"--resume continues the stored configuration; drop {opt}")
+
+
+def _same_init(path, out) -> bool:
+    """--init-from ``path`` names the file the run in ``out`` started from: its arrays give the init
+    digest config.json records (identity.init_digest), whatever the path's spelling."""
+    from tianref import identity, runs
+    try:
+        meta = runs.read_config(out)
+        block = meta.get(identity.KEY) or {}
+        return bool(path) and block.get("init") == identity.init_digest(runs.load_npz(str(path)))
+    except (InputError, OSError, ValueError, TypeError, AttributeError):
+        return False
 
 
 def _schedule_of(name, value) -> tuple:

@@ -234,7 +234,14 @@ def train_cmd(ctx, xp_name, M, K, n_train, train_frac, eta, eta_schedule, lr, ep
                     K = int(init["V"].shape[0])
             if "train_idx" not in init:
                 raise InputError(f"--init-from {init_from}: no array 'train_idx' (needs W, V, train_idx)")
-            n_train = int(len(np.atleast_1d(init["train_idx"])))
+            idx = np.asarray(init["train_idx"])           # said of the file, before n_train is read off it
+            if idx.ndim != 1 or not np.issubdtype(idx.dtype, np.integer):
+                raise InputError(f"--init-from {init_from}: its train_idx must be a 1-d integer array "
+                                 f"(got dtype {idx.dtype}, shape {idx.shape})")
+            n_train = int(len(idx))
+            if not 2 <= n_train < M * M:
+                raise InputError(f"--init-from {init_from}: its train_idx holds {n_train} pairs; it must hold "
+                                 f"between 2 and M^2 - 1 = {M * M - 1}")
         group, M, group_digest = _resolve_group(group, M, "M" in given or init is not None)
         if init is None and train_frac is not None:
             if n_train is not None:
