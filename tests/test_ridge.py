@@ -167,6 +167,18 @@ def test_ridge_eval_is_stored_and_old_configs_read_as_current():
         validate(TrainConfig(top_layer="ridge", ridge_eval="next"))
 
 
+def test_ridge_eval_given_without_the_ridge_top_layer_is_refused_at_either_value(tmp_path):
+    """--ridge-eval current was refused without --top-layer ridge but --ridge-eval held (the default) was
+    silently ignored: both do nothing there, and both are refused."""
+    from click.testing import CliRunner
+    from tianref.cli import main
+    for value in ("held", "current"):
+        r = CliRunner().invoke(main, ["train", "--M", "7", "--K", "16", "--epochs", "2", "--ridge-eval", value,
+                                      "--out", str(tmp_path / value)])
+        assert r.exit_code == 2 and "--ridge-eval needs --top-layer ridge" in r.output, r.output
+        assert not (tmp_path / value).exists()
+
+
 def test_a_ridge_run_stored_before_the_option_resumes_as_current(tmp_path):
     """A ridge run written before --ridge-eval (no key in config.json nor in the resume state) logged
     V = ridge(W); --resume must continue it as that, row for row, not switch it to 'held'."""

@@ -254,6 +254,8 @@ def train_cmd(ctx, xp_name, M, K, n_train, train_frac, eta, eta_schedule, lr, ep
                                  f"at M = {M}; it must give 2..{M * M - 1} (M^2 - 1)")
         elif init is None and n_train is None:
             n_train = n_train_from_frac(M, DEFAULT_TRAIN_FRAC)
+        if "ridge_eval" in given and top_layer != "ridge":   # given, even at its default: it would do nothing
+            raise InputError("--ridge-eval needs --top-layer ridge")
         schedule = ()
         if eta_schedule is not None:                    # checked before anything is written
             if "eta" in given:
