@@ -38,7 +38,7 @@ def test_grok_vs_control_title_window_and_spread(tmp_path):
     assert title.startswith("Grok (η = 0.0002) vs control (η = 0)")
     assert "window W = 20" in title and "M = 71" in title and "median over seeds, band" in title
     assert [ax.get_ylabel() for ax in fig.axes] == ["test accuracy", "ρ_tian",
-                                                    "σ₂/σ₃ of the rolling ΔW Gram (W = 20)"]
+                                                    "σ₂/σ₃ of the rolling\nΔW Gram (W = 20)"]
     assert any(t.startswith("eta=0.0002 (n=2)") for t in legend)
     assert any("median epoch" in t for t in legend)
     assert not any(ax.get_legend() for ax in fig.axes)                 # one legend, outside the axes

@@ -101,7 +101,7 @@ def _style(ax, ylabel, log=False):
 def _panels(records, window):
     """The headline panels whose metric some run logged: [(key, y label, log)]."""
     W = ft.window_of(records, window)
-    gap_label = "σ₂/σ₃ of the rolling ΔW Gram" + ("" if W is None else f" (W = {W})")
+    gap_label = "σ₂/σ₃ of the rolling\nΔW Gram" + ("" if W is None else f" (W = {W})")   # two lines: in its panel
     out = []
     if ft.present(records, "test_acc"):
         out.append(("test_acc", "test accuracy", False))
