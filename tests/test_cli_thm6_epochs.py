@@ -175,3 +175,26 @@ def test_an_eta_schedule_run_is_taken_at_the_eta_in_force_at_each_epoch(tmp_path
     assert r.exit_code == 2 and "eta = 0" in r.output and "--pinv" in r.output
     r = thm6("--run", rd, "--at-epochs", "30", "--eta", "5e-3", "--json", out)     # --eta still decides
     assert r.exit_code == 0 and json.loads(out.read_text())["checkpoints"][0]["eta"] == 5e-3
+
+
+def test_a_schedule_dropping_to_zero_takes_pinv_at_its_zero_epochs_only(tmp_path):
+    """--eta-schedule 0:1e-3,5:0 at n - 1 < K: epochs 3 (1e-3) and 8 (0) together. Without --pinv the
+    refusal names epoch 8 and the schedule; with it, epoch 8 takes the pseudo-inverse and epoch 3 its B (it
+    was refused both ways, each refusal sending to the other); --pinv where no asked epoch has eta 0 is
+    refused; a refusal is the only line (the note on the chosen epochs came first)."""
+    rd = tmp_path / "s"
+    res = CliRunner().invoke(main, ["train", "--M", "7", "--K", "32", "--n-train", "30", "--metrics", "core",
+                                    "--eta-schedule", "0:1e-3,5:0", "--epochs", "10", "--out", str(rd)])
+    assert res.exit_code == 0, res.output
+    r = thm6("--run", rd, "--at-epochs", "3,8")
+    assert r.exit_code == 2 and "epoch 8 (eta = 0 under the run's eta schedule)" in r.output
+    out = tmp_path / "t.json"
+    r = thm6("--run", rd, "--at-epochs", "3,8", "--pinv", "--json", out)
+    assert r.exit_code == 0, r.output
+    recs = json.loads(out.read_text())["checkpoints"]
+    assert [(c["epoch"], c["eta"]) for c in recs] == [(3, 1e-3), (8, 0.0)]
+    assert recs[0]["summary"]["sign_match_exact"] is not None and recs[1]["summary"]["sign_match_exact"] is None
+    r = thm6("--run", rd, "--at-epochs", "3,4", "--pinv")
+    assert r.exit_code == 2 and "no requested epoch of the run's eta schedule has eta = 0" in r.output
+    r = thm6("--run", rd)                                  # default epochs: the refusal alone, no note before it
+    assert r.exit_code == 2 and r.stderr.count("\n") == 1 and r.stderr.startswith("Error: epoch 10"), r.stderr

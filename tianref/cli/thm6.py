@@ -104,23 +104,26 @@ def _sources(run_dir, epochs_text, checkpoint, xp, act=None, replay_beyond=False
         except InputError as exc:
             raise InputError(f"{cfg_path}: {exc}") from None
     last = _last_epoch(run_dir)
+    said = None                                        # which epochs were chosen, said once they pass
     if epochs_text is None:
         if last is None:
             epochs = _named_checkpoints(run_dir)
             if not epochs:
                 raise InputError(f"--run {run_dir} has no metrics.jsonl, final.npz or epoch checkpoints; "
                                  "give --at-epochs")
-            _note(f"epochs {', '.join(map(str, epochs))}: the run's checkpoints (it logged no rows)")
+            said = f"epochs {', '.join(map(str, epochs))}: the run's checkpoints (it logged no rows)"
         else:
             epochs = default_epochs(act or (run_cfg or {}).get("act"), last)
-            _note(f"epochs {', '.join(map(str, epochs))}: the paper's checkpoints that the run reached "
-                  f"and its last epoch ({last})")
+            said = (f"epochs {', '.join(map(str, epochs))}: the paper's checkpoints that the run reached "
+                    f"and its last epoch ({last})")
     else:
         epochs = list(dict.fromkeys(parse_int_list(epochs_text, "--at-epochs")))
         if not epochs or min(epochs) < 0:
             raise InputError(f"--at-epochs needs one or more epochs >= 0 (got {epochs_text!r})")
     if run_cfg is not None and precheck is not None:
         precheck(run_cfg, valid, cfg_path, epochs)
+    if said:
+        _note(said)
     beyond = [e for e in epochs if last is not None and e > last]
     if beyond and not replay_beyond:
         raise InputError(f"epoch(s) {', '.join(map(str, beyond))} lie beyond the run's last epoch {last}; "
@@ -192,7 +195,10 @@ def _setting(name, override, cfg, label):
 def _eta_setting(override, cfg, epoch, label):
     """eta of Theorem 6 at row ``epoch``: --eta if given, else the run's: under an eta schedule the eta in
     force from that row on (config.eta_at: the step epoch -> epoch + 1), else its constant eta."""
-    if override is None and cfg and cfg.get("eta_schedule") and epoch is not None:
+    if override is None and cfg and cfg.get("eta_schedule") and epoch is None:
+        raise InputError(f"{label}: the run trained with an eta schedule and the file records no epoch to "
+                         "read its eta at; pass --eta")
+    if override is None and cfg and cfg.get("eta_schedule"):
         eta = None
         try:
             for start, value in cfg["eta_schedule"]:
@@ -279,7 +285,8 @@ def _table(records) -> str:
                    "computed, with or without it. With --pinv, where no exact residual exists, it is refused.")
 @click.option("--pinv", is_flag=True, default=False, show_default=True,
               help="eta = 0 only: use the pseudo-inverse (F~^T F~)^+ in place of B, which does not exist; "
-                   "the exact and paper routes are then undefined (see docs/theorem6.md).")
+                   "the exact and paper routes are then undefined (see docs/theorem6.md). On a run trained "
+                   "with an --eta-schedule it applies to the epochs whose eta is 0.")
 @click.option("--method", type=click.Choice(["cholesky", "eigh"]), default="cholesky", show_default=True,
               help="Factorisation for B (eigh also reports cond(F~^T F~ + eta I)).")
 @click.option("--block", type=IntRange(min=1), default=256, show_default=True,
@@ -309,12 +316,29 @@ def thm6_cmd(ctx, run_dir, epochs_text, replay_beyond, checkpoint, act, eta, top
         raise InputError("--exact asks for the exact leave-two-out residual, which does not exist with --pinv "
                          "(eta = 0: B is the pseudo-inverse); drop one of them")
 
+    def scheduled(cfg) -> bool:                      # each epoch at its own eta (--eta not given)
+        return eta is None and bool(cfg and cfg.get("eta_schedule"))
+
+    def pinv_at(cfg, e) -> bool:                     # --pinv: under a schedule, for its eta = 0 epochs only
+        return pinv and (e == 0 or not scheduled(cfg))
+
+    def check_at(cfg, t, e, n, K, label) -> None:    # eta and --pinv at one epoch
+        try:
+            thm6.check_pinv(e, pinv_at(cfg, e))
+            if not pinv_at(cfg, e):                  # eta = 0 without --pinv: B exists only if n - 1 >= K
+                thm6.check_eta_shape(e, n, K)
+        except InputError as exc:
+            if not scheduled(cfg):
+                raise
+            raise InputError(f"epoch {t} (eta = {e:g} under the run's eta schedule): {exc}") from None
+
     def precheck(cfg, valid, label, epochs):         # eta and --pinv, from config.json before any replay
-        for t in epochs:                             # each epoch's eta (an eta schedule changes it)
-            e = _finite("eta", _eta_setting(eta, cfg, t, label), label)
-            thm6.check_pinv(e, pinv)
-            if not pinv:                             # eta = 0 without --pinv: B exists only if n - 1 >= K
-                thm6.check_eta_shape(e, valid.n_train, valid.K)
+        etas = [_finite("eta", _eta_setting(eta, cfg, t, label), label) for t in epochs]
+        for t, e in zip(epochs, etas):               # each epoch's eta (an eta schedule changes it)
+            check_at(cfg, t, e, valid.n_train, valid.K, label)
+        if pinv and scheduled(cfg) and 0 not in etas:
+            raise InputError(f"--pinv is the eta = 0 variant, but no requested epoch of the run's eta schedule "
+                             f"has eta = 0 (epochs {', '.join(map(str, epochs))}); drop --pinv")
 
     jobs = []                                        # read and check every input before computing
     for label, epoch, ck, cfg, source in _sources(run_dir, epochs_text, checkpoint, xp, act, replay_beyond,
@@ -327,15 +351,16 @@ def thm6_cmd(ctx, run_dir, epochs_text, replay_beyond, checkpoint, act, eta, top
                           + (" (--all-pairs)" if all_pairs else ""))
         if a not in ACTIVATIONS:
             raise InputError(f"{label}: unknown activation {a!r} in the config")
-        jobs.append((epoch, source, W, M, train_idx, a, e, group_rows.table_of_config(cfg)))
+        jobs.append((epoch, source, W, M, train_idx, a, e, group_rows.table_of_config(cfg), pinv_at(cfg, e)))
     records = []
     setup = None
     beat = None if interactive() else Heartbeat(len(jobs), "thm6", unit="checkpoint")   # a note each, on a terminal
-    for epoch, source, W, M, train_idx, a, e, table in jobs:
-        setup = setup or {"M": M, "K": int(W.shape[1]), "n": int(len(train_idx)), "act": a, "eta": e}
+    for epoch, source, W, M, train_idx, a, e, table, pinv_e in jobs:
+        setup = setup or {"M": M, "K": int(W.shape[1]), "n": int(len(train_idx)), "act": a,
+                          "eta": e if len({j[6] for j in jobs}) == 1 else None}   # None: etas differ (a schedule)
         F_tilde = thm6.features_from_weights(xp, W, M, train_idx, a, table)
         res = thm6.summarize_checkpoint(xp, F_tilde, e, n_top=top_pairs, all_pairs=all_pairs,
-                                        n_audit=audit, pinv=pinv, method=method, block=block)
+                                        n_audit=audit, pinv=pinv_e, method=method, block=block)
         rec = {"epoch": epoch, "eta": e, "act": a, "source": source,
                "replayed_beyond_run": source.startswith(REPLAY_BEYOND.split("{")[0]), "summary": res["summary"]}
         if res["pairs"] is not None:
