@@ -349,18 +349,25 @@ def test_each_resume_records_its_own_cpu_and_blas_kernel_set(tmp_path, monkeypat
 
 
 def test_resume_defaults_to_the_runs_own_count_and_notes_another(tmp_path, monkeypatch, seen):
-    """A run trained with 1 thread, resumed where the thread variables say 2 and no --threads is given:
-    it continues with its own 1 (the variables' 2 changed the last bits of every row after the resume, so
-    the resumed run was not the uninterrupted one); an explicit other count is used, with a note."""
+    """A run trained with --threads 2, resumed with neither --threads nor a thread variable: it continues
+    with its own 2 (the default 1 changed the last bits of every row after the resume, so the resumed run
+    was not the uninterrupted one). A thread variable or --threads is used as given, with a note once the
+    run continues (not for a refusal, which stays one line)."""
     out = tmp_path / "r"
     for var in blas_threads.VARS:
         monkeypatch.delenv(var, raising=False)
-    assert CliRunner().invoke(main, ["train", *TINY, "--out", str(out)]).exit_code == 0
-    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "2")
+    monkeypatch.setattr("os.cpu_count", lambda: 4)
+    assert CliRunner().invoke(main, ["train", *TINY, "--threads", "2", "--out", str(out)]).exit_code == 0
     r = CliRunner().invoke(main, ["train", "--out", str(out), "--resume", "--epochs", "5"])
     assert r.exit_code == 0 and "BLAS thread" not in r.stderr, r.output
-    assert seen[-1] and set(seen[-1]) == {1}
-    r = CliRunner().invoke(main, ["train", "--out", str(out), "--resume", "--epochs", "6", "--threads", "2"])
-    assert r.exit_code == 0 and "--threads 2: " in r.stderr and "was trained with 1 BLAS thread" in r.stderr
+    assert seen[-1] and set(seen[-1]) == {2}
+    r = CliRunner().invoke(main, ["train", "--out", str(out), "--resume", "--epochs", "6", "--threads", "1",
+                                  "--lr", "0.5"])
+    assert r.exit_code == 2 and r.stderr.count("\n") == 1, r.stderr         # refused: the refusal alone
+    r = CliRunner().invoke(main, ["train", "--out", str(out), "--resume", "--epochs", "6", "--threads", "1"])
+    assert r.exit_code == 0 and "was trained with 2 BLAS thread(s) and continues with 1" in r.stderr, r.output
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")                           # e.g. a SLURM task's
+    r = CliRunner().invoke(main, ["train", "--out", str(out), "--resume", "--epochs", "7"])
+    assert r.exit_code == 0 and set(seen[-1]) == {1}, r.output
     meta = json.loads((out / "config.json").read_text())
-    assert [e["blas_threads"] for e in meta["resumed"]] == [1, 2]
+    assert [e["blas_threads"] for e in meta["resumed"]] == [2, 1, 1]

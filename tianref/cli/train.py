@@ -142,8 +142,8 @@ DEFAULT_TRAIN_FRAC = 0.4    # round(0.4 * 71^2) = 2016, the paper's n
                    "options are read). 1 by default: on a shared 2-core machine (load 4-7) the README's quick "
                    "run took 6-21 s with 1 thread and 10-125 s with 2 (oversubscribed threads spin); raise it "
                    "on an idle many-core machine. With --xp cupy only the host BLAS is affected. With --resume "
-                   "the default is the run's own count (config.json), with which it continues bit for bit; "
-                   "another count is used as given, with a note: a BLAS's sums depend on it.")
+                   "and neither --threads nor a thread variable, the run's own count (config.json), with which "
+                   "it continues bit for bit; another count is used with a note: a BLAS's sums depend on it.")
 @click.option("--check-only", is_flag=True, hidden=True,
               help="Validate every input (as a sweep does before starting runs), touch nothing, exit 0.")
 @click.pass_context
@@ -159,14 +159,9 @@ def train_cmd(ctx, xp_name, M, K, n_train, train_frac, eta, eta_schedule, lr, ep
     if resume and overwrite:
         raise InputError("give --resume or --overwrite, not both")
     batch_blas = BATCH_BLAS.get()
-    if resume and batch_blas is None and os.path.isdir(out):      # the run's own count: it continues exactly
-        own = blas_threads.of_run(out)
-        if threads is None:
-            threads = own
-        elif own is not None and own != threads:
-            _note(f"--threads {threads}: {out} was trained with {own} BLAS thread(s); its rows from here on "
-                  f"may differ in their last bits from the run continued with {own} (a BLAS's sums depend "
-                  "on its thread count; config.json records each session's)")
+    threads_note = None                         # said once the run really continues (prepare)
+    if resume and os.path.isdir(out):
+        threads, threads_note = _resume_threads(out, threads, batch_blas, xp_name)
     if not check_only:                          # for the whole command; restored when it ends
         ctx.with_resource(blas_threads.limits(threads if batch_blas is None else batch_blas(xp_name)))
 
@@ -215,6 +210,8 @@ def train_cmd(ctx, xp_name, M, K, n_train, train_frac, eta, eta_schedule, lr, ep
                 _note(f"dropping {plan.dropped} line(s) of metrics.jsonl after the resume epoch "
                       f"{plan.epoch} (they are recomputed)")
             resume_mod.commit(out, plan, _command_line())
+            if threads_note:
+                _note(threads_note)
             session.started()
             return Prepared(engine, cfg, xp, xp_name, out, state, problem, None, no_resume_state, session,
                             plan.fingerprint, plan.digest)
@@ -311,6 +308,24 @@ def _check_init_sizes(path, init: dict, sizes: dict, given) -> None:
             raise InputError(f"--init-from {path}: the file's W has shape {tuple(W.shape)}, so its {name} = {have} "
                              f"(W is (2M, K)), but --{name} {sizes[name]} was given; drop --{name} ({name} follows "
                              f"the file) or give an init file made for {name} = {sizes[name]}")
+
+
+def _resume_threads(out, threads, batch_blas, xp_name) -> tuple:
+    """(--threads to use, note or None) for --resume of the run in ``out``. Neither --threads nor a thread
+    variable given: the run's own count (threads.of_run), with which it continues bit for bit, unless this
+    machine has fewer CPUs. Otherwise as given (a batch: its count); the note says when that differs from
+    the run's own: a BLAS's sums depend on its thread count, so the rows that follow may differ in their
+    last bits from the run continued at its own."""
+    own = blas_threads.of_run(out)
+    if batch_blas is None and threads is None and blas_threads.from_env() is None and own is not None \
+            and own <= (os.cpu_count() or 1):
+        return own, None
+    use = batch_blas(xp_name) if batch_blas is not None else blas_threads.resolve(threads)
+    if own is None or own == use:
+        return threads, None
+    return threads, (f"{out} was trained with {own} BLAS thread(s) and continues with {use}: its rows from here "
+                     f"on may differ in their last bits from the run continued with {own} (a BLAS's sums depend "
+                     "on its thread count; config.json records each session's)")
 
 
 def _resolve_group(spec, M, M_fixed: bool):
