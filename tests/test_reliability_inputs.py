@@ -288,7 +288,13 @@ def test_resume_with_the_runs_own_init_from_continues_and_another_file_is_refuse
     other = dict(_good_init(), W=_good_init()["W"] * 2)
     np.savez(tmp_path / "other.npz", **other)
     _refused(_cli(["train", "--out", out, "--resume", "--epochs", "5", "--init-from", str(tmp_path / "other.npz")]),
-             "is not the file it started from")
+             "is not the file it started from (its arrays differ)")
+    _refused(_cli(["train", "--out", out, "--resume", "--epochs", "5", "--init-from", str(tmp_path / "gone.npz")]),
+             "file not found")                                  # said as it is, not as 'arrays differ'
+    seeded = str(tmp_path / "seeded")
+    assert _cli(["train", "--M", "7", "--K", "16", "--epochs", "2", "--windows", "3", "--out", seeded]).exit_code == 0
+    _refused(_cli(["train", "--out", seeded, "--resume", "--epochs", "3", "--init-from", path]),
+             "which started from its seed, not from an --init-from file")
 
 
 def test_thm6_refuses_a_checkpoint_with_duplicated_train_idx(tmp_path):

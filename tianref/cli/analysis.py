@@ -61,8 +61,9 @@ def _window_list(text):
               help="t(test>=0.5): first epoch at 0.5, or analysis.py's half-max level.")
 @click.option("--gram", type=click.Choice(["main", "float32", "float32-seq"]), default="main",
               help="Which logged spectra: the run's own (main), or a Gram mode it also logged with "
-                   "train --log-grams (float32: W_gap23_f32, W_sigma_f32; float32-seq: ..._f32seq); a condition "
-                   "where only some runs logged it: one line on stderr, the others under its gram_missing).")
+                   "train --log-grams (float32: W_gap23_f32, W_sigma_f32; float32-seq: ..._f32seq; a run whose own "
+                   "Gram is that mode, train --gram-dtype, from its main keys); a condition where only some runs "
+                   "have it: one line on stderr, the others under its gram_missing).")
 @click.option("--precision-factor", type=FiniteFloat(0, low_open=True), default=100.0,
               help="precision_limited: the late median of sigma3/sigma1 is below this many float32 "
                    "epsilons (2^-23), so a float32 Gram cannot resolve sigma3.")

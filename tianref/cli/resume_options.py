@@ -3,8 +3,9 @@
 An option ``--foo-bar`` is compared with the stored config's ``foo_bar`` (so options added later are
 covered without edits here); one with no such field is refused outright, unless ``--resume`` accepts it
 (RESUME_OPTIONS). --eta and --eta-schedule both name the weight-decay schedule and are compared by value;
---train-frac names n_train = round(p M^2) and is compared by that count, so a run's own command line with
---resume added is accepted.
+--train-frac names n_train = round(p M^2) and is compared by that count, --group by the name train stores
+(a table: path made absolute, 3x4 as Z3xZ4) and --init-from by the arrays of its file (their digest is the
+one the run records), so a run's own command line with --resume added is accepted.
 """
 from __future__ import annotations
 
@@ -55,10 +56,8 @@ def refuse_changes_on_resume(ctx, given, out):
             if stored_group_spec(value) == stored_group_spec(str(stored.get("group", ""))):   # train stored
                 continue                                              # its one name may hold 3x4)
         if p.name == "init_from":                   # the run's own command line names its own file
-            if _same_init(value, out):
-                continue
-            raise InputError(f"--resume continues the stored run: {opt} {value} is not the file it started from "
-                             "(its arrays differ, or the run started from its seed); drop --init-from")
+            _check_same_init(value, out, opt)
+            continue
         if field in stored:
             if _same(value, stored[field], opt):
                 continue
@@ -67,16 +66,21 @@ def refuse_changes_on_resume(ctx, given, out):
         raise InputError(f"--resume continues the stored configuration; drop {opt}")
 
 
-def _same_init(path, out) -> bool:
-    """--init-from ``path`` names the file the run in ``out`` started from: its arrays give the init
-    digest config.json records (identity.init_digest), whatever the path's spelling."""
+def _check_same_init(path, out, opt) -> None:
+    """--init-from ``path`` with --resume must name the file the run in ``out`` started from: its arrays
+    give the init digest config.json records (identity.init_digest), whatever the path's spelling.
+    InputError saying which it is not: a run started from its seed, another file, one that cannot be read."""
     from tianref import identity, runs
-    try:
-        meta = runs.read_config(out)
-        block = meta.get(identity.KEY) or {}
-        return bool(path) and block.get("init") == identity.init_digest(runs.load_npz(str(path)))
-    except (InputError, OSError, ValueError, TypeError, AttributeError):
-        return False
+    block = runs.read_config(out).get(identity.KEY)
+    init = block.get("init") if isinstance(block, dict) else None
+    if init is None:                       # a run written before identities: nothing to compare with
+        raise InputError(f"--resume continues the stored run; drop {opt}")
+    if init == identity.SEED_INIT:
+        raise InputError(f"--resume continues the stored run, which started from its seed, not from an "
+                         f"--init-from file; drop {opt}")
+    if identity.init_digest(runs.load_npz(str(path))) != init:    # load_npz: one line if it cannot be read
+        raise InputError(f"--resume continues the stored run: {opt} {path} is not the file it started from "
+                         f"(its arrays differ); drop {opt}")
 
 
 def _schedule_of(name, value) -> tuple:
