@@ -523,6 +523,25 @@ def test_sweep_and_reproduce_root_in_a_run_directory_is_refused(run_dir, below):
     assert _snapshot(run_dir) == before
 
 
+@pytest.mark.parametrize("root_of", [lambda st: st / "smoke",                       # ROOT/<section> IS the copy
+                                     lambda st: st / "smoke" / "ridge" / "tree",     # inside the copy
+                                     lambda st: st])                                  # holds ... /smoke/ridge
+def test_reproduce_store_over_its_own_run_folders_is_refused(tmp_path, monkeypatch, root_of):
+    """--store replaces STORE_TO/<scale>/<section> whole: where that is (or holds, or lies in) the section's
+    run folder ROOT/<section>, storing deleted every run and log of the section, exit 0. Refused first."""
+    monkeypatch.setattr("tianref.cli.sweep.check_jobs", _never("reproduce validation"))
+    st = tmp_path / "st"
+    root = root_of(st)
+    if root == st:
+        root = st / "smoke" / "ridge"                        # its ridge/ section folder: st/smoke/ridge/ridge
+    (root / "ridge" / "run").mkdir(parents=True)
+    (root / "ridge" / "run" / "metrics.jsonl").write_text("{}\n")
+    before = _snapshot(tmp_path)
+    _refused(_cli(["reproduce", "--section", "ridge", "--scale", "smoke", "--root", root, "--store",
+                   "--store-to", st]), "would replace the folder of the section's runs")
+    assert _snapshot(tmp_path) == before
+
+
 def test_reproduce_store_to_below_a_file_refused_before_computing(tmp_path, afile, monkeypatch):
     monkeypatch.setattr("tianref.cli.sweep.check_jobs", _never("reproduce validation"))
     before = _snapshot(tmp_path)

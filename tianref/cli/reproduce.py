@@ -31,6 +31,19 @@ def _command_line() -> str:
     return shlex.join(sys.argv)
 
 
+def _check_store_apart(store_to, root, scale_name: str, sections) -> None:
+    """--store replaces STORE_TO/<scale>/<section> as a whole: refuse it where that folder is, holds or
+    lies inside a section's run folder ROOT/<section> (storing would delete its runs and logs)."""
+    def inside(a: Path, b: Path) -> bool:
+        return a == b or b in a.parents
+    for s in sections:
+        dest = (Path(store_to) / scale_name / s).resolve()
+        runs_at = (Path(root) / s).resolve()
+        if inside(dest, runs_at) or inside(runs_at, dest):
+            raise InputError(f"--store-to {store_to}: the stored copy {dest} would replace the folder of the "
+                             f"section's runs {runs_at} (or one holding it), deleting them; store elsewhere")
+
+
 def _store_dir(store_to):
     """--store-to, else the source checkout's reference_results/reproduction (exit 2 in an installed copy)."""
     return store_to if store_to is not None else store_root()
@@ -135,6 +148,7 @@ def reproduce_cmd(section_text, root, scale_text, n_jobs, threads, batch, plan, 
         check_output_file(slurm_file, "--slurm", make_parents=False)
     if store:
         check_output_dir(_store_dir(store_to), "--store-to")
+        _check_store_apart(_store_dir(store_to), root, scale.name, sections)
     if no_train:                                 # every section has runs to summarise, before any is
         for s in sections:
             rp.no_train_jobs(s, root, scale, xp_name)
