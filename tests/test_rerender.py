@@ -111,6 +111,23 @@ def test_rerender_refuses_to_change_a_measured_key(tmp_path, monkeypatch):
     assert {p.name: p.read_bytes() for p in dest.iterdir() if p.is_file()} == before
 
 
+@pytest.mark.parametrize("prov", ["{bad", "[1, 2]"])
+def test_rerender_with_an_unreadable_provenance_is_one_line_and_writes_nothing(tmp_path, prov):
+    """A provenance.json that is not a JSON object: exit 2 in one line, every file as it was (it was a
+    traceback, exit 1, after report.md had been rewritten without the record of it)."""
+    src = rp.STORE_ROOT / "ci" / "headline"
+    if not (src / "summary.json").is_file():
+        pytest.skip("no stored ci headline")
+    dest = tmp_path / "ci" / "headline"
+    shutil.copytree(src, dest)
+    (dest / "report.md").write_text("old report\n", encoding="utf-8")          # so that it would change
+    (dest / "provenance.json").write_text(prov, encoding="utf-8")
+    before = {p.name: p.read_bytes() for p in dest.iterdir() if p.is_file()}
+    res = cli("reproduce", "--rerender", "--section", "headline", "--scale", "ci", "--store-to", str(tmp_path))
+    assert res.returncode == 2 and res.stderr.count("\n") == 1 and "provenance.json" in res.stderr, res.stderr
+    assert {p.name: p.read_bytes() for p in dest.iterdir() if p.is_file()} == before
+
+
 def test_rerender_of_nothing_stored_is_exit_2(tmp_path):
     res = cli("reproduce", "--rerender", "--section", "eta", "--scale", "full", "--store-to", str(tmp_path))
     assert res.returncode == 2 and res.stderr.startswith("Error:") and "Traceback" not in res.stderr

@@ -113,13 +113,20 @@ def rerender_section(store_root: Path, scale_name: str, section: str, command: s
         raise AssertionError("re-rendering changed a measured key")   # derived keys, checked by rederive)
     old_md = (d / "report.md").read_text(encoding="utf-8") if (d / "report.md").is_file() else None
     changed = {"summary.json": new != stored, "report.md": md != old_md}
+    prov_path = d / "provenance.json"
+    prov = None
+    if any(changed.values()) and prov_path.is_file():                # read before anything is written
+        try:
+            prov = json.loads(prov_path.read_text(encoding="utf-8"), parse_constant=_no_constant)
+        except (OSError, ValueError) as exc:
+            raise InputError(f"{prov_path}: cannot read it ({exc}); nothing was re-rendered") from None
+        if not isinstance(prov, dict):
+            raise InputError(f"{prov_path}: not a provenance record (a JSON object); nothing was re-rendered")
     if changed["summary.json"]:
         write_atomic(d / "summary.json", to_json(new))
     if changed["report.md"]:
         write_atomic(d / "report.md", md)
-    prov_path = d / "provenance.json"
-    if any(changed.values()) and prov_path.is_file():
-        prov = json.loads(prov_path.read_text(encoding="utf-8"))
+    if prov is not None:
         date = datetime.now(timezone.utc).isoformat(timespec="seconds")
         prov["rerendered"] = {"command": command, "date": date, "git": git,
                               "note": "claims and report.md re-rendered from the stored summary.json; "
