@@ -1,4 +1,5 @@
 """Figures from synthetic run trees: the band statistics, the figure set, the files written."""
+import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -247,6 +248,24 @@ def test_a_diverged_run_is_left_out_and_named_not_drawn_on_the_shared_axes(tmp_p
         figures_from_runs(read_tree(tmp_path / "blown"))
 
 
+def test_a_run_with_no_row_is_left_out_and_an_unfinished_one_is_named(tmp_path):
+    """A condition whose only run has an empty metrics.jsonl (just started, or stopped while being set up)
+    crashed plot with a traceback (np.nanpercentile of nothing); it is left out with a note. A run that
+    ends before its epochs is drawn as far as it goes, and named (it was mixed in silently)."""
+    for s in range(2):
+        write_run(tmp_path / f"ok{s}", dict(BASE_CONFIG, seed=s, epochs=60), synth_columns(60, True, s))
+    short = {k: v[:31].copy() for k, v in synth_columns(60, True, 5).items()}
+    write_run(tmp_path / "short", dict(BASE_CONFIG, seed=5, epochs=60), short)
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "config.json").write_text(json.dumps({"config": dict(BASE_CONFIG, eta=0.0, epochs=60)}))
+    (tmp_path / "empty" / "metrics.jsonl").write_text("")
+    figs, notes = figures_from_runs(read_tree(tmp_path), which=("headline", "top5"), windows=(20,))
+    assert "left out 1 run(s) with no logged row: empty" in notes
+    assert any(n.startswith("1 unfinished run(s) drawn to their last row") and "short: ends at epoch 30 of 60" in n
+               for n in notes), notes
+    assert "headline" in figs and "top5" in figs
+
+
 def test_every_condition_of_the_headline_figure_has_its_own_colour(tmp_path):
     """Matplotlib's "C{k}" wraps at 10: a twelfth condition was drawn in the second one's colour."""
     from matplotlib.colors import to_rgba
@@ -285,14 +304,14 @@ def test_top5_default_windows_are_the_ones_the_runs_logged(tmp_path):
     """plot's default top-5 windows are those the runs logged: no note for runs of one window (the
     default train logs 20 only); a window that some runs lack is left out with a note."""
     for s in range(2):
-        write_run(tmp_path / "one" / f"r{s}", dict(BASE_CONFIG, seed=s, windows=[20]),
+        write_run(tmp_path / "one" / f"r{s}", dict(BASE_CONFIG, seed=s, windows=[20], epochs=60),
                   synth_columns(60, True, s, windows=(20,)))
     figs, notes = figures_from_runs(read_tree(tmp_path / "one"), ("top5",))
     assert "top5" in figs and notes == []
     assert len(figs["top5"].axes) >= 1
     r = CliRunner().invoke(plot_cmd, [str(tmp_path / "one"), "--out", str(tmp_path / "f"), "--figure", "top5"])
     assert r.exit_code == 0 and "note" not in r.stderr, r.output
-    write_run(tmp_path / "one" / "r2", dict(BASE_CONFIG, seed=2, windows=[20, 5]),
+    write_run(tmp_path / "one" / "r2", dict(BASE_CONFIG, seed=2, windows=[20, 5], epochs=60),
               synth_columns(60, True, 2, windows=(20, 5)))
     _, notes = figures_from_runs(read_tree(tmp_path / "one"), ("top5",))
     assert notes == ["top5: window(s) [5] not logged by every run; left out"]

@@ -319,6 +319,15 @@ def figures_from_runs(records: list[RunRecord], which=FIGURES, window=None,
         notes.append(f"left out {len(blown)} diverged run(s): "
                      + "; ".join(f"{r.path.name}: {s['why']}" for r, s in blown))
         records = [r for r, s in zip(records, status) if s["status"] != "diverged"]
+    empty = [r for r in records if r.n_rows == 0]
+    if empty:                   # nothing to draw (a run just started, or stopped while it was set up)
+        notes.append(f"left out {len(empty)} run(s) with no logged row: " + ", ".join(r.path.name for r in empty))
+        records = [r for r in records if r.n_rows > 0]
+    short = [(r, s) for r, s in zip(records, [run_status(r) for r in records]) if s["status"] == "unfinished"]
+    if short:                   # drawn as far as they go: a median over fewer runs after their last row
+        notes.append(f"{len(short)} unfinished run(s) drawn to their last row (medians over fewer runs "
+                     "after it; a detector that had not fired by then counts as not fired): "
+                     + "; ".join(f"{r.path.name}: {s['why']}" for r, s in short))
     groups = group_conditions(records)
     if not groups:
         raise InputError("no runs to plot" + (f" ({notes[0]})" if notes else ""))
