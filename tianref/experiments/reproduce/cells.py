@@ -125,7 +125,8 @@ def claims_block(claims) -> list:
     """The report's one claims table (claims.claims_markdown), then the claims' notes as a numbered list."""
     from tianref.experiments.reproduce.claims import claims_markdown
     L = claims_markdown(claims)
-    notes = [(i, c.note) for i, c in enumerate(claims, 1) if c.note]
+    notes = [(i, d["note"]) for i, d in enumerate((c if isinstance(c, dict) else c.to_dict() for c in claims), 1)
+             if d.get("note")]
     if notes:
         L += ["", "Notes to the claims (row: note):", ""] + [f"{i}. {n}" for i, n in notes]
     return L + [""]

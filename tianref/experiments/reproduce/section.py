@@ -86,3 +86,8 @@ class Section:
 
     def report(self, doc: dict, published: dict) -> str:
         raise NotImplementedError
+
+    def claims_of(self, doc: dict, published: dict) -> list:
+        """The claims a report shows: the document's own (pipeline.render sets them, with what it adds
+        to every section's: on_the_runs_here), else this section's claims of it."""
+        return doc["claims"] if "claims" in doc else self.claims(doc, published)

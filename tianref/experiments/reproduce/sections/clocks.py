@@ -137,7 +137,7 @@ class Clocks(Section):
 
     def report(self, doc, published):
         d = doc["clocks"]
-        L = report_head(doc, self.title) + claims_block(self.claims(doc, published))
+        L = report_head(doc, self.title) + claims_block(self.claims_of(doc, published))
         L += ["", "## Clocks", "", "| condition | " + " | ".join(EVENTS) + " | t0.5 | t0.99 | t_rep censored | "
               "lowest train loss / row 0 | outcomes |", "|" + "---|" * (len(EVENTS) + 6)]
         for c in d["conditions"]:

@@ -134,7 +134,7 @@ class Critical(Section):
     def report(self, doc, published):
         d = doc["critical"]
         L = report_head(doc, self.title) + [f"**Caveat.** {CAVEAT}", ""]
-        L += claims_block(self.claims(doc, published))
+        L += claims_block(self.claims_of(doc, published))
         L += ["| M | c | p | n_train | grok | median t0.99 | median final test acc |", "|---|---|---|---|---|---|---|"]
         for r in d["table"]:
             L.append(f"| {r['M']} | {r['c']} | {r['p']:.4f} | {r['n_train']} | {r['n_grok']}/{r['n']} | "

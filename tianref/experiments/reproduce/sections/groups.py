@@ -247,7 +247,7 @@ class GroupsSection(Section):
                  + (f" (train fraction {', '.join(f'{g}: {e:g}' for g, e in p.get('frac_of', {}).items())})"
                     if p.get("frac_of") else "")
                  + f", lr = {p['lr']:g}, {p['seeds']} seed(s); x^2, class-centred MSE, Adam with coupled L2.", "",
-                 "## Claims", ""] + claims_markdown(self.claims(doc, published))
+                 "## Claims", ""] + claims_markdown(self.claims_of(doc, published))
         lines += ["", "## Per group", "",
                   "| group | \\|H\\| | degrees | runs | t0.5 | t0.99 | lock-in fire | coverage / n_comp | "
                   "purity_med | purity_w |", "|---|---|---|---|---|---|---|---|---|---|"]

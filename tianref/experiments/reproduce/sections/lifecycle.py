@@ -159,7 +159,7 @@ class Lifecycle(Section):
             "skydancerosel/dyck_scan spectral/grad_vs_wd_decomposition.py); the parameter-space view compares "
             "D^g u1 and D^wd u1 over all parameter directions and is shown for reading only. Cells: median "
             "[min, max] over seeds (fired/n when some runs lack the value).", ""]
-        L += claims_block(self.claims(doc, published))
+        L += claims_block(self.claims_of(doc, published))
         L += ["", "## Events", "", "| condition | t_mem (train ≥ 0.99) | t0.5 | t0.99 | σ2/σ3 lock-in |",
               "|---|---|---|---|---|"]
         L += [f"| {c} | {cell(s['t_mem'])} | {cell(s['t05'])} | {cell(s['t099'])} | {cell(s['fire'])} |"

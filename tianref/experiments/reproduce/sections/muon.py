@@ -206,7 +206,7 @@ class Muon(Section):
     def report(self, doc, published):
         d = doc["muon"]
         L = report_head(doc, self.title) + [f"**Caveat.** {CAVEAT}", ""]
-        L += claims_block(self.claims(doc, published))
+        L += claims_block(self.claims_of(doc, published))
         g = d["groups"]
         tian = [k for k in g if " " in k]
         if tian:

@@ -160,7 +160,7 @@ class Ridge(Section):
         if d.get("ridge_eval"):
             said = "; ".join(f"{s}: {SEMANTICS[s]}" for s in d["ridge_eval"])
             L += [f"**What the ridge runs log.** {said}.", ""]
-        L += claims_block(self.claims(doc, published))
+        L += claims_block(self.claims_of(doc, published))
         L += ["| top layer | n | outcome | median t0.5 | median t0.99 | final test acc | final coverage | final purity "
               "| final ftf_ratio | final indep abs cos |", "|" + "---|" * 10]
         for k, g in d["groups"].items():

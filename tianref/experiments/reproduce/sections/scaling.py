@@ -140,7 +140,7 @@ class Scaling(Section):
 
     def report(self, doc, published):
         d, paper = doc["scaling"], paper_cells(published)
-        L = report_head(doc, self.title) + claims_block(self.claims(doc, published))
+        L = report_head(doc, self.title) + claims_block(self.claims_of(doc, published))
         L += ["| M | p | p/p_crit | grok ours | grok T6 | t0.99 ours | t0.99 T6 | ρ fire ours | ρ fire T6 "
               "| lead ours | lead T6 | collapsed | diverged |", "|" + "---|" * 13]
         table = cell_table(d["per_run"])                  # leads by the current rule, also for a stored doc
