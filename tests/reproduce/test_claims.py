@@ -262,3 +262,20 @@ def test_shown_note_by_hand():
                                                                  "row is shown, not judged; see below")
     for ours, paper in ((None, 553), (225, None), (0, 553), (225, 0), (-3, 553), (225, -1)):
         assert shown_note(ours, paper, "T5") == "", (ours, paper)                     # no factor to give
+
+
+def test_a_section_with_missing_runs_judges_at_most_in_kind():
+    """Claims measured on part of a section's runs are not the source's protocol: a passing claim reads
+    'in kind (N of the section's M runs ...)', one already 'in kind' keeps its difference and adds that,
+    info stays info; a section with every run is untouched (full scaling's 44 of 60 read 'agrees')."""
+    from tianref.experiments.reproduce.claims import Claim, Source
+    from tianref.experiments.reproduce.pipeline import on_the_runs_here
+    src = Source("paper", "T6")
+    claims = [Claim("a", src, "1", "most-runs", "pass"),
+              Claim("b", src, "1", "most-runs", "pass", same_definition=False, difference="small M"),
+              Claim("c", src, "1", "info", "info")]
+    doc = {"n_runs": 44, "missing_runs": [f"r{i}" for i in range(16)]}
+    got = [c.verdict for c in on_the_runs_here(claims, doc)]
+    assert got == ["in kind (44 of the section's 60 runs (16 not run))",
+                   "in kind (small M; 44 of the section's 60 runs (16 not run))", "info"]
+    assert on_the_runs_here(claims, {"n_runs": 60, "missing_runs": []}) == claims
