@@ -94,3 +94,29 @@ def test_no_train_names_the_missing_runs_and_a_plan_command_that_lists_them(tmp_
     assert argv[:2] == ["python", "cli.py"] and "--scale" in argv and "--root" in argv
     again = subprocess.run([sys.executable, *argv[1:]], capture_output=True, text=True, cwd=ROOT)
     assert again.returncode == 0 and again.stdout.strip().splitlines() == [second], again.stdout
+
+
+def test_a_stop_while_figures_are_drawn_leaves_the_previous_outputs_whole(tmp_path, monkeypatch):
+    """A Ctrl-C while a section's figures are drawn left the new figures beside the previous invocation's
+    summary.json and report.md (one folder, two invocations). The figures are staged and swapped in with
+    the texts: the stop leaves the previous set as it was, and no staging folder."""
+    from tianref.experiments.reproduce.sections import headline
+    root = tmp_path / "r"
+    r = _cli("reproduce", "--section", "headline", "--scale", "smoke", "--root", str(root))
+    assert r.exit_code == 0, r.output
+    sec = root / "headline"
+    before = {p.relative_to(sec): p.read_bytes() for p in sec.rglob("*")
+              if p.is_file() and p.suffix in (".json", ".md", ".png")}
+    real = type(headline.SECTION).figures
+
+    def stopped(self, doc, records, fig_dir, scale, ctx):
+        real(self, doc, records, fig_dir, scale, ctx)                 # the new figures are written (the
+        (Path(fig_dir) / "headline.png").write_bytes(b"new")          # same runs draw the same bytes: marked)
+        raise KeyboardInterrupt                                       # ...then the user stops it
+    monkeypatch.setattr(type(headline.SECTION), "figures", stopped)
+    r = _cli("reproduce", "--section", "headline", "--scale", "smoke", "--root", str(root), "--no-train")
+    assert r.exit_code != 0
+    after = {p.relative_to(sec): p.read_bytes() for p in sec.rglob("*")
+             if p.is_file() and p.suffix in (".json", ".md", ".png")}
+    assert after == before
+    assert not list(sec.glob(".figures.*"))

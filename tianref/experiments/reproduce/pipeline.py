@@ -14,11 +14,14 @@ Data flow of :func:`reproduce_section`
 from __future__ import annotations
 
 import dataclasses
-
 import json
 import os
 import shlex
+import shutil
+import signal
 import sys
+import tempfile
+import threading
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -166,11 +169,16 @@ def reproduce_section(name: str, root, scale, *, n_jobs: int = 2, python: str = 
                             f"{len(all_jobs)} runs are left out of every number ({', '.join(doc['missing_runs'])}); "
                             f"`{doc['missing_plan']}` lists their commands.")
     doc = json.loads(to_json(doc))
-    doc["figures"] = section.figures(doc, records, section_dir / "figures", scale, ctx)
-    pub = load_published()
-    doc, md = render(section, doc, pub)
-    write_atomic(section_dir / "summary.json", to_json(doc))
-    write_atomic(section_dir / "report.md", md)
+    for old in section_dir.glob(".figures.*-*"):             # a staging folder an earlier stop left behind
+        shutil.rmtree(old, ignore_errors=True)
+    staged = Path(tempfile.mkdtemp(prefix=".figures.new-", dir=section_dir))
+    try:
+        doc["figures"] = section.figures(doc, records, staged, scale, ctx)
+        pub = load_published()
+        doc, md = render(section, doc, pub)
+        _swap_in(section_dir, staged, {"summary.json": to_json(doc), "report.md": md})
+    finally:
+        shutil.rmtree(staged, ignore_errors=True)
     out = {"runs": len(jobs), "ran": res["ran"], "skipped": res["skipped"], "dir": str(section_dir),
            "figures": len(doc["figures"]),
            "flagged": sum(c["verdict"] in FLAGGED for c in doc["claims"]), "stored": None}
@@ -184,6 +192,40 @@ def reproduce_section(name: str, root, scale, *, n_jobs: int = 2, python: str = 
         say(f"stored in {out['stored']}")
     out["wall_s"] = round(time.time() - t0, 1)
     return out
+
+
+def _swap_in(section_dir: Path, staged: Path, texts: dict) -> None:
+    """Put one invocation's outputs in place together: the staged figures as figures/ (the previous set
+    moved aside, then removed) and each text file by one rename, with SIGINT and SIGTERM held until all
+    are in (a stop arrives after it), so a section folder never holds figures of one invocation beside the
+    summary of another."""
+    held = {signal.SIGINT, signal.SIGTERM}
+    blocked = threading.current_thread() is threading.main_thread()
+    if blocked:
+        signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    old = None
+    try:
+        figs = section_dir / "figures"
+        if figs.exists():
+            old = Path(tempfile.mkdtemp(prefix=".figures.old-", dir=section_dir))
+            os.rmdir(old)
+            os.replace(figs, old)
+        if any(staged.iterdir()):
+            os.chmod(staged, 0o777 & ~_umask())                   # mkdtemp makes it private
+            os.replace(staged, figs)
+        for name, text in texts.items():
+            write_atomic(section_dir / name, text)
+    finally:
+        if blocked:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def _umask() -> int:
+    u = os.umask(0)
+    os.umask(u)
+    return u
 
 
 def plan_command(name: str, root, scale, xp: str = "numpy") -> str:
