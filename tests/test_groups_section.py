@@ -126,6 +126,9 @@ def test_measure_on_tiny_runs(tiny_doc):
     text = s.report(doc, {})
     assert text.startswith("# Group arithmetic") and "| claim | source | ours | rule | verdict |" in text
     assert "| D5 | 10 |" in text and "## Theorem 7" in text
+    t7 = text.split("## Theorem 7")[1].split("##")[0]
+    assert "None" not in t7                  # an epoch that never came (12 epochs: no full coverage) reads —
+    assert any(r["thm7"].get("t_full") is None for g in doc["groups"] for r in g["runs"]) == ("—" in t7)
 
 
 def _synthetic(purity=0.95, cover=True, k7=30, n7=40, fire=True, c_star=3.0):
