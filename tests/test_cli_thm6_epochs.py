@@ -196,5 +196,10 @@ def test_a_schedule_dropping_to_zero_takes_pinv_at_its_zero_epochs_only(tmp_path
     assert recs[0]["summary"]["sign_match_exact"] is not None and recs[1]["summary"]["sign_match_exact"] is None
     r = thm6("--run", rd, "--at-epochs", "3,4", "--pinv")
     assert r.exit_code == 2 and "no requested epoch of the run's eta schedule has eta = 0" in r.output
+    res = CliRunner().invoke(main, ["train", "--M", "7", "--K", "32", "--n-train", "30", "--metrics", "core",
+                                    "--eta-schedule", "0:1e-3,5:0", "--epochs", "4", "--out", str(tmp_path / "s4")])
+    assert res.exit_code == 0, res.output                       # its final state is at eta 1e-3: --pinv does
+    r = thm6("--checkpoint", tmp_path / "s4" / "checkpoints" / "final.npz", "--pinv")     # nothing (it ran
+    assert r.exit_code == 2 and "no requested epoch of the run's eta schedule has eta = 0" in r.output   # with B)
     r = thm6("--run", rd)                                  # default epochs: the refusal alone, no note before it
     assert r.exit_code == 2 and r.stderr.count("\n") == 1 and r.stderr.startswith("Error: epoch 10"), r.stderr

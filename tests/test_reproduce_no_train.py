@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from tianref.cli import main
@@ -120,3 +121,52 @@ def test_a_stop_while_figures_are_drawn_leaves_the_previous_outputs_whole(tmp_pa
              if p.is_file() and p.suffix in (".json", ".md", ".png")}
     assert after == before
     assert not list(sec.glob(".figures.*"))
+
+
+def test_a_signal_during_the_swap_acts_after_it_and_a_failed_rename_puts_the_figures_back(tmp_path, monkeypatch):
+    """_swap_in with a SIGINT sent to the process in its middle (right after summary.json is renamed): the
+    swap completes (figures, summary.json and report.md all new, nothing staged left), then the stop acts
+    (KeyboardInterrupt). Holding the signal by the main thread's mask did not hold it: a BLAS thread took it
+    and the stop came mid-swap (new figures and summary, old report). A rename that fails puts the
+    previous figures back."""
+    import os
+    import signal
+    from tianref.experiments.reproduce import pipeline
+    sec = tmp_path / "sec"
+    (sec / "figures").mkdir(parents=True)
+    (sec / "figures" / "a.png").write_bytes(b"old")
+    for name in ("summary.json", "report.md"):
+        (sec / name).write_text("old")
+
+    def staged():
+        d = sec / ".figures.new-1-x"
+        d.mkdir()
+        (d / "a.png").write_bytes(b"new")
+        return d
+    real = os.replace
+
+    def replace_then_stop(a, b):
+        real(a, b)
+        if Path(b).name == "summary.json":
+            os.kill(os.getpid(), signal.SIGINT)
+    monkeypatch.setattr(pipeline.os, "replace", replace_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        pipeline._swap_in(sec, staged(), {"summary.json": "new", "report.md": "new"})
+    assert (sec / "figures" / "a.png").read_bytes() == b"new"
+    assert [(sec / n).read_text() for n in ("summary.json", "report.md")] == ["new", "new"]
+    assert sorted(p.name for p in sec.iterdir()) == ["figures", "report.md", "summary.json"]
+
+    failed = []
+
+    def failing(a, b):                                                   # the new report.md's rename fails
+        if Path(b).name == "report.md" and ".new-" in Path(a).name and not failed:
+            failed.append(b)
+            raise OSError(28, "No space left on device")
+        real(a, b)
+    monkeypatch.setattr(pipeline.os, "replace", failing)
+    (sec / "figures" / "a.png").write_bytes(b"before")
+    with pytest.raises(OSError):
+        pipeline._swap_in(sec, staged(), {"summary.json": "later", "report.md": "later"})
+    assert (sec / "figures" / "a.png").read_bytes() == b"before"
+    assert [(sec / n).read_text() for n in ("summary.json", "report.md")] == ["new", "new"]   # the previous set
+    assert not [p for p in sec.iterdir() if p.name.startswith(".")]

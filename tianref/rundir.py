@@ -214,14 +214,15 @@ def _holder_pid(fd, wait_s: float = 0.2):
     t_end = time.monotonic() + wait_s
     while True:
         pid = _read_pid(fd)
-        if pid is not None and _alive(pid):
+        if pid is not None and pid_alive(pid):
             return pid
         if time.monotonic() >= t_end:
             return None
         time.sleep(0.005)
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid runs here (another user's included)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

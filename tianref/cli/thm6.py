@@ -351,7 +351,11 @@ def thm6_cmd(ctx, run_dir, epochs_text, replay_beyond, checkpoint, act, eta, top
                           + (" (--all-pairs)" if all_pairs else ""))
         if a not in ACTIVATIONS:
             raise InputError(f"{label}: unknown activation {a!r} in the config")
+        check_at(cfg, epoch, e, len(train_idx), int(W.shape[1]), label)     # --checkpoint too (no precheck)
         jobs.append((epoch, source, W, M, train_idx, a, e, group_rows.table_of_config(cfg), pinv_at(cfg, e)))
+    if pinv and jobs and not any(j[8] for j in jobs):                # a schedule none of whose epochs is at 0
+        raise InputError("--pinv is the eta = 0 variant, but no requested epoch of the run's eta schedule has "
+                         f"eta = 0 (epochs {', '.join(str(j[0]) for j in jobs)}); drop --pinv")
     records = []
     setup = None
     beat = None if interactive() else Heartbeat(len(jobs), "thm6", unit="checkpoint")   # a note each, on a terminal

@@ -27,7 +27,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from tianref.analysis.records import read_run
-from tianref.analysis.summarize import condition_labels, group_conditions, to_json, write_atomic
+from tianref.analysis.summarize import condition_labels, group_conditions, to_json
 from tianref.errors import InputError
 from tianref.experiments import protocols, sweep
 from tianref.experiments.reproduce.jobs import (
@@ -41,6 +41,7 @@ from tianref.experiments.reproduce.rows import load_published
 from tianref.experiments.reproduce.section import Context
 from tianref.experiments.reproduce.sections import REGISTRY
 from tianref.experiments.reproduce.store import provenance, store_section
+from tianref.rundir import pid_alive
 
 FLAGGED = ("differs", "disagrees")           # the verdicts the command's summary line counts
 
@@ -169,9 +170,8 @@ def reproduce_section(name: str, root, scale, *, n_jobs: int = 2, python: str = 
                             f"{len(all_jobs)} runs are left out of every number ({', '.join(doc['missing_runs'])}); "
                             f"`{doc['missing_plan']}` lists their commands.")
     doc = json.loads(to_json(doc))
-    for old in section_dir.glob(".figures.*-*"):             # a staging folder an earlier stop left behind
-        shutil.rmtree(old, ignore_errors=True)
-    staged = Path(tempfile.mkdtemp(prefix=".figures.new-", dir=section_dir))
+    _remove_leftovers(section_dir)                            # of an earlier invocation that was stopped
+    staged = Path(tempfile.mkdtemp(prefix=f".figures.new-{os.getpid()}-", dir=section_dir))
     try:
         doc["figures"] = section.figures(doc, records, staged, scale, ctx)
         pub = load_published()
@@ -195,31 +195,86 @@ def reproduce_section(name: str, root, scale, *, n_jobs: int = 2, python: str = 
 
 
 def _swap_in(section_dir: Path, staged: Path, texts: dict) -> None:
-    """Put one invocation's outputs in place together: the staged figures as figures/ (the previous set
-    moved aside, then removed) and each text file by one rename, with SIGINT and SIGTERM held until all
-    are in (a stop arrives after it), so a section folder never holds figures of one invocation beside the
-    summary of another."""
-    held = {signal.SIGINT, signal.SIGTERM}
-    blocked = threading.current_thread() is threading.main_thread()
-    if blocked:
-        signal.pthread_sigmask(signal.SIG_BLOCK, held)
-    old = None
+    """Put one invocation's outputs in place together: the texts written to temporary files first; then,
+    with SIGINT and SIGTERM held (_signals_held), the previous figures/, summary.json and report.md moved
+    aside, the new ones renamed into place and the previous ones removed. A failed rename puts the previous
+    set back. A section folder thus never holds the figures of one invocation beside the summary of
+    another, and a stop arrives once the swap is done."""
+    tmps = {}
     try:
-        figs = section_dir / "figures"
-        if figs.exists():
-            old = Path(tempfile.mkdtemp(prefix=".figures.old-", dir=section_dir))
-            os.rmdir(old)
-            os.replace(figs, old)
-        if any(staged.iterdir()):
-            os.chmod(staged, 0o777 & ~_umask())                   # mkdtemp makes it private
-            os.replace(staged, figs)
         for name, text in texts.items():
-            write_atomic(section_dir / name, text)
+            fd, tmp = tempfile.mkstemp(dir=section_dir, prefix=f".{name}.new-{os.getpid()}-")
+            tmps[name] = Path(tmp)
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
+            os.chmod(tmp, 0o666 & ~_umask())                          # mkstemp makes it private
+        if any(staged.iterdir()):
+            os.chmod(staged, 0o777 & ~_umask())                       # mkdtemp makes it private
+        new = {"figures": staged if any(staged.iterdir()) else None, **tmps}
+        with _signals_held():
+            aside, placed = {}, []                                # the previous outputs; the new ones in
+            try:
+                for name in new:
+                    if (section_dir / name).exists():
+                        aside[name] = section_dir / f".{name}.old-{os.getpid()}-{time.time_ns()}"
+                        os.replace(section_dir / name, aside[name])
+                for name, src in new.items():
+                    if src is not None:
+                        os.replace(src, section_dir / name)
+                        placed.append(section_dir / name)
+            except BaseException:
+                for dest in placed:                               # the previous set back in place
+                    _remove(dest)
+                for name, old in aside.items():
+                    os.replace(old, section_dir / name)
+                raise
+            for old in aside.values():
+                _remove(old)
     finally:
-        if blocked:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        for tmp in tmps.values():
+            tmp.unlink(missing_ok=True)
+
+
+def _remove(p: Path) -> None:
+    if p.is_dir() and not p.is_symlink():
+        shutil.rmtree(p, ignore_errors=True)
+    else:
+        p.unlink(missing_ok=True)
+
+
+class _signals_held:
+    """Context manager: SIGINT and SIGTERM recorded, not acted on, while it is open (on the main thread,
+    where Python runs its handlers; the BLAS's threads would otherwise take a process-wide signal); on exit
+    the previous handlers come back and a recorded signal is raised again, so it acts after the block."""
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __enter__(self):
+        self.got, self.old = [], {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in self.SIGNALS:
+                self.old[sig] = signal.signal(sig, lambda signum, frame: self.got.append(signum))
+        return self
+
+    def __exit__(self, *exc):
+        for sig, handler in self.old.items():
+            signal.signal(sig, handler)
+        if self.got and exc[0] is None:
+            signal.raise_signal(self.got[0])
+        return False
+
+
+def _remove_leftovers(section_dir: Path) -> None:
+    """The staging folders and files (.figures.new-PID-*, .figures.old-PID-*, .summary.json.new-PID-*, ...)
+    of invocations that are gone (their PID no longer runs); a live one's are its own."""
+    for prefix in (".figures.new-", ".figures.old-", ".summary.json.new-", ".summary.json.old-", ".report.md.new-",
+                   ".report.md.old-"):
+        for p in section_dir.glob(prefix + "*"):
+            pid = p.name[len(prefix):].split("-")[0]
+            if pid.isdigit() and pid_alive(int(pid)):
+                continue
+            _remove(p)
 
 
 def _umask() -> int:
