@@ -128,6 +128,23 @@ def test_rerender_with_an_unreadable_provenance_is_one_line_and_writes_nothing(t
     assert {p.name: p.read_bytes() for p in dest.iterdir() if p.is_file()} == before
 
 
+def test_rerender_of_all_sections_writes_none_when_one_is_bad(tmp_path):
+    """--section all: headline re-renders cleanly, ridge's provenance.json is broken. It rewrote headline
+    first and then refused ('nothing was re-rendered'); every section is read and checked before any
+    is written."""
+    for name in ("headline", "ridge"):
+        src = rp.STORE_ROOT / "ci" / name
+        if not (src / "summary.json").is_file():
+            pytest.skip(f"no stored ci {name}")
+        shutil.copytree(src, tmp_path / "ci" / name)
+        (tmp_path / "ci" / name / "report.md").write_text("old report\n", encoding="utf-8")
+    (tmp_path / "ci" / "ridge" / "provenance.json").write_text("[1]", encoding="utf-8")
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    res = cli("reproduce", "--rerender", "--section", "all", "--scale", "ci", "--store-to", str(tmp_path))
+    assert res.returncode == 2 and "ridge" in res.stderr and res.stdout == "", res.stderr
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
+
+
 def test_rerender_of_nothing_stored_is_exit_2(tmp_path):
     res = cli("reproduce", "--rerender", "--section", "eta", "--scale", "full", "--store-to", str(tmp_path))
     assert res.returncode == 2 and res.stderr.startswith("Error:") and "Traceback" not in res.stderr

@@ -127,13 +127,14 @@ def reproduce_cmd(section_text, root, scale_text, n_jobs, threads, batch, plan, 
     if rerender:
         if plan or store:
             raise InputError("--rerender re-renders stored sections; it cannot be combined with --plan or --store")
-        from tianref.experiments.reproduce.rerender import rerender_section, stored_sections
+        from tianref.experiments.reproduce.rerender import apply_rerender, plan_rerender, stored_sections
         base = _store_dir(store_to)
         check_output_dir(base, "--store-to")
         names = stored_sections(base, scale.name, None if section_text == "all" else sections)
         command = _command_line()
         git = rp.git_state()                                  # before the first write
-        done = {s: rerender_section(base, scale.name, s, command, git) for s in names}
+        plans = {s: plan_rerender(base, scale.name, s) for s in names}    # every section read and checked
+        done = {s: apply_rerender(p, command, git) for s, p in plans.items()}   # before any is written
         click.echo(json.dumps({"scale": scale.name, "rerendered": done}))
         return
     if plan and slurm_file is not None:

@@ -83,8 +83,12 @@ def rerender_section(store_root: Path, scale_name: str, section: str, command: s
     """Re-render one stored section in place; returns what changed. ``git``: the checkout's state
     taken before anything was written (default: now), so that one command's earlier sections do not
     mark the tree dirty for its later ones."""
-    from tianref.backend import git_state
-    git = git_state() if git is None else git
+    return apply_rerender(plan_rerender(store_root, scale_name, section), command, git)
+
+
+def plan_rerender(store_root: Path, scale_name: str, section: str) -> dict:
+    """Everything a re-render of one stored section would write, read and checked but not written (every
+    section of a command is planned before any is written, so bad input anywhere writes nothing)."""
     d = Path(store_root) / scale_name / section
     try:
         doc = json.loads((d / "summary.json").read_text(encoding="utf-8"), parse_constant=_no_constant)
@@ -122,6 +126,15 @@ def rerender_section(store_root: Path, scale_name: str, section: str, command: s
             raise InputError(f"{prov_path}: cannot read it ({exc}); nothing was re-rendered") from None
         if not isinstance(prov, dict):
             raise InputError(f"{prov_path}: not a provenance record (a JSON object); nothing was re-rendered")
+    return {"dir": d, "new": new, "md": md, "changed": changed, "prov": prov, "derived": derived}
+
+
+def apply_rerender(plan: dict, command: str = "", git: dict | None = None) -> dict:
+    """Write a planned re-render (plan_rerender); returns what changed."""
+    from tianref.backend import git_state
+    git = git_state() if git is None else git
+    d, new, md, changed, prov, derived = (plan[k] for k in ("dir", "new", "md", "changed", "prov", "derived"))
+    prov_path = d / "provenance.json"
     if changed["summary.json"]:
         write_atomic(d / "summary.json", to_json(new))
     if changed["report.md"]:
