@@ -264,6 +264,10 @@ def test_a_run_with_no_row_is_left_out_and_an_unfinished_one_is_named(tmp_path):
     assert any(n.startswith("1 unfinished run(s) drawn to their last row") and "short: ends at epoch 30 of 60" in n
                for n in notes), notes
     assert "headline" in figs and "top5" in figs
+    cfg = {k: v for k, v in BASE_CONFIG.items() if k != "epochs"}        # E unknown: nothing to fall short of
+    write_run(tmp_path / "noe" / "r", dict(cfg, seed=9), synth_columns(60, True, 9))
+    _, notes = figures_from_runs(read_tree(tmp_path / "noe"), which=("headline",))
+    assert not any("unfinished" in n for n in notes), notes
 
 
 def test_every_condition_of_the_headline_figure_has_its_own_colour(tmp_path):

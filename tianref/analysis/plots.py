@@ -323,7 +323,8 @@ def figures_from_runs(records: list[RunRecord], which=FIGURES, window=None,
     if empty:                   # nothing to draw (a run just started, or stopped while it was set up)
         notes.append(f"left out {len(empty)} run(s) with no logged row: " + ", ".join(r.path.name for r in empty))
         records = [r for r in records if r.n_rows > 0]
-    short = [(r, s) for r, s in zip(records, [run_status(r) for r in records]) if s["status"] == "unfinished"]
+    short = [(r, s) for r, s in zip(records, [run_status(r) for r in records])
+             if s["status"] == "unfinished" and s["epochs"] is not None]        # E unknown: nothing to fall short of
     if short:                   # drawn as far as they go: a median over fewer runs after their last row
         notes.append(f"{len(short)} unfinished run(s) drawn to their last row (medians over fewer runs "
                      "after it; a detector that had not fired by then counts as not fired): "
