@@ -39,9 +39,12 @@ def _check_store_apart(store_to, root, scale_name: str, sections) -> None:
     for s in sections:
         dest = (Path(store_to) / scale_name / s).resolve()
         runs_at = (Path(root) / s).resolve()
-        if inside(dest, runs_at) or inside(runs_at, dest):
+        if inside(runs_at, dest):
             raise InputError(f"--store-to {store_to}: the stored copy {dest} would replace the folder of the "
                              f"section's runs {runs_at} (or one holding it), deleting them; store elsewhere")
+        if inside(dest, runs_at):
+            raise InputError(f"--store-to {store_to}: the stored copy {dest} would lie inside the folder of the "
+                             f"section's runs {runs_at}; store elsewhere")
 
 
 def _store_dir(store_to):

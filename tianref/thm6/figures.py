@@ -72,7 +72,8 @@ def paper_matches(paper, setup: dict, top_pairs: int | None) -> tuple[bool, str]
         h = have.get(k)
         same = h is not None and (math.isclose(float(h), float(w), rel_tol=1e-9) if k == "eta" else h == w)
         if not same:
-            diffs.append(f"{k} = {'all' if k == 'top-pairs' and h is None else h} (paper {w})")
+            shown = {"top-pairs": "all", "eta": "one per checkpoint (an eta schedule)"}.get(k) if h is None else h
+            diffs.append(f"{k} = {shown} (paper {w})")
     return (not diffs), "; ".join(diffs)
 
 
