@@ -542,6 +542,19 @@ def test_reproduce_store_over_its_own_run_folders_is_refused(tmp_path, monkeypat
     assert _snapshot(tmp_path) == before
 
 
+def test_reproduce_store_inside_a_sections_run_folder_is_refused_saying_so(tmp_path, monkeypatch):
+    """--store-to ROOT/ridge/st puts the stored copy inside the section's run folder (no run deleted):
+    refused, saying where it would lie (it said the runs would be deleted), nothing written."""
+    monkeypatch.setattr("tianref.cli.sweep.check_jobs", _never("reproduce validation"))
+    root = tmp_path / "r"
+    (root / "ridge").mkdir(parents=True)
+    before = _snapshot(tmp_path)
+    line = _refused(_cli(["reproduce", "--section", "ridge", "--scale", "smoke", "--root", root, "--store",
+                          "--store-to", root / "ridge" / "st"]), "would lie inside the folder of the section's runs")
+    assert "deleting" not in line
+    assert _snapshot(tmp_path) == before
+
+
 def test_reproduce_store_to_below_a_file_refused_before_computing(tmp_path, afile, monkeypatch):
     monkeypatch.setattr("tianref.cli.sweep.check_jobs", _never("reproduce validation"))
     before = _snapshot(tmp_path)

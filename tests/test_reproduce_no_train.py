@@ -170,3 +170,60 @@ def test_a_signal_during_the_swap_acts_after_it_and_a_failed_rename_puts_the_fig
     assert (sec / "figures" / "a.png").read_bytes() == b"before"
     assert [(sec / n).read_text() for n in ("summary.json", "report.md")] == ["new", "new"]   # the previous set
     assert not [p for p in sec.iterdir() if p.name.startswith(".")]
+
+
+def test_a_failed_move_aside_reports_its_own_error_and_keeps_the_previous_outputs(tmp_path, monkeypatch):
+    """Moving the previous report.md aside fails (EACCES): the swap raises that error (it raised a
+    FileNotFoundError of a restore of a file never moved) and every previous output is where it was."""
+    import os
+    from tianref.experiments.reproduce import pipeline
+    sec = tmp_path / "sec"
+    (sec / "figures").mkdir(parents=True)
+    (sec / "figures" / "a.png").write_bytes(b"old")
+    for name in ("summary.json", "report.md"):
+        (sec / name).write_text("old")
+    staged = sec / ".figures.new-1-x"
+    staged.mkdir()
+    (staged / "a.png").write_bytes(b"new")
+    real = os.replace
+
+    def failing(a, b):
+        if Path(a).name == "report.md" and ".old-" in Path(b).name:
+            raise PermissionError(13, "Permission denied")
+        real(a, b)
+    monkeypatch.setattr(pipeline.os, "replace", failing)
+    with pytest.raises(PermissionError):
+        pipeline._swap_in(sec, staged, {"summary.json": "new", "report.md": "new"})
+    assert (sec / "figures" / "a.png").read_bytes() == b"old"
+    assert [(sec / n).read_text() for n in ("summary.json", "report.md")] == ["old", "old"]
+    assert not [p for p in sec.iterdir() if p.name.startswith(".") and p != staged]
+
+
+def test_signals_held_restores_both_handlers_and_leftovers_of_the_gone_are_removed(tmp_path):
+    """_signals_held puts both previous handlers back and the held SIGINT then acts (the race it also
+    guards, a signal acted on between two restores, is not reproduced here), and _remove_leftovers removes
+    the staging names of dead processes and of this one (a container's runs all have pid 1; they were
+    kept), keeping a live other process's."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    from tianref.experiments.reproduce import pipeline
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    with pytest.raises(KeyboardInterrupt):
+        with pipeline._signals_held():
+            os.kill(os.getpid(), signal.SIGINT)
+    assert {s: signal.getsignal(s) for s in before} == before
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True).stdout.strip()
+        names = [f".figures.old-{dead}-1", f".figures.new-{os.getpid()}-2", f".summary.json.new-{dead}-3",
+                 f".figures.new-{live.pid}-4", "keep.txt"]
+        for n in names:
+            (tmp_path / n).mkdir() if n.startswith(".figures") else (tmp_path / n).write_text("x")
+        pipeline._remove_leftovers(tmp_path)
+        assert sorted(p.name for p in tmp_path.iterdir()) == sorted([f".figures.new-{live.pid}-4", "keep.txt"])
+    finally:
+        live.kill()
+        live.wait()

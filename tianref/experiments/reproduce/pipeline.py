@@ -42,6 +42,7 @@ from tianref.experiments.reproduce.section import Context
 from tianref.experiments.reproduce.sections import REGISTRY
 from tianref.experiments.reproduce.store import provenance, store_section
 from tianref.rundir import pid_alive
+from tianref.runs import _fsync_dir
 
 FLAGGED = ("differs", "disagrees")           # the verdicts the command's summary line counts
 
@@ -203,13 +204,16 @@ def _swap_in(section_dir: Path, staged: Path, texts: dict) -> None:
     tmps = {}
     try:
         for name, text in texts.items():
-            fd, tmp = tempfile.mkstemp(dir=section_dir, prefix=f".{name}.new-{os.getpid()}-")
-            tmps[name] = Path(tmp)
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(text)
-                f.flush()
-                os.fsync(f.fileno())
-            os.chmod(tmp, 0o666 & ~_umask())                          # mkstemp makes it private
+            try:                                                      # a full disk names the file meant
+                fd, tmp = tempfile.mkstemp(dir=section_dir, prefix=f".{name}.new-{os.getpid()}-", suffix=f"-{name}")
+                tmps[name] = Path(tmp)
+                with os.fdopen(fd, "w", encoding="utf-8") as f:
+                    f.write(text)
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.chmod(tmp, 0o666 & ~_umask())                      # mkstemp makes it private
+            except OSError as exc:
+                raise OSError(exc.errno, exc.strerror or str(exc), str(section_dir / name)) from None
         if any(staged.iterdir()):
             os.chmod(staged, 0o777 & ~_umask())                       # mkdtemp makes it private
         new = {"figures": staged if any(staged.iterdir()) else None, **tmps}
@@ -218,23 +222,40 @@ def _swap_in(section_dir: Path, staged: Path, texts: dict) -> None:
             try:
                 for name in new:
                     if (section_dir / name).exists():
-                        aside[name] = section_dir / f".{name}.old-{os.getpid()}-{time.time_ns()}"
-                        os.replace(section_dir / name, aside[name])
+                        old = section_dir / f".{name}.old-{os.getpid()}-{time.time_ns()}"
+                        os.replace(section_dir / name, old)
+                        aside[name] = old                         # recorded once it is there
                 for name, src in new.items():
                     if src is not None:
                         os.replace(src, section_dir / name)
-                        placed.append(section_dir / name)
+                        placed.append(name)
             except BaseException:
-                for dest in placed:                               # the previous set back in place
-                    _remove(dest)
-                for name, old in aside.items():
-                    os.replace(old, section_dir / name)
+                _put_back(section_dir, aside, placed)
                 raise
             for old in aside.values():
                 _remove(old)
+        _fsync_dir(str(section_dir))                                  # the renames on disk too
     finally:
         for tmp in tmps.values():
             tmp.unlink(missing_ok=True)
+
+
+def _put_back(section_dir: Path, aside: dict, placed: list) -> None:
+    """After a failed swap: each new output placed is moved out of the way (renamed, then removed) and each
+    previous one renamed back; every step is tried whatever an earlier one did (the caller re-raises the
+    swap's own error)."""
+    for name in placed:
+        try:
+            gone = section_dir / f".{name}.new-{os.getpid()}-{time.time_ns()}"
+            os.replace(section_dir / name, gone)
+            _remove(gone)
+        except OSError:
+            pass
+    for name, old in aside.items():
+        try:
+            os.replace(old, section_dir / name)
+        except OSError:
+            pass
 
 
 def _remove(p: Path) -> None:
@@ -245,21 +266,42 @@ def _remove(p: Path) -> None:
 
 
 class _signals_held:
-    """Context manager: SIGINT and SIGTERM recorded, not acted on, while it is open (on the main thread,
-    where Python runs its handlers; the BLAS's threads would otherwise take a process-wide signal); on exit
-    the previous handlers come back and a recorded signal is raised again, so it acts after the block."""
+    """Context manager: SIGINT and SIGTERM recorded, not acted on, while it is open (by Python handlers on
+    the main thread, where Python runs them: a mask would not hold a signal that a BLAS thread takes). On
+    exit the previous handlers come back (each whatever happens to another) and a recorded signal is raised
+    again, so that it acts after the block; where the block failed, its error is what the command reports
+    (a failure is exit 1 even when a stop came with it, as a sweep's is)."""
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __enter__(self):
         self.got, self.old = [], {}
         if threading.current_thread() is threading.main_thread():
-            for sig in self.SIGNALS:
-                self.old[sig] = signal.signal(sig, lambda signum, frame: self.got.append(signum))
+            try:
+                for sig in self.SIGNALS:
+                    self.old[sig] = signal.signal(sig, self._record)
+            except BaseException:
+                self._restore()
+                raise
         return self
 
+    def _record(self, signum, frame):
+        self.got.append(signum)
+
+    def _restore(self):
+        """Each previous handler back, the next one in a ``finally``: a signal acted on as soon as its own
+        handler is back cannot leave another one recording."""
+        items, self.old = list(self.old.items()), {}
+
+        def back(i):
+            if i < len(items):
+                try:
+                    signal.signal(*items[i])
+                finally:
+                    back(i + 1)
+        back(0)
+
     def __exit__(self, *exc):
-        for sig, handler in self.old.items():
-            signal.signal(sig, handler)
+        self._restore()
         if self.got and exc[0] is None:
             signal.raise_signal(self.got[0])
         return False
@@ -271,9 +313,9 @@ def _remove_leftovers(section_dir: Path) -> None:
     for prefix in (".figures.new-", ".figures.old-", ".summary.json.new-", ".summary.json.old-", ".report.md.new-",
                    ".report.md.old-"):
         for p in section_dir.glob(prefix + "*"):
-            pid = p.name[len(prefix):].split("-")[0]
-            if pid.isdigit() and pid_alive(int(pid)):
-                continue
+            pid = p.name[len(prefix):].split("-")[0]                 # this process has no swap in flight:
+            if pid.isdigit() and int(pid) != os.getpid() and pid_alive(int(pid)):   # its own are leftovers too
+                continue                                              # (a container's runs are all pid 1)
             _remove(p)
 
 
