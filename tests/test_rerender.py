@@ -145,6 +145,15 @@ def test_rerender_of_all_sections_writes_none_when_one_is_bad(tmp_path):
     assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
 
 
+def test_rerender_with_root_is_refused_not_ignored(tmp_path):
+    """--rerender works on the store; a --root given with it was silently ignored (a user meaning to
+    re-render the sections of a run tree got the store's instead). One line, exit 2, nothing written."""
+    res = cli("reproduce", "--rerender", "--section", "headline", "--scale", "ci", "--root", str(tmp_path / "r"),
+              "--store-to", str(tmp_path / "st"))
+    assert res.returncode == 2 and res.stderr.count("\n") == 1 and "drop --root" in res.stderr, res.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_rerender_of_nothing_stored_is_exit_2(tmp_path):
     res = cli("reproduce", "--rerender", "--section", "eta", "--scale", "full", "--store-to", str(tmp_path))
     assert res.returncode == 2 and res.stderr.startswith("Error:") and "Traceback" not in res.stderr

@@ -120,6 +120,9 @@ def reproduce_cmd(section_text, root, scale_text, n_jobs, threads, batch, plan, 
     from tianref.experiments import reproduce as rp
     sections = rp.parse_section(section_text)
     scale = rp.parse_scale(scale_text)
+    if rerender and root is not None:
+        raise InputError("--rerender re-renders the stored sections in STORE_TO (--store-to), from their "
+                         "summary.json; it reads no run tree: drop --root")
     if root is None:
         root = Path("runs/reproduce" if scale.name == "full" else f"runs/reproduce-{scale.name}")
     if no_train and (plan or slurm_file is not None or rerender):
