@@ -321,8 +321,12 @@ def parse_eta_schedule(text: str) -> tuple:
 
 def eta_at(cfg: TrainConfig, t: int) -> float:
     """The weight decay of the step from row t to row t + 1."""
-    eta = cfg.eta
-    for start, value in cfg.eta_schedule:
+    return eta_in_force(cfg.eta, cfg.eta_schedule, t)
+
+
+def eta_in_force(eta: float, schedule, t: int) -> float:
+    """``eta`` under an ascending schedule ((start, eta), ...): the value of the last start <= t."""
+    for start, value in schedule:
         if start <= t:
             eta = value
         else:

@@ -41,6 +41,14 @@ DIVERGED = "diverged"       # config.json's record of a run ended by a non-finit
                             # failed ridge solve (errors.Diverged.KINDS)
 
 
+def current_umask() -> int:
+    """The process's umask (read by setting it and putting it back): the bits a plain open() or mkdir
+    clears, which files made private by mkstemp/mkdtemp are given back by chmod."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
 def atomic_write_bytes(path: str, write, mode: int = 0o666) -> None:
     """Call write(fileobj) on a temp file beside ``path``, fsync it, then rename it over ``path``.
 
@@ -56,9 +64,7 @@ def atomic_write_bytes(path: str, write, mode: int = 0o666) -> None:
             write(f)
             f.flush()
             os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, mode & ~umask)        # mkstemp creates 0600; give the usual file mode
+        os.chmod(tmp, mode & ~current_umask())   # mkstemp creates 0600; give the usual file mode
         os.replace(tmp, path)
         tmp = None
         _fsync_dir(d)

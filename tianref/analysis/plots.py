@@ -318,12 +318,13 @@ def figures_from_runs(records: list[RunRecord], which=FIGURES, window=None,
     if blown:                   # their last rows hold values ~1e50 that would set every shared axis's range
         notes.append(f"left out {len(blown)} diverged run(s): "
                      + "; ".join(f"{r.path.name}: {s['why']}" for r, s in blown))
-        records = [r for r, s in zip(records, status) if s["status"] != "diverged"]
-    empty = [r for r in records if r.n_rows == 0]
+    kept = [(r, s) for r, s in zip(records, status) if s["status"] != "diverged"]
+    empty = [r for r, _ in kept if r.n_rows == 0]
     if empty:                   # nothing to draw (a run just started, or stopped while it was set up)
         notes.append(f"left out {len(empty)} run(s) with no logged row: " + ", ".join(r.path.name for r in empty))
-        records = [r for r in records if r.n_rows > 0]
-    short = [(r, s) for r, s in zip(records, [run_status(r) for r in records])
+    kept = [(r, s) for r, s in kept if r.n_rows > 0]
+    records = [r for r, _ in kept]
+    short = [(r, s) for r, s in kept
              if s["status"] == "unfinished" and s["epochs"] is not None]        # E unknown: nothing to fall short of
     if short:                   # drawn as far as they go: a median over fewer runs after their last row
         notes.append(f"{len(short)} unfinished run(s) drawn to their last row (medians over fewer runs "

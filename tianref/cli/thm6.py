@@ -22,7 +22,7 @@ from tianref.backend import environment_info, get_xp
 from tianref.cli.common import (THREADS, FiniteFloat, GivenPath, IntRange, epoch_list_options, figure_format,
                                 json_safe, reports_errors)
 from tianref.cli.progress import CountProgress, Heartbeat, interactive
-from tianref.config import parse_int_list
+from tianref.config import eta_in_force, parse_int_list
 from tianref.errors import InputError
 from tianref.model import ACTIVATIONS
 from tianref.paths import check_distinct_outputs
@@ -194,21 +194,18 @@ def _setting(name, override, cfg, label):
 
 def _eta_setting(override, cfg, epoch, label):
     """eta of Theorem 6 at row ``epoch``: --eta if given, else the run's: under an eta schedule the eta in
-    force from that row on (config.eta_at: the step epoch -> epoch + 1), else its constant eta."""
+    force from that row on (config.eta_in_force, as eta_at: the step epoch -> epoch + 1), else its
+    constant eta."""
     if override is None and cfg and cfg.get("eta_schedule") and epoch is None:
         raise InputError(f"{label}: the run trained with an eta schedule and the file records no epoch to "
                          "read its eta at; pass --eta")
     if override is None and cfg and cfg.get("eta_schedule"):
-        eta = None
         try:
-            for start, value in cfg["eta_schedule"]:
-                if int(start) <= int(epoch):
-                    eta = value
+            schedule = [(int(start), value) for start, value in cfg["eta_schedule"]]
         except (TypeError, ValueError):
             raise InputError(f"{label}: eta_schedule = {cfg['eta_schedule']!r} in the config is not a list of "
                              "[start, eta] pairs") from None
-        if eta is not None:
-            return eta
+        return eta_in_force(_setting("eta", None, cfg, label), schedule, int(epoch))
     return _setting("eta", override, cfg, label)
 
 

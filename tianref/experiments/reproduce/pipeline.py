@@ -42,7 +42,7 @@ from tianref.experiments.reproduce.section import Context
 from tianref.experiments.reproduce.sections import REGISTRY
 from tianref.experiments.reproduce.store import provenance, store_section
 from tianref.rundir import pid_alive
-from tianref.runs import _fsync_dir
+from tianref.runs import _fsync_dir, current_umask
 
 FLAGGED = ("differs", "disagrees")           # the verdicts the command's summary line counts
 
@@ -211,11 +211,11 @@ def _swap_in(section_dir: Path, staged: Path, texts: dict) -> None:
                     f.write(text)
                     f.flush()
                     os.fsync(f.fileno())
-                os.chmod(tmp, 0o666 & ~_umask())                      # mkstemp makes it private
+                os.chmod(tmp, 0o666 & ~current_umask())                      # mkstemp makes it private
             except OSError as exc:
                 raise OSError(exc.errno, exc.strerror or str(exc), str(section_dir / name)) from None
         if any(staged.iterdir()):
-            os.chmod(staged, 0o777 & ~_umask())                       # mkdtemp makes it private
+            os.chmod(staged, 0o777 & ~current_umask())                       # mkdtemp makes it private
         new = {"figures": staged if any(staged.iterdir()) else None, **tmps}
         with _signals_held():
             aside, placed = {}, []                                # the previous outputs; the new ones in
@@ -317,12 +317,6 @@ def _remove_leftovers(section_dir: Path) -> None:
             if pid.isdigit() and int(pid) != os.getpid() and pid_alive(int(pid)):   # its own are leftovers too
                 continue                                              # (a container's runs are all pid 1)
             _remove(p)
-
-
-def _umask() -> int:
-    u = os.umask(0)
-    os.umask(u)
-    return u
 
 
 def plan_command(name: str, root, scale, xp: str = "numpy") -> str:

@@ -26,6 +26,7 @@ from tianref.backend import git_state  # noqa: F401  (re-exported by tianref.exp
 from tianref.analysis.summarize import to_json
 from tianref.experiments.reproduce.rows import REPO
 from tianref.resources import store_root
+from tianref.runs import current_umask
 
 STORE_ROOT = store_root() if REPO is not None else None    # the default --store-to; none in an installed copy
 
@@ -99,8 +100,7 @@ def store_section(section_dir: Path, dest_root: Path, scale_name: str, section: 
             for f in sorted(figs.glob("*.png")):
                 shutil.copy2(f, tmp / "figures" / f.name)
         (tmp / "provenance.json").write_text(to_json(prov), encoding="utf-8")
-        umask = os.umask(0)
-        os.umask(umask)
+        umask = current_umask()
         for p in [tmp, *tmp.rglob("*")]:                    # mkdtemp makes it private: the modes of a plain
             os.chmod(p, (0o777 if p.is_dir() else 0o666) & ~umask)   # mkdir/open() under the user's umask
         old = None
