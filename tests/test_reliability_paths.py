@@ -523,6 +523,28 @@ def test_sweep_and_reproduce_root_in_a_run_directory_is_refused(run_dir, below):
     assert _snapshot(run_dir) == before
 
 
+@pytest.mark.parametrize("mark", ["summary", "logs"])
+def test_reproduce_root_at_a_section_folder_is_refused_naming_the_tree(tmp_path, mark):
+    """--root TREE/ridge (the folder of a section already run: its summary.json or _logs/) would put the
+    section one level deeper, TREE/ridge/ridge, training every run anew beside the old ones: refused."""
+    sec = tmp_path / "tree" / "ridge"
+    sec.mkdir(parents=True)
+    if mark == "summary":
+        (sec / "summary.json").write_text(json.dumps({"section": "ridge", "scale": {"name": "smoke"}}))
+    else:
+        (sec / "_logs").mkdir()
+    before = _snapshot(tmp_path)
+    for plan in ([], ["--plan"]):
+        line = _refused(_cli(["reproduce", "--section", "ridge", "--scale", "smoke", "--root", sec, *plan]),
+                        "section's folder")
+        assert f"--root {tmp_path / 'tree'}" in line
+    assert _snapshot(tmp_path) == before
+    (sec / "summary.json").unlink(missing_ok=True)         # a folder merely named for a section is a root
+    if mark == "logs":
+        (sec / "_logs").rmdir()
+    assert _cli(["reproduce", "--section", "ridge", "--scale", "smoke", "--root", sec, "--plan"]).exit_code == 0
+
+
 @pytest.mark.parametrize("root_of", [lambda st: st / "smoke",                       # ROOT/<section> IS the copy
                                      lambda st: st / "smoke" / "ridge" / "tree",     # inside the copy
                                      lambda st: st])                                  # holds ... /smoke/ridge

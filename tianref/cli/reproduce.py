@@ -47,6 +47,25 @@ def _check_store_apart(store_to, root, scale_name: str, sections) -> None:
                              f"section's runs {runs_at}; store elsewhere")
 
 
+def _check_not_a_section(root) -> None:
+    """Refuse a --root that is itself one section's folder of a reproduce tree (named for a section and
+    holding that section's summary.json or its _logs/): the sections would go one level deeper,
+    ROOT/<section>/<section>, beside the runs they should find."""
+    root = Path(root)
+    if root.name not in SECTIONS:
+        return
+    summary, logs = root / "summary.json", root / "_logs"
+    held = logs.is_dir()
+    if summary.is_file():
+        try:
+            held = held or json.loads(summary.read_text()).get("section") == root.name
+        except (OSError, ValueError, AttributeError):
+            pass
+    if held:
+        raise InputError(f"--root {root} is the {root.name} section's folder of the reproduce tree "
+                         f"{root.parent}; give --root {root.parent}")
+
+
 def _store_dir(store_to):
     """--store-to, else the source checkout's reference_results/reproduction (exit 2 in an installed copy)."""
     return store_to if store_to is not None else store_root()
@@ -149,6 +168,7 @@ def reproduce_cmd(section_text, root, scale_text, n_jobs, threads, batch, plan, 
         raise InputError("--store copies the sections this command computes; --plan and --slurm compute none "
                          "(store them with the command that runs them)")
     check_not_in_run(root, "--root")             # also for --plan: its commands would write there
+    _check_not_a_section(root)
     if not plan:                                 # every output path before anything is computed or created
         check_output_dir(root, "--root")
     if slurm_file is not None:
