@@ -30,6 +30,33 @@ def test_no_train_refuses_a_section_that_needs_checkpoints(tmp_path):
     assert not (tmp_path / "thm6").exists()                  # nothing written before the refusal
 
 
+def test_no_train_with_section_all_skips_thm6_with_a_note_and_summarises_the_rest(tmp_path):
+    """--section all names thm6, whose measurements replay its runs: --no-train summarises headline, relu,
+    window and eta from one finished run each and says on stderr that thm6 was skipped (it refused the
+    whole command, so --no-train could never be given --section all)."""
+    plan = subprocess.run([sys.executable, "cli.py", "reproduce", "--section", "all", "--scale", "smoke",
+                           "--plan", "--root", str(tmp_path)], capture_output=True, text=True, cwd=ROOT)
+    assert plan.returncode == 0, plan.stderr
+    first = {}
+    for line in plan.stdout.strip().splitlines():
+        out = Path(line.split()[line.split().index("--out") + 1])
+        first.setdefault(out.parent.name, line)
+    assert set(first) == {"headline", "relu", "window", "eta", "thm6"}
+    for name in ("headline", "relu", "window", "eta"):
+        done = subprocess.run(first[name].split(), capture_output=True, text=True, cwd=ROOT)
+        assert done.returncode == 0, done.stderr
+    r = CliRunner().invoke(main, ["reproduce", "--section", "all", "--scale", "smoke",
+                                 "--no-train", "--root", str(tmp_path)])
+    assert r.exit_code == 0, r.output + r.stderr
+    assert "thm6 skipped" in r.stderr and "checkpoints or replays" in r.stderr
+    line = json.loads(r.stdout.strip().splitlines()[-1])
+    assert list(line["sections"]) == ["headline", "relu", "window", "eta"]
+    assert all(line["sections"][s]["ran"] == 0 for s in line["sections"])
+    assert not (tmp_path / "thm6").exists()
+    for name in ("headline", "relu", "window", "eta"):
+        assert json.loads((tmp_path / name / "summary.json").read_text())["n_runs"] == 1
+
+
 def test_no_train_with_plan_is_exit_2(tmp_path):
     r = _cli("reproduce", "--section", "ridge", "--scale", "ci", "--no-train", "--plan", "--root", str(tmp_path))
     assert r.exit_code == 2 and "cannot be combined" in r.output

@@ -120,8 +120,8 @@ def _store_dir(store_to):
                    "--section all: every stored section.")
 @click.option("--no-train", is_flag=True,
               help="Trains nothing: summarise the runs under ROOT that have all their rows (not thm6, lifecycle, "
-                   "groups), e.g. a tree copied back from another machine without checkpoints; the report lists the "
-                   "missing runs and how to finish them.")
+                   "groups, which replay runs: --section all skips thm6 with a note), e.g. a tree copied back from another "
+                   "machine without checkpoints; the report lists the missing runs and how to finish them.")
 @reports_errors
 def reproduce_cmd(section_text, root, scale_text, n_jobs, threads, batch, plan, store, store_to, top_pairs,
                   xp_name, slurm_file, python, rerender, no_train):
@@ -147,6 +147,12 @@ def reproduce_cmd(section_text, root, scale_text, n_jobs, threads, batch, plan, 
     if no_train and (plan or slurm_file is not None or rerender):
         raise InputError("--no-train summarises runs already there; it cannot be combined with --plan, "
                          "--slurm or --rerender")
+    if no_train and section_text == "all":        # all = the default sections: the ones --no-train can summarise
+        replayed = [s for s in sections if rp.get_section(s).needs_checkpoints]
+        sections = [s for s in sections if s not in replayed]
+        if replayed:
+            click.echo(f"reproduce --no-train: {', '.join(replayed)} skipped (its measurements need its runs' "
+                       "checkpoints or replays; run that section without --no-train)", err=True)
     if not plan and slurm_file is None:
         rp.load_published()          # an installed copy has none: exit 2 here, not after training every run
     if rerender:
