@@ -81,6 +81,33 @@ def test_a_reduced_scale_never_agrees_with_T6():
         assert all(c.verdict != "agrees" for c in claims)
 
 
+@pytest.mark.skipif(not (FULL / "summary.json").is_file(), reason="no stored full scaling section")
+def test_a_rho_from_row_0_is_no_firing_and_dates_no_epoch():
+    """The source's "fires in 60/60 runs at near-constant epoch" dates a crossing. A run whose rho_tian is
+    >= 0.075 from row 0 (every ci-scale run) has none: it is counted apart, not as firing, and left out of
+    the epoch medians (they read 8/8 'in kind' and 'cell medians 0-0' at the ci scale)."""
+    doc = _doc_from_stored()
+    per_run = doc["scaling"]["per_run"]
+    first = {(s["M"], s["p"]) for s in per_run}
+    early = [dict(s, rho_fire=0.0, rho_from_start=True) if (s["M"], s["p"]) == min(first) else s for s in per_run]
+    n_early = sum(s.get("rho_from_start", False) for s in early)
+    assert 0 < n_early < len(early)
+    table = scaling.cell_table(early)
+    d = dict(doc, scaling=dict(doc["scaling"], per_run=early, table=table))
+    by = {c.claim: c for c in scaling.SECTION.claims(d, PUBLISHED)}
+    fires = by["ρ_tian ≥ 0.075 fires in 60/60 runs"]
+    assert fires.ours == f"{len(early) - n_early}/{len(early)} runs (and {n_early} ≥ 0.075 from row 0: no onset)"
+    assert fires.outcome == "fail" and "from row 0 does not count" in fires.note
+    when = by["... at ep ~11–25 (cell medians)"]
+    assert when.ours == "cell medians 11–20 of the runs with an onset" and when.outcome == "pass"
+    none = [dict(s, rho_fire=0.0, rho_from_start=True) for s in per_run]
+    d = dict(doc, scaling=dict(doc["scaling"], per_run=none, table=scaling.cell_table(none)))
+    by = {c.claim: c for c in scaling.SECTION.claims(d, PUBLISHED)}
+    assert by["ρ_tian ≥ 0.075 fires in 60/60 runs"].ours.startswith(f"0/{len(none)} runs")
+    assert by["... at ep ~11–25 (cell medians)"].ours == "no run with an onset"
+    assert by["... at ep ~11–25 (cell medians)"].outcome == "undefined"
+
+
 def test_new_rules_judge_as_stated():
     """The rules added for these sections, against direct cases (each threshold on both sides)."""
     assert RULES["above"].judge(0.5, 0.091) == "pass" and RULES["above"].judge(0.05, 0.091) == "opposite"
