@@ -525,23 +525,25 @@ def test_sweep_and_reproduce_root_in_a_run_directory_is_refused(run_dir, below):
 
 @pytest.mark.parametrize("mark", ["summary", "logs"])
 def test_reproduce_root_at_a_section_folder_is_refused_naming_the_tree(tmp_path, mark):
-    """--root TREE/ridge (the folder of a section already run: its summary.json or _logs/) would put the
+    """--root TREE/ridge (the folder of a section already run: its summary.json or a run's log) would put the
     section one level deeper, TREE/ridge/ridge, training every run anew beside the old ones: refused."""
     sec = tmp_path / "tree" / "ridge"
     sec.mkdir(parents=True)
     if mark == "summary":
         (sec / "summary.json").write_text(json.dumps({"section": "ridge", "scale": {"name": "smoke"}}))
-    else:
+    else:                                                   # a run's log (a section's folder before its summary)
         (sec / "_logs").mkdir()
+        (sec / "_logs" / "ridge_seed0.log").write_text("")
     before = _snapshot(tmp_path)
     for plan in ([], ["--plan"]):
         line = _refused(_cli(["reproduce", "--section", "ridge", "--scale", "smoke", "--root", sec, *plan]),
                         "section's folder")
         assert f"--root {tmp_path / 'tree'}" in line
     assert _snapshot(tmp_path) == before
-    (sec / "summary.json").unlink(missing_ok=True)         # a folder merely named for a section is a root
-    if mark == "logs":
-        (sec / "_logs").rmdir()
+    (sec / "summary.json").unlink(missing_ok=True)         # a folder merely named for a section is a root,
+    if mark == "logs":                                     # a sweep's _logs/ in it too
+        (sec / "_logs" / "ridge_seed0.log").unlink()
+        (sec / "_logs" / "mine_eta0_seed0.log").write_text("")
     assert _cli(["reproduce", "--section", "ridge", "--scale", "smoke", "--root", sec, "--plan"]).exit_code == 0
 
 

@@ -48,19 +48,24 @@ def _check_store_apart(store_to, root, scale_name: str, sections) -> None:
 
 
 def _check_not_a_section(root) -> None:
-    """Refuse a --root that is itself one section's folder of a reproduce tree (named for a section and
-    holding that section's summary.json or its _logs/): the sections would go one level deeper,
-    ROOT/<section>/<section>, beside the runs they should find."""
+    """Refuse a --root that is itself one section's folder of a reproduce tree: named for a section and
+    holding that section's summary.json, or a run folder or log of one of the section's runs (at any
+    scale). The sections would go one level deeper, ROOT/<section>/<section>, and train every run anew."""
     root = Path(root)
     if root.name not in SECTIONS:
         return
-    summary, logs = root / "summary.json", root / "_logs"
-    held = logs.is_dir()
+    held = False
+    summary = root / "summary.json"
     if summary.is_file():
         try:
-            held = held or json.loads(summary.read_text()).get("section") == root.name
+            held = json.loads(summary.read_text()).get("section") == root.name
         except (OSError, ValueError, AttributeError):
             pass
+    if not held and root.is_dir():
+        from tianref.experiments.reproduce import get_section, parse_scale, section_jobs
+        section = get_section(root.name)
+        names = {j.out.name for sc in SCALES for j in section_jobs(root.parent, section, parse_scale(sc))}
+        held = any((root / n / "config.json").is_file() or (root / "_logs" / f"{n}.log").is_file() for n in names)
     if held:
         raise InputError(f"--root {root} is the {root.name} section's folder of the reproduce tree "
                          f"{root.parent}; give --root {root.parent}")
