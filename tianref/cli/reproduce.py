@@ -152,12 +152,10 @@ def reproduce_cmd(section_text, root, scale_text, n_jobs, threads, batch, plan, 
     if no_train and (plan or slurm_file is not None or rerender):
         raise InputError("--no-train summarises runs already there; it cannot be combined with --plan, "
                          "--slurm or --rerender")
-    if no_train and section_text == "all":        # all = the default sections: the ones --no-train can summarise
+    replayed = []                                 # --section all --no-train: the sections it cannot summarise
+    if no_train and section_text == "all":
         replayed = [s for s in sections if rp.get_section(s).needs_checkpoints]
         sections = [s for s in sections if s not in replayed]
-        if replayed:
-            click.echo(f"reproduce --no-train: {', '.join(replayed)} skipped (its measurements need its runs' "
-                       "checkpoints or replays; run that section without --no-train)", err=True)
     if not plan and slurm_file is None:
         rp.load_published()          # an installed copy has none: exit 2 here, not after training every run
     if rerender:
@@ -190,6 +188,9 @@ def reproduce_cmd(section_text, root, scale_text, n_jobs, threads, batch, plan, 
     if no_train:                                 # every section has runs to summarise, before any is
         for s in sections:
             rp.no_train_jobs(s, root, scale, xp_name)
+        if replayed:                              # said once the command is known to go ahead
+            click.echo(f"reproduce --no-train: {', '.join(replayed)} skipped (its measurements need its runs' "
+                       "checkpoints or replays; run that section without --no-train)", err=True)
     from tianref.cli.sweep import check_jobs, write_slurm
     jobs = rp.all_section_jobs(sections, root, scale, xp_name)
     # every run, before any starts (a script, or a plan for GPU nodes, runs elsewhere: the device is not
