@@ -458,3 +458,100 @@ def test_the_ci_headline_reproduction_batched_gives_the_stored_numbers(tmp_path)
     stored = json.loads((REPO / "reference_results" / "reproduction" / "ci" / "headline" / "summary.json").read_text())
     assert [c["config"]["eta"] for c in stored["views"][0]["summary"]["conditions"]] == [0.002, 0.0]   # [1]: the control
     assert _far(got, stored, rtol=2e-3, atol=1e-10) == []
+
+
+# --- train-batch's ends and edges: a stop between stacks, the BLAS of a run's setup, one --out per member,
+# --log-dir apart from the runs, a failed run closed while the others train
+
+def test_a_stop_once_a_stack_has_finished_keeps_the_next_stack_from_starting(tmp_path, monkeypatch):
+    """A signal in a stack's last epoch lets that stack finish its runs; the stacks after it must not
+    start (the stop was dropped with the stack's own watch: the next stack trained in full, exit 0, and a
+    sweep's SIGKILL after its grace period then found no resume state). Here the signal comes right after
+    the first stack (K = 64) has ended; the second (K = 32) is not started and nothing of it is left."""
+    from tianref.cli import batch as cli_batch
+    real = cli_batch._train_group
+    calls = []
+
+    def first_then_signal(group, *a, **kw):
+        out = real(group, *a, **kw)
+        calls.append([os.path.basename(p.out) for p in group])
+        os.kill(os.getpid(), signal.SIGINT)                  # as if it came in the stack's last epoch
+        return out
+    monkeypatch.setattr(cli_batch, "_train_group", first_then_signal)
+    args = ["train-batch", "--log-dir", tmp_path / "_logs"]
+    args += _member(tmp_path / "a", 0, epochs=5) + _member(tmp_path / "b", 1, epochs=5)
+    args += ["--member", f"--out {tmp_path / 'c'} --seed 2 --M 11 --K 32 --n-train 60 --epochs 5"]
+    r = cli(args)
+    assert r.exit_code == 128 + signal.SIGINT, r.output
+    assert calls == [["a", "b"]]
+    for name in ("a", "b"):                                   # the finished stack: complete runs
+        assert len(_rows(tmp_path / name)) == 6 and (tmp_path / name / "checkpoints" / "final.npz").is_file()
+    assert not (tmp_path / "c").exists()                      # never started: rolled back as train rolls back
+    assert "not started (stopped by SIGINT before its stack started" in (tmp_path / "_logs" / "c.log").read_text()
+
+
+def test_a_members_setup_runs_under_the_batchs_blas_threads(tmp_path, monkeypatch):
+    """--ridge-eval current solves for V at setup: under the process's ambient BLAS (2 threads) a batched run's
+    initial V differed from its unbatched run's, while its config.json records the batch's one thread."""
+    from tianref import threads as blas_threads, train as train_mod
+    seen = []
+    real = train_mod.setup
+
+    def spy(*a, **kw):
+        seen.append(blas_threads.current())
+        return real(*a, **kw)
+    monkeypatch.setattr(train_mod, "setup", spy)
+    ridge = ("--top-layer", "ridge", "--ridge-eval", "current")
+    with blas_threads.limits(2):
+        if blas_threads.current() != 2:
+            pytest.skip("no BLAS whose thread count can be set")
+        r = cli(["train-batch", *_member(tmp_path / "a", 0, epochs=2, extra=ridge),
+                 *_member(tmp_path / "b", 1, epochs=2, extra=ridge)])
+    assert r.exit_code == 0, r.output
+    assert seen == [1, 1]
+    assert all(blas_threads.of_run(str(tmp_path / n)) == 1 for n in "ab")          # what config.json records
+
+
+def test_a_member_giving_out_twice_is_the_folder_train_writes(tmp_path):
+    """click keeps a repeated option's last value: a member '--out b --out a' writes a, so it and a member
+    '--out a' are two members for one folder, refused before any run is touched (the check read the first
+    --out: run a trained, then the second member was refused as 'in use by process <the batch itself>')."""
+    args = ["train-batch", *_member(tmp_path / "a", 0), "--member",
+            f"--out {tmp_path / 'b'} --seed 1 --M 11 --K 64 --n-train 60 --eta 2e-3 --epochs 30 --out {tmp_path / 'a'}"]
+    r = cli(args)
+    assert r.exit_code == 2 and "two members write to the same --out" in r.stderr, r.output
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("where", ["a", "a/logs"])
+def test_a_log_dir_in_a_members_folder_is_refused_before_anything_is_written(tmp_path, where):
+    """--log-dir a (or a/logs) put the logs into run a's folder (which --overwrite then refused as holding
+    files no run writes) or made a's folder before a was prepared (then refused as not empty)."""
+    r = cli(["train-batch", "--log-dir", tmp_path / where, *_member(tmp_path / "a", 0), *_member(tmp_path / "b", 1)])
+    assert r.exit_code == 2 and "lies in the folder of the member --out" in r.stderr, r.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failed_member_is_closed_while_the_others_train(tmp_path, monkeypatch):
+    """A member that diverges leaves the stack at once: its divergence is recorded in its config.json, its
+    message logged and its lock released while the others train on (it waited for the whole stack, so a
+    kill meanwhile lost the record and left a partial run that a sweep would train again)."""
+    from tianref.cli import batch as cli_batch
+    real_end = cli_batch._end_failed
+    at_end = {}
+
+    def spy(p, m, log_dir, failed):
+        real_end(p, m, log_dir, failed)
+        at_end.update(ok_rows=len(_rows(tmp_path / "ok")), log=(tmp_path / "_logs" / "bad.log").read_text(),
+                      cfg=json.loads((tmp_path / "bad" / "config.json").read_text()),
+                      locked=lock_holder(str(tmp_path / "bad")))
+    monkeypatch.setattr(cli_batch, "_end_failed", spy)
+    sgd = ("--optimizer", "sgd", "--lr", "0.1", "--dtype", "float64")
+    args = ["train-batch", "--log-dir", tmp_path / "_logs"]
+    args += _member(tmp_path / "bad", 0, epochs=200, extra=(*sgd, "--eta", "100"))
+    args += _member(tmp_path / "ok", 1, epochs=200, extra=(*sgd, "--eta", "0"))
+    r = cli(args)
+    assert r.exit_code == 1, r.output
+    assert at_end["cfg"].get("diverged") and "non-finite" in at_end["log"] and at_end["locked"] is None
+    assert at_end["ok_rows"] < 50 and len(_rows(tmp_path / "bad")) < 50      # ended while ok was early on
+    assert len(_rows(tmp_path / "ok")) == 201 and (tmp_path / "ok" / "checkpoints" / "final.npz").is_file()

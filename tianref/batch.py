@@ -34,6 +34,7 @@ train.run does for one).
 """
 from __future__ import annotations
 
+import contextlib
 import threading
 from dataclasses import dataclass, field
 
@@ -86,12 +87,15 @@ def _fail(m, msg, diverged=None):
     m.failed, m.diverged = msg, diverged
 
 
-def run(xp, members, *, parts: int = 1, on_epoch=None, on_stop=None):
+def run(xp, members, *, parts: int = 1, on_epoch=None, on_stop=None, on_end=None, stop=None):
     """Train every member to row cfg.epochs as one stack.  All members must share the condition up to
     seed and eta (same_stack), the epoch they start from and whether that row is logged. Returns the members
     (``failed`` set on the ones that diverged). Raises RunFailure on SIGINT/SIGTERM after saving every
     running member's resume state. on_epoch(epoch): after each logged row of the batch (of the first
-    part); on_stop(message): a stop signal.
+    part); on_stop(message): a stop signal; on_end(member): a member that failed, as soon as it has
+    left the stack (its rows and checkpoints written: the caller may close its run while the others
+    train; from a part's thread when ``parts`` > 1). ``stop``: a train._Stop already watching the
+    signals (the caller's, over several stacks), else one is installed for this stack.
 
     ``parts`` > 1 splits the members into that many stacks, stepped at the same time by as many
     threads (NumPy releases the interpreter lock inside its array operations, so the parts overlap
@@ -103,9 +107,9 @@ def run(xp, members, *, parts: int = 1, on_epoch=None, on_stop=None):
         if not same_stack(m.cfg, cfg0) or (m.state.epoch, m.resumed) != (epoch, resumed):
             raise ValueError("a batch holds runs of one condition (up to seed and eta) starting from one epoch")
     parts = max(1, min(int(parts), len(members)))
-    with train._Stop(on_stop) as stop:
+    with (train._Stop(on_stop) if stop is None else contextlib.nullcontext(stop)) as stop:
         if parts == 1:
-            _loop(xp, members, epoch, resumed, stop, on_epoch)
+            _loop(xp, members, epoch, resumed, stop, on_epoch, on_end)
             return members
         split = [members[i::parts] for i in range(parts)]                     # round robin
         errors = [None] * parts
@@ -114,7 +118,7 @@ def run(xp, members, *, parts: int = 1, on_epoch=None, on_stop=None):
         def work(i):
             try:
                 with np.errstate(**errs):                # NumPy's error state is per thread
-                    _loop(xp, split[i], epoch, resumed, stop, on_epoch if i == 0 else None)
+                    _loop(xp, split[i], epoch, resumed, stop, on_epoch if i == 0 else None, on_end)
             except BaseException as exc:                                       # re-raised by the caller
                 errors[i] = exc
         threads = [threading.Thread(target=work, args=(i,), name=f"batch-part-{i}") for i in range(parts)]
@@ -137,8 +141,9 @@ def run(xp, members, *, parts: int = 1, on_epoch=None, on_stop=None):
     return members
 
 
-def _loop(xp, live, epoch, resumed, stop, on_epoch):
-    """The training loop of one stack (train.run's order): rows, checkpoints, stop, step."""
+def _loop(xp, live, epoch, resumed, stop, on_epoch, on_end=None):
+    """The training loop of one stack (train.run's order): rows, checkpoints, stop, step. A member that
+    fails leaves the stack at once and is handed to on_end (run's docstring)."""
     cfg0 = live[0].cfg
     live = list(live)
     P, opt = stack_state(xp, [m.state for m in live])
@@ -162,7 +167,9 @@ def _loop(xp, live, epoch, resumed, stop, on_epoch):
             if error is not None:
                 raise error
             if ended:                                                         # drop them from the stack
+                gone = [live[s] for s in ended]
                 live, P, opt, rings, fwd, train_b, test_b = _drop(xp, live, ended, P, opt, fwd)
+                _ended(gone, on_end)
                 if not live:
                     break
             if on_epoch:
@@ -188,7 +195,16 @@ def _loop(xp, live, epoch, resumed, stop, on_epoch):
             for s, msg in solve_failed.items():
                 d = train.ridge_diverged(msg, epoch)
                 _fail(live[s], str(d), (d.epoch, d.what))
+            gone = [live[s] for s in sorted(solve_failed)]
             live, P, opt, rings, fwd, train_b, test_b = _drop(xp, live, sorted(solve_failed), P, opt, None)
+            _ended(gone, on_end)
+
+
+def _ended(gone, on_end) -> None:
+    """Hand the members that left the stack to on_end (none: the caller ends them after the stack)."""
+    if on_end is not None:
+        for m in gone:
+            on_end(m)
 
 
 def _drop(xp, live, ended, P, opt, fwd):

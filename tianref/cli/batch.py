@@ -21,7 +21,7 @@ from tianref import batch as engine_batch, memory, runs, threads as blas_threads
 from tianref.stacks import same_stack
 from tianref.cli.common import RAISE_ERRORS, THREADS, GivenPath, reports_errors
 from tianref.cli.progress import RUN_KEY, RowProgress, say
-from tianref.errors import InputError, RunFailure
+from tianref.errors import InputError, Interrupted, RunFailure
 from tianref.paths import check_output_dir
 from tianref.resources import program
 
@@ -51,13 +51,20 @@ def _say(log_dir, out, msg, label=None, echo: bool = True):
 
 
 def _out_of(argv):
-    """The --out of a member's arguments (``--out X`` or ``--out=X``), None without one."""
-    for i, a in enumerate(argv):
+    """The --out of a member's arguments (``--out X`` or ``--out=X``), None without one; given twice,
+    the last, the one click parses (the folder train writes)."""
+    out, i = None, 0
+    while i < len(argv):
+        a = argv[i]
+        if a == "--":                                  # what follows is no option
+            break
         if a == "--out" and i + 1 < len(argv):
-            return argv[i + 1]
+            out, i = argv[i + 1], i + 2
+            continue
         if a.startswith("--out="):
-            return a[len("--out="):]
-    return None
+            out = a[len("--out="):]
+        i += 1
+    return out
 
 
 HOST = ("numpy", "fake")                # backends whose stack is split into thread parts (--threads)
@@ -177,6 +184,7 @@ def train_batch_cmd(members, log_dir, threads):
             seen[key] = out
     if log_dir is not None:
         check_output_dir(log_dir, "--log-dir")         # a path that cannot be used: before any run
+        _check_logs_apart(log_dir, seen.values())
         os.makedirs(log_dir, exist_ok=True)
     prepared, refused = prepare_members(argvs, log_dir, threads)
     failed = _train_all(prepared, log_dir, blas_threads.resolve(threads))
@@ -187,10 +195,23 @@ def train_batch_cmd(members, log_dir, threads):
         raise RunFailure(f"{len(failed)} of {len(argvs)} runs failed (first: {failed[0]})")
 
 
+def _check_logs_apart(log_dir, outs) -> None:
+    """Refuse a --log-dir at or inside a member's --out: its logs would be files of that run folder,
+    which no run writes (a later --overwrite refuses such a folder), or a folder train refuses as not
+    empty."""
+    logs = os.path.realpath(log_dir)
+    for out in outs:
+        run = os.path.realpath(out)
+        if logs == run or logs.startswith(run.rstrip(os.sep) + os.sep):
+            raise InputError(f"--log-dir {log_dir} lies in the folder of the member --out {out}, where only "
+                             "its run writes; give a folder outside every member's --out")
+
+
 def _train_all(prepared, log_dir, threads: int) -> list:
     """Train every prepared run, stack by stack; exit each run's session with its own outcome. A run
     already complete (--resume of a finished run) is left untouched, as train leaves it: its summary only.
     Returns the failure messages."""
+    from tianref import train
     from tianref.cli.train import summary_of
     failed = []
     for p in [p for p in prepared if p.complete]:
@@ -200,11 +221,18 @@ def _train_all(prepared, log_dir, threads: int) -> list:
     pending = list(prepared)
     stop_exc = None
     try:
-        for group in _fitting(_groups(prepared)):
-            if stop_exc is not None:
-                break
-            stop_exc = _train_group(group, log_dir, failed, threads)
-            pending = [p for p in pending if p not in group]
+        # one watch over every stack: a signal in a stack's last epoch (which then finishes its runs) or
+        # between stacks stops the stacks after it from starting
+        with train._Stop(lambda m: say(f"\n{m}")) as stop:
+            for group in _fitting(_groups(prepared)):
+                if stop.set:
+                    stop_exc = Interrupted(f"stopped by {stop.name} before its stack started; continue by "
+                                           "running it again", stop.name)
+                    break
+                stop_exc = _train_group(group, log_dir, failed, threads, stop)
+                pending = [p for p in pending if p not in group]
+                if stop_exc is not None:
+                    break
     except BaseException as exc:                  # the runs not ended yet end with it (train's rollback)
         for p in pending:
             p.session.__exit__(type(exc), exc, exc.__traceback__)
@@ -221,19 +249,21 @@ def _train_all(prepared, log_dir, threads: int) -> list:
     return failed
 
 
-def _train_group(group, log_dir, failed, threads: int):
+def _train_group(group, log_dir, failed, threads: int, stop):
     """One stack. Returns the RunFailure of a stop signal (after every session is closed), or None.
     On the host backends ``threads`` > 1 splits the stack into that many parts stepped by as many
     threads, each with a single-threaded BLAS (tianref/batch.py: faster than a multi-threaded BLAS on
-    the many small products of a row); on a GPU it is the host BLAS's thread count."""
+    the many small products of a row); on a GPU it is the host BLAS's thread count. ``stop``: the
+    train._Stop watching the signals. A run that fails is closed (its divergence recorded, its lock
+    released, its message logged) as soon as it leaves the stack, while the others train on."""
     from tianref import train
-    from tianref.cli.train import record_divergence
     xp = group[0].xp
     members, writers, started, ended = [], [], [], []
     for p in group:
         if p.state is None:
-            try:
-                problem, state = train.setup(p.cfg, xp, p.init)
+            try:                               # its BLAS as when it trains (the ridge solve of --ridge-eval
+                with blas_threads.limits(blas_of(p.xp_name, threads)):      # current runs here)
+                    problem, state = train.setup(p.cfg, xp, p.init)
             except RunFailure as exc:          # the ridge V of its initial W (--ridge-eval current): it ends
                 ended.append((p, exc))         # alone before its first row, as train ends it
                 continue
@@ -251,6 +281,14 @@ def _train_group(group, log_dir, failed, threads: int):
     if not members:
         return None
     group, p0 = started, started[0]
+    closed = set()                             # members already ended (on_end), by id
+    of = {id(m): (p, w) for p, m, w in zip(group, members, writers)}
+
+    def on_end(m):                             # a failed member, out of the stack: closed now
+        p, w = of[id(m)]
+        w.close()
+        closed.add(id(m))
+        _end_failed(p, m, log_dir, failed)
     t0 = time.time()
     start, E = members[0].state.epoch, p0.cfg.epochs
     stopped = None
@@ -267,8 +305,7 @@ def _train_group(group, log_dir, failed, threads: int):
                     row = dict(row, **{RUN_KEY: os.path.basename(p.out)})
                 bar.update(1 if epoch > last["e"] else 0, row or {})
                 last["e"] = epoch
-            engine_batch.run(xp, members, parts=parts, on_epoch=on_epoch,
-                             on_stop=lambda m: say(f"\n{m}"))
+            engine_batch.run(xp, members, parts=parts, on_epoch=on_epoch, on_end=on_end, stop=stop)
     except RunFailure as exc:                       # a stop signal: every running run saved its state
         stopped = exc
     finally:
@@ -276,19 +313,33 @@ def _train_group(group, log_dir, failed, threads: int):
             w.close()
     secs = round(time.time() - t0, 3)
     for p, m in zip(group, members):
+        if id(m) in closed:
+            continue
         finished = m.failed is None and m.stopped is None and m.state.epoch >= p.cfg.epochs
-        if m.failed or m.stopped or (stopped is not None and not finished):
-            msg = m.failed or m.stopped or f"not started ({stopped})"       # each run's own stop epoch
-            if m.diverged:                              # recorded in its config.json, as train records it
-                record_divergence(p.out, p.session, *m.diverged)
+        if m.failed:
+            _end_failed(p, m, log_dir, failed)
+            continue
+        if m.stopped or (stopped is not None and not finished):
+            msg = m.stopped or f"not started ({stopped})"                    # each run's own stop epoch
             p.session.__exit__(RunFailure, RunFailure(msg), None)
-            if m.failed:
-                failed.append(f"{os.path.basename(p.out)}: {m.failed}")
             _say(log_dir, p.out, f"Error: {msg}")
             continue
         p.session.__exit__(None, None, None)
         _print_summary(log_dir, p.out, _summary(p, secs, len(group)))
     return stopped
+
+
+def _end_failed(p, m, log_dir, failed) -> None:
+    """End member m's run, which failed: its divergence recorded in its config.json (as train records
+    it), its session closed with the failure (lock released), its message on stderr and in its log."""
+    from tianref.cli.train import record_divergence
+    try:
+        if m.diverged:
+            record_divergence(p.out, p.session, *m.diverged)
+    finally:
+        p.session.__exit__(RunFailure, RunFailure(m.failed), None)
+        failed.append(f"{os.path.basename(p.out)}: {m.failed}")
+    _say(log_dir, p.out, f"Error: {m.failed}")
 
 
 def _print_summary(log_dir, out, summary):
