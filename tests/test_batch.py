@@ -8,6 +8,7 @@ explicitly as well), on the numpy and the strict fake backend, float32 and float
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -540,8 +541,8 @@ def test_a_failed_member_is_closed_while_the_others_train(tmp_path, monkeypatch)
     real_end = cli_batch._end_failed
     at_end = {}
 
-    def spy(p, m, log_dir, failed):
-        real_end(p, m, log_dir, failed)
+    def spy(p, m, log_dir, **kw):
+        real_end(p, m, log_dir, **kw)
         at_end.update(ok_rows=len(_rows(tmp_path / "ok")), log=(tmp_path / "_logs" / "bad.log").read_text(),
                       cfg=json.loads((tmp_path / "bad" / "config.json").read_text()),
                       locked=lock_holder(str(tmp_path / "bad")))
@@ -555,3 +556,35 @@ def test_a_failed_member_is_closed_while_the_others_train(tmp_path, monkeypatch)
     assert at_end["cfg"].get("diverged") and "non-finite" in at_end["log"] and at_end["locked"] is None
     assert at_end["ok_rows"] < 50 and len(_rows(tmp_path / "bad")) < 50      # ended while ok was early on
     assert len(_rows(tmp_path / "ok")) == 201 and (tmp_path / "ok" / "checkpoints" / "final.npz").is_file()
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_failed_member_whose_log_cannot_be_written_stops_none_of_the_others(tmp_path, threads):
+    """Ending a failed member mid-stack meets its log (here a folder where its file should be): the error
+    is reported once the stack is done, after every other run finished with its checkpoints (it left the
+    runs beside it part-trained, without a resume state)."""
+    (tmp_path / "L" / "r1.log").mkdir(parents=True)
+    sgd = ("--optimizer", "sgd", "--lr", "0.1", "--dtype", "float64")
+    args = ["train-batch", "--threads", threads, "--log-dir", tmp_path / "L"]
+    for s in range(4):
+        args += _member(tmp_path / f"r{s}", s, extra=(*sgd, "--eta", "100" if s == 1 else "0"))
+    r = cli(args)
+    assert r.exit_code == 1 and "r1.log" in r.stderr, r.output
+    for s in (0, 2, 3):
+        assert len(_rows(tmp_path / f"r{s}")) == 31 and (tmp_path / f"r{s}" / "checkpoints" / "final.npz").is_file()
+    assert json.loads((tmp_path / "r1" / "config.json").read_text()).get("diverged")
+
+
+def test_the_first_failure_named_is_the_first_failed_member_in_member_order(tmp_path):
+    """With --threads 2 the stack's parts fail in wall-clock order; the closing line names the first
+    failed member of the command line, as before the members were ended mid-stack."""
+    sgd = ("--optimizer", "sgd", "--lr", "0.1", "--dtype", "float64", "--epochs", "10")
+    args = ["train-batch", "--threads", "2"]
+    for s, eta in enumerate(("100", "100", "0")):
+        args += ["--member", " ".join(["--out", str(tmp_path / f"a{s}"), "--seed", str(s), "--M", "11", "--K",
+                                       "64", "--n-train", "60", *sgd, "--eta", eta])]
+    for _ in range(3):
+        r = cli(args)
+        assert r.exit_code == 1 and "2 of 3 runs failed (first: a0:" in r.stderr, r.output
+        for s in range(3):
+            shutil.rmtree(tmp_path / f"a{s}")

@@ -540,6 +540,17 @@ def test_reproduce_root_at_a_section_folder_is_refused_naming_the_tree(tmp_path,
                         "section's folder")
         assert f"--root {tmp_path / 'tree'}" in line
     assert _snapshot(tmp_path) == before
+    link = tmp_path / "mine"
+    link.symlink_to(sec)
+    cwd = os.getcwd()
+    try:
+        os.chdir(sec)                                      # '.' or a link to it: the same folder
+        for root in (".", link):
+            _refused(_cli(["reproduce", "--section", "ridge", "--scale", "smoke", "--root", root, "--plan"]),
+                     "section's folder")
+    finally:
+        os.chdir(cwd)
+    link.unlink()
     (sec / "summary.json").unlink(missing_ok=True)         # a folder merely named for a section is a root,
     if mark == "logs":                                     # a sweep's _logs/ in it too
         (sec / "_logs" / "ridge_seed0.log").unlink()

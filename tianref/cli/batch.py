@@ -20,7 +20,7 @@ import numpy as np  # only for np.errstate around the run
 from tianref import batch as engine_batch, memory, runs, threads as blas_threads
 from tianref.stacks import same_stack
 from tianref.cli.common import RAISE_ERRORS, THREADS, GivenPath, reports_errors
-from tianref.cli.progress import RUN_KEY, RowProgress, say
+from tianref.cli.progress import RUN_KEY, RowProgress, interactive, say
 from tianref.errors import InputError, Interrupted, RunFailure
 from tianref.paths import check_output_dir
 from tianref.resources import program
@@ -39,11 +39,11 @@ def _member_log(log_dir, out):
     return None if log_dir is None or out is None else os.path.join(log_dir, os.path.basename(out) + ".log")
 
 
-def _say(log_dir, out, msg, label=None, echo: bool = True):
-    """A member's message: to stderr (unless not ``echo``), and appended to its log in --log-dir (as a
-    sweep names them; a member without --out has no log: ``label`` names it on stderr)."""
+def _say(log_dir, out, msg, label=None, echo: bool = True, lead: str = ""):
+    """A member's message: to stderr (unless not ``echo``; after ``lead``), and appended to its log in
+    --log-dir (as a sweep names them; a member without --out has no log: ``label`` names it on stderr)."""
     if echo:
-        say(f"{label or os.path.basename(out)}: {msg}")      # a stderr gone ends the lines, not the batch
+        say(f"{lead}{label or os.path.basename(out)}: {msg}")   # a stderr gone ends the lines, not the batch
     path = _member_log(log_dir, out)
     if path is not None:
         with open(path, "a", encoding="utf-8") as f:
@@ -282,13 +282,17 @@ def _train_group(group, log_dir, failed, threads: int, stop):
         return None
     group, p0 = started, started[0]
     closed = set()                             # members already ended (on_end), by id
+    late = []                                  # an OSError met while ending one: raised after the stack
     of = {id(m): (p, w) for p, m, w in zip(group, members, writers)}
 
-    def on_end(m):                             # a failed member, out of the stack: closed now
-        p, w = of[id(m)]
-        w.close()
+    def on_end(m):                             # a failed member, out of the stack: closed now; nothing it
+        p, w = of[id(m)]                       # meets may stop the runs still training beside it
         closed.add(id(m))
-        _end_failed(p, m, log_dir, failed)
+        try:
+            w.close()
+            _end_failed(p, m, log_dir, lead="\n" if interactive() else "")
+        except OSError as exc:
+            late.append(exc)
     t0 = time.time()
     start, E = members[0].state.epoch, p0.cfg.epochs
     stopped = None
@@ -313,11 +317,13 @@ def _train_group(group, log_dir, failed, threads: int, stop):
             w.close()
     secs = round(time.time() - t0, 3)
     for p, m in zip(group, members):
+        if m.failed:                                    # named in member order, whenever it ended
+            failed.append(f"{os.path.basename(p.out)}: {m.failed}")
         if id(m) in closed:
             continue
         finished = m.failed is None and m.stopped is None and m.state.epoch >= p.cfg.epochs
         if m.failed:
-            _end_failed(p, m, log_dir, failed)
+            _end_failed(p, m, log_dir)
             continue
         if m.stopped or (stopped is not None and not finished):
             msg = m.stopped or f"not started ({stopped})"                    # each run's own stop epoch
@@ -326,20 +332,22 @@ def _train_group(group, log_dir, failed, threads: int, stop):
             continue
         p.session.__exit__(None, None, None)
         _print_summary(log_dir, p.out, _summary(p, secs, len(group)))
+    if late:                                            # (every other run is ended and reported first)
+        raise late[0]
     return stopped
 
 
-def _end_failed(p, m, log_dir, failed) -> None:
+def _end_failed(p, m, log_dir, lead: str = "") -> None:
     """End member m's run, which failed: its divergence recorded in its config.json (as train records
-    it), its session closed with the failure (lock released), its message on stderr and in its log."""
+    it), its session closed with the failure (lock released), its message on stderr (after ``lead``:
+    a line break while a progress bar is drawn) and in its log."""
     from tianref.cli.train import record_divergence
     try:
         if m.diverged:
             record_divergence(p.out, p.session, *m.diverged)
     finally:
         p.session.__exit__(RunFailure, RunFailure(m.failed), None)
-        failed.append(f"{os.path.basename(p.out)}: {m.failed}")
-    _say(log_dir, p.out, f"Error: {m.failed}")
+    _say(log_dir, p.out, f"Error: {m.failed}", lead=lead)
 
 
 def _print_summary(log_dir, out, summary):

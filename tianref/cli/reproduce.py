@@ -51,7 +51,7 @@ def _check_not_a_section(root) -> None:
     """Refuse a --root that is itself one section's folder of a reproduce tree: named for a section and
     holding that section's summary.json, or a run folder or log of one of the section's runs (at any
     scale). The sections would go one level deeper, ROOT/<section>/<section>, and train every run anew."""
-    root = Path(root)
+    root = Path(root).resolve()                  # '.', '..' or a link: the folder it names
     if root.name not in SECTIONS:
         return
     held = False
