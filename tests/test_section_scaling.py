@@ -96,14 +96,18 @@ def test_a_rho_from_row_0_is_no_firing_and_dates_no_epoch():
     d = dict(doc, scaling=dict(doc["scaling"], per_run=early, table=table))
     by = {c.claim: c for c in scaling.SECTION.claims(d, PUBLISHED)}
     fires = by["ρ_tian ≥ 0.075 fires in 60/60 runs"]
-    assert fires.ours == f"{len(early) - n_early}/{len(early)} runs (and {n_early} ≥ 0.075 from row 0: no onset)"
-    assert fires.outcome == "fail" and "from row 0 does not count" in fires.note
+    assert fires.ours == (f"{len(early) - n_early}/{len(early) - n_early} runs that start below 0.075 "
+                          f"({n_early} of {len(early)} at or above it from row 0: no onset)")
+    assert fires.outcome == "pass" and "left out of the count" in fires.note
     when = by["... at ep ~11–25 (cell medians)"]
     assert when.ours == "cell medians 11–20 of the runs with an onset" and when.outcome == "pass"
     none = [dict(s, rho_fire=0.0, rho_from_start=True) for s in per_run]
     d = dict(doc, scaling=dict(doc["scaling"], per_run=none, table=scaling.cell_table(none)))
     by = {c.claim: c for c in scaling.SECTION.claims(d, PUBLISHED)}
-    assert by["ρ_tian ≥ 0.075 fires in 60/60 runs"].ours.startswith(f"0/{len(none)} runs")
+    assert by["ρ_tian ≥ 0.075 fires in 60/60 runs"].ours.startswith("0/0 runs that start below 0.075")
+    assert by["ρ_tian ≥ 0.075 fires in 60/60 runs"].outcome == "undefined"        # nothing could fire
+    report = scaling.SECTION.report(d, PUBLISHED)
+    assert report.count(" † |") == len(d["scaling"]["table"]) and "† the cell's median ρ fire counts" in report
     assert by["... at ep ~11–25 (cell medians)"].ours == "no run with an onset"
     assert by["... at ep ~11–25 (cell medians)"].outcome == "undefined"
 
