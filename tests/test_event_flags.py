@@ -106,6 +106,9 @@ def test_a_stored_summary_renders_by_the_same_rule(tmp_path):
     L.count("fire", _cond(old, 0.0), "fire", (0, 3), source=paper_source("T3"))
     assert L[0].ours.startswith("undefined in 3/3 (rho_tian >= its threshold from row 0)")
     assert L[1].ours == "3/3; 3 fired, never t0.5"
+    L.count("rho fire", _cond(old, 2e-4), "rho_fire", (3, 3), source=paper_source("T2"))
+    assert L[2].ours == "3/3; at its first row in 3/3 (rho_tian >= its threshold from row 0)"   # counted, marked
+    assert L[2].outcome == "pass"
 
 
 def test_run_stats_leaves_the_lead_undefined(tmp_path):

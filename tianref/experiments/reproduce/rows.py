@@ -214,6 +214,7 @@ class ClaimList(list):
         if s is None:                                   # a condition not run: nothing to count
             self.add(quantity, ptxt, "n/a", "same-count", (0, 0), tuple(paper), condition="missing", **kw)
         else:
-            self.add(quantity, ptxt, f"{s['n_fired']}/{s['n']}" + without_grok_text(c, key, o),
+            self.add(quantity, ptxt, f"{s['n_fired']}/{s['n']}" + without_grok_text(c, key, o)
+                     + _from_start_text(c, key, o),
                      "same-count", (s["n_fired"], s["n"]),
                      tuple(paper), condition=c["label"], **kw)
