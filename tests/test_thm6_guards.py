@@ -183,3 +183,21 @@ def test_numpy_summary_matches_a_brute_force_construction():
     assert s["median_abs_cos"] == pytest.approx(np.median(np.abs(c)), rel=0, abs=1e-14)
     # r by two routes (closed form there, per-pair solve here): cond(C) ~ 1e3..1e5 times u
     np.testing.assert_allclose([p["r_exact"] for p in pairs], r, rtol=1e-8)
+
+
+def test_thm6_on_a_run_near_divergence_fails_in_one_line_naming_the_epoch(tmp_path):
+    """SGD at lr 1e4 makes the weights of step 3 huge but finite; F~^T F~ + eta I is then not positive
+    definite in float64 and the Cholesky factorisation raised NumPy's LinAlgError: a traceback, exit 1.
+    Now one 'Error:' line naming the epoch and why, exit 1, and no file written."""
+    from click.testing import CliRunner
+    from tianref.cli import main
+    run = tmp_path / "div"
+    r = CliRunner().invoke(main, ["train", "--out", str(run), "--M", "11", "--K", "64", "--n-train", "60",
+                                  "--epochs", "40", "--optimizer", "sgd", "--lr", "1e4", "--dtype", "float64"])
+    assert r.exit_code == 1 and "non-finite at epoch 3" in r.stderr, r.output
+    out = tmp_path / "t6.json"
+    r = CliRunner().invoke(main, ["thm6", "--run", str(run), "--at-epochs", "3", "--json", str(out)])
+    err = [ln for ln in r.stderr.splitlines() if ln.startswith("Error")]
+    assert r.exit_code == 1 and isinstance(r.exception, SystemExit), r.output      # not an uncaught error
+    assert len(err) == 1 and err[0].startswith("Error: epoch 3 (") and "Cholesky" in err[0], r.stderr
+    assert not out.exists()

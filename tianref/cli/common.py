@@ -17,6 +17,7 @@ import signal
 import sys
 
 import click
+import numpy as np  # numpy.linalg.LinAlgError, caught below
 
 from tianref import threads as blas_threads
 from tianref.backend import BackendError
@@ -86,6 +87,10 @@ def reports_errors(fn):
             sys.exit(exc.exit_code)
         except BrokenPipeError:      # stdout closed by its reader (`| head`): click ends quietly, exit 1
             raise
+        except np.linalg.LinAlgError as exc:     # a factorisation no check foresaw: one line, exit 1
+            say(f"Error: a linear-algebra routine failed ({exc}); the inputs are too large or too "
+                "ill-conditioned for it")
+            sys.exit(1)
         except OSError as exc:
             say(f"Error: {describe_oserror(exc)}")
             sys.exit(1)

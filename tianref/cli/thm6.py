@@ -23,7 +23,7 @@ from tianref.cli.common import (THREADS, FiniteFloat, GivenPath, IntRange, epoch
                                 json_safe, reports_errors)
 from tianref.cli.progress import CountProgress, Heartbeat, interactive
 from tianref.config import eta_in_force, parse_int_list
-from tianref.errors import InputError
+from tianref.errors import InputError, RunFailure
 from tianref.model import ACTIVATIONS
 from tianref.paths import check_distinct_outputs
 from tianref.rundir import check_output_file
@@ -359,9 +359,12 @@ def thm6_cmd(ctx, run_dir, epochs_text, replay_beyond, checkpoint, act, eta, top
     for epoch, source, W, M, train_idx, a, e, table, pinv_e in jobs:
         setup = setup or {"M": M, "K": int(W.shape[1]), "n": int(len(train_idx)), "act": a,
                           "eta": e if len({j[6] for j in jobs}) == 1 else None}   # None: etas differ (a schedule)
-        F_tilde = thm6.features_from_weights(xp, W, M, train_idx, a, table)
-        res = thm6.summarize_checkpoint(xp, F_tilde, e, n_top=top_pairs, all_pairs=all_pairs,
-                                        n_audit=audit, pinv=pinv_e, method=method, block=block)
+        try:
+            F_tilde = thm6.features_from_weights(xp, W, M, train_idx, a, table)
+            res = thm6.summarize_checkpoint(xp, F_tilde, e, n_top=top_pairs, all_pairs=all_pairs,
+                                            n_audit=audit, pinv=pinv_e, method=method, block=block)
+        except RunFailure as exc:                    # which epoch of which run, for a failed factorisation
+            raise RunFailure(f"epoch {epoch} ({source}): {exc}") from None
         rec = {"epoch": epoch, "eta": e, "act": a, "source": source,
                "replayed_beyond_run": source.startswith(REPLAY_BEYOND.split("{")[0]), "summary": res["summary"]}
         if res["pairs"] is not None:

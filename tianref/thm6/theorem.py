@@ -137,7 +137,13 @@ def B_cholesky(xp, F_tilde, eta: float):
     C = F_tilde.T @ F_tilde + eta * xp.eye(K)                        # (K, K)  C = A + ηI
     if eta == 0:
         _check_nonsingular(xp, xp.linalg.eigvalsh(C), K)
-    L = xp.linalg.cholesky(C)                                        # (K, K)  C = L Lᵀ
+    try:
+        L = xp.linalg.cholesky(C)                                    # (K, K)  C = L Lᵀ
+    except np.linalg.LinAlgError:                                    # (NumPy's; CuPy returns NaN: below)
+        top = float(to_host(xp.diagonal(C).max()))
+        raise RunFailure(f"the Cholesky factorisation of F~^T F~ + eta I failed: not positive definite in "
+                         f"float64 (eta = {eta:g} against diagonal entries up to {top:.3g}: the features are "
+                         "too large or too ill-conditioned for B, e.g. a run near divergence)") from None
     L_inv = xp.linalg.solve(L, xp.eye(K))                            # (K, K)  L⁻¹
     B = L_inv.T @ L_inv                                              # (K, K)  C⁻¹ = L⁻ᵀL⁻¹
     B = (B + B.T) / 2                                                # (K, K)
