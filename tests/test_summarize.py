@@ -4,6 +4,8 @@ The run directories are written in the engine's format (config.json + metrics.js
 keys for undefined values). ``write_run`` and ``synth_columns`` are shared with test_plots.py.
 """
 import json
+import os
+import shutil
 
 import numpy as np
 import pytest
@@ -494,3 +496,17 @@ def test_known_clock_ratios_of_both_structural_statistics(tmp_path):
     assert run["clock_ratio"] == 70 / 50 and run["clock_ratio_tail"] == 120 / 50
     assert run["clock_outcome"] == "undetermined" and run["clock_outcome_tail"] == "two-clocks"
     assert run["t_rep_censored"] is False and run["t_rep_tail_censored"] is False
+
+
+def test_md_of_a_tree_with_a_folder_name_that_is_not_utf8(known_tree, tmp_path):
+    """A run folder whose name holds a byte that is not UTF-8 (Python reads it as a lone surrogate): --md wrote
+    nothing and ended in a UnicodeEncodeError traceback. The name is written escaped, as the JSON has it."""
+    from click.testing import CliRunner
+    from tianref.cli import main
+    odd = os.fsdecode(b"run\xff")
+    shutil.copytree(known_tree / "eta0.0002_seed0", known_tree / odd)
+    md = tmp_path / "s.md"
+    r = CliRunner().invoke(main, ["summarize", str(known_tree), "--md", str(md), "--json", str(tmp_path / "s.json")])
+    assert r.exit_code == 0, r.output
+    assert "run\\udcff" in md.read_text(encoding="utf-8")
+    assert "run\\udcff" in (tmp_path / "s.json").read_text()

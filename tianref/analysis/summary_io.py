@@ -35,9 +35,10 @@ def _json_safe(x):
 def write_atomic(path, text: str) -> None:
     """Write text to ``path`` through tianref.runs.atomic_write_bytes: its missing folders created, a
     temporary file in the same directory, fsync'd, given the mode a plain open() gives under the user's
-    umask, renamed over ``path``."""
+    umask, renamed over ``path``. A character UTF-8 cannot hold (a folder name's undecodable byte, which
+    Python carries as a lone surrogate) is written as its escape, e.g. \\udcff, as the JSON writer does."""
     from tianref.runs import atomic_write_bytes
-    data = text.encode("utf-8")
+    data = text.encode("utf-8", errors="backslashreplace")
     atomic_write_bytes(str(path), lambda f: f.write(data))
 
 
