@@ -458,6 +458,22 @@ def test_edge_plot_below_a_file_refused_before_computing(run_dir, afile, monkeyp
              "is not a directory")
 
 
+@pytest.mark.parametrize("name, why", [("new/", "ends with '/'"), ("sub/metrics.jsonl", "marks its folder as a run")])
+def test_an_output_file_named_as_a_folder_or_as_a_runs_log_is_refused_before_computing(run_dir, tmp_path, name, why):
+    """--json new/ passed the checks (abspath drops the slash): thm6 and edge computed, then failed with exit 1,
+    and summarize wrote a *file* named new. An output named metrics.jsonl made its folder a run for summarize
+    and plot, so the tree no longer read ('no config.json'). Both refused up front, nothing written."""
+    out = tmp_path / "o"
+    out.mkdir()
+    target = str(out / name) + ("/" if name.endswith("/") else "")
+    before = _snapshot(tmp_path)
+    for args in (["summarize", run_dir, "--json", target], ["summarize", run_dir, "--md", target],
+                 ["thm6", "--run", run_dir, "--at-epochs", "3", "--json", target],
+                 ["edge", "--run", run_dir, "--at-epochs", "3", "--n-random", "0", "--json", target]):
+        _refused(_cli(args), why)
+    assert _snapshot(tmp_path) == before
+
+
 @needs_permissions
 @pytest.mark.parametrize("cmd, opt", [("edge", "--json"), ("edge", "--plot"), ("thm6", "--json"),
                                       ("thm6", "--plot")])

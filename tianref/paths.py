@@ -19,6 +19,8 @@ import os
 
 from tianref.errors import InputError
 
+RUN_MARK = "metrics.jsonl"   # the file that makes a folder a run directory (tianref.analysis.records)
+
 
 def describe_oserror(exc: OSError) -> str:
     """'PATH: cause' for an OSError (one line)."""
@@ -86,8 +88,13 @@ def check_output_file(path, what: str, make_parents: bool = True) -> str:
     path = os.fspath(path)
     if path.strip() == "":
         raise InputError(f"{what} is empty; give a file name")
+    if path.endswith(("/", os.sep)):
+        raise InputError(f"{what} {path} ends with '/': it names a folder; give a file name")
     if os.path.isdir(path):
         raise InputError(f"{what} {path} is a directory")
+    if os.path.basename(path) == RUN_MARK:
+        raise InputError(f"{what} {path}: a file named {RUN_MARK} marks its folder as a run directory (summarize "
+                         "and plot would read it as one); give another name")
     parent = os.path.dirname(os.path.abspath(path))
     folder = _nearest_existing(parent)
     if not make_parents and folder != parent and os.path.isdir(folder):

@@ -200,6 +200,8 @@ class GivenPath(click.Path):
     def convert(self, value, param, ctx):
         if isinstance(value, str) and not value.strip():
             self.fail("the path is empty; give a path", param, ctx)
+        if isinstance(value, str) and not self.dir_okay and value.endswith(("/", os.sep)):
+            self.fail(f"{value} ends with '/': it names a folder; give a file name", param, ctx)
         return super().convert(value, param, ctx)
 
 
