@@ -510,3 +510,22 @@ def test_md_of_a_tree_with_a_folder_name_that_is_not_utf8(known_tree, tmp_path):
     assert r.exit_code == 0, r.output
     assert "run\\udcff" in md.read_text(encoding="utf-8")
     assert "run\\udcff" in (tmp_path / "s.json").read_text()
+
+
+def test_gram_option_keeps_the_duplicate_copy_that_logged_those_spectra(tmp_path):
+    """Two folders of one run (the same seed and condition), only one trained with --log-grams float32:
+    summarize --gram float32 kept the copy with more rows or the first name, here the one without the
+    _f32 keys, and then said that no run logged float32 spectra (exit 2)."""
+    from click.testing import CliRunner
+    from tianref.cli import main
+    small = ["--M", "7", "--K", "16", "--epochs", "12", "--windows", "3"]
+    for name, extra in (("a_plain", []), ("b_logged", ["--log-grams", "float32"])):
+        r = CliRunner().invoke(main, ["train", *small, *extra, "--out", str(tmp_path / "t" / name)])
+        assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(main, ["summarize", str(tmp_path / "t"), "--gram", "float32", "--window", "3",
+                                  "--json", str(tmp_path / "s.json")])
+    assert r.exit_code == 0, r.output
+    doc = json.loads((tmp_path / "s.json").read_text())
+    assert doc["duplicates"] == [{"kept": "b_logged", "dropped": ["a_plain"], "match": "condition and seed"}]
+    r = CliRunner().invoke(main, ["summarize", str(tmp_path / "t"), "--json", str(tmp_path / "m.json")])
+    assert json.loads((tmp_path / "m.json").read_text())["duplicates"][0]["kept"] == "a_plain"   # main: as before

@@ -139,9 +139,11 @@ def same_run_key(rec: RunRecord) -> str:
     return _key({"condition": condition_config(rec.config), "seed": rec.config.get("seed"), "init": init})
 
 
-def drop_duplicates(records: list[RunRecord], root=None) -> tuple[list[RunRecord], list[dict]]:
+def drop_duplicates(records: list[RunRecord], root=None, prefer=None) -> tuple[list[RunRecord], list[dict]]:
     """(records with each run once, in their order; [{"kept", "dropped", "match"}] per duplicated run).
 
+    The copy kept: one that ``prefer(record)`` accepts, if any (e.g. the copy that logged the Gram
+    spectra asked for), then the one with the most rows, then the first folder by name.
     kept / dropped are folders (run_folder relative to ``root``); match = "fingerprint" when every copy
     carries the same identity fingerprint, else "condition and seed"."""
     groups: dict[str, list[RunRecord]] = {}
@@ -149,7 +151,7 @@ def drop_duplicates(records: list[RunRecord], root=None) -> tuple[list[RunRecord
         groups.setdefault(same_run_key(r), []).append(r)
     keep, dups = set(), []
     for rs in groups.values():
-        best = min(rs, key=lambda r: (-r.n_rows, str(r.path)))
+        best = min(rs, key=lambda r: (prefer is not None and not prefer(r), -r.n_rows, str(r.path)))
         keep.add(id(best))
         if len(rs) > 1:
             fps = {_identity(r).get("fingerprint") for r in rs}

@@ -230,7 +230,9 @@ def summarize(records: list[RunRecord], opt: Options = Options(), root=None) -> 
     that holds all the runs)."""
     if root is None and records:
         root = os.path.commonpath([os.path.abspath(r.path.parent) for r in records])
-    records, dups = drop_duplicates(records, root)
+    sfx = GRAM_KEYS[opt.gram]
+    has_gram = (lambda r: r.has("W_gap23" + gram_suffix(r, opt.gram))) if sfx else None
+    records, dups = drop_duplicates(records, root, prefer=has_gram)     # a copy with the spectra asked for
     left_out = []
     if opt.complete_only:
         left_out = [{"folder": run_folder(r.path, root), **run_status(r)} for r in records
@@ -239,8 +241,7 @@ def summarize(records: list[RunRecord], opt: Options = Options(), root=None) -> 
     if not records:
         named = "; ".join(f"{d['folder']}: {d['why']}" for d in left_out[:3]) + ("; ..." if len(left_out) > 3 else "")
         raise InputError("no runs to summarise" + (f" (none is complete: {named})" if opt.complete_only else ""))
-    sfx = GRAM_KEYS[opt.gram]
-    if sfx and not any(r.has("W_gap23" + gram_suffix(r, opt.gram)) for r in records):
+    if sfx and not any(has_gram(r) for r in records):
         raise InputError(f"no run logged {opt.gram} Gram spectra (W_gap23{sfx}); "
                          f"train with --log-grams {opt.gram}")
     groups = group_conditions(records)
