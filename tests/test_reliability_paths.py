@@ -450,6 +450,17 @@ def test_plot_out_below_a_file_refused_before_computing(run_dir, afile, monkeypa
     _refused(_cli(["plot", run_dir, "--out", afile]), "is a file")        # click's own check
 
 
+def test_plot_with_a_folder_where_a_figure_goes_is_refused_before_drawing(run_dir, tmp_path, monkeypatch):
+    """out/top5.png a folder: plot read the runs, wrote headline.png, then failed on top5.png (exit 1, a
+    partial output). Each figure's file is checked with --out first; --windows too."""
+    monkeypatch.setattr("tianref.cli.analysis.read_tree", _never("plot"))
+    (tmp_path / "figs" / "top5.png").mkdir(parents=True)
+    before = _snapshot(tmp_path)
+    _refused(_cli(["plot", run_dir, "--out", tmp_path / "figs"]), "top5.png is a directory")
+    _refused(_cli(["plot", run_dir, "--out", tmp_path / "other", "--windows", "0"]), "--windows")
+    assert _snapshot(tmp_path) == before
+
+
 @pytest.mark.parametrize("opt", ["--plot", "--json"])
 def test_edge_plot_below_a_file_refused_before_computing(run_dir, afile, monkeypatch, opt):
     monkeypatch.setattr("tianref.analysis.edge_runs.load_run", _never("edge"))

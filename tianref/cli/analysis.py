@@ -150,6 +150,9 @@ def plot_cmd(run_dir, out_dir, which, window, windows_text, act, fmt, dpi):
     if not run_dir.exists():
         raise InputError(f"{run_dir}: no such directory")
     names = FIGURES if "all" in which else tuple(dict.fromkeys(which))
+    for name in names:                                   # each figure's file, too (a folder in its place)
+        check_output_file(out_dir / f"{name}.{fmt}", "--out")
+    _window_list(windows_text)                           # --windows, before the runs are read
     from tianref.analysis.conditions import drop_duplicates, duplicates_line
     records, dups = drop_duplicates(read_tree(run_dir, "plot: reading runs"), run_dir)
     if dups:
