@@ -76,3 +76,20 @@ def test_paired_diff_and_median_diff_on_literals():
     t05, trho = [100.0, 120.0, 101.0], [10.0, 30.0, 25.0]
     assert list(det.paired_diff(t05, trho)) == [90.0, 90.0, 76.0]
     assert det.median_diff(t05, trho) == pytest.approx(76.0, abs=0)      # 101 − 25, exact in floats
+
+
+def test_a_tree_of_links_to_runs_is_read_through_them_and_a_link_loop_ends(tmp_path):
+    """A run reached through a link to a folder was left out without a word ('Summary of 1 runs'; a tree of
+    links alone: 'no run directories'). Links are followed; a link back up the tree is walked once."""
+    from tianref.analysis.records import list_run_dirs
+    from tests.test_summarize import known_columns
+    store, tree = tmp_path / "store", tmp_path / "tree"
+    for s in range(2):
+        write_run(store / f"r{s}", dict(BASE_CONFIG, seed=s), known_columns(s, True))
+    tree.mkdir()
+    (tree / "sub").mkdir()
+    (tree / "sub" / "r0").symlink_to(store / "r0")
+    (tree / "r1").symlink_to(store / "r1")
+    (tree / "sub" / "up").symlink_to(tree)                   # a loop
+    assert [p.relative_to(tree).as_posix() for p in list_run_dirs(tree)] == ["r1", "sub/r0"]
+    assert len(read_tree(tree)) == 2

@@ -243,12 +243,19 @@ def run_status(rec: RunRecord) -> dict:
 
 
 def list_run_dirs(root) -> list[Path]:
-    """All run directories at or below ``root`` (directories holding metrics.jsonl), sorted."""
+    """All run directories at or below ``root`` (directories holding metrics.jsonl), sorted. Links to
+    folders are followed (a tree assembled from links to runs kept elsewhere), each folder visited once
+    (a link loop ends there)."""
     root = Path(root)
     if not root.is_dir():
         raise InputError(f"{root}: not a directory")
-    found = []
-    for dirpath, dirnames, filenames in os.walk(root):
+    found, seen = [], set()
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        real = os.path.realpath(dirpath)
+        if real in seen:                # reached again through a link: already walked
+            dirnames[:] = []
+            continue
+        seen.add(real)
         # hidden folders are not runs (e.g. .NAME.replaced-PID, a run kept aside during --overwrite)
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         if METRICS_FILE in filenames:
