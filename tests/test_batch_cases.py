@@ -61,7 +61,7 @@ def test_runs_a_stop_kept_from_starting_are_rolled_back_as_train_rolls_back(tmp_
     assert cli(["train", "--out", tmp_path / "old", "--seed", "5", *base, "--epochs", "4"]).exit_code == 0
     before = (tmp_path / "old" / "metrics.jsonl").read_bytes()
 
-    def first_stack_stopped(group, log_dir, failed, threads):              # stands for a SIGINT in it
+    def first_stack_stopped(group, log_dir, failed, threads, stop):        # stands for a SIGINT in it
         for p in group:
             p.session.__exit__(RunFailure, RunFailure("stopped"), None)
         return RunFailure("stopped by SIGINT at epoch 7")
