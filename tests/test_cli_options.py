@@ -35,6 +35,17 @@ def test_usage_errors_are_one_line_exit_2(args, needle, tmp_path):
     assert not (tmp_path / "x").exists()
 
 
+def test_a_suggestion_keeps_its_question_mark_and_a_run_folder_given_as_an_argument_is_named(tmp_path):
+    """'Did you mean 'train'?.' ended in two marks; 'thm6 RUN' (summarize and plot take RUN_DIR as an
+    argument, thm6 and edge as --run) said only 'Got unexpected extra argument'."""
+    res = cli("trian")
+    assert res.returncode == 2 and "Did you mean 'train'? See 'cli.py --help'." in res.stderr, res.stderr
+    res = cli("thm6", str(tmp_path))
+    line = res.stderr.strip()
+    assert res.returncode == 2 and len(line.splitlines()) == 1
+    assert f"a run folder is given as --run {tmp_path}" in line, line
+
+
 def test_help_is_not_an_error():
     res = cli("train", "--help")
     assert res.returncode == 0 and res.stdout.startswith("Usage:") and res.stderr == ""

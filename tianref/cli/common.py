@@ -48,7 +48,9 @@ class OneLineErrors(click.Group):
         except click.UsageError as exc:
             msg = exc.format_message().rstrip()
             if exc.ctx is not None:
-                msg = f"{msg.rstrip('.')}. See '{exc.ctx.command_path} --help'."
+                msg = _hint_run_option(exc.ctx, msg)
+                end = "" if msg.endswith(("?", "!")) else "."          # "Did you mean 'train'?" keeps its '?'
+                msg = f"{msg.rstrip('.')}{end} See '{exc.ctx.command_path} --help'."
             say(f"Error: {msg}")
             sys.exit(exc.exit_code)
         except click.ClickException as exc:
@@ -64,6 +66,18 @@ class OneLineErrors(click.Group):
                 "are written)")
             sys.exit(1)
         sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def _hint_run_option(ctx, msg: str) -> str:
+    """A folder given as an argument to a command that takes it as --run (thm6, edge: summarize and plot
+    take RUN_DIR as an argument, so the two are easily mixed up): the message says so."""
+    cmd = getattr(ctx, "command", None)
+    takes_run = any("--run" in getattr(p, "opts", ()) for p in getattr(cmd, "params", ()))
+    if takes_run and msg.startswith("Got unexpected extra argument"):
+        arg = msg[msg.find("(") + 1:msg.rfind(")")] if "(" in msg else ""
+        if arg and os.path.isdir(arg.split()[0]):
+            return f"{msg}; a run folder is given as --run {arg.split()[0]}"
+    return msg
 
 
 def reports_errors(fn):
