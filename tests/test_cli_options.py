@@ -25,6 +25,7 @@ def cli(*args):
     (["summarize", "x", "--crossing", "mid"], "'mid' is not one of"),
     (["thm6", "--method", "qr"], "'qr' is not one of"),
     (["nope"], "No such command 'nope'"),
+    (["edge", "--run", "x", "--eps-rel", "1e308"], "> 0 and <= 1"),          # overflowed to NaN, exit 0
 ])
 def test_usage_errors_are_one_line_exit_2(args, needle, tmp_path):
     res = cli(*args)

@@ -191,8 +191,8 @@ class FiniteFloat(click.ParamType):
     below ``low`` (``low_open``: at or below it). click's FloatRange lets nan and inf through."""
     name = "float"
 
-    def __init__(self, low=None, low_open=False):
-        self.low, self.low_open = low, low_open
+    def __init__(self, low=None, low_open=False, high=None):
+        self.low, self.low_open, self.high = low, low_open, high
 
     def convert(self, value, param, ctx):
         try:
@@ -200,8 +200,10 @@ class FiniteFloat(click.ParamType):
         except (TypeError, ValueError, OverflowError):
             v = math.nan
         low = self.low is not None and (v < self.low or (self.low_open and v == self.low))
-        if not math.isfinite(v) or low:
+        high = self.high is not None and v > self.high
+        if not math.isfinite(v) or low or high:
             need = "" if self.low is None else f" {'>' if self.low_open else '>='} {self.low:g}"
+            need += "" if self.high is None else f"{' and' if need else ''} <= {self.high:g}"
             opt = max(param.opts, key=len) if param is not None and param.opts else "the value"
             raise click.UsageError(f"{opt} must be a finite number{need} (got {value!r})", ctx)
         return v

@@ -145,8 +145,8 @@ SPACE_CHOICES = {"all": ["joint", "W", "V"], "joint": ["joint"], "W": ["W"], "V"
               f"(0: the edge only; at most {edge_probe.N_RANDOM_MAX}: each is a model evaluation).")
 @click.option("--seed", type=IntRange(min=0), default=0, show_default=True,
               help="Seed of the host rng for the random directions (numpy default_rng((seed, k))).")
-@click.option("--eps-rel", type=FiniteFloat(0, low_open=True), default=0.005, show_default=True,
-              help="Perturbation step eps = EPS_REL x ||theta|| of the space (finite, > 0; the authors' 0.005).")
+@click.option("--eps-rel", type=FiniteFloat(0, low_open=True, high=1.0), default=0.005, show_default=True,
+              help="Perturbation step eps = EPS_REL x ||theta|| of the space (finite, in (0, 1]; the authors' 0.005).")
 @click.option("--space", "space_names", type=click.Choice(list(SPACE_CHOICES)), default="all",
               show_default=True, help="Parameter space: W alone, V alone, W and V jointly, or all three.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None,
