@@ -92,15 +92,15 @@ def check_output_file(path, what: str, make_parents: bool = True) -> str:
         raise InputError(f"{what} {path} ends with '/': it names a folder; give a file name")
     if os.path.isdir(path):
         raise InputError(f"{what} {path} is a directory")
-    if os.path.basename(path) == RUN_MARK:
-        raise InputError(f"{what} {path}: a file named {RUN_MARK} marks its folder as a run directory (summarize "
-                         "and plot would read it as one); give another name")
     parent = os.path.dirname(os.path.abspath(path))
     folder = _nearest_existing(parent)
     if not make_parents and folder != parent and os.path.isdir(folder):
         raise InputError(f"{what} {path}: directory {os.path.dirname(path) or '.'} does not exist")
     _check_folder_usable(folder, path, what)
     _refuse_in_run(path, parent, what)
+    if os.path.basename(path) == RUN_MARK:
+        raise InputError(f"{what} {path}: a file named {RUN_MARK} marks its folder as a run directory (summarize "
+                         "and plot would read it as one); give another name")
     return path
 
 

@@ -281,6 +281,14 @@ def _train_group(group, log_dir, failed, threads: int, stop):
     if not members:
         return None
     group, p0 = started, started[0]
+    if stop.set:                               # a signal while the runs were set up: none has a row yet, so
+        exc = Interrupted(f"stopped by {stop.name} before its stack started; continue by running it again",
+                          stop.name)           # each ends as train ends before its first row: rolled back
+        for p, w in zip(group, writers):
+            w.close()
+            p.session.__exit__(RunFailure, exc, None)
+            _say(log_dir, p.out, f"Error: not started ({exc})")
+        return exc
     closed = set()                             # members already ended (on_end), by id
     late = []                                  # an OSError met while ending one: raised after the stack
     of = {id(m): (p, w) for p, m, w in zip(group, members, writers)}
