@@ -53,6 +53,14 @@ def test_epoch_beyond_the_run_is_exit_2(run_dir):
     assert len(lines) == 1 and "100" in lines[0] and "last epoch 60" in lines[0] and "--replay-beyond" in lines[0]
 
 
+def test_an_epoch_past_int64_is_blamed_on_at_epochs(run_dir):
+    """--at-epochs 1e20 --replay-beyond: the replay's own check named --epochs, an option not given."""
+    res = thm6("--run", run_dir, "--at-epochs", str(10 ** 20), "--replay-beyond")
+    lines = res.stderr.strip().splitlines()
+    assert res.exit_code == 2 and len(lines) == 1 and lines[0].startswith("Error: --at-epochs 1000"), res.stderr
+    assert "too large" in lines[0]
+
+
 def test_replay_beyond_says_so(run_dir, tmp_path):
     res = thm6("--run", run_dir, "--at-epochs", "50,100", "--replay-beyond", "--top-pairs", "5",
                "--json", tmp_path / "b.json", "--plot", tmp_path / "b.png")

@@ -22,7 +22,7 @@ from tianref.backend import environment_info, get_xp
 from tianref.cli.common import (THREADS, FiniteFloat, GivenPath, IntRange, epoch_list_options, figure_format,
                                 json_safe, reports_errors)
 from tianref.cli.progress import CountProgress, Heartbeat, interactive
-from tianref.config import eta_in_force, parse_int_list
+from tianref.config import INT64_MAX, eta_in_force, parse_int_list
 from tianref.errors import InputError, RunFailure
 from tianref.model import ACTIVATIONS
 from tianref.paths import check_distinct_outputs
@@ -120,6 +120,8 @@ def _sources(run_dir, epochs_text, checkpoint, xp, act=None, replay_beyond=False
         epochs = list(dict.fromkeys(parse_int_list(epochs_text, "--at-epochs")))
         if not epochs or min(epochs) < 0:
             raise InputError(f"--at-epochs needs one or more epochs >= 0 (got {epochs_text!r})")
+        if max(epochs) > INT64_MAX:                # (a replay's --epochs would be blamed for it)
+            raise InputError(f"--at-epochs {max(epochs)} is too large (the limit is 2^63 - 1)")
     if run_cfg is not None and precheck is not None:
         precheck(run_cfg, valid, cfg_path, epochs)
     if said:
