@@ -331,3 +331,30 @@ def test_a_unit_made_of_one_dihedral_irreps_entries_is_pure(n):
     sign = [r.character[dec.class_of].real for r in dec.irreps if r.degree == 1 and r.component != 0][0]
     mixed = np.concatenate([sign, rho(js[0])[:, 0, 0]])[:, None]
     assert float(gf.irrep_metrics(np, mixed, dec)[3][0]) == pytest.approx(2 / 3, abs=1e-12)
+
+
+@pytest.mark.parametrize("spec, real, classes", [("Z12", 2, 12), ("Z11", 1, 11), ("D6", 6, 6), ("Q8", 5, 5),
+                                                 ("A4", 2, 4), ("S4", 5, 5)])
+def test_decomposition_bytes_counts_the_real_valued_characters(spec, real, classes):
+    """As many real-valued characters as classes closed under inversion (Z12: 0 and 6; A4: the identity and the
+    double transpositions); the estimate is 24 M^2 per real-valued one, 20 M^2 per member of a complex pair."""
+    T = np.asarray(parse_group(spec).table)
+    M = T.shape[0]
+    dec = ir.decompose(T)
+    assert sum(x.fs != "complex" for x in dec.irreps) == real and len(dec.irreps) == classes
+    assert ir.decomposition_bytes(T) == (24 * real + 20 * (classes - real) + 64) * M * M
+
+
+def test_a_decomposition_that_cannot_fit_is_refused_before_it_starts(monkeypatch, tmp_path):
+    """Orders up to 1024 are accepted, but an abelian group near it needs ~21 GB (an (M, M) projector per
+    character): Z2^10 was killed by the kernel's OOM killer after 82 s, no message. Now exit 2, one line."""
+    from click.testing import CliRunner
+    from tianref.cli import main
+    from tianref import memory
+    ir._CACHE.clear()
+    monkeypatch.setattr(memory, "available_bytes", lambda: 2 ** 20)          # 1 MiB left (Z64 needs ~5.5 MB)
+    r = CliRunner().invoke(main, ["group", "Z64", "--json"])
+    assert r.exit_code == 2 and r.stdout == "", r.output
+    assert "irreducible decomposition of this order-64 group" in r.stderr and "GiB" in r.stderr
+    r = CliRunner().invoke(main, ["train", "--group", "Z64", "--K", "8", "--epochs", "2", "--out", str(tmp_path / "r")])
+    assert r.exit_code == 2 and not (tmp_path / "r").exists(), r.output
