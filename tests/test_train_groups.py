@@ -82,6 +82,15 @@ def test_conflicting_M_is_refused_in_one_line(tmp_path):
                 "--out", str(tmp_path / "ok")])[0] == 0
 
 
+@pytest.mark.parametrize("extra", [[], ["--train-frac", "0.5"]])
+def test_a_group_of_order_1_is_refused_naming_the_group(tmp_path, extra):
+    """Z1 (or a 1 x 1 table): '--M must be >= 2' (an option not given) or '--train-frac 0.5 ... must give
+    2..0', an empty range. Now the group and its order are named."""
+    code, out, err = cli(["train", "--group", "Z1", "--K", "8", "--epochs", "2", *extra, "--out", str(tmp_path / "r")])
+    assert code == 2 and err.count("\n") == 1 and "--group Z1: a group of order 1" in err, err
+    assert not os.path.exists(tmp_path / "r")
+
+
 def _table_file(tmp_path, name, T):
     p = tmp_path / f"{name}.json"
     p.write_text(json.dumps({"name": name, "table": np.asarray(T).tolist()}))
