@@ -86,6 +86,42 @@ def test_sigterm_while_an_overwrite_is_set_up_puts_the_old_run_back(run_dir, cmd
     assert sorted(p.name for p in run_dir.parent.iterdir()) == ["run"]
 
 
+SIGTERM_IN_MOVE = """
+import os, signal, sys
+from tianref import rundir
+where = sys.argv.pop(1)
+real_move, real_rename = rundir.Session._move_aside, os.rename
+def move(self):                            # SIGTERM just after the old run is moved aside, before OUT is owned
+    real_move(self)
+    if where == "after":
+        os.kill(os.getpid(), signal.SIGTERM)
+calls = []
+def rename(a, b):                          # SIGTERM after the second entry has moved
+    real_rename(a, b)
+    calls.append(a)
+    if where == "during" and ".replaced-" in b and len(calls) == 2:
+        os.kill(os.getpid(), signal.SIGTERM)
+rundir.Session._move_aside = move
+os.rename = rename
+from tianref.cli import main
+main(sys.argv[1:])
+"""
+
+
+@pytest.mark.parametrize("where", ["during", "after"])
+def test_sigterm_while_the_old_run_moves_aside_puts_it_back(run_dir, where):
+    """A signal while --overwrite moves the old run aside, or just after (before the session owns OUT), left
+    OUT holding only its lock and the old run in .run.replaced-PID for good (a later sweep trained OUT anew)."""
+    before = _snapshot(run_dir)
+    argv = SMALL + ["--seed", "1", "--overwrite", "--out", str(run_dir)]
+    proc = subprocess.run([sys.executable, "-c", SIGTERM_IN_MOVE, where, "train", *argv], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, (proc.returncode, proc.stderr)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert _snapshot(run_dir) == before
+    assert sorted(p.name for p in run_dir.parent.iterdir()) == ["run"]
+
+
 def test_the_sigterm_handler_lasts_the_command_and_replaces_only_the_default(monkeypatch):
     """In-process callers (CliRunner, a notebook) keep their own SIGTERM handling: a command installs its
     handler over the default only, and puts the default back when it ends (a handler left behind would turn

@@ -459,14 +459,15 @@ class Session:
         except OSError as exc:
             raise InputError(f"--overwrite: cannot create {aside} to keep the old run until the new one "
                              f"has started ({describe_oserror(exc)})") from None
-        moved = []
         try:
             for entry in os.listdir(self.out):
                 if entry != LOCK:
                     os.rename(os.path.join(self.out, entry), os.path.join(aside, entry))
-                    moved.append(entry)
-        except OSError as exc:                      # put back what moved; change nothing
-            try:
+            self.aside = aside                      # from here a signal until OUT is owned: _rollback puts it back
+        except BaseException as exc:                # an OSError, or a signal (Ctrl-C, SIGTERM) mid-way:
+            self.aside = None
+            try:                                    # put back what moved (all the new folder holds, also an
+                moved = sorted(os.listdir(aside))   # entry whose rename returned just as the signal came)
                 while moved:
                     os.rename(os.path.join(aside, moved[-1]), os.path.join(self.out, moved[-1]))
                     moved.pop()
@@ -478,17 +479,26 @@ class Session:
                 os.rmdir(aside)
             except OSError:                         # the run is whole in OUT; only an empty folder stays
                 pass
+            if not isinstance(exc, OSError):
+                raise
             raise InputError(f"--overwrite: cannot move the old run aside ({describe_oserror(exc)}); "
                              "nothing was changed") from None
-        self.aside = aside
         self.note(f"--overwrite: the old run is kept in {aside} until the new one has started")
 
     def _rollback(self) -> None:
         """Undo everything this session did to the filesystem (before ``started()``)."""
         if self.resume:
             return                                  # a resume only rewrites files atomically
-        if not self.owned:                          # refused before OUT was ours: touch nothing
-            if self.created and self.lock.fd is not None:
+        if not self.owned:                          # refused before OUT was ours: touch nothing, but
+            if self.aside is not None:              # the old run moved aside just before (a signal then)
+                try:
+                    for entry in os.listdir(self.aside):
+                        os.rename(os.path.join(self.aside, entry), os.path.join(self.out, entry))
+                    os.rmdir(self.aside)
+                    self.aside = None
+                except OSError as exc:
+                    self.note(f"could not put the old run back ({describe_oserror(exc)}); it is in {self.aside}")
+            elif self.created and self.lock.fd is not None:
                 self._remove_created()
             return
         try:
