@@ -27,6 +27,7 @@ Modules (data flows down the list; nothing reaches back up)
     paper_report.py  the report.md of a paper section around its own blocks
     figures.py       saving figures; the run figures under a section's names
     jobs.py          a section's sweep jobs, running them, --no-train, diverged runs
+    signals.py       SIGINT and SIGTERM held over renames that must happen together
     store.py         provenance.json and --store
     sections/        one module per section and REGISTRY
     pipeline.py      one section end to end (reproduce_section) and --plan, generic over REGISTRY

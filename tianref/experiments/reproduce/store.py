@@ -7,7 +7,8 @@ Layout written by :func:`store_section`
     STORE_ROOT/<scale>/<section>/summary.json, report.md, figures/*.png, provenance.json
 STORE_ROOT (the default --store-to) is the source checkout's reference_results/reproduction; an installed copy
 has no reference_results/ at all, and reproduce refuses to run there (tianref.resources).
-The previous copy is replaced in one rename, so a reader never sees a half-written section.
+The previous copy is replaced in one rename, so a reader never sees a half-written section; a stop signal
+waits until the new copy is in place, and the leftovers of a store that was killed are removed by the next.
 """
 from __future__ import annotations
 
@@ -25,7 +26,9 @@ from tianref.experiments import sweep
 from tianref.backend import git_state  # noqa: F401  (re-exported by tianref.experiments.reproduce)
 from tianref.analysis.summarize import to_json
 from tianref.experiments.reproduce.rows import REPO
+from tianref.experiments.reproduce.signals import signals_held
 from tianref.resources import store_root
+from tianref.rundir import pid_alive
 from tianref.runs import current_umask
 
 STORE_ROOT = store_root() if REPO is not None else None    # the default --store-to; none in an installed copy
@@ -83,6 +86,18 @@ def _round(x, nd=1):
     return None if x is None else round(x, nd)
 
 
+def _remove_leftovers(parent: Path, section: str) -> None:
+    """The .<section>.new-PID-* / .old-PID-* folders of stores that were stopped or killed (their PID no
+    longer runs, or none in the name: an older version's); a live store's are its own."""
+    for kind in ("new", "old"):
+        prefix = f".{section}.{kind}-"
+        for p in parent.glob(prefix + "*"):
+            pid = p.name[len(prefix):].split("-")[0]
+            if pid.isdigit() and int(pid) != os.getpid() and pid_alive(int(pid)):
+                continue
+            shutil.rmtree(p, ignore_errors=True)
+
+
 def store_section(section_dir: Path, dest_root: Path, scale_name: str, section: str,
                   prov: dict) -> Path:
     """Copy summary.json, report.md and figures/ with provenance.json into
@@ -90,7 +105,8 @@ def store_section(section_dir: Path, dest_root: Path, scale_name: str, section: 
     parent = Path(dest_root) / scale_name
     parent.mkdir(parents=True, exist_ok=True)
     dest = parent / section
-    tmp = Path(tempfile.mkdtemp(prefix=f".{section}.new-", dir=parent))
+    _remove_leftovers(parent, section)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{section}.new-{os.getpid()}-", dir=parent))
     try:
         for name in ("summary.json", "report.md"):
             shutil.copy2(section_dir / name, tmp / name)
@@ -104,11 +120,17 @@ def store_section(section_dir: Path, dest_root: Path, scale_name: str, section: 
         for p in [tmp, *tmp.rglob("*")]:                    # mkdtemp makes it private: the modes of a plain
             os.chmod(p, (0o777 if p.is_dir() else 0o666) & ~umask)   # mkdir/open() under the user's umask
         old = None
-        if dest.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{section}.old-", dir=parent))
-            os.rmdir(old)
-            os.replace(dest, old)
-        os.replace(tmp, dest)
+        with signals_held():                                # a stop acts once the new copy is in place
+            if dest.exists():
+                old = Path(tempfile.mkdtemp(prefix=f".{section}.old-{os.getpid()}-", dir=parent))
+                os.rmdir(old)
+                os.replace(dest, old)
+            try:
+                os.replace(tmp, dest)
+            except BaseException:
+                if old is not None:                         # the previous copy back in its place
+                    os.replace(old, dest)
+                raise
         if old is not None:
             shutil.rmtree(old)
     except BaseException as exc:
