@@ -312,3 +312,31 @@ def test_a_resumable_run_whose_log_is_not_its_own_is_refused_before_anything_sta
         assert len(res.stderr.strip().splitlines()) == 1
     assert sorted(p.name for p in root.iterdir() if not p.name.startswith("_")) == [run.name]
     assert {p: p.read_bytes() for p in sorted(run.rglob("*")) if p.is_file()} == before
+
+
+def test_train_options_after_the_separator_reach_the_runs_a_sweep_resumes(tmp_path):
+    """A sweep stopped, then re-run with `-- --checkpoint-epochs 8`: the fresh runs got the checkpoint, the
+    resumed ones not, though epoch 8 lies after their resume point (train --resume records a changed
+    --checkpoint-epochs as a session setting; the sweep dropped train's tokens on --resume). An epoch before
+    the resume point is refused by train --resume in the run's log, never dropped without a word."""
+    import subprocess
+    from pathlib import Path
+    repo = Path(__file__).resolve().parents[1]
+    small = ["--eta", "0", "--seeds", "0-1", "--M", "5", "--K", "8", "--windows", "3"]
+    run = lambda *a: subprocess.run([sys.executable, str(repo / "cli.py"), "sweep", str(tmp_path / "s"), *small, *a],
+                                    capture_output=True, text=True, cwd=repo, timeout=120)
+    r = run("--epochs", "5")                              # finished at 5, resume state kept: resumable to 10
+    assert r.returncode == 0, r.stderr
+    plan = run("--epochs", "10", "--plan", "--", "--checkpoint-epochs", "8")
+    assert plan.returncode == 0 and plan.stdout.count("--resume") == 2, plan.stdout
+    assert plan.stdout.count("--checkpoint-epochs 8") == 2, plan.stdout
+    r = run("--epochs", "10", "--", "--checkpoint-epochs", "4,8")
+    assert r.returncode == 1 and "2 of 2 runs failed" in r.stderr, r.stderr             # 4: already passed
+    assert "this run has already passed that epoch" in (tmp_path / "s" / "_logs" / "eta0_actsqr_M5_seed0.log").read_text()
+    r = run("--epochs", "10", "--", "--checkpoint-epochs", "8")
+    assert r.returncode == 0, r.stderr
+    dirs = [d for d in (tmp_path / "s").iterdir() if d.is_dir() and not d.name.startswith("_")]
+    assert len(dirs) == 2
+    for d in dirs:
+        assert (d / "checkpoints" / "epoch_00008.npz").is_file()          # after the resume point
+        assert len((d / "metrics.jsonl").read_text().splitlines()) == 11

@@ -240,7 +240,7 @@ def train_cmd(ctx, xp_name, M, K, n_train, train_frac, eta, eta_schedule, lr, ep
                 raise InputError(f"--init-from {init_from}: its train_idx holds {n_train} pairs; it must hold "
                                  f"between 2 and M^2 - 1 = {M * M - 1}")
         group, M, group_digest = _resolve_group(group, M, "M" in given or init is not None)
-        if group is not None and M < 2:                 # (before the split, whose range would be empty)
+        if group and M < 2:                             # (before the split, whose range would be empty)
             raise InputError(f"--group {group}: a group of order {M} has no pair to hold out; the task needs "
                              "order >= 2")
         if init is None and train_frac is not None:

@@ -289,7 +289,10 @@ def train_argv(job: Job, python: str = sys.executable, state: str | None = None,
         base += ["--threads", str(int(threads))]
     if state == "resumable":            # the stored config defines the run; only E may change, and
         drop = ["--no-resume-state"] if ("no_resume_state", True) in job.options else []   # whether the
-        return base + ["--resume", "--epochs", str(job.epochs)] + drop   # resume state is kept at the end
+        passed = [t for k, v in job.options if k == TRAIN_ARGS for t in v]   # resume state is kept at the
+        # end; train's own tokens go along: --resume refuses one that changes the run and records a session
+        # setting it may change (--checkpoint-epochs: they were dropped without a word)
+        return base + ["--resume", "--epochs", str(job.epochs)] + drop + passed
     argv = base + ["--seed", str(job.seed), "--epochs", str(job.epochs)]
     for k, v in job.options:
         if k == TRAIN_ARGS:                             # sweep's pass-through: train's own tokens, as given
