@@ -90,15 +90,18 @@ def test_every_option_a_sweep_writes_itself_is_refused_after_the_double_dash(tmp
     assert pass_through(["--optimizer", "muon", "--lr=1e-3"]) == ("--optimizer", "muon", "--lr=1e-3")
 
 
-def test_passed_through_options_reach_a_fresh_run_and_not_a_resumed_one(tmp_path):
-    # docs: a resumable job's command is 'train --out DIR --resume --epochs E' (the stored config defines the run)
+def test_passed_through_options_reach_a_fresh_run_and_a_resumed_one(tmp_path):
+    # a resumable job's command is 'train --out DIR --resume --epochs E' and train's own tokens: the stored config
+    # defines the run, --resume refuses a token that would change it and records a session setting it may change
+    # (a --checkpoint-epochs given on a re-run was dropped for the resumed runs)
     (job,) = sweep.make_jobs(tmp_path, sweep.grid(eta=[2e-3]), (0,), 10,
                              {"M": 7, sweep.TRAIN_ARGS: ("--optimizer", "muon", "--lr", "3e-3")})
     fresh = sweep.train_argv(job, state="fresh")
     assert fresh[fresh.index("train"):] == ["train", "--out", str(job.out), "--seed", "0", "--epochs", "10",
                                             "--eta", "0.002", "--M", "7", "--optimizer", "muon", "--lr", "3e-3"]
     resumed = sweep.train_argv(job, state="resumable")
-    assert resumed[resumed.index("train"):] == ["train", "--out", str(job.out), "--resume", "--epochs", "10"]
+    assert resumed[resumed.index("train"):] == ["train", "--out", str(job.out), "--resume", "--epochs", "10",
+                                                "--optimizer", "muon", "--lr", "3e-3"]
 
 
 def test_a_sweep_stopped_after_a_run_failed_exits_1(tmp_path):
