@@ -399,3 +399,36 @@ def test_states_at_different_steps_are_not_stacked():
     states[1].adam["t"] = states[0].adam["t"] + 1
     with pytest.raises(ValueError, match="disagree on a counter or flag"):
         stacks.stack_state(np, states)
+
+
+def test_a_stop_in_setup_with_an_unwritable_log_keeps_every_overwritten_run(tmp_path, monkeypatch):
+    """A signal while the members are set up ends them before their first row (each --overwrite'd old run put
+    back); if writing a member's log then fails, the error path ended the sessions a second time, and the
+    second rollback emptied the folders again: both old runs were lost. Session.__exit__ now acts once."""
+    import os
+    import signal
+    from cli_checks import cli
+    from tianref import train
+    base = ["--M", "11", "--K", "32", "--n-train", "60", "--epochs", "5"]
+    for r in ("r1", "r2"):
+        assert cli(["train", *base, "--out", tmp_path / r]).exit_code == 0
+    before = {r: (tmp_path / r / "metrics.jsonl").read_bytes() for r in ("r1", "r2")}
+    (tmp_path / "logs" / "r2.log").mkdir(parents=True)              # r2's log cannot be appended to
+    real = train.setup
+    calls = []
+
+    def setup(*a, **k):                                             # SIGINT after the first member's setup
+        out = real(*a, **k)
+        calls.append(1)
+        if len(calls) == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+        return out
+    monkeypatch.setattr(train, "setup", setup)
+    r = cli(["train-batch", "--log-dir", tmp_path / "logs",
+             "--member", " ".join(["--out", str(tmp_path / "r1"), "--seed", "0", *base, "--overwrite"]),
+             "--member", " ".join(["--out", str(tmp_path / "r2"), "--seed", "1", *base, "--overwrite"])])
+    assert r.exit_code == 1 and "r2.log" in r.stderr, r.output
+    for name in ("r1", "r2"):
+        assert (tmp_path / name / "metrics.jsonl").read_bytes() == before[name]
+        assert json.loads((tmp_path / name / "config.json").read_text())["config"]["seed"] == 0
+    assert not list(tmp_path.glob(".r*.replaced-*"))

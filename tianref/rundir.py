@@ -370,6 +370,8 @@ class Session:
         self.owned = False          # True once OUT's contents are this run's (locked, old run moved)
         self.is_started = False
         self.untouched = False      # True: the caller changed nothing (a --resume of a complete run)
+        self.closed = False         # True once __exit__ ran: a second call (an error path that ends the
+                                    # session again) must not roll back what the first put back
         holder = lock_holder(self.out)              # a second writer learns who holds OUT, first
         if holder is not None:
             raise in_use(self.out, holder)
@@ -435,6 +437,9 @@ class Session:
             shutil.rmtree(aside, ignore_errors=True)
 
     def __exit__(self, exc_type, exc, tb):
+        if self.closed:
+            return False
+        self.closed = True
         undo = exc_type is not None and not self.is_started
         try:
             if undo:
