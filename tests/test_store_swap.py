@@ -50,3 +50,19 @@ def test_the_next_store_removes_the_leftovers_of_stores_that_are_gone(tmp_path):
     other.mkdir()
     store.store_section(_section(tmp_path / "a", "x"), tmp_path / "store", "smoke", "headline", {})
     assert sorted(p.name for p in parent.iterdir()) == [".eta.new-999999999-abc", "headline"]
+
+
+def test_a_store_killed_between_its_renames_gets_its_old_copy_back_before_anything_else(tmp_path):
+    """The state a kill between the two renames leaves: no <section>/, the previous copy in .<section>.old-*.
+    The cleanup deleted that copy, the only one left, before the new store had copied anything (and the new
+    store can still fail). The newest old copy is put back first."""
+    dest_root = tmp_path / "store"
+    store.store_section(_section(tmp_path / "a", "old"), dest_root, "smoke", "headline", {})
+    parent = dest_root / "smoke"
+    os.rename(parent / "headline", parent / ".headline.old-999999999-abc")
+    bad = _section(tmp_path / "b", "new")
+    (bad / "report.md").unlink()                          # this store fails while copying
+    with pytest.raises(OSError):
+        store.store_section(bad, dest_root, "smoke", "headline", {})
+    assert sorted(p.name for p in parent.iterdir()) == ["headline"]
+    assert json.loads((parent / "headline" / "summary.json").read_text()) == {"tag": "old"}

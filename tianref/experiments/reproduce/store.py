@@ -88,14 +88,22 @@ def _round(x, nd=1):
 
 def _remove_leftovers(parent: Path, section: str) -> None:
     """The .<section>.new-PID-* / .old-PID-* folders of stores that were stopped or killed (their PID no
-    longer runs, or none in the name: an older version's); a live store's are its own."""
+    longer runs, or none in the name: an older version's); a live store's are its own. Where no stored copy
+    is in place (a store killed between its two renames), the newest old copy is put back first."""
+    gone = {}
     for kind in ("new", "old"):
         prefix = f".{section}.{kind}-"
         for p in parent.glob(prefix + "*"):
             pid = p.name[len(prefix):].split("-")[0]
             if pid.isdigit() and int(pid) != os.getpid() and pid_alive(int(pid)):
                 continue
-            shutil.rmtree(p, ignore_errors=True)
+            gone.setdefault(kind, []).append(p)
+    dest = parent / section
+    old = sorted(gone.get("old", []), key=lambda p: p.stat().st_mtime)
+    if old and not dest.exists() and (old[-1] / "summary.json").is_file():
+        os.replace(old.pop(), dest)                     # the previous copy, back where it belongs
+    for p in gone.get("new", []) + old:
+        shutil.rmtree(p, ignore_errors=True)
 
 
 def store_section(section_dir: Path, dest_root: Path, scale_name: str, section: str,
