@@ -91,5 +91,7 @@ def test_a_tree_of_links_to_runs_is_read_through_them_and_a_link_loop_ends(tmp_p
     (tree / "sub" / "r0").symlink_to(store / "r0")
     (tree / "r1").symlink_to(store / "r1")
     (tree / "sub" / "up").symlink_to(tree)                   # a loop
+    (tree / "sub" / "above").symlink_to(tmp_path)            # a link up the tree: it would walk store/ again
+    (tree / "root").symlink_to("/")                          # ... or every run on the machine
     assert [p.relative_to(tree).as_posix() for p in list_run_dirs(tree)] == ["r1", "sub/r0"]
     assert len(read_tree(tree)) == 2

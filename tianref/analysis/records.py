@@ -249,11 +249,15 @@ def list_run_dirs(root) -> list[Path]:
     root = Path(root)
     if not root.is_dir():
         raise InputError(f"{root}: not a directory")
-    found, seen = [], set()
+    found, seen, above = [], set(), set()
+    p = os.path.realpath(root)          # the root and its ancestors: a link to one of them would walk the
+    while p not in above:               # tree again, or all that lies above it (a link to '/': every run
+        above.add(p)                    # on the machine)
+        p = os.path.dirname(p)
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
         real = os.path.realpath(dirpath)
-        if real in seen:                # reached again through a link: already walked
-            dirnames[:] = []
+        if real in seen or (real in above and dirpath != os.fspath(root)):
+            dirnames[:] = []            # reached again through a link, or a link up the tree: not walked
             continue
         seen.add(real)
         # hidden folders are not runs (e.g. .NAME.replaced-PID, a run kept aside during --overwrite)
