@@ -245,7 +245,7 @@ def run_status(rec: RunRecord) -> dict:
 def list_run_dirs(root) -> list[Path]:
     """All run directories at or below ``root`` (directories holding metrics.jsonl), sorted. Links to
     folders are followed (a tree assembled from links to runs kept elsewhere), each folder visited once
-    (a link loop ends there)."""
+    (a link loop ends there), but not a link to the root or to a folder above it."""
     root = Path(root)
     if not root.is_dir():
         raise InputError(f"{root}: not a directory")
