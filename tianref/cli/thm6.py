@@ -374,10 +374,11 @@ def thm6_cmd(ctx, run_dir, epochs_text, replay_beyond, checkpoint, act, eta, top
     for epoch, source, W, M, train_idx, a, e, table, pinv_e in jobs:
         setup = setup or {"M": M, "K": int(W.shape[1]), "n": int(len(train_idx)), "act": a,
                           "eta": e if len({j[6] for j in jobs}) == 1 else None}   # None: etas differ (a schedule)
-        try:
-            F_tilde = thm6.features_from_weights(xp, W, M, train_idx, a, table)
-            res = thm6.summarize_checkpoint(xp, F_tilde, e, n_top=top_pairs, all_pairs=all_pairs,
-                                            n_audit=audit, pinv=pinv_e, method=method, block=block)
+        try:                                         # NumPy's overflow warnings of an undetermined B are not
+            F_tilde = thm6.features_from_weights(xp, W, M, train_idx, a, table)   # printed: the table says it
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):   # once (ROUTES_AGREE)
+                res = thm6.summarize_checkpoint(xp, F_tilde, e, n_top=top_pairs, all_pairs=all_pairs,
+                                                n_audit=audit, pinv=pinv_e, method=method, block=block)
         except RunFailure as exc:                    # which epoch of which run, for a failed factorisation
             raise RunFailure(f"epoch {epoch} ({source}): {exc}") from None
         rec = {"epoch": epoch, "eta": e, "act": a, "source": source,
