@@ -588,3 +588,15 @@ def test_the_first_failure_named_is_the_first_failed_member_in_member_order(tmp_
         assert r.exit_code == 1 and "2 of 3 runs failed (first: a0:" in r.stderr, r.output
         for s in range(3):
             shutil.rmtree(tmp_path / f"a{s}")
+
+
+def test_a_batch_whose_every_member_is_refused_leaves_nothing_behind(tmp_path):
+    """Bad input writes nothing: with every member refused, the --log-dir the command made (and its logs)
+    stayed behind. A --log-dir that existed keeps the refusals in its logs, as a sweep reads them."""
+    bad = ["--member", f"--out {tmp_path / 'a'} --M 11 --K 1", "--member", f"--out {tmp_path / 'b'} --eta -1"]
+    r = cli(["train-batch", "--log-dir", tmp_path / "new" / "logs", *bad])
+    assert r.exit_code == 2 and "2 of 2 runs refused" in r.stderr, r.output
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "logs").mkdir()
+    r = cli(["train-batch", "--log-dir", tmp_path / "logs", *bad])
+    assert r.exit_code == 2 and sorted(p.name for p in (tmp_path / "logs").iterdir()) == ["a.log", "b.log"]

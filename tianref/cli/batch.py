@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 import time
 
 import click
@@ -182,17 +183,29 @@ def train_batch_cmd(members, log_dir, threads):
             raise InputError(f"--member: two members write to the same --out {out}")
         if key is not None:
             seen[key] = out
+    made_logs = False
     if log_dir is not None:
         check_output_dir(log_dir, "--log-dir")         # a path that cannot be used: before any run
         _check_logs_apart(log_dir, seen.values())
+        made_logs = _first_missing(log_dir)            # the topmost folder makedirs creates (None: none)
         os.makedirs(log_dir, exist_ok=True)
     prepared, refused = prepare_members(argvs, log_dir, threads)
+    if not prepared and made_logs:                     # every member refused: bad input leaves nothing behind
+        shutil.rmtree(made_logs, ignore_errors=True)   # (the refusals are the one line on stderr)
     failed = _train_all(prepared, log_dir, blas_threads.resolve(threads))
     if refused:                                        # one line naming every refused member and why
         raise InputError(f"{len(refused)} of {len(argvs)} runs refused: "
                          + "; ".join(f"{k}: {v.rstrip('.')}" for k, v in refused.items()))
     if failed:
         raise RunFailure(f"{len(failed)} of {len(argvs)} runs failed (first: {failed[0]})")
+
+
+def _first_missing(path):
+    """The topmost folder of ``path`` that does not exist yet (what makedirs would create first), or None."""
+    path, top = os.path.abspath(path), None
+    while not os.path.exists(path):
+        top, path = path, os.path.dirname(path)
+    return top
 
 
 def _check_logs_apart(log_dir, outs) -> None:
