@@ -171,8 +171,18 @@ def test_missing_run_and_a_run_that_does_not_replay(run_dir, tmp_path):
     assert "weights DIFFER" in recs[0]["replay_check"]
     rows = [json.loads(l) for l in open(bad / "metrics.jsonl")]
     rows[8]["W_edge_g2"] *= 1.001
-    (bad / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in rows))
+    lines = [json.dumps(x) for x in rows]
+    (bad / "metrics.jsonl").write_text("".join(x + "\n" for x in lines))
     (bad / "checkpoints" / "epoch_00008.npz").unlink()
+    r = CliRunner().invoke(main, ["edge", "--run", str(bad), "--at-epochs", "8", "--n-random", "0"])
+    assert r.exit_code == 2 and "metrics.jsonl is not the log this run wrote" in r.output   # an edited log
+    for name in ("final.npz", "resume.npz"):                  # ... vouched for again, as if the run had logged
+        p = bad / "checkpoints" / name                        # that value: a genuine replay mismatch
+        if p.is_file():
+            ck = dict(np.load(p))
+            ck["rows_digest"] = np.str_(identity.rows_digest(str(ck["fingerprint"]), lines[:int(ck["epoch"]) + 1]))
+            ck["state_digest"] = np.str_(identity.state_digest(ck))
+            np.savez(p, **ck)
     r = CliRunner().invoke(main, ["edge", "--run", str(bad), "--at-epochs", "8", "--n-random", "0"])
     assert r.exit_code == 1 and "split differs from the logged one" in r.output
     recs = probe_run(str(bad), [8], np, spaces=("W",), n_random=0, strict=False)

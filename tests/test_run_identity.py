@@ -581,3 +581,42 @@ def test_a_job_with_an_init_from_file_counts_its_own_run_as_done(base, tmp_path)
     r = cli(argv[argv.index("train"):])
     assert r.exit_code == 0, r.output
     assert jobs_mod.job_state(job) == "done"
+
+
+# --- a folder's other states, and the analysis commands on a mixed folder -----------------------------
+
+@pytest.mark.parametrize("name", ["epoch_00010.npz", "final.npz"])
+def test_resume_refuses_a_folder_holding_another_runs_checkpoint(base, tmp_path, name):
+    """Another seed's epoch checkpoint (or final.npz) copied into the run: --resume checked only resume.npz,
+    carried the foreign epoch file forward (exit 0), or called a run with a foreign final.npz 'already
+    complete'. Now refused naming the file, the folder byte-identical."""
+    d = _copy(base, "plain", tmp_path)
+    shutil.copy(base / "s1" / "checkpoints" / name, d / "checkpoints" / name)
+    snap = snapshot(d)
+    for epochs in (30, 20):                                  # continued, and 'already complete'
+        refused(_resume(d, epochs), name, "belongs to another run")
+        assert snapshot(d) == snap
+
+
+@pytest.mark.parametrize("what", ["metrics.jsonl", "config.json"])
+@pytest.mark.parametrize("command", ["thm6", "edge"])
+def test_thm6_and_edge_refuse_a_folder_mixed_from_two_runs(base, tmp_path, what, command):
+    """Another seed's log or config.json in the run: thm6 analysed (or replayed) the other run's states as
+    this one's, exit 0; edge failed with exit 1 blaming the backend. Both now refuse it, naming the file."""
+    d = _copy(base, "plain", tmp_path)
+    shutil.copy(base / "s1" / what, d / what)
+    args = ["thm6", "--run", str(d), "--at-epochs", "12"] if command == "thm6" else \
+        ["edge", "--run", str(d), "--at-epochs", "12", "--n-random", "0"]
+    snap = snapshot(d)
+    refused(cli(args), "final.npz" if what == "config.json" else "metrics.jsonl")
+    assert snapshot(d) == snap
+
+
+def test_thm6_refuses_a_log_that_runs_past_the_runs_epochs(base, tmp_path):
+    """A log of a copy resumed to 30 epochs put in the 20-epoch run: its rows 0..20 are this run's, so the
+    digest matched, and thm6 took epoch 30 for the run's last and replayed past its end (no --replay-beyond)."""
+    d = _copy(base, "plain", tmp_path)
+    longer = _copy(base, "plain", tmp_path / "l")
+    assert _resume(longer, 30).exit_code == 0
+    shutil.copy(longer / "metrics.jsonl", d / "metrics.jsonl")
+    refused(cli(["thm6", "--run", str(d)]), "beyond the run's epochs = 20")

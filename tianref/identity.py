@@ -200,6 +200,24 @@ def check_checkpoint(meta, ck: dict, path: str) -> None:
                          f"{str(block.get('fingerprint'))[:12]} (a checkpoint copied from another run)")
 
 
+def check_folder_states(run_dir: str, fingerprint: str) -> None:
+    """Every checkpoint in ``run_dir``/checkpoints that records a fingerprint records ``fingerprint``, the
+    run's: a state copied in from another run (an epoch checkpoint, final.npz) is named (InputError),
+    before a resume carries it forward or an analysis trusts the folder. Reads only the fingerprint arrays."""
+    folder = os.path.join(run_dir, "checkpoints")
+    names = sorted(n for n in os.listdir(folder) if n.endswith(".npz")) if os.path.isdir(folder) else []
+    for name in names:
+        path = os.path.join(folder, name)
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                F = str(z["fingerprint"]) if "fingerprint" in z.files else None
+        except Exception as exc:
+            raise InputError(f"cannot read {path} as .npz ({type(exc).__name__}: {exc})") from None
+        if F is not None and F != fingerprint:
+            raise InputError(f"{path} belongs to another run: its fingerprint {F[:12]} is not this run's "
+                             f"{fingerprint[:12]} (a checkpoint copied from another run)")
+
+
 def state_of(run_dir: str, names=("final.npz", "resume.npz")):
     """(path, F, D, epoch) of the state that vouches for a run's log: the first of ``names`` that exists
     (final.npz, else resume.npz); None when none exists or it predates identities. Reads only those arrays."""

@@ -103,7 +103,14 @@ def _sources(run_dir, epochs_text, checkpoint, xp, act=None, replay_beyond=False
             valid = validate(TrainConfig.from_dict(run_cfg))
         except InputError as exc:
             raise InputError(f"{cfg_path}: {exc}") from None
+        identity.check_log(run_dir, meta)              # the folder is one run: its log and states are config's
+        F = identity.of_run(meta, valid, cfg_path)
+        if F is not None:
+            identity.check_folder_states(run_dir, F)
     last = _last_epoch(run_dir)
+    if last is not None and valid is not None and last > valid.epochs:
+        raise InputError(f"{os.path.join(run_dir, 'metrics.jsonl')} holds rows up to epoch {last}, beyond the "
+                         f"run's epochs = {valid.epochs} in {cfg_path} (a log from another run?)")
     said = None                                        # which epochs were chosen, said once they pass
     if epochs_text is None:
         if last is None:
