@@ -620,3 +620,18 @@ def test_thm6_refuses_a_log_that_runs_past_the_runs_epochs(base, tmp_path):
     assert _resume(longer, 30).exit_code == 0
     shutil.copy(longer / "metrics.jsonl", d / "metrics.jsonl")
     refused(cli(["thm6", "--run", str(d)]), "beyond the run's epochs = 20")
+
+
+@pytest.mark.parametrize("command", ["summarize", "thm6", "edge"])
+def test_a_config_json_stripped_of_its_identity_is_taken_for_edited(base, tmp_path, command):
+    """Deleting config.json's identity block turned every fingerprint check off outside --resume: with another
+    seed's log copied in, summarize reported it as this run's (exit 0) and thm6 analysed another run's
+    checkpoint. A checkpoint that records a fingerprint beside a config.json without one is an edit."""
+    d = _copy(base, "plain", tmp_path / "t")
+    shutil.copy(base / "s1" / "metrics.jsonl", d / "metrics.jsonl")
+    _edit_meta(d, lambda meta: meta.pop("identity"))
+    args = {"summarize": ["summarize", str(d.parent)], "thm6": ["thm6", "--run", str(d), "--at-epochs", "10"],
+            "edge": ["edge", "--run", str(d), "--at-epochs", "10", "--n-random", "0"]}[command]
+    snap = snapshot(d)
+    refused(cli(args), "no 'identity' block")
+    assert snapshot(d) == snap

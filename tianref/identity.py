@@ -195,6 +195,9 @@ def check_checkpoint(meta, ck: dict, path: str) -> None:
     check_state(ck, path, meta)
     block = meta.get(KEY) if isinstance(meta, dict) else None
     F, _ = of_arrays(ck)
+    if isinstance(meta, dict) and block is None and F is not None:
+        raise InputError(f"{path} records a fingerprint but config.json has no 'identity' block: config.json "
+                         "was edited (or replaced by a file written before run identities)")
     if isinstance(block, dict) and F is not None and F != block.get("fingerprint"):
         raise InputError(f"{path} belongs to another run: its fingerprint {F[:12]} is not config.json's "
                          f"{str(block.get('fingerprint'))[:12]} (a checkpoint copied from another run)")
@@ -244,6 +247,10 @@ def check_log(run_dir: str, meta: dict, states=("final.npz", "resume.npz")) -> N
     from tianref.config import TrainConfig, validate
     cfg_path = os.path.join(run_dir, "config.json")
     if stored_block(meta, cfg_path) is None:
+        state = state_of(run_dir, states)          # a run written before identities has no fingerprint there
+        if state is not None:
+            raise InputError(f"{state[0]} records a fingerprint but {cfg_path} has no 'identity' block: "
+                             "config.json was edited (or replaced by a file written before run identities)")
         return
     state = state_of(run_dir, states)
     if state is None:
