@@ -221,6 +221,15 @@ def check_folder_states(run_dir: str, fingerprint: str) -> None:
                              f"{fingerprint[:12]} (a checkpoint copied from another run)")
 
 
+def check_run_folder(run_dir: str, meta: dict, cfg) -> None:
+    """A run directory read for analysis (thm6, edge) is one run: its log and final (or resume) state are
+    config.json's (``check_log``), and so is every checkpoint in it (``check_folder_states``)."""
+    check_log(run_dir, meta)
+    F = of_run(meta, cfg, os.path.join(run_dir, "config.json"))
+    if F is not None:
+        check_folder_states(run_dir, F)
+
+
 def state_of(run_dir: str, names=("final.npz", "resume.npz")):
     """(path, F, D, epoch) of the state that vouches for a run's log: the first of ``names`` that exists
     (final.npz, else resume.npz); None when none exists or it predates identities. Reads only those arrays."""

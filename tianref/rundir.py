@@ -232,6 +232,14 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def left_behind(name: str, prefix: str) -> bool:
+    """A staging file or folder ``prefix`` + 'PID-...' is a leftover: its PID runs no process but this one
+    (this process has nothing in flight when it looks: a container's processes may all be pid 1), or its
+    name carries no PID (an older version's)."""
+    pid = name[len(prefix):].split("-")[0]
+    return not (pid.isdigit() and int(pid) != os.getpid() and pid_alive(int(pid)))
+
+
 class RunLock:
     """Exclusive ``flock`` on OUT/.lock, held until ``release()`` or process exit.
 

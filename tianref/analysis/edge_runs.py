@@ -49,10 +49,7 @@ def load_run(run_dir, epochs=()):
         p = runs.checkpoint_path(run_dir, int(e))
         if os.path.isfile(p):
             identity.check_checkpoint(stored, runs.load_npz(p), p)
-    identity.check_log(run_dir, stored)                 # the folder is one run: its log and states are config's
-    F = identity.of_run(stored, cfg, os.path.join(run_dir, "config.json"))
-    if F is not None:
-        identity.check_folder_states(run_dir, F)
+    identity.check_run_folder(run_dir, stored, cfg)     # its log and states are config.json's run
     init = identity.replay_init(stored, cfg, os.path.join(run_dir, "config.json"), runs.load_npz)
     path = os.path.join(run_dir, "metrics.jsonl")
     logged = {r["epoch"]: r for r in read_rows(path)[0]} if os.path.isfile(path) else {}

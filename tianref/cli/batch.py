@@ -239,8 +239,7 @@ def _train_all(prepared, log_dir, threads: int) -> list:
         with train._Stop(lambda m: say(f"\n{m}")) as stop:
             for group in _fitting(_groups(prepared)):
                 if stop.set:
-                    stop_exc = Interrupted(f"stopped by {stop.name} before its stack started; continue by "
-                                           "running it again", stop.name)
+                    stop_exc = _stopped_before_start(stop)
                     break
                 stop_exc = _train_group(group, log_dir, failed, threads, stop)
                 pending = [p for p in pending if p not in group]
@@ -252,14 +251,26 @@ def _train_all(prepared, log_dir, threads: int) -> list:
         pending = []
         raise
     finally:
-        for p in pending:                         # never started (a stop came first): as train stopped
-            _say(log_dir, p.out, f"Error: not started ({stop_exc})")  # before its first row: rolled back
-            p.session.__exit__(RunFailure, RunFailure(str(stop_exc)), None)
+        _end_unstarted(pending, RunFailure(str(stop_exc)), log_dir)    # never started: a stop came first
     if stop_exc is not None:                      # exit 130/143; 1 if a run also failed (it needs a look)
         if failed:
             raise RunFailure(f"{stop_exc}; {len(failed)} run(s) failed (first: {failed[0]})")
         raise stop_exc
     return failed
+
+
+def _stopped_before_start(stop) -> Interrupted:
+    return Interrupted(f"stopped by {stop.name} before its stack started; continue by running it again", stop.name)
+
+
+def _end_unstarted(prepared, exc, log_dir) -> None:
+    """Runs stopped before their first row: each session ends as train's would (rolled back, an
+    --overwrite'd old run put back), every one before any log is written (a log that fails cannot keep
+    a later run from being put back); then each log says so."""
+    for p in prepared:
+        p.session.__exit__(RunFailure, exc, None)
+    for p in prepared:
+        _say(log_dir, p.out, f"Error: not started ({exc})")
 
 
 def _train_group(group, log_dir, failed, threads: int, stop):
@@ -294,13 +305,11 @@ def _train_group(group, log_dir, failed, threads: int, stop):
     if not members:
         return None
     group, p0 = started, started[0]
-    if stop.set:                               # a signal while the runs were set up: none has a row yet, so
-        exc = Interrupted(f"stopped by {stop.name} before its stack started; continue by running it again",
-                          stop.name)           # each ends as train ends before its first row: rolled back
-        for p, w in zip(group, writers):
+    if stop.set:                               # a signal while the runs were set up: none has a row yet
+        for w in writers:
             w.close()
-            p.session.__exit__(RunFailure, exc, None)
-            _say(log_dir, p.out, f"Error: not started ({exc})")
+        exc = _stopped_before_start(stop)
+        _end_unstarted(group, exc, log_dir)
         return exc
     closed = set()                             # members already ended (on_end), by id
     late = []                                  # an OSError met while ending one: raised after the stack

@@ -103,10 +103,7 @@ def _sources(run_dir, epochs_text, checkpoint, xp, act=None, replay_beyond=False
             valid = validate(TrainConfig.from_dict(run_cfg))
         except InputError as exc:
             raise InputError(f"{cfg_path}: {exc}") from None
-        identity.check_log(run_dir, meta)              # the folder is one run: its log and states are config's
-        F = identity.of_run(meta, valid, cfg_path)
-        if F is not None:
-            identity.check_folder_states(run_dir, F)
+        identity.check_run_folder(run_dir, meta, valid)   # its log and states are config.json's run
     last = _last_epoch(run_dir)
     if last is not None and valid is not None and last > valid.epochs:
         raise InputError(f"{os.path.join(run_dir, 'metrics.jsonl')} holds rows up to epoch {last}, beyond the "

@@ -40,7 +40,7 @@ from tianref.experiments.reproduce.section import Context
 from tianref.experiments.reproduce.sections import REGISTRY
 from tianref.experiments.reproduce.signals import signals_held as _signals_held
 from tianref.experiments.reproduce.store import provenance, store_section
-from tianref.rundir import pid_alive
+from tianref.rundir import left_behind
 from tianref.runs import _fsync_dir, current_umask
 
 FLAGGED = ("differs", "disagrees")           # the verdicts the command's summary line counts
@@ -270,10 +270,8 @@ def _remove_leftovers(section_dir: Path) -> None:
     for prefix in (".figures.new-", ".figures.old-", ".summary.json.new-", ".summary.json.old-", ".report.md.new-",
                    ".report.md.old-"):
         for p in section_dir.glob(prefix + "*"):
-            pid = p.name[len(prefix):].split("-")[0]                 # this process has no swap in flight:
-            if pid.isdigit() and int(pid) != os.getpid() and pid_alive(int(pid)):   # its own are leftovers too
-                continue                                              # (a container's runs are all pid 1)
-            _remove(p)
+            if left_behind(p.name, prefix):
+                _remove(p)
 
 
 def plan_command(name: str, root, scale, xp: str = "numpy") -> str:

@@ -28,7 +28,7 @@ from tianref.analysis.summarize import to_json
 from tianref.experiments.reproduce.rows import REPO
 from tianref.experiments.reproduce.signals import signals_held
 from tianref.resources import store_root
-from tianref.rundir import pid_alive
+from tianref.rundir import left_behind
 from tianref.runs import current_umask
 
 STORE_ROOT = store_root() if REPO is not None else None    # the default --store-to; none in an installed copy
@@ -90,19 +90,13 @@ def _remove_leftovers(parent: Path, section: str) -> None:
     """The .<section>.new-PID-* / .old-PID-* folders of stores that were stopped or killed (their PID no
     longer runs, or none in the name: an older version's); a live store's are its own. Where no stored copy
     is in place (a store killed between its two renames), the newest old copy is put back first."""
-    gone = {}
-    for kind in ("new", "old"):
-        prefix = f".{section}.{kind}-"
-        for p in parent.glob(prefix + "*"):
-            pid = p.name[len(prefix):].split("-")[0]
-            if pid.isdigit() and int(pid) != os.getpid() and pid_alive(int(pid)):
-                continue
-            gone.setdefault(kind, []).append(p)
+    new, old = ([p for p in parent.glob(f".{section}.{kind}-*") if left_behind(p.name, f".{section}.{kind}-")]
+                for kind in ("new", "old"))
     dest = parent / section
-    old = sorted(gone.get("old", []), key=lambda p: p.stat().st_mtime)
+    old = sorted(old, key=lambda p: p.stat().st_mtime)
     if old and not dest.exists() and (old[-1] / "summary.json").is_file():
         os.replace(old.pop(), dest)                     # the previous copy, back where it belongs
-    for p in gone.get("new", []) + old:
+    for p in new + old:
         shutil.rmtree(p, ignore_errors=True)
 
 
