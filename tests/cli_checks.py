@@ -27,3 +27,19 @@ def refused(r, *fragments) -> str:
     for f in fragments:
         assert f in err[0], err[0]
     return err[0]
+
+
+def as_before_seals(run_dir) -> None:
+    """Make a run folder look as a version before seals wrote it: no seal in any checkpoint and no
+    'sealed_after' in config.json's identity (identity.check_folder_states refuses a folder with one
+    without the other)."""
+    import json
+    import numpy as np
+    d = Path(run_dir)
+    for f in (d / "checkpoints").glob("*.npz"):
+        a = dict(np.load(f))
+        if a.pop("state_digest", None) is not None:
+            np.savez(f, **a)
+    meta = json.loads((d / "config.json").read_text())
+    meta["identity"].pop("sealed_after", None)
+    (d / "config.json").write_text(json.dumps(meta, indent=1))

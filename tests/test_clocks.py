@@ -17,6 +17,8 @@ from tianref.cli import main
 from tianref.config import TrainConfig, tail_rank_of, validate
 from tianref.errors import InputError
 
+from cli_checks import as_before_seals
+
 
 def test_stable_rank_of_known_matrices(xp):
     rng = np.random.default_rng(0)
@@ -205,6 +207,7 @@ def test_a_run_without_tail_rank_in_its_config_still_resumes(tmp_path):
     ck["config"] = np.str_(json.dumps(cfg))
     del ck["state_digest"]                  # a state of that version carries no seal either
     np.savez(ck_path, **ck)
+    as_before_seals(out)                    # nor do its other states
     r = CliRunner().invoke(main, ["train", "--out", str(out), "--resume", "--epochs", "9"])
     assert r.exit_code == 0, r.output
     rows = [json.loads(l) for l in open(out / "metrics.jsonl")]

@@ -203,6 +203,8 @@ def test_a_ridge_run_stored_before_the_option_resumes_as_current(tmp_path):
     ck["config"] = np.str_(json.dumps(stored))
     del ck["state_digest"]                  # a state of that version carries no seal either
     runs.save_npz(ck_path, ck)
+    from cli_checks import as_before_seals
+    as_before_seals(b)                      # nor do its other states
     r = CliRunner().invoke(main, ["train", "--resume", "--epochs", "6", "--out", b])
     assert r.exit_code == 0, r.output
     assert open(os.path.join(a, "metrics.jsonl")).read() == open(os.path.join(b, "metrics.jsonl")).read()

@@ -199,6 +199,58 @@ def test_a_run_written_before_seals_resumes_and_is_sealed_from_then_on(base, tmp
     assert r.exit_code == 0, r.output
 
 
+def _unseal(path, scale=None):
+    a = dict(np.load(path))
+    del a["state_digest"]
+    if scale is not None:
+        a["W"] = a["W"] * a["W"].dtype.type(scale)
+    np.savez(path, **a)
+
+
+@pytest.mark.parametrize("record", ["deleted", "raised"])
+def test_editing_the_seal_record_does_not_switch_the_seal_check_off(base, tmp_path, record):
+    """W of the resume state edited and its seal removed, and config.json's record of seals deleted (a run
+    that records none was written before seals, yet the folder's other states are sealed) or raised past
+    every state (sealed_after = 10**6): resume and thm6 refuse the folder, which stays byte-identical."""
+    d = _copy(base, "plain", tmp_path)
+    _unseal(d / "checkpoints" / "resume.npz", scale=1.01)
+    if record == "deleted":
+        _edit_meta(d, lambda meta: meta["identity"].pop("sealed_after"))
+        why = ("records no 'sealed_after'", "carries a seal")
+    else:
+        _edit_meta(d, lambda meta: meta["identity"].update(sealed_after=10 ** 6))
+        why = ("sealed only after epoch 1000000", "past its newest state (epoch 20)")
+    snap = snapshot(d)
+    refused(_resume(d), *why)
+    refused(cli(["thm6", "--run", str(d), "--at-epochs", "10", "--top-pairs", "5"]), *why)
+    assert snapshot(d) == snap
+
+
+def test_an_epoch_checkpoint_whose_seal_was_removed_is_refused_by_resume_and_thm6(base, tmp_path):
+    """The folder's other states are checked too: epoch_00010.npz without its seal (its W edited) in a run
+    that seals every state after epoch -1 is named, by --resume and by thm6, before either reads it."""
+    d = _copy(base, "plain", tmp_path)
+    _unseal(d / "checkpoints" / "epoch_00010.npz", scale=1.01)
+    snap = snapshot(d)
+    refused(_resume(d), "epoch_00010.npz", "carries no seal")
+    refused(cli(["thm6", "--run", str(d), "--at-epochs", "10", "--top-pairs", "5"]), "epoch_00010.npz",
+            "carries no seal")
+    assert snapshot(d) == snap
+
+
+@pytest.mark.parametrize("change, why", [({"scheme": 2}, "scheme 1 only"), ({"scheme": "1"}, "scheme is '1'"),
+                                         ({"sealed_after": "x"}, "'sealed_after' is 'x'"),
+                                         ({"sealed_after": -5}, "not an epoch >= -1"),
+                                         ({"sealed_after": True}, "not an epoch >= -1")])
+def test_an_identity_block_of_another_scheme_or_a_malformed_seal_record_is_refused(base, tmp_path, change, why):
+    d = _copy(base, "plain", tmp_path)
+    _edit_meta(d, lambda meta: meta["identity"].update(change))
+    snap = snapshot(d)
+    refused(_resume(d), why)
+    refused(cli(["summarize", str(d)]), why)
+    assert snapshot(d) == snap
+
+
 @pytest.mark.parametrize("key", ["spec_count", "adam_t"])
 def test_resume_refuses_a_negative_step_counter_before_writing(base, tmp_path, key):
     d = _copy(base, "plain", tmp_path)
