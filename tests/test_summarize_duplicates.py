@@ -60,7 +60,10 @@ def test_same_seed_but_another_init_is_not_a_duplicate(tmp_path):
         write_run(root / name, dict(BASE_CONFIG), known_columns(0, True))
         _identity(root / name, f"F-{name}", init)
     s = summarize(read_tree(root))
-    assert s["conditions"][0]["n"] == 2 and s["duplicates"] == []
+    assert s["duplicates"] == []
+    # nor a seed replicate: a run from --init-from arrays is a condition of its own, labelled by its source
+    assert sorted((c["label"], c["n"]) for c in s["conditions"]) == [("eta=0.0002 init=file 0f0f0f0f0f0f", 1),
+                                                                     ("eta=0.0002 init=seed", 1)]
     # without identities (runs stored before them), the same condition and seed is the same run
     root2 = tmp_path / "old"
     for name in ("a", "b"):

@@ -4,7 +4,8 @@ Reference: ``docs/paper-protocol.md`` §2 (grok vs control) and §5.5 (the late 
 
 Conditions: runs are grouped by their config minus the seed and the keys in ``NON_CONDITION_KEYS``
 (where the output went, which backend ran it, how often it printed, what was logged beside the
-training), so the same protocol run on NumPy and on CuPy lands in one condition. A condition with
+training), so the same protocol run on NumPy and on CuPy lands in one condition; a run from an
+--init-from file is a condition of its own (``run_condition``). A condition with
 eta > 0 is paired with the eta = 0 condition that matches it in every other key (its control).
 
 Duplicates: two folders hold the same run when they have the same condition, the same seed and the same
@@ -38,11 +39,29 @@ def _key(d: dict) -> str:
     return json.dumps(d, sort_keys=True, default=str)
 
 
+def run_condition(rec: RunRecord) -> dict:
+    """The condition of a run: condition_config of its settings, and for a run that started from an
+    --init-from file, "init": that source (config.json's identity.init, the digest of the file's arrays;
+    before identities, its ``init_from`` path). Such a run is not a seed replicate of the runs drawn from
+    their seeds (its weights and split are the file's), so it forms a condition of its own."""
+    cc = condition_config(rec.config)
+    init = _init_source(rec)
+    if init != "seed":
+        cc["init"] = init
+    return cc
+
+
+def _init_source(rec: RunRecord) -> str:
+    return _identity(rec).get("init") or (rec.meta.get("init_from") if isinstance(rec.meta, dict) else None) \
+        or "seed"
+
+
 def group_conditions(records: list[RunRecord]) -> list[tuple[dict, list[RunRecord]]]:
-    """[(condition config, runs sorted by seed)], in a stable order (eta descending, then key)."""
+    """[(condition config, runs sorted by seed)], in a stable order (eta descending, then key); a run from
+    an --init-from file is in a condition of its own (run_condition)."""
     groups: dict[str, tuple[dict, list]] = {}
     for r in records:
-        cc = condition_config(r.config)
+        cc = run_condition(r)
         groups.setdefault(_key(cc), (cc, []))[1].append(r)
     out = [(cc, sorted(rs, key=lambda r: (_seed_sort(r.config.get("seed")), str(r.path))))
            for cc, rs in groups.values()]
@@ -76,6 +95,9 @@ def _label_value(c: dict, k: str, configs=()) -> str:
     if k == "group" and not c.get("group"):
         z = f"Z{c.get('M')}"
         return f"{z} (no --group)" if any(o.get("group") == z for o in configs) else z
+    if k == "init":                               # the --init-from source (run_condition); "seed" for the others
+        v = str(c.get(k, "seed"))
+        return v if v == "seed" or not all(ch in "0123456789abcdef" for ch in v) else f"file {v[:12]}"
     if k not in c:
         return "—"
     if k == "group_digest":
@@ -134,9 +156,7 @@ def _identity(rec: RunRecord) -> dict:
 
 def same_run_key(rec: RunRecord) -> str:
     """Condition, seed and init source: equal keys = the same run (module docstring)."""
-    ident = _identity(rec)
-    init = ident.get("init") or rec.meta.get("init_from") or "seed"
-    return _key({"condition": condition_config(rec.config), "seed": rec.config.get("seed"), "init": init})
+    return _key({"condition": condition_config(rec.config), "seed": rec.config.get("seed"), "init": _init_source(rec)})
 
 
 def drop_duplicates(records: list[RunRecord], root=None, prefer=None) -> tuple[list[RunRecord], list[dict]]:
