@@ -61,7 +61,8 @@ def test_missing_checkpoint_file(tmp_path):
 
 
 def test_neither_or_both_sources(tmp_path):
-    assert_one_line_error(run([]), "exactly one of")
+    assert_one_line_error(run([]), "exactly one of", "e.g. `thm6 --exact --run runs/headline`")
+    assert_one_line_error(run(["--exact"]), "thm6 analyses a trained run")
     ck = write_checkpoint(tmp_path / "c.npz")
     assert_one_line_error(run(["--run", str(tmp_path), "--checkpoint", ck]), "exactly one of")
 

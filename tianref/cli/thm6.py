@@ -73,8 +73,11 @@ def _sources(run_dir, epochs_text, checkpoint, xp, act=None, replay_beyond=False
     precheck(config dict, validated TrainConfig, label, epochs): called with a run's config.json and the
     epochs asked for before any of its states is read or replayed (what the settings alone decide is
     refused before a long replay)."""
-    if (run_dir is None) == (checkpoint is None):
-        raise InputError("give exactly one of --run DIR or --checkpoint FILE.npz")
+    if run_dir is None and checkpoint is None:
+        raise InputError("thm6 analyses a trained run: give exactly one of --run DIR (a `train --out` folder) or "
+                         "--checkpoint FILE.npz, e.g. `thm6 --exact --run runs/headline`")
+    if run_dir is not None and checkpoint is not None:
+        raise InputError("give exactly one of --run DIR or --checkpoint FILE.npz, not both")
     if checkpoint is not None:
         if epochs_text is not None:
             raise InputError("--at-epochs selects checkpoints of --run DIR; a --checkpoint file has one epoch")
