@@ -358,3 +358,28 @@ def test_a_decomposition_that_cannot_fit_is_refused_before_it_starts(monkeypatch
     assert "irreducible decomposition of this order-64 group" in r.stderr and "GiB" in r.stderr
     r = CliRunner().invoke(main, ["train", "--group", "Z64", "--K", "8", "--epochs", "2", "--out", str(tmp_path / "r")])
     assert r.exit_code == 2 and not (tmp_path / "r").exists(), r.output
+
+
+@pytest.mark.parametrize("spec", ["Z5", "Z8", "A4", "3x4", "Q8xZ3"])
+def test_a_complex_pair_lists_the_larger_imaginary_part_first_whatever_the_draw(spec):
+    """Within a complex pair (one real component), the irrep listed first has the larger imaginary part of
+    its character at the first class where the pair differs (docs/groups.md); for Z_M that is
+    chi(g) = exp(2 pi i k g / M) before its conjugate. The order is the same for every draw (seed)."""
+    T = parse_group(spec).table
+    decs = [ir.decompose(T, seed=s) for s in (ir.SEED, ir.SEED + 7, ir.SEED + 31)]
+    for dec in decs:
+        pairs = [c.irreps for c in dec.components if len(c.irreps) == 2]
+        assert pairs
+        for i, j in pairs:
+            a, b = dec.irreps[i].character, dec.irreps[j].character
+            np.testing.assert_allclose(a, np.conj(b), atol=TOL)          # a conjugate pair
+            c = int(np.argmax(np.abs(a.imag) > 1e-6))                    # first class where they differ
+            assert a[c].imag > 1e-6 > b[c].imag
+        for other in decs[1:]:
+            np.testing.assert_allclose(other.character_table(), decs[0].character_table(), atol=TOL)
+    if spec.startswith("Z"):
+        M = T.shape[0]
+        dec = decs[0]
+        one = int(dec.class_of[1])                                       # Z_M is abelian: element 1's class
+        for k, (i, j) in enumerate((c.irreps for c in dec.components if len(c.irreps) == 2), start=1):
+            np.testing.assert_allclose(dec.irreps[i].character[one], np.exp(2j * np.pi * k / M), atol=TOL)

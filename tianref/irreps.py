@@ -200,6 +200,8 @@ def _attempt(T, seed):
     components, irreps = [], []
     for ci, (V, out) in enumerate(comps):
         ids = []
+        if len(out) == 2:                       # a complex pair: the one whose character has the larger
+            out = sorted(out, key=lambda o: tuple(np.round(-o[1].imag, 9)))   # imaginary part first
         for P, chi, d, nu in out:
             if len(out) == 2:
                 fs = "complex"
