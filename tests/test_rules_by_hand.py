@@ -95,43 +95,6 @@ def test_check_checkpoint_refuses_a_fingerprinted_state_beside_a_config_without_
     identity.check_checkpoint(_meta(sealed_after=20), ck, "epoch_00010.npz")       # unsealed, epoch <= 20
 
 
-def _folder(tmp_path, epochs):
-    d = tmp_path / "run"
-    (d / "checkpoints").mkdir(parents=True)
-    for e in epochs:
-        np.savez(d / "checkpoints" / f"epoch_{e:05d}.npz", fingerprint=np.array(F), epoch=np.array(e),
-                 rows_digest=np.array(F), state_digest=np.array("0" * 64), W=np.zeros(2))
-    return d
-
-
-@pytest.mark.parametrize("after, refused", [(20, False), (21, True), (-1, False)])
-def test_a_seal_record_past_the_newest_state_is_an_edit(tmp_path, after, refused):
-    """check_folder_states: sealed_after = a is written when a sealing version resumes from a state at epoch a
-    it keeps, so a state at epoch >= a exists; a > the newest state's epoch (21 with states at 10 and 20) is
-    an edit of config.json (it would switch the seal check off for every state), a = 20 or -1 is not."""
-    d = _folder(tmp_path, (10, 20))
-    if refused:
-        with pytest.raises(InputError, match="past its newest"):
-            identity.check_folder_states(str(d), F, _meta(sealed_after=after))
-    else:
-        identity.check_folder_states(str(d), F, _meta(sealed_after=after))
-
-
-@pytest.mark.parametrize("after, refused", [(4, True), (5, False), (-1, True)])
-def test_an_unsealed_folder_state_just_after_sealed_after_is_refused(tmp_path, after, refused):
-    """check_folder_states: 'a run that records sealed_after = a seals every state of an epoch > a: one without a
-    seal is refused'. An unsealed epoch checkpoint at epoch 5 beside a sealed one at 6: refused when a = 4 (or -1),
-    read when a = 5 (a state of the epoch the sealing version resumed from)."""
-    d = _folder(tmp_path, (6,))
-    np.savez(d / "checkpoints" / "epoch_00005.npz", fingerprint=np.array(F), epoch=np.array(5),
-             rows_digest=np.array(F), W=np.zeros(2))                       # no state_digest: unsealed
-    if refused:
-        with pytest.raises(InputError, match="epoch_00005.npz: it carries no seal"):
-            identity.check_folder_states(str(d), F, _meta(sealed_after=after))
-    else:
-        identity.check_folder_states(str(d), F, _meta(sealed_after=after))
-
-
 # --- claims: the identity rule's tolerance ---------------------------------------------------------------
 
 @pytest.mark.parametrize("residual, outcome", [(0.0, "identity"), (1e-4, "identity"), (2e-4, "fail"),

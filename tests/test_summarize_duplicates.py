@@ -73,6 +73,20 @@ def test_same_seed_but_another_init_is_not_a_duplicate(tmp_path):
     assert s2["duplicates"] == [{"kept": "a", "dropped": ["b"], "match": "condition and seed"}]
 
 
+def test_runs_from_one_init_file_that_differ_only_by_seed_are_one_trajectory(tmp_path):
+    """From an --init-from file the weights and split are the file's and the seed draws only the
+    independence proxy's pairs: two such runs with seeds 0 and 1 are one run (counted once, named), a
+    third from another file is a run of its own."""
+    root = tmp_path / "t"
+    for name, seed, init in (("f0", 0, "0f" * 32), ("f1", 1, "0f" * 32), ("g0", 0, "1e" * 32)):
+        write_run(root / name, dict(BASE_CONFIG, seed=seed), known_columns(0, True))
+        _identity(root / name, f"F-{name}", init)
+    s = summarize(read_tree(root))
+    assert s["duplicates"] == [{"kept": "f0", "dropped": ["f1"], "match": "condition and init file"}]
+    assert sorted((c["label"], c["n"]) for c in s["conditions"]) == [("eta=0.0002 init=file 0f0f0f0f0f0f", 1),
+                                                                     ("eta=0.0002 init=file 1e1e1e1e1e1e", 1)]
+
+
 def test_cli_warns_once_on_stderr(tmp_path, monkeypatch):
     root = _tree(tmp_path / "dup")
     shutil.copytree(root / "sweep" / "eta0_seed0", root / "sweep" / "eta0_seed0_rerun")

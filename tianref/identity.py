@@ -17,8 +17,8 @@ Where they are kept
     config.json                      "identity": {"scheme": 1, "fingerprint": F, "init": I, "split": S,
                                      "sealed_after": e (its states of epochs > e carry a seal: -1 for a run
                                      started with seals, r when a version with seals first resumed it from
-                                     epoch r; absent in runs written before seals; checked against
-                                     the folder's states: check_folder_states)}
+                                     epoch r; absent in runs written before seals, and in runs of the
+                                     versions that wrote seals before they recorded this)}
     every checkpoint and resume.npz  arrays "fingerprint" (F) and "rows_digest" (D_e, e = its epoch), and
                                      "state_digest": sha256 of the file's other arrays (name, dtype, shape,
                                      bytes): ``--resume`` (and sweep's check of a resumable run), thm6, edge
@@ -217,56 +217,23 @@ def check_checkpoint(meta, ck: dict, path: str) -> None:
                          f"{str(block.get('fingerprint'))[:12]} (a checkpoint copied from another run)")
 
 
-def check_folder_states(run_dir: str, fingerprint: str, meta=None) -> None:
+def check_folder_states(run_dir: str, fingerprint: str) -> None:
     """Every checkpoint in ``run_dir``/checkpoints that records a fingerprint records ``fingerprint``, the
     run's: a state copied in from another run (an epoch checkpoint, final.npz) is named (InputError),
-    before a resume carries it forward or an analysis trusts the folder. Reads only the fingerprint, the
-    epoch and whether a seal is there.
-
-    With the run's config.json ``meta``, the folder must also agree with its record of seals
-    (``sealed_after``), so that editing that record cannot switch the seal check off:
-      - a run that records sealed_after = a seals every state of an epoch > a: one without a seal is refused,
-        and a > the newest state's epoch (the record is written when a sealing version resumes from a
-        state it keeps, so a state at epoch >= a always exists) is an edit;
-      - a run that records none was written before seals: a sealed state in it means the record was removed.
-    """
+    before a resume carries it forward or an analysis trusts the folder. Reads only the fingerprint arrays.
+    (Seals are checked where a state is read: check_state, check_checkpoint.)"""
     folder = os.path.join(run_dir, "checkpoints")
     names = sorted(n for n in os.listdir(folder) if n.endswith(".npz")) if os.path.isdir(folder) else []
-    states = []                                                        # (path, epoch, sealed)
     for name in names:
         path = os.path.join(folder, name)
         try:
             with np.load(path, allow_pickle=False) as z:
                 F = str(z["fingerprint"]) if "fingerprint" in z.files else None
-                epoch = int(z["epoch"]) if "epoch" in z.files else None
-                states.append((path, epoch, STATE_KEY in z.files))
         except Exception as exc:
             raise InputError(f"cannot read {path} as .npz ({type(exc).__name__}: {exc})") from None
         if F is not None and F != fingerprint:
             raise InputError(f"{path} belongs to another run: its fingerprint {F[:12]} is not this run's "
                              f"{fingerprint[:12]} (a checkpoint copied from another run)")
-    block = meta.get(KEY) if isinstance(meta, dict) else None
-    if isinstance(block, dict) and states:
-        _check_seal_record(block, states, os.path.join(run_dir, "config.json"))
-
-
-def _check_seal_record(block: dict, states, cfg_path: str) -> None:
-    """The folder's states (path, epoch, sealed) against the identity block's SEALED_AFTER (check_folder_states)."""
-    if SEALED_AFTER not in block:
-        for path, _, sealed in states:
-            if sealed:
-                raise InputError(f"{cfg_path}: its identity records no '{SEALED_AFTER}', yet {path} carries a seal: "
-                                 "the record was removed from config.json (a run written before seals has none)")
-        return
-    after = block[SEALED_AFTER]
-    epochs = [e for _, e, _ in states if e is not None]
-    if epochs and after > max(epochs):
-        raise InputError(f"{cfg_path}: its identity says states are sealed only after epoch {after}, past its newest "
-                         f"state (epoch {max(epochs)}): config.json was edited")
-    for path, e, sealed in states:
-        if e is not None and e > after and not sealed:
-            raise InputError(f"{path}: it carries no seal ('{STATE_KEY}'), though its run seals every state after "
-                             f"epoch {after} (config.json's identity): the file was edited or assembled from other files")
 
 
 def check_run_folder(run_dir: str, meta: dict, cfg) -> None:
@@ -275,7 +242,7 @@ def check_run_folder(run_dir: str, meta: dict, cfg) -> None:
     check_log(run_dir, meta)
     F = of_run(meta, cfg, os.path.join(run_dir, "config.json"))
     if F is not None:
-        check_folder_states(run_dir, F, meta)
+        check_folder_states(run_dir, F)
 
 
 def state_of(run_dir: str, names=("final.npz", "resume.npz")):

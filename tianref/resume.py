@@ -183,7 +183,7 @@ def check(out: str, changes: dict) -> Plan:
         raise InputError(f"{log} does not hold the rows this run logged: rows 0..{r} do not match the "
                          f"digest in {ck_path} (the log was replaced or mixed with another run's)")
     identity.check_state(ck, ck_path, meta)    # last: a file that fails a check above is named by that check
-    identity.check_folder_states(out, F, meta)  # the run's other states too: none from another run, none unsealed
+    identity.check_folder_states(out, F)       # the run's other states too: none carried on from another run
     return Plan(cfg=cfg, meta=meta, ck=ck, epoch=r, keep_text=keep, dropped=dropped, fingerprint=F, digest=D)
 
 

@@ -10,7 +10,8 @@ eta > 0 is paired with the eta = 0 condition that matches it in every other key 
 
 Duplicates: two folders hold the same run when they have the same condition, the same seed and the same
 init source (config.json's ``identity.init``: "seed" or the digest of the --init-from arrays; before
-identities, the ``init_from`` path). Runs with identical fingerprints (``identity.fingerprint``,
+identities, the ``init_from`` path); for runs from an --init-from file the seed is left out (it draws only
+the independence proxy's pairs: same_run_key). Runs with identical fingerprints (``identity.fingerprint``,
 tianref/identity.py) are always such a pair; settings the fingerprint covers but the condition leaves out
 (``log_grams``, ``tail_rank``) only change what was logged, not the trajectory. A statistic over seeds
 counts each run once: :func:`drop_duplicates` keeps the copy with the most rows (then the first folder).
@@ -155,8 +156,13 @@ def _identity(rec: RunRecord) -> dict:
 
 
 def same_run_key(rec: RunRecord) -> str:
-    """Condition, seed and init source: equal keys = the same run (module docstring)."""
-    return _key({"condition": condition_config(rec.config), "seed": rec.config.get("seed"), "init": _init_source(rec)})
+    """Condition, seed and init source: equal keys = the same run (module docstring). A run from an
+    --init-from file takes its weights and split from the file and trains full-batch, so its seed draws
+    only the independence proxy's column pairs: runs from one file that differ only by seed are one
+    trajectory (the seed is left out of their key)."""
+    init = _init_source(rec)
+    seed = rec.config.get("seed") if init == "seed" else None
+    return _key({"condition": condition_config(rec.config), "seed": seed, "init": init})
 
 
 def drop_duplicates(records: list[RunRecord], root=None, prefer=None) -> tuple[list[RunRecord], list[dict]]:
@@ -165,7 +171,8 @@ def drop_duplicates(records: list[RunRecord], root=None, prefer=None) -> tuple[l
     The copy kept: one that ``prefer(record)`` accepts, if any (e.g. the copy that logged the Gram
     spectra asked for), then the one with the most rows, then the first folder by name.
     kept / dropped are folders (run_folder relative to ``root``); match = "fingerprint" when every copy
-    carries the same identity fingerprint, else "condition and seed"."""
+    carries the same identity fingerprint, else "condition and seed" ("condition and init file" for runs
+    from one --init-from file that differ only by seed: same_run_key)."""
     groups: dict[str, list[RunRecord]] = {}
     for r in records:
         groups.setdefault(same_run_key(r), []).append(r)
@@ -175,9 +182,10 @@ def drop_duplicates(records: list[RunRecord], root=None, prefer=None) -> tuple[l
         keep.add(id(best))
         if len(rs) > 1:
             fps = {_identity(r).get("fingerprint") for r in rs}
+            match = ("fingerprint" if len(fps) == 1 and None not in fps else
+                     "condition and seed" if _init_source(best) == "seed" else "condition and init file")
             dups.append({"kept": run_folder(best.path, root),
-                         "dropped": sorted(run_folder(r.path, root) for r in rs if r is not best),
-                         "match": "fingerprint" if len(fps) == 1 and None not in fps else "condition and seed"})
+                         "dropped": sorted(run_folder(r.path, root) for r in rs if r is not best), "match": match})
     dups.sort(key=lambda d: d["kept"])
     return [r for r in records if id(r) in keep], dups
 
