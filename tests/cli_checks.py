@@ -31,8 +31,7 @@ def refused(r, *fragments) -> str:
 
 def as_before_seals(run_dir) -> None:
     """Make a run folder look as a version before seals wrote it: no seal in any checkpoint and no
-    'sealed_after' in config.json's identity (identity.check_folder_states refuses a folder with one
-    without the other)."""
+    'sealed_after' in config.json's identity."""
     import json
     import numpy as np
     d = Path(run_dir)

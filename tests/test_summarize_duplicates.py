@@ -141,3 +141,30 @@ def test_a_folder_outside_the_root_is_named_by_itself(tmp_path):
     assert run_folder(tmp_path / "sweep" / "r1", tmp_path) == "sweep/r1"
     assert run_folder(tmp_path / "other" / "r1", tmp_path / "sweep") == "r1"
     assert run_folder(tmp_path / "sweep", tmp_path / "sweep") == "sweep"
+
+
+def test_two_real_runs_from_one_init_file_at_two_seeds_are_one_trajectory(tmp_path):
+    """The premise of counting them once, on real runs: from one --init-from file, seeds 0 and 1 give W and V
+    bit for bit equal at the end and every logged key equal but the independence proxy's two (its pairs are
+    the seed's draw); sweep warns when asked for several seeds with --init-from."""
+    import numpy as np
+    from cli_checks import cli
+    base = ["--M", "7", "--K", "16", "--windows", "3", "--lr", "1e-2"]
+    assert cli(["train", *base, "--epochs", "0", "--out", str(tmp_path / "i")]).exit_code == 0
+    init = str(tmp_path / "i" / "checkpoints" / "final.npz")
+    for s in (0, 1):
+        r = cli(["train", "--init-from", init, "--eta", "2e-3", "--epochs", "6", "--windows", "3", "--lr", "1e-2",
+                 "--seed", str(s), "--out", str(tmp_path / f"r{s}")])
+        assert r.exit_code == 0, r.output
+    a, b = (np.load(tmp_path / f"r{s}" / "checkpoints" / "final.npz") for s in (0, 1))
+    assert np.array_equal(a["W"], b["W"]) and np.array_equal(a["V"], b["V"])
+    rows = [[json.loads(line) for line in (tmp_path / f"r{s}" / "metrics.jsonl").read_text().splitlines()]
+            for s in (0, 1)]
+    proxy = {"indep_cos_med", "indep_cos_p95"}
+    assert [{k: v for k, v in r.items() if k not in proxy} for r in rows[0]] == \
+           [{k: v for k, v in r.items() if k not in proxy} for r in rows[1]]
+    assert any(r0[k] != r1[k] for r0, r1 in zip(*rows) for k in proxy)       # the seed's own draw
+    r = cli(["sweep", str(tmp_path / "sw"), "--eta", "2e-3", "--seeds", "0-1", "--epochs", "2", "--windows", "3", "--M", "7", "--K", "16",
+             "--plan", "--", "--init-from", init])
+    assert r.exit_code == 0, r.output
+    assert "with --init-from the seed draws only the independence proxy's pairs" in r.stderr

@@ -188,7 +188,8 @@ def sweep_cmd(root, train_args, eta_text, act_list, M_text, group_text, frac_tex
     if train_args:
         common[sweep.TRAIN_ARGS] = pass_through(train_args)
     root = Path(os.path.abspath(root))           # commands must not depend on the cwd
-    jobs = sweep.make_jobs(root, sweep.grid(**lists), sweep.parse_seeds(seeds_text), epochs, common)
+    seeds = sweep.parse_seeds(seeds_text)
+    jobs = sweep.make_jobs(root, sweep.grid(**lists), seeds, epochs, common)
     if plan and slurm_file is not None:
         raise InputError("give --plan or --slurm, not both")
     check_not_in_run(root, "ROOT")               # also for --plan: its commands would write there
@@ -199,6 +200,10 @@ def sweep_cmd(root, train_args, eta_text, act_list, M_text, group_text, frac_tex
         check_output_file(slurm_file, "--slurm", make_parents=False)
     # a script, or a plan for GPU nodes, runs elsewhere: every value checked, the device not opened here
     check_jobs(jobs, xp_name, device=slurm_file is None and not (plan and xp_name == "cupy"))
+    if len(seeds) > 1 and any(t == "--init-from" or t.startswith("--init-from=") for t in train_args or ()):
+        click.echo(f"sweep: warning: with --init-from the seed draws only the independence proxy's pairs (the "
+                   f"weights and split are the file's): the {len(seeds)} seeds of each condition train one "
+                   "trajectory, which summarize and plot count once", err=True)
     if plan:
         lines = (sweep.batch_plan_lines(jobs, n_jobs, python, threads=threads) if batch
                  else sweep.plan_lines(jobs, python, threads=threads))
