@@ -87,7 +87,7 @@ SCALES = {
 
 
 def scaled_eta(eta: float, eta_factor: float = 1.0) -> float:
-    """A weight decay at a scale, rounded to 6 significant digits (2e-4 x 10 -> 0.002, not 0.0020000000000000005)."""
+    """A weight decay at a scale, rounded to 6 significant digits (2e-4 x 3 -> 0.0006, not 0.0006000000000000001)."""
     return float(f"{eta * eta_factor:.6g}")
 
 
