@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cli_checks import cli, refused, snapshot
+from cli_checks import as_before_seals, cli, refused, snapshot
 from tianref import identity
 from tianref.config import TrainConfig
 
@@ -185,11 +185,7 @@ def test_a_run_written_before_seals_resumes_and_is_sealed_from_then_on(base, tmp
     sealed, and its unsealed epoch-10 checkpoint is still read (thm6); a later resume state without a seal
     would be refused."""
     d = _copy(base, "plain", tmp_path)
-    for f in (d / "checkpoints").glob("*.npz"):
-        a = dict(np.load(f))
-        del a["state_digest"]
-        np.savez(f, **a)
-    _edit_meta(d, lambda meta: meta["identity"].pop("sealed_after"))
+    as_before_seals(d)
     r = _resume(d)
     assert r.exit_code == 0, r.output
     assert json.loads((d / "config.json").read_text())["identity"]["sealed_after"] == 20

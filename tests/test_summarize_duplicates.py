@@ -164,7 +164,7 @@ def test_two_real_runs_from_one_init_file_at_two_seeds_are_one_trajectory(tmp_pa
     assert [{k: v for k, v in r.items() if k not in proxy} for r in rows[0]] == \
            [{k: v for k, v in r.items() if k not in proxy} for r in rows[1]]
     assert any(r0[k] != r1[k] for r0, r1 in zip(*rows) for k in proxy)       # the seed's own draw
-    r = cli(["sweep", str(tmp_path / "sw"), "--eta", "2e-3", "--seeds", "0-1", "--epochs", "2", "--windows", "3", "--M", "7", "--K", "16",
-             "--plan", "--", "--init-from", init])
+    r = cli(["sweep", str(tmp_path / "sw"), "--eta", "2e-3", "--seeds", "0-1", "--epochs", "2", "--windows", "3",
+             "--M", "7", "--K", "16", "--plan", "--", "--init-from", init])
     assert r.exit_code == 0, r.output
     assert "with --init-from the seed draws only the independence proxy's pairs" in r.stderr

@@ -97,7 +97,7 @@ def check_state(ck: dict, path: str, meta=None) -> None:
     seal, so a seal removed is refused too."""
     block = meta.get(KEY) if isinstance(meta, dict) else None
     after = block.get(SEALED_AFTER) if isinstance(block, dict) else None
-    if (STATE_KEY not in ck and isinstance(after, int) and not isinstance(after, bool) and "epoch" in ck
+    if (STATE_KEY not in ck and _is_int(after) and "epoch" in ck
             and int(ck["epoch"]) > after):
         raise InputError(f"{path}: it carries no seal ('{STATE_KEY}'), though its run seals every state after "
                          f"epoch {after} (config.json's identity): the file was edited or assembled from other files")

@@ -41,8 +41,8 @@ Per run (NaN = the event never happened; ``None`` in JSON = NaN or not logged):
                      Per condition: fire_without_grok, n_from_start, n_undefined (counts).
 
 Each run is counted once: folders holding the same run (same condition, seed and init source, the seed left
-out for runs from one --init-from file; identical identity fingerprints always are) are reduced to one by conditions.drop_duplicates and listed under the
-summary's "duplicates" (docs/detectors.md §9). With ``Options.complete_only`` the incomplete runs are left out
+out for runs from one --init-from file; identical identity fingerprints always are) are reduced to one by
+conditions.drop_duplicates and listed under the summary's "duplicates" (docs/detectors.md §9). With ``Options.complete_only`` the incomplete runs are left out
 and listed under "left_out" ([{"folder", "status", "why", "last_epoch", "epochs"}]); without it they are
 counted as they are and their rows say so ("complete", "status", "status_why").
 

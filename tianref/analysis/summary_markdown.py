@@ -184,8 +184,8 @@ def duplicates_note(summary: dict) -> list:
     dups = summary.get("duplicates") or []
     if not dups:
         return []
-    return ["", "Duplicate runs (same condition, seed and init source; runs from one --init-from file whatever their seed), "
-                "each counted once:", *[
+    return ["", "Duplicate runs (same condition, seed and init source; runs from one --init-from file "
+                "whatever their seed), each counted once:", *[
         f"- {d['kept']} counted; left out: {', '.join(d['dropped'])} (same {d['match']})" for d in dups]]
 
 

@@ -76,7 +76,9 @@ DEFAULT_TRAIN_FRAC = 0.4    # round(0.4 * 71^2) = 2016, the paper's n
                    "SGD needs a far larger one (docs/math.md §9).")
 @click.option("--epochs", type=Int(), default=D.epochs, show_default=True,
               help="Full-batch steps E; rows 0..E are logged.")
-@click.option("--seed", type=Int(), default=D.seed, show_default=True, help="Seed of the split, init and pair draws (with --init-from, of the independence proxy's pairs only).")
+@click.option("--seed", type=Int(), default=D.seed, show_default=True,
+              help="Seed of the split, init and pair draws (with --init-from, of the independence proxy's "
+                   "pairs only).")
 @click.option("--act", type=click.Choice(ACTIVATIONS), default=D.act, show_default=True, help="Activation sigma.")
 @click.option("--loss", type=click.Choice(LOSSES), default=D.loss, show_default=True,
               help="tian: the class-centred MSE the paper's code trains; theory: 1/2||P_perp(Y - Yhat)||^2; "
