@@ -81,6 +81,21 @@ def test_gradient_field_metrics_match_explicit_G_F(xp):
     assert float(p95) == pytest.approx(np.percentile(cos, 95), rel=1e-12, abs=0)
 
 
+@pytest.mark.parametrize("shape, dtype", [((37, 7), np.float32), ((37, 7), np.float64), ((3, 29, 5), np.float32)])
+def test_residual_has_the_bits_of_the_direct_form(xp, shape, dtype):
+    """R = P_perp (onehot(y) - 1/M - Yhat), formed here with an explicit Y_0 and fresh arrays; the module
+    fills one buffer in place and must give the same float64 bits, one run or a stack of runs."""
+    rng = np.random.default_rng(3)
+    Yhat = rng.standard_normal(shape).astype(dtype)
+    y = rng.integers(0, shape[-1], shape[:-1])
+    Y0 = np.eye(shape[-1])[y] - 1.0 / shape[-1]
+    R = Y0 - Yhat.astype(np.float64)
+    direct = R - R.mean(axis=-2, keepdims=True)
+    got = to_host(metrics.residual(xp, xp.asarray(Yhat), xp.asarray(y)))
+    assert got.dtype == np.float64 and got.shape == shape
+    assert np.array_equal(got, direct)
+
+
 def test_draw_pairs_drops_equal_indices_and_is_seeded():
     j, jp = metrics.draw_pairs(np.random.default_rng(5), 4, 500)
     assert len(j) < 500 and np.all(j != jp)

@@ -100,11 +100,20 @@ def feature_gram_runs(xp, F, F_sum):
 
 
 def residual(xp, Yhat, y):
-    """R = P_perp (Y_0 - Yhat) in float64, (n, M); Y_0 = onehot(y) - 1/M.  S stacked runs: (S, n, M)."""
+    """R = P_perp (Y_0 - Yhat) in float64, (n, M); Y_0 = onehot(y) - 1/M.  S stacked runs: (S, n, M).
+
+    Formed in one (n, M) float64 buffer: every entry first gets -1/M - yhat, the label's entry of each
+    row then (1 - 1/M) - yhat, and the column means are subtracted in place. Each entry is the same
+    float64 operation as Y_0 - Yhat on an explicit Y_0 (whose entries are -1/M and the rounded 1 - 1/M),
+    so R has the bits of that direct form (tests/test_metrics.py) with three passes fewer."""
     n, M = Yhat.shape[-2:]
-    Y0 = xp.eye(M, dtype=xp.float64)[y] - 1.0 / M        # (n, M)
-    R = Y0 - Yhat.astype(xp.float64)                     # (n, M)
-    return R - R.mean(axis=-2, keepdims=True)            # (n, M)  centred over samples
+    R = Yhat.astype(xp.float64)                          # (..., n, M)  yhat in float64 (exact)
+    at_label = xp.take_along_axis(R, y[..., None], axis=-1)[..., 0]     # (..., n)  yhat at the label
+    xp.subtract(-1.0 / M, R, out=R)                      # -1/M - yhat everywhere
+    lead = tuple(xp.arange(k).reshape((k,) + (1,) * (y.ndim - 1 - i)) for i, k in enumerate(y.shape))
+    R[lead + (y,)] = (1.0 - 1.0 / M) - at_label          # (1 - 1/M) - yhat at the label
+    R -= R.mean(axis=-2, keepdims=True)                  # centred over samples
+    return R
 
 
 def gradient_field_metrics(xp, Yhat, y, V, j, jp):
