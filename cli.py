@@ -1,4 +1,5 @@
-"""Entry point in a source checkout: ``python cli.py train|thm6|sweep|summarize|reproduce|plot``.
+"""Entry point in a source checkout: ``python cli.py COMMAND`` (train, train-batch, sweep, summarize, plot,
+thm6, edge, group, reproduce; ``python cli.py --help`` lists them).
 
 Not installed (setup.cfg installs the package only): an installed copy runs as ``tianref ...`` or
 ``python -m tianref ...`` (tianref/__main__.py), the same program."""

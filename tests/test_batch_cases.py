@@ -1,6 +1,7 @@
 """Corner cases of batched training (tianref/batch.py, train-batch): each one is checked against the
 same run trained alone by train's own loop, as tests/test_batch.py does for the ordinary cases."""
 import json
+import os
 
 import numpy as np
 import pytest
@@ -88,9 +89,11 @@ def test_runs_a_stop_kept_from_starting_are_rolled_back_as_train_rolls_back(tmp_
 MEMBER = ["--M", "11", "--K", "32", "--n-train", "60", "--epochs", "3"]
 
 
-def test_a_member_without_out_is_refused_alone_and_logs_nowhere(tmp_path):
+def test_a_member_without_out_refuses_the_batch_and_logs_nowhere(tmp_path):
     """Its refusal names it 'member 2' on stderr; it has no run folder, so no log (a log named after
-    its arguments was a file name too long for these, which ended the whole batch with exit 1)."""
+    its arguments was a file name too long for these, which ended the whole batch with exit 1). A bad
+    member's command line is bad input for the whole command: the other member is not trained, and the
+    --log-dir this command created is gone again."""
     from cli_checks import cli
     long = " ".join(MEMBER + ["--windows", "5,10,20", "--checkpoint-epochs", "1,2", "--init-scale", "1.0",
                               "--output-scale", "1.0", "--gram-dtype", "float64", "--tail-rank", "M-1",
@@ -102,9 +105,25 @@ def test_a_member_without_out_is_refused_alone_and_logs_nowhere(tmp_path):
     assert r.exit_code == 2 and "Traceback" not in r.output, r.output
     lines = r.stderr.strip().splitlines()                     # one line: the refusal, naming the member
     assert "1 of 2 runs refused: member 2: Missing option '--out'" in lines[-1]
+    assert lines[-1].endswith("no run was trained")
     assert sum(ln.startswith("Error") or ": Error" in ln for ln in lines) == 1, r.stderr
-    assert sorted(p.name for p in (tmp_path / "_logs").iterdir()) == ["m0.log"]
-    assert len((tmp_path / "m0" / "metrics.jsonl").read_text().splitlines()) == 4    # the other trained
+    assert not list(tmp_path.iterdir())                       # neither m0 nor _logs
+
+
+def test_a_member_with_a_bad_option_refuses_the_batch_before_any_run_trains(tmp_path):
+    """A typo or a bad value in one member: nothing trained, every folder as before (an --overwrite'd old
+    run put back), exit 2 naming it (the other members used to train first)."""
+    from cli_checks import cli, refused, snapshot
+    r = cli(["train-batch", "--member", f"--out {tmp_path / 'old'} " + " ".join(MEMBER)])
+    assert r.exit_code == 0, r.output
+    before = snapshot(tmp_path)
+    for bad in ("--epoch 3", "--M 1", "--lr nan"):
+        refused(cli(["train-batch", "--member", f"--out {tmp_path / 'new' / 'a'} " + " ".join(MEMBER),
+                     "--member", f"--out {tmp_path / 'old'} --overwrite --seed 3 " + " ".join(MEMBER),
+                     "--member", f"--out {tmp_path / 'b'} --seed 1 " + " ".join(MEMBER) + f" {bad}"]),
+                "1 of 3 runs refused", str(tmp_path / "b"), "no run was trained")
+        assert snapshot(tmp_path) == before
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["old"]
 
 
 def test_a_member_that_is_no_command_line_is_refused_before_anything_is_written(tmp_path):
@@ -346,20 +365,27 @@ def test_a_part_that_raises_keeps_the_message_of_its_run_that_diverged_before():
 
 
 def test_a_batch_with_a_refused_and_a_failed_run_exits_2_naming_the_refusal(tmp_path):
-    """Bad input outranks a runtime failure: one member refused (--M 1) and one that diverges (SGD at
-    lr 2.4, seed 0) exit 2 with the refusal's count, after the other run was trained and its
-    divergence logged (a failure reported over the refusal would exit 1 and hide the bad input)."""
+    """Bad input outranks a runtime failure: one member refused (its folder held by another process: the
+    others train) and one that diverges (SGD at lr 2.4, seed 0) exit 2 with the refusal's count, after
+    the other run was trained and its divergence logged (a failure reported over the refusal would exit
+    1 and hide the bad input)."""
     from cli_checks import cli
+    from tianref.rundir import RunLock
+    os.makedirs(tmp_path / "busy")
     args = ["train-batch", "--log-dir", str(tmp_path / "_logs"),
-            "--member", f"--out {tmp_path / 'bad'} --M 1 --epochs 4",
+            "--member", f"--out {tmp_path / 'busy'} --M 11 --K 32 --epochs 4",
             "--member", " ".join(["--M", "11", "--K", "32", "--train-frac", "0.5", "--epochs", "38",
                                   "--optimizer", "sgd", "--lr", "2.4", "--no-resume-state",
                                   "--out", str(tmp_path / "r0"), "--seed", "0"])]
-    r = cli(args)
+    lock = RunLock(str(tmp_path / "busy")).acquire()          # another writer holds it
+    try:
+        r = cli(args)
+    finally:
+        lock.release()
     assert r.exit_code == 2, r.output
-    assert "1 of 2 runs refused" in r.stderr
+    assert "1 of 2 runs refused" in r.stderr and "in use by" in r.stderr
     assert "non-finite" in (tmp_path / "_logs" / "r0.log").read_text()          # it did train, and failed
-    assert not (tmp_path / "bad").exists()
+    assert not (tmp_path / "busy" / "metrics.jsonl").exists()
 
 
 def test_runs_that_reached_their_last_epoch_before_a_stop_are_finished(tmp_path, monkeypatch):

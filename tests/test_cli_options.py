@@ -95,3 +95,17 @@ def test_plot_act_must_match_a_run_and_gelu_is_a_choice(tmp_path):
         assert len(r.stderr.strip().splitlines()) == 1 and not out.exists()
     r = cli("plot", str(tmp_path / "runs"), "--act", "sqr", "--figure", "headline", "--out", str(out))
     assert r.returncode == 0, r.stderr
+
+
+def test_another_codes_name_for_an_option_is_answered_with_ours(tmp_path):
+    """click guessed '--ridge-reg' for --learning-rate; the message names --lr (and --eta for
+    --weight-decay); an option the command does not have keeps click's own message."""
+    out = str(tmp_path / "x")
+    for other, ours in (("--learning-rate", "--lr"), ("--weight-decay", "--eta"), ("--hidden", "--K")):
+        r = cli("train", "--M", "7", other, "1", "--out", out)
+        assert r.returncode == 2 and r.stdout == "", r.stderr
+        assert r.stderr.strip().splitlines() == [
+            f"Error: No such option '{other}': this command calls it {ours}. See 'cli.py train --help'."]
+    r = cli("thm6", "--learning-rate", "1")                  # thm6 has no --lr
+    assert "this command calls it" not in r.stderr and "No such option '--learning-rate'" in r.stderr
+    assert not (tmp_path / "x").exists()

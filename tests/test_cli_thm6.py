@@ -18,7 +18,9 @@ CONFIG = {"M": M, "K": K, "n_train": N_TRAIN, "eta": 1e-3, "act": "sqr", "seed":
 
 def write_checkpoint(path, config=CONFIG, **override):
     train_idx, test_idx, W, V = init_host(M, K, N_TRAIN, seed=0)
-    arrays = {"W": W, "V": V, "train_idx": train_idx, "test_idx": test_idx, "epoch": np.int64(0)}
+    name = os.path.basename(str(path))             # epoch_00050.npz holds epoch 50, as train writes it
+    epoch = int(name[6:11]) if name.startswith("epoch_") else 0
+    arrays = {"W": W, "V": V, "train_idx": train_idx, "test_idx": test_idx, "epoch": np.int64(epoch)}
     if config is not None:
         arrays["config"] = np.str_(json.dumps(config))
     arrays.update(override)

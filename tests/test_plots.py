@@ -103,7 +103,7 @@ def test_a_window_no_run_logged_is_refused_not_drawn_without_its_panel(tree, tmp
 
 def test_a_condition_whose_detector_never_fired_says_so_in_the_legend(tree):
     """The headline legend gives each condition's median fire; a condition where no run fired says
-    'no fire (0/n)' rather than nothing, which read as 'not computed'. The counts are the detector's own
+    'no σ₂/σ₃ fire (0/n)' rather than nothing, which read as 'not computed'. The counts are the detector's own
     on each run's logged sigma2/sigma3."""
     from tianref.analysis import detectors as det
     records = [r for r in read_tree(tree) if r.config["act"] == "sqr"]
@@ -115,7 +115,9 @@ def test_a_condition_whose_detector_never_fired_says_so_in_the_legend(tree):
     labels = [t.get_text() for t in figs["headline"].legends[0].get_texts()]
     ctrl = next(t for t in labels if t.startswith("eta=0 "))
     grok = next(t for t in labels if t.startswith("eta=0.0002 "))
-    assert ctrl.endswith(": no fire (0/3)") and ": fire " in grok and grok.split(": fire ")[1].endswith("(3/3)")
+    # the detector is named: ρ_tian has its own threshold crossing, which 'no fire' was read as
+    assert ctrl.endswith(": no σ₂/σ₃ fire (0/3)") and ": σ₂/σ₃ fire " in grok
+    assert grok.split(": σ₂/σ₃ fire ")[1].endswith("(3/3)")
     vlines = [ln for ln in figs["headline"].axes[2].get_lines() if len(set(ln.get_xdata())) == 1]
     assert len(vlines) == 1                        # the grok condition's fire only; none for "no fire"
 
@@ -318,9 +320,14 @@ def test_top5_default_windows_are_the_ones_the_runs_logged(tmp_path):
     write_run(tmp_path / "one" / "r2", dict(BASE_CONFIG, seed=2, windows=[20, 5], epochs=60),
               synth_columns(60, True, 2, windows=(20, 5)))
     _, notes = figures_from_runs(read_tree(tmp_path / "one"), ("top5",))
-    assert notes == ["top5: window(s) [5] not logged by every run; left out"]
+    assert notes == ["top5: window(s) [5] not logged by every run, left out: the figure shows [20] only (a run logs "
+                     "the windows of its train --windows)"]
     _, notes = figures_from_runs(read_tree(tmp_path / "one"), ("top5",), windows=(5, 20, 30))
-    assert notes == ["top5: window(s) [5, 30] not logged by every run; left out"]
+    assert notes == ["top5: window(s) [5, 30] not logged by every run, left out: the figure shows [20] only "
+                     "(a run logs the windows of its train --windows)"]
+    _, notes = figures_from_runs(read_tree(tmp_path / "one"), ("top5",), windows=(5, 30))
+    assert notes == ["top5: window(s) [5, 30] not logged by every run, left out: figure skipped (a run logs the "
+                     "windows of its train --windows)"]
 
 
 def test_a_display_backend_in_the_environment_does_not_matter(tmp_path):

@@ -235,7 +235,7 @@ def test_a_dangling_link_named_like_a_run_is_refused_before_anything_starts(tmp_
     args = [str(root), "--eta", "2e-3", "--seeds", "0-1", "--M", "7", "--K", "16", "--epochs", "4", "--windows", "3"]
     for extra in ([], ["--plan"]):
         res = CliRunner().invoke(sweep_cmd, args + extra)
-        assert res.exit_code == 2 and "does not exist" in res.stderr, res.output
+        assert res.exit_code == 2 and "leads nowhere" in res.stderr, res.output
         assert len(res.stderr.strip().splitlines()) == 1
         assert sorted(p.name for p in root.iterdir()) == ["eta0.002_actsqr_M7_seed1"]      # nothing started or written
 

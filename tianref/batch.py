@@ -252,8 +252,7 @@ def _rows(xp, cfg, live, P, epoch, head, fwd, train_b, rings):
     for m, row in zip(live, rows):
         m.row = row
         if row is None:
-            _fail(m, f"the parameters became non-finite at epoch {epoch} (the update spectra cannot "
-                     "be computed); the rows logged so far are kept", (epoch, "parameters"))
+            _fail(m, train.nonfinite_parameters(epoch), (epoch, "parameters"))
     return live
 
 

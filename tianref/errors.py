@@ -18,6 +18,11 @@ class InputError(ValueError):
     exit_code = 2
 
 
+class RunInUse(InputError):
+    """A run directory locked by another process: bad input for this command (exit 2), though nothing is
+    wrong with the command line itself (train-batch trains its other members)."""
+
+
 class RunFailure(RuntimeError):
     exit_code = 1
 

@@ -202,11 +202,22 @@ def of_arrays(ck: dict):
     return str(ck["fingerprint"]), str(ck["rows_digest"])
 
 
-def check_checkpoint(meta, ck: dict, path: str) -> None:
+def check_epoch(ck: dict, path: str, epoch) -> None:
+    """A checkpoint read as the state at ``epoch`` must record that epoch (InputError naming the file):
+    a file renamed, or copied over another epoch's name, would otherwise be analysed as that epoch."""
+    if "epoch" in ck and int(ck["epoch"]) != int(epoch):
+        raise InputError(f"{path} holds the state at epoch {int(ck['epoch'])}, not at epoch {int(epoch)} "
+                         "(a checkpoint renamed, or copied over another's name)")
+
+
+def check_checkpoint(meta, ck: dict, path: str, epoch=None) -> None:
     """A checkpoint read as a state of the run whose config.json is ``meta`` must be as its run wrote it
-    (its seal, ``check_state``) and carry that run's fingerprint (checked when both record one;
-    InputError naming the file otherwise)."""
+    (its seal, ``check_state``), carry that run's fingerprint (checked when both record one) and, read as
+    the state at ``epoch``, record that epoch (a checkpoint copied over another's name would otherwise be
+    analysed under the wrong epoch); InputError naming the file otherwise."""
     check_state(ck, path, meta)
+    if epoch is not None:
+        check_epoch(ck, path, epoch)
     block = meta.get(KEY) if isinstance(meta, dict) else None
     F, _ = of_arrays(ck)
     if isinstance(meta, dict) and block is None and F is not None:

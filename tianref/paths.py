@@ -11,7 +11,9 @@ below a regular file; two output options of one command naming the same file; a 
 output file or folder at or below a run directory (a folder holding metrics.jsonl: only train writes
 there, and a summary written over its config.json or a figure beside its files would break the run);
 the root of a tree of runs (sweep ROOT, reproduce --root) at or below a run directory
-(``check_not_in_run``).
+(``check_not_in_run``); train's --out inside another run directory; a path through a symbolic link that
+leads nowhere (dangling, or a loop: creating a folder there would fail). "At or below a run" is judged
+both on the path as written and on the folder its links lead to.
 """
 from __future__ import annotations
 
@@ -36,18 +38,32 @@ def check_out_path(out: str) -> str:
     out = str(out)
     if os.path.exists(out) and not os.path.isdir(out):
         raise InputError(f"--out {out} exists and is not a directory")
+    _refuse_broken_link(out, out, "--out")
     parent = os.path.dirname(os.path.abspath(out))
-    p = parent
-    while not os.path.exists(p):               # the nearest existing ancestor must be a folder
-        p = os.path.dirname(p)
+    p = _nearest_existing(parent, out, "--out")   # the nearest existing ancestor must be a folder
     if not os.path.isdir(p):
         raise InputError(f"--out {out}: {p} is not a directory")
+    run = _run_at_or_above(parent) or _run_at_or_above(os.path.dirname(os.path.realpath(out)))
+    if run is not None:
+        raise InputError(f"--out {out} lies inside the run directory {run}, where only its own run writes (a "
+                         "run there would be hidden from summarize and block that run's --overwrite); give a "
+                         "folder outside it")
     return out
 
 
-def _nearest_existing(path: str) -> str:
+def _refuse_broken_link(p: str, path, what: str) -> None:
+    """InputError when ``p`` is a symbolic link that leads nowhere (a dangling link or a loop): os.path.exists
+    says no, yet creating it fails ('File exists')."""
+    if os.path.islink(p) and not os.path.exists(p):
+        raise InputError(f"{what} {path}: {p} is a symbolic link that leads nowhere (dangling, or a loop)")
+
+
+def _nearest_existing(path: str, given=None, what: str = "path") -> str:
+    """The nearest existing folder at or above ``path``; a broken link on the way is refused (InputError
+    naming ``what`` and the ``given`` path), as the folders below it could not be created."""
     p = os.path.abspath(path)
     while not os.path.exists(p):
+        _refuse_broken_link(p, path if given is None else given, what)
         p = os.path.dirname(p)
     return p
 
@@ -62,19 +78,24 @@ def _check_folder_usable(folder: str, path: str, what: str) -> None:
 
 def _run_at_or_above(path: str):
     """The nearest folder at or above ``path`` that is a run directory (holds metrics.jsonl, as
-    tianref.analysis.records finds runs), or None."""
-    p = os.path.abspath(path)
-    while True:
-        if os.path.isfile(os.path.join(p, "metrics.jsonl")):
-            return p
-        parent = os.path.dirname(p)
-        if parent == p:
-            return None
-        p = parent
+    tianref.analysis.records finds runs), or None. Both the path as written and the folder it reaches
+    through symbolic links are looked at (a link into a run, or 'link/..' naming the run itself)."""
+    for p in dict.fromkeys((os.path.abspath(path), os.path.realpath(path))):
+        while True:
+            if os.path.isfile(os.path.join(p, "metrics.jsonl")):
+                return p
+            parent = os.path.dirname(p)
+            if parent == p:
+                break
+            p = parent
+    return None
 
 
 def _refuse_in_run(path: str, folder: str, what: str) -> None:
+    # the folder as written, and the one the OS reaches ('link/..' is the link target's parent there)
     run = _run_at_or_above(folder)
+    if run is None and folder != path:
+        run = _run_at_or_above(os.path.dirname(os.path.realpath(path)))
     if run is not None:
         raise InputError(f"{what} {path} lies inside the run directory {run}, where only train writes (its "
                          "files would be replaced, or a later --overwrite refused); give a path outside it")
@@ -92,8 +113,9 @@ def check_output_file(path, what: str, make_parents: bool = True) -> str:
         raise InputError(f"{what} {path} ends with '/': it names a folder; give a file name")
     if os.path.isdir(path):
         raise InputError(f"{what} {path} is a directory")
+    _refuse_broken_link(path, path, what)
     parent = os.path.dirname(os.path.abspath(path))
-    folder = _nearest_existing(parent)
+    folder = _nearest_existing(parent, path, what)
     if not make_parents and folder != parent and os.path.isdir(folder):
         raise InputError(f"{what} {path}: directory {os.path.dirname(path) or '.'} does not exist")
     _check_folder_usable(folder, path, what)
@@ -127,7 +149,7 @@ def check_output_dir(path, what: str) -> str:
         raise InputError(f"{what} is empty; give a directory")
     if os.path.exists(path) and not os.path.isdir(path):
         raise InputError(f"{what} {path} exists and is not a directory")
-    _check_folder_usable(_nearest_existing(path), path, what)
+    _check_folder_usable(_nearest_existing(path, path, what), path, what)
     _refuse_in_run(path, path, what)
     return path
 
@@ -136,9 +158,11 @@ def check_not_in_run(path, what: str) -> str:
     """Refuse a folder for a tree of runs (sweep ROOT, reproduce --root) that is a run directory or lies
     below one (a folder holding metrics.jsonl, as tianref.analysis.records finds runs): nothing but train
     writes in a run, and summarize does not look for runs below a run."""
+    _nearest_existing(os.fspath(path), os.fspath(path), what)   # a broken link on the way: refused
     run = _run_at_or_above(os.fspath(path))
     if run is not None:
-        where = "is" if run == os.path.abspath(os.fspath(path)) else f"lies inside {run}, which is"
+        where = ("is" if run in (os.path.abspath(os.fspath(path)), os.path.realpath(os.fspath(path)))
+                 else f"lies inside {run}, which is")
         raise InputError(f"{what} {path} {where} a run directory (it holds metrics.jsonl); give a folder "
                          "outside any run")
     return os.fspath(path)

@@ -42,7 +42,7 @@ import re
 import shutil
 import time
 
-from tianref.errors import InputError, RunFailure
+from tianref.errors import InputError, RunFailure, RunInUse
 # the given paths' checks live in tianref/paths.py; re-exported here, where commands long found them
 from tianref.paths import (check_out_path, check_output_dir, check_output_file,  # noqa: F401
                            describe_oserror)
@@ -192,10 +192,18 @@ def lock_holder(out: str):
         os.close(fd)
 
 
-def in_use(out: str, pid) -> InputError:
+def _topmost_missing(path: str):
+    """The topmost folder of ``path`` that does not exist yet (the first one makedirs creates), or None."""
+    path, top = os.path.abspath(path), None
+    while not os.path.exists(path):
+        top, path = path, os.path.dirname(path)
+    return top
+
+
+def in_use(out: str, pid) -> RunInUse:
     """The one-line refusal of a second writer; ``pid``: the holder's, if known."""
     who = f"process {pid}" if isinstance(pid, int) and pid else "another process"
-    return InputError(f"--out {out} is in use by {who} (it holds {os.path.join(out, LOCK)}); "
+    return RunInUse(f"--out {out} is in use by {who} (it holds {os.path.join(out, LOCK)}); "
                       "wait for it to finish or stop it first")
 
 
@@ -395,6 +403,7 @@ class Session:
     def __enter__(self) -> "Session":
         if not os.path.isdir(self.out):
             try:
+                self.top = _topmost_missing(self.out)        # what makedirs creates first
                 os.makedirs(self.out)
                 self.created = True
             except FileExistsError:
@@ -541,5 +550,9 @@ class Session:
             if self.lock.fd is not None and self.lock._still_named(self.lock.fd):
                 os.unlink(os.path.join(self.out, LOCK))
             os.rmdir(self.out)
+            parent, top = os.path.dirname(os.path.abspath(self.out)), getattr(self, "top", None)
+            while top is not None and (parent == top or parent.startswith(top.rstrip(os.sep) + os.sep)):
+                os.rmdir(parent)                             # the folders above OUT it created, if still empty
+                parent = os.path.dirname(parent)
         except OSError:
             pass

@@ -202,6 +202,15 @@ def checkpoint_path(run_dir: str, epoch=None, final=False) -> str:
     return os.path.join(run_dir, "checkpoints", name)
 
 
+def load_checkpoint(run_dir: str, epoch) -> dict:
+    """The arrays of run_dir's checkpoint at ``epoch`` (load_npz), checked to hold that epoch
+    (identity.check_epoch)."""
+    path = checkpoint_path(run_dir, epoch)
+    ck = load_npz(path)
+    identity.check_epoch(ck, path, epoch)
+    return ck
+
+
 def save_npz(path: str, arrays: dict) -> None:
     """The arrays as an .npz, each in C order: a .npy records its array's memory order (the data in
     that order, 'fortran_order' in its header), so the same values give the same bytes whether they

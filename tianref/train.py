@@ -306,6 +306,17 @@ class _Stop:
             signal.signal(sig, old)
 
 
+
+def nonfinite_parameters(epoch: int) -> str:
+    """The message of a row that cannot be computed because the parameters are not finite; at epoch 0
+    (a fresh run: no row logged yet) it is the initial weights that are."""
+    if epoch == 0:
+        return ("the initial parameters are not finite, or too large for the row's diagnostics (check "
+                "--init-scale or the --init-from file); no row was logged")
+    return (f"the parameters became non-finite at epoch {epoch} (the update spectra cannot be computed); "
+            "the rows logged so far are kept")
+
+
 def run(cfg, xp, *, problem=None, state=None, init=None, sink=None, on_row=None, on_stop=None):
     """Train from ``state`` (or from scratch) to row ``cfg.epochs``.
 
@@ -331,9 +342,7 @@ def run(cfg, xp, *, problem=None, state=None, init=None, sink=None, on_row=None,
                 try:
                     row, fwd = evaluate(xp, cfg, state, problem)
                 except np.linalg.LinAlgError:
-                    raise Diverged(f"the parameters became non-finite at epoch {state.epoch} (the "
-                                   "update spectra cannot be computed); the rows logged so far "
-                                   "are kept", state.epoch, "parameters") from None
+                    raise Diverged(nonfinite_parameters(state.epoch), state.epoch, "parameters") from None
                 if sink:
                     sink.row(row)
                 if on_row:

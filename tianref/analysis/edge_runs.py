@@ -48,7 +48,7 @@ def load_run(run_dir, epochs=()):
     for e in epochs:
         p = runs.checkpoint_path(run_dir, int(e))
         if os.path.isfile(p):
-            identity.check_checkpoint(stored, runs.load_npz(p), p)
+            identity.check_checkpoint(stored, runs.load_npz(p), p, int(e))
     identity.check_run_folder(run_dir, stored, cfg)     # its log and states are config.json's run
     init = identity.replay_init(stored, cfg, os.path.join(run_dir, "config.json"), runs.load_npz)
     path = os.path.join(run_dir, "metrics.jsonl")
@@ -73,7 +73,7 @@ def check_replay(run_dir, epoch, state, logged, strict=True, xp=None, w=None) ->
     said = []
     if os.path.isfile(ck_path):
         ck = runs.load_npz(ck_path)
-        identity.check_checkpoint(runs.read_config(run_dir), ck, ck_path)
+        identity.check_checkpoint(runs.read_config(run_dir), ck, ck_path, epoch)
         same = all(np.array_equal(to_host(state.params[k]), ck[k]) for k in ("W", "V"))
         if strict and not same:
             raise RunFailure(f"replayed weights at epoch {epoch} differ from {ck_path}; the run cannot be "

@@ -9,7 +9,7 @@ Figures (each a ``matplotlib.figure.Figure`` built without pyplot state; saved w
 
     headline     test accuracy, rho_tian and sigma2/sigma3 (log) vs epoch, one line per condition,
                  with the median sigma2/sigma3 slope-fire epoch (default detector) marked (the legend
-                 says 'no fire (0/n)' for a condition where no run fired), and the
+                 says 'no σ₂/σ₃ fire (0/n)' for a condition where no run fired), and the
                  median collapse epoch (diagnostics.collapse_epoch) where sigma2/sigma3 collapses
     top5         sigma1..sigma5 of the rolling Delta-W Gram (log) at W = 5/20/30, per condition (titles
                  wrapped to their panel's width)
@@ -208,7 +208,7 @@ def fig_headline(groups, window=None, rho_threshold=det.RHO_THRESHOLD, title=Non
             for name, stat, ls in (
                     ("fire", det.across_runs(fires), "--"),
                     ("collapse", det.across_runs([dg.collapse_epoch(g, f) for g, f in zip(gaps, fires)]), ":")):
-                text = ft.event_text(name, stat, say_never=name == "fire")
+                text = ft.event_text("σ₂/σ₃ " + name, stat, say_never=name == "fire")   # not ρ's fire
                 if text:
                     events.append(text)
                 if stat["n_fired"]:
@@ -356,7 +356,9 @@ def figures_from_runs(records: list[RunRecord], which=FIGURES, window=None,
         have = [W for W in windows if all(_has_window(r, W) for _, rs in main for r in rs)]
         missing = [W for W in windows if W not in have]
         if missing:
-            notes.append(f"top5: window(s) {missing} not logged by every run; left out")
+            shows = f"the figure shows {have} only" if have else "figure skipped"
+            notes.append(f"top5: window(s) {missing} not logged by every run, left out: {shows} (a run logs "
+                         "the windows of its train --windows)")
         if have:
             figs["top5"] = fig_top5(_labelled(main), tuple(have))
         elif not windows:

@@ -238,7 +238,9 @@ def _clocks_markdown(summary: dict) -> list:
              f"(relative) in every {persist}-row window; censored = t_rep or a move > {fmt(o['rep_delta'])} "
              "in the last 10 % of the rows. Outcome (F.4; docs/edge-and-clocks.md §5): two clocks = the "
              "statistic settles with t0.99 after t_cls; test first = t0.99 before it settles; structure "
-             "only = it settles, test never reaches 0.99.", "",
+             "only = it settles, test never reaches 0.99; undetermined = none of these (no classifier "
+             "clock, the classifier clock last, the statistic settled long before the test curve, nothing "
+             "moving, or a column not logged).", "",
              "| condition | t_cls |" + (" t_cls_abs |" if ce else "") + " t_margin | t(test>=0.5) | t(test>=0.99) |",
              "|---|---|---|---|---|" + ("---|" if ce else "")]
     for c in conds:
@@ -277,7 +279,7 @@ def to_markdown(summary: dict) -> str:
         short_late = f"{used[0]}-{used[1]}"
         late = f"{short_late} (shortened from {asked[0]}-{asked[1]}: the runs end at epoch {used[1]})"
     lines = [
-        f"# Summary of {summary['n_runs']} runs"
+        f"# Summary of {summary['n_runs']} run{'' if summary['n_runs'] == 1 else 's'}"
         + ("" if used == asked else f"; late range {late}"),
         "",
         f"Window W = {win}; slope detector s > {fmt(o['slope_threshold'])} at t >= "
@@ -301,6 +303,10 @@ def to_markdown(summary: dict) -> str:
             f"| {c['label']}", str(c["n"]), ev("t05"), ev("t099"), ev("fire"), lead("lag_fire_t099"),
             _level_cell(s["late"]) + _dagger(s), ratio, ev("rho_fire"), lead("lead_rho"),
             _without_grok_cell(c, f, ("fire", "rho_fire"))]) + " |")
+    if any(_dagger(c["stats"]) for c in summary["conditions"]):
+        lines += ["", "† k/n: runs whose late sigma3 a float32 Gram cannot resolve (sigma3/sigma1 below "
+                  f"{fmt(summary['options'].get('precision_factor', dg.PRECISION_FACTOR))} float32 epsilons; "
+                  "the per-run diagnostics below name them): their late s2/s3 is set by float32 rounding."]
     lines += [
         "",
         "sigma1/sigma2 of the rolling Delta-W Gram (findings T3b):",

@@ -20,9 +20,9 @@ import numpy as np  # only for np.errstate around the run
 
 from tianref import batch as engine_batch, memory, runs, threads as blas_threads
 from tianref.stacks import same_stack
-from tianref.cli.common import RAISE_ERRORS, THREADS, GivenPath, reports_errors
+from tianref.cli.common import RAISE_ERRORS, THREADS, GivenPath, other_name_hint, reports_errors
 from tianref.cli.progress import RUN_KEY, RowProgress, interactive, say
-from tianref.errors import InputError, Interrupted, RunFailure
+from tianref.errors import InputError, Interrupted, RunFailure, RunInUse
 from tianref.paths import check_output_dir
 from tianref.resources import program
 
@@ -77,11 +77,39 @@ def blas_of(xp_name: str, threads: int) -> int:
     return 1 if xp_name in HOST else threads
 
 
-def prepare_members(argvs, log_dir, threads: int | None = None):
+def check_members(argvs, threads: int | None = None) -> dict:
+    """{out or 'member i': refusal} of the members whose arguments train refuses by itself (an unknown
+    option, a bad value, a folder it cannot use, a resume that cannot go on): each member's train
+    command with --check-only, which validates every input and touches nothing. A member asking for
+    --help is left to prepare_members."""
+    from tianref.cli.train import BATCH_BLAS, train_cmd
+    refused = {}
+    threads = blas_threads.resolve(threads)
+    blas_token = BATCH_BLAS.set(lambda xp_name: blas_of(xp_name, threads))
+    try:
+        for i, argv in enumerate(argvs):
+            if any(a in ("--help", "-h") for a in argv):
+                continue
+            out = _out_of(argv)
+            raise_token = RAISE_ERRORS.set(True)
+            try:
+                train_cmd.main(args=[*argv, "--check-only"], prog_name="train", standalone_mode=False)
+            except (InputError, click.ClickException) as exc:
+                refused[out if out is not None else f"member {i + 1}"] = (
+                    other_name_hint(exc, exc.format_message()) if isinstance(exc, click.ClickException) else str(exc))
+            finally:
+                RAISE_ERRORS.reset(raise_token)
+    finally:
+        BATCH_BLAS.reset(blas_token)
+    return refused
+
+
+def prepare_members(argvs, log_dir, threads: int | None = None, busy: set | None = None):
     """(prepared runs, {out or 'member i': refusal}) from train's own parsing of each member, under the
     BLAS thread count the batch trains it with (blas_of; ``threads``: the batch's --threads, default
     threads.resolve's), which its config.json records. An unexpected error leaves no member prepared:
-    the ones prepared before it are rolled back."""
+    the ones prepared before it are rolled back. ``busy``: a set that receives the keys of the members
+    refused only because another process holds their folder (errors.RunInUse)."""
     from tianref.cli.train import BATCH, BATCH_BLAS, COMMAND, train_cmd
     prepared, refused = [], {}
     prog = program()
@@ -99,8 +127,10 @@ def prepare_members(argvs, log_dir, threads: int | None = None):
                     raise InputError("no run to train (its arguments only asked for help)")
                 prepared.extend(BATCH.get())
             except (InputError, click.ClickException) as exc:
-                msg = exc.format_message() if isinstance(exc, click.ClickException) else str(exc)
+                msg = other_name_hint(exc, exc.format_message()) if isinstance(exc, click.ClickException) else str(exc)
                 refused[out if out is not None else label] = msg
+                if busy is not None and isinstance(exc, RunInUse):
+                    busy.add(out if out is not None else label)
                 _say(log_dir, out, f"Error: {msg}", label, echo=False)   # stderr: the one closing line
             finally:
                 BATCH.reset(box)
@@ -166,8 +196,11 @@ def train_batch_cmd(members, log_dir, threads):
 
     Runs of different conditions, or that start from different epochs, train in separate stacks,
     one after another. A run that diverges ends alone (its message in its log); SIGINT/SIGTERM save every run's resume state. Prints one JSON summary line per run on
-    stdout. Exit 0 when every run finished, 1 when one failed, 2 when one was refused, 130 / 143 when
-    SIGINT / SIGTERM stopped them (each saved its resume state; 1 if a run failed as well).
+    stdout. A member whose arguments are refused (an unknown option, a bad value, a folder it cannot
+    use) refuses the whole command before any run trains (exit 2); a member whose folder another
+    process is training is refused alone and the others train (exit 2 at the end). Exit 0 when every run
+    finished, 1 when one failed, 130 / 143 when SIGINT / SIGTERM stopped them (each saved its resume
+    state; 1 if a run failed as well).
     """
     argvs = []
     for m in members:
@@ -187,15 +220,34 @@ def train_batch_cmd(members, log_dir, threads):
     if log_dir is not None:
         check_output_dir(log_dir, "--log-dir")         # a path that cannot be used: before any run
         _check_logs_apart(log_dir, seen.values())
+    bad = check_members(argvs, threads)               # every member's own checks: before anything is touched
+    if bad:                                            # (a --log-dir that exists, a sweep's, records them)
+        if log_dir is not None and os.path.isdir(log_dir):
+            outs = {(_out_of(a) if _out_of(a) is not None else f"member {i + 1}"): _out_of(a)
+                    for i, a in enumerate(argvs)}
+            for k, v in bad.items():
+                _say(log_dir, outs.get(k), f"Error: {v}", k, echo=False)
+        raise InputError(f"{len(bad)} of {len(argvs)} runs refused: "
+                         + "; ".join(f"{k}: {v.rstrip('.')}" for k, v in bad.items()) + "; no run was trained")
+    if log_dir is not None:
         made_logs = _first_missing(log_dir)            # the topmost folder makedirs creates (None: none)
         os.makedirs(log_dir, exist_ok=True)
-    prepared, refused = prepare_members(argvs, log_dir, threads)
+    busy = set()
+    prepared, refused = prepare_members(argvs, log_dir, threads, busy)
+    why = (f"{len(refused)} of {len(argvs)} runs refused: "
+           + "; ".join(f"{k}: {v.rstrip('.')}" for k, v in refused.items()))
+    if set(refused) - busy:                            # a member's command line is bad: the whole command is
+        exc = InputError(f"{why}; no run was trained")  # bad input, and no member is trained (each prepared
+        for p in prepared:                             # one rolled back as train leaves a refused run)
+            p.session.__exit__(InputError, exc, None)
+        prepared = []
     if not prepared and made_logs:                     # every member refused: bad input leaves nothing behind
         shutil.rmtree(made_logs, ignore_errors=True)   # (the refusals are the one line on stderr)
+    if set(refused) - busy:
+        raise exc
     failed = _train_all(prepared, log_dir, blas_threads.resolve(threads))
-    if refused:                                        # one line naming every refused member and why
-        raise InputError(f"{len(refused)} of {len(argvs)} runs refused: "
-                         + "; ".join(f"{k}: {v.rstrip('.')}" for k, v in refused.items()))
+    if refused:                                        # one line naming every refused member and why: only
+        raise InputError(why)                          # folders in use by another process (the others trained)
     if failed:
         raise RunFailure(f"{len(failed)} of {len(argvs)} runs failed (first: {failed[0]})")
 

@@ -46,7 +46,7 @@ class OneLineErrors(click.Group):
             click.echo(exc.ctx.get_help())
             sys.exit(0)
         except click.UsageError as exc:
-            msg = exc.format_message().rstrip()
+            msg = other_name_hint(exc, exc.format_message().rstrip())
             if exc.ctx is not None:
                 msg = _hint_run_option(exc.ctx, msg)
                 end = "" if msg.endswith(("?", "!")) else "."          # "Did you mean 'train'?" keeps its '?'
@@ -66,6 +66,28 @@ class OneLineErrors(click.Group):
                 "are written)")
             sys.exit(1)
         sys.exit(rv if isinstance(rv, int) else 0)
+
+
+# names other codes give an option -> this tool's name for it (a hint where click's spelling guess misleads:
+# --learning-rate -> "Did you mean '--ridge-reg'?")
+OTHER_NAMES = {"--learning-rate": "--lr", "--learning_rate": "--lr", "--weight-decay": "--eta",
+               "--weight_decay": "--eta", "--wd": "--eta", "--hidden": "--K", "--hidden-size": "--K",
+               "--width": "--K", "--modulus": "--M", "--prime": "--M", "--p": "--M", "--steps": "--epochs",
+               "--output": "--out", "--output-dir": "--out", "--outdir": "--out", "--activation": "--act",
+               "--optim": "--optimizer", "--seeds": "--seed"}
+
+
+def other_name_hint(exc, msg: str) -> str:
+    """An unknown option that another code's name for one of this command's options (OTHER_NAMES): the
+    message names ours instead of click's closest spelling."""
+    name = getattr(exc, "option_name", None)
+    cmd = getattr(getattr(exc, "ctx", None), "command", None)
+    ours = OTHER_NAMES.get(name)
+    if not isinstance(exc, click.NoSuchOption) or ours is None or cmd is None:
+        return msg
+    if not any(ours in getattr(p, "opts", ()) for p in cmd.params):
+        return msg
+    return f"No such option '{name}': this command calls it {ours}"
 
 
 def _hint_run_option(ctx, msg: str) -> str:

@@ -58,7 +58,8 @@ def _text(s: dict) -> str:
                "table, with the checks sum d_k^2 = |H| and the character orthogonality error. SPEC: Z<n>, "
                "D<n>, S<n> (n <= 5), A<n> (3 <= n <= 5), Q8, a product such as Z3xZ5 or Q8xZ3, or "
                "table:FILE, FILE a JSON object such as " + groups.TABLE_EXAMPLE + " (row a, column b holds "
-               "a*b, the elements numbered 0..n-1; \"name\" optional, default the file's name). A table "
+               "a*b, the elements numbered 0..n-1; \"name\" optional, default the file's name), or expr:EXPR (the "
+               "table a*b = EXPR mod M of an expression in x, y, with --M). A table "
                "that is not a group exits 2 naming the failed axiom. See docs/groups.md.")
 @click.argument("spec")
 @click.option("--M", "M", type=IntRange(min=1), default=None,

@@ -213,6 +213,13 @@ def reproduce_cmd(section_text, root, scale_text, n_jobs, threads, batch, plan, 
     target = None
     if store:
         target = _store_dir(store_to)
+    if not no_train:                             # what this command is about to do, before it starts
+        from tianref.experiments.jobs import job_state
+        todo = [j for j in jobs if job_state(j) in ("fresh", "resumable")]
+        epochs = sum(j.epochs for j in todo)
+        click.echo(f"reproduce: {len(todo)} of the {len(jobs)} runs of {', '.join(sections)} (scale {scale.name}) "
+                   f"to train under {Path(root).resolve()}, {epochs} epochs in all, {n_jobs} at a time; "
+                   f"`--plan` lists them, and Ctrl-C stops it (the same command continues)", err=True)
     t0 = time.time()
     done = {}
     for s in sections:

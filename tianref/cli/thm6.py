@@ -144,10 +144,10 @@ def _sources(run_dir, epochs_text, checkpoint, xp, act=None, replay_beyond=False
         path = runs.checkpoint_path(run_dir, e)
         if os.path.isfile(path):
             ck = runs.load_npz(path)
-            identity.check_checkpoint(meta, ck, path)
+            identity.check_checkpoint(meta, ck, path, e)
             out[e] = (path, e, ck, runs.checkpoint_config(ck) or run_cfg, path)
         elif final is not None and "epoch" in final and int(final["epoch"]) == e:
-            identity.check_checkpoint(meta, final, final_path)
+            identity.check_checkpoint(meta, final, final_path, e)
             out[e] = (final_path, e, final, runs.checkpoint_config(final) or run_cfg, final_path)
         else:
             missing.append(e)

@@ -134,7 +134,7 @@ DEFAULT_TRAIN_FRAC = 0.4    # round(0.4 * 71^2) = 2016, the paper's n
                    "raise --epochs and change --checkpoint-epochs, other options must not change the run. A run "
                    "already complete is left untouched (exit 0); a run that diverged is refused.")
 @click.option("--overwrite", is_flag=True, help="Replace the run in a non-empty OUT (refused unless OUT is a run "
-              "directory: config.json, metrics.jsonl, checkpoints/ and nothing else).")
+              "directory: config.json, metrics.jsonl, checkpoints/, its .lock and nothing else).")
 @click.option("--no-resume-state", is_flag=True,
               help="Delete checkpoints/resume.npz when the run finishes (it holds the update buffer, "
                    "(8 + 4) bytes x 3MK x max window with the default float64 Gram and float32 training: the "

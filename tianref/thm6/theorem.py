@@ -80,6 +80,9 @@ def features_from_weights(xp, W, M: int, train_idx, act: str, table=None):
 
 # --- B -------------------------------------------------------------------------------------------
 
+ETA_MAX = 1e150      # eta^2 and 1/eta^2 stay finite float64 numbers (the paper's B divides by eta^2)
+
+
 def _check_eta(eta, F_tilde, route: str, zero_ok: bool = False) -> None:
     """η must be finite and > 0 for ``route`` to exist; η = 0 only where zero_ok and rank F̃ = K is possible."""
     check_eta_shape(eta, *F_tilde.shape, route, zero_ok)
@@ -94,6 +97,9 @@ def check_eta_shape(eta, n: int, K: int, route: str = "B", zero_ok: bool = True)
         raise InputError(f"eta must be a finite number >= 0 (got {eta!r})") from None
     if not math.isfinite(eta) or eta < 0:
         raise InputError(f"eta must be a finite number >= 0 (got {eta!r})")
+    if eta > ETA_MAX:
+        raise InputError(f"eta = {eta:g} is too large: the identities divide by eta^2, which must stay a finite "
+                         f"float64 (eta <= {ETA_MAX:g})")
     if eta == 0 and n - 1 < K:
         raise InputError(
             f"eta = 0: B = (F~^T F~ + eta I)^-1 does not exist because rank F~ <= n-1 = {n - 1} < K = {K} "

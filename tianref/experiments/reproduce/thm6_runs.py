@@ -78,7 +78,7 @@ def thm6_run(run_dir: Path, config: dict, epochs, n_top: int, cache_dir: Path, k
     Cached in cache_dir/<run>.json, keyed by the epochs, n_top, each checkpoint's size and mtime
     and a hash of tianref/thm6/theorem.py and tianref/thm6/summary.py, so a rerun does not recompute
     unchanged checkpoints."""
-    from tianref.runs import checkpoint_path, load_npz
+    from tianref.runs import checkpoint_path, load_checkpoint
     thm6 = import_thm6()
     key = _thm6_cache_key(run_dir, epochs, n_top, thm6)
     cache = cache_dir / f"{run_dir.name}.json"
@@ -95,7 +95,7 @@ def thm6_run(run_dir: Path, config: dict, epochs, n_top: int, cache_dir: Path, k
         path = checkpoint_path(str(run_dir), e)
         if not os.path.isfile(path):
             raise InputError(f"{path}: checkpoint missing (retrain {run_dir.name}: delete it and rerun)")
-        ck = load_npz(path)
+        ck = load_checkpoint(str(run_dir), e)
         F_tilde = thm6.features_from_weights(np, ck["W"], M, ck["train_idx"], act)   # (n, K)
         res = thm6.summarize_checkpoint(np, F_tilde, eta, n_top=n_top)
         summaries[str(e)] = res["summary"]

@@ -54,7 +54,7 @@ def ridge_gf_check(run_dir, config, epochs) -> list:
         path = runs.checkpoint_path(str(run_dir), e)
         if not Path(path).is_file():
             continue
-        ck = runs.load_npz(path)
+        ck = runs.load_checkpoint(str(run_dir), e)
         W, V = ck["W"].astype(np.float64), ck["V"].astype(np.float64)
         batch = data.make_batch(np, M, np.asarray(ck["train_idx"]), group_rows.table_of_config(config))
         _, F = model.hidden(np, W, batch, config.get("act", "sqr"), keep_H=False)
