@@ -107,6 +107,15 @@ EXPECTED = {
         "a second train --overwrite into a folder in use is refused naming the holder's pid",
         "a second train --resume of a folder in use is refused naming the holder's pid",
     ],
+    "Links, nested runs, renamed checkpoints and bad batch members": [
+        "train --out run/inner (a run inside another run's folder) is refused",
+        "summarize --json link/../config.json (link -> run/checkpoints) is refused, the run's config.json kept",
+        "sweep ROOT that is a dangling symbolic link is refused, nothing written",
+        "thm6 --json below a symbolic link loop is refused before computing",
+        "thm6 on an epoch_00010.npz that is the final checkpoint (epoch 20) renamed is refused",
+        "thm6 --eta 1e200 (eta^2 overflows) is refused in one line",
+        "train-batch with one member's typo (--epoch) trains no member",
+    ],
 }
 
 

@@ -96,6 +96,7 @@ B_TRACE = "Tracebacks"
 B_INPUT = "Inputs the docs promise to refuse"
 B_LATE = "Checked too late, or the wrong code"
 B_DUR = "Durability"
+B_LINKS = "Links, nested runs, renamed checkpoints and bad batch members"
 
 
 def case(bullet: str, name: str):
@@ -954,6 +955,55 @@ case(B_DUR, "a second train --overwrite into a folder in use is refused naming t
     _second_writer(["--overwrite"]))
 case(B_DUR, "a second train --resume of a folder in use is refused naming the holder's pid")(
     _second_writer(["--resume"]))
+
+
+# --- Links, nested runs, renamed checkpoints and bad batch members (a second review) -----------------
+
+@case(B_LINKS, "train --out run/inner (a run inside another run's folder) is refused")
+def _nested_run(rp, d):
+    run = rp.copy("plain", d / "run")
+    return rp.bad_input(d, T(seed=1, out=run / "inner"), names=str(run))
+
+
+@case(B_LINKS, "summarize --json link/../config.json (link -> run/checkpoints) is refused, the run's config.json kept")
+def _summary_through_link(rp, d):
+    run = rp.copy("plain", d / "run")
+    os.symlink(run / "checkpoints", d / "ck")
+    return rp.bad_input(d, ["summarize", str(run), "--json", str(d / "ck" / ".." / "config.json")])
+
+
+@case(B_LINKS, "sweep ROOT that is a dangling symbolic link is refused, nothing written")
+def _sweep_dangling_root(rp, d):
+    os.symlink(d / "nowhere", d / "root")
+    return rp.bad_input(d, SWEEP(d / "root"))
+
+
+@case(B_LINKS, "thm6 --json below a symbolic link loop is refused before computing")
+def _thm6_json_loop(rp, d):
+    run = rp.copy("plain", d / "run")
+    os.symlink(d / "loop", d / "loop")
+    return rp.bad_input(d, ["thm6", "--run", str(run), "--at-epochs", "20", "--json", str(d / "loop" / "t.json")])
+
+
+@case(B_LINKS, "thm6 on an epoch_00010.npz that is the final checkpoint (epoch 20) renamed is refused")
+def _thm6_renamed_checkpoint(rp, d):
+    run = rp.copy("plain", d / "run")
+    shutil.copy(run / "checkpoints" / "final.npz", run / "checkpoints" / "epoch_00010.npz")
+    return rp.bad_input(d, ["thm6", "--run", str(run), "--at-epochs", "10"],
+                        names=str(run / "checkpoints" / "epoch_00010.npz"))
+
+
+@case(B_LINKS, "thm6 --eta 1e200 (eta^2 overflows) is refused in one line")
+def _thm6_huge_eta(rp, d):
+    run = rp.copy("plain", d / "run")
+    return rp.bad_input(d, ["thm6", "--run", str(run), "--at-epochs", "20", "--eta", "1e200"])
+
+
+@case(B_LINKS, "train-batch with one member's typo (--epoch) trains no member")
+def _batch_bad_member(rp, d):
+    good = " ".join(T(out=d / "a")[1:])
+    bad = " ".join(T(seed=1, out=d / "b")[1:]).replace("--epochs", "--epoch")
+    return rp.bad_input(d, ["train-batch", "--member", good, "--member", bad])
 
 
 # --- main -------------------------------------------------------------------------------------------
