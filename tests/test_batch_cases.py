@@ -458,3 +458,46 @@ def test_a_stop_in_setup_with_an_unwritable_log_keeps_every_overwritten_run(tmp_
         assert (tmp_path / name / "metrics.jsonl").read_bytes() == before[name]
         assert json.loads((tmp_path / name / "config.json").read_text())["config"]["seed"] == 0
     assert not list(tmp_path.glob(".r*.replaced-*"))
+
+
+def test_bad_members_found_at_their_folder_refuse_the_batch_before_anything_moves(tmp_path):
+    """A member whose folder train would refuse (not empty without --resume/--overwrite), a --help member,
+    or one --out inside another's: the whole command is refused in one line before any member is
+    prepared, so an --overwrite'd run is never moved aside and a --resume'd run's config.json is not
+    committed (both happened before the batch got to the refused member)."""
+    from cli_checks import cli, refused, snapshot
+    for name in ("old", "rs", "full"):
+        assert cli(["train-batch", "--member", f"--out {tmp_path / name} " + " ".join(MEMBER)]).exit_code == 0
+    before = snapshot(tmp_path)
+    first = [f"--out {tmp_path / 'old'} --overwrite --seed 3 " + " ".join(MEMBER),
+             f"--out {tmp_path / 'rs'} --resume --epochs 6"]
+    refused(cli(["train-batch", *sum((["--member", m] for m in first), []),
+                 "--member", f"--out {tmp_path / 'full'} " + " ".join(MEMBER)]), "full", "is not empty")
+    refused(cli(["train-batch", *sum((["--member", m] for m in first), []), "--member", "--help"]),
+            "member 3", "only ask for help")
+    refused(cli(["train-batch", "--member", f"--out {tmp_path / 'nest'} " + " ".join(MEMBER),
+                 "--member", f"--out {tmp_path / 'nest' / 'inner'} --seed 1 " + " ".join(MEMBER)]),
+            "lies inside the --out")
+    assert snapshot(tmp_path) == before and sorted(p.name for p in tmp_path.iterdir()) == ["full", "old", "rs"]
+
+
+def test_a_resumed_member_whose_folder_another_process_holds_is_refused_alone(tmp_path):
+    """Another process holds the folder and has moved its files aside (an --overwrite midway): the member's
+    check cannot read its config.json, which is the other process's doing, not a bad member. It is refused
+    alone (exit 2 at the end) and the other member trains."""
+    import shutil
+    from cli_checks import cli
+    from tianref.rundir import RunLock
+    for name in ("busy", "other"):
+        assert cli(["train-batch", "--member", f"--out {tmp_path / name} " + " ".join(MEMBER)]).exit_code == 0
+    lock = RunLock(str(tmp_path / "busy")).acquire()
+    try:
+        shutil.move(str(tmp_path / "busy" / "config.json"), str(tmp_path / "aside.json"))
+        r = cli(["train-batch", "--member", f"--out {tmp_path / 'busy'} --resume --epochs 6",
+                 "--member", f"--out {tmp_path / 'other'} --resume --epochs 6"])
+    finally:
+        shutil.move(str(tmp_path / "aside.json"), str(tmp_path / "busy" / "config.json"))
+        lock.release()
+    assert r.exit_code == 2 and "1 of 2 runs refused" in r.stderr and "in use by" in r.stderr, r.output
+    assert "no run was trained" not in r.stderr
+    assert len((tmp_path / "other" / "metrics.jsonl").read_text().splitlines()) == 7      # rows 0..6

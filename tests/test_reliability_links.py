@@ -99,3 +99,21 @@ def test_thm6_eta_whose_square_overflows_is_refused(base):
     refused(cli(["thm6", "--run", base, "--at-epochs", "4", "--eta", "1e200"]), "too large")
     r = cli(["thm6", "--run", base, "--at-epochs", "4", "--eta", "1e150"])
     assert r.exit_code == 0, r.output
+
+
+def test_a_run_rolled_back_removes_the_empty_folders_it_created_and_no_other(tmp_path):
+    """A run that fails before its first row (initial weights too large: exit 1) is rolled back; the
+    folders its makedirs created above OUT go too (new/deep was left behind), a folder that existed
+    before stays, even empty, and so does one that holds something else."""
+    (tmp_path / "pre").mkdir()
+    (tmp_path / "kept").mkdir()
+    for out in (tmp_path / "new" / "deep" / "run", tmp_path / "pre" / "a" / "run", tmp_path / "kept" / "run"):
+        r = cli(["train", *SMALL, "--init-scale", "1e300", "--out", out])
+        assert r.exit_code == 1 and "initial parameters" in r.stderr, r.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept", "pre"]
+    assert list((tmp_path / "pre").iterdir()) == [] and list((tmp_path / "kept").iterdir()) == []
+    (tmp_path / "kept" / "notes.txt").write_text("mine\n")
+    (tmp_path / "kept" / "sub").mkdir()
+    r = cli(["train", *SMALL, "--init-scale", "1e300", "--out", tmp_path / "kept" / "sub" / "x" / "run"])
+    assert r.exit_code == 1
+    assert sorted(p.name for p in (tmp_path / "kept").iterdir()) == ["notes.txt", "sub"]

@@ -20,7 +20,7 @@ import numpy as np  # only for np.errstate around the run
 
 from tianref import batch as engine_batch, memory, runs, threads as blas_threads
 from tianref.stacks import same_stack
-from tianref.cli.common import RAISE_ERRORS, THREADS, GivenPath, other_name_hint, reports_errors
+from tianref.cli.common import CHECK_FOLDER, RAISE_ERRORS, THREADS, GivenPath, other_name_hint, reports_errors
 from tianref.cli.progress import RUN_KEY, RowProgress, interactive, say
 from tianref.errors import InputError, Interrupted, RunFailure, RunInUse
 from tianref.paths import check_output_dir
@@ -79,28 +79,34 @@ def blas_of(xp_name: str, threads: int) -> int:
 
 def check_members(argvs, threads: int | None = None) -> dict:
     """{out or 'member i': refusal} of the members whose arguments train refuses by itself (an unknown
-    option, a bad value, a folder it cannot use, a resume that cannot go on): each member's train
-    command with --check-only, which validates every input and touches nothing. A member asking for
-    --help is left to prepare_members."""
+    option, a bad value, --help, a folder it cannot use, a resume that cannot go on): each member's train
+    command with --check-only and CHECK_FOLDER, which validate every input and the folder and touch
+    nothing. A folder another process holds (RunInUse) is not a bad member: prepare_members refuses it
+    alone."""
     from tianref.cli.train import BATCH_BLAS, train_cmd
     refused = {}
     threads = blas_threads.resolve(threads)
-    blas_token = BATCH_BLAS.set(lambda xp_name: blas_of(xp_name, threads))
+    tokens = BATCH_BLAS.set(lambda xp_name: blas_of(xp_name, threads)), CHECK_FOLDER.set(True)
     try:
         for i, argv in enumerate(argvs):
-            if any(a in ("--help", "-h") for a in argv):
-                continue
             out = _out_of(argv)
+            key = out if out is not None else f"member {i + 1}"
+            if any(a in ("--help", "-h") for a in argv):
+                refused[key] = "no run to train (its arguments only ask for help)"
+                continue
             raise_token = RAISE_ERRORS.set(True)
             try:
                 train_cmd.main(args=[*argv, "--check-only"], prog_name="train", standalone_mode=False)
+            except RunInUse:
+                pass
             except (InputError, click.ClickException) as exc:
-                refused[out if out is not None else f"member {i + 1}"] = (
-                    other_name_hint(exc, exc.format_message()) if isinstance(exc, click.ClickException) else str(exc))
+                refused[key] = (other_name_hint(exc, exc.format_message())
+                                if isinstance(exc, click.ClickException) else str(exc))
             finally:
                 RAISE_ERRORS.reset(raise_token)
     finally:
-        BATCH_BLAS.reset(blas_token)
+        BATCH_BLAS.reset(tokens[0])
+        CHECK_FOLDER.reset(tokens[1])
     return refused
 
 
@@ -137,7 +143,7 @@ def prepare_members(argvs, log_dir, threads: int | None = None, busy: set | None
                 RAISE_ERRORS.reset(raise_token)
                 COMMAND.reset(cmd)
     except BaseException as exc:
-        for p in prepared:                                  # as train would leave each: rolled back
+        for p in reversed(prepared):                        # as train would leave each: rolled back
             p.session.__exit__(type(exc), exc, exc.__traceback__)
         raise
     finally:
@@ -215,6 +221,15 @@ def train_batch_cmd(members, log_dir, threads):
         if key in seen:
             raise InputError(f"--member: two members write to the same --out {out}")
         if key is not None:
+            for k, o in seen.items():                  # a run inside another member's run folder
+                if key.startswith(k.rstrip(os.sep) + os.sep):
+                    inner, outer = out, o
+                elif k.startswith(key.rstrip(os.sep) + os.sep):
+                    inner, outer = o, out
+                else:
+                    continue
+                raise InputError(f"--member: --out {inner} lies inside the --out {outer} of another member, "
+                                 "whose run folder only its own run writes")
             seen[key] = out
     made_logs = False
     if log_dir is not None:
@@ -238,8 +253,8 @@ def train_batch_cmd(members, log_dir, threads):
            + "; ".join(f"{k}: {v.rstrip('.')}" for k, v in refused.items()))
     if set(refused) - busy:                            # a member's command line is bad: the whole command is
         exc = InputError(f"{why}; no run was trained")  # bad input, and no member is trained (each prepared
-        for p in prepared:                             # one rolled back as train leaves a refused run)
-            p.session.__exit__(InputError, exc, None)
+        for p in reversed(prepared):                   # one rolled back as train leaves a refused run,
+            p.session.__exit__(InputError, exc, None)  # the last first: a folder two made goes too)
         prepared = []
     if not prepared and made_logs:                     # every member refused: bad input leaves nothing behind
         shutil.rmtree(made_logs, ignore_errors=True)   # (the refusals are the one line on stderr)

@@ -32,6 +32,9 @@ from tianref.rundir import describe_oserror
 RAISE_ERRORS = contextvars.ContextVar("raise_errors", default=False)
 # False while validating commands that run elsewhere (a SLURM script): the backend is not opened here
 CHECK_DEVICE = contextvars.ContextVar("check_device", default=True)
+# True while train --check-only validates a member of train-batch: the folder is checked as the run will
+# find it too (in use, not empty, not a run to replace, a resume that cannot go on), reading only
+CHECK_FOLDER = contextvars.ContextVar("check_folder", default=False)
 
 
 class OneLineErrors(click.Group):

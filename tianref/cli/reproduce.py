@@ -3,6 +3,7 @@ judged and reported through one protocol (thin click layer over tianref.experime
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import sys
 import time
@@ -218,7 +219,7 @@ def reproduce_cmd(section_text, root, scale_text, n_jobs, threads, batch, plan, 
         todo = [j for j in jobs if job_state(j) in ("fresh", "resumable")]
         epochs = sum(j.epochs for j in todo)
         click.echo(f"reproduce: {len(todo)} of the {len(jobs)} runs of {', '.join(sections)} (scale {scale.name}) "
-                   f"to train under {Path(root).resolve()}, {epochs} epochs in all, {n_jobs} at a time; "
+                   f"to train under {os.path.abspath(root)}, {epochs} epochs in all, {n_jobs} at a time; "
                    f"`--plan` lists them, and Ctrl-C stops it (the same command continues)", err=True)
     t0 = time.time()
     done = {}

@@ -21,7 +21,7 @@ import numpy as np  # host: the length of an --init-from train_idx
 
 from tianref import identity, memory, resume as resume_mod, rundir, runs
 from tianref.backend import environment_info, get_xp, git_state
-from tianref.cli.common import CHECK_DEVICE, RAISE_ERRORS, THREADS, Float, GivenPath, Int, reports_errors
+from tianref.cli.common import CHECK_DEVICE, CHECK_FOLDER, RAISE_ERRORS, THREADS, Float, GivenPath, Int, reports_errors
 from tianref.cli.resume_options import refuse_changes_on_resume
 from tianref.cli.train_run import (  # noqa: F401  (BATCH, record_divergence, summary_of: cli/batch.py reads them here)
     BATCH, Prepared, launch, note as _note, record_divergence, summary_of)
@@ -183,6 +183,11 @@ def train_cmd(ctx, xp_name, M, K, n_train, train_frac, eta, eta_schedule, lr, ep
             raise
         _check_memory(stored)
         if check_only:
+            if CHECK_FOLDER.get():                      # as prepare() will find it (reads only)
+                rundir.Session(out, resume=True, note=_note)
+                if resume_mod.complete_without_state(out, changes) is None:
+                    plan = resume_mod.check(out, changes)
+                    _check_gram_backend(plan.cfg, xp_name)
             if CHECK_DEVICE.get():
                 get_xp(xp_name)
             return
@@ -280,6 +285,8 @@ def train_cmd(ctx, xp_name, M, K, n_train, train_frac, eta, eta_schedule, lr, ep
         if init is not None:
             engine.check_init(cfg, init)
         if check_only:
+            if CHECK_FOLDER.get():                      # in use, not empty, not a run to replace: refused
+                rundir.Session(out, overwrite=overwrite, note=_note)   # (constructing it touches nothing)
             if CHECK_DEVICE.get():
                 get_xp(xp_name)
             checked = CHECKED.get()
