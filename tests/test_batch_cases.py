@@ -104,7 +104,7 @@ def test_a_member_without_out_refuses_the_batch_and_logs_nowhere(tmp_path):
              "--member", f"--seed 1 {long}"])
     assert r.exit_code == 2 and "Traceback" not in r.output, r.output
     lines = r.stderr.strip().splitlines()                     # one line: the refusal, naming the member
-    assert "1 of 2 runs refused: member 2: Missing option '--out'" in lines[-1]
+    assert "1 of 2 runs refused: member 2 (no --out): Missing option '--out'" in lines[-1]
     assert lines[-1].endswith("no run was trained")
     assert sum(ln.startswith("Error") or ": Error" in ln for ln in lines) == 1, r.stderr
     assert not list(tmp_path.iterdir())                       # neither m0 nor _logs
@@ -481,10 +481,12 @@ def test_bad_members_found_at_their_folder_refuse_the_batch_before_anything_move
     assert snapshot(tmp_path) == before and sorted(p.name for p in tmp_path.iterdir()) == ["full", "old", "rs"]
 
 
-def test_a_resumed_member_whose_folder_another_process_holds_is_refused_alone(tmp_path):
+@pytest.mark.parametrize("extra", ["", "--dtype float32"])
+def test_a_resumed_member_whose_folder_another_process_holds_is_refused_alone(tmp_path, extra):
     """Another process holds the folder and has moved its files aside (an --overwrite midway): the member's
-    check cannot read its config.json, which is the other process's doing, not a bad member. It is refused
-    alone (exit 2 at the end) and the other member trains."""
+    check cannot read its config.json, which is the other process's doing, not a bad member (also when an
+    option given with --resume is compared with the stored run). It is refused alone (exit 2 at the end)
+    and the other member trains."""
     import shutil
     from cli_checks import cli
     from tianref.rundir import RunLock
@@ -493,7 +495,7 @@ def test_a_resumed_member_whose_folder_another_process_holds_is_refused_alone(tm
     lock = RunLock(str(tmp_path / "busy")).acquire()
     try:
         shutil.move(str(tmp_path / "busy" / "config.json"), str(tmp_path / "aside.json"))
-        r = cli(["train-batch", "--member", f"--out {tmp_path / 'busy'} --resume --epochs 6",
+        r = cli(["train-batch", "--member", f"--out {tmp_path / 'busy'} --resume --epochs 6 {extra}",
                  "--member", f"--out {tmp_path / 'other'} --resume --epochs 6"])
     finally:
         shutil.move(str(tmp_path / "aside.json"), str(tmp_path / "busy" / "config.json"))
@@ -501,3 +503,42 @@ def test_a_resumed_member_whose_folder_another_process_holds_is_refused_alone(tm
     assert r.exit_code == 2 and "1 of 2 runs refused" in r.stderr and "in use by" in r.stderr, r.output
     assert "no run was trained" not in r.stderr
     assert len((tmp_path / "other" / "metrics.jsonl").read_text().splitlines()) == 7      # rows 0..6
+
+
+def test_members_the_first_pass_refuses_on_sight(tmp_path):
+    """--check-only in a member (it trains nothing: its message said it only asked for help), an --init-from
+    file inside a folder another member's --overwrite replaces (refused as 'file not found' after that
+    run was moved aside, or trained, by member order), and a member without --out next to one whose --out
+    is literally 'member 1' (their refusals were merged under one name)."""
+    from cli_checks import cli, refused, snapshot
+    assert cli(["train-batch", "--member", f"--out {tmp_path / 'A'} " + " ".join(MEMBER)]).exit_code == 0
+    before = snapshot(tmp_path)
+    refused(cli(["train-batch", "--member", f"--out {tmp_path / 'B'} " + " ".join(MEMBER) + " --check-only"]),
+            "--check-only validates a run without training it")
+    init = tmp_path / "A" / "checkpoints" / "final.npz"
+    for order in (1, -1):
+        members = [f"--out {tmp_path / 'A'} --overwrite --seed 3 " + " ".join(MEMBER),
+                   f"--out {tmp_path / 'C'} --init-from {init} --epochs 3"][::order]
+        refused(cli(["train-batch", *sum((["--member", m] for m in members), [])]),
+                "--overwrite replaces it", "no run was trained")
+    r = cli(["train-batch", "--member", " ".join(MEMBER), "--member", "--out 'member 1' " + " ".join(MEMBER)
+             + " --lr nan"])
+    line = refused(r, "2 of 2 runs refused")
+    assert "member 1 (no --out): Missing option '--out'" in line and "member 1: --lr must be" in line
+    assert snapshot(tmp_path) == before and sorted(p.name for p in tmp_path.iterdir()) == ["A"]
+
+
+def test_a_member_whose_folder_changes_after_the_first_pass_is_refused_alone(tmp_path, monkeypatch):
+    """The first pass found every member good; one is then refused when prepared (its folder changed
+    meanwhile: here a lock file that cannot be opened). A --resume member prepared before it has committed
+    (its rows after the resume epoch dropped): it is trained, not rolled back with its rows lost, and the
+    command exits 2 naming the refused member."""
+    from cli_checks import cli
+    from tianref.cli import batch as cli_batch
+    assert cli(["train-batch", "--member", f"--out {tmp_path / 'K'} " + " ".join(MEMBER)]).exit_code == 0
+    monkeypatch.setattr(cli_batch, "check_members", lambda argvs, threads=None: {})
+    (tmp_path / "K2" / ".lock").mkdir(parents=True)
+    r = cli(["train-batch", "--member", f"--out {tmp_path / 'K'} --resume --epochs 5",
+             "--member", f"--out {tmp_path / 'K2'} " + " ".join(MEMBER)])
+    assert r.exit_code == 2 and "1 of 2 runs refused" in r.stderr and "K2" in r.stderr, r.output
+    assert len((tmp_path / "K" / "metrics.jsonl").read_text().splitlines()) == 6          # rows 0..5

@@ -51,6 +51,17 @@ def _say(log_dir, out, msg, label=None, echo: bool = True, lead: str = ""):
             f.write(msg + "\n")
 
 
+def _option_of(argv, name):
+    """The value of option ``name`` in a member's arguments (``name X`` or ``name=X``; the last), or None."""
+    value = None
+    for i, a in enumerate(argv):
+        if a == name and i + 1 < len(argv):
+            value = argv[i + 1]
+        elif a.startswith(name + "="):
+            value = a[len(name) + 1:]
+    return value
+
+
 def _out_of(argv):
     """The --out of a member's arguments (``--out X`` or ``--out=X``), None without one; given twice,
     the last, the one click parses (the folder train writes)."""
@@ -78,21 +89,29 @@ def blas_of(xp_name: str, threads: int) -> int:
 
 
 def check_members(argvs, threads: int | None = None) -> dict:
-    """{out or 'member i': refusal} of the members whose arguments train refuses by itself (an unknown
-    option, a bad value, --help, a folder it cannot use, a resume that cannot go on): each member's train
-    command with --check-only and CHECK_FOLDER, which validate every input and the folder and touch
-    nothing. A folder another process holds (RunInUse) is not a bad member: prepare_members refuses it
-    alone."""
+    """{member index: refusal} of the members whose arguments train refuses by itself (an unknown option,
+    a bad value, --help, --check-only, a folder it cannot use, a resume that cannot go on, an --init-from
+    file inside a folder another member's --overwrite replaces): each member's train command with
+    --check-only and CHECK_FOLDER, which validate every input and the folder and touch nothing. A folder
+    another process holds (RunInUse) is not a bad member: prepare_members refuses it alone."""
     from tianref.cli.train import BATCH_BLAS, train_cmd
     refused = {}
     threads = blas_threads.resolve(threads)
+    replaced = [os.path.realpath(_out_of(a)) for a in argvs if _out_of(a) is not None and "--overwrite" in a]
     tokens = BATCH_BLAS.set(lambda xp_name: blas_of(xp_name, threads)), CHECK_FOLDER.set(True)
     try:
         for i, argv in enumerate(argvs):
-            out = _out_of(argv)
-            key = out if out is not None else f"member {i + 1}"
             if any(a in ("--help", "-h") for a in argv):
-                refused[key] = "no run to train (its arguments only ask for help)"
+                refused[i] = "no run to train (its arguments only ask for help)"
+                continue
+            if "--check-only" in argv:
+                refused[i] = "--check-only validates a run without training it; train-batch trains its members"
+                continue
+            init = _option_of(argv, "--init-from")
+            if init is not None and any(os.path.realpath(init).startswith(r.rstrip(os.sep) + os.sep)
+                                        for r in replaced):
+                refused[i] = (f"--init-from {init} lies in the folder of a member whose --overwrite replaces "
+                              "it; copy the file out first")
                 continue
             raise_token = RAISE_ERRORS.set(True)
             try:
@@ -100,8 +119,8 @@ def check_members(argvs, threads: int | None = None) -> dict:
             except RunInUse:
                 pass
             except (InputError, click.ClickException) as exc:
-                refused[key] = (other_name_hint(exc, exc.format_message())
-                                if isinstance(exc, click.ClickException) else str(exc))
+                refused[i] = (other_name_hint(exc, exc.format_message())
+                              if isinstance(exc, click.ClickException) else str(exc))
             finally:
                 RAISE_ERRORS.reset(raise_token)
     finally:
@@ -110,12 +129,11 @@ def check_members(argvs, threads: int | None = None) -> dict:
     return refused
 
 
-def prepare_members(argvs, log_dir, threads: int | None = None, busy: set | None = None):
+def prepare_members(argvs, log_dir, threads: int | None = None):
     """(prepared runs, {out or 'member i': refusal}) from train's own parsing of each member, under the
     BLAS thread count the batch trains it with (blas_of; ``threads``: the batch's --threads, default
     threads.resolve's), which its config.json records. An unexpected error leaves no member prepared:
-    the ones prepared before it are rolled back. ``busy``: a set that receives the keys of the members
-    refused only because another process holds their folder (errors.RunInUse)."""
+    the ones prepared before it are rolled back."""
     from tianref.cli.train import BATCH, BATCH_BLAS, COMMAND, train_cmd
     prepared, refused = [], {}
     prog = program()
@@ -135,8 +153,6 @@ def prepare_members(argvs, log_dir, threads: int | None = None, busy: set | None
             except (InputError, click.ClickException) as exc:
                 msg = other_name_hint(exc, exc.format_message()) if isinstance(exc, click.ClickException) else str(exc)
                 refused[out if out is not None else label] = msg
-                if busy is not None and isinstance(exc, RunInUse):
-                    busy.add(out if out is not None else label)
                 _say(log_dir, out, f"Error: {msg}", label, echo=False)   # stderr: the one closing line
             finally:
                 BATCH.reset(box)
@@ -237,32 +253,25 @@ def train_batch_cmd(members, log_dir, threads):
         _check_logs_apart(log_dir, seen.values())
     bad = check_members(argvs, threads)               # every member's own checks: before anything is touched
     if bad:                                            # (a --log-dir that exists, a sweep's, records them)
+        names = {i: _out_of(argvs[i]) or f"member {i + 1} (no --out)" for i in bad}
         if log_dir is not None and os.path.isdir(log_dir):
-            outs = {(_out_of(a) if _out_of(a) is not None else f"member {i + 1}"): _out_of(a)
-                    for i, a in enumerate(argvs)}
-            for k, v in bad.items():
-                _say(log_dir, outs.get(k), f"Error: {v}", k, echo=False)
+            for i, v in bad.items():
+                _say(log_dir, _out_of(argvs[i]), f"Error: {v}", names[i], echo=False)
         raise InputError(f"{len(bad)} of {len(argvs)} runs refused: "
-                         + "; ".join(f"{k}: {v.rstrip('.')}" for k, v in bad.items()) + "; no run was trained")
+                         + "; ".join(f"{names[i]}: {v.rstrip('.')}" for i, v in bad.items()) + "; no run was trained")
     if log_dir is not None:
         made_logs = _first_missing(log_dir)            # the topmost folder makedirs creates (None: none)
         os.makedirs(log_dir, exist_ok=True)
-    busy = set()
-    prepared, refused = prepare_members(argvs, log_dir, threads, busy)
-    why = (f"{len(refused)} of {len(argvs)} runs refused: "
-           + "; ".join(f"{k}: {v.rstrip('.')}" for k, v in refused.items()))
-    if set(refused) - busy:                            # a member's command line is bad: the whole command is
-        exc = InputError(f"{why}; no run was trained")  # bad input, and no member is trained (each prepared
-        for p in reversed(prepared):                   # one rolled back as train leaves a refused run,
-            p.session.__exit__(InputError, exc, None)  # the last first: a folder two made goes too)
-        prepared = []
+    # A member refused here met its folder changed since the first pass (another process took or changed
+    # it): it is refused alone, as a folder in use is, and the others train. (Rolling the others back
+    # instead could not undo a --resume already committed: its dropped rows are recomputed only by training.)
+    prepared, refused = prepare_members(argvs, log_dir, threads)
     if not prepared and made_logs:                     # every member refused: bad input leaves nothing behind
         shutil.rmtree(made_logs, ignore_errors=True)   # (the refusals are the one line on stderr)
-    if set(refused) - busy:
-        raise exc
     failed = _train_all(prepared, log_dir, blas_threads.resolve(threads))
-    if refused:                                        # one line naming every refused member and why: only
-        raise InputError(why)                          # folders in use by another process (the others trained)
+    if refused:                                        # one line naming every refused member and why
+        raise InputError(f"{len(refused)} of {len(argvs)} runs refused: "
+                         + "; ".join(f"{k}: {v.rstrip('.')}" for k, v in refused.items()))
     if failed:
         raise RunFailure(f"{len(failed)} of {len(argvs)} runs failed (first: {failed[0]})")
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from tianref import resume as resume_mod
+from tianref import resume as resume_mod, rundir
 from tianref.config import INT_TUPLES, parse_eta_schedule, parse_list
 from tianref.data import n_train_from_frac
 from tianref.errors import InputError
@@ -36,7 +36,13 @@ def refuse_changes_on_resume(ctx, given, out):
         opt = max(p.opts, key=len)
         field = opt.lstrip("-").replace("-", "_")
         if stored is None:
-            cfg = resume_mod.stored_config(out)[1]
+            try:
+                cfg = resume_mod.stored_config(out)[1]
+            except InputError:          # a writer holding OUT (an --overwrite that moved its run aside)
+                holder = rundir.lock_holder(out)        # is what to name, as train names it
+                if holder is not None:
+                    raise rundir.in_use(out, holder) from None
+                raise
             # config.json leaves out fields that mean nothing for the run (ridge_eval without the ridge
             # top layer, group on Z_M): compared with their values in the run's config all the same
             stored = {**{f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)}, **cfg.to_dict()}
