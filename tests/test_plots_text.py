@@ -67,6 +67,18 @@ def test_eta_sweep_title_and_window_choice(tmp_path):
     assert title.startswith("η sweep: η = 0.0005, 0.0002, 0.0001") and "window W = 5" in title
 
 
+def test_a_long_eta_sweep_title_gives_the_range_not_every_value():
+    """Forty conditions' etas ran off both edges of the figure; the title gives their count and range and
+    leaves the values to the legend (up to TITLE_VALUES it still lists them)."""
+    class R:
+        def __init__(self, eta):
+            self.config = {"eta": eta}
+    many = [(f"eta={e:g}", [R(e)]) for e in (1e-4 * (i + 1) for i in range(40))]
+    assert ft.title_of(many) == "η sweep: 40 values of η from 0.0001 to 0.004 (the legend lists them)"
+    few = many[:ft.TITLE_VALUES]
+    assert ft.title_of(few) == "η sweep: η = " + ", ".join(f"{1e-4 * (i + 1):g}" for i in range(ft.TITLE_VALUES))
+
+
 def test_figure_text_helpers(tmp_path):
     records = _tree(tmp_path, etas=(2e-4,), seeds=(0, 1))
     assert ft.present(records, "test_acc") and not ft.present(records, "nope")

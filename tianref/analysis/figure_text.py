@@ -59,8 +59,13 @@ def title_of(groups) -> str:
         grok = [e for e in etas if e > 0]
         if len(grok) == 1 and len(etas) == 2 and 0.0 in etas:
             return f"Grok (η = {grok[0]:g}) vs control (η = 0)"
-        return "η sweep: η = " + ", ".join(f"{e:g}" for e in etas)
+        if len(etas) <= TITLE_VALUES:
+            return "η sweep: η = " + ", ".join(f"{e:g}" for e in etas)
+        return f"η sweep: {len(etas)} values of η from {min(etas):g} to {max(etas):g} (the legend lists them)"
     return f"{len(groups)} conditions"
+
+
+TITLE_VALUES = 8        # a title lists at most this many η values (more ran off the figure's edges)
 
 
 def setup_of(records, window=None, show_window: bool = True) -> str:
