@@ -542,3 +542,46 @@ def test_a_member_whose_folder_changes_after_the_first_pass_is_refused_alone(tmp
              "--member", f"--out {tmp_path / 'K2'} " + " ".join(MEMBER)])
     assert r.exit_code == 2 and "1 of 2 runs refused" in r.stderr and "K2" in r.stderr, r.output
     assert len((tmp_path / "K" / "metrics.jsonl").read_text().splitlines()) == 6          # rows 0..5
+
+
+def test_a_member_whose_folder_cannot_be_made_here_refuses_the_batch(tmp_path):
+    """A folder name longer than the file system allows (as a read-only or unwritable place): the first
+    pass refuses it (the others used to train, and an --overwrite'd run was replaced, under exit 2)."""
+    from cli_checks import cli, refused, snapshot
+    assert cli(["train-batch", "--member", f"--out {tmp_path / 'old'} " + " ".join(MEMBER)]).exit_code == 0
+    before = snapshot(tmp_path)
+    refused(cli(["train-batch", "--member", f"--out {tmp_path / 'old'} --overwrite --seed 9 " + " ".join(MEMBER),
+                 "--member", f"--out {tmp_path / 'sub' / ('x' * 300)} " + " ".join(MEMBER)]),
+            "300 bytes long", "no run was trained")
+    assert snapshot(tmp_path) == before and sorted(p.name for p in tmp_path.iterdir()) == ["old"]
+
+
+def test_two_members_whose_logs_would_be_one_file_are_refused(tmp_path):
+    from cli_checks import cli, refused
+    refused(cli(["train-batch", "--log-dir", tmp_path / "L",
+                 "--member", f"--out {tmp_path / 'd1' / 'run'} " + " ".join(MEMBER),
+                 "--member", f"--out {tmp_path / 'd2' / 'run'}/ --seed 2 " + " ".join(MEMBER)]),
+            "share the log run.log")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_full_disk_while_preparing_is_exit_1_and_commits_no_resume(tmp_path, monkeypatch):
+    """A folder that cannot be made for a full disk is a runtime failure (exit 1, it was reported as bad
+    input), and the --resume members are prepared after the fresh ones: the resume listed first is not
+    committed (its rows after the resume state were dropped, never to be recomputed by this command)."""
+    import errno
+    from cli_checks import cli, snapshot
+    from tianref import rundir
+    assert cli(["train-batch", "--member", f"--out {tmp_path / 'K'} " + " ".join(MEMBER)]).exit_code == 0
+    before = snapshot(tmp_path)
+    real = os.makedirs
+
+    def full(path, *a, **k):
+        if "new" in str(path):
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real(path, *a, **k)
+    monkeypatch.setattr(rundir.os, "makedirs", full)
+    r = cli(["train-batch", "--member", f"--out {tmp_path / 'K'} --resume --epochs 6",
+             "--member", f"--out {tmp_path / 'new'} --seed 1 " + " ".join(MEMBER)])
+    assert r.exit_code == 1 and "No space left on device" in r.stderr, r.output
+    assert snapshot(tmp_path) == before

@@ -51,6 +51,33 @@ def check_out_path(out: str) -> str:
     return out
 
 
+def check_out_writable(out: str, overwrite: bool = False) -> None:
+    """Refuse an --out this process cannot write here (no filesystem change): OUT itself (with
+    ``overwrite``, the folder OUT is moved aside and made again in), or the nearest existing folder it
+    would be created below, not writable (a read-only file system included), or a folder name to create
+    longer than the file system allows. Not for a command only validated here to run elsewhere (a plan,
+    a SLURM script)."""
+    p = _nearest_existing(out, out, "--out")
+    if overwrite and os.path.isdir(out):
+        p = os.path.dirname(os.path.abspath(out))
+    _check_folder_usable(p, out, "--out")
+    _check_name_lengths(out, p)
+
+
+def _check_name_lengths(path: str, existing: str) -> None:
+    """The folder names that would be created below ``existing`` (path's nearest existing folder) must fit
+    the file system's limit (NAME_MAX, os.pathconf; 255 where it is not known)."""
+    try:
+        limit = os.pathconf(existing, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        limit = 255
+    rest = os.path.relpath(os.path.abspath(path), existing)
+    for name in rest.split(os.sep):
+        if len(os.fsencode(name)) > limit:
+            raise InputError(f"--out {path}: the folder name {name[:20]}... is {len(os.fsencode(name))} bytes long, "
+                             f"above this file system's {limit}")
+
+
 def _refuse_broken_link(p: str, path, what: str) -> None:
     """InputError when ``p`` is a symbolic link that leads nowhere (a dangling link or a loop): os.path.exists
     says no, yet creating it fails ('File exists')."""

@@ -192,6 +192,15 @@ def lock_holder(out: str):
         os.close(fd)
 
 
+RUNTIME_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EIO)    # the disk failed, not the path given
+
+
+def _create_error(exc: OSError, msg: str):
+    """A folder that could not be made: a full disk or an I/O error is a runtime failure (exit 1), any
+    other cause (permissions, a read-only file system, a name too long) a path that cannot be used (2)."""
+    return RunFailure(msg) if exc.errno in RUNTIME_ERRNOS else InputError(msg)
+
+
 def _topmost_missing(path: str):
     """The topmost folder of ``path`` that does not exist yet (the first one makedirs creates), or None."""
     path, top = os.path.abspath(path), None
@@ -409,7 +418,7 @@ class Session:
             except FileExistsError:
                 pass
             except OSError as exc:
-                raise InputError(f"--out {self.out}: cannot create it ({describe_oserror(exc)})") from None
+                raise _create_error(exc, f"--out {self.out}: cannot create it ({describe_oserror(exc)})") from None
         try:
             self.lock.acquire()
             if self.resume:
@@ -471,7 +480,7 @@ class Session:
         try:
             os.makedirs(path, exist_ok=True)
         except OSError as exc:
-            raise InputError(f"--out {self.out}: cannot create {path} ({describe_oserror(exc)})") from None
+            raise _create_error(exc, f"--out {self.out}: cannot create {path} ({describe_oserror(exc)})") from None
 
     def _move_aside(self) -> None:
         parent, name = os.path.split(os.path.abspath(self.out))

@@ -37,7 +37,8 @@ def batch_label(outs) -> str:
 
 
 def _member_log(log_dir, out):
-    return None if log_dir is None or out is None else os.path.join(log_dir, os.path.basename(out) + ".log")
+    return None if log_dir is None or out is None else os.path.join(log_dir, os.path.basename(os.path.normpath(out))
+                                                                     + ".log")
 
 
 def _say(log_dir, out, msg, label=None, echo: bool = True, lead: str = ""):
@@ -133,14 +134,17 @@ def prepare_members(argvs, log_dir, threads: int | None = None):
     """(prepared runs, {out or 'member i': refusal}) from train's own parsing of each member, under the
     BLAS thread count the batch trains it with (blas_of; ``threads``: the batch's --threads, default
     threads.resolve's), which its config.json records. An unexpected error leaves no member prepared:
-    the ones prepared before it are rolled back."""
+    the ones prepared before it are rolled back. The --resume members are prepared last: preparing one
+    commits its resume (config.json, the rows after its state dropped), which a rollback cannot undo, so
+    an error preparing a fresh member must come before it. The runs are returned in the members' order."""
     from tianref.cli.train import BATCH, BATCH_BLAS, COMMAND, train_cmd
-    prepared, refused = [], {}
+    prepared, refused, at = [], {}, []
     prog = program()
     threads = blas_threads.resolve(threads)
     blas_token = BATCH_BLAS.set(lambda xp_name: blas_of(xp_name, threads))
     try:
-        for i, argv in enumerate(argvs):
+        for i in sorted(range(len(argvs)), key=lambda i: "--resume" in argvs[i]):   # stable: resumes last
+            argv = argvs[i]
             box, raise_token = BATCH.set([]), RAISE_ERRORS.set(True)
             cmd = COMMAND.set(f"{prog} train {shlex.join(argv)}  (trained in a batch by {prog} train-batch)")
             out = _out_of(argv)
@@ -150,9 +154,10 @@ def prepare_members(argvs, log_dir, threads: int | None = None):
                 if not BATCH.get():                         # --help: click printed and returned
                     raise InputError("no run to train (its arguments only asked for help)")
                 prepared.extend(BATCH.get())
+                at.extend([i] * len(BATCH.get()))
             except (InputError, click.ClickException) as exc:
                 msg = other_name_hint(exc, exc.format_message()) if isinstance(exc, click.ClickException) else str(exc)
-                refused[out if out is not None else label] = msg
+                refused[(i, out if out is not None else label)] = msg
                 _say(log_dir, out, f"Error: {msg}", label, echo=False)   # stderr: the one closing line
             finally:
                 BATCH.reset(box)
@@ -164,7 +169,8 @@ def prepare_members(argvs, log_dir, threads: int | None = None):
         raise
     finally:
         BATCH_BLAS.reset(blas_token)
-    return prepared, refused
+    prepared = [p for _, p in sorted(zip(at, prepared), key=lambda ip: ip[0])]
+    return prepared, {k: refused[(i, k)] for i, k in sorted(refused)}
 
 
 def _groups(prepared):
@@ -251,6 +257,7 @@ def train_batch_cmd(members, log_dir, threads):
     if log_dir is not None:
         check_output_dir(log_dir, "--log-dir")         # a path that cannot be used: before any run
         _check_logs_apart(log_dir, seen.values())
+        _check_log_names(log_dir, seen.values())
     bad = check_members(argvs, threads)               # every member's own checks: before anything is touched
     if bad:                                            # (a --log-dir that exists, a sweep's, records them)
         names = {i: _out_of(argvs[i]) or f"member {i + 1} (no --out)" for i in bad}
@@ -282,6 +289,18 @@ def _first_missing(path):
     while not os.path.exists(path):
         top, path = path, os.path.dirname(path)
     return top
+
+
+def _check_log_names(log_dir, outs) -> None:
+    """Refuse two members whose logs would be one file: a member's log in --log-dir is named after its
+    folder's last name (as a sweep names them), so d1/run and d2/run would write into one run.log."""
+    named = {}
+    for out in outs:
+        name = os.path.basename(os.path.normpath(out))
+        if name in named:
+            raise InputError(f"--log-dir {log_dir}: the members --out {named[name]} and --out {out} would share "
+                             f"the log {name}.log; give their folders different names")
+        named[name] = out
 
 
 def _check_logs_apart(log_dir, outs) -> None:

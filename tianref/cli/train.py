@@ -21,6 +21,7 @@ import numpy as np  # host: the length of an --init-from train_idx
 
 from tianref import identity, memory, resume as resume_mod, rundir, runs
 from tianref.backend import environment_info, get_xp, git_state
+from tianref.paths import check_out_writable
 from tianref.cli.common import CHECK_DEVICE, CHECK_FOLDER, RAISE_ERRORS, THREADS, Float, GivenPath, Int, reports_errors
 from tianref.cli.resume_options import refuse_changes_on_resume
 from tianref.cli.train_run import (  # noqa: F401  (BATCH, record_divergence, summary_of: cli/batch.py reads them here)
@@ -158,6 +159,8 @@ def train_cmd(ctx, xp_name, M, K, n_train, train_frac, eta, eta_schedule, lr, ep
 
     given = {p for p in ctx.params if ctx.get_parameter_source(p) == click.core.ParameterSource.COMMANDLINE}
     rundir.check_out_path(out)
+    if not check_only and not resume:           # a new run about to start here (a check may be for a run
+        check_out_writable(out, overwrite)      # elsewhere; a resume checks what it rewrites: Session)
     if resume and overwrite:
         raise InputError("give --resume or --overwrite, not both")
     batch_blas = BATCH_BLAS.get()
@@ -185,6 +188,7 @@ def train_cmd(ctx, xp_name, M, K, n_train, train_frac, eta, eta_schedule, lr, ep
         if check_only:
             if CHECK_FOLDER.get():                      # as prepare() will find it (reads only)
                 rundir.Session(out, resume=True, note=_note)
+                rundir.check_writable(out)
                 if resume_mod.complete_without_state(out, changes) is None:
                     plan = resume_mod.check(out, changes)
                     _check_gram_backend(plan.cfg, xp_name)
@@ -285,8 +289,9 @@ def train_cmd(ctx, xp_name, M, K, n_train, train_frac, eta, eta_schedule, lr, ep
         if init is not None:
             engine.check_init(cfg, init)
         if check_only:
-            if CHECK_FOLDER.get():                      # in use, not empty, not a run to replace: refused
-                rundir.Session(out, overwrite=overwrite, note=_note)   # (constructing it touches nothing)
+            if CHECK_FOLDER.get():                      # in use, not empty, not a run to replace, not
+                check_out_writable(out, overwrite)      # writable here: refused (touching nothing)
+                rundir.Session(out, overwrite=overwrite, note=_note)
             if CHECK_DEVICE.get():
                 get_xp(xp_name)
             checked = CHECKED.get()
