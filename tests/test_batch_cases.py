@@ -565,23 +565,25 @@ def test_two_members_whose_logs_would_be_one_file_are_refused(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_full_disk_while_preparing_is_exit_1_and_commits_no_resume(tmp_path, monkeypatch):
+def test_a_full_disk_while_preparing_fails_that_member_alone(tmp_path, monkeypatch):
     """A folder that cannot be made for a full disk is a runtime failure (exit 1, it was reported as bad
-    input), and the --resume members are prepared after the fresh ones: the resume listed first is not
-    committed (its rows after the resume state were dropped, never to be recomputed by this command)."""
+    input) of that member alone, as a run that diverges is: the others are prepared and trained. The
+    --resume members are prepared after the fresh ones, and one listed first is trained to its end (a
+    rollback would have left its resume committed, the rows after its state dropped, untrained)."""
     import errno
-    from cli_checks import cli, snapshot
+    from cli_checks import cli
     from tianref import rundir
     assert cli(["train-batch", "--member", f"--out {tmp_path / 'K'} " + " ".join(MEMBER)]).exit_code == 0
-    before = snapshot(tmp_path)
     real = os.makedirs
 
     def full(path, *a, **k):
         if "new" in str(path):
+            real(tmp_path / "new", exist_ok=True)             # one level made, then the disk is full
             raise OSError(errno.ENOSPC, "No space left on device", str(path))
         return real(path, *a, **k)
     monkeypatch.setattr(rundir.os, "makedirs", full)
     r = cli(["train-batch", "--member", f"--out {tmp_path / 'K'} --resume --epochs 6",
-             "--member", f"--out {tmp_path / 'new'} --seed 1 " + " ".join(MEMBER)])
-    assert r.exit_code == 1 and "No space left on device" in r.stderr, r.output
-    assert snapshot(tmp_path) == before
+             "--member", f"--out {tmp_path / 'new' / 'deep' / 'run'} --seed 1 " + " ".join(MEMBER)])
+    assert r.exit_code == 1 and "No space left on device" in r.stderr and "1 of 2 runs failed" in r.stderr, r.output
+    assert len((tmp_path / "K" / "metrics.jsonl").read_text().splitlines()) == 7          # rows 0..6
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["K"]                              # new/ made, removed

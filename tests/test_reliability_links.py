@@ -117,3 +117,35 @@ def test_a_run_rolled_back_removes_the_empty_folders_it_created_and_no_other(tmp
     r = cli(["train", *SMALL, "--init-scale", "1e300", "--out", tmp_path / "kept" / "sub" / "x" / "run"])
     assert r.exit_code == 1
     assert sorted(p.name for p in (tmp_path / "kept").iterdir()) == ["notes.txt", "sub"]
+
+
+def test_overwrite_of_an_empty_folder_needs_only_that_folder_writable(tmp_path, monkeypatch):
+    """An --overwrite of an existing empty --out moves nothing aside, so a parent this process cannot write
+    (a mount point, a link from a read-only folder) is no reason to refuse it; a non-empty one is moved
+    aside in its parent, which must then be writable."""
+    from tianref import paths
+    (tmp_path / "ro" / "empty").mkdir(parents=True)
+    deny = os.path.normpath(tmp_path / "ro")
+    real = os.access
+    monkeypatch.setattr(paths.os, "access",
+                        lambda p, mode, *a, **k: False if os.path.normpath(p) == deny and mode & os.W_OK
+                        else real(p, mode, *a, **k))
+    r = cli(["train", *SMALL, "--overwrite", "--out", tmp_path / "ro" / "empty"])
+    assert r.exit_code == 0, r.output
+    refused(cli(["train", *SMALL, "--overwrite", "--seed", "1", "--out", tmp_path / "ro" / "empty"]),
+            f"cannot write in {deny}")
+
+
+def test_a_full_disk_making_the_lock_file_is_exit_1_and_leaves_no_folder(tmp_path, monkeypatch):
+    import errno
+    from tianref import rundir
+    real = os.open
+
+    def full(path, flags, *a, **k):
+        if str(path).endswith(".lock") and flags & os.O_CREAT:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real(path, flags, *a, **k)
+    monkeypatch.setattr(rundir.os, "open", full)
+    r = cli(["train", *SMALL, "--out", tmp_path / "new" / "run"])
+    assert r.exit_code == 1 and "cannot create its lock file" in r.stderr and "No space left" in r.stderr, r.output
+    assert list(tmp_path.iterdir()) == []

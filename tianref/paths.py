@@ -58,7 +58,7 @@ def check_out_writable(out: str, overwrite: bool = False) -> None:
     longer than the file system allows. Not for a command only validated here to run elsewhere (a plan,
     a SLURM script)."""
     p = _nearest_existing(out, out, "--out")
-    if overwrite and os.path.isdir(out):
+    if overwrite and os.path.isdir(out) and os.listdir(out):      # moved aside: its parent is written
         p = os.path.dirname(os.path.abspath(out))
     _check_folder_usable(p, out, "--out")
     _check_name_lengths(out, p)
@@ -100,7 +100,12 @@ def _check_folder_usable(folder: str, path: str, what: str) -> None:
     if not os.path.isdir(folder):
         raise InputError(f"{what} {path}: {folder} is not a directory")
     if not os.access(folder, os.W_OK | os.X_OK):
-        raise InputError(f"{what} {path}: cannot write in {folder} (permission denied)")
+        try:
+            ro = bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+        except (OSError, AttributeError):
+            ro = False
+        raise InputError(f"{what} {path}: cannot write in {folder} "
+                         f"({'a read-only file system' if ro else 'permission denied'})")
 
 
 def _run_at_or_above(path: str):

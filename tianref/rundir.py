@@ -195,6 +195,22 @@ def lock_holder(out: str):
 RUNTIME_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EIO)    # the disk failed, not the path given
 
 
+def _remove_empty_above(path: str, top, itself: bool = False) -> None:
+    """Remove the folders above ``path`` (and ``path`` itself with ``itself``) up to and including ``top``
+    (the topmost one a makedirs created), each only while it is empty, skipping those not made; nothing
+    when ``top`` is None."""
+    p = os.path.abspath(path)
+    if not itself:
+        p = os.path.dirname(p)
+    while top is not None and (p == top or p.startswith(top.rstrip(os.sep) + os.sep)):
+        if os.path.isdir(p) and not os.path.islink(p):
+            try:
+                os.rmdir(p)
+            except OSError:
+                return
+        p = os.path.dirname(p)
+
+
 def _create_error(exc: OSError, msg: str):
     """A folder that could not be made: a full disk or an I/O error is a runtime failure (exit 1), any
     other cause (permissions, a read-only file system, a name too long) a path that cannot be used (2)."""
@@ -282,7 +298,8 @@ class RunLock:
             except FileExistsError:
                 pass
             except OSError as exc:
-                raise InputError(f"--out {self.out}: cannot create its lock file ({describe_oserror(exc)})") from None
+                raise _create_error(exc, f"--out {self.out}: cannot create its lock file "
+                                         f"({describe_oserror(exc)})") from None
             try:
                 return os.open(self.path, os.O_RDWR), False
             except FileNotFoundError:           # removed in between: make it (a link to nothing stays one)
@@ -417,7 +434,8 @@ class Session:
                 self.created = True
             except FileExistsError:
                 pass
-            except OSError as exc:
+            except OSError as exc:                           # the folders made before it failed go again
+                _remove_empty_above(self.out, self.top, itself=True)
                 raise _create_error(exc, f"--out {self.out}: cannot create it ({describe_oserror(exc)})") from None
         try:
             self.lock.acquire()
@@ -529,8 +547,8 @@ class Session:
                     self.aside = None
                 except OSError as exc:
                     self.note(f"could not put the old run back ({describe_oserror(exc)}); it is in {self.aside}")
-            elif self.created and self.lock.fd is not None:
-                self._remove_created()
+            elif self.created and (self.lock.fd is not None or not os.path.lexists(os.path.join(self.out, LOCK))):
+                self._remove_created()                  # (no lock file: its creation failed, a full disk)
             return
         try:
             if os.path.isdir(self.out):
@@ -554,14 +572,12 @@ class Session:
             self.note(f"could not fully undo the start ({describe_oserror(exc)}){where}")
 
     def _remove_created(self) -> None:
-        """Remove OUT, which this session created and holds locked, again."""
+        """Remove OUT, which this session created (and holds locked, if its lock file could be made), again,
+        with the folders above it that it created, each only if empty."""
         try:
             if self.lock.fd is not None and self.lock._still_named(self.lock.fd):
                 os.unlink(os.path.join(self.out, LOCK))
             os.rmdir(self.out)
-            parent, top = os.path.dirname(os.path.abspath(self.out)), getattr(self, "top", None)
-            while top is not None and (parent == top or parent.startswith(top.rstrip(os.sep) + os.sep)):
-                os.rmdir(parent)                             # the folders above OUT it created, if still empty
-                parent = os.path.dirname(parent)
         except OSError:
-            pass
+            return
+        _remove_empty_above(self.out, getattr(self, "top", None))

@@ -23,7 +23,7 @@ from tianref.stacks import same_stack
 from tianref.cli.common import CHECK_FOLDER, RAISE_ERRORS, THREADS, GivenPath, other_name_hint, reports_errors
 from tianref.cli.progress import RUN_KEY, RowProgress, interactive, say
 from tianref.errors import InputError, Interrupted, RunFailure, RunInUse
-from tianref.paths import check_output_dir
+from tianref.paths import check_output_dir, describe_oserror
 from tianref.resources import program
 
 
@@ -130,13 +130,15 @@ def check_members(argvs, threads: int | None = None) -> dict:
     return refused
 
 
-def prepare_members(argvs, log_dir, threads: int | None = None):
+def prepare_members(argvs, log_dir, threads: int | None = None, failed: list | None = None):
     """(prepared runs, {out or 'member i': refusal}) from train's own parsing of each member, under the
     BLAS thread count the batch trains it with (blas_of; ``threads``: the batch's --threads, default
     threads.resolve's), which its config.json records. An unexpected error leaves no member prepared:
-    the ones prepared before it are rolled back. The --resume members are prepared last: preparing one
-    commits its resume (config.json, the rows after its state dropped), which a rollback cannot undo, so
-    an error preparing a fresh member must come before it. The runs are returned in the members' order."""
+    the ones prepared before it are rolled back. A member whose preparation fails at run time (a full
+    disk: RunFailure or OSError) fails alone, its session rolled back, when ``failed`` is a list (it
+    receives the message); the others are prepared. The --resume members are prepared last: preparing
+    one commits its resume (config.json, the rows after its state dropped), which only training makes
+    whole again. The runs are returned in the members' order."""
     from tianref.cli.train import BATCH, BATCH_BLAS, COMMAND, train_cmd
     prepared, refused, at = [], {}, []
     prog = program()
@@ -155,6 +157,12 @@ def prepare_members(argvs, log_dir, threads: int | None = None):
                     raise InputError("no run to train (its arguments only asked for help)")
                 prepared.extend(BATCH.get())
                 at.extend([i] * len(BATCH.get()))
+            except (RunFailure, OSError) as exc:
+                if failed is None:
+                    raise
+                msg = describe_oserror(exc) if isinstance(exc, OSError) else str(exc)
+                failed.append(f"{out if out is not None else label}: {msg}")
+                _say(log_dir, out, f"Error: {msg}", label, echo=False)
             except (InputError, click.ClickException) as exc:
                 msg = other_name_hint(exc, exc.format_message()) if isinstance(exc, click.ClickException) else str(exc)
                 refused[(i, out if out is not None else label)] = msg
@@ -272,10 +280,12 @@ def train_batch_cmd(members, log_dir, threads):
     # A member refused here met its folder changed since the first pass (another process took or changed
     # it): it is refused alone, as a folder in use is, and the others train. (Rolling the others back
     # instead could not undo a --resume already committed: its dropped rows are recomputed only by training.)
-    prepared, refused = prepare_members(argvs, log_dir, threads)
-    if not prepared and made_logs:                     # every member refused: bad input leaves nothing behind
+    # A member whose preparation fails at run time (a full disk) fails alone, as a run that diverges does.
+    not_started = []
+    prepared, refused = prepare_members(argvs, log_dir, threads, not_started)
+    if not prepared and made_logs and not not_started:  # every member refused: bad input leaves nothing behind
         shutil.rmtree(made_logs, ignore_errors=True)   # (the refusals are the one line on stderr)
-    failed = _train_all(prepared, log_dir, blas_threads.resolve(threads))
+    failed = not_started + _train_all(prepared, log_dir, blas_threads.resolve(threads))
     if refused:                                        # one line naming every refused member and why
         raise InputError(f"{len(refused)} of {len(argvs)} runs refused: "
                          + "; ".join(f"{k}: {v.rstrip('.')}" for k, v in refused.items()))

@@ -122,6 +122,8 @@ def reports_errors(fn):
             say(f"Error: {exc}")
             sys.exit(2)
         except RunFailure as exc:            # exit 1; a run stopped by a signal: 128 + its number
+            if RAISE_ERRORS.get():           # (a caller running the command in-process handles it)
+                raise
             say(f"Error: {exc}")
             sys.exit(exc.exit_code)
         except BrokenPipeError:      # stdout closed by its reader (`| head`): click ends quietly, exit 1
@@ -131,6 +133,8 @@ def reports_errors(fn):
                 "ill-conditioned for it")
             sys.exit(1)
         except OSError as exc:
+            if RAISE_ERRORS.get():
+                raise
             say(f"Error: {describe_oserror(exc)}")
             sys.exit(1)
     return wrapper
