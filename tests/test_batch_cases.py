@@ -587,3 +587,50 @@ def test_a_full_disk_while_preparing_fails_that_member_alone(tmp_path, monkeypat
     assert r.exit_code == 1 and "No space left on device" in r.stderr and "1 of 2 runs failed" in r.stderr, r.output
     assert len((tmp_path / "K" / "metrics.jsonl").read_text().splitlines()) == 7          # rows 0..6
     assert sorted(p.name for p in tmp_path.iterdir()) == ["K"]                              # new/ made, removed
+
+
+def test_a_stop_after_a_member_failed_to_prepare_exits_1_naming_it(tmp_path, monkeypatch):
+    """A member whose folder could not be made (a full disk) fails alone; a stop signal while the others
+    train then exits 1, not 130, and says that a run failed (it said every run's state was saved). The
+    failure is also on stderr at once, not only in the member's log."""
+    import errno
+    from cli_checks import cli
+    from tianref import batch, rundir
+    from tianref.errors import Interrupted
+    real_run, real_makedirs = batch.run, os.makedirs
+
+    def run_then_stop(xp, members, **kw):
+        real_run(xp, members, **kw)
+        raise Interrupted("stopped by SIGINT at epoch 3; every run's resume state is saved: continue with "
+                          "--resume", "SIGINT")
+
+    def full(path, *a, **k):
+        if "full" in str(path):
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real_makedirs(path, *a, **k)
+    monkeypatch.setattr(batch, "run", run_then_stop)
+    monkeypatch.setattr(rundir.os, "makedirs", full)
+    r = cli(["train-batch", "--member", f"--out {tmp_path / 'a'} " + " ".join(MEMBER),
+             "--member", f"--out {tmp_path / 'full'} --seed 1 " + " ".join(MEMBER)])
+    assert r.exit_code == 1, r.output
+    lines = r.stderr.strip().splitlines()
+    assert any("full: Error:" in ln and "No space left" in ln for ln in lines[:-1]), r.stderr
+    assert "stopped by SIGINT" in lines[-1] and "1 run(s) failed before training" in lines[-1], r.stderr
+
+
+def test_overwrite_whose_old_run_cannot_be_moved_aside_on_a_full_disk_is_exit_1(tmp_path, monkeypatch):
+    import errno
+    from cli_checks import cli, snapshot
+    from tianref import rundir
+    assert cli(["train-batch", "--member", f"--out {tmp_path / 'O'} " + " ".join(MEMBER)]).exit_code == 0
+    before = snapshot(tmp_path)
+    real = os.makedirs
+
+    def full(path, *a, **k):
+        if ".replaced-" in str(path):
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real(path, *a, **k)
+    monkeypatch.setattr(rundir.os, "makedirs", full)
+    r = cli(["train", "--out", tmp_path / "O", "--overwrite", "--seed", "4", *MEMBER])
+    assert r.exit_code == 1 and "No space left on device" in r.stderr, r.output
+    assert snapshot(tmp_path) == before

@@ -130,6 +130,8 @@ def test_overwrite_of_an_empty_folder_needs_only_that_folder_writable(tmp_path, 
     monkeypatch.setattr(paths.os, "access",
                         lambda p, mode, *a, **k: False if os.path.normpath(p) == deny and mode & os.W_OK
                         else real(p, mode, *a, **k))
+    (tmp_path / "ro" / "empty" / ".lock").write_text("")          # what a run that crashed at its start
+    (tmp_path / "ro" / "empty" / "checkpoints").mkdir()           # leaves: empty to train as well
     r = cli(["train", *SMALL, "--overwrite", "--out", tmp_path / "ro" / "empty"])
     assert r.exit_code == 0, r.output
     refused(cli(["train", *SMALL, "--overwrite", "--seed", "1", "--out", tmp_path / "ro" / "empty"]),

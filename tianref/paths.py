@@ -51,14 +51,14 @@ def check_out_path(out: str) -> str:
     return out
 
 
-def check_out_writable(out: str, overwrite: bool = False) -> None:
+def check_out_writable(out: str, moves_aside: bool = False) -> None:
     """Refuse an --out this process cannot write here (no filesystem change): OUT itself (with
-    ``overwrite``, the folder OUT is moved aside and made again in), or the nearest existing folder it
-    would be created below, not writable (a read-only file system included), or a folder name to create
-    longer than the file system allows. Not for a command only validated here to run elsewhere (a plan,
-    a SLURM script)."""
+    ``moves_aside``, an --overwrite of a run: the folder OUT is moved aside and made again in), or the
+    nearest existing folder it would be created below, not writable (a read-only file system included),
+    or a folder name to create longer than the file system allows. Not for a command only validated here
+    to run elsewhere (a plan, a SLURM script)."""
     p = _nearest_existing(out, out, "--out")
-    if overwrite and os.path.isdir(out) and os.listdir(out):      # moved aside: its parent is written
+    if moves_aside and os.path.isdir(out):             # the run is moved aside in OUT's parent
         p = os.path.dirname(os.path.abspath(out))
     _check_folder_usable(p, out, "--out")
     _check_name_lengths(out, p)

@@ -506,8 +506,8 @@ class Session:
         try:
             os.makedirs(aside)
         except OSError as exc:
-            raise InputError(f"--overwrite: cannot create {aside} to keep the old run until the new one "
-                             f"has started ({describe_oserror(exc)})") from None
+            raise _create_error(exc, f"--overwrite: cannot create {aside} to keep the old run until the new "
+                                     f"one has started ({describe_oserror(exc)})") from None
         try:
             for entry in os.listdir(self.out):
                 if entry != LOCK:

@@ -162,7 +162,7 @@ def prepare_members(argvs, log_dir, threads: int | None = None, failed: list | N
                     raise
                 msg = describe_oserror(exc) if isinstance(exc, OSError) else str(exc)
                 failed.append(f"{out if out is not None else label}: {msg}")
-                _say(log_dir, out, f"Error: {msg}", label, echo=False)
+                _say(log_dir, out, f"Error: {msg}", label)         # on stderr too, as a diverging run's
             except (InputError, click.ClickException) as exc:
                 msg = other_name_hint(exc, exc.format_message()) if isinstance(exc, click.ClickException) else str(exc)
                 refused[(i, out if out is not None else label)] = msg
@@ -285,7 +285,13 @@ def train_batch_cmd(members, log_dir, threads):
     prepared, refused = prepare_members(argvs, log_dir, threads, not_started)
     if not prepared and made_logs and not not_started:  # every member refused: bad input leaves nothing behind
         shutil.rmtree(made_logs, ignore_errors=True)   # (the refusals are the one line on stderr)
-    failed = not_started + _train_all(prepared, log_dir, blas_threads.resolve(threads))
+    try:
+        failed = not_started + _train_all(prepared, log_dir, blas_threads.resolve(threads))
+    except RunFailure as exc:                          # a stop (130/143): 1 when a member also failed
+        if not_started:
+            raise RunFailure(f"{exc}; {len(not_started)} run(s) failed before training (first: "
+                             f"{not_started[0]})") from None
+        raise
     if refused:                                        # one line naming every refused member and why
         raise InputError(f"{len(refused)} of {len(argvs)} runs refused: "
                          + "; ".join(f"{k}: {v.rstrip('.')}" for k, v in refused.items()))

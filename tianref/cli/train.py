@@ -160,7 +160,8 @@ def train_cmd(ctx, xp_name, M, K, n_train, train_frac, eta, eta_schedule, lr, ep
     given = {p for p in ctx.params if ctx.get_parameter_source(p) == click.core.ParameterSource.COMMANDLINE}
     rundir.check_out_path(out)
     if not check_only and not resume:           # a new run about to start here (a check may be for a run
-        check_out_writable(out, overwrite)      # elsewhere; a resume checks what it rewrites: Session)
+        check_out_writable(out, overwrite and not rundir.is_empty(out))   # elsewhere; a resume checks
+                                                # what it rewrites: Session)
     if resume and overwrite:
         raise InputError("give --resume or --overwrite, not both")
     batch_blas = BATCH_BLAS.get()
@@ -290,7 +291,7 @@ def train_cmd(ctx, xp_name, M, K, n_train, train_frac, eta, eta_schedule, lr, ep
             engine.check_init(cfg, init)
         if check_only:
             if CHECK_FOLDER.get():                      # in use, not empty, not a run to replace, not
-                check_out_writable(out, overwrite)      # writable here: refused (touching nothing)
+                check_out_writable(out, overwrite and not rundir.is_empty(out))   # writable here: refused
                 rundir.Session(out, overwrite=overwrite, note=_note)
             if CHECK_DEVICE.get():
                 get_xp(xp_name)
