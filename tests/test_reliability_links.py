@@ -151,3 +151,16 @@ def test_a_full_disk_making_the_lock_file_is_exit_1_and_leaves_no_folder(tmp_pat
     r = cli(["train", *SMALL, "--out", tmp_path / "new" / "run"])
     assert r.exit_code == 1 and "cannot create its lock file" in r.stderr and "No space left" in r.stderr, r.output
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_rolled_back_out_spelled_with_dotdot_removes_what_makedirs_made(tmp_path, monkeypatch):
+    """--out x/../y/z: makedirs makes x as well as y and z; a rollback removes all three, and keeps a y
+    that existed before (empty or not)."""
+    monkeypatch.chdir(tmp_path)
+    r = cli(["train", *SMALL, "--init-scale", "1e300", "--out", "x/../y/z"])
+    assert r.exit_code == 1, r.output
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "y").mkdir()
+    r = cli(["train", *SMALL, "--init-scale", "1e300", "--out", "x/../y/z"])
+    assert r.exit_code == 1, r.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["y"] and list((tmp_path / "y").iterdir()) == []

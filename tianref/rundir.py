@@ -195,34 +195,38 @@ def lock_holder(out: str):
 RUNTIME_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EIO)    # the disk failed, not the path given
 
 
-def _remove_empty_above(path: str, top, itself: bool = False) -> None:
-    """Remove the folders above ``path`` (and ``path`` itself with ``itself``) up to and including ``top``
-    (the topmost one a makedirs created), each only while it is empty, skipping those not made; nothing
-    when ``top`` is None."""
-    p = os.path.abspath(path)
-    if not itself:
-        p = os.path.dirname(p)
-    while top is not None and (p == top or p.startswith(top.rstrip(os.sep) + os.sep)):
-        if os.path.isdir(p) and not os.path.islink(p):
-            try:
-                os.rmdir(p)
-            except OSError:
-                return
-        p = os.path.dirname(p)
-
-
 def _create_error(exc: OSError, msg: str):
     """A folder that could not be made: a full disk or an I/O error is a runtime failure (exit 1), any
     other cause (permissions, a read-only file system, a name too long) a path that cannot be used (2)."""
     return RunFailure(msg) if exc.errno in RUNTIME_ERRNOS else InputError(msg)
 
 
-def _topmost_missing(path: str):
-    """The topmost folder of ``path`` that does not exist yet (the first one makedirs creates), or None."""
-    path, top = os.path.abspath(path), None
-    while not os.path.exists(path):
-        top, path = path, os.path.dirname(path)
-    return top
+def _missing_levels(path: str) -> list:
+    """The folders os.makedirs(path) will create, as the path spells them (a '..' through a folder not
+    made yet included: makedirs creates that folder too), outermost first."""
+    parts, made, p = path.split(os.sep), [], ""
+    for i, part in enumerate(parts):
+        p = part if i == 0 else os.path.join(p, part)
+        if i == 0 and part == "":
+            p = os.sep                                   # an absolute path
+            continue
+        if part in ("", os.curdir, os.pardir):
+            continue
+        if not os.path.lexists(os.path.realpath(p)):       # 'x/..' with x missing: the folder above x
+            made.append(p)
+    return made
+
+
+def _remove_made(made) -> None:
+    """Remove the folders a makedirs made (``made``, outermost first), innermost first, each only while it
+    is an empty folder; stop at the first that is not."""
+    for p in reversed(made or []):
+        if not os.path.isdir(p) or os.path.islink(p):
+            continue
+        try:
+            os.rmdir(p)
+        except OSError:
+            return
 
 
 def in_use(out: str, pid) -> RunInUse:
@@ -429,13 +433,13 @@ class Session:
     def __enter__(self) -> "Session":
         if not os.path.isdir(self.out):
             try:
-                self.top = _topmost_missing(self.out)        # what makedirs creates first
+                self.made = _missing_levels(self.out)        # what makedirs creates
                 os.makedirs(self.out)
                 self.created = True
             except FileExistsError:
                 pass
             except OSError as exc:                           # the folders made before it failed go again
-                _remove_empty_above(self.out, self.top, itself=True)
+                _remove_made(self.made)
                 raise _create_error(exc, f"--out {self.out}: cannot create it ({describe_oserror(exc)})") from None
         try:
             self.lock.acquire()
@@ -580,4 +584,4 @@ class Session:
             os.rmdir(self.out)
         except OSError:
             return
-        _remove_empty_above(self.out, getattr(self, "top", None))
+        _remove_made(getattr(self, "made", None))
