@@ -43,7 +43,7 @@ def check_out_path(out: str) -> str:
     p = _nearest_existing(parent, out, "--out")   # the nearest existing ancestor must be a folder
     if not os.path.isdir(p):
         raise InputError(f"--out {out}: {p} is not a directory")
-    run = _run_at_or_above(parent) or _run_at_or_above(os.path.dirname(os.path.realpath(out)))
+    run = _run_holding(out, parent)
     if run is not None:
         raise InputError(f"--out {out} lies inside the run directory {run}, where only its own run writes (a "
                          "run there would be hidden from summarize and block that run's --overwrite); give a "
@@ -123,11 +123,14 @@ def _run_at_or_above(path: str):
     return None
 
 
+def _run_holding(path: str, folder: str):
+    """The run directory at or above ``folder`` (the one ``path`` is written in, as its text names it) or
+    above the folder the OS reaches for ``path`` ('link/..' is the link target's parent there), or None."""
+    return _run_at_or_above(folder) or _run_at_or_above(os.path.dirname(os.path.realpath(path)))
+
+
 def _refuse_in_run(path: str, folder: str, what: str) -> None:
-    # the folder as written, and the one the OS reaches ('link/..' is the link target's parent there)
-    run = _run_at_or_above(folder)
-    if run is None and folder != path:
-        run = _run_at_or_above(os.path.dirname(os.path.realpath(path)))
+    run = _run_holding(path, folder)
     if run is not None:
         raise InputError(f"{what} {path} lies inside the run directory {run}, where only train writes (its "
                          "files would be replaced, or a later --overwrite refused); give a path outside it")

@@ -53,31 +53,25 @@ def _say(log_dir, out, msg, label=None, echo: bool = True, lead: str = ""):
 
 
 def _option_of(argv, name):
-    """The value of option ``name`` in a member's arguments (``name X`` or ``name=X``; the last), or None."""
-    value = None
-    for i, a in enumerate(argv):
-        if a == name and i + 1 < len(argv):
-            value = argv[i + 1]
-        elif a.startswith(name + "="):
-            value = a[len(name) + 1:]
-    return value
-
-
-def _out_of(argv):
-    """The --out of a member's arguments (``--out X`` or ``--out=X``), None without one; given twice,
-    the last, the one click parses (the folder train writes)."""
-    out, i = None, 0
+    """The value of option ``name`` in a member's arguments (``name X`` or ``name=X``), None without one;
+    given twice, the last, the one click parses. Tokens after ``--`` are no options."""
+    value, i = None, 0
     while i < len(argv):
         a = argv[i]
         if a == "--":                                  # what follows is no option
             break
-        if a == "--out" and i + 1 < len(argv):
-            out, i = argv[i + 1], i + 2
+        if a == name and i + 1 < len(argv):
+            value, i = argv[i + 1], i + 2
             continue
-        if a.startswith("--out="):
-            out = a[len("--out="):]
+        if a.startswith(name + "="):
+            value = a[len(name) + 1:]
         i += 1
-    return out
+    return value
+
+
+def _out_of(argv):
+    """The --out of a member's arguments: the folder train writes (``_option_of``)."""
+    return _option_of(argv, "--out")
 
 
 HOST = ("numpy", "fake")                # backends whose stack is split into thread parts (--threads)
@@ -98,7 +92,8 @@ def check_members(argvs, threads: int | None = None) -> dict:
     from tianref.cli.train import BATCH_BLAS, train_cmd
     refused = {}
     threads = blas_threads.resolve(threads)
-    replaced = [os.path.realpath(_out_of(a)) for a in argvs if _out_of(a) is not None and "--overwrite" in a]
+    replaced = [os.path.realpath(out) for out, a in ((_out_of(a), a) for a in argvs)
+                if out is not None and "--overwrite" in a]
     tokens = BATCH_BLAS.set(lambda xp_name: blas_of(xp_name, threads)), CHECK_FOLDER.set(True)
     try:
         for i, argv in enumerate(argvs):

@@ -159,9 +159,10 @@ def train_cmd(ctx, xp_name, M, K, n_train, train_frac, eta, eta_schedule, lr, ep
 
     given = {p for p in ctx.params if ctx.get_parameter_source(p) == click.core.ParameterSource.COMMANDLINE}
     rundir.check_out_path(out)
-    if not check_only and not resume:           # a new run about to start here (a check may be for a run
-        check_out_writable(out, overwrite and not rundir.is_empty(out))   # elsewhere; a resume checks
-                                                # what it rewrites: Session)
+    # a new run about to start here (a check may be for a run elsewhere; a resume's Session checks the
+    # files it rewrites)
+    if not check_only and not resume:
+        check_out_writable(out, overwrite and not rundir.is_empty(out))
     if resume and overwrite:
         raise InputError("give --resume or --overwrite, not both")
     batch_blas = BATCH_BLAS.get()

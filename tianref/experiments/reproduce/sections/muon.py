@@ -89,7 +89,7 @@ def checkpoint_diversity(rec) -> dict | None:
         path = runs.checkpoint_path(str(rec.path), e)
         if not Path(path).is_file():
             continue
-        W = np.asarray(runs.load_checkpoint(str(rec.path), e)["W"])                                       # (2M, K)
+        W = np.asarray(runs.load_checkpoint(str(rec.path), e)["W"])                    # (2M, K)
         d = fourier.diversity(np, W, int(rec.config["M"]), purity_min=PURITY_MIN)
         out[str(int(e))] = {k: (None if d.get(k) is None else float(d[k]))
                             for k in ("n_units", "n_pure", "coverage", "entropy", "entropy_norm")}
