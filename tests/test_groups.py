@@ -5,12 +5,14 @@ Independent checks: a built group is compared with facts that do not come from i
 an expr table against the same expression evaluated by NumPy directly).
 """
 import json
+import os
 import re
+import threading
 
 import numpy as np
 import pytest
 
-from tianref import data
+from tianref import data, groups
 from tianref.errors import InputError
 from tianref.groups import check_group, parse_group
 
@@ -203,3 +205,34 @@ def test_table_files(tmp_path):
             parse_group(f"table:{r}")
     with pytest.raises(InputError, match="cannot read"):
         parse_group(f"table:{tmp_path / 'missing.json'}")
+
+
+def test_table_file_must_be_a_bounded_regular_file(tmp_path, monkeypatch):
+    """A device would be read without end (/dev/zero: a MemoryError) and a FIFO would wait for a writer:
+    both are refused at once, as is a file larger than any table needs and one that is not UTF-8."""
+    fifo = tmp_path / "fifo.json"
+    os.mkfifo(fifo)
+    def unblock():                               # a regression would block in open(): a writer ends it
+        try:
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError:                          # no reader waiting: nothing to unblock
+            pass
+    timer = threading.Timer(5.0, unblock)
+    timer.daemon = True
+    timer.start()
+    try:
+        for path in (str(fifo), "/dev/null"):     # /dev/null: a device that ends (a regression fails, not OOMs)
+            with pytest.raises(InputError, match="not a regular file"):
+                parse_group(f"table:{path}")
+    finally:
+        timer.cancel()
+    big = tmp_path / "big.json"
+    big.write_text(json.dumps({"table": [[0, 1], [1, 0]]}) + " " * 64)
+    monkeypatch.setattr(groups, "TABLE_FILE_MAX", 32)
+    with pytest.raises(InputError, match="more than a table file can need"):
+        parse_group(f"table:{big}")
+    monkeypatch.undo()
+    assert parse_group(f"table:{big}").order == 2
+    (tmp_path / "latin.json").write_bytes(b'{"name": "\xe9", "table": [[0]]}')
+    with pytest.raises(InputError, match="not UTF-8"):
+        parse_group(f"table:{tmp_path / 'latin.json'}")

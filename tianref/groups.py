@@ -25,6 +25,7 @@ import hashlib
 import json
 import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -180,13 +181,39 @@ def direct_product(*factors: Group) -> Group:
 TABLE_EXAMPLE = '{"name": "Z3", "table": [[0, 1, 2], [1, 2, 0], [2, 0, 1]]}'
 
 
+TABLE_FILE_MAX = 64 << 20    # bytes: an order-MAX_ORDER table, even one number a line, is ~15 MB
+
+
+def _read_table_file(path: str) -> str:
+    """The text of a table: file, refused unless it is a regular file of at most TABLE_FILE_MAX bytes: a
+    device (/dev/zero) would be read without end and a FIFO would wait for a writer (opened without
+    blocking, then judged by what was opened)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise InputError(f"table:{path}: not a regular file")
+        if st.st_size > TABLE_FILE_MAX:
+            raise InputError(f"table:{path}: {st.st_size} bytes, more than a table file can need "
+                             f"({TABLE_FILE_MAX >> 20} MiB; the largest order is {MAX_ORDER})")
+        data = f.read(TABLE_FILE_MAX + 1)
+    if len(data) > TABLE_FILE_MAX:               # grew while read
+        raise InputError(f"table:{path}: more than {TABLE_FILE_MAX >> 20} MiB")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"table:{path}: not JSON (not UTF-8 text: {exc.reason} at byte {exc.start})") from None
+
+
 def from_json(path: str) -> Group:
     """``{"name": ..., "table": [[...], ...]}`` (TABLE_EXAMPLE); a table outside 0..M-1 is refused (not closed)."""
     p = Path(path)
     try:
-        obj = json.loads(p.read_text())
+        text = _read_table_file(path)
     except OSError as exc:
         raise InputError(f"table:{path}: cannot read ({exc.strerror or exc})") from None
+    try:
+        obj = json.loads(text)
     except ValueError as exc:
         raise InputError(f"table:{path}: not JSON ({exc})") from None
     except RecursionError:                       # arrays nested thousands deep
