@@ -355,3 +355,32 @@ def test_no_figure_drawn_is_one_line_with_its_reasons(tmp_path):
     assert r.exit_code == 2 and len(lines) == 1, r.stderr
     assert "no figure could be drawn" in lines[0] and "one activation" in lines[0]
     assert not (tmp_path / "f").exists()
+
+
+def test_top5_with_many_conditions_is_split_into_figures(tmp_path):
+    """One row a condition: 10 conditions are drawn 8 and 2 (top5, top5_2), each figure's title says which,
+    a note names the figures, and plot writes both, noting a page an earlier, larger plot left behind."""
+    from tianref.analysis import plots
+    root = tmp_path / "etas"
+    etas = [k * 1e-4 for k in range(1, 11)]
+    for i, eta in enumerate(etas):
+        write_run(root / f"eta{i}", dict(BASE_CONFIG, eta=eta, epochs=60), synth_columns(60, True, seed=i))
+    figs, notes = figures_from_runs(read_tree(root), which=("top5",))
+    assert list(figs) == ["top5", "top5_2"] == plots.top5_names(10)
+    assert len(figs["top5"].axes) == plots.TOP5_ROWS == 8 and len(figs["top5_2"].axes) == 2
+    assert "conditions 1–8 of 10" in figs["top5"]._suptitle.get_text()
+    assert "conditions 9–10 of 10" in figs["top5_2"]._suptitle.get_text()
+    assert notes == ["top5: 10 conditions, drawn 8 to a figure: top5, top5_2"]
+    assert plots.top5_names(8) == ["top5"] and plots.top5_names(17) == ["top5", "top5_2", "top5_3"]
+    out = tmp_path / "figs"
+    out.mkdir()
+    (out / "top5_3.png").write_bytes(b"older")
+    res = CliRunner().invoke(plot_cmd, [str(root), "--out", str(out), "--figure", "top5", "--dpi", "30"])
+    assert res.exit_code == 0, res.output
+    assert res.stdout.split() == [str(out / "top5.png"), str(out / "top5_2.png")]
+    assert "top5_3.png" in res.stderr and "earlier plot" in res.stderr
+    assert (out / "top5_3.png").read_bytes() == b"older"            # never removed
+    (out / "top5_2.png").unlink()
+    (out / "top5_2.png").mkdir()                                    # a folder where a page goes: refused
+    res = CliRunner().invoke(plot_cmd, [str(root), "--out", str(out), "--figure", "top5", "--dpi", "30"])
+    assert res.exit_code == 2 and "top5_2.png" in res.output

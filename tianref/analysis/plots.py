@@ -12,7 +12,9 @@ Figures (each a ``matplotlib.figure.Figure`` built without pyplot state; saved w
                  says 'no σ₂/σ₃ fire (0/n)' for a condition where no run fired), and the
                  median collapse epoch (diagnostics.collapse_epoch) where sigma2/sigma3 collapses
     top5         sigma1..sigma5 of the rolling Delta-W Gram (log) at W = 5/20/30, per condition (titles
-                 wrapped to their panel's width)
+                 wrapped to their panel's width); more than TOP5_ROWS conditions are drawn TOP5_ROWS to a
+                 figure: top5, top5_2, top5_3, ... (one row a condition would make 40 conditions a
+                 16 000-pixel-tall image)
     activation   x^2 vs ReLU: test accuracy, rho_tian and sigma2/sigma3, grok vs control
 
 A long legend (a mixed tree's conditions) goes below the axes in as many columns as fit the figure's
@@ -44,6 +46,7 @@ from tianref.analysis.records import RunRecord, run_status, window_key, windows_
 from tianref.analysis.summarize import condition_labels, group_conditions  # noqa: E402
 
 FIGURES = ("headline", "top5", "activation")
+TOP5_ROWS = 8                # conditions (rows) of one top-5 figure; more go on top5_2, top5_3, ...
 ACT_NAMES = {"sqr": "x²", "relu": "ReLU", "silu": "SiLU", "relusqr": "ReLU²"}
 
 
@@ -232,8 +235,15 @@ def fig_headline(groups, window=None, rho_threshold=det.RHO_THRESHOLD, title=Non
     return fig
 
 
-def fig_top5(groups, windows=(5, 20, 30)) -> Figure:
-    """Rows = groups, columns = windows; sigma1..sigma5 (medians over seeds where n > 1), log scale."""
+def top5_names(n_conditions: int) -> list[str]:
+    """The top-5 figures' names for n conditions: top5, then top5_2, top5_3, ... (TOP5_ROWS to a figure)."""
+    pages = max(1, -(-n_conditions // TOP5_ROWS))
+    return ["top5"] + [f"top5_{k}" for k in range(2, pages + 1)]
+
+
+def fig_top5(groups, windows=(5, 20, 30), part: str = "") -> Figure:
+    """Rows = groups, columns = windows; sigma1..sigma5 (medians over seeds where n > 1), log scale.
+    part: what the title adds when the conditions are split over several figures ("conditions 9-16 of 40")."""
     ncol, nrow = len(windows), len(groups)
     fig = Figure(figsize=(max(4.2 * ncol, 6.0) + 1.0, 3.4 * nrow + 0.6), layout="constrained")
     axes = np.atleast_2d(fig.subplots(nrow, ncol, sharex=True, sharey=True, squeeze=False))
@@ -252,7 +262,7 @@ def fig_top5(groups, windows=(5, 20, 30)) -> Figure:
                 ax.set_xlabel("epoch")
     _legend(fig, handles, [])
     records = [r for _, rs in groups for r in rs]
-    fig.suptitle("Top-5 eigenvalues of the rolling ΔW Gram\n"
+    fig.suptitle(f"Top-5 eigenvalues of the rolling ΔW Gram{f' ({part})' if part else ''}\n"
                  f"{ft.setup_of(records, show_window=False)}; {ft.spread_of(groups)}",
                  fontsize=10)
     return fig
@@ -360,7 +370,16 @@ def figures_from_runs(records: list[RunRecord], which=FIGURES, window=None,
             notes.append(f"top5: window(s) {missing} not logged by every run, left out: {shows} (a run logs "
                          "the windows of its train --windows)")
         if have:
-            figs["top5"] = fig_top5(_labelled(main), tuple(have))
+            labelled = _labelled(main)
+            names = top5_names(len(labelled))
+            for k, name in enumerate(names):
+                rows = labelled[k * TOP5_ROWS:(k + 1) * TOP5_ROWS]
+                part = (f"conditions {k * TOP5_ROWS + 1}–{k * TOP5_ROWS + len(rows)} of {len(labelled)}"
+                        if len(names) > 1 else "")
+                figs[name] = fig_top5(rows, tuple(have), part)
+            if len(names) > 1:
+                notes.append(f"top5: {len(labelled)} conditions, drawn {TOP5_ROWS} to a figure: "
+                             + ", ".join(names))
         elif not windows:
             notes.append("top5: the runs name no rolling window in their config; figure skipped")
     if "activation" in which:

@@ -1,6 +1,7 @@
 """``summarize`` and ``plot``: thin click commands over tianref.analysis.summarize and tianref.analysis.plots."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import click
@@ -163,8 +164,17 @@ def plot_cmd(run_dir, out_dir, which, window, windows_text, act, fmt, dpi):
     figs, notes = figures_from_runs(records, names, window, _window_list(windows_text), act)
     if not figs:                              # one line: why each was skipped, in the error itself
         raise InputError("no figure could be drawn from these runs" + (f" ({'; '.join(notes)})" if notes else ""))
+    for name in figs:                         # top5_2, top5_3, ...: known only once the runs are read
+        check_output_file(out_dir / f"{name}.{fmt}", "--out")
     for note in notes:
         click.echo(f"note: {note}", err=True)
+    if "top5" in figs:                        # pages of an earlier plot with more conditions stay: say so
+        older = sorted((p for p in out_dir.glob(f"top5_*.{fmt}")
+                        if re.fullmatch(r"top5_[0-9]+", p.stem) and p.stem not in figs),
+                       key=lambda p: int(p.stem[5:])) if out_dir.is_dir() else []
+        if older:
+            click.echo(f"note: {', '.join(p.name for p in older)} in {out_dir} are from an earlier plot "
+                       "(this one drew fewer top-5 figures); not rewritten", err=True)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
