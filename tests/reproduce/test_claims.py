@@ -279,3 +279,34 @@ def test_a_section_with_missing_runs_judges_at_most_in_kind():
     assert got == ["in kind (44 of the section's 60 runs (16 not run))",
                    "in kind (small M; 44 of the section's 60 runs (16 not run))", "info"]
     assert on_the_runs_here(claims, {"n_runs": 60, "missing_runs": []}) == claims
+
+
+def test_a_verdict_judged_on_a_bracket_only_findings_prints_is_a_findings_claim(pub):
+    """The paper prints T3's 174 [173, 174], 15/15, 0/15, 229x and the medians ≈ 300, ≈ 1.31 and 102, but the
+    brackets [168, 320], [1.25, 1.37] and [99, 102], the 6-seed pilot's lag 35 [34, 36] and the control's
+    ~0.03 are findings.md's only; T1's IQR is printed in the paper's text at epochs 50 and 300 only. A claim
+    judged against such a bracket names findings.md as its source, not the paper (both were 'paper')."""
+    import json
+    from tianref.experiments.reproduce.sections.headline import Headline
+    from tianref.experiments.reproduce.sections.thm6 import Thm6
+
+    def kinds(section, build):
+        doc = json.loads((REPO / f"reference_results/reproduction/full/{section}/summary.json").read_text())
+        return {c.claim: c.source.kind for c in build().claims(doc, pub)}
+    head = kinds("headline", Headline)
+    assert head["σ2/σ3 slope fire (epoch), eta=0.0002: 174 [173, 174]"] == "paper"     # the IQR is in the paper
+    assert head["σ2/σ3 slope fire, fired/n, eta=0.0002: 15/15"] == "paper"
+    assert head["σ2/σ3 slope fire, fired/n, eta=0: 0/15"] == "paper"
+    assert head["late σ2/σ3 grok/control, eta=0.0002: 229"] == "paper"
+    assert head["t(test ≥ 0.5), eta=0.0002: 102 [99, 102]"] == "findings"
+    assert head["late σ2/σ3, ep 200-400, eta=0.0002: 300 [168, 320]"] == "findings"
+    assert head["late σ2/σ3, ep 200-400, eta=0: 1.31 [1.25, 1.37]"] == "findings"
+    assert head["slope fire − t(test ≥ 0.99), eta=0.0002: 35 [34, 36]"] == "findings"       # the 6-seed pilot
+    assert head["control test accuracy, median over ep 200-400, control: ~0.03"] == "findings"
+    printed = pub["tables"]["T1"]["sqr_iqr_in_text"]
+    rows = {r["epoch"]: r["iqr"] for r in pub["tables"]["T1-IQR"]["rows"]}
+    assert {k: v for k, v in printed.items() if k != "source"} == {"50": rows[50], "300": rows[300]}
+    t1 = {k.split(":")[0]: v for k, v in kinds("thm6", Thm6).items() if k.startswith("sign-match, paper route, x²")}
+    assert t1 == {"sign-match, paper route, x², ep 50": "paper", "sign-match, paper route, x², ep 100": "findings",
+                  "sign-match, paper route, x², ep 175": "findings", "sign-match, paper route, x², ep 250": "findings",
+                  "sign-match, paper route, x², ep 300": "paper"}

@@ -33,9 +33,9 @@ def test_headline_claims_known_answers(pub):
     assert (c["verdict"], c["ours"]) == ("differs", "110 [105, 112] 15/15")
     c = find(claims, "σ2/σ3 slope fire, fired/n, eta=0: 0/15", "paper")
     assert (c["ours"], c["verdict"]) == ("1/15", "differs")
-    c = find(claims, "late σ2/σ3, ep 200-400, eta=0.0002: 300 [168, 320]", "paper")
+    c = find(claims, "late σ2/σ3, ep 200-400, eta=0.0002: 300 [168, 320]", "findings")
     assert c["verdict"] == gram and c["note"] == "the bracket is an IQR or the min-max range"
-    c = find(claims, "late σ2/σ3, ep 200-400, eta=0: 1.31 [1.25, 1.37]", "paper")
+    c = find(claims, "late σ2/σ3, ep 200-400, eta=0: 1.31 [1.25, 1.37]", "findings")
     assert c["verdict"] == gram
     c = find(claims, "late σ2/σ3 grok/control, eta=0.0002: 229")
     assert (c["rule"], c["ours"]) == ("info", "200x")                   # no published range: shown
