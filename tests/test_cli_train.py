@@ -191,3 +191,18 @@ def test_script_entry_point_runs_as_subprocess(tmp_path):
     p = subprocess.run([sys.executable, os.path.join(ROOT, "cli.py"), "train", *SMALL,
                         "--out", str(tmp_path / "run")], capture_output=True, text=True, check=True)
     json.loads(p.stdout.strip())
+
+
+@pytest.mark.parametrize("last", ["--optimizer", "--lr", "--group"])
+def test_an_option_missing_its_value_is_named_by_every_validating_path(tmp_path, last):
+    """The validating first passes (a sweep's check of its runs, train-batch's of its members) add a flag of
+    their own; added after the run's arguments, it was taken as the value of a last option missing one
+    ("'--check-only' is not one of 'adam', ..."). Every path now says the option needs a value."""
+    from tianref.cli.train import check_train_args
+    from tianref.errors import InputError
+    args = ["--out", str(tmp_path / "r"), "--M", "11", "--K", "32", "--epochs", "2", last]
+    with pytest.raises(InputError, match=f"Option '{last}' requires an argument"):
+        check_train_args(args, device=False)
+    res = CliRunner().invoke(main, ["train-batch", "--member", " ".join(args)])
+    assert res.exit_code == 2 and f"Option '{last}' requires an argument" in res.output, res.output
+    assert "check-only" not in res.output and not (tmp_path / "r").exists()

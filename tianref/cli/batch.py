@@ -111,7 +111,7 @@ def check_members(argvs, threads: int | None = None) -> dict:
                 continue
             raise_token = RAISE_ERRORS.set(True)
             try:
-                train_cmd.main(args=[*argv, "--check-only"], prog_name="train", standalone_mode=False)
+                train_cmd.main(args=["--check-only", *argv], prog_name="train", standalone_mode=False)
             except RunInUse:
                 pass
             except (InputError, click.ClickException) as exc:

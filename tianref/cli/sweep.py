@@ -32,6 +32,11 @@ OWN = {"--out": "the runs go to ROOT/<condition>_seed<s>", "--seed": "give --see
        **{o: "give it before '--'" for o in ("--epochs", "--threads", "--eta", "--act", "--M", "--group",
                                               "--train-frac", "--K", "--windows", "--metrics", "--xp", "--dtype",
                                               "--no-resume-state")}}
+# train options that have no place in a sweep at all: why
+NOT_IN_SWEEP = {"--check-only": "it validates a run without training it; sweep checks every run before any starts "
+                                "(--plan prints their commands)",
+                "--eta-schedule": "sweep gives every run its --eta from its own --eta list, and a run takes --eta "
+                                  "or --eta-schedule, not both: train a schedule with train --eta-schedule"}
 
 
 def pass_through(tokens) -> tuple:
@@ -42,6 +47,8 @@ def pass_through(tokens) -> tuple:
         name = t.split("=", 1)[0]
         if name in OWN:
             raise InputError(f"{name} after '--' is set by sweep for every run ({OWN[name]})")
+        if name in NOT_IN_SWEEP:
+            raise InputError(f"{name} cannot be given to a sweep: {NOT_IN_SWEEP[name]}")
     return tuple(tokens)
 
 

@@ -374,7 +374,7 @@ def check_train_args(args, device: bool = True):
     Returns (TrainConfig, init source) of a new run (tianref/identity.py), None for --resume."""
     token, dev, box = RAISE_ERRORS.set(True), CHECK_DEVICE.set(device), CHECKED.set([])
     try:
-        train_cmd.main(args=list(args) + ["--check-only"], prog_name="train", standalone_mode=False)
+        train_cmd.main(args=["--check-only", *args], prog_name="train", standalone_mode=False)
         got = CHECKED.get()
         return got[0] if got else None
     except click.ClickException as exc:
