@@ -71,8 +71,14 @@ def test_a_group_has_one_stored_spelling(tmp_path):
     code, stdout, err = cli(["sweep", str(tmp_path / "sw"), "--group", "Z6,6,3x4", "--seeds", "0", "--eta", "0",
                              "--K", "32", "--epochs", "3", "--plan"])
     assert code == 0, err
-    assert [line.split("--group ")[1].split()[0] for line in stdout.splitlines()] == ["Z6", "3x4"]   # as first
-                                                                                  # spelt: an earlier sweep's folders
+    assert [line.split("--group ")[1].split()[0] for line in stdout.splitlines()] == ["Z6", "Z3xZ4"]  # one name
+    # a sweep given 3x4 and one given Z3xZ4 share their run (the folder carried the typed spelling: a sweep of
+    # the other spelling trained the same run again into a second folder)
+    small = ["--seeds", "0", "--eta", "0", "--K", "32", "--epochs", "2"]
+    assert cli(["sweep", str(tmp_path / "sw2"), "--group", "3x4", *small])[0] == 0
+    code, stdout, err = cli(["sweep", str(tmp_path / "sw2"), "--group", "Z3xZ4", *small])
+    assert code == 0 and json.loads(stdout)["skipped"] == 1, err
+    assert sorted(p.name for p in (tmp_path / "sw2").iterdir()) == ["_logs", "eta0_actsqr_groupZ3xZ4_seed0"]
 
 
 def test_a_run_stored_under_another_spelling_is_still_its_sweeps_and_resumes(tmp_path, monkeypatch):

@@ -52,6 +52,26 @@ def pass_through(tokens) -> tuple:
     return tuple(tokens)
 
 
+def _folder_spellings(root, specs: list) -> list:
+    """One condition per group (6 and Z6 name one), its folders named by the group's one name (3x4 -> Z3xZ4),
+    so that a sweep given 3x4 and one given Z3xZ4 share their runs; a spelling that an earlier sweep's folder
+    under ROOT already carries (``..._group3x4_...``, named as typed before) is kept, so that tree resumes.
+    A table: or expr: spec names its folders as given."""
+    from tianref.experiments.jobs import _tag
+    try:
+        parts = {p for d in os.scandir(root) if d.is_dir() for p in d.name.split("_")}
+    except OSError:                             # no ROOT yet (or not a folder: refused later, with its reason)
+        parts = set()
+    seen = {}
+    for g in specs:
+        one = stored_group_spec(g)
+        if g.strip().startswith(("table:", "expr:")) or f"group{_tag(g)}" in parts:
+            seen.setdefault(one, g)
+        else:
+            seen.setdefault(one, one)
+    return list(seen.values())
+
+
 def _numbers(text: str, what: str, kind=float) -> list:
     """'2e-4,0' -> [0.0002, 0.0]; the one list parser (config.parse_list); an empty list is refused."""
     out = list(parse_list(text, what, kind))
@@ -180,11 +200,7 @@ def sweep_cmd(root, train_args, eta_text, act_list, M_text, group_text, frac_tex
     from tianref.experiments import sweep
     lists = {"eta": _numbers(eta_text, "--eta"), "act": act_list}
     if group_text is not None:
-        lists["group"] = _numbers(group_text, "--group", str)
-        seen = {}                       # one condition per group: 6 and Z6 name one; the first spelling
-        for g in lists["group"]:        # names its folders (as in the sweeps before this was checked)
-            seen.setdefault(stored_group_spec(g), g)
-        lists["group"] = list(seen.values())
+        lists["group"] = _folder_spellings(root, _numbers(group_text, "--group", str))
     if M_text is not None or group_text is None:
         lists["M"] = _numbers("71" if M_text is None else M_text, "--M", int)
     if frac_text is not None:
