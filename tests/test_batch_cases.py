@@ -97,7 +97,7 @@ def test_a_member_without_out_refuses_the_batch_and_logs_nowhere(tmp_path):
     from cli_checks import cli
     long = " ".join(MEMBER + ["--windows", "5,10,20", "--checkpoint-epochs", "1,2", "--init-scale", "1.0",
                               "--output-scale", "1.0", "--gram-dtype", "float64", "--tail-rank", "M-1",
-                              "--momentum", "0.9", "--ridge-reg", "0.1", "--lr", "1e-3", "--eta", "2e-3",
+                              "--top-layer", "trained", "--metrics", "full", "--lr", "1e-3", "--eta", "2e-3",
                               "--act", "sqr", "--loss", "tian", "--optimizer", "adam", "--dtype", "float32"])
     assert len(long) > 255                                  # longer than a file name may be
     r = cli(["train-batch", "--log-dir", tmp_path / "_logs", "--member", f"--out={tmp_path / 'm0'} {long}",

@@ -179,6 +179,28 @@ def test_ridge_eval_given_without_the_ridge_top_layer_is_refused_at_either_value
         assert not (tmp_path / value).exists()
 
 
+@pytest.mark.parametrize("extra, says", [
+    (["--ridge-reg", "0.5"], "--ridge-reg needs --top-layer ridge"),
+    (["--ridge-reg", "1e-3"], "--ridge-reg needs --top-layer ridge"),                    # even at its default
+    (["--momentum", "0.5"], "--momentum is SGD's (--optimizer sgd); --optimizer adam does not use it"),
+    (["--momentum", "0.5", "--optimizer", "muon"], "--optimizer muon does not use it"),
+])
+def test_an_option_that_would_do_nothing_is_refused(tmp_path, extra, says):
+    """--momentum without SGD and --ridge-reg without the ridge top layer change no number of the run (its
+    rows were byte-identical) but did change its identity, so summarize split one condition in three and a
+    sweep given one would not pair with its siblings: refused, as --ridge-eval is."""
+    from click.testing import CliRunner
+    from tianref.cli import main
+    r = CliRunner().invoke(main, ["train", "--M", "7", "--K", "16", "--epochs", "2", *extra,
+                                  "--out", str(tmp_path / "r")])
+    assert r.exit_code == 2 and says in r.output, r.output
+    assert not (tmp_path / "r").exists()
+    ok = {"--ridge-reg": ["--top-layer", "ridge"], "--momentum": ["--optimizer", "sgd", "--lr", "0.05"]}[extra[0]]
+    r = CliRunner().invoke(main, ["train", "--M", "7", "--K", "16", "--epochs", "2", *extra[:2], *ok,
+                                  "--out", str(tmp_path / "ok")])
+    assert r.exit_code == 0, r.output
+
+
 def test_a_ridge_run_stored_before_the_option_resumes_as_current(tmp_path):
     """A ridge run written before --ridge-eval (no key in config.json nor in the resume state) logged
     V = ridge(W); --resume must continue it as that, row for row, not switch it to 'held'."""

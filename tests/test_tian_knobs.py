@@ -70,7 +70,8 @@ def test_default_knobs_leave_the_forward_bit_identical():
 
 
 @pytest.mark.parametrize("args,word", [
-    (["--momentum", "1"], "--momentum"),
+    (["--momentum", "1", "--optimizer", "sgd"], "--momentum must lie in [0, 1)"),
+    (["--momentum", "0.5"], "--optimizer adam does not use it"),
     (["--output-scale", "0"], "--output-scale"),
     (["--init-scale", "-1"], "--init-scale"),
     (["--top-layer", "ridge", "--loss", "theory"], "--loss tian"),

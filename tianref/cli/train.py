@@ -89,13 +89,13 @@ DEFAULT_TRAIN_FRAC = 0.4    # round(0.4 * 71^2) = 2016, the paper's n
                    "and coupled L2 (torch SGD(momentum, weight_decay)); muon: W by Muon (decoupled decay), "
                    "V by Adam (coupled L2), as Tian's code.")
 @click.option("--momentum", type=Float(), default=D.momentum, show_default=True,
-              help="SGD momentum (dampening 0, no Nesterov); used by --optimizer sgd only.")
+              help="SGD momentum (dampening 0, no Nesterov); used by --optimizer sgd only (refused with another optimizer).")
 @click.option("--top-layer", type=click.Choice(TOP_LAYERS), default=D.top_layer, show_default=True,
               help="trained: V is learned; ridge: every training step first sets V = (F^T F + lam I)^-1 "
                    "F^T T on the training set (no gradient through the solve), as Tian's set_weight_reg "
                    "does (see --ridge-eval).")
 @click.option("--ridge-reg", type=Float(), default=D.ridge_reg, show_default=True,
-              help="lam of the ridge top layer.")
+              help="lam of the ridge top layer (needs --top-layer ridge).")
 @click.option("--ridge-eval", type=click.Choice(RIDGE_EVALS), default=D.ridge_eval, show_default=True,
               help="With --top-layer ridge: held = Tian's loop: the optimizer then steps W and V from the "
                    "solved V, and rows, diagnostics and checkpoints see the V held (last solve + one step; "
@@ -269,6 +269,10 @@ def train_cmd(ctx, xp_name, M, K, n_train, train_frac, eta, eta_schedule, lr, ep
             n_train = n_train_from_frac(M, DEFAULT_TRAIN_FRAC)
         if "ridge_eval" in given and top_layer != "ridge":   # given, even at its default: it would do nothing
             raise InputError("--ridge-eval needs --top-layer ridge")
+        if "ridge_reg" in given and top_layer != "ridge":    # likewise: it would change the run's identity only
+            raise InputError("--ridge-reg needs --top-layer ridge")
+        if "momentum" in given and optimizer != "sgd":
+            raise InputError(f"--momentum is SGD's (--optimizer sgd); --optimizer {optimizer} does not use it")
         schedule = ()
         if eta_schedule is not None:                    # checked before anything is written
             if "eta" in given:
