@@ -126,3 +126,18 @@ def test_checkpoint_diversity_reads_each_checkpoints_W(tmp_path, monkeypatch):
         assert out[str(e)]["entropy"] == float(abs(W[0, 0])) and out[str(e)]["n_units"] == K
     monkeypatch.delattr(fourier, "diversity", raising=False)
     assert muon.checkpoint_diversity(rec) is None
+
+
+def test_the_reading_table_takes_every_seeds_pair_at_an_epoch_it_shows():
+    """A checkpoint is shown where some run has a pure unit; its medians and counts are over every seed, a pair
+    without a pure unit at 0 (the pair was left out, so a row read '0/1' of two seeds and its 'median over
+    seeds' was the one other seed's value)."""
+    per_run = [_run("adam", 0, "ce", div=_div((0, 0, 0), (0, 0, 0), n_pure=0)),
+               _run("muon", 0, "ce", div=_div((0, 0, 0), (0, 0, 0), n_pure=0)),
+               _run("adam", 1, "ce", div=_div((0, 1, 3), (0, 0.5, 1.0))),
+               _run("muon", 1, "ce", div=_div((0, 0, 2), (0, 0, 0.7), n_pure=0))]
+    pairs = muon.diversity_pairs(per_run, "ce", "coverage")
+    assert sorted(pairs) == ["250", "500"]                       # epoch 0 is never shown
+    assert pairs["250"] == [(0, 0.0, 0.0), (1, 1, 0.0)]          # seed 0's pair counts, at 0
+    none = [_run(o, s, "ce", div=_div((0, 0, 0), (0, 0, 0), n_pure=0)) for o in ("adam", "muon") for s in (0, 1)]
+    assert muon.diversity_pairs(none, "ce", "coverage") == {}    # no pure unit anywhere: no row

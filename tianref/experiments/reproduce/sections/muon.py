@@ -30,7 +30,8 @@ memorising with Adam already generalised: the claim compares the two only where 
 Rule of the diversity claim (per variant, for coverage and for entropy): a (seed, checkpoint) pair counts when
 both runs of the seed have generalised by the checkpoint; "most-pairs" judges Muon > Adam against Adam > Muon
 (a tie counts for neither; a run with no pure unit has entropy 0). No such pair (Muon never generalises): not
-measurable. The report's table shows every checkpoint > 0 where either run has a pure unit, for reading.
+measurable. The report's table shows, for reading, every seed's pair at each checkpoint > 0 where some run has
+a pure unit (a pair without one at 0).
 """
 from __future__ import annotations
 
@@ -103,11 +104,12 @@ def in_stage(run, epoch) -> bool:
 
 
 def diversity_pairs(per_run, variant, key, stage=False) -> dict:
-    """{epoch: [(seed, adam value, muon value)]}: every checkpoint > 0 where either run has a pure unit, or with
-    stage=True only the checkpoints where both runs are in the interactive stage (:func:`in_stage`)."""
+    """{epoch: [(seed, adam value, muon value)]}: every seed's pair at each checkpoint > 0 where some run of the
+    variant has a pure unit (a pair without one counts with 0: a row's medians are over every seed), or with
+    stage=True only the pairs whose two runs are in the interactive stage at the checkpoint (:func:`in_stage`)."""
     runs = {(s["optimizer"], s["seed"]): s for s in per_run if s["variant"] == variant}
     by = {k: s.get("diversity") or {} for k, s in runs.items()}
-    out = {}
+    out, pure = {}, set()
     for (opt, seed), da in sorted(by.items()):
         dm = by.get(("muon", seed))
         if opt != "adam" or dm is None:
@@ -117,11 +119,13 @@ def diversity_pairs(per_run, variant, key, stage=False) -> dict:
             if stage:
                 if not (in_stage(runs[("adam", seed)], e) and in_stage(runs[("muon", seed)], e)):
                     continue
-            elif int(e) == 0 or not ((a["n_pure"] or 0) + (m["n_pure"] or 0)):
+            elif int(e) == 0:
                 continue
+            if (a["n_pure"] or 0) + (m["n_pure"] or 0):
+                pure.add(e)
             val = lambda d: (d[key] or 0.0) if d["n_pure"] else 0.0                  # noqa: E731
             out.setdefault(e, []).append((seed, val(a), val(m)))
-    return out
+    return out if stage else {e: v for e, v in out.items() if e in pure}
 
 
 class Muon(Section):
