@@ -96,10 +96,12 @@ def _magnitude(ours, ref, *, max_log10):
 
 
 def _seedrange(ours, ref, **_):
-    """ours = (min, max) over our seeds, ref = the published single run."""
-    if ours is None or None in ours or not _finite(ref):
+    """ours = (min, max) over our seeds, ref = the published single run, or (lo, hi) the interval a value the
+    source rounds stands for (its rounding interval): pass when it meets [min, max]."""
+    lo, hi = ref if isinstance(ref, (tuple, list)) else (ref, ref)
+    if ours is None or None in ours or not (_finite(lo) and _finite(hi)):
         return "undefined"
-    return "pass" if ours[0] <= ref <= ours[1] else "fail"
+    return "pass" if lo <= ours[1] and ours[0] <= hi else "fail"
 
 
 def _fraction_at_least(ours, ref, *, min_fraction):
@@ -229,7 +231,8 @@ RULES = {r.name: r for r in (
     Rule("within-range", "ours lies in the published range [lo, hi]"),
     Rule("same-count", "the same fired fraction k/n as published"),
     Rule("magnitude", "the same order of magnitude: |log10(ours/published)| <= max_log10", {"max_log10": 0.5}),
-    Rule("seed-range", "the published single run lies inside our [min, max] over seeds"),
+    Rule("seed-range", "the published single run lies inside our [min, max] over seeds (a value the source rounds: "
+         "its rounding interval meets [min, max])"),
     Rule("most-runs", "the claimed event holds in at least min_fraction of the runs (its contrary, as the row "
          "defines it, in at least min_fraction: the opposite)",
          {"min_fraction": 0.8}),

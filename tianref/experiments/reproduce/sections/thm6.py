@@ -125,6 +125,11 @@ def fig_thm6_seeds(th: dict, pub: dict, matches=None):
     return fig
 
 
+# T1-seed0 columns the source rounds (two decimals, half a unit of the last digit): a cosine median and a fraction
+# of pairs whose count is not printed; the sign-match is k/200 of the top-200 pairs, printed exactly
+ROUNDED_SEED0 = {"frac_B_neg_among_pos_sim": 0.005, "median_abs_sim": 0.005}
+
+
 def _t1_source(T1: dict, epoch: int):
     """The source of the sign-match median at a T1 epoch, judged against its IQR: the paper's where the paper
     prints that IQR (epochs 50 and 300, ``sqr_iqr_in_text``), else findings.md's (T1-IQR), the paper printing
@@ -164,8 +169,13 @@ class Thm6(Section):
                   condition=lab, diff=ROUTE_DIFFERENCE, source=THEOREM6)
             for q, pk in (("sign_match_paper", "sign_match"), ("frac_B_neg_on_pos_cos", "frac_B_neg_among_pos_sim"),
                           ("median_abs_cos", "median_abs_sim")):
-                L.add(f"{q} vs the paper's seed 0", fmt(seed0[pe][pk]), _thm6_cell(st[q]), "seed-range",
-                      (st[q]["min"], st[q]["max"]), seed0[pe][pk], condition=lab, source=src("T1-seed0", [10]))
+                v = seed0[pe][pk]
+                ref, note = v, ""
+                if pk in ROUNDED_SEED0:             # printed to two decimals: the value it stands for is in
+                    ref = (v - ROUNDED_SEED0[pk], v + ROUNDED_SEED0[pk])         # its rounding interval
+                    note = f"printed to two decimals: its rounding interval [{fmt(ref[0])}, {fmt(ref[1])}] is compared"
+                L.add(f"{q} vs the paper's seed 0", fmt(v), _thm6_cell(st[q]), "seed-range",
+                      (st[q]["min"], st[q]["max"]), ref, condition=lab, source=src("T1-seed0", [10]), note=note)
         rl = acts.get("relu")
         for e in (rl or {}).get("epochs", []):
             pe = rl["paper_epochs"][str(e)]
