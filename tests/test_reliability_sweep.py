@@ -237,6 +237,8 @@ def test_stopped_sweep_stops_its_children_which_save_resume_state(tmp_path, refe
     assert _gone(child)
     assert (root / RUN / "checkpoints" / "resume.npz").is_file()
     assert not (root / RUN / "checkpoints" / "final.npz").exists()     # stopped, not finished
+    log = (root / "_logs" / f"{RUN}.log").read_text()         # the child got the sweep's own signal (a SIGTERM
+    assert f"stopped by {signal.Signals(sig).name} at epoch" in log, log        # was passed on as SIGINT)
     r = _cli(["sweep", str(root), *LONG])                  # the rerun resumes and ends identical
     assert r.exit_code == 0, r.output
     assert (root / RUN / "metrics.jsonl").read_bytes() == reference

@@ -6,8 +6,9 @@ runs them: locally ``run_jobs`` keeps up to N ``train`` processes alive, each wi
 BLAS/OpenMP threads (``train --threads T`` and the thread variables of its environment; by default
 the caller's OPENBLAS/MKL/OMP_NUM_THREADS when set, else 1, so N processes use N cores).
 
-Stopping: SIGINT or SIGTERM to the sweep is passed on to every running child as one SIGINT (train
-then saves its resume state and exits); the sweep waits for them and exits 130 (143 for SIGTERM; 1
+Stopping: SIGINT or SIGTERM to the sweep is passed on to every running child as one signal of the same
+kind (train then saves its resume state and exits, its log naming that signal; a sweep that stops
+because a run failed sends SIGINT); the sweep waits for them and exits 130 (143 for SIGTERM; 1
 if a run had failed before the stop). A sweep that is
 killed outright (kill -9) takes its children with it: each child asks the kernel for SIGTERM when
 its parent dies (Linux ``PR_SET_PDEATHSIG``). A run directory whose lock is held by a live process
@@ -278,7 +279,7 @@ def run_jobs(jobs: list[Job], n_jobs: int = 1, python: str = sys.executable, rep
                                   + "   # trained in the batch logged in " + f"batch_{unit[0].name}.log").close()
                     log = _open_log(log_dir / f"batch_{unit[0].name}.log", shlex.join(argv))
                 # own session: a terminal Ctrl-C reaches only us, and we pass exactly one
-                # SIGINT on, which makes train save its resume state and exit
+                # signal on, which makes train save its resume state and exit
                 proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env,
                                         stdin=subprocess.DEVNULL, start_new_session=True,
                                         preexec_fn=_die_with(os.getpid()))
@@ -318,9 +319,10 @@ def run_jobs(jobs: list[Job], n_jobs: int = 1, python: str = sys.executable, rep
         pass
     finally:                                   # stopped or failed: stop only the children we started
         stop["sig"] = stop["sig"] or "exit"    # from here on a signal only records itself
+        passed = signal.SIGTERM if stop["sig"] == "SIGTERM" else signal.SIGINT     # the one the sweep got
         for unit, proc, _, log in running:
             if proc.poll() is None:
-                proc.send_signal(signal.SIGINT)    # train saves resume.npz and exits
+                proc.send_signal(passed)           # train saves resume.npz and exits
         for unit, proc, _, log in running:
             try:
                 proc.wait(timeout=STOP_GRACE_S)
