@@ -205,6 +205,9 @@ def test_table_files(tmp_path):
             parse_group(f"table:{r}")
     with pytest.raises(InputError, match="cannot read"):
         parse_group(f"table:{tmp_path / 'missing.json'}")
+    for empty in ("table:", "table: "):                   # was "table:: cannot read (No such file or directory)"
+        with pytest.raises(InputError, match="table: needs a file name"):
+            parse_group(empty)
 
 
 def test_table_file_must_be_a_bounded_regular_file(tmp_path, monkeypatch):

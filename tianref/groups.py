@@ -208,6 +208,8 @@ def _read_table_file(path: str) -> str:
 def from_json(path: str) -> Group:
     """``{"name": ..., "table": [[...], ...]}`` (TABLE_EXAMPLE); a table outside 0..M-1 is refused (not closed)."""
     p = Path(path)
+    if not path.strip():
+        raise InputError(f"table: needs a file name: table:FILE, FILE a JSON object such as {TABLE_EXAMPLE}")
     try:
         text = _read_table_file(path)
     except OSError as exc:
