@@ -10,8 +10,9 @@ figure_edge_run(rows)    one run's log: W/V edge gfrac and cos per epoch (the pa
 figure_lifecycle(by, probes)  the lifecycle section: per condition, the median over seeds of the W edge's
                          authors' split (and the parameter-space gfrac), ||W||_F, W_srank and test accuracy
                          against epochs, and the signed probe changes (edge vs norm-matched) at the probed epochs.
-figure_clocks(runs)      per run, W_srank and the train loss against epochs with t_cls, t_rep and
-                         t0.5 marked (one panel per condition).
+figure_clocks(runs)      per run, W_srank and the train loss against epochs with the events the clock
+                         outcome compares marked: t_cls, t_rep_settled (its T_rep) and t0.99 (its T_test),
+                         and the raw t_rep faint (one panel per condition; a legend names each run's seed).
 docs/edge-and-clocks.md defines the quantities.
 """
 from __future__ import annotations
@@ -167,8 +168,13 @@ def _curvature_scale(ax, vals) -> None:
     ax.set_yscale("symlog", linthresh=10.0 ** math.floor(math.log10(min(nonzero))) if nonzero else 1e-3)
 
 
+CLOCK_MARKS = (("t_cls", "--", 0.9, "t_cls"), ("t_rep_settled", "-", 0.9, "t_rep settled (T_rep)"),
+               ("t099", "-.", 0.9, "t0.99 (T_test)"), ("t_rep", ":", 0.45, "t_rep (raw)"))
+
+
 def figure_clocks(groups, title: str = "") -> Figure:
-    """groups: [(label, [(rows, events)])] with events {'t_cls', 't_rep', 't05'} per run."""
+    """groups: [(label, [(rows, events)])], events per run with any of 't_cls', 't_rep_settled', 't099', 't_rep'
+    (the marks drawn, CLOCK_MARKS) and 'seed' (its legend label)."""
     n = max(len(groups), 1)
     fig = Figure(figsize=(4.6 * n, 6.4), layout="constrained")
     FigureCanvasAgg(fig)
@@ -179,18 +185,23 @@ def figure_clocks(groups, title: str = "") -> Figure:
         for i, (rows, ev) in enumerate(items):
             c = colours[i]
             ep = [r["epoch"] for r in rows]
-            ax_s.plot(ep, [r.get("W_srank", math.nan) for r in rows], color=c, lw=1)
+            name = f"seed {ev['seed']}" if ev.get("seed") is not None else f"run {i + 1}"
+            ax_s.plot(ep, [r.get("W_srank", math.nan) for r in rows], color=c, lw=1, label=name)
             ax_l.plot(ep, [r.get("train_loss", math.nan) for r in rows], color=c, lw=1)
-            for key, style in (("t_cls", "--"), ("t_rep", "-"), ("t05", ":")):
+            for key, style, alpha, _ in CLOCK_MARKS:
                 t = ev.get(key)
                 if t is not None and math.isfinite(t):
                     for ax in (ax_s, ax_l):
-                        ax.axvline(t, color=c, ls=style, lw=0.8)
+                        ax.axvline(t, color=c, ls=style, lw=0.8, alpha=alpha)
         ax_s.set_title(label, fontsize=9)
         ax_s.set_ylabel("W stable rank")
+        if items:
+            ax_s.legend(fontsize=7, frameon=False)
         ax_l.set_yscale("log")
         ax_l.set_ylabel("train loss")
-        ax_l.set_xlabel("epoch   (-- t_cls, — t_rep, : t0.5)")
+    fig.supxlabel("epoch      marks, in each run's colour:  " + ",  ".join(f"{'—' if st == '-' else st} {what}"
+                                                                         for _, st, _, what in CLOCK_MARKS),
+                  fontsize=8)
     if title:
         fig.suptitle(title)
     return fig
