@@ -139,11 +139,16 @@ class Ridge(Section):
         from tianref.experiments.reproduce.figures import _save_fig
         from tianref.experiments.reproduce.series_figure import series_figure
         meds = doc["ridge"]["gf_rel_dist_med"]
+        evals = doc["ridge"].get("ridge_eval", [])
+        names = {"trained": "trained V (against the λ = nη/2 limit)",            # what each curve measures: the
+                 "ridge": "ridge top layer: the V its rows see"                 # held V is not the solve (no identity)
+                          + (f" ({', '.join(evals)}: last solve + one step)" if evals == ["held"] else
+                             f" ({', '.join(evals)})" if evals else "")}
 
         def extra(ax):
             for j, (g, dd) in enumerate(sorted(meds.items())):
                 es = sorted(int(e) for e in dd if dd[e] is not None)
-                ax.semilogy(es, [max(dd[str(e)], 1e-17) for e in es], "o-", color=f"C{j}", label=g)
+                ax.semilogy(es, [max(dd[str(e)], 1e-17) for e in es], "o-", color=f"C{j}", label=names.get(g, g))
             ax.set(xlabel="epoch", title="‖G_F − ridge limit‖ / ‖ridge limit‖")
             ax.legend(fontsize=8)
         keys = (("test_acc", "test accuracy"), ("freq_coverage", "freq_coverage (distinct pure k)"),
