@@ -140,6 +140,12 @@ def report_head(doc: dict, title: str) -> list:
         L.append(f"Command: `{doc['command']}`  ")
     L += [f"Runs: {doc['n_runs']}, seeds {doc.get('seeds')}, epochs {doc.get('epochs')}; M = {setup.get('M')}, "
           f"K = {setup.get('K')}; dtype {setup.get('dtype')}, backend {setup.get('backend')}.", ""]
+    sc = doc.get("scale") or {}
+    if sc.get("name", "full") != "full":
+        L += [f"> **{sc['name']} scale: not the sources' setup.** A smaller model and fewer seeds than the full "
+              "scale (the runs above): no claim below can agree, only agree in kind, and neither a 'differs' nor a "
+              "'disagrees' says anything about the source; a run at this scale checks the pipeline. Where the section sets its own "
+              "options per scale (docs/reproduce.md), the runs' config.json records them.", ""]
     miss = doc.get("missing_runs") or []
     if miss:
         plan = doc.get("missing_plan") or f"python cli.py reproduce --section {doc['section']} --plan"
