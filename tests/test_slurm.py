@@ -108,3 +108,30 @@ def test_nothing_unfinished_writes_nothing(tmp_path):
 def test_plan_and_slurm_together_is_exit_2(tmp_path):
     res = cli("sweep", tmp_path / "r", *SWEEP, "--plan", "--slurm", tmp_path / "a.sh")
     assert res.returncode == 2 and res.stderr.startswith("Error:") and len(res.stderr.splitlines()) == 1
+
+
+def test_a_path_that_would_break_a_script_line_is_refused_before_anything_is_made(tmp_path):
+    """A newline in ROOT ended the #SBATCH --output line and the '# Written by' comment of the script, so the
+    rest of the path ran as a command when the script ran (an attacker's 'touch PWNED'); --plan printed
+    such a command over two lines. A control character in ROOT, --root, --out or --slurm is refused, and a
+    ROOT with a space (an #SBATCH line is read as words) is refused for --slurm; nothing is created."""
+    evil = f"{tmp_path}/r\ntouch {tmp_path}/PWNED #"
+    small = ["--eta", "0", "--M", "11", "--K", "16", "--seeds", "0", "--epochs", "2"]
+    for args, says in ((["sweep", evil, *small, "--slurm", tmp_path / "s.sh"], "ROOT"),
+                       (["sweep", evil, *small, "--plan"], "ROOT"),
+                       (["reproduce", "--section", "headline", "--scale", "smoke", "--root", evil, "--slurm",
+                         tmp_path / "s.sh"], "--root"),
+                       (["train", "--M", "7", "--K", "8", "--epochs", "1", "--out", f"{tmp_path}/a\tb"], "--out"),
+                       (["sweep", tmp_path / "ok", *small, "--slurm", f"{tmp_path}/s\n.sh"], "--slurm"),
+                       (["sweep", tmp_path / "my runs", *small, "--slurm", tmp_path / "s.sh"], "space")):
+        r = cli(*args)
+        assert r.returncode == 2 and says in r.stderr, r.stderr
+        assert "control character" in r.stderr or "holds a space" in r.stderr, r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1, r.stderr                  # shown escaped: one line
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_the_written_by_comment_escapes_what_would_end_it():
+    from tianref.experiments.slurm import _one_line
+    assert _one_line("sweep a\nrm -rf x\t#\x1b") == "sweep a\\nrm -rf x\\t#\\x1b"
+    assert _one_line("plain é ü") == "plain é ü"

@@ -31,11 +31,23 @@ def describe_oserror(exc: OSError) -> str:
     return f"{name}: {cause}" if name is not None else cause
 
 
+def check_one_line(path, what: str) -> str:
+    """Refuse a path holding a control character (a newline, a tab, ESC, ...): the commands a sweep prints and
+    the SLURM script it writes name its folders one per line, and a newline there would start a line of its
+    own (in a script, a command). Shown escaped, so that the refusal stays one line."""
+    text = str(path)
+    bad = sorted({c for c in text if ord(c) < 32 or ord(c) == 127})
+    if bad:
+        raise InputError(f"{what} {text!r} holds a control character ({', '.join(repr(c) for c in bad)}); "
+                         "name the folder without one")
+    return text
+
+
 def check_out_path(out: str) -> str:
     """Refuse an --out that cannot be a run directory (no filesystem change)."""
     if out is None or str(out).strip() == "":
         raise InputError("--out is empty; give a directory for the run")
-    out = str(out)
+    out = check_one_line(out, "--out")
     if os.path.exists(out) and not os.path.isdir(out):
         raise InputError(f"--out {out} exists and is not a directory")
     _refuse_broken_link(out, out, "--out")

@@ -17,7 +17,7 @@ from tianref.cli.progress import RunsReporter
 from tianref.cli.sweep import THREADS_DEFAULT, THREADS_HELP
 from tianref.errors import InputError
 from tianref.experiments.protocols import SCALES, SECTIONS
-from tianref.paths import check_not_in_run
+from tianref.paths import check_not_in_run, check_one_line
 from tianref.resources import program, store_root
 from tianref.rundir import check_output_dir, check_output_file
 
@@ -177,6 +177,7 @@ def reproduce_cmd(section_text, root, scale_text, n_jobs, threads, batch, plan, 
     if store and (plan or slurm_file is not None):
         raise InputError("--store copies the sections this command computes; --plan and --slurm compute none "
                          "(store them with the command that runs them)")
+    check_one_line(root, "--root")
     check_not_in_run(root, "--root")             # also for --plan: its commands would write there
     _check_not_a_section(root)
     if not plan:                                 # every output path before anything is computed or created

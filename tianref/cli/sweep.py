@@ -15,7 +15,7 @@ from tianref.config import parse_list
 from tianref.cli.progress import RunsReporter
 from tianref.errors import InputError, RunFailure
 from tianref.model import ACTIVATIONS
-from tianref.paths import check_not_in_run
+from tianref.paths import check_not_in_run, check_one_line
 from tianref.rundir import check_output_dir, check_output_file
 from tianref.threads import DEFAULT_TEXT as THREADS_DEFAULT
 
@@ -210,6 +210,7 @@ def sweep_cmd(root, train_args, eta_text, act_list, M_text, group_text, frac_tex
         common["no_resume_state"] = True
     if train_args:
         common[sweep.TRAIN_ARGS] = pass_through(train_args)
+    check_one_line(root, "ROOT")
     root = Path(os.path.abspath(root))           # commands must not depend on the cwd
     seeds = sweep.parse_seeds(seeds_text)
     jobs = sweep.make_jobs(root, sweep.grid(**lists), seeds, epochs, common)

@@ -38,12 +38,22 @@ def unfinished(jobs, python: str = sys.executable, threads: int | None = None) -
     return out
 
 
+def _one_line(text: str) -> str:
+    """``text`` for a comment line: each character that is not printable (a newline would end the comment and
+    make the rest a command) written as its Python escape."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def array_script(tasks: list[tuple], *, name: str, command: str = "", cpus: int = 1) -> str:
     """The job-array script for ``tasks`` = [(job, argv)] (at least one)."""
     if not tasks:
         raise InputError("no unfinished runs: nothing to put in a job array")
     log_dirs = sorted({str(j.out.parent / sweep.LOG_DIR) for j, _ in tasks})
     slurm_logs = Path(os.path.commonpath([str(j.out.parent) for j, _ in tasks])) / sweep.LOG_DIR
+    if any(c.isspace() or not c.isprintable() for c in str(slurm_logs)):    # an #SBATCH line is read as words
+        raise InputError(f"--slurm: the runs' folder {str(slurm_logs.parent)!r} holds a space or a control "
+                         "character, which the script's #SBATCH --output line cannot carry; choose a ROOT "
+                         "without them (or run the commands of --plan)")
     gpu = any(dict(j.options).get("xp") == "cupy" for j, _ in tasks)
     n = len(tasks)
     lines = [
@@ -57,7 +67,7 @@ def array_script(tasks: list[tuple], *, name: str, command: str = "", cpus: int 
         lines.append("#SBATCH --gres=gpu:1")
     lines += [
         f"# {n} unfinished tianref run(s); task i runs the i-th command of --plan.",
-        f"# Written by: {command}" if command else "# Written by tianref.",
+        f"# Written by: {_one_line(command)}" if command else "# Written by tianref.",
         "# Submit with: sbatch THIS_FILE (sbatch's own options, e.g. --time or --partition, override these).",
         "set -euo pipefail",
         f"mkdir -p {' '.join(shlex.quote(d) for d in log_dirs)}",
@@ -91,14 +101,17 @@ def write_for_jobs(jobs, path, *, python: str = sys.executable, name: str = "tia
     ``threads`` (--threads): every command carries it and each task asks for that many CPUs.
 
     Returns {"slurm": path or None, "runs": N unfinished, "submit": "sbatch PATH" or None}."""
+    from tianref.paths import check_one_line
     from tianref.rundir import check_output_file
+    check_one_line(path, "--slurm")
     check_output_file(path, "--slurm", make_parents=False)     # before any log directory is created
     tasks = unfinished(jobs, python, threads)
     if not tasks:
         return {"slurm": None, "runs": 0, "submit": None}
+    text = array_script(tasks, name=name, command=command, cpus=threads or 1)    # refuses before anything is made
     # SLURM opens --output before the script runs: the log directories must exist now
     for d in {j.out.parent / sweep.LOG_DIR for j, _ in tasks} | \
             {Path(os.path.commonpath([str(j.out.parent) for j, _ in tasks])) / sweep.LOG_DIR}:
         d.mkdir(parents=True, exist_ok=True)
-    path = write_script(path, array_script(tasks, name=name, command=command, cpus=threads or 1))
+    path = write_script(path, text)
     return {"slurm": str(path), "runs": len(tasks), "submit": f"sbatch {shlex.quote(str(path))}"}
