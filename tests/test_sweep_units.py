@@ -90,7 +90,7 @@ def test_every_option_a_sweep_writes_itself_is_refused_after_the_double_dash(tmp
     assert pass_through(["--optimizer", "muon", "--lr=1e-3"]) == ("--optimizer", "muon", "--lr=1e-3")
     # a validation flag and a schedule have no place in a sweep: --check-only made every run 'FAILED (exit 0)'
     # and --eta-schedule said "give --eta or --eta-schedule, not both" of an --eta the user never typed
-    for tokens in (["--check-only"], ["--eta-schedule", "0:1e-3"], ["--eta-schedule=0:1e-3"]):
+    for tokens in (["--check-only"], ["--eta-schedule", "0:1e-3"], ["--eta-schedule=0:1e-3"], ["--help"], ["-h"]):
         with pytest.raises(InputError, match="cannot be given to a sweep"):
             pass_through(["--lr", "1e-3", *tokens])
 

@@ -35,6 +35,8 @@ OWN = {"--out": "the runs go to ROOT/<condition>_seed<s>", "--seed": "give --see
 # train options that have no place in a sweep at all: why
 NOT_IN_SWEEP = {"--check-only": "it validates a run without training it; sweep checks every run before any starts "
                                 "(--plan prints their commands)",
+                **{h: "it prints train's options instead of training (python cli.py train --help)"
+                   for h in ("--help", "-h")},
                 "--eta-schedule": "sweep gives every run its --eta from its own --eta list, and a run takes --eta "
                                   "or --eta-schedule, not both: train a schedule with train --eta-schedule"}
 
