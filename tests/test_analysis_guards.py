@@ -95,3 +95,17 @@ def test_a_tree_of_links_to_runs_is_read_through_them_and_a_link_loop_ends(tmp_p
     (tree / "root").symlink_to("/")                          # ... or every run on the machine
     assert [p.relative_to(tree).as_posix() for p in list_run_dirs(tree)] == ["r1", "sub/r0"]
     assert len(read_tree(tree)) == 2
+
+
+def test_a_run_whose_log_is_a_folder_is_refused_by_name_not_left_out(tmp_path):
+    """metrics.jsonl turned into a folder: the run was skipped without a word ('1 of 1 run(s)' of a tree of
+    two), while a FIFO or a link loop there was refused naming the run. It is refused, by name, too."""
+    from tianref.analysis.records import list_run_dirs
+    from tests.test_summarize import known_columns
+    for s in range(2):
+        write_run(tmp_path / f"r{s}", dict(BASE_CONFIG, seed=s), known_columns(s, True))
+    (tmp_path / "r0" / "metrics.jsonl").unlink()
+    (tmp_path / "r0" / "metrics.jsonl").mkdir()
+    assert [p.name for p in list_run_dirs(tmp_path)] == ["r0", "r1"]
+    with pytest.raises(InputError, match=r"r0: its metrics.jsonl is a folder, not a file"):
+        read_tree(tmp_path)

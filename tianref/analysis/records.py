@@ -186,6 +186,8 @@ def read_run(run_dir) -> RunRecord:
     if not d.is_dir():
         raise InputError(f"{d}: not a directory")
     cfg_path, met_path = d / CONFIG_FILE, d / METRICS_FILE
+    if met_path.is_dir():
+        raise InputError(f"{d}: its {METRICS_FILE} is a folder, not a file (a damaged run)")
     if not met_path.is_file():
         raise InputError(f"{d}: no {METRICS_FILE} (not a run directory)")
     meta: dict = {}
@@ -262,8 +264,8 @@ def list_run_dirs(root) -> list[Path]:
         seen.add(real)
         # hidden folders are not runs (e.g. .NAME.replaced-PID, a run kept aside during --overwrite)
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        if METRICS_FILE in filenames:
-            found.append(Path(dirpath))
+        if METRICS_FILE in filenames or METRICS_FILE in dirnames:     # a folder in its place: a damaged
+            found.append(Path(dirpath))                             # run, refused by read_run, not skipped
             dirnames[:] = []            # a run directory does not nest further runs
     return sorted(found)
 
