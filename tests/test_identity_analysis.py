@@ -115,3 +115,23 @@ def test_replay_refuses_an_init_from_file_changed_after_the_run_started(base, tm
     before = snapshot(root)
     refused(cli([command, "--run", str(root / "init"), "--at-epochs", "8"]), "has changed since the run started")
     assert snapshot(root) == before
+
+
+@pytest.mark.parametrize("command", ["summarize", "plot"])
+@pytest.mark.parametrize("edit, says", [
+    (lambda c: c.update(eta=0.5), "do not give the fingerprint it records"),
+    (lambda c: c.update(act="tanh"), "unknown activation 'tanh'"),
+    (lambda c: c.update(M=0), "config.json"),
+])
+def test_a_config_json_edited_in_a_tree_without_checkpoints_is_refused(base, tmp_path, command, edit, says):
+    """A tree copied without checkpoints (as reproduce --no-train reads one): config.json alone still carries
+    the run's fingerprint, so an edit that would file the run under a condition it never ran is refused (it
+    was accepted, the run summarised as 'eta=0.5', because only a state file was checked)."""
+    tree = _tree(base, tmp_path)
+    shutil.rmtree(tree / "plain" / "checkpoints")
+    args = [command, str(tree)] + (["--out", str(tmp_path / "figs")] if command == "plot" else [])
+    assert cli(args).exit_code == 0                                  # untouched: read as it is
+    meta = json.loads((tree / "plain" / "config.json").read_text())
+    edit(meta["config"])
+    (tree / "plain" / "config.json").write_text(json.dumps(meta))
+    refused(cli(args), says)

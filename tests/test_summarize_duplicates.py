@@ -16,10 +16,15 @@ from tianref.cli.analysis import plot_cmd, summarize_cmd
 from test_summarize import BASE_CONFIG, known_columns, write_run
 
 
-def _identity(d, fingerprint, init="seed"):
+def _identity(d, name=None, init="seed"):
+    """config.json's identity block with the fingerprint its settings give (summarize checks it; ``name``
+    only tells the call sites' runs apart)."""
+    from tianref import identity
+    from tianref.config import TrainConfig, validate
     p = d / "config.json"
     meta = json.loads(p.read_text())
-    meta["identity"] = {"scheme": 1, "fingerprint": fingerprint, "init": init, "split": "s"}
+    F = identity.fingerprint(validate(TrainConfig.from_dict(meta["config"]), read_files=False), init)
+    meta["identity"] = {"scheme": 1, "fingerprint": F, "init": init, "split": "s"}
     p.write_text(json.dumps(meta))
 
 

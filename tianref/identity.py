@@ -277,8 +277,10 @@ def check_log(run_dir: str, meta: dict, states=("final.npz", "resume.npz")) -> N
     """A run directory read for analysis is one run: config.json's settings give the fingerprint it
     records, its final state (else its resume state; ``states``: the checkpoint names tried, in order)
     carries that fingerprint, and metrics.jsonl's rows 0..e chain to the state's row digest (e = its
-    epoch). Nothing is checked for a run written before identities or one with neither state (no file to
-    vouch for the log); InputError naming the file otherwise (a missing metrics.jsonl included)."""
+    epoch). Nothing is checked for a run written before identities; for one with neither state (no file to
+    vouch for the log, e.g. a tree copied without checkpoints) config.json alone: its settings must still be
+    valid and give the fingerprint it records (an edited config.json would file the run under a condition
+    it never ran). InputError naming the file otherwise (a missing metrics.jsonl included)."""
     from tianref.config import TrainConfig, validate
     cfg_path = os.path.join(run_dir, "config.json")
     if stored_block(meta, cfg_path) is None:
@@ -288,13 +290,15 @@ def check_log(run_dir: str, meta: dict, states=("final.npz", "resume.npz")) -> N
                              "config.json was edited (or replaced by a file written before run identities)")
         return
     state = state_of(run_dir, states)
-    if state is None:
-        return
+    if not isinstance(meta.get("config"), dict):
+        raise InputError(f"{cfg_path}: its 'config' is missing or not an object (the file was edited)")
     try:
         cfg = validate(TrainConfig.from_dict(meta["config"]), read_files=False)   # the log needs no table file
     except InputError as exc:
         raise InputError(f"{cfg_path}: {exc}") from None
     F = of_run(meta, cfg, cfg_path)
+    if state is None:
+        return
     path, F_ck, D_ck, e = state
     if F_ck != F:
         raise InputError(f"{path} belongs to another run: its fingerprint {F_ck[:12]} is not config.json's "
