@@ -206,3 +206,24 @@ def test_an_option_missing_its_value_is_named_by_every_validating_path(tmp_path,
     res = CliRunner().invoke(main, ["train-batch", "--member", " ".join(args)])
     assert res.exit_code == 2 and f"Option '{last}' requires an argument" in res.output, res.output
     assert "check-only" not in res.output and not (tmp_path / "r").exists()
+
+
+def test_a_signal_after_the_run_finished_still_prints_its_summary(tmp_path, monkeypatch):
+    """SIGINT between the end of the loop and the printed summary (here: while the log is closed) ended the
+    command with 'Aborted!' and no summary, though the run was complete. It is noted; the summary is
+    printed, exit 0, and the run is the complete one."""
+    import signal
+    from tianref import runs
+    real = runs.RunWriter.close
+
+    def close_and_signal(self):
+        os.kill(os.getpid(), signal.SIGINT)
+        real(self)
+    monkeypatch.setattr(runs.RunWriter, "close", close_and_signal)
+    out = tmp_path / "r"
+    r = CliRunner().invoke(main, ["train", "--M", "7", "--K", "8", "--epochs", "3", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout.strip().splitlines()[-1])["epochs"] == 3
+    assert "SIGINT after the run had finished: nothing to stop" in r.stderr
+    assert (out / "checkpoints" / "final.npz").is_file()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler     # restored

@@ -17,7 +17,9 @@ from __future__ import annotations
 import contextvars
 import json
 import os
+import signal
 import sys
+import threading
 import time
 from typing import NamedTuple
 
@@ -80,7 +82,7 @@ def train_prepared(engine, cfg, xp, xp_name, out, state, problem, init, no_resum
     writer = runs.RunWriter(out, keep_resume_state=not no_resume_state, on_first_row=session.started,
                             fingerprint=fingerprint, digest=digest)
     start = state.epoch if state is not None else 0            # the bar counts epochs (steps), not rows:
-    with RowProgress(max(cfg.epochs - start, 0), f"train {os.path.basename(out)}") as bar:   # 0/E .. E/E
+    with _AfterTheLoop() as after, RowProgress(max(cfg.epochs - start, 0), f"train {os.path.basename(out)}") as bar:
         def on_row(row):
             bar.update(1 if row["epoch"] > start else 0, row)      # row 0 is logged before the first step
         try:
@@ -89,13 +91,47 @@ def train_prepared(engine, cfg, xp, xp_name, out, state, problem, init, no_resum
             with np.errstate(over="ignore", invalid="ignore"):
                 engine.run(cfg, xp, problem=problem, state=state, init=init, sink=writer,
                            on_row=on_row, on_stop=lambda m: say(f"\n{m}"))
+            after.finished = True
         except Diverged as exc:
             record_divergence(out, session, exc.epoch, exc.what)
             raise
         finally:
             writer.close()
+        click.echo(json.dumps(summary_of(out, cfg, xp_name, time.time() - t0)))
 
-    click.echo(json.dumps(summary_of(out, cfg, xp_name, time.time() - t0)))
+
+class _AfterTheLoop:
+    """SIGINT / SIGTERM between the end of a finished run's loop and its printed summary: the run is complete
+    (final.npz written), so the signal is noted and the summary still printed (it ended the command with
+    'Aborted!', the summary lost). Until ``finished`` is set a signal does what it did before (the loop's own
+    handler, installed over this one, stops a run at a row boundary; its exit restores this one)."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self):
+        self.finished, self._old = False, {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in self.SIGNALS:
+                self._old[sig] = signal.getsignal(sig)
+                signal.signal(sig, self._handler)
+        return self
+
+    def _handler(self, signum, frame):
+        if self.finished:
+            say(f"{signal.Signals(signum).name} after the run had finished: nothing to stop")
+            return
+        old = self._old.get(signum)
+        if callable(old):
+            return old(signum, frame)
+        if old != signal.SIG_IGN:                # the default action, as if this handler were not there
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+
+    def __exit__(self, *exc):
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
 
 
 def summary_of(out, cfg, xp_name, seconds) -> dict:
