@@ -42,6 +42,8 @@ EXPECTED = {
         "resume: eta_schedule deleted from sched's config.json and from the config in resume.npz",
         "resume: eta_schedule added to a plain run's config.json",
         "resume: eta_schedule added to a plain run's config.json and to the config in resume.npz",
+        "summarize of a checkpoint-less run whose config.json was edited (eta) is refused",
+        "summarize of a tree where a run's metrics.jsonl is a folder names that run (it was left out)",
     ],
     "Sweeps and reproduce count a foreign run as done": [
         "sweep: a folder whose name matches but whose run used --eta-schedule 0:2e-4,5:0 is refused",
@@ -78,6 +80,9 @@ EXPECTED = {
         'summarize: a log with a string-valued epoch ("5") is refused',
         "summarize: a log with a duplicated epoch (row 5 twice) is refused",
         "summarize: a 22-row log of a 20-epoch run is not marked complete",
+        "sweep ROOT with a newline (it became a command of the --slurm script) is refused, nothing written",
+        "sweep ... -- --check-only (every run 'FAILED (exit 0)') is refused, nothing written",
+        "group table: on a FIFO (it waited for a writer) is refused in one line",
     ],
     "Checked too late, or the wrong code": [
         "summarize --md afile/x.md is refused before computing, in one line",

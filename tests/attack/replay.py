@@ -1006,6 +1006,46 @@ def _batch_bad_member(rp, d):
     return rp.bad_input(d, ["train-batch", "--member", good, "--member", bad])
 
 
+@case(B_INPUT, "sweep ROOT with a newline (it became a command of the --slurm script) is refused, nothing written")
+def _sweep_root_newline(rp, d):
+    evil = f"{d}/r\ntouch {d}/PWNED #"
+    return rp.bad_input(d, ["sweep", evil, "--eta", "0", "--M", "13", "--K", "64", "--seeds", "0", "--epochs", "5",
+                            "--slurm", str(d / "s.sh")])
+
+
+@case(B_INPUT, "sweep ... -- --check-only (every run 'FAILED (exit 0)') is refused, nothing written")
+def _sweep_check_only(rp, d):
+    return rp.bad_input(d, ["sweep", str(d / "sw"), "--eta", "0", "--M", "13", "--K", "64", "--seeds", "0",
+                            "--epochs", "5", "--", "--check-only"])
+
+
+@case(B_INPUT, "group table: on a FIFO (it waited for a writer) is refused in one line")
+def _group_table_fifo(rp, d):
+    (d / "fifo").mkdir()                         # outside the snapshotted folder: reading a FIFO would block
+    os.mkfifo(d / "fifo" / "t.json")
+    (d / "seen").mkdir()
+    return rp.bad_input(d / "seen", ["group", f"table:{d / 'fifo' / 't.json'}"], timeout=30)
+
+
+@case(B_MIX, "summarize of a checkpoint-less run whose config.json was edited (eta) is refused")
+def _summarize_edited_config_no_state(rp, d):
+    run = rp.copy("plain", d / "tree" / "a")
+    shutil.rmtree(run / "checkpoints")
+    meta = json.loads((run / "config.json").read_text())
+    meta["config"]["eta"] = 0.5
+    (run / "config.json").write_text(json.dumps(meta))
+    return rp.bad_input(d, ["summarize", str(d / "tree")], names="config.json")
+
+
+@case(B_MIX, "summarize of a tree where a run's metrics.jsonl is a folder names that run (it was left out)")
+def _summarize_log_is_folder(rp, d):
+    run = rp.copy("plain", d / "tree" / "a")
+    rp.copy("s1", d / "tree" / "b")
+    (run / "metrics.jsonl").unlink()
+    (run / "metrics.jsonl").mkdir()
+    return rp.bad_input(d, ["summarize", str(d / "tree")], names=str(run))
+
+
 # --- main -------------------------------------------------------------------------------------------
 
 def _slug(name: str) -> str:
