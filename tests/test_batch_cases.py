@@ -634,3 +634,16 @@ def test_overwrite_whose_old_run_cannot_be_moved_aside_on_a_full_disk_is_exit_1(
     r = cli(["train", "--out", tmp_path / "O", "--overwrite", "--seed", "4", *MEMBER])
     assert r.exit_code == 1 and "No space left on device" in r.stderr, r.output
     assert snapshot(tmp_path) == before
+
+
+def test_stacks_are_sized_by_the_share_of_memory_a_command_plans_on():
+    """train-batch cut stacks by all of MemAvailable while every check_fits plans on memory.HEADROOM of it:
+    with room for exactly two runs, two were stacked, their peak at the edge of what was available."""
+    from types import SimpleNamespace
+    from tianref import memory
+    from tianref.cli.batch import _fitting
+    from tianref.config import TrainConfig, validate
+    r = SimpleNamespace(cfg=validate(TrainConfig(M=7, K=8, n_train=20, epochs=2)))
+    need = memory.stacked_bytes(r.cfg)
+    assert [len(g) for g in _fitting([[r] * 3], available=2 * need)] == [1, 1, 1]
+    assert [len(g) for g in _fitting([[r] * 3], available=int(2 * need / memory.HEADROOM) + 1)] == [2, 1]

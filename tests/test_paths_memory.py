@@ -55,11 +55,11 @@ def test_meminfo_kilobytes_are_1024_bytes(monkeypatch):
 
 
 def test_a_need_up_to_the_headroom_of_what_is_available_fits():
-    """A command plans on 90 % of the available memory: Z1024's decomposition (21.5 GiB estimated, 21.3 GiB
+    """A command plans on 80 % of the available memory: Z1024's decomposition (21.5 GiB estimated, 21.3 GiB
     measured) passed with 22.8 GiB available and was killed by the kernel without a message."""
-    memory.check_fits(900, "x", available=1000)
+    memory.check_fits(800, "x", available=1000)
     with pytest.raises(InputError, match="needs about"):
-        memory.check_fits(901, "x", available=1000)
+        memory.check_fits(801, "x", available=1000)
     with pytest.raises(InputError, match=r"21.5 GiB of memory; this machine has 22.8 GiB available"):
         memory.check_fits(int(21.5 * 2 ** 30), "the decomposition", available=int(22.8 * 2 ** 30))
 

@@ -101,8 +101,9 @@ def available_bytes() -> int | None:
         return None
 
 
-HEADROOM = 0.9     # the share of the available memory a command plans on: the estimates are within ~10 % of
-                   # the peaks they were measured against, and the interpreter and other work need the rest
+HEADROOM = 0.8     # the share of the available memory a command plans on: an estimate is 0.89-1.5 x the peak
+                   # it was measured against, so at 80 % a peak stays under ~90 %, the rest for the interpreter
+                   # and other work
 
 
 def check_fits(need: int, what: str, available: int | None = None) -> None:

@@ -194,17 +194,18 @@ def _groups(prepared):
 
 
 def _fitting(groups, available=None):
-    """Each stack cut into stacks whose runs fit in this machine's memory together (train checked
-    each run alone, tianref/memory.py); ``available``: bytes, default memory.available_bytes()."""
+    """Each stack cut into stacks whose runs fit in the share of this machine's memory a command plans on
+    (memory.HEADROOM; train checked each run alone, tianref/memory.py); ``available``: bytes, default
+    memory.available_bytes()."""
     have = memory.available_bytes() if available is None else available
     out = []
     for g in groups:
         need = max(memory.stacked_bytes(g[0].cfg), 1)
-        n = len(g) if have is None else max(1, min(len(g), have // need))
+        n = len(g) if have is None else max(1, min(len(g), int(memory.HEADROOM * have) // need))
         if n < len(g):
             say(f"train-batch: {len(g)} runs of {g[0].cfg.M} x {g[0].cfg.K} need about "
-                f"{len(g) * need / 2**30:.1f} GiB together, {have / 2**30:.1f} GiB are available: "
-                f"trained as stacks of {n}")
+                f"{len(g) * need / 2**30:.1f} GiB together, {have / 2**30:.1f} GiB are available (a command "
+                f"plans on {memory.HEADROOM:.0%}): trained as stacks of {n}")
         out += [g[i:i + n] for i in range(0, len(g), n)]
     return out
 

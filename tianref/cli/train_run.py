@@ -82,22 +82,23 @@ def train_prepared(engine, cfg, xp, xp_name, out, state, problem, init, no_resum
     writer = runs.RunWriter(out, keep_resume_state=not no_resume_state, on_first_row=session.started,
                             fingerprint=fingerprint, digest=digest)
     start = state.epoch if state is not None else 0            # the bar counts epochs (steps), not rows:
-    with _AfterTheLoop() as after, RowProgress(max(cfg.epochs - start, 0), f"train {os.path.basename(out)}") as bar:
-        def on_row(row):
-            bar.update(1 if row["epoch"] > start else 0, row)      # row 0 is logged before the first step
-        try:
-            # a diverging run is reported once, as a non-finite loss (exit 1), not as a
-            # stream of NumPy overflow warnings
-            with np.errstate(over="ignore", invalid="ignore"):
-                engine.run(cfg, xp, problem=problem, state=state, init=init, sink=writer,
-                           on_row=on_row, on_stop=lambda m: say(f"\n{m}"))
-            after.finished = True
-        except Diverged as exc:
-            record_divergence(out, session, exc.epoch, exc.what)
-            raise
-        finally:
-            writer.close()
-        click.echo(json.dumps(summary_of(out, cfg, xp_name, time.time() - t0)))
+    with _AfterTheLoop() as after:
+        with RowProgress(max(cfg.epochs - start, 0), f"train {os.path.basename(out)}") as bar:    # 0/E .. E/E
+            def on_row(row):
+                bar.update(1 if row["epoch"] > start else 0, row)  # row 0 is logged before the first step
+            try:
+                # a diverging run is reported once, as a non-finite loss (exit 1), not as a
+                # stream of NumPy overflow warnings
+                with np.errstate(over="ignore", invalid="ignore"):
+                    engine.run(cfg, xp, problem=problem, state=state, init=init, sink=writer,
+                               on_row=on_row, on_stop=lambda m: say(f"\n{m}"))
+                after.finished = True
+            except Diverged as exc:
+                record_divergence(out, session, exc.epoch, exc.what)
+                raise
+            finally:
+                writer.close()
+        click.echo(json.dumps(summary_of(out, cfg, xp_name, time.time() - t0)))    # after the bar's last line
 
 
 class _AfterTheLoop:
