@@ -98,6 +98,10 @@ def test_a_run_stored_under_another_spelling_is_still_its_sweeps_and_resumes(tmp
     jobs_mod._WANTED.clear()
     code, stdout, err = cli(["sweep", str(root), "--group", "3x4", "--seeds", "0", *common, "--epochs", "4", "--plan"])
     assert code == 0 and stdout == "" and "finished" in err, err
+    for other in ("Z3xZ4", "Z3xZ4,3x4"):                 # another spelling finds the run too (it planned a new one)
+        code, stdout, err = cli(["sweep", str(root), "--group", other, "--seeds", "0", *common, "--epochs", "4",
+                                 "--plan"])
+        assert code == 0 and stdout == "" and "finished" in err, (other, stdout, err)
     for spelling in ("3x4", "Z3xZ4"):
         code, _, err = cli(["train", "--out", str(job.out), "--resume", "--group", spelling, "--epochs", "5"])
         assert code == 0, err

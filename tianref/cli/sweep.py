@@ -56,21 +56,25 @@ def pass_through(tokens) -> tuple:
 
 def _folder_spellings(root, specs: list) -> list:
     """One condition per group (6 and Z6 name one), its folders named by the group's one name (3x4 -> Z3xZ4),
-    so that a sweep given 3x4 and one given Z3xZ4 share their runs; a spelling that an earlier sweep's folder
-    under ROOT already carries (``..._group3x4_...``, named as typed before) is kept, so that tree resumes.
-    A table: or expr: spec names its folders as given."""
-    from tianref.experiments.jobs import _tag
+    so that a sweep given 3x4 and one given Z3xZ4 share their runs; where an earlier sweep's folder under ROOT
+    carries another spelling of the same group (``..._group3x4_...``, named as typed before), that spelling
+    is kept, whichever spelling this sweep was given, so that tree resumes. A table: or expr: spec names its
+    folders as given."""
     try:
         parts = {p for d in os.scandir(root) if d.is_dir() for p in d.name.split("_")}
     except OSError:                             # no ROOT yet (or not a folder: refused later, with its reason)
         parts = set()
+    named = {}                                  # a group's one name -> the spelling an earlier folder carries
+    for p in sorted(parts):
+        if p.startswith("group") and not p.startswith(("grouptable", "groupexpr")):
+            named.setdefault(stored_group_spec(p[len("group"):]), p[len("group"):])
     seen = {}
     for g in specs:
         one = stored_group_spec(g)
-        if g.strip().startswith(("table:", "expr:")) or f"group{_tag(g)}" in parts:
+        if g.strip().startswith(("table:", "expr:")):
             seen.setdefault(one, g)
-        else:
-            seen.setdefault(one, one)
+        else:                                   # whatever spelling the earlier sweep was given
+            seen.setdefault(one, named.get(one, one))
     return list(seen.values())
 
 
