@@ -263,3 +263,31 @@ def test_a_cholesky_that_returns_nan_fails_as_one_that_raises(monkeypatch):
     calls.append(1)                                      # the next call is the "second"
     with pytest.raises(RunFailure, match="the ridge solve failed"):
         ridge.ridge_V(fakexp, F[0], y[0], 5, 1e-3)
+
+
+@pytest.mark.parametrize("option, value", [("momentum", "0.5"), ("ridge_reg", "0.5")])
+def test_a_sweep_continues_a_run_made_with_an_option_train_refuses_now(tmp_path, monkeypatch, option, value):
+    """Runs made before train refused --momentum without SGD or --ridge-reg without the ridge top layer
+    record the value in their identity: a sweep of the tree (which can no longer pass the option) takes them
+    as its runs and resumes them (it said 'holds a different run ... use another ROOT')."""
+    import json
+    import click
+    from click.testing import CliRunner
+    from tianref.cli import main
+    from tianref.experiments import jobs as jobs_mod, sweep as sweep_engine
+    real = click.core.Context.get_parameter_source
+    monkeypatch.setattr(click.core.Context, "get_parameter_source",      # the earlier train: not refused
+                        lambda self, name: None if name == option else real(self, name))
+    root = tmp_path / "sw"
+    (job,) = sweep_engine.make_jobs(root, sweep_engine.grid(eta=[0.0], act=["sqr"], M=[7]), (0,), 2, {"K": 8})
+    r = CliRunner().invoke(main, ["train", "--out", str(job.out), "--seed", "0", "--eta", "0", "--M", "7", "--K",
+                                  "8", "--epochs", "2", "--" + option.replace("_", "-"), value])
+    assert r.exit_code == 0, r.output
+    assert json.loads((job.out / "config.json").read_text())["config"][option] == float(value)
+    monkeypatch.setattr(click.core.Context, "get_parameter_source", real)
+    jobs_mod._WANTED.clear()
+    r = CliRunner().invoke(main, ["sweep", str(root), "--eta", "0", "--M", "7", "--K", "8", "--seeds", "0",
+                                  "--epochs", "3"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout.strip().splitlines()[-1])["resumed"] == 1
+    assert len((job.out / "metrics.jsonl").read_text().splitlines()) == 4

@@ -147,7 +147,9 @@ def wanted(job: Job, there=None) -> tuple:
     """(canonical config, fingerprint F) of the run ``job`` would start, from train's own option
     parsing (tianref/identity.py): the one definition of what a command line means. ``there``: the
     config of the run found in the job's folder, when it was made before train stored a group by its one
-    name (6 for Z6) or a table: run's digest (group_digest): the job's run as that train stored it."""
+    name (6 for Z6) or a table: run's digest (group_digest), or with a --momentum without SGD or a
+    --ridge-reg without the ridge top layer (which train refuses now: they change no number of the run):
+    the job's run as that train stored it."""
     key = (str(job.out), job.seed, job.epochs, repr(job.options))
     if key not in _WANTED:
         from tianref.cli.train import check_train_args
@@ -158,6 +160,10 @@ def wanted(job: Job, there=None) -> tuple:
         cfg = dataclasses.replace(cfg, group=there.group)            # the same group, spelt as it was
     if there is not None and cfg.group.startswith("table:") and not there.group_digest:
         cfg = dataclasses.replace(cfg, group_digest="")             # made before digests were recorded
+    if there is not None and "sgd" not in (cfg.optimizer, there.optimizer) and there.momentum != cfg.momentum:
+        cfg = dataclasses.replace(cfg, momentum=there.momentum)     # given without SGD before train refused it:
+    if there is not None and "ridge" not in (cfg.top_layer, there.top_layer) and there.ridge_reg != cfg.ridge_reg:
+        cfg = dataclasses.replace(cfg, ridge_reg=there.ridge_reg)   # no number of the run depends on it
     return identity.canonical(cfg), identity.fingerprint(cfg, init)
 
 
