@@ -59,3 +59,17 @@ def test_an_empty_init_from_or_interpreter_is_refused_not_ignored(tmp_path, monk
     monkeypatch.chdir(tmp_path)
     refused(cli([a.replace("OUT", str(tmp_path / "o")) for a in args]), "the path is empty")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_error_naming_a_path_with_a_newline_stays_one_line(tmp_path):
+    """The message is one line whatever the input holds: a newline in a path given to summarize (or in a
+    table: path) split 'Error: ...' over two lines."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    cli = Path(__file__).resolve().parents[1] / "cli.py"
+    for args in (["summarize", f"{tmp_path}/x\ny"], ["train", "--M", "7", "--K", "8", "--group", "table:/x\ny",
+                                                      "--out", str(tmp_path / "r")]):
+        r = subprocess.run([sys.executable, str(cli), *args], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert "\\n" in r.stderr, r.stderr

@@ -123,15 +123,22 @@ def test_a_path_that_would_break_a_script_line_is_refused_before_anything_is_mad
                          tmp_path / "s.sh"], "--root"),
                        (["train", "--M", "7", "--K", "8", "--epochs", "1", "--out", f"{tmp_path}/a\tb"], "--out"),
                        (["sweep", tmp_path / "ok", *small, "--slurm", f"{tmp_path}/s\n.sh"], "--slurm"),
-                       (["sweep", tmp_path / "my runs", *small, "--slurm", tmp_path / "s.sh"], "space")):
+                       (["sweep", tmp_path / "my runs", *small, "--slurm", tmp_path / "s.sh"], "space"),
+                       (["sweep", tmp_path / "r%j", *small, "--slurm", tmp_path / "s.sh"], "'%'"),
+                       (["sweep", tmp_path / "ok", *small, "--plan", "--python", "/usr/bin/python3\ntouch X"],
+                        "--python"),
+                       (["sweep", tmp_path / "ok", *small, "--group", f"table:{tmp_path}/a\nb.json", "--plan"],
+                        "table:"),
+                       (["train", "--M", "7", "--K", "8", "--out", tmp_path / "x", "--init-from",
+                         f"{tmp_path}/a\nb.npz"], "--init-from")):
         r = cli(*args)
         assert r.returncode == 2 and says in r.stderr, r.stderr
-        assert "control character" in r.stderr or "holds a space" in r.stderr, r.stderr
+        assert "control character" in r.stderr, r.stderr
         assert len(r.stderr.strip().splitlines()) == 1, r.stderr                  # shown escaped: one line
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
 def test_the_written_by_comment_escapes_what_would_end_it():
-    from tianref.experiments.slurm import _one_line
-    assert _one_line("sweep a\nrm -rf x\t#\x1b") == "sweep a\\nrm -rf x\\t#\\x1b"
-    assert _one_line("plain é ü") == "plain é ü"
+    from tianref.errors import one_line
+    assert one_line("sweep a\nrm -rf x\t#\x1b") == "sweep a\\nrm -rf x\\t#\\x1b"
+    assert one_line("plain é ü") == "plain é ü"

@@ -48,3 +48,9 @@ class Diverged(RunFailure):
     def __init__(self, message: str, epoch: int, what: str):
         super().__init__(message)
         self.epoch, self.what = int(epoch), what
+
+
+def one_line(text: str) -> str:
+    """``text`` with each character that would break its line (a newline, a tab, ESC, ...) written as its
+    escape: a path given with a newline in it keeps an error message, or a script's comment, one line."""
+    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text)

@@ -208,6 +208,8 @@ def _read_table_file(path: str) -> str:
 def from_json(path: str) -> Group:
     """``{"name": ..., "table": [[...], ...]}`` (TABLE_EXAMPLE); a table outside 0..M-1 is refused (not closed)."""
     p = Path(path)
+    if any(ord(c) < 32 or ord(c) == 127 for c in path):     # recorded, and printed in a sweep's commands
+        raise InputError(f"table:{path!r} holds a control character; name the file without one")
     if not path.strip():
         raise InputError(f"table: needs a file name: table:FILE, FILE a JSON object such as {TABLE_EXAMPLE}")
     try:

@@ -39,7 +39,7 @@ def check_one_line(path, what: str) -> str:
     bad = sorted({c for c in text if ord(c) < 32 or ord(c) == 127})
     if bad:
         raise InputError(f"{what} {text!r} holds a control character ({', '.join(repr(c) for c in bad)}); "
-                         "name the folder without one")
+                         "name it without one")
     return text
 
 

@@ -23,7 +23,7 @@ from tianref import threads as blas_threads
 from tianref.backend import BackendError
 from tianref.cli.progress import say
 from tianref.config import parse_list
-from tianref.errors import InputError, RunFailure
+from tianref.errors import InputError, RunFailure, one_line
 from tianref.numtext import parse_number
 from tianref.rundir import describe_oserror
 
@@ -119,12 +119,12 @@ def reports_errors(fn):
         except (InputError, BackendError) as exc:
             if RAISE_ERRORS.get():
                 raise
-            say(f"Error: {exc}")
+            say(f"Error: {one_line(str(exc))}")
             sys.exit(2)
         except RunFailure as exc:            # exit 1; a run stopped by a signal: 128 + its number
             if RAISE_ERRORS.get():           # (a caller running the command in-process handles it)
                 raise
-            say(f"Error: {exc}")
+            say(f"Error: {one_line(str(exc))}")
             sys.exit(exc.exit_code)
         except BrokenPipeError:      # stdout closed by its reader (`| head`): click ends quietly, exit 1
             raise
@@ -135,7 +135,7 @@ def reports_errors(fn):
         except OSError as exc:
             if RAISE_ERRORS.get():
                 raise
-            say(f"Error: {describe_oserror(exc)}")
+            say(f"Error: {one_line(describe_oserror(exc))}")
             sys.exit(1)
     return wrapper
 

@@ -178,6 +178,7 @@ def reproduce_cmd(section_text, root, scale_text, n_jobs, threads, batch, plan, 
         raise InputError("--store copies the sections this command computes; --plan and --slurm compute none "
                          "(store them with the command that runs them)")
     check_one_line(root, "--root")
+    check_one_line(python, "--python")               # it heads every printed command and script line
     check_not_in_run(root, "--root")             # also for --plan: its commands would write there
     _check_not_a_section(root)
     if not plan:                                 # every output path before anything is computed or created

@@ -217,6 +217,7 @@ def sweep_cmd(root, train_args, eta_text, act_list, M_text, group_text, frac_tex
     if train_args:
         common[sweep.TRAIN_ARGS] = pass_through(train_args)
     check_one_line(root, "ROOT")
+    check_one_line(python, "--python")               # it heads every printed command and script line
     root = Path(os.path.abspath(root))           # commands must not depend on the cwd
     seeds = sweep.parse_seeds(seeds_text)
     jobs = sweep.make_jobs(root, sweep.grid(**lists), seeds, epochs, common)

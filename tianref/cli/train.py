@@ -21,7 +21,7 @@ import numpy as np  # host: the length of an --init-from train_idx
 
 from tianref import identity, memory, resume as resume_mod, rundir, runs
 from tianref.backend import environment_info, get_xp, git_state
-from tianref.paths import check_out_writable
+from tianref.paths import check_one_line, check_out_writable
 from tianref.cli.common import CHECK_DEVICE, CHECK_FOLDER, RAISE_ERRORS, THREADS, Float, GivenPath, Int, reports_errors
 from tianref.cli.resume_options import refuse_changes_on_resume
 from tianref.cli.train_run import (  # noqa: F401  (BATCH, record_divergence, summary_of: cli/batch.py reads them here)
@@ -230,6 +230,8 @@ def train_cmd(ctx, xp_name, M, K, n_train, train_frac, eta, eta_schedule, lr, ep
                             plan.fingerprint, plan.digest)
         launch(session, prepare)
     else:
+        if init_from:                                   # recorded, and printed in a sweep's commands
+            check_one_line(init_from, "--init-from")
         init = runs.load_npz(init_from) if init_from else None
         if init is not None:
             identity.check_state(init, init_from)            # a checkpoint must be as its run wrote it

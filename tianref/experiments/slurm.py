@@ -22,7 +22,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from tianref.errors import InputError
+from tianref.errors import InputError, one_line
 from tianref.experiments import sweep
 
 THREADS = sweep.THREAD_VARS
@@ -38,22 +38,17 @@ def unfinished(jobs, python: str = sys.executable, threads: int | None = None) -
     return out
 
 
-def _one_line(text: str) -> str:
-    """``text`` for a comment line: each character that is not printable (a newline would end the comment and
-    make the rest a command) written as its Python escape."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
-
-
 def array_script(tasks: list[tuple], *, name: str, command: str = "", cpus: int = 1) -> str:
     """The job-array script for ``tasks`` = [(job, argv)] (at least one)."""
     if not tasks:
         raise InputError("no unfinished runs: nothing to put in a job array")
     log_dirs = sorted({str(j.out.parent / sweep.LOG_DIR) for j, _ in tasks})
     slurm_logs = Path(os.path.commonpath([str(j.out.parent) for j, _ in tasks])) / sweep.LOG_DIR
-    if any(c.isspace() or not c.isprintable() for c in str(slurm_logs)):    # an #SBATCH line is read as words
-        raise InputError(f"--slurm: the runs' folder {str(slurm_logs.parent)!r} holds a space or a control "
-                         "character, which the script's #SBATCH --output line cannot carry; choose a ROOT "
-                         "without them (or run the commands of --plan)")
+    if any(c.isspace() or not c.isprintable() or c == "%" for c in str(slurm_logs)):   # read as words, and %j
+        raise InputError(f"--slurm: the runs' folder {str(slurm_logs.parent)!r} holds a space, a '%' or a "    # ... as
+                         "control character, which the script's #SBATCH --output line cannot carry (SLURM "  # patterns
+                         "splits it at a space and expands %j, %a, ...); choose a ROOT without them (or run "
+                         "the commands of --plan)")
     gpu = any(dict(j.options).get("xp") == "cupy" for j, _ in tasks)
     n = len(tasks)
     lines = [
@@ -67,7 +62,7 @@ def array_script(tasks: list[tuple], *, name: str, command: str = "", cpus: int 
         lines.append("#SBATCH --gres=gpu:1")
     lines += [
         f"# {n} unfinished tianref run(s); task i runs the i-th command of --plan.",
-        f"# Written by: {_one_line(command)}" if command else "# Written by tianref.",
+        f"# Written by: {one_line(command)}" if command else "# Written by tianref.",
         "# Submit with: sbatch THIS_FILE (sbatch's own options, e.g. --time or --partition, override these).",
         "set -euo pipefail",
         f"mkdir -p {' '.join(shlex.quote(d) for d in log_dirs)}",
