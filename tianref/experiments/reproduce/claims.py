@@ -96,12 +96,17 @@ def _magnitude(ours, ref, *, max_log10):
 
 
 def _seedrange(ours, ref, **_):
-    """ours = (min, max) over our seeds, ref = the published single run, or (lo, hi) the interval a value the
-    source rounds stands for (its rounding interval): pass when it meets [min, max]."""
-    lo, hi = ref if isinstance(ref, (tuple, list)) else (ref, ref)
-    if ours is None or None in ours or not (_finite(lo) and _finite(hi)):
+    """ours = (min, max) over our seeds, ref = the published single run, or (lo, hi) the half-open interval
+    [lo, hi) a value the source rounds stands for (rounded half up: 0.59 printed is [0.585, 0.595)): pass
+    when the value, or that interval, meets [min, max]."""
+    if isinstance(ref, (tuple, list)):
+        lo, hi = ref
+        if ours is None or None in ours or not (_finite(lo) and _finite(hi)):
+            return "undefined"
+        return "pass" if lo <= ours[1] and ours[0] < hi else "fail"
+    if ours is None or None in ours or not _finite(ref):
         return "undefined"
-    return "pass" if lo <= ours[1] and ours[0] <= hi else "fail"
+    return "pass" if ours[0] <= ref <= ours[1] else "fail"
 
 
 def _fraction_at_least(ours, ref, *, min_fraction):
@@ -232,7 +237,7 @@ RULES = {r.name: r for r in (
     Rule("same-count", "the same fired fraction k/n as published"),
     Rule("magnitude", "the same order of magnitude: |log10(ours/published)| <= max_log10", {"max_log10": 0.5}),
     Rule("seed-range", "the published single run lies inside our [min, max] over seeds (a value the source rounds: "
-         "its rounding interval meets [min, max])"),
+         "its rounding interval [v - h, v + h), h half a unit of its last digit, meets [min, max])"),
     Rule("most-runs", "the claimed event holds in at least min_fraction of the runs (its contrary, as the row "
          "defines it, in at least min_fraction: the opposite)",
          {"min_fraction": 0.8}),
