@@ -109,3 +109,20 @@ def test_a_run_whose_log_is_a_folder_is_refused_by_name_not_left_out(tmp_path):
     assert [p.name for p in list_run_dirs(tmp_path)] == ["r0", "r1"]
     with pytest.raises(InputError, match=r"r0: its metrics.jsonl is a folder, not a file"):
         read_tree(tmp_path)
+
+
+def test_a_setting_no_number_depends_on_does_not_split_a_condition(tmp_path):
+    """momentum without SGD and ridge_reg without the ridge top layer change no number of a run (train refuses
+    them given alone now; runs made before may hold any value): seeds that differ only there are one
+    condition (summarize listed 'eta=0.0002 momentum=0.5' beside 'momentum=0.9', splitting the statistics and
+    the control pairing). With SGD, momentum is a condition key."""
+    from tests.test_summarize import known_columns
+    for s, extra in enumerate(({"momentum": 0.5}, {"momentum": 0.9}, {"ridge_reg": 0.5})):
+        write_run(tmp_path / "a" / f"r{s}", dict(BASE_CONFIG, seed=s, **extra), known_columns(s, True))
+    s = summarize(read_tree(tmp_path / "a"))
+    assert [(c["label"], c["n"]) for c in s["conditions"]] == [("eta=0.0002", 3)]
+    for k, m in enumerate((0.5, 0.9)):
+        write_run(tmp_path / "b" / f"r{k}", dict(BASE_CONFIG, seed=k, optimizer="sgd", momentum=m),
+                  known_columns(k, True))
+    s = summarize(read_tree(tmp_path / "b"))
+    assert sorted(c["n"] for c in s["conditions"]) == [1, 1]
