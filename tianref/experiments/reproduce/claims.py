@@ -96,14 +96,15 @@ def _magnitude(ours, ref, *, max_log10):
 
 
 def _seedrange(ours, ref, **_):
-    """ours = (min, max) over our seeds, ref = the published single run, or (lo, hi) the half-open interval
-    [lo, hi) a value the source rounds stands for (rounded half up: 0.59 printed is [0.585, 0.595)): pass
-    when the value, or that interval, meets [min, max]."""
+    """ours = (min, max) over our seeds, ref = the published single run, or (lo, hi) the interval [lo, hi] a
+    value the source rounds stands for: pass when the value, or that interval, meets [min, max]. Closed at
+    both ends: the source does not say how it rounds a tie (Python prints the float 0.835 as 0.83, NumPy's
+    round gives 0.84), so a value on an end may have printed as either."""
     if isinstance(ref, (tuple, list)):
         lo, hi = ref
         if ours is None or None in ours or not (_finite(lo) and _finite(hi)):
             return "undefined"
-        return "pass" if lo <= ours[1] and ours[0] < hi else "fail"
+        return "pass" if lo <= ours[1] and ours[0] <= hi else "fail"
     if ours is None or None in ours or not _finite(ref):
         return "undefined"
     return "pass" if ours[0] <= ref <= ours[1] else "fail"
@@ -237,7 +238,7 @@ RULES = {r.name: r for r in (
     Rule("same-count", "the same fired fraction k/n as published"),
     Rule("magnitude", "the same order of magnitude: |log10(ours/published)| <= max_log10", {"max_log10": 0.5}),
     Rule("seed-range", "the published single run lies inside our [min, max] over seeds (a value the source rounds: "
-         "its rounding interval [v - h, v + h), h half a unit of its last digit, meets [min, max])"),
+         "its rounding interval [v - h, v + h], h half a unit of its last digit, meets [min, max])"),
     Rule("most-runs", "the claimed event holds in at least min_fraction of the runs (its contrary, as the row "
          "defines it, in at least min_fraction: the opposite)",
          {"min_fraction": 0.8}),
