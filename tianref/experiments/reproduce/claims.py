@@ -238,7 +238,8 @@ RULES = {r.name: r for r in (
     Rule("same-count", "the same fired fraction k/n as published"),
     Rule("magnitude", "the same order of magnitude: |log10(ours/published)| <= max_log10", {"max_log10": 0.5}),
     Rule("seed-range", "the published single run lies inside our [min, max] over seeds (a value the source rounds: "
-         "its rounding interval [v - h, v + h], h half a unit of its last digit, meets [min, max])"),
+         "its rounding interval [v - h, v + h], h half a unit of its last digit, meets [min, max]; closed, as the "
+         "source does not say how it rounds a tie)"),
     Rule("most-runs", "the claimed event holds in at least min_fraction of the runs (its contrary, as the row "
          "defines it, in at least min_fraction: the opposite)",
          {"min_fraction": 0.8}),
