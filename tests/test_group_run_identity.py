@@ -79,6 +79,11 @@ def test_a_group_has_one_stored_spelling(tmp_path):
     code, stdout, err = cli(["sweep", str(tmp_path / "sw2"), "--group", "Z3xZ4", *small])
     assert code == 0 and json.loads(stdout)["skipped"] == 1, err
     assert sorted(p.name for p in (tmp_path / "sw2").iterdir()) == ["_logs", "eta0_actsqr_groupZ3xZ4_seed0"]
+    # a folder that holds no run, whatever its name, does not redirect the sweep's runs (a stray
+    # figs_group3x4 made every run be planned again into ..._group3x4_... folders)
+    (tmp_path / "sw2" / "figs_group3x4").mkdir()
+    code, stdout, err = cli(["sweep", str(tmp_path / "sw2"), "--group", "3x4", *small, "--plan"])
+    assert code == 0 and stdout == "" and "finished" in err, (stdout, err)
 
 
 def test_a_run_stored_under_another_spelling_is_still_its_sweeps_and_resumes(tmp_path, monkeypatch):

@@ -54,28 +54,41 @@ def pass_through(tokens) -> tuple:
     return tuple(tokens)
 
 
-def _folder_spellings(root, specs: list) -> list:
-    """One condition per group (6 and Z6 name one), its folders named by the group's one name (3x4 -> Z3xZ4),
-    so that a sweep given 3x4 and one given Z3xZ4 share their runs; where an earlier sweep's folder under ROOT
-    carries another spelling of the same group (``..._group3x4_...``, named as typed before), that spelling
-    is kept, whichever spelling this sweep was given, so that tree resumes. A table: or expr: spec names its
-    folders as given."""
-    try:
-        parts = {p for d in os.scandir(root) if d.is_dir() for p in d.name.split("_")}
-    except OSError:                             # no ROOT yet (or not a folder: refused later, with its reason)
-        parts = set()
-    named = {}                                  # a group's one name -> the spelling an earlier folder carries
-    for p in sorted(parts):
-        if p.startswith("group") and not p.startswith(("grouptable", "groupexpr")):
-            named.setdefault(stored_group_spec(p[len("group"):]), p[len("group"):])
+def _one_name(specs: list) -> list:
+    """One condition per group (6 and Z6 name one), named by the group's one name (3x4 -> Z3xZ4), so that a
+    sweep given 3x4 and one given Z3xZ4 share their runs (:func:`_earlier_folders` finds a run an earlier
+    sweep filed under the spelling it was given). A table: or expr: spec stays as given."""
     seen = {}
     for g in specs:
         one = stored_group_spec(g)
-        if g.strip().startswith(("table:", "expr:")):
-            seen.setdefault(one, g)
-        else:                                   # whatever spelling the earlier sweep was given
-            seen.setdefault(one, named.get(one, one))
+        seen.setdefault(one, g if g.strip().startswith(("table:", "expr:")) else one)
     return list(seen.values())
+
+
+def _group_named(name: str) -> str:
+    """A run folder's name with its group part (``group3x4``) spelt by the group's one name (``groupZ3xZ4``)."""
+    return "_".join("group" + stored_group_spec(p[len("group"):])
+                    if p.startswith("group") and not p.startswith(("grouptable", "groupexpr")) else p
+                    for p in name.split("_"))
+
+
+def _earlier_folders(jobs: list, root) -> list:
+    """The jobs, each one whose folder does not exist moved to the run folder under ROOT that an earlier
+    sweep named by another spelling of its group (``..._group3x4_seed0`` for ``..._groupZ3xZ4_seed0``), so
+    that tree is continued rather than trained again; only folders that hold a run (config.json) count."""
+    import dataclasses
+    try:
+        there = {_group_named(d.name): Path(d.path) for d in os.scandir(root)
+                 if d.is_dir() and "_group" in d.name and os.path.isfile(os.path.join(d.path, "config.json"))}
+    except OSError:                             # no ROOT yet (or not a folder: refused later, with its reason)
+        return jobs
+    out = []
+    for job in jobs:
+        other = there.get(_group_named(job.name)) if "_group" in job.name else None
+        if other is not None and other.name != job.name and not job.out.exists():
+            job = dataclasses.replace(job, out=job.out.parent / other.name)
+        out.append(job)
+    return out
 
 
 def _numbers(text: str, what: str, kind=float) -> list:
@@ -206,7 +219,7 @@ def sweep_cmd(root, train_args, eta_text, act_list, M_text, group_text, frac_tex
     from tianref.experiments import sweep
     lists = {"eta": _numbers(eta_text, "--eta"), "act": act_list}
     if group_text is not None:
-        lists["group"] = _folder_spellings(root, _numbers(group_text, "--group", str))
+        lists["group"] = _one_name(_numbers(group_text, "--group", str))
     if M_text is not None or group_text is None:
         lists["M"] = _numbers("71" if M_text is None else M_text, "--M", int)
     if frac_text is not None:
@@ -221,6 +234,8 @@ def sweep_cmd(root, train_args, eta_text, act_list, M_text, group_text, frac_tex
     root = Path(os.path.abspath(root))           # commands must not depend on the cwd
     seeds = sweep.parse_seeds(seeds_text)
     jobs = sweep.make_jobs(root, sweep.grid(**lists), seeds, epochs, common)
+    if group_text is not None:
+        jobs = _earlier_folders(jobs, root)
     if plan and slurm_file is not None:
         raise InputError("give --plan or --slurm, not both")
     check_not_in_run(root, "ROOT")               # also for --plan: its commands would write there
