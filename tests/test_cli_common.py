@@ -69,7 +69,15 @@ def test_an_error_naming_a_path_with_a_newline_stays_one_line(tmp_path):
     from pathlib import Path
     cli = Path(__file__).resolve().parents[1] / "cli.py"
     for args in (["summarize", f"{tmp_path}/x\ny"], ["train", "--M", "7", "--K", "8", "--group", "table:/x\ny",
-                                                      "--out", str(tmp_path / "r")]):
+                                                      "--out", str(tmp_path / "r")],
+                 ["thm6", f"{tmp_path}/nope\nx"]):                # click's own usage error, too
         r = subprocess.run([sys.executable, str(cli), *args], capture_output=True, text=True, timeout=60)
         assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
         assert "\\n" in r.stderr, r.stderr
+
+
+def test_one_line_escapes_what_breaks_a_line_and_keeps_other_text():
+    from tianref.errors import breaks_line, one_line
+    assert one_line("a\nb\tc\x1b\x85\u2028d") == "a\\nb\\tc\\x1b\\x85\\u2028d"
+    assert one_line("My\u00a0Runs é σ 日本 👩\u200d💻") == "My\u00a0Runs é σ 日本 👩\u200d💻"      # kept as given
+    assert [c for c in "\n\x7f\x85\u2028\u2029 a\u00a0" if breaks_line(c)] == ["\n", "\x7f", "\x85", "\u2028", "\u2029"]

@@ -93,6 +93,9 @@ def test_every_option_a_sweep_writes_itself_is_refused_after_the_double_dash(tmp
     for tokens in (["--check-only"], ["--eta-schedule", "0:1e-3"], ["--eta-schedule=0:1e-3"], ["--help"], ["-h"]):
         with pytest.raises(InputError, match="cannot be given to a sweep"):
             pass_through(["--lr", "1e-3", *tokens])
+    for value in ("1e-3\n", "1e-3\u2028"):        # accepted by train's float parser; it split the printed command
+        with pytest.raises(InputError, match="holds a control character"):
+            pass_through(["--lr", value])
 
 
 def test_passed_through_options_reach_a_fresh_run_and_a_resumed_one(tmp_path):

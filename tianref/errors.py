@@ -50,7 +50,14 @@ class Diverged(RunFailure):
         self.epoch, self.what = int(epoch), what
 
 
+def breaks_line(c: str) -> bool:
+    """Whether the character ``c`` breaks or rewrites a line of text: a C0 control (newline, tab, ESC, ...),
+    DEL, a C1 control (NEL, ...) or the Unicode line and paragraph separators."""
+    o = ord(c)
+    return o < 32 or 127 <= o < 160 or c in "\u2028\u2029"
+
+
 def one_line(text: str) -> str:
-    """``text`` with each character that would break its line (a newline, a tab, ESC, ...) written as its
-    escape: a path given with a newline in it keeps an error message, or a script's comment, one line."""
-    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text)
+    """``text`` with each character that breaks_line written as its escape: a path given with a newline in it
+    keeps an error message, or a script's comment, one line (other text, é or a no-break space, is kept)."""
+    return "".join(repr(c)[1:-1] if breaks_line(c) else c for c in text)

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np  # host-side construction only: a table is built once, before any device work
 
-from tianref.errors import InputError
+from tianref.errors import InputError, breaks_line
 from tianref.groups_expr import expr_table
 
 MAX_ORDER = 1024          # the decomposition is dense (M x M) and the associativity check O(M^3)
@@ -208,7 +208,7 @@ def _read_table_file(path: str) -> str:
 def from_json(path: str) -> Group:
     """``{"name": ..., "table": [[...], ...]}`` (TABLE_EXAMPLE); a table outside 0..M-1 is refused (not closed)."""
     p = Path(path)
-    if any(ord(c) < 32 or ord(c) == 127 for c in path):     # recorded, and printed in a sweep's commands
+    if any(breaks_line(c) for c in path):                   # recorded, and printed in a sweep's commands
         raise InputError(f"table:{path!r} holds a control character; name the file without one")
     if not path.strip():
         raise InputError(f"table: needs a file name: table:FILE, FILE a JSON object such as {TABLE_EXAMPLE}")

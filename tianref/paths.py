@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 
-from tianref.errors import InputError
+from tianref.errors import InputError, breaks_line
 
 RUN_MARK = "metrics.jsonl"   # the file that makes a folder a run directory (tianref.analysis.records)
 
@@ -36,7 +36,7 @@ def check_one_line(path, what: str) -> str:
     the SLURM script it writes name its folders one per line, and a newline there would start a line of its
     own (in a script, a command). Shown escaped, so that the refusal stays one line."""
     text = str(path)
-    bad = sorted({c for c in text if ord(c) < 32 or ord(c) == 127})
+    bad = sorted({c for c in text if breaks_line(c)})
     if bad:
         raise InputError(f"{what} {text!r} holds a control character ({', '.join(repr(c) for c in bad)}); "
                          "name it without one")

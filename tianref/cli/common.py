@@ -54,7 +54,7 @@ class OneLineErrors(click.Group):
                 msg = _hint_run_option(exc.ctx, msg)
                 end = "" if msg.endswith(("?", "!")) else "."          # "Did you mean 'train'?" keeps its '?'
                 msg = f"{msg.rstrip('.')}{end} See '{exc.ctx.command_path} --help'."
-            say(f"Error: {msg}")
+            say(f"Error: {one_line(msg)}")
             sys.exit(exc.exit_code)
         except click.ClickException as exc:
             exc.show()

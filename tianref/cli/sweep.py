@@ -13,7 +13,7 @@ from tianref.groups import stored_group_spec
 from tianref.cli.common import THREADS, CommaChoice, GivenPath, IntRange, check_interpreter, reports_errors
 from tianref.config import parse_list
 from tianref.cli.progress import RunsReporter
-from tianref.errors import InputError, RunFailure
+from tianref.errors import InputError, RunFailure, breaks_line, one_line
 from tianref.model import ACTIVATIONS
 from tianref.paths import check_not_in_run, check_one_line
 from tianref.rundir import check_output_dir, check_output_file
@@ -46,6 +46,8 @@ def pass_through(tokens) -> tuple:
     may name an option the sweep sets itself (OWN); train's own parser checks the rest, run by run,
     before anything starts (check_jobs)."""
     for t in tokens:
+        if any(breaks_line(c) for c in t):          # a value 1e-3\n would split its printed command in two
+            raise InputError(f"'{one_line(t)}' after '--' holds a control character; give it without one")
         name = t.split("=", 1)[0]
         if name in OWN:
             raise InputError(f"{name} after '--' is set by sweep for every run ({OWN[name]})")
