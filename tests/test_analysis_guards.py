@@ -118,9 +118,11 @@ def test_a_setting_no_number_depends_on_does_not_split_a_condition(tmp_path):
     the control pairing). With SGD, momentum is a condition key."""
     from tests.test_summarize import known_columns
     for s, extra in enumerate(({"momentum": 0.5}, {"momentum": 0.9}, {"ridge_reg": 0.5})):
-        write_run(tmp_path / "a" / f"r{s}", dict(BASE_CONFIG, seed=s, **extra), known_columns(s, True))
+        write_run(tmp_path / "a" / f"r{s}", dict(BASE_CONFIG, seed=s, **{"momentum": 0.9, "ridge_reg": 1e-3, **extra}),
+                  known_columns(s, True))
     s = summarize(read_tree(tmp_path / "a"))
     assert [(c["label"], c["n"]) for c in s["conditions"]] == [("eta=0.0002", 3)]
+    assert (s["conditions"][0]["config"]["momentum"], s["conditions"][0]["config"]["ridge_reg"]) == (0.9, 1e-3)
     for k, m in enumerate((0.5, 0.9)):
         write_run(tmp_path / "b" / f"r{k}", dict(BASE_CONFIG, seed=k, optimizer="sgd", momentum=m),
                   known_columns(k, True))
