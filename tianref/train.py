@@ -266,7 +266,29 @@ def edge_state(xp, ck: dict, k: str, spec: dict, mode: str) -> dict:
     return dict(st, **edges.cross_grams(xp, spec, st["buf_wd"], st["clean"], mode))
 
 
-class _Stop:
+class SignalHandlers:
+    """A context that handles SIGINT and SIGTERM by ``self._handler`` (main thread only; elsewhere a no-op)
+    and restores the handlers it found on exit (``self._old``)."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __enter__(self):
+        self._old = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in self.SIGNALS:
+                self._old[sig] = signal.getsignal(sig)
+                signal.signal(sig, self._handler)
+        return self
+
+    def _handler(self, signum, frame):
+        raise NotImplementedError
+
+    def __exit__(self, *exc):
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+class _Stop(SignalHandlers):
     """SIGINT and SIGTERM during a run (main thread only): ask the loop to stop at the next row
     boundary, where it writes the resume state and raises Interrupted (a RunFailure).
 
@@ -276,20 +298,11 @@ class _Stop:
     run then resumes from its last checkpoint.
     """
 
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
     def __init__(self, notify=None):
         self.set = False
         self.name = None
         self.notify = notify
         self._old = {}
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            for sig in self.SIGNALS:
-                self._old[sig] = signal.getsignal(sig)
-                signal.signal(sig, self._handler)
-        return self
 
     def _handler(self, signum, frame):
         name = signal.Signals(signum).name
@@ -300,10 +313,6 @@ class _Stop:
             msg = "already stopping: the resume state is saved after the current epoch"
         if self.notify:
             self.notify(f"{name}: {msg}")
-
-    def __exit__(self, *exc):
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
 
 
 

@@ -19,7 +19,6 @@ import json
 import os
 import signal
 import sys
-import threading
 import time
 from typing import NamedTuple
 
@@ -29,6 +28,7 @@ import numpy as np  # only for np.errstate around the run
 from tianref import runs
 from tianref.cli.progress import RowProgress, say
 from tianref.errors import Diverged
+from tianref.train import SignalHandlers
 from tianref.paths import describe_oserror
 
 # set by train-batch (tianref/cli/batch.py): a list that receives each run prepared (Prepared) in place
@@ -101,23 +101,14 @@ def train_prepared(engine, cfg, xp, xp_name, out, state, problem, init, no_resum
         click.echo(json.dumps(summary_of(out, cfg, xp_name, time.time() - t0)))    # after the bar's last line
 
 
-class _AfterTheLoop:
+class _AfterTheLoop(SignalHandlers):
     """SIGINT / SIGTERM between the end of a finished run's loop and its printed summary: the run is complete
     (final.npz written), so the signal is noted and the summary still printed (it ended the command with
     'Aborted!', the summary lost). Until ``finished`` is set a signal does what it did before (the loop's own
     handler, installed over this one, stops a run at a row boundary; its exit restores this one)."""
 
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
     def __init__(self):
         self.finished, self._old = False, {}
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            for sig in self.SIGNALS:
-                self._old[sig] = signal.getsignal(sig)
-                signal.signal(sig, self._handler)
-        return self
 
     def _handler(self, signum, frame):
         if self.finished:
@@ -129,10 +120,6 @@ class _AfterTheLoop:
         if old != signal.SIG_IGN:                # the default action, as if this handler were not there
             signal.signal(signum, signal.SIG_DFL)
             os.kill(os.getpid(), signum)
-
-    def __exit__(self, *exc):
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
 
 
 def summary_of(out, cfg, xp_name, seconds) -> dict:
