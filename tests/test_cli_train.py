@@ -227,3 +227,17 @@ def test_a_signal_after_the_run_finished_still_prints_its_summary(tmp_path, monk
     assert "SIGINT after the run had finished: nothing to stop" in r.stderr
     assert (out / "checkpoints" / "final.npz").is_file()
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler     # restored
+
+
+@pytest.mark.parametrize("extra, says", [
+    (["--tail-rank", "100"], "W_tail is 0 on every row"),
+    (["--eta-schedule", "0:1e-3,10:0"], "switches at epoch(s) 10, after the last epoch 3"),
+])
+def test_a_setting_that_can_have_no_effect_is_noted(tmp_path, extra, says):
+    """Valid but idle: a tail rank at or above W's largest rank, a weight-decay switch after the last epoch.
+    The run trains as asked, with one note on stderr (there was none); an ordinary run has no such note."""
+    r = CliRunner().invoke(main, ["train", "--M", "7", "--K", "8", "--epochs", "3", *extra,
+                                  "--out", str(tmp_path / "r")])
+    assert r.exit_code == 0 and says in r.stderr, r.stderr
+    r = CliRunner().invoke(main, ["train", "--M", "7", "--K", "8", "--epochs", "3", "--out", str(tmp_path / "q")])
+    assert r.exit_code == 0 and "W_tail is 0" not in r.stderr and "never reaches" not in r.stderr

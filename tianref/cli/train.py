@@ -296,6 +296,8 @@ def train_cmd(ctx, xp_name, M, K, n_train, train_frac, eta, eta_schedule, lr, ep
         _check_memory(cfg)
         if init is not None:
             engine.check_init(cfg, init)
+        if not check_only:
+            _note_idle_settings(cfg)
         if check_only:
             if CHECK_FOLDER.get():                      # in use, not empty, not a run to replace, not
                 check_out_writable(out, overwrite and not rundir.is_empty(out))   # writable here: refused
@@ -371,6 +373,19 @@ def _resolve_group(spec, M, M_fixed: bool):
     if not spec.startswith(("table:", "expr:")):
         spec = G.name                       # one spelling per group: 3x4 and 6 are stored as Z3xZ4 and Z6
     return spec, G.order, (table_digest(G.table) if spec.startswith("table:") else "")
+
+
+def _note_idle_settings(cfg) -> None:
+    """Say when a valid setting can have no effect in this run: a tail rank at or above W's rank (W_tail is 0
+    on every row), a weight-decay switch after the last epoch (the run never reaches it)."""
+    rank = min(2 * cfg.M, cfg.K)
+    if cfg.tail_r >= rank:
+        _note(f"--tail-rank {cfg.tail_rank} gives r = {cfg.tail_r}, at least min(2M, K) = {rank}, the largest rank "
+              "W can have: W_tail is 0 on every row")
+    late = [e for e, _ in cfg.eta_schedule if e > cfg.epochs]
+    if late:
+        _note(f"--eta-schedule switches at epoch(s) {', '.join(map(str, late))}, after the last epoch "
+              f"{cfg.epochs}: the run never reaches them")
 
 
 def check_train_args(args, device: bool = True):
