@@ -169,6 +169,18 @@ def _typed(name: str, v, default):
     return v
 
 
+# settings that play a part in a run only beside another one (train refuses them given otherwise; runs made
+# before may hold any value): setting -> (the setting, its value) under which it is used
+USED_ONLY_WITH = {"momentum": ("optimizer", "sgd"), "ridge_reg": ("top_layer", "ridge")}
+
+
+def idle_settings(config) -> set:
+    """The USED_ONLY_WITH settings that play no part in this run, from a TrainConfig or a config dict (a key
+    it lacks read at TrainConfig's default): no number of the run depends on their values."""
+    get = config.get if isinstance(config, dict) else lambda k, d: getattr(config, k, d)
+    return {k for k, (key, value) in USED_ONLY_WITH.items() if get(key, getattr(TrainConfig, key)) != value}
+
+
 def validate(cfg: TrainConfig, read_files: bool = True) -> TrainConfig:
     """Raise InputError with a one-line message for the first invalid setting. ``read_files=False``: a
     table: group's file is not read (a reader of a run's log: the run is named by its settings, the

@@ -4,7 +4,7 @@ Reference: ``docs/paper-protocol.md`` §2 (grok vs control) and §5.5 (the late 
 
 Conditions: runs are grouped by their config minus the seed and the keys in ``NON_CONDITION_KEYS``
 (where the output went, which backend ran it, how often it printed, what was logged beside the
-training), with a setting that plays no part in the run (``UNUSED_UNLESS``) at train's default, so the same
+training), with a setting that plays no part in the run (``config.idle_settings``) at train's default, so the same
 protocol run on NumPy and on CuPy lands in one condition; a run from an
 --init-from file is a condition of its own (``run_condition``). A condition with
 eta > 0 is paired with the eta = 0 condition that matches it in every other key (its control).
@@ -33,20 +33,14 @@ NON_CONDITION_KEYS = frozenset({
 })
 
 
-# settings no number of the run depends on unless another setting uses them (train refuses them given alone;
-# runs made before may hold any value): where they play no part, the condition holds train's default
-UNUSED_UNLESS = {"momentum": ("optimizer", "sgd"), "ridge_reg": ("top_layer", "ridge")}
-
-
 def condition_config(config: dict) -> dict:
     """The settings that define a run's condition: its config minus NON_CONDITION_KEYS, a setting that
-    plays no part (UNUSED_UNLESS: momentum without SGD, ridge_reg without the ridge top layer) at train's
-    default, so that such runs share their condition whatever value they hold."""
-    from tianref.config import TrainConfig
+    plays no part in it (config.idle_settings: momentum without SGD, ridge_reg without the ridge top layer)
+    at train's default, so that such runs share their condition whatever value they hold."""
+    from tianref.config import TrainConfig, idle_settings
     out = {k: config[k] for k in sorted(config) if k not in NON_CONDITION_KEYS}
-    for k, (key, value) in UNUSED_UNLESS.items():
-        if k in out and config.get(key, getattr(TrainConfig, key)) != value:
-            out[k] = getattr(TrainConfig, k)
+    for k in idle_settings(config) & set(out):
+        out[k] = getattr(TrainConfig, k)
     return out
 
 

@@ -1,6 +1,7 @@
 """``sweep``: conditions x seeds into one tree (thin click layer over tianref.experiments.sweep)."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shlex
@@ -78,7 +79,6 @@ def _earlier_folders(jobs: list, root) -> list:
     """The jobs, each one whose folder does not exist moved to the run folder under ROOT that an earlier
     sweep named by another spelling of its group (``..._group3x4_seed0`` for ``..._groupZ3xZ4_seed0``), so
     that tree is continued rather than trained again; only folders that hold a run (config.json) count."""
-    import dataclasses
     try:
         there = {_group_named(d.name): Path(d.path) for d in os.scandir(root)
                  if d.is_dir() and "_group" in d.name and os.path.isfile(os.path.join(d.path, "config.json"))}

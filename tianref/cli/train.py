@@ -29,7 +29,7 @@ from tianref.cli.train_run import (  # noqa: F401  (BATCH, record_divergence, su
 from tianref import threads as blas_threads
 from tianref.data import n_train_from_frac
 from tianref.config import (DTYPES, GRAM_MODES, METRIC_SETS, OPTIMIZERS, RIDGE_EVALS, TOP_LAYERS,
-                            TrainConfig,
+                            TrainConfig, idle_settings,
                             parse_eta_schedule, parse_int_list, parse_list, validate)
 from tianref.errors import InputError
 from tianref.resources import program
@@ -271,10 +271,11 @@ def train_cmd(ctx, xp_name, M, K, n_train, train_frac, eta, eta_schedule, lr, ep
             n_train = n_train_from_frac(M, DEFAULT_TRAIN_FRAC)
         if "ridge_eval" in given and top_layer != "ridge":   # given, even at its default: it would do nothing
             raise InputError("--ridge-eval needs --top-layer ridge")
-        if "ridge_reg" in given and top_layer != "ridge":    # likewise: it would change the run's identity only
-            raise InputError("--ridge-reg needs --top-layer ridge")
-        if "momentum" in given and optimizer != "sgd":
-            raise InputError(f"--momentum is SGD's (--optimizer sgd); --optimizer {optimizer} does not use it")
+        chosen = {"optimizer": optimizer, "top_layer": top_layer}
+        idle = idle_settings(chosen)                    # likewise: they would change the run's identity only
+        for k in ("ridge_reg", "momentum"):
+            if k in idle and k in given:
+                raise InputError(IDLE_REFUSED[k].format(**chosen))
         schedule = ()
         if eta_schedule is not None:                    # checked before anything is written
             if "eta" in given:
@@ -373,6 +374,10 @@ def _resolve_group(spec, M, M_fixed: bool):
     if not spec.startswith(("table:", "expr:")):
         spec = G.name                       # one spelling per group: 3x4 and 6 are stored as Z3xZ4 and Z6
     return spec, G.order, (table_digest(G.table) if spec.startswith("table:") else "")
+
+
+IDLE_REFUSED = {"ridge_reg": "--ridge-reg needs --top-layer ridge",      # config.USED_ONLY_WITH, given alone
+                "momentum": "--momentum is SGD's (--optimizer sgd); --optimizer {optimizer} does not use it"}
 
 
 def _note_idle_settings(cfg) -> None:

@@ -43,7 +43,7 @@ from pathlib import Path
 
 from tianref import identity, runs
 from tianref.groups import stored_group_spec
-from tianref.config import TrainConfig, validate
+from tianref.config import TrainConfig, idle_settings, validate
 from tianref.errors import InputError
 from tianref.numtext import parse_int
 from tianref.resources import cli_argv
@@ -160,10 +160,9 @@ def wanted(job: Job, there=None) -> tuple:
         cfg = dataclasses.replace(cfg, group=there.group)            # the same group, spelt as it was
     if there is not None and cfg.group.startswith("table:") and not there.group_digest:
         cfg = dataclasses.replace(cfg, group_digest="")             # made before digests were recorded
-    if there is not None and "sgd" not in (cfg.optimizer, there.optimizer) and there.momentum != cfg.momentum:
-        cfg = dataclasses.replace(cfg, momentum=there.momentum)     # given without SGD before train refused it:
-    if there is not None and "ridge" not in (cfg.top_layer, there.top_layer) and there.ridge_reg != cfg.ridge_reg:
-        cfg = dataclasses.replace(cfg, ridge_reg=there.ridge_reg)   # no number of the run depends on it
+    if there is not None:                   # idle in both (given before train refused them): no number depends
+        idle = idle_settings(cfg) & idle_settings(there)            # on them, so the run there is the job's
+        cfg = dataclasses.replace(cfg, **{k: getattr(there, k) for k in idle})
     return identity.canonical(cfg), identity.fingerprint(cfg, init)
 
 
