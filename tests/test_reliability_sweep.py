@@ -297,3 +297,57 @@ def test_slurm_script_for_gpu_nodes_is_validated_without_opening_the_gpu_here(tm
     assert script.is_file()
     r = _cli(["sweep", str(root), *TINY, "--xp", "cupy", "--eta", "-1", "--slurm", str(tmp_path / "bad.sh")])
     assert r.exit_code == 2 and "--eta must be >= 0" in r.stderr and not (tmp_path / "bad.sh").exists()
+
+
+def _racing_python(tmp_path, finished_run=None):
+    """An interpreter for run_jobs that plays a second sweep winning the race for the run: before train
+    starts, another process takes the run's lock (and, given ``finished_run``, writes that finished run
+    into the folder, as the other sweep's train would), and keeps it until train has been refused."""
+    script = tmp_path / "racing_python"
+    script.write_text(f"""#!{sys.executable}
+import os, subprocess, sys, time
+out = sys.argv[sys.argv.index("--out") + 1]
+holder = subprocess.Popen([{sys.executable!r}, "-c", '''
+import os, shutil, sys, time
+from tianref.rundir import RunLock
+out, src = sys.argv[1], sys.argv[2]
+os.makedirs(out, exist_ok=True)
+lock = RunLock(out)
+lock.acquire()
+if src:
+    shutil.copytree(src, out, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".lock"))
+print("held", flush=True)
+time.sleep(4)
+''', out, {str(finished_run or "")!r}], stdout=subprocess.PIPE, text=True)
+assert holder.stdout.readline() == "held\\n"
+rc = subprocess.call([{sys.executable!r}, *sys.argv[1:]])
+holder.wait()
+sys.exit(rc)
+""")
+    script.chmod(0o755)
+    return str(script)
+
+
+@pytest.mark.parametrize("other_finishes", [False, True], ids=["still-training", "finished-there"])
+def test_a_child_refused_because_another_sweep_took_its_run_is_in_use_not_failed(tmp_path, other_finishes):
+    """Two sweeps on one tree can both find a run free; the second's train is refused (in use). The sweep
+    reports that run as in use (still a failure, exit 1, but named so), or as skipped when the other
+    process has finished it by the time the refusal is seen; never as a failure of its own."""
+    finished = None
+    if other_finishes:
+        ref = sweep.make_jobs(tmp_path / "ref", [{"M": 7}], (0,), 3, {"K": 4, "windows": "3"})
+        assert sweep.run_jobs(ref, 1, sys.executable)["ran"] == 1
+        finished = ref[0].out
+    jobs = sweep.make_jobs(tmp_path / "root", [{"M": 7}], (0,), 3, {"K": 4, "windows": "3"})
+    said = []
+    out = sweep.run_jobs(jobs, 1, _racing_python(tmp_path, finished), report=said.append)
+    log = (tmp_path / "root" / sweep.LOG_DIR / f"{jobs[0].name}.log").read_text()
+    assert "is in use by" in log
+    if other_finishes:
+        assert out["failed"] == [] and out["skipped"] == 1 and out["ran"] == 0, out
+        assert any(m.startswith(f"skip {jobs[0].name}: another process held") for m in said), said
+        assert sweep.job_state(jobs[0]) == "done"
+    else:
+        assert [f.get("in_use") for f in out["failed"]] == [True] and out["failed"][0]["returncode"] == 2
+        assert any(f"IN USE {jobs[0].name}: not trained here" in m for m in said), said
+        assert not any("FAILED" in m for m in said), said

@@ -229,10 +229,13 @@ def _remove_made(made) -> None:
             return
 
 
+IN_USE_MARK = " is in use by "    # in every refusal of a second writer (a sweep finds its children's in logs)
+
+
 def in_use(out: str, pid) -> RunInUse:
     """The one-line refusal of a second writer; ``pid``: the holder's, if known."""
     who = f"process {pid}" if isinstance(pid, int) and pid else "another process"
-    return RunInUse(f"--out {out} is in use by {who} (it holds {os.path.join(out, LOCK)}); "
+    return RunInUse(f"--out {out}{IN_USE_MARK}{who} (it holds {os.path.join(out, LOCK)}); "
                       "wait for it to finish or stop it first")
 
 

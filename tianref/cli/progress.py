@@ -198,7 +198,7 @@ class RunsReporter:
     its (finished, total, name) calls; ``rows`` its (logged, total) calls."""
 
     ROUTINE = ("start ", "[")                      # per-run lines that the bar replaces
-    ALWAYS = ("FAILED", "STOPPED", "failed", "diverged earlier")   # said off a terminal too
+    ALWAYS = ("FAILED", "STOPPED", "IN USE", "failed", "diverged earlier", "another process held")   # said off a terminal too
 
     ROWS_EVERY_S = 30.0                             # off a terminal: at most one rows line this often
 

@@ -278,7 +278,10 @@ def sweep_cmd(root, train_args, eta_text, act_list, M_text, group_text, frac_tex
     click.echo(json.dumps(result))
     if result["failed"]:
         n_stopped = sum(bool(f.get("stopped")) for f in result["failed"])
+        n_held = sum(bool(f.get("in_use")) for f in result["failed"])
         stopped = (f" ({n_stopped} of them stopped by a signal sent to the run, with their resume state "
                    "saved: run the same command again to continue them)" if n_stopped else "")
+        stopped += (f" ({n_held} of them in use by another process training them: run the same command "
+                    "again when it ends to check them)" if n_held else "")
         raise RunFailure(f"{len(result['failed'])} of {result['runs']} runs failed{stopped}; "
                          f"see {root / sweep.LOG_DIR}")

@@ -33,7 +33,7 @@ from tianref.experiments.jobs import (  # noqa: F401  (re-exported: callers impo
     FINISHED, TRAIN_ARGS, Job, config_mismatch, diverged, grid, job_state, jobs_from_specs, make_jobs,
     parse_seeds, plan_lines, train_argv)
 from tianref.resources import cli_argv
-from tianref.rundir import lock_holder
+from tianref.rundir import IN_USE_MARK, lock_holder
 
 __all__ = ["batches", "batch_argv", "batch_plan_lines", "FINISHED", "TRAIN_ARGS", "Job", "cli_argv", "config_mismatch", "grid", "job_state", "jobs_from_specs", "make_jobs",
            "parse_seeds", "plan_lines", "train_argv", "THREAD_VARS", "LOG_DIR", "STOP_GRACE_S", "run_jobs"]
@@ -89,6 +89,26 @@ def _open_log(path, command: str):
             pass
         raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None
     return log
+
+
+def _size(path) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
+
+
+def _refused_in_use(log_path, start: int) -> bool:
+    """Whether the messages a child wrote to ``log_path`` from byte ``start`` on hold train's refusal
+    of a run directory another process holds (rundir.in_use): two sweeps on one tree can both find a run
+    free and start it; the second child is refused, the run is not a failure of its own."""
+    try:
+        with open(log_path, "rb") as f:
+            f.seek(start)
+            tail = f.read()[-4096:]
+    except OSError:
+        return False
+    return IN_USE_MARK.encode() in tail
 
 
 def stack_key(job: Job) -> tuple:
@@ -213,6 +233,7 @@ def run_jobs(jobs: list[Job], n_jobs: int = 1, python: str = sys.executable, rep
     env = _child_env(threads)
     running: list[tuple[list, subprocess.Popen, float, object]] = []
     done, failed = [], []
+    log_start = {}                             # job name -> its log's size when its child started
     total = len(queue)
     stop = {"sig": None}
     old_handlers = {}
@@ -261,14 +282,18 @@ def run_jobs(jobs: list[Job], n_jobs: int = 1, python: str = sys.executable, rep
                     if why is None:
                         unit.append(job)
                         continue
-                    failed.append({"name": job.name, "returncode": None, "log": f"(not started: {why})"})
-                    report(f"[{len(done) + len(failed)}/{total}] FAILED {job.name}: not started, {why}")
+                    failed.append({"name": job.name, "returncode": None, "log": f"(not started: {why})"}
+                                  | ({"in_use": True} if holder is not None else {}))
+                    report(f"[{len(done) + len(failed)}/{total}] {'IN USE' if holder is not None else 'FAILED'} "
+                           f"{job.name}: not started, {why}")
                     progress(len(done) + len(failed), total, job.name)
                 if not unit:
                     continue
                 log_dir = unit[0].out.parent / LOG_DIR
                 log_dir.mkdir(parents=True, exist_ok=True)
                 states = [state_of[j.name] for j in unit]
+                for j in unit:                         # where this start's messages begin in each log
+                    log_start[j.name] = _size(log_dir / f"{j.name}.log")
                 if len(unit) == 1:
                     argv = train_argv(unit[0], python, states[0], threads=threads)
                     log = _open_log(log_dir / f"{unit[0].name}.log", shlex.join(argv))
@@ -301,7 +326,20 @@ def run_jobs(jobs: list[Job], n_jobs: int = 1, python: str = sys.executable, rep
                     else:
                         entry = {"name": job.name, "returncode": rc,
                                  "log": str(job.out.parent / LOG_DIR / f"{job.name}.log")}
-                        if rc in STOPPED_EXITS and _state_or_none(job) == "resumable":   # signalled itself
+                        held = rc != 0 and _refused_in_use(entry["log"], log_start.get(job.name, 0))
+                        if held and _state_or_none(job) in FINISHED:      # the other process finished it
+                            skipped.append(job.name)
+                            total -= 1
+                            report(f"skip {job.name}: another process held its directory when this {label} "
+                                   "started it, and has finished it since")
+                            progress(len(done) + len(failed), total, job.name)
+                            continue
+                        if held:                          # started here as the other process took it
+                            entry["in_use"] = True
+                            report(f"[{len(done) + len(failed) + 1}/{total}] IN USE {job.name}: not trained "
+                                   "here, another process (another sweep or train on this tree) took its "
+                                   f"directory first and is training it (see {LOG_DIR}/{job.name}.log)")
+                        elif rc in STOPPED_EXITS and _state_or_none(job) == "resumable":   # signalled itself
                             entry["stopped"] = True
                             report(f"[{len(done) + len(failed) + 1}/{total}] STOPPED {job.name} (exit {rc}: "
                                    "stopped by a signal sent to it; its resume state is saved, and running "
