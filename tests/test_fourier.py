@@ -8,6 +8,7 @@ other product carries a factor sum_r exp(i m phi_r) with m in {1, 2, 3} (zero on
 output peaks at c = a + b mod M and the network is a perfect modular adder for prime M.
 """
 import json
+import math
 
 import numpy as np
 import pytest
@@ -189,6 +190,7 @@ def test_diversity_of_a_uniform_histogram_is_ln_of_the_frequencies():
     assert d["entropy_norm"] == pytest.approx(1.0, rel=1e-14)
     one = fourier.diversity(np, W[:, :1], Mu)                       # a single pure unit: no spread
     assert one["entropy"] == 0.0 and one["entropy_norm"] == 0.0 and one["coverage"] == 1
+    assert math.copysign(1, one["entropy"]) == math.copysign(1, one["entropy_norm"]) == 1   # 0.0, never -0.0
     none = fourier.diversity(np, W[:, -1:], Mu)                     # no pure unit at all
     assert none["n_pure"] == 0 and none["entropy"] == 0.0 and none["hist"] == [0] * k_max
 

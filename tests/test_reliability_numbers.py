@@ -240,6 +240,12 @@ def test_thm6_memory_estimate_matches_a_measured_checkpoint(K, n, all_pairs):
     (["summarize", "RUN", "--rep-delta", "inf"], "--rep-delta must be a finite number >= 0"),
     (["summarize", "RUN", "--precision-factor", "inf"], "--precision-factor must be a finite number > 0"),
     (["summarize", "RUN", "--slope-threshold", "-inf"], "--slope-threshold must be a finite number"),
+    # a lock-in is a rise of ln(sigma2/sigma3): a threshold at or below 0 fires on a flat or falling gap
+    (["summarize", "RUN", "--slope-threshold", "-1"], "--slope-threshold must be a finite number > 0"),
+    (["summarize", "RUN", "--slope-threshold", "0"], "--slope-threshold must be a finite number > 0"),
+    # rho_tian lies in [0, 1]: a level at or below 0 never fires, one above 1 fires at epoch 0
+    (["summarize", "RUN", "--rho-threshold", "0"], "--rho-threshold must be a finite number > 0 and <= 1"),
+    (["summarize", "RUN", "--rho-threshold", "1.5"], "--rho-threshold must be a finite number > 0 and <= 1"),
 ], ids=lambda a: "-".join(a[:1] + a[-2:]) if isinstance(a, list) else None)
 def test_non_finite_float_option_refused(tmp_path, args, fragment):
     d = _train(tmp_path / "run")

@@ -116,9 +116,10 @@ def diversity(xp, W, M: int, purity_min: float = PURITY_THRESHOLD) -> dict:
     hist = [int(c) for c in to_host(hit.sum(axis=1))]               # (k_max,) host
     n_pure = sum(hist)
     entropy = -sum(c / n_pure * math.log(c / n_pure) for c in hist if c > 0) if n_pure else 0.0
+    entropy = float(entropy) + 0.0                                  # + 0.0: no -0.0 for one frequency
     return {"n_units": int(W.shape[1]), "n_pure": n_pure, "coverage": sum(c > 0 for c in hist),
-            "entropy": float(entropy) + 0.0,                         # + 0.0: no -0.0 for one frequency
-            "entropy_norm": float(entropy / math.log(k_max)) if k_max > 1 else 0.0, "hist": hist}
+            "entropy": entropy,
+            "entropy_norm": entropy / math.log(k_max) if k_max > 1 else 0.0, "hist": hist}
 
 
 # sigma(x / c) = sigma(x) / c^d for c > 0: the energy of w/||w|| follows from the row's own F

@@ -47,8 +47,8 @@ def _window_list(text):
               help="First epoch of the late sigma2/sigma3 range (inclusive).")
 @click.option("--late-hi", type=IntRange(min=0), default=det.LATE_RANGE[1],
               help="Last epoch of the late sigma2/sigma3 range (inclusive).")
-@click.option("--slope-threshold", type=FiniteFloat(), default=det.SLOPE_THRESHOLD,
-              help="Lock-in fires when d ln(sigma2/sigma3)/dt exceeds this (per epoch).")
+@click.option("--slope-threshold", type=FiniteFloat(0, low_open=True), default=det.SLOPE_THRESHOLD,
+              help="Lock-in fires when d ln(sigma2/sigma3)/dt exceeds this (per epoch; > 0: a rise).")
 @click.option("--slope-t-min", type=IntRange(min=0), default=det.SLOPE_T_MIN,
               help="Earliest epoch at which the slope detectors may fire.")
 @click.option("--slope-lag", type=IntRange(min=1), default=det.SLOPE_LAG,
@@ -56,8 +56,8 @@ def _window_list(text):
 @click.option("--min-valid", type=IntRange(min=0), default=0,
               help="Require this many non-NaN sigma2/sigma3 rows for a fire "
                    "(30 reproduces the window-sweep script; 0 = off).")
-@click.option("--rho-threshold", type=FiniteFloat(), default=det.RHO_THRESHOLD,
-              help="rho_tian fire level (searched from epoch 0).")
+@click.option("--rho-threshold", type=FiniteFloat(0, low_open=True, high=1.0), default=det.RHO_THRESHOLD,
+              help="rho_tian fire level, in (0, 1] (rho_tian lies in [0, 1]; searched from epoch 0).")
 @click.option("--crossing", type=click.Choice(["first", "halfmax"]), default="first",
               help="t(test>=0.5): first epoch at 0.5, or analysis.py's half-max level.")
 @click.option("--gram", type=click.Choice(["main", "float32", "float32-seq"]), default="main",
