@@ -126,6 +126,10 @@ def test_the_documented_table_file_example_is_a_table_file():
     ('{"table": [[100000000000000000000, 1], [1, 0]]}', "not closed: 0·0 = 100000000000000000000"),
     ('{"table": [[0, -100000000000000000000], [1, 0]]}', "not closed: 0·1 = -100000000000000000000"),
     ('{"table":' + "[" * 100000 + "]" * 100000 + "}", "nested too deep"),
+    # past Python's 4300-digit limit json.loads raised a ValueError read as "not JSON", with advice for programmers
+    ('{"table": [[0, 1], [1, ' + "9" * 5001 + "]]}", "an entry has 5001 digits, far outside the elements"),
+    # two "table" keys: json kept the last, and a file meant as one group trained as another
+    ('{"table": [[0, 1], [1, 0]], "table": [[0, 1, 2], [1, 2, 0], [2, 0, 1]]}', "the key 'table' appears more than once"),
 ])
 def test_a_table_file_with_a_huge_entry_or_deep_nesting_is_one_line(tmp_path, text, what):
     """An entry beyond int64 (it overflowed NumPy's array) or arrays nested past Python's recursion limit
@@ -147,3 +151,14 @@ def test_a_table_name_that_is_no_printable_string_gives_way_to_the_file_name(tmp
     p.write_text(json.dumps({"name": name, "table": [[0, 1], [1, 0]]}))
     code, out, err = run(["group", f"table:{p}"])
     assert code == 0 and out.startswith("mytab: order 2"), (out, err)
+
+
+def test_a_table_file_saved_with_a_byte_order_mark_is_read(tmp_path):
+    """Some editors save UTF-8 with a leading byte-order mark; it is still the file's table (it was refused as
+    'not JSON', with Python's hint to decode it with utf-8-sig)."""
+    from tianref.groups import TABLE_EXAMPLE
+    plain, bom = tmp_path / "z3.json", tmp_path / "z3_bom.json"
+    plain.write_text(TABLE_EXAMPLE)
+    bom.write_bytes(b"\xef\xbb\xbf" + TABLE_EXAMPLE.encode())
+    a, b = run(["group", f"table:{plain}"]), run(["group", f"table:{bom}"])
+    assert a[0] == b[0] == 0 and a[1].replace("z3", "") == b[1].replace("z3_bom", "") and "order 3" in b[1], b

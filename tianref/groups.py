@@ -200,9 +200,34 @@ def _read_table_file(path: str) -> str:
     if len(data) > TABLE_FILE_MAX:               # grew while read
         raise InputError(f"table:{path}: more than {TABLE_FILE_MAX >> 20} MiB")
     try:
-        return data.decode("utf-8")
+        return data.decode("utf-8-sig")         # a leading byte-order mark (some editors write one) is dropped
     except UnicodeDecodeError as exc:
         raise InputError(f"table:{path}: not JSON (not UTF-8 text: {exc.reason} at byte {exc.start})") from None
+
+
+def _unique_keys(path: str):
+    """json's object_pairs_hook: an object that names a key twice (two "table"s: which one is meant?) is refused."""
+    def hook(pairs):
+        keys = [k for k, _ in pairs]
+        twice = sorted({k for k in keys if keys.count(k) > 1})
+        if twice:
+            raise InputError(f"table:{path}: the key {twice[0]!r} appears more than once in one object; keep one")
+        return dict(pairs)
+    return hook
+
+
+INT_DIGITS_MAX = 30     # an element number has at most 4 digits (MAX_ORDER); longer integers are refused unread
+
+
+def _bounded_int(path: str):
+    """json's parse_int: an integer of more than INT_DIGITS_MAX digits is far outside any table's 0..n-1 (and
+    past Python's own limit of 4300 digits it would not even convert)."""
+    def parse(text):
+        if len(text.lstrip("-")) > INT_DIGITS_MAX:
+            raise InputError(f"table:{path}: an entry has {len(text.lstrip('-'))} digits, far outside the "
+                             f"elements 0..n-1 (n <= {MAX_ORDER})")
+        return int(text)
+    return parse
 
 
 def from_json(path: str) -> Group:
@@ -217,7 +242,9 @@ def from_json(path: str) -> Group:
     except OSError as exc:
         raise InputError(f"table:{path}: cannot read ({exc.strerror or exc})") from None
     try:
-        obj = json.loads(text)
+        obj = json.loads(text, object_pairs_hook=_unique_keys(path), parse_int=_bounded_int(path))
+    except InputError:
+        raise
     except ValueError as exc:
         raise InputError(f"table:{path}: not JSON ({exc})") from None
     except RecursionError:                       # arrays nested thousands deep
