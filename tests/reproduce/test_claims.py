@@ -331,4 +331,9 @@ def test_a_rounded_seed0_value_is_compared_at_its_printed_precision(pub):
     c = got["median_abs_cos vs the paper's seed 0, x², ep 250: 0.59"]
     assert c.outcome == "pass" and "rounding interval [0.585, 0.595]" in c.note
     c = got["sign_match_paper vs the paper's seed 0, x², ep 50: 0.83"]
-    assert c.outcome == "fail" and c.note == ""            # 0.83 = 166/200, below our seeds' 0.835
+    assert c.outcome == "fail" and "printed exactly" in c.note      # 0.83 = 166/200, below our seeds' 0.835
+    assert c.source.kind == "paper"
+    # the two rounded columns are findings.md's; the early draft prints the sign-match column only
+    for q in ("median_abs_cos", "frac_B_neg_on_pos_cos"):
+        k = [c for name, c in got.items() if name.startswith(f"{q} vs the paper's seed 0")]
+        assert len(k) == 5 and {c.source.kind for c in k} == {"findings"}, q

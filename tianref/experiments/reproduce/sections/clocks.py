@@ -96,7 +96,7 @@ class Clocks(Section):
         for c in d["conditions"]:
             rs = [r for r in d["runs"] if r["condition"] == c]
             counts, n = outcome_counts(rs)
-            medians = [f"median {k} {fmt(med_of(stats([r.get(k) for r in rs])))}" for k in ("t_cls", "t_rep", "t05")]
+            medians = [f"median {k} {fmt(med_of(stats([r.get(k) for r in rs])))}" for k in ("t_cls", "t_rep", "t05", "t099")]
             seen = ", ".join(f"{o} {k}" for o, k in counts.items()) + f" (of {n})" if n else "no clock_outcome"
             ours = "; ".join([seen, censored(rs)] + medians)
             note = "" if n else "the runs predate clock_outcome (tianref.analysis.clock_events): not measurable"

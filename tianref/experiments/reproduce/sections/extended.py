@@ -41,8 +41,9 @@ class Extended(Section):
         L.value("t(test ≥ 0.5)", c, "t05", T["test_0.5"], source=src("T5b", [6, 7]), note=seed)
         L.value("t(test ≥ 0.99)", c, "t099", T["test_0.99"], source=src("T5b", [6, 7]), note=seed)
         L.value("ρ fire (epoch)", c, "rho_fire", T["rho_fire"], source=src("T5b", [6, 7]), note=seed)
-        L.value("σ2/σ3 slope fire (epoch)", c, "fire", T["slope_fire"], source=src("T5b", [6, 7]), gram=True,
-                note=seed)
+        L.value("σ2/σ3 slope fire (epoch)", c, "fire", T["slope_fire"], gram=True, note=seed,
+                source=src("T5b (findings.md B4: the paper's §5 text prints no slope-fire epoch, only that "
+                           "the fire is preserved)", [6, 7], kind="findings"))
         L.value("lead t0.5 − t_ρ", c, "lead_rho", T["lead"], source=src("T5b", [6, 7]), note=seed)
         L.add("peak σ2/σ3", f"~{T['peak_gap23']:g}", "n/a" if peak is None else f"{peak:.4g}", "magnitude", peak,
               T["peak_gap23"], condition=c["label"] if c else "", source=src("T5b", [6, 7]), gram=True)

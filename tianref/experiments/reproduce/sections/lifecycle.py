@@ -38,7 +38,13 @@ import tianref.experiments.reproduce.sections.lifecycle_probes as lp
 import tianref.experiments.reproduce.sections.lifecycle_wd as wd
 
 ETA_GROK = 2e-4
-AUTHORS = Source("author-code", "skydancerosel/dyck_scan spectral/grad_vs_wd_decomposition.py @ e37417d")
+# the split claims' words are the seed's; the code only defines what they are measured by
+SPLIT_SOURCE = Source("seed", "The Lifecycle of the Spectral Edge (review page), abstract; grad_frac and alignment "
+                              "as skydancerosel/dyck_scan spectral/grad_vs_wd_decomposition.py @ e37417d computes them",
+                      quote="before grokking the edge is gradient-driven and functionally active; at grokking, "
+                            "gradient and weight decay align, and the edge becomes a compression axis")
+BLOCK_NOTE = ("one block's own edge: the authors take one edge of all attention matrices together, so a verdict here "
+              "is about this block's edge, which they did not measure apart")
 DIFFERENCE = "their model: transformer on Dyck-1/SCAN"
 SPLIT_DIFFERENCE = ("their edge: all attention matrices together, 5 checkpoint differences; ours: W, V apart, "
                     "single steps")
@@ -114,13 +120,13 @@ class Lifecycle(Section):
                 vals = [x for x in vals if x is not None and math.isfinite(x)]
                 k, k_contrary = sum(side * (x - t) > 0 for x in vals), sum(side * (x - t) < 0 for x in vals)
                 logged = any(f"{p}_{key}" in r.get("logged", []) for r in grok_runs)
-                out.append(judged(f"{text} ({p})", AUTHORS,
+                out.append(judged(f"{text} ({p})", SPLIT_SOURCE,
                                   f"{thr} over the {ph} phase in {k}/{len(vals)} runs, "
                                   f"{'<' if side > 0 else '>'} {t:g} in {k_contrary}/{len(vals)} (median {fmt(med(vals))})",
                                   "most-runs", (k, k_contrary, len(vals)), same_definition=False,
                                   difference=DIFFERENCE + "; " + SPLIT_DIFFERENCE,
-                                  note="" if logged else f"the runs did not log {p}_edge_{key} (they predate the "
-                                                         "authors' split): not measurable"))
+                                  note=BLOCK_NOTE if logged else f"the runs did not log {p}_edge_{key} (they predate "
+                                                                 "the authors' split): not measurable"))
         ph = d["stats"].get(G, {}).get("phases", {})
         view = "; ".join(f"{name}: W gfrac {fmt(ph[name]['W_gfrac'].get('median'))}, cos "
                          f"{fmt(ph[name]['W_cos'].get('median'))}" for name in ("memorisation", "grokking", "after")

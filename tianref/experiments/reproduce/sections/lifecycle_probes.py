@@ -200,11 +200,13 @@ def probe_claims(d, grok: str) -> list:
     k = sum((r["ratio_acc"] or 0) > ABLATION_CLAIM for r in j12)
     no_more = sum(r["ratio_acc"] is not None and r["ratio_acc"] <= 1 for r in j12)   # the contrary: not above random
     fl = sum(bool(r["floored"]) for r in j12)
+    unchanged = sum(r["ratio_acc"] is not None and r["ratio_acc"] <= 1 and r["dtest_acc_edge"] == 0 for r in j12)
     out.append(judged(f"After grokking the edge is ablation-critical: removing v1 + v2 changes the test accuracy > "
                       f"{ABLATION_CLAIM:g}× more than random directions", AUTHORS,
                       f"|Δacc(v1+v2)| / (|mean Δacc(random)| + 1e-8) > {ABLATION_CLAIM:g} in {k}/{len(j12)} probes "
                       f"(joint; {fl} with the random mean under the 1e-8 floor, where the ratio is 1e8·|Δacc|), ≤ 1 (no "
-                      f"more than random) in {no_more}/{len(j12)}; median Δacc(v1+v2) "
+                      f"more than random) in {no_more}/{len(j12)}, {unchanged} of them with Δacc(v1+v2) = 0 (removing "
+                      f"the edge changes no test prediction: not ablation-critical); median Δacc(v1+v2) "
                       f"{fmt(med([r['dtest_acc_edge'] for r in j12]))}", "most-runs", (k, no_more, len(j12)),
                       same_definition=False, difference=DIFFERENCE))
     k = sum(r["test_acc"] + r["dtest_acc_edge"] >= 0.99 for r in j12)

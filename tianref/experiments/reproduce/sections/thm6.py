@@ -128,6 +128,10 @@ def fig_thm6_seeds(th: dict, pub: dict, matches=None):
 # T1-seed0 columns the source rounds (two decimals, half a unit of the last digit): a cosine median and a fraction
 # of pairs whose count is not printed; the sign-match is k/200 of the top-200 pairs, printed exactly
 ROUNDED_SEED0 = {"frac_B_neg_among_pos_sim": 0.005, "median_abs_sim": 0.005}
+SIGN_MATCH_EXACT = "k/200, printed exactly (0.975 and 0.995 in its column): compared as printed"
+# those two columns are findings.md's (its Theorem 6 table); the paper's early draft and the figure script that
+# types its values in (figures_punch.py) carry the sign-match alone
+SEED0_FINDINGS = "T1-seed0 (findings.md's Theorem 6 table; the paper's early draft prints its sign-match column only)"
 
 
 def _t1_source(T1: dict, epoch: int):
@@ -170,12 +174,14 @@ class Thm6(Section):
             for q, pk in (("sign_match_paper", "sign_match"), ("frac_B_neg_on_pos_cos", "frac_B_neg_among_pos_sim"),
                           ("median_abs_cos", "median_abs_sim")):
                 v = seed0[pe][pk]
-                ref, note = v, ""
+                ref, note, source = v, SIGN_MATCH_EXACT, src("T1-seed0", [10])
                 if pk in ROUNDED_SEED0:             # printed to two decimals: the value it stands for is in
                     ref = (v - ROUNDED_SEED0[pk], v + ROUNDED_SEED0[pk])         # its rounding interval
-                    note = f"printed to two decimals: its rounding interval [{fmt(ref[0])}, {fmt(ref[1])}] is compared"
+                    note = (f"printed to two decimals (0.97 where the sign-match prints 0.975): its rounding "
+                            f"interval [{fmt(ref[0])}, {fmt(ref[1])}] is compared")
+                    source = src(SEED0_FINDINGS, [10], kind="findings")
                 L.add(f"{q} vs the paper's seed 0", fmt(v), _thm6_cell(st[q]), "seed-range",
-                      (st[q]["min"], st[q]["max"]), ref, condition=lab, source=src("T1-seed0", [10]), note=note)
+                      (st[q]["min"], st[q]["max"]), ref, condition=lab, source=source, note=note)
         rl = acts.get("relu")
         for e in (rl or {}).get("epochs", []):
             pe = rl["paper_epochs"][str(e)]

@@ -194,7 +194,7 @@ class Window(Section):
                 L.count(f"W={W}: slope fire, fired/n", c, "fire", (len(fired), len(p[key])),
                         paper_text=f"{len(fired)}/{len(p[key])} {ptxt}", source=src("T4", [9]), gram=True)
                 L.value(f"W={W}: slope fire (epoch)", c, "fire", float(np.median(fired)) if fired else None,
-                        rng=[min(fired), max(fired)] if fired else None, paper_text=ptxt, source=src("T4"),
+                        rng=[min(fired), max(fired)] if fired else None, paper_text=ptxt, source=src("T4", [12]),
                         gram=True)
                 pl, st = p["late_grok" if cname == "grok" else "late_ctrl"], c and c["stats"].get("late")
                 where = ("the three Grams per W are set beside the paper's in 'Window sweep: float64 vs the paper's "
