@@ -205,7 +205,9 @@ def test_lockin_counts_grokking_non_abelian_runs_and_theorem6_its_worst_checkpoi
     doc["groups"][0]["runs"].append(dict(run, run="S4_seed2", t099=None, fire=None, thm6=None))
     doc["groups"].append(z)
     c = mod.SECTION.claims(doc, {})[4]
-    assert c.ours == "fired in 2/2 grokking non-abelian runs, silent in 0/2" and c.verdict.startswith("in kind")
+    assert c.ours == ("fired in 2/2 grokking non-abelian runs, silent in 0/2 (abelian groups, not judged: fired "
+                      "in 0/1)") and c.verdict.startswith("in kind")
+    assert c.claim.startswith("the sigma2/sigma3 lock-in detector fires in grokking runs of non-abelian groups")
     # the identity is checked on the worst checkpoint: one at 0.98 fails it
     doc["groups"][0]["runs"][1]["thm6"] = dict(run["thm6"], sign_match_exact=0.98)
     c = mod.SECTION.claims(doc, {})[5]

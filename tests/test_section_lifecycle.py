@@ -58,7 +58,9 @@ def test_the_split_claims_use_the_authors_keys():
     assert v["At grokking the edge becomes a weight-decay (compression) axis (V)"] == kind
     assert v["At grokking the gradient and weight-decay parts align (W)"] == kind
     c = [c for c in claims if c.claim == BEFORE][0]
-    assert c.source.kind == "author-code" and "grad_vs_wd_decomposition.py @ e37417d" in c.source.ref
+    # the claim's words are the seed's (its abstract); the authors' code defines what measures them
+    assert c.source.kind == "seed" and "grad_vs_wd_decomposition.py @ e37417d" in c.source.ref
+    assert "gradient-driven" in c.source.quote and "own edge" in c.note
     view = [c for c in claims if c.claim.startswith("Parameter-space view")][0]
     assert view.rule == "info" and view.verdict == "info" and "W gfrac 0.3" in view.ours
     no_agrees_without_the_definition(claims)
@@ -69,7 +71,7 @@ def test_the_split_claims_use_the_authors_keys():
 
 def test_without_the_authors_keys_the_split_is_not_measurable():
     claims = lifecycle.SECTION.claims(_doc([_run(s) for s in range(5)]), PUBLISHED)
-    split = [c for c in claims if c.source.kind == "author-code" and "grad_vs_wd" in c.source.ref]
+    split = [c for c in claims if c.source.kind == "seed" and "grad_vs_wd" in c.source.ref]
     assert len(split) == 6 and all(c.verdict == "not measurable" for c in split)
     assert all("predate the authors' split" in c.note for c in split)
     assert "agrees" not in verdicts(claims).values()

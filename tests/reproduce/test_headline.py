@@ -34,7 +34,10 @@ def test_headline_claims_known_answers(pub):
     c = find(claims, "σ2/σ3 slope fire, fired/n, eta=0: 0/15", "paper")
     assert (c["ours"], c["verdict"]) == ("1/15", "differs")
     c = find(claims, "late σ2/σ3, ep 200-400, eta=0.0002: 300 [168, 320]", "findings")
-    assert c["verdict"] == gram and c["note"] == "the bracket is an IQR or the min-max range"
+    # the paper code's analysis.py prints the median and range=[min, max] over the 15 seeds: the note says so and
+    # sets our own span beside it
+    assert c["verdict"] == gram and c["note"].startswith("the bracket is the min-max over the paper's 15 seeds")
+    assert "ours span [200, 300]" in c["note"]
     c = find(claims, "late σ2/σ3, ep 200-400, eta=0: 1.31 [1.25, 1.37]", "findings")
     assert c["verdict"] == gram
     c = find(claims, "late σ2/σ3 grok/control, eta=0.0002: 229")
