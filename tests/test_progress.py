@@ -349,3 +349,23 @@ def test_thm6_off_a_terminal_beats_through_the_replay_and_the_checkpoints(tmp_pa
     assert _item_beats(r.stderr, "thm6 replay", "epoch", 10) == list(range(1, 11)), r.stderr   # to epoch 10
     assert _item_beats(r.stderr, "thm6", "checkpoint", 3) == [1, 2, 3], r.stderr
     assert r.stdout.startswith("Theorem 6 sign-match") and "thm6" not in r.stdout
+
+
+def test_the_runs_bar_draws_the_rows_share_and_takes_its_time_left_from_it(monkeypatch):
+    """A sweep's rows line (update(0, '40 % of the epochs')) was never drawn (click renders nothing for 0
+    steps), and a batch's bar, whose runs all finish at its end, had no time left until the first run ended,
+    then one from the runs alone."""
+    from tianref.cli import progress
+    clock, drawn = Clock(), []
+    monkeypatch.setattr(progress, "interactive", lambda: True)
+    monkeypatch.setattr(progress.time, "monotonic", clock)
+    rep = progress.RunsReporter("sweep")
+    rep.progress(0, 6, None)                                   # the bar over 6 runs
+    pb = rep._bar._bar
+    monkeypatch.setattr(pb, "render_progress", lambda: drawn.append(pb.current_item))
+    assert pb.format_eta() == ""
+    clock.t += 20.0
+    rep.rows(240, 600)                                         # 40 % of the rows in 20 s, no run finished
+    assert drawn == ["40 % of the epochs"]
+    assert pb.format_eta() == "00:00:30 left"                  # 20 s / 0.4 x 0.6
+    rep.close()

@@ -96,13 +96,20 @@ class _Bar:
             self._ctx = click.progressbar(length=length, label=label, file=sys.stderr, show_eta=True,
                                           show_pos=True, width=BAR_WIDTH, item_show_func=show)
         self._bar = None
+        self.share = 0.0            # the share of the work done by a finer measure (a sweep's rows), 0..1
 
     def __enter__(self):
         if self._ctx is not None:
             self._bar = self._ctx.__enter__()
             t0 = time.monotonic()                         # this bar's (this phase's) own clock
             bar = self._bar                               # click's estimate counts pos 0 as one item
-            bar.format_eta = lambda: left_text(time_left(time.monotonic() - t0, bar.pos, bar.length))
+
+            def eta():
+                elapsed = time.monotonic() - t0
+                if bar.length and bar.pos / bar.length < self.share < 1:     # the finer measure is further on
+                    return left_text(elapsed / self.share * (1 - self.share))
+                return left_text(time_left(elapsed, bar.pos, bar.length))
+            bar.format_eta = eta
         return self
 
     def __exit__(self, *exc):
@@ -111,8 +118,14 @@ class _Bar:
         return False
 
     def update(self, n: int = 1, item=None) -> None:
-        if self._bar is not None:
+        if self._bar is None:
+            return
+        if n:
             self._bar.update(n, item)
+        else:                                   # click draws nothing for 0 steps: set the item and draw
+            if item is not None:
+                self._bar.current_item = item
+            self._bar.render_progress()
 
 
 def _secs(s: float) -> str:
@@ -219,6 +232,7 @@ class RunsReporter:
         pct = 100 * logged / total
         if interactive():
             if self._bar is not None:
+                self._bar.share = logged / total            # its time left: from the rows, not the runs
                 self._bar.update(0, f"{pct:.0f} % of the epochs")
             return
         if self._rows_mark is None:
