@@ -155,6 +155,15 @@ def test_summarize_carries_the_new_keys(tmp_path):
     assert st["collapse_epoch"]["median"] == 330.0 and st["n_precision_limited"] == 1
     md = to_markdown(s)
     assert "slope peak" in md and "collapse" in md and "†" in md
+    # the footnote says what the mark means for the Gram these runs used: the default float64 one resolves
+    # sigma3 (it said "set by float32 rounding" of every run); a float32 Gram (--gram-dtype) does not
+    assert "with this float64 Gram their late s2/s3 is resolved" in md and "set by float32 rounding" not in md
+    for n in "ab":
+        cfg = json.loads((tmp_path / n / "config.json").read_text())
+        cfg["config"]["gram_dtype"] = "float32"
+        (tmp_path / n / "config.json").write_text(json.dumps(cfg))
+    md = to_markdown(summarize([read_run(tmp_path / n) for n in "ab"], Options()))
+    assert "(a float32 Gram, --gram-dtype) it is set by float32 rounding." in md and "is resolved" not in md
 
 
 def test_summarize_cli_gram_and_factor_errors(tmp_path):

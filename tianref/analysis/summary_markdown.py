@@ -303,10 +303,16 @@ def to_markdown(summary: dict) -> str:
             f"| {c['label']}", str(c["n"]), ev("t05"), ev("t099"), ev("fire"), lead("lag_fire_t099"),
             _level_cell(s["late"]) + _dagger(s), ratio, ev("rho_fire"), lead("lead_rho"),
             _without_grok_cell(c, f, ("fire", "rho_fire"))]) + " |")
-    if any(_dagger(c["stats"]) for c in summary["conditions"]):
-        lines += ["", "† k/n: runs whose late sigma3 a float32 Gram cannot resolve (sigma3/sigma1 below "
-                  f"{fmt(summary['options'].get('precision_factor', dg.PRECISION_FACTOR))} float32 epsilons; "
-                  "the per-run diagnostics below name them): their late s2/s3 is set by float32 rounding."]
+    daggered = [c for c in summary["conditions"] if _dagger(c["stats"])]
+    if daggered:
+        f32 = {c["label"] for c in daggered if c.get("config", {}).get("gram_dtype", "float64") == "float32"}
+        lines += ["", "† k/n: runs whose late sigma3 a float32 Gram (the paper's code) cannot resolve (sigma3/sigma1 "
+                  f"below {fmt(summary['options'].get('precision_factor', dg.PRECISION_FACTOR))} float32 epsilons; "
+                  "the per-run diagnostics below name them): "
+                  + ("with this float64 Gram their late s2/s3 is resolved, where the paper's float32 one would be "
+                     "set by rounding." if not f32 else
+                     f"in {', '.join(sorted(f32))} (a float32 Gram, --gram-dtype) it is set by float32 rounding"
+                     + ("; the others' float64 Gram resolves it." if len(f32) < len(daggered) else "."))]
     lines += [
         "",
         "sigma1/sigma2 of the rolling Delta-W Gram (findings T3b):",
