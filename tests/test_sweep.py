@@ -340,3 +340,16 @@ def test_train_options_after_the_separator_reach_the_runs_a_sweep_resumes(tmp_pa
     for d in dirs:
         assert (d / "checkpoints" / "epoch_00008.npz").is_file()          # after the resume point
         assert len((d / "metrics.jsonl").read_text().splitlines()) == 11
+
+
+@pytest.mark.parametrize("option", ["--lr", "--optimizer"])
+def test_a_train_option_given_to_sweep_is_told_to_go_after_the_double_dash(tmp_path, option):
+    """click suggested '--help', '--plan' or '--slurm' for sweep --lr; train's options reach every run after
+    '--', which the message now says (an option neither takes keeps click's suggestion)."""
+    from tianref.cli import main
+    res = CliRunner().invoke(main, ["sweep", str(tmp_path / "r"), option, "1"])
+    assert res.exit_code == 2 and f"No such option '{option}': it is train's; give train's options after '--'" \
+        in res.stderr and "Did you mean" not in res.stderr, res.stderr
+    res = CliRunner().invoke(main, ["sweep", str(tmp_path / "r"), "--bogus", "1"])
+    assert res.exit_code == 2 and "it is train's" not in res.stderr
+    assert not (tmp_path / "r").exists()

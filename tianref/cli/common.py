@@ -49,7 +49,7 @@ class OneLineErrors(click.Group):
             click.echo(exc.ctx.get_help())
             sys.exit(0)
         except click.UsageError as exc:
-            msg = other_name_hint(exc, exc.format_message().rstrip())
+            msg = _hint_train_option(exc, other_name_hint(exc, exc.format_message().rstrip()))
             if exc.ctx is not None:
                 msg = _hint_run_option(exc.ctx, msg)
                 end = "" if msg.endswith(("?", "!")) else "."          # "Did you mean 'train'?" keeps its '?'
@@ -91,6 +91,20 @@ def other_name_hint(exc, msg: str) -> str:
     if not any(ours in getattr(p, "opts", ()) for p in cmd.params):
         return msg
     return f"No such option '{name}': this command calls it {ours}"
+
+
+def _hint_train_option(exc, msg: str) -> str:
+    """sweep given one of train's options that it does not take itself (--lr, --optimizer): train's options
+    reach every run after '--'; click's closest spelling ('--help', '--plan') would mislead."""
+    cmd = getattr(getattr(exc, "ctx", None), "command", None)
+    name = getattr(exc, "option_name", None)
+    if not isinstance(exc, click.NoSuchOption) or getattr(cmd, "name", None) != "sweep" or not name:
+        return msg
+    from tianref.cli.train import train_cmd
+    if not any(name in p.opts for p in train_cmd.params):
+        return msg
+    return (f"No such option '{name}': it is train's; give train's options after '--' and every run gets "
+            f"them (sweep ROOT ... -- {name} VALUE)")
 
 
 def _hint_run_option(ctx, msg: str) -> str:
