@@ -111,6 +111,24 @@ def test_eta_zero_says_B_does_not_exist_unless_pinv(tmp_path):
     assert png.read_bytes()[:4] == b"\x89PNG"
     s = json.loads(out.read_text())["checkpoints"][0]["summary"]
     assert s["B_method"] == "pinv" and s["sign_match_exact"] is None and s["sign_match_paper"] is None
+    assert s["sign_match_approx"] is None and "rounding" in s["approx_note"]    # the sign of a rounded zero
+
+
+def test_eta_zero_with_a_nonsingular_gram_reports_no_approx_sign_match(tmp_path):
+    """n - 1 >= K: B = A^-1 exists at eta = 0 and the exact route holds, but f~_j^T P_0 f~_l = 0 for every
+    pair (P_0 removes range F~), so the approx column printed the sign of rounding noise (0.44-0.58)."""
+    from tianref.data import init_host
+    train_idx, test_idx, W, V = init_host(M, 8, N_TRAIN, seed=0)              # K = 8 < n - 1 = 19
+    ck = tmp_path / "c.npz"
+    np.savez(ck, W=W, V=V, train_idx=train_idx, test_idx=test_idx, epoch=np.int64(0),
+             config=np.str_(json.dumps(dict(CONFIG, K=8, eta=0.0))))
+    out = tmp_path / "s.json"
+    res = run(["--checkpoint", str(ck), "--top-pairs", "5", "--json", str(out)])
+    assert res.exit_code == 0, res.output
+    s = json.loads(out.read_text())["checkpoints"][0]["summary"]
+    assert s["sign_match_exact"] == 1.0 and s["sign_match_approx"] is None and "eta = 0" in s["approx_note"]
+    row = [ln for ln in res.stdout.splitlines() if ln.split()[:1] == ["0"]][0]
+    assert row.split()[5] == "-", row                                          # the approx column
 
 
 def test_exact_is_the_default_and_refuses_pinv(tmp_path):

@@ -124,6 +124,10 @@ def summarize_checkpoint(xp, F_tilde, eta: float, *, n_top: int = 200, all_pairs
         arr = _top_mode(xp, F_tilde, eta, B, Bp, j[:n_top], l[:n_top], cos[:n_top], exact)
         summ.update(_top_summary(xp, arr, delta))
         pairs = _pair_rows(arr, delta)
+    if eta == 0:       # P_0 projects out range F~, where every f~_l lies: f~_j^T P_0 f~_l = 0 up to rounding
+        summ["sign_match_approx"] = None
+        summ["approx_note"] = ("eta = 0: f~_j^T P_0 f~_l is 0 for every pair (P_0 removes the span of F~'s "
+                               "columns), so its sign would be rounding's")
 
     # audit: the definitional route on the n_aud most similar pairs
     rel = []
