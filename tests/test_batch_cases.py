@@ -472,7 +472,7 @@ def test_bad_members_found_at_their_folder_refuse_the_batch_before_anything_move
     first = [f"--out {tmp_path / 'old'} --overwrite --seed 3 " + " ".join(MEMBER),
              f"--out {tmp_path / 'rs'} --resume --epochs 6"]
     refused(cli(["train-batch", *sum((["--member", m] for m in first), []),
-                 "--member", f"--out {tmp_path / 'full'} " + " ".join(MEMBER)]), "full", "is not empty")
+                 "--member", f"--out {tmp_path / 'full'} " + " ".join(MEMBER)]), "full", "holds a finished run")
     refused(cli(["train-batch", *sum((["--member", m] for m in first), []), "--member", "--help"]),
             "member 3", "only ask for help")
     refused(cli(["train-batch", "--member", f"--out {tmp_path / 'nest'} " + " ".join(MEMBER),

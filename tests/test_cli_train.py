@@ -154,7 +154,9 @@ def test_non_empty_out_refused_unless_overwrite_of_a_run(tmp_path):
     assert r.exit_code == 2 and "not one" in r.stderr and (out / "something").read_text() == "x"
     run = tmp_path / "real"
     assert _run(SMALL + ["--out", str(run)]).exit_code == 0
-    assert _run(SMALL + ["--out", str(run)]).exit_code == 2
+    r = _run(SMALL + ["--out", str(run)])
+    # a finished run has nothing to 'continue' at its own --epochs: the message says how to train it further
+    assert r.exit_code == 2 and "holds a finished run" in r.stderr and "--resume with a larger --epochs" in r.stderr
     r = _run(SMALL + ["--out", str(run), "--overwrite"])
     assert r.exit_code == 0, r.output
 

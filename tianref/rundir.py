@@ -229,6 +229,16 @@ def _remove_made(made) -> None:
             return
 
 
+def not_empty(out: str) -> InputError:
+    """The refusal of a plain start in a folder that holds something: a finished run (its final checkpoint)
+    is told how to train it further, since there is nothing to 'continue' at its own --epochs."""
+    if all(os.path.isfile(os.path.join(out, *f)) for f in (("config.json",), ("metrics.jsonl",),
+                                                             ("checkpoints", "final.npz"))):
+        return InputError(f"--out {out} holds a finished run (checkpoints/final.npz); to train it further give "
+                          "--resume with a larger --epochs, or --overwrite to replace it")
+    return InputError(f"--out {out} is not empty; pass --resume to continue it or --overwrite to replace it")
+
+
 IN_USE_MARK = " is in use by "    # in every refusal of a second writer (a sweep finds its children's in logs)
 
 
@@ -425,8 +435,7 @@ class Session:
         if holder is not None:
             raise in_use(self.out, holder)
         if not resume and not overwrite and not is_empty(self.out):
-            raise InputError(f"--out {self.out} is not empty; pass --resume to continue it or "
-                             "--overwrite to replace it")
+            raise not_empty(self.out)
         if resume and not os.path.isdir(self.out):
             raise InputError(f"--resume: {self.out} does not exist")
         if overwrite and not is_empty(self.out):
@@ -457,8 +466,7 @@ class Session:
                               f"is kept in {os.path.join(parent, entry)} (delete it when no longer needed)")
             empty = is_empty(self.out)
             if not self.resume and not self.overwrite and not empty:     # filled since the check
-                raise InputError(f"--out {self.out} is not empty; pass --resume to continue it or "
-                                 "--overwrite to replace it")
+                raise not_empty(self.out)
             if self.overwrite and not empty:
                 check_replaceable(self.out)         # again, now that OUT is locked
                 self._move_aside()
