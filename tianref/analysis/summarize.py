@@ -209,6 +209,9 @@ def run_values(rec: RunRecord, opt: Options) -> dict:
                                    loss=rec.config.get("loss"))
     ev.pop("t099")                                   # the same first crossing as v["t099"] above
     v.update(ev)
+    L = np.asarray(rec.columns.get("train_loss", []), dtype=float)
+    L = L[np.isfinite(L)]                            # the classifier clock's floor: where t_cls never comes,
+    v["loss_final_ratio"] = float(L[-1] / L[0]) if L.size and L[0] > 0 else None   # this says how far it got
     return v
 
 

@@ -245,7 +245,7 @@ def _clocks_markdown(summary: dict) -> list:
              "|---|---|---|---|---|" + ("---|" if ce else "")]
     for c in conds:
         s = c["stats"]
-        lines.append(" | ".join([f"| {c['label']}", _event_cell(s.get("t_cls"))]
+        lines.append(" | ".join([f"| {c['label']}", _event_cell(s.get("t_cls")) + _floor_text(c, o)]
                                 + ([_event_cell(s.get("t_cls_abs"))] if ce else [])
                                 + [_event_cell(s.get("t_margin")), _event_cell(s["t05"]),
                                    _event_cell(s["t099"])]) + " |")
@@ -259,11 +259,32 @@ def _clocks_markdown(summary: dict) -> list:
         for c in conds:
             s = c["stats"]
             k = s.get(f"n_rep{sfx}_censored")
+            still = sum(r.get(f"t_rep{sfx}") == 0 for r in c.get("runs", []))
             lines.append(" | ".join([
-                f"| {c['label']}", _event_cell(s.get(f"t_rep{sfx}")), _event_cell(s.get(f"t_rep{sfx}_settled")),
+                f"| {c['label']}", _event_cell(s.get(f"t_rep{sfx}")) + (f" ‡{still}/{c['n']}" if still else ""),
+                _event_cell(s.get(f"t_rep{sfx}_settled")),
                 "n/a" if k is None else f"{k}/{c['n']}", _ratio_cell(s.get(f"clock_ratio{sfx}")),
                 _outcome_cell(s.get(f"clock_outcomes{sfx}"))]) + " |")
+        if any(r.get(f"t_rep{sfx}") == 0 for c in conds for r in c.get("runs", [])):
+            lines += ["", f"‡ k/n: runs whose t_rep is row 0: the statistic stayed within {fmt(o['rep_delta'])} "
+                      "(relative) of its final value over the whole run, so it did not move: nothing to time."]
     return lines
+
+
+def _floor_text(c: dict, o: dict) -> str:
+    """Beside a t_cls that some runs never reach: the median final train loss over row 0's (weight decay
+    holds the loss above a floor; a --cls-eps below it never fires)."""
+    s = c["stats"].get("t_cls")
+    r = sorted(x["loss_final_ratio"] for x in c.get("runs", [])
+               if _never(x.get("t_cls")) and x.get("loss_final_ratio") is not None)
+    if not s or s["n_fired"] == s["n"] or not r:
+        return ""
+    med = (r[(len(r) - 1) // 2] + r[len(r) // 2]) / 2
+    return f"; final loss {fmt(med)} x row 0 (eps {fmt(o['cls_eps'])})"
+
+
+def _never(t) -> bool:
+    return t is None or (isinstance(t, float) and math.isnan(t))
 
 
 def to_markdown(summary: dict) -> str:
