@@ -39,6 +39,25 @@ def test_the_top_of_a_checkout_records_its_head_and_dirtiness(tmp_path):
     assert git_state(tmp_path / "src") == {"commit": head, "dirty": True}
 
 
+def test_changes_inside_the_outputs_folder_alone_leave_a_rerender_clean(tmp_path):
+    """reproduce --rerender --scale ci right after --scale full found the full sections just rewritten and
+    recorded 'dirty': those are outputs, not the code; any change elsewhere still makes the state dirty."""
+    from tianref.backend import git_state_apart_from
+    src = tmp_path / "src"
+    head = _repo_with_a_commit(src)
+    (src / "out").mkdir()
+    (src / "out" / "r.md").write_text("a\n")
+    _git(src, "add", "out/r.md")
+    _git(src, "commit", "-q", "-m", "o")
+    head = _git(src, "rev-parse", "HEAD")
+    assert git_state_apart_from(src / "out", src) == {"commit": head, "dirty": False}
+    (src / "out" / "r.md").write_text("b\n")
+    assert git_state(src)["dirty"] is True
+    assert git_state_apart_from(src / "out", src) == {"commit": head, "dirty": False, "outputs_modified": "out"}
+    (src / "f.txt").write_text("y\n")                               # the code changed too: dirty
+    assert git_state_apart_from(src / "out", src) == {"commit": head, "dirty": True}
+
+
 def test_an_installed_copy_inside_another_repository_records_no_commit(tmp_path):
     _repo_with_a_commit(tmp_path / "project")
     site = tmp_path / "project" / ".venv" / "lib" / "site-packages"   # where pip install . puts tianref

@@ -216,3 +216,24 @@ def git_state(root=REPO):
         return {"commit": head.stdout.strip(), "dirty": bool(st.stdout.strip())}
     except (OSError, subprocess.SubprocessError):
         return None
+
+
+def git_state_apart_from(folder, root=REPO):
+    """git_state, where changes inside ``folder`` (stored outputs a command is about to rewrite: another
+    scale's sections re-rendered a moment ago) do not make the checkout dirty; such a state says so
+    (``outputs_modified``). Any other change, a tracked file or published.json, keeps it dirty."""
+    state = git_state(root)
+    if not state or not state["dirty"]:
+        return state
+    try:
+        rel = Path(folder).resolve().relative_to(Path(root).resolve()).as_posix().rstrip("/") + "/"
+        st = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "-z"], cwd=root,
+                            capture_output=True, text=True, timeout=10, check=False)
+    except (ValueError, OSError, subprocess.SubprocessError):
+        return state
+    if st.returncode:
+        return state
+    paths = [e[3:] for e in st.stdout.split("\0") if len(e) > 3]
+    if paths and all(p.startswith(rel) for p in paths):
+        return {"commit": state["commit"], "dirty": False, "outputs_modified": rel.rstrip("/")}
+    return state

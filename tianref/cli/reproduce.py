@@ -162,12 +162,14 @@ def reproduce_cmd(section_text, root, scale_text, n_jobs, threads, batch, plan, 
     if rerender:
         if plan or store:
             raise InputError("--rerender re-renders stored sections; it cannot be combined with --plan or --store")
+        from tianref.backend import git_state_apart_from
         from tianref.experiments.reproduce.rerender import apply_rerender, plan_rerender, stored_sections
         base = _store_dir(store_to)
         check_output_dir(base, "--store-to")
         names = stored_sections(base, scale.name, None if section_text == "all" else sections)
         command = _command_line()
-        git = rp.git_state()                                  # before the first write
+        git = git_state_apart_from(base)                      # before the first write (stored sections
+                                                              # changed in base, e.g. the other scale's, are outputs)
         plans = {s: plan_rerender(base, scale.name, s) for s in names}    # every section read and checked
         done = {s: apply_rerender(p, command, git) for s, p in plans.items()}   # before any is written
         click.echo(json.dumps({"scale": scale.name, "rerendered": done}))
