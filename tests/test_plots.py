@@ -384,3 +384,15 @@ def test_top5_with_many_conditions_is_split_into_figures(tmp_path):
     (out / "top5_2.png").mkdir()                                    # a folder where a page goes: refused
     res = CliRunner().invoke(plot_cmd, [str(root), "--out", str(out), "--figure", "top5", "--dpi", "30"])
     assert res.exit_code == 2 and "top5_2.png" in res.output
+
+
+def test_the_clocks_marks_legend_fits_a_one_panel_figure():
+    """The marks' key under the panels was one line of ~100 characters: wider than a one-condition figure
+    (4.6 in), it ran off both sides; it now wraps to the figure's width."""
+    from tianref.analysis.edge_figures import figure_clocks
+    rows = [{"epoch": t, "W_srank": 1.0 + t, "train_loss": 1.0 / (1 + t)} for t in range(3)]
+    fig = figure_clocks([("cond", [(rows, {"t_cls": 1.0, "seed": 0})])])
+    fig.canvas.draw()
+    box = fig._supxlabel.get_window_extent(fig.canvas.get_renderer())
+    assert box.x0 >= 0 and box.x1 <= fig.bbox.x1, (box, fig.bbox)
+    assert fig._supxlabel.get_text().startswith("epoch\nmarks, in each run's colour:")

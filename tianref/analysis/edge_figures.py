@@ -18,6 +18,7 @@ docs/edge-and-clocks.md defines the quantities.
 from __future__ import annotations
 
 import math
+import textwrap
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -199,9 +200,9 @@ def figure_clocks(groups, title: str = "") -> Figure:
             ax_s.legend(fontsize=7, frameon=False)
         ax_l.set_yscale("log")
         ax_l.set_ylabel("train loss")
-    fig.supxlabel("epoch      marks, in each run's colour:  " + ",  ".join(f"{'—' if st == '-' else st} {what}"
-                                                                         for _, st, _, what in CLOCK_MARKS),
-                  fontsize=8)
+    marks = "marks, in each run's colour:  " + ",  ".join(f"{'—' if st == '-' else st} {what}"
+                                                          for _, st, _, what in CLOCK_MARKS)
+    fig.supxlabel("epoch\n" + "\n".join(textwrap.wrap(marks, width=int(15 * 4.6 * n))), fontsize=8)
     if title:
         fig.suptitle(title)
     return fig
