@@ -137,6 +137,11 @@ def test_duplicates_line_counts_every_dropped_folder():
     assert duplicates_line(dups) == ("warning: 3 duplicate run folder(s) counted once: a = a2, a3 (same "
                                      "fingerprint); b = b2 (same condition and seed)")
     assert duplicates_line([]) is None
+    many = [{"kept": f"r{i}", "dropped": [f"c/r{i}"], "match": "fingerprint"} for i in range(40)]
+    line = duplicates_line(many)                       # a tree copied into itself: every run twice
+    assert line.startswith("warning: 40 duplicate run folder(s) counted once: r0 = c/r0 (same fingerprint); r1")
+    assert "r3 =" not in line and line.endswith("; and 37 more run(s) (summarize --json lists every one under "
+                                                "'duplicates')") and len(line) < 300
 
 
 def test_a_folder_outside_the_root_is_named_by_itself(tmp_path):

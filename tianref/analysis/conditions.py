@@ -198,10 +198,17 @@ def drop_duplicates(records: list[RunRecord], root=None, prefer=None) -> tuple[l
     return [r for r in records if id(r) in keep], dups
 
 
+DUPLICATES_SHOWN = 3     # duplicated runs named in the warning line; the rest counted (a tree copied into
+                         # itself repeats every run: one line naming each ran to kilobytes)
+
+
 def duplicates_line(dups: list[dict]) -> str | None:
-    """One line naming every duplicated run's folders (None when there is none)."""
+    """One line naming the first DUPLICATES_SHOWN duplicated runs' folders and counting the rest (None when
+    there is none); summarize --json lists every one."""
     if not dups:
         return None
     n = sum(len(d["dropped"]) for d in dups)
-    parts = [f"{d['kept']} = {', '.join(d['dropped'])} (same {d['match']})" for d in dups]
-    return f"warning: {n} duplicate run folder(s) counted once: " + "; ".join(parts)
+    parts = [f"{d['kept']} = {', '.join(d['dropped'])} (same {d['match']})" for d in dups[:DUPLICATES_SHOWN]]
+    more = len(dups) - DUPLICATES_SHOWN
+    return (f"warning: {n} duplicate run folder(s) counted once: " + "; ".join(parts)
+            + (f"; and {more} more run(s) (summarize --json lists every one under 'duplicates')" if more > 0 else ""))
