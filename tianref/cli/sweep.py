@@ -155,6 +155,21 @@ def write_slurm(jobs, slurm_file: Path, python: str, name: str, threads) -> None
     click.echo(json.dumps(out))
 
 
+RESUME_STATE_NOTE_BYTES = 1 << 30     # finished runs' resume.npz in all, from which sweep says so at its end
+
+
+def _resume_state_bytes(jobs) -> int:
+    """Bytes of checkpoints/resume.npz in the finished runs among ``jobs``."""
+    total = 0
+    for j in jobs:
+        try:
+            if (j.out / "checkpoints" / "final.npz").is_file():
+                total += (j.out / "checkpoints" / "resume.npz").stat().st_size
+        except OSError:
+            pass
+    return total
+
+
 @click.command("sweep", context_settings={"show_default": True})
 @click.argument("root", type=GivenPath(file_okay=False, path_type=Path))
 @click.argument("train_args", nargs=-1, type=click.UNPROCESSED, metavar="[-- TRAIN_OPTIONS...]")
@@ -276,6 +291,11 @@ def sweep_cmd(root, train_args, eta_text, act_list, M_text, group_text, frac_tex
     finally:
         reporter.close()
     click.echo(json.dumps(result))
+    kept = _resume_state_bytes(jobs) if not no_resume_state else 0
+    if kept >= RESUME_STATE_NOTE_BYTES:
+        click.echo(f"sweep: the finished runs keep {kept / 2**20:.0f} MiB of resume state (checkpoints/resume.npz: "
+                   "what train --resume --epochs N needs to go on); --no-resume-state drops it as each run "
+                   "finishes", err=True)
     if result["failed"]:
         n_stopped = sum(bool(f.get("stopped")) for f in result["failed"])
         n_held = sum(bool(f.get("in_use")) for f in result["failed"])
