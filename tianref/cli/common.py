@@ -96,12 +96,14 @@ def other_name_hint(exc, msg: str) -> str:
 def _hint_train_option(exc, msg: str) -> str:
     """sweep given one of train's options that it does not take itself (--lr, --optimizer): train's options
     reach every run after '--'; click's closest spelling ('--help', '--plan') would mislead."""
-    cmd = getattr(getattr(exc, "ctx", None), "command", None)
+    ctx = getattr(exc, "ctx", None)
+    cmd = getattr(ctx, "command", None)
     name = getattr(exc, "option_name", None)
     if not isinstance(exc, click.NoSuchOption) or getattr(cmd, "name", None) != "sweep" or not name:
         return msg
-    from tianref.cli.train import train_cmd
-    if not any(name in p.opts for p in train_cmd.params):
+    group = ctx.find_root().command                     # the program's group: its train command, unimported
+    train = group.get_command(ctx, "train") if isinstance(group, click.Group) else None
+    if train is None or not any(name in p.opts for p in train.params):
         return msg
     return (f"No such option '{name}': it is train's; give train's options after '--' and every run gets "
             f"them (sweep ROOT ... -- {name} VALUE)")
