@@ -351,3 +351,51 @@ def test_a_child_refused_because_another_sweep_took_its_run_is_in_use_not_failed
         assert [f.get("in_use") for f in out["failed"]] == [True] and out["failed"][0]["returncode"] == 2
         assert any(f"IN USE {jobs[0].name}: not trained here" in m for m in said), said
         assert not any("FAILED" in m for m in said), said
+
+
+def _scripted_python(tmp_path, body: str) -> str:
+    """An interpreter for run_jobs running ``body`` (Python; ARGV = the argv run_jobs gave it, REAL = this
+    interpreter) in place of the command."""
+    script = tmp_path / "scripted_python"
+    script.write_text(f"#!{sys.executable}\nimport os, shlex, shutil, subprocess, sys\nARGV = sys.argv[1:]\n"
+                      f"REAL = {sys.executable!r}\n" + body)
+    script.chmod(0o755)
+    return str(script)
+
+
+def test_a_refusal_naming_this_sweeps_own_child_is_not_read_as_in_use(tmp_path):
+    """The log is shared: when another sweep's child is refused because this sweep's child holds the run, the
+    refusal (naming this child's pid) lands in this run's log. If this child then fails, that is this run's
+    failure, not 'IN USE'."""
+    jobs = sweep.make_jobs(tmp_path / "root", [{"M": 7}], (0,), 3, {"K": 4, "windows": "3"})
+    body = ("out = ARGV[ARGV.index('--out') + 1]\n"
+            "print(f'Error: --out {out} is in use by process {os.getpid()} (it holds {out}/.lock); wait', "
+            "flush=True)\n"
+            "sys.exit(1)\n")
+    said = []
+    out = sweep.run_jobs(jobs, 1, _scripted_python(tmp_path, body), report=said.append)
+    assert out["failed"][0]["returncode"] == 1 and not out["failed"][0].get("in_use"), out
+    assert any(m.startswith("[1/1] FAILED") for m in said) and not any("IN USE" in m for m in said), said
+
+
+def test_a_batch_member_refused_in_use_and_finished_elsewhere_is_skipped_not_done(tmp_path):
+    """A batch whose first member was refused (another process held it, and finished it) and whose second
+    trained: the first is skipped as the other process's, never counted as ran by this sweep, and the
+    refusal is found however much the other process wrote to the shared log after it (heartbeats)."""
+    ref = sweep.make_jobs(tmp_path / "ref", [{"M": 7}], (0,), 3, {"K": 4, "windows": "3"})
+    assert sweep.run_jobs(ref, 1, sys.executable)["ran"] == 1
+    jobs = sweep.make_jobs(tmp_path / "root", [{"M": 7}], (0, 1), 3, {"K": 4, "windows": "3"})
+    body = (f"members = [shlex.split(ARGV[i + 1]) for i, a in enumerate(ARGV) if a == '--member']\n"
+            "logs = ARGV[ARGV.index('--log-dir') + 1]\n"
+            "first = members[0][members[0].index('--out') + 1]\n"
+            f"shutil.copytree({str(ref[0].out)!r}, first, dirs_exist_ok=True)\n"
+            "with open(os.path.join(logs, os.path.basename(first) + '.log'), 'a') as f:\n"
+            "    f.write(f'Error: --out {first} is in use by process 1 (it holds {first}/.lock); wait\\n')\n"
+            "    f.write('train: heartbeat of the other process\\n' * 2000)\n"
+            "rc = subprocess.call([REAL, ARGV[0], 'train', *members[1]])\n"
+            "sys.exit(2 if rc == 0 else rc)\n")
+    said = []
+    out = sweep.run_jobs(jobs, 1, _scripted_python(tmp_path, body), batch=True, report=said.append)
+    assert out["failed"] == [] and out["ran"] == 1 and out["skipped"] == 1, (out, said)
+    assert any(m.startswith(f"skip {jobs[0].name}: another process held") for m in said), said
+    assert sweep.job_state(jobs[1]) == "done"

@@ -98,17 +98,31 @@ def _size(path) -> int:
         return 0
 
 
-def _refused_in_use(log_path, start: int) -> bool:
-    """Whether the messages a child wrote to ``log_path`` from byte ``start`` on hold train's refusal
-    of a run directory another process holds (rundir.in_use): two sweeps on one tree can both find a run
-    free and start it; the second child is refused, the run is not a failure of its own."""
+LOG_READ_MAX = 64 << 20     # bytes of a job's log read back for a refusal (logs are a few kB to MB)
+
+
+def _refused_in_use(log_path, start: int, out, own_pid: int) -> bool:
+    """Whether the messages written to ``log_path`` from byte ``start`` on hold train's refusal of ``out``
+    because a process other than ``own_pid`` (the child this sweep started: a train or a train-batch)
+    holds it (rundir.in_use): two sweeps on one tree can both find a run free and start it, and the
+    second's child is refused; that run is not a failure of its own. The log is shared: the other sweep's
+    refused child may write its refusal, naming this sweep's child as the holder, into the log of a run
+    this sweep trains, so a refusal naming ``own_pid`` is not this sweep's."""
     try:
         with open(log_path, "rb") as f:
             f.seek(start)
-            tail = f.read()[-4096:]
+            text = f.read(LOG_READ_MAX).decode("utf-8", "replace")
     except OSError:
         return False
-    return IN_USE_MARK.encode() in tail
+    head = f"--out {out}{IN_USE_MARK}"
+    for line in text.splitlines():
+        at = line.find(head)
+        if at < 0:
+            continue
+        holder = line[at + len(head):].split(" (", 1)[0]          # "process 1234" or "another process"
+        if holder != f"process {own_pid}":
+            return True
+    return False
 
 
 def stack_key(job: Job) -> tuple:
@@ -320,13 +334,16 @@ def run_jobs(jobs: list[Job], n_jobs: int = 1, python: str = sys.executable, rep
                 log.close()
                 secs = time.time() - t0
                 for job in unit:
-                    if (rc == 0 or len(unit) > 1) and is_complete(job.out, job.epochs):
+                    log_path = job.out.parent / LOG_DIR / f"{job.name}.log"
+                    # refused because another process held its folder (a single run exits 2; a batch
+                    # trains its other members): whatever the folder holds now is that process's work
+                    held = ((len(unit) > 1 and rc != 0) or rc == 2) and \
+                        _refused_in_use(log_path, log_start.get(job.name, 0), job.out, proc.pid)
+                    if not held and (rc == 0 or len(unit) > 1) and is_complete(job.out, job.epochs):
                         done.append(job.name)
                         report(f"[{len(done) + len(failed)}/{total}] done {job.name} ({secs:.1f} s)")
                     else:
-                        entry = {"name": job.name, "returncode": rc,
-                                 "log": str(job.out.parent / LOG_DIR / f"{job.name}.log")}
-                        held = rc != 0 and _refused_in_use(entry["log"], log_start.get(job.name, 0))
+                        entry = {"name": job.name, "returncode": rc, "log": str(log_path)}
                         if held and _state_or_none(job) in FINISHED:      # the other process finished it
                             skipped.append(job.name)
                             total -= 1

@@ -62,7 +62,9 @@ def _failed(f: dict) -> str:
     """What a failed run of run_jobs' result is, in one line: stopped by a signal sent to it (resumable),
     or failed; its exit code and log."""
     what = ("was stopped by a signal sent to it (its resume state is saved: run the same command again to "
-            "continue it)" if f.get("stopped") else "failed")
+            "continue it)" if f.get("stopped") else
+            "is in use by another process training it (run the same command again when it ends)"
+            if f.get("in_use") else "failed")
     return f"run {f['name']} {what} (exit {f['returncode']}); log: {f['log']}"
 
 
