@@ -352,6 +352,9 @@ def test_a_train_option_given_to_sweep_is_told_to_go_after_the_double_dash(tmp_p
         in res.stderr and "Did you mean" not in res.stderr, res.stderr
     res = CliRunner().invoke(main, ["sweep", str(tmp_path / "r"), "--bogus", "1"])
     assert res.exit_code == 2 and "it is train's" not in res.stderr
+    # train's options that a sweep sets itself or refuses after '--' keep click's own suggestion
+    res = CliRunner().invoke(main, ["sweep", str(tmp_path / "r"), "--seed", "1"])
+    assert res.exit_code == 2 and "it is train's" not in res.stderr and "--seeds" in res.stderr, res.stderr
     assert not (tmp_path / "r").exists()
 
 

@@ -101,12 +101,16 @@ def _hint_train_option(exc, msg: str) -> str:
     name = getattr(exc, "option_name", None)
     if not isinstance(exc, click.NoSuchOption) or getattr(cmd, "name", None) != "sweep" or not name:
         return msg
+    if name in getattr(cmd, "refused_after_dashes", ()):  # one sweep sets itself or refuses: click's hint
+        return msg                                      # ('--seeds' for --seed) is the better one
     group = ctx.find_root().command                     # the program's group: its train command, unimported
     train = group.get_command(ctx, "train") if isinstance(group, click.Group) else None
-    if train is None or not any(name in p.opts for p in train.params):
+    param = next((p for p in getattr(train, "params", ()) if name in p.opts), None)
+    if param is None:
         return msg
+    value = "" if getattr(param, "is_flag", False) else " VALUE"
     return (f"No such option '{name}': it is train's; give train's options after '--' and every run gets "
-            f"them (sweep ROOT ... -- {name} VALUE)")
+            f"them (sweep ROOT ... -- {name}{value})")
 
 
 def _hint_run_option(ctx, msg: str) -> str:

@@ -305,3 +305,6 @@ def sweep_cmd(root, train_args, eta_text, act_list, M_text, group_text, frac_tex
                     "again when it ends to check them)" if n_held else "")
         raise RunFailure(f"{len(result['failed'])} of {result['runs']} runs failed{stopped}; "
                          f"see {root / sweep.LOG_DIR}")
+
+
+sweep_cmd.refused_after_dashes = frozenset(OWN) | frozenset(NOT_IN_SWEEP)   # the unknown-option hint skips them
