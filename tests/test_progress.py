@@ -364,8 +364,27 @@ def test_the_runs_bar_draws_the_rows_share_and_takes_its_time_left_from_it(monke
     pb = rep._bar._bar
     monkeypatch.setattr(pb, "render_progress", lambda: drawn.append(pb.current_item))
     assert pb.format_eta() == ""
+    rep.rows(0, 600)                                           # run_jobs' first call, at its start
     clock.t += 20.0
     rep.rows(240, 600)                                         # 40 % of the rows in 20 s, no run finished
-    assert drawn == ["40 % of the epochs"]
+    assert drawn == ["0 % of the epochs", "40 % of the epochs"]
     assert pb.format_eta() == "00:00:30 left"                  # 20 s / 0.4 x 0.6
+    rep.close()
+
+
+def test_a_resumed_sweeps_time_left_counts_only_the_rows_of_this_command(monkeypatch):
+    """run_jobs says the rows already logged at its start (a resumed run's); the time left divides this
+    command's time by this command's rows: 10 of the 100 left in 20 s leaves 180 s, not 3 s."""
+    from tianref.cli import progress
+    clock = Clock()
+    monkeypatch.setattr(progress, "interactive", lambda: True)
+    monkeypatch.setattr(progress.time, "monotonic", clock)
+    rep = progress.RunsReporter("sweep")
+    rep.progress(0, 1, None)
+    pb = rep._bar._bar
+    monkeypatch.setattr(pb, "render_progress", lambda: None)
+    rep.rows(500, 600)                                         # at the start: the run resumed at row 500
+    clock.t += 20.0
+    rep.rows(510, 600)
+    assert pb.format_eta() == "00:03:00 left"
     rep.close()

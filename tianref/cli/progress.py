@@ -219,6 +219,7 @@ class RunsReporter:
         self.label = label
         self._bar = None
         self._rows_mark = None                      # off a terminal: the next tenth of the rows to say
+        self._rows_at_start = None                  # rows logged before this command (a resumed sweep's)
         self.clock = clock
         self._rows_said = clock()
 
@@ -231,8 +232,12 @@ class RunsReporter:
             return
         pct = 100 * logged / total
         if interactive():
-            if self._bar is not None:
-                self._bar.share = logged / total            # its time left: from the rows, not the runs
+            if self._rows_at_start is None:
+                self._rows_at_start = logged
+            r0 = self._rows_at_start                        # its time left: from this command's rows (a
+            if self._bar is not None:                       # resumed run's earlier ones took no time here)
+                if total > r0:
+                    self._bar.share = (logged - r0) / (total - r0)
                 self._bar.update(0, f"{pct:.0f} % of the epochs")
             return
         if self._rows_mark is None:

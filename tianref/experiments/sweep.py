@@ -275,6 +275,7 @@ def run_jobs(jobs: list[Job], n_jobs: int = 1, python: str = sys.executable, rep
         if logged != rows_said[0]:
             rows_said[0] = logged
             rows(logged, rows_total)
+    tell_rows(force=True)                      # the rows already logged (a resumed run's): the start line
     try:
         while units or running:
             while units and len(running) < n_jobs:
