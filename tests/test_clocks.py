@@ -217,7 +217,7 @@ def test_a_run_without_tail_rank_in_its_config_still_resumes(tmp_path):
 
 def test_summarize_says_where_a_clock_could_not_fire(tmp_path):
     """A t_cls that never comes is shown with the run's final train loss over row 0 (weight decay holds the
-    loss above a floor; an eps below it never fires), and a t_rep at row 0 is marked ‡: the statistic never
+    loss above a floor; an eps below it never fires), and a t_rep at row 0 is marked §: the statistic never
     left its final value's band, so there was nothing to time (it read as an event at epoch 0)."""
     run = tmp_path / "runs" / "a"
     r = CliRunner().invoke(main, ["train", "--M", "11", "--K", "32", "--epochs", "40", "--lr", "1e-2",
@@ -233,4 +233,4 @@ def test_summarize_says_where_a_clock_could_not_fire(tmp_path):
     assert run_doc["t_cls"] is None and run_doc["t_rep"] == 0
     assert run_doc["loss_final_ratio"] == pytest.approx(L[-1] / L[0], rel=1e-15)
     assert f"never 0/1; final loss {fmt(L[-1] / L[0])} x row 0 (eps 1e-09)" in r.output
-    assert "| 0 [0, 0] 1/1 ‡1/1 |" in r.output and "‡ k/n: runs whose t_rep is row 0" in r.output
+    assert "| 0 [0, 0] 1/1 §1/1 |" in r.output and "§ k/n: runs whose t_rep is row 0" in r.output

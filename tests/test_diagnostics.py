@@ -163,7 +163,18 @@ def test_summarize_carries_the_new_keys(tmp_path):
         cfg["config"]["gram_dtype"] = "float32"
         (tmp_path / n / "config.json").write_text(json.dumps(cfg))
     md = to_markdown(summarize([read_run(tmp_path / n) for n in "ab"], Options()))
-    assert "(a float32 Gram, --gram-dtype) it is set by float32 rounding." in md and "is resolved" not in md
+    assert "(a float32 Gram: --gram-dtype, or summarize --gram) it is set by float32 rounding." in md
+    assert "is resolved" not in md
+    for gram_dtype in ("float32-seq", "float64"):             # float32-seq is float32 too; a float64 run's
+        for n in "ab":                                        # table read with --gram float32 shows that Gram
+            cfg = json.loads((tmp_path / n / "config.json").read_text())
+            cfg["config"]["gram_dtype"] = gram_dtype
+            (tmp_path / n / "config.json").write_text(json.dumps(cfg))
+        s = summarize([read_run(tmp_path / n) for n in "ab"], Options())
+        if gram_dtype == "float64":
+            s["options"]["gram"] = "float32"
+        md = to_markdown(s)
+        assert "it is set by float32 rounding." in md and "is resolved" not in md, gram_dtype
 
 
 def test_summarize_cli_gram_and_factor_errors(tmp_path):

@@ -261,12 +261,12 @@ def _clocks_markdown(summary: dict) -> list:
             k = s.get(f"n_rep{sfx}_censored")
             still = sum(r.get(f"t_rep{sfx}") == 0 for r in c.get("runs", []))
             lines.append(" | ".join([
-                f"| {c['label']}", _event_cell(s.get(f"t_rep{sfx}")) + (f" ‡{still}/{c['n']}" if still else ""),
+                f"| {c['label']}", _event_cell(s.get(f"t_rep{sfx}")) + (f" §{still}/{c['n']}" if still else ""),
                 _event_cell(s.get(f"t_rep{sfx}_settled")),
                 "n/a" if k is None else f"{k}/{c['n']}", _ratio_cell(s.get(f"clock_ratio{sfx}")),
                 _outcome_cell(s.get(f"clock_outcomes{sfx}"))]) + " |")
         if any(r.get(f"t_rep{sfx}") == 0 for c in conds for r in c.get("runs", [])):
-            lines += ["", f"‡ k/n: runs whose t_rep is row 0: the statistic stayed within {fmt(o['rep_delta'])} "
+            lines += ["", f"§ k/n: runs whose t_rep is row 0: the statistic stayed within {fmt(o['rep_delta'])} "
                       "(relative) of its final value over the whole run, so it did not move: nothing to time."]
     return lines
 
@@ -326,13 +326,16 @@ def to_markdown(summary: dict) -> str:
             _without_grok_cell(c, f, ("fire", "rho_fire"))]) + " |")
     daggered = [c for c in summary["conditions"] if _dagger(c["stats"])]
     if daggered:
-        f32 = {c["label"] for c in daggered if c.get("config", {}).get("gram_dtype", "float64") == "float32"}
+        shown = summary["options"].get("gram", "main")    # whose spectra the table shows (summarize --gram)
+        f32 = {c["label"] for c in daggered                 # a float32 Gram, its own or the one asked for
+               if shown != "main" or c.get("config", {}).get("gram_dtype", "float64") != "float64"}
         lines += ["", "† k/n: runs whose late sigma3 a float32 Gram (the paper's code) cannot resolve (sigma3/sigma1 "
                   f"below {fmt(summary['options'].get('precision_factor', dg.PRECISION_FACTOR))} float32 epsilons; "
                   "the per-run diagnostics below name them): "
                   + ("with this float64 Gram their late s2/s3 is resolved, where the paper's float32 one would be "
                      "set by rounding." if not f32 else
-                     f"in {', '.join(sorted(f32))} (a float32 Gram, --gram-dtype) it is set by float32 rounding"
+                     f"in {', '.join(sorted(f32))} (a float32 Gram: --gram-dtype, or summarize --gram) it is set by "
+                     "float32 rounding"
                      + ("; the others' float64 Gram resolves it." if len(f32) < len(daggered) else "."))]
     lines += [
         "",
