@@ -157,6 +157,13 @@ def test_non_empty_out_refused_unless_overwrite_of_a_run(tmp_path):
     r = _run(SMALL + ["--out", str(run)])
     # a finished run has nothing to 'continue' at its own --epochs: the message says how to train it further
     assert r.exit_code == 2 and "holds a finished run" in r.stderr and "--resume with a larger --epochs" in r.stderr
+    # extended by --resume --epochs 9 and stopped at its row 6 (config.json asks for 9 epochs; the final.npz of
+    # epoch 6 stays): not finished, so the message is the one that says to --resume it
+    cfg = json.loads((run / "config.json").read_text())
+    cfg["config"]["epochs"] = 9
+    (run / "config.json").write_text(json.dumps(cfg))
+    r = _run(SMALL + ["--out", str(run)])
+    assert r.exit_code == 2 and "is not empty; pass --resume to continue it" in r.stderr, r.stderr
     r = _run(SMALL + ["--out", str(run), "--overwrite"])
     assert r.exit_code == 0, r.output
 

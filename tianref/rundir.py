@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import json
 import os
 import re
 import shutil
@@ -229,11 +230,27 @@ def _remove_made(made) -> None:
             return
 
 
+def _looks_finished(out: str) -> bool:
+    """A final checkpoint, and a last row at the epochs config.json asks for (a run extended by --resume
+    --epochs and stopped keeps its earlier final.npz, but its last row is short of the new epochs). Read
+    for a message only: anything unreadable is 'not finished'."""
+    try:
+        if not os.path.isfile(os.path.join(out, "checkpoints", "final.npz")):
+            return False
+        with open(os.path.join(out, "config.json"), encoding="utf-8") as f:
+            epochs = json.load(f)["config"]["epochs"]
+        with open(os.path.join(out, "metrics.jsonl"), "rb") as f:
+            f.seek(max(0, os.fstat(f.fileno()).st_size - 65536))
+            lines = [ln for ln in f.read().splitlines() if ln.strip()]
+        return bool(lines) and json.loads(lines[-1])["epoch"] == epochs
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
 def not_empty(out: str) -> InputError:
     """The refusal of a plain start in a folder that holds something: a finished run (its final checkpoint)
     is told how to train it further, since there is nothing to 'continue' at its own --epochs."""
-    if all(os.path.isfile(os.path.join(out, *f)) for f in (("config.json",), ("metrics.jsonl",),
-                                                             ("checkpoints", "final.npz"))):
+    if _looks_finished(out):
         return InputError(f"--out {out} holds a finished run (checkpoints/final.npz); to train it further give "
                           "--resume with a larger --epochs, or --overwrite to replace it")
     return InputError(f"--out {out} is not empty; pass --resume to continue it or --overwrite to replace it")
