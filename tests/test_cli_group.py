@@ -162,3 +162,19 @@ def test_a_table_file_saved_with_a_byte_order_mark_is_read(tmp_path):
     bom.write_bytes(b"\xef\xbb\xbf" + TABLE_EXAMPLE.encode())
     a, b = run(["group", f"table:{plain}"]), run(["group", f"table:{bom}"])
     assert a[0] == b[0] == 0 and a[1].replace("z3", "") == b[1].replace("z3_bom", "") and "order 3" in b[1], b
+
+
+def test_only_the_tables_own_object_and_entries_are_held_to_the_table_rules(tmp_path):
+    """Repeated keys and over-long integers are refused where they make the table ambiguous or absurd (the
+    top-level object, the entries), not in other data a file carries: a metadata object with a repeated key,
+    a 40-digit number as "name" (a name that is no string gives way to the file's) leave a valid table
+    valid."""
+    from tianref.groups import TABLE_EXAMPLE
+    body = TABLE_EXAMPLE[:-1]                                    # '{"name": "Z3", "table": [...]' without '}'
+    p = tmp_path / "meta.json"
+    p.write_text(body + ', "meta": {"a": 1, "a": 2, "big": ' + "7" * 40 + "}}")
+    code, out, err = run(["group", f"table:{p}"])
+    assert code == 0 and "Z3: order 3" in out, err
+    p.write_text('{"name": ' + "9" * 40 + ', "table": [[0, 1], [1, 0]]}')
+    code, out, err = run(["group", f"table:{p}"])
+    assert code == 0 and out.startswith("meta: order 2"), (out, err)

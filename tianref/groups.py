@@ -205,29 +205,31 @@ def _read_table_file(path: str) -> str:
         raise InputError(f"table:{path}: not JSON (not UTF-8 text: {exc.reason} at byte {exc.start})") from None
 
 
-def _unique_keys(path: str):
-    """json's object_pairs_hook: an object that names a key twice (two "table"s: which one is meant?) is refused."""
-    def hook(pairs):
-        keys = [k for k, _ in pairs]
-        twice = sorted({k for k in keys if keys.count(k) > 1})
-        if twice:
-            raise InputError(f"table:{path}: the key {twice[0]!r} appears more than once in one object; keep one")
-        return dict(pairs)
-    return hook
+class _Object(dict):
+    """A JSON object, with the keys it names more than once (json keeps the last value of each)."""
+    repeated = ()
 
 
-INT_DIGITS_MAX = 30     # an element number has at most 4 digits (MAX_ORDER); longer integers are refused unread
+def _object(pairs) -> _Object:
+    """json's object_pairs_hook: the object, remembering repeated keys (only the top level's matter: two
+    "table"s, which one is meant?)."""
+    obj = _Object(pairs)
+    if len(obj) < len(pairs):
+        seen = set()
+        obj.repeated = sorted({k for k, _ in pairs if k in seen or seen.add(k)})
+    return obj
 
 
-def _bounded_int(path: str):
-    """json's parse_int: an integer of more than INT_DIGITS_MAX digits is far outside any table's 0..n-1 (and
-    past Python's own limit of 4300 digits it would not even convert)."""
-    def parse(text):
-        if len(text.lstrip("-")) > INT_DIGITS_MAX:
-            raise InputError(f"table:{path}: an entry has {len(text.lstrip('-'))} digits, far outside the "
-                             f"elements 0..n-1 (n <= {MAX_ORDER})")
-        return int(text)
-    return parse
+INT_DIGITS_MAX = 30     # an element number has at most 4 digits (MAX_ORDER); longer integers are not converted
+
+
+class _LongInt(str):
+    """An integer of more than INT_DIGITS_MAX digits, kept as its text (json's parse_int): far outside any
+    table's 0..n-1, and past Python's limit of 4300 digits it would not even convert."""
+
+
+def _parse_int(text: str):
+    return _LongInt(text) if len(text.lstrip("-")) > INT_DIGITS_MAX else int(text)
 
 
 def from_json(path: str) -> Group:
@@ -242,9 +244,7 @@ def from_json(path: str) -> Group:
     except OSError as exc:
         raise InputError(f"table:{path}: cannot read ({exc.strerror or exc})") from None
     try:
-        obj = json.loads(text, object_pairs_hook=_unique_keys(path), parse_int=_bounded_int(path))
-    except InputError:
-        raise
+        obj = json.loads(text, object_pairs_hook=_object, parse_int=_parse_int)
     except ValueError as exc:
         raise InputError(f"table:{path}: not JSON ({exc})") from None
     except RecursionError:                       # arrays nested thousands deep
@@ -254,10 +254,17 @@ def from_json(path: str) -> Group:
             {list: "a list", str: "a string", bool: "a boolean", type(None): "null"}.get(type(obj), "a number")
         raise InputError(f"table:{path}: expected a JSON object such as {TABLE_EXAMPLE} (row a, column b holds "
                          f"a·b, elements 0..n-1; \"name\" optional), got {got}")
+    if obj.repeated:
+        raise InputError(f"table:{path}: the key {obj.repeated[0]!r} appears more than once in the object; keep one")
     name = obj.get("name")          # shown only (a run is named by the file and its table's digest): a
-    if not (isinstance(name, str) and name.isprintable()):     # name that is no printable string (a number,
+    if not (isinstance(name, str) and not isinstance(name, _LongInt) and name.isprintable()):     # name that is no printable string (a number,
         name = None                 # an object, a newline, which broke group's table) gives way to the file's
     rows = obj["table"]
+    long = next((v for r in rows for v in r if isinstance(v, _LongInt)), None) \
+        if isinstance(rows, list) and all(isinstance(r, list) for r in rows) else None
+    if long is not None:
+        raise InputError(f"table:{path}: an entry has {len(long.lstrip('-'))} digits, far outside the elements "
+                         f"0..n-1 (n <= {MAX_ORDER})")
     if (not isinstance(rows, list) or not rows or not all(isinstance(r, list) for r in rows)
             or any(len(r) != len(rows) for r in rows)
             or not all(isinstance(v, int) and not isinstance(v, bool) for r in rows for v in r)):
