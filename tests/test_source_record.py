@@ -45,17 +45,22 @@ def test_changes_inside_the_outputs_folder_alone_leave_a_rerender_clean(tmp_path
     from tianref.backend import git_state_apart_from
     src = tmp_path / "src"
     head = _repo_with_a_commit(src)
-    (src / "out").mkdir()
-    (src / "out" / "r.md").write_text("a\n")
-    _git(src, "add", "out/r.md")
+    for scale in ("full", "ci"):
+        (src / "out" / scale).mkdir(parents=True)
+        (src / "out" / scale / "r.md").write_text("a\n")
+        _git(src, "add", f"out/{scale}/r.md")
     _git(src, "commit", "-q", "-m", "o")
     head = _git(src, "rev-parse", "HEAD")
-    assert git_state_apart_from(src / "out", src) == {"commit": head, "dirty": False}
-    (src / "out" / "r.md").write_text("b\n")
+    assert git_state_apart_from([src / "out" / "full"], src) == {"commit": head, "dirty": False}
+    (src / "out" / "full" / "r.md").write_text("b\n")                # the other scale, just re-rendered
     assert git_state(src)["dirty"] is True
-    assert git_state_apart_from(src / "out", src) == {"commit": head, "dirty": False, "outputs_modified": "out"}
+    assert git_state_apart_from([src / "out" / "full"], src) == {"commit": head, "dirty": False,
+                                                                 "outputs_modified": "out/full"}
+    (src / "out" / "ci" / "r.md").write_text("b\n")                  # what this rerender reads: dirty
+    assert git_state_apart_from([src / "out" / "full"], src) == {"commit": head, "dirty": True}
+    _git(src, "checkout", "out/ci/r.md")
     (src / "f.txt").write_text("y\n")                               # the code changed too: dirty
-    assert git_state_apart_from(src / "out", src) == {"commit": head, "dirty": True}
+    assert git_state_apart_from([src / "out" / "full"], src) == {"commit": head, "dirty": True}
 
 
 def test_an_installed_copy_inside_another_repository_records_no_commit(tmp_path):

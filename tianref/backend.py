@@ -218,15 +218,17 @@ def git_state(root=REPO):
         return None
 
 
-def git_state_apart_from(folder, root=REPO):
-    """git_state, where changes inside ``folder`` (stored outputs a command is about to rewrite: another
-    scale's sections re-rendered a moment ago) do not make the checkout dirty; such a state says so
-    (``outputs_modified``). Any other change, a tracked file or published.json, keeps it dirty."""
+def git_state_apart_from(folders, root=REPO):
+    """git_state, where changes inside ``folders`` (outputs this command neither reads nor writes: the other
+    scale's stored sections, re-rendered a moment ago) do not make the checkout dirty; such a state says so
+    (``outputs_modified``, the folders that differ). Any other change (code, published.json, the stored
+    sections this command reads) keeps it dirty."""
     state = git_state(root)
     if not state or not state["dirty"]:
         return state
     try:
-        rel = Path(folder).resolve().relative_to(Path(root).resolve()).as_posix().rstrip("/") + "/"
+        top = Path(root).resolve()
+        rels = [Path(f).resolve().relative_to(top).as_posix().rstrip("/") + "/" for f in folders]
         st = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "-z"], cwd=root,
                             capture_output=True, text=True, timeout=10, check=False)
     except (ValueError, OSError, subprocess.SubprocessError):
@@ -234,6 +236,7 @@ def git_state_apart_from(folder, root=REPO):
     if st.returncode:
         return state
     paths = [e[3:] for e in st.stdout.split("\0") if len(e) > 3]
-    if paths and all(p.startswith(rel) for p in paths):
-        return {"commit": state["commit"], "dirty": False, "outputs_modified": rel.rstrip("/")}
+    hit = sorted({r.rstrip("/") for p in paths for r in rels if p.startswith(r)})
+    if paths and all(any(p.startswith(r) for r in rels) for p in paths):
+        return {"commit": state["commit"], "dirty": False, "outputs_modified": ", ".join(hit)}
     return state
