@@ -255,10 +255,13 @@ def from_json(path: str) -> Group:
         raise InputError(f"table:{path}: expected a JSON object such as {TABLE_EXAMPLE} (row a, column b holds "
                          f"a·b, elements 0..n-1; \"name\" optional), got {got}")
     if obj.repeated:
-        raise InputError(f"table:{path}: the key {obj.repeated[0]!r} appears more than once in the object; keep one")
-    name = obj.get("name")          # shown only (a run is named by the file and its table's digest): a
-    if not (isinstance(name, str) and not isinstance(name, _LongInt) and name.isprintable()):     # name that is no printable string (a number,
-        name = None                 # an object, a newline, which broke group's table) gives way to the file's
+        raise InputError(f"table:{path}: the key {obj.repeated[0]!r} appears more than once in the object; "
+                         "keep one")
+    # "name" is shown only (a run is named by the file and its table's digest): a name that is no printable
+    # string (a number, an object, a newline, which broke group's table) gives way to the file's
+    name = obj.get("name")
+    if not (isinstance(name, str) and not isinstance(name, _LongInt) and name.isprintable()):
+        name = None
     rows = obj["table"]
     long = next((v for r in rows for v in r if isinstance(v, _LongInt)), None) \
         if isinstance(rows, list) and all(isinstance(r, list) for r in rows) else None

@@ -168,7 +168,8 @@ def reproduce_cmd(section_text, root, scale_text, n_jobs, threads, batch, plan, 
         check_output_dir(base, "--store-to")
         names = stored_sections(base, scale.name, None if section_text == "all" else sections)
         command = _command_line()
-        others = [d for d in (Path(base).iterdir() if Path(base).is_dir() else ()) if d.is_dir() and d.name != scale.name]
+        others = [d for d in (Path(base).iterdir() if Path(base).is_dir() else ())
+                  if d.is_dir() and d.name != scale.name]
         git = git_state_apart_from(others)                    # before the first write; the other scales'
                                                               # sections changed in base are outputs, not inputs
         plans = {s: plan_rerender(base, scale.name, s) for s in names}    # every section read and checked
