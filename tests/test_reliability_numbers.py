@@ -243,7 +243,7 @@ def test_thm6_memory_estimate_matches_a_measured_checkpoint(K, n, all_pairs):
     # a lock-in is a rise of ln(sigma2/sigma3): a threshold at or below 0 fires on a flat or falling gap
     (["summarize", "RUN", "--slope-threshold", "-1"], "--slope-threshold must be a finite number > 0"),
     (["summarize", "RUN", "--slope-threshold", "0"], "--slope-threshold must be a finite number > 0"),
-    # rho_tian lies in [0, 1]: a level at or below 0 never fires, one above 1 fires at epoch 0
+    # rho_tian lies in [0, 1] and fires at rho >= the level: a level at or below 0 fires at epoch 0, one above 1 never
     (["summarize", "RUN", "--rho-threshold", "0"], "--rho-threshold must be a finite number > 0 and <= 1"),
     (["summarize", "RUN", "--rho-threshold", "1.5"], "--rho-threshold must be a finite number > 0 and <= 1"),
 ], ids=lambda a: "-".join(a[:1] + a[-2:]) if isinstance(a, list) else None)

@@ -18,7 +18,6 @@ docs/edge-and-clocks.md defines the quantities.
 from __future__ import annotations
 
 import math
-import textwrap
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -200,9 +199,13 @@ def figure_clocks(groups, title: str = "") -> Figure:
             ax_s.legend(fontsize=7, frameon=False)
         ax_l.set_yscale("log")
         ax_l.set_ylabel("train loss")
-    marks = "marks, in each run's colour:  " + ",  ".join(f"{'—' if st == '-' else st} {what}"
-                                                          for _, st, _, what in CLOCK_MARKS)
-    fig.supxlabel("epoch\n" + "\n".join(textwrap.wrap(marks, width=int(15 * 4.6 * n))), fontsize=8)
+    width, lines = int(15 * 4.6 * n), ["marks, in each run's colour:"]     # characters a line; a mark and
+    for item in (f"{'—' if st == '-' else st} {what}" for _, st, _, what in CLOCK_MARKS):   # its label together
+        if len(lines[-1]) + 3 + len(item) > width:
+            lines.append(item)
+        else:
+            lines[-1] += ("  " if lines[-1].endswith(":") else ",  ") + item
+    fig.supxlabel("epoch\n" + "\n".join(lines), fontsize=8)
     if title:
         fig.suptitle(title)
     return fig

@@ -177,8 +177,9 @@ class Thm6(Section):
                 ref, note, source = v, SIGN_MATCH_EXACT, src("T1-seed0", [10])
                 if pk in ROUNDED_SEED0:             # printed to two decimals: the value it stands for is in
                     ref = (v - ROUNDED_SEED0[pk], v + ROUNDED_SEED0[pk])         # its rounding interval
-                    note = (f"printed to two decimals (0.97 where the sign-match prints 0.975): its rounding "
-                            f"interval [{fmt(ref[0])}, {fmt(ref[1])}] is compared")
+                    why = " (0.97 where the sign-match prints 0.975)" if pk == "frac_B_neg_among_pos_sim" else ""
+                    note = (f"printed to two decimals{why}: its rounding interval [{fmt(ref[0])}, {fmt(ref[1])}] "
+                            "is compared")
                     source = src(SEED0_FINDINGS, [10], kind="findings")
                 L.add(f"{q} vs the paper's seed 0", fmt(v), _thm6_cell(st[q]), "seed-range",
                       (st[q]["min"], st[q]["max"]), ref, condition=lab, source=source, note=note)
