@@ -399,3 +399,55 @@ def test_a_batch_member_refused_in_use_and_finished_elsewhere_is_skipped_not_don
     assert out["failed"] == [] and out["ran"] == 1 and out["skipped"] == 1, (out, said)
     assert any(m.startswith(f"skip {jobs[0].name}: another process held") for m in said), said
     assert sweep.job_state(jobs[1]) == "done"
+
+
+@pytest.mark.parametrize("partial", [False, True], ids=["fresh", "overwrite"])
+def test_a_run_another_sweep_finished_before_this_childs_lock_is_skipped_not_trained_again(tmp_path, partial):
+    """Between a sweep's look at a run (fresh, or partial: --overwrite planned) and its train taking the
+    folder's lock, another sweep can finish the run. The child then got 'holds a finished run' (FAILED,
+    exit 2) or, with --overwrite, replaced the finished run and trained it again. The sweep's trains carry
+    --if-unfinished: under the lock they find this very run complete, change nothing, and the sweep counts
+    the run as skipped."""
+    args = {"K": 4, "windows": "3"}
+    ref = sweep.make_jobs(tmp_path / "ref", [{"M": 7}], (0,), 3, args)
+    assert sweep.run_jobs(ref, 1, sys.executable)["ran"] == 1
+    jobs = sweep.make_jobs(tmp_path / "root", [{"M": 7}], (0,), 3, args)
+    if partial:                                  # a shorter run without resume state: --overwrite is planned
+        short = sweep.make_jobs(tmp_path / "root", [{"M": 7}], (0,), 2, dict(args, no_resume_state=True))
+        assert sweep.run_jobs(short, 1, sys.executable)["ran"] == 1
+        assert "--overwrite" in sweep.train_argv(jobs[0], sys.executable)
+    body = (f"shutil.rmtree({str(jobs[0].out)!r}, ignore_errors=True)\n"      # the other sweep's finished run
+            f"shutil.copytree({str(ref[0].out)!r}, {str(jobs[0].out)!r})\n"
+            "sys.exit(subprocess.call([REAL, *ARGV]))\n")
+    before = {p.name: p.read_bytes() for p in ref[0].out.rglob("*") if p.is_file() and p.name != ".lock"}
+    said = []
+    out = sweep.run_jobs(jobs, 1, _scripted_python(tmp_path, body), report=said.append)
+    assert out["failed"] == [] and out["ran"] == 0 and out["skipped"] == 1, (out, said)
+    assert any(m.startswith(f"skip {jobs[0].name}: finished in another process") for m in said), said
+    after = {p.name: p.read_bytes() for p in jobs[0].out.rglob("*") if p.is_file() and p.name != ".lock"}
+    assert after == before                       # the other process's run, untouched: trained once
+    log = (tmp_path / "root" / sweep.LOG_DIR / f"{jobs[0].name}.log").read_text()
+    assert "--if-unfinished" in log.splitlines()[0] and '"already_complete": true' in log
+
+
+def test_if_unfinished_leaves_this_very_run_complete_and_nothing_else(tmp_path):
+    """train --if-unfinished: a folder holding this run complete is left as it is (exit 0, its summary with
+    "already_complete": true); another run there is refused as without it (or replaced with --overwrite);
+    with --resume it is refused, as --resume leaves a complete run untouched by itself."""
+    small = ["--M", "7", "--K", "8", "--epochs", "3", "--windows", "3"]
+    run = tmp_path / "run"
+    assert _cli(["train", *small, "--out", str(run)]).exit_code == 0
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    r = _cli(["train", *small, "--out", str(run), "--if-unfinished"])
+    assert r.exit_code == 0 and json.loads(r.stdout.splitlines()[-1])["already_complete"] is True, r.output
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+    r = _cli(["train", *small, "--out", str(run), "--overwrite", "--if-unfinished"])
+    assert r.exit_code == 0 and '"already_complete": true' in r.stdout
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+    r = _cli(["train", *small, "--seed", "1", "--out", str(run), "--if-unfinished"])     # another run
+    assert r.exit_code == 2 and "holds a finished run" in r.stderr
+    r = _cli(["train", *small, "--seed", "1", "--out", str(run), "--overwrite", "--if-unfinished"])
+    assert r.exit_code == 0 and "already_complete" not in r.stdout
+    assert json.loads((run / "config.json").read_text())["config"]["seed"] == 1
+    r = _cli(["train", "--out", str(run), "--resume", "--if-unfinished"])
+    assert r.exit_code == 2 and "--if-unfinished is for a start" in r.stderr

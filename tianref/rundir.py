@@ -256,6 +256,8 @@ def not_empty(out: str) -> InputError:
     return InputError(f"--out {out} is not empty; pass --resume to continue it or --overwrite to replace it")
 
 
+SWEEP_TAG = "TIANREF_SWEEP_TAG"     # set by a sweep for each process it starts: train's summary lines carry it, so
+                                    # the sweep tells its child's lines from those another sweep's wrote to one log
 IN_USE_MARK = " is in use by "    # in every refusal of a second writer (a sweep finds its children's in logs)
 
 
@@ -434,7 +436,7 @@ class Session:
     session created is removed again.
     """
 
-    def __init__(self, out: str, *, resume: bool = False, overwrite: bool = False, note=None):
+    def __init__(self, out: str, *, resume: bool = False, overwrite: bool = False, note=None, keep_if=None):
         if resume and overwrite:
             raise InputError("give --resume or --overwrite, not both")
         self.out = check_out_path(out)
@@ -448,10 +450,12 @@ class Session:
         self.untouched = False      # True: the caller changed nothing (a --resume of a complete run)
         self.closed = False         # True once __exit__ ran: a second call (an error path that ends the
                                     # session again) must not roll back what the first put back
+        self.keep_if = keep_if      # a start (fresh or --overwrite) that leaves OUT as it is when, once
+        self.kept = False           # locked, keep_if(OUT) is true: it holds this very run, complete
         holder = lock_holder(self.out)              # a second writer learns who holds OUT, first
         if holder is not None:
             raise in_use(self.out, holder)
-        if not resume and not overwrite and not is_empty(self.out):
+        if not resume and not overwrite and not is_empty(self.out) and not (keep_if and keep_if(self.out)):
             raise not_empty(self.out)
         if resume and not os.path.isdir(self.out):
             raise InputError(f"--resume: {self.out} does not exist")
@@ -472,6 +476,9 @@ class Session:
                 raise _create_error(exc, f"--out {self.out}: cannot create it ({describe_oserror(exc)})") from None
         try:
             self.lock.acquire()
+            if not self.resume and self.keep_if is not None and self.keep_if(self.out):
+                self.kept = self.untouched = True   # another process finished this run: nothing to do,
+                return self                         # nothing touched (the lock file left as found)
             if self.resume:
                 check_writable(self.out)            # before anything is rewritten or removed
             for p in clean_stale_tmp(self.out):

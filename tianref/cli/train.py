@@ -136,6 +136,11 @@ DEFAULT_TRAIN_FRAC = 0.4    # round(0.4 * 71^2) = 2016, the paper's n
                    "already complete is left untouched (exit 0); a run that diverged is refused.")
 @click.option("--overwrite", is_flag=True, help="Replace the run in a non-empty OUT (refused unless OUT is a run "
               "directory: config.json, metrics.jsonl, checkpoints/, its .lock and nothing else).")
+@click.option("--if-unfinished", is_flag=True,
+              help="A start (fresh or --overwrite) that finds OUT, once it holds OUT's lock, already holding this "
+                   "very run complete (its fingerprint, rows 0..E, checkpoints/final.npz) changes nothing and "
+                   "prints the run's summary with \"already_complete\": true (exit 0). A sweep starts its runs "
+                   "with it, so two sweeps on one tree never train a run twice.")
 @click.option("--no-resume-state", is_flag=True,
               help="Delete checkpoints/resume.npz when the run finishes (it holds the update buffer, "
                    "(8 + 4) bytes x 3MK x max window with the default float64 Gram and float32 training: the "
@@ -153,8 +158,8 @@ DEFAULT_TRAIN_FRAC = 0.4    # round(0.4 * 71^2) = 2016, the paper's n
 @reports_errors
 def train_cmd(ctx, xp_name, M, K, n_train, train_frac, eta, eta_schedule, lr, epochs, seed, act, loss, optimizer,
               momentum, top_layer, ridge_reg, ridge_eval, init_scale, output_scale, dtype, windows, metric_set,
-              checkpoint_epochs, init_from, out, resume, overwrite, no_resume_state, gram_dtype, log_grams,
-              tail_rank, check_only, group, threads):
+              checkpoint_epochs, init_from, out, resume, overwrite, if_unfinished, no_resume_state, gram_dtype,
+              log_grams, tail_rank, check_only, group, threads):
     from tianref import train as engine
 
     given = {p for p in ctx.params if ctx.get_parameter_source(p) == click.core.ParameterSource.COMMANDLINE}
@@ -165,6 +170,9 @@ def train_cmd(ctx, xp_name, M, K, n_train, train_frac, eta, eta_schedule, lr, ep
         check_out_writable(out, overwrite and not rundir.is_empty(out))
     if resume and overwrite:
         raise InputError("give --resume or --overwrite, not both")
+    if resume and if_unfinished:
+        raise InputError("--if-unfinished is for a start (fresh or --overwrite); --resume leaves a complete run "
+                         "untouched by itself")
     batch_blas = BATCH_BLAS.get()
     threads_note = None                         # said once the run really continues (prepare)
     if resume and os.path.isdir(out):
@@ -299,10 +307,15 @@ def train_cmd(ctx, xp_name, M, K, n_train, train_frac, eta, eta_schedule, lr, ep
             engine.check_init(cfg, init)
         if not check_only:
             _note_idle_settings(cfg)
+        keep_if = None
+        if if_unfinished:                               # this very run, complete: found under the lock
+            fingerprint = identity.record(cfg, identity.init_digest(init) if init is not None else identity.SEED_INIT,
+                                          *engine.split_of(cfg, init))["fingerprint"]
+            keep_if = lambda o: _holds_this_run(o, cfg, fingerprint)     # noqa: E731
         if check_only:
             if CHECK_FOLDER.get():                      # in use, not empty, not a run to replace, not
                 check_out_writable(out, overwrite and not rundir.is_empty(out))   # writable here: refused
-                rundir.Session(out, overwrite=overwrite, note=_note)
+                rundir.Session(out, overwrite=overwrite, note=_note, keep_if=keep_if)
             if CHECK_DEVICE.get():
                 get_xp(xp_name)
             checked = CHECKED.get()
@@ -310,11 +323,16 @@ def train_cmd(ctx, xp_name, M, K, n_train, train_frac, eta, eta_schedule, lr, ep
                 checked.append((cfg, identity.init_digest(init) if init is not None else identity.SEED_INIT))
             return
         xp = get_xp(xp_name)
-        session = rundir.Session(out, overwrite=overwrite, note=_note)
+        session = rundir.Session(out, overwrite=overwrite, note=_note, keep_if=keep_if)
         ident = identity.record(cfg, identity.init_digest(init) if init is not None else identity.SEED_INIT,
                                 *engine.split_of(cfg, init))
 
         def prepare():                                  # under the lock
+            if session.kept:                            # another process finished this very run
+                _note(f"{out} already holds this run, complete (rows 0..{cfg.epochs} and checkpoints/final.npz); "
+                      "nothing to train, nothing was changed")
+                return Prepared(engine, cfg, xp, xp_name, out, None, None, None, no_resume_state, session,
+                                ident["fingerprint"], None, complete=True)
             runs.atomic_write_json(os.path.join(out, "config.json"), {
                 "config": cfg.to_dict(), "identity": ident, "versions": environment_info(xp),
                 "source": git_state(),                  # the checkout that trains it (None outside git)
@@ -378,6 +396,19 @@ def _resolve_group(spec, M, M_fixed: bool):
 
 IDLE_REFUSED = {"ridge_reg": "--ridge-reg needs --top-layer ridge",      # config.USED_ONLY_WITH, given alone
                 "momentum": "--momentum is SGD's (--optimizer sgd); --optimizer {optimizer} does not use it"}
+
+
+def _holds_this_run(out: str, cfg, fingerprint: str) -> bool:
+    """Whether OUT holds the run of ``fingerprint`` complete at cfg.epochs (--if-unfinished)."""
+    import json
+    from tianref.analysis.records import is_complete
+    try:
+        with open(os.path.join(out, "config.json"), encoding="utf-8") as f:
+            stored = json.load(f)
+    except (OSError, ValueError):
+        return False
+    ident = stored.get("identity") if isinstance(stored, dict) else None
+    return isinstance(ident, dict) and ident.get("fingerprint") == fingerprint and is_complete(out, cfg.epochs)
 
 
 def _note_idle_settings(cfg) -> None:

@@ -26,6 +26,7 @@ import click
 import numpy as np  # only for np.errstate around the run
 
 from tianref import runs
+from tianref.rundir import SWEEP_TAG
 from tianref.cli.progress import RowProgress, say
 from tianref.errors import Diverged
 from tianref.train import SignalHandlers
@@ -77,7 +78,7 @@ def train_prepared(engine, cfg, xp, xp_name, out, state, problem, init, no_resum
     ``complete``: the run is already complete; only its summary is printed."""
     t0 = time.time()
     if complete:
-        click.echo(json.dumps(summary_of(out, cfg, xp_name, 0.0)))
+        click.echo(json.dumps(summary_of(out, cfg, xp_name, 0.0, already_complete=True)))
         return
     writer = runs.RunWriter(out, keep_resume_state=not no_resume_state, on_first_row=session.started,
                             fingerprint=fingerprint, digest=digest)
@@ -122,13 +123,17 @@ class _AfterTheLoop(SignalHandlers):
             os.kill(os.getpid(), signum)
 
 
-def summary_of(out, cfg, xp_name, seconds) -> dict:
-    """train's one-line JSON summary of the run in OUT, from its metrics.jsonl."""
+def summary_of(out, cfg, xp_name, seconds, already_complete: bool = False) -> dict:
+    """train's one-line JSON summary of the run in OUT, from its metrics.jsonl; ``already_complete``: the run
+    was complete when this command took the folder (it trained nothing; a sweep counts it as skipped)."""
     rows = runs.read_metrics(os.path.join(out, "metrics.jsonl"))
     return {"out": out, "epochs": cfg.epochs, "seconds": round(seconds, 3),
             "backend": xp_name, "dtype": cfg.dtype,
             "final": {k: rows[-1].get(k) for k in ("train_loss", "test_loss", "train_acc", "test_acc")},
-            "t_test_0.5": _first(rows, "test_acc", 0.5), "t_test_0.99": _first(rows, "test_acc", 0.99)}
+            "t_test_0.5": _first(rows, "test_acc", 0.5), "t_test_0.99": _first(rows, "test_acc", 0.99),
+            **({"already_complete": True} if already_complete else {}),
+            **({"sweep_tag": os.environ[SWEEP_TAG]} if os.environ.get(SWEEP_TAG) else {})}
+
 
 
 def record_divergence(out, session, epoch: int, what: str) -> None:

@@ -18,6 +18,7 @@ meanwhile is skipped, never restarted with ``--overwrite``.
 """
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import signal
@@ -33,7 +34,7 @@ from tianref.experiments.jobs import (  # noqa: F401  (re-exported: callers impo
     FINISHED, TRAIN_ARGS, Job, config_mismatch, diverged, grid, job_state, jobs_from_specs, make_jobs,
     parse_seeds, plan_lines, train_argv)
 from tianref.resources import cli_argv
-from tianref.rundir import IN_USE_MARK, lock_holder
+from tianref.rundir import IN_USE_MARK, SWEEP_TAG, lock_holder
 
 __all__ = ["batches", "batch_argv", "batch_plan_lines", "FINISHED", "TRAIN_ARGS", "Job", "cli_argv", "config_mismatch", "grid", "job_state", "jobs_from_specs", "make_jobs",
            "parse_seeds", "plan_lines", "train_argv", "THREAD_VARS", "LOG_DIR", "STOP_GRACE_S", "run_jobs"]
@@ -122,6 +123,39 @@ def _refused_in_use(log_path, start: int, out, own_pid: int) -> bool:
         holder = line[at + len(head):].split(" (", 1)[0]          # "process 1234" or "another process"
         if holder != f"process {own_pid}":
             return True
+    return False
+
+
+def _unless_done(argv: list) -> list:
+    """A run's train command as this sweep starts it: a start (not a --resume) gets --if-unfinished, so
+    that a run another sweep finished between this sweep's look at it and its train taking the folder's
+    lock is left as it is (train decides under the lock), never trained again or --overwrite-n."""
+    return argv if "--resume" in argv else argv + ["--if-unfinished"]
+
+
+def _member_unless_done(member: str) -> str:
+    """_unless_done for a train-batch --member string."""
+    return shlex.join(_unless_done(shlex.split(member)))
+
+
+def _found_complete(log_path, start: int, out, tag) -> bool:
+    """Whether this sweep's child (its summary lines carry ``tag``: the log is shared with another sweep's
+    children) said, since byte ``start`` of the log, that the run in ``out`` was already complete when it
+    took the folder (train's "already_complete": another process finished it)."""
+    try:
+        with open(log_path, "rb") as f:
+            f.seek(start)
+            text = f.read(LOG_READ_MAX).decode("utf-8", "replace")
+    except OSError:
+        return False
+    for line in text.splitlines():
+        if line.startswith("{") and '"already_complete": true' in line:
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue
+            if row.get("out") == str(out) and row.get("already_complete") is True and row.get("sweep_tag") == tag:
+                return True
     return False
 
 
@@ -248,6 +282,7 @@ def run_jobs(jobs: list[Job], n_jobs: int = 1, python: str = sys.executable, rep
     running: list[tuple[list, subprocess.Popen, float, object]] = []
     done, failed = [], []
     log_start = {}                             # job name -> its log's size when its child started
+    child_tag = {}                             # job name -> the tag its child's summary lines carry
     total = len(queue)
     stop = {"sig": None}
     old_handlers = {}
@@ -310,17 +345,22 @@ def run_jobs(jobs: list[Job], n_jobs: int = 1, python: str = sys.executable, rep
                 for j in unit:                         # where this start's messages begin in each log
                     log_start[j.name] = _size(log_dir / f"{j.name}.log")
                 if len(unit) == 1:
-                    argv = train_argv(unit[0], python, states[0], threads=threads)
+                    argv = _unless_done(train_argv(unit[0], python, states[0], threads=threads))
                     log = _open_log(log_dir / f"{unit[0].name}.log", shlex.join(argv))
                 else:
                     argv = batch_argv(unit, python, states, threads=threads)
+                    argv = [_member_unless_done(a) if i and argv[i - 1] == "--member" else a
+                            for i, a in enumerate(argv)]
                     for j in unit:                     # each member's log starts with its own command
                         _open_log(log_dir / f"{j.name}.log", shlex.join(train_argv(j, python, state_of[j.name]))
                                   + "   # trained in the batch logged in " + f"batch_{unit[0].name}.log").close()
                     log = _open_log(log_dir / f"batch_{unit[0].name}.log", shlex.join(argv))
                 # own session: a terminal Ctrl-C reaches only us, and we pass exactly one
                 # signal on, which makes train save its resume state and exit
-                proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env,
+                tag = f"{os.getpid()}-{len(log_start)}-{time.monotonic_ns()}"     # this child's summary lines
+                for j in unit:
+                    child_tag[j.name] = tag
+                proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env={**env, SWEEP_TAG: tag},
                                         stdin=subprocess.DEVNULL, start_new_session=True,
                                         preexec_fn=_die_with(os.getpid()))
                 running.append((unit, proc, time.time(), log))
@@ -341,6 +381,13 @@ def run_jobs(jobs: list[Job], n_jobs: int = 1, python: str = sys.executable, rep
                     held = ((len(unit) > 1 and rc != 0) or rc == 2) and \
                         _refused_in_use(log_path, log_start.get(job.name, 0), job.out, proc.pid)
                     if not held and (rc == 0 or len(unit) > 1) and is_complete(job.out, job.epochs):
+                        if _found_complete(log_path, log_start.get(job.name, 0), job.out, child_tag.get(job.name)):
+                            skipped.append(job.name)              # its train found it finished, under the
+                            total -= 1                            # lock: another process trained it
+                            report(f"skip {job.name}: finished in another process since this {label} "
+                                   "started (its train found it complete and changed nothing)")
+                            progress(len(done) + len(failed), total, job.name)
+                            continue
                         done.append(job.name)
                         report(f"[{len(done) + len(failed)}/{total}] done {job.name} ({secs:.1f} s)")
                     else:
