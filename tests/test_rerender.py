@@ -83,6 +83,9 @@ def test_rerender_rewrites_only_the_claims_and_report(tmp_path):
     assert {k: v for k, v in prov.items() if k != "rerendered"} == \
         {k: v for k, v in prov_before.items() if k != "rerendered"}
     assert "--rerender" in prov["rerendered"]["command"] and "dirty" in prov["rerendered"]["git"]
+    # a store outside the checkout: the checkout's git state says nothing of the summary it read
+    assert prov["rerendered"]["git"]["store_outside_checkout"] is True
+    assert "outside the source checkout" in prov["rerendered"]["note"]
     assert not list(dest.glob(".*.tmp"))
 
     # a second pass finds nothing to change and writes nothing
@@ -125,6 +128,31 @@ def test_rerender_with_an_unreadable_provenance_is_one_line_and_writes_nothing(t
     before = {p.name: p.read_bytes() for p in dest.iterdir() if p.is_file()}
     res = cli("reproduce", "--rerender", "--section", "headline", "--scale", "ci", "--store-to", str(tmp_path))
     assert res.returncode == 2 and res.stderr.count("\n") == 1 and "provenance.json" in res.stderr, res.stderr
+    assert {p.name: p.read_bytes() for p in dest.iterdir() if p.is_file()} == before
+
+
+@pytest.mark.parametrize("spoil", ["report-is-a-folder", "no-provenance"])
+def test_rerender_that_cannot_write_every_file_or_its_record_writes_none(tmp_path, spoil):
+    """report.md a folder: summary.json was rewritten, then the write of report.md failed (exit 1, the
+    section half re-rendered, no record); provenance.json missing: it re-rendered without any record. Both
+    are refused in one line (exit 2) before anything is written."""
+    src = rp.STORE_ROOT / "ci" / "headline"
+    if not (src / "summary.json").is_file():
+        pytest.skip("no stored ci headline")
+    dest = tmp_path / "ci" / "headline"
+    shutil.copytree(src, dest)
+    doc = json.loads((dest / "summary.json").read_text())
+    doc["claims"] = []                                                   # so that it would change
+    (dest / "summary.json").write_text(json.dumps(doc), encoding="utf-8")
+    if spoil == "report-is-a-folder":
+        (dest / "report.md").unlink()
+        (dest / "report.md").mkdir()
+    else:
+        (dest / "provenance.json").unlink()
+    before = {p.name: p.read_bytes() for p in dest.iterdir() if p.is_file()}
+    res = cli("reproduce", "--rerender", "--section", "headline", "--scale", "ci", "--store-to", str(tmp_path))
+    assert res.returncode == 2 and res.stderr.count("\n") == 1 and "nothing was re-rendered" in res.stderr, \
+        res.stderr
     assert {p.name: p.read_bytes() for p in dest.iterdir() if p.is_file()} == before
 
 

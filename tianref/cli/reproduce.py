@@ -162,7 +162,7 @@ def reproduce_cmd(section_text, root, scale_text, n_jobs, threads, batch, plan, 
     if rerender:
         if plan or store:
             raise InputError("--rerender re-renders stored sections; it cannot be combined with --plan or --store")
-        from tianref.backend import git_state_apart_from
+        from tianref.backend import REPO, git_state_apart_from
         from tianref.experiments.reproduce.rerender import apply_rerender, plan_rerender, stored_sections
         base = _store_dir(store_to)
         check_output_dir(base, "--store-to")
@@ -172,6 +172,11 @@ def reproduce_cmd(section_text, root, scale_text, n_jobs, threads, batch, plan, 
                   if d.is_dir() and d.name != scale.name]
         git = git_state_apart_from(others)                    # before the first write; the other scales'
                                                               # sections changed in base are outputs, not inputs
+        try:
+            Path(base).resolve().relative_to(REPO.resolve())
+        except ValueError:                                    # a store outside the checkout: git's state says
+            if git is not None:                               # nothing of the summary.json files it reads
+                git = dict(git, store_outside_checkout=True)
         plans = {s: plan_rerender(base, scale.name, s) for s in names}    # every section read and checked
         done = {s: apply_rerender(p, command, git) for s, p in plans.items()}   # before any is written
         click.echo(json.dumps({"scale": scale.name, "rerendered": done}))

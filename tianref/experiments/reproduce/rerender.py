@@ -119,7 +119,15 @@ def plan_rerender(store_root: Path, scale_name: str, section: str) -> dict:
     changed = {"summary.json": new != stored, "report.md": md != old_md}
     prov_path = d / "provenance.json"
     prov = None
-    if any(changed.values()) and prov_path.is_file():                # read before anything is written
+    if any(changed.values()):                     # every file it writes, checked before the first is written
+        for f in ("summary.json", "report.md", "provenance.json"):
+            p = d / f
+            if p.is_symlink() or (p.exists() and not p.is_file()):
+                raise InputError(f"{p}: not a regular file; nothing was re-rendered")
+        if not prov_path.is_file():
+            raise InputError(f"{prov_path}: missing: a stored section is re-rendered only with the record of "
+                             "the command that stored it; nothing was re-rendered")
+    if any(changed.values()):                                        # read before anything is written
         try:
             prov = json.loads(prov_path.read_text(encoding="utf-8"), parse_constant=_no_constant)
         except (OSError, ValueError) as exc:
@@ -144,7 +152,10 @@ def apply_rerender(plan: dict, command: str = "", git: dict | None = None) -> di
         prov["rerendered"] = {"command": command, "date": date, "git": git,
                               "note": "claims and report.md re-rendered from the stored summary.json; "
                                       "the runs and their measured statistics are those of the original "
-                                      "command" + ("; derived keys recomputed (rederived)" if derived else "")}
+                                      "command" + ("; derived keys recomputed (rederived)" if derived else "")
+                                      + ("; the store lies outside the source checkout, so git's state does "
+                                         "not cover the summary.json it read" if (git or {}).get(
+                                             "store_outside_checkout") else "")}
         if derived:
             prov["rederived"] = {"command": command, "date": date, "git": git, "rule": RULE,
                                  "changed": derived}
