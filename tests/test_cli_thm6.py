@@ -278,3 +278,21 @@ def test_a_damaged_config_json_is_refused_even_with_a_stored_checkpoint(tmp_path
     res = CliRunner().invoke(main, ["thm6", "--run", str(run), "--at-epochs", "4"])
     assert res.exit_code == 2 and "config.json" in res.stderr and len(res.stderr.strip().splitlines()) == 1, \
         res.output
+
+
+def test_a_tiny_eta_reports_no_approx_sign_match(tmp_path):
+    """At eta = 1e-14 the exact value of f~_j^T P_eta f~_l, -eta^2 B_jl (eq. 3), lies below the direct route's
+    rounding: the approx column printed 0.42-0.80 as a result. Past APPROX_UNRESOLVED of relative gap to the
+    identity it is null, with approx_note; the exact route still stands."""
+    from tianref.thm6.summary import APPROX_UNRESOLVED
+    ck = write_checkpoint(tmp_path / "c.npz")
+    out = tmp_path / "s.json"
+    res = run(["--checkpoint", ck, "--eta", "1e-14", "--top-pairs", "10", "--json", str(out)])
+    assert res.exit_code == 0, res.output
+    s = json.loads(out.read_text())["checkpoints"][0]["summary"]
+    assert s["approx_identity_max_rel_gap"] >= APPROX_UNRESOLVED
+    assert s["sign_match_approx"] is None and "rounding sets its signs" in s["approx_note"]
+    assert s["sign_match_exact"] == 1.0
+    res = run(["--checkpoint", ck, "--eta", "1e-3", "--top-pairs", "10", "--json", str(out)])
+    s = json.loads(out.read_text())["checkpoints"][0]["summary"]
+    assert s["approx_identity_max_rel_gap"] < APPROX_UNRESOLVED and s["sign_match_approx"] is not None

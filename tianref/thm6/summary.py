@@ -49,6 +49,10 @@ QUANTILES = (0.0, 0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99, 1.0)
 
 # --- one checkpoint ------------------------------------------------------------------------------
 
+APPROX_UNRESOLVED = 0.1   # approx_identity_max_rel_gap from which the approx route's signs are not reported
+                          # (every stored run: <= 5e-6; at eta = 1e-14..1e-10 it reaches O(1))
+
+
 def _sign_match(xp, B_jl, r_jl):
     """Count of sgn(B_jℓ) = −sgn(r_jℓ)."""
     return (xp.sign(B_jl) == -xp.sign(r_jl)).sum()
@@ -124,10 +128,15 @@ def summarize_checkpoint(xp, F_tilde, eta: float, *, n_top: int = 200, all_pairs
         arr = _top_mode(xp, F_tilde, eta, B, Bp, j[:n_top], l[:n_top], cos[:n_top], exact)
         summ.update(_top_summary(xp, arr, delta))
         pairs = _pair_rows(arr, delta)
+    gap = summ.get("approx_identity_max_rel_gap")
     if eta == 0:       # P_0 projects out range F~, where every f~_l lies: f~_j^T P_0 f~_l = 0 up to rounding
         summ["sign_match_approx"] = None
         summ["approx_note"] = ("eta = 0: f~_j^T P_0 f~_l is 0 for every pair (P_0 removes the span of F~'s "
                                "columns), so its sign would be rounding's")
+    elif gap is not None and gap >= APPROX_UNRESOLVED:     # a tiny eta: -eta^2 B_jl below the rounding
+        summ["sign_match_approx"] = None
+        summ["approx_note"] = (f"the direct f~_j^T P_eta f~_l differs from its exact value -eta^2 B_jl (eq. 3) by "
+                               f"{gap:.2g} of the largest |value|: at this eta rounding sets its signs")
 
     # audit: the definitional route on the n_aud most similar pairs
     rel = []
