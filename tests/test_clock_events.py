@@ -147,3 +147,15 @@ def test_clock_events_from_columns_reaches_each_outcome():
     old = ce.clock_events({"train_loss": loss, "test_acc": step(125)})  # a log from before the clocks
     assert old["t_rep"] is None and old["t_rep_tail"] is None and old["t_margin"] is None
     assert old["clock_outcome"] == old["clock_outcome_tail"] == "undetermined"
+
+
+def test_a_huge_rep_delta_is_an_infinite_band_without_overflow_warnings():
+    """summarize --rep-delta 1e308 printed NumPy's overflow warnings (delta x |x| overflowed): the band is
+    infinite, every row inside it, and nothing is said."""
+    import warnings
+    x = [3.0, 5.0, 4.0, 4.5, 4.2, 4.1]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert ce.t_rep(x, 1e308) == 0.0
+        assert not ce.window_moves(x, 1e308, 2).any()
+        assert ce.rep_censored(x, 0.0, 1e308) is False

@@ -115,7 +115,8 @@ def t_rep(x, delta: float = REP_DELTA) -> float:
     if s.size == 0:
         return math.nan
     final = s[-1]
-    outside = ~(np.abs(s - final) <= delta * abs(final))       # NaN rows count as outside
+    outside = ~(np.abs(s - final) <= delta * abs(float(final)))   # NaN rows count as outside (Python floats:
+                                                                   # a huge delta gives inf, no overflow warning)
     bad = np.flatnonzero(outside)
     return float(bad[-1] + 1) if bad.size else 0.0
 
@@ -128,7 +129,8 @@ def window_moves(x, delta: float, persist: int) -> np.ndarray:
         return np.zeros(0, dtype=bool)
     win = np.lib.stride_tricks.sliding_window_view(s, p)        # (n-p+1, p)
     spread = win.max(axis=1) - win.min(axis=1)                  # NaN when a row is NaN
-    return ~(spread <= delta * np.abs(s[:win.shape[0]]))
+    with np.errstate(over="ignore"):                            # a huge delta: an infinite band, as meant
+        return ~(spread <= delta * np.abs(s[:win.shape[0]]))
 
 
 def t_rep_settled(x, delta: float = REP_DELTA, persist: int = PERSIST) -> float:
@@ -150,7 +152,7 @@ def rep_censored(x, t_rep_value: float, delta: float = REP_DELTA, frac: float = 
     k = max(math.ceil(frac * s.size), 2)
     tail = s[-k:]                                               # (k,)
     spread = tail.max() - tail.min()                            # NaN when a row is NaN
-    return bool(t_rep_value >= s.size - k or not spread <= delta * abs(s[-1]))
+    return bool(t_rep_value >= s.size - k or not spread <= delta * abs(float(s[-1])))
 
 
 def clock_ratio(t_rep_value, t_cls_value) -> float:
