@@ -339,3 +339,11 @@ def test_summarize_accepts_an_intact_log_and_a_torn_last_line(tmp_path, log_run)
     p.write_text(p.read_text() + '{"epoch": 7, "test_a')
     r = _cli(["summarize", str(log_run)])
     assert r.exit_code == 0, r.output
+
+
+def test_a_finite_float_option_reads_minus_zero_as_zero():
+    """thm6 --eta -0 printed its eta as -0 (Float, train's options, already read -0 as 0; FiniteFloat did not)."""
+    import math
+    from tianref.cli.common import FiniteFloat
+    v = FiniteFloat(0).convert("-0", None, None)
+    assert v == 0.0 and math.copysign(1.0, v) == 1.0

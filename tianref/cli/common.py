@@ -255,7 +255,7 @@ class FiniteFloat(click.ParamType):
             need += "" if self.high is None else f"{' and' if need else ''} <= {self.high:g}"
             opt = max(param.opts, key=len) if param is not None and param.opts else "the value"
             raise click.UsageError(f"{opt} must be a finite number{need} (got {value!r})", ctx)
-        return v
+        return v + 0.0                     # -0 is 0 (printed back as "-0" otherwise)
 
 
 class GivenPath(click.Path):
