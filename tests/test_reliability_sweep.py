@@ -317,7 +317,7 @@ lock.acquire()
 if src:
     shutil.copytree(src, out, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".lock"))
 print("held", flush=True)
-time.sleep(4)
+time.sleep(2)
 ''', out, {str(finished_run or "")!r}], stdout=subprocess.PIPE, text=True)
 assert holder.stdout.readline() == "held\\n"
 rc = subprocess.call([{sys.executable!r}, *sys.argv[1:]])
@@ -451,3 +451,42 @@ def test_if_unfinished_leaves_this_very_run_complete_and_nothing_else(tmp_path):
     assert json.loads((run / "config.json").read_text())["config"]["seed"] == 1
     r = _cli(["train", "--out", str(run), "--resume", "--if-unfinished"])
     assert r.exit_code == 2 and "--if-unfinished is for a start" in r.stderr
+    # checked as --resume checks a run: a config.json edited since (its settings no longer give its
+    # fingerprint) is not "this run", so --overwrite replaces it
+    cfg = json.loads((run / "config.json").read_text())
+    cfg["config"]["lr"] = 0.5
+    (run / "config.json").write_text(json.dumps(cfg))
+    r = _cli(["train", *small, "--seed", "1", "--out", str(run), "--overwrite", "--if-unfinished"])
+    assert r.exit_code == 0 and "already_complete" not in r.stdout
+    assert json.loads((run / "config.json").read_text())["config"]["lr"] != 0.5
+    # a run that diverged is finished too: left as it is, said so
+    div = tmp_path / "div"
+    diverging = ["--M", "7", "--K", "8", "--epochs", "5", "--windows", "3", "--lr", "1e6", "--out", str(div)]
+    assert _cli(["train", *diverging]).exit_code == 1
+    before = {p: p.read_bytes() for p in div.rglob("*") if p.is_file()}
+    r = _cli(["train", *diverging, "--if-unfinished"])
+    assert r.exit_code == 0 and json.loads(r.stdout.splitlines()[-1])["already_diverged"] is True, r.output
+    assert {p: p.read_bytes() for p in div.rglob("*") if p.is_file()} == before
+
+
+def test_a_run_held_by_another_process_is_taken_up_again_when_it_lets_go(tmp_path):
+    """A run another process holds when this sweep reaches it is tried again once that process lets it go:
+    here a process holds seed 0's folder until seed 1 (which this sweep trains meanwhile) has started, and
+    seed 0 is then trained by this sweep; nothing is reported in use or failed. (It was reported IN USE at
+    once, exit 1, though the other process let it go long before this sweep ended.)"""
+    import subprocess as sp
+    jobs = sweep.make_jobs(tmp_path / "root", [{"M": 7}], (0, 1), 40, {"K": 16, "windows": "3"})
+    jobs[0].out.mkdir(parents=True)
+    started = jobs[1].out / "config.json"
+    holder = sp.Popen([sys.executable, "-c", "import os, time\nfrom tianref.rundir import RunLock\n"
+                       f"RunLock({str(jobs[0].out)!r}).acquire(); print('held', flush=True)\n"
+                       f"while not os.path.exists({str(started)!r}): time.sleep(0.02)"],
+                      stdout=sp.PIPE, text=True)
+    assert holder.stdout.readline() == "held\n"
+    said = []
+    order = [jobs[0], jobs[1]]
+    out = sweep.run_jobs(order, 1, sys.executable, report=said.append)
+    holder.wait()
+    assert out["failed"] == [] and out["ran"] == 2, (out, said)
+    assert any(m.startswith(f"later {jobs[0].name}: its directory is in use by process {holder.pid}") for m in said)
+    assert all(sweep.job_state(j) == "done" for j in jobs)

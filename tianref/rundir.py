@@ -451,7 +451,8 @@ class Session:
         self.closed = False         # True once __exit__ ran: a second call (an error path that ends the
                                     # session again) must not roll back what the first put back
         self.keep_if = keep_if      # a start (fresh or --overwrite) that leaves OUT as it is when, once
-        self.kept = False           # locked, keep_if(OUT) is true: it holds this very run, complete
+        self.kept = False           # locked, keep_if(OUT) is true (its value, kept here: how it found the
+                                    # run, e.g. "complete" or "diverged"): it holds this very run, finished
         holder = lock_holder(self.out)              # a second writer learns who holds OUT, first
         if holder is not None:
             raise in_use(self.out, holder)
@@ -476,9 +477,10 @@ class Session:
                 raise _create_error(exc, f"--out {self.out}: cannot create it ({describe_oserror(exc)})") from None
         try:
             self.lock.acquire()
-            if not self.resume and self.keep_if is not None and self.keep_if(self.out):
-                self.kept = self.untouched = True   # another process finished this run: nothing to do,
-                return self                         # nothing touched (the lock file left as found)
+            kept = not self.resume and self.keep_if is not None and self.keep_if(self.out)
+            if kept:                                # another process finished this run: nothing to do,
+                self.kept, self.untouched = kept, True      # nothing touched (the lock file left as found)
+                return self
             if self.resume:
                 check_writable(self.out)            # before anything is rewritten or removed
             for p in clean_stale_tmp(self.out):

@@ -336,7 +336,7 @@ def _train_all(prepared, log_dir, threads: int) -> list:
     failed = []
     for p in [p for p in prepared if p.complete]:
         p.session.__exit__(None, None, None)
-        _print_summary(log_dir, p.out, summary_of(p.out, p.cfg, p.xp_name, 0.0, already_complete=True))
+        _print_summary(log_dir, p.out, summary_of(p.out, p.cfg, p.xp_name, 0.0, already=p.complete))
     prepared = [p for p in prepared if not p.complete]
     pending = list(prepared)
     stop_exc = None

@@ -211,7 +211,8 @@ class RunsReporter:
     its (finished, total, name) calls; ``rows`` its (logged, total) calls."""
 
     ROUTINE = ("start ", "[")                      # per-run lines that the bar replaces
-    ALWAYS = ("FAILED", "STOPPED", "IN USE", "failed", "diverged earlier", "another process held")   # said off a terminal too
+    ALWAYS = ("FAILED", "STOPPED", "IN USE", "failed", "diverged earlier")   # said off a terminal too (a run
+                                                    # skipped as another process's is counted in the JSON line)
 
     ROWS_EVERY_S = 30.0                             # off a terminal: at most one rows line this often
 

@@ -138,9 +138,10 @@ DEFAULT_TRAIN_FRAC = 0.4    # round(0.4 * 71^2) = 2016, the paper's n
               "directory: config.json, metrics.jsonl, checkpoints/, its .lock and nothing else).")
 @click.option("--if-unfinished", is_flag=True,
               help="A start (fresh or --overwrite) that finds OUT, once it holds OUT's lock, already holding this "
-                   "very run complete (its fingerprint, rows 0..E, checkpoints/final.npz) changes nothing and "
-                   "prints the run's summary with \"already_complete\": true (exit 0). A sweep starts its runs "
-                   "with it, so two sweeps on one tree never train a run twice.")
+                   "very run finished (its fingerprint, settings, state and row digests checked as --resume checks "
+                   "them; rows 0..E and checkpoints/final.npz, or a divergence record) changes nothing and prints "
+                   "the run's summary with \"already_complete\" (or \"already_diverged\"): true (exit 0). A sweep "
+                   "starts its runs with it, so two sweeps on one tree never train a run twice.")
 @click.option("--no-resume-state", is_flag=True,
               help="Delete checkpoints/resume.npz when the run finishes (it holds the update buffer, "
                    "(8 + 4) bytes x 3MK x max window with the default float64 Gram and float32 training: the "
@@ -329,10 +330,13 @@ def train_cmd(ctx, xp_name, M, K, n_train, train_frac, eta, eta_schedule, lr, ep
 
         def prepare():                                  # under the lock
             if session.kept:                            # another process finished this very run
-                _note(f"{out} already holds this run, complete (rows 0..{cfg.epochs} and checkpoints/final.npz); "
-                      "nothing to train, nothing was changed")
+                _note(f"{out} already holds this run, "
+                      + ("diverged (config.json records where); " if session.kept == "diverged" else
+                         f"complete (rows 0..{cfg.epochs} and checkpoints/final.npz); ")
+                      + "nothing to train, nothing was changed")
                 return Prepared(engine, cfg, xp, xp_name, out, None, None, None, no_resume_state, session,
-                                ident["fingerprint"], None, complete=True)
+                                ident["fingerprint"], None,
+                                complete="diverged" if session.kept == "diverged" else True)
             runs.atomic_write_json(os.path.join(out, "config.json"), {
                 "config": cfg.to_dict(), "identity": ident, "versions": environment_info(xp),
                 "source": git_state(),                  # the checkout that trains it (None outside git)
@@ -398,17 +402,25 @@ IDLE_REFUSED = {"ridge_reg": "--ridge-reg needs --top-layer ridge",      # confi
                 "momentum": "--momentum is SGD's (--optimizer sgd); --optimizer {optimizer} does not use it"}
 
 
-def _holds_this_run(out: str, cfg, fingerprint: str) -> bool:
-    """Whether OUT holds the run of ``fingerprint`` complete at cfg.epochs (--if-unfinished)."""
-    import json
+def _holds_this_run(out: str, cfg, fingerprint: str):
+    """"complete" or "diverged" when OUT holds the run of ``fingerprint`` finished (--if-unfinished), checked
+    as --resume and a sweep check a run: config.json's settings give the fingerprint it records, its state
+    carries it and metrics.jsonl's rows chain to the state's digest (identity.check_log); complete = rows
+    0..E and final.npz at E, diverged = config.json's record of it. None otherwise."""
     from tianref.analysis.records import is_complete
+    path = os.path.join(out, "config.json")
     try:
-        with open(os.path.join(out, "config.json"), encoding="utf-8") as f:
-            stored = json.load(f)
-    except (OSError, ValueError):
-        return False
-    ident = stored.get("identity") if isinstance(stored, dict) else None
-    return isinstance(ident, dict) and ident.get("fingerprint") == fingerprint and is_complete(out, cfg.epochs)
+        meta = runs.read_config(out)
+        block = identity.stored_block(meta, path)
+        if block is None or block["fingerprint"] != fingerprint:
+            return None
+        identity.check_log(out, meta)                   # the settings hash to it, its state carries it and
+                                                        # the rows chain to the state's digest
+    except (InputError, OSError, ValueError, KeyError, TypeError):
+        return None
+    if runs.divergence(meta) is not None:
+        return "diverged"
+    return "complete" if is_complete(out, cfg.epochs) else None
 
 
 def _note_idle_settings(cfg) -> None:

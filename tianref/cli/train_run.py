@@ -51,7 +51,9 @@ class Prepared(NamedTuple):
     session: object
     fingerprint: str
     digest: object
-    complete: bool = False      # --resume of a run already complete: nothing to train (resume.already_complete)
+    complete: object = False    # nothing to train: True, a --resume of a run already complete (resume.
+                                # already_complete) or a start that found this run complete; "diverged", a
+                                # start that found this run diverged (train --if-unfinished)
 
 
 def launch(session, prepare):
@@ -78,7 +80,7 @@ def train_prepared(engine, cfg, xp, xp_name, out, state, problem, init, no_resum
     ``complete``: the run is already complete; only its summary is printed."""
     t0 = time.time()
     if complete:
-        click.echo(json.dumps(summary_of(out, cfg, xp_name, 0.0, already_complete=True)))
+        click.echo(json.dumps(summary_of(out, cfg, xp_name, 0.0, already=complete)))
         return
     writer = runs.RunWriter(out, keep_resume_state=not no_resume_state, on_first_row=session.started,
                             fingerprint=fingerprint, digest=digest)
@@ -123,15 +125,17 @@ class _AfterTheLoop(SignalHandlers):
             os.kill(os.getpid(), signum)
 
 
-def summary_of(out, cfg, xp_name, seconds, already_complete: bool = False) -> dict:
-    """train's one-line JSON summary of the run in OUT, from its metrics.jsonl; ``already_complete``: the run
-    was complete when this command took the folder (it trained nothing; a sweep counts it as skipped)."""
+def summary_of(out, cfg, xp_name, seconds, already=None) -> dict:
+    """train's one-line JSON summary of the run in OUT, from its metrics.jsonl; ``already`` (a Prepared's
+    ``complete``): the run was finished when this command took the folder, complete (True) or "diverged"
+    (it trained nothing; a sweep counts it as skipped)."""
     rows = runs.read_metrics(os.path.join(out, "metrics.jsonl"))
     return {"out": out, "epochs": cfg.epochs, "seconds": round(seconds, 3),
             "backend": xp_name, "dtype": cfg.dtype,
             "final": {k: rows[-1].get(k) for k in ("train_loss", "test_loss", "train_acc", "test_acc")},
             "t_test_0.5": _first(rows, "test_acc", 0.5), "t_test_0.99": _first(rows, "test_acc", 0.99),
-            **({"already_complete": True} if already_complete else {}),
+            **({"already_diverged": True} if already == "diverged" else {"already_complete": True} if already
+               else {}),
             **({"sweep_tag": os.environ[SWEEP_TAG]} if os.environ.get(SWEEP_TAG) else {})}
 
 

@@ -99,6 +99,8 @@ def _size(path) -> int:
         return 0
 
 
+IN_USE_RETRIES = 3          # times a run another process held is taken up again once let go (a process that
+                            # keeps taking it back, without finishing it, is then reported in use)
 LOG_READ_MAX = 64 << 20     # bytes of a job's log read back for a refusal (logs are a few kB to MB)
 
 
@@ -138,25 +140,30 @@ def _member_unless_done(member: str) -> str:
     return shlex.join(_unless_done(shlex.split(member)))
 
 
-def _found_complete(log_path, start: int, out, tag) -> bool:
-    """Whether this sweep's child (its summary lines carry ``tag``: the log is shared with another sweep's
-    children) said, since byte ``start`` of the log, that the run in ``out`` was already complete when it
-    took the folder (train's "already_complete": another process finished it)."""
+def _found_finished(log_path, start: int, out, tag):
+    """"complete" or "diverged" when this sweep's child (its summary lines carry ``tag``: the log is shared
+    with another sweep's children) said, since byte ``start`` of the log, that the run in ``out`` was already
+    finished when it took the folder (train's "already_complete" / "already_diverged": another process
+    finished it); None otherwise."""
     try:
         with open(log_path, "rb") as f:
             f.seek(start)
             text = f.read(LOG_READ_MAX).decode("utf-8", "replace")
     except OSError:
-        return False
+        return None
     for line in text.splitlines():
-        if line.startswith("{") and '"already_complete": true' in line:
+        if line.startswith("{") and '"already_' in line:
             try:
                 row = json.loads(line)
             except ValueError:
                 continue
-            if row.get("out") == str(out) and row.get("already_complete") is True and row.get("sweep_tag") == tag:
-                return True
-    return False
+            if not isinstance(row, dict) or row.get("out") != str(out) or row.get("sweep_tag") != tag:
+                continue
+            if row.get("already_complete") is True:
+                return "complete"
+            if row.get("already_diverged") is True:
+                return "diverged"
+    return None
 
 
 def stack_key(job: Job) -> tuple:
@@ -281,6 +288,12 @@ def run_jobs(jobs: list[Job], n_jobs: int = 1, python: str = sys.executable, rep
     env = _child_env(threads)
     running: list[tuple[list, subprocess.Popen, float, object]] = []
     done, failed = [], []
+    waiting = {}                               # job -> its failure entry: held by another process, tried again
+                                               # when let go; at the end still held: IN USE, finished: skipped
+    retries = {}                               # job name -> times taken up again after it was let go
+
+    def _free_again(job) -> bool:
+        return retries.get(job.name, 0) < IN_USE_RETRIES and lock_holder(job.out) is None
     log_start = {}                             # job name -> its log's size when its child started
     child_tag = {}                             # job name -> the tag its child's summary lines carry
     total = len(queue)
@@ -312,12 +325,24 @@ def run_jobs(jobs: list[Job], n_jobs: int = 1, python: str = sys.executable, rep
             rows(logged, rows_total)
     tell_rows(force=True)                      # the rows already logged (a resumed run's): the start line
     try:
-        while units or running:
+        while units or running or any(_free_again(j) for j in waiting):
+            for job in [j for j in waiting if _free_again(j)]:   # let go meanwhile: again, as any job (finished
+                del waiting[job]                                 # there: skipped), at most IN_USE_RETRIES times
+                retries[job.name] = retries.get(job.name, 0) + 1
+                units.append([job])
             while units and len(running) < n_jobs:
                 unit = []
                 for job in units.pop(0):
                     holder = lock_holder(job.out)
-                    why = f"its directory is in use by process {holder}" if holder is not None else None
+                    if holder is not None:      # another process holds it: taken up again once it lets go
+                        if job not in waiting:  # (while this sweep has other work; see the end)
+                            report(f"later {job.name}: its directory is in use by process {holder}; this {label} "
+                                   "takes it up again when that process lets it go")
+                        waiting.setdefault(job, {"name": job.name, "returncode": None, "in_use": True,
+                                                 "log": f"(not started: its directory is in use by process "
+                                                        f"{holder})"})
+                        continue
+                    why = None
                     if why is None:             # its state now: another process may have run it meanwhile
                         try:
                             state_of[job.name] = job_state(job)
@@ -332,10 +357,8 @@ def run_jobs(jobs: list[Job], n_jobs: int = 1, python: str = sys.executable, rep
                     if why is None:
                         unit.append(job)
                         continue
-                    failed.append({"name": job.name, "returncode": None, "log": f"(not started: {why})"}
-                                  | ({"in_use": True} if holder is not None else {}))
-                    report(f"[{len(done) + len(failed)}/{total}] {'IN USE' if holder is not None else 'FAILED'} "
-                           f"{job.name}: not started, {why}")
+                    failed.append({"name": job.name, "returncode": None, "log": f"(not started: {why})"})
+                    report(f"[{len(done) + len(failed)}/{total}] FAILED {job.name}: not started, {why}")
                     progress(len(done) + len(failed), total, job.name)
                 if not unit:
                     continue
@@ -380,14 +403,16 @@ def run_jobs(jobs: list[Job], n_jobs: int = 1, python: str = sys.executable, rep
                     # trains its other members): whatever the folder holds now is that process's work
                     held = ((len(unit) > 1 and rc != 0) or rc == 2) and \
                         _refused_in_use(log_path, log_start.get(job.name, 0), job.out, proc.pid)
+                    found = not held and (rc == 0 or len(unit) > 1) and \
+                        _found_finished(log_path, log_start.get(job.name, 0), job.out, child_tag.get(job.name))
+                    if found and _state_or_none(job) in FINISHED:   # its train found it finished, under the
+                        skipped.append(job.name)                  # lock: another process trained it
+                        total -= 1
+                        report(f"skip {job.name}: finished in another process since this {label} started "
+                               f"(its train found it {found} and changed nothing)")
+                        progress(len(done) + len(failed), total, job.name)
+                        continue
                     if not held and (rc == 0 or len(unit) > 1) and is_complete(job.out, job.epochs):
-                        if _found_complete(log_path, log_start.get(job.name, 0), job.out, child_tag.get(job.name)):
-                            skipped.append(job.name)              # its train found it finished, under the
-                            total -= 1                            # lock: another process trained it
-                            report(f"skip {job.name}: finished in another process since this {label} "
-                                   "started (its train found it complete and changed nothing)")
-                            progress(len(done) + len(failed), total, job.name)
-                            continue
                         done.append(job.name)
                         report(f"[{len(done) + len(failed)}/{total}] done {job.name} ({secs:.1f} s)")
                     else:
@@ -399,12 +424,14 @@ def run_jobs(jobs: list[Job], n_jobs: int = 1, python: str = sys.executable, rep
                                    "started it, and has finished it since")
                             progress(len(done) + len(failed), total, job.name)
                             continue
-                        if held:                          # started here as the other process took it
-                            entry["in_use"] = True
-                            report(f"[{len(done) + len(failed) + 1}/{total}] IN USE {job.name}: not trained "
-                                   "here, another process (another sweep or train on this tree) took its "
-                                   f"directory first and is training it (see {LOG_DIR}/{job.name}.log)")
-                        elif rc in STOPPED_EXITS and _state_or_none(job) == "resumable":   # signalled itself
+                        if held:                          # started here as the other process took it: again
+                            entry["in_use"] = True        # once it lets go (finished there: skipped)
+                            waiting[job] = entry
+                            report(f"later {job.name}: another process (another sweep or train on this tree) "
+                                   f"took its directory first; this {label} takes it up again when that "
+                                   f"process lets it go (see {LOG_DIR}/{job.name}.log)")
+                            continue
+                        if rc in STOPPED_EXITS and _state_or_none(job) == "resumable":   # signalled itself
                             entry["stopped"] = True
                             report(f"[{len(done) + len(failed) + 1}/{total}] STOPPED {job.name} (exit {rc}: "
                                    "stopped by a signal sent to it; its resume state is saved, and running "
@@ -439,7 +466,7 @@ def run_jobs(jobs: list[Job], n_jobs: int = 1, python: str = sys.executable, rep
         # a batch process's runs: some may have finished, and the runs of its later stacks not started
         states = [_state_or_none(j) for u, *_ in running for j in u]
         n_fin, n_saved, n_div = states.count("done"), states.count("resumable"), states.count("diverged")
-        n_new = len(states) - n_fin - n_saved - n_div + sum(len(u) for u in units)
+        n_new = len(states) - n_fin - n_saved - n_div + sum(len(u) for u in units) + len(waiting)
         msg = (f"{label} stopped by {stop['sig']}: {n_saved} running run(s) saved their resume state"
                + (f", {n_fin} of their batch(es) had finished" if n_fin else "")
                + (f", {n_div} of their batch(es) had diverged" if n_div else "") +
@@ -448,5 +475,21 @@ def run_jobs(jobs: list[Job], n_jobs: int = 1, python: str = sys.executable, rep
             first = (f" (first: {failed[0]['name']}, log {failed[0]['log']})" if failed else "")
             raise RunFailure(f"{msg}; {len(failed) + n_div} run(s) failed{first}")
         raise Interrupted(msg, stop["sig"])
+    for job, entry in waiting.items():         # nothing else to do here: a run another process finished is
+        if _state_or_none(job) in FINISHED:    # skipped, one it still holds is reported in use
+            skipped.append(job.name)
+            total -= 1
+            report(f"skip {job.name}: finished (or diverged) in another process, which held it while this "
+                   f"{label} ran")
+        else:
+            holder = lock_holder(job.out)
+            why = (f"its directory is in use by process {holder} (another sweep or train on this tree), which "
+                   "is training it" if holder is not None else
+                   f"other processes took its directory first {retries.get(job.name, 0) + 1} times and let it go "
+                   "unfinished; run the same command again")
+            failed.append(entry)
+            report(f"[{len(done) + len(failed)}/{total}] IN USE {job.name}: not trained here, {why}"
+                   + ("" if entry["returncode"] is None else f" (see {LOG_DIR}/{job.name}.log)"))
+        progress(len(done) + len(failed), total, job.name)
     resumed = sum(state_of.get(name) == "resumable" for name in done)   # of "ran": continued, not started
     return {"runs": len(jobs), "skipped": len(skipped), "ran": len(done), "resumed": resumed, "failed": failed}
