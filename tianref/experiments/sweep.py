@@ -104,6 +104,16 @@ IN_USE_RETRIES = 3          # times a run another process held is taken up again
 LOG_READ_MAX = 64 << 20     # bytes of a job's log read back for a refusal (logs are a few kB to MB)
 
 
+def _log_since(log_path, start: int) -> list:
+    """The lines of a job's log from byte ``start`` on (at most LOG_READ_MAX bytes; none when unreadable)."""
+    try:
+        with open(log_path, "rb") as f:
+            f.seek(start)
+            return f.read(LOG_READ_MAX).decode("utf-8", "replace").splitlines()
+    except OSError:
+        return []
+
+
 def _refused_in_use(log_path, start: int, out, own_pid: int) -> bool:
     """Whether the messages written to ``log_path`` from byte ``start`` on hold train's refusal of ``out``
     because a process other than ``own_pid`` (the child this sweep started: a train or a train-batch)
@@ -111,14 +121,8 @@ def _refused_in_use(log_path, start: int, out, own_pid: int) -> bool:
     second's child is refused; that run is not a failure of its own. The log is shared: the other sweep's
     refused child may write its refusal, naming this sweep's child as the holder, into the log of a run
     this sweep trains, so a refusal naming ``own_pid`` is not this sweep's."""
-    try:
-        with open(log_path, "rb") as f:
-            f.seek(start)
-            text = f.read(LOG_READ_MAX).decode("utf-8", "replace")
-    except OSError:
-        return False
     head = f"--out {out}{IN_USE_MARK}"
-    for line in text.splitlines():
+    for line in _log_since(log_path, start):
         at = line.find(head)
         if at < 0:
             continue
@@ -145,13 +149,7 @@ def _found_finished(log_path, start: int, out, tag):
     with another sweep's children) said, since byte ``start`` of the log, that the run in ``out`` was already
     finished when it took the folder (train's "already_complete" / "already_diverged": another process
     finished it); None otherwise."""
-    try:
-        with open(log_path, "rb") as f:
-            f.seek(start)
-            text = f.read(LOG_READ_MAX).decode("utf-8", "replace")
-    except OSError:
-        return None
-    for line in text.splitlines():
+    for line in _log_since(log_path, start):
         if line.startswith("{") and '"already_' in line:
             try:
                 row = json.loads(line)
