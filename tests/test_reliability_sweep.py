@@ -490,3 +490,19 @@ def test_a_run_held_by_another_process_is_taken_up_again_when_it_lets_go(tmp_pat
     assert out["failed"] == [] and out["ran"] == 2, (out, said)
     assert any(m.startswith(f"later {jobs[0].name}: its directory is in use by process {holder.pid}") for m in said)
     assert all(sweep.job_state(j) == "done" for j in jobs)
+
+
+def test_a_sweep_reads_only_its_own_childs_already_finished_line(tmp_path):
+    """The log of a run is shared by the sweeps on a tree: another sweep's child may write "already_complete"
+    for the run this sweep's child trained. Only a line carrying this child's tag counts (without the tag, a
+    race counted one run as skipped by both sweeps, and no sweep as its trainer)."""
+    log, out = tmp_path / "r.log", tmp_path / "run"
+    line = lambda tag, **kw: json.dumps({"out": str(out), "epochs": 3, "sweep_tag": tag, **kw})   # noqa: E731
+    log.write_text("old line\n" + line("other", already_complete=True) + "\n" + line("mine") + "\n")
+    assert sweep._found_finished(log, 0, out, "mine") is None
+    assert sweep._found_finished(log, 0, out, "other") == "complete"
+    with open(log, "a") as f:
+        f.write(line("mine", already_diverged=True) + "\n")
+    assert sweep._found_finished(log, 0, out, "mine") == "diverged"
+    assert sweep._found_finished(log, log.stat().st_size, out, "mine") is None      # only since the child's start
+    assert sweep._found_finished(log, 0, tmp_path / "another", "other") is None

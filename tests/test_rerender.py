@@ -153,6 +153,7 @@ def test_rerender_that_cannot_write_every_file_or_its_record_writes_none(tmp_pat
     res = cli("reproduce", "--rerender", "--section", "headline", "--scale", "ci", "--store-to", str(tmp_path))
     assert res.returncode == 2 and res.stderr.count("\n") == 1 and "nothing was re-rendered" in res.stderr, \
         res.stderr
+    assert ("not a regular file" if spoil == "report-is-a-folder" else "provenance.json: missing") in res.stderr
     assert {p.name: p.read_bytes() for p in dest.iterdir() if p.is_file()} == before
 
 
