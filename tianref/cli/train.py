@@ -308,11 +308,11 @@ def train_cmd(ctx, xp_name, M, K, n_train, train_frac, eta, eta_schedule, lr, ep
             engine.check_init(cfg, init)
         if not check_only:
             _note_idle_settings(cfg)
+        ident = None                                    # the run's identity, once (config.json records it)
         keep_if = None
-        if if_unfinished:                               # this very run, complete: found under the lock
-            fingerprint = identity.record(cfg, identity.init_digest(init) if init is not None else identity.SEED_INIT,
-                                          *engine.split_of(cfg, init))["fingerprint"]
-            keep_if = lambda o: _holds_this_run(o, cfg, fingerprint)     # noqa: E731
+        if if_unfinished:                               # this very run, finished: found under the lock
+            ident = _identity(engine, cfg, init)
+            keep_if = lambda o: _holds_this_run(o, cfg, ident["fingerprint"])     # noqa: E731
         if check_only:
             if CHECK_FOLDER.get():                      # in use, not empty, not a run to replace, not
                 check_out_writable(out, overwrite and not rundir.is_empty(out))   # writable here: refused
@@ -325,8 +325,7 @@ def train_cmd(ctx, xp_name, M, K, n_train, train_frac, eta, eta_schedule, lr, ep
             return
         xp = get_xp(xp_name)
         session = rundir.Session(out, overwrite=overwrite, note=_note, keep_if=keep_if)
-        ident = identity.record(cfg, identity.init_digest(init) if init is not None else identity.SEED_INIT,
-                                *engine.split_of(cfg, init))
+        ident = ident or _identity(engine, cfg, init)
 
         def prepare():                                  # under the lock
             if session.kept:                            # another process finished this very run
@@ -400,6 +399,12 @@ def _resolve_group(spec, M, M_fixed: bool):
 
 IDLE_REFUSED = {"ridge_reg": "--ridge-reg needs --top-layer ridge",      # config.USED_ONLY_WITH, given alone
                 "momentum": "--momentum is SGD's (--optimizer sgd); --optimizer {optimizer} does not use it"}
+
+
+def _identity(engine, cfg, init) -> dict:
+    """The identity block a new run records in config.json (tianref/identity.py)."""
+    return identity.record(cfg, identity.init_digest(init) if init is not None else identity.SEED_INIT,
+                           *engine.split_of(cfg, init))
 
 
 def _holds_this_run(out: str, cfg, fingerprint: str):

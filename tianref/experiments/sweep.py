@@ -139,11 +139,6 @@ def _unless_done(argv: list) -> list:
     return argv if "--resume" in argv else argv + ["--if-unfinished"]
 
 
-def _member_unless_done(member: str) -> str:
-    """_unless_done for a train-batch --member string."""
-    return shlex.join(_unless_done(shlex.split(member)))
-
-
 def _found_finished(log_path, start: int, out, tag):
     """"complete" or "diverged" when this sweep's child (its summary lines carry ``tag``: the log is shared
     with another sweep's children) said, since byte ``start`` of the log, that the run in ``out`` was already
@@ -188,15 +183,17 @@ def batches(jobs: list[Job], n_jobs: int = 1) -> list[list[Job]]:
 
 
 def batch_argv(members: list[Job], python: str = sys.executable, states=None,
-               threads: int | None = None) -> list[str]:
+               threads: int | None = None, started: bool = False) -> list[str]:
     """The ``train-batch`` command line of ``members`` (their train commands as --member), their
-    messages to ROOT/_logs/<run>.log; ``states``: each member's job_state, if known."""
+    messages to ROOT/_logs/<run>.log; ``states``: each member's job_state, if known; ``started``: as this
+    sweep starts it (each member's command through _unless_done), not as a plan prints it."""
     states = states or [None] * len(members)
     argv = [*cli_argv(python), "train-batch", "--log-dir", str(members[0].out.parent / LOG_DIR)]
     if threads is not None:
         argv += ["--threads", str(int(threads))]
     for j, st in zip(members, states):
         a = train_argv(j, python, st)
+        a = _unless_done(a) if started else a
         argv += ["--member", shlex.join(a[a.index("train") + 1:])]
     return argv
 
@@ -292,6 +289,13 @@ def run_jobs(jobs: list[Job], n_jobs: int = 1, python: str = sys.executable, rep
 
     def _free_again(job) -> bool:
         return retries.get(job.name, 0) < IN_USE_RETRIES and lock_holder(job.out) is None
+
+    def skip(job, why: str) -> None:           # a run another process finished: not this sweep's to count
+        nonlocal total
+        skipped.append(job.name)
+        total -= 1
+        report(f"skip {job.name}: {why}")
+        progress(len(done) + len(failed), total, job.name)
     log_start = {}                             # job name -> its log's size when its child started
     child_tag = {}                             # job name -> the tag its child's summary lines carry
     total = len(queue)
@@ -340,17 +344,13 @@ def run_jobs(jobs: list[Job], n_jobs: int = 1, python: str = sys.executable, rep
                                                  "log": f"(not started: its directory is in use by process "
                                                         f"{holder})"})
                         continue
-                    why = None
-                    if why is None:             # its state now: another process may have run it meanwhile
-                        try:
-                            state_of[job.name] = job_state(job)
-                        except InputError as exc:
-                            why = str(exc)
+                    why = None                  # its state now: another process may have run it meanwhile
+                    try:
+                        state_of[job.name] = job_state(job)
+                    except InputError as exc:
+                        why = str(exc)
                     if why is None and state_of[job.name] in FINISHED:
-                        skipped.append(job.name)
-                        total -= 1
-                        report(f"skip {job.name}: finished (or diverged) in another process since this sweep started")
-                        progress(len(done) + len(failed), total, job.name)
+                        skip(job, "finished (or diverged) in another process since this sweep started")
                         continue
                     if why is None:
                         unit.append(job)
@@ -369,9 +369,7 @@ def run_jobs(jobs: list[Job], n_jobs: int = 1, python: str = sys.executable, rep
                     argv = _unless_done(train_argv(unit[0], python, states[0], threads=threads))
                     log = _open_log(log_dir / f"{unit[0].name}.log", shlex.join(argv))
                 else:
-                    argv = batch_argv(unit, python, states, threads=threads)
-                    argv = [_member_unless_done(a) if i and argv[i - 1] == "--member" else a
-                            for i, a in enumerate(argv)]
+                    argv = batch_argv(unit, python, states, threads=threads, started=True)
                     for j in unit:                     # each member's log starts with its own command
                         _open_log(log_dir / f"{j.name}.log", shlex.join(train_argv(j, python, state_of[j.name]))
                                   + "   # trained in the batch logged in " + f"batch_{unit[0].name}.log").close()
@@ -401,26 +399,21 @@ def run_jobs(jobs: list[Job], n_jobs: int = 1, python: str = sys.executable, rep
                     # trains its other members): whatever the folder holds now is that process's work
                     held = ((len(unit) > 1 and rc != 0) or rc == 2) and \
                         _refused_in_use(log_path, log_start.get(job.name, 0), job.out, proc.pid)
-                    found = not held and (rc == 0 or len(unit) > 1) and \
-                        _found_finished(log_path, log_start.get(job.name, 0), job.out, child_tag.get(job.name))
+                    ran = not held and (rc == 0 or len(unit) > 1)     # its train ended well (a batch: its own)
+                    found = ran and _found_finished(log_path, log_start.get(job.name, 0), job.out,
+                                                    child_tag.get(job.name))
                     if found and _state_or_none(job) in FINISHED:   # its train found it finished, under the
-                        skipped.append(job.name)                  # lock: another process trained it
-                        total -= 1
-                        report(f"skip {job.name}: finished in another process since this {label} started "
-                               f"(its train found it {found} and changed nothing)")
-                        progress(len(done) + len(failed), total, job.name)
+                        skip(job, f"finished in another process since this {label} started (its train "   # lock
+                                  f"found it {found} and changed nothing)")
                         continue
-                    if not held and (rc == 0 or len(unit) > 1) and is_complete(job.out, job.epochs):
+                    if ran and is_complete(job.out, job.epochs):
                         done.append(job.name)
                         report(f"[{len(done) + len(failed)}/{total}] done {job.name} ({secs:.1f} s)")
                     else:
                         entry = {"name": job.name, "returncode": rc, "log": str(log_path)}
                         if held and _state_or_none(job) in FINISHED:      # the other process finished it
-                            skipped.append(job.name)
-                            total -= 1
-                            report(f"skip {job.name}: another process held its directory when this {label} "
-                                   "started it, and has finished it since")
-                            progress(len(done) + len(failed), total, job.name)
+                            skip(job, f"another process held its directory when this {label} started it, and "
+                                      "has finished it since")
                             continue
                         if held:                          # started here as the other process took it: again
                             entry["in_use"] = True        # once it lets go (finished there: skipped)
@@ -475,19 +468,16 @@ def run_jobs(jobs: list[Job], n_jobs: int = 1, python: str = sys.executable, rep
         raise Interrupted(msg, stop["sig"])
     for job, entry in waiting.items():         # nothing else to do here: a run another process finished is
         if _state_or_none(job) in FINISHED:    # skipped, one it still holds is reported in use
-            skipped.append(job.name)
-            total -= 1
-            report(f"skip {job.name}: finished (or diverged) in another process, which held it while this "
-                   f"{label} ran")
-        else:
-            holder = lock_holder(job.out)
-            why = (f"its directory is in use by process {holder} (another sweep or train on this tree), which "
-                   "is training it" if holder is not None else
-                   f"other processes took its directory first {retries.get(job.name, 0) + 1} times and let it go "
-                   "unfinished; run the same command again")
-            failed.append(entry)
-            report(f"[{len(done) + len(failed)}/{total}] IN USE {job.name}: not trained here, {why}"
-                   + ("" if entry["returncode"] is None else f" (see {LOG_DIR}/{job.name}.log)"))
+            skip(job, f"finished (or diverged) in another process, which held it while this {label} ran")
+            continue
+        holder = lock_holder(job.out)
+        why = (f"its directory is in use by process {holder} (another sweep or train on this tree), which "
+               "is training it" if holder is not None else
+               f"other processes took its directory first {retries.get(job.name, 0) + 1} times and let it go "
+               "unfinished; run the same command again")
+        failed.append(entry)
+        report(f"[{len(done) + len(failed)}/{total}] IN USE {job.name}: not trained here, {why}"
+               + ("" if entry["returncode"] is None else f" (see {LOG_DIR}/{job.name}.log)"))
         progress(len(done) + len(failed), total, job.name)
     resumed = sum(state_of.get(name) == "resumable" for name in done)   # of "ran": continued, not started
     return {"runs": len(jobs), "skipped": len(skipped), "ran": len(done), "resumed": resumed, "failed": failed}
